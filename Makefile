@@ -1,0 +1,99 @@
+# hoop: build, test and demo. `make` builds build/hoopd, build/hoopctl and the BPF object.
+#   make V=1                       show every command
+#   make SANITIZE=address,undefined  build with sanitizers into build/san/
+#   make deps                      install missing Debian packages (idempotent, silent if none)
+#   make test                      install, build, run every test (as root)
+#   make demo                      install, build, show an agent going through hoop (as root)
+
+OUT := build
+ifneq ($(SANITIZE),)
+OUT := build/san
+SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+CC ?= gcc
+CLANG ?= clang
+BPFTOOL ?= bpftool
+ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation -D_GNU_SOURCE \
+	  -Iinclude -Iuser/common -I$(OUT) $(SAN_FLAGS)
+LDFLAGS += $(SAN_FLAGS)
+LDLIBS := -lbpf -lelf -lz -lyaml -ljson-c $(shell pkg-config --libs libnl-3.0 2>/dev/null || echo -lnl-3)
+CFLAGS += $(shell pkg-config --cflags libnl-3.0 2>/dev/null || echo -I/usr/include/libnl3)
+
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -Ibpf \
+	      -idirafter /usr/include/$(MULTIARCH) -Wall -Werror
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+COMMON_SRC := $(wildcard user/common/*.c)
+HOOPD_SRC := $(wildcard user/hoopd/*.c)
+HOOPCTL_SRC := $(wildcard user/hoopctl/*.c)
+COMMON_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(COMMON_SRC))
+HOOPD_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(HOOPD_SRC))
+HOOPCTL_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(HOOPCTL_SRC))
+HEADERS := $(wildcard include/*.h user/common/*.h user/hoopd/*.h)
+
+.PHONY: all deps test test-unit test-e2e demo clean fmt
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+all: $(OUT)/hoopd $(OUT)/hoopctl $(OUT)/hoop.bpf.o
+
+deps:
+	$(Q)scripts/deps.sh all
+
+$(OUT)/hoop.bpf.o: bpf/hoop.bpf.c $(wildcard bpf/lib/*.h) include/hoop_bpf.h | $(OUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUT)/hoop.skel.h: $(OUT)/hoop.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name hoop_bpf > $@
+
+$(OUT)/obj/%.o: user/%.c $(HEADERS) $(OUT)/hoop.skel.h
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(OUT)/hoopd: $(HOOPD_OBJ) $(COMMON_OBJ)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(OUT)/hoopctl: $(HOOPCTL_OBJ) $(COMMON_OBJ)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(OUT):
+	@mkdir -p $@
+
+# Test helpers written in C (tests/tools/*.c) build beside the binaries.
+$(OUT)/tools/%: tests/tools/%.c
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -lcrypto -o $@
+
+TOOLS := $(patsubst tests/tools/%.c,$(OUT)/tools/%,$(wildcard tests/tools/*.c))
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all $(TOOLS)
+	$(Q)tests/run.sh
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/demo.sh
+
+clean:
+	rm -rf build
+
+fmt:
+	clang-format -i $(wildcard user/*/*.c user/*/*.h include/*.h bpf/*.c bpf/lib/*.h)

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Install the Debian packages hoop needs to build, test and demo. Idempotent; silent when
+# nothing is missing. Usage: scripts/deps.sh [build|test|all]
+set -eu
+BUILD="make gcc clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libyaml-dev libjson-c-dev
+libnl-3-dev libssl-dev libpg-query-dev pkg-config linux-libc-dev"
+TEST="postgresql postgresql-client iproute2 procps python3 python3-psycopg libclang-rt-14-dev"
+case "${1:-all}" in
+build) want="$BUILD" ;;
+test | all) want="$BUILD $TEST" ;;
+*) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+esac
+missing=""
+for p in $want; do
+	st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+	[ "$st" = "installed" ] || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "hoop: missing Debian packages:$missing" >&2
+	echo "hoop: run 'make deps' as root, or: apt-get install$missing" >&2
+	exit 1
+fi
+echo "hoop: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+# apt-cache look-ups and installs need fresh lists on a new machine.
+apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,173 @@
+/* JSON writer: the only place that escapes strings for JSON output. */
+#include "json.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void jb_init(struct jbuf *j)
+{
+	memset(j, 0, sizeof(*j));
+}
+
+void jb_free(struct jbuf *j)
+{
+	free(j->s);
+	memset(j, 0, sizeof(*j));
+}
+
+static void put(struct jbuf *j, const char *p, size_t n)
+{
+	if (j->oom)
+		return;
+	if (j->len + n + 1 > j->cap) {
+		size_t cap = j->cap ? j->cap : 256;
+		char *s;
+
+		while (cap < j->len + n + 1)
+			cap *= 2;
+		s = realloc(j->s, cap);
+		if (!s) {
+			j->oom = 1;
+			return;
+		}
+		j->s = s;
+		j->cap = cap;
+	}
+	memcpy(j->s + j->len, p, n);
+	j->len += n;
+	j->s[j->len] = '\0';
+}
+
+const char *jb_str(struct jbuf *j)
+{
+	if (j->oom || !j->s)
+		return "{}";
+	return j->s;
+}
+
+static void sep(struct jbuf *j)
+{
+	if (j->need_comma)
+		put(j, ",", 1);
+	j->need_comma = 1;
+}
+
+void jb_obj_open(struct jbuf *j)
+{
+	sep(j);
+	put(j, "{", 1);
+	j->need_comma = 0;
+}
+
+void jb_obj_close(struct jbuf *j)
+{
+	put(j, "}", 1);
+	j->need_comma = 1;
+}
+
+void jb_arr_open(struct jbuf *j)
+{
+	sep(j);
+	put(j, "[", 1);
+	j->need_comma = 0;
+}
+
+void jb_arr_close(struct jbuf *j)
+{
+	put(j, "]", 1);
+	j->need_comma = 1;
+}
+
+static void put_escaped(struct jbuf *j, const char *v)
+{
+	put(j, "\"", 1);
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+		char e[8];
+
+		switch (*p) {
+		case '"':
+			put(j, "\\\"", 2);
+			break;
+		case '\\':
+			put(j, "\\\\", 2);
+			break;
+		case '\n':
+			put(j, "\\n", 2);
+			break;
+		case '\r':
+			put(j, "\\r", 2);
+			break;
+		case '\t':
+			put(j, "\\t", 2);
+			break;
+		default:
+			if (*p < 0x20) {
+				snprintf(e, sizeof(e), "\\u%04x", *p);
+				put(j, e, 6);
+			} else {
+				put(j, (const char *)p, 1);
+			}
+		}
+	}
+	put(j, "\"", 1);
+}
+
+void jb_key(struct jbuf *j, const char *k)
+{
+	sep(j);
+	put_escaped(j, k);
+	put(j, ":", 1);
+	j->need_comma = 0;
+}
+
+void jb_str_val(struct jbuf *j, const char *v)
+{
+	sep(j);
+	if (v)
+		put_escaped(j, v);
+	else
+		put(j, "null", 4);
+}
+
+void jb_int_val(struct jbuf *j, int64_t v)
+{
+	char b[32];
+
+	sep(j);
+	put(j, b, (size_t)snprintf(b, sizeof(b), "%" PRId64, v));
+}
+
+void jb_raw(struct jbuf *j, const char *raw)
+{
+	sep(j);
+	put(j, raw, strlen(raw));
+}
+
+void jb_kv_str(struct jbuf *j, const char *k, const char *v)
+{
+	jb_key(j, k);
+	jb_str_val(j, v);
+}
+
+void jb_kv_int(struct jbuf *j, const char *k, int64_t v)
+{
+	jb_key(j, k);
+	jb_int_val(j, v);
+}
+
+void jb_kv_uint(struct jbuf *j, const char *k, uint64_t v)
+{
+	char b[32];
+
+	jb_key(j, k);
+	sep(j);
+	put(j, b, (size_t)snprintf(b, sizeof(b), "%" PRIu64, v));
+}
+
+void jb_kv_bool(struct jbuf *j, const char *k, int v)
+{
+	jb_key(j, k);
+	jb_raw(j, v ? "true" : "false");
+}

@@ -1,0 +1,406 @@
+/* hoopctl: the operator's CLI. Talks to hoopd over its control socket (one JSON line each way). */
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "json.h"
+
+static const char *g_control = "/run/hoop/hoopd.sock";
+
+static const char usage[] =
+	"Usage: hoopctl [--control PATH] COMMAND [options]\n"
+	"\n"
+	"Commands:\n"
+	"  attach --cgroup PATH [--owner NAME] [--label KEY=VALUE ...] [--reset-existing]\n"
+	"        Redirect the database connections of every process in the cgroup v2 PATH (and\n"
+	"        its descendants) into hoopd. PATH may be absolute (/sys/fs/cgroup/agents; on a\n"
+	"        hybrid host it is looked up under the cgroup2 mount) or relative to the cgroup2\n"
+	"        mount. OWNER names the person or team accountable for the agents; labels are\n"
+	"        free-form and are recorded with every connection. Only new connections are\n"
+	"        redirected: attach lists the cgroup's connections to targeted ports that were\n"
+	"        already open, and --reset-existing ends them (SOCK_DESTROY) so the agents\n"
+	"        reconnect through hoopd. Attaching twice updates owner and labels.\n"
+	"  detach --cgroup PATH\n"
+	"        Remove hoop's programs from the cgroup. Open connections through hoopd go on;\n"
+	"        new ones go direct.\n"
+	"  status [--json]\n"
+	"        Attached cgroups, listeners, live connections with the identity behind each\n"
+	"        (pid, uid, comm, exe, cgroup, owner), and counters.\n"
+	"  reload\n"
+	"        Re-read hoopd's policy file. A bad file is refused with its line and column and\n"
+	"        the running policy stays in force.\n"
+	"  ping  Check that hoopd answers.\n"
+	"\n"
+	"Global options:\n"
+	"  --control PATH   hoopd's control socket [default /run/hoop/hoopd.sock]\n"
+	"  -h, --help       this help\n"
+	"\n"
+	"Exit status: 0 on success, 1 when hoopd refuses or cannot be reached, 2 on a usage error.\n";
+
+/* Send one request, return the parsed response (or NULL with a message printed). */
+static struct json_object *call(const char *req)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	struct json_object *resp;
+	int fd;
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", g_control);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		fprintf(stderr, "hoopctl: cannot reach hoopd at %s: %s\n", g_control,
+			strerror(errno));
+		if (errno == ENOENT || errno == ECONNREFUSED)
+			fprintf(stderr, "hoopctl: is hoopd running? (hoopd --policy FILE; "
+					"--control PATH if it uses another socket)\n");
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req) || write(fd, "\n", 1) != 1) {
+		fprintf(stderr, "hoopctl: write to %s: %s\n", g_control, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	for (;;) {
+		ssize_t n;
+
+		if (len + 4096 > cap) {
+			char *nb = realloc(buf, cap = cap ? cap * 2 : 65536);
+
+			if (!nb) {
+				free(buf);
+				close(fd);
+				return NULL;
+			}
+			buf = nb;
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (!buf || !len) {
+		fprintf(stderr, "hoopctl: hoopd closed the connection without an answer\n");
+		free(buf);
+		return NULL;
+	}
+	buf[len] = '\0';
+	resp = json_tokener_parse(buf);
+	free(buf);
+	if (!resp)
+		fprintf(stderr, "hoopctl: hoopd's answer is not JSON\n");
+	return resp;
+}
+
+static const char *gs(struct json_object *o, const char *k)
+{
+	struct json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, k, &v))
+		return "";
+	return json_object_get_string(v);
+}
+
+static int64_t gi(struct json_object *o, const char *k)
+{
+	struct json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, k, &v))
+		return 0;
+	return json_object_get_int64(v);
+}
+
+static struct json_object *ga(struct json_object *o, const char *k)
+{
+	struct json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_array))
+		return NULL;
+	return v;
+}
+
+static int check_ok(struct json_object *r)
+{
+	struct json_object *v;
+
+	if (!r)
+		return 1;
+	if (json_object_object_get_ex(r, "ok", &v) && json_object_get_boolean(v))
+		return 0;
+	fprintf(stderr, "hoopctl: %s\n", gs(r, "error"));
+	return 1;
+}
+
+static int cmd_attach(int argc, char **argv)
+{
+	static const struct option opts[] = {{"cgroup", required_argument, 0, 'g'},
+					     {"owner", required_argument, 0, 'o'},
+					     {"label", required_argument, 0, 'l'},
+					     {"reset-existing", no_argument, 0, 'r'},
+					     {"help", no_argument, 0, 'h'},
+					     {0}};
+	const char *cg = NULL, *owner = "";
+	struct json_object *labels = json_object_new_object(), *req, *resp, *ex;
+	int reset = 0, c, rc;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'g':
+			cg = optarg;
+			break;
+		case 'o':
+			owner = optarg;
+			break;
+		case 'l': {
+			char *eq = strchr(optarg, '=');
+
+			if (!eq || eq == optarg) {
+				fprintf(stderr, "hoopctl: --label wants KEY=VALUE, got '%s'\n",
+					optarg);
+				return 2;
+			}
+			*eq = '\0';
+			json_object_object_add(labels, optarg, json_object_new_string(eq + 1));
+			break;
+		}
+		case 'r':
+			reset = 1;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (!cg) {
+		fprintf(stderr, "hoopctl attach: --cgroup PATH is required\n");
+		return 2;
+	}
+	req = json_object_new_object();
+	json_object_object_add(req, "cmd", json_object_new_string("attach"));
+	json_object_object_add(req, "cgroup", json_object_new_string(cg));
+	json_object_object_add(req, "owner", json_object_new_string(owner));
+	json_object_object_add(req, "labels", labels);
+	json_object_object_add(req, "reset_existing", json_object_new_boolean(reset));
+	resp = call(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
+	json_object_put(req);
+	rc = check_ok(resp);
+	if (!rc) {
+		printf("attached %s (cgroup id %lld)%s%s\n", gs(resp, "cgroup"),
+		       (long long)gi(resp, "cgroup_id"), *owner ? ", owner " : "", owner);
+		ex = ga(resp, "existing");
+		if (ex && json_object_array_length(ex)) {
+			printf("%zu connection(s) to targeted ports were open before attach%s:\n",
+			       json_object_array_length(ex),
+			       reset ? "" : " and still bypass hoop (end them with --reset-existing)");
+			for (size_t i = 0; i < json_object_array_length(ex); i++) {
+				struct json_object *e = json_object_array_get_idx(ex, i);
+				struct json_object *rv;
+				const char *st = "";
+
+				if (json_object_object_get_ex(e, "reset", &rv))
+					st = json_object_get_boolean(rv) ? "  reset" : "  NOT reset";
+				printf("  %s -> %s  uid %lld  inode %lld%s\n", gs(e, "local"),
+				       gs(e, "remote"), (long long)gi(e, "uid"),
+				       (long long)gi(e, "inode"), st);
+			}
+		} else {
+			printf("no connection to a targeted port was open before attach\n");
+		}
+		if (*gs(resp, "existing_error"))
+			fprintf(stderr, "hoopctl: warning: %s\n", gs(resp, "existing_error"));
+	}
+	if (resp)
+		json_object_put(resp);
+	return rc;
+}
+
+static int cmd_detach(int argc, char **argv)
+{
+	static const struct option opts[] = {{"cgroup", required_argument, 0, 'g'},
+					     {"help", no_argument, 0, 'h'},
+					     {0}};
+	const char *cg = NULL;
+	struct json_object *req, *resp;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'g')
+			cg = optarg;
+		else if (c == 'h') {
+			fputs(usage, stdout);
+			return 0;
+		} else
+			return 2;
+	}
+	if (!cg) {
+		fprintf(stderr, "hoopctl detach: --cgroup PATH is required\n");
+		return 2;
+	}
+	req = json_object_new_object();
+	json_object_object_add(req, "cmd", json_object_new_string("detach"));
+	json_object_object_add(req, "cgroup", json_object_new_string(cg));
+	resp = call(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
+	json_object_put(req);
+	rc = check_ok(resp);
+	if (!rc)
+		printf("detached %s\n", cg);
+	if (resp)
+		json_object_put(resp);
+	return rc;
+}
+
+static void human_bytes(int64_t b, char *out, size_t n)
+{
+	if (b < 10 * 1024)
+		snprintf(out, n, "%lldB", (long long)b);
+	else if (b < 10 * 1024 * 1024)
+		snprintf(out, n, "%lldK", (long long)(b / 1024));
+	else
+		snprintf(out, n, "%lldM", (long long)(b / (1024 * 1024)));
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {{"json", no_argument, 0, 'j'},
+					     {"help", no_argument, 0, 'h'},
+					     {0}};
+	struct json_object *resp, *arr;
+	int json = 0, c, rc;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'j')
+			json = 1;
+		else if (c == 'h') {
+			fputs(usage, stdout);
+			return 0;
+		} else
+			return 2;
+	}
+	resp = call("{\"cmd\":\"status\"}");
+	rc = check_ok(resp);
+	if (rc) {
+		if (resp)
+			json_object_put(resp);
+		return rc;
+	}
+	if (json) {
+		printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
+		json_object_put(resp);
+		return 0;
+	}
+	printf("hoopd %s (pid %lld), policy %s, listen port %lld, accel %s, %s\n",
+	       gs(resp, "version"), (long long)gi(resp, "pid"), gs(resp, "policy"),
+	       (long long)gi(resp, "listen_port"), gs(resp, "accel"),
+	       json_object_get_boolean(json_object_object_get(resp, "fail_open")) ? "FAIL-OPEN"
+										 : "fail-closed");
+	arr = ga(resp, "attachments");
+	printf("\nATTACHED CGROUPS (%zu)\n", arr ? json_object_array_length(arr) : 0);
+	for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+		struct json_object *a = json_object_array_get_idx(arr, i);
+		struct json_object *l = json_object_object_get(a, "labels");
+
+		printf("  %s  id=%lld  owner=%s  labels=%s\n", gs(a, "cgroup"),
+		       (long long)gi(a, "cgroup_id"), *gs(a, "owner") ? gs(a, "owner") : "-",
+		       l ? json_object_to_json_string_ext(l, JSON_C_TO_STRING_PLAIN) : "{}");
+	}
+	arr = ga(resp, "listeners");
+	printf("\nLISTENERS (%zu)\n", arr ? json_object_array_length(arr) : 0);
+	for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+		struct json_object *l = json_object_array_get_idx(arr, i);
+
+		printf("  netns %lld%s  127.0.0.1:%lld%s\n", (long long)gi(l, "netns_inode"),
+		       gi(l, "host_netns") ? " (host)" : "", (long long)gi(l, "port"),
+		       gi(l, "ipv6") ? " [::1]" : "");
+	}
+	arr = ga(resp, "connections");
+	printf("\nCONNECTIONS (%zu)\n", arr ? json_object_array_length(arr) : 0);
+	if (arr && json_object_array_length(arr))
+		printf("  %-14s %7s %6s %-15s %-20s %-24s %-22s %-12s %7s %7s\n", "SESSION", "PID",
+		       "UID", "COMM", "OWNER", "CGROUP", "DESTINATION", "TARGET", "UP", "DOWN");
+	for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+		struct json_object *cn = json_object_array_get_idx(arr, i);
+		char up[16], down[16];
+
+		human_bytes(gi(cn, "bytes_agent_to_db"), up, sizeof(up));
+		human_bytes(gi(cn, "bytes_db_to_agent"), down, sizeof(down));
+		printf("  %-14s %7lld %6lld %-15s %-20s %-24s %-22s %-12s %7s %7s\n",
+		       gs(cn, "session"), (long long)gi(cn, "pid"), (long long)gi(cn, "uid"),
+		       gs(cn, "comm"), *gs(cn, "owner") ? gs(cn, "owner") : "-", gs(cn, "cgroup"),
+		       gs(cn, "destination"), gs(cn, "target"), up, down);
+	}
+	json_object_put(resp);
+	return 0;
+}
+
+static int cmd_simple(const char *cmd, const char *done)
+{
+	char req[64];
+	struct json_object *resp;
+	int rc;
+
+	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}", cmd);
+	resp = call(req);
+	rc = check_ok(resp);
+	if (!rc)
+		printf("%s%s\n", done, gs(resp, "version"));
+	if (resp)
+		json_object_put(resp);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	int i = 1;
+
+	while (i < argc && argv[i][0] == '-') {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(usage, stdout);
+			return 0;
+		}
+		if (!strcmp(argv[i], "--control") && i + 1 < argc) {
+			g_control = argv[i + 1];
+			i += 2;
+		} else if (!strncmp(argv[i], "--control=", 10)) {
+			g_control = argv[i] + 10;
+			i++;
+		} else {
+			fprintf(stderr, "hoopctl: unknown option '%s'\n\n%s", argv[i], usage);
+			return 2;
+		}
+	}
+	if (i >= argc) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	argc -= i;
+	argv += i;
+	optind = 1;
+	if (!strcmp(argv[0], "attach"))
+		return cmd_attach(argc, argv);
+	if (!strcmp(argv[0], "detach"))
+		return cmd_detach(argc, argv);
+	if (!strcmp(argv[0], "status"))
+		return cmd_status(argc, argv);
+	if (!strcmp(argv[0], "reload"))
+		return cmd_simple("reload", "policy reloaded");
+	if (!strcmp(argv[0], "ping"))
+		return cmd_simple("ping", "hoopd answers, version ");
+	if (!strcmp(argv[0], "help")) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	fprintf(stderr, "hoopctl: unknown command '%s'\n\n%s", argv[0], usage);
+	return 2;
+}

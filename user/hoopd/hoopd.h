@@ -1,0 +1,113 @@
+/* hoopd's shared state and the interfaces between its modules. */
+#ifndef HOOPD_H
+#define HOOPD_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "hoop_bpf.h"
+#include "loop.h"
+#include "json.h"
+#include "policy.h"
+
+#define HOOPD_VERSION "0.1.0"
+
+enum accel_mode { ACCEL_OFF = 0, ACCEL_SOCKMAP = 1 };
+
+struct hoopd_opts {
+	const char *policy_path;
+	const char *state_dir;
+	const char *control_path;
+	const char *metrics_addr; /* NULL: no metrics endpoint */
+	const char *pin_root;
+	uint16_t listen_port;
+	int fail_open;
+	enum accel_mode accel;
+	int keep_pins; /* on exit, keep map pins even with nothing attached */
+	size_t relay_buf;
+};
+
+struct hoopd_stats {
+	uint64_t conns_accepted, conns_active, conns_closed;
+	uint64_t conns_refused_nostash, conns_upstream_failed;
+	uint64_t bytes_agent_to_db, bytes_db_to_agent;
+	uint64_t accel_inserted, accel_insert_failed;
+	uint64_t control_requests, control_denied;
+	uint64_t policy_reloads, policy_reload_failures;
+	uint64_t listener_errors;
+};
+
+struct attachment {
+	char path[4096];
+	uint64_t cgroup_id;
+	char owner[256];
+	char labels_json[2048]; /* {"k":"v",...} as given at attach */
+	int64_t attached_at;
+	struct attachment *next;
+};
+
+struct hoopd {
+	struct hoopd_opts o;
+	struct policy *pol;
+	struct hoop_bpf *skel;
+	struct hoopd_stats st;
+	struct attachment *attachments;
+	int host_netns_fd;
+	uint64_t host_netns_ino;
+	char self_cgroup[4096];
+};
+
+extern struct hoopd G;
+
+/* bpfctl.c: load, pin, attach and detach the BPF side. */
+int bpfctl_setup(void);
+void bpfctl_close(void);
+int bpfctl_sync_targets(const struct policy *pol);
+int bpfctl_attach(const char *cg_path, uint64_t cgid, char *err, size_t errn);
+int bpfctl_detach(uint64_t cgid, char *err, size_t errn);
+int bpfctl_is_attached(uint64_t cgid);
+int bpfctl_take_origin(const struct hoop_sock_key *key, struct hoop_origin *out);
+int bpfctl_accel_insert(int fd);
+int bpfctl_counters(uint64_t out[HOOP_ERR_MAX]);
+int bpfctl_events_fd(void);
+void bpfctl_events_poll(void);
+void bpfctl_unpin_all_if_idle(void);
+
+/* netns.c: one loopback listener pair per network namespace that holds agents. */
+struct listener;
+int netns_init(void);
+int netns_ensure_pid(int pid, char *err, size_t errn);
+int netns_socket(struct listener *ln, int family);
+uint64_t netns_cookie(const struct listener *ln);
+uint64_t netns_ino(const struct listener *ln);
+void netns_close_all(void);
+void netns_status(struct jbuf *j);
+
+/* relay.c: accepted agent connections and their upstream legs. */
+void relay_accept(struct listener *ln, int fd);
+void relay_reap(void);
+void relay_status(struct jbuf *j);
+void relay_close_all(void);
+
+/* attach.c: the registry of attached cgroups, persisted in the state dir. */
+int attach_load(void);
+int attach_add(const char *path, uint64_t cgid, const char *owner, const char *labels_json,
+	       char *err, size_t errn);
+int attach_remove(uint64_t cgid, char *err, size_t errn);
+struct attachment *attach_find_for_pid(int pid, const char *proc_cgroup);
+struct attachment *attach_find_id(uint64_t cgid);
+int attach_open_listeners(const struct attachment *a, char *err, size_t errn);
+
+/* control.c / metrics.c */
+int control_init(void);
+void control_close(void);
+int metrics_init(void);
+
+/* sockdiag.c: connections of a cgroup opened before attach. */
+int sockdiag_existing(const char *cg_path, int reset, struct jbuf *j, int *count, char *err,
+		      size_t errn);
+
+/* main.c */
+int hoopd_reload_policy(char *err, size_t errn);
+
+#endif

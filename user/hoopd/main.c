@@ -1,0 +1,297 @@
+/* hoopd: command line, start-up order, signals, reload, shut-down. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "hoopd.h"
+#include "log.h"
+
+struct hoopd G;
+
+static const char usage[] =
+	"Usage: hoopd --policy FILE [options]\n"
+	"\n"
+	"hoopd is hoop's verdict daemon. BPF programs attached to agent cgroups (hoopctl attach)\n"
+	"redirect every connection those agents open to a targeted database port into hoopd,\n"
+	"which connects on to the address the agent dialled, from the agent's own network\n"
+	"namespace, and relays (and, per protocol, judges) what passes.\n"
+	"\n"
+	"Options:\n"
+	"  -p, --policy FILE        policy YAML (targets: which ports and CIDRs are intercepted).\n"
+	"                           Reloaded on SIGHUP or `hoopctl reload`; a bad file is refused\n"
+	"                           with its line and column and the running policy stays.\n"
+	"  -s, --state-dir DIR      state directory (attachment records, later the audit trail)\n"
+	"                           [default /var/lib/hoop]\n"
+	"  -c, --control PATH       control socket for hoopctl, root only [default "
+	"/run/hoop/hoopd.sock]\n"
+	"  -m, --metrics ADDR:PORT  serve Prometheus metrics, e.g. 127.0.0.1:9477 [default off]\n"
+	"  -l, --listen-port PORT   port of hoopd's loopback listener (127.0.0.1 and ::1) in every\n"
+	"                           agent network namespace [default 15432]\n"
+	"      --fail-open          when hoopd is not listening, let agents connect directly.\n"
+	"                           Default is fail closed: their connects are refused at once.\n"
+	"      --accel MODE         sockmap: hoopd's sends to agents skip the loopback TCP stack\n"
+	"                           (sk_msg redirect); off: plain loopback TCP [default off]\n"
+	"      --pin-root DIR       bpffs directory for pinned maps and links [default "
+	"/sys/fs/bpf/hoop]\n"
+	"      --keep-pins          keep the pinned maps on exit even with no cgroup attached\n"
+	"      --relay-buffer BYTES per-direction relay buffer [default 65536]\n"
+	"      --log-format FMT     text or json [default text]\n"
+	"      --log-level LEVEL    debug, info, warn, error [default info]\n"
+	"  -V, --version            print the version and exit\n"
+	"  -h, --help               this help\n"
+	"\n"
+	"Signals: SIGHUP reloads the policy; SIGTERM/SIGINT stop hoopd. Attachments survive a\n"
+	"stop: agents stay fail-closed until hoopd is back, and need no re-attach.\n"
+	"Exit status: 0 on a clean stop, 1 on a start-up error, 2 on a usage error.\n";
+
+int hoopd_reload_policy(char *err, size_t errn)
+{
+	struct policy *np;
+	int r;
+
+	r = policy_load(G.o.policy_path, &np, err, errn);
+	if (r) {
+		G.st.policy_reload_failures++;
+		log_error("policy reload refused, the running policy stays: %s", err);
+		return r;
+	}
+	for (int i = 0; i < np->ntargets; i++)
+		for (int p = 0; p < np->targets[i].nports; p++)
+			if (np->targets[i].ports[p] == G.o.listen_port) {
+				snprintf(err, errn, "%s: target %s uses port %u, hoopd's own listen "
+						    "port; refused",
+					 G.o.policy_path, np->targets[i].name, G.o.listen_port);
+				log_error("policy reload refused: %s", err);
+				policy_free(np);
+				G.st.policy_reload_failures++;
+				return -EINVAL;
+			}
+	if (G.skel && (r = bpfctl_sync_targets(np))) {
+		snprintf(err, errn, "cannot update the kernel's target map: %s", strerror(-r));
+		policy_free(np);
+		G.st.policy_reload_failures++;
+		return r;
+	}
+	policy_free(G.pol);
+	G.pol = np;
+	G.st.policy_reloads++;
+	log_info("policy %s loaded: %d target(s)", G.o.policy_path, np->ntargets);
+	return 0;
+}
+
+static struct loop_watch g_sigw, g_rbw;
+
+static void on_signal(struct loop_watch *w, uint32_t events)
+{
+	struct signalfd_siginfo si;
+	char err[1024];
+
+	while (read(w->fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			log_info("SIGHUP: reloading %s", G.o.policy_path);
+			hoopd_reload_policy(err, sizeof(err));
+		} else {
+			log_info("signal %d: stopping", si.ssi_signo);
+			loop_stop();
+		}
+	}
+}
+
+static void on_ring(struct loop_watch *w, uint32_t events)
+{
+	bpfctl_events_poll();
+}
+
+static int parse_u(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || !*s || *end || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"policy", required_argument, 0, 'p'},
+		{"state-dir", required_argument, 0, 's'},
+		{"control", required_argument, 0, 'c'},
+		{"metrics", required_argument, 0, 'm'},
+		{"listen-port", required_argument, 0, 'l'},
+		{"fail-open", no_argument, 0, 1},
+		{"accel", required_argument, 0, 2},
+		{"pin-root", required_argument, 0, 3},
+		{"keep-pins", no_argument, 0, 4},
+		{"relay-buffer", required_argument, 0, 5},
+		{"log-format", required_argument, 0, 6},
+		{"log-level", required_argument, 0, 7},
+		{"version", no_argument, 0, 'V'},
+		{"help", no_argument, 0, 'h'},
+		{0},
+	};
+	enum hlog_level lvl = HLOG_INFO;
+	int json = 0, c, sfd, r;
+	char err[1024];
+	sigset_t mask;
+	long v;
+
+	G.o.state_dir = "/var/lib/hoop";
+	G.o.control_path = "/run/hoop/hoopd.sock";
+	G.o.pin_root = HOOP_PIN_ROOT;
+	G.o.listen_port = 15432;
+	G.o.relay_buf = 65536;
+	while ((c = getopt_long(argc, argv, "p:s:c:m:l:Vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			G.o.policy_path = optarg;
+			break;
+		case 's':
+			G.o.state_dir = optarg;
+			break;
+		case 'c':
+			G.o.control_path = optarg;
+			break;
+		case 'm':
+			G.o.metrics_addr = optarg;
+			break;
+		case 'l':
+			if (parse_u(optarg, 1, 65535, &v)) {
+				fprintf(stderr, "hoopd: --listen-port wants 1..65535, got '%s'\n",
+					optarg);
+				return 2;
+			}
+			G.o.listen_port = (uint16_t)v;
+			break;
+		case 1:
+			G.o.fail_open = 1;
+			break;
+		case 2:
+			if (!strcmp(optarg, "sockmap"))
+				G.o.accel = ACCEL_SOCKMAP;
+			else if (!strcmp(optarg, "off"))
+				G.o.accel = ACCEL_OFF;
+			else {
+				fprintf(stderr, "hoopd: --accel wants sockmap or off, got '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 3:
+			G.o.pin_root = optarg;
+			break;
+		case 4:
+			G.o.keep_pins = 1;
+			break;
+		case 5:
+			if (parse_u(optarg, 4096, 16 << 20, &v)) {
+				fprintf(stderr, "hoopd: --relay-buffer wants 4096..16777216\n");
+				return 2;
+			}
+			G.o.relay_buf = (size_t)v;
+			break;
+		case 6:
+			if (!strcmp(optarg, "json"))
+				json = 1;
+			else if (strcmp(optarg, "text")) {
+				fprintf(stderr, "hoopd: --log-format wants text or json\n");
+				return 2;
+			}
+			break;
+		case 7:
+			if (hlog_parse_level(optarg, &lvl)) {
+				fprintf(stderr, "hoopd: --log-level wants debug, info, warn or error\n");
+				return 2;
+			}
+			break;
+		case 'V':
+			printf("hoopd %s\n", HOOPD_VERSION);
+			return 0;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "hoopd: unexpected argument '%s'\n%s", argv[optind], usage);
+		return 2;
+	}
+	if (!G.o.policy_path) {
+		fprintf(stderr, "hoopd: --policy FILE is required\n\n%s", usage);
+		return 2;
+	}
+	hlog_setup("hoopd", json, lvl);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (policy_load(G.o.policy_path, &G.pol, err, sizeof(err))) {
+		log_error("%s", err);
+		return 1;
+	}
+	if (mkdir(G.o.state_dir, 0700) && errno != EEXIST) {
+		log_error("cannot create state dir %s: %s", G.o.state_dir, strerror(errno));
+		return 1;
+	}
+	if (cg_of_pid(getpid(), G.self_cgroup, sizeof(G.self_cgroup)))
+		G.self_cgroup[0] = '\0';
+	if ((r = loop_init()) || (r = netns_init())) {
+		log_error("start-up: %s", strerror(-r));
+		return 1;
+	}
+	/* Control socket first: it refuses to start a second hoopd before we touch the maps. */
+	if (control_init())
+		return 1;
+	if (bpfctl_setup()) {
+		control_close();
+		return 1;
+	}
+	if (hoopd_reload_policy(err, sizeof(err)))
+		goto fail;
+	G.st.policy_reloads = 0;
+	if (attach_load())
+		goto fail;
+	if (metrics_init())
+		goto fail;
+	if (loop_add(&g_rbw, bpfctl_events_fd(), EPOLLIN, on_ring))
+		goto fail;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd < 0 || loop_add(&g_sigw, sfd, EPOLLIN, on_signal))
+		goto fail;
+	log_info("hoopd %s ready: policy %s, %d target(s), listen port %u, accel %s, %s, "
+		 "control %s",
+		 HOOPD_VERSION, G.o.policy_path, G.pol->ntargets, G.o.listen_port,
+		 G.o.accel == ACCEL_SOCKMAP ? "sockmap" : "off",
+		 G.o.fail_open ? "FAIL-OPEN" : "fail-closed", G.o.control_path);
+	r = loop_run(1000, relay_reap);
+	relay_close_all();
+	netns_close_all();
+	control_close();
+	bpfctl_unpin_all_if_idle();
+	bpfctl_close();
+	policy_free(G.pol);
+	return r ? 1 : 0;
+fail:
+	control_close();
+	bpfctl_unpin_all_if_idle();
+	bpfctl_close();
+	return 1;
+}

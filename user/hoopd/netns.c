@@ -1,0 +1,263 @@
+/*
+ * One loopback listener pair (127.0.0.1 and ::1 on the configured port) per network namespace
+ * that holds agents. hoopd enters the namespace with setns(), creates the socket and returns: a
+ * socket keeps the namespace it was made in, so one epoll loop serves every namespace. Upstream
+ * sockets are made the same way, so the database sees the agent's own source address.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hoopd.h"
+#include "log.h"
+
+struct listener {
+	uint64_t ino; /* netns inode: the namespace's identity */
+	uint64_t cookie;
+	int nsfd; /* -1 for hoopd's own namespace */
+	int fd4, fd6;
+	struct loop_watch w4, w6;
+	int first_pid;
+	struct listener *next;
+};
+
+static struct listener *g_listeners;
+
+int netns_init(void)
+{
+	struct stat st;
+
+	G.host_netns_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (G.host_netns_fd < 0 || fstat(G.host_netns_fd, &st))
+		return -errno;
+	G.host_netns_ino = st.st_ino;
+	return 0;
+}
+
+/* Run socket() inside ln's namespace. */
+int netns_socket(struct listener *ln, int family)
+{
+	int fd, saved;
+
+	if (ln->nsfd >= 0 && setns(ln->nsfd, CLONE_NEWNET))
+		return -errno;
+	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	saved = errno;
+	if (ln->nsfd >= 0 && setns(G.host_netns_fd, CLONE_NEWNET)) {
+		/* Cannot return to our own namespace: every later socket would be wrong. */
+		log_error("cannot return to hoopd's network namespace: %s; exiting",
+			  strerror(errno));
+		abort();
+	}
+	if (fd < 0)
+		return -saved;
+	return fd;
+}
+
+uint64_t netns_cookie(const struct listener *ln)
+{
+	return ln->cookie;
+}
+
+uint64_t netns_ino(const struct listener *ln)
+{
+	return ln->ino;
+}
+
+static void accept_ready(struct listener *ln, int lfd)
+{
+	for (int i = 0; i < 64; i++) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				log_warn("accept on netns %llu: %s", (unsigned long long)ln->ino,
+					 strerror(errno));
+			return;
+		}
+		relay_accept(ln, fd);
+	}
+}
+
+static void on_accept4(struct loop_watch *w, uint32_t events)
+{
+	accept_ready(container_of(w, struct listener, w4), w->fd);
+}
+
+static void on_accept6(struct loop_watch *w, uint32_t events)
+{
+	accept_ready(container_of(w, struct listener, w6), w->fd);
+}
+
+static int open_listener(struct listener *ln, int family, char *err, size_t errn)
+{
+	struct sockaddr_storage ss = {0};
+	socklen_t sl;
+	int fd, one = 1;
+
+	fd = netns_socket(ln, family);
+	if (fd < 0) {
+		snprintf(err, errn, "socket: %s", strerror(-fd));
+		return fd;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons(G.o.listen_port);
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sl = sizeof(*a);
+	} else {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(G.o.listen_port);
+		a->sin6_addr = in6addr_loopback;
+		sl = sizeof(*a);
+	}
+	if (bind(fd, (struct sockaddr *)&ss, sl) || listen(fd, 4096)) {
+		int e = errno;
+
+		snprintf(err, errn, "cannot listen on %s:%u in netns %llu: %s%s",
+			 family == AF_INET ? "127.0.0.1" : "[::1]", G.o.listen_port,
+			 (unsigned long long)ln->ino, strerror(e),
+			 e == EADDRNOTAVAIL ? " (is loopback up in that namespace? "
+					      "ip link set lo up)"
+			 : e == EADDRINUSE ? " (another program holds the port; choose "
+					     "another with --listen-port)"
+					   : "");
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+static struct listener *find_ino(uint64_t ino)
+{
+	for (struct listener *l = g_listeners; l; l = l->next)
+		if (l->ino == ino)
+			return l;
+	return NULL;
+}
+
+int netns_ensure_pid(int pid, char *err, size_t errn)
+{
+	char p[64];
+	struct stat st;
+	struct listener *ln;
+	socklen_t cl = sizeof(uint64_t);
+	int nsfd, r;
+
+	snprintf(p, sizeof(p), "/proc/%d/ns/net", pid);
+	nsfd = open(p, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0 || fstat(nsfd, &st)) {
+		snprintf(err, errn, "%s: %s", p, strerror(errno));
+		r = -errno;
+		if (nsfd >= 0)
+			close(nsfd);
+		return r;
+	}
+	if (find_ino(st.st_ino)) {
+		close(nsfd);
+		return 0;
+	}
+	ln = calloc(1, sizeof(*ln));
+	if (!ln) {
+		close(nsfd);
+		return -ENOMEM;
+	}
+	ln->ino = st.st_ino;
+	ln->first_pid = pid;
+	ln->fd4 = ln->fd6 = -1;
+	if (st.st_ino == G.host_netns_ino) {
+		close(nsfd);
+		ln->nsfd = -1;
+	} else {
+		ln->nsfd = nsfd;
+	}
+	ln->fd4 = open_listener(ln, AF_INET, err, errn);
+	if (ln->fd4 < 0) {
+		r = ln->fd4;
+		G.st.listener_errors++;
+		goto fail;
+	}
+	{
+		char e6[256];
+
+		ln->fd6 = open_listener(ln, AF_INET6, e6, sizeof(e6));
+		if (ln->fd6 < 0)
+			log_warn("no IPv6 listener (agents dialling IPv6 targets in this namespace "
+				 "get connection refused): %s",
+				 e6);
+	}
+	if (getsockopt(ln->fd4, SOL_SOCKET, SO_NETNS_COOKIE, &ln->cookie, &cl)) {
+		r = -errno;
+		snprintf(err, errn, "SO_NETNS_COOKIE: %s (kernel 5.14 or later is needed)",
+			 strerror(errno));
+		goto fail;
+	}
+	if ((r = loop_add(&ln->w4, ln->fd4, EPOLLIN, on_accept4)))
+		goto fail;
+	if (ln->fd6 >= 0 && (r = loop_add(&ln->w6, ln->fd6, EPOLLIN, on_accept6)))
+		goto fail;
+	ln->next = g_listeners;
+	g_listeners = ln;
+	log_info("listening on 127.0.0.1:%u%s in netns %llu (first seen from pid %d)",
+		 G.o.listen_port, ln->fd6 >= 0 ? " and [::1]" : "", (unsigned long long)ln->ino,
+		 pid);
+	return 0;
+fail:
+	if (ln->fd4 >= 0)
+		close(ln->fd4);
+	if (ln->fd6 >= 0)
+		close(ln->fd6);
+	if (ln->nsfd >= 0)
+		close(ln->nsfd);
+	free(ln);
+	return r;
+}
+
+void netns_close_all(void)
+{
+	struct listener *n;
+
+	for (struct listener *l = g_listeners; l; l = n) {
+		n = l->next;
+		if (l->fd4 >= 0)
+			close(l->fd4);
+		if (l->fd6 >= 0)
+			close(l->fd6);
+		if (l->nsfd >= 0)
+			close(l->nsfd);
+		free(l);
+	}
+	g_listeners = NULL;
+}
+
+void netns_status(struct jbuf *j)
+{
+	jb_key(j, "listeners");
+	jb_arr_open(j);
+	for (struct listener *l = g_listeners; l; l = l->next) {
+		jb_obj_open(j);
+		jb_kv_uint(j, "netns_inode", l->ino);
+		jb_kv_uint(j, "netns_cookie", l->cookie);
+		jb_kv_bool(j, "host_netns", l->nsfd < 0);
+		jb_kv_int(j, "port", G.o.listen_port);
+		jb_kv_bool(j, "ipv6", l->fd6 >= 0);
+		jb_kv_int(j, "first_pid", l->first_pid);
+		jb_obj_close(j);
+	}
+	jb_arr_close(j);
+}
