@@ -95,8 +95,11 @@ static int open_one(int pid, void *arg)
 
 int attach_open_listeners(const struct attachment *a, char *err, size_t errn)
 {
-	/* The netns of every process already in the cgroup; later ones announce themselves
-	 * through the hoop_events ring buffer on their first targeted connect. */
+	/* hoopd's own namespace (agents on a plain host), then the namespace of every process
+	 * already in the cgroup. A process that enters another namespace later announces it
+	 * through the hoop_events ring buffer on its first targeted connect, which is refused
+	 * (fail closed) while the listener opens; its next connect goes through. */
+	open_one(getpid(), NULL);
 	return cg_for_each_pid(a->path, open_one, NULL);
 }
 

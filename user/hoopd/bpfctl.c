@@ -16,7 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "hoop.skel.h"
@@ -24,6 +27,18 @@
 #include "log.h"
 
 static struct ring_buffer *g_rb;
+
+/* Drop our reference to a pinned link: the pin keeps the attachment. libbpf's disconnect only
+ * skips the detach, so the fd must be closed here or unpinning would not release the link. */
+static void link_release(struct bpf_link *l)
+{
+	int fd = bpf_link__fd(l);
+
+	bpf_link__disconnect(l);
+	bpf_link__destroy(l);
+	if (fd >= 0)
+		close(fd);
+}
 
 static int libbpf_sink(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -118,11 +133,27 @@ static void adopt_pinned_links(void)
 			if (bpf_link__update_program(l, *cgroup_progs[i].prog))
 				log_warn("cannot move pinned link %s to the new program: %s", p,
 					 strerror(errno));
-			bpf_link__disconnect(l);
-			bpf_link__destroy(l);
+			link_release(l);
 		}
 	}
 	closedir(d);
+}
+
+/* Pins need a bpffs. Debian and most nodes mount one at /sys/fs/bpf; mount it if not. */
+static int ensure_bpffs(void)
+{
+	struct statfs sf;
+
+	if (strncmp(G.o.pin_root, "/sys/fs/bpf/", 12))
+		return 0; /* the operator chose another place: theirs to mount */
+	if (statfs("/sys/fs/bpf", &sf) == 0 && sf.f_type == BPF_FS_MAGIC)
+		return 0;
+	if (mount("bpffs", "/sys/fs/bpf", "bpf", 0, "mode=0700")) {
+		log_error("no bpffs at /sys/fs/bpf and cannot mount one: %s", strerror(errno));
+		return -errno;
+	}
+	log_info("mounted bpffs at /sys/fs/bpf");
+	return 0;
 }
 
 int bpfctl_setup(void)
@@ -135,6 +166,8 @@ int bpfctl_setup(void)
 	int r;
 
 	libbpf_set_print(libbpf_sink);
+	if ((r = ensure_bpffs()))
+		return r;
 	snprintf(p, sizeof(p), "%s/maps", G.o.pin_root);
 	if ((r = mkdir_p(p))) {
 		log_error("cannot create pin directory %s: %s (is bpffs mounted at /sys/fs/bpf?)",
@@ -356,8 +389,7 @@ int bpfctl_attach(const char *cg_path, uint64_t cgid, char *err, size_t errn)
 			bpf_link__destroy(l);
 			break;
 		}
-		bpf_link__disconnect(l);
-		bpf_link__destroy(l);
+		link_release(l);
 	}
 	if (r) {
 		char e2[256];
