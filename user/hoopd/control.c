@@ -164,12 +164,14 @@ static void do_detach(struct json_object *req, struct jbuf *j, struct ctl_client
 		reply_err(j, err);
 		return;
 	}
+	if (a)
+		snprintf(path, sizeof(path), "%s", a->path); /* a is freed by attach_remove */
 	if (attach_remove(id, err, sizeof(err))) {
 		reply_err(j, err);
 		return;
 	}
-	log_info("detached cgroup %s (id %llu) at the request of uid %u pid %d",
-		 a ? a->path : path, (unsigned long long)id, cl->uid, cl->pid);
+	log_info("detached cgroup %s (id %llu) at the request of uid %u pid %d", path,
+		 (unsigned long long)id, cl->uid, cl->pid);
 	jb_obj_open(j);
 	jb_kv_bool(j, "ok", 1);
 	jb_kv_uint(j, "cgroup_id", id);

@@ -199,29 +199,37 @@ static void rearm(struct conn *c)
 		conn_kill(c, "both sides done");
 }
 
+static void conn_fail(struct conn *c, const char *side, int err)
+{
+	char why[128];
+
+	snprintf(why, sizeof(why), "%s connection: %s", side, strerror(err));
+	conn_kill(c, why);
+}
+
 static void pump(struct conn *c)
 {
 	uint64_t up = 0, down = 0;
 
 	if (fill(c->afd, &c->a2u, &up)) {
-		conn_kill(c, "agent connection error");
+		conn_fail(c, "agent", errno);
 		return;
 	}
 	c->bytes_up += up;
 	G.st.bytes_agent_to_db += up;
 	if (!c->connecting) {
 		if (fill(c->ufd, &c->u2a, &down)) {
-			conn_kill(c, "database connection error");
+			conn_fail(c, "database", errno);
 			return;
 		}
 		c->bytes_down += down;
 		G.st.bytes_db_to_agent += down;
 		if (drain(c->ufd, &c->a2u)) {
-			conn_kill(c, "database connection error");
+			conn_fail(c, "database", errno);
 			return;
 		}
 		if (drain(c->afd, &c->u2a)) {
-			conn_kill(c, "agent connection error");
+			conn_fail(c, "agent", errno);
 			return;
 		}
 	}

@@ -1,0 +1,309 @@
+"""Shared machinery for hoop's end-to-end tests: a real PostgreSQL, a real hoopd with real BPF
+programs attached to a fresh cgroup, network namespaces on 198.18.0.0/15 veths, and a tiny
+runner that prints `e2e: N passed, M failed`. Everything a test starts is torn down, even when
+the test fails. Run as root with Debian's /usr/bin/python3.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("HOOP_BUILD", os.path.join(ROOT, "build"))
+HOOPD = os.path.join(BUILD, "hoopd")
+HOOPCTL = os.path.join(BUILD, "hoopctl")
+PGBIN = "/usr/lib/postgresql/15/bin"
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def cgroup2_mount():
+    with open("/proc/mounts") as f:
+        for line in f:
+            dev, mnt, typ = line.split()[:3]
+            if typ == "cgroup2":
+                return mnt
+    raise RuntimeError("no cgroup2 mount")
+
+
+def wait_for(pred, timeout=10.0, what="condition"):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+class Cleanup:
+    """A stack of undo actions run in reverse, each guarded so one failure doesn't stop the rest."""
+
+    def __init__(self):
+        self.stack = []
+
+    def push(self, fn, *a):
+        self.stack.append((fn, a))
+
+    def run(self):
+        while self.stack:
+            fn, a = self.stack.pop()
+            try:
+                fn(*a)
+            except Exception as e:  # keep cleaning
+                log("  cleanup: %s%r: %s" % (getattr(fn, "__name__", fn), a, e))
+
+
+class Postgres:
+    """A throwaway PostgreSQL 15 cluster on a free port."""
+
+    def __init__(self, cleanup, listen="127.0.0.1,::1", extra=()):
+        self.dir = tempfile.mkdtemp(prefix="hoop-pg-")
+        os.chmod(self.dir, 0o755)
+        shutil.chown(self.dir, "postgres", "postgres")
+        self.port = free_port()
+        self.data = os.path.join(self.dir, "data")
+        self._pg(["initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync"])
+        opts = "-p %d -k %s -c listen_addresses='%s' -c max_connections=200 -c fsync=off" % (
+            self.port, self.dir, listen)
+        for e in extra:
+            opts += " -c " + e
+        with open(os.path.join(self.data, "pg_hba.conf"), "a") as f:
+            f.write("host all all 198.18.0.0/15 trust\n")  # the tests' agent namespaces
+        cleanup.push(shutil.rmtree, self.dir, True)
+        cleanup.push(self.stop)
+        self._pg(["pg_ctl", "-D", self.data, "-o", opts, "-l", os.path.join(self.dir, "log"),
+                  "-w", "start"])
+
+    def _pg(self, args):
+        subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(PGBIN, args[0])] + args[1:],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def stop(self):
+        if os.path.exists(os.path.join(self.data, "postmaster.pid")):
+            self._pg(["pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop"])
+
+    def psql_direct(self, sql):
+        return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                               "-tAX", "-c", sql], check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+
+class Hoopd:
+    """One hoopd with its own pin root, state dir, control socket and ports."""
+
+    def __init__(self, cleanup, policy_text, tag="t"):
+        self.cleanup = cleanup
+        self.dir = tempfile.mkdtemp(prefix="hoop-d-")
+        cleanup.push(shutil.rmtree, self.dir, True)
+        self.policy = os.path.join(self.dir, "policy.yaml")
+        self.state = os.path.join(self.dir, "state")
+        self.control = os.path.join(self.dir, "hoopd.sock")
+        self.pin_root = "/sys/fs/bpf/hoop-test-%d-%s" % (os.getpid(), tag)
+        self.listen_port = free_port()
+        self.metrics_port = free_port()
+        self.proc = None
+        self.logf = os.path.join(self.dir, "hoopd.log")
+        self.write_policy(policy_text)
+        cleanup.push(self._remove_pins)
+        cleanup.push(self.stop)
+
+    def write_policy(self, text):
+        with open(self.policy, "w") as f:
+            f.write(text)
+
+    def start(self, *extra, expect_fail=False):
+        args = [HOOPD, "--policy", self.policy, "--state-dir", self.state, "--control",
+                self.control, "--pin-root", self.pin_root, "--listen-port", str(self.listen_port),
+                "--metrics", "127.0.0.1:%d" % self.metrics_port, "--log-level", "debug"] + list(extra)
+        logf = open(self.logf, "a")
+        self.proc = subprocess.Popen(args, stdout=logf, stderr=logf, start_new_session=True)
+        logf.close()
+        if expect_fail:
+            return self.proc.wait(timeout=10)
+        wait_for(lambda: self.proc.poll() is not None or self.ctl_ok("ping"), 10, "hoopd to answer")
+        if self.proc.poll() is not None:
+            raise AssertionError("hoopd exited %d:\n%s" % (self.proc.returncode, self.log_text()))
+        return 0
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode if self.proc else None
+        self.proc = None
+        return rc
+
+    def _remove_pins(self):
+        # Tests detach what they attach; this only catches a test that died half-way.
+        if os.path.isdir(os.path.join(self.pin_root, "cgroups")):
+            for d in os.listdir(os.path.join(self.pin_root, "cgroups")):
+                p = os.path.join(self.pin_root, "cgroups", d)
+                for f in os.listdir(p):
+                    os.unlink(os.path.join(p, f))
+                os.rmdir(p)
+        if os.path.isdir(self.pin_root):
+            shutil.rmtree(self.pin_root, ignore_errors=True)
+
+    def log_text(self):
+        try:
+            with open(self.logf, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def ctl(self, *args, check=True):
+        r = subprocess.run([HOOPCTL, "--control", self.control] + list(args), capture_output=True,
+                           text=True, timeout=30)
+        if check and r.returncode != 0:
+            raise AssertionError("hoopctl %s failed (%d): %s%s" % (" ".join(args), r.returncode,
+                                                                  r.stdout, r.stderr))
+        return r
+
+    def ctl_ok(self, *args):
+        try:
+            return self.ctl(*args, check=False).returncode == 0
+        except Exception:
+            return False
+
+    def status(self):
+        return json.loads(self.ctl("status", "--json").stdout)
+
+    def metrics(self):
+        import urllib.request
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port, timeout=5) as r:
+            return r.read().decode()
+
+
+class Cgroup:
+    def __init__(self, cleanup, name):
+        self.path = os.path.join(cgroup2_mount(), "hoop-test-%d" % os.getpid(), name)
+        os.makedirs(self.path, exist_ok=True)
+        cleanup.push(self.remove)
+
+    def remove(self):
+        # Move stragglers out (kill them: they are ours), then remove the directory and parent.
+        try:
+            with open(os.path.join(self.path, "cgroup.procs")) as f:
+                pids = [int(x) for x in f.read().split()]
+        except OSError:
+            pids = []
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        wait_for(lambda: not open(os.path.join(self.path, "cgroup.procs")).read().strip(), 5,
+                 "cgroup to empty")
+        os.rmdir(self.path)
+        try:
+            os.rmdir(os.path.dirname(self.path))
+        except OSError:
+            pass
+
+    def cmd(self, argv, netns=None):
+        """argv run inside this cgroup (and netns): the shell joins, then execs argv."""
+        # Join the cgroup first: `ip netns exec` remounts /sys, hiding the cgroup mount.
+        if netns:
+            argv = ["ip", "netns", "exec", netns] + list(argv)
+        return ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', self.path] + list(argv)
+
+    def run(self, argv, netns=None, **kw):
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        kw.setdefault("timeout", 60)
+        return subprocess.run(self.cmd(argv, netns), **kw)
+
+    def popen(self, argv, netns=None, **kw):
+        return subprocess.Popen(self.cmd(argv, netns), **kw)
+
+
+class Netns:
+    """A network namespace joined to the host by a veth pair on 198.18.0.0/15."""
+
+    def __init__(self, cleanup, name, host_ip, ns_ip, prefix=30):
+        self.name = name
+        self.host_if = name[:10] + "h"
+        self.ns_if = name[:10] + "n"
+        self.host_ip, self.ns_ip = host_ip, ns_ip
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        sh("ip netns add %s" % name)
+        cleanup.push(sh, "ip netns del %s" % name)
+        sh("ip link add %s type veth peer name %s" % (self.host_if, self.ns_if))
+        cleanup.push(lambda: subprocess.run(["ip", "link", "del", self.host_if], capture_output=True))
+        sh("ip link set %s netns %s" % (self.ns_if, name))
+        sh("ip addr add %s/%d dev %s" % (host_ip, prefix, self.host_if))
+        sh("ip link set %s up" % self.host_if)
+        sh("ip -n %s addr add %s/%d dev %s" % (name, ns_ip, prefix, self.ns_if))
+        sh("ip -n %s link set %s up" % (name, self.ns_if))
+        sh("ip -n %s link set lo up" % name)
+
+
+def sh(cmd):
+    r = subprocess.run(cmd, shell=True, capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError("%s: %s" % (cmd, r.stderr.strip()))
+    return r.stdout
+
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def run_tests(tests, setup, teardown, only=None):
+    """Run test functions in order with a shared context; print one summary line."""
+    passed = failed = 0
+    failures = []
+    ctx = None
+    try:
+        ctx = setup()
+        for t in tests:
+            name = t.__name__
+            if only and not any(o in name for o in only):
+                continue
+            t0 = time.time()
+            try:
+                t(ctx)
+                passed += 1
+                log("PASS %s (%.1fs)" % (name, time.time() - t0))
+            except Exception:
+                failed += 1
+                failures.append(name)
+                log("FAIL %s (%.1fs)\n%s" % (name, time.time() - t0, traceback.format_exc()))
+                for h in getattr(ctx, "hoopds", []):
+                    log("---- hoopd log (last 40 lines) ----\n" + "\n".join(h.log_text().splitlines()[-40:]))
+    except Exception:
+        failed += 1
+        log("FAIL setup\n" + traceback.format_exc())
+    finally:
+        try:
+            teardown(ctx)
+        except Exception:
+            failed += 1
+            log("FAIL teardown\n" + traceback.format_exc())
+    if failures:
+        log("failed: " + ", ".join(failures))
+    print("e2e: %d passed, %d failed" % (passed, failed), flush=True)
+    return 1 if failed else 0
