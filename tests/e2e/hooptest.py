@@ -120,6 +120,7 @@ class Hoopd:
         self.listen_port = free_port()
         self.metrics_port = free_port()
         self.proc = None
+        self.exit_codes = []
         self.logf = os.path.join(self.dir, "hoopd.log")
         self.write_policy(policy_text)
         cleanup.push(self._remove_pins)
@@ -152,8 +153,18 @@ class Hoopd:
                 self.proc.kill()
                 self.proc.wait()
         rc = self.proc.returncode if self.proc else None
+        if rc is not None:
+            self.exit_codes.append(rc)
         self.proc = None
         return rc
+
+    def sanitizer_reports(self):
+        """Sanitizer findings and unclean exits of every hoopd run so far."""
+        bad = [l for l in self.log_text().splitlines()
+               if "ERROR: AddressSanitizer" in l or "ERROR: LeakSanitizer" in l
+               or "runtime error:" in l]
+        bad += ["hoopd exited with status %d" % rc for rc in self.exit_codes if rc != 0]
+        return bad
 
     def _remove_pins(self):
         # Tests detach what they attach; this only catches a test that died half-way.

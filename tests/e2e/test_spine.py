@@ -305,11 +305,11 @@ def integrity(ctx, accel):
         check(hits == 0, "accel off but sk_msg redirected %d sends" % hits)
 
 
-def test_integrity_256mib_accel_off(ctx):
+def test_integrity_accel_off(ctx):
     integrity(ctx, "off")
 
 
-def test_integrity_256mib_accel_sockmap(ctx):
+def test_integrity_accel_sockmap(ctx):
     try:
         integrity(ctx, "sockmap")
         # psql works in this mode too.
@@ -365,6 +365,13 @@ def test_detach_leaves_no_programs_and_no_pins(ctx):
     check(left is None, "pins left behind under %s: %s" % (ctx.hd.pin_root, left))
 
 
+def test_hoopd_exited_cleanly_without_sanitizer_reports(ctx):
+    # Runs last: every hoopd of this suite has stopped. With the sanitizer build (make test runs
+    # the suite twice) this is where ASan, UBSan and LeakSanitizer findings fail the suite.
+    bad = ctx.hd.sanitizer_reports()
+    check(not bad, "hoopd reported:\n" + "\n".join(bad[:20]))
+
+
 TESTS = [
     test_psql_goes_through_hoopd_with_identity,
     test_agent_sees_database_address,
@@ -376,11 +383,12 @@ TESTS = [
     test_policy_reload_bad_refused_good_applied,
     test_bad_policy_refused_at_start,
     test_metrics_and_control_socket,
-    test_integrity_256mib_accel_off,
-    test_integrity_256mib_accel_sockmap,
+    test_integrity_accel_off,
+    test_integrity_accel_sockmap,
     test_fail_closed_then_restart_without_reattach,
     test_fail_open_is_explicit,
     test_detach_leaves_no_programs_and_no_pins,
+    test_hoopd_exited_cleanly_without_sanitizer_reports,
 ]
 
 if __name__ == "__main__":

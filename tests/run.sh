@@ -1,0 +1,51 @@
+#!/bin/bash
+# Run every test hoop has, as root: unit tests (plain and with ASan+UBSan), bounded fuzzing of
+# every parser, and the end-to-end suites with real BPF, real cgroups, real PostgreSQL (plain
+# build, then the sanitizer build). Prints one closing line: "tests: N passed, M failed".
+set -u
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "tests: must run as root (BPF, cgroups, netns)" >&2; exit 1; }
+export PYTHONDONTWRITEBYTECODE=1
+total_pass=0
+total_fail=0
+log=$(mktemp /tmp/hoop-tests.XXXXXX)
+trap 'rm -f "$log"' EXIT
+
+# suite NAME COMMAND...: run it, echo its output, add its "N passed, M failed" to the totals.
+# A suite that prints no such line counts as one failure.
+suite() {
+	local name=$1
+	shift
+	echo "=== $name: $*"
+	"$@" 2>&1 | tee "$log"
+	local rc=${PIPESTATUS[0]}
+	local line
+	line=$(grep -E '^[a-z0-9_-]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	if [ -z "$line" ]; then
+		echo "=== $name: no result line (exit $rc): counted as failed"
+		total_fail=$((total_fail + 1))
+		return
+	fi
+	local p f
+	p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')
+	f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+		echo "=== $name: exit $rc with no failed test: counted as failed"
+		f=1
+	fi
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f))
+}
+
+suite unit make --no-print-directory unit
+suite unit-sanitizers make --no-print-directory SANITIZE=address,undefined unit
+suite fuzz make --no-print-directory fuzz
+suite e2e /usr/bin/python3 tests/e2e/test_spine.py
+make --no-print-directory SANITIZE=address,undefined all >/dev/null || total_fail=$((total_fail + 1))
+suite e2e-sanitizers env HOOP_BUILD=build/san HOOP_BLAST_BYTES=$((64 << 20)) \
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	/usr/bin/python3 tests/e2e/test_spine.py
+
+echo
+echo "tests: $total_pass passed, $total_fail failed"
+[ "$total_fail" = 0 ]
