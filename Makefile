@@ -3,6 +3,8 @@
 #   make SANITIZE=address,undefined  build with sanitizers into build/san/
 #   make deps                      install missing Debian packages (idempotent, silent if none)
 #   make test                      install, build, run every test (as root)
+#   make unit                      build and run the unit tests (with SANITIZE= too)
+#   make fuzz FUZZ_SECONDS=20      run each libFuzzer target that long (clang, ASan+UBSan)
 #   make demo                      install, build, show an agent going through hoop (as root)
 
 OUT := build
@@ -43,7 +45,7 @@ HOOPD_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(HOOPD_SRC))
 HOOPCTL_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(HOOPCTL_SRC))
 HEADERS := $(wildcard include/*.h user/common/*.h user/hoopd/*.h)
 
-.PHONY: all deps test test-unit test-e2e demo clean fmt
+.PHONY: all deps test test-unit test-e2e unit fuzz demo clean fmt
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -84,6 +86,40 @@ $(OUT)/tools/%: tests/tools/%.c
 
 TOOLS := $(patsubst tests/tools/%.c,$(OUT)/tools/%,$(wildcard tests/tools/*.c))
 
+# Unit tests (tests/unit/): built straight from the sources they test, so they need neither the
+# BPF toolchain nor the skeleton. Cases for the policy loader are files in tests/unit/policy/.
+UNIT_SRC := user/hoopd/policy.c user/common/json.c
+
+$(OUT)/unit/test_policy: tests/unit/test_policy.c tests/unit/harness.h $(UNIT_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(UNIT_SRC) -lyaml -ljson-c -o $@
+
+unit: $(OUT)/unit/test_policy
+	$(Q)$< tests/unit/policy
+
+# libFuzzer targets (fuzz/): always clang with ASan+UBSan into build/fuzz, whatever SANITIZE says.
+# `make fuzz` runs each over a copy of its seed corpus (fuzz/corpus/NAME/) in build/fuzz, so
+# inputs the fuzzer finds stay out of the repo; a crash leaves build/fuzz/crash-* and fails make.
+FUZZ_SECONDS ?= 20
+FUZZ_OUT := build/fuzz
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
+	       -Iinclude -Iuser/common -Iuser/hoopd \
+	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+$(FUZZ_OUT)/fuzz_policy: fuzz/fuzz_policy.c user/hoopd/policy.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CLANG,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/policy.c -lyaml -o $@
+
+fuzz: $(FUZZ_OUT)/fuzz_policy
+	@mkdir -p $(FUZZ_OUT)/corpus/policy
+	$(Q)cp fuzz/corpus/policy/* $(FUZZ_OUT)/corpus/policy/
+	$(call msg,FUZZ,$< $(FUZZ_SECONDS)s)
+	$(Q)$< -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+		-artifact_prefix=$(FUZZ_OUT)/ $(FUZZ_OUT)/corpus/policy 2>$(FUZZ_OUT)/fuzz_policy.log \
+		|| { tail -n 60 $(FUZZ_OUT)/fuzz_policy.log; exit 1; }
+
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(TOOLS)
 	$(Q)tests/run.sh
@@ -96,4 +132,5 @@ clean:
 	rm -rf build
 
 fmt:
-	clang-format -i $(wildcard user/*/*.c user/*/*.h include/*.h bpf/*.c bpf/lib/*.h)
+	clang-format -i $(wildcard user/*/*.c user/*/*.h include/*.h bpf/*.c bpf/lib/*.h \
+		tests/unit/*.c tests/unit/*.h fuzz/*.c)

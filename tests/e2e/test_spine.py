@@ -180,6 +180,10 @@ def test_new_netns_is_refused_once_then_served(ctx):
              "hoopd to open a listener in the announced namespace")
     r = agent_psql(ctx, "select host(inet_client_addr())", host="198.18.0.5", netns=ctx.ns2.name)
     check(r.stdout.strip() == "198.18.0.6", "PostgreSQL saw client %r" % r.stdout)
+    # No attached process is left in that namespace: hoopd lets go of it (its listener would
+    # otherwise keep a deleted pod's namespace alive).
+    wait_for(lambda: not any(l["netns_inode"] == ino for l in ctx.hd.status()["listeners"]), 25,
+             "hoopd to close the idle namespace's listener")
 
 
 HOLDER = r"""

@@ -81,6 +81,8 @@ int netns_socket(struct listener *ln, int family);
 uint64_t netns_cookie(const struct listener *ln);
 uint64_t netns_ino(const struct listener *ln);
 void netns_close_all(void);
+void netns_conn_ref(struct listener *ln, int delta);
+void netns_gc(void);
 void netns_status(struct jbuf *j);
 
 /* relay.c: accepted agent connections and their upstream legs. */

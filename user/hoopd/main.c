@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -88,6 +90,31 @@ int hoopd_reload_policy(char *err, size_t errn)
 }
 
 static struct loop_watch g_sigw, g_rbw;
+
+/* After every epoll batch: free closed connections; now and then, drop idle namespaces. */
+static void tick(void)
+{
+	static time_t last_gc;
+	time_t now = time(NULL);
+
+	relay_reap();
+	if (now - last_gc >= 10) {
+		last_gc = now;
+		netns_gc();
+	}
+}
+
+/* 10,000 agent connections need 20,000 descriptors: take what the hard limit allows. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			log_warn("cannot raise the open-file limit: %s", strerror(errno));
+	}
+}
 
 static void on_signal(struct loop_watch *w, uint32_t events)
 {
@@ -237,6 +264,7 @@ int main(int argc, char **argv)
 	}
 	hlog_setup("hoopd", json, lvl);
 	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
 
 	if (policy_load(G.o.policy_path, &G.pol, err, sizeof(err))) {
 		log_error("%s", err);
@@ -281,7 +309,7 @@ int main(int argc, char **argv)
 		 HOOPD_VERSION, G.o.policy_path, G.pol->ntargets, G.o.listen_port,
 		 G.o.accel == ACCEL_SOCKMAP ? "sockmap" : "off",
 		 G.o.fail_open ? "FAIL-OPEN" : "fail-closed", G.o.control_path);
-	r = loop_run(1000, relay_reap);
+	r = loop_run(1000, tick);
 	relay_close_all();
 	netns_close_all();
 	control_close();

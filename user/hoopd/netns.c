@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "hoopd.h"
 #include "log.h"
 
@@ -27,6 +28,8 @@ struct listener {
 	int fd4, fd6;
 	struct loop_watch w4, w6;
 	int first_pid;
+	int nconns; /* relayed connections accepted here and still open */
+	int seen;   /* scratch for netns_gc */
 	struct listener *next;
 };
 
@@ -180,6 +183,7 @@ int netns_ensure_pid(int pid, char *err, size_t errn)
 	ln->ino = st.st_ino;
 	ln->first_pid = pid;
 	ln->fd4 = ln->fd6 = -1;
+	ln->w4.fd = ln->w6.fd = -1;
 	if (st.st_ino == G.host_netns_ino) {
 		close(nsfd);
 		ln->nsfd = -1;
@@ -228,19 +232,71 @@ fail:
 	return r;
 }
 
+void netns_conn_ref(struct listener *ln, int delta)
+{
+	ln->nconns += delta;
+}
+
+static void listener_free(struct listener *l)
+{
+	if (l->fd4 >= 0) {
+		loop_del(&l->w4);
+		close(l->fd4);
+	}
+	if (l->fd6 >= 0) {
+		loop_del(&l->w6);
+		close(l->fd6);
+	}
+	if (l->nsfd >= 0)
+		close(l->nsfd);
+	free(l);
+}
+
+static int mark_pid(int pid, void *arg)
+{
+	char p[64];
+	struct stat st;
+	struct listener *l;
+
+	snprintf(p, sizeof(p), "/proc/%d/ns/net", pid);
+	if (stat(p, &st) == 0 && (l = find_ino(st.st_ino)))
+		l->seen = 1;
+	return 0;
+}
+
+/*
+ * Close listeners in namespaces no attached process uses any more. Our listening socket would
+ * otherwise keep a deleted pod's network namespace alive for as long as hoopd runs.
+ */
+void netns_gc(void)
+{
+	struct listener **pp = &g_listeners;
+
+	for (struct listener *l = g_listeners; l; l = l->next)
+		l->seen = l->nsfd < 0; /* hoopd's own namespace always stays */
+	for (struct attachment *a = G.attachments; a; a = a->next)
+		cg_for_each_pid(a->path, mark_pid, NULL);
+	while (*pp) {
+		struct listener *l = *pp;
+
+		if (l->seen || l->nconns) {
+			pp = &l->next;
+			continue;
+		}
+		log_info("closing the listener in netns %llu: no attached process uses it any more",
+			 (unsigned long long)l->ino);
+		*pp = l->next;
+		listener_free(l);
+	}
+}
+
 void netns_close_all(void)
 {
 	struct listener *n;
 
 	for (struct listener *l = g_listeners; l; l = n) {
 		n = l->next;
-		if (l->fd4 >= 0)
-			close(l->fd4);
-		if (l->fd6 >= 0)
-			close(l->fd6);
-		if (l->nsfd >= 0)
-			close(l->nsfd);
-		free(l);
+		listener_free(l);
 	}
 	g_listeners = NULL;
 }

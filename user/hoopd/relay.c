@@ -101,6 +101,7 @@ static void conn_kill(struct conn *c, const char *why)
 	g_dead = c;
 	G.st.conns_active--;
 	G.st.conns_closed++;
+	netns_conn_ref(c->ln, -1);
 }
 
 void relay_reap(void)
@@ -402,6 +403,7 @@ void relay_accept(struct listener *ln, int fd)
 		g_conns->prev = c;
 	g_conns = c;
 	G.st.conns_active++;
+	netns_conn_ref(ln, 1);
 	hlog_conn(HLOG_INFO, c->session, c->peer,
 		  "agent pid=%u uid=%u comm=%.16s exe=%s cgroup=%s owner=%s -> %s (target %s)%s",
 		  c->o.tgid, c->o.uid, c->o.comm, c->exe[0] ? c->exe : "?", c->cgroup,
