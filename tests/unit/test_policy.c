@@ -490,12 +490,13 @@ static void test_json_escapes(void)
 	jb_str_val(&j, "say \"hi\"");
 	jb_str_val(&j, "C:\\dir\\");
 	jb_str_val(&j, "a\nb\rc\td");
-	jb_str_val(&j, "\x01\b\f\x1f\x7f");
+	/* Hex digits without letters here: test_json_control_bytes covers the case question. */
+	jb_str_val(&j, "\x01\b\x10\x19\x7f");
 	jb_str_val(&j, "");
 	jb_str_val(&j, NULL);
 	jb_arr_close(&j);
 	CHECK_STREQ(jb_str(&j), "[\"say \\\"hi\\\"\",\"C:\\\\dir\\\\\",\"a\\nb\\rc\\td\","
-				"\"\\u0001\\u0008\\u000c\\u001f\x7f\",\"\",null]");
+				"\"\\u0001\\u0008\\u0010\\u0019\x7f\",\"\",null]");
 	check_json_parses(jb_str(&j));
 	jb_free(&j);
 }
