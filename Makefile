@@ -116,9 +116,10 @@ fuzz: $(FUZZ_OUT)/fuzz_policy
 	@mkdir -p $(FUZZ_OUT)/corpus/policy
 	$(Q)cp fuzz/corpus/policy/* $(FUZZ_OUT)/corpus/policy/
 	$(call msg,FUZZ,$< $(FUZZ_SECONDS)s)
-	$(Q)$< -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-		-artifact_prefix=$(FUZZ_OUT)/ $(FUZZ_OUT)/corpus/policy 2>$(FUZZ_OUT)/fuzz_policy.log \
+	$(Q)$< -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_OUT)/ \
+		$(FUZZ_OUT)/corpus/policy 2>$(FUZZ_OUT)/fuzz_policy.log \
 		|| { tail -n 60 $(FUZZ_OUT)/fuzz_policy.log; exit 1; }
+	@grep '^Done' $(FUZZ_OUT)/fuzz_policy.log
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(TOOLS)

@@ -1,7 +1,8 @@
 /* A tiny unit-test harness. CHECK* macros record a failure with file:line and the running test's
  * name and keep going; UNIT_RUN runs one test function; unit_report prints the one summary line
  * tests/run.sh reads ("unit: N passed, M failed") and returns the exit code. N and M count tests
- * (test functions and data-file cases), not checks. Header only: include it in one file. */
+ * (test functions and data-file cases), not checks; a test marked with unit_known_bug is in
+ * neither while it fails. Header only: include it in one file. */
 #ifndef HOOP_UNIT_HARNESS_H
 #define HOOP_UNIT_HARNESS_H
 
@@ -10,8 +11,8 @@
 #include <string.h>
 
 struct unit_state {
-	const char *test; /* running test, named in every failure line */
-	char where[512];  /* optional finer place, e.g. the data file and line being checked */
+	const char *test;      /* running test, named in every failure line */
+	char where[512];       /* optional finer place, e.g. the data file and line being checked */
 	const char *known_bug; /* set by unit_known_bug for the running test */
 	int test_failed;
 	int passed, failed, known_bugs;
@@ -67,7 +68,7 @@ static inline void unit_where(const char *fmt, ...)
 }
 
 static inline void unit_fail(const char *file, int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static inline void unit_fail(const char *file, int line, const char *fmt, ...)
 {
 	va_list ap;
@@ -101,35 +102,35 @@ static inline const char *unit_quote(const char *s, char *buf, size_t n)
 	return buf;
 }
 
-#define CHECK(cond)                                                                    \
-	do {                                                                           \
-		if (!(cond))                                                           \
-			unit_fail(__FILE__, __LINE__, "CHECK(%s) is false", #cond);    \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			unit_fail(__FILE__, __LINE__, "CHECK(%s) is false", #cond);                \
 	} while (0)
 
-#define CHECK_EQ_INT(a, b)                                                             \
-	do {                                                                           \
-		long long unit_a_ = (long long)(a), unit_b_ = (long long)(b);          \
-		if (unit_a_ != unit_b_)                                                \
-			unit_fail(__FILE__, __LINE__, "%s == %s: got %lld, want %lld", #a, \
-				  #b, unit_a_, unit_b_);                               \
+#define CHECK_EQ_INT(a, b)                                                                         \
+	do {                                                                                       \
+		long long unit_a_ = (long long)(a), unit_b_ = (long long)(b);                      \
+		if (unit_a_ != unit_b_)                                                            \
+			unit_fail(__FILE__, __LINE__, "%s == %s: got %lld, want %lld", #a, #b,     \
+				  unit_a_, unit_b_);                                               \
 	} while (0)
 
-#define CHECK_STREQ(a, b)                                                              \
-	do {                                                                           \
-		const char *unit_a_ = (a), *unit_b_ = (b);                             \
-		char unit_qa_[1024], unit_qb_[1024];                                   \
-		if (!unit_a_ || !unit_b_ || strcmp(unit_a_, unit_b_))                  \
-			unit_fail(__FILE__, __LINE__, "%s == %s: got \"%s\", want \"%s\"", \
-				  #a, #b, unit_quote(unit_a_, unit_qa_, sizeof(unit_qa_)), \
-				  unit_quote(unit_b_, unit_qb_, sizeof(unit_qb_)));        \
+#define CHECK_STREQ(a, b)                                                                          \
+	do {                                                                                       \
+		const char *unit_a_ = (a), *unit_b_ = (b);                                         \
+		char unit_qa_[1024], unit_qb_[1024];                                               \
+		if (!unit_a_ || !unit_b_ || strcmp(unit_a_, unit_b_))                              \
+			unit_fail(__FILE__, __LINE__, "%s == %s: got \"%s\", want \"%s\"", #a, #b, \
+				  unit_quote(unit_a_, unit_qa_, sizeof(unit_qa_)),                 \
+				  unit_quote(unit_b_, unit_qb_, sizeof(unit_qb_)));                \
 	} while (0)
 
-#define UNIT_RUN(fn)                                                                   \
-	do {                                                                           \
-		unit_begin(#fn);                                                       \
-		fn();                                                                  \
-		unit_end();                                                            \
+#define UNIT_RUN(fn)                                                                               \
+	do {                                                                                       \
+		unit_begin(#fn);                                                                   \
+		fn();                                                                              \
+		unit_end();                                                                        \
 	} while (0)
 
 /* Prints the summary line and returns the process exit code. */
