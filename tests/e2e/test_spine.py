@@ -73,9 +73,10 @@ def agent_psql(ctx, sql, host="127.0.0.1", netns=None, check_rc=True):
     return r
 
 
-# A small agent written in Python: connect, ask PostgreSQL for SSL, report what it saw.
+# A small agent written in Python: connect, send a StartupMessage, report what it saw. Only
+# PostgreSQL answers a startup with 'R' (Authentication): proof the bytes went all the way.
 PROBE = r"""
-import socket, sys, json
+import socket, sys, json, struct
 fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
 s = socket.socket(fam)
 try:
@@ -83,7 +84,8 @@ try:
 except OSError as e:
     print(json.dumps({"error": e.errno})); sys.exit(0)
 peer = s.getpeername()
-s.sendall(b"\x00\x00\x00\x08\x04\xd2\x16\x2f")   # SSLRequest
+body = struct.pack("!i", 196608) + b"user\0postgres\0database\0postgres\0\0"
+s.sendall(struct.pack("!i", len(body) + 4) + body)
 ans = s.recv(1)
 print(json.dumps({"peer": [peer[0], peer[1]], "local": list(s.getsockname()[:2]), "answer": ans.decode()}))
 """
@@ -129,7 +131,7 @@ def test_agent_sees_database_address(ctx):
     before = accepted(ctx)
     r = probe(ctx, "127.0.0.1")
     check(r["peer"] == ["127.0.0.1", ctx.pg.port], "getpeername %r" % r["peer"])
-    check(r["answer"] == "N", "PostgreSQL's SSL answer %r" % r["answer"])
+    check(r["answer"] == "R", "PostgreSQL's SSL answer %r" % r["answer"])
     check(accepted(ctx) == before + 1, "connection did not go through hoopd")
 
 
@@ -145,9 +147,9 @@ def test_ipv6_and_v4_mapped_destinations(ctx):
     r = agent_psql(ctx, "select 'v6 ok'", host="::1")
     check(r.stdout.strip() == "v6 ok", r.stdout)
     r = probe(ctx, "::1")
-    check(r["peer"] == ["::1", ctx.pg.port] and r["answer"] == "N", "v6 probe %r" % r)
+    check(r["peer"] == ["::1", ctx.pg.port] and r["answer"] == "R", "v6 probe %r" % r)
     r = probe(ctx, "::ffff:127.0.0.1")
-    check(r["peer"] == ["::ffff:127.0.0.1", ctx.pg.port] and r["answer"] == "N", "mapped probe %r" % r)
+    check(r["peer"] == ["::ffff:127.0.0.1", ctx.pg.port] and r["answer"] == "R", "mapped probe %r" % r)
     check(accepted(ctx) == before + 3, "expected 3 intercepted connections, got %d" % (accepted(ctx) - before))
 
 
@@ -218,7 +220,7 @@ def test_existing_connection_listed_and_reset(ctx):
         # Its reconnect goes through hoopd.
         before = accepted(ctx)
         r = pre.run([PY, "-c", PROBE, "127.0.0.1", str(ctx.pg.port)])
-        check(json.loads(r.stdout).get("answer") == "N", r.stdout + r.stderr)
+        check(json.loads(r.stdout).get("answer") == "R", r.stdout + r.stderr)
         check(accepted(ctx) == before + 1, "reconnect bypassed hoopd")
     finally:
         if holder.poll() is None:

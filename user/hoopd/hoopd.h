@@ -24,7 +24,10 @@ struct hoopd_opts {
 	int fail_open;
 	enum accel_mode accel;
 	int keep_pins; /* on exit, keep map pins even with nothing attached */
-	size_t relay_buf;
+	size_t relay_buf;  /* high-water mark of bytes queued toward one side */
+	size_t max_message; /* largest protocol message accepted, either direction */
+	const char *tls_cert, *tls_key;
+	int agent_tls; /* answer SSLRequest with S and terminate TLS */
 };
 
 struct hoopd_stats {
@@ -108,6 +111,8 @@ int metrics_init(void);
 /* sockdiag.c: connections of a cgroup opened before attach. */
 int sockdiag_existing(const char *cg_path, int reset, struct jbuf *j, int *count, char *err,
 		      size_t errn);
+
+int64_t now_ms(void);
 
 /* main.c */
 int hoopd_reload_policy(char *err, size_t errn);

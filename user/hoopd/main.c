@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "events.h"
+#include "tls.h"
 #include "hoopd.h"
 #include "log.h"
 
@@ -44,7 +46,17 @@ static const char usage[] =
 	"      --pin-root DIR       bpffs directory for pinned maps and links [default "
 	"/sys/fs/bpf/hoop]\n"
 	"      --keep-pins          keep the pinned maps on exit even with no cgroup attached\n"
-	"      --relay-buffer BYTES per-direction relay buffer [default 65536]\n"
+	"      --relay-buffer BYTES bytes queued toward one side before hoopd stops reading the\n"
+	"                           other [default 262144]\n"
+	"      --max-message BYTES  largest protocol message accepted in either direction; a\n"
+	"                           larger one ends that session with a protocol error\n"
+	"                           [default 67108864]\n"
+	"      --agent-tls on|off   answer agents' SSLRequest and terminate their TLS (on), or\n"
+	"                           refuse TLS on the agent leg (off) [default on]\n"
+	"      --tls-cert FILE      certificate chain (PEM) hoopd presents to agents; default:\n"
+	"                           certificates minted per name by a node CA kept in\n"
+	"                           <state-dir>/tls/ca.crt (give agents that file to verify)\n"
+	"      --tls-key FILE       the key of --tls-cert [default: the --tls-cert file]\n"
 	"      --log-format FMT     text or json [default text]\n"
 	"      --log-level LEVEL    debug, info, warn, error [default info]\n"
 	"  -V, --version            print the version and exit\n"
@@ -84,6 +96,7 @@ int hoopd_reload_policy(char *err, size_t errn)
 	}
 	policy_free(G.pol);
 	G.pol = np;
+	tls_policy_changed();
 	G.st.policy_reloads++;
 	log_info("policy %s loaded: %d target(s)", G.o.policy_path, np->ntargets);
 	return 0;
@@ -163,6 +176,10 @@ int main(int argc, char **argv)
 		{"pin-root", required_argument, 0, 3},
 		{"keep-pins", no_argument, 0, 4},
 		{"relay-buffer", required_argument, 0, 5},
+		{"max-message", required_argument, 0, 8},
+		{"agent-tls", required_argument, 0, 9},
+		{"tls-cert", required_argument, 0, 10},
+		{"tls-key", required_argument, 0, 11},
 		{"log-format", required_argument, 0, 6},
 		{"log-level", required_argument, 0, 7},
 		{"version", no_argument, 0, 'V'},
@@ -179,7 +196,9 @@ int main(int argc, char **argv)
 	G.o.control_path = "/run/hoop/hoopd.sock";
 	G.o.pin_root = HOOP_PIN_ROOT;
 	G.o.listen_port = 15432;
-	G.o.relay_buf = 65536;
+	G.o.relay_buf = 256 * 1024;
+	G.o.max_message = 64 << 20;
+	G.o.agent_tls = 1;
 	while ((c = getopt_long(argc, argv, "p:s:c:m:l:Vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
@@ -243,6 +262,26 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 8:
+			if (parse_u(optarg, 4096, 1L << 30, &v)) {
+				fprintf(stderr, "hoopd: --max-message wants 4096..1073741824\n");
+				return 2;
+			}
+			G.o.max_message = (size_t)v;
+			break;
+		case 9:
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				fprintf(stderr, "hoopd: --agent-tls wants on or off\n");
+				return 2;
+			}
+			G.o.agent_tls = !strcmp(optarg, "on");
+			break;
+		case 10:
+			G.o.tls_cert = optarg;
+			break;
+		case 11:
+			G.o.tls_key = optarg;
+			break;
 		case 'V':
 			printf("hoopd %s\n", HOOPD_VERSION);
 			return 0;
@@ -274,6 +313,9 @@ int main(int argc, char **argv)
 		log_error("cannot create state dir %s: %s", G.o.state_dir, strerror(errno));
 		return 1;
 	}
+	if (tls_init(G.o.state_dir, G.o.tls_cert, G.o.tls_key, G.o.agent_tls) ||
+	    events_open(G.o.state_dir))
+		return 1;
 	if (cg_of_pid(getpid(), G.self_cgroup, sizeof(G.self_cgroup)))
 		G.self_cgroup[0] = '\0';
 	if ((r = loop_init()) || (r = netns_init())) {
@@ -315,6 +357,8 @@ int main(int argc, char **argv)
 	control_close();
 	bpfctl_unpin_all_if_idle();
 	bpfctl_close();
+	events_close();
+	tls_fini();
 	policy_free(G.pol);
 	return r ? 1 : 0;
 fail:

@@ -1,13 +1,14 @@
 /*
  * Accepted agent connections: find where the agent meant to go and who it is (the BPF stash),
- * connect upstream from the agent's namespace, and relay bytes both ways with back-pressure:
- * a side is read only while the buffer toward the other side has room. This is the generic TCP
- * relay; protocol engines plug in between the two buffers.
+ * connect upstream from the agent's namespace, and move bytes through the target's protocol
+ * engine with back-pressure: a side is read only while the engine keeps up and what waits for
+ * the other side stays under the high-water mark. Owns sockets and TLS; engines see buffers.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,43 +19,18 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "engine.h"
 #include "hoopd.h"
 #include "log.h"
+#include "tls.h"
 
-struct half {
-	char *buf;
-	size_t off, len; /* bytes [off, off+len) wait to be written */
-	int eof;	 /* the reading side said EOF */
-	int shut;	 /* we passed the EOF on with shutdown(SHUT_WR) */
-};
+#define READ_CHUNK (64 * 1024)
 
-struct conn {
-	char session[20];
-	char peer[64];	   /* the agent's address as hoopd sees it */
-	char dst[64];	   /* the original destination */
-	struct listener *ln;
-	struct loop_watch aw, uw;
-	int afd, ufd;
-	int connecting;
-	int dead;
-	int accel;
-	struct half a2u, u2a;
-	struct hoop_origin o;
-	char exe[256];
-	char cgroup[512];
-	char owner[256];
-	char target[64];
-	int64_t started_ms;
-	uint64_t bytes_up, bytes_down;
-	struct conn *prev, *next;
-	struct conn *next_dead;
-};
-
-static struct conn *g_conns;
-static struct conn *g_dead;
+static struct session *g_sessions;
+static struct session *g_dead;
 static uint64_t g_session_seq;
 
-static int64_t now_ms(void)
+int64_t now_ms(void)
 {
 	struct timespec ts;
 
@@ -84,209 +60,428 @@ static void fmt_addr(int family, const uint8_t *addr, uint16_t port_be, char *ou
 		snprintf(out, n, "[%s]:%u", a, ntohs(port_be));
 }
 
-static void conn_kill(struct conn *c, const char *why)
+static void side_free(struct side *d)
 {
-	if (c->dead)
+	if (d->ssl)
+		SSL_free(d->ssl);
+	if (d->fd >= 0)
+		close(d->fd);
+	buf_free(&d->in);
+	buf_free(&d->out);
+}
+
+static void sess_kill(struct session *s, const char *why)
+{
+	if (s->dead)
 		return;
-	c->dead = 1;
+	s->dead = 1;
 	if (why)
-		hlog_conn(HLOG_INFO, c->session, c->peer,
-			  "closed (%s) after %llu bytes up, %llu down", why,
-			  (unsigned long long)c->bytes_up, (unsigned long long)c->bytes_down);
-	loop_del(&c->aw);
-	if (c->ufd >= 0)
-		loop_del(&c->uw);
-	/* Freed after the current epoll batch: a later event in it may still name c. */
-	c->next_dead = g_dead;
-	g_dead = c;
+		hlog_conn(HLOG_INFO, s->id, s->peer, "closed (%s) after %llu bytes up, %llu down", why,
+			  (unsigned long long)s->bytes_up, (unsigned long long)s->bytes_down);
+	if (s->eng && s->est)
+		s->eng->close(s->est, why ? why : "hoopd stopping");
+	s->est = NULL;
+	loop_del(&s->a.w);
+	if (s->s.fd >= 0)
+		loop_del(&s->s.w);
+	/* Freed after the current epoll batch: a later event in it may still name s. */
+	s->next_dead = g_dead;
+	g_dead = s;
 	G.st.conns_active--;
 	G.st.conns_closed++;
-	netns_conn_ref(c->ln, -1);
+	netns_conn_ref(s->ln, -1);
 }
 
 void relay_reap(void)
 {
-	struct conn *n;
+	struct session *n;
 
-	for (struct conn *c = g_dead; c; c = n) {
-		n = c->next_dead;
-		close(c->afd);
-		if (c->ufd >= 0)
-			close(c->ufd);
-		if (c->prev)
-			c->prev->next = c->next;
+	for (struct session *s = g_dead; s; s = n) {
+		n = s->next_dead;
+		side_free(&s->a);
+		side_free(&s->s);
+		if (s->prev)
+			s->prev->next = s->next;
 		else
-			g_conns = c->next;
-		if (c->next)
-			c->next->prev = c->prev;
-		free(c->a2u.buf);
-		free(c->u2a.buf);
-		free(c);
+			g_sessions = s->next;
+		if (s->next)
+			s->next->prev = s->prev;
+		free(s);
 	}
 	g_dead = NULL;
 }
 
-/* Move bytes from one socket into a half; 0 = fine, -1 = error. */
-static int fill(int fd, struct half *h, uint64_t *count)
+void sess_close(struct session *s, const char *why)
 {
-	if (h->eof)
-		return 0;
-	if (h->off && h->off + h->len == G.o.relay_buf) {
-		memmove(h->buf, h->buf + h->off, h->len);
-		h->off = 0;
+	if (!s->closing) {
+		s->closing = 1;
+		/* Said in the close line, once the agent has its last message. */
+		snprintf(s->close_why, sizeof(s->close_why), "%s", why);
 	}
-	while (h->off + h->len < G.o.relay_buf) {
-		ssize_t n = recv(fd, h->buf + h->off + h->len, G.o.relay_buf - h->off - h->len, 0);
+}
 
-		if (n > 0) {
-			h->len += (size_t)n;
-			*count += (uint64_t)n;
-			continue;
-		}
-		if (n == 0) {
-			h->eof = 1;
-			return 0;
-		}
-		if (errno == EAGAIN || errno == EINTR)
-			return 0;
-		return -1;
+void sess_hold(struct session *s)
+{
+	s->held = 1;
+}
+
+static void pump(struct session *s);
+
+void sess_resume(struct session *s)
+{
+	s->held = 0;
+	if (!s->dead)
+		pump(s);
+}
+
+struct session *sess_find(int (*pred)(struct session *s, void *arg), void *arg)
+{
+	for (struct session *s = g_sessions; s; s = s->next)
+		if (!s->dead && pred(s, arg))
+			return s;
+	return NULL;
+}
+
+int sess_side_connect(struct session *s, const struct sockaddr *sa, int salen)
+{
+	int fd = netns_socket(s->ln, sa->sa_family);
+
+	if (fd < 0)
+		return fd;
+	if (connect(fd, sa, (socklen_t)salen) && errno != EINPROGRESS) {
+		int e = errno;
+
+		close(fd);
+		return -e;
 	}
+	return fd;
+}
+
+int sess_tls_agent(struct session *s)
+{
+	char ip[INET6_ADDRSTRLEN] = "";
+	SSL *ssl;
+
+	inet_ntop(s->o.orig_family == HOOP_AF_INET ? AF_INET : AF_INET6, s->o.orig_addr, ip,
+		  sizeof(ip));
+	ssl = tls_agent_new(s->a.fd, ip);
+
+	if (!ssl)
+		return -1;
+	s->a.ssl = ssl;
+	s->a.handshaking = 1;
 	return 0;
 }
 
-static int drain(int fd, struct half *h)
+int sess_tls_server(struct session *s, SSL_CTX *ctx, const char *sni)
 {
-	while (h->len) {
-		ssize_t n = send(fd, h->buf + h->off, h->len, MSG_NOSIGNAL);
+	SSL *ssl = tls_server_new(ctx, s->s.fd, sni);
 
+	if (!ssl)
+		return -1;
+	s->s.ssl = ssl;
+	s->s.handshaking = 1;
+	return 0;
+}
+
+/* Read what the side has, up to cap buffered bytes. 1 = progress, 0 = nothing, -1 = error. */
+static int side_read(struct side *d, size_t cap)
+{
+	int progress = 0;
+
+	while (!d->eof && d->in.len < cap) {
+		uint8_t *t = buf_reserve(&d->in, READ_CHUNK);
+		ssize_t n;
+
+		if (!t)
+			return -1;
+		if (d->ssl) {
+			int r = SSL_read(d->ssl, t, READ_CHUNK);
+
+			if (r > 0) {
+				buf_commit(&d->in, (size_t)r);
+				progress = 1;
+				continue;
+			}
+			switch (SSL_get_error(d->ssl, r)) {
+			case SSL_ERROR_WANT_READ:
+				d->ssl_wants_write = 0;
+				return progress;
+			case SSL_ERROR_WANT_WRITE:
+				d->ssl_wants_write = 1;
+				return progress;
+			case SSL_ERROR_ZERO_RETURN:
+				d->eof = 1;
+				return 1;
+			case SSL_ERROR_SYSCALL:
+				if (r == 0 || errno == 0) {
+					d->eof = 1; /* TCP EOF without close_notify */
+					return 1;
+				}
+				return -1;
+			default:
+				errno = EPROTO;
+				return -1;
+			}
+		}
+		n = recv(d->fd, t, READ_CHUNK, 0);
 		if (n > 0) {
-			h->off += (size_t)n;
-			h->len -= (size_t)n;
+			buf_commit(&d->in, (size_t)n);
+			progress = 1;
+			if ((size_t)n < READ_CHUNK)
+				return 1;
+			continue;
+		}
+		if (n == 0) {
+			d->eof = 1;
+			return 1;
+		}
+		if (errno == EAGAIN || errno == EINTR)
+			return progress;
+		return -1;
+	}
+	return progress;
+}
+
+/* Write what is queued. 0 = fine (maybe partial), -1 = error. */
+static int side_flush(struct side *d)
+{
+	while (d->out.len) {
+		ssize_t n;
+
+		if (d->ssl) {
+			int r = SSL_write(d->ssl, buf_head(&d->out), (int)(d->out.len > 1 << 20 ? 1 << 20
+											 : d->out.len));
+
+			if (r > 0) {
+				buf_consume(&d->out, (size_t)r);
+				continue;
+			}
+			switch (SSL_get_error(d->ssl, r)) {
+			case SSL_ERROR_WANT_READ:
+			case SSL_ERROR_WANT_WRITE:
+				return 0;
+			default:
+				errno = EPIPE;
+				return -1;
+			}
+		}
+		n = send(d->fd, buf_head(&d->out), d->out.len, MSG_NOSIGNAL);
+		if (n > 0) {
+			buf_consume(&d->out, (size_t)n);
 			continue;
 		}
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return 0;
 		return -1;
 	}
-	h->off = 0;
-	if (h->eof && !h->shut) {
-		shutdown(fd, SHUT_WR);
-		h->shut = 1;
-	}
 	return 0;
 }
 
-static void rearm(struct conn *c)
+/* Drive a TLS handshake. 1 = done, 0 = in progress, -1 = failed. */
+static int side_handshake(struct session *s, struct side *d)
 {
-	uint32_t ae = 0, ue = 0;
+	int r = SSL_do_handshake(d->ssl), e;
 
-	if (c->connecting) {
-		ue = EPOLLOUT;
-	} else {
-		if (!c->a2u.eof && c->a2u.len < G.o.relay_buf)
-			ae |= EPOLLIN;
-		if (!c->u2a.eof && c->u2a.len < G.o.relay_buf)
-			ue |= EPOLLIN;
-		if (c->a2u.len)
-			ue |= EPOLLOUT;
-		if (c->u2a.len)
-			ae |= EPOLLOUT;
+	if (r == 1) {
+		d->handshaking = 0;
+		return 1;
 	}
-	if (c->connecting && !c->a2u.eof && c->a2u.len < G.o.relay_buf)
-		ae |= EPOLLIN;
-	loop_mod(&c->aw, ae);
-	loop_mod(&c->uw, ue);
-	if (c->a2u.shut && c->u2a.shut)
-		conn_kill(c, "both sides done");
+	e = SSL_get_error(d->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		d->ssl_wants_write = e == SSL_ERROR_WANT_WRITE;
+		return 0;
+	}
+	{
+		char msg[256];
+
+		ERR_error_string_n(ERR_get_error(), msg, sizeof(msg));
+		hlog_conn(HLOG_WARN, s->id, s->peer, "TLS handshake with the %s failed: %s",
+			  d == &s->a ? "agent" : "database", msg);
+	}
+	return -1;
 }
 
-static void conn_fail(struct conn *c, const char *side, int err)
+static uint32_t interest(struct session *s, struct side *d, struct side *other, int is_agent)
+{
+	uint32_t ev = 0;
+
+	if (d->handshaking)
+		return d->ssl_wants_write ? EPOLLOUT : EPOLLIN;
+	if (d->out.len || d->ssl_wants_write)
+		ev |= EPOLLOUT;
+	if (!d->eof && !s->closing && d->in.len < G.o.max_message + READ_CHUNK &&
+	    other->out.len < G.o.relay_buf && !(is_agent && s->held) &&
+	    !(!is_agent && s->connecting))
+		ev |= EPOLLIN;
+	return ev;
+}
+
+static void rearm(struct session *s)
+{
+	loop_mod(&s->a.w, interest(s, &s->a, &s->s, 1));
+	if (s->s.fd >= 0)
+		loop_mod(&s->s.w, s->connecting ? EPOLLOUT : interest(s, &s->s, &s->a, 0));
+}
+
+static void fail(struct session *s, const char *side, int err)
 {
 	char why[128];
 
 	snprintf(why, sizeof(why), "%s connection: %s", side, strerror(err));
-	conn_kill(c, why);
+	sess_kill(s, why);
 }
 
-static void pump(struct conn *c)
+static void pump(struct session *s)
 {
-	uint64_t up = 0, down = 0;
+	for (int round = 0; round < 8 && !s->dead; round++) {
+		size_t a_in = s->a.in.len, s_in = s->s.in.len;
+		size_t a_out = s->a.out.len, s_out = s->s.out.len;
+		int r;
 
-	if (fill(c->afd, &c->a2u, &up)) {
-		conn_fail(c, "agent", errno);
-		return;
+		if (s->a.handshaking) {
+			r = side_handshake(s, &s->a);
+			if (r < 0) {
+				sess_kill(s, "agent TLS handshake failed");
+				return;
+			}
+			if (r > 0 && s->eng->tls_done)
+				s->eng->tls_done(s->est, 1, 1);
+		}
+		if (s->s.handshaking && !s->connecting) {
+			r = side_handshake(s, &s->s);
+			if (r != 0 && s->eng->tls_done)
+				s->eng->tls_done(s->est, 0, r > 0);
+			if (r < 0 && !s->closing) {
+				sess_kill(s, "database TLS handshake failed");
+				return;
+			}
+		}
+		if (s->dead)
+			return;
+		if (!s->a.handshaking && !s->closing && !s->held &&
+		    s->s.out.len < G.o.relay_buf) {
+			size_t before = s->a.in.len;
+
+			if (side_read(&s->a, G.o.max_message + READ_CHUNK) < 0) {
+				fail(s, "agent", errno);
+				return;
+			}
+			s->bytes_up += s->a.in.len - before;
+			G.st.bytes_agent_to_db += s->a.in.len - before;
+		}
+		if (s->a.in.len && !s->held && !s->closing && s->eng->agent_data(s->est, &s->a.in))
+			if (s->dead)
+				return;
+		if (!s->connecting && !s->s.handshaking && s->a.out.len < G.o.relay_buf) {
+			size_t before = s->s.in.len;
+
+			if (side_read(&s->s, G.o.max_message + READ_CHUNK) < 0) {
+				fail(s, "database", errno);
+				return;
+			}
+			s->bytes_down += s->s.in.len - before;
+			G.st.bytes_db_to_agent += s->s.in.len - before;
+		}
+		if (s->s.in.len && !s->s.handshaking && s->eng->server_data(s->est, &s->s.in))
+			if (s->dead)
+				return;
+		if (!s->connecting && !s->s.handshaking && side_flush(&s->s) < 0) {
+			fail(s, "database", errno);
+			return;
+		}
+		if (!s->a.handshaking && side_flush(&s->a) < 0) {
+			fail(s, "agent", errno);
+			return;
+		}
+		/* Half-close: pass an EOF on once everything before it is delivered. */
+		if (s->a.eof && !s->a.in.len && !s->s.out.len && !s->s.shut && !s->connecting) {
+			shutdown(s->s.fd, SHUT_WR);
+			s->s.shut = 1;
+		}
+		if (s->s.eof && !s->s.in.len && !s->a.out.len && !s->a.shut) {
+			shutdown(s->a.fd, SHUT_WR);
+			s->a.shut = 1;
+		}
+		if (s->closing && !s->a.out.len) {
+			sess_kill(s, s->close_why);
+			return;
+		}
+		if ((s->a.shut && s->s.shut) || (s->a.eof && s->s.eof && !s->a.out.len)) {
+			sess_kill(s, "both sides done");
+			return;
+		}
+		if (s->a.in.len == a_in && s->s.in.len == s_in && s->a.out.len == a_out &&
+		    s->s.out.len == s_out)
+			break; /* no progress this round */
 	}
-	c->bytes_up += up;
-	G.st.bytes_agent_to_db += up;
-	if (!c->connecting) {
-		if (fill(c->ufd, &c->u2a, &down)) {
-			conn_fail(c, "database", errno);
-			return;
-		}
-		c->bytes_down += down;
-		G.st.bytes_db_to_agent += down;
-		if (drain(c->ufd, &c->a2u)) {
-			conn_fail(c, "database", errno);
-			return;
-		}
-		if (drain(c->afd, &c->u2a)) {
-			conn_fail(c, "agent", errno);
-			return;
-		}
-	}
-	rearm(c);
+	if (!s->dead)
+		rearm(s);
 }
 
 static void on_agent(struct loop_watch *w, uint32_t events)
 {
-	struct conn *c = container_of(w, struct conn, aw);
+	struct session *s = container_of(w, struct session, a.w);
 
-	if (c->dead)
-		return;
-	pump(c);
+	if (!s->dead)
+		pump(s);
 }
 
-static void on_upstream(struct loop_watch *w, uint32_t events)
+static void on_server(struct loop_watch *w, uint32_t events)
 {
-	struct conn *c = container_of(w, struct conn, uw);
+	struct session *s = container_of(w, struct session, s.w);
 
-	if (c->dead)
+	if (s->dead)
 		return;
-	if (c->connecting) {
+	if (s->connecting) {
 		int err = 0;
 		socklen_t l = sizeof(err);
 
-		getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &l);
+		getsockopt(s->s.fd, SOL_SOCKET, SO_ERROR, &err, &l);
 		if (err) {
-			hlog_conn(HLOG_WARN, c->session, c->peer, "cannot reach %s: %s", c->dst,
+			hlog_conn(HLOG_WARN, s->id, s->peer, "cannot reach %s: %s", s->dst,
 				  strerror(err));
 			G.st.conns_upstream_failed++;
-			conn_kill(c, "upstream connect failed");
+			sess_kill(s, "upstream connect failed");
 			return;
 		}
-		c->connecting = 0;
-		hlog_conn(HLOG_DEBUG, c->session, c->peer, "connected upstream to %s", c->dst);
+		s->connecting = 0;
+		hlog_conn(HLOG_DEBUG, s->id, s->peer, "connected upstream to %s", s->dst);
+		if (s->eng->server_connected)
+			s->eng->server_connected(s->est);
 	}
-	pump(c);
+	pump(s);
 }
 
-static void read_identity(struct conn *c)
+static void read_identity(struct session *s)
 {
 	char p[64];
 	ssize_t n;
 	struct attachment *a;
 
-	snprintf(p, sizeof(p), "/proc/%u/exe", c->o.tgid);
-	n = readlink(p, c->exe, sizeof(c->exe) - 1);
-	c->exe[n > 0 ? n : 0] = '\0';
-	if (cg_of_pid((int)c->o.tgid, c->cgroup, sizeof(c->cgroup)))
-		c->cgroup[0] = '\0';
-	a = attach_find_for_pid((int)c->o.tgid, c->cgroup);
+	snprintf(p, sizeof(p), "/proc/%u/exe", s->o.tgid);
+	n = readlink(p, s->exe, sizeof(s->exe) - 1);
+	s->exe[n > 0 ? n : 0] = '\0';
+	if (cg_of_pid((int)s->o.tgid, s->cgroup, sizeof(s->cgroup)))
+		s->cgroup[0] = '\0';
+	a = attach_find_for_pid((int)s->o.tgid, s->cgroup);
 	if (!a)
-		a = attach_find_id(c->o.cgroup_id);
-	snprintf(c->owner, sizeof(c->owner), "%s", a ? a->owner : "");
-	if ((int)c->o.target_id < G.pol->ntargets)
-		snprintf(c->target, sizeof(c->target), "%s", G.pol->targets[c->o.target_id].name);
+		a = attach_find_id(s->o.cgroup_id);
+	snprintf(s->owner, sizeof(s->owner), "%s", a ? a->owner : "");
+	snprintf(s->labels_json, sizeof(s->labels_json), "%s",
+		 a && a->labels_json[0] ? a->labels_json : "{}");
+	s->protocol = HOOP_PROTO_TCP;
+	if ((int)s->o.target_id < G.pol->ntargets) {
+		snprintf(s->target, sizeof(s->target), "%s", G.pol->targets[s->o.target_id].name);
+		s->protocol = (int)G.pol->targets[s->o.target_id].protocol;
+	}
+}
+
+static const struct engine_ops *engine_for(int protocol)
+{
+	/* MySQL and Redis engines are not written yet: their targets are relayed and recorded
+	 * as opaque TCP. */
+	return protocol == HOOP_PROTO_POSTGRES ? &pg_engine : &tcp_engine;
 }
 
 void relay_accept(struct listener *ln, int fd)
@@ -294,7 +489,7 @@ void relay_accept(struct listener *ln, int fd)
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	struct hoop_sock_key key = {0};
-	struct conn *c;
+	struct session *s;
 	int r, one = 1;
 
 	G.st.conns_accepted++;
@@ -321,138 +516,137 @@ void relay_accept(struct listener *ln, int fd)
 		}
 		key.port = a->sin6_port;
 	}
-	c = calloc(1, sizeof(*c));
-	if (!c) {
+	s = calloc(1, sizeof(*s));
+	if (!s) {
 		close(fd);
 		return;
 	}
-	c->afd = fd;
-	c->ufd = -1;
-	c->ln = ln;
-	c->started_ms = now_ms();
-	new_session_id(c->session, sizeof(c->session));
-	fmt_addr(key.family, key.addr, key.port, c->peer, sizeof(c->peer));
-	if (bpfctl_take_origin(&key, &c->o)) {
+	s->a.fd = fd;
+	s->s.fd = -1;
+	s->ln = ln;
+	s->started_ms = now_ms();
+	new_session_id(s->id, sizeof(s->id));
+	fmt_addr(key.family, key.addr, key.port, s->peer, sizeof(s->peer));
+	if (bpfctl_take_origin(&key, &s->o)) {
 		/* Not a connection the kernel redirected (or its stash is gone): we do not know
 		 * where it wanted to go, so it goes nowhere. */
-		hlog_conn(HLOG_WARN, c->session, c->peer,
+		hlog_conn(HLOG_WARN, s->id, s->peer,
 			  "no redirect record for this connection in netns %llu; refusing it",
 			  (unsigned long long)netns_ino(ln));
 		G.st.conns_refused_nostash++;
 		close(fd);
-		free(c);
+		free(s);
 		return;
 	}
-	fmt_addr(c->o.orig_family, c->o.orig_addr, c->o.orig_port, c->dst, sizeof(c->dst));
-	read_identity(c);
-	c->a2u.buf = malloc(G.o.relay_buf);
-	c->u2a.buf = malloc(G.o.relay_buf);
-	if (!c->a2u.buf || !c->u2a.buf)
-		goto fail;
+	fmt_addr(s->o.orig_family, s->o.orig_addr, s->o.orig_port, s->dst, sizeof(s->dst));
+	read_identity(s);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (G.o.accel == ACCEL_SOCKMAP) {
 		/* Before the first byte we send, so all of them take the same path. */
 		if ((r = bpfctl_accel_insert(fd)) == 0) {
-			c->accel = 1;
+			s->accel = 1;
 			G.st.accel_inserted++;
 		} else {
 			G.st.accel_insert_failed++;
-			hlog_conn(HLOG_DEBUG, c->session, c->peer, "no acceleration: %s",
-				  strerror(-r));
+			hlog_conn(HLOG_DEBUG, s->id, s->peer, "no acceleration: %s", strerror(-r));
 		}
 	}
 
-	c->ufd = netns_socket(ln, c->o.orig_family == HOOP_AF_INET ? AF_INET : AF_INET6);
-	if (c->ufd < 0) {
-		hlog_conn(HLOG_ERROR, c->session, c->peer, "upstream socket: %s",
-			  strerror(-c->ufd));
-		c->ufd = -1;
+	s->s.fd = netns_socket(ln, s->o.orig_family == HOOP_AF_INET ? AF_INET : AF_INET6);
+	if (s->s.fd < 0) {
+		hlog_conn(HLOG_ERROR, s->id, s->peer, "upstream socket: %s", strerror(-s->s.fd));
+		s->s.fd = -1;
 		goto fail;
 	}
-	setsockopt(c->ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(s->s.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	memset(&ss, 0, sizeof(ss));
-	if (c->o.orig_family == HOOP_AF_INET) {
+	if (s->o.orig_family == HOOP_AF_INET) {
 		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
 
 		a->sin_family = AF_INET;
-		a->sin_port = c->o.orig_port;
-		memcpy(&a->sin_addr, c->o.orig_addr, 4);
+		a->sin_port = s->o.orig_port;
+		memcpy(&a->sin_addr, s->o.orig_addr, 4);
 		sl = sizeof(*a);
 	} else {
 		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
 
 		a->sin6_family = AF_INET6;
-		a->sin6_port = c->o.orig_port;
-		memcpy(&a->sin6_addr, c->o.orig_addr, 16);
+		a->sin6_port = s->o.orig_port;
+		memcpy(&a->sin6_addr, s->o.orig_addr, 16);
 		sl = sizeof(*a);
 	}
-	c->connecting = 1;
-	if (connect(c->ufd, (struct sockaddr *)&ss, sl) && errno != EINPROGRESS) {
-		hlog_conn(HLOG_WARN, c->session, c->peer, "cannot reach %s: %s", c->dst,
-			  strerror(errno));
+	s->connecting = 1;
+	if (connect(s->s.fd, (struct sockaddr *)&ss, sl) && errno != EINPROGRESS) {
+		hlog_conn(HLOG_WARN, s->id, s->peer, "cannot reach %s: %s", s->dst, strerror(errno));
 		G.st.conns_upstream_failed++;
 		goto fail;
 	}
-	if (loop_add(&c->aw, c->afd, EPOLLIN, on_agent) ||
-	    loop_add(&c->uw, c->ufd, EPOLLOUT, on_upstream)) {
-		loop_del(&c->aw);
+	s->eng = engine_for(s->protocol);
+	if (loop_add(&s->a.w, s->a.fd, EPOLLIN, on_agent))
+		goto fail;
+	if (loop_add(&s->s.w, s->s.fd, EPOLLOUT, on_server)) {
+		loop_del(&s->a.w);
 		goto fail;
 	}
-	c->next = g_conns;
-	if (g_conns)
-		g_conns->prev = c;
-	g_conns = c;
+	s->next = g_sessions;
+	if (g_sessions)
+		g_sessions->prev = s;
+	g_sessions = s;
 	G.st.conns_active++;
 	netns_conn_ref(ln, 1);
-	hlog_conn(HLOG_INFO, c->session, c->peer,
-		  "agent pid=%u uid=%u comm=%.16s exe=%s cgroup=%s owner=%s -> %s (target %s)%s",
-		  c->o.tgid, c->o.uid, c->o.comm, c->exe[0] ? c->exe : "?", c->cgroup,
-		  c->owner[0] ? c->owner : "-", c->dst, c->target, c->accel ? " [accel]" : "");
+	hlog_conn(HLOG_INFO, s->id, s->peer,
+		  "agent pid=%u uid=%u comm=%.16s exe=%s cgroup=%s owner=%s -> %s (target %s, %s)%s",
+		  s->o.tgid, s->o.uid, s->o.comm, s->exe[0] ? s->exe : "?", s->cgroup,
+		  s->owner[0] ? s->owner : "-", s->dst, s->target, s->eng->name,
+		  s->accel ? " [accel]" : "");
+	s->est = s->eng->open(s);
+	if (!s->est)
+		sess_kill(s, "engine could not start");
 	return;
 fail:
-	close(c->afd);
-	if (c->ufd >= 0)
-		close(c->ufd);
-	free(c->a2u.buf);
-	free(c->u2a.buf);
-	free(c);
+	close(s->a.fd);
+	if (s->s.fd >= 0)
+		close(s->s.fd);
+	free(s);
 }
 
 void relay_status(struct jbuf *j)
 {
 	jb_key(j, "connections");
 	jb_arr_open(j);
-	for (struct conn *c = g_conns; c; c = c->next) {
+	for (struct session *s = g_sessions; s; s = s->next) {
 		char comm[17];
 
-		if (c->dead)
+		if (s->dead)
 			continue;
-		memcpy(comm, c->o.comm, 16);
+		memcpy(comm, s->o.comm, 16);
 		comm[16] = '\0';
 		jb_obj_open(j);
-		jb_kv_str(j, "session", c->session);
-		jb_kv_int(j, "pid", c->o.tgid);
-		jb_kv_int(j, "tid", c->o.pid);
-		jb_kv_int(j, "uid", c->o.uid);
-		jb_kv_int(j, "gid", c->o.gid);
+		jb_kv_str(j, "session", s->id);
+		jb_kv_int(j, "pid", s->o.tgid);
+		jb_kv_int(j, "tid", s->o.pid);
+		jb_kv_int(j, "uid", s->o.uid);
+		jb_kv_int(j, "gid", s->o.gid);
 		jb_kv_str(j, "comm", comm);
-		jb_kv_str(j, "exe", c->exe);
-		jb_kv_str(j, "cgroup", c->cgroup);
-		jb_kv_uint(j, "cgroup_id", c->o.cgroup_id);
-		jb_kv_str(j, "owner", c->owner);
-		jb_kv_str(j, "agent_addr", c->peer);
-		jb_kv_str(j, "destination", c->dst);
-		jb_kv_str(j, "target", c->target);
-		jb_kv_str(j, "protocol", (int)c->o.target_id < G.pol->ntargets
-						 ? policy_protocol_name(
-							   G.pol->targets[c->o.target_id].protocol)
-						 : "?");
-		jb_kv_uint(j, "netns_inode", netns_ino(c->ln));
-		jb_kv_bool(j, "accelerated", c->accel);
-		jb_kv_bool(j, "connecting", c->connecting);
-		jb_kv_uint(j, "bytes_agent_to_db", c->bytes_up);
-		jb_kv_uint(j, "bytes_db_to_agent", c->bytes_down);
-		jb_kv_int(j, "started_ms", c->started_ms);
+		jb_kv_str(j, "exe", s->exe);
+		jb_kv_str(j, "cgroup", s->cgroup);
+		jb_kv_uint(j, "cgroup_id", s->o.cgroup_id);
+		jb_kv_str(j, "owner", s->owner);
+		jb_kv_str(j, "agent_addr", s->peer);
+		jb_kv_str(j, "destination", s->dst);
+		jb_kv_str(j, "target", s->target);
+		jb_kv_str(j, "protocol", policy_protocol_name((enum hoop_protocol)s->protocol));
+		jb_kv_uint(j, "netns_inode", netns_ino(s->ln));
+		jb_kv_bool(j, "accelerated", s->accel);
+		jb_kv_bool(j, "connecting", s->connecting);
+		jb_kv_bool(j, "held", s->held);
+		jb_kv_bool(j, "agent_tls", s->a.ssl != NULL);
+		jb_kv_bool(j, "server_tls", s->s.ssl != NULL);
+		jb_kv_uint(j, "bytes_agent_to_db", s->bytes_up);
+		jb_kv_uint(j, "bytes_db_to_agent", s->bytes_down);
+		jb_kv_int(j, "started_ms", s->started_ms);
+		if (s->eng->status && s->est)
+			s->eng->status(s->est, j);
 		jb_obj_close(j);
 	}
 	jb_arr_close(j);
@@ -460,7 +654,45 @@ void relay_status(struct jbuf *j)
 
 void relay_close_all(void)
 {
-	for (struct conn *c = g_conns; c; c = c->next)
-		conn_kill(c, NULL);
+	for (struct session *s = g_sessions; s; s = s->next)
+		sess_kill(s, NULL);
 	relay_reap();
 }
+
+/* The opaque engine: bytes pass unchanged, each way. */
+static void *tcp_open(struct session *s)
+{
+	return s;
+}
+
+static void tcp_close(void *st, const char *why)
+{
+}
+
+static int tcp_agent(void *st, struct buf *in)
+{
+	struct session *s = st;
+
+	if (buf_append(&s->s.out, buf_head(in), in->len))
+		return -1;
+	buf_consume(in, in->len);
+	return 0;
+}
+
+static int tcp_server(void *st, struct buf *in)
+{
+	struct session *s = st;
+
+	if (buf_append(&s->a.out, buf_head(in), in->len))
+		return -1;
+	buf_consume(in, in->len);
+	return 0;
+}
+
+const struct engine_ops tcp_engine = {
+	.name = "tcp",
+	.open = tcp_open,
+	.close = tcp_close,
+	.agent_data = tcp_agent,
+	.server_data = tcp_server,
+};

@@ -1,0 +1,33 @@
+/*
+ * The interface between the relay and the protocol engines (PostgreSQL now; MySQL and Redis
+ * later, as peers). An engine turns the bytes of one session into events and verdicts. It sees
+ * only buffers: `in` holds what arrived from one side; it appends what each side should receive
+ * to s->a.out (to the agent) or s->s.out (to the database) and consumes what it handled. It may
+ * leave an incomplete message in `in`; the relay calls it again when more arrives.
+ */
+#ifndef HOOP_ENGINE_H
+#define HOOP_ENGINE_H
+
+#include "json.h"
+#include "session.h"
+
+struct engine_ops {
+	const char *name;
+	/* Per-session state; NULL on failure (the session closes). */
+	void *(*open)(struct session *s);
+	void (*close)(void *st, const char *why);
+	/* Bytes from the agent / the database. Return 0, or -1 after sess_close(). */
+	int (*agent_data)(void *st, struct buf *in);
+	int (*server_data)(void *st, struct buf *in);
+	/* The upstream TCP connection is up (before any TLS). */
+	void (*server_connected)(void *st);
+	/* A TLS handshake the engine asked for finished (ok = 1) or failed. */
+	void (*tls_done)(void *st, int agent_side, int ok);
+	/* Lines for `hoopctl status` about this session (may be NULL). */
+	void (*status)(void *st, struct jbuf *j);
+};
+
+extern const struct engine_ops tcp_engine;
+extern const struct engine_ops pg_engine;
+
+#endif

@@ -1,0 +1,226 @@
+/* Event sink: JSON Lines in <state dir>/events.jsonl, one write(2) per event. */
+#include "events.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hoopd.h"
+#include "json.h"
+#include "log.h"
+#include "pgwire.h"
+#include "session.h"
+
+static int g_fd = -1;
+
+int events_open(const char *state_dir)
+{
+	char p[4096];
+
+	snprintf(p, sizeof(p), "%s/events.jsonl", state_dir);
+	g_fd = open(p, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (g_fd < 0) {
+		log_error("cannot open %s: %s", p, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+void events_close(void)
+{
+	if (g_fd >= 0)
+		close(g_fd);
+	g_fd = -1;
+}
+
+static void begin(struct jbuf *j, const char *kind, const struct session *s)
+{
+	char ts[48];
+	struct timeval tv;
+	struct tm tm;
+
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)tv.tv_usec);
+	jb_init(j);
+	jb_obj_open(j);
+	jb_kv_str(j, "ts", ts);
+	jb_kv_str(j, "kind", kind);
+	jb_kv_str(j, "session", s->id);
+}
+
+static void finish(struct jbuf *j)
+{
+	jb_obj_close(j);
+	if (g_fd >= 0 && !j->oom) {
+		char *line = j->s;
+
+		line[j->len] = '\n';
+		/* One write per line: O_APPEND keeps lines whole. */
+		if (write(g_fd, line, j->len + 1) != (ssize_t)(j->len + 1))
+			log_warn("events: write failed: %s", strerror(errno));
+		line[j->len] = '\0';
+	}
+	jb_free(j);
+}
+
+static void put_text(struct jbuf *j, const char *k, const char *p, size_t n)
+{
+	char small[1024];
+	char *tmp = n < sizeof(small) ? small : malloc(n + 1);
+
+	if (!tmp) {
+		jb_kv_str(j, k, "(out of memory)");
+		return;
+	}
+	memcpy(tmp, p, n);
+	tmp[n] = '\0';
+	jb_kv_str(j, k, tmp);
+	if (tmp != small)
+		free(tmp);
+}
+
+void ev_session_start(const struct session *s, const struct ev_session_start *e)
+{
+	struct jbuf j;
+	char comm[17];
+
+	memcpy(comm, s->o.comm, 16);
+	comm[16] = '\0';
+	begin(&j, "session_start", s);
+	jb_key(&j, "agent");
+	jb_obj_open(&j);
+	jb_kv_int(&j, "pid", s->o.tgid);
+	jb_kv_int(&j, "tid", s->o.pid);
+	jb_kv_int(&j, "uid", s->o.uid);
+	jb_kv_int(&j, "gid", s->o.gid);
+	jb_kv_str(&j, "comm", comm);
+	jb_kv_str(&j, "exe", s->exe);
+	jb_kv_str(&j, "cgroup", s->cgroup);
+	jb_kv_uint(&j, "cgroup_id", s->o.cgroup_id);
+	jb_kv_str(&j, "owner", s->owner);
+	jb_key(&j, "labels");
+	jb_raw(&j, s->labels_json[0] ? s->labels_json : "{}");
+	jb_kv_str(&j, "address", s->peer);
+	jb_obj_close(&j);
+	jb_kv_str(&j, "destination", s->dst);
+	jb_kv_str(&j, "target", s->target);
+	jb_kv_str(&j, "user", e->user);
+	jb_kv_str(&j, "database", e->database);
+	jb_kv_str(&j, "application_name", e->application_name);
+	jb_key(&j, "params");
+	jb_raw(&j, e->params_json ? e->params_json : "{}");
+	jb_kv_bool(&j, "agent_tls", e->agent_tls);
+	jb_kv_bool(&j, "server_tls", e->server_tls);
+	finish(&j);
+}
+
+void ev_session_end(const struct session *s, const struct ev_session_end *e)
+{
+	struct jbuf j;
+
+	begin(&j, "session_end", s);
+	jb_kv_str(&j, "reason", e->reason);
+	jb_kv_uint(&j, "statements", e->statements);
+	jb_kv_uint(&j, "bytes_agent_to_db", e->bytes_agent_to_db);
+	jb_kv_uint(&j, "bytes_db_to_agent", e->bytes_db_to_agent);
+	jb_kv_int(&j, "duration_ms", e->duration_ms);
+	finish(&j);
+}
+
+void ev_statement(const struct session *s, const struct ev_statement *e)
+{
+	struct jbuf j;
+
+	begin(&j, "statement", s);
+	jb_kv_uint(&j, "seq", e->seq);
+	jb_kv_str(&j, "protocol", e->protocol);
+	put_text(&j, "text", e->text ? e->text : "", e->text ? e->text_len : 0);
+	if (e->prepared)
+		jb_kv_str(&j, "prepared", e->prepared);
+	if (e->portal)
+		jb_kv_str(&j, "portal", e->portal);
+	if (e->params_json) {
+		jb_key(&j, "params");
+		jb_raw(&j, e->params_json);
+	}
+	jb_kv_str(&j, "verdict", e->verdict);
+	if (e->reason)
+		jb_kv_str(&j, "reason", e->reason);
+	if (e->parse_error)
+		jb_kv_bool(&j, "parse_error", 1);
+	finish(&j);
+}
+
+void ev_columns(const struct session *s, uint64_t seq, const struct pgw_field *f, int n)
+{
+	struct jbuf j;
+
+	begin(&j, "result_columns", s);
+	jb_kv_uint(&j, "seq", seq);
+	jb_key(&j, "columns");
+	jb_arr_open(&j);
+	for (int i = 0; i < n; i++) {
+		jb_obj_open(&j);
+		jb_kv_str(&j, "name", f[i].name);
+		jb_kv_uint(&j, "table_oid", f[i].table_oid);
+		jb_kv_int(&j, "attnum", f[i].attnum);
+		jb_kv_uint(&j, "type_oid", f[i].type_oid);
+		jb_kv_int(&j, "format", f[i].format);
+		jb_obj_close(&j);
+	}
+	jb_arr_close(&j);
+	finish(&j);
+}
+
+void ev_complete(const struct session *s, const struct ev_complete *e)
+{
+	struct jbuf j;
+
+	begin(&j, "complete", s);
+	jb_kv_uint(&j, "seq", e->seq);
+	jb_kv_str(&j, "tag", e->tag);
+	jb_kv_uint(&j, "rows", e->rows);
+	jb_kv_uint(&j, "bytes", e->bytes);
+	jb_kv_int(&j, "duration_us", e->duration_us);
+	finish(&j);
+}
+
+void ev_error(const struct session *s, const struct ev_error *e)
+{
+	struct jbuf j;
+
+	begin(&j, "error", s);
+	if (e->seq)
+		jb_kv_uint(&j, "seq", e->seq);
+	jb_kv_str(&j, "severity", e->severity ? e->severity : "");
+	jb_kv_str(&j, "sqlstate", e->sqlstate ? e->sqlstate : "");
+	jb_kv_str(&j, "message", e->message ? e->message : "");
+	jb_kv_bool(&j, "from_hoopd", e->from_hoopd);
+	finish(&j);
+}
+
+void ev_protocol_error(const struct session *s, const char *direction, const char *message)
+{
+	struct jbuf j;
+
+	begin(&j, "protocol_error", s);
+	jb_kv_str(&j, "direction", direction);
+	jb_kv_str(&j, "message", message);
+	finish(&j);
+}
+
+void ev_cancel(const struct session *s, const char *outcome, int backend_pid)
+{
+	struct jbuf j;
+
+	begin(&j, "cancel", s);
+	jb_kv_str(&j, "outcome", outcome);
+	jb_kv_int(&j, "backend_pid", backend_pid);
+	finish(&j);
+}

@@ -1,0 +1,77 @@
+/*
+ * Session events: what the protocol engines report, one struct per kind. Until the audit trail
+ * lands they are written as JSON Lines to <state dir>/events.jsonl, one object per line with
+ * "ts" (RFC 3339, UTC, microseconds), "kind" and "session". docs/events.md describes every field.
+ */
+#ifndef HOOP_EVENTS_H
+#define HOOP_EVENTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct session;
+struct pgw_field;
+
+int events_open(const char *state_dir);
+void events_close(void);
+
+/* kind "session_start": identity from the BPF stash and /proc, and the startup parameters. */
+struct ev_session_start {
+	const char *user, *database, *application_name;
+	const char *params_json; /* every startup parameter as a JSON object */
+	int agent_tls;		 /* the agent leg is TLS (terminated by hoopd) */
+	int server_tls;
+};
+void ev_session_start(const struct session *s, const struct ev_session_start *e);
+
+/* kind "session_end" */
+struct ev_session_end {
+	const char *reason;
+	uint64_t statements;
+	uint64_t bytes_agent_to_db, bytes_db_to_agent;
+	int64_t duration_ms;
+};
+void ev_session_end(const struct session *s, const struct ev_session_end *e);
+
+/* kind "statement": emitted before the statement is forwarded. */
+struct ev_statement {
+	uint64_t seq;	      /* statement number within the session, from 1 */
+	const char *protocol; /* simple | extended | function | prepare */
+	const char *text;
+	size_t text_len;
+	const char *prepared; /* prepared statement name (extended protocol), or NULL */
+	const char *portal;
+	const char *params_json; /* JSON array of parameters (strings, null, or {"binary": hex}) */
+	const char *verdict;	 /* allow | deny | hold */
+	const char *reason;	 /* why (rule name or message), or NULL */
+	int parse_error;	 /* PostgreSQL's grammar could not parse it */
+};
+void ev_statement(const struct session *s, const struct ev_statement *e);
+
+/* kind "result_columns": the RowDescription of a statement's result. */
+void ev_columns(const struct session *s, uint64_t seq, const struct pgw_field *f, int n);
+
+/* kind "complete": CommandComplete (or EmptyQuery / PortalSuspended) of a statement. */
+struct ev_complete {
+	uint64_t seq;
+	const char *tag; /* e.g. "SELECT 3", "INSERT 0 1", "EMPTY", "SUSPENDED" */
+	uint64_t rows, bytes;
+	int64_t duration_us;
+};
+void ev_complete(const struct session *s, const struct ev_complete *e);
+
+/* kind "error": an ErrorResponse, from the server or synthesized by hoopd. */
+struct ev_error {
+	uint64_t seq; /* 0 when not tied to a statement */
+	const char *severity, *sqlstate, *message;
+	int from_hoopd;
+};
+void ev_error(const struct session *s, const struct ev_error *e);
+
+/* kind "protocol_error": malformed or oversized input; the session is closed. */
+void ev_protocol_error(const struct session *s, const char *direction, const char *message);
+
+/* kind "cancel": a CancelRequest and where it went. */
+void ev_cancel(const struct session *s, const char *outcome, int backend_pid);
+
+#endif

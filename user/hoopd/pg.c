@@ -1,0 +1,1237 @@
+/*
+ * The PostgreSQL engine: follows a v3 session in both directions (startup, TLS negotiation,
+ * authentication relay, simple and extended query protocol with pipelining, FunctionCall,
+ * COPY), reports statements and their results as events, and applies verdicts.
+ *
+ * Responses are matched to requests with a queue of pending entries, one per forwarded message
+ * that the server answers (Query, Parse, Bind, Describe, Execute, Close, Sync, FunctionCall).
+ *
+ * A denied statement is never forwarded. When nothing else is in flight and no transaction is
+ * open, hoopd answers it alone (ErrorResponse 42501 + ReadyForQuery 'I'). Otherwise it forwards
+ * in its place a "poison" message that fails during parse analysis and has no effect, so that
+ * the server itself produces the error at exactly that point of the pipeline, discards until
+ * Sync, and reports the true transaction status; hoopd rewrites that error into the denial.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pg_query.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "events.h"
+#include "hoopd.h"
+#include "log.h"
+#include "pg.h"
+#include "pgwire.h"
+#include "tls.h"
+#include "verdict.h"
+
+/* Fails in parse analysis (no such function; only a superuser could create one in pg_catalog)
+ * and so has no effect. */
+#define POISON_SQL "SELECT pg_catalog.\"hoop: statement denied by policy\"()"
+
+#define PG_MAX_STMTS 4096
+
+enum phase {
+	PH_STARTUP,
+	PH_SERVER_TLS, /* waiting for the server's answer to our SSLRequest, then its handshake */
+	PH_AUTH,
+	PH_READY,
+	PH_CANCEL, /* a CancelRequest was passed on; nothing more is expected */
+};
+
+struct track {
+	uint64_t seq;
+	int64_t start_us;
+	uint64_t rows, bytes;
+};
+
+struct pend {
+	char kind;	/* the frontend message: Q P B D E C S F */
+	int poisoned;	/* hoopd replaced it: the server's error becomes `deny` */
+	int err_seen;
+	char sqlstate[6];
+	char *deny;	/* message for the agent */
+	struct track *st; /* statements whose results this entry carries */
+	int nst, cur;
+	struct pend *next;
+};
+
+struct named {
+	char *name;
+	char *text;   /* prepared: statement text; portal: statement text */
+	char *params; /* portal: parameters as JSON */
+	struct named *next;
+};
+
+struct pg {
+	struct session *s;
+	enum phase phase;
+	uint8_t tx; /* transaction status from the last ReadyForQuery */
+	struct pend *head, *tail;
+	int npend;
+	struct named *preps, *portals;
+	uint64_t seq;
+	char user[128], database[128], app[128];
+	char *params_json;
+	uint8_t *startup; /* the startup message, held while we negotiate TLS upstream */
+	size_t startup_len;
+	int32_t backend_pid, backend_key;
+	int agent_tls_requested;
+	int copy_in;
+	/* a message parked for a verdict (hold) */
+	uint8_t *held;
+	size_t held_len;
+	const char *end_reason;
+};
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static enum verdict allow_all(struct judgement *j)
+{
+	return VERDICT_ALLOW;
+}
+
+verdict_fn verdict_hook = allow_all;
+
+/* ---- small helpers ---- */
+
+static struct named *named_find(struct named *l, const char *name)
+{
+	for (; l; l = l->next)
+		if (!strcmp(l->name, name))
+			return l;
+	return NULL;
+}
+
+static void named_free(struct named *n)
+{
+	free(n->name);
+	free(n->text);
+	free(n->params);
+	free(n);
+}
+
+static struct named *named_put(struct named **l, const char *name, const char *text,
+			       char *params)
+{
+	struct named *n = named_find(*l, name);
+
+	if (!n) {
+		n = calloc(1, sizeof(*n));
+		if (!n || !(n->name = strdup(name))) {
+			free(n);
+			free(params);
+			return NULL;
+		}
+		n->next = *l;
+		*l = n;
+	}
+	free(n->text);
+	free(n->params);
+	n->text = strdup(text ? text : "");
+	n->params = params;
+	return n;
+}
+
+static void named_drop(struct named **l, const char *name)
+{
+	for (struct named **pp = l; *pp; pp = &(*pp)->next) {
+		if (!strcmp((*pp)->name, name)) {
+			struct named *n = *pp;
+
+			*pp = n->next;
+			named_free(n);
+			return;
+		}
+	}
+}
+
+static struct pend *pend_push(struct pg *p, char kind, int nst)
+{
+	struct pend *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return NULL;
+	e->kind = kind;
+	if (nst) {
+		e->st = calloc((size_t)nst, sizeof(*e->st));
+		if (!e->st) {
+			free(e);
+			return NULL;
+		}
+		e->nst = nst;
+	}
+	if (p->tail)
+		p->tail->next = e;
+	else
+		p->head = e;
+	p->tail = e;
+	p->npend++;
+	return e;
+}
+
+static void pend_pop(struct pg *p)
+{
+	struct pend *e = p->head;
+
+	if (!e)
+		return;
+	p->head = e->next;
+	if (!p->head)
+		p->tail = NULL;
+	p->npend--;
+	free(e->deny);
+	free(e->st);
+	free(e);
+}
+
+static struct track *cur_track(struct pg *p)
+{
+	struct pend *e = p->head;
+
+	if (!e || !e->st || e->cur >= e->nst)
+		return NULL;
+	return &e->st[e->cur];
+}
+
+/* Close the session with a FATAL ErrorResponse the agent can read. */
+static int protocol_violation(struct pg *p, const char *dir, const char *why)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "hoop: %s", why);
+	ev_protocol_error(p->s, dir, why);
+	hlog_conn(HLOG_WARN, p->s->id, p->s->peer, "protocol error from the %s: %s", dir, why);
+	pgw_put_error(&p->s->a.out, "FATAL", "08P01", msg, NULL, NULL);
+	p->end_reason = "protocol error";
+	sess_close(p->s, msg);
+	return -1;
+}
+
+static int fwd(struct buf *out, const struct pgw_msg *m)
+{
+	return buf_append(out, m->body - (m->type ? 5 : 4), m->total);
+}
+
+static char *hexdup(const uint8_t *p, size_t n)
+{
+	char *s = malloc(n * 2 + 1);
+
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		sprintf(s + 2 * i, "%02x", p[i]);
+	s[n * 2] = '\0';
+	return s;
+}
+
+/* ---- verdicts ---- */
+
+static enum verdict judge(struct pg *p, const char *protocol, const char *text, size_t len,
+			  int parse_error, struct judgement *j)
+{
+	memset(j, 0, sizeof(*j));
+	j->s = p->s;
+	j->protocol = protocol;
+	j->text = text;
+	j->len = len;
+	j->parse_error = parse_error;
+	return verdict_hook(j);
+}
+
+/*
+ * Answer a denied (or cancelled) request. Alone, outside a transaction, hoopd answers;
+ * otherwise the poison goes to the server in its place (see the top of this file).
+ */
+static int refuse(struct pg *p, char kind, const char *stmt_name, const char *sqlstate,
+		  const char *msg, struct pend **out)
+{
+	struct session *s = p->s;
+	struct pend *e;
+
+	if (kind == 'Q' && !p->head && p->tx == 'I') {
+		struct ev_error ee = {.seq = p->seq, .severity = "ERROR", .sqlstate = sqlstate,
+				      .message = msg, .from_hoopd = 1};
+
+		ev_error(s, &ee);
+		if (pgw_put_error(&s->a.out, "ERROR", sqlstate, msg, NULL, NULL) ||
+		    pgw_put_ready(&s->a.out, 'I'))
+			return -1;
+		*out = NULL;
+		return 0;
+	}
+	e = pend_push(p, kind, 0);
+	if (!e || !(e->deny = strdup(msg)))
+		return -1;
+	e->poisoned = 1;
+	snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", sqlstate);
+	*out = e;
+	if (kind == 'P')
+		return pgw_put_parse(&s->s.out, stmt_name ? stmt_name : "", POISON_SQL);
+	return pgw_put_query(&s->s.out, POISON_SQL); /* Q and F: answered by E + Z */
+}
+
+/* ---- frontend messages in the ready phase ---- */
+
+struct split {
+	int n;
+	int parse_error;
+	int off[PG_MAX_STMTS];
+	int len[PG_MAX_STMTS];
+};
+
+static void split_sql(const char *sql, size_t len, struct split *sp)
+{
+	PgQuerySplitResult r = pg_query_split_with_parser(sql);
+
+	sp->n = 0;
+	sp->parse_error = 0;
+	if (r.error) {
+		pg_query_free_split_result(r);
+		sp->parse_error = 1;
+		r = pg_query_split_with_scanner(sql);
+	}
+	if (r.error || r.n_stmts > PG_MAX_STMTS) {
+		sp->parse_error = 1;
+		sp->n = 1;
+		sp->off[0] = 0;
+		sp->len[0] = (int)len;
+	} else {
+		for (int i = 0; i < r.n_stmts; i++) {
+			int o = r.stmts[i]->stmt_location, l = r.stmts[i]->stmt_len;
+
+			if (o < 0 || (size_t)o > len)
+				continue;
+			if (l == 0 || (size_t)(o + l) > len)
+				l = (int)len - o; /* the last statement runs to the end */
+			while (l > 0 && (sql[o] == ' ' || sql[o] == '\n' || sql[o] == '\t' ||
+					 sql[o] == '\r')) {
+				o++;
+				l--;
+			}
+			sp->off[sp->n] = o;
+			sp->len[sp->n] = l;
+			sp->n++;
+		}
+	}
+	pg_query_free_split_result(r);
+}
+
+static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verdict fv)
+{
+	struct session *s = p->s;
+	const char *sql = (const char *)m->body;
+	size_t len = m->len ? m->len - 1 : 0;
+	struct split *sp;
+	enum verdict worst = VERDICT_ALLOW, *v;
+	struct judgement j, deny_j = {0};
+	struct pend *e;
+	int r = -1;
+
+	if (!m->len || memchr(sql, 0, m->len) != sql + len)
+		return protocol_violation(p, "agent", "Query text is not NUL-terminated");
+	sp = malloc(sizeof(*sp));
+	v = sp ? calloc(PG_MAX_STMTS, sizeof(*v)) : NULL;
+	if (!sp || !v)
+		goto out;
+	split_sql(sql, len, sp);
+	for (int i = 0; i < sp->n; i++) {
+		v[i] = forced ? fv : judge(p, "simple", sql + sp->off[i], (size_t)sp->len[i],
+					   sp->parse_error, &j);
+		/* deny over hold over allow */
+		if (v[i] == VERDICT_DENY) {
+			if (worst != VERDICT_DENY)
+				deny_j = j;
+			worst = VERDICT_DENY;
+		} else if (v[i] == VERDICT_HOLD && worst == VERDICT_ALLOW) {
+			worst = VERDICT_HOLD;
+		}
+	}
+	if (worst == VERDICT_HOLD) {
+		/* Park the whole message: nothing of it runs until it is decided. */
+		p->held = malloc(m->total);
+		if (!p->held)
+			goto out;
+		memcpy(p->held, m->body - 5, m->total);
+		p->held_len = m->total;
+		for (int i = 0; i < sp->n; i++) {
+			struct ev_statement es = {.seq = p->seq + 1 + (uint64_t)i, .protocol = "simple",
+						  .text = sql + sp->off[i],
+						  .text_len = (size_t)sp->len[i], .verdict = "hold",
+						  .parse_error = sp->parse_error};
+
+			ev_statement(s, &es);
+		}
+		sess_hold(s);
+		r = 0;
+		goto out;
+	}
+	for (int i = 0; i < sp->n; i++) {
+		/* Any deny: none of them runs, and every one is on record as not run. */
+		struct ev_statement es = {.seq = ++p->seq, .protocol = "simple",
+					  .text = sql + sp->off[i], .text_len = (size_t)sp->len[i],
+					  .verdict = worst == VERDICT_DENY
+							     ? (v[i] == VERDICT_DENY ? "deny"
+										      : "not_run")
+							     : "allow",
+					  .reason = v[i] == VERDICT_DENY && deny_j.rule[0]
+							    ? deny_j.rule
+							    : NULL,
+					  .parse_error = sp->parse_error};
+
+		ev_statement(s, &es);
+	}
+	if (worst == VERDICT_DENY) {
+		const char *msg = deny_j.message[0] ? deny_j.message
+						    : "hoop: statement denied by policy";
+
+		r = refuse(p, 'Q', NULL, "42501", msg, &e);
+		goto out;
+	}
+	e = pend_push(p, 'Q', sp->n ? sp->n : 1);
+	if (!e)
+		goto out;
+	for (int i = 0; i < e->nst; i++) {
+		e->st[i].seq = p->seq - (uint64_t)(sp->n ? sp->n : 1) + 1 + (uint64_t)i;
+		e->st[i].start_us = now_us();
+	}
+	r = fwd(&s->s.out, m);
+out:
+	free(v);
+	free(sp);
+	return r;
+}
+
+static int on_parse(struct pg *p, const struct pgw_msg *m)
+{
+	struct pgw_rd rd;
+	const char *name, *sql;
+	size_t sql_len;
+	struct judgement j;
+	enum verdict v;
+	struct pend *e;
+	struct split *sp;
+
+	pgw_rd_init(&rd, m);
+	name = pgw_str(&rd, NULL);
+	sql = pgw_str(&rd, &sql_len);
+	if (!name || !sql)
+		return protocol_violation(p, "agent", "malformed Parse message");
+	sp = malloc(sizeof(*sp));
+	if (!sp)
+		return -1;
+	split_sql(sql, sql_len, sp);
+	/* The extended protocol takes one statement; judge the whole text as the server will. */
+	v = judge(p, "extended", sql, sql_len, sp->parse_error, &j);
+	free(sp);
+	if (v == VERDICT_HOLD)
+		v = VERDICT_DENY; /* approvals for the extended protocol: see docs/events.md */
+	if (!named_put(&p->preps, name, sql, NULL))
+		return -1;
+	if (v == VERDICT_DENY) {
+		struct ev_statement es = {.seq = ++p->seq, .protocol = "extended", .text = sql,
+					  .text_len = sql_len, .prepared = name, .verdict = "deny",
+					  .reason = j.rule[0] ? j.rule : NULL};
+
+		ev_statement(p->s, &es);
+		return refuse(p, 'P', name, "42501",
+			      j.message[0] ? j.message : "hoop: statement denied by policy", &e);
+	}
+	if (!pend_push(p, 'P', 0))
+		return -1;
+	return fwd(&p->s->s.out, m);
+}
+
+static int on_bind(struct pg *p, const struct pgw_msg *m)
+{
+	struct pgw_rd rd;
+	const char *portal, *stmt;
+	struct named *ps;
+	int nfmt, nparams;
+	int16_t fmts[64] = {0};
+	struct jbuf j;
+
+	pgw_rd_init(&rd, m);
+	portal = pgw_str(&rd, NULL);
+	stmt = pgw_str(&rd, NULL);
+	nfmt = pgw_i16(&rd);
+	if (!portal || !stmt || nfmt < 0)
+		return protocol_violation(p, "agent", "malformed Bind message");
+	for (int i = 0; i < nfmt; i++) {
+		int16_t f = pgw_i16(&rd);
+
+		if (i < 64)
+			fmts[i] = f;
+	}
+	nparams = pgw_i16(&rd);
+	if (rd.bad || nparams < 0)
+		return protocol_violation(p, "agent", "malformed Bind message");
+	jb_init(&j);
+	jb_arr_open(&j);
+	for (int i = 0; i < nparams; i++) {
+		int32_t l = pgw_i32(&rd);
+		const uint8_t *v;
+		int fmt = nfmt == 1 ? fmts[0] : (i < nfmt && i < 64 ? fmts[i] : 0);
+
+		if (rd.bad)
+			break;
+		if (l < 0) {
+			jb_raw(&j, "null");
+			continue;
+		}
+		v = pgw_bytes(&rd, (size_t)l);
+		if (!v)
+			break;
+		if (fmt == 0 && !memchr(v, 0, (size_t)l)) {
+			char *t = strndup((const char *)v, (size_t)l);
+
+			jb_str_val(&j, t ? t : "");
+			free(t);
+		} else {
+			char *h = hexdup(v, (size_t)l > 4096 ? 4096 : (size_t)l);
+
+			jb_obj_open(&j);
+			jb_kv_str(&j, "binary", h ? h : "");
+			if ((size_t)l > 4096)
+				jb_kv_int(&j, "length", l);
+			jb_obj_close(&j);
+			free(h);
+		}
+	}
+	jb_arr_close(&j);
+	if (rd.bad) {
+		jb_free(&j);
+		return protocol_violation(p, "agent", "malformed Bind message");
+	}
+	ps = named_find(p->preps, stmt);
+	if (!named_put(&p->portals, portal, ps ? ps->text : NULL, strdup(jb_str(&j)))) {
+		jb_free(&j);
+		return -1;
+	}
+	jb_free(&j);
+	if (!pend_push(p, 'B', 0))
+		return -1;
+	return fwd(&p->s->s.out, m);
+}
+
+static int on_execute(struct pg *p, const struct pgw_msg *m)
+{
+	struct pgw_rd rd;
+	const char *portal;
+	struct named *po;
+	struct pend *e;
+	struct ev_statement es = {.protocol = "extended", .verdict = "allow"};
+
+	pgw_rd_init(&rd, m);
+	portal = pgw_str(&rd, NULL);
+	pgw_i32(&rd);
+	if (!portal || !pgw_done(&rd))
+		return protocol_violation(p, "agent", "malformed Execute message");
+	po = named_find(p->portals, portal);
+	es.seq = ++p->seq;
+	es.text = po && po->text ? po->text : "";
+	es.text_len = strlen(es.text);
+	es.portal = portal;
+	es.params_json = po && po->params ? po->params : NULL;
+	ev_statement(p->s, &es);
+	e = pend_push(p, 'E', 1);
+	if (!e)
+		return -1;
+	e->st[0].seq = p->seq;
+	e->st[0].start_us = now_us();
+	return fwd(&p->s->s.out, m);
+}
+
+static int on_function(struct pg *p, const struct pgw_msg *m)
+{
+	struct pgw_rd rd;
+	char desc[64];
+	struct judgement j;
+	enum verdict v;
+	struct pend *e;
+	int32_t oid;
+
+	pgw_rd_init(&rd, m);
+	oid = pgw_i32(&rd);
+	if (rd.bad)
+		return protocol_violation(p, "agent", "malformed FunctionCall message");
+	snprintf(desc, sizeof(desc), "FunctionCall oid %u", (unsigned)oid);
+	v = judge(p, "function", desc, strlen(desc), 0, &j);
+	if (v == VERDICT_HOLD)
+		v = VERDICT_DENY;
+	{
+		struct ev_statement es = {.seq = ++p->seq, .protocol = "function", .text = desc,
+					  .text_len = strlen(desc), .verdict = verdict_name(v),
+					  .reason = j.rule[0] ? j.rule : NULL};
+
+		ev_statement(p->s, &es);
+	}
+	if (v == VERDICT_DENY)
+		return refuse(p, 'F', NULL, "42501",
+			      j.message[0] ? j.message : "hoop: function call denied by policy", &e);
+	e = pend_push(p, 'F', 1);
+	if (!e)
+		return -1;
+	e->st[0].seq = p->seq;
+	e->st[0].start_us = now_us();
+	return fwd(&p->s->s.out, m);
+}
+
+static int agent_ready(struct pg *p, const struct pgw_msg *m)
+{
+	struct pgw_rd rd;
+
+	switch (m->type) {
+	case 'Q':
+		return on_query(p, m, 0, VERDICT_ALLOW);
+	case 'P':
+		return on_parse(p, m);
+	case 'B':
+		return on_bind(p, m);
+	case 'E':
+		return on_execute(p, m);
+	case 'F':
+		return on_function(p, m);
+	case 'C': {
+		const char *name;
+		uint8_t kind;
+
+		pgw_rd_init(&rd, m);
+		kind = pgw_u8(&rd);
+		name = pgw_str(&rd, NULL);
+		if (!name || (kind != 'S' && kind != 'P'))
+			return protocol_violation(p, "agent", "malformed Close message");
+		named_drop(kind == 'S' ? &p->preps : &p->portals, name);
+		if (!pend_push(p, 'C', 0))
+			return -1;
+		return fwd(&p->s->s.out, m);
+	}
+	case 'D':
+	case 'S':
+		if (!pend_push(p, (char)m->type, 0))
+			return -1;
+		return fwd(&p->s->s.out, m);
+	case 'H': /* Flush */
+	case 'd': /* CopyData */
+	case 'c': /* CopyDone */
+	case 'f': /* CopyFail */
+		return fwd(&p->s->s.out, m);
+	case 'X':
+		p->end_reason = "agent terminated the session";
+		return fwd(&p->s->s.out, m);
+	default: {
+		char why[64];
+
+		snprintf(why, sizeof(why), "unexpected message type 0x%02x", m->type);
+		return protocol_violation(p, "agent", why);
+	}
+	}
+}
+
+/* ---- startup ---- */
+
+struct cancel_key {
+	int32_t pid, key;
+};
+
+static int match_backend(struct session *s, void *arg)
+{
+	const struct cancel_key *k = arg;
+	struct pg *p = s->est;
+
+	return s->eng == &pg_engine && p && p->backend_pid == k->pid && p->backend_key == k->key;
+}
+
+int pg_cancel_held(struct session *s);
+
+static int on_cancel(struct pg *p, const struct pgw_msg *m)
+{
+	struct pgw_rd rd;
+	struct cancel_key k;
+	struct session *t;
+
+	pgw_rd_init(&rd, m);
+	pgw_i32(&rd);
+	k.pid = pgw_i32(&rd);
+	k.key = pgw_i32(&rd);
+	if (!pgw_done(&rd))
+		return protocol_violation(p, "agent", "malformed CancelRequest");
+	p->phase = PH_CANCEL;
+	t = sess_find(match_backend, &k);
+	if (t && t->held) {
+		/* The statement never reached the server: answer it here. */
+		pg_cancel_held(t);
+		ev_cancel(p->s, "held statement cancelled by hoopd", k.pid);
+		sess_close(p->s, "cancel handled");
+		return 0;
+	}
+	/* This connection was dialled to the same server: pass the request on as it is. */
+	ev_cancel(p->s, t ? "forwarded to the server" : "forwarded (no matching session)", k.pid);
+	if (t)
+		hlog_conn(HLOG_INFO, p->s->id, p->s->peer, "cancel request for session %s", t->id);
+	p->end_reason = "cancel request";
+	return fwd(&p->s->s.out, m);
+}
+
+static char *startup_params(struct pg *p, const struct pgw_msg *m)
+{
+	struct pgw_rd rd;
+	struct jbuf j;
+	char *out;
+
+	pgw_rd_init(&rd, m);
+	pgw_i32(&rd);
+	jb_init(&j);
+	jb_obj_open(&j);
+	for (;;) {
+		const char *k = pgw_str(&rd, NULL), *v;
+
+		if (!k || !*k)
+			break;
+		v = pgw_str(&rd, NULL);
+		if (!v)
+			break;
+		jb_kv_str(&j, k, v);
+		if (!strcmp(k, "user"))
+			snprintf(p->user, sizeof(p->user), "%s", v);
+		else if (!strcmp(k, "database"))
+			snprintf(p->database, sizeof(p->database), "%s", v);
+		else if (!strcmp(k, "application_name"))
+			snprintf(p->app, sizeof(p->app), "%s", v);
+	}
+	jb_obj_close(&j);
+	if (rd.bad || !pgw_done(&rd)) {
+		jb_free(&j);
+		return NULL;
+	}
+	out = strdup(jb_str(&j));
+	jb_free(&j);
+	if (!p->database[0])
+		snprintf(p->database, sizeof(p->database), "%s", p->user);
+	return out;
+}
+
+static int send_startup_upstream(struct pg *p)
+{
+	int r = buf_append(&p->s->s.out, p->startup, p->startup_len);
+
+	free(p->startup);
+	p->startup = NULL;
+	p->phase = PH_AUTH;
+	return r;
+}
+
+static int agent_startup(struct pg *p, const struct pgw_msg *m, struct buf *in)
+{
+	struct session *s = p->s;
+	struct pgw_rd rd;
+	int32_t code;
+
+	pgw_rd_init(&rd, m);
+	code = pgw_i32(&rd);
+	if (code == PG_SSLREQUEST || code == PG_GSSENCREQUEST) {
+		char answer = 'N';
+
+		if (code == PG_SSLREQUEST && tls_agent_enabled() && !p->agent_tls_requested)
+			answer = 'S';
+		/* CVE-2021-3935: nothing may follow an SSLRequest before the handshake. */
+		if (answer == 'S' && in->len != m->total)
+			return protocol_violation(p, "agent", "data after SSLRequest");
+		buf_consume(in, m->total);
+		if (answer == 'S') {
+			/* One byte on an empty socket: send it now, before TLS takes the fd. */
+			if (send(s->a.fd, "S", 1, MSG_NOSIGNAL) != 1 || sess_tls_agent(s))
+				return protocol_violation(p, "agent", "cannot start TLS");
+			p->agent_tls_requested = 1;
+			return 1;
+		}
+		return buf_append(&s->a.out, &answer, 1) ? -1 : 1;
+	}
+	if (code == PG_CANCELREQUEST) {
+		int r = on_cancel(p, m);
+
+		buf_consume(in, m->total);
+		return r < 0 ? -1 : 1;
+	}
+	if (code != PG_PROTOCOL_3 && (code >> 16) != 3) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "unsupported frontend protocol %d.%d", code >> 16,
+			 code & 0xffff);
+		return protocol_violation(p, "agent", why);
+	}
+	p->params_json = startup_params(p, m);
+	if (!p->params_json)
+		return protocol_violation(p, "agent", "malformed startup packet");
+	{
+		struct ev_session_start e = {.user = p->user, .database = p->database,
+					     .application_name = p->app,
+					     .params_json = p->params_json,
+					     .agent_tls = s->a.ssl != NULL,
+					     .server_tls = tls_upstream_mode(s) != UPSTREAM_TLS_DISABLE};
+
+		ev_session_start(s, &e);
+	}
+	p->startup = malloc(m->total);
+	if (!p->startup)
+		return -1;
+	memcpy(p->startup, m->body - 4, m->total);
+	p->startup_len = m->total;
+	buf_consume(in, m->total);
+	if (tls_upstream_mode(s) != UPSTREAM_TLS_DISABLE) {
+		static const uint8_t sslreq[8] = {0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f};
+
+		p->phase = PH_SERVER_TLS;
+		return buf_append(&s->s.out, sslreq, sizeof(sslreq)) ? -1 : 1;
+	}
+	return send_startup_upstream(p) ? -1 : 1;
+}
+
+/* ---- server messages ---- */
+
+static void complete(struct pg *p, struct track *t, const char *tag)
+{
+	struct ev_complete c = {.seq = t->seq, .tag = tag, .rows = t->rows, .bytes = t->bytes,
+				.duration_us = now_us() - t->start_us};
+
+	ev_complete(p->s, &c);
+}
+
+static int server_auth(struct pg *p, const struct pgw_msg *m)
+{
+	struct session *s = p->s;
+	struct pgw_rd rd;
+
+	switch (m->type) {
+	case 'R': {
+		int32_t code;
+
+		pgw_rd_init(&rd, m);
+		code = pgw_i32(&rd);
+		if (rd.bad)
+			return protocol_violation(p, "database", "malformed Authentication message");
+		if (code == 10 && s->a.ssl) {
+			/* SASL mechanisms. hoopd terminates the agent's TLS, so channel binding
+			 * to the database's certificate cannot work: offer no -PLUS mechanism. */
+			struct buf body = {0};
+			int32_t ten = htonl(10);
+			int r;
+
+			buf_append(&body, &ten, 4);
+			for (;;) {
+				size_t l;
+				const char *mech = pgw_str(&rd, &l);
+
+				if (!mech)
+					break;
+				if (!l)
+					break;
+				if (l > 5 && !strcmp(mech + l - 5, "-PLUS"))
+					continue;
+				buf_append(&body, mech, l + 1);
+			}
+			buf_append(&body, "", 1);
+			r = pgw_put(&s->a.out, 'R', buf_head(&body), body.len);
+			buf_free(&body);
+			return r;
+		}
+		return fwd(&s->a.out, m);
+	}
+	case 'K':
+		pgw_rd_init(&rd, m);
+		p->backend_pid = pgw_i32(&rd);
+		p->backend_key = pgw_i32(&rd);
+		return fwd(&s->a.out, m);
+	case 'Z':
+		pgw_rd_init(&rd, m);
+		p->tx = pgw_u8(&rd);
+		p->phase = PH_READY;
+		return fwd(&s->a.out, m);
+	case 'E': {
+		struct pgw_err_fields f;
+		struct ev_error e = {0};
+
+		if (pgw_error_fields(m, &f) == 0) {
+			e.severity = f.severity;
+			e.sqlstate = f.sqlstate;
+			e.message = f.message;
+			ev_error(s, &e);
+		}
+		p->end_reason = "authentication failed";
+		return fwd(&s->a.out, m);
+	}
+	default: /* ParameterStatus, NegotiateProtocolVersion, Notice */
+		return fwd(&s->a.out, m);
+	}
+}
+
+/* The server answered a poisoned request: tell the agent why its statement did not run. */
+static int poisoned_error(struct pg *p, struct pend *e)
+{
+	struct ev_error ee = {.seq = p->seq, .severity = "ERROR", .sqlstate = e->sqlstate,
+			      .message = e->deny, .from_hoopd = 1};
+
+	e->err_seen = 1;
+	ev_error(p->s, &ee);
+	return pgw_put_error(&p->s->a.out, "ERROR", e->sqlstate, e->deny, NULL, NULL);
+}
+
+static int server_ready(struct pg *p, const struct pgw_msg *m)
+{
+	struct session *s = p->s;
+	struct pend *e = p->head;
+	struct track *t;
+	struct pgw_rd rd;
+
+	switch (m->type) {
+	case 'D': /* DataRow */
+		if (e && e->poisoned)
+			return 0;
+		if ((t = cur_track(p))) {
+			t->rows++;
+			t->bytes += m->len;
+		}
+		return fwd(&s->a.out, m);
+	case 'd': /* CopyData (COPY TO STDOUT) */
+		if ((t = cur_track(p))) {
+			t->rows++;
+			t->bytes += m->len;
+		}
+		return fwd(&s->a.out, m);
+	case 'T': {
+		struct pgw_field f[64];
+		int n = pgw_row_description(m, f, 64);
+
+		if (n < 0)
+			return protocol_violation(p, "database", "malformed RowDescription");
+		if (e && e->poisoned)
+			return 0;
+		if ((t = cur_track(p)))
+			ev_columns(s, t->seq, f, n < 64 ? n : 64);
+		if (e && e->kind == 'D')
+			pend_pop(p);
+		return fwd(&s->a.out, m);
+	}
+	case 'n': /* NoData */
+		if (e && e->kind == 'D')
+			pend_pop(p);
+		return fwd(&s->a.out, m);
+	case 't': /* ParameterDescription */
+		return fwd(&s->a.out, m);
+	case '1':
+	case '2':
+	case '3':
+		if (e && e->poisoned)
+			return 0; /* cannot happen: the poison fails at Parse */
+		if (e && e->kind == (m->type == '1' ? 'P' : m->type == '2' ? 'B' : 'C'))
+			pend_pop(p);
+		return fwd(&s->a.out, m);
+	case 'C':
+	case 'I':
+	case 's': {
+		char tag[64];
+
+		if (e && e->poisoned)
+			return 0;
+		if (m->type == 'C') {
+			snprintf(tag, sizeof(tag), "%.*s", (int)(m->len ? m->len - 1 : 0),
+				 (const char *)m->body);
+		} else {
+			snprintf(tag, sizeof(tag), "%s", m->type == 'I' ? "EMPTY" : "SUSPENDED");
+		}
+		if ((t = cur_track(p))) {
+			complete(p, t, tag);
+			e->cur++;
+		}
+		if (e && e->kind == 'E')
+			pend_pop(p);
+		return fwd(&s->a.out, m);
+	}
+	case 'E': {
+		struct pgw_err_fields f;
+
+		if (pgw_error_fields(m, &f))
+			return protocol_violation(p, "database", "malformed ErrorResponse");
+		if (e && e->poisoned) {
+			if (poisoned_error(p, e))
+				return -1;
+		} else {
+			struct ev_error ee = {.severity = f.severity, .sqlstate = f.sqlstate,
+					      .message = f.message};
+
+			if ((t = cur_track(p))) {
+				ee.seq = t->seq;
+				e->cur = e->nst; /* the rest of a multi-statement Query is skipped */
+			}
+			ev_error(s, &ee);
+			if (fwd(&s->a.out, m))
+				return -1;
+		}
+		/* Extended protocol: the server skips everything up to Sync. */
+		if (e && e->kind != 'Q' && e->kind != 'F') {
+			while (p->head && p->head->kind != 'S')
+				pend_pop(p);
+		}
+		return 0;
+	}
+	case 'Z':
+		pgw_rd_init(&rd, m);
+		p->tx = pgw_u8(&rd);
+		p->copy_in = 0;
+		if (e && e->poisoned && !e->err_seen && poisoned_error(p, e))
+			return -1;
+		if (e && (e->kind == 'Q' || e->kind == 'S' || e->kind == 'F'))
+			pend_pop(p);
+		return fwd(&s->a.out, m);
+	case 'G': /* CopyInResponse: the agent sends CopyData next */
+		p->copy_in = 1;
+		return fwd(&s->a.out, m);
+	case 'V': /* FunctionCallResponse */
+		if (e && e->poisoned)
+			return 0;
+		if ((t = cur_track(p)))
+			complete(p, t, "FUNCTION");
+		if (e)
+			e->cur = e->nst;
+		return fwd(&s->a.out, m);
+	default: /* N A S K v H W c: notices, notifications, parameter status, COPY framing */
+		return fwd(&s->a.out, m);
+	}
+}
+
+/* ---- engine entry points ---- */
+
+static void *pg_open(struct session *s)
+{
+	struct pg *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->s = s;
+	p->phase = PH_STARTUP;
+	p->tx = 'I';
+	return p;
+}
+
+static void pg_close(void *st, const char *why)
+{
+	struct pg *p = st;
+	struct session *s = p->s;
+	struct ev_session_end e = {.reason = p->end_reason ? p->end_reason : why,
+				   .statements = p->seq,
+				   .bytes_agent_to_db = s->bytes_up,
+				   .bytes_db_to_agent = s->bytes_down,
+				   .duration_ms = now_ms() - s->started_ms};
+
+	if (p->params_json)
+		ev_session_end(s, &e);
+	while (p->head)
+		pend_pop(p);
+	while (p->preps) {
+		struct named *n = p->preps;
+
+		p->preps = n->next;
+		named_free(n);
+	}
+	while (p->portals) {
+		struct named *n = p->portals;
+
+		p->portals = n->next;
+		named_free(n);
+	}
+	free(p->params_json);
+	free(p->startup);
+	free(p->held);
+	free(p);
+}
+
+static int pg_agent_data(void *st, struct buf *in)
+{
+	struct pg *p = st;
+
+	while (in->len && !p->s->closing && !p->s->held) {
+		struct pgw_msg m;
+		const char *why = NULL;
+		int r;
+
+		if (p->phase == PH_SERVER_TLS || (p->phase == PH_STARTUP && p->startup))
+			return 0; /* wait: the startup message is held while TLS is negotiated */
+		if (p->phase == PH_CANCEL) {
+			buf_consume(in, in->len);
+			return 0;
+		}
+		if (p->phase == PH_STARTUP && buf_head(in)[0] == 0x16)
+			return protocol_violation(p, "agent",
+						  "direct TLS (without SSLRequest) is not supported; "
+						  "use sslmode with the standard negotiation");
+		r = pgw_frame(buf_head(in), in->len, p->phase == PH_STARTUP,
+			      (uint32_t)G.o.max_message, &m, &why);
+		if (r == PGW_MORE)
+			return 0;
+		if (r == PGW_BAD)
+			return protocol_violation(p, "agent", why);
+		if (p->phase == PH_STARTUP) {
+			r = agent_startup(p, &m, in);
+			if (r < 0)
+				return -1;
+			continue; /* agent_startup consumed what it used */
+		}
+		if (p->phase == PH_AUTH)
+			r = fwd(&p->s->s.out, &m); /* passwords and SASL: relayed, never kept */
+		else
+			r = agent_ready(p, &m);
+		if (r < 0)
+			return -1;
+		if (p->s->held && p->held) {
+			buf_consume(in, m.total);
+			return 0;
+		}
+		buf_consume(in, m.total);
+	}
+	return 0;
+}
+
+static int pg_server_data(void *st, struct buf *in)
+{
+	struct pg *p = st;
+	struct session *s = p->s;
+
+	while (in->len && !s->closing) {
+		struct pgw_msg m;
+		const char *why = NULL;
+		int r;
+
+		if (p->phase == PH_SERVER_TLS) {
+			uint8_t c = buf_head(in)[0];
+
+			buf_consume(in, 1);
+			if (c == 'S') {
+				if (in->len) /* CVE-2021-23222: nothing may precede the handshake */
+					return protocol_violation(p, "database",
+								  "data after the TLS answer");
+				if (sess_tls_server(s, tls_upstream_ctx(s), tls_upstream_sni(s)))
+					return protocol_violation(p, "database", "cannot start TLS");
+				return 0;
+			}
+			if (c == 'N' && tls_upstream_mode(s) == UPSTREAM_TLS_PREFER)
+				return send_startup_upstream(p);
+			pgw_put_error(&s->a.out, "FATAL", "08001",
+				      c == 'N' ? "hoop: the database refused TLS, which the policy "
+						 "requires for this target"
+					       : "hoop: the database answered the TLS request wrongly",
+				      NULL, NULL);
+			p->end_reason = "upstream TLS refused";
+			sess_close(s, "upstream TLS refused");
+			return -1;
+		}
+		r = pgw_frame(buf_head(in), in->len, 0, (uint32_t)G.o.max_message, &m, &why);
+		if (r == PGW_MORE)
+			return 0;
+		if (r == PGW_BAD)
+			return protocol_violation(p, "database", why);
+		if (p->phase == PH_READY)
+			r = server_ready(p, &m);
+		else if (p->phase == PH_AUTH)
+			r = server_auth(p, &m);
+		else
+			r = fwd(&s->a.out, &m);
+		if (r < 0)
+			return -1;
+		buf_consume(in, m.total);
+	}
+	return 0;
+}
+
+static void pg_tls_done(void *st, int agent_side, int ok)
+{
+	struct pg *p = st;
+
+	if (!agent_side && ok && p->phase == PH_SERVER_TLS) {
+		if (send_startup_upstream(p))
+			sess_close(p->s, "out of memory");
+	} else if (!ok) {
+		pgw_put_error(&p->s->a.out, "FATAL", "08001",
+			      "hoop: TLS handshake with the database failed", NULL, NULL);
+		p->end_reason = "upstream TLS handshake failed";
+		sess_close(p->s, "upstream TLS handshake failed");
+	}
+}
+
+static void pg_status(void *st, struct jbuf *j)
+{
+	struct pg *p = st;
+	char tx[2] = {(char)p->tx, 0};
+
+	jb_kv_str(j, "db_user", p->user);
+	jb_kv_str(j, "database", p->database);
+	jb_kv_str(j, "application_name", p->app);
+	jb_kv_str(j, "transaction", tx);
+	jb_kv_uint(j, "statements", p->seq);
+	jb_kv_int(j, "pending_responses", p->npend);
+}
+
+int pg_cancel_held(struct session *s)
+{
+	struct pg *p = s->est;
+	struct pend *e;
+	int r;
+
+	if (!p || !p->held)
+		return -1;
+	free(p->held);
+	p->held = NULL;
+	r = refuse(p, 'Q', NULL, "57014", "canceling statement due to user request", &e);
+	sess_resume(s);
+	return r;
+}
+
+int pg_resume_held(struct session *s, enum verdict v, const char *message)
+{
+	struct pg *p = s->est;
+	struct pgw_msg m;
+	const char *why;
+	uint8_t *msg;
+	int r;
+
+	if (!p || !p->held)
+		return -1;
+	msg = p->held;
+	p->held = NULL;
+	if (pgw_frame(msg, p->held_len, 0, UINT32_MAX, &m, &why) != PGW_OK) {
+		free(msg);
+		return -1;
+	}
+	s->held = 0;
+	if (v == VERDICT_DENY) {
+		struct pend *e;
+
+		r = refuse(p, 'Q', NULL, "42501", message ? message : "hoop: statement denied", &e);
+	} else {
+		r = on_query(p, &m, 1, VERDICT_ALLOW);
+	}
+	free(msg);
+	sess_resume(s);
+	return r;
+}
+
+const struct engine_ops pg_engine = {
+	.name = "postgres",
+	.open = pg_open,
+	.close = pg_close,
+	.agent_data = pg_agent_data,
+	.server_data = pg_server_data,
+	.tls_done = pg_tls_done,
+	.status = pg_status,
+};

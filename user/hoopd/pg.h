@@ -1,0 +1,13 @@
+/* The PostgreSQL engine's entry points beyond struct engine_ops (pg_engine in engine.h). */
+#ifndef HOOP_PG_H
+#define HOOP_PG_H
+
+#include "session.h"
+#include "verdict.h"
+
+/* A held statement was cancelled by the client: answer 57014 without the server. */
+int pg_cancel_held(struct session *s);
+/* Decide a held statement: run it (VERDICT_ALLOW) or refuse it with message. */
+int pg_resume_held(struct session *s, enum verdict v, const char *message);
+
+#endif

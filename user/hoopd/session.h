@@ -1,0 +1,72 @@
+/*
+ * One agent connection and its upstream leg, as the relay and the protocol engines see it.
+ * The relay (relay.c) owns sockets, TLS and buffers; an engine (engine.h) only reads `in`
+ * buffers and writes `out` buffers, and asks the relay for TLS, holds and closes through the
+ * sess_* calls below.
+ */
+#ifndef HOOP_SESSION_H
+#define HOOP_SESSION_H
+
+#include <openssl/ssl.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "buf.h"
+#include "hoop_bpf.h"
+#include "loop.h"
+
+struct listener;
+struct engine_ops;
+
+struct side {
+	int fd;
+	SSL *ssl;
+	int handshaking; /* TLS handshake in progress */
+	int ssl_wants_write;
+	struct loop_watch w;
+	struct buf in, out;
+	int eof;  /* the peer closed its sending side */
+	int shut; /* we passed EOF on with shutdown(SHUT_WR) */
+};
+
+struct session {
+	char id[20];
+	char peer[64]; /* the agent's address as hoopd sees it */
+	char dst[64];  /* where the agent meant to go */
+	struct listener *ln;
+	struct side a; /* agent */
+	struct side s; /* server (database) */
+	int connecting;
+	int dead;
+	int closing; /* flush what is queued for the agent, then close */
+	char close_why[128];
+	int held;    /* the engine parked agent input */
+	int accel;
+	const struct engine_ops *eng;
+	void *est;
+	struct hoop_origin o;
+	char exe[256];
+	char cgroup[512];
+	char owner[256];
+	char labels_json[512];
+	char target[64];
+	int protocol;
+	int64_t started_ms;
+	uint64_t bytes_up, bytes_down;
+	struct session *prev, *next, *next_dead;
+};
+
+/* Close the session once what is queued for the agent is sent. why goes to the log. */
+void sess_close(struct session *s, const char *why);
+/* Begin a TLS handshake on the agent side (as server) or the database side (as client). */
+int sess_tls_agent(struct session *s);
+int sess_tls_server(struct session *s, SSL_CTX *ctx, const char *sni);
+/* Held sessions read nothing more from the agent until resumed. */
+void sess_hold(struct session *s);
+void sess_resume(struct session *s);
+/* Find a live session by predicate (for CancelRequest routing). */
+struct session *sess_find(int (*pred)(struct session *s, void *arg), void *arg);
+/* Open a second upstream connection to dst from the session's namespace (CancelRequest). */
+int sess_side_connect(struct session *s, const struct sockaddr *sa, int salen);
+
+#endif

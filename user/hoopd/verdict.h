@@ -1,0 +1,33 @@
+/*
+ * The verdict point: engines ask before a statement is forwarded. The policy issue plugs its
+ * rule engine in here; until then every statement is allowed. Tests install their own.
+ */
+#ifndef HOOP_VERDICT_H
+#define HOOP_VERDICT_H
+
+#include <stddef.h>
+
+struct session;
+
+enum verdict { VERDICT_ALLOW = 0, VERDICT_DENY = 1, VERDICT_HOLD = 2 };
+
+struct judgement {
+	const struct session *s;
+	const char *protocol; /* simple | extended | function */
+	const char *text;     /* statement text (not NUL-terminated), or a description */
+	size_t len;
+	int parse_error; /* PostgreSQL's grammar rejected it */
+	/* out: */
+	char rule[64];	   /* the rule that decided, for the record */
+	char message[256]; /* what the agent is told on deny */
+};
+
+typedef enum verdict (*verdict_fn)(struct judgement *j);
+extern verdict_fn verdict_hook;
+
+static inline const char *verdict_name(enum verdict v)
+{
+	return v == VERDICT_DENY ? "deny" : v == VERDICT_HOLD ? "hold" : "allow";
+}
+
+#endif
