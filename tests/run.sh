@@ -39,6 +39,8 @@ suite() {
 
 suite unit make --no-print-directory unit
 suite unit-sanitizers make --no-print-directory SANITIZE=address,undefined unit
+suite unit-pg make --no-print-directory unit-pg
+suite unit-pg-sanitizers make --no-print-directory SANITIZE=address,undefined unit-pg
 suite fuzz make --no-print-directory fuzz
 suite e2e /usr/bin/python3 tests/e2e/test_spine.py
 make --no-print-directory SANITIZE=address,undefined all >/dev/null || total_fail=$((total_fail + 1))

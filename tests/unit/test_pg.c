@@ -1,0 +1,646 @@
+/*
+ * Unit tests of the PostgreSQL engine's mechanics (user/hoopd/pg.c) with a test verdict
+ * callback: what is forwarded, what the agent is told, in which order, with which transaction
+ * status, for allowed, denied and held statements, pipelines, partial input and bad input.
+ * The relay is replaced by the few sess_* calls the engine makes; the bytes are real protocol.
+ *
+ * Usage: test_pg STATE_DIR   (events.jsonl is written there and checked)
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "engine.h"
+#include "events.h"
+#include "harness.h"
+#include "hoopd.h"
+#include "pg.h"
+#include "pgwire.h"
+#include "tls.h"
+
+struct hoopd G;
+
+/* ---- the relay, reduced to what the engine calls ---- */
+
+void sess_close(struct session *s, const char *why)
+{
+	s->closing = 1;
+	snprintf(s->close_why, sizeof(s->close_why), "%s", why);
+}
+int sess_tls_agent(struct session *s)
+{
+	return -1;
+}
+int sess_tls_server(struct session *s, SSL_CTX *ctx, const char *sni)
+{
+	return -1;
+}
+void sess_hold(struct session *s)
+{
+	s->held = 1;
+}
+void sess_resume(struct session *s)
+{
+	s->held = 0;
+}
+static struct session *g_only;
+struct session *sess_find(int (*pred)(struct session *s, void *arg), void *arg)
+{
+	return g_only && pred(g_only, arg) ? g_only : NULL;
+}
+int64_t now_ms(void)
+{
+	return (int64_t)time(NULL) * 1000;
+}
+int tls_agent_enabled(void)
+{
+	return 0;
+}
+enum upstream_tls tls_upstream_mode(const struct session *s)
+{
+	return UPSTREAM_TLS_DISABLE;
+}
+SSL_CTX *tls_upstream_ctx(const struct session *s)
+{
+	return NULL;
+}
+const char *tls_upstream_sni(const struct session *s)
+{
+	return NULL;
+}
+
+/* ---- the test verdict callback ---- */
+
+static enum verdict test_verdict(struct judgement *j)
+{
+	char t[512];
+
+	snprintf(t, sizeof(t), "%.*s", (int)j->len, j->text);
+	for (char *c = t; *c; c++)
+		*c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+	if (strstr(t, "drop")) {
+		snprintf(j->rule, sizeof(j->rule), "no-drop");
+		snprintf(j->message, sizeof(j->message), "DROP is not allowed for agents");
+		return VERDICT_DENY;
+	}
+	if (strstr(t, "hold_me"))
+		return VERDICT_HOLD;
+	return VERDICT_ALLOW;
+}
+
+/* ---- message builders ---- */
+
+static void put(struct buf *b, uint8_t type, const void *body, size_t n)
+{
+	pgw_put(b, type, body, n);
+}
+
+static void startup(struct buf *b)
+{
+	static const char params[] = "user\0agent\0database\0clinical\0application_name\0t\0";
+	uint8_t m[128];
+	uint32_t len = 8 + sizeof(params);
+
+	pgw_set_be32(m, len);
+	pgw_set_be32(m + 4, PG_PROTOCOL_3);
+	memcpy(m + 8, params, sizeof(params)); /* includes the final NUL */
+	buf_append(b, m, len);
+}
+
+static void query(struct buf *b, const char *sql)
+{
+	put(b, 'Q', sql, strlen(sql) + 1);
+}
+
+static void parse(struct buf *b, const char *name, const char *sql)
+{
+	pgw_put_parse(b, name, sql);
+}
+
+static void bind1(struct buf *b, const char *portal, const char *stmt, const char *param)
+{
+	uint8_t m[256];
+	size_t o = 0, l;
+
+	l = strlen(portal) + 1;
+	memcpy(m + o, portal, l), o += l;
+	l = strlen(stmt) + 1;
+	memcpy(m + o, stmt, l), o += l;
+	m[o++] = 0, m[o++] = 0; /* no format codes: text */
+	m[o++] = 0, m[o++] = 1; /* one parameter */
+	pgw_set_be32(m + o, (uint32_t)strlen(param)), o += 4;
+	memcpy(m + o, param, strlen(param)), o += strlen(param);
+	m[o++] = 0, m[o++] = 0; /* result formats */
+	put(b, 'B', m, o);
+}
+
+static void execute(struct buf *b, const char *portal)
+{
+	uint8_t m[64];
+	size_t l = strlen(portal) + 1;
+
+	memcpy(m, portal, l);
+	memset(m + l, 0, 4);
+	put(b, 'E', m, l + 4);
+}
+
+static void ready(struct buf *b, char st)
+{
+	pgw_put_ready(b, (uint8_t)st);
+}
+
+static void complete_msg(struct buf *b, const char *tag)
+{
+	put(b, 'C', tag, strlen(tag) + 1);
+}
+
+static void datarow1(struct buf *b, const char *v)
+{
+	uint8_t m[128];
+	uint32_t l = (uint32_t)strlen(v);
+
+	m[0] = 0, m[1] = 1;
+	pgw_set_be32(m + 2, l);
+	memcpy(m + 6, v, l);
+	put(b, 'D', m, 6 + l);
+}
+
+static void rowdesc1(struct buf *b, const char *name)
+{
+	uint8_t m[128];
+	size_t o = 0, l = strlen(name) + 1;
+
+	m[o++] = 0, m[o++] = 1;
+	memcpy(m + o, name, l), o += l;
+	pgw_set_be32(m + o, 16384), o += 4; /* table oid */
+	m[o++] = 0, m[o++] = 2;		    /* attnum */
+	pgw_set_be32(m + o, 25), o += 4;    /* text */
+	m[o++] = 0xff, m[o++] = 0xff;
+	pgw_set_be32(m + o, 0xffffffff), o += 4;
+	m[o++] = 0, m[o++] = 0;
+	put(b, 'T', m, o);
+}
+
+/* ---- the fixture ---- */
+
+static struct session S;
+static void *E;
+
+static void fresh(void)
+{
+	if (E)
+		pg_engine.close(E, "test over");
+	buf_free(&S.a.in), buf_free(&S.a.out), buf_free(&S.s.in), buf_free(&S.s.out);
+	memset(&S, 0, sizeof(S));
+	snprintf(S.id, sizeof(S.id), "stest");
+	snprintf(S.peer, sizeof(S.peer), "127.0.0.1:1");
+	S.a.fd = S.s.fd = -1;
+	S.eng = &pg_engine;
+	E = pg_engine.open(&S);
+	S.est = E;
+	g_only = &S;
+}
+
+static void agent(void (*build)(struct buf *))
+{
+	build(&S.a.in);
+	pg_engine.agent_data(E, &S.a.in);
+}
+
+static void from_agent(struct buf *b)
+{
+	buf_append(&S.a.in, buf_head(b), b->len);
+	buf_free(b);
+	pg_engine.agent_data(E, &S.a.in);
+}
+
+static void from_server(struct buf *b)
+{
+	buf_append(&S.s.in, buf_head(b), b->len);
+	buf_free(b);
+	pg_engine.server_data(E, &S.s.in);
+}
+
+/* Message types in a buffer, e.g. "TDCZ"; drains it. Details of the first E go to err_*. */
+static char err_state[8], err_msg[256], err_sev[16];
+static char last_z;
+static char *types(struct buf *b, int startup_first)
+{
+	static char t[256];
+	size_t n = 0;
+
+	err_state[0] = err_msg[0] = err_sev[0] = 0;
+	while (b->len) {
+		struct pgw_msg m;
+		const char *why;
+
+		if (pgw_frame(buf_head(b), b->len, startup_first, 1 << 30, &m, &why) != PGW_OK)
+			break;
+		startup_first = 0;
+		t[n++] = m.type ? (char)m.type : '0';
+		if (m.type == 'E' && !err_state[0]) {
+			struct pgw_err_fields f;
+
+			if (!pgw_error_fields(&m, &f)) {
+				snprintf(err_state, sizeof(err_state), "%s", f.sqlstate);
+				snprintf(err_msg, sizeof(err_msg), "%s", f.message);
+				snprintf(err_sev, sizeof(err_sev), "%s", f.severity);
+			}
+		}
+		if (m.type == 'Z')
+			last_z = (char)m.body[0];
+		buf_consume(b, m.total);
+	}
+	t[n] = 0;
+	return t;
+}
+
+/* Bring a fresh session to the ready state: startup, AuthenticationOk, key data, 'I'. */
+static void to_ready(void)
+{
+	struct buf b = {0};
+	int32_t kd[2] = {(int32_t)htonl(4242), (int32_t)htonl(99)}, ok = 0;
+
+	fresh();
+	agent(startup);
+	CHECK_STREQ(types(&S.s.out, 1), "0");
+	put(&b, 'R', &ok, 4);
+	put(&b, 'K', kd, 8);
+	ready(&b, 'I');
+	from_server(&b);
+	CHECK_STREQ(types(&S.a.out, 0), "RKZ");
+}
+
+/* ---- tests ---- */
+
+static void q_select(struct buf *b)
+{
+	query(b, "select name from patients");
+}
+
+static void test_simple_query_forwarded_and_answered(void)
+{
+	struct buf b = {0};
+
+	to_ready();
+	agent(q_select);
+	CHECK_STREQ(types(&S.s.out, 0), "Q");
+	rowdesc1(&b, "name");
+	datarow1(&b, "Ada");
+	datarow1(&b, "Grace");
+	complete_msg(&b, "SELECT 2");
+	ready(&b, 'I');
+	from_server(&b);
+	CHECK_STREQ(types(&S.a.out, 0), "TDDCZ");
+	CHECK(!S.closing);
+}
+
+static void q_multi_deny(struct buf *b)
+{
+	query(b, "select 1; DROP TABLE patients; select 2");
+}
+
+static void test_deny_when_idle_is_answered_by_hoopd(void)
+{
+	to_ready();
+	agent(q_multi_deny);
+	/* None of the three statements reaches the server. */
+	CHECK_STREQ(types(&S.s.out, 0), "");
+	CHECK_STREQ(types(&S.a.out, 0), "EZ");
+	CHECK_STREQ(err_state, "42501");
+	CHECK_STREQ(err_msg, "DROP is not allowed for agents");
+	CHECK_STREQ(err_sev, "ERROR");
+	CHECK_EQ_INT(last_z, 'I');
+}
+
+static void q_begin(struct buf *b)
+{
+	query(b, "begin");
+}
+static void q_drop(struct buf *b)
+{
+	query(b, "drop table patients");
+}
+
+static void test_deny_in_transaction_takes_the_servers_state(void)
+{
+	struct buf b = {0}, out = {0};
+
+	to_ready();
+	agent(q_begin);
+	CHECK_STREQ(types(&S.s.out, 0), "Q");
+	complete_msg(&b, "BEGIN");
+	ready(&b, 'T');
+	from_server(&b);
+	CHECK_STREQ(types(&S.a.out, 0), "CZ");
+	agent(q_drop);
+	/* The poison goes to the server instead of the statement. */
+	buf_append(&out, buf_head(&S.s.out), S.s.out.len);
+	CHECK_STREQ(types(&S.s.out, 0), "Q");
+	CHECK(memmem(buf_head(&out), out.len, "hoop: statement denied", 22) != NULL);
+	CHECK(memmem(buf_head(&out), out.len, "patients", 8) == NULL);
+	buf_free(&out);
+	pgw_put_error(&b, "ERROR", "42883", "function does not exist", NULL, NULL);
+	ready(&b, 'E');
+	from_server(&b);
+	CHECK_STREQ(types(&S.a.out, 0), "EZ");
+	CHECK_STREQ(err_state, "42501");
+	CHECK_STREQ(err_msg, "DROP is not allowed for agents");
+	CHECK_EQ_INT(last_z, 'E'); /* the state the server really is in */
+}
+
+static void pipeline(struct buf *b)
+{
+	parse(b, "", "select $1::int");
+	bind1(b, "", "", "42");
+	execute(b, "");
+	pgw_put(b, 'S', NULL, 0);
+	parse(b, "", "drop table patients");
+	bind1(b, "", "", "1");
+	execute(b, "");
+	pgw_put(b, 'S', NULL, 0);
+	parse(b, "", "select 7");
+	bind1(b, "", "", "1");
+	execute(b, "");
+	pgw_put(b, 'S', NULL, 0);
+}
+
+static void test_pipeline_deny_keeps_order_and_discards_to_sync(void)
+{
+	struct buf b = {0};
+	char fwd[64];
+
+	to_ready();
+	agent(pipeline);
+	snprintf(fwd, sizeof(fwd), "%s", types(&S.s.out, 0));
+	CHECK_STREQ(fwd, "PBESPBESPBES");
+	/* The server: first batch runs; the poisoned Parse fails, the rest of that batch is
+	 * skipped until Sync; the third batch runs. */
+	put(&b, '1', NULL, 0);
+	put(&b, '2', NULL, 0);
+	datarow1(&b, "42");
+	complete_msg(&b, "SELECT 1");
+	ready(&b, 'I');
+	pgw_put_error(&b, "ERROR", "42883", "function does not exist", NULL, NULL);
+	ready(&b, 'I');
+	put(&b, '1', NULL, 0);
+	put(&b, '2', NULL, 0);
+	datarow1(&b, "7");
+	complete_msg(&b, "SELECT 1");
+	ready(&b, 'I');
+	from_server(&b);
+	CHECK_STREQ(types(&S.a.out, 0), "12DCZEZ12DCZ");
+	CHECK_STREQ(err_state, "42501");
+	CHECK(!S.closing);
+}
+
+static void q_hold(struct buf *b)
+{
+	query(b, "select hold_me from patients");
+}
+
+static void test_hold_parks_then_runs_once_allowed(void)
+{
+	to_ready();
+	agent(q_hold);
+	CHECK(S.held);
+	CHECK_STREQ(types(&S.s.out, 0), "");
+	CHECK_STREQ(types(&S.a.out, 0), "");
+	CHECK_EQ_INT(pg_resume_held(&S, VERDICT_ALLOW, NULL), 0);
+	CHECK(!S.held);
+	CHECK_STREQ(types(&S.s.out, 0), "Q");
+}
+
+static void test_hold_denied(void)
+{
+	to_ready();
+	agent(q_hold);
+	CHECK_EQ_INT(pg_resume_held(&S, VERDICT_DENY, "an approver said no"), 0);
+	CHECK_STREQ(types(&S.s.out, 0), "");
+	CHECK_STREQ(types(&S.a.out, 0), "EZ");
+	CHECK_STREQ(err_state, "42501");
+	CHECK_STREQ(err_msg, "an approver said no");
+}
+
+static void cancel_req(struct buf *b)
+{
+	uint8_t m[16];
+
+	pgw_set_be32(m, 16);
+	pgw_set_be32(m + 4, PG_CANCELREQUEST);
+	pgw_set_be32(m + 8, 4242);
+	pgw_set_be32(m + 12, 99);
+	buf_append(b, m, 16);
+}
+
+static void test_cancel_of_a_held_statement_answers_57014(void)
+{
+	struct session held;
+	void *cancel_engine;
+	struct buf b = {0};
+
+	to_ready();
+	agent(q_hold);
+	CHECK(S.held);
+	/* A second connection carries the CancelRequest with the held session's key. */
+	memset(&held, 0, sizeof(held));
+	held.a.fd = held.s.fd = -1;
+	held.eng = &pg_engine;
+	snprintf(held.id, sizeof(held.id), "scancel");
+	cancel_engine = pg_engine.open(&held);
+	held.est = cancel_engine;
+	cancel_req(&b);
+	buf_append(&held.a.in, buf_head(&b), b.len);
+	buf_free(&b);
+	pg_engine.agent_data(cancel_engine, &held.a.in);
+	CHECK(held.closing);
+	CHECK_STREQ(types(&held.s.out, 1), ""); /* the server is not asked */
+	CHECK_STREQ(types(&S.a.out, 0), "EZ");
+	CHECK_STREQ(err_state, "57014");
+	CHECK(!S.held);
+	CHECK_STREQ(types(&S.s.out, 0), "");
+	pg_engine.close(cancel_engine, "test");
+	buf_free(&held.a.in), buf_free(&held.a.out), buf_free(&held.s.out);
+}
+
+static void test_cancel_of_a_running_statement_is_forwarded(void)
+{
+	struct buf b = {0};
+	char t[8];
+
+	fresh();
+	cancel_req(&b);
+	from_agent(&b);
+	snprintf(t, sizeof(t), "%s", types(&S.s.out, 1));
+	CHECK_STREQ(t, "0"); /* the CancelRequest itself, to the server */
+	CHECK(!S.closing);
+}
+
+static void test_bytes_one_at_a_time(void)
+{
+	struct buf whole = {0};
+
+	to_ready();
+	query(&whole, "select 1; select 2");
+	for (size_t i = 0; i < whole.len; i++) {
+		buf_append(&S.a.in, buf_head(&whole) + i, 1);
+		pg_engine.agent_data(E, &S.a.in);
+		if (i + 1 < whole.len)
+			CHECK_EQ_INT(S.s.out.len, 0);
+	}
+	CHECK_STREQ(types(&S.s.out, 0), "Q");
+	buf_free(&whole);
+}
+
+static void bad_type(struct buf *b)
+{
+	put(b, 'Y', "x", 1);
+}
+
+static void test_unknown_message_closes_with_08P01(void)
+{
+	to_ready();
+	agent(bad_type);
+	CHECK(S.closing);
+	CHECK_STREQ(types(&S.a.out, 0), "E");
+	CHECK_STREQ(err_state, "08P01");
+	CHECK_STREQ(err_sev, "FATAL");
+	CHECK_STREQ(types(&S.s.out, 0), "");
+}
+
+static void test_oversized_message_refused_before_buffering(void)
+{
+	uint8_t hdr[5] = {'Q', 0x7f, 0xff, 0xff, 0xff};
+
+	to_ready();
+	buf_append(&S.a.in, hdr, 5);
+	pg_engine.agent_data(E, &S.a.in);
+	CHECK(S.closing);
+	CHECK_STREQ(types(&S.a.out, 0), "E");
+	CHECK_STREQ(err_state, "08P01");
+}
+
+static void test_unterminated_query_text(void)
+{
+	struct buf b = {0};
+
+	to_ready();
+	put(&b, 'Q', "select 1", 8); /* no NUL */
+	from_agent(&b);
+	CHECK(S.closing);
+	CHECK_STREQ(err_state[0] ? err_state : (types(&S.a.out, 0), err_state), "08P01");
+}
+
+static void test_scram_plus_not_offered_over_terminated_tls(void)
+{
+	struct buf b = {0};
+	uint8_t body[64];
+	size_t o = 4;
+	struct pgw_msg m;
+	const char *why;
+
+	fresh();
+	S.a.ssl = (SSL *)&S; /* only tested for non-NULL */
+	agent(startup);
+	types(&S.s.out, 1);
+	pgw_set_be32(body, 10);
+	memcpy(body + o, "SCRAM-SHA-256-PLUS", 19), o += 19;
+	memcpy(body + o, "SCRAM-SHA-256", 14), o += 14;
+	body[o++] = 0;
+	put(&b, 'R', body, o);
+	from_server(&b);
+	S.a.ssl = NULL;
+	CHECK_EQ_INT(pgw_frame(buf_head(&S.a.out), S.a.out.len, 0, 1 << 20, &m, &why), PGW_OK);
+	CHECK(m.type == 'R');
+	CHECK(memmem(m.body, m.len, "PLUS", 4) == NULL);
+	CHECK(memmem(m.body, m.len, "SCRAM-SHA-256", 13) != NULL);
+	buf_consume(&S.a.out, S.a.out.len);
+}
+
+static void ext_params(struct buf *b)
+{
+	parse(b, "s1", "select * from patients where id = $1");
+	bind1(b, "p1", "s1", "1234");
+	execute(b, "p1");
+	pgw_put(b, 'S', NULL, 0);
+}
+
+static void test_events_record_statement_params_and_results(const char *dir)
+{
+	struct buf b = {0};
+	char path[512], line[4096];
+	FILE *f;
+	int saw_params = 0, saw_complete = 0, saw_deny = 0, saw_start = 0;
+
+	to_ready();
+	agent(ext_params);
+	types(&S.s.out, 0);
+	put(&b, '1', NULL, 0);
+	put(&b, '2', NULL, 0);
+	datarow1(&b, "x");
+	complete_msg(&b, "SELECT 1");
+	ready(&b, 'I');
+	from_server(&b);
+	types(&S.a.out, 0);
+	agent(q_drop);
+	types(&S.a.out, 0);
+	snprintf(path, sizeof(path), "%s/events.jsonl", dir);
+	f = fopen(path, "r");
+	CHECK(f != NULL);
+	while (f && fgets(line, sizeof(line), f)) {
+		if (strstr(line, "\"kind\":\"session_start\"") && strstr(line, "\"database\":\"clinical\"") &&
+		    strstr(line, "\"user\":\"agent\""))
+			saw_start = 1;
+		if (strstr(line, "\"kind\":\"statement\"") &&
+		    strstr(line, "where id = $1") && strstr(line, "\"params\":[\"1234\"]") &&
+		    strstr(line, "\"portal\":\"p1\""))
+			saw_params = 1;
+		if (strstr(line, "\"kind\":\"complete\"") && strstr(line, "\"tag\":\"SELECT 1\"") &&
+		    strstr(line, "\"rows\":1"))
+			saw_complete = 1;
+		if (strstr(line, "\"verdict\":\"deny\"") && strstr(line, "\"reason\":\"no-drop\""))
+			saw_deny = 1;
+	}
+	if (f)
+		fclose(f);
+	CHECK(saw_start);
+	CHECK(saw_params);
+	CHECK(saw_complete);
+	CHECK(saw_deny);
+}
+
+int main(int argc, char **argv)
+{
+	const char *dir = argc > 1 ? argv[1] : "/tmp";
+
+	mkdir(dir, 0700);
+	G.o.max_message = 1 << 20;
+	verdict_hook = test_verdict;
+	if (events_open(dir))
+		return 1;
+	UNIT_RUN(test_simple_query_forwarded_and_answered);
+	UNIT_RUN(test_deny_when_idle_is_answered_by_hoopd);
+	UNIT_RUN(test_deny_in_transaction_takes_the_servers_state);
+	UNIT_RUN(test_pipeline_deny_keeps_order_and_discards_to_sync);
+	UNIT_RUN(test_hold_parks_then_runs_once_allowed);
+	UNIT_RUN(test_hold_denied);
+	UNIT_RUN(test_cancel_of_a_held_statement_answers_57014);
+	UNIT_RUN(test_cancel_of_a_running_statement_is_forwarded);
+	UNIT_RUN(test_bytes_one_at_a_time);
+	UNIT_RUN(test_unknown_message_closes_with_08P01);
+	UNIT_RUN(test_oversized_message_refused_before_buffering);
+	UNIT_RUN(test_unterminated_query_text);
+	UNIT_RUN(test_scram_plus_not_offered_over_terminated_tls);
+	unit_begin("test_events_record_statement_params_and_results");
+	test_events_record_statement_params_and_results(dir);
+	unit_end();
+	fresh();
+	pg_engine.close(E, "done");
+	E = NULL;
+	buf_free(&S.a.in), buf_free(&S.a.out), buf_free(&S.s.in), buf_free(&S.s.out);
+	events_close();
+	return unit_report();
+}
