@@ -23,7 +23,7 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation -D_GNU_SOURCE \
 	  -Iinclude -Iuser/common -I$(OUT) $(SAN_FLAGS)
 LDFLAGS += $(SAN_FLAGS)
-LDLIBS := -lbpf -lelf -lz -lyaml -ljson-c $(shell pkg-config --libs libnl-3.0 2>/dev/null || echo -lnl-3)
+LDLIBS := -lbpf -lelf -lz -lyaml -ljson-c -lpg_query -lssl -lcrypto $(shell pkg-config --libs libnl-3.0 2>/dev/null || echo -lnl-3)
 CFLAGS += $(shell pkg-config --cflags libnl-3.0 2>/dev/null || echo -I/usr/include/libnl3)
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -Ibpf \
@@ -45,7 +45,7 @@ HOOPD_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(HOOPD_SRC))
 HOOPCTL_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(HOOPCTL_SRC))
 HEADERS := $(wildcard include/*.h user/common/*.h user/hoopd/*.h)
 
-.PHONY: all deps test test-unit test-e2e unit fuzz demo clean fmt
+.PHONY: all deps test test-unit test-e2e unit unit-pg fuzz demo clean fmt
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -98,6 +98,19 @@ $(OUT)/unit/test_policy: tests/unit/test_policy.c tests/unit/harness.h $(UNIT_SR
 unit: $(OUT)/unit/test_policy
 	$(Q)$< tests/unit/policy
 
+# The PostgreSQL engine's mechanics, with a test verdict callback and the relay stubbed out.
+PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/pgwire.c user/hoopd/events.c user/common/buf.c \
+	       user/common/json.c user/common/log.c
+
+$(OUT)/unit/test_pg: tests/unit/test_pg.c tests/unit/harness.h $(PG_UNIT_SRC) $(HEADERS) \
+		     $(wildcard user/hoopd/*.h)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(PG_UNIT_SRC) -lpg_query -lssl -lcrypto -o $@
+
+unit-pg: $(OUT)/unit/test_pg
+	$(Q)rm -rf $(OUT)/unit/pg-state && $< $(OUT)/unit/pg-state
+
 # libFuzzer targets (fuzz/): always clang with ASan+UBSan into build/fuzz, whatever SANITIZE says.
 # `make fuzz` runs each over a copy of its seed corpus (fuzz/corpus/NAME/) in build/fuzz, so
 # inputs the fuzzer finds stay out of the repo; a crash leaves build/fuzz/crash-* and fails make.
@@ -116,7 +129,7 @@ fuzz: $(FUZZ_OUT)/fuzz_policy
 	@mkdir -p $(FUZZ_OUT)/corpus/policy
 	$(Q)cp fuzz/corpus/policy/* $(FUZZ_OUT)/corpus/policy/
 	$(call msg,FUZZ,$< $(FUZZ_SECONDS)s)
-	$(Q)$< -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_OUT)/ \
+	$(Q)$< -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_OUT)/ -dict=fuzz/policy.dict \
 		$(FUZZ_OUT)/corpus/policy 2>$(FUZZ_OUT)/fuzz_policy.log \
 		|| { tail -n 60 $(FUZZ_OUT)/fuzz_policy.log; exit 1; }
 	@grep '^Done' $(FUZZ_OUT)/fuzz_policy.log

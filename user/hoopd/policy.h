@@ -25,6 +25,9 @@ struct policy_target {
 	int nports;
 	struct policy_cidr cidrs[POLICY_MAX_CIDRS];
 	int ncidrs; /* 0 in the file means every address: filled with 0.0.0.0/0 and ::/0 */
+	int upstream_tls;	   /* enum upstream_tls (tls.h); default prefer */
+	char ca_file[512];	   /* CA bundle for verify-ca / verify-full */
+	char tls_server_name[256]; /* name the database certificate must carry */
 };
 
 struct policy {
