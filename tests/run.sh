@@ -43,10 +43,13 @@ suite unit-pg make --no-print-directory unit-pg
 suite unit-pg-sanitizers make --no-print-directory SANITIZE=address,undefined unit-pg
 suite fuzz make --no-print-directory fuzz
 suite e2e /usr/bin/python3 tests/e2e/test_spine.py
+suite e2e-pg /usr/bin/python3 tests/e2e/test_pg.py
 make --no-print-directory SANITIZE=address,undefined all >/dev/null || total_fail=$((total_fail + 1))
 suite e2e-sanitizers env HOOP_BUILD=build/san HOOP_BLAST_BYTES=$((64 << 20)) \
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	/usr/bin/python3 tests/e2e/test_spine.py
+suite e2e-pg-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect_leaks=1 \
+	/usr/bin/python3 tests/e2e/test_pg.py
 
 echo
 echo "tests: $total_pass passed, $total_fail failed"

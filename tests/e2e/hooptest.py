@@ -74,19 +74,40 @@ class Cleanup:
 class Postgres:
     """A throwaway PostgreSQL 15 cluster on a free port."""
 
-    def __init__(self, cleanup, listen="127.0.0.1,::1", extra=()):
+    def __init__(self, cleanup, listen="127.0.0.1,::1", extra=(), hba_first=(), ssl=False):
         self.dir = tempfile.mkdtemp(prefix="hoop-pg-")
         os.chmod(self.dir, 0o755)
         shutil.chown(self.dir, "postgres", "postgres")
         self.port = free_port()
         self.data = os.path.join(self.dir, "data")
         self._pg(["initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync"])
+        hba = os.path.join(self.data, "pg_hba.conf")
+        with open(hba) as f:
+            old = f.read()
+        with open(hba, "w") as f:
+            # First match wins: the test's own lines go before initdb's trust lines.
+            f.write("".join(l + "\n" for l in hba_first) + old)
+            f.write("host all all 198.18.0.0/15 trust\n")  # the tests' agent namespaces
+        if ssl:
+            # A server certificate for 127.0.0.1 from a throwaway CA of the test's own.
+            d = self.data
+            sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+               "-subj /CN=test-ca -keyout %s/ca.key -out %s/ca.crt 2>/dev/null" % (d, d))
+            sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=127.0.0.1 "
+               "-keyout %s/server.key -out %s/server.csr 2>/dev/null" % (d, d))
+            with open(os.path.join(d, "san.ext"), "w") as f:
+                f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+            sh("openssl x509 -req -in %s/server.csr -CA %s/ca.crt -CAkey %s/ca.key -CAcreateserial "
+               "-days 2 -extfile %s/san.ext -out %s/server.crt 2>/dev/null" % (d, d, d, d, d))
+            for f in ("server.key", "server.crt", "ca.crt"):
+                shutil.chown(os.path.join(d, f), "postgres", "postgres")
+            os.chmod(os.path.join(d, "server.key"), 0o600)
+            self.ca = os.path.join(d, "ca.crt")
+            extra = tuple(extra) + ("ssl=on",)
         opts = "-p %d -k %s -c listen_addresses='%s' -c max_connections=200 -c fsync=off" % (
             self.port, self.dir, listen)
         for e in extra:
             opts += " -c " + e
-        with open(os.path.join(self.data, "pg_hba.conf"), "a") as f:
-            f.write("host all all 198.18.0.0/15 trust\n")  # the tests' agent namespaces
         cleanup.push(shutil.rmtree, self.dir, True)
         cleanup.push(self.stop)
         self._pg(["pg_ctl", "-D", self.data, "-o", opts, "-l", os.path.join(self.dir, "log"),
