@@ -1,7 +1,7 @@
 /* libFuzzer target for the policy loader: any bytes as a policy file either load into a policy
  * that keeps the loader's promises or are refused with a "FILE..." message; nothing crashes,
  * leaks or trips a sanitizer. policy_load takes a path, so the input goes into a memfd opened
- * through /proc/self/fd. Seeds: fuzz/corpus/policy/. */
+ * through /proc/self/fd. Seeds: fuzz/corpus/policy/; dictionary: fuzz/policy.dict. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +53,27 @@ static void check_policy(const struct policy *p)
 	}
 }
 
+/* After "PATH": either ": why" or ":LINE:COL: why" with a position inside the input (libyaml
+ * counts characters, so neither can exceed the byte count), and the message is one printable
+ * line however hostile the input. */
+static void check_error(const char *e, size_t size)
+{
+	unsigned long long line, col;
+	int n = 0;
+
+	REQUIRE(e[0] == ':');
+	if (sscanf(e, ":%llu:%llu: %n", &line, &col, &n) == 2 && n > 0) {
+		REQUIRE(line >= 1 && line <= size + 1);
+		REQUIRE(col >= 1 && col <= size + 1);
+	} else {
+		REQUIRE(e[1] == ' ');
+		n = 2;
+	}
+	REQUIRE(e[n] != '\0');
+	for (const unsigned char *p = (const unsigned char *)e; *p; p++)
+		REQUIRE(*p >= 0x20 && *p != 0x7f);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct policy *pol = NULL;
@@ -86,6 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		REQUIRE(r < 0);
 		REQUIRE(pol == NULL);
 		REQUIRE(!strncmp(err, path, strlen(path)) && err[strlen(path)] == ':');
+		check_error(err + strlen(path), size);
 	}
 	close(fd);
 	return 0;

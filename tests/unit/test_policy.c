@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -303,6 +304,135 @@ static void test_policy_load_missing_file(void)
 	CHECK(pol == NULL);
 	CHECK(!strncmp(err, path, strlen(path)));
 	CHECK(strstr(err, strerror(ENOENT)) != NULL);
+}
+
+/* A temporary directory for the file-type and size tests, removed with its files at the end. */
+static char tmp_dir[256];
+
+static const char *tmp_path(const char *name, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s/%s", tmp_dir, name);
+	return buf;
+}
+
+static int tmp_setup(void)
+{
+	const char *base = getenv("TMPDIR");
+
+	snprintf(tmp_dir, sizeof(tmp_dir), "%s/hoop-unit-XXXXXX", base && *base ? base : "/tmp");
+	if (!mkdtemp(tmp_dir)) {
+		unit_fail(__FILE__, __LINE__, "mkdtemp %s: %s", tmp_dir, strerror(errno));
+		tmp_dir[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+static void tmp_cleanup(void)
+{
+	const char *names[] = {"fifo", "max.yaml", "big.yaml"};
+	char p[512];
+
+	if (!tmp_dir[0])
+		return;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		unlink(tmp_path(names[i], p, sizeof(p)));
+	rmdir(tmp_dir);
+}
+
+/* A refusal of the file as a whole: "PATH: ..." with want in it, no line:col, no policy. */
+static void check_file_refused(const char *path, int want_r, const char *want)
+{
+	struct policy *pol = NULL;
+	char err[1024] = "", q[1024];
+	int r;
+
+	r = policy_load(path, &pol, err, sizeof(err));
+	CHECK_EQ_INT(r, want_r);
+	CHECK(pol == NULL);
+	if (strncmp(err, path, strlen(path)) || strncmp(err + strlen(path), ": ", 2) ||
+	    !strstr(err, want))
+		unit_fail(__FILE__, __LINE__, "error \"%s\", want \"%s: ...%s...\"",
+			  unit_quote(err, q, sizeof(q)), path, want);
+	if (!r)
+		policy_free(pol);
+}
+
+static const char *cases_dir;
+
+static void test_policy_load_directory(void)
+{
+	check_file_refused(cases_dir, -EISDIR, strerror(EISDIR));
+}
+
+/* A FIFO must be refused at once, not block waiting for a writer; the alarm turns a hang into a
+ * failed run. */
+static void test_policy_load_special_files(void)
+{
+	char p[512];
+
+	check_file_refused("/dev/null", -EINVAL, "not a regular file (a character device)");
+	if (!tmp_dir[0])
+		return;
+	if (mkfifo(tmp_path("fifo", p, sizeof(p)), 0600)) {
+		unit_fail(__FILE__, __LINE__, "mkfifo %s: %s", p, strerror(errno));
+		return;
+	}
+	alarm(10);
+	check_file_refused(p, -EINVAL, "not a regular file (a FIFO)");
+	alarm(0);
+}
+
+/* Writes a valid policy padded with one comment line to exactly size bytes. */
+static int write_policy_of_size(const char *path, size_t size)
+{
+	static const char head[] = "version: 1\ntargets: [{name: pg, protocol: postgres, ports: "
+				   "[5432]}]\n#";
+	char *buf = malloc(size);
+	FILE *f;
+	int r = 0;
+
+	if (!buf || size < sizeof(head)) {
+		free(buf);
+		return -1;
+	}
+	memcpy(buf, head, sizeof(head) - 1);
+	memset(buf + sizeof(head) - 1, 'x', size - sizeof(head));
+	buf[size - 1] = '\n';
+	f = fopen(path, "we");
+	if (!f || fwrite(buf, 1, size, f) != size)
+		r = -1;
+	if (f && fclose(f))
+		r = -1;
+	free(buf);
+	return r;
+}
+
+static void test_policy_load_size_cap(void)
+{
+	struct policy *pol = NULL;
+	char p[512], err[1024] = "";
+
+	if (!tmp_dir[0])
+		return;
+	/* 1 MiB exactly is allowed... */
+	if (write_policy_of_size(tmp_path("max.yaml", p, sizeof(p)), 1 << 20)) {
+		unit_fail(__FILE__, __LINE__, "cannot write %s: %s", p, strerror(errno));
+		return;
+	}
+	CHECK_EQ_INT(policy_load(p, &pol, err, sizeof(err)), 0);
+	if (pol) {
+		CHECK_EQ_INT(pol->ntargets, 1);
+		policy_free(pol);
+	} else {
+		unit_fail(__FILE__, __LINE__, "1 MiB policy refused: %s", err);
+	}
+	/* ...one byte more is refused before parsing. */
+	if (write_policy_of_size(tmp_path("big.yaml", p, sizeof(p)), (1 << 20) + 1)) {
+		unit_fail(__FILE__, __LINE__, "cannot write %s: %s", p, strerror(errno));
+		return;
+	}
+	check_file_refused(p, -EFBIG, "policy file is larger than 1 MiB");
 }
 
 static void test_policy_protocol_name(void)
@@ -633,14 +763,155 @@ static void test_json_growth(void)
 	jb_free(&j);
 }
 
+/* Bytes that are not UTF-8 become U+FFFD, one per maximal ill-formed subsequence; valid UTF-8
+ * passes unchanged. */
+static void test_json_invalid_utf8(void)
+{
+#define R "\xef\xbf\xbd"
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	    {"caf\xe9", "caf" R},	   /* Latin-1 e-acute */
+	    {"\xe9t\xe9 x", R "t" R " x"}, /* Latin-1 inside text */
+	    {"ok \xe2\x9c", "ok " R},	   /* truncated 3-byte sequence at the end */
+	    {"\xf0\x9f\x98", R},	   /* truncated 4-byte sequence at the end */
+	    {"\xe2\x9c!", R "!"},	   /* truncated before ASCII */
+	    {"\xc0\xaf", R R},		   /* overlong '/' */
+	    {"\xc0\x80", R R},		   /* overlong NUL */
+	    {"\xe0\x80\xaf", R R R},	   /* overlong '/' in 3 bytes */
+	    {"\xf0\x80\x80\xaf", R R R R}, /* overlong '/' in 4 bytes */
+	    {"\xed\xa0\x80", R R R},	   /* surrogate U+D800 */
+	    {"\xed\xbf\xbf", R R R},	   /* surrogate U+DFFF */
+	    {"\xf4\x90\x80\x80", R R R R}, /* U+110000 */
+	    {"\xf5\x80\x80\x80", R R R R}, /* lead byte never valid */
+	    {"\x80", R},		   /* lone continuation byte */
+	    {"\xbf\x80", R R},		   /* two of them */
+	    {"\xfe\xff", R R},		   /* byte order mark of UTF-16 */
+	    {"a\xe2\x9c\x93\xe9\"", "a\xe2\x9c\x93" R "\\\""},
+	    /* valid at the edges of each range */
+	    {"\xc2\x80\xdf\xbf", "\xc2\x80\xdf\xbf"},
+	    {"\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbf",
+	     "\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbf"},
+	    {"\xf0\x90\x80\x80\xf4\x8f\xbf\xbf", "\xf0\x90\x80\x80\xf4\x8f\xbf\xbf"},
+	    {R, R},
+	};
+#undef R
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char want[128];
+		struct jbuf j;
+
+		unit_where("case %zu", i);
+		jb_init(&j);
+		jb_str_val(&j, cases[i].in);
+		snprintf(want, sizeof(want), "\"%s\"", cases[i].out);
+		CHECK_STREQ(jb_str(&j), want);
+		check_json_parses(jb_str(&j));
+		jb_free(&j);
+	}
+}
+
+/* Reference UTF-8 check, written apart from json.c's: decode, then refuse overlong forms,
+ * surrogates and values above U+10FFFF. */
+static int utf8_valid(const unsigned char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned c = s[i], len, min;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0)
+			len = 2, min = 0x80, c &= 0x1f;
+		else if ((c & 0xf0) == 0xe0)
+			len = 3, min = 0x800, c &= 0x0f;
+		else if ((c & 0xf8) == 0xf0)
+			len = 4, min = 0x10000, c &= 0x07;
+		else
+			return 0;
+		if (n - i < len)
+			return 0;
+		for (unsigned k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			c = c << 6 | (s[i + k] & 0x3f);
+		}
+		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
+/* The output is valid UTF-8 that json-c reads; valid input reads back unchanged, invalid input
+ * shows U+FFFD. */
+static void check_utf8_case(const unsigned char *in, size_t n, int *fails)
+{
+	char s[8], qi[64], qo[64];
+	struct json_object *o;
+	const char *out;
+	struct jbuf j;
+
+	memcpy(s, in, n);
+	s[n] = '\0';
+	jb_init(&j);
+	jb_str_val(&j, s);
+	out = jb_str(&j);
+	o = json_tokener_parse(out);
+	if (!utf8_valid((const unsigned char *)out, strlen(out)) || !o ||
+	    (utf8_valid(in, n) && strcmp(json_object_get_string(o), s)) ||
+	    (!utf8_valid(in, n) && !strstr(out, "\xef\xbf\xbd"))) {
+		if ((*fails)++ < 10)
+			unit_fail(__FILE__, __LINE__, "input %s: output %s",
+				  unit_quote(s, qi, sizeof(qi)), unit_quote(out, qo, sizeof(qo)));
+	}
+	json_object_put(o);
+	jb_free(&j);
+}
+
+/* Every 1- and 2-byte string, and 3- and 4-byte strings from every 3- and 4-byte lead byte with
+ * second bytes of every value and later bytes at the edges of the continuation ranges. */
+static void test_json_utf8_sweep(void)
+{
+	static const unsigned char tails[] = {0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0};
+	unsigned char in[4];
+	int fails = 0;
+
+	for (unsigned a = 1; a < 256; a++) {
+		in[0] = (unsigned char)a;
+		check_utf8_case(in, 1, &fails);
+		for (unsigned b = 1; b < 256; b++) {
+			in[1] = (unsigned char)b;
+			check_utf8_case(in, 2, &fails);
+			for (size_t c = 0; a >= 0xe0 && c < sizeof(tails); c++) {
+				in[2] = tails[c];
+				check_utf8_case(in, 3, &fails);
+				for (size_t d = 0; a >= 0xf0 && d < sizeof(tails); d++) {
+					in[3] = tails[d];
+					check_utf8_case(in, 4, &fails);
+				}
+			}
+		}
+	}
+	if (fails)
+		unit_fail(__FILE__, __LINE__, "%d inputs failed", fails);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s POLICY_CASES_DIR\n", argv[0]);
 		return 2;
 	}
+	cases_dir = argv[1];
 	run_policy_cases(argv[1]);
+	unit_begin("temporary directory");
+	tmp_setup();
+	unit_end();
 	UNIT_RUN(test_policy_load_missing_file);
+	UNIT_RUN(test_policy_load_directory);
+	UNIT_RUN(test_policy_load_special_files);
+	UNIT_RUN(test_policy_load_size_cap);
 	UNIT_RUN(test_policy_protocol_name);
 	UNIT_RUN(test_match_ipv4);
 	UNIT_RUN(test_match_ipv4_any);
@@ -654,5 +925,8 @@ int main(int argc, char **argv)
 	UNIT_RUN(test_json_roundtrip);
 	UNIT_RUN(test_json_nested);
 	UNIT_RUN(test_json_growth);
+	UNIT_RUN(test_json_invalid_utf8);
+	UNIT_RUN(test_json_utf8_sweep);
+	tmp_cleanup();
 	return unit_report();
 }

@@ -80,11 +80,50 @@ void jb_arr_close(struct jbuf *j)
 	j->need_comma = 1;
 }
 
+/* Length of the well-formed UTF-8 sequence at p (Unicode table 3-7: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), or 0 with *bad set to the length of its longest
+ * ill-formed start, which becomes one U+FFFD (the "maximal subpart" rule). A NUL ends any
+ * sequence, so this never reads past the string. */
+static size_t utf8_len(const unsigned char *p, size_t *bad)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		n = 2;
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		n = 3;
+		lo = p[0] == 0xe0 ? 0xa0 : 0x80;
+		hi = p[0] == 0xed ? 0x9f : 0xbf;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		n = 4;
+		lo = p[0] == 0xf0 ? 0x90 : 0x80;
+		hi = p[0] == 0xf4 ? 0x8f : 0xbf;
+	} else {
+		*bad = 1;
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if (p[i] < lo || p[i] > hi) {
+			*bad = i;
+			return 0;
+		}
+		lo = 0x80;
+		hi = 0xbf;
+	}
+	return n;
+}
+
+/* JSON text must be UTF-8, and strings here come from the network and from files: bytes that
+ * are not UTF-8 become U+FFFD rather than invalid output. */
 static void put_escaped(struct jbuf *j, const char *v)
 {
+	const unsigned char *p = (const unsigned char *)v;
+
 	put(j, "\"", 1);
-	for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+	while (*p) {
 		char e[8];
+		size_t n, bad = 1;
 
 		switch (*p) {
 		case '"':
@@ -106,10 +145,19 @@ static void put_escaped(struct jbuf *j, const char *v)
 			if (*p < 0x20) {
 				snprintf(e, sizeof(e), "\\u%04x", *p);
 				put(j, e, 6);
-			} else {
+			} else if (*p < 0x80) {
 				put(j, (const char *)p, 1);
+			} else if ((n = utf8_len(p, &bad))) {
+				put(j, (const char *)p, n);
+				p += n;
+				continue;
+			} else {
+				put(j, "\xef\xbf\xbd", 3);
+				p += bad;
+				continue;
 			}
 		}
+		p++;
 	}
 	put(j, "\"", 1);
 }

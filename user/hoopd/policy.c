@@ -1,25 +1,34 @@
-/* Policy loader: YAML document -> struct policy, strictly checked. */
+/* Policy loader: YAML document -> struct policy, strictly checked. Reads one regular file of at
+ * most 1 MiB holding one YAML document. */
 #include "policy.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
+
+/* Larger than any sane policy; refused before the file is read into memory. */
+#define POLICY_MAX_BYTES (1024 * 1024)
 
 struct pctx {
 	const char *path;
+	const unsigned char *text; /* the whole file, for positions libyaml gives as offsets */
+	size_t len;
 	yaml_document_t *doc;
 	char *err;
 	size_t errn;
 };
 
-static int fail(struct pctx *c, yaml_node_t *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static int fail_at(struct pctx *c, const yaml_mark_t *m, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static int fail(struct pctx *c, yaml_node_t *n, const char *fmt, ...)
+static int fail_at(struct pctx *c, const yaml_mark_t *m, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -27,12 +36,40 @@ static int fail(struct pctx *c, yaml_node_t *n, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (n)
-		snprintf(c->err, c->errn, "%s:%zu:%zu: %s", c->path, n->start_mark.line + 1,
-			 n->start_mark.column + 1, msg);
+	if (m)
+		snprintf(c->err, c->errn, "%s:%zu:%zu: %s", c->path, m->line + 1, m->column + 1,
+			 msg);
 	else
 		snprintf(c->err, c->errn, "%s: %s", c->path, msg);
 	return -EINVAL;
+}
+
+#define fail(c, n, ...) fail_at(c, (n) ? &(n)->start_mark : NULL, __VA_ARGS__)
+
+/* Text from the file inside a message: at most SHOW_MAX bytes (cut between characters, then
+ * "..."), control bytes as \xNN, so one bad value can neither flood nor split a log line. */
+#define SHOW_MAX 64
+#define SHOW_BUF (4 * SHOW_MAX + 4)
+
+static const char *show(const char *s, char buf[SHOW_BUF])
+{
+	size_t n = strlen(s), o = 0;
+
+	if (n > SHOW_MAX)
+		for (n = SHOW_MAX; n && ((unsigned char)s[n] & 0xc0) == 0x80; n--)
+			;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch < 0x20 || ch == 0x7f)
+			o += (size_t)snprintf(buf + o, SHOW_BUF - o, "\\x%02x", ch);
+		else
+			buf[o++] = (char)ch;
+	}
+	if (n < strlen(s))
+		o += (size_t)snprintf(buf + o, SHOW_BUF - o, "...");
+	buf[o] = '\0';
+	return buf;
 }
 
 static const char *scalar(yaml_node_t *n)
@@ -47,45 +84,86 @@ const char *policy_protocol_name(enum hoop_protocol p)
 	return (unsigned)p < 4 ? proto_names[p] : "?";
 }
 
+/* Plain decimal only: no sign, blank or leading zero ("0" itself is fine), at most max. strtol
+ * would take "-0", "+8", " 8" and "0008", and a policy should mean what it plainly says. */
+static int parse_decimal(const char *s, unsigned max, unsigned *out)
+{
+	unsigned v = 0;
+
+	if (!*s || (s[0] == '0' && s[1]))
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		v = v * 10 + (unsigned)(*s - '0');
+		if (v > max) /* checked every digit, so v never overflows */
+			return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* "ADDR" or "ADDR/LEN". Nothing is cut to fit a buffer: text too long to be an address is
+ * refused whole. */
 static int parse_cidr(const char *s, struct policy_cidr *out)
 {
-	char buf[64];
-	char *slash;
-	long len;
-	int maxlen;
+	char addr[INET6_ADDRSTRLEN];
+	const char *slash = strchr(s, '/');
+	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned len, maxlen;
 
-	snprintf(buf, sizeof(buf), "%s", s);
-	slash = strchr(buf, '/');
-	if (slash)
-		*slash++ = '\0';
+	if (alen >= sizeof(addr))
+		return -1;
+	memcpy(addr, s, alen);
+	addr[alen] = '\0';
 	memset(out, 0, sizeof(*out));
-	if (inet_pton(AF_INET, buf, out->addr) == 1) {
+	if (inet_pton(AF_INET, addr, out->addr) == 1) {
 		out->family = HOOP_AF_INET;
 		maxlen = 32;
-	} else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+	} else if (inet_pton(AF_INET6, addr, out->addr) == 1) {
 		out->family = HOOP_AF_INET6;
 		maxlen = 128;
 	} else {
 		return -1;
 	}
 	len = maxlen;
-	if (slash) {
-		char *end;
-
-		len = strtol(slash, &end, 10);
-		if (*slash == '\0' || *end || len < 0 || len > maxlen)
-			return -1;
-	}
+	if (slash && parse_decimal(slash + 1, maxlen, &len))
+		return -1;
 	out->len = (uint8_t)len;
 	/* Clear host bits so the LPM key and policy_match agree. */
-	for (int bit = (int)len; bit < 128; bit++)
-		out->addr[bit / 8] &= (uint8_t)~(0x80 >> (bit % 8));
+	for (unsigned bit = len; bit < 128; bit++)
+		out->addr[bit / 8] &= (uint8_t) ~(0x80 >> (bit % 8));
 	return 0;
 }
 
+/* Index of key in names (NULL-terminated), or -1. */
+static int key_index(const char *key, const char *const *names)
+{
+	for (int i = 0; names[i]; i++)
+		if (!strcmp(key, names[i]))
+			return i;
+	return -1;
+}
+
+/* libyaml keeps the last of two equal keys and tells no one; a policy must not hide an entry. */
+static int check_duplicate(struct pctx *c, yaml_node_t *k, const char *key, yaml_node_t **seen)
+{
+	char q[SHOW_BUF];
+
+	if (*seen)
+		return fail(c, k, "duplicate key '%s' (first at %zu:%zu)", show(key, q),
+			    (*seen)->start_mark.line + 1, (*seen)->start_mark.column + 1);
+	*seen = k;
+	return 0;
+}
+
+enum { TK_NAME, TK_PROTOCOL, TK_PORTS, TK_CIDRS, TK_COUNT };
+static const char *const target_keys[TK_COUNT + 1] = {"name", "protocol", "ports", "cidrs", NULL};
+
 static int parse_target(struct pctx *c, yaml_node_t *n, struct policy_target *t)
 {
-	int have_proto = 0;
+	yaml_node_t *seen[TK_COUNT] = {NULL};
+	char q[SHOW_BUF];
 
 	if (n->type != YAML_MAPPING_NODE)
 		return fail(c, n, "a target must be a mapping with name, protocol and ports");
@@ -95,14 +173,23 @@ static int parse_target(struct pctx *c, yaml_node_t *n, struct policy_target *t)
 		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
 		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
 		const char *key = scalar(k);
+		int ki, r;
 
 		if (!key)
 			return fail(c, k, "target keys must be plain words");
-		if (!strcmp(key, "name")) {
+		ki = key_index(key, target_keys);
+		if (ki < 0)
+			return fail(c, k,
+				    "unknown target key '%s' (known: name, protocol, ports, cidrs)",
+				    show(key, q));
+		r = check_duplicate(c, k, key, &seen[ki]);
+		if (r)
+			return r;
+		if (ki == TK_NAME) {
 			if (!scalar(v) || !*scalar(v) || strlen(scalar(v)) >= sizeof(t->name))
 				return fail(c, v, "name must be a word of 1 to 63 characters");
 			snprintf(t->name, sizeof(t->name), "%s", scalar(v));
-		} else if (!strcmp(key, "protocol")) {
+		} else if (ki == TK_PROTOCOL) {
 			int i;
 
 			for (i = 0; i < 4; i++)
@@ -112,31 +199,32 @@ static int parse_target(struct pctx *c, yaml_node_t *n, struct policy_target *t)
 				return fail(c, v,
 					    "protocol must be one of postgres, mysql, redis, tcp");
 			t->protocol = (enum hoop_protocol)i;
-			have_proto = 1;
-		} else if (!strcmp(key, "ports")) {
+		} else if (ki == TK_PORTS) {
 			if (v->type != YAML_SEQUENCE_NODE)
 				return fail(c, v, "ports must be a list, e.g. [5432]");
 			for (yaml_node_item_t *it = v->data.sequence.items.start;
 			     it < v->data.sequence.items.top; it++) {
 				yaml_node_t *pn = yaml_document_get_node(c->doc, *it);
 				const char *s = scalar(pn);
-				char *end;
-				long port;
+				unsigned port;
 
 				if (!s)
 					return fail(c, pn, "a port must be a number");
-				port = strtol(s, &end, 10);
-				if (!*s || *end || port < 1 || port > 65535)
-					return fail(c, pn, "port '%s' is not a number from 1 to 65535",
-						    s);
+				if (parse_decimal(s, 65535, &port) || !port)
+					return fail(
+					    c, pn,
+					    "port '%s' is not a number from 1 to 65535 (plain "
+					    "digits, no sign, blank or leading zero)",
+					    show(s, q));
 				if (t->nports == POLICY_MAX_PORTS)
 					return fail(c, pn, "at most %d ports per target",
 						    POLICY_MAX_PORTS);
 				t->ports[t->nports++] = (uint16_t)port;
 			}
-		} else if (!strcmp(key, "cidrs")) {
+		} else {
 			if (v->type != YAML_SEQUENCE_NODE)
-				return fail(c, v, "cidrs must be a list, e.g. [10.0.0.0/8, \"::/0\"]");
+				return fail(c, v,
+					    "cidrs must be a list, e.g. [10.0.0.0/8, \"::/0\"]");
 			for (yaml_node_item_t *it = v->data.sequence.items.start;
 			     it < v->data.sequence.items.top; it++) {
 				yaml_node_t *cn = yaml_document_get_node(c->doc, *it);
@@ -144,24 +232,26 @@ static int parse_target(struct pctx *c, yaml_node_t *n, struct policy_target *t)
 				if (t->ncidrs == POLICY_MAX_CIDRS)
 					return fail(c, cn, "at most %d cidrs per target",
 						    POLICY_MAX_CIDRS);
-				if (!scalar(cn) || parse_cidr(scalar(cn), &t->cidrs[t->ncidrs]))
+				if (!scalar(cn))
+					return fail(
+					    c, cn,
+					    "a cidrs item must be a string like \"10.0.0.0/8\" "
+					    "or \"::/0\", not a list or mapping");
+				if (parse_cidr(scalar(cn), &t->cidrs[t->ncidrs]))
 					return fail(c, cn,
 						    "'%s' is not an address or CIDR (like "
 						    "10.0.0.0/8 or \"::/0\")",
-						    scalar(cn) ? scalar(cn) : "?");
+						    show(scalar(cn), q));
 				t->ncidrs++;
 			}
-		} else {
-			return fail(c, k, "unknown target key '%s' (known: name, protocol, ports, cidrs)",
-				    key);
 		}
 	}
 	if (!t->name[0])
 		return fail(c, n, "target has no name");
-	if (!have_proto)
-		return fail(c, n, "target '%s' has no protocol", t->name);
+	if (!seen[TK_PROTOCOL])
+		return fail(c, n, "target '%s' has no protocol", show(t->name, q));
 	if (!t->nports)
-		return fail(c, n, "target '%s' has no ports", t->name);
+		return fail(c, n, "target '%s' has no ports", show(t->name, q));
 	if (!t->ncidrs) {
 		parse_cidr("0.0.0.0/0", &t->cidrs[0]);
 		parse_cidr("::/0", &t->cidrs[1]);
@@ -170,34 +260,62 @@ static int parse_target(struct pctx *c, yaml_node_t *n, struct policy_target *t)
 	return 0;
 }
 
-/* Sections later parts of hoop read; accepted here so one policy file serves every version. */
-static const char *const later_sections[] = {"rules", "masking", "audit", "approvals",
-					     "on_parse_error", "catalog", NULL};
+/* version and targets, then the sections later parts of hoop read: accepted here so one policy
+ * file serves every version. */
+enum { TOP_VERSION, TOP_TARGETS, TOP_COUNT = 8 };
+static const char *const top_keys[TOP_COUNT + 1] = {
+    "version",	 "targets",	   "rules",   "masking", "audit",
+    "approvals", "on_parse_error", "catalog", NULL,
+};
+
+/* Every later check reads scalars as C strings, so a "\0" escape would cut one short silently
+ * ("5432\0junk" would read as 5432). */
+static int check_no_nul(struct pctx *c)
+{
+	for (yaml_node_t *n = c->doc->nodes.start; n < c->doc->nodes.top; n++)
+		if (n->type == YAML_SCALAR_NODE &&
+		    memchr(n->data.scalar.value, '\0', n->data.scalar.length))
+			return fail(c, n, "text must not contain a NUL character (\"\\0\")");
+	return 0;
+}
 
 static int parse_doc(struct pctx *c, struct policy *pol)
 {
 	yaml_node_t *root = yaml_document_get_root_node(c->doc);
-	int have_version = 0;
+	yaml_node_t *seen[TOP_COUNT] = {NULL};
+	char q[SHOW_BUF];
+	int r;
 
 	if (!root)
-		return fail(c, NULL, "the file is empty");
+		return fail_at(c, NULL, "the file is empty");
+	r = check_no_nul(c);
+	if (r)
+		return r;
 	if (root->type != YAML_MAPPING_NODE)
 		return fail(c, root, "the policy must be a mapping (version:, targets:, ...)");
-	for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
-	     p < root->data.mapping.pairs.top; p++) {
+	for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
+	     p++) {
 		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
 		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
 		const char *key = scalar(k);
-		int r;
+		int ki;
 
 		if (!key)
 			return fail(c, k, "top-level keys must be plain words");
-		if (!strcmp(key, "version")) {
+		ki = key_index(key, top_keys);
+		if (ki < 0)
+			return fail(c, k,
+				    "unknown top-level key '%s' (known: version, targets, rules, "
+				    "masking, audit, approvals, on_parse_error, catalog)",
+				    show(key, q));
+		r = check_duplicate(c, k, key, &seen[ki]);
+		if (r)
+			return r;
+		if (ki == TOP_VERSION) {
 			if (!scalar(v) || strcmp(scalar(v), "1"))
 				return fail(c, v, "version must be 1");
 			pol->version = 1;
-			have_version = 1;
-		} else if (!strcmp(key, "targets")) {
+		} else if (ki == TOP_TARGETS) {
 			if (v->type != YAML_SEQUENCE_NODE)
 				return fail(c, v, "targets must be a list");
 			for (yaml_node_item_t *it = v->data.sequence.items.start;
@@ -205,7 +323,8 @@ static int parse_doc(struct pctx *c, struct policy *pol)
 				yaml_node_t *tn = yaml_document_get_node(c->doc, *it);
 
 				if (pol->ntargets == POLICY_MAX_TARGETS)
-					return fail(c, tn, "at most %d targets", POLICY_MAX_TARGETS);
+					return fail(c, tn, "at most %d targets",
+						    POLICY_MAX_TARGETS);
 				r = parse_target(c, tn, &pol->targets[pol->ntargets]);
 				if (r)
 					return r;
@@ -213,63 +332,232 @@ static int parse_doc(struct pctx *c, struct policy *pol)
 					if (!strcmp(pol->targets[i].name,
 						    pol->targets[pol->ntargets].name))
 						return fail(c, tn, "target name '%s' is used twice",
-							    pol->targets[i].name);
+							    show(pol->targets[i].name, q));
 				pol->ntargets++;
 			}
-		} else {
-			int known = 0;
-
-			for (int i = 0; later_sections[i]; i++)
-				known |= !strcmp(key, later_sections[i]);
-			if (!known)
-				return fail(c, k,
-					    "unknown top-level key '%s' (known: version, targets, "
-					    "rules, masking, audit, approvals, on_parse_error)",
-					    key);
 		}
 	}
-	if (!have_version)
+	if (!seen[TOP_VERSION])
 		return fail(c, root, "missing 'version: 1'");
 	return 0;
+}
+
+/* libyaml gives encoding errors as a byte offset into the input, not a line and column. Count
+ * them as its scanner counts marks: from after any BOM, in characters, with CR LF, CR, LF, NEL,
+ * LS and PS each ending a line. The bytes before the offset decoded cleanly, so the walk can
+ * trust them; the position is that of the character holding the bad byte. */
+static void offset_to_mark(const unsigned char *s, size_t n, size_t off, yaml_mark_t *m)
+{
+	int utf16 = 0, hi = 0; /* hi: which byte of a UTF-16 unit is the high one */
+	size_t i = 0;
+
+	if (n >= 2 && s[0] == 0xff && s[1] == 0xfe) {
+		utf16 = 1;
+		hi = 1;
+		i = 2;
+	} else if (n >= 2 && s[0] == 0xfe && s[1] == 0xff) {
+		utf16 = 1;
+		i = 2;
+	} else if (n >= 3 && !memcmp(s, "\xef\xbb\xbf", 3)) {
+		i = 3;
+	}
+	memset(m, 0, sizeof(*m));
+	if (off > n)
+		off = n;
+	while (i < off) {
+		unsigned ch, w;
+
+		if (utf16) {
+			ch = (unsigned)s[i + hi] << 8 | s[i + 1 - hi];
+			w = (ch & 0xfc00) == 0xd800 ? 4 : 2; /* a surrogate pair is one character */
+		} else {
+			ch = s[i];
+			w = ch < 0x80 ? 1 : ch < 0xe0 ? 2 : ch < 0xf0 ? 3 : 4;
+		}
+		if (off - i < w)
+			break;
+		if (!utf16 && w > 1) {
+			ch &= 0xffu >> (w + 1);
+			for (unsigned k = 1; k < w; k++)
+				ch = ch << 6 | (s[i + k] & 0x3fu);
+		}
+		i += w;
+		if (ch == '\r' && i < off &&
+		    (utf16 ? off - i >= 2 && !s[i + hi] && s[i + 1 - hi] == '\n' : s[i] == '\n'))
+			i += utf16 ? 2 : 1;
+		if (ch == '\r' || ch == '\n' || ch == 0x85 || ch == 0x2028 || ch == 0x2029) {
+			m->line++;
+			m->column = 0;
+		} else {
+			m->column++;
+		}
+	}
+}
+
+static int yaml_fail(struct pctx *c, const yaml_parser_t *p)
+{
+	yaml_mark_t m = p->problem_mark;
+	char what[32] = "";
+
+	if (p->error == YAML_MEMORY_ERROR) {
+		snprintf(c->err, c->errn, "%s: out of memory", c->path);
+		return -ENOMEM;
+	}
+	if (p->error == YAML_READER_ERROR) {
+		offset_to_mark(c->text, c->len, p->problem_offset, &m);
+		/* The value: the bad byte for octet errors, else a character or UTF-16 unit. */
+		if (p->problem_value >= 0 && p->problem && strstr(p->problem, "octet"))
+			snprintf(what, sizeof(what), " (byte 0x%02X)", (unsigned)p->problem_value);
+		else if (p->problem_value >= 0)
+			snprintf(what, sizeof(what), " (U+%04X)", (unsigned)p->problem_value);
+	}
+	return fail_at(c, &m, "%s%s%s%s", p->problem ? p->problem : "bad YAML", what,
+		       p->context ? " " : "", p->context ? p->context : "");
+}
+
+static int file_fail(struct pctx *c, int r, const char *why)
+{
+	snprintf(c->err, c->errn, "%s: %s", c->path, why);
+	return r;
+}
+
+/* Reads the whole file into *text. Only a regular file of at most POLICY_MAX_BYTES, checked
+ * before anything is allocated (and again while reading, as the file may grow). */
+static int read_file(struct pctx *c, unsigned char **text, size_t *len)
+{
+	unsigned char *buf = NULL, *nb;
+	size_t n = 0, cap;
+	struct stat st;
+	int fd, r = 0;
+
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer before fstat can refuse it. Reads
+	 * of a regular file ignore the flag. */
+	fd = open(c->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(c->err, c->errn, "%s: cannot open: %s", c->path, strerror(errno));
+		return r;
+	}
+	if (fstat(fd, &st)) {
+		r = -errno;
+		snprintf(c->err, c->errn, "%s: cannot stat: %s", c->path, strerror(errno));
+		goto cleanup;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		r = -EISDIR;
+		snprintf(c->err, c->errn, "%s: cannot read: %s", c->path, strerror(EISDIR));
+		goto cleanup;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = -EINVAL;
+		snprintf(c->err, c->errn, "%s: cannot read: not a regular file (a %s)", c->path,
+			 S_ISFIFO(st.st_mode)	? "FIFO"
+			 : S_ISSOCK(st.st_mode) ? "socket"
+			 : S_ISCHR(st.st_mode)	? "character device"
+			 : S_ISBLK(st.st_mode)	? "block device"
+						: "special file");
+		goto cleanup;
+	}
+	if (st.st_size > POLICY_MAX_BYTES) {
+		r = file_fail(c, -EFBIG, "policy file is larger than 1 MiB; refused");
+		goto cleanup;
+	}
+	/* One byte more than fstat says, so reaching the end needs no second allocation. */
+	cap = (size_t)st.st_size + 1;
+	buf = malloc(cap);
+	if (!buf) {
+		r = file_fail(c, -ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	for (;;) {
+		ssize_t got;
+
+		if (n == cap) {
+			if (cap > POLICY_MAX_BYTES) {
+				r = file_fail(c, -EFBIG,
+					      "policy file is larger than 1 MiB; refused");
+				goto cleanup;
+			}
+			cap = cap * 2 > POLICY_MAX_BYTES + 1 ? POLICY_MAX_BYTES + 1 : cap * 2;
+			nb = realloc(buf, cap);
+			if (!nb) {
+				r = file_fail(c, -ENOMEM, "out of memory");
+				goto cleanup;
+			}
+			buf = nb;
+		}
+		got = read(fd, buf + n, cap - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			r = -errno;
+			snprintf(c->err, c->errn, "%s: cannot read: %s", c->path, strerror(errno));
+			goto cleanup;
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+	}
+	*text = buf;
+	*len = n;
+	buf = NULL;
+cleanup:
+	free(buf);
+	close(fd);
+	return r;
 }
 
 int policy_load(const char *path, struct policy **out, char *err, size_t errn)
 {
 	struct pctx c = {.path = path, .err = err, .errn = errn};
+	yaml_document_t doc, next;
+	int have_doc = 0, have_next = 0;
+	unsigned char *text = NULL;
+	struct policy *pol = NULL;
 	yaml_parser_t parser;
-	yaml_document_t doc;
-	struct policy *pol;
-	FILE *f;
+	size_t len = 0;
 	int r;
 
-	f = fopen(path, "re");
-	if (!f) {
-		r = -errno;
-		snprintf(err, errn, "%s: cannot open: %s", path, strerror(errno));
+	r = read_file(&c, &text, &len);
+	if (r)
 		return r;
-	}
+	c.text = text;
+	c.len = len;
 	pol = calloc(1, sizeof(*pol));
-	if (!pol) {
-		fclose(f);
+	if (!pol || !yaml_parser_initialize(&parser)) {
+		free(pol);
+		free(text);
 		snprintf(err, errn, "%s: out of memory", path);
 		return -ENOMEM;
 	}
-	yaml_parser_initialize(&parser);
-	yaml_parser_set_input_file(&parser, f);
+	yaml_parser_set_input_string(&parser, text, len);
 	if (!yaml_parser_load(&parser, &doc)) {
-		snprintf(err, errn, "%s:%zu:%zu: %s%s%s", path, parser.problem_mark.line + 1,
-			 parser.problem_mark.column + 1, parser.problem ? parser.problem : "bad YAML",
-			 parser.context ? " " : "", parser.context ? parser.context : "");
-		yaml_parser_delete(&parser);
-		fclose(f);
-		free(pol);
-		return -EINVAL;
+		r = yaml_fail(&c, &parser);
+		goto cleanup;
 	}
+	have_doc = 1;
 	c.doc = &doc;
+	/* A second document would be ignored by every reader that takes the first: refuse it. */
+	if (yaml_document_get_root_node(&doc)) {
+		if (!yaml_parser_load(&parser, &next)) {
+			r = yaml_fail(&c, &parser);
+			goto cleanup;
+		}
+		have_next = 1;
+		if (yaml_document_get_root_node(&next)) {
+			r = fail_at(&c, &next.start_mark,
+				    "a policy file holds one YAML document; a second starts here");
+			goto cleanup;
+		}
+	}
 	r = parse_doc(&c, pol);
-	yaml_document_delete(&doc);
+cleanup:
+	if (have_next)
+		yaml_document_delete(&next);
+	if (have_doc)
+		yaml_document_delete(&doc);
 	yaml_parser_delete(&parser);
-	fclose(f);
+	free(text);
 	if (r) {
 		free(pol);
 		return r;
