@@ -295,6 +295,60 @@ except psycopg.errors.QueryCanceled:
           "no cancel event")
 
 
+def set_target(ctx, extra):
+    ctx.hd.write_policy("""version: 1
+targets:
+  - name: pg
+    protocol: postgres
+    ports: [%d]
+%s""" % (ctx.pg.port, "".join("    %s\n" % l for l in extra)))
+    ctx.hd.ctl("reload")
+
+
+def upstream_ssl(ctx, user="postgres", env=None, agent_mode="prefer"):
+    conn = "host=127.0.0.1 port=%d user=%s dbname=clinical sslmode=%s" % (ctx.pg.port, user, agent_mode)
+    return ctx.cg.run(["psql", conn, "-XAtc", "select ssl from pg_stat_ssl where pid = pg_backend_pid()"],
+                      env=dict(os.environ, **(env or {})))
+
+
+def test_upstream_tls_modes(ctx):
+    try:
+        # Default (prefer): the database leg is encrypted.
+        r = upstream_ssl(ctx)
+        check(r.returncode == 0 and r.stdout.strip() == "t", "default prefer: " + r.stdout + r.stderr)
+        set_target(ctx, ["upstream_tls: disable"])
+        r = upstream_ssl(ctx)
+        check(r.stdout.strip() == "f", "disable: " + r.stdout + r.stderr)
+        set_target(ctx, ["upstream_tls: require"])
+        check(upstream_ssl(ctx).stdout.strip() == "t", "require")
+        set_target(ctx, ["upstream_tls: verify-full", "ca_file: %s" % ctx.pg.ca])
+        r = upstream_ssl(ctx)
+        check(r.stdout.strip() == "t", "verify-full with the right CA: " + r.stdout + r.stderr)
+        # A certificate that does not name what we expect is refused.
+        set_target(ctx, ["upstream_tls: verify-full", "ca_file: %s" % ctx.pg.ca,
+                         "tls_server_name: db.other.example"])
+        r = upstream_ssl(ctx)
+        check(r.returncode != 0 and "TLS handshake with the database failed" in r.stderr,
+              "verify-full, wrong name: " + r.stdout + r.stderr)
+        # ... and so is one from a CA we were not told to trust.
+        set_target(ctx, ["upstream_tls: verify-ca", "ca_file: %s" % os.path.join(ctx.hd.state, "tls", "ca.crt")])
+        r = upstream_ssl(ctx)
+        check(r.returncode != 0 and "TLS handshake with the database failed" in r.stderr,
+              "verify-ca, other CA: " + r.stdout + r.stderr)
+        # SCRAM from an agent on TLS: with require it cannot pass, and says why.
+        set_target(ctx, ["upstream_tls: require"])
+        r = upstream_ssl(ctx, "scram_user", {"PGPASSWORD": "scram-secret-pw"}, "require")
+        check(r.returncode != 0 and "channel binding" in r.stderr, "scram + require: " + r.stderr)
+        r = upstream_ssl(ctx, "scram_user", {"PGPASSWORD": "scram-secret-pw"}, "disable")
+        check(r.stdout.strip() == "t", "scram, plain agent leg, TLS database leg: " + r.stderr)
+        # With prefer, hoopd redials the database in plain TCP so that SCRAM passes.
+        set_target(ctx, [])
+        r = upstream_ssl(ctx, "scram_user", {"PGPASSWORD": "scram-secret-pw"}, "require")
+        check(r.returncode == 0 and r.stdout.strip() == "f", "scram + prefer: " + r.stdout + r.stderr)
+    finally:
+        set_target(ctx, [])
+
+
 def startup_bytes(user="postgres", db="clinical"):
     body = struct.pack("!i", 196608) + b"user\0" + user.encode() + b"\0database\0" + db.encode() + b"\0\0"
     return struct.pack("!i", len(body) + 4) + body
@@ -395,6 +449,7 @@ TESTS = [
     test_tls_on_the_agent_leg,
     test_scram_and_md5_through_hoopd,
     test_cancel_reaches_the_server,
+    test_upstream_tls_modes,
     test_malformed_input_closes_only_that_session,
     test_ssl_request_followed_by_data_is_refused,
     test_thousand_concurrent_agent_connections,

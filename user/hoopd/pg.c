@@ -84,6 +84,11 @@ struct pg {
 	int32_t backend_pid, backend_key;
 	int agent_tls_requested;
 	int copy_in;
+	int sasl;	    /* the server asked for SASL */
+	int plain_retry;    /* upstream redialled without TLS for SCRAM (see on_sasl_initial) */
+	int swallow_sasl;   /* drop the redialled server's SASL request: the agent has one */
+	uint8_t *sasl_init; /* the agent's SASLInitialResponse, held across the redial */
+	size_t sasl_init_len;
 	/* a message parked for a verdict (hold) */
 	uint8_t *held;
 	size_t held_len;
@@ -725,12 +730,62 @@ static char *startup_params(struct pg *p, const struct pgw_msg *m)
 
 static int send_startup_upstream(struct pg *p)
 {
-	int r = buf_append(&p->s->s.out, p->startup, p->startup_len);
-
-	free(p->startup);
-	p->startup = NULL;
+	/* The copy stays (freed at close) in case SCRAM makes us redial: see on_sasl_initial. */
 	p->phase = PH_AUTH;
-	return r;
+	return buf_append(&p->s->s.out, p->startup, p->startup_len);
+}
+
+/*
+ * SCRAM channel binding and a TLS-terminating proxy do not mix: a client on TLS (to hoopd)
+ * that is offered no -PLUS mechanism says "y" (I could bind, you cannot), and a server that is
+ * itself on TLS refuses that as a downgrade attack. When the agent says "y" and the database leg
+ * is TLS: with upstream_tls prefer, redial the database in plain TCP and replay (the agent's
+ * SCRAM exchange does not depend on the connection, so it carries over); with require and
+ * stricter, refuse with an explanation.
+ */
+static int on_sasl_initial(struct pg *p, const struct pgw_msg *m)
+{
+	struct session *s = p->s;
+	struct pgw_rd rd;
+	const char *mech;
+	int32_t len;
+	const uint8_t *data;
+
+	pgw_rd_init(&rd, m);
+	mech = pgw_str(&rd, NULL);
+	len = pgw_i32(&rd);
+	data = len > 0 ? pgw_bytes(&rd, (size_t)len) : NULL;
+	if (!mech || !data || data[0] != 'y' || !s->s.ssl)
+		return fwd(&s->s.out, m);
+	if (tls_upstream_mode(s) != UPSTREAM_TLS_PREFER) {
+		pgw_put_error(&s->a.out, "FATAL", "08001",
+			      "hoop: SCRAM channel binding cannot pass through hoopd while the "
+			      "database connection is TLS (upstream_tls is require or stricter)",
+			      NULL,
+			      "Set channel_binding=disable on the agent, or sslmode=disable on its "
+			      "leg to hoopd, or use upstream_tls: prefer for this target.");
+		p->end_reason = "SCRAM channel binding refused";
+		sess_close(s, "SCRAM channel binding with TLS on both legs");
+		return -1;
+	}
+	hlog_conn(HLOG_WARN, s->id, s->peer,
+		  "agent offers SCRAM channel binding; redialling %s without TLS so "
+		  "authentication can pass (upstream_tls: prefer)",
+		  s->dst);
+	p->sasl_init = malloc(m->total);
+	if (!p->sasl_init)
+		return -1;
+	memcpy(p->sasl_init, m->body - 5, m->total);
+	p->sasl_init_len = m->total;
+	p->plain_retry = 1;
+	p->swallow_sasl = 1;
+	if (sess_reconnect_server(s)) {
+		pgw_put_error(&s->a.out, "FATAL", "08001", "hoop: cannot redial the database",
+			      NULL, NULL);
+		sess_close(s, "redial failed");
+		return -1;
+	}
+	return 0;
 }
 
 static int agent_startup(struct pg *p, const struct pgw_msg *m, struct buf *in)
@@ -822,9 +877,20 @@ static int server_auth(struct pg *p, const struct pgw_msg *m)
 		code = pgw_i32(&rd);
 		if (rd.bad)
 			return protocol_violation(p, "database", "malformed Authentication message");
-		if (code == 10 && s->a.ssl) {
-			/* SASL mechanisms. hoopd terminates the agent's TLS, so channel binding
-			 * to the database's certificate cannot work: offer no -PLUS mechanism. */
+		if (code == 10 && p->swallow_sasl) {
+			/* The redialled server asks again; the agent's answer is waiting. */
+			p->swallow_sasl = 0;
+			if (buf_append(&s->s.out, p->sasl_init, p->sasl_init_len))
+				return -1;
+			free(p->sasl_init);
+			p->sasl_init = NULL;
+			return 0;
+		}
+		if (code == 10) {
+			p->sasl = 1;
+			/* SASL mechanisms. Channel binding ties SCRAM to one TLS connection, and
+			 * hoopd sits between two: offer the agent no -PLUS mechanism (over a
+			 * plain agent leg libpq would refuse the offer outright). */
 			struct buf body = {0};
 			int32_t ten = htonl(10);
 			int r;
@@ -1054,6 +1120,7 @@ static void pg_close(void *st, const char *why)
 	free(p->params_json);
 	free(p->startup);
 	free(p->held);
+	free(p->sasl_init);
 	free(p);
 }
 
@@ -1088,7 +1155,10 @@ static int pg_agent_data(void *st, struct buf *in)
 				return -1;
 			continue; /* agent_startup consumed what it used */
 		}
-		if (p->phase == PH_AUTH)
+		if (p->phase == PH_AUTH && m.type == 'p' && p->sasl && !p->sasl_init &&
+		    !p->plain_retry)
+			r = on_sasl_initial(p, &m); /* relayed, never kept beyond the redial */
+		else if (p->phase == PH_AUTH)
 			r = fwd(&p->s->s.out, &m); /* passwords and SASL: relayed, never kept */
 		else
 			r = agent_ready(p, &m);
@@ -1152,6 +1222,14 @@ static int pg_server_data(void *st, struct buf *in)
 		buf_consume(in, m.total);
 	}
 	return 0;
+}
+
+static void pg_server_connected(void *st)
+{
+	struct pg *p = st;
+
+	if (p->plain_retry && p->startup && send_startup_upstream(p))
+		sess_close(p->s, "out of memory");
 }
 
 static void pg_tls_done(void *st, int agent_side, int ok)
@@ -1233,5 +1311,6 @@ const struct engine_ops pg_engine = {
 	.agent_data = pg_agent_data,
 	.server_data = pg_server_data,
 	.tls_done = pg_tls_done,
+	.server_connected = pg_server_connected,
 	.status = pg_status,
 };

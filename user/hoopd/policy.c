@@ -157,8 +157,13 @@ static int check_duplicate(struct pctx *c, yaml_node_t *k, const char *key, yaml
 	return 0;
 }
 
-enum { TK_NAME, TK_PROTOCOL, TK_PORTS, TK_CIDRS, TK_COUNT };
-static const char *const target_keys[TK_COUNT + 1] = {"name", "protocol", "ports", "cidrs", NULL};
+enum { TK_NAME, TK_PROTOCOL, TK_PORTS, TK_CIDRS, TK_UPSTREAM_TLS, TK_CA_FILE, TK_SERVER_NAME,
+       TK_COUNT };
+static const char *const target_keys[TK_COUNT + 1] = {
+    "name", "protocol", "ports", "cidrs", "upstream_tls", "ca_file", "tls_server_name", NULL};
+/* The database leg's TLS, in the order of enum upstream_tls (tls.h), like libpq's sslmode. */
+static const char *const upstream_tls_names[] = {"disable", "prefer", "require", "verify-ca",
+						 "verify-full", NULL};
 
 static int parse_target(struct pctx *c, yaml_node_t *n, struct policy_target *t)
 {
@@ -180,7 +185,8 @@ static int parse_target(struct pctx *c, yaml_node_t *n, struct policy_target *t)
 		ki = key_index(key, target_keys);
 		if (ki < 0)
 			return fail(c, k,
-				    "unknown target key '%s' (known: name, protocol, ports, cidrs)",
+				    "unknown target key '%s' (known: name, protocol, ports, cidrs, "
+				    "upstream_tls, ca_file, tls_server_name)",
 				    show(key, q));
 		r = check_duplicate(c, k, key, &seen[ki]);
 		if (r)
@@ -199,6 +205,22 @@ static int parse_target(struct pctx *c, yaml_node_t *n, struct policy_target *t)
 				return fail(c, v,
 					    "protocol must be one of postgres, mysql, redis, tcp");
 			t->protocol = (enum hoop_protocol)i;
+		} else if (ki == TK_UPSTREAM_TLS) {
+			int i = scalar(v) ? key_index(scalar(v), upstream_tls_names) : -1;
+
+			if (i < 0)
+				return fail(c, v,
+					    "upstream_tls must be one of disable, prefer, require, "
+					    "verify-ca, verify-full");
+			t->upstream_tls = i;
+		} else if (ki == TK_CA_FILE || ki == TK_SERVER_NAME) {
+			char *dst = ki == TK_CA_FILE ? t->ca_file : t->tls_server_name;
+			size_t cap = ki == TK_CA_FILE ? sizeof(t->ca_file) : sizeof(t->tls_server_name);
+
+			if (!scalar(v) || !*scalar(v) || strlen(scalar(v)) >= cap)
+				return fail(c, v, "%s must be a non-empty string shorter than %zu bytes",
+					    key, cap);
+			snprintf(dst, cap, "%s", scalar(v));
 		} else if (ki == TK_PORTS) {
 			if (v->type != YAML_SEQUENCE_NODE)
 				return fail(c, v, "ports must be a list, e.g. [5432]");
@@ -252,6 +274,8 @@ static int parse_target(struct pctx *c, yaml_node_t *n, struct policy_target *t)
 		return fail(c, n, "target '%s' has no protocol", show(t->name, q));
 	if (!t->nports)
 		return fail(c, n, "target '%s' has no ports", show(t->name, q));
+	if (!seen[TK_UPSTREAM_TLS])
+		t->upstream_tls = 1; /* prefer, as libpq does */
 	if (!t->ncidrs) {
 		parse_cidr("0.0.0.0/0", &t->cidrs[0]);
 		parse_cidr("::/0", &t->cidrs[1]);

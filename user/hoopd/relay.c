@@ -157,6 +157,45 @@ int sess_side_connect(struct session *s, const struct sockaddr *sa, int salen)
 	return fd;
 }
 
+static void on_server(struct loop_watch *w, uint32_t events);
+
+int sess_reconnect_server(struct session *s)
+{
+	struct sockaddr_storage ss = {0};
+	socklen_t sl;
+
+	loop_del(&s->s.w);
+	if (s->s.ssl)
+		SSL_free(s->s.ssl);
+	s->s.ssl = NULL;
+	close(s->s.fd);
+	buf_consume(&s->s.in, s->s.in.len);
+	buf_consume(&s->s.out, s->s.out.len);
+	s->s.eof = s->s.shut = s->s.handshaking = s->s.ssl_wants_write = 0;
+	s->s.fd = netns_socket(s->ln, s->o.orig_family == HOOP_AF_INET ? AF_INET : AF_INET6);
+	if (s->s.fd < 0)
+		return s->s.fd;
+	if (s->o.orig_family == HOOP_AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = s->o.orig_port;
+		memcpy(&a->sin_addr, s->o.orig_addr, 4);
+		sl = sizeof(*a);
+	} else {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = s->o.orig_port;
+		memcpy(&a->sin6_addr, s->o.orig_addr, 16);
+		sl = sizeof(*a);
+	}
+	s->connecting = 1;
+	if (connect(s->s.fd, (struct sockaddr *)&ss, sl) && errno != EINPROGRESS)
+		return -errno;
+	return loop_add(&s->s.w, s->s.fd, EPOLLOUT, on_server);
+}
+
 int sess_tls_agent(struct session *s)
 {
 	char ip[INET6_ADDRSTRLEN] = "";
@@ -181,6 +220,7 @@ int sess_tls_server(struct session *s, SSL_CTX *ctx, const char *sni)
 		return -1;
 	s->s.ssl = ssl;
 	s->s.handshaking = 1;
+	s->s.ssl_wants_write = 1; /* we speak first (ClientHello): wake on writable */
 	return 0;
 }
 

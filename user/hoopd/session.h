@@ -64,6 +64,9 @@ int sess_tls_server(struct session *s, SSL_CTX *ctx, const char *sni);
 /* Held sessions read nothing more from the agent until resumed. */
 void sess_hold(struct session *s);
 void sess_resume(struct session *s);
+/* Drop the database connection and dial the same destination again (the engine's
+ * server_connected callback runs when it is up). */
+int sess_reconnect_server(struct session *s);
 /* Find a live session by predicate (for CancelRequest routing). */
 struct session *sess_find(int (*pred)(struct session *s, void *arg), void *arg);
 /* Open a second upstream connection to dst from the session's namespace (CancelRequest). */
