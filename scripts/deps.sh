@@ -16,6 +16,14 @@ for p in $want; do
 	st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
 	[ "$st" = "installed" ] || missing="$missing $p"
 done
+# node-postgres tests need node and npm; any install of them will do (some images ship
+# NodeSource's nodejs, which bundles npm and conflicts with Debian's npm package).
+case "${1:-all}" in
+test | all)
+	command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+	command -v npm >/dev/null 2>&1 || missing="$missing npm"
+	;;
+esac
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "hoop: missing Debian packages:$missing" >&2

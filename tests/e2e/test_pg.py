@@ -203,6 +203,27 @@ def test_psycopg_features_same_as_direct(ctx):
     check(v["server_cursor"][0] == 10000 and v["pipeline"] == 2450, v)
 
 
+def node_modules():
+    """node-postgres from the npm registry, installed once under build/npm."""
+    root = os.path.abspath(os.path.join(HERE, "..", "..", "build", "npm"))
+    if not os.path.isdir(os.path.join(root, "node_modules", "pg")):
+        os.makedirs(root, exist_ok=True)
+        subprocess.run(["npm", "install", "--prefix", root, "--no-audit", "--no-fund", "--silent",
+                        "pg@8"], check=True, capture_output=True, timeout=300)
+    return os.path.join(root, "node_modules")
+
+
+def test_node_postgres_same_as_direct(ctx):
+    env = {"NODE_PATH": node_modules()}
+    script = os.path.join(HERE, "node", "queries.js")
+    direct, via = run_both(ctx, ["node", script, str(ctx.pg.port)], env=env)
+    check(direct.returncode == 0, "direct: " + direct.stderr)
+    check(via.returncode == 0, "through hoopd: " + via.stderr)
+    d, v = json.loads(direct.stdout), json.loads(via.stdout)
+    check(v == d, "node-postgres results differ:\n%s\n%s" % (v, d))
+    check(v["sum"] == 3 * 199 * 200 // 2 and v["error"] == "22012" and v["big"]["n"] == 50000, v)
+
+
 def test_events_describe_the_session(ctx):
     mark = len(events(ctx))
     p = ctx.cg.run(psql_argv(ctx, ["-c", "select id, name from t_items where id <= 3",
@@ -444,6 +465,7 @@ TESTS = [
     test_psql_script_same_as_direct,
     test_pgbench_all_query_modes,
     test_psycopg_features_same_as_direct,
+    test_node_postgres_same_as_direct,
     test_events_describe_the_session,
     test_extended_protocol_params_in_events,
     test_tls_on_the_agent_leg,
