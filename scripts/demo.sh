@@ -73,13 +73,34 @@ run "$B/hoopctl" --control "$CTL" attach --cgroup "$CG" --owner alice@example.or
 
 say "4. The agent dials the database's real address; the kernel sends it through hoopd"
 agent psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -tAX \
-	-c "select 'agent query ran: ' || count(*) || ' patients' from patients, pg_sleep(1.5)" &
+	-c "select 'agent query ran: ' || count(*) || ' patients' from patients, pg_sleep(1.5)" \
+	-c "select name, mrn from patients order by id limit 2" &
 AGENT=$!
 sleep 0.7
 run "$B/hoopctl" --control "$CTL" status
 wait $AGENT
 echo "hoopd's log for that connection:"
 grep -E 'agent pid=|closed' "$WORK/hoopd.log" | tail -2 | sed 's/^/  /'
+
+echo "what hoopd recorded of that session (<state dir>/events.jsonl, see docs/events.md):"
+/usr/bin/python3 - "$WORK/state/events.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e["kind"] == "session_start":
+        a = e["agent"]
+        print("  %s session_start  pid=%s comm=%s owner=%s user=%s db=%s -> %s" % (
+            e["session"], a["pid"], a["comm"], a["owner"], e["user"], e["database"], e["destination"]))
+    elif e["kind"] == "statement":
+        print("  %s statement #%d [%s] %s" % (e["session"], e["seq"], e["verdict"], e["text"][:70]))
+    elif e["kind"] == "result_columns":
+        print("  %s   columns %s" % (e["session"], ", ".join(
+            "%s(table %d, col %d)" % (c["name"], c["table_oid"], c["attnum"]) for c in e["columns"])))
+    elif e["kind"] == "complete":
+        print("  %s   complete %s, %d rows, %d us" % (e["session"], e["tag"], e["rows"], e["duration_us"]))
+    elif e["kind"] == "session_end":
+        print("  %s session_end (%s)" % (e["session"], e["reason"]))
+PY
 
 say "5. The agent still sees the database as its peer (getpeername)"
 agent /usr/bin/python3 -c "
