@@ -3,7 +3,7 @@
 # nothing is missing. Usage: scripts/deps.sh [build|test|all]
 set -eu
 BUILD="make gcc clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libyaml-dev libjson-c-dev
-libnl-3-dev libssl-dev libpg-query-dev pkg-config linux-libc-dev"
+libnl-3-dev libssl-dev libpg-query-dev libprotobuf-c-dev pkg-config linux-libc-dev"
 TEST="postgresql postgresql-client postgresql-contrib iproute2 procps python3 python3-psycopg openssl
 libclang-rt-14-dev"
 case "${1:-all}" in

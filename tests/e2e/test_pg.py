@@ -261,6 +261,14 @@ def test_extended_protocol_params_in_events(ctx):
     st = [e for e in events(ctx)[mark:] if e["kind"] == "statement" and "t_items where name" in e["text"]]
     # psycopg sends the string as text and the int in binary (int2 100 = 0x0064).
     check(st and st[0]["protocol"] == "extended" and st[0]["params"] == ["item 77", {"binary": "0064"}], st)
+    # SQL-level PREPARE / EXECUTE map back to the prepared text, quoting as the server folds it.
+    mark = len(events(ctx))
+    r = ctx.cg.run(psql_argv(ctx, ["-Atc", 'prepare "PQ"(int) as select $1 + 1; execute "PQ"(41); '
+                                   'prepare pq2 as select 2; EXECUTE PQ2']))
+    check(r.stdout.split() == ["42", "2"], r.stdout + r.stderr)
+    ex = [e for e in events(ctx)[mark:] if e["kind"] == "statement" and e["text"].lower().startswith("execute")]
+    check([(e.get("prepared"), e.get("prepared_text")) for e in ex] ==
+          [("PQ", "select $1 + 1"), ("pq2", "select 2")], ex)
 
 
 def test_tls_on_the_agent_leg(ctx):

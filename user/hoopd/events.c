@@ -143,6 +143,8 @@ void ev_statement(const struct session *s, const struct ev_statement *e)
 	put_text(&j, "text", e->text ? e->text : "", e->text ? e->text_len : 0);
 	if (e->prepared)
 		jb_kv_str(&j, "prepared", e->prepared);
+	if (e->prepared_text)
+		jb_kv_str(&j, "prepared_text", e->prepared_text);
 	if (e->portal)
 		jb_kv_str(&j, "portal", e->portal);
 	if (e->params_json) {

@@ -39,7 +39,8 @@ struct ev_statement {
 	const char *protocol; /* simple | extended | function | prepare */
 	const char *text;
 	size_t text_len;
-	const char *prepared; /* prepared statement name (extended protocol), or NULL */
+	const char *prepared; /* prepared statement name (Parse/Execute, SQL EXECUTE), or NULL */
+	const char *prepared_text; /* SQL EXECUTE: the text its PREPARE recorded */
 	const char *portal;
 	const char *params_json; /* JSON array of parameters (strings, null, or {"binary": hex}) */
 	const char *verdict;	 /* allow | deny | hold */

@@ -14,7 +14,9 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ctype.h>
 #include <pg_query.h>
+#include <pg_query/pg_query.pb-c.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -334,6 +336,98 @@ static void split_sql(const char *sql, size_t len, struct split *sp)
 	pg_query_free_split_result(r);
 }
 
+/* An identifier token as the server folds it: quoted keeps its case, bare is lower-cased. */
+static char *ident(const char *t, size_t n)
+{
+	char *o = malloc(n + 1);
+	size_t k = 0;
+
+	if (!o)
+		return NULL;
+	if (n >= 2 && t[0] == '"') {
+		for (size_t i = 1; i + 1 < n; i++) {
+			o[k++] = t[i];
+			if (t[i] == '"' && i + 2 < n && t[i + 1] == '"')
+				i++;
+		}
+	} else {
+		for (size_t i = 0; i < n; i++)
+			o[k++] = (char)tolower((unsigned char)t[i]);
+	}
+	o[k] = '\0';
+	return o;
+}
+
+/*
+ * SQL-level prepared statements share the namespace of the protocol's: PREPARE name AS stmt
+ * records stmt under name, EXECUTE name maps back to it (returned in *text, for the event and
+ * the verdict), DEALLOCATE forgets. Tokens come from PostgreSQL's own scanner.
+ */
+static void sql_prepared(struct pg *p, const char *stmt, size_t len, char **name_out,
+			 const char **text_out)
+{
+	char *sql = strndup(stmt, len);
+	PgQueryScanResult sr;
+	PgQuery__ScanResult *r = NULL;
+
+	*name_out = NULL;
+	*text_out = NULL;
+	if (!sql)
+		return;
+	sr = pg_query_scan(sql);
+	if (!sr.error)
+		r = pg_query__scan_result__unpack(NULL, sr.pbuf.len, (const uint8_t *)sr.pbuf.data);
+	if (r && r->n_tokens >= 2) {
+		PgQuery__ScanToken **t = r->tokens;
+		int kind = t[0]->token;
+		char *name = ident(sql + t[1]->start, (size_t)(t[1]->end - t[1]->start));
+
+		if (name && kind == PG_QUERY__TOKEN__PREPARE) {
+			int depth = 0;
+
+			for (size_t i = 2; i < r->n_tokens; i++) {
+				if (t[i]->token == '(')
+					depth++;
+				else if (t[i]->token == ')')
+					depth--;
+				else if (!depth && t[i]->token == PG_QUERY__TOKEN__AS &&
+					 i + 1 < r->n_tokens) {
+					named_put(&p->preps, name, sql + t[i + 1]->start, NULL);
+					break;
+				}
+			}
+			free(name);
+		} else if (name && kind == PG_QUERY__TOKEN__EXECUTE) {
+			struct named *n = named_find(p->preps, name);
+
+			*name_out = name;
+			*text_out = n ? n->text : NULL;
+		} else if (name && kind == PG_QUERY__TOKEN__DEALLOCATE) {
+			if (!strcmp(name, "prepare") && r->n_tokens >= 3) {
+				free(name);
+				name = ident(sql + t[2]->start, (size_t)(t[2]->end - t[2]->start));
+			}
+			if (name && !strcmp(name, "all")) {
+				while (p->preps) {
+					struct named *n = p->preps;
+
+					p->preps = n->next;
+					named_free(n);
+				}
+			} else if (name) {
+				named_drop(&p->preps, name);
+			}
+			free(name);
+		} else {
+			free(name);
+		}
+	}
+	if (r)
+		pg_query__scan_result__free_unpacked(r, NULL);
+	pg_query_free_scan_result(sr);
+	free(sql);
+}
+
 static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verdict fv)
 {
 	struct session *s = p->s;
@@ -385,6 +479,8 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 	}
 	for (int i = 0; i < sp->n; i++) {
 		/* Any deny: none of them runs, and every one is on record as not run. */
+		char *pname = NULL;
+		const char *ptext = NULL;
 		struct ev_statement es = {.seq = ++p->seq, .protocol = "simple",
 					  .text = sql + sp->off[i], .text_len = (size_t)sp->len[i],
 					  .verdict = worst == VERDICT_DENY
@@ -396,7 +492,12 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 							    : NULL,
 					  .parse_error = sp->parse_error};
 
+		if (worst != VERDICT_DENY)
+			sql_prepared(p, sql + sp->off[i], (size_t)sp->len[i], &pname, &ptext);
+		es.prepared = pname;
+		es.prepared_text = ptext;
 		ev_statement(s, &es);
+		free(pname);
 	}
 	if (worst == VERDICT_DENY) {
 		const char *msg = deny_j.message[0] ? deny_j.message
