@@ -21,7 +21,7 @@ MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation -D_GNU_SOURCE \
-	  -Iinclude -Iuser/common -I$(OUT) $(SAN_FLAGS)
+	  -Iinclude -Iuser/common -Iuser/hoopd -I$(OUT) $(SAN_FLAGS)
 LDFLAGS += $(SAN_FLAGS)
 LDLIBS := -lbpf -lelf -lz -lyaml -ljson-c -lpg_query -lssl -lcrypto $(shell pkg-config --libs libnl-3.0 2>/dev/null || echo -lnl-3)
 CFLAGS += $(shell pkg-config --cflags libnl-3.0 2>/dev/null || echo -I/usr/include/libnl3)
@@ -71,7 +71,10 @@ $(OUT)/hoopd: $(HOOPD_OBJ) $(COMMON_OBJ)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(OUT)/hoopctl: $(HOOPCTL_OBJ) $(COMMON_OBJ)
+# hoopctl's `policy check|test` run hoopd's own loader and rules.
+HOOPCTL_SHARED := $(OUT)/obj/hoopd/policy.o $(OUT)/obj/hoopd/sqlfacts.o $(OUT)/obj/hoopd/rules.o
+
+$(OUT)/hoopctl: $(HOOPCTL_OBJ) $(COMMON_OBJ) $(HOOPCTL_SHARED)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
@@ -88,12 +91,12 @@ TOOLS := $(patsubst tests/tools/%.c,$(OUT)/tools/%,$(wildcard tests/tools/*.c))
 
 # Unit tests (tests/unit/): built straight from the sources they test, so they need neither the
 # BPF toolchain nor the skeleton. Cases for the policy loader are files in tests/unit/policy/.
-UNIT_SRC := user/hoopd/policy.c user/common/json.c
+UNIT_SRC := user/hoopd/policy.c user/hoopd/sqlfacts.c user/common/json.c
 
 $(OUT)/unit/test_policy: tests/unit/test_policy.c tests/unit/harness.h $(UNIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(UNIT_SRC) -lyaml -ljson-c -o $@
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(UNIT_SRC) -lyaml -ljson-c -lpg_query -o $@
 
 unit: $(OUT)/unit/test_policy
 	$(Q)$< tests/unit/policy
@@ -120,10 +123,11 @@ FUZZ_CFLAGS := -g -O1 -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_
 	       -Iinclude -Iuser/common -Iuser/hoopd \
 	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-$(FUZZ_OUT)/fuzz_policy: fuzz/fuzz_policy.c user/hoopd/policy.c $(HEADERS)
+$(FUZZ_OUT)/fuzz_policy: fuzz/fuzz_policy.c user/hoopd/policy.c user/hoopd/sqlfacts.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/policy.c -lyaml -o $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/policy.c user/hoopd/sqlfacts.c -lyaml -ljson-c \
+		-lpg_query -o $@
 
 fuzz: $(FUZZ_OUT)/fuzz_policy
 	@mkdir -p $(FUZZ_OUT)/corpus/policy

@@ -12,6 +12,8 @@
 
 #include "json.h"
 
+int cmd_policy(int argc, char **argv);
+
 static const char *g_control = "/run/hoop/hoopd.sock";
 
 static const char usage[] =
@@ -37,6 +39,15 @@ static const char usage[] =
 	"        Re-read hoopd's policy file. A bad file is refused with its line and column and\n"
 	"        the running policy stays in force.\n"
 	"  ping  Check that hoopd answers.\n"
+	"  policy check FILE\n"
+	"        Load a policy the way hoopd would; print a summary, or the first error with\n"
+	"        its line and column (exit 1). Needs no running hoopd.\n"
+	"  policy test FILE --sql SQL [--user U] [--database D] [--owner O] [--exe PATH]\n"
+	"                  [--label K=V ...] [--json]\n"
+	"  policy test FILE --function-call\n"
+	"        Judge SQL (each statement of it) against FILE as hoopd would for a session\n"
+	"        with those attributes: the verdict, the rule that decided, its message, and\n"
+	"        the facts read from PostgreSQL's parse tree. Needs no running hoopd.\n"
 	"\n"
 	"Global options:\n"
 	"  --control PATH   hoopd's control socket [default /run/hoop/hoopd.sock]\n"
@@ -397,6 +408,8 @@ int main(int argc, char **argv)
 		return cmd_simple("reload", "policy reloaded");
 	if (!strcmp(argv[0], "ping"))
 		return cmd_simple("ping", "hoopd answers, version ");
+	if (!strcmp(argv[0], "policy"))
+		return cmd_policy(argc, argv);
 	if (!strcmp(argv[0], "help")) {
 		fputs(usage, stdout);
 		return 0;

@@ -15,6 +15,7 @@
 #include "cgroup.h"
 #include "events.h"
 #include "tls.h"
+#include "verdict.h"
 #include "hoopd.h"
 #include "log.h"
 
@@ -302,6 +303,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	hlog_setup("hoopd", json, lvl);
+	verdict_hook = policy_verdict;
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 

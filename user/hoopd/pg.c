@@ -14,6 +14,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <strings.h>
 #include <ctype.h>
 #include <pg_query.h>
 #include <pg_query/pg_query.pb-c.h>
@@ -255,6 +256,8 @@ static enum verdict judge(struct pg *p, const char *protocol, const char *text, 
 	j->text = text;
 	j->len = len;
 	j->parse_error = parse_error;
+	j->user = p->user;
+	j->database = p->database;
 	return verdict_hook(j);
 }
 
@@ -428,6 +431,38 @@ static void sql_prepared(struct pg *p, const char *stmt, size_t len, char **name
 	free(sql);
 }
 
+/* EXECUTE name: the text its PREPARE recorded, or NULL. Changes nothing. */
+static const char *exec_text(struct pg *p, const char *stmt, size_t len)
+{
+	char *sql, *name = NULL;
+	PgQueryScanResult sr;
+	PgQuery__ScanResult *r = NULL;
+	struct named *n = NULL;
+
+	/* Cheap test first: most statements are not EXECUTE. */
+	while (len && isspace((unsigned char)*stmt))
+		stmt++, len--;
+	if (len < 8 || strncasecmp(stmt, "execute", 7))
+		return NULL;
+	sql = strndup(stmt, len);
+	if (!sql)
+		return NULL;
+	sr = pg_query_scan(sql);
+	if (!sr.error)
+		r = pg_query__scan_result__unpack(NULL, sr.pbuf.len, (const uint8_t *)sr.pbuf.data);
+	if (r && r->n_tokens >= 2 && r->tokens[0]->token == PG_QUERY__TOKEN__EXECUTE)
+		name = ident(sql + r->tokens[1]->start,
+			     (size_t)(r->tokens[1]->end - r->tokens[1]->start));
+	if (name)
+		n = named_find(p->preps, name);
+	free(name);
+	if (r)
+		pg_query__scan_result__free_unpacked(r, NULL);
+	pg_query_free_scan_result(sr);
+	free(sql);
+	return n ? n->text : NULL;
+}
+
 static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verdict fv)
 {
 	struct session *s = p->s;
@@ -449,6 +484,18 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 	for (int i = 0; i < sp->n; i++) {
 		v[i] = forced ? fv : judge(p, "simple", sql + sp->off[i], (size_t)sp->len[i],
 					   sp->parse_error, &j);
+		if (!forced && v[i] != VERDICT_DENY) {
+			/* EXECUTE runs what its PREPARE said: judge that text too. */
+			const char *et = exec_text(p, sql + sp->off[i], (size_t)sp->len[i]);
+			struct judgement j2;
+			enum verdict v2 = et ? judge(p, "simple", et, strlen(et), 0, &j2)
+					     : VERDICT_ALLOW;
+
+			if (v2 == VERDICT_DENY || (v2 == VERDICT_HOLD && v[i] == VERDICT_ALLOW)) {
+				v[i] = v2;
+				j = j2;
+			}
+		}
 		/* deny over hold over allow */
 		if (v[i] == VERDICT_DENY) {
 			if (worst != VERDICT_DENY)

@@ -2,6 +2,10 @@
  * most 1 MiB holding one YAML document. */
 #include "policy.h"
 
+#include <ctype.h>
+
+#include "sqlfacts.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -286,11 +290,266 @@ static int parse_target(struct pctx *c, yaml_node_t *n, struct policy_target *t)
 
 /* version and targets, then the sections later parts of hoop read: accepted here so one policy
  * file serves every version. */
-enum { TOP_VERSION, TOP_TARGETS, TOP_COUNT = 8 };
+enum { TOP_VERSION, TOP_TARGETS, TOP_RULES, TOP_MASKING, TOP_AUDIT, TOP_APPROVALS,
+       TOP_ON_PARSE_ERROR, TOP_CATALOG, TOP_DEFAULT, TOP_COUNT };
 static const char *const top_keys[TOP_COUNT + 1] = {
     "version",	 "targets",	   "rules",   "masking", "audit",
-    "approvals", "on_parse_error", "catalog", NULL,
+    "approvals", "on_parse_error", "catalog", "default", NULL,
 };
+
+static const char *const action_names[] = {"allow", "audit", "approve", "deny", NULL};
+
+const char *policy_action_name(enum policy_action a)
+{
+	return (unsigned)a < 4 ? action_names[a] : "?";
+}
+
+/* A list of words (or one word) into l; lower-cased when fold is set. */
+static int parse_list(struct pctx *c, yaml_node_t *v, const char *what, struct policy_list *l,
+		      int fold)
+{
+	yaml_node_item_t one, *start, *top;
+
+	if (v->type == YAML_SCALAR_NODE) {
+		one = (yaml_node_item_t)(v - c->doc->nodes.start + 1);
+		start = &one;
+		top = &one + 1;
+	} else if (v->type == YAML_SEQUENCE_NODE) {
+		start = v->data.sequence.items.start;
+		top = v->data.sequence.items.top;
+	} else {
+		return fail(c, v, "%s must be a list of words, e.g. [a, b]", what);
+	}
+	for (yaml_node_item_t *it = start; it < top; it++) {
+		yaml_node_t *n = yaml_document_get_node(c->doc, *it);
+		const char *s = scalar(n);
+
+		if (!s || !*s || strlen(s) >= POLICY_NAME)
+			return fail(c, n, "each %s item must be a word of 1 to %d characters", what,
+				    POLICY_NAME - 1);
+		if (l->n == POLICY_MAX_LIST)
+			return fail(c, n, "at most %d items in %s", POLICY_MAX_LIST, what);
+		snprintf(l->v[l->n], POLICY_NAME, "%s", s);
+		if (fold)
+			for (char *p = l->v[l->n]; *p; p++)
+				*p = (char)tolower((unsigned char)*p);
+		l->n++;
+	}
+	return 0;
+}
+
+static int parse_bool(struct pctx *c, yaml_node_t *v, const char *what, int *out)
+{
+	const char *s = scalar(v);
+
+	if (s && !strcmp(s, "true"))
+		*out = 1;
+	else if (s && !strcmp(s, "false"))
+		*out = 0;
+	else
+		return fail(c, v, "%s must be true or false", what);
+	return 0;
+}
+
+static const char *const match_keys[] = {"statements", "tables",	"tables_written",
+					 "schemas",    "functions",	"copy",
+					 "without_where", "without_limit", NULL};
+static const char *const when_keys[] = {"owner", "user", "database", "exe", "labels", NULL};
+static const char *const rule_keys[] = {"name", "action", "match", "when", "message", NULL};
+
+static int parse_match(struct pctx *c, yaml_node_t *n, struct policy_rule *r)
+{
+	yaml_node_t *seen[8] = {NULL};
+	char q[SHOW_BUF];
+
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(c, n, "match must be a mapping, e.g. {statements: [delete]}");
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+		const char *key = scalar(k);
+		int ki = key ? key_index(key, match_keys) : -1, e;
+
+		if (ki < 0)
+			return fail(c, k,
+				    "unknown match key '%s' (known: statements, tables, "
+				    "tables_written, schemas, functions, copy, without_where, "
+				    "without_limit)",
+				    key ? show(key, q) : "?");
+		if ((e = check_duplicate(c, k, key, &seen[ki])))
+			return e;
+		switch (ki) {
+		case 0: {
+			struct policy_list l = {0};
+
+			if ((e = parse_list(c, v, "statements", &l, 1)))
+				return e;
+			for (int i = 0; i < l.n; i++) {
+				int kind = sqlfacts_kind_from_name(l.v[i]);
+
+				if (kind < 0)
+					return fail(c, v,
+						    "unknown statement kind '%s' (see docs/policy.md "
+						    "for the list)",
+						    show(l.v[i], q));
+				r->statements |= 1ULL << kind;
+			}
+			break;
+		}
+		case 1:
+			e = parse_list(c, v, "tables", &r->tables, 0);
+			break;
+		case 2:
+			e = parse_list(c, v, "tables_written", &r->tables_written, 0);
+			break;
+		case 3:
+			e = parse_list(c, v, "schemas", &r->schemas, 0);
+			break;
+		case 4:
+			e = parse_list(c, v, "functions", &r->functions, 1);
+			break;
+		case 5: {
+			struct policy_list l = {0};
+
+			if ((e = parse_list(c, v, "copy", &l, 1)))
+				return e;
+			for (int i = 0; i < l.n; i++) {
+				if (!strcmp(l.v[i], "program"))
+					r->copy |= SQL_COPY_PROGRAM;
+				else if (!strcmp(l.v[i], "file"))
+					r->copy |= SQL_COPY_FILE;
+				else if (!strcmp(l.v[i], "stdin"))
+					r->copy |= SQL_COPY_STDIN;
+				else if (!strcmp(l.v[i], "stdout"))
+					r->copy |= SQL_COPY_STDOUT;
+				else
+					return fail(c, v,
+						    "copy items are program, file, stdin, stdout");
+			}
+			break;
+		}
+		case 6:
+			e = parse_bool(c, v, "without_where", &r->without_where);
+			break;
+		case 7:
+			e = parse_bool(c, v, "without_limit", &r->without_limit);
+			break;
+		}
+		if (e)
+			return e;
+	}
+	return 0;
+}
+
+static int parse_when(struct pctx *c, yaml_node_t *n, struct policy_rule *r)
+{
+	yaml_node_t *seen[5] = {NULL};
+	char q[SHOW_BUF];
+
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(c, n, "when must be a mapping, e.g. {database: [clinical]}");
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+		const char *key = scalar(k);
+		int ki = key ? key_index(key, when_keys) : -1, e = 0;
+
+		if (ki < 0)
+			return fail(c, k,
+				    "unknown when key '%s' (known: owner, user, database, exe, "
+				    "labels)",
+				    key ? show(key, q) : "?");
+		if ((e = check_duplicate(c, k, key, &seen[ki])))
+			return e;
+		if (ki == 0)
+			e = parse_list(c, v, "owner", &r->owners, 0);
+		else if (ki == 1)
+			e = parse_list(c, v, "user", &r->users, 0);
+		else if (ki == 2)
+			e = parse_list(c, v, "database", &r->databases, 0);
+		else if (ki == 3)
+			e = parse_list(c, v, "exe", &r->exes, 0);
+		else {
+			if (v->type != YAML_MAPPING_NODE)
+				return fail(c, v, "labels must be a mapping, e.g. {team: ml}");
+			for (yaml_node_pair_t *lp = v->data.mapping.pairs.start;
+			     lp < v->data.mapping.pairs.top; lp++) {
+				yaml_node_t *lk = yaml_document_get_node(c->doc, lp->key);
+				yaml_node_t *lv = yaml_document_get_node(c->doc, lp->value);
+
+				if (!scalar(lk) || !scalar(lv) || r->label_keys.n == POLICY_MAX_LIST ||
+				    strlen(scalar(lk)) >= POLICY_NAME ||
+				    strlen(scalar(lv)) >= POLICY_NAME)
+					return fail(c, lk, "labels are short key: value words");
+				snprintf(r->label_keys.v[r->label_keys.n++], POLICY_NAME, "%s",
+					 scalar(lk));
+				snprintf(r->label_values.v[r->label_values.n++], POLICY_NAME, "%s",
+					 scalar(lv));
+			}
+		}
+		if (e)
+			return e;
+	}
+	return 0;
+}
+
+static int parse_rule(struct pctx *c, yaml_node_t *n, struct policy_rule *r)
+{
+	yaml_node_t *seen[5] = {NULL};
+	char q[SHOW_BUF];
+
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(c, n, "a rule must be a mapping with name, action and match");
+	memset(r, 0, sizeof(*r));
+	r->line = (int)n->start_mark.line + 1;
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+		const char *key = scalar(k);
+		int ki = key ? key_index(key, rule_keys) : -1, e = 0;
+
+		if (ki < 0)
+			return fail(c, k,
+				    "unknown rule key '%s' (known: name, action, match, when, "
+				    "message)",
+				    key ? show(key, q) : "?");
+		if ((e = check_duplicate(c, k, key, &seen[ki])))
+			return e;
+		if (ki == 0) {
+			if (!scalar(v) || !*scalar(v) || strlen(scalar(v)) >= sizeof(r->name))
+				return fail(c, v, "name must be a word of 1 to 63 characters");
+			snprintf(r->name, sizeof(r->name), "%s", scalar(v));
+		} else if (ki == 1) {
+			int a = scalar(v) ? key_index(scalar(v), action_names) : -1;
+
+			if (a < 0)
+				return fail(c, v, "action must be one of deny, approve, allow, audit");
+			r->action = (enum policy_action)a;
+		} else if (ki == 2) {
+			e = parse_match(c, v, r);
+		} else if (ki == 3) {
+			e = parse_when(c, v, r);
+		} else {
+			if (!scalar(v) || strlen(scalar(v)) >= sizeof(r->message))
+				return fail(c, v, "message must be text shorter than %zu bytes",
+					    sizeof(r->message));
+			snprintf(r->message, sizeof(r->message), "%s", scalar(v));
+		}
+		if (e)
+			return e;
+	}
+	if (!r->name[0])
+		return fail(c, n, "rule has no name");
+	if (!seen[1])
+		return fail(c, n, "rule '%s' has no action", show(r->name, q));
+	if (!seen[2])
+		return fail(c, n, "rule '%s' has no match (use match: {} to match everything)",
+			    show(r->name, q));
+	return 0;
+}
 
 /* Every later check reads scalars as C strings, so a "\0" escape would cut one short silently
  * ("5432\0junk" would read as 5432). */
@@ -330,7 +589,7 @@ static int parse_doc(struct pctx *c, struct policy *pol)
 		if (ki < 0)
 			return fail(c, k,
 				    "unknown top-level key '%s' (known: version, targets, rules, "
-				    "masking, audit, approvals, on_parse_error, catalog)",
+				    "default, on_parse_error, masking, audit, approvals, catalog)",
 				    show(key, q));
 		r = check_duplicate(c, k, key, &seen[ki]);
 		if (r)
@@ -339,6 +598,44 @@ static int parse_doc(struct pctx *c, struct policy *pol)
 			if (!scalar(v) || strcmp(scalar(v), "1"))
 				return fail(c, v, "version must be 1");
 			pol->version = 1;
+		} else if (ki == TOP_RULES) {
+			if (v->type != YAML_SEQUENCE_NODE)
+				return fail(c, v, "rules must be a list");
+			for (yaml_node_item_t *it = v->data.sequence.items.start;
+			     it < v->data.sequence.items.top; it++) {
+				yaml_node_t *rn = yaml_document_get_node(c->doc, *it);
+
+				if (pol->nrules == POLICY_MAX_RULES)
+					return fail(c, rn, "at most %d rules", POLICY_MAX_RULES);
+				r = parse_rule(c, rn, &pol->rules[pol->nrules]);
+				if (r)
+					return r;
+				for (int i = 0; i < pol->nrules; i++)
+					if (!strcmp(pol->rules[i].name, pol->rules[pol->nrules].name))
+						return fail(c, rn, "rule name '%s' is used twice",
+							    show(pol->rules[i].name, q));
+				pol->nrules++;
+			}
+		} else if (ki == TOP_ON_PARSE_ERROR) {
+			const char *s = scalar(v);
+
+			if (s && !strcmp(s, "deny"))
+				pol->on_parse_error = ACTION_DENY;
+			else if (s && !strcmp(s, "approve"))
+				pol->on_parse_error = ACTION_APPROVE;
+			else
+				return fail(c, v, "on_parse_error must be deny or approve");
+		} else if (ki == TOP_DEFAULT) {
+			const char *s = scalar(v);
+
+			if (s && !strcmp(s, "allow"))
+				pol->default_action = ACTION_ALLOW;
+			else if (s && !strcmp(s, "deny"))
+				pol->default_action = ACTION_DENY;
+			else if (s && !strcmp(s, "audit"))
+				pol->default_action = ACTION_AUDIT;
+			else
+				return fail(c, v, "default must be allow, audit or deny");
 		} else if (ki == TOP_TARGETS) {
 			if (v->type != YAML_SEQUENCE_NODE)
 				return fail(c, v, "targets must be a list");
@@ -363,6 +660,8 @@ static int parse_doc(struct pctx *c, struct policy *pol)
 	}
 	if (!seen[TOP_VERSION])
 		return fail(c, root, "missing 'version: 1'");
+	if (!seen[TOP_ON_PARSE_ERROR])
+		pol->on_parse_error = ACTION_DENY; /* what cannot be parsed is not forwarded */
 	return 0;
 }
 

@@ -30,16 +30,56 @@ struct policy_target {
 	char tls_server_name[256]; /* name the database certificate must carry */
 };
 
+#define POLICY_MAX_RULES 128
+#define POLICY_MAX_LIST 32
+#define POLICY_NAME 130
+
+enum policy_action {
+	ACTION_ALLOW = 0,
+	ACTION_AUDIT = 1,   /* allow, and name the rule in the record */
+	ACTION_APPROVE = 2, /* hold for a person's approval */
+	ACTION_DENY = 3,
+};
+
+struct policy_list {
+	char v[POLICY_MAX_LIST][POLICY_NAME];
+	int n;
+};
+
+struct policy_rule {
+	char name[64];
+	enum policy_action action;
+	char message[256];
+	/* match: every key given must hold; within a list, any item */
+	uint64_t statements;	   /* 1 << enum sql_kind; 0: any */
+	struct policy_list tables; /* read or written: name, schema.name, schema.*, * */
+	struct policy_list tables_written;
+	struct policy_list schemas;
+	struct policy_list functions;
+	int copy; /* enum sql_copy; 0: any */
+	int without_where;
+	int without_limit;
+	/* when: the session */
+	struct policy_list owners, users, databases, exes;
+	struct policy_list label_keys, label_values;
+	int line; /* where the rule is in the file */
+};
+
 struct policy {
 	int version;
 	struct policy_target targets[POLICY_MAX_TARGETS];
 	int ntargets;
+	struct policy_rule rules[POLICY_MAX_RULES];
+	int nrules;
+	enum policy_action on_parse_error; /* deny (default) or approve */
+	enum policy_action default_action; /* when no rule matches: allow (default) or deny */
 };
 
 /* Returns 0, or a negative errno with "FILE:LINE:COL: what is wrong" in err. */
 int policy_load(const char *path, struct policy **out, char *err, size_t errn);
 void policy_free(struct policy *p);
 const char *policy_protocol_name(enum hoop_protocol p);
+const char *policy_action_name(enum policy_action a);
 /* Does dst (family, 16-byte addr, host-order port) match a target? Returns its index or -1. */
 int policy_match(const struct policy *p, int family, const uint8_t *addr, uint16_t port);
 

@@ -17,6 +17,7 @@ struct judgement {
 	const char *text;     /* statement text (not NUL-terminated), or a description */
 	size_t len;
 	int parse_error; /* PostgreSQL's grammar rejected it */
+	const char *user, *database; /* the session's database user and database */
 	/* out: */
 	char rule[64];	   /* the rule that decided, for the record */
 	char message[256]; /* what the agent is told on deny */
@@ -24,6 +25,9 @@ struct judgement {
 
 typedef enum verdict (*verdict_fn)(struct judgement *j);
 extern verdict_fn verdict_hook;
+
+/* The policy's rules (verdict.c): what hoopd installs as verdict_hook. */
+enum verdict policy_verdict(struct judgement *j);
 
 static inline const char *verdict_name(enum verdict v)
 {

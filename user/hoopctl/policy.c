@@ -1,0 +1,228 @@
+/* hoopctl policy check / policy test: the policy loader and the rules, run locally. */
+#include <getopt.h>
+#include <pg_query.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "policy.h"
+#include "rules.h"
+#include "sqlfacts.h"
+
+int cmd_policy(int argc, char **argv);
+
+static int check(const char *file)
+{
+	struct policy *pol;
+	char err[1024];
+
+	if (policy_load(file, &pol, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	printf("%s: ok: %d target(s), %d rule(s), default %s, on_parse_error %s\n", file,
+	       pol->ntargets, pol->nrules, policy_action_name(pol->default_action),
+	       policy_action_name(pol->on_parse_error));
+	policy_free(pol);
+	return 0;
+}
+
+static void facts_line(const struct sqlfacts *f, char *out, size_t n)
+{
+	size_t o = 0;
+
+	o += (size_t)snprintf(out + o, n - o, "kinds=");
+	for (int k = 0; k < SK_COUNT && o < n; k++)
+		if (f->kinds & (1ULL << k))
+			o += (size_t)snprintf(out + o, n - o, "%s,", sqlfacts_kind_name(k));
+	for (int i = 0; i < f->nread && o < n; i++)
+		o += (size_t)snprintf(out + o, n - o, "%sread=%s", i ? "," : " ", f->read[i]);
+	for (int i = 0; i < f->nwritten && o < n; i++)
+		o += (size_t)snprintf(out + o, n - o, "%swritten=%s", i ? "," : " ",
+				      f->written[i]);
+	for (int i = 0; i < f->nfunctions && o < n; i++)
+		o += (size_t)snprintf(out + o, n - o, "%sfunctions=%s", i ? "," : " ",
+				      f->functions[i]);
+	if (f->write_without_where && o < n)
+		o += (size_t)snprintf(out + o, n - o, " write-without-where");
+	if (f->select_without_limit && o < n)
+		o += (size_t)snprintf(out + o, n - o, " select-without-limit");
+}
+
+static int test(int argc, char **argv)
+{
+	static const struct option opts[] = {{"sql", required_argument, 0, 's'},
+					     {"user", required_argument, 0, 'u'},
+					     {"database", required_argument, 0, 'd'},
+					     {"owner", required_argument, 0, 'o'},
+					     {"exe", required_argument, 0, 'e'},
+					     {"label", required_argument, 0, 'l'},
+					     {"function-call", no_argument, 0, 'f'},
+					     {"json", no_argument, 0, 'j'},
+					     {0}};
+	const char *sql = NULL, *file;
+	struct rules_session rs = {.owner = "", .user = "", .database = "", .exe = ""};
+	struct jbuf labels;
+	struct policy *pol;
+	char err[1024];
+	int c, json = 0, fcall = 0, worst = ACTION_ALLOW, rc = 0;
+	PgQuerySplitResult sp;
+
+	jb_init(&labels);
+	jb_obj_open(&labels);
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			sql = optarg;
+			break;
+		case 'u':
+			rs.user = optarg;
+			break;
+		case 'd':
+			rs.database = optarg;
+			break;
+		case 'o':
+			rs.owner = optarg;
+			break;
+		case 'e':
+			rs.exe = optarg;
+			break;
+		case 'l': {
+			char *eq = strchr(optarg, '=');
+
+			if (!eq) {
+				fprintf(stderr, "hoopctl: --label wants KEY=VALUE\n");
+				return 2;
+			}
+			*eq = '\0';
+			jb_kv_str(&labels, optarg, eq + 1);
+			break;
+		}
+		case 'f':
+			fcall = 1;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		default:
+			return 2;
+		}
+	}
+	jb_obj_close(&labels);
+	rs.labels_json = jb_str(&labels);
+	if (optind >= argc || (!sql && !fcall)) {
+		fprintf(stderr, "usage: hoopctl policy test FILE --sql \"...\" [--user U] [--database D] "
+				"[--owner O] [--exe PATH] [--label K=V] [--json]\n"
+				"       hoopctl policy test FILE --function-call\n");
+		return 2;
+	}
+	file = argv[optind];
+	if (policy_load(file, &pol, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (fcall) {
+		struct sqlfacts f = {.kinds = 1ULL << SK_FUNCTION_CALL};
+		struct rules_result res;
+
+		rules_evaluate(pol, &f, &rs, &res);
+		if (!res.rule)
+			res.action = ACTION_DENY;
+		printf("FunctionCall: %s (%s)\n", policy_action_name(res.action),
+		       res.rule ? res.why : "FunctionCall messages are denied unless a rule allows "
+					    "them");
+		policy_free(pol);
+		jb_free(&labels);
+		return 0;
+	}
+	sp = pg_query_split_with_parser(sql);
+	if (sp.error) {
+		/* As hoopd does: the scanner still finds the statements around a bad one. */
+		pg_query_free_split_result(sp);
+		sp = pg_query_split_with_scanner(sql);
+	}
+	if (sp.error || sp.n_stmts == 0) {
+		/* One statement the grammar rejects: judge it whole (on_parse_error). */
+		pg_query_free_split_result(sp);
+		sp = (PgQuerySplitResult){0};
+	}
+	for (int i = 0; i < (sp.n_stmts ? sp.n_stmts : 1); i++) {
+		int off = sp.n_stmts ? sp.stmts[i]->stmt_location : 0;
+		int len = sp.n_stmts ? sp.stmts[i]->stmt_len : (int)strlen(sql);
+		struct sqlfacts *f = calloc(1, sizeof(*f));
+		struct rules_result res;
+		char facts[1024];
+
+		if (!f)
+			return 1;
+		if (len == 0)
+			len = (int)strlen(sql) - off;
+		while (len > 0 && (sql[off] == ' ' || sql[off] == '\n' || sql[off] == '\t')) {
+			off++;
+			len--;
+		}
+		sqlfacts_analyze(sql + off, (size_t)len, f);
+		rules_evaluate(pol, f, &rs, &res);
+		facts_line(f, facts, sizeof(facts));
+		if ((int)res.action > worst)
+			worst = res.action;
+		if (json) {
+			struct jbuf j;
+
+			jb_init(&j);
+			jb_obj_open(&j);
+			jb_kv_int(&j, "statement", i + 1);
+			jb_key(&j, "text");
+			{
+				char *t = strndup(sql + off, (size_t)len);
+
+				jb_str_val(&j, t ? t : "");
+				free(t);
+			}
+			jb_kv_str(&j, "verdict", policy_action_name(res.action));
+			jb_kv_str(&j, "rule", res.rule ? res.rule->name : "");
+			jb_kv_str(&j, "why", res.why);
+			jb_kv_str(&j, "message", res.rule ? res.rule->message : "");
+			jb_kv_str(&j, "facts", facts);
+			jb_obj_close(&j);
+			printf("%s\n", jb_str(&j));
+			jb_free(&j);
+		} else {
+			printf("statement %d: %.*s\n  verdict: %s (%s)\n", i + 1, len, sql + off,
+			       policy_action_name(res.action), res.why);
+			if (res.rule && res.rule->message[0])
+				printf("  message: %s\n", res.rule->message);
+			printf("  facts:   %s\n", f->parse_error ? f->error : facts);
+		}
+		free(f);
+	}
+	if (!json && (sp.n_stmts > 1))
+		printf("overall: %s (any deny: none of the statements runs)\n",
+		       policy_action_name((enum policy_action)worst));
+	pg_query_free_split_result(sp);
+	policy_free(pol);
+	jb_free(&labels);
+	return rc;
+}
+
+int cmd_policy(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: hoopctl policy check FILE | policy test FILE --sql ...\n");
+		return 2;
+	}
+	if (!strcmp(argv[1], "check")) {
+		if (argc != 3) {
+			fprintf(stderr, "usage: hoopctl policy check FILE\n");
+			return 2;
+		}
+		return check(argv[2]);
+	}
+	if (!strcmp(argv[1], "test")) {
+		optind = 1;
+		return test(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "hoopctl policy: unknown subcommand '%s' (check, test)\n", argv[1]);
+	return 2;
+}

@@ -1,0 +1,129 @@
+/* Rule evaluation: match keys are ANDed, list items ORed, names compared as the server folds. */
+#include "rules.h"
+
+#include <fnmatch.h>
+#include <stdio.h>
+#include <string.h>
+
+/* A table pattern: "name" (any schema), "schema.name", "schema.*", "*". */
+static int table_match(const char *pat, const char *table)
+{
+	const char *dot = strchr(table, '.');
+
+	if (!strcmp(pat, "*"))
+		return 1;
+	if (strchr(pat, '.'))
+		return !fnmatch(pat, table, 0) ||
+		       (!dot && !strncmp(pat, "public.", 7) && !fnmatch(pat + 7, table, 0));
+	return !fnmatch(pat, dot ? dot + 1 : table, 0);
+}
+
+static int any_table(const struct policy_list *pats, const char (*names)[SQLFACTS_NAME], int n)
+{
+	for (int i = 0; i < pats->n; i++)
+		for (int j = 0; j < n; j++)
+			if (table_match(pats->v[i], names[j]))
+				return 1;
+	return 0;
+}
+
+static int any_schema(const struct policy_list *pats, const char (*names)[SQLFACTS_NAME], int n)
+{
+	for (int i = 0; i < pats->n; i++)
+		for (int j = 0; j < n; j++) {
+			const char *dot = strchr(names[j], '.');
+			char schema[SQLFACTS_NAME];
+
+			snprintf(schema, sizeof(schema), "%.*s", dot ? (int)(dot - names[j]) : 6,
+				 dot ? names[j] : "public");
+			if (!fnmatch(pats->v[i], schema, 0))
+				return 1;
+		}
+	return 0;
+}
+
+static int list_match(const struct policy_list *l, const char *v)
+{
+	if (!l->n)
+		return 1;
+	for (int i = 0; i < l->n; i++)
+		if (!fnmatch(l->v[i], v ? v : "", 0))
+			return 1;
+	return 0;
+}
+
+static int labels_match(const struct policy_rule *r, const char *labels)
+{
+	for (int i = 0; i < r->label_keys.n; i++) {
+		char want[2 * POLICY_NAME + 8];
+
+		snprintf(want, sizeof(want), "\"%s\":\"%s\"", r->label_keys.v[i],
+			 r->label_values.v[i]);
+		if (!labels || !strstr(labels, want))
+			return 0;
+	}
+	return 1;
+}
+
+static int rule_matches(const struct policy_rule *r, const struct sqlfacts *f,
+			const struct rules_session *s)
+{
+	if (r->statements && !(r->statements & f->kinds))
+		return 0;
+	if (r->tables.n && !any_table(&r->tables, f->read, f->nread) &&
+	    !any_table(&r->tables, f->written, f->nwritten))
+		return 0;
+	if (r->tables_written.n && !any_table(&r->tables_written, f->written, f->nwritten))
+		return 0;
+	if (r->schemas.n && !any_schema(&r->schemas, f->read, f->nread) &&
+	    !any_schema(&r->schemas, f->written, f->nwritten))
+		return 0;
+	if (r->functions.n) {
+		int hit = 0;
+
+		for (int i = 0; i < r->functions.n && !hit; i++)
+			for (int j = 0; j < f->nfunctions && !hit; j++)
+				hit = !fnmatch(r->functions.v[i], f->functions[j], 0);
+		if (!hit)
+			return 0;
+	}
+	if (r->copy && !(r->copy & f->copy))
+		return 0;
+	if (r->without_where && !f->write_without_where)
+		return 0;
+	if (r->without_limit && !f->select_without_limit &&
+	    !(f->kinds & (1ULL << SK_COPY_TO)))
+		return 0;
+	return list_match(&r->owners, s->owner) && list_match(&r->users, s->user) &&
+	       list_match(&r->databases, s->database) && list_match(&r->exes, s->exe) &&
+	       labels_match(r, s->labels_json);
+}
+
+void rules_evaluate(const struct policy *pol, const struct sqlfacts *f,
+		    const struct rules_session *s, struct rules_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (f->parse_error) {
+		out->action = pol->on_parse_error;
+		snprintf(out->why, sizeof(out->why), "on_parse_error: %s", f->error);
+		return;
+	}
+	out->action = pol->default_action;
+	for (int i = 0; i < pol->nrules; i++) {
+		const struct policy_rule *r = &pol->rules[i];
+
+		if (!rule_matches(r, f, s))
+			continue;
+		/* The first matching rule decides unless a later one has a stronger action. */
+		if (!out->rule || r->action > out->rule->action) {
+			out->rule = r;
+			out->action = r->action;
+		}
+	}
+	if (out->rule)
+		snprintf(out->why, sizeof(out->why), "rule %s (line %d)", out->rule->name,
+			 out->rule->line);
+	else
+		snprintf(out->why, sizeof(out->why), "no rule matched: default %s",
+			 policy_action_name(out->action));
+}

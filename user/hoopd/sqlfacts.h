@@ -1,0 +1,63 @@
+/*
+ * What one SQL text does, read from PostgreSQL's own parse tree (libpg_query): the kinds of
+ * statement in it (nested ones too: DML inside a CTE, the query of EXPLAIN ANALYZE or PREPARE),
+ * the tables read and written (case-folded as the server folds them), every function called
+ * anywhere, COPY's direction and source, and unbounded writes and reads. Policy rules match on
+ * these facts, never on raw text. No daemon state: hoopctl links it too.
+ */
+#ifndef HOOP_SQLFACTS_H
+#define HOOP_SQLFACTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Statement kinds: the names are the policy's vocabulary (sqlfacts_kind_name). */
+enum sql_kind {
+	SK_SELECT, SK_INSERT, SK_UPDATE, SK_DELETE, SK_MERGE, SK_COPY_TO, SK_COPY_FROM,
+	SK_TRUNCATE, SK_DROP_TABLE, SK_DROP_SCHEMA, SK_DROP_DATABASE, SK_DROP_VIEW,
+	SK_DROP_FUNCTION, SK_DROP_INDEX, SK_DROP_ROLE, SK_DROP_OTHER, SK_ALTER_SYSTEM,
+	SK_CREATE_TABLE, SK_ALTER_TABLE, SK_CREATE_INDEX, SK_CREATE_VIEW, SK_CREATE_SCHEMA,
+	SK_CREATE_DATABASE, SK_CREATE_FUNCTION, SK_CREATE_EXTENSION, SK_CREATE_ROLE,
+	SK_ALTER_ROLE, SK_GRANT, SK_REVOKE, SK_SET_ROLE, SK_SET_SESSION_AUTHORIZATION, SK_SET,
+	SK_SHOW, SK_DO, SK_CALL, SK_EXPLAIN, SK_PREPARE, SK_EXECUTE, SK_DEALLOCATE,
+	SK_TRANSACTION, SK_VACUUM, SK_LISTEN, SK_NOTIFY, SK_LOCK, SK_FUNCTION_CALL, SK_OTHER,
+	SK_COUNT
+};
+
+enum sql_copy {
+	SQL_COPY_STDIN = 1 << 0,
+	SQL_COPY_STDOUT = 1 << 1,
+	SQL_COPY_FILE = 1 << 2,
+	SQL_COPY_PROGRAM = 1 << 3,
+};
+
+#define SQLFACTS_MAX_NAMES 64
+#define SQLFACTS_NAME 130 /* schema.name, each part at most 63 bytes */
+
+struct sqlfacts {
+	uint64_t kinds; /* 1 << enum sql_kind */
+	char read[SQLFACTS_MAX_NAMES][SQLFACTS_NAME];
+	int nread;
+	char written[SQLFACTS_MAX_NAMES][SQLFACTS_NAME];
+	int nwritten;
+	char functions[SQLFACTS_MAX_NAMES][SQLFACTS_NAME];
+	int nfunctions;
+	int copy;		  /* enum sql_copy */
+	int write_without_where;  /* an UPDATE or DELETE without WHERE */
+	int select_without_limit; /* the top-level SELECT has no LIMIT */
+	int too_many;		  /* more names than fit: rules then see a partial list */
+	int parse_error;	  /* the grammar rejected it, or a cap was exceeded */
+	char error[256];
+	char execute_name[64]; /* EXECUTE name: the prepared statement it runs */
+};
+
+#define SQLFACTS_MAX_TEXT (1 << 20) /* longer statements are not parsed: on_parse_error */
+#define SQLFACTS_MAX_DEPTH 200	    /* deeper parse trees likewise */
+
+/* Fill f from one SQL text (any number of statements; facts are merged). 0, or -1 with
+ * f->parse_error set and f->error explaining. */
+int sqlfacts_analyze(const char *sql, size_t len, struct sqlfacts *f);
+const char *sqlfacts_kind_name(int kind);
+int sqlfacts_kind_from_name(const char *name);
+
+#endif

@@ -1,0 +1,75 @@
+/* The verdict point's policy: facts from PostgreSQL's grammar, judged by the running rules. */
+#include "verdict.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hoopd.h"
+#include "rules.h"
+#include "session.h"
+#include "sqlfacts.h"
+
+enum verdict policy_verdict(struct judgement *j)
+{
+	struct sqlfacts *f = calloc(1, sizeof(*f));
+	struct rules_session rs = {0};
+	struct rules_result res;
+	enum verdict v;
+
+	if (!f) {
+		snprintf(j->message, sizeof(j->message), "hoop: out of memory judging a statement");
+		return VERDICT_DENY;
+	}
+	if (!strcmp(j->protocol, "function"))
+		f->kinds = 1ULL << SK_FUNCTION_CALL; /* no text: a function called by OID */
+	else
+		sqlfacts_analyze(j->text, j->len, f);
+	if (j->s) {
+		rs.owner = j->s->owner;
+		rs.exe = j->s->exe;
+		rs.labels_json = j->s->labels_json;
+	}
+	rs.user = j->user;
+	rs.database = j->database;
+	rules_evaluate(G.pol, f, &rs, &res);
+	j->parse_error = f->parse_error;
+	if (res.rule)
+		snprintf(j->rule, sizeof(j->rule), "%s", res.rule->name);
+	else if (f->parse_error)
+		snprintf(j->rule, sizeof(j->rule), "on_parse_error");
+	if (!strcmp(j->protocol, "function") && !res.rule) {
+		/* FunctionCall runs code by OID with no SQL to judge: only an explicit rule lets
+		 * it through. */
+		snprintf(j->rule, sizeof(j->rule), "function-call-default");
+		res.action = ACTION_DENY;
+	}
+	switch (res.action) {
+	case ACTION_DENY:
+		v = VERDICT_DENY;
+		if (res.rule && res.rule->message[0])
+			snprintf(j->message, sizeof(j->message), "%s", res.rule->message);
+		else if (f->parse_error)
+			snprintf(j->message, sizeof(j->message),
+				 "hoop: statement refused: it could not be parsed (%s)", f->error);
+		else
+			snprintf(j->message, sizeof(j->message), "hoop: statement denied by %s",
+				 res.rule ? res.rule->name : "the policy's default");
+		break;
+	case ACTION_APPROVE:
+		/* Approvals (a person deciding while the statement waits) are not in this
+		 * hoopd yet: what needs one is refused, never let through. */
+		v = VERDICT_DENY;
+		snprintf(j->message, sizeof(j->message),
+			 "%s%sthis statement needs a person's approval (%s), and approvals are "
+			 "not enabled in this hoopd: refused",
+			 res.rule && res.rule->message[0] ? res.rule->message : "",
+			 res.rule && res.rule->message[0] ? "; " : "",
+			 res.rule ? res.rule->name : "on_parse_error");
+		break;
+	default:
+		v = VERDICT_ALLOW;
+	}
+	free(f);
+	return v;
+}
