@@ -302,6 +302,16 @@ struct split {
 	int len[PG_MAX_STMTS];
 };
 
+static int blank(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isspace((unsigned char)s[i]) && s[i] != ';')
+			return 0;
+	return 1;
+}
+
+/* Statements of a Query as PostgreSQL's grammar splits them; what it cannot split is one
+ * statement marked parse_error (so the verdict can refuse it: nothing goes unjudged). */
 static void split_sql(const char *sql, size_t len, struct split *sp)
 {
 	PgQuerySplitResult r = pg_query_split_with_parser(sql);
@@ -313,7 +323,7 @@ static void split_sql(const char *sql, size_t len, struct split *sp)
 		sp->parse_error = 1;
 		r = pg_query_split_with_scanner(sql);
 	}
-	if (r.error || r.n_stmts > PG_MAX_STMTS) {
+	if (r.error || r.n_stmts > PG_MAX_STMTS || (r.n_stmts == 0 && !blank(sql, len))) {
 		sp->parse_error = 1;
 		sp->n = 1;
 		sp->off[0] = 0;

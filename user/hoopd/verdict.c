@@ -42,7 +42,11 @@ enum verdict policy_verdict(struct judgement *j)
 		/* FunctionCall runs code by OID with no SQL to judge: only an explicit rule lets
 		 * it through. */
 		snprintf(j->rule, sizeof(j->rule), "function-call-default");
-		res.action = ACTION_DENY;
+		snprintf(j->message, sizeof(j->message),
+			 "hoop: FunctionCall messages run a function by OID with no SQL to judge; "
+			 "they are refused unless a rule allows kind function_call");
+		free(f);
+		return VERDICT_DENY;
 	}
 	switch (res.action) {
 	case ACTION_DENY:

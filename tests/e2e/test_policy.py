@@ -1,0 +1,286 @@
+#!/usr/bin/python3
+"""End-to-end tests of policy enforcement: policies/hipaa-agents.yaml in front of a real
+PostgreSQL, agents using psql, psycopg (extended protocol, pipelines) and raw protocol messages.
+Each denied statement must not have run (its effect is absent), the agent must get ERROR 42501
+with the rule's message, the session must stay usable, and in a transaction the client's and the
+server's state must agree.
+
+Usage (as root): tests/e2e/test_policy.py [NAME-SUBSTRING ...]
+"""
+import json
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hooptest import Cgroup, Cleanup, Hoopd, Postgres, check, run_tests, ROOT  # noqa: E402
+
+PY = "/usr/bin/python3"
+
+
+class Ctx:
+    pass
+
+
+def hipaa(port, extra=""):
+    with open(os.path.join(ROOT, "policies", "hipaa-agents.yaml")) as f:
+        text = f.read()
+    return text.replace("ports: [5432]", "ports: [%d]" % port).replace(
+        "upstream_tls: prefer", "upstream_tls: disable") + extra
+
+
+def setup():
+    ctx = Ctx()
+    ctx.cleanup = Cleanup()
+    ctx.pg = Postgres(ctx.cleanup)
+    ctx.pg.psql_direct("create database clinical")
+    for sql in ("create table patients (id int primary key, name text, ssn text)",
+                "insert into patients select g, 'P' || g, lpad(g::text, 9, '0') from generate_series(1, 50) g",
+                "create table notes (id int, body text)",
+                "insert into notes select g, 'n' || g from generate_series(1, 10) g"):
+        subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(ctx.pg.port), "-U", "postgres", "-d", "clinical",
+                        "-qXc", sql], check=True, capture_output=True)
+    ctx.hd = Hoopd(ctx.cleanup, hipaa(ctx.pg.port))
+    ctx.hoopds = [ctx.hd]
+    ctx.hd.start()
+    ctx.cg = Cgroup(ctx.cleanup, "agents")
+    ctx.cleanup.push(lambda: ctx.hd.proc and ctx.hd.ctl("detach", "--cgroup", ctx.cg.path, check=False))
+    ctx.hd.ctl("attach", "--cgroup", ctx.cg.path, "--owner", "dave@example.org")
+    return ctx
+
+
+def teardown(ctx):
+    if ctx:
+        ctx.cleanup.run()
+
+
+def direct(ctx, sql):
+    return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(ctx.pg.port), "-U", "postgres", "-d", "clinical",
+                           "-tAXc", sql], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def agent_psql(ctx, *cmds, script=None):
+    argv = ["psql", "-h", "127.0.0.1", "-p", str(ctx.pg.port), "-U", "postgres", "-d", "clinical", "-tAX"]
+    for c in cmds:
+        argv += ["-c", c]
+    return ctx.cg.run(argv, input=script)
+
+
+def events(ctx):
+    with open(os.path.join(ctx.hd.state, "events.jsonl")) as f:
+        return [json.loads(l) for l in f]
+
+
+def test_denied_statement_did_not_run_and_session_goes_on(ctx):
+    r = agent_psql(ctx, "drop table patients", "select count(*) from patients")
+    check("ERROR:  hoop: destructive DDL is not allowed for agents" in r.stderr, r.stderr)
+    check(r.stdout.strip() == "50", "the session did not go on: %r" % r.stdout)
+    check(direct(ctx, "select count(*) from patients") == "50", "the table was dropped")
+    ev = [e for e in events(ctx) if e["kind"] == "statement" and e["text"] == "drop table patients"]
+    check(ev and ev[-1]["verdict"] == "deny" and ev[-1]["reason"] == "no-destructive-ddl", ev)
+    err = [e for e in events(ctx) if e["kind"] == "error" and e.get("from_hoopd")]
+    check(err and err[-1]["sqlstate"] == "42501", err)
+
+
+def test_evasive_spellings_are_denied(ctx):
+    for sql in ('DrOp /* hi */ TABLE "patients"',
+                "drop table public.patients cascade",
+                "with gone as (delete from patients returning *) select count(*) from gone",
+                "explain analyze delete from patients",
+                "update patients set ssn = null",
+                "copy patients to program 'cat > /tmp/x'",
+                "select pg_catalog.pg_read_file('/etc/hostname')",
+                "select * from notes, lateral (select pg_ls_dir('.')) d",
+                "set role postgres",
+                "prepare p1 as delete from patients",
+                "selec * fro patients"):
+        r = agent_psql(ctx, sql)
+        check("ERROR:  hoop:" in r.stderr, "not denied: %s\n%s" % (sql, r.stderr + r.stdout))
+    check(direct(ctx, "select count(*), count(ssn) from patients") == "50|50", "a denied statement ran")
+
+
+def test_multi_statement_any_deny_none_runs(ctx):
+    r = agent_psql(ctx, "insert into notes values (100, 'x'); drop table notes; insert into notes values (101, 'y')")
+    check("destructive DDL" in r.stderr, r.stderr)
+    check(direct(ctx, "select count(*) from notes where id >= 100") == "0", "part of a denied query ran")
+
+
+def test_deny_inside_transaction_client_and_server_agree(ctx):
+    code = r"""
+import psycopg, sys
+c = psycopg.connect(sys.argv[1])
+c.execute("insert into notes values (200, 'in tx')")
+try:
+    c.execute("truncate notes")
+    print("not denied")
+except psycopg.errors.InsufficientPrivilege as e:
+    print("denied", str(e).strip())
+print("client", c.info.transaction_status.name)
+try:
+    c.execute("select 1")
+    print("server open")
+except psycopg.errors.InFailedSqlTransaction:
+    print("server failed")
+c.rollback()
+print("after", c.execute("select count(*) from notes where id = 200").fetchone()[0])
+"""
+    r = ctx.cg.run([PY, "-c", code, "host=127.0.0.1 port=%d user=postgres dbname=clinical" % ctx.pg.port])
+    lines = r.stdout.splitlines()
+    check(lines and lines[0].startswith("denied hoop: destructive DDL"), r.stdout + r.stderr)
+    check("client INERROR" in lines and "server failed" in lines, "states disagree: %r" % lines)
+    check("after 0" in lines, lines)
+    check(direct(ctx, "select count(*) from notes") == "10", "truncate ran")
+
+
+def test_extended_protocol_and_pipeline(ctx):
+    code = r"""
+import psycopg, sys
+c = psycopg.connect(sys.argv[1], autocommit=True)
+out = []
+try:
+    c.execute("delete from notes")
+except psycopg.errors.InsufficientPrivilege as e:
+    out.append("denied:" + str(e).strip())
+out.append("usable:%d" % c.execute("select %s::int + 1", [1]).fetchone()[0])
+try:
+    with c.pipeline() as p:
+        a = c.execute("insert into notes values (%s, 'pipe')", [300])
+        p.sync()  # its own implicit transaction: an error after the Sync cannot undo it
+        b = c.execute("update notes set body = 'gone'")
+        d = c.execute("insert into notes values (%s, 'pipe')", [301])
+except psycopg.errors.InsufficientPrivilege as e:
+    out.append("pipeline-denied:" + str(e).strip())
+out.append("usable2:%d" % c.execute("select 2").fetchone()[0])
+print("\n".join(out))
+"""
+    r = ctx.cg.run([PY, "-c", code, "host=127.0.0.1 port=%d user=postgres dbname=clinical" % ctx.pg.port])
+    out = r.stdout.splitlines()
+    check("denied:hoop: UPDATE and DELETE need a WHERE clause" in out and "usable:2" in out, r.stdout + r.stderr)
+    check(any(l.startswith("pipeline-denied:hoop: UPDATE and DELETE") for l in out) and "usable2:2" in out, out)
+    check(direct(ctx, "select count(*) from notes where body = 'gone'") == "0", "the pipelined UPDATE ran")
+    check(direct(ctx, "select count(*) from notes where id between 1 and 10") == "10", "a DELETE ran")
+    # The batch before the denied one ran; after the error the server skipped to the Sync, as it
+    # does for any error, so the insert queued behind the denied UPDATE did not run.
+    check(direct(ctx, "select count(*) from notes where id = 300") == "1", "earlier pipelined insert lost")
+    check(direct(ctx, "select count(*) from notes where id = 301") == "0", "ran past the error before Sync")
+
+
+def test_function_call_message_denied(ctx):
+    code = r"""
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+body = struct.pack("!i", 196608) + b"user\0postgres\0database\0clinical\0\0"
+s.sendall(struct.pack("!i", len(body) + 4) + body)
+def until_ready():
+    buf = b""
+    while not buf.endswith(b"Z\x00\x00\x00\x05I"):
+        d = s.recv(65536)
+        if not d: break
+        buf += d
+    return buf
+until_ready()
+# FunctionCall: oid 2624 is pg_read_file(text) in PostgreSQL 15; one text argument.
+arg = b"/etc/hostname"
+f = struct.pack("!ih", 2624, 1) + struct.pack("!h", 0) + struct.pack("!h", 1) + struct.pack("!i", len(arg)) + arg + struct.pack("!h", 0)
+s.sendall(b"F" + struct.pack("!i", len(f) + 4) + f)
+r = until_ready()
+print(r[:1].decode(), b"42501" in r, b"FunctionCall" in r or b"function" in r)
+q = b"select 7\0"
+s.sendall(b"Q" + struct.pack("!i", len(q) + 4) + q)
+print(until_ready()[:1].decode())
+"""
+    r = ctx.cg.run([PY, "-c", code, str(ctx.pg.port)])
+    check(r.stdout.split() == ["E", "True", "True", "T"], r.stdout + r.stderr)
+
+
+def test_execute_judged_by_the_policy_in_force(ctx):
+    # PREPARE is allowed; the policy then changes (psql runs the reload between the two
+    # statements, on the same session); EXECUTE, the session's next statement, obeys the new one.
+    hoopctl = os.path.join(os.path.dirname(ctx.hd.proc.args[0]), "hoopctl")
+    nxt = ctx.hd.policy + ".next"
+    with open(nxt, "w") as f:
+        f.write(hipaa(ctx.pg.port, """
+  - name: no-notes-writes
+    action: deny
+    match: {tables_written: [notes]}
+    message: "hoop: notes are read-only now"
+"""))
+    script = ("prepare ins(int) as insert into notes values ($1, 'prepared');\n"
+              "\\! cp %s %s && %s --control %s reload >/dev/null\n"
+              "execute ins(400);\n"
+              "select 'still here';\n") % (nxt, ctx.hd.policy, hoopctl, ctx.hd.control)
+    try:
+        r = agent_psql(ctx, script=script)
+        check("hoop: notes are read-only now" in r.stderr and "still here" in r.stdout, r.stdout + r.stderr)
+        check(direct(ctx, "select count(*) from notes where id = 400") == "0", "EXECUTE ran")
+    finally:
+        ctx.hd.write_policy(hipaa(ctx.pg.port))
+        ctx.hd.ctl("reload")
+
+
+def test_approval_rules_refuse_until_approvals_exist(ctx):
+    r = agent_psql(ctx, "select * from patients", "select name from patients order by id limit 2")
+    check("needs a person's approval" in r.stderr and "phi-export-needs-approval" in r.stderr, r.stderr)
+    check(r.stdout.split() == ["P1", "P2"], r.stdout)
+
+
+def test_hot_reload_under_load(ctx):
+    subprocess.run(["pgbench", "-i", "-q", "-s", "1", "-h", "127.0.0.1", "-p", str(ctx.pg.port), "-U",
+                    "postgres", "clinical"], check=True, capture_output=True)
+    bench = ctx.cg.popen(["pgbench", "-n", "-c", "6", "-j", "2", "-T", "8", "-h", "127.0.0.1", "-p",
+                          str(ctx.pg.port), "-U", "postgres", "clinical"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    bad = 0
+    try:
+        for i in range(6):
+            time.sleep(1)
+            if i == 2:
+                with open(ctx.hd.policy, "a") as f:
+                    f.write("  - name: broken\n    action: maybe\n    match: {}\n")
+                r = ctx.hd.ctl("reload", check=False)
+                bad += r.returncode == 1 and re.search(r"policy.yaml:\d+:\d+: action must be", r.stderr) is not None
+                ctx.hd.write_policy(hipaa(ctx.pg.port))
+            else:
+                ctx.hd.ctl("reload")
+        out, err = bench.communicate(timeout=60)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+    check(bad == 1, "the invalid policy was not refused with its position")
+    check(bench.returncode == 0, "pgbench: " + err)
+    check("number of failed transactions: 0 " in out, out)
+    m = re.search(r"number of transactions actually processed: (\d+)", out)
+    check(m and int(m.group(1)) > 100, out)
+    st = ctx.hd.status()["stats"]
+    check(st["connections_upstream_failed"] == 0, st)
+
+
+def test_hoopd_stops_cleanly_without_sanitizer_reports(ctx):
+    ctx.hd.ctl("detach", "--cgroup", ctx.cg.path)
+    check(ctx.hd.stop() == 0, "hoopd did not exit cleanly")
+    bad = ctx.hd.sanitizer_reports()
+    check(not bad, "hoopd reported:\n" + "\n".join(bad[:20]))
+
+
+TESTS = [
+    test_denied_statement_did_not_run_and_session_goes_on,
+    test_evasive_spellings_are_denied,
+    test_multi_statement_any_deny_none_runs,
+    test_deny_inside_transaction_client_and_server_agree,
+    test_extended_protocol_and_pipeline,
+    test_function_call_message_denied,
+    test_execute_judged_by_the_policy_in_force,
+    test_approval_rules_refuse_until_approvals_exist,
+    test_hot_reload_under_load,
+    test_hoopd_stops_cleanly_without_sanitizer_reports,
+]
+
+if __name__ == "__main__":
+    if os.geteuid() != 0:
+        print("e2e tests need root", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(run_tests(TESTS, setup, teardown, only=sys.argv[1:] or None))
