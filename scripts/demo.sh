@@ -73,7 +73,7 @@ run "$B/hoopctl" --control "$CTL" attach --cgroup "$CG" --owner alice@example.or
 
 say "4. The agent dials the database's real address; the kernel sends it through hoopd"
 agent psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -tAX \
-	-c "select 'agent query ran: ' || count(*) || ' patients' from patients, pg_sleep(1.5)" \
+	-c "select 'agent query ran: ' || count(*) || ' patients' from patients, pg_sleep(1.5) limit 1" \
 	-c "select name, mrn from patients order by id limit 2" &
 AGENT=$!
 sleep 0.7
@@ -102,19 +102,32 @@ for line in open(sys.argv[1]):
         print("  %s session_end (%s)" % (e["session"], e["reason"]))
 PY
 
-say "5. The agent still sees the database as its peer (getpeername)"
+say "5. The policy judges every statement on PostgreSQL's own parse tree"
+for sql in "DROP /* cleanup */ TABLE \"patients\"" \
+	"with gone as (delete from patients returning *) select count(*) from gone" \
+	"select pg_catalog.pg_read_file('/etc/passwd')" \
+	"select * from patients"; do
+	printf '$ agent psql -c "%s"\n' "$sql"
+	agent psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -tAX -c "$sql" 2>&1 | sed 's/^/  /' || true
+done
+echo "the database is untouched: $(psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -tAX \
+	-c 'select count(*) from patients') patients"
+echo "an operator can ask the same question offline:"
+run "$B/hoopctl" policy test "$WORK/policy.yaml" --sql "drop table patients; select name from patients limit 5"
+
+say "6. The agent still sees the database as its peer (getpeername)"
 agent /usr/bin/python3 -c "
 import socket; s = socket.create_connection(('127.0.0.1', $PGPORT)); print('  agent connected to', s.getpeername())"
 
-say "6. Fail closed: with hoopd stopped, the agent cannot go around it"
+say "7. Fail closed: with hoopd stopped, the agent cannot go around it"
 kill "$HOOPD_PID"; wait "$HOOPD_PID" 2>/dev/null || true; HOOPD_PID=""
 agent psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -tAX -c "select 1" 2>&1 | sed 's/^/  /' || true
 start_hoopd
 echo "hoopd is back; no re-attach needed:"
 agent psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -tAX -c "select '  agent query ran again'"
 
-say "7. Detach"
+say "8. Detach"
 run "$B/hoopctl" --control "$CTL" detach --cgroup "$CG"
 echo
-echo "Demo done. Masking, blocked statements, approvals and replay arrive with the PostgreSQL"
-echo "engine, policy, audit and approval issues; see README.md."
+echo "Demo done. PHI masking, approvals by a person, and a tamper-evident replayable audit"
+echo "trail are the next parts of hoop; see README.md."
