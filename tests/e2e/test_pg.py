@@ -288,6 +288,33 @@ def test_tls_on_the_agent_leg(ctx):
     check(r.returncode != 0 and "does not match" in r.stderr, "verify-full with a wrong name: " + r.stderr)
 
 
+DIRECT_TLS = r"""
+import socket, ssl, struct, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+ctx.set_alpn_protocols(["postgresql"])
+raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")   # verifies the minted certificate
+body = struct.pack("!i", 196608) + b"user\0postgres\0database\0clinical\0\0"
+s.sendall(struct.pack("!i", len(body) + 4) + body)
+buf = b""
+while not buf.endswith(b"Z\x00\x00\x00\x05I"):
+    d = s.recv(65536)
+    if not d: break
+    buf += d
+q = b"select 'direct tls'\0"
+s.sendall(b"Q" + struct.pack("!i", len(q) + 4) + q)
+r = s.recv(65536)
+print(s.selected_alpn_protocol(), buf[:1].decode(), b"direct tls" in r)
+"""
+
+
+def test_direct_tls_with_alpn(ctx):
+    # PostgreSQL 17 clients may open with TLS directly (sslnegotiation=direct, ALPN postgresql).
+    ca = os.path.join(ctx.hd.state, "tls", "ca.crt")
+    r = ctx.cg.run([PY, "-c", DIRECT_TLS, str(ctx.pg.port), ca])
+    check(r.stdout.split() == ["postgresql", "R", "True"], r.stdout + r.stderr)
+
+
 def test_scram_and_md5_through_hoopd(ctx):
     for user, pw in (("scram_user", "scram-secret-pw"), ("md5_user", "md5-secret-pw")):
         for extra in ("sslmode=disable", "sslmode=require channel_binding=prefer"):
@@ -477,6 +504,7 @@ TESTS = [
     test_events_describe_the_session,
     test_extended_protocol_params_in_events,
     test_tls_on_the_agent_leg,
+    test_direct_tls_with_alpn,
     test_scram_and_md5_through_hoopd,
     test_cancel_reaches_the_server,
     test_upstream_tls_modes,

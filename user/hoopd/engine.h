@@ -23,6 +23,9 @@ struct engine_ops {
 	void (*server_connected)(void *st);
 	/* A TLS handshake the engine asked for finished (ok = 1) or failed. */
 	void (*tls_done)(void *st, int agent_side, int ok);
+	/* The agent's first byte is 0x16 (a TLS ClientHello, no negotiation first): return 0 to
+	 * have the relay start TLS right away, -1 to leave it to agent_data. May be NULL. */
+	int (*direct_tls)(void *st);
 	/* Lines for `hoopctl status` about this session (may be NULL). */
 	void (*status)(void *st, struct jbuf *j);
 };

@@ -1299,8 +1299,7 @@ static int pg_agent_data(void *st, struct buf *in)
 		}
 		if (p->phase == PH_STARTUP && buf_head(in)[0] == 0x16)
 			return protocol_violation(p, "agent",
-						  "direct TLS (without SSLRequest) is not supported; "
-						  "use sslmode with the standard negotiation");
+						  "TLS record where a startup message belongs");
 		r = pgw_frame(buf_head(in), in->len, p->phase == PH_STARTUP,
 			      (uint32_t)G.o.max_message, &m, &why);
 		if (r == PGW_MORE)
@@ -1379,6 +1378,17 @@ static int pg_server_data(void *st, struct buf *in)
 			return -1;
 		buf_consume(in, m.total);
 	}
+	return 0;
+}
+
+/* PostgreSQL 17's sslnegotiation=direct: TLS from the first byte, ALPN "postgresql". */
+static int pg_direct_tls(void *st)
+{
+	struct pg *p = st;
+
+	if (!tls_agent_enabled() || p->phase != PH_STARTUP)
+		return -1;
+	p->agent_tls_requested = 1; /* an SSLRequest inside the TLS is answered N */
 	return 0;
 }
 
@@ -1470,5 +1480,6 @@ const struct engine_ops pg_engine = {
 	.server_data = pg_server_data,
 	.tls_done = pg_tls_done,
 	.server_connected = pg_server_connected,
+	.direct_tls = pg_direct_tls,
 	.status = pg_status,
 };

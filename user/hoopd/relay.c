@@ -399,6 +399,22 @@ static void pump(struct session *s)
 		}
 		if (s->dead)
 			return;
+		if (!s->peeked && s->eng->direct_tls && !s->a.ssl) {
+			uint8_t c;
+			ssize_t n = recv(s->a.fd, &c, 1, MSG_PEEK);
+
+			if (n == 1) {
+				s->peeked = 1;
+				if (c == 0x16 && s->eng->direct_tls(s->est) == 0 && sess_tls_agent(s)) {
+					sess_kill(s, "cannot start TLS");
+					return;
+				}
+				if (s->a.handshaking)
+					continue; /* the handshake comes first */
+			} else if (n == 0) {
+				s->peeked = 1;
+			}
+		}
 		if (!s->a.handshaking && !s->closing && !s->held &&
 		    s->s.out.len < G.o.relay_buf) {
 			size_t before = s->a.in.len;

@@ -42,6 +42,7 @@ struct session {
 	char close_why[128];
 	int held;    /* the engine parked agent input */
 	int accel;
+	int peeked; /* the agent's first byte was looked at (direct TLS detection) */
 	const struct engine_ops *eng;
 	void *est;
 	struct hoop_origin o;
