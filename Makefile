@@ -102,14 +102,15 @@ unit: $(OUT)/unit/test_policy
 	$(Q)$< tests/unit/policy
 
 # The PostgreSQL engine's mechanics, with a test verdict callback and the relay stubbed out.
-PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/pgwire.c user/hoopd/events.c user/common/buf.c \
+PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/pgwire.c user/hoopd/events.c user/hoopd/audit.c \
+	       user/common/buf.c \
 	       user/common/json.c user/common/log.c
 
 $(OUT)/unit/test_pg: tests/unit/test_pg.c tests/unit/harness.h $(PG_UNIT_SRC) $(HEADERS) \
 		     $(wildcard user/hoopd/*.h)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(PG_UNIT_SRC) -lpg_query -lssl -lcrypto -o $@
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(PG_UNIT_SRC) -lpg_query -lssl -lcrypto -lz -o $@
 
 unit-pg: $(OUT)/unit/test_pg
 	$(Q)rm -rf $(OUT)/unit/pg-state && $< $(OUT)/unit/pg-state

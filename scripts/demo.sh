@@ -82,10 +82,13 @@ wait $AGENT
 echo "hoopd's log for that connection:"
 grep -E 'agent pid=|closed' "$WORK/hoopd.log" | tail -2 | sed 's/^/  /'
 
-echo "what hoopd recorded of that session (<state dir>/events.jsonl, see docs/events.md):"
-/usr/bin/python3 - "$WORK/state/events.jsonl" <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
+echo "what hoopd recorded of that session (its audit trail, see docs/events.md):"
+/usr/bin/python3 - "$WORK/state/audit" <<'PY'
+import glob, gzip, json, sys
+lines = []
+for p in sorted(glob.glob(sys.argv[1] + "/seg-*.jsonl*")):
+    lines += (gzip.open if p.endswith(".gz") else open)(p, "rt").read().splitlines()
+for line in lines:
     e = json.loads(line)
     if e["kind"] == "session_start":
         a = e["agent"]

@@ -219,6 +219,20 @@ class Hoopd:
         except Exception:
             return False
 
+    def events(self):
+        """Every record of the audit trail, oldest first (closed segments are gzip'd)."""
+        import glob
+        import gzip
+        out = []
+        d = os.path.join(self.state, "audit")
+        for p in sorted(glob.glob(os.path.join(d, "seg-*.jsonl*"))):
+            if p.endswith(".tmp"):
+                continue
+            op = gzip.open if p.endswith(".gz") else open
+            with op(p, "rt", errors="replace") as f:
+                out += [json.loads(l) for l in f if l.endswith("\n")]
+        return out
+
     def status(self):
         return json.loads(self.ctl("status", "--json").stdout)
 

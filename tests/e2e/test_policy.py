@@ -71,8 +71,7 @@ def agent_psql(ctx, *cmds, script=None):
 
 
 def events(ctx):
-    with open(os.path.join(ctx.hd.state, "events.jsonl")) as f:
-        return [json.loads(l) for l in f]
+    return ctx.hd.events()
 
 
 def test_denied_statement_did_not_run_and_session_goes_on(ctx):

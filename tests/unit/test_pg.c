@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "engine.h"
+#include "audit.h"
 #include "events.h"
 #include "harness.h"
 #include "hoopd.h"
@@ -589,7 +590,7 @@ static void test_events_record_statement_params_and_results(const char *dir)
 	types(&S.a.out, 0);
 	agent(q_drop);
 	types(&S.a.out, 0);
-	snprintf(path, sizeof(path), "%s/events.jsonl", dir);
+	snprintf(path, sizeof(path), "%s/audit/seg-00000001.jsonl", dir);
 	f = fopen(path, "r");
 	CHECK(f != NULL);
 	while (f && fgets(line, sizeof(line), f)) {
@@ -621,8 +622,12 @@ int main(int argc, char **argv)
 	mkdir(dir, 0700);
 	G.o.max_message = 1 << 20;
 	verdict_hook = test_verdict;
-	if (events_open(dir))
-		return 1;
+	{
+		struct audit_cfg ac = {.durability = AUDIT_FLUSH};
+
+		if (events_open(dir, &ac))
+			return 1;
+	}
 	UNIT_RUN(test_simple_query_forwarded_and_answered);
 	UNIT_RUN(test_deny_when_idle_is_answered_by_hoopd);
 	UNIT_RUN(test_deny_in_transaction_takes_the_servers_state);

@@ -1,6 +1,8 @@
 /* Event sink: JSON Lines in <state dir>/events.jsonl, one write(2) per event. */
 #include "events.h"
 
+#include "audit.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,26 +17,14 @@
 #include "pgwire.h"
 #include "session.h"
 
-static int g_fd = -1;
-
-int events_open(const char *state_dir)
+int events_open(const char *state_dir, const struct audit_cfg *cfg)
 {
-	char p[4096];
-
-	snprintf(p, sizeof(p), "%s/events.jsonl", state_dir);
-	g_fd = open(p, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (g_fd < 0) {
-		log_error("cannot open %s: %s", p, strerror(errno));
-		return -errno;
-	}
-	return 0;
+	return audit_open(state_dir, cfg);
 }
 
 void events_close(void)
 {
-	if (g_fd >= 0)
-		close(g_fd);
-	g_fd = -1;
+	audit_close();
 }
 
 static void begin(struct jbuf *j, const char *kind, const struct session *s)
@@ -54,19 +44,15 @@ static void begin(struct jbuf *j, const char *kind, const struct session *s)
 	jb_kv_str(j, "session", s->id);
 }
 
-static void finish(struct jbuf *j)
+/* Into the audit trail. 0, or a negative errno: what the event describes must not proceed. */
+static int finish(struct jbuf *j)
 {
-	jb_obj_close(j);
-	if (g_fd >= 0 && !j->oom) {
-		char *line = j->s;
+	int r;
 
-		line[j->len] = '\n';
-		/* One write per line: O_APPEND keeps lines whole. */
-		if (write(g_fd, line, j->len + 1) != (ssize_t)(j->len + 1))
-			log_warn("events: write failed: %s", strerror(errno));
-		line[j->len] = '\0';
-	}
+	jb_obj_close(j);
+	r = j->oom ? -ENOMEM : audit_append(j->s, j->len);
 	jb_free(j);
+	return r;
 }
 
 static void put_text(struct jbuf *j, const char *k, const char *p, size_t n)
@@ -133,7 +119,7 @@ void ev_session_end(const struct session *s, const struct ev_session_end *e)
 	finish(&j);
 }
 
-void ev_statement(const struct session *s, const struct ev_statement *e)
+int ev_statement(const struct session *s, const struct ev_statement *e)
 {
 	struct jbuf j;
 
@@ -156,7 +142,7 @@ void ev_statement(const struct session *s, const struct ev_statement *e)
 		jb_kv_str(&j, "reason", e->reason);
 	if (e->parse_error)
 		jb_kv_bool(&j, "parse_error", 1);
-	finish(&j);
+	return finish(&j);
 }
 
 void ev_columns(const struct session *s, uint64_t seq, const struct pgw_field *f, int n)

@@ -1,7 +1,7 @@
 /*
- * Session events: what the protocol engines report, one struct per kind. Until the audit trail
- * lands they are written as JSON Lines to <state dir>/events.jsonl, one object per line with
- * "ts" (RFC 3339, UTC, microseconds), "kind" and "session". docs/events.md describes every field.
+ * Session events: what the protocol engines report, one struct per kind, each written as one
+ * record of the audit trail (audit.h) with "ts" (RFC 3339, UTC, microseconds), "kind" and
+ * "session". docs/events.md describes every field; docs/audit.md the trail around them.
  */
 #ifndef HOOP_EVENTS_H
 #define HOOP_EVENTS_H
@@ -12,7 +12,8 @@
 struct session;
 struct pgw_field;
 
-int events_open(const char *state_dir);
+struct audit_cfg;
+int events_open(const char *state_dir, const struct audit_cfg *cfg);
 void events_close(void);
 
 /* kind "session_start": identity from the BPF stash and /proc, and the startup parameters. */
@@ -33,7 +34,8 @@ struct ev_session_end {
 };
 void ev_session_end(const struct session *s, const struct ev_session_end *e);
 
-/* kind "statement": emitted before the statement is forwarded. */
+/* kind "statement": emitted before the statement is forwarded. Returns 0, or a negative errno
+ * when the record could not be written: then the statement must not be forwarded. */
 struct ev_statement {
 	uint64_t seq;	      /* statement number within the session, from 1 */
 	const char *protocol; /* simple | extended | function | prepare */
@@ -47,7 +49,7 @@ struct ev_statement {
 	const char *reason;	 /* why (rule name or message), or NULL */
 	int parse_error;	 /* PostgreSQL's grammar could not parse it */
 };
-void ev_statement(const struct session *s, const struct ev_statement *e);
+int ev_statement(const struct session *s, const struct ev_statement *e);
 
 /* kind "result_columns": the RowDescription of a statement's result. */
 void ev_columns(const struct session *s, uint64_t seq, const struct pgw_field *f, int n);

@@ -93,6 +93,7 @@ void relay_accept(struct listener *ln, int fd);
 void relay_reap(void);
 void relay_status(struct jbuf *j);
 void relay_close_all(void);
+void relay_release_synced(void); /* audit records synced: waiting sessions may forward */
 
 /* attach.c: the registry of attached cgroups, persisted in the state dir. */
 int attach_load(void);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "audit.h"
 #include "events.h"
 #include "tls.h"
 #include "verdict.h"
@@ -67,6 +68,16 @@ static const char usage[] =
 	"stop: agents stay fail-closed until hoopd is back, and need no re-attach.\n"
 	"Exit status: 0 on a clean stop, 1 on a start-up error, 2 on a usage error.\n";
 
+static void audit_cfg_from(const struct policy *pol, struct audit_cfg *ac)
+{
+	memset(ac, 0, sizeof(*ac));
+	ac->durability = pol->audit.durability ? AUDIT_FSYNC : AUDIT_FLUSH;
+	ac->checkpoint_every = pol->audit.checkpoint_every;
+	ac->segment_bytes = pol->audit.segment_bytes;
+	ac->retention_s = pol->audit.retention_s;
+	ac->stream = pol->audit.stream[0] ? pol->audit.stream : NULL;
+}
+
 int hoopd_reload_policy(char *err, size_t errn)
 {
 	struct policy *np;
@@ -98,6 +109,12 @@ int hoopd_reload_policy(char *err, size_t errn)
 	policy_free(G.pol);
 	G.pol = np;
 	tls_policy_changed();
+	if (G.st.policy_reloads || G.skel) {
+		struct audit_cfg ac;
+
+		audit_cfg_from(np, &ac);
+		audit_configure(&ac);
+	}
 	G.st.policy_reloads++;
 	log_info("policy %s loaded: %d target(s)", G.o.policy_path, np->ntargets);
 	return 0;
@@ -111,7 +128,14 @@ static void tick(void)
 	static time_t last_gc;
 	time_t now = time(NULL);
 
+	if (audit_unsynced()) {
+		/* Group commit: one fdatasync for every record of this loop round, then the
+		 * statements they describe may go. */
+		if (audit_sync() == 0)
+			relay_release_synced();
+	}
 	relay_reap();
+	audit_tick();
 	if (now - last_gc >= 10) {
 		last_gc = now;
 		netns_gc();
@@ -315,9 +339,14 @@ int main(int argc, char **argv)
 		log_error("cannot create state dir %s: %s", G.o.state_dir, strerror(errno));
 		return 1;
 	}
-	if (tls_init(G.o.state_dir, G.o.tls_cert, G.o.tls_key, G.o.agent_tls) ||
-	    events_open(G.o.state_dir))
-		return 1;
+	{
+		struct audit_cfg ac;
+
+		audit_cfg_from(G.pol, &ac);
+		if (tls_init(G.o.state_dir, G.o.tls_cert, G.o.tls_key, G.o.agent_tls) ||
+		    events_open(G.o.state_dir, &ac))
+			return 1;
+	}
 	if (cg_of_pid(getpid(), G.self_cgroup, sizeof(G.self_cgroup)))
 		G.self_cgroup[0] = '\0';
 	if ((r = loop_init()) || (r = netns_init())) {

@@ -40,6 +40,10 @@
 
 #define PG_MAX_STMTS 4096
 
+/* What the agent is told when its statement cannot be put on record (disk full, I/O error). */
+#define UNRECORDED_MSG "hoop: the audit trail cannot be written; the statement was not forwarded"
+#define UNRECORDED_STATE "58030"
+
 enum phase {
 	PH_STARTUP,
 	PH_SERVER_TLS, /* waiting for the server's answer to our SSLRequest, then its handshake */
@@ -482,7 +486,7 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 	enum verdict worst = VERDICT_ALLOW, *v;
 	struct judgement j, deny_j = {0};
 	struct pend *e;
-	int r = -1;
+	int r = -1, unrecorded = 0;
 
 	if (!m->len || memchr(sql, 0, m->len) != sql + len)
 		return protocol_violation(p, "agent", "Query text is not NUL-terminated");
@@ -536,6 +540,7 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 	}
 	for (int i = 0; i < sp->n; i++) {
 		/* Any deny: none of them runs, and every one is on record as not run. */
+		int rec;
 		char *pname = NULL;
 		const char *ptext = NULL;
 		struct ev_statement es = {.seq = ++p->seq, .protocol = "simple",
@@ -553,8 +558,15 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 			sql_prepared(p, sql + sp->off[i], (size_t)sp->len[i], &pname, &ptext);
 		es.prepared = pname;
 		es.prepared_text = ptext;
-		ev_statement(s, &es);
+		rec = ev_statement(s, &es);
+		if (rec)
+			unrecorded = rec;
 		free(pname);
+	}
+	if (unrecorded && worst != VERDICT_DENY) {
+		/* No statement reaches the database without its record. */
+		r = refuse(p, 'Q', NULL, UNRECORDED_STATE, UNRECORDED_MSG, &e);
+		goto out;
 	}
 	if (worst == VERDICT_DENY) {
 		const char *msg = deny_j.message[0] ? deny_j.message
@@ -708,7 +720,10 @@ static int on_execute(struct pg *p, const struct pgw_msg *m)
 	es.text_len = strlen(es.text);
 	es.portal = portal;
 	es.params_json = po && po->params ? po->params : NULL;
-	ev_statement(p->s, &es);
+	if (ev_statement(p->s, &es))
+		/* In place of the Execute: a poisoned Parse, so the server errors right here and
+		 * skips to Sync like for any error. */
+		return refuse(p, 'P', "hoop: unrecorded", UNRECORDED_STATE, UNRECORDED_MSG, &e);
 	e = pend_push(p, 'E', 1);
 	if (!e)
 		return -1;
@@ -739,7 +754,8 @@ static int on_function(struct pg *p, const struct pgw_msg *m)
 					  .text_len = strlen(desc), .verdict = verdict_name(v),
 					  .reason = j.rule[0] ? j.rule : NULL};
 
-		ev_statement(p->s, &es);
+		if (ev_statement(p->s, &es) && v != VERDICT_DENY)
+			return refuse(p, 'F', NULL, UNRECORDED_STATE, UNRECORDED_MSG, &e);
 	}
 	if (v == VERDICT_DENY)
 		return refuse(p, 'F', NULL, "42501",

@@ -495,6 +495,90 @@ static int parse_when(struct pctx *c, yaml_node_t *n, struct policy_rule *r)
 	return 0;
 }
 
+static const char *const audit_keys[] = {"durability", "checkpoint_every", "segment_bytes",
+					 "retention", "stream", NULL};
+
+/* "90d", "12h", "30m", "45s" or plain seconds; "0" keeps forever. */
+static int parse_duration(const char *s, int64_t *out)
+{
+	char *end;
+	long long v = strtoll(s, &end, 10);
+	int64_t mul = 1;
+
+	if (end == s || v < 0 || s[0] == '+' || s[0] == '-' || s[0] == ' ')
+		return -1;
+	if (!strcmp(end, "d"))
+		mul = 86400;
+	else if (!strcmp(end, "h"))
+		mul = 3600;
+	else if (!strcmp(end, "m"))
+		mul = 60;
+	else if (strcmp(end, "s") && *end)
+		return -1;
+	*out = (int64_t)v * mul;
+	return 0;
+}
+
+static int parse_audit(struct pctx *c, yaml_node_t *n, struct policy_audit *a)
+{
+	yaml_node_t *seen[5] = {NULL};
+	char q[SHOW_BUF];
+
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(c, n, "audit must be a mapping, e.g. {durability: fsync}");
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+		const char *key = scalar(k), *val = scalar(v);
+		int ki = key ? key_index(key, audit_keys) : -1, e;
+		unsigned u;
+
+		if (ki < 0)
+			return fail(c, k,
+				    "unknown audit key '%s' (known: durability, checkpoint_every, "
+				    "segment_bytes, retention, stream)",
+				    key ? show(key, q) : "?");
+		if ((e = check_duplicate(c, k, key, &seen[ki])))
+			return e;
+		if (!val)
+			return fail(c, v, "audit.%s must be a single value", key);
+		switch (ki) {
+		case 0:
+			if (!strcmp(val, "flush"))
+				a->durability = 0;
+			else if (!strcmp(val, "fsync"))
+				a->durability = 1;
+			else
+				return fail(c, v, "audit.durability must be flush or fsync");
+			break;
+		case 1:
+			if (parse_decimal(val, 10000000, &u) || !u)
+				return fail(c, v, "audit.checkpoint_every must be a number from 1");
+			a->checkpoint_every = u;
+			break;
+		case 2:
+			if (parse_decimal(val, 4000000000u, &u) || u < 65536)
+				return fail(c, v, "audit.segment_bytes must be a number of bytes, at "
+						  "least 65536");
+			a->segment_bytes = u;
+			break;
+		case 3:
+			if (parse_duration(val, &a->retention_s))
+				return fail(c, v,
+					    "audit.retention must be a duration like 90d, 12h, 30m, "
+					    "or 0 to keep everything");
+			break;
+		case 4:
+			if (!*val || strlen(val) >= sizeof(a->stream))
+				return fail(c, v, "audit.stream must be stdout or a file path");
+			snprintf(a->stream, sizeof(a->stream), "%s", val);
+			break;
+		}
+	}
+	return 0;
+}
+
 static int parse_rule(struct pctx *c, yaml_node_t *n, struct policy_rule *r)
 {
 	yaml_node_t *seen[5] = {NULL};
@@ -616,6 +700,10 @@ static int parse_doc(struct pctx *c, struct policy *pol)
 							    show(pol->rules[i].name, q));
 				pol->nrules++;
 			}
+		} else if (ki == TOP_AUDIT) {
+			r = parse_audit(c, v, &pol->audit);
+			if (r)
+				return r;
 		} else if (ki == TOP_ON_PARSE_ERROR) {
 			const char *s = scalar(v);
 

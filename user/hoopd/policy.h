@@ -65,8 +65,18 @@ struct policy_rule {
 	int line; /* where the rule is in the file */
 };
 
+/* audit: the trail's settings (audit.h has their meaning). */
+struct policy_audit {
+	int durability; /* 0 flush, 1 fsync */
+	uint32_t checkpoint_every;
+	uint64_t segment_bytes;
+	int64_t retention_s;
+	char stream[512];
+};
+
 struct policy {
 	int version;
+	struct policy_audit audit;
 	struct policy_target targets[POLICY_MAX_TARGETS];
 	int ntargets;
 	struct policy_rule rules[POLICY_MAX_RULES];

@@ -22,6 +22,7 @@
 #include "engine.h"
 #include "hoopd.h"
 #include "log.h"
+#include "audit.h"
 #include "tls.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -348,7 +349,7 @@ static uint32_t interest(struct session *s, struct side *d, struct side *other, 
 
 	if (d->handshaking)
 		return d->ssl_wants_write ? EPOLLOUT : EPOLLIN;
-	if (d->out.len || d->ssl_wants_write)
+	if ((d->out.len && !(d == &s->s && s->wait_sync)) || d->ssl_wants_write)
 		ev |= EPOLLOUT;
 	if (!d->eof && !s->closing && d->in.len < G.o.max_message + READ_CHUNK &&
 	    other->out.len < G.o.relay_buf && !(is_agent && s->held) &&
@@ -442,7 +443,10 @@ static void pump(struct session *s)
 		if (s->s.in.len && !s->s.handshaking && s->eng->server_data(s->est, &s->s.in))
 			if (s->dead)
 				return;
-		if (!s->connecting && !s->s.handshaking && side_flush(&s->s) < 0) {
+		if (s->s.out.len && audit_unsynced()) {
+			/* Nothing reaches the database before its record is on disk. */
+			s->wait_sync = 1;
+		} else if (!s->connecting && !s->s.handshaking && side_flush(&s->s) < 0) {
 			fail(s, "database", errno);
 			return;
 		}
@@ -706,6 +710,16 @@ void relay_status(struct jbuf *j)
 		jb_obj_close(j);
 	}
 	jb_arr_close(j);
+}
+
+void relay_release_synced(void)
+{
+	for (struct session *s = g_sessions; s; s = s->next) {
+		if (s->wait_sync && !s->dead) {
+			s->wait_sync = 0;
+			pump(s);
+		}
+	}
 }
 
 void relay_close_all(void)

@@ -42,7 +42,8 @@ struct session {
 	char close_why[128];
 	int held;    /* the engine parked agent input */
 	int accel;
-	int peeked; /* the agent's first byte was looked at (direct TLS detection) */
+	int peeked;    /* the agent's first byte was looked at (direct TLS detection) */
+	int wait_sync; /* audit fsync durability: forwarding waits for the group sync */
 	const struct engine_ops *eng;
 	void *est;
 	struct hoop_origin o;

@@ -1,0 +1,477 @@
+/* The audit store: segments, the hash chain, HMAC checkpoints, compression, retention. */
+#include "audit.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "log.h"
+
+static struct {
+	char dir[4096];
+	struct audit_cfg cfg;
+	int fd;		  /* open segment */
+	uint32_t segno;	  /* its number */
+	uint64_t size;	  /* its size */
+	uint64_t seq;	  /* last sequence number written */
+	char prev[65];	  /* hex SHA-256 of the last record */
+	uint8_t key[32];  /* checkpoint HMAC key */
+	uint32_t since_cp; /* records since the last checkpoint */
+	int unsynced;
+	int failing; /* the last append failed: say so once, and again when it recovers */
+	FILE *stream;
+	time_t last_retention;
+} A = {.fd = -1};
+
+static void hex(const uint8_t *d, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", d[i]);
+	out[2 * n] = '\0';
+}
+
+static void seg_path(uint32_t n, int gz, char *out, size_t len)
+{
+	snprintf(out, len, "%s/seg-%08u.jsonl%s", A.dir, n, gz ? ".gz" : "");
+}
+
+static int load_key(const char *state_dir)
+{
+	char p[4200];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/audit.key", state_dir);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, A.key, sizeof(A.key));
+
+		close(fd);
+		if (n == (ssize_t)sizeof(A.key))
+			return 0;
+		log_error("%s is not a 32-byte key; refusing to start the audit trail", p);
+		return -EINVAL;
+	}
+	if (RAND_bytes(A.key, sizeof(A.key)) != 1)
+		return -EIO;
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
+	if (fd < 0 || write(fd, A.key, sizeof(A.key)) != (ssize_t)sizeof(A.key) || fsync(fd)) {
+		log_error("cannot write %s: %s", p, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -EIO;
+	}
+	close(fd);
+	log_info("generated the audit checkpoint key %s (mode 0400: keep agents away from it)", p);
+	return 0;
+}
+
+/* Write one line (obj without its leading '{' gets seq and prev in front). */
+static int write_record(const char *obj, size_t len)
+{
+	char head[128];
+	uint8_t digest[SHA256_DIGEST_LENGTH];
+	int hl;
+	size_t total;
+	char *line;
+	ssize_t w;
+
+	if (len < 2 || obj[0] != '{')
+		return -EINVAL;
+	hl = snprintf(head, sizeof(head), "{\"seq\":%llu,\"prev\":\"%s\",",
+		      (unsigned long long)(A.seq + 1), A.prev);
+	total = (size_t)hl + len - 1;
+	line = malloc(total + 1);
+	if (!line)
+		return -ENOMEM;
+	memcpy(line, head, (size_t)hl);
+	memcpy(line + hl, obj + 1, len - 1);
+	if (len == 2) /* "{}": no trailing comma before the brace */
+		line[hl - 1] = '}', total = (size_t)hl;
+	line[total] = '\n';
+	w = write(A.fd, line, total + 1);
+	if (w != (ssize_t)(total + 1)) {
+		int e = w < 0 ? errno : ENOSPC;
+
+		/* A torn line would break the chain for whoever reads it: take it back. */
+		if (w > 0 && ftruncate(A.fd, (off_t)A.size))
+			log_error("audit: cannot take back a partial record: %s", strerror(errno));
+		if (w > 0)
+			lseek(A.fd, (off_t)A.size, SEEK_SET);
+		free(line);
+		return -e;
+	}
+	SHA256((const uint8_t *)line, total, digest);
+	hex(digest, sizeof(digest), A.prev);
+	A.seq++;
+	A.size += total + 1;
+	A.unsynced = 1;
+	if (A.stream) {
+		fwrite(line, 1, total + 1, A.stream);
+		fflush(A.stream);
+	}
+	free(line);
+	return 0;
+}
+
+static int checkpoint(const char *why)
+{
+	uint8_t mac[32];
+	unsigned int ml = sizeof(mac);
+	char msg[128], machex[65], obj[512];
+	time_t now = time(NULL);
+	struct tm tm;
+	char ts[32];
+
+	/* The HMAC covers the hash of everything before it and its own sequence number. */
+	snprintf(msg, sizeof(msg), "%llu:%s", (unsigned long long)(A.seq + 1), A.prev);
+	HMAC(EVP_sha256(), A.key, sizeof(A.key), (const uint8_t *)msg, strlen(msg), mac, &ml);
+	hex(mac, ml, machex);
+	gmtime_r(&now, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(obj, sizeof(obj),
+		 "{\"ts\":\"%s\",\"kind\":\"checkpoint\",\"reason\":\"%s\",\"segment\":%u,"
+		 "\"hmac\":\"%s\"}",
+		 ts, why, A.segno, machex);
+	A.since_cp = 0;
+	return write_record(obj, strlen(obj));
+}
+
+static int compress_segment(uint32_t n)
+{
+	char src[4200], dst[4200], tmp[4300], buf[65536];
+	int fd;
+	gzFile gz;
+	ssize_t r;
+
+	seg_path(n, 0, src, sizeof(src));
+	seg_path(n, 1, dst, sizeof(dst));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", dst);
+	fd = open(src, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	gz = gzopen(tmp, "wb6");
+	if (!gz) {
+		close(fd);
+		return -EIO;
+	}
+	while ((r = read(fd, buf, sizeof(buf))) > 0)
+		if (gzwrite(gz, buf, (unsigned)r) != (int)r) {
+			r = -1;
+			break;
+		}
+	close(fd);
+	if (gzclose(gz) != Z_OK || r < 0) {
+		unlink(tmp);
+		return -EIO;
+	}
+	/* The compressed copy is complete before the original goes. */
+	fd = open(tmp, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	if (rename(tmp, dst))
+		return -errno;
+	unlink(src);
+	return 0;
+}
+
+static int open_segment(uint32_t n)
+{
+	char p[4200];
+
+	seg_path(n, 0, p, sizeof(p));
+	A.fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+	if (A.fd < 0) {
+		log_error("audit: cannot create %s: %s", p, strerror(errno));
+		return -errno;
+	}
+	A.segno = n;
+	A.size = 0;
+	return 0;
+}
+
+/* Close the open segment: a checkpoint as its last record, then compress it. */
+static int close_segment(const char *why)
+{
+	int r;
+
+	if (A.fd < 0)
+		return 0;
+	r = checkpoint(why);
+	fsync(A.fd);
+	close(A.fd);
+	A.fd = -1;
+	if (r == 0 && (r = compress_segment(A.segno)))
+		log_warn("audit: segment %u stays uncompressed: %s", A.segno, strerror(-r));
+	return r;
+}
+
+/* Read the last line of a (possibly torn) segment left open by a crash: its seq and hash. */
+static int recover_tail(uint32_t n, int gz)
+{
+	char p[4200];
+	gzFile f;
+	char *line = malloc(1 << 20), *last = malloc(1 << 20);
+	size_t lastlen = 0;
+	int torn = 0;
+
+	if (!line || !last) {
+		free(line);
+		free(last);
+		return -ENOMEM;
+	}
+	seg_path(n, gz, p, sizeof(p));
+	f = gzopen(p, "rb");
+	if (!f) {
+		free(line);
+		free(last);
+		return -errno;
+	}
+	while (gzgets(f, line, 1 << 20)) {
+		size_t l = strlen(line);
+
+		if (!l || line[l - 1] != '\n') {
+			torn = 1; /* a record cut short (power loss): not part of the chain */
+			break;
+		}
+		memcpy(last, line, l - 1);
+		lastlen = l - 1;
+	}
+	gzclose(f);
+	if (lastlen) {
+		uint8_t d[SHA256_DIGEST_LENGTH];
+		const char *s;
+
+		SHA256((const uint8_t *)last, lastlen, d);
+		hex(d, sizeof(d), A.prev);
+		last[lastlen] = '\0';
+		s = strstr(last, "\"seq\":");
+		A.seq = s ? strtoull(s + 6, NULL, 10) : A.seq;
+	}
+	if (torn && !gz) {
+		/* Keep only whole records; the torn bytes were never acknowledged to anyone. */
+		struct stat st;
+		int fd = open(p, O_WRONLY | O_CLOEXEC);
+		off_t keep = 0;
+		gzFile g = gzopen(p, "rb");
+
+		while (g && gzgets(g, line, 1 << 20) && line[strlen(line) - 1] == '\n')
+			keep += (off_t)strlen(line);
+		if (g)
+			gzclose(g);
+		if (fd >= 0 && fstat(fd, &st) == 0 && keep < st.st_size) {
+			log_warn("audit: %s ends with a torn record (%lld bytes); removed",
+				 p, (long long)(st.st_size - keep));
+			if (ftruncate(fd, keep))
+				log_error("audit: ftruncate %s: %s", p, strerror(errno));
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	free(line);
+	free(last);
+	return 0;
+}
+
+int audit_open(const char *state_dir, const struct audit_cfg *cfg)
+{
+	uint32_t maxseg = 0;
+	int open_seg = 0, r;
+	DIR *d;
+	struct dirent *de;
+
+	A.cfg = *cfg;
+	snprintf(A.dir, sizeof(A.dir), "%s/audit", state_dir);
+	memset(A.prev, '0', 64);
+	A.prev[64] = '\0';
+	if (mkdir(A.dir, 0700) && errno != EEXIST) {
+		log_error("cannot create %s: %s", A.dir, strerror(errno));
+		return -errno;
+	}
+	if ((r = load_key(state_dir)))
+		return r;
+	d = opendir(A.dir);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		unsigned n;
+		char tail[16] = "";
+
+		if (sscanf(de->d_name, "seg-%8u.jsonl%15s", &n, tail) >= 1 && n >= maxseg) {
+			if (n > maxseg || !open_seg)
+				open_seg = !strcmp(tail, "");
+			maxseg = n;
+		}
+	}
+	closedir(d);
+	if (maxseg) {
+		/* Continue the chain from where the last hoopd stopped (or crashed). */
+		recover_tail(maxseg, !open_seg);
+		if (open_seg) {
+			char p[4200];
+
+			seg_path(maxseg, 0, p, sizeof(p));
+			A.fd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC);
+			A.segno = maxseg;
+			if (A.fd >= 0) {
+				struct stat st;
+
+				fstat(A.fd, &st);
+				A.size = (uint64_t)st.st_size;
+				close_segment("recovered after an unclean stop");
+			}
+		}
+	}
+	if ((r = open_segment(maxseg + 1)))
+		return r;
+	audit_configure(cfg);
+	{
+		char obj[256];
+		time_t now = time(NULL);
+		struct tm tm;
+		char ts[32];
+
+		gmtime_r(&now, &tm);
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		snprintf(obj, sizeof(obj),
+			 "{\"ts\":\"%s\",\"kind\":\"audit_open\",\"segment\":%u,\"pid\":%d}", ts,
+			 A.segno, (int)getpid());
+		if ((r = write_record(obj, strlen(obj))))
+			return r;
+	}
+	log_info("audit trail in %s, segment %u, next record %llu, durability %s", A.dir,
+		 A.segno, (unsigned long long)A.seq + 1,
+		 A.cfg.durability == AUDIT_FSYNC ? "fsync" : "flush");
+	return 0;
+}
+
+void audit_configure(const struct audit_cfg *cfg)
+{
+	const char *old = A.cfg.stream;
+
+	A.cfg = *cfg;
+	if (!A.cfg.checkpoint_every)
+		A.cfg.checkpoint_every = 1000;
+	if (!A.cfg.segment_bytes)
+		A.cfg.segment_bytes = 64ULL << 20;
+	if (A.stream && A.stream != stdout && (!cfg->stream || !old || strcmp(old, cfg->stream))) {
+		fclose(A.stream);
+		A.stream = NULL;
+	}
+	if (cfg->stream && !A.stream) {
+		A.stream = !strcmp(cfg->stream, "stdout") ? stdout : fopen(cfg->stream, "ae");
+		if (!A.stream)
+			log_warn("audit: cannot open the stream %s: %s", cfg->stream, strerror(errno));
+	}
+}
+
+int audit_append(const char *obj, size_t len)
+{
+	int r;
+
+	if (A.fd < 0)
+		return -EBADF;
+	r = write_record(obj, len);
+	if (r) {
+		if (!A.failing)
+			log_error("AUDIT TRAIL CANNOT BE WRITTEN (%s): statements are refused until "
+				  "records can be written again",
+				  strerror(-r));
+		A.failing = 1;
+		return r;
+	}
+	if (A.failing) {
+		log_warn("audit trail writable again: statements flow again");
+		A.failing = 0;
+	}
+	if (++A.since_cp >= A.cfg.checkpoint_every)
+		checkpoint("interval");
+	if (A.size >= A.cfg.segment_bytes) {
+		close_segment("segment full");
+		if (open_segment(A.segno + 1))
+			A.failing = 1;
+	}
+	return 0;
+}
+
+int audit_unsynced(void)
+{
+	return A.cfg.durability == AUDIT_FSYNC && A.unsynced;
+}
+
+int audit_sync(void)
+{
+	if (!A.unsynced || A.fd < 0)
+		return 0;
+	if (fdatasync(A.fd)) {
+		log_error("audit: fdatasync: %s", strerror(errno));
+		return -errno;
+	}
+	A.unsynced = 0;
+	return 0;
+}
+
+void audit_tick(void)
+{
+	time_t now = time(NULL);
+	DIR *d;
+	struct dirent *de;
+
+	if (!A.cfg.retention_s || now - A.last_retention < 60)
+		return;
+	A.last_retention = now;
+	d = opendir(A.dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char p[4400], obj[512];
+		struct stat st;
+		unsigned n;
+
+		if (sscanf(de->d_name, "seg-%8u.jsonl.gz", &n) != 1 || n == A.segno)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", A.dir, de->d_name);
+		if (stat(p, &st) || now - st.st_mtime < A.cfg.retention_s)
+			continue;
+		/* Whole segments only, and the removal is itself on record. */
+		snprintf(obj, sizeof(obj),
+			 "{\"kind\":\"retention\",\"removed_segment\":%u,\"last_modified\":%lld,"
+			 "\"retention_s\":%lld}",
+			 n, (long long)st.st_mtime, (long long)A.cfg.retention_s);
+		if (audit_append(obj, strlen(obj)) == 0 && unlink(p) == 0)
+			log_info("audit retention: removed %s", p);
+	}
+	closedir(d);
+}
+
+void audit_close(void)
+{
+	if (A.fd >= 0) {
+		close_segment("hoopd stopped");
+	}
+	if (A.stream && A.stream != stdout)
+		fclose(A.stream);
+	A.stream = NULL;
+}
+
+uint64_t audit_last_seq(void)
+{
+	return A.seq;
+}
+
+int audit_healthy(void)
+{
+	return A.fd >= 0 && !A.failing;
+}

@@ -1,0 +1,48 @@
+/*
+ * The audit trail: an append-only, hash-chained, HMAC-checkpointed store of every event, in
+ * <state dir>/audit/. Each record is one JSON line whose first fields are
+ *   {"seq":N,"prev":"<SHA-256 of the previous record's line>", ...the event...}
+ * The chain runs across segments. A checkpoint record carries an HMAC-SHA-256, keyed by
+ * <state dir>/audit.key (root only), over the hash it follows and its sequence number; one is
+ * written every `checkpoint_every` records and as the last record of every segment. Closed
+ * segments are compressed (seg-NNNNNNNN.jsonl.gz). docs/audit.md has the full format.
+ */
+#ifndef HOOP_AUDIT_H
+#define HOOP_AUDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum audit_durability { AUDIT_FLUSH = 0, AUDIT_FSYNC = 1 };
+
+struct audit_cfg {
+	enum audit_durability durability;
+	uint32_t checkpoint_every;
+	uint64_t segment_bytes;
+	int64_t retention_s; /* 0: keep forever */
+	const char *stream;  /* NULL, "stdout", or a file path: a copy of every record */
+};
+
+int audit_open(const char *state_dir, const struct audit_cfg *cfg);
+void audit_configure(const struct audit_cfg *cfg); /* on policy reload */
+void audit_close(void);
+
+/*
+ * Append one event, given as a JSON object text "{...}". Returns 0 once the record is written
+ * to the OS (and, with fsync durability, queued for the next group sync), or a negative errno:
+ * the caller must then not forward what the record describes.
+ */
+int audit_append(const char *obj, size_t len);
+
+/* fsync durability: records written but not yet synced. audit_sync() syncs them all at once
+ * (group commit); sessions waiting to forward are resumed by the caller. */
+int audit_unsynced(void);
+int audit_sync(void);
+
+/* Housekeeping from the event loop: retention. */
+void audit_tick(void);
+
+uint64_t audit_last_seq(void);
+int audit_healthy(void);
+
+#endif
