@@ -218,71 +218,91 @@ static int close_segment(const char *why)
 	return r;
 }
 
-/* Read the last line of a (possibly torn) segment left open by a crash: its seq and hash. */
+/*
+ * Find the last whole record of a segment (plain, or gzip'd when gz): its seq and hash continue
+ * the chain. Records may be far longer than any fixed buffer, so lines are assembled whole.
+ * In a plain segment left by a crash, bytes after the last newline are a record cut short
+ * (power loss): never acknowledged, not part of the chain, removed.
+ */
 static int recover_tail(uint32_t n, int gz)
 {
 	char p[4200];
 	gzFile f;
-	char *line = malloc(1 << 20), *last = malloc(1 << 20);
-	size_t lastlen = 0;
-	int torn = 0;
+	char chunk[65536];
+	char *cur = NULL, *last = NULL;
+	size_t curlen = 0, curcap = 0, lastlen = 0, lastcap = 0;
+	off_t whole = 0; /* bytes up to and including the last newline */
+	int r, got;
 
-	if (!line || !last) {
-		free(line);
-		free(last);
-		return -ENOMEM;
-	}
 	seg_path(n, gz, p, sizeof(p));
 	f = gzopen(p, "rb");
-	if (!f) {
-		free(line);
-		free(last);
+	if (!f)
 		return -errno;
-	}
-	while (gzgets(f, line, 1 << 20)) {
-		size_t l = strlen(line);
+	while ((got = gzread(f, chunk, sizeof(chunk))) > 0) {
+		for (int i = 0; i < got; i++) {
+			if (chunk[i] == '\n') {
+				/* Swap the buffers: this line becomes the last whole one. */
+				char *t = last;
+				size_t tc = lastcap;
 
-		if (!l || line[l - 1] != '\n') {
-			torn = 1; /* a record cut short (power loss): not part of the chain */
-			break;
+				last = cur;
+				lastcap = curcap;
+				lastlen = curlen;
+				cur = t;
+				curcap = tc;
+				curlen = 0;
+				whole = gztell(f) - (got - i - 1);
+				continue;
+			}
+			if (curlen + 1 > curcap) {
+				size_t nc = curcap ? curcap * 2 : 4096;
+				char *x = realloc(cur, nc);
+
+				if (!x) {
+					gzclose(f);
+					free(cur);
+					free(last);
+					return -ENOMEM;
+				}
+				cur = x;
+				curcap = nc;
+			}
+			cur[curlen++] = chunk[i];
 		}
-		memcpy(last, line, l - 1);
-		lastlen = l - 1;
 	}
 	gzclose(f);
-	if (lastlen) {
+	r = 0;
+	if (last && lastlen) {
 		uint8_t d[SHA256_DIGEST_LENGTH];
-		const char *s;
+		char *z = realloc(last, lastlen + 1);
+		const char *sq;
 
+		if (z)
+			last = z;
 		SHA256((const uint8_t *)last, lastlen, d);
 		hex(d, sizeof(d), A.prev);
-		last[lastlen] = '\0';
-		s = strstr(last, "\"seq\":");
-		A.seq = s ? strtoull(s + 6, NULL, 10) : A.seq;
+		if (z) {
+			last[lastlen] = '\0';
+			sq = strstr(last, "\"seq\":");
+			if (sq)
+				A.seq = strtoull(sq + 6, NULL, 10);
+		}
 	}
-	if (torn && !gz) {
-		/* Keep only whole records; the torn bytes were never acknowledged to anyone. */
-		struct stat st;
+	if (curlen && !gz) {
 		int fd = open(p, O_WRONLY | O_CLOEXEC);
-		off_t keep = 0;
-		gzFile g = gzopen(p, "rb");
 
-		while (g && gzgets(g, line, 1 << 20) && line[strlen(line) - 1] == '\n')
-			keep += (off_t)strlen(line);
-		if (g)
-			gzclose(g);
-		if (fd >= 0 && fstat(fd, &st) == 0 && keep < st.st_size) {
-			log_warn("audit: %s ends with a torn record (%lld bytes); removed",
-				 p, (long long)(st.st_size - keep));
-			if (ftruncate(fd, keep))
-				log_error("audit: ftruncate %s: %s", p, strerror(errno));
+		log_warn("audit: %s ends with a torn record (%zu bytes); removed", p, curlen);
+		if (fd < 0 || ftruncate(fd, whole)) {
+			log_error("audit: cannot remove the torn record from %s: %s", p,
+				  strerror(errno));
+			r = -EIO;
 		}
 		if (fd >= 0)
 			close(fd);
 	}
-	free(line);
+	free(cur);
 	free(last);
-	return 0;
+	return r;
 }
 
 int audit_open(const char *state_dir, const struct audit_cfg *cfg)
