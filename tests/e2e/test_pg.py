@@ -250,6 +250,33 @@ def test_events_describe_the_session(ctx):
     check(mine[-1]["kind"] == "session_end" and mine[-1]["statements"] == 2, mine[-1])
 
 
+def test_kubernetes_identity_from_the_cgroup_path(ctx):
+    # A cgroup laid out like the kubelet's (systemd driver): the pod UID and container id are
+    # recorded with the session.
+    uid = "11111111_2222_3333_4444_555555555555"
+    cid = "ab" * 32
+    rel = ("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod%s.slice/"
+           "cri-containerd-%s.scope" % (uid, cid))
+    parts = rel.split("/")
+    base = os.path.dirname(ctx.cg.path)
+    for i in range(1, len(parts) - 1):  # removed after the leaf and its parent (cleanup is LIFO)
+        ctx.cleanup.push(lambda d=os.path.join(base, *parts[:i]): os.path.isdir(d) and os.rmdir(d))
+    cg = Cgroup(ctx.cleanup, rel)
+    ctx.hd.ctl("attach", "--cgroup", cg.path, "--owner", "k8s-agent")
+    try:
+        mark = len(events(ctx))
+        r = cg.run(psql_argv(ctx, ["-Atc", "select 1"]))
+        check(r.stdout.strip() == "1", r.stderr)
+        st = [e for e in events(ctx)[mark:] if e["kind"] == "session_start"]
+        check(st and st[-1]["agent"].get("pod_uid") == uid.replace("_", "-")
+              and st[-1]["agent"].get("container_id") == cid, st)
+        stmt = [e for e in events(ctx)[mark:] if e["kind"] == "statement"]
+        check(stmt and stmt[-1]["who"]["owner"] == "k8s-agent" and stmt[-1]["who"]["user"] == "postgres"
+              and stmt[-1]["who"]["database"] == "clinical", stmt)
+    finally:
+        ctx.hd.ctl("detach", "--cgroup", cg.path, check=False)
+
+
 def test_extended_protocol_params_in_events(ctx):
     mark = len(events(ctx))
     code = ("import psycopg; c = psycopg.connect('host=127.0.0.1 port=%d user=postgres dbname=clinical'); "
@@ -501,6 +528,7 @@ TESTS = [
     test_node_postgres_same_as_direct,
     test_events_describe_the_session,
     test_extended_protocol_params_in_events,
+    test_kubernetes_identity_from_the_cgroup_path,
     test_tls_on_the_agent_leg,
     test_direct_tls_with_alpn,
     test_scram_and_md5_through_hoopd,

@@ -3,6 +3,7 @@
 
 #include "audit.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -71,6 +72,43 @@ static void put_text(struct jbuf *j, const char *k, const char *p, size_t n)
 		free(tmp);
 }
 
+/*
+ * Kubernetes identity from the kubelet's cgroup layout, both drivers:
+ *   systemd:  .../kubepods-burstable-pod<uid with _>.slice/cri-containerd-<id>.scope
+ *   cgroupfs: .../kubepods/burstable/pod<uid>/<id>
+ */
+static void k8s_ids(const char *cg, char *pod, size_t pn, char *ctr, size_t cn)
+{
+	const char *p = NULL, *last = strrchr(cg, '/');
+	size_t i = 0;
+
+	pod[0] = ctr[0] = '\0';
+	if (!strstr(cg, "kubepods"))
+		return;
+	/* "pod" right after '/' or '-' and followed by a hex digit ("kubepods" itself is not) */
+	for (const char *q = strstr(cg, "pod"); q; q = strstr(q + 3, "pod"))
+		if (q > cg && (q[-1] == '/' || q[-1] == '-') && isxdigit((unsigned char)q[3]))
+			p = q;
+	if (!p)
+		return;
+	p += 3;
+	while (*p && *p != '/' && *p != '.' && i + 1 < pn) {
+		pod[i++] = *p == '_' ? '-' : *p; /* systemd spells the UID's dashes as _ */
+		p++;
+	}
+	pod[i] = '\0';
+	if (last && last[1]) {
+		const char *id = last + 1, *dash = strrchr(id, '-');
+		size_t l;
+
+		if (dash && strstr(id, ".scope"))
+			id = dash + 1;
+		l = strcspn(id, ".");
+		if (l == 64)
+			snprintf(ctr, cn, "%.*s", (int)l, id);
+	}
+}
+
 void ev_session_start(const struct session *s, const struct ev_session_start *e)
 {
 	struct jbuf j;
@@ -89,6 +127,15 @@ void ev_session_start(const struct session *s, const struct ev_session_start *e)
 	jb_kv_str(&j, "exe", s->exe);
 	jb_kv_str(&j, "cgroup", s->cgroup);
 	jb_kv_uint(&j, "cgroup_id", s->o.cgroup_id);
+	{
+		char pod[64], ctr[65];
+
+		k8s_ids(s->cgroup, pod, sizeof(pod), ctr, sizeof(ctr));
+		if (pod[0])
+			jb_kv_str(&j, "pod_uid", pod);
+		if (ctr[0])
+			jb_kv_str(&j, "container_id", ctr);
+	}
 	jb_kv_str(&j, "owner", s->owner);
 	jb_key(&j, "labels");
 	jb_raw(&j, s->labels_json[0] ? s->labels_json : "{}");
@@ -124,6 +171,20 @@ int ev_statement(const struct session *s, const struct ev_statement *e)
 	struct jbuf j;
 
 	begin(&j, "statement", s);
+	/* Who, in the record itself: a statement can be attributed without its session_start. */
+	jb_key(&j, "who");
+	jb_obj_open(&j);
+	jb_kv_int(&j, "pid", s->o.tgid);
+	jb_kv_int(&j, "uid", s->o.uid);
+	jb_kv_str(&j, "exe", s->exe);
+	jb_kv_str(&j, "cgroup", s->cgroup);
+	jb_kv_str(&j, "owner", s->owner);
+	if (e->db_user)
+		jb_kv_str(&j, "user", e->db_user);
+	if (e->database)
+		jb_kv_str(&j, "database", e->database);
+	jb_kv_str(&j, "address", s->peer);
+	jb_obj_close(&j);
 	jb_kv_uint(&j, "seq", e->seq);
 	jb_kv_str(&j, "protocol", e->protocol);
 	put_text(&j, "text", e->text ? e->text : "", e->text ? e->text_len : 0);

@@ -48,8 +48,10 @@ struct ev_statement {
 	const char *verdict;	 /* allow | deny | hold */
 	const char *reason;	 /* why (rule name or message), or NULL */
 	int parse_error;	 /* PostgreSQL's grammar could not parse it */
+	const char *db_user, *database; /* the session's, repeated in every statement record */
 };
 int ev_statement(const struct session *s, const struct ev_statement *e);
+
 
 /* kind "result_columns": the RowDescription of a statement's result. */
 void ev_columns(const struct session *s, uint64_t seq, const struct pgw_field *f, int n);

@@ -527,7 +527,7 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 		memcpy(p->held, m->body - 5, m->total);
 		p->held_len = m->total;
 		for (int i = 0; i < sp->n; i++) {
-			struct ev_statement es = {.seq = p->seq + 1 + (uint64_t)i, .protocol = "simple",
+			struct ev_statement es = {.db_user = p->user, .database = p->database, .seq = p->seq + 1 + (uint64_t)i, .protocol = "simple",
 						  .text = sql + sp->off[i],
 						  .text_len = (size_t)sp->len[i], .verdict = "hold",
 						  .parse_error = sp->parse_error};
@@ -543,7 +543,7 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 		int rec;
 		char *pname = NULL;
 		const char *ptext = NULL;
-		struct ev_statement es = {.seq = ++p->seq, .protocol = "simple",
+		struct ev_statement es = {.db_user = p->user, .database = p->database, .seq = ++p->seq, .protocol = "simple",
 					  .text = sql + sp->off[i], .text_len = (size_t)sp->len[i],
 					  .verdict = worst == VERDICT_DENY
 							     ? (v[i] == VERDICT_DENY ? "deny"
@@ -616,7 +616,7 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 	if (!named_put(&p->preps, name, sql, NULL))
 		return -1;
 	if (v == VERDICT_DENY) {
-		struct ev_statement es = {.seq = ++p->seq, .protocol = "extended", .text = sql,
+		struct ev_statement es = {.db_user = p->user, .database = p->database, .seq = ++p->seq, .protocol = "extended", .text = sql,
 					  .text_len = sql_len, .prepared = name, .verdict = "deny",
 					  .reason = j.rule[0] ? j.rule : NULL};
 
@@ -707,7 +707,7 @@ static int on_execute(struct pg *p, const struct pgw_msg *m)
 	const char *portal;
 	struct named *po;
 	struct pend *e;
-	struct ev_statement es = {.protocol = "extended", .verdict = "allow"};
+	struct ev_statement es = {.db_user = p->user, .database = p->database, .protocol = "extended", .verdict = "allow"};
 
 	pgw_rd_init(&rd, m);
 	portal = pgw_str(&rd, NULL);
@@ -750,7 +750,7 @@ static int on_function(struct pg *p, const struct pgw_msg *m)
 	if (v == VERDICT_HOLD)
 		v = VERDICT_DENY;
 	{
-		struct ev_statement es = {.seq = ++p->seq, .protocol = "function", .text = desc,
+		struct ev_statement es = {.db_user = p->user, .database = p->database, .seq = ++p->seq, .protocol = "function", .text = desc,
 					  .text_len = strlen(desc), .verdict = verdict_name(v),
 					  .reason = j.rule[0] ? j.rule : NULL};
 
