@@ -318,6 +318,16 @@ def check(cond, msg):
         raise AssertionError(msg)
 
 
+def check_clean_stop(hd, cgroup_path):
+    """Detach, stop hoopd, and fail on an unclean exit or any sanitizer report of any run:
+    the last test of every suite (with the sanitizer build this is where ASan, UBSan and
+    LeakSanitizer findings surface)."""
+    hd.ctl("detach", "--cgroup", cgroup_path, check=False)
+    check(hd.stop() in (0, None), "hoopd did not exit cleanly")
+    bad = hd.sanitizer_reports()
+    check(not bad, "hoopd reported:\n" + "\n".join(bad[:20]))
+
+
 def run_tests(tests, setup, teardown, only=None):
     """Run test functions in order with a shared context; print one summary line."""
     passed = failed = 0

@@ -15,7 +15,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hooptest import (Cgroup, Cleanup, Hoopd, Postgres, check, log, run_tests,  # noqa: E402
+from hooptest import (check_clean_stop, Cgroup, Cleanup, Hoopd, Postgres, check, log, run_tests,  # noqa: E402
                       wait_for)
 
 PY = "/usr/bin/python3"
@@ -515,10 +515,7 @@ print(ok)
 
 
 def test_hoopd_stops_cleanly_without_sanitizer_reports(ctx):
-    ctx.hd.ctl("detach", "--cgroup", ctx.cg.path)
-    check(ctx.hd.stop() == 0, "hoopd did not exit cleanly")
-    bad = ctx.hd.sanitizer_reports()
-    check(not bad, "hoopd reported:\n" + "\n".join(bad[:20]))
+    check_clean_stop(ctx.hd, ctx.cg.path)
 
 
 TESTS = [

@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hooptest import Cgroup, Cleanup, Hoopd, Postgres, check, run_tests, ROOT  # noqa: E402
+from hooptest import check_clean_stop, Cgroup, Cleanup, Hoopd, Postgres, check, run_tests, ROOT  # noqa: E402
 
 PY = "/usr/bin/python3"
 
@@ -259,10 +259,7 @@ def test_hot_reload_under_load(ctx):
 
 
 def test_hoopd_stops_cleanly_without_sanitizer_reports(ctx):
-    ctx.hd.ctl("detach", "--cgroup", ctx.cg.path)
-    check(ctx.hd.stop() == 0, "hoopd did not exit cleanly")
-    bad = ctx.hd.sanitizer_reports()
-    check(not bad, "hoopd reported:\n" + "\n".join(bad[:20]))
+    check_clean_stop(ctx.hd, ctx.cg.path)
 
 
 TESTS = [

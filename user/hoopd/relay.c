@@ -143,39 +143,22 @@ struct session *sess_find(int (*pred)(struct session *s, void *arg), void *arg)
 	return NULL;
 }
 
-int sess_side_connect(struct session *s, const struct sockaddr *sa, int salen)
-{
-	int fd = netns_socket(s->ln, sa->sa_family);
-
-	if (fd < 0)
-		return fd;
-	if (connect(fd, sa, (socklen_t)salen) && errno != EINPROGRESS) {
-		int e = errno;
-
-		close(fd);
-		return -e;
-	}
-	return fd;
-}
-
-static void on_server(struct loop_watch *w, uint32_t events);
-
-int sess_reconnect_server(struct session *s)
+/* Open the database leg: a socket in the agent's namespace, connecting (non-blocking) to
+ * where the agent meant to go. 0, or a negative errno. */
+static int dial_upstream(struct session *s)
 {
 	struct sockaddr_storage ss = {0};
 	socklen_t sl;
+	int one = 1;
 
-	loop_del(&s->s.w);
-	if (s->s.ssl)
-		SSL_free(s->s.ssl);
-	s->s.ssl = NULL;
-	close(s->s.fd);
-	buf_consume(&s->s.in, s->s.in.len);
-	buf_consume(&s->s.out, s->s.out.len);
-	s->s.eof = s->s.shut = s->s.handshaking = s->s.ssl_wants_write = 0;
 	s->s.fd = netns_socket(s->ln, s->o.orig_family == HOOP_AF_INET ? AF_INET : AF_INET6);
-	if (s->s.fd < 0)
-		return s->s.fd;
+	if (s->s.fd < 0) {
+		int e = s->s.fd;
+
+		s->s.fd = -1;
+		return e;
+	}
+	setsockopt(s->s.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (s->o.orig_family == HOOP_AF_INET) {
 		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
 
@@ -194,6 +177,25 @@ int sess_reconnect_server(struct session *s)
 	s->connecting = 1;
 	if (connect(s->s.fd, (struct sockaddr *)&ss, sl) && errno != EINPROGRESS)
 		return -errno;
+	return 0;
+}
+
+static void on_server(struct loop_watch *w, uint32_t events);
+
+int sess_reconnect_server(struct session *s)
+{
+	int r;
+
+	loop_del(&s->s.w);
+	if (s->s.ssl)
+		SSL_free(s->s.ssl);
+	s->s.ssl = NULL;
+	close(s->s.fd);
+	buf_consume(&s->s.in, s->s.in.len);
+	buf_consume(&s->s.out, s->s.out.len);
+	s->s.eof = s->s.shut = s->s.handshaking = s->s.ssl_wants_write = 0;
+	if ((r = dial_upstream(s)))
+		return r;
 	return loop_add(&s->s.w, s->s.fd, EPOLLOUT, on_server);
 }
 
@@ -612,32 +614,8 @@ void relay_accept(struct listener *ln, int fd)
 		}
 	}
 
-	s->s.fd = netns_socket(ln, s->o.orig_family == HOOP_AF_INET ? AF_INET : AF_INET6);
-	if (s->s.fd < 0) {
-		hlog_conn(HLOG_ERROR, s->id, s->peer, "upstream socket: %s", strerror(-s->s.fd));
-		s->s.fd = -1;
-		goto fail;
-	}
-	setsockopt(s->s.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	memset(&ss, 0, sizeof(ss));
-	if (s->o.orig_family == HOOP_AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-
-		a->sin_family = AF_INET;
-		a->sin_port = s->o.orig_port;
-		memcpy(&a->sin_addr, s->o.orig_addr, 4);
-		sl = sizeof(*a);
-	} else {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-
-		a->sin6_family = AF_INET6;
-		a->sin6_port = s->o.orig_port;
-		memcpy(&a->sin6_addr, s->o.orig_addr, 16);
-		sl = sizeof(*a);
-	}
-	s->connecting = 1;
-	if (connect(s->s.fd, (struct sockaddr *)&ss, sl) && errno != EINPROGRESS) {
-		hlog_conn(HLOG_WARN, s->id, s->peer, "cannot reach %s: %s", s->dst, strerror(errno));
+	if ((r = dial_upstream(s))) {
+		hlog_conn(HLOG_WARN, s->id, s->peer, "cannot reach %s: %s", s->dst, strerror(-r));
 		G.st.conns_upstream_failed++;
 		goto fail;
 	}

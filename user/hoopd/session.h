@@ -71,7 +71,5 @@ void sess_resume(struct session *s);
 int sess_reconnect_server(struct session *s);
 /* Find a live session by predicate (for CancelRequest routing). */
 struct session *sess_find(int (*pred)(struct session *s, void *arg), void *arg);
-/* Open a second upstream connection to dst from the session's namespace (CancelRequest). */
-int sess_side_connect(struct session *s, const struct sockaddr *sa, int salen);
 
 #endif
