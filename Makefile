@@ -115,6 +115,21 @@ $(OUT)/unit/test_pg: tests/unit/test_pg.c tests/unit/harness.h $(PG_UNIT_SRC) $(
 unit-pg: $(OUT)/unit/test_pg
 	$(Q)rm -rf $(OUT)/unit/pg-state && $< $(OUT)/unit/pg-state
 
+# Policy rules on PostgreSQL's parse tree, case by case: each tests/unit/rules/*.cases file is
+# judged against its policy (the default policy, and a small one for when, default and
+# precedence) with the same split, facts and rules as hoopd.
+RULES_UNIT_SRC := user/hoopd/policy.c user/hoopd/sqlfacts.c user/hoopd/rules.c user/common/json.c
+
+$(OUT)/unit/test_rules: tests/unit/test_rules.c tests/unit/harness.h $(RULES_UNIT_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(RULES_UNIT_SRC) -lyaml -ljson-c -lpg_query -o $@
+
+.PHONY: unit-rules
+unit-rules: $(OUT)/unit/test_rules
+	$(Q)$< policies/hipaa-agents.yaml tests/unit/rules/hipaa.cases \
+		tests/unit/rules/custom.yaml tests/unit/rules/custom.cases
+
 # libFuzzer targets (fuzz/): always clang with ASan+UBSan into build/fuzz, whatever SANITIZE says.
 # `make fuzz` runs each over a copy of its seed corpus (fuzz/corpus/NAME/) in build/fuzz, so
 # inputs the fuzzer finds stay out of the repo; a crash leaves build/fuzz/crash-* and fails make.

@@ -221,10 +221,46 @@ def test_execute_judged_by_the_policy_in_force(ctx):
         ctx.hd.ctl("reload")
 
 
-def test_approval_rules_refuse_until_approvals_exist(ctx):
-    r = agent_psql(ctx, "select * from patients", "select name from patients order by id limit 2")
-    check("needs a person's approval" in r.stderr and "phi-export-needs-approval" in r.stderr, r.stderr)
-    check(r.stdout.split() == ["P1", "P2"], r.stdout)
+def test_approval_rules_refuse_at_once_without_approvers(ctx):
+    ctx.hd.write_policy(hipaa(ctx.pg.port).replace('approvers: ["group:hoop-approvers"]', "approvers: []"))
+    ctx.hd.ctl("reload")
+    try:
+        t0 = time.time()
+        r = agent_psql(ctx, "select * from patients", "select name from patients order by id limit 2")
+        check(time.time() - t0 < 10, "the agent waited for an approver who cannot exist")
+        check("names no approvers" in r.stderr and "phi-export-needs-approval" in r.stderr, r.stderr)
+        check(r.stdout.split() == ["P1", "P2"], r.stdout)
+    finally:
+        ctx.hd.write_policy(hipaa(ctx.pg.port))
+        ctx.hd.ctl("reload")
+
+
+def test_bypass_attempts_found_in_review(ctx):
+    # Each of these once got PHI or privileges past the HIPAA policy. (Without approvers, so
+    # that what needs approval is refused at once instead of waiting.)
+    ctx.hd.write_policy(hipaa(ctx.pg.port).replace('approvers: ["group:hoop-approvers"]', "approvers: []"))
+    ctx.hd.ctl("reload")
+    try:
+        bypass_attempts(ctx)
+    finally:
+        ctx.hd.write_policy(hipaa(ctx.pg.port))
+        ctx.hd.ctl("reload")
+
+
+def bypass_attempts(ctx):
+    many = ", ".join("pg_catalog.lower('x%d')" % i for i in range(70))
+    for sql in ("select %s, pg_read_file('/etc/hostname')" % many,
+                "prepare px as select * from patients; execute px",
+                "prepare py as select * from patients; /* x */ EXECUTE py",
+                "declare c cursor for select * from patients",
+                "select * from patients limit all",
+                "select * from patients limit null",
+                "select set_config('role', 'postgres', false)",
+                "select max((select string_agg(ssn, ',') from patients))",
+                "select 1; selec 2; drop table patients"):
+        r = agent_psql(ctx, "begin", sql, "rollback")
+        check("ERROR:  hoop:" in r.stderr, "not refused: %s\n%s%s" % (sql[:80], r.stdout, r.stderr))
+        check("P1" not in r.stdout and "localhost" not in r.stdout, "data came back: " + r.stdout[:200])
 
 
 def test_hot_reload_under_load(ctx):
@@ -270,7 +306,8 @@ TESTS = [
     test_extended_protocol_and_pipeline,
     test_function_call_message_denied,
     test_execute_judged_by_the_policy_in_force,
-    test_approval_rules_refuse_until_approvals_exist,
+    test_approval_rules_refuse_at_once_without_approvers,
+    test_bypass_attempts_found_in_review,
     test_hot_reload_under_load,
     test_hoopd_stops_cleanly_without_sanitizer_reports,
 ]

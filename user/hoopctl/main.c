@@ -10,9 +10,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hoopctl.h"
 #include "json.h"
 
 int cmd_policy(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_sessions(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 static const char *g_control = "/run/hoop/hoopd.sock";
 
@@ -39,6 +44,16 @@ static const char usage[] =
 	"        Re-read hoopd's policy file. A bad file is refused with its line and column and\n"
 	"        the running policy stays in force.\n"
 	"  ping  Check that hoopd answers.\n"
+	"  approvals [--watch] [--json]\n"
+	"        Statements held for approval: id, age, the agent (pid, uid, comm, owner), the\n"
+	"        rule and the statement. --watch refreshes every second. Root or an approver.\n"
+	"  approve ID [--reason TEXT] [--scope once|fingerprint] [--for DURATION]\n"
+	"        Let a held statement run. --scope fingerprint also lets statements of the same\n"
+	"        normalized shape from the same owner run without asking, for DURATION (10m,\n"
+	"        1h; default 10m). Only approvers named in the policy (approvals.approvers),\n"
+	"        and never the agent's own uid or owner.\n"
+	"  deny ID --reason TEXT\n"
+	"        Refuse a held statement; the agent gets ERROR 42501 with the reason.\n"
 	"  policy check FILE\n"
 	"        Load a policy the way hoopd would; print a summary, or the first error with\n"
 	"        its line and column (exit 1). Needs no running hoopd.\n"
@@ -49,6 +64,25 @@ static const char usage[] =
 	"        with those attributes: the verdict, the rule that decided, its message, and\n"
 	"        the facts read from PostgreSQL's parse tree. Needs no running hoopd.\n"
 	"\n"
+	"Audit trail (read from DIR/audit, default /var/lib/hoop; needs no running hoopd):\n"
+	"  verify [--state-dir DIR] [--from SEGMENT] [--json]\n"
+	"        Recompute the hash chain and every checkpoint HMAC (needs DIR/audit.key:\n"
+	"        root). Prints \"ok: ...\" or the first bad place: segment, line, seq and what\n"
+	"        is wrong (modified, deleted, reordered, truncated, forged). --from starts at\n"
+	"        a segment, taking its first record on trust. Exit 0 intact, 1 tampering\n"
+	"        found, 2 usage or I/O error.\n"
+	"  sessions [--state-dir DIR] [--since T] [--owner O] [--db D] [--verdict V] [--json]\n"
+	"        One line per session: id, start, owner, agent pid/comm/exe, user@database,\n"
+	"        statements, denied, how it ended. T is RFC 3339 (2026-11-26T14:00:00Z) or a\n"
+	"        duration back from now (90m, 12h, 2d); V is allow, deny, hold or not_run.\n"
+	"  replay SESSION [--state-dir DIR] [--json]\n"
+	"        The session as it happened: identity, each statement with its parameters,\n"
+	"        verdict and rule, columns, rows, errors with SQLSTATE, the end. --json: its\n"
+	"        records as stored (JSON Lines).\n"
+	"  export --since T --format jsonl|csv [--state-dir DIR]\n"
+	"        Every statement since T with the identity of its session and its outcome,\n"
+	"        as JSON Lines or CSV with a header.\n"
+	"\n"
 	"Global options:\n"
 	"  --control PATH   hoopd's control socket [default /run/hoop/hoopd.sock]\n"
 	"  -h, --help       this help\n"
@@ -56,7 +90,7 @@ static const char usage[] =
 	"Exit status: 0 on success, 1 when hoopd refuses or cannot be reached, 2 on a usage error.\n";
 
 /* Send one request, return the parsed response (or NULL with a message printed). */
-static struct json_object *call(const char *req)
+struct json_object *ctl_call(const char *req)
 {
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	char *buf = NULL;
@@ -140,7 +174,7 @@ static struct json_object *ga(struct json_object *o, const char *k)
 	return v;
 }
 
-static int check_ok(struct json_object *r)
+int ctl_check_ok(struct json_object *r)
 {
 	struct json_object *v;
 
@@ -204,9 +238,9 @@ static int cmd_attach(int argc, char **argv)
 	json_object_object_add(req, "owner", json_object_new_string(owner));
 	json_object_object_add(req, "labels", labels);
 	json_object_object_add(req, "reset_existing", json_object_new_boolean(reset));
-	resp = call(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
+	resp = ctl_call(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
 	json_object_put(req);
-	rc = check_ok(resp);
+	rc = ctl_check_ok(resp);
 	if (!rc) {
 		printf("attached %s (cgroup id %lld)%s%s\n", gs(resp, "cgroup"),
 		       (long long)gi(resp, "cgroup_id"), *owner ? ", owner " : "", owner);
@@ -262,9 +296,9 @@ static int cmd_detach(int argc, char **argv)
 	req = json_object_new_object();
 	json_object_object_add(req, "cmd", json_object_new_string("detach"));
 	json_object_object_add(req, "cgroup", json_object_new_string(cg));
-	resp = call(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
+	resp = ctl_call(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
 	json_object_put(req);
-	rc = check_ok(resp);
+	rc = ctl_check_ok(resp);
 	if (!rc)
 		printf("detached %s\n", cg);
 	if (resp)
@@ -299,8 +333,8 @@ static int cmd_status(int argc, char **argv)
 		} else
 			return 2;
 	}
-	resp = call("{\"cmd\":\"status\"}");
-	rc = check_ok(resp);
+	resp = ctl_call("{\"cmd\":\"status\"}");
+	rc = ctl_check_ok(resp);
 	if (rc) {
 		if (resp)
 			json_object_put(resp);
@@ -362,8 +396,8 @@ static int cmd_simple(const char *cmd, const char *done)
 	int rc;
 
 	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}", cmd);
-	resp = call(req);
-	rc = check_ok(resp);
+	resp = ctl_call(req);
+	rc = ctl_check_ok(resp);
 	if (!rc)
 		printf("%s%s\n", done, gs(resp, "version"));
 	if (resp)
@@ -410,6 +444,18 @@ int main(int argc, char **argv)
 		return cmd_simple("ping", "hoopd answers, version ");
 	if (!strcmp(argv[0], "policy"))
 		return cmd_policy(argc, argv);
+	if (!strcmp(argv[0], "verify"))
+		return cmd_verify(argc, argv);
+	if (!strcmp(argv[0], "sessions"))
+		return cmd_sessions(argc, argv);
+	if (!strcmp(argv[0], "replay"))
+		return cmd_replay(argc, argv);
+	if (!strcmp(argv[0], "export"))
+		return cmd_export(argc, argv);
+	if (!strcmp(argv[0], "approvals"))
+		return cmd_approvals(argc, argv);
+	if (!strcmp(argv[0], "approve") || !strcmp(argv[0], "deny"))
+		return cmd_decide(argc, argv);
 	if (!strcmp(argv[0], "help")) {
 		fputs(usage, stdout);
 		return 0;

@@ -137,11 +137,6 @@ static int test(int argc, char **argv)
 		return 0;
 	}
 	sp = pg_query_split_with_parser(sql);
-	if (sp.error) {
-		/* As hoopd does: the scanner still finds the statements around a bad one. */
-		pg_query_free_split_result(sp);
-		sp = pg_query_split_with_scanner(sql);
-	}
 	if (sp.error || sp.n_stmts == 0) {
 		/* One statement the grammar rejects: judge it whole (on_parse_error). */
 		pg_query_free_split_result(sp);

@@ -143,8 +143,11 @@ static int checkpoint(const char *why)
 		 "{\"ts\":\"%s\",\"kind\":\"checkpoint\",\"reason\":\"%s\",\"segment\":%u,"
 		 "\"hmac\":\"%s\"}",
 		 ts, why, A.segno, machex);
+	/* A checkpoint that could not be written (disk full) is owed: the next append retries. */
+	if (write_record(obj, strlen(obj)))
+		return -EIO;
 	A.since_cp = 0;
-	return write_record(obj, strlen(obj));
+	return 0;
 }
 
 static int compress_segment(uint32_t n)
@@ -202,14 +205,22 @@ static int open_segment(uint32_t n)
 	return 0;
 }
 
-/* Close the open segment: a checkpoint as its last record, then compress it. */
-static int close_segment(const char *why)
+/*
+ * Close the open segment: a checkpoint as its last record, then compress it. A closed segment
+ * must end with its checkpoint (verify reads anything else as a truncated segment), so when the
+ * checkpoint cannot be written the segment stays open and the caller goes on writing to it,
+ * unless `force` (hoopd stopping): then it is left uncompressed and without the checkpoint, which
+ * the next start treats as an unclean stop and repairs.
+ */
+static int close_segment(const char *why, int force)
 {
 	int r;
 
 	if (A.fd < 0)
 		return 0;
 	r = checkpoint(why);
+	if (r && !force)
+		return r;
 	fsync(A.fd);
 	close(A.fd);
 	A.fd = -1;
@@ -220,7 +231,8 @@ static int close_segment(const char *why)
 
 /*
  * Find the last whole record of a segment (plain, or gzip'd when gz): its seq and hash continue
- * the chain. Records may be far longer than any fixed buffer, so lines are assembled whole.
+ * the chain; 1 when found, 0 when the segment holds no whole record, or a negative errno.
+ * Records may be far longer than any fixed buffer, so lines are assembled whole.
  * In a plain segment left by a crash, bytes after the last newline are a record cut short
  * (power loss): never acknowledged, not part of the chain, removed.
  */
@@ -277,6 +289,7 @@ static int recover_tail(uint32_t n, int gz)
 		char *z = realloc(last, lastlen + 1);
 		const char *sq;
 
+		r = 1;
 		if (z)
 			last = z;
 		SHA256((const uint8_t *)last, lastlen, d);
@@ -303,6 +316,15 @@ static int recover_tail(uint32_t n, int gz)
 	free(cur);
 	free(last);
 	return r;
+}
+
+/* Does segment n exist, plain (gz 0) or compressed (gz 1)? */
+static int seg_exists(uint32_t n, int gz)
+{
+	char p[4200];
+
+	seg_path(n, gz, p, sizeof(p));
+	return access(p, F_OK) == 0;
 }
 
 int audit_open(const char *state_dir, const struct audit_cfg *cfg)
@@ -337,24 +359,43 @@ int audit_open(const char *state_dir, const struct audit_cfg *cfg)
 	}
 	closedir(d);
 	if (maxseg) {
-		/* Continue the chain from where the last hoopd stopped (or crashed). */
-		recover_tail(maxseg, !open_seg);
+		/*
+		 * Continue the chain from where the last hoopd stopped (or crashed). A crash right
+		 * after a segment was created leaves it empty: the chain then ends in the segment
+		 * before it (or, with none left, nothing was ever written).
+		 */
+		uint32_t n = maxseg;
+		int gz = !open_seg;
+
+		while ((r = recover_tail(n, gz)) == 0 && n > 1) {
+			n--;
+			gz = !seg_exists(n, 0);
+			if (gz && !seg_exists(n, 1))
+				break; /* removed by retention: its successor is where the chain starts */
+		}
+		if (r < 0) {
+			log_error("audit: cannot read the end of the trail in %s: %s; refusing to start "
+				  "a chain that would not join it",
+				  A.dir, strerror(-r));
+			return r;
+		}
 		if (open_seg) {
 			char p[4200];
+			struct stat st;
 
 			seg_path(maxseg, 0, p, sizeof(p));
 			A.fd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC);
-			A.segno = maxseg;
-			if (A.fd >= 0) {
-				struct stat st;
-
-				fstat(A.fd, &st);
-				A.size = (uint64_t)st.st_size;
-				close_segment("recovered after an unclean stop");
+			if (A.fd < 0 || fstat(A.fd, &st)) {
+				log_error("audit: cannot reopen %s to close it: %s", p, strerror(errno));
+				return -errno;
 			}
+			A.segno = maxseg;
+			A.size = (uint64_t)st.st_size;
+			/* Left open when the checkpoint cannot be written: records go on into it. */
+			close_segment("recovered after an unclean stop", 0);
 		}
 	}
-	if ((r = open_segment(maxseg + 1)))
+	if (A.fd < 0 && (r = open_segment(maxseg + 1)))
 		return r;
 	audit_configure(cfg);
 	{
@@ -401,9 +442,13 @@ int audit_append(const char *obj, size_t len)
 {
 	int r;
 
+	/* A segment that could not be created at the last rollover (disk full): try again. */
 	if (A.fd < 0)
-		return -EBADF;
-	r = write_record(obj, len);
+		r = A.segno ? open_segment(A.segno + 1) : -EBADF;
+	else
+		r = 0;
+	if (r == 0)
+		r = write_record(obj, len);
 	if (r) {
 		if (!A.failing)
 			log_error("AUDIT TRAIL CANNOT BE WRITTEN (%s): statements are refused until "
@@ -418,10 +463,12 @@ int audit_append(const char *obj, size_t len)
 	}
 	if (++A.since_cp >= A.cfg.checkpoint_every)
 		checkpoint("interval");
+	/* Rolled over only once the closing checkpoint is written; until then records go on
+	 * into this segment, and the next append tries again. */
 	if (A.size >= A.cfg.segment_bytes) {
-		close_segment("segment full");
-		if (open_segment(A.segno + 1))
-			A.failing = 1;
+		close_segment("segment full", 0);
+		if (A.fd < 0)
+			open_segment(A.segno + 1);
 	}
 	return 0;
 }
@@ -456,8 +503,9 @@ void audit_tick(void)
 	if (!d)
 		return;
 	while ((de = readdir(d))) {
-		char p[4400], obj[512];
+		char p[4400], obj[512], ts[32];
 		struct stat st;
+		struct tm tm;
 		unsigned n;
 
 		if (sscanf(de->d_name, "seg-%8u.jsonl.gz", &n) != 1 || n == A.segno)
@@ -466,10 +514,12 @@ void audit_tick(void)
 		if (stat(p, &st) || now - st.st_mtime < A.cfg.retention_s)
 			continue;
 		/* Whole segments only, and the removal is itself on record. */
+		gmtime_r(&now, &tm);
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		snprintf(obj, sizeof(obj),
-			 "{\"kind\":\"retention\",\"removed_segment\":%u,\"last_modified\":%lld,"
-			 "\"retention_s\":%lld}",
-			 n, (long long)st.st_mtime, (long long)A.cfg.retention_s);
+			 "{\"ts\":\"%s\",\"kind\":\"retention\",\"removed_segment\":%u,"
+			 "\"last_modified\":%lld,\"retention_s\":%lld}",
+			 ts, n, (long long)st.st_mtime, (long long)A.cfg.retention_s);
 		if (audit_append(obj, strlen(obj)) == 0 && unlink(p) == 0)
 			log_info("audit retention: removed %s", p);
 	}
@@ -479,7 +529,7 @@ void audit_tick(void)
 void audit_close(void)
 {
 	if (A.fd >= 0) {
-		close_segment("hoopd stopped");
+		close_segment("hoopd stopped", 1);
 	}
 	if (A.stream && A.stream != stdout)
 		fclose(A.stream);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "approvals.h"
 #include "audit.h"
 #include "events.h"
 #include "tls.h"
@@ -136,6 +137,7 @@ static void tick(void)
 	}
 	relay_reap();
 	audit_tick();
+	approvals_tick();
 	if (now - last_gc >= 10) {
 		last_gc = now;
 		netns_gc();
@@ -328,6 +330,7 @@ int main(int argc, char **argv)
 	}
 	hlog_setup("hoopd", json, lvl);
 	verdict_hook = policy_verdict;
+	approvals_init();
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 
@@ -383,6 +386,7 @@ int main(int argc, char **argv)
 		 G.o.accel == ACCEL_SOCKMAP ? "sockmap" : "off",
 		 G.o.fail_open ? "FAIL-OPEN" : "fail-closed", G.o.control_path);
 	r = loop_run(1000, tick);
+	approvals_fail_all("hoopd stopped");
 	relay_close_all();
 	netns_close_all();
 	control_close();

@@ -116,6 +116,7 @@ static enum verdict allow_all(struct judgement *j)
 }
 
 verdict_fn verdict_hook = allow_all;
+const struct hold_ops *hold_ops;
 
 /* ---- small helpers ---- */
 
@@ -251,6 +252,14 @@ static char *hexdup(const uint8_t *p, size_t n)
 
 /* ---- verdicts ---- */
 
+static const char *prepared_text(void *ctx, const char *name)
+{
+	struct pg *p = ctx;
+	struct named *n = named_find(p->preps, name);
+
+	return n ? n->text : NULL;
+}
+
 static enum verdict judge(struct pg *p, const char *protocol, const char *text, size_t len,
 			  int parse_error, struct judgement *j)
 {
@@ -262,6 +271,8 @@ static enum verdict judge(struct pg *p, const char *protocol, const char *text, 
 	j->parse_error = parse_error;
 	j->user = p->user;
 	j->database = p->database;
+	j->prepared = prepared_text;
+	j->prepared_ctx = p;
 	return verdict_hook(j);
 }
 
@@ -322,11 +333,8 @@ static void split_sql(const char *sql, size_t len, struct split *sp)
 
 	sp->n = 0;
 	sp->parse_error = 0;
-	if (r.error) {
-		pg_query_free_split_result(r);
-		sp->parse_error = 1;
-		r = pg_query_split_with_scanner(sql);
-	}
+	/* If the grammar cannot split it, the server rejects the whole Query before running any
+	 * of it; judge it whole (the scanner's split drops pieces it does not understand). */
 	if (r.error || r.n_stmts > PG_MAX_STMTS || (r.n_stmts == 0 && !blank(sql, len))) {
 		sp->parse_error = 1;
 		sp->n = 1;
@@ -445,38 +453,6 @@ static void sql_prepared(struct pg *p, const char *stmt, size_t len, char **name
 	free(sql);
 }
 
-/* EXECUTE name: the text its PREPARE recorded, or NULL. Changes nothing. */
-static const char *exec_text(struct pg *p, const char *stmt, size_t len)
-{
-	char *sql, *name = NULL;
-	PgQueryScanResult sr;
-	PgQuery__ScanResult *r = NULL;
-	struct named *n = NULL;
-
-	/* Cheap test first: most statements are not EXECUTE. */
-	while (len && isspace((unsigned char)*stmt))
-		stmt++, len--;
-	if (len < 8 || strncasecmp(stmt, "execute", 7))
-		return NULL;
-	sql = strndup(stmt, len);
-	if (!sql)
-		return NULL;
-	sr = pg_query_scan(sql);
-	if (!sr.error)
-		r = pg_query__scan_result__unpack(NULL, sr.pbuf.len, (const uint8_t *)sr.pbuf.data);
-	if (r && r->n_tokens >= 2 && r->tokens[0]->token == PG_QUERY__TOKEN__EXECUTE)
-		name = ident(sql + r->tokens[1]->start,
-			     (size_t)(r->tokens[1]->end - r->tokens[1]->start));
-	if (name)
-		n = named_find(p->preps, name);
-	free(name);
-	if (r)
-		pg_query__scan_result__free_unpacked(r, NULL);
-	pg_query_free_scan_result(sr);
-	free(sql);
-	return n ? n->text : NULL;
-}
-
 static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verdict fv)
 {
 	struct session *s = p->s;
@@ -484,7 +460,8 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 	size_t len = m->len ? m->len - 1 : 0;
 	struct split *sp;
 	enum verdict worst = VERDICT_ALLOW, *v;
-	struct judgement j, deny_j = {0};
+	char (*rules)[64] = NULL;
+	struct judgement j, deny_j = {0}, hold_j = {0};
 	struct pend *e;
 	int r = -1, unrecorded = 0;
 
@@ -492,23 +469,21 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 		return protocol_violation(p, "agent", "Query text is not NUL-terminated");
 	sp = malloc(sizeof(*sp));
 	v = sp ? calloc(PG_MAX_STMTS, sizeof(*v)) : NULL;
-	if (!sp || !v)
+	rules = v ? calloc(PG_MAX_STMTS, sizeof(*rules)) : NULL;
+	if (!sp || !v || !rules)
 		goto out;
 	split_sql(sql, len, sp);
 	for (int i = 0; i < sp->n; i++) {
 		v[i] = forced ? fv : judge(p, "simple", sql + sp->off[i], (size_t)sp->len[i],
 					   sp->parse_error, &j);
-		if (!forced && v[i] != VERDICT_DENY) {
-			/* EXECUTE runs what its PREPARE said: judge that text too. */
-			const char *et = exec_text(p, sql + sp->off[i], (size_t)sp->len[i]);
-			struct judgement j2;
-			enum verdict v2 = et ? judge(p, "simple", et, strlen(et), 0, &j2)
-					     : VERDICT_ALLOW;
+		snprintf(rules[i], sizeof(rules[i]), "%s", forced ? "" : j.rule);
+		if (!forced) {
+			/* A PREPARE earlier in this same Query is known to an EXECUTE after it. */
+			char *pn = NULL;
+			const char *pt = NULL;
 
-			if (v2 == VERDICT_DENY || (v2 == VERDICT_HOLD && v[i] == VERDICT_ALLOW)) {
-				v[i] = v2;
-				j = j2;
-			}
+			sql_prepared(p, sql + sp->off[i], (size_t)sp->len[i], &pn, &pt);
+			free(pn);
 		}
 		/* deny over hold over allow */
 		if (v[i] == VERDICT_DENY) {
@@ -517,10 +492,26 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 			worst = VERDICT_DENY;
 		} else if (v[i] == VERDICT_HOLD && worst == VERDICT_ALLOW) {
 			worst = VERDICT_HOLD;
+			hold_j = j;
 		}
 	}
+	if (worst == VERDICT_HOLD && !hold_ops)
+		worst = VERDICT_DENY; /* nobody could decide it */
 	if (worst == VERDICT_HOLD) {
+		char id[32], note[512];
+
 		/* Park the whole message: nothing of it runs until it is decided. */
+		if (hold_ops->open(s, hold_j.rule, hold_j.message, sql, len, id, sizeof(id))) {
+			r = refuse(p, 'Q', NULL, "42501",
+				   "hoop: this statement needs approval, and no request could be opened",
+				   &e);
+			goto out;
+		}
+		snprintf(note, sizeof(note),
+			 "hoop: waiting for approval %s: %s; ask an approver to run `hoopctl approve %s`",
+			 id, hold_j.rule[0] ? hold_j.rule : "policy", id);
+		if (pgw_put_notice(&s->a.out, note))
+			goto out;
 		p->held = malloc(m->total);
 		if (!p->held)
 			goto out;
@@ -551,7 +542,7 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 							     : "allow",
 					  .reason = v[i] == VERDICT_DENY && deny_j.rule[0]
 							    ? deny_j.rule
-							    : NULL,
+							    : rules[i][0] ? rules[i] : NULL,
 					  .parse_error = sp->parse_error};
 
 		if (worst != VERDICT_DENY)
@@ -584,6 +575,7 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 	}
 	r = fwd(&s->s.out, m);
 out:
+	free(rules);
 	free(v);
 	free(sp);
 	return r;
@@ -1275,6 +1267,8 @@ static void pg_close(void *st, const char *why)
 				   .bytes_db_to_agent = s->bytes_down,
 				   .duration_ms = now_ms() - s->started_ms};
 
+	if (p->held && hold_ops)
+		hold_ops->forget(s, "session ended");
 	if (p->params_json)
 		ev_session_end(s, &e);
 	while (p->head)
@@ -1444,7 +1438,7 @@ static void pg_status(void *st, struct jbuf *j)
 	jb_kv_int(j, "pending_responses", p->npend);
 }
 
-int pg_cancel_held(struct session *s)
+int pg_fail_held(struct session *s, const char *sqlstate, const char *message)
 {
 	struct pg *p = s->est;
 	struct pend *e;
@@ -1454,9 +1448,16 @@ int pg_cancel_held(struct session *s)
 		return -1;
 	free(p->held);
 	p->held = NULL;
-	r = refuse(p, 'Q', NULL, "57014", "canceling statement due to user request", &e);
+	r = refuse(p, 'Q', NULL, sqlstate, message, &e);
 	sess_resume(s);
 	return r;
+}
+
+int pg_cancel_held(struct session *s)
+{
+	if (hold_ops)
+		hold_ops->forget(s, "cancelled by the client");
+	return pg_fail_held(s, "57014", "canceling statement due to user request");
 }
 
 int pg_resume_held(struct session *s, enum verdict v, const char *message)

@@ -5,6 +5,8 @@
 #include "session.h"
 #include "verdict.h"
 
+/* Refuse a held statement with sqlstate and message (timeout: 57014; shutdown: 57P01). */
+int pg_fail_held(struct session *s, const char *sqlstate, const char *message);
 /* A held statement was cancelled by the client: answer 57014 without the server. */
 int pg_cancel_held(struct session *s);
 /* Decide a held statement: run it (VERDICT_ALLOW) or refuse it with message. */

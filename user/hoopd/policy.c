@@ -579,6 +579,45 @@ static int parse_audit(struct pctx *c, yaml_node_t *n, struct policy_audit *a)
 	return 0;
 }
 
+static const char *const approval_keys[] = {"approvers", "timeout", "notify_command", NULL};
+
+static int parse_approvals(struct pctx *c, yaml_node_t *n, struct policy_approvals *a)
+{
+	yaml_node_t *seen[3] = {NULL};
+	char q[SHOW_BUF];
+
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(c, n, "approvals must be a mapping, e.g. {approvers: [alice], timeout: 5m}");
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+		const char *key = scalar(k);
+		int ki = key ? key_index(key, approval_keys) : -1, e = 0;
+
+		if (ki < 0)
+			return fail(c, k,
+				    "unknown approvals key '%s' (known: approvers, timeout, "
+				    "notify_command)",
+				    key ? show(key, q) : "?");
+		if ((e = check_duplicate(c, k, key, &seen[ki])))
+			return e;
+		if (ki == 0) {
+			e = parse_list(c, v, "approvers", &a->approvers, 0);
+		} else if (ki == 1) {
+			if (!scalar(v) || parse_duration(scalar(v), &a->timeout_s) || !a->timeout_s)
+				return fail(c, v, "approvals.timeout must be a duration like 5m or 90s");
+		} else {
+			if (!scalar(v) || !*scalar(v) || strlen(scalar(v)) >= sizeof(a->notify_command))
+				return fail(c, v, "approvals.notify_command must be a shell command");
+			snprintf(a->notify_command, sizeof(a->notify_command), "%s", scalar(v));
+		}
+		if (e)
+			return e;
+	}
+	return 0;
+}
+
 static int parse_rule(struct pctx *c, yaml_node_t *n, struct policy_rule *r)
 {
 	yaml_node_t *seen[5] = {NULL};
@@ -700,6 +739,10 @@ static int parse_doc(struct pctx *c, struct policy *pol)
 							    show(pol->rules[i].name, q));
 				pol->nrules++;
 			}
+		} else if (ki == TOP_APPROVALS) {
+			r = parse_approvals(c, v, &pol->approvals);
+			if (r)
+				return r;
 		} else if (ki == TOP_AUDIT) {
 			r = parse_audit(c, v, &pol->audit);
 			if (r)
@@ -750,6 +793,8 @@ static int parse_doc(struct pctx *c, struct policy *pol)
 		return fail(c, root, "missing 'version: 1'");
 	if (!seen[TOP_ON_PARSE_ERROR])
 		pol->on_parse_error = ACTION_DENY; /* what cannot be parsed is not forwarded */
+	if (!pol->approvals.timeout_s)
+		pol->approvals.timeout_s = 300;
 	return 0;
 }
 

@@ -74,9 +74,17 @@ struct policy_audit {
 	char stream[512];
 };
 
+/* approvals: who may decide held statements, how long they wait, whom to tell. */
+struct policy_approvals {
+	struct policy_list approvers; /* user names, or group:NAME */
+	int64_t timeout_s;	      /* default 300 */
+	char notify_command[1024];    /* run with the request as JSON on stdin */
+};
+
 struct policy {
 	int version;
 	struct policy_audit audit;
+	struct policy_approvals approvals;
 	struct policy_target targets[POLICY_MAX_TARGETS];
 	int ntargets;
 	struct policy_rule rules[POLICY_MAX_RULES];

@@ -702,8 +702,11 @@ void relay_release_synced(void)
 
 void relay_close_all(void)
 {
-	for (struct session *s = g_sessions; s; s = s->next)
+	for (struct session *s = g_sessions; s; s = s->next) {
+		if (!s->dead && s->a.out.len && !s->a.handshaking)
+			side_flush(&s->a); /* last words, e.g. why a held statement did not run */
 		sess_kill(s, NULL);
+	}
 	relay_reap();
 }
 

@@ -70,6 +70,11 @@ static int rule_matches(const struct policy_rule *r, const struct sqlfacts *f,
 {
 	if (r->statements && !(r->statements & f->kinds))
 		return 0;
+	/* An allow or audit rule vouches for the whole statement: every kind in it (an INSERT's
+	 * VALUES list is a SELECT in the tree, a COPY may wrap one) must be one it names. Deny and
+	 * approve rules need only find one. */
+	if (r->statements && r->action <= ACTION_AUDIT && (f->kinds & ~r->statements))
+		return 0;
 	if (r->tables.n && !any_table(&r->tables, f->read, f->nread) &&
 	    !any_table(&r->tables, f->written, f->nwritten))
 		return 0;

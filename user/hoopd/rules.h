@@ -1,6 +1,6 @@
 /*
  * Policy rules against one statement's facts and the session behind it. Precedence: deny over
- * approve over allow and audit; the first rule (in file order) of the winning action decides.
+ * approve over audit over allow; the first rule (in file order) of the winning action decides.
  * When no rule matches, the policy's default action applies. No daemon state: hoopctl's
  * `policy test` runs exactly this.
  */

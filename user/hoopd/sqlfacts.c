@@ -68,6 +68,8 @@ static const struct {
 	{"UnlistenStmt", SK_LISTEN},
 	{"NotifyStmt", SK_NOTIFY},
 	{"LockStmt", SK_LOCK},
+	{"AlterDefaultPrivilegesStmt", SK_GRANT},
+	{"DeclareCursorStmt", SK_SELECT},
 };
 
 static const char *jstr(struct json_object *o, const char *k)
@@ -178,6 +180,11 @@ static void drop_stmt(struct json_object *v, struct sqlfacts *f)
 static void node(const char *type, struct json_object *v, const char *stmt, int depth,
 		 struct sqlfacts *f)
 {
+	/* INSERT ... VALUES (...) holds its rows as a SELECT node with only valuesLists: a
+	 * literal list, not a read. */
+	if (!strcmp(type, "SelectStmt") && has(v, "valuesLists") && !has(v, "fromClause") &&
+	    !has(v, "targetList"))
+		return;
 	for (size_t i = 0; i < sizeof(stmt_kinds) / sizeof(stmt_kinds[0]); i++)
 		if (!strcmp(type, stmt_kinds[i].node))
 			f->kinds |= 1ULL << stmt_kinds[i].kind;
@@ -224,6 +231,14 @@ static void node(const char *type, struct json_object *v, const char *stmt, int 
 			if (schema)
 				add_name(f, f->functions, &f->nfunctions, schema, name);
 		}
+	} else if (!strncmp(type, "Drop", 4) && strlen(type) > 8 &&
+		   !strcmp(type + strlen(type) - 4, "Stmt")) {
+		int known = 0;
+
+		for (size_t i = 0; i < sizeof(stmt_kinds) / sizeof(stmt_kinds[0]); i++)
+			known |= !strcmp(type, stmt_kinds[i].node);
+		if (!known) /* DROP OWNED, TABLESPACE, SUBSCRIPTION, USER MAPPING, ... */
+			f->kinds |= 1ULL << SK_DROP_OTHER;
 	} else if (strstr(type, "Stmt") && !strcmp(type + strlen(type) - 4, "Stmt")) {
 		int known = 0;
 
@@ -312,6 +327,18 @@ static void walk(struct json_object *o, const char *stmt, const char *key, int d
 	}
 }
 
+/* LIMIT n bounds a SELECT; LIMIT ALL and LIMIT NULL do not. */
+static int bounded(struct json_object *sel)
+{
+	struct json_object *lc, *c;
+
+	if (!json_object_object_get_ex(sel, "limitCount", &lc))
+		return 0;
+	if (json_object_object_get_ex(lc, "A_Const", &c) && jbool(c, "isnull"))
+		return 0;
+	return 1;
+}
+
 /* A SELECT whose every output is an aggregate, with no GROUP BY, returns one row: not bulk. */
 static int one_row(struct json_object *sel)
 {
@@ -319,9 +346,16 @@ static int one_row(struct json_object *sel)
 	struct json_object *tl;
 	size_t n;
 
-	if (has(sel, "groupClause") || has(sel, "op") == 0 ||
+	if (has(sel, "groupClause") || has(sel, "op") == 0 || has(sel, "withClause") ||
 	    !json_object_object_get_ex(sel, "targetList", &tl))
 		return 0;
+	{
+		/* An aggregate over a subquery can carry every row (max(string_agg(...))). */
+		const char *t = json_object_to_json_string_ext(sel, JSON_C_TO_STRING_PLAIN);
+
+		if (strstr(t, "SubLink") || strstr(t, "RangeSubselect") || strstr(t, "RangeFunction"))
+			return 0;
+	}
 	if (strcmp(jstr(sel, "op"), "SETOP_NONE"))
 		return 0;
 	n = json_object_array_length(tl);
@@ -389,12 +423,30 @@ int sqlfacts_analyze(const char *sql, size_t len, struct sqlfacts *f)
 			if (!json_object_object_get_ex(json_object_array_get_idx(stmts, i), "stmt",
 						       &st))
 				continue;
-			if (json_object_object_get_ex(st, "SelectStmt", &sel) &&
-			    !has(sel, "limitCount") && !one_row(sel))
+			struct json_object *dc;
+
+			/* A cursor reads whatever its query returns, FETCH by FETCH; a prepared
+			 * statement whatever its query returns on EXECUTE. */
+			if ((json_object_object_get_ex(st, "DeclareCursorStmt", &dc) ||
+			     json_object_object_get_ex(st, "PrepareStmt", &dc)) &&
+			    json_object_object_get_ex(dc, "query", &dc)) {
+				if (!json_object_object_get_ex(dc, "SelectStmt", &sel))
+					sel = NULL;
+			} else if (!json_object_object_get_ex(st, "SelectStmt", &sel)) {
+				sel = NULL;
+			}
+			if (sel && !bounded(sel) && !one_row(sel))
 				f->select_without_limit = 1;
 			walk(st, NULL, "stmt", 0, f);
 		}
 	}
 	json_object_put(root);
+	if (f->too_many && !f->parse_error) {
+		/* Rules would see a partial list: what cannot be judged whole is not judged. */
+		f->parse_error = 1;
+		snprintf(f->error, sizeof(f->error),
+			 "statement names more than %d tables or functions (hoop's cap)",
+			 SQLFACTS_MAX_NAMES);
+	}
 	return f->parse_error ? -1 : 0;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "approvals.h"
 #include "hoopd.h"
 #include "rules.h"
 #include "session.h"
@@ -21,10 +22,16 @@ enum verdict policy_verdict(struct judgement *j)
 		snprintf(j->message, sizeof(j->message), "hoop: out of memory judging a statement");
 		return VERDICT_DENY;
 	}
-	if (!strcmp(j->protocol, "function"))
+	if (!strcmp(j->protocol, "function")) {
 		f->kinds = 1ULL << SK_FUNCTION_CALL; /* no text: a function called by OID */
-	else
+	} else if (j->parse_error) {
+		/* The engine could not split the message into statements with the grammar: the
+		 * server will reject it whole, and hoop does not judge what it cannot parse. */
+		f->parse_error = 1;
+		snprintf(f->error, sizeof(f->error), "PostgreSQL's grammar rejects the query");
+	} else {
 		sqlfacts_analyze(j->text, j->len, f);
+	}
 	if (j->s) {
 		rs.owner = j->s->owner;
 		rs.exe = j->s->exe;
@@ -33,6 +40,25 @@ enum verdict policy_verdict(struct judgement *j)
 	rs.user = j->user;
 	rs.database = j->database;
 	rules_evaluate(G.pol, f, &rs, &res);
+	if (f->execute_name[0] && j->prepared && !f->parse_error) {
+		/* EXECUTE runs what its PREPARE said: judge that too; the stronger verdict wins. */
+		const char *text = j->prepared(j->prepared_ctx, f->execute_name);
+		struct sqlfacts *pf = text ? calloc(1, sizeof(*pf)) : NULL;
+
+		if (pf) {
+			struct rules_result pr;
+
+			sqlfacts_analyze(text, strlen(text), pf);
+			rules_evaluate(G.pol, pf, &rs, &pr);
+			if (pr.action > res.action)
+				res = pr;
+			if (pf->parse_error && !f->parse_error) {
+				f->parse_error = 1;
+				snprintf(f->error, sizeof(f->error), "%s", pf->error);
+			}
+			free(pf);
+		}
+	}
 	j->parse_error = f->parse_error;
 	if (res.rule)
 		snprintf(j->rule, sizeof(j->rule), "%s", res.rule->name);
@@ -61,15 +87,29 @@ enum verdict policy_verdict(struct judgement *j)
 				 res.rule ? res.rule->name : "the policy's default");
 		break;
 	case ACTION_APPROVE:
-		/* Approvals (a person deciding while the statement waits) are not in this
-		 * hoopd yet: what needs one is refused, never let through. */
-		v = VERDICT_DENY;
-		snprintf(j->message, sizeof(j->message),
-			 "%s%sthis statement needs a person's approval (%s), and approvals are "
-			 "not enabled in this hoopd: refused",
-			 res.rule && res.rule->message[0] ? res.rule->message : "",
-			 res.rule && res.rule->message[0] ? "; " : "",
-			 res.rule ? res.rule->name : "on_parse_error");
+		if (j->s && approvals_granted(j->s, j->text, j->len)) {
+			/* An approver allowed statements of this shape for a while. */
+			snprintf(j->rule + strlen(j->rule), sizeof(j->rule) - strlen(j->rule),
+				 " (fingerprint grant)");
+			v = VERDICT_ALLOW;
+			break;
+		}
+		if (!G.pol->approvals.approvers.n) {
+			/* Nobody could ever decide it: refuse now rather than make the agent wait
+			 * for the timeout. */
+			v = VERDICT_DENY;
+			snprintf(j->message, sizeof(j->message),
+				 "%s%sthis statement needs a person's approval (%s) and the policy "
+				 "names no approvers (approvals.approvers): refused",
+				 res.rule && res.rule->message[0] ? res.rule->message : "",
+				 res.rule && res.rule->message[0] ? "; " : "",
+				 res.rule ? res.rule->name : "on_parse_error");
+			break;
+		}
+		v = VERDICT_HOLD;
+		snprintf(j->message, sizeof(j->message), "%s",
+			 res.rule && res.rule->message[0] ? res.rule->message
+							  : "hoop: this statement needs approval");
 		break;
 	default:
 		v = VERDICT_ALLOW;

@@ -18,6 +18,9 @@ struct judgement {
 	size_t len;
 	int parse_error; /* PostgreSQL's grammar rejected it */
 	const char *user, *database; /* the session's database user and database */
+	/* The text of a prepared statement by name, for EXECUTE (may be NULL). */
+	const char *(*prepared)(void *ctx, const char *name);
+	void *prepared_ctx;
 	/* out: */
 	char rule[64];	   /* the rule that decided, for the record */
 	char message[256]; /* what the agent is told on deny */
@@ -25,6 +28,19 @@ struct judgement {
 
 typedef enum verdict (*verdict_fn)(struct judgement *j);
 extern verdict_fn verdict_hook;
+
+/*
+ * Holding a statement needs someone to decide it: approvals.c installs these. With none
+ * installed (tests, tools), a hold is refused instead.
+ */
+struct hold_ops {
+	/* Open a request for session s's held statement; its id goes to id. 0 or -errno. */
+	int (*open)(struct session *s, const char *rule, const char *message, const char *text,
+		    size_t len, char *id, size_t idn);
+	/* The session ends or its statement was cancelled: close its request. */
+	void (*forget)(struct session *s, const char *why);
+};
+extern const struct hold_ops *hold_ops;
 
 /* The policy's rules (verdict.c): what hoopd installs as verdict_hook. */
 enum verdict policy_verdict(struct judgement *j);
