@@ -50,6 +50,7 @@ suite fuzz bash -c 'n=$(ls fuzz/fuzz_*.c | wc -l)
 suite e2e /usr/bin/python3 tests/e2e/test_spine.py
 suite e2e-pg /usr/bin/python3 tests/e2e/test_pg.py
 suite e2e-policy /usr/bin/python3 tests/e2e/test_policy.py
+suite e2e-approvals /usr/bin/python3 tests/e2e/test_approvals.py
 make --no-print-directory SANITIZE=address,undefined all >/dev/null || total_fail=$((total_fail + 1))
 suite e2e-sanitizers env HOOP_BUILD=build/san HOOP_BLAST_BYTES=$((64 << 20)) \
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -58,6 +59,8 @@ suite e2e-pg-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect_leaks=1 \
 	/usr/bin/python3 tests/e2e/test_pg.py
 suite e2e-policy-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect_leaks=1 \
 	/usr/bin/python3 tests/e2e/test_policy.py
+suite e2e-approvals-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect_leaks=1 \
+	/usr/bin/python3 tests/e2e/test_approvals.py
 
 echo
 echo "tests: $total_pass passed, $total_fail failed"

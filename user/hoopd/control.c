@@ -281,7 +281,30 @@ static void handle(struct ctl_client *cl, struct jbuf *j)
 		jb_obj_close(j);
 	} else if (!strcmp(cmd, "status"))
 		do_status(j);
-	else if (!strcmp(cmd, "attach"))
+	else if (!strcmp(cmd, "approvals")) {
+		jb_obj_open(j);
+		jb_kv_bool(j, "ok", 1);
+		approvals_list(j);
+		jb_obj_close(j);
+	} else if (!strcmp(cmd, "approve") || !strcmp(cmd, "deny")) {
+		char err[512];
+		struct json_object *fo;
+		long long for_s = 0;
+
+		if (json_object_object_get_ex(req, "for_s", &fo))
+			for_s = json_object_get_int64(fo);
+		if (!jstr(req, "id"))
+			reply_err(j, "missing approval id");
+		else if (approvals_decide(jstr(req, "id"), cmd, jstr(req, "reason"),
+					  jstr(req, "scope"), for_s, cl->uid, cl->pid, err,
+					  sizeof(err)))
+			reply_err(j, err);
+		else {
+			jb_obj_open(j);
+			jb_kv_bool(j, "ok", 1);
+			jb_obj_close(j);
+		}
+	} else if (!strcmp(cmd, "attach"))
 		do_attach(req, j, cl);
 	else if (!strcmp(cmd, "detach"))
 		do_detach(req, j, cl);

@@ -351,6 +351,8 @@ static uint32_t interest(struct session *s, struct side *d, struct side *other, 
 
 	if (d->handshaking)
 		return d->ssl_wants_write ? EPOLLOUT : EPOLLIN;
+	if (is_agent && s->held)
+		ev |= EPOLLRDHUP; /* notice an agent that leaves while its statement waits */
 	if ((d->out.len && !(d == &s->s && s->wait_sync)) || d->ssl_wants_write)
 		ev |= EPOLLOUT;
 	if (!d->eof && !s->closing && d->in.len < G.o.max_message + READ_CHUNK &&
@@ -485,8 +487,13 @@ static void on_agent(struct loop_watch *w, uint32_t events)
 {
 	struct session *s = container_of(w, struct session, a.w);
 
-	if (!s->dead)
-		pump(s);
+	if (s->dead)
+		return;
+	if (s->held && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+		sess_kill(s, "agent left while its statement was held");
+		return;
+	}
+	pump(s);
 }
 
 static void on_server(struct loop_watch *w, uint32_t events)
