@@ -17,6 +17,7 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 PGPORT=$(free_port)
 LPORT=$(free_port)
 HOOPD_PID=""
+APPROVER=hoopdemo$$
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
@@ -25,6 +26,8 @@ hoopctl() { "$B/hoopctl" --control "$CTL" "$@"; }
 
 cleanup() {
 	set +e
+	id "$APPROVER" >/dev/null 2>&1 && userdel "$APPROVER"
+	getent group "$APPROVER-grp" >/dev/null && groupdel "$APPROVER-grp"
 	[ -n "$HOOPD_PID" ] && hoopctl detach --cgroup "$CG" >/dev/null 2>&1
 	[ -n "$HOOPD_PID" ] && kill "$HOOPD_PID" 2>/dev/null && wait "$HOOPD_PID" 2>/dev/null
 	for p in $(cat "$CG/cgroup.procs" 2>/dev/null); do kill -9 "$p"; done
@@ -62,7 +65,11 @@ SQL
 echo "clinical: $(psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -tAX -c 'select count(*) from patients') patients"
 
 say "2. hoopd with a policy that targets the database port"
-sed "s/ports: \[5432\]/ports: [$PGPORT]/" policies/hipaa-agents.yaml >"$WORK/policy.yaml"
+# A throwaway approver: a local user in the group the policy names.
+groupadd "$APPROVER-grp" && useradd -M -s /usr/sbin/nologin -G "$APPROVER-grp" "$APPROVER"
+sed -e "s/ports: \[5432\]/ports: [$PGPORT]/" \
+	-e "s/group:hoop-approvers/group:$APPROVER-grp/" policies/hipaa-agents.yaml >"$WORK/policy.yaml"
+chmod 755 "$WORK"
 grep -A4 '^targets:' "$WORK/policy.yaml"
 start_hoopd
 echo "hoopd is running (pid $HOOPD_PID); its own connections are never redirected"
@@ -108,8 +115,7 @@ PY
 say "5. The policy judges every statement on PostgreSQL's own parse tree"
 for sql in "DROP /* cleanup */ TABLE \"patients\"" \
 	"with gone as (delete from patients returning *) select count(*) from gone" \
-	"select pg_catalog.pg_read_file('/etc/passwd')" \
-	"select * from patients"; do
+	"select pg_catalog.pg_read_file('/etc/passwd')"; do
 	printf '$ agent psql -c "%s"\n' "$sql"
 	agent psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -tAX -c "$sql" 2>&1 | sed 's/^/  /' || true
 done
@@ -118,19 +124,55 @@ echo "the database is untouched: $(psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d
 echo "an operator can ask the same question offline:"
 run "$B/hoopctl" policy test "$WORK/policy.yaml" --sql "drop table patients; select name from patients limit 5"
 
-say "6. The agent still sees the database as its peer (getpeername)"
+say "6. A risky statement waits for a person: just-in-time approval"
+printf '$ agent psql -c "select name, ssn from patients order by id"   # a bulk PHI read\n'
+agent psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -tAX \
+	-c "select name, ssn from patients order by id" >"$WORK/held.out" 2>"$WORK/held.err" &
+HELD=$!
+for _ in $(seq 50); do
+	read -r ID SID < <(runuser -u "$APPROVER" -- "$B/hoopctl" --control "$CTL" approvals --json 2>/dev/null |
+		/usr/bin/python3 -c 'import json,sys; a=json.load(sys.stdin)["approvals"]; print(a[0]["id"], a[0]["session"]) if a else print()') || true
+	[ -n "${ID:-}" ] && break
+	sleep 0.1
+done
+sed 's/^/  agent: /' "$WORK/held.err"
+echo "an approver looks at what is waiting:"
+runuser -u "$APPROVER" -- "$B/hoopctl" --control "$CTL" approvals | sed 's/^/  /'
+printf '$ hoopctl approve %s --reason "monthly report, ticket 4242"   (as %s)\n' "$ID" "$APPROVER"
+runuser -u "$APPROVER" -- "$B/hoopctl" --control "$CTL" approve "$ID" --reason "monthly report, ticket 4242" | sed 's/^/  /'
+wait $HELD
+echo "  agent: got $(wc -l <"$WORK/held.out") rows, once"
+
+say "7. The agent still sees the database as its peer (getpeername)"
 agent /usr/bin/python3 -c "
 import socket; s = socket.create_connection(('127.0.0.1', $PGPORT)); print('  agent connected to', s.getpeername())"
 
-say "7. Fail closed: with hoopd stopped, the agent cannot go around it"
+say "8. Fail closed: with hoopd stopped, the agent cannot go around it"
 kill "$HOOPD_PID"; wait "$HOOPD_PID" 2>/dev/null || true; HOOPD_PID=""
+APPROVER=hoopdemo$$
 agent psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -tAX -c "select 1" 2>&1 | sed 's/^/  /' || true
 start_hoopd
 echo "hoopd is back; no re-attach needed:"
 agent psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -tAX -c "select '  agent query ran again'"
 
-say "8. Detach"
+say "9. Detach"
 run "$B/hoopctl" --control "$CTL" detach --cgroup "$CG"
+kill "$HOOPD_PID"; wait "$HOOPD_PID" 2>/dev/null || true; HOOPD_PID=""
+
+say "10. The audit trail: replay a session, then prove nothing was changed"
+run "$B/hoopctl" sessions --state-dir "$WORK/state"
+echo "the session whose statement was approved, as it happened:"
+run "$B/hoopctl" replay "$SID" --state-dir "$WORK/state"
+run "$B/hoopctl" verify --state-dir "$WORK/state"
+echo "flip one byte of the trail and verify again:"
+/usr/bin/python3 - "$WORK/state/audit" <<'PY'
+import glob, gzip, sys
+p = sorted(glob.glob(sys.argv[1] + "/seg-*.jsonl.gz"))[0]
+data = bytearray(gzip.open(p).read())
+i = data.index(b'"kind":"statement"')
+data[i + 9] ^= 0x01
+gzip.open(p, "wb").write(bytes(data))
+PY
+"$B/hoopctl" verify --state-dir "$WORK/state" | sed 's/^/  /' || true
 echo
-echo "Demo done. PHI masking, approvals by a person, and a tamper-evident replayable audit"
-echo "trail are the next parts of hoop; see README.md."
+echo "Demo done. PHI masking in results is the next part of hoop; see README.md."
