@@ -378,6 +378,43 @@ static int one_row(struct json_object *sel)
 	return n > 0;
 }
 
+/*
+ * Does the statement hand over (or copy elsewhere) rows without a bound? A SELECT without
+ * LIMIT; and the same query behind a cursor (FETCH by FETCH), PREPARE (on EXECUTE), CREATE TABLE
+ * AS / SELECT INTO, CREATE VIEW (selected later), INSERT ... SELECT, COPY (query) TO; and DML
+ * with RETURNING. (EXPLAIN ANALYZE runs its query but returns only the plan.) This is what `without_limit` matches.
+ */
+static int moves_unbounded_rows(struct json_object *st)
+{
+	static const struct {
+		const char *node, *field;
+	} wrappers[] = {
+		{"DeclareCursorStmt", "query"}, {"PrepareStmt", "query"},
+		{"CreateTableAsStmt", "query"}, {"ViewStmt", "query"},
+		{"InsertStmt", "selectStmt"},	{"CopyStmt", "query"},
+	};
+	static const char *const dml[] = {"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt",
+					  NULL};
+	struct json_object *n, *q, *sel;
+
+	for (int i = 0; dml[i]; i++)
+		if (json_object_object_get_ex(st, dml[i], &n) && has(n, "returningList"))
+			return 1;
+	for (size_t i = 0; i < sizeof(wrappers) / sizeof(wrappers[0]); i++) {
+		if (json_object_object_get_ex(st, wrappers[i].node, &n) &&
+		    json_object_object_get_ex(n, wrappers[i].field, &q)) {
+			if (!strcmp(wrappers[i].node, "InsertStmt") &&
+			    json_object_object_get_ex(q, "SelectStmt", &sel) &&
+			    has(sel, "valuesLists"))
+				return 0; /* INSERT ... VALUES: nothing is read */
+			return moves_unbounded_rows(q);
+		}
+	}
+	if (json_object_object_get_ex(st, "SelectStmt", &sel))
+		return !bounded(sel) && !one_row(sel);
+	return 0;
+}
+
 int sqlfacts_analyze(const char *sql, size_t len, struct sqlfacts *f)
 {
 	PgQueryParseResult r;
@@ -418,24 +455,12 @@ int sqlfacts_analyze(const char *sql, size_t len, struct sqlfacts *f)
 	}
 	if (json_object_object_get_ex(root, "stmts", &stmts)) {
 		for (size_t i = 0; i < json_object_array_length(stmts); i++) {
-			struct json_object *st, *sel;
+			struct json_object *st;
 
 			if (!json_object_object_get_ex(json_object_array_get_idx(stmts, i), "stmt",
 						       &st))
 				continue;
-			struct json_object *dc;
-
-			/* A cursor reads whatever its query returns, FETCH by FETCH; a prepared
-			 * statement whatever its query returns on EXECUTE. */
-			if ((json_object_object_get_ex(st, "DeclareCursorStmt", &dc) ||
-			     json_object_object_get_ex(st, "PrepareStmt", &dc)) &&
-			    json_object_object_get_ex(dc, "query", &dc)) {
-				if (!json_object_object_get_ex(dc, "SelectStmt", &sel))
-					sel = NULL;
-			} else if (!json_object_object_get_ex(st, "SelectStmt", &sel)) {
-				sel = NULL;
-			}
-			if (sel && !bounded(sel) && !one_row(sel))
+			if (moves_unbounded_rows(st))
 				f->select_without_limit = 1;
 			walk(st, NULL, "stmt", 0, f);
 		}
