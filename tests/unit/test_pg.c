@@ -77,6 +77,25 @@ const char *tls_upstream_sni(const struct session *s)
 	return NULL;
 }
 
+/* ---- the approvals module, reduced to what the engine calls ---- */
+
+static int g_opened, g_forgotten;
+
+static int test_hold_open(struct session *s, const char *rule, const char *message,
+			  const char *text, size_t len, char *id, size_t idn)
+{
+	g_opened++;
+	snprintf(id, idn, "a-test-%d", g_opened);
+	return 0;
+}
+
+static void test_hold_forget(struct session *s, const char *why)
+{
+	g_forgotten++;
+}
+
+static const struct hold_ops test_hold_ops = {.open = test_hold_open, .forget = test_hold_forget};
+
 /* ---- the test verdict callback ---- */
 
 static enum verdict test_verdict(struct judgement *j)
@@ -409,11 +428,19 @@ static void q_hold(struct buf *b)
 
 static void test_hold_parks_then_runs_once_allowed(void)
 {
+	int opened = g_opened;
+	struct pgw_msg m;
+	const char *why;
+
 	to_ready();
 	agent(q_hold);
 	CHECK(S.held);
+	CHECK_EQ_INT(g_opened, opened + 1);
 	CHECK_STREQ(types(&S.s.out, 0), "");
-	CHECK_STREQ(types(&S.a.out, 0), "");
+	/* The agent is told at once what it waits for. */
+	CHECK_EQ_INT(pgw_frame(buf_head(&S.a.out), S.a.out.len, 0, 1 << 20, &m, &why), PGW_OK);
+	CHECK(m.type == 'N' && memmem(m.body, m.len, "waiting for approval a-test-", 28));
+	CHECK_STREQ(types(&S.a.out, 0), "N");
 	CHECK_EQ_INT(pg_resume_held(&S, VERDICT_ALLOW, NULL), 0);
 	CHECK(!S.held);
 	CHECK_STREQ(types(&S.s.out, 0), "Q");
@@ -423,6 +450,7 @@ static void test_hold_denied(void)
 {
 	to_ready();
 	agent(q_hold);
+	CHECK_STREQ(types(&S.a.out, 0), "N");
 	CHECK_EQ_INT(pg_resume_held(&S, VERDICT_DENY, "an approver said no"), 0);
 	CHECK_STREQ(types(&S.s.out, 0), "");
 	CHECK_STREQ(types(&S.a.out, 0), "EZ");
@@ -447,9 +475,12 @@ static void test_cancel_of_a_held_statement_answers_57014(void)
 	void *cancel_engine;
 	struct buf b = {0};
 
+	int forgotten = g_forgotten;
+
 	to_ready();
 	agent(q_hold);
 	CHECK(S.held);
+	CHECK_STREQ(types(&S.a.out, 0), "N");
 	/* A second connection carries the CancelRequest with the held session's key. */
 	memset(&held, 0, sizeof(held));
 	held.a.fd = held.s.fd = -1;
@@ -466,6 +497,7 @@ static void test_cancel_of_a_held_statement_answers_57014(void)
 	CHECK_STREQ(types(&S.a.out, 0), "EZ");
 	CHECK_STREQ(err_state, "57014");
 	CHECK(!S.held);
+	CHECK_EQ_INT(g_forgotten, forgotten + 1); /* its approval request is closed */
 	CHECK_STREQ(types(&S.s.out, 0), "");
 	pg_engine.close(cancel_engine, "test");
 	buf_free(&held.a.in), buf_free(&held.a.out), buf_free(&held.s.out);
@@ -622,6 +654,7 @@ int main(int argc, char **argv)
 	mkdir(dir, 0700);
 	G.o.max_message = 1 << 20;
 	verdict_hook = test_verdict;
+	hold_ops = &test_hold_ops;
 	{
 		struct audit_cfg ac = {.durability = AUDIT_FLUSH};
 
