@@ -471,7 +471,12 @@ static void pump(struct session *s)
 			sess_kill(s, s->close_why);
 			return;
 		}
-		if ((s->a.shut && s->s.shut) || (s->a.eof && s->s.eof && !s->a.out.len)) {
+		/* Done when each side's EOF has been passed on, i.e. after everything before it
+		 * was delivered. (Both peers having sent EOF is not enough: bytes may still wait
+		 * for either.) */
+		if ((s->a.shut && s->s.shut) ||
+		    (s->a.eof && s->s.eof && !s->a.out.len && !s->s.out.len && !s->a.in.len &&
+		     !s->s.in.len)) {
 			sess_kill(s, "both sides done");
 			return;
 		}
