@@ -34,9 +34,14 @@ struct ctl_client {
 
 static struct loop_watch g_ctl;
 static int g_ctl_fd = -1;
+/* The socket is open to every local user (requests are authorised one by one), so the number
+ * of clients at once is bounded. */
+#define CTL_MAX_CLIENTS 64
+static int g_nclients;
 
 static void client_free(struct ctl_client *c)
 {
+	g_nclients--;
 	loop_del(&c->w);
 	close(c->w.fd);
 	free(c->buf);
@@ -396,6 +401,10 @@ static void on_ctl_accept(struct loop_watch *w, uint32_t events)
 
 		if (fd < 0)
 			return;
+		if (g_nclients >= CTL_MAX_CLIENTS) {
+			close(fd);
+			continue;
+		}
 		cl = calloc(1, sizeof(*cl));
 		if (!cl || !(cl->buf = malloc(CTL_MAX_REQ)) ||
 		    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l)) {
@@ -411,7 +420,9 @@ static void on_ctl_accept(struct loop_watch *w, uint32_t events)
 			free(cl->buf);
 			free(cl);
 			close(fd);
+			continue;
 		}
+		g_nclients++;
 	}
 }
 
