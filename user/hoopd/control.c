@@ -30,7 +30,11 @@ struct ctl_client {
 	pid_t pid;
 	char *out;
 	size_t out_len, out_off;
+	int64_t since;
+	struct ctl_client *prev, *next;
 };
+
+static struct ctl_client *g_clients;
 
 static struct loop_watch g_ctl;
 static int g_ctl_fd = -1;
@@ -42,6 +46,12 @@ static int g_nclients;
 static void client_free(struct ctl_client *c)
 {
 	g_nclients--;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		g_clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
 	loop_del(&c->w);
 	close(c->w.fd);
 	free(c->buf);
@@ -423,6 +433,23 @@ static void on_ctl_accept(struct loop_watch *w, uint32_t events)
 			continue;
 		}
 		g_nclients++;
+		cl->since = now_ms();
+		cl->next = g_clients;
+		if (g_clients)
+			g_clients->prev = cl;
+		g_clients = cl;
+	}
+}
+
+/* A client gets a few seconds to send its request and take its answer. */
+void control_tick(void)
+{
+	int64_t now = now_ms();
+
+	for (struct ctl_client *c = g_clients, *n; c; c = n) {
+		n = c->next;
+		if (now - c->since > 5000)
+			client_free(c);
 	}
 }
 

@@ -107,6 +107,7 @@ int attach_open_listeners(const struct attachment *a, char *err, size_t errn);
 /* control.c / metrics.c */
 int control_init(void);
 void control_close(void);
+void control_tick(void);
 int metrics_init(void);
 
 /* sockdiag.c: connections of a cgroup opened before attach. */

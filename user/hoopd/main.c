@@ -20,6 +20,7 @@
 #include "verdict.h"
 #include "hoopd.h"
 #include "log.h"
+#include "probe.h"
 
 struct hoopd G;
 
@@ -138,6 +139,7 @@ static void tick(void)
 	relay_reap();
 	audit_tick();
 	approvals_tick();
+	control_tick();
 	if (now - last_gc >= 10) {
 		last_gc = now;
 		netns_gc();
@@ -214,7 +216,7 @@ int main(int argc, char **argv)
 		{0},
 	};
 	enum hlog_level lvl = HLOG_INFO;
-	int json = 0, c, sfd, r;
+	int json = 0, c, sfd, r, accel_ok;
 	char err[1024];
 	sigset_t mask;
 	long v;
@@ -359,6 +361,15 @@ int main(int argc, char **argv)
 	/* Control socket first: it refuses to start a second hoopd before we touch the maps. */
 	if (control_init())
 		return 1;
+	if (probe_kernel(err, sizeof(err), &accel_ok)) {
+		log_error("%s", err);
+		control_close();
+		return 1;
+	}
+	if (!accel_ok && G.o.accel == ACCEL_SOCKMAP) {
+		log_warn("--accel sockmap turned off: %s", err);
+		G.o.accel = ACCEL_OFF;
+	}
 	if (bpfctl_setup()) {
 		control_close();
 		return 1;
