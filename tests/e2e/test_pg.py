@@ -244,9 +244,9 @@ def test_events_describe_the_session(ctx):
     check([c["name"] for c in cols["columns"]] == ["id", "name"] and cols["columns"][0]["table_oid"] > 0
           and cols["columns"][1]["attnum"] == 2, cols)
     comp = [e for e in mine if e["kind"] == "complete"][0]
-    check(comp["tag"] == "SELECT 3" and comp["rows"] == 3 and comp["seq"] == stmts[0]["seq"], comp)
+    check(comp["tag"] == "SELECT 3" and comp["rows"] == 3 and comp["stmt"] == stmts[0]["stmt"], comp)
     err = [e for e in mine if e["kind"] == "error"][0]
-    check(err["sqlstate"] == "22012" and err["seq"] == stmts[1]["seq"] and not err["from_hoopd"], err)
+    check(err["sqlstate"] == "22012" and err["stmt"] == stmts[1]["stmt"] and not err["from_hoopd"], err)
     check(mine[-1]["kind"] == "session_end" and mine[-1]["statements"] == 2, mine[-1])
 
 

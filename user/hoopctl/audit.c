@@ -33,14 +33,14 @@ int cmd_export(int argc, char **argv);
 #define DEFAULT_STATE_DIR "/var/lib/hoop"
 /* hoopd records statements of up to 64 MiB (--max-message); escaped as JSON they grow. */
 #define MAX_RECORD (512u << 20)
-#define ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
+#define ZERO_HASH  "0000000000000000000000000000000000000000000000000000000000000000"
 
 /* ---- segments and lines ---------------------------------------------------------------- */
 
 struct seg {
 	uint32_t n;
-	int gz;	   /* the file read is seg-N.jsonl.gz */
-	int both;  /* seg-N.jsonl and seg-N.jsonl.gz both exist (hoopd stopped while compressing) */
+	int gz;	  /* the file read is seg-N.jsonl.gz */
+	int both; /* seg-N.jsonl and seg-N.jsonl.gz both exist (hoopd stopped while compressing) */
 	char name[40];
 };
 
@@ -119,14 +119,16 @@ static int trail_open(const char *state_dir, struct trail *t)
 			t->segs[i].both = 1;
 			if (!gz) {
 				t->segs[i].gz = 0;
-				snprintf(t->segs[i].name, sizeof(t->segs[i].name), "%s", de->d_name);
+				snprintf(t->segs[i].name, sizeof(t->segs[i].name), "%s",
+					 de->d_name);
 			}
 			dup = 1;
 		}
 		if (dup)
 			continue;
 		if (t->nsegs == cap) {
-			struct seg *ns = realloc(t->segs, sizeof(*ns) * (size_t)(cap = cap ? 2 * cap : 64));
+			struct seg *ns =
+			    realloc(t->segs, sizeof(*ns) * (size_t)(cap = cap ? 2 * cap : 64));
 
 			if (!ns) {
 				closedir(d);
@@ -156,9 +158,9 @@ struct lines {
 	char *line;
 	size_t len, cap;
 	unsigned lineno;
-	int torn;	 /* the last line returned had no newline: the file ends inside it */
-	char err[256];	 /* why the last call returned -1 */
-	int damaged;	 /* that error is in the data (bad gzip stream, oversized line) */
+	int torn;      /* the last line returned had no newline: the file ends inside it */
+	char err[256]; /* why the last call returned -1 */
+	int damaged;   /* that error is in the data (bad gzip stream, oversized line) */
 };
 
 static int lines_open(struct lines *l, const struct trail *t, struct seg *s)
@@ -321,7 +323,8 @@ static struct json_object *parse_json(const char *s, size_t len, const char **wh
 	o = json_tokener_parse_ex(tok, s, (int)len);
 	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
 	    json_tokener_get_parse_end(tok) != len || !json_object_is_type(o, json_type_object)) {
-		*why = o ? "not one JSON object" : json_tokener_error_desc(json_tokener_get_error(tok));
+		*why = o ? "not one JSON object"
+			 : json_tokener_error_desc(json_tokener_get_error(tok));
 		if (o)
 			json_object_put(o);
 		o = NULL;
@@ -465,7 +468,7 @@ static int64_t rec_us(struct json_object *o)
 
 struct verify {
 	uint8_t key[32];
-	int from;	    /* --from: the first record is taken on trust */
+	int from; /* --from: the first record is taken on trust */
 	int json;
 	/* the chain so far */
 	int started;
@@ -482,6 +485,7 @@ struct verify {
 	int last_is_cp;
 	char last_cp_reason[64];
 	int start_unaccounted; /* the failure: segments missing before the first one */
+	uint64_t good_cp_seq;  /* the last checkpoint whose HMAC verified */
 	/* retention records: segments removed on purpose */
 	uint32_t *removed;
 	size_t nremoved, capremoved;
@@ -553,9 +557,10 @@ static int verify_record(struct verify *v, const struct seg *s, const char *line
 	const char *why = "";
 
 	if (parse_head(line, len, &seq, prev)) {
-		vfail(v, s->name, lineno, 0, 0, "malformed",
-		      "not an audit record: it does not start with {\"seq\":N,\"prev\":\"<64 hex>\"; "
-		      "the record was modified (or the line is not hoopd's)");
+		vfail(
+		    v, s->name, lineno, 0, 0, "malformed",
+		    "not an audit record: it does not start with {\"seq\":N,\"prev\":\"<64 hex>\"; "
+		    "the record was modified (or the line is not hoopd's)");
 		return 1;
 	}
 	prev_place(v, s->name, where, sizeof(where));
@@ -564,8 +569,8 @@ static int verify_record(struct verify *v, const struct seg *s, const char *line
 		if (!v->from && (seq != 1 || strcmp(prev, ZERO_HASH))) {
 			vfail(v, s->name, lineno, 1, seq, "start_missing",
 			      "the trail's first record has seq %llu and prev %.16s...; the first "
-			      "record hoopd writes has seq 1 and prev 64 zeros: records before it were "
-			      "deleted",
+			      "record hoopd writes has seq 1 and prev 64 zeros: records before "
+			      "it were deleted",
 			      (unsigned long long)seq, prev);
 			return 1;
 		}
@@ -590,17 +595,18 @@ static int verify_record(struct verify *v, const struct seg *s, const char *line
 			      (unsigned long long)seq, where, (unsigned long long)v->expect);
 		return 1;
 	} else if (strcmp(prev, v->prev)) {
-		vfail(v, s->name, lineno, 1, seq, "hash_mismatch",
-		      "hash chain broken: its prev is not the SHA-256 of the record before it (%s): "
-		      "that record was modified, or records between them were deleted, reordered "
-		      "or inserted",
-		      where);
+		vfail(
+		    v, s->name, lineno, 1, seq, "hash_mismatch",
+		    "hash chain broken: its prev is not the SHA-256 of the record before it (%s): "
+		    "that record was modified, or records between them were deleted, reordered "
+		    "or inserted",
+		    where);
 		return 1;
 	}
 	o = parse_json(line, len, &why);
 	if (!o) {
-		vfail(v, s->name, lineno, 1, seq, "malformed", "not valid JSON (%s): the record was "
-		      "modified", why);
+		vfail(v, s->name, lineno, 1, seq, "malformed",
+		      "not valid JSON (%s): the record was modified", why);
 		return 1;
 	}
 	if (!strcmp(js(o, "kind"), "checkpoint")) {
@@ -613,14 +619,16 @@ static int verify_record(struct verify *v, const struct seg *s, const char *line
 		     &ml);
 		hexs(mac, ml, mac_hex);
 		if (strcmp(mac_hex, js(o, "hmac"))) {
-			vfail(v, s->name, lineno, 1, seq, "bad_hmac",
-			      "checkpoint HMAC does not verify with audit.key: the checkpoint was "
-			      "forged, or the records before it were replaced and re-chained without "
-			      "the key");
+			vfail(
+			    v, s->name, lineno, 1, seq, "bad_hmac",
+			    "checkpoint HMAC does not verify with audit.key: the checkpoint was "
+			    "forged, or the records before it were replaced and re-chained without "
+			    "the key");
 			json_object_put(o);
 			return 1;
 		}
 		v->checkpoints++;
+		v->good_cp_seq = seq;
 		v->since_cp = 0;
 		v->last_is_cp = 1;
 		snprintf(v->last_cp_reason, sizeof(v->last_cp_reason), "%s", js(o, "reason"));
@@ -683,6 +691,19 @@ static int removed_by_retention(const struct verify *v, uint32_t n)
 	return 0;
 }
 
+/*
+ * The last record known good once something is wrong: a hash mismatch incriminates the record
+ * before it; a bad HMAC everything since the last checkpoint that verified.
+ */
+static uint64_t intact_seq(const struct verify *v)
+{
+	if (!strcmp(v->problem, "hash_mismatch"))
+		return v->prev_seq ? v->prev_seq - 1 : 0;
+	if (!strcmp(v->problem, "bad_hmac"))
+		return v->good_cp_seq;
+	return v->prev_seq;
+}
+
 static int load_key(const char *state_dir, uint8_t key[32])
 {
 	char p[4200];
@@ -707,7 +728,7 @@ static int load_key(const char *state_dir, uint8_t key[32])
 }
 
 static const char verify_usage[] =
-	"usage: hoopctl verify [--state-dir DIR] [--from SEGMENT] [--json]\n";
+    "usage: hoopctl verify [--state-dir DIR] [--from SEGMENT] [--json]\n";
 
 int cmd_verify(int argc, char **argv)
 {
@@ -762,8 +783,9 @@ int cmd_verify(int argc, char **argv)
 		if (!seg_name(from, &n, &gz)) {
 			n = (uint32_t)strtoul(from, &end, 10);
 			if (end == from || *end) {
-				fprintf(stderr, "hoopctl verify: --from wants a segment number or name "
-						"(17, seg-00000017.jsonl.gz), got '%s'\n",
+				fprintf(stderr,
+					"hoopctl verify: --from wants a segment number or name "
+					"(17, seg-00000017.jsonl.gz), got '%s'\n",
 					from);
 				goto cleanup;
 			}
@@ -789,7 +811,8 @@ int cmd_verify(int argc, char **argv)
 			char missing[64];
 
 			if (s->n == t.segs[i - 1].n + 2)
-				snprintf(missing, sizeof(missing), "seg-%08u is", t.segs[i - 1].n + 1);
+				snprintf(missing, sizeof(missing), "seg-%08u is",
+					 t.segs[i - 1].n + 1);
 			else
 				snprintf(missing, sizeof(missing), "seg-%08u..seg-%08u are",
 					 t.segs[i - 1].n + 1, s->n - 1);
@@ -804,8 +827,9 @@ int cmd_verify(int argc, char **argv)
 			goto cleanup;
 		}
 		if (s->both)
-			vnote(v, "seg-%08u exists both plain and compressed (hoopd stopped while "
-				 "compressing it); the plain one was read",
+			vnote(v,
+			      "seg-%08u exists both plain and compressed (hoopd stopped while "
+			      "compressing it); the plain one was read",
 			      s->n);
 		v->segments++;
 		v->last_is_cp = 0;
@@ -814,15 +838,19 @@ int cmd_verify(int argc, char **argv)
 			if (l.torn) {
 				if (last && !s->gz) {
 					/* hoopd is writing it now, or crashed mid-write */
-					vnote(v, "%s ends with an incomplete record (%zu bytes, line %u): "
-						 "being written, or cut short by a crash (hoopd removes it "
-						 "at its next start); not counted",
+					vnote(v,
+					      "%s ends with an incomplete record (%zu bytes, line "
+					      "%u): "
+					      "being written, or cut short by a crash (hoopd "
+					      "removes it "
+					      "at its next start); not counted",
 					      s->name, l.len, l.lineno);
 					nlines--;
 					break;
 				}
 				vfail(v, s->name, l.lineno, 0, 0, "truncated",
-				      "the segment ends inside a record (%zu bytes without a newline): "
+				      "the segment ends inside a record (%zu bytes without a "
+				      "newline): "
 				      "it was truncated",
 				      l.len);
 				break;
@@ -835,8 +863,8 @@ int cmd_verify(int argc, char **argv)
 		}
 		if (r < 0) {
 			if (!l.damaged) {
-				fprintf(stderr, "hoopctl verify: reading %s/%s: %s\n", t.dir, s->name,
-					l.err);
+				fprintf(stderr, "hoopctl verify: reading %s/%s: %s\n", t.dir,
+					s->name, l.err);
 				lines_close(&l);
 				goto cleanup;
 			}
@@ -850,44 +878,58 @@ int cmd_verify(int argc, char **argv)
 		/* A closed segment ends with its closing checkpoint; only the open one may not. */
 		if (!last || s->gz) {
 			if (!nlines)
-				vfail(v, s->name, 0, 0, 0, "truncated",
-				      "the segment is empty: its records and closing checkpoint were "
-				      "removed");
+				vfail(
+				    v, s->name, 0, 0, 0, "truncated",
+				    "the segment is empty: its records and closing checkpoint were "
+				    "removed");
 			else if (!v->last_is_cp)
 				vfail(v, s->name, l.lineno, 1, v->prev_seq, "truncated",
 				      "the segment ends at line %u (seq %llu) without its closing "
-				      "checkpoint: it was truncated (the records after it were removed)",
+				      "checkpoint: it was truncated (the records after it were "
+				      "removed)",
 				      l.lineno, (unsigned long long)v->prev_seq);
 			else if (!strcmp(v->last_cp_reason, "interval"))
-				vfail(v, s->name, l.lineno, 1, v->prev_seq, "truncated",
-				      "the segment ends at line %u (seq %llu) with a periodic checkpoint, "
-				      "not the one that closes a segment: it was truncated after it",
-				      l.lineno, (unsigned long long)v->prev_seq);
+				vfail(
+				    v, s->name, l.lineno, 1, v->prev_seq, "truncated",
+				    "the segment ends at line %u (seq %llu) with a periodic "
+				    "checkpoint, "
+				    "not the one that closes a segment: it was truncated after it",
+				    l.lineno, (unsigned long long)v->prev_seq);
 		} else if (v->since_cp) {
-			vnote(v, "%s is open (hoopd is running, or stopped uncleanly and has not "
-				 "started again): its last %llu record(s) follow the last checkpoint and "
-				 "are protected by the hash chain only",
+			vnote(v,
+			      "%s is open (hoopd is running, or stopped uncleanly and has not "
+			      "started again): its last %llu record(s) follow the last checkpoint "
+			      "and "
+			      "are protected by the hash chain only",
 			      s->name, (unsigned long long)v->since_cp);
 		}
 	}
 	if (!v->bad && v->from) {
 		if (from) {
-			vnote(v, "started at %s: its first record (seq %llu) and that record's prev "
-				 "are taken on trust",
+			vnote(v,
+			      "started at %s: its first record (seq %llu) and that record's prev "
+			      "are taken on trust",
 			      t.segs[first].name, (unsigned long long)v->first_seq);
 		} else {
-			for (uint32_t n = 1; n < t.segs[0].n; n++)
-				if (!removed_by_retention(v, n)) {
-					v->start_unaccounted = 1;
-					vfail(v, t.segs[0].name, 0, 0, 0, "segment_missing",
-					      "seg-%08u (and every segment up to %s) is missing and no "
-					      "retention record accounts for it: segments were deleted",
-					      n, t.segs[0].name);
-					break;
-				}
+			/*
+			 * Retention removes the oldest segments and records each removal in the
+			 * segment open at the time, so the record naming the segment just before
+			 * the first one left is always in a segment still here (older records of
+			 * removals may have expired with their own segments).
+			 */
+			uint32_t n = t.segs[0].n - 1;
+
+			if (!removed_by_retention(v, n)) {
+				v->start_unaccounted = 1;
+				vfail(v, t.segs[0].name, 0, 0, 0, "segment_missing",
+				      "seg-%08u (and every segment before %s) is missing and no "
+				      "retention record accounts for it: segments were deleted",
+				      n, t.segs[0].name);
+			}
 			if (!v->bad)
-				vnote(v, "segments before %s were removed by retention (on record); "
-					 "the chain starts there, its first prev taken on trust",
+				vnote(v,
+				      "segments before %s were removed by retention (on record); "
+				      "the chain starts there, its first prev taken on trust",
 				      t.segs[0].name);
 		}
 	}
@@ -901,6 +943,10 @@ int cmd_verify(int argc, char **argv)
 		jb_kv_uint(&j, "segments", v->segments);
 		jb_kv_uint(&j, "checkpoints", v->checkpoints);
 		jb_kv_uint(&j, "last_seq", v->prev_seq);
+		if (v->bad) {
+			jb_kv_uint(&j, "intact_seq", v->start_unaccounted ? 0 : intact_seq(v));
+			jb_kv_uint(&j, "last_good_checkpoint", v->good_cp_seq);
+		}
 		jb_kv_bool(&j, "trusted_start", v->from);
 		if (v->bad) {
 			jb_kv_str(&j, "problem", v->problem);
@@ -928,9 +974,11 @@ int cmd_verify(int argc, char **argv)
 			       v->msg);
 		else
 			printf("TAMPERED: %s: %s\n", v->where_seg, v->msg);
-		if (strcmp(v->problem, "segment_missing") || v->where_line || !v->start_unaccounted)
-			printf("verified before it: %llu records, up to seq %llu\n",
-			       (unsigned long long)v->records, (unsigned long long)v->prev_seq);
+		if (!v->start_unaccounted)
+			printf(
+			    "intact before it: the chain up to seq %llu; the last checkpoint that "
+			    "verifies is at seq %llu\n",
+			    (unsigned long long)intact_seq(v), (unsigned long long)v->good_cp_seq);
 	} else {
 		printf("ok: %llu records in %u segments, %llu checkpoints, last seq %llu\n",
 		       (unsigned long long)v->records, v->segments,
@@ -951,7 +999,7 @@ cleanup:
 struct rec {
 	const struct seg *seg;
 	unsigned lineno;
-	uint64_t seq; /* the record's own seq (the JSON "seq" of events is theirs) */
+	uint64_t seq; /* the record's own seq */
 	const char *line;
 	size_t len;
 	struct json_object *o;
@@ -980,8 +1028,8 @@ static int trail_each(const char *state_dir, const char *want, rec_fn fn, void *
 			break;
 		}
 		while (!stop && (r = lines_next(&l)) == 1) {
-			struct rec rr = {.seg = &t.segs[i], .lineno = l.lineno, .line = l.line,
-					 .len = l.len};
+			struct rec rr = {
+			    .seg = &t.segs[i], .lineno = l.lineno, .line = l.line, .len = l.len};
 			char prev[65];
 			const char *why;
 
@@ -1097,7 +1145,7 @@ static int gather(const struct rec *r, void *arg)
 			s->start = json_object_get(r->o);
 		snprintf(s->start_ts, sizeof(s->start_ts), "%s", js(r->o, "ts"));
 	} else if (!strcmp(kind, "statement")) {
-		uint64_t seq = (uint64_t)ji(r->o, "seq");
+		uint64_t seq = (uint64_t)ji(r->o, "stmt");
 		const char *vd = js(r->o, "verdict");
 
 		if (seq > s->statements)
@@ -1149,8 +1197,8 @@ static void print_row(const char *const *cell, const int *width, int n)
 }
 
 static const char sessions_usage[] =
-	"usage: hoopctl sessions [--state-dir DIR] [--since T] [--owner O] [--db D] "
-	"[--verdict V] [--json]\n";
+    "usage: hoopctl sessions [--state-dir DIR] [--since T] [--owner O] [--db D] "
+    "[--verdict V] [--json]\n";
 
 int cmd_sessions(int argc, char **argv)
 {
@@ -1163,8 +1211,9 @@ int cmd_sessions(int argc, char **argv)
 					     {"help", no_argument, 0, 'h'},
 					     {0}};
 	enum { NCOL = 8 };
-	static const char *const heads[NCOL] = {"SESSION", "START",  "OWNER",  "AGENT (PID COMM EXE)",
-						"USER@DATABASE", "STMTS", "DENIED", "END"};
+	static const char *const heads[NCOL] = {
+	    "SESSION",	     "START", "OWNER",	"AGENT (PID COMM EXE)",
+	    "USER@DATABASE", "STMTS", "DENIED", "END"};
 	const char *state = DEFAULT_STATE_DIR, *owner = NULL, *db = NULL;
 	int64_t since = INT64_MIN;
 	unsigned vbit = 0;
@@ -1179,9 +1228,10 @@ int cmd_sessions(int argc, char **argv)
 			break;
 		case 's':
 			if (parse_since(optarg, &since)) {
-				fprintf(stderr, "hoopctl sessions: --since wants RFC 3339 "
-						"(2026-11-26T14:00:00Z) or a duration (90m, 12h, 2d), "
-						"got '%s'\n",
+				fprintf(stderr,
+					"hoopctl sessions: --since wants RFC 3339 "
+					"(2026-11-26T14:00:00Z) or a duration (90m, 12h, 2d), "
+					"got '%s'\n",
 					optarg);
 				return 2;
 			}
@@ -1195,8 +1245,9 @@ int cmd_sessions(int argc, char **argv)
 		case 'v':
 			vbit = (unsigned)verdict_bit(optarg);
 			if (!vbit) {
-				fprintf(stderr, "hoopctl sessions: --verdict is one of allow, deny, "
-						"hold, not_run\n");
+				fprintf(stderr,
+					"hoopctl sessions: --verdict is one of allow, deny, "
+					"hold, not_run\n");
 				return 2;
 			}
 			break;
@@ -1276,7 +1327,8 @@ int cmd_sessions(int argc, char **argv)
 		    (s->start ? asprintf(&row[3], "%lld %s %s", (long long)ji(ag, "pid"),
 					 js(ag, "comm"), js(ag, "exe"))
 			      : asprintf(&row[3], "(no session_start record)")) < 0 ||
-		    asprintf(&row[4], "%s@%s", js(s->start, "user"), js(s->start, "database")) < 0 ||
+		    asprintf(&row[4], "%s@%s", js(s->start, "user"), js(s->start, "database")) <
+			0 ||
 		    asprintf(&row[5], "%llu", (unsigned long long)s->statements) < 0 ||
 		    asprintf(&row[6], "%llu", (unsigned long long)s->denied) < 0 ||
 		    asprintf(&row[7], "%s", end_of(s)) < 0)
@@ -1320,9 +1372,8 @@ static const char *clock_of(const char *ts)
 
 static void print_columns(struct json_object *cols)
 {
-	size_t n = cols && json_object_is_type(cols, json_type_array)
-			   ? json_object_array_length(cols)
-			   : 0;
+	size_t n =
+	    cols && json_object_is_type(cols, json_type_array) ? json_object_array_length(cols) : 0;
 
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *c = json_object_array_get_idx(cols, i);
@@ -1356,12 +1407,13 @@ static int replay_one(const struct rec *r, void *arg)
 
 		printf("session %s, started %s (record %llu, %s line %u)\n", rp->id, ts,
 		       (unsigned long long)r->seq, r->seg->name, r->lineno);
-		printf("  agent     pid %lld, uid %lld, comm %s, exe %s\n", (long long)ji(ag, "pid"),
-		       (long long)ji(ag, "uid"), js(ag, "comm"), js(ag, "exe"));
+		printf("  agent     pid %lld, uid %lld, comm %s, exe %s\n",
+		       (long long)ji(ag, "pid"), (long long)ji(ag, "uid"), js(ag, "comm"),
+		       js(ag, "exe"));
 		printf("  cgroup    %s, owner %s, labels %s\n", js(ag, "cgroup"),
 		       *js(ag, "owner") ? js(ag, "owner") : "-",
 		       jo(ag, "labels") ? json_object_to_json_string_ext(jo(ag, "labels"),
-									JSON_C_TO_STRING_PLAIN)
+									 JSON_C_TO_STRING_PLAIN)
 					: "{}");
 		printf("  network   %s -> %s (target %s), TLS agent %s, server %s\n",
 		       js(ag, "address"), js(o, "destination"), js(o, "target"),
@@ -1372,32 +1424,34 @@ static int replay_one(const struct rec *r, void *arg)
 	} else if (!strcmp(kind, "statement")) {
 		const char *vd = js(o, "verdict");
 
-		printf("%s  #%lld %s %s", clock_of(ts), (long long)ji(o, "seq"), js(o, "protocol"),
+		printf("%s  #%lld %s %s", clock_of(ts), (long long)ji(o, "stmt"), js(o, "protocol"),
 		       strcmp(vd, "allow") ? vd : "allow");
 		if (*js(o, "reason"))
 			printf(" (rule %s)", js(o, "reason"));
 		printf(": %s\n", js(o, "text"));
 		if (*js(o, "prepared_text"))
-			printf("            prepared %s: %s\n", js(o, "prepared"), js(o, "prepared_text"));
+			printf("            prepared %s: %s\n", js(o, "prepared"),
+			       js(o, "prepared_text"));
 		else if (has(o, "prepared"))
 			printf("            prepared statement \"%s\"\n", js(o, "prepared"));
 		if (has(o, "params"))
 			printf("            params %s\n",
-			       json_object_to_json_string_ext(jo(o, "params"), JSON_C_TO_STRING_PLAIN));
+			       json_object_to_json_string_ext(jo(o, "params"),
+							      JSON_C_TO_STRING_PLAIN));
 		if (json_object_get_boolean(jo(o, "parse_error")))
 			printf("            (PostgreSQL's grammar could not parse it)\n");
 	} else if (!strcmp(kind, "result_columns")) {
-		printf("%s  #%lld columns: ", clock_of(ts), (long long)ji(o, "seq"));
+		printf("%s  #%lld columns: ", clock_of(ts), (long long)ji(o, "stmt"));
 		print_columns(jo(o, "columns"));
 	} else if (!strcmp(kind, "complete")) {
 		printf("%s  #%lld complete: %s, %lld row(s), %lld bytes, %.3f ms\n", clock_of(ts),
-		       (long long)ji(o, "seq"), js(o, "tag"), (long long)ji(o, "rows"),
+		       (long long)ji(o, "stmt"), js(o, "tag"), (long long)ji(o, "rows"),
 		       (long long)ji(o, "bytes"), (double)ji(o, "duration_us") / 1000.0);
 	} else if (!strcmp(kind, "error")) {
 		char tag[32] = "";
 
-		if (has(o, "seq"))
-			snprintf(tag, sizeof(tag), "#%lld ", (long long)ji(o, "seq"));
+		if (has(o, "stmt"))
+			snprintf(tag, sizeof(tag), "#%lld ", (long long)ji(o, "stmt"));
 		printf("%s  %serror: SQLSTATE %s %s%s: %s\n", clock_of(ts), tag, js(o, "sqlstate"),
 		       js(o, "severity"),
 		       json_object_get_boolean(jo(o, "from_hoopd")) ? " (from hoopd)" : "",
@@ -1541,8 +1595,8 @@ static int export_gather(const struct rec *r, void *arg)
 		}
 		x->rseq[x->n] = r->seq;
 		x->stmts[x->n++] = json_object_get(r->o);
-	} else if (!strcmp(kind, "complete") || (!strcmp(kind, "error") && has(r->o, "seq"))) {
-		struct outcome *oc = outcome_get(x, js(r->o, "session"), ji(r->o, "seq"), 1);
+	} else if (!strcmp(kind, "complete") || (!strcmp(kind, "error") && has(r->o, "stmt"))) {
+		struct outcome *oc = outcome_get(x, js(r->o, "session"), ji(r->o, "stmt"), 1);
 
 		if (!oc)
 			return 0;
@@ -1577,11 +1631,10 @@ static void csv_field(const char *s, int last)
 }
 
 static const char *const export_cols[] = {
-	"ts",	  "record_seq", "session",  "seq",     "owner",		   "pid",
-	"uid",	  "comm",	"exe",	    "cgroup",  "address",	   "user",
-	"database", "application_name", "protocol", "verdict", "reason", "text",
-	"params", "prepared",	"outcome",  "rows",    "sqlstate",	   "error",
-	NULL};
+    "ts",	"record_seq", "session", "stmt",	    "owner",  "pid",	  "uid",
+    "comm",	"exe",	      "cgroup",	 "address", "user",   "database", "application_name",
+    "protocol", "verdict",    "reason",	 "text",    "params", "prepared", "outcome",
+    "rows",	"sqlstate",   "error",	 NULL};
 
 static void export_one(struct exporter *x, size_t i, int csv)
 {
@@ -1589,7 +1642,7 @@ static void export_one(struct exporter *x, size_t i, int csv)
 	struct sess *s = sess_get(&x->ss, js(st, "session"), 0);
 	struct json_object *start = s ? s->start : NULL;
 	struct json_object *ag = jo(start, "agent"), *who = jo(st, "who");
-	struct outcome *oc = outcome_get(x, js(st, "session"), ji(st, "seq"), 0);
+	struct outcome *oc = outcome_get(x, js(st, "session"), ji(st, "stmt"), 0);
 	const char *vd = js(st, "verdict");
 	char rseq[24], seq[24], pid[24], uid[24], rows[24];
 	const char *vals[sizeof(export_cols) / sizeof(export_cols[0])];
@@ -1601,7 +1654,7 @@ static void export_one(struct exporter *x, size_t i, int csv)
 	if (!ag)
 		ag = who;
 	snprintf(rseq, sizeof(rseq), "%llu", (unsigned long long)x->rseq[i]);
-	snprintf(seq, sizeof(seq), "%lld", (long long)ji(st, "seq"));
+	snprintf(seq, sizeof(seq), "%lld", (long long)ji(st, "stmt"));
 	snprintf(pid, sizeof(pid), "%lld", (long long)ji(ag, "pid"));
 	snprintf(uid, sizeof(uid), "%lld", (long long)ji(ag, "uid"));
 	snprintf(rows, sizeof(rows), "%lld", oc && oc->has_complete ? (long long)oc->rows : 0LL);
@@ -1631,9 +1684,9 @@ static void export_one(struct exporter *x, size_t i, int csv)
 	vals[k++] = vd;
 	vals[k++] = js(st, "reason");
 	vals[k++] = js(st, "text");
-	vals[k++] = has(st, "params") ? json_object_to_json_string_ext(jo(st, "params"),
-								      JSON_C_TO_STRING_PLAIN)
-				      : "";
+	vals[k++] = has(st, "params")
+			? json_object_to_json_string_ext(jo(st, "params"), JSON_C_TO_STRING_PLAIN)
+			: "";
 	vals[k++] = js(st, "prepared");
 	vals[k++] = outcome;
 	vals[k++] = rows;
@@ -1652,7 +1705,7 @@ static void export_one(struct exporter *x, size_t i, int csv)
 		for (int c = 0; c < k; c++) {
 			const char *name = export_cols[c];
 
-			if (!strcmp(name, "record_seq") || !strcmp(name, "seq") ||
+			if (!strcmp(name, "record_seq") || !strcmp(name, "stmt") ||
 			    !strcmp(name, "pid") || !strcmp(name, "uid") || !strcmp(name, "rows")) {
 				jb_kv_int(&j, name, strtoll(vals[c], NULL, 10));
 			} else if (!strcmp(name, "params")) {
@@ -1669,7 +1722,7 @@ static void export_one(struct exporter *x, size_t i, int csv)
 }
 
 static const char export_usage[] =
-	"usage: hoopctl export --since T [--state-dir DIR] --format jsonl|csv\n";
+    "usage: hoopctl export --since T [--state-dir DIR] --format jsonl|csv\n";
 
 int cmd_export(int argc, char **argv)
 {
@@ -1689,9 +1742,10 @@ int cmd_export(int argc, char **argv)
 			break;
 		case 's':
 			if (parse_since(optarg, &x.since)) {
-				fprintf(stderr, "hoopctl export: --since wants RFC 3339 "
-						"(2026-11-26T14:00:00Z) or a duration (90m, 12h, 2d), "
-						"got '%s'\n",
+				fprintf(stderr,
+					"hoopctl export: --since wants RFC 3339 "
+					"(2026-11-26T14:00:00Z) or a duration (90m, 12h, 2d), "
+					"got '%s'\n",
 					optarg);
 				return 2;
 			}

@@ -12,6 +12,7 @@
 
 #include "hoopctl.h"
 #include "json.h"
+#include "k8s.h"
 
 int cmd_policy(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
@@ -25,11 +26,18 @@ static const char usage[] =
 	"Usage: hoopctl [--control PATH] COMMAND [options]\n"
 	"\n"
 	"Commands:\n"
-	"  attach --cgroup PATH [--owner NAME] [--label KEY=VALUE ...] [--reset-existing]\n"
+	"  attach --cgroup PATH | --pod UID [--container ID] | --container ID\n"
+	"         [--owner NAME] [--label KEY=VALUE ...] [--reset-existing]\n"
 	"        Redirect the database connections of every process in the cgroup v2 PATH (and\n"
 	"        its descendants) into hoopd. PATH may be absolute (/sys/fs/cgroup/agents; on a\n"
 	"        hybrid host it is looked up under the cgroup2 mount) or relative to the cgroup2\n"
-	"        mount. OWNER names the person or team accountable for the agents; labels are\n"
+	"        mount. On a Kubernetes node, --pod UID takes the pod's cgroup (all its\n"
+	"        containers; UID as in kubectl get pod NAME -o jsonpath='{.metadata.uid}') and\n"
+	"        --container ID one container's (ID as kubectl shows it, containerd://... is\n"
+	"        fine); both are found in the kubelet's layout, systemd or cgroupfs driver, any\n"
+	"        QoS class, and may be unique prefixes of 8 or more characters. The search starts\n"
+	"        at the cgroup2 mount, or at $HOOP_KUBEPODS_ROOT when that is set.\n"
+	"        OWNER names the person or team accountable for the agents; labels are\n"
 	"        free-form and are recorded with every connection. Only new connections are\n"
 	"        redirected: attach lists the cgroup's connections to targeted ports that were\n"
 	"        already open, and --reset-existing ends them (SOCK_DESTROY) so the agents\n"
@@ -189,19 +197,28 @@ int ctl_check_ok(struct json_object *r)
 static int cmd_attach(int argc, char **argv)
 {
 	static const struct option opts[] = {{"cgroup", required_argument, 0, 'g'},
+					     {"pod", required_argument, 0, 'P'},
+					     {"container", required_argument, 0, 'C'},
 					     {"owner", required_argument, 0, 'o'},
 					     {"label", required_argument, 0, 'l'},
 					     {"reset-existing", no_argument, 0, 'r'},
 					     {"help", no_argument, 0, 'h'},
 					     {0}};
-	const char *cg = NULL, *owner = "";
+	const char *cg = NULL, *owner = "", *pod = NULL, *ctr = NULL;
 	struct json_object *labels = json_object_new_object(), *req, *resp, *ex;
+	char kpath[4096], kerr[4096];
 	int reset = 0, c, rc;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'g':
 			cg = optarg;
+			break;
+		case 'P':
+			pod = optarg;
+			break;
+		case 'C':
+			ctr = optarg;
 			break;
 		case 'o':
 			owner = optarg;
@@ -228,8 +245,28 @@ static int cmd_attach(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (cg && (pod || ctr)) {
+		fprintf(stderr, "hoopctl attach: give --cgroup PATH, or --pod/--container, not both\n");
+		json_object_put(labels);
+		return 2;
+	}
+	if (pod || ctr) {
+		/* Resolved here, on the node, so hoopd is asked for a plain cgroup path. */
+		int r = k8s_resolve(pod, ctr, kpath, sizeof(kpath), kerr, sizeof(kerr));
+
+		if (r) {
+			fprintf(stderr, "hoopctl attach: %s\n", kerr);
+			json_object_put(labels);
+			return r == -EINVAL ? 2 : 1;
+		}
+		printf("%s%s%s%s%s: cgroup %s\n", pod ? "pod " : "", pod ? pod : "",
+		       pod && ctr ? ", " : "", ctr ? "container " : "", ctr ? ctr : "", kpath);
+		cg = kpath;
+	}
 	if (!cg) {
-		fprintf(stderr, "hoopctl attach: --cgroup PATH is required\n");
+		fprintf(stderr, "hoopctl attach: --cgroup PATH (or --pod UID, --container ID) is "
+				"required\n");
+		json_object_put(labels);
 		return 2;
 	}
 	req = json_object_new_object();

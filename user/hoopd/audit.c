@@ -370,12 +370,13 @@ int audit_open(const char *state_dir, const struct audit_cfg *cfg)
 		while ((r = recover_tail(n, gz)) == 0 && n > 1) {
 			n--;
 			gz = !seg_exists(n, 0);
+			/* Removed by retention: the chain starts in its successor. */
 			if (gz && !seg_exists(n, 1))
-				break; /* removed by retention: its successor is where the chain starts */
+				break;
 		}
 		if (r < 0) {
-			log_error("audit: cannot read the end of the trail in %s: %s; refusing to start "
-				  "a chain that would not join it",
+			log_error("audit: cannot read the end of the trail in %s: %s; refusing to "
+				  "start a chain that would not join it",
 				  A.dir, strerror(-r));
 			return r;
 		}
@@ -386,12 +387,13 @@ int audit_open(const char *state_dir, const struct audit_cfg *cfg)
 			seg_path(maxseg, 0, p, sizeof(p));
 			A.fd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC);
 			if (A.fd < 0 || fstat(A.fd, &st)) {
-				log_error("audit: cannot reopen %s to close it: %s", p, strerror(errno));
+				log_error("audit: cannot reopen %s to close it: %s", p,
+					  strerror(errno));
 				return -errno;
 			}
 			A.segno = maxseg;
 			A.size = (uint64_t)st.st_size;
-			/* Left open when the checkpoint cannot be written: records go on into it. */
+			/* Stays open if its checkpoint cannot be written: records go on into it. */
 			close_segment("recovered after an unclean stop", 0);
 		}
 	}

@@ -185,7 +185,7 @@ int ev_statement(const struct session *s, const struct ev_statement *e)
 		jb_kv_str(&j, "database", e->database);
 	jb_kv_str(&j, "address", s->peer);
 	jb_obj_close(&j);
-	jb_kv_uint(&j, "seq", e->seq);
+	jb_kv_uint(&j, "stmt", e->seq);
 	jb_kv_str(&j, "protocol", e->protocol);
 	put_text(&j, "text", e->text ? e->text : "", e->text ? e->text_len : 0);
 	if (e->prepared)
@@ -211,7 +211,7 @@ void ev_columns(const struct session *s, uint64_t seq, const struct pgw_field *f
 	struct jbuf j;
 
 	begin(&j, "result_columns", s);
-	jb_kv_uint(&j, "seq", seq);
+	jb_kv_uint(&j, "stmt", seq);
 	jb_key(&j, "columns");
 	jb_arr_open(&j);
 	for (int i = 0; i < n; i++) {
@@ -232,7 +232,7 @@ void ev_complete(const struct session *s, const struct ev_complete *e)
 	struct jbuf j;
 
 	begin(&j, "complete", s);
-	jb_kv_uint(&j, "seq", e->seq);
+	jb_kv_uint(&j, "stmt", e->seq);
 	jb_kv_str(&j, "tag", e->tag);
 	jb_kv_uint(&j, "rows", e->rows);
 	jb_kv_uint(&j, "bytes", e->bytes);
@@ -246,7 +246,7 @@ void ev_error(const struct session *s, const struct ev_error *e)
 
 	begin(&j, "error", s);
 	if (e->seq)
-		jb_kv_uint(&j, "seq", e->seq);
+		jb_kv_uint(&j, "stmt", e->seq);
 	jb_kv_str(&j, "severity", e->severity ? e->severity : "");
 	jb_kv_str(&j, "sqlstate", e->sqlstate ? e->sqlstate : "");
 	jb_kv_str(&j, "message", e->message ? e->message : "");
