@@ -1468,6 +1468,25 @@ static int replay_one(const struct rec *r, void *arg)
 		       clock_of(ts), js(o, "reason"), (long long)ji(o, "statements"),
 		       (long long)ji(o, "bytes_agent_to_db"), (long long)ji(o, "bytes_db_to_agent"),
 		       (long long)ji(o, "duration_ms"));
+	} else if (!strcmp(kind, "approval_request")) {
+		printf("%s  approval %s requested (rule %s), times out in %llds\n", clock_of(ts),
+		       js(o, "approval"), js(o, "rule"), (long long)ji(o, "timeout_s"));
+	} else if (!strcmp(kind, "approval_notified")) {
+		printf("%s  approval %s: approvers notified (command pid %lld)\n", clock_of(ts),
+		       js(o, "approval"), (long long)ji(o, "command_pid"));
+	} else if (!strcmp(kind, "approval_decision")) {
+		if (has(o, "by"))
+			printf("%s  approval %s %s by %s (uid %lld)%s%s%s\n", clock_of(ts),
+			       js(o, "approval"), js(o, "decision"), js(o, "by"),
+			       (long long)ji(o, "by_uid"), *js(o, "reason") ? ": " : "",
+			       js(o, "reason"),
+			       !strcmp(js(o, "scope"), "fingerprint") ? " [scope fingerprint]" : "");
+		else
+			printf("%s  approval %s %s%s%s\n", clock_of(ts), js(o, "approval"),
+			       js(o, "decision"), *js(o, "why") ? ": " : "", js(o, "why"));
+	} else if (!strcmp(kind, "approval_refused")) {
+		printf("%s  approval %s: %s tried to %s and was refused: %s\n", clock_of(ts),
+		       js(o, "approval"), js(o, "by"), js(o, "attempt"), js(o, "refused"));
 	} else {
 		printf("%s  %s %s\n", clock_of(ts), kind,
 		       json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
