@@ -1,15 +1,18 @@
 #!/bin/sh
 # Install the Debian packages hoop needs to build, test and demo. Idempotent; silent when
-# nothing is missing. Usage: scripts/deps.sh [build|test|all]
+# nothing is missing. Usage: scripts/deps.sh [build|test|all|bench]
+# `bench` (make bench) adds the proxies hoopd is measured against and perf; `all` does not.
 set -eu
 BUILD="make gcc clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libyaml-dev libjson-c-dev
 libnl-3-dev libssl-dev libpg-query-dev libprotobuf-c-dev pkg-config linux-libc-dev"
 TEST="postgresql postgresql-client postgresql-contrib iproute2 procps python3 python3-psycopg openssl
-libclang-rt-14-dev"
+libclang-rt-14-dev python3-yaml"
+BENCH="haproxy pgbouncer linux-perf"
 case "${1:-all}" in
 build) want="$BUILD" ;;
 test | all) want="$BUILD $TEST" ;;
-*) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+bench) want="$BUILD $TEST $BENCH" ;;
+*) echo "usage: $0 [build|test|all|bench]" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do
