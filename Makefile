@@ -132,8 +132,10 @@ unit-rules: $(OUT)/unit/test_rules
 
 # libFuzzer targets (fuzz/): always clang with ASan+UBSan into build/fuzz, whatever SANITIZE says.
 # `make fuzz` runs each over a copy of its seed corpus (fuzz/corpus/NAME/) in build/fuzz, so
-# inputs the fuzzer finds stay out of the repo; a crash leaves build/fuzz/crash-* and fails make.
+# inputs the fuzzer finds stay out of the repo; a crash leaves build/fuzz/crash-* (policy) or
+# build/fuzz/NAME-crash-* and fails make. FUZZ_KNOWN_BUGS=1 steers around fixed bugs (fuzz/pg_fuzz.h).
 FUZZ_SECONDS ?= 20
+FUZZ_KNOWN_BUGS ?= 0
 FUZZ_OUT := build/fuzz
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
 	       -Iinclude -Iuser/common -Iuser/hoopd \
@@ -145,14 +147,38 @@ $(FUZZ_OUT)/fuzz_policy: fuzz/fuzz_policy.c user/hoopd/policy.c user/hoopd/sqlfa
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/policy.c user/hoopd/sqlfacts.c -lyaml -ljson-c \
 		-lpg_query -o $@
 
-fuzz: $(FUZZ_OUT)/fuzz_policy
-	@mkdir -p $(FUZZ_OUT)/corpus/policy
-	$(Q)cp fuzz/corpus/policy/* $(FUZZ_OUT)/corpus/policy/
-	$(call msg,FUZZ,$< $(FUZZ_SECONDS)s)
-	$(Q)$< -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_OUT)/ -dict=fuzz/policy.dict \
-		$(FUZZ_OUT)/corpus/policy 2>$(FUZZ_OUT)/fuzz_policy.log \
-		|| { tail -n 60 $(FUZZ_OUT)/fuzz_policy.log; exit 1; }
-	@grep '^Done' $(FUZZ_OUT)/fuzz_policy.log
+# The PostgreSQL engine, one target per direction (pg_agent, pg_server), built from the unit
+# test's sources; the harness (fuzz/pg_fuzz.c) stands in for the relay and the audit trail.
+FUZZ_PG_SRC := fuzz/pg_fuzz.c $(filter-out user/hoopd/audit.c,$(PG_UNIT_SRC))
+
+# Rewritten only when FUZZ_KNOWN_BUGS changes, so that the targets are rebuilt then.
+$(FUZZ_OUT)/known-bugs: FORCE
+	@mkdir -p $(dir $@)
+	@echo $(FUZZ_KNOWN_BUGS) | cmp -s - $@ || echo $(FUZZ_KNOWN_BUGS) > $@
+
+$(FUZZ_OUT)/fuzz_pg_%: fuzz/fuzz_pg_%.c fuzz/pg_fuzz.h $(FUZZ_PG_SRC) $(HEADERS) \
+		       $(FUZZ_OUT)/known-bugs
+	@mkdir -p $(dir $@)
+	$(call msg,CLANG,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -DFZ_KNOWN_BUGS=$(FUZZ_KNOWN_BUGS) $< $(FUZZ_PG_SRC) \
+		-lpg_query -ljson-c -lssl -lcrypto -o $@
+
+# $(call fuzz_run,NAME,FLAGS): build/fuzz/fuzz_NAME for FUZZ_SECONDS over its corpus copy.
+define fuzz_run
+	@mkdir -p $(FUZZ_OUT)/corpus/$(1)
+	$(Q)cp fuzz/corpus/$(1)/* $(FUZZ_OUT)/corpus/$(1)/
+	$(call msg,FUZZ,$(FUZZ_OUT)/fuzz_$(1) $(FUZZ_SECONDS)s)
+	$(Q)$(FUZZ_OUT)/fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) $(2) \
+		$(FUZZ_OUT)/corpus/$(1) 2>$(FUZZ_OUT)/fuzz_$(1).log \
+		|| { tail -n 60 $(FUZZ_OUT)/fuzz_$(1).log; exit 1; }
+	@grep '^Done' $(FUZZ_OUT)/fuzz_$(1).log
+endef
+
+.PHONY: FORCE
+fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_pg_agent $(FUZZ_OUT)/fuzz_pg_server
+	$(call fuzz_run,policy,-artifact_prefix=$(FUZZ_OUT)/ -dict=fuzz/policy.dict)
+	$(call fuzz_run,pg_agent,-artifact_prefix=$(FUZZ_OUT)/pg_agent- -dict=fuzz/pg.dict)
+	$(call fuzz_run,pg_server,-artifact_prefix=$(FUZZ_OUT)/pg_server- -dict=fuzz/pg.dict)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(TOOLS)
@@ -161,6 +187,15 @@ test: deps
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/demo.sh
+
+# Benchmarks (bench/run.py, as root; not part of `make test`): hoopd against a direct connection,
+# haproxy and pgbouncer, in one run, into bench/RESULTS.md. About 20 minutes on two CPUs;
+# BENCH_SECONDS and BENCH_ROUNDS (3 and 3) set its length. Needs the `bench` package set.
+.PHONY: bench
+bench:
+	$(Q)scripts/deps.sh bench
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)/usr/bin/python3 bench/run.py
 
 clean:
 	rm -rf build

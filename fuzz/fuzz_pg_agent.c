@@ -1,19 +1,24 @@
 /*
  * libFuzzer target for the PostgreSQL engine, agent direction: the input is the bytes an agent
- * sends, from the startup packet on. They reach pg_engine.agent_data in chunks; a small model
- * of a database answers whatever the engine forwards (startup, authentication, queries, the
- * extended protocol, COPY, the poison) and its answers reach pg_engine.server_data, sooner or
- * later. Statements are judged by the test verdict (pg_fuzz.h), so denials, poisons and holds
- * happen; a hold ends by approval, refusal, pg_cancel_held or a CancelRequest on a second
- * connection. Besides crashes, leaks and sanitizer reports, these are bugs:
+ * sends, from its first byte on (a first byte 0x16 stands for a direct-TLS ClientHello). They
+ * reach pg_engine.agent_data in chunks; a small model of a database answers whatever the engine
+ * forwards (startup, trust, password or SCRAM authentication, queries, the extended protocol,
+ * COPY, FunctionCall, the poison), and its answers reach pg_engine.server_data sooner or later.
+ * Statements are judged by the test verdict (pg_fuzz.h), so denials, poisons and holds happen;
+ * a hold ends by approval, refusal, pg_fail_held, pg_cancel_held or a CancelRequest on a second
+ * connection. The audit trail refuses records by decision. Besides crashes, leaks and sanitizer
+ * reports, these are bugs:
  *   - anything queued for either peer that does not frame, or an ill-formed message that hoopd
- *     or the model vouches for; an invalid events.jsonl line;
- *   - a Query, Parse or FunctionCall reaching the database that the verdict did not allow
- *     (judged deny, or never judged);
+ *     or the model vouches for; an audit record that is not strict JSON;
+ *   - a Query, Parse or FunctionCall reaching a ready database that the verdict did not allow
+ *     (judged deny, or never judged), or a Query, Execute or FunctionCall reaching it while the
+ *     audit trail refuses records;
  *   - a protocol error blamed on the database, whose answers here are all well-formed.
- * Seeds: fuzz/corpus/pg_agent/ (recorded sessions, see record_pg.py); dictionary: pg.dict.
+ * Seeds: fuzz/corpus/pg_agent/ (recorded sessions and hand-made ones, see record_pg.py);
+ * dictionary: fuzz/pg.dict.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <pg_query.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,7 +33,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* What pg.c sends in place of a denied statement when the server must answer it. */
-#define POISON_SQL "SELECT pg_catalog.\"hoop: statement denied by policy\"()"
+#define POISON_SQL  "SELECT pg_catalog.\"hoop: statement denied by policy\"()"
 #define BACKEND_PID 4242
 #define BACKEND_KEY 99
 
@@ -36,33 +41,32 @@ static struct fz_sess A; /* the agent's connection */
 
 /* ---- what the verdict saw: every forwarded statement must be here, allowed ---- */
 
+/*
+ * One judgement, in the order the engine asked: a Query (all its statements' verdicts), a
+ * Parse or a FunctionCall. Each forwarded message uses up one allowed judgement of equal text.
+ * The same text can be judged differently over time (EXECUTE follows its PREPARE), so these
+ * are kept per judgement, not per text.
+ */
 struct judged {
 	char kind; /* Q: a Query body; P: a Parse's text; F: a FunctionCall's description */
-	int denied;
+	int denied, used;
+	const void *at; /* a Query: where its body was when judged, to group its statements */
+	unsigned call;	/* ... and during which agent_data call */
 	size_t n;
 	uint8_t *b;
 };
 
 static struct judged *g_judged;
 static size_t g_njudged, g_capjudged;
+static unsigned g_call; /* agent_data calls so far */
 
-static struct judged *judged_find(char kind, const void *b, size_t n)
+static void judged_add(char kind, const void *at, const void *b, size_t n, int denied)
 {
-	for (size_t i = 0; i < g_njudged; i++)
-		if (g_judged[i].kind == kind && g_judged[i].n == n && !memcmp(g_judged[i].b, b, n))
-			return &g_judged[i];
-	return NULL;
-}
+	struct judged *j = g_njudged ? &g_judged[g_njudged - 1] : NULL;
 
-static size_t g_last_query = SIZE_MAX; /* the Query judged last (its index) */
-
-static size_t judged_add(char kind, const void *b, size_t n, int denied)
-{
-	struct judged *j = judged_find(kind, b, n);
-
-	if (j) {
-		j->denied |= denied;
-		return (size_t)(j - g_judged);
+	if (j && kind == 'Q' && j->kind == 'Q' && j->at == at && j->call == g_call) {
+		j->denied |= denied; /* another statement of the same Query */
+		return;
 	}
 	if (g_njudged == g_capjudged) {
 		g_capjudged = g_capjudged ? 2 * g_capjudged : 16;
@@ -70,13 +74,35 @@ static size_t judged_add(char kind, const void *b, size_t n, int denied)
 		REQUIRE(g_judged != NULL);
 	}
 	j = &g_judged[g_njudged++];
+	memset(j, 0, sizeof(*j));
 	j->kind = kind;
 	j->denied = denied;
+	j->at = at;
+	j->call = g_call;
 	j->n = n;
 	j->b = malloc(n ? n : 1);
 	REQUIRE(j->b != NULL);
 	memcpy(j->b, b, n);
-	return g_njudged - 1;
+}
+
+/* A forwarded message of this text: 1 if an allowed judgement was there for it, 0 if only
+ * denied ones, -1 if it was never judged. */
+static int judged_use(char kind, const void *b, size_t n)
+{
+	int seen = -1;
+
+	for (size_t i = 0; i < g_njudged; i++) {
+		struct judged *j = &g_judged[i];
+
+		if (j->used || j->kind != kind || j->n != n || memcmp(j->b, b, n))
+			continue;
+		if (!j->denied) {
+			j->used = 1;
+			return 1;
+		}
+		seen = 0;
+	}
+	return seen;
 }
 
 static void judged_clear(void)
@@ -86,14 +112,6 @@ static void judged_clear(void)
 	free(g_judged);
 	g_judged = NULL;
 	g_njudged = g_capjudged = 0;
-	g_last_query = SIZE_MAX;
-}
-
-static int in_agent_buffer(const struct session *s, const char *text)
-{
-	const uint8_t *t = (const uint8_t *)text;
-
-	return s->a.in.data && t >= s->a.in.data && t < buf_head(&s->a.in) + s->a.in.len;
 }
 
 /*
@@ -102,13 +120,12 @@ static int in_agent_buffer(const struct session *s, const char *text)
  * length fits. The body has no NUL and the length's first byte is 0 (max_message < 16 MiB), so
  * no position inside the body can pass for the header.
  */
-static void query_body(const struct session *s, const char *text, const uint8_t **body,
-		       size_t *n)
+static void query_body(const struct session *s, const char *text, const uint8_t **body, size_t *n)
 {
 	const uint8_t *lo = s->a.in.data, *t = (const uint8_t *)text;
 	const uint8_t *hi = buf_head(&s->a.in) + s->a.in.len, *end;
 
-	REQUIRE(lo && t >= lo + 5 && t < hi);
+	REQUIRE(lo && t >= lo + 5 && t < hi); /* judged where it arrived */
 	end = memchr(t, 0, (size_t)(hi - t));
 	REQUIRE(end != NULL);
 	for (const uint8_t *b = t; b >= lo + 5; b--) {
@@ -125,22 +142,17 @@ static enum verdict agent_verdict(struct judgement *j)
 {
 	enum verdict v = fz_verdict(j);
 
-	if (!strcmp(j->protocol, "simple") && !in_agent_buffer(j->s, j->text)) {
-		/* The text a PREPARE recorded, judged for the EXECUTE just judged: its deny is
-		 * that Query's. */
-		REQUIRE(g_last_query < g_njudged);
-		g_judged[g_last_query].denied |= v == VERDICT_DENY;
-	} else if (!strcmp(j->protocol, "simple")) {
+	if (!strcmp(j->protocol, "simple")) {
 		const uint8_t *b;
 		size_t n;
 
 		query_body(j->s, j->text, &b, &n);
-		g_last_query = judged_add('Q', b, n, v == VERDICT_DENY);
+		judged_add('Q', b, b, n, v == VERDICT_DENY);
 	} else if (!strcmp(j->protocol, "extended")) {
-		judged_add('P', j->text, j->len, v != VERDICT_ALLOW);
+		judged_add('P', NULL, j->text, j->len, v != VERDICT_ALLOW);
 	} else {
 		REQUIRE(!strcmp(j->protocol, "function"));
-		judged_add('F', j->text, j->len, v != VERDICT_ALLOW);
+		judged_add('F', NULL, j->text, j->len, v != VERDICT_ALLOW);
 	}
 	return v;
 }
@@ -162,52 +174,53 @@ static int no_statement(const char *sql)
 
 static void check_forwarded_query(const struct pgw_msg *m)
 {
-	const struct judged *j = judged_find('Q', m->body, m->len);
 	int terminated = m->len >= 1 && memchr(m->body, 0, m->len) == m->body + m->len - 1;
+	int r;
 
 	if (terminated && !strcmp((const char *)m->body, POISON_SQL))
 		return;
-	if (!j && terminated && no_statement((const char *)m->body))
+	r = judged_use('Q', m->body, m->len);
+	if (r < 0 && terminated && no_statement((const char *)m->body))
 		return;
-	if (!j || j->denied)
+	if (r != 1)
 		fprintf(stderr, "pg fuzz: %s Query reached the database: %.*s\n",
-			j ? "denied" : "unjudged", (int)m->len, (const char *)m->body);
-	REQUIRE(j && !j->denied);
+			r ? "unjudged" : "denied", (int)m->len, (const char *)m->body);
+	REQUIRE(r == 1);
 }
 
 static void check_forwarded_parse(const struct pgw_msg *m)
 {
-	struct pgw_rd r;
+	struct pgw_rd rd;
 	const char *sql = NULL;
 	size_t n = 0;
-	const struct judged *j = NULL;
+	int r = -1;
 
-	pgw_rd_init(&r, m);
-	if (pgw_str(&r, NULL))
-		sql = pgw_str(&r, &n);
+	pgw_rd_init(&rd, m);
+	if (pgw_str(&rd, NULL))
+		sql = pgw_str(&rd, &n);
 	if (sql && !strcmp(sql, POISON_SQL))
 		return;
 	if (sql)
-		j = judged_find('P', sql, n);
-	if (!j || j->denied)
+		r = judged_use('P', sql, n);
+	if (r != 1)
 		fprintf(stderr, "pg fuzz: %s Parse reached the database: %s\n",
-			j ? "denied" : "unjudged", sql ? sql : "(malformed)");
-	REQUIRE(j && !j->denied);
+			r ? "unjudged" : "denied", sql ? sql : "(malformed)");
+	REQUIRE(r == 1);
 }
 
 static void check_forwarded_call(const struct pgw_msg *m)
 {
 	char desc[64];
-	const struct judged *j = NULL;
+	int r = -1;
 
 	if (m->len >= 4) {
 		snprintf(desc, sizeof(desc), "FunctionCall oid %u", (unsigned)pgw_be32(m->body));
-		j = judged_find('F', desc, strlen(desc));
+		r = judged_use('F', desc, strlen(desc));
 	}
-	if (!j || j->denied)
+	if (r != 1)
 		fprintf(stderr, "pg fuzz: %s FunctionCall reached the database\n",
-			j ? "denied" : "unjudged");
-	REQUIRE(j && !j->denied);
+			r ? "unjudged" : "denied");
+	REQUIRE(r == 1);
 }
 
 /* ---- the database: answers each message the way PostgreSQL would, well-formed ---- */
@@ -216,7 +229,8 @@ enum model_phase { M_STARTUP, M_PASSWORD, M_SASL_FIRST, M_SASL_FINAL, M_READY, M
 
 static struct {
 	enum model_phase phase;
-	int auth; /* 0 trust, 1 cleartext password, 2 SCRAM, 3 trust after a notice */
+	/* 0 trust, 1 cleartext password, 2 SCRAM, 3 trust after NegotiateProtocolVersion */
+	int auth;
 	uint8_t tx;
 	int skip; /* extended protocol: an error, so everything up to Sync is ignored */
 	int copy_in;
@@ -261,38 +275,35 @@ static void say_fatal(const char *msg)
 
 static void say_rowdesc(void)
 {
-	static const uint8_t t[] = {0, 1, 'n', 'a', 'm', 'e', 0, 0, 0, 0x40, 0, 0, 2,
-				    0, 0, 0, 25, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0};
+	/* one text column "name" of table 64, attnum 2 */
+	static const char t[] = "\0\1name\0\0\0\0\x40\0\2\0\0\0\x19\xff\xff\xff\xff\xff\xff\0\0";
 
-	say('T', t, sizeof(t));
+	say('T', t, sizeof(t) - 1);
 }
 
 static void say_row(void)
 {
-	static const uint8_t d[] = {0, 1, 0, 0, 0, 3, 'A', 'd', 'a'};
+	static const char d[] = "\0\1\0\0\0\3Ada";
 
-	say('D', d, sizeof(d));
+	say('D', d, sizeof(d) - 1);
 }
 
 static void say_welcome(void)
 {
 	static const char ps[] = "server_version\00015.0";
+	uint8_t k[8];
 
 	say_i32('R', 0);
 	say('S', ps, sizeof(ps));
-	{
-		uint8_t k[8];
-
-		pgw_set_be32(k, BACKEND_PID);
-		pgw_set_be32(k + 4, BACKEND_KEY);
-		say('K', k, 8);
-	}
+	pgw_set_be32(k, BACKEND_PID);
+	pgw_set_be32(k + 4, BACKEND_KEY);
+	say('K', k, 8);
 	M.tx = 'I';
 	say_ready();
 	M.phase = M_READY;
 }
 
-static void on_startup(const struct pgw_msg *m)
+static void db_startup(const struct pgw_msg *m)
 {
 	uint32_t code = m->len >= 4 ? pgw_be32(m->body) : 0;
 
@@ -317,7 +328,7 @@ static void on_startup(const struct pgw_msg *m)
 	}
 	case 3: {
 		/* NegotiateProtocolVersion: minor 0, one option not recognized */
-		static const uint8_t v[] = {0, 0, 0, 0, 0, 0, 0, 1, '_', 'p', 'q', '_', '.', 'x', 0};
+		static const char v[] = "\0\0\0\0\0\0\0\1_pq_.x";
 
 		say('v', v, sizeof(v));
 	}
@@ -327,7 +338,7 @@ static void on_startup(const struct pgw_msg *m)
 	}
 }
 
-/* Up to 4 KiB of a message's text, lower-cased, NUL-terminated. */
+/* Up to cap - 1 bytes of a message's text, lower-cased, NUL-terminated. */
 static void lowered(const uint8_t *p, size_t n, char *out, size_t cap)
 {
 	size_t k = 0;
@@ -344,7 +355,7 @@ static int starts(const char *t, const char *w)
 	return !strncmp(t, w, strlen(w));
 }
 
-static void on_query(const uint8_t *body, size_t n)
+static void db_query(const uint8_t *body, size_t n)
 {
 	char t[4096];
 
@@ -382,7 +393,8 @@ static void on_query(const uint8_t *body, size_t n)
 		say_error("ERROR", "P0001", "raised on request");
 	} else {
 		if (strstr(t, "notify")) {
-			static const char a[] = "\0\0\x10\x92" "chan\0payload";
+			static const char a[] = "\0\0\x10\x92"
+						"chan\0payload";
 
 			say('A', a, sizeof(a));
 		}
@@ -397,9 +409,9 @@ static void on_query(const uint8_t *body, size_t n)
  * sends a poison or answers itself instead. */
 static void check_unrecorded(const struct pgw_msg *m)
 {
+	const char *sql = (const char *)m->body;
 	int blank = m->type == 'Q' && m->len && !m->body[m->len - 1] &&
-		    (!strcmp((const char *)m->body, POISON_SQL) ||
-		     no_statement((const char *)m->body));
+		    (!strcmp(sql, POISON_SQL) || no_statement(sql));
 
 	if (!fz.audit_fail || blank)
 		return;
@@ -407,7 +419,7 @@ static void check_unrecorded(const struct pgw_msg *m)
 	REQUIRE(m->type != 'Q' && m->type != 'E' && m->type != 'F');
 }
 
-static void on_message(void *arg, const struct pgw_msg *m)
+static void db_message(void *arg, const struct pgw_msg *m)
 {
 	/* What a ready server runs must have been allowed and recorded; before that, it would
 	 * refuse. */
@@ -424,7 +436,7 @@ static void on_message(void *arg, const struct pgw_msg *m)
 		return;
 	case M_STARTUP:
 		REQUIRE(m->type == 0);
-		on_startup(m);
+		db_startup(m);
 		return;
 	case M_PASSWORD:
 	case M_SASL_FIRST:
@@ -450,7 +462,7 @@ static void on_message(void *arg, const struct pgw_msg *m)
 	}
 	switch (m->type) {
 	case 'Q':
-		on_query(m->body, m->len);
+		db_query(m->body, m->len);
 		break;
 	case 'P':
 		if (M.skip)
@@ -660,8 +672,10 @@ static void decide_hold(uint8_t d, int may_wait)
 		r = pg_resume_held(&A.s, VERDICT_ALLOW, NULL);
 	else if (d < 160)
 		r = pg_resume_held(&A.s, VERDICT_DENY, NULL);
-	else if (d < 192)
+	else if (d < 176)
 		r = pg_resume_held(&A.s, VERDICT_DENY, "an approver said no \xff\xfe");
+	else if (d < 192)
+		r = pg_fail_held(&A.s, "57P01", "terminating connection due to shutdown");
 	else if (d < 224)
 		r = pg_cancel_held(&A.s);
 	else
@@ -688,15 +702,17 @@ static void after_agent_tls(void)
 
 static void exchange(uint8_t db_d, uint8_t hold_d, int may_wait)
 {
-	if (A.s.a.in.len && !A.s.held && !A.s.closing)
+	if (A.s.a.in.len && !A.s.held && !A.s.closing) {
+		g_call++;
 		pg_engine.agent_data(A.e, &A.s.a.in);
+	}
 	after_agent_tls();
-	fz_check_server_out(&A, on_message, NULL);
+	fz_check_server_out(&A, db_message, NULL);
 	if (M.phase != M_STARTUP)
 		g_answers = 0;
 	if (A.s.held && !A.s.closing)
 		decide_hold(hold_d, may_wait);
-	fz_check_server_out(&A, on_message, NULL);
+	fz_check_server_out(&A, db_message, NULL);
 	from_database(db_d);
 	fz_check_agent_out(&A, &g_answers, 1);
 }
@@ -717,6 +733,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&fz_events, 0, sizeof(fz_events));
 	fz.agent_tls = cfg & 1;
 	fz.agent_tls_result = cfg & 2 ? 0 : -1;
+	fz.hold_open_result = cfg & 0x10 ? -EIO : 0;
 	fz.upstream = UPSTREAM_TLS_DISABLE;
 	memset(&M, 0, sizeof(M));
 	/* The recording's own authentication, unless the decision overrides it. */
@@ -726,11 +743,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	g_hoopd_ready = 0;
 	fz_open(&A, "sagent");
 	A.s.a.fd = fz_agent_socket_fd();
-	/* A first byte 0x16 is a TLS ClientHello (direct TLS): what follows is said inside it. */
+	/* A first byte 0x16 is a TLS ClientHello (direct TLS): what follows is said inside it. The
+	 * relay asks the engine, starts TLS, and calls back once the handshake is done. */
 	if (in.n && in.p[0] == 0x16 && pg_engine.direct_tls && !pg_engine.direct_tls(A.e)) {
 		in.p++, in.n--;
-		if (fz.agent_tls_result)
+		if (sess_tls_agent(&A.s))
 			goto out; /* the relay drops the session */
+		fz.agent_tls_started = 0;
 		A.s.a.ssl = fz_fake_ssl;
 		pg_engine.tls_done(A.e, 1, 1);
 	}

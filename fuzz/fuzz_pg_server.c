@@ -3,13 +3,16 @@
  * database sends. A session is brought to the point of having sent its startup packet (or, when
  * upstream TLS is on, its SSLRequest); then the input reaches pg_engine.server_data in chunks,
  * and between chunks the agent sends canned requests (simple queries, the extended protocol,
- * pipelines with a denied statement, FunctionCall, COPY, a held statement, SCRAM with channel
- * binding) so that the queue of pending responses is never trivially empty. The relay's TLS
- * handshakes and its redial succeed or fail by decision. Besides crashes, leaks and sanitizer
- * reports, anything queued for either peer that does not frame, an AuthenticationSASL offering
- * a -PLUS mechanism to the agent, or an invalid events.jsonl line is a bug.
- * Seeds: fuzz/corpus/pg_server/ (recorded sessions, see record_pg.py); dictionary: pg.dict.
+ * pipelines with a denied statement, FunctionCall, COPY, SQL PREPARE/EXECUTE, a held statement,
+ * SCRAM with and without channel binding) so that the queue of pending responses is seldom
+ * empty. The relay's TLS handshake and redial, the approval request and the audit trail succeed
+ * or fail by decision. Besides crashes, leaks and sanitizer reports, anything queued for either
+ * peer that does not frame, an AuthenticationSASL offering the agent a -PLUS mechanism, or an
+ * audit record that is not strict JSON is a bug.
+ * Seeds: fuzz/corpus/pg_server/ (recorded sessions and hand-made ones, see record_pg.py);
+ * dictionary: fuzz/pg.dict.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,7 +105,7 @@ static void fe_sasl_initial(const char *mech, const char *data)
 }
 
 /* One request group per decision; the SQL texts end in bytes the test verdict allows, denies
- * (…1, …T) or holds (…2, …N). */
+ * (ending in 1 or T) or holds (ending in 2 or N). */
 static void agent_sends(uint8_t g)
 {
 	switch (g % 16) {
@@ -154,7 +157,7 @@ static void agent_sends(uint8_t g)
 		break;
 	case 9:
 		fe_sasl_initial(g & 0x10 ? "SCRAM-SHA-256" : "SCRAM-SHA-256-PLUS",
-			     g & 0x20 ? "y,,n=,r=fyko+d2lbbFgONRv9qkxdawL" : "n,,n=,r=abc");
+				g & 0x20 ? "y,,n=,r=fyko+d2lbbFgONRv9qkxdawL" : "n,,n=,r=abc");
 		break;
 	case 10:
 		fe_put('p', "c=biws,r=abc,p=dHp", 18);
@@ -194,8 +197,10 @@ static void decide_hold(uint8_t d)
 		return; /* still waiting for an approver */
 	if (d < 128)
 		r = pg_resume_held(&S.s, VERDICT_ALLOW, NULL);
-	else if (d < 192)
+	else if (d < 160)
 		r = pg_resume_held(&S.s, VERDICT_DENY, NULL);
+	else if (d < 192)
+		r = pg_fail_held(&S.s, "57014", "canceling statement due to statement timeout");
 	else
 		r = pg_cancel_held(&S.s);
 	REQUIRE(r == 0);
@@ -245,6 +250,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				 : UPSTREAM_TLS_DISABLE;
 	fz.server_tls_result = cfg & 4 ? -1 : 0;
 	fz.reconnect_result = cfg & 16 ? -1 : 0;
+	fz.hold_open_result = cfg & 2 ? -EIO : 0;
 	fz_open(&S, "sserver");
 
 	pgw_set_be32(startup, sizeof(startup));
@@ -262,12 +268,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		fz.audit_fail = fz_pick(&in) >= 0xf0;
 
-		if (S.s.held) {
+		if (S.s.held)
 			decide_hold(g);
-		} else {
+		else
 			agent_sends(g);
+		if (S.s.a.in.len && !S.s.held)
 			pg_engine.agent_data(S.e, &S.s.a.in);
-		}
 		relay_follow_up(cfg);
 		check_out();
 		if (S.s.closing)

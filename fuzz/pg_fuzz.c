@@ -4,11 +4,13 @@
  */
 #include "pg_fuzz.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -210,7 +212,8 @@ static int ends_with(const char *s, size_t n, const char *suffix)
 }
 
 /* AuthenticationSASL as hoopd rewrites it: a NUL-terminated list, empty-string terminated,
- * without the channel-binding mechanisms it cannot honour. */
+ * without the channel-binding mechanisms it cannot honour (NAME-PLUS; a bare "-PLUS" names
+ * none). */
 static void check_sasl_offer(const struct pgw_msg *m)
 {
 	struct pgw_rd r;
@@ -224,7 +227,7 @@ static void check_sasl_offer(const struct pgw_msg *m)
 		REQUIRE(mech != NULL);
 		if (!l)
 			break;
-		REQUIRE(!ends_with(mech, l, "-PLUS"));
+		REQUIRE(l == 5 || !ends_with(mech, l, "-PLUS"));
 	}
 	REQUIRE(pgw_done(&r));
 }
@@ -266,8 +269,8 @@ int fz_check_agent_out(struct fz_sess *f, int *answers, int trusted)
 			if (m.type == 'E' || m.type == 'N')
 				check_error_fields(&m);
 			if (m.type == 'Z')
-				REQUIRE(m.len == 1 && (m.body[0] == 'I' || m.body[0] == 'T' ||
-						       m.body[0] == 'E'));
+				REQUIRE(m.len == 1 &&
+					(m.body[0] == 'I' || m.body[0] == 'T' || m.body[0] == 'E'));
 		}
 		buf_consume(b, m.total);
 		n++;
@@ -284,15 +287,15 @@ int fz_check_server_out(struct fz_sess *f, void (*fn)(void *arg, const struct pg
 	while (b->len) {
 		struct pgw_msg m;
 		const char *why = NULL;
-		int r = pgw_frame(buf_head(b), b->len, f->untyped_out, (uint32_t)G.o.max_message, &m,
-				  &why);
+		int r = pgw_frame(buf_head(b), b->len, f->untyped_out, (uint32_t)G.o.max_message,
+				  &m, &why);
 
 		if (r != PGW_OK)
 			fprintf(stderr, "pg fuzz: to the database: %s, %zu bytes left\n",
 				r == PGW_MORE ? "partial message" : why, b->len);
 		REQUIRE(r == PGW_OK);
-		/* After the startup packet (or a CancelRequest) the typed form begins; an SSLRequest
-		 * is followed by another untyped packet. */
+		/* After the startup packet (or a CancelRequest) the typed form begins; an
+		 * SSLRequest is followed by another untyped packet. */
 		if (f->untyped_out)
 			f->untyped_out = m.len >= 4 && pgw_be32(m.body) == PG_SSLREQUEST;
 		if (fn)
@@ -345,6 +348,25 @@ size_t fz_agent_socket_drain(void)
 	REQUIRE(r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
 	return total;
 }
+
+/* ---- approvals: a request opens (or not) and is forgotten ---- */
+
+static int hold_open(struct session *s, const char *rule, const char *message, const char *text,
+		     size_t len, char *id, size_t idn)
+{
+	REQUIRE(s->eng == &pg_engine && !s->held);
+	if (fz.hold_open_result)
+		return fz.hold_open_result;
+	snprintf(id, idn, "a%u", (unsigned)len);
+	return 0;
+}
+
+static void hold_forget(struct session *s, const char *why)
+{
+	fz.holds_forgotten++;
+}
+
+static const struct hold_ops fz_hold_ops = {.open = hold_open, .forget = hold_forget};
 
 /* ---- the audit trail, reduced to a check of every record ---- */
 
@@ -421,9 +443,33 @@ enum verdict fz_verdict_of(const char *text, size_t len)
 	return c % 7 == 0 ? VERDICT_DENY : c % 7 == 1 ? VERDICT_HOLD : VERDICT_ALLOW;
 }
 
+/* "EXECUTE name" (any case, bare name): the text its PREPARE recorded, or NULL. */
+static const char *executed(const struct judgement *j)
+{
+	char name[64];
+	size_t i = 0, k = 0;
+
+	while (i < j->len && (j->text[i] == ' ' || j->text[i] == '\n'))
+		i++;
+	if (!j->prepared || j->len - i < 9 || strncasecmp(j->text + i, "execute ", 8))
+		return NULL;
+	for (i += 8; i < j->len && j->text[i] != '(' && j->text[i] != ' ' && k + 1 < sizeof(name);)
+		name[k++] = (char)tolower((unsigned char)j->text[i++]);
+	name[k] = '\0';
+	return j->prepared(j->prepared_ctx, name);
+}
+
 enum verdict fz_verdict(struct judgement *j)
 {
 	enum verdict v = fz_verdict_of(j->text, j->len);
+	const char *prepared = executed(j);
+
+	if (prepared) {
+		enum verdict pv = fz_verdict_of(prepared, strlen(prepared));
+
+		if (pv == VERDICT_DENY || (pv == VERDICT_HOLD && v == VERDICT_ALLOW))
+			v = pv;
+	}
 
 	if (v == VERDICT_DENY && (j->len & 1)) {
 		snprintf(j->rule, sizeof(j->rule), "%.*s", (int)j->len, j->text);
@@ -440,6 +486,7 @@ void fz_init(void)
 	/* Warnings for every protocol error the fuzzer provokes would drown libFuzzer's output. */
 	hlog_setup("hoop-fuzz", 0, HLOG_ERROR);
 	verdict_hook = fz_verdict;
+	hold_ops = &fz_hold_ops;
 	g_tok = json_tokener_new();
 	REQUIRE(g_tok != NULL);
 	json_tokener_set_flags(g_tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);

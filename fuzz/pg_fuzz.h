@@ -1,16 +1,15 @@
 /*
  * What the two PostgreSQL engine fuzz targets (fuzz_pg_agent.c, fuzz_pg_server.c) share: the
- * relay reduced to the sess_* and tls_* calls the engine makes, a session fixture, the checks on
- * every byte the engine queues for either peer, the events.jsonl check, the test verdict, and
- * the reader that splits one input into data and decisions.
+ * relay reduced to the sess_* and tls_* calls the engine makes, the audit trail and the
+ * approvals reduced to checks and switches, a session fixture, the checks on every byte the
+ * engine queues for either peer, the test verdict, and the reader that splits one input into
+ * data and decisions.
  */
 #ifndef HOOP_FUZZ_PG_H
 #define HOOP_FUZZ_PG_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 
 #include "engine.h"
 #include "pgwire.h"
@@ -28,10 +27,8 @@
 void fz_fail(const char *file, int line, const char *what) __attribute__((noreturn));
 
 /*
- * Bugs in user/hoopd these targets found that are not fixed yet. While FZ_KNOWN_BUGS is 1 (the
- * Makefile passes FUZZ_KNOWN_BUGS, default 1) the harness steers around them so that the rest
- * of the engine keeps being fuzzed; `make fuzz FUZZ_KNOWN_BUGS=0` finds them again. Drop a
- * steer once its bug is fixed.
+ * Bugs in user/hoopd these targets found, now fixed; the steers stay for bisecting old trees
+ * (`make fuzz FUZZ_KNOWN_BUGS=1` steers around them; the default, 0, fuzzes straight at them).
  *  1. pg.c fwd() tells typed from untyped messages by type != 0, so a typed message with type
  *     byte 0x00 (relayed in the authentication phase, or from the database) is forwarded one
  *     byte late, with one byte from beyond its end. Steer: fz_steer_type0.
@@ -41,7 +38,7 @@ void fz_fail(const char *file, int line, const char *what) __attribute__((noretu
  *     sends its next message.
  */
 #ifndef FZ_KNOWN_BUGS
-#define FZ_KNOWN_BUGS 1
+#define FZ_KNOWN_BUGS 0
 #endif
 
 /* Known bug 1: rewrite the type byte 0x00 of every typed message in b (from its head, which
@@ -65,17 +62,19 @@ size_t fz_chunk(struct fz_in *in);
 /* Up to max bytes from the front; returns how many, *out points at them. */
 size_t fz_take(struct fz_in *in, size_t max, const uint8_t **out);
 
-/* The relay and the audit trail around the engine, steered by the targets. */
+/* The relay, the audit trail and the approvals around the engine, steered by the targets. */
 struct fz_stubs {
-	int agent_tls;		     /* tls_agent_enabled() */
-	int agent_tls_result;	     /* what sess_tls_agent returns */
-	enum upstream_tls upstream;  /* tls_upstream_mode() */
-	int server_tls_result;	     /* what sess_tls_server returns */
-	int reconnect_result;	     /* what sess_reconnect_server returns */
-	int audit_fail;		     /* audit_append fails, as on a full disk */
-	int agent_tls_started;	     /* sess_tls_agent calls that returned 0 */
-	int server_tls_started;	     /* sess_tls_server calls that returned 0 */
-	int reconnects;		     /* sess_reconnect_server calls that returned 0 */
+	int agent_tls;		    /* tls_agent_enabled() */
+	int agent_tls_result;	    /* what sess_tls_agent returns */
+	enum upstream_tls upstream; /* tls_upstream_mode() */
+	int server_tls_result;	    /* what sess_tls_server returns */
+	int reconnect_result;	    /* what sess_reconnect_server returns */
+	int audit_fail;		    /* audit_append fails, as on a full disk */
+	int hold_open_result;	    /* what hold_ops->open returns (no approval request) */
+	int holds_forgotten;	    /* hold_ops->forget calls */
+	int agent_tls_started;	    /* sess_tls_agent calls that returned 0 */
+	int server_tls_started;	    /* sess_tls_server calls that returned 0 */
+	int reconnects;		    /* sess_reconnect_server calls that returned 0 */
 };
 extern struct fz_stubs fz;
 
@@ -124,8 +123,9 @@ extern struct fz_events fz_events;
 
 /*
  * The test verdict, from the last byte of the judged text (c % 7): 0 deny, 1 hold, else allow.
- * A deny of text of odd length carries the text itself as rule and message, so hostile bytes
- * reach the ErrorResponse and the events.
+ * Like the policy's, it judges "EXECUTE name" by what the PREPARE of that name recorded too,
+ * the stronger verdict winning. A deny of text of odd length carries the text itself as rule
+ * and message, so hostile bytes reach the ErrorResponse and the audit records.
  */
 enum verdict fz_verdict(struct judgement *j);
 enum verdict fz_verdict_of(const char *text, size_t len);

@@ -13,7 +13,7 @@ or created is removed at the end.
 The fuzz targets read decisions from the end of an input (fuzz/pg_fuzz.h): a recording's last
 bytes steer chunking, and the hand-made seeds end with a byte chosen for that.
 
-Usage: /usr/bin/python3 fuzz/record_pg.py [--out fuzz/corpus]
+Usage: /usr/bin/python3 fuzz/record_pg.py [--out fuzz/corpus] [--handmade-only]
 Not part of `make test`; run it by hand when the corpus should change, and commit the result.
 """
 
@@ -351,34 +351,70 @@ def untyped(code, body=b""):
 
 
 def handmade(out):
-    """Seeds no real client sends. The last byte of each is the harness's first decision
-    (fuzz_pg_agent.c: bit 0 agent TLS enabled, bit 1 handshake succeeds, bit 7 forces the
-    authentication mode in bits 5-6; fuzz_pg_server.c: bit 7 upstream TLS, bit 6 require)."""
+    """Seeds no real client sends, each ending with the decisions the harness reads from the
+    end of an input: first cfg, then per chunk a few bytes (see the two tails below)."""
+
+    def agent_tail(cfg, steps):
+        """fuzz_pg_agent.c: cfg bit 0 agent TLS enabled, bit 1 its handshake succeeds, bit 4
+        no approval request opens, bit 7 authentication from bits 5-6; then per chunk its size
+        (0xff: all), when the database's answer arrives (0: at once), how a hold ends (0x40:
+        approved, 0xe8: a CancelRequest on another connection), the audit trail (0xf0: full)."""
+        t = b""
+        for size, db, hold, audit in steps:
+            t = bytes([audit, hold, db, size]) + t
+        return t + bytes([cfg])
+
+    def each(n, hold=0x40, audit=0):
+        return [(0xff, 0, hold, audit)] * n
+
     startup = untyped(196608, b"user\0agent\0database\0clinical\0\0")
     q = msg(b"Q", b"select name from patients\0")
+    x = msg(b"X")
+    extended = msg(b"P", b"s\0select 2\0\0\0") + msg(b"B", b"p\0s\0\0\0\0\0\0\0") + \
+        msg(b"E", b"p\0\0\0\0\0") + msg(b"S")
+    mixed = extended + msg(b"Q", b"select 2\0") + msg(b"Q", b"select 2; select 1\0") + \
+        msg(b"F", b"\0\0\0\x01\0\0\0\0\0\0") + q + x
     agent = {
-        "hand-sslrequest": untyped(SSLREQUEST) + startup + q + msg(b"X") + b"\x00",
-        "hand-sslrequest-tls": untyped(SSLREQUEST) + startup + q + msg(b"X") + b"\x03",
-        "hand-gssencrequest": untyped(GSSENCREQUEST) + untyped(SSLREQUEST) + startup + q + b"\x00",
-        "hand-direct-tls": b"\x16" + startup + q + msg(b"X") + b"\x03",
-        "hand-cancelrequest": untyped(CANCELREQUEST, struct.pack("!II", 4242, 99)),
-        "hand-oversized": startup + b"Q\x7f\xff\xff\xff" + b"select 1\0" + b"\x00",
-        "hand-unknown-type": startup + q + msg(b"Y", b"x") + b"\x00",
-        "hand-protocol-2": struct.pack("!II", 8, 0x00020000) + b"\x00",
-        "hand-extended-hold": startup + msg(b"P", b"s\0select 2\0\0\0") +
-        msg(b"B", b"p\0s\0\0\0\0\0\0\0") + msg(b"E", b"p\0\0\0\0\0") + msg(b"S") +
-        q + msg(b"Q", b"select 2; select 1\0") + msg(b"F", b"\0\0\0\x01\0\0\0\0\0\0") + b"\x40",
+        "hand-sslrequest": untyped(SSLREQUEST) + startup + q + x + agent_tail(0, each(3)),
+        "hand-sslrequest-tls": untyped(SSLREQUEST) + startup + q + x + agent_tail(3, each(3)),
+        "hand-gssencrequest": untyped(GSSENCREQUEST) + untyped(SSLREQUEST) + startup + q +
+        agent_tail(0, each(4)),
+        "hand-direct-tls": b"\x16" + startup + q + x + agent_tail(3, each(2)),
+        "hand-cancelrequest": untyped(CANCELREQUEST, struct.pack("!II", 4242, 99)) +
+        agent_tail(0, each(1)),
+        "hand-oversized": startup + b"Q\x7f\xff\xff\xff" + b"select 1\0" + agent_tail(0, each(2)),
+        "hand-unknown-type": startup + q + msg(b"Y", b"x") + agent_tail(0, each(2)),
+        "hand-protocol-2": struct.pack("!II", 8, 0x00020000) + agent_tail(0, each(1)),
+        "hand-extended-hold": startup + mixed + agent_tail(0, each(1) + each(1, hold=0xe8)),
+        "hand-hold-no-approvals": startup + mixed + agent_tail(0x10, each(2)),
+        "hand-audit-full": startup + mixed + agent_tail(0, each(1) + each(1, audit=0xf0)),
     }
     z = msg(b"Z", b"I")
     ok = msg(b"R", b"\0\0\0\0") + msg(b"S", b"server_version\00015\0") + \
         msg(b"K", struct.pack("!II", 4242, 99)) + z
     row = msg(b"T", b"\0\1name\0\0\0\x40\0\0\2\0\0\0\x19\xff\xff\xff\xff\xff\xff\0\0") + \
         msg(b"D", b"\0\1\0\0\0\3Ada") + msg(b"C", b"SELECT 1\0")
+    sasl = msg(b"R", b"\0\0\0\x0aSCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0")
+    scram = msg(b"R", b"\0\0\0\x0br=abc") + msg(b"R", b"\0\0\0\x0cv=xyz") + ok + row + z
+
+    def server_tail(cfg, steps):
+        """fuzz_pg_server.c reads, per step: the agent's request group, the chunk size, the
+        audit switch; all from the end, after cfg."""
+        t = b""
+        for group, size in steps:
+            t = bytes([0, size, group]) + t
+        return t + bytes([cfg])
+
+    # Upstream TLS (prefer, handshake succeeds: cfg 0x88): 'S' alone, then SCRAM; the agent
+    # answers with channel binding flag y (request group 0x39), so hoopd redials in plain TCP and
+    # replays its SASLInitialResponse to the new server's SCRAM request. 0x6a: a 43-byte chunk.
+    redial = [(0, 0x00), (0, 0x6a), (0x39, 0xff)]
     server = {
-        "hand-sasl-plus": msg(b"R", b"\0\0\0\x0aSCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0") +
-        msg(b"R", b"\0\0\0\x0br=abc") + msg(b"R", b"\0\0\0\x0cv=xyz") + ok + row + z,
+        "hand-sasl-plus": sasl + scram,
         "hand-tls-answer-n": b"N" + ok + row + z + b"\x80",
-        "hand-tls-answer-s": b"S" + b"\x88",
+        "hand-tls-answer-s": b"S" + ok + row + z + server_tail(0x88, [(0, 0x00), (1, 0xff)]),
+        "hand-tls-scram-redial": b"S" + sasl + sasl + scram + server_tail(0x88, redial),
+        "hand-tls-scram-require": b"S" + sasl + scram + server_tail(0xc8, redial),
         "hand-oversized": ok + b"D\x7f\xff\xff\xff" + b"\0\0",
         "hand-unknown-type": ok + msg(b"Y", b"x") + row + z,
         "hand-bad-rowdescription": ok + msg(b"T", b"\0\5name\0") + z,
@@ -395,10 +431,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                   "corpus"))
+    ap.add_argument("--handmade-only", action="store_true",
+                    help="rewrite the hand-made seeds only, keep the recordings")
     args = ap.parse_args()
-    for target in ("pg_agent", "pg_server"):
-        shutil.rmtree(os.path.join(args.out, target), ignore_errors=True)
-    record(args.out)
+    if not args.handmade_only:
+        for target in ("pg_agent", "pg_server"):
+            shutil.rmtree(os.path.join(args.out, target), ignore_errors=True)
+        record(args.out)
     handmade(args.out)
 
 

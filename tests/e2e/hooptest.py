@@ -318,6 +318,20 @@ def check(cond, msg):
         raise AssertionError(msg)
 
 
+def attach_agents(ctx, owner, name="agents", **attach_args):
+    """A fresh agent cgroup attached to ctx.hd with an owner; detached again at clean-up."""
+    cg = Cgroup(ctx.cleanup, name)
+    ctx.cleanup.push(lambda: ctx.hd.proc and ctx.hd.ctl("detach", "--cgroup", cg.path, check=False))
+    ctx.hd.ctl("attach", "--cgroup", cg.path, "--owner", owner)
+    return cg
+
+
+def teardown(ctx):
+    """Undo everything a suite's setup and tests pushed onto ctx.cleanup."""
+    if ctx:
+        ctx.cleanup.run()
+
+
 def check_clean_stop(hd, cgroup_path):
     """Detach, stop hoopd, and fail on an unclean exit or any sanitizer report of any run:
     the last test of every suite (with the sanitizer build this is where ASan, UBSan and

@@ -13,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hooptest import (check_clean_stop, Cgroup, Cleanup, Hoopd, Postgres, check, run_tests,  # noqa: E402
+from hooptest import (attach_agents, teardown, check_clean_stop, Cgroup, Cleanup, Hoopd, Postgres, check, run_tests,  # noqa: E402
                       wait_for, sh, ROOT, HOOPCTL)
 
 PY = "/usr/bin/python3"
@@ -61,15 +61,9 @@ def setup():
     os.chmod(ctx.hd.dir, 0o755)  # approvers reach the control socket; the socket authorises
     ctx.hoopds = [ctx.hd]
     ctx.hd.start()
-    ctx.cg = Cgroup(ctx.cleanup, "agents")
-    ctx.cleanup.push(lambda: ctx.hd.proc and ctx.hd.ctl("detach", "--cgroup", ctx.cg.path, check=False))
-    ctx.hd.ctl("attach", "--cgroup", ctx.cg.path, "--owner", "erin@example.org")
+    ctx.cg = attach_agents(ctx, "erin@example.org")
     return ctx
 
-
-def teardown(ctx):
-    if ctx:
-        ctx.cleanup.run()
 
 
 def as_user(ctx, user, *args):

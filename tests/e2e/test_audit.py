@@ -34,7 +34,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hooptest import (HOOPCTL, Cgroup, Cleanup, Hoopd, Postgres, check, log,  # noqa: E402
+from hooptest import (attach_agents, teardown, HOOPCTL, Cgroup, Cleanup, Hoopd, Postgres, check, log,  # noqa: E402
                       run_tests, wait_for)
 
 OWNER = "dana@example.org"
@@ -83,15 +83,9 @@ def setup():
     ctx.hd = Hoopd(ctx.cleanup, policy(ctx.pg.port))
     ctx.hoopds = [ctx.hd]
     ctx.hd.start()
-    ctx.cg = Cgroup(ctx.cleanup, "agents")
-    ctx.cleanup.push(lambda: ctx.hd.proc and ctx.hd.ctl("detach", "--cgroup", ctx.cg.path, check=False))
-    ctx.hd.ctl("attach", "--cgroup", ctx.cg.path, "--owner", OWNER)
+    ctx.cg = attach_agents(ctx, OWNER)
     return ctx
 
-
-def teardown(ctx):
-    if ctx:
-        ctx.cleanup.run()
 
 
 # ---- helpers ------------------------------------------------------------------------------------

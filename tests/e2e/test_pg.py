@@ -15,7 +15,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hooptest import (check_clean_stop, Cgroup, Cleanup, Hoopd, Postgres, check, log, run_tests,  # noqa: E402
+from hooptest import (attach_agents, teardown, check_clean_stop, Cgroup, Cleanup, Hoopd, Postgres, check, log, run_tests,  # noqa: E402
                       wait_for)
 
 PY = "/usr/bin/python3"
@@ -45,18 +45,12 @@ targets:
 """ % ctx.pg.port)
     ctx.hoopds = [ctx.hd]
     ctx.hd.start()
-    ctx.cg = Cgroup(ctx.cleanup, "agents")
-    ctx.cleanup.push(lambda: ctx.hd.proc and ctx.hd.ctl("detach", "--cgroup", ctx.cg.path, check=False))
-    ctx.hd.ctl("attach", "--cgroup", ctx.cg.path, "--owner", "carol@example.org")
+    ctx.cg = attach_agents(ctx, "carol@example.org")
     ctx.tmp = tempfile.mkdtemp(prefix="hoop-pgt-")
     os.chmod(ctx.tmp, 0o777)
     ctx.cleanup.push(subprocess.run, ["rm", "-rf", ctx.tmp])
     return ctx
 
-
-def teardown(ctx):
-    if ctx:
-        ctx.cleanup.run()
 
 
 def accepted(ctx):

@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hooptest import check_clean_stop, Cgroup, Cleanup, Hoopd, Postgres, check, run_tests, ROOT  # noqa: E402
+from hooptest import attach_agents, teardown, check_clean_stop, Cgroup, Cleanup, Hoopd, Postgres, check, run_tests, ROOT  # noqa: E402
 
 PY = "/usr/bin/python3"
 
@@ -47,15 +47,9 @@ def setup():
     ctx.hd = Hoopd(ctx.cleanup, hipaa(ctx.pg.port))
     ctx.hoopds = [ctx.hd]
     ctx.hd.start()
-    ctx.cg = Cgroup(ctx.cleanup, "agents")
-    ctx.cleanup.push(lambda: ctx.hd.proc and ctx.hd.ctl("detach", "--cgroup", ctx.cg.path, check=False))
-    ctx.hd.ctl("attach", "--cgroup", ctx.cg.path, "--owner", "dave@example.org")
+    ctx.cg = attach_agents(ctx, "dave@example.org")
     return ctx
 
-
-def teardown(ctx):
-    if ctx:
-        ctx.cleanup.run()
 
 
 def direct(ctx, sql):
@@ -166,6 +160,27 @@ print("\n".join(out))
     # does for any error, so the insert queued behind the denied UPDATE did not run.
     check(direct(ctx, "select count(*) from notes where id = 300") == "1", "earlier pipelined insert lost")
     check(direct(ctx, "select count(*) from notes where id = 301") == "0", "ran past the error before Sync")
+
+
+def test_statement_pipelined_behind_the_startup_is_judged(ctx):
+    # Found by fuzzing: with trust authentication the server is ready right after the startup
+    # packet; a Query sent in the same write must still be judged, not relayed with the login.
+    code = r"""
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+body = struct.pack("!i", 196608) + b"user\0postgres\0database\0clinical\0\0"
+q = b"drop table notes\0"
+s.sendall(struct.pack("!i", len(body) + 4) + body + b"Q" + struct.pack("!i", len(q) + 4) + q)
+buf = b""
+while buf.count(b"Z\x00\x00\x00\x05") < 2:
+    d = s.recv(65536)
+    if not d: break
+    buf += d
+print(b"42501" in buf, b"destructive DDL" in buf)
+"""
+    r = ctx.cg.run([PY, "-c", code, str(ctx.pg.port)])
+    check(r.stdout.split() == ["True", "True"], r.stdout + r.stderr)
+    check(direct(ctx, "select count(*) from notes") != "", "the table is gone")
 
 
 def test_function_call_message_denied(ctx):
@@ -304,6 +319,7 @@ TESTS = [
     test_multi_statement_any_deny_none_runs,
     test_deny_inside_transaction_client_and_server_agree,
     test_extended_protocol_and_pipeline,
+    test_statement_pipelined_behind_the_startup_is_judged,
     test_function_call_message_denied,
     test_execute_judged_by_the_policy_in_force,
     test_approval_rules_refuse_at_once_without_approvers,

@@ -13,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hooptest import (Cgroup, Cleanup, Hoopd, Netns, Postgres, check, free_port, log,  # noqa: E402
+from hooptest import (attach_agents, teardown, Cgroup, Cleanup, Hoopd, Netns, Postgres, check, free_port, log,  # noqa: E402
                       run_tests, wait_for, HOOPD)
 
 PY = "/usr/bin/python3"
@@ -55,10 +55,6 @@ def setup():
     ctx.hd.ctl("attach", "--cgroup", ctx.cg.path, "--owner", OWNER, "--label", "team=ml")
     return ctx
 
-
-def teardown(ctx):
-    if ctx:
-        ctx.cleanup.run()
 
 
 def accepted(ctx):

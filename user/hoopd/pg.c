@@ -235,7 +235,9 @@ static int protocol_violation(struct pg *p, const char *dir, const char *why)
 
 static int fwd(struct buf *out, const struct pgw_msg *m)
 {
-	return buf_append(out, m->body - (m->type ? 5 : 4), m->total);
+	/* The header is whatever precedes the body: 4 bytes (startup form) or 5 (typed, even
+	 * when the type byte is 0). */
+	return buf_append(out, m->body - (m->total - m->len), m->total);
 }
 
 static char *hexdup(const uint8_t *p, size_t n)
@@ -1321,6 +1323,11 @@ static int pg_agent_data(void *st, struct buf *in)
 			if (r < 0)
 				return -1;
 			continue; /* agent_startup consumed what it used */
+		}
+		if (p->phase == PH_AUTH && m.type != 'p' && m.type != 'X') {
+			/* Only authentication answers belong before the server is ready; anything
+			 * else (a pipelined Query) waits, to be judged once it is. */
+			return 0;
 		}
 		if (p->phase == PH_AUTH && m.type == 'p' && p->sasl && !p->sasl_init &&
 		    !p->plain_retry)

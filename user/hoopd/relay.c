@@ -380,8 +380,10 @@ static void fail(struct session *s, const char *side, int err)
 static void pump(struct session *s)
 {
 	for (int round = 0; round < 8 && !s->dead; round++) {
-		size_t a_in = s->a.in.len, s_in = s->s.in.len;
-		size_t a_out = s->a.out.len, s_out = s->s.out.len;
+		/* Bytes moved anywhere this round: read, consumed by the engine, or sent. Comparing
+		 * buffer lengths is not enough (read, consumed and sent in one round leaves them
+		 * as they were, while an engine may now take input it had to leave waiting). */
+		uint64_t moved = s->bytes_up + s->bytes_down + s->consumed + s->flushed;
 		int r;
 
 		if (s->a.handshaking) {
@@ -431,9 +433,13 @@ static void pump(struct session *s)
 			s->bytes_up += s->a.in.len - before;
 			G.st.bytes_agent_to_db += s->a.in.len - before;
 		}
-		if (s->a.in.len && !s->held && !s->closing && s->eng->agent_data(s->est, &s->a.in))
-			if (s->dead)
+		if (s->a.in.len && !s->held && !s->closing) {
+			size_t before = s->a.in.len;
+
+			if (s->eng->agent_data(s->est, &s->a.in) && s->dead)
 				return;
+			s->consumed += before - s->a.in.len;
+		}
 		if (!s->connecting && !s->s.handshaking && s->a.out.len < G.o.relay_buf) {
 			size_t before = s->s.in.len;
 
@@ -444,19 +450,33 @@ static void pump(struct session *s)
 			s->bytes_down += s->s.in.len - before;
 			G.st.bytes_db_to_agent += s->s.in.len - before;
 		}
-		if (s->s.in.len && !s->s.handshaking && s->eng->server_data(s->est, &s->s.in))
-			if (s->dead)
+		if (s->s.in.len && !s->s.handshaking) {
+			size_t before = s->s.in.len;
+
+			if (s->eng->server_data(s->est, &s->s.in) && s->dead)
 				return;
+			s->consumed += before - s->s.in.len;
+		}
 		if (s->s.out.len && audit_unsynced()) {
 			/* Nothing reaches the database before its record is on disk. */
 			s->wait_sync = 1;
-		} else if (!s->connecting && !s->s.handshaking && side_flush(&s->s) < 0) {
-			fail(s, "database", errno);
-			return;
+		} else if (!s->connecting && !s->s.handshaking) {
+			size_t before = s->s.out.len;
+
+			if (side_flush(&s->s) < 0) {
+				fail(s, "database", errno);
+				return;
+			}
+			s->flushed += before - s->s.out.len;
 		}
-		if (!s->a.handshaking && side_flush(&s->a) < 0) {
-			fail(s, "agent", errno);
-			return;
+		if (!s->a.handshaking) {
+			size_t before = s->a.out.len;
+
+			if (side_flush(&s->a) < 0) {
+				fail(s, "agent", errno);
+				return;
+			}
+			s->flushed += before - s->a.out.len;
 		}
 		/* Half-close: pass an EOF on once everything before it is delivered. */
 		if (s->a.eof && !s->a.in.len && !s->s.out.len && !s->s.shut && !s->connecting) {
@@ -480,8 +500,7 @@ static void pump(struct session *s)
 			sess_kill(s, "both sides done");
 			return;
 		}
-		if (s->a.in.len == a_in && s->s.in.len == s_in && s->a.out.len == a_out &&
-		    s->s.out.len == s_out)
+		if (s->bytes_up + s->bytes_down + s->consumed + s->flushed == moved)
 			break; /* no progress this round */
 	}
 	if (!s->dead)

@@ -55,6 +55,7 @@ struct session {
 	int protocol;
 	int64_t started_ms;
 	uint64_t bytes_up, bytes_down;
+	uint64_t consumed, flushed; /* bytes engines took in and the relay sent: progress */
 	struct session *prev, *next, *next_dead;
 };
 
