@@ -86,6 +86,7 @@ uint64_t netns_ino(const struct listener *ln);
 void netns_close_all(void);
 void netns_conn_ref(struct listener *ln, int delta);
 void netns_gc(void);
+void netns_resume(void);
 void netns_status(struct jbuf *j);
 
 /* relay.c: accepted agent connections and their upstream legs. */

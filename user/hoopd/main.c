@@ -140,6 +140,7 @@ static void tick(void)
 	audit_tick();
 	approvals_tick();
 	control_tick();
+	netns_resume();
 	if (now - last_gc >= 10) {
 		last_gc = now;
 		netns_gc();

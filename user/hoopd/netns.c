@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -76,15 +77,50 @@ uint64_t netns_ino(const struct listener *ln)
 	return ln->ino;
 }
 
+static time_t g_paused; /* when listeners stopped polling (out of descriptors), or 0 */
+
+static void pause_listeners(void)
+{
+	for (struct listener *l = g_listeners; l; l = l->next) {
+		loop_mod(&l->w4, 0);
+		if (l->fd6 >= 0)
+			loop_mod(&l->w6, 0);
+	}
+	g_paused = time(NULL);
+}
+
+/* From the event loop's tick: try again once a second (sessions may have closed). */
+void netns_resume(void)
+{
+	if (!g_paused || time(NULL) - g_paused < 1)
+		return;
+	g_paused = 0;
+	for (struct listener *l = g_listeners; l; l = l->next) {
+		loop_mod(&l->w4, EPOLLIN);
+		if (l->fd6 >= 0)
+			loop_mod(&l->w6, EPOLLIN);
+	}
+}
+
 static void accept_ready(struct listener *ln, int lfd)
 {
 	for (int i = 0; i < 64; i++) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* Level-triggered: polling on would spin. Agents wait in the
+				 * backlog until descriptors free up. */
+				log_error("cannot accept agent connections: %s (raise the open-file "
+					  "limit: each agent connection takes two); retrying every "
+					  "second",
+					  strerror(errno));
+				pause_listeners();
+			} else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
 				log_warn("accept on netns %llu: %s", (unsigned long long)ln->ino,
 					 strerror(errno));
+			}
 			return;
 		}
 		relay_accept(ln, fd);

@@ -461,7 +461,7 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 	const char *sql = (const char *)m->body;
 	size_t len = m->len ? m->len - 1 : 0;
 	struct split *sp;
-	enum verdict worst = VERDICT_ALLOW, *v;
+	enum verdict worst = VERDICT_ALLOW, *v = NULL;
 	char (*rules)[64] = NULL;
 	struct judgement j, deny_j = {0}, hold_j = {0};
 	struct pend *e;
@@ -470,11 +470,14 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 	if (!m->len || memchr(sql, 0, m->len) != sql + len)
 		return protocol_violation(p, "agent", "Query text is not NUL-terminated");
 	sp = malloc(sizeof(*sp));
-	v = sp ? calloc(PG_MAX_STMTS, sizeof(*v)) : NULL;
-	rules = v ? calloc(PG_MAX_STMTS, sizeof(*rules)) : NULL;
-	if (!sp || !v || !rules)
+	if (!sp)
 		goto out;
 	split_sql(sql, len, sp);
+	/* Sized by the statements there are, not the most there could be. */
+	v = calloc((size_t)(sp->n ? sp->n : 1), sizeof(*v));
+	rules = calloc((size_t)(sp->n ? sp->n : 1), sizeof(*rules));
+	if (!v || !rules)
+		goto out;
 	for (int i = 0; i < sp->n; i++) {
 		v[i] = forced ? fv : judge(p, "simple", sql + sp->off[i], (size_t)sp->len[i],
 					   sp->parse_error, &j);
