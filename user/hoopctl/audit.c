@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "hex.h"
 #include "json.h"
 
 int cmd_verify(int argc, char **argv);
@@ -298,17 +299,6 @@ static int parse_head(const char *line, size_t len, uint64_t *seq, char prev[65]
 		return -1;
 	*seq = v;
 	return 0;
-}
-
-static void hexs(const uint8_t *d, size_t n, char *out)
-{
-	static const char x[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = x[d[i] >> 4];
-		out[2 * i + 1] = x[d[i] & 15];
-	}
-	out[2 * n] = '\0';
 }
 
 static struct json_object *parse_json(const char *s, size_t len, const char **why)
@@ -617,7 +607,7 @@ static int verify_record(struct verify *v, const struct seg *s, const char *line
 		snprintf(msg, sizeof(msg), "%llu:%s", (unsigned long long)seq, prev);
 		HMAC(EVP_sha256(), v->key, sizeof(v->key), (const uint8_t *)msg, strlen(msg), mac,
 		     &ml);
-		hexs(mac, ml, mac_hex);
+		hex_encode(mac, ml, mac_hex);
 		if (strcmp(mac_hex, js(o, "hmac"))) {
 			vfail(
 			    v, s->name, lineno, 1, seq, "bad_hmac",
@@ -651,7 +641,7 @@ static int verify_record(struct verify *v, const struct seg *s, const char *line
 	}
 	json_object_put(o);
 	SHA256((const uint8_t *)line, len, d);
-	hexs(d, sizeof(d), hx);
+	hex_encode(d, sizeof(d), hx);
 	memcpy(v->prev, hx, sizeof(hx));
 	v->prev_seg = s->name;
 	v->prev_line = lineno;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "hex.h"
 #include "log.h"
 
 static struct {
@@ -33,17 +34,6 @@ static struct {
 	FILE *stream;
 	time_t last_retention;
 } A = {.fd = -1};
-
-static void hex(const uint8_t *d, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[d[i] >> 4];
-		out[2 * i + 1] = digits[d[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
 
 static void seg_path(uint32_t n, int gz, char *out, size_t len)
 {
@@ -116,7 +106,7 @@ static int write_record(const char *obj, size_t len)
 		return -e;
 	}
 	SHA256((const uint8_t *)line, total, digest);
-	hex(digest, sizeof(digest), A.prev);
+	hex_encode(digest, sizeof(digest), A.prev);
 	A.seq++;
 	A.size += total + 1;
 	A.unsynced = 1;
@@ -140,7 +130,7 @@ static int checkpoint(const char *why)
 	/* The HMAC covers the hash of everything before it and its own sequence number. */
 	snprintf(msg, sizeof(msg), "%llu:%s", (unsigned long long)(A.seq + 1), A.prev);
 	HMAC(EVP_sha256(), A.key, sizeof(A.key), (const uint8_t *)msg, strlen(msg), mac, &ml);
-	hex(mac, ml, machex);
+	hex_encode(mac, ml, machex);
 	gmtime_r(&now, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	snprintf(obj, sizeof(obj),
@@ -297,7 +287,7 @@ static int recover_tail(uint32_t n, int gz)
 		if (z)
 			last = z;
 		SHA256((const uint8_t *)last, lastlen, d);
-		hex(d, sizeof(d), A.prev);
+		hex_encode(d, sizeof(d), A.prev);
 		if (z) {
 			last[lastlen] = '\0';
 			sq = strstr(last, "\"seq\":");

@@ -27,6 +27,7 @@
 
 #include "engine.h"
 #include "events.h"
+#include "hex.h"
 #include "hoopd.h"
 #include "log.h"
 #include "pg.h"
@@ -244,11 +245,8 @@ static char *hexdup(const uint8_t *p, size_t n)
 {
 	char *s = malloc(n * 2 + 1);
 
-	if (!s)
-		return NULL;
-	for (size_t i = 0; i < n; i++)
-		sprintf(s + 2 * i, "%02x", p[i]);
-	s[n * 2] = '\0';
+	if (s)
+		hex_encode(p, n, s);
 	return s;
 }
 
