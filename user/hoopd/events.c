@@ -237,6 +237,10 @@ void ev_complete(const struct session *s, const struct ev_complete *e)
 	jb_kv_uint(&j, "rows", e->rows);
 	jb_kv_uint(&j, "bytes", e->bytes);
 	jb_kv_int(&j, "duration_us", e->duration_us);
+	if (e->masked_json) {
+		jb_key(&j, "masked");
+		jb_raw(&j, e->masked_json);
+	}
 	finish(&j);
 }
 

@@ -62,6 +62,9 @@ struct ev_complete {
 	const char *tag; /* e.g. "SELECT 3", "INSERT 0 1", "EMPTY", "SUSPENDED" */
 	uint64_t rows, bytes;
 	int64_t duration_us;
+	/* masking: cells masked, as a JSON object {"columns": {"patients.ssn": N, ...},
+	 * "detectors": {"us_ssn": N, ...}}; NULL when nothing was masked */
+	const char *masked_json;
 };
 void ev_complete(const struct session *s, const struct ev_complete *e);
 

@@ -1,0 +1,55 @@
+/*
+ * What hoopd knows of one database's schema, for masking: relations (tables, views,
+ * materialized views, partitioned and foreign tables) with their columns, view definitions,
+ * and the names of user-defined functions (whose bodies can read anything). This file is the
+ * in-memory model (built, then immutable and shared); catalog_fetch.c fills it from the
+ * database over a connection of hoopd's own and refreshes it.
+ */
+#ifndef HOOP_CATALOG_H
+#define HOOP_CATALOG_H
+
+#include <stdint.h>
+
+#define CAT_NAME 64
+
+struct cat_col {
+	int16_t attnum; /* 1-based, as pg_attribute */
+	char name[CAT_NAME];
+	uint32_t type_oid;
+};
+
+struct cat_rel {
+	uint32_t oid;
+	char schema[CAT_NAME];
+	char name[CAT_NAME];
+	char kind;	 /* pg_class.relkind: r v m p f */
+	char *viewdef;	 /* v, m: pg_get_viewdef() text (a SELECT); else NULL */
+	struct cat_col *cols;
+	int ncols;
+};
+
+struct catalog;
+
+struct catalog *cat_new(void);
+void cat_free(struct catalog *c);
+/* Build: add relations, their columns (any order), functions; then cat_index() once. */
+struct cat_rel *cat_add_rel(struct catalog *c, uint32_t oid, const char *schema,
+			    const char *name, char kind, const char *viewdef);
+int cat_add_col(struct cat_rel *r, int16_t attnum, const char *name, uint32_t type_oid);
+/* A function that is not built in (not in pg_catalog): its result can derive from anything. */
+int cat_add_function(struct catalog *c, const char *schema, const char *name);
+int cat_index(struct catalog *c);
+
+const struct cat_rel *cat_rel_by_oid(const struct catalog *c, uint32_t oid);
+/* Relations named `name` (case-sensitive: callers fold as the server does). With schema NULL,
+ * every schema's relation of that name (callers take the union: search_path is the session's
+ * and may change); with a schema, at most one. Returns how many, up to max, in out. */
+int cat_rels_by_name(const struct catalog *c, const char *schema, const char *name,
+		     const struct cat_rel **out, int max);
+const struct cat_col *cat_col_by_attnum(const struct cat_rel *r, int attnum);
+const struct cat_col *cat_col_by_name(const struct cat_rel *r, const char *name);
+/* Is there a user-defined function of this name (schema NULL: in any schema)? */
+int cat_is_user_function(const struct catalog *c, const char *schema, const char *name);
+int cat_nrels(const struct catalog *c);
+
+#endif

@@ -1,0 +1,149 @@
+/*
+ * PHI masking of result values: the policy's masking section, the value-level engine (column
+ * styles, content detectors, type-valid encodings in text and binary formats) and the DataRow /
+ * CopyData rewriters. Which result column derives from which masked column is maskplan.h's job;
+ * this module only applies a per-column plan to the bytes. It never parses SQL.
+ */
+#ifndef HOOP_MASK_H
+#define HOOP_MASK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf;
+
+enum mask_style {
+	MASK_REDACT = 0,	 /* a fixed, type-valid placeholder */
+	MASK_PARTIAL,		 /* keep the first/last N characters, the rest '*' */
+	MASK_HASH,		 /* keyed HMAC-SHA-256, deterministic: joins and GROUP BY still work */
+	MASK_NULL,		 /* SQL NULL */
+	MASK_FORMAT_PRESERVING,	 /* same length and character classes, keyed and deterministic */
+	MASK_STYLE_COUNT
+};
+
+enum mask_detector {
+	DET_US_SSN = 0, /* area/group/serial validity; bare 9 digits only with column context */
+	DET_EMAIL,
+	DET_PHONE,	 /* NANP and E.164 */
+	DET_CREDIT_CARD, /* Luhn */
+	DET_MRN,	 /* the policy's mrn_pattern */
+	DET_DOB,	 /* dates, only with column context (a birth-date column) */
+	DET_IPV4,
+	DET_COUNT
+};
+
+#define MASK_MAX_RULES 256
+#define MASK_NAME 64
+
+/* masking.columns[i]: "[schema.]table.column", each part a glob (fnmatch); no schema = any. */
+struct mask_column_rule {
+	char schema[MASK_NAME]; /* "" = any schema */
+	char table[MASK_NAME];
+	char column[MASK_NAME];
+	enum mask_style style;
+	int keep_first, keep_last; /* partial */
+	int line;		   /* where it is in the policy file */
+};
+
+enum mask_unmaskable {
+	UNMASKABLE_WITHHOLD = 0, /* fail the statement: the agent gets an error, not the rows */
+	UNMASKABLE_NULL,	 /* send SQL NULL in place of the value */
+};
+
+struct mask_policy {
+	int enabled; /* the policy has a masking section */
+	struct mask_column_rule rules[MASK_MAX_RULES];
+	int nrules;
+	unsigned detectors;	/* 1 << enum mask_detector; default all */
+	char mrn_pattern[256];	/* Hyperscan/PCRE syntax; default "MRN-[0-9]{8}" */
+	char hmac_key_file[512]; /* "" = <state>/mask.key, made on first start (0400) */
+	enum mask_unmaskable on_unmaskable;
+	/* style for values whose provenance cannot be established (table OID 0 and no plan):
+	 * redact by default; MASK_NULL is allowed; anything needing the original is not. */
+	enum mask_style unknown_style;
+	/* style applied to a detector's match inside a text value: partial (keep last 4 of the
+	 * digits) by default, or redact/hash/format_preserving */
+	enum mask_style detector_style;
+};
+
+const char *mask_style_name(enum mask_style s);
+int mask_style_from_name(const char *name); /* -1 if unknown */
+const char *mask_detector_name(enum mask_detector d);
+int mask_detector_from_name(const char *name); /* -1 if unknown */
+
+/* Column context from a column name (the source column's, or the result's): bits of
+ * 1 << DET_DOB (birth date: dob, birth_date, date_of_birth, birthdate...) and 1 << DET_US_SSN
+ * (ssn, social_security...: bare 9-digit numbers there are SSNs). */
+unsigned mask_context_from_name(const char *column);
+
+/* ---- the engine ---- */
+
+struct mask_engine; /* compiled detectors, the key, settings: immutable, shared by sessions */
+
+/* Build from the policy; key is the 32-byte HMAC key. 0, or -1 with err filled (e.g. a bad
+ * mrn_pattern, with what Hyperscan said). */
+int mask_engine_new(const struct mask_policy *mp, const uint8_t key[32],
+		    struct mask_engine **out, char *err, size_t errn);
+void mask_engine_free(struct mask_engine *me);
+
+/* How one result column is treated. */
+#define MASK_RULE_NONE (-1)
+#define MASK_RULE_UNKNOWN (-2) /* provenance unknown: mp->unknown_style */
+struct mask_colplan {
+	int rule;	   /* index into mp->rules, MASK_RULE_NONE, or MASK_RULE_UNKNOWN */
+	int derived;	   /* computed from the masked column, not the column itself: partial and
+			    * format_preserving become redact (a substr() window must not reveal
+			    * what partial hides) */
+	unsigned context;  /* mask_context_from_name() bits for the detectors */
+	uint32_t type_oid; /* from RowDescription */
+	int16_t format;	   /* 0 text, 1 binary (from Bind's result formats, or COPY's) */
+	char label[130];   /* "patients.ssn": counts are reported under this name */
+};
+
+struct mask_counts {
+	int ncols;
+	uint64_t *cols;		   /* cells masked per result column (sized ncols by the caller) */
+	uint64_t det[DET_COUNT];   /* detector matches masked */
+	uint64_t withheld;	   /* values that could not be masked */
+	char why[256];		   /* when withholding: which column and type, for the error */
+};
+
+/*
+ * Rewrite one DataRow body (int16 count, then per column int32 length (-1 NULL) and bytes)
+ * by the plan: column rules first, then detectors on every text-like value not already masked.
+ * Appends the whole new message ('D', int32 length, body) to out.
+ * Returns 0; 1 when a value cannot be masked validly for its type and mp->on_unmaskable is
+ * withhold (nothing appended; counts->why says which); -1 on a malformed row or no memory.
+ * A row whose column count differs from ncols is malformed.
+ */
+int mask_datarow(const struct mask_engine *me, const struct mask_colplan *cols, int ncols,
+		 const uint8_t *body, size_t len, struct buf *out, struct mask_counts *counts);
+
+/* COPY ... TO STDOUT: the format and options the statement gave (maskplan.h fills them). */
+struct mask_copy {
+	int format; /* 0 text, 1 csv, 2 binary */
+	char delim; /* text: '\t', csv: ',' unless given */
+	char quote, escape; /* csv: '"' unless given */
+	char null_str[32];  /* text: "\\N", csv: "" unless given */
+	int header;	    /* csv HEADER: the first line is column names */
+	/* state across messages */
+	int header_done;    /* text/csv: header line passed; binary: signature read */
+};
+
+/*
+ * Rewrite one CopyData payload of COPY TO STDOUT (PostgreSQL sends whole rows per message;
+ * binary's signature rides with the first row and its trailer alone). Appends the whole new
+ * message ('d', length, payload) to out. Same returns as mask_datarow; a payload that ends
+ * inside a row is malformed (-1): the caller fails the statement rather than guess.
+ */
+int mask_copydata(const struct mask_engine *me, const struct mask_colplan *cols, int ncols,
+		  struct mask_copy *cp, const uint8_t *data, size_t len, struct buf *out,
+		  struct mask_counts *counts);
+
+/* The counts as the "masked" JSON object of the statement's complete record
+ * ({"columns": {label: n}, "detectors": {name: n}}), appended to out as text; nothing appended
+ * when nothing was masked. */
+void mask_counts_json(const struct mask_colplan *cols, const struct mask_counts *c,
+		      struct buf *out);
+
+#endif

@@ -1,0 +1,63 @@
+/*
+ * Provenance: which result columns of a statement derive from masked columns, read from
+ * PostgreSQL's parse tree (libpg_query) and the catalog. A result column is masked when any
+ * column it is computed from is masked: through aliases, casts, functions, operators,
+ * concatenation, CASE, subqueries, CTEs, UNION/INTERSECT/EXCEPT, views (their definitions are
+ * parsed the same way), whole-row references (p, p.*, row_to_json(p), to_jsonb(p), p::text)
+ * and aggregates (array_agg, string_agg, json_agg...). What cannot be established is
+ * MASK_RULE_UNKNOWN (masked by mask_policy.unknown_style): fail closed.
+ */
+#ifndef HOOP_MASKPLAN_H
+#define HOOP_MASKPLAN_H
+
+#include <stddef.h>
+
+#include "catalog.h"
+#include "mask.h"
+
+struct maskplan_col {
+	int rule;	  /* strongest rule among its sources, MASK_RULE_NONE or MASK_RULE_UNKNOWN */
+	int derived;	  /* not the masked column itself (see mask_colplan.derived) */
+	char source[130]; /* "table.column" of that source (for counts and context), or "" */
+};
+
+struct maskplan {
+	int returns_rows; /* SELECT, VALUES, ... RETURNING, COPY TO STDOUT, FETCH, SHOW, EXPLAIN.. */
+	int ncols;	  /* result columns in order (star expanded from the catalog) */
+	struct maskplan_col *cols;
+	int all_unknown;  /* the result columns could not be listed: every column unknown */
+	/* Inference: a masked column is read outside the result (WHERE, JOIN ... ON, GROUP BY,
+	 * HAVING, ORDER BY, DISTINCT ON, window clauses, LIMIT expressions). */
+	int probes_masked;
+	char probe[130];  /* "patients.ssn" */
+	/* COPY ... TO STDOUT: the columns above are the copied ones */
+	int copy;
+	struct mask_copy copy_opts;
+	/* DECLARE name CURSOR FOR ...: the columns are the cursor's; FETCH/MOVE name: the plan
+	 * is the cursor's (the engine remembers DECLAREd plans by name) */
+	char declare_cursor[64];
+	char fetch_cursor[64];
+	/* EXECUTE name (SQL): the plan is the prepared statement's */
+	char execute_name[64];
+	/* a relation named in the statement that the catalog does not have (not a CTE, not a
+	 * system relation): the catalog may be stale */
+	char unknown_rel[130];
+	char error[256];
+};
+
+/* Index of the first rule matching schema.table.column, or MASK_RULE_NONE. */
+int mask_rule_match(const struct mask_policy *mp, const char *schema, const char *table,
+		    const char *column);
+/* The rule for column attnum of relation r: tables by rule match; views through their
+ * definitions. MASK_RULE_NONE, a rule, or MASK_RULE_UNKNOWN. */
+int maskplan_relcol(const struct catalog *cat, const struct mask_policy *mp,
+		    const struct cat_rel *r, int attnum, int *derived);
+
+/* One statement (the engine splits a Query first). cat may be NULL (no catalog: only what the
+ * text itself says; stars and unqualified columns become unknown). 0, or -1 on a parse error
+ * (all_unknown set). */
+int maskplan_build(const char *sql, size_t len, const struct catalog *cat,
+		   const struct mask_policy *mp, struct maskplan *out);
+void maskplan_free(struct maskplan *p);
+
+#endif
