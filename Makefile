@@ -23,8 +23,9 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation -D_GNU_SOURCE \
 	  -Iinclude -Iuser/common -Iuser/hoopd -I$(OUT) $(SAN_FLAGS)
 LDFLAGS += $(SAN_FLAGS)
-LDLIBS := -lbpf -lelf -lz -lyaml -ljson-c -lpg_query -lssl -lcrypto $(shell pkg-config --libs libnl-3.0 2>/dev/null || echo -lnl-3)
+LDLIBS := -lbpf -lelf -lz -lyaml -ljson-c -lpg_query -lpq -lhs -lssl -lcrypto -lpthread $(shell pkg-config --libs libnl-3.0 2>/dev/null || echo -lnl-3)
 CFLAGS += $(shell pkg-config --cflags libnl-3.0 2>/dev/null || echo -I/usr/include/libnl3)
+CFLAGS += -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -Ibpf \
 	      -idirafter /usr/include/$(MULTIARCH) -Wall -Werror
@@ -96,7 +97,7 @@ UNIT_SRC := user/hoopd/policy.c user/hoopd/sqlfacts.c user/common/json.c
 $(OUT)/unit/test_policy: tests/unit/test_policy.c tests/unit/harness.h $(UNIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(UNIT_SRC) -lyaml -ljson-c -lpg_query -o $@
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(UNIT_SRC) -lyaml -ljson-c -lpg_query -lhs -o $@
 
 unit: $(OUT)/unit/test_policy
 	$(Q)$< tests/unit/policy

@@ -83,6 +83,8 @@ int netns_ensure_pid(int pid, char *err, size_t errn);
 int netns_socket(struct listener *ln, int family);
 uint64_t netns_cookie(const struct listener *ln);
 uint64_t netns_ino(const struct listener *ln);
+/* The namespace's fd (-1: hoopd's own), for threads that must open sockets there. */
+int netns_nsfd(const struct listener *ln);
 void netns_close_all(void);
 void netns_conn_ref(struct listener *ln, int delta);
 void netns_gc(void);

@@ -18,7 +18,9 @@
 #include "events.h"
 #include "tls.h"
 #include "verdict.h"
+#include "catalog_fetch.h"
 #include "hoopd.h"
+#include "masking.h"
 #include "log.h"
 #include "probe.h"
 
@@ -102,6 +104,17 @@ int hoopd_reload_policy(char *err, size_t errn)
 				G.st.policy_reload_failures++;
 				return -EINVAL;
 			}
+	if (mkdir(G.o.state_dir, 0700) && errno != EEXIST) {
+		snprintf(err, errn, "cannot create state dir %s: %s", G.o.state_dir, strerror(errno));
+		policy_free(np);
+		return -errno;
+	}
+	if ((r = masking_load(np, G.o.state_dir, err, errn))) {
+		G.st.policy_reload_failures++;
+		log_error("policy reload refused, the running policy stays: %s", err);
+		policy_free(np);
+		return r;
+	}
 	if (G.skel && (r = bpfctl_sync_targets(np))) {
 		snprintf(err, errn, "cannot update the kernel's target map: %s", strerror(-r));
 		policy_free(np);
@@ -111,6 +124,7 @@ int hoopd_reload_policy(char *err, size_t errn)
 	policy_free(G.pol);
 	G.pol = np;
 	tls_policy_changed();
+	catalog_policy_changed();
 	if (G.st.policy_reloads || G.skel) {
 		struct audit_cfg ac;
 
@@ -140,6 +154,7 @@ static void tick(void)
 	audit_tick();
 	approvals_tick();
 	control_tick();
+	catalog_tick();
 	netns_resume();
 	if (now - last_gc >= 10) {
 		last_gc = now;
@@ -371,6 +386,11 @@ int main(int argc, char **argv)
 		log_warn("--accel sockmap turned off: %s", err);
 		G.o.accel = ACCEL_OFF;
 	}
+	if ((r = catalog_fetch_init())) {
+		log_error("cannot start the catalog reader: %s", strerror(-r));
+		control_close();
+		return 1;
+	}
 	if (bpfctl_setup()) {
 		control_close();
 		return 1;
@@ -400,6 +420,8 @@ int main(int argc, char **argv)
 	r = loop_run(1000, tick);
 	approvals_fail_all("hoopd stopped");
 	relay_close_all();
+	catalog_fetch_stop();
+	masking_stop();
 	netns_close_all();
 	control_close();
 	bpfctl_unpin_all_if_idle();

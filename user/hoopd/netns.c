@@ -72,6 +72,11 @@ uint64_t netns_cookie(const struct listener *ln)
 	return ln->cookie;
 }
 
+int netns_nsfd(const struct listener *ln)
+{
+	return ln->nsfd;
+}
+
 uint64_t netns_ino(const struct listener *ln)
 {
 	return ln->ino;

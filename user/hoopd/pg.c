@@ -32,6 +32,8 @@
 #include "log.h"
 #include "pg.h"
 #include "pgwire.h"
+#include "catalog_fetch.h"
+#include "masking.h"
 #include "tls.h"
 #include "verdict.h"
 
@@ -57,6 +59,14 @@ struct track {
 	uint64_t seq;
 	int64_t start_us;
 	uint64_t rows, bytes;
+	/* masking: the statement's provenance plan and, once its columns are known, the plan
+	 * per column (mr). rd: a RowDescription that answered a Describe of this Execute's
+	 * portal. */
+	struct masking *mk;
+	struct mplan *plan;
+	struct mask_result *mr;
+	uint8_t *rd;
+	size_t rdlen;
 };
 
 struct pend {
@@ -67,6 +77,10 @@ struct pend {
 	char *deny;	/* message for the agent */
 	struct track *st; /* statements whose results this entry carries */
 	int nst, cur;
+	char dkind;    /* Describe: 'S' or 'P' */
+	char *name;    /* Describe and Execute: the statement or portal */
+	int internal;  /* hoopd sent it (a Describe for masking): the agent sees no answer */
+	unsigned gen;  /* Describe of a portal: the portal's generation when it was sent */
 	struct pend *next;
 };
 
@@ -74,6 +88,11 @@ struct named {
 	char *name;
 	char *text;   /* prepared: statement text; portal: statement text */
 	char *params; /* portal: parameters as JSON */
+	struct mplan *plan; /* masking: the statement's provenance (built when first needed) */
+	int described;	    /* portal: a Describe for it was sent since its Bind */
+	uint8_t *rd;	    /* portal: its RowDescription, once a Describe answered */
+	size_t rdlen;
+	unsigned gen;	    /* bumped at every (re)definition */
 	struct named *next;
 };
 
@@ -101,6 +120,10 @@ struct pg {
 	uint8_t *held;
 	size_t held_len;
 	const char *end_reason;
+	/* masking */
+	struct catbox *cat;
+	struct named *cursors; /* DECLAREd cursors and their plans */
+	int withhold;	       /* a result could not be masked: drop all but Z, N, A, S until Z */
 };
 
 static int64_t now_us(void)
@@ -131,6 +154,8 @@ static struct named *named_find(struct named *l, const char *name)
 
 static void named_free(struct named *n)
 {
+	mplan_put(n->plan);
+	free(n->rd);
 	free(n->name);
 	free(n->text);
 	free(n->params);
@@ -154,6 +179,13 @@ static struct named *named_put(struct named **l, const char *name, const char *t
 	}
 	free(n->text);
 	free(n->params);
+	mplan_put(n->plan);
+	n->plan = NULL;
+	n->described = 0;
+	free(n->rd);
+	n->rd = NULL;
+	n->rdlen = 0;
+	n->gen++;
 	n->text = strdup(text ? text : "");
 	n->params = params;
 	return n;
@@ -196,6 +228,17 @@ static struct pend *pend_push(struct pg *p, char kind, int nst)
 	return e;
 }
 
+static void track_free(struct track *t)
+{
+	if (t->mr) {
+		mask_result_free(t->mr);
+		free(t->mr);
+	}
+	mplan_put(t->plan);
+	masking_put(t->mk);
+	free(t->rd);
+}
+
 static void pend_pop(struct pg *p)
 {
 	struct pend *e = p->head;
@@ -206,7 +249,10 @@ static void pend_pop(struct pg *p)
 	if (!p->head)
 		p->tail = NULL;
 	p->npend--;
+	for (int i = 0; i < e->nst; i++)
+		track_free(&e->st[i]);
 	free(e->deny);
+	free(e->name);
 	free(e->st);
 	free(e);
 }
@@ -273,6 +319,7 @@ static enum verdict judge(struct pg *p, const char *protocol, const char *text, 
 	j->database = p->database;
 	j->prepared = prepared_text;
 	j->prepared_ctx = p;
+	j->cat = p->cat ? p->cat->cat : NULL;
 	return verdict_hook(j);
 }
 
@@ -306,6 +353,215 @@ static int refuse(struct pg *p, char kind, const char *stmt_name, const char *sq
 	if (kind == 'P')
 		return pgw_put_parse(&s->s.out, stmt_name ? stmt_name : "", POISON_SQL);
 	return pgw_put_query(&s->s.out, POISON_SQL); /* Q and F: answered by E + Z */
+}
+
+/* ---- masking ---- */
+
+static const struct catalog *pg_cat(const struct pg *p)
+{
+	return p->cat ? p->cat->cat : NULL;
+}
+
+static struct mplan *prep_plan(struct pg *p, struct masking *mk, struct named *n, int depth);
+
+/* The provenance plan of one statement, with EXECUTE, FETCH and DECLARE resolved. */
+static struct mplan *plan_stmt(struct pg *p, struct masking *mk, const char *sql, size_t len,
+			       int depth)
+{
+	struct mplan *pl = mplan_build(mk, pg_cat(p), sql, len);
+	struct named *n;
+
+	if (!pl)
+		return NULL;
+	if (pl->p.unknown_rel[0])
+		catalog_stale(p->s, p->database);
+	if (pl->p.execute_name[0]) {
+		n = named_find(p->preps, pl->p.execute_name);
+		mplan_put(pl);
+		return n && depth < 4 ? prep_plan(p, mk, n, depth + 1) : mplan_unknown();
+	}
+	if (pl->p.fetch_cursor[0]) {
+		n = named_find(p->cursors, pl->p.fetch_cursor);
+		mplan_put(pl);
+		return n && n->plan ? mplan_ref(n->plan) : mplan_unknown();
+	}
+	if (pl->p.declare_cursor[0]) {
+		n = named_put(&p->cursors, pl->p.declare_cursor, "", NULL);
+		if (n)
+			n->plan = mplan_ref(pl);
+	}
+	return pl;
+}
+
+static struct mplan *prep_plan(struct pg *p, struct masking *mk, struct named *n, int depth)
+{
+	if (!n->plan)
+		n->plan = plan_stmt(p, mk, n->text, strlen(n->text), depth);
+	return mplan_ref(n->plan);
+}
+
+/* Everything for the agent from the database in the ready phase goes through here: while a
+ * result is withheld, only ReadyForQuery and asynchronous messages pass. */
+static int to_agent(struct pg *p, const struct pgw_msg *m)
+{
+	if (p->withhold && m->type != 'Z' && m->type != 'N' && m->type != 'A' && m->type != 'S')
+		return 0;
+	return fwd(&p->s->a.out, m);
+}
+
+/* A result that cannot be masked is not sent: the agent gets an error in its place and the
+ * rest of the server's answer up to ReadyForQuery is dropped. */
+static int withhold(struct pg *p, struct track *t, const char *why)
+{
+	char msg[512];
+	struct ev_error ee = {.seq = t ? t->seq : 0, .severity = "ERROR", .sqlstate = "42501",
+			      .from_hoopd = 1};
+
+	if (p->withhold)
+		return 0;
+	snprintf(msg, sizeof(msg), "hoop: result withheld: %s", why);
+	ee.message = msg;
+	ev_error(p->s, &ee);
+	hlog_conn(HLOG_INFO, p->s->id, p->s->peer, "%s", msg);
+	p->withhold = 1;
+	if (t && t->mr)
+		t->mr->counts.withheld++;
+	return pgw_put_error(&p->s->a.out, "ERROR", "42501", msg, NULL, NULL);
+}
+
+/* The per-column plan of a row result, from its RowDescription. */
+static int track_plan_rows(struct pg *p, struct track *t, const struct pgw_msg *m)
+{
+	int n = pgw_row_description(m, NULL, 0), r;
+	struct pgw_field *f;
+
+	if (n < 0)
+		return -EINVAL;
+	f = calloc((size_t)(n ? n : 1), sizeof(*f));
+	t->mr = calloc(1, sizeof(*t->mr));
+	if (!f || !t->mr) {
+		free(f);
+		free(t->mr);
+		t->mr = NULL;
+		return -ENOMEM;
+	}
+	pgw_row_description(m, f, n);
+	r = masking_plan_rows(t->mr, t->mk, pg_cat(p), t->plan ? &t->plan->p : NULL, f, n);
+	free(f);
+	if (r) {
+		free(t->mr);
+		t->mr = NULL;
+		return r;
+	}
+	if (t->mr->unknown_oid)
+		catalog_stale(p->s, p->database);
+	return 0;
+}
+
+static int mask_row(struct pg *p, struct track *t, const struct pgw_msg *m)
+{
+	int r;
+
+	if (p->withhold)
+		return 0;
+	if (!t->mr && t->rd) {
+		struct pgw_msg rm;
+		const char *why;
+
+		if (pgw_frame(t->rd, t->rdlen, 0, UINT32_MAX, &rm, &why) == PGW_OK &&
+		    track_plan_rows(p, t, &rm) == -ENOMEM)
+			return -1;
+	}
+	if (!t->mr || t->mr->copy)
+		return withhold(p, t, "hoop did not see the result's column description, so it "
+				      "cannot tell which columns to mask");
+	r = mask_datarow(t->mk->me, t->mr->cols, t->mr->ncols, m->body, m->len, &p->s->a.out,
+			 &t->mr->counts);
+	if (r == 0)
+		return 0;
+	if (r == 1)
+		return withhold(p, t, t->mr->counts.why);
+	return withhold(p, t, "a row of the result could not be read for masking");
+}
+
+/* CopyOutResponse: int8 overall format, int16 count, int16 formats. */
+static int mask_copy_start(struct pg *p, struct track *t, const struct pgw_msg *m)
+{
+	struct pgw_rd rd;
+	int overall, n, r;
+	int16_t *fmts;
+
+	pgw_rd_init(&rd, m);
+	overall = pgw_u8(&rd);
+	n = pgw_i16(&rd);
+	if (rd.bad || n < 0)
+		return withhold(p, t, "a malformed COPY header");
+	fmts = calloc((size_t)(n ? n : 1), sizeof(*fmts));
+	if (!fmts)
+		return -1;
+	for (int i = 0; i < n; i++)
+		fmts[i] = pgw_i16(&rd);
+	t->mr = calloc(1, sizeof(*t->mr));
+	if (!t->mr) {
+		free(fmts);
+		return -1;
+	}
+	r = masking_plan_copy(t->mr, t->mk, pg_cat(p), t->plan ? &t->plan->p : NULL, overall,
+			      fmts, n);
+	free(fmts);
+	if (r == -ENOMEM)
+		return -1;
+	if (r)
+		return withhold(p, t, "hoop cannot tell which columns this COPY carries, so it "
+				      "cannot mask them");
+	return 0;
+}
+
+static int mask_copy_data(struct pg *p, struct track *t, const struct pgw_msg *m)
+{
+	int r;
+
+	if (p->withhold)
+		return 0;
+	if (!t->mr || !t->mr->copy)
+		return withhold(p, t, "COPY data without a COPY header");
+	r = mask_copydata(t->mk->me, t->mr->cols, t->mr->ncols, &t->mr->copy_opts, m->body, m->len,
+			  &p->s->a.out, &t->mr->counts);
+	if (r == 0)
+		return 0;
+	if (r == 1)
+		return withhold(p, t, t->mr->counts.why);
+	return withhold(p, t, "COPY data that could not be read for masking");
+}
+
+/* A RowDescription answered a Describe of a portal: the Executes of that portal waiting in
+ * the queue (up to its next Bind) mask with it. */
+static int attach_rowdesc(struct pg *p, struct pend *d, const struct pgw_msg *m)
+{
+	struct named *po = named_find(p->portals, d->name);
+
+	if (po && po->gen == d->gen && !po->rd) {
+		/* later Executes of the same portal (row limits) reuse it */
+		po->rd = malloc(m->total);
+		if (!po->rd)
+			return -1;
+		memcpy(po->rd, m->body - 5, m->total);
+		po->rdlen = m->total;
+	}
+	for (struct pend *x = d->next; x; x = x->next) {
+		if (!x->name || strcmp(x->name, d->name))
+			continue;
+		if (x->kind == 'B')
+			break;
+		if (x->kind == 'E' && x->nst && !x->st[0].rd) {
+			x->st[0].rd = malloc(m->total);
+			if (!x->st[0].rd)
+				return -1;
+			memcpy(x->st[0].rd, m->body - 5, m->total);
+			x->st[0].rdlen = m->total;
+		}
+	}
+	return 0;
 }
 
 /* ---- frontend messages in the ready phase ---- */
@@ -575,6 +831,12 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 	for (int i = 0; i < e->nst; i++) {
 		e->st[i].seq = p->seq - (uint64_t)(sp->n ? sp->n : 1) + 1 + (uint64_t)i;
 		e->st[i].start_us = now_us();
+		if (i < sp->n && (e->st[i].mk = masking_get())) {
+			e->st[i].plan = plan_stmt(p, e->st[i].mk, sql + sp->off[i],
+						  (size_t)sp->len[i], 0);
+			if (!e->st[i].plan)
+				goto out;
+		}
 	}
 	r = fwd(&s->s.out, m);
 out:
@@ -619,6 +881,14 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 		return refuse(p, 'P', name, "42501",
 			      j.message[0] ? j.message : "hoop: statement denied by policy", &e);
 	}
+	{
+		struct masking *mk = masking_get();
+		struct named *n = named_find(p->preps, name);
+
+		if (mk && n)
+			mplan_put(prep_plan(p, mk, n, 0));
+		masking_put(mk);
+	}
 	if (!pend_push(p, 'P', 0))
 		return -1;
 	return fwd(&p->s->s.out, m);
@@ -628,7 +898,9 @@ static int on_bind(struct pg *p, const struct pgw_msg *m)
 {
 	struct pgw_rd rd;
 	const char *portal, *stmt;
-	struct named *ps;
+	struct named *ps, *po;
+	struct masking *mk;
+	struct pend *e;
 	int nfmt, nparams;
 	int16_t fmts[64] = {0};
 	struct jbuf j;
@@ -686,12 +958,15 @@ static int on_bind(struct pg *p, const struct pgw_msg *m)
 		return protocol_violation(p, "agent", "malformed Bind message");
 	}
 	ps = named_find(p->preps, stmt);
-	if (!named_put(&p->portals, portal, ps ? ps->text : NULL, strdup(jb_str(&j)))) {
-		jb_free(&j);
-		return -1;
-	}
+	po = named_put(&p->portals, portal, ps ? ps->text : NULL, strdup(jb_str(&j)));
 	jb_free(&j);
-	if (!pend_push(p, 'B', 0))
+	if (!po)
+		return -1;
+	if ((mk = masking_get())) {
+		po->plan = ps ? prep_plan(p, mk, ps, 0) : mplan_unknown();
+		masking_put(mk);
+	}
+	if (!(e = pend_push(p, 'B', 0)) || !(e->name = strdup(portal)))
 		return -1;
 	return fwd(&p->s->s.out, m);
 }
@@ -702,6 +977,7 @@ static int on_execute(struct pg *p, const struct pgw_msg *m)
 	const char *portal;
 	struct named *po;
 	struct pend *e;
+	struct masking *mk;
 	struct ev_statement es = {.db_user = p->user, .database = p->database, .protocol = "extended", .verdict = "allow"};
 
 	pgw_rd_init(&rd, m);
@@ -719,11 +995,45 @@ static int on_execute(struct pg *p, const struct pgw_msg *m)
 		/* In place of the Execute: a poisoned Parse, so the server errors right here and
 		 * skips to Sync like for any error. */
 		return refuse(p, 'P', "hoop: unrecorded", UNRECORDED_STATE, UNRECORDED_MSG, &e);
+	if ((mk = masking_get())) {
+		if (po && !po->described) {
+			/* The agent did not ask for the result's columns: hoopd does, for itself,
+			 * so that it knows what to mask. */
+			struct pend *d = pend_push(p, 'D', 0);
+			struct buf body = {0};
+
+			if (!d || !(d->name = strdup(portal)) || buf_append(&body, "P", 1) ||
+			    buf_append(&body, portal, strlen(portal) + 1) ||
+			    pgw_put(&p->s->s.out, 'D', buf_head(&body), body.len)) {
+				buf_free(&body);
+				masking_put(mk);
+				return -1;
+			}
+			buf_free(&body);
+			d->dkind = 'P';
+			d->internal = 1;
+			d->gen = po->gen;
+			po->described = 1;
+		}
+	}
 	e = pend_push(p, 'E', 1);
-	if (!e)
+	if (!e || !(e->name = strdup(portal))) {
+		masking_put(mk);
 		return -1;
+	}
 	e->st[0].seq = p->seq;
 	e->st[0].start_us = now_us();
+	if (mk) {
+		e->st[0].mk = mk;
+		e->st[0].plan = po && po->plan ? mplan_ref(po->plan) : mplan_unknown();
+		if (po && po->rd) {
+			e->st[0].rd = malloc(po->rdlen);
+			if (!e->st[0].rd)
+				return -1;
+			memcpy(e->st[0].rd, po->rd, po->rdlen);
+			e->st[0].rdlen = po->rdlen;
+		}
+	}
 	return fwd(&p->s->s.out, m);
 }
 
@@ -744,6 +1054,13 @@ static int on_function(struct pg *p, const struct pgw_msg *m)
 	v = judge(p, "function", desc, strlen(desc), 0, &j);
 	if (v == VERDICT_HOLD)
 		v = VERDICT_DENY;
+	if (v == VERDICT_ALLOW && masking_enabled()) {
+		/* Its result has no column description to mask by. */
+		v = VERDICT_DENY;
+		snprintf(j.rule, sizeof(j.rule), "masking");
+		snprintf(j.message, sizeof(j.message),
+			 "hoop: FunctionCall results cannot be masked; call the function from SQL");
+	}
 	{
 		struct ev_statement es = {.db_user = p->user, .database = p->database, .seq = ++p->seq, .protocol = "function", .text = desc,
 					  .text_len = strlen(desc), .verdict = verdict_name(v),
@@ -792,7 +1109,29 @@ static int agent_ready(struct pg *p, const struct pgw_msg *m)
 			return -1;
 		return fwd(&p->s->s.out, m);
 	}
-	case 'D':
+	case 'D': {
+		const char *name;
+		uint8_t kind;
+		struct pend *e;
+
+		pgw_rd_init(&rd, m);
+		kind = pgw_u8(&rd);
+		name = pgw_str(&rd, NULL);
+		if (!name || (kind != 'S' && kind != 'P'))
+			return protocol_violation(p, "agent", "malformed Describe message");
+		if (!(e = pend_push(p, 'D', 0)) || !(e->name = strdup(name)))
+			return -1;
+		e->dkind = (char)kind;
+		if (kind == 'P') {
+			struct named *po = named_find(p->portals, name);
+
+			if (po) {
+				po->described = 1;
+				e->gen = po->gen;
+			}
+		}
+		return fwd(&p->s->s.out, m);
+	}
 	case 'S':
 		if (!pend_push(p, (char)m->type, 0))
 			return -1;
@@ -1029,8 +1368,11 @@ static void complete(struct pg *p, struct track *t, const char *tag)
 {
 	struct ev_complete c = {.seq = t->seq, .tag = tag, .rows = t->rows, .bytes = t->bytes,
 				.duration_us = now_us() - t->start_us};
+	char *masked = t->mr ? mask_result_json(t->mr) : NULL;
 
+	c.masked_json = masked;
 	ev_complete(p->s, &c);
+	free(masked);
 }
 
 static int server_auth(struct pg *p, const struct pgw_msg *m)
@@ -1137,14 +1479,26 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 		if ((t = cur_track(p))) {
 			t->rows++;
 			t->bytes += m->len;
+			if (t->mk)
+				return mask_row(p, t, m);
+		} else if (masking_enabled()) {
+			return withhold(p, NULL, "rows hoop cannot tie to a statement");
 		}
-		return fwd(&s->a.out, m);
+		return to_agent(p, m);
 	case 'd': /* CopyData (COPY TO STDOUT) */
 		if ((t = cur_track(p))) {
 			t->rows++;
 			t->bytes += m->len;
+			if (t->mk)
+				return mask_copy_data(p, t, m);
+		} else if (masking_enabled()) {
+			return withhold(p, NULL, "COPY data hoop cannot tie to a statement");
 		}
-		return fwd(&s->a.out, m);
+		return to_agent(p, m);
+	case 'H': /* CopyOutResponse */
+		if ((t = cur_track(p)) && t->mk && mask_copy_start(p, t, m))
+			return -1;
+		return to_agent(p, m);
 	case 'T': {
 		struct pgw_field f[64];
 		int n = pgw_row_description(m, f, 64);
@@ -1153,18 +1507,32 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 			return protocol_violation(p, "database", "malformed RowDescription");
 		if (e && e->poisoned)
 			return 0;
-		if ((t = cur_track(p)))
-			ev_columns(s, t->seq, f, n < 64 ? n : 64);
-		if (e && e->kind == 'D')
+		if (e && e->kind == 'D') {
+			int internal = e->internal;
+
+			if (e->dkind == 'P' && e->name && attach_rowdesc(p, e, m))
+				return -1;
 			pend_pop(p);
-		return fwd(&s->a.out, m);
+			return internal ? 0 : to_agent(p, m);
+		}
+		if ((t = cur_track(p))) {
+			ev_columns(s, t->seq, f, n < 64 ? n : 64);
+			if (t->mk && !t->mr && track_plan_rows(p, t, m) == -ENOMEM)
+				return -1;
+		}
+		return to_agent(p, m);
 	}
 	case 'n': /* NoData */
-		if (e && e->kind == 'D')
+		if (e && e->kind == 'D') {
+			int internal = e->internal;
+
 			pend_pop(p);
-		return fwd(&s->a.out, m);
+			if (internal)
+				return 0;
+		}
+		return to_agent(p, m);
 	case 't': /* ParameterDescription */
-		return fwd(&s->a.out, m);
+		return to_agent(p, m);
 	case '1':
 	case '2':
 	case '3':
@@ -1172,7 +1540,7 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 			return 0; /* cannot happen: the poison fails at Parse */
 		if (e && e->kind == (m->type == '1' ? 'P' : m->type == '2' ? 'B' : 'C'))
 			pend_pop(p);
-		return fwd(&s->a.out, m);
+		return to_agent(p, m);
 	case 'C':
 	case 'I':
 	case 's': {
@@ -1187,12 +1555,12 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 			snprintf(tag, sizeof(tag), "%s", m->type == 'I' ? "EMPTY" : "SUSPENDED");
 		}
 		if ((t = cur_track(p))) {
-			complete(p, t, tag);
+			complete(p, t, p->withhold ? "WITHHELD" : tag);
 			e->cur++;
 		}
 		if (e && e->kind == 'E')
 			pend_pop(p);
-		return fwd(&s->a.out, m);
+		return to_agent(p, m);
 	}
 	case 'E': {
 		struct pgw_err_fields f;
@@ -1200,7 +1568,7 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 		if (pgw_error_fields(m, &f))
 			return protocol_violation(p, "database", "malformed ErrorResponse");
 		if (e && e->poisoned) {
-			if (poisoned_error(p, e))
+			if (!p->withhold && poisoned_error(p, e))
 				return -1;
 		} else {
 			struct ev_error ee = {.severity = f.severity, .sqlstate = f.sqlstate,
@@ -1211,7 +1579,7 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 				e->cur = e->nst; /* the rest of a multi-statement Query is skipped */
 			}
 			ev_error(s, &ee);
-			if (fwd(&s->a.out, m))
+			if (to_agent(p, m))
 				return -1;
 		}
 		/* Extended protocol: the server skips everything up to Sync. */
@@ -1225,14 +1593,15 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 		pgw_rd_init(&rd, m);
 		p->tx = pgw_u8(&rd);
 		p->copy_in = 0;
-		if (e && e->poisoned && !e->err_seen && poisoned_error(p, e))
+		if (e && e->poisoned && !e->err_seen && !p->withhold && poisoned_error(p, e))
 			return -1;
 		if (e && (e->kind == 'Q' || e->kind == 'S' || e->kind == 'F'))
 			pend_pop(p);
-		return fwd(&s->a.out, m);
+		p->withhold = 0;
+		return to_agent(p, m);
 	case 'G': /* CopyInResponse: the agent sends CopyData next */
 		p->copy_in = 1;
-		return fwd(&s->a.out, m);
+		return to_agent(p, m);
 	case 'V': /* FunctionCallResponse */
 		if (e && e->poisoned)
 			return 0;
@@ -1240,9 +1609,9 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 			complete(p, t, "FUNCTION");
 		if (e)
 			e->cur = e->nst;
-		return fwd(&s->a.out, m);
-	default: /* N A S K v H W c: notices, notifications, parameter status, COPY framing */
-		return fwd(&s->a.out, m);
+		return to_agent(p, m);
+	default: /* N A S K v W c: notices, notifications, parameter status, COPY framing */
+		return to_agent(p, m);
 	}
 }
 
@@ -1288,11 +1657,33 @@ static void pg_close(void *st, const char *why)
 		p->portals = n->next;
 		named_free(n);
 	}
+	while (p->cursors) {
+		struct named *n = p->cursors;
+
+		p->cursors = n->next;
+		named_free(n);
+	}
+	catbox_put(p->cat);
 	free(p->params_json);
 	free(p->startup);
 	free(p->held);
 	free(p->sasl_init);
 	free(p);
+}
+
+/* Masking needs the database's catalog before the first statement: 0 when it is there (or
+ * could not be read: masking then fails closed), 1 while it loads (the session is held). */
+static int pg_catalog_ready(struct pg *p)
+{
+	struct catbox *b;
+
+	if (catalog_for(p->s, p->user, p->database, &b) == 1) {
+		sess_hold(p->s);
+		return 1;
+	}
+	catbox_put(p->cat);
+	p->cat = b;
+	return 0;
 }
 
 static int pg_agent_data(void *st, struct buf *in)
@@ -1335,6 +1726,9 @@ static int pg_agent_data(void *st, struct buf *in)
 			r = on_sasl_initial(p, &m); /* relayed, never kept beyond the redial */
 		else if (p->phase == PH_AUTH)
 			r = fwd(&p->s->s.out, &m); /* passwords and SASL: relayed, never kept */
+		else if ((m.type == 'Q' || m.type == 'P') && masking_enabled() &&
+			 (r = pg_catalog_ready(p)) != 0)
+			return r < 0 ? -1 : 0; /* waiting for the catalog: resumed when it is read */
 		else
 			r = agent_ready(p, &m);
 		if (r < 0)

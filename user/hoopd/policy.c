@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <hs/hs.h>
 #include <yaml.h>
 
 /* Larger than any sane policy; refused before the file is read into memory. */
@@ -353,13 +354,13 @@ static int parse_bool(struct pctx *c, yaml_node_t *v, const char *what, int *out
 
 static const char *const match_keys[] = {"statements", "tables",	"tables_written",
 					 "schemas",    "functions",	"copy",
-					 "without_where", "without_limit", NULL};
+					 "without_where", "without_limit", "probes_masked", NULL};
 static const char *const when_keys[] = {"owner", "user", "database", "exe", "labels", NULL};
 static const char *const rule_keys[] = {"name", "action", "match", "when", "message", NULL};
 
 static int parse_match(struct pctx *c, yaml_node_t *n, struct policy_rule *r)
 {
-	yaml_node_t *seen[8] = {NULL};
+	yaml_node_t *seen[9] = {NULL};
 	char q[SHOW_BUF];
 
 	if (n->type != YAML_MAPPING_NODE)
@@ -375,7 +376,7 @@ static int parse_match(struct pctx *c, yaml_node_t *n, struct policy_rule *r)
 			return fail(c, k,
 				    "unknown match key '%s' (known: statements, tables, "
 				    "tables_written, schemas, functions, copy, without_where, "
-				    "without_limit)",
+				    "without_limit, probes_masked)",
 				    key ? show(key, q) : "?");
 		if ((e = check_duplicate(c, k, key, &seen[ki])))
 			return e;
@@ -434,6 +435,9 @@ static int parse_match(struct pctx *c, yaml_node_t *n, struct policy_rule *r)
 			break;
 		case 7:
 			e = parse_bool(c, v, "without_limit", &r->without_limit);
+			break;
+		case 8:
+			e = parse_bool(c, v, "probes_masked", &r->probes_masked);
 			break;
 		}
 		if (e)
@@ -618,6 +622,277 @@ static int parse_approvals(struct pctx *c, yaml_node_t *n, struct policy_approva
 	return 0;
 }
 
+/* ---- masking and catalog ---- */
+
+/* The names of enum mask_style and enum mask_detector, in their order (mask.h). */
+static const char *const style_names[] = {"redact", "partial", "hash", "null",
+					  "format_preserving", NULL};
+static const char *const detector_names[] = {"us_ssn", "email", "phone", "credit_card",
+					     "mrn", "dob", "ipv4", NULL};
+
+/* "[schema.]table.column", each part a glob of at most 63 bytes, folded to lower case as
+ * PostgreSQL folds unquoted names. */
+static int parse_mask_match(struct pctx *c, yaml_node_t *v, struct mask_column_rule *mr)
+{
+	const char *s = scalar(v);
+	char parts[3][MASK_NAME];
+	int np = 0;
+
+	if (!s || !*s)
+		return fail(c, v, "match must be \"table.column\" or \"schema.table.column\" "
+				  "(globs allowed, e.g. \"*.email\")");
+	for (const char *p = s;;) {
+		const char *dot = strchr(p, '.');
+		size_t l = dot ? (size_t)(dot - p) : strlen(p);
+
+		if (np == 3 || !l || l >= MASK_NAME)
+			return fail(c, v, "match must be \"table.column\" or "
+					  "\"schema.table.column\", each part 1 to %d characters "
+					  "(globs allowed, e.g. \"*.email\")",
+				    MASK_NAME - 1);
+		for (size_t i = 0; i < l; i++)
+			parts[np][i] = (char)tolower((unsigned char)p[i]);
+		parts[np][l] = 0;
+		np++;
+		if (!dot)
+			break;
+		p = dot + 1;
+	}
+	if (np < 2)
+		return fail(c, v, "match must name a table and a column: \"table.column\" "
+				  "(\"*.email\" for every table)");
+	memset(mr->schema, 0, sizeof(mr->schema));
+	if (np == 3)
+		snprintf(mr->schema, sizeof(mr->schema), "%s", parts[0]);
+	snprintf(mr->table, sizeof(mr->table), "%s", parts[np - 2]);
+	snprintf(mr->column, sizeof(mr->column), "%s", parts[np - 1]);
+	return 0;
+}
+
+static const char *const mcol_keys[] = {"match", "style", "keep_first", "keep_last", NULL};
+
+static int parse_mask_column(struct pctx *c, yaml_node_t *n, struct mask_column_rule *mr)
+{
+	yaml_node_t *seen[4] = {NULL};
+	char q[SHOW_BUF];
+
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(c, n, "a masking column must be a mapping, e.g. "
+				  "{match: \"patients.ssn\", style: partial, keep_last: 4}");
+	memset(mr, 0, sizeof(*mr));
+	mr->line = (int)n->start_mark.line + 1;
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+		const char *key = scalar(k);
+		int ki = key ? key_index(key, mcol_keys) : -1, e = 0;
+		unsigned u;
+
+		if (ki < 0)
+			return fail(c, k, "unknown masking column key '%s' (known: match, style, "
+					  "keep_first, keep_last)",
+				    key ? show(key, q) : "?");
+		if ((e = check_duplicate(c, k, key, &seen[ki])))
+			return e;
+		if (ki == 0) {
+			e = parse_mask_match(c, v, mr);
+		} else if (ki == 1) {
+			int st = scalar(v) ? key_index(scalar(v), style_names) : -1;
+
+			if (st < 0)
+				return fail(c, v, "style must be one of redact, partial, hash, null, "
+						  "format_preserving");
+			mr->style = (enum mask_style)st;
+		} else {
+			if (!scalar(v) || parse_decimal(scalar(v), 64, &u))
+				return fail(c, v, "%s must be a number from 0 to 64", key);
+			if (ki == 2)
+				mr->keep_first = (int)u;
+			else
+				mr->keep_last = (int)u;
+		}
+		if (e)
+			return e;
+	}
+	if (!seen[0])
+		return fail(c, n, "a masking column needs match: \"table.column\"");
+	if (!seen[1])
+		return fail(c, n, "a masking column needs a style (redact, partial, hash, null, "
+				  "format_preserving)");
+	if ((seen[2] || seen[3]) && mr->style != MASK_PARTIAL)
+		return fail(c, seen[2] ? seen[2] : seen[3],
+			    "keep_first and keep_last apply to style partial only");
+	if (mr->style == MASK_PARTIAL && !seen[2] && !seen[3])
+		mr->keep_last = 4;
+	return 0;
+}
+
+enum { MK_COLUMNS, MK_DETECTORS, MK_MRN, MK_KEY, MK_UNMASKABLE, MK_UNKNOWN, MK_DETSTYLE,
+       MK_COUNT };
+static const char *const masking_keys[MK_COUNT + 1] = {
+    "columns", "detectors", "mrn_pattern", "hmac_key_file", "on_unmaskable", "unknown_style",
+    "detector_style", NULL};
+
+static int parse_masking(struct pctx *c, yaml_node_t *n, struct mask_policy *m)
+{
+	yaml_node_t *seen[MK_COUNT] = {NULL};
+	char q[SHOW_BUF];
+
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(c, n, "masking must be a mapping, e.g. {columns: [...], detectors: "
+				  "[us_ssn, email]}");
+	m->enabled = 1;
+	m->detectors = (1u << DET_COUNT) - 1;
+	m->unknown_style = MASK_REDACT;
+	m->detector_style = MASK_PARTIAL;
+	m->on_unmaskable = UNMASKABLE_WITHHOLD;
+	snprintf(m->mrn_pattern, sizeof(m->mrn_pattern), "MRN-[0-9]{8}");
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+		const char *key = scalar(k), *s = scalar(v);
+		int ki = key ? key_index(key, masking_keys) : -1, e = 0;
+
+		if (ki < 0)
+			return fail(c, k, "unknown masking key '%s' (known: columns, detectors, "
+					  "mrn_pattern, hmac_key_file, on_unmaskable, "
+					  "unknown_style, detector_style)",
+				    key ? show(key, q) : "?");
+		if ((e = check_duplicate(c, k, key, &seen[ki])))
+			return e;
+		switch (ki) {
+		case MK_COLUMNS:
+			if (v->type != YAML_SEQUENCE_NODE)
+				return fail(c, v, "masking.columns must be a list of "
+						  "{match, style} mappings");
+			for (yaml_node_item_t *it = v->data.sequence.items.start;
+			     it < v->data.sequence.items.top; it++) {
+				yaml_node_t *cn = yaml_document_get_node(c->doc, *it);
+
+				if (m->nrules == MASK_MAX_RULES)
+					return fail(c, cn, "at most %d masking columns",
+						    MASK_MAX_RULES);
+				if ((e = parse_mask_column(c, cn, &m->rules[m->nrules])))
+					return e;
+				m->nrules++;
+			}
+			break;
+		case MK_DETECTORS: {
+			struct policy_list l = {0};
+
+			if ((e = parse_list(c, v, "detectors", &l, 1)))
+				return e;
+			m->detectors = 0;
+			for (int i = 0; i < l.n; i++) {
+				int d = key_index(l.v[i], detector_names);
+
+				if (d < 0)
+					return fail(c, v, "unknown detector '%s' (known: us_ssn, email, "
+							  "phone, credit_card, mrn, dob, ipv4)",
+						    show(l.v[i], q));
+				m->detectors |= 1u << d;
+			}
+			break;
+		}
+		case MK_MRN:
+			if (!s || !*s || strlen(s) >= sizeof(m->mrn_pattern))
+				return fail(c, v, "mrn_pattern must be a regular expression shorter "
+						  "than %zu bytes",
+					    sizeof(m->mrn_pattern));
+			snprintf(m->mrn_pattern, sizeof(m->mrn_pattern), "%s", s);
+			{
+				/* The detector compiles it with Hyperscan: refuse here what it
+				 * would refuse there, with the place in the file. */
+				hs_database_t *db = NULL;
+				hs_compile_error_t *ce = NULL;
+
+				if (hs_compile(s, HS_FLAG_SOM_LEFTMOST, HS_MODE_BLOCK, NULL, &db,
+					       &ce) != HS_SUCCESS) {
+					e = fail(c, v, "mrn_pattern is not a valid pattern: %s",
+						 ce && ce->message ? ce->message : "?");
+					hs_free_compile_error(ce);
+					return e;
+				}
+				hs_free_database(db);
+			}
+			break;
+		case MK_KEY:
+			if (!s || s[0] != '/' || strlen(s) >= sizeof(m->hmac_key_file))
+				return fail(c, v, "hmac_key_file must be an absolute path");
+			snprintf(m->hmac_key_file, sizeof(m->hmac_key_file), "%s", s);
+			break;
+		case MK_UNMASKABLE:
+			if (s && !strcmp(s, "withhold"))
+				m->on_unmaskable = UNMASKABLE_WITHHOLD;
+			else if (s && !strcmp(s, "null"))
+				m->on_unmaskable = UNMASKABLE_NULL;
+			else
+				return fail(c, v, "on_unmaskable must be withhold or null");
+			break;
+		case MK_UNKNOWN:
+			if (s && !strcmp(s, "redact"))
+				m->unknown_style = MASK_REDACT;
+			else if (s && !strcmp(s, "null"))
+				m->unknown_style = MASK_NULL;
+			else
+				return fail(c, v, "unknown_style must be redact or null (a value of "
+						  "unknown provenance is never partly shown)");
+			break;
+		case MK_DETSTYLE: {
+			int st = s ? key_index(s, style_names) : -1;
+
+			if (st < 0 || st == MASK_NULL)
+				return fail(c, v, "detector_style must be partial, redact, hash or "
+						  "format_preserving");
+			m->detector_style = (enum mask_style)st;
+			break;
+		}
+		}
+	}
+	return 0;
+}
+
+static const char *const catalog_keys[] = {"user", "password_file", "refresh", NULL};
+
+static int parse_catalog(struct pctx *c, yaml_node_t *n, struct policy_catalog *cat)
+{
+	yaml_node_t *seen[3] = {NULL};
+	char q[SHOW_BUF];
+
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(c, n, "catalog must be a mapping, e.g. {user: hoop_catalog, "
+				  "password_file: /etc/hoop/catalog.password}");
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+		const char *key = scalar(k), *s = scalar(v);
+		int ki = key ? key_index(key, catalog_keys) : -1, e;
+
+		if (ki < 0)
+			return fail(c, k, "unknown catalog key '%s' (known: user, password_file, "
+					  "refresh)",
+				    key ? show(key, q) : "?");
+		if ((e = check_duplicate(c, k, key, &seen[ki])))
+			return e;
+		if (ki == 0) {
+			if (!s || !*s || strlen(s) >= sizeof(cat->user))
+				return fail(c, v, "catalog.user must be a database user name");
+			snprintf(cat->user, sizeof(cat->user), "%s", s);
+		} else if (ki == 1) {
+			if (!s || s[0] != '/' || strlen(s) >= sizeof(cat->password_file))
+				return fail(c, v, "catalog.password_file must be an absolute path");
+			snprintf(cat->password_file, sizeof(cat->password_file), "%s", s);
+		} else {
+			if (!s || parse_duration(s, &cat->refresh_s) || !cat->refresh_s)
+				return fail(c, v, "catalog.refresh must be a duration like 60s or 5m");
+		}
+	}
+	return 0;
+}
+
 static int parse_rule(struct pctx *c, yaml_node_t *n, struct policy_rule *r)
 {
 	yaml_node_t *seen[5] = {NULL};
@@ -743,6 +1018,14 @@ static int parse_doc(struct pctx *c, struct policy *pol)
 			r = parse_approvals(c, v, &pol->approvals);
 			if (r)
 				return r;
+		} else if (ki == TOP_MASKING) {
+			r = parse_masking(c, v, &pol->masking);
+			if (r)
+				return r;
+		} else if (ki == TOP_CATALOG) {
+			r = parse_catalog(c, v, &pol->catalog);
+			if (r)
+				return r;
 		} else if (ki == TOP_AUDIT) {
 			r = parse_audit(c, v, &pol->audit);
 			if (r)
@@ -795,6 +1078,8 @@ static int parse_doc(struct pctx *c, struct policy *pol)
 		pol->on_parse_error = ACTION_DENY; /* what cannot be parsed is not forwarded */
 	if (!pol->approvals.timeout_s)
 		pol->approvals.timeout_s = 300;
+	if (!pol->catalog.refresh_s)
+		pol->catalog.refresh_s = 60;
 	return 0;
 }
 

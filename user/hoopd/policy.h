@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "hoop_bpf.h"
+#include "mask.h"
 
 #define POLICY_MAX_TARGETS 64
 #define POLICY_MAX_PORTS 32
@@ -59,6 +60,7 @@ struct policy_rule {
 	int copy; /* enum sql_copy; 0: any */
 	int without_where;
 	int without_limit;
+	int probes_masked; /* a predicate (WHERE, ORDER BY...) reads a masked column */
 	/* when: the session */
 	struct policy_list owners, users, databases, exes;
 	struct policy_list label_keys, label_values;
@@ -81,8 +83,17 @@ struct policy_approvals {
 	char notify_command[1024];    /* run with the request as JSON on stdin */
 };
 
+/* catalog: how hoopd reads a database's schema for masking (catalog_fetch.c). */
+struct policy_catalog {
+	char user[64];		 /* "" = the session's own database user */
+	char password_file[512]; /* "" = no password (trust, peer over TLS certs, .pgpass) */
+	int64_t refresh_s;	 /* re-read every so often; default 60 */
+};
+
 struct policy {
 	int version;
+	struct mask_policy masking;
+	struct policy_catalog catalog;
 	struct policy_audit audit;
 	struct policy_approvals approvals;
 	struct policy_target targets[POLICY_MAX_TARGETS];

@@ -44,6 +44,7 @@ struct session {
 	int accel;
 	int peeked;    /* the agent's first byte was looked at (direct TLS detection) */
 	int wait_sync; /* audit fsync durability: forwarding waits for the group sync */
+	void *cat_wait; /* masking: waiting for this database's catalog (catalog_fetch.c) */
 	const struct engine_ops *eng;
 	void *est;
 	struct hoop_origin o;

@@ -45,6 +45,10 @@ struct sqlfacts {
 	int copy;		  /* enum sql_copy */
 	int write_without_where;  /* an UPDATE or DELETE without WHERE */
 	int select_without_limit; /* the top-level SELECT has no LIMIT */
+	/* a predicate reads a masked column (filled by the caller from maskplan.h, which knows
+	 * the masking rules and the catalog; sqlfacts_analyze leaves it 0) */
+	int probes_masked;
+	char probe[SQLFACTS_NAME];
 	int too_many;		  /* more names than fit: rules then see a partial list */
 	int parse_error;	  /* the grammar rejected it, or a cap was exceeded */
 	char error[256];

@@ -7,9 +7,32 @@
 
 #include "approvals.h"
 #include "hoopd.h"
+#include "maskplan.h"
 #include "rules.h"
 #include "session.h"
 #include "sqlfacts.h"
+
+/* Inference: does a predicate of this text read a masked column? Only worked out when a rule
+ * asks. */
+static void probes(const struct judgement *j, const char *text, size_t len, struct sqlfacts *f)
+{
+	struct maskplan mp;
+	int asked = 0;
+
+	if (!G.pol->masking.enabled || f->parse_error)
+		return;
+	for (int i = 0; i < G.pol->nrules && !asked; i++)
+		asked = G.pol->rules[i].probes_masked;
+	if (!asked)
+		return;
+	memset(&mp, 0, sizeof(mp));
+	maskplan_build(text, len, j->cat, &G.pol->masking, &mp);
+	if (mp.probes_masked) {
+		f->probes_masked = 1;
+		snprintf(f->probe, sizeof(f->probe), "%s", mp.probe);
+	}
+	maskplan_free(&mp);
+}
 
 enum verdict policy_verdict(struct judgement *j)
 {
@@ -31,6 +54,7 @@ enum verdict policy_verdict(struct judgement *j)
 		snprintf(f->error, sizeof(f->error), "PostgreSQL's grammar rejects the query");
 	} else {
 		sqlfacts_analyze(j->text, j->len, f);
+		probes(j, j->text, j->len, f);
 	}
 	if (j->s) {
 		rs.owner = j->s->owner;
@@ -49,6 +73,7 @@ enum verdict policy_verdict(struct judgement *j)
 			struct rules_result pr;
 
 			sqlfacts_analyze(text, strlen(text), pf);
+			probes(j, text, strlen(text), pf);
 			rules_evaluate(G.pol, pf, &rs, &pr);
 			if (pr.action > res.action)
 				res = pr;

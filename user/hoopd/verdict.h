@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 struct session;
+struct catalog;
 
 enum verdict { VERDICT_ALLOW = 0, VERDICT_DENY = 1, VERDICT_HOLD = 2 };
 
@@ -21,6 +22,8 @@ struct judgement {
 	/* The text of a prepared statement by name, for EXECUTE (may be NULL). */
 	const char *(*prepared)(void *ctx, const char *name);
 	void *prepared_ctx;
+	/* masking: the session's catalog (may be NULL), for rules on probes_masked */
+	const struct catalog *cat;
 	/* out: */
 	char rule[64];	   /* the rule that decided, for the record */
 	char message[256]; /* what the agent is told on deny */

@@ -1,0 +1,341 @@
+/* Masking in the daemon (see masking.h): engine lifecycle, key, and per-result column plans. */
+#include "masking.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "log.h"
+#include "pgwire.h"
+#include "policy.h"
+
+#define TEXT_OID 25
+
+static struct masking *g_cur;
+
+static int load_key(const char *path, int make, uint8_t key[32], char *err, size_t errn)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		uint8_t extra;
+		ssize_t n = read(fd, key, 32);
+
+		/* a file of exactly 32 bytes: anything else is a mistake worth refusing */
+		if (n == 32 && read(fd, &extra, 1) == 0) {
+			close(fd);
+			return 0;
+		}
+		close(fd);
+		snprintf(err, errn, "%s: the masking key must be exactly 32 bytes", path);
+		return -EINVAL;
+	}
+	if (errno != ENOENT || !make) {
+		snprintf(err, errn, "cannot read the masking key %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (RAND_bytes(key, 32) != 1) {
+		snprintf(err, errn, "cannot make a masking key: no randomness");
+		return -EIO;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
+	if (fd < 0 || write(fd, key, 32) != 32 || fsync(fd)) {
+		snprintf(err, errn, "cannot write the masking key %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -EIO;
+	}
+	close(fd);
+	log_info("generated the masking key %s (mode 0400): hashed values are stable while it "
+		 "stays",
+		 path);
+	return 0;
+}
+
+int masking_load(const struct policy *pol, const char *state_dir, char *err, size_t errn)
+{
+	struct masking *m;
+	uint8_t key[32];
+	char path[600];
+	int r;
+
+	if (!pol->masking.enabled) {
+		masking_put(g_cur);
+		g_cur = NULL;
+		return 0;
+	}
+	if (pol->masking.hmac_key_file[0])
+		snprintf(path, sizeof(path), "%s", pol->masking.hmac_key_file);
+	else
+		snprintf(path, sizeof(path), "%s/mask.key", state_dir);
+	r = load_key(path, !pol->masking.hmac_key_file[0], key, err, errn);
+	if (r)
+		return r;
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		snprintf(err, errn, "out of memory");
+		return -ENOMEM;
+	}
+	m->refs = 1;
+	m->mp = pol->masking;
+	r = mask_engine_new(&m->mp, key, &m->me, err, errn);
+	explicit_bzero(key, sizeof(key));
+	if (r) {
+		free(m);
+		return -EINVAL;
+	}
+	masking_put(g_cur);
+	g_cur = m;
+	return 0;
+}
+
+void masking_stop(void)
+{
+	masking_put(g_cur);
+	g_cur = NULL;
+}
+
+struct masking *masking_get(void)
+{
+	if (g_cur)
+		g_cur->refs++;
+	return g_cur;
+}
+
+int masking_enabled(void)
+{
+	return g_cur != NULL;
+}
+
+void masking_put(struct masking *m)
+{
+	if (!m || --m->refs > 0)
+		return;
+	mask_engine_free(m->me);
+	free(m);
+}
+
+/* ---- statement plans ---- */
+
+struct mplan *mplan_build(const struct masking *m, const struct catalog *cat, const char *sql,
+			  size_t len)
+{
+	struct mplan *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->refs = 1;
+	maskplan_build(sql, len, cat, &m->mp, &p->p);
+	return p;
+}
+
+struct mplan *mplan_unknown(void)
+{
+	struct mplan *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->refs = 1;
+	p->p.returns_rows = 1;
+	p->p.all_unknown = 1;
+	return p;
+}
+
+struct mplan *mplan_ref(struct mplan *p)
+{
+	if (p)
+		p->refs++;
+	return p;
+}
+
+void mplan_put(struct mplan *p)
+{
+	if (!p || --p->refs > 0)
+		return;
+	maskplan_free(&p->p);
+	free(p);
+}
+
+/* ---- result plans ---- */
+
+static void set_label(struct mask_colplan *c, const char *table, const char *column)
+{
+	snprintf(c->label, sizeof(c->label), "%s.%s", table, column);
+}
+
+/* The stronger of two column verdicts: unknown and rules beat none; between rules, the
+ * policy's order of strength (null > redact > hash > format_preserving > partial). */
+static int style_rank(const struct mask_policy *mp, int rule)
+{
+	static const int rank[MASK_STYLE_COUNT] = {
+	    [MASK_NULL] = 5, [MASK_REDACT] = 4, [MASK_HASH] = 3,
+	    [MASK_FORMAT_PRESERVING] = 2, [MASK_PARTIAL] = 1};
+
+	if (rule == MASK_RULE_NONE)
+		return 0;
+	if (rule == MASK_RULE_UNKNOWN)
+		return 4; /* unknown_style is redact or null */
+	return rule >= 0 && rule < mp->nrules ? rank[mp->rules[rule].style] : 4;
+}
+
+/* The catalog's type of "table.column" (an unqualified table: every schema's must agree). */
+static uint32_t source_type(const struct catalog *cat, const char *source)
+{
+	char t[CAT_NAME * 2 + 2];
+	const struct cat_rel *rels[8];
+	const char *dot;
+	uint32_t type = 0;
+	int n;
+
+	if (!cat || !(dot = strrchr(source, '.')) || (size_t)(dot - source) >= sizeof(t))
+		return 0;
+	memcpy(t, source, (size_t)(dot - source));
+	t[dot - source] = 0;
+	n = cat_rels_by_name(cat, NULL, t, rels, 8);
+	for (int i = 0; i < n && i < 8; i++) {
+		const struct cat_col *c = cat_col_by_name(rels[i], dot + 1);
+
+		if (!c || (type && c->type_oid != type))
+			return 0;
+		type = c->type_oid;
+	}
+	return type;
+}
+
+int masking_plan_rows(struct mask_result *r, const struct masking *m, const struct catalog *cat,
+		      const struct maskplan *sql, const struct pgw_field *f, int n)
+{
+	const struct mask_policy *mp = &m->mp;
+	int by_position = sql && !sql->all_unknown && sql->ncols == n;
+
+	memset(r, 0, sizeof(*r));
+	r->cols = calloc((size_t)(n ? n : 1), sizeof(*r->cols));
+	r->counts.cols = calloc((size_t)(n ? n : 1), sizeof(*r->counts.cols));
+	if (!r->cols || !r->counts.cols) {
+		mask_result_free(r);
+		return -ENOMEM;
+	}
+	r->ncols = n;
+	r->counts.ncols = n;
+	for (int i = 0; i < n; i++) {
+		struct mask_colplan *c = &r->cols[i];
+		int rule = MASK_RULE_UNKNOWN, derived = 0, direct = 0;
+		const char *srccol = NULL;
+
+		c->type_oid = f[i].type_oid;
+		c->format = f[i].format;
+		if (f[i].table_oid) {
+			/* The server says the value is this table's (or view's) column itself:
+			 * authoritative whatever the statement called it. */
+			const struct cat_rel *rel = cat ? cat_rel_by_oid(cat, f[i].table_oid) : NULL;
+			const struct cat_col *col = rel ? cat_col_by_attnum(rel, f[i].attnum) : NULL;
+
+			if (col) {
+				rule = maskplan_relcol(cat, mp, rel, f[i].attnum, &derived);
+				set_label(c, rel->name, col->name);
+				srccol = col->name;
+				direct = 1;
+			} else if (f[i].table_oid < 16384) {
+				rule = MASK_RULE_NONE; /* a system catalog's column */
+				direct = 1;
+			} else {
+				r->unknown_oid = f[i].table_oid;
+			}
+		}
+		if (!direct && by_position) {
+			const struct maskplan_col *pc = &sql->cols[i];
+
+			rule = pc->rule;
+			derived = pc->derived;
+			if (pc->source[0]) {
+				snprintf(c->label, sizeof(c->label), "%s", pc->source);
+				srccol = strrchr(pc->source, '.');
+				srccol = srccol ? srccol + 1 : pc->source;
+			}
+		} else if (!direct && sql && !sql->all_unknown && sql->ncols != n && !cat) {
+			rule = MASK_RULE_UNKNOWN;
+		}
+		if (direct && by_position && style_rank(mp, sql->cols[i].rule) > style_rank(mp, rule)) {
+			/* Both views agree on nothing weaker than the stronger of them. */
+			rule = sql->cols[i].rule;
+			derived = sql->cols[i].derived;
+		}
+		c->rule = rule;
+		c->derived = derived;
+		c->context = mask_context_from_name(f[i].name ? f[i].name : "");
+		if (srccol)
+			c->context |= mask_context_from_name(srccol);
+		if (!c->label[0])
+			snprintf(c->label, sizeof(c->label), "%s%s",
+				 rule == MASK_RULE_UNKNOWN ? "?" : "", f[i].name ? f[i].name : "?");
+	}
+	return 0;
+}
+
+int masking_plan_copy(struct mask_result *r, const struct masking *m, const struct catalog *cat,
+		      const struct maskplan *sql, int overall_format, const int16_t *formats,
+		      int n)
+{
+	memset(r, 0, sizeof(*r));
+	if (!sql || !sql->copy || sql->all_unknown || sql->ncols != n)
+		return -EINVAL;
+	r->cols = calloc((size_t)(n ? n : 1), sizeof(*r->cols));
+	r->counts.cols = calloc((size_t)(n ? n : 1), sizeof(*r->counts.cols));
+	if (!r->cols || !r->counts.cols) {
+		mask_result_free(r);
+		return -ENOMEM;
+	}
+	r->ncols = n;
+	r->counts.ncols = n;
+	r->copy = 1;
+	r->copy_opts = sql->copy_opts;
+	if (overall_format == 1)
+		r->copy_opts.format = 2;
+	for (int i = 0; i < n; i++) {
+		struct mask_colplan *c = &r->cols[i];
+		const struct maskplan_col *pc = &sql->cols[i];
+		const char *col = strrchr(pc->source, '.');
+
+		c->rule = pc->rule;
+		c->derived = pc->derived;
+		c->format = formats ? formats[i] : (int16_t)overall_format;
+		/* Text and CSV carry every value as text; binary needs the true type, known only
+		 * for a column copied as it is (else 0: unmaskable, so withheld if masked). */
+		c->type_oid = pc->derived ? 0 : source_type(cat, pc->source);
+		if (overall_format == 0 && !c->type_oid)
+			c->type_oid = TEXT_OID;
+		if (overall_format == 0 && c->type_oid != TEXT_OID && !pc->derived) {
+			/* keep the type: masks of dates and numbers stay valid in the text */
+		}
+		snprintf(c->label, sizeof(c->label), "%s", pc->source[0] ? pc->source : "?");
+		c->context = col ? mask_context_from_name(col + 1) : 0;
+	}
+	return 0;
+}
+
+void mask_result_free(struct mask_result *r)
+{
+	free(r->cols);
+	free(r->counts.cols);
+	memset(r, 0, sizeof(*r));
+}
+
+char *mask_result_json(const struct mask_result *r)
+{
+	struct buf b = {0};
+	char *s;
+
+	mask_counts_json(r->cols, &r->counts, &b);
+	if (!b.len) {
+		buf_free(&b);
+		return NULL;
+	}
+	s = strndup((const char *)buf_head(&b), b.len);
+	buf_free(&b);
+	return s;
+}

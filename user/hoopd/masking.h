@@ -1,0 +1,70 @@
+/*
+ * Masking in the daemon: the running policy's masking engine (rebuilt on reload, refcounted so a
+ * statement finishes under the engine it started with), the HMAC key, and the per-result column
+ * plans that join what the server says of each column (RowDescription's table OID and attnum,
+ * type, format) with what the statement's parse tree says (maskplan.h). Engines call this;
+ * it never touches wire bytes beyond handing a message to mask.h's rewriters.
+ */
+#ifndef HOOP_MASKING_H
+#define HOOP_MASKING_H
+
+#include "catalog.h"
+#include "mask.h"
+#include "maskplan.h"
+
+struct policy;
+struct pgw_field;
+
+struct masking {
+	int refs;
+	struct mask_policy mp;
+	struct mask_engine *me;
+};
+
+/* Build the masking of policy pol (key from mp.hmac_key_file or <state>/mask.key, made on first
+ * use). On failure the running masking stays and err says why. */
+int masking_load(const struct policy *pol, const char *state_dir, char *err, size_t errn);
+void masking_stop(void);
+/* The running masking with a reference, or NULL when the policy masks nothing. */
+struct masking *masking_get(void);
+void masking_put(struct masking *m);
+/* Does the running policy mask anything? */
+int masking_enabled(void);
+
+/* A statement's provenance plan, shared (prepared statements, portals, cursors). */
+struct mplan {
+	int refs;
+	struct maskplan p;
+};
+struct mplan *mplan_build(const struct masking *m, const struct catalog *cat, const char *sql,
+			  size_t len);
+/* A plan whose every column is unknown (no provenance: fail closed). */
+struct mplan *mplan_unknown(void);
+struct mplan *mplan_ref(struct mplan *p);
+void mplan_put(struct mplan *p);
+
+/* One result being masked. */
+struct mask_result {
+	struct mask_colplan *cols;
+	int ncols;
+	struct mask_counts counts;
+	int copy;
+	struct mask_copy copy_opts;
+	uint32_t unknown_oid; /* a table OID the catalog does not know (it may be stale) */
+};
+
+/* Plans for a row result from its RowDescription (fields f[0..n)) and the statement's plan
+ * (NULL: none). 0, or -ENOMEM. */
+int masking_plan_rows(struct mask_result *r, const struct masking *m, const struct catalog *cat,
+		      const struct maskplan *sql, const struct pgw_field *f, int n);
+/* Plans for COPY TO STDOUT from CopyOutResponse's formats and the statement's plan. 0; -EINVAL
+ * when the plan does not describe this COPY (the caller withholds). */
+int masking_plan_copy(struct mask_result *r, const struct masking *m, const struct catalog *cat,
+		      const struct maskplan *sql, int overall_format, const int16_t *formats,
+		      int n);
+void mask_result_free(struct mask_result *r);
+/* The counts as a JSON object for the complete record, or NULL when nothing was masked
+ * (malloc'd). */
+char *mask_result_json(const struct mask_result *r);
+
+#endif
