@@ -104,14 +104,14 @@ unit: $(OUT)/unit/test_policy
 
 # The PostgreSQL engine's mechanics, with a test verdict callback and the relay stubbed out.
 PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/pgwire.c user/hoopd/events.c user/hoopd/audit.c \
-	       user/common/buf.c \
+	       user/common/buf.c $(wildcard user/hoopd/mask*.c) user/hoopd/catalog.c \
 	       user/common/json.c user/common/log.c
 
 $(OUT)/unit/test_pg: tests/unit/test_pg.c tests/unit/harness.h $(PG_UNIT_SRC) $(HEADERS) \
 		     $(wildcard user/hoopd/*.h)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(PG_UNIT_SRC) -lpg_query -lssl -lcrypto -lz -o $@
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(PG_UNIT_SRC) -lpg_query -ljson-c -lhs -lssl -lcrypto -lz -o $@
 
 unit-pg: $(OUT)/unit/test_pg
 	$(Q)rm -rf $(OUT)/unit/pg-state && $< $(OUT)/unit/pg-state
@@ -124,7 +124,7 @@ RULES_UNIT_SRC := user/hoopd/policy.c user/hoopd/sqlfacts.c user/hoopd/rules.c u
 $(OUT)/unit/test_rules: tests/unit/test_rules.c tests/unit/harness.h $(RULES_UNIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(RULES_UNIT_SRC) -lyaml -ljson-c -lpg_query -o $@
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(RULES_UNIT_SRC) -lyaml -ljson-c -lpg_query -lhs -o $@
 
 .PHONY: unit-rules
 unit-rules: $(OUT)/unit/test_rules
@@ -146,7 +146,7 @@ $(FUZZ_OUT)/fuzz_policy: fuzz/fuzz_policy.c user/hoopd/policy.c user/hoopd/sqlfa
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/policy.c user/hoopd/sqlfacts.c -lyaml -ljson-c \
-		-lpg_query -o $@
+		-lpg_query -lhs -o $@
 
 # The PostgreSQL engine, one target per direction (pg_agent, pg_server), built from the unit
 # test's sources; the harness (fuzz/pg_fuzz.c) stands in for the relay and the audit trail.
@@ -162,7 +162,7 @@ $(FUZZ_OUT)/fuzz_pg_%: fuzz/fuzz_pg_%.c fuzz/pg_fuzz.h $(FUZZ_PG_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -DFZ_KNOWN_BUGS=$(FUZZ_KNOWN_BUGS) $< $(FUZZ_PG_SRC) \
-		-lpg_query -ljson-c -lssl -lcrypto -o $@
+		-lpg_query -ljson-c -lhs -lssl -lcrypto -o $@
 
 # $(call fuzz_run,NAME,FLAGS): build/fuzz/fuzz_NAME for FUZZ_SECONDS over its corpus copy.
 define fuzz_run

@@ -17,6 +17,7 @@
 #include "audit.h"
 #include "events.h"
 #include "harness.h"
+#include "catalog_fetch.h"
 #include "hoopd.h"
 #include "pg.h"
 #include "pgwire.h"
@@ -75,6 +76,21 @@ SSL_CTX *tls_upstream_ctx(const struct session *s)
 const char *tls_upstream_sni(const struct session *s)
 {
 	return NULL;
+}
+
+/* ---- the catalog reader, reduced to "no catalog": masking, when a test turns it on, works
+ * from the statement text alone ---- */
+int catalog_for(struct session *s, const char *db_user, const char *database,
+		struct catbox **out)
+{
+	*out = NULL;
+	return 0;
+}
+void catbox_put(struct catbox *b)
+{
+}
+void catalog_stale(struct session *s, const char *database)
+{
 }
 
 /* ---- the approvals module, reduced to what the engine calls ---- */
