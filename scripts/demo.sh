@@ -54,13 +54,24 @@ runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w \
 psql -h 127.0.0.1 -p "$PGPORT" -U postgres -qX -v ON_ERROR_STOP=1 <<'SQL'
 CREATE DATABASE clinical;
 \c clinical
-CREATE TABLE patients (id serial PRIMARY KEY, name text, ssn text, dob date, email text, mrn text);
-INSERT INTO patients (name, ssn, dob, email, mrn)
-SELECT 'Patient ' || g, lpad((100000000 + g * 7919)::text, 9, '0'), date '1950-01-01' + g * 97,
-       'patient' || g || '@example.org', 'MRN-' || lpad(g::text, 8, '0')
+CREATE TABLE patients (id serial PRIMARY KEY, first_name text, last_name text, ssn text,
+                       dob date, email text, phone text, mrn text, city text);
+INSERT INTO patients (first_name, last_name, ssn, dob, email, phone, mrn, city)
+SELECT (array['Ada','Ben','Cleo','Dev','Eli','Fay'])[1 + g % 6],
+       (array['Okafor','Lindqvist','Moreau','Tanaka','Novak'])[1 + g % 5] || g,
+       lpad((101 + g % 500)::text, 3, '0') || '-' || lpad((10 + g % 89)::text, 2, '0') || '-' ||
+       lpad((1000 + g * 7)::text, 4, '0'),
+       date '1950-01-01' + g * 97, 'patient' || g || '@example.org',
+       '(415) 555-' || lpad((g % 10000)::text, 4, '0'), 'MRN-' || lpad((20240000 + g)::text, 8, '0'),
+       (array['Oakland','Fresno','Eureka'])[1 + g % 3]
 FROM generate_series(1, 1000) g;
 CREATE TABLE encounters (id serial PRIMARY KEY, patient_id int REFERENCES patients, note text);
-INSERT INTO encounters (patient_id, note) SELECT g, 'follow-up ' || g FROM generate_series(1, 1000) g;
+INSERT INTO encounters (patient_id, note)
+SELECT g, 'follow-up ' || g || CASE WHEN g % 3 = 0 THEN '; called back on (415) 555-' ||
+       lpad((g % 10000)::text, 4, '0') || ', chart ' || 'MRN-' || lpad((20240000 + g)::text, 8, '0')
+       ELSE '' END
+FROM generate_series(1, 1000) g;
+CREATE VIEW patient_contacts AS SELECT id, email AS contact, upper(last_name) AS name FROM patients;
 SQL
 echo "clinical: $(psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -tAX -c 'select count(*) from patients') patients"
 
@@ -81,7 +92,7 @@ run "$B/hoopctl" --control "$CTL" attach --cgroup "$CG" --owner alice@example.or
 say "4. The agent dials the database's real address; the kernel sends it through hoopd"
 agent psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -tAX \
 	-c "select 'agent query ran: ' || count(*) || ' patients' from patients, pg_sleep(1.5) limit 1" \
-	-c "select name, mrn from patients order by id limit 2" &
+	-c "select city, count(*) from patients group by city order by city" &
 AGENT=$!
 sleep 0.7
 run "$B/hoopctl" --control "$CTL" status
@@ -107,7 +118,8 @@ for line in lines:
         print("  %s   columns %s" % (e["session"], ", ".join(
             "%s(table %d, col %d)" % (c["name"], c["table_oid"], c["attnum"]) for c in e["columns"])))
     elif e["kind"] == "complete":
-        print("  %s   complete %s, %d rows, %d us" % (e["session"], e["tag"], e["rows"], e["duration_us"]))
+        print("  %s   complete %s, %d rows, %d us%s" % (e["session"], e["tag"], e["rows"], e["duration_us"],
+              ", masked %s" % json.dumps(e["masked"]) if e.get("masked") else ""))
     elif e["kind"] == "session_end":
         print("  %s session_end (%s)" % (e["session"], e["reason"]))
 PY
@@ -124,10 +136,29 @@ echo "the database is untouched: $(psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d
 echo "an operator can ask the same question offline:"
 run "$B/hoopctl" policy test "$WORK/policy.yaml" --sql "drop table patients; select name from patients limit 5"
 
-say "6. A risky statement waits for a person: just-in-time approval"
-printf '$ agent psql -c "select name, ssn from patients order by id"   # a bulk PHI read\n'
+say "6. PHI is masked in what the agent gets back, whatever the query calls it"
+Q1="select id, first_name, ssn, dob, email, phone, mrn from patients order by id limit 3"
+echo "what the database holds (a direct connection, not through hoop):"
+psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -X -c "$Q1" | sed 's/^/  /'
+echo "what the agent gets for the same query:"
+printf '$ agent psql -c "%s"\n' "$Q1"
+agent psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -X -c "$Q1" 2>&1 | sed 's/^/  /'
+for sql in "select upper(ssn) as x, row_to_json(p) as everything from patients p order by id limit 1" \
+	"select contact, name from patient_contacts order by id limit 2" \
+	"select (select string_agg(ssn, ',') from (select ssn from patients order by id limit 3) s) as ssns limit 1" \
+	"select id, note from encounters where id in (3, 6) order by id limit 2"; do
+	printf '$ agent psql -c "%s"\n' "$sql"
+	agent psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -X -c "$sql" 2>&1 | sed 's/^/  /' || true
+done
+echo "a predicate that probes a masked column waits for approval (here nobody approves; the agent gives up):"
+printf '$ agent psql -c "select id from patients where ssn like %s"\n' "'101%'"
+agent timeout -s INT 2 psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -X \
+	-c "select id from patients where ssn like '101%'" 2>&1 | sed 's/^/  /' || true
+
+say "7. A risky statement waits for a person: just-in-time approval"
+printf '$ agent psql -c "select first_name, ssn from patients order by id"   # a bulk PHI read\n'
 agent psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -tAX \
-	-c "select name, ssn from patients order by id" >"$WORK/held.out" 2>"$WORK/held.err" &
+	-c "select first_name, ssn from patients order by id" >"$WORK/held.out" 2>"$WORK/held.err" &
 HELD=$!
 for _ in $(seq 50); do
 	read -r ID SID < <(runuser -u "$APPROVER" -- "$B/hoopctl" --control "$CTL" approvals --json 2>/dev/null |
@@ -141,13 +172,13 @@ runuser -u "$APPROVER" -- "$B/hoopctl" --control "$CTL" approvals | sed 's/^/  /
 printf '$ hoopctl approve %s --reason "monthly report, ticket 4242"   (as %s)\n' "$ID" "$APPROVER"
 runuser -u "$APPROVER" -- "$B/hoopctl" --control "$CTL" approve "$ID" --reason "monthly report, ticket 4242" | sed 's/^/  /'
 wait $HELD
-echo "  agent: got $(wc -l <"$WORK/held.out") rows, once"
+echo "  agent: got $(wc -l <"$WORK/held.out") rows, once, masked: $(head -1 "$WORK/held.out")"
 
-say "7. The agent still sees the database as its peer (getpeername)"
+say "8. The agent still sees the database as its peer (getpeername)"
 agent /usr/bin/python3 -c "
 import socket; s = socket.create_connection(('127.0.0.1', $PGPORT)); print('  agent connected to', s.getpeername())"
 
-say "8. Fail closed: with hoopd stopped, the agent cannot go around it"
+say "9. Fail closed: with hoopd stopped, the agent cannot go around it"
 kill "$HOOPD_PID"; wait "$HOOPD_PID" 2>/dev/null || true; HOOPD_PID=""
 APPROVER=hoopdemo$$
 agent psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -tAX -c "select 1" 2>&1 | sed 's/^/  /' || true
@@ -155,11 +186,11 @@ start_hoopd
 echo "hoopd is back; no re-attach needed:"
 agent psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -tAX -c "select '  agent query ran again'"
 
-say "9. Detach"
+say "10. Detach"
 run "$B/hoopctl" --control "$CTL" detach --cgroup "$CG"
 kill "$HOOPD_PID"; wait "$HOOPD_PID" 2>/dev/null || true; HOOPD_PID=""
 
-say "10. The audit trail: replay a session, then prove nothing was changed"
+say "11. The audit trail: replay a session, then prove nothing was changed"
 run "$B/hoopctl" sessions --state-dir "$WORK/state"
 echo "the session whose statement was approved, as it happened:"
 run "$B/hoopctl" replay "$SID" --state-dir "$WORK/state"
@@ -175,4 +206,4 @@ gzip.open(p, "wb").write(bytes(data))
 PY
 "$B/hoopctl" verify --state-dir "$WORK/state" | sed 's/^/  /' || true
 echo
-echo "Demo done. PHI masking in results is the next part of hoop; see README.md."
+echo "Demo done. See README.md and docs/ for each part."
