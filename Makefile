@@ -4,6 +4,7 @@
 #   make deps                      install missing Debian packages (idempotent, silent if none)
 #   make test                      install, build, run every test (as root)
 #   make unit                      build and run the unit tests (with SANITIZE= too)
+#   make unit-maskplan             masking provenance cases (tests/unit/maskplan/)
 #   make fuzz FUZZ_SECONDS=20      run each libFuzzer target that long (clang, ASan+UBSan)
 #   make demo                      install, build, show an agent going through hoop (as root)
 
@@ -131,6 +132,20 @@ unit-rules: $(OUT)/unit/test_rules
 	$(Q)$< policies/hipaa-agents.yaml tests/unit/rules/hipaa.cases \
 		tests/unit/rules/custom.yaml tests/unit/rules/custom.cases
 
+# Masking provenance on PostgreSQL's parse tree, case by case: each tests/unit/maskplan/*.cases
+# file is planned against the fixed catalog and masking policy in tests/unit/test_maskplan.c.
+MASKPLAN_UNIT_SRC := user/hoopd/maskplan.c user/hoopd/catalog.c
+
+$(OUT)/unit/test_maskplan: tests/unit/test_maskplan.c tests/unit/harness.h $(MASKPLAN_UNIT_SRC) \
+			   $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(MASKPLAN_UNIT_SRC) -lpg_query -o $@
+
+.PHONY: unit-maskplan
+unit-maskplan: $(OUT)/unit/test_maskplan
+	$(Q)$< $(sort $(wildcard tests/unit/maskplan/*.cases))
+
 # libFuzzer targets (fuzz/): always clang with ASan+UBSan into build/fuzz, whatever SANITIZE says.
 # `make fuzz` runs each over a copy of its seed corpus (fuzz/corpus/NAME/) in build/fuzz, so
 # inputs the fuzzer finds stay out of the repo; a crash leaves build/fuzz/crash-* (policy) or
@@ -141,6 +156,12 @@ FUZZ_OUT := build/fuzz
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
 	       -Iinclude -Iuser/common -Iuser/hoopd \
 	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+# Masking provenance over any SQL text, with the unit test's catalog and policy.
+$(FUZZ_OUT)/fuzz_maskplan: fuzz/fuzz_maskplan.c $(MASKPLAN_UNIT_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CLANG,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(MASKPLAN_UNIT_SRC) -lpg_query -o $@
 
 $(FUZZ_OUT)/fuzz_policy: fuzz/fuzz_policy.c user/hoopd/policy.c user/hoopd/sqlfacts.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -176,10 +197,12 @@ define fuzz_run
 endef
 
 .PHONY: FORCE
-fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_pg_agent $(FUZZ_OUT)/fuzz_pg_server
+fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_pg_agent $(FUZZ_OUT)/fuzz_pg_server \
+      $(FUZZ_OUT)/fuzz_maskplan
 	$(call fuzz_run,policy,-artifact_prefix=$(FUZZ_OUT)/ -dict=fuzz/policy.dict)
 	$(call fuzz_run,pg_agent,-artifact_prefix=$(FUZZ_OUT)/pg_agent- -dict=fuzz/pg.dict)
 	$(call fuzz_run,pg_server,-artifact_prefix=$(FUZZ_OUT)/pg_server- -dict=fuzz/pg.dict)
+	$(call fuzz_run,maskplan,-artifact_prefix=$(FUZZ_OUT)/maskplan- -dict=fuzz/maskplan.dict)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(TOOLS)

@@ -42,6 +42,8 @@ suite unit-sanitizers make --no-print-directory SANITIZE=address,undefined unit
 suite unit-pg make --no-print-directory unit-pg
 suite unit-rules make --no-print-directory unit-rules
 suite unit-rules-sanitizers make --no-print-directory SANITIZE=address,undefined unit-rules
+suite unit-maskplan make --no-print-directory unit-maskplan
+suite unit-maskplan-sanitizers make --no-print-directory SANITIZE=address,undefined unit-maskplan
 suite unit-pg-sanitizers make --no-print-directory SANITIZE=address,undefined unit-pg
 # Each libFuzzer target runs FUZZ_SECONDS over its corpus; any crash fails make fuzz.
 suite fuzz bash -c 'n=$(ls fuzz/fuzz_*.c | wc -l)

@@ -30,6 +30,17 @@ struct maskplan {
 	 * HAVING, ORDER BY, DISTINCT ON, window clauses, LIMIT expressions). */
 	int probes_masked;
 	char probe[130];  /* "patients.ssn" */
+	/* the same places read a value whose provenance is unknown (a user-defined function, a
+	 * relation the catalog does not have): the engine may treat it as a probe too */
+	int probes_unknown;
+	/* a masked column's values (or values computed from one) are written into a relation
+	 * (INSERT ... SELECT, UPDATE ... SET, MERGE, ON CONFLICT, SELECT INTO, CREATE TABLE AS):
+	 * a later read of that relation would show them unless it is masked too */
+	int writes_masked;
+	char written_source[130]; /* "patients.ssn" */
+	/* the column count is unknown (all_unknown), but none of them derives from user data
+	 * (a star over system relations or over functions of constants) */
+	int all_clean;
 	/* COPY ... TO STDOUT: the columns above are the copied ones */
 	int copy;
 	struct mask_copy copy_opts;
@@ -39,13 +50,16 @@ struct maskplan {
 	char fetch_cursor[64];
 	/* EXECUTE name (SQL): the plan is the prepared statement's */
 	char execute_name[64];
+	/* PREPARE name AS ...: the columns are the prepared statement's (returns_rows 0) */
+	char prepare_name[64];
 	/* a relation named in the statement that the catalog does not have (not a CTE, not a
 	 * system relation): the catalog may be stale */
 	char unknown_rel[130];
 	char error[256];
 };
 
-/* Index of the first rule matching schema.table.column, or MASK_RULE_NONE. */
+/* Index of the first rule matching schema.table.column, or MASK_RULE_NONE. A NULL schema is
+ * not known (no catalog): rules naming any schema can match. */
 int mask_rule_match(const struct mask_policy *mp, const char *schema, const char *table,
 		    const char *column);
 /* The rule for column attnum of relation r: tables by rule match; views through their
