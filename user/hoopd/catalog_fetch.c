@@ -12,6 +12,7 @@
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,8 +322,19 @@ int catalog_fetch_init(void)
 		return -errno;
 	if (loop_add(&C.w, C.efd, EPOLLIN, on_done))
 		return -errno;
-	if (pthread_create(&C.th, NULL, worker, NULL))
-		return -EAGAIN;
+	{
+		/* The worker takes no signals: SIGTERM and friends belong to the loop's
+		 * signalfd, which only sees signals blocked in every thread. */
+		sigset_t all, old;
+		int e;
+
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		e = pthread_create(&C.th, NULL, worker, NULL);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (e)
+			return -e;
+	}
 	C.started = 1;
 	return 0;
 }
