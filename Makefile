@@ -133,11 +133,11 @@ unit-rules: $(OUT)/unit/test_rules
 		tests/unit/rules/custom.yaml tests/unit/rules/custom.cases
 
 # Masking provenance on PostgreSQL's parse tree, case by case: each tests/unit/maskplan/*.cases
-# file is planned against the fixed catalog and masking policy in tests/unit/test_maskplan.c.
+# file is planned against the fixed catalog and masking policy of tests/unit/maskplan_fixture.h.
 MASKPLAN_UNIT_SRC := user/hoopd/maskplan.c user/hoopd/catalog.c
 
-$(OUT)/unit/test_maskplan: tests/unit/test_maskplan.c tests/unit/harness.h $(MASKPLAN_UNIT_SRC) \
-			   $(HEADERS)
+$(OUT)/unit/test_maskplan: tests/unit/test_maskplan.c tests/unit/harness.h \
+			   tests/unit/maskplan_fixture.h $(MASKPLAN_UNIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(MASKPLAN_UNIT_SRC) -lpg_query -o $@
@@ -158,7 +158,8 @@ FUZZ_CFLAGS := -g -O1 -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_
 	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 # Masking provenance over any SQL text, with the unit test's catalog and policy.
-$(FUZZ_OUT)/fuzz_maskplan: fuzz/fuzz_maskplan.c $(MASKPLAN_UNIT_SRC) $(HEADERS)
+$(FUZZ_OUT)/fuzz_maskplan: fuzz/fuzz_maskplan.c tests/unit/maskplan_fixture.h $(MASKPLAN_UNIT_SRC) \
+			   $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(MASKPLAN_UNIT_SRC) -lpg_query -o $@

@@ -36,7 +36,8 @@
  * get_patient_ssn), v_cycle_a/b (each other), v_star (SELECT * FROM patients), materialized
  * views mv_emails (with a definition) and mv_plain (without), public.visits(id, patient_id,
  * reason) and archive.visits(id, patient_id, reason, archived_at), public.notes(id, body) and
- * archive.notes(id, body, ssn), v_bad (a definition that does not parse), and the user function
+ * archive.notes(id, body, ssn), v_bad (a definition that does not parse), patients_2020 (a
+ * partition of patients: same columns, parent_oid set), and the user function
  * get_patient_ssn(int).
  */
 #include <errno.h>
@@ -47,100 +48,9 @@
 #include "catalog.h"
 #include "harness.h"
 #include "maskplan.h"
+#include "maskplan_fixture.h"
 
 #define MAX_SQL (4 << 20)
-
-static struct catalog *cat;
-static struct mask_policy pol;
-
-static void add_rule(const char *schema, const char *table, const char *column,
-		     enum mask_style style, int keep_last)
-{
-	struct mask_column_rule *r = &pol.rules[pol.nrules++];
-
-	snprintf(r->schema, sizeof(r->schema), "%s", schema);
-	snprintf(r->table, sizeof(r->table), "%s", table);
-	snprintf(r->column, sizeof(r->column), "%s", column);
-	r->style = style;
-	r->keep_last = keep_last;
-	r->line = pol.nrules;
-}
-
-static void build_policy(void)
-{
-	memset(&pol, 0, sizeof(pol));
-	pol.enabled = 1;
-	pol.unknown_style = MASK_REDACT;
-	add_rule("", "patients", "ssn", MASK_PARTIAL, 4);
-	add_rule("", "*", "email", MASK_HASH, 0);
-	add_rule("", "patients", "dob", MASK_REDACT, 0);
-	add_rule("", "patients", "phone", MASK_FORMAT_PRESERVING, 0);
-	add_rule("", "patients", "mrn", MASK_REDACT, 0);
-	add_rule("", "patients", "first_name", MASK_REDACT, 0);
-	add_rule("", "patients", "last_name", MASK_REDACT, 0);
-	add_rule("archive", "visits", "reason", MASK_NULL, 0);
-	add_rule("", "v_zip", "zip", MASK_REDACT, 0);
-	add_rule("", "patients", "address", MASK_NULL, 0);
-	/* encounters.notes is left to the detectors */
-}
-
-static void rel(uint32_t oid, const char *schema, const char *name, char kind,
-		const char *viewdef, const char *cols)
-{
-	struct cat_rel *r = cat_add_rel(cat, oid, schema, name, kind, viewdef);
-	char buf[512], *save = NULL;
-	int16_t att = 1;
-
-	if (!r) {
-		fprintf(stderr, "cat_add_rel %s: %s\n", name, strerror(errno));
-		exit(2);
-	}
-	snprintf(buf, sizeof(buf), "%s", cols);
-	for (char *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save))
-		if (cat_add_col(r, att++, t, 25)) {
-			fprintf(stderr, "cat_add_col %s.%s failed\n", name, t);
-			exit(2);
-		}
-}
-
-static void build_catalog(void)
-{
-	cat = cat_new();
-	if (!cat)
-		exit(2);
-	rel(16001, "public", "patients", 'r', NULL,
-	    "id mrn first_name last_name ssn dob email phone address city zip");
-	rel(16002, "public", "encounters", 'r', NULL, "id patient_id diagnosis notes visited_at");
-	rel(16003, "public", "patient_contacts", 'v',
-	    " SELECT patients.id,\n    patients.email AS contact,\n    upper(patients.last_name) AS "
-	    "name\n   FROM patients;",
-	    "id contact name");
-	rel(16004, "public", "v_safe", 'v', " SELECT patients.id, patients.city FROM patients;",
-	    "id city");
-	rel(16005, "public", "v_zip", 'v', " SELECT patients.id, patients.zip FROM patients;",
-	    "id zip");
-	rel(16006, "public", "v_contacts2", 'v',
-	    "SELECT patient_contacts.contact, patient_contacts.name FROM patient_contacts",
-	    "contact name");
-	rel(16007, "public", "v_fn", 'v',
-	    "SELECT patients.id, get_patient_ssn(patients.id) AS s FROM patients", "id s");
-	rel(16008, "public", "v_cycle_a", 'v', "SELECT v_cycle_b.x FROM v_cycle_b", "x");
-	rel(16009, "public", "v_cycle_b", 'v', "SELECT v_cycle_a.x FROM v_cycle_a", "x");
-	rel(16010, "public", "v_star", 'v', "SELECT * FROM patients",
-	    "id mrn first_name last_name ssn dob email phone address city zip");
-	rel(16011, "public", "mv_emails", 'm', "SELECT patients.id, patients.email FROM patients",
-	    "id email");
-	rel(16012, "public", "mv_plain", 'm', NULL, "id ssn email");
-	rel(16013, "archive", "notes", 'r', NULL, "id body ssn");
-	rel(16014, "public", "visits", 'r', NULL, "id patient_id reason");
-	rel(16015, "archive", "visits", 'r', NULL, "id patient_id reason archived_at");
-	rel(16016, "public", "notes", 'r', NULL, "id body");
-	rel(16017, "public", "v_bad", 'v', "this is not sql", "a");
-	if (cat_add_function(cat, "public", "get_patient_ssn") || cat_index(cat)) {
-		fprintf(stderr, "catalog: cannot build\n");
-		exit(2);
-	}
-}
 
 static void rule_label(int rule, char *buf, size_t n)
 {
@@ -180,13 +90,13 @@ static void describe(const struct maskplan *p, char *buf, size_t n)
 	}
 	if (o < n)
 		o += (size_t)snprintf(
-			buf + o, n - o,
-			"] probe=%d:%s probe_unknown=%d writes=%d:%s all_unknown=%d all_clean=%d "
-			"unknown_rel=%s cursor=%s fetch=%s execute=%s prepare=%s copy=%d error=%s",
-			p->probes_masked, p->probe, p->probes_unknown, p->writes_masked,
-			p->written_source, p->all_unknown, p->all_clean, p->unknown_rel,
-			p->declare_cursor, p->fetch_cursor, p->execute_name, p->prepare_name,
-			p->copy, p->error);
+		    buf + o, n - o,
+		    "] probe=%d:%s probe_unknown=%d writes=%d:%s all_unknown=%d all_clean=%d "
+		    "unknown_rel=%s cursor=%s fetch=%s execute=%s prepare=%s copy=%d error=%s",
+		    p->probes_masked, p->probe, p->probes_unknown, p->writes_masked,
+		    p->written_source, p->all_unknown, p->all_clean, p->unknown_rel,
+		    p->declare_cursor, p->fetch_cursor, p->execute_name, p->prepare_name, p->copy,
+		    p->error);
 }
 
 static int expand(const char *in, char **out)
@@ -350,8 +260,8 @@ static void run_case(const char *file, int line, char *text)
 		unit_fail(file, line, "returns_rows %d, want %d (%s)", p.returns_rows, want_rows,
 			  desc);
 	if (p.all_unknown != want_all_unknown || p.all_clean != want_all_clean)
-		unit_fail(file, line, "all_unknown %d all_clean %d, want %d %d (%s)",
-			  p.all_unknown, p.all_clean, want_all_unknown, want_all_clean, desc);
+		unit_fail(file, line, "all_unknown %d all_clean %d, want %d %d (%s)", p.all_unknown,
+			  p.all_clean, want_all_unknown, want_all_clean, desc);
 	{
 		/* the columns */
 		char buf[1024], *s2 = NULL, *c;
@@ -379,8 +289,8 @@ static void run_case(const char *file, int line, char *text)
 			}
 			rule_label(p.cols[i].rule, label, sizeof(label));
 			if (strcmp(label, want))
-				unit_fail(file, line, "column %d is %s, want %s (%s)", i + 1,
-					  label, want, desc);
+				unit_fail(file, line, "column %d is %s, want %s (%s)", i + 1, label,
+					  want, desc);
 			else if (strcmp(want, "clean") && strcmp(want, "unknown") &&
 				 p.cols[i].derived != want_derived)
 				unit_fail(file, line, "column %d derived %d, want %d (%s)", i + 1,
@@ -465,14 +375,14 @@ static void test_catalog_lookups(void)
 	const struct cat_rel *out[8];
 	const struct cat_rel *r;
 
-	CHECK_EQ_INT(cat_nrels(cat), 17);
+	CHECK_EQ_INT(cat_nrels(cat), 18);
 	CHECK_EQ_INT(cat_rels_by_name(cat, NULL, "visits", out, 8), 2);
 	CHECK_EQ_INT(cat_rels_by_name(cat, "archive", "visits", out, 8), 1);
 	CHECK_STREQ(out[0]->schema, "archive");
 	CHECK_EQ_INT(cat_rels_by_name(cat, "public", "patients", out, 1), 1);
 	CHECK_EQ_INT(out[0]->oid, 16001);
-	CHECK_EQ_INT(cat_rels_by_name(cat, NULL, "visits", out, 1), 1); /* max respected */
-	CHECK_EQ_INT(cat_rels_by_name(cat, NULL, "Patients", out, 8), 0);  /* case-sensitive */
+	CHECK_EQ_INT(cat_rels_by_name(cat, NULL, "visits", out, 1), 1);	  /* max respected */
+	CHECK_EQ_INT(cat_rels_by_name(cat, NULL, "Patients", out, 8), 0); /* case-sensitive */
 	CHECK_EQ_INT(cat_rels_by_name(cat, NULL, "nope", out, 8), 0);
 	r = cat_rel_by_oid(cat, 16003);
 	CHECK(r && !strcmp(r->name, "patient_contacts") && r->kind == 'v' && r->viewdef);
@@ -587,8 +497,7 @@ static void test_relcol(void)
 	/* materialized views: with a definition through it, without by rule */
 	CHECK_EQ_INT(maskplan_relcol(cat, &pol, cat_rel_by_oid(cat, 16011), 2, &d), 1);
 	CHECK_EQ_INT(maskplan_relcol(cat, &pol, cat_rel_by_oid(cat, 16012), 3, &d), 1);
-	CHECK_EQ_INT(maskplan_relcol(cat, &pol, cat_rel_by_oid(cat, 16012), 2, &d),
-		     MASK_RULE_NONE);
+	CHECK_EQ_INT(maskplan_relcol(cat, &pol, cat_rel_by_oid(cat, 16012), 2, &d), MASK_RULE_NONE);
 	CHECK_EQ_INT(maskplan_relcol(cat, &pol, NULL, 1, &d), MASK_RULE_UNKNOWN);
 }
 
@@ -629,8 +538,8 @@ static void test_caps(void)
 			if (q) {
 				sprintf(q, "SELECT %s", s);
 				rc = maskplan_build(q, strlen(q), cat, &pol, &p);
-				CHECK(rc == -1 ? p.all_unknown : p.ncols == 1 &&
-						p.cols[0].rule != MASK_RULE_NONE);
+				CHECK(rc == -1 ? p.all_unknown
+					       : p.ncols == 1 && p.cols[0].rule != MASK_RULE_NONE);
 				maskplan_free(&p);
 				free(q);
 			}

@@ -77,8 +77,8 @@ static int grow(void **arr, int *cap, int need, size_t elem)
 	return 0;
 }
 
-struct cat_rel *cat_add_rel(struct catalog *c, uint32_t oid, const char *schema,
-			    const char *name, char kind, const char *viewdef)
+struct cat_rel *cat_add_rel(struct catalog *c, uint32_t oid, const char *schema, const char *name,
+			    char kind, const char *viewdef)
 {
 	struct cat_rel *r;
 

@@ -26,6 +26,10 @@ struct cat_rel {
 	char *viewdef;	 /* v, m: pg_get_viewdef() text (a SELECT); else NULL */
 	struct cat_col *cols;
 	int ncols;
+	/* a partition or inheritance child (pg_inherits): its parent's rules apply to its
+	 * columns too, so that a rule on patients covers patients_2020. 0 = none; set it directly
+	 * after cat_add_rel. */
+	uint32_t parent_oid;
 };
 
 struct catalog;

@@ -16,16 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MP_MAX_TEXT (1 << 20)	    /* longer statements are not parsed: all unknown */
-#define MP_MAX_DEPTH 120	    /* nested expressions, queries and views together */
+#define MP_MAX_TEXT	  (1 << 20) /* longer statements are not parsed: all unknown */
+#define MP_MAX_DEPTH	  120	    /* nested expressions, queries and views together */
 #define MP_MAX_VIEW_DEPTH 16	    /* views defined over views */
-#define MP_MAX_COLS 1664	    /* PostgreSQL's MaxTupleAttributeNumber */
-#define MP_MAX_SAME_NAME 16	    /* relations of one name across schemas */
-#define MP_MAX_WORK 400000	    /* nodes visited in one build, views and CTE rounds included */
-#define MP_MAX_ARENA (64u << 20)    /* bytes of scratch memory for one build */
-#define MP_MAX_PB_DEPTH 1000	    /* protobuf messages nested in a parse tree (unpack recurses) */
-#define MP_CTE_ROUNDS 4		    /* a recursive CTE's columns reach their fixpoint by then */
-#define SRC_LEN 130
+#define MP_MAX_COLS	  1664	    /* PostgreSQL's MaxTupleAttributeNumber */
+#define MP_MAX_SAME_NAME  16	    /* relations of one name across schemas */
+#define MP_MAX_WORK	  400000    /* nodes visited in one build, views and CTE rounds included */
+#define MP_MAX_ARENA	  (64u << 20) /* bytes of scratch memory for one build */
+#define MP_MAX_PB_DEPTH	  1000 /* protobuf messages nested in a parse tree (unpack recurses) */
+#define MP_CTE_ROUNDS	  4    /* a recursive CTE's columns reach their fixpoint by then */
+#define SRC_LEN		  130
 
 /* ---- provenance of one value ---- */
 
@@ -108,9 +108,9 @@ struct ctx {
 	const struct mask_policy *mp;
 	struct maskplan *out; /* NULL in maskplan_relcol */
 	int depth, view_depth;
-	int quiet;	      /* >0: a view's definition, plain EXPLAIN: no probes or writes */
+	int quiet; /* >0: a view's definition, plain EXPLAIN: no probes or writes */
 	long work;
-	int failed;	      /* out of memory or over the work cap: everything unknown */
+	int failed; /* out of memory or over the work cap: everything unknown */
 	struct chunk *arena;
 	size_t arena_bytes;
 	struct vcache *vc;
@@ -382,9 +382,8 @@ static int budget(struct ctx *c)
 
 static const char *nstr(const PgQuery__Node *n)
 {
-	return n && n->node_case == PG_QUERY__NODE__NODE_STRING && n->string->sval
-		       ? n->string->sval
-		       : NULL;
+	return n && n->node_case == PG_QUERY__NODE__NODE_STRING && n->string->sval ? n->string->sval
+										   : NULL;
 }
 
 /* A qualified name (list of String): its last part and the one before. */
@@ -404,57 +403,286 @@ static void qualname(PgQuery__Node **parts, size_t n, const char **schema, const
 /* Built-in functions that run SQL text, or read data that is not among their arguments:
  * tables as XML, other databases, files, large objects, WAL, raw pages, other sessions'
  * queries. Matched as prefixes, in any schema. */
-static const char *const opaque_prefixes[] = {
-	"query_to_xml", "table_to_xml", "cursor_to_xml", "schema_to_xml", "database_to_xml",
-	"ts_stat", "ts_rewrite", "dblink", "pg_read_file", "pg_read_binary_file", "pg_file_read",
-	"lo_", "loread", "pg_logical_slot_", "get_raw_page", "heap_page_item", "heap_tuple_",
-	"tuple_data_split", "bt_page_items", "brin_page_items", "gin_leafpage_items",
-	"gist_page_items", "hash_page_items", "page_header", "pg_stat_get_activity",
-	"pg_stat_get_backend_activity", "pg_stat_statements", "pg_catalog_", NULL};
+static const char *const opaque_prefixes[] = {"query_to_xml",
+					      "table_to_xml",
+					      "cursor_to_xml",
+					      "schema_to_xml",
+					      "database_to_xml",
+					      "ts_stat",
+					      "ts_rewrite",
+					      "dblink",
+					      "pg_read_file",
+					      "pg_read_binary_file",
+					      "pg_file_read",
+					      "lo_",
+					      "loread",
+					      "pg_logical_slot_",
+					      "get_raw_page",
+					      "heap_page_item",
+					      "heap_tuple_",
+					      "tuple_data_split",
+					      "bt_page_items",
+					      "brin_page_items",
+					      "gin_leafpage_items",
+					      "gist_page_items",
+					      "hash_page_items",
+					      "page_header",
+					      "pg_stat_get_activity",
+					      "pg_stat_get_backend_activity",
+					      "pg_stat_statements",
+					      "pg_catalog_",
+					      NULL};
 
 /* Built-ins whose result is computed from their arguments alone: an unqualified call to any
  * other name may be a function created after the catalog was read, so it is opaque. Prefixes
  * end in '_' or are families (json..., xml...). */
 static const char *const builtin_prefixes[] = {
-	"json", "array_", "to_", "date_", "regexp_", "string_", "pg_", "xml", "ts_", "txid_",
-	"make_", "percentile_", "regr_", "stddev", "var_", "bit_", "bool_", "range_", "int4",
-	"int8", "num", "float", "timestamp", "interval", "current_", "has_", "inet_", "network_",
-	"setweight", "plainto_", "phraseto_", "websearch_", NULL};
+    "json",	 "array_",    "to_",	   "date_",	 "regexp_",	"string_", "pg_",
+    "xml",	 "ts_",	      "txid_",	   "make_",	 "percentile_", "regr_",   "stddev",
+    "var_",	 "bit_",      "bool_",	   "range_",	 "int4",	"int8",	   "num",
+    "float",	 "timestamp", "interval",  "current_",	 "has_",	"inet_",   "network_",
+    "setweight", "plainto_",  "phraseto_", "websearch_", NULL};
 
-static const char *const builtin_names[] = {
-	"abs", "acos", "age", "any_value", "ascii", "asin", "atan", "atan2", "avg", "bit_length",
-	"btrim", "cardinality", "cbrt", "ceil", "ceiling", "char_length", "character_length",
-	"chr", "clock_timestamp", "coalesce", "concat", "concat_ws", "convert", "convert_from",
-	"convert_to", "corr", "cos", "cot", "count", "covar_pop", "covar_samp", "cume_dist",
-	"date", "date_bin", "date_part", "date_trunc", "decode", "degrees", "dense_rank", "div",
-	"encode", "every", "exp", "extract", "factorial", "first_value", "floor", "format",
-	"gcd", "gen_random_uuid", "generate_series", "generate_subscripts", "get_bit",
-	"get_byte", "greatest", "host", "hostmask", "initcap", "isfinite", "justify_days",
-	"justify_hours", "justify_interval", "lag", "last_value", "lcm", "lead", "least", "left",
-	"length", "ln", "localtime", "localtimestamp", "log", "log10", "lower", "lpad", "ltrim",
-	"masklen", "max", "md5", "min", "mod", "mode", "netmask", "normalize", "now", "nth_value",
-	"ntile", "nullif", "numrange", "octet_length", "overlay", "percent_rank", "pi",
-	"position", "power", "quote_ident", "quote_literal", "quote_nullable", "radians",
-	"random", "rank", "repeat", "replace", "reverse", "right", "round", "row_number",
-	"row_to_json", "rpad", "rtrim", "scale", "set_bit", "set_byte", "sha224", "sha256",
-	"sha384", "sha512", "sign", "sin", "split_part", "sqrt", "starts_with", "statement_timestamp",
-	"strpos", "substr", "substring", "sum", "tan", "text", "timeofday", "timezone",
-	"transaction_timestamp", "translate", "trim", "trim_scale", "trunc", "tsrange",
-	"tstzrange", "unistr", "unnest", "upper", "uuid_generate_v4", "variance", "version",
-	"width_bucket", "daterange", "int4range", "int8range", "isempty", "lower_inf",
-	"upper_inf", "bool_and", "bool_or", "string_agg", "array_agg", "xmlagg", "count",
-	"set_config", "current_setting", "inet", "cidr", "host", "family", "abbrev", "broadcast",
-	"crc32", "crc32c", "to_char", "to_date", "to_number", "to_timestamp", "uuid",
-	"regexp_replace", "overlaps", "bytea", "int", "integer", "bigint", "smallint", "varchar",
-	"char", "bpchar", "name", "bool", "boolean", "real", "double precision", "time",
-	"timetz", "timestamptz", "interval", "numeric", "date", "money", "oid", "regclass",
-	"regtype", "tsvector", "tsquery", "ltree", "point", "box", "circle", "line", "lseg",
-	"path", "polygon", "area", "center", "diameter", "radius", "height", "width",
-	"npoints", "isclosed", "isopen", "macaddr", "macaddr8", "trunc", "quote_literal",
-	"obj_description", "col_description", "format_type", "session_user", "user",
-	"current_user", "current_database", "current_schema", "current_schemas",
-	"inet_client_addr", "inet_server_addr", "row", "grouping", "nextval", "currval",
-	"setval", "lastval", "sha1", NULL};
+static const char *const builtin_names[] = {"abs",
+					    "acos",
+					    "age",
+					    "any_value",
+					    "ascii",
+					    "asin",
+					    "atan",
+					    "atan2",
+					    "avg",
+					    "bit_length",
+					    "btrim",
+					    "cardinality",
+					    "cbrt",
+					    "ceil",
+					    "ceiling",
+					    "char_length",
+					    "character_length",
+					    "chr",
+					    "clock_timestamp",
+					    "coalesce",
+					    "concat",
+					    "concat_ws",
+					    "convert",
+					    "convert_from",
+					    "convert_to",
+					    "corr",
+					    "cos",
+					    "cot",
+					    "count",
+					    "covar_pop",
+					    "covar_samp",
+					    "cume_dist",
+					    "date",
+					    "date_bin",
+					    "date_part",
+					    "date_trunc",
+					    "decode",
+					    "degrees",
+					    "dense_rank",
+					    "div",
+					    "encode",
+					    "every",
+					    "exp",
+					    "extract",
+					    "factorial",
+					    "first_value",
+					    "floor",
+					    "format",
+					    "gcd",
+					    "gen_random_uuid",
+					    "generate_series",
+					    "generate_subscripts",
+					    "get_bit",
+					    "get_byte",
+					    "greatest",
+					    "host",
+					    "hostmask",
+					    "initcap",
+					    "isfinite",
+					    "justify_days",
+					    "justify_hours",
+					    "justify_interval",
+					    "lag",
+					    "last_value",
+					    "lcm",
+					    "lead",
+					    "least",
+					    "left",
+					    "length",
+					    "ln",
+					    "localtime",
+					    "localtimestamp",
+					    "log",
+					    "log10",
+					    "lower",
+					    "lpad",
+					    "ltrim",
+					    "masklen",
+					    "max",
+					    "md5",
+					    "min",
+					    "mod",
+					    "mode",
+					    "netmask",
+					    "normalize",
+					    "now",
+					    "nth_value",
+					    "ntile",
+					    "nullif",
+					    "numrange",
+					    "octet_length",
+					    "overlay",
+					    "percent_rank",
+					    "pi",
+					    "position",
+					    "power",
+					    "quote_ident",
+					    "quote_literal",
+					    "quote_nullable",
+					    "radians",
+					    "random",
+					    "rank",
+					    "repeat",
+					    "replace",
+					    "reverse",
+					    "right",
+					    "round",
+					    "row_number",
+					    "row_to_json",
+					    "rpad",
+					    "rtrim",
+					    "scale",
+					    "set_bit",
+					    "set_byte",
+					    "sha224",
+					    "sha256",
+					    "sha384",
+					    "sha512",
+					    "sign",
+					    "sin",
+					    "split_part",
+					    "sqrt",
+					    "starts_with",
+					    "statement_timestamp",
+					    "strpos",
+					    "substr",
+					    "substring",
+					    "sum",
+					    "tan",
+					    "text",
+					    "timeofday",
+					    "timezone",
+					    "transaction_timestamp",
+					    "translate",
+					    "trim",
+					    "trim_scale",
+					    "trunc",
+					    "tsrange",
+					    "tstzrange",
+					    "unistr",
+					    "unnest",
+					    "upper",
+					    "uuid_generate_v4",
+					    "variance",
+					    "version",
+					    "width_bucket",
+					    "daterange",
+					    "int4range",
+					    "int8range",
+					    "isempty",
+					    "lower_inf",
+					    "upper_inf",
+					    "bool_and",
+					    "bool_or",
+					    "string_agg",
+					    "array_agg",
+					    "xmlagg",
+					    "count",
+					    "set_config",
+					    "current_setting",
+					    "inet",
+					    "cidr",
+					    "host",
+					    "family",
+					    "abbrev",
+					    "broadcast",
+					    "crc32",
+					    "crc32c",
+					    "to_char",
+					    "to_date",
+					    "to_number",
+					    "to_timestamp",
+					    "uuid",
+					    "regexp_replace",
+					    "overlaps",
+					    "bytea",
+					    "int",
+					    "integer",
+					    "bigint",
+					    "smallint",
+					    "varchar",
+					    "char",
+					    "bpchar",
+					    "name",
+					    "bool",
+					    "boolean",
+					    "real",
+					    "double precision",
+					    "time",
+					    "timetz",
+					    "timestamptz",
+					    "interval",
+					    "numeric",
+					    "date",
+					    "money",
+					    "oid",
+					    "regclass",
+					    "regtype",
+					    "tsvector",
+					    "tsquery",
+					    "ltree",
+					    "point",
+					    "box",
+					    "circle",
+					    "line",
+					    "lseg",
+					    "path",
+					    "polygon",
+					    "area",
+					    "center",
+					    "diameter",
+					    "radius",
+					    "height",
+					    "width",
+					    "npoints",
+					    "isclosed",
+					    "isopen",
+					    "macaddr",
+					    "macaddr8",
+					    "trunc",
+					    "quote_literal",
+					    "obj_description",
+					    "col_description",
+					    "format_type",
+					    "session_user",
+					    "user",
+					    "current_user",
+					    "current_database",
+					    "current_schema",
+					    "current_schemas",
+					    "inet_client_addr",
+					    "inet_server_addr",
+					    "row",
+					    "grouping",
+					    "nextval",
+					    "currval",
+					    "setval",
+					    "lastval",
+					    "sha1",
+					    NULL};
 
 static int in_list(const char *const *list, const char *name, int prefix)
 {
@@ -485,14 +713,14 @@ static int func_opaque(const struct ctx *c, const char *schema, const char *name
 static const struct {
 	const char *rel, *cols;
 } sys_risky[] = {
-	{"pg_statistic", "*"},
-	{"pg_statistic_ext_data", "*"},
-	{"pg_stats", " most_common_vals histogram_bounds most_common_elems "},
-	{"pg_stats_ext", " most_common_vals exprs "},
-	{"pg_stats_ext_exprs", " most_common_vals histogram_bounds most_common_elems "},
-	{"pg_largeobject", " data "},
-	{"pg_stat_activity", " query "},
-	{"pg_stat_statements", " query "},
+    {"pg_statistic", "*"},
+    {"pg_statistic_ext_data", "*"},
+    {"pg_stats", " most_common_vals histogram_bounds most_common_elems "},
+    {"pg_stats_ext", " most_common_vals exprs "},
+    {"pg_stats_ext_exprs", " most_common_vals histogram_bounds most_common_elems "},
+    {"pg_largeobject", " data "},
+    {"pg_stat_activity", " query "},
+    {"pg_stat_statements", " query "},
 };
 
 /* 0 clean, 1 this column copies user data; col NULL: does any? */
@@ -594,8 +822,8 @@ static int rte_col(struct ctx *c, const struct scope *sc, const struct rte *r, c
 		return 1;
 	}
 	case RTE_BYNAME:
-		src_rule(out, mask_rule_match(c->mp, r->schema[0] ? r->schema : NULL, r->relname,
-					      col),
+		src_rule(out,
+			 mask_rule_match(c->mp, r->schema[0] ? r->schema : NULL, r->relname, col),
 			 r->relname, col);
 		return 1;
 	case RTE_SYSTEM:
@@ -675,8 +903,8 @@ static void rte_whole(struct ctx *c, const struct scope *sc, const struct rte *r
 }
 
 /* r.* in a target list: its columns in order, or an unknown count. */
-static void rte_star(struct ctx *c, const struct scope *sc, const struct rte *r,
-		     struct colset *out, int depth)
+static void rte_star(struct ctx *c, const struct scope *sc, const struct rte *r, struct colset *out,
+		     int depth)
 {
 	struct src s;
 
@@ -730,18 +958,17 @@ static int opaque_leaves(const struct scope *sc, const struct rte *r, int depth)
 		return 1;
 	if (r->kind == RTE_JOIN)
 		return (r->left >= 0 && r->left < sc->n
-				? opaque_leaves(sc, &sc->r[r->left], depth + 1)
-				: 0) +
+			    ? opaque_leaves(sc, &sc->r[r->left], depth + 1)
+			    : 0) +
 		       (r->right >= 0 && r->right < sc->n
-				? opaque_leaves(sc, &sc->r[r->right], depth + 1)
-				: 0);
+			    ? opaque_leaves(sc, &sc->r[r->right], depth + 1)
+			    : 0);
 	return r->kind == RTE_BYNAME || r->kind == RTE_UNKNOWN;
 }
 
 static int is_system_column(const char *col)
 {
-	static const char *const sys[] = {"ctid", "xmin", "xmax", "cmin", "cmax", "tableoid",
-					  NULL};
+	static const char *const sys[] = {"ctid", "xmin", "xmax", "cmin", "cmax", "tableoid", NULL};
 
 	return in_list(sys, col, 0);
 }
@@ -912,13 +1139,15 @@ static void ev_children(struct ctx *c, const struct scope *sc, const ProtobufCMe
 		}
 		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
 			size_t n = *(const size_t *)(base + f->quantifier_offset);
-			ProtobufCMessage *const *arr = *(ProtobufCMessage *const *const *)(base + f->offset);
+			ProtobufCMessage *const *arr =
+			    *(ProtobufCMessage *const *const *)(base + f->offset);
 
 			for (size_t k = 0; k < n && arr; k++)
 				if (arr[k])
 					ev_msg(c, sc, arr[k], acc);
 		} else {
-			const ProtobufCMessage *sub = *(ProtobufCMessage *const *)(base + f->offset);
+			const ProtobufCMessage *sub =
+			    *(ProtobufCMessage *const *)(base + f->offset);
 
 			if (sub)
 				ev_msg(c, sc, sub, acc);
@@ -958,8 +1187,8 @@ static void window(struct ctx *c, const struct scope *sc, const PgQuery__WindowD
 	record_probe(c, &s);
 	merge(c, acc, &s);
 	/* OVER w, OVER (w ORDER BY ...): the named window's clauses too */
-	for (const char *ref = w->refname && *w->refname ? w->refname : w->name;
-	     ref && *ref; ref = NULL)
+	for (const char *ref = w->refname && *w->refname ? w->refname : w->name; ref && *ref;
+	     ref = NULL)
 		for (size_t i = 0; i < sc->nwindows; i++) {
 			const PgQuery__Node *wn = sc->windows[i];
 
@@ -975,15 +1204,26 @@ static void funccall(struct ctx *c, const struct scope *sc, const PgQuery__FuncC
 {
 	const char *schema, *name;
 
+	static const char *const writers[] = {"set_config", "pg_notify", NULL};
+	struct src args;
+	int opaque;
+
 	qualname(fc->funcname, fc->n_funcname, &schema, &name);
-	if (func_opaque(c, schema, name)) {
+	opaque = func_opaque(c, schema, name);
+	if (opaque) {
 		char why[SRC_LEN];
 
 		snprintf(why, sizeof(why), "%s()", name ? name : "?");
 		merge_unknown(c, acc, why);
 	}
+	src_none(&args);
 	for (size_t i = 0; i < fc->n_args; i++)
-		ev(c, sc, fc->args[i], acc);
+		ev(c, sc, fc->args[i], &args);
+	/* A masked value handed to code that can keep it (a user function, a setting that
+	 * current_setting() reads back, a notification to a listener): a write. */
+	if (args.rule >= 0 && (opaque || (name && in_list(writers, name, 0))))
+		record_write(c, &args);
+	merge(c, acc, &args);
 	for (size_t i = 0; i < fc->n_agg_order; i++)
 		ev(c, sc, fc->agg_order[i], acc);
 	ev(c, sc, fc->agg_filter, acc);
@@ -1100,8 +1340,7 @@ static int field_of_row(struct ctx *c, const struct scope *sc, const PgQuery__AI
 }
 
 /* An expression's provenance: exactly a column (derived as that column), or computed. */
-static void expr_src(struct ctx *c, const struct scope *sc, const PgQuery__Node *n,
-		     struct src *out)
+static void expr_src(struct ctx *c, const struct scope *sc, const PgQuery__Node *n, struct src *out)
 {
 	src_none(out);
 	if (!n)
@@ -1172,8 +1411,8 @@ static const char *colname(const PgQuery__Node *n, int depth)
 
 		if (strcmp(s, "?column?") || !n->type_cast->type_name)
 			return s;
-		qualname(n->type_cast->type_name->names, n->type_cast->type_name->n_names,
-			 &schema, &name);
+		qualname(n->type_cast->type_name->names, n->type_cast->type_name->n_names, &schema,
+			 &name);
 		return name ? name : "?column?";
 	}
 	case PG_QUERY__NODE__NODE_CASE_EXPR:
@@ -1203,7 +1442,8 @@ static const char *colname(const PgQuery__Node *n, int depth)
 			    s->target_list[0]->node_case == PG_QUERY__NODE__NODE_RES_TARGET) {
 				const PgQuery__ResTarget *rt = s->target_list[0]->res_target;
 
-				return rt->name && *rt->name ? rt->name : colname(rt->val, depth + 1);
+				return rt->name && *rt->name ? rt->name
+							     : colname(rt->val, depth + 1);
 			}
 		}
 		return "?column?";
@@ -1221,7 +1461,8 @@ static int is_star_ref(const PgQuery__Node *n)
 	if (!n || n->node_case != PG_QUERY__NODE__NODE_COLUMN_REF)
 		return 0;
 	cr = n->column_ref;
-	return cr->n_fields && cr->fields[cr->n_fields - 1]->node_case == PG_QUERY__NODE__NODE_A_STAR;
+	return cr->n_fields &&
+	       cr->fields[cr->n_fields - 1]->node_case == PG_QUERY__NODE__NODE_A_STAR;
 }
 
 static void star(struct ctx *c, const struct scope *sc, const PgQuery__ColumnRef *cr,
@@ -1272,7 +1513,7 @@ static void targets(struct ctx *c, const struct scope *sc, PgQuery__Node **tl, s
 		if (v && v->node_case == PG_QUERY__NODE__NODE_A_INDIRECTION &&
 		    v->a_indirection->n_indirection &&
 		    v->a_indirection->indirection[v->a_indirection->n_indirection - 1]->node_case ==
-			    PG_QUERY__NODE__NODE_A_STAR) {
+			PG_QUERY__NODE__NODE_A_STAR) {
 			/* (p).*: p's columns when p is a FROM item; else a composite of unknown
 			 * width */
 			const PgQuery__Node *arg = v->a_indirection->arg;
@@ -1367,8 +1608,8 @@ static void rel_rte(struct ctx *c, struct scope *sc, const PgQuery__RangeVar *rv
 	const char *schema = rv->schemaname && *rv->schemaname ? rv->schemaname : NULL;
 	const char *name = rv->relname ? rv->relname : "";
 	const char *alias = rv->alias && rv->alias->aliasname && *rv->alias->aliasname
-				    ? rv->alias->aliasname
-				    : NULL;
+				? rv->alias->aliasname
+				: NULL;
 	const struct cte *t = schema ? NULL : find_cte(sc->ctes, name);
 	const struct cat_rel *rels[MP_MAX_SAME_NAME];
 	int nr = 0;
@@ -1451,12 +1692,19 @@ static void rel_rte(struct ctx *c, struct scope *sc, const PgQuery__RangeVar *rv
 /* How many columns a built-in set-returning function gives; -1 not known. */
 static int func_width(const char *name, size_t nargs)
 {
-	static const char *const one[] = {"generate_series", "generate_subscripts",
-					  "regexp_matches", "regexp_split_to_table",
-					  "string_to_table", "json_array_elements",
-					  "jsonb_array_elements", "json_array_elements_text",
-					  "jsonb_array_elements_text", "json_object_keys",
-					  "jsonb_object_keys", "jsonb_path_query", NULL};
+	static const char *const one[] = {"generate_series",
+					  "generate_subscripts",
+					  "regexp_matches",
+					  "regexp_split_to_table",
+					  "string_to_table",
+					  "json_array_elements",
+					  "jsonb_array_elements",
+					  "json_array_elements_text",
+					  "jsonb_array_elements_text",
+					  "json_object_keys",
+					  "jsonb_object_keys",
+					  "jsonb_path_query",
+					  NULL};
 	static const char *const two[] = {"json_each", "jsonb_each", "json_each_text",
 					  "jsonb_each_text", NULL};
 
@@ -1542,9 +1790,8 @@ static void join(struct ctx *c, struct scope *sc, const PgQuery__JoinExpr *j, in
 	int start = sc->n, l, rr;
 	struct qres dummy;
 	struct rte *r;
-	const char *alias = j->alias && j->alias->aliasname && *j->alias->aliasname
-				    ? j->alias->aliasname
-				    : NULL;
+	const char *alias =
+	    j->alias && j->alias->aliasname && *j->alias->aliasname ? j->alias->aliasname : NULL;
 	char using[64][CAT_NAME];
 	int nusing = 0;
 
@@ -1704,8 +1951,8 @@ static int from_item(struct ctx *c, struct scope *sc, const PgQuery__Node *n, in
 
 			cs_push(c, &r->cols,
 				col->node_case == PG_QUERY__NODE__NODE_RANGE_TABLE_FUNC_COL
-					? col->range_table_func_col->colname
-					: "",
+				    ? col->range_table_func_col->colname
+				    : "",
 				&s);
 		}
 		if (tf->alias && tf->alias->aliasname) {
@@ -1842,7 +2089,8 @@ static void plan_setop(struct ctx *c, const struct scope *outer, const struct ct
 		if (b->op > PG_QUERY__SET_OPERATION__SETOP_NONE && !b->with_clause &&
 		    !b->n_sort_clause && !b->limit_count && !b->limit_offset) {
 			if (sp + 2 > cap) {
-				const PgQuery__SelectStmt **ns = amalloc(c, (size_t)cap * 2 * sizeof(*ns));
+				const PgQuery__SelectStmt **ns =
+				    amalloc(c, (size_t)cap * 2 * sizeof(*ns));
 
 				if (!ns)
 					break;
@@ -1871,10 +2119,10 @@ static void plan_setop(struct ctx *c, const struct scope *outer, const struct ct
 			for (int i = 0; i < bq.cols.n; i++) {
 				if (i < m.n) {
 					struct src *a = &m.v[i].s, *b2 = &bq.cols.v[i].s;
-					int both = a->rule != MASK_RULE_NONE &&
-						   b2->rule != MASK_RULE_NONE;
-					int d = both && (strcmp(a->source, b2->source) || a->derived ||
-							 b2->derived);
+					int both =
+					    a->rule != MASK_RULE_NONE && b2->rule != MASK_RULE_NONE;
+					int d = both && (strcmp(a->source, b2->source) ||
+							 a->derived || b2->derived);
 
 					merge(c, a, b2);
 					if (both)
@@ -2049,8 +2297,7 @@ static void set_list(struct ctx *c, struct scope *sc, int ti, PgQuery__Node **tl
 	}
 }
 
-static void returning(struct ctx *c, struct scope *sc, PgQuery__Node **tl, size_t n,
-		      struct qres *q)
+static void returning(struct ctx *c, struct scope *sc, PgQuery__Node **tl, size_t n, struct qres *q)
 {
 	targets(c, sc, tl, n, &q->cols);
 }
@@ -2312,14 +2559,15 @@ static int pb_depth_ok(const uint8_t *p, size_t len)
 	}
 }
 
-static PgQuery__ParseResult *parse(const char *text, PgQueryProtobufParseResult *raw,
-				   char *err, size_t errn)
+static PgQuery__ParseResult *parse(const char *text, PgQueryProtobufParseResult *raw, char *err,
+				   size_t errn)
 {
 	PgQuery__ParseResult *pr;
 
 	*raw = pg_query_parse_protobuf(text);
 	if (raw->error) {
-		snprintf(err, errn, "%s", raw->error->message ? raw->error->message : "parse error");
+		snprintf(err, errn, "%s",
+			 raw->error->message ? raw->error->message : "parse error");
 		pg_query_free_protobuf_parse_result(*raw);
 		return NULL;
 	}
@@ -2451,6 +2699,22 @@ static void rel_cols(struct ctx *c, const struct cat_rel *r, struct colset *out)
 
 			src_rule(&s, mask_rule_match(c->mp, r->schema, r->name, r->cols[i].name),
 				 r->name, r->cols[i].name);
+			/* a partition answers to its parents' rules as well */
+			int hops = 0;
+
+			for (const struct cat_rel *p = r; p->parent_oid && c->cat;) {
+				const struct cat_rel *up = cat_rel_by_oid(c->cat, p->parent_oid);
+				struct src d;
+
+				if (!up || up == r || ++hops > 8) /* a loop in pg_inherits? */
+					break;
+				src_rule(
+				    &d,
+				    mask_rule_match(c->mp, up->schema, up->name, r->cols[i].name),
+				    up->name, r->cols[i].name);
+				merge(c, &s, &d);
+				p = up;
+			}
 			cs_push(c, out, r->cols[i].name, &s);
 		}
 	}
@@ -2551,8 +2815,7 @@ static void copy_options(const PgQuery__CopyStmt *cs, struct mask_copy *o)
 		if (!escape)
 			o->escape = o->quote;
 	}
-	snprintf(o->null_str, sizeof(o->null_str), "%s",
-		 null ? nul : o->format == 1 ? "" : "\\N");
+	snprintf(o->null_str, sizeof(o->null_str), "%s", null ? nul : o->format == 1 ? "" : "\\N");
 }
 
 static void plan_copy(struct ctx *c, const PgQuery__CopyStmt *cs, struct qres *q)
@@ -2664,12 +2927,12 @@ static void plan_stmt(struct ctx *c, const PgQuery__Node *n, struct qres *q)
 	case PG_QUERY__NODE__NODE_DELETE_STMT:
 	case PG_QUERY__NODE__NODE_MERGE_STMT: {
 		size_t nret = n->node_case == PG_QUERY__NODE__NODE_INSERT_STMT
-				      ? n->insert_stmt->n_returning_list
+				  ? n->insert_stmt->n_returning_list
 			      : n->node_case == PG_QUERY__NODE__NODE_UPDATE_STMT
-				      ? n->update_stmt->n_returning_list
+				  ? n->update_stmt->n_returning_list
 			      : n->node_case == PG_QUERY__NODE__NODE_DELETE_STMT
-				      ? n->delete_stmt->n_returning_list
-				      : 0;
+				  ? n->delete_stmt->n_returning_list
+				  : 0;
 
 		plan_node(c, NULL, NULL, n, q);
 		out->returns_rows = nret > 0;
@@ -2726,12 +2989,11 @@ static void plan_stmt(struct ctx *c, const PgQuery__Node *n, struct qres *q)
 	}
 	case PG_QUERY__NODE__NODE_VARIABLE_SHOW_STMT:
 		out->returns_rows = 1;
-		set_clean_cols(c, q,
-			       n->variable_show_stmt->name &&
-					       !strcmp(n->variable_show_stmt->name, "all")
-				       ? 3
-				       : 1,
-			       n->variable_show_stmt->name);
+		set_clean_cols(
+		    c, q,
+		    n->variable_show_stmt->name && !strcmp(n->variable_show_stmt->name, "all") ? 3
+											       : 1,
+		    n->variable_show_stmt->name);
 		break;
 	case PG_QUERY__NODE__NODE_CREATE_TABLE_AS_STMT:
 		plan_node(c, NULL, NULL, n->create_table_as_stmt->query, q);
@@ -2822,7 +3084,8 @@ int maskplan_build(const char *sql, size_t len, const struct catalog *cat,
 					const struct src *s = &q.cols.v[i].s;
 
 					out->cols[i].rule = s->rule;
-					out->cols[i].derived = s->rule == MASK_RULE_NONE ? 0 : s->derived;
+					out->cols[i].derived =
+					    s->rule == MASK_RULE_NONE ? 0 : s->derived;
 					snprintf(out->cols[i].source, sizeof(out->cols[i].source),
 						 "%s", s->source);
 				}
