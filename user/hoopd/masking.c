@@ -265,6 +265,11 @@ int masking_plan_rows(struct mask_result *r, const struct masking *m, const stru
 			rule = sql->cols[i].rule;
 			derived = sql->cols[i].derived;
 		}
+		if (!direct && !by_position && sql && sql->all_clean)
+			rule = MASK_RULE_NONE; /* e.g. a star over system relations */
+		if (rule >= 0 && rule < mp->nrules && mp->rules[rule].free_text)
+			/* the text itself: detectors; anything made from it: redacted */
+			rule = derived ? MASK_RULE_UNKNOWN : MASK_RULE_NONE;
 		c->rule = rule;
 		c->derived = derived;
 		c->context = mask_context_from_name(f[i].name ? f[i].name : "");
@@ -303,6 +308,8 @@ int masking_plan_copy(struct mask_result *r, const struct masking *m, const stru
 
 		c->rule = pc->rule;
 		c->derived = pc->derived;
+		if (c->rule >= 0 && c->rule < m->mp.nrules && m->mp.rules[c->rule].free_text)
+			c->rule = pc->derived ? MASK_RULE_UNKNOWN : MASK_RULE_NONE;
 		c->format = formats ? formats[i] : (int16_t)overall_format;
 		/* Text and CSV carry every value as text; binary needs the true type, known only
 		 * for a column copied as it is (else 0: unmaskable, so withheld if masked). */

@@ -354,13 +354,13 @@ static int parse_bool(struct pctx *c, yaml_node_t *v, const char *what, int *out
 
 static const char *const match_keys[] = {"statements", "tables",	"tables_written",
 					 "schemas",    "functions",	"copy",
-					 "without_where", "without_limit", "probes_masked", NULL};
+					 "without_where", "without_limit", "probes_masked", "writes_masked", NULL};
 static const char *const when_keys[] = {"owner", "user", "database", "exe", "labels", NULL};
 static const char *const rule_keys[] = {"name", "action", "match", "when", "message", NULL};
 
 static int parse_match(struct pctx *c, yaml_node_t *n, struct policy_rule *r)
 {
-	yaml_node_t *seen[9] = {NULL};
+	yaml_node_t *seen[10] = {NULL};
 	char q[SHOW_BUF];
 
 	if (n->type != YAML_MAPPING_NODE)
@@ -376,7 +376,7 @@ static int parse_match(struct pctx *c, yaml_node_t *n, struct policy_rule *r)
 			return fail(c, k,
 				    "unknown match key '%s' (known: statements, tables, "
 				    "tables_written, schemas, functions, copy, without_where, "
-				    "without_limit, probes_masked)",
+				    "without_limit, probes_masked, writes_masked)",
 				    key ? show(key, q) : "?");
 		if ((e = check_duplicate(c, k, key, &seen[ki])))
 			return e;
@@ -438,6 +438,9 @@ static int parse_match(struct pctx *c, yaml_node_t *n, struct policy_rule *r)
 			break;
 		case 8:
 			e = parse_bool(c, v, "probes_masked", &r->probes_masked);
+			break;
+		case 9:
+			e = parse_bool(c, v, "writes_masked", &r->writes_masked);
 			break;
 		}
 		if (e)
@@ -669,11 +672,12 @@ static int parse_mask_match(struct pctx *c, yaml_node_t *v, struct mask_column_r
 	return 0;
 }
 
-static const char *const mcol_keys[] = {"match", "style", "keep_first", "keep_last", NULL};
+static const char *const mcol_keys[] = {"match",     "style",	"keep_first",
+					"keep_last", "free_text", NULL};
 
 static int parse_mask_column(struct pctx *c, yaml_node_t *n, struct mask_column_rule *mr)
 {
-	yaml_node_t *seen[4] = {NULL};
+	yaml_node_t *seen[5] = {NULL};
 	char q[SHOW_BUF];
 
 	if (n->type != YAML_MAPPING_NODE)
@@ -691,7 +695,7 @@ static int parse_mask_column(struct pctx *c, yaml_node_t *n, struct mask_column_
 
 		if (ki < 0)
 			return fail(c, k, "unknown masking column key '%s' (known: match, style, "
-					  "keep_first, keep_last)",
+					  "keep_first, keep_last, free_text)",
 				    key ? show(key, q) : "?");
 		if ((e = check_duplicate(c, k, key, &seen[ki])))
 			return e;
@@ -704,6 +708,8 @@ static int parse_mask_column(struct pctx *c, yaml_node_t *n, struct mask_column_
 				return fail(c, v, "style must be one of redact, partial, hash, null, "
 						  "format_preserving");
 			mr->style = (enum mask_style)st;
+		} else if (ki == 4) {
+			e = parse_bool(c, v, "free_text", &mr->free_text);
 		} else {
 			if (!scalar(v) || parse_decimal(scalar(v), 64, &u))
 				return fail(c, v, "%s must be a number from 0 to 64", key);
@@ -717,9 +723,12 @@ static int parse_mask_column(struct pctx *c, yaml_node_t *n, struct mask_column_
 	}
 	if (!seen[0])
 		return fail(c, n, "a masking column needs match: \"table.column\"");
-	if (!seen[1])
+	if (mr->free_text && seen[1])
+		return fail(c, seen[1], "a free_text column has no style: its values go through "
+					"the detectors, and anything computed from it is redacted");
+	if (!seen[1] && !mr->free_text)
 		return fail(c, n, "a masking column needs a style (redact, partial, hash, null, "
-				  "format_preserving)");
+				  "format_preserving) or free_text: true");
 	if ((seen[2] || seen[3]) && mr->style != MASK_PARTIAL)
 		return fail(c, seen[2] ? seen[2] : seen[3],
 			    "keep_first and keep_last apply to style partial only");

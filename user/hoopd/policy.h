@@ -61,6 +61,7 @@ struct policy_rule {
 	int without_where;
 	int without_limit;
 	int probes_masked; /* a predicate (WHERE, ORDER BY...) reads a masked column */
+	int writes_masked; /* masked values are written into a relation (INSERT ... SELECT...) */
 	/* when: the session */
 	struct policy_list owners, users, databases, exes;
 	struct policy_list label_keys, label_values;

@@ -101,6 +101,8 @@ static int rule_matches(const struct policy_rule *r, const struct sqlfacts *f,
 		return 0;
 	if (r->probes_masked && !f->probes_masked)
 		return 0;
+	if (r->writes_masked && !f->writes_masked)
+		return 0;
 	return list_match(&r->owners, s->owner) && list_match(&r->users, s->user) &&
 	       list_match(&r->databases, s->database) && list_match(&r->exes, s->exe) &&
 	       labels_match(r, s->labels_json);

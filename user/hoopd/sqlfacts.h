@@ -49,6 +49,7 @@ struct sqlfacts {
 	 * the masking rules and the catalog; sqlfacts_analyze leaves it 0) */
 	int probes_masked;
 	char probe[SQLFACTS_NAME];
+	int writes_masked; /* masked values are copied into a relation */
 	int too_many;		  /* more names than fit: rules then see a partial list */
 	int parse_error;	  /* the grammar rejected it, or a cap was exceeded */
 	char error[256];

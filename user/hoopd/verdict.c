@@ -12,8 +12,8 @@
 #include "session.h"
 #include "sqlfacts.h"
 
-/* Inference: does a predicate of this text read a masked column? Only worked out when a rule
- * asks. */
+/* Facts about masked columns (maskplan.h): does a predicate read one (inference), are their
+ * values copied into a relation (laundering)? Only worked out when a rule asks. */
 static void probes(const struct judgement *j, const char *text, size_t len, struct sqlfacts *f)
 {
 	struct maskplan mp;
@@ -22,7 +22,7 @@ static void probes(const struct judgement *j, const char *text, size_t len, stru
 	if (!G.pol->masking.enabled || f->parse_error)
 		return;
 	for (int i = 0; i < G.pol->nrules && !asked; i++)
-		asked = G.pol->rules[i].probes_masked;
+		asked = G.pol->rules[i].probes_masked || G.pol->rules[i].writes_masked;
 	if (!asked)
 		return;
 	memset(&mp, 0, sizeof(mp));
@@ -31,6 +31,7 @@ static void probes(const struct judgement *j, const char *text, size_t len, stru
 		f->probes_masked = 1;
 		snprintf(f->probe, sizeof(f->probe), "%s", mp.probe);
 	}
+	f->writes_masked = mp.writes_masked;
 	maskplan_free(&mp);
 }
 
