@@ -82,7 +82,7 @@ void catbox_put(struct catbox *b)
 static const char REL_SQL[] =
     "SELECT c.oid, n.nspname, c.relname, c.relkind, a.attnum, a.attname, a.atttypid, "
     "CASE WHEN c.relkind IN ('v','m') AND a.attnum = 1 THEN pg_catalog.pg_get_viewdef(c.oid) "
-    "END "
+    "END, (SELECT min(i.inhparent) FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid) "
     "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT "
     "a.attisdropped "
@@ -187,6 +187,8 @@ static struct catalog *load(struct job *j)
 					  PQgetisnull(r, i, 7) ? NULL : PQgetvalue(r, i, 7));
 			if (!rel)
 				goto oom;
+			if (!PQgetisnull(r, i, 8))
+				rel->parent_oid = (uint32_t)strtoul(PQgetvalue(r, i, 8), NULL, 10);
 			last = oid;
 		}
 		if (cat_add_col(rel, (int16_t)atoi(PQgetvalue(r, i, 4)), PQgetvalue(r, i, 5),

@@ -325,6 +325,32 @@ int masking_plan_copy(struct mask_result *r, const struct masking *m, const stru
 	return 0;
 }
 
+int masking_text(const struct masking *m, const char *s, size_t n, struct buf *out)
+{
+	/* One text column of one row through the same path as results. */
+	struct mask_colplan c = {.rule = MASK_RULE_NONE, .type_oid = TEXT_OID};
+	uint64_t cnt = 0;
+	struct mask_counts counts = {.ncols = 1, .cols = &cnt};
+	struct buf row = {0}, msg = {0};
+	uint8_t hdr[6] = {0, 1};
+	int r = -ENOMEM;
+
+	if (n > INT32_MAX)
+		return -EINVAL;
+	pgw_set_be32(hdr + 2, (uint32_t)n);
+	if (buf_append(&row, hdr, 6) || buf_append(&row, s, n))
+		goto out;
+	r = mask_datarow(m->me, &c, 1, buf_head(&row), row.len, &msg, &counts);
+	if (r == 0 && msg.len >= 11)
+		r = buf_append(out, buf_head(&msg) + 11, msg.len - 11);
+	else if (r == 0)
+		r = -EINVAL;
+out:
+	buf_free(&row);
+	buf_free(&msg);
+	return r;
+}
+
 void mask_result_free(struct mask_result *r)
 {
 	free(r->cols);

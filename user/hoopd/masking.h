@@ -63,6 +63,8 @@ int masking_plan_copy(struct mask_result *r, const struct masking *m, const stru
 		      const struct maskplan *sql, int overall_format, const int16_t *formats,
 		      int n);
 void mask_result_free(struct mask_result *r);
+/* The detectors over one piece of text (an error message): appends the masked text to out. */
+int masking_text(const struct masking *m, const char *s, size_t n, struct buf *out);
 /* The counts as a JSON object for the complete record, or NULL when nothing was masked
  * (malloc'd). */
 char *mask_result_json(const struct mask_result *r);

@@ -534,6 +534,101 @@ static int mask_copy_data(struct pg *p, struct track *t, const struct pgw_msg *m
 	return withhold(p, t, "COPY data that could not be read for masking");
 }
 
+/* Quoted parts of a message ("...") become "***": PostgreSQL quotes the offending value. */
+static int unquote_values(const char *s, size_t n, struct buf *out)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		const char *q = memchr(s + i, '"', n - i);
+		const char *e;
+
+		if (!q || !(e = memchr(q + 1, '"', n - (size_t)(q + 1 - s))))
+			return buf_append(out, s + i, n - i);
+		if (buf_append(out, s + i, (size_t)(q - (s + i))) || buf_append(out, "\"***\"", 5))
+			return -1;
+		i = (size_t)(e + 1 - s);
+	}
+	return 0;
+}
+
+/*
+ * An ErrorResponse or NoticeResponse from the server while masking is on. Messages can carry
+ * values: `invalid input syntax for type integer: "123-45-6789"`, a unique violation's
+ * Key (ssn)=(...), a RAISE of anything. So: a RAISE's message is withheld; in data and
+ * integrity errors (classes 22, 23) quoted values become "***" and Detail, Context and the
+ * internal query are dropped; every remaining text field goes through the detectors.
+ */
+static int mask_notice(struct pg *p, const struct pgw_msg *m)
+{
+	struct masking *mk = masking_get();
+	struct buf body = {0}, val = {0};
+	const char *code = "", *routine = "";
+	size_t off = 0;
+	int r = -1;
+
+	if (!mk)
+		return to_agent(p, m);
+	if (p->withhold && m->type != 'N') {
+		masking_put(mk);
+		return 0;
+	}
+	/* first pass: the fields that decide */
+	while (off < m->len && m->body[off]) {
+		const char *v = (const char *)m->body + off + 1;
+		size_t l = strnlen(v, m->len - off - 1);
+
+		if (m->body[off] == 'C')
+			code = v;
+		else if (m->body[off] == 'R')
+			routine = v;
+		off += l + 2;
+	}
+	off = 0;
+	while (off < m->len && m->body[off]) {
+		uint8_t f = m->body[off];
+		const char *v = (const char *)m->body + off + 1;
+		size_t l = strnlen(v, m->len - off - 1);
+		int data = !strncmp(code, "22", 2) || !strncmp(code, "23", 2);
+
+		off += l + 2;
+		if (data && (f == 'D' || f == 'W' || f == 'q' || f == 'p'))
+			continue;
+		if (f == 'W' && !strcmp(routine, "exec_stmt_raise"))
+			continue;
+		val.len = 0;
+		if (f == 'M' && !strcmp(routine, "exec_stmt_raise")) {
+			const char *w = "hoop: the text of this RAISE is withheld while masking is "
+					"on (it can carry any value)";
+
+			if (buf_append(&val, w, strlen(w)))
+				goto out;
+		} else if (f == 'M' || f == 'D' || f == 'H' || f == 'W' || f == 'q') {
+			struct buf uq = {0};
+
+			if ((data && f == 'M' ? unquote_values(v, l, &uq) : buf_append(&uq, v, l)) ||
+			    masking_text(mk, (const char *)buf_head(&uq), uq.len, &val)) {
+				buf_free(&uq);
+				goto out;
+			}
+			buf_free(&uq);
+		} else if (buf_append(&val, v, l)) {
+			goto out;
+		}
+		if (buf_append(&body, &f, 1) || buf_append(&body, buf_head(&val), val.len) ||
+		    buf_append(&body, "", 1))
+			goto out;
+	}
+	if (buf_append(&body, "", 1))
+		goto out;
+	r = pgw_put(&p->s->a.out, m->type, buf_head(&body), body.len);
+out:
+	buf_free(&body);
+	buf_free(&val);
+	masking_put(mk);
+	return r;
+}
+
 /* A RowDescription answered a Describe of a portal: the Executes of that portal waiting in
  * the queue (up to its next Bind) mask with it. */
 static int attach_rowdesc(struct pg *p, struct pend *d, const struct pgw_msg *m)
@@ -1579,7 +1674,9 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 				e->cur = e->nst; /* the rest of a multi-statement Query is skipped */
 			}
 			ev_error(s, &ee);
-			if (to_agent(p, m))
+			if (p->withhold)
+				;
+			else if (masking_enabled() ? mask_notice(p, m) : to_agent(p, m))
 				return -1;
 		}
 		/* Extended protocol: the server skips everything up to Sync. */
@@ -1610,7 +1707,9 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 		if (e)
 			e->cur = e->nst;
 		return to_agent(p, m);
-	default: /* N A S K v W c: notices, notifications, parameter status, COPY framing */
+	case 'N':
+		return masking_enabled() ? mask_notice(p, m) : to_agent(p, m);
+	default: /* A S K v W c: notifications, parameter status, COPY framing */
 		return to_agent(p, m);
 	}
 }
