@@ -74,7 +74,8 @@ $(OUT)/hoopd: $(HOOPD_OBJ) $(COMMON_OBJ)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # hoopctl's `policy check|test` run hoopd's own loader and rules.
-HOOPCTL_SHARED := $(OUT)/obj/hoopd/policy.o $(OUT)/obj/hoopd/sqlfacts.o $(OUT)/obj/hoopd/rules.o
+HOOPCTL_SHARED := $(OUT)/obj/hoopd/policy.o $(OUT)/obj/hoopd/sqlfacts.o $(OUT)/obj/hoopd/rules.o \
+		  $(OUT)/obj/hoopd/maskplan.o $(OUT)/obj/hoopd/catalog.o
 
 $(OUT)/hoopctl: $(HOOPCTL_OBJ) $(COMMON_OBJ) $(HOOPCTL_SHARED)
 	$(call msg,LINK,$@)

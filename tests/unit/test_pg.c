@@ -437,6 +437,69 @@ static void test_pipeline_deny_keeps_order_and_discards_to_sync(void)
 	CHECK(!S.closing);
 }
 
+static void late_half(struct buf *b)
+{
+	parse(b, "", "drop table patients");
+	bind1(b, "", "", "1");
+	execute(b, "");
+}
+
+static void late_rest(struct buf *b)
+{
+	parse(b, "", "select 8");
+	bind1(b, "", "", "1");
+	execute(b, "");
+	pgw_put(b, 'S', NULL, 0);
+}
+
+static void late_next(struct buf *b)
+{
+	parse(b, "", "select 7");
+	bind1(b, "", "", "1");
+	execute(b, "");
+	pgw_put(b, 'S', NULL, 0);
+}
+
+/* The poison's error reaches hoopd before the rest of its batch does: the server skips those
+ * messages without answering, and the next batch's answers must still line up. */
+static void test_error_before_the_rest_of_its_batch(void)
+{
+	struct buf b = {0};
+
+	to_ready();
+	agent(late_half);
+	CHECK_STREQ(types(&S.s.out, 0), "PBE");
+	pgw_put_error(&b, "ERROR", "42883", "function does not exist", NULL, NULL);
+	from_server(&b);
+	CHECK_STREQ(types(&S.a.out, 0), "E");
+	agent(late_rest);
+	CHECK_STREQ(types(&S.s.out, 0), "PBES");
+	ready(&b, 'I');
+	from_server(&b);
+	CHECK_STREQ(types(&S.a.out, 0), "Z");
+	agent(late_next);
+	CHECK_STREQ(types(&S.s.out, 0), "PBES");
+	put(&b, '1', NULL, 0);
+	put(&b, '2', NULL, 0);
+	datarow1(&b, "7");
+	complete_msg(&b, "SELECT 1");
+	ready(&b, 'I');
+	from_server(&b);
+	CHECK_STREQ(types(&S.a.out, 0), "12DCZ");
+	{
+		/* nothing left waiting for an answer that will never come */
+		struct jbuf j;
+
+		jb_init(&j);
+		jb_obj_open(&j);
+		pg_engine.status(E, &j);
+		jb_obj_close(&j);
+		CHECK(strstr(jb_str(&j), "\"pending_responses\":0") != NULL);
+		jb_free(&j);
+	}
+	CHECK(!S.closing);
+}
+
 static void q_hold(struct buf *b)
 {
 	query(b, "select hold_me from patients");
@@ -681,6 +744,7 @@ int main(int argc, char **argv)
 	UNIT_RUN(test_deny_when_idle_is_answered_by_hoopd);
 	UNIT_RUN(test_deny_in_transaction_takes_the_servers_state);
 	UNIT_RUN(test_pipeline_deny_keeps_order_and_discards_to_sync);
+	UNIT_RUN(test_error_before_the_rest_of_its_batch);
 	UNIT_RUN(test_hold_parks_then_runs_once_allowed);
 	UNIT_RUN(test_hold_denied);
 	UNIT_RUN(test_cancel_of_a_held_statement_answers_57014);

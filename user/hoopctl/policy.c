@@ -7,6 +7,7 @@
 
 #include "json.h"
 #include "policy.h"
+#include "maskplan.h"
 #include "rules.h"
 #include "sqlfacts.h"
 
@@ -48,6 +49,10 @@ static void facts_line(const struct sqlfacts *f, char *out, size_t n)
 		o += (size_t)snprintf(out + o, n - o, " write-without-where");
 	if (f->select_without_limit && o < n)
 		o += (size_t)snprintf(out + o, n - o, " select-without-limit");
+	if (f->probes_masked && o < n)
+		o += (size_t)snprintf(out + o, n - o, " probes-masked=%s", f->probe);
+	if (f->writes_masked && o < n)
+		o += (size_t)snprintf(out + o, n - o, " writes-masked");
 }
 
 static int test(int argc, char **argv)
@@ -158,6 +163,16 @@ static int test(int argc, char **argv)
 			len--;
 		}
 		sqlfacts_analyze(sql + off, (size_t)len, f);
+		if (pol->masking.enabled && !f->parse_error) {
+			/* As hoopd does, but with no catalog: only what the text names. */
+			struct maskplan mp = {0};
+
+			maskplan_build(sql + off, (size_t)len, NULL, &pol->masking, &mp);
+			f->probes_masked = mp.probes_masked;
+			snprintf(f->probe, sizeof(f->probe), "%s", mp.probe);
+			f->writes_masked = mp.writes_masked;
+			maskplan_free(&mp);
+		}
 		rules_evaluate(pol, f, &rs, &res);
 		facts_line(f, facts, sizeof(facts));
 		if ((int)res.action > worst)

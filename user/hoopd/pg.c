@@ -1692,8 +1692,18 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 		p->copy_in = 0;
 		if (e && e->poisoned && !e->err_seen && !p->withhold && poisoned_error(p, e))
 			return -1;
-		if (e && (e->kind == 'Q' || e->kind == 'S' || e->kind == 'F'))
+		if (e && (e->kind == 'Q' || e->kind == 'F')) {
 			pend_pop(p);
+		} else if (e) {
+			/* A Sync's answer. After an error the server discards extended messages up
+			 * to that Sync without answering them, and some may have reached hoopd
+			 * only after the error did: they are done too. */
+			while (p->head && p->head->kind != 'S' && p->head->kind != 'Q' &&
+			       p->head->kind != 'F')
+				pend_pop(p);
+			if (p->head && p->head->kind == 'S')
+				pend_pop(p);
+		}
 		p->withhold = 0;
 		return to_agent(p, m);
 	case 'G': /* CopyInResponse: the agent sends CopyData next */
