@@ -92,7 +92,7 @@ run "$B/hoopctl" --control "$CTL" attach --cgroup "$CG" --owner alice@example.or
 say "4. The agent dials the database's real address; the kernel sends it through hoopd"
 agent psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -tAX \
 	-c "select 'agent query ran: ' || count(*) || ' patients' from patients, pg_sleep(1.5) limit 1" \
-	-c "select city, count(*) from patients group by city order by city" &
+	-c "select city, count(*) from patients group by city order by city limit 10" &
 AGENT=$!
 sleep 0.7
 run "$B/hoopctl" --control "$CTL" status
