@@ -9,6 +9,8 @@ it holds, in the exact spellings stored, for the leak scanner.
                                ~30% of notes embed the patient's SSN, MRN, phone or email; a few
                                a card number or an IPv4 address
   portal_accounts(id, patient_id, email, created_at)   a second home of some patients' emails
+  messages(id, patient_id, sent_at, body, meta jsonb)  portal messages: identifiers spelled freely
+                               in text no policy rule names, and contact data in JSON
   clinics(id, name, city, state, beds, opened)          no PHI
   view patient_contacts AS SELECT id, email AS contact, upper(last_name) AS name FROM patients
   function patient_label(int): an application's helper that returns a patient's SSN
@@ -187,13 +189,14 @@ def generate(seed=7, n_patients=10000, n_encounters=30000):
         address = "%d %s %s" % (rng.randint(1, 9999), rng.choice(STREETS), rng.choice(SUFFIX))
         patients.append([pid, mrn, first.capitalize(), last.capitalize(), ssn, dob, email, phone,
                          address, city, state, zip3 + "%02d" % rng.randint(0, 99), None])
-    # insurance_id: 9 bare digits, never one of the SSNs' digits (the scanner would call it one)
+    # insurance_id: 9 bare digits, never one of the SSNs' digits, forwards or backwards (the
+    # leak scanner would call it one)
     ssn_digits = {digits(s) for s in ssns}
     used = set()
     for p in patients:
         while True:
             ins = "%09d" % rng.randint(100000000, 999999999)
-            if ins not in ssn_digits and ins not in used:
+            if ins not in ssn_digits and ins[::-1] not in ssn_digits and ins not in used:
                 break
         used.add(ins)
         p[12] = ins
@@ -240,6 +243,25 @@ def generate(seed=7, n_patients=10000, n_encounters=30000):
     for i, p in enumerate(rng.sample(patients, n_patients // 4), 1):
         portal.append((i, p[0], p[6], t0 + datetime.timedelta(days=rng.randint(0, 2000))))
 
+    # Portal messages: free text no policy names, with identifiers spelled as people write them
+    # (SSN with spaces, phone with dots, e-mail in capitals), and a JSON column of contact data.
+    messages = []
+    for mid in range(1, n_patients // 2 + 1):
+        p = patients[rng.randrange(n_patients)]
+        d = digits(p[7])[-10:]
+        spelled = rng.choice([
+            "Please update my SSN to %s, thanks." % p[4].replace("-", " "),
+            "You can reach me at %s.%s.%s after 5pm." % (d[:3], d[3:6], d[6:]),
+            "New address for the statements: %s" % p[6].upper(),
+            "My record number is %s, please check the lab results." % p[1],
+            "Thanks for the quick reply!",
+            "Can I move my appointment to next week?",
+        ])
+        meta = json.dumps({"reply_to": p[6], "callback": p[7], "channel": "portal"}) \
+            if rng.random() < 0.5 else json.dumps({"channel": "portal"})
+        messages.append((mid, p[0], t0 + datetime.timedelta(seconds=rng.randint(0, 6 * 365 * 86400)),
+                         spelled, meta))
+
     phones = [p[7] for p in patients]
     phi = {
         "seed": seed,
@@ -257,16 +279,16 @@ def generate(seed=7, n_patients=10000, n_encounters=30000):
         "notes_embedded": embedded,
         "note_kind": {str(k): v for k, v in note_kind.items()},
         "counts": {"patients": n_patients, "encounters": n_encounters, "clinics": len(clinics),
-                   "portal_accounts": len(portal)},
+                   "portal_accounts": len(portal), "messages": len(messages)},
     }
     return {"patients": patients, "clinics": clinics, "encounters": encounters,
-            "portal_accounts": portal}, phi
+            "portal_accounts": portal, "messages": messages}, phi
 
 
 SCHEMA = """
 drop view if exists patient_contacts;
 drop function if exists patient_label(int);
-drop table if exists portal_accounts, encounters, clinics, patients;
+drop table if exists messages, portal_accounts, encounters, clinics, patients;
 create table patients (
     id int primary key, mrn text not null, first_name text, last_name text, ssn text, dob date,
     email text, phone text, address text, city text, state text, zip text, insurance_id text);
@@ -276,6 +298,8 @@ create table encounters (
     visited_at timestamptz, diagnosis_code text, charge numeric(10,2), notes text);
 create table portal_accounts (id int primary key, patient_id int references patients, email text,
     created_at timestamptz);
+create table messages (id int primary key, patient_id int references patients, sent_at timestamptz,
+    body text, meta jsonb);
 """
 
 AFTER = """
@@ -296,8 +320,9 @@ def load(dsn, data):
                             "state, zip, insurance_id",
                 "clinics": "id, name, city, state, beds, opened",
                 "encounters": "id, patient_id, clinic_id, visited_at, diagnosis_code, charge, notes",
-                "portal_accounts": "id, patient_id, email, created_at"}
-        for table in ("patients", "clinics", "encounters", "portal_accounts"):
+                "portal_accounts": "id, patient_id, email, created_at",
+                "messages": "id, patient_id, sent_at, body, meta"}
+        for table in ("patients", "clinics", "encounters", "portal_accounts", "messages"):
             with c.cursor().copy("copy %s (%s) from stdin" % (table, cols[table])) as cp:
                 for row in data[table]:
                     cp.write_row(row)

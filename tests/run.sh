@@ -54,6 +54,7 @@ suite e2e-pg /usr/bin/python3 tests/e2e/test_pg.py
 suite e2e-policy /usr/bin/python3 tests/e2e/test_policy.py
 suite e2e-approvals /usr/bin/python3 tests/e2e/test_approvals.py
 suite e2e-audit /usr/bin/python3 tests/e2e/test_audit.py
+suite e2e-masking /usr/bin/python3 tests/e2e/test_masking.py
 suite e2e-deploy /usr/bin/python3 tests/e2e/test_deploy.py
 make --no-print-directory SANITIZE=address,undefined all >/dev/null || total_fail=$((total_fail + 1))
 suite e2e-sanitizers env HOOP_BUILD=build/san HOOP_BLAST_BYTES=$((64 << 20)) \

@@ -11,9 +11,10 @@ Ways ("modes"):
   pipeline  pipeline mode: the statement in text and in binary, in one pipeline
   params    execute(sql, params) in text and in binary (corpus entries that carry params)
   copy      cursor.copy(sql): COPY ... TO STDOUT, every CopyData byte
-  portal-text, portal-binary
+  portal-text, portal-binary, portal-nodescribe
             a raw socket: Parse, Bind (result format), Describe, Execute with a row limit and
-            Flush until CommandComplete (PortalSuspended in between), Sync
+            Flush until CommandComplete (PortalSuspended in between), Sync; nodescribe: text
+            results and no Describe (hoopd must learn the columns itself)
 
 Usage: clients.py JOBS.json OUTDIR "host=... port=... user=... dbname=..."
 JOBS.json: [{"id": ..., "sql": ..., "kind": "query"|"copy"|"script", "modes": [...],
@@ -71,8 +72,11 @@ class Conns:
         c = self.c.get(name)
         if c is None or c.closed or c.broken:
             c = self.c[name] = psycopg.connect(self.dsn, autocommit=autocommit)
-            c.add_notice_handler(lambda d, name=name: self.notices.append(
+            c.add_notice_handler(lambda d: Conns.notices.append(
                 "NOTICE %s %s %s" % (d.severity, d.message_primary, d.message_detail or "")))
+            c.add_notify_handler(lambda n: Conns.notices.append(
+                "NOTIFY %s %s" % (n.channel, n.payload)))
+            c.app = c.info.parameter_status("application_name")
         return c
 
     notices = []
@@ -184,12 +188,13 @@ class Raw:
                 raise RuntimeError("raw client: connection closed")
             self.buf += d
 
-    def portal(self, sql, fmt, out):
-        """Every message received for one statement, with Execute row limits."""
+    def portal(self, sql, fmt, out, describe=True):
+        """Every message received for one statement, with Execute row limits (and without a
+        Describe, as some drivers send it, when describe is false)."""
         q = sql.encode()
         self.s.sendall(msg(b"P", b"\0" + q + b"\0" + struct.pack("!h", 0)) +
                        msg(b"B", b"\0\0" + struct.pack("!hhhh", 0, 0, 1, fmt)) +
-                       msg(b"D", b"P\0") +
+                       (msg(b"D", b"P\0") if describe else b"") +
                        msg(b"E", b"\0" + struct.pack("!i", ROW_LIMIT)) + msg(b"H", b""))
         rows, suspended, err = 0, 0, None
         while True:
@@ -242,7 +247,8 @@ def main():
                 if mode.startswith("portal-"):
                     if raw is None:
                         raw = Raw(kv["host"], int(kv["port"]), kv["user"], kv["dbname"])
-                    rows, susp, err = raw.portal(job["sql"], 1 if mode == "portal-binary" else 0, out)
+                    rows, susp, err = raw.portal(job["sql"], 1 if mode == "portal-binary" else 0, out,
+                                                 describe=mode != "portal-nodescribe")
                     res["rows"], res["suspended"] = rows, susp
                     if err:
                         f = err_fields(err)
@@ -271,6 +277,24 @@ def main():
                 for x in out:
                     f.write(x if isinstance(x, bytes) else x.encode("utf-8", "backslashreplace"))
                     f.write(b"\n")
+            # A script that failed half-way leaves its transaction open: end it, so the next
+            # job starts clean. A session whose reported settings the job changed (ParameterStatus)
+            # is recorded with the job and not used again.
+            for name, c in list(conns.c.items()):
+                try:
+                    app = c.info.parameter_status("application_name")
+                    if app != c.app:
+                        with open(os.path.join(outdir, key), "ab") as f:
+                            f.write(b"PARAMETER application_name " + (app or b"") + b"\n")
+                        conns.reset(name)
+                        continue
+                    if c.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                        if c.autocommit:
+                            c.execute("rollback")
+                        else:
+                            c.rollback()
+                except Exception:
+                    conns.reset(name)
     with open(os.path.join(outdir, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     return 0
