@@ -275,9 +275,37 @@ def test_metrics_and_control_socket(ctx):
     check(r.returncode != 0, "an unprivileged user could read hoopd's status")
 
 
+BPF_PROG_TYPE_SK_MSG = 16
+BPF_MAP_TYPE_SOCKHASH = 18
+
+
+def bpf_types_held(pid):
+    """The program and map types of the BPF objects a process holds open (its fdinfo)."""
+    progs, maps = set(), set()
+    d = "/proc/%d/fdinfo" % pid
+    for fd in os.listdir(d):
+        try:
+            with open(os.path.join(d, fd)) as f:
+                for line in f:
+                    k, _, v = line.partition(":")
+                    if k == "prog_type":
+                        progs.add(int(v))
+                    elif k == "map_type":
+                        maps.add(int(v))
+        except OSError:
+            pass  # closed meanwhile
+    return progs, maps
+
+
 def integrity(ctx, accel):
     ctx.hd.stop()
     ctx.hd.start("--accel", accel)
+    # Without acceleration hoopd loads no sk_msg program and creates no sockhash, so it runs
+    # on kernels that have neither.
+    progs, maps = bpf_types_held(ctx.hd.proc.pid)
+    held = BPF_PROG_TYPE_SK_MSG in progs, BPF_MAP_TYPE_SOCKHASH in maps
+    check(held == ((True, True) if accel == "sockmap" else (False, False)),
+          "accel=%s: hoopd holds sk_msg program %s, sockhash %s" % ((accel,) + held))
     k0 = ctx.hd.status()["bpf"]["accel_hit"]
     before = accepted(ctx)
     srv = subprocess.Popen([PY, BLAST, "serve", "127.0.0.1", str(ctx.blast_port), str(BLAST_BYTES), "11"],
