@@ -80,10 +80,14 @@ try:
 except OSError as e:
     print(json.dumps({"error": e.errno})); sys.exit(0)
 peer = s.getpeername()
+local = list(s.getsockname()[:2])
 body = struct.pack("!i", 196608) + b"user\0postgres\0database\0postgres\0\0"
-s.sendall(struct.pack("!i", len(body) + 4) + body)
-ans = s.recv(1)
-print(json.dumps({"peer": [peer[0], peer[1]], "local": list(s.getsockname()[:2]), "answer": ans.decode()}))
+try:
+    s.sendall(struct.pack("!i", len(body) + 4) + body)
+    ans = s.recv(1)
+except ConnectionResetError:
+    ans = b""  # closed with our bytes unread: no answer either
+print(json.dumps({"peer": [peer[0], peer[1]], "local": local, "answer": ans.decode()}))
 """
 
 
@@ -153,9 +157,12 @@ def test_netns_agent_keeps_its_source_address(ctx):
     # A pod: a process already lives in the namespace when the cgroup is (re-)attached.
     pod = ctx.cg.popen(["sleep", "120"], netns=ctx.ns.name)
     try:
-        wait_for(lambda: str(pod.pid) in open(os.path.join(ctx.cg.path, "cgroup.procs")).read(), 5, "pod")
-        ctx.hd.ctl("attach", "--cgroup", ctx.cg.path, "--owner", OWNER, "--label", "team=ml")
         ino = os.stat("/run/netns/" + ctx.ns.name).st_ino
+        # In the cgroup *and* in the namespace: `ip netns exec` enters it after the shell has
+        # joined the cgroup (a slow machine, such as the vmtest guest, attaches in between).
+        wait_for(lambda: str(pod.pid) in open(os.path.join(ctx.cg.path, "cgroup.procs")).read()
+                 and os.stat("/proc/%d/ns/net" % pod.pid).st_ino == ino, 5, "pod")
+        ctx.hd.ctl("attach", "--cgroup", ctx.cg.path, "--owner", OWNER, "--label", "team=ml")
         check(any(l["netns_inode"] == ino for l in ctx.hd.status()["listeners"]),
               "no listener in the pod's namespace")
         before = accepted(ctx)
@@ -173,7 +180,12 @@ def test_new_netns_is_refused_once_then_served(ctx):
     ino = os.stat("/run/netns/" + ctx.ns2.name).st_ino
     check(not any(l["netns_inode"] == ino for l in ctx.hd.status()["listeners"]), "listener already there")
     r = probe(ctx, "198.18.0.5", netns=ctx.ns2.name)
-    check(r.get("error") == errno.ECONNREFUSED, "first connect from an unserved netns: %r" % r)
+    # Refused: nothing listens. When hoopd's new listener wins the race with the SYN (the
+    # connect hook found none; a slow machine, such as the vmtest guest, shows it), hoopd
+    # accepts and closes the connection, as it has no redirect record. Either way the agent
+    # gets no answer from the database.
+    check(r.get("error") == errno.ECONNREFUSED or r.get("answer") == "",
+          "first connect from an unserved netns: %r" % r)
     wait_for(lambda: any(l["netns_inode"] == ino for l in ctx.hd.status()["listeners"]), 5,
              "hoopd to open a listener in the announced namespace")
     r = agent_psql(ctx, "select host(inet_client_addr())", host="198.18.0.5", netns=ctx.ns2.name)
