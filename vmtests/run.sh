@@ -177,6 +177,7 @@ if [ $shell = 1 ]; then
 fi
 echo "vmtest: booting $pkg under TCG ($CPUS vCPUs, $MEM), timeout ${TIMEOUT}s; console in $console"
 t_boot=$(date +%s)
+: >"$console" # before tail looks for it
 "${qemu[@]}" -serial stdio </dev/null >"$console" 2>&1 &
 qpid=$!
 # The console, without the firmware's terminal control sequences and carriage returns.
