@@ -7,6 +7,7 @@
 #   make unit-maskplan             masking provenance cases (tests/unit/maskplan/)
 #   make fuzz FUZZ_SECONDS=20      run each libFuzzer target that long (clang, ASan+UBSan)
 #   make demo                      install, build, show an agent going through hoop (as root)
+#   make vmtest                    the BPF end-to-end suite in a VM on Linux 6.1 (as root)
 
 OUT := build
 ifneq ($(SANITIZE),)
@@ -222,6 +223,27 @@ bench:
 	$(Q)scripts/deps.sh bench
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)/usr/bin/python3 bench/run.py
+
+# The BPF end-to-end suite inside a qemu guest (TCG) on Debian 12's 6.1 LTS kernel, as root:
+# vmtests/run.sh, vmtests/README.md. A few minutes; the kernel package and initramfs are cached
+# in build/vm/. Needs the `vm` package set (qemu, busybox-static).
+VMTOOLS := build/vm/no_sockmap build/vm/no_sockmap.bpf.o
+
+build/vm/no_sockmap.bpf.o: vmtests/no_sockmap.bpf.c
+	@mkdir -p $(dir $@)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+build/vm/no_sockmap: vmtests/no_sockmap.c
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -lbpf -lelf -lz -o $@
+
+.PHONY: vmtest
+vmtest:
+	$(Q)scripts/deps.sh vm
+	$(Q)$(MAKE) --no-print-directory all $(VMTOOLS)
+	$(Q)vmtests/run.sh
 
 clean:
 	rm -rf build

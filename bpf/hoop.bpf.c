@@ -6,8 +6,10 @@
  *   cgroup/connect4|6   rewrite a targeted destination to hoopd's loopback listener and stash
  *                       the original destination and the caller's identity on the socket
  *   sockops             on ACTIVE_ESTABLISHED, re-key the stash by the agent socket's local end
- *                       (what hoopd sees as the peer) and, with acceleration, add it to a sockhash
+ *                       (what hoopd sees as the peer); hoop_sockops_accel, loaded instead with
+ *                       acceleration, also adds the socket to a sockhash
  *   sk_msg              on hoopd's accepted sockets: send straight into the agent's socket
+ *                       (loaded only with acceleration)
  *   cgroup/getpeername4|6  the agent sees the address it dialled
  *
  * Each SEC() function only maps the worker's result (bpf/lib) to its hook's verdict.
@@ -75,11 +77,26 @@ int hoop_connect6(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
+/* hoopd loads one of the two sockops programs: this one when acceleration is off (it references
+ * no sockhash, so it loads on kernels without sockmap support)... */
 SEC("sockops")
 int hoop_sockops(struct bpf_sock_ops *skops)
 {
+	struct hoop_sock_key key = {};
+
 	if (skops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
-		hoop_rekey_established(skops);
+		hoop_rekey_established(skops, &key);
+	return 1;
+}
+
+/* ...and this one with --accel sockmap. */
+SEC("sockops")
+int hoop_sockops_accel(struct bpf_sock_ops *skops)
+{
+	struct hoop_sock_key key = {};
+
+	if (skops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && hoop_rekey_established(skops, &key))
+		hoop_accel_join(skops, &key);
 	return 1;
 }
 

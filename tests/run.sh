@@ -1,7 +1,8 @@
 #!/bin/bash
 # Run every test hoop has, as root: unit tests (plain and with ASan+UBSan), bounded fuzzing of
 # every parser, and the end-to-end suites with real BPF, real cgroups, real PostgreSQL (plain
-# build, then the sanitizer build). Prints one closing line: "tests: N passed, M failed".
+# build, then the sanitizer build), then the BPF end-to-end suite again in a VM on Linux 6.1
+# (make vmtest, vmtests/). Prints one closing line: "tests: N passed, M failed".
 set -u
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "tests: must run as root (BPF, cgroups, netns)" >&2; exit 1; }
@@ -66,6 +67,7 @@ suite e2e-policy-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect_leaks=1
 	/usr/bin/python3 tests/e2e/test_policy.py
 suite e2e-approvals-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect_leaks=1 \
 	/usr/bin/python3 tests/e2e/test_approvals.py
+suite vmtest make --no-print-directory vmtest
 
 echo
 echo "tests: $total_pass passed, $total_fail failed"

@@ -80,10 +80,14 @@ try:
 except OSError as e:
     print(json.dumps({"error": e.errno})); sys.exit(0)
 peer = s.getpeername()
+local = list(s.getsockname()[:2])
 body = struct.pack("!i", 196608) + b"user\0postgres\0database\0postgres\0\0"
-s.sendall(struct.pack("!i", len(body) + 4) + body)
-ans = s.recv(1)
-print(json.dumps({"peer": [peer[0], peer[1]], "local": list(s.getsockname()[:2]), "answer": ans.decode()}))
+try:
+    s.sendall(struct.pack("!i", len(body) + 4) + body)
+    ans = s.recv(1)
+except ConnectionResetError:
+    ans = b""  # closed with our bytes unread: no answer either
+print(json.dumps({"peer": [peer[0], peer[1]], "local": local, "answer": ans.decode()}))
 """
 
 
@@ -153,9 +157,12 @@ def test_netns_agent_keeps_its_source_address(ctx):
     # A pod: a process already lives in the namespace when the cgroup is (re-)attached.
     pod = ctx.cg.popen(["sleep", "120"], netns=ctx.ns.name)
     try:
-        wait_for(lambda: str(pod.pid) in open(os.path.join(ctx.cg.path, "cgroup.procs")).read(), 5, "pod")
-        ctx.hd.ctl("attach", "--cgroup", ctx.cg.path, "--owner", OWNER, "--label", "team=ml")
         ino = os.stat("/run/netns/" + ctx.ns.name).st_ino
+        # In the cgroup *and* in the namespace: `ip netns exec` enters it after the shell has
+        # joined the cgroup (a slow machine, such as the vmtest guest, attaches in between).
+        wait_for(lambda: str(pod.pid) in open(os.path.join(ctx.cg.path, "cgroup.procs")).read()
+                 and os.stat("/proc/%d/ns/net" % pod.pid).st_ino == ino, 5, "pod")
+        ctx.hd.ctl("attach", "--cgroup", ctx.cg.path, "--owner", OWNER, "--label", "team=ml")
         check(any(l["netns_inode"] == ino for l in ctx.hd.status()["listeners"]),
               "no listener in the pod's namespace")
         before = accepted(ctx)
@@ -173,7 +180,12 @@ def test_new_netns_is_refused_once_then_served(ctx):
     ino = os.stat("/run/netns/" + ctx.ns2.name).st_ino
     check(not any(l["netns_inode"] == ino for l in ctx.hd.status()["listeners"]), "listener already there")
     r = probe(ctx, "198.18.0.5", netns=ctx.ns2.name)
-    check(r.get("error") == errno.ECONNREFUSED, "first connect from an unserved netns: %r" % r)
+    # Refused: nothing listens. When hoopd's new listener wins the race with the SYN (the
+    # connect hook found none; a slow machine, such as the vmtest guest, shows it), hoopd
+    # accepts and closes the connection, as it has no redirect record. Either way the agent
+    # gets no answer from the database.
+    check(r.get("error") == errno.ECONNREFUSED or r.get("answer") == "",
+          "first connect from an unserved netns: %r" % r)
     wait_for(lambda: any(l["netns_inode"] == ino for l in ctx.hd.status()["listeners"]), 5,
              "hoopd to open a listener in the announced namespace")
     r = agent_psql(ctx, "select host(inet_client_addr())", host="198.18.0.5", netns=ctx.ns2.name)
@@ -275,9 +287,37 @@ def test_metrics_and_control_socket(ctx):
     check(r.returncode != 0, "an unprivileged user could read hoopd's status")
 
 
+BPF_PROG_TYPE_SK_MSG = 16
+BPF_MAP_TYPE_SOCKHASH = 18
+
+
+def bpf_types_held(pid):
+    """The program and map types of the BPF objects a process holds open (its fdinfo)."""
+    progs, maps = set(), set()
+    d = "/proc/%d/fdinfo" % pid
+    for fd in os.listdir(d):
+        try:
+            with open(os.path.join(d, fd)) as f:
+                for line in f:
+                    k, _, v = line.partition(":")
+                    if k == "prog_type":
+                        progs.add(int(v))
+                    elif k == "map_type":
+                        maps.add(int(v))
+        except OSError:
+            pass  # closed meanwhile
+    return progs, maps
+
+
 def integrity(ctx, accel):
     ctx.hd.stop()
     ctx.hd.start("--accel", accel)
+    # Without acceleration hoopd loads no sk_msg program and creates no sockhash, so it runs
+    # on kernels that have neither.
+    progs, maps = bpf_types_held(ctx.hd.proc.pid)
+    held = BPF_PROG_TYPE_SK_MSG in progs, BPF_MAP_TYPE_SOCKHASH in maps
+    check(held == ((True, True) if accel == "sockmap" else (False, False)),
+          "accel=%s: hoopd holds sk_msg program %s, sockhash %s" % ((accel,) + held))
     k0 = ctx.hd.status()["bpf"]["accel_hit"]
     before = accepted(ctx)
     srv = subprocess.Popen([PY, BLAST, "serve", "127.0.0.1", str(ctx.blast_port), str(BLAST_BYTES), "11"],

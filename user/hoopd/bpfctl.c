@@ -3,6 +3,10 @@
  * config and targets, attach to cgroups with pinned links, detach. Pins live under
  * <pin root>/maps and <pin root>/cgroups/<cgroup id>/<program>, so attachments outlive hoopd and
  * agents stay fail-closed while it restarts.
+ *
+ * Acceleration decides what is loaded: with --accel off (chosen, or forced by a kernel without
+ * sk_msg or sockhash) neither the sk_msg program nor the sockops variant that feeds the sockhash
+ * is loaded, and neither sockhash is created, so hoopd runs on kernels that have none of them.
  */
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -86,7 +90,8 @@ static void init_prog_refs(struct hoop_bpf *s)
 	struct prog_ref refs[5] = {
 		{"connect4", &s->progs.hoop_connect4},
 		{"connect6", &s->progs.hoop_connect6},
-		{"sockops", &s->progs.hoop_sockops},
+		{"sockops", G.o.accel == ACCEL_SOCKMAP ? &s->progs.hoop_sockops_accel
+							 : &s->progs.hoop_sockops},
 		{"getpeername4", &s->progs.hoop_getpeername4},
 		{"getpeername6", &s->progs.hoop_getpeername6},
 	};
@@ -156,6 +161,25 @@ static int ensure_bpffs(void)
 	return 0;
 }
 
+/* Load only what the acceleration mode uses (see the top of this file). */
+static int select_accel_objects(struct hoop_bpf *s)
+{
+	int on = G.o.accel == ACCEL_SOCKMAP, r;
+
+	if ((r = bpf_program__set_autoload(s->progs.hoop_sk_msg, on)) ||
+	    (r = bpf_program__set_autoload(s->progs.hoop_sockops_accel, on)) ||
+	    (r = bpf_program__set_autoload(s->progs.hoop_sockops, !on)) ||
+	    (r = bpf_map__set_autocreate(s->maps.hoop_agent_socks, on)) ||
+	    (r = bpf_map__set_autocreate(s->maps.hoop_proxy_socks, on))) {
+		log_error("cannot select the BPF objects for --accel %s: %s",
+			  on ? "sockmap" : "off", strerror(-r));
+		return r;
+	}
+	if (!on)
+		log_debug("acceleration off: sk_msg program and sockhash maps not loaded");
+	return 0;
+}
+
 int bpfctl_setup(void)
 {
 	char p[PATH_MAX];
@@ -193,6 +217,8 @@ int bpfctl_setup(void)
 			goto fail;
 		}
 	}
+	if ((r = select_accel_objects(s)))
+		goto fail;
 	r = hoop_bpf__load(s);
 	if (r) {
 		log_error("cannot load the BPF programs: %s. If the pins under %s/maps come from "
@@ -213,7 +239,8 @@ int bpfctl_setup(void)
 		goto fail;
 	}
 	/* Legacy attach: libbpf 1.1 has no sockmap link. It lives as long as the pinned map. */
-	if (bpf_prog_attach(bpf_program__fd(s->progs.hoop_sk_msg),
+	if (G.o.accel == ACCEL_SOCKMAP &&
+	    bpf_prog_attach(bpf_program__fd(s->progs.hoop_sk_msg),
 			    bpf_map__fd(s->maps.hoop_proxy_socks), BPF_SK_MSG_VERDICT, 0)) {
 		r = -errno;
 		log_error("cannot attach sk_msg to hoop_proxy_socks: %s", strerror(errno));
@@ -456,9 +483,19 @@ void bpfctl_unpin_all_if_idle(void)
 	}
 	if (busy || G.o.keep_pins)
 		return;
-	/* Nothing attached: nothing depends on the maps. Leave no pins behind. */
-	if (G.skel)
-		bpf_object__unpin_maps(G.skel->obj, NULL);
+	/* Nothing attached: nothing depends on the maps. Leave no pins behind, also those of maps
+	 * this hoopd did not create (the sockhashes of an earlier hoopd with acceleration).
+	 * bpf_object__unpin_maps() would stop at the first map that has no pin. */
+	if (G.skel) {
+		struct bpf_map *m;
+
+		bpf_object__for_each_map(m, G.skel->obj) {
+			const char *pin = bpf_map__pin_path(m);
+
+			if (pin && unlink(pin) && errno != ENOENT)
+				log_warn("cannot remove pin %s: %s", pin, strerror(errno));
+		}
+	}
 	rmdir(p);
 	snprintf(p, sizeof(p), "%s/maps", G.o.pin_root);
 	rmdir(p);
