@@ -151,9 +151,9 @@ for sql in "select upper(ssn) as x, row_to_json(p) as everything from patients p
 	agent psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -X -c "$sql" 2>&1 | sed 's/^/  /' || true
 done
 echo "a predicate that probes a masked column waits for approval (here nobody approves; the agent gives up):"
-printf '$ agent psql -c "select id from patients where ssn like %s"\n' "'101%'"
+printf '$ agent psql -c "select id from patients where ssn like %s limit 5"\n' "'101%'"
 agent timeout -s INT 2 psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -X \
-	-c "select id from patients where ssn like '101%'" 2>&1 | sed 's/^/  /' || true
+	-c "select id from patients where ssn like '101%' limit 5" 2>&1 | sed 's/^/  /' || true
 
 say "7. A risky statement waits for a person: just-in-time approval"
 printf '$ agent psql -c "select first_name, ssn from patients order by id"   # a bulk PHI read\n'
