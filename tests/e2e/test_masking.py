@@ -100,6 +100,7 @@ class Scanner:
 
     def _base(self, t, form, hits):
         def hit(kind, value, pos):
+            self.counts[(kind, form)] += 1
             if len(hits) < self.MAX_HITS:
                 hits.append((kind, value, form, t[max(0, pos - 40):pos + 60]))
             if self.first:
@@ -173,11 +174,18 @@ class Scanner:
         the first one."""
         hits = []
         self.first = first
+        self.counts = collections.Counter()
         try:
             self._scan(data.decode("latin-1"), forms, hits)
         except _Found:
             pass
         return hits
+
+    def scan_counted(self, data, forms=()):
+        """scan(), and how many values of each (kind, form) it found in all (hits stop at
+        MAX_HITS)."""
+        hits = self.scan(data, forms)
+        return hits, dict(self.counts)
 
     def _scan(self, t, forms, hits):
         self._base(t, "as is", hits)
@@ -217,7 +225,10 @@ _SCANNER = None
 
 def _scan_one(item):
     key, path, forms, first = item
-    return key, _SCANNER.scan(read(path), forms, first)
+    if first:
+        return key, _SCANNER.scan(read(path), forms, first)
+    hits, counts = _SCANNER.scan_counted(read(path), forms)
+    return key, (hits[:3], counts)
 
 
 def scan_all(ctx, items):
@@ -301,10 +312,12 @@ def client_modes(e, i):
             ["portal-text" if i % 3 else "portal-nodescribe", "portal-binary"]
         return [w for w in ways if e["ways"] is None or w in e["ways"]]
     if e["kind"] == "copy":
-        return ["copy"]
-    if e["kind"] == "script":
-        return ["text", "binary"]
-    return []
+        ways = ["copy"]
+    elif e["kind"] == "script":
+        ways = ["text", "binary"]
+    else:
+        ways = []
+    return [w for w in ways if e["ways"] is None or w in e["ways"]]
 
 
 def direct_mode(e):
@@ -541,12 +554,12 @@ def leaks_in_group(ctx, group):
         leaked, kinds, forms, example = [], collections.Counter(), collections.Counter(), None
         for way in ways:
             r, path = ctx.via[(e["id"], way)]
-            hits = ctx.hits[(e["id"], way)]
+            hits, counts = ctx.hits[(e["id"], way)]
             if hits:
-                leaked.append("%s(%s%d)" % (way, ">=" if len(hits) >= Scanner.MAX_HITS else "",
-                                            len(hits)))
-                kinds.update(h[0] for h in hits)
-                forms.update(h[2] for h in hits)
+                leaked.append("%s(%d)" % (way, sum(counts.values())))
+                for (kind, form), n in counts.items():
+                    kinds[kind] += n
+                    forms[form] += n
                 example = example or (way, hits[0])
             if r["status"] == "server_error" and direct_status == "ok":
                 refused.append("%s via %s: %s %s" % (e["id"], way, r.get("sqlstate") or "",

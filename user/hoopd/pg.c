@@ -307,7 +307,7 @@ static const char *prepared_text(void *ctx, const char *name)
 }
 
 static enum verdict judge(struct pg *p, const char *protocol, const char *text, size_t len,
-			  int parse_error, struct judgement *j)
+			  int parse_error, const struct mplan *plan, struct judgement *j)
 {
 	memset(j, 0, sizeof(*j));
 	j->s = p->s;
@@ -320,6 +320,7 @@ static enum verdict judge(struct pg *p, const char *protocol, const char *text, 
 	j->prepared = prepared_text;
 	j->prepared_ctx = p;
 	j->cat = p->cat ? p->cat->cat : NULL;
+	j->plan = plan ? &plan->p : NULL;
 	return verdict_hook(j);
 }
 
@@ -814,6 +815,8 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 	char (*rules)[64] = NULL;
 	struct judgement j, deny_j = {0}, hold_j = {0};
 	struct pend *e;
+	struct masking *mk = NULL;
+	struct mplan **plans = NULL;
 	int r = -1, unrecorded = 0;
 
 	if (!m->len || memchr(sql, 0, m->len) != sql + len)
@@ -825,11 +828,16 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 	/* Sized by the statements there are, not the most there could be. */
 	v = calloc((size_t)(sp->n ? sp->n : 1), sizeof(*v));
 	rules = calloc((size_t)(sp->n ? sp->n : 1), sizeof(*rules));
-	if (!v || !rules)
+	plans = calloc((size_t)(sp->n ? sp->n : 1), sizeof(*plans));
+	if (!v || !rules || !plans)
 		goto out;
+	mk = masking_get();
 	for (int i = 0; i < sp->n; i++) {
+		/* The provenance plan first: the verdict reads its inference facts too. */
+		if (mk && !(plans[i] = plan_stmt(p, mk, sql + sp->off[i], (size_t)sp->len[i], 0)))
+			goto out;
 		v[i] = forced ? fv : judge(p, "simple", sql + sp->off[i], (size_t)sp->len[i],
-					   sp->parse_error, &j);
+					   sp->parse_error, plans[i], &j);
 		snprintf(rules[i], sizeof(rules[i]), "%s", forced ? "" : j.rule);
 		if (!forced) {
 			/* A PREPARE earlier in this same Query is known to an EXECUTE after it. */
@@ -926,15 +934,19 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 	for (int i = 0; i < e->nst; i++) {
 		e->st[i].seq = p->seq - (uint64_t)(sp->n ? sp->n : 1) + 1 + (uint64_t)i;
 		e->st[i].start_us = now_us();
-		if (i < sp->n && (e->st[i].mk = masking_get())) {
-			e->st[i].plan = plan_stmt(p, e->st[i].mk, sql + sp->off[i],
-						  (size_t)sp->len[i], 0);
-			if (!e->st[i].plan)
-				goto out;
+		if (i < sp->n && mk) {
+			e->st[i].mk = masking_get();
+			e->st[i].plan = plans[i];
+			plans[i] = NULL;
 		}
 	}
 	r = fwd(&s->s.out, m);
 out:
+	if (plans)
+		for (int i = 0; i < (sp ? sp->n : 0); i++)
+			mplan_put(plans[i]);
+	free(plans);
+	masking_put(mk);
 	free(rules);
 	free(v);
 	free(sp);
@@ -950,6 +962,9 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 	enum verdict v;
 	struct pend *e;
 	struct split *sp;
+	struct named *ps;
+	struct masking *mk;
+	struct mplan *pl = NULL;
 
 	pgw_rd_init(&rd, m);
 	name = pgw_str(&rd, NULL);
@@ -960,13 +975,21 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 	if (!sp)
 		return -1;
 	split_sql(sql, sql_len, sp);
+	if (!(ps = named_put(&p->preps, name, sql, NULL))) {
+		free(sp);
+		return -1;
+	}
+	if ((mk = masking_get())) {
+		/* also registers a DECLAREd cursor's plan */
+		pl = prep_plan(p, mk, ps, 0);
+		masking_put(mk);
+	}
 	/* The extended protocol takes one statement; judge the whole text as the server will. */
-	v = judge(p, "extended", sql, sql_len, sp->parse_error, &j);
+	v = judge(p, "extended", sql, sql_len, sp->parse_error, pl, &j);
+	mplan_put(pl);
 	free(sp);
 	if (v == VERDICT_HOLD)
 		v = VERDICT_DENY; /* approvals for the extended protocol: see docs/events.md */
-	if (!named_put(&p->preps, name, sql, NULL))
-		return -1;
 	if (v == VERDICT_DENY) {
 		struct ev_statement es = {.db_user = p->user, .database = p->database, .seq = ++p->seq, .protocol = "extended", .text = sql,
 					  .text_len = sql_len, .prepared = name, .verdict = "deny",
@@ -975,14 +998,6 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 		ev_statement(p->s, &es);
 		return refuse(p, 'P', name, "42501",
 			      j.message[0] ? j.message : "hoop: statement denied by policy", &e);
-	}
-	{
-		struct masking *mk = masking_get();
-		struct named *n = named_find(p->preps, name);
-
-		if (mk && n)
-			mplan_put(prep_plan(p, mk, n, 0));
-		masking_put(mk);
 	}
 	if (!pend_push(p, 'P', 0))
 		return -1;
@@ -1146,7 +1161,7 @@ static int on_function(struct pg *p, const struct pgw_msg *m)
 	if (rd.bad)
 		return protocol_violation(p, "agent", "malformed FunctionCall message");
 	snprintf(desc, sizeof(desc), "FunctionCall oid %u", (unsigned)oid);
-	v = judge(p, "function", desc, strlen(desc), 0, &j);
+	v = judge(p, "function", desc, strlen(desc), 0, NULL, &j);
 	if (v == VERDICT_HOLD)
 		v = VERDICT_DENY;
 	if (v == VERDICT_ALLOW && masking_enabled()) {

@@ -25,6 +25,12 @@ static void probes(const struct judgement *j, const char *text, size_t len, stru
 		asked = G.pol->rules[i].probes_masked || G.pol->rules[i].writes_masked;
 	if (!asked)
 		return;
+	if (j->plan && text == j->text) {
+		f->probes_masked = j->plan->probes_masked;
+		snprintf(f->probe, sizeof(f->probe), "%s", j->plan->probe);
+		f->writes_masked = j->plan->writes_masked;
+		return;
+	}
 	memset(&mp, 0, sizeof(mp));
 	maskplan_build(text, len, j->cat, &G.pol->masking, &mp);
 	if (mp.probes_masked) {

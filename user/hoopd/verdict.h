@@ -9,6 +9,7 @@
 
 struct session;
 struct catalog;
+struct maskplan;
 
 enum verdict { VERDICT_ALLOW = 0, VERDICT_DENY = 1, VERDICT_HOLD = 2 };
 
@@ -24,6 +25,8 @@ struct judgement {
 	void *prepared_ctx;
 	/* masking: the session's catalog (may be NULL), for rules on probes_masked */
 	const struct catalog *cat;
+	/* masking: the statement's provenance plan when the engine has one (saves a parse) */
+	const struct maskplan *plan;
 	/* out: */
 	char rule[64];	   /* the rule that decided, for the record */
 	char message[256]; /* what the agent is told on deny */
