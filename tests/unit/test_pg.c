@@ -19,6 +19,8 @@
 #include "harness.h"
 #include "catalog_fetch.h"
 #include "hoopd.h"
+#include "masking.h"
+#include "policy.h"
 #include "pg.h"
 #include "pgwire.h"
 #include "tls.h"
@@ -500,6 +502,111 @@ static void test_error_before_the_rest_of_its_batch(void)
 	CHECK(!S.closing);
 }
 
+/* ---- masking in the engine ---- */
+
+static const char *g_state_dir;
+
+static void masking_on(void)
+{
+	static struct policy pol;
+	struct mask_column_rule *r = &pol.masking.rules[0];
+	char err[256];
+
+	memset(&pol, 0, sizeof(pol));
+	pol.masking.enabled = 1;
+	pol.masking.detectors = (1u << DET_COUNT) - 1;
+	pol.masking.unknown_style = MASK_REDACT;
+	pol.masking.detector_style = MASK_PARTIAL;
+	pol.masking.on_unmaskable = UNMASKABLE_WITHHOLD;
+	snprintf(pol.masking.mrn_pattern, sizeof(pol.masking.mrn_pattern), "MRN-[0-9]{8}");
+	snprintf(r->table, sizeof(r->table), "patients");
+	snprintf(r->column, sizeof(r->column), "ssn");
+	r->style = MASK_PARTIAL;
+	r->keep_last = 4;
+	pol.masking.nrules = 1;
+	if (masking_load(&pol, g_state_dir, err, sizeof(err)))
+		fprintf(stderr, "masking_load: %s\n", err);
+	CHECK(masking_enabled());
+}
+
+static void rowdesc_typed(struct buf *b, const char *name, uint32_t table, uint32_t type)
+{
+	uint8_t m[128];
+	size_t o = 0, l = strlen(name) + 1;
+
+	m[o++] = 0, m[o++] = 1;
+	memcpy(m + o, name, l), o += l;
+	pgw_set_be32(m + o, table), o += 4;
+	m[o++] = 0, m[o++] = table ? 4 : 0;
+	pgw_set_be32(m + o, type), o += 4;
+	m[o++] = 0xff, m[o++] = 0xff;
+	pgw_set_be32(m + o, 0xffffffff), o += 4;
+	m[o++] = 0, m[o++] = 0;
+	put(b, 'T', m, o);
+}
+
+static void x_ssn(struct buf *b)
+{
+	parse(b, "", "select ssn from patients");
+	bind1(b, "", "", "1");
+	execute(b, "");
+	pgw_put(b, 'S', NULL, 0);
+}
+
+/* An Execute the agent did not Describe: hoopd asks for the columns itself, keeps the answer
+ * to itself, and masks the rows by it. */
+static void test_masking_describes_for_itself(void)
+{
+	struct buf b = {0};
+	char *out;
+
+	to_ready();
+	masking_on();
+	agent(x_ssn);
+	CHECK_STREQ(types(&S.s.out, 0), "PBDES");
+	put(&b, '1', NULL, 0);
+	put(&b, '2', NULL, 0);
+	rowdesc_typed(&b, "ssn", 0, 25);
+	datarow1(&b, "123-45-6789");
+	complete_msg(&b, "SELECT 1");
+	ready(&b, 'I');
+	from_server(&b);
+	out = strndup((const char *)buf_head(&S.a.out), S.a.out.len);
+	CHECK(out && !memmem(buf_head(&S.a.out), S.a.out.len, "123-45", 6));
+	CHECK(memmem(buf_head(&S.a.out), S.a.out.len, "6789", 4) != NULL);
+	free(out);
+	CHECK_STREQ(types(&S.a.out, 0), "12DCZ");
+	masking_stop();
+}
+
+static void q_whole_row(struct buf *b)
+{
+	query(b, "select p from patients p");
+}
+
+/* A whole row of a masked table has no valid masked form (a record): the result is withheld,
+ * with the server's true transaction status. */
+static void test_masking_withholds_what_it_cannot_mask(void)
+{
+	struct buf b = {0};
+
+	to_ready();
+	masking_on();
+	agent(q_whole_row);
+	CHECK_STREQ(types(&S.s.out, 0), "Q");
+	rowdesc_typed(&b, "p", 0, 2249);
+	datarow1(&b, "(1,123-45-6789)");
+	datarow1(&b, "(2,987-65-4321)");
+	complete_msg(&b, "SELECT 2");
+	ready(&b, 'T');
+	from_server(&b);
+	CHECK(!memmem(buf_head(&S.a.out), S.a.out.len, "123-45", 6));
+	CHECK_STREQ(types(&S.a.out, 0), "TEZ");
+	CHECK_STREQ(err_state, "42501");
+	CHECK(last_z == 'T');
+	masking_stop();
+}
+
 static void q_hold(struct buf *b)
 {
 	query(b, "select hold_me from patients");
@@ -731,6 +838,7 @@ int main(int argc, char **argv)
 	const char *dir = argc > 1 ? argv[1] : "/tmp";
 
 	mkdir(dir, 0700);
+	g_state_dir = dir;
 	G.o.max_message = 1 << 20;
 	verdict_hook = test_verdict;
 	hold_ops = &test_hold_ops;
@@ -745,6 +853,8 @@ int main(int argc, char **argv)
 	UNIT_RUN(test_deny_in_transaction_takes_the_servers_state);
 	UNIT_RUN(test_pipeline_deny_keeps_order_and_discards_to_sync);
 	UNIT_RUN(test_error_before_the_rest_of_its_batch);
+	UNIT_RUN(test_masking_describes_for_itself);
+	UNIT_RUN(test_masking_withholds_what_it_cannot_mask);
 	UNIT_RUN(test_hold_parks_then_runs_once_allowed);
 	UNIT_RUN(test_hold_denied);
 	UNIT_RUN(test_cancel_of_a_held_statement_answers_57014);
