@@ -41,7 +41,8 @@ int cmd_export(int argc, char **argv);
 struct seg {
 	uint32_t n;
 	int gz;	  /* the file read is seg-N.jsonl.gz */
-	int both; /* seg-N.jsonl and seg-N.jsonl.gz both exist (hoopd stopped while compressing) */
+	int both; /* seg-N.jsonl and seg-N.jsonl.gz both exist (being compressed, or hoopd stopped
+		   * while compressing it) */
 	char name[40];
 };
 
@@ -115,8 +116,8 @@ static int trail_open(const char *state_dir, struct trail *t)
 		for (int i = 0; i < t->nsegs; i++) {
 			if (t->segs[i].n != n)
 				continue;
-			/* Both exist only when hoopd stopped between writing the .gz and removing
-			 * the original; the original is what hoopd's next start closes. */
+			/* Both exist for a moment while hoopd's compressor replaces a closed
+			 * segment, and when hoopd stopped in that moment: the plain one is whole. */
 			t->segs[i].both = 1;
 			if (!gz) {
 				t->segs[i].gz = 0;
@@ -818,8 +819,8 @@ int cmd_verify(int argc, char **argv)
 		}
 		if (s->both)
 			vnote(v,
-			      "seg-%08u exists both plain and compressed (hoopd stopped while "
-			      "compressing it); the plain one was read",
+			      "seg-%08u exists both plain and compressed (hoopd was compressing "
+			      "it, or stopped while doing so); the plain one was read",
 			      s->n);
 		v->segments++;
 		v->last_is_cp = 0;
