@@ -1,15 +1,16 @@
 /*
- * SQL facts from PostgreSQL's parse tree: libpg_query's protobuf form, unpacked into protobuf-c
- * structs (in one arena) and walked through their descriptors, so that every node type is
- * visited without a case per type and only the nodes that carry facts have code of their own.
+ * SQL facts from PostgreSQL's parse tree: libpg_query's JSON form of it, read in place.
  *
- * The facts are those the JSON form gave (hoop read libpg_query's JSON with json-c before): a
- * field counts as present where the JSON form would have written it, names come in the same
- * order, and a tree deeper than the JSON reader took is refused the same way (depth is counted
- * as in that JSON text: every object, array and value one level).
+ * The JSON form, not the protobuf one: libpg_query 15-4 builds its protobuf through protobuf-c,
+ * whose packing visits every one of the ~240 members of each Node's oneof, so a small SELECT costs
+ * about three times as much to parse to protobuf as to JSON, before any unpacking. The JSON text
+ * is read by the small reader below (one pass, no allocation per value) instead of json-c, which
+ * built a hash table per object and was most of the cost. Its rules are json-c's where they
+ * matter: the same depth cap (every value one level below its container) and the same values.
  */
 #include "sqlfacts.h"
 
+#include <ctype.h>
 #include <pg_query.h>
 #include <pg_query/pg_query.pb-c.h>
 #include <pthread.h>
@@ -81,130 +82,468 @@ static const struct {
 	{"DeclareCursorStmt", SK_SELECT},
 };
 
-/* ---- node types ----------------------------------------------------------------------------- */
+/* ---- libpg_query's JSON, read in place ------------------------------------------------------ */
 
-/* What a node type contributes beyond its kinds, decided once from its name. */
-enum special {
-	SP_NONE,
-	SP_DROP,     /* DropStmt: the kind from removeType, the dropped names */
-	SP_COPY,     /* direction and source */
-	SP_GRANT,    /* GrantStmt, GrantRoleStmt: grant or revoke */
-	SP_VARSET,   /* SET: role, session authorization, or a setting */
-	SP_SELECT,   /* SELECT ... INTO creates a table */
-	SP_UPDDEL,   /* UPDATE or DELETE without WHERE */
-	SP_EXECUTE,  /* the prepared statement's name */
-	SP_FUNCCALL, /* the function's name */
-	SP_EXPLAIN,  /* only EXPLAIN ANALYZE's statement runs */
+/*
+ * The text is parsed once into an array of values in document order; an object's or array's
+ * members are chained. Keys and strings are copied, unescaped and NUL-terminated, into one side
+ * buffer; the text itself stays as it was, for the two checks that search it (one_row, EXPLAIN's
+ * options). A value deeper than JSON_DEEPEST (the root is at 0, each member one below its
+ * container) refuses the whole text, as json-c did when hoop gave it SQLFACTS_MAX_DEPTH * 3
+ * levels.
+ */
+#define JSON_DEEPEST (SQLFACTS_MAX_DEPTH * 3 - 1)
+
+enum jtype { J_OBJ = 1, J_ARR, J_STR, J_NUM, J_TRUE, J_FALSE, J_NULL };
+
+struct jv {
+	uint32_t type;
+	uint32_t key;	     /* object members: the key, an offset in strs */
+	uint32_t str;	     /* strings, numbers, literals: the value, an offset in strs */
+	uint32_t start, end; /* the value's bytes in the text */
+	uint32_t first;	     /* objects, arrays: the first member (0: none; the root is 0) */
+	uint32_t next;	     /* the next member of the same container (0: none) */
+	uint32_t n;	     /* objects, arrays: their members */
 };
 
-struct ntype {
-	const ProtobufCMessageDescriptor *d; /* the message in the Node's oneof */
-	const char *name;		     /* its type name, as the JSON form keyed it */
-	uint64_t kinds;
-	int is_stmt; /* named *Stmt: the statement context of what is inside */
-	enum special sp;
+struct jdoc {
+	const char *t;
+	size_t len, pos;
+	struct jv *v;
+	uint32_t nv, cap;
+	char *strs;
+	size_t ns;
+	int err; /* 1: deeper than allowed, or not JSON; 2: out of memory */
 };
 
-#define NT_MAX 512
-static struct ntype g_types[NT_MAX];
-static pthread_once_t g_types_once = PTHREAD_ONCE_INIT;
-
-static int ends_with_stmt(const char *s)
+static void jskip(struct jdoc *d)
 {
-	size_t n = strlen(s);
-
-	return n >= 4 && !strcmp(s + n - 4, "Stmt");
+	while (d->pos < d->len && (d->t[d->pos] == ' ' || d->t[d->pos] == '\n' ||
+				   d->t[d->pos] == '\r' || d->t[d->pos] == '\t'))
+		d->pos++;
 }
 
-static void types_init(void)
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				      : -1;
+}
+
+static size_t put_utf8(char *o, unsigned cp)
+{
+	if (cp < 0x80) {
+		o[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		o[0] = (char)(0xc0 | cp >> 6);
+		o[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		o[0] = (char)(0xe0 | cp >> 12);
+		o[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+		o[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	o[0] = (char)(0xf0 | cp >> 18);
+	o[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+	o[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+	o[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+static int u4(const char *p, unsigned *cp)
+{
+	int a = hexval(p[0]), b = hexval(p[1]), c = hexval(p[2]), e = hexval(p[3]);
+
+	if (a < 0 || b < 0 || c < 0 || e < 0)
+		return -1;
+	*cp = (unsigned)(a << 12 | b << 8 | c << 4 | e);
+	return 0;
+}
+
+/* The string at d->pos (its opening quote), unescaped into strs; its offset there. */
+static uint32_t jstring_at(struct jdoc *d)
+{
+	uint32_t at = (uint32_t)d->ns;
+	char *o = d->strs + d->ns;
+	const char *t = d->t;
+
+	d->pos++;
+	while (d->pos < d->len && t[d->pos] != '"') {
+		unsigned cp;
+
+		if (t[d->pos] != '\\') {
+			*o++ = t[d->pos++];
+			continue;
+		}
+		if (d->pos + 1 >= d->len)
+			break;
+		switch (t[d->pos + 1]) {
+		case 'b':
+			*o++ = '\b';
+			break;
+		case 'f':
+			*o++ = '\f';
+			break;
+		case 'n':
+			*o++ = '\n';
+			break;
+		case 'r':
+			*o++ = '\r';
+			break;
+		case 't':
+			*o++ = '\t';
+			break;
+		case 'u':
+			if (d->pos + 6 > d->len || u4(t + d->pos + 2, &cp)) {
+				d->err = 1;
+				return 0;
+			}
+			d->pos += 4;
+			if (cp >= 0xd800 && cp < 0xdc00 && d->pos + 8 <= d->len &&
+			    t[d->pos + 2] == '\\' && t[d->pos + 3] == 'u') {
+				unsigned lo;
+
+				if (!u4(t + d->pos + 4, &lo) && lo >= 0xdc00 && lo < 0xe000) {
+					cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+					d->pos += 6;
+				}
+			}
+			o += put_utf8(o, cp);
+			break;
+		default: /* \" \\ \/ */
+			*o++ = t[d->pos + 1];
+		}
+		d->pos += 2;
+	}
+	if (d->pos >= d->len) {
+		d->err = 1;
+		return 0;
+	}
+	d->pos++; /* the closing quote */
+	*o++ = '\0';
+	d->ns = (size_t)(o - d->strs);
+	return at;
+}
+
+static uint32_t jnew(struct jdoc *d, uint32_t type)
+{
+	if (d->nv == d->cap) {
+		uint32_t cap = d->cap * 2;
+		struct jv *v = realloc(d->v, cap * sizeof(*v));
+
+		if (!v) {
+			d->err = 2;
+			return 0;
+		}
+		d->v = v;
+		d->cap = cap;
+	}
+	memset(&d->v[d->nv], 0, sizeof(d->v[0]));
+	d->v[d->nv].type = type;
+	d->v[d->nv].start = (uint32_t)d->pos;
+	return d->nv++;
+}
+
+/* The value at d->pos, at this level. Its index (0 on error for members: d->err says). */
+static uint32_t jvalue(struct jdoc *d, int level)
+{
+	uint32_t i, last = 0;
+	char c;
+
+	jskip(d);
+	if (level > JSON_DEEPEST || d->pos >= d->len) {
+		d->err = 1;
+		return 0;
+	}
+	c = d->t[d->pos];
+	if (c == '{' || c == '[') {
+		char close = c == '{' ? '}' : ']';
+
+		i = jnew(d, c == '{' ? J_OBJ : J_ARR);
+		if (d->err)
+			return 0;
+		d->pos++;
+		jskip(d);
+		if (d->pos < d->len && d->t[d->pos] == close) {
+			d->pos++;
+			d->v[i].end = (uint32_t)d->pos;
+			return i;
+		}
+		for (;;) {
+			uint32_t key = 0, m;
+
+			jskip(d);
+			if (c == '{') {
+				if (d->pos >= d->len || d->t[d->pos] != '"') {
+					d->err = 1;
+					return 0;
+				}
+				key = jstring_at(d);
+				jskip(d);
+				if (d->err || d->pos >= d->len || d->t[d->pos] != ':') {
+					d->err = 1;
+					return 0;
+				}
+				d->pos++;
+			}
+			m = jvalue(d, level + 1);
+			if (d->err)
+				return 0;
+			d->v[m].key = key;
+			if (last)
+				d->v[last].next = m;
+			else
+				d->v[i].first = m;
+			last = m;
+			d->v[i].n++;
+			jskip(d);
+			if (d->pos < d->len && d->t[d->pos] == ',') {
+				d->pos++;
+				continue;
+			}
+			if (d->pos < d->len && d->t[d->pos] == close) {
+				d->pos++;
+				d->v[i].end = (uint32_t)d->pos;
+				return i;
+			}
+			d->err = 1;
+			return 0;
+		}
+	}
+	if (c == '"') {
+		i = jnew(d, J_STR);
+		if (!d->err)
+			d->v[i].str = jstring_at(d);
+	} else {
+		size_t s = d->pos;
+
+		while (d->pos < d->len && !strchr(",]} \n\r\t", d->t[d->pos]))
+			d->pos++;
+		if (d->pos == s) {
+			d->err = 1;
+			return 0;
+		}
+		i = jnew(d, 0);
+		if (d->err)
+			return 0;
+		d->v[i].start = (uint32_t)s;
+		if (d->pos - s == 4 && !memcmp(d->t + s, "true", 4))
+			d->v[i].type = J_TRUE;
+		else if (d->pos - s == 5 && !memcmp(d->t + s, "false", 5))
+			d->v[i].type = J_FALSE;
+		else if (d->pos - s == 4 && !memcmp(d->t + s, "null", 4))
+			d->v[i].type = J_NULL;
+		else
+			d->v[i].type = J_NUM;
+		d->v[i].str = (uint32_t)d->ns;
+		memcpy(d->strs + d->ns, d->t + s, d->pos - s);
+		d->ns += d->pos - s;
+		d->strs[d->ns++] = '\0';
+	}
+	if (d->err)
+		return 0;
+	d->v[i].end = (uint32_t)d->pos;
+	return i;
+}
+
+static int jparse(struct jdoc *d, const char *text, size_t len)
+{
+	memset(d, 0, sizeof(*d));
+	d->t = text;
+	d->len = len;
+	d->cap = 64 + (uint32_t)(len / 16);
+	d->v = malloc(d->cap * sizeof(*d->v));
+	/* Every key, string and literal fits in its own bytes of the text, plus a NUL. */
+	d->strs = malloc(2 * len + 16);
+	if (!d->v || !d->strs)
+		return d->err = 2;
+	jvalue(d, 0);
+	jskip(d);
+	if (!d->err && d->pos != d->len)
+		d->err = 1;
+	return d->err;
+}
+
+static void jfree(struct jdoc *d)
+{
+	free(d->v);
+	free(d->strs);
+}
+
+/* A value, or NULL for none (JSON null is a value: json-c made it NULL, so do its users here). */
+typedef const struct jv jv;
+
+static jv *jfirst(const struct jdoc *d, jv *o)
+{
+	return o && (o->type == J_OBJ || o->type == J_ARR) && o->first ? &d->v[o->first] : NULL;
+}
+
+static jv *jnext(const struct jdoc *d, jv *m)
+{
+	return m->next ? &d->v[m->next] : NULL;
+}
+
+static const char *jkey(const struct jdoc *d, jv *m)
+{
+	return d->strs + m->key;
+}
+
+static int jis(jv *o, enum jtype t)
+{
+	return o && o->type == t;
+}
+
+/* json_object_object_get_ex: the member named k of an object. */
+static jv *jget(const struct jdoc *d, jv *o, const char *k)
+{
+	if (!jis(o, J_OBJ))
+		return NULL;
+	for (jv *m = jfirst(d, o); m; m = jnext(d, m))
+		if (!strcmp(jkey(d, m), k))
+			return m;
+	return NULL;
+}
+
+static int has(const struct jdoc *d, jv *o, const char *k)
+{
+	return jget(d, o, k) != NULL;
+}
+
+/* json_object_get_string of a member: a string's text, a literal's spelling. */
+static const char *jstr(const struct jdoc *d, jv *o, const char *k)
+{
+	jv *v = jget(d, o, k);
+
+	return v && v->type != J_OBJ && v->type != J_ARR && v->type != J_NULL ? d->strs + v->str
+									      : NULL;
+}
+
+/* json_object_get_boolean of a member. */
+static int jbool(const struct jdoc *d, jv *o, const char *k)
+{
+	jv *v = jget(d, o, k);
+
+	if (!v)
+		return 0;
+	switch (v->type) {
+	case J_TRUE:
+		return 1;
+	case J_STR:
+		return d->strs[v->str] != '\0';
+	case J_NUM:
+		return strtod(d->strs + v->str, NULL) != 0;
+	default:
+		return 0;
+	}
+}
+
+static size_t jlen(jv *a)
+{
+	return jis(a, J_ARR) ? a->n : 0;
+}
+
+/* Does the value's text hold s? (json-c's serialization of it differs only where s cannot be.) */
+static int jtext_has(const struct jdoc *d, jv *v, const char *s)
+{
+	return memmem(d->t + v->start, v->end - v->start, s, strlen(s)) != NULL;
+}
+
+/* ---- the facts -------------------------------------------------------------------------------- */
+
+/* What a node type (a key naming one, such as "SelectStmt") says, decided once per name. */
+struct ntype {
+	const char *name;
+	uint64_t kinds;	 /* from stmt_kinds */
+	int is_stmt;	 /* named *Stmt: the statement context of what is inside it */
+	int drop_other;	 /* a Drop*Stmt that stmt_kinds does not name */
+	int other;	 /* any other *Stmt that stmt_kinds does not name */
+};
+
+static struct ntype ntype_of_name(const char *name)
+{
+	struct ntype t = {.name = name};
+	size_t len = strlen(name);
+	int known = 0;
+
+	t.is_stmt = len >= 4 && !strcmp(name + len - 4, "Stmt");
+	for (size_t k = 0; k < sizeof(stmt_kinds) / sizeof(stmt_kinds[0]); k++)
+		if (!strcmp(name, stmt_kinds[k].node)) {
+			t.kinds |= 1ULL << stmt_kinds[k].kind;
+			known = 1;
+		}
+	t.drop_other = !known && !strncmp(name, "Drop", 4) && len > 8 && t.is_stmt;
+	t.other = !known && t.is_stmt && !t.drop_other;
+	return t;
+}
+
+/* Every node type libpg_query knows (the members of its protobuf Node), worked out once. */
+#define NT_SLOTS 1024
+static struct ntype g_nt[NT_SLOTS];
+static pthread_once_t g_nt_once = PTHREAD_ONCE_INIT;
+
+static uint32_t nt_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h;
+}
+
+static void nt_init(void)
 {
 	const ProtobufCMessageDescriptor *nd = &pg_query__node__descriptor;
 
 	for (unsigned i = 0; i < nd->n_fields; i++) {
-		const ProtobufCFieldDescriptor *fd = &nd->fields[i];
-		struct ntype *t;
-		const char *n;
-		int known = 0;
+		const ProtobufCMessageDescriptor *md = nd->fields[i].descriptor;
+		uint32_t h;
 
-		if (fd->id >= NT_MAX || fd->type != PROTOBUF_C_TYPE_MESSAGE)
+		if (nd->fields[i].type != PROTOBUF_C_TYPE_MESSAGE || !md)
 			continue;
-		t = &g_types[fd->id];
-		t->d = fd->descriptor;
-		t->name = n = t->d->short_name;
-		t->is_stmt = ends_with_stmt(n);
-		for (size_t k = 0; k < sizeof(stmt_kinds) / sizeof(stmt_kinds[0]); k++)
-			if (!strcmp(n, stmt_kinds[k].node)) {
-				t->kinds |= 1ULL << stmt_kinds[k].kind;
-				known = 1;
+		h = nt_hash(md->short_name);
+		for (uint32_t k = 0; k < NT_SLOTS; k++)
+			if (!g_nt[(h + k) % NT_SLOTS].name) {
+				g_nt[(h + k) % NT_SLOTS] = ntype_of_name(md->short_name);
+				break;
 			}
-		if (!strcmp(n, "DropStmt"))
-			t->sp = SP_DROP;
-		else if (!strcmp(n, "CopyStmt"))
-			t->sp = SP_COPY;
-		else if (!strcmp(n, "GrantStmt") || !strcmp(n, "GrantRoleStmt"))
-			t->sp = SP_GRANT;
-		else if (!strcmp(n, "VariableSetStmt"))
-			t->sp = SP_VARSET;
-		else if (!strcmp(n, "SelectStmt"))
-			t->sp = SP_SELECT;
-		else if (!strcmp(n, "UpdateStmt") || !strcmp(n, "DeleteStmt"))
-			t->sp = SP_UPDDEL;
-		else if (!strcmp(n, "ExecuteStmt"))
-			t->sp = SP_EXECUTE;
-		else if (!strcmp(n, "FuncCall"))
-			t->sp = SP_FUNCCALL;
-		else if (!strncmp(n, "Drop", 4) && strlen(n) > 8 && ends_with_stmt(n)) {
-			if (!known) /* DROP OWNED, TABLESPACE, SUBSCRIPTION, USER MAPPING, ... */
-				t->kinds |= 1ULL << SK_DROP_OTHER;
-		} else if (t->is_stmt && !known) {
-			t->kinds |= 1ULL << SK_OTHER;
-		}
-		if (!strcmp(n, "ExplainStmt"))
-			t->sp = SP_EXPLAIN;
 	}
 }
 
-static const struct ntype *ntype_of(const PgQuery__Node *n)
+static struct ntype ntype(const char *name)
 {
-	unsigned c = (unsigned)n->node_case;
+	uint32_t h = nt_hash(name);
 
-	return c && c < NT_MAX && g_types[c].d ? &g_types[c] : NULL;
+	pthread_once(&g_nt_once, nt_init);
+	for (uint32_t k = 0; k < NT_SLOTS; k++) {
+		const struct ntype *t = &g_nt[(h + k) % NT_SLOTS];
+
+		if (!t->name)
+			break;
+		if (!strcmp(t->name, name))
+			return *t;
+	}
+	return ntype_of_name(name);
 }
-
-/* The message inside a Node (every member of its oneof is a message pointer). */
-static const ProtobufCMessage *inner(const PgQuery__Node *n)
-{
-	return (const ProtobufCMessage *)n->alias;
-}
-
-/* ---- the walk --------------------------------------------------------------------------------- */
-
-/*
- * Depth as in libpg_query's JSON text, where the statement's node is at level 3 (the result
- * object, its "stmts" array, the RawStmt object); json-c, given SQLFACTS_MAX_DEPTH * 3 levels,
- * took values down to level JSON_DEEPEST.
- */
-#define JSON_STMT_LEVEL 3
-#define JSON_DEEPEST	(SQLFACTS_MAX_DEPTH * 3 - 1)
-
-struct walk {
-	struct sqlfacts *f;
-	const char *sql; /* the whole text, NUL-terminated */
-	const PgQuery__RawStmt *raw;
-	int too_deep;
-};
 
 static void add_name(struct sqlfacts *f, char (*list)[SQLFACTS_NAME], int *n, const char *schema,
 		     const char *name)
 {
 	char full[SQLFACTS_NAME];
+	int l;
 
 	if (!name)
 		return;
 	if (schema && *schema)
-		snprintf(full, sizeof(full), "%s.%s", schema, name);
+		l = snprintf(full, sizeof(full), "%s.%s", schema, name);
 	else
-		snprintf(full, sizeof(full), "%s", name);
+		l = snprintf(full, sizeof(full), "%s", name);
+	if (l >= (int)sizeof(full))
+		l = sizeof(full) - 1;
 	for (int i = 0; i < *n; i++)
 		if (!strcmp(list[i], full))
 			return;
@@ -212,19 +551,21 @@ static void add_name(struct sqlfacts *f, char (*list)[SQLFACTS_NAME], int *n, co
 		f->too_many = 1;
 		return;
 	}
-	memcpy(list[(*n)++], full, strlen(full) + 1);
+	memcpy(list[(*n)++], full, (size_t)l + 1);
 }
 
 /* A list of String nodes (qualified names): "a", "b" -> schema a, name b. */
-static void qualified(PgQuery__Node *const *items, size_t n, const char **schema,
-		      const char **name)
+static void qualified(const struct jdoc *d, jv *list, const char **schema, const char **name)
 {
 	*schema = *name = NULL;
-	for (size_t i = 0; i < n; i++)
-		if (items[i]->node_case == PG_QUERY__NODE__NODE_STRING) {
+	for (jv *it = jis(list, J_ARR) ? jfirst(d, list) : NULL; it; it = jnext(d, it)) {
+		jv *s = jget(d, it, "String");
+
+		if (s) {
 			*schema = *name;
-			*name = items[i]->string->sval;
+			*name = jstr(d, s, "sval");
 		}
+	}
 }
 
 static int is_writer(const char *stmt)
@@ -236,507 +577,218 @@ static int is_writer(const char *stmt)
 			!strcmp(stmt, "IndexStmt") || !strcmp(stmt, "ViewStmt"));
 }
 
-/* Would the JSON form have written this scalar field? (Defaults were left out, enums not.) */
-static int scalar_present(const ProtobufCFieldDescriptor *fd, const void *p)
+static void drop_stmt(const struct jdoc *d, jv *v, struct sqlfacts *f)
 {
-	switch (fd->type) {
-	case PROTOBUF_C_TYPE_STRING: {
-		const char *s = *(char *const *)p;
-
-		return s && *s;
-	}
-	case PROTOBUF_C_TYPE_BOOL:
-		return *(const protobuf_c_boolean *)p != 0;
-	case PROTOBUF_C_TYPE_ENUM:
-	case PROTOBUF_C_TYPE_FLOAT:
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return 1;
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-		return *(const uint64_t *)p != 0;
-	case PROTOBUF_C_TYPE_BYTES:
-		return ((const ProtobufCBinaryData *)p)->len != 0;
-	default:
-		return *(const uint32_t *)p != 0;
-	}
-}
-
-static int deeper_than_json(struct walk *w, int level)
-{
-	if (level > JSON_DEEPEST)
-		w->too_deep = 1;
-	return w->too_deep;
-}
-
-static void walk_node(struct walk *w, const PgQuery__Node *n, const char *stmt, int level,
-		      int facts);
-static void walk_msg(struct walk *w, const ProtobufCMessage *m, const char *stmt, const char *key,
-		     int level, int facts);
-
-/* A field's value (a message, a Node, or an element of a repeated one) at this level. */
-static void walk_value(struct walk *w, const ProtobufCFieldDescriptor *fd, const void *v,
-		       const char *stmt, int level, int facts)
-{
-	if (fd->descriptor == &pg_query__node__descriptor)
-		walk_node(w, v, stmt, level, facts);
-	else
-		walk_msg(w, v, stmt, fd->name, level, facts);
-}
-
-/* Every field of m, its own object at `level`. */
-static void walk_fields(struct walk *w, const ProtobufCMessage *m, const char *stmt, int level,
-			int facts)
-{
-	const ProtobufCMessageDescriptor *d = m->descriptor;
-
-	for (unsigned i = 0; i < d->n_fields && !w->too_deep; i++) {
-		const ProtobufCFieldDescriptor *fd = &d->fields[i];
-		const char *p = (const char *)m + fd->offset;
-
-		if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-		    *(const uint32_t *)((const char *)m + fd->quantifier_offset) != fd->id)
-			continue;
-		if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
-			size_t n = *(const size_t *)((const char *)m + fd->quantifier_offset);
-
-			if (!n || deeper_than_json(w, level + 1))
-				continue;
-			if (fd->type != PROTOBUF_C_TYPE_MESSAGE) {
-				deeper_than_json(w, level + 2);
-				continue;
-			}
-			for (size_t k = 0; k < n && !w->too_deep; k++)
-				walk_value(w, fd, (*(void *const *const *)p)[k], stmt, level + 2, facts);
-		} else if (fd->type == PROTOBUF_C_TYPE_MESSAGE) {
-			if (*(void *const *)p)
-				walk_value(w, fd, *(void *const *)p, stmt, level + 1, facts);
-		} else if (level + 1 > JSON_DEEPEST && scalar_present(fd, p)) {
-			w->too_deep = 1; /* a scalar the JSON form would have written, too deep */
-		}
-	}
-}
-
-static void drop_stmt(struct walk *w, const PgQuery__DropStmt *v)
-{
-	struct sqlfacts *f = w->f;
+	const char *rt = jstr(d, v, "removeType");
 	int kind = SK_DROP_OTHER;
 
-	switch (v->remove_type) {
-	case PG_QUERY__OBJECT_TYPE__OBJECT_TABLE:
+	if (rt && !strcmp(rt, "OBJECT_TABLE"))
 		kind = SK_DROP_TABLE;
-		break;
-	case PG_QUERY__OBJECT_TYPE__OBJECT_SCHEMA:
+	else if (rt && !strcmp(rt, "OBJECT_SCHEMA"))
 		kind = SK_DROP_SCHEMA;
-		break;
-	case PG_QUERY__OBJECT_TYPE__OBJECT_VIEW:
-	case PG_QUERY__OBJECT_TYPE__OBJECT_MATVIEW:
+	else if (rt && (!strcmp(rt, "OBJECT_VIEW") || !strcmp(rt, "OBJECT_MATVIEW")))
 		kind = SK_DROP_VIEW;
-		break;
-	case PG_QUERY__OBJECT_TYPE__OBJECT_FUNCTION:
-	case PG_QUERY__OBJECT_TYPE__OBJECT_PROCEDURE:
-	case PG_QUERY__OBJECT_TYPE__OBJECT_ROUTINE:
+	else if (rt && (!strcmp(rt, "OBJECT_FUNCTION") || !strcmp(rt, "OBJECT_PROCEDURE") ||
+			!strcmp(rt, "OBJECT_ROUTINE")))
 		kind = SK_DROP_FUNCTION;
-		break;
-	case PG_QUERY__OBJECT_TYPE__OBJECT_INDEX:
+	else if (rt && !strcmp(rt, "OBJECT_INDEX"))
 		kind = SK_DROP_INDEX;
-		break;
-	default:
-		break;
-	}
 	f->kinds |= 1ULL << kind;
 	if (kind != SK_DROP_TABLE && kind != SK_DROP_VIEW && kind != SK_DROP_SCHEMA)
 		return;
-	for (size_t i = 0; i < v->n_objects; i++) {
-		const PgQuery__Node *it = v->objects[i];
+	for (jv *it = jfirst(d, jget(d, v, "objects")); it; it = jnext(d, it)) {
+		jv *l = jget(d, it, "List"), *items, *s;
 		const char *schema, *name;
 
-		if (it->node_case == PG_QUERY__NODE__NODE_LIST && it->list->n_items) {
-			qualified(it->list->items, it->list->n_items, &schema, &name);
+		if (l && (items = jget(d, l, "items"))) {
+			qualified(d, items, &schema, &name);
 			add_name(f, f->written, &f->nwritten, schema, name);
-		} else if (it->node_case == PG_QUERY__NODE__NODE_STRING) {
+		} else if ((s = jget(d, it, "String"))) {
 			/* DROP SCHEMA x: the schema, written as x.* */
-			add_name(f, f->written, &f->nwritten, it->string->sval, "*");
+			add_name(f, f->written, &f->nwritten, jstr(d, s, "sval"), "*");
 		}
 	}
 }
 
-/*
- * COPY's source or destination is a file when it is a string constant; STDIN and STDOUT are the
- * client. The tree says "no file name" for both STDIN and '' (an empty name, still a server-side
- * file), so an empty name is told apart by the token after COPY's FROM or TO.
- */
-static int copy_names_string(const struct walk *w)
+/* What a node of this type says by itself, before what is below it. */
+static void node(const struct jdoc *d, const struct ntype *t, jv *v, struct sqlfacts *f)
 {
-	size_t off = (size_t)w->raw->stmt_location, len = (size_t)w->raw->stmt_len;
-	PgQueryScanResult sr;
-	PgQuery__ScanResult *r;
-	char *text;
-	int file = 0;
+	const char *type = t->name;
 
-	if (!len)
-		len = strlen(w->sql + off);
-	text = strndup(w->sql + off, len);
-	if (!text)
-		return 1; /* unknown: the stricter reading */
-	sr = pg_query_scan(text);
-	r = sr.error ? NULL
-		     : pg_query__scan_result__unpack(NULL, sr.pbuf.len,
-						      (const uint8_t *)sr.pbuf.data);
-	if (r) {
-		int depth = 0;
-
-		for (size_t i = 0; i < r->n_tokens; i++) {
-			PgQuery__Token t = r->tokens[i]->token;
-
-			if (t == PG_QUERY__TOKEN__ASCII_40)
-				depth++;
-			else if (t == PG_QUERY__TOKEN__ASCII_41)
-				depth--;
-			else if (!depth && (t == PG_QUERY__TOKEN__FROM || t == PG_QUERY__TOKEN__TO)) {
-				if (i + 1 < r->n_tokens &&
-				    r->tokens[i + 1]->token == PG_QUERY__TOKEN__PROGRAM)
-					i++;
-				file = i + 1 < r->n_tokens &&
-				       (r->tokens[i + 1]->token == PG_QUERY__TOKEN__SCONST ||
-					r->tokens[i + 1]->token == PG_QUERY__TOKEN__USCONST);
-				break;
-			}
-		}
-		pg_query__scan_result__free_unpacked(r, NULL);
-	} else {
-		file = 1;
-	}
-	pg_query_free_scan_result(sr);
-	free(text);
-	return file;
-}
-
-/* A string anywhere below m (or its own value when m is a String) is "false" or "off". */
-static int says_false(const ProtobufCMessage *m, int depth)
-{
-	const ProtobufCMessageDescriptor *d = m->descriptor;
-
-	if (depth > JSON_DEEPEST)
-		return 0;
-	for (unsigned i = 0; i < d->n_fields; i++) {
-		const ProtobufCFieldDescriptor *fd = &d->fields[i];
-		const char *p = (const char *)m + fd->offset;
-
-		if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-		    *(const uint32_t *)((const char *)m + fd->quantifier_offset) != fd->id)
-			continue;
-		if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
-			size_t n = *(const size_t *)((const char *)m + fd->quantifier_offset);
-
-			if (fd->type == PROTOBUF_C_TYPE_MESSAGE)
-				for (size_t k = 0; k < n; k++)
-					if (says_false((*(ProtobufCMessage *const *const *)p)[k],
-						       depth + 1))
-						return 1;
-		} else if (fd->type == PROTOBUF_C_TYPE_MESSAGE) {
-			if (*(void *const *)p && says_false(*(ProtobufCMessage *const *)p, depth + 1))
-				return 1;
-		} else if (fd->type == PROTOBUF_C_TYPE_STRING) {
-			const char *s = *(char *const *)p;
-
-			if (s && (!strcmp(s, "false") || !strcmp(s, "off")))
-				return 1;
-		}
-	}
-	return 0;
-}
-
-/* Only EXPLAIN ANALYZE runs the statement it explains ("ANALYZE false" is spelled so). */
-static int explain_analyzes(const PgQuery__ExplainStmt *e)
-{
-	int analyze = 0;
-
-	for (size_t i = 0; i < e->n_options; i++) {
-		const PgQuery__Node *o = e->options[i];
-
-		if (o->node_case == PG_QUERY__NODE__NODE_DEF_ELEM && o->def_elem->defname &&
-		    !strcmp(o->def_elem->defname, "analyze")) {
-			analyze = 1;
-			if (o->def_elem->arg && says_false(&o->def_elem->arg->base, 0))
-				analyze = 0;
-		}
-	}
-	return analyze;
-}
-
-/* What a node of type t says by itself (its kinds, names, flags), before what is below it. */
-static void node_facts(struct walk *w, const struct ntype *t, const ProtobufCMessage *m)
-{
-	struct sqlfacts *f = w->f;
-
-	switch (t->sp) {
-	case SP_SELECT: {
-		const PgQuery__SelectStmt *s = (const void *)m;
-
-		/* INSERT ... VALUES (...) holds its rows as a SELECT node with only valuesLists:
-		 * a literal list, not a read. */
-		if (s->n_values_lists && !s->n_from_clause && !s->n_target_list)
-			return;
-		f->kinds |= t->kinds;
-		if (s->into_clause)
-			f->kinds |= 1ULL << SK_CREATE_TABLE; /* SELECT ... INTO creates a table */
+	/* INSERT ... VALUES (...) holds its rows as a SELECT node with only valuesLists: a
+	 * literal list, not a read. */
+	if (!strcmp(type, "SelectStmt") && has(d, v, "valuesLists") && !has(d, v, "fromClause") &&
+	    !has(d, v, "targetList"))
 		return;
-	}
-	case SP_DROP:
-		f->kinds |= t->kinds;
-		drop_stmt(w, (const void *)m);
-		return;
-	case SP_COPY: {
-		const PgQuery__CopyStmt *c = (const void *)m;
+	f->kinds |= t->kinds;
+	if (!strcmp(type, "DropStmt")) {
+		drop_stmt(d, v, f);
+	} else if (!strcmp(type, "CopyStmt")) {
+		int from = jbool(d, v, "is_from");
 
-		f->kinds |= t->kinds | 1ULL << (c->is_from ? SK_COPY_FROM : SK_COPY_TO);
-		if (c->is_program)
+		f->kinds |= 1ULL << (from ? SK_COPY_FROM : SK_COPY_TO);
+		if (jbool(d, v, "is_program"))
 			f->copy |= SQL_COPY_PROGRAM;
-		else if ((c->filename && *c->filename) || copy_names_string(w))
+		else if (has(d, v, "filename"))
 			f->copy |= SQL_COPY_FILE;
 		else
-			f->copy |= c->is_from ? SQL_COPY_STDIN : SQL_COPY_STDOUT;
-		return;
-	}
-	case SP_GRANT: {
-		int grant = t->d == &pg_query__grant_stmt__descriptor
-				    ? ((const PgQuery__GrantStmt *)m)->is_grant
-				    : ((const PgQuery__GrantRoleStmt *)m)->is_grant;
+			f->copy |= from ? SQL_COPY_STDIN : SQL_COPY_STDOUT;
+	} else if (!strcmp(type, "GrantStmt") || !strcmp(type, "GrantRoleStmt")) {
+		f->kinds |= 1ULL << (jbool(d, v, "is_grant") ? SK_GRANT : SK_REVOKE);
+	} else if (!strcmp(type, "VariableSetStmt")) {
+		const char *n = jstr(d, v, "name");
 
-		f->kinds |= t->kinds | 1ULL << (grant ? SK_GRANT : SK_REVOKE);
-		return;
-	}
-	case SP_VARSET: {
-		const char *n = ((const PgQuery__VariableSetStmt *)m)->name;
-
-		f->kinds |= t->kinds;
 		if (n && !strcmp(n, "role"))
 			f->kinds |= 1ULL << SK_SET_ROLE;
 		else if (n && !strcmp(n, "session_authorization"))
 			f->kinds |= 1ULL << SK_SET_SESSION_AUTHORIZATION;
 		else
 			f->kinds |= 1ULL << SK_SET;
-		return;
-	}
-	case SP_UPDDEL: {
-		const PgQuery__Node *where = t->d == &pg_query__update_stmt__descriptor
-						     ? ((const PgQuery__UpdateStmt *)m)->where_clause
-						     : ((const PgQuery__DeleteStmt *)m)->where_clause;
-
-		f->kinds |= t->kinds;
-		if (!where)
+	} else if (!strcmp(type, "SelectStmt") && has(d, v, "intoClause")) {
+		f->kinds |= 1ULL << SK_CREATE_TABLE; /* SELECT ... INTO creates a table */
+	} else if (!strcmp(type, "UpdateStmt") || !strcmp(type, "DeleteStmt")) {
+		if (!has(d, v, "whereClause"))
 			f->write_without_where = 1;
-		return;
-	}
-	case SP_EXECUTE: {
-		const char *n = ((const PgQuery__ExecuteStmt *)m)->name;
+	} else if (!strcmp(type, "ExecuteStmt")) {
+		const char *n = jstr(d, v, "name");
 
-		f->kinds |= t->kinds;
 		if (n)
 			snprintf(f->execute_name, sizeof(f->execute_name), "%s", n);
-		return;
-	}
-	case SP_FUNCCALL: {
-		const PgQuery__FuncCall *fc = (const void *)m;
+	} else if (!strcmp(type, "FuncCall")) {
+		jv *fn = jget(d, v, "funcname");
 		const char *schema, *name;
 
-		f->kinds |= t->kinds;
-		if (fc->n_funcname) {
-			qualified(fc->funcname, fc->n_funcname, &schema, &name);
+		if (fn) {
+			qualified(d, fn, &schema, &name);
 			add_name(f, f->functions, &f->nfunctions, NULL, name);
 			if (schema)
 				add_name(f, f->functions, &f->nfunctions, schema, name);
 		}
-		return;
-	}
-	default:
-		f->kinds |= t->kinds;
+	} else if (t->drop_other) {
+		/* DROP OWNED, TABLESPACE, SUBSCRIPTION, USER MAPPING, ... */
+		f->kinds |= 1ULL << SK_DROP_OTHER;
+	} else if (t->other) {
+		f->kinds |= 1ULL << SK_OTHER;
 	}
 }
 
-/* A Node: an object at `level` keyed by its type, the message one level below. */
-static void walk_node(struct walk *w, const PgQuery__Node *n, const char *stmt, int level,
-		      int facts)
+/* Only EXPLAIN ANALYZE runs the statement it explains ("ANALYZE false" is spelled so). */
+static int explain_analyzes(const struct jdoc *d, jv *v)
 {
-	const struct ntype *t;
-	const ProtobufCMessage *m;
+	jv *opts = jget(d, v, "options");
+	int analyze = 0;
 
-	if (deeper_than_json(w, level) || !n || !(t = ntype_of(n)) || !(m = inner(n)))
-		return;
-	if (deeper_than_json(w, level + 1))
-		return;
-	if (!facts) {
-		walk_fields(w, m, stmt, level + 1, 0);
-		return;
-	}
-	node_facts(w, t, m);
-	if (t->sp == SP_EXPLAIN) {
-		const PgQuery__ExplainStmt *e = (const void *)m;
+	for (jv *o = jis(opts, J_ARR) ? jfirst(d, opts) : NULL; o; o = jnext(d, o)) {
+		jv *de = jget(d, o, "DefElem"), *arg;
+		const char *n;
 
-		if (explain_analyzes(e)) {
-			/* Its statement is judged; the options only need their depth counted. */
-			if (e->query)
-				walk_node(w, e->query, "ExplainStmt", level + 2, 1);
-			for (size_t i = 0; i < e->n_options && !w->too_deep; i++)
-				if (!deeper_than_json(w, level + 2))
-					walk_node(w, e->options[i], stmt, level + 3, 0);
-		} else {
-			walk_fields(w, m, stmt, level + 1, 0);
+		if (de && (n = jstr(d, de, "defname")) && !strcmp(n, "analyze")) {
+			analyze = 1;
+			if ((arg = jget(d, de, "arg")) && arg->type != J_NULL &&
+			    (jtext_has(d, arg, "\"false\"") || jtext_has(d, arg, "\"off\"")))
+				analyze = 0;
 		}
-		return;
 	}
-	walk_msg(w, m, t->is_stmt ? t->name : stmt, t->name, level + 1, 1);
+	return analyze;
 }
 
-/* A message: its table names, CALL's function, then everything below it. */
-static void walk_msg(struct walk *w, const ProtobufCMessage *m, const char *stmt, const char *key,
-		     int level, int facts)
+static void walk(const struct jdoc *d, jv *o, const char *stmt, const char *key,
+		 struct sqlfacts *f)
 {
-	struct sqlfacts *f = w->f;
-
-	if (!m || deeper_than_json(w, level))
-		return;
-	if (!facts) {
-		walk_fields(w, m, stmt, level, 0);
+	if (jis(o, J_ARR)) {
+		for (jv *e = jfirst(d, o); e; e = jnext(d, e))
+			walk(d, e, stmt, key, f);
 		return;
 	}
-	if (m->descriptor == &pg_query__range_var__descriptor ||
-	    m->descriptor == &pg_query__with_check_option__descriptor) {
-		const char *schema = NULL, *rel;
-		int written;
+	if (!jis(o, J_OBJ))
+		return;
+	if (has(d, o, "relname")) {
+		int written = 0;
 
-		if (m->descriptor == &pg_query__range_var__descriptor) {
-			schema = ((const PgQuery__RangeVar *)m)->schemaname;
-			rel = ((const PgQuery__RangeVar *)m)->relname;
+		if (stmt && !strcmp(stmt, "CopyStmt"))
+			written = key && !strcmp(key, "relation") && f->kinds & (1ULL << SK_COPY_FROM);
+		else if (stmt && !strcmp(stmt, "TruncateStmt"))
+			written = 1;
+		else
+			written = is_writer(stmt) && key && !strcmp(key, "relation");
+		if (written)
+			add_name(f, f->written, &f->nwritten, jstr(d, o, "schemaname"),
+				 jstr(d, o, "relname"));
+		else
+			add_name(f, f->read, &f->nread, jstr(d, o, "schemaname"),
+				 jstr(d, o, "relname"));
+	}
+	if (key && !strcmp(key, "funccall") && has(d, o, "funcname")) {
+		struct ntype fc = ntype("FuncCall");
+
+		node(d, &fc, o, f); /* CALL's function is a typed field */
+	}
+	for (jv *m = jfirst(d, o); m; m = jnext(d, m)) {
+		const char *k = jkey(d, m);
+
+		if (isupper((unsigned char)k[0]) && jis(m, J_OBJ)) {
+			struct ntype t = ntype(k);
+
+			node(d, &t, m, f);
+			if (!strcmp(k, "ExplainStmt")) {
+				jv *q;
+
+				if (explain_analyzes(d, m) && (q = jget(d, m, "query")))
+					walk(d, q, "ExplainStmt", "query", f);
+				continue;
+			}
+			walk(d, m, t.is_stmt ? k : stmt, k, f);
 		} else {
-			rel = ((const PgQuery__WithCheckOption *)m)->relname;
-		}
-		if (rel && *rel) {
-			if (stmt && !strcmp(stmt, "CopyStmt"))
-				written = key && !strcmp(key, "relation") &&
-					  f->kinds & (1ULL << SK_COPY_FROM);
-			else if (stmt && !strcmp(stmt, "TruncateStmt"))
-				written = 1;
-			else
-				written = is_writer(stmt) && key && !strcmp(key, "relation");
-			if (written)
-				add_name(f, f->written, &f->nwritten, schema, rel);
-			else
-				add_name(f, f->read, &f->nread, schema, rel);
+			walk(d, m, stmt, k, f);
 		}
 	}
-	if (m->descriptor == &pg_query__func_call__descriptor && key && !strcmp(key, "funccall") &&
-	    ((const PgQuery__FuncCall *)m)->n_funcname)
-		node_facts(w, &g_types[PG_QUERY__NODE__NODE_FUNC_CALL], m); /* CALL's function */
-	walk_fields(w, m, stmt, level, 1);
 }
-
-/* ---- unbounded reads ------------------------------------------------------------------------- */
 
 /* LIMIT n bounds a SELECT; LIMIT ALL and LIMIT NULL do not. */
-static int bounded(const PgQuery__SelectStmt *sel)
+static int bounded(const struct jdoc *d, jv *sel)
 {
-	const PgQuery__Node *lc = sel->limit_count;
+	jv *lc = jget(d, sel, "limitCount"), *c;
 
 	if (!lc)
 		return 0;
-	return !(lc->node_case == PG_QUERY__NODE__NODE_A_CONST && lc->a_const->isnull);
-}
-
-/*
- * Is there a subquery or a function in FROM anywhere below m: a node of those types, or (as the
- * JSON text was searched) a string holding one of their names.
- */
-static int has_subquery(const ProtobufCMessage *m, int depth)
-{
-	static const char *const marks[] = {"SubLink", "RangeSubselect", "RangeFunction"};
-	const ProtobufCMessageDescriptor *d = m->descriptor;
-
-	if (depth > JSON_DEEPEST)
-		return 1;
-	for (unsigned i = 0; i < d->n_fields; i++) {
-		const ProtobufCFieldDescriptor *fd = &d->fields[i];
-		const char *p = (const char *)m + fd->offset;
-		size_t n = 1;
-		ProtobufCMessage *const *v;
-
-		if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-		    *(const uint32_t *)((const char *)m + fd->quantifier_offset) != fd->id)
-			continue;
-		if (fd->type == PROTOBUF_C_TYPE_STRING) {
-			char *const *sv = (char *const *)p;
-
-			if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
-				n = *(const size_t *)((const char *)m + fd->quantifier_offset);
-				sv = *(char *const *const *)p;
-			}
-			/* (names fold to lower case: most have neither S nor R) */
-			for (size_t j = 0; j < n; j++)
-				for (int k = 0; sv[j] && strpbrk(sv[j], "SR") && k < 3; k++)
-					if (strstr(sv[j], marks[k]))
-						return 1;
-			continue;
-		}
-		if (fd->type != PROTOBUF_C_TYPE_MESSAGE)
-			continue;
-		if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
-			n = *(const size_t *)((const char *)m + fd->quantifier_offset);
-			v = *(ProtobufCMessage *const *const *)p;
-		} else {
-			v = (ProtobufCMessage *const *)p;
-		}
-		for (size_t k = 0; k < n; k++) {
-			if (!v || !v[k])
-				continue;
-			if (fd->descriptor == &pg_query__node__descriptor) {
-				const PgQuery__Node *nd = (const void *)v[k];
-
-				if (nd->node_case == PG_QUERY__NODE__NODE_SUB_LINK ||
-				    nd->node_case == PG_QUERY__NODE__NODE_RANGE_SUBSELECT ||
-				    nd->node_case == PG_QUERY__NODE__NODE_RANGE_FUNCTION)
-					return 1;
-			}
-			if (has_subquery(v[k], depth + 1))
-				return 1;
-		}
-	}
-	return 0;
+	if ((c = jget(d, lc, "A_Const")) && jbool(d, c, "isnull"))
+		return 0;
+	return 1;
 }
 
 /* A SELECT whose every output is an aggregate, with no GROUP BY, returns one row: not bulk. */
-static int one_row(const PgQuery__SelectStmt *sel)
+static int one_row(const struct jdoc *d, jv *sel)
 {
 	static const char *const aggs[] = {"count", "sum", "avg", "min", "max", NULL};
+	const char *op;
+	jv *tl;
 
-	if (sel->n_group_clause || sel->with_clause || !sel->n_target_list)
+	if (has(d, sel, "groupClause") || !has(d, sel, "op") || has(d, sel, "withClause") ||
+	    !(tl = jget(d, sel, "targetList")))
 		return 0;
 	/* An aggregate over a subquery can carry every row (max(string_agg(...))). */
-	if (has_subquery(&sel->base, 0))
+	if (jtext_has(d, sel, "SubLink") || jtext_has(d, sel, "RangeSubselect") ||
+	    jtext_has(d, sel, "RangeFunction"))
 		return 0;
-	if (sel->op != PG_QUERY__SET_OPERATION__SETOP_NONE)
+	op = jstr(d, sel, "op");
+	if (!op || strcmp(op, "SETOP_NONE"))
 		return 0;
-	for (size_t i = 0; i < sel->n_target_list; i++) {
-		const PgQuery__Node *it = sel->target_list[i], *val;
-		const PgQuery__FuncCall *fc;
+	for (jv *it = jis(tl, J_ARR) ? jfirst(d, tl) : NULL; it; it = jnext(d, it)) {
+		jv *rt, *val, *fc, *fn;
 		const char *schema, *name;
 		int agg = 0;
 
-		if (it->node_case != PG_QUERY__NODE__NODE_RES_TARGET || !(val = it->res_target->val) ||
-		    val->node_case != PG_QUERY__NODE__NODE_FUNC_CALL)
+		if (!(rt = jget(d, it, "ResTarget")) || !(val = jget(d, rt, "val")) ||
+		    !(fc = jget(d, val, "FuncCall")) || has(d, fc, "over") ||
+		    !(fn = jget(d, fc, "funcname")))
 			return 0;
-		fc = val->func_call;
-		if (fc->over || !fc->n_funcname)
-			return 0;
-		qualified(fc->funcname, fc->n_funcname, &schema, &name);
+		qualified(d, fn, &schema, &name);
 		for (int k = 0; aggs[k] && name; k++)
 			agg |= !strcmp(name, aggs[k]);
 		if (!agg || (schema && strcmp(schema, "pg_catalog")))
 			return 0;
 	}
-	return 1;
+	return jlen(tl) > 0;
 }
 
 /*
@@ -746,95 +798,34 @@ static int one_row(const PgQuery__SelectStmt *sel)
  * with RETURNING. (EXPLAIN ANALYZE runs its query but returns only the plan.) This is what
  * `without_limit` matches.
  */
-static int moves_unbounded_rows(const PgQuery__Node *st)
+static int moves_unbounded_rows(const struct jdoc *d, jv *st)
 {
-	const PgQuery__Node *q = NULL;
+	static const struct {
+		const char *node, *field;
+	} wrappers[] = {
+		{"DeclareCursorStmt", "query"}, {"PrepareStmt", "query"},
+		{"CreateTableAsStmt", "query"}, {"ViewStmt", "query"},
+		{"InsertStmt", "selectStmt"},	{"CopyStmt", "query"},
+	};
+	static const char *const dml[] = {"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt",
+					  NULL};
+	jv *n, *q, *sel;
 
-	switch (st->node_case) {
-	case PG_QUERY__NODE__NODE_INSERT_STMT:
-		if (st->insert_stmt->n_returning_list)
+	for (int i = 0; dml[i]; i++)
+		if ((n = jget(d, st, dml[i])) && has(d, n, "returningList"))
 			return 1;
-		q = st->insert_stmt->select_stmt;
-		if (q && q->node_case == PG_QUERY__NODE__NODE_SELECT_STMT &&
-		    q->select_stmt->n_values_lists)
-			return 0; /* INSERT ... VALUES: nothing is read */
-		break;
-	case PG_QUERY__NODE__NODE_UPDATE_STMT:
-		return st->update_stmt->n_returning_list != 0;
-	case PG_QUERY__NODE__NODE_DELETE_STMT:
-		return st->delete_stmt->n_returning_list != 0;
-	case PG_QUERY__NODE__NODE_DECLARE_CURSOR_STMT:
-		q = st->declare_cursor_stmt->query;
-		break;
-	case PG_QUERY__NODE__NODE_PREPARE_STMT:
-		q = st->prepare_stmt->query;
-		break;
-	case PG_QUERY__NODE__NODE_CREATE_TABLE_AS_STMT:
-		q = st->create_table_as_stmt->query;
-		break;
-	case PG_QUERY__NODE__NODE_VIEW_STMT:
-		q = st->view_stmt->query;
-		break;
-	case PG_QUERY__NODE__NODE_COPY_STMT:
-		q = st->copy_stmt->query;
-		break;
-	case PG_QUERY__NODE__NODE_SELECT_STMT:
-		return !bounded(st->select_stmt) && !one_row(st->select_stmt);
-	default:
-		return 0;
-	}
-	return q ? moves_unbounded_rows(q) : 0;
-}
-
-/* ---- unpacking into an arena ------------------------------------------------------------------ */
-
-/* The unpacked tree lives in one arena, freed at once: most of a small statement's tree fits in
- * the first block, on the stack. */
-struct arena {
-	char *cur, *end;
-	void *blocks; /* further blocks, malloc'd, chained through their first word */
-	int oom;
-	char first[16384] __attribute__((aligned(16)));
-};
-
-static void *arena_alloc(void *data, size_t size)
-{
-	struct arena *a = data;
-	size_t need = (size + 15) & ~(size_t)15;
-
-	if ((size_t)(a->end - a->cur) < need) {
-		size_t bsz = need + 16 > 65536 ? need + 16 : 65536;
-		char *b = malloc(bsz);
-
-		if (!b) {
-			a->oom = 1;
-			return NULL;
+	for (size_t i = 0; i < sizeof(wrappers) / sizeof(wrappers[0]); i++) {
+		if ((n = jget(d, st, wrappers[i].node)) && (q = jget(d, n, wrappers[i].field))) {
+			if (!strcmp(wrappers[i].node, "InsertStmt") &&
+			    (sel = jget(d, q, "SelectStmt")) && has(d, sel, "valuesLists"))
+				return 0; /* INSERT ... VALUES: nothing is read */
+			return moves_unbounded_rows(d, q);
 		}
-		*(void **)b = a->blocks;
-		a->blocks = b;
-		a->cur = b + 16;
-		a->end = b + bsz;
 	}
-	a->cur += need;
-	return a->cur - need;
+	if ((sel = jget(d, st, "SelectStmt")))
+		return !bounded(d, sel) && !one_row(d, sel);
+	return 0;
 }
-
-static void arena_free_one(void *data, void *p)
-{
-	/* everything goes at once, in arena_release */
-}
-
-static void arena_release(struct arena *a)
-{
-	while (a->blocks) {
-		void *n = *(void **)a->blocks;
-
-		free(a->blocks);
-		a->blocks = n;
-	}
-}
-
-/* ---- entry ----------------------------------------------------------------------------------- */
 
 static void clear(struct sqlfacts *f)
 {
@@ -850,16 +841,12 @@ static void clear(struct sqlfacts *f)
 
 int sqlfacts_analyze(const char *sql, size_t len, struct sqlfacts *f)
 {
-	PgQueryProtobufParseResult r;
-	PgQuery__ParseResult *tree;
-	struct arena a;
-	ProtobufCAllocator alloc = {.alloc = arena_alloc, .free = arena_free_one,
-				    .allocator_data = &a};
-	struct walk w = {.f = f};
+	PgQueryParseResult r;
+	struct jdoc d;
 	char *text;
+	int e;
 
 	clear(f);
-	pthread_once(&g_types_once, types_init);
 	if (len > SQLFACTS_MAX_TEXT) {
 		f->parse_error = 1;
 		snprintf(f->error, sizeof(f->error), "statement is longer than hoop's %d-byte cap",
@@ -872,49 +859,34 @@ int sqlfacts_analyze(const char *sql, size_t len, struct sqlfacts *f)
 		snprintf(f->error, sizeof(f->error), "out of memory");
 		return -1;
 	}
-	r = pg_query_parse_protobuf(text);
+	r = pg_query_parse(text);
+	free(text);
 	if (r.error) {
 		f->parse_error = 1;
 		snprintf(f->error, sizeof(f->error), "%s", r.error->message);
-		pg_query_free_protobuf_parse_result(r);
-		free(text);
+		pg_query_free_parse_result(r);
 		return -1;
 	}
-	a.cur = a.first;
-	a.end = a.first + sizeof(a.first);
-	a.blocks = NULL;
-	a.oom = 0;
-	tree = pg_query__parse_result__unpack(&alloc, r.parse_tree.len,
-					      (const uint8_t *)r.parse_tree.data);
-	pg_query_free_protobuf_parse_result(r);
-	if (!tree) {
-		arena_release(&a);
-		free(text);
+	e = jparse(&d, r.parse_tree, strlen(r.parse_tree));
+	if (e) {
+		jfree(&d);
+		pg_query_free_parse_result(r);
 		f->parse_error = 1;
-		snprintf(f->error, sizeof(f->error), "cannot read the parse tree%s",
-			 a.oom ? " (out of memory)" : "");
+		snprintf(f->error, sizeof(f->error), "%s",
+			 e == 2 ? "out of memory" : "statement nests deeper than hoop's cap");
 		return -1;
 	}
-	w.sql = text;
-	for (size_t i = 0; i < tree->n_stmts && !w.too_deep; i++) {
-		const PgQuery__RawStmt *raw = tree->stmts[i];
+	for (jv *s = jfirst(&d, jget(&d, &d.v[0], "stmts")); s; s = jnext(&d, s)) {
+		jv *st = jget(&d, s, "stmt");
 
-		if (!raw->stmt)
+		if (!st)
 			continue;
-		w.raw = raw;
-		walk_node(&w, raw->stmt, NULL, JSON_STMT_LEVEL, 1);
-		if (!w.too_deep && moves_unbounded_rows(raw->stmt))
+		if (moves_unbounded_rows(&d, st))
 			f->select_without_limit = 1;
+		walk(&d, st, NULL, "stmt", f);
 	}
-	arena_release(&a);
-	free(text);
-	if (w.too_deep) {
-		/* As the JSON reader refused such a tree: no facts, only the refusal. */
-		clear(f);
-		f->parse_error = 1;
-		snprintf(f->error, sizeof(f->error), "statement nests deeper than hoop's cap");
-		return -1;
-	}
+	jfree(&d);
+	pg_query_free_parse_result(r);
 	if (f->too_many && !f->parse_error) {
 		/* Rules would see a partial list: what cannot be judged whole is not judged. */
 		f->parse_error = 1;
