@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "events.h"
 #include "hoopd.h"
 #include "log.h"
 #include "pg.h"
@@ -86,6 +87,7 @@ static void record(const struct session *s, const char *kind, const struct reque
 		jb_raw(&j, extra_json + 1);
 	}
 	jb_obj_close(&j);
+	events_flush(); /* what the sessions' events have waiting goes first */
 	if (!j.oom && audit_append(j.s, j.len))
 		log_error("approvals: cannot record %s", kind);
 	jb_free(&j);

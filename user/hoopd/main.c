@@ -130,6 +130,7 @@ static void tick(void)
 	static time_t last_gc;
 	time_t now = time(NULL);
 
+	events_flush(); /* a result's columns not recorded with its completion */
 	if (audit_unsynced()) {
 		/* Group commit: one fdatasync for every record of this loop round, then the
 		 * statements they describe may go. */

@@ -56,6 +56,7 @@ struct session {
 	int64_t started_ms;
 	uint64_t bytes_up, bytes_down;
 	uint64_t consumed, flushed; /* bytes engines took in and the relay sent: progress */
+	uint32_t who_segment;	    /* events: the audit segment whose records last said who */
 	struct session *prev, *next, *next_dead;
 };
 
