@@ -27,6 +27,7 @@ struct side {
 	struct buf in, out;
 	int eof;  /* the peer closed its sending side */
 	int shut; /* we passed EOF on with shutdown(SHUT_WR) */
+	int readable; /* epoll said so, and no read since found the socket empty */
 };
 
 struct session {
