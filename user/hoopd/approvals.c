@@ -126,6 +126,11 @@ static void notify(const struct request *q)
 	}
 	pid = fork();
 	if (pid == 0) {
+		sigset_t none;
+
+		/* hoopd's signals are blocked for its signalfd; the command gets them back */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		dup2(fds[0], 0);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
@@ -408,8 +413,6 @@ void approvals_tick(void)
 			pg_fail_held(s, "57014", "hoop: canceling statement: no approver decided in time");
 		}
 	}
-	while (waitpid(-1, NULL, WNOHANG) > 0)
-		; /* notification commands */
 	for (struct grant **pp = &g_grants; *pp;) {
 		if ((*pp)->expires <= now) {
 			struct grant *g = *pp;
@@ -420,6 +423,12 @@ void approvals_tick(void)
 			pp = &(*pp)->next;
 		}
 	}
+}
+
+void approvals_reap(void)
+{
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
 }
 
 void approvals_fail_all(const char *why)
