@@ -172,6 +172,12 @@ $(FUZZ_OUT)/fuzz_policy: fuzz/fuzz_policy.c user/hoopd/policy.c user/hoopd/sqlfa
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/policy.c user/hoopd/sqlfacts.c -lyaml -ljson-c \
 		-lpg_query -lhs -o $@
 
+# SQL facts from any text (libpg_query's parse, then sqlfacts' reader of its tree).
+$(FUZZ_OUT)/fuzz_sqlfacts: fuzz/fuzz_sqlfacts.c user/hoopd/sqlfacts.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CLANG,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/sqlfacts.c -lpg_query -o $@
+
 # The PostgreSQL engine, one target per direction (pg_agent, pg_server), built from the unit
 # test's sources; the harness (fuzz/pg_fuzz.c) stands in for the relay and the audit trail.
 FUZZ_PG_SRC := fuzz/pg_fuzz.c $(filter-out user/hoopd/audit.c,$(PG_UNIT_SRC))
@@ -200,9 +206,10 @@ define fuzz_run
 endef
 
 .PHONY: FORCE
-fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_pg_agent $(FUZZ_OUT)/fuzz_pg_server \
-      $(FUZZ_OUT)/fuzz_maskplan
+fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agent \
+      $(FUZZ_OUT)/fuzz_pg_server $(FUZZ_OUT)/fuzz_maskplan
 	$(call fuzz_run,policy,-artifact_prefix=$(FUZZ_OUT)/ -dict=fuzz/policy.dict)
+	$(call fuzz_run,sqlfacts,-artifact_prefix=$(FUZZ_OUT)/sqlfacts- -max_len=4096)
 	$(call fuzz_run,pg_agent,-artifact_prefix=$(FUZZ_OUT)/pg_agent- -dict=fuzz/pg.dict)
 	$(call fuzz_run,pg_server,-artifact_prefix=$(FUZZ_OUT)/pg_server- -dict=fuzz/pg.dict)
 	$(call fuzz_run,maskplan,-artifact_prefix=$(FUZZ_OUT)/maskplan- -dict=fuzz/maskplan.dict)

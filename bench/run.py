@@ -223,10 +223,22 @@ def nofile_limit(pid):
 
 def audit_bytes(state):
     """Bytes of audit records hoopd wrote: closed segments count whole (segment_bytes, 64 MiB
-    by default, is where they roll over), plus the open one. And how many closed."""
+    by default, is where they roll over), plus the open one (the highest-numbered; lower plain
+    ones are closed and wait for hoopd's compressor). And how many closed."""
     d = os.path.join(state, "audit")
-    closed = [f for f in os.listdir(d) if f.endswith(".jsonl.gz")]
-    open_b = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.endswith(".jsonl"))
+    segs = {}
+    for f in os.listdir(d):
+        m = re.fullmatch(r"seg-(\d{8})\.jsonl(\.gz)?", f)
+        if m:
+            segs.setdefault(int(m.group(1)), set()).add(f)
+    last = max(segs) if segs else 0
+    closed = [n for n in segs if n != last or any(f.endswith(".gz") for f in segs[n])]
+    open_b = 0
+    if last and last not in closed:
+        try:
+            open_b = os.path.getsize(os.path.join(d, "seg-%08d.jsonl" % last))
+        except OSError:
+            pass
     return len(closed) * (64 << 20) + open_b, len(closed)
 
 
@@ -687,7 +699,8 @@ def report(facts, cmd, started, elapsed, configs, workloads, res, idle, perf, au
 
     if audit:
         L.append("## Audit trail written by each hoopd over the matrix\n")
-        L.append("Every closed segment was gzip'd by hoopd when it rolled over (64 MiB).\n")
+        L.append("Every closed segment (64 MiB) is gzip'd by hoopd's compressor thread after it "
+                 "rolls over.\n")
         L.append("| hoopd | statements | audit MiB (≈) | bytes per statement | segments closed |")
         L.append("|---|---:|---:|---:|---:|")
         for a in audit:

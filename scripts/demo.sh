@@ -114,10 +114,10 @@ for line in lines:
             e["session"], a["pid"], a["comm"], a["owner"], e["user"], e["database"], e["destination"]))
     elif e["kind"] == "statement":
         print("  %s statement #%d [%s] %s" % (e["session"], e["seq"], e["verdict"], e["text"][:70]))
-    elif e["kind"] == "result_columns":
+    if e["kind"] in ("result_columns", "complete") and "columns" in e:
         print("  %s   columns %s" % (e["session"], ", ".join(
             "%s(table %d, col %d)" % (c["name"], c["table_oid"], c["attnum"]) for c in e["columns"])))
-    elif e["kind"] == "complete":
+    if e["kind"] == "complete":
         print("  %s   complete %s, %d rows, %d us%s" % (e["session"], e["tag"], e["rows"], e["duration_us"],
               ", masked %s" % json.dumps(e["masked"]) if e.get("masked") else ""))
     elif e["kind"] == "session_end":

@@ -220,16 +220,22 @@ class Hoopd:
             return False
 
     def events(self):
-        """Every record of the audit trail, oldest first (closed segments are gzip'd)."""
-        import glob
+        """Every record of the audit trail, oldest first. Closed segments are gzip'd by hoopd's
+        compressor in the background: a plain segment may turn into its .gz while we look (and
+        both exist for a moment), so read the plain one when it is there, else the .gz."""
         import gzip
+        import re
         out = []
         d = os.path.join(self.state, "audit")
-        for p in sorted(glob.glob(os.path.join(d, "seg-*.jsonl*"))):
-            if p.endswith(".tmp"):
-                continue
-            op = gzip.open if p.endswith(".gz") else open
-            with op(p, "rt", errors="replace") as f:
+        nums = sorted({int(m.group(1)) for m in (re.fullmatch(r"seg-(\d{8})\.jsonl(\.gz)?", n)
+                                                 for n in os.listdir(d)) if m})
+        for n in nums:
+            p = os.path.join(d, "seg-%08d.jsonl" % n)
+            try:
+                f = open(p, "rt", errors="replace")
+            except FileNotFoundError:
+                f = gzip.open(p + ".gz", "rt", errors="replace")
+            with f:
                 out += [json.loads(l) for l in f if l.endswith("\n")]
         return out
 

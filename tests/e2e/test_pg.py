@@ -234,11 +234,17 @@ def test_events_describe_the_session(ctx):
     stmts = [e for e in mine if e["kind"] == "statement"]
     check([e["text"] for e in stmts] == ["select id, name from t_items where id <= 3", "select 1/0"],
           "statements: %r" % stmts)
-    cols = [e for e in mine if e["kind"] == "result_columns"][0]
-    check([c["name"] for c in cols["columns"]] == ["id", "name"] and cols["columns"][0]["table_oid"] > 0
-          and cols["columns"][1]["attnum"] == 2, cols)
+    # Who: in the session's first statement record (of the segment), not repeated.
+    check(stmts[0]["who"]["owner"] == "carol@example.org" and stmts[0]["who"]["user"] == "postgres"
+          and stmts[0]["who"]["database"] == "clinical" and stmts[0]["who"]["exe"].endswith("/psql"), stmts[0])
+    check("who" not in stmts[1], "who repeated: %r" % stmts[1])
     comp = [e for e in mine if e["kind"] == "complete"][0]
     check(comp["tag"] == "SELECT 3" and comp["rows"] == 3 and comp["stmt"] == stmts[0]["stmt"], comp)
+    # The columns arrived with the rows and the completion: recorded with the completion.
+    check(not [e for e in mine if e["kind"] == "result_columns"], "a result_columns record as well: %r" % mine)
+    cols = comp["columns"]
+    check([c["name"] for c in cols] == ["id", "name"] and cols[0]["table_oid"] > 0 and cols[1]["attnum"] == 2,
+          comp)
     err = [e for e in mine if e["kind"] == "error"][0]
     check(err["sqlstate"] == "22012" and err["stmt"] == stmts[1]["stmt"] and not err["from_hoopd"], err)
     check(mine[-1]["kind"] == "session_end" and mine[-1]["statements"] == 2, mine[-1])

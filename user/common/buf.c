@@ -1,21 +1,34 @@
-/* Growable byte buffer. Compacts before it grows, frees its memory when drained and large. */
+/* Growable byte buffer. Compacts before it grows, frees its memory when drained and large;
+ * buf_trim gives an empty one's memory back, to a small cache of first-size blocks. */
 #include "buf.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define FIRST 4096	/* a buffer's first size */
+#define CACHED 256	/* first-size blocks kept for reuse: 1 MiB at most */
+
+static void *g_cache[CACHED];
+static int g_ncache;
+
 uint8_t *buf_reserve(struct buf *b, size_t n)
 {
 	if (b->off + b->len + n <= b->cap)
 		return b->data + b->off + b->len;
+	if (!b->data && n <= FIRST && g_ncache) {
+		b->data = g_cache[--g_ncache];
+		b->cap = FIRST;
+		b->off = b->len = 0;
+		return b->data;
+	}
 	if (b->off && b->len + n <= b->cap) {
 		memmove(b->data, b->data + b->off, b->len);
 		b->off = 0;
 		return b->data + b->len;
 	}
 	{
-		size_t cap = b->cap ? b->cap : 4096;
+		size_t cap = b->cap ? b->cap : FIRST;
 		uint8_t *d;
 
 		while (cap < b->len + n)
@@ -72,6 +85,18 @@ void buf_free(struct buf *b)
 {
 	free(b->data);
 	memset(b, 0, sizeof(*b));
+}
+
+void buf_trim(struct buf *b)
+{
+	if (b->len || !b->data)
+		return;
+	if (b->cap == FIRST && g_ncache < CACHED)
+		g_cache[g_ncache++] = b->data;
+	else
+		free(b->data);
+	b->data = NULL;
+	b->cap = b->off = 0;
 }
 
 size_t buf_tailroom(const struct buf *b)

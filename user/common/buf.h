@@ -24,6 +24,9 @@ void buf_commit(struct buf *b, size_t n); /* n bytes were written at the tail */
 int buf_append(struct buf *b, const void *p, size_t n);
 void buf_consume(struct buf *b, size_t n);
 void buf_free(struct buf *b);
+/* An empty buffer gives its memory back (idle connections should hold none); the next append
+ * takes a block again, first-size ones from a small cache. Not thread-safe: one loop's buffers. */
+void buf_trim(struct buf *b);
 size_t buf_tailroom(const struct buf *b);
 
 #endif

@@ -14,17 +14,31 @@
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #endif
 
+/*
+ * The mount is looked up in /proc/mounts once and kept: hoopd asks for it on every accepted
+ * connection. A statfs of the kept path (still cgroup2?) replaces the scan; if it fails, the
+ * mounts are read again.
+ */
 int cg_v2_mount(char *out, size_t n)
 {
-	FILE *f = fopen("/proc/mounts", "re");
+	static char cached[PATH_MAX];
+	struct statfs sf;
+	FILE *f;
 	char dev[256], dir[PATH_MAX], type[64];
 	int found = 0;
 
+	if (cached[0] && statfs(cached, &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC) {
+		snprintf(out, n, "%s", cached);
+		return 0;
+	}
+	cached[0] = '\0';
+	f = fopen("/proc/mounts", "re");
 	if (!f)
 		return -errno;
 	while (fscanf(f, "%255s %4095s %63s %*[^\n]\n", dev, dir, type) == 3) {
 		if (!strcmp(type, "cgroup2")) {
 			snprintf(out, n, "%s", dir);
+			snprintf(cached, sizeof(cached), "%s", dir);
 			found = 1;
 			break;
 		}

@@ -1,6 +1,6 @@
 /* A small JSON writer into a growing buffer (escapes strings; no allocation per value).
  * Stands alone: used by logs, the control protocol and the metrics page. Reading JSON is
- * json-c's job. */
+ * json-c's job (but for libpg_query's parse trees, which sqlfacts.c reads itself, for speed). */
 #ifndef HOOP_JSON_H
 #define HOOP_JSON_H
 

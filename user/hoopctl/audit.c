@@ -41,7 +41,8 @@ int cmd_export(int argc, char **argv);
 struct seg {
 	uint32_t n;
 	int gz;	  /* the file read is seg-N.jsonl.gz */
-	int both; /* seg-N.jsonl and seg-N.jsonl.gz both exist (hoopd stopped while compressing) */
+	int both; /* seg-N.jsonl and seg-N.jsonl.gz both exist (being compressed, or hoopd stopped
+		   * while compressing it) */
 	char name[40];
 };
 
@@ -115,8 +116,8 @@ static int trail_open(const char *state_dir, struct trail *t)
 		for (int i = 0; i < t->nsegs; i++) {
 			if (t->segs[i].n != n)
 				continue;
-			/* Both exist only when hoopd stopped between writing the .gz and removing
-			 * the original; the original is what hoopd's next start closes. */
+			/* Both exist for a moment while hoopd's compressor replaces a closed
+			 * segment, and when hoopd stopped in that moment: the plain one is whole. */
 			t->segs[i].both = 1;
 			if (!gz) {
 				t->segs[i].gz = 0;
@@ -818,8 +819,8 @@ int cmd_verify(int argc, char **argv)
 		}
 		if (s->both)
 			vnote(v,
-			      "seg-%08u exists both plain and compressed (hoopd stopped while "
-			      "compressing it); the plain one was read",
+			      "seg-%08u exists both plain and compressed (hoopd was compressing "
+			      "it, or stopped while doing so); the plain one was read",
 			      s->n);
 		v->segments++;
 		v->last_is_cp = 0;
@@ -1050,6 +1051,7 @@ static int trail_each(const char *state_dir, const char *want, rec_fn fn, void *
 struct sess {
 	char id[32];
 	struct json_object *start; /* its session_start record */
+	struct json_object *who;   /* a statement record's "who", for when start is gone */
 	char start_ts[40], last_ts[40];
 	int64_t last_us;
 	uint64_t statements, denied;
@@ -1106,6 +1108,8 @@ static void sessions_free(struct sessions *ss)
 	for (size_t i = 0; i < ss->n; i++) {
 		if (ss->v[i]->start)
 			json_object_put(ss->v[i]->start);
+		if (ss->v[i]->who)
+			json_object_put(ss->v[i]->who);
 		free(ss->v[i]);
 	}
 	free(ss->v);
@@ -1140,6 +1144,9 @@ static int gather(const struct rec *r, void *arg)
 
 		if (seq > s->statements)
 			s->statements = seq;
+		/* hoopd says who in a session's first statement record of each segment */
+		if (!s->who && jo(r->o, "who"))
+			s->who = json_object_get(jo(r->o, "who"));
 		if (!strcmp(vd, "deny"))
 			s->denied++;
 		s->verdicts |= (unsigned)verdict_bit(vd);
@@ -1270,7 +1277,9 @@ int cmd_sessions(int argc, char **argv)
 		width[c] = (int)strlen(heads[c]);
 	for (size_t i = 0; i < ss.n; i++) {
 		struct sess *s = ss.v[i];
-		struct json_object *ag = jo(s->start, "agent");
+		/* Without its session_start (retention), what a statement record said of it. */
+		struct json_object *ag = s->start ? jo(s->start, "agent") : s->who;
+		struct json_object *login = s->start ? s->start : s->who;
 		char **row;
 
 		/* --since: sessions active since T (started then, or still going then) */
@@ -1278,7 +1287,7 @@ int cmd_sessions(int argc, char **argv)
 			continue;
 		if (owner && strcmp(js(ag, "owner"), owner))
 			continue;
-		if (db && strcmp(js(s->start, "database"), db))
+		if (db && strcmp(js(login, "database"), db))
 			continue;
 		if (vbit && !(s->verdicts & vbit))
 			continue;
@@ -1296,8 +1305,8 @@ int cmd_sessions(int argc, char **argv)
 			jb_kv_str(&j, "comm", js(ag, "comm"));
 			jb_kv_str(&j, "exe", js(ag, "exe"));
 			jb_kv_str(&j, "cgroup", js(ag, "cgroup"));
-			jb_kv_str(&j, "user", js(s->start, "user"));
-			jb_kv_str(&j, "database", js(s->start, "database"));
+			jb_kv_str(&j, "user", js(login, "user"));
+			jb_kv_str(&j, "database", js(login, "database"));
 			jb_kv_str(&j, "application_name", js(s->start, "application_name"));
 			jb_kv_uint(&j, "statements", s->statements);
 			jb_kv_uint(&j, "denied", s->denied);
@@ -1317,8 +1326,7 @@ int cmd_sessions(int argc, char **argv)
 		    (s->start ? asprintf(&row[3], "%lld %s %s", (long long)ji(ag, "pid"),
 					 js(ag, "comm"), js(ag, "exe"))
 			      : asprintf(&row[3], "(no session_start record)")) < 0 ||
-		    asprintf(&row[4], "%s@%s", js(s->start, "user"), js(s->start, "database")) <
-			0 ||
+		    asprintf(&row[4], "%s@%s", js(login, "user"), js(login, "database")) < 0 ||
 		    asprintf(&row[5], "%llu", (unsigned long long)s->statements) < 0 ||
 		    asprintf(&row[6], "%llu", (unsigned long long)s->denied) < 0 ||
 		    asprintf(&row[7], "%s", end_of(s)) < 0)
@@ -1434,6 +1442,10 @@ static int replay_one(const struct rec *r, void *arg)
 		printf("%s  #%lld columns: ", clock_of(ts), (long long)ji(o, "stmt"));
 		print_columns(jo(o, "columns"));
 	} else if (!strcmp(kind, "complete")) {
+		if (jo(o, "columns")) { /* recorded with the completion since it followed at once */
+			printf("%s  #%lld columns: ", clock_of(ts), (long long)ji(o, "stmt"));
+			print_columns(jo(o, "columns"));
+		}
 		printf("%s  #%lld complete: %s, %lld row(s), %lld bytes, %.3f ms\n", clock_of(ts),
 		       (long long)ji(o, "stmt"), js(o, "tag"), (long long)ji(o, "rows"),
 		       (long long)ji(o, "bytes"), (double)ji(o, "duration_us") / 1000.0);
@@ -1659,7 +1671,9 @@ static void export_one(struct exporter *x, size_t i, int csv)
 	int k = 0;
 
 	/* Identity from the session_start; a statement whose session_start is gone (retention)
-	 * still carries its own "who". */
+	 * has the "who" of its session's first statement record in its segment. */
+	if (!who && s)
+		who = s->who;
 	if (!ag)
 		ag = who;
 	snprintf(rseq, sizeof(rseq), "%llu", (unsigned long long)x->rseq[i]);

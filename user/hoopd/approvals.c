@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "events.h"
 #include "hoopd.h"
 #include "log.h"
 #include "pg.h"
@@ -86,6 +87,7 @@ static void record(const struct session *s, const char *kind, const struct reque
 		jb_raw(&j, extra_json + 1);
 	}
 	jb_obj_close(&j);
+	events_flush(); /* what the sessions' events have waiting goes first */
 	if (!j.oom && audit_append(j.s, j.len))
 		log_error("approvals: cannot record %s", kind);
 	jb_free(&j);
@@ -124,6 +126,11 @@ static void notify(const struct request *q)
 	}
 	pid = fork();
 	if (pid == 0) {
+		sigset_t none;
+
+		/* hoopd's signals are blocked for its signalfd; the command gets them back */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		dup2(fds[0], 0);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
@@ -406,8 +413,6 @@ void approvals_tick(void)
 			pg_fail_held(s, "57014", "hoop: canceling statement: no approver decided in time");
 		}
 	}
-	while (waitpid(-1, NULL, WNOHANG) > 0)
-		; /* notification commands */
 	for (struct grant **pp = &g_grants; *pp;) {
 		if ((*pp)->expires <= now) {
 			struct grant *g = *pp;
@@ -418,6 +423,12 @@ void approvals_tick(void)
 			pp = &(*pp)->next;
 		}
 	}
+}
+
+void approvals_reap(void)
+{
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
 }
 
 void approvals_fail_all(const char *why)

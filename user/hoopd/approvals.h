@@ -26,8 +26,10 @@ int approvals_decide(const char *id, const char *decision, const char *reason, c
 		     long long for_s, uid_t uid, pid_t pid, char *err, size_t errn);
 /* May this uid list or decide requests? */
 int approvals_is_approver(uid_t uid);
-/* Timeouts, and reaping notification commands. */
+/* Timeouts and expired grants. */
 void approvals_tick(void);
+/* Notification commands that ended (on SIGCHLD). */
+void approvals_reap(void);
 /* hoopd is stopping: refuse every held statement cleanly (nothing runs later by surprise). */
 void approvals_fail_all(const char *why);
 

@@ -8,10 +8,14 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -70,24 +74,68 @@ static int load_key(const char *state_dir)
 	return 0;
 }
 
+/*
+ * SHA-256 of a record. OpenSSL 3's one-shot SHA256() looks the algorithm up in its provider
+ * tables on every call, which cost more than the hashing of a short record: fetch it once.
+ */
+static void sha256(const void *p, size_t n, uint8_t out[SHA256_DIGEST_LENGTH])
+{
+	static EVP_MD *md;
+	static EVP_MD_CTX *ctx;
+
+	if (!md)
+		md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (!ctx)
+		ctx = EVP_MD_CTX_new();
+	if (!md || !ctx || !EVP_DigestInit_ex2(ctx, md, NULL) || !EVP_DigestUpdate(ctx, p, n) ||
+	    !EVP_DigestFinal_ex(ctx, out, NULL))
+		SHA256(p, n, out);
+}
+
 /* Write one line (obj without its leading '{' gets seq and prev in front). */
 static int write_record(const char *obj, size_t len)
 {
+	static char *line; /* reused: records are written one at a time, by the loop */
+	static size_t cap;
 	char head[128];
 	uint8_t digest[SHA256_DIGEST_LENGTH];
 	int hl;
 	size_t total;
-	char *line;
 	ssize_t w;
 
 	if (len < 2 || obj[0] != '{')
 		return -EINVAL;
-	hl = snprintf(head, sizeof(head), "{\"seq\":%llu,\"prev\":\"%s\",",
-		      (unsigned long long)(A.seq + 1), A.prev);
+	{
+		/* {"seq":N,"prev":"<hash>", without snprintf: this runs for every record */
+		char digits[24];
+		int nd = 0;
+		uint64_t v = A.seq + 1;
+
+		do
+			digits[nd++] = (char)('0' + v % 10);
+		while ((v /= 10));
+		memcpy(head, "{\"seq\":", 7);
+		hl = 7;
+		while (nd)
+			head[hl++] = digits[--nd];
+		memcpy(head + hl, ",\"prev\":\"", 9);
+		hl += 9;
+		memcpy(head + hl, A.prev, 64);
+		hl += 64;
+		memcpy(head + hl, "\",", 2);
+		hl += 2;
+	}
 	total = (size_t)hl + len - 1;
-	line = malloc(total + 1);
-	if (!line)
-		return -ENOMEM;
+	if (total + 1 > cap) {
+		size_t nc = total + 1 > 4096 ? total + 1 : 4096;
+		char *x = malloc(nc);
+
+		if (!x)
+			return -ENOMEM;
+		free(line);
+		line = x;
+		cap = nc;
+	}
 	memcpy(line, head, (size_t)hl);
 	memcpy(line + hl, obj + 1, len - 1);
 	if (len == 2) /* "{}": no trailing comma before the brace */
@@ -102,10 +150,9 @@ static int write_record(const char *obj, size_t len)
 			log_error("audit: cannot take back a partial record: %s", strerror(errno));
 		if (w > 0)
 			lseek(A.fd, (off_t)A.size, SEEK_SET);
-		free(line);
 		return -e;
 	}
-	SHA256((const uint8_t *)line, total, digest);
+	sha256(line, total, digest);
 	hex_encode(digest, sizeof(digest), A.prev);
 	A.seq++;
 	A.size += total + 1;
@@ -114,7 +161,11 @@ static int write_record(const char *obj, size_t len)
 		fwrite(line, 1, total + 1, A.stream);
 		fflush(A.stream);
 	}
-	free(line);
+	if (cap > (1 << 20)) { /* after a huge record, do not keep its buffer */
+		free(line);
+		line = NULL;
+		cap = 0;
+	}
 	return 0;
 }
 
@@ -144,44 +195,195 @@ static int checkpoint(const char *why)
 	return 0;
 }
 
-static int compress_segment(uint32_t n)
-{
-	char src[4200], dst[4200], tmp[4300], buf[65536];
-	int fd;
-	gzFile gz;
-	ssize_t r;
+/*
+ * Closed segments are compressed by a worker thread, never on the event loop (gzip of a 64 MiB
+ * segment is a second of CPU). The loop only says up to where segments are closed
+ * (closed_below: every plain segment numbered below it ends with its checkpoint and is never
+ * written again); the worker compresses each, oldest first:
+ *   seg-N.jsonl -> seg-N.jsonl.gz.tmp, fsync, rename to seg-N.jsonl.gz, fsync the directory,
+ *   unlink seg-N.jsonl.
+ * At every moment the trail is whole: the plain file goes only once its compressed copy is
+ * durable, readers take whichever exists (the plain one when both do), and a crash leaves at
+ * most a stale .tmp (removed at the next start) and a plain segment the next start compresses.
+ */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t tid;
+	int running;
+	int stop;	       /* finish what is closed, then exit */
+	uint32_t closed_below; /* set by the loop */
+	uint32_t done_below;   /* set by the worker */
+	char dir[4096];	       /* A.dir, the worker's own copy */
+} Z = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
-	seg_path(n, 0, src, sizeof(src));
-	seg_path(n, 1, dst, sizeof(dst));
+static int compress_segment(const char *dir, uint32_t n)
+{
+	char src[4200], dst[4200], tmp[4300];
+	static char buf[1 << 17]; /* the worker's alone */
+	int fd, dfd, r = 0;
+	gzFile gz;
+	ssize_t got;
+
+	snprintf(src, sizeof(src), "%s/seg-%08u.jsonl", dir, n);
+	snprintf(dst, sizeof(dst), "%s.gz", src);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", dst);
 	fd = open(src, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	gz = gzopen(tmp, "wb6");
+	gz = gzopen(tmp, "wb6e");
 	if (!gz) {
 		close(fd);
 		return -EIO;
 	}
-	while ((r = read(fd, buf, sizeof(buf))) > 0)
-		if (gzwrite(gz, buf, (unsigned)r) != (int)r) {
-			r = -1;
+	gzbuffer(gz, sizeof(buf));
+	while ((got = read(fd, buf, sizeof(buf))) > 0)
+		if (gzwrite(gz, buf, (unsigned)got) != (int)got) {
+			got = -1;
 			break;
 		}
+	if (got < 0)
+		r = -EIO;
 	close(fd);
-	if (gzclose(gz) != Z_OK || r < 0) {
+	if (gzclose(gz) != Z_OK && !r)
+		r = -EIO;
+	/* The compressed copy is complete and durable before the original goes. */
+	if (!r) {
+		fd = open(tmp, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || fsync(fd))
+			r = -errno;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (!r && rename(tmp, dst))
+		r = -errno;
+	if (r) {
 		unlink(tmp);
-		return -EIO;
+		return r;
 	}
-	/* The compressed copy is complete before the original goes. */
-	fd = open(tmp, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd))
+		r = -errno;
+	if (dfd >= 0)
+		close(dfd);
+	if (!r && unlink(src))
+		r = -errno;
+	return r;
+}
+
+static int u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Compress every plain segment numbered below `below`, oldest first. */
+static void compress_closed(uint32_t below)
+{
+	uint32_t *ns = NULL;
+	size_t n = 0, cap = 0;
+	DIR *d = opendir(Z.dir);
+	struct dirent *de;
+
+	if (!d) {
+		log_warn("audit: cannot list %s to compress closed segments: %s", Z.dir,
+			 strerror(errno));
+		return;
 	}
-	if (rename(tmp, dst))
-		return -errno;
-	unlink(src);
+	while ((de = readdir(d))) {
+		unsigned v;
+		int end = 0;
+
+		if (sscanf(de->d_name, "seg-%8u.jsonl%n", &v, &end) != 1 || !end ||
+		    de->d_name[end] || v >= below)
+			continue;
+		if (n == cap) {
+			uint32_t *x = realloc(ns, (cap = cap ? 2 * cap : 16) * sizeof(*ns));
+
+			if (!x)
+				break;
+			ns = x;
+		}
+		ns[n++] = v;
+	}
+	closedir(d);
+	if (n)
+		qsort(ns, n, sizeof(*ns), u32_cmp);
+	for (size_t i = 0; i < n; i++) {
+		int r = compress_segment(Z.dir, ns[i]);
+
+		if (r)
+			log_warn("audit: segment %u stays uncompressed for now: %s", ns[i],
+				 strerror(-r));
+	}
+	free(ns);
+}
+
+static void *compressor(void *arg)
+{
+	/* Background work: the event loop goes first when they compete for a CPU. */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+	pthread_mutex_lock(&Z.mu);
+	for (;;) {
+		uint32_t below;
+
+		while (Z.done_below == Z.closed_below && !Z.stop)
+			pthread_cond_wait(&Z.cv, &Z.mu);
+		if (Z.done_below == Z.closed_below)
+			break; /* stopping, and nothing is left */
+		below = Z.closed_below;
+		pthread_mutex_unlock(&Z.mu);
+		compress_closed(below);
+		pthread_mutex_lock(&Z.mu);
+		Z.done_below = below;
+	}
+	pthread_mutex_unlock(&Z.mu);
+	return NULL;
+}
+
+/* Every segment below n is closed: hand them to the worker. */
+static void closed_below(uint32_t n)
+{
+	pthread_mutex_lock(&Z.mu);
+	if (n > Z.closed_below) {
+		Z.closed_below = n;
+		pthread_cond_signal(&Z.cv);
+	}
+	pthread_mutex_unlock(&Z.mu);
+}
+
+static int compressor_start(void)
+{
+	sigset_t all, old;
+	int r;
+
+	snprintf(Z.dir, sizeof(Z.dir), "%s", A.dir);
+	Z.stop = 0;
+	/* Signals are the loop's (signalfd): the worker blocks every one of them. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = pthread_create(&Z.tid, NULL, compressor, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r) {
+		log_error("audit: cannot start the segment compressor thread: %s", strerror(r));
+		return -r;
+	}
+	Z.running = 1;
 	return 0;
+}
+
+/* Compress what is closed, then end the worker. */
+static void compressor_stop(void)
+{
+	if (!Z.running)
+		return;
+	pthread_mutex_lock(&Z.mu);
+	Z.stop = 1;
+	pthread_cond_signal(&Z.cv);
+	pthread_mutex_unlock(&Z.mu);
+	pthread_join(Z.tid, NULL);
+	Z.running = 0;
 }
 
 static int open_segment(uint32_t n)
@@ -200,7 +402,8 @@ static int open_segment(uint32_t n)
 }
 
 /*
- * Close the open segment: a checkpoint as its last record, then compress it. A closed segment
+ * Close the open segment: a checkpoint as its last record, fsync, and hand it to the
+ * compressor (above). A closed segment
  * must end with its checkpoint (verify reads anything else as a truncated segment), so when the
  * checkpoint cannot be written the segment stays open and the caller goes on writing to it,
  * unless `force` (hoopd stopping): then it is left uncompressed and without the checkpoint, which
@@ -215,11 +418,12 @@ static int close_segment(const char *why, int force)
 	r = checkpoint(why);
 	if (r && !force)
 		return r;
-	fsync(A.fd);
+	if (fsync(A.fd))
+		log_warn("audit: fsync of segment %u: %s", A.segno, strerror(errno));
 	close(A.fd);
 	A.fd = -1;
-	if (r == 0 && (r = compress_segment(A.segno)))
-		log_warn("audit: segment %u stays uncompressed: %s", A.segno, strerror(-r));
+	if (r == 0)
+		closed_below(A.segno + 1);
 	return r;
 }
 
@@ -345,6 +549,15 @@ int audit_open(const char *state_dir, const struct audit_cfg *cfg)
 		unsigned n;
 		char tail[16] = "";
 
+		if (sscanf(de->d_name, "seg-%8u.jsonl%15s", &n, tail) == 2 && !strcmp(tail, ".gz.tmp")) {
+			/* A compression cut short by a crash: the plain segment is still there. */
+			char p[4400];
+
+			snprintf(p, sizeof(p), "%s/%s", A.dir, de->d_name);
+			if (unlink(p) && errno != ENOENT)
+				log_warn("audit: cannot remove %s: %s", p, strerror(errno));
+			continue;
+		}
 		if (sscanf(de->d_name, "seg-%8u.jsonl%15s", &n, tail) >= 1 && n >= maxseg) {
 			if (n > maxseg || !open_seg)
 				open_seg = !strcmp(tail, "");
@@ -392,6 +605,10 @@ int audit_open(const char *state_dir, const struct audit_cfg *cfg)
 		}
 	}
 	if (A.fd < 0 && (r = open_segment(maxseg + 1)))
+		return r;
+	/* Segments an earlier hoopd closed but did not get to compress are compressed now. */
+	closed_below(A.segno);
+	if ((r = compressor_start()))
 		return r;
 	audit_configure(cfg);
 	{
@@ -527,6 +744,7 @@ void audit_close(void)
 	if (A.fd >= 0) {
 		close_segment("hoopd stopped", 1);
 	}
+	compressor_stop();
 	if (A.stream && A.stream != stdout)
 		fclose(A.stream);
 	A.stream = NULL;
@@ -535,6 +753,11 @@ void audit_close(void)
 uint64_t audit_last_seq(void)
 {
 	return A.seq;
+}
+
+uint32_t audit_segment(void)
+{
+	return A.segno;
 }
 
 int audit_healthy(void)

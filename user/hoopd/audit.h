@@ -43,6 +43,8 @@ int audit_sync(void);
 void audit_tick(void);
 
 uint64_t audit_last_seq(void);
+/* The number of the segment records go into now (it changes when one fills). */
+uint32_t audit_segment(void);
 int audit_healthy(void);
 
 #endif

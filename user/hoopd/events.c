@@ -18,6 +18,21 @@
 #include "pgwire.h"
 #include "session.h"
 
+/*
+ * A result's columns (RowDescription) go into its statement's complete record when that is the
+ * next thing recorded, as it is for small results (RowDescription, rows and CommandComplete
+ * arrive in one read): one record where there were two. Anything else recorded first, and the
+ * end of every loop round (events_flush), writes them as a result_columns record of their own,
+ * with the time they arrived, in the place it always had.
+ */
+static struct {
+	int on;
+	char session[20]; /* the session's id */
+	uint64_t seq;	  /* the statement's number */
+	char ts[32];	  /* when the columns arrived */
+	struct jbuf cols; /* the "columns" array */
+} P;
+
 int events_open(const char *state_dir, const struct audit_cfg *cfg)
 {
 	return audit_open(state_dir, cfg);
@@ -25,35 +40,81 @@ int events_open(const char *state_dir, const struct audit_cfg *cfg)
 
 void events_close(void)
 {
+	events_flush();
 	audit_close();
 }
 
-static void begin(struct jbuf *j, const char *kind, const struct session *s)
+/* RFC 3339 UTC with microseconds; the part to the second is formatted once a second. */
+static void stamp(char out[32])
 {
-	char ts[48];
+	static time_t last = (time_t)-1;
+	static char head[24]; /* "2026-11-26T14:38:51." */
 	struct timeval tv;
-	struct tm tm;
+	long us;
 
 	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)tv.tv_usec);
+	if (tv.tv_sec != last) {
+		struct tm tm;
+
+		gmtime_r(&tv.tv_sec, &tm);
+		snprintf(head, sizeof(head), "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		last = tv.tv_sec;
+	}
+	memcpy(out, head, 20);
+	us = (long)tv.tv_usec;
+	for (int i = 25; i >= 20; i--, us /= 10)
+		out[i] = (char)('0' + us % 10);
+	out[26] = 'Z';
+	out[27] = '\0';
+}
+
+static void begin_at(struct jbuf *j, const char *kind, const char *session, const char *ts)
+{
 	jb_init(j);
 	jb_obj_open(j);
 	jb_kv_str(j, "ts", ts);
 	jb_kv_str(j, "kind", kind);
-	jb_kv_str(j, "session", s->id);
+	jb_kv_str(j, "session", session);
 }
 
-/* Into the audit trail. 0, or a negative errno: what the event describes must not proceed. */
+static void begin(struct jbuf *j, const char *kind, const struct session *s)
+{
+	char ts[32];
+
+	stamp(ts);
+	begin_at(j, kind, s->id, ts);
+}
+
+/* Into the audit trail, after pending columns. 0, or a negative errno: what the event
+ * describes must not proceed. */
 static int finish(struct jbuf *j)
 {
 	int r;
 
+	events_flush();
 	jb_obj_close(j);
 	r = j->oom ? -ENOMEM : audit_append(j->s, j->len);
 	jb_free(j);
 	return r;
+}
+
+void events_flush(void)
+{
+	struct jbuf j;
+
+	if (!P.on)
+		return;
+	P.on = 0;
+	begin_at(&j, "result_columns", P.session, P.ts);
+	jb_kv_uint(&j, "stmt", P.seq);
+	jb_key(&j, "columns");
+	jb_raw(&j, jb_str(&P.cols));
+	jb_free(&P.cols);
+	jb_obj_close(&j);
+	if (!j.oom)
+		audit_append(j.s, j.len);
+	jb_free(&j);
 }
 
 static void put_text(struct jbuf *j, const char *k, const char *p, size_t n)
@@ -168,23 +229,31 @@ void ev_session_end(const struct session *s, const struct ev_session_end *e)
 
 int ev_statement(const struct session *s, const struct ev_statement *e)
 {
+	uint32_t seg = audit_segment();
+	int r, who = s->who_segment != seg;
 	struct jbuf j;
 
 	begin(&j, "statement", s);
-	/* Who, in the record itself: a statement can be attributed without its session_start. */
-	jb_key(&j, "who");
-	jb_obj_open(&j);
-	jb_kv_int(&j, "pid", s->o.tgid);
-	jb_kv_int(&j, "uid", s->o.uid);
-	jb_kv_str(&j, "exe", s->exe);
-	jb_kv_str(&j, "cgroup", s->cgroup);
-	jb_kv_str(&j, "owner", s->owner);
-	if (e->db_user)
-		jb_kv_str(&j, "user", e->db_user);
-	if (e->database)
-		jb_kv_str(&j, "database", e->database);
-	jb_kv_str(&j, "address", s->peer);
-	jb_obj_close(&j);
+	/*
+	 * Who, in the session's first statement record of every segment: its statements stay
+	 * attributable when retention has removed the segment with its session_start, without
+	 * repeating it in every record.
+	 */
+	if (who) {
+		jb_key(&j, "who");
+		jb_obj_open(&j);
+		jb_kv_int(&j, "pid", s->o.tgid);
+		jb_kv_int(&j, "uid", s->o.uid);
+		jb_kv_str(&j, "exe", s->exe);
+		jb_kv_str(&j, "cgroup", s->cgroup);
+		jb_kv_str(&j, "owner", s->owner);
+		if (e->db_user)
+			jb_kv_str(&j, "user", e->db_user);
+		if (e->database)
+			jb_kv_str(&j, "database", e->database);
+		jb_kv_str(&j, "address", s->peer);
+		jb_obj_close(&j);
+	}
 	jb_kv_uint(&j, "stmt", e->seq);
 	jb_kv_str(&j, "protocol", e->protocol);
 	put_text(&j, "text", e->text ? e->text : "", e->text ? e->text_len : 0);
@@ -203,28 +272,31 @@ int ev_statement(const struct session *s, const struct ev_statement *e)
 		jb_kv_str(&j, "reason", e->reason);
 	if (e->parse_error)
 		jb_kv_bool(&j, "parse_error", 1);
-	return finish(&j);
+	r = finish(&j);
+	if (r == 0 && who)
+		((struct session *)s)->who_segment = seg; /* events' own mark on the session */
+	return r;
 }
 
 void ev_columns(const struct session *s, uint64_t seq, const struct pgw_field *f, int n)
 {
-	struct jbuf j;
-
-	begin(&j, "result_columns", s);
-	jb_kv_uint(&j, "stmt", seq);
-	jb_key(&j, "columns");
-	jb_arr_open(&j);
+	events_flush();
+	P.on = 1;
+	snprintf(P.session, sizeof(P.session), "%s", s->id);
+	P.seq = seq;
+	stamp(P.ts);
+	jb_init(&P.cols);
+	jb_arr_open(&P.cols);
 	for (int i = 0; i < n; i++) {
-		jb_obj_open(&j);
-		jb_kv_str(&j, "name", f[i].name);
-		jb_kv_uint(&j, "table_oid", f[i].table_oid);
-		jb_kv_int(&j, "attnum", f[i].attnum);
-		jb_kv_uint(&j, "type_oid", f[i].type_oid);
-		jb_kv_int(&j, "format", f[i].format);
-		jb_obj_close(&j);
+		jb_obj_open(&P.cols);
+		jb_kv_str(&P.cols, "name", f[i].name);
+		jb_kv_uint(&P.cols, "table_oid", f[i].table_oid);
+		jb_kv_int(&P.cols, "attnum", f[i].attnum);
+		jb_kv_uint(&P.cols, "type_oid", f[i].type_oid);
+		jb_kv_int(&P.cols, "format", f[i].format);
+		jb_obj_close(&P.cols);
 	}
-	jb_arr_close(&j);
-	finish(&j);
+	jb_arr_close(&P.cols);
 }
 
 void ev_complete(const struct session *s, const struct ev_complete *e)
@@ -240,6 +312,13 @@ void ev_complete(const struct session *s, const struct ev_complete *e)
 	if (e->masked_json) {
 		jb_key(&j, "masked");
 		jb_raw(&j, e->masked_json);
+	}
+	if (P.on && P.seq == e->seq && !strcmp(P.session, s->id)) {
+		/* Its result's columns, recorded with it (see P). */
+		P.on = 0;
+		jb_key(&j, "columns");
+		jb_raw(&j, jb_str(&P.cols));
+		jb_free(&P.cols);
 	}
 	finish(&j);
 }

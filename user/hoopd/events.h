@@ -15,6 +15,9 @@ struct pgw_field;
 struct audit_cfg;
 int events_open(const char *state_dir, const struct audit_cfg *cfg);
 void events_close(void);
+/* Write what waits to be recorded (a result's columns, see ev_columns): at the end of every
+ * loop round, and before any record written other than through these events. */
+void events_flush(void);
 
 /* kind "session_start": identity from the BPF stash and /proc, and the startup parameters. */
 struct ev_session_start {
@@ -35,7 +38,8 @@ struct ev_session_end {
 void ev_session_end(const struct session *s, const struct ev_session_end *e);
 
 /* kind "statement": emitted before the statement is forwarded. Returns 0, or a negative errno
- * when the record could not be written: then the statement must not be forwarded. */
+ * when the record could not be written: then the statement must not be forwarded. The session's
+ * first statement record in each audit segment also says who (its "who" object). */
 struct ev_statement {
 	uint64_t seq;	      /* statement number within the session, from 1 */
 	const char *protocol; /* simple | extended | function | prepare */
@@ -48,12 +52,13 @@ struct ev_statement {
 	const char *verdict;	 /* allow | deny | hold */
 	const char *reason;	 /* why (rule name or message), or NULL */
 	int parse_error;	 /* PostgreSQL's grammar could not parse it */
-	const char *db_user, *database; /* the session's, repeated in every statement record */
+	const char *db_user, *database; /* the session's, for "who" */
 };
 int ev_statement(const struct session *s, const struct ev_statement *e);
 
 
-/* kind "result_columns": the RowDescription of a statement's result. */
+/* The RowDescription of a statement's result: its "columns" go into the statement's complete
+ * record when that is recorded next; otherwise into a record of kind "result_columns". */
 void ev_columns(const struct session *s, uint64_t seq, const struct pgw_field *f, int n);
 
 /* kind "complete": CommandComplete (or EmptyQuery / PortalSuspended) of a statement. */

@@ -144,6 +144,7 @@ static void tick(void)
 	static time_t last_gc;
 	time_t now = time(NULL);
 
+	events_flush(); /* a result's columns not recorded with its completion */
 	if (audit_unsynced()) {
 		/* Group commit: one fdatasync for every record of this loop round, then the
 		 * statements they describe may go. */
@@ -180,7 +181,9 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 	char err[1024];
 
 	while (read(w->fd, &si, sizeof(si)) == sizeof(si)) {
-		if (si.ssi_signo == SIGHUP) {
+		if (si.ssi_signo == SIGCHLD) {
+			approvals_reap(); /* notification commands (signals coalesce: reap all) */
+		} else if (si.ssi_signo == SIGHUP) {
 			log_info("SIGHUP: reloading %s", G.o.policy_path);
 			hoopd_reload_policy(err, sizeof(err));
 		} else {
@@ -408,6 +411,7 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (sfd < 0 || loop_add(&g_sigw, sfd, EPOLLIN, on_signal))

@@ -131,6 +131,7 @@ static void pump(struct session *s);
 void sess_resume(struct session *s)
 {
 	s->held = 0;
+	s->a.readable = s->s.readable = 1; /* not polled for while held: look */
 	if (!s->dead)
 		pump(s);
 }
@@ -194,6 +195,7 @@ int sess_reconnect_server(struct session *s)
 	buf_consume(&s->s.in, s->s.in.len);
 	buf_consume(&s->s.out, s->s.out.len);
 	s->s.eof = s->s.shut = s->s.handshaking = s->s.ssl_wants_write = 0;
+	s->s.readable = 0;
 	if ((r = dial_upstream(s)))
 		return r;
 	return loop_add(&s->s.w, s->s.fd, EPOLLOUT, on_server);
@@ -227,22 +229,55 @@ int sess_tls_server(struct session *s, SSL_CTX *ctx, const char *sni)
 	return 0;
 }
 
+/*
+ * Reads land in one loop-wide buffer and only what arrived is copied into the side's, so that
+ * a connection's buffers are as large as what it has pending, and nothing while it idles
+ * (buf_trim after each pump). A buffer already holding a large message takes reads directly.
+ */
+static uint8_t g_scratch[READ_CHUNK];
+
+/* Where the next read goes and how much it may take: the buffer's own room when it has a lot,
+ * else the scratch. */
+static uint8_t *read_room(struct side *d, size_t *room, int *direct)
+{
+	size_t tail = buf_tailroom(&d->in);
+
+	*direct = d->in.data && tail >= 16384;
+	if (*direct) {
+		*room = tail < READ_CHUNK ? tail : READ_CHUNK;
+		return d->in.data + d->in.off + d->in.len;
+	}
+	*room = READ_CHUNK;
+	return g_scratch;
+}
+
+/* n bytes were read into t (read_room's). 0, or -1 out of memory. */
+static int read_done(struct side *d, const uint8_t *t, size_t n, int direct)
+{
+	if (direct) {
+		buf_commit(&d->in, n);
+		return 0;
+	}
+	return buf_append(&d->in, t, n) ? -1 : 0;
+}
+
 /* Read what the side has, up to cap buffered bytes. 1 = progress, 0 = nothing, -1 = error. */
 static int side_read(struct side *d, size_t cap)
 {
 	int progress = 0;
 
 	while (!d->eof && d->in.len < cap) {
-		uint8_t *t = buf_reserve(&d->in, READ_CHUNK);
+		size_t room;
+		int direct;
+		uint8_t *t = read_room(d, &room, &direct);
 		ssize_t n;
 
-		if (!t)
-			return -1;
 		if (d->ssl) {
-			int r = SSL_read(d->ssl, t, READ_CHUNK);
+			int r = SSL_read(d->ssl, t, (int)room);
 
 			if (r > 0) {
-				buf_commit(&d->in, (size_t)r);
+				if (read_done(d, t, (size_t)r, direct))
+					return -1;
 				progress = 1;
 				continue;
 			}
@@ -267,20 +302,25 @@ static int side_read(struct side *d, size_t cap)
 				return -1;
 			}
 		}
-		n = recv(d->fd, t, READ_CHUNK, 0);
+		n = recv(d->fd, t, room, 0);
 		if (n > 0) {
-			buf_commit(&d->in, (size_t)n);
+			if (read_done(d, t, (size_t)n, direct))
+				return -1;
 			progress = 1;
-			if ((size_t)n < READ_CHUNK)
+			if ((size_t)n < room) {
+				d->readable = 0; /* drained: epoll says when there is more */
 				return 1;
+			}
 			continue;
 		}
 		if (n == 0) {
 			d->eof = 1;
 			return 1;
 		}
-		if (errno == EAGAIN || errno == EINTR)
+		if (errno == EAGAIN || errno == EINTR) {
+			d->readable = 0;
 			return progress;
+		}
 		return -1;
 	}
 	return progress;
@@ -422,7 +462,9 @@ static void pump(struct session *s)
 				s->peeked = 1;
 			}
 		}
-		if (!s->a.handshaking && !s->closing && !s->held &&
+		/* A side is read when epoll said it is readable (and no read found it empty
+		 * since); TLS may hold decrypted bytes whatever the socket says. */
+		if (!s->a.handshaking && !s->closing && !s->held && (s->a.readable || s->a.ssl) &&
 		    s->s.out.len < G.o.relay_buf) {
 			size_t before = s->a.in.len;
 
@@ -440,7 +482,8 @@ static void pump(struct session *s)
 				return;
 			s->consumed += before - s->a.in.len;
 		}
-		if (!s->connecting && !s->s.handshaking && s->a.out.len < G.o.relay_buf) {
+		if (!s->connecting && !s->s.handshaking && (s->s.readable || s->s.ssl) &&
+		    s->a.out.len < G.o.relay_buf) {
 			size_t before = s->s.in.len;
 
 			if (side_read(&s->s, G.o.max_message + READ_CHUNK) < 0) {
@@ -503,9 +546,17 @@ static void pump(struct session *s)
 		if (s->bytes_up + s->bytes_down + s->consumed + s->flushed == moved)
 			break; /* no progress this round */
 	}
-	if (!s->dead)
+	if (!s->dead) {
+		/* An idle connection holds no buffer memory. */
+		buf_trim(&s->a.in);
+		buf_trim(&s->a.out);
+		buf_trim(&s->s.in);
+		buf_trim(&s->s.out);
 		rearm(s);
+	}
 }
+
+#define READABLE (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)
 
 static void on_agent(struct loop_watch *w, uint32_t events)
 {
@@ -513,6 +564,8 @@ static void on_agent(struct loop_watch *w, uint32_t events)
 
 	if (s->dead)
 		return;
+	if (events & READABLE)
+		s->a.readable = 1;
 	if (s->held && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
 		sess_kill(s, "agent left while its statement was held");
 		return;
@@ -526,6 +579,8 @@ static void on_server(struct loop_watch *w, uint32_t events)
 
 	if (s->dead)
 		return;
+	if (events & READABLE)
+		s->s.readable = 1;
 	if (s->connecting) {
 		int err = 0;
 		socklen_t l = sizeof(err);
@@ -615,6 +670,7 @@ void relay_accept(struct listener *ln, int fd)
 		return;
 	}
 	s->a.fd = fd;
+	s->a.readable = 1; /* the agent may have written already */
 	s->s.fd = -1;
 	s->ln = ln;
 	s->started_ms = now_ms();
@@ -726,6 +782,7 @@ void relay_release_synced(void)
 	for (struct session *s = g_sessions; s; s = s->next) {
 		if (s->wait_sync && !s->dead) {
 			s->wait_sync = 0;
+			s->a.readable = s->s.readable = 1;
 			pump(s);
 		}
 	}

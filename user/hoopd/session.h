@@ -27,6 +27,7 @@ struct side {
 	struct buf in, out;
 	int eof;  /* the peer closed its sending side */
 	int shut; /* we passed EOF on with shutdown(SHUT_WR) */
+	int readable; /* epoll said so, and no read since found the socket empty */
 };
 
 struct session {
@@ -57,6 +58,7 @@ struct session {
 	int64_t started_ms;
 	uint64_t bytes_up, bytes_down;
 	uint64_t consumed, flushed; /* bytes engines took in and the relay sent: progress */
+	uint32_t who_segment;	    /* events: the audit segment whose records last said who */
 	struct session *prev, *next, *next_dead;
 };
 

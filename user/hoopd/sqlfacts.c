@@ -1,9 +1,19 @@
-/* SQL facts from PostgreSQL's parse tree: libpg_query's JSON, walked with json-c. */
+/*
+ * SQL facts from PostgreSQL's parse tree: libpg_query's JSON form of it, read in place.
+ *
+ * The JSON form, not the protobuf one: libpg_query 15-4 builds its protobuf through protobuf-c,
+ * whose packing visits every one of the ~240 members of each Node's oneof, so a small SELECT costs
+ * about three times as much to parse to protobuf as to JSON, before any unpacking. The JSON text
+ * is read by the small reader below (one pass, no allocation per value) instead of json-c, which
+ * built a hash table per object and was most of the cost. Its rules are json-c's where they
+ * matter: the same depth cap (every value one level below its container) and the same values.
+ */
 #include "sqlfacts.h"
 
 #include <ctype.h>
-#include <json-c/json.h>
 #include <pg_query.h>
+#include <pg_query/pg_query.pb-c.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,36 +82,468 @@ static const struct {
 	{"DeclareCursorStmt", SK_SELECT},
 };
 
-static const char *jstr(struct json_object *o, const char *k)
-{
-	struct json_object *v;
+/* ---- libpg_query's JSON, read in place ------------------------------------------------------ */
 
-	return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : NULL;
+/*
+ * The text is parsed once into an array of values in document order; an object's or array's
+ * members are chained. Keys and strings are copied, unescaped and NUL-terminated, into one side
+ * buffer; the text itself stays as it was, for the two checks that search it (one_row, EXPLAIN's
+ * options). A value deeper than JSON_DEEPEST (the root is at 0, each member one below its
+ * container) refuses the whole text, as json-c did when hoop gave it SQLFACTS_MAX_DEPTH * 3
+ * levels.
+ */
+#define JSON_DEEPEST (SQLFACTS_MAX_DEPTH * 3 - 1)
+
+enum jtype { J_OBJ = 1, J_ARR, J_STR, J_NUM, J_TRUE, J_FALSE, J_NULL };
+
+struct jv {
+	uint32_t type;
+	uint32_t key;	     /* object members: the key, an offset in strs */
+	uint32_t str;	     /* strings, numbers, literals: the value, an offset in strs */
+	uint32_t start, end; /* the value's bytes in the text */
+	uint32_t first;	     /* objects, arrays: the first member (0: none; the root is 0) */
+	uint32_t next;	     /* the next member of the same container (0: none) */
+	uint32_t n;	     /* objects, arrays: their members */
+};
+
+struct jdoc {
+	const char *t;
+	size_t len, pos;
+	struct jv *v;
+	uint32_t nv, cap;
+	char *strs;
+	size_t ns;
+	int err; /* 1: deeper than allowed, or not JSON; 2: out of memory */
+};
+
+static void jskip(struct jdoc *d)
+{
+	while (d->pos < d->len && (d->t[d->pos] == ' ' || d->t[d->pos] == '\n' ||
+				   d->t[d->pos] == '\r' || d->t[d->pos] == '\t'))
+		d->pos++;
 }
 
-static int jbool(struct json_object *o, const char *k)
+static int hexval(char c)
 {
-	struct json_object *v;
-
-	return json_object_object_get_ex(o, k, &v) && json_object_get_boolean(v);
+	return c >= '0' && c <= '9' ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				      : -1;
 }
 
-static int has(struct json_object *o, const char *k)
+static size_t put_utf8(char *o, unsigned cp)
 {
-	return json_object_object_get_ex(o, k, NULL);
+	if (cp < 0x80) {
+		o[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		o[0] = (char)(0xc0 | cp >> 6);
+		o[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		o[0] = (char)(0xe0 | cp >> 12);
+		o[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+		o[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	o[0] = (char)(0xf0 | cp >> 18);
+	o[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+	o[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+	o[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+static int u4(const char *p, unsigned *cp)
+{
+	int a = hexval(p[0]), b = hexval(p[1]), c = hexval(p[2]), e = hexval(p[3]);
+
+	if (a < 0 || b < 0 || c < 0 || e < 0)
+		return -1;
+	*cp = (unsigned)(a << 12 | b << 8 | c << 4 | e);
+	return 0;
+}
+
+/* The string at d->pos (its opening quote), unescaped into strs; its offset there. */
+static uint32_t jstring_at(struct jdoc *d)
+{
+	uint32_t at = (uint32_t)d->ns;
+	char *o = d->strs + d->ns;
+	const char *t = d->t;
+
+	d->pos++;
+	while (d->pos < d->len && t[d->pos] != '"') {
+		unsigned cp;
+
+		if (t[d->pos] != '\\') {
+			*o++ = t[d->pos++];
+			continue;
+		}
+		if (d->pos + 1 >= d->len)
+			break;
+		switch (t[d->pos + 1]) {
+		case 'b':
+			*o++ = '\b';
+			break;
+		case 'f':
+			*o++ = '\f';
+			break;
+		case 'n':
+			*o++ = '\n';
+			break;
+		case 'r':
+			*o++ = '\r';
+			break;
+		case 't':
+			*o++ = '\t';
+			break;
+		case 'u':
+			if (d->pos + 6 > d->len || u4(t + d->pos + 2, &cp)) {
+				d->err = 1;
+				return 0;
+			}
+			d->pos += 4;
+			if (cp >= 0xd800 && cp < 0xdc00 && d->pos + 8 <= d->len &&
+			    t[d->pos + 2] == '\\' && t[d->pos + 3] == 'u') {
+				unsigned lo;
+
+				if (!u4(t + d->pos + 4, &lo) && lo >= 0xdc00 && lo < 0xe000) {
+					cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+					d->pos += 6;
+				}
+			}
+			o += put_utf8(o, cp);
+			break;
+		default: /* \" \\ \/ */
+			*o++ = t[d->pos + 1];
+		}
+		d->pos += 2;
+	}
+	if (d->pos >= d->len) {
+		d->err = 1;
+		return 0;
+	}
+	d->pos++; /* the closing quote */
+	*o++ = '\0';
+	d->ns = (size_t)(o - d->strs);
+	return at;
+}
+
+static uint32_t jnew(struct jdoc *d, uint32_t type)
+{
+	if (d->nv == d->cap) {
+		uint32_t cap = d->cap * 2;
+		struct jv *v = realloc(d->v, cap * sizeof(*v));
+
+		if (!v) {
+			d->err = 2;
+			return 0;
+		}
+		d->v = v;
+		d->cap = cap;
+	}
+	memset(&d->v[d->nv], 0, sizeof(d->v[0]));
+	d->v[d->nv].type = type;
+	d->v[d->nv].start = (uint32_t)d->pos;
+	return d->nv++;
+}
+
+/* The value at d->pos, at this level. Its index (0 on error for members: d->err says). */
+static uint32_t jvalue(struct jdoc *d, int level)
+{
+	uint32_t i, last = 0;
+	char c;
+
+	jskip(d);
+	if (level > JSON_DEEPEST || d->pos >= d->len) {
+		d->err = 1;
+		return 0;
+	}
+	c = d->t[d->pos];
+	if (c == '{' || c == '[') {
+		char close = c == '{' ? '}' : ']';
+
+		i = jnew(d, c == '{' ? J_OBJ : J_ARR);
+		if (d->err)
+			return 0;
+		d->pos++;
+		jskip(d);
+		if (d->pos < d->len && d->t[d->pos] == close) {
+			d->pos++;
+			d->v[i].end = (uint32_t)d->pos;
+			return i;
+		}
+		for (;;) {
+			uint32_t key = 0, m;
+
+			jskip(d);
+			if (c == '{') {
+				if (d->pos >= d->len || d->t[d->pos] != '"') {
+					d->err = 1;
+					return 0;
+				}
+				key = jstring_at(d);
+				jskip(d);
+				if (d->err || d->pos >= d->len || d->t[d->pos] != ':') {
+					d->err = 1;
+					return 0;
+				}
+				d->pos++;
+			}
+			m = jvalue(d, level + 1);
+			if (d->err)
+				return 0;
+			d->v[m].key = key;
+			if (last)
+				d->v[last].next = m;
+			else
+				d->v[i].first = m;
+			last = m;
+			d->v[i].n++;
+			jskip(d);
+			if (d->pos < d->len && d->t[d->pos] == ',') {
+				d->pos++;
+				continue;
+			}
+			if (d->pos < d->len && d->t[d->pos] == close) {
+				d->pos++;
+				d->v[i].end = (uint32_t)d->pos;
+				return i;
+			}
+			d->err = 1;
+			return 0;
+		}
+	}
+	if (c == '"') {
+		i = jnew(d, J_STR);
+		if (!d->err)
+			d->v[i].str = jstring_at(d);
+	} else {
+		size_t s = d->pos;
+
+		while (d->pos < d->len && !strchr(",]} \n\r\t", d->t[d->pos]))
+			d->pos++;
+		if (d->pos == s) {
+			d->err = 1;
+			return 0;
+		}
+		i = jnew(d, 0);
+		if (d->err)
+			return 0;
+		d->v[i].start = (uint32_t)s;
+		if (d->pos - s == 4 && !memcmp(d->t + s, "true", 4))
+			d->v[i].type = J_TRUE;
+		else if (d->pos - s == 5 && !memcmp(d->t + s, "false", 5))
+			d->v[i].type = J_FALSE;
+		else if (d->pos - s == 4 && !memcmp(d->t + s, "null", 4))
+			d->v[i].type = J_NULL;
+		else
+			d->v[i].type = J_NUM;
+		d->v[i].str = (uint32_t)d->ns;
+		memcpy(d->strs + d->ns, d->t + s, d->pos - s);
+		d->ns += d->pos - s;
+		d->strs[d->ns++] = '\0';
+	}
+	if (d->err)
+		return 0;
+	d->v[i].end = (uint32_t)d->pos;
+	return i;
+}
+
+static int jparse(struct jdoc *d, const char *text, size_t len)
+{
+	memset(d, 0, sizeof(*d));
+	d->t = text;
+	d->len = len;
+	d->cap = 64 + (uint32_t)(len / 16);
+	d->v = malloc(d->cap * sizeof(*d->v));
+	/* Every key, string and literal fits in its own bytes of the text, plus a NUL. */
+	d->strs = malloc(2 * len + 16);
+	if (!d->v || !d->strs)
+		return d->err = 2;
+	jvalue(d, 0);
+	jskip(d);
+	if (!d->err && d->pos != d->len)
+		d->err = 1;
+	return d->err;
+}
+
+static void jfree(struct jdoc *d)
+{
+	free(d->v);
+	free(d->strs);
+}
+
+/* A value, or NULL for none (JSON null is a value: json-c made it NULL, so do its users here). */
+typedef const struct jv jv;
+
+static jv *jfirst(const struct jdoc *d, jv *o)
+{
+	return o && (o->type == J_OBJ || o->type == J_ARR) && o->first ? &d->v[o->first] : NULL;
+}
+
+static jv *jnext(const struct jdoc *d, jv *m)
+{
+	return m->next ? &d->v[m->next] : NULL;
+}
+
+static const char *jkey(const struct jdoc *d, jv *m)
+{
+	return d->strs + m->key;
+}
+
+static int jis(jv *o, enum jtype t)
+{
+	return o && o->type == t;
+}
+
+/* json_object_object_get_ex: the member named k of an object. */
+static jv *jget(const struct jdoc *d, jv *o, const char *k)
+{
+	if (!jis(o, J_OBJ))
+		return NULL;
+	for (jv *m = jfirst(d, o); m; m = jnext(d, m))
+		if (!strcmp(jkey(d, m), k))
+			return m;
+	return NULL;
+}
+
+static int has(const struct jdoc *d, jv *o, const char *k)
+{
+	return jget(d, o, k) != NULL;
+}
+
+/* json_object_get_string of a member: a string's text, a literal's spelling. */
+static const char *jstr(const struct jdoc *d, jv *o, const char *k)
+{
+	jv *v = jget(d, o, k);
+
+	return v && v->type != J_OBJ && v->type != J_ARR && v->type != J_NULL ? d->strs + v->str
+									      : NULL;
+}
+
+/* json_object_get_boolean of a member. */
+static int jbool(const struct jdoc *d, jv *o, const char *k)
+{
+	jv *v = jget(d, o, k);
+
+	if (!v)
+		return 0;
+	switch (v->type) {
+	case J_TRUE:
+		return 1;
+	case J_STR:
+		return d->strs[v->str] != '\0';
+	case J_NUM:
+		return strtod(d->strs + v->str, NULL) != 0;
+	default:
+		return 0;
+	}
+}
+
+static size_t jlen(jv *a)
+{
+	return jis(a, J_ARR) ? a->n : 0;
+}
+
+/* Does the value's text hold s? (json-c's serialization of it differs only where s cannot be.) */
+static int jtext_has(const struct jdoc *d, jv *v, const char *s)
+{
+	return memmem(d->t + v->start, v->end - v->start, s, strlen(s)) != NULL;
+}
+
+/* ---- the facts -------------------------------------------------------------------------------- */
+
+/* What a node type (a key naming one, such as "SelectStmt") says, decided once per name. */
+struct ntype {
+	const char *name;
+	uint64_t kinds;	 /* from stmt_kinds */
+	int is_stmt;	 /* named *Stmt: the statement context of what is inside it */
+	int drop_other;	 /* a Drop*Stmt that stmt_kinds does not name */
+	int other;	 /* any other *Stmt that stmt_kinds does not name */
+};
+
+static struct ntype ntype_of_name(const char *name)
+{
+	struct ntype t = {.name = name};
+	size_t len = strlen(name);
+	int known = 0;
+
+	t.is_stmt = len >= 4 && !strcmp(name + len - 4, "Stmt");
+	for (size_t k = 0; k < sizeof(stmt_kinds) / sizeof(stmt_kinds[0]); k++)
+		if (!strcmp(name, stmt_kinds[k].node)) {
+			t.kinds |= 1ULL << stmt_kinds[k].kind;
+			known = 1;
+		}
+	t.drop_other = !known && !strncmp(name, "Drop", 4) && len > 8 && t.is_stmt;
+	t.other = !known && t.is_stmt && !t.drop_other;
+	return t;
+}
+
+/* Every node type libpg_query knows (the members of its protobuf Node), worked out once. */
+#define NT_SLOTS 1024
+static struct ntype g_nt[NT_SLOTS];
+static pthread_once_t g_nt_once = PTHREAD_ONCE_INIT;
+
+static uint32_t nt_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h;
+}
+
+static void nt_init(void)
+{
+	const ProtobufCMessageDescriptor *nd = &pg_query__node__descriptor;
+
+	for (unsigned i = 0; i < nd->n_fields; i++) {
+		const ProtobufCMessageDescriptor *md = nd->fields[i].descriptor;
+		uint32_t h;
+
+		if (nd->fields[i].type != PROTOBUF_C_TYPE_MESSAGE || !md)
+			continue;
+		h = nt_hash(md->short_name);
+		for (uint32_t k = 0; k < NT_SLOTS; k++)
+			if (!g_nt[(h + k) % NT_SLOTS].name) {
+				g_nt[(h + k) % NT_SLOTS] = ntype_of_name(md->short_name);
+				break;
+			}
+	}
+}
+
+static struct ntype ntype(const char *name)
+{
+	uint32_t h = nt_hash(name);
+
+	pthread_once(&g_nt_once, nt_init);
+	for (uint32_t k = 0; k < NT_SLOTS; k++) {
+		const struct ntype *t = &g_nt[(h + k) % NT_SLOTS];
+
+		if (!t->name)
+			break;
+		if (!strcmp(t->name, name))
+			return *t;
+	}
+	return ntype_of_name(name);
 }
 
 static void add_name(struct sqlfacts *f, char (*list)[SQLFACTS_NAME], int *n, const char *schema,
 		     const char *name)
 {
 	char full[SQLFACTS_NAME];
+	int l;
 
 	if (!name)
 		return;
 	if (schema && *schema)
-		snprintf(full, sizeof(full), "%s.%s", schema, name);
+		l = snprintf(full, sizeof(full), "%s.%s", schema, name);
 	else
-		snprintf(full, sizeof(full), "%s", name);
+		l = snprintf(full, sizeof(full), "%s", name);
+	if (l >= (int)sizeof(full))
+		l = sizeof(full) - 1;
 	for (int i = 0; i < *n; i++)
 		if (!strcmp(list[i], full))
 			return;
@@ -109,21 +551,19 @@ static void add_name(struct sqlfacts *f, char (*list)[SQLFACTS_NAME], int *n, co
 		f->too_many = 1;
 		return;
 	}
-	snprintf(list[(*n)++], SQLFACTS_NAME, "%s", full);
+	memcpy(list[(*n)++], full, (size_t)l + 1);
 }
 
 /* A list of String nodes (qualified names): "a", "b" -> schema a, name b. */
-static void qualified(struct json_object *list, const char **schema, const char **name)
+static void qualified(const struct jdoc *d, jv *list, const char **schema, const char **name)
 {
-	size_t n = json_object_is_type(list, json_type_array) ? json_object_array_length(list) : 0;
-
 	*schema = *name = NULL;
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *it = json_object_array_get_idx(list, i), *s;
+	for (jv *it = jis(list, J_ARR) ? jfirst(d, list) : NULL; it; it = jnext(d, it)) {
+		jv *s = jget(d, it, "String");
 
-		if (json_object_object_get_ex(it, "String", &s)) {
+		if (s) {
 			*schema = *name;
-			*name = jstr(s, "sval");
+			*name = jstr(d, s, "sval");
 		}
 	}
 }
@@ -137,13 +577,9 @@ static int is_writer(const char *stmt)
 			!strcmp(stmt, "IndexStmt") || !strcmp(stmt, "ViewStmt"));
 }
 
-static void walk(struct json_object *o, const char *stmt, const char *key, int depth,
-		 struct sqlfacts *f);
-
-static void drop_stmt(struct json_object *v, struct sqlfacts *f)
+static void drop_stmt(const struct jdoc *d, jv *v, struct sqlfacts *f)
 {
-	const char *rt = jstr(v, "removeType");
-	struct json_object *objs;
+	const char *rt = jstr(d, v, "removeType");
 	int kind = SK_DROP_OTHER;
 
 	if (rt && !strcmp(rt, "OBJECT_TABLE"))
@@ -160,50 +596,47 @@ static void drop_stmt(struct json_object *v, struct sqlfacts *f)
 	f->kinds |= 1ULL << kind;
 	if (kind != SK_DROP_TABLE && kind != SK_DROP_VIEW && kind != SK_DROP_SCHEMA)
 		return;
-	if (!json_object_object_get_ex(v, "objects", &objs))
-		return;
-	for (size_t i = 0; i < json_object_array_length(objs); i++) {
-		struct json_object *it = json_object_array_get_idx(objs, i), *l, *items, *s;
+	for (jv *it = jfirst(d, jget(d, v, "objects")); it; it = jnext(d, it)) {
+		jv *l = jget(d, it, "List"), *items, *s;
 		const char *schema, *name;
 
-		if (json_object_object_get_ex(it, "List", &l) &&
-		    json_object_object_get_ex(l, "items", &items)) {
-			qualified(items, &schema, &name);
+		if (l && (items = jget(d, l, "items"))) {
+			qualified(d, items, &schema, &name);
 			add_name(f, f->written, &f->nwritten, schema, name);
-		} else if (json_object_object_get_ex(it, "String", &s)) {
+		} else if ((s = jget(d, it, "String"))) {
 			/* DROP SCHEMA x: the schema, written as x.* */
-			add_name(f, f->written, &f->nwritten, jstr(s, "sval"), "*");
+			add_name(f, f->written, &f->nwritten, jstr(d, s, "sval"), "*");
 		}
 	}
 }
 
-static void node(const char *type, struct json_object *v, const char *stmt, int depth,
-		 struct sqlfacts *f)
+/* What a node of this type says by itself, before what is below it. */
+static void node(const struct jdoc *d, const struct ntype *t, jv *v, struct sqlfacts *f)
 {
+	const char *type = t->name;
+
 	/* INSERT ... VALUES (...) holds its rows as a SELECT node with only valuesLists: a
 	 * literal list, not a read. */
-	if (!strcmp(type, "SelectStmt") && has(v, "valuesLists") && !has(v, "fromClause") &&
-	    !has(v, "targetList"))
+	if (!strcmp(type, "SelectStmt") && has(d, v, "valuesLists") && !has(d, v, "fromClause") &&
+	    !has(d, v, "targetList"))
 		return;
-	for (size_t i = 0; i < sizeof(stmt_kinds) / sizeof(stmt_kinds[0]); i++)
-		if (!strcmp(type, stmt_kinds[i].node))
-			f->kinds |= 1ULL << stmt_kinds[i].kind;
+	f->kinds |= t->kinds;
 	if (!strcmp(type, "DropStmt")) {
-		drop_stmt(v, f);
+		drop_stmt(d, v, f);
 	} else if (!strcmp(type, "CopyStmt")) {
-		int from = jbool(v, "is_from");
+		int from = jbool(d, v, "is_from");
 
 		f->kinds |= 1ULL << (from ? SK_COPY_FROM : SK_COPY_TO);
-		if (jbool(v, "is_program"))
+		if (jbool(d, v, "is_program"))
 			f->copy |= SQL_COPY_PROGRAM;
-		else if (has(v, "filename"))
+		else if (has(d, v, "filename"))
 			f->copy |= SQL_COPY_FILE;
 		else
 			f->copy |= from ? SQL_COPY_STDIN : SQL_COPY_STDOUT;
 	} else if (!strcmp(type, "GrantStmt") || !strcmp(type, "GrantRoleStmt")) {
-		f->kinds |= 1ULL << (jbool(v, "is_grant") ? SK_GRANT : SK_REVOKE);
+		f->kinds |= 1ULL << (jbool(d, v, "is_grant") ? SK_GRANT : SK_REVOKE);
 	} else if (!strcmp(type, "VariableSetStmt")) {
-		const char *n = jstr(v, "name");
+		const char *n = jstr(d, v, "name");
 
 		if (n && !strcmp(n, "role"))
 			f->kinds |= 1ULL << SK_SET_ROLE;
@@ -211,60 +644,65 @@ static void node(const char *type, struct json_object *v, const char *stmt, int 
 			f->kinds |= 1ULL << SK_SET_SESSION_AUTHORIZATION;
 		else
 			f->kinds |= 1ULL << SK_SET;
-	} else if (!strcmp(type, "SelectStmt") && has(v, "intoClause")) {
+	} else if (!strcmp(type, "SelectStmt") && has(d, v, "intoClause")) {
 		f->kinds |= 1ULL << SK_CREATE_TABLE; /* SELECT ... INTO creates a table */
 	} else if (!strcmp(type, "UpdateStmt") || !strcmp(type, "DeleteStmt")) {
-		if (!has(v, "whereClause"))
+		if (!has(d, v, "whereClause"))
 			f->write_without_where = 1;
 	} else if (!strcmp(type, "ExecuteStmt")) {
-		const char *n = jstr(v, "name");
+		const char *n = jstr(d, v, "name");
 
 		if (n)
 			snprintf(f->execute_name, sizeof(f->execute_name), "%s", n);
 	} else if (!strcmp(type, "FuncCall")) {
-		struct json_object *fn;
+		jv *fn = jget(d, v, "funcname");
 		const char *schema, *name;
 
-		if (json_object_object_get_ex(v, "funcname", &fn)) {
-			qualified(fn, &schema, &name);
+		if (fn) {
+			qualified(d, fn, &schema, &name);
 			add_name(f, f->functions, &f->nfunctions, NULL, name);
 			if (schema)
 				add_name(f, f->functions, &f->nfunctions, schema, name);
 		}
-	} else if (!strncmp(type, "Drop", 4) && strlen(type) > 8 &&
-		   !strcmp(type + strlen(type) - 4, "Stmt")) {
-		int known = 0;
-
-		for (size_t i = 0; i < sizeof(stmt_kinds) / sizeof(stmt_kinds[0]); i++)
-			known |= !strcmp(type, stmt_kinds[i].node);
-		if (!known) /* DROP OWNED, TABLESPACE, SUBSCRIPTION, USER MAPPING, ... */
-			f->kinds |= 1ULL << SK_DROP_OTHER;
-	} else if (strstr(type, "Stmt") && !strcmp(type + strlen(type) - 4, "Stmt")) {
-		int known = 0;
-
-		for (size_t i = 0; i < sizeof(stmt_kinds) / sizeof(stmt_kinds[0]); i++)
-			known |= !strcmp(type, stmt_kinds[i].node);
-		if (!known)
-			f->kinds |= 1ULL << SK_OTHER;
+	} else if (t->drop_other) {
+		/* DROP OWNED, TABLESPACE, SUBSCRIPTION, USER MAPPING, ... */
+		f->kinds |= 1ULL << SK_DROP_OTHER;
+	} else if (t->other) {
+		f->kinds |= 1ULL << SK_OTHER;
 	}
 }
 
-static void walk(struct json_object *o, const char *stmt, const char *key, int depth,
+/* Only EXPLAIN ANALYZE runs the statement it explains ("ANALYZE false" is spelled so). */
+static int explain_analyzes(const struct jdoc *d, jv *v)
+{
+	jv *opts = jget(d, v, "options");
+	int analyze = 0;
+
+	for (jv *o = jis(opts, J_ARR) ? jfirst(d, opts) : NULL; o; o = jnext(d, o)) {
+		jv *de = jget(d, o, "DefElem"), *arg;
+		const char *n;
+
+		if (de && (n = jstr(d, de, "defname")) && !strcmp(n, "analyze")) {
+			analyze = 1;
+			if ((arg = jget(d, de, "arg")) && arg->type != J_NULL &&
+			    (jtext_has(d, arg, "\"false\"") || jtext_has(d, arg, "\"off\"")))
+				analyze = 0;
+		}
+	}
+	return analyze;
+}
+
+static void walk(const struct jdoc *d, jv *o, const char *stmt, const char *key,
 		 struct sqlfacts *f)
 {
-	if (depth > SQLFACTS_MAX_DEPTH * 3) {
-		f->parse_error = 1;
-		snprintf(f->error, sizeof(f->error), "statement nests deeper than hoop's cap");
+	if (jis(o, J_ARR)) {
+		for (jv *e = jfirst(d, o); e; e = jnext(d, e))
+			walk(d, e, stmt, key, f);
 		return;
 	}
-	if (json_object_is_type(o, json_type_array)) {
-		for (size_t i = 0; i < json_object_array_length(o); i++)
-			walk(json_object_array_get_idx(o, i), stmt, key, depth + 1, f);
+	if (!jis(o, J_OBJ))
 		return;
-	}
-	if (!json_object_is_type(o, json_type_object))
-		return;
-	if (has(o, "relname")) {
+	if (has(d, o, "relname")) {
 		int written = 0;
 
 		if (stmt && !strcmp(stmt, "CopyStmt"))
@@ -274,117 +712,93 @@ static void walk(struct json_object *o, const char *stmt, const char *key, int d
 		else
 			written = is_writer(stmt) && key && !strcmp(key, "relation");
 		if (written)
-			add_name(f, f->written, &f->nwritten, jstr(o, "schemaname"), jstr(o, "relname"));
+			add_name(f, f->written, &f->nwritten, jstr(d, o, "schemaname"),
+				 jstr(d, o, "relname"));
 		else
-			add_name(f, f->read, &f->nread, jstr(o, "schemaname"), jstr(o, "relname"));
+			add_name(f, f->read, &f->nread, jstr(d, o, "schemaname"),
+				 jstr(d, o, "relname"));
 	}
-	if (key && !strcmp(key, "funccall") && has(o, "funcname"))
-		node("FuncCall", o, stmt, depth, f); /* CALL's function is a typed field */
-	json_object_object_foreach(o, k, v)
-	{
-		if (isupper((unsigned char)k[0]) && json_object_is_type(v, json_type_object)) {
-			const char *inner = strcmp(k + (strlen(k) > 4 ? strlen(k) - 4 : 0), "Stmt")
-						    ? stmt
-						    : k;
+	if (key && !strcmp(key, "funccall") && has(d, o, "funcname")) {
+		struct ntype fc = ntype("FuncCall");
 
-			node(k, v, stmt, depth, f);
+		node(d, &fc, o, f); /* CALL's function is a typed field */
+	}
+	for (jv *m = jfirst(d, o); m; m = jnext(d, m)) {
+		const char *k = jkey(d, m);
+
+		if (isupper((unsigned char)k[0]) && jis(m, J_OBJ)) {
+			struct ntype t = ntype(k);
+
+			node(d, &t, m, f);
 			if (!strcmp(k, "ExplainStmt")) {
-				/* Only EXPLAIN ANALYZE runs the statement it explains. */
-				struct json_object *opts, *q;
-				int analyze = 0;
+				jv *q;
 
-				if (json_object_object_get_ex(v, "options", &opts))
-					for (size_t i = 0; i < json_object_array_length(opts); i++) {
-						struct json_object *d;
-						const char *n;
-
-						if (json_object_object_get_ex(
-							json_object_array_get_idx(opts, i),
-							"DefElem", &d) &&
-						    (n = jstr(d, "defname")) && !strcmp(n, "analyze")) {
-							struct json_object *arg;
-
-							/* ANALYZE false is spelled (analyze false) */
-							analyze = 1;
-							if (json_object_object_get_ex(d, "arg", &arg)) {
-								const char *s = json_object_to_json_string(arg);
-
-								if (strstr(s, "\"false\"") ||
-								    strstr(s, "\"off\"") ||
-								    strstr(s, "\"boolval\":{}"))
-									analyze = 0;
-							}
-						}
-					}
-				if (analyze && json_object_object_get_ex(v, "query", &q))
-					walk(q, "ExplainStmt", "query", depth + 1, f);
+				if (explain_analyzes(d, m) && (q = jget(d, m, "query")))
+					walk(d, q, "ExplainStmt", "query", f);
 				continue;
 			}
-			walk(v, inner, k, depth + 1, f);
+			walk(d, m, t.is_stmt ? k : stmt, k, f);
 		} else {
-			walk(v, stmt, k, depth + 1, f);
+			walk(d, m, stmt, k, f);
 		}
 	}
 }
 
 /* LIMIT n bounds a SELECT; LIMIT ALL and LIMIT NULL do not. */
-static int bounded(struct json_object *sel)
+static int bounded(const struct jdoc *d, jv *sel)
 {
-	struct json_object *lc, *c;
+	jv *lc = jget(d, sel, "limitCount"), *c;
 
-	if (!json_object_object_get_ex(sel, "limitCount", &lc))
+	if (!lc)
 		return 0;
-	if (json_object_object_get_ex(lc, "A_Const", &c) && jbool(c, "isnull"))
+	if ((c = jget(d, lc, "A_Const")) && jbool(d, c, "isnull"))
 		return 0;
 	return 1;
 }
 
 /* A SELECT whose every output is an aggregate, with no GROUP BY, returns one row: not bulk. */
-static int one_row(struct json_object *sel)
+static int one_row(const struct jdoc *d, jv *sel)
 {
 	static const char *const aggs[] = {"count", "sum", "avg", "min", "max", NULL};
-	struct json_object *tl;
-	size_t n;
+	const char *op;
+	jv *tl;
 
-	if (has(sel, "groupClause") || has(sel, "op") == 0 || has(sel, "withClause") ||
-	    !json_object_object_get_ex(sel, "targetList", &tl))
+	if (has(d, sel, "groupClause") || !has(d, sel, "op") || has(d, sel, "withClause") ||
+	    !(tl = jget(d, sel, "targetList")))
 		return 0;
-	{
-		/* An aggregate over a subquery can carry every row (max(string_agg(...))). */
-		const char *t = json_object_to_json_string_ext(sel, JSON_C_TO_STRING_PLAIN);
-
-		if (strstr(t, "SubLink") || strstr(t, "RangeSubselect") || strstr(t, "RangeFunction"))
-			return 0;
-	}
-	if (strcmp(jstr(sel, "op"), "SETOP_NONE"))
+	/* An aggregate over a subquery can carry every row (max(string_agg(...))). */
+	if (jtext_has(d, sel, "SubLink") || jtext_has(d, sel, "RangeSubselect") ||
+	    jtext_has(d, sel, "RangeFunction"))
 		return 0;
-	n = json_object_array_length(tl);
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *rt, *val, *fc, *fn;
+	op = jstr(d, sel, "op");
+	if (!op || strcmp(op, "SETOP_NONE"))
+		return 0;
+	for (jv *it = jis(tl, J_ARR) ? jfirst(d, tl) : NULL; it; it = jnext(d, it)) {
+		jv *rt, *val, *fc, *fn;
 		const char *schema, *name;
 		int agg = 0;
 
-		if (!json_object_object_get_ex(json_object_array_get_idx(tl, i), "ResTarget", &rt) ||
-		    !json_object_object_get_ex(rt, "val", &val) ||
-		    !json_object_object_get_ex(val, "FuncCall", &fc) || has(fc, "over") ||
-		    !json_object_object_get_ex(fc, "funcname", &fn))
+		if (!(rt = jget(d, it, "ResTarget")) || !(val = jget(d, rt, "val")) ||
+		    !(fc = jget(d, val, "FuncCall")) || has(d, fc, "over") ||
+		    !(fn = jget(d, fc, "funcname")))
 			return 0;
-		qualified(fn, &schema, &name);
+		qualified(d, fn, &schema, &name);
 		for (int k = 0; aggs[k] && name; k++)
 			agg |= !strcmp(name, aggs[k]);
 		if (!agg || (schema && strcmp(schema, "pg_catalog")))
 			return 0;
 	}
-	return n > 0;
+	return jlen(tl) > 0;
 }
 
 /*
  * Does the statement hand over (or copy elsewhere) rows without a bound? A SELECT without
  * LIMIT; and the same query behind a cursor (FETCH by FETCH), PREPARE (on EXECUTE), CREATE TABLE
  * AS / SELECT INTO, CREATE VIEW (selected later), INSERT ... SELECT, COPY (query) TO; and DML
- * with RETURNING. (EXPLAIN ANALYZE runs its query but returns only the plan.) This is what `without_limit` matches.
+ * with RETURNING. (EXPLAIN ANALYZE runs its query but returns only the plan.) This is what
+ * `without_limit` matches.
  */
-static int moves_unbounded_rows(struct json_object *st)
+static int moves_unbounded_rows(const struct jdoc *d, jv *st)
 {
 	static const struct {
 		const char *node, *field;
@@ -395,34 +809,44 @@ static int moves_unbounded_rows(struct json_object *st)
 	};
 	static const char *const dml[] = {"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt",
 					  NULL};
-	struct json_object *n, *q, *sel;
+	jv *n, *q, *sel;
 
 	for (int i = 0; dml[i]; i++)
-		if (json_object_object_get_ex(st, dml[i], &n) && has(n, "returningList"))
+		if ((n = jget(d, st, dml[i])) && has(d, n, "returningList"))
 			return 1;
 	for (size_t i = 0; i < sizeof(wrappers) / sizeof(wrappers[0]); i++) {
-		if (json_object_object_get_ex(st, wrappers[i].node, &n) &&
-		    json_object_object_get_ex(n, wrappers[i].field, &q)) {
+		if ((n = jget(d, st, wrappers[i].node)) && (q = jget(d, n, wrappers[i].field))) {
 			if (!strcmp(wrappers[i].node, "InsertStmt") &&
-			    json_object_object_get_ex(q, "SelectStmt", &sel) &&
-			    has(sel, "valuesLists"))
+			    (sel = jget(d, q, "SelectStmt")) && has(d, sel, "valuesLists"))
 				return 0; /* INSERT ... VALUES: nothing is read */
-			return moves_unbounded_rows(q);
+			return moves_unbounded_rows(d, q);
 		}
 	}
-	if (json_object_object_get_ex(st, "SelectStmt", &sel))
-		return !bounded(sel) && !one_row(sel);
+	if ((sel = jget(d, st, "SelectStmt")))
+		return !bounded(d, sel) && !one_row(d, sel);
 	return 0;
+}
+
+static void clear(struct sqlfacts *f)
+{
+	/* The name lists are read only up to their counts: clearing 25 KB per statement is waste. */
+	f->kinds = 0;
+	f->nread = f->nwritten = f->nfunctions = 0;
+	f->read[0][0] = f->written[0][0] = f->functions[0][0] = '\0';
+	f->copy = f->write_without_where = f->select_without_limit = 0;
+	f->too_many = f->parse_error = 0;
+	f->error[0] = '\0';
+	f->execute_name[0] = '\0';
 }
 
 int sqlfacts_analyze(const char *sql, size_t len, struct sqlfacts *f)
 {
 	PgQueryParseResult r;
-	struct json_tokener *tok;
-	struct json_object *root, *stmts;
+	struct jdoc d;
 	char *text;
+	int e;
 
-	memset(f, 0, sizeof(*f));
+	clear(f);
 	if (len > SQLFACTS_MAX_TEXT) {
 		f->parse_error = 1;
 		snprintf(f->error, sizeof(f->error), "statement is longer than hoop's %d-byte cap",
@@ -443,29 +867,26 @@ int sqlfacts_analyze(const char *sql, size_t len, struct sqlfacts *f)
 		pg_query_free_parse_result(r);
 		return -1;
 	}
-	tok = json_tokener_new_ex(SQLFACTS_MAX_DEPTH * 3);
-	root = tok ? json_tokener_parse_ex(tok, r.parse_tree, (int)strlen(r.parse_tree)) : NULL;
-	if (tok)
-		json_tokener_free(tok);
-	pg_query_free_parse_result(r);
-	if (!root) {
+	e = jparse(&d, r.parse_tree, strlen(r.parse_tree));
+	if (e) {
+		jfree(&d);
+		pg_query_free_parse_result(r);
 		f->parse_error = 1;
-		snprintf(f->error, sizeof(f->error), "statement nests deeper than hoop's cap");
+		snprintf(f->error, sizeof(f->error), "%s",
+			 e == 2 ? "out of memory" : "statement nests deeper than hoop's cap");
 		return -1;
 	}
-	if (json_object_object_get_ex(root, "stmts", &stmts)) {
-		for (size_t i = 0; i < json_object_array_length(stmts); i++) {
-			struct json_object *st;
+	for (jv *s = jfirst(&d, jget(&d, &d.v[0], "stmts")); s; s = jnext(&d, s)) {
+		jv *st = jget(&d, s, "stmt");
 
-			if (!json_object_object_get_ex(json_object_array_get_idx(stmts, i), "stmt",
-						       &st))
-				continue;
-			if (moves_unbounded_rows(st))
-				f->select_without_limit = 1;
-			walk(st, NULL, "stmt", 0, f);
-		}
+		if (!st)
+			continue;
+		if (moves_unbounded_rows(&d, st))
+			f->select_without_limit = 1;
+		walk(&d, st, NULL, "stmt", f);
 	}
-	json_object_put(root);
+	jfree(&d);
+	pg_query_free_parse_result(r);
 	if (f->too_many && !f->parse_error) {
 		/* Rules would see a partial list: what cannot be judged whole is not judged. */
 		f->parse_error = 1;

@@ -1,0 +1,1 @@
+COPY t (a, b) FROM stdin WITH (FORMAT csv) WHERE a > 1

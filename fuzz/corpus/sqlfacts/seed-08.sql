@@ -1,0 +1,1 @@
+COPY (SELECT * FROM x) TO PROGRAM 'cat'

@@ -1,0 +1,1 @@
+SELECT pg_catalog.count(*) FROM t LIMIT ALL

@@ -1,0 +1,1 @@
+DO $$ BEGIN PERFORM 1; END $$; CALL s.p(f(1))

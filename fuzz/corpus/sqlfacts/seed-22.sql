@@ -1,0 +1,1 @@
+SELECT * FROM t, LATERAL (SELECT * FROM u WHERE u.a = t.a) s JOIN ROWS FROM (f(1), g(2)) r ON true

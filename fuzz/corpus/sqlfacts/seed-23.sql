@@ -1,0 +1,1 @@
+SELECT E'\u00e9\t"\\', U&'\0041', $q$x$q$, b'01', x'ff', 1.5e3, -0, NULL, true

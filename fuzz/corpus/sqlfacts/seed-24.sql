@@ -1,0 +1,1 @@
+SELECT "Mixed""Quote", "a\b" FROM "S"."T"
