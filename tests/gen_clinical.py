@@ -23,7 +23,6 @@ Usage: tests/gen_clinical.py --dsn "host=127.0.0.1 port=5432 user=postgres dbnam
 """
 import argparse
 import datetime
-import io
 import json
 import random
 import sys
@@ -251,9 +250,13 @@ def generate(seed=7, n_patients=10000, n_encounters=30000):
         d = digits(p[7])[-10:]
         spelled = rng.choice([
             "Please update my SSN to %s, thanks." % p[4].replace("-", " "),
-            "You can reach me at %s.%s.%s after 5pm." % (d[:3], d[3:6], d[6:]),
+            "You can reach me at %s after 5pm." % rng.choice([
+                "%s.%s.%s" % (d[:3], d[3:6], d[6:]), "%s %s %s" % (d[:3], d[3:6], d[6:]),
+                "1-%s-%s-%s" % (d[:3], d[3:6], d[6:]), "+1 (%s) %s-%s" % (d[:3], d[3:6], d[6:]),
+                "(%s)%s-%s" % (d[:3], d[3:6], d[6:])]),
             "New address for the statements: %s" % p[6].upper(),
             "My record number is %s, please check the lab results." % p[1],
+            'Hi,\n"please" call %s, or write to %s\tthanks, \\ %s' % (p[7], p[6], p[1]),
             "Thanks for the quick reply!",
             "Can I move my appointment to next week?",
         ])

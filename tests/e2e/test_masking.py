@@ -1,36 +1,41 @@
 #!/usr/bin/python3
 """End-to-end tests of PHI masking: a synthetic clinical dataset (tests/gen_clinical.py: 10,000
-patients, 30,000 encounters whose notes embed identifiers) in a real PostgreSQL, hoopd with
-tests/e2e/masking/policy.yaml in front of it, agents in an attached cgroup using psql and psycopg.
+patients, 30,000 encounters whose notes embed identifiers, portal messages that spell them
+freely) in a real PostgreSQL, hoopd with tests/e2e/masking/policy.yaml in front of it, agents in
+an attached cgroup using psql, psycopg and a raw extended-protocol client.
 
   - every statement of the exfiltration corpus (masking/exfil.sql) returns raw PHI when run
-    directly (so the scan below can fail), and through hoopd no raw SSN, MRN, email, phone,
-    card number or IPv4 address of the dataset (also digits-only, reversed, hex, base64, MD5 or
-    SHA-256 of one) appears in any byte psql or psycopg received: text and binary results,
-    prepared statements, server-side cursors, pipelines, Execute with a row limit, COPY in every
-    format, \\copy, errors and notices; a refusal is no leak, but is counted and listed;
+    directly (so the scan can fail), and through hoopd no raw SSN, MRN, email, phone, card
+    number or IPv4 address of the dataset (also with other separators, digits only, in any case,
+    reversed, hex, base64, or as an MD5/SHA digest) appears in any byte a client received: text
+    and binary results, prepared statements, cursors, server-side cursors, pipelines, Execute
+    with a row limit with and without Describe, COPY in every format, \\copy, errors, notices,
+    notifications and parameter status; a refusal is no leak, but is listed;
+  - statement and portal names closed and reused over the extended protocol do not confuse
+    which plan masks which rows;
   - legitimate queries (masking/legit.sql) return exactly what a direct connection returns;
   - styles behave as the policy says (partial keeps the last 4, hash is deterministic across
     sessions and tables so joins and GROUP BY still work, format_preserving keeps the shape,
-    redact is a placeholder valid for the type, null is NULL) in text and binary formats;
+    redact is a placeholder valid for the type, null is NULL) in text and binary formats, and
+    the keyed styles are no oracle: a guess cannot be masked like the real value and compared;
+  - values computed from masked columns stay valid for their type (text, binary, binary COPY);
   - the statement's "complete" record counts masked cells per column and per detector;
   - with a probes_masked rule, predicates on masked columns are refused (42501) and not run.
 
 Usage (as root): tests/e2e/test_masking.py [NAME-SUBSTRING ...]
-Set HOOP_MASKING_KEEP=DIR to keep every client output and the scan report in DIR.
+Set HOOP_MASKING_KEEP=DIR to keep what the clients received through hoopd, one file per
+statement and way.
 """
 import base64
 import bisect
 import collections
 import csv
-import datetime
 import hashlib
 import io
 import json
 import os
 import re
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -561,7 +566,11 @@ def leaks_in_group(ctx, group):
                     kinds[kind] += n
                     forms[form] += n
                 example = example or (way, hits[0])
-            if r["status"] == "server_error" and direct_status == "ok":
+            if r["status"] == "server_error" and direct_status == "ok" and \
+                    e["kind"] in ("query", "copy") and r.get("sqlstate") not in (None, "42501"):
+                other.append("%s via %s: error %s through hoopd, none directly: %s" % (
+                    e["id"], way, r.get("sqlstate"), (r.get("message") or "")[:200]))
+            elif r["status"] == "server_error" and direct_status == "ok":
                 refused.append("%s via %s: %s %s" % (e["id"], way, r.get("sqlstate") or "",
                                                      (r.get("message") or "")[:200]))
             elif r["status"] == "client_error" and direct_status != "client_error":
@@ -711,6 +720,17 @@ s.sendall(execute(b"p4", 0) + SYNC)
 until_ready()
 s.sendall(msg(b"Q", b"commit\0"))
 until_ready()
+# 5. result formats chosen per column: text, binary
+s.sendall(parse(b"", PHI % 5) + msg(b"B", b"\0\0" + struct.pack("!hhhhh", 0, 0, 2, 0, 1)) + execute(b"") + SYNC)
+until_ready()
+# 6. FETCH from a cursor through a portal with a row limit
+s.sendall(msg(b"Q", b"begin; declare leak_rc cursor for " + (PHI % 6) + b"\0"))
+until_ready()
+s.sendall(parse(b"", b"fetch 600 from leak_rc") + bind(b"", b"", 1) + execute(b"", 70) +
+          b"".join(execute(b"", 70) for _ in range(9)) + SYNC)
+until_ready()
+s.sendall(msg(b"Q", b"commit\0"))
+until_ready()
 sys.stdout.buffer.write(got)
 """
 
@@ -857,6 +877,57 @@ def test_hash_and_format_preserving_are_deterministic(ctx):
     check(a["portal"] and not mism, "portal_accounts.email hashes differently from patients.email: %r" % mism[:3])
     check(a["grouped"] == [1] * len(a["portal"]), "GROUP BY the hashed email: %r" % a["grouped"][:10])
     check(not ctx.scanner.scan(json.dumps(a).encode()), "raw PHI in masked results")
+
+
+ORACLE_CODE = r"""
+import json, sys, psycopg
+guesses = json.loads(sys.argv[2])  # [[id, email, phone]]: an agent's right guesses
+out = {}
+with psycopg.connect(sys.argv[1], autocommit=True) as c:
+    ids = [g[0] for g in guesses]
+    out["column"] = dict(c.execute("select id, email || '' from patients where id = any(%s)", [ids]).fetchall())
+    out["column_bare"] = dict(c.execute("select id, email from patients where id = any(%s)", [ids]).fetchall())
+    out["phone_bare"] = dict(c.execute("select id, phone from patients where id = any(%s)", [ids]).fetchall())
+    case, union_e, union_p = {}, {}, {}
+    for pid, email, phone in guesses:
+        # The guess travels in a column that derives from the masked one.
+        case[pid] = c.execute("select case when id < 0 then email else %s end from patients where id = %s",
+                              [email, pid]).fetchone()[0]
+        case[str(pid) + "+"] = c.execute("select case when id < 0 then email || '' else %s end from patients where id = %s",
+                                         [email, pid]).fetchone()[0]
+        union_e[pid] = c.execute("select email from patients where id = 0 union all select %s::text",
+                                 [email]).fetchone()[0]
+        union_p[pid] = c.execute("select phone from patients where id = 0 union all select %s::text",
+                                 [phone]).fetchone()[0]
+    out["case"], out["union_email"], out["union_phone"] = case, union_e, union_p
+print(json.dumps(out))
+"""
+
+
+def test_keyed_styles_are_no_oracle_for_guesses(ctx):
+    """hash and format_preserving are deterministic so joins work; an agent must still not be
+    able to have a guess masked the same way and compare: a literal that travels in a column
+    derived from a masked one (CASE, UNION with the column) must not come back as the masked
+    form of the real value."""
+    guesses = [[p[0], p[6], p[7]] for p in ctx.data["patients"][:20]]
+    r = ctx.cg.run([PY, "-c", ORACLE_CODE, dsn(ctx), json.dumps(guesses)], timeout=120)
+    check(r.returncode == 0, "psycopg through hoopd: %s" % r.stderr[-2000:])
+    v = json.loads(r.stdout)
+    bad = []
+    for pid, email, phone in guesses:
+        real_h = {v["column"][str(pid)], v["column_bare"][str(pid)]}
+        for k, form in ((str(pid), "case ... then email else GUESS"),
+                        (str(pid) + "+", "case ... then email || '' else GUESS")):
+            if v["case"][k] in real_h:
+                bad.append("%s: the guess %r comes back as %r, the masked form of patient %d's email"
+                           % (form, email, v["case"][k], pid))
+        if v["union_email"][str(pid)] in real_h:
+            bad.append("email union all GUESS: the guess %r comes back as %r, the masked form of patient %d's email"
+                       % (email, v["union_email"][str(pid)], pid))
+        if v["union_phone"][str(pid)] == v["phone_bare"][str(pid)]:
+            bad.append("phone union all GUESS: the guess %r comes back as %r, the masked form of patient %d's phone"
+                       % (phone, v["union_phone"][str(pid)], pid))
+    check(not bad, "%d confirmed guesses:\n%s" % (len(bad), "\n".join(bad[:12])))
 
 
 def test_binary_copy_parses_back(ctx):
@@ -1119,6 +1190,7 @@ TESTS = [
     test_legitimate_queries_same_as_direct,
     test_styles_follow_the_policy,
     test_hash_and_format_preserving_are_deterministic,
+    test_keyed_styles_are_no_oracle_for_guesses,
     test_binary_copy_parses_back,
     test_values_computed_from_masked_columns_stay_valid_for_their_type,
     test_results_inside_a_transaction_and_session_state,

@@ -1449,6 +1449,10 @@ static int replay_one(const struct rec *r, void *arg)
 		printf("%s  #%lld complete: %s, %lld row(s), %lld bytes, %.3f ms\n", clock_of(ts),
 		       (long long)ji(o, "stmt"), js(o, "tag"), (long long)ji(o, "rows"),
 		       (long long)ji(o, "bytes"), (double)ji(o, "duration_us") / 1000.0);
+		if (jo(o, "masked")) /* cells masked per column and detector (docs/masking.md) */
+			printf("            masked: %s\n",
+			       json_object_to_json_string_ext(jo(o, "masked"),
+							      JSON_C_TO_STRING_PLAIN));
 	} else if (!strcmp(kind, "error")) {
 		char tag[32] = "";
 

@@ -72,6 +72,9 @@ class Conns:
         c = self.c.get(name)
         if c is None or c.closed or c.broken:
             c = self.c[name] = psycopg.connect(self.dsn, autocommit=autocommit)
+            # No automatic server-side prepares: the corpus's own DEALLOCATE ALL would pull
+            # them from under psycopg ("prepare" asks for one explicitly).
+            c.prepare_threshold = None
             c.add_notice_handler(lambda d: Conns.notices.append(
                 "NOTICE %s %s %s" % (d.severity, d.message_primary, d.message_detail or "")))
             c.add_notify_handler(lambda n: Conns.notices.append(

@@ -24,6 +24,7 @@ select id, ssn, mrn, email, phone from patients;
 select * from patients;
 
 -- id: table_cmd
+-- ways: psql text binary portal-binary
 table patients;
 
 -- id: alias
@@ -94,6 +95,14 @@ select x from patients p, unnest(array[p.ssn, p.email, p.mrn, p.phone]) x where 
 -- id: anonymous_record
 select (ssn, email), row(mrn, phone) from patients where id % 10 = 1;
 
+-- id: wide_rows
+select p.*, p.*, p.*, p.*, p.*, p.*, p.*, p.*, p.*, p.*, p.*, p.*, p.*, p.*, p.*, p.*, p.*, p.*, p.*, p.*, p.* from patients p where id % 100 = 9;
+
+-- id: bytea_escape_output
+set bytea_output = 'escape';
+select ssn::bytea, convert_to(email, 'UTF8'), decode(mrn, 'escape') from patients where id % 10 = 5;
+reset bytea_output;
+
 -- id: pg_typeof
 select pg_typeof(ssn), ssn, email from patients where id % 10 = 2;
 
@@ -142,7 +151,7 @@ select id, 'clinic' as k from clinics union all select id, mrn from patients whe
 select x.s from patients p cross join lateral (select p.ssn || ' ' || p.email as s) x where p.id % 10 = 3;
 
 -- id: lateral_jsonb_each
-select * from patients p, lateral jsonb_each_text(to_jsonb(p)) kv where p.id % 10 = 0;
+select * from patients p, lateral jsonb_each_text(to_jsonb(p)) kv where p.id % 50 = 0;
 
 -- id: values_join
 select v.n, p.ssn, p.email from (values (1), (2), (3), (10), (100), (1000)) v(n) join patients p on p.id = v.n;
@@ -460,7 +469,7 @@ copy (select '"' || ssn || '"', email from patients where id % 10 = 3) to stdout
 -- group: free_text ----------------------------------------------------------------------------
 
 -- id: notes
-select id, notes from encounters;
+select id, notes from encounters where id % 3 = 0;
 
 -- id: notes_string_agg
 select string_agg(notes, ' ') from encounters where id < 10000;
