@@ -630,6 +630,37 @@ out:
 	return r;
 }
 
+/* NotificationResponse: int32 pid, channel, payload. Another session's NOTIFY can carry
+ * anything: the payload goes through the detectors. */
+static int mask_notification(struct pg *p, const struct pgw_msg *m)
+{
+	struct masking *mk = masking_get();
+	struct pgw_rd rd;
+	struct buf body = {0}, val = {0};
+	const char *chan, *payload;
+	size_t clen, plen;
+	uint8_t pid[4];
+	int r = -1;
+
+	pgw_rd_init(&rd, m);
+	pgw_i32(&rd);
+	chan = pgw_str(&rd, &clen);
+	payload = pgw_str(&rd, &plen);
+	if (!mk || !chan || !payload) {
+		masking_put(mk);
+		return protocol_violation(p, "database", "malformed NotificationResponse");
+	}
+	memcpy(pid, m->body, 4);
+	if (!masking_text(mk, payload, plen, &val) && !buf_append(&body, pid, 4) &&
+	    !buf_append(&body, chan, clen + 1) && !buf_append(&body, buf_head(&val), val.len) &&
+	    !buf_append(&body, "", 1))
+		r = pgw_put(&p->s->a.out, 'A', buf_head(&body), body.len);
+	buf_free(&body);
+	buf_free(&val);
+	masking_put(mk);
+	return r;
+}
+
 /* A RowDescription answered a Describe of a portal: the Executes of that portal waiting in
  * the queue (up to its next Bind) mask with it. */
 static int attach_rowdesc(struct pg *p, struct pend *d, const struct pgw_msg *m)
@@ -1591,6 +1622,8 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 			t->bytes += m->len;
 			if (t->mk)
 				return mask_row(p, t, m);
+			if (masking_enabled()) /* it started before a reload turned masking on */
+				return withhold(p, t, "masking was turned on while it ran");
 		} else if (masking_enabled()) {
 			return withhold(p, NULL, "rows hoop cannot tie to a statement");
 		}
@@ -1601,6 +1634,8 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 			t->bytes += m->len;
 			if (t->mk)
 				return mask_copy_data(p, t, m);
+			if (masking_enabled())
+				return withhold(p, t, "masking was turned on while it ran");
 		} else if (masking_enabled()) {
 			return withhold(p, NULL, "COPY data hoop cannot tie to a statement");
 		}
@@ -1734,6 +1769,8 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 		return to_agent(p, m);
 	case 'N':
 		return masking_enabled() ? mask_notice(p, m) : to_agent(p, m);
+	case 'A':
+		return masking_enabled() ? mask_notification(p, m) : to_agent(p, m);
 	default: /* A S K v W c: notifications, parameter status, COPY framing */
 		return to_agent(p, m);
 	}
