@@ -123,14 +123,14 @@ void masking_put(struct masking *m)
 /* ---- statement plans ---- */
 
 struct mplan *mplan_build(const struct masking *m, const struct catalog *cat, const char *sql,
-			  size_t len)
+			  size_t len, const char (*shadow)[64], int nshadow)
 {
 	struct mplan *p = calloc(1, sizeof(*p));
 
 	if (!p)
 		return NULL;
 	p->refs = 1;
-	maskplan_build(sql, len, cat, &m->mp, &p->p);
+	maskplan_build_ex(sql, len, cat, &m->mp, shadow, nshadow, &p->p);
 	return p;
 }
 
@@ -270,6 +270,12 @@ int masking_plan_rows(struct mask_result *r, const struct masking *m, const stru
 		if (rule >= 0 && rule < mp->nrules && mp->rules[rule].free_text)
 			/* the text itself: detectors; anything made from it: redacted */
 			rule = derived ? MASK_RULE_UNKNOWN : MASK_RULE_NONE;
+		else if (rule >= 0 && rule < mp->nrules && derived &&
+			 (mp->rules[rule].style == MASK_HASH ||
+			  mp->rules[rule].style == MASK_FORMAT_PRESERVING))
+			/* a keyed, deterministic mask of a computed value is an oracle: CASE WHEN
+			 * false THEN email ELSE 'guess' END hashes the guess like an email */
+			rule = MASK_RULE_UNKNOWN;
 		c->rule = rule;
 		c->derived = derived;
 		c->context = mask_context_from_name(f[i].name ? f[i].name : "");
@@ -310,6 +316,10 @@ int masking_plan_copy(struct mask_result *r, const struct masking *m, const stru
 		c->derived = pc->derived;
 		if (c->rule >= 0 && c->rule < m->mp.nrules && m->mp.rules[c->rule].free_text)
 			c->rule = pc->derived ? MASK_RULE_UNKNOWN : MASK_RULE_NONE;
+		else if (c->rule >= 0 && c->rule < m->mp.nrules && pc->derived &&
+			 (m->mp.rules[c->rule].style == MASK_HASH ||
+			  m->mp.rules[c->rule].style == MASK_FORMAT_PRESERVING))
+			c->rule = MASK_RULE_UNKNOWN;
 		c->format = formats ? formats[i] : (int16_t)overall_format;
 		/* Text and CSV carry every value as text; binary needs the true type, known only
 		 * for a column copied as it is (else 0: unmaskable, so withheld if masked). */

@@ -36,8 +36,9 @@ struct mplan {
 	int refs;
 	struct maskplan p;
 };
+/* shadow: names of relations the session made (maskplan_build_ex). */
 struct mplan *mplan_build(const struct masking *m, const struct catalog *cat, const char *sql,
-			  size_t len);
+			  size_t len, const char (*shadow)[64], int nshadow);
 /* A plan whose every column is unknown (no provenance: fail closed). */
 struct mplan *mplan_unknown(void);
 struct mplan *mplan_ref(struct mplan *p);

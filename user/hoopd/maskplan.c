@@ -115,6 +115,8 @@ struct ctx {
 	size_t arena_bytes;
 	struct vcache *vc;
 	int nvc, capvc;
+	const char (*shadow)[64]; /* relations the session made: unknown */
+	int nshadow;
 };
 
 /* ---- scratch memory: one arena per build, freed at once ---- */
@@ -223,10 +225,9 @@ static void src_rule(struct src *s, int rule, const char *table, const char *col
 {
 	s->rule = rule;
 	s->derived = 0;
-	if (rule == MASK_RULE_NONE)
-		s->source[0] = '\0';
-	else
-		snprintf(s->source, sizeof(s->source), "%s.%s", table, column);
+	/* also for a clean column: a column passed through as it is tells the engine its type
+	 * (binary COPY) and its name (detector context) */
+	snprintf(s->source, sizeof(s->source), "%s.%s", table, column);
 }
 
 /* Folds s into acc: the stronger wins. The caller decides whether acc is derived. */
@@ -1392,7 +1393,18 @@ static void rel_rte(struct ctx *c, struct scope *sc, const PgQuery__RangeVar *rv
 	int nr = 0;
 	struct rte *r;
 
-	if (t) {
+	int shadowed = 0;
+
+	for (int k = 0; !t && k < c->nshadow && !shadowed; k++)
+		/* the session made a relation of this name: whatever the catalog says of the
+		 * name, this one is not known */
+		shadowed = !strcmp(c->shadow[k], name);
+	if (shadowed) {
+		record_unknown_rel(c, schema, name);
+		r = add_rte(c, sc, RTE_UNKNOWN);
+		if (!r)
+			return;
+	} else if (t) {
 		r = add_rte(c, sc, RTE_COLS);
 		if (!r)
 			return;
@@ -1896,13 +1908,16 @@ static void plan_setop(struct ctx *c, const struct scope *outer, const struct ct
 			for (int i = 0; i < bq.cols.n; i++) {
 				if (i < m.n) {
 					struct src *a = &m.v[i].s, *b2 = &bq.cols.v[i].s;
-					int both =
-					    a->rule != MASK_RULE_NONE && b2->rule != MASK_RULE_NONE;
-					int d = both && (strcmp(a->source, b2->source) ||
-							 a->derived || b2->derived);
+					/* A masked column beside anything but itself (a constant,
+					 * another column) is derived: `SELECT email ... UNION ALL
+					 * SELECT 'guess'` must not hash the guess like an email. */
+					int any =
+					    a->rule != MASK_RULE_NONE || b2->rule != MASK_RULE_NONE;
+					int d = any && (strcmp(a->source, b2->source) ||
+							a->derived || b2->derived);
 
 					merge(c, a, b2);
-					if (both)
+					if (any)
 						a->derived = d;
 				} else {
 					cs_unknown(c, &m, &bq.cols.v[i].s);
@@ -2803,8 +2818,48 @@ static void fail_plan(struct maskplan *out, const char *fmt, const char *what)
 	snprintf(out->error, sizeof(out->error), fmt, what);
 }
 
+static void set_created(struct maskplan *out, const PgQuery__RangeVar *rv, const char *name)
+{
+	if (rv && rv->relname)
+		name = rv->relname;
+	if (name)
+		snprintf(out->created_rel, sizeof(out->created_rel), "%s", name);
+}
+
+static void note_created(struct maskplan *out, const PgQuery__Node *n)
+{
+	switch (n->node_case) {
+	case PG_QUERY__NODE__NODE_CREATE_STMT:
+		set_created(out, n->create_stmt->relation, NULL);
+		break;
+	case PG_QUERY__NODE__NODE_VIEW_STMT:
+		set_created(out, n->view_stmt->view, NULL);
+		break;
+	case PG_QUERY__NODE__NODE_CREATE_TABLE_AS_STMT:
+		if (n->create_table_as_stmt->into)
+			set_created(out, n->create_table_as_stmt->into->rel, NULL);
+		break;
+	case PG_QUERY__NODE__NODE_SELECT_STMT:
+		if (n->select_stmt->into_clause)
+			set_created(out, n->select_stmt->into_clause->rel, NULL);
+		break;
+	case PG_QUERY__NODE__NODE_RENAME_STMT:
+		set_created(out, NULL, n->rename_stmt->newname);
+		break;
+	default:
+		break;
+	}
+}
+
 int maskplan_build(const char *sql, size_t len, const struct catalog *cat,
 		   const struct mask_policy *mp, struct maskplan *out)
+{
+	return maskplan_build_ex(sql, len, cat, mp, NULL, 0, out);
+}
+
+int maskplan_build_ex(const char *sql, size_t len, const struct catalog *cat,
+		      const struct mask_policy *mp, const char (*shadow)[64], int nshadow,
+		      struct maskplan *out)
 {
 	PgQueryProtobufParseResult raw;
 	PgQuery__ParseResult *pr;
@@ -2835,6 +2890,10 @@ int maskplan_build(const char *sql, size_t len, const struct catalog *cat,
 	c.cat = cat;
 	c.mp = mp;
 	c.out = out;
+	c.shadow = shadow;
+	c.nshadow = nshadow;
+	if (pr->n_stmts == 1 && pr->stmts[0]->stmt)
+		note_created(out, pr->stmts[0]->stmt);
 	if (pr->n_stmts == 0) {
 		out->returns_rows = 0;
 	} else if (pr->n_stmts > 1) {

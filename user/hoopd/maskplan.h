@@ -55,6 +55,12 @@ struct maskplan {
 	/* a relation named in the statement that the catalog does not have (not a CTE, not a
 	 * system relation): the catalog may be stale */
 	char unknown_rel[130];
+	/* CREATE TABLE/VIEW/MATERIALIZED VIEW, CREATE TABLE AS, SELECT INTO, ALTER ... RENAME TO:
+	 * the relation name this statement makes (unqualified). A session that made a relation
+	 * can shadow a cataloged one of the same name (pg_temp comes first in search_path, and an
+	 * uncommitted one is invisible to hoopd's catalog connection): the engine plans later
+	 * statements with such names as unknown (maskplan_build_ex). */
+	char created_rel[64];
 	char error[256];
 };
 
@@ -73,5 +79,10 @@ int maskplan_relcol(const struct catalog *cat, const struct mask_policy *mp,
 int maskplan_build(const char *sql, size_t len, const struct catalog *cat,
 		   const struct mask_policy *mp, struct maskplan *out);
 void maskplan_free(struct maskplan *p);
+/* The same, with names of relations the session made itself (created_rel of earlier
+ * statements): any reference to one of them, qualified or not, is of unknown provenance. */
+int maskplan_build_ex(const char *sql, size_t len, const struct catalog *cat,
+		      const struct mask_policy *mp, const char (*shadow)[64], int nshadow,
+		      struct maskplan *out);
 
 #endif

@@ -123,6 +123,10 @@ struct pg {
 	/* masking */
 	struct catbox *cat;
 	struct named *cursors; /* DECLAREd cursors and their plans */
+	char (*made)[64];      /* relations this session created or renamed: never trusted to
+				* the catalog (a temp view shadows a table of the same name) */
+	int nmade;
+	int made_overflow;     /* more than hoop keeps: every plan is unknown from then on */
 	int withhold;	       /* a result could not be masked: drop all but Z, N, A, S until Z */
 };
 
@@ -369,11 +373,38 @@ static struct mplan *prep_plan(struct pg *p, struct masking *mk, struct named *n
 static struct mplan *plan_stmt(struct pg *p, struct masking *mk, const char *sql, size_t len,
 			       int depth)
 {
-	struct mplan *pl = mplan_build(mk, pg_cat(p), sql, len);
+	struct mplan *pl = mplan_build(mk, pg_cat(p), sql, len, (const char (*)[64])p->made,
+				       p->nmade);
 	struct named *n;
 
 	if (!pl)
 		return NULL;
+	if (pl->p.created_rel[0]) {
+		int known = 0;
+
+		for (int i = 0; i < p->nmade && !known; i++)
+			known = !strcmp(p->made[i], pl->p.created_rel);
+		if (!known && p->nmade < 1024) {
+			char (*m)[64] = realloc(p->made, (size_t)(p->nmade + 1) * sizeof(*m));
+
+			if (!m) {
+				mplan_put(pl);
+				return NULL;
+			}
+			p->made = m;
+			snprintf(p->made[p->nmade++], 64, "%s", pl->p.created_rel);
+		} else if (!known) {
+			p->made_overflow = 1;
+		}
+		catalog_stale(p->s, p->database); /* other sessions see it at the next read */
+	}
+	if (p->made_overflow && !pl->p.execute_name[0] && !pl->p.fetch_cursor[0]) {
+		/* more relation names than hoop keeps: nothing is trusted from now on */
+		mplan_put(pl);
+		pl = mplan_unknown();
+		if (!pl)
+			return NULL;
+	}
 	if (pl->p.unknown_rel[0])
 		catalog_stale(p->s, p->database);
 	if (pl->p.execute_name[0]) {
@@ -1825,6 +1856,7 @@ static void pg_close(void *st, const char *why)
 		named_free(n);
 	}
 	catbox_put(p->cat);
+	free(p->made);
 	free(p->params_json);
 	free(p->startup);
 	free(p->held);
