@@ -33,7 +33,9 @@ select percentile_cont(0.5) within group (order by charge) from encounters;
 select * from clinics order by id;
 
 -- id: clinic_load
-select c.name, count(e.*), round(avg(e.charge), 2) from clinics c join encounters e on e.clinic_id = c.id group by c.name order by c.name;
+-- (count(e.*) would be masked: a whole row of encounters carries its free-text notes, and
+-- anything computed from those is redacted; docs/masking.md lists it among the known limits)
+select c.name, count(e.id), round(avg(e.charge), 2) from clinics c join encounters e on e.clinic_id = c.id group by c.name order by c.name;
 
 -- id: encounters_per_patient
 select p.id, count(e.id) from patients p join encounters e on e.patient_id = p.id group by p.id order by p.id;
