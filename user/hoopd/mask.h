@@ -86,6 +86,10 @@ int mask_engine_new(const struct mask_policy *mp, const uint8_t key[32],
 		    struct mask_engine **out, char *err, size_t errn);
 void mask_engine_free(struct mask_engine *me);
 
+/* Each thread that masks keeps a workspace (Hyperscan scratch, row buffers), made on first use
+ * and kept for the next rows; this frees the calling thread's. */
+void mask_thread_release(void);
+
 /* How one result column is treated. */
 #define MASK_RULE_NONE (-1)
 #define MASK_RULE_UNKNOWN (-2) /* provenance unknown: mp->unknown_style */
@@ -102,9 +106,12 @@ struct mask_colplan {
 
 struct mask_counts {
 	int ncols;
-	uint64_t *cols;		   /* cells masked per result column (sized ncols by the caller) */
-	uint64_t det[DET_COUNT];   /* detector matches masked */
-	uint64_t withheld;	   /* values that could not be masked */
+	uint64_t *cols;		   /* cells masked per result column by a column rule (or by
+				    * unknown_style, or NULLed as unmaskable); sized ncols by the
+				    * caller; NULL: not counted */
+	uint64_t det[DET_COUNT];   /* detector matches masked (whole date/inet/SSN-integer values
+				    * masked by a detector count here, not in cols) */
+	uint64_t withheld;	   /* values that could not be masked (withheld or sent as NULL) */
 	char why[256];		   /* when withholding: which column and type, for the error */
 };
 
