@@ -42,6 +42,8 @@ suite unit make --no-print-directory unit
 suite unit-sanitizers make --no-print-directory SANITIZE=address,undefined unit
 suite unit-pg make --no-print-directory unit-pg
 suite unit-rules make --no-print-directory unit-rules
+suite unit-mask make --no-print-directory unit-mask
+suite unit-mask-sanitizers make --no-print-directory SANITIZE=address,undefined unit-mask
 suite unit-rules-sanitizers make --no-print-directory SANITIZE=address,undefined unit-rules
 suite unit-maskplan make --no-print-directory unit-maskplan
 suite unit-maskplan-sanitizers make --no-print-directory SANITIZE=address,undefined unit-maskplan

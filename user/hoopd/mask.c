@@ -4,8 +4,12 @@
  * thread's workspace, and the counts as JSON. Whole values: mask_value.c; arrays:
  * mask_array.c; detectors: mask_detect.c; DataRow and CopyData: mask_row.c.
  */
+/* SHA256_Init and friends: deprecated in OpenSSL 3 but kept, and the only way to copy a
+ * keyed state without EVP allocating a context per value. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <ctype.h>
 #include <errno.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +26,9 @@ static const char *const style_names[MASK_STYLE_COUNT] = {
 };
 
 static const char *const detector_names[DET_COUNT] = {
-    [DET_US_SSN] = "us_ssn", [DET_EMAIL] = "email", [DET_PHONE] = "phone",
-    [DET_CREDIT_CARD] = "credit_card", [DET_MRN] = "mrn", [DET_DOB] = "dob",
+    [DET_US_SSN] = "us_ssn", [DET_EMAIL] = "email",
+    [DET_PHONE] = "phone",   [DET_CREDIT_CARD] = "credit_card",
+    [DET_MRN] = "mrn",	     [DET_DOB] = "dob",
     [DET_IPV4] = "ipv4",
 };
 
@@ -73,7 +78,8 @@ unsigned mask_context_from_name(const char *column)
 	for (const char *p = column;; p++) {
 		int c = (unsigned char)*p;
 		int alnum = c && isalnum(c);
-		int camel = alnum && wl && isupper(c) && p > column && islower((unsigned char)p[-1]);
+		int camel =
+		    alnum && wl && isupper(c) && p > column && islower((unsigned char)p[-1]);
 
 		if ((!alnum || camel) && wl) {
 			w[nw][wl] = '\0';
@@ -87,7 +93,8 @@ unsigned mask_context_from_name(const char *column)
 			w[nw][wl++] = (char)tolower(c);
 	}
 	for (int i = 0; i < nw; i++) {
-		const char *a = w[i], *b = i + 1 < nw ? w[i + 1] : "", *c = i + 2 < nw ? w[i + 2] : "";
+		const char *a = w[i], *b = i + 1 < nw ? w[i + 1] : "",
+			   *c = i + 2 < nw ? w[i + 2] : "";
 
 		if (!strcmp(a, "dob") || !strcmp(a, "birthdate") || !strcmp(a, "birthday") ||
 		    !strcmp(a, "dateofbirth") || !strcmp(a, "birth") || !strcmp(a, "bday") ||
@@ -111,31 +118,32 @@ unsigned mask_context_from_name(const char *column)
 
 static uint64_t engine_gen;
 
+struct mask_hmac_state {
+	SHA256_CTX in, out;
+};
+
 static int hmac_states(struct mask_engine *me)
 {
 	uint8_t pad[64];
-	const EVP_MD *md = EVP_sha256();
 	int ok;
 
-	me->hmac_in = EVP_MD_CTX_new();
-	me->hmac_out = EVP_MD_CTX_new();
-	if (!me->hmac_in || !me->hmac_out)
+	me->hmac = calloc(1, sizeof(*me->hmac));
+	if (!me->hmac)
 		return -1;
 	memset(pad, 0x36, sizeof(pad));
 	for (int i = 0; i < 32; i++)
 		pad[i] ^= me->key[i];
-	ok = EVP_DigestInit_ex(me->hmac_in, md, NULL) && EVP_DigestUpdate(me->hmac_in, pad, 64);
+	ok = SHA256_Init(&me->hmac->in) && SHA256_Update(&me->hmac->in, pad, 64);
 	memset(pad, 0x5c, sizeof(pad));
 	for (int i = 0; i < 32; i++)
 		pad[i] ^= me->key[i];
-	ok = ok && EVP_DigestInit_ex(me->hmac_out, md, NULL) &&
-	     EVP_DigestUpdate(me->hmac_out, pad, 64);
+	ok = ok && SHA256_Init(&me->hmac->out) && SHA256_Update(&me->hmac->out, pad, 64);
 	memset(pad, 0, sizeof(pad));
 	return ok ? 0 : -1;
 }
 
-int mask_engine_new(const struct mask_policy *mp, const uint8_t key[32],
-		    struct mask_engine **out, char *err, size_t errn)
+int mask_engine_new(const struct mask_policy *mp, const uint8_t key[32], struct mask_engine **out,
+		    char *err, size_t errn)
 {
 	struct mask_engine *me;
 
@@ -152,8 +160,8 @@ int mask_engine_new(const struct mask_policy *mp, const uint8_t key[32],
 
 		if ((unsigned)r->style >= MASK_STYLE_COUNT || r->keep_first < 0 ||
 		    r->keep_last < 0) {
-			snprintf(err, errn, "masking: column rule %d (line %d): bad style or keep", i,
-				 r->line);
+			snprintf(err, errn, "masking: column rule %d (line %d): bad style or keep",
+				 i, r->line);
 			return -1;
 		}
 	}
@@ -199,9 +207,11 @@ void mask_engine_free(struct mask_engine *me)
 {
 	if (!me)
 		return;
-	EVP_MD_CTX_free(me->hmac_in);
-	EVP_MD_CTX_free(me->hmac_out);
-	hs_free_database(me->db);
+	if (me->hmac)
+		memset(me->hmac, 0, sizeof(*me->hmac));
+	free(me->hmac);
+	hs_free_database(me->db_num);
+	hs_free_database(me->db_lit);
 	memset(me->key, 0, sizeof(me->key));
 	free(me);
 }
@@ -219,16 +229,12 @@ struct mask_tls *mask_tls_get(const struct mask_engine *me)
 		w = calloc(1, sizeof(*w));
 		if (!w)
 			return NULL;
-		w->md = EVP_MD_CTX_new();
-		if (!w->md) {
-			free(w);
-			return NULL;
-		}
 		tls = w;
 	}
-	if (me->db && w->gen != me->gen) {
-		/* grows the scratch to fit this database too; keeps it when it does */
-		if (hs_alloc_scratch(me->db, &w->scratch) != HS_SUCCESS)
+	if (w->gen != me->gen) {
+		/* grows the scratch to fit this engine's databases too; keeps it when it does */
+		if ((me->db_num && hs_alloc_scratch(me->db_num, &w->scratch) != HS_SUCCESS) ||
+		    (me->db_lit && hs_alloc_scratch(me->db_lit, &w->scratch) != HS_SUCCESS))
 			return NULL;
 		w->gen = me->gen;
 	}
@@ -271,7 +277,6 @@ void mask_thread_release(void)
 	if (!w)
 		return;
 	hs_free_scratch(w->scratch);
-	EVP_MD_CTX_free(w->md);
 	free(w->trig);
 	free(w->spans);
 	free(w->cells);
@@ -289,28 +294,23 @@ void mask_thread_release(void)
 void mask_hmac(const struct mask_engine *me, const void *a, size_t an, const void *b, size_t bn,
 	       uint8_t out[32])
 {
-	struct mask_tls *w = mask_tls_get(me);
+	SHA256_CTX c = me->hmac->in;
 	uint8_t inner[32];
-	unsigned int len = 0;
-	int ok;
 
-	/* Without a context the value still gets a fixed, meaningless mask: never the original. */
-	memset(out, 0, 32);
-	if (!w)
+	/* Should SHA-256 fail, the value still gets a fixed, meaningless mask: never itself. */
+	if (!SHA256_Update(&c, a, an) || (bn && !SHA256_Update(&c, b, bn)) ||
+	    !SHA256_Final(inner, &c)) {
+		memset(out, 0, 32);
 		return;
-	ok = EVP_MD_CTX_copy_ex(w->md, me->hmac_in) && EVP_DigestUpdate(w->md, a, an) &&
-	     (!bn || EVP_DigestUpdate(w->md, b, bn)) && EVP_DigestFinal_ex(w->md, inner, &len) &&
-	     len == 32 && EVP_MD_CTX_copy_ex(w->md, me->hmac_out) &&
-	     EVP_DigestUpdate(w->md, inner, 32) && EVP_DigestFinal_ex(w->md, inner, &len) &&
-	     len == 32;
-	if (ok)
-		memcpy(out, inner, 32);
+	}
+	c = me->hmac->out;
+	if (!SHA256_Update(&c, inner, 32) || !SHA256_Final(out, &c))
+		memset(out, 0, 32);
 }
 
 /* ---- counts ---- */
 
-void mask_counts_json(const struct mask_colplan *cols, const struct mask_counts *c,
-		      struct buf *out)
+void mask_counts_json(const struct mask_colplan *cols, const struct mask_counts *c, struct buf *out)
 {
 	struct jbuf j;
 	int any = 0, n = c->cols ? c->ncols : 0;

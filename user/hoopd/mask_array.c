@@ -14,7 +14,7 @@
 
 static int put(struct buf *b, const void *p, size_t n)
 {
-	return buf_append(b, p, n) ? -1 : 0;
+	return n && buf_append(b, p, n) ? -1 : 0;
 }
 
 static int is_space(int c)
@@ -45,12 +45,11 @@ static int put_elem_text(const uint8_t *s, size_t n, struct buf *dst)
 }
 
 /* Runs fn on one decoded element and writes what replaces the raw slice raw[0..rn). */
-static int elem_out(mask_elem_fn fn, void *ctx, struct mask_tls *w, const uint8_t *raw,
-		    size_t rn, int changed_null, struct buf *dst, int *changed)
+static int elem_out(mask_elem_fn fn, void *ctx, struct mask_tls *w, const uint8_t *raw, size_t rn,
+		    struct buf *dst, int *changed)
 {
 	int r;
 
-	(void)changed_null;
 	w->el.len = 0;
 	r = fn(ctx, w->eldec.data ? w->eldec.data : (const uint8_t *)"", w->eldec.len, &w->el);
 	switch (r) {
@@ -69,8 +68,8 @@ static int elem_out(mask_elem_fn fn, void *ctx, struct mask_tls *w, const uint8_
 	}
 }
 
-static int array_text(const uint8_t *v, size_t n, mask_elem_fn fn, void *ctx,
-		      struct mask_tls *w, struct buf *dst, int *changed)
+static int array_text(const uint8_t *v, size_t n, mask_elem_fn fn, void *ctx, struct mask_tls *w,
+		      struct buf *dst, int *changed)
 {
 	size_t i = 0;
 	int depth = 0, r;
@@ -124,7 +123,7 @@ static int array_text(const uint8_t *v, size_t n, mask_elem_fn fn, void *ctx,
 			if (i >= n)
 				return MV_UNMASKABLE;
 			i++;
-			r = elem_out(fn, ctx, w, v + a, i - a, 0, dst, changed);
+			r = elem_out(fn, ctx, w, v + a, i - a, dst, changed);
 		} else {
 			size_t a = i, keep = 0;
 			int escaped = 0;
@@ -148,12 +147,13 @@ static int array_text(const uint8_t *v, size_t n, mask_elem_fn fn, void *ctx,
 			if (i < n && (v[i] == '{' || v[i] == '"'))
 				return MV_UNMASKABLE;
 			w->eldec.len = keep; /* unquoted elements lose trailing blanks */
-			if (!escaped && keep == 4 && !strncasecmp((char *)w->eldec.data, "NULL", 4)) {
+			if (!escaped && keep == 4 &&
+			    !strncasecmp((char *)w->eldec.data, "NULL", 4)) {
 				if (put(dst, "NULL", 4))
 					return -1;
 				continue;
 			}
-			r = elem_out(fn, ctx, w, v + a, i - a, 0, dst, changed);
+			r = elem_out(fn, ctx, w, v + a, i - a, dst, changed);
 		}
 		if (r)
 			return r;
@@ -238,8 +238,8 @@ static int array_binary(const struct mtype *at, const uint8_t *v, size_t n, mask
 	return MV_VALUE;
 }
 
-int mask_array_map(const struct mtype *at, int format, const uint8_t *v, size_t n,
-		   mask_elem_fn fn, void *ctx, struct mask_tls *w, struct buf *dst)
+int mask_array_map(const struct mtype *at, int format, const uint8_t *v, size_t n, mask_elem_fn fn,
+		   void *ctx, struct mask_tls *w, struct buf *dst)
 {
 	size_t start = dst->len;
 	int changed = 0, r;

@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "mask_int.h"
 
@@ -39,7 +42,9 @@ static const struct pat_def pats[PAT_COUNT] = {
     [PAT_IPV4] = {"\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}", DET_IPV4, 0},
 };
 
-int mask_detect_compile(struct mask_engine *me, char *err, size_t errn)
+/* One database of the patterns whose detectors are on, numeric (needs_digits) or not. */
+static int compile_db(struct mask_engine *me, int numeric, hs_database_t **db, char *err,
+		      size_t errn)
 {
 	const char *exprs[PAT_COUNT];
 	unsigned flags[PAT_COUNT], ids[PAT_COUNT];
@@ -47,17 +52,19 @@ int mask_detect_compile(struct mask_engine *me, char *err, size_t errn)
 	hs_compile_error_t *ce = NULL;
 
 	for (int i = 0; i < PAT_COUNT; i++) {
-		if (!(me->mp.detectors & (1u << pats[i].det)))
+		int is_num = i != PAT_EMAIL && i != PAT_MRN;
+
+		if (is_num != numeric || !(me->mp.detectors & (1u << pats[i].det)))
 			continue;
 		exprs[n] = pats[i].expr ? pats[i].expr : me->mp.mrn_pattern;
 		flags[n] = pats[i].flags;
 		ids[n] = (unsigned)i;
 		n++;
 	}
+	*db = NULL;
 	if (!n)
 		return 0;
-	if (hs_compile_multi(exprs, flags, ids, n, HS_MODE_BLOCK, NULL, &me->db, &ce) !=
-	    HS_SUCCESS) {
+	if (hs_compile_multi(exprs, flags, ids, n, HS_MODE_BLOCK, NULL, db, &ce) != HS_SUCCESS) {
 		int at = ce ? ce->expression : -1;
 
 		if (at >= 0 && ids[at] == PAT_MRN)
@@ -67,9 +74,40 @@ int mask_detect_compile(struct mask_engine *me, char *err, size_t errn)
 			snprintf(err, errn, "masking: detectors: %s",
 				 ce ? ce->message : "Hyperscan failed");
 		hs_free_compile_error(ce);
-		me->db = NULL;
+		*db = NULL;
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * A literal every match of the MRN pattern starts with: its leading letters, digits and "-_:#/"
+ * before any other regex syntax, when the pattern has no alternation. A quantifier right after
+ * makes the last of them optional, so it is dropped. Empty when nothing is certain.
+ */
+static void mrn_prefix(struct mask_engine *me)
+{
+	const char *pat = me->mp.mrn_pattern;
+	size_t k = 0;
+
+	me->mrn_prefix_len = 0;
+	if (strchr(pat, '|'))
+		return;
+	while (pat[k] && k < sizeof(me->mrn_prefix) - 1 &&
+	       (mask_isalnum((unsigned char)pat[k]) || strchr("-_:#/", pat[k])))
+		k++;
+	if (k && pat[k] && strchr("?*{", pat[k]))
+		k--;
+	memcpy(me->mrn_prefix, pat, k);
+	me->mrn_prefix[k] = '\0';
+	me->mrn_prefix_len = k;
+}
+
+int mask_detect_compile(struct mask_engine *me, char *err, size_t errn)
+{
+	mrn_prefix(me);
+	if (compile_db(me, 0, &me->db_lit, err, errn) || compile_db(me, 1, &me->db_num, err, errn))
+		return -1;
 	return 0;
 }
 
@@ -121,29 +159,147 @@ static int trig_cmp(const void *a, const void *b)
 	return x->to < y->to ? -1 : x->to > y->to;
 }
 
-int mask_detect_scan(const struct mask_engine *me, struct mask_tls *w, const uint8_t *p,
-		     size_t n)
+/*
+ * Could p[0..n) hold a numeric identifier? Every match of the numeric patterns is made of
+ * digits and the separators " -.()/+" only, and holds at least six digits, or four digits and
+ * three dots (an IPv4 address). So only a run of those characters that has as many can hold
+ * one; prose with a few small numbers skips the numeric database, whose automata wake at every
+ * digit. Digits are found sixteen bytes at a time.
+ */
+static const uint8_t num_class[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+    ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, [' '] = 2, ['-'] = 2,
+    ['.'] = 3, ['('] = 2, [')'] = 2, ['/'] = 2, ['+'] = 2,
+};
+
+size_t mask_next_digit(const uint8_t *p, size_t i, size_t n)
+{
+	if (i >= n)
+		return n;
+#ifdef __SSE2__
+	const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
+
+	for (; i + 16 <= n; i += 16) {
+		__m128i x = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(p + i)), zero);
+		unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(x, nine), x));
+
+		if (m)
+			return i + (size_t)__builtin_ctz(m);
+	}
+#endif
+	for (; i < n; i++)
+		if (mask_isdigit(p[i]))
+			return i;
+	return n;
+}
+
+int mask_detect_numeric_candidate(const uint8_t *p, size_t n, unsigned ctx)
+{
+	/* without a birth-date context the shortest numeric identifier has eight digits (E.164) */
+	int need = ctx & 1u << DET_DOB ? 6 : 8;
+
+	for (size_t i = mask_next_digit(p, 0, n); i < n; i = mask_next_digit(p, i, n)) {
+		int digits = 0, dots = 0;
+
+		for (; i < n && num_class[p[i]]; i++) {
+			digits += num_class[p[i]] == 1;
+			dots += num_class[p[i]] == 3;
+		}
+		if (digits >= need || (digits >= 4 && dots >= 3))
+			return 1;
+	}
+	return 0;
+}
+
+static int scan_db(const hs_database_t *db, struct mask_tls *w, const uint8_t *p, size_t n,
+		   size_t shift)
 {
 	struct scan_ctx c = {w, w->ntrig, 0};
 	hs_error_t r;
-	int sorted = 1;
 
-	if (!me->db || !n)
+	if (!n)
 		return 0;
-	if (n > UINT32_MAX - 1)
+	if (n > UINT32_MAX - 1 - shift)
 		return -1;
 	for (int i = 0; i < PAT_COUNT; i++)
 		w->last[i] = -1;
-	r = hs_scan(me->db, (const char *)p, (unsigned int)n, 0, w->scratch, on_match, &c);
+	r = hs_scan(db, (const char *)p, (unsigned int)n, 0, w->scratch, on_match, &c);
 	if (c.fail || (r != HS_SUCCESS && r != HS_SCAN_TERMINATED)) {
 		w->ntrig = c.first;
 		return -1;
 	}
-	for (size_t i = c.first + 1; i < w->ntrig && sorted; i++)
+	for (size_t i = c.first; shift && i < w->ntrig; i++) {
+		w->trig[i].from += (uint32_t)shift;
+		w->trig[i].to += (uint32_t)shift;
+	}
+	return 0;
+}
+
+/* Does p[0..n) hold lit[0..k)? Candidates by their first two bytes, sixteen at a time. */
+static int find_prefix(const uint8_t *p, size_t n, const char *lit, size_t k)
+{
+	size_t i = 0;
+
+	if (k > n)
+		return 0;
+	if (k == 1)
+		return memchr(p, lit[0], n) != NULL;
+#ifdef __SSE2__
+	{
+		const __m128i c0 = _mm_set1_epi8(lit[0]), c1 = _mm_set1_epi8(lit[1]);
+
+		for (; i + 17 <= n; i += 16) {
+			__m128i a = _mm_loadu_si128((const __m128i *)(p + i));
+			__m128i b = _mm_loadu_si128((const __m128i *)(p + i + 1));
+			unsigned m = (unsigned)_mm_movemask_epi8(
+			    _mm_and_si128(_mm_cmpeq_epi8(a, c0), _mm_cmpeq_epi8(b, c1)));
+
+			while (m) {
+				size_t j = i + (size_t)__builtin_ctz(m);
+
+				if (j + k <= n && !memcmp(p + j, lit, k))
+					return 1;
+				m &= m - 1;
+			}
+		}
+	}
+#endif
+	for (; i + k <= n; i++)
+		if (p[i] == (uint8_t)lit[0] && !memcmp(p + i, lit, k))
+			return 1;
+	return 0;
+}
+
+int mask_detect_scan_lit(const struct mask_engine *me, struct mask_tls *w, const uint8_t *p,
+			 size_t n)
+{
+	unsigned d = me->mp.detectors;
+
+	if (!me->db_lit || !n)
+		return 0;
+	if (!((d & 1u << DET_EMAIL) && memchr(p, '@', n)) &&
+	    !((d & 1u << DET_MRN) &&
+	      (!me->mrn_prefix_len || find_prefix(p, n, me->mrn_prefix, me->mrn_prefix_len))))
+		return 0;
+	return scan_db(me->db_lit, w, p, n, 0);
+}
+
+int mask_detect_scan_num(const struct mask_engine *me, struct mask_tls *w, const uint8_t *p,
+			 size_t n, unsigned ctx, size_t shift, size_t from)
+{
+	if (!me->db_num || from >= n || !mask_detect_numeric_candidate(p + from, n - from, ctx))
+		return 0;
+	return scan_db(me->db_num, w, p, n, shift);
+}
+
+void mask_detect_sort(struct mask_tls *w, size_t first)
+{
+	int sorted = 1;
+
+	for (size_t i = first + 1; i < w->ntrig && sorted; i++)
 		sorted = w->trig[i - 1].to <= w->trig[i].to;
 	if (!sorted)
-		qsort(w->trig + c.first, w->ntrig - c.first, sizeof(*w->trig), trig_cmp);
-	return 0;
+		qsort(w->trig + first, w->ntrig - first, sizeof(*w->trig), trig_cmp);
 }
 
 /* ---- validators: p[0..n) is the value, e the end of a candidate ---- */
@@ -225,9 +381,14 @@ static int local_char(int c)
 	return mask_isalnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
 }
 
+/*
+ * The local part runs left from the '@' over its characters; the domain ends after the last
+ * top-level label of two or more letters, even when more text follows without a break
+ * ("jane@example.com123-45-6789" is an email and an SSN).
+ */
 static int v_email(const uint8_t *p, size_t n, size_t e, size_t *s, size_t *end)
 {
-	size_t at, l, r, dot = 0;
+	size_t at, l, r, best = 0;
 
 	if (e < 3)
 		return 0;
@@ -236,18 +397,20 @@ static int v_email(const uint8_t *p, size_t n, size_t e, size_t *s, size_t *end)
 		;
 	for (r = at + 1; r < n && (mask_isalnum(p[r]) || p[r] == '-' || p[r] == '.'); r++)
 		;
-	while (r > at + 1 && (p[r - 1] == '.' || p[r - 1] == '-'))
-		r--;
-	for (size_t i = at + 1; i < r; i++)
-		if (p[i] == '.')
-			dot = i;
-	if (l == at || !dot || r - dot - 1 < 2)
+	for (size_t i = at + 2; i < r; i++) {
+		size_t k = i + 1;
+
+		if (p[i] != '.' || p[i - 1] == '.')
+			continue;
+		while (k < r && ((p[k] | 32) >= 'a' && (p[k] | 32) <= 'z'))
+			k++;
+		if (k - i - 1 >= 2)
+			best = k;
+	}
+	if (l == at || !best)
 		return 0;
-	for (size_t i = dot + 1; i < r; i++)
-		if (mask_isdigit(p[i]) || p[i] == '-')
-			return 0; /* a top-level domain is letters */
 	*s = l;
-	*end = r;
+	*end = best;
 	return 1;
 }
 
@@ -377,50 +540,41 @@ static int luhn(const uint8_t *d, size_t k)
 }
 
 /*
- * Cards: the run of digit groups (single spaces or dashes between) around the candidate; any
- * contiguous groups holding 13 to 19 digits that pass Luhn are a card, the longest first. *done
- * is where the run ends, so later candidates in it are skipped.
+ * Cards: the run of digit groups (single spaces or dashes between) around the candidate; from
+ * every group on, the longest stretch of whole groups holding 13 to 19 digits that passes Luhn
+ * is a card (overlapping ones merge). *done is where the run ends, so later candidates in it
+ * are skipped.
  */
-#define CARD_MAX_GROUPS 64
-
 static int v_card(struct mask_tls *w, const uint8_t *p, size_t n, size_t e, size_t *done)
 {
-	size_t a = e - 1, b = e, gs[CARD_MAX_GROUPS], ge[CARD_MAX_GROUPS];
-	int ng = 0;
+	size_t a = e - 1, b = e, g = 0;
 
-	while (a > 0 && (mask_isdigit(p[a - 1]) ||
-			 (card_sep(p[a - 1]) && a >= 2 && mask_isdigit(p[a - 2]))))
+	while (a > 0 &&
+	       (mask_isdigit(p[a - 1]) || (card_sep(p[a - 1]) && a >= 2 && mask_isdigit(p[a - 2]))))
 		a--;
 	while (b < n && (mask_isdigit(p[b]) || (card_sep(p[b]) && dig(p, n, b + 1))))
 		b++;
 	*done = b;
-	for (size_t i = a; i < b && ng < CARD_MAX_GROUPS;) {
-		gs[ng] = i;
-		while (i < b && mask_isdigit(p[i]))
-			i++;
-		ge[ng++] = i;
-		i++; /* the separator */
-	}
-	for (int i = 0; i < ng;) {
+	/* g: the start of a group; try the groups from it while they hold at most 19 digits */
+	for (g = a; g < b;) {
 		uint8_t d[20];
-		size_t k = 0;
-		int best = -1;
+		size_t k = 0, q = g, best = 0, next;
 
-		for (int j = i; j < ng; j++) {
-			for (size_t q = gs[j]; q < ge[j] && k < 20; q++)
-				d[k++] = (uint8_t)(p[q] - '0');
-			if (k > 19 || ge[j] - gs[j] > 19)
-				break;
-			if (k >= 13 && luhn(d, k))
-				best = j;
+		while (q < b && k <= 19) {
+			while (q < b && mask_isdigit(p[q]) && k < 20)
+				d[k++] = (uint8_t)(p[q++] - '0');
+			if (q < b && mask_isdigit(p[q]))
+				break; /* a group of 20 digits or more: no card here */
+			if (k >= 13 && k <= 19 && luhn(d, k))
+				best = q;
+			q++; /* the separator */
 		}
-		if (best < 0) {
-			i++;
-			continue;
-		}
-		if (add_span(w, gs[i], ge[best], DET_CREDIT_CARD))
+		/* every start is tried: an early false candidate must not hide a real card */
+		if (best && add_span(w, g, best, DET_CREDIT_CARD))
 			return -1;
-		i = best + 1;
+		for (next = g; next < b && mask_isdigit(p[next]); next++)
+			;
+		g = next + 1;
 	}
 	return 0;
 }
@@ -466,7 +620,8 @@ static int v_dob(int pat, const uint8_t *p, size_t n, size_t e, size_t *s)
 		*s = j;
 		if (!bounded(p, n, j, e) || (j > 0 && p[j - 1] == sep))
 			return 0;
-		return v_date_parts(num(p + e - 4, 4), a, b) || v_date_parts(num(p + e - 4, 4), b, a);
+		return v_date_parts(num(p + e - 4, 4), a, b) ||
+		       v_date_parts(num(p + e - 4, 4), b, a);
 	}
 	}
 }
@@ -495,7 +650,8 @@ static int v_ipv4(const uint8_t *p, size_t n, size_t e, size_t *s)
 			i--;
 		}
 	}
-	if (i > 0 && (mask_isdigit(p[i - 1]) || (p[i - 1] == '.' && i >= 2 && mask_isdigit(p[i - 2]))))
+	if (i > 0 &&
+	    (mask_isdigit(p[i - 1]) || (p[i - 1] == '.' && i >= 2 && mask_isdigit(p[i - 2]))))
 		return 0;
 	*s = i;
 	return 1;
@@ -512,7 +668,7 @@ static int span_cmp(const void *a, const void *b)
 
 static int put(struct buf *b, const void *p, size_t n)
 {
-	return buf_append(b, p, n) ? -1 : 0;
+	return n && buf_append(b, p, n) ? -1 : 0;
 }
 
 /* In a JSON string: the end of the escape sequence that starts at v[i] ('\\'), else i + 1. */
@@ -576,8 +732,8 @@ static int put_replacement(const struct mask_engine *me, enum mask_style st, uns
 			uint64_t r = mask_mix(&seed);
 
 			c = (uint8_t)(mask_isdigit(c) ? '0' + r % 10
-				      : c >= 'a'     ? 'a' + r % 26
-						     : 'A' + r % 26);
+				      : c >= 'a'      ? 'a' + r % 26
+						      : 'A' + r % 26);
 		} else if (mask_isalnum(c) && i < keep_from) {
 			c = '*';
 		} else if (mode == REPL_JSON_QUOTED && (c == '"' || c == '\\' || c < 0x20)) {
@@ -741,10 +897,13 @@ int mask_detect_value(const struct mask_engine *me, struct mask_tls *w, int kind
 	size_t t0 = w->ntrig;
 	int r;
 
-	if (mask_detect_scan(me, w, v, n))
+	if (mask_detect_scan_lit(me, w, v, n) || mask_detect_scan_num(me, w, v, n, ctx, 0, 0)) {
+		w->ntrig = t0;
 		return -1;
+	}
 	if (w->ntrig == t0)
 		return MV_KEEP;
+	mask_detect_sort(w, t0);
 	r = mask_detect_apply(me, w, kind, ctx, v, n, 0, t0, w->ntrig, dst, det);
 	w->ntrig = t0;
 	return r;

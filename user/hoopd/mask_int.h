@@ -7,7 +7,6 @@
 #define HOOP_MASK_INT_H
 
 #include <hs/hs.h>
-#include <openssl/evp.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,7 +16,8 @@
 /* ---- types ---- */
 
 enum mtype_kind {
-	MT_TEXT = 0, /* text, varchar, bpchar, name, unknown: the bytes are the text in both formats */
+	MT_TEXT =
+	    0, /* text, varchar, bpchar, name, unknown: the bytes are the text in both formats */
 	MT_JSON,
 	MT_JSONB, /* binary: version byte 1, then the text */
 	MT_XML,
@@ -47,7 +47,17 @@ struct mtype {
 	const char *name;
 };
 
-const struct mtype *mask_type(uint32_t oid); /* NULL: not a type hoop can mask */
+/* NULL: not a type hoop can mask. A lookup, not a search: it runs per row and column. */
+#define MASK_TYPE_INDEX_MAX 4096 /* the built-in types hoop masks are below */
+extern const struct mtype mask_types[];
+extern const uint8_t mask_type_index[MASK_TYPE_INDEX_MAX];
+
+static inline const struct mtype *mask_type(uint32_t oid)
+{
+	return oid < MASK_TYPE_INDEX_MAX && mask_type_index[oid]
+		   ? &mask_types[mask_type_index[oid] - 1]
+		   : NULL;
+}
 
 static inline int mask_kind_textlike(int kind)
 {
@@ -77,12 +87,22 @@ enum mask_pat {
 	PAT_COUNT
 };
 
+struct mask_hmac_state; /* mask.c: SHA-256 states after key^ipad and key^opad */
+
 struct mask_engine {
 	struct mask_policy mp;
 	uint8_t key[32];
-	EVP_MD_CTX *hmac_in, *hmac_out; /* SHA-256 after key^ipad, key^opad */
-	hs_database_t *db;		/* NULL when every detector is off */
-	uint64_t gen;			/* tells a thread's scratch which engine it last served */
+	struct mask_hmac_state *hmac;
+	/* Two databases: what needs digits (SSN, phone, card, DOB, IPv4), scanned only where a
+	 * run of digits could hold one, and the rest (email, the MRN pattern), always scanned.
+	 * NULL when none of their detectors is on. */
+	hs_database_t *db_num;
+	hs_database_t *db_lit;
+	/* the literal database runs only where an '@' or the MRN pattern's literal prefix is
+	 * (mrn_prefix_len 0: the pattern has none hoop can prove, it always runs) */
+	char mrn_prefix[64];
+	size_t mrn_prefix_len;
+	uint64_t gen; /* tells a thread's scratch which engine it last served */
 };
 
 /* ---- per-thread workspace ---- */
@@ -99,7 +119,7 @@ struct mask_span {
 
 struct mask_cell {
 	const uint8_t *p;
-	int32_t len; /* -1: NULL */
+	int32_t len;		   /* -1: NULL */
 	uint32_t raw_off, raw_len; /* COPY text/csv: the field as it was on the wire */
 };
 
@@ -114,7 +134,6 @@ struct mask_out {
 struct mask_tls {
 	hs_scratch_t *scratch;
 	uint64_t gen;
-	EVP_MD_CTX *md;
 	struct mask_trig *trig;
 	size_t ntrig, captrig;
 	int64_t last[PAT_COUNT]; /* index of each pattern's last trigger, for merging runs */
@@ -148,9 +167,8 @@ enum { MV_VALUE = 0, MV_NULL, MV_UNMASKABLE, MV_KEEP };
  * caller handles) into dst: MV_VALUE (appended), MV_NULL, MV_UNMASKABLE (the value cannot be
  * produced validly: unknown layout, malformed binary value), or -1 (ENOMEM).
  */
-int mask_value(const struct mask_engine *me, enum mask_style style, int keep_first,
-	       int keep_last, const struct mtype *t, int format, const uint8_t *v, size_t n,
-	       struct buf *dst);
+int mask_value(const struct mask_engine *me, enum mask_style style, int keep_first, int keep_last,
+	       const struct mtype *t, int format, const uint8_t *v, size_t n, struct buf *dst);
 
 /* Text style helpers shared with the detectors. */
 int mask_put_hash_text(const struct mask_engine *me, const uint8_t *v, size_t n, struct buf *dst);
@@ -164,16 +182,25 @@ int mask_put_fp_text(const struct mask_engine *me, const uint8_t *seed_src, size
  * -1. The array is rewritten into dst with the same dimensions. Returns MV_KEEP when no element
  * changed (nothing appended), MV_VALUE, MV_UNMASKABLE (also for a malformed array) or -1. */
 typedef int (*mask_elem_fn)(void *ctx, const uint8_t *v, size_t n, struct buf *out);
-int mask_array_map(const struct mtype *at, int format, const uint8_t *v, size_t n,
-		   mask_elem_fn fn, void *ctx, struct mask_tls *w, struct buf *dst);
+int mask_array_map(const struct mtype *at, int format, const uint8_t *v, size_t n, mask_elem_fn fn,
+		   void *ctx, struct mask_tls *w, struct buf *dst);
 
 /* ---- detectors (mask_detect.c) ---- */
 
 int mask_detect_compile(struct mask_engine *me, char *err, size_t errn);
-/* Scan p[0..n) and append its triggers to w->trig (offsets relative to p). 0, or -1 (the
- * scan failed or too many triggers: fail closed). */
-int mask_detect_scan(const struct mask_engine *me, struct mask_tls *w, const uint8_t *p,
-		     size_t n);
+/* Scans append triggers to w->trig: the literal database over p[0..n) (offsets relative to
+ * p), where an '@' or the MRN prefix occurs; the numeric one over a value p[0..n) with column
+ * context ctx, only when a run of its digits from p[from] on could hold a numeric identifier
+ * (offsets plus shift). 0, or -1 (the scan failed or too many triggers: fail closed). Then
+ * mask_detect_sort from the first new trigger. mask_detect_numeric_candidate is that test. */
+int mask_detect_numeric_candidate(const uint8_t *p, size_t n, unsigned ctx);
+/* The first digit at or after p[i], or n. */
+size_t mask_next_digit(const uint8_t *p, size_t i, size_t n);
+int mask_detect_scan_lit(const struct mask_engine *me, struct mask_tls *w, const uint8_t *p,
+			 size_t n);
+int mask_detect_scan_num(const struct mask_engine *me, struct mask_tls *w, const uint8_t *p,
+			 size_t n, unsigned ctx, size_t shift, size_t from);
+void mask_detect_sort(struct mask_tls *w, size_t first);
 /*
  * Validate triggers t[0..nt) (offsets relative to v - shift) against the text value v[0..n) of
  * kind (MT_TEXT, MT_JSON, MT_JSONB's text, MT_XML) and column context ctx; mask what they find

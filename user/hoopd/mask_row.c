@@ -12,7 +12,7 @@
 
 static int put(struct buf *b, const void *p, size_t n)
 {
-	return buf_append(b, p, n) ? -1 : 0;
+	return n && buf_append(b, p, n) ? -1 : 0;
 }
 
 static int put_be32(struct buf *b, uint32_t v)
@@ -227,8 +227,8 @@ static int detect_cell(struct row_ctx *r, int i, const struct mtype *t, size_t s
 		n--;
 		shift++;
 	}
-	mv = mask_detect_apply(r->me, w, t->kind, r->cols[i].context, v, n, shift, k0, k1,
-			       &w->vals, r->counts->det);
+	mv = mask_detect_apply(r->me, w, t->kind, r->cols[i].context, v, n, shift, k0, k1, &w->vals,
+			       r->counts->det);
 	return settle(r, i, mv, off);
 }
 
@@ -240,7 +240,8 @@ static int mask_cells(struct row_ctx *r, const uint8_t *base)
 {
 	const struct mask_engine *me = r->me;
 	struct mask_tls *w = r->w;
-	unsigned dets = me->db ? me->mp.detectors : 0;
+	unsigned dets = me->mp.detectors;
+	int scan = me->db_num || me->db_lit;
 	size_t lo = SIZE_MAX, hi = 0;
 	int ncand = 0, rc;
 
@@ -271,6 +272,8 @@ static int mask_cells(struct row_ctx *r, const uint8_t *base)
 		et = t->kind == MT_ARRAY ? mask_type(t->elem) : t;
 		kind = et ? et->kind : -1;
 		if (mask_kind_textlike(kind)) {
+			if (!scan)
+				continue;
 			size_t a = (size_t)(c->p - base);
 
 			w->cand[i] = 1;
@@ -291,7 +294,8 @@ static int mask_cells(struct row_ctx *r, const uint8_t *base)
 			else if ((dets & 1u << DET_IPV4) && (kind == MT_INET || kind == MT_CIDR))
 				d = DET_IPV4;
 			else if ((dets & 1u << DET_US_SSN) && (cp->context & 1u << DET_US_SSN) &&
-				 (t->kind == MT_INT4 || t->kind == MT_INT8 || t->kind == MT_NUMERIC) &&
+				 (t->kind == MT_INT4 || t->kind == MT_INT8 ||
+				  t->kind == MT_NUMERIC) &&
 				 int_is_ssn(t, fmt_of(r, i), c->p, (size_t)c->len))
 				d = DET_US_SSN;
 			if (d < 0)
@@ -305,11 +309,46 @@ static int mask_cells(struct row_ctx *r, const uint8_t *base)
 	}
 	if (!ncand)
 		return 0;
+	/* one scan of the span for the literal patterns; the numeric ones cell by cell, where
+	 * digits could hold an identifier (non-text cells between stay out) */
 	w->ntrig = 0;
-	if (mask_detect_scan(me, w, base + lo, hi - lo))
+	if (mask_detect_scan_lit(me, w, base + lo, hi - lo))
 		return -1;
+	if (me->db_num) {
+		/* one pass for digits over the span; a digit in a candidate cell sends that cell
+		 * to the numeric test, a digit elsewhere skips to its cell's end */
+		const uint8_t *sp = base + lo;
+		size_t n = hi - lo, d = mask_next_digit(sp, 0, n);
+		int i = 0;
+
+		while (d < n) {
+			const struct mask_cell *c;
+			size_t cs, ce;
+
+			/* cells before the span (not candidates) and those ending before d */
+			while (i < r->ncols &&
+			       (w->cells[i].len <= 0 || w->cells[i].p < sp ||
+				(size_t)(w->cells[i].p - sp) + (size_t)w->cells[i].len <= d))
+				i++;
+			if (i >= r->ncols)
+				break;
+			c = &w->cells[i];
+			cs = (size_t)(c->p - sp);
+			ce = cs + (size_t)c->len;
+			if (d < cs) { /* a length field's byte: the next digit from the cell on */
+				d = mask_next_digit(sp, cs, n);
+				continue;
+			}
+			if (w->cand[i] && mask_detect_scan_num(me, w, c->p, (size_t)c->len,
+							       r->cols[i].context, cs, d - cs))
+				return -1;
+			d = mask_next_digit(sp, ce, n);
+			i++;
+		}
+	}
 	if (!w->ntrig)
 		return 0;
+	mask_detect_sort(w, 0);
 	for (int i = 0, k = 0; i < r->ncols; i++) {
 		struct mask_cell *c = &w->cells[i];
 		size_t cs, ce, k0;
@@ -847,8 +886,8 @@ int mask_copydata(const struct mask_engine *me, const struct mask_colplan *cols,
 	if (!opt.escape)
 		opt.escape = opt.quote;
 	opt.null_str[sizeof(opt.null_str) - 1] = '\0';
-	if (opt.format != 2 && (opt.delim == '\n' || opt.delim == '\r' ||
-				(opt.format == 0 && opt.delim == '\\')))
+	if (opt.format != 2 &&
+	    (opt.delim == '\n' || opt.delim == '\r' || (opt.format == 0 && opt.delim == '\\')))
 		return -1;
 	if (put(out, hdr, 5))
 		return -1;

@@ -15,79 +15,69 @@
 
 /* ---- the types hoop can mask ---- */
 
-/* sorted by oid */
-static const struct mtype types[] = {
-    {16, MT_BOOL, 0, "bool"},
-    {17, MT_BYTEA, 0, "bytea"},
-    {18, MT_CHAR, 0, "char"},
-    {19, MT_TEXT, 0, "name"},
-    {20, MT_INT8, 0, "int8"},
-    {21, MT_INT2, 0, "int2"},
-    {23, MT_INT4, 0, "int4"},
-    {25, MT_TEXT, 0, "text"},
-    {114, MT_JSON, 0, "json"},
-    {142, MT_XML, 0, "xml"},
-    {143, MT_ARRAY, 142, "_xml"},
-    {199, MT_ARRAY, 114, "_json"},
-    {650, MT_CIDR, 0, "cidr"},
-    {651, MT_ARRAY, 650, "_cidr"},
-    {700, MT_FLOAT4, 0, "float4"},
-    {701, MT_FLOAT8, 0, "float8"},
-    {705, MT_TEXT, 0, "unknown"},
-    {869, MT_INET, 0, "inet"},
-    {1000, MT_ARRAY, 16, "_bool"},
-    {1001, MT_ARRAY, 17, "_bytea"},
-    {1002, MT_ARRAY, 18, "_char"},
-    {1003, MT_ARRAY, 19, "_name"},
-    {1005, MT_ARRAY, 21, "_int2"},
-    {1007, MT_ARRAY, 23, "_int4"},
-    {1009, MT_ARRAY, 25, "_text"},
-    {1014, MT_ARRAY, 1042, "_bpchar"},
-    {1015, MT_ARRAY, 1043, "_varchar"},
-    {1016, MT_ARRAY, 20, "_int8"},
-    {1021, MT_ARRAY, 700, "_float4"},
-    {1022, MT_ARRAY, 701, "_float8"},
-    {1041, MT_ARRAY, 869, "_inet"},
-    {1042, MT_TEXT, 0, "bpchar"},
-    {1043, MT_TEXT, 0, "varchar"},
-    {1082, MT_DATE, 0, "date"},
-    {1083, MT_TIME, 0, "time"},
-    {1114, MT_TIMESTAMP, 0, "timestamp"},
-    {1115, MT_ARRAY, 1114, "_timestamp"},
-    {1182, MT_ARRAY, 1082, "_date"},
-    {1183, MT_ARRAY, 1083, "_time"},
-    {1184, MT_TIMESTAMPTZ, 0, "timestamptz"},
-    {1185, MT_ARRAY, 1184, "_timestamptz"},
-    {1231, MT_ARRAY, 1700, "_numeric"},
-    {1700, MT_NUMERIC, 0, "numeric"},
-    {2950, MT_UUID, 0, "uuid"},
-    {2951, MT_ARRAY, 2950, "_uuid"},
-    {3802, MT_JSONB, 0, "jsonb"},
-    {3807, MT_ARRAY, 3802, "_jsonb"},
-};
+/* oid, kind, element type (arrays), name */
+#define MASK_TYPES(X)                                                                              \
+	X(16, MT_BOOL, 0, "bool")                                                                  \
+	X(17, MT_BYTEA, 0, "bytea")                                                                \
+	X(18, MT_CHAR, 0, "char")                                                                  \
+	X(19, MT_TEXT, 0, "name")                                                                  \
+	X(20, MT_INT8, 0, "int8")                                                                  \
+	X(21, MT_INT2, 0, "int2")                                                                  \
+	X(23, MT_INT4, 0, "int4")                                                                  \
+	X(25, MT_TEXT, 0, "text")                                                                  \
+	X(114, MT_JSON, 0, "json")                                                                 \
+	X(142, MT_XML, 0, "xml")                                                                   \
+	X(143, MT_ARRAY, 142, "_xml")                                                              \
+	X(199, MT_ARRAY, 114, "_json")                                                             \
+	X(650, MT_CIDR, 0, "cidr")                                                                 \
+	X(651, MT_ARRAY, 650, "_cidr")                                                             \
+	X(700, MT_FLOAT4, 0, "float4")                                                             \
+	X(701, MT_FLOAT8, 0, "float8")                                                             \
+	X(705, MT_TEXT, 0, "unknown")                                                              \
+	X(869, MT_INET, 0, "inet")                                                                 \
+	X(1000, MT_ARRAY, 16, "_bool")                                                             \
+	X(1001, MT_ARRAY, 17, "_bytea")                                                            \
+	X(1002, MT_ARRAY, 18, "_char")                                                             \
+	X(1003, MT_ARRAY, 19, "_name")                                                             \
+	X(1005, MT_ARRAY, 21, "_int2")                                                             \
+	X(1007, MT_ARRAY, 23, "_int4")                                                             \
+	X(1009, MT_ARRAY, 25, "_text")                                                             \
+	X(1014, MT_ARRAY, 1042, "_bpchar")                                                         \
+	X(1015, MT_ARRAY, 1043, "_varchar")                                                        \
+	X(1016, MT_ARRAY, 20, "_int8")                                                             \
+	X(1021, MT_ARRAY, 700, "_float4")                                                          \
+	X(1022, MT_ARRAY, 701, "_float8")                                                          \
+	X(1041, MT_ARRAY, 869, "_inet")                                                            \
+	X(1042, MT_TEXT, 0, "bpchar")                                                              \
+	X(1043, MT_TEXT, 0, "varchar")                                                             \
+	X(1082, MT_DATE, 0, "date")                                                                \
+	X(1083, MT_TIME, 0, "time")                                                                \
+	X(1114, MT_TIMESTAMP, 0, "timestamp")                                                      \
+	X(1115, MT_ARRAY, 1114, "_timestamp")                                                      \
+	X(1182, MT_ARRAY, 1082, "_date")                                                           \
+	X(1183, MT_ARRAY, 1083, "_time")                                                           \
+	X(1184, MT_TIMESTAMPTZ, 0, "timestamptz")                                                  \
+	X(1185, MT_ARRAY, 1184, "_timestamptz")                                                    \
+	X(1231, MT_ARRAY, 1700, "_numeric")                                                        \
+	X(1700, MT_NUMERIC, 0, "numeric")                                                          \
+	X(2950, MT_UUID, 0, "uuid")                                                                \
+	X(2951, MT_ARRAY, 2950, "_uuid")                                                           \
+	X(3802, MT_JSONB, 0, "jsonb")                                                              \
+	X(3807, MT_ARRAY, 3802, "_jsonb")
 
-const struct mtype *mask_type(uint32_t oid)
-{
-	size_t lo = 0, hi = sizeof(types) / sizeof(types[0]);
+#define TYPE_ENUM(oid, kind, elem, name)  T_##oid,
+#define TYPE_ROW(oid, kind, elem, name)	  {oid, kind, elem, name},
+#define TYPE_INDEX(oid, kind, elem, name) [oid] = T_##oid + 1,
 
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (types[mid].oid == oid)
-			return &types[mid];
-		if (types[mid].oid < oid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
+enum { MASK_TYPES(TYPE_ENUM) T_COUNT };
+const struct mtype mask_types[T_COUNT] = {MASK_TYPES(TYPE_ROW)};
+const uint8_t mask_type_index[MASK_TYPE_INDEX_MAX] = {MASK_TYPES(TYPE_INDEX)};
 
 /* ---- output ---- */
 
 static int put(struct buf *b, const void *p, size_t n)
 {
-	return buf_append(b, p, n) ? -1 : 0;
+	return n && buf_append(b, p, n) ? -1 : 0;
 }
 
 static int put_str(struct buf *b, const char *s)
@@ -221,7 +211,8 @@ static int put_fp_json(const struct mask_engine *me, const uint8_t *v, size_t n,
 			while (j < n && v[j] != '"')
 				j += v[j] == '\\' ? 2 : 1;
 			k = j + 1;
-			while (k < n && (v[k] == ' ' || v[k] == '\t' || v[k] == '\n' || v[k] == '\r'))
+			while (k < n &&
+			       (v[k] == ' ' || v[k] == '\t' || v[k] == '\n' || v[k] == '\r'))
 				k++;
 			if (k >= n || v[k] != ':') {
 				for (size_t p = i + 1; p < j && p < n; p++) {
@@ -242,6 +233,8 @@ static int put_fp_json(const struct mask_engine *me, const uint8_t *v, size_t n,
 			for (p = a; p < b; p++) {
 				uint64_t r = mask_mix(&s);
 
+				if (b - a == 1 && v[a] == '0')
+					continue; /* 0.5 stays below one */
 				o[p] = (uint8_t)(p == a && b - a > 1 ? '1' + r % 9 : '0' + r % 10);
 			}
 			if (p < n && v[p] == '.')
@@ -516,11 +509,11 @@ static int mask_int(const struct mask_engine *me, enum mask_style st, int kind, 
 
 /* ---- numeric ---- */
 
-#define NUMERIC_POS  0x0000
-#define NUMERIC_NEG  0x4000
-#define NUMERIC_NAN  0xC000
-#define NUMERIC_PINF 0xD000
-#define NUMERIC_NINF 0xF000
+#define NUMERIC_POS	 0x0000
+#define NUMERIC_NEG	 0x4000
+#define NUMERIC_NAN	 0xC000
+#define NUMERIC_PINF	 0xD000
+#define NUMERIC_NINF	 0xF000
 #define NUMERIC_MAX_TEXT 200000 /* bounds what a binary numeric may expand to */
 
 /* numeric's binary form as its text ("-12.340", "NaN"); -1 if malformed. */
@@ -636,8 +629,8 @@ static int parse_dec(const uint8_t *v, size_t n, int allow_exp, struct dec *d)
 }
 
 /* Text of a decimal whose digits are chosen by the keyed stream, shape kept. */
-static int put_fp_dec(const struct mask_engine *me, const uint8_t *v, size_t n,
-		      const struct dec *d, struct buf *dst)
+static int put_fp_dec(const struct mask_engine *me, const uint8_t *v, size_t n, const struct dec *d,
+		      struct buf *dst)
 {
 	uint64_t s;
 	uint8_t *o;
@@ -683,8 +676,8 @@ static int numeric_from_text(const uint8_t *v, size_t n, struct buf *dst)
 	if (parse_dec(v, n, 0, &d))
 		return -1;
 	if (d.special) {
-		return put_be(dst, 0, 2) || put_be(dst, 0, 2) || put_be(dst, (uint64_t)d.special, 2) ||
-		       put_be(dst, 0, 2);
+		return put_be(dst, 0, 2) || put_be(dst, 0, 2) ||
+		       put_be(dst, (uint64_t)d.special, 2) || put_be(dst, 0, 2);
 	}
 	while (d.il && d.ip[0] == '0') {
 		d.ip++;
@@ -749,7 +742,8 @@ static int mask_numeric(const struct mask_engine *me, enum mask_style st, int fo
 		char t[24];
 
 		hash_of(me, v, n, h);
-		snprintf(t, sizeof(t), "%llu", (unsigned long long)(mask_u64(h) % 1000000000000000ULL));
+		snprintf(t, sizeof(t), "%llu",
+			 (unsigned long long)(mask_u64(h) % 1000000000000000ULL));
 		if (format == 1)
 			return PUT(numeric_from_text((const uint8_t *)t, strlen(t), dst));
 		return PUT(put_str(dst, t));
@@ -816,8 +810,8 @@ static void float_text(double x, int is4, char *out, size_t on)
 		nd--;
 	digits[nd] = '\0';
 	if (exp10 < -4 || exp10 >= (is4 ? 6 : 15)) {
-		snprintf(out, on, "%s%c%s%s%se%c%02d", x < 0 ? "-" : "", digits[0], nd > 1 ? "." : "",
-			 digits + 1, "", exp10 < 0 ? '-' : '+', abs(exp10));
+		snprintf(out, on, "%s%c%s%s%se%c%02d", x < 0 ? "-" : "", digits[0],
+			 nd > 1 ? "." : "", digits + 1, "", exp10 < 0 ? '-' : '+', abs(exp10));
 	} else if (exp10 < 0) {
 		snprintf(out, on, "%s0.%0*d%s", x < 0 ? "-" : "", -exp10 - 1, 0, digits);
 		if (exp10 == -1) /* "%0*d" with width 0 still prints one zero */
@@ -891,8 +885,10 @@ static int mask_float(const struct mask_engine *me, enum mask_style st, int kind
 		uint8_t h[32];
 
 		hash_of(me, t, tl, h);
-		return PUT(put_float((double)(mask_u64(h) % (is4 ? 1ULL << 24 : 1ULL << 53)), is4,
-				     format, dst));
+		/* whole numbers below 1e6 / 1e15: exact, and written without an exponent */
+		return PUT(
+		    put_float((double)(mask_u64(h) % (is4 ? 1000000ULL : 1000000000000000ULL)), is4,
+			      format, dst));
 	}
 	if (st == MASK_FORMAT_PRESERVING && !parse_dec((const uint8_t *)t, tl, 1, &d)) {
 		struct buf b = {0};
@@ -975,43 +971,73 @@ static int month_days(int64_t y, unsigned m)
 	return m == 2 && leap ? 29 : md[m - 1];
 }
 
+/* v in exactly w decimal digits (w <= 20), zero-padded; returns w. snprintf costs more than the
+ * rest of a date's masking. */
+static size_t put_dec(char *o, uint64_t v, size_t w)
+{
+	for (size_t i = w; i-- > 0; v /= 10)
+		o[i] = (char)('0' + v % 10);
+	return w;
+}
+
+/* "YYYY-MM-DD" (at least four year digits); o holds 32 bytes. */
 static size_t fmt_date(int64_t days, char *o, size_t on, int *bc)
 {
 	int64_t y;
 	unsigned m, d;
+	uint64_t ay;
+	size_t l = 0, yw = 4;
 
+	(void)on;
 	civil_from_days(days + PG_EPOCH_DAYS, &y, &m, &d);
 	*bc = y <= 0;
-	return (size_t)snprintf(o, on, "%04lld-%02u-%02u", (long long)(y <= 0 ? 1 - y : y), m, d);
-}
-
-/* "HH:MM:SS[.ffffff]" (trailing zeros of the fraction dropped) */
-static size_t fmt_time(int64_t us, char *o, size_t on)
-{
-	int64_t s = us / 1000000, f = us % 1000000;
-	size_t l = (size_t)snprintf(o, on, "%02lld:%02lld:%02lld", (long long)(s / 3600),
-				    (long long)(s / 60 % 60), (long long)(s % 60));
-
-	if (f && l < on) {
-		char fr[8];
-		int k = 6;
-
-		snprintf(fr, sizeof(fr), "%06lld", (long long)f);
-		while (k > 0 && fr[k - 1] == '0')
-			k--;
-		l += (size_t)snprintf(o + l, on - l, ".%.*s", k, fr);
-	}
+	ay = (uint64_t)(y <= 0 ? 1 - y : y);
+	while (yw < 20 && ay >= pow10_u64((int)yw))
+		yw++;
+	l += put_dec(o + l, ay, yw);
+	o[l++] = '-';
+	l += put_dec(o + l, m, 2);
+	o[l++] = '-';
+	l += put_dec(o + l, d, 2);
+	o[l] = '\0';
 	return l;
 }
 
+/* "HH:MM:SS[.ffffff]" (trailing zeros of the fraction dropped); o holds 32 bytes. */
+static size_t fmt_time(int64_t us, char *o, size_t on)
+{
+	uint64_t u = us < 0 ? 0 : (uint64_t)us, s = u / 1000000, f = u % 1000000;
+	size_t l = 0;
+
+	(void)on;
+	l += put_dec(o + l, s / 3600 % 100, 2);
+	o[l++] = ':';
+	l += put_dec(o + l, s / 60 % 60, 2);
+	o[l++] = ':';
+	l += put_dec(o + l, s % 60, 2);
+	if (f) {
+		size_t k = 6;
+
+		o[l++] = '.';
+		put_dec(o + l, f, 6);
+		while (k > 0 && o[l + k - 1] == '0')
+			k--;
+		l += k;
+	}
+	o[l] = '\0';
+	return l;
+}
+
+/* o holds 80 bytes */
 static void fmt_ts(int64_t us, int tz, char *o, size_t on)
 {
 	int64_t days, rem;
 	int bc;
 	size_t l;
 
+	(void)on;
 	if (us == INT64_MAX || us == INT64_MIN) {
-		snprintf(o, on, us == INT64_MAX ? "infinity" : "-infinity");
+		strcpy(o, us == INT64_MAX ? "infinity" : "-infinity");
 		return;
 	}
 	days = us / USEC_PER_DAY;
@@ -1020,27 +1046,34 @@ static void fmt_ts(int64_t us, int tz, char *o, size_t on)
 		rem += USEC_PER_DAY;
 		days--;
 	}
-	l = fmt_date(days, o, on, &bc);
-	if (l < on)
-		o[l++] = ' ';
-	if (l < on)
-		l += fmt_time(rem, o + l, on - l);
-	if (l < on)
-		snprintf(o + l, on - l, "%s%s", tz ? "+00" : "", bc ? " BC" : "");
+	l = fmt_date(days, o, 32, &bc);
+	o[l++] = ' ';
+	l += fmt_time(rem, o + l, 32);
+	if (tz) {
+		memcpy(o + l, "+00", 3);
+		l += 3;
+	}
+	if (bc) {
+		memcpy(o + l, " BC", 3);
+		l += 3;
+	}
+	o[l] = '\0';
 }
 
+/* o holds 48 bytes */
 static void fmt_pgdate(int64_t days, char *o, size_t on)
 {
 	int bc;
 	size_t l;
 
+	(void)on;
 	if (days == INT32_MAX || days == INT32_MIN) {
-		snprintf(o, on, days == INT32_MAX ? "infinity" : "-infinity");
+		strcpy(o, days == INT32_MAX ? "infinity" : "-infinity");
 		return;
 	}
-	l = fmt_date(days, o, on, &bc);
-	if (bc && l < on)
-		snprintf(o + l, on - l, " BC");
+	l = fmt_date(days, o, 32, &bc);
+	if (bc)
+		strcpy(o + l, " BC");
 }
 
 /* Fixed-width decimal field; advances *i. */
@@ -1247,7 +1280,8 @@ static int mask_inet(const struct mask_engine *me, enum mask_style st, int kind,
 			return MV_UNMASKABLE;
 		fam = v[0];
 		max = fam == PGSQL_AF_INET ? 32 : 128;
-		if (!((fam == PGSQL_AF_INET && v[3] == 4) || (fam == PGSQL_AF_INET6 && v[3] == 16)) ||
+		if (!((fam == PGSQL_AF_INET && v[3] == 4) ||
+		      (fam == PGSQL_AF_INET6 && v[3] == 16)) ||
 		    v[1] > max)
 			return MV_UNMASKABLE;
 		if (!inet_ntop(fam == PGSQL_AF_INET ? AF_INET : AF_INET6, v + 4, ip, sizeof(ip)))
@@ -1281,8 +1315,8 @@ static int mask_inet(const struct mask_engine *me, enum mask_style st, int kind,
 	return PUT(put_str(dst, t));
 }
 
-static int mask_uuid(const struct mask_engine *me, enum mask_style st, int format,
-		     const uint8_t *v, size_t n, struct buf *dst)
+static int mask_uuid(const struct mask_engine *me, enum mask_style st, int format, const uint8_t *v,
+		     size_t n, struct buf *dst)
 {
 	uint8_t u[16] = {0};
 	char t[40];
@@ -1299,8 +1333,8 @@ static int mask_uuid(const struct mask_engine *me, enum mask_style st, int forma
 			char x[33];
 
 			hex_encode(v, 16, x);
-			snprintf(c, sizeof(c), "%.8s-%.4s-%.4s-%.4s-%.12s", x, x + 8, x + 12, x + 16,
-				 x + 20);
+			snprintf(c, sizeof(c), "%.8s-%.4s-%.4s-%.4s-%.12s", x, x + 8, x + 12,
+				 x + 16, x + 20);
 			cp = c;
 			cn = 36;
 		} else if (n == 36) {
@@ -1319,13 +1353,14 @@ static int mask_uuid(const struct mask_engine *me, enum mask_style st, int forma
 		char x[33];
 
 		hex_encode(u, 16, x);
-		snprintf(t, sizeof(t), "%.8s-%.4s-%.4s-%.4s-%.12s", x, x + 8, x + 12, x + 16, x + 20);
+		snprintf(t, sizeof(t), "%.8s-%.4s-%.4s-%.4s-%.12s", x, x + 8, x + 12, x + 16,
+			 x + 20);
 	}
 	return PUT(put(dst, t, 36));
 }
 
-static int mask_char(const struct mask_engine *me, enum mask_style st, int format,
-		     const uint8_t *v, size_t n, struct buf *dst)
+static int mask_char(const struct mask_engine *me, enum mask_style st, int format, const uint8_t *v,
+		     size_t n, struct buf *dst)
 {
 	uint8_t c = '*';
 
@@ -1366,9 +1401,8 @@ static int elem_mask(void *ctx, const uint8_t *v, size_t n, struct buf *out)
 
 /* ---- the dispatcher ---- */
 
-int mask_value(const struct mask_engine *me, enum mask_style style, int keep_first,
-	       int keep_last, const struct mtype *t, int format, const uint8_t *v, size_t n,
-	       struct buf *dst)
+int mask_value(const struct mask_engine *me, enum mask_style style, int keep_first, int keep_last,
+	       const struct mtype *t, int format, const uint8_t *v, size_t n, struct buf *dst)
 {
 	struct mask_tls *w;
 	size_t start = dst->len;
