@@ -914,8 +914,14 @@ def test_keyed_styles_are_no_oracle_for_guesses(ctx):
     check(r.returncode == 0, "psycopg through hoopd: %s" % r.stderr[-2000:])
     v = json.loads(r.stdout)
     bad = []
+    # The bare columns mask each patient differently (that is what makes joins work); a
+    # guess is confirmed when it comes back as its patient's own masked value. A placeholder
+    # every value shares (redact) confirms nothing.
+    check(len({v["column_bare"][str(g[0])] for g in guesses}) == len(guesses),
+          "hashed emails are not distinct per patient: %r" % v["column_bare"])
     for pid, email, phone in guesses:
-        real_h = {v["column"][str(pid)], v["column_bare"][str(pid)]}
+        real_h = {x for x in (v["column"][str(pid)], v["column_bare"][str(pid)])
+                  if list(v["column_bare"].values()).count(x) == 1}
         for k, form in ((str(pid), "case ... then email else GUESS"),
                         (str(pid) + "+", "case ... then email || '' else GUESS")):
             if v["case"][k] in real_h:
@@ -1044,6 +1050,10 @@ def test_values_computed_from_masked_columns_stay_valid_for_their_type(ctx):
     check(d.returncode == 0 and v.returncode == 0, "psycopg: %s %s" % (d.stderr[-2000:], v.stderr[-2000:]))
     d, v = json.loads(d.stdout), json.loads(v.stdout)
     may = {label for label, _, m in TYPE_CASES if m}
+    # Binary COPY says nothing of its columns' types, and these are computed (hoopd knows the
+    # type of a column copied as it is, not of length(ssn)): masked fields there cannot be
+    # written validly, so the policy's on_unmaskable (withhold) applies (docs/masking.md).
+    may.add("copy-binary")
     bad, withheld = [], []
     for k in sorted(v):
         label = k.split("/")[0]
