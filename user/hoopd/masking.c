@@ -207,12 +207,9 @@ static uint32_t source_type(const struct catalog *cat, const char *source)
 	return type;
 }
 
-int masking_plan_rows(struct mask_result *r, const struct masking *m, const struct catalog *cat,
-		      const struct maskplan *sql, const struct pgw_field *f, int n)
+/* Room for n column plans and their counts. */
+static int result_alloc(struct mask_result *r, int n)
 {
-	const struct mask_policy *mp = &m->mp;
-	int by_position = sql && !sql->all_unknown && sql->ncols == n;
-
 	memset(r, 0, sizeof(*r));
 	r->cols = calloc((size_t)(n ? n : 1), sizeof(*r->cols));
 	r->counts.cols = calloc((size_t)(n ? n : 1), sizeof(*r->counts.cols));
@@ -222,6 +219,33 @@ int masking_plan_rows(struct mask_result *r, const struct masking *m, const stru
 	}
 	r->ncols = n;
 	r->counts.ncols = n;
+	return 0;
+}
+
+/* What a column's rule means for a value: free text is the detectors' when it is the column
+ * itself and redacted when computed from it; a computed value of a keyed, deterministic style
+ * (hash, format_preserving) is redacted, or it would be an oracle (CASE WHEN false THEN email
+ * ELSE 'guess' END hashes the guess like an email). */
+static int effective_rule(const struct mask_policy *mp, int rule, int derived)
+{
+	if (rule < 0 || rule >= mp->nrules)
+		return rule;
+	if (mp->rules[rule].free_text)
+		return derived ? MASK_RULE_UNKNOWN : MASK_RULE_NONE;
+	if (derived && (mp->rules[rule].style == MASK_HASH ||
+			mp->rules[rule].style == MASK_FORMAT_PRESERVING))
+		return MASK_RULE_UNKNOWN;
+	return rule;
+}
+
+int masking_plan_rows(struct mask_result *r, const struct masking *m, const struct catalog *cat,
+		      const struct maskplan *sql, const struct pgw_field *f, int n)
+{
+	const struct mask_policy *mp = &m->mp;
+	int by_position = sql && !sql->all_unknown && sql->ncols == n;
+
+	if (result_alloc(r, n))
+		return -ENOMEM;
 	for (int i = 0; i < n; i++) {
 		struct mask_colplan *c = &r->cols[i];
 		int rule = MASK_RULE_UNKNOWN, derived = 0, direct = 0;
@@ -267,16 +291,7 @@ int masking_plan_rows(struct mask_result *r, const struct masking *m, const stru
 		}
 		if (!direct && !by_position && sql && sql->all_clean)
 			rule = MASK_RULE_NONE; /* e.g. a star over system relations */
-		if (rule >= 0 && rule < mp->nrules && mp->rules[rule].free_text)
-			/* the text itself: detectors; anything made from it: redacted */
-			rule = derived ? MASK_RULE_UNKNOWN : MASK_RULE_NONE;
-		else if (rule >= 0 && rule < mp->nrules && derived &&
-			 (mp->rules[rule].style == MASK_HASH ||
-			  mp->rules[rule].style == MASK_FORMAT_PRESERVING))
-			/* a keyed, deterministic mask of a computed value is an oracle: CASE WHEN
-			 * false THEN email ELSE 'guess' END hashes the guess like an email */
-			rule = MASK_RULE_UNKNOWN;
-		c->rule = rule;
+		c->rule = effective_rule(mp, rule, derived);
 		c->derived = derived;
 		c->context = mask_context_from_name(f[i].name ? f[i].name : "");
 		if (srccol)
@@ -295,14 +310,8 @@ int masking_plan_copy(struct mask_result *r, const struct masking *m, const stru
 	memset(r, 0, sizeof(*r));
 	if (!sql || !sql->copy || sql->all_unknown || sql->ncols != n)
 		return -EINVAL;
-	r->cols = calloc((size_t)(n ? n : 1), sizeof(*r->cols));
-	r->counts.cols = calloc((size_t)(n ? n : 1), sizeof(*r->counts.cols));
-	if (!r->cols || !r->counts.cols) {
-		mask_result_free(r);
+	if (result_alloc(r, n))
 		return -ENOMEM;
-	}
-	r->ncols = n;
-	r->counts.ncols = n;
 	r->copy = 1;
 	r->copy_opts = sql->copy_opts;
 	if (overall_format == 1)
@@ -312,14 +321,8 @@ int masking_plan_copy(struct mask_result *r, const struct masking *m, const stru
 		const struct maskplan_col *pc = &sql->cols[i];
 		const char *col = strrchr(pc->source, '.');
 
-		c->rule = pc->rule;
+		c->rule = effective_rule(&m->mp, pc->rule, pc->derived);
 		c->derived = pc->derived;
-		if (c->rule >= 0 && c->rule < m->mp.nrules && m->mp.rules[c->rule].free_text)
-			c->rule = pc->derived ? MASK_RULE_UNKNOWN : MASK_RULE_NONE;
-		else if (c->rule >= 0 && c->rule < m->mp.nrules && pc->derived &&
-			 (m->mp.rules[c->rule].style == MASK_HASH ||
-			  m->mp.rules[c->rule].style == MASK_FORMAT_PRESERVING))
-			c->rule = MASK_RULE_UNKNOWN;
 		c->format = formats ? formats[i] : (int16_t)overall_format;
 		/* Text and CSV carry every value as text; binary needs the true type, known only
 		 * for a column copied as it is (else 0: unmaskable, so withheld if masked). */
