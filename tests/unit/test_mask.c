@@ -1532,6 +1532,13 @@ static void test_copy_text_roundtrip(void)
 		}
 		mask_engine_free(red);
 	}
+	/* rows of no columns (SELECT FROM t): empty lines in COPY, a bare count in a DataRow */
+	out.len = 0;
+	CHECK_EQ_INT(mask_copydata(me, NULL, 0, &opt, (const uint8_t *)"\n\r\n", 3, &out, NULL), 0);
+	CHECK(out.len == 8 && !memcmp(out.data + 5, "\n\r\n", 3));
+	out.len = 0;
+	CHECK_EQ_INT(mask_datarow(me, NULL, 0, (const uint8_t *)"\0\0", 2, &out, NULL), 0);
+	CHECK(out.len == 7 && !memcmp(out.data, "D\0\0\0\6\0\0", 7));
 	/* malformed: a row without its newline, too few and too many fields */
 	{
 		static const char *bad[] = {"a\tb\t1", "a\tb\n", "a\tb\t1\t2\n", "a\tb\t1\nc"};

@@ -270,6 +270,35 @@ int mask_tls_cells(struct mask_tls *w, size_t n)
 	return 0;
 }
 
+/* A value of megabytes must not keep its buffers after its row: trim back what grew past
+ * this (a relay's buffers follow the same rule). */
+#define TLS_KEEP (1u << 20)
+
+static void trim_buf(struct buf *b)
+{
+	if (b->cap > TLS_KEEP)
+		buf_free(b);
+}
+
+void mask_tls_trim(struct mask_tls *w)
+{
+	trim_buf(&w->vals);
+	trim_buf(&w->dec);
+	trim_buf(&w->el);
+	trim_buf(&w->eldec);
+	trim_buf(&w->canon);
+	if (w->captrig * sizeof(*w->trig) > TLS_KEEP) {
+		free(w->trig);
+		w->trig = NULL;
+		w->captrig = w->ntrig = 0;
+	}
+	if (w->capspans * sizeof(*w->spans) > TLS_KEEP) {
+		free(w->spans);
+		w->spans = NULL;
+		w->capspans = w->nspans = 0;
+	}
+}
+
 void mask_thread_release(void)
 {
 	struct mask_tls *w = tls;

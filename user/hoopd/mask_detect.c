@@ -714,7 +714,7 @@ static int put_replacement(const struct mask_engine *me, enum mask_style st, uns
 				keep_from = i;
 			}
 	}
-	o = buf_reserve(dst, n);
+	o = buf_reserve(dst, n ? n : 1);
 	if (!o)
 		return -1;
 	for (size_t i = 0; i < n;) {

@@ -153,6 +153,7 @@ struct mask_tls {
 /* The calling thread's workspace, its scratch fit for me's database; NULL on ENOMEM. */
 struct mask_tls *mask_tls_get(const struct mask_engine *me);
 int mask_tls_cells(struct mask_tls *w, size_t n); /* room for n cells; 0 or -ENOMEM */
+void mask_tls_trim(struct mask_tls *w);		  /* after a message: drop what grew large */
 
 /* HMAC-SHA-256 of the concatenation a || b under the engine's key. */
 void mask_hmac(const struct mask_engine *me, const void *a, size_t an, const void *b, size_t bn,

@@ -376,7 +376,8 @@ static int row_begin(struct row_ctx *r, const struct mask_engine *me,
 		     struct mask_counts *dummy, int copyfmt)
 {
 	memset(r, 0, sizeof(*r));
-	if (!me || ncols < 0 || (ncols > 0 && !cols))
+	/* a row has at most 32767 columns (its count is an int16) */
+	if (!me || ncols < 0 || ncols > INT16_MAX || (ncols > 0 && !cols))
 		return -1;
 	r->me = me;
 	r->cols = cols;
@@ -391,8 +392,8 @@ static int row_begin(struct row_ctx *r, const struct mask_engine *me,
 
 /* ---- DataRow ---- */
 
-int mask_datarow(const struct mask_engine *me, const struct mask_colplan *cols, int ncols,
-		 const uint8_t *body, size_t len, struct buf *out, struct mask_counts *counts)
+static int datarow(const struct mask_engine *me, const struct mask_colplan *cols, int ncols,
+		   const uint8_t *body, size_t len, struct buf *out, struct mask_counts *counts)
 {
 	struct mask_counts dummy = {0};
 	struct row_ctx r;
@@ -401,11 +402,10 @@ int mask_datarow(const struct mask_engine *me, const struct mask_colplan *cols, 
 	uint8_t *o;
 	int rc;
 
-	if (row_begin(&r, me, cols, ncols, counts, &dummy, -1))
+	if (len < 2 || len > INT32_MAX - 4 || (int16_t)(body[0] << 8 | body[1]) != ncols ||
+	    row_begin(&r, me, cols, ncols, counts, &dummy, -1))
 		return -1;
 	w = r.w;
-	if (len < 2 || len > INT32_MAX - 4 || (int16_t)(body[0] << 8 | body[1]) != ncols)
-		return -1;
 	for (int i = 0; i < ncols; i++) {
 		int32_t l;
 
@@ -638,6 +638,15 @@ static int read_row(const struct mask_copy *cp, int csv, struct mask_tls *w, con
 	int f = 0;
 
 	w->dec.len = 0;
+	if (!ncols) { /* SELECT with no columns: PostgreSQL writes an empty line per row */
+		if (p < len && d[p] == '\r')
+			p++;
+		if (p >= len || d[p] != '\n')
+			return -1;
+		*row_end = p - (p > *i);
+		*i = p + 1;
+		return 0;
+	}
 	for (;;) {
 		size_t a = p, doff = w->dec.len;
 		int quoted = 0, in_q = 0;
@@ -864,9 +873,9 @@ static int copy_binary(struct row_ctx *r, struct mask_copy *cp, const uint8_t *d
 	return 0;
 }
 
-int mask_copydata(const struct mask_engine *me, const struct mask_colplan *cols, int ncols,
-		  struct mask_copy *cp, const uint8_t *data, size_t len, struct buf *out,
-		  struct mask_counts *counts)
+static int copydata(const struct mask_engine *me, const struct mask_colplan *cols, int ncols,
+		    struct mask_copy *cp, const uint8_t *data, size_t len, struct buf *out,
+		    struct mask_counts *counts)
 {
 	struct mask_counts dummy = {0};
 	struct mask_copy opt;
@@ -906,4 +915,27 @@ int mask_copydata(const struct mask_engine *me, const struct mask_colplan *cols,
 	}
 	mask_set_be32(buf_head(out) + start + 1, (uint32_t)total);
 	return 0;
+}
+
+int mask_datarow(const struct mask_engine *me, const struct mask_colplan *cols, int ncols,
+		 const uint8_t *body, size_t len, struct buf *out, struct mask_counts *counts)
+{
+	int rc = datarow(me, cols, ncols, body, len, out, counts);
+	struct mask_tls *w = me ? mask_tls_get(me) : NULL;
+
+	if (w)
+		mask_tls_trim(w);
+	return rc;
+}
+
+int mask_copydata(const struct mask_engine *me, const struct mask_colplan *cols, int ncols,
+		  struct mask_copy *cp, const uint8_t *data, size_t len, struct buf *out,
+		  struct mask_counts *counts)
+{
+	int rc = copydata(me, cols, ncols, cp, data, len, out, counts);
+	struct mask_tls *w = me ? mask_tls_get(me) : NULL;
+
+	if (w)
+		mask_tls_trim(w);
+	return rc;
 }

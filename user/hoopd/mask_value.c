@@ -103,6 +103,9 @@ static uint64_t get_be(const uint8_t *p, int width)
 	return v;
 }
 
+/* (buf_reserve gets at least one byte: on a buffer never allocated, reserving none would
+ * hand back a null pointer plus nothing.) */
+
 /* Either text or binary for one value: ret is MV_VALUE or -1. */
 #define PUT(expr) ((expr) ? -1 : MV_VALUE)
 
@@ -145,7 +148,7 @@ int mask_put_fp_text(const struct mask_engine *me, const uint8_t *seed_src, size
 		     const uint8_t *v, size_t n, struct buf *dst)
 {
 	uint64_t s;
-	uint8_t *o = buf_reserve(dst, n);
+	uint8_t *o = buf_reserve(dst, n ? n : 1);
 
 	if (!o)
 		return -1;
@@ -169,7 +172,7 @@ static int put_partial(const uint8_t *v, size_t n, int kf, int kl, struct buf *d
 		nc += i == 0 || (v[i] & 0xc0) != 0x80;
 	if ((size_t)kf + (size_t)kl >= nc)
 		kf = kl = 0;
-	o = buf_reserve(dst, n);
+	o = buf_reserve(dst, n ? n : 1);
 	if (!o)
 		return -1;
 	for (size_t i = 0; i < n; ci++) {
@@ -197,7 +200,7 @@ static int put_partial(const uint8_t *v, size_t n, int kf, int kl, struct buf *d
 static int put_fp_json(const struct mask_engine *me, const uint8_t *v, size_t n, struct buf *dst)
 {
 	uint64_t s;
-	uint8_t *o = buf_reserve(dst, n);
+	uint8_t *o = buf_reserve(dst, n ? n : 1);
 	size_t i = 0;
 
 	if (!o)
@@ -386,7 +389,7 @@ static int mask_bytea(const struct mask_engine *me, enum mask_style st, int form
 
 		fp_seed_of(me, v, n, &s);
 		if (format == 1) {
-			o = buf_reserve(dst, n);
+			o = buf_reserve(dst, n ? n : 1);
 			if (!o)
 				return -1;
 			for (size_t i = 0; i < n; i++)
@@ -1194,7 +1197,11 @@ static int parse_ts_text(const uint8_t *v, size_t n, int64_t *us)
 	}
 	if (parse_bc(v, n, &i, &y))
 		return -1;
-	*us = pg_days(y, (unsigned)m, (unsigned)d) * USEC_PER_DAY + t - off;
+	/* past PostgreSQL's range (year 294276) the microseconds would overflow: not a
+	 * timestamp, so its text is what gets hashed */
+	if (__builtin_mul_overflow(pg_days(y, (unsigned)m, (unsigned)d), USEC_PER_DAY, us) ||
+	    __builtin_add_overflow(*us, t - off, us))
+		return -1;
 	return 0;
 }
 
