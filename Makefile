@@ -290,7 +290,7 @@ $(OUT)/bench/mask_bench: bench/mask_bench.c $(MASK_UNIT_SRC) $(HEADERS)
 
 .PHONY: bench-mask
 bench-mask:
-	$(Q)scripts/deps.sh build
+	$(Q)scripts/deps.sh bench
 	$(Q)$(MAKE) --no-print-directory $(OUT)/bench/mask_bench
 	$(Q)$(OUT)/bench/mask_bench $(BENCH_MASK_MB)
 

@@ -1,16 +1,17 @@
 #!/bin/sh
 # Install the Debian packages hoop needs to build, test and demo. Idempotent; silent when
 # nothing is missing. Usage: scripts/deps.sh [build|test|all|bench|vm]
-# `bench` (make bench) adds the proxies hoopd is measured against and perf; `all` does not.
+# `bench` (make bench, make bench-mask) adds the proxies hoopd is measured against, perf and
+# valgrind (callgrind's instruction counts); `all` does not.
 # `vm` (make vmtest) adds qemu and a static busybox for the test guest, and what the guest runs
 # from the host: the test set. (The guest's kernel is fetched by vmtests/run.sh, not installed.)
 set -eu
 BUILD="make gcc clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libyaml-dev libjson-c-dev
-libnl-3-dev libssl-dev libpg-query-dev libprotobuf-c-dev pkg-config linux-libc-dev libhyperscan-dev libpq-dev
-valgrind"
+libnl-3-dev libssl-dev libpg-query-dev libprotobuf-c-dev pkg-config linux-libc-dev libhyperscan-dev
+libpq-dev"
 TEST="postgresql postgresql-client postgresql-contrib iproute2 procps python3 python3-psycopg openssl
 libclang-rt-14-dev python3-yaml"
-BENCH="haproxy pgbouncer linux-perf"
+BENCH="haproxy pgbouncer linux-perf valgrind"
 VM="qemu-system-x86 busybox-static cpio kmod"
 case "${1:-all}" in
 build) want="$BUILD" ;;
