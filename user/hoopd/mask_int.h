@@ -38,6 +38,7 @@ enum mtype_kind {
 	MT_CIDR,
 	MT_UUID,
 	MT_ARRAY,
+	MT_INTERVAL, /* binary: int64 microseconds, int32 days, int32 months */
 };
 
 struct mtype {
