@@ -253,7 +253,7 @@ demo: deps
 .PHONY: bench
 bench:
 	$(Q)scripts/deps.sh bench
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all $(OUT)/bench/mask_bench
 	$(Q)/usr/bin/python3 bench/run.py
 
 # The BPF end-to-end suite inside a qemu guest (TCG) on Debian 12's 6.1 LTS kernel, as root:

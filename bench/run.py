@@ -46,6 +46,7 @@ from hooptest import Cleanup, Hoopd, Postgres, ROOT, PGBIN, free_port, wait_for 
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+MASK_MB = int(os.environ.get("BENCH_MASK_MB", "64"))
 SCALE = int(os.environ.get("BENCH_SCALE", "10"))
 ONLY = [x for x in os.environ.get("BENCH_ONLY", "").split(",") if x]
 PGBENCH = os.path.join(PGBIN, "pgbench")
@@ -570,7 +571,28 @@ def write_results(text):
         f.write(text + "\n" + notes)
 
 
-def report(facts, cmd, started, elapsed, configs, workloads, res, idle, perf, audit):
+def mask_bench():
+    """The masking microbenchmark (bench/mask_bench.c, built by make bench): its report, and
+    MB/s per core of mask_datarow with every detector on."""
+    exe = os.path.join(os.path.dirname(HERE), "build", "bench", "mask_bench")
+    if os.environ.get("BENCH_NO_MASK") == "1":
+        return None
+    log("bench: masking throughput (bench/mask_bench, %s MB) ..." % MASK_MB)
+    r = subprocess.run([exe, str(MASK_MB)], capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0:
+        raise RuntimeError("mask_bench failed:\n" + r.stdout + r.stderr)
+    out = {"text": r.stdout.strip()}
+    for key, pat in (("detectors", r"detectors only\s+([0-9.]+) MB/s"),
+                     ("rules", r"detectors \+ rules\s+([0-9.]+) MB/s"),
+                     ("copy", r"copy \(baseline\)\s+([0-9.]+) MB/s"),
+                     ("ipb", r"detectors only: ([0-9.]+) instructions/byte")):
+        m = re.search(pat, r.stdout)
+        out[key] = float(m.group(1)) if m else None
+    log("  %s MB/s per core with every detector on" % out["detectors"])
+    return out
+
+
+def report(facts, cmd, started, elapsed, configs, workloads, res, idle, perf, audit, mask=None):
     names = [c.name for c in configs]
     L = []
     L.append("# hoop benchmark results\n")
@@ -589,13 +611,19 @@ def report(facts, cmd, started, elapsed, configs, workloads, res, idle, perf, au
              "mode tcp, default threads. pgbouncer: pool_mode session, default_pool_size 100, default "
              "logging. hoopd: --log-level info (the default), audit trail in a state dir on the same "
              "disk; `allow` is a policy with only the target (default allow, every statement still "
-             "recorded); `hipaa` is policies/hipaa-agents.yaml (8 rules, audit `durability: flush`); "
+             "recorded); `hipaa` is policies/hipaa-agents.yaml (its deny and approval rules, "
+             "masking of PHI columns with every detector on, audit `durability: flush`); "
              "`fsync` is that policy with `durability: fsync`. Each hoopd case runs with `--accel off` "
              "and `--accel sockmap`. All of it on one %d-CPU machine: pgbench, PostgreSQL and the "
              "proxy share the CPUs, so a proxy's CPU time is taken from PostgreSQL and pgbench."
              % os.cpu_count())
     L.append("")
-    L.append("Masking throughput is not measured: masking of result rows is not implemented yet.\n")
+    if mask:
+        L.append("Masking throughput (bench/mask_bench.c, `make bench-mask`): mask_datarow over "
+                 "%s MB of 10-column DataRows with every detector on, one core, against a plain "
+                 "copy of the same rows in the same run; callgrind's instruction count is the "
+                 "stable figure on a shared machine:\n" % MASK_MB)
+        L.append("```\n%s\n```\n" % mask["text"])
 
     def get(wk, cn, field):
         return med([r.get(field) for r in res.get((wk, cn), [])])
@@ -651,6 +679,10 @@ def report(facts, cmd, started, elapsed, configs, workloads, res, idle, perf, au
                  % (format(big[0]["n"], ","), big[0]["target"], big[0]["n"], big[0]["nofile"]))
     else:
         target("10,000 concurrent connections held", "—", None, False, "")
+    if mask and mask.get("detectors"):
+        target("masking ≥ 500 MB/s per core", "mask_datarow, every detector on", mask["detectors"],
+               mask["detectors"] >= 500, "%.0f MB/s (%.2f instructions/byte)"
+               % (mask["detectors"], mask["ipb"] or 0))
     L.append("")
 
     fl = [r["foreign"] for rs in res.values() for r in rs]
@@ -866,8 +898,9 @@ def run(cleanup, work, t_start, started, cmd):
             log("  RSS %d -> %d KiB: %.1f KiB per connection" % (i["before_kib"], i["held_kib"],
                                                                   i["per_conn_kib"]))
 
+    mask = mask_bench()
     elapsed = time.time() - t_start
-    text = report(facts, cmd, started, elapsed, configs, workloads, res, idle, perf, audit)
+    text = report(facts, cmd, started, elapsed, configs, workloads, res, idle, perf, audit, mask)
     print(text)
     if ONLY or os.environ.get("BENCH_WORKLOADS"):
         log("bench: BENCH_ONLY or BENCH_WORKLOADS set: %s not written" % RESULTS)
