@@ -230,7 +230,9 @@ static int compress_segment(const char *dir, uint32_t n)
 	fd = open(src, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	gz = gzopen(tmp, "wb6e");
+	/* Level 1: on these records a third of level 6's CPU (0.56 s against 1.52 s for 64 MiB,
+	 * 5 against 14 us per statement recorded) for 11% more bytes (ratio 4.7 against 5.2). */
+	gz = gzopen(tmp, "wb1e");
 	if (!gz) {
 		close(fd);
 		return -EIO;
