@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -33,7 +34,6 @@ static struct {
 	char prev[65];	  /* hex SHA-256 of the last record */
 	uint8_t key[32];  /* checkpoint HMAC key */
 	uint32_t since_cp; /* records since the last checkpoint */
-	int unsynced;
 	int failing; /* the last append failed: say so once, and again when it recovers */
 	FILE *stream;
 	time_t last_retention;
@@ -156,7 +156,6 @@ static int write_record(const char *obj, size_t len)
 	hex_encode(digest, sizeof(digest), A.prev);
 	A.seq++;
 	A.size += total + 1;
-	A.unsynced = 1;
 	if (A.stream) {
 		fwrite(line, 1, total + 1, A.stream);
 		fflush(A.stream);
@@ -231,7 +230,9 @@ static int compress_segment(const char *dir, uint32_t n)
 	fd = open(src, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	gz = gzopen(tmp, "wb6e");
+	/* Level 1: on these records a third of level 6's CPU (0.56 s against 1.52 s for 64 MiB,
+	 * 5 against 14 us per statement recorded) for 11% more bytes (ratio 4.7 against 5.2). */
+	gz = gzopen(tmp, "wb1e");
 	if (!gz) {
 		close(fd);
 		return -EIO;
@@ -386,6 +387,113 @@ static void compressor_stop(void)
 	Z.running = 0;
 }
 
+/*
+ * fsync durability: fdatasync runs on a thread of its own, so that the event loop goes on
+ * reading, judging and recording while the disk works. The loop starts a sync (of a dup of the
+ * open segment's descriptor) when sessions wait for their records to be on disk, at most one at
+ * a time; everything written before it started is covered when it ends, and the sessions
+ * waiting for those records go on (group commit: the more sessions wait, the more one sync
+ * covers). Records nobody waits for are synced with the next such sync, or within a second.
+ */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t tid;
+	int running, stop;
+	int job_fd;	   /* to sync; -1: no job */
+	uint64_t job_seq;  /* the last record it covers */
+	int efd;	   /* eventfd: a sync finished */
+	int result;	   /* its outcome: 0 or an errno */
+	/* the loop's own: */
+	int in_flight;
+	uint64_t durable;  /* every record up to this one is on disk */
+	int64_t last_ms;   /* when the last sync started */
+	int failing;
+} Y = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .job_fd = -1, .efd = -1};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void synced_to(uint64_t seq)
+{
+	if (seq > Y.durable)
+		Y.durable = seq;
+}
+
+static void *syncer(void *arg)
+{
+	pthread_mutex_lock(&Y.mu);
+	for (;;) {
+		int fd, r;
+
+		while (Y.job_fd < 0 && !Y.stop)
+			pthread_cond_wait(&Y.cv, &Y.mu);
+		if (Y.job_fd < 0)
+			break;
+		fd = Y.job_fd;
+		pthread_mutex_unlock(&Y.mu);
+		r = fdatasync(fd) ? errno : 0;
+		close(fd);
+		pthread_mutex_lock(&Y.mu);
+		Y.job_fd = -1;
+		Y.result = r;
+		{
+			uint64_t one = 1;
+			ssize_t w = write(Y.efd, &one, sizeof(one));
+
+			(void)w; /* only fails at the counter's maximum: the loop looks anyway */
+		}
+	}
+	pthread_mutex_unlock(&Y.mu);
+	return NULL;
+}
+
+static int syncer_start(void)
+{
+	sigset_t all, old;
+	int r;
+
+	if (Y.running)
+		return 0;
+	if (Y.efd < 0) {
+		Y.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (Y.efd < 0)
+			return -errno;
+	}
+	Y.stop = 0;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = pthread_create(&Y.tid, NULL, syncer, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r) {
+		log_error("audit: cannot start the sync thread: %s", strerror(r));
+		return -r;
+	}
+	Y.running = 1;
+	return 0;
+}
+
+static void syncer_stop(void)
+{
+	if (!Y.running)
+		return;
+	pthread_mutex_lock(&Y.mu);
+	Y.stop = 1;
+	pthread_cond_signal(&Y.cv);
+	pthread_mutex_unlock(&Y.mu);
+	pthread_join(Y.tid, NULL);
+	Y.running = 0;
+	if (Y.job_fd >= 0)
+		close(Y.job_fd);
+	Y.job_fd = -1;
+	Y.in_flight = 0;
+}
+
 static int open_segment(uint32_t n)
 {
 	char p[4200];
@@ -420,6 +528,8 @@ static int close_segment(const char *why, int force)
 		return r;
 	if (fsync(A.fd))
 		log_warn("audit: fsync of segment %u: %s", A.segno, strerror(errno));
+	else
+		synced_to(A.seq);
 	close(A.fd);
 	A.fd = -1;
 	if (r == 0)
@@ -686,21 +796,70 @@ int audit_append(const char *obj, size_t len)
 	return 0;
 }
 
-int audit_unsynced(void)
+uint64_t audit_durable(void)
 {
-	return A.cfg.durability == AUDIT_FSYNC && A.unsynced;
+	return A.cfg.durability == AUDIT_FSYNC ? Y.durable : A.seq;
 }
 
-int audit_sync(void)
+void audit_sync_start(int waiting)
 {
-	if (!A.unsynced || A.fd < 0)
-		return 0;
-	if (fdatasync(A.fd)) {
-		log_error("audit: fdatasync: %s", strerror(errno));
-		return -errno;
+	int64_t now;
+	int fd;
+
+	if (A.cfg.durability != AUDIT_FSYNC || Y.in_flight || A.fd < 0 || Y.durable >= A.seq)
+		return;
+	now = mono_ms();
+	/* Nobody waits: within a second. Failing: every 100 ms, not every loop round. */
+	if ((!waiting && now - Y.last_ms < 1000) || (Y.failing && now - Y.last_ms < 100))
+		return;
+	if (syncer_start())
+		return;
+	fd = dup(A.fd);
+	if (fd < 0) {
+		log_error("audit: cannot sync: dup: %s", strerror(errno));
+		return;
 	}
-	A.unsynced = 0;
-	return 0;
+	Y.last_ms = now;
+	Y.in_flight = 1;
+	pthread_mutex_lock(&Y.mu);
+	Y.job_fd = fd;
+	Y.job_seq = A.seq;
+	pthread_cond_signal(&Y.cv);
+	pthread_mutex_unlock(&Y.mu);
+}
+
+int audit_sync_fd(void)
+{
+	if (Y.efd < 0)
+		Y.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	return Y.efd;
+}
+
+int audit_sync_done(void)
+{
+	uint64_t n;
+	int r;
+
+	if (read(Y.efd, &n, sizeof(n)) != sizeof(n) || !Y.in_flight)
+		return 0;
+	pthread_mutex_lock(&Y.mu);
+	r = Y.job_fd < 0 ? Y.result : -1; /* -1: a job not yet taken (cannot be: one at a time) */
+	pthread_mutex_unlock(&Y.mu);
+	if (r < 0)
+		return 0;
+	Y.in_flight = 0;
+	if (r) {
+		if (!Y.failing)
+			log_error("audit: fdatasync: %s; statements wait until a sync succeeds",
+				  strerror(r));
+		Y.failing = 1;
+		return 0;
+	}
+	if (Y.failing)
+		log_warn("audit: fdatasync succeeds again");
+	Y.failing = 0;
+	synced_to(Y.job_seq);
+	return 1;
 }
 
 void audit_tick(void)
@@ -741,6 +900,7 @@ void audit_tick(void)
 
 void audit_close(void)
 {
+	syncer_stop();
 	if (A.fd >= 0) {
 		close_segment("hoopd stopped", 1);
 	}

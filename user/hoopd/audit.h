@@ -34,10 +34,17 @@ void audit_close(void);
  */
 int audit_append(const char *obj, size_t len);
 
-/* fsync durability: records written but not yet synced. audit_sync() syncs them all at once
- * (group commit); sessions waiting to forward are resumed by the caller. */
-int audit_unsynced(void);
-int audit_sync(void);
+/*
+ * fsync durability (with flush every record counts as durable once written): records up to
+ * audit_durable() are on disk. What depends on a later record waits; audit_sync_start() has
+ * a thread sync everything written so far (if none is running; when nobody waits, at most once
+ * a second), and audit_sync_fd() becomes readable when it ends: then audit_sync_done() says
+ * whether audit_durable() moved (1), and the caller resumes whoever waited.
+ */
+uint64_t audit_durable(void);
+void audit_sync_start(int waiting);
+int audit_sync_fd(void);
+int audit_sync_done(void);
 
 /* Housekeeping from the event loop: retention. */
 void audit_tick(void);

@@ -97,6 +97,7 @@ void relay_reap(void);
 void relay_status(struct jbuf *j);
 void relay_close_all(void);
 void relay_release_synced(void); /* audit records synced: waiting sessions may forward */
+int relay_waiting_sync(void);	 /* how many sessions wait for records to be durable */
 
 /* attach.c: the registry of attached cgroups, persisted in the state dir. */
 int attach_load(void);

@@ -136,7 +136,7 @@ int hoopd_reload_policy(char *err, size_t errn)
 	return 0;
 }
 
-static struct loop_watch g_sigw, g_rbw;
+static struct loop_watch g_sigw, g_rbw, g_syncw;
 
 /* After every epoll batch: free closed connections; now and then, drop idle namespaces. */
 static void tick(void)
@@ -145,12 +145,10 @@ static void tick(void)
 	time_t now = time(NULL);
 
 	events_flush(); /* a result's columns not recorded with its completion */
-	if (audit_unsynced()) {
-		/* Group commit: one fdatasync for every record of this loop round, then the
-		 * statements they describe may go. */
-		if (audit_sync() == 0)
-			relay_release_synced();
-	}
+	/* fsync durability, group commit: the records of this loop round go to disk together
+	 * (on the audit's sync thread), then the statements they describe may go. */
+	relay_release_synced(); /* those a finished sync covers (or after a reload to flush) */
+	audit_sync_start(relay_waiting_sync());
 	relay_reap();
 	audit_tick();
 	approvals_tick();
@@ -196,6 +194,12 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 static void on_ring(struct loop_watch *w, uint32_t events)
 {
 	bpfctl_events_poll();
+}
+
+static void on_synced(struct loop_watch *w, uint32_t events)
+{
+	if (audit_sync_done())
+		relay_release_synced();
 }
 
 static int parse_u(const char *s, long lo, long hi, long *out)
@@ -406,6 +410,8 @@ int main(int argc, char **argv)
 	if (metrics_init())
 		goto fail;
 	if (loop_add(&g_rbw, bpfctl_events_fd(), EPOLLIN, on_ring))
+		goto fail;
+	if (audit_sync_fd() < 0 || loop_add(&g_syncw, audit_sync_fd(), EPOLLIN, on_synced))
 		goto fail;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);

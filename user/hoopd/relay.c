@@ -29,6 +29,7 @@
 
 static struct session *g_sessions;
 static struct session *g_dead;
+static int g_waiting; /* sessions whose bytes wait for their records to be durable */
 static uint64_t g_session_seq;
 
 int64_t now_ms(void)
@@ -76,6 +77,9 @@ static void sess_kill(struct session *s, const char *why)
 	if (s->dead)
 		return;
 	s->dead = 1;
+	if (s->wait_sync)
+		g_waiting--;
+	s->wait_sync = 0;
 	if (why)
 		hlog_conn(HLOG_INFO, s->id, s->peer, "closed (%s) after %llu bytes up, %llu down", why,
 			  (unsigned long long)s->bytes_up, (unsigned long long)s->bytes_down);
@@ -196,6 +200,7 @@ int sess_reconnect_server(struct session *s)
 	buf_consume(&s->s.out, s->s.out.len);
 	s->s.eof = s->s.shut = s->s.handshaking = s->s.ssl_wants_write = 0;
 	s->s.readable = 0;
+	s->out_seen = 0;
 	if ((r = dial_upstream(s)))
 		return r;
 	return loop_add(&s->s.w, s->s.fd, EPOLLOUT, on_server);
@@ -500,18 +505,27 @@ static void pump(struct session *s)
 				return;
 			s->consumed += before - s->s.in.len;
 		}
-		if (s->s.out.len && audit_unsynced()) {
-			/* Nothing reaches the database before its record is on disk. */
+		/* Nothing reaches the database before its record is durable: bytes queued for it
+		 * since we last looked are described by records written before, up to now. */
+		if (s->s.out.len > s->out_seen)
+			s->need_seq = audit_last_seq();
+		if (s->s.out.len && audit_durable() < s->need_seq) {
+			if (!s->wait_sync)
+				g_waiting++;
 			s->wait_sync = 1;
 		} else if (!s->connecting && !s->s.handshaking) {
 			size_t before = s->s.out.len;
 
+			if (s->wait_sync)
+				g_waiting--;
+			s->wait_sync = 0;
 			if (side_flush(&s->s) < 0) {
 				fail(s, "database", errno);
 				return;
 			}
 			s->flushed += before - s->s.out.len;
 		}
+		s->out_seen = s->s.out.len;
 		if (!s->a.handshaking) {
 			size_t before = s->a.out.len;
 
@@ -777,11 +791,21 @@ void relay_status(struct jbuf *j)
 	jb_arr_close(j);
 }
 
+int relay_waiting_sync(void)
+{
+	return g_waiting;
+}
+
 void relay_release_synced(void)
 {
+	uint64_t durable = audit_durable();
+
+	if (!g_waiting)
+		return;
 	for (struct session *s = g_sessions; s; s = s->next) {
-		if (s->wait_sync && !s->dead) {
+		if (s->wait_sync && !s->dead && s->need_seq <= durable) {
 			s->wait_sync = 0;
+			g_waiting--;
 			s->a.readable = s->s.readable = 1;
 			pump(s);
 		}

@@ -45,6 +45,8 @@ struct session {
 	int accel;
 	int peeked;    /* the agent's first byte was looked at (direct TLS detection) */
 	int wait_sync; /* audit fsync durability: forwarding waits for the group sync */
+	uint64_t need_seq; /* ...until the records up to this one are durable */
+	size_t out_seen;   /* s.out's length when the relay last looked (what is new since) */
 	void *cat_wait; /* masking: waiting for this database's catalog (catalog_fetch.c) */
 	const struct engine_ops *eng;
 	void *est;

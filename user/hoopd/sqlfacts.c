@@ -403,9 +403,12 @@ static jv *jget(const struct jdoc *d, jv *o, const char *k)
 {
 	if (!jis(o, J_OBJ))
 		return NULL;
-	for (jv *m = jfirst(d, o); m; m = jnext(d, m))
-		if (!strcmp(jkey(d, m), k))
+	for (jv *m = jfirst(d, o); m; m = jnext(d, m)) {
+		const char *mk = jkey(d, m);
+
+		if (mk[0] == k[0] && !strcmp(mk, k))
 			return m;
+	}
 	return NULL;
 }
 
@@ -455,6 +458,19 @@ static int jtext_has(const struct jdoc *d, jv *v, const char *s)
 
 /* ---- the facts -------------------------------------------------------------------------------- */
 
+/* The node types node() has code for. */
+enum special {
+	SP_NONE,
+	SP_SELECT,
+	SP_DROP,
+	SP_COPY,
+	SP_GRANT, /* GrantStmt, GrantRoleStmt */
+	SP_VARSET,
+	SP_UPDDEL, /* UpdateStmt, DeleteStmt */
+	SP_EXECUTE,
+	SP_FUNCCALL,
+};
+
 /* What a node type (a key naming one, such as "SelectStmt") says, decided once per name. */
 struct ntype {
 	const char *name;
@@ -462,10 +478,20 @@ struct ntype {
 	int is_stmt;	 /* named *Stmt: the statement context of what is inside it */
 	int drop_other;	 /* a Drop*Stmt that stmt_kinds does not name */
 	int other;	 /* any other *Stmt that stmt_kinds does not name */
+	enum special sp;
 };
 
 static struct ntype ntype_of_name(const char *name)
 {
+	static const struct {
+		const char *name;
+		enum special sp;
+	} specials[] = {
+		{"SelectStmt", SP_SELECT},    {"DropStmt", SP_DROP},	   {"CopyStmt", SP_COPY},
+		{"GrantStmt", SP_GRANT},      {"GrantRoleStmt", SP_GRANT}, {"VariableSetStmt", SP_VARSET},
+		{"UpdateStmt", SP_UPDDEL},    {"DeleteStmt", SP_UPDDEL},   {"ExecuteStmt", SP_EXECUTE},
+		{"FuncCall", SP_FUNCCALL},
+	};
 	struct ntype t = {.name = name};
 	size_t len = strlen(name);
 	int known = 0;
@@ -478,6 +504,9 @@ static struct ntype ntype_of_name(const char *name)
 		}
 	t.drop_other = !known && !strncmp(name, "Drop", 4) && len > 8 && t.is_stmt;
 	t.other = !known && t.is_stmt && !t.drop_other;
+	for (size_t k = 0; k < sizeof(specials) / sizeof(specials[0]); k++)
+		if (!strcmp(name, specials[k].name))
+			t.sp = specials[k].sp;
 	return t;
 }
 
@@ -613,17 +642,17 @@ static void drop_stmt(const struct jdoc *d, jv *v, struct sqlfacts *f)
 /* What a node of this type says by itself, before what is below it. */
 static void node(const struct jdoc *d, const struct ntype *t, jv *v, struct sqlfacts *f)
 {
-	const char *type = t->name;
-
 	/* INSERT ... VALUES (...) holds its rows as a SELECT node with only valuesLists: a
 	 * literal list, not a read. */
-	if (!strcmp(type, "SelectStmt") && has(d, v, "valuesLists") && !has(d, v, "fromClause") &&
+	if (t->sp == SP_SELECT && has(d, v, "valuesLists") && !has(d, v, "fromClause") &&
 	    !has(d, v, "targetList"))
 		return;
 	f->kinds |= t->kinds;
-	if (!strcmp(type, "DropStmt")) {
+	switch (t->sp) {
+	case SP_DROP:
 		drop_stmt(d, v, f);
-	} else if (!strcmp(type, "CopyStmt")) {
+		break;
+	case SP_COPY: {
 		int from = jbool(d, v, "is_from");
 
 		f->kinds |= 1ULL << (from ? SK_COPY_FROM : SK_COPY_TO);
@@ -633,9 +662,12 @@ static void node(const struct jdoc *d, const struct ntype *t, jv *v, struct sqlf
 			f->copy |= SQL_COPY_FILE;
 		else
 			f->copy |= from ? SQL_COPY_STDIN : SQL_COPY_STDOUT;
-	} else if (!strcmp(type, "GrantStmt") || !strcmp(type, "GrantRoleStmt")) {
+		break;
+	}
+	case SP_GRANT:
 		f->kinds |= 1ULL << (jbool(d, v, "is_grant") ? SK_GRANT : SK_REVOKE);
-	} else if (!strcmp(type, "VariableSetStmt")) {
+		break;
+	case SP_VARSET: {
 		const char *n = jstr(d, v, "name");
 
 		if (n && !strcmp(n, "role"))
@@ -644,17 +676,24 @@ static void node(const struct jdoc *d, const struct ntype *t, jv *v, struct sqlf
 			f->kinds |= 1ULL << SK_SET_SESSION_AUTHORIZATION;
 		else
 			f->kinds |= 1ULL << SK_SET;
-	} else if (!strcmp(type, "SelectStmt") && has(d, v, "intoClause")) {
-		f->kinds |= 1ULL << SK_CREATE_TABLE; /* SELECT ... INTO creates a table */
-	} else if (!strcmp(type, "UpdateStmt") || !strcmp(type, "DeleteStmt")) {
+		break;
+	}
+	case SP_SELECT:
+		if (has(d, v, "intoClause"))
+			f->kinds |= 1ULL << SK_CREATE_TABLE; /* SELECT ... INTO creates a table */
+		break;
+	case SP_UPDDEL:
 		if (!has(d, v, "whereClause"))
 			f->write_without_where = 1;
-	} else if (!strcmp(type, "ExecuteStmt")) {
+		break;
+	case SP_EXECUTE: {
 		const char *n = jstr(d, v, "name");
 
 		if (n)
 			snprintf(f->execute_name, sizeof(f->execute_name), "%s", n);
-	} else if (!strcmp(type, "FuncCall")) {
+		break;
+	}
+	case SP_FUNCCALL: {
 		jv *fn = jget(d, v, "funcname");
 		const char *schema, *name;
 
@@ -664,11 +703,13 @@ static void node(const struct jdoc *d, const struct ntype *t, jv *v, struct sqlf
 			if (schema)
 				add_name(f, f->functions, &f->nfunctions, schema, name);
 		}
-	} else if (t->drop_other) {
-		/* DROP OWNED, TABLESPACE, SUBSCRIPTION, USER MAPPING, ... */
-		f->kinds |= 1ULL << SK_DROP_OTHER;
-	} else if (t->other) {
-		f->kinds |= 1ULL << SK_OTHER;
+		break;
+	}
+	default:
+		if (t->drop_other) /* DROP OWNED, TABLESPACE, SUBSCRIPTION, USER MAPPING, ... */
+			f->kinds |= 1ULL << SK_DROP_OTHER;
+		else if (t->other)
+			f->kinds |= 1ULL << SK_OTHER;
 	}
 }
 
