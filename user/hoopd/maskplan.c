@@ -2094,27 +2094,34 @@ static void returning(struct ctx *c, struct scope *sc, PgQuery__Node **tl, size_
 	targets(c, sc, tl, n, &q->cols);
 }
 
+/* The scope of INSERT/UPDATE/DELETE/MERGE: WITH, then the target relation. Returns the target's
+ * index in sc, or -1 with q unknown when the target cannot be planned. */
+static int dml_scope(struct ctx *c, const struct scope *outer, const struct cte *ctes,
+		     const PgQuery__WithClause *w, const PgQuery__RangeVar *rel, struct scope *sc,
+		     struct qres *q)
+{
+	memset(q, 0, sizeof(*q));
+	src_none(&q->aux);
+	memset(sc, 0, sizeof(*sc));
+	sc->outer = outer;
+	sc->ctes = with(c, outer, ctes, w);
+	if (!target_rte(c, sc, rel)) {
+		qres_unknown(c, q, "target");
+		return -1;
+	}
+	return sc->n - 1;
+}
+
 static void plan_insert(struct ctx *c, const struct scope *outer, const struct cte *ctes,
 			const PgQuery__InsertStmt *s, struct qres *q)
 {
 	struct scope sc;
 	struct qres vq;
-	int ti;
+	int ti = dml_scope(c, outer, ctes, s->with_clause, s->relation, &sc, q);
 
-	memset(&sc, 0, sizeof(sc));
-	sc.outer = outer;
-	sc.ctes = with(c, outer, ctes, s->with_clause);
-	if (!target_rte(c, &sc, s->relation)) {
-		qres_unknown(c, q, "target");
+	if (ti < 0)
 		return;
-	}
-	ti = sc.n - 1;
 	if (s->select_stmt) {
-		struct scope vs;
-
-		memset(&vs, 0, sizeof(vs));
-		vs.outer = outer;
-		vs.ctes = sc.ctes;
 		plan_node(c, outer, sc.ctes, s->select_stmt, &vq);
 		for (int i = 0; i < vq.cols.n; i++) {
 			const char *col = NULL;
@@ -2158,18 +2165,10 @@ static void plan_update(struct ctx *c, const struct scope *outer, const struct c
 			const PgQuery__UpdateStmt *s, struct qres *q)
 {
 	struct scope sc;
-	int ti;
+	int ti = dml_scope(c, outer, ctes, s->with_clause, s->relation, &sc, q);
 
-	memset(q, 0, sizeof(*q));
-	src_none(&q->aux);
-	memset(&sc, 0, sizeof(sc));
-	sc.outer = outer;
-	sc.ctes = with(c, outer, ctes, s->with_clause);
-	if (!target_rte(c, &sc, s->relation)) {
-		qres_unknown(c, q, "target");
+	if (ti < 0)
 		return;
-	}
-	ti = sc.n - 1;
 	for (size_t i = 0; i < s->n_from_clause; i++)
 		from_item(c, &sc, s->from_clause[i], 0);
 	clause(c, &sc, s->where_clause, q);
@@ -2182,15 +2181,8 @@ static void plan_delete(struct ctx *c, const struct scope *outer, const struct c
 {
 	struct scope sc;
 
-	memset(q, 0, sizeof(*q));
-	src_none(&q->aux);
-	memset(&sc, 0, sizeof(sc));
-	sc.outer = outer;
-	sc.ctes = with(c, outer, ctes, s->with_clause);
-	if (!target_rte(c, &sc, s->relation)) {
-		qres_unknown(c, q, "target");
+	if (dml_scope(c, outer, ctes, s->with_clause, s->relation, &sc, q) < 0)
 		return;
-	}
 	for (size_t i = 0; i < s->n_using_clause; i++)
 		from_item(c, &sc, s->using_clause[i], 0);
 	clause(c, &sc, s->where_clause, q);
@@ -2201,18 +2193,10 @@ static void plan_merge(struct ctx *c, const struct scope *outer, const struct ct
 		       const PgQuery__MergeStmt *s, struct qres *q)
 {
 	struct scope sc;
-	int ti;
+	int ti = dml_scope(c, outer, ctes, s->with_clause, s->relation, &sc, q);
 
-	memset(q, 0, sizeof(*q));
-	src_none(&q->aux);
-	memset(&sc, 0, sizeof(sc));
-	sc.outer = outer;
-	sc.ctes = with(c, outer, ctes, s->with_clause);
-	if (!target_rte(c, &sc, s->relation)) {
-		qres_unknown(c, q, "target");
+	if (ti < 0)
 		return;
-	}
-	ti = sc.n - 1;
 	from_item(c, &sc, s->source_relation, 0);
 	clause(c, &sc, s->join_condition, q);
 	for (size_t i = 0; i < s->n_merge_when_clauses; i++) {
