@@ -236,6 +236,30 @@ static int detect_cell(struct row_ctx *r, int i, const struct mtype *t, size_t s
  * Masks the row in w->cells[0..ncols) (pointers into base) into w->outs; new values go to
  * w->vals. 0, 1 (withhold: counts->why says why) or -1.
  */
+/* n fields as a DataRow and a binary COPY tuple carry them (int32 length, -1 for NULL, then the
+ * bytes) from d[*off..len) into w->cells. 0, or -1 when one overruns or is malformed. */
+static int read_cells(struct mask_tls *w, int n, const uint8_t *d, size_t len, size_t *off)
+{
+	size_t i = *off;
+
+	for (int k = 0; k < n; k++) {
+		int32_t l;
+
+		if (len - i < 4)
+			return -1;
+		l = (int32_t)mask_be32(d + i);
+		i += 4;
+		if (l < -1 || (l > 0 && (size_t)l > len - i))
+			return -1;
+		w->cells[k].p = d + i;
+		w->cells[k].len = l;
+		if (l > 0)
+			i += (size_t)l;
+	}
+	*off = i;
+	return 0;
+}
+
 static int mask_cells(struct row_ctx *r, const uint8_t *base)
 {
 	const struct mask_engine *me = r->me;
@@ -406,21 +430,7 @@ static int datarow(const struct mask_engine *me, const struct mask_colplan *cols
 	    row_begin(&r, me, cols, ncols, counts, &dummy, -1))
 		return -1;
 	w = r.w;
-	for (int i = 0; i < ncols; i++) {
-		int32_t l;
-
-		if (len - off < 4)
-			return -1;
-		l = (int32_t)mask_be32(body + off);
-		off += 4;
-		if (l < -1 || (l > 0 && (size_t)l > len - off))
-			return -1;
-		w->cells[i].p = body + off;
-		w->cells[i].len = l;
-		if (l > 0)
-			off += (size_t)l;
-	}
-	if (off != len)
+	if (read_cells(w, ncols, body, len, &off) || off != len)
 		return -1;
 	rc = mask_cells(&r, body);
 	if (rc)
@@ -829,22 +839,8 @@ static int copy_binary(struct row_ctx *r, struct mask_copy *cp, const uint8_t *d
 				return -1;
 			return put(out, d + a, 2);
 		}
-		if (cnt != r->ncols)
+		if (cnt != r->ncols || read_cells(w, r->ncols, d, len, &i))
 			return -1;
-		for (int k = 0; k < r->ncols; k++) {
-			int32_t l;
-
-			if (len - i < 4)
-				return -1;
-			l = (int32_t)mask_be32(d + i);
-			i += 4;
-			if (l < -1 || (l > 0 && (size_t)l > len - i))
-				return -1;
-			w->cells[k].p = d + i;
-			w->cells[k].len = l;
-			if (l > 0)
-				i += (size_t)l;
-		}
 		rc = mask_cells(r, d);
 		if (rc)
 			return rc;
