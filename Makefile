@@ -5,6 +5,7 @@
 #   make test                      install, build, run every test (as root)
 #   make unit                      build and run the unit tests (with SANITIZE= too)
 #   make unit-maskplan             masking provenance cases (tests/unit/maskplan/)
+#   make unit-sqlshape             statement shapes: same shape, same facts and plan
 #   make unit-mask                 the masking unit tests (with SANITIZE= too)
 #   make bench-mask                masking throughput: MB/s per core and instructions per byte
 #   make fuzz FUZZ_SECONDS=20      run each libFuzzer target that long (clang, ASan+UBSan)
@@ -110,7 +111,7 @@ unit: $(OUT)/unit/test_policy
 # The PostgreSQL engine's mechanics, with a test verdict callback and the relay stubbed out.
 PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/pgwire.c user/hoopd/events.c user/hoopd/audit.c \
 	       user/common/buf.c $(wildcard user/hoopd/mask*.c) user/hoopd/catalog.c \
-	       user/common/json.c user/common/log.c
+	       user/hoopd/sqlshape.c user/hoopd/stmtcache.c user/common/json.c user/common/log.c
 
 $(OUT)/unit/test_pg: tests/unit/test_pg.c tests/unit/harness.h $(PG_UNIT_SRC) $(HEADERS) \
 		     $(wildcard user/hoopd/*.h)
@@ -149,6 +150,21 @@ $(OUT)/unit/test_maskplan: tests/unit/test_maskplan.c tests/unit/harness.h \
 .PHONY: unit-maskplan
 unit-maskplan: $(OUT)/unit/test_maskplan
 	$(Q)$< $(sort $(wildcard tests/unit/maskplan/*.cases))
+
+# Statement shapes (stmtcache's key): same shape, same facts and plan, over every SQL corpus.
+SQLSHAPE_UNIT_SRC := user/hoopd/sqlshape.c user/hoopd/sqlfacts.c $(MASKPLAN_UNIT_SRC)
+SQLSHAPE_CORPORA := $(sort $(wildcard tests/unit/rules/*.cases tests/unit/maskplan/*.cases \
+		      tests/e2e/masking/*.sql))
+
+$(OUT)/unit/test_sqlshape: tests/unit/test_sqlshape.c tests/unit/harness.h \
+			   tests/unit/maskplan_fixture.h $(SQLSHAPE_UNIT_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd -Iuser/common $(LDFLAGS) $< $(SQLSHAPE_UNIT_SRC) -lpg_query -o $@
+
+.PHONY: unit-sqlshape
+unit-sqlshape: $(OUT)/unit/test_sqlshape
+	$(Q)$< $(SQLSHAPE_CORPORA)
 
 # Masking of result values (user/hoopd/mask*.c), with its value and detector cases in
 # tests/unit/mask/*.cases.

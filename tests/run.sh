@@ -47,6 +47,8 @@ suite unit-mask-sanitizers make --no-print-directory SANITIZE=address,undefined 
 suite unit-rules-sanitizers make --no-print-directory SANITIZE=address,undefined unit-rules
 suite unit-maskplan make --no-print-directory unit-maskplan
 suite unit-maskplan-sanitizers make --no-print-directory SANITIZE=address,undefined unit-maskplan
+suite unit-sqlshape make --no-print-directory unit-sqlshape
+suite unit-sqlshape-sanitizers make --no-print-directory SANITIZE=address,undefined unit-sqlshape
 suite unit-pg-sanitizers make --no-print-directory SANITIZE=address,undefined unit-pg
 # Each libFuzzer target runs FUZZ_SECONDS over its corpus; any crash fails make fuzz.
 suite fuzz bash -c 'n=$(ls fuzz/fuzz_*.c | wc -l)

@@ -52,6 +52,7 @@ struct attachment {
 struct hoopd {
 	struct hoopd_opts o;
 	struct policy *pol;
+	uint64_t pol_gen; /* counts policies loaded (stmtcache.h keys on it) */
 	struct hoop_bpf *skel;
 	struct hoopd_stats st;
 	struct attachment *attachments;

@@ -123,6 +123,7 @@ int hoopd_reload_policy(char *err, size_t errn)
 	}
 	policy_free(G.pol);
 	G.pol = np;
+	G.pol_gen++;
 	tls_policy_changed();
 	catalog_policy_changed();
 	if (G.st.policy_reloads || G.skel) {

@@ -81,7 +81,10 @@ int masking_load(const struct policy *pol, const char *state_dir, char *err, siz
 		snprintf(err, errn, "out of memory");
 		return -ENOMEM;
 	}
+	static uint64_t gens;
+
 	m->refs = 1;
+	m->gen = ++gens;
 	m->mp = pol->masking;
 	r = mask_engine_new(&m->mp, key, &m->me, err, errn);
 	explicit_bzero(key, sizeof(key));

@@ -17,6 +17,7 @@ struct pgw_field;
 
 struct masking {
 	int refs;
+	uint64_t gen; /* unique to this engine (stmtcache.h keys on it) */
 	struct mask_policy mp;
 	struct mask_engine *me;
 };

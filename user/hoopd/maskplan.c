@@ -1335,6 +1335,8 @@ static void sort_item(struct ctx *c, const struct scope *sc, const PgQuery__Node
 	    e->a_const->val_case == PG_QUERY__A__CONST__VAL_IVAL && e->a_const->ival) {
 		int k = e->a_const->ival->ival;
 
+		if (c->out)
+			c->out->const_sensitive = 1; /* ORDER BY 2: the value chooses the column */
 		if (k >= 1 && k <= outcols->n) {
 			s = outcols->v[k - 1].s;
 			record_probe(c, &s);

@@ -61,6 +61,9 @@ struct maskplan {
 	 * uncommitted one is invisible to hoopd's catalog connection): the engine plans later
 	 * statements with such names as unknown (maskplan_build_ex). */
 	char created_rel[64];
+	/* the plan depends on a numeric constant's value, not only on the tree's shape (ORDER BY
+	 * 2 names a column): it is not kept by shape (stmtcache.h) */
+	int const_sensitive;
 	char error[256];
 };
 

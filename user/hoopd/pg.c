@@ -34,6 +34,9 @@
 #include "pgwire.h"
 #include "catalog_fetch.h"
 #include "masking.h"
+#include "sqlfacts.h"
+#include "sqlshape.h"
+#include "stmtcache.h"
 #include "tls.h"
 #include "verdict.h"
 
@@ -310,10 +313,13 @@ static const char *prepared_text(void *ctx, const char *name)
 	return n ? n->text : NULL;
 }
 
-static enum verdict judge(struct pg *p, const char *protocol, const char *text, size_t len,
-			  int parse_error, const struct mplan *plan, struct judgement *j)
+static enum verdict judge_facts(struct pg *p, const char *protocol, const char *text, size_t len,
+				int parse_error, const struct mplan *plan,
+				const struct sqlfacts *facts, int want_facts, struct judgement *j)
 {
 	memset(j, 0, sizeof(*j));
+	j->facts = facts;
+	j->want_facts = want_facts;
 	j->s = p->s;
 	j->protocol = protocol;
 	j->text = text;
@@ -326,6 +332,12 @@ static enum verdict judge(struct pg *p, const char *protocol, const char *text, 
 	j->cat = p->cat ? p->cat->cat : NULL;
 	j->plan = plan ? &plan->p : NULL;
 	return verdict_hook(j);
+}
+
+static enum verdict judge(struct pg *p, const char *protocol, const char *text, size_t len,
+			  int parse_error, const struct mplan *plan, struct judgement *j)
+{
+	return judge_facts(p, protocol, text, len, parse_error, plan, NULL, 0, j);
 }
 
 /*
@@ -797,6 +809,26 @@ static char *ident(const char *t, size_t n)
 	return o;
 }
 
+/* Could this statement be PREPARE, EXECUTE or DEALLOCATE? Only "no" is sure: it starts with
+ * a word that is none of them (keywords are ASCII, any case; quoting makes an identifier). */
+static int may_be_prepared(const char *s, size_t n)
+{
+	static const char *const kw[] = {"prepare", "execute", "deallocate"};
+	size_t i = 0, w;
+
+	while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+		i++;
+	for (w = i; w < n && isalpha((unsigned char)s[w]) && !(s[w] & 0x80); w++)
+		;
+	if (w == i || (w < n && (isalnum((unsigned char)s[w]) || s[w] == '_' || s[w] == '$' ||
+				 (s[w] & 0x80))))
+		return 1; /* no plain word first (a comment, a parenthesis...): scan */
+	for (size_t k = 0; k < sizeof(kw) / sizeof(kw[0]); k++)
+		if (w - i == strlen(kw[k]) && !strncasecmp(s + i, kw[k], w - i))
+			return 1;
+	return 0;
+}
+
 /*
  * SQL-level prepared statements share the namespace of the protocol's: PREPARE name AS stmt
  * records stmt under name, EXECUTE name maps back to it (returned in *text, for the event and
@@ -805,13 +837,15 @@ static char *ident(const char *t, size_t n)
 static void sql_prepared(struct pg *p, const char *stmt, size_t len, char **name_out,
 			 const char **text_out)
 {
-	char *sql = strndup(stmt, len);
+	char *sql;
 	PgQueryScanResult sr;
 	PgQuery__ScanResult *r = NULL;
 
 	*name_out = NULL;
 	*text_out = NULL;
-	if (!sql)
+	if (!may_be_prepared(stmt, len))
+		return;
+	if (!(sql = strndup(stmt, len)))
 		return;
 	sr = pg_query_scan(sql);
 	if (!sr.error)
@@ -867,6 +901,29 @@ static void sql_prepared(struct pg *p, const char *stmt, size_t len, char **name
 	free(sql);
 }
 
+/* The loop thread's scratch for on_query (4 KiB: not on the stack). */
+static struct sqlshape g_shape;
+
+/* May what was worked out about this one-statement text be kept by its shape? Only when it
+ * depends on the text alone (stmtcache.h): plain reads and writes, transaction control and
+ * SHOW, with a plan that names no relation the catalog lacks, makes none, runs nothing of the
+ * session's (EXECUTE, cursors) and reads no constant's value. */
+static int keep_shape(const struct pg *p, const struct sqlfacts *f, const struct mplan *pl)
+{
+	const uint64_t plain = 1ULL << SK_SELECT | 1ULL << SK_INSERT | 1ULL << SK_UPDATE |
+			       1ULL << SK_DELETE | 1ULL << SK_MERGE | 1ULL << SK_TRANSACTION |
+			       1ULL << SK_SHOW;
+
+	if (!f->kinds || (f->kinds & ~plain) || f->parse_error || f->too_many ||
+	    f->execute_name[0] || p->nmade || p->made_overflow)
+		return 0;
+	if (!pl)
+		return 1;
+	return !pl->p.created_rel[0] && !pl->p.unknown_rel[0] && !pl->p.execute_name[0] &&
+	       !pl->p.fetch_cursor[0] && !pl->p.declare_cursor[0] && !pl->p.prepare_name[0] &&
+	       !pl->p.copy && !pl->p.const_sensitive && !pl->p.error[0];
+}
+
 static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verdict fv)
 {
 	struct session *s = p->s;
@@ -879,29 +936,65 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 	struct pend *e;
 	struct masking *mk = NULL;
 	struct mplan **plans = NULL;
-	int r = -1, unrecorded = 0;
+	struct stmtcache_gens gens;
+	struct stmtcache_hit hit = {0};
+	int r = -1, unrecorded = 0, shaped, cached = 0;
 
 	if (!m->len || memchr(sql, 0, m->len) != sql + len)
 		return protocol_violation(p, "agent", "Query text is not NUL-terminated");
 	sp = malloc(sizeof(*sp));
 	if (!sp)
 		goto out;
-	split_sql(sql, len, sp);
+	mk = masking_get();
+	/* A statement of a shape seen before is not parsed again (stmtcache.h); relations this
+	 * session made change what its statements mean, so then every one is parsed. */
+	gens.policy = G.pol_gen;
+	gens.masking = mk ? mk->gen : 0;
+	gens.catalog = mk && p->cat ? p->cat->gen : 0;
+	gens.protocol = 'Q';
+	shaped = !forced && !p->nmade && !p->made_overflow && !sqlshape(sql, len, &g_shape);
+	if (shaped && stmtcache_get(g_shape.key, g_shape.klen, &gens, &hit)) {
+		cached = 1;
+		sp->n = 1;
+		sp->parse_error = 0;
+		sp->off[0] = (int)g_shape.off;
+		sp->len[0] = (int)g_shape.len;
+	} else {
+		split_sql(sql, len, sp);
+		shaped = shaped && sp->n == 1 && !sp->parse_error &&
+			 sp->off[0] == (int)g_shape.off && sp->len[0] == (int)g_shape.len;
+	}
 	/* Sized by the statements there are, not the most there could be. */
 	v = calloc((size_t)(sp->n ? sp->n : 1), sizeof(*v));
 	rules = calloc((size_t)(sp->n ? sp->n : 1), sizeof(*rules));
 	plans = calloc((size_t)(sp->n ? sp->n : 1), sizeof(*plans));
-	if (!v || !rules || !plans)
+	if (!v || !rules || !plans) {
+		mplan_put(hit.plan);
 		goto out;
-	mk = masking_get();
+	}
+	if (cached) {
+		plans[0] = hit.plan;
+		if (mk && !plans[0])
+			goto out;
+	}
 	for (int i = 0; i < sp->n; i++) {
 		/* The provenance plan first: the verdict reads its inference facts too. */
-		if (mk && !(plans[i] = plan_stmt(p, mk, sql + sp->off[i], (size_t)sp->len[i], 0)))
+		if (mk && !cached &&
+		    !(plans[i] = plan_stmt(p, mk, sql + sp->off[i], (size_t)sp->len[i], 0)))
 			goto out;
-		v[i] = forced ? fv : judge(p, "simple", sql + sp->off[i], (size_t)sp->len[i],
-					   sp->parse_error, plans[i], &j);
+		v[i] = forced ? fv
+			      : judge_facts(p, "simple", sql + sp->off[i], (size_t)sp->len[i],
+					    sp->parse_error, plans[i], cached ? hit.facts : NULL,
+					    shaped && !cached, &j);
 		snprintf(rules[i], sizeof(rules[i]), "%s", forced ? "" : j.rule);
-		if (!forced) {
+		if (!forced && shaped && !cached) {
+			if (j.facts_out && keep_shape(p, j.facts_out, plans[i]))
+				stmtcache_put(g_shape.key, g_shape.klen, &gens, j.facts_out, plans[i]);
+			else
+				free(j.facts_out);
+			j.facts_out = NULL;
+		}
+		if (!forced && !cached) {
 			/* A PREPARE earlier in this same Query is known to an EXECUTE after it. */
 			char *pn = NULL;
 			const char *pt = NULL;
@@ -969,7 +1062,7 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 							    : rules[i][0] ? rules[i] : NULL,
 					  .parse_error = sp->parse_error};
 
-		if (worst != VERDICT_DENY)
+		if (worst != VERDICT_DENY && !cached)
 			sql_prepared(p, sql + sp->off[i], (size_t)sp->len[i], &pname, &ptext);
 		es.prepared = pname;
 		es.prepared_text = ptext;
@@ -1027,6 +1120,9 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 	struct named *ps;
 	struct masking *mk;
 	struct mplan *pl = NULL;
+	struct stmtcache_gens gens;
+	struct stmtcache_hit hit = {0};
+	int shaped, cached = 0;
 
 	pgw_rd_init(&rd, m);
 	name = pgw_str(&rd, NULL);
@@ -1036,18 +1132,40 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 	sp = malloc(sizeof(*sp));
 	if (!sp)
 		return -1;
-	split_sql(sql, sql_len, sp);
 	if (!(ps = named_put(&p->preps, name, sql, NULL))) {
 		free(sp);
 		return -1;
 	}
-	if ((mk = masking_get())) {
-		/* also registers a DECLAREd cursor's plan */
-		pl = prep_plan(p, mk, ps, 0);
-		masking_put(mk);
+	mk = masking_get();
+	gens.policy = G.pol_gen;
+	gens.masking = mk ? mk->gen : 0;
+	gens.catalog = mk && p->cat ? p->cat->gen : 0;
+	gens.protocol = 'P';
+	shaped = !p->nmade && !p->made_overflow && !sqlshape(sql, sql_len, &g_shape);
+	if (shaped && stmtcache_get(g_shape.key, g_shape.klen, &gens, &hit)) {
+		cached = 1;
+		sp->parse_error = 0;
+		if (mk && !hit.plan) {
+			masking_put(mk);
+			free(sp);
+			return -1;
+		}
+		ps->plan = hit.plan; /* the statement's reference */
+		pl = mplan_ref(ps->plan);
+	} else {
+		split_sql(sql, sql_len, sp);
+		shaped = shaped && sp->n == 1 && !sp->parse_error;
+		if (mk) /* also registers a DECLAREd cursor's plan */
+			pl = prep_plan(p, mk, ps, 0);
 	}
+	masking_put(mk);
 	/* The extended protocol takes one statement; judge the whole text as the server will. */
-	v = judge(p, "extended", sql, sql_len, sp->parse_error, pl, &j);
+	v = judge_facts(p, "extended", sql, sql_len, sp->parse_error, pl, cached ? hit.facts : NULL,
+			shaped && !cached, &j);
+	if (shaped && !cached && j.facts_out && keep_shape(p, j.facts_out, pl))
+		stmtcache_put(g_shape.key, g_shape.klen, &gens, j.facts_out, pl);
+	else if (!cached)
+		free(j.facts_out);
 	mplan_put(pl);
 	free(sp);
 	if (v == VERDICT_HOLD)

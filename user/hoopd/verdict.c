@@ -43,11 +43,17 @@ static void probes(const struct judgement *j, const char *text, size_t len, stru
 
 enum verdict policy_verdict(struct judgement *j)
 {
-	struct sqlfacts *f = calloc(1, sizeof(*f));
+	struct sqlfacts *f = j->facts ? NULL : calloc(1, sizeof(*f));
+	const struct sqlfacts *cf = j->facts;
 	struct rules_session rs = {0};
 	struct rules_result res;
 	enum verdict v;
+	int parse_error;
+	char error[sizeof(f->error)];
 
+	j->facts_out = NULL;
+	if (cf)
+		goto judged; /* known by its shape: the facts of an earlier statement of it */
 	if (!f) {
 		snprintf(j->message, sizeof(j->message), "hoop: out of memory judging a statement");
 		return VERDICT_DENY;
@@ -63,6 +69,10 @@ enum verdict policy_verdict(struct judgement *j)
 		sqlfacts_analyze(j->text, j->len, f);
 		probes(j, j->text, j->len, f);
 	}
+	cf = f;
+judged:
+	parse_error = cf->parse_error;
+	snprintf(error, sizeof(error), "%s", cf->error);
 	if (j->s) {
 		rs.owner = j->s->owner;
 		rs.exe = j->s->exe;
@@ -70,10 +80,12 @@ enum verdict policy_verdict(struct judgement *j)
 	}
 	rs.user = j->user;
 	rs.database = j->database;
-	rules_evaluate(G.pol, f, &rs, &res);
-	if (f->execute_name[0] && j->prepared && !f->parse_error) {
+	rules_evaluate(G.pol, cf, &rs, &res);
+	if (cf->execute_name[0])
+		j->want_facts = 0; /* what an EXECUTE runs is the session's, not the text's */
+	if (cf->execute_name[0] && j->prepared && !parse_error) {
 		/* EXECUTE runs what its PREPARE said: judge that too; the stronger verdict wins. */
-		const char *text = j->prepared(j->prepared_ctx, f->execute_name);
+		const char *text = j->prepared(j->prepared_ctx, cf->execute_name);
 		struct sqlfacts *pf = text ? calloc(1, sizeof(*pf)) : NULL;
 
 		if (pf) {
@@ -84,17 +96,17 @@ enum verdict policy_verdict(struct judgement *j)
 			rules_evaluate(G.pol, pf, &rs, &pr);
 			if (pr.action > res.action)
 				res = pr;
-			if (pf->parse_error && !f->parse_error) {
-				f->parse_error = 1;
-				snprintf(f->error, sizeof(f->error), "%s", pf->error);
+			if (pf->parse_error && !parse_error) {
+				parse_error = 1;
+				snprintf(error, sizeof(error), "%s", pf->error);
 			}
 			free(pf);
 		}
 	}
-	j->parse_error = f->parse_error;
+	j->parse_error = parse_error;
 	if (res.rule)
 		snprintf(j->rule, sizeof(j->rule), "%s", res.rule->name);
-	else if (f->parse_error)
+	else if (parse_error)
 		snprintf(j->rule, sizeof(j->rule), "on_parse_error");
 	if (!strcmp(j->protocol, "function") && !res.rule) {
 		/* FunctionCall runs code by OID with no SQL to judge: only an explicit rule lets
@@ -103,17 +115,17 @@ enum verdict policy_verdict(struct judgement *j)
 		snprintf(j->message, sizeof(j->message),
 			 "hoop: FunctionCall messages run a function by OID with no SQL to judge; "
 			 "they are refused unless a rule allows kind function_call");
-		free(f);
-		return VERDICT_DENY;
+		v = VERDICT_DENY;
+		goto done;
 	}
 	switch (res.action) {
 	case ACTION_DENY:
 		v = VERDICT_DENY;
 		if (res.rule && res.rule->message[0])
 			snprintf(j->message, sizeof(j->message), "%s", res.rule->message);
-		else if (f->parse_error)
+		else if (parse_error)
 			snprintf(j->message, sizeof(j->message),
-				 "hoop: statement refused: it could not be parsed (%s)", f->error);
+				 "hoop: statement refused: it could not be parsed (%s)", error);
 		else
 			snprintf(j->message, sizeof(j->message), "hoop: statement denied by %s",
 				 res.rule ? res.rule->name : "the policy's default");
@@ -146,6 +158,10 @@ enum verdict policy_verdict(struct judgement *j)
 	default:
 		v = VERDICT_ALLOW;
 	}
-	free(f);
+done:
+	if (f && j->want_facts)
+		j->facts_out = f;
+	else
+		free(f);
 	return v;
 }

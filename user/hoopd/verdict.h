@@ -10,6 +10,7 @@
 struct session;
 struct catalog;
 struct maskplan;
+struct sqlfacts;
 
 enum verdict { VERDICT_ALLOW = 0, VERDICT_DENY = 1, VERDICT_HOLD = 2 };
 
@@ -27,7 +28,13 @@ struct judgement {
 	const struct catalog *cat;
 	/* masking: the statement's provenance plan when the engine has one (saves a parse) */
 	const struct maskplan *plan;
+	/* the statement's facts from stmtcache.h (saves parsing it), or NULL */
+	const struct sqlfacts *facts;
+	/* ask for the facts worked out here: the hook hands them over in facts_out (free them),
+	 * when they describe text alone (policy_verdict's do; a test's hook may not) */
+	int want_facts;
 	/* out: */
+	struct sqlfacts *facts_out;
 	char rule[64];	   /* the rule that decided, for the record */
 	char message[256]; /* what the agent is told on deny */
 };
