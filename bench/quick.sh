@@ -3,7 +3,7 @@
 # policy (accel off), pgbench -S -M simple -c 8 -j 2, QUICK_SECONDS (10) per run, QUICK_ROUNDS (2)
 # rounds, through bench/run.py (its numbers, its set-up; RESULTS.md is not written).
 # QUICK_WORKLOADS overrides the workloads (run.py's names, comma-separated); QUICK_PERF=1 adds
-# run.py's perf profiles of hoopd. As root, from the tree: bench/quick.sh
+# run.py's perf profiles of hoopd (BENCH_KEEP_PERF=DIR keeps perf's data files). As root, from the tree: bench/quick.sh
 set -e
 cd "$(dirname "$0")/.."
 export BENCH_ONLY="${QUICK_CONFIGS:-hoopd hipaa/off}"

@@ -513,7 +513,8 @@ def perf_profiles(work, cfg):
             ("c", ["-S", "-C"], ["-p", str(cfg.pid), "--call-graph", "dwarf,16384", "-F", "999"]))
     for kind, flags, rec in runs:
         data = os.path.join(work, "perf-%s.data" % kind)
-        bench = subprocess.Popen(cfg.cgroup.cmd([PGBENCH, "-n", "-M", "simple", "-c", "8", "-j", "2",
+        mode = os.environ.get("BENCH_PERF_MODE", "simple")  # a closer look at -M prepared
+        bench = subprocess.Popen(cfg.cgroup.cmd([PGBENCH, "-n", "-M", mode, "-c", "8", "-j", "2",
                                                  "-T", str(PERF_SECONDS + 3), "-h", "127.0.0.1", "-p",
                                                  str(cfg.port), "-U", "postgres"] + flags + ["bench"]),
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -526,6 +527,10 @@ def perf_profiles(work, cfg):
         if bench.returncode or not m:
             raise RuntimeError("pgbench under perf failed:\n" + o)
         out[kind + "_tps"] = float(m.group(1))
+        if os.environ.get("BENCH_KEEP_PERF"):
+            # for a closer look with perf report: BENCH_KEEP_PERF=DIR keeps the data files
+            os.makedirs(os.environ["BENCH_KEEP_PERF"], exist_ok=True)
+            shutil.copy(data, os.environ["BENCH_KEEP_PERF"])
         if kind == "system":
             out["comm"] = perf_report(data, ["--sort", "comm"], 0.5)
             out["comm_dso"] = perf_report(data, ["--sort", "comm,dso"], 1.5)

@@ -356,7 +356,7 @@ static void case_run(const struct policy *pol, const struct rcase *c)
 			    report + ro, sizeof(report) - ro,
 			    "\n    statement %d: %s: %s %s (%s)\n      facts: %s", i + 1,
 			    show_sql(sql + off, (size_t)len, shown, sizeof(shown)),
-			    policy_action_name(res.action), rule, res.why, facts);
+			    policy_action_name(res.action), rule, rules_why(&res), facts);
 		free(f);
 	}
 	pg_query_free_split_result(sp);

@@ -135,7 +135,7 @@ static int test(int argc, char **argv)
 		if (!res.rule)
 			res.action = ACTION_DENY;
 		printf("FunctionCall: %s (%s)\n", policy_action_name(res.action),
-		       res.rule ? res.why : "FunctionCall messages are denied unless a rule allows "
+		       res.rule ? rules_why(&res) : "FunctionCall messages are denied unless a rule allows "
 					    "them");
 		policy_free(pol);
 		jb_free(&labels);
@@ -192,7 +192,7 @@ static int test(int argc, char **argv)
 			}
 			jb_kv_str(&j, "verdict", policy_action_name(res.action));
 			jb_kv_str(&j, "rule", res.rule ? res.rule->name : "");
-			jb_kv_str(&j, "why", res.why);
+			jb_kv_str(&j, "why", rules_why(&res));
 			jb_kv_str(&j, "message", res.rule ? res.rule->message : "");
 			jb_kv_str(&j, "facts", facts);
 			jb_obj_close(&j);
@@ -200,7 +200,7 @@ static int test(int argc, char **argv)
 			jb_free(&j);
 		} else {
 			printf("statement %d: %.*s\n  verdict: %s (%s)\n", i + 1, len, sql + off,
-			       policy_action_name(res.action), res.why);
+			       policy_action_name(res.action), rules_why(&res));
 			if (res.rule && res.rule->message[0])
 				printf("  message: %s\n", res.rule->message);
 			printf("  facts:   %s\n", f->parse_error ? f->error : facts);

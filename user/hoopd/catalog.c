@@ -22,6 +22,7 @@ struct catalog {
 	/* after cat_index(): sorted views for the lookups (before it, lookups scan) */
 	struct cat_rel **by_oid, **by_name;
 	int indexed;
+	uint64_t gen; /* unique to this catalog in this process */
 };
 
 /* Copies a name; -1 (ENAMETOOLONG) when it does not fit: PostgreSQL's names are 63 bytes. */
@@ -40,7 +41,17 @@ static int copy_name(char dst[CAT_NAME], const char *src)
 
 struct catalog *cat_new(void)
 {
-	return calloc(1, sizeof(struct catalog));
+	static uint64_t gens; /* catalogs are built on the fetch worker: atomically */
+	struct catalog *c = calloc(1, sizeof(struct catalog));
+
+	if (c)
+		c->gen = __atomic_add_fetch(&gens, 1, __ATOMIC_RELAXED);
+	return c;
+}
+
+uint64_t cat_gen(const struct catalog *c)
+{
+	return c ? c->gen : 0;
 }
 
 void cat_free(struct catalog *c)

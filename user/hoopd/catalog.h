@@ -35,6 +35,9 @@ struct cat_rel {
 struct catalog;
 
 struct catalog *cat_new(void);
+/* A number no other catalog of this process has (0 for NULL): what was worked out from one
+ * catalog can be kept under it. */
+uint64_t cat_gen(const struct catalog *c);
 void cat_free(struct catalog *c);
 /* Build: add relations, their columns (any order), functions; then cat_index() once. */
 struct cat_rel *cat_add_rel(struct catalog *c, uint32_t oid, const char *schema,

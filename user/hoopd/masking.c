@@ -241,6 +241,38 @@ static int effective_rule(const struct mask_policy *mp, int rule, int derived)
 	return rule;
 }
 
+/* A relation column's rule, kept: working it out plans the relation's columns (a view's whole
+ * definition), and the same few columns come back in every result. Direct-mapped, keyed by
+ * the catalog and engine it was worked out under; the loop thread's. */
+struct relcol_memo {
+	uint64_t cat_gen, mask_gen;
+	uint32_t oid;
+	int16_t attnum;
+	int rule, derived;
+};
+static struct relcol_memo g_relcol[1024];
+
+static int relcol_rule(const struct masking *m, const struct catalog *cat,
+		       const struct cat_rel *rel, int16_t attnum, int *derived)
+{
+	uint64_t cg = cat_gen(cat);
+	struct relcol_memo *e = &g_relcol[(rel->oid * 31u + (uint16_t)attnum + cg * 7u) &
+					  (sizeof(g_relcol) / sizeof(g_relcol[0]) - 1)];
+
+	if (e->cat_gen == cg && e->mask_gen == m->gen && e->oid == rel->oid &&
+	    e->attnum == attnum && cg && m->gen) {
+		*derived = e->derived;
+		return e->rule;
+	}
+	e->rule = maskplan_relcol(cat, &m->mp, rel, attnum, &e->derived);
+	e->cat_gen = cg;
+	e->mask_gen = m->gen;
+	e->oid = rel->oid;
+	e->attnum = attnum;
+	*derived = e->derived;
+	return e->rule;
+}
+
 int masking_plan_rows(struct mask_result *r, const struct masking *m, const struct catalog *cat,
 		      const struct maskplan *sql, const struct pgw_field *f, int n)
 {
@@ -263,7 +295,7 @@ int masking_plan_rows(struct mask_result *r, const struct masking *m, const stru
 			const struct cat_col *col = rel ? cat_col_by_attnum(rel, f[i].attnum) : NULL;
 
 			if (col) {
-				rule = maskplan_relcol(cat, mp, rel, f[i].attnum, &derived);
+				rule = relcol_rule(m, cat, rel, f[i].attnum, &derived);
 				set_label(c, rel->name, col->name);
 				srccol = col->name;
 				direct = 1;

@@ -9,12 +9,13 @@
 #include "maskplan.h"
 
 #include <errno.h>
-#include <fnmatch.h>
 #include <pg_query.h>
 #include <pg_query/pg_query.pb-c.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "strutil.h"
 
 #define MP_MAX_TEXT	  (1 << 20) /* longer statements are not parsed: all unknown */
 #define MP_MAX_DEPTH	  120	    /* nested expressions, queries and views together */
@@ -167,9 +168,9 @@ int mask_rule_match(const struct mask_policy *mp, const char *schema, const char
 	for (int i = 0; i < mp->nrules && i < MASK_MAX_RULES; i++) {
 		const struct mask_column_rule *r = &mp->rules[i];
 
-		if (r->schema[0] && schema && fnmatch(r->schema, schema, 0))
+		if (r->schema[0] && schema && !glob_match(r->schema, schema))
 			continue;
-		if (fnmatch(r->table, table, 0) || fnmatch(r->column, column, 0))
+		if (!glob_match(r->table, table) || !glob_match(r->column, column))
 			continue;
 		return i;
 	}

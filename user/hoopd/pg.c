@@ -37,6 +37,7 @@
 #include "sqlfacts.h"
 #include "sqlshape.h"
 #include "stmtcache.h"
+#include "strutil.h"
 #include "tls.h"
 #include "verdict.h"
 
@@ -986,7 +987,7 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 			      : judge_facts(p, "simple", sql + sp->off[i], (size_t)sp->len[i],
 					    sp->parse_error, plans[i], cached ? hit.facts : NULL,
 					    shaped && !cached, &j);
-		snprintf(rules[i], sizeof(rules[i]), "%s", forced ? "" : j.rule);
+		str_copy(rules[i], sizeof(rules[i]), forced ? "" : j.rule);
 		if (!forced && shaped && !cached) {
 			if (j.facts_out && keep_shape(p, j.facts_out, plans[i]))
 				stmtcache_put(g_shape.key, g_shape.klen, &gens, j.facts_out, plans[i]);

@@ -1,9 +1,10 @@
 /* Rule evaluation: match keys are ANDed, list items ORed, names compared as the server folds. */
 #include "rules.h"
 
-#include <fnmatch.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "strutil.h"
 
 /* A table pattern: "name" (any schema), "schema.name", "schema.*", "*". */
 static int table_match(const char *pat, const char *table)
@@ -13,9 +14,9 @@ static int table_match(const char *pat, const char *table)
 	if (!strcmp(pat, "*"))
 		return 1;
 	if (strchr(pat, '.'))
-		return !fnmatch(pat, table, 0) ||
-		       (!dot && !strncmp(pat, "public.", 7) && !fnmatch(pat + 7, table, 0));
-	return !fnmatch(pat, dot ? dot + 1 : table, 0);
+		return glob_match(pat, table) || (!dot && !strncmp(pat, "public.", 7) &&
+					    glob_match(pat + 7, table));
+	return glob_match(pat, dot ? dot + 1 : table);
 }
 
 static int any_table(const struct policy_list *pats, const char (*names)[SQLFACTS_NAME], int n)
@@ -36,7 +37,7 @@ static int any_schema(const struct policy_list *pats, const char (*names)[SQLFAC
 
 			snprintf(schema, sizeof(schema), "%.*s", dot ? (int)(dot - names[j]) : 6,
 				 dot ? names[j] : "public");
-			if (!fnmatch(pats->v[i], schema, 0))
+			if (glob_match(pats->v[i], schema))
 				return 1;
 		}
 	return 0;
@@ -47,7 +48,7 @@ static int list_match(const struct policy_list *l, const char *v)
 	if (!l->n)
 		return 1;
 	for (int i = 0; i < l->n; i++)
-		if (!fnmatch(l->v[i], v ? v : "", 0))
+		if (glob_match(l->v[i], v ? v : ""))
 			return 1;
 	return 0;
 }
@@ -88,7 +89,7 @@ static int rule_matches(const struct policy_rule *r, const struct sqlfacts *f,
 
 		for (int i = 0; i < r->functions.n && !hit; i++)
 			for (int j = 0; j < f->nfunctions && !hit; j++)
-				hit = !fnmatch(r->functions.v[i], f->functions[j], 0);
+				hit = glob_match(r->functions.v[i], f->functions[j]);
 		if (!hit)
 			return 0;
 	}
@@ -129,10 +130,18 @@ void rules_evaluate(const struct policy *pol, const struct sqlfacts *f,
 			out->action = r->action;
 		}
 	}
-	if (out->rule)
-		snprintf(out->why, sizeof(out->why), "rule %s (line %d)", out->rule->name,
-			 out->rule->line);
+	out->why[0] = '\0'; /* rules_why, when someone reads it */
+}
+
+const char *rules_why(struct rules_result *res)
+{
+	if (res->why[0])
+		return res->why;
+	if (res->rule)
+		snprintf(res->why, sizeof(res->why), "rule %s (line %d)", res->rule->name,
+			 res->rule->line);
 	else
-		snprintf(out->why, sizeof(out->why), "no rule matched: default %s",
-			 policy_action_name(out->action));
+		snprintf(res->why, sizeof(res->why), "no rule matched: default %s",
+			 policy_action_name(res->action));
+	return res->why;
 }

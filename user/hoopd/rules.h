@@ -18,10 +18,12 @@ struct rules_session {
 struct rules_result {
 	enum policy_action action;
 	const struct policy_rule *rule; /* NULL: the default or on_parse_error decided */
-	char why[256];			/* one line for logs and `policy test` */
+	char why[256];			/* rules_why's */
 };
 
 void rules_evaluate(const struct policy *pol, const struct sqlfacts *f,
 		    const struct rules_session *s, struct rules_result *out);
+/* One line for logs and `policy test`: why res is what it is. */
+const char *rules_why(struct rules_result *res);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "approvals.h"
+#include "strutil.h"
 #include "hoopd.h"
 #include "maskplan.h"
 #include "rules.h"
@@ -49,7 +50,8 @@ enum verdict policy_verdict(struct judgement *j)
 	struct rules_result res;
 	enum verdict v;
 	int parse_error;
-	char error[sizeof(f->error)];
+	const char *error;
+	char perror[sizeof(f->error)];
 
 	j->facts_out = NULL;
 	if (cf)
@@ -72,7 +74,7 @@ enum verdict policy_verdict(struct judgement *j)
 	cf = f;
 judged:
 	parse_error = cf->parse_error;
-	snprintf(error, sizeof(error), "%s", cf->error);
+	error = cf->error;
 	if (j->s) {
 		rs.owner = j->s->owner;
 		rs.exe = j->s->exe;
@@ -98,14 +100,15 @@ judged:
 				res = pr;
 			if (pf->parse_error && !parse_error) {
 				parse_error = 1;
-				snprintf(error, sizeof(error), "%s", pf->error);
+				str_copy(perror, sizeof(perror), pf->error);
+				error = perror;
 			}
 			free(pf);
 		}
 	}
 	j->parse_error = parse_error;
 	if (res.rule)
-		snprintf(j->rule, sizeof(j->rule), "%s", res.rule->name);
+		str_copy(j->rule, sizeof(j->rule), res.rule->name);
 	else if (parse_error)
 		snprintf(j->rule, sizeof(j->rule), "on_parse_error");
 	if (!strcmp(j->protocol, "function") && !res.rule) {
@@ -122,7 +125,7 @@ judged:
 	case ACTION_DENY:
 		v = VERDICT_DENY;
 		if (res.rule && res.rule->message[0])
-			snprintf(j->message, sizeof(j->message), "%s", res.rule->message);
+			str_copy(j->message, sizeof(j->message), res.rule->message);
 		else if (parse_error)
 			snprintf(j->message, sizeof(j->message),
 				 "hoop: statement refused: it could not be parsed (%s)", error);
