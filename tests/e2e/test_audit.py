@@ -369,6 +369,19 @@ def test_verify_ok_after_psql_and_pgbench(ctx):
     rc, rep = verify(ctx.hd.state)  # live: the last segment is open
     check(rc == 0 and rep["ok"], "verify on the live trail: %r" % rep)
     check(rep["segments"] >= 5, "expected many segments: %r" % rep)
+    # Compression yields (docs/audit.md): once the closed segments are compressed, the worker
+    # waits in the SCHED_IDLE class, so on a busy node it takes only CPU nobody else wants.
+    policy = None
+    for _ in range(300):
+        segs = segments(ctx.hd.state)
+        tids = [t for t in os.listdir("/proc/%d/task" % ctx.hd.proc.pid)
+                if open("/proc/%d/task/%s/comm" % (ctx.hd.proc.pid, t)).read().strip() == "hoop-compress"]
+        policy = os.sched_getscheduler(int(tids[0])) if tids else None
+        if all(s.endswith(".gz") for s in segs[:-1]) and policy == os.SCHED_IDLE:
+            break
+        time.sleep(0.1)
+    check(all(s.endswith(".gz") for s in segs[:-1]), "closed segments not compressed: %r" % segs)
+    check(policy == os.SCHED_IDLE, "compressor thread: scheduling policy %r, want SCHED_IDLE" % policy)
     check(ctx.hd.stop() == 0, "hoopd did not stop cleanly")
     segs = segments(ctx.hd.state)
     check(all(s.endswith(".gz") for s in segs), "segments left open after a clean stop: %r" % segs)

@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,8 +214,36 @@ static struct {
 	int stop;	       /* finish what is closed, then exit */
 	uint32_t closed_below; /* set by the loop */
 	uint32_t done_below;   /* set by the worker */
+	pid_t ktid;	       /* the worker's kernel thread id, for its scheduling class */
+	int urgent;	       /* it runs as a normal thread (nice 10), not SCHED_IDLE */
 	char dir[4096];	       /* A.dir, the worker's own copy */
 } Z = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+/* Segments waiting to be compressed beyond which compression stops yielding to everything. */
+#define COMPRESS_BACKLOG 2
+
+/*
+ * The worker's scheduling class (Z.mu held). Compression is housekeeping: it runs under
+ * SCHED_IDLE, on CPU time nothing else wants, so that on a busy node it does not take CPU from
+ * the agents and the databases. When closed segments pile up (a node busy for a long time),
+ * it becomes a normal thread at nice 10 until it has caught up, so that the disk does not
+ * fill with uncompressed segments; and at stop, so that hoopd's exit does not wait for an idle
+ * CPU.
+ */
+static void compressor_class(int urgent)
+{
+	struct sched_param sp = {0};
+
+	if (!Z.ktid || urgent == Z.urgent)
+		return;
+	if (sched_setscheduler(Z.ktid, urgent ? SCHED_OTHER : SCHED_IDLE, &sp)) {
+		log_debug("audit: compressor scheduling class: %s", strerror(errno));
+		return;
+	}
+	if (urgent)
+		setpriority(PRIO_PROCESS, (id_t)Z.ktid, 10);
+	Z.urgent = urgent;
+}
 
 static int compress_segment(const char *dir, uint32_t n)
 {
@@ -323,14 +352,17 @@ static void compress_closed(uint32_t below)
 
 static void *compressor(void *arg)
 {
-	/* Background work: the event loop goes first when they compete for a CPU. */
-	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 	pthread_mutex_lock(&Z.mu);
+	Z.ktid = (pid_t)syscall(SYS_gettid);
+	Z.urgent = 1; /* as created */
+	compressor_class(Z.stop || Z.closed_below - Z.done_below > COMPRESS_BACKLOG);
 	for (;;) {
 		uint32_t below;
 
-		while (Z.done_below == Z.closed_below && !Z.stop)
+		while (Z.done_below == Z.closed_below && !Z.stop) {
+			compressor_class(0); /* caught up */
 			pthread_cond_wait(&Z.cv, &Z.mu);
+		}
 		if (Z.done_below == Z.closed_below)
 			break; /* stopping, and nothing is left */
 		below = Z.closed_below;
@@ -349,6 +381,8 @@ static void closed_below(uint32_t n)
 	pthread_mutex_lock(&Z.mu);
 	if (n > Z.closed_below) {
 		Z.closed_below = n;
+		if (Z.closed_below - Z.done_below > COMPRESS_BACKLOG)
+			compressor_class(1);
 		pthread_cond_signal(&Z.cv);
 	}
 	pthread_mutex_unlock(&Z.mu);
@@ -370,6 +404,7 @@ static int compressor_start(void)
 		log_error("audit: cannot start the segment compressor thread: %s", strerror(r));
 		return -r;
 	}
+	pthread_setname_np(Z.tid, "hoop-compress"); /* for ps -L, top -H and the tests */
 	Z.running = 1;
 	return 0;
 }
@@ -381,10 +416,12 @@ static void compressor_stop(void)
 		return;
 	pthread_mutex_lock(&Z.mu);
 	Z.stop = 1;
+	compressor_class(1);
 	pthread_cond_signal(&Z.cv);
 	pthread_mutex_unlock(&Z.mu);
 	pthread_join(Z.tid, NULL);
 	Z.running = 0;
+	Z.ktid = 0;
 }
 
 /*

@@ -19,6 +19,7 @@
 #include "cgroup.h"
 #include "hoopd.h"
 #include "log.h"
+#include "stmtcache.h"
 
 #define CTL_MAX_REQ 65536
 
@@ -197,6 +198,7 @@ static void do_detach(struct json_object *req, struct jbuf *j, struct ctl_client
 
 static void do_status(struct jbuf *j)
 {
+	struct stmtcache_stats sc;
 	uint64_t k[HOOP_ERR_MAX] = {0};
 	static const char *const names[HOOP_ERR_MAX] = {
 		"stash_full",	   "rekey_failed", "sockhash_failed", "no_listener",
@@ -247,6 +249,10 @@ static void do_status(struct jbuf *j)
 	jb_kv_uint(j, "connections_upstream_failed", G.st.conns_upstream_failed);
 	jb_kv_uint(j, "bytes_agent_to_db", G.st.bytes_agent_to_db);
 	jb_kv_uint(j, "bytes_db_to_agent", G.st.bytes_db_to_agent);
+	stmtcache_stats(&sc);
+	jb_kv_uint(j, "statement_shapes_kept", sc.entries);
+	jb_kv_uint(j, "statement_shape_hits", sc.hits);
+	jb_kv_uint(j, "statement_shape_misses", sc.misses);
 	jb_obj_close(j);
 	bpfctl_counters(k);
 	jb_key(j, "bpf");

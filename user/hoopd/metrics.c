@@ -11,6 +11,7 @@
 
 #include "hoopd.h"
 #include "log.h"
+#include "stmtcache.h"
 
 static struct loop_watch g_mw;
 
@@ -25,6 +26,7 @@ static void on_metrics(struct loop_watch *w, uint32_t events)
 {
 	char body[8192], hdr[256], req[2048];
 	uint64_t k[HOOP_ERR_MAX] = {0};
+	struct stmtcache_stats sc;
 	size_t o = 0;
 	int fd = accept4(w->fd, NULL, NULL, SOCK_CLOEXEC);
 
@@ -70,6 +72,12 @@ static void on_metrics(struct loop_watch *w, uint32_t events)
 	  k[HOOP_ERR_STASH_FULL] + k[HOOP_ERR_REKEY] + k[HOOP_ERR_SOCKHASH]);
 	M("hoop_bpf_accel_sends_total", "counter", "hoopd sends short-circuited by sk_msg.",
 	  k[HOOP_ERR_ACCEL_HIT]);
+	stmtcache_stats(&sc);
+	M("hoop_statement_shape_hits_total", "counter",
+	  "Statements judged and planned from an earlier statement of the same shape.", sc.hits);
+	M("hoop_statement_shape_misses_total", "counter",
+	  "Statements with a shape parsed because none was kept (or it was stale).", sc.misses);
+	M("hoop_statement_shapes_kept", "gauge", "Statement shapes kept.", sc.entries);
 #undef M
 	snprintf(hdr, sizeof(hdr),
 		 "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
