@@ -902,8 +902,10 @@ static void sql_prepared(struct pg *p, const char *stmt, size_t len, char **name
 	free(sql);
 }
 
-/* The loop thread's scratch for on_query (4 KiB: not on the stack). */
+/* The loop thread's scratch for on_query and on_parse (not on the stack, and not malloc'd per
+ * statement: a 32 KiB malloc makes glibc consolidate its free lists every time). */
 static struct sqlshape g_shape;
+static struct split g_split;
 
 /* May what was worked out about this one-statement text be kept by its shape? Only when it
  * depends on the text alone (stmtcache.h): plain reads and writes, transaction control and
@@ -943,9 +945,7 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 
 	if (!m->len || memchr(sql, 0, m->len) != sql + len)
 		return protocol_violation(p, "agent", "Query text is not NUL-terminated");
-	sp = malloc(sizeof(*sp));
-	if (!sp)
-		goto out;
+	sp = &g_split;
 	mk = masking_get();
 	/* A statement of a shape seen before is not parsed again (stmtcache.h); relations this
 	 * session made change what its statements mean, so then every one is parsed. */
@@ -1105,7 +1105,6 @@ out:
 	masking_put(mk);
 	free(rules);
 	free(v);
-	free(sp);
 	return r;
 }
 
@@ -1130,13 +1129,9 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 	sql = pgw_str(&rd, &sql_len);
 	if (!name || !sql)
 		return protocol_violation(p, "agent", "malformed Parse message");
-	sp = malloc(sizeof(*sp));
-	if (!sp)
+	sp = &g_split;
+	if (!(ps = named_put(&p->preps, name, sql, NULL)))
 		return -1;
-	if (!(ps = named_put(&p->preps, name, sql, NULL))) {
-		free(sp);
-		return -1;
-	}
 	mk = masking_get();
 	gens.policy = G.pol_gen;
 	gens.masking = mk ? mk->gen : 0;
@@ -1148,7 +1143,6 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 		sp->parse_error = 0;
 		if (mk && !hit.plan) {
 			masking_put(mk);
-			free(sp);
 			return -1;
 		}
 		ps->plan = hit.plan; /* the statement's reference */
@@ -1168,7 +1162,6 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 	else if (!cached)
 		free(j.facts_out);
 	mplan_put(pl);
-	free(sp);
 	if (v == VERDICT_HOLD)
 		v = VERDICT_DENY; /* approvals for the extended protocol: see docs/events.md */
 	if (v == VERDICT_DENY) {
