@@ -156,7 +156,7 @@ SQLSHAPE_UNIT_SRC := user/hoopd/sqlshape.c user/hoopd/sqlfacts.c $(MASKPLAN_UNIT
 SQLSHAPE_CORPORA := $(sort $(wildcard tests/unit/rules/*.cases tests/unit/maskplan/*.cases \
 		      tests/e2e/masking/*.sql))
 
-$(OUT)/unit/test_sqlshape: tests/unit/test_sqlshape.c tests/unit/harness.h \
+$(OUT)/unit/test_sqlshape: tests/unit/test_sqlshape.c tests/unit/harness.h tests/unit/sqlshape_check.h \
 			   tests/unit/maskplan_fixture.h $(SQLSHAPE_UNIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
@@ -206,6 +206,13 @@ $(FUZZ_OUT)/fuzz_policy: fuzz/fuzz_policy.c user/hoopd/policy.c user/hoopd/sqlfa
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/policy.c user/hoopd/sqlfacts.c -lyaml -ljson-c \
 		-lpg_query -lhs -o $@
 
+# Statement shapes: what the shaper accepts keeps its facts and plan with other constants.
+$(FUZZ_OUT)/fuzz_sqlshape: fuzz/fuzz_sqlshape.c tests/unit/sqlshape_check.h \
+			   tests/unit/maskplan_fixture.h $(SQLSHAPE_UNIT_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CLANG,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(SQLSHAPE_UNIT_SRC) -lpg_query -o $@
+
 # SQL facts from any text (libpg_query's parse, then sqlfacts' reader of its tree).
 $(FUZZ_OUT)/fuzz_sqlfacts: fuzz/fuzz_sqlfacts.c user/hoopd/sqlfacts.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -247,13 +254,15 @@ endef
 
 .PHONY: FORCE
 fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agent \
-      $(FUZZ_OUT)/fuzz_pg_server $(FUZZ_OUT)/fuzz_maskplan $(FUZZ_OUT)/fuzz_mask_datarow
+      $(FUZZ_OUT)/fuzz_pg_server $(FUZZ_OUT)/fuzz_maskplan $(FUZZ_OUT)/fuzz_mask_datarow \
+      $(FUZZ_OUT)/fuzz_sqlshape
 	$(call fuzz_run,policy,-artifact_prefix=$(FUZZ_OUT)/ -dict=fuzz/policy.dict)
 	$(call fuzz_run,sqlfacts,-artifact_prefix=$(FUZZ_OUT)/sqlfacts- -max_len=4096)
 	$(call fuzz_run,pg_agent,-artifact_prefix=$(FUZZ_OUT)/pg_agent- -dict=fuzz/pg.dict)
 	$(call fuzz_run,pg_server,-artifact_prefix=$(FUZZ_OUT)/pg_server- -dict=fuzz/pg.dict)
 	$(call fuzz_run,maskplan,-artifact_prefix=$(FUZZ_OUT)/maskplan- -dict=fuzz/maskplan.dict)
 	$(call fuzz_run,mask_datarow,-artifact_prefix=$(FUZZ_OUT)/mask_datarow- -dict=fuzz/mask.dict)
+	$(call fuzz_run,sqlshape,-artifact_prefix=$(FUZZ_OUT)/sqlshape- -dict=fuzz/maskplan.dict -max_len=1024)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(TOOLS)

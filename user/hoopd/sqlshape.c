@@ -39,12 +39,14 @@ static int fits_int32(const char *d, size_t n)
 }
 
 /* The end of a quoted token starting at s[i] (the quote q), doubled quotes inside; 0 when it
- * does not end, or (strings) holds a backslash, whose meaning depends on
+ * does not end, holds a control character (the shape's marks are control characters: a key
+ * never holds one but as a mark), or (strings) holds a backslash, whose meaning depends on
  * standard_conforming_strings and the E prefix. */
 static size_t quoted_end(const char *s, size_t len, size_t i, char q)
 {
 	for (size_t k = i + 1; k < len; k++) {
-		if (s[k] == '\\' && q == '\'')
+		if ((s[k] == '\\' && q == '\'') ||
+		    ((unsigned char)s[k] < 0x20 && !blank((unsigned char)s[k])))
 			return 0;
 		if (s[k] == q) {
 			if (k + 1 < len && s[k + 1] == q) {
