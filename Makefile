@@ -194,27 +194,27 @@ FUZZ_CFLAGS := -g -O1 -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_
 	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 # Masking provenance over any SQL text, with the unit test's catalog and policy.
-$(FUZZ_OUT)/fuzz_maskplan: fuzz/fuzz_maskplan.c tests/unit/maskplan_fixture.h $(MASKPLAN_UNIT_SRC) \
+$(FUZZ_OUT)/fuzz_maskplan: fuzz/fuzz_maskplan.c fuzz/fuzz_require.h tests/unit/maskplan_fixture.h $(MASKPLAN_UNIT_SRC) \
 			   $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(MASKPLAN_UNIT_SRC) -lpg_query -o $@
 
-$(FUZZ_OUT)/fuzz_policy: fuzz/fuzz_policy.c user/hoopd/policy.c user/hoopd/sqlfacts.c $(HEADERS)
+$(FUZZ_OUT)/fuzz_policy: fuzz/fuzz_policy.c fuzz/fuzz_require.h user/hoopd/policy.c user/hoopd/sqlfacts.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/policy.c user/hoopd/sqlfacts.c -lyaml -ljson-c \
 		-lpg_query -lhs -o $@
 
 # Statement shapes: what the shaper accepts keeps its facts and plan with other constants.
-$(FUZZ_OUT)/fuzz_sqlshape: fuzz/fuzz_sqlshape.c tests/unit/sqlshape_check.h \
+$(FUZZ_OUT)/fuzz_sqlshape: fuzz/fuzz_sqlshape.c fuzz/fuzz_require.h tests/unit/sqlshape_check.h \
 			   tests/unit/maskplan_fixture.h $(SQLSHAPE_UNIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(SQLSHAPE_UNIT_SRC) -lpg_query -o $@
 
 # SQL facts from any text (libpg_query's parse, then sqlfacts' reader of its tree).
-$(FUZZ_OUT)/fuzz_sqlfacts: fuzz/fuzz_sqlfacts.c user/hoopd/sqlfacts.c $(HEADERS)
+$(FUZZ_OUT)/fuzz_sqlfacts: fuzz/fuzz_sqlfacts.c fuzz/fuzz_require.h user/hoopd/sqlfacts.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/sqlfacts.c -lpg_query -o $@
@@ -236,7 +236,7 @@ $(FUZZ_OUT)/fuzz_pg_%: fuzz/fuzz_pg_%.c fuzz/pg_fuzz.h $(FUZZ_PG_SRC) $(HEADERS)
 		-lpg_query -ljson-c -lhs -lssl -lcrypto -o $@
 
 # The DataRow and CopyData rewriters, from the masking unit test's sources.
-$(FUZZ_OUT)/fuzz_mask_datarow: fuzz/fuzz_mask_datarow.c $(MASK_UNIT_SRC) $(HEADERS)
+$(FUZZ_OUT)/fuzz_mask_datarow: fuzz/fuzz_mask_datarow.c fuzz/fuzz_require.h $(MASK_UNIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(MASK_UNIT_SRC) -lhs -ljson-c -lssl -lcrypto -lm -o $@

@@ -8,19 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_require.h"
 #include "../tests/unit/maskplan_fixture.h"
 #include "maskplan.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "fuzz_maskplan: %s:%d: %s does not hold\n", __FILE__,      \
-				__LINE__, #cond);                                                  \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 #define TERMINATED(a) (memchr((a), '\0', sizeof(a)) != NULL)
 

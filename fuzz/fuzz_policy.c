@@ -9,20 +9,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz_require.h"
 #include "policy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Broken promises are bugs like crashes: stop so libFuzzer saves the input. */
-#define REQUIRE(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "fuzz_policy: %s:%d: %s does not hold\n", __FILE__,        \
-				__LINE__, #cond);                                                  \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
-
 static void check_policy(const struct policy *p)
 {
 	REQUIRE(p->version == 1);

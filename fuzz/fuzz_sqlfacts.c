@@ -7,20 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_require.h"
 #include "sqlfacts.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Broken promises are bugs like crashes: stop so libFuzzer saves the input. */
-#define REQUIRE(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "fuzz_sqlfacts: %s:%d: %s does not hold\n", __FILE__,      \
-				__LINE__, #cond);                                                  \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
-
 static void check_names(char (*list)[SQLFACTS_NAME], int n)
 {
 	REQUIRE(n >= 0 && n <= SQLFACTS_MAX_NAMES);

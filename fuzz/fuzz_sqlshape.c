@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_require.h"
 #include "../tests/unit/maskplan_fixture.h"
 #include "maskplan.h"
 #include "sqlfacts.h"
@@ -18,15 +19,6 @@
 #include "../tests/unit/sqlshape_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "fuzz_sqlshape: %s:%d: %s does not hold\n", __FILE__,      \
-				__LINE__, #cond);                                                  \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 static struct sqlfacts fa, fb;
 
