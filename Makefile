@@ -28,7 +28,7 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation -D_GNU_SOURCE \
 	  -Iinclude -Iuser/common -Iuser/hoopd -I$(OUT) $(SAN_FLAGS)
 LDFLAGS += $(SAN_FLAGS)
-LDLIBS := -lbpf -lelf -lz -lyaml -ljson-c -lpg_query -lpq -lhs -lssl -lcrypto -lpthread $(shell pkg-config --libs libnl-3.0 2>/dev/null || echo -lnl-3)
+LDLIBS := -lbpf -lelf -lz -ldeflate -lyaml -ljson-c -lpg_query -lpq -lhs -lssl -lcrypto -lpthread $(shell pkg-config --libs libnl-3.0 2>/dev/null || echo -lnl-3)
 CFLAGS += $(shell pkg-config --cflags libnl-3.0 2>/dev/null || echo -I/usr/include/libnl3)
 CFLAGS += -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 
@@ -117,7 +117,7 @@ $(OUT)/unit/test_pg: tests/unit/test_pg.c tests/unit/harness.h $(PG_UNIT_SRC) $(
 		     $(wildcard user/hoopd/*.h)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(PG_UNIT_SRC) -lpg_query -ljson-c -lhs -lssl -lcrypto -lz -o $@
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(PG_UNIT_SRC) -lpg_query -ljson-c -lhs -lssl -lcrypto -lz -ldeflate -o $@
 
 unit-pg: $(OUT)/unit/test_pg
 	$(Q)rm -rf $(OUT)/unit/pg-state && $< $(OUT)/unit/pg-state

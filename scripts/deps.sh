@@ -6,7 +6,7 @@
 # `vm` (make vmtest) adds qemu and a static busybox for the test guest, and what the guest runs
 # from the host: the test set. (The guest's kernel is fetched by vmtests/run.sh, not installed.)
 set -eu
-BUILD="make gcc clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libyaml-dev libjson-c-dev
+BUILD="make gcc clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libdeflate-dev libyaml-dev libjson-c-dev
 libnl-3-dev libssl-dev libpg-query-dev libprotobuf-c-dev pkg-config linux-libc-dev libhyperscan-dev
 libpq-dev"
 TEST="postgresql postgresql-client postgresql-contrib iproute2 procps python3 python3-psycopg openssl

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <libdeflate.h>
 
 #include "hex.h"
 #include "log.h"
@@ -245,46 +246,79 @@ static void compressor_class(int urgent)
 	Z.urgent = urgent;
 }
 
+/* Closed segments are gzip files of independent members, one per COMPRESS_CHUNK of the plain
+ * file, each made by libdeflate in one call: at level 1 on these records it takes half of
+ * zlib's level-1 CPU (0.66 s against 1.26 s for 116 MB of pgbench records, ~3 us against ~6 us
+ * per statement recorded) and writes 11% fewer bytes. gzip readers (zlib's gzread, which
+ * hoopctl uses, gzip -d, Python's gzip) read concatenated members as one stream. */
+#define COMPRESS_CHUNK (1 << 20)
+
 static int compress_segment(const char *dir, uint32_t n)
 {
 	char src[4200], dst[4200], tmp[4300];
-	static char buf[1 << 17]; /* the worker's alone */
-	int fd, dfd, r = 0;
-	gzFile gz;
-	ssize_t got;
+	static char in[COMPRESS_CHUNK]; /* the worker's alone */
+	static char *out;
+	static size_t outcap;
+	static struct libdeflate_compressor *c;
+	int fd, ofd, dfd, r = 0;
+	ssize_t got = 0;
 
+	if (!c && !(c = libdeflate_alloc_compressor(1)))
+		return -ENOMEM;
+	if (!out) {
+		outcap = libdeflate_gzip_compress_bound(c, sizeof(in));
+		if (!(out = malloc(outcap)))
+			return -ENOMEM;
+	}
 	snprintf(src, sizeof(src), "%s/seg-%08u.jsonl", dir, n);
 	snprintf(dst, sizeof(dst), "%s.gz", src);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", dst);
 	fd = open(src, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	/* Level 1: on these records a third of level 6's CPU (0.56 s against 1.52 s for 64 MiB,
-	 * 5 against 14 us per statement recorded) for 11% more bytes (ratio 4.7 against 5.2). */
-	gz = gzopen(tmp, "wb1e");
-	if (!gz) {
+	ofd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (ofd < 0) {
+		r = -errno;
 		close(fd);
-		return -EIO;
+		return r;
 	}
-	gzbuffer(gz, sizeof(buf));
-	while ((got = read(fd, buf, sizeof(buf))) > 0)
-		if (gzwrite(gz, buf, (unsigned)got) != (int)got) {
-			got = -1;
+	for (int first = 1;; first = 0) {
+		size_t have = 0, z;
+
+		/* a whole chunk, or what is left */
+		while (have < sizeof(in) && (got = read(fd, in + have, sizeof(in) - have)) > 0)
+			have += (size_t)got;
+		if (got < 0) {
+			r = -errno;
 			break;
 		}
-	if (got < 0)
-		r = -EIO;
-	close(fd);
-	if (gzclose(gz) != Z_OK && !r)
-		r = -EIO;
-	/* The compressed copy is complete and durable before the original goes. */
-	if (!r) {
-		fd = open(tmp, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || fsync(fd))
-			r = -errno;
-		if (fd >= 0)
-			close(fd);
+		if (!have && !first)
+			break; /* (an empty segment still gets one, empty, member) */
+		z = libdeflate_gzip_compress(c, in, have, out, outcap);
+		if (!z) {
+			r = -EIO;
+			break;
+		}
+		for (size_t w = 0; w < z;) {
+			ssize_t k = write(ofd, out + w, z - w);
+
+			if (k < 0) {
+				if (errno == EINTR)
+					continue;
+				r = -errno;
+				break;
+			}
+			w += (size_t)k;
+		}
+		if (r || have < sizeof(in))
+			break;
 	}
+	close(fd);
+	/* The compressed copy is complete and durable before the original goes. */
+	if (!r && fsync(ofd))
+		r = -errno;
+	if (close(ofd) && !r)
+		r = -EIO;
 	if (!r && rename(tmp, dst))
 		r = -errno;
 	if (r) {
