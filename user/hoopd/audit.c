@@ -10,7 +10,6 @@
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +24,7 @@
 
 #include "hex.h"
 #include "log.h"
+#include "thread.h"
 
 static struct {
 	char dir[4096];
@@ -424,21 +424,15 @@ static void closed_below(uint32_t n)
 
 static int compressor_start(void)
 {
-	sigset_t all, old;
 	int r;
 
 	snprintf(Z.dir, sizeof(Z.dir), "%s", A.dir);
 	Z.stop = 0;
-	/* Signals are the loop's (signalfd): the worker blocks every one of them. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = pthread_create(&Z.tid, NULL, compressor, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	r = thread_start(&Z.tid, compressor, "hoop-compress"); /* the tests find it by name */
 	if (r) {
 		log_error("audit: cannot start the segment compressor thread: %s", strerror(r));
 		return -r;
 	}
-	pthread_setname_np(Z.tid, "hoop-compress"); /* for ps -L, top -H and the tests */
 	Z.running = 1;
 	return 0;
 }
@@ -526,7 +520,6 @@ static void *syncer(void *arg)
 
 static int syncer_start(void)
 {
-	sigset_t all, old;
 	int r;
 
 	if (Y.running)
@@ -537,10 +530,7 @@ static int syncer_start(void)
 			return -errno;
 	}
 	Y.stop = 0;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = pthread_create(&Y.tid, NULL, syncer, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	r = thread_start(&Y.tid, syncer, "hoop-fsync");
 	if (r) {
 		log_error("audit: cannot start the sync thread: %s", strerror(r));
 		return -r;

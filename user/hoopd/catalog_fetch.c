@@ -12,7 +12,6 @@
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +24,7 @@
 #include "loop.h"
 #include "policy.h"
 #include "session.h"
+#include "thread.h"
 #include "tls.h"
 
 #define RETRY_FAILED_MS 10000 /* a failed load is tried again after this */
@@ -322,24 +322,15 @@ static void on_done(struct loop_watch *w, uint32_t events)
 
 int catalog_fetch_init(void)
 {
+	int e;
+
 	C.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (C.efd < 0)
 		return -errno;
 	if (loop_add(&C.w, C.efd, EPOLLIN, on_done))
 		return -errno;
-	{
-		/* The worker takes no signals: SIGTERM and friends belong to the loop's
-		 * signalfd, which only sees signals blocked in every thread. */
-		sigset_t all, old;
-		int e;
-
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		e = pthread_create(&C.th, NULL, worker, NULL);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		if (e)
-			return -e;
-	}
+	if ((e = thread_start(&C.th, worker, "hoop-catalog")))
+		return -e;
 	C.started = 1;
 	return 0;
 }
