@@ -189,6 +189,16 @@ static void execute(struct buf *b, const char *portal)
 	put(b, 'E', m, l + 4);
 }
 
+/* Parse, Bind (one parameter) and Execute of the unnamed statement and portal, then Sync. */
+static void run_unnamed(struct buf *b, const char *sql, const char *param, int sync)
+{
+	parse(b, "", sql);
+	bind1(b, "", "", param);
+	execute(b, "");
+	if (sync)
+		pgw_put(b, 'S', NULL, 0);
+}
+
 static void ready(struct buf *b, char st)
 {
 	pgw_put_ready(b, (uint8_t)st);
@@ -396,18 +406,9 @@ static void test_deny_in_transaction_takes_the_servers_state(void)
 
 static void pipeline(struct buf *b)
 {
-	parse(b, "", "select $1::int");
-	bind1(b, "", "", "42");
-	execute(b, "");
-	pgw_put(b, 'S', NULL, 0);
-	parse(b, "", "drop table patients");
-	bind1(b, "", "", "1");
-	execute(b, "");
-	pgw_put(b, 'S', NULL, 0);
-	parse(b, "", "select 7");
-	bind1(b, "", "", "1");
-	execute(b, "");
-	pgw_put(b, 'S', NULL, 0);
+	run_unnamed(b, "select $1::int", "42", 1);
+	run_unnamed(b, "drop table patients", "1", 1);
+	run_unnamed(b, "select 7", "1", 1);
 }
 
 static void test_pipeline_deny_keeps_order_and_discards_to_sync(void)
@@ -441,25 +442,17 @@ static void test_pipeline_deny_keeps_order_and_discards_to_sync(void)
 
 static void late_half(struct buf *b)
 {
-	parse(b, "", "drop table patients");
-	bind1(b, "", "", "1");
-	execute(b, "");
+	run_unnamed(b, "drop table patients", "1", 0);
 }
 
 static void late_rest(struct buf *b)
 {
-	parse(b, "", "select 8");
-	bind1(b, "", "", "1");
-	execute(b, "");
-	pgw_put(b, 'S', NULL, 0);
+	run_unnamed(b, "select 8", "1", 1);
 }
 
 static void late_next(struct buf *b)
 {
-	parse(b, "", "select 7");
-	bind1(b, "", "", "1");
-	execute(b, "");
-	pgw_put(b, 'S', NULL, 0);
+	run_unnamed(b, "select 7", "1", 1);
 }
 
 /* The poison's error reaches hoopd before the rest of its batch does: the server skips those
@@ -547,10 +540,7 @@ static void rowdesc_typed(struct buf *b, const char *name, uint32_t table, uint3
 
 static void x_ssn(struct buf *b)
 {
-	parse(b, "", "select ssn from patients");
-	bind1(b, "", "", "1");
-	execute(b, "");
-	pgw_put(b, 'S', NULL, 0);
+	run_unnamed(b, "select ssn from patients", "1", 1);
 }
 
 /* An Execute the agent did not Describe: hoopd asks for the columns itself, keeps the answer
