@@ -927,6 +927,35 @@ static int keep_shape(const struct pg *p, const struct sqlfacts *f, const struct
 	       !pl->p.copy && !pl->p.const_sensitive && !pl->p.error[0];
 }
 
+/* Does sql (one Query's or Parse's text) have a shape this session may use (no relations of
+ * its own)? 1 with g_shape and *g filled, and *hit when a kept one matches (cached 1). */
+static int shape_find(const struct pg *p, const struct masking *mk, char protocol,
+		      const char *sql, size_t len, struct stmtcache_gens *g,
+		      struct stmtcache_hit *hit, int *cached)
+{
+	g->policy = G.pol_gen;
+	g->masking = mk ? mk->gen : 0;
+	g->catalog = mk && p->cat ? p->cat->gen : 0;
+	g->protocol = (uint64_t)protocol;
+	*cached = 0;
+	if (p->nmade || p->made_overflow || sqlshape(sql, len, &g_shape))
+		return 0;
+	*cached = stmtcache_get(g_shape.key, g_shape.klen, g, hit);
+	return 1;
+}
+
+/* After the verdict on a shaped text that was not kept: keep its facts (j->facts_out, taken)
+ * and plan when keep_shape says they may be. */
+static void shape_keep(const struct pg *p, const struct stmtcache_gens *g, struct judgement *j,
+		       struct mplan *pl)
+{
+	if (j->facts_out && keep_shape(p, j->facts_out, pl))
+		stmtcache_put(g_shape.key, g_shape.klen, g, j->facts_out, pl);
+	else
+		free(j->facts_out);
+	j->facts_out = NULL;
+}
+
 static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verdict fv)
 {
 	struct session *s = p->s;
@@ -947,15 +976,9 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 		return protocol_violation(p, "agent", "Query text is not NUL-terminated");
 	sp = &g_split;
 	mk = masking_get();
-	/* A statement of a shape seen before is not parsed again (stmtcache.h); relations this
-	 * session made change what its statements mean, so then every one is parsed. */
-	gens.policy = G.pol_gen;
-	gens.masking = mk ? mk->gen : 0;
-	gens.catalog = mk && p->cat ? p->cat->gen : 0;
-	gens.protocol = 'Q';
-	shaped = !forced && !p->nmade && !p->made_overflow && !sqlshape(sql, len, &g_shape);
-	if (shaped && stmtcache_get(g_shape.key, g_shape.klen, &gens, &hit)) {
-		cached = 1;
+	/* A statement of a shape seen before is not parsed again (stmtcache.h). */
+	shaped = !forced && shape_find(p, mk, 'Q', sql, len, &gens, &hit, &cached);
+	if (cached) {
 		sp->n = 1;
 		sp->parse_error = 0;
 		sp->off[0] = (int)g_shape.off;
@@ -988,13 +1011,8 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 					    sp->parse_error, plans[i], cached ? hit.facts : NULL,
 					    shaped && !cached, &j);
 		str_copy(rules[i], sizeof(rules[i]), forced ? "" : j.rule);
-		if (!forced && shaped && !cached) {
-			if (j.facts_out && keep_shape(p, j.facts_out, plans[i]))
-				stmtcache_put(g_shape.key, g_shape.klen, &gens, j.facts_out, plans[i]);
-			else
-				free(j.facts_out);
-			j.facts_out = NULL;
-		}
+		if (!forced && shaped && !cached)
+			shape_keep(p, &gens, &j, plans[i]);
 		if (!forced && !cached) {
 			/* A PREPARE earlier in this same Query is known to an EXECUTE after it. */
 			char *pn = NULL;
@@ -1122,7 +1140,7 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 	struct mplan *pl = NULL;
 	struct stmtcache_gens gens;
 	struct stmtcache_hit hit = {0};
-	int shaped, cached = 0;
+	int shaped, cached;
 
 	pgw_rd_init(&rd, m);
 	name = pgw_str(&rd, NULL);
@@ -1133,13 +1151,8 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 	if (!(ps = named_put(&p->preps, name, sql, NULL)))
 		return -1;
 	mk = masking_get();
-	gens.policy = G.pol_gen;
-	gens.masking = mk ? mk->gen : 0;
-	gens.catalog = mk && p->cat ? p->cat->gen : 0;
-	gens.protocol = 'P';
-	shaped = !p->nmade && !p->made_overflow && !sqlshape(sql, sql_len, &g_shape);
-	if (shaped && stmtcache_get(g_shape.key, g_shape.klen, &gens, &hit)) {
-		cached = 1;
+	shaped = shape_find(p, mk, 'P', sql, sql_len, &gens, &hit, &cached);
+	if (cached) {
 		sp->parse_error = 0;
 		if (mk && !hit.plan) {
 			masking_put(mk);
@@ -1157,10 +1170,8 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 	/* The extended protocol takes one statement; judge the whole text as the server will. */
 	v = judge_facts(p, "extended", sql, sql_len, sp->parse_error, pl, cached ? hit.facts : NULL,
 			shaped && !cached, &j);
-	if (shaped && !cached && j.facts_out && keep_shape(p, j.facts_out, pl))
-		stmtcache_put(g_shape.key, g_shape.klen, &gens, j.facts_out, pl);
-	else if (!cached)
-		free(j.facts_out);
+	if (shaped && !cached)
+		shape_keep(p, &gens, &j, pl);
 	mplan_put(pl);
 	if (v == VERDICT_HOLD)
 		v = VERDICT_DENY; /* approvals for the extended protocol: see docs/events.md */
