@@ -269,11 +269,8 @@ static void publish(struct job *j)
 	if (!b) {
 		cat_free(j->cat);
 	} else {
-		static uint64_t gens;
-
 		b->cat = j->cat;
 		b->refs = 1;
-		b->gen = ++gens;
 		snprintf(b->error, sizeof(b->error), "%s", j->error);
 		if (!j->cat && e->box && e->box->cat) {
 			/* Keep the last good catalog over a failed refresh. */

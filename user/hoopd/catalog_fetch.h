@@ -8,8 +8,6 @@
 #ifndef HOOP_CATALOG_FETCH_H
 #define HOOP_CATALOG_FETCH_H
 
-#include <stdint.h>
-
 #include "catalog.h"
 
 struct session;
@@ -18,7 +16,6 @@ struct session;
 struct catbox {
 	struct catalog *cat; /* NULL: the load failed; masking then fails closed */
 	int refs;
-	uint64_t gen; /* unique to this catalog (stmtcache.h keys on it) */
 	char error[256];
 };
 

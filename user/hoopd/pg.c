@@ -935,7 +935,7 @@ static int shape_find(const struct pg *p, const struct masking *mk, char protoco
 {
 	g->policy = G.pol_gen;
 	g->masking = mk ? mk->gen : 0;
-	g->catalog = mk && p->cat ? p->cat->gen : 0;
+	g->catalog = mk ? cat_gen(pg_cat(p)) : 0;
 	g->protocol = (uint64_t)protocol;
 	*cached = 0;
 	if (p->nmade || p->made_overflow || sqlshape(sql, len, &g_shape))
