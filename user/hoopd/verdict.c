@@ -42,24 +42,17 @@ static void probes(const struct judgement *j, const char *text, size_t len, stru
 	maskplan_free(&mp);
 }
 
-enum verdict policy_verdict(struct judgement *j)
+/* What the statement does: known by its shape (j->facts, an earlier statement's), or worked
+ * out now into *made (the caller's to free). NULL when out of memory. */
+static const struct sqlfacts *facts_for(const struct judgement *j, struct sqlfacts **made)
 {
-	struct sqlfacts *f = j->facts ? NULL : calloc(1, sizeof(*f));
-	const struct sqlfacts *cf = j->facts;
-	struct rules_session rs = {0};
-	struct rules_result res;
-	enum verdict v;
-	int parse_error;
-	const char *error;
-	char perror[sizeof(f->error)];
+	struct sqlfacts *f;
 
-	j->facts_out = NULL;
-	if (cf)
-		goto judged; /* known by its shape: the facts of an earlier statement of it */
-	if (!f) {
-		snprintf(j->message, sizeof(j->message), "hoop: out of memory judging a statement");
-		return VERDICT_DENY;
-	}
+	*made = NULL;
+	if (j->facts)
+		return j->facts;
+	if (!(f = calloc(1, sizeof(*f))))
+		return NULL;
 	if (!strcmp(j->protocol, "function")) {
 		f->kinds = 1ULL << SK_FUNCTION_CALL; /* no text: a function called by OID */
 	} else if (j->parse_error) {
@@ -71,8 +64,26 @@ enum verdict policy_verdict(struct judgement *j)
 		sqlfacts_analyze(j->text, j->len, f);
 		probes(j, j->text, j->len, f);
 	}
-	cf = f;
-judged:
+	*made = f;
+	return f;
+}
+
+enum verdict policy_verdict(struct judgement *j)
+{
+	struct sqlfacts *f;
+	const struct sqlfacts *cf;
+	struct rules_session rs = {0};
+	struct rules_result res;
+	enum verdict v;
+	int parse_error;
+	const char *error;
+	char pf_error[sizeof(cf->error)];
+
+	j->facts_out = NULL;
+	if (!(cf = facts_for(j, &f))) {
+		snprintf(j->message, sizeof(j->message), "hoop: out of memory judging a statement");
+		return VERDICT_DENY;
+	}
 	parse_error = cf->parse_error;
 	error = cf->error;
 	if (j->s) {
@@ -100,8 +111,8 @@ judged:
 				res = pr;
 			if (pf->parse_error && !parse_error) {
 				parse_error = 1;
-				str_copy(perror, sizeof(perror), pf->error);
-				error = perror;
+				str_copy(pf_error, sizeof(pf_error), pf->error);
+				error = pf_error;
 			}
 			free(pf);
 		}
