@@ -61,6 +61,7 @@ suite e2e-approvals /usr/bin/python3 tests/e2e/test_approvals.py
 suite e2e-audit /usr/bin/python3 tests/e2e/test_audit.py
 suite e2e-masking /usr/bin/python3 tests/e2e/test_masking.py
 suite e2e-deploy /usr/bin/python3 tests/e2e/test_deploy.py
+suite e2e-hostile /usr/bin/python3 tests/e2e/test_hostile.py
 make --no-print-directory SANITIZE=address,undefined all >/dev/null || total_fail=$((total_fail + 1))
 suite e2e-sanitizers env HOOP_BUILD=build/san HOOP_BLAST_BYTES=$((64 << 20)) \
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -71,6 +72,8 @@ suite e2e-policy-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect_leaks=1
 	/usr/bin/python3 tests/e2e/test_policy.py
 suite e2e-approvals-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect_leaks=1 \
 	/usr/bin/python3 tests/e2e/test_approvals.py
+suite e2e-hostile-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect_leaks=1 \
+	/usr/bin/python3 tests/e2e/test_hostile.py
 suite vmtest make --no-print-directory vmtest
 
 echo
