@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "disp.h"
 #include "hoopctl.h"
 
 static const char *gs(struct json_object *o, const char *k)
@@ -19,6 +20,49 @@ static long long gi(struct json_object *o, const char *k)
 	struct json_object *v;
 
 	return o && json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0;
+}
+
+/* How much of a held statement is shown: the rest is counted, and named by the hash. */
+#define SHOW_MAX_BYTES 2048
+
+/* Text an agent chose, escaped and capped, on one line. */
+static void show_text(const char *label, const char *t)
+{
+	size_t n = strlen(t), cut = disp_cut(t, n, SHOW_MAX_BYTES);
+
+	printf("  %s%s", label, disp_n(t, cut));
+	if (cut < n)
+		printf(" \u2026 %zu more bytes (not shown; the sha256 covers them)", n - cut);
+	printf("\n");
+}
+
+static void show_one(struct json_object *a)
+{
+	struct json_object *runs;
+
+	printf("%s  waiting %llds (times out in %llds)  rule %s\n", disp(gs(a, "id")),
+	       gi(a, "age_s"), gi(a, "expires_in_s"), disp(gs(a, "rule")));
+	printf("  agent pid %lld uid %lld %s (%s), owner %s, session %s\n", gi(a, "pid"),
+	       gi(a, "uid"), disp(gs(a, "comm")), disp(gs(a, "exe")),
+	       *gs(a, "owner") ? disp(gs(a, "owner")) : "-", disp(gs(a, "session")));
+	printf("  statement: %lld bytes, sha256 %s\n", gi(a, "bytes"), disp(gs(a, "sha256")));
+	show_text("", gs(a, "statement"));
+	if (json_object_object_get_ex(a, "runs", &runs) &&
+	    json_object_is_type(runs, json_type_array)) {
+		for (size_t k = 0; k < json_object_array_length(runs); k++) {
+			struct json_object *r = json_object_array_get_idx(runs, k);
+			char label[200];
+
+			snprintf(label, sizeof(label), "which runs %s %s: ", gs(r, "what"),
+				 disp(gs(r, "name")));
+			if (*gs(r, "text"))
+				show_text(label, gs(r, "text"));
+			else
+				printf("  %s(%s)\n", label, disp(gs(r, "unknown")));
+		}
+	}
+	if (*gs(a, "message"))
+		printf("  why held: %s\n", disp(gs(a, "message")));
 }
 
 static int show(int json)
@@ -39,18 +83,8 @@ static int show(int json)
 	json_object_object_get_ex(r, "approvals", &arr);
 	if (!arr || !json_object_array_length(arr))
 		printf("no statement is waiting for approval\n");
-	for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
-		struct json_object *a = json_object_array_get_idx(arr, i);
-
-		printf("%s  waiting %llds (times out in %llds)  rule %s\n", gs(a, "id"),
-		       gi(a, "age_s"), gi(a, "expires_in_s"), gs(a, "rule"));
-		printf("  agent pid %lld uid %lld %s (%s), owner %s, session %s\n", gi(a, "pid"),
-		       gi(a, "uid"), gs(a, "comm"), gs(a, "exe"),
-		       *gs(a, "owner") ? gs(a, "owner") : "-", gs(a, "session"));
-		printf("  %s\n", gs(a, "statement"));
-		if (*gs(a, "message"))
-			printf("  why held: %s\n", gs(a, "message"));
-	}
+	for (size_t i = 0; arr && i < json_object_array_length(arr); i++)
+		show_one(json_object_array_get_idx(arr, i));
 	json_object_put(r);
 	return 0;
 }
@@ -99,22 +133,57 @@ static long long duration(const char *s)
 	return -1;
 }
 
+/* Show request id as `hoopctl approvals` does and put its sha256 in out. */
+static int lookup(const char *id, char *out, size_t n)
+{
+	struct json_object *r = ctl_call("{\"cmd\":\"approvals\"}"), *arr = NULL;
+	int rc = ctl_check_ok(r);
+
+	if (rc) {
+		if (r)
+			json_object_put(r);
+		return rc;
+	}
+	json_object_object_get_ex(r, "approvals", &arr);
+	for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+		struct json_object *a = json_object_array_get_idx(arr, i);
+
+		if (strcmp(gs(a, "id"), id))
+			continue;
+		show_one(a);
+		snprintf(out, n, "%s", gs(a, "sha256"));
+		json_object_put(r);
+		return 0;
+	}
+	fprintf(stderr, "hoopctl: no pending approval %s (decided, timed out, or cancelled?)\n",
+		disp(id));
+	json_object_put(r);
+	return 1;
+}
+
 int cmd_decide(int argc, char **argv)
 {
 	static const struct option opts[] = {{"reason", required_argument, 0, 'r'},
 					     {"scope", required_argument, 0, 's'},
 					     {"for", required_argument, 0, 'f'},
+					     {"sha256", required_argument, 0, 'S'},
+					     {"yes", no_argument, 0, 'y'},
 					     {0}};
-	const char *cmd = argv[0], *reason = NULL, *scope = "once";
+	const char *cmd = argv[0], *reason = NULL, *scope = "once", *sha = NULL;
+	char looked[65] = "";
 	long long for_s = 0;
 	struct json_object *req, *r;
-	int c, rc;
+	int c, rc, yes = 0;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 'r')
 			reason = optarg;
 		else if (c == 's')
 			scope = optarg;
+		else if (c == 'S')
+			sha = optarg;
+		else if (c == 'y')
+			yes = 1;
 		else if (c == 'f') {
 			for_s = duration(optarg);
 			if (for_s < 0) {
@@ -127,7 +196,8 @@ int cmd_decide(int argc, char **argv)
 	if (optind >= argc) {
 		fprintf(stderr, "usage: hoopctl %s ID%s\n", cmd,
 			!strcmp(cmd, "deny") ? " --reason TEXT"
-					     : " [--reason TEXT] [--scope once|fingerprint] [--for D]");
+					     : " [--sha256 PREFIX | --yes] [--reason TEXT]"
+					       " [--scope once|fingerprint] [--for D]");
 		return 2;
 	}
 	if (!strcmp(cmd, "deny") && !reason) {
@@ -138,8 +208,28 @@ int cmd_decide(int argc, char **argv)
 		fprintf(stderr, "hoopctl: --scope is once or fingerprint\n");
 		return 2;
 	}
+	if (!strcmp(cmd, "approve") && !sha) {
+		/* The approver names the text they approve by its hash: look it up and show it,
+		 * and on a terminal ask, so what runs is what was read. */
+		rc = lookup(argv[optind], looked, sizeof(looked));
+		if (rc)
+			return rc;
+		if (!yes && isatty(0)) {
+			char line[16];
+
+			printf("approve this statement? [y/N] ");
+			fflush(stdout);
+			if (!fgets(line, sizeof(line), stdin) || (line[0] != 'y' && line[0] != 'Y')) {
+				printf("not approved\n");
+				return 1;
+			}
+		}
+		sha = looked;
+	}
 	req = json_object_new_object();
 	json_object_object_add(req, "cmd", json_object_new_string(cmd));
+	if (sha)
+		json_object_object_add(req, "sha256", json_object_new_string(sha));
 	json_object_object_add(req, "id", json_object_new_string(argv[optind]));
 	json_object_object_add(req, "reason", json_object_new_string(reason ? reason : ""));
 	json_object_object_add(req, "scope", json_object_new_string(scope));

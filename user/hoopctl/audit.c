@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "disp.h"
 #include "hex.h"
 #include "json.h"
 
@@ -347,6 +348,18 @@ static int64_t ji(struct json_object *o, const char *k)
 	if (!o || !json_object_object_get_ex(o, k, &v) || !v)
 		return 0;
 	return json_object_get_int64(v);
+}
+
+/* A string field as hoopctl shows it to a person: escaped visibly (disp.h). */
+static const char *jd(struct json_object *o, const char *k)
+{
+	return disp(js(o, k));
+}
+
+/* A JSON value as text for a person: json-c leaves DEL, C1 and bidi controls raw. */
+static const char *jtext(struct json_object *o)
+{
+	return disp(o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : "{}");
 }
 
 static struct json_object *jo(struct json_object *o, const char *k)
@@ -961,10 +974,10 @@ int cmd_verify(int argc, char **argv)
 		if (v->where_has_seq)
 			snprintf(seq, sizeof(seq), " (seq %llu)", (unsigned long long)v->where_seq);
 		if (v->where_line)
-			printf("TAMPERED: %s line %u%s: %s\n", v->where_seg, v->where_line, seq,
-			       v->msg);
+			printf("TAMPERED: %s line %u%s: %s\n", disp(v->where_seg), v->where_line,
+			       seq, disp(v->msg));
 		else
-			printf("TAMPERED: %s: %s\n", v->where_seg, v->msg);
+			printf("TAMPERED: %s: %s\n", disp(v->where_seg), disp(v->msg));
 		if (!v->start_unaccounted)
 			printf(
 			    "intact before it: the chain up to seq %llu; the last checkpoint that "
@@ -975,7 +988,7 @@ int cmd_verify(int argc, char **argv)
 		       (unsigned long long)v->records, v->segments,
 		       (unsigned long long)v->checkpoints, (unsigned long long)v->prev_seq);
 		for (int i = 0; i < v->nnotes; i++)
-			printf("note: %s\n", v->notes[i]);
+			printf("note: %s\n", disp(v->notes[i]));
 	}
 	rc = v->bad ? 1 : 0;
 cleanup:
@@ -1320,16 +1333,16 @@ int cmd_sessions(int argc, char **argv)
 		row = rows[shown++] = calloc(NCOL, sizeof(char *));
 		if (!row)
 			break;
-		if (asprintf(&row[0], "%s", s->id) < 0 ||
-		    asprintf(&row[1], "%s", s->start_ts) < 0 ||
-		    asprintf(&row[2], "%s", *js(ag, "owner") ? js(ag, "owner") : "-") < 0 ||
+		if (asprintf(&row[0], "%s", disp(s->id)) < 0 ||
+		    asprintf(&row[1], "%s", disp(s->start_ts)) < 0 ||
+		    asprintf(&row[2], "%s", *js(ag, "owner") ? jd(ag, "owner") : "-") < 0 ||
 		    (s->start ? asprintf(&row[3], "%lld %s %s", (long long)ji(ag, "pid"),
-					 js(ag, "comm"), js(ag, "exe"))
+					 jd(ag, "comm"), jd(ag, "exe"))
 			      : asprintf(&row[3], "(no session_start record)")) < 0 ||
-		    asprintf(&row[4], "%s@%s", js(login, "user"), js(login, "database")) < 0 ||
+		    asprintf(&row[4], "%s@%s", jd(login, "user"), jd(login, "database")) < 0 ||
 		    asprintf(&row[5], "%llu", (unsigned long long)s->statements) < 0 ||
 		    asprintf(&row[6], "%llu", (unsigned long long)s->denied) < 0 ||
-		    asprintf(&row[7], "%s", end_of(s)) < 0)
+		    asprintf(&row[7], "%s", disp(end_of(s))) < 0)
 			break;
 		for (int c = 0; c < NCOL; c++)
 			if ((int)strlen(row[c]) > width[c])
@@ -1376,7 +1389,7 @@ static void print_columns(struct json_object *cols)
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *c = json_object_array_get_idx(cols, i);
 
-		printf("%s%s (type %lld%s)", i ? ", " : "", js(c, "name"),
+		printf("%s%s (type %lld%s)", i ? ", " : "", jd(c, "name"),
 		       (long long)ji(c, "type_oid"), ji(c, "format") ? ", binary" : "");
 	}
 	printf("\n");
@@ -1387,7 +1400,7 @@ static int replay_one(const struct rec *r, void *arg)
 	struct replay *rp = arg;
 	struct json_object *o = r->o;
 	const char *kind = js(o, "kind");
-	const char *ts = js(o, "ts");
+	const char *ts = jd(o, "ts");
 
 	if (strcmp(js(o, "session"), rp->id))
 		return 0;
@@ -1406,36 +1419,33 @@ static int replay_one(const struct rec *r, void *arg)
 		printf("session %s, started %s (record %llu, %s line %u)\n", rp->id, ts,
 		       (unsigned long long)r->seq, r->seg->name, r->lineno);
 		printf("  agent     pid %lld, uid %lld, comm %s, exe %s\n",
-		       (long long)ji(ag, "pid"), (long long)ji(ag, "uid"), js(ag, "comm"),
-		       js(ag, "exe"));
-		printf("  cgroup    %s, owner %s, labels %s\n", js(ag, "cgroup"),
-		       *js(ag, "owner") ? js(ag, "owner") : "-",
-		       jo(ag, "labels") ? json_object_to_json_string_ext(jo(ag, "labels"),
-									 JSON_C_TO_STRING_PLAIN)
-					: "{}");
+		       (long long)ji(ag, "pid"), (long long)ji(ag, "uid"), jd(ag, "comm"),
+		       jd(ag, "exe"));
+		printf("  cgroup    %s, owner %s, labels %s\n", jd(ag, "cgroup"),
+		       *jd(ag, "owner") ? jd(ag, "owner") : "-",
+		       jtext(jo(ag, "labels")));
 		printf("  network   %s -> %s (target %s), TLS agent %s, server %s\n",
-		       js(ag, "address"), js(o, "destination"), js(o, "target"),
+		       jd(ag, "address"), jd(o, "destination"), jd(o, "target"),
 		       json_object_get_boolean(jo(o, "agent_tls")) ? "yes" : "no",
 		       json_object_get_boolean(jo(o, "server_tls")) ? "yes" : "no");
-		printf("  login     %s@%s, application_name %s\n", js(o, "user"), js(o, "database"),
-		       *js(o, "application_name") ? js(o, "application_name") : "-");
+		printf("  login     %s@%s, application_name %s\n", jd(o, "user"), jd(o, "database"),
+		       *jd(o, "application_name") ? jd(o, "application_name") : "-");
 	} else if (!strcmp(kind, "statement")) {
-		const char *vd = js(o, "verdict");
+		const char *vd = jd(o, "verdict");
 
-		printf("%s  #%lld %s %s", clock_of(ts), (long long)ji(o, "stmt"), js(o, "protocol"),
+		printf("%s  #%lld %s %s", clock_of(ts), (long long)ji(o, "stmt"), jd(o, "protocol"),
 		       strcmp(vd, "allow") ? vd : "allow");
-		if (*js(o, "reason"))
-			printf(" (rule %s)", js(o, "reason"));
-		printf(": %s\n", js(o, "text"));
-		if (*js(o, "prepared_text"))
-			printf("            prepared %s: %s\n", js(o, "prepared"),
-			       js(o, "prepared_text"));
+		if (*jd(o, "reason"))
+			printf(" (rule %s)", jd(o, "reason"));
+		printf(": %s\n", jd(o, "text"));
+		if (*jd(o, "prepared_text"))
+			printf("            prepared %s: %s\n", jd(o, "prepared"),
+			       jd(o, "prepared_text"));
 		else if (has(o, "prepared"))
-			printf("            prepared statement \"%s\"\n", js(o, "prepared"));
+			printf("            prepared statement \"%s\"\n", jd(o, "prepared"));
 		if (has(o, "params"))
 			printf("            params %s\n",
-			       json_object_to_json_string_ext(jo(o, "params"),
-							      JSON_C_TO_STRING_PLAIN));
+			       jtext(jo(o, "params")));
 		if (json_object_get_boolean(jo(o, "parse_error")))
 			printf("            (PostgreSQL's grammar could not parse it)\n");
 	} else if (!strcmp(kind, "result_columns")) {
@@ -1447,55 +1457,53 @@ static int replay_one(const struct rec *r, void *arg)
 			print_columns(jo(o, "columns"));
 		}
 		printf("%s  #%lld complete: %s, %lld row(s), %lld bytes, %.3f ms\n", clock_of(ts),
-		       (long long)ji(o, "stmt"), js(o, "tag"), (long long)ji(o, "rows"),
+		       (long long)ji(o, "stmt"), jd(o, "tag"), (long long)ji(o, "rows"),
 		       (long long)ji(o, "bytes"), (double)ji(o, "duration_us") / 1000.0);
 		if (jo(o, "masked")) /* cells masked per column and detector (docs/masking.md) */
 			printf("            masked: %s\n",
-			       json_object_to_json_string_ext(jo(o, "masked"),
-							      JSON_C_TO_STRING_PLAIN));
+			       jtext(jo(o, "masked")));
 	} else if (!strcmp(kind, "error")) {
 		char tag[32] = "";
 
 		if (has(o, "stmt"))
 			snprintf(tag, sizeof(tag), "#%lld ", (long long)ji(o, "stmt"));
-		printf("%s  %serror: SQLSTATE %s %s%s: %s\n", clock_of(ts), tag, js(o, "sqlstate"),
-		       js(o, "severity"),
+		printf("%s  %serror: SQLSTATE %s %s%s: %s\n", clock_of(ts), tag, jd(o, "sqlstate"),
+		       jd(o, "severity"),
 		       json_object_get_boolean(jo(o, "from_hoopd")) ? " (from hoopd)" : "",
-		       js(o, "message"));
+		       jd(o, "message"));
 	} else if (!strcmp(kind, "cancel")) {
 		printf("%s  cancel request for backend %lld: %s\n", clock_of(ts),
-		       (long long)ji(o, "backend_pid"), js(o, "outcome"));
+		       (long long)ji(o, "backend_pid"), jd(o, "outcome"));
 	} else if (!strcmp(kind, "protocol_error")) {
-		printf("%s  protocol error from the %s: %s\n", clock_of(ts), js(o, "direction"),
-		       js(o, "message"));
+		printf("%s  protocol error from the %s: %s\n", clock_of(ts), jd(o, "direction"),
+		       jd(o, "message"));
 	} else if (!strcmp(kind, "session_end")) {
 		printf("%s  session end: %s; %lld statement(s), %lld bytes up, %lld bytes down, "
 		       "%lld ms\n",
-		       clock_of(ts), js(o, "reason"), (long long)ji(o, "statements"),
+		       clock_of(ts), jd(o, "reason"), (long long)ji(o, "statements"),
 		       (long long)ji(o, "bytes_agent_to_db"), (long long)ji(o, "bytes_db_to_agent"),
 		       (long long)ji(o, "duration_ms"));
 	} else if (!strcmp(kind, "approval_request")) {
 		printf("%s  approval %s requested (rule %s), times out in %llds\n", clock_of(ts),
-		       js(o, "approval"), js(o, "rule"), (long long)ji(o, "timeout_s"));
+		       jd(o, "approval"), jd(o, "rule"), (long long)ji(o, "timeout_s"));
 	} else if (!strcmp(kind, "approval_notified")) {
 		printf("%s  approval %s: approvers notified (command pid %lld)\n", clock_of(ts),
-		       js(o, "approval"), (long long)ji(o, "command_pid"));
+		       jd(o, "approval"), (long long)ji(o, "command_pid"));
 	} else if (!strcmp(kind, "approval_decision")) {
 		if (has(o, "by"))
 			printf("%s  approval %s %s by %s (uid %lld)%s%s%s\n", clock_of(ts),
-			       js(o, "approval"), js(o, "decision"), js(o, "by"),
-			       (long long)ji(o, "by_uid"), *js(o, "reason") ? ": " : "",
-			       js(o, "reason"),
-			       !strcmp(js(o, "scope"), "fingerprint") ? " [scope fingerprint]" : "");
+			       jd(o, "approval"), jd(o, "decision"), jd(o, "by"),
+			       (long long)ji(o, "by_uid"), *jd(o, "reason") ? ": " : "",
+			       jd(o, "reason"),
+			       !strcmp(jd(o, "scope"), "fingerprint") ? " [scope fingerprint]" : "");
 		else
-			printf("%s  approval %s %s%s%s\n", clock_of(ts), js(o, "approval"),
-			       js(o, "decision"), *js(o, "why") ? ": " : "", js(o, "why"));
+			printf("%s  approval %s %s%s%s\n", clock_of(ts), jd(o, "approval"),
+			       jd(o, "decision"), *jd(o, "why") ? ": " : "", jd(o, "why"));
 	} else if (!strcmp(kind, "approval_refused")) {
 		printf("%s  approval %s: %s tried to %s and was refused: %s\n", clock_of(ts),
-		       js(o, "approval"), js(o, "by"), js(o, "attempt"), js(o, "refused"));
+		       jd(o, "approval"), jd(o, "by"), jd(o, "attempt"), jd(o, "refused"));
 	} else {
-		printf("%s  %s %s\n", clock_of(ts), kind,
-		       json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		printf("%s  %s %s\n", clock_of(ts), disp(kind), jtext(o));
 	}
 	return 0;
 }
@@ -1641,6 +1649,7 @@ static int export_gather(const struct rec *r, void *arg)
 
 static void csv_field(const char *s, int last)
 {
+	s = disp(s); /* a spreadsheet or a terminal shows it: no control byte gets through */
 	if (strpbrk(s, ",\"\r\n")) {
 		putchar('"');
 		for (; *s; s++) {

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "disp.h"
 #include "hoopctl.h"
 #include "json.h"
 #include "k8s.h"
@@ -54,12 +55,20 @@ static const char usage[] =
 	"  ping  Check that hoopd answers.\n"
 	"  approvals [--watch] [--json]\n"
 	"        Statements held for approval: id, age, the agent (pid, uid, comm, owner), the\n"
-	"        rule and the statement. --watch refreshes every second. Root or an approver.\n"
-	"  approve ID [--reason TEXT] [--scope once|fingerprint] [--for DURATION]\n"
-	"        Let a held statement run. --scope fingerprint also lets statements of the same\n"
-	"        normalized shape from the same owner run without asking, for DURATION (10m,\n"
-	"        1h; default 10m). Only approvers named in the policy (approvals.approvers),\n"
-	"        and never the agent's own uid or owner.\n"
+	"        rule, the statement's size and SHA-256, its text (the first 2048 bytes), and\n"
+	"        for EXECUTE and FETCH the prepared statement's or cursor's text that runs.\n"
+	"        Text the agent chose is shown with control characters, bidi controls and\n"
+	"        invalid UTF-8 escaped (\\x1b, \\u202e). --watch refreshes every second.\n"
+	"        Root or an approver.\n"
+	"  approve ID [--sha256 PREFIX | --yes] [--reason TEXT] [--scope once|fingerprint]\n"
+	"          [--for DURATION]\n"
+	"        Let a held statement run. hoopd runs it only if PREFIX (8 or more hex digits\n"
+	"        of the SHA-256 that `approvals` shows) matches the held text. Without\n"
+	"        --sha256, the request is looked up and shown, and on a terminal you are asked\n"
+	"        to confirm (--yes skips the question). --scope fingerprint also lets\n"
+	"        statements of the same normalized shape from the same owner run without\n"
+	"        asking, for DURATION (10m, 1h; default 10m). Only approvers named in the\n"
+	"        policy (approvals.approvers), and never the agent's own uid or owner.\n"
 	"  deny ID --reason TEXT\n"
 	"        Refuse a held statement; the agent gets ERROR 42501 with the reason.\n"
 	"  policy check FILE\n"
@@ -164,6 +173,12 @@ static const char *gs(struct json_object *o, const char *k)
 	return json_object_get_string(v);
 }
 
+/* A string field as shown to a person: agent-chosen text escaped visibly (disp.h). */
+static const char *gd(struct json_object *o, const char *k)
+{
+	return disp(gs(o, k));
+}
+
 static int64_t gi(struct json_object *o, const char *k)
 {
 	struct json_object *v;
@@ -190,7 +205,7 @@ int ctl_check_ok(struct json_object *r)
 		return 1;
 	if (json_object_object_get_ex(r, "ok", &v) && json_object_get_boolean(v))
 		return 0;
-	fprintf(stderr, "hoopctl: %s\n", gs(r, "error"));
+	fprintf(stderr, "hoopctl: %s\n", gd(r, "error"));
 	return 1;
 }
 
@@ -383,8 +398,8 @@ static int cmd_status(int argc, char **argv)
 		return 0;
 	}
 	printf("hoopd %s (pid %lld), policy %s, listen port %lld, accel %s, %s\n",
-	       gs(resp, "version"), (long long)gi(resp, "pid"), gs(resp, "policy"),
-	       (long long)gi(resp, "listen_port"), gs(resp, "accel"),
+	       gd(resp, "version"), (long long)gi(resp, "pid"), gd(resp, "policy"),
+	       (long long)gi(resp, "listen_port"), gd(resp, "accel"),
 	       json_object_get_boolean(json_object_object_get(resp, "fail_open")) ? "FAIL-OPEN"
 										 : "fail-closed");
 	arr = ga(resp, "attachments");
@@ -393,9 +408,9 @@ static int cmd_status(int argc, char **argv)
 		struct json_object *a = json_object_array_get_idx(arr, i);
 		struct json_object *l = json_object_object_get(a, "labels");
 
-		printf("  %s  id=%lld  owner=%s  labels=%s\n", gs(a, "cgroup"),
-		       (long long)gi(a, "cgroup_id"), *gs(a, "owner") ? gs(a, "owner") : "-",
-		       l ? json_object_to_json_string_ext(l, JSON_C_TO_STRING_PLAIN) : "{}");
+		printf("  %s  id=%lld  owner=%s  labels=%s\n", gd(a, "cgroup"),
+		       (long long)gi(a, "cgroup_id"), *gs(a, "owner") ? gd(a, "owner") : "-",
+		       disp(l ? json_object_to_json_string_ext(l, JSON_C_TO_STRING_PLAIN) : "{}"));
 	}
 	arr = ga(resp, "listeners");
 	printf("\nLISTENERS (%zu)\n", arr ? json_object_array_length(arr) : 0);
@@ -418,9 +433,9 @@ static int cmd_status(int argc, char **argv)
 		human_bytes(gi(cn, "bytes_agent_to_db"), up, sizeof(up));
 		human_bytes(gi(cn, "bytes_db_to_agent"), down, sizeof(down));
 		printf("  %-14s %7lld %6lld %-15s %-20s %-24s %-22s %-12s %7s %7s\n",
-		       gs(cn, "session"), (long long)gi(cn, "pid"), (long long)gi(cn, "uid"),
-		       gs(cn, "comm"), *gs(cn, "owner") ? gs(cn, "owner") : "-", gs(cn, "cgroup"),
-		       gs(cn, "destination"), gs(cn, "target"), up, down);
+		       gd(cn, "session"), (long long)gi(cn, "pid"), (long long)gi(cn, "uid"),
+		       gd(cn, "comm"), *gs(cn, "owner") ? gd(cn, "owner") : "-", gd(cn, "cgroup"),
+		       gd(cn, "destination"), gd(cn, "target"), up, down);
 	}
 	json_object_put(resp);
 	return 0;

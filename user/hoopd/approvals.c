@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <openssl/sha.h>
 #include <pg_query.h>
 #include <pwd.h>
 #include <signal.h>
@@ -17,10 +18,13 @@
 
 #include "audit.h"
 #include "events.h"
+#include "hex.h"
 #include "hoopd.h"
 #include "log.h"
+#include "maskplan.h"
 #include "pg.h"
 #include "session.h"
+#include "sqlfacts.h"
 #include "verdict.h"
 
 struct request {
@@ -29,6 +33,9 @@ struct request {
 	char rule[64];
 	char message[256];
 	char *text;
+	size_t len;
+	char sha256[SHA256_DIGEST_LENGTH * 2 + 1]; /* of the held text: what an approver names */
+	char *runs; /* JSON array: what EXECUTE/FETCH in the text run, as hoopd recorded them */
 	char fingerprint[32];
 	int64_t created;
 	struct request *next;
@@ -43,6 +50,17 @@ struct grant {
 
 static struct request *g_reqs;
 static struct grant *g_grants;
+
+/*
+ * Held statements are capped per agent cgroup (and so per owner attached to it): an agent that
+ * opens sessions only to park statements fills the approvers' list and hoopd's memory, and
+ * drowns the request that matters. A session holds at most one statement (its input stops
+ * while held), so the cap per session is 1 by construction.
+ */
+#define APPROVALS_MAX_PER_CGROUP 8
+#define APPROVALS_MAX_PER_OWNER 32
+/* An approver's reason is kept to this many bytes in the record (and says it was cut). */
+#define APPROVALS_MAX_REASON 512
 
 static void fingerprint(const char *text, size_t len, char *out, size_t n)
 {
@@ -93,6 +111,38 @@ static void record(const struct session *s, const char *kind, const struct reque
 	jb_free(&j);
 }
 
+/* The decision fields of a record, escaped by the JSON writer; reason cut to a bound, and
+ * saying so, so that no approver's text can split or truncate a record. */
+static void decision_fields(struct jbuf *j, const char *reason)
+{
+	size_t rl = reason ? strlen(reason) : 0;
+
+	if (rl > APPROVALS_MAX_REASON) {
+		char *cut = strndup(reason, APPROVALS_MAX_REASON);
+
+		jb_kv_str(j, "reason", cut ? cut : "");
+		jb_kv_int(j, "reason_bytes", (long long)rl);
+		jb_kv_bool(j, "reason_truncated", 1);
+		free(cut);
+	} else {
+		jb_kv_str(j, "reason", reason ? reason : "");
+	}
+}
+
+/* A record about request q whose extra fields are in the open object e (its '{' is dropped). */
+static void record_fields(struct session *s, const char *kind, const struct request *q,
+			  struct jbuf *e)
+{
+	jb_obj_close(e);
+	if (!e->oom) {
+		e->s[e->len - 1] = '\0';
+		e->s[0] = ',';
+		record(s, kind, q, e->len > 2 ? e->s : NULL);
+	} else {
+		log_error("approvals: out of memory recording %s", kind);
+	}
+}
+
 static void notify(const struct request *q)
 {
 	const char *cmd = G.pol->approvals.notify_command;
@@ -111,6 +161,8 @@ static void notify(const struct request *q)
 	jb_kv_str(&j, "rule", q->rule);
 	jb_kv_str(&j, "message", q->message);
 	jb_kv_str(&j, "statement", q->text);
+	jb_kv_int(&j, "bytes", (long long)q->len);
+	jb_kv_str(&j, "sha256", q->sha256);
 	jb_kv_str(&j, "session", q->s->id);
 	jb_kv_str(&j, "owner", q->s->owner);
 	jb_kv_int(&j, "pid", q->s->o.tgid);
@@ -154,17 +206,105 @@ static void notify(const struct request *q)
 	jb_free(&j);
 }
 
+/*
+ * What the held text runs that its own words do not show: for each EXECUTE, the prepared
+ * statement's text, and for each FETCH/MOVE, the cursor's, as this session's engine recorded
+ * them (what hoopd masks and judges by). A JSON array, or NULL when there is none.
+ */
+static char *what_runs(struct session *s, const char *text, size_t len)
+{
+	char *t = strndup(text, len);
+	PgQuerySplitResult sp;
+	struct jbuf j;
+	int n = 0;
+	char *out = NULL;
+
+	if (!t)
+		return NULL;
+	sp = pg_query_split_with_parser(t);
+	jb_init(&j);
+	jb_arr_open(&j);
+	for (int i = 0; !sp.error && i < sp.n_stmts; i++) {
+		int off = sp.stmts[i]->stmt_location;
+		int l = sp.stmts[i]->stmt_len ? sp.stmts[i]->stmt_len : (int)len - off;
+		struct sqlfacts *f = calloc(1, sizeof(*f));
+		struct maskplan mp;
+		const char *kind = NULL, *name = NULL, *ran;
+
+		if (!f)
+			break;
+		memset(&mp, 0, sizeof(mp));
+		sqlfacts_analyze(t + off, (size_t)l, f);
+		if (f->execute_name[0]) {
+			kind = "prepared statement";
+			name = f->execute_name;
+			ran = pg_named_text(s, 0, name);
+		} else if (!maskplan_build(t + off, (size_t)l, NULL, &G.pol->masking, &mp) &&
+			   mp.fetch_cursor[0]) {
+			kind = "cursor";
+			name = mp.fetch_cursor;
+			ran = pg_named_text(s, 1, name);
+		}
+		if (kind) {
+			jb_obj_open(&j);
+			jb_kv_str(&j, "what", kind);
+			jb_kv_str(&j, "name", name);
+			if (ran && *ran)
+				jb_kv_str(&j, "text", ran);
+			else
+				jb_kv_str(&j, "unknown", ran ? "hoopd did not record its text"
+							     : "no such name in this session");
+			jb_obj_close(&j);
+			n++;
+		}
+		maskplan_free(&mp);
+		free(f);
+	}
+	jb_arr_close(&j);
+	pg_query_free_split_result(sp);
+	free(t);
+	if (n && !j.oom)
+		out = strdup(jb_str(&j));
+	jb_free(&j);
+	return out;
+}
+
 static int open_request(struct session *s, const char *rule, const char *message,
 			const char *text, size_t len, char *id, size_t idn)
 {
-	struct request *q = calloc(1, sizeof(*q));
+	struct request *q;
 	uint32_t rnd;
 	struct jbuf ex;
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	int same_cg = 0, same_owner = 0;
 
+	for (struct request *o = g_reqs; o; o = o->next) {
+		same_cg += o->s->o.cgroup_id == s->o.cgroup_id;
+		same_owner += s->owner[0] && !strcmp(o->s->owner, s->owner);
+	}
+	if (same_cg >= APPROVALS_MAX_PER_CGROUP || same_owner >= APPROVALS_MAX_PER_OWNER) {
+		char extra[256];
+
+		snprintf(extra, sizeof(extra),
+			 ",\"refused\":\"too many statements waiting\",\"waiting_cgroup\":%d,"
+			 "\"waiting_owner\":%d,\"max_cgroup\":%d,\"max_owner\":%d",
+			 same_cg, same_owner, APPROVALS_MAX_PER_CGROUP, APPROVALS_MAX_PER_OWNER);
+		record(s, "approval_not_opened", NULL, extra);
+		hlog_conn(HLOG_WARN, s->id, s->peer,
+			  "not holding a statement for approval (%s): %d already wait from this "
+			  "cgroup, %d from this owner",
+			  rule, same_cg, same_owner);
+		return -EDQUOT;
+	}
+	q = calloc(1, sizeof(*q));
 	if (!q || !(q->text = strndup(text, len))) {
 		free(q);
 		return -ENOMEM;
 	}
+	q->len = len;
+	SHA256((const unsigned char *)text, len, md);
+	hex_encode(md, sizeof(md), q->sha256);
+	q->runs = what_runs(s, text, len);
 	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 		rnd = (uint32_t)now_ms();
 	snprintf(q->id, sizeof(q->id), "a%08x", rnd);
@@ -184,6 +324,12 @@ static int open_request(struct session *s, const char *rule, const char *message
 		jb_init(&e2);
 		jb_obj_open(&e2);
 		jb_kv_str(&e2, "statement", q->text);
+		jb_kv_int(&e2, "bytes", (long long)q->len);
+		jb_kv_str(&e2, "sha256", q->sha256);
+		if (q->runs) {
+			jb_key(&e2, "runs");
+			jb_raw(&e2, q->runs);
+		}
 		jb_kv_str(&e2, "fingerprint", q->fingerprint);
 		jb_kv_str(&e2, "owner", s->owner);
 		jb_kv_int(&e2, "pid", s->o.tgid);
@@ -212,6 +358,7 @@ static void unlink_req(struct request *q)
 			break;
 		}
 	free(q->text);
+	free(q->runs);
 	free(q);
 }
 
@@ -220,10 +367,14 @@ static void forget(struct session *s, const char *why)
 	for (struct request *q = g_reqs, *n; q; q = n) {
 		n = q->next;
 		if (q->s == s) {
-			char extra[300];
+			struct jbuf e;
 
-			snprintf(extra, sizeof(extra), ",\"decision\":\"closed\",\"why\":\"%s\"", why);
-			record(s, "approval_decision", q, extra);
+			jb_init(&e);
+			jb_obj_open(&e);
+			jb_kv_str(&e, "decision", "closed");
+			jb_kv_str(&e, "why", why);
+			record_fields(s, "approval_decision", q, &e);
+			jb_free(&e);
 			unlink_req(q);
 		}
 	}
@@ -310,6 +461,12 @@ void approvals_list(struct jbuf *j)
 		jb_kv_str(j, "rule", q->rule);
 		jb_kv_str(j, "message", q->message);
 		jb_kv_str(j, "statement", q->text);
+		jb_kv_int(j, "bytes", (long long)q->len);
+		jb_kv_str(j, "sha256", q->sha256);
+		if (q->runs) {
+			jb_key(j, "runs");
+			jb_raw(j, q->runs);
+		}
 		jb_kv_str(j, "session", q->s->id);
 		jb_kv_str(j, "owner", q->s->owner);
 		jb_kv_int(j, "pid", q->s->o.tgid);
@@ -324,58 +481,94 @@ void approvals_list(struct jbuf *j)
 	jb_arr_close(j);
 }
 
+/* Does the hash the approver saw (a hex prefix of 8 or more) name the held text? */
+static int sha_matches(const struct request *q, const char *want)
+{
+	size_t n = want ? strlen(want) : 0;
+
+	if (n < 8 || n > sizeof(q->sha256) - 1)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = want[i];
+
+		if (c >= 'A' && c <= 'F')
+			c = (char)(c - 'A' + 'a');
+		if (c != q->sha256[i])
+			return 0;
+	}
+	return 1;
+}
+
 int approvals_decide(const char *id, const char *decision, const char *reason, const char *scope,
-		     long long for_s, uid_t uid, pid_t pid, char *err, size_t errn)
+		     const char *sha256, long long for_s, uid_t uid, pid_t pid, char *err,
+		     size_t errn)
 {
 	struct request *q;
-	char name[256], extra[1200];
+	char name[256];
+	const char *why = NULL;
+	int approve = !strcmp(decision, "approve");
 	gid_t gid;
 	size_t nl;
-	struct jbuf rj;
+	struct jbuf e;
 
 	user_of(uid, name, sizeof(name), &gid);
 	for (q = g_reqs; q; q = q->next)
 		if (!strcmp(q->id, id))
 			break;
-	jb_init(&rj);
-	jb_str_val(&rj, reason ? reason : "");
 	if (!q) {
-		snprintf(err, errn, "no pending approval %s (decided, timed out, or cancelled?)", id);
-		jb_free(&rj);
+		snprintf(err, errn, "no pending approval %.40s (decided, timed out, or cancelled?)",
+			 id);
 		return -1;
 	}
+	if (!scope)
+		scope = "once";
 	nl = strlen(name);
-	if (!approvals_is_approver(uid) || q->s->o.uid == uid ||
-	    !strcmp(q->s->owner, name) ||
-	    (!strncmp(q->s->owner, name, nl) && q->s->owner[nl] == '@')) {
-		const char *why = !approvals_is_approver(uid)
-					  ? "not an approver named in the policy"
-					  : "an agent's own uid or owner may not approve its request";
-
+	if (!approvals_is_approver(uid))
+		why = "not an approver named in the policy";
+	else if (q->s->o.uid == uid || !strcmp(q->s->owner, name) ||
+		 (!strncmp(q->s->owner, name, nl) && q->s->owner[nl] == '@'))
+		why = "an agent's own uid or owner may not approve its request";
+	else if (strcmp(scope, "once") && strcmp(scope, "fingerprint"))
+		why = "scope is once or fingerprint";
+	else if (approve && !sha_matches(q, sha256))
+		why = sha256 && *sha256 ? "the sha256 given does not match the held statement "
+					  "(it is not the text the approver was shown)"
+					: "approve needs the sha256 of the held statement (8 or more "
+					  "hex digits, as hoopctl approvals shows)";
+	jb_init(&e);
+	jb_obj_open(&e);
+	if (why) {
 		snprintf(err, errn, "%s (%s) may not decide %s: %s", name, decision, id, why);
-		snprintf(extra, sizeof(extra),
-			 ",\"attempt\":\"%s\",\"by\":\"%s\",\"by_uid\":%u,\"by_pid\":%d,\"refused\":\"%s\"",
-			 decision, name, uid, (int)pid, why);
-		record(q->s, "approval_refused", q, extra);
+		jb_kv_str(&e, "attempt", decision);
+		jb_kv_str(&e, "by", name);
+		jb_kv_int(&e, "by_uid", uid);
+		jb_kv_int(&e, "by_pid", pid);
+		jb_kv_str(&e, "refused", why);
+		if (sha256 && *sha256)
+			jb_kv_str(&e, "sha256_given", sha256);
+		record_fields(q->s, "approval_refused", q, &e);
 		log_warn("approval %s: %s", id, err);
-		jb_free(&rj);
+		jb_free(&e);
 		return -1;
 	}
-	snprintf(extra, sizeof(extra),
-		 ",\"decision\":\"%s\",\"by\":\"%s\",\"by_uid\":%u,\"by_pid\":%d,\"reason\":%s,"
-		 "\"scope\":\"%s\",\"for_s\":%lld",
-		 !strcmp(decision, "approve") ? "approved" : "denied", name, uid, (int)pid,
-		 jb_str(&rj), scope ? scope : "once", for_s);
-	jb_free(&rj);
-	record(q->s, "approval_decision", q, extra);
+	jb_kv_str(&e, "decision", approve ? "approved" : "denied");
+	jb_kv_str(&e, "by", name);
+	jb_kv_int(&e, "by_uid", uid);
+	jb_kv_int(&e, "by_pid", pid);
+	decision_fields(&e, reason);
+	jb_kv_str(&e, "scope", scope);
+	jb_kv_int(&e, "for_s", for_s);
+	jb_kv_str(&e, "sha256", q->sha256);
+	record_fields(q->s, "approval_decision", q, &e);
+	jb_free(&e);
 	hlog_conn(HLOG_INFO, q->s->id, q->s->peer, "approval %s %s by %s", id,
-		  !strcmp(decision, "approve") ? "approved" : "denied", name);
+		  approve ? "approved" : "denied", name);
 	{
 		struct session *s = q->s;
 		char msg[512];
 
-		if (!strcmp(decision, "approve")) {
-			if (scope && !strcmp(scope, "fingerprint") && q->fingerprint[0]) {
+		if (approve) {
+			if (!strcmp(scope, "fingerprint") && q->fingerprint[0]) {
 				struct grant *g = calloc(1, sizeof(*g));
 
 				if (g) {
@@ -390,7 +583,7 @@ int approvals_decide(const char *id, const char *decision, const char *reason, c
 			unlink_req(q);
 			pg_resume_held(s, VERDICT_ALLOW, NULL);
 		} else {
-			snprintf(msg, sizeof(msg), "hoop: denied by %s%s%s", name,
+			snprintf(msg, sizeof(msg), "hoop: denied by %s%s%.400s", name,
 				 reason && *reason ? ": " : "", reason ? reason : "");
 			unlink_req(q);
 			pg_resume_held(s, VERDICT_DENY, msg);
@@ -436,10 +629,14 @@ void approvals_fail_all(const char *why)
 	while (g_reqs) {
 		struct request *q = g_reqs;
 		struct session *s = q->s;
-		char extra[300];
+		struct jbuf e;
 
-		snprintf(extra, sizeof(extra), ",\"decision\":\"failed\",\"why\":\"%s\"", why);
-		record(s, "approval_decision", q, extra);
+		jb_init(&e);
+		jb_obj_open(&e);
+		jb_kv_str(&e, "decision", "failed");
+		jb_kv_str(&e, "why", why);
+		record_fields(s, "approval_decision", q, &e);
+		jb_free(&e);
 		unlink_req(q);
 		pg_fail_held(s, "57P01", "hoop: hoopd is stopping; the statement waiting for approval "
 					 "was not run");

@@ -317,8 +317,8 @@ static void handle(struct ctl_client *cl, struct jbuf *j)
 		if (!jstr(req, "id"))
 			reply_err(j, "missing approval id");
 		else if (approvals_decide(jstr(req, "id"), cmd, jstr(req, "reason"),
-					  jstr(req, "scope"), for_s, cl->uid, cl->pid, err,
-					  sizeof(err)))
+					  jstr(req, "scope"), jstr(req, "sha256"), for_s, cl->uid,
+					  cl->pid, err, sizeof(err)))
 			reply_err(j, err);
 		else {
 			jb_obj_open(j);

@@ -314,6 +314,17 @@ static const char *prepared_text(void *ctx, const char *name)
 	return n ? n->text : NULL;
 }
 
+const char *pg_named_text(struct session *s, int cursor, const char *name)
+{
+	struct pg *p = s->est;
+	struct named *n;
+
+	if (!p || s->eng != &pg_engine)
+		return NULL;
+	n = named_find(cursor ? p->cursors : p->preps, name);
+	return n ? n->text : NULL;
+}
+
 static enum verdict judge_facts(struct pg *p, const char *protocol, const char *text, size_t len,
 				int parse_error, const struct mplan *plan,
 				const struct sqlfacts *facts, int want_facts, struct judgement *j)
@@ -431,7 +442,11 @@ static struct mplan *plan_stmt(struct pg *p, struct masking *mk, const char *sql
 		return n && n->plan ? mplan_ref(n->plan) : mplan_unknown();
 	}
 	if (pl->p.declare_cursor[0]) {
-		n = named_put(&p->cursors, pl->p.declare_cursor, "", NULL);
+		/* its DECLARE's text: what a held FETCH runs, shown to approvers (approvals.c) */
+		char *t = strndup(sql, len);
+
+		n = named_put(&p->cursors, pl->p.declare_cursor, t ? t : "", NULL);
+		free(t);
 		if (n)
 			n->plan = mplan_ref(pl);
 	}
@@ -1037,9 +1052,16 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 		char id[32], note[512];
 
 		/* Park the whole message: nothing of it runs until it is decided. */
-		if (hold_ops->open(s, hold_j.rule, hold_j.message, sql, len, id, sizeof(id))) {
-			r = refuse(p, 'Q', NULL, "42501",
-				   "hoop: this statement needs approval, and no request could be opened",
+		int hr = hold_ops->open(s, hold_j.rule, hold_j.message, sql, len, id, sizeof(id));
+
+		if (hr) {
+			r = refuse(p, 'Q', NULL, hr == -EDQUOT ? "53400" : "42501",
+				   hr == -EDQUOT
+					   ? "hoop: this statement needs approval, and too many "
+					     "statements from this agent are already waiting for one: "
+					     "refused (retry once approvers have decided)"
+					   : "hoop: this statement needs approval, and no request "
+					     "could be opened",
 				   &e);
 			goto out;
 		}

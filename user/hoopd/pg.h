@@ -10,6 +10,9 @@ int pg_fail_held(struct session *s, const char *sqlstate, const char *message);
 /* A held statement was cancelled by the client: answer 57014 without the server. */
 int pg_cancel_held(struct session *s);
 /* Decide a held statement: run it (VERDICT_ALLOW) or refuse it with message. */
+/* The text this session's engine recorded for prepared statement (cursor 0) or cursor (1)
+ * name: what an EXECUTE or FETCH of it runs. NULL when there is no such name. */
+const char *pg_named_text(struct session *s, int cursor, const char *name);
 int pg_resume_held(struct session *s, enum verdict v, const char *message);
 
 #endif
