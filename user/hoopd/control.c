@@ -1,6 +1,10 @@
 /*
  * The control socket hoopctl talks to: a Unix stream socket, one JSON request line in, one JSON
- * response line out. Callers are authorised by SO_PEERCRED: root (or hoopd's own uid) only.
+ * response line out. The socket is mode 0666 because approvers are ordinary users; every
+ * request is authorised by the caller's SO_PEERCRED uid: root (or hoopd's own uid) may do
+ * everything, an approver named in the policy may list and decide approvals (and ping),
+ * anyone else is refused. So that no local user can lock the others out, slots are shared
+ * fairly: each uid has a few, uids that may do nothing have fewer, and some are kept for root.
  */
 #include <errno.h>
 #include <json-c/json.h>
@@ -32,6 +36,7 @@ struct ctl_client {
 	char *out;
 	size_t out_len, out_off;
 	int64_t since;
+	int other; /* neither root nor an approver: may only be refused */
 	struct ctl_client *prev, *next;
 };
 
@@ -40,9 +45,26 @@ static struct ctl_client *g_clients;
 static struct loop_watch g_ctl;
 static int g_ctl_fd = -1;
 /* The socket is open to every local user (requests are authorised one by one), so the number
- * of clients at once is bounded. */
+ * of clients at once is bounded: in all, per uid, and for uids that may not ask for anything
+ * (they only ever get a refusal); the last CTL_ROOT_RESERVED slots are root's (or hoopd's own
+ * uid's). */
 #define CTL_MAX_CLIENTS 64
+#define CTL_ROOT_RESERVED 16
+#define CTL_MAX_PER_UID 8
+#define CTL_MAX_PER_OTHER_UID 2
+#define CTL_MAX_OTHERS 16
+/* hoopctl sends its request at once and reads the answer at once: a client that has not sent
+ * a whole request in CTL_REQ_MS, or is still there after CTL_LIFE_MS, is dropped (root gets
+ * the longer CTL_ROOT_LIFE_MS). */
+#define CTL_REQ_MS 1000
+#define CTL_LIFE_MS 2000
+#define CTL_ROOT_LIFE_MS 5000
 static int g_nclients;
+
+static int privileged(uid_t uid)
+{
+	return uid == 0 || uid == geteuid();
+}
 
 static void client_free(struct ctl_client *c)
 {
@@ -415,15 +437,30 @@ static void on_ctl_accept(struct loop_watch *w, uint32_t events)
 		struct ctl_client *cl;
 		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
+		int mine = 0, others = 0, other;
+
 		if (fd < 0)
 			return;
-		if (g_nclients >= CTL_MAX_CLIENTS) {
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l)) {
+			close(fd);
+			continue;
+		}
+		other = !privileged(cr.uid) && !approvals_is_approver(cr.uid);
+		for (struct ctl_client *c = g_clients; c; c = c->next) {
+			mine += c->uid == cr.uid;
+			others += c->other;
+		}
+		if (g_nclients >= CTL_MAX_CLIENTS ||
+		    (!privileged(cr.uid) &&
+		     (g_nclients >= CTL_MAX_CLIENTS - CTL_ROOT_RESERVED ||
+		      mine >= (other ? CTL_MAX_PER_OTHER_UID : CTL_MAX_PER_UID) ||
+		      (other && others >= CTL_MAX_OTHERS)))) {
+			G.st.control_denied++;
 			close(fd);
 			continue;
 		}
 		cl = calloc(1, sizeof(*cl));
-		if (!cl || !(cl->buf = malloc(CTL_MAX_REQ)) ||
-		    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l)) {
+		if (!cl || !(cl->buf = malloc(CTL_MAX_REQ))) {
 			if (cl)
 				free(cl->buf);
 			free(cl);
@@ -432,6 +469,7 @@ static void on_ctl_accept(struct loop_watch *w, uint32_t events)
 		}
 		cl->uid = cr.uid;
 		cl->pid = cr.pid;
+		cl->other = other;
 		if (loop_add(&cl->w, fd, EPOLLIN, on_client)) {
 			free(cl->buf);
 			free(cl);
@@ -447,14 +485,17 @@ static void on_ctl_accept(struct loop_watch *w, uint32_t events)
 	}
 }
 
-/* A client gets a few seconds to send its request and take its answer. */
+/* A client gets a moment to send its request and a little more to take its answer. */
 void control_tick(void)
 {
 	int64_t now = now_ms();
 
 	for (struct ctl_client *c = g_clients, *n; c; c = n) {
+		int64_t age = now - c->since;
+
 		n = c->next;
-		if (now - c->since > 5000)
+		if ((!c->out && age > CTL_REQ_MS) ||
+		    age > (privileged(c->uid) ? CTL_ROOT_LIFE_MS : CTL_LIFE_MS))
 			client_free(c);
 	}
 }
@@ -492,7 +533,8 @@ int control_init(void)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	/* Anyone may connect; each request is authorised by the caller's SO_PEERCRED. */
+	/* Anyone may connect (approvers are ordinary users); each request is authorised by the
+	 * caller's SO_PEERCRED uid, and slots are shared per uid (on_ctl_accept). */
 	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || chmod(G.o.control_path, 0666) ||
 	    listen(fd, 64)) {
 		int e = errno;
