@@ -79,7 +79,7 @@ $(OUT)/hoopd: $(HOOPD_OBJ) $(COMMON_OBJ)
 
 # hoopctl's `policy check|test` run hoopd's own loader and rules.
 HOOPCTL_SHARED := $(OUT)/obj/hoopd/policy.o $(OUT)/obj/hoopd/sqlfacts.o $(OUT)/obj/hoopd/rules.o \
-		  $(OUT)/obj/hoopd/maskplan.o $(OUT)/obj/hoopd/catalog.o
+		  $(OUT)/obj/hoopd/maskplan.o $(OUT)/obj/hoopd/catalog.o $(OUT)/obj/hoopd/judge.o
 
 $(OUT)/hoopctl: $(HOOPCTL_OBJ) $(COMMON_OBJ) $(HOOPCTL_SHARED)
 	$(call msg,LINK,$@)
@@ -132,10 +132,31 @@ $(OUT)/unit/test_rules: tests/unit/test_rules.c tests/unit/harness.h $(RULES_UNI
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(RULES_UNIT_SRC) -lyaml -ljson-c -lpg_query -lhs -o $@
 
+# Each cases file with the policy it is written for.
+RULES_CASES := policies/hipaa-agents.yaml tests/unit/rules/hipaa.cases \
+	       tests/unit/rules/custom.yaml tests/unit/rules/custom.cases
+
+# `hoopctl policy test` and hoopd's verdict point give every case of every cases file the same
+# verdict, rule and message (with the policy's approvers, and without).
+VERDICT_UNIT_SRC := $(RULES_UNIT_SRC) user/hoopd/verdict.c user/hoopd/judge.c \
+		    user/hoopd/maskplan.c user/hoopd/catalog.c user/hoopctl/policy.c \
+		    user/hoopctl/disp.c
+
+$(OUT)/unit/test_verdict: tests/unit/test_verdict.c tests/unit/test_rules.c tests/unit/harness.h \
+			  $(VERDICT_UNIT_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd -Iuser/hoopctl -Itests/unit $(LDFLAGS) $< \
+		$(VERDICT_UNIT_SRC) -lyaml -ljson-c -lpg_query -lhs -lssl -lcrypto -o $@
+
 .PHONY: unit-rules
-unit-rules: $(OUT)/unit/test_rules
-	$(Q)$< policies/hipaa-agents.yaml tests/unit/rules/hipaa.cases \
-		tests/unit/rules/custom.yaml tests/unit/rules/custom.cases
+unit-rules: $(OUT)/unit/test_rules $(OUT)/unit/test_verdict
+	$(Q)for f in tests/unit/rules/*.cases; do \
+		case " $(RULES_CASES) " in *" $$f "*) ;; \
+		*) echo "$$f is not in RULES_CASES (Makefile): name its policy" >&2; exit 1;; esac; \
+	done
+	$(Q)$< $(RULES_CASES)
+	$(Q)$(OUT)/unit/test_verdict $(RULES_CASES)
 
 # Masking provenance on PostgreSQL's parse tree, case by case: each tests/unit/maskplan/*.cases
 # file is planned against the fixed catalog and masking policy of tests/unit/maskplan_fixture.h.

@@ -4,12 +4,25 @@
 
 #include <json-c/json.h>
 
+#include "verdict.h"
+
 /* Send one request line to hoopd; the parsed answer, or NULL with a message printed. */
 struct json_object *ctl_call(const char *req);
 /* 0 if the answer says ok; otherwise prints hoopd's error and returns 1. */
 int ctl_check_ok(struct json_object *r);
 
 int cmd_approvals(int argc, char **argv);
+
+struct policy;
+struct rules_session;
+struct sqlfacts;
+struct judge_out;
+/* `policy test`'s judgement of one statement (policy.c): facts from its text, then hoopd's own
+ * verdict function (judge.h); unsplittable: the grammar could not split the text
+ * (judged whole as a parse error, as hoopd does). f is filled; the verdict is hoopd's for such a session. */
+enum verdict policy_test_stmt(const struct policy *pol, const struct rules_session *rs,
+			      const char *sql, size_t len, int unsplittable, struct sqlfacts *f,
+			      struct judge_out *out);
 int cmd_decide(int argc, char **argv);
 
 #endif

@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "disp.h"
+#include "hoopctl.h"
+#include "judge.h"
 #include "json.h"
 #include "policy.h"
-#include "maskplan.h"
 #include "rules.h"
 #include "sqlfacts.h"
 
@@ -55,6 +57,29 @@ static void facts_line(const struct sqlfacts *f, char *out, size_t n)
 		o += (size_t)snprintf(out + o, n - o, " writes-masked");
 }
 
+/* The verdict's name as `policy test` prints it: the policy's words (audit is an allow that
+ * names its rule in the record; approve is a hold). */
+static const char *shown_verdict(enum verdict v, const struct judge_out *out)
+{
+	return v == VERDICT_ALLOW && out->res.action == ACTION_AUDIT ? "audit"
+								      : judge_verdict_name(v);
+}
+
+enum verdict policy_test_stmt(const struct policy *pol, const struct rules_session *rs,
+			      const char *sql, size_t len, int unsplittable, struct sqlfacts *f,
+			      struct judge_out *out)
+{
+	struct judge_in in = {.pol = pol, .f = f, .rs = rs};
+
+	if (unsplittable) {
+		judge_unsplittable(f);
+	} else {
+		sqlfacts_analyze(sql, len, f);
+		judge_probes(pol, sql, len, NULL, f); /* as hoopd does, but with no catalog */
+	}
+	return judge_statement(&in, out);
+}
+
 static int test(int argc, char **argv)
 {
 	static const struct option opts[] = {{"sql", required_argument, 0, 's'},
@@ -71,7 +96,8 @@ static int test(int argc, char **argv)
 	struct jbuf labels;
 	struct policy *pol;
 	char err[1024];
-	int c, json = 0, fcall = 0, worst = ACTION_ALLOW, rc = 0;
+	int c, json = 0, fcall = 0, rc = 0, unsplittable = 0;
+	enum verdict worst = VERDICT_ALLOW;
 	PgQuerySplitResult sp;
 
 	jb_init(&labels);
@@ -129,14 +155,15 @@ static int test(int argc, char **argv)
 	}
 	if (fcall) {
 		struct sqlfacts f = {.kinds = 1ULL << SK_FUNCTION_CALL};
-		struct rules_result res;
+		struct judge_in in = {.pol = pol, .f = &f, .rs = &rs, .function_call = 1};
+		struct judge_out out;
+		enum verdict v = judge_statement(&in, &out);
 
-		rules_evaluate(pol, &f, &rs, &res);
-		if (!res.rule)
-			res.action = ACTION_DENY;
-		printf("FunctionCall: %s (%s)\n", policy_action_name(res.action),
-		       res.rule ? rules_why(&res) : "FunctionCall messages are denied unless a rule allows "
-					    "them");
+		printf("FunctionCall: %s (%s)\n", judge_verdict_name(v),
+		       out.res.rule ? rules_why(&out.res)
+				    : "FunctionCall messages are denied unless a rule allows them");
+		if (out.message[0] && (v != VERDICT_ALLOW))
+			printf("  message: %s\n", out.message);
 		policy_free(pol);
 		jb_free(&labels);
 		return 0;
@@ -146,12 +173,14 @@ static int test(int argc, char **argv)
 		/* One statement the grammar rejects: judge it whole (on_parse_error). */
 		pg_query_free_split_result(sp);
 		sp = (PgQuerySplitResult){0};
+		unsplittable = 1;
 	}
 	for (int i = 0; i < (sp.n_stmts ? sp.n_stmts : 1); i++) {
 		int off = sp.n_stmts ? sp.stmts[i]->stmt_location : 0;
 		int len = sp.n_stmts ? sp.stmts[i]->stmt_len : (int)strlen(sql);
 		struct sqlfacts *f = calloc(1, sizeof(*f));
-		struct rules_result res;
+		struct judge_out out;
+		enum verdict v;
 		char facts[1024];
 
 		if (!f)
@@ -162,21 +191,11 @@ static int test(int argc, char **argv)
 			off++;
 			len--;
 		}
-		sqlfacts_analyze(sql + off, (size_t)len, f);
-		if (pol->masking.enabled && !f->parse_error) {
-			/* As hoopd does, but with no catalog: only what the text names. */
-			struct maskplan mp = {0};
-
-			maskplan_build(sql + off, (size_t)len, NULL, &pol->masking, &mp);
-			f->probes_masked = mp.probes_masked;
-			snprintf(f->probe, sizeof(f->probe), "%s", mp.probe);
-			f->writes_masked = mp.writes_masked;
-			maskplan_free(&mp);
-		}
-		rules_evaluate(pol, f, &rs, &res);
+		v = policy_test_stmt(pol, &rs, sql + off, (size_t)len, unsplittable, f, &out);
 		facts_line(f, facts, sizeof(facts));
-		if ((int)res.action > worst)
-			worst = res.action;
+		/* deny over hold over allow, as hoopd judges a simple Query */
+		if (worst != VERDICT_DENY && (v == VERDICT_DENY || v == VERDICT_HOLD))
+			worst = v;
 		if (json) {
 			struct jbuf j;
 
@@ -190,26 +209,27 @@ static int test(int argc, char **argv)
 				jb_str_val(&j, t ? t : "");
 				free(t);
 			}
-			jb_kv_str(&j, "verdict", policy_action_name(res.action));
-			jb_kv_str(&j, "rule", res.rule ? res.rule->name : "");
-			jb_kv_str(&j, "why", rules_why(&res));
-			jb_kv_str(&j, "message", res.rule ? res.rule->message : "");
+			jb_kv_str(&j, "verdict", shown_verdict(v, &out));
+			jb_kv_str(&j, "rule", out.rule);
+			jb_kv_str(&j, "why", rules_why(&out.res));
+			jb_kv_str(&j, "message", v == VERDICT_ALLOW ? "" : out.message);
 			jb_kv_str(&j, "facts", facts);
 			jb_obj_close(&j);
 			printf("%s\n", jb_str(&j));
 			jb_free(&j);
 		} else {
-			printf("statement %d: %.*s\n  verdict: %s (%s)\n", i + 1, len, sql + off,
-			       policy_action_name(res.action), rules_why(&res));
-			if (res.rule && res.rule->message[0])
-				printf("  message: %s\n", res.rule->message);
-			printf("  facts:   %s\n", f->parse_error ? f->error : facts);
+			printf("statement %d: %s\n  verdict: %s (%s)\n", i + 1,
+			       disp_n(sql + off, (size_t)len), shown_verdict(v, &out),
+			       rules_why(&out.res));
+			if (v != VERDICT_ALLOW && out.message[0])
+				printf("  message: %s\n", disp(out.message));
+			printf("  facts:   %s\n", disp(f->parse_error ? f->error : facts));
 		}
 		free(f);
 	}
 	if (!json && (sp.n_stmts > 1))
 		printf("overall: %s (any deny: none of the statements runs)\n",
-		       policy_action_name((enum policy_action)worst));
+		       judge_verdict_name(worst));
 	pg_query_free_split_result(sp);
 	policy_free(pol);
 	jb_free(&labels);

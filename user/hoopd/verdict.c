@@ -8,23 +8,18 @@
 #include "approvals.h"
 #include "strutil.h"
 #include "hoopd.h"
+#include "judge.h"
 #include "maskplan.h"
 #include "rules.h"
 #include "session.h"
 #include "sqlfacts.h"
 
 /* Facts about masked columns (maskplan.h): does a predicate read one (inference), are their
- * values copied into a relation (laundering)? Only worked out when a rule asks. */
+ * values copied into a relation (laundering)? Only worked out when a rule asks; the engine's
+ * own plan of this very text saves a parse. */
 static void probes(const struct judgement *j, const char *text, size_t len, struct sqlfacts *f)
 {
-	struct maskplan mp;
-	int asked = 0;
-
-	if (!G.pol->masking.enabled || f->parse_error)
-		return;
-	for (int i = 0; i < G.pol->nrules && !asked; i++)
-		asked = G.pol->rules[i].probes_masked || G.pol->rules[i].writes_masked;
-	if (!asked)
+	if (f->parse_error || !judge_wants_probes(G.pol))
 		return;
 	if (j->plan && text == j->text) {
 		f->probes_masked = j->plan->probes_masked;
@@ -32,14 +27,7 @@ static void probes(const struct judgement *j, const char *text, size_t len, stru
 		f->writes_masked = j->plan->writes_masked;
 		return;
 	}
-	memset(&mp, 0, sizeof(mp));
-	maskplan_build(text, len, j->cat, &G.pol->masking, &mp);
-	if (mp.probes_masked) {
-		f->probes_masked = 1;
-		snprintf(f->probe, sizeof(f->probe), "%s", mp.probe);
-	}
-	f->writes_masked = mp.writes_masked;
-	maskplan_free(&mp);
+	judge_probes(G.pol, text, len, j->cat, f);
 }
 
 /* What the statement does: known by its shape (j->facts, an earlier statement's), or worked
@@ -58,8 +46,7 @@ static const struct sqlfacts *facts_for(const struct judgement *j, struct sqlfac
 	} else if (j->parse_error) {
 		/* The engine could not split the message into statements with the grammar: the
 		 * server will reject it whole, and hoop does not judge what it cannot parse. */
-		f->parse_error = 1;
-		snprintf(f->error, sizeof(f->error), "PostgreSQL's grammar rejects the query");
+		judge_unsplittable(f);
 	} else {
 		sqlfacts_analyze(j->text, j->len, f);
 		probes(j, j->text, j->len, f);
@@ -70,22 +57,18 @@ static const struct sqlfacts *facts_for(const struct judgement *j, struct sqlfac
 
 enum verdict policy_verdict(struct judgement *j)
 {
-	struct sqlfacts *f;
+	struct sqlfacts *f, *pf = NULL;
 	const struct sqlfacts *cf;
 	struct rules_session rs = {0};
-	struct rules_result res;
+	struct judge_in in = {0};
+	struct judge_out out;
 	enum verdict v;
-	int parse_error;
-	const char *error;
-	char pf_error[sizeof(cf->error)];
 
 	j->facts_out = NULL;
 	if (!(cf = facts_for(j, &f))) {
 		snprintf(j->message, sizeof(j->message), "hoop: out of memory judging a statement");
 		return VERDICT_DENY;
 	}
-	parse_error = cf->parse_error;
-	error = cf->error;
 	if (j->s) {
 		rs.owner = j->s->owner;
 		rs.exe = j->s->exe;
@@ -93,86 +76,31 @@ enum verdict policy_verdict(struct judgement *j)
 	}
 	rs.user = j->user;
 	rs.database = j->database;
-	rules_evaluate(G.pol, cf, &rs, &res);
 	if (cf->execute_name[0])
 		j->want_facts = 0; /* what an EXECUTE runs is the session's, not the text's */
-	if (cf->execute_name[0] && j->prepared && !parse_error) {
-		/* EXECUTE runs what its PREPARE said: judge that too; the stronger verdict wins. */
+	if (cf->execute_name[0] && j->prepared && !cf->parse_error) {
+		/* EXECUTE runs what its PREPARE said: that is judged too (judge_statement). */
 		const char *text = j->prepared(j->prepared_ctx, cf->execute_name);
-		struct sqlfacts *pf = text ? calloc(1, sizeof(*pf)) : NULL;
 
-		if (pf) {
-			struct rules_result pr;
-
+		if (text && (pf = calloc(1, sizeof(*pf)))) {
 			sqlfacts_analyze(text, strlen(text), pf);
 			probes(j, text, strlen(text), pf);
-			rules_evaluate(G.pol, pf, &rs, &pr);
-			if (pr.action > res.action)
-				res = pr;
-			if (pf->parse_error && !parse_error) {
-				parse_error = 1;
-				str_copy(pf_error, sizeof(pf_error), pf->error);
-				error = pf_error;
-			}
-			free(pf);
 		}
 	}
-	j->parse_error = parse_error;
-	if (res.rule)
-		str_copy(j->rule, sizeof(j->rule), res.rule->name);
-	else if (parse_error)
-		snprintf(j->rule, sizeof(j->rule), "on_parse_error");
-	if (!strcmp(j->protocol, "function") && !res.rule) {
-		/* FunctionCall runs code by OID with no SQL to judge: only an explicit rule lets
-		 * it through. */
-		snprintf(j->rule, sizeof(j->rule), "function-call-default");
-		snprintf(j->message, sizeof(j->message),
-			 "hoop: FunctionCall messages run a function by OID with no SQL to judge; "
-			 "they are refused unless a rule allows kind function_call");
-		v = VERDICT_DENY;
-		goto done;
+	in.pol = G.pol;
+	in.f = cf;
+	in.prepared = pf;
+	in.rs = &rs;
+	in.function_call = !strcmp(j->protocol, "function");
+	v = judge_statement(&in, &out);
+	if (v == VERDICT_HOLD && j->s && approvals_granted(j->s, j->text, j->len)) {
+		in.granted = 1;
+		v = judge_statement(&in, &out);
 	}
-	switch (res.action) {
-	case ACTION_DENY:
-		v = VERDICT_DENY;
-		if (res.rule && res.rule->message[0])
-			str_copy(j->message, sizeof(j->message), res.rule->message);
-		else if (parse_error)
-			snprintf(j->message, sizeof(j->message),
-				 "hoop: statement refused: it could not be parsed (%s)", error);
-		else
-			snprintf(j->message, sizeof(j->message), "hoop: statement denied by %s",
-				 res.rule ? res.rule->name : "the policy's default");
-		break;
-	case ACTION_APPROVE:
-		if (j->s && approvals_granted(j->s, j->text, j->len)) {
-			/* An approver allowed statements of this shape for a while. */
-			snprintf(j->rule + strlen(j->rule), sizeof(j->rule) - strlen(j->rule),
-				 " (fingerprint grant)");
-			v = VERDICT_ALLOW;
-			break;
-		}
-		if (!G.pol->approvals.approvers.n) {
-			/* Nobody could ever decide it: refuse now rather than make the agent wait
-			 * for the timeout. */
-			v = VERDICT_DENY;
-			snprintf(j->message, sizeof(j->message),
-				 "%s%sthis statement needs a person's approval (%s) and the policy "
-				 "names no approvers (approvals.approvers): refused",
-				 res.rule && res.rule->message[0] ? res.rule->message : "",
-				 res.rule && res.rule->message[0] ? "; " : "",
-				 res.rule ? res.rule->name : "on_parse_error");
-			break;
-		}
-		v = VERDICT_HOLD;
-		snprintf(j->message, sizeof(j->message), "%s",
-			 res.rule && res.rule->message[0] ? res.rule->message
-							  : "hoop: this statement needs approval");
-		break;
-	default:
-		v = VERDICT_ALLOW;
-	}
-done:
+	j->parse_error = cf->parse_error || (pf && pf->parse_error);
+	str_copy(j->rule, sizeof(j->rule), out.rule);
+	str_copy(j->message, sizeof(j->message), out.message);
+	free(pf);
 	if (f && j->want_facts)
 		j->facts_out = f;
 	else
