@@ -4,7 +4,9 @@
  * The kernel side of an attachment (pinned links) lives in bpfctl.c.
  */
 #include <dirent.h>
+#include <inttypes.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <limits.h>
 #include <stdio.h>
@@ -18,20 +20,37 @@
 #include "hoopd.h"
 #include "log.h"
 
-static void rec_path(uint64_t cgid, char *out, size_t n)
+static void rec_name(uint64_t cgid, char *out, size_t n)
 {
-	snprintf(out, n, "%s/attachments/%llu.json", G.o.state_dir, (unsigned long long)cgid);
+	snprintf(out, n, "%llu.json", (unsigned long long)cgid);
+}
+
+/*
+ * The attachments directory, opened without following a symbolic link: every record is read,
+ * written and removed through it, by name, never through a link someone planted (the state
+ * directory may be writable by whoever escaped into it; a link at a .tmp name would make root
+ * write wherever it points).
+ */
+static int rec_dir(void)
+{
+	char dir[PATH_MAX];
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/attachments", G.o.state_dir);
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return -errno;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
 }
 
 static int write_record(const struct attachment *a)
 {
-	char p[PATH_MAX], tmp[PATH_MAX + 8];
+	char name[64], tmp[80];
 	struct jbuf j;
-	FILE *f;
-	int r = 0;
+	int r = 0, dfd, fd;
 
-	rec_path(a->cgroup_id, p, sizeof(p));
-	snprintf(tmp, sizeof(tmp), "%s.tmp", p);
+	rec_name(a->cgroup_id, name, sizeof(name));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
 	jb_init(&j);
 	jb_obj_open(&j);
 	jb_kv_str(&j, "cgroup", a->path);
@@ -41,27 +60,52 @@ static int write_record(const struct attachment *a)
 	jb_raw(&j, a->labels_json[0] ? a->labels_json : "{}");
 	jb_kv_int(&j, "attached_at", a->attached_at);
 	jb_obj_close(&j);
-	f = fopen(tmp, "we");
-	if (!f)
-		r = -errno;
-	else {
-		fprintf(f, "%s\n", jb_str(&j));
-		if (fflush(f) || fsync(fileno(f)))
-			r = -errno;
-		if (fclose(f) && !r)
-			r = -errno;
-		if (!r && rename(tmp, p))
-			r = -errno;
+	if ((dfd = rec_dir()) < 0) {
+		jb_free(&j);
+		return dfd;
 	}
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST) {
+		/* left by a crash, or planted: the name goes, never what it points to */
+		log_warn("attachments/%s exists; removing it (not following it)", tmp);
+		if (!unlinkat(dfd, tmp, 0))
+			fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+				    0600);
+	}
+	if (fd < 0) {
+		r = -errno;
+	} else {
+		size_t len = j.len;
+		ssize_t w;
+
+		jb_raw(&j, "\n");
+		w = j.oom ? -1 : write(fd, jb_str(&j), len + 1);
+		if (w != (ssize_t)(len + 1))
+			r = w < 0 ? -errno : -EIO;
+		if (!r && fsync(fd))
+			r = -errno;
+		if (close(fd) && !r)
+			r = -errno;
+		if (!r && renameat(dfd, tmp, dfd, name))
+			r = -errno;
+		if (r)
+			unlinkat(dfd, tmp, 0);
+		else
+			fsync(dfd);
+	}
+	close(dfd);
 	jb_free(&j);
 	return r;
 }
 
-static struct attachment *load_record(const char *file)
+static struct attachment *load_record(int dfd, const char *name)
 {
-	struct json_object *root = json_object_from_file(file), *v;
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	struct json_object *root = fd >= 0 ? json_object_from_fd(fd) : NULL, *v;
 	struct attachment *a;
 
+	if (fd >= 0)
+		close(fd);
 	if (!root)
 		return NULL;
 	a = calloc(1, sizeof(*a));
@@ -103,38 +147,126 @@ int attach_open_listeners(const struct attachment *a, char *err, size_t errn)
 	return cg_for_each_pid(a->path, open_one, NULL);
 }
 
+/*
+ * Does a cgroup with this id exist? By its kernfs file handle (the id is the handle), so that
+ * no path is trusted: 1 yes (its path, relative to the cgroup2 mount, in path), 0 no (gone),
+ * or a negative errno when it cannot be told.
+ */
+static int cg_id_alive(uint64_t id, char *path, size_t n)
+{
+	struct {
+		struct file_handle fh;
+		uint64_t id;
+	} h;
+	char mnt[PATH_MAX], link[64];
+	int mfd, fd;
+	ssize_t l;
+
+	if (cg_v2_mount(mnt, sizeof(mnt)))
+		return -ENOENT;
+	mfd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (mfd < 0)
+		return -errno;
+	h.fh.handle_bytes = sizeof(uint64_t);
+	h.fh.handle_type = 0xfe; /* FILEID_KERNFS */
+	memcpy(h.fh.f_handle, &id, sizeof(id));
+	fd = open_by_handle_at(mfd, &h.fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	close(mfd);
+	if (fd < 0)
+		return errno == ESTALE || errno == ENOENT ? 0 : -errno;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	l = readlink(link, path, n - 1);
+	path[l > 0 ? l : 0] = '\0';
+	close(fd);
+	return 1;
+}
+
+/*
+ * Carry the attachments over from the records. A record is trusted only as far as the kernel
+ * agrees with it: its cgroup id names a cgroup at its path. A cgroup that is gone had its
+ * programs go with it, and its record goes too. A record that disagrees with a cgroup that
+ * still exists (an edited record: another path, another id) is refused, and hoopd with it:
+ * detaching on its word would end interception of a live cgroup.
+ */
 int attach_load(void)
 {
-	char dir[PATH_MAX], p[PATH_MAX + 300];
+	char dir[PATH_MAX];
 	struct dirent *de;
 	DIR *d;
+	int dfd, r = 0;
 
 	snprintf(dir, sizeof(dir), "%s/attachments", G.o.state_dir);
-	if (mkdir(dir, 0700) && errno != EEXIST) {
-		log_error("cannot create %s: %s", dir, strerror(errno));
-		return -errno;
+	if ((dfd = rec_dir()) < 0) {
+		log_error("cannot open %s: %s%s", dir, strerror(-dfd),
+			  dfd == -ELOOP || dfd == -ENOTDIR ? " (it must be a directory, not a "
+							     "symbolic link)" : "");
+		return dfd;
 	}
-	d = opendir(dir);
-	if (!d)
-		return -errno;
+	d = fdopendir(dup(dfd));
+	if (!d) {
+		r = -errno;
+		close(dfd);
+		return r;
+	}
 	while ((de = readdir(d))) {
 		struct attachment *a;
-		uint64_t id;
-		char err[256];
+		uint64_t id = 0, fid;
+		char err[256], live[PATH_MAX] = "", tail[16] = "";
+		int alive, path_ok, attached;
 
-		if (!strstr(de->d_name, ".json") || strstr(de->d_name, ".tmp"))
+		if (de->d_name[0] == '.')
 			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-		a = load_record(p);
-		if (!a) {
-			log_warn("%s: unreadable attachment record, ignored", p);
+		if (sscanf(de->d_name, "%" SCNu64 "%15s", &fid, tail) != 2 ||
+		    strcmp(tail, ".json")) {
+			if (strstr(de->d_name, ".json.tmp") && !unlinkat(dfd, de->d_name, 0))
+				log_info("%s/%s: left by an interrupted write; removed", dir,
+					 de->d_name);
 			continue;
 		}
-		if (cg_id(a->path, &id) || id != a->cgroup_id || !bpfctl_is_attached(id)) {
+		a = load_record(dfd, de->d_name);
+		if (!a) {
+			log_error("%s/%s: unreadable attachment record (not JSON, or a symbolic "
+				  "link); refusing to start: fix or remove it (hoopd does not guess "
+				  "which cgroup it meant, nor detach any)",
+				  dir, de->d_name);
+			r = -EINVAL;
+			break;
+		}
+		attached = bpfctl_is_attached(a->cgroup_id);
+		alive = cg_id_alive(a->cgroup_id, live, sizeof(live));
+		path_ok = !cg_id(a->path, &id) && id == a->cgroup_id;
+		if (fid == a->cgroup_id && alive == 0 && !path_ok) {
 			/* The cgroup is gone (or was re-created): its links went with it. */
-			log_info("cgroup %s is gone; forgetting its attachment", a->path);
+			log_info("cgroup %s (id %llu) is gone; forgetting its attachment", a->path,
+				 (unsigned long long)a->cgroup_id);
 			bpfctl_detach(a->cgroup_id, err, sizeof(err));
-			unlink(p);
+			unlinkat(dfd, de->d_name, 0);
+			free(a);
+			continue;
+		}
+		if (fid != a->cgroup_id || alive < 0 || !path_ok) {
+			log_error("%s/%s does not match its cgroup: the record says cgroup %s with "
+				  "id %llu, but %s; refusing to start (nothing was detached: the "
+				  "programs on cgroup id %llu stay attached). Fix the record, or "
+				  "remove it and detach with hoopctl once hoopd runs",
+				  dir, de->d_name, a->path, (unsigned long long)a->cgroup_id,
+				  fid != a->cgroup_id ? "the file is named for another id"
+				  : alive < 0	      ? "the kernel cannot say whether that id exists"
+				  : id		      ? "that path is another cgroup"
+						      : "that path does not exist",
+				  (unsigned long long)(fid != a->cgroup_id ? fid : a->cgroup_id));
+			if (live[0])
+				log_error("  cgroup id %llu is %s", (unsigned long long)a->cgroup_id,
+					  live);
+			free(a);
+			r = -EINVAL;
+			break;
+		}
+		if (!attached) {
+			log_warn("cgroup %s has a record but no programs attached (removed by hand?); "
+				 "forgetting the record: attach it again",
+				 a->path);
+			unlinkat(dfd, de->d_name, 0);
 			free(a);
 			continue;
 		}
@@ -145,7 +277,8 @@ int attach_load(void)
 			 a->owner[0] ? a->owner : "-");
 	}
 	closedir(d);
-	return 0;
+	close(dfd);
+	return r;
 }
 
 struct attachment *attach_find_id(uint64_t cgid)
@@ -214,12 +347,15 @@ int attach_add(const char *path, uint64_t cgid, const char *owner, const char *l
 
 int attach_remove(uint64_t cgid, char *err, size_t errn)
 {
-	char p[PATH_MAX];
-	int r;
+	char name[64];
+	int r, dfd;
 
 	r = bpfctl_detach(cgid, err, errn);
-	rec_path(cgid, p, sizeof(p));
-	unlink(p);
+	rec_name(cgid, name, sizeof(name));
+	if ((dfd = rec_dir()) >= 0) {
+		unlinkat(dfd, name, 0);
+		close(dfd);
+	}
 	for (struct attachment **pp = &G.attachments; *pp; pp = &(*pp)->next) {
 		if ((*pp)->cgroup_id == cgid) {
 			struct attachment *a = *pp;

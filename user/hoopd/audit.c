@@ -23,11 +23,13 @@
 #include <libdeflate.h>
 
 #include "hex.h"
+#include "json.h"
 #include "log.h"
 #include "thread.h"
 
 static struct {
 	char dir[4096];
+	int dfd;	  /* dir, opened once: every file in it is made and opened through it */
 	struct audit_cfg cfg;
 	int fd;		  /* open segment */
 	uint32_t segno;	  /* its number */
@@ -39,32 +41,72 @@ static struct {
 	int failing; /* the last append failed: say so once, and again when it recovers */
 	FILE *stream;
 	time_t last_retention;
-} A = {.fd = -1};
+} A = {.fd = -1, .dfd = -1};
 
 static void seg_path(uint32_t n, int gz, char *out, size_t len)
 {
 	snprintf(out, len, "%s/seg-%08u.jsonl%s", A.dir, n, gz ? ".gz" : "");
 }
 
+/* A segment's file name, relative to A.dfd. */
+static void seg_name(uint32_t n, int gz, char *out, size_t len)
+{
+	snprintf(out, len, "seg-%08u.jsonl%s", n, gz ? ".gz" : "");
+}
+
+/*
+ * The state directory is writable by whoever escaped into it, so no file there is opened
+ * through a symbolic link (a planted one would make root write wherever it points) and none
+ * is created except new: O_NOFOLLOW | O_EXCL, relative to a directory fd that was itself
+ * opened without following one.
+ */
+static int open_dir_nofollow(const char *path)
+{
+	return open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
 static int load_key(const char *state_dir)
 {
 	char p[4200];
-	int fd;
+	int fd, sdfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	snprintf(p, sizeof(p), "%s/audit.key", state_dir);
-	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (sdfd < 0) {
+		log_error("cannot open the state directory %s: %s", state_dir, strerror(errno));
+		return -errno;
+	}
+	fd = openat(sdfd, "audit.key", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0) {
-		ssize_t n = read(fd, A.key, sizeof(A.key));
+		uint8_t k[sizeof(A.key) + 1];
+		ssize_t n = 0, got;
+		struct stat st;
 
+		/* exactly 32 bytes of a regular file: anything else is not the key hoopd made */
+		while (!fstat(fd, &st) && S_ISREG(st.st_mode) && (size_t)n < sizeof(k) &&
+		       (got = read(fd, k + n, sizeof(k) - (size_t)n)) > 0)
+			n += got;
 		close(fd);
-		if (n == (ssize_t)sizeof(A.key))
+		close(sdfd);
+		if (n == (ssize_t)sizeof(A.key)) {
+			memcpy(A.key, k, sizeof(A.key));
 			return 0;
-		log_error("%s is not a 32-byte key; refusing to start the audit trail", p);
+		}
+		log_error("%s is not a 32-byte key (%s); refusing to start the audit trail", p,
+			  n > (ssize_t)sizeof(A.key) ? "longer" : "shorter, or not a regular file");
 		return -EINVAL;
 	}
-	if (RAND_bytes(A.key, sizeof(A.key)) != 1)
+	if (errno != ENOENT) {
+		log_error("cannot read %s: %s; refusing to start the audit trail", p,
+			  errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+		close(sdfd);
+		return -EINVAL;
+	}
+	if (RAND_bytes(A.key, sizeof(A.key)) != 1) {
+		close(sdfd);
 		return -EIO;
-	fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
+	}
+	fd = openat(sdfd, "audit.key", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+	close(sdfd);
 	if (fd < 0 || write(fd, A.key, sizeof(A.key)) != (ssize_t)sizeof(A.key) || fsync(fd)) {
 		log_error("cannot write %s: %s", p, strerror(errno));
 		if (fd >= 0)
@@ -218,7 +260,8 @@ static struct {
 	pid_t ktid;	       /* the worker's kernel thread id, for its scheduling class */
 	int urgent;	       /* it runs as a normal thread (nice 10), not SCHED_IDLE */
 	char dir[4096];	       /* A.dir, the worker's own copy */
-} Z = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	int dfd;	       /* and its own fd of it */
+} Z = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .dfd = -1};
 
 /* Segments waiting to be compressed beyond which compression stops yielding to everything. */
 #define COMPRESS_BACKLOG 2
@@ -253,14 +296,14 @@ static void compressor_class(int urgent)
  * hoopctl uses, gzip -d, Python's gzip) read concatenated members as one stream. */
 #define COMPRESS_CHUNK (1 << 20)
 
-static int compress_segment(const char *dir, uint32_t n)
+static int compress_segment(int dir, uint32_t n)
 {
-	char src[4200], dst[4200], tmp[4300];
+	char src[64], dst[64], tmp[80];
 	static char in[COMPRESS_CHUNK]; /* the worker's alone */
 	static char *out;
 	static size_t outcap;
 	static struct libdeflate_compressor *c;
-	int fd, ofd, dfd, r = 0;
+	int fd, ofd, r = 0;
 	ssize_t got = 0;
 
 	if (!c && !(c = libdeflate_alloc_compressor(1)))
@@ -270,13 +313,21 @@ static int compress_segment(const char *dir, uint32_t n)
 		if (!(out = malloc(outcap)))
 			return -ENOMEM;
 	}
-	snprintf(src, sizeof(src), "%s/seg-%08u.jsonl", dir, n);
+	snprintf(src, sizeof(src), "seg-%08u.jsonl", n);
 	snprintf(dst, sizeof(dst), "%s.gz", src);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", dst);
-	fd = open(src, O_RDONLY | O_CLOEXEC);
+	fd = openat(dir, src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	ofd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ofd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (ofd < 0 && errno == EEXIST) {
+		/* a .tmp left by a crash, or planted (a symlink): the name goes, not its target */
+		log_warn("audit: %s/%s exists; removing it (not following it) and starting over",
+			 Z.dir, tmp);
+		if (!unlinkat(dir, tmp, 0))
+			ofd = openat(dir, tmp,
+				     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	}
 	if (ofd < 0) {
 		r = -errno;
 		close(fd);
@@ -319,18 +370,15 @@ static int compress_segment(const char *dir, uint32_t n)
 		r = -errno;
 	if (close(ofd) && !r)
 		r = -EIO;
-	if (!r && rename(tmp, dst))
+	if (!r && renameat(dir, tmp, dir, dst))
 		r = -errno;
 	if (r) {
-		unlink(tmp);
+		unlinkat(dir, tmp, 0);
 		return r;
 	}
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd))
+	if (fsync(dir))
 		r = -errno;
-	if (dfd >= 0)
-		close(dfd);
-	if (!r && unlink(src))
+	if (!r && unlinkat(dir, src, 0))
 		r = -errno;
 	return r;
 }
@@ -375,7 +423,7 @@ static void compress_closed(uint32_t below)
 	if (n)
 		qsort(ns, n, sizeof(*ns), u32_cmp);
 	for (size_t i = 0; i < n; i++) {
-		int r = compress_segment(Z.dir, ns[i]);
+		int r = compress_segment(Z.dfd, ns[i]);
 
 		if (r)
 			log_warn("audit: segment %u stays uncompressed for now: %s", ns[i],
@@ -427,6 +475,8 @@ static int compressor_start(void)
 	int r;
 
 	snprintf(Z.dir, sizeof(Z.dir), "%s", A.dir);
+	if (Z.dfd < 0 && (Z.dfd = fcntl(A.dfd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return -errno;
 	Z.stop = 0;
 	r = thread_start(&Z.tid, compressor, "hoop-compress"); /* the tests find it by name */
 	if (r) {
@@ -559,10 +609,11 @@ static int open_segment(uint32_t n)
 {
 	char p[4200];
 
-	seg_path(n, 0, p, sizeof(p));
-	A.fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+	seg_name(n, 0, p, sizeof(p));
+	A.fd = openat(A.dfd, p, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
+		      0600);
 	if (A.fd < 0) {
-		log_error("audit: cannot create %s: %s", p, strerror(errno));
+		log_error("audit: cannot create %s/%s: %s", A.dir, p, strerror(errno));
 		return -errno;
 	}
 	A.segno = n;
@@ -599,38 +650,135 @@ static int close_segment(const char *why, int force)
 }
 
 /*
- * Find the last whole record of a segment (plain, or gzip'd when gz): its seq and hash continue
- * the chain; 1 when found, 0 when the segment holds no whole record, or a negative errno.
- * Records may be far longer than any fixed buffer, so lines are assembled whole.
- * In a plain segment left by a crash, bytes after the last newline are a record cut short
- * (power loss): never acknowledged, not part of the chain, removed.
+ * What reading a segment found: its last whole record (seq and hash continue the chain), the
+ * times of its first and last records (retention goes by these, not by file times), and
+ * whether its chain holds: every record names the hash of the one before it and the next seq,
+ * and every checkpoint's HMAC is right. A segment is checked from its own start (its first
+ * record's prev is taken on trust: it joins the segment before, which verify checks).
  */
-static int recover_tail(uint32_t n, int gz)
+struct seg_scan {
+	int records;
+	uint64_t seq, first_seq;
+	char prev[65];		  /* hash of the last whole record */
+	char first_ts[40], last_ts[40];
+	int bad;		  /* the chain does not hold */
+	char why[256];		  /* where and how */
+	uint64_t good_seq;	  /* the last record up to which it holds */
+};
+
+/* The value of "key":"..." at the top of a record, into out (or ""). */
+static void rec_str(const char *line, size_t len, const char *key, char *out, size_t n)
 {
-	char p[4200];
+	char pat[48];
+	const char *p, *e;
+	size_t pl = (size_t)snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+
+	out[0] = '\0';
+	p = memmem(line, len, pat, pl);
+	if (!p)
+		return;
+	p += pl;
+	e = memchr(p, '"', len - (size_t)(p - line));
+	if (!e || (size_t)(e - p) >= n)
+		return;
+	memcpy(out, p, (size_t)(e - p));
+	out[e - p] = '\0';
+}
+
+static void scan_line(struct seg_scan *sc, const char *line, size_t len, unsigned lineno)
+{
+	uint8_t d[SHA256_DIGEST_LENGTH];
+	char prev[65], ts[40], kind[32];
+	uint64_t seq;
+	char *end;
+
+	if (len < 80 || memcmp(line, "{\"seq\":", 7)) {
+		if (!sc->bad)
+			snprintf(sc->why, sizeof(sc->why), "line %u is not a record", lineno);
+		sc->bad = 1;
+		return;
+	}
+	seq = strtoull(line + 7, &end, 10);
+	if ((size_t)(end - line) + 73 > len || memcmp(end, ",\"prev\":\"", 9)) {
+		if (!sc->bad)
+			snprintf(sc->why, sizeof(sc->why), "line %u has no prev hash", lineno);
+		sc->bad = 1;
+		return;
+	}
+	memcpy(prev, end + 9, 64);
+	prev[64] = '\0';
+	if (sc->records && !sc->bad && (seq != sc->seq + 1 || strcmp(prev, sc->prev))) {
+		snprintf(sc->why, sizeof(sc->why),
+			 "line %u (seq %llu) does not follow the record before it (%s)", lineno,
+			 (unsigned long long)seq,
+			 seq != sc->seq + 1 ? "sequence" : "hash: that record was changed");
+		sc->bad = 1;
+	}
+	rec_str(line, len, "kind", kind, sizeof(kind));
+	if (!strcmp(kind, "checkpoint") && !sc->bad) {
+		char mac_hex[65], want[65], msg[128];
+		uint8_t mac[32];
+		unsigned int ml = sizeof(mac);
+
+		rec_str(line, len, "hmac", mac_hex, sizeof(mac_hex));
+		snprintf(msg, sizeof(msg), "%llu:%s", (unsigned long long)seq, prev);
+		HMAC(EVP_sha256(), A.key, sizeof(A.key), (const uint8_t *)msg, strlen(msg), mac,
+		     &ml);
+		hex_encode(mac, ml, want);
+		if (strcmp(mac_hex, want)) {
+			snprintf(sc->why, sizeof(sc->why),
+				 "the checkpoint at line %u (seq %llu) does not verify", lineno,
+				 (unsigned long long)seq);
+			sc->bad = 1;
+		}
+	}
+	if (!sc->bad)
+		sc->good_seq = seq;
+	rec_str(line, len, "ts", ts, sizeof(ts));
+	if (!sc->records) {
+		sc->first_seq = seq;
+		snprintf(sc->first_ts, sizeof(sc->first_ts), "%s", ts);
+	}
+	if (ts[0])
+		snprintf(sc->last_ts, sizeof(sc->last_ts), "%s", ts);
+	sha256(line, len, d);
+	hex_encode(d, sizeof(d), sc->prev);
+	sc->seq = seq;
+	sc->records++;
+}
+
+/*
+ * Read segment n (plain, or gzip'd when gz) through A.dfd into sc. Records may be far longer
+ * than any fixed buffer, so lines are assembled whole. In a plain segment left by a crash,
+ * bytes after the last newline are a record cut short (power loss): never acknowledged, not
+ * part of the chain; with `repair` they are removed. 0, or a negative errno.
+ */
+static int scan_segment(uint32_t n, int gz, int repair, struct seg_scan *sc)
+{
+	char p[4200], name[64];
 	gzFile f;
 	char chunk[65536];
-	char *cur = NULL, *last = NULL;
-	size_t curlen = 0, curcap = 0, lastlen = 0, lastcap = 0;
+	char *cur = NULL;
+	size_t curlen = 0, curcap = 0;
 	off_t whole = 0; /* bytes up to and including the last newline */
-	int r, got;
+	unsigned lineno = 0;
+	int r = 0, got, fd;
 
+	memset(sc, 0, sizeof(*sc));
 	seg_path(n, gz, p, sizeof(p));
-	f = gzopen(p, "rb");
-	if (!f)
+	seg_name(n, gz, name, sizeof(name));
+	fd = openat(A.dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
 		return -errno;
+	f = gzdopen(fd, "rb");
+	if (!f) {
+		close(fd);
+		return -ENOMEM;
+	}
 	while ((got = gzread(f, chunk, sizeof(chunk))) > 0) {
 		for (int i = 0; i < got; i++) {
 			if (chunk[i] == '\n') {
-				/* Swap the buffers: this line becomes the last whole one. */
-				char *t = last;
-				size_t tc = lastcap;
-
-				last = cur;
-				lastcap = curcap;
-				lastlen = curlen;
-				cur = t;
-				curcap = tc;
+				scan_line(sc, cur ? cur : "", curlen, ++lineno);
 				curlen = 0;
 				whole = gztell(f) - (got - i - 1);
 				continue;
@@ -642,7 +790,6 @@ static int recover_tail(uint32_t n, int gz)
 				if (!x) {
 					gzclose(f);
 					free(cur);
-					free(last);
 					return -ENOMEM;
 				}
 				cur = x;
@@ -651,40 +798,47 @@ static int recover_tail(uint32_t n, int gz)
 			cur[curlen++] = chunk[i];
 		}
 	}
+	if (got < 0)
+		r = -EIO;
 	gzclose(f);
-	r = 0;
-	if (last && lastlen) {
-		uint8_t d[SHA256_DIGEST_LENGTH];
-		char *z = realloc(last, lastlen + 1);
-		const char *sq;
-
-		r = 1;
-		if (z)
-			last = z;
-		SHA256((const uint8_t *)last, lastlen, d);
-		hex_encode(d, sizeof(d), A.prev);
-		if (z) {
-			last[lastlen] = '\0';
-			sq = strstr(last, "\"seq\":");
-			if (sq)
-				A.seq = strtoull(sq + 6, NULL, 10);
-		}
-	}
-	if (curlen && !gz) {
-		int fd = open(p, O_WRONLY | O_CLOEXEC);
+	if (curlen && !gz && repair && !r) {
+		int wfd = openat(A.dfd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
 
 		log_warn("audit: %s ends with a torn record (%zu bytes); removed", p, curlen);
-		if (fd < 0 || ftruncate(fd, whole)) {
+		if (wfd < 0 || ftruncate(wfd, whole)) {
 			log_error("audit: cannot remove the torn record from %s: %s", p,
 				  strerror(errno));
 			r = -EIO;
 		}
-		if (fd >= 0)
-			close(fd);
+		if (wfd >= 0)
+			close(wfd);
 	}
 	free(cur);
-	free(last);
 	return r;
+}
+
+/*
+ * Find the last whole record of segment n and continue the chain from it: 1 when found, 0
+ * when the segment holds no whole record, or a negative errno. *bad says whether the
+ * segment's own chain failed verification (why in why).
+ */
+static int recover_tail(uint32_t n, int gz, int *bad, char *why, size_t whyn)
+{
+	struct seg_scan sc;
+	int r = scan_segment(n, gz, 1, &sc);
+
+	*bad = 0;
+	if (r < 0)
+		return r;
+	if (!sc.records)
+		return 0;
+	memcpy(A.prev, sc.prev, sizeof(A.prev));
+	A.seq = sc.seq;
+	if (sc.bad) {
+		*bad = 1;
+		snprintf(why, whyn, "%s", sc.why);
+	}
+	return 1;
 }
 
 /* Does segment n exist, plain (gz 0) or compressed (gz 1)? */
@@ -698,8 +852,9 @@ static int seg_exists(uint32_t n, int gz)
 
 int audit_open(const char *state_dir, const struct audit_cfg *cfg)
 {
-	uint32_t maxseg = 0;
-	int open_seg = 0, r;
+	uint32_t maxseg = 0, bad_seg = 0;
+	int open_seg = 0, r, bad = 0;
+	char bad_why[256] = "";
 	DIR *d;
 	struct dirent *de;
 
@@ -710,6 +865,13 @@ int audit_open(const char *state_dir, const struct audit_cfg *cfg)
 	if (mkdir(A.dir, 0700) && errno != EEXIST) {
 		log_error("cannot create %s: %s", A.dir, strerror(errno));
 		return -errno;
+	}
+	if (A.dfd < 0 && (A.dfd = open_dir_nofollow(A.dir)) < 0) {
+		r = -errno;
+		log_error("cannot open %s: %s%s", A.dir, strerror(errno),
+			  errno == ELOOP || errno == ENOTDIR ? " (it must be a directory, not a "
+							       "symbolic link)" : "");
+		return r;
 	}
 	if ((r = load_key(state_dir)))
 		return r;
@@ -722,11 +884,9 @@ int audit_open(const char *state_dir, const struct audit_cfg *cfg)
 
 		if (sscanf(de->d_name, "seg-%8u.jsonl%15s", &n, tail) == 2 && !strcmp(tail, ".gz.tmp")) {
 			/* A compression cut short by a crash: the plain segment is still there. */
-			char p[4400];
-
-			snprintf(p, sizeof(p), "%s/%s", A.dir, de->d_name);
-			if (unlink(p) && errno != ENOENT)
-				log_warn("audit: cannot remove %s: %s", p, strerror(errno));
+			if (unlinkat(A.dfd, de->d_name, 0) && errno != ENOENT)
+				log_warn("audit: cannot remove %s/%s: %s", A.dir, de->d_name,
+					 strerror(errno));
 			continue;
 		}
 		if (sscanf(de->d_name, "seg-%8u.jsonl%15s", &n, tail) >= 1 && n >= maxseg) {
@@ -745,7 +905,7 @@ int audit_open(const char *state_dir, const struct audit_cfg *cfg)
 		uint32_t n = maxseg;
 		int gz = !open_seg;
 
-		while ((r = recover_tail(n, gz)) == 0 && n > 1) {
+		while ((r = recover_tail(n, gz, &bad, bad_why, sizeof(bad_why))) == 0 && n > 1) {
 			n--;
 			gz = !seg_exists(n, 0);
 			/* Removed by retention: the chain starts in its successor. */
@@ -758,12 +918,22 @@ int audit_open(const char *state_dir, const struct audit_cfg *cfg)
 				  A.dir, strerror(-r));
 			return r;
 		}
-		if (open_seg) {
-			char p[4200];
+		if (bad) {
+			/* The tail was changed while hoopd was down. Sealing it with a checkpoint
+			 * would vouch for the change: it stays as found (verify shows where), and
+			 * the chain goes on in a new segment whose first records say so. */
+			bad_seg = n;
+			log_error("audit: segment %u failed verification at start: %s; it is left "
+				  "unsealed, and a new segment records the failure",
+				  n, bad_why);
+		}
+		if (open_seg && !bad) {
+			char p[4200], name[64];
 			struct stat st;
 
 			seg_path(maxseg, 0, p, sizeof(p));
-			A.fd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC);
+			seg_name(maxseg, 0, name, sizeof(name));
+			A.fd = openat(A.dfd, name, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
 			if (A.fd < 0 || fstat(A.fd, &st)) {
 				log_error("audit: cannot reopen %s to close it: %s", p,
 					  strerror(errno));
@@ -794,6 +964,32 @@ int audit_open(const char *state_dir, const struct audit_cfg *cfg)
 			 "{\"ts\":\"%s\",\"kind\":\"audit_open\",\"segment\":%u,\"pid\":%d}", ts,
 			 A.segno, (int)getpid());
 		if ((r = write_record(obj, strlen(obj))))
+			return r;
+	}
+	if (bad_seg) {
+		struct jbuf j;
+
+		jb_init(&j);
+		jb_obj_open(&j);
+		{
+			char ts[32];
+			time_t now = time(NULL);
+			struct tm tm;
+
+			gmtime_r(&now, &tm);
+			strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			jb_kv_str(&j, "ts", ts);
+		}
+		jb_kv_str(&j, "kind", "audit_tail_unverified");
+		jb_kv_int(&j, "segment", bad_seg);
+		jb_kv_str(&j, "problem", bad_why);
+		jb_kv_str(&j, "note", "the end of the trail failed verification when hoopd "
+				      "started; it was not sealed, and the chain continues from its "
+				      "last line as found");
+		jb_obj_close(&j);
+		r = j.oom ? -ENOMEM : write_record(jb_str(&j), j.len);
+		jb_free(&j);
+		if (r)
 			return r;
 	}
 	log_info("audit trail in %s, segment %u, next record %llu, durability %s", A.dir,
@@ -923,9 +1119,33 @@ int audit_sync_done(void)
 	return 1;
 }
 
+/* "YYYY-MM-DDTHH:MM:SS..." (UTC, as records carry it) as a time, or -1. */
+static time_t ts_time(const char *ts)
+{
+	struct tm tm;
+	const char *e;
+
+	memset(&tm, 0, sizeof(tm));
+	e = strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm);
+	return e ? timegm(&tm) : (time_t)-1;
+}
+
+/*
+ * Retention goes by the trail's own clock: a closed segment goes once its last record is older
+ * than retention_s, oldest segment first, and only when its chain verifies (a segment made to
+ * look old by editing it is kept, and said so). File times are not looked at: anyone who can
+ * write the directory can set them. Reading a segment costs its decompression, so what was
+ * found is kept (the oldest segment waits, usually, for a while) and at most a few are read
+ * per round.
+ */
 void audit_tick(void)
 {
+	static uint32_t known_n;   /* the oldest segment read, and when its last record was */
+	static time_t known_last;
+	static int known_bad;
 	time_t now = time(NULL);
+	uint32_t *ns = NULL;
+	size_t n = 0, cap = 0;
 	DIR *d;
 	struct dirent *de;
 
@@ -936,27 +1156,56 @@ void audit_tick(void)
 	if (!d)
 		return;
 	while ((de = readdir(d))) {
-		char p[4400], obj[512], ts[32];
-		struct stat st;
-		struct tm tm;
-		unsigned n;
+		unsigned v;
+		int end = 0;
 
-		if (sscanf(de->d_name, "seg-%8u.jsonl.gz", &n) != 1 || n == A.segno)
+		if (sscanf(de->d_name, "seg-%8u.jsonl.gz%n", &v, &end) != 1 || !end ||
+		    de->d_name[end] || v >= A.segno)
 			continue;
-		snprintf(p, sizeof(p), "%s/%s", A.dir, de->d_name);
-		if (stat(p, &st) || now - st.st_mtime < A.cfg.retention_s)
-			continue;
+		if (n == cap) {
+			uint32_t *x = realloc(ns, (cap = cap ? 2 * cap : 16) * sizeof(*ns));
+
+			if (!x)
+				break;
+			ns = x;
+		}
+		ns[n++] = v;
+	}
+	closedir(d);
+	if (n)
+		qsort(ns, n, sizeof(*ns), u32_cmp);
+	for (size_t i = 0, reads = 0; i < n; i++) {
+		struct seg_scan sc;
+		char obj[512], ts[32], name[64];
+		struct tm tm;
+
+		if (ns[i] != known_n) {
+			if (reads++ >= 4 || scan_segment(ns[i], 1, 0, &sc))
+				break;
+			known_n = ns[i];
+			known_last = ts_time(sc.last_ts);
+			known_bad = sc.bad;
+			if (sc.bad)
+				log_error("audit retention: segment %u fails verification (%s); it is "
+					  "kept, and so is every segment after it",
+					  ns[i], sc.why);
+		}
+		if (known_bad || known_last < 0 || now - known_last < A.cfg.retention_s)
+			break; /* in trail order: nothing after it is older */
 		/* Whole segments only, and the removal is itself on record. */
 		gmtime_r(&now, &tm);
 		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		snprintf(obj, sizeof(obj),
 			 "{\"ts\":\"%s\",\"kind\":\"retention\",\"removed_segment\":%u,"
-			 "\"last_modified\":%lld,\"retention_s\":%lld}",
-			 ts, n, (long long)st.st_mtime, (long long)A.cfg.retention_s);
-		if (audit_append(obj, strlen(obj)) == 0 && unlink(p) == 0)
-			log_info("audit retention: removed %s", p);
+			 "\"last_record_at\":%lld,\"retention_s\":%lld}",
+			 ts, ns[i], (long long)known_last, (long long)A.cfg.retention_s);
+		seg_name(ns[i], 1, name, sizeof(name));
+		if (audit_append(obj, strlen(obj)) || unlinkat(A.dfd, name, 0))
+			break;
+		log_info("audit retention: removed %s/%s (its last record is from %lld)", A.dir,
+			 name, (long long)known_last);
 	}
-	closedir(d);
+	free(ns);
 }
 
 void audit_close(void)
