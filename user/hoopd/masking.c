@@ -20,7 +20,7 @@ static struct masking *g_cur;
 
 static int load_key(const char *path, int make, uint8_t key[32], char *err, size_t errn)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 
 	if (fd >= 0) {
 		uint8_t extra;
@@ -43,7 +43,7 @@ static int load_key(const char *path, int make, uint8_t key[32], char *err, size
 		snprintf(err, errn, "cannot make a masking key: no randomness");
 		return -EIO;
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
 	if (fd < 0 || write(fd, key, 32) != 32 || fsync(fd)) {
 		snprintf(err, errn, "cannot write the masking key %s: %s", path, strerror(errno));
 		if (fd >= 0)

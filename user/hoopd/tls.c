@@ -146,7 +146,8 @@ static int load_or_make_ca(const char *state_dir)
 	{
 		mode_t old = umask(077);
 
-		f = fopen(key, "we");
+		/* "x" is O_EXCL: never written through a link planted in the state directory */
+		f = fopen(key, "wex");
 		if (!f || !PEM_write_PrivateKey(f, g_ca_key, NULL, NULL, 0, NULL, NULL)) {
 			umask(old);
 			log_error("cannot write %s: %s", key, strerror(errno));
@@ -157,7 +158,7 @@ static int load_or_make_ca(const char *state_dir)
 		fclose(f);
 		umask(old);
 	}
-	f = fopen(crt, "we");
+	f = fopen(crt, "wex");
 	if (!f || !PEM_write_X509(f, g_ca)) {
 		log_error("cannot write %s: %s", crt, strerror(errno));
 		if (f)
