@@ -262,6 +262,14 @@ $(FUZZ_OUT)/fuzz_mask_datarow: fuzz/fuzz_mask_datarow.c fuzz/fuzz_require.h $(MA
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(MASK_UNIT_SRC) -lhs -ljson-c -lssl -lcrypto -lm -o $@
 
+# hoopctl's audit-trail reader (verify, replay) over any record line.
+$(FUZZ_OUT)/fuzz_audit_record: fuzz/fuzz_audit_record.c fuzz/fuzz_require.h user/hoopctl/audit.c \
+			       user/hoopctl/disp.c user/common/json.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CLANG,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -Iuser/hoopctl $< user/hoopctl/disp.c user/common/json.c \
+		-ljson-c -lssl -lcrypto -lz -o $@
+
 # $(call fuzz_run,NAME,FLAGS): build/fuzz/fuzz_NAME for FUZZ_SECONDS over its corpus copy.
 define fuzz_run
 	@mkdir -p $(FUZZ_OUT)/corpus/$(1)
@@ -276,7 +284,7 @@ endef
 .PHONY: FORCE
 fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agent \
       $(FUZZ_OUT)/fuzz_pg_server $(FUZZ_OUT)/fuzz_maskplan $(FUZZ_OUT)/fuzz_mask_datarow \
-      $(FUZZ_OUT)/fuzz_sqlshape
+      $(FUZZ_OUT)/fuzz_sqlshape $(FUZZ_OUT)/fuzz_audit_record
 	$(call fuzz_run,policy,-artifact_prefix=$(FUZZ_OUT)/ -dict=fuzz/policy.dict)
 	$(call fuzz_run,sqlfacts,-artifact_prefix=$(FUZZ_OUT)/sqlfacts- -max_len=4096)
 	$(call fuzz_run,pg_agent,-artifact_prefix=$(FUZZ_OUT)/pg_agent- -dict=fuzz/pg.dict)
@@ -284,6 +292,7 @@ fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agen
 	$(call fuzz_run,maskplan,-artifact_prefix=$(FUZZ_OUT)/maskplan- -dict=fuzz/maskplan.dict)
 	$(call fuzz_run,mask_datarow,-artifact_prefix=$(FUZZ_OUT)/mask_datarow- -dict=fuzz/mask.dict)
 	$(call fuzz_run,sqlshape,-artifact_prefix=$(FUZZ_OUT)/sqlshape- -dict=fuzz/maskplan.dict -max_len=1024)
+	$(call fuzz_run,audit_record,-artifact_prefix=$(FUZZ_OUT)/audit_record- -dict=fuzz/audit.dict -max_len=4096)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(TOOLS)

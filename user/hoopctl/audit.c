@@ -1416,7 +1416,7 @@ static int replay_one(const struct rec *r, void *arg)
 	if (!strcmp(kind, "session_start")) {
 		struct json_object *ag = jo(o, "agent");
 
-		printf("session %s, started %s (record %llu, %s line %u)\n", rp->id, ts,
+		printf("session %s, started %s (record %llu, %s line %u)\n", disp(rp->id), ts,
 		       (unsigned long long)r->seq, r->seg->name, r->lineno);
 		printf("  agent     pid %lld, uid %lld, comm %s, exe %s\n",
 		       (long long)ji(ag, "pid"), (long long)ji(ag, "uid"), jd(ag, "comm"),
