@@ -631,6 +631,14 @@ static int verify_record(struct verify *v, const struct seg *s, const char *line
 			json_object_put(o);
 			return 1;
 		}
+		if (has(o, "unvouched_from"))
+			vnote(v,
+			      "%s: records seq %lld..%llu were covered by no checkpoint when hoopd "
+			      "stopped uncleanly; the checkpoint that closed the segment at its next "
+			      "start (seq %llu) does not vouch for them: they may have been changed "
+			      "while hoopd was down",
+			      s->name, (long long)ji(o, "unvouched_from"),
+			      (unsigned long long)(seq - 1), (unsigned long long)seq);
 		v->checkpoints++;
 		v->good_cp_seq = seq;
 		v->since_cp = 0;

@@ -41,6 +41,8 @@ static struct {
 	int failing; /* the last append failed: say so once, and again when it recovers */
 	FILE *stream;
 	time_t last_retention;
+	uint64_t unvouched_from; /* the next checkpoint closes a recovered segment whose records
+				  * from this seq on no checkpoint covered before the unclean stop */
 } A = {.fd = -1, .dfd = -1};
 
 static void seg_path(uint32_t n, int gz, char *out, size_t len)
@@ -227,14 +229,24 @@ static int checkpoint(const char *why)
 	hex_encode(mac, ml, machex);
 	gmtime_r(&now, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	snprintf(obj, sizeof(obj),
-		 "{\"ts\":\"%s\",\"kind\":\"checkpoint\",\"reason\":\"%s\",\"segment\":%u,"
-		 "\"hmac\":\"%s\"}",
-		 ts, why, A.segno, machex);
+	if (A.unvouched_from)
+		/* The HMAC below is made now, over whatever the records since the last checkpoint
+		 * say: it cannot vouch for them (they may have been changed while hoopd was down),
+		 * and says so for verify. */
+		snprintf(obj, sizeof(obj),
+			 "{\"ts\":\"%s\",\"kind\":\"checkpoint\",\"reason\":\"%s\","
+			 "\"segment\":%u,\"unvouched_from\":%llu,\"hmac\":\"%s\"}",
+			 ts, why, A.segno, (unsigned long long)A.unvouched_from, machex);
+	else
+		snprintf(obj, sizeof(obj),
+			 "{\"ts\":\"%s\",\"kind\":\"checkpoint\",\"reason\":\"%s\","
+			 "\"segment\":%u,\"hmac\":\"%s\"}",
+			 ts, why, A.segno, machex);
 	/* A checkpoint that could not be written (disk full) is owed: the next append retries. */
 	if (write_record(obj, strlen(obj)))
 		return -EIO;
 	A.since_cp = 0;
+	A.unvouched_from = 0;
 	return 0;
 }
 
@@ -664,6 +676,7 @@ struct seg_scan {
 	int bad;		  /* the chain does not hold */
 	char why[256];		  /* where and how */
 	uint64_t good_seq;	  /* the last record up to which it holds */
+	uint64_t last_cp_seq;	  /* its last checkpoint (0: none) */
 };
 
 /* The value of "key":"..." at the top of a record, into out (or ""). */
@@ -730,6 +743,8 @@ static void scan_line(struct seg_scan *sc, const char *line, size_t len, unsigne
 				 "the checkpoint at line %u (seq %llu) does not verify", lineno,
 				 (unsigned long long)seq);
 			sc->bad = 1;
+		} else {
+			sc->last_cp_seq = seq;
 		}
 	}
 	if (!sc->bad)
@@ -834,6 +849,10 @@ static int recover_tail(uint32_t n, int gz, int *bad, char *why, size_t whyn)
 		return 0;
 	memcpy(A.prev, sc.prev, sizeof(A.prev));
 	A.seq = sc.seq;
+	/* Records after the segment's last checkpoint are vouched for by nothing: anyone who
+	 * could write the file could have rewritten them, chain and all. */
+	if (!gz && sc.seq != sc.last_cp_seq)
+		A.unvouched_from = sc.last_cp_seq ? sc.last_cp_seq + 1 : sc.first_seq;
 	if (sc.bad) {
 		*bad = 1;
 		snprintf(why, whyn, "%s", sc.why);
@@ -923,6 +942,7 @@ int audit_open(const char *state_dir, const struct audit_cfg *cfg)
 			 * would vouch for the change: it stays as found (verify shows where), and
 			 * the chain goes on in a new segment whose first records say so. */
 			bad_seg = n;
+			A.unvouched_from = 0; /* it is not sealed: no checkpoint speaks for it */
 			log_error("audit: segment %u failed verification at start: %s; it is left "
 				  "unsealed, and a new segment records the failure",
 				  n, bad_why);
