@@ -154,6 +154,32 @@ def write_lines(state, name, lines):
         f.write(b"".join(l + b"\n" for l in lines))
 
 
+def reseal(state, change):
+    """Rewrite the whole trail with the key, as only someone holding audit.key could: change(n,
+    record) edits segment n's records (dicts, in order), then every prev hash and checkpoint HMAC
+    is recomputed so that the trail verifies again."""
+    import hmac
+    with open(os.path.join(state, "audit.key"), "rb") as f:
+        key = f.read()
+    prev = "0" * 64
+    for name in segments(state):
+        n = int(name[4:12])
+        out = []
+        for line in read_lines(state, name):
+            rec = json.loads(line)
+            change(n, rec)
+            body = {k: v for k, v in rec.items() if k not in ("seq", "prev", "hmac")}
+            if rec.get("kind") == "checkpoint":
+                body["hmac"] = hmac.new(key, ("%d:%s" % (rec["seq"], prev)).encode(),
+                                        hashlib.sha256).hexdigest()
+            full = {"seq": rec["seq"], "prev": prev}
+            full.update(body)
+            raw = json.dumps(full, separators=(",", ":")).encode()
+            out.append(raw)
+            prev = hashlib.sha256(raw).hexdigest()
+        write_lines(state, name, out)
+
+
 def record_seq(line):
     """The record's own seq, from the line's head."""
     return int(re.match(rb'\{"seq":(\d+),', line).group(1))
@@ -766,9 +792,18 @@ def test_retention_removes_old_segments_on_record(ctx):
         check(hd.stop() == 0, "hoopd did not stop cleanly")
         segs = segments(hd.state)
         check(len(segs) > 5, "too few segments: %r" % segs)
-        old = time.time() - 2 * 86400
-        for name in segs[:3]:  # as if written two days ago
-            os.utime(os.path.join(hd.state, "audit", name), (old, old))
+        # Retention goes by the records' own times, not the files': the first three segments
+        # as if written two days ago (the trail re-sealed with the key), and every file as new.
+        old = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 2 * 86400))
+
+        def backdate(n, rec):
+            if n <= 3:
+                rec["ts"] = old
+        reseal(hd.state, backdate)
+        for name in segments(hd.state):
+            os.utime(os.path.join(hd.state, "audit", name), None)
+        rc, rep = verify(hd.state)
+        check(rc == 0, "the re-sealed trail does not verify: %r" % rep)
         hd.start()  # retention runs on hoopd's first housekeeping round
         wait_for(lambda: segments(hd.state)[0] == segs[3], 10, "retention to remove 3 segments")
         gone = [e["removed_segment"] for e in hd.events() if e["kind"] == "retention"]

@@ -11,9 +11,11 @@ numbered point of issue 14 it covers and fails on the code before the fix.
 Usage (as root): tests/e2e/test_hostile.py [NAME-SUBSTRING ...]
 """
 import hashlib
+import json
 import os
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -24,8 +26,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
-from hooptest import (attach_agents, teardown, check_clean_stop, Cleanup, Hoopd, Postgres, check,  # noqa: E402
-                      log, run_tests, wait_for)
+from hooptest import (attach_agents, teardown, check_clean_stop, Cgroup, Cleanup, Hoopd, Postgres, check,  # noqa: E402
+                      log, run_tests, wait_for, HOOPCTL)
 
 PY = "/usr/bin/python3"
 OWNER = "mallory@example.org"
@@ -277,6 +279,341 @@ def all_bytes(msgs):
 
 
 # ---- 13, 14, 15, 18: the operator's side -----------------------------------------------------
+
+AGENT_USER = "nobody"  # the agent's uid: root is the approver in this suite, and nobody approves
+                       # a request from their own uid
+
+
+def held_query(ctx, sql):
+    """A raw agent (uid nobody) whose Query an approve rule holds: (the agent process, its request
+    as `hoopctl approvals --json` lists it)."""
+    path = os.path.join(ctx.tmp, "rawpg.py")
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            f.write(RAW_CLIENT)
+    argv = ["runuser", "-u", AGENT_USER, "--", PY, path, "127.0.0.1", str(ctx.pg.port), "1",
+            "60", startup_packet().hex(), Q(sql).hex()]
+    p = ctx.cg.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ctx.cleanup.push(lambda: p.poll() is None and p.kill())
+    key = sql.encode()
+
+    def find():
+        r = ctx.hd.ctl("approvals", "--json")
+        for a in json.loads(r.stdout)["approvals"]:
+            if a["statement"].encode() == key:
+                return a
+        return None
+    return p, wait_for(find, 15, "the request holding %r" % sql[:40])
+
+
+def ctl_raw(ctx, req):
+    """One JSON request on hoopd's control socket, as any client may send it (not hoopctl)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(ctx.hd.control)
+    s.sendall(json.dumps(req).encode() + b"\n")
+    out = b""
+    while not out.endswith(b"\n"):
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+    s.close()
+    return json.loads(out)
+
+
+def trail_lines(ctx):
+    """Every line of the open segment, raw (bytes), so that a record split in two shows."""
+    d = os.path.join(ctx.hd.state, "audit")
+    plain = sorted(n for n in os.listdir(d) if re.fullmatch(r"seg-\d{8}\.jsonl", n))
+    with open(os.path.join(d, plain[-1]), "rb") as f:
+        return f.read().split(b"\n")[:-1]
+
+
+def test_approvals_show_held_text_escaped_with_its_hash(ctx):
+    """Point 13: a held statement with ESC, CR and bidi bytes in a comment is shown by `hoopctl
+    approvals` escaped (\\x1b, \\r, \\u202e), with its byte count and SHA-256, and a long one is cut
+    with a "more bytes" marker."""
+    sql = ("select * from patients /*\r\x1b[2K\x1b[1A select count(*) from encounters \u202e"
+           "\x1b[8m*/" + " " * 3000 + "-- tail")
+    p, a = held_query(ctx, sql)
+    r = ctx.hd.ctl("approvals")
+    out = r.stdout
+    for bad in ("\x1b", "\r", "\u202e"):
+        check(bad not in out, "hoopctl approvals printed %r raw: %r" % (bad, out[:300]))
+    check("\\x1b[2K" in out and "\\r" in out and "\\u202e" in out,
+          "the control bytes are not shown escaped: %r" % out[:300])
+    digest = hashlib.sha256(sql.encode()).hexdigest()
+    check("%d bytes, sha256 %s" % (len(sql.encode()), digest) in out,
+          "no byte count and hash of the held text: %r" % out[:400])
+    check(re.search(r"\u2026 \d+ more bytes", out), "a long statement is not cut visibly: %r" % out[-300:])
+    check(a["sha256"] == digest and a["bytes"] == len(sql.encode()), a)
+    ctx.hd.ctl("deny", a["id"], "--reason", "test")
+    p.wait(timeout=30)
+
+
+def test_approve_with_a_wrong_hash_is_refused_by_hoopd(ctx):
+    """Point 13: hoopd itself refuses an approval whose SHA-256 does not match the held text (a
+    request straight on the control socket, not only hoopctl), and runs it with the right one."""
+    sql = "select * from patients -- approve me"
+    p, a = held_query(ctx, sql)
+    r = ctl_raw(ctx, {"cmd": "approve", "id": a["id"], "sha256": "deadbeefdeadbeef",
+                      "reason": "", "scope": "once", "for_s": 0})
+    check(not r.get("ok") and "does not match" in r.get("error", ""), "wrong hash: %r" % r)
+    r = ctl_raw(ctx, {"cmd": "approve", "id": a["id"], "reason": "", "scope": "once", "for_s": 0})
+    check(not r.get("ok") and "sha256" in r.get("error", ""), "no hash: %r" % r)
+    time.sleep(0.3)
+    check(p.poll() is None, "a refused approval ran the statement")
+    r = ctx.hd.ctl("approve", a["id"], "--sha256", "0123456789", check=False)
+    check(r.returncode == 1 and "does not match" in r.stderr, "hoopctl wrong hash: %r" % r.stderr)
+    ctx.hd.ctl("approve", a["id"], "--sha256", a["sha256"][:12], "--reason", "right text")
+    out, _ = p.communicate(timeout=30)
+    check(b"\nD " in out or out.startswith(b"D "), "the approved statement did not run: %r" % out[-200:])
+    refused = [e for e in ctx.hd.events() if e["kind"] == "approval_refused" and e.get("approval") == a["id"]]
+    check(len(refused) >= 2 and any("does not match" in e["refused"] for e in refused), refused)
+
+
+def test_a_second_uid_cannot_exhaust_the_control_slots(ctx):
+    """Point 14: a local user who may not control hoopd holds as many control connections as it
+    can for seconds; root's hoopctl still gets answers every time."""
+    os.chmod(ctx.hd.dir, 0o755)  # the socket is reachable by every local user, as deployed
+    ctx.cleanup.push(os.chmod, ctx.hd.dir, 0o700)
+    st = os.stat(ctx.hd.control)
+    check(st.st_mode & 0o777 == 0o666, "control socket mode %o" % (st.st_mode & 0o777))
+    hog = (
+        "import socket, sys, time\n"
+        "socks = []\n"
+        "end = time.time() + 8\n"
+        "while time.time() < end:\n"
+        "    socks = [s for s in socks if s.fileno() >= 0]\n"
+        "    while len(socks) < 200:\n"
+        "        s = socket.socket(socket.AF_UNIX)\n"
+        "        try:\n"
+        "            s.connect(sys.argv[1])\n"
+        "        except OSError:\n"
+        "            break\n"
+        "        socks.append(s)\n"
+        "    time.sleep(0.2)\n"
+        "    for s in list(socks):\n"
+        "        s.setblocking(False)\n"
+        "        try:\n"
+        "            if s.recv(1) == b'':\n"
+        "                s.close()\n"
+        "        except BlockingIOError:\n"
+        "            pass\n"
+        "        except OSError:\n"
+        "            s.close()\n")
+    p = subprocess.Popen(["runuser", "-u", AGENT_USER, "--", PY, "-c", hog, ctx.hd.control])
+    ctx.cleanup.push(lambda: p.poll() is None and p.kill())
+    time.sleep(1.5)
+    fails = []
+    for i in range(8):
+        r = ctx.hd.ctl("ping", check=False)
+        if r.returncode != 0:
+            fails.append(r.stderr.strip())
+        time.sleep(0.6)
+    p.wait(timeout=30)
+    check(not fails, "root's hoopctl was locked out %d of 8 times: %r" % (len(fails), fails[:2]))
+
+
+def test_scope_with_quotes_and_newline_stays_one_valid_record(ctx):
+    """Point 14: an approver's scope with quotes and a newline, and a reason of 5000 bytes,
+    leave every line of the trail one valid JSON record (the reason cut, and said so)."""
+    before = len(trail_lines(ctx))
+    p, a = held_query(ctx, "select * from patients -- scope")
+    evil = 'once","decision":"denied"\n{"forged":1'
+    r = ctl_raw(ctx, {"cmd": "approve", "id": a["id"], "sha256": a["sha256"], "scope": evil,
+                      "reason": "x", "for_s": 0})
+    check(not r.get("ok"), "an invalid scope was taken: %r" % r)
+    r = ctl_raw(ctx, {"cmd": "deny", "id": a["id"], "reason": "r" * 5000, "scope": evil,
+                      "for_s": 0})
+    check(not r.get("ok"), "an invalid scope was taken on deny: %r" % r)
+    ctx.hd.ctl("deny", a["id"], "--reason", "\"quoted\"\nline two " + "y" * 5000)
+    p.wait(timeout=30)
+    lines = trail_lines(ctx)[before:]
+    for l in lines:
+        try:
+            rec = json.loads(l)
+        except ValueError:
+            check(False, "a trail line is not one JSON record: %r" % l[:200])
+        check("forged" not in rec, "a field was injected: %r" % l[:200])
+    dec = [json.loads(l) for l in lines if b'"approval_decision"' in l]
+    dec = [d for d in dec if d.get("approval") == a["id"] and d.get("decision") == "denied"]
+    check(dec and dec[0]["reason_truncated"] and len(dec[0]["reason"]) == 512 and
+          dec[0]["reason_bytes"] > 5000, "long reason: %r" % [str(d)[:200] for d in dec])
+    refused = [json.loads(l) for l in lines if b'"approval_refused"' in l]
+    check(any(x.get("refused", "").startswith("scope") for x in refused), refused)
+
+
+def restart(ctx):
+    check(ctx.hd.stop() == 0, "hoopd did not stop cleanly")
+    ctx.hd.start()
+
+
+def crash(ctx):
+    """SIGKILL hoopd, on purpose: its exit is not one the suite's clean-stop check counts."""
+    ctx.hd.stop(signal.SIGKILL)
+    if ctx.hd.exit_codes and ctx.hd.exit_codes[-1] == -signal.SIGKILL:
+        ctx.hd.exit_codes.pop()
+
+
+def read_segment(path):
+    """A segment's lines, plain or (once hoopd's compressor took it) gzip'd."""
+    import gzip
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        with gzip.open(path + ".gz", "rb") as f:
+            data = f.read()
+    return data.split(b"\n")[:-1]
+
+
+def test_symlinks_in_the_state_directory_are_not_followed(ctx):
+    """Point 15: a symlink planted at the attachment record's .tmp name and at the next
+    compressed segment's .gz.tmp name is not followed: the files they point to stay intact."""
+    victim = os.path.join(ctx.tmp, "victim-attach")
+    with open(victim, "w") as f:
+        f.write("precious\n")
+    cgid = [a["cgroup_id"] for a in ctx.hd.status()["attachments"] if a["cgroup"] == ctx.cg.path][0]
+    tmp = os.path.join(ctx.hd.state, "attachments", "%d.json.tmp" % cgid)
+    os.symlink(victim, tmp)
+    ctx.hd.ctl("attach", "--cgroup", ctx.cg.path, "--owner", OWNER)  # rewrites the record
+    with open(victim) as f:
+        check(f.read() == "precious\n", "the attachment .tmp symlink was followed")
+    check(not os.path.islink(tmp), "the planted link is still there")
+    # The open segment is compressed when hoopd stops: plant a link at its .gz.tmp first.
+    victim2 = os.path.join(ctx.tmp, "victim-audit")
+    with open(victim2, "w") as f:
+        f.write("precious\n")
+    d = os.path.join(ctx.hd.state, "audit")
+    seg = sorted(n for n in os.listdir(d) if re.fullmatch(r"seg-\d{8}\.jsonl", n))[-1]
+    os.symlink(victim2, os.path.join(d, seg + ".gz.tmp"))
+    restart(ctx)
+    wait_for(lambda: os.path.exists(os.path.join(d, seg + ".gz")), 15, "the segment compressed")
+    with open(victim2) as f:
+        check(f.read() == "precious\n", "the .gz.tmp symlink was followed")
+    r = subprocess.run([HOOPCTL, "verify", "--state-dir", ctx.hd.state], capture_output=True, text=True)
+    check(r.returncode == 0, "the trail does not verify after the restart: %s" % r.stdout)
+
+
+def test_backdated_segment_mtimes_do_not_trigger_retention(ctx):
+    """Point 15: retention (90d in the shipped policy) goes by the trail's own timestamps: closed
+    segments whose files are backdated by years are kept, and no retention record is written."""
+    d = os.path.join(ctx.hd.state, "audit")
+    restart(ctx)  # closes a segment, so that there is one to backdate
+    closed = sorted(n for n in os.listdir(d) if n.endswith(".jsonl.gz"))
+    check(closed, "no closed segment")
+    old = time.time() - 10 * 365 * 86400
+    for n in closed:
+        os.utime(os.path.join(d, n), (old, old))
+    restart(ctx)  # retention runs on hoopd's first housekeeping round
+    time.sleep(3)
+    left = [n for n in closed if os.path.exists(os.path.join(d, n))]
+    check(left == closed, "retention removed backdated segments: %r" % sorted(set(closed) - set(left)))
+    check(not [e for e in ctx.hd.events() if e["kind"] == "retention"], "a retention record was written")
+
+
+def test_an_edited_tail_is_not_sealed_with_a_valid_checkpoint(ctx):
+    """Point 15: records after the last checkpoint, rewritten (chain and all) while hoopd was
+    down after a crash, are not vouched for by the checkpoint hoopd closes the segment with at its
+    next start: hoopctl verify says so. A tail whose chain does not hold is not sealed at all."""
+    rc, out, err = agent_psql(ctx, "select 'tail-marker-1'")
+    check(rc == 0, err)
+    d = os.path.join(ctx.hd.state, "audit")
+    crash(ctx)
+    seg = sorted(n for n in os.listdir(d) if re.fullmatch(r"seg-\d{8}\.jsonl", n))[-1]
+    p = os.path.join(d, seg)
+    with open(p, "rb") as f:
+        lines = f.read().split(b"\n")[:-1]
+    i = max(k for k, l in enumerate(lines) if b"tail-marker-1" in l)
+    # Rewrite that record and re-chain the rest, as anyone could without the key.
+    lines[i] = lines[i].replace(b"tail-marker-1", b"tail-marker-X")
+    for k in range(i + 1, len(lines)):
+        prev = hashlib.sha256(lines[k - 1]).hexdigest().encode()
+        lines[k] = re.sub(rb'^(\{"seq":\d+,"prev":")[0-9a-f]{64}', lambda m: m.group(1) + prev, lines[k])
+    check(not any(b'"kind":"checkpoint"' in l for l in lines[i:]), "a checkpoint follows the record")
+    with open(p, "wb") as f:
+        f.write(b"".join(l + b"\n" for l in lines))
+    ctx.hd.start()
+    r = subprocess.run([HOOPCTL, "verify", "--state-dir", ctx.hd.state], capture_output=True, text=True)
+    check("does not vouch" in r.stdout and seg in r.stdout,
+          "verify does not say the recovered tail is unvouched: %r" % r.stdout[-600:])
+    # A tail whose own chain is broken: never sealed, and the next segment says so.
+    rc, out, err = agent_psql(ctx, "select 'tail-marker-2'")
+    check(rc == 0, err)
+    crash(ctx)
+    seg = sorted(n for n in os.listdir(d) if re.fullmatch(r"seg-\d{8}\.jsonl", n))[-1]
+    p = os.path.join(d, seg)
+    with open(p, "rb") as f:
+        lines = f.read().split(b"\n")[:-1]
+    check(len(lines) >= 2, "too few records in %s" % seg)
+    lines[-2] = lines[-2][:-1] + b',"x":1}'
+    with open(p, "wb") as f:
+        f.write(b"".join(l + b"\n" for l in lines))
+    ctx.hd.start()
+    after = read_segment(p)
+    check(after == lines, "the broken tail was changed (sealed?)")
+    check([e for e in ctx.hd.events() if e["kind"] == "audit_tail_unverified"],
+          "no audit_tail_unverified record")
+    r = subprocess.run([HOOPCTL, "verify", "--state-dir", ctx.hd.state], capture_output=True, text=True)
+    check(r.returncode == 1 and seg in r.stdout, "verify: %r" % r.stdout[-400:])
+
+
+def test_an_edited_attachment_record_stops_hoopd_and_keeps_the_cgroup_attached(ctx):
+    """Point 15: an attachment record edited to another cgroup path makes hoopd refuse to start,
+    naming the record; the cgroup stays attached (its agents are refused, never direct); with the
+    record restored hoopd starts and carries the attachment over."""
+    cgid = [a["cgroup_id"] for a in ctx.hd.status()["attachments"] if a["cgroup"] == ctx.cg.path][0]
+    rec = os.path.join(ctx.hd.state, "attachments", "%d.json" % cgid)
+    ctx.hd.stop()
+    with open(rec) as f:
+        orig = f.read()
+    with open(rec, "w") as f:
+        f.write(orig.replace(ctx.cg.path, ctx.cg.path + "-gone"))
+    rc = ctx.hd.start(expect_fail=True)
+    check(rc != 0, "hoopd started on an edited attachment record")
+    check("%d.json does not match its cgroup" % cgid in ctx.hd.log_text(), "the log does not name the record")
+    check(os.path.isdir(os.path.join(ctx.hd.pin_root, "cgroups", str(cgid))),
+          "the cgroup was detached")
+    rc, out, err = agent_psql(ctx, "select 'went direct'", timeout=20)
+    check(rc != 0 and "went direct" not in out, "an agent reached the database around hoopd")
+    with open(rec, "w") as f:
+        f.write(orig)
+    ctx.hd.start()
+    check(any(a["cgroup_id"] == cgid for a in ctx.hd.status()["attachments"]), "not carried over")
+    rc, out, err = agent_psql(ctx, "select 'through hoopd'")
+    check(rc == 0 and "through hoopd" in out, err)
+
+
+def test_policy_test_agrees_with_hoopd_on_approve_without_approvers(ctx):
+    """Point 18: with no approvers named, `hoopctl policy test` shows the verdict hoopd gives (a
+    refusal, with hoopd's message), not `approve`."""
+    pol = os.path.join(ctx.tmp, "no-approvers.yaml")
+    with open(pol, "w") as f:
+        f.write(shipped_policy(ctx).replace('approvers: ["root"]', "approvers: []"))
+    sql = "select * from patients"
+    r = subprocess.run([HOOPCTL, "policy", "test", pol, "--sql", sql, "--json"], capture_output=True,
+                       text=True, check=True)
+    ctl = json.loads(r.stdout.splitlines()[0])
+    check(ctx.hd.stop() == 0, "hoopd did not stop cleanly")  # one hoopd at a time
+    try:
+        hd = Hoopd(ctx.cleanup, "version: 1\n", tag="noappr")
+        hd.write_policy(open(pol).read())
+        hd.start()
+        ctx.hoopds.append(hd)
+        cg = Cgroup(ctx.cleanup, "agents-noappr")
+        ctx.cleanup.push(lambda: hd.proc and hd.ctl("detach", "--cgroup", cg.path, check=False))
+        hd.ctl("attach", "--cgroup", cg.path, "--owner", OWNER)
+        r = cg.run(["psql", "-X", "-tA", dsn(ctx), "-c", sql], timeout=30)
+        hd.ctl("detach", "--cgroup", cg.path)
+        check(hd.stop() == 0, "the second hoopd did not stop cleanly")
+    finally:
+        ctx.hd.start()
+    check(r.returncode != 0 and "names no approvers" in r.stderr, "hoopd: %r" % r.stderr)
+    check(ctl["verdict"] == "deny", "policy test says %r where hoopd refuses" % ctl["verdict"])
+    check(ctl["message"] in r.stderr, "messages differ: %r vs %r" % (ctl["message"], r.stderr))
+
 
 
 # ---- the end ----------------------------------------------------------------------------------
