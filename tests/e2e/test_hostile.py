@@ -373,6 +373,28 @@ def test_approve_with_a_wrong_hash_is_refused_by_hoopd(ctx):
     check(len(refused) >= 2 and any("does not match" in e["refused"] for e in refused), refused)
 
 
+def test_held_approvals_are_capped_per_agent_cgroup(ctx):
+    """Point 10 (held approvals, the operator's part): one agent cgroup parks at most
+    approvals.max_waiting statements (16 by default); the next one is refused at once with a
+    clear error and an approval_not_opened record, and nothing waits behind it."""
+    held = []
+    try:
+        for i in range(16):
+            held.append(held_query(ctx, "select * from patients where %d = %d" % (i, i)))
+        t0 = time.time()
+        msgs = raw(ctx, [Q("select * from patients where 99 = 99")], timeout=10)
+        errs = [error_fields(b) for t, b in msgs if t == "E"]
+        check(errs and errs[0].get("C") == "53400" and "too many statements" in errs[0].get("M", ""),
+              "the 17th held statement: %r" % msgs[-3:])
+        check(time.time() - t0 < 8, "the refusal waited")
+        check([e for e in ctx.hd.events() if e["kind"] == "approval_not_opened"],
+              "no approval_not_opened record")
+    finally:
+        for p, a in held:
+            ctx.hd.ctl("deny", a["id"], "--reason", "test over", check=False)
+            p.wait(timeout=30)
+
+
 def test_a_second_uid_cannot_exhaust_the_control_slots(ctx):
     """Point 14: a local user who may not control hoopd holds as many control connections as it
     can for seconds; root's hoopctl still gets answers every time."""
@@ -422,7 +444,7 @@ def test_scope_with_quotes_and_newline_stays_one_valid_record(ctx):
     before = len(trail_lines(ctx))
     p, a = held_query(ctx, "select * from patients -- scope")
     evil = 'once","decision":"denied"\n{"forged":1'
-    r = ctl_raw(ctx, {"cmd": "approve", "id": a["id"], "sha256": a["sha256"], "scope": evil,
+    r = ctl_raw(ctx, {"cmd": "approve", "id": a["id"], "sha256": a.get("sha256", ""), "scope": evil,
                       "reason": "x", "for_s": 0})
     check(not r.get("ok"), "an invalid scope was taken: %r" % r)
     r = ctl_raw(ctx, {"cmd": "deny", "id": a["id"], "reason": "r" * 5000, "scope": evil,

@@ -52,13 +52,12 @@ static struct request *g_reqs;
 static struct grant *g_grants;
 
 /*
- * Held statements are capped per agent cgroup (and so per owner attached to it): an agent that
- * opens sessions only to park statements fills the approvers' list and hoopd's memory, and
- * drowns the request that matters. A session holds at most one statement (its input stops
- * while held), so the cap per session is 1 by construction.
+ * Held statements are capped per agent cgroup (approvals.max_waiting) and per owner (four
+ * times that, over all the owner's cgroups): an agent that opens sessions only to park
+ * statements fills the approvers' list and hoopd's memory, and drowns the request that
+ * matters. A session holds at most one statement (its input stops while held), so the cap per
+ * session is 1 by construction.
  */
-#define APPROVALS_MAX_PER_CGROUP 8
-#define APPROVALS_MAX_PER_OWNER 32
 /* An approver's reason is kept to this many bytes in the record (and says it was cut). */
 #define APPROVALS_MAX_REASON 512
 
@@ -282,13 +281,15 @@ static int open_request(struct session *s, const char *rule, const char *message
 		same_cg += o->s->o.cgroup_id == s->o.cgroup_id;
 		same_owner += s->owner[0] && !strcmp(o->s->owner, s->owner);
 	}
-	if (same_cg >= APPROVALS_MAX_PER_CGROUP || same_owner >= APPROVALS_MAX_PER_OWNER) {
+	int max_cg = G.pol->approvals.max_waiting, max_owner = 4 * max_cg;
+
+	if (same_cg >= max_cg || same_owner >= max_owner) {
 		char extra[256];
 
 		snprintf(extra, sizeof(extra),
 			 ",\"refused\":\"too many statements waiting\",\"waiting_cgroup\":%d,"
 			 "\"waiting_owner\":%d,\"max_cgroup\":%d,\"max_owner\":%d",
-			 same_cg, same_owner, APPROVALS_MAX_PER_CGROUP, APPROVALS_MAX_PER_OWNER);
+			 same_cg, same_owner, max_cg, max_owner);
 		record(s, "approval_not_opened", NULL, extra);
 		hlog_conn(HLOG_WARN, s->id, s->peer,
 			  "not holding a statement for approval (%s): %d already wait from this "

@@ -586,11 +586,12 @@ static int parse_audit(struct pctx *c, yaml_node_t *n, struct policy_audit *a)
 	return 0;
 }
 
-static const char *const approval_keys[] = {"approvers", "timeout", "notify_command", NULL};
+static const char *const approval_keys[] = {"approvers", "timeout", "notify_command",
+					    "max_waiting", NULL};
 
 static int parse_approvals(struct pctx *c, yaml_node_t *n, struct policy_approvals *a)
 {
-	yaml_node_t *seen[3] = {NULL};
+	yaml_node_t *seen[4] = {NULL};
 	char q[SHOW_BUF];
 
 	if (n->type != YAML_MAPPING_NODE)
@@ -605,7 +606,7 @@ static int parse_approvals(struct pctx *c, yaml_node_t *n, struct policy_approva
 		if (ki < 0)
 			return fail(c, k,
 				    "unknown approvals key '%s' (known: approvers, timeout, "
-				    "notify_command)",
+				    "notify_command, max_waiting)",
 				    key ? show(key, q) : "?");
 		if ((e = check_duplicate(c, k, key, &seen[ki])))
 			return e;
@@ -614,6 +615,12 @@ static int parse_approvals(struct pctx *c, yaml_node_t *n, struct policy_approva
 		} else if (ki == 1) {
 			if (!scalar(v) || parse_duration(scalar(v), &a->timeout_s) || !a->timeout_s)
 				return fail(c, v, "approvals.timeout must be a duration like 5m or 90s");
+		} else if (ki == 3) {
+			unsigned mw;
+
+			if (!scalar(v) || parse_decimal(scalar(v), 4096, &mw) || !mw)
+				return fail(c, v, "approvals.max_waiting must be a number from 1 to 4096");
+			a->max_waiting = (int)mw;
 		} else {
 			if (!scalar(v) || !*scalar(v) || strlen(scalar(v)) >= sizeof(a->notify_command))
 				return fail(c, v, "approvals.notify_command must be a shell command");
@@ -1087,6 +1094,8 @@ static int parse_doc(struct pctx *c, struct policy *pol)
 		pol->on_parse_error = ACTION_DENY; /* what cannot be parsed is not forwarded */
 	if (!pol->approvals.timeout_s)
 		pol->approvals.timeout_s = 300;
+	if (!pol->approvals.max_waiting)
+		pol->approvals.max_waiting = 16;
 	if (!pol->catalog.refresh_s)
 		pol->catalog.refresh_s = 60;
 	return 0;

@@ -82,6 +82,7 @@ struct policy_approvals {
 	struct policy_list approvers; /* user names, or group:NAME */
 	int64_t timeout_s;	      /* default 300 */
 	char notify_command[1024];    /* run with the request as JSON on stdin */
+	int max_waiting;	      /* held at once per agent cgroup (4x per owner); default 16 */
 };
 
 /* catalog: how hoopd reads a database's schema for masking (catalog_fetch.c). */
