@@ -284,17 +284,21 @@ AGENT_USER = "nobody"  # the agent's uid: root is the approver in this suite, an
                        # a request from their own uid
 
 
-def held_query(ctx, sql):
-    """A raw agent (uid nobody) whose Query an approve rule holds: (the agent process, its request
-    as `hoopctl approvals --json` lists it)."""
+def raw_agent(ctx, frames, ready=1):
+    """The raw client as the agent (uid nobody), in the background: its process."""
     path = os.path.join(ctx.tmp, "rawpg.py")
     if not os.path.exists(path):
         with open(path, "w") as f:
             f.write(RAW_CLIENT)
-    argv = ["runuser", "-u", AGENT_USER, "--", PY, path, "127.0.0.1", str(ctx.pg.port), "1",
-            "60", startup_packet().hex(), Q(sql).hex()]
+    argv = ["runuser", "-u", AGENT_USER, "--", PY, path, "127.0.0.1", str(ctx.pg.port), str(ready),
+            "60", startup_packet().hex()] + [fr.hex() for fr in frames]
     p = ctx.cg.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     ctx.cleanup.push(lambda: p.poll() is None and p.kill())
+    return p
+
+
+def wait_held(ctx, sql):
+    """The request holding exactly this text, as `hoopctl approvals --json` lists it."""
     key = sql.encode()
 
     def find():
@@ -303,7 +307,13 @@ def held_query(ctx, sql):
             if a["statement"].encode() == key:
                 return a
         return None
-    return p, wait_for(find, 15, "the request holding %r" % sql[:40])
+    return wait_for(find, 15, "the request holding %r" % sql[:40])
+
+
+def held_query(ctx, sql):
+    """A raw agent whose Query an approve rule holds: (the agent process, its request)."""
+    p = raw_agent(ctx, [Q(sql)])
+    return p, wait_held(ctx, sql)
 
 
 def ctl_raw(ctx, req):
@@ -349,6 +359,24 @@ def test_approvals_show_held_text_escaped_with_its_hash(ctx):
     check(re.search(r"\u2026 \d+ more bytes", out), "a long statement is not cut visibly: %r" % out[-300:])
     check(a["sha256"] == digest and a["bytes"] == len(sql.encode()), a)
     ctx.hd.ctl("deny", a["id"], "--reason", "test")
+    p.wait(timeout=30)
+
+
+def test_approvals_show_what_an_execute_runs(ctx):
+    """Point 13: a held EXECUTE is shown with the text of the prepared statement it runs, as
+    hoopd recorded it for the session (its name alone says nothing)."""
+    prep = "PREPARE innocent AS select * from patients /* bulk */"
+    p = raw_agent(ctx, [Q(prep), Q("EXECUTE innocent")], ready=2)
+    a = wait_held(ctx, prep)
+    ctx.hd.ctl("approve", a["id"], "--sha256", a["sha256"][:16])
+    b = wait_held(ctx, "EXECUTE innocent")  # the agent's next Query, judged by what it runs
+    runs = b.get("runs") or []
+    check(runs and runs[0]["what"] == "prepared statement" and runs[0]["name"] == "innocent" and
+          "select * from patients" in runs[0].get("text", ""), "runs: %r" % b)
+    out = ctx.hd.ctl("approvals").stdout
+    check("which runs prepared statement innocent: " in out and "select * from patients" in out,
+          "hoopctl approvals does not show what EXECUTE runs: %r" % out)
+    ctx.hd.ctl("deny", b["id"], "--reason", "test over")
     p.wait(timeout=30)
 
 
