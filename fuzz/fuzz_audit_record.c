@@ -123,12 +123,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		REQUIRE(v.expect == 2 && v.records == 1 && !v.bad);
 		/* the successor hoopd would write: it must verify */
 		snprintf(msg, sizeof(msg), "2:%s", hx);
-		HMAC(EVP_sha256(), v.key, sizeof(v.key), (const uint8_t *)msg, strlen(msg), mac, &ml);
+		HMAC(EVP_sha256(), v.key, sizeof(v.key), (const uint8_t *)msg, strlen(msg), mac,
+		     &ml);
 		hex_encode(mac, ml, mac_hex);
-		snprintf(next, sizeof(next),
-			 "{\"seq\":2,\"prev\":\"%s\",\"kind\":\"checkpoint\",\"reason\":\"interval\","
-			 "\"hmac\":\"%s\"}",
-			 hx, mac_hex);
+		snprintf(
+		    next, sizeof(next),
+		    "{\"seq\":2,\"prev\":\"%s\",\"kind\":\"checkpoint\",\"reason\":\"interval\","
+		    "\"hmac\":\"%s\"}",
+		    hx, mac_hex);
 		REQUIRE(verify_record(&v, &s, next, strlen(next), 2) == 0);
 		REQUIRE(v.checkpoints == 1);
 	} else {

@@ -11,7 +11,7 @@ struct policy;
 struct rcase;
 static void agree_run(const struct policy *pol, const struct rcase *c);
 #define RULES_CASE_RUN agree_run
-#define main rules_main
+#define main	       rules_main
 #include "test_rules.c"
 #undef main
 
@@ -32,8 +32,8 @@ int approvals_granted(const struct session *s, const char *text, size_t len)
 
 static int agreed;
 
-static void agree_one(const struct policy *pol, const struct rcase *c, const char *sql,
-		      size_t len, int split_failed, const char *what)
+static void agree_one(const struct policy *pol, const struct rcase *c, const char *sql, size_t len,
+		      int split_failed, const char *what)
 {
 	struct sqlfacts *f = calloc(1, sizeof(*f));
 	struct session *s = calloc(1, sizeof(*s));

@@ -219,7 +219,8 @@ int cmd_decide(int argc, char **argv)
 
 			printf("approve this statement? [y/N] ");
 			fflush(stdout);
-			if (!fgets(line, sizeof(line), stdin) || (line[0] != 'y' && line[0] != 'Y')) {
+			if (!fgets(line, sizeof(line), stdin) ||
+			    (line[0] != 'y' && line[0] != 'Y')) {
 				printf("not approved\n");
 				return 1;
 			}

@@ -633,10 +633,10 @@ static int verify_record(struct verify *v, const struct seg *s, const char *line
 		}
 		if (has(o, "unvouched_from"))
 			vnote(v,
-			      "%s: records seq %lld..%llu were covered by no checkpoint when hoopd "
-			      "stopped uncleanly; the checkpoint that closed the segment at its next "
-			      "start (seq %llu) does not vouch for them: they may have been changed "
-			      "while hoopd was down",
+			      "%s: records seq %lld..%llu were covered by no checkpoint when "
+			      "hoopd stopped uncleanly; the checkpoint that closed the segment at "
+			      "its next start (seq %llu) does not vouch for them: they may have "
+			      "been changed while hoopd was down",
 			      s->name, (long long)ji(o, "unvouched_from"),
 			      (unsigned long long)(seq - 1), (unsigned long long)seq);
 		v->checkpoints++;
@@ -1503,7 +1503,8 @@ static int replay_one(const struct rec *r, void *arg)
 			       jd(o, "approval"), jd(o, "decision"), jd(o, "by"),
 			       (long long)ji(o, "by_uid"), *jd(o, "reason") ? ": " : "",
 			       jd(o, "reason"),
-			       !strcmp(jd(o, "scope"), "fingerprint") ? " [scope fingerprint]" : "");
+			       !strcmp(js(o, "scope"), "fingerprint") ? " [scope fingerprint]"
+								      : "");
 		else
 			printf("%s  approval %s %s%s%s\n", clock_of(ts), jd(o, "approval"),
 			       jd(o, "decision"), *jd(o, "why") ? ": " : "", jd(o, "why"));

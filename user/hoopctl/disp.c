@@ -59,11 +59,11 @@ size_t disp_escape(const char *in, size_t n, char *out, size_t outn)
 	size_t o = 0, i = 0;
 	char tmp[16];
 
-#define PUT(str, l)                                                                            \
-	do {                                                                                   \
-		for (size_t k_ = 0; k_ < (l); k_++, o++)                                       \
-			if (o + 1 < outn)                                                      \
-				out[o] = (str)[k_];                                            \
+#define PUT(str, l)                                                                                \
+	do {                                                                                       \
+		for (size_t k_ = 0; k_ < (l); k_++, o++)                                           \
+			if (o + 1 < outn)                                                          \
+				out[o] = (str)[k_];                                                \
 	} while (0)
 	while (i < n) {
 		uint32_t cp;
@@ -76,8 +76,10 @@ size_t disp_escape(const char *in, size_t n, char *out, size_t outn)
 			continue;
 		}
 		if (l == 1 && (cp < 0x20 || cp == 0x7f)) {
-			const char *e = cp == '\n' ? "\\n" : cp == '\r' ? "\\r" : cp == '\t' ? "\\t"
-										: NULL;
+			const char *e = cp == '\n'   ? "\\n"
+					: cp == '\r' ? "\\r"
+					: cp == '\t' ? "\\t"
+						     : NULL;
 
 			if (e) {
 				PUT(e, 2);

@@ -19,7 +19,8 @@ struct sqlfacts;
 struct judge_out;
 /* `policy test`'s judgement of one statement (policy.c): facts from its text, then hoopd's own
  * verdict function (judge.h); unsplittable: the grammar could not split the text
- * (judged whole as a parse error, as hoopd does). f is filled; the verdict is hoopd's for such a session. */
+ * (judged whole as a parse error, as hoopd does). f is filled; the verdict is hoopd's for
+ * such a session. */
 enum verdict policy_test_stmt(const struct policy *pol, const struct rules_session *rs,
 			      const char *sql, size_t len, int unsplittable, struct sqlfacts *f,
 			      struct judge_out *out);

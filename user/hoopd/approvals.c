@@ -532,10 +532,11 @@ int approvals_decide(const char *id, const char *decision, const char *reason, c
 	else if (strcmp(scope, "once") && strcmp(scope, "fingerprint"))
 		why = "scope is once or fingerprint";
 	else if (approve && !sha_matches(q, sha256))
-		why = sha256 && *sha256 ? "the sha256 given does not match the held statement "
-					  "(it is not the text the approver was shown)"
-					: "approve needs the sha256 of the held statement (8 or more "
-					  "hex digits, as hoopctl approvals shows)";
+		why = sha256 && *sha256
+			      ? "the sha256 given does not match the held statement (it is not "
+				"the text the approver was shown)"
+			      : "approve needs the sha256 of the held statement (8 or more hex "
+				"digits, as hoopctl approvals shows)";
 	jb_init(&e);
 	jb_obj_open(&e);
 	if (why) {

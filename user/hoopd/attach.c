@@ -225,9 +225,9 @@ int attach_load(void)
 		}
 		a = load_record(dfd, de->d_name);
 		if (!a) {
-			log_error("%s/%s: unreadable attachment record (not JSON, or a symbolic "
-				  "link); refusing to start: fix or remove it (hoopd does not guess "
-				  "which cgroup it meant, nor detach any)",
+			log_error("%s/%s: unreadable attachment record (not JSON, or a "
+				  "symbolic link); refusing to start: fix or remove it (hoopd does "
+				  "not guess which cgroup it meant, nor detach any)",
 				  dir, de->d_name);
 			r = -EINVAL;
 			break;
@@ -251,20 +251,20 @@ int attach_load(void)
 				  "remove it and detach with hoopctl once hoopd runs",
 				  dir, de->d_name, a->path, (unsigned long long)a->cgroup_id,
 				  fid != a->cgroup_id ? "the file is named for another id"
-				  : alive < 0	      ? "the kernel cannot say whether that id exists"
-				  : id		      ? "that path is another cgroup"
-						      : "that path does not exist",
+				  : alive < 0 ? "the kernel cannot say whether that id exists"
+				  : id	      ? "that path is another cgroup"
+					      : "that path does not exist",
 				  (unsigned long long)(fid != a->cgroup_id ? fid : a->cgroup_id));
 			if (live[0])
-				log_error("  cgroup id %llu is %s", (unsigned long long)a->cgroup_id,
-					  live);
+				log_error("  cgroup id %llu is %s",
+					  (unsigned long long)a->cgroup_id, live);
 			free(a);
 			r = -EINVAL;
 			break;
 		}
 		if (!attached) {
-			log_warn("cgroup %s has a record but no programs attached (removed by hand?); "
-				 "forgetting the record: attach it again",
+			log_warn("cgroup %s has a record but no programs attached (removed by "
+				 "hand?); forgetting the record: attach it again",
 				 a->path);
 			unlinkat(dfd, de->d_name, 0);
 			free(a);

@@ -41,8 +41,9 @@ static struct {
 	int failing; /* the last append failed: say so once, and again when it recovers */
 	FILE *stream;
 	time_t last_retention;
-	uint64_t unvouched_from; /* the next checkpoint closes a recovered segment whose records
-				  * from this seq on no checkpoint covered before the unclean stop */
+	/* the next checkpoint closes a recovered segment whose records from this seq on no
+	 * checkpoint covered before the unclean stop */
+	uint64_t unvouched_from;
 } A = {.fd = -1, .dfd = -1};
 
 static void seg_path(uint32_t n, int gz, char *out, size_t len)
@@ -1003,9 +1004,9 @@ int audit_open(const char *state_dir, const struct audit_cfg *cfg)
 		jb_kv_str(&j, "kind", "audit_tail_unverified");
 		jb_kv_int(&j, "segment", bad_seg);
 		jb_kv_str(&j, "problem", bad_why);
-		jb_kv_str(&j, "note", "the end of the trail failed verification when hoopd "
-				      "started; it was not sealed, and the chain continues from its "
-				      "last line as found");
+		jb_kv_str(&j, "note",
+			  "the end of the trail failed verification when hoopd started; it was "
+			  "not sealed, and the chain continues from its last line as found");
 		jb_obj_close(&j);
 		r = j.oom ? -ENOMEM : write_record(jb_str(&j), j.len);
 		jb_free(&j);
@@ -1206,8 +1207,8 @@ void audit_tick(void)
 			known_last = ts_time(sc.last_ts);
 			known_bad = sc.bad;
 			if (sc.bad)
-				log_error("audit retention: segment %u fails verification (%s); it is "
-					  "kept, and so is every segment after it",
+				log_error("audit retention: segment %u fails verification (%s); "
+					  "it is kept, and so is every segment after it",
 					  ns[i], sc.why);
 		}
 		if (known_bad || known_last < 0 || now - known_last < A.cfg.retention_s)

@@ -25,8 +25,8 @@ int judge_wants_probes(const struct policy *pol)
 	return 0;
 }
 
-void judge_probes(const struct policy *pol, const char *text, size_t len,
-		  const struct catalog *cat, struct sqlfacts *f)
+void judge_probes(const struct policy *pol, const char *text, size_t len, const struct catalog *cat,
+		  struct sqlfacts *f)
 {
 	struct maskplan mp;
 
@@ -93,8 +93,8 @@ enum verdict judge_statement(const struct judge_in *in, struct judge_out *out)
 	case ACTION_APPROVE:
 		if (in->granted) {
 			/* An approver allowed statements of this shape for a while. */
-			snprintf(out->rule + strlen(out->rule), sizeof(out->rule) - strlen(out->rule),
-				 " (fingerprint grant)");
+			snprintf(out->rule + strlen(out->rule),
+				 sizeof(out->rule) - strlen(out->rule), " (fingerprint grant)");
 			v = VERDICT_ALLOW;
 			break;
 		}
@@ -112,8 +112,9 @@ enum verdict judge_statement(const struct judge_in *in, struct judge_out *out)
 		}
 		v = VERDICT_HOLD;
 		snprintf(out->message, sizeof(out->message), "%s",
-			 res->rule && res->rule->message[0] ? res->rule->message
-							    : "hoop: this statement needs approval");
+			 res->rule && res->rule->message[0]
+			     ? res->rule->message
+			     : "hoop: this statement needs approval");
 		break;
 	default:
 		v = VERDICT_ALLOW;

@@ -27,8 +27,8 @@ struct judge_in {
 };
 
 struct judge_out {
-	char rule[64];	   /* the rule that decided, for the record */
-	char message[256]; /* what the agent is told on deny, or why it is held */
+	char rule[64];		 /* the rule that decided, for the record */
+	char message[256];	 /* what the agent is told on deny, or why it is held */
 	struct rules_result res; /* the rules' answer (before approvers and grants count) */
 };
 
@@ -37,8 +37,8 @@ enum verdict judge_statement(const struct judge_in *in, struct judge_out *out);
 
 /* Fill f's facts about masked columns (probes, writes) when masking is on and some rule asks
  * for them; cat may be NULL (only what the text names is known then). */
-void judge_probes(const struct policy *pol, const char *text, size_t len,
-		  const struct catalog *cat, struct sqlfacts *f);
+void judge_probes(const struct policy *pol, const char *text, size_t len, const struct catalog *cat,
+		  struct sqlfacts *f);
 /* The facts of a message the grammar could not split into statements: judged whole, as a parse
  * error (what the server will say of it). */
 void judge_unsplittable(struct sqlfacts *f);

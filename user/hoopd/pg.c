@@ -1058,8 +1058,8 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 			r = refuse(p, 'Q', NULL, hr == -EDQUOT ? "53400" : "42501",
 				   hr == -EDQUOT
 					   ? "hoop: this statement needs approval, and too many "
-					     "statements from this agent are already waiting for one: "
-					     "refused (retry once approvers have decided)"
+					     "statements from this agent are already waiting for "
+					     "one: refused (retry once approvers have decided)"
 					   : "hoop: this statement needs approval, and no request "
 					     "could be opened",
 				   &e);

@@ -619,7 +619,7 @@ static int parse_approvals(struct pctx *c, yaml_node_t *n, struct policy_approva
 			unsigned mw;
 
 			if (!scalar(v) || parse_decimal(scalar(v), 4096, &mw) || !mw)
-				return fail(c, v, "approvals.max_waiting must be a number from 1 to 4096");
+				return fail(c, v, "approvals.max_waiting must be 1 to 4096");
 			a->max_waiting = (int)mw;
 		} else {
 			if (!scalar(v) || !*scalar(v) || strlen(scalar(v)) >= sizeof(a->notify_command))
