@@ -1156,8 +1156,8 @@ static time_t ts_time(const char *ts)
  * than retention_s, oldest segment first, and only when its chain verifies (a segment made to
  * look old by editing it is kept, and said so). File times are not looked at: anyone who can
  * write the directory can set them. Reading a segment costs its decompression, so what was
- * found is kept (the oldest segment waits, usually, for a while) and at most a few are read
- * per round.
+ * found is kept (the oldest segment waits, usually, for a while) and at most one is read per
+ * round, on the event loop (a 64 MiB segment is a fraction of a second, once in its life).
  */
 void audit_tick(void)
 {
@@ -1201,7 +1201,7 @@ void audit_tick(void)
 		struct tm tm;
 
 		if (ns[i] != known_n) {
-			if (reads++ >= 4 || scan_segment(ns[i], 1, 0, &sc))
+			if (reads++ >= 1 || scan_segment(ns[i], 1, 0, &sc))
 				break;
 			known_n = ns[i];
 			known_last = ts_time(sc.last_ts);
