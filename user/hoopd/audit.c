@@ -1156,8 +1156,9 @@ static time_t ts_time(const char *ts)
  * than retention_s, oldest segment first, and only when its chain verifies (a segment made to
  * look old by editing it is kept, and said so). File times are not looked at: anyone who can
  * write the directory can set them. Reading a segment costs its decompression, so what was
- * found is kept (the oldest segment waits, usually, for a while) and at most one is read per
- * round, on the event loop (a 64 MiB segment is a fraction of a second, once in its life).
+ * found is kept (the oldest segment waits, usually, for a while), and a round reads one
+ * segment, and more only while it has taken under 100 ms: this runs on the event loop (a
+ * 64 MiB segment is a fraction of a second, once in its life).
  */
 void audit_tick(void)
 {
@@ -1165,6 +1166,7 @@ void audit_tick(void)
 	static time_t known_last;
 	static int known_bad;
 	time_t now = time(NULL);
+	int64_t t0;
 	uint32_t *ns = NULL;
 	size_t n = 0, cap = 0;
 	DIR *d;
@@ -1195,13 +1197,14 @@ void audit_tick(void)
 	closedir(d);
 	if (n)
 		qsort(ns, n, sizeof(*ns), u32_cmp);
+	t0 = mono_ms();
 	for (size_t i = 0, reads = 0; i < n; i++) {
 		struct seg_scan sc;
 		char obj[512], ts[32], name[64];
 		struct tm tm;
 
 		if (ns[i] != known_n) {
-			if (reads++ >= 1 || scan_segment(ns[i], 1, 0, &sc))
+			if ((reads++ && mono_ms() - t0 > 100) || scan_segment(ns[i], 1, 0, &sc))
 				break;
 			known_n = ns[i];
 			known_last = ts_time(sc.last_ts);
