@@ -404,7 +404,8 @@ static void qualname(PgQuery__Node **parts, size_t n, const char **schema, const
 
 /* Built-in functions that run SQL text, or read data that is not among their arguments:
  * tables as XML, other databases, files, large objects, WAL, raw pages, other sessions'
- * queries. Matched as prefixes, in any schema. */
+ * queries, what other statements left in locks, sequences, cursors and prepared statements.
+ * Matched as prefixes, in any schema. */
 /* clang-format off */
 static const char *const opaque_prefixes[] = {
 	"query_to_xml", "table_to_xml", "cursor_to_xml", "schema_to_xml", "database_to_xml",
@@ -412,56 +413,46 @@ static const char *const opaque_prefixes[] = {
 	"lo_", "loread", "pg_logical_slot_", "get_raw_page", "heap_page_item", "heap_tuple_",
 	"tuple_data_split", "bt_page_items", "brin_page_items", "gin_leafpage_items",
 	"gist_page_items", "hash_page_items", "page_header", "pg_stat_get_activity",
-	"pg_stat_get_backend_activity", "pg_stat_statements", NULL};
+	"pg_stat_get_backend_activity", "pg_stat_statements", "pg_lock_status",
+	"pg_sequence_last_value", "pg_cursor", "pg_prepared_statement", NULL};
 /* clang-format on */
 
-/* Built-ins whose result is computed from their arguments alone: an unqualified call to any
- * other name may be a function created after the catalog was read, so it is opaque. Prefixes
- * end in '_' or are families (json..., xml...). */
-/* clang-format off */
-static const char *const builtin_prefixes[] = {
-	"json", "array_", "to_", "date_", "regexp_", "string_", "pg_", "xml", "ts_", "txid_",
-	"make_", "percentile_", "regr_", "stddev", "var_", "bit_", "bool_", "range_", "int4",
-	"int8", "num", "float", "timestamp", "interval", "current_", "has_", "inet_", "network_",
-	"setweight", "plainto_", "phraseto_", "websearch_", "hash", "uuid_", "gen_", "similar_",
-	"tsvector_", "tsquery_", NULL};
-/* clang-format on */
+/* Every function name in pg_catalog (PostgreSQL 15), generated from a real server's catalog by
+ * scripts/gen-pgfuncs.sh with the reviewed exceptions of scripts/pgfuncs-reviewed.txt. A name
+ * is pure when every function of that name is IMMUTABLE or STABLE (PostgreSQL's contract: it
+ * cannot modify the database), so its arguments are not kept anywhere another statement can
+ * read them back; any other name keeps its arguments (advisory locks, setval, lo_*,
+ * pg_notify, set_config...). An allowlist, not a list of known writers: a built-in nobody
+ * reviewed is a writer. */
+enum { PGF_PURE = 1, PGF_KEEPS = 2 };
 
-/* clang-format off */
-static const char *const builtin_names[] = {
-	"abs", "acos", "age", "any_value", "ascii", "asin", "atan", "atan2", "avg", "bit_length",
-	"btrim", "cardinality", "cbrt", "ceil", "ceiling", "char_length", "character_length",
-	"chr", "clock_timestamp", "coalesce", "concat", "concat_ws", "convert", "convert_from",
-	"convert_to", "corr", "cos", "cot", "count", "covar_pop", "covar_samp", "cume_dist",
-	"date", "date_bin", "date_part", "date_trunc", "decode", "degrees", "dense_rank", "div",
-	"encode", "every", "exp", "extract", "factorial", "first_value", "floor", "format", "gcd",
-	"gen_random_uuid", "generate_series", "generate_subscripts", "get_bit", "get_byte",
-	"greatest", "host", "hostmask", "initcap", "isfinite", "justify_days", "justify_hours",
-	"justify_interval", "lag", "last_value", "lcm", "lead", "least", "left", "length", "ln",
-	"localtime", "localtimestamp", "log", "log10", "lower", "lpad", "ltrim", "masklen", "max",
-	"md5", "min", "mod", "mode", "netmask", "normalize", "now", "nth_value", "ntile",
-	"nullif", "numrange", "octet_length", "overlay", "percent_rank", "pi", "position",
-	"power", "quote_ident", "quote_literal", "quote_nullable", "radians", "random", "rank",
-	"repeat", "replace", "reverse", "right", "round", "row_number", "row_to_json", "rpad",
-	"rtrim", "scale", "set_bit", "set_byte", "sha224", "sha256", "sha384", "sha512", "sign",
-	"sin", "split_part", "sqrt", "starts_with", "statement_timestamp", "strpos", "substr",
-	"substring", "sum", "tan", "text", "timeofday", "timezone", "transaction_timestamp",
-	"translate", "trim", "trim_scale", "trunc", "tsrange", "tstzrange", "unistr", "unnest",
-	"upper", "uuid_generate_v4", "variance", "version", "width_bucket", "daterange",
-	"int4range", "int8range", "isempty", "lower_inf", "upper_inf", "bool_and", "bool_or",
-	"string_agg", "array_agg", "xmlagg", "count", "set_config", "current_setting", "inet",
-	"cidr", "host", "family", "abbrev", "broadcast", "crc32", "crc32c", "to_char", "to_date",
-	"to_number", "to_timestamp", "uuid", "regexp_replace", "overlaps", "bytea", "int",
-	"integer", "bigint", "smallint", "varchar", "char", "bpchar", "name", "bool", "boolean",
-	"real", "double precision", "time", "timetz", "timestamptz", "interval", "numeric",
-	"date", "money", "oid", "regclass", "regtype", "tsvector", "tsquery", "ltree", "point",
-	"box", "circle", "line", "lseg", "path", "polygon", "area", "center", "diameter",
-	"radius", "height", "width", "npoints", "isclosed", "isopen", "macaddr", "macaddr8",
-	"trunc", "quote_literal", "obj_description", "col_description", "format_type",
-	"session_user", "user", "current_user", "current_database", "current_schema",
-	"current_schemas", "inet_client_addr", "inet_server_addr", "row", "grouping", "nextval",
-	"currval", "setval", "lastval", "sha1", NULL};
-/* clang-format on */
+struct pgf {
+	const char *name;
+	int cls;
+};
+
+#define PGF(n, c) {n, c}
+static const struct pgf pgfuncs[] = {
+#include "pgfuncs.h"
+};
+#undef PGF
+
+static int pgf_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct pgf *)elem)->name);
+}
+
+/* PGF_PURE, PGF_KEEPS, or 0: not a built-in */
+static int pgf_class(const char *name)
+{
+	const struct pgf *f;
+
+	if (!name)
+		return 0;
+	f = bsearch(name, pgfuncs, sizeof(pgfuncs) / sizeof(pgfuncs[0]), sizeof(pgfuncs[0]),
+		    pgf_cmp);
+	return f ? f->cls : 0;
+}
 
 static int in_list(const char *const *list, const char *name, int prefix)
 {
@@ -471,7 +462,8 @@ static int in_list(const char *const *list, const char *name, int prefix)
 	return 0;
 }
 
-/* Can this function's result carry data that is not among its arguments? */
+/* Can this function's result carry data that is not among its arguments? An unqualified
+ * name that is no built-in may be a function created after the catalog was read. */
 static int func_opaque(const struct ctx *c, const char *schema, const char *name)
 {
 	if (!name)
@@ -480,9 +472,15 @@ static int func_opaque(const struct ctx *c, const char *schema, const char *name
 		return 1;
 	if (c->cat && cat_is_user_function(c->cat, schema, name))
 		return 1;
-	if (schema)
-		return strcmp(schema, "pg_catalog") != 0;
-	return !in_list(builtin_names, name, 0) && !in_list(builtin_prefixes, name, 1);
+	if (schema && strcmp(schema, "pg_catalog"))
+		return 1;
+	return !pgf_class(name);
+}
+
+/* Can a value handed to this function be kept where another statement reads it back? */
+static int func_keeps(const struct ctx *c, const char *schema, const char *name)
+{
+	return func_opaque(c, schema, name) || pgf_class(name) != PGF_PURE;
 }
 
 /* ---- system relations ---- */
@@ -500,6 +498,12 @@ static const struct {
     {"pg_largeobject", " data "},
     {"pg_stat_activity", " query "},
     {"pg_stat_statements", " query "},
+    /* what statements stored there: advisory lock keys, a sequence's last value (setval),
+     * the text of prepared statements and cursors */
+    {"pg_locks", " classid objid objsubid "},
+    {"pg_sequences", " last_value "},
+    {"pg_prepared_statements", " statement "},
+    {"pg_cursors", " statement "},
 };
 
 /* 0 clean, 1 this column copies user data; col NULL: does any? */
@@ -983,7 +987,6 @@ static void funccall(struct ctx *c, const struct scope *sc, const PgQuery__FuncC
 {
 	const char *schema, *name;
 
-	static const char *const writers[] = {"set_config", "pg_notify", NULL};
 	struct src args;
 	int opaque;
 
@@ -999,8 +1002,9 @@ static void funccall(struct ctx *c, const struct scope *sc, const PgQuery__FuncC
 	for (size_t i = 0; i < fc->n_args; i++)
 		ev(c, sc, fc->args[i], &args);
 	/* A masked value handed to code that can keep it (a user function, a setting that
-	 * current_setting() reads back, a notification to a listener): a write. */
-	if (args.rule >= 0 && (opaque || (name && in_list(writers, name, 0))))
+	 * current_setting() reads back, a notification to a listener, an advisory lock that
+	 * pg_locks shows, a sequence that currval() reads): a write. */
+	if (args.rule >= 0 && (opaque || func_keeps(c, schema, name)))
 		record_write(c, &args);
 	merge(c, acc, &args);
 	for (size_t i = 0; i < fc->n_agg_order; i++)
