@@ -10,7 +10,7 @@
  *   COLUMNS [KEY[=VALUE] ...] | SQL
  *
  *   COLUMNS  the result columns in order, comma-separated, or "-" for none. Each is "clean",
- *            "unknown", or the label of the rule that masks it (the rule as the policy writes
+ *            "unknown", "free" (a text column no rule names, with "detectors"), or the label of the rule that masks it (the rule as the policy writes
  *            it: "patients.ssn", "*.email", "archive.visits.reason") followed by "~" when the
  *            column is derived from the masked column rather than the column itself, and
  *            optionally "@SOURCE" to check the source label ("patients.email").
@@ -26,6 +26,8 @@
  *                             (delim=\t is a tab; copy_opts is checked only with copy=)
  *            error            maskplan_build returns -1
  *            nocat            built without a catalog
+ *            detectors        with every content detector on (text columns no rule names
+ *                             are then "free": the detectors' as they are, "free~" computed)
  *   SQL      everything after the first '|' and the blanks after it; {{nl}} is a newline and
  *            {{N*TEXT}} is TEXT repeated N times.
  *
@@ -62,6 +64,10 @@ static void rule_label(int rule, char *buf, size_t n)
 	}
 	if (rule == MASK_RULE_UNKNOWN) {
 		snprintf(buf, n, "unknown");
+		return;
+	}
+	if (rule == MASK_RULE_FREE) {
+		snprintf(buf, n, "free");
 		return;
 	}
 	if (rule < 0 || rule >= pol.nrules) {
@@ -179,7 +185,7 @@ static void run_case(const char *file, int line, char *text)
 	char want_copy[16] = "", want_delim[8] = "", want_quote[8] = "", want_escape[8] = "",
 	     want_null[40] = "";
 	int want_rows = 1, want_probe_unknown = 0, want_all_unknown = 0, want_all_clean = 0;
-	int want_error = 0, nocat = 0, want_header = 0, have_null = 0, rc;
+	int want_error = 0, nocat = 0, want_header = 0, have_null = 0, detectors = 0, rc;
 	struct maskplan p;
 	char desc[4096], q[512];
 
@@ -243,6 +249,8 @@ static void run_case(const char *file, int line, char *text)
 			want_error = 1;
 		else if (!strcmp(tok, "nocat"))
 			nocat = 1;
+		else if (!strcmp(tok, "detectors"))
+			detectors = 1;
 		else
 			unit_fail(file, line, "unknown key %s", tok);
 	}
@@ -252,7 +260,9 @@ static void run_case(const char *file, int line, char *text)
 		return;
 	}
 	unit_where("%s:%d: %.200s", file, line, unit_quote(sql, q, sizeof(q)));
+	pol.detectors = detectors ? (1u << DET_COUNT) - 1 : 0;
 	rc = maskplan_build(sql, strlen(sql), nocat ? NULL : cat, &pol, &p);
+	pol.detectors = 0;
 	describe(&p, desc, sizeof(desc));
 	if (want_error ? rc != -1 : rc != 0)
 		unit_fail(file, line, "returned %d (%s)", rc, desc);

@@ -195,12 +195,14 @@ static int style_rank(enum mask_style s)
 	}
 }
 
-/* null > redact > hash > format_preserving > partial > none; unknown ranks as the style it is
+/* null > redact > hash > format_preserving > partial > free > none; unknown ranks as the style it is
  * masked with, and wins a tie (it says less about the value). */
 static int rank(const struct ctx *c, int rule)
 {
 	if (rule == MASK_RULE_NONE)
 		return 0;
+	if (rule == MASK_RULE_FREE)
+		return 1; /* the weakest: any rule says more */
 	if (rule == MASK_RULE_UNKNOWN)
 		return style_rank(c->mp ? c->mp->unknown_style : MASK_REDACT) * 2 + 1;
 	if (!c->mp || rule < 0 || rule >= c->mp->nrules)
@@ -249,13 +251,22 @@ static void merge_unknown(const struct ctx *c, struct src *acc, const char *why)
 	merge(c, acc, &u);
 }
 
+/* Folds what decided a value without being it (a subquery's WHERE, an aggregate's FILTER or
+ * ORDER BY, a window): a free text column there is no copy of its text. */
+static void merge_pred(const struct ctx *c, struct src *acc, const struct src *s)
+{
+	if (s->rule != MASK_RULE_FREE)
+		merge(c, acc, s);
+}
+
 static void derive(struct src *s)
 {
 	if (s->rule != MASK_RULE_NONE)
 		s->derived = 1;
 }
 
-/* Folds one of several candidates for a value: two masked ones make it derived. */
+/* Folds one of several candidates for a value: two masked ones make it derived (two free text
+ * columns do not: the value is one of them as it is, which the detectors read). */
 static void fold(const struct ctx *c, struct src *acc, const struct src *s, int first)
 {
 	int both;
@@ -264,7 +275,8 @@ static void fold(const struct ctx *c, struct src *acc, const struct src *s, int 
 		*acc = *s;
 		return;
 	}
-	both = acc->rule != MASK_RULE_NONE && s->rule != MASK_RULE_NONE;
+	both = acc->rule != MASK_RULE_NONE && s->rule != MASK_RULE_NONE &&
+	       !(acc->rule == MASK_RULE_FREE && s->rule == MASK_RULE_FREE);
 	merge(c, acc, s);
 	if (both)
 		acc->derived = 1;
@@ -637,7 +649,8 @@ static int rte_col(struct ctx *c, const struct scope *sc, const struct rte *r, c
 			merge(c, out, &a);
 		if (fb)
 			merge(c, out, &b);
-		if (fa && fb && a.rule != MASK_RULE_NONE && b.rule != MASK_RULE_NONE)
+		if (fa && fb && a.rule != MASK_RULE_NONE && b.rule != MASK_RULE_NONE &&
+		    !(a.rule == MASK_RULE_FREE && b.rule == MASK_RULE_FREE))
 			derive(out);
 		found = fa > fb ? fa : fb;
 		return found;
@@ -987,7 +1000,7 @@ static void funccall(struct ctx *c, const struct scope *sc, const PgQuery__FuncC
 {
 	const char *schema, *name;
 
-	struct src args;
+	struct src args, pred;
 	int opaque;
 
 	qualname(fc->funcname, fc->n_funcname, &schema, &name);
@@ -1006,11 +1019,16 @@ static void funccall(struct ctx *c, const struct scope *sc, const PgQuery__FuncC
 	 * pg_locks shows, a sequence that currval() reads): a write. */
 	if (args.rule >= 0 && (opaque || func_keeps(c, schema, name)))
 		record_write(c, &args);
+	/* count(notes) says how many, nothing of the text */
+	if (args.rule == MASK_RULE_FREE && name && !strcmp(name, "count"))
+		src_none(&args);
 	merge(c, acc, &args);
+	src_none(&pred);
 	for (size_t i = 0; i < fc->n_agg_order; i++)
-		ev(c, sc, fc->agg_order[i], acc);
-	ev(c, sc, fc->agg_filter, acc);
-	window(c, sc, fc->over, acc, 0);
+		ev(c, sc, fc->agg_order[i], &pred);
+	ev(c, sc, fc->agg_filter, &pred);
+	window(c, sc, fc->over, &pred, 0);
+	merge_pred(c, acc, &pred);
 	derive(acc);
 }
 
@@ -1025,12 +1043,13 @@ static int sublink(struct ctx *c, const struct scope *sc, const PgQuery__SubLink
 	src_none(out);
 	plan_node(c, sc, sc->ctes, sl->subselect, &q);
 	if (sl->sub_link_type == PG_QUERY__SUB_LINK_TYPE__EXPR_SUBLINK && !sl->testexpr &&
-	    q.cols.n == 1 && !q.cols.unknown && q.aux.rule == MASK_RULE_NONE) {
+	    q.cols.n == 1 && !q.cols.unknown &&
+	    (q.aux.rule == MASK_RULE_NONE || q.aux.rule == MASK_RULE_FREE)) {
 		*out = q.cols.v[0].s;
 		return 1;
 	}
 	cs_whole(c, &q.cols, out);
-	merge(c, out, &q.aux);
+	merge_pred(c, out, &q.aux);
 	src_none(&t);
 	ev(c, sc, sl->testexpr, &t);
 	merge(c, out, &t);
@@ -1084,7 +1103,7 @@ static void ev(struct ctx *c, const struct scope *sc, const PgQuery__Node *n, st
 
 		plan_node(c, sc, sc->ctes, n, &q);
 		cs_whole(c, &q.cols, acc);
-		merge(c, acc, &q.aux);
+		merge_pred(c, acc, &q.aux);
 		break;
 	}
 	default:
@@ -1122,6 +1141,73 @@ static int field_of_row(struct ctx *c, const struct scope *sc, const PgQuery__AI
 	return 1;
 }
 
+/* Does this expression give its free text column's text as it is, for the detectors to read?
+ * A short list: one of several values chosen whole (coalesce, greatest, least, min, max,
+ * array_agg, an array element), a cast to unbounded text, a whitespace trim, a JSON field. Not
+ * case changes (a policy's MRN pattern may be case-sensitive), not concatenation (a digit
+ * written next to an SSN hides it from a detector that wants no digit around it). */
+static int free_plain(const PgQuery__Node *n, int depth)
+{
+	const char *schema, *name;
+
+	if (!n || depth > 32)
+		return 0;
+	switch (n->node_case) {
+	case PG_QUERY__NODE__NODE_COLUMN_REF:
+	case PG_QUERY__NODE__NODE_A_CONST:
+	case PG_QUERY__NODE__NODE_PARAM_REF:
+		return 1;
+	case PG_QUERY__NODE__NODE_TYPE_CAST: {
+		const PgQuery__TypeName *t = n->type_cast->type_name;
+
+		if (!t || t->n_typmods || t->n_array_bounds)
+			return 0;
+		qualname(t->names, t->n_names, &schema, &name);
+		return name && (!strcmp(name, "text") || !strcmp(name, "varchar")) &&
+		       free_plain(n->type_cast->arg, depth + 1);
+	}
+	case PG_QUERY__NODE__NODE_FUNC_CALL: {
+		const PgQuery__FuncCall *fc = n->func_call;
+		static const char *const choose[] = {"min", "max", "array_agg", "coalesce", NULL};
+		static const char *const trims[] = {"btrim", "ltrim", "rtrim", NULL};
+
+		qualname(fc->funcname, fc->n_funcname, &schema, &name);
+		if (!name || (schema && strcmp(schema, "pg_catalog")) || fc->agg_star)
+			return 0;
+		if (!in_list(choose, name, 0) && !(in_list(trims, name, 0) && fc->n_args == 1))
+			return 0;
+		for (size_t i = 0; i < fc->n_args; i++)
+			if (!free_plain(fc->args[i], depth + 1))
+				return 0;
+		return 1;
+	}
+	case PG_QUERY__NODE__NODE_COALESCE_EXPR:
+		for (size_t i = 0; i < n->coalesce_expr->n_args; i++)
+			if (!free_plain(n->coalesce_expr->args[i], depth + 1))
+				return 0;
+		return 1;
+	case PG_QUERY__NODE__NODE_MIN_MAX_EXPR:
+		for (size_t i = 0; i < n->min_max_expr->n_args; i++)
+			if (!free_plain(n->min_max_expr->args[i], depth + 1))
+				return 0;
+		return 1;
+	case PG_QUERY__NODE__NODE_A_INDIRECTION:
+		return free_plain(n->a_indirection->arg, depth + 1);
+	case PG_QUERY__NODE__NODE_A_EXPR: {
+		const PgQuery__AExpr *e = n->a_expr;
+
+		if (e->kind != PG_QUERY__A__EXPR__KIND__AEXPR_OP || e->n_name != 1 ||
+		    !(name = nstr(e->name[0])))
+			return 0;
+		return (!strcmp(name, "->>") || !strcmp(name, "->") || !strcmp(name, "#>>") ||
+			!strcmp(name, "#>")) &&
+		       free_plain(e->lexpr, depth + 1);
+	}
+	default:
+		return 0;
+	}
+}
+
 /* An expression's provenance: exactly a column (derived as that column), or computed. */
 static void expr_src(struct ctx *c, const struct scope *sc, const PgQuery__Node *n, struct src *out)
 {
@@ -1148,6 +1234,8 @@ static void expr_src(struct ctx *c, const struct scope *sc, const PgQuery__Node 
 	}
 	ev(c, sc, n, out);
 	derive(out);
+	if (out->rule == MASK_RULE_FREE && free_plain(n, 0))
+		out->derived = 0;
 }
 
 /* A clause read outside the result (WHERE, ON, GROUP BY, ...): a probe when masked. */
@@ -1920,7 +2008,12 @@ static void plan_setop(struct ctx *c, const struct scope *outer, const struct ct
 					 * SELECT 'guess'` must not hash the guess like an email. */
 					int any =
 					    a->rule != MASK_RULE_NONE || b2->rule != MASK_RULE_NONE;
-					int d = any && (strcmp(a->source, b2->source) ||
+					/* free text beside anything unmasked is still its text */
+					int plain = (a->rule == MASK_RULE_NONE ||
+						     a->rule == MASK_RULE_FREE) &&
+						    (b2->rule == MASK_RULE_NONE ||
+						     b2->rule == MASK_RULE_FREE);
+					int d = any && ((!plain && strcmp(a->source, b2->source)) ||
 							a->derived || b2->derived);
 
 					merge(c, a, b2);
@@ -2430,6 +2523,31 @@ static void view_cols(struct ctx *c, const struct cat_rel *r, struct colset *out
 	}
 }
 
+/* Types whose values the detectors read as text (maskplan does not link the masking engine):
+ * name, text, bpchar, varchar, json, jsonb, xml and their arrays. */
+static int text_type(uint32_t oid)
+{
+	static const uint32_t text[] = {19,  25,  114,	142,  1042, 1043, 3802,
+					1003, 1009, 199, 143, 1014, 1015, 3807};
+
+	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
+		if (oid == text[i])
+			return 1;
+	return 0;
+}
+
+/* A table column's rule: the policy's, or with detectors on, MASK_RULE_FREE for a text column
+ * (or one of a type made after initdb, citext, a domain, that hoop cannot read) no rule names. */
+static int col_rule(const struct ctx *c, const struct cat_rel *r, const struct cat_col *col)
+{
+	int rule = mask_rule_match(c->mp, r->schema, r->name, col->name);
+
+	if (rule == MASK_RULE_NONE && c->mp && c->mp->detectors &&
+	    (text_type(col->type_oid) || col->type_oid >= 16384))
+		rule = MASK_RULE_FREE;
+	return rule;
+}
+
 static void rel_cols(struct ctx *c, const struct cat_rel *r, struct colset *out)
 {
 	struct vcache *v = NULL;
@@ -2480,8 +2598,7 @@ static void rel_cols(struct ctx *c, const struct cat_rel *r, struct colset *out)
 		for (int i = 0; i < r->ncols; i++) {
 			struct src s;
 
-			src_rule(&s, mask_rule_match(c->mp, r->schema, r->name, r->cols[i].name),
-				 r->name, r->cols[i].name);
+			src_rule(&s, col_rule(c, r, &r->cols[i]), r->name, r->cols[i].name);
 			/* a partition answers to its parents' rules as well */
 			int hops = 0;
 
