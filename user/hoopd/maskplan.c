@@ -2461,6 +2461,49 @@ static PgQuery__ParseResult *parse(const char *text, PgQueryProtobufParseResult 
 	return pr;
 }
 
+/* The rule of a relation's column by its identity: the names it has now and the names it had
+ * when hoopd first read the database (cat_inherit), the stronger. A renamed masked column, or
+ * a renamed table's masked columns, stay masked. */
+static int ident_rule(const struct ctx *c, const struct cat_rel *r, const struct cat_col *col)
+{
+	int rule = mask_rule_match(c->mp, r->schema, r->name, col->name);
+
+	if (r->was_name || col->was) {
+		int w = mask_rule_match(c->mp, r->was_schema ? r->was_schema : r->schema,
+					r->was_name ? r->was_name : r->name,
+					col->was ? col->was : col->name);
+
+		if (rank(c, w) > rank(c, rule))
+			rule = w;
+	}
+	return rule;
+}
+
+/* Types whose values the detectors read as text (maskplan does not link the masking engine):
+ * name, text, bpchar, varchar, json, jsonb, xml and their arrays. */
+static int text_type(uint32_t oid)
+{
+	static const uint32_t text[] = {19,  25,  114,	142,  1042, 1043, 3802,
+					1003, 1009, 199, 143, 1014, 1015, 3807};
+
+	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
+		if (oid == text[i])
+			return 1;
+	return 0;
+}
+
+/* A table column's rule: the policy's, or with detectors on, MASK_RULE_FREE for a text column
+ * (or one of a type made after initdb, citext, a domain, that hoop cannot read) no rule names. */
+static int col_rule(const struct ctx *c, const struct cat_rel *r, const struct cat_col *col)
+{
+	int rule = ident_rule(c, r, col);
+
+	if (rule == MASK_RULE_NONE && c->mp && c->mp->detectors &&
+	    (text_type(col->type_oid) || col->type_oid >= 16384))
+		rule = MASK_RULE_FREE;
+	return rule;
+}
+
 /* A view's output columns from its definition, with rules on the view's own columns on top. */
 static void view_cols(struct ctx *c, const struct cat_rel *r, struct colset *out)
 {
@@ -2516,36 +2559,10 @@ static void view_cols(struct ctx *c, const struct cat_rel *r, struct colset *out
 			s = q.cols.v[pos].s;
 		else
 			src_unknown(&s, r->name);
-		src_rule(&d, mask_rule_match(c->mp, r->schema, r->name, col->name), r->name,
-			 col->name);
+		src_rule(&d, ident_rule(c, r, col), r->name, col->name);
 		merge(c, &s, &d);
 		cs_push(c, out, col->name, &s);
 	}
-}
-
-/* Types whose values the detectors read as text (maskplan does not link the masking engine):
- * name, text, bpchar, varchar, json, jsonb, xml and their arrays. */
-static int text_type(uint32_t oid)
-{
-	static const uint32_t text[] = {19,  25,  114,	142,  1042, 1043, 3802,
-					1003, 1009, 199, 143, 1014, 1015, 3807};
-
-	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
-		if (oid == text[i])
-			return 1;
-	return 0;
-}
-
-/* A table column's rule: the policy's, or with detectors on, MASK_RULE_FREE for a text column
- * (or one of a type made after initdb, citext, a domain, that hoop cannot read) no rule names. */
-static int col_rule(const struct ctx *c, const struct cat_rel *r, const struct cat_col *col)
-{
-	int rule = mask_rule_match(c->mp, r->schema, r->name, col->name);
-
-	if (rule == MASK_RULE_NONE && c->mp && c->mp->detectors &&
-	    (text_type(col->type_oid) || col->type_oid >= 16384))
-		rule = MASK_RULE_FREE;
-	return rule;
 }
 
 static void rel_cols(struct ctx *c, const struct cat_rel *r, struct colset *out)
@@ -2802,6 +2819,64 @@ static void set_clean_cols(struct ctx *c, struct qres *q, int n, const char *nam
 		cs_push(c, &q->cols, name, &s);
 }
 
+/* DDL that derives stored values from a relation's columns: ALTER TABLE's expressions
+ * (ADD COLUMN ... GENERATED ALWAYS AS (last_name) or DEFAULT, ALTER COLUMN ... TYPE ... USING,
+ * SET EXPRESSION, CHECK) read the relation's columns and keep what they compute in another
+ * column; a rule or trigger on it (whole_row) copies its rows' values wherever its actions
+ * say. A masked column read there is a write of a masked value. */
+static void plan_ddl(struct ctx *c, const PgQuery__RangeVar *rel, PgQuery__Node **cmds,
+		     size_t ncmds, int whole_row)
+{
+	struct scope sc;
+	struct src s;
+
+	memset(&sc, 0, sizeof(sc));
+	c->out->returns_rows = 0;
+	if (!rel)
+		return;
+	rel_rte(c, &sc, rel);
+	if (!sc.n)
+		return;
+	for (size_t i = 0; i < ncmds; i++) {
+		src_none(&s);
+		ev(c, &sc, cmds[i], &s);
+		record_write(c, &s);
+	}
+	if (whole_row) {
+		src_none(&s);
+		rte_whole(c, &sc, &sc.r[0], &s, 0);
+		record_write(c, &s);
+	}
+}
+
+/* Renaming a masked column, or a relation with masked columns: the rules follow the column's
+ * identity (docs/masking.md), but only from the catalog hoopd read before the rename; a
+ * rename is counted as a write of the masked value so that a policy can refuse it. */
+static void plan_rename(struct ctx *c, const PgQuery__RenameStmt *rn)
+{
+	struct scope sc;
+	struct src s;
+
+	memset(&sc, 0, sizeof(sc));
+	c->out->returns_rows = 0;
+	if (!rn->relation)
+		return;
+	rel_rte(c, &sc, rn->relation);
+	if (!sc.n)
+		return;
+	src_none(&s);
+	if (rn->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN) {
+		if (!rn->subname || !rte_col(c, &sc, &sc.r[0], rn->subname, &s))
+			return;
+	} else if (rn->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE ||
+		   rn->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_VIEW ||
+		   rn->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_MATVIEW ||
+		   rn->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_FOREIGN_TABLE) {
+		rte_whole(c, &sc, &sc.r[0], &s, 0);
+	}
+	record_write(c, &s);
+}
+
 /* One statement into the plan; q gets the result (or prospective) columns. */
 static void plan_stmt(struct ctx *c, const PgQuery__Node *n, struct qres *q)
 {
@@ -2905,6 +2980,19 @@ static void plan_stmt(struct ctx *c, const PgQuery__Node *n, struct qres *q)
 		}
 		memset(q, 0, sizeof(*q));
 		break;
+	case PG_QUERY__NODE__NODE_ALTER_TABLE_STMT:
+		plan_ddl(c, n->alter_table_stmt->relation, n->alter_table_stmt->cmds,
+			 n->alter_table_stmt->n_cmds, 0);
+		break;
+	case PG_QUERY__NODE__NODE_RULE_STMT:
+		plan_ddl(c, n->rule_stmt->relation, NULL, 0, n->rule_stmt->n_actions > 0);
+		break;
+	case PG_QUERY__NODE__NODE_RENAME_STMT:
+		plan_rename(c, n->rename_stmt);
+		break;
+	case PG_QUERY__NODE__NODE_CREATE_TRIG_STMT:
+		plan_ddl(c, n->create_trig_stmt->relation, NULL, 0, 1);
+		break;
 	case PG_QUERY__NODE__NODE_CALL_STMT:
 		/* OUT parameters can carry anything the procedure read */
 		out->returns_rows = 1;
@@ -2952,7 +3040,18 @@ static void note_created(struct maskplan *out, const PgQuery__Node *n)
 			set_created(out, n->select_stmt->into_clause->rel, NULL);
 		break;
 	case PG_QUERY__NODE__NODE_RENAME_STMT:
-		set_created(out, NULL, n->rename_stmt->newname);
+		/* a relation's new name (not a column's or a constraint's) */
+		switch (n->rename_stmt->rename_type) {
+		case PG_QUERY__OBJECT_TYPE__OBJECT_TABLE:
+		case PG_QUERY__OBJECT_TYPE__OBJECT_VIEW:
+		case PG_QUERY__OBJECT_TYPE__OBJECT_MATVIEW:
+		case PG_QUERY__OBJECT_TYPE__OBJECT_FOREIGN_TABLE:
+		case PG_QUERY__OBJECT_TYPE__OBJECT_SEQUENCE:
+			set_created(out, NULL, n->rename_stmt->newname);
+			break;
+		default:
+			break;
+		}
 		break;
 	default:
 		break;
