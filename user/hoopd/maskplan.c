@@ -1143,10 +1143,28 @@ static int field_of_row(struct ctx *c, const struct scope *sc, const PgQuery__AI
 
 /* Does this expression give its free text column's text as it is, for the detectors to read?
  * A short list: one of several values chosen whole (coalesce, greatest, least, min, max,
- * array_agg, an array element), a cast to unbounded text, a whitespace trim, a JSON field. Not
- * case changes (a policy's MRN pattern may be case-sensitive), not concatenation (a digit
- * written next to an SSN hides it from a detector that wants no digit around it). */
-static int free_plain(const PgQuery__Node *n, int depth)
+ * array_agg, an array element), a cast to unbounded text, a whitespace trim, a JSON field, a
+ * case change that every detector still matches (case_safe). Not concatenation (a digit written
+ * next to an SSN hides it from a detector that wants no digit around it). */
+/* Does a case change keep every detector's match? The digits' detectors do not care, e-mail
+ * takes both cases; the MRN pattern is the policy's and may be case-sensitive: a case change
+ * is kept when the pattern has no letter of the other case (or says (?i)). upper: 1, lower: 0 */
+static int case_safe(const struct ctx *c, int upper)
+{
+	const char *pat;
+
+	if (!c->mp || !(c->mp->detectors & 1u << DET_MRN))
+		return 1;
+	pat = c->mp->mrn_pattern[0] ? c->mp->mrn_pattern : "MRN-[0-9]{8}";
+	if (!strncmp(pat, "(?i)", 4))
+		return 1;
+	for (; *pat; pat++)
+		if (upper ? (*pat >= 'a' && *pat <= 'z') : (*pat >= 'A' && *pat <= 'Z'))
+			return 0;
+	return 1;
+}
+
+static int free_plain(const struct ctx *c, const PgQuery__Node *n, int depth)
 {
 	const char *schema, *name;
 
@@ -1164,7 +1182,7 @@ static int free_plain(const PgQuery__Node *n, int depth)
 			return 0;
 		qualname(t->names, t->n_names, &schema, &name);
 		return name && (!strcmp(name, "text") || !strcmp(name, "varchar")) &&
-		       free_plain(n->type_cast->arg, depth + 1);
+		       free_plain(c, n->type_cast->arg, depth + 1);
 	}
 	case PG_QUERY__NODE__NODE_FUNC_CALL: {
 		const PgQuery__FuncCall *fc = n->func_call;
@@ -1174,25 +1192,27 @@ static int free_plain(const PgQuery__Node *n, int depth)
 		qualname(fc->funcname, fc->n_funcname, &schema, &name);
 		if (!name || (schema && strcmp(schema, "pg_catalog")) || fc->agg_star)
 			return 0;
-		if (!in_list(choose, name, 0) && !(in_list(trims, name, 0) && fc->n_args == 1))
+		if (!in_list(choose, name, 0) && !(in_list(trims, name, 0) && fc->n_args == 1) &&
+		    !(fc->n_args == 1 && ((!strcmp(name, "upper") && case_safe(c, 1)) ||
+					  (!strcmp(name, "lower") && case_safe(c, 0)))))
 			return 0;
 		for (size_t i = 0; i < fc->n_args; i++)
-			if (!free_plain(fc->args[i], depth + 1))
+			if (!free_plain(c, fc->args[i], depth + 1))
 				return 0;
 		return 1;
 	}
 	case PG_QUERY__NODE__NODE_COALESCE_EXPR:
 		for (size_t i = 0; i < n->coalesce_expr->n_args; i++)
-			if (!free_plain(n->coalesce_expr->args[i], depth + 1))
+			if (!free_plain(c, n->coalesce_expr->args[i], depth + 1))
 				return 0;
 		return 1;
 	case PG_QUERY__NODE__NODE_MIN_MAX_EXPR:
 		for (size_t i = 0; i < n->min_max_expr->n_args; i++)
-			if (!free_plain(n->min_max_expr->args[i], depth + 1))
+			if (!free_plain(c, n->min_max_expr->args[i], depth + 1))
 				return 0;
 		return 1;
 	case PG_QUERY__NODE__NODE_A_INDIRECTION:
-		return free_plain(n->a_indirection->arg, depth + 1);
+		return free_plain(c, n->a_indirection->arg, depth + 1);
 	case PG_QUERY__NODE__NODE_A_EXPR: {
 		const PgQuery__AExpr *e = n->a_expr;
 
@@ -1201,7 +1221,7 @@ static int free_plain(const PgQuery__Node *n, int depth)
 			return 0;
 		return (!strcmp(name, "->>") || !strcmp(name, "->") || !strcmp(name, "#>>") ||
 			!strcmp(name, "#>")) &&
-		       free_plain(e->lexpr, depth + 1);
+		       free_plain(c, e->lexpr, depth + 1);
 	}
 	default:
 		return 0;
@@ -1234,7 +1254,7 @@ static void expr_src(struct ctx *c, const struct scope *sc, const PgQuery__Node 
 	}
 	ev(c, sc, n, out);
 	derive(out);
-	if (out->rule == MASK_RULE_FREE && free_plain(n, 0))
+	if (out->rule == MASK_RULE_FREE && free_plain(c, n, 0))
 		out->derived = 0;
 }
 
