@@ -478,9 +478,21 @@ def test_detector_only_columns_of_unreadable_types_are_redacted(ctx):
     direct(ctx, "insert into memos_ci values (1, '%s') on conflict do nothing" % MEMO)
     refresh_catalog(ctx)
     for sql in ("select body from memos_ci", "select * from memos_ci",
-                "select body::citext from memos"):
+                "select body::citext from memos", "select upper(body) from memos_ci"):
         rc, out, err = agent_psql(ctx, sql)
         check(not leaked(out + err), "%s leaked %r" % (sql, leaked(out + err)))
+    rc, out, err = agent_psql(ctx, "select body from memos_ci")
+    check(rc == 0 and "call back" in out, "a citext column is over-masked in text: %r" % out)
+    msgs = raw(ctx, [P("", "select body from memos_ci"), B(fmt=1), E(), S()])
+    check(not leaked(all_bytes(msgs)), "binary citext leaked %r" % leaked(all_bytes(msgs)))
+    # an enum column no rule names is not over-masked in text format
+    direct(ctx, "do $$ begin create type memo_kind as enum ('call', 'visit'); "
+                "exception when duplicate_object then null; end $$")
+    direct(ctx, "create table if not exists memos_kind (id int primary key, kind memo_kind)")
+    direct(ctx, "insert into memos_kind values (1, 'visit') on conflict do nothing")
+    refresh_catalog(ctx)
+    rc, out, err = agent_psql(ctx, "select id, kind from memos_kind order by id")
+    check(rc == 0 and out.strip() == "1|visit", "an enum column is over-masked: %r %r" % (out, err))
 
 
 # ---- 7, 8, 16, 17: the database leg, the catalog, identity, fail-open edges -------------------

@@ -329,12 +329,17 @@ int masking_plan_rows(struct mask_result *r, const struct masking *m, const stru
 		}
 		if (!direct && !by_position && sql && sql->all_clean)
 			rule = MASK_RULE_NONE; /* e.g. a star over system relations */
-		/* a free text column the detectors cannot read in this result (citext, a domain,
-		 * any type of hoop's ignorance) is no better than a value computed from it */
+		/* a free text column of a type the detectors do not know (citext, a domain, an
+		 * enum) is read as the text it is in text format; in binary it is no better than
+		 * a value computed from it */
 		if ((rule == MASK_RULE_FREE ||
 		     (rule >= 0 && rule < mp->nrules && mp->rules[rule].free_text)) &&
-		    !derived && !mask_type_detectable(f[i].type_oid))
-			derived = 1;
+		    !derived && !mask_type_detectable(f[i].type_oid)) {
+			if (f[i].format == 0)
+				c->type_oid = TEXT_OID;
+			else
+				derived = 1;
+		}
 		c->rule = effective_rule(mp, rule, derived);
 		c->derived = derived;
 		c->context = mask_context_from_name(f[i].name ? f[i].name : "");
@@ -373,11 +378,16 @@ int masking_plan_copy(struct mask_result *r, const struct masking *m, const stru
 		c->type_oid = pc->derived ? 0 : source_type(cat, pc->source);
 		if (overall_format == 0 && !c->type_oid)
 			c->type_oid = TEXT_OID;
-		/* free text of a type the detectors do not read (citext, a domain): redacted */
+		/* free text of a type the detectors do not know (citext, a domain): read as text
+		 * in text and CSV, redacted in binary */
 		if ((pc->rule == MASK_RULE_FREE ||
 		     (pc->rule >= 0 && pc->rule < m->mp.nrules && m->mp.rules[pc->rule].free_text)) &&
-		    !derived && !mask_type_detectable(c->type_oid))
-			derived = 1;
+		    !derived && !mask_type_detectable(c->type_oid)) {
+			if (c->format == 0)
+				c->type_oid = TEXT_OID;
+			else
+				derived = 1;
+		}
 		c->rule = effective_rule(&m->mp, pc->rule, derived);
 		c->derived = derived;
 		if (overall_format == 0 && c->type_oid != TEXT_OID && !pc->derived) {
