@@ -85,7 +85,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		a.probes_unknown == b.probes_unknown);
 	for (int i = 0; i < a.ncols; i++) {
 		if (a.cols[i].rule == MASK_RULE_NONE) {
-			REQUIRE(b.cols[i].rule == MASK_RULE_NONE || b.cols[i].rule == MASK_RULE_FREE);
+			REQUIRE(b.cols[i].rule == MASK_RULE_NONE ||
+				b.cols[i].rule == MASK_RULE_FREE);
 		} else {
 			REQUIRE(b.cols[i].rule == a.cols[i].rule);
 			REQUIRE(b.cols[i].derived >= a.cols[i].derived);

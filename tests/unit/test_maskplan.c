@@ -10,7 +10,8 @@
  *   COLUMNS [KEY[=VALUE] ...] | SQL
  *
  *   COLUMNS  the result columns in order, comma-separated, or "-" for none. Each is "clean",
- *            "unknown", "free" (a text column no rule names, with "detectors"), or the label of the rule that masks it (the rule as the policy writes
+ *            "unknown", "free" (a text column no rule names, with "detectors"), or the label
+ *            of the rule that masks it (the rule as the policy writes
  *            it: "patients.ssn", "*.email", "archive.visits.reason") followed by "~" when the
  *            column is derived from the masked column rather than the column itself, and
  *            optionally "@SOURCE" to check the source label ("patients.email").

@@ -380,8 +380,8 @@ int masking_plan_copy(struct mask_result *r, const struct masking *m, const stru
 			c->type_oid = TEXT_OID;
 		/* free text of a type the detectors do not know (citext, a domain): read as text
 		 * in text and CSV, redacted in binary */
-		if ((pc->rule == MASK_RULE_FREE ||
-		     (pc->rule >= 0 && pc->rule < m->mp.nrules && m->mp.rules[pc->rule].free_text)) &&
+		if ((pc->rule == MASK_RULE_FREE || (pc->rule >= 0 && pc->rule < m->mp.nrules &&
+						    m->mp.rules[pc->rule].free_text)) &&
 		    !derived && !mask_type_detectable(c->type_oid)) {
 			if (c->format == 0)
 				c->type_oid = TEXT_OID;

@@ -195,8 +195,8 @@ static int style_rank(enum mask_style s)
 	}
 }
 
-/* null > redact > hash > format_preserving > partial > free > none; unknown ranks as the style it is
- * masked with, and wins a tie (it says less about the value). */
+/* null > redact > hash > format_preserving > partial > free > none; unknown ranks as the style
+ * it is masked with, and wins a tie (it says less about the value). */
 static int rank(const struct ctx *c, int rule)
 {
 	if (rule == MASK_RULE_NONE)

@@ -21,9 +21,9 @@ enum sql_kind {
 	SK_ALTER_ROLE, SK_GRANT, SK_REVOKE, SK_SET_ROLE, SK_SET_SESSION_AUTHORIZATION, SK_SET,
 	SK_SHOW, SK_DO, SK_CALL, SK_EXPLAIN, SK_PREPARE, SK_EXECUTE, SK_DEALLOCATE,
 	SK_TRANSACTION, SK_VACUUM, SK_LISTEN, SK_NOTIFY, SK_LOCK, SK_FUNCTION_CALL,
-	SK_ALTER_TABLE_DROP_COLUMN, /* ALTER TABLE ... DROP COLUMN (also kind alter_table) */
-	SK_ALTER_OWNER,		    /* ALTER ... OWNER TO: a relation's rights follow its owner */
-	SK_RENAME,		    /* ALTER ... RENAME (TO): tables, columns, views, schemas... */
+	SK_ALTER_TABLE_DROP_COLUMN, /* ALTER TABLE ... DROP COLUMN (also alter_table) */
+	SK_ALTER_OWNER,		    /* ALTER ... OWNER TO */
+	SK_RENAME,		    /* ALTER ... RENAME (TO), of any object */
 	SK_OTHER,
 	SK_COUNT
 };
