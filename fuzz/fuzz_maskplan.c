@@ -31,6 +31,7 @@ static void check(const struct maskplan *p, int rc)
 		const struct maskplan_col *c = &p->cols[i];
 
 		REQUIRE(c->rule == MASK_RULE_NONE || c->rule == MASK_RULE_UNKNOWN ||
+			(c->rule == MASK_RULE_FREE && pol.detectors) ||
 			(c->rule >= 0 && c->rule < pol.nrules));
 		REQUIRE(c->derived == 0 || c->derived == 1);
 		REQUIRE(c->rule != MASK_RULE_NONE || !c->derived);
@@ -69,6 +70,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		a.probes_masked == b.probes_masked);
 	for (int i = 0; i < a.ncols; i++)
 		REQUIRE(a.cols[i].rule == b.cols[i].rule && a.cols[i].derived == b.cols[i].derived);
+	maskplan_free(&a);
+	maskplan_free(&b);
+	/* with detectors on, text columns no rule names are free text: nothing gets weaker
+	 * (issue 14 point 9): a clean column may become free, a masked one stays as masked
+	 * (derived at least as often), and probes and writes are the same */
+	pol.detectors = (1u << DET_COUNT) - 1;
+	rc = maskplan_build((const char *)data, size, cat, &pol, &b);
+	check(&b, rc);
+	pol.detectors = 0;
+	rc = maskplan_build((const char *)data, size, cat, &pol, &a);
+	REQUIRE(a.ncols == b.ncols && a.all_unknown == b.all_unknown &&
+		a.probes_masked == b.probes_masked && a.writes_masked == b.writes_masked &&
+		a.probes_unknown == b.probes_unknown);
+	for (int i = 0; i < a.ncols; i++) {
+		if (a.cols[i].rule == MASK_RULE_NONE) {
+			REQUIRE(b.cols[i].rule == MASK_RULE_NONE ||
+				b.cols[i].rule == MASK_RULE_FREE);
+		} else {
+			REQUIRE(b.cols[i].rule == a.cols[i].rule);
+			REQUIRE(b.cols[i].derived >= a.cols[i].derived);
+		}
+	}
 	maskplan_free(&a);
 	maskplan_free(&b);
 	rc = maskplan_build((const char *)data, size, NULL, &pol, &a);

@@ -271,6 +271,231 @@ def all_bytes(msgs):
 
 # ---- 4, 5, 9: side channels, DDL laundering, detectors --------------------------------------
 
+def refresh_catalog(ctx):
+    """Make hoopd re-read the clinical catalog now (a statement naming a relation the catalog does
+    not have marks it stale) and wait until the new one is published."""
+    before = ctx.hd.log_text().count("catalog of ")
+    time.sleep(1.2)  # on-demand reloads at most once a second
+    agent_psql(ctx, "select 1 from hoop_no_such_relation_refresh")
+    wait_for(lambda: ctx.hd.log_text().count("catalog of ") > before, 20, "a catalog refresh")
+
+
+def test_advisory_lock_keys_are_no_channel_for_masked_values(ctx):
+    """Point 4: pg_advisory_lock(f(last_name)) stores its argument where every session reads it
+    (pg_locks): hoopd refuses it as a write of a masked value, and a lock key another session
+    holds reads back masked from pg_locks."""
+    rc, out, err = agent_psql(
+        ctx, "select pg_advisory_lock(('x' || rpad(encode(convert_to(last_name, 'UTF8'), 'hex'),"
+             " 16, '0'))::bit(64)::bigint) from patients where id = 1 limit 1")
+    check(rc != 0 and "masked PHI" in err,
+          "an advisory lock keyed by a masked value was not refused: rc=%d %r %r" % (rc, out, err))
+    held = direct(ctx, "select count(*) from pg_locks where locktype = 'advisory'")
+    check(held == "0", "the agent's advisory lock was taken: %s" % held)
+    # a key that is an SSN's digits, held by another (direct) session
+    p = subprocess.Popen(["psql", "-h", "127.0.0.1", "-p", str(ctx.pg.port), "-U", "postgres",
+                          "-d", "clinical", "-tAX", "-c",
+                          "select pg_advisory_lock(123456789), pg_sleep(60)"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ctx.cleanup.push(p.kill)
+    try:
+        wait_for(lambda: direct(ctx, "select count(*) from pg_locks where locktype = 'advisory'")
+                 == "1", 10, "the direct session's advisory lock")
+        rc, out, err = agent_psql(ctx, "select classid, objid, objsubid from pg_locks "
+                                       "where locktype = 'advisory'")
+        check(rc == 0, "reading pg_locks refused: %s" % err)
+        check(out.strip(), "pg_locks read returned nothing")
+        check(not leaked(out), "pg_locks showed a lock key in clear: %r" % out)
+        msgs = raw(ctx, [Q("select l.objid::text || '' from pg_locks l "
+                           "where l.locktype = 'advisory'")])
+        check(not leaked(all_bytes(msgs)), "pg_locks (raw) leaked %r" % leaked(all_bytes(msgs)))
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_setval_of_a_masked_value_is_refused(ctx):
+    """Point 4: setval('s', f(ssn)) keeps the value in a sequence that currval() and last_value
+    read back: refused as a write of a masked value (also through the extended protocol)."""
+    rc, out, err = agent_psql(ctx, "create sequence if not exists hostile_seq")
+    check(rc == 0, "create sequence refused: %s" % err)
+    rc, out, err = agent_psql(
+        ctx, "select setval('hostile_seq', replace(ssn, '-', '')::bigint) from patients "
+             "where id = 1 limit 1; select currval('hostile_seq')")
+    check(rc != 0 and "masked PHI" in err, "setval of a masked value ran: %r %r" % (out, err))
+    check(not leaked(out + err), "setval/currval leaked %r" % leaked(out + err))
+    msgs = raw(ctx, [P("", "select setval('hostile_seq', replace(ssn, '-', '')::bigint) "
+                           "from patients where id = 1 limit 1"), B(), E(), S()])
+    check(any(t == "E" for t, _ in msgs), "extended-protocol setval was not refused")
+    last = direct(ctx, "select last_value from hostile_seq")
+    check(last != "123456789", "the sequence holds an SSN: %s" % last)
+    rc, out, err = agent_psql(ctx, "select last_value from pg_sequences")
+    check(not leaked(out), "pg_sequences leaked %r" % leaked(out))
+
+
+def test_ddl_that_copies_or_drops_masked_columns_is_refused(ctx):
+    """Point 5: ADD COLUMN ... GENERATED ALWAYS AS (last_name), ALTER COLUMN ... TYPE ... USING
+    (ssn), RENAME COLUMN of a masked column, renaming the table, DROP COLUMN and OWNER TO are
+    refused by the shipped policy; none of them reaches the server."""
+    cases = [
+        "alter table patients add column ln2 text generated always as (last_name) stored",
+        "alter table patients add column ln3 text generated always as "
+        "(translate(last_name, 'abcdefghijklmnopqrstuvwxyz', 'zyxwvutsrqponmlkjihgfedcba')) stored",
+        "alter table encounters alter column notes type text using (select ssn from patients "
+        "where patients.id = encounters.patient_id)",
+        "alter table patients rename column last_name to ln",
+        "alter table patients rename to people",
+        "alter table patients drop column notes",
+        "alter table patients owner to postgres",
+    ]
+    cols = lambda: direct(ctx, "select string_agg(attname, ',' order by attnum) from pg_attribute "
+                               "where attrelid = 'patients'::regclass and attnum > 0 "
+                               "and not attisdropped")
+    before = cols()
+    try:
+        for sql in cases:
+            rc, out, err = agent_psql(ctx, sql)
+            check(rc != 0 and "hoop:" in err, "not refused by a rule: %s: %r" % (sql, err))
+        check(cols() == before, "the DDL changed patients: %s -> %s" % (before, cols()))
+    finally:
+        direct(ctx, "alter table if exists people rename to patients")
+        for c in ("ln2", "ln3"):
+            direct(ctx, "alter table patients drop column if exists %s" % c)
+        if "ln," in cols():
+            direct(ctx, "alter table patients rename column ln to last_name")
+    refresh_catalog(ctx)
+    rc, out, err = agent_psql(ctx, "select * from patients order by id limit 3")
+    check(not leaked(out), "patients leaked after the refused DDL: %r" % leaked(out))
+
+
+def test_masking_follows_a_renamed_column_after_the_catalog_refresh(ctx):
+    """Point 5: a masked column renamed (by a migration, outside hoop) stays masked for every new
+    session after hoopd re-reads the catalog, and so do the masked columns of a renamed table."""
+    try:
+        direct(ctx, "alter table patients rename column last_name to surname_x")
+        direct(ctx, "alter table patients rename column ssn to tax_id_x")
+        direct(ctx, "alter table patients rename to people_x")
+        refresh_catalog(ctx)
+        for sql in ("select id, surname_x, tax_id_x from people_x order by id limit 3",
+                    "select * from people_x order by id limit 3",
+                    "select upper(p.surname_x) || p.tax_id_x from people_x p limit 3"):
+            rc, out, err = agent_psql(ctx, sql)
+            check(rc == 0, "%s refused: %s" % (sql, err))
+            check(out.strip(), "%s returned nothing" % sql)
+            check(not leaked(out), "%s leaked %r after the rename" % (sql, leaked(out)))
+        msgs = raw(ctx, [P("", "select surname_x, tax_id_x from people_x limit 3"), B(fmt=1), E(),
+                         S()])
+        check(data_rows(msgs), "the raw client got no rows: %r" % msgs[-3:])
+        check(not leaked(all_bytes(msgs)), "binary read leaked %r" % leaked(all_bytes(msgs)))
+    finally:
+        direct(ctx, "alter table if exists people_x rename to patients")
+        direct(ctx, "alter table patients rename column surname_x to last_name")
+        direct(ctx, "alter table patients rename column tax_id_x to ssn")
+        refresh_catalog(ctx)
+
+
+MEMO = "Patient Ada, SSN 123-45-6789, call back"
+
+
+def memos_ready(ctx):
+    """A table no masking rule names, holding an SSN inside free text, known to hoopd's catalog
+    (its plain read comes back detector-masked, not redacted as unknown)."""
+    direct(ctx, "create table if not exists memos (id int primary key, body text, tag varchar)")
+    direct(ctx, "insert into memos values (1, '%s', 'x') on conflict do nothing" % MEMO)
+
+    def known():
+        rc, out, _ = agent_psql(ctx, "select body from memos")
+        return rc == 0 and "6789" in out and "123-45" not in out
+    if not known():
+        refresh_catalog(ctx)
+        wait_for(known, 20, "memos in hoopd's catalog")
+
+
+def test_computed_values_of_detector_only_columns_are_redacted(ctx):
+    """Point 9: a text column with no rule is protected by the detectors only as it is; values
+    computed from it (translate, encode, string_to_array, a cast to tsvector, one character per
+    row) would hide an SSN from them, so they are redacted (or withheld), and the plain column
+    still comes back with only the SSN masked."""
+    memos_ready(ctx)
+    rc, out, err = agent_psql(ctx, "select body, tag from memos")
+    check(rc == 0 and "Patient Ada" in out and "call back" in out,
+          "the plain read of memos is over-masked: %r %r" % (out, err))
+    digits = "0123456789"
+    attacks = {
+        "translate": ("select translate(body, '0123456789', 'abcdefghij') from memos",
+                      lambda s: s.translate(str.maketrans("abcdefghij", digits))),
+        "base64": ("select encode(convert_to(body, 'UTF8'), 'base64') from memos",
+                   lambda s: _b64(s)),
+        "hex": ("select encode(convert_to(body, 'UTF8'), 'hex') from memos",
+                lambda s: _hex(s)),
+        "array": ("select string_to_array(body, NULL) from memos",
+                  lambda s: re.sub(r"[{},\"]", "", s)),
+        "tsvector": ("select body::tsvector from memos", lambda s: s),
+        "to_tsvector": ("select to_tsvector('simple', body) from memos", lambda s: s),
+        "per-char": ("select string_agg(c, '' order by g) from (select g, substr(body, g, 1) c "
+                     "from memos, generate_series(1, 60) g) x", lambda s: s),
+        "one-char-per-row": ("select substr(body, g, 1) from memos, generate_series(1, 60) g "
+                             "order by g", lambda s: s.replace("\n", "")),
+        "reverse": ("select reverse(body) from memos", lambda s: s[::-1]),
+        "digits-spread": ("select regexp_replace(body, '([0-9])', '\\1 ', 'g') from memos",
+                          lambda s: re.sub(r"(\d) ", r"\1", s)),
+    }
+    for name, (sql, undo) in attacks.items():
+        rc, out, err = agent_psql(ctx, sql)
+        text = out + err
+        try:
+            back = undo(out)
+        except Exception:
+            back = out
+        check(not leaked(text) and not leaked(back) and "123456789" not in back.replace("-", ""),
+              "%s recovered the SSN from a detector-only column: %r" % (name, out[:200]))
+    # the binary format and the extended protocol take the same plan
+    msgs = raw(ctx, [P("", "select translate(body, '0123456789', 'abcdefghij') from memos"),
+                     B(fmt=1), E(), S()])
+    back = all_bytes(msgs).decode("utf-8", "replace").translate(
+        str.maketrans("abcdefghij", digits))
+    check("123-45-6789" not in back, "binary translate() leaked")
+
+
+def _b64(s):
+    import base64
+    try:
+        return base64.b64decode("".join(s.split())).decode("utf-8", "replace")
+    except Exception:
+        return s
+
+
+def _hex(s):
+    try:
+        return bytes.fromhex("".join(s.split())).decode("utf-8", "replace")
+    except Exception:
+        return s
+
+
+def test_detector_only_columns_of_unreadable_types_are_redacted(ctx):
+    """Point 9: a column the detectors cannot read as text (citext, of an OID hoop does not know)
+    is not passed through unread: with no rule it is redacted."""
+    memos_ready(ctx)
+    direct(ctx, "create extension if not exists citext")
+    direct(ctx, "create table if not exists memos_ci (id int primary key, body citext)")
+    direct(ctx, "insert into memos_ci values (1, '%s') on conflict do nothing" % MEMO)
+    refresh_catalog(ctx)
+    for sql in ("select body from memos_ci", "select * from memos_ci",
+                "select body::citext from memos", "select upper(body) from memos_ci"):
+        rc, out, err = agent_psql(ctx, sql)
+        check(not leaked(out + err), "%s leaked %r" % (sql, leaked(out + err)))
+    rc, out, err = agent_psql(ctx, "select body from memos_ci")
+    check(rc == 0 and "call back" in out, "a citext column is over-masked in text: %r" % out)
+    msgs = raw(ctx, [P("", "select body from memos_ci"), B(fmt=1), E(), S()])
+    check(not leaked(all_bytes(msgs)), "binary citext leaked %r" % leaked(all_bytes(msgs)))
+    # an enum column no rule names is not over-masked in text format
+    direct(ctx, "do $$ begin create type memo_kind as enum ('call', 'visit'); "
+                "exception when duplicate_object then null; end $$")
+    direct(ctx, "create table if not exists memos_kind (id int primary key, kind memo_kind)")
+    direct(ctx, "insert into memos_kind values (1, 'visit') on conflict do nothing")
+    refresh_catalog(ctx)
+    rc, out, err = agent_psql(ctx, "select id, kind from memos_kind order by id")
+    check(rc == 0 and out.strip() == "1|visit", "an enum column is over-masked: %r %r" % (out, err))
+
 
 # ---- 7, 8, 16, 17: the database leg, the catalog, identity, fail-open edges -------------------
 

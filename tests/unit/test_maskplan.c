@@ -10,7 +10,8 @@
  *   COLUMNS [KEY[=VALUE] ...] | SQL
  *
  *   COLUMNS  the result columns in order, comma-separated, or "-" for none. Each is "clean",
- *            "unknown", or the label of the rule that masks it (the rule as the policy writes
+ *            "unknown", "free" (a text column no rule names, with "detectors"), or the label
+ *            of the rule that masks it (the rule as the policy writes
  *            it: "patients.ssn", "*.email", "archive.visits.reason") followed by "~" when the
  *            column is derived from the masked column rather than the column itself, and
  *            optionally "@SOURCE" to check the source label ("patients.email").
@@ -26,6 +27,8 @@
  *                             (delim=\t is a tab; copy_opts is checked only with copy=)
  *            error            maskplan_build returns -1
  *            nocat            built without a catalog
+ *            detectors        with every content detector on (text columns no rule names
+ *                             are then "free": the detectors' as they are, "free~" computed)
  *   SQL      everything after the first '|' and the blanks after it; {{nl}} is a newline and
  *            {{N*TEXT}} is TEXT repeated N times.
  *
@@ -62,6 +65,10 @@ static void rule_label(int rule, char *buf, size_t n)
 	}
 	if (rule == MASK_RULE_UNKNOWN) {
 		snprintf(buf, n, "unknown");
+		return;
+	}
+	if (rule == MASK_RULE_FREE) {
+		snprintf(buf, n, "free");
 		return;
 	}
 	if (rule < 0 || rule >= pol.nrules) {
@@ -179,7 +186,7 @@ static void run_case(const char *file, int line, char *text)
 	char want_copy[16] = "", want_delim[8] = "", want_quote[8] = "", want_escape[8] = "",
 	     want_null[40] = "";
 	int want_rows = 1, want_probe_unknown = 0, want_all_unknown = 0, want_all_clean = 0;
-	int want_error = 0, nocat = 0, want_header = 0, have_null = 0, rc;
+	int want_error = 0, nocat = 0, want_header = 0, have_null = 0, detectors = 0, rc;
 	struct maskplan p;
 	char desc[4096], q[512];
 
@@ -243,6 +250,8 @@ static void run_case(const char *file, int line, char *text)
 			want_error = 1;
 		else if (!strcmp(tok, "nocat"))
 			nocat = 1;
+		else if (!strcmp(tok, "detectors"))
+			detectors = 1;
 		else
 			unit_fail(file, line, "unknown key %s", tok);
 	}
@@ -252,7 +261,9 @@ static void run_case(const char *file, int line, char *text)
 		return;
 	}
 	unit_where("%s:%d: %.200s", file, line, unit_quote(sql, q, sizeof(q)));
+	pol.detectors = detectors ? (1u << DET_COUNT) - 1 : 0;
 	rc = maskplan_build(sql, strlen(sql), nocat ? NULL : cat, &pol, &p);
+	pol.detectors = 0;
 	describe(&p, desc, sizeof(desc));
 	if (want_error ? rc != -1 : rc != 0)
 		unit_fail(file, line, "returned %d (%s)", rc, desc);
@@ -501,6 +512,86 @@ static void test_relcol(void)
 	CHECK_EQ_INT(maskplan_relcol(cat, &pol, NULL, 1, &d), MASK_RULE_UNKNOWN);
 }
 
+/* One refresh of the fixture's database after DDL: patients (16001) as `name`, its column 4
+ * (last_name) as `col4`, column 5 (ssn) as `col5`; v_zip (16005) unchanged. */
+static struct catalog *refreshed(const char *name, const char *col4, const char *col5)
+{
+	struct catalog *c = cat_new();
+	struct cat_rel *r;
+	const char *cols[] = {"id",  "mrn",   "first_name", col4,   col5,	"dob",
+			      "email", "phone", "address",	  "city", "zip"};
+
+	if (!c || !(r = cat_add_rel(c, 16001, "public", name, 'r', NULL)))
+		exit(2);
+	for (int i = 0; i < 11; i++)
+		if (cat_add_col(r, (int16_t)(i + 1), cols[i], 25))
+			exit(2);
+	if (!(r = cat_add_rel(c, 16002, "public", "encounters", 'r', NULL)) ||
+	    cat_add_col(r, 1, "id", 25) || cat_add_col(r, 2, "notes", 25) || cat_index(c))
+		exit(2);
+	return c;
+}
+
+static int plan_col0(const struct catalog *c, const char *sql, int *writes)
+{
+	struct maskplan p;
+	int rule;
+
+	if (maskplan_build(sql, strlen(sql), c, &pol, &p) || p.ncols < 1) {
+		maskplan_free(&p);
+		return 99;
+	}
+	rule = p.cols[0].rule;
+	if (writes)
+		*writes = p.writes_masked;
+	maskplan_free(&p);
+	return rule;
+}
+
+/* Issue 14 point 5: rules follow the column's identity (table OID, attnum) across catalog
+ * refreshes: a renamed masked column, or a renamed table's masked columns, stay masked. */
+static void test_identity(void)
+{
+	struct catalog *c1 = refreshed("patients", "last_name", "ssn");
+	struct catalog *c2 = refreshed("people", "ln", "ssn");
+	struct catalog *c3 = refreshed("people", "x", "s2");
+	struct catalog *fresh = refreshed("people", "ln", "ssn");
+	const struct cat_rel *r;
+	int d = -1, w = -1;
+
+	/* without history a renamed column is whatever its new name says */
+	CHECK_EQ_INT(plan_col0(fresh, "SELECT ln FROM people", NULL), MASK_RULE_NONE);
+	CHECK_EQ_INT(cat_inherit(c2, c1), 0);
+	r = cat_rel_by_oid(c2, 16001);
+	CHECK(r && r->was_name && !strcmp(r->was_name, "patients"));
+	CHECK(r && r->cols[3].was && !strcmp(r->cols[3].was, "last_name"));
+	CHECK(r && !r->cols[4].was && !r->cols[0].was);
+	CHECK(cat_rel_by_oid(c2, 16002) && !cat_rel_by_oid(c2, 16002)->was_name);
+	CHECK_EQ_INT(plan_col0(c2, "SELECT ln FROM people", NULL), 6);
+	CHECK_EQ_INT(plan_col0(c2, "SELECT upper(p.ln) FROM people p", NULL), 6);
+	CHECK_EQ_INT(plan_col0(c2, "SELECT ssn FROM people", NULL), 0);
+	CHECK_EQ_INT(plan_col0(c2, "SELECT * FROM people", NULL), MASK_RULE_NONE); /* id */
+	CHECK_EQ_INT(plan_col0(c2, "SELECT 1 FROM people p, notes n WHERE n.id = 1", NULL),
+		     MASK_RULE_NONE);
+	CHECK_EQ_INT(plan_col0(c2, "INSERT INTO encounters (notes) SELECT ln FROM people "
+				   "RETURNING 1",
+			       &w),
+		     MASK_RULE_NONE);
+	CHECK_EQ_INT(w, 1);
+	CHECK_EQ_INT(maskplan_relcol(c2, &pol, cat_rel_by_oid(c2, 16001), 4, &d), 6);
+	CHECK_EQ_INT(d, 0);
+	/* a second refresh: the names at first sight, not the last ones */
+	CHECK_EQ_INT(cat_inherit(c3, c2), 0);
+	CHECK_EQ_INT(plan_col0(c3, "SELECT x FROM people", NULL), 6);
+	CHECK_EQ_INT(plan_col0(c3, "SELECT s2 FROM people", NULL), 0);
+	CHECK_EQ_INT(maskplan_relcol(c3, &pol, cat_rel_by_oid(c3, 16001), 5, &d), 0);
+	CHECK_EQ_INT(cat_inherit(c3, NULL), 0);
+	cat_free(c1);
+	cat_free(c2);
+	cat_free(c3);
+	cat_free(fresh);
+}
+
 /* hoop's caps: nothing crashes, and what cannot be planned is unknown. */
 static void test_caps(void)
 {
@@ -612,6 +703,7 @@ int main(int argc, char **argv)
 	UNIT_RUN(test_rule_match);
 	UNIT_RUN(test_relcol);
 	UNIT_RUN(test_caps);
+	UNIT_RUN(test_identity);
 	for (int i = 1; i < argc; i++) {
 		int n = run_file(argv[i]);
 

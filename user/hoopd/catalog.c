@@ -59,8 +59,12 @@ void cat_free(struct catalog *c)
 	if (!c)
 		return;
 	for (int i = 0; i < c->nrels; i++) {
+		for (int k = 0; k < c->rels[i]->ncols; k++)
+			free(c->rels[i]->cols[k].was);
 		free(c->rels[i]->viewdef);
 		free(c->rels[i]->cols);
+		free(c->rels[i]->was_schema);
+		free(c->rels[i]->was_name);
 		free(c->rels[i]);
 	}
 	free(c->rels);
@@ -137,6 +141,57 @@ int cat_add_col(struct cat_rel *r, int16_t attnum, const char *name, uint32_t ty
 	strcpy(cols[r->ncols].name, name);
 	r->ncols++;
 	return 0;
+}
+
+/* Sets *dst to the first-seen name when it differs from now; 0 or -ENOMEM. */
+static int set_was(char **dst, const char *first, const char *now)
+{
+	if (!first || !strcmp(first, now))
+		return 0;
+	*dst = strdup(first);
+	return *dst ? 0 : -ENOMEM;
+}
+
+int cat_inherit(struct catalog *c, const struct catalog *old)
+{
+	if (!c || !old)
+		return 0;
+	for (int i = 0; i < c->nrels; i++) {
+		struct cat_rel *r = c->rels[i];
+		const struct cat_rel *o = cat_rel_by_oid(old, r->oid);
+
+		if (!o)
+			continue;
+		if (set_was(&r->was_schema, o->was_schema ? o->was_schema : o->schema, r->schema) ||
+		    set_was(&r->was_name, o->was_name ? o->was_name : o->name, r->name))
+			goto oom;
+		/* one of the two renamed: both are the identity's */
+		if (r->was_schema && !r->was_name && !(r->was_name = strdup(r->name)))
+			goto oom;
+		if (r->was_name && !r->was_schema && !(r->was_schema = strdup(r->schema)))
+			goto oom;
+		for (int k = 0; k < r->ncols; k++) {
+			const struct cat_col *oc = cat_col_by_attnum(o, r->cols[k].attnum);
+
+			if (oc && set_was(&r->cols[k].was, oc->was ? oc->was : oc->name,
+					  r->cols[k].name))
+				goto oom;
+		}
+	}
+	return 0;
+oom:
+	for (int i = 0; i < c->nrels; i++) {
+		struct cat_rel *r = c->rels[i];
+
+		for (int k = 0; k < r->ncols; k++) {
+			free(r->cols[k].was);
+			r->cols[k].was = NULL;
+		}
+		free(r->was_schema);
+		free(r->was_name);
+		r->was_schema = r->was_name = NULL;
+	}
+	return -ENOMEM;
 }
 
 int cat_add_function(struct catalog *c, const char *schema, const char *name)

@@ -16,6 +16,9 @@ struct cat_col {
 	int16_t attnum; /* 1-based, as pg_attribute */
 	char name[CAT_NAME];
 	uint32_t type_oid;
+	/* the name this column (same table OID and attnum) had when hoopd first read the
+	 * database, when it has been renamed since; NULL: the same (cat_inherit) */
+	char *was;
 };
 
 struct cat_rel {
@@ -30,6 +33,9 @@ struct cat_rel {
 	 * columns too, so that a rule on patients covers patients_2020. 0 = none; set it directly
 	 * after cat_add_rel. */
 	uint32_t parent_oid;
+	/* the schema and name this relation (same OID) had when hoopd first read the database,
+	 * when it has been renamed or moved since; NULL: the same (cat_inherit) */
+	char *was_schema, *was_name;
 };
 
 struct catalog;
@@ -46,6 +52,12 @@ int cat_add_col(struct cat_rel *r, int16_t attnum, const char *name, uint32_t ty
 /* A function that is not built in (not in pg_catalog): its result can derive from anything. */
 int cat_add_function(struct catalog *c, const char *schema, const char *name);
 int cat_index(struct catalog *c);
+/* Masking rules name columns; a column keeps its identity (table OID, attnum) when it is
+ * renamed. Carries into c, a newly read catalog of a database, the names each relation and
+ * column had in old, the catalog it replaces (their names at first sight, if old had them
+ * from an earlier one): a rule that matched a column then still matches it under its new
+ * name. 0 or -ENOMEM (c is then as it was). */
+int cat_inherit(struct catalog *c, const struct catalog *old);
 
 const struct cat_rel *cat_rel_by_oid(const struct catalog *c, uint32_t oid);
 /* Relations named `name` (case-sensitive: callers fold as the server does). With schema NULL,

@@ -272,6 +272,16 @@ static void publish(struct job *j)
 		b->cat = j->cat;
 		b->refs = 1;
 		snprintf(b->error, sizeof(b->error), "%s", j->error);
+		/* Rules follow a column's identity: the new catalog learns the names its
+		 * relations and columns had before (a renamed masked column stays masked). */
+		if (j->cat && e->box && e->box->cat && cat_inherit(j->cat, e->box->cat)) {
+			snprintf(j->error, sizeof(j->error), "%s",
+				 "out of memory carrying column identities");
+			cat_free(j->cat);
+			j->cat = NULL;
+			b->cat = NULL;
+			snprintf(b->error, sizeof(b->error), "%s", j->error);
+		}
 		if (!j->cat && e->box && e->box->cat) {
 			/* Keep the last good catalog over a failed refresh. */
 			log_warn("catalog refresh for %s/%s failed, keeping the previous one: %s",

@@ -97,6 +97,13 @@ void mask_thread_release(void);
 /* How one result column is treated. */
 #define MASK_RULE_NONE (-1)
 #define MASK_RULE_UNKNOWN (-2) /* provenance unknown: mp->unknown_style */
+/* A text column (or one of a type hoop does not know) that no rule names, with detectors on:
+ * the column itself goes through the detectors, anything computed from it is redacted (the
+ * detectors cannot read through translate(), encode(), a cast to tsvector, one character per
+ * row), as with a free_text rule. A plan's verdict only: masking turns it into NONE or UNKNOWN. */
+#define MASK_RULE_FREE (-3)
+/* Can the detectors read a value of this type (text-like, or an array of text-like)? */
+int mask_type_detectable(uint32_t type_oid);
 struct mask_colplan {
 	int rule;	   /* index into mp->rules, MASK_RULE_NONE, or MASK_RULE_UNKNOWN */
 	int derived;	   /* computed from the masked column, not the column itself: partial and

@@ -913,6 +913,16 @@ static int copydata(const struct mask_engine *me, const struct mask_colplan *col
 	return 0;
 }
 
+int mask_type_detectable(uint32_t type_oid)
+{
+	const struct mtype *t = mask_type(type_oid), *et;
+
+	if (!t)
+		return 0;
+	et = t->kind == MT_ARRAY ? mask_type(t->elem) : t;
+	return et && mask_kind_textlike(et->kind);
+}
+
 int mask_datarow(const struct mask_engine *me, const struct mask_colplan *cols, int ncols,
 		 const uint8_t *body, size_t len, struct buf *out, struct mask_counts *counts)
 {

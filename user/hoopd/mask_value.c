@@ -25,6 +25,7 @@
 	X(21, MT_INT2, 0, "int2")                                                                  \
 	X(23, MT_INT4, 0, "int4")                                                                  \
 	X(25, MT_TEXT, 0, "text")                                                                  \
+	X(26, MT_INT4, 0, "oid") /* masked as an int4: 0 redacted, a hash below 2^31 */           \
 	X(114, MT_JSON, 0, "json")                                                                 \
 	X(142, MT_XML, 0, "xml")                                                                   \
 	X(143, MT_ARRAY, 142, "_xml")                                                              \

@@ -179,8 +179,8 @@ static int style_rank(const struct mask_policy *mp, int rule)
 	    [MASK_NULL] = 5, [MASK_REDACT] = 4, [MASK_HASH] = 3,
 	    [MASK_FORMAT_PRESERVING] = 2, [MASK_PARTIAL] = 1};
 
-	if (rule == MASK_RULE_NONE)
-		return 0;
+	if (rule == MASK_RULE_NONE || rule == MASK_RULE_FREE)
+		return 0; /* free text is the detectors' when it is the column itself */
 	if (rule == MASK_RULE_UNKNOWN)
 		return 4; /* unknown_style is redact or null */
 	return rule >= 0 && rule < mp->nrules ? rank[mp->rules[rule].style] : 4;
@@ -225,12 +225,15 @@ static int result_alloc(struct mask_result *r, int n)
 	return 0;
 }
 
-/* What a column's rule means for a value: free text is the detectors' when it is the column
- * itself and redacted when computed from it; a computed value of a keyed, deterministic style
+/* What a column's rule means for a value: free text (a free_text rule, or a text column no
+ * rule names: MASK_RULE_FREE) is the detectors' when it is the column itself and redacted when
+ * computed from it; a computed value of a keyed, deterministic style
  * (hash, format_preserving) is redacted, or it would be an oracle (CASE WHEN false THEN email
  * ELSE 'guess' END hashes the guess like an email). */
 static int effective_rule(const struct mask_policy *mp, int rule, int derived)
 {
+	if (rule == MASK_RULE_FREE)
+		return derived ? MASK_RULE_UNKNOWN : MASK_RULE_NONE;
 	if (rule < 0 || rule >= mp->nrules)
 		return rule;
 	if (mp->rules[rule].free_text)
@@ -326,6 +329,17 @@ int masking_plan_rows(struct mask_result *r, const struct masking *m, const stru
 		}
 		if (!direct && !by_position && sql && sql->all_clean)
 			rule = MASK_RULE_NONE; /* e.g. a star over system relations */
+		/* a free text column of a type the detectors do not know (citext, a domain, an
+		 * enum) is read as the text it is in text format; in binary it is no better than
+		 * a value computed from it */
+		if ((rule == MASK_RULE_FREE ||
+		     (rule >= 0 && rule < mp->nrules && mp->rules[rule].free_text)) &&
+		    !derived && !mask_type_detectable(f[i].type_oid)) {
+			if (f[i].format == 0)
+				c->type_oid = TEXT_OID;
+			else
+				derived = 1;
+		}
 		c->rule = effective_rule(mp, rule, derived);
 		c->derived = derived;
 		c->context = mask_context_from_name(f[i].name ? f[i].name : "");
@@ -356,14 +370,26 @@ int masking_plan_copy(struct mask_result *r, const struct masking *m, const stru
 		const struct maskplan_col *pc = &sql->cols[i];
 		const char *col = strrchr(pc->source, '.');
 
-		c->rule = effective_rule(&m->mp, pc->rule, pc->derived);
-		c->derived = pc->derived;
+		int derived = pc->derived;
+
 		c->format = formats ? formats[i] : (int16_t)overall_format;
 		/* Text and CSV carry every value as text; binary needs the true type, known only
 		 * for a column copied as it is (else 0: unmaskable, so withheld if masked). */
 		c->type_oid = pc->derived ? 0 : source_type(cat, pc->source);
 		if (overall_format == 0 && !c->type_oid)
 			c->type_oid = TEXT_OID;
+		/* free text of a type the detectors do not know (citext, a domain): read as text
+		 * in text and CSV, redacted in binary */
+		if ((pc->rule == MASK_RULE_FREE || (pc->rule >= 0 && pc->rule < m->mp.nrules &&
+						    m->mp.rules[pc->rule].free_text)) &&
+		    !derived && !mask_type_detectable(c->type_oid)) {
+			if (c->format == 0)
+				c->type_oid = TEXT_OID;
+			else
+				derived = 1;
+		}
+		c->rule = effective_rule(&m->mp, pc->rule, derived);
+		c->derived = derived;
 		if (overall_format == 0 && c->type_oid != TEXT_OID && !pc->derived) {
 			/* keep the type: masks of dates and numbers stay valid in the text */
 		}

@@ -195,12 +195,14 @@ static int style_rank(enum mask_style s)
 	}
 }
 
-/* null > redact > hash > format_preserving > partial > none; unknown ranks as the style it is
- * masked with, and wins a tie (it says less about the value). */
+/* null > redact > hash > format_preserving > partial > free > none; unknown ranks as the style
+ * it is masked with, and wins a tie (it says less about the value). */
 static int rank(const struct ctx *c, int rule)
 {
 	if (rule == MASK_RULE_NONE)
 		return 0;
+	if (rule == MASK_RULE_FREE)
+		return 1; /* the weakest: any rule says more */
 	if (rule == MASK_RULE_UNKNOWN)
 		return style_rank(c->mp ? c->mp->unknown_style : MASK_REDACT) * 2 + 1;
 	if (!c->mp || rule < 0 || rule >= c->mp->nrules)
@@ -249,13 +251,22 @@ static void merge_unknown(const struct ctx *c, struct src *acc, const char *why)
 	merge(c, acc, &u);
 }
 
+/* Folds what decided a value without being it (a subquery's WHERE, an aggregate's FILTER or
+ * ORDER BY, a window): a free text column there is no copy of its text. */
+static void merge_pred(const struct ctx *c, struct src *acc, const struct src *s)
+{
+	if (s->rule != MASK_RULE_FREE)
+		merge(c, acc, s);
+}
+
 static void derive(struct src *s)
 {
 	if (s->rule != MASK_RULE_NONE)
 		s->derived = 1;
 }
 
-/* Folds one of several candidates for a value: two masked ones make it derived. */
+/* Folds one of several candidates for a value: two masked ones make it derived (two free text
+ * columns do not: the value is one of them as it is, which the detectors read). */
 static void fold(const struct ctx *c, struct src *acc, const struct src *s, int first)
 {
 	int both;
@@ -264,7 +275,8 @@ static void fold(const struct ctx *c, struct src *acc, const struct src *s, int 
 		*acc = *s;
 		return;
 	}
-	both = acc->rule != MASK_RULE_NONE && s->rule != MASK_RULE_NONE;
+	both = acc->rule != MASK_RULE_NONE && s->rule != MASK_RULE_NONE &&
+	       !(acc->rule == MASK_RULE_FREE && s->rule == MASK_RULE_FREE);
 	merge(c, acc, s);
 	if (both)
 		acc->derived = 1;
@@ -404,7 +416,8 @@ static void qualname(PgQuery__Node **parts, size_t n, const char **schema, const
 
 /* Built-in functions that run SQL text, or read data that is not among their arguments:
  * tables as XML, other databases, files, large objects, WAL, raw pages, other sessions'
- * queries. Matched as prefixes, in any schema. */
+ * queries, what other statements left in locks, sequences, cursors and prepared statements.
+ * Matched as prefixes, in any schema. */
 /* clang-format off */
 static const char *const opaque_prefixes[] = {
 	"query_to_xml", "table_to_xml", "cursor_to_xml", "schema_to_xml", "database_to_xml",
@@ -412,56 +425,46 @@ static const char *const opaque_prefixes[] = {
 	"lo_", "loread", "pg_logical_slot_", "get_raw_page", "heap_page_item", "heap_tuple_",
 	"tuple_data_split", "bt_page_items", "brin_page_items", "gin_leafpage_items",
 	"gist_page_items", "hash_page_items", "page_header", "pg_stat_get_activity",
-	"pg_stat_get_backend_activity", "pg_stat_statements", NULL};
+	"pg_stat_get_backend_activity", "pg_stat_statements", "pg_lock_status",
+	"pg_sequence_last_value", "pg_cursor", "pg_prepared_statement", NULL};
 /* clang-format on */
 
-/* Built-ins whose result is computed from their arguments alone: an unqualified call to any
- * other name may be a function created after the catalog was read, so it is opaque. Prefixes
- * end in '_' or are families (json..., xml...). */
-/* clang-format off */
-static const char *const builtin_prefixes[] = {
-	"json", "array_", "to_", "date_", "regexp_", "string_", "pg_", "xml", "ts_", "txid_",
-	"make_", "percentile_", "regr_", "stddev", "var_", "bit_", "bool_", "range_", "int4",
-	"int8", "num", "float", "timestamp", "interval", "current_", "has_", "inet_", "network_",
-	"setweight", "plainto_", "phraseto_", "websearch_", "hash", "uuid_", "gen_", "similar_",
-	"tsvector_", "tsquery_", NULL};
-/* clang-format on */
+/* Every function name in pg_catalog (PostgreSQL 15), generated from a real server's catalog by
+ * scripts/gen-pgfuncs.sh with the reviewed exceptions of scripts/pgfuncs-reviewed.txt. A name
+ * is pure when every function of that name is IMMUTABLE or STABLE (PostgreSQL's contract: it
+ * cannot modify the database), so its arguments are not kept anywhere another statement can
+ * read them back; any other name keeps its arguments (advisory locks, setval, lo_*,
+ * pg_notify, set_config...). An allowlist, not a list of known writers: a built-in nobody
+ * reviewed is a writer. */
+enum { PGF_PURE = 1, PGF_KEEPS = 2 };
 
-/* clang-format off */
-static const char *const builtin_names[] = {
-	"abs", "acos", "age", "any_value", "ascii", "asin", "atan", "atan2", "avg", "bit_length",
-	"btrim", "cardinality", "cbrt", "ceil", "ceiling", "char_length", "character_length",
-	"chr", "clock_timestamp", "coalesce", "concat", "concat_ws", "convert", "convert_from",
-	"convert_to", "corr", "cos", "cot", "count", "covar_pop", "covar_samp", "cume_dist",
-	"date", "date_bin", "date_part", "date_trunc", "decode", "degrees", "dense_rank", "div",
-	"encode", "every", "exp", "extract", "factorial", "first_value", "floor", "format", "gcd",
-	"gen_random_uuid", "generate_series", "generate_subscripts", "get_bit", "get_byte",
-	"greatest", "host", "hostmask", "initcap", "isfinite", "justify_days", "justify_hours",
-	"justify_interval", "lag", "last_value", "lcm", "lead", "least", "left", "length", "ln",
-	"localtime", "localtimestamp", "log", "log10", "lower", "lpad", "ltrim", "masklen", "max",
-	"md5", "min", "mod", "mode", "netmask", "normalize", "now", "nth_value", "ntile",
-	"nullif", "numrange", "octet_length", "overlay", "percent_rank", "pi", "position",
-	"power", "quote_ident", "quote_literal", "quote_nullable", "radians", "random", "rank",
-	"repeat", "replace", "reverse", "right", "round", "row_number", "row_to_json", "rpad",
-	"rtrim", "scale", "set_bit", "set_byte", "sha224", "sha256", "sha384", "sha512", "sign",
-	"sin", "split_part", "sqrt", "starts_with", "statement_timestamp", "strpos", "substr",
-	"substring", "sum", "tan", "text", "timeofday", "timezone", "transaction_timestamp",
-	"translate", "trim", "trim_scale", "trunc", "tsrange", "tstzrange", "unistr", "unnest",
-	"upper", "uuid_generate_v4", "variance", "version", "width_bucket", "daterange",
-	"int4range", "int8range", "isempty", "lower_inf", "upper_inf", "bool_and", "bool_or",
-	"string_agg", "array_agg", "xmlagg", "count", "set_config", "current_setting", "inet",
-	"cidr", "host", "family", "abbrev", "broadcast", "crc32", "crc32c", "to_char", "to_date",
-	"to_number", "to_timestamp", "uuid", "regexp_replace", "overlaps", "bytea", "int",
-	"integer", "bigint", "smallint", "varchar", "char", "bpchar", "name", "bool", "boolean",
-	"real", "double precision", "time", "timetz", "timestamptz", "interval", "numeric",
-	"date", "money", "oid", "regclass", "regtype", "tsvector", "tsquery", "ltree", "point",
-	"box", "circle", "line", "lseg", "path", "polygon", "area", "center", "diameter",
-	"radius", "height", "width", "npoints", "isclosed", "isopen", "macaddr", "macaddr8",
-	"trunc", "quote_literal", "obj_description", "col_description", "format_type",
-	"session_user", "user", "current_user", "current_database", "current_schema",
-	"current_schemas", "inet_client_addr", "inet_server_addr", "row", "grouping", "nextval",
-	"currval", "setval", "lastval", "sha1", NULL};
-/* clang-format on */
+struct pgf {
+	const char *name;
+	int cls;
+};
+
+#define PGF(n, c) {n, c}
+static const struct pgf pgfuncs[] = {
+#include "pgfuncs.h"
+};
+#undef PGF
+
+static int pgf_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct pgf *)elem)->name);
+}
+
+/* PGF_PURE, PGF_KEEPS, or 0: not a built-in */
+static int pgf_class(const char *name)
+{
+	const struct pgf *f;
+
+	if (!name)
+		return 0;
+	f = bsearch(name, pgfuncs, sizeof(pgfuncs) / sizeof(pgfuncs[0]), sizeof(pgfuncs[0]),
+		    pgf_cmp);
+	return f ? f->cls : 0;
+}
 
 static int in_list(const char *const *list, const char *name, int prefix)
 {
@@ -471,7 +474,8 @@ static int in_list(const char *const *list, const char *name, int prefix)
 	return 0;
 }
 
-/* Can this function's result carry data that is not among its arguments? */
+/* Can this function's result carry data that is not among its arguments? An unqualified
+ * name that is no built-in may be a function created after the catalog was read. */
 static int func_opaque(const struct ctx *c, const char *schema, const char *name)
 {
 	if (!name)
@@ -480,9 +484,15 @@ static int func_opaque(const struct ctx *c, const char *schema, const char *name
 		return 1;
 	if (c->cat && cat_is_user_function(c->cat, schema, name))
 		return 1;
-	if (schema)
-		return strcmp(schema, "pg_catalog") != 0;
-	return !in_list(builtin_names, name, 0) && !in_list(builtin_prefixes, name, 1);
+	if (schema && strcmp(schema, "pg_catalog"))
+		return 1;
+	return !pgf_class(name);
+}
+
+/* Can a value handed to this function be kept where another statement reads it back? */
+static int func_keeps(const struct ctx *c, const char *schema, const char *name)
+{
+	return func_opaque(c, schema, name) || pgf_class(name) != PGF_PURE;
 }
 
 /* ---- system relations ---- */
@@ -500,6 +510,12 @@ static const struct {
     {"pg_largeobject", " data "},
     {"pg_stat_activity", " query "},
     {"pg_stat_statements", " query "},
+    /* what statements stored there: advisory lock keys, a sequence's last value (setval),
+     * the text of prepared statements and cursors */
+    {"pg_locks", " classid objid objsubid "},
+    {"pg_sequences", " last_value "},
+    {"pg_prepared_statements", " statement "},
+    {"pg_cursors", " statement "},
 };
 
 /* 0 clean, 1 this column copies user data; col NULL: does any? */
@@ -633,7 +649,8 @@ static int rte_col(struct ctx *c, const struct scope *sc, const struct rte *r, c
 			merge(c, out, &a);
 		if (fb)
 			merge(c, out, &b);
-		if (fa && fb && a.rule != MASK_RULE_NONE && b.rule != MASK_RULE_NONE)
+		if (fa && fb && a.rule != MASK_RULE_NONE && b.rule != MASK_RULE_NONE &&
+		    !(a.rule == MASK_RULE_FREE && b.rule == MASK_RULE_FREE))
 			derive(out);
 		found = fa > fb ? fa : fb;
 		return found;
@@ -983,8 +1000,7 @@ static void funccall(struct ctx *c, const struct scope *sc, const PgQuery__FuncC
 {
 	const char *schema, *name;
 
-	static const char *const writers[] = {"set_config", "pg_notify", NULL};
-	struct src args;
+	struct src args, pred;
 	int opaque;
 
 	qualname(fc->funcname, fc->n_funcname, &schema, &name);
@@ -999,14 +1015,20 @@ static void funccall(struct ctx *c, const struct scope *sc, const PgQuery__FuncC
 	for (size_t i = 0; i < fc->n_args; i++)
 		ev(c, sc, fc->args[i], &args);
 	/* A masked value handed to code that can keep it (a user function, a setting that
-	 * current_setting() reads back, a notification to a listener): a write. */
-	if (args.rule >= 0 && (opaque || (name && in_list(writers, name, 0))))
+	 * current_setting() reads back, a notification to a listener, an advisory lock that
+	 * pg_locks shows, a sequence that currval() reads): a write. */
+	if (args.rule >= 0 && (opaque || func_keeps(c, schema, name)))
 		record_write(c, &args);
+	/* count(notes) says how many, nothing of the text */
+	if (args.rule == MASK_RULE_FREE && name && !strcmp(name, "count"))
+		src_none(&args);
 	merge(c, acc, &args);
+	src_none(&pred);
 	for (size_t i = 0; i < fc->n_agg_order; i++)
-		ev(c, sc, fc->agg_order[i], acc);
-	ev(c, sc, fc->agg_filter, acc);
-	window(c, sc, fc->over, acc, 0);
+		ev(c, sc, fc->agg_order[i], &pred);
+	ev(c, sc, fc->agg_filter, &pred);
+	window(c, sc, fc->over, &pred, 0);
+	merge_pred(c, acc, &pred);
 	derive(acc);
 }
 
@@ -1021,12 +1043,13 @@ static int sublink(struct ctx *c, const struct scope *sc, const PgQuery__SubLink
 	src_none(out);
 	plan_node(c, sc, sc->ctes, sl->subselect, &q);
 	if (sl->sub_link_type == PG_QUERY__SUB_LINK_TYPE__EXPR_SUBLINK && !sl->testexpr &&
-	    q.cols.n == 1 && !q.cols.unknown && q.aux.rule == MASK_RULE_NONE) {
+	    q.cols.n == 1 && !q.cols.unknown &&
+	    (q.aux.rule == MASK_RULE_NONE || q.aux.rule == MASK_RULE_FREE)) {
 		*out = q.cols.v[0].s;
 		return 1;
 	}
 	cs_whole(c, &q.cols, out);
-	merge(c, out, &q.aux);
+	merge_pred(c, out, &q.aux);
 	src_none(&t);
 	ev(c, sc, sl->testexpr, &t);
 	merge(c, out, &t);
@@ -1080,7 +1103,7 @@ static void ev(struct ctx *c, const struct scope *sc, const PgQuery__Node *n, st
 
 		plan_node(c, sc, sc->ctes, n, &q);
 		cs_whole(c, &q.cols, acc);
-		merge(c, acc, &q.aux);
+		merge_pred(c, acc, &q.aux);
 		break;
 	}
 	default:
@@ -1118,6 +1141,93 @@ static int field_of_row(struct ctx *c, const struct scope *sc, const PgQuery__AI
 	return 1;
 }
 
+/* Does this expression give its free text column's text as it is, for the detectors to read?
+ * A short list: one of several values chosen whole (coalesce, greatest, least, min, max,
+ * array_agg, an array element), a cast to unbounded text, a whitespace trim, a JSON field, a
+ * case change that every detector still matches (case_safe). Not concatenation (a digit written
+ * next to an SSN hides it from a detector that wants no digit around it). */
+/* Does a case change keep every detector's match? The digits' detectors do not care, e-mail
+ * takes both cases; the MRN pattern is the policy's and may be case-sensitive: a case change
+ * is kept when the pattern has no letter of the other case (or says (?i)). upper: 1, lower: 0 */
+static int case_safe(const struct ctx *c, int upper)
+{
+	const char *pat;
+
+	if (!c->mp || !(c->mp->detectors & 1u << DET_MRN))
+		return 1;
+	pat = c->mp->mrn_pattern[0] ? c->mp->mrn_pattern : "MRN-[0-9]{8}";
+	if (!strncmp(pat, "(?i)", 4))
+		return 1;
+	for (; *pat; pat++)
+		if (upper ? (*pat >= 'a' && *pat <= 'z') : (*pat >= 'A' && *pat <= 'Z'))
+			return 0;
+	return 1;
+}
+
+static int free_plain(const struct ctx *c, const PgQuery__Node *n, int depth)
+{
+	const char *schema, *name;
+
+	if (!n || depth > 32)
+		return 0;
+	switch (n->node_case) {
+	case PG_QUERY__NODE__NODE_COLUMN_REF:
+	case PG_QUERY__NODE__NODE_A_CONST:
+	case PG_QUERY__NODE__NODE_PARAM_REF:
+		return 1;
+	case PG_QUERY__NODE__NODE_TYPE_CAST: {
+		const PgQuery__TypeName *t = n->type_cast->type_name;
+
+		if (!t || t->n_typmods || t->n_array_bounds)
+			return 0;
+		qualname(t->names, t->n_names, &schema, &name);
+		return name && (!strcmp(name, "text") || !strcmp(name, "varchar")) &&
+		       free_plain(c, n->type_cast->arg, depth + 1);
+	}
+	case PG_QUERY__NODE__NODE_FUNC_CALL: {
+		const PgQuery__FuncCall *fc = n->func_call;
+		static const char *const choose[] = {"min", "max", "array_agg", "coalesce", NULL};
+		static const char *const trims[] = {"btrim", "ltrim", "rtrim", NULL};
+
+		qualname(fc->funcname, fc->n_funcname, &schema, &name);
+		if (!name || (schema && strcmp(schema, "pg_catalog")) || fc->agg_star)
+			return 0;
+		if (!in_list(choose, name, 0) && !(in_list(trims, name, 0) && fc->n_args == 1) &&
+		    !(fc->n_args == 1 && ((!strcmp(name, "upper") && case_safe(c, 1)) ||
+					  (!strcmp(name, "lower") && case_safe(c, 0)))))
+			return 0;
+		for (size_t i = 0; i < fc->n_args; i++)
+			if (!free_plain(c, fc->args[i], depth + 1))
+				return 0;
+		return 1;
+	}
+	case PG_QUERY__NODE__NODE_COALESCE_EXPR:
+		for (size_t i = 0; i < n->coalesce_expr->n_args; i++)
+			if (!free_plain(c, n->coalesce_expr->args[i], depth + 1))
+				return 0;
+		return 1;
+	case PG_QUERY__NODE__NODE_MIN_MAX_EXPR:
+		for (size_t i = 0; i < n->min_max_expr->n_args; i++)
+			if (!free_plain(c, n->min_max_expr->args[i], depth + 1))
+				return 0;
+		return 1;
+	case PG_QUERY__NODE__NODE_A_INDIRECTION:
+		return free_plain(c, n->a_indirection->arg, depth + 1);
+	case PG_QUERY__NODE__NODE_A_EXPR: {
+		const PgQuery__AExpr *e = n->a_expr;
+
+		if (e->kind != PG_QUERY__A__EXPR__KIND__AEXPR_OP || e->n_name != 1 ||
+		    !(name = nstr(e->name[0])))
+			return 0;
+		return (!strcmp(name, "->>") || !strcmp(name, "->") || !strcmp(name, "#>>") ||
+			!strcmp(name, "#>")) &&
+		       free_plain(c, e->lexpr, depth + 1);
+	}
+	default:
+		return 0;
+	}
+}
+
 /* An expression's provenance: exactly a column (derived as that column), or computed. */
 static void expr_src(struct ctx *c, const struct scope *sc, const PgQuery__Node *n, struct src *out)
 {
@@ -1144,6 +1254,8 @@ static void expr_src(struct ctx *c, const struct scope *sc, const PgQuery__Node 
 	}
 	ev(c, sc, n, out);
 	derive(out);
+	if (out->rule == MASK_RULE_FREE && free_plain(c, n, 0))
+		out->derived = 0;
 }
 
 /* A clause read outside the result (WHERE, ON, GROUP BY, ...): a probe when masked. */
@@ -1916,7 +2028,12 @@ static void plan_setop(struct ctx *c, const struct scope *outer, const struct ct
 					 * SELECT 'guess'` must not hash the guess like an email. */
 					int any =
 					    a->rule != MASK_RULE_NONE || b2->rule != MASK_RULE_NONE;
-					int d = any && (strcmp(a->source, b2->source) ||
+					/* free text beside anything unmasked is still its text */
+					int plain = (a->rule == MASK_RULE_NONE ||
+						     a->rule == MASK_RULE_FREE) &&
+						    (b2->rule == MASK_RULE_NONE ||
+						     b2->rule == MASK_RULE_FREE);
+					int d = any && ((!plain && strcmp(a->source, b2->source)) ||
 							a->derived || b2->derived);
 
 					merge(c, a, b2);
@@ -2364,6 +2481,49 @@ static PgQuery__ParseResult *parse(const char *text, PgQueryProtobufParseResult 
 	return pr;
 }
 
+/* The rule of a relation's column by its identity: the names it has now and the names it had
+ * when hoopd first read the database (cat_inherit), the stronger. A renamed masked column, or
+ * a renamed table's masked columns, stay masked. */
+static int ident_rule(const struct ctx *c, const struct cat_rel *r, const struct cat_col *col)
+{
+	int rule = mask_rule_match(c->mp, r->schema, r->name, col->name);
+
+	if (r->was_name || col->was) {
+		int w = mask_rule_match(c->mp, r->was_schema ? r->was_schema : r->schema,
+					r->was_name ? r->was_name : r->name,
+					col->was ? col->was : col->name);
+
+		if (rank(c, w) > rank(c, rule))
+			rule = w;
+	}
+	return rule;
+}
+
+/* Types whose values the detectors read as text (maskplan does not link the masking engine):
+ * name, text, bpchar, varchar, json, jsonb, xml and their arrays. */
+static int text_type(uint32_t oid)
+{
+	static const uint32_t text[] = {19,  25,  114,	142,  1042, 1043, 3802,
+					1003, 1009, 199, 143, 1014, 1015, 3807};
+
+	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
+		if (oid == text[i])
+			return 1;
+	return 0;
+}
+
+/* A table column's rule: the policy's, or with detectors on, MASK_RULE_FREE for a text column
+ * (or one of a type made after initdb, citext, a domain, that hoop cannot read) no rule names. */
+static int col_rule(const struct ctx *c, const struct cat_rel *r, const struct cat_col *col)
+{
+	int rule = ident_rule(c, r, col);
+
+	if (rule == MASK_RULE_NONE && c->mp && c->mp->detectors &&
+	    (text_type(col->type_oid) || col->type_oid >= 16384))
+		rule = MASK_RULE_FREE;
+	return rule;
+}
+
 /* A view's output columns from its definition, with rules on the view's own columns on top. */
 static void view_cols(struct ctx *c, const struct cat_rel *r, struct colset *out)
 {
@@ -2419,8 +2579,7 @@ static void view_cols(struct ctx *c, const struct cat_rel *r, struct colset *out
 			s = q.cols.v[pos].s;
 		else
 			src_unknown(&s, r->name);
-		src_rule(&d, mask_rule_match(c->mp, r->schema, r->name, col->name), r->name,
-			 col->name);
+		src_rule(&d, ident_rule(c, r, col), r->name, col->name);
 		merge(c, &s, &d);
 		cs_push(c, out, col->name, &s);
 	}
@@ -2476,8 +2635,7 @@ static void rel_cols(struct ctx *c, const struct cat_rel *r, struct colset *out)
 		for (int i = 0; i < r->ncols; i++) {
 			struct src s;
 
-			src_rule(&s, mask_rule_match(c->mp, r->schema, r->name, r->cols[i].name),
-				 r->name, r->cols[i].name);
+			src_rule(&s, col_rule(c, r, &r->cols[i]), r->name, r->cols[i].name);
 			/* a partition answers to its parents' rules as well */
 			int hops = 0;
 
@@ -2681,6 +2839,64 @@ static void set_clean_cols(struct ctx *c, struct qres *q, int n, const char *nam
 		cs_push(c, &q->cols, name, &s);
 }
 
+/* DDL that derives stored values from a relation's columns: ALTER TABLE's expressions
+ * (ADD COLUMN ... GENERATED ALWAYS AS (last_name) or DEFAULT, ALTER COLUMN ... TYPE ... USING,
+ * SET EXPRESSION, CHECK) read the relation's columns and keep what they compute in another
+ * column; a rule or trigger on it (whole_row) copies its rows' values wherever its actions
+ * say. A masked column read there is a write of a masked value. */
+static void plan_ddl(struct ctx *c, const PgQuery__RangeVar *rel, PgQuery__Node **cmds,
+		     size_t ncmds, int whole_row)
+{
+	struct scope sc;
+	struct src s;
+
+	memset(&sc, 0, sizeof(sc));
+	c->out->returns_rows = 0;
+	if (!rel)
+		return;
+	rel_rte(c, &sc, rel);
+	if (!sc.n)
+		return;
+	for (size_t i = 0; i < ncmds; i++) {
+		src_none(&s);
+		ev(c, &sc, cmds[i], &s);
+		record_write(c, &s);
+	}
+	if (whole_row) {
+		src_none(&s);
+		rte_whole(c, &sc, &sc.r[0], &s, 0);
+		record_write(c, &s);
+	}
+}
+
+/* Renaming a masked column, or a relation with masked columns: the rules follow the column's
+ * identity (docs/masking.md), but only from the catalog hoopd read before the rename; a
+ * rename is counted as a write of the masked value so that a policy can refuse it. */
+static void plan_rename(struct ctx *c, const PgQuery__RenameStmt *rn)
+{
+	struct scope sc;
+	struct src s;
+
+	memset(&sc, 0, sizeof(sc));
+	c->out->returns_rows = 0;
+	if (!rn->relation)
+		return;
+	rel_rte(c, &sc, rn->relation);
+	if (!sc.n)
+		return;
+	src_none(&s);
+	if (rn->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN) {
+		if (!rn->subname || !rte_col(c, &sc, &sc.r[0], rn->subname, &s))
+			return;
+	} else if (rn->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE ||
+		   rn->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_VIEW ||
+		   rn->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_MATVIEW ||
+		   rn->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_FOREIGN_TABLE) {
+		rte_whole(c, &sc, &sc.r[0], &s, 0);
+	}
+	record_write(c, &s);
+}
+
 /* One statement into the plan; q gets the result (or prospective) columns. */
 static void plan_stmt(struct ctx *c, const PgQuery__Node *n, struct qres *q)
 {
@@ -2784,6 +3000,19 @@ static void plan_stmt(struct ctx *c, const PgQuery__Node *n, struct qres *q)
 		}
 		memset(q, 0, sizeof(*q));
 		break;
+	case PG_QUERY__NODE__NODE_ALTER_TABLE_STMT:
+		plan_ddl(c, n->alter_table_stmt->relation, n->alter_table_stmt->cmds,
+			 n->alter_table_stmt->n_cmds, 0);
+		break;
+	case PG_QUERY__NODE__NODE_RULE_STMT:
+		plan_ddl(c, n->rule_stmt->relation, NULL, 0, n->rule_stmt->n_actions > 0);
+		break;
+	case PG_QUERY__NODE__NODE_RENAME_STMT:
+		plan_rename(c, n->rename_stmt);
+		break;
+	case PG_QUERY__NODE__NODE_CREATE_TRIG_STMT:
+		plan_ddl(c, n->create_trig_stmt->relation, NULL, 0, 1);
+		break;
 	case PG_QUERY__NODE__NODE_CALL_STMT:
 		/* OUT parameters can carry anything the procedure read */
 		out->returns_rows = 1;
@@ -2831,7 +3060,18 @@ static void note_created(struct maskplan *out, const PgQuery__Node *n)
 			set_created(out, n->select_stmt->into_clause->rel, NULL);
 		break;
 	case PG_QUERY__NODE__NODE_RENAME_STMT:
-		set_created(out, NULL, n->rename_stmt->newname);
+		/* a relation's new name (not a column's or a constraint's) */
+		switch (n->rename_stmt->rename_type) {
+		case PG_QUERY__OBJECT_TYPE__OBJECT_TABLE:
+		case PG_QUERY__OBJECT_TYPE__OBJECT_VIEW:
+		case PG_QUERY__OBJECT_TYPE__OBJECT_MATVIEW:
+		case PG_QUERY__OBJECT_TYPE__OBJECT_FOREIGN_TABLE:
+		case PG_QUERY__OBJECT_TYPE__OBJECT_SEQUENCE:
+			set_created(out, NULL, n->rename_stmt->newname);
+			break;
+		default:
+			break;
+		}
 		break;
 	default:
 		break;

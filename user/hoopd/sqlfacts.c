@@ -25,7 +25,8 @@ static const char *const kind_names[SK_COUNT] = {
 	"create_view", "create_schema", "create_database", "create_function", "create_extension",
 	"create_role", "alter_role", "grant", "revoke", "set_role", "set_session_authorization",
 	"set", "show", "do", "call", "explain", "prepare", "execute", "deallocate", "transaction",
-	"vacuum", "listen", "notify", "lock", "function_call", "other"};
+	"vacuum", "listen", "notify", "lock", "function_call", "alter_table_drop_column",
+	"alter_owner", "rename", "other"};
 
 const char *sqlfacts_kind_name(int k)
 {
@@ -80,6 +81,8 @@ static const struct {
 	{"LockStmt", SK_LOCK},
 	{"AlterDefaultPrivilegesStmt", SK_GRANT},
 	{"DeclareCursorStmt", SK_SELECT},
+	{"RenameStmt", SK_RENAME},
+	{"AlterOwnerStmt", SK_ALTER_OWNER},
 };
 
 /* ---- libpg_query's JSON, read in place ------------------------------------------------------ */
@@ -469,6 +472,7 @@ enum special {
 	SP_UPDDEL, /* UpdateStmt, DeleteStmt */
 	SP_EXECUTE,
 	SP_FUNCCALL,
+	SP_ALTERCMD, /* one command of ALTER TABLE */
 };
 
 /* What a node type (a key naming one, such as "SelectStmt") says, decided once per name. */
@@ -490,7 +494,7 @@ static struct ntype ntype_of_name(const char *name)
 		{"SelectStmt", SP_SELECT},    {"DropStmt", SP_DROP},	   {"CopyStmt", SP_COPY},
 		{"GrantStmt", SP_GRANT},      {"GrantRoleStmt", SP_GRANT}, {"VariableSetStmt", SP_VARSET},
 		{"UpdateStmt", SP_UPDDEL},    {"DeleteStmt", SP_UPDDEL},   {"ExecuteStmt", SP_EXECUTE},
-		{"FuncCall", SP_FUNCCALL},
+		{"FuncCall", SP_FUNCCALL},    {"AlterTableCmd", SP_ALTERCMD},
 	};
 	struct ntype t = {.name = name};
 	size_t len = strlen(name);
@@ -603,7 +607,8 @@ static int is_writer(const char *stmt)
 			!strcmp(stmt, "DeleteStmt") || !strcmp(stmt, "MergeStmt") ||
 			!strcmp(stmt, "TruncateStmt") || !strcmp(stmt, "CreateStmt") ||
 			!strcmp(stmt, "CreateTableAsStmt") || !strcmp(stmt, "AlterTableStmt") ||
-			!strcmp(stmt, "IndexStmt") || !strcmp(stmt, "ViewStmt"));
+			!strcmp(stmt, "IndexStmt") || !strcmp(stmt, "ViewStmt") ||
+			!strcmp(stmt, "RenameStmt"));
 }
 
 static void drop_stmt(const struct jdoc *d, jv *v, struct sqlfacts *f)
@@ -703,6 +708,15 @@ static void node(const struct jdoc *d, const struct ntype *t, jv *v, struct sqlf
 			if (schema)
 				add_name(f, f->functions, &f->nfunctions, schema, name);
 		}
+		break;
+	}
+	case SP_ALTERCMD: {
+		const char *st = jstr(d, v, "subtype");
+
+		if (st && !strcmp(st, "AT_DropColumn"))
+			f->kinds |= 1ULL << SK_ALTER_TABLE_DROP_COLUMN;
+		else if (st && !strcmp(st, "AT_ChangeOwner"))
+			f->kinds |= 1ULL << SK_ALTER_OWNER;
 		break;
 	}
 	default:
