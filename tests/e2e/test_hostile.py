@@ -652,6 +652,81 @@ def test_connections_beyond_the_cgroup_cap_are_refused(ctx):
         check(not bad, "hoopd reported:\n" + "\n".join(bad[:20]))
 
 
+def test_idle_metrics_connections_do_not_delay_agents(ctx):
+    """Issue 14 point 11: connections to the metrics port that send nothing (40 held open, more
+    opened all the while) do not delay an agent's queries (each used to stall the event loop
+    for 200 ms, one after another); the endpoint still answers, and closes what stays silent.
+    A non-loopback --metrics address is refused without --metrics-public."""
+    import threading
+    held, stop = [], [False]
+
+    def opener():
+        while not stop[0]:
+            try:
+                c = socket.create_connection(("127.0.0.1", ctx.hd.metrics_port), timeout=2)
+                held.append(c)
+            except OSError:
+                pass
+            time.sleep(0.02)
+    for _ in range(40):
+        held.append(socket.create_connection(("127.0.0.1", ctx.hd.metrics_port), timeout=2))
+    th = threading.Thread(target=opener)
+    th.start()
+    try:
+        times = []
+        for _ in range(5):
+            t, rc, out = timed_query(ctx)
+            check(rc == 0, "query: %s" % out)
+            times.append(t)
+        log("  agent queries with idle metrics connections: %s" %
+            ", ".join("%.2fs" % t for t in times))
+        check(max(times) < 2.0, "an agent's query took %.1fs while metrics connections idled"
+              % max(times))
+    finally:
+        stop[0] = True
+        th.join()
+    for c in held:
+        c.close()
+    m = ctx.hd.metrics()
+    check("hoop_connections_accepted_total" in m and
+          "hoop_metrics_connections_refused_total" in m, "metrics:\n" + m[:400])
+    # A request that never ends is closed (within the 5 s deadline plus a tick).
+    c = socket.create_connection(("127.0.0.1", ctx.hd.metrics_port), timeout=15)
+    c.sendall(b"GET /metrics HTTP/1.0\r\n")
+    t0 = time.time()
+    try:
+        got = c.recv(100)
+    except OSError:
+        got = b""
+    c.close()
+    check(got == b"" and time.time() - t0 < 10, "a silent metrics client was kept %.1fs"
+          % (time.time() - t0))
+    hd = Hoopd(ctx.cleanup, shipped_policy(ctx), tag="metrics")
+    rc = hd.start("--metrics", "0.0.0.0:%d" % hd.metrics_port, expect_fail=True)
+    check(rc not in (0, None) and "--metrics-public" in hd.log_text(),
+          "hoopd with --metrics 0.0.0.0 and no --metrics-public: rc %r\n%s"
+          % (rc, hd.log_text()[-500:]))
+
+
+def test_shipped_deployments_serve_metrics_on_loopback_only(ctx):
+    """Issue 14 point 11: the DaemonSet and the systemd unit do not serve the metrics endpoint
+    beyond loopback (the DaemonSet used to serve it on 0.0.0.0:9477 to every pod)."""
+    import yaml
+    args = []
+    with open(os.path.join(ROOT, "deploy", "daemonset.yaml")) as f:
+        for d in yaml.safe_load_all(f):
+            if d and d.get("kind") == "DaemonSet":
+                for c in d["spec"]["template"]["spec"]["containers"]:
+                    if c["name"] == "hoopd":
+                        args = c.get("args", [])
+    with open(os.path.join(ROOT, "deploy", "hoopd.service")) as f:
+        unit = [l.split("=", 1)[1].split() for l in f if l.startswith("ExecStart=")][0]
+    for where, argv in (("daemonset", args), ("hoopd.service", unit)):
+        check("--metrics-public" not in argv, "%s serves metrics publicly: %r" % (where, argv))
+        if "--metrics" in argv:
+            addr = argv[argv.index("--metrics") + 1]
+            check(":" not in addr or addr.startswith("127."), "%s: --metrics %s" % (where, addr))
+
 # ---- 13, 14, 15, 18: the operator's side -----------------------------------------------------
 
 

@@ -19,6 +19,7 @@ struct hoopd_opts {
 	const char *state_dir;
 	const char *control_path;
 	const char *metrics_addr; /* NULL: no metrics endpoint */
+	int metrics_public;	  /* --metrics-public: an address beyond loopback is meant */
 	const char *pin_root;
 	uint16_t listen_port;
 	int fail_open;

@@ -42,7 +42,10 @@ static const char usage[] =
 	"                           [default /var/lib/hoop]\n"
 	"  -c, --control PATH       control socket for hoopctl, root only [default "
 	"/run/hoop/hoopd.sock]\n"
-	"  -m, --metrics ADDR:PORT  serve Prometheus metrics, e.g. 127.0.0.1:9477 [default off]\n"
+	"  -m, --metrics [ADDR:]PORT\n"
+	"                           serve Prometheus metrics on ADDR (default 127.0.0.1), e.g.\n"
+	"                           9477 [default off]. A non-loopback ADDR needs\n"
+	"      --metrics-public     as well: anyone who reaches it reads hoopd's counters\n"
 	"  -l, --listen-port PORT   port of hoopd's loopback listener (127.0.0.1 and ::1) in every\n"
 	"                           agent network namespace [default 15432]\n"
 	"      --fail-open          when hoopd is not listening, let agents connect directly.\n"
@@ -223,6 +226,7 @@ int main(int argc, char **argv)
 		{"state-dir", required_argument, 0, 's'},
 		{"control", required_argument, 0, 'c'},
 		{"metrics", required_argument, 0, 'm'},
+		{"metrics-public", no_argument, 0, 12},
 		{"listen-port", required_argument, 0, 'l'},
 		{"fail-open", no_argument, 0, 1},
 		{"accel", required_argument, 0, 2},
@@ -331,6 +335,9 @@ int main(int argc, char **argv)
 			break;
 		case 10:
 			G.o.tls_cert = optarg;
+			break;
+		case 12:
+			G.o.metrics_public = 1;
 			break;
 		case 11:
 			G.o.tls_key = optarg;
