@@ -727,6 +727,66 @@ def test_shipped_deployments_serve_metrics_on_loopback_only(ctx):
             addr = argv[argv.index("--metrics") + 1]
             check(":" not in addr or addr.startswith("127."), "%s: --metrics %s" % (where, addr))
 
+
+SNI_AGENT = r'''
+import json, socket, ssl, struct, sys
+host, port = sys.argv[1], int(sys.argv[2])
+out = []
+for n in sys.argv[3:]:
+    s = socket.create_connection((host, port), timeout=10)
+    s.sendall(struct.pack("!ii", 8, 80877103))   # SSLRequest
+    if s.recv(1) != b"S":
+        sys.exit("no TLS offered")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        t = ctx.wrap_socket(s, server_hostname=n)
+        out.append([n, "ok", t.getpeercert(binary_form=True).hex()])
+        t.close()
+    except (OSError, ssl.SSLError) as e:
+        out.append([n, "refused", str(e)])
+        s.close()
+print(json.dumps(out))
+'''
+
+
+def cert_names(der_hex):
+    """(subjectAltName text, serial) of a DER certificate."""
+    r = subprocess.run(["openssl", "x509", "-inform", "der", "-noout", "-ext", "subjectAltName",
+                        "-serial"], input=bytes.fromhex(der_hex), capture_output=True)
+    text = r.stdout.decode()
+    serial = re.search(r"serial=(\w+)", text)
+    return text, serial.group(1) if serial else None
+
+
+def test_tls_server_names_are_bounded_and_checked(ctx):
+    """Issue 14 point 12: an agent asking for 100 distinct TLS server names gets a certificate
+    naming each, while hoopd keeps at most 64 of them (it used to keep one key pair per name for
+    ever); names that differ only in case share one certificate; a server name that is not a
+    host name (a comma and "IP:" would add a subjectAltName) ends the handshake."""
+    import json
+    path = agent_script(ctx, "sni.py", SNI_AGENT)
+    names = ["db%03d.agents.example" % i for i in range(100)] + \
+        ["Db099.Agents.Example", "a,IP:10.0.0.1", "x y", "a=b", "-lead.example", "under_score.example"]
+    r = ctx.cg.run([PY, path, "127.0.0.1", str(ctx.pg.port)] + names, timeout=120)
+    check(r.returncode == 0, "sni agent: %s %s" % (r.stdout, r.stderr))
+    res = {n: (st, v) for n, st, v in json.loads(r.stdout)}
+    for n in names[:100]:
+        st, v = res[n]
+        check(st == "ok" and "DNS:" + n in cert_names(v)[0], "%s: %s %s" % (n, st, v[:200]))
+    check(cert_names(res["Db099.Agents.Example"][1])[1] == cert_names(res["db099.agents.example"][1])[1],
+          "a name differing only in case got a certificate of its own")
+    for bad in names[101:]:
+        st, v = res[bad]
+        check(st == "refused", "server name %r: %s %s" % (bad, st, cert_names(v)[0] if st == "ok"
+                                                          else v))
+    leaves = ctx.hd.status().get("tls_leaf_certificates", {})
+    check(leaves.get("kept", 999) <= 64 and leaves.get("server_names_refused", 0) >= 5,
+          "leaf cache: %r" % leaves)
+    t, rc, out = timed_query(ctx)
+    check(rc == 0, "a query after the names: %s" % out)
+
 # ---- 13, 14, 15, 18: the operator's side -----------------------------------------------------
 
 

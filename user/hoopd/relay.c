@@ -1077,6 +1077,7 @@ void relay_status(struct jbuf *j)
 		jb_arr_close(j);
 		jb_obj_close(j);
 	}
+	tls_status(j);
 }
 
 int relay_waiting_sync(void)
