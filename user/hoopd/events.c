@@ -286,8 +286,13 @@ int ev_statement(const struct session *s, const struct ev_statement *e)
 void ev_conn_refused(const struct session *s, const char *sqlstate, const char *message)
 {
 	struct jbuf j;
+	char ts[32];
 
-	begin(&j, "connection_refused", s);
+	/* No session began: "session" stays empty (session listings skip the record), and the
+	 * id in the log lines about this connection is "connection". */
+	stamp(ts);
+	begin_at(&j, "connection_refused", "", ts);
+	jb_kv_str(&j, "connection", s->id);
 	jb_key(&j, "agent");
 	jb_obj_open(&j);
 	jb_kv_int(&j, "pid", s->o.tgid);
