@@ -8,6 +8,7 @@
  *                 target NAME PROTOCOL PORT[,PORT...] NCIDRS   one per target, in file order
  *                 cidr ADDR/LEN       the target's CIDRs after loading, in order (all or none)
  *                 match ADDR PORT NAME|none                    what policy_match returns
+ *                 limit KEY VALUE     a limits: value after loading (defaults filled in)
  *   bad-*.expect  LINE:COL: TEXT      the error is "FILE:LINE:COL: ..." and contains TEXT
  *                 -: TEXT             the error is "FILE: ..." (no position) and contains TEXT
  *   both          known-bug WHY       a reported, unfixed bug: failures are shown, not counted
@@ -176,6 +177,17 @@ static void check_ok_case(const char *yaml, const char *expect_path, const struc
 			}
 			m = policy_match(pol, family, a, (uint16_t)n);
 			CHECK_STREQ(m < 0 ? "none" : pol->targets[m].name, name);
+		} else if (sscanf(line, "limit %127s %511s", name, buf) == 2) {
+			const struct policy_limits *l = &pol->limits;
+			unsigned long long got = !strcmp(name, "statement_bytes") ? l->statement_bytes
+				: !strcmp(name, "statement_tokens")	    ? l->statement_tokens
+				: !strcmp(name, "statement_depth")	    ? l->statement_depth
+				: !strcmp(name, "connections_per_cgroup")   ? l->connections_per_cgroup
+				: !strcmp(name, "cgroup_buffer_bytes")	    ? l->cgroup_buffer_bytes
+				: !strcmp(name, "buffer_bytes")		    ? l->buffer_bytes
+									    : 0;
+
+			CHECK_EQ_INT(got, strtoull(buf, NULL, 10));
 		} else if (strncmp(line, "known-bug ", 10)) {
 			unit_fail(__FILE__, __LINE__, "unknown directive '%s'", line);
 		}

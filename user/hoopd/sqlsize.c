@@ -70,6 +70,24 @@ static int word_is(const char *w, size_t l, const char *kw)
 	return 1;
 }
 
+/* Keywords of PostgreSQL's a_expr productions that take an expression on one side and make a
+ * node around it, so that a run of them nests as deep as it is long without a parenthesis
+ * (AND and OR are not among them: the grammar flattens their chains into one list); JOIN and
+ * the set operations build left-deep trees of the same kind. */
+static int chain_word(const char *w, size_t l)
+{
+	static const char *const kw[] = {"not",	    "is",      "isnull", "notnull", "like",
+					 "ilike",   "similar", "between", "in",	    "collate",
+					 "at",	    "overlaps", "operator", "escape", "any",
+					 "all",	    "some",    "unique", "join",    "union",
+					 "intersect", "except", NULL};
+
+	for (int i = 0; kw[i]; i++)
+		if (word_is(w, l, kw[i]))
+			return 1;
+	return 0;
+}
+
 int sqlsize(const char *s, size_t n, size_t max_tokens, size_t max_depth, struct sqlsize *out)
 {
 	size_t chain[SQLSIZE_LEVELS], chained = 0, level = 0, i = 0;
@@ -80,18 +98,22 @@ int sqlsize(const char *s, size_t n, size_t max_tokens, size_t max_depth, struct
 		unsigned char c = (unsigned char)s[i];
 		size_t d;
 
-		if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+		if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f') {
 			i++;
 			continue;
 		}
+		/* Comments count as tokens: libpg_query's scanner reports them (and they cost a
+		 * little); they are never part of the tree. */
 		if (c == '-' && i + 1 < n && s[i + 1] == '-') {
-			while (i < n && s[i] != '\n')
+			out->tokens++;
+			while (i < n && s[i] != '\n' && s[i] != '\r')
 				i++;
 			continue;
 		}
 		if (c == '/' && i + 1 < n && s[i + 1] == '*') {
 			int nest = 1;
 
+			out->tokens++;
 			for (i += 2; i < n && nest; i++) {
 				if (s[i] == '/' && i + 1 < n && s[i + 1] == '*') {
 					nest++;
@@ -110,6 +132,17 @@ int sqlsize(const char *s, size_t n, size_t max_tokens, size_t max_depth, struct
 			i = skip_quoted(s, n, i, '"', 0);
 		} else if (c == '$' && (d = skip_dollar(s, n, i))) {
 			i = d;
+		} else if ((c >= '0' && c <= '9') || c == '$') {
+			/* A number or a parameter ($1) ends where its digits do: "1abc" is two
+			 * tokens to PostgreSQL, so it is two here. */
+			for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+				;
+			if (c != '$' && i + 1 < n && (s[i] == 'e' || s[i] == 'E') &&
+			    ((s[i + 1] >= '0' && s[i + 1] <= '9') ||
+			     ((s[i + 1] == '+' || s[i + 1] == '-') && i + 2 < n && s[i + 2] >= '0' &&
+			      s[i + 2] <= '9')))
+				for (i += 2; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+					; /* 1e5, 1e-5: one token */
 		} else if (ident_char(c)) {
 			size_t w = i;
 
@@ -117,6 +150,7 @@ int sqlsize(const char *s, size_t n, size_t max_tokens, size_t max_depth, struct
 				i++;
 			/* E'...' (and e'...') takes backslash escapes; U&'...', B'', X'' do not */
 			if (i < n && s[i] == '\'') {
+				out->tokens++; /* one token with its prefix (E'', X''), or two */
 				i = skip_quoted(s, n, i, '\'', word_is(s + w, i - w, "e"));
 			} else if (word_is(s + w, i - w, "case")) {
 				if (++level < SQLSIZE_LEVELS)
@@ -125,8 +159,8 @@ int sqlsize(const char *s, size_t n, size_t max_tokens, size_t max_depth, struct
 				if (level < SQLSIZE_LEVELS)
 					chained -= chain[level];
 				level--;
-			} else if (word_is(s + w, i - w, "not")) {
-				goto operator; /* NOT NOT NOT x nests as deep as it is long */
+			} else if (chain_word(s + w, i - w)) {
+				goto operator; /* NOT NOT x, x IS NULL IS NULL: as deep as long */
 			}
 		} else if (c == '(' || c == '[') {
 			i++;
@@ -149,10 +183,10 @@ int sqlsize(const char *s, size_t n, size_t max_tokens, size_t max_depth, struct
 			i += 2; /* x::a::b::c: casts nest too */
 			goto operator;
 		} else if (op_char(c)) {
-			while (i < n && op_char((unsigned char)s[i]) &&
-			       !(s[i] == '-' && i + 1 < n && s[i + 1] == '-') &&
-			       !(s[i] == '/' && i + 1 < n && s[i + 1] == '*'))
-				i++;
+			/* Each character its own operator: PostgreSQL splits "+-+-" into unary
+			 * operators that nest (its rules for where an operator ends are subtler;
+			 * counting more is the safe side). A comment start ends the run. */
+			i++;
 			goto operator;
 		} else {
 			i++; /* . : and anything else: one token */
@@ -168,5 +202,5 @@ next:
 		if (out->tokens > max_tokens || out->depth > max_depth)
 			return 1;
 	}
-	return 0;
+	return out->tokens > max_tokens || out->depth > max_depth; /* counted comments last */
 }
