@@ -652,6 +652,74 @@ def test_connections_beyond_the_cgroup_cap_are_refused(ctx):
         check(not bad, "hoopd reported:\n" + "\n".join(bad[:20]))
 
 
+BUDGET_AGENT = r'''
+import socket, struct, sys, time
+host, port, n, mib, hold = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[6])
+startup = bytes.fromhex(sys.argv[5])
+conns = []
+for i in range(n):
+    s = socket.create_connection((host, port), timeout=20)
+    s.sendall(startup)
+    buf = b""
+    while b"Z\0\0\0\5" not in buf:
+        buf += s.recv(65536)
+    s.setblocking(False)
+    # a Bind that says 32 MiB, of which mib MiB come
+    conns.append([s, b"B" + struct.pack("!i", 32 << 20) + b"\0\0" + b"x" * (mib << 20)])
+end = time.time() + hold
+while time.time() < end:
+    for c in conns:
+        if c[1]:
+            try:
+                c[1] = c[1][c[0].send(c[1][:65536]):]
+            except BlockingIOError:
+                pass
+    time.sleep(0.005)
+print("sent", sum(len(c[1]) for c in conns), flush=True)
+time.sleep(30)
+'''
+
+
+def test_unfinished_messages_of_one_cgroup_stay_within_its_budget(ctx):
+    """Issue 14 point 10: with limits.cgroup_buffer_bytes: 4MiB, eight sessions of one cgroup
+    pushing 8 MiB each of messages announced as 32 MiB make hoopd hold about the budget plus one
+    message (not 64 MiB), and an agent of another cgroup still queries."""
+    from hooptest import Cgroup
+    hd = Hoopd(ctx.cleanup, shipped_policy(ctx, extra="limits:\n  cgroup_buffer_bytes: 4MiB\n"),
+               tag="budget")
+    hd.start()
+    ctx.hoopds.append(hd)
+    try:
+        cga, cgb = Cgroup(ctx.cleanup, "budget-a"), Cgroup(ctx.cleanup, "budget-b")
+        for cg in (cga, cgb):
+            hd.ctl("attach", "--cgroup", cg.path, "--owner", OWNER)
+        path = agent_script(ctx, "budget.py", BUDGET_AGENT)
+        p = cga.popen([PY, path, "127.0.0.1", str(ctx.pg.port), "8", "8", startup_packet().hex(),
+                       "6"], stdout=subprocess.PIPE, text=True)
+        try:
+            line = p.stdout.readline()
+            check(line.startswith("sent"), "budget agent: %r" % line)
+            lim = hd.status()["limits"]
+            held = max([c["agent_bytes_buffered"] for c in lim["cgroups"]] or [0])
+            log("  8 x 8 MiB from one cgroup (budget 4 MiB): %.1f MiB buffered, %s unsent"
+                % (held / 1048576.0, line.split()[1]))
+            check(held <= (4 + 8 + 1) << 20, "one cgroup holds %.1f MiB" % (held / 1048576.0))
+            r = cgb.run(["psql", "-X", "-tA", dsn(ctx), "-c", "select 5"], timeout=30)
+            check(r.returncode == 0 and r.stdout.strip() == "5",
+                  "the other cgroup's agent: rc %d %s %s" % (r.returncode, r.stdout, r.stderr))
+        finally:
+            p.kill()
+            p.wait()
+        wait_for(lambda: hd.status()["limits"]["agent_bytes_buffered"] == 0, 10,
+                 "the budget to be given back")
+        for cg in (cga, cgb):
+            hd.ctl("detach", "--cgroup", cg.path)
+    finally:
+        hd.stop()
+        ctx.hoopds.remove(hd)
+        bad = hd.sanitizer_reports()
+        check(not bad, "hoopd reported:\n" + "\n".join(bad[:20]))
+
 def test_idle_metrics_connections_do_not_delay_agents(ctx):
     """Issue 14 point 11: connections to the metrics port that send nothing (40 held open, more
     opened all the while) do not delay an agent's queries (each used to stall the event loop

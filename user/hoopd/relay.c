@@ -30,8 +30,9 @@
 
 #define READ_CHUNK (64 * 1024)
 
-/* Over its cgroup's or hoopd's budget for unfinished messages, a session still reads up to
- * this much: small statements keep flowing, a large message waits for room. */
+/* When the other sessions of its cgroup (or of hoopd) hold their budget of unfinished
+ * messages, a session still reads up to this much: small statements keep flowing, a large
+ * message waits for room. */
 #define BUDGET_FLOOR READ_CHUNK
 
 /*
@@ -55,6 +56,11 @@ static struct session *g_dead;
 static struct session *g_yield;
 static int g_kick_fd = -1;
 static struct loop_watch g_kick_w;
+/* Sessions that stopped reading their agent for want of buffer budget (agent_cap), and
+ * whether budget has been freed since: they are looked at again from on_kick. */
+static int g_starved, g_budget_freed;
+
+static int kick(void);
 static int g_waiting; /* sessions whose bytes wait for their records to be durable */
 static uint64_t g_session_seq;
 
@@ -123,6 +129,10 @@ static void account(struct session *s, size_t now)
 		return;
 	s->cgu->buffered += now - s->counted; /* modular: a decrease works too */
 	G.st.agent_buffered += now - s->counted;
+	if (now < s->counted && g_starved && !g_budget_freed) {
+		g_budget_freed = 1; /* starved sessions look again, once per loop round */
+		kick();
+	}
 	s->counted = now;
 }
 
@@ -145,9 +155,17 @@ static size_t agent_cap(struct session *s)
 
 	if (s->eng && s->eng->agent_cap && s->est && (e = s->eng->agent_cap(s->est)) && e < cap)
 		cap = e;
-	if (cap > BUDGET_FLOOR && ((s->cgu && s->cgu->buffered >= l->cgroup_buffer_bytes) ||
-				   G.st.agent_buffered >= l->buffer_bytes))
+	/* The budgets count the other sessions' bytes: a session alone can always finish a
+	 * message up to --max-message, and a cgroup holds at most its budget plus one such. */
+	if (cap > BUDGET_FLOOR &&
+	    ((s->cgu && s->cgu->buffered - s->counted >= l->cgroup_buffer_bytes) ||
+	     G.st.agent_buffered - s->counted >= l->buffer_bytes)) {
 		cap = s->a.in.len > BUDGET_FLOOR ? s->a.in.len : BUDGET_FLOOR;
+		if (!s->starved && s->a.in.len >= cap) {
+			s->starved = 1;
+			g_starved++;
+		}
+	}
 	return cap;
 }
 
@@ -179,6 +197,9 @@ static void sess_kill(struct session *s, const char *why)
 		return;
 	s->dead = 1;
 	unyield(s);
+	if (s->starved)
+		g_starved--;
+	s->starved = 0;
 	if (s->wait_sync)
 		g_waiting--;
 	s->wait_sync = 0;
@@ -243,9 +264,26 @@ static void pump(struct session *s);
 static void on_kick(struct loop_watch *w, uint32_t events)
 {
 	uint64_t v;
-	struct session *l = g_yield, *n;
+	struct session *l, *n;
 
 	(void)!read(w->fd, &v, sizeof(v));
+	if (g_budget_freed) {
+		/* Budget was freed: starved sessions go on the yield list to read again (and
+		 * starve again in agent_cap if it is still short). */
+		g_budget_freed = 0;
+		for (struct session *s = g_sessions; s && g_starved; s = s->next)
+			if (s->starved && !s->dead) {
+				s->starved = 0;
+				g_starved--;
+				s->a.readable = 1;
+				if (!s->yielded) {
+					s->yielded = 1;
+					s->next_yield = g_yield;
+					g_yield = s;
+				}
+			}
+	}
+	l = g_yield;
 	g_yield = NULL;
 	for (struct session *s = l; s; s = n) {
 		n = s->next_yield;
@@ -261,14 +299,11 @@ static void on_kick(struct loop_watch *w, uint32_t events)
 	}
 }
 
-/* s's engine left work for later: come back once the events already waiting are served. */
-static void yield(struct session *s)
+/* Have on_kick run once the events already waiting are served. 0, or -1. */
+static int kick(void)
 {
 	uint64_t one = 1;
 
-	s->more = 0;
-	if (s->yielded)
-		return;
 	if (g_kick_fd < 0) {
 		g_kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (g_kick_fd < 0 || loop_add(&g_kick_w, g_kick_fd, EPOLLIN, on_kick)) {
@@ -276,13 +311,24 @@ static void yield(struct session *s)
 			if (g_kick_fd >= 0)
 				close(g_kick_fd);
 			g_kick_fd = -1;
-			return; /* the session's next event (or the agent's) comes back to it */
+			return -1;
 		}
 	}
+	(void)!write(g_kick_fd, &one, sizeof(one));
+	return 0;
+}
+
+/* s's engine left work for later: come back once the events already waiting are served. */
+static void yield(struct session *s)
+{
+	s->more = 0;
+	if (s->yielded)
+		return;
+	if (kick())
+		return; /* the session's next event (or the agent's) comes back to it */
 	s->yielded = 1;
 	s->next_yield = g_yield;
 	g_yield = s;
-	(void)!write(g_kick_fd, &one, sizeof(one));
 }
 
 void sess_resume(struct session *s)

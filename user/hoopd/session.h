@@ -49,6 +49,7 @@ struct session {
 	int more;    /* the engine stopped with complete messages left, its share of this loop
 		      * round spent: the relay calls it again after the other sessions' turn */
 	int yielded; /* ...and has it on its list for that */
+	int starved; /* stopped reading the agent: its cgroup's or hoopd's buffer budget is spent */
 	int accel;
 	int peeked;    /* the agent's first byte was looked at (direct TLS detection) */
 	int wait_sync; /* audit fsync durability: forwarding waits for the group sync */
