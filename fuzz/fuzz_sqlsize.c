@@ -64,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (!sr.error) {
 			PgQuery__ScanResult *r = pg_query__scan_result__unpack(
-				NULL, sr.pbuf.len, (const uint8_t *)sr.pbuf.data);
+			    NULL, sr.pbuf.len, (const uint8_t *)sr.pbuf.data);
 
 			if (r) {
 				if (full.tokens < r->n_tokens)

@@ -179,13 +179,22 @@ static void check_ok_case(const char *yaml, const char *expect_path, const struc
 			CHECK_STREQ(m < 0 ? "none" : pol->targets[m].name, name);
 		} else if (sscanf(line, "limit %127s %511s", name, buf) == 2) {
 			const struct policy_limits *l = &pol->limits;
-			unsigned long long got = !strcmp(name, "statement_bytes") ? l->statement_bytes
-				: !strcmp(name, "statement_tokens")	    ? l->statement_tokens
-				: !strcmp(name, "statement_depth")	    ? l->statement_depth
-				: !strcmp(name, "connections_per_cgroup")   ? l->connections_per_cgroup
-				: !strcmp(name, "cgroup_buffer_bytes")	    ? l->cgroup_buffer_bytes
-				: !strcmp(name, "buffer_bytes")		    ? l->buffer_bytes
-									    : 0;
+			unsigned long long got = 0;
+
+			if (!strcmp(name, "statement_bytes"))
+				got = l->statement_bytes;
+			else if (!strcmp(name, "statement_tokens"))
+				got = l->statement_tokens;
+			else if (!strcmp(name, "statement_depth"))
+				got = l->statement_depth;
+			else if (!strcmp(name, "connections_per_cgroup"))
+				got = l->connections_per_cgroup;
+			else if (!strcmp(name, "cgroup_buffer_bytes"))
+				got = l->cgroup_buffer_bytes;
+			else if (!strcmp(name, "buffer_bytes"))
+				got = l->buffer_bytes;
+			else
+				unit_fail(__FILE__, __LINE__, "unknown limit '%s'", name);
 
 			CHECK_EQ_INT(got, strtoull(buf, NULL, 10));
 		} else if (strncmp(line, "known-bug ", 10)) {

@@ -22,9 +22,9 @@
 #include "log.h"
 #include "stmtcache.h"
 
-#define METRICS_MAX_CONNS 16
+#define METRICS_MAX_CONNS  16
 #define METRICS_TIMEOUT_MS 5000
-#define METRICS_REQ_MAX 2048
+#define METRICS_REQ_MAX	   2048
 
 struct mconn {
 	struct loop_watch w;
@@ -284,8 +284,9 @@ int metrics_init(void)
 	ps = colon ? colon + 1 : G.o.metrics_addr;
 	if (colon) {
 		if ((size_t)(colon - G.o.metrics_addr) >= sizeof(host)) {
-			log_error("--metrics wants [ADDR:]PORT, e.g. 9477 or 127.0.0.1:9477 (got '%s')",
-				  G.o.metrics_addr);
+			log_error(
+			    "--metrics wants [ADDR:]PORT, e.g. 9477 or 127.0.0.1:9477 (got '%s')",
+			    G.o.metrics_addr);
 			return -EINVAL;
 		}
 		memcpy(host, G.o.metrics_addr, (size_t)(colon - G.o.metrics_addr));

@@ -592,7 +592,8 @@ static int big_take(struct pg *p, struct buf *in)
 	else
 		hex_encode(md, 32, sha);
 	snprintf(msg, sizeof(msg),
-		 "hoop: statement of %zu bytes is over the limit of %u bytes (limits.statement_bytes)",
+		 "hoop: statement of %zu bytes is over the limit of %u bytes "
+		 "(limits.statement_bytes)",
 		 b->text_len, limits()->statement_bytes);
 	r = refuse_oversized(p, b->type, b->name, b->prefix, b->prefix_len, b->text_len, sha,
 			     "limits.statement_bytes", msg);
@@ -2442,7 +2443,8 @@ static int pg_partial(void *st, const struct buf *in, int agent_side)
 		if (p->phase == PH_CANCEL)
 			return 0;
 		if (p->phase == PH_STARTUP && !p->startup)
-			return pgw_frame(buf_head(in), in->len, 1, UINT32_MAX, &m, &why) == PGW_MORE;
+			return pgw_frame(buf_head(in), in->len, 1, UINT32_MAX, &m, &why) ==
+			       PGW_MORE;
 	} else if (p->phase == PH_SERVER_TLS) {
 		return 0;
 	}

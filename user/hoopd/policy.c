@@ -951,9 +951,9 @@ static int parse_limits(struct pctx *c, yaml_node_t *n, struct policy_limits *l)
 
 		if (ki < 0)
 			return fail(c, k,
-				    "unknown limits key '%s' (known: statement_bytes, statement_tokens, "
-				    "statement_depth, connections_per_cgroup, cgroup_buffer_bytes, "
-				    "buffer_bytes)",
+				    "unknown limits key '%s' (known: statement_bytes, "
+				    "statement_tokens, statement_depth, connections_per_cgroup, "
+				    "cgroup_buffer_bytes, buffer_bytes)",
 				    key ? show(key, q) : "?");
 		if ((e = check_duplicate(c, k, key, &seen[ki])))
 			return e;
@@ -963,24 +963,28 @@ static int parse_limits(struct pctx *c, yaml_node_t *n, struct policy_limits *l)
 		case 0:
 			/* Parse keeps 64 bytes of name beside the text within --max-message. */
 			if (parse_bytes(val, 1ULL << 30, &b) || b < 1024)
-				return fail(c, v, "limits.statement_bytes must be a size from 1KiB to "
-						  "1GiB, e.g. 1MiB");
+				return fail(c, v,
+					    "limits.statement_bytes must be a size from 1KiB to "
+					    "1GiB, e.g. 1MiB");
 			l->statement_bytes = (uint32_t)b;
 			break;
 		case 1:
 			if (parse_decimal(val, 100000000, &u) || u < 64)
-				return fail(c, v, "limits.statement_tokens must be a number from 64");
+				return fail(c, v,
+					    "limits.statement_tokens must be a number from 64");
 			l->statement_tokens = u;
 			break;
 		case 2:
 			if (parse_decimal(val, 100000, &u) || u < 16)
-				return fail(c, v, "limits.statement_depth must be a number from 16 to "
-						  "100000");
+				return fail(c, v,
+					    "limits.statement_depth must be a number from 16 to "
+					    "100000");
 			l->statement_depth = u;
 			break;
 		case 3:
 			if (parse_decimal(val, 1000000, &u) || !u)
-				return fail(c, v, "limits.connections_per_cgroup must be a number from 1");
+				return fail(c, v,
+					    "limits.connections_per_cgroup must be a number from 1");
 			l->connections_per_cgroup = u;
 			break;
 		case 4:
@@ -1093,7 +1097,8 @@ static int parse_doc(struct pctx *c, struct policy *pol)
 		if (ki < 0)
 			return fail(c, k,
 				    "unknown top-level key '%s' (known: version, targets, rules, "
-				    "default, on_parse_error, masking, audit, approvals, catalog, limits)",
+				    "default, on_parse_error, masking, audit, approvals, catalog, "
+				    "limits)",
 				    show(key, q));
 		r = check_duplicate(c, k, key, &seen[ki]);
 		if (r)

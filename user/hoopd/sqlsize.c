@@ -76,11 +76,10 @@ static int word_is(const char *w, size_t l, const char *kw)
  * the set operations build left-deep trees of the same kind. */
 static int chain_word(const char *w, size_t l)
 {
-	static const char *const kw[] = {"not",	    "is",      "isnull", "notnull", "like",
-					 "ilike",   "similar", "between", "in",	    "collate",
-					 "at",	    "overlaps", "operator", "escape", "any",
-					 "all",	    "some",    "unique", "join",    "union",
-					 "intersect", "except", NULL};
+	static const char *const kw[] = {
+	    "not",  "is",      "isnull", "notnull",  "like",	  "ilike",  "similar", "between",
+	    "in",   "collate", "at",	 "overlaps", "operator",  "escape", "any",     "all",
+	    "some", "unique",  "join",	 "union",    "intersect", "except", NULL};
 
 	for (int i = 0; kw[i]; i++)
 		if (word_is(w, l, kw[i]))
@@ -139,8 +138,8 @@ int sqlsize(const char *s, size_t n, size_t max_tokens, size_t max_depth, struct
 				;
 			if (c != '$' && i + 1 < n && (s[i] == 'e' || s[i] == 'E') &&
 			    ((s[i + 1] >= '0' && s[i + 1] <= '9') ||
-			     ((s[i + 1] == '+' || s[i + 1] == '-') && i + 2 < n && s[i + 2] >= '0' &&
-			      s[i + 2] <= '9')))
+			     ((s[i + 1] == '+' || s[i + 1] == '-') && i + 2 < n &&
+			      s[i + 2] >= '0' && s[i + 2] <= '9')))
 				for (i += 2; i < n && s[i] >= '0' && s[i] <= '9'; i++)
 					; /* 1e5, 1e-5: one token */
 		} else if (ident_char(c)) {
@@ -192,11 +191,9 @@ int sqlsize(const char *s, size_t n, size_t max_tokens, size_t max_depth, struct
 			i++; /* . : and anything else: one token */
 		}
 		goto next;
-operator:
-		if (level < SQLSIZE_LEVELS)
-			chain[level]++;
+		operator: if (level < SQLSIZE_LEVELS) chain[level]++;
 		chained++;
-next:
+	next:
 		if (level + chained > out->depth)
 			out->depth = level + chained;
 		if (out->tokens > max_tokens || out->depth > max_depth)
