@@ -333,6 +333,13 @@ s = socket.create_connection((host, port), timeout=20)
 if mode == "startup":
     # half a startup packet: the length word promises more than ever comes
     s.sendall(struct.pack("!i", 9000) + b"\0\3\0\0user\0" + b"x" * 3000)
+elif mode == "pipelined":
+    # the startup packet and part of a message at once, and gone before any answer: what
+    # hoopd then writes to the closed socket draws a reset
+    s.sendall(startup + b"p" + struct.pack("!i", 12000) + b"x" * 6000)
+    s.close()
+    print("done")
+    sys.exit(0)
 else:
     s.sendall(startup)
     buf = b""
@@ -358,7 +365,7 @@ def test_agent_hanging_up_mid_message_leaves_no_session_behind(ctx):
     idle afterwards (it used to keep the session and its buffer forever, spinning at 100%)."""
     path = agent_script(ctx, "hangup.py", HANGUP_AGENT)
     before = len(open_sessions(ctx.hd))
-    for mode in ("after-login", "reset", "startup"):
+    for mode in ("after-login", "reset", "startup", "pipelined"):
         r = ctx.cg.run([PY, path, "127.0.0.1", str(ctx.pg.port), mode, startup_packet().hex()],
                        timeout=60)
         check(r.returncode == 0 and "done" in r.stdout, "%s agent: %s %s" % (mode, r.stdout,
@@ -366,8 +373,9 @@ def test_agent_hanging_up_mid_message_leaves_no_session_behind(ctx):
         left = wait_sessions_gone(ctx, before)
         check(left <= before, "%s: hoopd still holds %d session(s) of an agent that hung up: %r"
               % (mode, left - before, open_sessions(ctx.hd)))
-    cpu = idle_cpu(ctx.hd)
-    check(cpu < 0.3, "hoopd uses %.0f%% of a core with no agent connected" % (cpu * 100))
+        cpu = idle_cpu(ctx.hd)
+        check(cpu < 0.3, "%s: hoopd uses %.0f%% of a core with no agent connected"
+              % (mode, cpu * 100))
     t, rc, out = timed_query(ctx)
     check(rc == 0 and t < 10, "a later query: rc %d after %.1fs: %s" % (rc, t, out))
 
