@@ -688,10 +688,30 @@ time.sleep(30)
 '''
 
 
+UNREAD_RESULTS = r'''
+import socket, struct, sys, time
+host, port, n, startup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), bytes.fromhex(sys.argv[4])
+conns = []
+for i in range(n):
+    s = socket.create_connection((host, port), timeout=20)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(startup)
+    buf = b""
+    while b"Z\0\0\0\5" not in buf:
+        buf += s.recv(65536)
+    q = b"select repeat('x', 6000000)\0"
+    s.sendall(b"Q" + struct.pack("!i", len(q) + 4) + q)
+    conns.append(s)
+print("asked", flush=True)
+time.sleep(60)
+'''
+
+
 def test_unfinished_messages_of_one_cgroup_stay_within_its_budget(ctx):
     """Issue 14 point 10: with limits.cgroup_buffer_bytes: 4MiB, eight sessions of one cgroup
     pushing 8 MiB each of messages announced as 32 MiB make hoopd hold about the budget plus one
-    message (not 64 MiB), and an agent of another cgroup still queries."""
+    message (not 64 MiB), and so do eight sessions that ask for a 6 MB row each and never read
+    it (not 48 MB); an agent of another cgroup still queries."""
     from hooptest import Cgroup
     hd = Hoopd(ctx.cleanup, shipped_policy(ctx, extra="limits:\n  cgroup_buffer_bytes: 4MiB\n"),
                tag="budget")
@@ -708,7 +728,7 @@ def test_unfinished_messages_of_one_cgroup_stay_within_its_budget(ctx):
             line = p.stdout.readline()
             check(line.startswith("sent"), "budget agent: %r" % line)
             lim = hd.status()["limits"]
-            held = max([c["agent_bytes_buffered"] for c in lim["cgroups"]] or [0])
+            held = max([c["bytes_buffered"] for c in lim["cgroups"]] or [0])
             log("  8 x 8 MiB from one cgroup (budget 4 MiB): %.1f MiB buffered, %s unsent"
                 % (held / 1048576.0, line.split()[1]))
             check(held <= (4 + 8 + 1) << 20, "one cgroup holds %.1f MiB" % (held / 1048576.0))
@@ -718,7 +738,25 @@ def test_unfinished_messages_of_one_cgroup_stay_within_its_budget(ctx):
         finally:
             p.kill()
             p.wait()
-        wait_for(lambda: hd.status()["limits"]["agent_bytes_buffered"] == 0, 10,
+        wait_for(lambda: hd.status()["limits"]["bytes_buffered"] == 0, 10,
+                 "the budget to be given back")
+        # The other way: eight sessions ask for a 6 MB row each and never read it.
+        p = cga.popen([PY, "-c", UNREAD_RESULTS, "127.0.0.1", str(ctx.pg.port), "8",
+                       startup_packet().hex()], stdout=subprocess.PIPE, text=True)
+        try:
+            check(p.stdout.readline().startswith("asked"), "result agent")
+            time.sleep(3)
+            held = max([c["bytes_buffered"] for c in hd.status()["limits"]["cgroups"]] or [0])
+            log("  8 unread 6 MB rows in one cgroup (budget 4 MiB): %.1f MiB held"
+                % (held / 1048576.0))
+            check(held <= (4 + 6 + 2) << 20, "one cgroup holds %.1f MiB" % (held / 1048576.0))
+            r = cgb.run(["psql", "-X", "-tA", dsn(ctx), "-c", "select 6"], timeout=30)
+            check(r.returncode == 0 and r.stdout.strip() == "6",
+                  "the other cgroup's agent: rc %d %s %s" % (r.returncode, r.stdout, r.stderr))
+        finally:
+            p.kill()
+            p.wait()
+        wait_for(lambda: hd.status()["limits"]["bytes_buffered"] == 0, 10,
                  "the budget to be given back")
         for cg in (cga, cgb):
             hd.ctl("detach", "--cgroup", cg.path)

@@ -42,7 +42,7 @@ struct hoopd_stats {
 	uint64_t conns_refused_cgroup;	 /* over limits.connections_per_cgroup */
 	uint64_t conns_cut_midmessage;	 /* a peer hung up in the middle of a message */
 	uint64_t statements_oversized;	 /* refused by limits.statement_* */
-	uint64_t agent_buffered;	 /* bytes of agents' unfinished messages held now */
+	uint64_t buffered;		 /* bytes held for sessions now (relay.c account) */
 };
 
 struct attachment {

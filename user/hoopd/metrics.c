@@ -79,8 +79,9 @@ static char *render(size_t *len)
 	M("hoop_statements_refused_size_limit_total", "counter",
 	  "Statements refused by limits.statement_bytes, _tokens or _depth.",
 	  G.st.statements_oversized);
-	M("hoop_agent_bytes_buffered", "gauge",
-	  "Bytes of agents' messages buffered and not yet consumed.", G.st.agent_buffered);
+	M("hoop_bytes_buffered", "gauge",
+	  "Bytes held for sessions: from agents and databases, not yet consumed or delivered.",
+	  G.st.buffered);
 	M("hoop_upstream_connect_errors_total", "counter", "Upstream connects that failed.",
 	  G.st.conns_upstream_failed);
 	M("hoop_bytes_agent_to_db_total", "counter", "Bytes relayed from agents to databases.",

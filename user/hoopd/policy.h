@@ -100,8 +100,8 @@ struct policy_limits {
 	uint32_t statement_tokens;	 /* more SQL tokens than this: 54000, before any parse */
 	uint32_t statement_depth;	 /* expression nesting deeper than this: 54000 */
 	uint32_t connections_per_cgroup; /* open sessions of one agent cgroup: 53300 beyond */
-	uint64_t cgroup_buffer_bytes;	 /* unfinished agent messages of one cgroup held */
-	uint64_t buffer_bytes;		 /* ... and all agents together */
+	uint64_t cgroup_buffer_bytes;	 /* bytes held for one cgroup's sessions */
+	uint64_t buffer_bytes;		 /* ... and for all sessions together */
 };
 
 #define LIMITS_STATEMENT_BYTES (1u << 20)

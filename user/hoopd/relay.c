@@ -37,8 +37,9 @@
 
 /*
  * What one agent cgroup holds (issue 14 point 10): its open sessions, capped by
- * limits.connections_per_cgroup, and the bytes of its agents' messages buffered and not yet
- * consumed, capped by limits.cgroup_buffer_bytes (all agents together: limits.buffer_bytes).
+ * limits.connections_per_cgroup, and the bytes its sessions hold (from the agents and from
+ * their databases, not yet consumed or delivered), capped by limits.cgroup_buffer_bytes (all
+ * sessions together: limits.buffer_bytes).
  */
 struct cg_use {
 	uint64_t id;
@@ -122,13 +123,17 @@ static void cg_use_put(struct cg_use *c)
 		}
 }
 
-/* Bring the cgroup's and hoopd's count of buffered agent bytes up to date with s->a.in. */
-static void account(struct session *s, size_t now)
+/* Bring the cgroup's and hoopd's count of buffered bytes up to date with what s holds: from
+ * the agent and from its database, not yet consumed or not yet delivered (a result the agent
+ * asked for and does not read counts too). */
+static void account(struct session *s)
 {
+	size_t now = s->dead ? 0 : s->a.in.len + s->s.in.len + s->a.out.len + s->s.out.len;
+
 	if (!s->cgu || now == s->counted)
 		return;
 	s->cgu->buffered += now - s->counted; /* modular: a decrease works too */
-	G.st.agent_buffered += now - s->counted;
+	G.st.buffered += now - s->counted;
 	if (now < s->counted && g_starved && !g_budget_freed) {
 		g_budget_freed = 1; /* starved sessions look again, once per loop round */
 		kick();
@@ -147,21 +152,22 @@ static const struct policy_limits *relay_limits(void)
 	return G.pol ? &G.pol->limits : &dflt;
 }
 
-/* How many unconsumed bytes of the agent hoopd may hold for this session now. */
-static size_t agent_cap(struct session *s)
+/* How many unconsumed bytes of side d hoopd may hold for this session now. */
+static size_t side_cap(struct session *s, struct side *d)
 {
 	const struct policy_limits *l = relay_limits();
 	size_t cap = G.o.max_message + READ_CHUNK, e;
 
-	if (s->eng && s->eng->agent_cap && s->est && (e = s->eng->agent_cap(s->est)) && e < cap)
+	if (d == &s->a && s->eng && s->eng->agent_cap && s->est &&
+	    (e = s->eng->agent_cap(s->est)) && e < cap)
 		cap = e;
 	/* The budgets count the other sessions' bytes: a session alone can always finish a
 	 * message up to --max-message, and a cgroup holds at most its budget plus one such. */
 	if (cap > BUDGET_FLOOR &&
 	    ((s->cgu && s->cgu->buffered - s->counted >= l->cgroup_buffer_bytes) ||
-	     G.st.agent_buffered - s->counted >= l->buffer_bytes)) {
-		cap = s->a.in.len > BUDGET_FLOOR ? s->a.in.len : BUDGET_FLOOR;
-		if (!s->starved && s->a.in.len >= cap) {
+	     G.st.buffered - s->counted >= l->buffer_bytes)) {
+		cap = d->in.len > BUDGET_FLOOR ? d->in.len : BUDGET_FLOOR;
+		if (!s->starved && d->in.len >= cap) {
 			s->starved = 1;
 			g_starved++;
 		}
@@ -209,7 +215,7 @@ static void sess_kill(struct session *s, const char *why)
 	if (s->eng && s->est)
 		s->eng->close(s->est, why ? why : "hoopd stopping");
 	s->est = NULL;
-	account(s, 0);
+	account(s); /* dead: to zero */
 	if (s->cgu) {
 		s->cgu->conns--;
 		cg_use_put(s->cgu);
@@ -275,7 +281,7 @@ static void on_kick(struct loop_watch *w, uint32_t events)
 			if (s->starved && !s->dead) {
 				s->starved = 0;
 				g_starved--;
-				s->a.readable = 1;
+				s->a.readable = s->s.readable = 1;
 				if (!s->yielded) {
 					s->yielded = 1;
 					s->next_yield = g_yield;
@@ -603,7 +609,7 @@ static uint32_t interest(struct session *s, struct side *d, struct side *other, 
 	if ((d->out.len && !(d == &s->s && s->wait_sync)) || d->ssl_wants_write)
 		ev |= EPOLLOUT;
 	if (!d->eof && !s->closing &&
-	    d->in.len < (is_agent ? agent_cap(s) : G.o.max_message + READ_CHUNK) &&
+	    d->in.len < side_cap(s, d) &&
 	    other->out.len < G.o.relay_buf && !(is_agent && s->held) &&
 	    !(!is_agent && s->connecting))
 		ev |= EPOLLIN;
@@ -633,7 +639,7 @@ static int cut_unfinished(struct session *s, struct side *d)
 		  "the %s hung up in the middle of a message (%zu bytes of it buffered)",
 		  agent ? "agent" : "database", d->in.len);
 	buf_consume(&d->in, d->in.len);
-	account(s, s->a.in.len);
+	account(s);
 	if (agent || !s->a.out.len || s->a.shut)
 		sess_kill(s, agent ? "agent hung up mid-message" : "database hung up mid-message");
 	else
@@ -700,13 +706,13 @@ static void pump(struct session *s)
 		    s->s.out.len < G.o.relay_buf) {
 			size_t before = s->a.in.len;
 
-			if (side_read(&s->a, agent_cap(s)) < 0) {
+			if (side_read(&s->a, side_cap(s, &s->a)) < 0) {
 				fail(s, "agent", errno);
 				return;
 			}
 			s->bytes_up += s->a.in.len - before;
 			G.st.bytes_agent_to_db += s->a.in.len - before;
-			account(s, s->a.in.len);
+			account(s);
 		}
 		if (s->a.in.len && !s->held && !s->closing && !s->yielded) {
 			size_t before = s->a.in.len;
@@ -714,7 +720,7 @@ static void pump(struct session *s)
 			if (s->eng->agent_data(s->est, &s->a.in) && s->dead)
 				return;
 			s->consumed += before - s->a.in.len;
-			account(s, s->a.in.len);
+			account(s);
 			if (s->more)
 				yield(s);
 		}
@@ -724,12 +730,13 @@ static void pump(struct session *s)
 		    s->a.out.len < G.o.relay_buf) {
 			size_t before = s->s.in.len;
 
-			if (side_read(&s->s, G.o.max_message + READ_CHUNK) < 0) {
+			if (side_read(&s->s, side_cap(s, &s->s)) < 0) {
 				fail(s, "database", errno);
 				return;
 			}
 			s->bytes_down += s->s.in.len - before;
 			G.st.bytes_db_to_agent += s->s.in.len - before;
+			account(s);
 		}
 		if (s->s.in.len && !s->s.handshaking) {
 			size_t before = s->s.in.len;
@@ -737,6 +744,7 @@ static void pump(struct session *s)
 			if (s->eng->server_data(s->est, &s->s.in) && s->dead)
 				return;
 			s->consumed += before - s->s.in.len;
+			account(s);
 		}
 		if (!s->closing && !s->s.handshaking && cut_unfinished(s, &s->s))
 			return;
@@ -792,6 +800,7 @@ static void pump(struct session *s)
 			sess_kill(s, "both sides done");
 			return;
 		}
+		account(s);
 		if (s->bytes_up + s->bytes_down + s->consumed + s->flushed == moved || s->yielded)
 			break; /* no progress this round, or its turn is over */
 	}
@@ -1089,7 +1098,7 @@ void relay_status(struct jbuf *j)
 		jb_kv_uint(j, "bytes_agent_to_db", s->bytes_up);
 		jb_kv_uint(j, "bytes_db_to_agent", s->bytes_down);
 		jb_kv_int(j, "started_ms", s->started_ms);
-		jb_kv_uint(j, "agent_bytes_buffered", s->counted);
+		jb_kv_uint(j, "bytes_buffered", s->counted);
 		if (s->eng->status && s->est)
 			s->eng->status(s->est, j);
 		jb_obj_close(j);
@@ -1107,7 +1116,7 @@ void relay_status(struct jbuf *j)
 		jb_kv_uint(j, "cgroup_buffer_bytes", l->cgroup_buffer_bytes);
 		jb_kv_uint(j, "buffer_bytes", l->buffer_bytes);
 		jb_kv_uint(j, "max_message", G.o.max_message);
-		jb_kv_uint(j, "agent_bytes_buffered", G.st.agent_buffered);
+		jb_kv_uint(j, "bytes_buffered", G.st.buffered);
 		jb_kv_uint(j, "connections_refused_cgroup_limit", G.st.conns_refused_cgroup);
 		jb_kv_uint(j, "statements_refused_size_limit", G.st.statements_oversized);
 		jb_kv_uint(j, "connections_cut_mid_message", G.st.conns_cut_midmessage);
@@ -1117,7 +1126,7 @@ void relay_status(struct jbuf *j)
 			jb_obj_open(j);
 			jb_kv_uint(j, "cgroup_id", c->id);
 			jb_kv_uint(j, "connections", c->conns);
-			jb_kv_uint(j, "agent_bytes_buffered", c->buffered);
+			jb_kv_uint(j, "bytes_buffered", c->buffered);
 			jb_obj_close(j);
 		}
 		jb_arr_close(j);

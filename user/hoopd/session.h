@@ -70,7 +70,7 @@ struct session {
 	uint64_t consumed, flushed; /* bytes engines took in and the relay sent: progress */
 	uint32_t who_segment;	    /* events: the audit segment whose records last said who */
 	struct cg_use *cgu;	    /* the agent's cgroup: its sessions and buffered bytes */
-	size_t counted;		    /* a.in bytes in cgu's and hoopd's buffered totals */
+	size_t counted;		    /* a.in + s.in bytes in cgu's and hoopd's buffered totals */
 	struct session *prev, *next, *next_dead, *next_yield;
 };
 
