@@ -382,6 +382,8 @@ except psycopg.errors.QueryCanceled:
 
 def set_target(ctx, extra):
     ctx.hd.write_policy("""version: 1
+limits:
+  connections_per_cgroup: 1100
 targets:
   - name: pg
     protocol: postgres
