@@ -105,13 +105,23 @@ $(OUT)/unit/test_policy: tests/unit/test_policy.c tests/unit/harness.h $(UNIT_SR
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(UNIT_SRC) -lyaml -ljson-c -lpg_query -lhs -o $@
 
-unit: $(OUT)/unit/test_policy
+$(OUT)/unit/test_sqlsize: tests/unit/test_sqlsize.c tests/unit/harness.h user/hoopd/sqlsize.c \
+			 user/hoopd/sqlsize.h
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< user/hoopd/sqlsize.c -o $@
+
+# One summary line for both (tests/run.sh reads the last "unit: N passed, M failed").
+unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize
+	$(Q)$(OUT)/unit/test_sqlsize >/dev/null 2>$(OUT)/unit/test_sqlsize.log || \
+		{ cat $(OUT)/unit/test_sqlsize.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$< tests/unit/policy
 
 # The PostgreSQL engine's mechanics, with a test verdict callback and the relay stubbed out.
 PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/pgwire.c user/hoopd/events.c user/hoopd/audit.c \
 	       user/common/buf.c $(wildcard user/hoopd/mask*.c) user/hoopd/catalog.c \
-	       user/hoopd/sqlshape.c user/hoopd/stmtcache.c user/common/json.c user/common/log.c
+	       user/hoopd/sqlshape.c user/hoopd/sqlsize.c user/hoopd/stmtcache.c user/common/json.c \
+	       user/common/log.c
 
 $(OUT)/unit/test_pg: tests/unit/test_pg.c tests/unit/harness.h $(PG_UNIT_SRC) $(HEADERS) \
 		     $(wildcard user/hoopd/*.h)
@@ -240,6 +250,12 @@ $(FUZZ_OUT)/fuzz_sqlfacts: fuzz/fuzz_sqlfacts.c fuzz/fuzz_require.h user/hoopd/s
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/sqlfacts.c -lpg_query -o $@
 
+# Pre-parse bounds (sqlsize.c) against libpg_query's own scanner and parse tree.
+$(FUZZ_OUT)/fuzz_sqlsize: fuzz/fuzz_sqlsize.c fuzz/fuzz_require.h user/hoopd/sqlsize.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CLANG,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/sqlsize.c -lpg_query -o $@
+
 # The PostgreSQL engine, one target per direction (pg_agent, pg_server), built from the unit
 # test's sources; the harness (fuzz/pg_fuzz.c) stands in for the relay and the audit trail.
 FUZZ_PG_SRC := fuzz/pg_fuzz.c $(filter-out user/hoopd/audit.c,$(PG_UNIT_SRC))
@@ -284,7 +300,7 @@ endef
 .PHONY: FORCE
 fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agent \
       $(FUZZ_OUT)/fuzz_pg_server $(FUZZ_OUT)/fuzz_maskplan $(FUZZ_OUT)/fuzz_mask_datarow \
-      $(FUZZ_OUT)/fuzz_sqlshape $(FUZZ_OUT)/fuzz_audit_record
+      $(FUZZ_OUT)/fuzz_sqlshape $(FUZZ_OUT)/fuzz_audit_record $(FUZZ_OUT)/fuzz_sqlsize
 	$(call fuzz_run,policy,-artifact_prefix=$(FUZZ_OUT)/ -dict=fuzz/policy.dict)
 	$(call fuzz_run,sqlfacts,-artifact_prefix=$(FUZZ_OUT)/sqlfacts- -max_len=4096)
 	$(call fuzz_run,pg_agent,-artifact_prefix=$(FUZZ_OUT)/pg_agent- -dict=fuzz/pg.dict)
@@ -293,6 +309,7 @@ fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agen
 	$(call fuzz_run,mask_datarow,-artifact_prefix=$(FUZZ_OUT)/mask_datarow- -dict=fuzz/mask.dict)
 	$(call fuzz_run,sqlshape,-artifact_prefix=$(FUZZ_OUT)/sqlshape- -dict=fuzz/maskplan.dict -max_len=1024)
 	$(call fuzz_run,audit_record,-artifact_prefix=$(FUZZ_OUT)/audit_record- -dict=fuzz/audit.dict -max_len=4096)
+	$(call fuzz_run,sqlsize,-artifact_prefix=$(FUZZ_OUT)/sqlsize- -dict=fuzz/maskplan.dict -max_len=2048)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(TOOLS)

@@ -37,11 +37,15 @@ def setup():
     ctx.pg.psql_direct("create user scram_user password 'scram-secret-pw'")
     ctx.pg.psql_direct("set password_encryption = 'md5'; create user md5_user password 'md5-secret-pw'")
     ctx.pg.psql_direct("create database clinical")
+    # limits: one cgroup holds 1000 sessions in test_thousand_concurrent_agent_connections (the
+    # default cap is 256 per cgroup; docs/policy.md, Limits)
     ctx.hd = Hoopd(ctx.cleanup, """version: 1
 targets:
   - name: pg
     protocol: postgres
     ports: [%d]
+limits:
+  connections_per_cgroup: 1100
 """ % ctx.pg.port)
     ctx.hoopds = [ctx.hd]
     ctx.hd.start()
@@ -378,6 +382,8 @@ except psycopg.errors.QueryCanceled:
 
 def set_target(ctx, extra):
     ctx.hd.write_policy("""version: 1
+limits:
+  connections_per_cgroup: 1100
 targets:
   - name: pg
     protocol: postgres

@@ -8,6 +8,7 @@
  *                 target NAME PROTOCOL PORT[,PORT...] NCIDRS   one per target, in file order
  *                 cidr ADDR/LEN       the target's CIDRs after loading, in order (all or none)
  *                 match ADDR PORT NAME|none                    what policy_match returns
+ *                 limit KEY VALUE     a limits: value after loading (defaults filled in)
  *   bad-*.expect  LINE:COL: TEXT      the error is "FILE:LINE:COL: ..." and contains TEXT
  *                 -: TEXT             the error is "FILE: ..." (no position) and contains TEXT
  *   both          known-bug WHY       a reported, unfixed bug: failures are shown, not counted
@@ -176,6 +177,26 @@ static void check_ok_case(const char *yaml, const char *expect_path, const struc
 			}
 			m = policy_match(pol, family, a, (uint16_t)n);
 			CHECK_STREQ(m < 0 ? "none" : pol->targets[m].name, name);
+		} else if (sscanf(line, "limit %127s %511s", name, buf) == 2) {
+			const struct policy_limits *l = &pol->limits;
+			unsigned long long got = 0;
+
+			if (!strcmp(name, "statement_bytes"))
+				got = l->statement_bytes;
+			else if (!strcmp(name, "statement_tokens"))
+				got = l->statement_tokens;
+			else if (!strcmp(name, "statement_depth"))
+				got = l->statement_depth;
+			else if (!strcmp(name, "connections_per_cgroup"))
+				got = l->connections_per_cgroup;
+			else if (!strcmp(name, "cgroup_buffer_bytes"))
+				got = l->cgroup_buffer_bytes;
+			else if (!strcmp(name, "buffer_bytes"))
+				got = l->buffer_bytes;
+			else
+				unit_fail(__FILE__, __LINE__, "unknown limit '%s'", name);
+
+			CHECK_EQ_INT(got, strtoull(buf, NULL, 10));
 		} else if (strncmp(line, "known-bug ", 10)) {
 			unit_fail(__FILE__, __LINE__, "unknown directive '%s'", line);
 		}

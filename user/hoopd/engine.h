@@ -28,6 +28,13 @@ struct engine_ops {
 	int (*direct_tls)(void *st);
 	/* Lines for `hoopctl status` about this session (may be NULL). */
 	void (*status)(void *st, struct jbuf *j);
+	/* The most the relay may hold of the agent's unconsumed bytes now (e.g. before login:
+	 * what authentication needs); 0 for the relay's own bound. May be NULL. */
+	size_t (*agent_cap)(void *st);
+	/* Does in (what agent_data / server_data left) begin with an unfinished message? When
+	 * its sender has hung up it never will be finished: the relay ends the session. May be
+	 * NULL (the engine always consumes everything). */
+	int (*partial)(void *st, const struct buf *in, int agent_side);
 };
 
 extern const struct engine_ops tcp_engine;

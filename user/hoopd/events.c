@@ -257,6 +257,11 @@ int ev_statement(const struct session *s, const struct ev_statement *e)
 	jb_kv_uint(&j, "stmt", e->seq);
 	jb_kv_str(&j, "protocol", e->protocol);
 	put_text(&j, "text", e->text ? e->text : "", e->text ? e->text_len : 0);
+	if (e->text_sha256) {
+		jb_kv_bool(&j, "text_truncated", 1);
+		jb_kv_uint(&j, "text_bytes", e->text_bytes);
+		jb_kv_str(&j, "text_sha256", e->text_sha256);
+	}
 	if (e->prepared)
 		jb_kv_str(&j, "prepared", e->prepared);
 	if (e->prepared_text)
@@ -276,6 +281,33 @@ int ev_statement(const struct session *s, const struct ev_statement *e)
 	if (r == 0 && who)
 		((struct session *)s)->who_segment = seg; /* events' own mark on the session */
 	return r;
+}
+
+void ev_conn_refused(const struct session *s, const char *sqlstate, const char *message)
+{
+	struct jbuf j;
+	char ts[32];
+
+	/* No session began: "session" stays empty (session listings skip the record), and the
+	 * id in the log lines about this connection is "connection". */
+	stamp(ts);
+	begin_at(&j, "connection_refused", "", ts);
+	jb_kv_str(&j, "connection", s->id);
+	jb_key(&j, "agent");
+	jb_obj_open(&j);
+	jb_kv_int(&j, "pid", s->o.tgid);
+	jb_kv_int(&j, "uid", s->o.uid);
+	jb_kv_str(&j, "exe", s->exe);
+	jb_kv_str(&j, "cgroup", s->cgroup);
+	jb_kv_uint(&j, "cgroup_id", s->o.cgroup_id);
+	jb_kv_str(&j, "owner", s->owner);
+	jb_kv_str(&j, "address", s->peer);
+	jb_obj_close(&j);
+	jb_kv_str(&j, "destination", s->dst);
+	jb_kv_str(&j, "target", s->target);
+	jb_kv_str(&j, "sqlstate", sqlstate);
+	jb_kv_str(&j, "message", message);
+	finish(&j);
 }
 
 void ev_columns(const struct session *s, uint64_t seq, const struct pgw_field *f, int n)

@@ -53,6 +53,10 @@ struct ev_statement {
 	const char *reason;	 /* why (rule name or message), or NULL */
 	int parse_error;	 /* PostgreSQL's grammar could not parse it */
 	const char *db_user, *database; /* the session's, for "who" */
+	/* text is only a prefix of a longer one (refused as too large): its whole length and
+	 * SHA-256 (hex), so the record stays small and still names exactly what was sent */
+	uint64_t text_bytes;
+	const char *text_sha256;
 };
 int ev_statement(const struct session *s, const struct ev_statement *e);
 
@@ -80,6 +84,10 @@ struct ev_error {
 	int from_hoopd;
 };
 void ev_error(const struct session *s, const struct ev_error *e);
+
+/* kind "connection_refused": an agent connection refused before any session began (e.g. its
+ * cgroup is at limits.connections_per_cgroup); who it was, and why. */
+void ev_conn_refused(const struct session *s, const char *sqlstate, const char *message);
 
 /* kind "protocol_error": malformed or oversized input; the session is closed. */
 void ev_protocol_error(const struct session *s, const char *direction, const char *message);

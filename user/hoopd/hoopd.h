@@ -19,6 +19,7 @@ struct hoopd_opts {
 	const char *state_dir;
 	const char *control_path;
 	const char *metrics_addr; /* NULL: no metrics endpoint */
+	int metrics_public;	  /* --metrics-public: an address beyond loopback is meant */
 	const char *pin_root;
 	uint16_t listen_port;
 	int fail_open;
@@ -38,6 +39,10 @@ struct hoopd_stats {
 	uint64_t control_requests, control_denied;
 	uint64_t policy_reloads, policy_reload_failures;
 	uint64_t listener_errors;
+	uint64_t conns_refused_cgroup;	 /* over limits.connections_per_cgroup */
+	uint64_t conns_cut_midmessage;	 /* a peer hung up in the middle of a message */
+	uint64_t statements_oversized;	 /* refused by limits.statement_* */
+	uint64_t buffered;		 /* bytes held for sessions now (relay.c account) */
 };
 
 struct attachment {

@@ -43,7 +43,10 @@ static const char usage[] =
 	"  -c, --control PATH       control socket for hoopctl [default /run/hoop/hoopd.sock];\n"
 	"                           mode 0666, each request authorised by the caller's uid:\n"
 	"                           root everything, approvers approvals/approve/deny/ping\n"
-	"  -m, --metrics ADDR:PORT  serve Prometheus metrics, e.g. 127.0.0.1:9477 [default off]\n"
+	"  -m, --metrics [ADDR:]PORT\n"
+	"                           serve Prometheus metrics on ADDR (default 127.0.0.1), e.g.\n"
+	"                           9477 [default off]. A non-loopback ADDR needs\n"
+	"      --metrics-public     as well: anyone who reaches it reads hoopd's counters\n"
 	"  -l, --listen-port PORT   port of hoopd's loopback listener (127.0.0.1 and ::1) in every\n"
 	"                           agent network namespace [default 15432]\n"
 	"      --fail-open          when hoopd is not listening, let agents connect directly.\n"
@@ -57,7 +60,9 @@ static const char usage[] =
 	"                           other [default 262144]\n"
 	"      --max-message BYTES  largest protocol message accepted in either direction; a\n"
 	"                           larger one ends that session with a protocol error\n"
-	"                           [default 67108864]\n"
+	"                           [default 67108864]. Before login an agent's messages are\n"
+	"                           at most 16384 bytes; statements, connections and buffered\n"
+	"                           bytes per agent cgroup by the policy's limits section\n"
 	"      --agent-tls on|off   answer agents' SSLRequest and terminate their TLS (on), or\n"
 	"                           refuse TLS on the agent leg (off) [default on]\n"
 	"      --tls-cert FILE      certificate chain (PEM) hoopd presents to agents; default:\n"
@@ -224,6 +229,7 @@ int main(int argc, char **argv)
 		{"state-dir", required_argument, 0, 's'},
 		{"control", required_argument, 0, 'c'},
 		{"metrics", required_argument, 0, 'm'},
+		{"metrics-public", no_argument, 0, 12},
 		{"listen-port", required_argument, 0, 'l'},
 		{"fail-open", no_argument, 0, 1},
 		{"accel", required_argument, 0, 2},
@@ -332,6 +338,9 @@ int main(int argc, char **argv)
 			break;
 		case 10:
 			G.o.tls_cert = optarg;
+			break;
+		case 12:
+			G.o.metrics_public = 1;
 			break;
 		case 11:
 			G.o.tls_key = optarg;

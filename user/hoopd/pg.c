@@ -14,6 +14,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <openssl/evp.h>
 #include <strings.h>
 #include <ctype.h>
 #include <pg_query.h>
@@ -36,6 +37,7 @@
 #include "masking.h"
 #include "sqlfacts.h"
 #include "sqlshape.h"
+#include "sqlsize.h"
 #include "stmtcache.h"
 #include "strutil.h"
 #include "tls.h"
@@ -46,6 +48,23 @@
 #define POISON_SQL "SELECT pg_catalog.\"hoop: statement denied by policy\"()"
 
 #define PG_MAX_STMTS 4096
+
+/* Before login an agent sends a startup packet (PostgreSQL takes 10000 bytes at most) and
+ * short authentication answers (a password, SCRAM messages): no message, and no buffer, needs
+ * more. (PostgreSQL accepts GSSAPI tokens up to 64 KiB; hoopd refuses those beyond this.) */
+#define PG_PRELOGIN_MAX (16 * 1024)
+
+/* How much of a statement refused as too large the audit record keeps (with its SHA-256). */
+#define PG_BIG_PREFIX 1024
+
+/* A Query or Parse this much over limits.statement_bytes is not buffered at all: its bytes
+ * are hashed and dropped as they arrive (struct big), then it is refused. Below, it is framed
+ * whole and refused by check_size (Parse carries a name and parameter types beside its text). */
+#define PG_BIG_SLACK (300 * 1024)
+
+/* Statement text judged in one turn of a session before the others get theirs (s->more):
+ * parsing costs the single event loop some 4 us per token. */
+#define PG_TURN_TEXT (8 * 1024)
 
 /* What the agent is told when its statement cannot be put on record (disk full, I/O error). */
 #define UNRECORDED_MSG "hoop: the audit trail cannot be written; the statement was not forwarded"
@@ -132,6 +151,22 @@ struct pg {
 	int nmade;
 	int made_overflow;     /* more than hoop keeps: every plan is unknown from then on */
 	int withhold;	       /* a result could not be masked: drop all but Z, N, A, S until Z */
+	struct big *big;       /* an oversized Query or Parse being read past (PG_BIG_SLACK) */
+};
+
+/* An oversized Query or Parse read past without being kept: what its record needs. */
+struct big {
+	char type;	 /* 'Q' or 'P' */
+	size_t left;	 /* bytes of the message still to come */
+	size_t body;	 /* body bytes seen so far */
+	int part;	 /* P: 0 in the name, 1 in the text, 2 after it; Q: 1 in the text */
+	size_t text_len; /* text bytes seen */
+	size_t q_text;	 /* Q: the text's length (the body less its NUL) */
+	char name[64];
+	size_t name_len;
+	char prefix[PG_BIG_PREFIX];
+	size_t prefix_len;
+	EVP_MD_CTX *md;
 };
 
 static int64_t now_us(void)
@@ -382,6 +417,199 @@ static int refuse(struct pg *p, char kind, const char *stmt_name, const char *sq
 	if (kind == 'P')
 		return pgw_put_parse(&s->s.out, stmt_name ? stmt_name : "", POISON_SQL);
 	return pgw_put_query(&s->s.out, POISON_SQL); /* Q and F: answered by E + Z */
+}
+
+/* ---- limits: statements too large to judge on the event loop (issue 14 point 10) ---- */
+
+static const struct policy_limits *limits(void)
+{
+	static const struct policy_limits dflt = {
+		.statement_bytes = LIMITS_STATEMENT_BYTES,
+		.statement_tokens = LIMITS_STATEMENT_TOKENS,
+		.statement_depth = LIMITS_STATEMENT_DEPTH,
+	};
+
+	return G.pol ? &G.pol->limits : &dflt;
+}
+
+/* Refuse a Query or Parse over a limit with 54000. Its record keeps a prefix of the text, its
+ * length and its SHA-256, never the whole text (it may be megabytes, and JSON escaping makes
+ * that up to six times more on disk). */
+static int refuse_oversized(struct pg *p, char kind, const char *name, const char *prefix,
+			    size_t plen, size_t total, const char *sha, const char *limit,
+			    const char *msg)
+{
+	struct pend *e;
+	struct ev_statement es = {.db_user = p->user,
+				  .database = p->database,
+				  .seq = ++p->seq,
+				  .protocol = kind == 'Q' ? "simple" : "extended",
+				  .text = prefix,
+				  .text_len = plen,
+				  .prepared = kind == 'P' ? name : NULL,
+				  .verdict = "deny",
+				  .reason = limit,
+				  .text_bytes = total,
+				  .text_sha256 = sha};
+
+	G.st.statements_oversized++;
+	hlog_conn(HLOG_WARN, p->s->id, p->s->peer, "statement of %zu bytes refused: %s", total,
+		  msg);
+	ev_statement(p->s, &es); /* refused either way: a failed write cannot let it through */
+	return refuse(p, kind, name, "54000", msg, &e);
+}
+
+static void sha256_hex(const void *d, size_t n, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int ml = 0;
+
+	if (!EVP_Digest(d, n, md, &ml, EVP_sha256(), NULL) || ml != 32) {
+		snprintf(out, 65, "%s", "(unavailable)");
+		return;
+	}
+	hex_encode(md, 32, out);
+}
+
+/* Is this text within limits.statement_{bytes,tokens,depth}? 0 yes; 1 refused; -1 error.
+ * Counted by a linear scan before libpg_query sees it: parsing costs the event loop about
+ * 7 us per token and recurses as deep as the expression tree (sqlsize.h). */
+static int check_size(struct pg *p, char kind, const char *name, const char *sql, size_t len)
+{
+	const struct policy_limits *l = limits();
+	struct sqlsize z;
+	const char *limit;
+	char msg[200], sha[65];
+
+	if (len > l->statement_bytes) {
+		limit = "limits.statement_bytes";
+		snprintf(msg, sizeof(msg),
+			 "hoop: statement of %zu bytes is over the limit of %u bytes "
+			 "(limits.statement_bytes)",
+			 len, l->statement_bytes);
+	} else if (sqlsize(sql, len, l->statement_tokens, l->statement_depth, &z)) {
+		if (z.tokens > l->statement_tokens) {
+			limit = "limits.statement_tokens";
+			snprintf(msg, sizeof(msg),
+				 "hoop: statement has more than %u tokens, the limit "
+				 "(limits.statement_tokens)",
+				 l->statement_tokens);
+		} else {
+			limit = "limits.statement_depth";
+			snprintf(msg, sizeof(msg),
+				 "hoop: statement nests expressions deeper than %u levels, the "
+				 "limit (limits.statement_depth)",
+				 l->statement_depth);
+		}
+	} else {
+		return 0;
+	}
+	sha256_hex(sql, len, sha);
+	return refuse_oversized(p, kind, name, sql, len < PG_BIG_PREFIX ? len : PG_BIG_PREFIX, len,
+				sha, limit, msg) < 0
+		       ? -1
+		       : 1;
+}
+
+static void big_free(struct big *b)
+{
+	if (b)
+		EVP_MD_CTX_free(b->md);
+	free(b);
+}
+
+/* A Query or Parse whose header says it is far over limits.statement_bytes: read past it. */
+static int big_start(struct pg *p, struct buf *in, uint32_t len)
+{
+	struct big *b = calloc(1, sizeof(*b));
+
+	if (!b || !(b->md = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(b->md, EVP_sha256(), NULL)) {
+		big_free(b);
+		return -1;
+	}
+	b->type = (char)buf_head(in)[0];
+	b->part = b->type == 'Q' ? 1 : 0;
+	b->q_text = len - 5; /* the body less its NUL */
+	b->left = (size_t)len - 4;
+	buf_consume(in, 5);
+	p->big = b;
+	return 0;
+}
+
+static void big_text(struct big *b, const uint8_t *d, size_t n)
+{
+	size_t k = PG_BIG_PREFIX - b->prefix_len;
+
+	if (k > n)
+		k = n;
+	memcpy(b->prefix + b->prefix_len, d, k);
+	b->prefix_len += k;
+	EVP_DigestUpdate(b->md, d, n);
+	b->text_len += n;
+}
+
+/* Take what has arrived of p->big; at its end, refuse it. 0, or -1. */
+static int big_take(struct pg *p, struct buf *in)
+{
+	struct big *b = p->big;
+	size_t n = in->len < b->left ? in->len : b->left, i = 0;
+	const uint8_t *d = buf_head(in);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int ml = 0;
+	char msg[200], sha[65];
+	int r;
+
+	while (i < n) {
+		const uint8_t *z;
+		size_t k;
+
+		if (b->type == 'Q') {
+			k = b->body < b->q_text ? b->q_text - b->body : 0;
+			k = k < n - i ? k : n - i;
+			big_text(b, d + i, k);
+			b->body += n - i;
+			i = n;
+			break;
+		}
+		if (b->part == 2) {
+			b->body += n - i;
+			i = n;
+			break;
+		}
+		z = memchr(d + i, 0, n - i);
+		k = z ? (size_t)(z - (d + i)) : n - i;
+		if (b->part == 0) {
+			size_t room = sizeof(b->name) - 1 - b->name_len;
+
+			memcpy(b->name + b->name_len, d + i, k < room ? k : room);
+			b->name_len += k < room ? k : room;
+		} else {
+			big_text(b, d + i, k);
+		}
+		if (z) {
+			b->part++;
+			k++;
+		}
+		b->body += k;
+		i += k;
+	}
+	buf_consume(in, n);
+	b->left -= n;
+	if (b->left)
+		return 0;
+	p->big = NULL;
+	if (!EVP_DigestFinal_ex(b->md, md, &ml) || ml != 32)
+		snprintf(sha, sizeof(sha), "%s", "(unavailable)");
+	else
+		hex_encode(md, 32, sha);
+	snprintf(msg, sizeof(msg),
+		 "hoop: statement of %zu bytes is over the limit of %u bytes "
+		 "(limits.statement_bytes)",
+		 b->text_len, limits()->statement_bytes);
+	r = refuse_oversized(p, b->type, b->name, b->prefix, b->prefix_len, b->text_len, sha,
+			     "limits.statement_bytes", msg);
+	big_free(b);
+	return r < 0 ? -1 : 0;
 }
 
 /* ---- masking ---- */
@@ -989,6 +1217,8 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 
 	if (!m->len || memchr(sql, 0, m->len) != sql + len)
 		return protocol_violation(p, "agent", "Query text is not NUL-terminated");
+	if (!forced && (r = check_size(p, 'Q', NULL, sql, len)) != 0)
+		return r < 0 ? -1 : 0;
 	sp = &g_split;
 	mk = masking_get();
 	/* A statement of a shape seen before is not parsed again (stmtcache.h). */
@@ -1169,6 +1399,8 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 	sql = pgw_str(&rd, &sql_len);
 	if (!name || !sql)
 		return protocol_violation(p, "agent", "malformed Parse message");
+	if ((shaped = check_size(p, 'P', name, sql, sql_len)) != 0)
+		return shaped < 0 ? -1 : 0;
 	sp = &g_split;
 	if (!(ps = named_put(&p->preps, name, sql, NULL)))
 		return -1;
@@ -2001,6 +2233,7 @@ static void pg_close(void *st, const char *why)
 		named_free(n);
 	}
 	catbox_put(p->cat);
+	big_free(p->big);
 	free(p->made);
 	free(p->params_json);
 	free(p->startup);
@@ -2027,6 +2260,7 @@ static int pg_catalog_ready(struct pg *p)
 static int pg_agent_data(void *st, struct buf *in)
 {
 	struct pg *p = st;
+	size_t judged = 0; /* statement text this turn */
 
 	while (in->len && !p->s->closing && !p->s->held) {
 		struct pgw_msg m;
@@ -2039,11 +2273,37 @@ static int pg_agent_data(void *st, struct buf *in)
 			buf_consume(in, in->len);
 			return 0;
 		}
+		if (p->big) {
+			if (big_take(p, in))
+				return -1;
+			continue;
+		}
 		if (p->phase == PH_STARTUP && buf_head(in)[0] == 0x16)
 			return protocol_violation(p, "agent",
 						  "TLS record where a startup message belongs");
+		/* A message no state takes is refused by its header, before its body is
+		 * buffered (it may say it is 64 MiB). */
+		if (p->phase == PH_READY && !strchr("QPBDECSHdcfFX", buf_head(in)[0])) {
+			char why[64];
+
+			snprintf(why, sizeof(why), "unexpected message type 0x%02x",
+				 buf_head(in)[0]);
+			return protocol_violation(p, "agent", why);
+		}
+		if (p->phase == PH_READY && in->len >= 5 &&
+		    (buf_head(in)[0] == 'Q' || buf_head(in)[0] == 'P')) {
+			uint32_t len = pgw_be32(buf_head(in) + 1);
+
+			if (len >= 5 && len <= G.o.max_message &&
+			    len - 4 > (size_t)limits()->statement_bytes + PG_BIG_SLACK) {
+				if (big_start(p, in, len))
+					return -1;
+				continue;
+			}
+		}
 		r = pgw_frame(buf_head(in), in->len, p->phase == PH_STARTUP,
-			      (uint32_t)G.o.max_message, &m, &why);
+			      p->phase == PH_READY ? (uint32_t)G.o.max_message : PG_PRELOGIN_MAX,
+			      &m, &why);
 		if (r == PGW_MORE)
 			return 0;
 		if (r == PGW_BAD)
@@ -2076,6 +2336,12 @@ static int pg_agent_data(void *st, struct buf *in)
 			return 0;
 		}
 		buf_consume(in, m.total);
+		if (m.type == 'Q' || m.type == 'P')
+			judged += m.len;
+		if (judged >= PG_TURN_TEXT && in->len && p->phase == PH_READY) {
+			p->s->more = 1; /* the rest after the other sessions' turn */
+			return 0;
+		}
 	}
 	return 0;
 }
@@ -2178,6 +2444,35 @@ static void pg_status(void *st, struct jbuf *j)
 	jb_kv_int(j, "pending_responses", p->npend);
 }
 
+/* What the relay may buffer from the agent: before login, what authentication needs. */
+static size_t pg_agent_cap(void *st)
+{
+	struct pg *p = st;
+
+	return p->phase == PH_READY ? 0 : PG_PRELOGIN_MAX + 5;
+}
+
+/* Does in begin with an unfinished message? (Its peer hung up: it never will be finished.) */
+static int pg_partial(void *st, const struct buf *in, int agent_side)
+{
+	struct pg *p = st;
+	struct pgw_msg m;
+	const char *why;
+
+	if (!in->len)
+		return 0;
+	if (agent_side) {
+		if (p->phase == PH_CANCEL)
+			return 0;
+		if (p->phase == PH_STARTUP && !p->startup)
+			return pgw_frame(buf_head(in), in->len, 1, UINT32_MAX, &m, &why) ==
+			       PGW_MORE;
+	} else if (p->phase == PH_SERVER_TLS) {
+		return 0;
+	}
+	return pgw_frame(buf_head(in), in->len, 0, UINT32_MAX, &m, &why) == PGW_MORE;
+}
+
 int pg_fail_held(struct session *s, const char *sqlstate, const char *message)
 {
 	struct pg *p = s->est;
@@ -2239,4 +2534,6 @@ const struct engine_ops pg_engine = {
 	.server_connected = pg_server_connected,
 	.direct_tls = pg_direct_tls,
 	.status = pg_status,
+	.agent_cap = pg_agent_cap,
+	.partial = pg_partial,
 };

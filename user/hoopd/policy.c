@@ -292,10 +292,10 @@ static int parse_target(struct pctx *c, yaml_node_t *n, struct policy_target *t)
 /* version and targets, then the sections later parts of hoop read: accepted here so one policy
  * file serves every version. */
 enum { TOP_VERSION, TOP_TARGETS, TOP_RULES, TOP_MASKING, TOP_AUDIT, TOP_APPROVALS,
-       TOP_ON_PARSE_ERROR, TOP_CATALOG, TOP_DEFAULT, TOP_COUNT };
+       TOP_ON_PARSE_ERROR, TOP_CATALOG, TOP_DEFAULT, TOP_LIMITS, TOP_COUNT };
 static const char *const top_keys[TOP_COUNT + 1] = {
     "version",	 "targets",	   "rules",   "masking", "audit",
-    "approvals", "on_parse_error", "catalog", "default", NULL,
+    "approvals", "on_parse_error", "catalog", "default", "limits", NULL,
 };
 
 static const char *const action_names[] = {"allow", "audit", "approve", "deny", NULL};
@@ -909,6 +909,107 @@ static int parse_catalog(struct pctx *c, yaml_node_t *n, struct policy_catalog *
 	return 0;
 }
 
+static const char *const limit_keys[] = {"statement_bytes",	   "statement_tokens",
+					 "statement_depth",	   "connections_per_cgroup",
+					 "cgroup_buffer_bytes", "buffer_bytes", NULL};
+
+/* "1048576", "512KiB", "1MiB", "2GiB": a byte count from 1 to max. */
+static int parse_bytes(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mul = 1;
+
+	if (*s < '1' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	if (!strcmp(end, "KiB"))
+		mul = 1ULL << 10;
+	else if (!strcmp(end, "MiB"))
+		mul = 1ULL << 20;
+	else if (!strcmp(end, "GiB"))
+		mul = 1ULL << 30;
+	else if (*end)
+		return -1;
+	if (v > max / mul)
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+static int parse_limits(struct pctx *c, yaml_node_t *n, struct policy_limits *l)
+{
+	yaml_node_t *seen[6] = {NULL};
+	char q[SHOW_BUF];
+
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(c, n, "limits must be a mapping, e.g. {statement_bytes: 1MiB}");
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+		const char *key = scalar(k), *val = scalar(v);
+		int ki = key ? key_index(key, limit_keys) : -1, e;
+		uint64_t b;
+		unsigned u;
+
+		if (ki < 0)
+			return fail(c, k,
+				    "unknown limits key '%s' (known: statement_bytes, "
+				    "statement_tokens, statement_depth, connections_per_cgroup, "
+				    "cgroup_buffer_bytes, buffer_bytes)",
+				    key ? show(key, q) : "?");
+		if ((e = check_duplicate(c, k, key, &seen[ki])))
+			return e;
+		if (!val)
+			return fail(c, v, "limits.%s must be a single value", key);
+		switch (ki) {
+		case 0:
+			/* Parse keeps 64 bytes of name beside the text within --max-message. */
+			if (parse_bytes(val, 1ULL << 30, &b) || b < 1024)
+				return fail(c, v,
+					    "limits.statement_bytes must be a size from 1KiB to "
+					    "1GiB, e.g. 1MiB");
+			l->statement_bytes = (uint32_t)b;
+			break;
+		case 1:
+			if (parse_decimal(val, 100000000, &u) || u < 64)
+				return fail(c, v,
+					    "limits.statement_tokens must be a number from 64");
+			l->statement_tokens = u;
+			break;
+		case 2:
+			if (parse_decimal(val, 100000, &u) || u < 16)
+				return fail(c, v,
+					    "limits.statement_depth must be a number from 16 to "
+					    "100000");
+			l->statement_depth = u;
+			break;
+		case 3:
+			if (parse_decimal(val, 1000000, &u) || !u)
+				return fail(c, v,
+					    "limits.connections_per_cgroup must be a number from 1");
+			l->connections_per_cgroup = u;
+			break;
+		case 4:
+		case 5:
+			if (parse_bytes(val, 1ULL << 40, &b) || b < (1 << 20))
+				return fail(c, v, "limits.%s must be a size of at least 1MiB, e.g. "
+						  "128MiB",
+					    key);
+			if (ki == 4)
+				l->cgroup_buffer_bytes = b;
+			else
+				l->buffer_bytes = b;
+			break;
+		}
+	}
+	return 0;
+}
+
 static int parse_rule(struct pctx *c, yaml_node_t *n, struct policy_rule *r)
 {
 	yaml_node_t *seen[5] = {NULL};
@@ -1003,7 +1104,8 @@ static int parse_doc(struct pctx *c, struct policy *pol)
 		if (ki < 0)
 			return fail(c, k,
 				    "unknown top-level key '%s' (known: version, targets, rules, "
-				    "default, on_parse_error, masking, audit, approvals, catalog)",
+				    "default, on_parse_error, masking, audit, approvals, catalog, "
+				    "limits)",
 				    show(key, q));
 		r = check_duplicate(c, k, key, &seen[ki]);
 		if (r)
@@ -1044,6 +1146,10 @@ static int parse_doc(struct pctx *c, struct policy *pol)
 				return r;
 		} else if (ki == TOP_AUDIT) {
 			r = parse_audit(c, v, &pol->audit);
+			if (r)
+				return r;
+		} else if (ki == TOP_LIMITS) {
+			r = parse_limits(c, v, &pol->limits);
 			if (r)
 				return r;
 		} else if (ki == TOP_ON_PARSE_ERROR) {
@@ -1098,6 +1204,18 @@ static int parse_doc(struct pctx *c, struct policy *pol)
 		pol->approvals.max_waiting = 16;
 	if (!pol->catalog.refresh_s)
 		pol->catalog.refresh_s = 60;
+	if (!pol->limits.statement_bytes)
+		pol->limits.statement_bytes = LIMITS_STATEMENT_BYTES;
+	if (!pol->limits.statement_tokens)
+		pol->limits.statement_tokens = LIMITS_STATEMENT_TOKENS;
+	if (!pol->limits.statement_depth)
+		pol->limits.statement_depth = LIMITS_STATEMENT_DEPTH;
+	if (!pol->limits.connections_per_cgroup)
+		pol->limits.connections_per_cgroup = LIMITS_CONNECTIONS_PER_CGROUP;
+	if (!pol->limits.cgroup_buffer_bytes)
+		pol->limits.cgroup_buffer_bytes = LIMITS_CGROUP_BUFFER_BYTES;
+	if (!pol->limits.buffer_bytes)
+		pol->limits.buffer_bytes = LIMITS_BUFFER_BYTES;
 	return 0;
 }
 

@@ -92,8 +92,29 @@ struct policy_catalog {
 	int64_t refresh_s;	 /* re-read every so often; default 60 */
 };
 
+/*
+ * limits: what one agent may make hoopd hold or spend (issue 14 point 10). Defaults are set by
+ * policy_load when the section or a key is absent.
+ */
+struct policy_limits {
+	uint32_t statement_bytes;	 /* Query or Parse text longer than this: 54000 */
+	uint32_t statement_tokens;	 /* more SQL tokens than this: 54000, before any parse */
+	uint32_t statement_depth;	 /* expression nesting deeper than this: 54000 */
+	uint32_t connections_per_cgroup; /* open sessions of one agent cgroup: 53300 beyond */
+	uint64_t cgroup_buffer_bytes;	 /* bytes held for one cgroup's sessions */
+	uint64_t buffer_bytes;		 /* ... and for all sessions together */
+};
+
+#define LIMITS_STATEMENT_BYTES (1u << 20)
+#define LIMITS_STATEMENT_TOKENS 30000u
+#define LIMITS_STATEMENT_DEPTH 1000u
+#define LIMITS_CONNECTIONS_PER_CGROUP 256u
+#define LIMITS_CGROUP_BUFFER_BYTES (128ULL << 20)
+#define LIMITS_BUFFER_BYTES (512ULL << 20)
+
 struct policy {
 	int version;
+	struct policy_limits limits;
 	struct mask_policy masking;
 	struct policy_catalog catalog;
 	struct policy_audit audit;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -23,12 +24,44 @@
 #include "hoopd.h"
 #include "log.h"
 #include "audit.h"
+#include "events.h"
+#include "pgwire.h"
 #include "tls.h"
 
 #define READ_CHUNK (64 * 1024)
 
+/* When the other sessions of its cgroup (or of hoopd) hold their budget of unfinished
+ * messages, a session still reads up to this much: small statements keep flowing, a large
+ * message waits for room. */
+#define BUDGET_FLOOR READ_CHUNK
+
+/*
+ * What one agent cgroup holds (issue 14 point 10): its open sessions, capped by
+ * limits.connections_per_cgroup, and the bytes its sessions hold (from the agents and from
+ * their databases, not yet consumed or delivered), capped by limits.cgroup_buffer_bytes (all
+ * sessions together: limits.buffer_bytes).
+ */
+struct cg_use {
+	uint64_t id;
+	unsigned conns;
+	size_t buffered;
+	struct cg_use *next;
+};
+static struct cg_use *g_cgs;
+
 static struct session *g_sessions;
 static struct session *g_dead;
+/* Sessions whose engine yielded with work left (s->more), and the eventfd that makes the loop
+ * come back for them at once, after the events already waiting (one agent's pipeline of
+ * costly statements cannot keep the loop from the others). */
+static struct session *g_yield;
+static int g_kick_fd = -1;
+static struct loop_watch g_kick_w;
+/* Sessions that stopped reading their agent for want of buffer budget (agent_cap), and
+ * whether budget has been freed since: they are looked at again from on_kick. */
+static int g_starved, g_budget_freed;
+
+static int kick(void);
 static int g_waiting; /* sessions whose bytes wait for their records to be durable */
 static uint64_t g_session_seq;
 
@@ -62,6 +95,86 @@ static void fmt_addr(int family, const uint8_t *addr, uint16_t port_be, char *ou
 		snprintf(out, n, "[%s]:%u", a, ntohs(port_be));
 }
 
+static struct cg_use *cg_use_get(uint64_t id)
+{
+	struct cg_use *c;
+
+	for (c = g_cgs; c; c = c->next)
+		if (c->id == id)
+			return c;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->id = id;
+	c->next = g_cgs;
+	g_cgs = c;
+	return c;
+}
+
+static void cg_use_put(struct cg_use *c)
+{
+	if (c->conns || c->buffered)
+		return;
+	for (struct cg_use **pp = &g_cgs; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			free(c);
+			return;
+		}
+}
+
+/* Bring the cgroup's and hoopd's count of buffered bytes up to date with what s holds: from
+ * the agent and from its database, not yet consumed or not yet delivered (a result the agent
+ * asked for and does not read counts too). */
+static void account(struct session *s)
+{
+	size_t now = s->dead ? 0 : s->a.in.len + s->s.in.len + s->a.out.len + s->s.out.len;
+
+	if (!s->cgu || now == s->counted)
+		return;
+	s->cgu->buffered += now - s->counted; /* modular: a decrease works too */
+	G.st.buffered += now - s->counted;
+	if (now < s->counted && g_starved && !g_budget_freed) {
+		g_budget_freed = 1; /* starved sessions look again, once per loop round */
+		kick();
+	}
+	s->counted = now;
+}
+
+static const struct policy_limits *relay_limits(void)
+{
+	static const struct policy_limits dflt = {
+		.connections_per_cgroup = LIMITS_CONNECTIONS_PER_CGROUP,
+		.cgroup_buffer_bytes = LIMITS_CGROUP_BUFFER_BYTES,
+		.buffer_bytes = LIMITS_BUFFER_BYTES,
+	};
+
+	return G.pol ? &G.pol->limits : &dflt;
+}
+
+/* How many unconsumed bytes of side d hoopd may hold for this session now. */
+static size_t side_cap(struct session *s, struct side *d)
+{
+	const struct policy_limits *l = relay_limits();
+	size_t cap = G.o.max_message + READ_CHUNK, e;
+
+	if (d == &s->a && s->eng && s->eng->agent_cap && s->est &&
+	    (e = s->eng->agent_cap(s->est)) && e < cap)
+		cap = e;
+	/* The budgets count the other sessions' bytes: a session alone can always finish a
+	 * message up to --max-message, and a cgroup holds at most its budget plus one such. */
+	if (cap > BUDGET_FLOOR &&
+	    ((s->cgu && s->cgu->buffered - s->counted >= l->cgroup_buffer_bytes) ||
+	     G.st.buffered - s->counted >= l->buffer_bytes)) {
+		cap = d->in.len > BUDGET_FLOOR ? d->in.len : BUDGET_FLOOR;
+		if (!s->starved && d->in.len >= cap) {
+			s->starved = 1;
+			g_starved++;
+		}
+	}
+	return cap;
+}
+
 static void side_free(struct side *d)
 {
 	if (d->ssl)
@@ -72,11 +185,27 @@ static void side_free(struct side *d)
 	buf_free(&d->out);
 }
 
+static void unyield(struct session *s)
+{
+	if (!s->yielded)
+		return;
+	for (struct session **pp = &g_yield; *pp; pp = &(*pp)->next_yield)
+		if (*pp == s) {
+			*pp = s->next_yield;
+			break;
+		}
+	s->yielded = 0;
+}
+
 static void sess_kill(struct session *s, const char *why)
 {
 	if (s->dead)
 		return;
 	s->dead = 1;
+	unyield(s);
+	if (s->starved)
+		g_starved--;
+	s->starved = 0;
 	if (s->wait_sync)
 		g_waiting--;
 	s->wait_sync = 0;
@@ -86,6 +215,12 @@ static void sess_kill(struct session *s, const char *why)
 	if (s->eng && s->est)
 		s->eng->close(s->est, why ? why : "hoopd stopping");
 	s->est = NULL;
+	account(s); /* dead: to zero */
+	if (s->cgu) {
+		s->cgu->conns--;
+		cg_use_put(s->cgu);
+		s->cgu = NULL;
+	}
 	loop_del(&s->a.w);
 	if (s->s.fd >= 0)
 		loop_del(&s->s.w);
@@ -131,6 +266,76 @@ void sess_hold(struct session *s)
 }
 
 static void pump(struct session *s);
+
+static void on_kick(struct loop_watch *w, uint32_t events)
+{
+	uint64_t v;
+	struct session *l, *n;
+
+	(void)!read(w->fd, &v, sizeof(v));
+	if (g_budget_freed) {
+		/* Budget was freed: starved sessions go on the yield list to read again (and
+		 * starve again in agent_cap if it is still short). */
+		g_budget_freed = 0;
+		for (struct session *s = g_sessions; s && g_starved; s = s->next)
+			if (s->starved && !s->dead) {
+				s->starved = 0;
+				g_starved--;
+				s->a.readable = s->s.readable = 1;
+				if (!s->yielded) {
+					s->yielded = 1;
+					s->next_yield = g_yield;
+					g_yield = s;
+				}
+			}
+	}
+	l = g_yield;
+	g_yield = NULL;
+	for (struct session *s = l; s; s = n) {
+		n = s->next_yield;
+		s->yielded = 0;
+	}
+	/* pump may kill a session (unyield finds it on no list now) or yield it again (onto
+	 * the fresh list): walk the old one by the links saved before. */
+	for (struct session *s = l; s; s = n) {
+		n = s->next_yield;
+		s->next_yield = NULL;
+		if (!s->dead)
+			pump(s);
+	}
+}
+
+/* Have on_kick run once the events already waiting are served. 0, or -1. */
+static int kick(void)
+{
+	uint64_t one = 1;
+
+	if (g_kick_fd < 0) {
+		g_kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (g_kick_fd < 0 || loop_add(&g_kick_w, g_kick_fd, EPOLLIN, on_kick)) {
+			log_error("cannot make the loop's wake-up eventfd: %s", strerror(errno));
+			if (g_kick_fd >= 0)
+				close(g_kick_fd);
+			g_kick_fd = -1;
+			return -1;
+		}
+	}
+	(void)!write(g_kick_fd, &one, sizeof(one));
+	return 0;
+}
+
+/* s's engine left work for later: come back once the events already waiting are served. */
+static void yield(struct session *s)
+{
+	s->more = 0;
+	if (s->yielded)
+		return;
+	if (kick())
+		return; /* the session's next event (or the agent's) comes back to it */
+	s->yielded = 1;
+	s->next_yield = g_yield;
+	g_yield = s;
+}
 
 void sess_resume(struct session *s)
 {
@@ -198,7 +403,7 @@ int sess_reconnect_server(struct session *s)
 	close(s->s.fd);
 	buf_consume(&s->s.in, s->s.in.len);
 	buf_consume(&s->s.out, s->s.out.len);
-	s->s.eof = s->s.shut = s->s.handshaking = s->s.ssl_wants_write = 0;
+	s->s.eof = s->s.shut = s->s.handshaking = s->s.ssl_wants_write = s->s.unwatched = 0;
 	s->s.readable = 0;
 	s->out_seen = 0;
 	if ((r = dial_upstream(s)))
@@ -276,6 +481,9 @@ static int side_read(struct side *d, size_t cap)
 		int direct;
 		uint8_t *t = read_room(d, &room, &direct);
 		ssize_t n;
+
+		if (room > cap - d->in.len)
+			room = cap - d->in.len; /* the cap is a bound, not a hint */
 
 		if (d->ssl) {
 			int r = SSL_read(d->ssl, t, (int)room);
@@ -400,7 +608,8 @@ static uint32_t interest(struct session *s, struct side *d, struct side *other, 
 		ev |= EPOLLRDHUP; /* notice an agent that leaves while its statement waits */
 	if ((d->out.len && !(d == &s->s && s->wait_sync)) || d->ssl_wants_write)
 		ev |= EPOLLOUT;
-	if (!d->eof && !s->closing && d->in.len < G.o.max_message + READ_CHUNK &&
+	if (!d->eof && !s->closing &&
+	    d->in.len < side_cap(s, d) &&
 	    other->out.len < G.o.relay_buf && !(is_agent && s->held) &&
 	    !(!is_agent && s->connecting))
 		ev |= EPOLLIN;
@@ -409,9 +618,33 @@ static uint32_t interest(struct session *s, struct side *d, struct side *other, 
 
 static void rearm(struct session *s)
 {
-	loop_mod(&s->a.w, interest(s, &s->a, &s->s, 1));
-	if (s->s.fd >= 0)
+	if (!s->a.unwatched)
+		loop_mod(&s->a.w, interest(s, &s->a, &s->s, 1));
+	if (s->s.fd >= 0 && !s->s.unwatched)
 		loop_mod(&s->s.w, s->connecting ? EPOLLOUT : interest(s, &s->s, &s->a, 0));
+}
+
+/* A side has hung up (or reset) while what it sent ends in an unfinished message: it can
+ * never be finished, so nothing after it can come either. Ends the session (after what is
+ * queued for the agent, when the agent can still read it). 1 when it did. */
+static int cut_unfinished(struct session *s, struct side *d)
+{
+	int agent = d == &s->a;
+
+	if (!d->eof || !d->in.len || !s->eng->partial ||
+	    !s->eng->partial(s->est, &d->in, agent))
+		return 0;
+	G.st.conns_cut_midmessage++;
+	hlog_conn(HLOG_WARN, s->id, s->peer,
+		  "the %s hung up in the middle of a message (%zu bytes of it buffered)",
+		  agent ? "agent" : "database", d->in.len);
+	buf_consume(&d->in, d->in.len);
+	account(s);
+	if (agent || !s->a.out.len || s->a.shut)
+		sess_kill(s, agent ? "agent hung up mid-message" : "database hung up mid-message");
+	else
+		sess_close(s, "database hung up mid-message");
+	return 1;
 }
 
 static void fail(struct session *s, const char *side, int err)
@@ -473,30 +706,37 @@ static void pump(struct session *s)
 		    s->s.out.len < G.o.relay_buf) {
 			size_t before = s->a.in.len;
 
-			if (side_read(&s->a, G.o.max_message + READ_CHUNK) < 0) {
+			if (side_read(&s->a, side_cap(s, &s->a)) < 0) {
 				fail(s, "agent", errno);
 				return;
 			}
 			s->bytes_up += s->a.in.len - before;
 			G.st.bytes_agent_to_db += s->a.in.len - before;
+			account(s);
 		}
-		if (s->a.in.len && !s->held && !s->closing) {
+		if (s->a.in.len && !s->held && !s->closing && !s->yielded) {
 			size_t before = s->a.in.len;
 
 			if (s->eng->agent_data(s->est, &s->a.in) && s->dead)
 				return;
 			s->consumed += before - s->a.in.len;
+			account(s);
+			if (s->more)
+				yield(s);
 		}
+		if (!s->held && !s->closing && !s->yielded && cut_unfinished(s, &s->a))
+			return;
 		if (!s->connecting && !s->s.handshaking && (s->s.readable || s->s.ssl) &&
 		    s->a.out.len < G.o.relay_buf) {
 			size_t before = s->s.in.len;
 
-			if (side_read(&s->s, G.o.max_message + READ_CHUNK) < 0) {
+			if (side_read(&s->s, side_cap(s, &s->s)) < 0) {
 				fail(s, "database", errno);
 				return;
 			}
 			s->bytes_down += s->s.in.len - before;
 			G.st.bytes_db_to_agent += s->s.in.len - before;
+			account(s);
 		}
 		if (s->s.in.len && !s->s.handshaking) {
 			size_t before = s->s.in.len;
@@ -504,7 +744,10 @@ static void pump(struct session *s)
 			if (s->eng->server_data(s->est, &s->s.in) && s->dead)
 				return;
 			s->consumed += before - s->s.in.len;
+			account(s);
 		}
+		if (!s->closing && !s->s.handshaking && cut_unfinished(s, &s->s))
+			return;
 		/* Nothing reaches the database before its record is durable: bytes queued for it
 		 * since we last looked are described by records written before, up to now. */
 		if (s->s.out.len > s->out_seen)
@@ -557,8 +800,9 @@ static void pump(struct session *s)
 			sess_kill(s, "both sides done");
 			return;
 		}
-		if (s->bytes_up + s->bytes_down + s->consumed + s->flushed == moved)
-			break; /* no progress this round */
+		account(s);
+		if (s->bytes_up + s->bytes_down + s->consumed + s->flushed == moved || s->yielded)
+			break; /* no progress this round, or its turn is over */
 	}
 	if (!s->dead) {
 		/* An idle connection holds no buffer memory. */
@@ -571,6 +815,29 @@ static void pump(struct session *s)
 }
 
 #define READABLE (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)
+
+/* epoll said HUP or ERR on d, and pump has read what was left. Closed both ways after our own
+ * EOF went out: the side is done, stop watching it. Otherwise it was reset: nothing more can
+ * reach it (the agent) or come from it (the database). */
+static void hung_up(struct session *s, struct side *d)
+{
+	if (d->shut && d->eof) {
+		loop_del(&d->w);
+		d->unwatched = 1;
+		return;
+	}
+	if (d == &s->a) {
+		sess_kill(s, "agent connection reset");
+		return;
+	}
+	loop_del(&d->w);
+	d->unwatched = 1;
+	d->eof = 1;
+	if (!cut_unfinished(s, d))
+		sess_close(s, "database connection reset");
+	if (!s->dead)
+		pump(s);
+}
 
 static void on_agent(struct loop_watch *w, uint32_t events)
 {
@@ -585,6 +852,10 @@ static void on_agent(struct loop_watch *w, uint32_t events)
 		return;
 	}
 	pump(s);
+	/* epoll reports HUP and ERR whatever we ask for: left watched, a side that can do no
+	 * more would wake the loop for ever. */
+	if (!s->dead && (events & (EPOLLHUP | EPOLLERR)))
+		hung_up(s, &s->a);
 }
 
 static void on_server(struct loop_watch *w, uint32_t events)
@@ -613,6 +884,8 @@ static void on_server(struct loop_watch *w, uint32_t events)
 			s->eng->server_connected(s->est);
 	}
 	pump(s);
+	if (!s->dead && !s->connecting && (events & (EPOLLHUP | EPOLLERR)))
+		hung_up(s, &s->s);
 }
 
 static void read_identity(struct session *s)
@@ -644,6 +917,33 @@ static const struct engine_ops *engine_for(int protocol)
 	/* MySQL and Redis engines are not written yet: their targets are relayed and recorded
 	 * as opaque TCP. */
 	return protocol == HOOP_PROTO_POSTGRES ? &pg_engine : &tcp_engine;
+}
+
+/* The agent's cgroup has limits.connections_per_cgroup sessions open: say so (a PostgreSQL
+ * client reads an ErrorResponse even in answer to its SSLRequest, as from a server that
+ * cannot start a backend), put it on record, and close. */
+static void refuse_over_cap(struct session *s, int fd)
+{
+	char msg[200], sink[4096];
+	struct buf b = {0};
+
+	snprintf(msg, sizeof(msg),
+		 "hoop: too many connections from this agent's cgroup (%u open, the limit; "
+		 "limits.connections_per_cgroup)",
+		 s->cgu->conns);
+	G.st.conns_refused_cgroup++;
+	hlog_conn(HLOG_WARN, s->id, s->peer, "refused: %s", msg);
+	ev_conn_refused(s, "53300", msg);
+	if (s->protocol == HOOP_PROTO_POSTGRES && !pgw_put_error(&b, "FATAL", "53300", msg, NULL,
+								  NULL))
+		(void)!send(fd, buf_head(&b), b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	buf_free(&b);
+	/* What the agent sent already, read, so that close() sends FIN and not a reset that
+	 * could overtake the error. */
+	while (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+		;
+	shutdown(fd, SHUT_WR);
+	close(fd);
 }
 
 void relay_accept(struct listener *ln, int fd)
@@ -703,6 +1003,18 @@ void relay_accept(struct listener *ln, int fd)
 	}
 	fmt_addr(s->o.orig_family, s->o.orig_addr, s->o.orig_port, s->dst, sizeof(s->dst));
 	read_identity(s);
+	s->cgu = cg_use_get(s->o.cgroup_id);
+	if (!s->cgu) {
+		close(fd);
+		free(s);
+		return;
+	}
+	if (s->cgu->conns >= relay_limits()->connections_per_cgroup) {
+		refuse_over_cap(s, fd);
+		cg_use_put(s->cgu);
+		free(s);
+		return;
+	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (G.o.accel == ACCEL_SOCKMAP) {
 		/* Before the first byte we send, so all of them take the same path. */
@@ -732,6 +1044,7 @@ void relay_accept(struct listener *ln, int fd)
 		g_sessions->prev = s;
 	g_sessions = s;
 	G.st.conns_active++;
+	s->cgu->conns++;
 	netns_conn_ref(ln, 1);
 	hlog_conn(HLOG_INFO, s->id, s->peer,
 		  "agent pid=%u uid=%u comm=%.16s exe=%s cgroup=%s owner=%s -> %s (target %s, %s)%s",
@@ -746,6 +1059,7 @@ fail:
 	close(s->a.fd);
 	if (s->s.fd >= 0)
 		close(s->s.fd);
+	cg_use_put(s->cgu);
 	free(s);
 }
 
@@ -784,11 +1098,41 @@ void relay_status(struct jbuf *j)
 		jb_kv_uint(j, "bytes_agent_to_db", s->bytes_up);
 		jb_kv_uint(j, "bytes_db_to_agent", s->bytes_down);
 		jb_kv_int(j, "started_ms", s->started_ms);
+		jb_kv_uint(j, "bytes_buffered", s->counted);
 		if (s->eng->status && s->est)
 			s->eng->status(s->est, j);
 		jb_obj_close(j);
 	}
 	jb_arr_close(j);
+	{
+		const struct policy_limits *l = relay_limits();
+
+		jb_key(j, "limits");
+		jb_obj_open(j);
+		jb_kv_uint(j, "statement_bytes", l->statement_bytes);
+		jb_kv_uint(j, "statement_tokens", l->statement_tokens);
+		jb_kv_uint(j, "statement_depth", l->statement_depth);
+		jb_kv_uint(j, "connections_per_cgroup", l->connections_per_cgroup);
+		jb_kv_uint(j, "cgroup_buffer_bytes", l->cgroup_buffer_bytes);
+		jb_kv_uint(j, "buffer_bytes", l->buffer_bytes);
+		jb_kv_uint(j, "max_message", G.o.max_message);
+		jb_kv_uint(j, "bytes_buffered", G.st.buffered);
+		jb_kv_uint(j, "connections_refused_cgroup_limit", G.st.conns_refused_cgroup);
+		jb_kv_uint(j, "statements_refused_size_limit", G.st.statements_oversized);
+		jb_kv_uint(j, "connections_cut_mid_message", G.st.conns_cut_midmessage);
+		jb_key(j, "cgroups");
+		jb_arr_open(j);
+		for (struct cg_use *c = g_cgs; c; c = c->next) {
+			jb_obj_open(j);
+			jb_kv_uint(j, "cgroup_id", c->id);
+			jb_kv_uint(j, "connections", c->conns);
+			jb_kv_uint(j, "bytes_buffered", c->buffered);
+			jb_obj_close(j);
+		}
+		jb_arr_close(j);
+		jb_obj_close(j);
+	}
+	tls_status(j);
 }
 
 int relay_waiting_sync(void)
@@ -820,6 +1164,11 @@ void relay_close_all(void)
 		sess_kill(s, NULL);
 	}
 	relay_reap();
+	if (g_kick_fd >= 0) {
+		loop_del(&g_kick_w);
+		close(g_kick_fd);
+		g_kick_fd = -1;
+	}
 }
 
 /* The opaque engine: bytes pass unchanged, each way. */

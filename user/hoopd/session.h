@@ -28,7 +28,11 @@ struct side {
 	int eof;  /* the peer closed its sending side */
 	int shut; /* we passed EOF on with shutdown(SHUT_WR) */
 	int readable; /* epoll said so, and no read since found the socket empty */
+	int unwatched; /* done both ways (EOF read and passed on): out of epoll, whose HUP
+			* would otherwise wake the loop for it again and again */
 };
+
+struct cg_use; /* relay.c: what one agent cgroup holds */
 
 struct session {
 	char id[20];
@@ -42,6 +46,10 @@ struct session {
 	int closing; /* flush what is queued for the agent, then close */
 	char close_why[128];
 	int held;    /* the engine parked agent input */
+	int more;    /* the engine stopped with complete messages left, its share of this loop
+		      * round spent: the relay calls it again after the other sessions' turn */
+	int yielded; /* ...and has it on its list for that */
+	int starved; /* stopped reading the agent: its cgroup's or hoopd's buffer budget is spent */
 	int accel;
 	int peeked;    /* the agent's first byte was looked at (direct TLS detection) */
 	int wait_sync; /* audit fsync durability: forwarding waits for the group sync */
@@ -61,7 +69,9 @@ struct session {
 	uint64_t bytes_up, bytes_down;
 	uint64_t consumed, flushed; /* bytes engines took in and the relay sent: progress */
 	uint32_t who_segment;	    /* events: the audit segment whose records last said who */
-	struct session *prev, *next, *next_dead;
+	struct cg_use *cgu;	    /* the agent's cgroup: its sessions and buffered bytes */
+	size_t counted;		    /* a.in + s.in bytes in cgu's and hoopd's buffered totals */
+	struct session *prev, *next, *next_dead, *next_yield;
 };
 
 /* Close the session once what is queued for the agent is sent. why goes to the log. */

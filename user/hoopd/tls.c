@@ -7,6 +7,12 @@
  * <state dir>/tls/ca.{crt,key} (generated once, key mode 0600) and mints in memory a leaf for
  * each name an agent asks for: the SNI host name, or the IP address it dialled. Agents that
  * verify trust that CA (sslrootcert=<state dir>/tls/ca.crt).
+ *
+ * The agent chooses those names, so the leaves are an LRU of TLS_LEAVES, keyed by what the
+ * certificate names (host names folded to lower case, addresses in canonical form), and an
+ * SNI that is not a host name (RFC 1123: letters, digits and hyphens in dot-separated labels
+ * of up to 63 bytes, 253 in all) ends the handshake: it would otherwise go into the
+ * subjectAltName configuration string, where "a,IP:10.0.0.1" adds names.
  */
 #include "tls.h"
 
@@ -34,12 +40,16 @@ static X509 *g_ca;
 static int g_fixed_cert; /* the operator's certificate serves every name */
 static int g_sess_idx = -1;
 
+#define TLS_LEAVES 64
+
 struct leaf {
-	char name[256];
+	char san[300]; /* "DNS:name" or "IP:address": what the certificate names */
 	SSL_CTX *ctx;
-	struct leaf *next;
+	struct leaf *prev, *next; /* most recently used first */
 };
-static struct leaf *g_leaves;
+static struct leaf *g_leaves, *g_leaves_tail;
+static int g_nleaves;
+static uint64_t g_minted, g_bad_sni;
 
 static void log_ssl(const char *what)
 {
@@ -205,23 +215,96 @@ static SSL_CTX *new_server_ctx(void)
 	return c;
 }
 
-/* A context whose certificate names `name` (a host name or an IP address). */
+/* RFC 1123 host name: labels of letters, digits and hyphens (not first or last), 1 to 63
+ * bytes each, at most 253 in all, no trailing dot (RFC 6066 forbids one in SNI). */
+int tls_valid_host_name(const char *n)
+{
+	size_t len = strlen(n), label = 0;
+
+	if (!len || len > 253)
+		return 0;
+	for (size_t i = 0; i <= len; i++) {
+		char c = n[i];
+
+		if (c == '.' || c == '\0') {
+			if (!label || n[i - 1] == '-')
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      (c == '-' && label)))
+			return 0;
+		if (++label > 63)
+			return 0;
+	}
+	return 1;
+}
+
+static void leaf_unlink(struct leaf *l)
+{
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		g_leaves = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+	else
+		g_leaves_tail = l->prev;
+	l->prev = l->next = NULL;
+}
+
+static void leaf_push_front(struct leaf *l)
+{
+	l->next = g_leaves;
+	l->prev = NULL;
+	if (g_leaves)
+		g_leaves->prev = l;
+	g_leaves = l;
+	if (!g_leaves_tail)
+		g_leaves_tail = l;
+}
+
+/*
+ * A context whose certificate names `name`: a host name (checked by the caller) or an IP
+ * address. NULL when it cannot be made. Sessions hold their own reference to a context
+ * (SSL_set_SSL_CTX), so the least recently used one can be dropped at any time.
+ */
 static SSL_CTX *leaf_ctx(const char *name)
 {
 	struct leaf *l;
 	EVP_PKEY *k;
 	X509 *x;
-	char san[300];
+	char san[300], cn[256];
 	unsigned char tmp[16];
-	int is_ip;
+	char canon[INET6_ADDRSTRLEN];
 
+	if (inet_pton(AF_INET, name, tmp) == 1) {
+		inet_ntop(AF_INET, tmp, canon, sizeof(canon));
+		snprintf(cn, sizeof(cn), "%s", canon);
+		snprintf(san, sizeof(san), "IP:%s", canon);
+	} else if (inet_pton(AF_INET6, name, tmp) == 1) {
+		inet_ntop(AF_INET6, tmp, canon, sizeof(canon));
+		snprintf(cn, sizeof(cn), "%s", canon);
+		snprintf(san, sizeof(san), "IP:%s", canon);
+	} else {
+		size_t i;
+
+		if (!tls_valid_host_name(name))
+			return NULL;
+		for (i = 0; name[i] && i < sizeof(cn) - 1; i++)
+			cn[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+		cn[i] = '\0';
+		snprintf(san, sizeof(san), "DNS:%s", cn);
+	}
 	for (l = g_leaves; l; l = l->next)
-		if (!strcmp(l->name, name))
+		if (!strcmp(l->san, san)) {
+			leaf_unlink(l);
+			leaf_push_front(l);
 			return l->ctx;
-	is_ip = inet_pton(AF_INET, name, tmp) == 1 || inet_pton(AF_INET6, name, tmp) == 1;
-	snprintf(san, sizeof(san), "%s:%s", is_ip ? "IP" : "DNS", name);
+		}
 	k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-	x = k ? make_cert(k, name, g_ca, g_ca_key, san, 0) : NULL;
+	x = k ? make_cert(k, cn, g_ca, g_ca_key, san, 0) : NULL;
 	l = calloc(1, sizeof(*l));
 	if (!x || !l) {
 		EVP_PKEY_free(k);
@@ -241,23 +324,59 @@ static SSL_CTX *leaf_ctx(const char *name)
 	}
 	EVP_PKEY_free(k);
 	X509_free(x);
-	snprintf(l->name, sizeof(l->name), "%s", name);
-	l->next = g_leaves;
-	g_leaves = l;
+	snprintf(l->san, sizeof(l->san), "%s", san);
+	g_minted++;
+	if (g_nleaves == TLS_LEAVES) {
+		struct leaf *old = g_leaves_tail;
+
+		leaf_unlink(old);
+		SSL_CTX_free(old->ctx);
+		free(old);
+		g_nleaves--;
+	}
+	leaf_push_front(l);
+	g_nleaves++;
 	return l->ctx;
 }
 
 static int sni_cb(SSL *ssl, int *al, void *arg)
 {
 	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	unsigned char tmp[16];
 	SSL_CTX *c;
 
 	if (!name || g_fixed_cert)
 		return SSL_TLSEXT_ERR_OK;
+	if (!tls_valid_host_name(name) && inet_pton(AF_INET, name, tmp) != 1 &&
+	    inet_pton(AF_INET6, name, tmp) != 1) {
+		char shown[80];
+		size_t i;
+
+		for (i = 0; name[i] && i < sizeof(shown) - 1; i++)
+			shown[i] = name[i] >= 0x20 && name[i] < 0x7f ? name[i] : '?';
+		shown[i] = '\0';
+		g_bad_sni++;
+		log_warn("an agent asked for TLS server name \"%s\", which is not a host name; "
+			 "handshake refused",
+			 shown);
+		*al = SSL_AD_UNRECOGNIZED_NAME;
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	}
 	c = leaf_ctx(name);
 	if (c)
 		SSL_set_SSL_CTX(ssl, c);
 	return SSL_TLSEXT_ERR_OK;
+}
+
+void tls_status(struct jbuf *j)
+{
+	jb_key(j, "tls_leaf_certificates");
+	jb_obj_open(j);
+	jb_kv_int(j, "kept", g_nleaves);
+	jb_kv_int(j, "limit", TLS_LEAVES);
+	jb_kv_uint(j, "minted", g_minted);
+	jb_kv_uint(j, "server_names_refused", g_bad_sni);
+	jb_obj_close(j);
 }
 
 int tls_init(const char *state_dir, const char *cert, const char *key, int agent_tls)
@@ -295,7 +414,8 @@ void tls_fini(void)
 		SSL_CTX_free(l->ctx);
 		free(l);
 	}
-	g_leaves = NULL;
+	g_leaves = g_leaves_tail = NULL;
+	g_nleaves = 0;
 	SSL_CTX_free(g_agent_ctx);
 	g_agent_ctx = NULL;
 	EVP_PKEY_free(g_ca_key);

@@ -27,5 +27,10 @@ SSL *tls_server_new(SSL_CTX *ctx, int fd, const char *sni);
 enum upstream_tls tls_upstream_mode(const struct session *s);
 SSL_CTX *tls_upstream_ctx(const struct session *s);
 const char *tls_upstream_sni(const struct session *s);
+/* Is n a host name (RFC 1123 labels, at most 253 bytes)? */
+int tls_valid_host_name(const char *n);
+/* The agent-side leaf certificate cache, for `hoopctl status`. */
+struct jbuf;
+void tls_status(struct jbuf *j);
 
 #endif

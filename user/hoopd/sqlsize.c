@@ -1,0 +1,203 @@
+/*
+ * Cheap pre-parse bounds on a SQL text (sqlsize.h): one pass, no allocation. Over-estimates
+ * are fine (a limit is reached a little early); under-estimates are what an attacker would
+ * look for, so every construct that hides text from the count (strings, comments, dollar
+ * quotes, quoted identifiers) is skipped exactly as PostgreSQL's scanner skips it.
+ */
+#include "sqlsize.h"
+
+#include <string.h>
+
+#define SQLSIZE_LEVELS 256 /* parenthesis levels with their own operator chain */
+
+static int ident_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '$' || c >= 0x80;
+}
+
+static int op_char(unsigned char c)
+{
+	return c && strchr("+-*/<>=~!@#%^&|`?", c) != NULL;
+}
+
+/* Past a '...' string starting at s[i] == '\''; backslash escapes in E'...' strings. */
+static size_t skip_quoted(const char *s, size_t n, size_t i, char q, int backslash)
+{
+	for (i++; i < n; i++) {
+		if (backslash && s[i] == '\\') {
+			i++;
+			continue;
+		}
+		if (s[i] == q) {
+			if (i + 1 < n && s[i + 1] == q) {
+				i++;
+				continue;
+			}
+			return i + 1;
+		}
+	}
+	return n;
+}
+
+/* $tag$...$tag$ at s[i] == '$': past its end, or 0 when s[i] does not open one. */
+static size_t skip_dollar(const char *s, size_t n, size_t i)
+{
+	size_t t = i + 1, tl;
+
+	if (t < n && s[t] >= '0' && s[t] <= '9')
+		return 0; /* $1: a parameter */
+	while (t < n && s[t] != '$' && ident_char((unsigned char)s[t]))
+		t++;
+	if (t >= n || s[t] != '$')
+		return 0;
+	tl = t + 1 - i; /* "$tag$" */
+	for (size_t k = t + 1; k + tl <= n; k++)
+		if (s[k] == '$' && !memcmp(s + k, s + i, tl))
+			return k + tl;
+	return n;
+}
+
+static int word_is(const char *w, size_t l, const char *kw)
+{
+	size_t k = strlen(kw);
+
+	if (l != k)
+		return 0;
+	for (size_t i = 0; i < l; i++)
+		if ((w[i] | 0x20) != kw[i])
+			return 0;
+	return 1;
+}
+
+/* Keywords of PostgreSQL's a_expr productions that take an expression on one side and make a
+ * node around it, so that a run of them nests as deep as it is long without a parenthesis
+ * (AND and OR are not among them: the grammar flattens their chains into one list); JOIN and
+ * the set operations build left-deep trees of the same kind. */
+static int chain_word(const char *w, size_t l)
+{
+	static const char *const kw[] = {
+	    "not",  "is",      "isnull", "notnull",  "like",	  "ilike",  "similar", "between",
+	    "in",   "collate", "at",	 "overlaps", "operator",  "escape", "any",     "all",
+	    "some", "unique",  "join",	 "union",    "intersect", "except", NULL};
+
+	for (int i = 0; kw[i]; i++)
+		if (word_is(w, l, kw[i]))
+			return 1;
+	return 0;
+}
+
+int sqlsize(const char *s, size_t n, size_t max_tokens, size_t max_depth, struct sqlsize *out)
+{
+	size_t chain[SQLSIZE_LEVELS], chained = 0, level = 0, i = 0;
+
+	memset(out, 0, sizeof(*out));
+	chain[0] = 0;
+	while (i < n) {
+		unsigned char c = (unsigned char)s[i];
+		size_t d;
+
+		if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f') {
+			i++;
+			continue;
+		}
+		/* Comments count as tokens: libpg_query's scanner reports them (and they cost a
+		 * little); they are never part of the tree. */
+		if (c == '-' && i + 1 < n && s[i + 1] == '-') {
+			out->tokens++;
+			while (i < n && s[i] != '\n' && s[i] != '\r')
+				i++;
+			continue;
+		}
+		if (c == '/' && i + 1 < n && s[i + 1] == '*') {
+			int nest = 1;
+
+			out->tokens++;
+			for (i += 2; i < n && nest; i++) {
+				if (s[i] == '/' && i + 1 < n && s[i + 1] == '*') {
+					nest++;
+					i++;
+				} else if (s[i] == '*' && i + 1 < n && s[i + 1] == '/') {
+					nest--;
+					i++;
+				}
+			}
+			continue;
+		}
+		out->tokens++;
+		if (c == '\'') {
+			i = skip_quoted(s, n, i, '\'', 0);
+		} else if (c == '"') {
+			i = skip_quoted(s, n, i, '"', 0);
+		} else if (c == '$' && (d = skip_dollar(s, n, i))) {
+			i = d;
+		} else if ((c >= '0' && c <= '9') || c == '$') {
+			/* A number or a parameter ($1) ends where its digits do: "1abc" is two
+			 * tokens to PostgreSQL, so it is two here. */
+			for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+				;
+			if (c != '$' && i + 1 < n && (s[i] == 'e' || s[i] == 'E') &&
+			    ((s[i + 1] >= '0' && s[i + 1] <= '9') ||
+			     ((s[i + 1] == '+' || s[i + 1] == '-') && i + 2 < n &&
+			      s[i + 2] >= '0' && s[i + 2] <= '9')))
+				for (i += 2; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+					; /* 1e5, 1e-5: one token */
+		} else if (ident_char(c)) {
+			size_t w = i;
+
+			while (i < n && ident_char((unsigned char)s[i]))
+				i++;
+			/* E'...' (and e'...') takes backslash escapes; U&'...', B'', X'' do not */
+			if (i < n && s[i] == '\'') {
+				out->tokens++; /* one token with its prefix (E'', X''), or two */
+				i = skip_quoted(s, n, i, '\'', word_is(s + w, i - w, "e"));
+			} else if (word_is(s + w, i - w, "case")) {
+				if (++level < SQLSIZE_LEVELS)
+					chain[level] = 0;
+			} else if (word_is(s + w, i - w, "end") && level) {
+				if (level < SQLSIZE_LEVELS)
+					chained -= chain[level];
+				level--;
+			} else if (chain_word(s + w, i - w)) {
+				goto operator; /* NOT NOT x, x IS NULL IS NULL: as deep as long */
+			}
+		} else if (c == '(' || c == '[') {
+			i++;
+			if (++level < SQLSIZE_LEVELS)
+				chain[level] = 0;
+		} else if (c == ')' || c == ']') {
+			i++;
+			if (level) {
+				if (level < SQLSIZE_LEVELS)
+					chained -= chain[level];
+				level--;
+			}
+		} else if (c == ',' || c == ';') {
+			i++;
+			if (level < SQLSIZE_LEVELS) {
+				chained -= chain[level];
+				chain[level] = 0;
+			}
+		} else if (c == ':' && i + 1 < n && s[i + 1] == ':') {
+			i += 2; /* x::a::b::c: casts nest too */
+			goto operator;
+		} else if (op_char(c)) {
+			/* Each character its own operator: PostgreSQL splits "+-+-" into unary
+			 * operators that nest (its rules for where an operator ends are subtler;
+			 * counting more is the safe side). A comment start ends the run. */
+			i++;
+			goto operator;
+		} else {
+			i++; /* . : and anything else: one token */
+		}
+		goto next;
+		operator: if (level < SQLSIZE_LEVELS) chain[level]++;
+		chained++;
+	next:
+		if (level + chained > out->depth)
+			out->depth = level + chained;
+		if (out->tokens > max_tokens || out->depth > max_depth)
+			return 1;
+	}
+	return out->tokens > max_tokens || out->depth > max_depth; /* counted comments last */
+}
