@@ -25,7 +25,8 @@ static const char *const kind_names[SK_COUNT] = {
 	"create_view", "create_schema", "create_database", "create_function", "create_extension",
 	"create_role", "alter_role", "grant", "revoke", "set_role", "set_session_authorization",
 	"set", "show", "do", "call", "explain", "prepare", "execute", "deallocate", "transaction",
-	"vacuum", "listen", "notify", "lock", "function_call", "other"};
+	"vacuum", "listen", "notify", "lock", "function_call", "other", "opaque_sql",
+	"alter_database"};
 
 const char *sqlfacts_kind_name(int k)
 {
@@ -65,6 +66,9 @@ static const struct {
 	{"CreateRoleStmt", SK_CREATE_ROLE},
 	{"AlterRoleStmt", SK_ALTER_ROLE},
 	{"AlterRoleSetStmt", SK_ALTER_ROLE},
+	{"AlterDatabaseStmt", SK_ALTER_DATABASE},
+	{"AlterDatabaseSetStmt", SK_ALTER_DATABASE},
+	{"AlterDatabaseRefreshCollStmt", SK_ALTER_DATABASE},
 	{"VariableShowStmt", SK_SHOW},
 	{"DoStmt", SK_DO},
 	{"CallStmt", SK_CALL},
@@ -469,6 +473,8 @@ enum special {
 	SP_UPDDEL, /* UpdateStmt, DeleteStmt */
 	SP_EXECUTE,
 	SP_FUNCCALL,
+	SP_SETSTMT, /* ALTER DATABASE/ROLE/SYSTEM ... SET: a SET kept for later sessions */
+	SP_RENAME,  /* RenameStmt, AlterOwnerStmt: of a database or role, identity changes */
 };
 
 /* What a node type (a key naming one, such as "SelectStmt") says, decided once per name. */
@@ -491,6 +497,9 @@ static struct ntype ntype_of_name(const char *name)
 		{"GrantStmt", SP_GRANT},      {"GrantRoleStmt", SP_GRANT}, {"VariableSetStmt", SP_VARSET},
 		{"UpdateStmt", SP_UPDDEL},    {"DeleteStmt", SP_UPDDEL},   {"ExecuteStmt", SP_EXECUTE},
 		{"FuncCall", SP_FUNCCALL},
+		{"AlterDatabaseSetStmt", SP_SETSTMT}, {"AlterRoleSetStmt", SP_SETSTMT},
+		{"AlterSystemStmt", SP_SETSTMT},      {"RenameStmt", SP_RENAME},
+		{"AlterOwnerStmt", SP_RENAME},
 	};
 	struct ntype t = {.name = name};
 	size_t len = strlen(name);
@@ -639,6 +648,46 @@ static void drop_stmt(const struct jdoc *d, jv *v, struct sqlfacts *f)
 	}
 }
 
+/* SET name: its kind. ROLE and SESSION AUTHORIZATION change who the session is. */
+static int varset_kind(const char *name)
+{
+	if (name && !strcmp(name, "role"))
+		return SK_SET_ROLE;
+	if (name && !strcmp(name, "session_authorization"))
+		return SK_SET_SESSION_AUTHORIZATION;
+	return SK_SET;
+}
+
+/*
+ * Built-ins (and contrib's) that run SQL hoop never sees as a statement: SQL text given as a
+ * string (query_to_xml, ts_stat, crosstab, dblink), or a query they build from names given as
+ * values (table_to_xml, schema_to_xml, database_to_xml, connectby, xpath_table), or a cursor
+ * read by name (cursor_to_xml). Matched by name in any schema: a function of that name in
+ * another schema is no better known. The *_to_xmlschema forms other than query_to_xmlschema
+ * only read column types from the catalog and are not here; query_to_xmlschema plans (and
+ * parse-analyses) its query, which is enough to run code and raise errors.
+ */
+static const char *const opaque_sql_fns[] = {
+	"query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "cursor_to_xml",
+	"table_to_xml", "table_to_xml_and_xmlschema", "schema_to_xml", "schema_to_xml_and_xmlschema",
+	"database_to_xml", "database_to_xml_and_xmlschema", "ts_stat", "crosstab", "crosstab2",
+	"crosstab3", "crosstab4", "connectby", "xpath_table", NULL};
+
+static int opaque_sql_call(const struct jdoc *d, jv *fc, const char *name)
+{
+	if (!name)
+		return 0;
+	if (!strncmp(name, "dblink", 6)) /* every dblink function runs or reads remote SQL */
+		return 1;
+	/* ts_rewrite(query tsquery, select text) runs select; the three-tsquery form does not */
+	if (!strcmp(name, "ts_rewrite"))
+		return jlen(jget(d, fc, "args")) == 2;
+	for (int i = 0; opaque_sql_fns[i]; i++)
+		if (!strcmp(name, opaque_sql_fns[i]))
+			return 1;
+	return 0;
+}
+
 /* What a node of this type says by itself, before what is below it. */
 static void node(const struct jdoc *d, const struct ntype *t, jv *v, struct sqlfacts *f)
 {
@@ -667,15 +716,30 @@ static void node(const struct jdoc *d, const struct ntype *t, jv *v, struct sqlf
 	case SP_GRANT:
 		f->kinds |= 1ULL << (jbool(d, v, "is_grant") ? SK_GRANT : SK_REVOKE);
 		break;
-	case SP_VARSET: {
-		const char *n = jstr(d, v, "name");
+	case SP_VARSET:
+		f->kinds |= 1ULL << varset_kind(jstr(d, v, "name"));
+		break;
+	case SP_SETSTMT: {
+		/* A typed field (no node name above it), so walk() does not see it as a SET: the
+		 * setting is a SET for every later session of that database or role. RESET ALL has
+		 * no name and is a plain set. */
+		jv *ss = jget(d, v, "setstmt");
 
-		if (n && !strcmp(n, "role"))
-			f->kinds |= 1ULL << SK_SET_ROLE;
-		else if (n && !strcmp(n, "session_authorization"))
-			f->kinds |= 1ULL << SK_SET_SESSION_AUTHORIZATION;
+		if (ss)
+			f->kinds |= 1ULL << varset_kind(jstr(d, ss, "name"));
+		break;
+	}
+	case SP_RENAME: {
+		const char *ot = jstr(d, v, "renameType");
+
+		if (!ot)
+			ot = jstr(d, v, "objectType");
+		if (ot && !strcmp(ot, "OBJECT_DATABASE"))
+			f->kinds |= 1ULL << SK_ALTER_DATABASE;
+		else if (ot && !strcmp(ot, "OBJECT_ROLE"))
+			f->kinds |= 1ULL << SK_ALTER_ROLE;
 		else
-			f->kinds |= 1ULL << SK_SET;
+			f->kinds |= 1ULL << SK_OTHER;
 		break;
 	}
 	case SP_SELECT:
@@ -702,6 +766,8 @@ static void node(const struct jdoc *d, const struct ntype *t, jv *v, struct sqlf
 			add_name(f, f->functions, &f->nfunctions, NULL, name);
 			if (schema)
 				add_name(f, f->functions, &f->nfunctions, schema, name);
+			if (opaque_sql_call(d, v, name))
+				f->kinds |= 1ULL << SK_OPAQUE_SQL;
 		}
 		break;
 	}
