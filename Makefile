@@ -111,7 +111,8 @@ unit: $(OUT)/unit/test_policy
 # The PostgreSQL engine's mechanics, with a test verdict callback and the relay stubbed out.
 PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/pgwire.c user/hoopd/events.c user/hoopd/audit.c \
 	       user/common/buf.c $(wildcard user/hoopd/mask*.c) user/hoopd/catalog.c \
-	       user/hoopd/sqlshape.c user/hoopd/stmtcache.c user/common/json.c user/common/log.c
+	       user/hoopd/sqlshape.c user/hoopd/stmtcache.c user/common/json.c user/common/log.c \
+	       user/hoopd/pgerrcodes.c user/hoopd/sqlfacts.c
 
 $(OUT)/unit/test_pg: tests/unit/test_pg.c tests/unit/harness.h $(PG_UNIT_SRC) $(HEADERS) \
 		     $(wildcard user/hoopd/*.h)

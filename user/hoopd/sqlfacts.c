@@ -41,6 +41,31 @@ int sqlfacts_kind_from_name(const char *name)
 	return -1;
 }
 
+int sqlfacts_encoding_safe(const char *name)
+{
+	static const char *const safe[] = {"utf8", "unicode", "sqlascii", "latin", "iso8859",
+					   "win125", "windows125", "cp125", "win866", "windows866",
+					   "cp866", "win874", "windows874", "koi8", "euc", "alt",
+					   "mule", "tcvn", "abc", "vscii", NULL};
+	char n[64];
+	size_t k = 0;
+
+	for (const char *c = name; c && *c; c++) {
+		if (!isalnum((unsigned char)*c))
+			continue;
+		if (k + 1 >= sizeof(n))
+			return 0;
+		n[k++] = (char)tolower((unsigned char)*c);
+	}
+	n[k] = '\0';
+	if (!k)
+		return 0;
+	for (int i = 0; safe[i]; i++)
+		if (!strncmp(n, safe[i], strlen(safe[i])))
+			return 1;
+	return 0;
+}
+
 static const struct {
 	const char *node;
 	int kind;

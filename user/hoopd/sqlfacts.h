@@ -64,6 +64,12 @@ struct sqlfacts {
  * f->parse_error set and f->error explaining. */
 int sqlfacts_analyze(const char *sql, size_t len, struct sqlfacts *f);
 const char *sqlfacts_kind_name(int kind);
+/* Is this client_encoding one in which every byte below 0x80 is an ASCII character? The
+ * client-only encodings (SJIS, BIG5, GBK, UHC, GB18030, JOHAB) can put a quote or a backslash
+ * inside a multibyte character: the server, which converts first, and hoop, which parses the
+ * bytes, would then see different statements. Names are compared as PostgreSQL does (letters
+ * and digits only, any case). */
+int sqlfacts_encoding_safe(const char *name);
 int sqlfacts_kind_from_name(const char *name);
 
 #endif
