@@ -411,6 +411,25 @@ def test_startup_parameters_cannot_change_identity(ctx):
     check(data_rows(msgs) == [["1"]], "a login with the harmless parameters failed: %r" % msgs)
 
 
+def test_settings_that_change_how_statements_are_read_are_refused(ctx):
+    """Point 6 (lexing): with standard_conforming_strings off the server reads 'a\\' -- ' as a
+    string and runs what follows, where hoop (parsing as PostgreSQL does by default) sees a
+    comment; SJIS can likewise hide a quote. Such a SET is refused like unparseable text, so the
+    hidden DROP never runs unjudged."""
+    direct(ctx, "create table if not exists edges_victim (id int)")
+    try:
+        for sql in ("set standard_conforming_strings = off",
+                    "set client_encoding = 'SJIS'"):
+            rc, out, err = agent_psql(ctx, sql)
+            check(rc != 0 and "hoop:" in err, "%s: not refused: rc=%d %r" % (sql, rc, err))
+        msgs = raw(ctx, [Q("set standard_conforming_strings = off"),
+                         Q("select 'a\\' -- '; drop table edges_victim; --'")], ready=2)
+        check(direct(ctx, "select count(*) from pg_class where relname = 'edges_victim'") == "1",
+              "the hidden DROP ran: %r" % msgs)
+    finally:
+        direct(ctx, "drop table if exists edges_victim")
+
+
 def test_alter_database_set_role_is_refused(ctx):
     """Point 6: ALTER DATABASE ... SET role/search_path/session_authorization is a SET applied at
     every later login, where no rule sees it; ALTER ROLE ... SET and ALTER SYSTEM likewise. The

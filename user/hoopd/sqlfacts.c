@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const kind_names[SK_COUNT] = {
 	"select", "insert", "update", "delete", "merge", "copy_to", "copy_from", "truncate",
@@ -684,6 +685,46 @@ static int varset_kind(const char *name)
 }
 
 /*
+ * A SET that would make the server read later statements differently from hoop, which parses
+ * the bytes as PostgreSQL 15 does by default: a client encoding whose multibyte characters can
+ * hold a quote or a backslash, or standard_conforming_strings off (backslashes then escape in
+ * '...' strings, so a comment or a statement can hide in what hoop reads as a string). Such a
+ * SET cannot be judged with what follows it, so it is judged as text hoop cannot parse
+ * (on_parse_error). A number for standard_conforming_strings is refused whatever it is: only
+ * the words say on, and numbers share a statement's shape (sqlshape.h), words do not.
+ */
+static void lexing_set(const struct jdoc *d, jv *v, const char *name, struct sqlfacts *f)
+{
+	const char *kind = jstr(d, v, "kind"), *val = NULL;
+	jv *arg = jfirst(d, jget(d, v, "args")), *c, *sv;
+	int number = 0;
+
+	if (!name || !kind || strcmp(kind, "VAR_SET_VALUE") || f->parse_error)
+		return;
+	if (strcmp(name, "client_encoding") && strcmp(name, "standard_conforming_strings"))
+		return;
+	if ((c = jget(d, arg, "A_Const"))) {
+		if ((sv = jget(d, c, "sval")))
+			val = jstr(d, sv, "sval");
+		number = !val;
+	}
+	if (!strcmp(name, "client_encoding")) {
+		if (val && sqlfacts_encoding_safe(val))
+			return;
+	} else if (val && !number) {
+		size_t l = strlen(val);
+
+		if (l && (!strncasecmp(val, "true", l) || !strncasecmp(val, "yes", l) ||
+			  (l >= 2 && !strncasecmp(val, "on", l))))
+			return;
+	}
+	f->parse_error = 1;
+	snprintf(f->error, sizeof(f->error),
+		 "SET %s to %s would make the server read statements differently from hoop", name,
+		 val ? val : "this value");
+}
+
+/*
  * Built-ins (and contrib's) that run SQL hoop never sees as a statement: SQL text given as a
  * string (query_to_xml, ts_stat, crosstab, dblink), or a query they build from names given as
  * values (table_to_xml, schema_to_xml, database_to_xml, connectby, xpath_table), or a cursor
@@ -743,6 +784,7 @@ static void node(const struct jdoc *d, const struct ntype *t, jv *v, struct sqlf
 		break;
 	case SP_VARSET:
 		f->kinds |= 1ULL << varset_kind(jstr(d, v, "name"));
+		lexing_set(d, v, jstr(d, v, "name"), f);
 		break;
 	case SP_SETSTMT: {
 		/* A typed field (no node name above it), so walk() does not see it as a SET: the
@@ -750,8 +792,10 @@ static void node(const struct jdoc *d, const struct ntype *t, jv *v, struct sqlf
 		 * no name and is a plain set. */
 		jv *ss = jget(d, v, "setstmt");
 
-		if (ss)
+		if (ss) {
 			f->kinds |= 1ULL << varset_kind(jstr(d, ss, "name"));
+			lexing_set(d, ss, jstr(d, ss, "name"), f);
+		}
 		break;
 	}
 	case SP_RENAME: {
