@@ -936,6 +936,42 @@ static void test_masking_error_from_nested_sql_is_reduced(void)
 	masking_stop();
 }
 
+static void p_only(struct buf *b)
+{
+	parse(b, "", "select ssn::regclass from patients");
+	pgw_put(b, 'S', NULL, 0);
+}
+
+/* Which statement an error belongs to decides its treatment: a Parse's error (parse analysis
+ * reads no rows; it is about the agent's own text) keeps its text even for a statement that
+ * reads a masked column; an error hoop cannot tie to any statement (nothing in flight) is
+ * reduced. */
+static void test_masking_error_belongs_to_its_entry(void)
+{
+	static const char *const parse_err[] = {"SERROR", "VERROR", "C42601",
+						"Msyntax error at or near \"fromm\"", NULL};
+	static const char *const stray[] = {"SFATAL", "VFATAL", "C57P01",
+					    "Mterminating connection: Okafor", NULL};
+	struct buf b = {0};
+
+	to_ready();
+	masking_on();
+	agent(p_only);
+	CHECK_STREQ(types(&S.s.out, 0), "PS");
+	notice_msg(&b, 'E', parse_err);
+	ready(&b, 'I');
+	from_server(&b);
+	CHECK_STREQ(types(&S.a.out, 0), "EZ");
+	CHECK_STREQ(err_msg, "syntax error at or near \"fromm\"");
+	notice_msg(&b, 'E', stray);
+	from_server(&b);
+	CHECK(!out_has("Okafor"));
+	CHECK_STREQ(types(&S.a.out, 0), "E");
+	CHECK_STREQ(err_state, "57P01");
+	CHECK_STREQ(err_sev, "FATAL");
+	masking_stop();
+}
+
 static const char *g_params;
 static size_t g_params_len;
 static void startup_with(struct buf *b)
@@ -1020,6 +1056,7 @@ int main(int argc, char **argv)
 	UNIT_RUN(test_masking_error_of_a_clean_statement_is_kept);
 	UNIT_RUN(test_masking_raise_notice_keeps_no_field_of_its_own);
 	UNIT_RUN(test_masking_error_from_nested_sql_is_reduced);
+	UNIT_RUN(test_masking_error_belongs_to_its_entry);
 	UNIT_RUN(test_startup_parameters_outside_the_list_are_refused);
 	unit_begin("test_events_record_statement_params_and_results");
 	test_events_record_statement_params_and_results(dir);
