@@ -1645,9 +1645,15 @@ static char *startup_params(struct pg *p, const struct pgw_msg *m, char *refused
 		jb_kv_str(&j, k, v);
 		if (!refused[0]) {
 			const char *why = startup_refusal(k, v);
+			char name[65];
+			size_t n = 0;
 
+			/* the name goes to the agent, the log and the trail: printable only */
+			for (; why && k[n] && n < sizeof(name) - 1; n++)
+				name[n] = k[n] >= 0x20 && k[n] < 0x7f ? k[n] : '?';
+			name[n] = '\0';
 			if (why)
-				snprintf(refused, rlen, "startup parameter \"%.64s\" is refused: %s", k,
+				snprintf(refused, rlen, "startup parameter \"%s\" is refused: %s", name,
 					 why);
 		}
 		if (!strcmp(k, "user"))
