@@ -285,6 +285,9 @@ def test_error_text_of_a_masked_read_does_not_leak(ctx):
          "3D000"),
         ("select (select max(first_name || last_name) from patients)::regnamespace limit 1",
          "3F000"),
+        # no result column shows the value: a CTE computed for count(*) alone
+        ("with x as materialized (select quote_ident(last_name)::regclass r from patients "
+         "where id = 1) select count(*) from x limit 1", "42P01"),
     ]
     for sql, state in probes:
         for frames in ([Q(sql)], [P("", sql), B(), E(), S()]):

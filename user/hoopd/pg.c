@@ -607,7 +607,7 @@ static int plan_reads_masked(const struct mplan *pl)
 		return 1;
 	mp = &pl->p;
 	if ((mp->all_unknown && !mp->all_clean) || mp->probes_masked || mp->probes_unknown ||
-	    mp->writes_masked || mp->unknown_rel[0])
+	    mp->writes_masked || mp->reads_masked || mp->unknown_rel[0])
 		return 1;
 	for (int i = 0; i < mp->ncols; i++)
 		if (mp->cols[i].rule != MASK_RULE_NONE)
