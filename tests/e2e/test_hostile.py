@@ -268,6 +268,194 @@ def all_bytes(msgs):
 
 # ---- 3, 6: errors and notices; SQL in strings and startup parameters --------------------------
 
+def _errors(msgs, kinds="EN"):
+    return [error_fields(b) for t, b in msgs if t in kinds]
+
+
+def test_error_text_of_a_masked_read_does_not_leak(ctx):
+    """Point 3: casts to reg* types, nextval, current_setting and has_*_privilege quote their
+    input in errors outside classes 22/23. A statement that read a masked column gets only the
+    SQLSTATE and a fixed text, in the simple and the extended protocol; the original message is
+    in the audit trail. A clean statement's error keeps the server's text."""
+    probes = [
+        ("select quote_ident(last_name || ' ' || address)::regclass from patients "
+         "where id = 1 limit 1", "42P01"),
+        ("select last_name::regrole from patients where id = 2 limit 1", "42704"),
+        ("select nextval(last_name) from patients where id = 3 limit 1", "42P01"),
+        ("select current_setting(last_name) from patients where id = 1 limit 1", "42704"),
+        ("select has_database_privilege(last_name, 'connect') from patients where id = 2 limit 1",
+         "3D000"),
+        ("select (select max(first_name || last_name) from patients)::regnamespace limit 1",
+         "3F000"),
+        # no result column shows the value: a CTE computed for count(*) alone
+        ("with x as materialized (select quote_ident(last_name)::regclass r from patients "
+         "where id = 1) select count(*) from x limit 1", "42P01"),
+    ]
+    for sql, state in probes:
+        for frames in ([Q(sql)], [P("", sql), B(), E(), S()]):
+            msgs = raw(ctx, frames)
+            errs = _errors(msgs, "E")
+            check(errs and errs[0].get("C") == state,
+                  "%s: want SQLSTATE %s, got %r" % (sql, state, errs))
+            check(not leaked(all_bytes(msgs)),
+                  "%s: error leaked %r: %r" % (sql, leaked(all_bytes(msgs)), errs))
+            check(errs[0]["M"].startswith("hoop: "), "%s: server text kept: %r" % (sql, errs))
+            check(set(errs[0]) <= set("SVCM"), "%s: fields beyond S V C M: %r" % (sql, errs))
+    ev = [e for e in ctx.hd.events() if e.get("kind") == "error" and "Okafor" in e.get("message", "")]
+    check(ev, "the original message is not in the audit trail")
+    msgs = raw(ctx, [Q("select id from encounters order by 5 limit 1")])
+    errs = _errors(msgs, "E")
+    check(errs and "position 5" in errs[0].get("M", ""),
+          "a clean statement's error lost its text: %r" % errs)
+
+
+def test_raise_and_nested_errors_do_not_leak(ctx):
+    """Point 3: RAISE (in a function, as in a DO block) chooses every field of its notice or
+    error, SQLSTATE included; an error raised by SQL below the statement (a trigger here) comes
+    from a statement hoop never planned. Neither reaches the agent with values."""
+    direct(ctx, """
+        create or replace function edges_shout(i int) returns int language plpgsql as $$
+        declare n text; s text;
+        begin
+          select last_name, ssn into n, s from patients where id = i;
+          raise notice 'patient %', n using detail = n, hint = s, column = n, table = n;
+          raise warning '%', n using errcode = upper(substr(n, 1, 5));
+          return 1;
+        end $$;
+        create or replace function edges_fail(i int) returns int language plpgsql as $$
+        declare n text;
+        begin
+          select last_name into n from patients where id = i;
+          raise exception '%', n using detail = n, errcode = 'P0002';
+        end $$;
+        create table if not exists edges_visits (id int, patient_id int);
+        create or replace function edges_visit_check() returns trigger language plpgsql as $$
+        begin
+          perform (select last_name from patients where id = new.patient_id)::regclass;
+          return new;
+        end $$;
+        drop trigger if exists edges_visit_check on edges_visits;
+        create trigger edges_visit_check before insert on edges_visits
+          for each row execute function edges_visit_check();
+    """)
+    try:
+        msgs = raw(ctx, [Q("select edges_shout(1)")])
+        notes = _errors(msgs, "N")
+        check(len(notes) >= 2, "expected the two RAISE messages: %r" % msgs)
+        check(not leaked(all_bytes(msgs)), "RAISE leaked %r: %r" % (leaked(all_bytes(msgs)), notes))
+        check(all(n.get("C") == "P0001" for n in notes), "RAISE's own SQLSTATE passed: %r" % notes)
+        msgs = raw(ctx, [Q("select edges_fail(2)")])
+        check(not leaked(all_bytes(msgs)), "RAISE EXCEPTION leaked %r" % leaked(all_bytes(msgs)))
+        # An INSERT of constants reads nothing masked; its trigger does, and fails with the name.
+        msgs = raw(ctx, [Q("insert into edges_visits values (1, 3)")])
+        errs = _errors(msgs, "E")
+        check(errs and errs[0].get("C") == "42P01", "trigger error: %r" % msgs)
+        check(not leaked(all_bytes(msgs)), "trigger error leaked %r: %r"
+              % (leaked(all_bytes(msgs)), errs))
+    finally:
+        direct(ctx, "drop table if exists edges_visits; drop function if exists edges_shout(int);"
+               " drop function if exists edges_fail(int);"
+               " drop function if exists edges_visit_check()")
+
+
+def test_sql_in_strings_is_refused(ctx):
+    """Point 6: query_to_xml (and its kin, ts_stat, ts_rewrite's query form, dblink*) run SQL
+    from a string that no rule sees: query_to_xml('select set_config(''role'', ...)') switched
+    the role past no-set-config. The shipped policy refuses the kind opaque_sql."""
+    direct(ctx, "create extension if not exists dblink")
+    probes = [
+        "select query_to_xml('select set_config(''role'', ''pg_read_all_data'', false)', "
+        "true, true, '')",
+        "select query_to_xmlschema('select 1', true, true, '')",
+        "select * from ts_stat('select to_tsvector(last_name) from patients') limit 5",
+        "select ts_rewrite('a'::tsquery, 'select ''a''::tsquery, ''b''::tsquery')",
+        "select table_to_xml('patients', true, true, '')",
+        "select dblink_build_sql_insert('patients', '1', 1, '{1}', '{1}')",
+        "select * from dblink('%s', 'select last_name from patients') as t(n text) limit 3"
+        % dsn(ctx).replace("sslmode=disable", ""),
+    ]
+    try:
+        for sql in probes:
+            rc, out, err = agent_psql(ctx, "select current_user; " + sql + "; select current_user")
+            check(rc != 0 and "hoop:" in err,
+                  "%s: not refused: rc=%d out=%r err=%r" % (sql, rc, out, err))
+            check(not leaked(out + err), "%s: leaked %r" % (sql, leaked(out + err)))
+        ev = [e for e in ctx.hd.events() if e.get("kind") == "statement"
+              and "query_to_xml" in e.get("text", "")]
+        check(ev and all(e.get("verdict") in ("deny", "not_run") for e in ev),
+              "query_to_xml not recorded as denied: %r" % ev[-3:])
+    finally:
+        direct(ctx, "drop extension if exists dblink")
+
+
+def test_startup_parameters_cannot_change_identity(ctx):
+    """Point 6: the startup packet was forwarded verbatim, so options=-c role=... or a role or
+    search_path parameter changed the session with no rule applied. They are refused with FATAL
+    08004 naming the parameter; plain logins (and the harmless parameters drivers send) pass."""
+    for params, name in (({"options": "-c role=pg_read_all_data"}, "options"),
+                         ({"role": "pg_read_all_data"}, "role"),
+                         ({"Session_Authorization": "postgres"}, "Session_Authorization"),
+                         ({"search_path": "evil, public"}, "search_path"),
+                         ({"replication": "database"}, "replication"),
+                         ({"client_encoding": "SJIS"}, "client_encoding")):
+        msgs = raw(ctx, [Q("select current_user, current_setting('search_path')")],
+                   startup=startup_packet(**params))
+        errs = _errors(msgs, "E")
+        check(errs and errs[0].get("S") == "FATAL" and errs[0].get("C") == "08004"
+              and ('"%s"' % name) in errs[0].get("M", ""),
+              "%s: not refused: %r" % (name, msgs))
+        check(not [t for t, _ in msgs if t in ("R", "Z", "D")], "%s: session started: %r"
+              % (name, msgs))
+    env = dict(os.environ, PGOPTIONS="-c role=pg_read_all_data")
+    r = ctx.cg.run(["psql", "-X", "-tA", dsn(ctx), "-c", "select current_user"], env=env)
+    check(r.returncode != 0 and "options" in r.stderr, "PGOPTIONS passed: %r %r"
+          % (r.stdout, r.stderr))
+    msgs = raw(ctx, [Q("select 1")], startup=startup_packet(
+        application_name="a", DateStyle="ISO", TimeZone="UTC", extra_float_digits="3",
+        client_encoding="UTF8", IntervalStyle="postgres"))
+    check(data_rows(msgs) == [["1"]], "a login with the harmless parameters failed: %r" % msgs)
+
+
+def test_settings_that_change_how_statements_are_read_are_refused(ctx):
+    """Point 6 (lexing): with standard_conforming_strings off the server reads 'a\\' -- ' as a
+    string and runs what follows, where hoop (parsing as PostgreSQL does by default) sees a
+    comment; SJIS can likewise hide a quote. Such a SET is refused like unparseable text, so the
+    hidden DROP never runs unjudged."""
+    direct(ctx, "create table if not exists edges_victim (id int)")
+    try:
+        for sql in ("set standard_conforming_strings = off",
+                    "set client_encoding = 'SJIS'"):
+            rc, out, err = agent_psql(ctx, sql)
+            check(rc != 0 and "hoop:" in err, "%s: not refused: rc=%d %r" % (sql, rc, err))
+        msgs = raw(ctx, [Q("set standard_conforming_strings = off"),
+                         Q("select 'a\\' -- '; drop table edges_victim; --'")], ready=2)
+        check(direct(ctx, "select count(*) from pg_class where relname = 'edges_victim'") == "1",
+              "the hidden DROP ran: %r" % msgs)
+    finally:
+        direct(ctx, "drop table if exists edges_victim")
+
+
+def test_alter_database_set_role_is_refused(ctx):
+    """Point 6: ALTER DATABASE ... SET role/search_path/session_authorization is a SET applied at
+    every later login, where no rule sees it; ALTER ROLE ... SET and ALTER SYSTEM likewise. The
+    shipped policy refuses them and nothing is stored."""
+    try:
+        for sql in ("alter database clinical set role = 'pg_read_all_data'",
+                    "alter database clinical set search_path = 'evil, pg_catalog'",
+                    "alter database clinical set session_authorization = 'postgres'",
+                    "alter role postgres in database clinical set role = 'pg_read_all_data'",
+                    "alter system set search_path = 'evil'"):
+            rc, out, err = agent_psql(ctx, sql)
+            check(rc != 0 and "hoop:" in err,
+                  "%s: not refused: rc=%d %r" % (sql, rc, err))
+        stored = direct(ctx, "select count(*) from pg_db_role_setting")
+        check(stored == "0", "settings were stored: %s" % direct(ctx, "table pg_db_role_setting"))
+    finally:
+        # from another database: a stored role would apply to a login to clinical itself
+        direct(ctx, "alter database clinical reset all", db="postgres")
+        direct(ctx, "alter role postgres in database clinical reset all", db="postgres")
+
+
 
 # ---- 4, 5, 9: side channels, DDL laundering, detectors --------------------------------------
 

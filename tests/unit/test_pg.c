@@ -823,6 +823,204 @@ static void test_events_record_statement_params_and_results(const char *dir)
 	CHECK(saw_deny);
 }
 
+/* ---- errors and notices while masking is on; startup parameters (issue 14, points 3, 6) ---- */
+
+/* An ErrorResponse or NoticeResponse from fields given as "Xvalue" strings, NULL-terminated. */
+static void notice_msg(struct buf *b, char type, const char *const *fields)
+{
+	struct buf body = {0};
+
+	for (int i = 0; fields[i]; i++)
+		buf_append(&body, fields[i], strlen(fields[i]) + 1);
+	buf_append(&body, "", 1);
+	put(b, (uint8_t)type, buf_head(&body), body.len);
+	buf_free(&body);
+}
+
+static const char *g_sql;
+static void q_sql(struct buf *b)
+{
+	query(b, g_sql);
+}
+
+/* Runs g_sql and answers it with one message of the given fields, then 'Z'. */
+static void answer_with(const char *sql, char type, const char *const *fields)
+{
+	struct buf b = {0};
+
+	to_ready();
+	masking_on();
+	g_sql = sql;
+	agent(q_sql);
+	CHECK_STREQ(types(&S.s.out, 0), "Q");
+	notice_msg(&b, type, fields);
+	if (type == 'E')
+		ready(&b, 'I');
+	else
+		complete_msg(&b, "SELECT 0"), ready(&b, 'I');
+	from_server(&b);
+}
+
+static int out_has(const char *s)
+{
+	return memmem(buf_head(&S.a.out), S.a.out.len, s, strlen(s)) != NULL;
+}
+
+/* A cast to regclass quotes its input in a 42P01 error: from a statement that read a masked
+ * column (or, without a catalog, columns hoop cannot trace) only the SQLSTATE and a fixed text
+ * for it reach the agent. */
+static void test_masking_error_of_a_masked_read_is_reduced(void)
+{
+	static const char *const f[] = {"SERROR", "VERROR", "C42P01",
+					"Mrelation \"Okafor 123-45-6789\" does not exist",
+					"Dsomething about Okafor", "P8", "RparserOpenTable", NULL};
+
+	answer_with("select quote_ident(ssn)::regclass from patients limit 1", 'E', f);
+	CHECK(!out_has("Okafor"));
+	CHECK(!out_has("6789"));
+	CHECK_STREQ(types(&S.a.out, 0), "EZ");
+	CHECK_STREQ(err_state, "42P01");
+	CHECK_STREQ(err_sev, "ERROR");
+	CHECK(!strncmp(err_msg, "hoop: undefined_table (SQLSTATE 42P01", 37));
+	masking_stop();
+}
+
+/* A statement that reads nothing masked keeps the server's text (the agent needs it to fix
+ * its SQL); only the detectors run over it. */
+static void test_masking_error_of_a_clean_statement_is_kept(void)
+{
+	static const char *const f[] = {"SERROR", "VERROR", "C42P01",
+					"Mrelation \"nosuchtable\" does not exist", "P15", NULL};
+
+	answer_with("select 1", 'E', f);
+	CHECK_STREQ(types(&S.a.out, 0), "EZ");
+	CHECK_STREQ(err_state, "42P01");
+	CHECK_STREQ(err_msg, "relation \"nosuchtable\" does not exist");
+	masking_stop();
+}
+
+/* RAISE chooses every field, its SQLSTATE included: a notice from one keeps only its
+ * severity, with P0001 and the fixed text, whatever statement it came from. */
+static void test_masking_raise_notice_keeps_no_field_of_its_own(void)
+{
+	static const char *const f[] = {"SNOTICE", "VNOTICE", "C12345", "MOkafor",
+					"DOkafor detail", "HOkafor hint", "cOkafor column",
+					"tOkafor table", "Wcontext Okafor", "Rexec_stmt_raise", NULL};
+	struct pgw_msg m;
+	const char *why;
+
+	answer_with("select 1", 'N', f);
+	CHECK(!out_has("Okafor"));
+	CHECK(!out_has("12345"));
+	CHECK(out_has("P0001"));
+	CHECK(pgw_frame(buf_head(&S.a.out), S.a.out.len, 0, 1 << 20, &m, &why) == PGW_OK &&
+	      m.type == 'N');
+	CHECK_STREQ(types(&S.a.out, 0), "NCZ");
+	masking_stop();
+}
+
+/* An error raised below the statement (a Context field: a function, SPI as in query_to_xml)
+ * comes from SQL hoop never planned: reduced even when the statement itself looks clean. */
+static void test_masking_error_from_nested_sql_is_reduced(void)
+{
+	static const char *const f[] = {"SERROR", "VERROR", "C42P01",
+					"Mrelation \"Okafor\" does not exist",
+					"WSQL statement \"select last_name::regclass from patients\"",
+					"qselect last_name::regclass from patients", NULL};
+
+	answer_with("select 1", 'E', f);
+	CHECK(!out_has("Okafor"));
+	CHECK(!out_has("last_name"));
+	CHECK_STREQ(types(&S.a.out, 0), "EZ");
+	CHECK_STREQ(err_state, "42P01");
+	masking_stop();
+}
+
+static void p_only(struct buf *b)
+{
+	parse(b, "", "select ssn::regclass from patients");
+	pgw_put(b, 'S', NULL, 0);
+}
+
+/* Which statement an error belongs to decides its treatment: a Parse's error (parse analysis
+ * reads no rows; it is about the agent's own text) keeps its text even for a statement that
+ * reads a masked column; an error hoop cannot tie to any statement (nothing in flight) is
+ * reduced. */
+static void test_masking_error_belongs_to_its_entry(void)
+{
+	static const char *const parse_err[] = {"SERROR", "VERROR", "C42601",
+						"Msyntax error at or near \"fromm\"", NULL};
+	static const char *const stray[] = {"SFATAL", "VFATAL", "C57P01",
+					    "Mterminating connection: Okafor", NULL};
+	struct buf b = {0};
+
+	to_ready();
+	masking_on();
+	agent(p_only);
+	CHECK_STREQ(types(&S.s.out, 0), "PS");
+	notice_msg(&b, 'E', parse_err);
+	ready(&b, 'I');
+	from_server(&b);
+	CHECK_STREQ(types(&S.a.out, 0), "EZ");
+	CHECK_STREQ(err_msg, "syntax error at or near \"fromm\"");
+	notice_msg(&b, 'E', stray);
+	from_server(&b);
+	CHECK(!out_has("Okafor"));
+	CHECK_STREQ(types(&S.a.out, 0), "E");
+	CHECK_STREQ(err_state, "57P01");
+	CHECK_STREQ(err_sev, "FATAL");
+	masking_stop();
+}
+
+static const char *g_params;
+static size_t g_params_len;
+static void startup_with(struct buf *b)
+{
+	uint8_t m[512];
+	uint32_t len = 8 + (uint32_t)g_params_len;
+
+	pgw_set_be32(m, len);
+	pgw_set_be32(m + 4, PG_PROTOCOL_3);
+	memcpy(m + 8, g_params, g_params_len);
+	buf_append(b, m, len);
+}
+
+/* options (-c role=...), role and the like would change the session's identity with no rule
+ * applied: refused with FATAL 08004 naming the parameter, and nothing reaches the server. */
+static void test_startup_parameters_outside_the_list_are_refused(void)
+{
+	static const char bad1[] = "user\0agent\0database\0clinical\0options\0-c role=admin\0";
+	static const char bad2[] = "user\0agent\0ROLE\0admin\0";
+	static const char bad3[] = "user\0agent\0client_encoding\0SJIS\0";
+	static const char good[] = "user\0agent\0database\0clinical\0DateStyle\0ISO\0"
+				   "client_encoding\0UTF8\0extra_float_digits\0" "3\0";
+	const struct {
+		const char *p;
+		size_t n;
+		const char *name;
+	} bad[] = {{bad1, sizeof(bad1), "\"options\""},
+		   {bad2, sizeof(bad2), "\"ROLE\""},
+		   {bad3, sizeof(bad3), "\"client_encoding\""}};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		fresh();
+		g_params = bad[i].p;
+		g_params_len = bad[i].n;
+		agent(startup_with);
+		CHECK_STREQ(types(&S.s.out, 1), "");
+		CHECK_STREQ(types(&S.a.out, 0), "E");
+		CHECK_STREQ(err_state, "08004");
+		CHECK_STREQ(err_sev, "FATAL");
+		CHECK(strstr(err_msg, bad[i].name) != NULL);
+	}
+	fresh();
+	g_params = good;
+	g_params_len = sizeof(good);
+	agent(startup_with);
+	CHECK_STREQ(types(&S.s.out, 1), "0");
+	CHECK_STREQ(types(&S.a.out, 0), "");
+}
+
 int main(int argc, char **argv)
 {
 	const char *dir = argc > 1 ? argv[1] : "/tmp";
@@ -854,6 +1052,12 @@ int main(int argc, char **argv)
 	UNIT_RUN(test_oversized_message_refused_before_buffering);
 	UNIT_RUN(test_unterminated_query_text);
 	UNIT_RUN(test_scram_plus_never_offered);
+	UNIT_RUN(test_masking_error_of_a_masked_read_is_reduced);
+	UNIT_RUN(test_masking_error_of_a_clean_statement_is_kept);
+	UNIT_RUN(test_masking_raise_notice_keeps_no_field_of_its_own);
+	UNIT_RUN(test_masking_error_from_nested_sql_is_reduced);
+	UNIT_RUN(test_masking_error_belongs_to_its_entry);
+	UNIT_RUN(test_startup_parameters_outside_the_list_are_refused);
 	unit_begin("test_events_record_statement_params_and_results");
 	test_events_record_statement_params_and_results(dir);
 	unit_end();

@@ -773,8 +773,23 @@ static int is_system_column(const char *col)
  * A column reference's provenance. Returns 1 when it is exactly one column (out->derived is that
  * column's), 0 when it is several, a whole row, or not known.
  */
+static int colref_resolve(struct ctx *c, const struct scope *sc, const PgQuery__ColumnRef *cr,
+			  struct src *out);
+
+/* A column reference's provenance (colref_resolve), noting in the plan that the statement
+ * reads a masked or untraceable value wherever the reference is (maskplan.reads_masked). */
 static int colref(struct ctx *c, const struct scope *sc, const PgQuery__ColumnRef *cr,
 		  struct src *out)
+{
+	int r = colref_resolve(c, sc, cr, out);
+
+	if (c->out && out->rule != MASK_RULE_NONE)
+		c->out->reads_masked = 1;
+	return r;
+}
+
+static int colref_resolve(struct ctx *c, const struct scope *sc, const PgQuery__ColumnRef *cr,
+			  struct src *out)
 {
 	const char *f[4] = {NULL, NULL, NULL, NULL};
 	size_t n = cr->n_fields;

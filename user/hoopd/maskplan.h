@@ -38,6 +38,11 @@ struct maskplan {
 	 * a later read of that relation would show them unless it is masked too */
 	int writes_masked;
 	char written_source[130]; /* "patients.ssn" */
+	/* a column reference anywhere in the statement (a CTE's body, a subquery whose output is
+	 * discarded, an aggregate's argument) is masked or of unknown provenance: the statement
+	 * computes over such values even where no result column shows them, and the server's
+	 * error and notice messages can quote them (pg.c mask_notice) */
+	int reads_masked;
 	/* the column count is unknown (all_unknown), but none of them derives from user data
 	 * (a star over system relations or over functions of constants) */
 	int all_clean;

@@ -32,6 +32,7 @@
 #include "hoopd.h"
 #include "log.h"
 #include "pg.h"
+#include "pgerrcodes.h"
 #include "pgwire.h"
 #include "catalog_fetch.h"
 #include "masking.h"
@@ -840,20 +841,117 @@ static int unquote_values(const char *s, size_t n, struct buf *out)
 	return 0;
 }
 
+/* Could this statement have read a masked value, or one hoop cannot trace? */
+static int plan_reads_masked(const struct mplan *pl)
+{
+	const struct maskplan *mp;
+
+	if (!pl)
+		return 1;
+	mp = &pl->p;
+	if ((mp->all_unknown && !mp->all_clean) || mp->probes_masked || mp->probes_unknown ||
+	    mp->writes_masked || mp->reads_masked || mp->unknown_rel[0])
+		return 1;
+	for (int i = 0; i < mp->ncols; i++)
+		if (mp->cols[i].rule != MASK_RULE_NONE)
+			return 1;
+	return 0;
+}
+
+/*
+ * Does the error or notice at hand belong to a statement that read a masked (or untraceable)
+ * value? It belongs to the head entry's current statement; once an error has ended a Query
+ * hoop no longer knows which of its statements failed, so any of them counts. A Parse,
+ * Describe or Close reads no rows (parse analysis sees only the agent's own text); a Bind
+ * plans, with the portal's statement. Anything else (a Sync's commit, a message with no entry)
+ * cannot be tied to a statement and counts as one that read masked values.
+ */
+static int notice_reads_masked(struct pg *p)
+{
+	struct pend *e = p->head;
+	struct track *t = cur_track(p);
+	struct named *po;
+
+	if (t)
+		return plan_reads_masked(t->plan);
+	if (!e)
+		return 1;
+	if (e->nst) {
+		for (int i = 0; i < e->nst; i++)
+			if (plan_reads_masked(e->st[i].plan))
+				return 1;
+		return 0;
+	}
+	switch (e->kind) {
+	case 'P':
+	case 'D':
+	case 'C':
+		return 0;
+	case 'B':
+		po = e->name ? named_find(p->portals, e->name) : NULL;
+		return !po || plan_reads_masked(po->plan);
+	default:
+		return 1;
+	}
+}
+
+/*
+ * The fixed text that replaces a message: severity and SQLSTATE stay, every field that can
+ * carry a value goes. A RAISE chooses its own SQLSTATE (USING ERRCODE), which can spell a
+ * value: it becomes P0001, RAISE's default.
+ */
+static int put_reduced(struct pg *p, const struct pgw_msg *m, const char *sev, const char *vsev,
+		       const char *code, int raise)
+{
+	char msg[384];
+	const char *name, *cls;
+	struct buf body = {0};
+	int r = -1;
+
+	if (raise)
+		code = "P0001";
+	if (strlen(code) != 5)
+		code = "XX000";
+	name = pgerr_name(code);
+	cls = pgerr_class(code);
+	snprintf(msg, sizeof(msg),
+		 "hoop: %s (SQLSTATE %s%s%s): the server's text is withheld while masking is on, "
+		 "because this statement read masked or untraceable values and PostgreSQL can "
+		 "quote them in its messages%s",
+		 name ? name : "unknown condition", code, cls ? ", " : "", cls ? cls : "",
+		 m->type == 'E' ? " (the original is in the audit trail)" : "");
+	if (buf_append(&body, "S", 1) || buf_append(&body, sev, strlen(sev) + 1) ||
+	    (vsev && (buf_append(&body, "V", 1) || buf_append(&body, vsev, strlen(vsev) + 1))) ||
+	    buf_append(&body, "C", 1) || buf_append(&body, code, 6) ||
+	    buf_append(&body, "M", 1) || buf_append(&body, msg, strlen(msg) + 1) ||
+	    buf_append(&body, "", 1))
+		goto out;
+	r = pgw_put(&p->s->a.out, m->type, buf_head(&body), body.len);
+out:
+	buf_free(&body);
+	return r;
+}
+
 /*
  * An ErrorResponse or NoticeResponse from the server while masking is on. Messages can carry
  * values: `invalid input syntax for type integer: "123-45-6789"`, a unique violation's
- * Key (ssn)=(...), a RAISE of anything. So: a RAISE's message is withheld; in data and
- * integrity errors (classes 22, 23) quoted values become "***" and Detail, Context and the
- * internal query are dropped; every remaining text field goes through the detectors.
+ * Key (ssn)=(...), `relation "Okafor" does not exist` from a cast to regclass, a RAISE of
+ * anything. So, in the ready phase: a message from a statement that read a masked or
+ * untraceable value (notice_reads_masked), from code below the statement (a Context field:
+ * PL/pgSQL, SQL functions, SPI as in query_to_xml) or from a RAISE is reduced to its severity,
+ * its SQLSTATE and a fixed text for that code (put_reduced). Every other message keeps its
+ * fields, with quoted values of data and integrity errors (classes 22, 23) made "***", their
+ * Detail, Context, internal query and its position dropped, and every remaining text field
+ * through the detectors. During startup and authentication there is no statement: what the
+ * server says there is about the agent's own startup values and gets the second treatment.
  */
 static int mask_notice(struct pg *p, const struct pgw_msg *m)
 {
 	struct masking *mk = masking_get();
 	struct buf body = {0}, val = {0};
-	const char *code = "", *routine = "";
+	const char *code = "", *routine = "", *sev = NULL, *vsev = NULL;
 	size_t off = 0;
-	int r = -1;
+	int r = -1, nested = 0;
 
 	if (!mk)
 		return to_agent(p, m);
@@ -870,7 +968,20 @@ static int mask_notice(struct pg *p, const struct pgw_msg *m)
 			code = v;
 		else if (m->body[off] == 'R')
 			routine = v;
+		else if (m->body[off] == 'S')
+			sev = v;
+		else if (m->body[off] == 'V')
+			vsev = v;
+		else if (m->body[off] == 'W')
+			nested = 1;
 		off += l + 2;
+	}
+	if (p->phase == PH_READY &&
+	    (nested || !strcmp(routine, "exec_stmt_raise") || notice_reads_masked(p))) {
+		r = put_reduced(p, m, sev ? sev : m->type == 'E' ? "ERROR" : "NOTICE", vsev, code,
+				!strcmp(routine, "exec_stmt_raise"));
+		masking_put(mk);
+		return r;
 	}
 	off = 0;
 	while (off < m->len && m->body[off]) {
@@ -882,16 +993,8 @@ static int mask_notice(struct pg *p, const struct pgw_msg *m)
 		off += l + 2;
 		if (data && (f == 'D' || f == 'W' || f == 'q' || f == 'p'))
 			continue;
-		if (f == 'W' && !strcmp(routine, "exec_stmt_raise"))
-			continue;
 		val.len = 0;
-		if (f == 'M' && !strcmp(routine, "exec_stmt_raise")) {
-			const char *w = "hoop: the text of this RAISE is withheld while masking is "
-					"on (it can carry any value)";
-
-			if (buf_append(&val, w, strlen(w)))
-				goto out;
-		} else if (f == 'M' || f == 'D' || f == 'H' || f == 'W' || f == 'q') {
+		if (f == 'M' || f == 'D' || f == 'H' || f == 'W' || f == 'q') {
 			struct buf uq = {0};
 
 			if ((data && f == 'M' ? unquote_values(v, l, &uq) : buf_append(&uq, v, l)) ||
@@ -1747,7 +1850,35 @@ static int on_cancel(struct pg *p, const struct pgw_msg *m)
 	return fwd(&p->s->s.out, m);
 }
 
-static char *startup_params(struct pg *p, const struct pgw_msg *m)
+/*
+ * The startup parameters an agent may give. Every other one is refused (docs/postgres.md):
+ * `options` (-c role=..., -c search_path=..., any GUC and backend switch), `role`,
+ * `session_authorization`, `search_path`, `replication`, standard_conforming_strings and the
+ * like would change who the session is, how its text is read or what it resolves to, with no
+ * rule applied; the same settings made with SET after login are judged as statements. The
+ * server matches "user", "database", "options" and "replication" exactly and settings in any
+ * case, so these are compared the same way.
+ */
+static const char *startup_refusal(const char *k, const char *v)
+{
+	static const char *const settings[] = {"application_name", "client_encoding", "datestyle",
+					       "timezone", "extra_float_digits", "intervalstyle",
+					       NULL};
+
+	if (!strcmp(k, "user") || !strcmp(k, "database"))
+		return NULL;
+	for (int i = 0; settings[i]; i++)
+		if (!strcasecmp(k, settings[i])) {
+			if (i == 1 && !sqlfacts_encoding_safe(v))
+				return "client encoding whose multibyte characters can hold a quote or "
+				       "backslash (hoop and the server would read statements differently)";
+			return NULL;
+		}
+	return "not on hoop's list of startup parameters (set it with SET after connecting, "
+	       "where the policy judges it)";
+}
+
+static char *startup_params(struct pg *p, const struct pgw_msg *m, char *refused, size_t rlen)
 {
 	struct pgw_rd rd;
 	struct jbuf j;
@@ -1766,6 +1897,19 @@ static char *startup_params(struct pg *p, const struct pgw_msg *m)
 		if (!v)
 			break;
 		jb_kv_str(&j, k, v);
+		if (!refused[0]) {
+			const char *why = startup_refusal(k, v);
+			char name[65];
+			size_t n = 0;
+
+			/* the name goes to the agent, the log and the trail: printable only */
+			for (; why && k[n] && n < sizeof(name) - 1; n++)
+				name[n] = k[n] >= 0x20 && k[n] < 0x7f ? k[n] : '?';
+			name[n] = '\0';
+			if (why)
+				snprintf(refused, rlen, "startup parameter \"%s\" is refused: %s", name,
+					 why);
+		}
 		if (!strcmp(k, "user"))
 			snprintf(p->user, sizeof(p->user), "%s", v);
 		else if (!strcmp(k, "database"))
@@ -1850,6 +1994,7 @@ static int agent_startup(struct pg *p, const struct pgw_msg *m, struct buf *in)
 	struct session *s = p->s;
 	struct pgw_rd rd;
 	int32_t code;
+	char refused[256] = "";
 
 	pgw_rd_init(&rd, m);
 	code = pgw_i32(&rd);
@@ -1884,7 +2029,7 @@ static int agent_startup(struct pg *p, const struct pgw_msg *m, struct buf *in)
 			 code & 0xffff);
 		return protocol_violation(p, "agent", why);
 	}
-	p->params_json = startup_params(p, m);
+	p->params_json = startup_params(p, m, refused, sizeof(refused));
 	if (!p->params_json)
 		return protocol_violation(p, "agent", "malformed startup packet");
 	{
@@ -1895,6 +2040,21 @@ static int agent_startup(struct pg *p, const struct pgw_msg *m, struct buf *in)
 					     .server_tls = tls_upstream_mode(s) != UPSTREAM_TLS_DISABLE};
 
 		ev_session_start(s, &e);
+	}
+	if (refused[0]) {
+		/* Before anything reaches the database: the session never starts. */
+		char msg[384];
+		struct ev_error ee = {.severity = "FATAL", .sqlstate = "08004", .message = msg,
+				      .from_hoopd = 1};
+
+		snprintf(msg, sizeof(msg), "hoop: %s", refused);
+		ev_error(s, &ee);
+		hlog_conn(HLOG_INFO, s->id, s->peer, "%s", msg);
+		pgw_put_error(&s->a.out, "FATAL", "08004", msg, NULL, NULL);
+		buf_consume(in, m->total);
+		p->end_reason = "startup parameter refused";
+		sess_close(s, msg);
+		return -1;
 	}
 	p->startup = malloc(m->total);
 	if (!p->startup)
@@ -1996,9 +2156,12 @@ static int server_auth(struct pg *p, const struct pgw_msg *m)
 			ev_error(s, &e);
 		}
 		p->end_reason = "authentication failed";
-		return fwd(&s->a.out, m);
+		/* about the agent's own startup values, but through the detectors all the same */
+		return masking_enabled() ? mask_notice(p, m) : fwd(&s->a.out, m);
 	}
-	default: /* ParameterStatus, NegotiateProtocolVersion, Notice */
+	case 'N':
+		return masking_enabled() ? mask_notice(p, m) : fwd(&s->a.out, m);
+	default: /* ParameterStatus, NegotiateProtocolVersion */
 		return fwd(&s->a.out, m);
 	}
 }

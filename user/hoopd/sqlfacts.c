@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const kind_names[SK_COUNT] = {
 	"select", "insert", "update", "delete", "merge", "copy_to", "copy_from", "truncate",
@@ -26,7 +27,7 @@ static const char *const kind_names[SK_COUNT] = {
 	"create_role", "alter_role", "grant", "revoke", "set_role", "set_session_authorization",
 	"set", "show", "do", "call", "explain", "prepare", "execute", "deallocate", "transaction",
 	"vacuum", "listen", "notify", "lock", "function_call", "alter_table_drop_column",
-	"alter_owner", "rename", "other"};
+	"alter_owner", "rename", "other", "opaque_sql", "alter_database"};
 
 const char *sqlfacts_kind_name(int k)
 {
@@ -39,6 +40,31 @@ int sqlfacts_kind_from_name(const char *name)
 		if (!strcmp(name, kind_names[i]))
 			return i;
 	return -1;
+}
+
+int sqlfacts_encoding_safe(const char *name)
+{
+	static const char *const safe[] = {"utf8", "unicode", "sqlascii", "latin", "iso8859",
+					   "win125", "windows125", "cp125", "win866", "windows866",
+					   "cp866", "win874", "windows874", "koi8", "euc", "alt",
+					   "mule", "tcvn", "abc", "vscii", NULL};
+	char n[64];
+	size_t k = 0;
+
+	for (const char *c = name; c && *c; c++) {
+		if (!isalnum((unsigned char)*c))
+			continue;
+		if (k + 1 >= sizeof(n))
+			return 0;
+		n[k++] = (char)tolower((unsigned char)*c);
+	}
+	n[k] = '\0';
+	if (!k)
+		return 0;
+	for (int i = 0; safe[i]; i++)
+		if (!strncmp(n, safe[i], strlen(safe[i])))
+			return 1;
+	return 0;
 }
 
 static const struct {
@@ -66,6 +92,9 @@ static const struct {
 	{"CreateRoleStmt", SK_CREATE_ROLE},
 	{"AlterRoleStmt", SK_ALTER_ROLE},
 	{"AlterRoleSetStmt", SK_ALTER_ROLE},
+	{"AlterDatabaseStmt", SK_ALTER_DATABASE},
+	{"AlterDatabaseSetStmt", SK_ALTER_DATABASE},
+	{"AlterDatabaseRefreshCollStmt", SK_ALTER_DATABASE},
 	{"VariableShowStmt", SK_SHOW},
 	{"DoStmt", SK_DO},
 	{"CallStmt", SK_CALL},
@@ -473,6 +502,8 @@ enum special {
 	SP_EXECUTE,
 	SP_FUNCCALL,
 	SP_ALTERCMD, /* one command of ALTER TABLE */
+	SP_SETSTMT,  /* ALTER DATABASE/ROLE/SYSTEM ... SET: a SET kept for later sessions */
+	SP_RENAME,   /* RenameStmt, AlterOwnerStmt: of a database or role, identity changes */
 };
 
 /* What a node type (a key naming one, such as "SelectStmt") says, decided once per name. */
@@ -495,6 +526,9 @@ static struct ntype ntype_of_name(const char *name)
 		{"GrantStmt", SP_GRANT},      {"GrantRoleStmt", SP_GRANT}, {"VariableSetStmt", SP_VARSET},
 		{"UpdateStmt", SP_UPDDEL},    {"DeleteStmt", SP_UPDDEL},   {"ExecuteStmt", SP_EXECUTE},
 		{"FuncCall", SP_FUNCCALL},    {"AlterTableCmd", SP_ALTERCMD},
+		{"AlterDatabaseSetStmt", SP_SETSTMT}, {"AlterRoleSetStmt", SP_SETSTMT},
+		{"AlterSystemStmt", SP_SETSTMT},      {"RenameStmt", SP_RENAME},
+		{"AlterOwnerStmt", SP_RENAME},
 	};
 	struct ntype t = {.name = name};
 	size_t len = strlen(name);
@@ -644,6 +678,86 @@ static void drop_stmt(const struct jdoc *d, jv *v, struct sqlfacts *f)
 	}
 }
 
+/* SET name: its kind. ROLE and SESSION AUTHORIZATION change who the session is. */
+static int varset_kind(const char *name)
+{
+	if (name && !strcmp(name, "role"))
+		return SK_SET_ROLE;
+	if (name && !strcmp(name, "session_authorization"))
+		return SK_SET_SESSION_AUTHORIZATION;
+	return SK_SET;
+}
+
+/*
+ * A SET that would make the server read later statements differently from hoop, which parses
+ * the bytes as PostgreSQL 15 does by default: a client encoding whose multibyte characters can
+ * hold a quote or a backslash, or standard_conforming_strings off (backslashes then escape in
+ * '...' strings, so a comment or a statement can hide in what hoop reads as a string). Such a
+ * SET cannot be judged with what follows it, so it is judged as text hoop cannot parse
+ * (on_parse_error). A number for standard_conforming_strings is refused whatever it is: only
+ * the words say on, and numbers share a statement's shape (sqlshape.h), words do not.
+ */
+static void lexing_set(const struct jdoc *d, jv *v, const char *name, struct sqlfacts *f)
+{
+	const char *kind = jstr(d, v, "kind"), *val = NULL;
+	jv *arg = jfirst(d, jget(d, v, "args")), *c, *sv;
+	int number = 0;
+
+	if (!name || !kind || strcmp(kind, "VAR_SET_VALUE") || f->parse_error)
+		return;
+	if (strcmp(name, "client_encoding") && strcmp(name, "standard_conforming_strings"))
+		return;
+	if ((c = jget(d, arg, "A_Const"))) {
+		if ((sv = jget(d, c, "sval")))
+			val = jstr(d, sv, "sval");
+		number = !val;
+	}
+	if (!strcmp(name, "client_encoding")) {
+		if (val && sqlfacts_encoding_safe(val))
+			return;
+	} else if (val && !number) {
+		size_t l = strlen(val);
+
+		if (l && (!strncasecmp(val, "true", l) || !strncasecmp(val, "yes", l) ||
+			  (l >= 2 && !strncasecmp(val, "on", l))))
+			return;
+	}
+	f->parse_error = 1;
+	snprintf(f->error, sizeof(f->error),
+		 "SET %s to %s would make the server read statements differently from hoop", name,
+		 val ? val : "this value");
+}
+
+/*
+ * Built-ins (and contrib's) that run SQL hoop never sees as a statement: SQL text given as a
+ * string (query_to_xml, ts_stat, crosstab, dblink), or a query they build from names given as
+ * values (table_to_xml, schema_to_xml, database_to_xml, connectby, xpath_table), or a cursor
+ * read by name (cursor_to_xml). Matched by name in any schema: a function of that name in
+ * another schema is no better known. The *_to_xmlschema forms other than query_to_xmlschema
+ * only read column types from the catalog and are not here; query_to_xmlschema plans (and
+ * parse-analyses) its query, which is enough to run code and raise errors.
+ */
+static const char *const opaque_sql_fns[] = {
+	"query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "cursor_to_xml",
+	"table_to_xml", "table_to_xml_and_xmlschema", "schema_to_xml", "schema_to_xml_and_xmlschema",
+	"database_to_xml", "database_to_xml_and_xmlschema", "ts_stat", "crosstab", "crosstab2",
+	"crosstab3", "crosstab4", "connectby", "xpath_table", NULL};
+
+static int opaque_sql_call(const struct jdoc *d, jv *fc, const char *name)
+{
+	if (!name)
+		return 0;
+	if (!strncmp(name, "dblink", 6)) /* every dblink function runs or reads remote SQL */
+		return 1;
+	/* ts_rewrite(query tsquery, select text) runs select; the three-tsquery form does not */
+	if (!strcmp(name, "ts_rewrite"))
+		return jlen(jget(d, fc, "args")) == 2;
+	for (int i = 0; opaque_sql_fns[i]; i++)
+		if (!strcmp(name, opaque_sql_fns[i]))
+			return 1;
+	return 0;
+}
+
 /* What a node of this type says by itself, before what is below it. */
 static void node(const struct jdoc *d, const struct ntype *t, jv *v, struct sqlfacts *f)
 {
@@ -672,16 +786,32 @@ static void node(const struct jdoc *d, const struct ntype *t, jv *v, struct sqlf
 	case SP_GRANT:
 		f->kinds |= 1ULL << (jbool(d, v, "is_grant") ? SK_GRANT : SK_REVOKE);
 		break;
-	case SP_VARSET: {
-		const char *n = jstr(d, v, "name");
-
-		if (n && !strcmp(n, "role"))
-			f->kinds |= 1ULL << SK_SET_ROLE;
-		else if (n && !strcmp(n, "session_authorization"))
-			f->kinds |= 1ULL << SK_SET_SESSION_AUTHORIZATION;
-		else
-			f->kinds |= 1ULL << SK_SET;
+	case SP_VARSET:
+		f->kinds |= 1ULL << varset_kind(jstr(d, v, "name"));
+		lexing_set(d, v, jstr(d, v, "name"), f);
 		break;
+	case SP_SETSTMT: {
+		/* A typed field (no node name above it), so walk() does not see it as a SET: the
+		 * setting is a SET for every later session of that database or role. RESET ALL has
+		 * no name and is a plain set. */
+		jv *ss = jget(d, v, "setstmt");
+
+		if (ss) {
+			f->kinds |= 1ULL << varset_kind(jstr(d, ss, "name"));
+			lexing_set(d, ss, jstr(d, ss, "name"), f);
+		}
+		break;
+	}
+	case SP_RENAME: {
+		const char *ot = jstr(d, v, "renameType");
+
+		if (!ot)
+			ot = jstr(d, v, "objectType");
+		if (ot && !strcmp(ot, "OBJECT_DATABASE"))
+			f->kinds |= 1ULL << SK_ALTER_DATABASE;
+		else if (ot && !strcmp(ot, "OBJECT_ROLE"))
+			f->kinds |= 1ULL << SK_ALTER_ROLE;
+		break; /* the node's own kind (rename, alter_owner) is set from stmt_kinds */
 	}
 	case SP_SELECT:
 		if (has(d, v, "intoClause"))
@@ -707,6 +837,8 @@ static void node(const struct jdoc *d, const struct ntype *t, jv *v, struct sqlf
 			add_name(f, f->functions, &f->nfunctions, NULL, name);
 			if (schema)
 				add_name(f, f->functions, &f->nfunctions, schema, name);
+			if (opaque_sql_call(d, v, name))
+				f->kinds |= 1ULL << SK_OPAQUE_SQL;
 		}
 		break;
 	}

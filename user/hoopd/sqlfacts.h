@@ -25,6 +25,8 @@ enum sql_kind {
 	SK_ALTER_OWNER,		    /* ALTER ... OWNER TO */
 	SK_RENAME,		    /* ALTER ... RENAME (TO), of any object */
 	SK_OTHER,
+	SK_OPAQUE_SQL,		    /* a built-in that runs SQL from a string */
+	SK_ALTER_DATABASE,
 	SK_COUNT
 };
 
@@ -67,6 +69,12 @@ struct sqlfacts {
  * f->parse_error set and f->error explaining. */
 int sqlfacts_analyze(const char *sql, size_t len, struct sqlfacts *f);
 const char *sqlfacts_kind_name(int kind);
+/* Is this client_encoding one in which every byte below 0x80 is an ASCII character? The
+ * client-only encodings (SJIS, BIG5, GBK, UHC, GB18030, JOHAB) can put a quote or a backslash
+ * inside a multibyte character: the server, which converts first, and hoop, which parses the
+ * bytes, would then see different statements. Names are compared as PostgreSQL does (letters
+ * and digits only, any case). */
+int sqlfacts_encoding_safe(const char *name);
 int sqlfacts_kind_from_name(const char *name);
 
 #endif
