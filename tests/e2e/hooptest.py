@@ -20,6 +20,9 @@ BUILD = os.environ.get("HOOP_BUILD", os.path.join(ROOT, "build"))
 HOOPD = os.path.join(BUILD, "hoopd")
 HOOPCTL = os.path.join(BUILD, "hoopctl")
 PGBIN = "/usr/lib/postgresql/15/bin"
+# HOOP_BUILD=tests/image/bin: the node image's own hoopd and hoopctl, run as deploy/daemonset.yaml
+# runs them (tests/image/pod.py, inside tests/image/with-rootfs.sh).
+IN_IMAGE = os.path.basename(os.path.realpath(HOOPD)) == "pod.py"
 
 
 def log(msg):
@@ -317,6 +320,13 @@ def sh(cmd):
     if r.returncode:
         raise RuntimeError("%s: %s" % (cmd, r.stderr.strip()))
     return r.stdout
+
+
+def as_user(user, argv):
+    """argv as another user: runuser, or for the image's binaries that user of the image."""
+    if IN_IMAGE:
+        return ["env", "HOOP_IMAGE_USER=" + user] + list(argv)
+    return ["runuser", "-u", user, "--"] + list(argv)
 
 
 def check(cond, msg):
