@@ -105,7 +105,10 @@ class Postgres:
             for f in ("server.key", "server.crt", "ca.crt"):
                 shutil.chown(os.path.join(d, f), "postgres", "postgres")
             os.chmod(os.path.join(d, "server.key"), 0o600)
-            self.ca = os.path.join(d, "ca.crt")
+            # The CA also outside the data directory (postgres' own, mode 0700): a hoopd that
+            # holds only the DaemonSet's capabilities (no CAP_DAC_OVERRIDE) reads it there.
+            self.ca = os.path.join(self.dir, "ca.crt")
+            shutil.copy(os.path.join(d, "ca.crt"), self.ca)
             extra = tuple(extra) + ("ssl=on",)
         opts = "-p %d -k %s -c listen_addresses='%s' -c max_connections=200 -c fsync=off" % (
             self.port, self.dir, listen)
