@@ -40,7 +40,6 @@ is refused while it starts listening there. test_image.py runs the pod in a name
 import ctypes
 import ctypes.util
 import os
-import re
 import shutil
 import subprocess
 import sys

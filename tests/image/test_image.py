@@ -9,7 +9,6 @@ HOOP_IMAGE_ROOTFS, HOOP_IMAGE_BASE_ROOTFS):
 
   tests/image/with-rootfs.sh hoop:VERSION-COMMIT tests/image/test_image.py [NAME-SUBSTRING ...]
 """
-import hashlib
 import json
 import os
 import re
@@ -26,6 +25,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 from hooptest import (ROOT, Cgroup, Cleanup, Postgres, check, log, run_tests, sh,  # noqa: E402
                       wait_for)
+sys.path.insert(0, HERE)
+from pod import CAP_NUMBERS  # noqa: E402
 
 POD = os.path.join(HERE, "pod.py")
 IMAGE = os.environ.get("HOOP_IMAGE", "")
@@ -362,8 +363,7 @@ def test_daemonset_pod_runs_as_written(ctx):
         check('"has every BPF feature' in text or "has every BPF feature" in text, "no kernel probe line:\n" + text[-2000:])
         check("lacks CAP_" not in text, "hoopd lacks a capability the manifest should grant:\n" + text[-2000:])
         caps = [l for l in open("/proc/%d/status" % hd.pid) if l.startswith("CapEff")][0].split()[1]
-        want = sum(1 << {"BPF": 39, "NET_ADMIN": 12, "SYS_ADMIN": 21, "SYS_PTRACE": 19}[c]
-                   for c in hoopd_c["securityContext"]["capabilities"]["add"])
+        want = sum(1 << CAP_NUMBERS[c] for c in hoopd_c["securityContext"]["capabilities"]["add"])
         check(int(caps, 16) == want, "hoopd runs with capabilities %s, the manifest grants %x" % (caps, want))
         check(os.stat("/proc/%d/ns/net" % hd.pid).st_ino == os.stat("/run/netns/" + pod.netns).st_ino,
               "hoopd is not in the pod's network namespace")
