@@ -59,8 +59,11 @@ def wait_for(pred, timeout=10.0, what="condition"):
 class Cleanup:
     """A stack of undo actions run in reverse, each guarded so one failure doesn't stop the rest."""
 
+    every = []  # each one made, so that run_tests can undo a setup that failed half-way
+
     def __init__(self):
         self.stack = []
+        Cleanup.every.append(self)
 
     def push(self, fn, *a):
         self.stack.append((fn, a))
@@ -386,6 +389,11 @@ def run_tests(tests, setup, teardown, only=None):
     except Exception:
         failed += 1
         log("FAIL setup\n" + traceback.format_exc())
+        if ctx is None:
+            # setup raised before returning its context: undo what it had made (a leaked
+            # namespace on 198.18.0.0/15 breaks every later run's agents in namespaces).
+            for c in reversed(Cleanup.every):
+                c.run()
     finally:
         try:
             teardown(ctx)

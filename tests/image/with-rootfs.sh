@@ -22,9 +22,10 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-ctrs="$prefix-image-$$ $prefix-base-$$"
 buildah from -q --pull=never --name "$prefix-image-$$" "$image" >/dev/null || exit 1
+ctrs="$prefix-image-$$"
 buildah from -q --pull=never --name "$prefix-base-$$" debian:12 >/dev/null || exit 1
+ctrs="$ctrs $prefix-base-$$"
 HOOP_IMAGE_ROOTFS=$(buildah mount "$prefix-image-$$") || exit 1
 HOOP_IMAGE_BASE_ROOTFS=$(buildah mount "$prefix-base-$$") || exit 1
 export HOOP_IMAGE_ROOTFS HOOP_IMAGE_BASE_ROOTFS HOOP_IMAGE="$image"
