@@ -78,10 +78,11 @@ ensure_base() {
 	docker | podman) "$e" import -q -c 'CMD ["bash"]' "$BASE_TAR" debian:12 >/dev/null ;;
 	buildah)
 		ctr=$(buildah from scratch)
-		buildah add -q "$ctr" "$BASE_TAR" / >/dev/null \
-			&& buildah config --cmd bash "$ctr" \
-			&& buildah commit -q --rm "$ctr" localhost/debian:12 >/dev/null \
-			|| { buildah rm "$ctr" >/dev/null; exit 1; }
+		if ! { buildah add -q "$ctr" "$BASE_TAR" / >/dev/null && buildah config --cmd bash "$ctr" &&
+			buildah commit -q --rm "$ctr" localhost/debian:12 >/dev/null; }; then
+			buildah rm "$ctr" >/dev/null 2>&1
+			exit 1
+		fi
 		;;
 	esac
 }
