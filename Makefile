@@ -11,6 +11,7 @@
 #   make fuzz FUZZ_SECONDS=20      run each libFuzzer target that long (clang, ASan+UBSan)
 #   make demo                      install, build, show an agent going through hoop (as root)
 #   make vmtest                    the BPF end-to-end suite in a VM on Linux 6.1 (as root)
+#   make image                     the node image (deploy/Dockerfile) with docker, podman or buildah
 
 OUT := build
 ifneq ($(SANITIZE),)
@@ -348,6 +349,14 @@ vmtest:
 	$(Q)scripts/deps.sh vm
 	$(Q)$(MAKE) --no-print-directory all $(VMTOOLS)
 	$(Q)vmtests/run.sh
+
+# The node image (deploy/Dockerfile), tagged hoop:VERSION-COMMIT and hoop:VERSION, with
+# whichever engine the machine has (IMAGE_ENGINE=docker|podman|buildah chooses); on a machine that
+# reaches no registry the debian:12 base is made from Debian's packages (mmdebstrap, cached in
+# build/image/). Prints the tag and the size: scripts/image.sh, docs/deploy.md.
+.PHONY: image
+image:
+	$(Q)scripts/image.sh
 
 # Masking throughput (bench/mask_bench.c): MB/s per core of mask_datarow over ~64 MB of
 # realistic rows against a plain copy, and instructions per byte under callgrind (valgrind, the

@@ -1,24 +1,29 @@
 #!/bin/sh
 # Install the Debian packages hoop needs to build, test and demo. Idempotent; silent when
-# nothing is missing. Usage: scripts/deps.sh [build|test|all|bench|vm]
+# nothing is missing. Usage: scripts/deps.sh [build|test|all|bench|vm|image]
 # `bench` (make bench, make bench-mask) adds the proxies hoopd is measured against, perf and
 # valgrind (callgrind's instruction counts); `all` does not.
 # `vm` (make vmtest) adds qemu and a static busybox for the test guest, and what the guest runs
 # from the host: the test set. (The guest's kernel is fetched by vmtests/run.sh, not installed.)
+# `image` (make image) is buildah and mmdebstrap: an engine that needs no daemon and no runtime,
+# and the tool that makes the Debian 12 base where no registry answers. The test set has them
+# too: make test builds the image and runs suites with its binaries (tests/image/).
 set -eu
 BUILD="make gcc clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libdeflate-dev libyaml-dev libjson-c-dev
 libnl-3-dev libssl-dev libpg-query-dev libprotobuf-c-dev pkg-config linux-libc-dev libhyperscan-dev
 libpq-dev"
 TEST="postgresql postgresql-client postgresql-contrib iproute2 procps python3 python3-psycopg openssl
-libclang-rt-14-dev python3-yaml"
+libclang-rt-14-dev python3-yaml buildah mmdebstrap"
 BENCH="haproxy pgbouncer linux-perf valgrind"
 VM="qemu-system-x86 busybox-static cpio kmod"
+IMAGE="buildah mmdebstrap"
 case "${1:-all}" in
 build) want="$BUILD" ;;
 test | all) want="$BUILD $TEST" ;;
 bench) want="$BUILD $TEST $BENCH" ;;
 vm) want="$BUILD $TEST $VM" ;;
-*) echo "usage: $0 [build|test|all|bench|vm]" >&2; exit 2 ;;
+image) want="$IMAGE" ;;
+*) echo "usage: $0 [build|test|all|bench|vm|image]" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do

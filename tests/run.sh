@@ -1,7 +1,8 @@
 #!/bin/bash
 # Run every test hoop has, as root: unit tests (plain and with ASan+UBSan), bounded fuzzing of
 # every parser, and the end-to-end suites with real BPF, real cgroups, real PostgreSQL (plain
-# build, then the sanitizer build), then the BPF end-to-end suite again in a VM on Linux 6.1
+# build, then the sanitizer build), the node image with the pod and the spine and PostgreSQL
+# suites run from it (tests/image/), then the BPF end-to-end suite again in a VM on Linux 6.1
 # (make vmtest, vmtests/). Prints one closing line: "tests: N passed, M failed".
 set -u
 cd "$(dirname "$0")/.."
@@ -62,6 +63,17 @@ suite e2e-audit /usr/bin/python3 tests/e2e/test_audit.py
 suite e2e-masking /usr/bin/python3 tests/e2e/test_masking.py
 suite e2e-deploy /usr/bin/python3 tests/e2e/test_deploy.py
 suite e2e-hostile /usr/bin/python3 tests/e2e/test_hostile.py
+# The node image (make image; with buildah, whose working containers the suites mount), and its
+# own hoopd and hoopctl run as deploy/daemonset.yaml runs them (tests/image/pod.py): the pod
+# itself, then the spine and PostgreSQL suites.
+image=$(scripts/image.sh tag)
+suite image-build bash -c 'if IMAGE_ENGINE=buildah scripts/image.sh; then echo "image-build: 1 passed, 0 failed"
+	else echo "image-build: 0 passed, 1 failed"; exit 1; fi'
+suite image tests/image/with-rootfs.sh "$image" /usr/bin/python3 tests/image/test_image.py
+suite e2e-image tests/image/with-rootfs.sh "$image" env HOOP_BUILD=tests/image/bin \
+	/usr/bin/python3 tests/e2e/test_spine.py
+suite e2e-pg-image tests/image/with-rootfs.sh "$image" env HOOP_BUILD=tests/image/bin \
+	/usr/bin/python3 tests/e2e/test_pg.py
 make --no-print-directory SANITIZE=address,undefined all >/dev/null || total_fail=$((total_fail + 1))
 suite e2e-sanitizers env HOOP_BUILD=build/san HOOP_BLAST_BYTES=$((64 << 20)) \
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \

@@ -20,6 +20,9 @@ BUILD = os.environ.get("HOOP_BUILD", os.path.join(ROOT, "build"))
 HOOPD = os.path.join(BUILD, "hoopd")
 HOOPCTL = os.path.join(BUILD, "hoopctl")
 PGBIN = "/usr/lib/postgresql/15/bin"
+# HOOP_BUILD=tests/image/bin: the node image's own hoopd and hoopctl, run as deploy/daemonset.yaml
+# runs them (tests/image/pod.py, inside tests/image/with-rootfs.sh).
+IN_IMAGE = os.path.basename(os.path.realpath(HOOPD)) == "pod.py"
 
 
 def log(msg):
@@ -56,8 +59,11 @@ def wait_for(pred, timeout=10.0, what="condition"):
 class Cleanup:
     """A stack of undo actions run in reverse, each guarded so one failure doesn't stop the rest."""
 
+    every = []  # each one made, so that run_tests can undo a setup that failed half-way
+
     def __init__(self):
         self.stack = []
+        Cleanup.every.append(self)
 
     def push(self, fn, *a):
         self.stack.append((fn, a))
@@ -102,7 +108,10 @@ class Postgres:
             for f in ("server.key", "server.crt", "ca.crt"):
                 shutil.chown(os.path.join(d, f), "postgres", "postgres")
             os.chmod(os.path.join(d, "server.key"), 0o600)
-            self.ca = os.path.join(d, "ca.crt")
+            # The CA also outside the data directory (postgres' own, mode 0700): a hoopd that
+            # holds only the DaemonSet's capabilities (no CAP_DAC_OVERRIDE) reads it there.
+            self.ca = os.path.join(self.dir, "ca.crt")
+            shutil.copy(os.path.join(d, "ca.crt"), self.ca)
             extra = tuple(extra) + ("ssl=on",)
         opts = "-p %d -k %s -c listen_addresses='%s' -c max_connections=200 -c fsync=off" % (
             self.port, self.dir, listen)
@@ -319,6 +328,13 @@ def sh(cmd):
     return r.stdout
 
 
+def as_user(user, argv):
+    """argv as another user: runuser, or for the image's binaries that user of the image."""
+    if IN_IMAGE:
+        return ["env", "HOOP_IMAGE_USER=" + user] + list(argv)
+    return ["runuser", "-u", user, "--"] + list(argv)
+
+
 def check(cond, msg):
     if not cond:
         raise AssertionError(msg)
@@ -373,6 +389,11 @@ def run_tests(tests, setup, teardown, only=None):
     except Exception:
         failed += 1
         log("FAIL setup\n" + traceback.format_exc())
+        if ctx is None:
+            # setup raised before returning its context: undo what it had made (a leaked
+            # namespace on 198.18.0.0/15 breaks every later run's agents in namespaces).
+            for c in reversed(Cleanup.every):
+                c.run()
     finally:
         try:
             teardown(ctx)
