@@ -2,6 +2,7 @@
 #include "cgroup.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
@@ -117,6 +119,54 @@ int cg_id(const char *abs_path, uint64_t *id)
 	if (stat(abs_path, &st))
 		return -errno;
 	*id = st.st_ino;
+	return 0;
+}
+
+/*
+ * cgroupfs (kernfs) exports its directories by file handle: the handle of a cgroup is its 8-byte
+ * id, of type FILEID_KERNFS. Opening that handle and reading the fd's link gives the cgroup's
+ * path as it is now, whatever process has moved since.
+ */
+int cg_path_of_id(uint64_t id, char *out, size_t n)
+{
+	char mnt[PATH_MAX], link[64], p[PATH_MAX];
+	struct {
+		struct file_handle fh;
+		uint64_t id;
+	} h;
+	int mfd, fd, r = 0;
+	ssize_t l;
+	size_t ml;
+
+	if ((r = cg_v2_mount(mnt, sizeof(mnt))))
+		return r;
+	mfd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (mfd < 0)
+		return -errno;
+	h.fh.handle_bytes = sizeof(h.id);
+	h.fh.handle_type = 0xfe; /* FILEID_KERNFS */
+	h.id = id;
+	fd = open_by_handle_at(mfd, &h.fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		close(mfd);
+		return r;
+	}
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	l = readlink(link, p, sizeof(p) - 1);
+	if (l < 0)
+		r = -errno;
+	close(fd);
+	close(mfd);
+	if (r)
+		return r;
+	p[l] = '\0';
+	/* The link is the path in this mount namespace; make it relative to the v2 mount, as
+	 * /proc/PID/cgroup spells it. */
+	ml = strlen(mnt);
+	if (strncmp(p, mnt, ml) || (p[ml] != '/' && p[ml] != '\0'))
+		return -ENOENT;
+	snprintf(out, n, "%s", p[ml] ? p + ml : "/");
 	return 0;
 }
 
