@@ -10,6 +10,9 @@ struct json_object *ctl_call(const char *req);
 int ctl_check_ok(struct json_object *r);
 
 int cmd_approvals(int argc, char **argv);
+/* netcaps.c: warn (stderr) about processes of the cgroup that hold CAP_NET_RAW or
+ * CAP_NET_ADMIN; how many there are. */
+int netcaps_warn(const char *cg_path);
 int cmd_decide(int argc, char **argv);
 
 #endif

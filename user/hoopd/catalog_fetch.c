@@ -246,7 +246,7 @@ static struct catalog *load(struct job *j)
 	KV("user", j->user);
 	/* Nothing from root's home or the environment's files: no .pgpass, no client certificate
 	 * or key, no service file (the server may be the agent's). */
-	KV("passfile", "/dev/null");
+	KV("passfile", NO_FILE);
 	KV("sslcert", NO_FILE);
 	KV("sslkey", NO_FILE);
 	KV("sslmode", j->sslmode); /* the target's upstream_tls, never weaker */
