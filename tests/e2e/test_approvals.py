@@ -30,7 +30,7 @@ def policy(ctx, timeout="30s", extra=""):
     with open(os.path.join(ROOT, "policies", "hipaa-agents.yaml")) as f:
         text = f.read()
     text = text.replace("ports: [5432]", "ports: [%d]" % ctx.pg.port).replace(
-        "upstream_tls: prefer", "upstream_tls: disable")
+        "upstream_tls: verify-full", "upstream_tls: disable")
     text = text.replace('approvers: ["group:hoop-approvers"]', 'approvers: ["group:%s"]' % GROUP)
     text = text.replace("timeout: 5m ", "timeout: %s " % timeout)
     text = text.replace("  # notify_command:", "  notify_command: \"cat >> %s\"\n  # was:" % ctx.notify_file)

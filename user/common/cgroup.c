@@ -238,6 +238,39 @@ static int walk(const char *dir, int depth, int (*pidfn)(int, void *),
 	return r;
 }
 
+/* depth-first search for the directory whose inode is id; its absolute path into out */
+static int find_id(const char *dir, int depth, uint64_t id, char *out, size_t n)
+{
+	char p[PATH_MAX];
+	struct stat st;
+	struct dirent *de;
+	DIR *d;
+	int r = -ENOENT;
+
+	if (depth > 64 || stat(dir, &st))
+		return -ENOENT;
+	if ((uint64_t)st.st_ino == id) {
+		snprintf(out, n, "%s", dir);
+		return 0;
+	}
+	d = opendir(dir);
+	if (!d)
+		return -ENOENT;
+	while (r && (de = readdir(d))) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		r = find_id(p, depth + 1, id, out, n);
+	}
+	closedir(d);
+	return r;
+}
+
+int cg_find_id_under(const char *abs_root, uint64_t id, char *out, size_t n)
+{
+	return find_id(abs_root, 0, id, out, n);
+}
+
 int cg_for_each_pid(const char *abs_path, int (*fn)(int pid, void *arg), void *arg)
 {
 	return walk(abs_path, 0, fn, NULL, arg);

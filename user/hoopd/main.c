@@ -134,6 +134,13 @@ int hoopd_reload_policy(char *err, size_t errn)
 	}
 	G.st.policy_reloads++;
 	log_info("policy %s loaded: %d target(s)", G.o.policy_path, np->ntargets);
+	for (int i = 0; i < np->ntargets; i++)
+		if (np->targets[i].protocol == HOOP_PROTO_POSTGRES &&
+		    np->targets[i].upstream_tls < UPSTREAM_TLS_VERIFY_FULL)
+			log_warn("target %s: upstream_tls is not verify-full, so whoever is on the path "
+				 "to the database (or impersonates it) can read or change what hoopd "
+				 "and the database say to each other",
+				 np->targets[i].name);
 	return 0;
 }
 

@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -599,6 +600,28 @@ static void on_server(struct loop_watch *w, uint32_t events)
 	pump(s);
 }
 
+/* Without CAP_DAC_READ_SEARCH (the DaemonSet does not grant it) cgroups cannot be opened by
+ * id: look for the id under the attached cgroups, where every agent's cgroup is. Its path
+ * relative to the cgroup2 mount, as /proc/PID/cgroup spells it. */
+static int cgroup_under_attachments(uint64_t id, char *out, size_t n)
+{
+	char mnt[PATH_MAX], abs[PATH_MAX];
+	size_t ml;
+
+	if (cg_v2_mount(mnt, sizeof(mnt)))
+		return -ENOENT;
+	ml = strlen(mnt);
+	for (struct attachment *a = G.attachments; a; a = a->next) {
+		if (cg_find_id_under(a->path, id, abs, sizeof(abs)))
+			continue;
+		if (strncmp(abs, mnt, ml) || (abs[ml] != '/' && abs[ml] != '\0'))
+			return -ENOENT;
+		snprintf(out, n, "%s", abs[ml] ? abs + ml : "/");
+		return 0;
+	}
+	return -ENOENT;
+}
+
 /*
  * Who the agent is. The cgroup (and so the owner and labels) is the one the connect hook saw in
  * the agent's own context (o.cgroup_id), never /proc read now: by accept the process may have
@@ -615,7 +638,8 @@ static void read_identity(struct session *s)
 	snprintf(p, sizeof(p), "/proc/%u/exe", s->o.tgid);
 	n = readlink(p, s->exe, sizeof(s->exe) - 1);
 	s->exe[n > 0 ? n : 0] = '\0';
-	if (cg_path_of_id(s->o.cgroup_id, s->cgroup, sizeof(s->cgroup)) == 0)
+	if (cg_path_of_id(s->o.cgroup_id, s->cgroup, sizeof(s->cgroup)) == 0 ||
+	    cgroup_under_attachments(s->o.cgroup_id, s->cgroup, sizeof(s->cgroup)) == 0)
 		a = attach_find_for_pid(0, s->cgroup);
 	else
 		s->cgroup[0] = '\0'; /* gone since the connect: the id alone names it */
