@@ -204,7 +204,7 @@ void ev_session_start(const struct session *s, const struct ev_session_start *e)
 	jb_kv_str(&j, "address", s->peer);
 	jb_obj_close(&j);
 	jb_kv_str(&j, "destination", s->dst);
-	jb_kv_str(&j, "upstream_netns", netns_dial_name((enum netns_dial)s->up_netns));
+	jb_kv_str(&j, "upstream_netns", s->up_netns == NETNS_DIAL_AGENT ? "agent" : "hoopd");
 	jb_kv_str(&j, "target", s->target);
 	jb_kv_str(&j, "user", e->user);
 	jb_kv_str(&j, "database", e->database);
