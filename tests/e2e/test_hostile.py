@@ -582,6 +582,38 @@ def test_catalog_password_goes_to_no_impostor(ctx):
         cl.run()
 
 
+def test_catalog_role_with_a_password_still_logs_in_by_scram(ctx):
+    """Issue 14 point 8: the hardened catalog connection (no password until asked, then only
+    SCRAM with channel binding over verified TLS) still reads the catalog of a real server whose
+    catalog role has a SCRAM password."""
+    cl = Cleanup()
+    try:
+        pg = Postgres(cl, ssl=True, extra=("password_encryption=scram-sha-256",),
+                      hba_first=("host all hoop_catalog 127.0.0.1/32 scram-sha-256",))
+        pg.psql_direct("create user hoop_catalog password 'catalog-scram-pw'")
+        pg.psql_direct("create table visits (id int, ssn text); insert into visits values (7, '123-45-6789')")
+        pwfile = os.path.join(ctx.tmp, "catalog-scram.password")
+        with open(pwfile, "w") as f:
+            f.write("catalog-scram-pw\n")
+        policy = shipped_policy(ctx).replace("ports: [%d]" % ctx.pg.port, "ports: [%d]" % pg.port)
+        policy = policy.replace(ctx.pg.ca, pg.ca).replace(ctx.catpw, pwfile)
+        policy = policy.replace("  user: postgres\n", "  user: hoop_catalog\n")
+        check("upstream_tls: verify-full" in policy and "user: hoop_catalog" in policy, policy)
+        hd, cg = _own_hoopd(cl, policy, "scat")
+        hd.ctl("attach", "--cgroup", cg.path, "--owner", OWNER)
+        r = cg.run(["psql", "-X", "-tA", "host=127.0.0.1 port=%d dbname=postgres user=postgres "
+                    "sslmode=disable" % pg.port, "-c", "select id, ssn from visits limit 5"])
+        check(r.returncode == 0, r.stderr)
+        check("read as hoop_catalog" in hd.log_text(), "the catalog was not read")
+        check(r.stdout.split("|")[0] == "7" and "123-45-6789" not in r.stdout,
+              "masked with the catalog: %r" % r.stdout)
+    except BaseException:
+        _show_logs(cl)
+        raise
+    finally:
+        cl.run()
+
+
 MOVER = r'''
 import socket, struct, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
