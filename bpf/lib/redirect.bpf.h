@@ -92,11 +92,11 @@ static __always_inline int hoop_connect(struct bpf_sock_addr *ctx, struct hoop_t
 	if (!hoop_listener_alive(ctx, cfg->listen_port, v6_listener)) {
 		hoop_count(HOOP_ERR_NO_LISTENER);
 		hoop_notify_netns(netns);
-		/* Fail-open is for hoopd being away from this namespace, not for one of its two
-		 * listeners having failed: with the other family's listener up, hoopd is here and
-		 * the connect fails closed. */
+		/* Fail-open is for hoopd being down, not for one of its two listeners having
+		 * failed (the other family's is up) or for a namespace it has not served yet (it
+		 * is running: the notice above makes it open a listener there). */
 		if ((cfg->flags & HOOP_CFG_FAIL_OPEN) &&
-		    !hoop_listener_alive(ctx, cfg->listen_port, !v6_listener)) {
+		    !hoop_listener_alive(ctx, cfg->listen_port, !v6_listener) && !hoop_running()) {
 			hoop_count(HOOP_ERR_FAIL_OPEN);
 			return HOOP_PASS;
 		}

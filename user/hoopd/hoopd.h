@@ -66,6 +66,7 @@ extern struct hoopd G;
 /* bpfctl.c: load, pin, attach and detach the BPF side. */
 int bpfctl_setup(void);
 void bpfctl_close(void);
+void bpfctl_heartbeat(int alive);
 int bpfctl_sync_targets(const struct policy *pol);
 int bpfctl_attach(const char *cg_path, uint64_t cgid, char *err, size_t errn);
 int bpfctl_detach(uint64_t cgid, char *err, size_t errn);

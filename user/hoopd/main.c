@@ -163,6 +163,7 @@ static void tick(void)
 	control_tick();
 	catalog_tick();
 	netns_resume();
+	bpfctl_heartbeat(1);
 	if (now - last_gc >= 10) {
 		last_gc = now;
 		netns_gc();
