@@ -689,6 +689,36 @@ def test_missing_bpf_config_fails_closed(ctx):
     check(rc == 0, "not restored: %s" % err)
 
 
+def test_fail_open_waits_for_a_running_hoopd_in_a_new_netns(ctx):
+    """Issue 14 point 17: with --fail-open, the first connects from a namespace hoopd had not
+    served yet (a new pod under an attached cgroup) went straight to the database while hoopd
+    was running. Fail-open now applies only when hoopd is down (its heartbeat is stale): the
+    new namespace's first connect is refused and hoopd opens a listener there; with hoopd
+    stopped, fail-open still lets the agent through."""
+    cl = Cleanup()
+    n = os.getpid() % 100000
+    try:
+        ns = Netns(cl, "hfn%d" % n, "198.18.4.1", "198.18.4.2")
+        port = free_port()
+        _server(cl, [PY, "-c", PEER_SERVER, "127.0.0.1", str(port), "direct"], netns=ns.name)
+        hd, cg = _own_hoopd(cl, _tcp_policy(port), "fn", "--fail-open")
+        hd.ctl("attach", "--cgroup", cg.path, "--owner", OWNER)
+        ino = os.stat("/run/netns/" + ns.name).st_ino
+        check(not any(l["netns_inode"] == ino for l in hd.status()["listeners"]), "served already")
+        got = _peer(cg, "127.0.0.1", port, netns=ns.name)
+        check(not got.startswith("direct"), "a new namespace went around a running hoopd: %r" % got)
+        wait_for(lambda: any(l["netns_inode"] == ino for l in hd.status()["listeners"]), 5,
+                 "hoopd to serve the new namespace")
+        hd.stop()
+        got = _peer(cg, "127.0.0.1", port, netns=ns.name)
+        check(got.startswith("direct"), "--fail-open with hoopd stopped: %r" % got)
+    except BaseException:
+        _show_logs(cl)
+        raise
+    finally:
+        cl.run()
+
+
 SQUAT = r'''
 import socket, sys, time
 s = socket.socket(socket.AF_INET6)
