@@ -289,6 +289,14 @@ def _remember(cl, hd):
     cl.hoopds = getattr(cl, "hoopds", []) + [hd]
 
 
+def _stop_clean(cl):
+    """Stop the test's own hoopds: each exits cleanly, with no sanitizer report."""
+    for hd in getattr(cl, "hoopds", []):
+        hd.stop()
+        bad = hd.sanitizer_reports()
+        check(not bad, "hoopd %s reported:\n%s" % (hd.pin_root, "\n".join(bad[:20])))
+
+
 def _show_logs(cl):
     """A failed test's own hoopds' logs (they are removed with the test)."""
     for hd in getattr(cl, "hoopds", []):
@@ -380,6 +388,7 @@ def test_scram_channel_binding_never_turns_the_database_leg_to_plaintext(ctx):
                    env=dict(os.environ, PGPASSWORD="scram-secret-pw"))
         check(r.returncode == 0 and r.stdout.strip() == "t", "SCRAM with binding off: %r %r" %
               (r.stdout, r.stderr))
+        _stop_clean(cl)
     except BaseException:
         _show_logs(cl)
         raise
@@ -419,6 +428,7 @@ def test_agent_in_its_own_netns_cannot_see_the_database_leg(ctx):
         check("198.18.2.1:%d (target db, tcp, dialled from hoopd's netns)" % p_remote in log_text
               and "127.0.0.1:%d (target db, tcp, dialled from agent's netns)" % p_local in log_text,
               "the sessions do not say which namespace dialled")
+        _stop_clean(cl)
     except BaseException:
         _show_logs(cl)
         raise
@@ -543,6 +553,7 @@ def test_fake_database_does_not_stall_other_agents_catalog(ctx):
         # A load still waiting on the impostor does not hold hoopd's stop.
         t0 = time.time()
         check(hd.stop() == 0 and time.time() - t0 < 5, "hoopd did not stop cleanly and at once")
+        _stop_clean(cl)
     except BaseException:
         _show_logs(cl)
         raise
@@ -575,6 +586,7 @@ def test_catalog_password_goes_to_no_impostor(ctx):
         time.sleep(0.5)
         check(secret.encode() not in open(fakelog, "rb").read(),
               "the catalog password reached the impostor")
+        _stop_clean(cl)
     except BaseException:
         _show_logs(cl)
         raise
@@ -607,6 +619,7 @@ def test_catalog_role_with_a_password_still_logs_in_by_scram(ctx):
         check("read as hoop_catalog" in hd.log_text(), "the catalog was not read")
         check(r.stdout.split("|")[0] == "7" and "123-45-6789" not in r.stdout,
               "masked with the catalog: %r" % r.stdout)
+        _stop_clean(cl)
     except BaseException:
         _show_logs(cl)
         raise
@@ -660,6 +673,7 @@ def test_identity_is_the_cgroup_of_the_connect(ctx):
         check(a["owner"] == OWNER, "owner %r: taken from the cgroup at accept" % a["owner"])
         check(a["cgroup"].endswith("/" + os.path.basename(ctx.cg.path)), "cgroup %r" % a["cgroup"])
         check(a.get("exe_observed") == "accept", "exe not marked as observed at accept: %r" % a)
+        _stop_clean(cl)
     except BaseException:
         _show_logs(cl)
         raise
@@ -712,6 +726,7 @@ def test_fail_open_waits_for_a_running_hoopd_in_a_new_netns(ctx):
         hd.stop()
         got = _peer(cg, "127.0.0.1", port, netns=ns.name)
         check(got.startswith("direct"), "--fail-open with hoopd stopped: %r" % got)
+        _stop_clean(cl)
     except BaseException:
         _show_logs(cl)
         raise
@@ -753,6 +768,7 @@ def test_fail_open_keeps_a_half_served_netns_closed(ctx):
         check(ls and not ls[0]["ipv6"], "the test needs a namespace with no IPv6 listener: %r" % ls)
         got = _peer(cg, "::1", port, netns=ns.name)
         check(got.startswith("error"), "IPv6 went around hoopd under --fail-open: %r" % got)
+        _stop_clean(cl)
     except BaseException:
         _show_logs(cl)
         raise
