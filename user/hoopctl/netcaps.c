@@ -79,7 +79,7 @@ int netcaps_warn(const char *cg_path)
 		fprintf(stderr,
 			"hoopctl: warning: %d process(es) in %s can read or forge the traffic of "
 			"their network namespace; agents should run without NET_RAW and NET_ADMIN "
-			"(securityContext.capabilities.drop: [NET_RAW, NET_ADMIN]; docs/deploy.md)\n",
+			"(capabilities.drop: [NET_RAW, NET_ADMIN]; docs/deploy.md)\n",
 			sc.found, cg_path);
 	return sc.found;
 }

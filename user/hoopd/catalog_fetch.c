@@ -38,6 +38,7 @@
 #define IDLE_DROP_MS 600000   /* entries nobody used for this long are dropped */
 #define WORKERS 3	      /* catalog loads that run at once */
 #define JOB_DEADLINE_MS 20000 /* one load: connect and both queries (a server may never answer) */
+#define CAT_MAX_ROWS 2000000   /* rows per catalog query: more is no catalog, but a flood */
 #define WAIT_DEADLINE_MS 10000 /* a session waits this long for a first catalog, then has none */
 /* A path that can never exist (/dev/null is no directory): libpq then loads no client
  * certificate or key, whatever root's ~/.postgresql holds. */
@@ -53,7 +54,7 @@ struct centry {
 	uint16_t port; /* network order */
 	int target_id;
 	int agent_only; /* the destination exists only in the agent's namespace: never loaded */
-	int64_t first_ms; /* when the first load was asked for (sessions wait for it until a deadline) */
+	int64_t first_ms; /* the first load was asked for then: sessions wait for it, not for ever */
 	struct catbox *box; /* current catalog (this entry's reference), NULL before the first */
 	int loading;
 	int64_t loaded_ms, used_ms, stale_ms;
@@ -145,7 +146,8 @@ static int ms_left(int64_t deadline)
 static int wait_fd(int fd, short events, int64_t deadline)
 {
 	for (;;) {
-		struct pollfd pf[2] = {{.fd = fd, .events = events}, {.fd = C.stopfd, .events = POLLIN}};
+		struct pollfd pf[2] = {{.fd = fd, .events = events},
+				       {.fd = C.stopfd, .events = POLLIN}};
 		int ms = ms_left(deadline), r;
 
 		if (ms == 0)
@@ -185,14 +187,21 @@ static PGconn *connect_by(const char *const *kw, const char *const *val, int64_t
 	return c;
 }
 
-/* One query without blocking past the deadline: its result, or NULL (*timed_out set when the
- * deadline cut it short). */
-static PGresult *query_by(PGconn *c, const char *sql, int64_t deadline, int *timed_out)
+/*
+ * One query without blocking past the deadline. Its rows go one at a time to row_fn (libpq's
+ * single-row mode), at most CAT_MAX_ROWS of them: a server that is not what it claims cannot
+ * make hoopd hold an endless result. 0, or -1 with the reason in err.
+ */
+static int query_rows(PGconn *c, const char *sql, int64_t deadline,
+		      int (*row_fn)(const PGresult *x, void *arg), void *arg, char *err, size_t errn)
 {
-	PGresult *res = NULL;
+	long rows = 0;
 
-	if (PQsetnonblocking(c, 1) || !PQsendQueryParams(c, sql, 0, NULL, NULL, NULL, NULL, 0))
-		return NULL;
+	if (PQsetnonblocking(c, 1) || !PQsendQueryParams(c, sql, 0, NULL, NULL, NULL, NULL, 0) ||
+	    !PQsetSingleRowMode(c)) {
+		snprintf(err, errn, "%s", PQerrorMessage(c));
+		return -1;
+	}
 	for (;;) {
 		int f = PQflush(c), r;
 
@@ -200,25 +209,70 @@ static PGresult *query_by(PGconn *c, const char *sql, int64_t deadline, int *tim
 			break;
 		if (!f && !PQisBusy(c)) {
 			PGresult *x = PQgetResult(c);
+			int bad = 0;
 
 			if (!x)
-				return res;
-			if (!res)
-				res = x;
-			else
-				PQclear(x);
+				return 0;
+			if (PQresultStatus(x) == PGRES_SINGLE_TUPLE) {
+				if (++rows > CAT_MAX_ROWS)
+					bad = snprintf(err, errn, "more than %d rows: not a catalog",
+						       CAT_MAX_ROWS);
+				else if (PQnfields(x) < 2 || row_fn(x, arg))
+					bad = snprintf(err, errn, "%s",
+						       PQnfields(x) < 2 ? "not the columns asked for"
+									: "a row that does not fit (columns or memory)");
+			} else if (PQresultStatus(x) != PGRES_TUPLES_OK) {
+				bad = snprintf(err, errn, "%s", PQresultErrorMessage(x));
+			}
+			PQclear(x);
+			if (bad)
+				return -1; /* the connection is dropped with what is left */
 			continue;
 		}
 		r = wait_fd(PQsocket(c), POLLIN | (f ? POLLOUT : 0), deadline);
-		if (r <= 0) {
-			*timed_out = r == 0;
-			break;
+		if (r == 0) {
+			snprintf(err, errn, "no answer within the catalog deadline");
+			return -1;
 		}
-		if (!PQconsumeInput(c))
+		if (r < 0 || !PQconsumeInput(c))
 			break;
 	}
-	PQclear(res);
-	return NULL;
+	snprintf(err, errn, "%s", PQerrorMessage(c));
+	return -1;
+}
+
+struct rel_rows {
+	struct catalog *cat;
+	struct cat_rel *rel;
+	uint32_t last;
+};
+
+static int rel_row(const PGresult *x, void *arg)
+{
+	struct rel_rows *rr = arg;
+	uint32_t oid = (uint32_t)strtoul(PQgetvalue(x, 0, 0), NULL, 10);
+
+	if (PQnfields(x) < 9)
+		return -1;
+	if (!rr->rel || oid != rr->last) {
+		rr->rel = cat_add_rel(rr->cat, oid, PQgetvalue(x, 0, 1), PQgetvalue(x, 0, 2),
+				      PQgetvalue(x, 0, 3)[0],
+				      PQgetisnull(x, 0, 7) ? NULL : PQgetvalue(x, 0, 7));
+		if (!rr->rel)
+			return -1;
+		if (!PQgetisnull(x, 0, 8))
+			rr->rel->parent_oid = (uint32_t)strtoul(PQgetvalue(x, 0, 8), NULL, 10);
+		rr->last = oid;
+	}
+	return cat_add_col(rr->rel, (int16_t)atoi(PQgetvalue(x, 0, 4)), PQgetvalue(x, 0, 5),
+			   (uint32_t)strtoul(PQgetvalue(x, 0, 6), NULL, 10))
+		   ? -1
+		   : 0;
+}
+
+static int func_row(const PGresult *x, void *arg)
+{
+	return cat_add_function(arg, PQgetvalue(x, 0, 0), PQgetvalue(x, 0, 1)) ? -1 : 0;
 }
 
 static struct catalog *load(struct job *j)
@@ -228,10 +282,9 @@ static struct catalog *load(struct job *j)
 	int n = 0, timed_out = 0;
 	int64_t deadline = now_ms() + JOB_DEADLINE_MS;
 	PGconn *conn;
-	PGresult *r = NULL;
 	struct catalog *cat = NULL;
-	struct cat_rel *rel = NULL;
-	uint32_t last = 0;
+	struct rel_rows rr = {0};
+	char qerr[200];
 
 #define KV(k, v)                                                                               \
 	do {                                                                                   \
@@ -290,43 +343,15 @@ static struct catalog *load(struct job *j)
 	cat = cat_new();
 	if (!cat)
 		goto oom;
-	r = query_by(conn, REL_SQL, deadline, &timed_out);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		snprintf(j->error, sizeof(j->error), "reading pg_class as %s: %s", j->user,
-			 timed_out ? "no answer within the catalog deadline"
-				   : r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
+	rr.cat = cat;
+	if (query_rows(conn, REL_SQL, deadline, rel_row, &rr, qerr, sizeof(qerr))) {
+		snprintf(j->error, sizeof(j->error), "reading pg_class as %s: %s", j->user, qerr);
 		goto fail;
 	}
-	for (int i = 0; i < PQntuples(r); i++) {
-		uint32_t oid = (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10);
-
-		if (PQnfields(r) < 9)
-			break; /* not the columns asked for: a server that is not PostgreSQL */
-		if (!rel || oid != last) {
-			rel = cat_add_rel(cat, oid, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-					  PQgetvalue(r, i, 3)[0],
-					  PQgetisnull(r, i, 7) ? NULL : PQgetvalue(r, i, 7));
-			if (!rel)
-				goto oom;
-			if (!PQgetisnull(r, i, 8))
-				rel->parent_oid = (uint32_t)strtoul(PQgetvalue(r, i, 8), NULL, 10);
-			last = oid;
-		}
-		if (cat_add_col(rel, (int16_t)atoi(PQgetvalue(r, i, 4)), PQgetvalue(r, i, 5),
-				(uint32_t)strtoul(PQgetvalue(r, i, 6), NULL, 10)))
-			goto oom;
-	}
-	PQclear(r);
-	r = query_by(conn, FUNC_SQL, deadline, &timed_out);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		snprintf(j->error, sizeof(j->error), "reading pg_proc as %s: %s", j->user,
-			 timed_out ? "no answer within the catalog deadline"
-				   : r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
+	if (query_rows(conn, FUNC_SQL, deadline, func_row, cat, qerr, sizeof(qerr))) {
+		snprintf(j->error, sizeof(j->error), "reading pg_proc as %s: %s", j->user, qerr);
 		goto fail;
 	}
-	for (int i = 0; i < PQntuples(r) && PQnfields(r) >= 2; i++)
-		if (cat_add_function(cat, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1)))
-			goto oom;
 	if (cat_index(cat))
 		goto oom;
 	goto out;
@@ -336,7 +361,6 @@ fail:
 	cat_free(cat);
 	cat = NULL;
 out:
-	PQclear(r);
 	PQfinish(conn);
 	/* libpq's messages end in a newline; the log line should not */
 	for (size_t l = strlen(j->error); l && j->error[l - 1] == '\n'; l--)
@@ -556,7 +580,8 @@ static void submit(struct centry *e, struct session *s)
 	/* libpq 15 knows no sslrootcert=system: name OpenSSL's own bundle, as the relay's leg
 	 * uses (SSL_CTX_set_default_verify_paths). */
 	if (t->upstream_tls >= UPSTREAM_TLS_VERIFY_CA && !t->ca_file[0])
-		snprintf(j->sslrootcert, sizeof(j->sslrootcert), "%s", X509_get_default_cert_file());
+		snprintf(j->sslrootcert, sizeof(j->sslrootcert), "%s",
+			 X509_get_default_cert_file());
 	e->loading = 1;
 	if (!e->box && !e->first_ms)
 		e->first_ms = now_ms();
@@ -665,8 +690,8 @@ void catalog_tick(void)
 		}
 		if (e->loading && !e->box && now - e->first_ms >= WAIT_DEADLINE_MS &&
 		    sess_find(waiting_on, e)) {
-			log_warn("catalog of %s/%s: no answer in %d s; its sessions go on without it "
-				 "(masking fails closed) while the load goes on",
+			log_warn("catalog of %s/%s: no answer in %d s; its sessions go on "
+				 "without it (masking fails closed) while the load goes on",
 				 e->dst, e->database, WAIT_DEADLINE_MS / 1000);
 			for (struct session *s; (s = sess_find(waiting_on, e));) {
 				s->cat_wait = NULL;

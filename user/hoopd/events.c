@@ -187,7 +187,7 @@ void ev_session_start(const struct session *s, const struct ev_session_start *e)
 	jb_kv_str(&j, "comm", comm);
 	jb_kv_str(&j, "exe", s->exe);
 	jb_kv_str(&j, "exe_observed", "accept"); /* read from /proc at accept, not at connect */
-	jb_kv_str(&j, "cgroup", s->cgroup);	    /* the connect-time cgroup (BPF), as it is named now */
+	jb_kv_str(&j, "cgroup", s->cgroup); /* the connect-time cgroup (BPF), named as it is now */
 	jb_kv_uint(&j, "cgroup_id", s->o.cgroup_id);
 	{
 		char pod[64], ctr[65];
