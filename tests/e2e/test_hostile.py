@@ -507,6 +507,18 @@ def handle(c):
             ps = b"".join(b"S" + struct.pack("!i", 4 + len(k) + len(v) + 2) + k + b"\0" + v + b"\0"
                           for k, v in ((b"server_version", b"15.0"), (b"client_encoding", b"UTF8")))
             c.sendall(b"R" + struct.pack("!ii", 8, 0) + ps + b"Z" + struct.pack("!i", 5) + b"I")
+        if catalog and mode == "flood":
+            # Whatever it is asked: a result with the catalog's nine columns that never ends.
+            c.recv(65536)
+            desc = struct.pack("!h", 9) + b"".join(b"c%d\0" % i + struct.pack("!ihihih", 0, 0, 25, -1, -1, 0)
+                                                  for i in range(9))
+            vals = [b"16384", b"public", b"t", b"r", b"1", b"a", b"25", b"x" * 100000, b""]
+            row = struct.pack("!h", 9) + b"".join(struct.pack("!i", len(v)) + v for v in vals)
+            c.sendall(b"1\0\0\0\4" + b"2\0\0\0\4" + b"T" + struct.pack("!i", 4 + len(desc)) + desc)
+            chunk = (b"D" + struct.pack("!i", 4 + len(row)) + row) * 10
+            note(b"flooding")
+            while True:
+                c.sendall(chunk)
         while True:
             d = c.recv(65536)
             if not d: break
@@ -619,6 +631,42 @@ def test_catalog_role_with_a_password_still_logs_in_by_scram(ctx):
         check("read as hoop_catalog" in hd.log_text(), "the catalog was not read")
         check(r.stdout.split("|")[0] == "7" and "123-45-6789" not in r.stdout,
               "masked with the catalog: %r" % r.stdout)
+        _stop_clean(cl)
+    except BaseException:
+        _show_logs(cl)
+        raise
+    finally:
+        cl.run()
+
+
+def test_catalog_flood_is_cut_off(ctx):
+    """Issue 14 point 8: a server the agent dialled could answer the catalog query with a result
+    that never ends, and libpq kept all of it. Rows are now taken one at a time and a load stops
+    at a bound (rows, bytes, deadline): hoopd's memory stays small and the load fails."""
+    cl = Cleanup()
+    try:
+        fakelog = os.path.join(ctx.tmp, "fake-flood.log")
+        _server(cl, [PY, "-c", FAKE_PG, "flood", "127.0.0.4", str(ctx.pg.port), fakelog])
+        hd, cg = _own_hoopd(cl, shipped_policy(ctx, upstream_tls="prefer"), "flood")
+        hd.ctl("attach", "--cgroup", cg.path, "--owner", OWNER)
+        fake = cg.popen(["psql", "host=127.0.0.4 port=%d user=postgres dbname=clinical "
+                         "sslmode=disable" % ctx.pg.port, "-XAtc", "select 1"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cl.push(lambda: (fake.kill(), fake.wait()))
+        wait_for(lambda: os.path.exists(fakelog) and b"flooding" in open(fakelog, "rb").read(),
+                 15, "the impostor to flood hoopd's catalog load")
+
+        def peak_mib():
+            with open("/proc/%d/status" % hd.proc.pid) as f:
+                return int(re.search(r"VmHWM:\s*(\d+)", f.read()).group(1)) // 1024
+        try:
+            wait_for(lambda: "catalog of 127.0.0.4" in hd.log_text() or peak_mib() > 700, 30,
+                     "the catalog load to end")
+        except AssertionError:
+            pass
+        check(peak_mib() <= 700, "hoopd grew to %d MiB on the flood" % peak_mib())
+        check("not a catalog" in hd.log_text() or "catalog deadline" in hd.log_text(),
+              "the flooded load did not stop at a bound")
         _stop_clean(cl)
     except BaseException:
         _show_logs(cl)

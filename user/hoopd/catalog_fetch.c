@@ -38,7 +38,8 @@
 #define IDLE_DROP_MS 600000   /* entries nobody used for this long are dropped */
 #define WORKERS 3	      /* catalog loads that run at once */
 #define JOB_DEADLINE_MS 20000 /* one load: connect and both queries (a server may never answer) */
-#define CAT_MAX_ROWS 2000000   /* rows per catalog query: more is no catalog, but a flood */
+#define CAT_MAX_ROWS 1000000   /* rows per catalog query: more is no catalog, but a flood */
+#define CAT_MAX_BYTES (64L << 20) /* values' bytes per load, for the same reason */
 #define WAIT_DEADLINE_MS 10000 /* a session waits this long for a first catalog, then has none */
 /* A path that can never exist (/dev/null is no directory): libpq then loads no client
  * certificate or key, whatever root's ~/.postgresql holds. */
@@ -189,11 +190,12 @@ static PGconn *connect_by(const char *const *kw, const char *const *val, int64_t
 
 /*
  * One query without blocking past the deadline. Its rows go one at a time to row_fn (libpq's
- * single-row mode), at most CAT_MAX_ROWS of them: a server that is not what it claims cannot
- * make hoopd hold an endless result. 0, or -1 with the reason in err.
+ * single-row mode), at most CAT_MAX_ROWS of them and CAT_MAX_BYTES of values per load (*bytes
+ * counts): a server that is not what it claims cannot make hoopd hold an endless catalog. 0, or -1 with the reason in err.
  */
 static int query_rows(PGconn *c, const char *sql, int64_t deadline,
-		      int (*row_fn)(const PGresult *x, void *arg), void *arg, char *err, size_t errn)
+		      int (*row_fn)(const PGresult *x, void *arg), void *arg, long *bytes,
+		      char *err, size_t errn)
 {
 	long rows = 0;
 
@@ -214,9 +216,12 @@ static int query_rows(PGconn *c, const char *sql, int64_t deadline,
 			if (!x)
 				return 0;
 			if (PQresultStatus(x) == PGRES_SINGLE_TUPLE) {
-				if (++rows > CAT_MAX_ROWS)
-					bad = snprintf(err, errn, "more than %d rows: not a catalog",
-						       CAT_MAX_ROWS);
+				for (int i = 0; i < PQnfields(x); i++)
+					*bytes += PQgetlength(x, 0, i);
+				if (++rows > CAT_MAX_ROWS || *bytes > CAT_MAX_BYTES)
+					bad = snprintf(err, errn,
+						       "more than %d rows or %ld MiB: not a catalog",
+						       CAT_MAX_ROWS, CAT_MAX_BYTES >> 20);
 				else if (PQnfields(x) < 2 || row_fn(x, arg))
 					bad = snprintf(err, errn, "%s",
 						       PQnfields(x) < 2 ? "not the columns asked for"
@@ -285,6 +290,7 @@ static struct catalog *load(struct job *j)
 	struct catalog *cat = NULL;
 	struct rel_rows rr = {0};
 	char qerr[200];
+	long bytes = 0;
 
 #define KV(k, v)                                                                               \
 	do {                                                                                   \
@@ -344,11 +350,11 @@ static struct catalog *load(struct job *j)
 	if (!cat)
 		goto oom;
 	rr.cat = cat;
-	if (query_rows(conn, REL_SQL, deadline, rel_row, &rr, qerr, sizeof(qerr))) {
+	if (query_rows(conn, REL_SQL, deadline, rel_row, &rr, &bytes, qerr, sizeof(qerr))) {
 		snprintf(j->error, sizeof(j->error), "reading pg_class as %s: %s", j->user, qerr);
 		goto fail;
 	}
-	if (query_rows(conn, FUNC_SQL, deadline, func_row, cat, qerr, sizeof(qerr))) {
+	if (query_rows(conn, FUNC_SQL, deadline, func_row, cat, &bytes, qerr, sizeof(qerr))) {
 		snprintf(j->error, sizeof(j->error), "reading pg_proc as %s: %s", j->user, qerr);
 		goto fail;
 	}
