@@ -655,8 +655,9 @@ int catalog_for(struct session *s, const char *db_user, const char *database,
 	if (!e->box) {
 		if (!e->loading)
 			submit(e, s);
-		if (e->loading && e->used_ms - e->first_ms >= WAIT_DEADLINE_MS)
-			return 0; /* waited long enough: no catalog, masking fails closed */
+		if (!e->loading || e->used_ms - e->first_ms >= WAIT_DEADLINE_MS)
+			return 0; /* nothing to wait for, or waited long enough: no catalog,
+				   * masking fails closed */
 		s->cat_wait = e;
 		return 1;
 	}

@@ -89,7 +89,6 @@ enum netns_dial {
 	NETNS_DIAL_AGENT = 1, /* the agent's: the destination exists only there */
 };
 enum netns_dial netns_dial_where(struct listener *ln, int family, const uint8_t *addr);
-enum netns_dial netns_dial_where_fd(int nsfd, int family, const uint8_t *addr);
 int netns_socket_dial(struct listener *ln, int family, enum netns_dial where);
 const char *netns_dial_name(enum netns_dial where);
 uint64_t netns_cookie(const struct listener *ln);

@@ -133,7 +133,7 @@ static void probe_in(int nsfd, int family, const uint8_t *a, int *local, int *ro
 	close(fd);
 }
 
-enum netns_dial netns_dial_where_fd(int nsfd, int family, const uint8_t *addr)
+static enum netns_dial dial_where(int nsfd, int family, const uint8_t *addr)
 {
 	int alocal, arouted, hlocal, hrouted;
 
@@ -154,7 +154,7 @@ enum netns_dial netns_dial_where_fd(int nsfd, int family, const uint8_t *addr)
 
 enum netns_dial netns_dial_where(struct listener *ln, int family, const uint8_t *addr)
 {
-	return netns_dial_where_fd(ln->nsfd, family, addr);
+	return dial_where(ln->nsfd, family, addr);
 }
 
 const char *netns_dial_name(enum netns_dial where)
