@@ -110,7 +110,7 @@ def policy_text(kind, port):
     with open(os.path.join(ROOT, "policies", "hipaa-agents.yaml")) as f:
         text = f.read()
     for old, new in (("ports: [5432]", "ports: [%d]" % port),
-                     ("upstream_tls: prefer", "upstream_tls: disable")):
+                     ("upstream_tls: verify-full", "upstream_tls: disable")):
         if old not in text:
             raise RuntimeError("policies/hipaa-agents.yaml no longer has %r" % old)
         text = text.replace(old, new)

@@ -29,11 +29,15 @@ int hoop_connect4(struct bpf_sock_addr *ctx)
 	struct hoop_target_key key = {};
 	struct hoop_config *cfg = NULL;
 	__u32 ip = ctx->user_ip4;
+	int v;
 
 	key.port = (__be16)ctx->user_port;
 	key.family = HOOP_AF_INET;
 	__builtin_memcpy(key.addr, &ip, 4);
-	if (hoop_connect(ctx, &key, 0, 0, &cfg) == HOOP_REDIRECT && cfg) {
+	v = hoop_connect(ctx, &key, 0, 0, &cfg);
+	if (v == HOOP_REFUSE)
+		return 0;
+	if (v == HOOP_REDIRECT && cfg) {
 		ctx->user_ip4 = bpf_htonl(HOOP_LOOPBACK4);
 		ctx->user_port = cfg->listen_port;
 	}
@@ -46,7 +50,7 @@ int hoop_connect6(struct bpf_sock_addr *ctx)
 	struct hoop_target_key key = {};
 	struct hoop_config *cfg = NULL;
 	__u32 w[4];
-	int mapped;
+	int mapped, v;
 
 	w[0] = ctx->user_ip6[0];
 	w[1] = ctx->user_ip6[1];
@@ -62,7 +66,10 @@ int hoop_connect6(struct bpf_sock_addr *ctx)
 		key.family = HOOP_AF_INET6;
 		__builtin_memcpy(key.addr, w, 16);
 	}
-	if (hoop_connect(ctx, &key, !mapped, mapped, &cfg) != HOOP_REDIRECT || !cfg)
+	v = hoop_connect(ctx, &key, !mapped, mapped, &cfg);
+	if (v == HOOP_REFUSE)
+		return 0;
+	if (v != HOOP_REDIRECT || !cfg)
 		return 1;
 	ctx->user_ip6[0] = 0;
 	ctx->user_ip6[1] = 0;

@@ -43,7 +43,7 @@ struct hoop_target {
 };
 
 enum hoop_config_flags {
-	HOOP_CFG_FAIL_OPEN = 1 << 0, /* no listener in the netns: let the connect go direct */
+	HOOP_CFG_FAIL_OPEN = 1 << 0, /* no hoopd listener at all in the netns: go direct */
 	HOOP_CFG_ACCEL = 1 << 1,     /* put redirected agent sockets into hoop_agent_socks */
 };
 

@@ -78,7 +78,8 @@ echo "clinical: $(psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -tAX -c
 say "2. hoopd with a policy that targets the database port"
 # A throwaway approver: a local user in the group the policy names.
 groupadd "$APPROVER-grp" && useradd -M -s /usr/sbin/nologin -G "$APPROVER-grp" "$APPROVER"
-sed -e "s/ports: \[5432\]/ports: [$PGPORT]/" \
+# The demo's database has no TLS: its policy says so (the shipped one verifies the server).
+sed -e "s/ports: \[5432\]/ports: [$PGPORT]/" -e "s/upstream_tls: verify-full/upstream_tls: disable/" \
 	-e "s/group:hoop-approvers/group:$APPROVER-grp/" policies/hipaa-agents.yaml >"$WORK/policy.yaml"
 chmod 755 "$WORK"
 grep -A4 '^targets:' "$WORK/policy.yaml"

@@ -23,6 +23,16 @@ struct {
 	__type(value, struct hoop_config);
 } hoop_config SEC(".maps");
 
+/* hoopd's heartbeat: bpf_ktime_get_ns() (CLOCK_MONOTONIC) of its last loop tick, 0 after a
+ * clean stop. A map of its own, not a hoop_config field, so its layout (and the pins of an
+ * earlier hoopd) stay as they are. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} hoop_alive SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -72,6 +82,18 @@ static __always_inline void hoop_count(__u32 err)
 
 	if (v)
 		__sync_fetch_and_add(v, 1);
+}
+
+#define HOOP_ALIVE_NS (3ULL * 1000000000ULL) /* a heartbeat older than this: hoopd is down */
+
+/* Is hoopd running (its heartbeat is recent)? */
+static __always_inline int hoop_running(void)
+{
+	__u32 zero = 0;
+	__u64 *t = bpf_map_lookup_elem(&hoop_alive, &zero);
+	__u64 now = bpf_ktime_get_ns();
+
+	return t && *t && now - *t < HOOP_ALIVE_NS;
 }
 
 static __always_inline struct hoop_config *hoop_cfg(void)

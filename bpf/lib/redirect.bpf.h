@@ -17,6 +17,7 @@
 enum hoop_verdict {
 	HOOP_PASS = 0,	   /* not ours: leave the connect alone */
 	HOOP_REDIRECT = 1, /* rewrite to hoopd's listener */
+	HOOP_REFUSE = 2,   /* ours, but nowhere to send it: the connect fails (EPERM) */
 };
 
 static __always_inline int hoop_is_v4mapped(const __u32 *w)
@@ -64,14 +65,11 @@ static __always_inline void hoop_notify_netns(__u64 netns_cookie)
 static __always_inline int hoop_connect(struct bpf_sock_addr *ctx, struct hoop_target_key *key,
 					int v6_listener, int v4mapped, struct hoop_config **cfgp)
 {
-	struct hoop_config *cfg = hoop_cfg();
+	struct hoop_config *cfg;
 	struct hoop_target *tgt;
 	struct hoop_origin *o;
 	__u64 id, ug, netns;
 
-	if (!cfg)
-		return HOOP_PASS;
-	*cfgp = cfg;
 	if (ctx->type != 1 /* SOCK_STREAM */)
 		return HOOP_PASS;
 
@@ -80,11 +78,25 @@ static __always_inline int hoop_connect(struct bpf_sock_addr *ctx, struct hoop_t
 	if (!tgt)
 		return HOOP_PASS;
 
+	/* A targeted connect with no usable config (another hoop's ABI during an upgrade, or
+	 * none written yet): we cannot know hoopd's port, and fail-open was not said either, so
+	 * the connect fails rather than go around hoopd. */
+	cfg = hoop_cfg();
+	if (!cfg) {
+		hoop_count(HOOP_ERR_NO_LISTENER);
+		return HOOP_REFUSE;
+	}
+	*cfgp = cfg;
+
 	netns = bpf_get_netns_cookie(ctx);
 	if (!hoop_listener_alive(ctx, cfg->listen_port, v6_listener)) {
 		hoop_count(HOOP_ERR_NO_LISTENER);
 		hoop_notify_netns(netns);
-		if (cfg->flags & HOOP_CFG_FAIL_OPEN) {
+		/* Fail-open is for hoopd being down, not for one of its two listeners having
+		 * failed (the other family's is up) or for a namespace it has not served yet (it
+		 * is running: the notice above makes it open a listener there). */
+		if ((cfg->flags & HOOP_CFG_FAIL_OPEN) &&
+		    !hoop_listener_alive(ctx, cfg->listen_port, !v6_listener) && !hoop_running()) {
 			hoop_count(HOOP_ERR_FAIL_OPEN);
 			return HOOP_PASS;
 		}

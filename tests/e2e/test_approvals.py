@@ -30,7 +30,7 @@ def policy(ctx, timeout="30s", extra=""):
     with open(os.path.join(ROOT, "policies", "hipaa-agents.yaml")) as f:
         text = f.read()
     text = text.replace("ports: [5432]", "ports: [%d]" % ctx.pg.port).replace(
-        "upstream_tls: prefer", "upstream_tls: disable")
+        "upstream_tls: verify-full", "upstream_tls: disable")
     # fifty statements wait at once in test_fifty_held_while_others_run: above the default cap
     text = text.replace('approvers: ["group:hoop-approvers"]',
                         'approvers: ["group:%s"]\n  max_waiting: 64' % GROUP)

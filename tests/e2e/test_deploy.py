@@ -852,6 +852,28 @@ def test_prestop_drains_then_agents_stay_fail_closed_until_hoopd_is_back(ctx):
             hd.ctl("detach", "--cgroup", ctr, check=False)
 
 
+def test_agent_pod_example_drops_raw_network_capabilities(ctx):
+    """The example agent pod (deploy/examples/agent-pod.yaml) runs without NET_RAW and NET_ADMIN
+    (issue 14 point 7: a root agent holding them reads and forges its namespace's traffic), off
+    the host's network and PID namespaces, and docs/deploy.md says why."""
+    with open(os.path.join(DEPLOY, "examples", "agent-pod.yaml")) as f:
+        pod = yaml.safe_load(f)
+    spec = pod["spec"]
+    check(not spec.get("hostNetwork") and not spec.get("hostPID"), "host namespaces: %r" % spec)
+    for c in spec["containers"]:
+        sc = c.get("securityContext", {})
+        drop = {x.upper() for x in sc.get("capabilities", {}).get("drop", [])}
+        add = {x.upper() for x in sc.get("capabilities", {}).get("add", [])}
+        check(("ALL" in drop or {"NET_RAW", "NET_ADMIN"} <= drop) and not add & {"NET_RAW", "NET_ADMIN"},
+              "container %s keeps NET_RAW or NET_ADMIN: %r" % (c["name"], sc))
+        check(sc.get("allowPrivilegeEscalation") is False and not sc.get("privileged"),
+              "container %s may escalate: %r" % (c["name"], sc))
+    with open(os.path.join(ROOT, "docs", "deploy.md")) as f:
+        text = f.read()
+    check("NET_RAW" in text and "NET_ADMIN" in text and "examples/agent-pod.yaml" in text,
+          "docs/deploy.md does not tell agents to drop NET_RAW and NET_ADMIN")
+
+
 def test_hoopds_exited_cleanly_without_sanitizer_reports(ctx):
     check_clean_stop(ctx.hd, ctx.p["kind_ctr"])
     for h in ctx.hoopds[1:]:
@@ -878,6 +900,7 @@ TESTS = [
     test_each_granted_capability_is_needed,
     test_policy_reloader_applies_a_configmap_update,
     test_prestop_drains_then_agents_stay_fail_closed_until_hoopd_is_back,
+    test_agent_pod_example_drops_raw_network_capabilities,
     test_hoopds_exited_cleanly_without_sanitizer_reports,
 ]
 

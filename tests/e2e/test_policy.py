@@ -30,7 +30,7 @@ def hipaa(port, extra=""):
     with open(os.path.join(ROOT, "policies", "hipaa-agents.yaml")) as f:
         text = f.read()
     return text.replace("ports: [5432]", "ports: [%d]" % port).replace(
-        "upstream_tls: prefer", "upstream_tls: disable") + extra
+        "upstream_tls: verify-full", "upstream_tls: disable") + extra
 
 
 def setup():

@@ -153,7 +153,7 @@ def test_ipv6_and_v4_mapped_destinations(ctx):
     check(accepted(ctx) == before + 3, "expected 3 intercepted connections, got %d" % (accepted(ctx) - before))
 
 
-def test_netns_agent_keeps_its_source_address(ctx):
+def test_netns_agent_goes_through_hoopd_dialling_from_its_own_netns(ctx):
     # A pod: a process already lives in the namespace when the cgroup is (re-)attached.
     pod = ctx.cg.popen(["sleep", "120"], netns=ctx.ns.name)
     try:
@@ -167,7 +167,9 @@ def test_netns_agent_keeps_its_source_address(ctx):
               "no listener in the pod's namespace")
         before = accepted(ctx)
         r = agent_psql(ctx, "select host(inet_client_addr())", host="198.18.0.1", netns=ctx.ns.name)
-        check(r.stdout.strip() == "198.18.0.2", "PostgreSQL saw client %r" % r.stdout)
+        # The database leg is dialled from hoopd's namespace (the pod's own traffic cannot
+        # carry it), so PostgreSQL sees hoopd's address, not the pod's.
+        check(r.stdout.strip() == "198.18.0.1", "PostgreSQL saw client %r" % r.stdout)
         check(accepted(ctx) == before + 1, "the namespace's connection did not go through hoopd")
         r = probe(ctx, "198.18.0.1", netns=ctx.ns.name)
         check(r["peer"] == ["198.18.0.1", ctx.pg.port], "getpeername in netns %r" % r)
@@ -189,7 +191,7 @@ def test_new_netns_is_refused_once_then_served(ctx):
     wait_for(lambda: any(l["netns_inode"] == ino for l in ctx.hd.status()["listeners"]), 5,
              "hoopd to open a listener in the announced namespace")
     r = agent_psql(ctx, "select host(inet_client_addr())", host="198.18.0.5", netns=ctx.ns2.name)
-    check(r.stdout.strip() == "198.18.0.6", "PostgreSQL saw client %r" % r.stdout)
+    check(r.stdout.strip() == "198.18.0.5", "PostgreSQL saw client %r" % r.stdout)
     # No attached process is left in that namespace: hoopd lets go of it (its listener would
     # otherwise keep a deleted pod's namespace alive).
     wait_for(lambda: not any(l["netns_inode"] == ino for l in ctx.hd.status()["listeners"]), 25,
@@ -420,7 +422,7 @@ TESTS = [
     test_agent_sees_database_address,
     test_process_outside_cgroup_not_intercepted,
     test_ipv6_and_v4_mapped_destinations,
-    test_netns_agent_keeps_its_source_address,
+    test_netns_agent_goes_through_hoopd_dialling_from_its_own_netns,
     test_new_netns_is_refused_once_then_served,
     test_existing_connection_listed_and_reset,
     test_policy_reload_bad_refused_good_applied,

@@ -2,6 +2,7 @@
 #include "cgroup.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
@@ -120,6 +122,54 @@ int cg_id(const char *abs_path, uint64_t *id)
 	return 0;
 }
 
+/*
+ * cgroupfs (kernfs) exports its directories by file handle: the handle of a cgroup is its 8-byte
+ * id, of type FILEID_KERNFS. Opening that handle and reading the fd's link gives the cgroup's
+ * path as it is now, whatever process has moved since.
+ */
+int cg_path_of_id(uint64_t id, char *out, size_t n)
+{
+	char mnt[PATH_MAX], link[64], p[PATH_MAX];
+	struct {
+		struct file_handle fh;
+		uint64_t id;
+	} h;
+	int mfd, fd, r = 0;
+	ssize_t l;
+	size_t ml;
+
+	if ((r = cg_v2_mount(mnt, sizeof(mnt))))
+		return r;
+	mfd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (mfd < 0)
+		return -errno;
+	h.fh.handle_bytes = sizeof(h.id);
+	h.fh.handle_type = 0xfe; /* FILEID_KERNFS */
+	h.id = id;
+	fd = open_by_handle_at(mfd, &h.fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		close(mfd);
+		return r;
+	}
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	l = readlink(link, p, sizeof(p) - 1);
+	if (l < 0)
+		r = -errno;
+	close(fd);
+	close(mfd);
+	if (r)
+		return r;
+	p[l] = '\0';
+	/* The link is the path in this mount namespace; make it relative to the v2 mount, as
+	 * /proc/PID/cgroup spells it. */
+	ml = strlen(mnt);
+	if (strncmp(p, mnt, ml) || (p[ml] != '/' && p[ml] != '\0'))
+		return -ENOENT;
+	snprintf(out, n, "%s", p[ml] ? p + ml : "/");
+	return 0;
+}
+
 int cg_of_pid(int pid, char *out, size_t n)
 {
 	char p[64], line[PATH_MAX + 32];
@@ -186,6 +236,39 @@ static int walk(const char *dir, int depth, int (*pidfn)(int, void *),
 	}
 	closedir(d);
 	return r;
+}
+
+/* depth-first search for the directory whose inode is id; its absolute path into out */
+static int find_id(const char *dir, int depth, uint64_t id, char *out, size_t n)
+{
+	char p[PATH_MAX];
+	struct stat st;
+	struct dirent *de;
+	DIR *d;
+	int r = -ENOENT;
+
+	if (depth > 64 || stat(dir, &st))
+		return -ENOENT;
+	if ((uint64_t)st.st_ino == id) {
+		snprintf(out, n, "%s", dir);
+		return 0;
+	}
+	d = opendir(dir);
+	if (!d)
+		return -ENOENT;
+	while (r && (de = readdir(d))) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		r = find_id(p, depth + 1, id, out, n);
+	}
+	closedir(d);
+	return r;
+}
+
+int cg_find_id_under(const char *abs_root, uint64_t id, char *out, size_t n)
+{
+	return find_id(abs_root, 0, id, out, n);
 }
 
 int cg_for_each_pid(const char *abs_path, int (*fn)(int pid, void *arg), void *arg)

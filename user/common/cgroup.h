@@ -19,6 +19,14 @@ int cg_resolve(const char *path, char *out, size_t n, char *err, size_t errn);
 /* The cgroup id BPF reports (bpf_get_current_cgroup_id) is the directory's inode number. */
 int cg_id(const char *abs_path, uint64_t *id);
 
+/* The v2 path (relative to the mount, like cg_of_pid) of the cgroup with this id, as it is now;
+ * -ESTALE or -ENOENT when it is gone. Needs CAP_DAC_READ_SEARCH. */
+int cg_path_of_id(uint64_t id, char *out, size_t n);
+
+/* The absolute path of the cgroup with this id at or under abs_root (a walk: no capability
+ * needed, unlike cg_path_of_id). 0, or -ENOENT. */
+int cg_find_id_under(const char *abs_root, uint64_t id, char *out, size_t n);
+
 /* The v2 path of a process relative to the mount ("/agents/x"), from /proc/PID/cgroup. */
 int cg_of_pid(int pid, char *out, size_t n);
 

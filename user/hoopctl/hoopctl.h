@@ -24,6 +24,9 @@ struct judge_out;
 enum verdict policy_test_stmt(const struct policy *pol, const struct rules_session *rs,
 			      const char *sql, size_t len, int unsplittable, struct sqlfacts *f,
 			      struct judge_out *out);
+/* netcaps.c: warn (stderr) about processes of the cgroup that hold CAP_NET_RAW or
+ * CAP_NET_ADMIN; how many there are. */
+int netcaps_warn(const char *cg_path);
 int cmd_decide(int argc, char **argv);
 
 #endif

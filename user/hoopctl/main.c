@@ -42,7 +42,9 @@ static const char usage[] =
 	"        free-form and are recorded with every connection. Only new connections are\n"
 	"        redirected: attach lists the cgroup's connections to targeted ports that were\n"
 	"        already open, and --reset-existing ends them (SOCK_DESTROY) so the agents\n"
-	"        reconnect through hoopd. Attaching twice updates owner and labels.\n"
+	"        reconnect through hoopd. Attaching twice updates owner and labels. attach\n"
+	"        warns about processes in the cgroup that hold CAP_NET_RAW or CAP_NET_ADMIN\n"
+	"        (agents should run without them: docs/deploy.md).\n"
 	"  detach --cgroup PATH\n"
 	"        Remove hoop's programs from the cgroup. Open connections through hoopd go on;\n"
 	"        new ones go direct.\n"
@@ -317,6 +319,7 @@ static int cmd_attach(int argc, char **argv)
 		}
 		if (*gs(resp, "existing_error"))
 			fprintf(stderr, "hoopctl: warning: %s\n", gs(resp, "existing_error"));
+		netcaps_warn(gs(resp, "cgroup"));
 	}
 	if (resp)
 		json_object_put(resp);

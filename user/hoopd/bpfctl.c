@@ -24,6 +24,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hoop.skel.h"
@@ -252,6 +253,7 @@ int bpfctl_setup(void)
 		log_error("cannot open the hoop_events ring buffer: %s", strerror(errno));
 		goto fail;
 	}
+	bpfctl_heartbeat(1);
 	adopt_pinned_links();
 	return 0;
 fail:
@@ -271,8 +273,28 @@ void bpfctl_events_poll(void)
 		ring_buffer__consume(g_rb);
 }
 
+/* The heartbeat the programs read (hoop_running): fail-open applies only while it is stale. */
+void bpfctl_heartbeat(int alive)
+{
+	struct timespec ts;
+	__u64 v = 0;
+	__u32 zero = 0;
+
+	static __u64 last;
+
+	if (!G.skel)
+		return;
+	if (alive && clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
+		v = (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+	if (alive && v - last < 500000000ULL)
+		return; /* at most twice a second: the loop ticks after every batch */
+	last = v;
+	bpf_map_update_elem(bpf_map__fd(G.skel->maps.hoop_alive), &zero, &v, BPF_ANY);
+}
+
 void bpfctl_close(void)
 {
+	bpfctl_heartbeat(0); /* stopping: --fail-open agents may go direct at once */
 	ring_buffer__free(g_rb);
 	g_rb = NULL;
 	/* Links are pinned and disconnected: destroying the skeleton leaves attachments alone. */

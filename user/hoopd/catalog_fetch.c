@@ -1,8 +1,11 @@
 /*
- * Catalog loading for masking (see catalog_fetch.h). One worker thread runs libpq; the event
- * loop hands it jobs and learns of results through an eventfd. A job enters the agent's network
- * namespace (setns affects only the calling thread) so that it reaches the same database the
- * agent dialled, at the same address.
+ * Catalog loading for masking (see catalog_fetch.h). A small pool of worker threads runs libpq
+ * without blocking (every job has a deadline, enforced with poll); the event loop hands them jobs
+ * and learns of results through an eventfd. The destination is the one the agent dialled, so an
+ * agent can point a job at a server of its own: hence the deadline per job, one running job per
+ * destination, a deadline for every session that waits, catalogs only for destinations hoopd
+ * dials from its own namespace, and a connection that picks up nothing from root's home
+ * (.pgpass, client certificates) and offers its password only to SCRAM with channel binding.
  */
 #include "catalog_fetch.h"
 
@@ -10,6 +13,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
+#include <openssl/x509.h>
+#include <stdint.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -30,6 +36,14 @@
 #define RETRY_FAILED_MS 10000 /* a failed load is tried again after this */
 #define STALE_MIN_MS 1000     /* on-demand reloads at most this often */
 #define IDLE_DROP_MS 600000   /* entries nobody used for this long are dropped */
+#define WORKERS 3	      /* catalog loads that run at once */
+#define JOB_DEADLINE_MS 20000 /* one load: connect and both queries (a server may never answer) */
+#define CAT_MAX_ROWS 1000000   /* rows per catalog query: more is no catalog, but a flood */
+#define CAT_MAX_BYTES (64L << 20) /* values' bytes per load, for the same reason */
+#define WAIT_DEADLINE_MS 10000 /* a session waits this long for a first catalog, then has none */
+/* A path that can never exist (/dev/null is no directory): libpq then loads no client
+ * certificate or key, whatever root's ~/.postgresql holds. */
+#define NO_FILE "/dev/null/none"
 
 struct centry {
 	uint64_t ino;
@@ -40,7 +54,8 @@ struct centry {
 	uint8_t addr[16];
 	uint16_t port; /* network order */
 	int target_id;
-	int nsfd; /* a dup of the agent namespace's fd (-1: hoopd's own) */
+	int agent_only; /* the destination exists only in the agent's namespace: never loaded */
+	int64_t first_ms; /* the first load was asked for then: sessions wait for it, not for ever */
 	struct catbox *box; /* current catalog (this entry's reference), NULL before the first */
 	int loading;
 	int64_t loaded_ms, used_ms, stale_ms;
@@ -49,7 +64,7 @@ struct centry {
 
 struct job {
 	struct centry *e;
-	int nsfd; /* dup of the namespace fd, or -1 */
+	uint64_t ino; /* with hostaddr and port: the destination, one running job each */
 	char hostaddr[INET6_ADDRSTRLEN], host[256], port[8], dbname[128], user[64];
 	char password_file[512], sslmode[16], sslrootcert[512];
 	struct catalog *cat; /* result */
@@ -59,15 +74,21 @@ struct job {
 };
 
 static struct {
-	pthread_t th;
+	pthread_t th[WORKERS];
 	int started, stop;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct job *todo, *done;
+	struct job *running[WORKERS];
+	int stopfd; /* written at stop: running loads give up */
+	int nworkers;
 	int efd;
 	struct loop_watch w;
 	struct centry *entries;
-} C = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .efd = -1};
+} C = {.mu = PTHREAD_MUTEX_INITIALIZER,
+       .cv = PTHREAD_COND_INITIALIZER,
+       .efd = -1,
+       .stopfd = -1};
 
 void catbox_put(struct catbox *b)
 {
@@ -114,21 +135,163 @@ static int read_password(const char *path, char *out, size_t n, char *err, size_
 	return 0;
 }
 
+static int ms_left(int64_t deadline)
+{
+	int64_t l = deadline - now_ms();
+
+	return l < 0 ? 0 : l > 1000000 ? 1000000 : (int)l;
+}
+
+/* Wait for fd to be ready for events, up to the deadline, or until hoopd stops. 1 = ready,
+ * 0 = deadline passed (or stopping), -1 = error. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd pf[2] = {{.fd = fd, .events = events},
+				       {.fd = C.stopfd, .events = POLLIN}};
+		int ms = ms_left(deadline), r;
+
+		if (ms == 0)
+			return 0;
+		r = poll(pf, 2, ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (pf[1].revents)
+			return 0;
+		if (r > 0)
+			return 1;
+	}
+}
+
+/* PQconnectdbParams, but never past the deadline. The result's status says how it went;
+ * *timed_out is set when the deadline cut it short. */
+static PGconn *connect_by(const char *const *kw, const char *const *val, int64_t deadline,
+			  int *timed_out)
+{
+	PGconn *c = PQconnectStartParams(kw, val, 0);
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+
+	if (!c || PQstatus(c) == CONNECTION_BAD)
+		return c;
+	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+		int r = wait_fd(PQsocket(c), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+				deadline);
+
+		if (r <= 0) {
+			*timed_out = r == 0;
+			break;
+		}
+		st = PQconnectPoll(c);
+	}
+	return c;
+}
+
+/*
+ * One query without blocking past the deadline. Its rows go one at a time to row_fn (libpq's
+ * single-row mode), at most CAT_MAX_ROWS of them and CAT_MAX_BYTES of values per load (*bytes
+ * counts): a server that is not what it claims cannot make hoopd hold an endless catalog. 0, or -1 with the reason in err.
+ */
+static int query_rows(PGconn *c, const char *sql, int64_t deadline,
+		      int (*row_fn)(const PGresult *x, void *arg), void *arg, long *bytes,
+		      char *err, size_t errn)
+{
+	long rows = 0;
+
+	if (PQsetnonblocking(c, 1) || !PQsendQueryParams(c, sql, 0, NULL, NULL, NULL, NULL, 0) ||
+	    !PQsetSingleRowMode(c)) {
+		snprintf(err, errn, "%s", PQerrorMessage(c));
+		return -1;
+	}
+	for (;;) {
+		int f = PQflush(c), r;
+
+		if (f < 0)
+			break;
+		if (!f && !PQisBusy(c)) {
+			PGresult *x = PQgetResult(c);
+			int bad = 0;
+
+			if (!x)
+				return 0;
+			if (PQresultStatus(x) == PGRES_SINGLE_TUPLE) {
+				for (int i = 0; i < PQnfields(x); i++)
+					*bytes += PQgetlength(x, 0, i);
+				if (++rows > CAT_MAX_ROWS || *bytes > CAT_MAX_BYTES)
+					bad = snprintf(err, errn,
+						       "more than %d rows or %ld MiB: not a catalog",
+						       CAT_MAX_ROWS, CAT_MAX_BYTES >> 20);
+				else if (PQnfields(x) < 2 || row_fn(x, arg))
+					bad = snprintf(err, errn, "%s",
+						       PQnfields(x) < 2 ? "not the columns asked for"
+									: "a row that does not fit (columns or memory)");
+			} else if (PQresultStatus(x) != PGRES_TUPLES_OK) {
+				bad = snprintf(err, errn, "%s", PQresultErrorMessage(x));
+			}
+			PQclear(x);
+			if (bad)
+				return -1; /* the connection is dropped with what is left */
+			continue;
+		}
+		r = wait_fd(PQsocket(c), POLLIN | (f ? POLLOUT : 0), deadline);
+		if (r == 0) {
+			snprintf(err, errn, "no answer within the catalog deadline");
+			return -1;
+		}
+		if (r < 0 || !PQconsumeInput(c))
+			break;
+	}
+	snprintf(err, errn, "%s", PQerrorMessage(c));
+	return -1;
+}
+
+struct rel_rows {
+	struct catalog *cat;
+	struct cat_rel *rel;
+	uint32_t last;
+};
+
+static int rel_row(const PGresult *x, void *arg)
+{
+	struct rel_rows *rr = arg;
+	uint32_t oid = (uint32_t)strtoul(PQgetvalue(x, 0, 0), NULL, 10);
+
+	if (PQnfields(x) < 9)
+		return -1;
+	if (!rr->rel || oid != rr->last) {
+		rr->rel = cat_add_rel(rr->cat, oid, PQgetvalue(x, 0, 1), PQgetvalue(x, 0, 2),
+				      PQgetvalue(x, 0, 3)[0],
+				      PQgetisnull(x, 0, 7) ? NULL : PQgetvalue(x, 0, 7));
+		if (!rr->rel)
+			return -1;
+		if (!PQgetisnull(x, 0, 8))
+			rr->rel->parent_oid = (uint32_t)strtoul(PQgetvalue(x, 0, 8), NULL, 10);
+		rr->last = oid;
+	}
+	return cat_add_col(rr->rel, (int16_t)atoi(PQgetvalue(x, 0, 4)), PQgetvalue(x, 0, 5),
+			   (uint32_t)strtoul(PQgetvalue(x, 0, 6), NULL, 10))
+		   ? -1
+		   : 0;
+}
+
+static int func_row(const PGresult *x, void *arg)
+{
+	return cat_add_function(arg, PQgetvalue(x, 0, 0), PQgetvalue(x, 0, 1)) ? -1 : 0;
+}
+
 static struct catalog *load(struct job *j)
 {
 	char password[256] = "";
-	const char *kw[16], *val[16];
-	int n = 0;
+	const char *kw[24], *val[24];
+	int n = 0, timed_out = 0;
+	int64_t deadline = now_ms() + JOB_DEADLINE_MS;
 	PGconn *conn;
-	PGresult *r = NULL;
 	struct catalog *cat = NULL;
-	struct cat_rel *rel = NULL;
-	uint32_t last = 0;
+	struct rel_rows rr = {0};
+	char qerr[200];
+	long bytes = 0;
 
-	if (j->password_file[0] &&
-	    read_password(j->password_file, password, sizeof(password), j->error,
-			  sizeof(j->error)))
-		return NULL;
 #define KV(k, v)                                                                               \
 	do {                                                                                   \
 		kw[n] = k;                                                                     \
@@ -140,71 +303,61 @@ static struct catalog *load(struct job *j)
 	KV("port", j->port);
 	KV("dbname", j->dbname);
 	KV("user", j->user);
-	if (password[0])
-		KV("password", password);
-	KV("sslmode", j->sslmode);
-	if (j->sslrootcert[0])
-		KV("sslrootcert", j->sslrootcert);
+	/* Nothing from root's home or the environment's files: no .pgpass, no client certificate
+	 * or key, no service file (the server may be the agent's). */
+	KV("passfile", NO_FILE);
+	KV("sslcert", NO_FILE);
+	KV("sslkey", NO_FILE);
+	KV("sslmode", j->sslmode); /* the target's upstream_tls, never weaker */
+	KV("sslrootcert", j->sslrootcert[0] ? j->sslrootcert : NO_FILE);
+	KV("sslcrl", NO_FILE);
 	KV("gssencmode", "disable");
 	KV("connect_timeout", "10");
 	KV("application_name", "hoop-catalog");
 	KV("options", "-c statement_timeout=30000 -c default_transaction_read_only=on");
 	kw[n] = NULL;
 	val[n] = NULL;
+	/* First without a password: trust, peer or a client certificate need none, and no
+	 * server can then ask for one. */
+	conn = connect_by(kw, val, deadline, &timed_out);
+	if (conn && PQstatus(conn) != CONNECTION_OK && !timed_out &&
+	    PQconnectionNeedsPassword(conn) && j->password_file[0]) {
+		/* libpq 15 has no require_auth: channel_binding=require is how it refuses to answer
+		 * anything but SCRAM-SHA-256-PLUS (no cleartext, no MD5), and only over TLS, so the
+		 * password goes only to a server that proves it holds the SCRAM secret. */
+		PQfinish(conn);
+		conn = NULL;
+		if (read_password(j->password_file, password, sizeof(password), j->error,
+				  sizeof(j->error)))
+			goto out;
+		KV("password", password); /* over the terminator */
+		KV("channel_binding", "require");
+		kw[n] = NULL;
+		val[n] = NULL;
+		conn = connect_by(kw, val, deadline, &timed_out);
+		explicit_bzero(password, sizeof(password));
+	}
 #undef KV
-	if (j->nsfd >= 0 && setns(j->nsfd, CLONE_NEWNET)) {
-		snprintf(j->error, sizeof(j->error), "cannot enter the agent's network namespace: %s",
-			 strerror(errno));
-		return NULL;
-	}
-	conn = PQconnectdbParams(kw, val, 0);
-	explicit_bzero(password, sizeof(password));
-	if (j->nsfd >= 0 && setns(G.host_netns_fd, CLONE_NEWNET)) {
-		log_error("catalog worker cannot return to hoopd's network namespace: %s; exiting",
-			  strerror(errno));
-		abort();
-	}
-	if (PQstatus(conn) != CONNECTION_OK) {
+	if (!conn || PQstatus(conn) != CONNECTION_OK) {
 		snprintf(j->error, sizeof(j->error), "cannot connect as %s to %s:%s/%s: %s",
-			 j->user, j->hostaddr, j->port, j->dbname, PQerrorMessage(conn));
+			 j->user, j->hostaddr, j->port, j->dbname,
+			 timed_out ? "no answer within the catalog deadline"
+			 : conn	   ? PQerrorMessage(conn)
+				   : "out of memory");
 		goto out;
 	}
 	cat = cat_new();
 	if (!cat)
 		goto oom;
-	r = PQexecParams(conn, REL_SQL, 0, NULL, NULL, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		snprintf(j->error, sizeof(j->error), "reading pg_class as %s: %s", j->user,
-			 PQresultErrorMessage(r));
+	rr.cat = cat;
+	if (query_rows(conn, REL_SQL, deadline, rel_row, &rr, &bytes, qerr, sizeof(qerr))) {
+		snprintf(j->error, sizeof(j->error), "reading pg_class as %s: %s", j->user, qerr);
 		goto fail;
 	}
-	for (int i = 0; i < PQntuples(r); i++) {
-		uint32_t oid = (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10);
-
-		if (!rel || oid != last) {
-			rel = cat_add_rel(cat, oid, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-					  PQgetvalue(r, i, 3)[0],
-					  PQgetisnull(r, i, 7) ? NULL : PQgetvalue(r, i, 7));
-			if (!rel)
-				goto oom;
-			if (!PQgetisnull(r, i, 8))
-				rel->parent_oid = (uint32_t)strtoul(PQgetvalue(r, i, 8), NULL, 10);
-			last = oid;
-		}
-		if (cat_add_col(rel, (int16_t)atoi(PQgetvalue(r, i, 4)), PQgetvalue(r, i, 5),
-				(uint32_t)strtoul(PQgetvalue(r, i, 6), NULL, 10)))
-			goto oom;
-	}
-	PQclear(r);
-	r = PQexecParams(conn, FUNC_SQL, 0, NULL, NULL, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		snprintf(j->error, sizeof(j->error), "reading pg_proc as %s: %s", j->user,
-			 PQresultErrorMessage(r));
+	if (query_rows(conn, FUNC_SQL, deadline, func_row, cat, &bytes, qerr, sizeof(qerr))) {
+		snprintf(j->error, sizeof(j->error), "reading pg_proc as %s: %s", j->user, qerr);
 		goto fail;
 	}
-	for (int i = 0; i < PQntuples(r); i++)
-		if (cat_add_function(cat, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1)))
-			goto oom;
 	if (cat_index(cat))
 		goto oom;
 	goto out;
@@ -214,7 +367,6 @@ fail:
 	cat_free(cat);
 	cat = NULL;
 out:
-	PQclear(r);
 	PQfinish(conn);
 	/* libpq's messages end in a newline; the log line should not */
 	for (size_t l = strlen(j->error); l && j->error[l - 1] == '\n'; l--)
@@ -222,29 +374,59 @@ out:
 	return cat;
 }
 
+static int same_dst(const struct job *a, const struct job *b)
+{
+	return a->ino == b->ino && !strcmp(a->hostaddr, b->hostaddr) && !strcmp(a->port, b->port);
+}
+
+/* The oldest queued job whose destination has no job running (one server that never answers
+ * holds at most one worker). Called with C.mu held. */
+static struct job *pick(void)
+{
+	for (struct job **pp = &C.todo; *pp; pp = &(*pp)->next) {
+		int busy = 0;
+
+		for (int i = 0; i < WORKERS && !busy; i++)
+			busy = C.running[i] && same_dst(C.running[i], *pp);
+		if (!busy) {
+			struct job *j = *pp;
+
+			*pp = j->next;
+			return j;
+		}
+	}
+	return NULL;
+}
+
 static void *worker(void *arg)
 {
+	int me;
+
+	pthread_mutex_lock(&C.mu);
+	me = C.nworkers++; /* its slot in C.running */
+	pthread_mutex_unlock(&C.mu);
 	for (;;) {
 		struct job *j;
 		int64_t t0;
 		uint64_t one = 1;
 
 		pthread_mutex_lock(&C.mu);
-		while (!C.todo && !C.stop)
+		while (!C.stop && !(j = pick()))
 			pthread_cond_wait(&C.cv, &C.mu);
 		if (C.stop) {
 			pthread_mutex_unlock(&C.mu);
 			return NULL;
 		}
-		j = C.todo;
-		C.todo = j->next;
+		C.running[me] = j;
 		pthread_mutex_unlock(&C.mu);
 		t0 = now_ms();
 		j->cat = load(j);
 		j->ms = now_ms() - t0;
 		pthread_mutex_lock(&C.mu);
+		C.running[me] = NULL;
 		j->next = C.done;
 		C.done = j;
+		pthread_cond_broadcast(&C.cv); /* a job for the same destination may go now */
 		pthread_mutex_unlock(&C.mu);
 		if (write(C.efd, &one, sizeof(one)) < 0) {
 			/* the counter cannot overflow in practice; the loop reads it */
@@ -321,8 +503,6 @@ static void on_done(struct loop_watch *w, uint32_t events)
 
 		list = j->next;
 		publish(j);
-		if (j->nsfd >= 0)
-			close(j->nsfd);
 		free(j);
 	}
 }
@@ -332,49 +512,76 @@ int catalog_fetch_init(void)
 	int e;
 
 	C.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (C.efd < 0)
+	C.stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (C.efd < 0 || C.stopfd < 0)
 		return -errno;
 	if (loop_add(&C.w, C.efd, EPOLLIN, on_done))
 		return -errno;
-	if ((e = thread_start(&C.th, worker, "hoop-catalog")))
-		return -e;
-	C.started = 1;
+	for (int i = 0; i < WORKERS; i++) {
+		if ((e = thread_start(&C.th[i], worker, "hoop-catalog"))) {
+			catalog_fetch_stop();
+			return -e;
+		}
+		C.started++;
+	}
 	return 0;
 }
 
 void catalog_fetch_stop(void)
 {
+	uint64_t one = 1;
+
 	if (C.started) {
 		pthread_mutex_lock(&C.mu);
 		C.stop = 1;
-		pthread_cond_signal(&C.cv);
+		pthread_cond_broadcast(&C.cv);
 		pthread_mutex_unlock(&C.mu);
-		pthread_join(C.th, NULL);
+		/* Running loads see it in their poll and give up at once. */
+		if (write(C.stopfd, &one, sizeof(one)) < 0)
+			log_warn("catalog stop: %s", strerror(errno));
+		for (int i = 0; i < C.started; i++)
+			pthread_join(C.th[i], NULL);
 		C.started = 0;
+	}
+	while (C.todo) {
+		struct job *j = C.todo;
+
+		C.todo = j->next;
+		free(j);
+	}
+	while (C.done) {
+		struct job *j = C.done;
+
+		C.done = j->next;
+		cat_free(j->cat);
+		free(j);
 	}
 	while (C.entries) {
 		struct centry *e = C.entries;
 
 		C.entries = e->next;
 		catbox_put(e->box);
-		if (e->nsfd >= 0)
-			close(e->nsfd);
 		free(e);
 	}
 }
 
 static void submit(struct centry *e, struct session *s)
 {
-	struct job *j = calloc(1, sizeof(*j));
+	struct job *j;
 	const struct policy_target *t =
 	    e->target_id < G.pol->ntargets ? &G.pol->targets[e->target_id] : NULL;
 	static const char *const modes[] = {"disable", "prefer", "require", "verify-ca",
 					    "verify-full"};
 	(void)s;
+	/* Only what a target names, and only a server hoopd reaches from its own namespace: one
+	 * that exists only in the agent's is the agent's to fake. */
+	if (!t || e->agent_only)
+		return;
+	j = calloc(1, sizeof(*j));
 	if (!j)
 		return;
 	j->e = e;
-	j->nsfd = e->nsfd >= 0 ? fcntl(e->nsfd, F_DUPFD_CLOEXEC, 0) : -1;
+	j->ino = e->ino;
 	inet_ntop(e->family == HOOP_AF_INET ? AF_INET : AF_INET6, e->addr, j->hostaddr,
 		  sizeof(j->hostaddr));
 	snprintf(j->port, sizeof(j->port), "%u", ntohs(e->port));
@@ -382,18 +589,26 @@ static void submit(struct centry *e, struct session *s)
 	snprintf(j->user, sizeof(j->user), "%s", G.pol->catalog.user[0] ? G.pol->catalog.user : e->user);
 	snprintf(j->password_file, sizeof(j->password_file), "%s", G.pol->catalog.password_file);
 	snprintf(j->sslmode, sizeof(j->sslmode), "%s",
-		 t && t->upstream_tls >= 0 && t->upstream_tls <= 4 ? modes[t->upstream_tls]
-								  : "prefer");
-	if (t) {
-		snprintf(j->sslrootcert, sizeof(j->sslrootcert), "%s", t->ca_file);
-		snprintf(j->host, sizeof(j->host), "%s", t->tls_server_name);
-	}
-	if (t && t->upstream_tls >= UPSTREAM_TLS_VERIFY_CA && !t->ca_file[0])
-		snprintf(j->sslrootcert, sizeof(j->sslrootcert), "system");
+		 t->upstream_tls >= 0 && t->upstream_tls <= 4 ? modes[t->upstream_tls]
+							     : "verify-full");
+	snprintf(j->sslrootcert, sizeof(j->sslrootcert), "%s", t->ca_file);
+	snprintf(j->host, sizeof(j->host), "%s", t->tls_server_name);
+	/* libpq 15 knows no sslrootcert=system: name OpenSSL's own bundle, as the relay's leg
+	 * uses (SSL_CTX_set_default_verify_paths). */
+	if (t->upstream_tls >= UPSTREAM_TLS_VERIFY_CA && !t->ca_file[0])
+		snprintf(j->sslrootcert, sizeof(j->sslrootcert), "%s",
+			 X509_get_default_cert_file());
 	e->loading = 1;
+	if (!e->box && !e->first_ms)
+		e->first_ms = now_ms();
 	pthread_mutex_lock(&C.mu);
-	j->next = C.todo;
-	C.todo = j;
+	{
+		struct job **pp = &C.todo;
+
+		while (*pp)
+			pp = &(*pp)->next;
+		*pp = j; /* oldest first */
+	}
 	pthread_cond_signal(&C.cv);
 	pthread_mutex_unlock(&C.mu);
 }
@@ -418,8 +633,21 @@ static struct centry *entry_for(struct session *s, const char *db_user, const ch
 	memcpy(e->addr, s->o.orig_addr, sizeof(e->addr));
 	e->port = s->o.orig_port;
 	e->target_id = (int)s->o.target_id;
-	e->nsfd = s->ln && netns_nsfd(s->ln) >= 0 ? fcntl(netns_nsfd(s->ln), F_DUPFD_CLOEXEC, 0)
-						  : -1;
+	e->agent_only = s->up_netns == NETNS_DIAL_AGENT;
+	if (e->agent_only) {
+		/* Never loaded: masking fails closed for it, and says why. */
+		e->box = calloc(1, sizeof(*e->box));
+		if (!e->box) {
+			free(e);
+			return NULL;
+		}
+		e->box->refs = 1;
+		snprintf(e->box->error, sizeof(e->box->error),
+			 "not read: %s exists only in the agent's network namespace", e->dst);
+		log_warn("catalog of %s/%s not read: the destination exists only in the agent's "
+			 "network namespace (masking fails closed there)",
+			 e->dst, e->database);
+	}
 	e->next = C.entries;
 	C.entries = e;
 	return e;
@@ -437,6 +665,9 @@ int catalog_for(struct session *s, const char *db_user, const char *database,
 	if (!e->box) {
 		if (!e->loading)
 			submit(e, s);
+		if (!e->loading || e->used_ms - e->first_ms >= WAIT_DEADLINE_MS)
+			return 0; /* nothing to wait for, or waited long enough: no catalog,
+				   * masking fails closed */
 		s->cat_wait = e;
 		return 1;
 	}
@@ -471,10 +702,18 @@ void catalog_tick(void)
 		if (!e->loading && now - e->used_ms > IDLE_DROP_MS && !sess_find(waiting_on, e)) {
 			*pp = e->next;
 			catbox_put(e->box);
-			if (e->nsfd >= 0)
-				close(e->nsfd);
 			free(e);
 			continue;
+		}
+		if (e->loading && !e->box && now - e->first_ms >= WAIT_DEADLINE_MS &&
+		    sess_find(waiting_on, e)) {
+			log_warn("catalog of %s/%s: no answer in %d s; its sessions go on "
+				 "without it (masking fails closed) while the load goes on",
+				 e->dst, e->database, WAIT_DEADLINE_MS / 1000);
+			for (struct session *s; (s = sess_find(waiting_on, e));) {
+				s->cat_wait = NULL;
+				sess_resume(s);
+			}
 		}
 		if (!e->loading && e->box && now - e->loaded_ms > G.pol->catalog.refresh_s * 1000)
 			submit(e, NULL);

@@ -1,9 +1,11 @@
 /*
  * Catalogs for masking, per database: hoopd reads pg_class/pg_attribute/pg_proc over a
- * connection of its own (libpq, on a worker thread, from the agent's network namespace to the
- * address the agent dialled) as the policy's catalog.user, caches the result, and refreshes it
- * every catalog.refresh or sooner when a statement names a relation it does not know.
- * Sessions wait for the first load of their database's catalog; later refreshes never block.
+ * connection of its own (libpq, on a small pool of worker threads, from hoopd's own network
+ * namespace to the address the agent dialled; never for a destination that exists only in the
+ * agent's namespace) as the policy's catalog.user, caches the result, and refreshes it every
+ * catalog.refresh or sooner when a statement names a relation it does not know. Sessions wait
+ * for the first load of their database's catalog, up to a deadline (then they go on without one:
+ * masking fails closed); later refreshes never block.
  */
 #ifndef HOOP_CATALOG_FETCH_H
 #define HOOP_CATALOG_FETCH_H
@@ -22,8 +24,9 @@ struct catbox {
 int catalog_fetch_init(void);
 void catalog_fetch_stop(void);
 
-/* The catalog for session s's database: 0 with *out set (a reference: catbox_put it), or 1
- * while the first load runs (s is resumed with sess_resume() when it is done). */
+/* The catalog for session s's database: 0 with *out set (a reference: catbox_put it; NULL when
+ * there is none to be had, e.g. the first load outlived the wait deadline), or 1 while the first
+ * load runs (s is resumed with sess_resume() when it is done or the deadline passes). */
 int catalog_for(struct session *s, const char *db_user, const char *database,
 		struct catbox **out);
 void catbox_put(struct catbox *b);

@@ -186,7 +186,8 @@ void ev_session_start(const struct session *s, const struct ev_session_start *e)
 	jb_kv_int(&j, "gid", s->o.gid);
 	jb_kv_str(&j, "comm", comm);
 	jb_kv_str(&j, "exe", s->exe);
-	jb_kv_str(&j, "cgroup", s->cgroup);
+	jb_kv_str(&j, "exe_observed", "accept"); /* read from /proc at accept, not at connect */
+	jb_kv_str(&j, "cgroup", s->cgroup); /* the connect-time cgroup (BPF), named as it is now */
 	jb_kv_uint(&j, "cgroup_id", s->o.cgroup_id);
 	{
 		char pod[64], ctr[65];
@@ -203,6 +204,7 @@ void ev_session_start(const struct session *s, const struct ev_session_start *e)
 	jb_kv_str(&j, "address", s->peer);
 	jb_obj_close(&j);
 	jb_kv_str(&j, "destination", s->dst);
+	jb_kv_str(&j, "upstream_netns", s->up_netns == NETNS_DIAL_AGENT ? "agent" : "hoopd");
 	jb_kv_str(&j, "target", s->target);
 	jb_kv_str(&j, "user", e->user);
 	jb_kv_str(&j, "database", e->database);
@@ -245,6 +247,7 @@ int ev_statement(const struct session *s, const struct ev_statement *e)
 		jb_kv_int(&j, "pid", s->o.tgid);
 		jb_kv_int(&j, "uid", s->o.uid);
 		jb_kv_str(&j, "exe", s->exe);
+		jb_kv_str(&j, "exe_observed", "accept");
 		jb_kv_str(&j, "cgroup", s->cgroup);
 		jb_kv_str(&j, "owner", s->owner);
 		if (e->db_user)

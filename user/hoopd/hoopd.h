@@ -71,6 +71,7 @@ extern struct hoopd G;
 /* bpfctl.c: load, pin, attach and detach the BPF side. */
 int bpfctl_setup(void);
 void bpfctl_close(void);
+void bpfctl_heartbeat(int alive);
 int bpfctl_sync_targets(const struct policy *pol);
 int bpfctl_attach(const char *cg_path, uint64_t cgid, char *err, size_t errn);
 int bpfctl_detach(uint64_t cgid, char *err, size_t errn);
@@ -87,6 +88,14 @@ struct listener;
 int netns_init(void);
 int netns_ensure_pid(int pid, char *err, size_t errn);
 int netns_socket(struct listener *ln, int family);
+/* Which namespace dials a database leg to addr (HOOP_AF_* family as AF_*, network order). */
+enum netns_dial {
+	NETNS_DIAL_HOOPD = 0, /* hoopd's own: the agent cannot see or touch the leg */
+	NETNS_DIAL_AGENT = 1, /* the agent's: the destination exists only there */
+};
+enum netns_dial netns_dial_where(struct listener *ln, int family, const uint8_t *addr);
+int netns_socket_dial(struct listener *ln, int family, enum netns_dial where);
+const char *netns_dial_name(enum netns_dial where);
 uint64_t netns_cookie(const struct listener *ln);
 uint64_t netns_ino(const struct listener *ln);
 /* The namespace's fd (-1: hoopd's own), for threads that must open sockets there. */

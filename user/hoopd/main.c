@@ -49,8 +49,9 @@ static const char usage[] =
 	"      --metrics-public     as well: anyone who reaches it reads hoopd's counters\n"
 	"  -l, --listen-port PORT   port of hoopd's loopback listener (127.0.0.1 and ::1) in every\n"
 	"                           agent network namespace [default 15432]\n"
-	"      --fail-open          when hoopd is not listening, let agents connect directly.\n"
-	"                           Default is fail closed: their connects are refused at once.\n"
+	"      --fail-open          when hoopd is down (stopped, or no heartbeat for 3 s), let\n"
+	"                           agents connect directly; never while it runs. Default is fail\n"
+	"                           closed: their connects are refused at once.\n"
 	"      --accel MODE         sockmap: hoopd's sends to agents skip the loopback TCP stack\n"
 	"                           (sk_msg redirect); off: plain loopback TCP [default off]\n"
 	"      --pin-root DIR       bpffs directory for pinned maps and links [default "
@@ -140,6 +141,13 @@ int hoopd_reload_policy(char *err, size_t errn)
 	}
 	G.st.policy_reloads++;
 	log_info("policy %s loaded: %d target(s)", G.o.policy_path, np->ntargets);
+	for (int i = 0; i < np->ntargets; i++)
+		if (np->targets[i].protocol == HOOP_PROTO_POSTGRES &&
+		    np->targets[i].upstream_tls < UPSTREAM_TLS_VERIFY_FULL)
+			log_warn("target %s: upstream_tls is not verify-full, so whoever is on the path "
+				 "to the database (or impersonates it) can read or change what hoopd "
+				 "and the database say to each other",
+				 np->targets[i].name);
 	return 0;
 }
 
@@ -162,6 +170,7 @@ static void tick(void)
 	control_tick();
 	catalog_tick();
 	netns_resume();
+	bpfctl_heartbeat(1);
 	if (now - last_gc >= 10) {
 		last_gc = now;
 		netns_gc();

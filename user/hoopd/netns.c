@@ -1,8 +1,12 @@
 /*
  * One loopback listener pair (127.0.0.1 and ::1 on the configured port) per network namespace
  * that holds agents. hoopd enters the namespace with setns(), creates the socket and returns: a
- * socket keeps the namespace it was made in, so one epoll loop serves every namespace. Upstream
- * sockets are made the same way, so the database sees the agent's own source address.
+ * socket keeps the namespace it was made in, so one epoll loop serves every namespace.
+ *
+ * The database leg is dialled from hoopd's own namespace whenever the destination is reachable
+ * from there: whatever crosses the agent's namespace, a root agent with CAP_NET_RAW can read or
+ * inject. Only destinations that exist in the agent's namespace alone (its loopback, its own
+ * addresses, a network only it is routed to) are dialled from inside it (netns_dial_where).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -47,16 +51,17 @@ int netns_init(void)
 	return 0;
 }
 
-/* Run socket() inside ln's namespace. */
-int netns_socket(struct listener *ln, int family)
+/* socket() inside the namespace nsfd names (-1: hoopd's own). Thread-safe: setns() changes
+ * only the calling thread. */
+static int socket_in(int nsfd, int family, int type)
 {
 	int fd, saved;
 
-	if (ln->nsfd >= 0 && setns(ln->nsfd, CLONE_NEWNET))
+	if (nsfd >= 0 && setns(nsfd, CLONE_NEWNET))
 		return -errno;
-	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	saved = errno;
-	if (ln->nsfd >= 0 && setns(G.host_netns_fd, CLONE_NEWNET)) {
+	if (nsfd >= 0 && setns(G.host_netns_fd, CLONE_NEWNET)) {
 		/* Cannot return to our own namespace: every later socket would be wrong. */
 		log_error("cannot return to hoopd's network namespace: %s; exiting",
 			  strerror(errno));
@@ -65,6 +70,96 @@ int netns_socket(struct listener *ln, int family)
 	if (fd < 0)
 		return -saved;
 	return fd;
+}
+
+/* Run socket() inside ln's namespace. */
+int netns_socket(struct listener *ln, int family)
+{
+	return socket_in(ln->nsfd, family, SOCK_STREAM);
+}
+
+int netns_socket_dial(struct listener *ln, int family, enum netns_dial where)
+{
+	return socket_in(where == NETNS_DIAL_AGENT ? ln->nsfd : -1, family, SOCK_STREAM);
+}
+
+/* Loopback and unspecified addresses (connect() to 0.0.0.0 or :: reaches the local host) name
+ * the namespace the connect runs in. */
+static int is_local_only(int family, const uint8_t *a)
+{
+	static const uint8_t zero[16];
+
+	if (family == AF_INET)
+		return a[0] == 127 || !memcmp(a, zero, 4);
+	return !memcmp(a, zero, 15) && (a[15] == 1 || a[15] == 0);
+}
+
+static void fill_sa(struct sockaddr_storage *ss, socklen_t *sl, int family, const uint8_t *a,
+		    uint16_t port_be)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = port_be;
+		memcpy(&s4->sin_addr, a, 4);
+		*sl = sizeof(*s4);
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = port_be;
+		memcpy(&s6->sin6_addr, a, 16);
+		*sl = sizeof(*s6);
+	}
+}
+
+/* Probe a namespace with a UDP socket: is a local address there (bind succeeds), and is there a
+ * route to it (connect of a datagram socket does the route lookup and sends nothing)? */
+static void probe_in(int nsfd, int family, const uint8_t *a, int *local, int *routed)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd = socket_in(nsfd, family, SOCK_DGRAM);
+
+	*local = *routed = 0;
+	if (fd < 0)
+		return;
+	fill_sa(&ss, &sl, family, a, 0);
+	*local = bind(fd, (struct sockaddr *)&ss, sl) == 0;
+	fill_sa(&ss, &sl, family, a, htons(9));
+	*routed = connect(fd, (struct sockaddr *)&ss, sl) == 0;
+	close(fd);
+}
+
+static enum netns_dial dial_where(int nsfd, int family, const uint8_t *addr)
+{
+	int alocal, arouted, hlocal, hrouted;
+
+	if (nsfd < 0)
+		return NETNS_DIAL_HOOPD; /* the agent shares hoopd's namespace */
+	if (is_local_only(family, addr))
+		return NETNS_DIAL_AGENT;
+	probe_in(nsfd, family, addr, &alocal, &arouted);
+	if (alocal)
+		return NETNS_DIAL_AGENT; /* the agent's own address: only it has that server */
+	probe_in(-1, family, addr, &hlocal, &hrouted);
+	/* The agent's routes cannot take a destination away from hoopd: only one hoopd cannot
+	 * reach, and the agent can, is dialled from the agent's side. */
+	if (!hlocal && !hrouted && arouted)
+		return NETNS_DIAL_AGENT;
+	return NETNS_DIAL_HOOPD;
+}
+
+enum netns_dial netns_dial_where(struct listener *ln, int family, const uint8_t *addr)
+{
+	return dial_where(ln->nsfd, family, addr);
+}
+
+const char *netns_dial_name(enum netns_dial where)
+{
+	return where == NETNS_DIAL_AGENT ? "agent" : "hoopd";
 }
 
 uint64_t netns_cookie(const struct listener *ln)

@@ -136,10 +136,7 @@ struct pg {
 	int agent_tls_requested;
 	int copy_in;
 	int sasl;	    /* the server asked for SASL */
-	int plain_retry;    /* upstream redialled without TLS for SCRAM (see on_sasl_initial) */
-	int swallow_sasl;   /* drop the redialled server's SASL request: the agent has one */
-	uint8_t *sasl_init; /* the agent's SASLInitialResponse, held across the redial */
-	size_t sasl_init_len;
+	int sasl_client_first; /* the agent's SASLInitialResponse was looked at */
 	/* a message parked for a verdict (hold) */
 	uint8_t *held;
 	size_t held_len;
@@ -1931,18 +1928,16 @@ static char *startup_params(struct pg *p, const struct pgw_msg *m, char *refused
 
 static int send_startup_upstream(struct pg *p)
 {
-	/* The copy stays (freed at close) in case SCRAM makes us redial: see on_sasl_initial. */
 	p->phase = PH_AUTH;
 	return buf_append(&p->s->s.out, p->startup, p->startup_len);
 }
 
 /*
- * SCRAM channel binding and a TLS-terminating proxy do not mix: a client on TLS (to hoopd)
- * that is offered no -PLUS mechanism says "y" (I could bind, you cannot), and a server that is
- * itself on TLS refuses that as a downgrade attack. When the agent says "y" and the database leg
- * is TLS: with upstream_tls prefer, redial the database in plain TCP and replay (the agent's
- * SCRAM exchange does not depend on the connection, so it carries over); with require and
- * stricter, refuse with an explanation.
+ * The agent's SCRAM client-first. Its gs2 flag `y` says "I support channel binding but the
+ * server did not offer it": over the TLS database leg the server did offer -PLUS (hoopd hides
+ * it), so it would fail the login as a downgrade. hoopd once redialled without TLS to let it
+ * pass; that let any agent turn the database leg to plaintext on demand. Nothing the agent sends
+ * may weaken the database leg, so `y` over a TLS leg is refused, whatever upstream_tls says.
  */
 static int on_sasl_initial(struct pg *p, const struct pgw_msg *m)
 {
@@ -1952,41 +1947,22 @@ static int on_sasl_initial(struct pg *p, const struct pgw_msg *m)
 	int32_t len;
 	const uint8_t *data;
 
+	p->sasl_client_first = 1;
 	pgw_rd_init(&rd, m);
 	mech = pgw_str(&rd, NULL);
 	len = pgw_i32(&rd);
 	data = len > 0 ? pgw_bytes(&rd, (size_t)len) : NULL;
 	if (!mech || !data || data[0] != 'y' || !s->s.ssl)
 		return fwd(&s->s.out, m);
-	if (tls_upstream_mode(s) != UPSTREAM_TLS_PREFER) {
-		pgw_put_error(&s->a.out, "FATAL", "08001",
-			      "hoop: SCRAM channel binding cannot pass through hoopd while the "
-			      "database connection is TLS (upstream_tls is require or stricter)",
-			      NULL,
-			      "Set channel_binding=disable on the agent, or sslmode=disable on its "
-			      "leg to hoopd, or use upstream_tls: prefer for this target.");
-		p->end_reason = "SCRAM channel binding refused";
-		sess_close(s, "SCRAM channel binding with TLS on both legs");
-		return -1;
-	}
-	hlog_conn(HLOG_WARN, s->id, s->peer,
-		  "agent offers SCRAM channel binding; redialling %s without TLS so "
-		  "authentication can pass (upstream_tls: prefer)",
-		  s->dst);
-	p->sasl_init = malloc(m->total);
-	if (!p->sasl_init)
-		return -1;
-	memcpy(p->sasl_init, m->body - 5, m->total);
-	p->sasl_init_len = m->total;
-	p->plain_retry = 1;
-	p->swallow_sasl = 1;
-	if (sess_reconnect_server(s)) {
-		pgw_put_error(&s->a.out, "FATAL", "08001", "hoop: cannot redial the database",
-			      NULL, NULL);
-		sess_close(s, "redial failed");
-		return -1;
-	}
-	return 0;
+	pgw_put_error(&s->a.out, "FATAL", "08001",
+		      "hoop: SCRAM channel binding cannot pass through hoopd while the database "
+		      "connection is TLS, and hoopd never drops that TLS for a client",
+		      NULL,
+		      "Set channel_binding=disable on the agent, or sslmode=disable on its leg to "
+		      "hoopd (hoopd still speaks TLS to the database).");
+	p->end_reason = "SCRAM channel binding refused";
+	sess_close(s, "SCRAM channel binding with TLS on the database leg");
+	return -1;
 }
 
 static int agent_startup(struct pg *p, const struct pgw_msg *m, struct buf *in)
@@ -2097,15 +2073,6 @@ static int server_auth(struct pg *p, const struct pgw_msg *m)
 		code = pgw_i32(&rd);
 		if (rd.bad)
 			return protocol_violation(p, "database", "malformed Authentication message");
-		if (code == 10 && p->swallow_sasl) {
-			/* The redialled server asks again; the agent's answer is waiting. */
-			p->swallow_sasl = 0;
-			if (buf_append(&s->s.out, p->sasl_init, p->sasl_init_len))
-				return -1;
-			free(p->sasl_init);
-			p->sasl_init = NULL;
-			return 0;
-		}
 		if (code == 10) {
 			p->sasl = 1;
 			/* SASL mechanisms. Channel binding ties SCRAM to one TLS connection, and
@@ -2401,7 +2368,6 @@ static void pg_close(void *st, const char *why)
 	free(p->params_json);
 	free(p->startup);
 	free(p->held);
-	free(p->sasl_init);
 	free(p);
 }
 
@@ -2482,9 +2448,8 @@ static int pg_agent_data(void *st, struct buf *in)
 			 * else (a pipelined Query) waits, to be judged once it is. */
 			return 0;
 		}
-		if (p->phase == PH_AUTH && m.type == 'p' && p->sasl && !p->sasl_init &&
-		    !p->plain_retry)
-			r = on_sasl_initial(p, &m); /* relayed, never kept beyond the redial */
+		if (p->phase == PH_AUTH && m.type == 'p' && p->sasl && !p->sasl_client_first)
+			r = on_sasl_initial(p, &m);
 		else if (p->phase == PH_AUTH)
 			r = fwd(&p->s->s.out, &m); /* passwords and SASL: relayed, never kept */
 		else if ((m.type == 'Q' || m.type == 'P') && masking_enabled() &&
@@ -2569,14 +2534,6 @@ static int pg_direct_tls(void *st)
 		return -1;
 	p->agent_tls_requested = 1; /* an SSLRequest inside the TLS is answered N */
 	return 0;
-}
-
-static void pg_server_connected(void *st)
-{
-	struct pg *p = st;
-
-	if (p->plain_retry && p->startup && send_startup_upstream(p))
-		sess_close(p->s, "out of memory");
 }
 
 static void pg_tls_done(void *st, int agent_side, int ok)
@@ -2694,7 +2651,6 @@ const struct engine_ops pg_engine = {
 	.agent_data = pg_agent_data,
 	.server_data = pg_server_data,
 	.tls_done = pg_tls_done,
-	.server_connected = pg_server_connected,
 	.direct_tls = pg_direct_tls,
 	.status = pg_status,
 	.agent_cap = pg_agent_cap,

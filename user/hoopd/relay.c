@@ -1,11 +1,13 @@
 /*
  * Accepted agent connections: find where the agent meant to go and who it is (the BPF stash),
- * connect upstream from the agent's namespace, and move bytes through the target's protocol
+ * connect upstream (from hoopd's namespace unless the destination exists only in the agent's:
+ * netns.c), and move bytes through the target's protocol
  * engine with back-pressure: a side is read only while the engine keeps up and what waits for
  * the other side stays under the high-water mark. Owns sockets and TLS; engines see buffers.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -353,15 +355,17 @@ struct session *sess_find(int (*pred)(struct session *s, void *arg), void *arg)
 	return NULL;
 }
 
-/* Open the database leg: a socket in the agent's namespace, connecting (non-blocking) to
- * where the agent meant to go. 0, or a negative errno. */
+/* Open the database leg: a socket in hoopd's namespace, or the agent's when the destination
+ * exists only there (netns_dial_where), connecting (non-blocking) to where the agent meant to go.
+ * 0, or a negative errno. */
 static int dial_upstream(struct session *s)
 {
 	struct sockaddr_storage ss = {0};
 	socklen_t sl;
-	int one = 1;
+	int one = 1, family = s->o.orig_family == HOOP_AF_INET ? AF_INET : AF_INET6;
 
-	s->s.fd = netns_socket(s->ln, s->o.orig_family == HOOP_AF_INET ? AF_INET : AF_INET6);
+	s->up_netns = netns_dial_where(s->ln, family, s->o.orig_addr);
+	s->s.fd = netns_socket_dial(s->ln, family, (enum netns_dial)s->up_netns);
 	if (s->s.fd < 0) {
 		int e = s->s.fd;
 
@@ -391,25 +395,6 @@ static int dial_upstream(struct session *s)
 }
 
 static void on_server(struct loop_watch *w, uint32_t events);
-
-int sess_reconnect_server(struct session *s)
-{
-	int r;
-
-	loop_del(&s->s.w);
-	if (s->s.ssl)
-		SSL_free(s->s.ssl);
-	s->s.ssl = NULL;
-	close(s->s.fd);
-	buf_consume(&s->s.in, s->s.in.len);
-	buf_consume(&s->s.out, s->s.out.len);
-	s->s.eof = s->s.shut = s->s.handshaking = s->s.ssl_wants_write = s->s.unwatched = 0;
-	s->s.readable = 0;
-	s->out_seen = 0;
-	if ((r = dial_upstream(s)))
-		return r;
-	return loop_add(&s->s.w, s->s.fd, EPOLLOUT, on_server);
-}
 
 int sess_tls_agent(struct session *s)
 {
@@ -888,18 +873,49 @@ static void on_server(struct loop_watch *w, uint32_t events)
 		hung_up(s, &s->s);
 }
 
+/* Without CAP_DAC_READ_SEARCH (the DaemonSet does not grant it) cgroups cannot be opened by
+ * id: look for the id under the attached cgroups, where every agent's cgroup is. Its path
+ * relative to the cgroup2 mount, as /proc/PID/cgroup spells it. */
+static int cgroup_under_attachments(uint64_t id, char *out, size_t n)
+{
+	char mnt[PATH_MAX], abs[PATH_MAX];
+	size_t ml;
+
+	if (cg_v2_mount(mnt, sizeof(mnt)))
+		return -ENOENT;
+	ml = strlen(mnt);
+	for (struct attachment *a = G.attachments; a; a = a->next) {
+		if (cg_find_id_under(a->path, id, abs, sizeof(abs)))
+			continue;
+		if (strncmp(abs, mnt, ml) || (abs[ml] != '/' && abs[ml] != '\0'))
+			return -ENOENT;
+		snprintf(out, n, "%s", abs[ml] ? abs + ml : "/");
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/*
+ * Who the agent is. The cgroup (and so the owner and labels) is the one the connect hook saw in
+ * the agent's own context (o.cgroup_id), never /proc read now: by accept the process may have
+ * moved cgroup, exec'd another binary or exited and had its pid reused. exe can only be read
+ * now, so records say it was observed at accept ("exe_observed": "accept") and rules on exe
+ * are advisory.
+ */
 static void read_identity(struct session *s)
 {
 	char p[64];
 	ssize_t n;
-	struct attachment *a;
+	struct attachment *a = NULL;
 
 	snprintf(p, sizeof(p), "/proc/%u/exe", s->o.tgid);
 	n = readlink(p, s->exe, sizeof(s->exe) - 1);
 	s->exe[n > 0 ? n : 0] = '\0';
-	if (cg_of_pid((int)s->o.tgid, s->cgroup, sizeof(s->cgroup)))
-		s->cgroup[0] = '\0';
-	a = attach_find_for_pid((int)s->o.tgid, s->cgroup);
+	if (cg_path_of_id(s->o.cgroup_id, s->cgroup, sizeof(s->cgroup)) == 0 ||
+	    cgroup_under_attachments(s->o.cgroup_id, s->cgroup, sizeof(s->cgroup)) == 0)
+		a = attach_find_for_pid(0, s->cgroup);
+	else
+		s->cgroup[0] = '\0'; /* gone since the connect: the id alone names it */
 	if (!a)
 		a = attach_find_id(s->o.cgroup_id);
 	snprintf(s->owner, sizeof(s->owner), "%s", a ? a->owner : "");
@@ -1047,10 +1063,11 @@ void relay_accept(struct listener *ln, int fd)
 	s->cgu->conns++;
 	netns_conn_ref(ln, 1);
 	hlog_conn(HLOG_INFO, s->id, s->peer,
-		  "agent pid=%u uid=%u comm=%.16s exe=%s cgroup=%s owner=%s -> %s (target %s, %s)%s",
+		  "agent pid=%u uid=%u comm=%.16s exe=%s cgroup=%s owner=%s -> %s (target %s, %s, "
+		  "dialled from %s's netns)%s",
 		  s->o.tgid, s->o.uid, s->o.comm, s->exe[0] ? s->exe : "?", s->cgroup,
 		  s->owner[0] ? s->owner : "-", s->dst, s->target, s->eng->name,
-		  s->accel ? " [accel]" : "");
+		  netns_dial_name((enum netns_dial)s->up_netns), s->accel ? " [accel]" : "");
 	s->est = s->eng->open(s);
 	if (!s->est)
 		sess_kill(s, "engine could not start");
@@ -1090,6 +1107,7 @@ void relay_status(struct jbuf *j)
 		jb_kv_str(j, "target", s->target);
 		jb_kv_str(j, "protocol", policy_protocol_name((enum hoop_protocol)s->protocol));
 		jb_kv_uint(j, "netns_inode", netns_ino(s->ln));
+		jb_kv_str(j, "upstream_netns", netns_dial_name((enum netns_dial)s->up_netns));
 		jb_kv_bool(j, "accelerated", s->accel);
 		jb_kv_bool(j, "connecting", s->connecting);
 		jb_kv_bool(j, "held", s->held);

@@ -71,6 +71,7 @@ struct session {
 	uint32_t who_segment;	    /* events: the audit segment whose records last said who */
 	struct cg_use *cgu;	    /* the agent's cgroup: its sessions and buffered bytes */
 	size_t counted;		    /* a.in + s.in bytes in cgu's and hoopd's buffered totals */
+	int up_netns;		    /* enum netns_dial: whose namespace the database leg is in */
 	struct session *prev, *next, *next_dead, *next_yield;
 };
 
@@ -82,9 +83,6 @@ int sess_tls_server(struct session *s, SSL_CTX *ctx, const char *sni);
 /* Held sessions read nothing more from the agent until resumed. */
 void sess_hold(struct session *s);
 void sess_resume(struct session *s);
-/* Drop the database connection and dial the same destination again (the engine's
- * server_connected callback runs when it is up). */
-int sess_reconnect_server(struct session *s);
 /* Find a live session by predicate (for CancelRequest routing). */
 struct session *sess_find(int (*pred)(struct session *s, void *arg), void *arg);
 
