@@ -968,11 +968,12 @@ static int parse_limits(struct pctx *c, yaml_node_t *n, struct policy_limits *l)
 			return fail(c, v, "limits.%s must be a single value", key);
 		switch (ki) {
 		case 0:
-			/* Parse keeps 64 bytes of name beside the text within --max-message. */
-			if (parse_bytes(val, 1ULL << 30, &b) || b < 1024)
+			/* At most what the grammar's facts and plans take whole (SQLFACTS_MAX_TEXT):
+			 * a larger cap would only turn "over the limit" into "cannot be parsed". */
+			if (parse_bytes(val, SQLFACTS_MAX_TEXT, &b) || b < 1024)
 				return fail(c, v,
 					    "limits.statement_bytes must be a size from 1KiB to "
-					    "1GiB, e.g. 1MiB");
+					    "1MiB, e.g. 512KiB");
 			l->statement_bytes = (uint32_t)b;
 			break;
 		case 1:
