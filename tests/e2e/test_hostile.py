@@ -1348,6 +1348,77 @@ def test_agent_hanging_up_mid_message_leaves_no_session_behind(ctx):
     check(rc == 0 and t < 10, "a later query: rc %d after %.1fs: %s" % (rc, t, out))
 
 
+HALFCLOSE_SERVER = r"""
+import hashlib, socket, sys, time
+ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+ls.bind(("127.0.0.1", int(sys.argv[1]))); ls.listen(1)
+print("ready", flush=True)
+c, _ = ls.accept()
+c.sendall(b"bye"); c.shutdown(socket.SHUT_WR)   # the database's side is done at once
+time.sleep(float(sys.argv[2]))                  # and only then reads, slowly at first
+h, n = hashlib.sha256(), 0
+while True:
+    d = c.recv(65536)
+    if not d: break
+    h.update(d); n += len(d)
+print(n, h.hexdigest(), flush=True)
+"""
+
+HALFCLOSE_AGENT = r"""
+import hashlib, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=60)
+data = bytes(range(256)) * (int(sys.argv[2]) // 256)
+s.sendall(data); s.shutdown(socket.SHUT_WR)     # everything sent, then FIN
+got = b""
+while True:
+    d = s.recv(65536)
+    if not d: break
+    got += d
+print(len(data), hashlib.sha256(data).hexdigest(), got.decode(), flush=True)
+"""
+
+
+def test_agent_half_close_while_the_database_is_slow_loses_nothing(ctx):
+    """Issue 14 point 10 (found while checking the hang-up fix): an agent that sends its last
+    bytes and closes its sending side while the database has already finished and is slow to
+    read must have every byte delivered. hoopd used to take epoll's HUP (the agent's FIN plus
+    its own shut side) for a reset and kill the session with the agent's last bytes unread."""
+    port = free_port()
+    hd = Hoopd(ctx.cleanup, "version: 1\ntargets:\n  - name: raw\n    protocol: tcp\n"
+               "    ports: [%d]\n" % port, tag="halfclose")
+    ctx.hoopds.append(hd)
+    hd.start()
+    try:
+        cg = Cgroup(ctx.cleanup, "halfclose")
+        hd.ctl("attach", "--cgroup", cg.path, "--owner", OWNER)
+        srv_path = os.path.join(ctx.tmp, "halfclose_server.py")
+        cli_path = os.path.join(ctx.tmp, "halfclose_agent.py")
+        with open(srv_path, "w") as f:
+            f.write(HALFCLOSE_SERVER)
+        with open(cli_path, "w") as f:
+            f.write(HALFCLOSE_AGENT)
+        size = 32 << 20
+        srv = subprocess.Popen([PY, srv_path, str(port), "2"], stdout=subprocess.PIPE, text=True)
+        try:
+            check(srv.stdout.readline().strip() == "ready", "test server did not start")
+            cli = cg.run([PY, cli_path, str(port), str(size)], timeout=120)
+            check(cli.returncode == 0, "agent: %s" % cli.stderr[-500:])
+            sent, sent_sha, reply = cli.stdout.split()
+            got, got_sha = srv.communicate(timeout=120)[0].split()
+        finally:
+            if srv.poll() is None:
+                srv.kill()
+                srv.wait()
+        check(reply == "bye", "the agent got %r from the database" % reply)
+        check(int(got) == int(sent) and got_sha == sent_sha,
+              "the database got %s of the agent's %s bytes" % (got, sent))
+        hd.ctl("detach", "--cgroup", cg.path, check=False)
+    finally:
+        hd.stop()
+        ctx.hoopds.remove(hd)
+
+
 STALL_AGENT = r'''
 import socket, struct, sys, threading, time
 host, port, kind, size = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])

@@ -687,7 +687,8 @@ static void pump(struct session *s)
 		}
 		/* A side is read when epoll said it is readable (and no read found it empty
 		 * since); TLS may hold decrypted bytes whatever the socket says. */
-		if (!s->a.handshaking && !s->closing && !s->held && (s->a.readable || s->a.ssl) &&
+		if (!s->a.handshaking && !s->closing && !s->held &&
+		    (s->a.readable || s->a.ssl || s->a.unwatched) &&
 		    s->s.out.len < G.o.relay_buf) {
 			size_t before = s->a.in.len;
 
@@ -711,7 +712,8 @@ static void pump(struct session *s)
 		}
 		if (!s->held && !s->closing && !s->yielded && cut_unfinished(s, &s->a))
 			return;
-		if (!s->connecting && !s->s.handshaking && (s->s.readable || s->s.ssl) &&
+		if (!s->connecting && !s->s.handshaking &&
+		    (s->s.readable || s->s.ssl || s->s.unwatched) &&
 		    s->a.out.len < G.o.relay_buf) {
 			size_t before = s->s.in.len;
 
@@ -801,14 +803,26 @@ static void pump(struct session *s)
 
 #define READABLE (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)
 
-/* epoll said HUP or ERR on d, and pump has read what was left. Closed both ways after our own
- * EOF went out: the side is done, stop watching it. Otherwise it was reset: nothing more can
- * reach it (the agent) or come from it (the database). */
-static void hung_up(struct session *s, struct side *d)
+/* epoll said HUP or ERR on d, which it reports whatever we ask for: left watched, a side that
+ * can do no more would wake the loop for ever. Closed both ways after our own EOF went out:
+ * the side is done, stop watching it. HUP alone (the peer's FIN, and our side shut) is no
+ * reset: what the peer sent before its FIN may still wait in the socket, unread while the
+ * other side's queue was full, and it is owed to the other side whole. Stop watching, and let
+ * pump read it up to the EOF (unwatched sides are read whenever pump runs); a message it cuts
+ * short ends the session there. ERR is a reset: nothing more can reach the agent or come from
+ * the database. */
+static void hung_up(struct session *s, struct side *d, uint32_t events)
 {
 	if (d->shut && d->eof) {
 		loop_del(&d->w);
 		d->unwatched = 1;
+		return;
+	}
+	if (!(events & EPOLLERR) && !d->eof) {
+		loop_del(&d->w);
+		d->unwatched = 1;
+		d->readable = 1;
+		pump(s);
 		return;
 	}
 	if (d == &s->a) {
@@ -837,10 +851,8 @@ static void on_agent(struct loop_watch *w, uint32_t events)
 		return;
 	}
 	pump(s);
-	/* epoll reports HUP and ERR whatever we ask for: left watched, a side that can do no
-	 * more would wake the loop for ever. */
 	if (!s->dead && (events & (EPOLLHUP | EPOLLERR)))
-		hung_up(s, &s->a);
+		hung_up(s, &s->a, events);
 }
 
 static void on_server(struct loop_watch *w, uint32_t events)
@@ -870,7 +882,7 @@ static void on_server(struct loop_watch *w, uint32_t events)
 	}
 	pump(s);
 	if (!s->dead && !s->connecting && (events & (EPOLLHUP | EPOLLERR)))
-		hung_up(s, &s->s);
+		hung_up(s, &s->s, events);
 }
 
 /* Without CAP_DAC_READ_SEARCH (the DaemonSet does not grant it) cgroups cannot be opened by
