@@ -371,8 +371,12 @@ def test_daemonset_pod_runs_as_written(ctx):
         # Where the manifest says: the control socket, the state, the pins.
         check(os.path.exists(os.path.join(pod.vol["run"], "hoopd.sock")), "no control socket in the run volume")
         check(os.path.isdir(os.path.join(pod.vol["bpffs"], "hoop")), "no pins at --pin-root in the bpffs volume")
-        # Metrics on the pod's address, at the port the manifest's annotation names.
-        port = ds["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"]
+        # Metrics in the pod's network, at the address the manifest's --metrics names (its
+        # loopback: kubectl port-forward reaches it, other pods do not).
+        args = hoopd_c.get("command", []) + hoopd_c.get("args", [])
+        maddr = args[args.index("--metrics") + 1]
+        mhost, _, port = maddr.rpartition(":")
+        check(mhost in ("127.0.0.1", ""), "the manifest serves metrics beyond loopback: %r" % maddr)
         m = subprocess.run(["ip", "netns", "exec", pod.netns, "/usr/bin/python3", "-c",
                             "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen("
                             "'http://127.0.0.1:%s/metrics', timeout=5).read().decode())" % port],

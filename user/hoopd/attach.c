@@ -172,6 +172,13 @@ static int cg_id_alive(uint64_t id, char *path, size_t n)
 	memcpy(h.fh.f_handle, &id, sizeof(id));
 	fd = open_by_handle_at(mfd, &h.fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	close(mfd);
+	if (fd < 0 && errno == EPERM) {
+		/* Without CAP_DAC_READ_SEARCH (the DaemonSet does not grant it) the kernel will
+		 * not open by id: look for the id in the whole cgroup tree instead. */
+		int r = cg_find_id_under(mnt, id, path, n);
+
+		return r == 0 ? 1 : r == -ENOENT ? 0 : r;
+	}
 	if (fd < 0)
 		return errno == ESTALE || errno == ENOENT ? 0 : -errno;
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
@@ -233,8 +240,9 @@ int attach_load(void)
 			break;
 		}
 		attached = bpfctl_is_attached(a->cgroup_id);
-		alive = cg_id_alive(a->cgroup_id, live, sizeof(live));
 		path_ok = !cg_id(a->path, &id) && id == a->cgroup_id;
+		/* The record's path is that very cgroup: it is alive where the record says. */
+		alive = path_ok ? 1 : cg_id_alive(a->cgroup_id, live, sizeof(live));
 		if (fid == a->cgroup_id && alive == 0 && !path_ok) {
 			/* The cgroup is gone (or was re-created): its links went with it. */
 			log_info("cgroup %s (id %llu) is gone; forgetting its attachment", a->path,
