@@ -994,6 +994,7 @@ static void names_done(struct pg *p, const char *text, const char *tag, struct m
 {
 	struct names ns;
 	struct named *n;
+	int depth = 0;
 
 	if (strcmp(tag, "PREPARE") && strncmp(tag, "DEALLOCATE", 10) &&
 	    strcmp(tag, "DECLARE CURSOR") && strncmp(tag, "CLOSE CURSOR", 12) &&
@@ -1006,6 +1007,14 @@ static void names_done(struct pg *p, const char *text, const char *tag, struct m
 	if (!text)
 		return;
 	sql_names(text, strlen(text), &ns);
+	/* EXECUTE of a statement made by Parse may run any statement: it is that one that ran */
+	while (ns.kind == NK_EXECUTE && depth++ < 4) {
+		if (!(n = named_find(p->preps, ns.name)))
+			return;
+		text = n->text;
+		plan = NULL;
+		sql_names(text, strlen(text), &ns);
+	}
 	if (!strcmp(tag, "PREPARE") && ns.kind == NK_PREPARE) {
 		named_set(&p->preps, ns.name, text + ns.body, NULL, NULL, 0);
 	} else if (!strcmp(tag, "DEALLOCATE") && ns.kind == NK_DEALLOCATE && ns.name[0]) {
@@ -1143,6 +1152,60 @@ static enum verdict judge_execute(struct pg *p, struct masking *mk, const char *
 	return v;
 }
 
+/* Could this text, run when every request before it is answered, start a COPY FROM STDIN?
+ * EXECUTE name runs what name is then (a Parse may have made it a COPY): recorded or in
+ * flight. */
+static int text_may_copy_in(struct pg *p, const char *text, size_t len, int depth)
+{
+	struct names ns;
+	const struct named *n;
+
+	if (may_copy_in(text, len))
+		return 1;
+	if (depth >= 4 || !may_name(text, len))
+		return depth >= 4;
+	sql_names(text, len, &ns);
+	if (ns.kind != NK_EXECUTE)
+		return 0;
+	if ((n = named_find(p->preps, ns.name)) && text_may_copy_in(p, n->text, strlen(n->text), depth + 1))
+		return 1;
+	for (const struct pend *e = p->head; e; e = e->next)
+		if (e->kind == 'P' && e->text && !strcmp(e->name, ns.name) &&
+		    text_may_copy_in(p, e->text, strlen(e->text), depth + 1))
+			return 1;
+	return 0;
+}
+
+/* For the record of EXECUTE name: the text name will most likely have when it runs (the last
+ * definition forwarded before it: earlier in this Query, in flight, or recorded). malloc'd. */
+static char *prepared_ahead(struct pg *p, const char *name, const char *q, const struct split *sp,
+			    const struct names *qns, int upto)
+{
+	const char *t = NULL;
+	struct names tn;
+	struct named *n;
+
+	for (int k = upto - 1; k >= 0; k--)
+		if (qns[k].kind == NK_PREPARE && !strcmp(qns[k].name, name))
+			return strndup(q + sp->off[k] + qns[k].body,
+				       (size_t)sp->len[k] - qns[k].body);
+	for (struct pend *e = p->head; e; e = e->next) {
+		if (e->kind == 'P' && !e->poisoned && e->text && !strcmp(e->name, name))
+			t = e->text;
+		for (int i = 0; i < e->nst; i++) {
+			if (!e->st[i].text)
+				continue;
+			sql_names(e->st[i].text, strlen(e->st[i].text), &tn);
+			if (tn.kind == NK_PREPARE && !strcmp(tn.name, name))
+				t = e->st[i].text + tn.body;
+		}
+	}
+	if (t)
+		return strdup(t);
+	n = named_find(p->preps, name);
+	return n ? strdup(n->text) : NULL;
+}
+
 static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verdict fv)
 {
 	struct session *s = p->s;
@@ -1199,7 +1262,9 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 			goto out;
 		if (!cached)
 			sql_names(sql + sp->off[i], (size_t)sp->len[i], &ns[i]);
-		copy_cand |= !cached && may_copy_in(sql + sp->off[i], (size_t)sp->len[i]);
+		copy_cand |= !cached && (may_copy_in(sql + sp->off[i], (size_t)sp->len[i]) ||
+					 (ns[i].kind == NK_EXECUTE &&
+					  text_may_copy_in(p, sql + sp->off[i], (size_t)sp->len[i], 0)));
 		vp = verdict_plan(p, mk, plans[i]);
 		v[i] = forced ? fv
 			      : judge_facts(p, "simple", sql + sp->off[i], (size_t)sp->len[i],
@@ -1259,8 +1324,9 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 	for (int i = 0; i < sp->n; i++) {
 		/* Any deny: none of them runs, and every one is on record as not run. */
 		int rec;
-		struct named *pn = ns[i].kind == NK_EXECUTE ? named_find(p->preps, ns[i].name)
-							     : NULL;
+		char *ptext = ns[i].kind == NK_EXECUTE
+				      ? prepared_ahead(p, ns[i].name, sql, sp, ns, i)
+				      : NULL;
 		struct ev_statement es = {.db_user = p->user, .database = p->database, .seq = ++p->seq, .protocol = "simple",
 					  .text = sql + sp->off[i], .text_len = (size_t)sp->len[i],
 					  .verdict = worst == VERDICT_DENY
@@ -1274,9 +1340,10 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 
 		if (ns[i].kind == NK_EXECUTE) {
 			es.prepared = ns[i].name;
-			es.prepared_text = pn ? pn->text : NULL;
+			es.prepared_text = ptext;
 		}
 		rec = ev_statement(s, &es);
+		free(ptext);
 		if (rec)
 			unrecorded = rec;
 	}
@@ -1537,19 +1604,19 @@ static int portal_may_copy_in(struct pg *p, const char *portal)
 	const struct named *n = named_find(p->portals, portal);
 	int known = n != NULL;
 
-	if (n && may_copy_in(n->text, strlen(n->text)))
+	if (n && text_may_copy_in(p, n->text, strlen(n->text), 0))
 		return 1;
 	for (const struct pend *e = p->head; e; e = e->next) {
 		if (e->kind != 'B' || strcmp(e->name, portal))
 			continue;
 		n = named_find(p->preps, e->stmt);
-		if (n && may_copy_in(n->text, strlen(n->text)))
+		if (n && text_may_copy_in(p, n->text, strlen(n->text), 0))
 			return 1;
 		known |= n != NULL;
 		for (const struct pend *x = p->head; x && x != e; x = x->next) {
 			if (x->kind == 'P' && !strcmp(x->name, e->stmt)) {
 				/* (a poisoned one has no text: the poison is no COPY) */
-				if (x->text && may_copy_in(x->text, strlen(x->text)))
+				if (x->text && text_may_copy_in(p, x->text, strlen(x->text), 0))
 					return 1;
 				known = 1;
 			}
