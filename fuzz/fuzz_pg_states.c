@@ -261,6 +261,8 @@ static void m_rows(int k, int with_desc, int done)
 }
 
 /* Run statement k (a Query's, or the one a portal holds). 0, or -1 after an error. */
+static int m_depth; /* EXECUTE of a statement that EXECUTEs: PostgreSQL's stack limit */
+
 static int m_run(int k, int extended, struct mportal *self)
 {
 	const struct stmt *st = &menu[k];
@@ -295,7 +297,18 @@ static int m_run(int k, int extended, struct mportal *self)
 			m_error("26000", extended);
 			return -1;
 		}
-		return m_run(pr->stmt, extended, NULL);
+		if (m_depth >= 4) {
+			m_error("54001", extended);
+			return -1;
+		}
+		{
+			int r;
+
+			m_depth++;
+			r = m_run(pr->stmt, extended, NULL);
+			m_depth--;
+			return r;
+		}
 	case K_DEALLOC:
 		if (!m_prep(st->name)) {
 			m_error("26000", extended);
@@ -367,7 +380,7 @@ static int m_run(int k, int extended, struct mportal *self)
 }
 
 /* Does describing statement k give a RowDescription? (-1: an error) */
-static int m_describes_rows(int k)
+static int m_describes_rows(int k, int depth)
 {
 	struct mprep *pr;
 	struct mportal *po;
@@ -378,7 +391,7 @@ static int m_describes_rows(int k)
 		return 1;
 	case K_EXECUTE:
 		pr = m_prep(menu[k].name);
-		return pr && pr->stmt >= 0 ? m_describes_rows(pr->stmt) : -1;
+		return pr && pr->stmt >= 0 && depth < 4 ? m_describes_rows(pr->stmt, depth + 1) : -1;
 	case K_FETCH:
 		po = m_portal(menu[k].name);
 		return po ? 1 : -1;
@@ -503,7 +516,7 @@ static void m_message(const struct pgw_msg *m)
 
 			m_put('t', t, 2);
 		}
-		r = m_describes_rows(pr ? pr->stmt : po->stmt);
+		r = m_describes_rows(pr ? pr->stmt : po->stmt, 0);
 		if (r < 0) {
 			m_error("26000", 1);
 			return;
