@@ -81,6 +81,8 @@ enum phase {
 	PH_CANCEL, /* a CancelRequest was passed on; nothing more is expected */
 };
 
+struct names;
+
 struct track {
 	uint64_t seq;
 	int64_t start_us;
@@ -95,8 +97,10 @@ struct track {
 	/* the plan and the portal's text are taken when the server answers (track_resolve) */
 	int resolved;
 	/* a statement that defines or drops a name (PREPARE, DECLARE, DEALLOCATE, CLOSE,
-	 * DISCARD): its text, applied when its command tag says it ran */
+	 * DISCARD): its text, applied when its command tag says it ran, and (a Query's) what
+	 * its parse tree says of names (struct names) */
 	char *text;
+	struct names *ns;
 };
 
 struct pend {
@@ -111,6 +115,7 @@ struct pend {
 	char *name;    /* Parse: statement; Bind: portal; Describe, Execute, Close: the target */
 	int internal;  /* hoopd sent it (a Describe for masking): the agent sees no answer */
 	int copy_cand; /* may start COPY FROM STDIN (see copy_wait) */
+	int may_copy;  /* Parse: its statement may be a COPY FROM STDIN (or EXECUTE one) */
 	/* pending definitions, recorded when the server acknowledges this entry */
 	char *stmt;	    /* Bind: the statement bound */
 	char *text;	    /* Parse: the statement's text */
@@ -307,6 +312,7 @@ static void track_free(struct track *t)
 	masking_put(t->mk);
 	free(t->rd);
 	free(t->text);
+	free(t->ns);
 }
 
 static void pend_pop(struct pg *p)
@@ -1109,19 +1115,15 @@ static enum verdict judge_execute(struct pg *p, struct masking *mk, const char *
 {
 	char *alt[16];
 	int nalt = 0;
-	struct names tn;
 
 	for (struct pend *e = p->head; e && nalt < 16; e = e->next) {
 		if (e->kind == 'P' && !e->poisoned && e->text && !strcmp(e->name, ns->name))
 			alt[nalt++] = strdup(e->text);
 		for (int i = 0; i < e->nst && nalt < 16; i++) {
-			const char *t = e->st[i].text;
+			const struct names *tn = e->st[i].ns;
 
-			if (!t)
-				continue;
-			sql_names(t, strlen(t), &tn);
-			if (tn.kind == NK_PREPARE && !strcmp(tn.name, ns->name))
-				alt[nalt++] = strdup(t + tn.body);
+			if (tn && tn->kind == NK_PREPARE && !strcmp(tn->name, ns->name))
+				alt[nalt++] = strdup(e->st[i].text + tn->body);
 		}
 	}
 	for (int k = 0; k < upto && nalt < 16; k++)
@@ -1167,11 +1169,11 @@ static int text_may_copy_in(struct pg *p, const char *text, size_t len, int dept
 	sql_names(text, len, &ns);
 	if (ns.kind != NK_EXECUTE)
 		return 0;
-	if ((n = named_find(p->preps, ns.name)) && text_may_copy_in(p, n->text, strlen(n->text), depth + 1))
+	if ((n = named_find(p->preps, ns.name)) &&
+	    text_may_copy_in(p, n->text, strlen(n->text), depth + 1))
 		return 1;
 	for (const struct pend *e = p->head; e; e = e->next)
-		if (e->kind == 'P' && e->text && !strcmp(e->name, ns.name) &&
-		    text_may_copy_in(p, e->text, strlen(e->text), depth + 1))
+		if (e->kind == 'P' && e->may_copy && !strcmp(e->name, ns.name))
 			return 1;
 	return 0;
 }
@@ -1182,7 +1184,6 @@ static char *prepared_ahead(struct pg *p, const char *name, const char *q, const
 			    const struct names *qns, int upto)
 {
 	const char *t = NULL;
-	struct names tn;
 	struct named *n;
 
 	for (int k = upto - 1; k >= 0; k--)
@@ -1193,11 +1194,10 @@ static char *prepared_ahead(struct pg *p, const char *name, const char *q, const
 		if (e->kind == 'P' && !e->poisoned && e->text && !strcmp(e->name, name))
 			t = e->text;
 		for (int i = 0; i < e->nst; i++) {
-			if (!e->st[i].text)
-				continue;
-			sql_names(e->st[i].text, strlen(e->st[i].text), &tn);
-			if (tn.kind == NK_PREPARE && !strcmp(tn.name, name))
-				t = e->st[i].text + tn.body;
+			const struct names *tn = e->st[i].ns;
+
+			if (tn && tn->kind == NK_PREPARE && !strcmp(tn->name, name))
+				t = e->st[i].text + tn->body;
 		}
 	}
 	if (t)
@@ -1366,8 +1366,11 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 		e->st[i].seq = p->seq - (uint64_t)(sp->n ? sp->n : 1) + 1 + (uint64_t)i;
 		e->st[i].start_us = now_us();
 		if (i < sp->n && ns[i].kind != NK_NONE &&
-		    !(e->st[i].text = strndup(sql + sp->off[i], (size_t)sp->len[i])))
+		    (!(e->st[i].text = strndup(sql + sp->off[i], (size_t)sp->len[i])) ||
+		     !(e->st[i].ns = malloc(sizeof(ns[i])))))
 			goto out;
+		if (i < sp->n && e->st[i].ns)
+			*e->st[i].ns = ns[i];
 		if (i < sp->n && mk) {
 			e->st[i].mk = masking_get();
 			e->st[i].plan = plans[i];
@@ -1465,6 +1468,7 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 	}
 	e->plan = pl;
 	e->plan_gen = mk ? mk->gen : 0;
+	e->may_copy = may_copy_in(sql, sql_len) || ns.kind == NK_EXECUTE;
 	masking_put(mk);
 	return fwd(&p->s->s.out, m);
 }
@@ -1598,31 +1602,29 @@ static const char *portal_text_ahead(struct pg *p, const char *portal, const cha
 }
 
 /* Could an Execute of portal sent now start a COPY FROM STDIN? Every text the portal may have
- * by then is looked at; a portal hoopd knows nothing of may. */
+ * by then is looked at (in one pass over the queue: a Parse in flight counts when it could be
+ * one, whatever its name); a portal hoopd knows nothing of may. */
 static int portal_may_copy_in(struct pg *p, const char *portal)
 {
 	const struct named *n = named_find(p->portals, portal);
-	int known = n != NULL;
+	int pcopy = 0, bound = 0, bcopy = 0, looked = 0;
 
 	if (n && text_may_copy_in(p, n->text, strlen(n->text), 0))
 		return 1;
 	for (const struct pend *e = p->head; e; e = e->next) {
+		if (e->kind == 'P' && e->may_copy)
+			pcopy = 1;
 		if (e->kind != 'B' || strcmp(e->name, portal))
 			continue;
-		n = named_find(p->preps, e->stmt);
-		if (n && text_may_copy_in(p, n->text, strlen(n->text), 0))
-			return 1;
-		known |= n != NULL;
-		for (const struct pend *x = p->head; x && x != e; x = x->next) {
-			if (x->kind == 'P' && !strcmp(x->name, e->stmt)) {
-				/* (a poisoned one has no text: the poison is no COPY) */
-				if (x->text && text_may_copy_in(p, x->text, strlen(x->text), 0))
-					return 1;
-				known = 1;
-			}
-		}
+		bound = 1;
+		if (bcopy || !(n = named_find(p->preps, e->stmt)))
+			continue;
+		/* (bounded: a pipeline of Binds of one portal costs one look each, not more) */
+		bcopy = ++looked > 8 || text_may_copy_in(p, n->text, strlen(n->text), 0);
 	}
-	return !known;
+	if (bound)
+		return pcopy || bcopy;
+	return !named_find(p->portals, portal);
 }
 
 static int on_execute(struct pg *p, const struct pgw_msg *m)
