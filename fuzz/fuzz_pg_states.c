@@ -37,7 +37,7 @@ static struct fz_sess S;
 /* ---- the statements ---- */
 
 #define MASKED_SQL "select replace(ssn, '-', '') from patients"
-#define CLEAN_SQL "select 'x'"
+#define CLEAN_SQL  "select 'x'"
 
 enum kind {
 	K_MASKED,
@@ -59,31 +59,32 @@ enum kind {
 static const struct stmt {
 	const char *sql;
 	enum kind kind;
-	const char *name; /* PREPARE, EXECUTE, DEALLOCATE: statement; DECLARE, FETCH, CLOSE: portal */
-	int inner;	  /* PREPARE, DECLARE: the menu entry it holds */
+	const char
+	    *name; /* PREPARE, EXECUTE, DEALLOCATE: statement; DECLARE, FETCH, CLOSE: portal */
+	int inner; /* PREPARE, DECLARE: the menu entry it holds */
 } menu[] = {
-	{MASKED_SQL, K_MASKED, NULL, 0},
-	{CLEAN_SQL, K_CLEAN, NULL, 0},
-	{"select 1/0", K_FAIL, NULL, 0},
-	{"prepare a as " MASKED_SQL, K_PREPARE, "a", 0},
-	{"prepare a as " CLEAN_SQL, K_PREPARE, "a", 1},
-	{"prepare b as " MASKED_SQL, K_PREPARE, "b", 0},
-	{"prepare B as " CLEAN_SQL, K_PREPARE, "b", 1},
-	{"prepare U&\"\\0061\" as " CLEAN_SQL, K_PREPARE, "a", 1},
-	{"execute a", K_EXECUTE, "a", 0},
-	{"execute \"b\"", K_EXECUTE, "b", 0},
-	{"deallocate a", K_DEALLOC, "a", 0},
-	{"deallocate all", K_DEALLOC_ALL, NULL, 0},
-	{"declare c cursor with hold for " MASKED_SQL, K_DECLARE, "c", 0},
-	{"declare c cursor with hold for " CLEAN_SQL, K_DECLARE, "c", 1},
-	{"declare p cursor with hold for " CLEAN_SQL, K_DECLARE, "p", 1},
-	{"fetch all from c", K_FETCH, "c", 0},
-	{"fetch all from p", K_FETCH, "p", 0},
-	{"close c", K_CLOSE, "c", 0},
-	{"close all", K_CLOSE_ALL, NULL, 0},
-	{"discard all", K_DISCARD_ALL, NULL, 0},
-	{"copy t from stdin", K_COPY, NULL, 0},
-	{"select 'denied'", K_DENIED, NULL, 0},
+    {MASKED_SQL, K_MASKED, NULL, 0},
+    {CLEAN_SQL, K_CLEAN, NULL, 0},
+    {"select 1/0", K_FAIL, NULL, 0},
+    {"prepare a as " MASKED_SQL, K_PREPARE, "a", 0},
+    {"prepare a as " CLEAN_SQL, K_PREPARE, "a", 1},
+    {"prepare b as " MASKED_SQL, K_PREPARE, "b", 0},
+    {"prepare B as " CLEAN_SQL, K_PREPARE, "b", 1},
+    {"prepare U&\"\\0061\" as " CLEAN_SQL, K_PREPARE, "a", 1},
+    {"execute a", K_EXECUTE, "a", 0},
+    {"execute \"b\"", K_EXECUTE, "b", 0},
+    {"deallocate a", K_DEALLOC, "a", 0},
+    {"deallocate all", K_DEALLOC_ALL, NULL, 0},
+    {"declare c cursor with hold for " MASKED_SQL, K_DECLARE, "c", 0},
+    {"declare c cursor with hold for " CLEAN_SQL, K_DECLARE, "c", 1},
+    {"declare p cursor with hold for " CLEAN_SQL, K_DECLARE, "p", 1},
+    {"fetch all from c", K_FETCH, "c", 0},
+    {"fetch all from p", K_FETCH, "p", 0},
+    {"close c", K_CLOSE, "c", 0},
+    {"close all", K_CLOSE_ALL, NULL, 0},
+    {"discard all", K_DISCARD_ALL, NULL, 0},
+    {"copy t from stdin", K_COPY, NULL, 0},
+    {"select 'denied'", K_DENIED, NULL, 0},
 };
 #define NMENU ((int)(sizeof(menu) / sizeof(menu[0])))
 
@@ -128,15 +129,15 @@ static struct model {
 	int nprep;
 	struct mportal portals[MAXN];
 	int nportal;
-	int skip;	/* ignore_till_sync */
-	int copy;	/* in COPY FROM STDIN: 1 from a Query, 2 from an Execute */
+	int skip; /* ignore_till_sync */
+	int copy; /* in COPY FROM STDIN: 1 from a Query, 2 from an Execute */
 	int xact_failed;
-	struct buf wire;     /* what hoopd sent, not yet read */
-	struct buf held;     /* answers not flushed yet */
-	struct buf out;	     /* answers on their way to hoopd */
-	int rows;	     /* DataRows sent */
+	struct buf wire;       /* what hoopd sent, not yet read */
+	struct buf held;       /* answers not flushed yet */
+	struct buf out;	       /* answers on their way to hoopd */
+	int rows;	       /* DataRows sent */
 	uint8_t masked[10000]; /* per row: 1 the masked read's, 2 the clean read's */
-	int seen;	     /* the last row number the agent got */
+	int seen;	       /* the last row number the agent got */
 } M;
 
 static void m_put(uint8_t type, const void *body, size_t n)
@@ -391,7 +392,8 @@ static int m_describes_rows(int k, int depth)
 		return 1;
 	case K_EXECUTE:
 		pr = m_prep(menu[k].name);
-		return pr && pr->stmt >= 0 && depth < 4 ? m_describes_rows(pr->stmt, depth + 1) : -1;
+		return pr && pr->stmt >= 0 && depth < 4 ? m_describes_rows(pr->stmt, depth + 1)
+							: -1;
 	case K_FETCH:
 		po = m_portal(menu[k].name);
 		return po ? 1 : -1;
@@ -606,19 +608,22 @@ static void check_agent(void)
 			if (l < 4)
 				n = -1;
 			for (int i = l - 4; i >= 0 && i < l; i++)
-				n = v[i] >= '0' && v[i] <= '9' && n >= 0 ? n * 10 + (v[i] - '0') : -1;
+				n = v[i] >= '0' && v[i] <= '9' && n >= 0 ? n * 10 + (v[i] - '0')
+									 : -1;
 			if (n > 0) {
 				char raw[16];
 
 				/* each row once, in order, and only rows the model sent */
 				REQUIRE(n > M.seen && n <= M.rows && M.masked[n]);
 				M.seen = n;
-				snprintf(raw, sizeof(raw), M.masked[n] == 1 ? "55555%04d" : "ok%04d",
-					 n);
+				snprintf(raw, sizeof(raw),
+					 M.masked[n] == 1 ? "55555%04d" : "ok%04d", n);
 				if (M.masked[n] == 1) /* masked by its own plan: never clear */
-					REQUIRE((size_t)l != strlen(raw) || memcmp(v, raw, (size_t)l));
+					REQUIRE((size_t)l != strlen(raw) ||
+						memcmp(v, raw, (size_t)l));
 				else /* a clean row: a masked form is another statement's plan */
-					REQUIRE((size_t)l == strlen(raw) && !memcmp(v, raw, (size_t)l));
+					REQUIRE((size_t)l == strlen(raw) &&
+						!memcmp(v, raw, (size_t)l));
 			}
 		}
 		buf_consume(&S.s.a.out, m.total);
@@ -706,15 +711,15 @@ static void step(struct rd_in *in)
 		fe_bind(portal_names[x % 3], stmt_names[(x / 3) % 3]);
 		break;
 	case 3:
-		fe_named('D', x & 1 ? 'P' : 'S', x & 1 ? portal_names[(x / 2) % 3]
-						       : stmt_names[(x / 2) % 3]);
+		fe_named('D', x & 1 ? 'P' : 'S',
+			 x & 1 ? portal_names[(x / 2) % 3] : stmt_names[(x / 2) % 3]);
 		break;
 	case 4:
 		fe_execute(portal_names[x % 3]);
 		break;
 	case 5:
-		fe_named('C', x & 1 ? 'P' : 'S', x & 1 ? portal_names[(x / 2) % 3]
-						       : stmt_names[(x / 2) % 3]);
+		fe_named('C', x & 1 ? 'P' : 'S',
+			 x & 1 ? portal_names[(x / 2) % 3] : stmt_names[(x / 2) % 3]);
 		break;
 	case 6:
 		REQUIRE(pgw_put(&S.s.a.in, 'S', NULL, 0) == 0);
@@ -732,7 +737,8 @@ static void step(struct rd_in *in)
 		REQUIRE(pgw_put(&S.s.a.in, 'f', "no", 3) == 0);
 		break;
 	default:
-		/* the model reads 1-4 messages (or all), answers in chunks of 1-64 bytes (or all) */
+		/* the model reads 1-4 messages (or all), answers in chunks of 1-64 bytes (or all)
+		 */
 		m_step(x & 0x80 ? 1 << 20 : 1 + (x & 3));
 		deliver(x & 0x40 ? 0 : 1 + ((x >> 2) & 15) * 4);
 		return;
