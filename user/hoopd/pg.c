@@ -2398,8 +2398,9 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 		p->tx = pgw_u8(&rd);
 		if (e->poisoned && !e->err_seen && !p->withhold && poisoned_error(p, e))
 			return -1;
-		if (e->kind == 'Q') {
-			/* A simple Query replaces the unnamed statement and portal */
+		if (e->kind == 'Q' || e->poisoned) {
+			/* A simple Query (the poison in place of a FunctionCall is one too) replaces
+			 * the unnamed statement and portal */
 			named_drop(&p->preps, "");
 			named_drop(&p->portals, "");
 		}
