@@ -54,6 +54,9 @@ enum kind {
 	K_DISCARD_ALL,
 	K_COPY,
 	K_DENIED,
+	K_BEGIN,
+	K_COMMIT,
+	K_ROLLBACK,
 };
 
 static const struct stmt {
@@ -85,6 +88,11 @@ static const struct stmt {
     {"discard all", K_DISCARD_ALL, NULL, 0},
     {"copy t from stdin", K_COPY, NULL, 0},
     {"select 'denied'", K_DENIED, NULL, 0},
+    {"begin", K_BEGIN, NULL, 0},
+    {"commit", K_COMMIT, NULL, 0},
+    {"rollback", K_ROLLBACK, NULL, 0},
+    {"declare c cursor for " MASKED_SQL, K_DECLARE, "c", 0},
+    {"declare c cursor for " CLEAN_SQL, K_DECLARE, "c", 1},
 };
 #define NMENU ((int)(sizeof(menu) / sizeof(menu[0])))
 
@@ -129,8 +137,9 @@ static struct model {
 	int nprep;
 	struct mportal portals[MAXN];
 	int nportal;
-	int skip; /* ignore_till_sync */
-	int copy; /* in COPY FROM STDIN: 1 from a Query, 2 from an Execute */
+	int skip;  /* ignore_till_sync */
+	int block; /* a transaction block: 1 open, 2 failed */
+	int copy;  /* in COPY FROM STDIN: 1 from a Query, 2 from an Execute */
 	int xact_failed;
 	struct buf wire;       /* what hoopd sent, not yet read */
 	struct buf held;       /* answers not flushed yet */
@@ -191,15 +200,32 @@ static void m_error(const char *state, int extended)
 	m_flush(); /* errors are flushed at once */
 	M.xact_failed = 1;
 	M.copy = 0;
+	if (M.block)
+		M.block = 2;
 	if (extended)
 		M.skip = 1;
 }
 
-/* A ReadyForQuery: the implicit transaction ends (commit, or abort after an error). */
+/* In a failed transaction block only COMMIT and ROLLBACK run. */
+static int m_aborted(int k, int extended)
+{
+	if (M.block != 2 || (k >= 0 && (menu[k].kind == K_COMMIT || menu[k].kind == K_ROLLBACK)))
+		return 0;
+	m_error("25P02", extended);
+	return 1;
+}
+
+/* A ReadyForQuery: outside a transaction block the transaction ends (commit, or abort after an
+ * error or ROLLBACK): portals without HOLD go, and held ones made in it if it aborted. */
 static void m_ready(void)
 {
 	int n = 0;
 
+	if (M.block) {
+		pgw_put_ready(&M.held, M.block == 2 ? 'E' : 'T');
+		m_flush();
+		return;
+	}
 	for (int i = 0; i < M.nportal; i++) {
 		struct mportal *x = &M.portals[i];
 
@@ -270,7 +296,20 @@ static int m_run(int k, int extended, struct mportal *self)
 	struct mprep *pr;
 	struct mportal *po;
 
+	if (m_aborted(k, extended))
+		return -1;
 	switch (st->kind) {
+	case K_BEGIN:
+		M.block = M.block ? M.block : 1;
+		m_complete("BEGIN");
+		return 0;
+	case K_COMMIT:
+	case K_ROLLBACK:
+		if (st->kind == K_ROLLBACK || M.block == 2)
+			M.xact_failed = 1;
+		m_complete(st->kind == K_COMMIT && M.block != 2 ? "COMMIT" : "ROLLBACK");
+		M.block = 0;
+		return 0;
 	case K_MASKED:
 	case K_CLEAN:
 		m_rows(k, !extended, self && self->done);
@@ -323,6 +362,10 @@ static int m_run(int k, int extended, struct mportal *self)
 		m_complete("DEALLOCATE ALL");
 		return 0;
 	case K_DECLARE:
+		if (!strstr(st->sql, " with hold ") && !M.block) {
+			m_error("25P01", extended); /* only in transaction blocks */
+			return -1;
+		}
 		if (m_portal(st->name)) {
 			m_error("42P03", extended);
 			return -1;
@@ -332,7 +375,8 @@ static int m_run(int k, int extended, struct mportal *self)
 		memset(po, 0, sizeof(*po));
 		snprintf(po->name, 8, "%s", st->name);
 		po->stmt = st->inner;
-		po->holdable = po->this_xact = 1;
+		po->holdable = strstr(st->sql, " with hold ") != NULL;
+		po->this_xact = 1;
 		m_complete("DECLARE CURSOR");
 		return 0;
 	case K_FETCH:
@@ -462,6 +506,8 @@ static void m_message(const struct pgw_msg *m)
 		if (!a[0])
 			m_drop_prep("");
 		k = menu_of(b);
+		if (m_aborted(k, 1))
+			return;
 		if (!strncmp(b, "SELECT pg_catalog.\"hoop", 23)) {
 			m_error("42883", 1);
 		} else if (k < 0) {
@@ -486,6 +532,8 @@ static void m_message(const struct pgw_msg *m)
 			m_error("26000", 1);
 			return;
 		}
+		if (m_aborted(pr->stmt, 1))
+			return;
 		if (!a[0])
 			m_drop_portal("");
 		if (m_portal(a)) {
