@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "masking.h"
 #include "pg.h"
@@ -798,6 +799,16 @@ static void step(struct rd_in *in)
 
 static char g_dir[64];
 
+/* The masking key the engine made in g_dir goes with the process. */
+static void remove_dir(void)
+{
+	char key[96];
+
+	snprintf(key, sizeof(key), "%s/mask.key", g_dir);
+	unlink(key);
+	rmdir(g_dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	static struct policy pol;
@@ -808,6 +819,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	verdict_hook = states_verdict;
 	snprintf(g_dir, sizeof(g_dir), "/tmp/hoop-fuzz-states-XXXXXX");
 	REQUIRE(mkdtemp(g_dir) != NULL);
+	atexit(remove_dir);
 	pol.masking.enabled = 1;
 	pol.masking.detectors = (1u << DET_COUNT) - 1;
 	pol.masking.unknown_style = MASK_REDACT;
