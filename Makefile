@@ -300,12 +300,14 @@ endef
 
 .PHONY: FORCE
 fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agent \
-      $(FUZZ_OUT)/fuzz_pg_server $(FUZZ_OUT)/fuzz_maskplan $(FUZZ_OUT)/fuzz_mask_datarow \
-      $(FUZZ_OUT)/fuzz_sqlshape $(FUZZ_OUT)/fuzz_audit_record $(FUZZ_OUT)/fuzz_sqlsize
+      $(FUZZ_OUT)/fuzz_pg_server $(FUZZ_OUT)/fuzz_pg_states $(FUZZ_OUT)/fuzz_maskplan \
+      $(FUZZ_OUT)/fuzz_mask_datarow $(FUZZ_OUT)/fuzz_sqlshape $(FUZZ_OUT)/fuzz_audit_record \
+      $(FUZZ_OUT)/fuzz_sqlsize
 	$(call fuzz_run,policy,-artifact_prefix=$(FUZZ_OUT)/ -dict=fuzz/policy.dict)
 	$(call fuzz_run,sqlfacts,-artifact_prefix=$(FUZZ_OUT)/sqlfacts- -max_len=4096)
 	$(call fuzz_run,pg_agent,-artifact_prefix=$(FUZZ_OUT)/pg_agent- -dict=fuzz/pg.dict)
 	$(call fuzz_run,pg_server,-artifact_prefix=$(FUZZ_OUT)/pg_server- -dict=fuzz/pg.dict)
+	$(call fuzz_run,pg_states,-artifact_prefix=$(FUZZ_OUT)/pg_states- -max_len=512)
 	$(call fuzz_run,maskplan,-artifact_prefix=$(FUZZ_OUT)/maskplan- -dict=fuzz/maskplan.dict)
 	$(call fuzz_run,mask_datarow,-artifact_prefix=$(FUZZ_OUT)/mask_datarow- -dict=fuzz/mask.dict)
 	$(call fuzz_run,sqlshape,-artifact_prefix=$(FUZZ_OUT)/sqlshape- -dict=fuzz/maskplan.dict -max_len=1024)

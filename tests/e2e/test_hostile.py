@@ -264,6 +264,211 @@ def all_bytes(msgs):
 
 
 # ---- 1, 2: the response queue and named definitions follow the server ------------------------
+#
+# Every case here ends with the same real statement, whose computed columns derive from masked
+# columns (the shipped policy masks *.ssn and *.last_name), after a decoy of the same column count
+# whose columns are clean. If hoopd matched the real statement's answer to the decoy (the queue
+# out of step with the server) or planned a name by a definition the server refused, the real
+# values would reach the agent in clear.
+
+REAL = "select upper(last_name), replace(ssn, '-', '') from patients limit 100"
+DECOY = "select '', ''"
+
+# A raw client that sends its frames in stages, each stage after the answers of the last: the
+# order in which the server and the agent act is what these cases are about. The plan (a JSON
+# file) is a list of [frames as hex, message type to wait for, how many]. Prints every message
+# as "<type> <hex body>", and "STAGE n" when stage n is sent.
+RAW_STAGED = r"""
+import binascii, json, socket, struct, sys, time
+host, port, timeout, startup = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+plan = json.load(open(sys.argv[5]))
+s = socket.create_connection((host, port), timeout=timeout)
+s.sendall(binascii.unhexlify(startup))
+buf = b""; end = time.time() + timeout
+def read_until(t, n):
+    global buf
+    seen = 0
+    while seen < n:
+        while len(buf) >= 5 and len(buf) >= 1 + struct.unpack("!i", buf[1:5])[0]:
+            ln = struct.unpack("!i", buf[1:5])[0]
+            typ, body, buf = buf[:1], buf[5:1 + ln], buf[1 + ln:]
+            print(typ.decode("latin-1"), binascii.hexlify(body).decode(), flush=True)
+            if typ.decode("latin-1") == t:
+                seen += 1
+                if seen >= n: return True
+        s.settimeout(max(0.01, end - time.time()))
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            print("TIMEOUT"); return False
+        if not d:
+            print("EOF"); return False
+        buf += d
+    return True
+if read_until("Z", 1):
+    for i, (frames, t, n) in enumerate(plan):
+        print("STAGE", i, flush=True)
+        s.sendall(b"".join(binascii.unhexlify(f) for f in frames))
+        if not read_until(t, n): break
+"""
+
+
+def raw_staged(ctx, stages, timeout=20):
+    """Log in as the agent, then for each (frames, type, count): send the frames and read until
+    count messages of that type arrived. Returns {stage number: [(type, body)]} with the
+    messages each stage got (-1: login), plus 'EOF'/'TIMEOUT' entries where they happened."""
+    path = os.path.join(ctx.tmp, "rawstaged.py")
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            f.write(RAW_STAGED)
+    plan = os.path.join(ctx.tmp, "plan-%d.json" % time.monotonic_ns())
+    import json
+    with open(plan, "w") as f:
+        json.dump([[[fr.hex() for fr in frames], t, n] for frames, t, n in stages], f)
+    os.chmod(plan, 0o644)
+    r = ctx.cg.run([PY, path, "127.0.0.1", str(ctx.pg.port), str(timeout),
+                    startup_packet().hex(), plan], timeout=timeout * (len(stages) + 1) + 30)
+    out, stage = {-1: []}, -1
+    for line in r.stdout.splitlines():
+        parts = line.split(" ", 1)
+        if parts[0] == "STAGE":
+            stage = int(parts[1])
+            out[stage] = []
+            continue
+        out[stage].append((parts[0], bytes.fromhex(parts[1]) if len(parts) > 1 else b""))
+    return out
+
+
+def Cd(data):
+    return pmsg(b"d", data)
+
+
+def Cdone():
+    return pmsg(b"c", b"")
+
+
+def check_real_masked(msgs, what):
+    """The real statement's answer: rows that came masked (or were withheld), never raw."""
+    got = all_bytes(msgs)
+    check(not leaked(got), "%s: raw PHI reached the agent: %r" % (what, leaked(got)))
+    rows = data_rows(msgs)
+    errs = [error_fields(b).get("M", "") for t, b in msgs if t == "E"]
+    check(rows or any("withheld" in e for e in errs),
+          "%s: the real statement got neither rows nor a withholding error: %r" % (what, msgs))
+
+
+def test_query_sent_while_server_skips_to_sync_gets_no_answer_of_its_own(ctx):
+    """Issue 14 point 1, review PoC (a): after an extended-protocol error the server ignores a
+    Query up to the next Sync; hoopd must not expect an answer for it, or every later answer is
+    matched to the statement before it and a real query's rows are masked by a decoy's plan."""
+    st = raw_staged(ctx, [
+        ([D(b"S", "nope"), H()], "E", 1),
+        ([Q("select 'x'"), S()], "Z", 1),
+        ([Q(DECOY)], "Z", 1),
+        ([Q(REAL)], "Z", 1),
+    ])
+    check(len(st) == 5, "the session did not get through its stages: %r" % st)
+    check([t for t, _ in st[1]] == ["Z"], "the ignored Query was answered: %r" % st[1])
+    check_real_masked(st[3], "skip-till-Sync")
+
+
+def test_extended_copy_from_stdin_then_decoy_and_real(ctx):
+    """Issue 14 point 1, review PoC (b): libpq's extended-protocol COPY FROM STDIN sends Parse,
+    Bind, Describe, Execute, Sync, then the data, CopyDone and another Sync; the server ignores
+    the first Sync (it is in the COPY) and answers one ReadyForQuery for the two. The COPY must
+    work through hoopd and leave the queue in step."""
+    direct(ctx, "drop table if exists states_copy; create table states_copy (t text)")
+    st = raw_staged(ctx, [
+        ([P("", "copy states_copy from stdin"), B(), D(b"P"), E(), S()], "G", 1),
+        ([Cd(b"hello\n"), Cdone(), S()], "Z", 1),
+        ([Q(DECOY)], "Z", 1),
+        ([Q(REAL)], "Z", 1),
+    ])
+    check(len(st) == 5, "the session did not get through its stages: %r" % st)
+    check([t for t, _ in st[1]] == ["C", "Z"], "COPY's end: %r" % st[1])
+    check(direct(ctx, "select string_agg(t, ',') from states_copy") == "hello",
+          "the COPY did not arrive")
+    check_real_masked(st[3], "extended COPY FROM STDIN")
+
+
+def test_copy_from_stdin_refuses_a_query_inside_the_copy(ctx):
+    """Issue 14 point 1: during COPY FROM STDIN the server takes only COPY messages (a Sync or
+    Flush it ignores) and swallows anything else into an error that ends the COPY, so the queue
+    would lose a Query's entry; hoopd closes that one session instead, and nothing the agent
+    sends after it (a decoy, then the real statement twice) gets masked by another's plan."""
+    direct(ctx, "drop table if exists states_copy; create table states_copy (t text)")
+    st = raw_staged(ctx, [
+        ([Q("copy states_copy from stdin")], "G", 1),
+        ([Cd(b"a\n"), S(), Q(DECOY)], "Z", 1),
+        ([Q(REAL)], "Z", 1),
+        ([Q(REAL)], "Z", 1),
+    ])
+    got = b"".join(all_bytes(m) for m in st.values())
+    check(not leaked(got), "raw PHI reached the agent: %r" % leaked(got))
+    errs = [error_fields(b) for t, b in st.get(1, []) if t == "E"]
+    check(errs and errs[0].get("C") == "08P01" and errs[0].get("M", "").startswith("hoop:")
+          and "COPY" in errs[0].get("M", ""), "not refused by hoop: %r" % errs)
+    msgs = raw(ctx, [Q(REAL)])
+    check(data_rows(msgs) and not leaked(all_bytes(msgs)), "the next session: %r" % msgs[-3:])
+
+
+def test_duplicate_parse_keeps_the_servers_statement(ctx):
+    """Issue 14 point 2, review PoC (c): a second Parse of an existing name fails on the server
+    (42P05), which keeps the first; a Bind of that name must be masked by the first."""
+    st = raw_staged(ctx, [
+        ([P("s2", REAL), S()], "Z", 1),
+        ([P("s2", DECOY), S()], "Z", 1),
+        ([B("", "s2"), E(), S()], "Z", 1),
+    ])
+    check(len(st) == 4, "stages: %r" % st)
+    check(any(t == "E" and error_fields(b).get("C") == "42P05" for t, b in st[1]),
+          "the duplicate Parse did not fail as expected: %r" % st[1])
+    check_real_masked(st[2], "duplicate Parse")
+
+
+def test_duplicate_prepare_keeps_the_servers_statement(ctx):
+    """Issue 14 point 2, review PoC (d): PREPARE of an existing name fails (42P05); EXECUTE runs
+    the first text and must be masked by it."""
+    msgs = raw(ctx, [Q("prepare s2 as " + REAL), Q("prepare s2 as " + DECOY), Q("execute s2")],
+               ready=3)
+    check(any(t == "E" and error_fields(b).get("C") == "42P05" for t, b in msgs),
+          "the duplicate PREPARE did not fail as expected")
+    check_real_masked(msgs, "duplicate PREPARE")
+
+
+def test_unicode_escaped_prepare_name_is_the_servers_name(ctx):
+    """Issue 14 point 2: U&"s\\0032" is s2 to the server; hoopd must resolve it the same way, or a
+    later PREPARE s2 of a decoy (which fails) is taken for the definition."""
+    msgs = raw(ctx, [Q('prepare U&"s\\0032" as ' + REAL), Q("prepare s2 as " + DECOY),
+                     Q('execute "s2"')], ready=3)
+    check(any(t == "E" and error_fields(b).get("C") == "42P05" for t, b in msgs),
+          "the second PREPARE did not fail as expected")
+    check_real_masked(msgs, "U& PREPARE name")
+
+
+def test_duplicate_declare_keeps_the_servers_cursor(ctx):
+    """Issue 14 point 2, review PoC (f): DECLARE of an existing cursor fails (42P03); FETCH reads
+    the first and must be masked by its plan."""
+    msgs = raw(ctx, [Q("declare c cursor with hold for " + REAL),
+                     Q("declare c cursor with hold for " + DECOY), Q("fetch all from c")],
+               ready=3)
+    check(any(t == "E" and error_fields(b).get("C") == "42P03" for t, b in msgs),
+          "the duplicate DECLARE did not fail as expected")
+    check_real_masked(msgs, "duplicate DECLARE")
+
+
+def test_close_sent_while_server_skips_keeps_the_statement(ctx):
+    """Issue 14 points 1 and 2: a Close (and a Parse of a decoy under the same name) sent while
+    the server skips to Sync does nothing on the server; hoopd must keep the statement too."""
+    st = raw_staged(ctx, [
+        ([P("s3", REAL), S()], "Z", 1),
+        ([D(b"S", "nope"), H()], "E", 1),
+        ([C(b"S", "s3"), P("s3", DECOY), S()], "Z", 1),
+        ([B("", "s3"), E(), S()], "Z", 1),
+    ])
+    check(len(st) == 5, "stages: %r" % st)
+    check_real_masked(st[3], "Close during skip")
+
 
 
 # ---- 3, 6: errors and notices; SQL in strings and startup parameters --------------------------

@@ -130,6 +130,13 @@ static enum verdict test_verdict(struct judgement *j)
 	}
 	if (strstr(t, "hold_me"))
 		return VERDICT_HOLD;
+	/* EXECUTE name is held when what name runs says so (as a policy's rule on a table would) */
+	if (!strncmp(t, "execute ", 8) && j->prepared) {
+		const char *pt = j->prepared(j->prepared_ctx, t + 8);
+
+		if (pt && strstr(pt, "hold_on_execute"))
+			return VERDICT_HOLD;
+	}
 	return VERDICT_ALLOW;
 }
 
@@ -468,7 +475,8 @@ static void test_error_before_the_rest_of_its_batch(void)
 	from_server(&b);
 	CHECK_STREQ(types(&S.a.out, 0), "E");
 	agent(late_rest);
-	CHECK_STREQ(types(&S.s.out, 0), "PBES");
+	/* The server ignores them up to the Sync: only the Sync goes on. */
+	CHECK_STREQ(types(&S.s.out, 0), "S");
 	ready(&b, 'I');
 	from_server(&b);
 	CHECK_STREQ(types(&S.a.out, 0), "Z");
@@ -595,6 +603,693 @@ static void test_masking_withholds_what_it_cannot_mask(void)
 	CHECK_STREQ(err_state, "42501");
 	CHECK(last_z == 'T');
 	masking_stop();
+}
+
+/* ---- the server's states and the session's names (issue 14, points 1 and 2) ----
+ *
+ * Each case ends with the same real statement, whose one computed column derives from
+ * patients.ssn; the fixture plays the database and sends the raw value. The agent must never
+ * see it: it may be masked by the real statement's plan, or withheld, never passed by a decoy's.
+ */
+
+#define REAL_SQL "select replace(ssn, '-', '') from patients"
+#define RAW_SSN "123456789"
+
+static void describe(struct buf *b, char kind, const char *name)
+{
+	uint8_t m[128];
+	size_t l = strlen(name) + 1;
+
+	m[0] = (uint8_t)kind;
+	memcpy(m + 1, name, l);
+	put(b, 'D', m, 1 + l);
+}
+
+static void close_msg(struct buf *b, char kind, const char *name)
+{
+	uint8_t m[128];
+	size_t l = strlen(name) + 1;
+
+	m[0] = (uint8_t)kind;
+	memcpy(m + 1, name, l);
+	put(b, 'C', m, 1 + l);
+}
+
+static void sync_msg(struct buf *b)
+{
+	pgw_put(b, 'S', NULL, 0);
+}
+
+static void flush_msg(struct buf *b)
+{
+	pgw_put(b, 'H', NULL, 0);
+}
+
+static void bind0(struct buf *b, const char *portal, const char *stmt)
+{
+	uint8_t m[256];
+	size_t o = 0, l;
+
+	l = strlen(portal) + 1;
+	memcpy(m + o, portal, l), o += l;
+	l = strlen(stmt) + 1;
+	memcpy(m + o, stmt, l), o += l;
+	memset(m + o, 0, 6), o += 6; /* no formats, no parameters, no result formats */
+	put(b, 'B', m, o);
+}
+
+static void err_msg_b(struct buf *b, const char *state)
+{
+	pgw_put_error(b, "ERROR", state, "the server says no", NULL, NULL);
+}
+
+static void agent_buf(struct buf *b)
+{
+	buf_append(&S.a.in, buf_head(b), b->len);
+	buf_free(b);
+	pg_engine.agent_data(E, &S.a.in);
+}
+
+/* The relay offers what the agent sent again after the server's answers (pump). */
+static void pump_agent(void)
+{
+	pg_engine.agent_data(E, &S.a.in);
+}
+
+static int agent_saw_raw(void)
+{
+	int r = memmem(buf_head(&S.a.out), S.a.out.len, RAW_SSN, strlen(RAW_SSN)) != NULL;
+
+	buf_consume(&S.a.out, S.a.out.len);
+	return r;
+}
+
+/* The server's answer to one simple Query of one computed text column: the raw value. */
+static void answer_rows(struct buf *b, char tx)
+{
+	rowdesc_typed(b, "c", 0, 25);
+	datarow1(b, RAW_SSN);
+	complete_msg(b, "SELECT 1");
+	ready(b, (uint8_t)tx);
+}
+
+/* A decoy whose one column is clean, then the real statement, both simple Queries, answered
+ * in order. */
+static void decoy_then_real(void)
+{
+	struct buf b = {0};
+
+	query(&b, "select ''");
+	query(&b, REAL_SQL);
+	agent_buf(&b);
+	CHECK_STREQ(types(&S.s.out, 0), "QQ");
+	rowdesc_typed(&b, "c", 0, 25);
+	datarow1(&b, "");
+	complete_msg(&b, "SELECT 1");
+	ready(&b, 'I');
+	answer_rows(&b, 'I');
+	from_server(&b);
+}
+
+static int pending(void)
+{
+	struct jbuf j;
+	const char *at;
+	int n = -1;
+
+	jb_init(&j);
+	jb_obj_open(&j);
+	pg_engine.status(E, &j);
+	jb_obj_close(&j);
+	at = strstr(jb_str(&j), "\"pending_responses\":");
+	if (at)
+		n = atoi(at + strlen("\"pending_responses\":"));
+	jb_free(&j);
+	return n;
+}
+
+static void test_baseline_real_statement_is_masked(void)
+{
+	struct buf b = {0};
+
+	to_ready();
+	masking_on();
+	query(&b, REAL_SQL);
+	agent_buf(&b);
+	answer_rows(&b, 'I');
+	from_server(&b);
+	CHECK(!agent_saw_raw());
+	masking_stop();
+}
+
+/* (a) After an extended-protocol error the server ignores a Query up to Sync: hoopd neither
+ * forwards it nor expects an answer, and the next answers stay with their statements. */
+static void test_skip_till_sync_ignores_a_query(void)
+{
+	struct buf b = {0};
+
+	to_ready();
+	masking_on();
+	describe(&b, 'S', "nope");
+	flush_msg(&b);
+	agent_buf(&b);
+	CHECK_STREQ(types(&S.s.out, 0), "DH");
+	err_msg_b(&b, "26000");
+	from_server(&b);
+	CHECK_STREQ(types(&S.a.out, 0), "E");
+	query(&b, "select 'x'");
+	sync_msg(&b);
+	agent_buf(&b);
+	CHECK_STREQ(types(&S.s.out, 0), "S"); /* the Query is not sent: it would not run */
+	ready(&b, 'I');
+	from_server(&b);
+	CHECK_STREQ(types(&S.a.out, 0), "Z");
+	CHECK_EQ_INT(pending(), 0);
+	decoy_then_real();
+	CHECK(!agent_saw_raw());
+	CHECK(!S.closing);
+	masking_stop();
+}
+
+/* Close, Parse and DEALLOCATE sent while the server skips to Sync change nothing. */
+static void test_close_during_skip_keeps_the_statement(void)
+{
+	struct buf b = {0};
+
+	to_ready();
+	masking_on();
+	parse(&b, "s2", REAL_SQL);
+	sync_msg(&b);
+	agent_buf(&b);
+	put(&b, '1', NULL, 0);
+	ready(&b, 'I');
+	from_server(&b);
+	types(&S.s.out, 0), types(&S.a.out, 0);
+	describe(&b, 'S', "nope");
+	flush_msg(&b);
+	agent_buf(&b);
+	types(&S.s.out, 0);
+	err_msg_b(&b, "26000");
+	from_server(&b);
+	close_msg(&b, 'S', "s2");
+	parse(&b, "s2", "select ''");
+	sync_msg(&b);
+	agent_buf(&b);
+	CHECK_STREQ(types(&S.s.out, 0), "S");
+	ready(&b, 'I');
+	from_server(&b);
+	types(&S.a.out, 0);
+	/* s2 is still the real statement on the server, and so in hoopd */
+	bind0(&b, "", "s2");
+	execute(&b, "");
+	sync_msg(&b);
+	agent_buf(&b);
+	CHECK_STREQ(types(&S.s.out, 0), "BDES");
+	put(&b, '2', NULL, 0);
+	rowdesc_typed(&b, "c", 0, 25);
+	datarow1(&b, RAW_SSN);
+	complete_msg(&b, "SELECT 1");
+	ready(&b, 'I');
+	from_server(&b);
+	CHECK(!agent_saw_raw());
+	masking_stop();
+}
+
+/* (b) libpq's extended-protocol COPY FROM STDIN: Parse, Bind, Describe, Execute, Sync, the
+ * data, CopyDone and another Sync. The server ignores the first Sync (it is in the COPY) and
+ * answers one ReadyForQuery for the two. */
+static void test_extended_copy_in_sync_is_not_answered(void)
+{
+	struct buf b = {0};
+
+	to_ready();
+	masking_on();
+	parse(&b, "", "copy t from stdin");
+	bind0(&b, "", "");
+	describe(&b, 'P', "");
+	execute(&b, "");
+	sync_msg(&b);
+	agent_buf(&b);
+	/* Nothing after the Execute goes on until the server says whether a COPY started; a
+	 * Flush asks it to say. */
+	CHECK_STREQ(types(&S.s.out, 0), "PBDEH");
+	put(&b, '1', NULL, 0);
+	put(&b, '2', NULL, 0);
+	put(&b, 'n', NULL, 0);
+	{
+		uint8_t g[3] = {0, 0, 0};
+
+		put(&b, 'G', g, 3);
+	}
+	from_server(&b);
+	CHECK_STREQ(types(&S.a.out, 0), "12nG");
+	pump_agent();
+	CHECK_STREQ(types(&S.s.out, 0), ""); /* the Sync sent before the COPY began: ignored */
+	put(&b, 'd', "x\n", 2);
+	put(&b, 'c', NULL, 0);
+	sync_msg(&b);
+	agent_buf(&b);
+	CHECK_STREQ(types(&S.s.out, 0), "dcS");
+	complete_msg(&b, "COPY 1");
+	ready(&b, 'I');
+	from_server(&b);
+	CHECK_STREQ(types(&S.a.out, 0), "CZ");
+	CHECK_EQ_INT(pending(), 0);
+	decoy_then_real();
+	CHECK(!agent_saw_raw());
+	CHECK(!S.closing);
+	masking_stop();
+}
+
+/* The simple-protocol COPY: a Sync the agent sends during the COPY is not passed on (the
+ * server would answer it if the COPY had already failed), and anything but COPY messages
+ * closes the session. */
+static void test_simple_copy_in_sync_and_query(void)
+{
+	struct buf b = {0};
+	uint8_t g[3] = {0, 0, 0};
+
+	to_ready();
+	masking_on();
+	query(&b, "copy t from stdin");
+	sync_msg(&b);
+	query(&b, "select 1");
+	agent_buf(&b);
+	CHECK_STREQ(types(&S.s.out, 0), "Q");
+	put(&b, 'G', g, 3);
+	from_server(&b);
+	pump_agent();
+	CHECK(S.closing); /* a Query during COPY FROM STDIN */
+	CHECK_STREQ(types(&S.s.out, 0), "");
+
+	to_ready();
+	masking_on();
+	query(&b, "copy t from stdin");
+	agent_buf(&b);
+	types(&S.s.out, 0);
+	put(&b, 'G', g, 3);
+	from_server(&b);
+	put(&b, 'd', "x\n", 2);
+	sync_msg(&b);
+	put(&b, 'c', NULL, 0);
+	agent_buf(&b);
+	CHECK_STREQ(types(&S.s.out, 0), "dc");
+	complete_msg(&b, "COPY 1");
+	ready(&b, 'I');
+	from_server(&b);
+	CHECK_EQ_INT(pending(), 0);
+	types(&S.a.out, 0);
+	decoy_then_real();
+	CHECK(!agent_saw_raw());
+	CHECK(!S.closing);
+	masking_stop();
+}
+
+/* An answer the queue does not expect (a ReadyForQuery nothing asked for) closes the session
+ * rather than shifting every later answer onto the wrong statement. */
+static void test_unexpected_answer_closes(void)
+{
+	struct buf b = {0};
+
+	to_ready();
+	ready(&b, 'I');
+	from_server(&b);
+	CHECK(S.closing);
+	CHECK_STREQ(types(&S.a.out, 0), "E");
+	CHECK_STREQ(err_state, "08P01");
+}
+
+/* (c) A second Parse of a name that exists fails on the server, which keeps the first; so
+ * does hoopd, and a later Bind of that name is masked by the first. */
+static void test_duplicate_parse_keeps_the_first(void)
+{
+	struct buf b = {0};
+
+	to_ready();
+	masking_on();
+	parse(&b, "s2", REAL_SQL);
+	sync_msg(&b);
+	agent_buf(&b);
+	put(&b, '1', NULL, 0);
+	ready(&b, 'I');
+	from_server(&b);
+	types(&S.s.out, 0);
+	parse(&b, "s2", "select ''");
+	sync_msg(&b);
+	bind0(&b, "", "s2");
+	execute(&b, "");
+	sync_msg(&b);
+	agent_buf(&b);
+	CHECK_STREQ(types(&S.s.out, 0), "PSBDES");
+	err_msg_b(&b, "42P05");
+	ready(&b, 'I');
+	put(&b, '2', NULL, 0);
+	rowdesc_typed(&b, "c", 0, 25); /* hoopd's own Describe */
+	datarow1(&b, RAW_SSN);
+	complete_msg(&b, "SELECT 1");
+	ready(&b, 'I');
+	from_server(&b);
+	CHECK(!agent_saw_raw());
+	CHECK_EQ_INT(pending(), 0);
+	masking_stop();
+}
+
+/* The same in one pipeline, without a Sync between: the failed Parse makes the server skip
+ * the Bind too. */
+static void test_pipelined_duplicate_parse(void)
+{
+	struct buf b = {0};
+
+	to_ready();
+	masking_on();
+	parse(&b, "s2", REAL_SQL);
+	sync_msg(&b);
+	parse(&b, "s2", "select ''");
+	bind0(&b, "", "s2");
+	execute(&b, "");
+	sync_msg(&b);
+	bind0(&b, "", "s2");
+	execute(&b, "");
+	sync_msg(&b);
+	agent_buf(&b);
+	types(&S.s.out, 0);
+	put(&b, '1', NULL, 0);
+	ready(&b, 'I');
+	err_msg_b(&b, "42P05");
+	ready(&b, 'I');
+	put(&b, '2', NULL, 0);
+	rowdesc_typed(&b, "c", 0, 25);
+	datarow1(&b, RAW_SSN);
+	complete_msg(&b, "SELECT 1");
+	ready(&b, 'I');
+	from_server(&b);
+	CHECK(!agent_saw_raw());
+	CHECK_EQ_INT(pending(), 0);
+	masking_stop();
+}
+
+/* (d) PREPARE of a name that exists fails (42P05); EXECUTE runs the first. */
+static void test_duplicate_prepare_keeps_the_first(void)
+{
+	struct buf b = {0};
+
+	to_ready();
+	masking_on();
+	query(&b, "prepare s2 as " REAL_SQL);
+	agent_buf(&b);
+	complete_msg(&b, "PREPARE");
+	ready(&b, 'I');
+	from_server(&b);
+	types(&S.s.out, 0);
+	query(&b, "prepare s2 as select ''");
+	query(&b, "execute s2");
+	agent_buf(&b);
+	CHECK_STREQ(types(&S.s.out, 0), "QQ");
+	err_msg_b(&b, "42P05");
+	ready(&b, 'I');
+	answer_rows(&b, 'I');
+	from_server(&b);
+	CHECK(!agent_saw_raw());
+	masking_stop();
+}
+
+/* A DEALLOCATE ALL that fails (in an aborted transaction) drops nothing. */
+static void test_failed_deallocate_all_drops_nothing(void)
+{
+	struct buf b = {0};
+
+	to_ready();
+	masking_on();
+	query(&b, "prepare s2 as " REAL_SQL);
+	agent_buf(&b);
+	complete_msg(&b, "PREPARE");
+	ready(&b, 'I');
+	from_server(&b);
+	query(&b, "begin");
+	query(&b, "select 1/0");
+	query(&b, "deallocate all");
+	query(&b, "rollback");
+	query(&b, "prepare s2 as select ''");
+	query(&b, "execute s2");
+	agent_buf(&b);
+	complete_msg(&b, "BEGIN");
+	ready(&b, 'T');
+	err_msg_b(&b, "22012");
+	ready(&b, 'E');
+	err_msg_b(&b, "25P02");
+	ready(&b, 'E');
+	complete_msg(&b, "ROLLBACK");
+	ready(&b, 'I');
+	err_msg_b(&b, "42P05");
+	ready(&b, 'I');
+	answer_rows(&b, 'I');
+	from_server(&b);
+	CHECK(!agent_saw_raw());
+	masking_stop();
+}
+
+/* DEALLOCATE ALL that runs drops every statement: EXECUTE of one is of unknown provenance
+ * then (the server would refuse it; hoopd has nothing to mask it by). */
+static void test_deallocate_all_then_prepare(void)
+{
+	struct buf b = {0};
+
+	to_ready();
+	masking_on();
+	query(&b, "prepare s2 as select ''");
+	query(&b, "deallocate all");
+	query(&b, "prepare s2 as " REAL_SQL);
+	query(&b, "execute s2");
+	agent_buf(&b);
+	complete_msg(&b, "PREPARE");
+	ready(&b, 'I');
+	complete_msg(&b, "DEALLOCATE ALL");
+	ready(&b, 'I');
+	complete_msg(&b, "PREPARE");
+	ready(&b, 'I');
+	answer_rows(&b, 'I');
+	from_server(&b);
+	CHECK(!agent_saw_raw());
+	masking_stop();
+}
+
+/* PREPARE names are resolved as the server does: U&"..." escapes, quoting, case folding. */
+static void test_unicode_escaped_prepare_name(void)
+{
+	struct buf b = {0};
+
+	to_ready();
+	masking_on();
+	/* U&"s\0032" is s2 to the server; a later PREPARE s2 of a decoy fails (42P05) */
+	query(&b, "prepare U&\"s\\0032\" as " REAL_SQL);
+	query(&b, "prepare S2 as select ''");
+	query(&b, "execute \"s2\"");
+	agent_buf(&b);
+	complete_msg(&b, "PREPARE");
+	ready(&b, 'I');
+	err_msg_b(&b, "42P05");
+	ready(&b, 'I');
+	answer_rows(&b, 'I');
+	from_server(&b);
+	CHECK(!agent_saw_raw());
+	masking_stop();
+}
+
+/* (f) DECLARE of a cursor that exists fails (42P03); FETCH reads the first. */
+static void test_duplicate_declare_keeps_the_first(void)
+{
+	struct buf b = {0};
+
+	to_ready();
+	masking_on();
+	query(&b, "declare c cursor with hold for " REAL_SQL);
+	agent_buf(&b);
+	complete_msg(&b, "DECLARE CURSOR");
+	ready(&b, 'I');
+	from_server(&b);
+	query(&b, "declare c cursor with hold for select ''");
+	query(&b, "fetch all from c");
+	agent_buf(&b);
+	err_msg_b(&b, "42P03");
+	ready(&b, 'I');
+	answer_rows(&b, 'I');
+	from_server(&b);
+	CHECK(!agent_saw_raw());
+	masking_stop();
+}
+
+/* A cursor without HOLD ends with its transaction; a later cursor of that name is the one
+ * FETCH reads. CLOSE drops a cursor only when the server says CLOSE CURSOR. */
+static void test_cursor_lifetime_and_close(void)
+{
+	struct buf b = {0};
+
+	to_ready();
+	masking_on();
+	query(&b, "begin");
+	query(&b, "declare c cursor for select ''");
+	query(&b, "commit");
+	query(&b, "declare c cursor with hold for " REAL_SQL);
+	query(&b, "close c");
+	query(&b, "fetch all from c");
+	agent_buf(&b);
+	complete_msg(&b, "BEGIN");
+	ready(&b, 'T');
+	complete_msg(&b, "DECLARE CURSOR");
+	ready(&b, 'T');
+	complete_msg(&b, "COMMIT");
+	ready(&b, 'I');
+	complete_msg(&b, "DECLARE CURSOR");
+	ready(&b, 'I');
+	err_msg_b(&b, "34000"); /* say the CLOSE failed: the cursor stays */
+	ready(&b, 'I');
+	answer_rows(&b, 'I');
+	from_server(&b);
+	CHECK(!agent_saw_raw());
+	masking_stop();
+}
+
+/* Bind commits its portal only on BindComplete: a Bind that fails leaves the name to what the
+ * server has. Here a named portal exists, and a Bind of a decoy to the same name fails. */
+static void test_failed_bind_of_a_decoy(void)
+{
+	struct buf b = {0};
+
+	to_ready();
+	masking_on();
+	query(&b, "begin");
+	agent_buf(&b);
+	complete_msg(&b, "BEGIN");
+	ready(&b, 'T');
+	from_server(&b);
+	parse(&b, "sr", REAL_SQL);
+	bind0(&b, "p", "sr");
+	describe(&b, 'P', "p");
+	parse(&b, "sd", "select ''");
+	sync_msg(&b);
+	bind0(&b, "p", "sd"); /* fails: portal p exists */
+	sync_msg(&b);
+	execute(&b, "p");
+	sync_msg(&b);
+	agent_buf(&b);
+	put(&b, '1', NULL, 0);
+	put(&b, '2', NULL, 0);
+	rowdesc_typed(&b, "c", 0, 25);
+	put(&b, '1', NULL, 0);
+	ready(&b, 'T');
+	err_msg_b(&b, "42P03");
+	ready(&b, 'T'); /* (a real server would be in 'E' now; the model must not care) */
+	rowdesc_typed(&b, "c", 0, 25); /* hoopd's own Describe: the Bind came after the agent's */
+	datarow1(&b, RAW_SSN);
+	complete_msg(&b, "SELECT 1");
+	ready(&b, 'T');
+	from_server(&b);
+	CHECK(!agent_saw_raw());
+	CHECK_EQ_INT(pending(), 0);
+	masking_stop();
+}
+
+/* Review M4: a statement's plan kept from before a policy reload holds rule numbers of the old
+ * masking engine; under the new one (rules reordered, a free-text rule first) it is planned
+ * again, not read with the new engine's rules. */
+static void test_reload_replans_a_kept_statement(void)
+{
+	static struct policy pol;
+	struct buf b = {0};
+	char err[256];
+
+	to_ready();
+	masking_on();
+	parse(&b, "s", "select p.ssn from patients p");
+	sync_msg(&b);
+	agent_buf(&b);
+	put(&b, '1', NULL, 0);
+	ready(&b, 'I');
+	from_server(&b);
+	types(&S.s.out, 0), types(&S.a.out, 0);
+	memset(&pol, 0, sizeof(pol));
+	pol.masking.enabled = 1;
+	pol.masking.detectors = (1u << DET_COUNT) - 1;
+	pol.masking.unknown_style = MASK_REDACT;
+	pol.masking.detector_style = MASK_PARTIAL;
+	pol.masking.on_unmaskable = UNMASKABLE_WITHHOLD;
+	snprintf(pol.masking.mrn_pattern, sizeof(pol.masking.mrn_pattern), "MRN-[0-9]{8}");
+	snprintf(pol.masking.rules[0].table, MASK_NAME, "patients");
+	snprintf(pol.masking.rules[0].column, MASK_NAME, "notes");
+	pol.masking.rules[0].style = MASK_REDACT;
+	pol.masking.rules[0].free_text = 1;
+	snprintf(pol.masking.rules[1].table, MASK_NAME, "patients");
+	snprintf(pol.masking.rules[1].column, MASK_NAME, "ssn");
+	pol.masking.rules[1].style = MASK_PARTIAL;
+	pol.masking.rules[1].keep_last = 4;
+	pol.masking.nrules = 2;
+	CHECK_EQ_INT(masking_load(&pol, g_state_dir, err, sizeof(err)), 0);
+	bind0(&b, "", "s");
+	execute(&b, "");
+	sync_msg(&b);
+	agent_buf(&b);
+	CHECK_STREQ(types(&S.s.out, 0), "BDES");
+	put(&b, '2', NULL, 0);
+	rowdesc_typed(&b, "ssn", 0, 25);
+	datarow1(&b, "qwertyuiop"); /* nothing the detectors would catch: only the rule masks it */
+	complete_msg(&b, "SELECT 1");
+	ready(&b, 'I');
+	from_server(&b);
+	CHECK(memmem(buf_head(&S.a.out), S.a.out.len, "uiop", 4) != NULL);
+	CHECK(!memmem(buf_head(&S.a.out), S.a.out.len, "qwerty", 6));
+	masking_stop();
+}
+
+/* A pipelining client that never reads its answers is refused once too many wait. */
+static void test_pending_requests_are_capped(void)
+{
+	struct buf b = {0};
+
+	to_ready();
+	for (int i = 0; i < 40000 && !S.closing; i++) {
+		sync_msg(&b);
+		agent_buf(&b);
+		buf_consume(&S.s.out, S.s.out.len);
+	}
+	CHECK(S.closing);
+	CHECK(pending() <= 32768);
+	CHECK_STREQ(types(&S.a.out, 0), "E");
+	CHECK_STREQ(err_state, "08P01");
+}
+
+/* Review of issue 14: an EXECUTE whose name is being redefined in the same pipeline is judged
+ * by every text it may run; were it held, the approver would be shown the recorded text while
+ * the server may run the new one. It is refused instead, and nothing is held. */
+static void test_execute_of_a_name_in_flight_is_not_held(void)
+{
+	struct buf b = {0};
+	int opened = g_opened;
+
+	to_ready();
+	query(&b, "prepare s3 as select 1");
+	agent_buf(&b);
+	complete_msg(&b, "PREPARE");
+	ready(&b, 'I');
+	from_server(&b);
+	types(&S.s.out, 0);
+	close_msg(&b, 'S', "s3");
+	parse(&b, "s3", "select hold_on_execute");
+	sync_msg(&b);
+	query(&b, "execute s3");
+	agent_buf(&b);
+	CHECK(!S.held);
+	CHECK_EQ_INT(g_opened, opened);
+	/* requests are in flight: the poison goes to the server in the EXECUTE's place */
+	CHECK_STREQ(types(&S.s.out, 0), "CPSQ");
+	put(&b, '3', NULL, 0);
+	put(&b, '1', NULL, 0);
+	ready(&b, 'I');
+	pgw_put_error(&b, "ERROR", "42883", "function does not exist", NULL, NULL);
+	ready(&b, 'I');
+	from_server(&b);
+	CHECK_STREQ(types(&S.a.out, 0), "CZ31ZEZ");
+	CHECK_STREQ(err_state, "42501");
+	CHECK(strstr(err_msg, "being redefined") != NULL);
 }
 
 static void q_hold(struct buf *b)
@@ -1043,7 +1738,25 @@ int main(int argc, char **argv)
 	UNIT_RUN(test_error_before_the_rest_of_its_batch);
 	UNIT_RUN(test_masking_describes_for_itself);
 	UNIT_RUN(test_masking_withholds_what_it_cannot_mask);
+	UNIT_RUN(test_baseline_real_statement_is_masked);
+	UNIT_RUN(test_skip_till_sync_ignores_a_query);
+	UNIT_RUN(test_close_during_skip_keeps_the_statement);
+	UNIT_RUN(test_extended_copy_in_sync_is_not_answered);
+	UNIT_RUN(test_simple_copy_in_sync_and_query);
+	UNIT_RUN(test_unexpected_answer_closes);
+	UNIT_RUN(test_duplicate_parse_keeps_the_first);
+	UNIT_RUN(test_pipelined_duplicate_parse);
+	UNIT_RUN(test_duplicate_prepare_keeps_the_first);
+	UNIT_RUN(test_failed_deallocate_all_drops_nothing);
+	UNIT_RUN(test_deallocate_all_then_prepare);
+	UNIT_RUN(test_unicode_escaped_prepare_name);
+	UNIT_RUN(test_duplicate_declare_keeps_the_first);
+	UNIT_RUN(test_cursor_lifetime_and_close);
+	UNIT_RUN(test_failed_bind_of_a_decoy);
+	UNIT_RUN(test_reload_replans_a_kept_statement);
+	UNIT_RUN(test_pending_requests_are_capped);
 	UNIT_RUN(test_hold_parks_then_runs_once_allowed);
+	UNIT_RUN(test_execute_of_a_name_in_flight_is_not_held);
 	UNIT_RUN(test_hold_denied);
 	UNIT_RUN(test_cancel_of_a_held_statement_answers_57014);
 	UNIT_RUN(test_cancel_of_a_running_statement_is_forwarded);

@@ -5,6 +5,20 @@
  *
  * Responses are matched to requests with a queue of pending entries, one per forwarded message
  * that the server answers (Query, Parse, Bind, Describe, Execute, Close, Sync, FunctionCall).
+ * The queue follows the server's own states (PostgresMain, copyfromparse.c): after an error in
+ * an extended-protocol message the server ignores everything up to Sync, so a message sent in
+ * that state gets no entry and is not forwarded; during COPY FROM STDIN it consumes CopyData,
+ * CopyDone and CopyFail and ignores Sync and Flush, so hoopd forwards nothing else until the
+ * agent ends the COPY, and reads nothing more from the agent after a statement that may start
+ * one until the server says whether it did. An answer the queue does not expect closes the
+ * session: a row is never masked by the plan of a statement it does not belong to.
+ *
+ * Names (prepared statements, portals, cursors) are kept pending on their queue entry and
+ * recorded only when the server acknowledges them (ParseComplete, BindComplete, CloseComplete,
+ * the PREPARE, DECLARE CURSOR, DEALLOCATE, CLOSE and DISCARD ALL command tags): the server keeps
+ * its old definition when a new one fails, and so does hoopd. A plan that depends on a name
+ * (Execute of a portal, EXECUTE, FETCH) is looked up when the server answers that statement,
+ * when every earlier message has been answered, so it is the definition the server used.
  *
  * A denied statement is never forwarded. When nothing else is in flight and no transaction is
  * open, hoopd answers it alone (ErrorResponse 42501 + ReadyForQuery 'I'). Otherwise it forwards
@@ -67,6 +81,14 @@
  * parsing costs the single event loop some 4 us per token. */
 #define PG_TURN_TEXT (8 * 1024)
 
+/* Requests forwarded and not yet answered, per session. A pipelining client rarely has more
+ * than a few thousand; one that keeps sending Syncs without reading its answers is refused
+ * (docs/postgres.md). */
+#define PG_MAX_PENDING 32768
+
+/* PostgreSQL's NAMEDATALEN: SQL identifiers are truncated to 63 bytes. */
+#define PG_NAMEDATALEN 64
+
 /* What the agent is told when its statement cannot be put on record (disk full, I/O error). */
 #define UNRECORDED_MSG "hoop: the audit trail cannot be written; the statement was not forwarded"
 #define UNRECORDED_STATE "58030"
@@ -79,18 +101,26 @@ enum phase {
 	PH_CANCEL, /* a CancelRequest was passed on; nothing more is expected */
 };
 
+struct names;
+
 struct track {
 	uint64_t seq;
 	int64_t start_us;
 	uint64_t rows, bytes;
 	/* masking: the statement's provenance plan and, once its columns are known, the plan
-	 * per column (mr). rd: a RowDescription that answered a Describe of this Execute's
-	 * portal. */
+	 * per column (mr). rd: the RowDescription of the portal an Execute runs. */
 	struct masking *mk;
 	struct mplan *plan;
 	struct mask_result *mr;
 	uint8_t *rd;
 	size_t rdlen;
+	/* the plan and the portal's text are taken when the server answers (track_resolve) */
+	int resolved;
+	/* a statement that defines or drops a name (PREPARE, DECLARE, DEALLOCATE, CLOSE,
+	 * DISCARD): its text, applied when its command tag says it ran, and (a Query's) what
+	 * its parse tree says of names (struct names) */
+	char *text;
+	struct names *ns;
 };
 
 struct pend {
@@ -101,22 +131,30 @@ struct pend {
 	char *deny;	/* message for the agent */
 	struct track *st; /* statements whose results this entry carries */
 	int nst, cur;
-	char dkind;    /* Describe: 'S' or 'P' */
-	char *name;    /* Describe and Execute: the statement or portal */
+	char dkind;    /* Describe and Close: 'S' or 'P' */
+	char *name;    /* Parse: statement; Bind: portal; Describe, Execute, Close: the target */
 	int internal;  /* hoopd sent it (a Describe for masking): the agent sees no answer */
-	unsigned gen;  /* Describe of a portal: the portal's generation when it was sent */
+	int copy_cand; /* may start COPY FROM STDIN (see copy_wait) */
+	int may_copy;  /* Parse: its statement may be a COPY FROM STDIN (or EXECUTE one) */
+	/* pending definitions, recorded when the server acknowledges this entry */
+	char *stmt;	    /* Bind: the statement bound */
+	char *text;	    /* Parse: the statement's text */
+	char *params;	    /* Bind: parameters as JSON */
+	struct mplan *plan; /* Parse: the statement's plan (built by the engine of plan_gen) */
+	uint64_t plan_gen;
 	struct pend *next;
 };
 
 struct named {
 	char *name;
-	char *text;   /* prepared: statement text; portal: statement text */
+	char *text;   /* prepared: its text; portal: its statement's text; cursor: the DECLARE */
 	char *params; /* portal: parameters as JSON */
 	struct mplan *plan; /* masking: the statement's provenance (built when first needed) */
-	int described;	    /* portal: a Describe for it was sent since its Bind */
+	uint64_t plan_gen;  /* the masking engine plan was built by: another one re-plans */
 	uint8_t *rd;	    /* portal: its RowDescription, once a Describe answered */
 	size_t rdlen;
-	unsigned gen;	    /* bumped at every (re)definition */
+	int holdable;	    /* cursor WITH HOLD: outlives its transaction */
+	int this_xact;	    /* made in the transaction now open */
 	struct named *next;
 };
 
@@ -134,7 +172,19 @@ struct pg {
 	size_t startup_len;
 	int32_t backend_pid, backend_key;
 	int agent_tls_requested;
+	/* The server's input states (see the top of this file). skip: an extended-protocol
+	 * message failed and no Sync has been sent since; copy_in: the server is in COPY FROM
+	 * STDIN and the agent has not sent CopyDone or CopyFail yet; copy_wait: the entry of a
+	 * statement that may start a COPY FROM STDIN, whose answer is awaited before hoopd reads
+	 * more from the agent. */
+	int skip;
 	int copy_in;
+	struct pend *copy_wait;
+	int xact_failed; /* an error or ROLLBACK since the last ReadyForQuery 'I' */
+	struct named *described; /* portals Described since their last Bind, as forwarded */
+	int ndescribed;
+	/* verdicts on EXECUTE name: the text prepared_text gives for name (a candidate) */
+	const char *cand_name, *cand_text;
 	int sasl;	    /* the server asked for SASL */
 	int sasl_client_first; /* the agent's SASLInitialResponse was looked at */
 	/* a message parked for a verdict (hold) */
@@ -143,7 +193,6 @@ struct pg {
 	const char *end_reason;
 	/* masking */
 	struct catbox *cat;
-	struct named *cursors; /* DECLAREd cursors and their plans */
 	char (*made)[64];      /* relations this session created or renamed: never trusted to
 				* the catalog (a temp view shadows a table of the same name) */
 	int nmade;
@@ -203,8 +252,9 @@ static void named_free(struct named *n)
 	free(n);
 }
 
-static struct named *named_put(struct named **l, const char *name, const char *text,
-			       char *params)
+/* Record name as the server now has it: text, params (taken) and plan (a reference taken). */
+static struct named *named_set(struct named **l, const char *name, const char *text,
+			       char *params, struct mplan *plan, uint64_t plan_gen)
 {
 	struct named *n = named_find(*l, name);
 
@@ -221,14 +271,15 @@ static struct named *named_put(struct named **l, const char *name, const char *t
 	free(n->text);
 	free(n->params);
 	mplan_put(n->plan);
-	n->plan = NULL;
-	n->described = 0;
 	free(n->rd);
 	n->rd = NULL;
 	n->rdlen = 0;
-	n->gen++;
+	n->holdable = 0;
+	n->this_xact = 0;
 	n->text = strdup(text ? text : "");
 	n->params = params;
+	n->plan = mplan_ref(plan);
+	n->plan_gen = plan_gen;
 	return n;
 }
 
@@ -242,6 +293,21 @@ static void named_drop(struct named **l, const char *name)
 			named_free(n);
 			return;
 		}
+	}
+}
+
+/* Drop every entry for which keep() says no (NULL: all). */
+static void named_prune(struct named **l, int (*keep)(const struct named *n))
+{
+	for (struct named **pp = l; *pp;) {
+		struct named *n = *pp;
+
+		if (keep && keep(n)) {
+			pp = &n->next;
+			continue;
+		}
+		*pp = n->next;
+		named_free(n);
 	}
 }
 
@@ -278,6 +344,8 @@ static void track_free(struct track *t)
 	mplan_put(t->plan);
 	masking_put(t->mk);
 	free(t->rd);
+	free(t->text);
+	free(t->ns);
 }
 
 static void pend_pop(struct pg *p)
@@ -290,10 +358,16 @@ static void pend_pop(struct pg *p)
 	if (!p->head)
 		p->tail = NULL;
 	p->npend--;
+	if (p->copy_wait == e)
+		p->copy_wait = NULL;
 	for (int i = 0; i < e->nst; i++)
 		track_free(&e->st[i]);
 	free(e->deny);
 	free(e->name);
+	free(e->stmt);
+	free(e->text);
+	free(e->params);
+	mplan_put(e->plan);
 	free(e->st);
 	free(e);
 }
@@ -342,8 +416,11 @@ static char *hexdup(const uint8_t *p, size_t n)
 static const char *prepared_text(void *ctx, const char *name)
 {
 	struct pg *p = ctx;
-	struct named *n = named_find(p->preps, name);
+	struct named *n;
 
+	if (p->cand_name && !strcmp(p->cand_name, name))
+		return p->cand_text;
+	n = named_find(p->preps, name);
 	return n ? n->text : NULL;
 }
 
@@ -354,7 +431,7 @@ const char *pg_named_text(struct session *s, int cursor, const char *name)
 
 	if (!p || s->eng != &pg_engine)
 		return NULL;
-	n = named_find(cursor ? p->cursors : p->preps, name);
+	n = named_find(cursor ? p->portals : p->preps, name); /* cursors are portals */
 	return n ? n->text : NULL;
 }
 
@@ -412,6 +489,8 @@ static int refuse(struct pg *p, char kind, const char *stmt_name, const char *sq
 	e->poisoned = 1;
 	snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", sqlstate);
 	*out = e;
+	if (kind == 'P' && !(e->name = strdup(stmt_name ? stmt_name : "")))
+		return -1;
 	if (kind == 'P')
 		return pgw_put_parse(&s->s.out, stmt_name ? stmt_name : "", POISON_SQL);
 	return pgw_put_query(&s->s.out, POISON_SQL); /* Q and F: answered by E + Z */
@@ -617,15 +696,11 @@ static const struct catalog *pg_cat(const struct pg *p)
 	return p->cat ? p->cat->cat : NULL;
 }
 
-static struct mplan *prep_plan(struct pg *p, struct masking *mk, struct named *n, int depth);
-
-/* The provenance plan of one statement, with EXECUTE, FETCH and DECLARE resolved. */
-static struct mplan *plan_stmt(struct pg *p, struct masking *mk, const char *sql, size_t len,
-			       int depth)
+/* The provenance plan of one statement. EXECUTE and FETCH are resolved by plan_indirect. */
+static struct mplan *plan_stmt(struct pg *p, struct masking *mk, const char *sql, size_t len)
 {
 	struct mplan *pl = mplan_build(mk, pg_cat(p), sql, len, (const char (*)[64])p->made,
 				       p->nmade);
-	struct named *n;
 
 	if (!pl)
 		return NULL;
@@ -657,33 +732,45 @@ static struct mplan *plan_stmt(struct pg *p, struct masking *mk, const char *sql
 	}
 	if (pl->p.unknown_rel[0])
 		catalog_stale(p->s, p->database);
-	if (pl->p.execute_name[0]) {
-		n = named_find(p->preps, pl->p.execute_name);
-		mplan_put(pl);
-		return n && depth < 4 ? prep_plan(p, mk, n, depth + 1) : mplan_unknown();
-	}
-	if (pl->p.fetch_cursor[0]) {
-		n = named_find(p->cursors, pl->p.fetch_cursor);
-		mplan_put(pl);
-		return n && n->plan ? mplan_ref(n->plan) : mplan_unknown();
-	}
-	if (pl->p.declare_cursor[0]) {
-		/* its DECLARE's text: what a held FETCH runs, shown to approvers (approvals.c) */
-		char *t = strndup(sql, len);
-
-		n = named_put(&p->cursors, pl->p.declare_cursor, t ? t : "", NULL);
-		free(t);
-		if (n)
-			n->plan = mplan_ref(pl);
-	}
 	return pl;
 }
 
-static struct mplan *prep_plan(struct pg *p, struct masking *mk, struct named *n, int depth)
+/* The plan of a recorded statement, portal or cursor (a reference), built from its text by mk
+ * when it has none or one of another masking engine (a reload renumbers the rules). */
+static struct mplan *named_plan(struct pg *p, struct masking *mk, struct named *n)
 {
-	if (!n->plan)
-		n->plan = plan_stmt(p, mk, n->text, strlen(n->text), depth);
+	if (!n->text[0])
+		return mplan_unknown(); /* bound from a statement hoopd does not know */
+	if (!n->plan || n->plan_gen != mk->gen) {
+		struct mplan *pl = plan_stmt(p, mk, n->text, strlen(n->text));
+
+		if (!pl)
+			return NULL;
+		mplan_put(n->plan);
+		n->plan = pl;
+		n->plan_gen = mk->gen;
+	}
 	return mplan_ref(n->plan);
+}
+
+/* EXECUTE name and FETCH name take the plan of what the name is now (a reference). Called when
+ * the server answers such a statement (so "now" is when it ran), or for a verdict before. */
+static struct mplan *plan_indirect(struct pg *p, struct masking *mk, struct mplan *pl, int depth)
+{
+	struct named *n = NULL;
+	struct mplan *r, *q;
+
+	if (pl->p.execute_name[0])
+		n = named_find(p->preps, pl->p.execute_name);
+	else if (pl->p.fetch_cursor[0])
+		n = named_find(p->portals, pl->p.fetch_cursor);
+	else
+		return mplan_ref(pl);
+	if (!n || depth >= 4 || !(q = named_plan(p, mk, n)))
+		return mplan_unknown();
+	r = plan_indirect(p, mk, q, depth + 1);
+	mplan_put(q);
+	return r;
 }
 
 /* Everything for the agent from the database in the ready phase goes through here: while a
@@ -1048,36 +1135,6 @@ static int mask_notification(struct pg *p, const struct pgw_msg *m)
 	return r;
 }
 
-/* A RowDescription answered a Describe of a portal: the Executes of that portal waiting in
- * the queue (up to its next Bind) mask with it. */
-static int attach_rowdesc(struct pg *p, struct pend *d, const struct pgw_msg *m)
-{
-	struct named *po = named_find(p->portals, d->name);
-
-	if (po && po->gen == d->gen && !po->rd) {
-		/* later Executes of the same portal (row limits) reuse it */
-		po->rd = malloc(m->total);
-		if (!po->rd)
-			return -1;
-		memcpy(po->rd, m->body - 5, m->total);
-		po->rdlen = m->total;
-	}
-	for (struct pend *x = d->next; x; x = x->next) {
-		if (!x->name || strcmp(x->name, d->name))
-			continue;
-		if (x->kind == 'B')
-			break;
-		if (x->kind == 'E' && x->nst && !x->st[0].rd) {
-			x->st[0].rd = malloc(m->total);
-			if (!x->st[0].rd)
-				return -1;
-			memcpy(x->st[0].rd, m->body - 5, m->total);
-			x->st[0].rdlen = m->total;
-		}
-	}
-	return 0;
-}
-
 /* ---- frontend messages in the ready phase ---- */
 
 struct split {
@@ -1131,33 +1188,13 @@ static void split_sql(const char *sql, size_t len, struct split *sp)
 	pg_query_free_split_result(r);
 }
 
-/* An identifier token as the server folds it: quoted keeps its case, bare is lower-cased. */
-static char *ident(const char *t, size_t n)
+/* Could this statement define, use or drop a name (PREPARE, EXECUTE, DEALLOCATE, DECLARE,
+ * CLOSE, DISCARD)? Only "no" is sure: it starts with a word that is none of them (keywords are
+ * ASCII, any case; quoting makes an identifier). */
+static int may_name(const char *s, size_t n)
 {
-	char *o = malloc(n + 1);
-	size_t k = 0;
-
-	if (!o)
-		return NULL;
-	if (n >= 2 && t[0] == '"') {
-		for (size_t i = 1; i + 1 < n; i++) {
-			o[k++] = t[i];
-			if (t[i] == '"' && i + 2 < n && t[i + 1] == '"')
-				i++;
-		}
-	} else {
-		for (size_t i = 0; i < n; i++)
-			o[k++] = (char)tolower((unsigned char)t[i]);
-	}
-	o[k] = '\0';
-	return o;
-}
-
-/* Could this statement be PREPARE, EXECUTE or DEALLOCATE? Only "no" is sure: it starts with
- * a word that is none of them (keywords are ASCII, any case; quoting makes an identifier). */
-static int may_be_prepared(const char *s, size_t n)
-{
-	static const char *const kw[] = {"prepare", "execute", "deallocate"};
+	static const char *const kw[] = {"prepare", "execute", "deallocate",
+					 "declare", "close",   "discard"};
 	size_t i = 0, w;
 
 	while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
@@ -1166,83 +1203,177 @@ static int may_be_prepared(const char *s, size_t n)
 		;
 	if (w == i || (w < n && (isalnum((unsigned char)s[w]) || s[w] == '_' || s[w] == '$' ||
 				 (s[w] & 0x80))))
-		return 1; /* no plain word first (a comment, a parenthesis...): scan */
+		return 1; /* no plain word first (a comment, a parenthesis...): look closer */
 	for (size_t k = 0; k < sizeof(kw) / sizeof(kw[0]); k++)
 		if (w - i == strlen(kw[k]) && !strncasecmp(s + i, kw[k], w - i))
 			return 1;
 	return 0;
 }
 
-/*
- * SQL-level prepared statements share the namespace of the protocol's: PREPARE name AS stmt
- * records stmt under name, EXECUTE name maps back to it (returned in *text, for the event and
- * the verdict), DEALLOCATE forgets. Tokens come from PostgreSQL's own scanner.
- */
-static void sql_prepared(struct pg *p, const char *stmt, size_t len, char **name_out,
-			 const char **text_out)
+/* Could this text run COPY ... FROM STDIN? Its grammar needs both keywords, which cannot be
+ * quoted or escaped, so a text without both words cannot. */
+static int may_copy_in(const char *s, size_t n)
 {
-	char *sql;
-	PgQueryScanResult sr;
-	PgQuery__ScanResult *r = NULL;
+	static const char *const w[] = {"copy", "stdin"};
 
-	*name_out = NULL;
-	*text_out = NULL;
-	if (!may_be_prepared(stmt, len))
-		return;
-	if (!(sql = strndup(stmt, len)))
-		return;
-	sr = pg_query_scan(sql);
+	for (int k = 0; k < 2; k++) {
+		size_t l = strlen(w[k]), i;
+
+		for (i = 0; i + l <= n; i++)
+			if (!strncasecmp(s + i, w[k], l))
+				break;
+		if (i + l > n)
+			return 0;
+	}
+	return 1;
+}
+
+enum nkind {
+	NK_NONE,
+	NK_PREPARE,
+	NK_EXECUTE,
+	NK_DEALLOCATE, /* name "": ALL */
+	NK_DECLARE,
+	NK_CLOSE, /* name "": ALL */
+	NK_DISCARD_ALL,
+};
+
+/* What one statement does to the session's names, read from PostgreSQL's parse tree: names
+ * are as the server resolves them (case folded, quoted, U&"..." decoded, truncated to 63). */
+struct names {
+	enum nkind kind;
+	char name[PG_NAMEDATALEN];
+	int holdable;
+	size_t body; /* PREPARE: where the prepared statement's text starts */
+};
+
+/* Where PREPARE's statement starts: after the first AS outside parentheses (tokens from
+ * PostgreSQL's scanner). 0 when there is none. */
+static size_t prepare_body(const char *sql)
+{
+	PgQueryScanResult sr = pg_query_scan(sql);
+	PgQuery__ScanResult *r = NULL;
+	size_t at = 0;
+	int depth = 0;
+
 	if (!sr.error)
 		r = pg_query__scan_result__unpack(NULL, sr.pbuf.len, (const uint8_t *)sr.pbuf.data);
-	if (r && r->n_tokens >= 2) {
-		PgQuery__ScanToken **t = r->tokens;
-		int kind = t[0]->token;
-		char *name = ident(sql + t[1]->start, (size_t)(t[1]->end - t[1]->start));
-
-		if (name && kind == PG_QUERY__TOKEN__PREPARE) {
-			int depth = 0;
-
-			for (size_t i = 2; i < r->n_tokens; i++) {
-				if (t[i]->token == '(')
-					depth++;
-				else if (t[i]->token == ')')
-					depth--;
-				else if (!depth && t[i]->token == PG_QUERY__TOKEN__AS &&
-					 i + 1 < r->n_tokens) {
-					named_put(&p->preps, name, sql + t[i + 1]->start, NULL);
-					break;
-				}
-			}
-			free(name);
-		} else if (name && kind == PG_QUERY__TOKEN__EXECUTE) {
-			struct named *n = named_find(p->preps, name);
-
-			*name_out = name;
-			*text_out = n ? n->text : NULL;
-		} else if (name && kind == PG_QUERY__TOKEN__DEALLOCATE) {
-			if (!strcmp(name, "prepare") && r->n_tokens >= 3) {
-				free(name);
-				name = ident(sql + t[2]->start, (size_t)(t[2]->end - t[2]->start));
-			}
-			if (name && !strcmp(name, "all")) {
-				while (p->preps) {
-					struct named *n = p->preps;
-
-					p->preps = n->next;
-					named_free(n);
-				}
-			} else if (name) {
-				named_drop(&p->preps, name);
-			}
-			free(name);
-		} else {
-			free(name);
+	for (size_t i = 2; r && i + 1 < r->n_tokens; i++) {
+		if (r->tokens[i]->token == '(') {
+			depth++;
+		} else if (r->tokens[i]->token == ')') {
+			depth--;
+		} else if (!depth && r->tokens[i]->token == PG_QUERY__TOKEN__AS) {
+			at = (size_t)r->tokens[i + 1]->start;
+			break;
 		}
 	}
 	if (r)
 		pg_query__scan_result__free_unpacked(r, NULL);
 	pg_query_free_scan_result(sr);
+	return at;
+}
+
+static void sql_names(const char *stmt, size_t len, struct names *ns)
+{
+	PgQueryProtobufParseResult pr;
+	PgQuery__ParseResult *r = NULL;
+	const PgQuery__Node *n;
+	const char *name = NULL;
+	char *sql;
+
+	memset(ns, 0, sizeof(*ns));
+	if (!may_name(stmt, len) || !(sql = strndup(stmt, len)))
+		return;
+	pr = pg_query_parse_protobuf(sql);
+	if (!pr.error)
+		r = pg_query__parse_result__unpack(NULL, pr.parse_tree.len,
+						   (const uint8_t *)pr.parse_tree.data);
+	if (!r || r->n_stmts != 1 || !r->stmts[0]->stmt)
+		goto out;
+	n = r->stmts[0]->stmt;
+	switch (n->node_case) {
+	case PG_QUERY__NODE__NODE_PREPARE_STMT:
+		ns->body = prepare_body(sql);
+		if (ns->body) {
+			ns->kind = NK_PREPARE;
+			name = n->prepare_stmt->name;
+		}
+		break;
+	case PG_QUERY__NODE__NODE_EXECUTE_STMT:
+		ns->kind = NK_EXECUTE;
+		name = n->execute_stmt->name;
+		break;
+	case PG_QUERY__NODE__NODE_DEALLOCATE_STMT:
+		ns->kind = NK_DEALLOCATE;
+		name = n->deallocate_stmt->name;
+		break;
+	case PG_QUERY__NODE__NODE_DECLARE_CURSOR_STMT:
+		ns->kind = NK_DECLARE;
+		name = n->declare_cursor_stmt->portalname;
+		ns->holdable = !!(n->declare_cursor_stmt->options & 0x0020); /* CURSOR_OPT_HOLD */
+		break;
+	case PG_QUERY__NODE__NODE_CLOSE_PORTAL_STMT:
+		ns->kind = NK_CLOSE;
+		name = n->close_portal_stmt->portalname;
+		break;
+	case PG_QUERY__NODE__NODE_DISCARD_STMT:
+		if (n->discard_stmt->target == PG_QUERY__DISCARD_MODE__DISCARD_ALL)
+			ns->kind = NK_DISCARD_ALL;
+		break;
+	default:
+		break;
+	}
+	snprintf(ns->name, sizeof(ns->name), "%s", name ? name : "");
+out:
+	if (r)
+		pg_query__parse_result__free_unpacked(r, NULL);
+	pg_query_free_protobuf_parse_result(pr);
 	free(sql);
+}
+
+/* A statement's command tag says it ran: record what it did to the session's names. text is
+ * the statement, plan (may be NULL) its plan by the engine of gen. */
+static void names_done(struct pg *p, const char *text, const char *tag, struct mplan *plan,
+		       uint64_t gen)
+{
+	struct names ns;
+	struct named *n;
+	int depth = 0;
+
+	if (strcmp(tag, "PREPARE") && strncmp(tag, "DEALLOCATE", 10) &&
+	    strcmp(tag, "DECLARE CURSOR") && strncmp(tag, "CLOSE CURSOR", 12) &&
+	    strcmp(tag, "DISCARD ALL"))
+		return;
+	if (!strcmp(tag, "DEALLOCATE ALL") || !strcmp(tag, "DISCARD ALL"))
+		named_prune(&p->preps, NULL);
+	if (!strcmp(tag, "CLOSE CURSOR ALL") || !strcmp(tag, "DISCARD ALL"))
+		named_prune(&p->portals, NULL);
+	if (!text)
+		return;
+	sql_names(text, strlen(text), &ns);
+	/* EXECUTE of a statement made by Parse may run any statement: it is that one that ran */
+	while (ns.kind == NK_EXECUTE && depth++ < 4) {
+		if (!(n = named_find(p->preps, ns.name)))
+			return;
+		text = n->text;
+		plan = NULL;
+		sql_names(text, strlen(text), &ns);
+	}
+	if (!strcmp(tag, "PREPARE") && ns.kind == NK_PREPARE) {
+		named_set(&p->preps, ns.name, text + ns.body, NULL, NULL, 0);
+	} else if (!strcmp(tag, "DEALLOCATE") && ns.kind == NK_DEALLOCATE && ns.name[0]) {
+		named_drop(&p->preps, ns.name);
+	} else if (!strcmp(tag, "DECLARE CURSOR") && ns.kind == NK_DECLARE) {
+		n = named_set(&p->portals, ns.name, text, NULL,
+			      plan && plan->p.declare_cursor[0] ? plan : NULL, gen);
+		if (n) {
+			n->holdable = ns.holdable;
+			n->this_xact = 1;
+		}
+	} else if (!strcmp(tag, "CLOSE CURSOR") && ns.kind == NK_CLOSE && ns.name[0]) {
+		named_drop(&p->portals, ns.name);
+	}
 }
 
 /* The loop thread's scratch for on_query and on_parse (not on the stack, and not malloc'd per
@@ -1299,6 +1430,130 @@ static void shape_keep(const struct pg *p, const struct stmtcache_gens *g, struc
 	j->facts_out = NULL;
 }
 
+static int stricter(enum verdict a, enum verdict b)
+{
+	static const int rank[] = {[VERDICT_ALLOW] = 0, [VERDICT_HOLD] = 1, [VERDICT_DENY] = 2};
+
+	return rank[a] > rank[b];
+}
+
+/* The verdict on a plan: EXECUTE and FETCH judged by what their name is now (a reference). */
+static struct mplan *verdict_plan(struct pg *p, struct masking *mk, struct mplan *pl)
+{
+	return mk && pl ? plan_indirect(p, mk, pl, 0) : NULL;
+}
+
+/* EXECUTE name is judged (verdict.c) by the text name has. Until the server acknowledges them,
+ * definitions in flight (a Parse or a PREPARE forwarded earlier, a PREPARE earlier in this
+ * Query) may change that text before the EXECUTE runs: each text it may then have is judged
+ * too, and the strictest verdict stands. */
+static enum verdict judge_execute(struct pg *p, struct masking *mk, const char *stmt, size_t len,
+				  const struct names *ns, const char *q, const struct split *sp,
+				  const struct names *qns, int upto, enum verdict v,
+				  struct judgement *j)
+{
+	char *alt[16];
+	int nalt = 0;
+
+	for (struct pend *e = p->head; e && nalt < 16; e = e->next) {
+		if (e->kind == 'P' && !e->poisoned && e->text && !strcmp(e->name, ns->name))
+			alt[nalt++] = strdup(e->text);
+		for (int i = 0; i < e->nst && nalt < 16; i++) {
+			const struct names *tn = e->st[i].ns;
+
+			if (tn && tn->kind == NK_PREPARE && !strcmp(tn->name, ns->name))
+				alt[nalt++] = strdup(e->st[i].text + tn->body);
+		}
+	}
+	for (int k = 0; k < upto && nalt < 16; k++)
+		if (qns[k].kind == NK_PREPARE && !strcmp(qns[k].name, ns->name))
+			alt[nalt++] = strndup(q + sp->off[k] + qns[k].body,
+					      (size_t)sp->len[k] - qns[k].body);
+	for (int a = 0; a < nalt; a++) {
+		struct judgement ja;
+		struct mplan *pl = NULL, *vp = NULL;
+		enum verdict va;
+
+		if (!alt[a])
+			continue;
+		if (mk && (pl = plan_stmt(p, mk, alt[a], strlen(alt[a]))))
+			vp = verdict_plan(p, mk, pl);
+		p->cand_name = ns->name;
+		p->cand_text = alt[a];
+		va = judge(p, "simple", stmt, len, 0, vp, &ja);
+		p->cand_name = p->cand_text = NULL;
+		mplan_put(vp);
+		mplan_put(pl);
+		free(alt[a]);
+		if (stricter(va, v)) {
+			v = va;
+			*j = ja;
+		}
+	}
+	if (nalt && v == VERDICT_HOLD) {
+		/* An approver is shown one text (approvals.c: what the name is now) while another
+		 * may be the one that runs: no hold while the name's definition is in flight. */
+		v = VERDICT_DENY;
+		snprintf(j->message, sizeof(j->message),
+			 "hoop: EXECUTE of %.63s cannot wait for approval while %.63s is being "
+			 "redefined; send it once the new definition is answered",
+			 ns->name, ns->name);
+	}
+	return v;
+}
+
+/* Could this text, run when every request before it is answered, start a COPY FROM STDIN?
+ * EXECUTE name runs what name is then (a Parse may have made it a COPY): recorded or in
+ * flight. */
+static int text_may_copy_in(struct pg *p, const char *text, size_t len, int depth)
+{
+	struct names ns;
+	const struct named *n;
+
+	if (may_copy_in(text, len))
+		return 1;
+	if (depth >= 4 || !may_name(text, len))
+		return depth >= 4;
+	sql_names(text, len, &ns);
+	if (ns.kind != NK_EXECUTE)
+		return 0;
+	if ((n = named_find(p->preps, ns.name)) &&
+	    text_may_copy_in(p, n->text, strlen(n->text), depth + 1))
+		return 1;
+	for (const struct pend *e = p->head; e; e = e->next)
+		if (e->kind == 'P' && e->may_copy && !strcmp(e->name, ns.name))
+			return 1;
+	return 0;
+}
+
+/* For the record of EXECUTE name: the text name will most likely have when it runs (the last
+ * definition forwarded before it: earlier in this Query, in flight, or recorded). malloc'd. */
+static char *prepared_ahead(struct pg *p, const char *name, const char *q, const struct split *sp,
+			    const struct names *qns, int upto)
+{
+	const char *t = NULL;
+	struct named *n;
+
+	for (int k = upto - 1; k >= 0; k--)
+		if (qns[k].kind == NK_PREPARE && !strcmp(qns[k].name, name))
+			return strndup(q + sp->off[k] + qns[k].body,
+				       (size_t)sp->len[k] - qns[k].body);
+	for (struct pend *e = p->head; e; e = e->next) {
+		if (e->kind == 'P' && !e->poisoned && e->text && !strcmp(e->name, name))
+			t = e->text;
+		for (int i = 0; i < e->nst; i++) {
+			const struct names *tn = e->st[i].ns;
+
+			if (tn && tn->kind == NK_PREPARE && !strcmp(tn->name, name))
+				t = e->st[i].text + tn->body;
+		}
+	}
+	if (t)
+		return strdup(t);
+	n = named_find(p->preps, name);
+	return n ? strdup(n->text) : NULL;
+}
+
 static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verdict fv)
 {
 	struct session *s = p->s;
@@ -1313,7 +1568,8 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 	struct mplan **plans = NULL;
 	struct stmtcache_gens gens;
 	struct stmtcache_hit hit = {0};
-	int r = -1, unrecorded = 0, shaped, cached = 0;
+	struct names *ns = NULL;
+	int r = -1, unrecorded = 0, shaped, cached = 0, copy_cand = 0;
 
 	if (!m->len || memchr(sql, 0, m->len) != sql + len)
 		return protocol_violation(p, "agent", "Query text is not NUL-terminated");
@@ -1337,7 +1593,8 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 	v = calloc((size_t)(sp->n ? sp->n : 1), sizeof(*v));
 	rules = calloc((size_t)(sp->n ? sp->n : 1), sizeof(*rules));
 	plans = calloc((size_t)(sp->n ? sp->n : 1), sizeof(*plans));
-	if (!v || !rules || !plans) {
+	ns = calloc((size_t)(sp->n ? sp->n : 1), sizeof(*ns));
+	if (!v || !rules || !plans || !ns) {
 		mplan_put(hit.plan);
 		goto out;
 	}
@@ -1348,24 +1605,28 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 	}
 	for (int i = 0; i < sp->n; i++) {
 		/* The provenance plan first: the verdict reads its inference facts too. */
+		struct mplan *vp;
+
 		if (mk && !cached &&
-		    !(plans[i] = plan_stmt(p, mk, sql + sp->off[i], (size_t)sp->len[i], 0)))
+		    !(plans[i] = plan_stmt(p, mk, sql + sp->off[i], (size_t)sp->len[i])))
 			goto out;
+		if (!cached)
+			sql_names(sql + sp->off[i], (size_t)sp->len[i], &ns[i]);
+		copy_cand |= !cached && (may_copy_in(sql + sp->off[i], (size_t)sp->len[i]) ||
+					 (ns[i].kind == NK_EXECUTE &&
+					  text_may_copy_in(p, sql + sp->off[i], (size_t)sp->len[i], 0)));
+		vp = verdict_plan(p, mk, plans[i]);
 		v[i] = forced ? fv
 			      : judge_facts(p, "simple", sql + sp->off[i], (size_t)sp->len[i],
-					    sp->parse_error, plans[i], cached ? hit.facts : NULL,
+					    sp->parse_error, vp, cached ? hit.facts : NULL,
 					    shaped && !cached, &j);
+		mplan_put(vp);
+		if (!forced && ns[i].kind == NK_EXECUTE)
+			v[i] = judge_execute(p, mk, sql + sp->off[i], (size_t)sp->len[i], &ns[i], sql,
+					     sp, ns, i, v[i], &j);
 		str_copy(rules[i], sizeof(rules[i]), forced ? "" : j.rule);
 		if (!forced && shaped && !cached)
 			shape_keep(p, &gens, &j, plans[i]);
-		if (!forced && !cached) {
-			/* A PREPARE earlier in this same Query is known to an EXECUTE after it. */
-			char *pn = NULL;
-			const char *pt = NULL;
-
-			sql_prepared(p, sql + sp->off[i], (size_t)sp->len[i], &pn, &pt);
-			free(pn);
-		}
 		/* deny over hold over allow */
 		if (v[i] == VERDICT_DENY) {
 			if (worst != VERDICT_DENY)
@@ -1420,8 +1681,9 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 	for (int i = 0; i < sp->n; i++) {
 		/* Any deny: none of them runs, and every one is on record as not run. */
 		int rec;
-		char *pname = NULL;
-		const char *ptext = NULL;
+		char *ptext = ns[i].kind == NK_EXECUTE
+				      ? prepared_ahead(p, ns[i].name, sql, sp, ns, i)
+				      : NULL;
 		struct ev_statement es = {.db_user = p->user, .database = p->database, .seq = ++p->seq, .protocol = "simple",
 					  .text = sql + sp->off[i], .text_len = (size_t)sp->len[i],
 					  .verdict = worst == VERDICT_DENY
@@ -1433,14 +1695,14 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 							    : rules[i][0] ? rules[i] : NULL,
 					  .parse_error = sp->parse_error};
 
-		if (worst != VERDICT_DENY && !cached)
-			sql_prepared(p, sql + sp->off[i], (size_t)sp->len[i], &pname, &ptext);
-		es.prepared = pname;
-		es.prepared_text = ptext;
+		if (ns[i].kind == NK_EXECUTE) {
+			es.prepared = ns[i].name;
+			es.prepared_text = ptext;
+		}
 		rec = ev_statement(s, &es);
+		free(ptext);
 		if (rec)
 			unrecorded = rec;
-		free(pname);
 	}
 	if (unrecorded && worst != VERDICT_DENY) {
 		/* No statement reaches the database without its record. */
@@ -1460,11 +1722,23 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 	for (int i = 0; i < e->nst; i++) {
 		e->st[i].seq = p->seq - (uint64_t)(sp->n ? sp->n : 1) + 1 + (uint64_t)i;
 		e->st[i].start_us = now_us();
+		if (i < sp->n && ns[i].kind != NK_NONE &&
+		    (!(e->st[i].text = strndup(sql + sp->off[i], (size_t)sp->len[i])) ||
+		     !(e->st[i].ns = malloc(sizeof(ns[i])))))
+			goto out;
+		if (i < sp->n && e->st[i].ns)
+			*e->st[i].ns = ns[i];
 		if (i < sp->n && mk) {
 			e->st[i].mk = masking_get();
 			e->st[i].plan = plans[i];
 			plans[i] = NULL;
 		}
+	}
+	if (copy_cand) {
+		/* Nothing more is read from the agent until the server says whether a COPY FROM
+		 * STDIN started (CopyInResponse) or this Query is answered. */
+		e->copy_cand = 1;
+		p->copy_wait = e;
 	}
 	r = fwd(&s->s.out, m);
 out:
@@ -1472,6 +1746,7 @@ out:
 		for (int i = 0; i < (sp ? sp->n : 0); i++)
 			mplan_put(plans[i]);
 	free(plans);
+	free(ns);
 	masking_put(mk);
 	free(rules);
 	free(v);
@@ -1487,11 +1762,11 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 	enum verdict v;
 	struct pend *e;
 	struct split *sp;
-	struct named *ps;
 	struct masking *mk;
-	struct mplan *pl = NULL;
+	struct mplan *pl = NULL, *vp;
 	struct stmtcache_gens gens;
 	struct stmtcache_hit hit = {0};
+	struct names ns = {0};
 	int shaped, cached;
 
 	pgw_rd_init(&rd, m);
@@ -1502,8 +1777,6 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 	if ((shaped = check_size(p, 'P', name, sql, sql_len)) != 0)
 		return shaped < 0 ? -1 : 0;
 	sp = &g_split;
-	if (!(ps = named_put(&p->preps, name, sql, NULL)))
-		return -1;
 	mk = masking_get();
 	shaped = shape_find(p, mk, 'P', sql, sql_len, &gens, &hit, &cached);
 	if (cached) {
@@ -1512,21 +1785,25 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 			masking_put(mk);
 			return -1;
 		}
-		ps->plan = hit.plan; /* the statement's reference */
-		pl = mplan_ref(ps->plan);
+		pl = hit.plan; /* the entry's reference */
 	} else {
 		split_sql(sql, sql_len, sp);
 		shaped = shaped && sp->n == 1 && !sp->parse_error;
-		if (mk) /* also registers a DECLAREd cursor's plan */
-			pl = prep_plan(p, mk, ps, 0);
+		if (mk && !(pl = plan_stmt(p, mk, sql, sql_len))) {
+			masking_put(mk);
+			return -1;
+		}
+		sql_names(sql, sql_len, &ns);
 	}
-	masking_put(mk);
 	/* The extended protocol takes one statement; judge the whole text as the server will. */
-	v = judge_facts(p, "extended", sql, sql_len, sp->parse_error, pl, cached ? hit.facts : NULL,
+	vp = verdict_plan(p, mk, pl);
+	v = judge_facts(p, "extended", sql, sql_len, sp->parse_error, vp, cached ? hit.facts : NULL,
 			shaped && !cached, &j);
+	mplan_put(vp);
+	if (ns.kind == NK_EXECUTE)
+		v = judge_execute(p, mk, sql, sql_len, &ns, NULL, NULL, NULL, 0, v, &j);
 	if (shaped && !cached)
 		shape_keep(p, &gens, &j, pl);
-	mplan_put(pl);
 	if (v == VERDICT_HOLD)
 		v = VERDICT_DENY; /* approvals for the extended protocol: see docs/events.md */
 	if (v == VERDICT_DENY) {
@@ -1534,21 +1811,55 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 					  .text_len = sql_len, .prepared = name, .verdict = "deny",
 					  .reason = j.rule[0] ? j.rule : NULL};
 
+		mplan_put(pl);
+		masking_put(mk);
 		ev_statement(p->s, &es);
+		/* The poison fails in its place: the server keeps what it had under this name
+		 * (nothing, for the unnamed statement), and so does hoopd. */
 		return refuse(p, 'P', name, "42501",
 			      j.message[0] ? j.message : "hoop: statement denied by policy", &e);
 	}
-	if (!pend_push(p, 'P', 0))
+	/* Recorded as name's definition when the server says ParseComplete. */
+	if (!(e = pend_push(p, 'P', 0)) || !(e->name = strdup(name)) || !(e->text = strdup(sql))) {
+		mplan_put(pl);
+		masking_put(mk);
 		return -1;
+	}
+	e->plan = pl;
+	e->plan_gen = mk ? mk->gen : 0;
+	e->may_copy = may_copy_in(sql, sql_len) || ns.kind == NK_EXECUTE;
+	masking_put(mk);
 	return fwd(&p->s->s.out, m);
+}
+
+/* Portals hoopd Described (or saw Described) since their last Bind, as forwarded: an Execute of
+ * one needs no Describe of hoopd's own. Only saves round trips: if it is wrong, the Execute's
+ * rows have no description and are withheld. */
+static int described(struct pg *p, const char *portal)
+{
+	return named_find(p->described, portal) != NULL;
+}
+
+static void set_described(struct pg *p, const char *portal, int on)
+{
+	if (!on) {
+		named_drop(&p->described, portal);
+		return;
+	}
+	if (described(p, portal))
+		return;
+	if (p->ndescribed >= 256) {
+		named_prune(&p->described, NULL);
+		p->ndescribed = 0;
+	}
+	if (named_set(&p->described, portal, NULL, NULL, NULL, 0))
+		p->ndescribed++;
 }
 
 static int on_bind(struct pg *p, const struct pgw_msg *m)
 {
 	struct pgw_rd rd;
 	const char *portal, *stmt;
-	struct named *ps, *po;
-	struct masking *mk;
 	struct pend *e;
 	int nfmt, nparams;
 	int16_t fmts[64] = {0};
@@ -1606,25 +1917,79 @@ static int on_bind(struct pg *p, const struct pgw_msg *m)
 		jb_free(&j);
 		return protocol_violation(p, "agent", "malformed Bind message");
 	}
-	ps = named_find(p->preps, stmt);
-	po = named_put(&p->portals, portal, ps ? ps->text : NULL, strdup(jb_str(&j)));
-	jb_free(&j);
-	if (!po)
+	/* Recorded as the portal when the server says BindComplete, with the statement as it is
+	 * then. */
+	e = pend_push(p, 'B', 0);
+	if (!e || !(e->name = strdup(portal)) || !(e->stmt = strdup(stmt)) ||
+	    !(e->params = strdup(jb_str(&j)))) {
+		jb_free(&j);
 		return -1;
-	if ((mk = masking_get())) {
-		po->plan = ps ? prep_plan(p, mk, ps, 0) : mplan_unknown();
-		masking_put(mk);
 	}
-	if (!(e = pend_push(p, 'B', 0)) || !(e->name = strdup(portal)))
-		return -1;
+	jb_free(&j);
+	set_described(p, portal, 0);
 	return fwd(&p->s->s.out, m);
+}
+
+/* The statement text a portal will have when an Execute sent now runs, as far as hoopd can
+ * tell before the server answers (for the record; masking takes the portal when it runs):
+ * the last Bind of it in flight, else the recorded portal. params: its parameters. */
+static const char *portal_text_ahead(struct pg *p, const char *portal, const char **params)
+{
+	const struct pend *b = NULL;
+	const struct named *n;
+
+	for (const struct pend *e = p->head; e; e = e->next)
+		if (e->kind == 'B' && !strcmp(e->name, portal))
+			b = e;
+	if (!b) {
+		n = named_find(p->portals, portal);
+		*params = n ? n->params : NULL;
+		return n ? n->text : NULL;
+	}
+	*params = b->params;
+	{
+		const char *t = NULL;
+
+		for (const struct pend *e = p->head; e && e != b; e = e->next)
+			if (e->kind == 'P' && !e->poisoned && !strcmp(e->name, b->stmt))
+				t = e->text;
+		if (t)
+			return t;
+	}
+	n = named_find(p->preps, b->stmt);
+	return n ? n->text : NULL;
+}
+
+/* Could an Execute of portal sent now start a COPY FROM STDIN? Every text the portal may have
+ * by then is looked at (in one pass over the queue: a Parse in flight counts when it could be
+ * one, whatever its name); a portal hoopd knows nothing of may. */
+static int portal_may_copy_in(struct pg *p, const char *portal)
+{
+	const struct named *n = named_find(p->portals, portal);
+	int pcopy = 0, bound = 0, bcopy = 0, looked = 0;
+
+	if (n && text_may_copy_in(p, n->text, strlen(n->text), 0))
+		return 1;
+	for (const struct pend *e = p->head; e; e = e->next) {
+		if (e->kind == 'P' && e->may_copy)
+			pcopy = 1;
+		if (e->kind != 'B' || strcmp(e->name, portal))
+			continue;
+		bound = 1;
+		if (bcopy || !(n = named_find(p->preps, e->stmt)))
+			continue;
+		/* (bounded: a pipeline of Binds of one portal costs one look each, not more) */
+		bcopy = ++looked > 8 || text_may_copy_in(p, n->text, strlen(n->text), 0);
+	}
+	if (bound)
+		return pcopy || bcopy;
+	return !named_find(p->portals, portal);
 }
 
 static int on_execute(struct pg *p, const struct pgw_msg *m)
 {
 	struct pgw_rd rd;
-	const char *portal;
-	struct named *po;
+	const char *portal, *params = NULL;
 	struct pend *e;
 	struct masking *mk;
 	struct ev_statement es = {.db_user = p->user, .database = p->database, .protocol = "extended", .verdict = "allow"};
@@ -1634,36 +1999,34 @@ static int on_execute(struct pg *p, const struct pgw_msg *m)
 	pgw_i32(&rd);
 	if (!portal || !pgw_done(&rd))
 		return protocol_violation(p, "agent", "malformed Execute message");
-	po = named_find(p->portals, portal);
 	es.seq = ++p->seq;
-	es.text = po && po->text ? po->text : "";
+	es.text = portal_text_ahead(p, portal, &params);
+	if (!es.text)
+		es.text = "";
 	es.text_len = strlen(es.text);
 	es.portal = portal;
-	es.params_json = po && po->params ? po->params : NULL;
+	es.params_json = params;
 	if (ev_statement(p->s, &es))
 		/* In place of the Execute: a poisoned Parse, so the server errors right here and
 		 * skips to Sync like for any error. */
 		return refuse(p, 'P', "hoop: unrecorded", UNRECORDED_STATE, UNRECORDED_MSG, &e);
-	if ((mk = masking_get())) {
-		if (po && !po->described) {
-			/* The agent did not ask for the result's columns: hoopd does, for itself,
-			 * so that it knows what to mask. */
-			struct pend *d = pend_push(p, 'D', 0);
-			struct buf body = {0};
+	if ((mk = masking_get()) && !described(p, portal)) {
+		/* The agent did not ask for the result's columns: hoopd does, for itself, so
+		 * that it knows what to mask. */
+		struct pend *d = pend_push(p, 'D', 0);
+		struct buf body = {0};
 
-			if (!d || !(d->name = strdup(portal)) || buf_append(&body, "P", 1) ||
-			    buf_append(&body, portal, strlen(portal) + 1) ||
-			    pgw_put(&p->s->s.out, 'D', buf_head(&body), body.len)) {
-				buf_free(&body);
-				masking_put(mk);
-				return -1;
-			}
+		if (!d || !(d->name = strdup(portal)) || buf_append(&body, "P", 1) ||
+		    buf_append(&body, portal, strlen(portal) + 1) ||
+		    pgw_put(&p->s->s.out, 'D', buf_head(&body), body.len)) {
 			buf_free(&body);
-			d->dkind = 'P';
-			d->internal = 1;
-			d->gen = po->gen;
-			po->described = 1;
+			masking_put(mk);
+			return -1;
 		}
+		buf_free(&body);
+		d->dkind = 'P';
+		d->internal = 1;
+		set_described(p, portal, 1);
 	}
 	e = pend_push(p, 'E', 1);
 	if (!e || !(e->name = strdup(portal))) {
@@ -1672,18 +2035,18 @@ static int on_execute(struct pg *p, const struct pgw_msg *m)
 	}
 	e->st[0].seq = p->seq;
 	e->st[0].start_us = now_us();
-	if (mk) {
-		e->st[0].mk = mk;
-		e->st[0].plan = po && po->plan ? mplan_ref(po->plan) : mplan_unknown();
-		if (po && po->rd) {
-			e->st[0].rd = malloc(po->rdlen);
-			if (!e->st[0].rd)
-				return -1;
-			memcpy(e->st[0].rd, po->rd, po->rdlen);
-			e->st[0].rdlen = po->rdlen;
-		}
+	e->st[0].mk = mk; /* the plan and description are the portal's when it runs */
+	if (fwd(&p->s->s.out, m))
+		return -1;
+	if (portal_may_copy_in(p, portal)) {
+		/* Wait for the server's answer before reading more from the agent; the server
+		 * holds an Execute's answers until Sync or Flush, so ask it to flush (Flush has
+		 * no answer and no effect, and COPY ignores it). */
+		e->copy_cand = 1;
+		p->copy_wait = e;
+		return pgw_put(&p->s->s.out, 'H', NULL, 0);
 	}
-	return fwd(&p->s->s.out, m);
+	return 0;
 }
 
 static int on_function(struct pg *p, const struct pgw_msg *m)
@@ -1729,10 +2092,55 @@ static int on_function(struct pg *p, const struct pgw_msg *m)
 	return fwd(&p->s->s.out, m);
 }
 
+/* The agent's messages while the server is in COPY FROM STDIN (copyfromparse.c CopyGetData):
+ * CopyData, CopyDone and CopyFail go on; Sync and Flush, which the server ignores there, are
+ * not forwarded at all (so that a server that has already left the COPY on an error cannot
+ * answer them); anything else would fail the COPY, and closes the session. */
+static int agent_copy_in(struct pg *p, const struct pgw_msg *m)
+{
+	char why[96];
+
+	switch (m->type) {
+	case 'd':
+		return fwd(&p->s->s.out, m);
+	case 'c':
+	case 'f':
+		p->copy_in = 0;
+		/* An Execute runs one statement; a Query may start another COPY: wait again. */
+		if (p->copy_wait && p->copy_wait->kind != 'Q')
+			p->copy_wait = NULL;
+		return fwd(&p->s->s.out, m);
+	case 'S':
+	case 'H':
+		return 0;
+	case 'X':
+		p->end_reason = "agent terminated the session";
+		return fwd(&p->s->s.out, m);
+	default:
+		snprintf(why, sizeof(why), "message type 0x%02x during COPY FROM STDIN", m->type);
+		return protocol_violation(p, "agent", why);
+	}
+}
+
 static int agent_ready(struct pg *p, const struct pgw_msg *m)
 {
 	struct pgw_rd rd;
 
+	if (p->copy_in)
+		return agent_copy_in(p, m);
+	if (p->skip && m->type != 'S' && m->type != 'X') {
+		/* The server ignores everything up to Sync after an extended-protocol error:
+		 * nothing of this runs, and nothing answers it. */
+		return 0;
+	}
+	if (p->npend >= PG_MAX_PENDING && strchr("QPBDECSF", m->type)) {
+		char why[128];
+
+		snprintf(why, sizeof(why),
+			 "more than %d requests waiting for the database's answers (read them)",
+			 PG_MAX_PENDING);
+		return protocol_violation(p, "agent", why);
+	}
 	switch (m->type) {
 	case 'Q':
 		return on_query(p, m, 0, VERDICT_ALLOW);
@@ -1744,20 +2152,7 @@ static int agent_ready(struct pg *p, const struct pgw_msg *m)
 		return on_execute(p, m);
 	case 'F':
 		return on_function(p, m);
-	case 'C': {
-		const char *name;
-		uint8_t kind;
-
-		pgw_rd_init(&rd, m);
-		kind = pgw_u8(&rd);
-		name = pgw_str(&rd, NULL);
-		if (!name || (kind != 'S' && kind != 'P'))
-			return protocol_violation(p, "agent", "malformed Close message");
-		named_drop(kind == 'S' ? &p->preps : &p->portals, name);
-		if (!pend_push(p, 'C', 0))
-			return -1;
-		return fwd(&p->s->s.out, m);
-	}
+	case 'C':
 	case 'D': {
 		const char *name;
 		uint8_t kind;
@@ -1767,28 +2162,26 @@ static int agent_ready(struct pg *p, const struct pgw_msg *m)
 		kind = pgw_u8(&rd);
 		name = pgw_str(&rd, NULL);
 		if (!name || (kind != 'S' && kind != 'P'))
-			return protocol_violation(p, "agent", "malformed Describe message");
-		if (!(e = pend_push(p, 'D', 0)) || !(e->name = strdup(name)))
+			return protocol_violation(p, "agent", m->type == 'C'
+								? "malformed Close message"
+								: "malformed Describe message");
+		/* Close: the name goes when the server says CloseComplete. */
+		if (!(e = pend_push(p, (char)m->type, 0)) || !(e->name = strdup(name)))
 			return -1;
 		e->dkind = (char)kind;
-		if (kind == 'P') {
-			struct named *po = named_find(p->portals, name);
-
-			if (po) {
-				po->described = 1;
-				e->gen = po->gen;
-			}
-		}
+		if (kind == 'P')
+			set_described(p, name, m->type == 'D');
 		return fwd(&p->s->s.out, m);
 	}
 	case 'S':
 		if (!pend_push(p, (char)m->type, 0))
 			return -1;
+		p->skip = 0;
 		return fwd(&p->s->s.out, m);
 	case 'H': /* Flush */
 	case 'd': /* CopyData */
 	case 'c': /* CopyDone */
-	case 'f': /* CopyFail */
+	case 'f': /* CopyFail: outside a COPY the server ignores these three */
 		return fwd(&p->s->s.out, m);
 	case 'X':
 		p->end_reason = "agent terminated the session";
@@ -2144,6 +2537,69 @@ static int poisoned_error(struct pg *p, struct pend *e)
 	return pgw_put_error(&p->s->a.out, "ERROR", e->sqlstate, e->deny, NULL, NULL);
 }
 
+/* The database answered something the queue does not expect: hoopd no longer knows which
+ * statement the answers belong to, so nothing more of this session is passed on. */
+static int out_of_step(struct pg *p, const struct pgw_msg *m)
+{
+	char why[128];
+
+	snprintf(why, sizeof(why), "answer '%c' does not match the requests hoop forwarded",
+		 m->type);
+	return protocol_violation(p, "database", why);
+}
+
+/* The statement the server is answering now: its plan and, for an Execute, the portal's text
+ * and description are taken as they are now, when every earlier request has been answered. */
+static struct track *cur_track_r(struct pg *p)
+{
+	struct pend *e = p->head;
+	struct track *t = cur_track(p);
+	struct named *po;
+	struct mplan *pl;
+
+	if (!t || t->resolved)
+		return t;
+	t->resolved = 1;
+	if (e->kind == 'E') {
+		po = named_find(p->portals, e->name);
+		if (po && may_name(po->text, strlen(po->text)))
+			t->text = strdup(po->text);
+		if (t->mk) {
+			t->plan = po ? named_plan(p, t->mk, po) : NULL;
+			if (po && po->rd && (t->rd = malloc(po->rdlen))) {
+				memcpy(t->rd, po->rd, po->rdlen);
+				t->rdlen = po->rdlen;
+			}
+		}
+	}
+	if (t->mk && (!t->plan || t->plan->p.execute_name[0] || t->plan->p.fetch_cursor[0])) {
+		pl = t->plan ? plan_indirect(p, t->mk, t->plan, 0) : mplan_unknown();
+		mplan_put(t->plan);
+		t->plan = pl; /* NULL only without memory: then nothing is masked by it (withheld) */
+	}
+	return t;
+}
+
+/* A ReadyForQuery: a transaction ended when the status is idle. Protocol portals and cursors
+ * without HOLD end with it; a held cursor made in it stays if it committed. */
+static int keep_after_xact(const struct named *n)
+{
+	return n->holdable;
+}
+
+static void xact_end(struct pg *p)
+{
+	for (struct named *n = p->portals; n; n = n->next)
+		if (n->this_xact && p->xact_failed)
+			n->holdable = 0; /* rolled back: it goes too */
+		else
+			n->this_xact = 0;
+	named_prune(&p->portals, keep_after_xact);
+	named_prune(&p->described, NULL);
+	p->ndescribed = 0;
+	p->xact_failed = 0;
+}
+
 static int server_ready(struct pg *p, const struct pgw_msg *m)
 {
 	struct session *s = p->s;
@@ -2155,7 +2611,7 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 	case 'D': /* DataRow */
 		if (e && e->poisoned)
 			return 0;
-		if ((t = cur_track(p))) {
+		if ((t = cur_track_r(p))) {
 			t->rows++;
 			t->bytes += m->len;
 			if (t->mk)
@@ -2167,7 +2623,7 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 		}
 		return to_agent(p, m);
 	case 'd': /* CopyData (COPY TO STDOUT) */
-		if ((t = cur_track(p))) {
+		if ((t = cur_track_r(p))) {
 			t->rows++;
 			t->bytes += m->len;
 			if (t->mk)
@@ -2179,7 +2635,7 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 		}
 		return to_agent(p, m);
 	case 'H': /* CopyOutResponse */
-		if ((t = cur_track(p)) && t->mk && mask_copy_start(p, t, m))
+		if ((t = cur_track_r(p)) && t->mk && mask_copy_start(p, t, m))
 			return -1;
 		return to_agent(p, m);
 	case 'T': {
@@ -2192,13 +2648,24 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 			return 0;
 		if (e && e->kind == 'D') {
 			int internal = e->internal;
+			struct named *po;
 
-			if (e->dkind == 'P' && e->name && attach_rowdesc(p, e, m))
-				return -1;
+			/* Every earlier request is answered: this describes the portal hoopd has
+			 * on record under that name now. */
+			if (e->dkind == 'P' && (po = named_find(p->portals, e->name))) {
+				uint8_t *rdc = malloc(m->total);
+
+				if (!rdc)
+					return -1;
+				memcpy(rdc, m->body - 5, m->total);
+				free(po->rd);
+				po->rd = rdc;
+				po->rdlen = m->total;
+			}
 			pend_pop(p);
 			return internal ? 0 : to_agent(p, m);
 		}
-		if ((t = cur_track(p))) {
+		if ((t = cur_track_r(p))) {
 			ev_columns(s, t->seq, f, n < 64 ? n : 64);
 			if (t->mk && !t->mr && track_plan_rows(p, t, m) == -ENOMEM)
 				return -1;
@@ -2216,13 +2683,38 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 		return to_agent(p, m);
 	case 't': /* ParameterDescription */
 		return to_agent(p, m);
-	case '1':
-	case '2':
-	case '3':
-		if (e && e->poisoned)
-			return 0; /* cannot happen: the poison fails at Parse */
-		if (e && e->kind == (m->type == '1' ? 'P' : m->type == '2' ? 'B' : 'C'))
+	case '1': /* ParseComplete: the statement is the server's now */
+		if (!e || e->kind != 'P')
+			return out_of_step(p, m);
+		if (e->poisoned) {
+			named_drop(&p->preps, e->name); /* cannot happen: the poison fails */
 			pend_pop(p);
+			return 0;
+		}
+		if (!named_set(&p->preps, e->name, e->text, NULL, e->plan, e->plan_gen))
+			return -1;
+		pend_pop(p);
+		return to_agent(p, m);
+	case '2': { /* BindComplete: the portal, of the statement as it is now */
+		struct named *ps, *po;
+
+		if (!e || e->kind != 'B')
+			return out_of_step(p, m);
+		ps = named_find(p->preps, e->stmt);
+		po = named_set(&p->portals, e->name, ps ? ps->text : "", e->params,
+			       ps ? ps->plan : NULL, ps ? ps->plan_gen : 0);
+		e->params = NULL;
+		if (!po)
+			return -1;
+		po->this_xact = 1;
+		pend_pop(p);
+		return to_agent(p, m);
+	}
+	case '3': /* CloseComplete: the name is gone (closing a missing one is no error) */
+		if (!e || e->kind != 'C')
+			return out_of_step(p, m);
+		named_drop(e->dkind == 'S' ? &p->preps : &p->portals, e->name);
+		pend_pop(p);
 		return to_agent(p, m);
 	case 'C':
 	case 'I':
@@ -2237,10 +2729,14 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 		} else {
 			snprintf(tag, sizeof(tag), "%s", m->type == 'I' ? "EMPTY" : "SUSPENDED");
 		}
-		if ((t = cur_track(p))) {
+		if ((t = cur_track_r(p))) {
 			complete(p, t, p->withhold ? "WITHHELD" : tag);
+			if (m->type == 'C')
+				names_done(p, t->text, tag, t->plan, t->mk ? t->mk->gen : 0);
 			e->cur++;
 		}
+		if (!strcmp(tag, "ROLLBACK"))
+			p->xact_failed = 1;
 		if (e && e->kind == 'E')
 			pend_pop(p);
 		return to_agent(p, m);
@@ -2250,6 +2746,7 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 
 		if (pgw_error_fields(m, &f))
 			return protocol_violation(p, "database", "malformed ErrorResponse");
+		p->xact_failed = 1;
 		if (e && e->poisoned) {
 			if (!p->withhold && poisoned_error(p, e))
 				return -1;
@@ -2267,36 +2764,48 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 			else if (masking_enabled() ? mask_notice(p, m) : to_agent(p, m))
 				return -1;
 		}
-		/* Extended protocol: the server skips everything up to Sync. */
-		if (e && e->kind != 'Q' && e->kind != 'F') {
+		/* A failed Parse or Bind of the unnamed statement or portal has already dropped
+		 * the old one. */
+		if (e && e->kind == 'P' && e->name && !e->name[0])
+			named_drop(&p->preps, "");
+		if (e && e->kind == 'B' && e->name && !e->name[0])
+			named_drop(&p->portals, "");
+		/* Extended protocol: the server skips everything up to Sync, and until one comes,
+		 * whatever the agent sends. */
+		if (e && strchr("PBDEC", e->kind)) {
 			while (p->head && p->head->kind != 'S')
 				pend_pop(p);
+			if (!p->head)
+				p->skip = 1;
 		}
 		return 0;
 	}
 	case 'Z':
+		if (!e || (e->kind != 'Q' && e->kind != 'F' && e->kind != 'S'))
+			return out_of_step(p, m);
 		pgw_rd_init(&rd, m);
 		p->tx = pgw_u8(&rd);
-		p->copy_in = 0;
-		if (e && e->poisoned && !e->err_seen && !p->withhold && poisoned_error(p, e))
+		if (e->poisoned && !e->err_seen && !p->withhold && poisoned_error(p, e))
 			return -1;
-		if (e && (e->kind == 'Q' || e->kind == 'F')) {
-			pend_pop(p);
-		} else if (e) {
-			/* A Sync's answer. After an error the server discards extended messages up
-			 * to that Sync without answering them, and some may have reached hoopd
-			 * only after the error did: they are done too. */
-			while (p->head && p->head->kind != 'S' && p->head->kind != 'Q' &&
-			       p->head->kind != 'F')
-				pend_pop(p);
-			if (p->head && p->head->kind == 'S')
-				pend_pop(p);
+		if (e->kind == 'Q' || e->poisoned) {
+			/* A simple Query (the poison in place of a FunctionCall is one too) replaces
+			 * the unnamed statement and portal */
+			named_drop(&p->preps, "");
+			named_drop(&p->portals, "");
 		}
+		pend_pop(p);
+		if (p->tx == 'I')
+			xact_end(p);
 		p->withhold = 0;
 		return to_agent(p, m);
-	case 'G': /* CopyInResponse: the agent sends CopyData next */
+	case 'G': /* CopyInResponse: the server reads CopyData now */
+		if (!e || e != p->copy_wait || p->copy_in)
+			return out_of_step(p, m);
 		p->copy_in = 1;
 		return to_agent(p, m);
+	case 'W': /* CopyBothResponse: replication streaming */
+		return protocol_violation(p, "database",
+					  "COPY BOTH (replication streaming) is not relayed");
 	case 'V': /* FunctionCallResponse */
 		if (e && e->poisoned)
 			return 0;
@@ -2309,7 +2818,7 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 		return masking_enabled() ? mask_notice(p, m) : to_agent(p, m);
 	case 'A':
 		return masking_enabled() ? mask_notification(p, m) : to_agent(p, m);
-	default: /* A S K v W c: notifications, parameter status, COPY framing */
+	default: /* S K v c: parameter status, COPY framing */
 		return to_agent(p, m);
 	}
 }
@@ -2356,12 +2865,7 @@ static void pg_close(void *st, const char *why)
 		p->portals = n->next;
 		named_free(n);
 	}
-	while (p->cursors) {
-		struct named *n = p->cursors;
-
-		p->cursors = n->next;
-		named_free(n);
-	}
+	named_prune(&p->described, NULL);
 	catbox_put(p->cat);
 	big_free(p->big);
 	free(p->made);
@@ -2443,6 +2947,8 @@ static int pg_agent_data(void *st, struct buf *in)
 				return -1;
 			continue; /* agent_startup consumed what it used */
 		}
+		if (p->phase == PH_READY && p->copy_wait && !p->copy_in)
+			return 0; /* until the server says whether a COPY FROM STDIN started */
 		if (p->phase == PH_AUTH && m.type != 'p' && m.type != 'X') {
 			/* Only authentication answers belong before the server is ready; anything
 			 * else (a pipelined Query) waits, to be judged once it is. */
@@ -2603,7 +3109,9 @@ int pg_fail_held(struct session *s, const char *sqlstate, const char *message)
 		return -1;
 	free(p->held);
 	p->held = NULL;
-	r = refuse(p, 'Q', NULL, sqlstate, message, &e);
+	/* An extended-protocol error arrived while it waited: the server would have ignored
+	 * it, and answers nothing for it. */
+	r = p->skip ? 0 : refuse(p, 'Q', NULL, sqlstate, message, &e);
 	sess_resume(s);
 	return r;
 }
@@ -2632,7 +3140,9 @@ int pg_resume_held(struct session *s, enum verdict v, const char *message)
 		return -1;
 	}
 	s->held = 0;
-	if (v == VERDICT_DENY) {
+	if (p->skip) {
+		r = 0; /* the server ignores it (see pg_fail_held) */
+	} else if (v == VERDICT_DENY) {
 		struct pend *e;
 
 		r = refuse(p, 'Q', NULL, "42501", message ? message : "hoop: statement denied", &e);

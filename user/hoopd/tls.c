@@ -211,6 +211,10 @@ static SSL_CTX *new_server_ctx(void)
 	/* RELEASE_BUFFERS: an idle TLS connection keeps no record buffers (~34 KiB) */
 	SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				SSL_MODE_RELEASE_BUFFERS);
+	/* Records of at most 8 KiB: libpq reads with at least 8 KiB free, so it always takes a
+	 * whole record, and a client that waits on the socket between reads (psycopg 3.1) is
+	 * never left with the end of a result decrypted inside OpenSSL and nothing to wake it. */
+	SSL_CTX_set_max_send_fragment(c, 8192);
 	SSL_CTX_set_alpn_select_cb(c, alpn_select, NULL);
 	return c;
 }
