@@ -330,7 +330,10 @@ def configmap_policy(port, extra_port=None):
     ports = "[%d]" % port if extra_port is None else "[%d, %d]" % (port, extra_port)
     new = text.replace("ports: [5432]", "ports: " + ports)
     check(new != text, "the ConfigMap's policy has no `ports: [5432]` to point at the test's database")
-    return new
+    # The test's database speaks no TLS; the shipped verify-full is checked by test_hostile.py.
+    tls = new.replace("upstream_tls: verify-full", "upstream_tls: disable")
+    check(tls != new, "the ConfigMap's policy does not verify the database (upstream_tls)")
+    return tls
 
 
 def agent_psql(ctx, cg, sql):
