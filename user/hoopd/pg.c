@@ -424,17 +424,6 @@ static const char *prepared_text(void *ctx, const char *name)
 	return n ? n->text : NULL;
 }
 
-const char *pg_named_text(struct session *s, int cursor, const char *name)
-{
-	struct pg *p = s->est;
-	struct named *n;
-
-	if (!p || s->eng != &pg_engine)
-		return NULL;
-	n = named_find(cursor ? p->portals : p->preps, name); /* cursors are portals */
-	return n ? n->text : NULL;
-}
-
 static enum verdict judge_facts(struct pg *p, const char *protocol, const char *text, size_t len,
 				int parse_error, const struct mplan *plan,
 				const struct sqlfacts *facts, int want_facts, struct judgement *j)
@@ -1447,6 +1436,56 @@ static struct mplan *verdict_plan(struct pg *p, struct masking *mk, struct mplan
  * definitions in flight (a Parse or a PREPARE forwarded earlier, a PREPARE earlier in this
  * Query) may change that text before the EXECUTE runs: each text it may then have is judged
  * too, and the strictest verdict stands. */
+/* The text of the latest definition of prepared statement name still waiting for the
+ * server's answer (a Parse, or a PREPARE inside a Query), or NULL. */
+static const char *inflight_text(const struct pg *p, const char *name)
+{
+	const char *t = NULL;
+
+	for (const struct pend *e = p->head; e; e = e->next) {
+		if (e->kind == 'P' && !e->poisoned && e->text && e->name && !strcmp(e->name, name))
+			t = e->text;
+		for (int i = 0; i < e->nst; i++) {
+			const struct names *tn = e->st[i].ns;
+
+			if (tn && tn->kind == NK_PREPARE && !strcmp(tn->name, name))
+				t = e->st[i].text + tn->body;
+		}
+	}
+	return t;
+}
+
+/* What approvers are shown for EXECUTE/FETCH name: the definition the server has, or, when the
+ * only one is still on its way (judge_execute holds only when every candidate is this text),
+ * that one. */
+const char *pg_named_text(struct session *s, int cursor, const char *name)
+{
+	struct pg *p = s->est;
+	struct named *n;
+
+	if (!p || s->eng != &pg_engine)
+		return NULL;
+	n = named_find(cursor ? p->portals : p->preps, name); /* cursors are portals */
+	if (n)
+		return n->text;
+	return cursor ? NULL : inflight_text(p, name);
+}
+
+/* Every text EXECUTE name may run (the recorded definition, if any, and those in flight) is
+ * one and the same, and it is the one approvers are shown (pg_named_text). */
+static int one_text(const struct pg *p, const char *name, char *const *alt, int nalt)
+{
+	const struct named *n = named_find(p->preps, name);
+	const char *shown = n ? n->text : inflight_text(p, name);
+
+	if (!shown)
+		return 0;
+	for (int a = 0; a < nalt; a++)
+		if (!alt[a] || strcmp(alt[a], shown))
+			return 0;
+	return 1;
+}
+
 static enum verdict judge_execute(struct pg *p, struct masking *mk, const char *stmt, size_t len,
 				  const struct names *ns, const char *q, const struct split *sp,
 				  const struct names *qns, int upto, enum verdict v,
@@ -1484,21 +1523,22 @@ static enum verdict judge_execute(struct pg *p, struct masking *mk, const char *
 		p->cand_name = p->cand_text = NULL;
 		mplan_put(vp);
 		mplan_put(pl);
-		free(alt[a]);
 		if (stricter(va, v)) {
 			v = va;
 			*j = ja;
 		}
 	}
-	if (nalt && v == VERDICT_HOLD) {
-		/* An approver is shown one text (approvals.c: what the name is now) while another
-		 * may be the one that runs: no hold while the name's definition is in flight. */
+	if (nalt && v == VERDICT_HOLD && !one_text(p, ns->name, alt, nalt)) {
+		/* An approver is shown one text (pg_named_text) while another may be the one that
+		 * runs: no hold while the name has definitions in flight that differ. */
 		v = VERDICT_DENY;
 		snprintf(j->message, sizeof(j->message),
 			 "hoop: EXECUTE of %.63s cannot wait for approval while %.63s is being "
 			 "redefined; send it once the new definition is answered",
 			 ns->name, ns->name);
 	}
+	for (int a = 0; a < nalt; a++)
+		free(alt[a]);
 	return v;
 }
 
