@@ -40,7 +40,7 @@ BLAST=${VMTEST_BLAST_BYTES:-$((64 << 20))}
 MODULES="virtio_pci 9pnet_virtio 9p overlay veth tcp_diag"
 # A full run fails unless these ran and passed in the guest.
 REQUIRED="test_psql_goes_through_hoopd_with_identity test_agent_sees_database_address
-test_netns_agent_keeps_its_source_address test_new_netns_is_refused_once_then_served
+test_netns_agent_goes_through_hoopd_dialling_from_its_own_netns test_new_netns_is_refused_once_then_served
 test_integrity_accel_off test_integrity_accel_sockmap test_fail_closed_then_restart_without_reattach"
 
 cmd=
