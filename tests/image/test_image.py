@@ -414,7 +414,9 @@ def test_daemonset_pod_runs_as_written(ctx):
         configmap(pod.vol["policy"], configmap_policy(ctx.pg.port, extra), 2)
         wait_for(lambda: [extra in t["ports"] for t in pod.status()["targets"]] == [True], 20,
                  "hoopd to apply the updated ConfigMap (reloader: %s)" % open(rl.log_path).read())
-        check("reloaded" in open(rl.log_path).read(), "reloader: " + open(rl.log_path).read())
+        # hoopd may answer status with the new policy before the sidecar has logged its reply
+        wait_for(lambda: "reloaded" in open(rl.log_path).read(), 10,
+                 "the reloader to log the reload (%s)" % open(rl.log_path).read())
         # preStop with a session open: it waits for it, then the kubelet's SIGTERM.
         p = cg.popen(["psql", "-h", "127.0.0.1", "-p", str(ctx.pg.port), "-U", "postgres", "-tAX", "-c",
                       "select 'long' from pg_sleep(2)"], stdout=subprocess.PIPE, text=True)
