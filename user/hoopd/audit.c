@@ -403,25 +403,24 @@ static int u32_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Compress every plain segment numbered below `below`, oldest first. */
-static void compress_closed(uint32_t below)
+/* The numbers of the segments in dir named seg-N<suffix> with N below `below`, oldest first,
+ * into *out (free it). How many, or -errno when dir cannot be listed. */
+static ssize_t segments_below(const char *dir, const char *suffix, uint32_t below, uint32_t **out)
 {
 	uint32_t *ns = NULL;
-	size_t n = 0, cap = 0;
-	DIR *d = opendir(Z.dir);
+	size_t n = 0, cap = 0, sl = strlen(suffix);
+	DIR *d = opendir(dir);
 	struct dirent *de;
 
-	if (!d) {
-		log_warn("audit: cannot list %s to compress closed segments: %s", Z.dir,
-			 strerror(errno));
-		return;
-	}
+	*out = NULL;
+	if (!d)
+		return -errno;
 	while ((de = readdir(d))) {
 		unsigned v;
 		int end = 0;
 
-		if (sscanf(de->d_name, "seg-%8u.jsonl%n", &v, &end) != 1 || !end ||
-		    de->d_name[end] || v >= below)
+		if (sscanf(de->d_name, "seg-%8u%n", &v, &end) != 1 || !end ||
+		    strcmp(de->d_name + end, suffix) || v >= below || strlen(de->d_name) != end + sl)
 			continue;
 		if (n == cap) {
 			uint32_t *x = realloc(ns, (cap = cap ? 2 * cap : 16) * sizeof(*ns));
@@ -435,6 +434,23 @@ static void compress_closed(uint32_t below)
 	closedir(d);
 	if (n)
 		qsort(ns, n, sizeof(*ns), u32_cmp);
+	*out = ns;
+	return (ssize_t)n;
+}
+
+/* Compress every plain segment numbered below `below`, oldest first. */
+static void compress_closed(uint32_t below)
+{
+	uint32_t *ns;
+	ssize_t got = segments_below(Z.dir, ".jsonl", below, &ns);
+	size_t n;
+
+	if (got < 0) {
+		log_warn("audit: cannot list %s to compress closed segments: %s", Z.dir,
+			 strerror((int)-got));
+		return;
+	}
+	n = (size_t)got;
 	for (size_t i = 0; i < n; i++) {
 		int r = compress_segment(Z.dfd, ns[i]);
 
@@ -1167,36 +1183,17 @@ void audit_tick(void)
 	static int known_bad;
 	time_t now = time(NULL);
 	int64_t t0;
-	uint32_t *ns = NULL;
-	size_t n = 0, cap = 0;
-	DIR *d;
-	struct dirent *de;
+	uint32_t *ns;
+	ssize_t got;
+	size_t n;
 
 	if (!A.cfg.retention_s || now - A.last_retention < 60)
 		return;
 	A.last_retention = now;
-	d = opendir(A.dir);
-	if (!d)
+	got = segments_below(A.dir, ".jsonl.gz", A.segno, &ns);
+	if (got < 0)
 		return;
-	while ((de = readdir(d))) {
-		unsigned v;
-		int end = 0;
-
-		if (sscanf(de->d_name, "seg-%8u.jsonl.gz%n", &v, &end) != 1 || !end ||
-		    de->d_name[end] || v >= A.segno)
-			continue;
-		if (n == cap) {
-			uint32_t *x = realloc(ns, (cap = cap ? 2 * cap : 16) * sizeof(*ns));
-
-			if (!x)
-				break;
-			ns = x;
-		}
-		ns[n++] = v;
-	}
-	closedir(d);
-	if (n)
-		qsort(ns, n, sizeof(*ns), u32_cmp);
+	n = (size_t)got;
 	t0 = mono_ms();
 	for (size_t i = 0, reads = 0; i < n; i++) {
 		struct seg_scan sc;
