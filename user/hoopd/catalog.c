@@ -19,6 +19,8 @@ struct catalog {
 	int nrels, caprels;
 	struct cat_fn *fns;
 	int nfns, capfns;
+	struct cat_fn *ops; /* user-defined operators: name, and (in schema) the function it runs */
+	int nops, capops;
 	/* after cat_index(): sorted views for the lookups (before it, lookups scan) */
 	struct cat_rel **by_oid, **by_name;
 	int indexed;
@@ -69,6 +71,7 @@ void cat_free(struct catalog *c)
 	}
 	free(c->rels);
 	free(c->fns);
+	free(c->ops);
 	free(c->by_oid);
 	free(c->by_name);
 	free(c);
@@ -208,6 +211,37 @@ int cat_add_function(struct catalog *c, const char *schema, const char *name)
 	c->nfns++;
 	c->indexed = 0;
 	return 0;
+}
+
+int cat_add_operator(struct catalog *c, const char *name, const char *fn)
+{
+	struct cat_fn *o;
+
+	if (!c || !name)
+		return -EINVAL;
+	if (grow((void **)&c->ops, &c->capops, c->nops + 1, sizeof(*c->ops)))
+		return -ENOMEM;
+	o = &c->ops[c->nops];
+	if (copy_name(o->name, name) || copy_name(o->schema, fn))
+		return -ENAMETOOLONG;
+	c->nops++;
+	return 0;
+}
+
+int cat_user_operator(const struct catalog *c, const char *name, const char **fns, int max)
+{
+	int n = 0;
+
+	if (!c || !name)
+		return 0;
+	/* few: a database has its extensions' operators at most, scanned without an index */
+	for (int i = 0; i < c->nops; i++)
+		if (!strcmp(c->ops[i].name, name)) {
+			if (n < max && fns)
+				fns[n] = c->ops[i].schema;
+			n++;
+		}
+	return n;
 }
 
 static int cmp_col(const void *a, const void *b)

@@ -116,6 +116,13 @@ static const char FUNC_SQL[] =
     "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
     "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')";
 
+/* Operators defined outside pg_catalog (extensions' too), with the function each runs: the
+ * name alone is what a statement writes, and the server may pick one of these for it. */
+static const char OP_SQL[] =
+    "SELECT o.oprname, p.proname FROM pg_catalog.pg_operator o "
+    "LEFT JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode "
+    "WHERE o.oprnamespace <> 'pg_catalog'::pg_catalog.regnamespace";
+
 static int read_password(const char *path, char *out, size_t n, char *err, size_t errn)
 {
 	FILE *f = fopen(path, "re");
@@ -280,6 +287,11 @@ static int func_row(const PGresult *x, void *arg)
 	return cat_add_function(arg, PQgetvalue(x, 0, 0), PQgetvalue(x, 0, 1)) ? -1 : 0;
 }
 
+static int op_row(const PGresult *x, void *arg)
+{
+	return cat_add_operator(arg, PQgetvalue(x, 0, 0), PQgetvalue(x, 0, 1)) ? -1 : 0;
+}
+
 static struct catalog *load(struct job *j)
 {
 	char password[256] = "";
@@ -356,6 +368,11 @@ static struct catalog *load(struct job *j)
 	}
 	if (query_rows(conn, FUNC_SQL, deadline, func_row, cat, &bytes, qerr, sizeof(qerr))) {
 		snprintf(j->error, sizeof(j->error), "reading pg_proc as %s: %s", j->user, qerr);
+		goto fail;
+	}
+	if (query_rows(conn, OP_SQL, deadline, op_row, cat, &bytes, qerr, sizeof(qerr))) {
+		snprintf(j->error, sizeof(j->error), "reading pg_operator as %s: %s", j->user,
+			 qerr);
 		goto fail;
 	}
 	if (cat_index(cat))
