@@ -386,18 +386,18 @@ static void operator_use(struct ctx *c, const char *schema, const char *name,
 
 	if (sql && c->out && !c->quiet)
 		c->out->opaque_sql = 1;
+	if (cls != OP_PURE) /* first: args may be acc */
+		record_write(c, args);
 	if (cls == OP_OPAQUE) {
 		char why[SRC_LEN];
 
-		snprintf(why, sizeof(why), "operator %s%s%s", schema ? schema : "",
+		snprintf(why, sizeof(why), "operator(%s%s%s)", schema ? schema : "",
 			 schema ? "." : "", name ? name : "?");
 		merge_unknown(c, acc, why);
 		/* what the operator computed over is as good as read: its messages can say */
 		if (c->out && !c->quiet)
 			c->out->reads_masked = 1;
 	}
-	if (cls != OP_PURE)
-		record_write(c, args);
 }
 
 static void record_unknown_rel(struct ctx *c, const char *schema, const char *name)
