@@ -107,9 +107,12 @@ static void build_catalog(void)
 	}
 	((struct cat_rel *)cat_rel_by_oid(cat, 16018))->parent_oid = 16001;
 	if (cat_add_function(cat, "public", "get_patient_ssn") ||
-	    cat_add_operator(cat, "~~~", "pg_notify") || cat_add_operator(cat, "^@", "pg_notify") ||
-	    cat_add_operator(cat, "%%%", "ts_rewrite") ||
-	    cat_add_operator(cat, "<<<", "get_patient_ssn") || cat_index(cat)) {
+	    cat_add_operator(cat, "~~~", "pg_notify", 1) ||
+	    cat_add_operator(cat, "^@", "pg_notify", 1) ||
+	    cat_add_operator(cat, "%%%", "ts_rewrite", 1) ||
+	    cat_add_operator(cat, "<<<", "get_patient_ssn", 1) ||
+	    cat_add_operator(cat, "<->", "citext_distance", 0) ||
+	    cat_add_operator(cat, "%>", "word_similarity_op", 0) || cat_index(cat)) {
 		fprintf(stderr, "catalog: cannot build\n");
 		exit(2);
 	}

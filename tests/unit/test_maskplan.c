@@ -43,7 +43,8 @@
  * archive.notes(id, body, ssn), v_bad (a definition that does not parse), patients_2020 (a
  * partition of patients: same columns, parent_oid set), the user function
  * get_patient_ssn(int), and user operators ~~~ (over pg_notify), ^@ (over pg_notify: a user
- * operator of a built-in's name), %%% (over ts_rewrite) and <<< (over a user function).
+ * operator of a built-in's name), %%% (over ts_rewrite), <<< (over a user function), and an
+ * extension's <-> and %> on its own types (not picked for built-in operand types).
  */
 #include <errno.h>
 #include <stdio.h>

@@ -21,6 +21,7 @@ struct catalog {
 	int nfns, capfns;
 	struct cat_fn *ops; /* user-defined operators: name, and (in schema) the function it runs */
 	int nops, capops;
+	unsigned char *op_shadows; /* per operator: it can be picked for built-in operand types */
 	/* after cat_index(): sorted views for the lookups (before it, lookups scan) */
 	struct cat_rel **by_oid, **by_name;
 	int indexed;
@@ -72,6 +73,7 @@ void cat_free(struct catalog *c)
 	free(c->rels);
 	free(c->fns);
 	free(c->ops);
+	free(c->op_shadows);
 	free(c->by_oid);
 	free(c->by_name);
 	free(c);
@@ -213,25 +215,37 @@ int cat_add_function(struct catalog *c, const char *schema, const char *name)
 	return 0;
 }
 
-int cat_add_operator(struct catalog *c, const char *name, const char *fn)
+int cat_add_operator(struct catalog *c, const char *name, const char *fn, int shadows)
 {
 	struct cat_fn *o;
+	int cap = c ? c->capops : 0;
 
 	if (!c || !name)
 		return -EINVAL;
 	if (grow((void **)&c->ops, &c->capops, c->nops + 1, sizeof(*c->ops)))
 		return -ENOMEM;
+	if (c->capops != cap || !c->op_shadows) {
+		unsigned char *sh = realloc(c->op_shadows, (size_t)c->capops);
+
+		if (!sh)
+			return -ENOMEM;
+		c->op_shadows = sh;
+	}
 	o = &c->ops[c->nops];
 	if (copy_name(o->name, name) || copy_name(o->schema, fn))
 		return -ENAMETOOLONG;
+	c->op_shadows[c->nops] = !!shadows;
 	c->nops++;
 	return 0;
 }
 
-int cat_user_operator(const struct catalog *c, const char *name, const char **fns, int max)
+int cat_user_operator(const struct catalog *c, const char *name, const char **fns, int max,
+		      int *shadows)
 {
 	int n = 0;
 
+	if (shadows)
+		*shadows = 0;
 	if (!c || !name)
 		return 0;
 	/* few: a database has its extensions' operators at most, scanned without an index */
@@ -239,6 +253,8 @@ int cat_user_operator(const struct catalog *c, const char *name, const char **fn
 		if (!strcmp(c->ops[i].name, name)) {
 			if (n < max && fns)
 				fns[n] = c->ops[i].schema;
+			if (shadows && c->op_shadows[i])
+				(*shadows)++;
 			n++;
 		}
 	return n;

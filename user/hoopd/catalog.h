@@ -52,8 +52,10 @@ int cat_add_col(struct cat_rel *r, int16_t attnum, const char *name, uint32_t ty
 /* A function that is not built in (not in pg_catalog): its result can derive from anything. */
 int cat_add_function(struct catalog *c, const char *schema, const char *name);
 /* An operator defined outside pg_catalog, by name (pg_operator.oprname), with the name of the
- * function it runs (oprcode): where its name is written, this one may be what runs. */
-int cat_add_operator(struct catalog *c, const char *name, const char *fn);
+ * function it runs (oprcode); shadows: the server can pick it for operands of built-in types
+ * (each operand's type is in pg_catalog, a domain, or has an implicit cast from a built-in
+ * type), so that where a built-in operator's name is written, this one may be what runs. */
+int cat_add_operator(struct catalog *c, const char *name, const char *fn, int shadows);
 int cat_index(struct catalog *c);
 /* Masking rules name columns; a column keeps its identity (table OID, attnum) when it is
  * renamed. Carries into c, a newly read catalog of a database, the names each relation and
@@ -73,8 +75,9 @@ const struct cat_col *cat_col_by_name(const struct cat_rel *r, const char *name)
 /* Is there a user-defined function of this name (schema NULL: in any schema)? */
 int cat_is_user_function(const struct catalog *c, const char *schema, const char *name);
 /* How many user-defined operators have this name; the names of the functions they run (up to
- * max of them) in fns, valid as long as the catalog. */
-int cat_user_operator(const struct catalog *c, const char *name, const char **fns, int max);
+ * max of them) in fns, valid as long as the catalog; in *shadows how many of them shadow. */
+int cat_user_operator(const struct catalog *c, const char *name, const char **fns, int max,
+		      int *shadows);
 int cat_nrels(const struct catalog *c);
 
 #endif

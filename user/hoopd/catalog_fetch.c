@@ -116,11 +116,18 @@ static const char FUNC_SQL[] =
     "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
     "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')";
 
-/* Operators defined outside pg_catalog (extensions' too), with the function each runs: the
- * name alone is what a statement writes, and the server may pick one of these for it. */
+/* Operators defined outside pg_catalog (extensions' too), with the function each runs, and
+ * whether the server can pick one for operands of built-in types: every operand type is
+ * pg_catalog's, a domain, or has an implicit cast from a pg_catalog type (citext's = on citext
+ * cannot be picked for text = text; a user's || on text, text can). */
 static const char OP_SQL[] =
-    "SELECT o.oprname, p.proname FROM pg_catalog.pg_operator o "
-    "LEFT JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode "
+    "SELECT o.oprname, p.proname, NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type t "
+    "WHERE t.oid IN (o.oprleft, o.oprright) AND t.typtype <> 'd' "
+    "AND t.typnamespace <> 'pg_catalog'::pg_catalog.regnamespace "
+    "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_cast c "
+    "JOIN pg_catalog.pg_type s ON s.oid = c.castsource WHERE c.casttarget = t.oid "
+    "AND c.castcontext = 'i' AND s.typnamespace = 'pg_catalog'::pg_catalog.regnamespace)) "
+    "FROM pg_catalog.pg_operator o LEFT JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode "
     "WHERE o.oprnamespace <> 'pg_catalog'::pg_catalog.regnamespace";
 
 static int read_password(const char *path, char *out, size_t n, char *err, size_t errn)
@@ -289,7 +296,12 @@ static int func_row(const PGresult *x, void *arg)
 
 static int op_row(const PGresult *x, void *arg)
 {
-	return cat_add_operator(arg, PQgetvalue(x, 0, 0), PQgetvalue(x, 0, 1)) ? -1 : 0;
+	if (PQnfields(x) < 3)
+		return -1;
+	return cat_add_operator(arg, PQgetvalue(x, 0, 0), PQgetvalue(x, 0, 1),
+				PQgetvalue(x, 0, 2)[0] == 't')
+		   ? -1
+		   : 0;
 }
 
 static struct catalog *load(struct job *j)

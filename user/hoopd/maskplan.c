@@ -541,17 +541,19 @@ static const char *const runs_sql_fns[] = {
  * What runs where an operator is written: PostgreSQL looks an operator up by name through
  * search_path, and a user's operator of a built-in's name wins where its argument types fit
  * better (or its schema comes first), so the name says nothing once any user operator has it.
- * Pure: only pg_catalog has the name and every function behind it is pure. Keeps: only
- * pg_catalog has it and one of its functions keeps its arguments. Opaque (a user function):
- * the catalog has a user operator of that name, the name is written with a schema other than
- * pg_catalog (OPERATOR(public.||)), or no one knows the name (made after the catalog was read).
+ * Pure: pg_catalog has the name, every function behind it is pure, and no user operator of
+ * that name can be picked for built-in operand types. Keeps: likewise, but one of its functions
+ * keeps its arguments. Opaque (a user function): a user operator of that name can be picked
+ * (cat_add_operator's shadows), the name is not pg_catalog's (an extension's, or one no one
+ * knows: made after the catalog was read), or it is written with a schema other than
+ * pg_catalog (OPERATOR(public.||)).
  * *sql: it may run SQL from a string (a user operator over ts_rewrite or query_to_xml, or an
  * operator hoop knows nothing of).
  */
 static int op_class(const struct ctx *c, const char *schema, const char *name, int *sql)
 {
 	const char *fns[16];
-	int n, cls;
+	int n, shadows = 0, cls;
 	const struct pgf *f;
 
 	*sql = 0;
@@ -559,7 +561,7 @@ static int op_class(const struct ctx *c, const char *schema, const char *name, i
 		*sql = 1;
 		return OP_OPAQUE;
 	}
-	n = c->cat ? cat_user_operator(c->cat, name, fns, 16) : 0;
+	n = c->cat ? cat_user_operator(c->cat, name, fns, 16, &shadows) : 0;
 	for (int i = 0; i < n && i < 16; i++)
 		if (!fns[i][0] || in_list(runs_sql_fns, fns[i], 1))
 			*sql = 1;
@@ -572,12 +574,17 @@ static int op_class(const struct ctx *c, const char *schema, const char *name, i
 			*sql = 1;
 		return OP_OPAQUE;
 	}
-	if (n)
-		return OP_OPAQUE;
 	if (!cls) {
-		*sql = 1;
+		/* an extension's own name is its user function; a name no one knows may be an
+		 * operator made after the catalog was read */
+		if (!n)
+			*sql = 1;
 		return OP_OPAQUE;
 	}
+	/* a built-in's name: only a user operator the server can pick for built-in types
+	 * (citext's = on citext is not) takes it over */
+	if (shadows)
+		return OP_OPAQUE;
 	return cls == PGF_PURE ? OP_PURE : OP_KEEPS;
 }
 
