@@ -3196,6 +3196,85 @@ static void plan_stmt(struct ctx *c, const PgQuery__Node *n, struct qres *q)
 	}
 }
 
+/* Does an operator of this name (as written) run SQL from a string? */
+static void scan_op(struct ctx *c, PgQuery__Node **names, size_t n)
+{
+	const char *schema, *name;
+	int sql;
+
+	qualname(names, n, &schema, &name);
+	op_class(c, schema, name, &sql);
+	if (sql)
+		c->out->opaque_sql = 1;
+}
+
+/*
+ * Every operator named anywhere in the parse tree, whether or not the plan evaluates the
+ * expression it is in (a column DEFAULT or CHECK, CALL's arguments, an index predicate, every
+ * statement of a multi-statement text): one that may run SQL from a string makes the statement
+ * opaque_sql. The tree's depth was checked by parse() (pb_depth_ok).
+ */
+static void scan_ops(struct ctx *c, const ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+
+	if (c->out->opaque_sql)
+		return;
+	if (d == &pg_query__a__expr__descriptor) {
+		const PgQuery__AExpr *e = (const PgQuery__AExpr *)m;
+
+		if (e->kind == PG_QUERY__A__EXPR__KIND__AEXPR_BETWEEN ||
+		    e->kind == PG_QUERY__A__EXPR__KIND__AEXPR_NOT_BETWEEN ||
+		    e->kind == PG_QUERY__A__EXPR__KIND__AEXPR_BETWEEN_SYM ||
+		    e->kind == PG_QUERY__A__EXPR__KIND__AEXPR_NOT_BETWEEN_SYM) {
+			static const char *const cmp[] = {">=", "<=", "<", ">"};
+			int sql;
+
+			for (int i = 0; i < 4; i++) {
+				op_class(c, NULL, cmp[i], &sql);
+				if (sql)
+					c->out->opaque_sql = 1;
+			}
+		} else {
+			scan_op(c, e->name, e->n_name);
+		}
+	} else if (d == &pg_query__sub_link__descriptor) {
+		const PgQuery__SubLink *sl = (const PgQuery__SubLink *)m;
+
+		if (sl->n_oper_name)
+			scan_op(c, sl->oper_name, sl->n_oper_name);
+	} else if (d == &pg_query__sort_by__descriptor) {
+		const PgQuery__SortBy *sb = (const PgQuery__SortBy *)m;
+
+		if (sb->n_use_op)
+			scan_op(c, sb->use_op, sb->n_use_op);
+	}
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		const char *base = (const char *)m;
+
+		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF &&
+		    *(const uint32_t *)(base + f->quantifier_offset) != f->id)
+			continue;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(const size_t *)(base + f->quantifier_offset);
+			ProtobufCMessage *const *arr =
+			    *(ProtobufCMessage *const *const *)(base + f->offset);
+
+			for (size_t k = 0; k < n && arr; k++)
+				if (arr[k])
+					scan_ops(c, arr[k]);
+		} else {
+			const ProtobufCMessage *sub = *(ProtobufCMessage *const *)(base + f->offset);
+
+			if (sub)
+				scan_ops(c, sub);
+		}
+	}
+}
+
 static void fail_plan(struct maskplan *out, const char *fmt, const char *what)
 {
 	free(out->cols);
@@ -3293,6 +3372,7 @@ int maskplan_build_ex(const char *sql, size_t len, const struct catalog *cat,
 	c.nshadow = nshadow;
 	if (pr->n_stmts == 1 && pr->stmts[0]->stmt)
 		note_created(out, pr->stmts[0]->stmt);
+	scan_ops(&c, &pr->base);
 	if (pr->n_stmts == 0) {
 		out->returns_rows = 0;
 	} else if (pr->n_stmts > 1) {
