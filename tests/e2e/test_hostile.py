@@ -772,6 +772,41 @@ def test_operators_over_builtins_are_judged_like_the_builtins(ctx):
         refresh_catalog(ctx)
 
 
+def test_casts_and_domains_that_run_user_code_are_judged(ctx):
+    """Point 4: a cast runs code too. The agent's CREATE CAST and CREATE DOMAIN are held like
+    CREATE FUNCTION; a cast that exists already (a superuser's CREATE CAST (text AS int4) WITH
+    FUNCTION, a domain whose CHECK notifies) gets no masked value: `last_name::int4` and
+    `last_name::d` are refused as writes of a masked value."""
+    msgs = raw(ctx, [Q("create domain hostile_d as text check (pg_notify('c', value) is not null)")],
+               timeout=4)
+    check(any(t in ("TIMEOUT", "E") for t, _ in msgs),
+          "the agent's CREATE DOMAIN was answered as run: %r" % msgs[-3:])
+    check(direct(ctx, "select count(*) from pg_type where typname = 'hostile_d'") == "0",
+          "the agent's CREATE DOMAIN was not held")
+    try:
+        direct(ctx, "create function hostile_leak(text) returns int4 language sql as "
+                    "$$ select pg_notify('c', $1); select 1 $$")
+        direct(ctx, "create cast (text as int4) with function hostile_leak(text)")
+        direct(ctx, "create domain hostile_d as text "
+                    "check (length(pg_notify('c', value)::text) >= 0)")
+        refresh_catalog(ctx)
+        for sql in ("select last_name::int4 from patients where id=1 limit 1",
+                    "select last_name::hostile_d from patients where id=2 limit 1",
+                    "select cast(upper(last_name) as hostile_d) from patients where id=3 limit 1"):
+            msgs = raw(ctx, [Q("listen c"), Q(sql)], ready=2)
+            check(not _leaked_any_case(all_bytes(msgs)), "%s leaked %r (notifications %r)"
+                  % (sql, _leaked_any_case(all_bytes(msgs)), _notifications(msgs)))
+            check(any(t == "E" for t, _ in msgs), "%s was not refused" % sql)
+        # casts that run no user code stay as they were
+        rc, out, err = agent_psql(ctx, "select '7'::int8, 'x'::text")
+        check(rc == 0 and out.strip() == "7|x", "built-in casts refused: %r %r" % (out, err))
+    finally:
+        direct(ctx, "drop cast if exists (text as int4)")
+        direct(ctx, "drop function if exists hostile_leak(text)")
+        direct(ctx, "drop domain if exists hostile_d")
+        refresh_catalog(ctx)
+
+
 # ---- 7, 8, 16, 17: the database leg, the catalog, identity, fail-open edges -------------------
 
 def _own_hoopd(cl, policy, tag, *args):

@@ -112,7 +112,9 @@ static void build_catalog(void)
 	    cat_add_operator(cat, "%%%", "ts_rewrite", 1) ||
 	    cat_add_operator(cat, "<<<", "get_patient_ssn", 1) ||
 	    cat_add_operator(cat, "<->", "citext_distance", 0) ||
-	    cat_add_operator(cat, "%>", "word_similarity_op", 0) || cat_index(cat)) {
+	    cat_add_operator(cat, "%>", "word_similarity_op", 0) ||
+	    cat_add_code_type(cat, "money", "leak_money") || cat_add_code_type(cat, "us_zip", "") ||
+	    cat_index(cat)) {
 		fprintf(stderr, "catalog: cannot build\n");
 		exit(2);
 	}

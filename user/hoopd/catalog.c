@@ -22,6 +22,8 @@ struct catalog {
 	struct cat_fn *ops; /* user-defined operators: name, and (in schema) the function it runs */
 	int nops, capops;
 	unsigned char *op_shadows; /* per operator: it can be picked for built-in operand types */
+	struct cat_fn *ctypes; /* types a conversion into runs user code: name, (schema) function */
+	int nctypes, capctypes;
 	/* after cat_index(): sorted views for the lookups (before it, lookups scan) */
 	struct cat_rel **by_oid, **by_name;
 	int indexed;
@@ -74,6 +76,7 @@ void cat_free(struct catalog *c)
 	free(c->fns);
 	free(c->ops);
 	free(c->op_shadows);
+	free(c->ctypes);
 	free(c->by_oid);
 	free(c->by_name);
 	free(c);
@@ -257,6 +260,32 @@ int cat_user_operator(const struct catalog *c, const char *name, const char **fn
 				(*shadows)++;
 			n++;
 		}
+	return n;
+}
+
+int cat_add_code_type(struct catalog *c, const char *name, const char *fn)
+{
+	struct cat_fn *t;
+
+	if (!c || !name)
+		return -EINVAL;
+	if (grow((void **)&c->ctypes, &c->capctypes, c->nctypes + 1, sizeof(*c->ctypes)))
+		return -ENOMEM;
+	t = &c->ctypes[c->nctypes];
+	if (copy_name(t->name, name) || copy_name(t->schema, fn))
+		return -ENAMETOOLONG;
+	c->nctypes++;
+	return 0;
+}
+
+int cat_code_type(const struct catalog *c, const char *name)
+{
+	int n = 0;
+
+	if (!c || !name)
+		return 0;
+	for (int i = 0; i < c->nctypes; i++)
+		n += !strcmp(c->ctypes[i].name, name);
 	return n;
 }
 

@@ -56,6 +56,10 @@ int cat_add_function(struct catalog *c, const char *schema, const char *name);
  * (each operand's type is in pg_catalog, a domain, or has an implicit cast from a built-in
  * type), so that where a built-in operator's name is written, this one may be what runs. */
 int cat_add_operator(struct catalog *c, const char *name, const char *fn, int shadows);
+/* A type (pg_type.typname) that a conversion into runs user code: a cast to it WITH FUNCTION
+ * of a function outside pg_catalog (from any type, built-in ones too), a domain with a CHECK,
+ * a type whose input function is not pg_catalog's. fn: that function, or "". */
+int cat_add_code_type(struct catalog *c, const char *name, const char *fn);
 int cat_index(struct catalog *c);
 /* Masking rules name columns; a column keeps its identity (table OID, attnum) when it is
  * renamed. Carries into c, a newly read catalog of a database, the names each relation and
@@ -78,6 +82,8 @@ int cat_is_user_function(const struct catalog *c, const char *schema, const char
  * max of them) in fns, valid as long as the catalog; in *shadows how many of them shadow. */
 int cat_user_operator(const struct catalog *c, const char *name, const char **fns, int max,
 		      int *shadows);
+/* How many of cat_add_code_type's entries have this type name. */
+int cat_code_type(const struct catalog *c, const char *name);
 int cat_nrels(const struct catalog *c);
 
 #endif

@@ -130,6 +130,18 @@ static const char OP_SQL[] =
     "FROM pg_catalog.pg_operator o LEFT JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode "
     "WHERE o.oprnamespace <> 'pg_catalog'::pg_catalog.regnamespace";
 
+/* Types a conversion into runs user code (cat_add_code_type): `x::t` then calls it. */
+static const char CAST_SQL[] =
+    "SELECT t.typname, p.proname FROM pg_catalog.pg_cast c "
+    "JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc "
+    "JOIN pg_catalog.pg_type t ON t.oid = c.casttarget "
+    "WHERE p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace "
+    "UNION ALL SELECT t.typname, '' FROM pg_catalog.pg_type t WHERE t.typtype = 'd' "
+    "AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contypid = t.oid) "
+    "UNION ALL SELECT t.typname, p.proname FROM pg_catalog.pg_type t "
+    "JOIN pg_catalog.pg_proc p ON p.oid = t.typinput "
+    "WHERE p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace";
+
 static int read_password(const char *path, char *out, size_t n, char *err, size_t errn)
 {
 	FILE *f = fopen(path, "re");
@@ -304,6 +316,11 @@ static int op_row(const PGresult *x, void *arg)
 		   : 0;
 }
 
+static int cast_row(const PGresult *x, void *arg)
+{
+	return cat_add_code_type(arg, PQgetvalue(x, 0, 0), PQgetvalue(x, 0, 1)) ? -1 : 0;
+}
+
 static struct catalog *load(struct job *j)
 {
 	char password[256] = "";
@@ -385,6 +402,10 @@ static struct catalog *load(struct job *j)
 	if (query_rows(conn, OP_SQL, deadline, op_row, cat, &bytes, qerr, sizeof(qerr))) {
 		snprintf(j->error, sizeof(j->error), "reading pg_operator as %s: %s", j->user,
 			 qerr);
+		goto fail;
+	}
+	if (query_rows(conn, CAST_SQL, deadline, cast_row, cat, &bytes, qerr, sizeof(qerr))) {
+		snprintf(j->error, sizeof(j->error), "reading pg_cast as %s: %s", j->user, qerr);
 		goto fail;
 	}
 	if (cat_index(cat))

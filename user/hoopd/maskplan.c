@@ -1140,6 +1140,27 @@ static void funccall(struct ctx *c, const struct scope *sc, const PgQuery__FuncC
 	derive(acc);
 }
 
+/* x::t (CAST(x AS t)) to a type a conversion into runs user code (cat_add_code_type: a user
+ * CAST WITH FUNCTION, even between built-in types, a domain's CHECK, a user input function):
+ * that code gets x, like a user function. */
+static void typecast(struct ctx *c, const PgQuery__TypeCast *tc, const struct src *arg,
+		     struct src *acc)
+{
+	const char *schema, *name;
+	char why[SRC_LEN];
+
+	if (!c->cat || !tc->type_name)
+		return;
+	qualname(tc->type_name->names, tc->type_name->n_names, &schema, &name);
+	if (!name || !cat_code_type(c->cat, name))
+		return;
+	record_write(c, arg);
+	snprintf(why, sizeof(why), "cast(%s)", name);
+	merge_unknown(c, acc, why);
+	if (c->out && !c->quiet)
+		c->out->reads_masked = 1;
+}
+
 /*
  * An operator expression: its operands, and the operator (or, for the forms PostgreSQL spells
  * with operators, the ones it looks up by name: IN and IS DISTINCT FROM and NULLIF use =,
@@ -1233,6 +1254,12 @@ static void ev(struct ctx *c, const struct scope *sc, const PgQuery__Node *n, st
 		break;
 	case PG_QUERY__NODE__NODE_A_EXPR:
 		aexpr(c, sc, n->a_expr, acc);
+		break;
+	case PG_QUERY__NODE__NODE_TYPE_CAST:
+		src_none(&s);
+		ev_children(c, sc, &n->base, &s);
+		merge(c, acc, &s);
+		typecast(c, n->type_cast, &s, acc);
 		break;
 	case PG_QUERY__NODE__NODE_CASE_EXPR:
 		/* CASE x WHEN y: x = y, by the name = */
