@@ -713,7 +713,8 @@ def test_operators_over_builtins_are_judged_like_the_builtins(ctx):
     over pg_notify it gets no masked value to a listener, with a built-in's name (||) behind a
     search_path that puts public first it is refused, over ts_rewrite it runs no SQL from a
     string, over setval it stores nothing."""
-    create = "create operator public.~~~ (leftarg=text, rightarg=text, function=pg_catalog.pg_notify)"
+    create = ("create operator public.~~~ (leftarg=text, rightarg=text, "
+              "function=pg_catalog.pg_notify)")
     msgs = raw(ctx, [Q(create)], timeout=4)
     check(any(t in ("TIMEOUT", "E") for t, _ in msgs),
           "the agent's CREATE OPERATOR was answered as run: %r" % msgs[-3:])
@@ -777,8 +778,8 @@ def test_casts_and_domains_that_run_user_code_are_judged(ctx):
     CREATE FUNCTION; a cast that exists already (a superuser's CREATE CAST (text AS int4) WITH
     FUNCTION, a domain whose CHECK notifies) gets no masked value: `last_name::int4` and
     `last_name::d` are refused as writes of a masked value."""
-    msgs = raw(ctx, [Q("create domain hostile_d as text check (pg_notify('c', value) is not null)")],
-               timeout=4)
+    msgs = raw(ctx, [Q("create domain hostile_d as text "
+                       "check (pg_notify('c', value) is not null)")], timeout=4)
     check(any(t in ("TIMEOUT", "E") for t, _ in msgs),
           "the agent's CREATE DOMAIN was answered as run: %r" % msgs[-3:])
     check(direct(ctx, "select count(*) from pg_type where typname = 'hostile_d'") == "0",
