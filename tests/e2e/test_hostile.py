@@ -893,6 +893,126 @@ def test_detector_only_columns_of_unreadable_types_are_redacted(ctx):
     check(rc == 0 and out.strip() == "1|visit", "an enum column is over-masked: %r %r" % (out, err))
 
 
+def _notifications(msgs):
+    """NotificationResponse payloads the agent received."""
+    out = []
+    for t, body in msgs:
+        if t == "A":
+            rest = body[4:].split(b"\0")
+            out.append(rest[1].decode("utf-8", "replace") if len(rest) > 1 else "")
+    return out
+
+
+def _leaked_any_case(data):
+    """leaked(), also in lower case (to_tsquery and regclass fold names)."""
+    if isinstance(data, bytes):
+        data = data.decode("utf-8", "replace")
+    low = data.lower()
+    return sorted({s for s in SECRETS if s in data or s.lower() in low})
+
+
+def test_operators_over_builtins_are_judged_like_the_builtins(ctx):
+    """Points 4 and 6: an operator runs a function as surely as a call does. The agent's CREATE
+    OPERATOR is held like CREATE FUNCTION; and an operator that exists already (made here by the
+    superuser, as a DBA or an earlier approval would) is no way around masking or opaque_sql:
+    over pg_notify it gets no masked value to a listener, with a built-in's name (||) behind a
+    search_path that puts public first it is refused, over ts_rewrite it runs no SQL from a
+    string, over setval it stores nothing."""
+    create = ("create operator public.~~~ (leftarg=text, rightarg=text, "
+              "function=pg_catalog.pg_notify)")
+    msgs = raw(ctx, [Q(create)], timeout=4)
+    check(any(t in ("TIMEOUT", "E") for t, _ in msgs),
+          "the agent's CREATE OPERATOR was answered as run: %r" % msgs[-3:])
+    check(direct(ctx, "select count(*) from pg_operator where oprname = '~~~'") == "0",
+          "the agent's CREATE OPERATOR was not held")
+    made = ["public.~~~ (text, text)", "public.|| (text, text)", "public.%%% (tsquery, text)",
+            "public.@@@@ (regclass, bigint)"]
+    try:
+        direct(ctx, create)
+        direct(ctx, "create operator public.|| (leftarg=text, rightarg=text, function=pg_notify)")
+        direct(ctx, "create operator public.%%% (leftarg=tsquery, rightarg=text, "
+                    "function=pg_catalog.ts_rewrite)")
+        direct(ctx, "create operator public.@@@@ (leftarg=regclass, rightarg=bigint, "
+                    "function=pg_catalog.setval)")
+        direct(ctx, "create sequence if not exists hostile_op_seq")
+        refresh_catalog(ctx)
+        # over pg_notify: the payload would be the name
+        msgs = raw(ctx, [Q("listen c"),
+                         Q("select 'c' ~~~ last_name from patients where id=1 limit 1")], ready=2)
+        check(not leaked(all_bytes(msgs)), "~~~ over pg_notify leaked %r (notifications %r)"
+              % (leaked(all_bytes(msgs)), _notifications(msgs)))
+        check(any(t == "E" for t, _ in msgs), "~~~ over pg_notify was not refused")
+        # the invisible form: || is the user's once public comes before pg_catalog
+        msgs = raw(ctx, [Q("listen c"), Q("set search_path = public, pg_catalog"),
+                         Q("select 'c' || last_name from patients where id=2 limit 1")], ready=3)
+        errs = [error_fields(b).get("M", "") for t, b in msgs if t == "E"]
+        check(any("pg_catalog" in e for e in errs), "SET search_path before pg_catalog was "
+              "not refused: %r" % errs)
+        check(not leaked(all_bytes(msgs)), "|| over pg_notify leaked %r (notifications %r)"
+              % (leaked(all_bytes(msgs)), _notifications(msgs)))
+        # SQL from a string under an operator: refused, and its error text quotes nothing
+        for sql in ("select 'a'::tsquery %%% 'select ''a''::tsquery, plainto_tsquery(''simple'', "
+                    "last_name||'' ''||ssn) from patients where id=1'",
+                    "select 'a'::tsquery %%% 'select ''a''::tsquery, (last_name||ssn)::regclass"
+                    "::text::tsquery from patients where id=1'"):
+            msgs = raw(ctx, [Q(sql)])
+            check(any(t == "E" for t, _ in msgs), "%s: not refused" % sql)
+            check(not _leaked_any_case(all_bytes(msgs)),
+                  "%s leaked %r" % (sql, _leaked_any_case(all_bytes(msgs))))
+            rc, out, err = agent_psql(ctx, sql)
+            check(rc != 0 and "hoop:" in err, "%s: not refused by hoop: %r" % (sql, err))
+            check(not _leaked_any_case(out + err), "%s leaked %r" % (sql, out + err))
+        # over setval: a masked value stored in a sequence
+        msgs = raw(ctx, [Q("select 'hostile_op_seq'::regclass @@@@ replace(ssn, '-', '')::bigint "
+                           "from patients where id=1 limit 1")])
+        check(any(t == "E" for t, _ in msgs), "@@@@ over setval was not refused")
+        last = direct(ctx, "select last_value from hostile_op_seq")
+        check(last != "123456789", "the sequence holds an SSN: %s" % last)
+        # built-in operators on masked values stay as they were
+        rc, out, err = agent_psql(ctx, "select 'x' ~~ 'x%', 1 + 2, '{\"a\":1}'::json->>'a'")
+        check(rc == 0 and out.strip() == "t|3|1", "built-in operators refused: %r %r" % (out, err))
+    finally:
+        for op in made:
+            direct(ctx, "drop operator if exists %s" % op)
+        direct(ctx, "drop sequence if exists hostile_op_seq")
+        refresh_catalog(ctx)
+
+
+def test_casts_and_domains_that_run_user_code_are_judged(ctx):
+    """Point 4: a cast runs code too. The agent's CREATE CAST and CREATE DOMAIN are held like
+    CREATE FUNCTION; a cast that exists already (a superuser's CREATE CAST (text AS int4) WITH
+    FUNCTION, a domain whose CHECK notifies) gets no masked value: `last_name::int4` and
+    `last_name::d` are refused as writes of a masked value."""
+    msgs = raw(ctx, [Q("create domain hostile_d as text "
+                       "check (pg_notify('c', value) is not null)")], timeout=4)
+    check(any(t in ("TIMEOUT", "E") for t, _ in msgs),
+          "the agent's CREATE DOMAIN was answered as run: %r" % msgs[-3:])
+    check(direct(ctx, "select count(*) from pg_type where typname = 'hostile_d'") == "0",
+          "the agent's CREATE DOMAIN was not held")
+    try:
+        direct(ctx, "create function hostile_leak(text) returns int4 language sql as "
+                    "$$ select pg_notify('c', $1); select 1 $$")
+        direct(ctx, "create cast (text as int4) with function hostile_leak(text)")
+        direct(ctx, "create domain hostile_d as text "
+                    "check (length(pg_notify('c', value)::text) >= 0)")
+        refresh_catalog(ctx)
+        for sql in ("select last_name::int4 from patients where id=1 limit 1",
+                    "select last_name::hostile_d from patients where id=2 limit 1",
+                    "select cast(upper(last_name) as hostile_d) from patients where id=3 limit 1"):
+            msgs = raw(ctx, [Q("listen c"), Q(sql)], ready=2)
+            check(not _leaked_any_case(all_bytes(msgs)), "%s leaked %r (notifications %r)"
+                  % (sql, _leaked_any_case(all_bytes(msgs)), _notifications(msgs)))
+            check(any(t == "E" for t, _ in msgs), "%s was not refused" % sql)
+        # casts that run no user code stay as they were
+        rc, out, err = agent_psql(ctx, "select '7'::int8, 'x'::text")
+        check(rc == 0 and out.strip() == "7|x", "built-in casts refused: %r %r" % (out, err))
+    finally:
+        direct(ctx, "drop cast if exists (text as int4)")
+        direct(ctx, "drop function if exists hostile_leak(text)")
+        direct(ctx, "drop domain if exists hostile_d")
+        refresh_catalog(ctx)
+
+
 # ---- 7, 8, 16, 17: the database leg, the catalog, identity, fail-open edges -------------------
 
 def _own_hoopd(cl, policy, tag, *args):

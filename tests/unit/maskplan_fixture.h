@@ -106,7 +106,15 @@ static void build_catalog(void)
 		exit(2);
 	}
 	((struct cat_rel *)cat_rel_by_oid(cat, 16018))->parent_oid = 16001;
-	if (cat_add_function(cat, "public", "get_patient_ssn") || cat_index(cat)) {
+	if (cat_add_function(cat, "public", "get_patient_ssn") ||
+	    cat_add_operator(cat, "~~~", "pg_notify", 1) ||
+	    cat_add_operator(cat, "^@", "pg_notify", 1) ||
+	    cat_add_operator(cat, "%%%", "ts_rewrite", 1) ||
+	    cat_add_operator(cat, "<<<", "get_patient_ssn", 1) ||
+	    cat_add_operator(cat, "<->", "citext_distance", 0) ||
+	    cat_add_operator(cat, "%>", "word_similarity_op", 0) ||
+	    cat_add_code_type(cat, "money", "leak_money") || cat_add_code_type(cat, "us_zip", "") ||
+	    cat_index(cat)) {
 		fprintf(stderr, "catalog: cannot build\n");
 		exit(2);
 	}

@@ -20,6 +20,7 @@
  *            probe=SOURCE     probes_masked, with that first probe
  *            probe_unknown    probes_unknown
  *            writes=SOURCE    writes_masked, with that source
+ *            opaque_sql       opaque_sql (an operator that may run SQL from a string)
  *            all_unknown      all_unknown; all_clean  all_clean
  *            unknown_rel=NAME the relation the catalog lacks
  *            cursor=NAME, fetch=NAME, execute=NAME, prepare=NAME
@@ -40,8 +41,10 @@
  * views mv_emails (with a definition) and mv_plain (without), public.visits(id, patient_id,
  * reason) and archive.visits(id, patient_id, reason, archived_at), public.notes(id, body) and
  * archive.notes(id, body, ssn), v_bad (a definition that does not parse), patients_2020 (a
- * partition of patients: same columns, parent_oid set), and the user function
- * get_patient_ssn(int).
+ * partition of patients: same columns, parent_oid set), the user function
+ * get_patient_ssn(int), and user operators ~~~ (over pg_notify), ^@ (over pg_notify: a user
+ * operator of a built-in's name), %%% (over ts_rewrite), <<< (over a user function), and an
+ * extension's <-> and %> on its own types (not picked for built-in operand types).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -99,9 +102,10 @@ static void describe(const struct maskplan *p, char *buf, size_t n)
 		o += (size_t)snprintf(
 		    buf + o, n - o,
 		    "] probe=%d:%s probe_unknown=%d writes=%d:%s all_unknown=%d all_clean=%d "
-		    "unknown_rel=%s cursor=%s fetch=%s execute=%s prepare=%s copy=%d error=%s",
+		    "opaque_sql=%d unknown_rel=%s cursor=%s fetch=%s execute=%s prepare=%s copy=%d "
+		    "error=%s",
 		    p->probes_masked, p->probe, p->probes_unknown, p->writes_masked,
-		    p->written_source, p->all_unknown, p->all_clean, p->unknown_rel,
+		    p->written_source, p->all_unknown, p->all_clean, p->opaque_sql, p->unknown_rel,
 		    p->declare_cursor, p->fetch_cursor, p->execute_name, p->prepare_name, p->copy,
 		    p->error);
 }
@@ -187,6 +191,7 @@ static void run_case(const char *file, int line, char *text)
 	     want_null[40] = "";
 	int want_rows = 1, want_probe_unknown = 0, want_all_unknown = 0, want_all_clean = 0;
 	int want_error = 0, nocat = 0, want_header = 0, have_null = 0, detectors = 0, rc;
+	int want_opaque_sql = 0;
 	struct maskplan p;
 	char desc[4096], q[512];
 
@@ -220,6 +225,8 @@ static void run_case(const char *file, int line, char *text)
 			want_probe_unknown = 1;
 		else if (!strcmp(tok, "writes"))
 			snprintf(want_writes, sizeof(want_writes), "%s", v);
+		else if (!strcmp(tok, "opaque_sql"))
+			want_opaque_sql = 1;
 		else if (!strcmp(tok, "all_unknown"))
 			want_all_unknown = 1;
 		else if (!strcmp(tok, "all_clean"))
@@ -322,6 +329,9 @@ static void run_case(const char *file, int line, char *text)
 	if (!!want_writes[0] != p.writes_masked || strcmp(want_writes, p.written_source))
 		unit_fail(file, line, "writes %d:%s, want %s (%s)", p.writes_masked,
 			  p.written_source, want_writes[0] ? want_writes : "none", desc);
+	if (p.opaque_sql != want_opaque_sql)
+		unit_fail(file, line, "opaque_sql %d, want %d (%s)", p.opaque_sql, want_opaque_sql,
+			  desc);
 	if (strcmp(p.unknown_rel, want_rel))
 		unit_fail(file, line, "unknown_rel \"%s\", want \"%s\"", p.unknown_rel, want_rel);
 	if (strcmp(p.declare_cursor, want_cursor) || strcmp(p.fetch_cursor, want_fetch) ||

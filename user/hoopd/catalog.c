@@ -19,6 +19,11 @@ struct catalog {
 	int nrels, caprels;
 	struct cat_fn *fns;
 	int nfns, capfns;
+	struct cat_fn *ops; /* user-defined operators: name, and (in schema) the function it runs */
+	int nops, capops;
+	unsigned char *op_shadows; /* per operator: it can be picked for built-in operand types */
+	struct cat_fn *ctypes; /* types a conversion into runs user code: name, (schema) function */
+	int nctypes, capctypes;
 	/* after cat_index(): sorted views for the lookups (before it, lookups scan) */
 	struct cat_rel **by_oid, **by_name;
 	int indexed;
@@ -69,6 +74,9 @@ void cat_free(struct catalog *c)
 	}
 	free(c->rels);
 	free(c->fns);
+	free(c->ops);
+	free(c->op_shadows);
+	free(c->ctypes);
 	free(c->by_oid);
 	free(c->by_name);
 	free(c);
@@ -208,6 +216,77 @@ int cat_add_function(struct catalog *c, const char *schema, const char *name)
 	c->nfns++;
 	c->indexed = 0;
 	return 0;
+}
+
+int cat_add_operator(struct catalog *c, const char *name, const char *fn, int shadows)
+{
+	struct cat_fn *o;
+	int cap = c ? c->capops : 0;
+
+	if (!c || !name)
+		return -EINVAL;
+	if (grow((void **)&c->ops, &c->capops, c->nops + 1, sizeof(*c->ops)))
+		return -ENOMEM;
+	if (c->capops != cap || !c->op_shadows) {
+		unsigned char *sh = realloc(c->op_shadows, (size_t)c->capops);
+
+		if (!sh)
+			return -ENOMEM;
+		c->op_shadows = sh;
+	}
+	o = &c->ops[c->nops];
+	if (copy_name(o->name, name) || copy_name(o->schema, fn))
+		return -ENAMETOOLONG;
+	c->op_shadows[c->nops] = !!shadows;
+	c->nops++;
+	return 0;
+}
+
+int cat_user_operator(const struct catalog *c, const char *name, const char **fns, int max,
+		      int *shadows)
+{
+	int n = 0;
+
+	if (shadows)
+		*shadows = 0;
+	if (!c || !name)
+		return 0;
+	/* few: a database has its extensions' operators at most, scanned without an index */
+	for (int i = 0; i < c->nops; i++)
+		if (!strcmp(c->ops[i].name, name)) {
+			if (n < max && fns)
+				fns[n] = c->ops[i].schema;
+			if (shadows && c->op_shadows[i])
+				(*shadows)++;
+			n++;
+		}
+	return n;
+}
+
+int cat_add_code_type(struct catalog *c, const char *name, const char *fn)
+{
+	struct cat_fn *t;
+
+	if (!c || !name)
+		return -EINVAL;
+	if (grow((void **)&c->ctypes, &c->capctypes, c->nctypes + 1, sizeof(*c->ctypes)))
+		return -ENOMEM;
+	t = &c->ctypes[c->nctypes];
+	if (copy_name(t->name, name) || copy_name(t->schema, fn))
+		return -ENAMETOOLONG;
+	c->nctypes++;
+	return 0;
+}
+
+int cat_code_type(const struct catalog *c, const char *name)
+{
+	int n = 0;
+
+	if (!c || !name)
+		return 0;
+	for (int i = 0; i < c->nctypes; i++)
+		n += !strcmp(c->ctypes[i].name, name);
+	return n;
 }
 
 static int cmp_col(const void *a, const void *b)

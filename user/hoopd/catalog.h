@@ -1,7 +1,7 @@
 /*
  * What hoopd knows of one database's schema, for masking: relations (tables, views,
  * materialized views, partitioned and foreign tables) with their columns, view definitions,
- * and the names of user-defined functions (whose bodies can read anything). This file is the
+ * and the names of user-defined functions (whose bodies can read anything) and operators. This file is the
  * in-memory model (built, then immutable and shared); catalog_fetch.c fills it from the
  * database over a connection of hoopd's own and refreshes it.
  */
@@ -51,6 +51,15 @@ struct cat_rel *cat_add_rel(struct catalog *c, uint32_t oid, const char *schema,
 int cat_add_col(struct cat_rel *r, int16_t attnum, const char *name, uint32_t type_oid);
 /* A function that is not built in (not in pg_catalog): its result can derive from anything. */
 int cat_add_function(struct catalog *c, const char *schema, const char *name);
+/* An operator defined outside pg_catalog, by name (pg_operator.oprname), with the name of the
+ * function it runs (oprcode); shadows: the server can pick it for operands of built-in types
+ * (each operand's type is in pg_catalog, a domain, or has an implicit cast from a built-in
+ * type), so that where a built-in operator's name is written, this one may be what runs. */
+int cat_add_operator(struct catalog *c, const char *name, const char *fn, int shadows);
+/* A type (pg_type.typname) that a conversion into runs user code: a cast to it WITH FUNCTION
+ * of a function outside pg_catalog (from any type, built-in ones too), a domain with a CHECK,
+ * a type whose input function is not pg_catalog's. fn: that function, or "". */
+int cat_add_code_type(struct catalog *c, const char *name, const char *fn);
 int cat_index(struct catalog *c);
 /* Masking rules name columns; a column keeps its identity (table OID, attnum) when it is
  * renamed. Carries into c, a newly read catalog of a database, the names each relation and
@@ -69,6 +78,12 @@ const struct cat_col *cat_col_by_attnum(const struct cat_rel *r, int attnum);
 const struct cat_col *cat_col_by_name(const struct cat_rel *r, const char *name);
 /* Is there a user-defined function of this name (schema NULL: in any schema)? */
 int cat_is_user_function(const struct catalog *c, const char *schema, const char *name);
+/* How many user-defined operators have this name; the names of the functions they run (up to
+ * max of them) in fns, valid as long as the catalog; in *shadows how many of them shadow. */
+int cat_user_operator(const struct catalog *c, const char *name, const char **fns, int max,
+		      int *shadows);
+/* How many of cat_add_code_type's entries have this type name. */
+int cat_code_type(const struct catalog *c, const char *name);
 int cat_nrels(const struct catalog *c);
 
 #endif

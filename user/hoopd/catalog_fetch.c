@@ -116,6 +116,32 @@ static const char FUNC_SQL[] =
     "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
     "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')";
 
+/* Operators defined outside pg_catalog (extensions' too), with the function each runs, and
+ * whether the server can pick one for operands of built-in types: every operand type is
+ * pg_catalog's, a domain, or has an implicit cast from a pg_catalog type (citext's = on citext
+ * cannot be picked for text = text; a user's || on text, text can). */
+static const char OP_SQL[] =
+    "SELECT o.oprname, p.proname, NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type t "
+    "WHERE t.oid IN (o.oprleft, o.oprright) AND t.typtype <> 'd' "
+    "AND t.typnamespace <> 'pg_catalog'::pg_catalog.regnamespace "
+    "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_cast c "
+    "JOIN pg_catalog.pg_type s ON s.oid = c.castsource WHERE c.casttarget = t.oid "
+    "AND c.castcontext = 'i' AND s.typnamespace = 'pg_catalog'::pg_catalog.regnamespace)) "
+    "FROM pg_catalog.pg_operator o LEFT JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode "
+    "WHERE o.oprnamespace <> 'pg_catalog'::pg_catalog.regnamespace";
+
+/* Types a conversion into runs user code (cat_add_code_type): `x::t` then calls it. */
+static const char CAST_SQL[] =
+    "SELECT t.typname, p.proname FROM pg_catalog.pg_cast c "
+    "JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc "
+    "JOIN pg_catalog.pg_type t ON t.oid = c.casttarget "
+    "WHERE p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace "
+    "UNION ALL SELECT t.typname, '' FROM pg_catalog.pg_type t WHERE t.typtype = 'd' "
+    "AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contypid = t.oid) "
+    "UNION ALL SELECT t.typname, p.proname FROM pg_catalog.pg_type t "
+    "JOIN pg_catalog.pg_proc p ON p.oid = t.typinput "
+    "WHERE p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace";
+
 static int read_password(const char *path, char *out, size_t n, char *err, size_t errn)
 {
 	FILE *f = fopen(path, "re");
@@ -280,6 +306,21 @@ static int func_row(const PGresult *x, void *arg)
 	return cat_add_function(arg, PQgetvalue(x, 0, 0), PQgetvalue(x, 0, 1)) ? -1 : 0;
 }
 
+static int op_row(const PGresult *x, void *arg)
+{
+	if (PQnfields(x) < 3)
+		return -1;
+	return cat_add_operator(arg, PQgetvalue(x, 0, 0), PQgetvalue(x, 0, 1),
+				PQgetvalue(x, 0, 2)[0] == 't')
+		   ? -1
+		   : 0;
+}
+
+static int cast_row(const PGresult *x, void *arg)
+{
+	return cat_add_code_type(arg, PQgetvalue(x, 0, 0), PQgetvalue(x, 0, 1)) ? -1 : 0;
+}
+
 static struct catalog *load(struct job *j)
 {
 	char password[256] = "";
@@ -356,6 +397,15 @@ static struct catalog *load(struct job *j)
 	}
 	if (query_rows(conn, FUNC_SQL, deadline, func_row, cat, &bytes, qerr, sizeof(qerr))) {
 		snprintf(j->error, sizeof(j->error), "reading pg_proc as %s: %s", j->user, qerr);
+		goto fail;
+	}
+	if (query_rows(conn, OP_SQL, deadline, op_row, cat, &bytes, qerr, sizeof(qerr))) {
+		snprintf(j->error, sizeof(j->error), "reading pg_operator as %s: %s", j->user,
+			 qerr);
+		goto fail;
+	}
+	if (query_rows(conn, CAST_SQL, deadline, cast_row, cat, &bytes, qerr, sizeof(qerr))) {
+		snprintf(j->error, sizeof(j->error), "reading pg_cast as %s: %s", j->user, qerr);
 		goto fail;
 	}
 	if (cat_index(cat))

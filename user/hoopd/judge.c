@@ -17,10 +17,12 @@ void judge_unsplittable(struct sqlfacts *f)
 
 int judge_wants_probes(const struct policy *pol)
 {
-	if (!pol->masking.enabled)
-		return 0;
+	/* opaque_sql: an operator over a built-in that runs SQL from a string is known from the
+	 * catalog's operators, which maskplan reads */
 	for (int i = 0; i < pol->nrules; i++)
-		if (pol->rules[i].probes_masked || pol->rules[i].writes_masked)
+		if ((pol->masking.enabled &&
+		     (pol->rules[i].probes_masked || pol->rules[i].writes_masked)) ||
+		    pol->rules[i].statements & (1ULL << SK_OPAQUE_SQL))
 			return 1;
 	return 0;
 }
@@ -39,6 +41,8 @@ void judge_probes(const struct policy *pol, const char *text, size_t len, const 
 		snprintf(f->probe, sizeof(f->probe), "%s", mp.probe);
 	}
 	f->writes_masked = mp.writes_masked;
+	if (mp.opaque_sql)
+		f->kinds |= 1ULL << SK_OPAQUE_SQL;
 	maskplan_free(&mp);
 }
 

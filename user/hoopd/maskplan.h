@@ -43,6 +43,9 @@ struct maskplan {
 	 * computes over such values even where no result column shows them, and the server's
 	 * error and notice messages can quote them (pg.c mask_notice) */
 	int reads_masked;
+	/* an operator that may run SQL given as a string (a user operator over ts_rewrite or
+	 * query_to_xml, or one hoop knows nothing of): the statement is opaque_sql (sqlfacts.h) */
+	int opaque_sql;
 	/* the column count is unknown (all_unknown), but none of them derives from user data
 	 * (a star over system relations or over functions of constants) */
 	int all_clean;

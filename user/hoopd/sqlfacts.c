@@ -27,7 +27,8 @@ static const char *const kind_names[SK_COUNT] = {
 	"create_role", "alter_role", "grant", "revoke", "set_role", "set_session_authorization",
 	"set", "show", "do", "call", "explain", "prepare", "execute", "deallocate", "transaction",
 	"vacuum", "listen", "notify", "lock", "function_call", "alter_table_drop_column",
-	"alter_owner", "rename", "other", "opaque_sql", "alter_database"};
+	"alter_owner", "rename", "other", "opaque_sql", "alter_database",
+	"search_path_shadows_catalog"};
 
 const char *sqlfacts_kind_name(int k)
 {
@@ -88,6 +89,37 @@ static const struct {
 	{"CreateSchemaStmt", SK_CREATE_SCHEMA},
 	{"CreatedbStmt", SK_CREATE_DATABASE},
 	{"CreateFunctionStmt", SK_CREATE_FUNCTION},
+	/* Statements that bind code to syntax or to objects, so that it runs where no call names
+	 * it: an operator, an aggregate, a type's I/O or a domain's CHECK, a cast, an operator
+	 * class (which operators ORDER BY, DISTINCT and joins use), a conversion, a transform, a
+	 * language, an event trigger, an access method, a trigger, a rule, a row security policy,
+	 * a foreign-data wrapper's handler, a function's SET search_path or SECURITY DEFINER.
+	 * Each is create_function: what it binds runs as opaquely as a new function's body, and
+	 * an operator over a built-in (pg_notify, setval, ts_rewrite) is that built-in called
+	 * under a name no rule and no allowlist knows. */
+	{"DefineStmt", SK_CREATE_FUNCTION},
+	{"CreateCastStmt", SK_CREATE_FUNCTION},
+	{"CreateOpClassStmt", SK_CREATE_FUNCTION},
+	{"CreateOpFamilyStmt", SK_CREATE_FUNCTION},
+	{"AlterOpFamilyStmt", SK_CREATE_FUNCTION},
+	{"AlterOperatorStmt", SK_CREATE_FUNCTION},
+	{"CreateConversionStmt", SK_CREATE_FUNCTION},
+	{"CreateTransformStmt", SK_CREATE_FUNCTION},
+	{"CreatePLangStmt", SK_CREATE_FUNCTION},
+	{"CreateEventTrigStmt", SK_CREATE_FUNCTION},
+	{"AlterEventTrigStmt", SK_CREATE_FUNCTION},
+	{"CreateAmStmt", SK_CREATE_FUNCTION},
+	{"CreateDomainStmt", SK_CREATE_FUNCTION},
+	{"AlterDomainStmt", SK_CREATE_FUNCTION},
+	{"CreateRangeStmt", SK_CREATE_FUNCTION},
+	{"AlterTypeStmt", SK_CREATE_FUNCTION},
+	{"CreateTrigStmt", SK_CREATE_FUNCTION},
+	{"RuleStmt", SK_CREATE_FUNCTION},
+	{"CreatePolicyStmt", SK_CREATE_FUNCTION},
+	{"AlterPolicyStmt", SK_CREATE_FUNCTION},
+	{"CreateFdwStmt", SK_CREATE_FUNCTION},
+	{"AlterFdwStmt", SK_CREATE_FUNCTION},
+	{"AlterFunctionStmt", SK_CREATE_FUNCTION},
 	{"CreateExtensionStmt", SK_CREATE_EXTENSION},
 	{"CreateRoleStmt", SK_CREATE_ROLE},
 	{"AlterRoleStmt", SK_ALTER_ROLE},
@@ -689,6 +721,34 @@ static int varset_kind(const char *name)
 }
 
 /*
+ * SET search_path naming any schema before pg_catalog: PostgreSQL then finds that schema's
+ * functions, operators and types first, so `||`, `=` or upper() can be a user's object that
+ * runs anything (an operator over pg_notify gets the masked value), while hoop reads them as
+ * the built-ins. Without pg_catalog in the list the server searches it first, which is safe.
+ * SET LOCAL, SET SESSION and ALTER DATABASE/ROLE ... SET are the same node; RESET goes back to
+ * the default, which does not name pg_catalog.
+ */
+static void search_path_set(const struct jdoc *d, jv *v, const char *name, struct sqlfacts *f)
+{
+	const char *kind = jstr(d, v, "kind");
+	int before = 0;
+
+	if (!name || strcmp(name, "search_path") || !kind || strcmp(kind, "VAR_SET_VALUE"))
+		return;
+	for (jv *a = jfirst(d, jget(d, v, "args")); a; a = jnext(d, a)) {
+		jv *c = jget(d, a, "A_Const"), *sv;
+		const char *val = c && (sv = jget(d, c, "sval")) ? jstr(d, sv, "sval") : NULL;
+
+		if (val && !strcmp(val, "pg_catalog")) {
+			if (before)
+				f->kinds |= 1ULL << SK_SEARCH_PATH_SHADOWS_CATALOG;
+			return;
+		}
+		before = 1;
+	}
+}
+
+/*
  * A SET that would make the server read later statements differently from hoop, which parses
  * the bytes as PostgreSQL 15 does by default: a client encoding whose multibyte characters can
  * hold a quote or a backslash, or standard_conforming_strings off (backslashes then escape in
@@ -789,6 +849,7 @@ static void node(const struct jdoc *d, const struct ntype *t, jv *v, struct sqlf
 	case SP_VARSET:
 		f->kinds |= 1ULL << varset_kind(jstr(d, v, "name"));
 		lexing_set(d, v, jstr(d, v, "name"), f);
+		search_path_set(d, v, jstr(d, v, "name"), f);
 		break;
 	case SP_SETSTMT: {
 		/* A typed field (no node name above it), so walk() does not see it as a SET: the
@@ -799,6 +860,7 @@ static void node(const struct jdoc *d, const struct ntype *t, jv *v, struct sqlf
 		if (ss) {
 			f->kinds |= 1ULL << varset_kind(jstr(d, ss, "name"));
 			lexing_set(d, ss, jstr(d, ss, "name"), f);
+			search_path_set(d, ss, jstr(d, ss, "name"), f);
 		}
 		break;
 	}

@@ -27,6 +27,7 @@ enum sql_kind {
 	SK_OTHER,
 	SK_OPAQUE_SQL,		    /* a built-in that runs SQL from a string */
 	SK_ALTER_DATABASE,
+	SK_SEARCH_PATH_SHADOWS_CATALOG, /* SET search_path naming a schema before pg_catalog */
 	SK_COUNT
 };
 

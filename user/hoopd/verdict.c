@@ -25,6 +25,8 @@ static void probes(const struct judgement *j, const char *text, size_t len, stru
 		f->probes_masked = j->plan->probes_masked;
 		snprintf(f->probe, sizeof(f->probe), "%s", j->plan->probe);
 		f->writes_masked = j->plan->writes_masked;
+		if (j->plan->opaque_sql)
+			f->kinds |= 1ULL << SK_OPAQUE_SQL;
 		return;
 	}
 	judge_probes(G.pol, text, len, j->cat, f);
