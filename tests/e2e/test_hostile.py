@@ -1985,7 +1985,7 @@ def test_approve_with_a_wrong_hash_is_refused_by_hoopd(ctx):
     check(p.poll() is None, "a refused approval ran the statement")
     r = ctx.hd.ctl("approve", a["id"], "--sha256", "0123456789", check=False)
     check(r.returncode == 1 and "does not match" in r.stderr, "hoopctl wrong hash: %r" % r.stderr)
-    ctx.hd.ctl("approve", a["id"], "--sha256", a["sha256"][:12], "--reason", "right text")
+    ctx.hd.ctl("approve", a["id"], "--sha256", a["sha256"][:16], "--reason", "right text")
     out, _ = p.communicate(timeout=30)
     check(b"\nD " in out or out.startswith(b"D "), "the approved statement did not run: %r" % out[-200:])
     refused = [e for e in ctx.hd.events() if e["kind"] == "approval_refused" and e.get("approval") == a["id"]]
@@ -2084,6 +2084,64 @@ def test_scope_with_quotes_and_newline_stays_one_valid_record(ctx):
           dec[0]["reason_bytes"] > 5000, "long reason: %r" % [str(d)[:200] for d in dec])
     refused = [json.loads(l) for l in lines if b'"approval_refused"' in l]
     check(any(x.get("refused", "").startswith("scope") for x in refused), refused)
+
+
+def test_fingerprint_grants_never_cover_code(ctx):
+    """Point 13 (review A, L6): hoopd refuses `approve --scope fingerprint` for statements whose
+    meaning lives in a string or in a name defined elsewhere (DO, CREATE FUNCTION, EXECUTE, a
+    function given a string) with an error naming --scope once; after the approver tried, another
+    DO block with other code is held again, not run under the first one's grant."""
+    probe = "DO $$ begin perform 1; end $$"
+    cases = [probe,
+             "CREATE FUNCTION fp_f(t text) RETURNS text LANGUAGE sql AS 'select t'",
+             "select upper('x'), * from patients"]
+    for sql in cases:
+        p, a = held_query(ctx, sql)
+        r = ctx.hd.ctl("approve", a["id"], "--sha256", a["sha256"], "--scope", "fingerprint",
+                       check=False)
+        ctx.hd.ctl("deny", a["id"], "--reason", "test over", check=False)
+        p.wait(timeout=30)
+        check(r.returncode != 0 and "--scope once" in r.stderr,
+              "a fingerprint grant was given for %r: %r" % (sql, r.stdout + r.stderr))
+    leak = ("DO $$ begin create table fp_leak as select translate(ssn,'0123456789','abcdefghij') s "
+            "from patients; end $$")
+    p = raw_agent(ctx, [Q(leak)])
+    b = None
+    try:
+        b = wait_held(ctx, leak)
+    finally:
+        if b:
+            ctx.hd.ctl("deny", b["id"], "--reason", "test over", check=False)
+        p.wait(timeout=30)
+        direct(ctx, "drop table if exists fp_leak")
+    # EXECUTE: a grant for `EXECUTE s1` would cover whatever s1 is later
+    prep = "PREPARE fp_s1 AS select * from patients /* fp */"
+    p = raw_agent(ctx, [Q(prep), Q("EXECUTE fp_s1")], ready=2)
+    a = wait_held(ctx, prep)
+    ctx.hd.ctl("approve", a["id"], "--sha256", a["sha256"])
+    b = wait_held(ctx, "EXECUTE fp_s1")
+    r = ctx.hd.ctl("approve", b["id"], "--sha256", b["sha256"], "--scope", "fingerprint",
+                   check=False)
+    check(r.returncode != 0 and "--scope once" in r.stderr,
+          "a fingerprint grant was given for EXECUTE: %r" % (r.stdout + r.stderr))
+    ctx.hd.ctl("deny", b["id"], "--reason", "test over", check=False)
+    p.wait(timeout=30)
+
+
+def test_approve_needs_sixteen_hex_digits_of_the_hash(ctx):
+    """Point 13 (review A): hoopd takes an approval only with 16 or more hex digits of the held
+    text's SHA-256 (with 8, an agent can search 2^32 variants for a prefix the approver saw)."""
+    sql = "select * from patients -- sixteen"
+    p, a = held_query(ctx, sql)
+    for n in (8, 12, 15):
+        r = ctl_raw(ctx, {"cmd": "approve", "id": a["id"], "sha256": a["sha256"][:n], "reason": "",
+                          "scope": "once", "for_s": 0})
+        check(not r.get("ok") and "sha256" in r.get("error", ""), "%d digits taken: %r" % (n, r))
+    time.sleep(0.3)
+    check(p.poll() is None, "a short prefix ran the statement")
+    ctx.hd.ctl("approve", a["id"], "--sha256", a["sha256"][:16])
+    out, _ = p.communicate(timeout=30)
+    check(b"\nD " in out or out.startswith(b"D "), "16 digits did not run it: %r" % out[-200:])
 
 
 def restart(ctx):
