@@ -1628,6 +1628,60 @@ def test_connections_beyond_the_cgroup_cap_are_refused(ctx):
         check(not bad, "hoopd reported:\n" + "\n".join(bad[:20]))
 
 
+def test_child_cgroups_share_their_attached_cgroups_caps(ctx):
+    """Issue 14 point 10 (review B): the caps per cgroup count the attached cgroup with all its
+    descendants, which an agent can create at will. With connections_per_cgroup: 5 and
+    approvals.max_waiting: 2 on an attached capx, five sessions from capx/k1 leave none for
+    capx/k2, and two statements held from k1 and k2 leave none for k3."""
+    from hooptest import Cgroup
+    pol = shipped_policy(ctx, extra="limits:\n  connections_per_cgroup: 5\n")
+    pol = pol.replace("approvals:\n", "approvals:\n  max_waiting: 2\n", 1)
+    hd = Hoopd(ctx.cleanup, pol, tag="capx")
+    hd.start()
+    ctx.hoopds.append(hd)
+    procs, top = [], None
+    try:
+        top = Cgroup(ctx.cleanup, "capx")
+        kids = [Cgroup(ctx.cleanup, "capx/k%d" % i) for i in (1, 2, 3)]
+        hd.ctl("attach", "--cgroup", top.path, "--owner", OWNER)
+        path = agent_script(ctx, "hold.py", HOLD_AGENT)
+        p = kids[0].popen([PY, path, "127.0.0.1", str(ctx.pg.port), "5", startup_packet().hex(),
+                           "30"], stdout=subprocess.PIPE, text=True)
+        procs.append(p)
+        line = p.stdout.readline()
+        check(line.startswith("held 5"), "holding agent: %r" % line)
+        r = kids[1].run(["psql", "-X", "-tA", dsn(ctx), "-c", "select 1"], timeout=30)
+        check(r.returncode != 0 and "connections_per_cgroup" in r.stderr,
+              "a sibling cgroup got its own budget: rc %d %s %s" % (r.returncode, r.stdout,
+                                                                     r.stderr))
+        p.kill()
+        p.wait()
+        wait_for(lambda: not hd.status().get("connections"), 15, "the held sessions to end")
+        for i, k in enumerate(kids[:2]):
+            sql = "select * from patients -- child %d" % i
+            procs.append(k.popen(["psql", "-X", "-tA", dsn(ctx), "-c", sql],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+            wait_for(lambda: any(a["statement"] == sql for a in
+                                 json.loads(hd.ctl("approvals", "--json").stdout)["approvals"]),
+                     15, "statement %d held" % i)
+        r = kids[2].run(["psql", "-X", "-tA", dsn(ctx), "-c", "select * from patients -- k3"],
+                        timeout=30)
+        check(r.returncode != 0 and "too many statements" in r.stderr,
+              "a third child parked a statement: rc %d %s %s" % (r.returncode, r.stdout,
+                                                                 r.stderr))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        if top:
+            hd.ctl("detach", "--cgroup", top.path, check=False)
+        hd.stop()
+        ctx.hoopds.remove(hd)
+        bad = hd.sanitizer_reports()
+        check(not bad, "hoopd reported:\n" + "\n".join(bad[:20]))
+
+
 BUDGET_AGENT = r'''
 import socket, struct, sys, time
 host, port, n, mib, hold = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[6])

@@ -54,8 +54,9 @@ static struct request *g_reqs;
 static struct grant *g_grants;
 
 /*
- * Held statements are capped per agent cgroup (approvals.max_waiting) and per owner (four
- * times that, over all the owner's cgroups): an agent that opens sessions only to park
+ * Held statements are capped per attached agent cgroup, its descendants included (cap_cgid:
+ * the agent can make child cgroups), by approvals.max_waiting, and per owner (four times that,
+ * over all the owner's attachments): an agent that opens sessions only to park
  * statements fills the approvers' list and hoopd's memory, and drowns the request that
  * matters. A session holds at most one statement (its input stops while held), so the cap per
  * session is 1 by construction.
@@ -265,7 +266,7 @@ static int open_request(struct session *s, const char *rule, const char *message
 	int same_cg = 0, same_owner = 0;
 
 	for (struct request *o = g_reqs; o; o = o->next) {
-		same_cg += o->s->o.cgroup_id == s->o.cgroup_id;
+		same_cg += o->s->cap_cgid == s->cap_cgid; /* the attachment, children included */
 		same_owner += s->owner[0] && !strcmp(o->s->owner, s->owner);
 	}
 	int max_cg = G.pol->approvals.max_waiting, max_owner = 4 * max_cg;
