@@ -1055,6 +1055,114 @@ def test_catalog_role_with_a_password_still_logs_in_by_scram(ctx):
         cl.run()
 
 
+FAKE_SCRAM_PG = r'''
+import base64, socket, ssl, struct, sys, threading
+host, port, logf, cert, key = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+tls.load_cert_chain(cert, key)
+lock = threading.Lock()
+def note(b):
+    with lock, open(logf, "ab") as f:
+        f.write(b + b"\n")
+def rd(c, n):
+    b = b""
+    while len(b) < n:
+        d = c.recv(n - len(b))
+        if not d: raise EOFError
+        b += d
+    return b
+def msg(c):
+    t = rd(c, 1)
+    return t, rd(c, struct.unpack("!i", rd(c, 4))[0] - 4)
+def handle(c):
+    try:
+        while True:
+            body = rd(c, struct.unpack("!i", rd(c, 4))[0] - 4)
+            if struct.unpack("!i", body[:4])[0] == 80877103:
+                c.sendall(b"S")
+                c = tls.wrap_socket(c, server_side=True)
+                continue
+            break
+        parts = body[4:].split(b"\0")
+        kv = dict(zip(parts[0::2], parts[1::2]))
+        catalog = kv.get(b"application_name") == b"hoop-catalog"
+        note(b"startup catalog=%d" % catalog)
+        if not catalog:
+            c.sendall(b"R" + struct.pack("!ii", 8, 0) + b"Z" + struct.pack("!i", 5) + b"I")
+            while c.recv(65536):
+                pass
+            return
+        # SCRAM, and the server proves nothing before the client's proof: salt and 1 iteration
+        mechs = b"SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0"
+        c.sendall(b"R" + struct.pack("!ii", 8 + len(mechs), 10) + mechs)
+        t, body = msg(c)
+        note(b"client-first " + body)
+        first = body.split(b"\0", 1)[1][4:]
+        nonce = first.split(b"r=", 1)[1].split(b",")[0]
+        sf = b"r=" + nonce + b"fake,s=" + base64.b64encode(b"salt" * 4) + b",i=1"
+        c.sendall(b"R" + struct.pack("!ii", 8 + len(sf), 11) + sf)
+        t, body = msg(c)
+        note(b"client-final " + body)
+    except Exception as e:
+        note(b"ended " + repr(e).encode())
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((host, port))
+s.listen(16)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=handle, args=(c,), daemon=True).start()
+'''
+
+
+def test_catalog_password_goes_only_to_a_pinned_server(ctx):
+    """Issue 14 point 8 (review C): a SCRAM client sends its proof before the server proves
+    anything, so a server the agent names could pick the salt and 1 iteration and crack the
+    catalog password offline. hoopd now offers it only to a target pinned by verify-full with
+    ca_file and tls_server_name: a TLS impostor of a `prefer` target asking for SCRAM never gets
+    a client-final message (nor a client-first), and the catalog load says why it failed."""
+    cl = Cleanup()
+    try:
+        pwfile = os.path.join(ctx.tmp, "catalog-pin.password")
+        with open(pwfile, "w") as f:
+            f.write("catalog-pin-secret\n")
+        d = os.path.join(ctx.tmp, "fakecert")
+        os.makedirs(d, exist_ok=True)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                        "/CN=127.0.0.4", "-keyout", d + "/k.pem", "-out", d + "/c.pem"],
+                       check=True, capture_output=True)
+        fakelog = os.path.join(ctx.tmp, "fake-scram.log")
+        _server(cl, [PY, "-c", FAKE_SCRAM_PG, "127.0.0.4", str(ctx.pg.port), fakelog,
+                     d + "/c.pem", d + "/k.pem"])
+        # prefer and no CA: TLS without a certificate check, as to a server not pinned
+        policy = shipped_policy(ctx, upstream_tls="prefer").replace(ctx.catpw, pwfile)
+        pin = "    ca_file: %s\n    tls_server_name: 127.0.0.1\n" % ctx.pg.ca
+        check(pin in policy, "the test policy's CA lines moved")
+        policy = policy.replace(pin, "")
+        hd, cg = _own_hoopd(cl, policy, "pin")
+        hd.ctl("attach", "--cgroup", cg.path, "--owner", OWNER)
+        fake = cg.popen(["psql", "host=127.0.0.4 port=%d user=postgres dbname=clinical "
+                         "sslmode=disable" % ctx.pg.port, "-XAtc", "select 1"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cl.push(lambda: (fake.kill(), fake.wait()))
+        wait_for(lambda: os.path.exists(fakelog) and b"catalog=1" in open(fakelog, "rb").read(),
+                 15, "hoopd's catalog load to reach the impostor")
+        wait_for(lambda: "catalog of 127.0.0.4" in hd.log_text(), 25, "the catalog load to end")
+        time.sleep(0.5)
+        got = open(fakelog, "rb").read()
+        check(b"client-final" not in got and b"client-first" not in got,
+              "the impostor got a SCRAM exchange: %r" % got[-400:])
+        check("pinned" in hd.log_text(), "the log does not say why no password was offered")
+        _stop_clean(cl)
+    except BaseException:
+        _show_logs(cl)
+        raise
+    finally:
+        cl.run()
+
+
 def test_catalog_flood_is_cut_off(ctx):
     """Issue 14 point 8: a server the agent dialled could answer the catalog query with a result
     that never ends, and libpq kept all of it. Rows are now taken one at a time and a load stops
