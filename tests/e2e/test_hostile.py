@@ -1749,7 +1749,8 @@ def test_child_cgroups_share_their_attached_cgroups_caps(ctx):
     ctx.hoopds.append(hd)
     procs, top = [], None
     try:
-        top = Cgroup(ctx.cleanup, "capx")
+        # capx goes with its last child (Cgroup.remove takes the parent when it is empty)
+        top = Cgroup(Cleanup(), "capx")
         kids = [Cgroup(ctx.cleanup, "capx/k%d" % i) for i in (1, 2, 3)]
         hd.ctl("attach", "--cgroup", top.path, "--owner", OWNER)
         path = agent_script(ctx, "hold.py", HOLD_AGENT)
