@@ -2264,6 +2264,7 @@ def test_fingerprint_grants_never_cover_code(ctx):
                        check=False)
         ctx.hd.ctl("deny", a["id"], "--reason", "test over", check=False)
         p.wait(timeout=30)
+        check(a.get("fingerprint_refused"), "approvals --json does not say so: %r" % a)
         check(r.returncode != 0 and "--scope once" in r.stderr,
               "a fingerprint grant was given for %r: %r" % (sql, r.stdout + r.stderr))
     leak = ("DO $$ begin create table fp_leak as select translate(ssn,'0123456789','abcdefghij') s "

@@ -464,6 +464,8 @@ void approvals_list(struct jbuf *j)
 			jb_key(j, "runs");
 			jb_raw(j, q->runs);
 		}
+		if (q->no_grant[0]) /* --scope fingerprint will be refused, and why */
+			jb_kv_str(j, "fingerprint_refused", q->no_grant);
 		jb_kv_str(j, "session", q->s->id);
 		jb_kv_str(j, "owner", q->s->owner);
 		jb_kv_int(j, "pid", q->s->o.tgid);
