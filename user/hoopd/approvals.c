@@ -540,7 +540,8 @@ int approvals_decide(const char *id, const char *decision, const char *reason, c
 				"the text the approver was shown)"
 			      : "approve needs the sha256 of the held statement (16 or more hex "
 				"digits, as hoopctl approvals shows)";
-	else if (approve && !strcmp(scope, "fingerprint") && (q->no_grant[0] || !q->fingerprint[0])) {
+	else if (approve && !strcmp(scope, "fingerprint") &&
+		 (q->no_grant[0] || !q->fingerprint[0])) {
 		snprintf(nogrant, sizeof(nogrant),
 			 "no fingerprint grant may cover this statement (%s): approve it with "
 			 "--scope once",

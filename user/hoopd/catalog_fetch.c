@@ -325,8 +325,8 @@ static struct catalog *load(struct job *j)
 	if (conn && PQstatus(conn) != CONNECTION_OK && !timed_out &&
 	    PQconnectionNeedsPassword(conn) && j->password_file[0] && !j->pinned) {
 		snprintf(j->error, sizeof(j->error),
-			 "%s:%s asks for a password, and hoopd offers catalog.password_file only to "
-			 "a target pinned by upstream_tls: verify-full with ca_file and "
+			 "%s:%s asks for a password, and hoopd offers catalog.password_file "
+			 "only to a target pinned by upstream_tls: verify-full with ca_file and "
 			 "tls_server_name (masking fails closed here)",
 			 j->hostaddr, j->port);
 		goto out;

@@ -41,8 +41,9 @@ static void canon(json_object *o, struct walk *w, int depth)
 	json_object_object_foreach(o, k, v)
 	{
 		if (!strcmp(k, "A_Const") && json_object_is_type(v, json_type_object)) {
-			/* keep only which kind of constant it is, with an empty value */
-			const char *kinds[] = {"ival", "fval", "boolval", "sval", "bsval", "isnull"};
+			/* keep only which kind of constant it is (its value becomes true) */
+			static const char *const kinds[] = {"ival", "fval",  "boolval",
+							    "sval", "bsval", "isnull"};
 
 			for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 				json_object *x;
@@ -123,8 +124,9 @@ int grantkey_for(const char *text, size_t len, char *key, char *why, size_t whyn
 		goto out;
 	}
 	if (w.funcs && w.strings) {
-		refuse(why, whyn, "it calls a function and carries a string constant or a parameter, "
-				  "which may be SQL the function runs");
+		refuse(why, whyn,
+		       "it calls a function and carries a string constant or a parameter, which "
+		       "may be SQL the function runs");
 		goto out;
 	}
 	{

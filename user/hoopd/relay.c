@@ -947,8 +947,8 @@ static void refuse_over_cap(struct session *s, int fd)
 	struct buf b = {0};
 
 	snprintf(msg, sizeof(msg),
-		 "hoop: too many connections from this agent's attached cgroup (%u open, the limit; "
-		 "limits.connections_per_cgroup)",
+		 "hoop: too many connections from this agent's attached cgroup (%u open, the "
+		 "limit; limits.connections_per_cgroup)",
 		 s->cgu->conns);
 	G.st.conns_refused_cgroup++;
 	hlog_conn(HLOG_WARN, s->id, s->peer, "refused: %s", msg);
