@@ -112,10 +112,20 @@ $(OUT)/unit/test_sqlsize: tests/unit/test_sqlsize.c tests/unit/harness.h user/ho
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< user/hoopd/sqlsize.c -o $@
 
-# One summary line for both (tests/run.sh reads the last "unit: N passed, M failed").
-unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize
+# What a fingerprint grant is keyed on, and which statements get no key (grantkey.h).
+$(OUT)/unit/test_grantkey: tests/unit/test_grantkey.c tests/unit/harness.h user/hoopd/grantkey.c \
+			  user/hoopd/sqlfacts.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< user/hoopd/grantkey.c user/hoopd/sqlfacts.c \
+		-ljson-c -lpg_query -lcrypto -o $@
+
+# One summary line for all (tests/run.sh reads the last "unit: N passed, M failed").
+unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey
 	$(Q)$(OUT)/unit/test_sqlsize >/dev/null 2>$(OUT)/unit/test_sqlsize.log || \
 		{ cat $(OUT)/unit/test_sqlsize.log; echo "unit: 0 passed, 1 failed"; exit 1; }
+	$(Q)$(OUT)/unit/test_grantkey >$(OUT)/unit/test_grantkey.log 2>&1 || \
+		{ cat $(OUT)/unit/test_grantkey.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$< tests/unit/policy
 
 # The PostgreSQL engine's mechanics, with a test verdict callback and the relay stubbed out.

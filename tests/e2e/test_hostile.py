@@ -1380,6 +1380,114 @@ def test_catalog_role_with_a_password_still_logs_in_by_scram(ctx):
         cl.run()
 
 
+FAKE_SCRAM_PG = r'''
+import base64, socket, ssl, struct, sys, threading
+host, port, logf, cert, key = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+tls.load_cert_chain(cert, key)
+lock = threading.Lock()
+def note(b):
+    with lock, open(logf, "ab") as f:
+        f.write(b + b"\n")
+def rd(c, n):
+    b = b""
+    while len(b) < n:
+        d = c.recv(n - len(b))
+        if not d: raise EOFError
+        b += d
+    return b
+def msg(c):
+    t = rd(c, 1)
+    return t, rd(c, struct.unpack("!i", rd(c, 4))[0] - 4)
+def handle(c):
+    try:
+        while True:
+            body = rd(c, struct.unpack("!i", rd(c, 4))[0] - 4)
+            if struct.unpack("!i", body[:4])[0] == 80877103:
+                c.sendall(b"S")
+                c = tls.wrap_socket(c, server_side=True)
+                continue
+            break
+        parts = body[4:].split(b"\0")
+        kv = dict(zip(parts[0::2], parts[1::2]))
+        catalog = kv.get(b"application_name") == b"hoop-catalog"
+        note(b"startup catalog=%d" % catalog)
+        if not catalog:
+            c.sendall(b"R" + struct.pack("!ii", 8, 0) + b"Z" + struct.pack("!i", 5) + b"I")
+            while c.recv(65536):
+                pass
+            return
+        # SCRAM, and the server proves nothing before the client's proof: salt and 1 iteration
+        mechs = b"SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0"
+        c.sendall(b"R" + struct.pack("!ii", 8 + len(mechs), 10) + mechs)
+        t, body = msg(c)
+        note(b"client-first " + body)
+        first = body.split(b"\0", 1)[1][4:]
+        nonce = first.split(b"r=", 1)[1].split(b",")[0]
+        sf = b"r=" + nonce + b"fake,s=" + base64.b64encode(b"salt" * 4) + b",i=1"
+        c.sendall(b"R" + struct.pack("!ii", 8 + len(sf), 11) + sf)
+        t, body = msg(c)
+        note(b"client-final " + body)
+    except Exception as e:
+        note(b"ended " + repr(e).encode())
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((host, port))
+s.listen(16)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=handle, args=(c,), daemon=True).start()
+'''
+
+
+def test_catalog_password_goes_only_to_a_pinned_server(ctx):
+    """Issue 14 point 8 (review C): a SCRAM client sends its proof before the server proves
+    anything, so a server the agent names could pick the salt and 1 iteration and crack the
+    catalog password offline. hoopd now offers it only to a target pinned by verify-full with
+    ca_file and tls_server_name: a TLS impostor of a `prefer` target asking for SCRAM never gets
+    a client-final message (nor a client-first), and the catalog load says why it failed."""
+    cl = Cleanup()
+    try:
+        pwfile = os.path.join(ctx.tmp, "catalog-pin.password")
+        with open(pwfile, "w") as f:
+            f.write("catalog-pin-secret\n")
+        d = os.path.join(ctx.tmp, "fakecert")
+        os.makedirs(d, exist_ok=True)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                        "/CN=127.0.0.4", "-keyout", d + "/k.pem", "-out", d + "/c.pem"],
+                       check=True, capture_output=True)
+        fakelog = os.path.join(ctx.tmp, "fake-scram.log")
+        _server(cl, [PY, "-c", FAKE_SCRAM_PG, "127.0.0.4", str(ctx.pg.port), fakelog,
+                     d + "/c.pem", d + "/k.pem"])
+        # prefer and no CA: TLS without a certificate check, as to a server not pinned
+        policy = shipped_policy(ctx, upstream_tls="prefer").replace(ctx.catpw, pwfile)
+        pin = "    ca_file: %s\n    tls_server_name: 127.0.0.1\n" % ctx.pg.ca
+        check(pin in policy, "the test policy's CA lines moved")
+        policy = policy.replace(pin, "")
+        hd, cg = _own_hoopd(cl, policy, "pin")
+        hd.ctl("attach", "--cgroup", cg.path, "--owner", OWNER)
+        fake = cg.popen(["psql", "host=127.0.0.4 port=%d user=postgres dbname=clinical "
+                         "sslmode=disable" % ctx.pg.port, "-XAtc", "select 1"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cl.push(lambda: (fake.kill(), fake.wait()))
+        wait_for(lambda: os.path.exists(fakelog) and b"catalog=1" in open(fakelog, "rb").read(),
+                 15, "hoopd's catalog load to reach the impostor")
+        wait_for(lambda: "catalog of 127.0.0.4" in hd.log_text(), 25, "the catalog load to end")
+        time.sleep(0.5)
+        got = open(fakelog, "rb").read()
+        check(b"client-final" not in got and b"client-first" not in got,
+              "the impostor got a SCRAM exchange: %r" % got[-400:])
+        check("pinned" in hd.log_text(), "the log does not say why no password was offered")
+        _stop_clean(cl)
+    except BaseException:
+        _show_logs(cl)
+        raise
+    finally:
+        cl.run()
+
+
 def test_catalog_flood_is_cut_off(ctx):
     """Issue 14 point 8: a server the agent dialled could answer the catalog query with a result
     that never ends, and libpq kept all of it. Rows are now taken one at a time and a load stops
@@ -2024,6 +2132,61 @@ def test_connections_beyond_the_cgroup_cap_are_refused(ctx):
         check(not bad, "hoopd reported:\n" + "\n".join(bad[:20]))
 
 
+def test_child_cgroups_share_their_attached_cgroups_caps(ctx):
+    """Issue 14 point 10 (review B): the caps per cgroup count the attached cgroup with all its
+    descendants, which an agent can create at will. With connections_per_cgroup: 5 and
+    approvals.max_waiting: 2 on an attached capx, five sessions from capx/k1 leave none for
+    capx/k2, and two statements held from k1 and k2 leave none for k3."""
+    from hooptest import Cgroup
+    pol = shipped_policy(ctx, extra="limits:\n  connections_per_cgroup: 5\n")
+    pol = pol.replace("approvals:\n", "approvals:\n  max_waiting: 2\n", 1)
+    hd = Hoopd(ctx.cleanup, pol, tag="capx")
+    hd.start()
+    ctx.hoopds.append(hd)
+    procs, top = [], None
+    try:
+        # capx goes with its last child (Cgroup.remove takes the parent when it is empty)
+        top = Cgroup(Cleanup(), "capx")
+        kids = [Cgroup(ctx.cleanup, "capx/k%d" % i) for i in (1, 2, 3)]
+        hd.ctl("attach", "--cgroup", top.path, "--owner", OWNER)
+        path = agent_script(ctx, "hold.py", HOLD_AGENT)
+        p = kids[0].popen([PY, path, "127.0.0.1", str(ctx.pg.port), "5", startup_packet().hex(),
+                           "30"], stdout=subprocess.PIPE, text=True)
+        procs.append(p)
+        line = p.stdout.readline()
+        check(line.startswith("held 5"), "holding agent: %r" % line)
+        r = kids[1].run(["psql", "-X", "-tA", dsn(ctx), "-c", "select 1"], timeout=30)
+        check(r.returncode != 0 and "connections_per_cgroup" in r.stderr,
+              "a sibling cgroup got its own budget: rc %d %s %s" % (r.returncode, r.stdout,
+                                                                     r.stderr))
+        p.kill()
+        p.wait()
+        wait_for(lambda: not hd.status().get("connections"), 15, "the held sessions to end")
+        for i, k in enumerate(kids[:2]):
+            sql = "select * from patients -- child %d" % i
+            procs.append(k.popen(["psql", "-X", "-tA", dsn(ctx), "-c", sql],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+            wait_for(lambda: any(a["statement"] == sql for a in
+                                 json.loads(hd.ctl("approvals", "--json").stdout)["approvals"]),
+                     15, "statement %d held" % i)
+        r = kids[2].run(["psql", "-X", "-tA", dsn(ctx), "-c", "select * from patients -- k3"],
+                        timeout=30)
+        check(r.returncode != 0 and "too many statements" in r.stderr,
+              "a third child parked a statement: rc %d %s %s" % (r.returncode, r.stdout,
+                                                                 r.stderr))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        if top:
+            hd.ctl("detach", "--cgroup", top.path, check=False)
+        hd.stop()
+        ctx.hoopds.remove(hd)
+        bad = hd.sanitizer_reports()
+        check(not bad, "hoopd reported:\n" + "\n".join(bad[:20]))
+
+
 BUDGET_AGENT = r'''
 import socket, struct, sys, time
 host, port, n, mib, hold = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[6])
@@ -2381,7 +2544,7 @@ def test_approve_with_a_wrong_hash_is_refused_by_hoopd(ctx):
     check(p.poll() is None, "a refused approval ran the statement")
     r = ctx.hd.ctl("approve", a["id"], "--sha256", "0123456789", check=False)
     check(r.returncode == 1 and "does not match" in r.stderr, "hoopctl wrong hash: %r" % r.stderr)
-    ctx.hd.ctl("approve", a["id"], "--sha256", a["sha256"][:12], "--reason", "right text")
+    ctx.hd.ctl("approve", a["id"], "--sha256", a["sha256"][:16], "--reason", "right text")
     out, _ = p.communicate(timeout=30)
     check(b"\nD " in out or out.startswith(b"D "), "the approved statement did not run: %r" % out[-200:])
     refused = [e for e in ctx.hd.events() if e["kind"] == "approval_refused" and e.get("approval") == a["id"]]
@@ -2480,6 +2643,65 @@ def test_scope_with_quotes_and_newline_stays_one_valid_record(ctx):
           dec[0]["reason_bytes"] > 5000, "long reason: %r" % [str(d)[:200] for d in dec])
     refused = [json.loads(l) for l in lines if b'"approval_refused"' in l]
     check(any(x.get("refused", "").startswith("scope") for x in refused), refused)
+
+
+def test_fingerprint_grants_never_cover_code(ctx):
+    """Point 13 (review A, L6): hoopd refuses `approve --scope fingerprint` for statements whose
+    meaning lives in a string or in a name defined elsewhere (DO, CREATE FUNCTION, EXECUTE, a
+    function given a string) with an error naming --scope once; after the approver tried, another
+    DO block with other code is held again, not run under the first one's grant."""
+    probe = "DO $$ begin perform 1; end $$"
+    cases = [probe,
+             "CREATE FUNCTION fp_f(t text) RETURNS text LANGUAGE sql AS 'select t'",
+             "select upper('x'), * from patients"]
+    for sql in cases:
+        p, a = held_query(ctx, sql)
+        r = ctx.hd.ctl("approve", a["id"], "--sha256", a["sha256"], "--scope", "fingerprint",
+                       check=False)
+        ctx.hd.ctl("deny", a["id"], "--reason", "test over", check=False)
+        p.wait(timeout=30)
+        check(a.get("fingerprint_refused"), "approvals --json does not say so: %r" % a)
+        check(r.returncode != 0 and "--scope once" in r.stderr,
+              "a fingerprint grant was given for %r: %r" % (sql, r.stdout + r.stderr))
+    leak = ("DO $$ begin create table fp_leak as select translate(ssn,'0123456789','abcdefghij') s "
+            "from patients; end $$")
+    p = raw_agent(ctx, [Q(leak)])
+    b = None
+    try:
+        b = wait_held(ctx, leak)
+    finally:
+        if b:
+            ctx.hd.ctl("deny", b["id"], "--reason", "test over", check=False)
+        p.wait(timeout=30)
+        direct(ctx, "drop table if exists fp_leak")
+    # EXECUTE: a grant for `EXECUTE s1` would cover whatever s1 is later
+    prep = "PREPARE fp_s1 AS select * from patients /* fp */"
+    p = raw_agent(ctx, [Q(prep), Q("EXECUTE fp_s1")], ready=2)
+    a = wait_held(ctx, prep)
+    ctx.hd.ctl("approve", a["id"], "--sha256", a["sha256"])
+    b = wait_held(ctx, "EXECUTE fp_s1")
+    r = ctx.hd.ctl("approve", b["id"], "--sha256", b["sha256"], "--scope", "fingerprint",
+                   check=False)
+    check(r.returncode != 0 and "--scope once" in r.stderr,
+          "a fingerprint grant was given for EXECUTE: %r" % (r.stdout + r.stderr))
+    ctx.hd.ctl("deny", b["id"], "--reason", "test over", check=False)
+    p.wait(timeout=30)
+
+
+def test_approve_needs_sixteen_hex_digits_of_the_hash(ctx):
+    """Point 13 (review A): hoopd takes an approval only with 16 or more hex digits of the held
+    text's SHA-256 (with 8, an agent can search 2^32 variants for a prefix the approver saw)."""
+    sql = "select * from patients -- sixteen"
+    p, a = held_query(ctx, sql)
+    for n in (8, 12, 15):
+        r = ctl_raw(ctx, {"cmd": "approve", "id": a["id"], "sha256": a["sha256"][:n], "reason": "",
+                          "scope": "once", "for_s": 0})
+        check(not r.get("ok") and "sha256" in r.get("error", ""), "%d digits taken: %r" % (n, r))
+    time.sleep(0.3)
+    check(p.poll() is None, "a short prefix ran the statement")
+    ctx.hd.ctl("approve", a["id"], "--sha256", a["sha256"][:16])
+    out, _ = p.communicate(timeout=30)
+    check(b"\nD " in out or out.startswith(b"D "), "16 digits did not run it: %r" % out[-200:])
 
 
 def restart(ctx):

@@ -18,6 +18,7 @@
 
 #include "audit.h"
 #include "events.h"
+#include "grantkey.h"
 #include "hex.h"
 #include "hoopd.h"
 #include "log.h"
@@ -36,13 +37,14 @@ struct request {
 	size_t len;
 	char sha256[SHA256_DIGEST_LENGTH * 2 + 1]; /* of the held text: what an approver names */
 	char *runs; /* JSON array: what EXECUTE/FETCH in the text run, as hoopd recorded them */
-	char fingerprint[32];
+	char fingerprint[GRANTKEY_LEN + 1]; /* grantkey_for: what a fingerprint grant covers */
+	char no_grant[192];		    /* or why no fingerprint grant may cover it */
 	int64_t created;
 	struct request *next;
 };
 
 struct grant {
-	char fingerprint[32];
+	char fingerprint[GRANTKEY_LEN + 1];
 	char owner[256];
 	int64_t expires;
 	struct grant *next;
@@ -52,29 +54,15 @@ static struct request *g_reqs;
 static struct grant *g_grants;
 
 /*
- * Held statements are capped per agent cgroup (approvals.max_waiting) and per owner (four
- * times that, over all the owner's cgroups): an agent that opens sessions only to park
+ * Held statements are capped per attached agent cgroup, its descendants included (cap_cgid:
+ * the agent can make child cgroups), by approvals.max_waiting, and per owner (four times that,
+ * over all the owner's attachments): an agent that opens sessions only to park
  * statements fills the approvers' list and hoopd's memory, and drowns the request that
  * matters. A session holds at most one statement (its input stops while held), so the cap per
  * session is 1 by construction.
  */
 /* An approver's reason is kept to this many bytes in the record (and says it was cut). */
 #define APPROVALS_MAX_REASON 512
-
-static void fingerprint(const char *text, size_t len, char *out, size_t n)
-{
-	char *t = strndup(text, len);
-	PgQueryFingerprintResult r;
-
-	out[0] = '\0';
-	if (!t)
-		return;
-	r = pg_query_fingerprint(t);
-	if (!r.error && r.fingerprint_str)
-		snprintf(out, n, "%s", r.fingerprint_str);
-	pg_query_free_fingerprint_result(r);
-	free(t);
-}
 
 /* One audit record about an approval; jb holds the kind-specific fields (or NULL). */
 static void record(const struct session *s, const char *kind, const struct request *q,
@@ -278,7 +266,7 @@ static int open_request(struct session *s, const char *rule, const char *message
 	int same_cg = 0, same_owner = 0;
 
 	for (struct request *o = g_reqs; o; o = o->next) {
-		same_cg += o->s->o.cgroup_id == s->o.cgroup_id;
+		same_cg += o->s->cap_cgid == s->cap_cgid; /* the attachment, children included */
 		same_owner += s->owner[0] && !strcmp(o->s->owner, s->owner);
 	}
 	int max_cg = G.pol->approvals.max_waiting, max_owner = 4 * max_cg;
@@ -312,7 +300,11 @@ static int open_request(struct session *s, const char *rule, const char *message
 	q->s = s;
 	snprintf(q->rule, sizeof(q->rule), "%s", rule);
 	snprintf(q->message, sizeof(q->message), "%s", message);
-	fingerprint(text, len, q->fingerprint, sizeof(q->fingerprint));
+	if (grantkey_for(text, len, q->fingerprint, q->no_grant, sizeof(q->no_grant)))
+		q->fingerprint[0] = '\0';
+	else if (!s->owner[0])
+		snprintf(q->no_grant, sizeof(q->no_grant),
+			 "the agent has no owner, and a grant would cover every agent without one");
 	q->created = now_ms();
 	q->next = g_reqs;
 	g_reqs = q;
@@ -332,6 +324,8 @@ static int open_request(struct session *s, const char *rule, const char *message
 			jb_raw(&e2, q->runs);
 		}
 		jb_kv_str(&e2, "fingerprint", q->fingerprint);
+		if (q->no_grant[0])
+			jb_kv_str(&e2, "fingerprint_refused", q->no_grant);
 		jb_kv_str(&e2, "owner", s->owner);
 		jb_kv_int(&e2, "pid", s->o.tgid);
 		jb_kv_int(&e2, "uid", s->o.uid);
@@ -390,12 +384,14 @@ void approvals_init(void)
 
 int approvals_granted(const struct session *s, const char *text, size_t len)
 {
-	char fp[32];
+	char fp[GRANTKEY_LEN + 1], why[192];
 	int64_t now = now_ms();
 
-	if (!g_grants)
+	/* grants are never made for these; checked again here so that no statement a grant may
+	 * not cover can match one by its key (the key of `f(1)` is not that of `f('sql')`, but
+	 * the same rule decides both sides) */
+	if (!g_grants || !s->owner[0] || grantkey_for(text, len, fp, why, sizeof(why)))
 		return 0;
-	fingerprint(text, len, fp, sizeof(fp));
 	for (struct grant *g = g_grants; g; g = g->next)
 		if (g->expires > now && !strcmp(g->fingerprint, fp) && !strcmp(g->owner, s->owner))
 			return 1;
@@ -468,6 +464,8 @@ void approvals_list(struct jbuf *j)
 			jb_key(j, "runs");
 			jb_raw(j, q->runs);
 		}
+		if (q->no_grant[0]) /* --scope fingerprint will be refused, and why */
+			jb_kv_str(j, "fingerprint_refused", q->no_grant);
 		jb_kv_str(j, "session", q->s->id);
 		jb_kv_str(j, "owner", q->s->owner);
 		jb_kv_int(j, "pid", q->s->o.tgid);
@@ -482,12 +480,16 @@ void approvals_list(struct jbuf *j)
 	jb_arr_close(j);
 }
 
-/* Does the hash the approver saw (a hex prefix of 8 or more) name the held text? */
+/*
+ * Does the hash the approver saw name the held text? A prefix of 16 hex digits or more: with 8,
+ * an agent could search 2^32 variants of a statement for one whose hash starts like the text the
+ * approver was shown.
+ */
 static int sha_matches(const struct request *q, const char *want)
 {
 	size_t n = want ? strlen(want) : 0;
 
-	if (n < 8 || n > sizeof(q->sha256) - 1)
+	if (n < 16 || n > sizeof(q->sha256) - 1)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		char c = want[i];
@@ -507,6 +509,7 @@ int approvals_decide(const char *id, const char *decision, const char *reason, c
 	struct request *q;
 	char name[256];
 	const char *why = NULL;
+	char nogrant[256];
 	int approve = !strcmp(decision, "approve");
 	gid_t gid;
 	size_t nl;
@@ -535,8 +538,16 @@ int approvals_decide(const char *id, const char *decision, const char *reason, c
 		why = sha256 && *sha256
 			      ? "the sha256 given does not match the held statement (it is not "
 				"the text the approver was shown)"
-			      : "approve needs the sha256 of the held statement (8 or more hex "
+			      : "approve needs the sha256 of the held statement (16 or more hex "
 				"digits, as hoopctl approvals shows)";
+	else if (approve && !strcmp(scope, "fingerprint") &&
+		 (q->no_grant[0] || !q->fingerprint[0])) {
+		snprintf(nogrant, sizeof(nogrant),
+			 "no fingerprint grant may cover this statement (%s): approve it with "
+			 "--scope once",
+			 q->no_grant[0] ? q->no_grant : "it has no key");
+		why = nogrant;
+	}
 	jb_init(&e);
 	jb_obj_open(&e);
 	if (why) {

@@ -22,7 +22,7 @@ int approvals_granted(const struct session *s, const char *text, size_t len);
 void approvals_list(struct jbuf *j);
 /* approve/deny from the control socket. decision: "approve" or "deny"; scope: "once" or
  * "fingerprint" (with for_s seconds). An approval names the held text by its SHA-256 (a hex
- * prefix of 8 or more digits): a mismatch is refused, so an approver cannot be made to approve
+ * prefix of 16 or more digits): a mismatch is refused, so an approver cannot be made to approve
  * text other than what they were shown. 0, or -1 with the reason in err (and on record). */
 int approvals_decide(const char *id, const char *decision, const char *reason, const char *scope,
 		     const char *sha256, long long for_s, uid_t uid, pid_t pid, char *err,

@@ -5,7 +5,8 @@
  * agent can point a job at a server of its own: hence the deadline per job, one running job per
  * destination, a deadline for every session that waits, catalogs only for destinations hoopd
  * dials from its own namespace, and a connection that picks up nothing from root's home
- * (.pgpass, client certificates) and offers its password only to SCRAM with channel binding.
+ * (.pgpass, client certificates) and offers its password only to a server the operator pinned
+ * (see pinned()), by SCRAM with channel binding.
  */
 #include "catalog_fetch.h"
 
@@ -67,6 +68,7 @@ struct job {
 	uint64_t ino; /* with hostaddr and port: the destination, one running job each */
 	char hostaddr[INET6_ADDRSTRLEN], host[256], port[8], dbname[128], user[64];
 	char password_file[512], sslmode[16], sslrootcert[512];
+	int pinned; /* the password may be offered (pinned()) */
 	struct catalog *cat; /* result */
 	char error[256];
 	int64_t ms; /* how long the load took */
@@ -362,10 +364,23 @@ static struct catalog *load(struct job *j)
 	 * server can then ask for one. */
 	conn = connect_by(kw, val, deadline, &timed_out);
 	if (conn && PQstatus(conn) != CONNECTION_OK && !timed_out &&
+	    PQconnectionNeedsPassword(conn) && j->password_file[0] && !j->pinned) {
+		snprintf(j->error, sizeof(j->error),
+			 "%s:%s asks for a password, and hoopd offers catalog.password_file "
+			 "only to a target pinned by upstream_tls: verify-full with ca_file and "
+			 "tls_server_name (masking fails closed here)",
+			 j->hostaddr, j->port);
+		goto out;
+	}
+	if (conn && PQstatus(conn) != CONNECTION_OK && !timed_out &&
 	    PQconnectionNeedsPassword(conn) && j->password_file[0]) {
 		/* libpq 15 has no require_auth: channel_binding=require is how it refuses to answer
-		 * anything but SCRAM-SHA-256-PLUS (no cleartext, no MD5), and only over TLS, so the
-		 * password goes only to a server that proves it holds the SCRAM secret. */
+		 * anything but SCRAM-SHA-256-PLUS (no cleartext, no MD5), and only over TLS. That
+		 * does not make the server prove anything first: the client's proof goes out
+		 * before the server's signature, so a server that chose the salt and an iteration
+		 * count of 1 can guess the password offline. What keeps the proof from an impostor
+		 * is the pin: this server presented a certificate for tls_server_name from the
+		 * operator's own CA (pinned()), which an address the agent names does not have. */
 		PQfinish(conn);
 		conn = NULL;
 		if (read_password(j->password_file, password, sizeof(password), j->error,
@@ -615,6 +630,19 @@ void catalog_fetch_stop(void)
 	}
 }
 
+/*
+ * May the catalog password go to this target's servers? The agent picks the address (targets'
+ * cidrs are often 0.0.0.0/0), so only a certificate check the agent cannot pass tells the real
+ * server: verify-full against a CA file the operator named, for a name the operator named.
+ * Without ca_file, any certificate from the system bundle would do (one for a bare IP is easy to
+ * get); without tls_server_name, the name checked is the address the agent chose.
+ */
+static int pinned(const struct policy_target *t)
+{
+	return t->upstream_tls == UPSTREAM_TLS_VERIFY_FULL && t->ca_file[0] &&
+	       t->tls_server_name[0];
+}
+
 static void submit(struct centry *e, struct session *s)
 {
 	struct job *j;
@@ -643,6 +671,7 @@ static void submit(struct centry *e, struct session *s)
 							     : "verify-full");
 	snprintf(j->sslrootcert, sizeof(j->sslrootcert), "%s", t->ca_file);
 	snprintf(j->host, sizeof(j->host), "%s", t->tls_server_name);
+	j->pinned = pinned(t);
 	/* libpq 15 knows no sslrootcert=system: name OpenSSL's own bundle, as the relay's leg
 	 * uses (SSL_CTX_set_default_verify_paths). */
 	if (t->upstream_tls >= UPSTREAM_TLS_VERIFY_CA && !t->ca_file[0])

@@ -38,10 +38,12 @@
 #define BUDGET_FLOOR READ_CHUNK
 
 /*
- * What one agent cgroup holds (issue 14 point 10): its open sessions, capped by
- * limits.connections_per_cgroup, and the bytes its sessions hold (from the agents and from
- * their databases, not yet consumed or delivered), capped by limits.cgroup_buffer_bytes (all
- * sessions together: limits.buffer_bytes).
+ * What one attached agent cgroup holds (issue 14 point 10), its descendants included: its open
+ * sessions, capped by limits.connections_per_cgroup, and the bytes its sessions hold (from the
+ * agents and from their databases, not yet consumed or delivered), capped by
+ * limits.cgroup_buffer_bytes (all sessions together: limits.buffer_bytes). Keyed on the
+ * attachment (session.cap_cgid), not the leaf: an agent that may create child cgroups would
+ * otherwise get a fresh budget in each.
  */
 struct cg_use {
 	uint64_t id;
@@ -931,6 +933,7 @@ static void read_identity(struct session *s)
 	if (!a)
 		a = attach_find_id(s->o.cgroup_id);
 	snprintf(s->owner, sizeof(s->owner), "%s", a ? a->owner : "");
+	s->cap_cgid = a ? a->cgroup_id : 0;
 	snprintf(s->labels_json, sizeof(s->labels_json), "%s",
 		 a && a->labels_json[0] ? a->labels_json : "{}");
 	s->protocol = HOOP_PROTO_TCP;
@@ -956,8 +959,8 @@ static void refuse_over_cap(struct session *s, int fd)
 	struct buf b = {0};
 
 	snprintf(msg, sizeof(msg),
-		 "hoop: too many connections from this agent's cgroup (%u open, the limit; "
-		 "limits.connections_per_cgroup)",
+		 "hoop: too many connections from this agent's attached cgroup (%u open, the "
+		 "limit; limits.connections_per_cgroup)",
 		 s->cgu->conns);
 	G.st.conns_refused_cgroup++;
 	hlog_conn(HLOG_WARN, s->id, s->peer, "refused: %s", msg);
@@ -1031,7 +1034,7 @@ void relay_accept(struct listener *ln, int fd)
 	}
 	fmt_addr(s->o.orig_family, s->o.orig_addr, s->o.orig_port, s->dst, sizeof(s->dst));
 	read_identity(s);
-	s->cgu = cg_use_get(s->o.cgroup_id);
+	s->cgu = cg_use_get(s->cap_cgid);
 	if (!s->cgu) {
 		close(fd);
 		free(s);

@@ -62,6 +62,10 @@ struct session {
 	char exe[256];
 	char cgroup[512];
 	char owner[256];
+	/* The attached cgroup the connect-time cgroup falls under (0: none found, e.g. the leaf
+	 * was removed before accept; such sessions share one budget). Per-cgroup caps count
+	 * against it: the hook covers every descendant, which the agent can create at will. */
+	uint64_t cap_cgid;
 	char labels_json[512];
 	char target[64];
 	int protocol;
@@ -69,7 +73,7 @@ struct session {
 	uint64_t bytes_up, bytes_down;
 	uint64_t consumed, flushed; /* bytes engines took in and the relay sent: progress */
 	uint32_t who_segment;	    /* events: the audit segment whose records last said who */
-	struct cg_use *cgu;	    /* the agent's cgroup: its sessions and buffered bytes */
+	struct cg_use *cgu;	    /* the attached cgroup (cap_cgid): sessions, buffered bytes */
 	size_t counted;		    /* a.in + s.in bytes in cgu's and hoopd's buffered totals */
 	int up_netns;		    /* enum netns_dial: whose namespace the database leg is in */
 	struct session *prev, *next, *next_dead, *next_yield;
