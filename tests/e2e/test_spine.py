@@ -72,13 +72,17 @@ def agent_psql(ctx, sql, host="127.0.0.1", netns=None, check_rc=True):
 # A small agent written in Python: connect, send a StartupMessage, report what it saw. Only
 # PostgreSQL answers a startup with 'R' (Authentication): proof the bytes went all the way.
 PROBE = r"""
-import socket, sys, json, struct
+import socket, sys, json, struct, time
 fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
 s = socket.socket(fam)
 try:
     s.connect((sys.argv[1], int(sys.argv[2])))
 except OSError as e:
-    print(json.dumps({"error": e.errno})); sys.exit(0)
+    print(json.dumps({"error": e.errno}), flush=True)
+    # An agent does not vanish the instant its connect is refused: hoopd reads the announcing
+    # process's /proc/PID/ns/net to open its listener there (a slow hoopd, under the
+    # sanitizers, read it after the probe had exited).
+    time.sleep(float(sys.argv[3]) if len(sys.argv) > 3 else 0); sys.exit(0)
 peer = s.getpeername()
 local = list(s.getsockname()[:2])
 body = struct.pack("!i", 196608) + b"user\0postgres\0database\0postgres\0\0"
@@ -91,8 +95,8 @@ print(json.dumps({"peer": [peer[0], peer[1]], "local": local, "answer": ans.deco
 """
 
 
-def probe(ctx, host, port=None, netns=None):
-    r = ctx.cg.run([PY, "-c", PROBE, host, str(port or ctx.pg.port)], netns=netns)
+def probe(ctx, host, port=None, netns=None, linger=0):
+    r = ctx.cg.run([PY, "-c", PROBE, host, str(port or ctx.pg.port), str(linger)], netns=netns)
     check(r.returncode == 0, "probe failed: %s" % r.stderr)
     return json.loads(r.stdout)
 
@@ -181,7 +185,7 @@ def test_netns_agent_goes_through_hoopd_dialling_from_its_own_netns(ctx):
 def test_new_netns_is_refused_once_then_served(ctx):
     ino = os.stat("/run/netns/" + ctx.ns2.name).st_ino
     check(not any(l["netns_inode"] == ino for l in ctx.hd.status()["listeners"]), "listener already there")
-    r = probe(ctx, "198.18.0.5", netns=ctx.ns2.name)
+    r = probe(ctx, "198.18.0.5", netns=ctx.ns2.name, linger=2)
     # Refused: nothing listens. When hoopd's new listener wins the race with the SYN (the
     # connect hook found none; a slow machine, such as the vmtest guest, shows it), hoopd
     # accepts and closes the connection, as it has no redirect record. Either way the agent
