@@ -460,13 +460,17 @@ static void db_message(void *arg, const struct pgw_msg *m)
 	case M_READY:
 		break;
 	}
+	/* After an error in an extended-protocol message PostgreSQL ignores every message up to
+	 * Sync, a Query or a FunctionCall too (PostgresMain: "if (ignore_till_sync && firstchar
+	 * != EOF) continue"; only SocketBackend's Sync ends it). Terminate is ignored as well,
+	 * but the client closes the connection then, which ends the session all the same. */
+	if (M.skip && m->type && strchr("QPBDECFHdcf", m->type))
+		return;
 	switch (m->type) {
 	case 'Q':
 		db_query(m->body, m->len);
 		break;
 	case 'P':
-		if (M.skip)
-			break;
 		if (memmem(m->body, m->len, "hoop: statement denied", 22)) {
 			say_error("ERROR", "42883", "function does not exist");
 			M.skip = 1;
@@ -475,12 +479,9 @@ static void db_message(void *arg, const struct pgw_msg *m)
 		}
 		break;
 	case 'B':
-		if (!M.skip)
-			say('2', NULL, 0);
+		say('2', NULL, 0);
 		break;
 	case 'D':
-		if (M.skip)
-			break;
 		if (m->len && m->body[0] == 'S') {
 			static const uint8_t pd[] = {0, 0};
 
@@ -489,8 +490,6 @@ static void db_message(void *arg, const struct pgw_msg *m)
 		say_rowdesc();
 		break;
 	case 'E':
-		if (M.skip)
-			break;
 		say_row();
 		if (m->len >= 4 && pgw_be32(m->body + m->len - 4) == 1)
 			say('s', NULL, 0);
@@ -498,8 +497,7 @@ static void db_message(void *arg, const struct pgw_msg *m)
 			say_complete("SELECT 1");
 		break;
 	case 'C':
-		if (!M.skip)
-			say('3', NULL, 0);
+		say('3', NULL, 0);
 		break;
 	case 'S':
 		M.skip = 0;
