@@ -3038,6 +3038,18 @@ static void set_clean_cols(struct ctx *c, struct qres *q, int n, const char *nam
 		cs_push(c, &q->cols, name, &s);
 }
 
+/* The scope of the one relation a DDL statement works on (it returns no rows). 0 when there is
+ * none, or the catalog does not know it: nothing to plan. */
+static int ddl_scope(struct ctx *c, struct scope *sc, const PgQuery__RangeVar *rel)
+{
+	memset(sc, 0, sizeof(*sc));
+	c->out->returns_rows = 0;
+	if (!rel)
+		return 0;
+	rel_rte(c, sc, rel);
+	return sc->n > 0;
+}
+
 /* DDL that derives stored values from a relation's columns: ALTER TABLE's expressions
  * (ADD COLUMN ... GENERATED ALWAYS AS (last_name) or DEFAULT, ALTER COLUMN ... TYPE ... USING,
  * SET EXPRESSION, CHECK) read the relation's columns and keep what they compute in another
@@ -3049,12 +3061,7 @@ static void plan_ddl(struct ctx *c, const PgQuery__RangeVar *rel, PgQuery__Node 
 	struct scope sc;
 	struct src s;
 
-	memset(&sc, 0, sizeof(sc));
-	c->out->returns_rows = 0;
-	if (!rel)
-		return;
-	rel_rte(c, &sc, rel);
-	if (!sc.n)
+	if (!ddl_scope(c, &sc, rel))
 		return;
 	for (size_t i = 0; i < ncmds; i++) {
 		src_none(&s);
@@ -3076,12 +3083,7 @@ static void plan_index(struct ctx *c, const PgQuery__IndexStmt *ix)
 	struct scope sc;
 	struct src s;
 
-	memset(&sc, 0, sizeof(sc));
-	c->out->returns_rows = 0;
-	if (!ix->relation)
-		return;
-	rel_rte(c, &sc, ix->relation);
-	if (!sc.n)
+	if (!ddl_scope(c, &sc, ix->relation))
 		return;
 	src_none(&s);
 	for (size_t i = 0; i < ix->n_index_params; i++) {
@@ -3101,12 +3103,7 @@ static void plan_rename(struct ctx *c, const PgQuery__RenameStmt *rn)
 	struct scope sc;
 	struct src s;
 
-	memset(&sc, 0, sizeof(sc));
-	c->out->returns_rows = 0;
-	if (!rn->relation)
-		return;
-	rel_rte(c, &sc, rn->relation);
-	if (!sc.n)
+	if (!ddl_scope(c, &sc, rn->relation))
 		return;
 	src_none(&s);
 	if (rn->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN) {
