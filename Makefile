@@ -80,7 +80,9 @@ $(OUT)/hoopd: $(HOOPD_OBJ) $(COMMON_OBJ)
 
 # hoopctl's `policy check|test` run hoopd's own loader and rules.
 HOOPCTL_SHARED := $(OUT)/obj/hoopd/policy.o $(OUT)/obj/hoopd/sqlfacts.o $(OUT)/obj/hoopd/rules.o \
-		  $(OUT)/obj/hoopd/maskplan.o $(OUT)/obj/hoopd/catalog.o $(OUT)/obj/hoopd/judge.o
+		  $(OUT)/obj/hoopd/maskplan.o $(OUT)/obj/hoopd/catalog.o $(OUT)/obj/hoopd/judge.o \
+		  $(OUT)/obj/hoopd/maskplan_scope.o $(OUT)/obj/hoopd/maskplan_expr.o \
+		  $(OUT)/obj/hoopd/maskplan_stmt.o
 
 $(OUT)/hoopctl: $(HOOPCTL_OBJ) $(COMMON_OBJ) $(HOOPCTL_SHARED)
 	$(call msg,LINK,$@)
@@ -160,7 +162,8 @@ RULES_CASES := policies/hipaa-agents.yaml tests/unit/rules/hipaa.cases \
 # `hoopctl policy test` and hoopd's verdict point give every case of every cases file the same
 # verdict, rule and message (with the policy's approvers, and without).
 VERDICT_UNIT_SRC := $(RULES_UNIT_SRC) user/hoopd/verdict.c user/hoopd/judge.c \
-		    user/hoopd/maskplan.c user/hoopd/catalog.c user/hoopctl/policy.c \
+		    user/hoopd/maskplan.c user/hoopd/maskplan_scope.c user/hoopd/maskplan_expr.c \
+		    user/hoopd/maskplan_stmt.c user/hoopd/catalog.c user/hoopctl/policy.c \
 		    user/hoopctl/disp.c
 
 $(OUT)/unit/test_verdict: tests/unit/test_verdict.c tests/unit/test_rules.c tests/unit/harness.h \
@@ -181,7 +184,9 @@ unit-rules: $(OUT)/unit/test_rules $(OUT)/unit/test_verdict
 
 # Masking provenance on PostgreSQL's parse tree, case by case: each tests/unit/maskplan/*.cases
 # file is planned against the fixed catalog and masking policy of tests/unit/maskplan_fixture.h.
-MASKPLAN_UNIT_SRC := user/hoopd/maskplan.c user/hoopd/catalog.c
+MASKPLAN_SRC := user/hoopd/maskplan.c user/hoopd/maskplan_scope.c user/hoopd/maskplan_expr.c \
+		user/hoopd/maskplan_stmt.c
+MASKPLAN_UNIT_SRC := $(MASKPLAN_SRC) user/hoopd/catalog.c
 
 $(OUT)/unit/test_maskplan: tests/unit/test_maskplan.c tests/unit/harness.h \
 			   tests/unit/maskplan_fixture.h $(MASKPLAN_UNIT_SRC) $(HEADERS)
