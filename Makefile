@@ -215,7 +215,8 @@ unit-sqlshape: $(OUT)/unit/test_sqlshape
 
 # Masking of result values (user/hoopd/mask*.c), with its value and detector cases in
 # tests/unit/mask/*.cases.
-MASK_SRC := user/hoopd/mask.c user/hoopd/mask_value.c user/hoopd/mask_array.c \
+MASK_SRC := user/hoopd/mask.c user/hoopd/mask_value.c user/hoopd/mask_num.c user/hoopd/mask_time.c \
+	    user/hoopd/mask_array.c \
 	    user/hoopd/mask_detect.c user/hoopd/mask_row.c
 MASK_UNIT_SRC := $(MASK_SRC) user/common/buf.c user/common/json.c
 
