@@ -80,6 +80,7 @@ $(OUT)/hoopd: $(HOOPD_OBJ) $(COMMON_OBJ)
 
 # hoopctl's `policy check|test` run hoopd's own loader and rules.
 HOOPCTL_SHARED := $(OUT)/obj/hoopd/policy.o $(OUT)/obj/hoopd/sqlfacts.o $(OUT)/obj/hoopd/rules.o \
+		  $(OUT)/obj/hoopd/policy_yaml.o \
 		  $(OUT)/obj/hoopd/maskplan.o $(OUT)/obj/hoopd/catalog.o $(OUT)/obj/hoopd/judge.o \
 		  $(OUT)/obj/hoopd/maskplan_scope.o $(OUT)/obj/hoopd/maskplan_expr.o \
 		  $(OUT)/obj/hoopd/maskplan_stmt.o
@@ -101,7 +102,7 @@ TOOLS := $(patsubst tests/tools/%.c,$(OUT)/tools/%,$(wildcard tests/tools/*.c))
 
 # Unit tests (tests/unit/): built straight from the sources they test, so they need neither the
 # BPF toolchain nor the skeleton. Cases for the policy loader are files in tests/unit/policy/.
-UNIT_SRC := user/hoopd/policy.c user/hoopd/sqlfacts.c user/common/json.c
+UNIT_SRC := user/hoopd/policy.c user/hoopd/policy_yaml.c user/hoopd/sqlfacts.c user/common/json.c
 
 $(OUT)/unit/test_policy: tests/unit/test_policy.c tests/unit/harness.h $(UNIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -148,7 +149,8 @@ unit-pg: $(OUT)/unit/test_pg
 # Policy rules on PostgreSQL's parse tree, case by case: each tests/unit/rules/*.cases file is
 # judged against its policy (the default policy, and a small one for when, default and
 # precedence) with the same split, facts and rules as hoopd.
-RULES_UNIT_SRC := user/hoopd/policy.c user/hoopd/sqlfacts.c user/hoopd/rules.c user/common/json.c
+RULES_UNIT_SRC := user/hoopd/policy.c user/hoopd/policy_yaml.c user/hoopd/sqlfacts.c user/hoopd/rules.c \
+		  user/common/json.c
 
 $(OUT)/unit/test_rules: tests/unit/test_rules.c tests/unit/harness.h $(RULES_UNIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -248,10 +250,11 @@ $(FUZZ_OUT)/fuzz_maskplan: fuzz/fuzz_maskplan.c fuzz/fuzz_require.h tests/unit/m
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(MASKPLAN_UNIT_SRC) -lpg_query -o $@
 
-$(FUZZ_OUT)/fuzz_policy: fuzz/fuzz_policy.c fuzz/fuzz_require.h user/hoopd/policy.c user/hoopd/sqlfacts.c $(HEADERS)
+POLICY_SRC := user/hoopd/policy.c user/hoopd/policy_yaml.c
+$(FUZZ_OUT)/fuzz_policy: fuzz/fuzz_policy.c fuzz/fuzz_require.h $(POLICY_SRC) user/hoopd/sqlfacts.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/policy.c user/hoopd/sqlfacts.c -lyaml -ljson-c \
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(POLICY_SRC) user/hoopd/sqlfacts.c -lyaml -ljson-c \
 		-lpg_query -lhs -o $@
 
 # Statement shapes: what the shaper accepts keeps its facts and plan with other constants.
