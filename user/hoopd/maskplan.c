@@ -2,9 +2,11 @@
  * Provenance of result columns (maskplan.h): PostgreSQL's parse tree, read through libpg_query's
  * protobuf form, against the catalog and the policy's masking rules. Every column reference is
  * resolved the way the server resolves it (FROM items, joins, aliases, CTEs, outer queries),
- * views are planned from their definitions, and whatever this file does not model is walked
+ * views are planned from their definitions, and whatever the planner does not model is walked
  * generically through protobuf-c's descriptors, so that a column reference in a node type it
- * has never heard of still counts: unknown shapes over-mask, they never leak.
+ * has never heard of still counts: unknown shapes over-mask, they never leak. This file has the
+ * API, the arena, rules and strength, recording into the plan and names; scopes, expressions
+ * and statements are in maskplan_scope.c, maskplan_expr.c and maskplan_stmt.c (maskplan_int.h).
  */
 #include "maskplan_int.h"
 
