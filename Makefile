@@ -302,12 +302,16 @@ $(FUZZ_OUT)/fuzz_mask_datarow: fuzz/fuzz_mask_datarow.c fuzz/fuzz_require.h $(MA
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(MASK_UNIT_SRC) -lhs -ljson-c -lssl -lcrypto -lm -o $@
 
 # hoopctl's audit-trail reader (verify, replay) over any record line.
-$(FUZZ_OUT)/fuzz_audit_record: fuzz/fuzz_audit_record.c fuzz/fuzz_require.h user/hoopctl/audit.c \
-			       user/hoopctl/disp.c user/common/json.c $(HEADERS)
+FUZZ_AUDIT_SRC := user/hoopctl/trailread.c user/hoopctl/disp.c user/common/trail.c \
+		  user/common/json.c
+
+$(FUZZ_OUT)/fuzz_audit_record: fuzz/fuzz_audit_record.c fuzz/fuzz_require.h \
+			       user/hoopctl/verify.c user/hoopctl/replay.c user/hoopctl/trailread.h \
+			       $(FUZZ_AUDIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) -Iuser/hoopctl $< user/hoopctl/disp.c user/common/json.c \
-		-ljson-c -lssl -lcrypto -lz -o $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -Iuser/hoopctl $< $(FUZZ_AUDIT_SRC) -ljson-c -lssl -lcrypto -lz \
+		-o $@
 
 # $(call fuzz_run,NAME,FLAGS): build/fuzz/fuzz_NAME for FUZZ_SECONDS over its corpus copy.
 define fuzz_run

@@ -21,8 +21,10 @@
 static const char *scratch;
 
 /* Record 1 as hoopd writes it, after the head. */
-#define REC1_BODY "\"ts\":\"2026-11-26T14:38:51.916898Z\",\"kind\":\"audit_open\",\"segment\":1,\"pid\":4242}"
-#define REC1	  "{\"seq\":1,\"prev\":\"" TRAIL_ZERO_HASH "\"," REC1_BODY
+#define REC1_BODY                                                                                  \
+	"\"ts\":\"2026-11-26T14:38:51.916898Z\",\"kind\":\"audit_open\",\"segment\":1,\"pid\":"    \
+	"4242}"
+#define REC1 "{\"seq\":1,\"prev\":\"" TRAIL_ZERO_HASH "\"," REC1_BODY
 
 /*
  * python3 -c 'import hashlib; print(hashlib.sha256(b"<REC1>").hexdigest())'
@@ -41,9 +43,18 @@ static void test_seg_names(void)
 	    {99999999, TRAIL_SEG_GZ_TMP, "seg-99999999.jsonl.gz.tmp"},
 	};
 	static const char *const not_segments[] = {
-	    "seg-1.jsonl",	    "seg-0000001.jsonl",   "seg-000000001.jsonl", "seg-0000000a.jsonl",
-	    "seg-00000001.json",    "seg-00000001.jsonl.", "seg-00000001.jsonlgz", "seg-+0000001.jsonl",
-	    "seg-00000001.jsonl.gz.tmp.x", "audit.key", "seg-", "",
+	    "seg-1.jsonl",
+	    "seg-0000001.jsonl",
+	    "seg-000000001.jsonl",
+	    "seg-0000000a.jsonl",
+	    "seg-00000001.json",
+	    "seg-00000001.jsonl.",
+	    "seg-00000001.jsonlgz",
+	    "seg-+0000001.jsonl",
+	    "seg-00000001.jsonl.gz.tmp.x",
+	    "audit.key",
+	    "seg-",
+	    "",
 	};
 	char name[64];
 	uint32_t n;
@@ -86,9 +97,10 @@ static void test_head(void)
 	CHECK_STREQ(prev, REC1_HASH);
 	/* leading zero, upper-case hex, a short hash, no comma */
 	CHECK(trail_parse_head("{\"seq\":07,\"prev\":\"" REC1_HASH "\",", 86, &seq, prev) < 0);
-	CHECK(trail_parse_head("{\"seq\":7,\"prev\":\"9484031EC3A9A48D1DA0B2830E6DB78A3420600AD3FFD5CF"
-			       "EE1E486A2D73F92A\",",
-			       85, &seq, prev) < 0);
+	CHECK(trail_parse_head(
+		  "{\"seq\":7,\"prev\":\"9484031EC3A9A48D1DA0B2830E6DB78A3420600AD3FFD5CF"
+		  "EE1E486A2D73F92A\",",
+		  85, &seq, prev) < 0);
 	CHECK(trail_parse_head("{\"seq\":7,\"prev\":\"00\",", 21, &seq, prev) < 0);
 	CHECK(trail_parse_head("{\"seq\":7,\"prev\":\"" REC1_HASH "\" ", 85, &seq, prev) < 0);
 	CHECK(trail_parse_head("{\"seq\":", 7, &seq, prev) < 0);
@@ -118,7 +130,8 @@ static void test_checkpoint_mac(void)
 	CHECK_STREQ(mac, "017fedc0e9464d180b45ba373136589c3141316ab45c8658547158603b85a670");
 	/* the same with b"18446744073709551615:" + b"f" * 64 */
 	trail_checkpoint_mac(key, UINT64_MAX,
-			     "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", mac);
+			     "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+			     mac);
 	CHECK_STREQ(mac, "19c6607a3f93089573ee47c77f61e468d28ea1acbe16b77ba8995e595a576cc4");
 }
 

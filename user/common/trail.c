@@ -113,8 +113,8 @@ void trail_chain_hash(const void *line, size_t len, char out[TRAIL_HASH_HEX])
 		md = EVP_MD_fetch(NULL, "SHA256", NULL);
 	if (!ctx)
 		ctx = EVP_MD_CTX_new();
-	if (!md || !ctx || !EVP_DigestInit_ex2(ctx, md, NULL) || !EVP_DigestUpdate(ctx, line, len) ||
-	    !EVP_DigestFinal_ex(ctx, d, NULL))
+	if (!md || !ctx || !EVP_DigestInit_ex2(ctx, md, NULL) ||
+	    !EVP_DigestUpdate(ctx, line, len) || !EVP_DigestFinal_ex(ctx, d, NULL))
 		SHA256(line, len, d);
 	hex_encode(d, sizeof(d), out);
 }
@@ -151,8 +151,7 @@ static int key_read(int fd, const char *p, uint8_t key[TRAIL_KEY_LEN], char *err
 }
 
 /* A new key, in a new file of mode 0400 (sdfd: the state directory). */
-static int key_create(int sdfd, const char *p, uint8_t key[TRAIL_KEY_LEN], char *err,
-		      size_t errn)
+static int key_create(int sdfd, const char *p, uint8_t key[TRAIL_KEY_LEN], char *err, size_t errn)
 {
 	int fd, e;
 

@@ -24,8 +24,8 @@
 /* ---- segment names ---------------------------------------------------------------------- */
 
 enum trail_seg_kind {
-	TRAIL_SEG_PLAIN = 0,  /* seg-N.jsonl: the open segment, or a closed one not yet compressed */
-	TRAIL_SEG_GZ = 1,     /* seg-N.jsonl.gz: closed and compressed */
+	TRAIL_SEG_PLAIN = 0, /* seg-N.jsonl: the open segment, or a closed one not yet compressed */
+	TRAIL_SEG_GZ = 1,    /* seg-N.jsonl.gz: closed and compressed */
 	TRAIL_SEG_GZ_TMP = 2, /* seg-N.jsonl.gz.tmp: a compression under way (or cut short) */
 };
 

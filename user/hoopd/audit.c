@@ -32,15 +32,15 @@
 /* The trail being written (the event loop's alone). */
 static struct {
 	char dir[4096];
-	int dfd;	  /* dir, opened once: every file in it is made and opened through it */
+	int dfd; /* dir, opened once: every file in it is made and opened through it */
 	struct audit_cfg cfg;
-	int fd;		  /* open segment */
-	uint32_t segno;	  /* its number */
-	uint64_t size;	  /* its size */
-	uint64_t seq;	  /* last sequence number written */
-	char prev[TRAIL_HASH_HEX]; /* chain hash of the last record */
+	int fd;			    /* open segment */
+	uint32_t segno;		    /* its number */
+	uint64_t size;		    /* its size */
+	uint64_t seq;		    /* last sequence number written */
+	char prev[TRAIL_HASH_HEX];  /* chain hash of the last record */
 	uint8_t key[TRAIL_KEY_LEN]; /* checkpoint HMAC key */
-	uint32_t since_cp; /* records since the last checkpoint */
+	uint32_t since_cp;	    /* records since the last checkpoint */
 	int failing; /* the last append failed: say so once, and again when it recovers */
 	FILE *stream;
 	time_t last_retention;
@@ -245,8 +245,8 @@ static int compress_segment(int dir, uint32_t n)
 		log_warn("audit: %s/%s exists; removing it (not following it) and starting over",
 			 compressor.dir, tmp);
 		if (!unlinkat(dir, tmp, 0))
-			ofd = openat(dir, tmp,
-				     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+			ofd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+				     0600);
 	}
 	if (ofd < 0) {
 		r = -errno;
@@ -373,7 +373,8 @@ static void *compressor_main(void *arg)
 	pthread_mutex_lock(&compressor.w.mu);
 	compressor.ktid = (pid_t)syscall(SYS_gettid);
 	compressor.urgent = 1; /* as created */
-	compressor_class(compressor.w.stop || compressor.closed_below - compressor.done_below > COMPRESS_BACKLOG);
+	compressor_class(compressor.w.stop ||
+			 compressor.closed_below - compressor.done_below > COMPRESS_BACKLOG);
 	for (;;) {
 		uint32_t below;
 
@@ -413,7 +414,8 @@ static int compressor_start(void)
 	snprintf(compressor.dir, sizeof(compressor.dir), "%s", store.dir);
 	if (compressor.dfd < 0 && (compressor.dfd = fcntl(store.dfd, F_DUPFD_CLOEXEC, 0)) < 0)
 		return -errno;
-	r = worker_start(&compressor.w, compressor_main, "hoop-compress"); /* the tests find it by name */
+	r = worker_start(&compressor.w, compressor_main,
+			 "hoop-compress"); /* the tests find it by name */
 	if (r) {
 		log_error("audit: cannot start the segment compressor thread: %s", strerror(r));
 		return -r;
@@ -444,14 +446,14 @@ static void compressor_stop(void)
  */
 static struct {
 	struct worker w;
-	int job_fd;	   /* to sync; -1: no job */
-	uint64_t job_seq;  /* the last record it covers */
-	int efd;	   /* eventfd: a sync finished */
-	int result;	   /* its outcome: 0 or an errno */
+	int job_fd;	  /* to sync; -1: no job */
+	uint64_t job_seq; /* the last record it covers */
+	int efd;	  /* eventfd: a sync finished */
+	int result;	  /* its outcome: 0 or an errno */
 	/* the loop's own: */
 	int in_flight;
-	uint64_t durable;  /* every record up to this one is on disk */
-	int64_t last_ms;   /* when the last sync started */
+	uint64_t durable; /* every record up to this one is on disk */
+	int64_t last_ms;  /* when the last sync started */
 	int failing;
 } syncer = {.w = WORKER_INIT, .job_fd = -1, .efd = -1};
 
@@ -532,8 +534,8 @@ static int open_segment(uint32_t n)
 	char p[4200];
 
 	seg_name(n, 0, p, sizeof(p));
-	store.fd = openat(store.dfd, p, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
-		      0600);
+	store.fd = openat(store.dfd, p,
+			  O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (store.fd < 0) {
 		log_error("audit: cannot create %s/%s: %s", store.dir, p, strerror(errno));
 		return -errno;
@@ -583,10 +585,10 @@ struct seg_scan {
 	uint64_t seq, first_seq;
 	char prev[TRAIL_HASH_HEX]; /* hash of the last whole record */
 	char first_ts[40], last_ts[40];
-	int bad;		  /* the chain does not hold */
-	char why[256];		  /* where and how */
-	uint64_t good_seq;	  /* the last record up to which it holds */
-	uint64_t last_cp_seq;	  /* its last checkpoint (0: none) */
+	int bad;	      /* the chain does not hold */
+	char why[256];	      /* where and how */
+	uint64_t good_seq;    /* the last record up to which it holds */
+	uint64_t last_cp_seq; /* its last checkpoint (0: none) */
 };
 
 /* The value of "key":"..." at the top of a record, into out (or ""). */
@@ -769,7 +771,8 @@ static int store_dir_open(const char *state_dir)
 		r = -errno;
 		log_error("cannot open %s: %s%s", store.dir, strerror(errno),
 			  errno == ELOOP || errno == ENOTDIR ? " (it must be a directory, not a "
-							       "symbolic link)" : "");
+							       "symbolic link)"
+							     : "");
 		return r;
 	}
 	return 0;
@@ -879,8 +882,9 @@ static int write_start_records(uint32_t bad_seg, const char *bad_why)
 	int r;
 
 	ts_iso_us(ts);
-	snprintf(obj, sizeof(obj), "{\"ts\":\"%s\",\"kind\":\"audit_open\",\"segment\":%u,\"pid\":%d}",
-		 ts, store.segno, (int)getpid());
+	snprintf(obj, sizeof(obj),
+		 "{\"ts\":\"%s\",\"kind\":\"audit_open\",\"segment\":%u,\"pid\":%d}", ts,
+		 store.segno, (int)getpid());
 	if ((r = write_record(obj, strlen(obj))) || !bad_seg)
 		return r;
 	jb_init(&j);
@@ -935,14 +939,16 @@ void audit_configure(const struct audit_cfg *cfg)
 		store.cfg.checkpoint_every = 1000;
 	if (!store.cfg.segment_bytes)
 		store.cfg.segment_bytes = 64ULL << 20;
-	if (store.stream && store.stream != stdout && (!cfg->stream || !old || strcmp(old, cfg->stream))) {
+	if (store.stream && store.stream != stdout &&
+	    (!cfg->stream || !old || strcmp(old, cfg->stream))) {
 		fclose(store.stream);
 		store.stream = NULL;
 	}
 	if (cfg->stream && !store.stream) {
 		store.stream = !strcmp(cfg->stream, "stdout") ? stdout : fopen(cfg->stream, "ae");
 		if (!store.stream)
-			log_warn("audit: cannot open the stream %s: %s", cfg->stream, strerror(errno));
+			log_warn("audit: cannot open the stream %s: %s", cfg->stream,
+				 strerror(errno));
 	}
 }
 
@@ -959,9 +965,10 @@ int audit_append(const char *obj, size_t len)
 		r = write_record(obj, len);
 	if (r) {
 		if (!store.failing)
-			log_error("AUDIT TRAIL CANNOT BE WRITTEN (%s): statements are refused until "
-				  "records can be written again",
-				  strerror(-r));
+			log_error(
+			    "AUDIT TRAIL CANNOT BE WRITTEN (%s): statements are refused until "
+			    "records can be written again",
+			    strerror(-r));
 		store.failing = 1;
 		return r;
 	}
@@ -991,11 +998,13 @@ void audit_sync_start(int waiting)
 	int64_t now;
 	int fd;
 
-	if (store.cfg.durability != AUDIT_FSYNC || syncer.in_flight || store.fd < 0 || syncer.durable >= store.seq)
+	if (store.cfg.durability != AUDIT_FSYNC || syncer.in_flight || store.fd < 0 ||
+	    syncer.durable >= store.seq)
 		return;
 	now = mono_ms();
 	/* Nobody waits: within a second. Failing: every 100 ms, not every loop round. */
-	if ((!waiting && now - syncer.last_ms < 1000) || (syncer.failing && now - syncer.last_ms < 100))
+	if ((!waiting && now - syncer.last_ms < 1000) ||
+	    (syncer.failing && now - syncer.last_ms < 100))
 		return;
 	if (syncer_start())
 		return;
@@ -1028,7 +1037,8 @@ int audit_sync_done(void)
 	if (read(syncer.efd, &n, sizeof(n)) != sizeof(n) || !syncer.in_flight)
 		return 0;
 	pthread_mutex_lock(&syncer.w.mu);
-	r = syncer.job_fd < 0 ? syncer.result : -1; /* -1: a job not yet taken (cannot be: one at a time) */
+	r = syncer.job_fd < 0 ? syncer.result
+			      : -1; /* -1: a job not yet taken (cannot be: one at a time) */
 	pthread_mutex_unlock(&syncer.w.mu);
 	if (r < 0)
 		return 0;
@@ -1069,7 +1079,7 @@ static time_t ts_time(const char *ts)
  */
 void audit_tick(void)
 {
-	static uint32_t known_n;   /* the oldest segment read, and when its last record was */
+	static uint32_t known_n; /* the oldest segment read, and when its last record was */
 	static time_t known_last;
 	static int known_bad;
 	time_t now = time(NULL);
