@@ -120,12 +120,14 @@ $(OUT)/unit/test_grantkey: tests/unit/test_grantkey.c tests/unit/harness.h user/
 	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< user/hoopd/grantkey.c user/hoopd/sqlfacts.c \
 		-ljson-c -lpg_query -lcrypto -o $@
 
-# The audit trail's format (trail.h): names, chain, checkpoint MAC, key, line reader.
-$(OUT)/unit/test_trail: tests/unit/test_trail.c tests/unit/harness.h user/common/trail.c \
-			user/common/trail.h user/common/hex.h
+# The audit trail's format (trail.h): names, chain, checkpoint MAC, key, line reader; and the
+# records' timestamp (isotime.h).
+TRAIL_UNIT_SRC := user/common/trail.c user/common/isotime.c
+
+$(OUT)/unit/test_trail: tests/unit/test_trail.c tests/unit/harness.h $(TRAIL_UNIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< user/common/trail.c -lssl -lcrypto -lz -o $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(TRAIL_UNIT_SRC) -lssl -lcrypto -lz -o $@
 
 # One summary line for all (tests/run.sh reads the last "unit: N passed, M failed").
 unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey \

@@ -3,7 +3,8 @@
  * reads: segment names both ways, the record head, the chain hash and the checkpoint MAC
  * against values computed by an independent implementation (Python's hashlib and hmac; the
  * commands are beside the values), the key file's rules, and the line reader over plain and
- * gzip segments (several gzip members, a torn last line, an oversized line).
+ * gzip segments (several gzip members, a torn last line, an oversized line); and the records'
+ * timestamp (isotime.h).
  * Usage: test_trail SCRATCH-DIR (created; its contents are replaced).
  */
 #include <errno.h>
@@ -12,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "harness.h"
+#include "isotime.h"
 #include "trail.h"
 
 static const char *scratch;
@@ -246,6 +249,25 @@ static void test_lines(void)
 	CHECK_EQ_INT(read_all("seg-00000009.jsonl", 1 << 20, got, sizeof(got), &whole), -2);
 }
 
+/* Every record's "ts" (isotime.h): RFC 3339 UTC with microseconds, now. */
+static void test_ts_iso_us(void)
+{
+	char ts[TS_ISO_US_LEN];
+	struct tm tm = {0};
+	time_t before = time(NULL), at;
+	const char *end;
+
+	ts_iso_us(ts);
+	unit_where("%s", ts);
+	CHECK_EQ_INT(strlen(ts), TS_ISO_US_LEN - 1);
+	end = strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm);
+	CHECK(end && end == ts + 19 && end[0] == '.' && ts[26] == 'Z');
+	for (int i = 20; i < 26; i++)
+		CHECK(ts[i] >= '0' && ts[i] <= '9');
+	at = timegm(&tm);
+	CHECK(at >= before && at <= time(NULL));
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -263,5 +285,6 @@ int main(int argc, char **argv)
 	UNIT_RUN(test_checkpoint_mac);
 	UNIT_RUN(test_key);
 	UNIT_RUN(test_lines);
+	UNIT_RUN(test_ts_iso_us);
 	return unit_report();
 }
