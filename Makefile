@@ -142,8 +142,10 @@ unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey
 	$(Q)$< tests/unit/policy
 
 # The PostgreSQL engine's mechanics, with a test verdict callback and the relay stubbed out.
-PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/pgwire.c user/hoopd/events.c user/hoopd/audit.c \
-	       user/common/trail.c user/common/isotime.c \
+AUDIT_SRC := user/hoopd/audit.c user/hoopd/audit_compress.c user/hoopd/audit_sync.c \
+	     user/common/trail.c
+PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/pgwire.c user/hoopd/events.c $(AUDIT_SRC) \
+	       user/common/isotime.c \
 	       user/common/buf.c $(wildcard user/hoopd/mask*.c) user/hoopd/catalog.c \
 	       user/hoopd/sqlshape.c user/hoopd/sqlsize.c user/hoopd/stmtcache.c user/common/json.c \
 	       user/common/log.c user/hoopd/pgerrcodes.c user/hoopd/sqlfacts.c
@@ -283,7 +285,7 @@ $(FUZZ_OUT)/fuzz_sqlsize: fuzz/fuzz_sqlsize.c fuzz/fuzz_require.h user/hoopd/sql
 
 # The PostgreSQL engine, one target per direction (pg_agent, pg_server), built from the unit
 # test's sources; the harness (fuzz/pg_fuzz.c) stands in for the relay and the audit trail.
-FUZZ_PG_SRC := fuzz/pg_fuzz.c $(filter-out user/hoopd/audit.c user/common/trail.c,$(PG_UNIT_SRC))
+FUZZ_PG_SRC := fuzz/pg_fuzz.c $(filter-out $(AUDIT_SRC),$(PG_UNIT_SRC))
 
 # Rewritten only when FUZZ_KNOWN_BUGS changes, so that the targets are rebuilt then.
 $(FUZZ_OUT)/known-bugs: FORCE

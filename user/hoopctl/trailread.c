@@ -76,13 +76,18 @@ int trail_list_open(const char *state_dir, struct trail_list *t)
 {
 	DIR *d = NULL;
 	struct dirent *de;
-	int cap = 0, e;
+	int cap = 0, e, lfd = -1;
 
 	memset(t, 0, sizeof(*t));
 	snprintf(t->dir, sizeof(t->dir), "%s/audit", state_dir);
+	/* dfd stays for opening the segments; the listing reads its own duplicate */
 	t->dfd = open(t->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (t->dfd < 0 || !(d = fdopendir(fcntl(t->dfd, F_DUPFD_CLOEXEC, 0)))) {
+	if (t->dfd >= 0 && (lfd = fcntl(t->dfd, F_DUPFD_CLOEXEC, 0)) >= 0)
+		d = fdopendir(lfd);
+	if (!d) {
 		e = errno;
+		if (lfd >= 0)
+			close(lfd);
 		fprintf(stderr, "hoopctl: cannot read the audit trail in %s: %s%s\n", t->dir,
 			strerror(e), e == EACCES ? " (the trail is root's: run as root)" : "");
 		trail_list_free(t);

@@ -1,32 +1,25 @@
 /*
  * The audit store: the open segment, the hash chain, HMAC checkpoints, recovery at start,
- * retention; and its two workers, the compressor of closed segments and the group-commit
- * syncer. The format itself (names, record head, chain hash, checkpoint MAC, key, line reader)
- * is trail.h's, shared with hoopctl's readers.
+ * retention. Its workers are apart: the compressor of closed segments (audit_compress.c) and
+ * the fsync durability syncer (audit_sync.c). The format itself (names, record head, chain
+ * hash, checkpoint MAC, key, line reader) is trail.h's, shared with hoopctl's readers.
  */
 #include "audit.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
-#include <libdeflate.h>
 
+#include "audit_int.h"
 #include "isotime.h"
 #include "json.h"
 #include "log.h"
-#include "thread.h"
 #include "trail.h"
 
 /* The trail being written (the event loop's alone). */
@@ -162,373 +155,6 @@ static int checkpoint(const char *why)
 	return 0;
 }
 
-/*
- * Closed segments are compressed by a worker thread, never on the event loop (gzip of a 64 MiB
- * segment is a second of CPU). The loop only says up to where segments are closed
- * (closed_below: every plain segment numbered below it ends with its checkpoint and is never
- * written again); the worker compresses each, oldest first:
- *   seg-N.jsonl -> seg-N.jsonl.gz.tmp, fsync, rename to seg-N.jsonl.gz, fsync the directory,
- *   unlink seg-N.jsonl.
- * At every moment the trail is whole: the plain file goes only once its compressed copy is
- * durable, readers take whichever exists (the plain one when both do), and a crash leaves at
- * most a stale .tmp (removed at the next start) and a plain segment the next start compresses.
- */
-static struct {
-	struct worker w;       /* w.stop: finish what is closed, then exit */
-	uint32_t closed_below; /* set by the loop */
-	uint32_t done_below;   /* set by the worker */
-	pid_t ktid;	       /* the worker's kernel thread id, for its scheduling class */
-	int urgent;	       /* it runs as a normal thread (nice 10), not SCHED_IDLE */
-	char dir[4096];	       /* store.dir, the worker's own copy */
-	int dfd;	       /* and its own fd of it */
-} compressor = {.w = WORKER_INIT, .dfd = -1};
-
-/* Segments waiting to be compressed beyond which compression stops yielding to everything. */
-#define COMPRESS_BACKLOG 2
-
-/*
- * The worker's scheduling class (compressor.mu held). Compression is housekeeping: it runs under
- * SCHED_IDLE, on CPU time nothing else wants, so that on a busy node it does not take CPU from
- * the agents and the databases. When closed segments pile up (a node busy for a long time),
- * it becomes a normal thread at nice 10 until it has caught up, so that the disk does not
- * fill with uncompressed segments; and at stop, so that hoopd's exit does not wait for an idle
- * CPU.
- */
-static void compressor_class(int urgent)
-{
-	struct sched_param sp = {0};
-
-	if (!compressor.ktid || urgent == compressor.urgent)
-		return;
-	if (sched_setscheduler(compressor.ktid, urgent ? SCHED_OTHER : SCHED_IDLE, &sp)) {
-		log_debug("audit: compressor scheduling class: %s", strerror(errno));
-		return;
-	}
-	if (urgent)
-		setpriority(PRIO_PROCESS, (id_t)compressor.ktid, 10);
-	compressor.urgent = urgent;
-}
-
-/* Closed segments are gzip files of independent members, one per COMPRESS_CHUNK of the plain
- * file, each made by libdeflate in one call: at level 1 on these records it takes half of
- * zlib's level-1 CPU (0.66 s against 1.26 s for 116 MB of pgbench records, ~3 us against ~6 us
- * per statement recorded) and writes 11% fewer bytes. gzip readers (zlib's gzread, which
- * hoopctl uses, gzip -d, Python's gzip) read concatenated members as one stream. */
-#define COMPRESS_CHUNK (1 << 20)
-
-static int compress_segment(int dir, uint32_t n)
-{
-	char src[40], dst[40], tmp[40];
-	static char in[COMPRESS_CHUNK]; /* the worker's alone */
-	static char *out;
-	static size_t outcap;
-	static struct libdeflate_compressor *c;
-	int fd, ofd, r = 0;
-	ssize_t got = 0;
-
-	if (!c && !(c = libdeflate_alloc_compressor(1)))
-		return -ENOMEM;
-	if (!out) {
-		outcap = libdeflate_gzip_compress_bound(c, sizeof(in));
-		if (!(out = malloc(outcap)))
-			return -ENOMEM;
-	}
-	trail_seg_name(src, sizeof(src), n, TRAIL_SEG_PLAIN);
-	trail_seg_name(dst, sizeof(dst), n, TRAIL_SEG_GZ);
-	trail_seg_name(tmp, sizeof(tmp), n, TRAIL_SEG_GZ_TMP);
-	fd = openat(dir, src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ofd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (ofd < 0 && errno == EEXIST) {
-		/* a .tmp left by a crash, or planted (a symlink): the name goes, not its target */
-		log_warn("audit: %s/%s exists; removing it (not following it) and starting over",
-			 compressor.dir, tmp);
-		if (!unlinkat(dir, tmp, 0))
-			ofd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-				     0600);
-	}
-	if (ofd < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	for (int first = 1;; first = 0) {
-		size_t have = 0, z;
-
-		/* a whole chunk, or what is left */
-		while (have < sizeof(in) && (got = read(fd, in + have, sizeof(in) - have)) > 0)
-			have += (size_t)got;
-		if (got < 0) {
-			r = -errno;
-			break;
-		}
-		if (!have && !first)
-			break; /* (an empty segment still gets one, empty, member) */
-		z = libdeflate_gzip_compress(c, in, have, out, outcap);
-		if (!z) {
-			r = -EIO;
-			break;
-		}
-		for (size_t w = 0; w < z;) {
-			ssize_t k = write(ofd, out + w, z - w);
-
-			if (k < 0) {
-				if (errno == EINTR)
-					continue;
-				r = -errno;
-				break;
-			}
-			w += (size_t)k;
-		}
-		if (r || have < sizeof(in))
-			break;
-	}
-	close(fd);
-	/* The compressed copy is complete and durable before the original goes. */
-	if (!r && fsync(ofd))
-		r = -errno;
-	if (close(ofd) && !r)
-		r = -EIO;
-	if (!r && renameat(dir, tmp, dir, dst))
-		r = -errno;
-	if (r) {
-		unlinkat(dir, tmp, 0);
-		return r;
-	}
-	if (fsync(dir))
-		r = -errno;
-	if (!r && unlinkat(dir, src, 0))
-		r = -errno;
-	return r;
-}
-
-static int u32_cmp(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* The numbers of the segments of that kind in dir numbered below `below`, oldest first, into
- * *out (free it). How many, or -errno when dir cannot be listed. */
-static ssize_t segments_below(const char *dir, enum trail_seg_kind kind, uint32_t below,
-			      uint32_t **out)
-{
-	uint32_t *ns = NULL;
-	size_t n = 0, cap = 0;
-	DIR *d = opendir(dir);
-	struct dirent *de;
-
-	*out = NULL;
-	if (!d)
-		return -errno;
-	while ((de = readdir(d))) {
-		uint32_t v;
-		enum trail_seg_kind k;
-
-		if (!trail_seg_parse(de->d_name, &v, &k) || k != kind || v >= below)
-			continue;
-		if (n == cap) {
-			uint32_t *x = realloc(ns, (cap = cap ? 2 * cap : 16) * sizeof(*ns));
-
-			if (!x)
-				break;
-			ns = x;
-		}
-		ns[n++] = v;
-	}
-	closedir(d);
-	if (n)
-		qsort(ns, n, sizeof(*ns), u32_cmp);
-	*out = ns;
-	return (ssize_t)n;
-}
-
-/* Compress every plain segment numbered below `below`, oldest first. */
-static void compress_closed(uint32_t below)
-{
-	uint32_t *ns;
-	ssize_t got = segments_below(compressor.dir, TRAIL_SEG_PLAIN, below, &ns);
-	size_t n;
-
-	if (got < 0) {
-		log_warn("audit: cannot list %s to compress closed segments: %s", compressor.dir,
-			 strerror((int)-got));
-		return;
-	}
-	n = (size_t)got;
-	for (size_t i = 0; i < n; i++) {
-		int r = compress_segment(compressor.dfd, ns[i]);
-
-		if (r)
-			log_warn("audit: segment %u stays uncompressed for now: %s", ns[i],
-				 strerror(-r));
-	}
-	free(ns);
-}
-
-static void *compressor_main(void *arg)
-{
-	pthread_mutex_lock(&compressor.w.mu);
-	compressor.ktid = (pid_t)syscall(SYS_gettid);
-	compressor.urgent = 1; /* as created */
-	compressor_class(compressor.w.stop ||
-			 compressor.closed_below - compressor.done_below > COMPRESS_BACKLOG);
-	for (;;) {
-		uint32_t below;
-
-		while (compressor.done_below == compressor.closed_below && !compressor.w.stop) {
-			compressor_class(0); /* caught up */
-			pthread_cond_wait(&compressor.w.cv, &compressor.w.mu);
-		}
-		if (compressor.done_below == compressor.closed_below)
-			break; /* stopping, and nothing is left */
-		below = compressor.closed_below;
-		pthread_mutex_unlock(&compressor.w.mu);
-		compress_closed(below);
-		pthread_mutex_lock(&compressor.w.mu);
-		compressor.done_below = below;
-	}
-	pthread_mutex_unlock(&compressor.w.mu);
-	return NULL;
-}
-
-/* Every segment below n is closed: hand them to the worker. */
-static void closed_below(uint32_t n)
-{
-	pthread_mutex_lock(&compressor.w.mu);
-	if (n > compressor.closed_below) {
-		compressor.closed_below = n;
-		if (compressor.closed_below - compressor.done_below > COMPRESS_BACKLOG)
-			compressor_class(1);
-		worker_wake(&compressor.w);
-	}
-	pthread_mutex_unlock(&compressor.w.mu);
-}
-
-static int compressor_start(void)
-{
-	int r;
-
-	snprintf(compressor.dir, sizeof(compressor.dir), "%s", store.dir);
-	if (compressor.dfd < 0 && (compressor.dfd = fcntl(store.dfd, F_DUPFD_CLOEXEC, 0)) < 0)
-		return -errno;
-	r = worker_start(&compressor.w, compressor_main,
-			 "hoop-compress"); /* the tests find it by name */
-	if (r) {
-		log_error("audit: cannot start the segment compressor thread: %s", strerror(r));
-		return -r;
-	}
-	return 0;
-}
-
-/* Compress what is closed, then end the worker. */
-static void compressor_stop(void)
-{
-	if (!compressor.w.nthreads)
-		return;
-	pthread_mutex_lock(&compressor.w.mu);
-	worker_stop_begin(&compressor.w);
-	compressor_class(1);
-	pthread_mutex_unlock(&compressor.w.mu);
-	worker_join(&compressor.w);
-	compressor.ktid = 0;
-}
-
-/*
- * fsync durability: fdatasync runs on a thread of its own, so that the event loop goes on
- * reading, judging and recording while the disk works. The loop starts a sync (of a dup of the
- * open segment's descriptor) when sessions wait for their records to be on disk, at most one at
- * a time; everything written before it started is covered when it ends, and the sessions
- * waiting for those records go on (group commit: the more sessions wait, the more one sync
- * covers). Records nobody waits for are synced with the next such sync, or within a second.
- */
-static struct {
-	struct worker w;
-	int job_fd;	  /* to sync; -1: no job */
-	uint64_t job_seq; /* the last record it covers */
-	int efd;	  /* eventfd: a sync finished */
-	int result;	  /* its outcome: 0 or an errno */
-	/* the loop's own: */
-	int in_flight;
-	uint64_t durable; /* every record up to this one is on disk */
-	int64_t last_ms;  /* when the last sync started */
-	int failing;
-} syncer = {.w = WORKER_INIT, .job_fd = -1, .efd = -1};
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void synced_to(uint64_t seq)
-{
-	if (seq > syncer.durable)
-		syncer.durable = seq;
-}
-
-static void *syncer_main(void *arg)
-{
-	pthread_mutex_lock(&syncer.w.mu);
-	for (;;) {
-		int fd, r;
-
-		while (syncer.job_fd < 0 && !syncer.w.stop)
-			pthread_cond_wait(&syncer.w.cv, &syncer.w.mu);
-		if (syncer.job_fd < 0)
-			break;
-		fd = syncer.job_fd;
-		pthread_mutex_unlock(&syncer.w.mu);
-		r = fdatasync(fd) ? errno : 0;
-		close(fd);
-		pthread_mutex_lock(&syncer.w.mu);
-		syncer.job_fd = -1;
-		syncer.result = r;
-		{
-			uint64_t one = 1;
-			ssize_t w = write(syncer.efd, &one, sizeof(one));
-
-			(void)w; /* only fails at the counter's maximum: the loop looks anyway */
-		}
-	}
-	pthread_mutex_unlock(&syncer.w.mu);
-	return NULL;
-}
-
-static int syncer_start(void)
-{
-	int r;
-
-	if (syncer.w.nthreads)
-		return 0;
-	if (syncer.efd < 0) {
-		syncer.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (syncer.efd < 0)
-			return -errno;
-	}
-	r = worker_start(&syncer.w, syncer_main, "hoop-fsync");
-	if (r) {
-		log_error("audit: cannot start the sync thread: %s", strerror(r));
-		return -r;
-	}
-	return 0;
-}
-
-static void syncer_stop(void)
-{
-	if (!syncer.w.nthreads)
-		return;
-	worker_stop(&syncer.w);
-	if (syncer.job_fd >= 0)
-		close(syncer.job_fd);
-	syncer.job_fd = -1;
-	syncer.in_flight = 0;
-}
-
 static int open_segment(uint32_t n)
 {
 	char p[4200];
@@ -547,11 +173,11 @@ static int open_segment(uint32_t n)
 
 /*
  * Close the open segment: a checkpoint as its last record, fsync, and hand it to the
- * compressor (above). A closed segment
- * must end with its checkpoint (verify reads anything else as a truncated segment), so when the
- * checkpoint cannot be written the segment stays open and the caller goes on writing to it,
- * unless `force` (hoopd stopping): then it is left uncompressed and without the checkpoint, which
- * the next start treats as an unclean stop and repairs.
+ * compressor (audit_compress.c). A closed segment must end with its checkpoint (verify reads
+ * anything else as a truncated segment), so when the checkpoint cannot be written the segment
+ * stays open and the caller goes on writing to it, unless `force` (hoopd stopping): then it is
+ * left uncompressed and without the checkpoint, which the next start treats as an unclean stop
+ * and repairs.
  */
 static int close_segment(const char *why, int force)
 {
@@ -565,11 +191,11 @@ static int close_segment(const char *why, int force)
 	if (fsync(store.fd))
 		log_warn("audit: fsync of segment %u: %s", store.segno, strerror(errno));
 	else
-		synced_to(store.seq);
+		audit_syncer_synced_to(store.seq);
 	close(store.fd);
 	store.fd = -1;
 	if (r == 0)
-		closed_below(store.segno + 1);
+		audit_compressor_closed_below(store.segno + 1);
 	return r;
 }
 
@@ -918,8 +544,8 @@ int audit_open(const char *state_dir, const struct audit_cfg *cfg)
 	if (store.fd < 0 && (r = open_segment(maxseg + 1)))
 		return r;
 	/* Segments an earlier hoopd closed but did not get to compress are compressed now. */
-	closed_below(store.segno);
-	if ((r = compressor_start()))
+	audit_compressor_closed_below(store.segno);
+	if ((r = audit_compressor_start(store.dir, store.dfd)))
 		return r;
 	audit_configure(cfg);
 	if ((r = write_start_records(bad_seg, bad_why)))
@@ -990,71 +616,13 @@ int audit_append(const char *obj, size_t len)
 
 uint64_t audit_durable(void)
 {
-	return store.cfg.durability == AUDIT_FSYNC ? syncer.durable : store.seq;
+	return store.cfg.durability == AUDIT_FSYNC ? audit_syncer_durable() : store.seq;
 }
 
 void audit_sync_start(int waiting)
 {
-	int64_t now;
-	int fd;
-
-	if (store.cfg.durability != AUDIT_FSYNC || syncer.in_flight || store.fd < 0 ||
-	    syncer.durable >= store.seq)
-		return;
-	now = mono_ms();
-	/* Nobody waits: within a second. Failing: every 100 ms, not every loop round. */
-	if ((!waiting && now - syncer.last_ms < 1000) ||
-	    (syncer.failing && now - syncer.last_ms < 100))
-		return;
-	if (syncer_start())
-		return;
-	fd = dup(store.fd);
-	if (fd < 0) {
-		log_error("audit: cannot sync: dup: %s", strerror(errno));
-		return;
-	}
-	syncer.last_ms = now;
-	syncer.in_flight = 1;
-	pthread_mutex_lock(&syncer.w.mu);
-	syncer.job_fd = fd;
-	syncer.job_seq = store.seq;
-	worker_wake(&syncer.w);
-	pthread_mutex_unlock(&syncer.w.mu);
-}
-
-int audit_sync_fd(void)
-{
-	if (syncer.efd < 0)
-		syncer.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	return syncer.efd;
-}
-
-int audit_sync_done(void)
-{
-	uint64_t n;
-	int r;
-
-	if (read(syncer.efd, &n, sizeof(n)) != sizeof(n) || !syncer.in_flight)
-		return 0;
-	pthread_mutex_lock(&syncer.w.mu);
-	r = syncer.job_fd < 0 ? syncer.result
-			      : -1; /* -1: a job not yet taken (cannot be: one at a time) */
-	pthread_mutex_unlock(&syncer.w.mu);
-	if (r < 0)
-		return 0;
-	syncer.in_flight = 0;
-	if (r) {
-		if (!syncer.failing)
-			log_error("audit: fdatasync: %s; statements wait until a sync succeeds",
-				  strerror(r));
-		syncer.failing = 1;
-		return 0;
-	}
-	if (syncer.failing)
-		log_warn("audit: fdatasync succeeds again");
-	syncer.failing = 0;
-	synced_to(syncer.job_seq);
-	return 1;
+	if (store.cfg.durability == AUDIT_FSYNC && store.fd >= 0)
+		audit_syncer_submit(store.fd, store.seq, waiting);
 }
 
 /* "YYYY-MM-DDTHH:MM:SS..." (UTC, as records carry it) as a time, or -1. */
@@ -1091,17 +659,18 @@ void audit_tick(void)
 	if (!store.cfg.retention_s || now - store.last_retention < 60)
 		return;
 	store.last_retention = now;
-	got = segments_below(store.dir, TRAIL_SEG_GZ, store.segno, &ns);
+	got = audit_segments_below(store.dir, TRAIL_SEG_GZ, store.segno, &ns);
 	if (got < 0)
 		return;
 	n = (size_t)got;
-	t0 = mono_ms();
+	t0 = audit_mono_ms();
 	for (size_t i = 0, reads = 0; i < n; i++) {
 		struct seg_scan sc;
 		char obj[512], ts[TS_ISO_US_LEN], name[40];
 
 		if (ns[i] != known_n) {
-			if ((reads++ && mono_ms() - t0 > 100) || scan_segment(ns[i], 1, 0, &sc))
+			if ((reads++ && audit_mono_ms() - t0 > 100) ||
+			    scan_segment(ns[i], 1, 0, &sc))
 				break;
 			known_n = ns[i];
 			known_last = ts_time(sc.last_ts);
@@ -1130,11 +699,11 @@ void audit_tick(void)
 
 void audit_close(void)
 {
-	syncer_stop();
+	audit_syncer_stop();
 	if (store.fd >= 0) {
 		close_segment("hoopd stopped", 1);
 	}
-	compressor_stop();
+	audit_compressor_stop();
 	if (store.stream && store.stream != stdout)
 		fclose(store.stream);
 	store.stream = NULL;
