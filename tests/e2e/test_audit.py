@@ -417,6 +417,9 @@ def test_verify_ok_after_psql_and_pgbench(ctx):
         len(ev), len(segs), sum(e["kind"] == "checkpoint" for e in ev), ev[-1]["seq"])
     check(rc == 0 and out.splitlines()[0] == want, "verify said %r, want %r" % (out, want))
     check(ev[-1]["kind"] == "checkpoint" and ev[-1]["reason"] == "hoopd stopped", ev[-1])
+    # Every record's ts, the trail's own (audit_open, checkpoint) as well, has microseconds.
+    odd = [e for e in ev if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", e["ts"])]
+    check(not odd, "records whose ts is not RFC 3339 with microseconds: %r" % odd[:3])
     # The key matters: another key fails the first checkpoint.
     ctx.sealed = os.path.join(ctx.tmp, "sealed")
     shutil.copytree(ctx.hd.state, ctx.sealed)
