@@ -123,8 +123,21 @@ $(OUT)/unit/test_grantkey: tests/unit/test_grantkey.c tests/unit/harness.h user/
 	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< user/hoopd/grantkey.c user/hoopd/sqlfacts.c \
 		-ljson-c -lpg_query -lcrypto -o $@
 
+# The audit trail's format (trail.h): names, chain, checkpoint MAC, key, line reader; and the
+# records' timestamp (isotime.h).
+TRAIL_UNIT_SRC := user/common/trail.c user/common/isotime.c
+
+$(OUT)/unit/test_trail: tests/unit/test_trail.c tests/unit/harness.h $(TRAIL_UNIT_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(TRAIL_UNIT_SRC) -lssl -lcrypto -lz -o $@
+
 # One summary line for all (tests/run.sh reads the last "unit: N passed, M failed").
-unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey
+unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey \
+      $(OUT)/unit/test_trail
+	$(Q)rm -rf $(OUT)/unit/trail-scratch
+	$(Q)$(OUT)/unit/test_trail $(OUT)/unit/trail-scratch >$(OUT)/unit/test_trail.log 2>&1 || \
+		{ cat $(OUT)/unit/test_trail.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$(OUT)/unit/test_sqlsize >/dev/null 2>$(OUT)/unit/test_sqlsize.log || \
 		{ cat $(OUT)/unit/test_sqlsize.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$(OUT)/unit/test_grantkey >$(OUT)/unit/test_grantkey.log 2>&1 || \
@@ -132,7 +145,10 @@ unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey
 	$(Q)$< tests/unit/policy
 
 # The PostgreSQL engine's mechanics, with a test verdict callback and the relay stubbed out.
-PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/pgwire.c user/hoopd/events.c user/hoopd/audit.c \
+AUDIT_SRC := user/hoopd/audit.c user/hoopd/audit_compress.c user/hoopd/audit_sync.c \
+	     user/common/trail.c
+PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/pgwire.c user/hoopd/events.c $(AUDIT_SRC) \
+	       user/common/isotime.c \
 	       user/common/buf.c $(wildcard user/hoopd/mask*.c) user/hoopd/catalog.c \
 	       user/hoopd/sqlshape.c user/hoopd/sqlsize.c user/hoopd/stmtcache.c user/common/json.c \
 	       user/common/log.c user/hoopd/pgerrcodes.c user/hoopd/sqlfacts.c
@@ -278,7 +294,7 @@ $(FUZZ_OUT)/fuzz_sqlsize: fuzz/fuzz_sqlsize.c fuzz/fuzz_require.h user/hoopd/sql
 
 # The PostgreSQL engine, one target per direction (pg_agent, pg_server), built from the unit
 # test's sources; the harness (fuzz/pg_fuzz.c) stands in for the relay and the audit trail.
-FUZZ_PG_SRC := fuzz/pg_fuzz.c $(filter-out user/hoopd/audit.c,$(PG_UNIT_SRC))
+FUZZ_PG_SRC := fuzz/pg_fuzz.c $(filter-out $(AUDIT_SRC),$(PG_UNIT_SRC))
 
 # Rewritten only when FUZZ_KNOWN_BUGS changes, so that the targets are rebuilt then.
 $(FUZZ_OUT)/known-bugs: FORCE
@@ -299,12 +315,16 @@ $(FUZZ_OUT)/fuzz_mask_datarow: fuzz/fuzz_mask_datarow.c fuzz/fuzz_require.h $(MA
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(MASK_UNIT_SRC) -lhs -ljson-c -lssl -lcrypto -lm -o $@
 
 # hoopctl's audit-trail reader (verify, replay) over any record line.
-$(FUZZ_OUT)/fuzz_audit_record: fuzz/fuzz_audit_record.c fuzz/fuzz_require.h user/hoopctl/audit.c \
-			       user/hoopctl/disp.c user/common/json.c $(HEADERS)
+FUZZ_AUDIT_SRC := user/hoopctl/trailread.c user/hoopctl/disp.c user/common/trail.c \
+		  user/common/json.c
+
+$(FUZZ_OUT)/fuzz_audit_record: fuzz/fuzz_audit_record.c fuzz/fuzz_require.h \
+			       user/hoopctl/verify.c user/hoopctl/replay.c user/hoopctl/trailread.h \
+			       $(FUZZ_AUDIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) -Iuser/hoopctl $< user/hoopctl/disp.c user/common/json.c \
-		-ljson-c -lssl -lcrypto -lz -o $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -Iuser/hoopctl $< $(FUZZ_AUDIT_SRC) -ljson-c -lssl -lcrypto -lz \
+		-o $@
 
 # $(call fuzz_run,NAME,FLAGS): build/fuzz/fuzz_NAME for FUZZ_SECONDS over its corpus copy.
 define fuzz_run

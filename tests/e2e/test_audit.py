@@ -417,6 +417,9 @@ def test_verify_ok_after_psql_and_pgbench(ctx):
         len(ev), len(segs), sum(e["kind"] == "checkpoint" for e in ev), ev[-1]["seq"])
     check(rc == 0 and out.splitlines()[0] == want, "verify said %r, want %r" % (out, want))
     check(ev[-1]["kind"] == "checkpoint" and ev[-1]["reason"] == "hoopd stopped", ev[-1])
+    # Every record's ts, the trail's own (audit_open, checkpoint) as well, has microseconds.
+    odd = [e for e in ev if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", e["ts"])]
+    check(not odd, "records whose ts is not RFC 3339 with microseconds: %r" % odd[:3])
     # The key matters: another key fails the first checkpoint.
     ctx.sealed = os.path.join(ctx.tmp, "sealed")
     shutil.copytree(ctx.hd.state, ctx.sealed)
@@ -756,7 +759,7 @@ def test_fsync_durability_carries_pgbench(ctx):
         check(hd.stop() == 0, "hoopd did not stop cleanly")
         rc, rep = verify(hd.state)
         check(rc == 0, "verify after stop: %r" % rep)
-        # Segments of over a MiB are compressed as one gzip member per MiB (user/hoopd/audit.c):
+        # Segments of over a MiB are compressed as one gzip member per MiB (user/hoopd/audit_compress.c):
         # hoopctl and Python's gzip read every member, every record.
         gz = [s for s in segments(hd.state) if s.endswith(".gz")]
         members = [gzip_members(os.path.join(hd.state, "audit", s)) for s in gz]
