@@ -11,6 +11,8 @@
 #include "json.h"
 #include "session.h"
 
+struct ev_session_end;
+
 struct engine_ops {
 	const char *name;
 	/* Per-session state; NULL on failure (the session closes). */
@@ -35,9 +37,19 @@ struct engine_ops {
 	 * its sender has hung up it never will be finished: the relay ends the session. May be
 	 * NULL (the engine always consumes everything). */
 	int (*partial)(void *st, const struct buf *in, int agent_side);
+	/* The protocol has a login: the engine calls sess_set_login and sess_record_start when it
+	 * has it, and the session_start record waits for that. 0: the relay writes it at accept
+	 * (an opaque relay has no login to wait for). */
+	int login;
+	/* The session ends: add what the engine knows to its session_end record (statements,
+	 * a more precise reason than the relay's). Called before close. May be NULL. */
+	void (*end_info)(void *st, struct ev_session_end *e);
 };
 
 extern const struct engine_ops tcp_engine;
 extern const struct engine_ops pg_engine;
+
+/* The engine for a target's protocol (enum hoop_protocol); engines.c is the table. */
+const struct engine_ops *engine_for(int protocol);
 
 #endif

@@ -19,16 +19,22 @@ void events_close(void);
  * loop round, and before any record written other than through these events. */
 void events_flush(void);
 
-/* kind "session_start": identity from the BPF stash and /proc, and the startup parameters. */
+/*
+ * kind "session_start", written by the relay for every session (sess_record_start): who the
+ * agent is (the BPF stash, /proc, its attachment), where it went, the target and its protocol;
+ * for an engine with a login, the login (the agent's user and database, from sess_set_login)
+ * and what the engine adds here. e is NULL for engines without a login (opaque tcp).
+ */
 struct ev_session_start {
-	const char *user, *database, *application_name;
+	const char *application_name;
 	const char *params_json; /* every startup parameter as a JSON object */
 	int agent_tls;		 /* the agent leg is TLS (terminated by hoopd) */
 	int server_tls;
 };
 void ev_session_start(const struct session *s, const struct ev_session_start *e);
 
-/* kind "session_end" */
+/* kind "session_end", written by the relay for every session whose session_start was: the
+ * engine may say more (engine_ops.end_info). */
 struct ev_session_end {
 	const char *reason;
 	uint64_t statements;
@@ -52,7 +58,8 @@ struct ev_statement {
 	const char *verdict;	 /* allow | deny | hold */
 	const char *reason;	 /* why (rule name or message), or NULL */
 	int parse_error;	 /* PostgreSQL's grammar could not parse it */
-	const char *db_user, *database; /* the session's, for "who" */
+	/* for "who": NULL takes the session's login (sess_set_login) */
+	const char *db_user, *database;
 	/* text is only a prefix of a longer one (refused as too large): its whole length and
 	 * SHA-256 (hex), so the record stays small and still names exactly what was sent */
 	uint64_t text_bytes;

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "clock.h"
 #include "hoop_bpf.h"
 #include "loop.h"
 #include "json.h"
@@ -132,8 +133,6 @@ int metrics_init(void);
 /* sockdiag.c: connections of a cgroup opened before attach. */
 int sockdiag_existing(const char *cg_path, int reset, struct jbuf *j, int *count, char *err,
 		      size_t errn);
-
-int64_t now_ms(void);
 
 /* main.c */
 int hoopd_reload_policy(char *err, size_t errn);
