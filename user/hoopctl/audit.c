@@ -1079,6 +1079,7 @@ struct sess {
 	unsigned verdicts; /* bit per verdict seen: allow, deny, hold, not_run */
 	char end_reason[160];
 	int ended, orphaned; /* orphaned: hoopd started again with no session_end for it */
+	int64_t bytes_up, bytes_down, duration_ms; /* from its session_end */
 };
 
 struct sessions {
@@ -1175,6 +1176,9 @@ static int gather(const struct rec *r, void *arg)
 		s->ended = 1;
 		s->orphaned = 0;
 		snprintf(s->end_reason, sizeof(s->end_reason), "%s", js(r->o, "reason"));
+		s->bytes_up = ji(r->o, "bytes_agent_to_db");
+		s->bytes_down = ji(r->o, "bytes_db_to_agent");
+		s->duration_ms = ji(r->o, "duration_ms");
 	}
 	if (!s->start_ts[0])
 		snprintf(s->start_ts, sizeof(s->start_ts), "%s", js(r->o, "ts"));
@@ -1329,6 +1333,12 @@ int cmd_sessions(int argc, char **argv)
 			jb_kv_str(&j, "user", js(login, "user"));
 			jb_kv_str(&j, "database", js(login, "database"));
 			jb_kv_str(&j, "application_name", js(s->start, "application_name"));
+			/* every protocol's sessions: opaque tcp ones are known by these */
+			jb_kv_str(&j, "target", js(s->start, "target"));
+			jb_kv_str(&j, "protocol", js(s->start, "protocol"));
+			jb_kv_int(&j, "bytes_agent_to_db", s->bytes_up);
+			jb_kv_int(&j, "bytes_db_to_agent", s->bytes_down);
+			jb_kv_int(&j, "duration_ms", s->duration_ms);
 			jb_kv_uint(&j, "statements", s->statements);
 			jb_kv_uint(&j, "denied", s->denied);
 			jb_kv_str(&j, "end", end_of(s));
@@ -1347,7 +1357,11 @@ int cmd_sessions(int argc, char **argv)
 		    (s->start ? asprintf(&row[3], "%lld %s %s", (long long)ji(ag, "pid"),
 					 jd(ag, "comm"), jd(ag, "exe"))
 			      : asprintf(&row[3], "(no session_start record)")) < 0 ||
-		    asprintf(&row[4], "%s@%s", jd(login, "user"), jd(login, "database")) < 0 ||
+		    (has(login, "user") || !s->start
+			 ? asprintf(&row[4], "%s@%s", jd(login, "user"), jd(login, "database"))
+			 : asprintf(&row[4], "(%s %s: %lld B up, %lld B down)",
+				    jd(s->start, "protocol"), jd(s->start, "target"),
+				    (long long)s->bytes_up, (long long)s->bytes_down)) < 0 ||
 		    asprintf(&row[5], "%llu", (unsigned long long)s->statements) < 0 ||
 		    asprintf(&row[6], "%llu", (unsigned long long)s->denied) < 0 ||
 		    asprintf(&row[7], "%s", disp(end_of(s))) < 0)
@@ -1436,8 +1450,12 @@ static int replay_one(const struct rec *r, void *arg)
 		       jd(ag, "address"), jd(o, "destination"), jd(o, "target"),
 		       json_object_get_boolean(jo(o, "agent_tls")) ? "yes" : "no",
 		       json_object_get_boolean(jo(o, "server_tls")) ? "yes" : "no");
-		printf("  login     %s@%s, application_name %s\n", jd(o, "user"), jd(o, "database"),
-		       *jd(o, "application_name") ? jd(o, "application_name") : "-");
+		if (has(o, "user"))
+			printf("  login     %s@%s, application_name %s\n", jd(o, "user"),
+			       jd(o, "database"),
+			       *jd(o, "application_name") ? jd(o, "application_name") : "-");
+		else /* an opaque relay (tcp): no login, bytes only */
+			printf("  protocol  %s, relayed as opaque bytes\n", jd(o, "protocol"));
 	} else if (!strcmp(kind, "statement")) {
 		const char *vd = jd(o, "verdict");
 

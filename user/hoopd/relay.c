@@ -1,9 +1,12 @@
 /*
- * Accepted agent connections: find where the agent meant to go and who it is (the BPF stash),
- * connect upstream (from hoopd's namespace unless the destination exists only in the agent's:
- * netns.c), and move bytes through the target's protocol
- * engine with back-pressure: a side is read only while the engine keeps up and what waits for
- * the other side stays under the high-water mark. Owns sockets and TLS; engines see buffers.
+ * Accepted agent connections: find where the agent meant to go and who it is (the BPF stash,
+ * identity.c), connect upstream (from hoopd's namespace unless the destination exists only in
+ * the agent's: netns.c), and move bytes through the target's protocol engine (engines.c) with
+ * back-pressure: a side is read only while the engine keeps up and what waits for the other
+ * side stays under the high-water mark. Bytes for the database wait for the records that
+ * describe them to be durable (barrier.h). Owns sockets and TLS; engines see buffers. Writes
+ * every session's session_start (at accept, or at the engine's login) and session_end, so that
+ * every target's sessions are in the trail.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -933,37 +936,47 @@ static void refuse_over_cap(struct session *s, int fd)
 	close(fd);
 }
 
-void relay_accept(struct listener *ln, int fd)
+/* The key the connect hook stashed the agent's origin under: its namespace and its address
+ * as hoopd sees it. 0, or -1 when the peer is gone. */
+static int origin_key(struct listener *ln, int fd, struct hoop_sock_key *key)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl))
+		return -1;
+	key->netns_cookie = netns_cookie(ln);
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		key->family = HOOP_AF_INET;
+		memcpy(key->addr, &a->sin_addr, 4);
+		key->port = a->sin_port;
+	} else {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+			key->family = HOOP_AF_INET;
+			memcpy(key->addr, &a->sin6_addr.s6_addr[12], 4);
+		} else {
+			key->family = HOOP_AF_INET6;
+			memcpy(key->addr, &a->sin6_addr, 16);
+		}
+		key->port = a->sin6_port;
+	}
+	return 0;
+}
+
+void relay_accept(struct listener *ln, int fd)
+{
 	struct hoop_sock_key key = {0};
 	struct session *s;
 	int r, one = 1;
 
 	G.st.conns_accepted++;
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl)) {
+	if (origin_key(ln, fd, &key)) {
 		close(fd);
 		return;
-	}
-	key.netns_cookie = netns_cookie(ln);
-	if (ss.ss_family == AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-
-		key.family = HOOP_AF_INET;
-		memcpy(key.addr, &a->sin_addr, 4);
-		key.port = a->sin_port;
-	} else {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-
-		if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
-			key.family = HOOP_AF_INET;
-			memcpy(key.addr, &a->sin6_addr.s6_addr[12], 4);
-		} else {
-			key.family = HOOP_AF_INET6;
-			memcpy(key.addr, &a->sin6_addr, 16);
-		}
-		key.port = a->sin6_port;
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {
