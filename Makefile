@@ -121,7 +121,20 @@ $(OUT)/unit/test_grantkey: tests/unit/test_grantkey.c tests/unit/harness.h user/
 		-ljson-c -lpg_query -lcrypto -o $@
 
 # One summary line for all (tests/run.sh reads the last "unit: N passed, M failed").
-unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey
+# The session records (events.c) over a real audit trail.
+EVENTS_UNIT_SRC := user/hoopd/events.c user/hoopd/audit.c user/common/json.c user/common/log.c
+
+$(OUT)/unit/test_events: tests/unit/test_events.c tests/unit/harness.h $(EVENTS_UNIT_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(EVENTS_UNIT_SRC) -ljson-c -lssl -lcrypto -lz \
+		-ldeflate -lpthread -o $@
+
+unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey \
+      $(OUT)/unit/test_events
+	$(Q)rm -rf $(OUT)/unit/events-state && $(OUT)/unit/test_events $(OUT)/unit/events-state \
+		>$(OUT)/unit/test_events.log 2>&1 || \
+		{ cat $(OUT)/unit/test_events.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$(OUT)/unit/test_sqlsize >/dev/null 2>$(OUT)/unit/test_sqlsize.log || \
 		{ cat $(OUT)/unit/test_sqlsize.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$(OUT)/unit/test_grantkey >$(OUT)/unit/test_grantkey.log 2>&1 || \
