@@ -45,7 +45,8 @@ void ev_session_end(const struct session *s, const struct ev_session_end *e);
 
 /* kind "statement": emitted before the statement is forwarded. Returns 0, or a negative errno
  * when the record could not be written: then the statement must not be forwarded. The session's
- * first statement record in each audit segment also says who (its "who" object). */
+ * first statement record in each audit segment also says who (its "who" object), with the
+ * session's login (sess_set_login) where db_user and database are NULL. */
 struct ev_statement {
 	uint64_t seq;	      /* statement number within the session, from 1 */
 	const char *protocol; /* simple | extended | function | prepare */
@@ -58,8 +59,7 @@ struct ev_statement {
 	const char *verdict;	 /* allow | deny | hold */
 	const char *reason;	 /* why (rule name or message), or NULL */
 	int parse_error;	 /* PostgreSQL's grammar could not parse it */
-	/* for "who": NULL takes the session's login (sess_set_login) */
-	const char *db_user, *database;
+	const char *db_user, *database; /* the session's, for "who" */
 	/* text is only a prefix of a longer one (refused as too large): its whole length and
 	 * SHA-256 (hex), so the record stays small and still names exactly what was sent */
 	uint64_t text_bytes;

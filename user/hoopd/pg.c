@@ -3202,6 +3202,8 @@ const struct engine_ops pg_engine = {
 	.name = "postgres",
 	.open = pg_open,
 	.close = pg_close,
+	.login = 1,
+	.end_info = pg_end_info,
 	.agent_data = pg_agent_data,
 	.server_data = pg_server_data,
 	.tls_done = pg_tls_done,
@@ -3209,6 +3211,4 @@ const struct engine_ops pg_engine = {
 	.status = pg_status,
 	.agent_cap = pg_agent_cap,
 	.partial = pg_partial,
-	.login = 1,
-	.end_info = pg_end_info,
 };
