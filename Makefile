@@ -53,7 +53,7 @@ HOOPD_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(HOOPD_SRC))
 HOOPCTL_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(HOOPCTL_SRC))
 HEADERS := $(wildcard include/*.h user/common/*.h user/hoopd/*.h)
 
-.PHONY: all deps test test-unit test-e2e unit unit-pg unit-events unit-mask fuzz demo clean fmt
+.PHONY: all deps test test-unit test-e2e unit unit-pg unit-mask fuzz demo clean fmt
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -129,6 +129,19 @@ unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey
 		{ cat $(OUT)/unit/test_grantkey.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$< tests/unit/policy
 
+# The session records (events.c) over a real audit trail: "who" once per session and segment.
+EVENTS_UNIT_SRC := user/hoopd/events.c user/hoopd/audit.c user/common/json.c user/common/log.c
+
+$(OUT)/unit/test_events: tests/unit/test_events.c tests/unit/harness.h $(EVENTS_UNIT_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(EVENTS_UNIT_SRC) -ljson-c -lssl -lcrypto -lz \
+		-ldeflate -lpthread -o $@
+
+.PHONY: unit-events
+unit-events: $(OUT)/unit/test_events
+	$(Q)rm -rf $(OUT)/unit/events-state && $< $(OUT)/unit/events-state
+
 # The PostgreSQL engine's mechanics, with a test verdict callback and the relay stubbed out.
 PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/pgwire.c user/hoopd/events.c user/hoopd/audit.c \
 	       user/common/buf.c $(wildcard user/hoopd/mask*.c) user/hoopd/catalog.c \
@@ -143,18 +156,6 @@ $(OUT)/unit/test_pg: tests/unit/test_pg.c tests/unit/harness.h $(PG_UNIT_SRC) $(
 
 unit-pg: $(OUT)/unit/test_pg
 	$(Q)rm -rf $(OUT)/unit/pg-state && $< $(OUT)/unit/pg-state
-
-# The session records (events.c) over a real audit trail: "who" once per session and segment.
-EVENTS_UNIT_SRC := user/hoopd/events.c user/hoopd/audit.c user/common/json.c user/common/log.c
-
-$(OUT)/unit/test_events: tests/unit/test_events.c tests/unit/harness.h $(EVENTS_UNIT_SRC) $(HEADERS)
-	@mkdir -p $(dir $@)
-	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(EVENTS_UNIT_SRC) -ljson-c -lssl -lcrypto -lz \
-		-ldeflate -lpthread -o $@
-
-unit-events: $(OUT)/unit/test_events
-	$(Q)rm -rf $(OUT)/unit/events-state && $< $(OUT)/unit/events-state
 
 # Policy rules on PostgreSQL's parse tree, case by case: each tests/unit/rules/*.cases file is
 # judged against its policy (the default policy, and a small one for when, default and
