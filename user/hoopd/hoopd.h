@@ -134,6 +134,8 @@ int metrics_init(void);
 int sockdiag_existing(const char *cg_path, int reset, struct jbuf *j, int *count, char *err,
 		      size_t errn);
 
+int64_t now_ms(void);
+
 /* main.c */
 int hoopd_reload_policy(char *err, size_t errn);
 
