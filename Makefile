@@ -4,10 +4,10 @@
 #   make deps                      install missing Debian packages (idempotent, silent if none)
 #   make test                      install, build, run every test (as root)
 #   make unit                      build and run the unit tests (with SANITIZE= too)
-#   make unit-events               the session records over a real audit trail (SANITIZE= too)
 #   make unit-maskplan             masking provenance cases (tests/unit/maskplan/)
 #   make unit-sqlshape             statement shapes: same shape, same facts and plan
 #   make unit-mask                 the masking unit tests (with SANITIZE= too)
+#   make unit-events               the session records over a real audit trail (SANITIZE= too)
 #   make bench-mask                masking throughput: MB/s per core and instructions per byte
 #   make fuzz FUZZ_SECONDS=20      run each libFuzzer target that long (clang, ASan+UBSan)
 #   make demo                      install, build, show an agent going through hoop (as root)
