@@ -219,7 +219,8 @@ static PGconn *connect_by(const char *const *kw, const char *const *val, int64_t
 /*
  * One query without blocking past the deadline. Its rows go one at a time to row_fn (libpq's
  * single-row mode), at most CAT_MAX_ROWS of them and CAT_MAX_BYTES of values per load (*bytes
- * counts): a server that is not what it claims cannot make hoopd hold an endless catalog. 0, or -1 with the reason in err.
+ * counts): a server that is not what it claims cannot make hoopd hold an endless catalog.
+ * 0, or -1 with the reason in err.
  */
 static int query_rows(PGconn *c, const char *sql, int64_t deadline,
 		      int (*row_fn)(const PGresult *x, void *arg), void *arg, long *bytes,

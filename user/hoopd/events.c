@@ -450,7 +450,8 @@ void ev_complete(const struct session *s, const struct ev_complete *e)
 		jb_key(&j, "masked");
 		jb_raw(&j, e->masked_json);
 	}
-	if (pending_cols.on && pending_cols.seq == e->seq && !strcmp(pending_cols.session, sess_agent(s)->id)) {
+	if (pending_cols.on && pending_cols.seq == e->seq &&
+	    !strcmp(pending_cols.session, sess_agent(s)->id)) {
 		/* Its result's columns, recorded with it (see pending_cols). */
 		pending_cols.on = 0;
 		jb_key(&j, "columns");
