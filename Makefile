@@ -7,6 +7,7 @@
 #   make unit-maskplan             masking provenance cases (tests/unit/maskplan/)
 #   make unit-sqlshape             statement shapes: same shape, same facts and plan
 #   make unit-mask                 the masking unit tests (with SANITIZE= too)
+#   make unit-events               the session records over a real audit trail (SANITIZE= too)
 #   make bench-mask                masking throughput: MB/s per core and instructions per byte
 #   make fuzz FUZZ_SECONDS=20      run each libFuzzer target that long (clang, ASan+UBSan)
 #   make demo                      install, build, show an agent going through hoop (as root)
@@ -143,6 +144,19 @@ unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey
 	$(Q)$(OUT)/unit/test_grantkey >$(OUT)/unit/test_grantkey.log 2>&1 || \
 		{ cat $(OUT)/unit/test_grantkey.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$< tests/unit/policy
+
+# The session records (events.c) over a real audit trail: "who" once per session and segment.
+EVENTS_UNIT_SRC := user/hoopd/events.c user/hoopd/audit.c user/common/json.c user/common/log.c
+
+$(OUT)/unit/test_events: tests/unit/test_events.c tests/unit/harness.h $(EVENTS_UNIT_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(EVENTS_UNIT_SRC) -ljson-c -lssl -lcrypto -lz \
+		-ldeflate -lpthread -o $@
+
+.PHONY: unit-events
+unit-events: $(OUT)/unit/test_events
+	$(Q)rm -rf $(OUT)/unit/events-state && $< $(OUT)/unit/events-state
 
 # The PostgreSQL engine's mechanics, with a test verdict callback and the relay stubbed out.
 AUDIT_SRC := user/hoopd/audit.c user/hoopd/audit_compress.c user/hoopd/audit_sync.c \

@@ -54,8 +54,12 @@ static void show_session_start(const struct rec *r, struct json_object *o, const
 	       jd(o, "destination"), jd(o, "target"),
 	       json_object_get_boolean(jo(o, "agent_tls")) ? "yes" : "no",
 	       json_object_get_boolean(jo(o, "server_tls")) ? "yes" : "no");
-	printf("  login     %s@%s, application_name %s\n", jd(o, "user"), jd(o, "database"),
-	       *jd(o, "application_name") ? jd(o, "application_name") : "-");
+	if (has(o, "user"))
+		printf("  login     %s@%s, application_name %s\n", jd(o, "user"),
+		       jd(o, "database"),
+		       *jd(o, "application_name") ? jd(o, "application_name") : "-");
+	else /* an opaque relay (tcp): no login, bytes only */
+		printf("  protocol  %s, relayed as opaque bytes\n", jd(o, "protocol"));
 }
 
 static void show_statement(struct json_object *o, const char *ts)

@@ -113,6 +113,9 @@ int sessions_gather(const struct rec *r, void *arg)
 		s->ended = 1;
 		s->orphaned = 0;
 		snprintf(s->end_reason, sizeof(s->end_reason), "%s", js(r->o, "reason"));
+		s->bytes_up = ji(r->o, "bytes_agent_to_db");
+		s->bytes_down = ji(r->o, "bytes_db_to_agent");
+		s->duration_ms = ji(r->o, "duration_ms");
 	}
 	if (!s->start_ts[0])
 		snprintf(s->start_ts, sizeof(s->start_ts), "%s", js(r->o, "ts"));
@@ -188,6 +191,12 @@ static void sess_print_json(const struct sess *s)
 	jb_kv_str(&j, "user", js(login, "user"));
 	jb_kv_str(&j, "database", js(login, "database"));
 	jb_kv_str(&j, "application_name", js(s->start, "application_name"));
+	/* every protocol's sessions: opaque tcp ones are known by these */
+	jb_kv_str(&j, "target", js(s->start, "target"));
+	jb_kv_str(&j, "protocol", js(s->start, "protocol"));
+	jb_kv_int(&j, "bytes_agent_to_db", s->bytes_up);
+	jb_kv_int(&j, "bytes_db_to_agent", s->bytes_down);
+	jb_kv_int(&j, "duration_ms", s->duration_ms);
 	jb_kv_uint(&j, "statements", s->statements);
 	jb_kv_uint(&j, "denied", s->denied);
 	jb_kv_str(&j, "end", end_of(s));
@@ -207,7 +216,11 @@ static int sess_row(const struct sess *s, char **row)
 	    (s->start ? asprintf(&row[3], "%lld %s %s", (long long)ji(ag, "pid"), jd(ag, "comm"),
 				 jd(ag, "exe"))
 		      : asprintf(&row[3], "(no session_start record)")) < 0 ||
-	    asprintf(&row[4], "%s@%s", jd(login, "user"), jd(login, "database")) < 0 ||
+	    (has(login, "user") || !s->start
+		 ? asprintf(&row[4], "%s@%s", jd(login, "user"), jd(login, "database"))
+		 : asprintf(&row[4], "(%s %s: %lld B up, %lld B down)", jd(s->start, "protocol"),
+			    jd(s->start, "target"), (long long)s->bytes_up,
+			    (long long)s->bytes_down)) < 0 ||
 	    asprintf(&row[5], "%llu", (unsigned long long)s->statements) < 0 ||
 	    asprintf(&row[6], "%llu", (unsigned long long)s->denied) < 0 ||
 	    asprintf(&row[7], "%s", disp(end_of(s))) < 0)

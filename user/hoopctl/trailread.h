@@ -95,6 +95,7 @@ struct sess {
 	unsigned verdicts; /* bit per verdict seen: allow, deny, hold, not_run */
 	char end_reason[160];
 	int ended, orphaned; /* orphaned: hoopd started again with no session_end for it */
+	int64_t bytes_up, bytes_down, duration_ms; /* from its session_end */
 };
 
 struct sessions {
