@@ -130,7 +130,7 @@ unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey
 
 # The PostgreSQL engine's mechanics, with a test verdict callback and the relay stubbed out.
 PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/pgwire.c user/hoopd/events.c user/hoopd/audit.c \
-	       user/common/buf.c $(wildcard user/hoopd/mask*.c) user/hoopd/catalog.c \
+	       user/common/buf.c $(wildcard user/hoopd/mask*.c) user/hoopd/pgrow.c user/hoopd/catalog.c \
 	       user/hoopd/sqlshape.c user/hoopd/sqlsize.c user/hoopd/stmtcache.c user/common/json.c \
 	       user/common/log.c user/hoopd/pgerrcodes.c user/hoopd/sqlfacts.c
 
@@ -211,7 +211,8 @@ unit-sqlshape: $(OUT)/unit/test_sqlshape
 # Masking of result values (user/hoopd/mask*.c), with its value and detector cases in
 # tests/unit/mask/*.cases.
 MASK_SRC := user/hoopd/mask.c user/hoopd/mask_value.c user/hoopd/mask_array.c \
-	    user/hoopd/mask_detect.c user/hoopd/mask_row.c
+	    user/hoopd/mask_detect.c user/hoopd/mask_cells.c \
+	    user/hoopd/pgrow.c
 MASK_UNIT_SRC := $(MASK_SRC) user/common/buf.c user/common/json.c
 
 $(OUT)/unit/test_mask: tests/unit/test_mask.c tests/unit/harness.h $(MASK_UNIT_SRC) $(HEADERS)

@@ -247,8 +247,8 @@ int mask_tls_cells(struct mask_tls *w, size_t n)
 		return 0;
 	{
 		size_t cap = w->capcells ? w->capcells : 64;
-		struct mask_cell *c;
-		struct mask_out *o;
+		struct row_cell *c;
+		struct row_out *o;
 		uint8_t *k;
 
 		while (cap < n)
