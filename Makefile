@@ -221,8 +221,19 @@ $(OUT)/unit/test_mask: tests/unit/test_mask.c tests/unit/harness.h $(MASK_UNIT_S
 	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(MASK_UNIT_SRC) -lhs -ljson-c -lssl -lcrypto \
 		-lm -o $@
 
+# The row codec interface (rowcodec.h) through a MySQL-style test codec and PostgreSQL's.
+$(OUT)/unit/test_rowcodec: tests/unit/test_rowcodec.c tests/unit/harness.h $(MASK_UNIT_SRC) \
+			   $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(MASK_UNIT_SRC) -lhs -ljson-c -lssl -lcrypto \
+		-lm -o $@
+
+# One summary line (tests/run.sh reads the last): the codec tests must pass first.
 .PHONY: unit-mask
-unit-mask: $(OUT)/unit/test_mask
+unit-mask: $(OUT)/unit/test_mask $(OUT)/unit/test_rowcodec
+	$(Q)$(OUT)/unit/test_rowcodec >$(OUT)/unit/test_rowcodec.log 2>&1 || \
+		{ cat $(OUT)/unit/test_rowcodec.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$< tests/unit/mask
 
 # libFuzzer targets (fuzz/): always clang with ASan+UBSan into build/fuzz, whatever SANITIZE says.
