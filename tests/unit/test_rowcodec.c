@@ -54,8 +54,7 @@ static int le_begin(struct row_codec *c, const uint8_t *msg, size_t len, size_t 
 	return buf_append(out, msg, 4) ? -1 : 0; /* length fixed up by le_end */
 }
 
-static int le_split(struct row_codec *c, const uint8_t *msg, size_t len, size_t *off,
-		    struct row *r)
+static int le_split(struct row_codec *c, const uint8_t *msg, size_t len, size_t *off, struct row *r)
 {
 	struct lenenc_state *st = c->state;
 	size_t i = *off;
@@ -97,8 +96,7 @@ static int le_split(struct row_codec *c, const uint8_t *msg, size_t len, size_t 
 	return 1;
 }
 
-static int le_put_row(struct row_codec *c, const uint8_t *msg, const struct row *r,
-		      struct buf *out)
+static int le_put_row(struct row_codec *c, const uint8_t *msg, const struct row *r, struct buf *out)
 {
 	for (int k = 0; k < r->ncols; k++) {
 		const struct row_out *x = &r->outs[k];
@@ -135,11 +133,11 @@ static int le_end(struct row_codec *c, const uint8_t *msg, size_t len, size_t of
 }
 
 static const struct row_codec_ops lenenc_ops = {
-	.name = "test-lenenc",
-	.begin = le_begin,
-	.split = le_split,
-	.put_row = le_put_row,
-	.end = le_end,
+    .name = "test-lenenc",
+    .begin = le_begin,
+    .split = le_split,
+    .put_row = le_put_row,
+    .end = le_end,
 };
 
 /* ---- messages ---- */
@@ -198,7 +196,8 @@ static int lenenc_cells(const uint8_t *p, size_t n, int ncols, char **out)
 	rc = le_begin(&c, p, n, &off, &hdr) || le_split(&c, p, n, &off, &r) != 1 ? -1 : 0;
 	buf_free(&hdr);
 	for (int i = 0; i < ncols && !rc; i++)
-		out[i] = cells[i].len < 0 ? NULL : strndup((const char *)cells[i].p, (size_t)cells[i].len);
+		out[i] = cells[i].len < 0 ? NULL
+					  : strndup((const char *)cells[i].p, (size_t)cells[i].len);
 	return rc;
 }
 

@@ -25,42 +25,42 @@ enum col_class {
 	COL_TEXT,      /* character strings (text, varchar, char, enum, set) */
 	COL_JSON,
 	COL_XML,
-	COL_BYTES,     /* bytea, BLOB, BINARY, VARBINARY */
+	COL_BYTES, /* bytea, BLOB, BINARY, VARBINARY */
 	COL_BOOL,
-	COL_INT,       /* any width, signed or not (col_desc.flags says, for MySQL) */
-	COL_NUMERIC,   /* exact decimal */
+	COL_INT,     /* any width, signed or not (col_desc.flags says, for MySQL) */
+	COL_NUMERIC, /* exact decimal */
 	COL_FLOAT,
 	COL_DATE,
 	COL_TIMESTAMP, /* with or without time zone, DATETIME */
 	COL_TIME,
 	COL_INTERVAL,
-	COL_INET,      /* inet, cidr */
+	COL_INET, /* inet, cidr */
 	COL_UUID,
-	COL_ARRAY,     /* PostgreSQL arrays */
+	COL_ARRAY, /* PostgreSQL arrays */
 };
 
 /* Each engine's own format codes, as the wire says them. */
 enum col_format {
 	COL_FORMAT_TEXT = 0,   /* PostgreSQL format 0; MySQL text protocol rows */
-	COL_FORMAT_BINARY = 1, /* PostgreSQL format 1; MySQL binary protocol rows (COM_STMT_EXECUTE) */
+	COL_FORMAT_BINARY = 1, /* PostgreSQL format 1; MySQL binary rows (COM_STMT_EXECUTE) */
 };
 
 struct col_desc {
-	const char *name;      /* the result column's name (MySQL: name, the alias) */
+	const char *name; /* the result column's name (MySQL: name, the alias) */
 	/* where the value comes from when it is a table's column itself; 0 / "" when not */
-	uint32_t table_id;     /* PostgreSQL: the table OID; MySQL: 0 (it names tables) */
-	int16_t column_no;     /* PostgreSQL: attnum; MySQL: 0 */
-	const char *schema;    /* MySQL: schema; PostgreSQL: NULL (the OID says) */
-	const char *table;     /* MySQL: org_table, the physical table; PostgreSQL: NULL */
-	const char *column;    /* MySQL: org_name, the physical column; PostgreSQL: NULL */
+	uint32_t table_id;  /* PostgreSQL: the table OID; MySQL: 0 (it names tables) */
+	int16_t column_no;  /* PostgreSQL: attnum; MySQL: 0 */
+	const char *schema; /* MySQL: schema; PostgreSQL: NULL (the OID says) */
+	const char *table;  /* MySQL: org_table, the physical table; PostgreSQL: NULL */
+	const char *column; /* MySQL: org_name, the physical column; PostgreSQL: NULL */
 	enum col_engine engine;
-	uint32_t type;	       /* the engine's own type id (see enum col_engine) */
+	uint32_t type; /* the engine's own type id (see enum col_engine) */
 	int32_t type_mod;
-	int32_t length;	       /* PostgreSQL: typlen; MySQL: column_length */
-	uint16_t charset;      /* MySQL: the collation id (63 binary); PostgreSQL: 0 */
-	uint16_t flags;	       /* MySQL: NOT_NULL, UNSIGNED, BINARY...; PostgreSQL: 0 */
+	int32_t length;	  /* PostgreSQL: typlen; MySQL: column_length */
+	uint16_t charset; /* MySQL: the collation id (63 binary); PostgreSQL: 0 */
+	uint16_t flags;	  /* MySQL: NOT_NULL, UNSIGNED, BINARY...; PostgreSQL: 0 */
 	enum col_class cls;
-	int16_t format;	       /* enum col_format */
+	int16_t format; /* enum col_format */
 };
 
 #endif

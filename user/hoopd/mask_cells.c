@@ -455,8 +455,7 @@ static int rows(struct row_ctx *rc, struct row_codec *codec, const uint8_t *msg,
 		if (ret)
 			goto fail;
 	}
-	ret = ops->end(codec, msg, len, off, start, out, rc->counts->why,
-		       sizeof(rc->counts->why));
+	ret = ops->end(codec, msg, len, off, start, out, rc->counts->why, sizeof(rc->counts->why));
 	if (!ret)
 		return 0;
 fail:

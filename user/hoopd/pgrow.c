@@ -126,8 +126,7 @@ static int dr_begin(struct row_codec *c, const uint8_t *msg, size_t len, size_t 
 	return msg_begin('D', out) || put(out, msg, 2);
 }
 
-static int dr_split(struct row_codec *c, const uint8_t *msg, size_t len, size_t *off,
-		    struct row *r)
+static int dr_split(struct row_codec *c, const uint8_t *msg, size_t len, size_t *off, struct row *r)
 {
 	size_t i = 2;
 
@@ -143,8 +142,7 @@ static int dr_split(struct row_codec *c, const uint8_t *msg, size_t len, size_t 
 	return 1;
 }
 
-static int dr_put_row(struct row_codec *c, const uint8_t *msg, const struct row *r,
-		      struct buf *out)
+static int dr_put_row(struct row_codec *c, const uint8_t *msg, const struct row *r, struct buf *out)
 {
 	return put_cells(r, out);
 }
@@ -161,11 +159,11 @@ static int dr_end(struct row_codec *c, const uint8_t *msg, size_t len, size_t of
 }
 
 static const struct row_codec_ops datarow_ops = {
-	.name = "pg-datarow",
-	.begin = dr_begin,
-	.split = dr_split,
-	.put_row = dr_put_row,
-	.end = dr_end,
+    .name = "pg-datarow",
+    .begin = dr_begin,
+    .split = dr_split,
+    .put_row = dr_put_row,
+    .end = dr_end,
 };
 
 const struct row_codec pgrow_datarow = {.ops = &datarow_ops, .cell_format = -1};
@@ -426,7 +424,6 @@ static int read_row(const struct mask_copy *cp, int csv, struct row *r, const ui
 	return 0;
 }
 
-
 static int copy_put_text_row(const struct mask_copy *cp, const uint8_t *d, const struct row *r,
 			     struct buf *out)
 {
@@ -568,8 +565,8 @@ static int copy_put_row(struct row_codec *c, const uint8_t *msg, const struct ro
 	return put(out, msg + r->start, 2) ? -1 : put_cells(r, out);
 }
 
-static int copy_end(struct row_codec *c, const uint8_t *msg, size_t len, size_t off,
-		    size_t start, struct buf *out, char *why, size_t whyn)
+static int copy_end(struct row_codec *c, const uint8_t *msg, size_t len, size_t off, size_t start,
+		    struct buf *out, char *why, size_t whyn)
 {
 	/* binary's trailer, checked by copy_split */
 	if (off < len && put(out, msg + off, len - off))
@@ -578,11 +575,11 @@ static int copy_end(struct row_codec *c, const uint8_t *msg, size_t len, size_t 
 }
 
 static const struct row_codec_ops copy_ops = {
-	.name = "pg-copy",
-	.begin = copy_begin,
-	.split = copy_split,
-	.put_row = copy_put_row,
-	.end = copy_end,
+    .name = "pg-copy",
+    .begin = copy_begin,
+    .split = copy_split,
+    .put_row = copy_put_row,
+    .end = copy_end,
 };
 
 void pgrow_copy_codec(struct row_codec *c, struct mask_copy *cp)

@@ -61,22 +61,22 @@ struct row_cell {
 enum row_out_kind { ROW_KEEP = 0, ROW_NULL, ROW_NEW };
 
 struct row_out {
-	uint8_t kind;  /* enum row_out_kind */
-	uint32_t off;  /* ROW_NEW: the new value is row.vals[off..off+len) */
+	uint8_t kind; /* enum row_out_kind */
+	uint32_t off; /* ROW_NEW: the new value is row.vals[off..off+len) */
 	int32_t len;
 };
 
 /* One row between split and put_row. */
 struct row {
 	int ncols;
-	struct row_cell *cells;	   /* [ncols]: split fills them */
+	struct row_cell *cells;	    /* [ncols]: split fills them */
 	const struct row_out *outs; /* [ncols]: masking's verdict per cell, for put_row */
-	const uint8_t *vals;	   /* the new values outs point into */
-	const uint8_t *base;	   /* split: the buffer every cells[i].p points into */
-	size_t start, end;	   /* split: the row as it came is msg[start..end) */
-	size_t mark;		   /* split, for put_row: the codec's own (e.g. where a line ends) */
-	struct buf *scratch;	   /* split: room for decoded cells, empty at each split */
-	char *why;		   /* put_row, end: why a row cannot be sent (returning 1) */
+	const uint8_t *vals;	    /* the new values outs point into */
+	const uint8_t *base;	    /* split: the buffer every cells[i].p points into */
+	size_t start, end;	    /* split: the row as it came is msg[start..end) */
+	size_t mark;		    /* split, for put_row: the codec's own (where a line ends) */
+	struct buf *scratch;	    /* split: room for decoded cells, empty at each split */
+	char *why;		    /* put_row: why a row cannot be sent (when it returns 1) */
 	size_t whyn;
 };
 
@@ -107,7 +107,7 @@ struct row_codec_ops {
 struct row_codec {
 	const struct row_codec_ops *ops;
 	int cell_format; /* -1: each column's own (mask_colplan.format); 0 text; 1 binary */
-	void *state;	 /* the codec's, across the messages of one result (e.g. struct mask_copy) */
+	void *state;	 /* the codec's, across one result's messages (a struct mask_copy) */
 };
 
 #endif
