@@ -247,9 +247,11 @@ static int whole_detector(const struct row_ctx *r, int i, const struct mtype *t,
  * the detectors must read marked in w->cand, and the span of base they lie in (*lo, *hi).
  * Returns 0, 1 (withhold) or -1; *ncand the candidates.
  */
-static int mask_by_column(struct row_ctx *r, const uint8_t *base, int *ncand, size_t *lo,
-			  size_t *hi)
+static int mask_by_column(struct row_ctx *r, const uint8_t *base, int *ncand_out,
+			  size_t *lo_out, size_t *hi_out)
 {
+	size_t lo = SIZE_MAX, hi = 0; /* kept in registers, not through the pointers */
+	int ncand = 0;
 	const struct mask_engine *me = r->me;
 	struct mask_tls *w = r->w;
 	unsigned dets = me->mp.detectors;
@@ -286,11 +288,11 @@ static int mask_by_column(struct row_ctx *r, const uint8_t *base, int *ncand, si
 			if (!scan)
 				continue;
 			w->cand[i] = 1;
-			(*ncand)++;
-			if (a < *lo)
-				*lo = a;
-			if (a + (size_t)c->len > *hi)
-				*hi = a + (size_t)c->len;
+			ncand++;
+			if (a < lo)
+				lo = a;
+			if (a + (size_t)c->len > hi)
+				hi = a + (size_t)c->len;
 			continue;
 		}
 		d = whole_detector(r, i, t, kind);
@@ -302,6 +304,9 @@ static int mask_by_column(struct row_ctx *r, const uint8_t *base, int *ncand, si
 		if (w->outs[i].kind != ROW_KEEP)
 			r->counts->det[d]++;
 	}
+	*ncand_out = ncand;
+	*lo_out = lo;
+	*hi_out = hi;
 	return 0;
 }
 
@@ -470,10 +475,12 @@ int mask_rows(const struct mask_engine *me, struct row_codec *codec,
 	      const struct mask_colplan *cols, int ncols, const uint8_t *msg, size_t len,
 	      struct buf *out, struct mask_counts *counts)
 {
-	struct mask_counts dummy = {0};
+	struct mask_counts dummy;
 	struct row_ctx r = {0};
 	int rc = -1;
 
+	if (!counts) /* zeroed only when used: it is most of a row's fixed cost */
+		memset(&dummy, 0, sizeof(dummy));
 	if (codec && codec->ops &&
 	    !row_begin(&r, me, cols, ncols, counts, &dummy, codec->cell_format))
 		rc = rows(&r, codec, msg, len, out);
