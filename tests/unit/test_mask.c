@@ -153,7 +153,7 @@ static int parse_datarow(const uint8_t *m, size_t n, int ncols, struct val *out)
 	return off == n ? 0 : -1;
 }
 
-/* ---- COPY decoding, written apart from mask_row.c's ---- */
+/* ---- COPY decoding, written apart from pgrow.c's ---- */
 
 static int ishex(int c)
 {
