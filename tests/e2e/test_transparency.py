@@ -10,6 +10,7 @@ or changes on purpose.
 The policy has no masking rules: this measures the protocol relay and the statement gate.
 
 Usage (as root): tests/e2e/test_transparency.py [NAME-SUBSTRING ...]
+  (most files need test_setup's tables, and some need earlier files': name those too)
   HOOP_TRANSP_KEEP=DIR  copy both outputs of every file to DIR (direct/ and hoopd/)
 """
 import difflib
@@ -22,8 +23,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hooptest import (attach_agents, check, check_clean_stop, Cleanup, Hoopd, Postgres,  # noqa: E402
-                      log, run_tests)
+from hooptest import (attach_agents, check, check_clean_stop, Cleanup, Hoopd,  # noqa: E402
+                      Postgres, log, run_tests)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.join(HERE, "transparency")
@@ -273,7 +274,8 @@ show timezone;
 
 def test_a_refused_statement_is_reported(ctx):
     """The comparison can fail: with a policy that denies SHOW, exactly the two SHOW statements
-    differ, and with the allow-all policy back the same file shows no difference."""
+    differ; a DELIBERATE.md entry for one of them excuses that one only; and with the allow-all
+    policy back the same file shows no difference."""
     path = os.path.join(ctx.tmp, "self_test.sql")
     with open(path, "w") as f:
         f.write(SELF_TEST_SQL)
@@ -293,6 +295,16 @@ def test_a_refused_statement_is_reported(ctx):
           and "self_test.sql:5: show timezone;" in problems[1]
           and all("refuses SHOW" in p for p in problems),
           "the denied SHOWs were not reported as they should be:\n" + "\n".join(problems))
+    # An entry of DELIBERATE.md excuses its statement and no other.
+    entry = ("self_test", "show timezone;")
+    ctx.allowed.append(entry)
+    try:
+        problems = compare(ctx, "self_test", direct, via, sql_path=path)
+    finally:
+        ctx.allowed.remove(entry)
+        ctx.used.discard(entry)
+    check(len(problems) == 1 and "show datestyle;" in problems[0],
+          "with show timezone listed as deliberate:\n" + "\n".join(problems))
     direct, via, _ = run_file(ctx, "self_test", sql=path)
     problems = compare(ctx, "self_test", direct, via, sql_path=path)
     check(not problems, "with the allow-all policy back:\n" + "\n".join(problems))
