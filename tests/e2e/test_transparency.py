@@ -105,6 +105,13 @@ def setup():
         for s in ("lc_messages to 'C'", "lc_monetary to 'C'", "lc_numeric to 'C'",
                   "lc_time to 'C'", "bytea_output to 'hex'", "timezone_abbreviations to 'Default'"):
             pg.psql_direct("alter database regression set " + s)
+    # The server reads the data files (COPY FROM a file) as user postgres: from a copy of its
+    # own, whatever the modes of the tree this runs from.
+    shutil.copytree(os.path.join(CORPUS, "data"), os.path.join(ctx.tmp, "src", "data"))
+    for d, _, files in os.walk(os.path.join(ctx.tmp, "src")):
+        os.chmod(d, 0o755)
+        for f in files:
+            os.chmod(os.path.join(d, f), 0o644)
     # The files the corpus writes with COPY TO go to BUILDDIR/results, written by the server.
     for side in ("direct", "hoopd"):
         d = os.path.join(ctx.tmp, "build-" + side, "results")
@@ -122,7 +129,7 @@ def psql_env(ctx, side, pg):
     the corpus' directories and the regress library's (absent: see transparency/README.md)."""
     return dict(os.environ, PGTZ="PST8PDT", PGDATESTYLE="Postgres, MDY", LANG="C", LC_ALL="C",
                 PGHOST="127.0.0.1", PGPORT=str(pg.port), PGUSER="postgres",
-                PGDATABASE="regression", PG_ABS_SRCDIR=CORPUS,
+                PGDATABASE="regression", PG_ABS_SRCDIR=os.path.join(ctx.tmp, "src"),
                 PG_ABS_BUILDDIR=os.path.join(ctx.tmp, "build-" + side),
                 PG_LIBDIR="/nonexistent-regress-lib", PG_DLSUFFIX=".so")
 
