@@ -5,7 +5,8 @@ one PostgreSQL cluster and once as an agent through hoopd, with an allow-all pol
 second cluster made the same way. The two outputs of each file are compared line for line after
 a few narrow normalisations (NORMALISE below). Each corpus file is one test case; a difference
 fails it unless tests/e2e/transparency/DELIBERATE.md lists the statement as one that hoop refuses
-or changes on purpose.
+or changes on purpose. The files psql alone can run go again over the extended protocol
+(transparency_xrun.py; cases test_x_FILE).
 
 The policy has no masking rules: this measures the protocol relay and the statement gate.
 
@@ -28,6 +29,7 @@ from hooptest import (attach_agents, check, check_clean_stop, Cleanup, Hoopd,  #
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.join(HERE, "transparency")
+XRUN = os.path.join(HERE, "transparency_xrun.py")
 FILE_TIMEOUT = 300
 
 # The allow-all policy: every statement and FunctionCall is forwarded (match: {} matches both;
@@ -99,12 +101,15 @@ def setup():
     ctx.tmp = tempfile.mkdtemp(prefix="hoop-transp-")
     os.chmod(ctx.tmp, 0o755)
     ctx.cleanup.push(shutil.rmtree, ctx.tmp, True)
-    # The database pg_regress makes, with the settings it gives it.
+    # The database pg_regress makes, with the settings it gives it; regression_x the same for
+    # the extended protocol's pass.
     for pg in (ctx.direct, ctx.via):
-        pg.psql_direct("create database regression template=template0")
-        for s in ("lc_messages to 'C'", "lc_monetary to 'C'", "lc_numeric to 'C'",
-                  "lc_time to 'C'", "bytea_output to 'hex'", "timezone_abbreviations to 'Default'"):
-            pg.psql_direct("alter database regression set " + s)
+        for db in ("regression", "regression_x"):
+            pg.psql_direct("create database %s template=template0" % db)
+            for s in ("lc_messages to 'C'", "lc_monetary to 'C'", "lc_numeric to 'C'",
+                      "lc_time to 'C'", "bytea_output to 'hex'",
+                      "timezone_abbreviations to 'Default'"):
+                pg.psql_direct("alter database %s set %s" % (db, s))
     # The server reads the data files (COPY FROM a file) as user postgres: from a copy of its
     # own, whatever the modes of the tree this runs from.
     shutil.copytree(os.path.join(CORPUS, "data"), os.path.join(ctx.tmp, "src", "data"))
@@ -120,7 +125,8 @@ def setup():
         os.chmod(os.path.dirname(d), 0o755)
     ctx.allowed = load_allowlist()
     ctx.used = set()
-    ctx.stats = {"files": 0, "direct": 0.0, "hoopd": 0.0}
+    ctx.stats = {"files": 0, "files_x": 0, "direct": 0.0, "hoopd": 0.0}
+    prepare_extended(ctx)
     return ctx
 
 
@@ -134,18 +140,22 @@ def psql_env(ctx, side, pg):
                 PG_LIBDIR="/nonexistent-regress-lib", PG_DLSUFFIX=".so")
 
 
-def run_file(ctx, name, sql=None):
+def run_file(ctx, name, sql=None, extended=False):
     """Both runs of one file, side by side: their outputs (stdout and stderr interleaved, as
-    pg_regress takes them) and how long each psql took."""
+    pg_regress takes them) and how long each took. extended: run by transparency_xrun.py over
+    the extended protocol, in the database regression_x, rather than by psql."""
     sql = sql or os.path.join(CORPUS, "sql", name + ".sql")
-    # VERBOSITY=verbose: every error and notice shows its SQLSTATE and its other fields too.
-    argv = ["psql", "-X", "-a", "-q", "-v", "VERBOSITY=verbose"]
+    if extended:
+        argv = [sys.executable, XRUN, "dbname=regression_x", sql]
+    else:
+        # VERBOSITY=verbose: every error and notice shows its SQLSTATE and its other fields.
+        argv = ["psql", "-X", "-a", "-q", "-v", "VERBOSITY=verbose"]
     outs, procs = [], []
     t0 = time.time()
     for side, pg in (("direct", ctx.direct), ("hoopd", ctx.via)):
         out = os.path.join(ctx.tmp, "%s.%s.out" % (name, side))
         env = psql_env(ctx, side, pg)
-        with open(sql, "rb") as fin, open(out, "wb") as fout:
+        with open(sql if not extended else os.devnull, "rb") as fin, open(out, "wb") as fout:
             if side == "hoopd":
                 p = ctx.cg.popen(argv, stdin=fin, stdout=fout, stderr=subprocess.STDOUT, env=env)
             else:
@@ -174,7 +184,7 @@ def run_file(ctx, name, sql=None):
             text[side] = f.read().decode("utf-8", "replace")
         if keep:
             os.makedirs(os.path.join(keep, side), exist_ok=True)
-            shutil.copy(out, os.path.join(keep, side, name + ".out"))
+            shutil.copy(out, os.path.join(keep, side, name + (".x" if extended else "") + ".out"))
         os.unlink(out)
     return text["direct"], text["hoopd"], (ends[0] - t0, ends[1] - t0)
 
@@ -230,7 +240,7 @@ def owners(sql_lines, out_lines):
     return owner
 
 
-def compare(ctx, name, direct, via, sql_path=None):
+def compare(ctx, name, direct, via, sql_path=None, how=""):
     """The differences between the two outputs that DELIBERATE.md does not list: one text per
     difference, naming the statement (FILE.sql:LINE: its first line) and showing the lines."""
     d = normalise(ctx, direct, "direct")
@@ -251,24 +261,55 @@ def compare(ctx, name, direct, via, sql_path=None):
         if (name, stmt) in ctx.allowed:
             ctx.used.add((name, stmt))
             continue
-        hunk = ["@@ %s.sql:%d: %s" % (name, at, stmt)]
+        hunk = ["@@ %s.sql:%d%s: %s" % (name, at, how, stmt)]
         hunk += ["- " + l for l in d[i1:i2][:15]] + ["+ " + l for l in v[j1:j2][:15]]
         problems.append("\n".join(hunk))
     return problems
 
 
-def make_case(name):
+def make_case(name, extended=False):
     def case(ctx):
-        direct, via, secs = run_file(ctx, name)
-        ctx.stats["files"] += 1
+        direct, via, secs = run_file(ctx, name, extended=extended)
+        ctx.stats["files_x" if extended else "files"] += 1
         ctx.stats["direct"] += secs[0]
         ctx.stats["hoopd"] += secs[1]
         check(direct.strip(), "the direct run printed nothing")
-        problems = compare(ctx, name, direct, via)
+        problems = compare(ctx, name, direct, via, how=" (extended protocol)" if extended else "")
         check(not problems, "%d difference(s) through hoopd (- direct, + hoopd):\n%s" % (
             len(problems), "\n".join(problems[:20])))
-    case.__name__ = "test_" + name.replace(".", "_")
+    case.__name__ = ("test_x_" if extended else "test_") + name.replace(".", "_")
     return case
+
+
+# Files the extended protocol's pass leaves out although it could run them: they spend their
+# time in the planner and parallel workers (a third of the pass), not in the protocol.
+EXTENDED_SKIP = {"join_hash", "select_parallel", "join", "create_index_spgist", "memoize"}
+
+
+def extended_files():
+    """The files the extended protocol's pass runs: those that are plain SQL (no psql
+    meta-command or variable, no COPY FROM STDIN data, no BEGIN ATOMIC body, which the runner's
+    split would cut at its semicolons), test_setup aside (setup runs it into regression_x)."""
+    from transparency_xrun import statements
+    names = []
+    for name in corpus_files():
+        with open(os.path.join(CORPUS, "sql", name + ".sql"), errors="replace") as f:
+            text = f.read()
+        meta = []
+        statements(text, meta)
+        if name != "test_setup" and name not in EXTENDED_SKIP and not meta and \
+                not re.search(r"from\s+stdin|begin\s+atomic", text, re.I):
+            names.append(name)
+    return names
+
+
+def prepare_extended(ctx):
+    """regression_x gets test_setup's tables, directly on both clusters (a preparation, not
+    compared)."""
+    for side, pg in (("direct", ctx.direct), ("hoopd", ctx.via)):
+        env = dict(psql_env(ctx, side, pg), PGDATABASE="regression_x")
+        subprocess.run(["psql", "-X", "-q", "-f", os.path.join(CORPUS, "sql", "test_setup.sql")],
+                       env=env, check=True, capture_output=True, timeout=FILE_TIMEOUT)
 
 
 SELF_TEST_SQL = """-- the harness' own check: a difference is seen
@@ -321,14 +362,15 @@ def test_every_file_went_through_hoopd(ctx):
     """Each run through hoopd was a session of hoopd's, and its statements are on record: the
     size of what was measured."""
     st = ctx.hd.status()["stats"]
-    check(st["connections_accepted"] >= ctx.stats["files"],
-          "hoopd accepted %d connections for %d files" % (st["connections_accepted"],
-                                                          ctx.stats["files"]))
+    runs = ctx.stats["files"] + ctx.stats["files_x"]
+    check(st["connections_accepted"] >= runs,
+          "hoopd accepted %d connections for %d runs" % (st["connections_accepted"], runs))
     stmts = sum(1 for e in ctx.hd.events() if e.get("kind") == "statement")
-    log("transparency: %d files, %d statements judged by hoopd, psql time direct %.1fs, "
-        "through hoopd %.1fs" % (ctx.stats["files"], stmts, ctx.stats["direct"],
-                                 ctx.stats["hoopd"]))
-    check(stmts >= 10 * ctx.stats["files"], "only %d statements on record" % stmts)
+    log("transparency: %d files with psql, %d with the extended protocol, %d statements judged "
+        "by hoopd; the runs took %.1fs directly, %.1fs through hoopd" % (
+            ctx.stats["files"], ctx.stats["files_x"], stmts, ctx.stats["direct"],
+            ctx.stats["hoopd"]))
+    check(stmts >= 10 * runs, "only %d statements on record" % stmts)
 
 
 def test_deliberate_md_lists_only_what_happens(ctx):
@@ -346,6 +388,7 @@ def test_hoopd_stops_cleanly_without_sanitizer_reports(ctx):
 
 def main():
     tests = [make_case(n) for n in corpus_files()] + [
+        make_case(n, extended=True) for n in extended_files()] + [
         test_a_refused_statement_is_reported, test_every_file_went_through_hoopd,
         test_deliberate_md_lists_only_what_happens,
         test_hoopd_stops_cleanly_without_sanitizer_reports]
