@@ -65,6 +65,9 @@ suite e2e-audit /usr/bin/python3 tests/e2e/test_audit.py
 suite e2e-masking /usr/bin/python3 tests/e2e/test_masking.py
 suite e2e-deploy /usr/bin/python3 tests/e2e/test_deploy.py
 suite e2e-hostile /usr/bin/python3 tests/e2e/test_hostile.py
+# PostgreSQL 15's regression SQL directly and through hoopd, output against output, with psql
+# and again over the extended protocol (three to eight minutes on two shared cores, by their load).
+suite e2e-transparency /usr/bin/python3 tests/e2e/test_transparency.py
 # The node image (make image; with buildah, whose working containers the suites mount), and its
 # own hoopd and hoopctl run as deploy/daemonset.yaml runs them (tests/image/pod.py): the pod
 # itself, then the spine and PostgreSQL suites.
