@@ -52,7 +52,7 @@ HOOPD_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(HOOPD_SRC))
 HOOPCTL_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(HOOPCTL_SRC))
 HEADERS := $(wildcard include/*.h user/common/*.h user/hoopd/*.h)
 
-.PHONY: all deps test test-unit test-e2e unit unit-pg unit-mask fuzz demo clean fmt
+.PHONY: all deps test test-unit test-e2e unit unit-pg unit-gate unit-mask fuzz demo clean fmt
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -129,7 +129,7 @@ unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey
 	$(Q)$< tests/unit/policy
 
 # The PostgreSQL engine's mechanics, with a test verdict callback and the relay stubbed out.
-PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/pgwire.c user/hoopd/events.c user/hoopd/audit.c \
+PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/gate.c user/hoopd/pgwire.c user/hoopd/events.c user/hoopd/audit.c \
 	       user/common/buf.c $(wildcard user/hoopd/mask*.c) user/hoopd/catalog.c \
 	       user/hoopd/sqlshape.c user/hoopd/sqlsize.c user/hoopd/stmtcache.c user/common/json.c \
 	       user/common/log.c user/hoopd/pgerrcodes.c user/hoopd/sqlfacts.c
@@ -142,6 +142,20 @@ $(OUT)/unit/test_pg: tests/unit/test_pg.c tests/unit/harness.h $(PG_UNIT_SRC) $(
 
 unit-pg: $(OUT)/unit/test_pg
 	$(Q)rm -rf $(OUT)/unit/pg-state && $< $(OUT)/unit/pg-state
+
+# The statement gate, driven by the smallest engine there is (tests/unit/fake_engine.c: what a
+# new protocol must implement); the verdict, the trail and masking are the test's stand-ins.
+GATE_UNIT_SRC := user/hoopd/gate.c user/hoopd/stmtcache.c user/hoopd/sqlshape.c \
+		 user/common/buf.c tests/unit/fake_engine.c
+
+$(OUT)/unit/test_gate: tests/unit/test_gate.c tests/unit/harness.h $(GATE_UNIT_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(GATE_UNIT_SRC) -lpg_query -o $@
+
+.PHONY: unit-gate
+unit-gate: $(OUT)/unit/test_gate
+	$(Q)$<
 
 # Policy rules on PostgreSQL's parse tree, case by case: each tests/unit/rules/*.cases file is
 # judged against its policy (the default policy, and a small one for when, default and
@@ -160,7 +174,8 @@ RULES_CASES := policies/hipaa-agents.yaml tests/unit/rules/hipaa.cases \
 # `hoopctl policy test` and hoopd's verdict point give every case of every cases file the same
 # verdict, rule and message (with the policy's approvers, and without).
 VERDICT_UNIT_SRC := $(RULES_UNIT_SRC) user/hoopd/verdict.c user/hoopd/judge.c \
-		    user/hoopd/maskplan.c user/hoopd/catalog.c user/hoopctl/policy.c \
+		    user/hoopd/maskplan.c user/hoopd/catalog.c user/hoopd/grants.c \
+		    user/hoopd/grantkey.c user/hoopctl/policy.c \
 		    user/hoopctl/disp.c
 
 $(OUT)/unit/test_verdict: tests/unit/test_verdict.c tests/unit/test_rules.c tests/unit/harness.h \

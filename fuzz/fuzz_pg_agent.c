@@ -667,15 +667,15 @@ static void decide_hold(uint8_t d, int may_wait)
 	if (d < 64 && may_wait)
 		return;
 	if (d < 128)
-		r = pg_resume_held(&A.s, VERDICT_ALLOW, NULL);
+		r = pg_engine.resume_held(A.s.est, VERDICT_ALLOW, NULL);
 	else if (d < 160)
-		r = pg_resume_held(&A.s, VERDICT_DENY, NULL);
+		r = pg_engine.resume_held(A.s.est, VERDICT_DENY, NULL);
 	else if (d < 176)
-		r = pg_resume_held(&A.s, VERDICT_DENY, "an approver said no \xff\xfe");
+		r = pg_engine.resume_held(A.s.est, VERDICT_DENY, "an approver said no \xff\xfe");
 	else if (d < 192)
-		r = pg_fail_held(&A.s, "57P01", "terminating connection due to shutdown");
+		r = pg_engine.fail_held(A.s.est, "57P01", "terminating connection due to shutdown");
 	else if (d < 224)
-		r = pg_cancel_held(&A.s);
+		r = pg_engine.cancel_held(A.s.est);
 	else
 		cancel_from_elsewhere();
 	REQUIRE(r == 0);

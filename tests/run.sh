@@ -42,6 +42,7 @@ suite() {
 suite unit make --no-print-directory unit
 suite unit-sanitizers make --no-print-directory SANITIZE=address,undefined unit
 suite unit-pg make --no-print-directory unit-pg
+suite unit-gate make --no-print-directory unit-gate
 suite unit-rules make --no-print-directory unit-rules
 suite unit-mask make --no-print-directory unit-mask
 suite unit-mask-sanitizers make --no-print-directory SANITIZE=address,undefined unit-mask
@@ -51,6 +52,7 @@ suite unit-maskplan-sanitizers make --no-print-directory SANITIZE=address,undefi
 suite unit-sqlshape make --no-print-directory unit-sqlshape
 suite unit-sqlshape-sanitizers make --no-print-directory SANITIZE=address,undefined unit-sqlshape
 suite unit-pg-sanitizers make --no-print-directory SANITIZE=address,undefined unit-pg
+suite unit-gate-sanitizers make --no-print-directory SANITIZE=address,undefined unit-gate
 # Each libFuzzer target runs FUZZ_SECONDS over its corpus; any crash fails make fuzz.
 suite fuzz bash -c 'n=$(ls fuzz/fuzz_*.c | wc -l)
 	if make --no-print-directory fuzz; then echo "fuzz: $n passed, 0 failed"

@@ -1312,7 +1312,7 @@ static void test_hold_parks_then_runs_once_allowed(void)
 	CHECK_EQ_INT(pgw_frame(buf_head(&S.a.out), S.a.out.len, 0, 1 << 20, &m, &why), PGW_OK);
 	CHECK(m.type == 'N' && memmem(m.body, m.len, "waiting for approval a-test-", 28));
 	CHECK_STREQ(types(&S.a.out, 0), "N");
-	CHECK_EQ_INT(pg_resume_held(&S, VERDICT_ALLOW, NULL), 0);
+	CHECK_EQ_INT(pg_engine.resume_held(S.est, VERDICT_ALLOW, NULL), 0);
 	CHECK(!S.held);
 	CHECK_STREQ(types(&S.s.out, 0), "Q");
 }
@@ -1322,7 +1322,7 @@ static void test_hold_denied(void)
 	to_ready();
 	agent(q_hold);
 	CHECK_STREQ(types(&S.a.out, 0), "N");
-	CHECK_EQ_INT(pg_resume_held(&S, VERDICT_DENY, "an approver said no"), 0);
+	CHECK_EQ_INT(pg_engine.resume_held(S.est, VERDICT_DENY, "an approver said no"), 0);
 	CHECK_STREQ(types(&S.s.out, 0), "");
 	CHECK_STREQ(types(&S.a.out, 0), "EZ");
 	CHECK_STREQ(err_state, "42501");
@@ -1390,7 +1390,7 @@ static void test_poison_query_in_a_failed_batch_is_not_answered(void)
 	agent(q_hold);
 	CHECK(S.held);
 	CHECK_STREQ(types(&S.a.out, 0), "N");
-	CHECK_EQ_INT(pg_cancel_held(&S), 0);
+	CHECK_EQ_INT(pg_engine.cancel_held(S.est), 0);
 	CHECK_STREQ(types(&S.s.out, 0), "Q"); /* the poison, in the Query's place */
 	err_msg_b(&b, "42883"); /* the poisoned Parse fails; B and Q are ignored */
 	from_server(&b);

@@ -42,6 +42,7 @@
 
 #include "engine.h"
 #include "events.h"
+#include "gate.h"
 #include "hex.h"
 #include "hoopd.h"
 #include "log.h"
@@ -49,6 +50,7 @@
 #include "pgerrcodes.h"
 #include "pgwire.h"
 #include "catalog_fetch.h"
+#include "maskplan.h"
 #include "masking.h"
 #include "sqlfacts.h"
 #include "sqlshape.h"
@@ -89,10 +91,6 @@
 /* PostgreSQL's NAMEDATALEN: SQL identifiers are truncated to 63 bytes. */
 #define PG_NAMEDATALEN 64
 
-/* What the agent is told when its statement cannot be put on record (disk full, I/O error). */
-#define UNRECORDED_MSG "hoop: the audit trail cannot be written; the statement was not forwarded"
-#define UNRECORDED_STATE "58030"
-
 enum phase {
 	PH_STARTUP,
 	PH_SERVER_TLS, /* waiting for the server's answer to our SSLRequest, then its handshake */
@@ -102,6 +100,7 @@ enum phase {
 };
 
 struct names;
+struct query;
 
 struct track {
 	uint64_t seq;
@@ -165,7 +164,10 @@ struct pg {
 	struct pend *head, *tail;
 	int npend;
 	struct named *preps, *portals;
-	uint64_t seq;
+	/* the statement gate's view of this session: statements on record (g.seq), relations
+	 * it made, its catalog */
+	struct gate g;
+	struct query *q; /* the Query being judged, for the gate's callbacks */
 	char user[128], database[128], app[128];
 	char *params_json;
 	uint8_t *startup; /* the startup message, held while we negotiate TLS upstream */
@@ -183,8 +185,6 @@ struct pg {
 	int xact_failed; /* an error or ROLLBACK since the last ReadyForQuery 'I' */
 	struct named *described; /* portals Described since their last Bind, as forwarded */
 	int ndescribed;
-	/* verdicts on EXECUTE name: the text prepared_text gives for name (a candidate) */
-	const char *cand_name, *cand_text;
 	int sasl;	    /* the server asked for SASL */
 	int sasl_client_first; /* the agent's SASLInitialResponse was looked at */
 	/* a message parked for a verdict (hold) */
@@ -193,10 +193,6 @@ struct pg {
 	const char *end_reason;
 	/* masking */
 	struct catbox *cat;
-	char (*made)[64];      /* relations this session created or renamed: never trusted to
-				* the catalog (a temp view shadows a table of the same name) */
-	int nmade;
-	int made_overflow;     /* more than hoop keeps: every plan is unknown from then on */
 	int withhold;	       /* a result could not be masked: drop all but Z, N, A, S until Z */
 	struct big *big;       /* an oversized Query or Parse being read past (PG_BIG_SLACK) */
 };
@@ -223,14 +219,6 @@ static int64_t now_us(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
-
-static enum verdict allow_all(struct judgement *j)
-{
-	return VERDICT_ALLOW;
-}
-
-verdict_fn verdict_hook = allow_all;
-const struct hold_ops *hold_ops;
 
 /* ---- small helpers ---- */
 
@@ -411,45 +399,7 @@ static char *hexdup(const uint8_t *p, size_t n)
 	return s;
 }
 
-/* ---- verdicts ---- */
-
-static const char *prepared_text(void *ctx, const char *name)
-{
-	struct pg *p = ctx;
-	struct named *n;
-
-	if (p->cand_name && !strcmp(p->cand_name, name))
-		return p->cand_text;
-	n = named_find(p->preps, name);
-	return n ? n->text : NULL;
-}
-
-static enum verdict judge_facts(struct pg *p, const char *protocol, const char *text, size_t len,
-				int parse_error, const struct mplan *plan,
-				const struct sqlfacts *facts, int want_facts, struct judgement *j)
-{
-	memset(j, 0, sizeof(*j));
-	j->facts = facts;
-	j->want_facts = want_facts;
-	j->s = p->s;
-	j->protocol = protocol;
-	j->text = text;
-	j->len = len;
-	j->parse_error = parse_error;
-	j->user = p->user;
-	j->database = p->database;
-	j->prepared = prepared_text;
-	j->prepared_ctx = p;
-	j->cat = p->cat ? p->cat->cat : NULL;
-	j->plan = plan ? &plan->p : NULL;
-	return verdict_hook(j);
-}
-
-static enum verdict judge(struct pg *p, const char *protocol, const char *text, size_t len,
-			  int parse_error, const struct mplan *plan, struct judgement *j)
-{
-	return judge_facts(p, protocol, text, len, parse_error, plan, NULL, 0, j);
-}
+/* ---- refusals ---- */
 
 /*
  * Answer a denied (or cancelled) request. Alone, outside a transaction, hoopd answers;
@@ -462,7 +412,7 @@ static int refuse(struct pg *p, char kind, const char *stmt_name, const char *sq
 	struct pend *e;
 
 	if (kind == 'Q' && !p->head && p->tx == 'I') {
-		struct ev_error ee = {.seq = p->seq, .severity = "ERROR", .sqlstate = sqlstate,
+		struct ev_error ee = {.seq = p->g.seq, .severity = "ERROR", .sqlstate = sqlstate,
 				      .message = msg, .from_hoopd = 1};
 
 		ev_error(s, &ee);
@@ -506,22 +456,13 @@ static int refuse_oversized(struct pg *p, char kind, const char *name, const cha
 			    const char *msg)
 {
 	struct pend *e;
-	struct ev_statement es = {.db_user = p->user,
-				  .database = p->database,
-				  .seq = ++p->seq,
-				  .protocol = kind == 'Q' ? "simple" : "extended",
-				  .text = prefix,
-				  .text_len = plen,
-				  .prepared = kind == 'P' ? name : NULL,
-				  .verdict = "deny",
-				  .reason = limit,
-				  .text_bytes = total,
-				  .text_sha256 = sha};
 
 	G.st.statements_oversized++;
 	hlog_conn(HLOG_WARN, p->s->id, p->s->peer, "statement of %zu bytes refused: %s", total,
 		  msg);
-	ev_statement(p->s, &es); /* refused either way: a failed write cannot let it through */
+	/* refused either way: a failed write cannot let it through */
+	gate_record_oversized(&p->g, kind == 'Q' ? "simple" : "extended", kind == 'P' ? name : NULL,
+			      prefix, plen, total, sha, limit);
 	return refuse(p, kind, name, "54000", msg, &e);
 }
 
@@ -685,45 +626,6 @@ static const struct catalog *pg_cat(const struct pg *p)
 	return p->cat ? p->cat->cat : NULL;
 }
 
-/* The provenance plan of one statement. EXECUTE and FETCH are resolved by plan_indirect. */
-static struct mplan *plan_stmt(struct pg *p, struct masking *mk, const char *sql, size_t len)
-{
-	struct mplan *pl = mplan_build(mk, pg_cat(p), sql, len, (const char (*)[64])p->made,
-				       p->nmade);
-
-	if (!pl)
-		return NULL;
-	if (pl->p.created_rel[0]) {
-		int known = 0;
-
-		for (int i = 0; i < p->nmade && !known; i++)
-			known = !strcmp(p->made[i], pl->p.created_rel);
-		if (!known && p->nmade < 1024) {
-			char (*m)[64] = realloc(p->made, (size_t)(p->nmade + 1) * sizeof(*m));
-
-			if (!m) {
-				mplan_put(pl);
-				return NULL;
-			}
-			p->made = m;
-			snprintf(p->made[p->nmade++], 64, "%s", pl->p.created_rel);
-		} else if (!known) {
-			p->made_overflow = 1;
-		}
-		catalog_stale(p->s, p->database); /* other sessions see it at the next read */
-	}
-	if (p->made_overflow && !pl->p.execute_name[0] && !pl->p.fetch_cursor[0]) {
-		/* more relation names than hoop keeps: nothing is trusted from now on */
-		mplan_put(pl);
-		pl = mplan_unknown();
-		if (!pl)
-			return NULL;
-	}
-	if (pl->p.unknown_rel[0])
-		catalog_stale(p->s, p->database);
-	return pl;
-}
-
 /* The plan of a recorded statement, portal or cursor (a reference), built from its text by mk
  * when it has none or one of another masking engine (a reload renumbers the rules). */
 static struct mplan *named_plan(struct pg *p, struct masking *mk, struct named *n)
@@ -731,7 +633,7 @@ static struct mplan *named_plan(struct pg *p, struct masking *mk, struct named *
 	if (!n->text[0])
 		return mplan_unknown(); /* bound from a statement hoopd does not know */
 	if (!n->plan || n->plan_gen != mk->gen) {
-		struct mplan *pl = plan_stmt(p, mk, n->text, strlen(n->text));
+		struct mplan *pl = gate_plan(&p->g, mk, n->text, strlen(n->text));
 
 		if (!pl)
 			return NULL;
@@ -1365,77 +1267,12 @@ static void names_done(struct pg *p, const char *text, const char *tag, struct m
 	}
 }
 
-/* The loop thread's scratch for on_query and on_parse (not on the stack, and not malloc'd per
+/* The loop thread's scratch for a Query's split (not on the stack, and not malloc'd per
  * statement: a 32 KiB malloc makes glibc consolidate its free lists every time). */
-static struct sqlshape g_shape;
 static struct split g_split;
 
-/* May what was worked out about this one-statement text be kept by its shape? Only when it
- * depends on the text alone (stmtcache.h): plain reads and writes, transaction control and
- * SHOW, with a plan that names no relation the catalog lacks, makes none, runs nothing of the
- * session's (EXECUTE, cursors) and reads no constant's value. */
-static int keep_shape(const struct pg *p, const struct sqlfacts *f, const struct mplan *pl)
-{
-	const uint64_t plain = 1ULL << SK_SELECT | 1ULL << SK_INSERT | 1ULL << SK_UPDATE |
-			       1ULL << SK_DELETE | 1ULL << SK_MERGE | 1ULL << SK_TRANSACTION |
-			       1ULL << SK_SHOW;
+/* ---- what the gate asks the engine (struct gate_ops) ---- */
 
-	if (!f->kinds || (f->kinds & ~plain) || f->parse_error || f->too_many ||
-	    f->execute_name[0] || p->nmade || p->made_overflow)
-		return 0;
-	if (!pl)
-		return 1;
-	return !pl->p.created_rel[0] && !pl->p.unknown_rel[0] && !pl->p.execute_name[0] &&
-	       !pl->p.fetch_cursor[0] && !pl->p.declare_cursor[0] && !pl->p.prepare_name[0] &&
-	       !pl->p.copy && !pl->p.const_sensitive && !pl->p.error[0];
-}
-
-/* Does sql (one Query's or Parse's text) have a shape this session may use (no relations of
- * its own)? 1 with g_shape and *g filled, and *hit when a kept one matches (cached 1). */
-static int shape_find(const struct pg *p, const struct masking *mk, char protocol,
-		      const char *sql, size_t len, struct stmtcache_gens *g,
-		      struct stmtcache_hit *hit, int *cached)
-{
-	g->policy = G.pol_gen;
-	g->masking = mk ? mk->gen : 0;
-	g->catalog = mk ? cat_gen(pg_cat(p)) : 0;
-	g->protocol = (uint64_t)protocol;
-	*cached = 0;
-	if (p->nmade || p->made_overflow || sqlshape(sql, len, &g_shape))
-		return 0;
-	*cached = stmtcache_get(g_shape.key, g_shape.klen, g, hit);
-	return 1;
-}
-
-/* After the verdict on a shaped text that was not kept: keep its facts (j->facts_out, taken)
- * and plan when keep_shape says they may be. */
-static void shape_keep(const struct pg *p, const struct stmtcache_gens *g, struct judgement *j,
-		       struct mplan *pl)
-{
-	if (j->facts_out && keep_shape(p, j->facts_out, pl))
-		stmtcache_put(g_shape.key, g_shape.klen, g, j->facts_out, pl);
-	else
-		free(j->facts_out);
-	j->facts_out = NULL;
-}
-
-static int stricter(enum verdict a, enum verdict b)
-{
-	static const int rank[] = {[VERDICT_ALLOW] = 0, [VERDICT_HOLD] = 1, [VERDICT_DENY] = 2};
-
-	return rank[a] > rank[b];
-}
-
-/* The verdict on a plan: EXECUTE and FETCH judged by what their name is now (a reference). */
-static struct mplan *verdict_plan(struct pg *p, struct masking *mk, struct mplan *pl)
-{
-	return mk && pl ? plan_indirect(p, mk, pl, 0) : NULL;
-}
-
-/* EXECUTE name is judged (verdict.c) by the text name has. Until the server acknowledges them,
- * definitions in flight (a Parse or a PREPARE forwarded earlier, a PREPARE earlier in this
- * Query) may change that text before the EXECUTE runs: each text it may then have is judged
- * too, and the strictest verdict stands. */
 /* The text of the latest definition of prepared statement name still waiting for the
  * server's answer (a Parse, or a PREPARE inside a Query), or NULL. */
 static const char *inflight_text(const struct pg *p, const char *name)
@@ -1456,91 +1293,96 @@ static const char *inflight_text(const struct pg *p, const char *name)
 }
 
 /* What approvers are shown for EXECUTE/FETCH name: the definition the server has, or, when the
- * only one is still on its way (judge_execute holds only when every candidate is this text),
- * that one. */
-const char *pg_named_text(struct session *s, int cursor, const char *name)
+ * only one is still on its way (the gate holds only when every candidate is this text), that
+ * one. */
+static const char *named_text(struct pg *p, int cursor, const char *name)
 {
-	struct pg *p = s->est;
-	struct named *n;
+	struct named *n = named_find(cursor ? p->portals : p->preps, name); /* cursors: portals */
 
-	if (!p || s->eng != &pg_engine)
-		return NULL;
-	n = named_find(cursor ? p->portals : p->preps, name); /* cursors are portals */
 	if (n)
 		return n->text;
 	return cursor ? NULL : inflight_text(p, name);
 }
 
-/* Every text EXECUTE name may run (the recorded definition, if any, and those in flight) is
- * one and the same, and it is the one approvers are shown (pg_named_text). */
-static int one_text(const struct pg *p, const char *name, char *const *alt, int nalt)
-{
-	const struct named *n = named_find(p->preps, name);
-	const char *shown = n ? n->text : inflight_text(p, name);
+/* One Query's statements as the gate sees them, and what the engine keeps of them. */
+struct query {
+	const char *sql;
+	size_t len;
+	struct split *sp;
+	struct gate_stmt *st;
+	struct names *ns; /* what each does to the session's names */
+	struct masking *mk;
+	struct gate_shape sh;
+	int copy_cand; /* one may start a COPY FROM STDIN */
+};
 
-	if (!shown)
-		return 0;
-	for (int a = 0; a < nalt; a++)
-		if (!alt[a] || strcmp(alt[a], shown))
-			return 0;
-	return 1;
+static const char *gate_prepared_text(void *ctx, const char *name)
+{
+	struct named *n = named_find(((struct pg *)ctx)->preps, name);
+
+	return n ? n->text : NULL;
 }
 
-static enum verdict judge_execute(struct pg *p, struct masking *mk, const char *stmt, size_t len,
-				  const struct names *ns, const char *q, const struct split *sp,
-				  const struct names *qns, int upto, enum verdict v,
-				  struct judgement *j)
+static struct mplan *gate_resolve_plan(void *ctx, struct masking *mk, struct mplan *pl)
 {
-	char *alt[16];
+	return plan_indirect(ctx, mk, pl, 0);
+}
+
+/* Definitions of name in flight, and (in a Query) earlier in it than statement i. */
+static int gate_execute_texts(void *ctx, int i, const char *name, char **alt, int max)
+{
+	struct pg *p = ctx;
+	const struct query *q = p->q;
 	int nalt = 0;
 
-	for (struct pend *e = p->head; e && nalt < 16; e = e->next) {
-		if (e->kind == 'P' && !e->poisoned && e->text && !strcmp(e->name, ns->name))
+	for (struct pend *e = p->head; e && nalt < max; e = e->next) {
+		if (e->kind == 'P' && !e->poisoned && e->text && !strcmp(e->name, name))
 			alt[nalt++] = strdup(e->text);
-		for (int i = 0; i < e->nst && nalt < 16; i++) {
-			const struct names *tn = e->st[i].ns;
+		for (int k = 0; k < e->nst && nalt < max; k++) {
+			const struct names *tn = e->st[k].ns;
 
-			if (tn && tn->kind == NK_PREPARE && !strcmp(tn->name, ns->name))
-				alt[nalt++] = strdup(e->st[i].text + tn->body);
+			if (tn && tn->kind == NK_PREPARE && !strcmp(tn->name, name))
+				alt[nalt++] = strdup(e->st[k].text + tn->body);
 		}
 	}
-	for (int k = 0; k < upto && nalt < 16; k++)
-		if (qns[k].kind == NK_PREPARE && !strcmp(qns[k].name, ns->name))
-			alt[nalt++] = strndup(q + sp->off[k] + qns[k].body,
-					      (size_t)sp->len[k] - qns[k].body);
-	for (int a = 0; a < nalt; a++) {
-		struct judgement ja;
-		struct mplan *pl = NULL, *vp = NULL;
-		enum verdict va;
-
-		if (!alt[a])
-			continue;
-		if (mk && (pl = plan_stmt(p, mk, alt[a], strlen(alt[a]))))
-			vp = verdict_plan(p, mk, pl);
-		p->cand_name = ns->name;
-		p->cand_text = alt[a];
-		va = judge(p, "simple", stmt, len, 0, vp, &ja);
-		p->cand_name = p->cand_text = NULL;
-		mplan_put(vp);
-		mplan_put(pl);
-		if (stricter(va, v)) {
-			v = va;
-			*j = ja;
-		}
-	}
-	if (nalt && v == VERDICT_HOLD && !one_text(p, ns->name, alt, nalt)) {
-		/* An approver is shown one text (pg_named_text) while another may be the one that
-		 * runs: no hold while the name has definitions in flight that differ. */
-		v = VERDICT_DENY;
-		snprintf(j->message, sizeof(j->message),
-			 "hoop: EXECUTE of %.63s cannot wait for approval while %.63s is being "
-			 "redefined; send it once the new definition is answered",
-			 ns->name, ns->name);
-	}
-	for (int a = 0; a < nalt; a++)
-		free(alt[a]);
-	return v;
+	for (int k = 0; q && k < i && nalt < max; k++)
+		if (q->ns[k].kind == NK_PREPARE && !strcmp(q->ns[k].name, name))
+			alt[nalt++] = strndup(q->sql + q->sp->off[k] + q->ns[k].body,
+					      (size_t)q->sp->len[k] - q->ns[k].body);
+	return nalt;
 }
+
+static const char *gate_shown_text(void *ctx, const char *name)
+{
+	return named_text(ctx, 0, name);
+}
+
+/* For the record of EXECUTE name: the text name will most likely have when it runs (the last
+ * definition forwarded before it: earlier in this Query, in flight, or recorded). malloc'd. */
+static char *gate_prepared_ahead(void *ctx, int i, const char *name)
+{
+	struct pg *p = ctx;
+	const struct query *q = p->q;
+	const char *t;
+	struct named *n;
+
+	for (int k = (q ? i : 0) - 1; k >= 0; k--)
+		if (q->ns[k].kind == NK_PREPARE && !strcmp(q->ns[k].name, name))
+			return strndup(q->sql + q->sp->off[k] + q->ns[k].body,
+				       (size_t)q->sp->len[k] - q->ns[k].body);
+	if ((t = inflight_text(p, name)))
+		return strdup(t);
+	n = named_find(p->preps, name);
+	return n ? strdup(n->text) : NULL;
+}
+
+static const struct gate_ops pg_gate_ops = {
+	.prepared_text = gate_prepared_text,
+	.resolve_plan = gate_resolve_plan,
+	.execute_texts = gate_execute_texts,
+	.shown_text = gate_shown_text,
+	.prepared_ahead = gate_prepared_ahead,
+};
 
 /* Could this text, run when every request before it is answered, start a COPY FROM STDIN?
  * EXECUTE name runs what name is then (a Parse may have made it a COPY): recorded or in
@@ -1566,298 +1408,265 @@ static int text_may_copy_in(struct pg *p, const char *text, size_t len, int dept
 	return 0;
 }
 
-/* For the record of EXECUTE name: the text name will most likely have when it runs (the last
- * definition forwarded before it: earlier in this Query, in flight, or recorded). malloc'd. */
-static char *prepared_ahead(struct pg *p, const char *name, const char *q, const struct split *sp,
-			    const struct names *qns, int upto)
+/* ---- Query ---- */
+
+static void query_free(struct query *q)
 {
-	const char *t = NULL;
-	struct named *n;
-
-	for (int k = upto - 1; k >= 0; k--)
-		if (qns[k].kind == NK_PREPARE && !strcmp(qns[k].name, name))
-			return strndup(q + sp->off[k] + qns[k].body,
-				       (size_t)sp->len[k] - qns[k].body);
-	for (struct pend *e = p->head; e; e = e->next) {
-		if (e->kind == 'P' && !e->poisoned && e->text && !strcmp(e->name, name))
-			t = e->text;
-		for (int i = 0; i < e->nst; i++) {
-			const struct names *tn = e->st[i].ns;
-
-			if (tn && tn->kind == NK_PREPARE && !strcmp(tn->name, name))
-				t = e->st[i].text + tn->body;
-		}
-	}
-	if (t)
-		return strdup(t);
-	n = named_find(p->preps, name);
-	return n ? strdup(n->text) : NULL;
+	for (int i = 0; q->st && i < q->sp->n; i++)
+		mplan_put(q->st[i].plan);
+	free(q->st);
+	free(q->ns);
+	masking_put(q->mk);
 }
 
-static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verdict fv)
+/* Split a Query into statements, plan them and read what they do to names (shape: look its
+ * shape up first; a statement of a shape seen before is not parsed again, stmtcache.h).
+ * 0, or -1 without memory (q is to be freed either way). */
+static int query_prepare(struct pg *p, struct query *q, const char *sql, size_t len, int shape)
 {
-	struct session *s = p->s;
-	const char *sql = (const char *)m->body;
-	size_t len = m->len ? m->len - 1 : 0;
-	struct split *sp;
-	enum verdict worst = VERDICT_ALLOW, *v = NULL;
-	char (*rules)[64] = NULL;
-	struct judgement j, deny_j = {0}, hold_j = {0};
-	struct pend *e;
-	struct masking *mk = NULL;
-	struct mplan **plans = NULL;
-	struct stmtcache_gens gens;
-	struct stmtcache_hit hit = {0};
-	struct names *ns = NULL;
-	int r = -1, unrecorded = 0, shaped, cached = 0, copy_cand = 0;
+	struct split *sp = &g_split;
+	struct mplan *hit = NULL;
+	int shaped = 0, n;
 
-	if (!m->len || memchr(sql, 0, m->len) != sql + len)
-		return protocol_violation(p, "agent", "Query text is not NUL-terminated");
-	if (!forced && (r = check_size(p, 'Q', NULL, sql, len)) != 0)
-		return r < 0 ? -1 : 0;
-	sp = &g_split;
-	mk = masking_get();
-	/* A statement of a shape seen before is not parsed again (stmtcache.h). */
-	shaped = !forced && shape_find(p, mk, 'Q', sql, len, &gens, &hit, &cached);
-	if (cached) {
+	memset(q, 0, sizeof(*q));
+	q->sql = sql;
+	q->len = len;
+	q->sp = sp;
+	q->mk = masking_get();
+	if (shape)
+		shaped = gate_shape_find(&p->g, q->mk, 'Q', sql, len, &q->sh);
+	if (q->sh.cached) {
 		sp->n = 1;
 		sp->parse_error = 0;
-		sp->off[0] = (int)g_shape.off;
-		sp->len[0] = (int)g_shape.len;
+		sp->off[0] = (int)q->sh.off;
+		sp->len[0] = (int)q->sh.len;
+		hit = q->sh.hit.plan; /* the entry's reference: ours now */
 	} else {
 		split_sql(sql, len, sp);
-		shaped = shaped && sp->n == 1 && !sp->parse_error &&
-			 sp->off[0] == (int)g_shape.off && sp->len[0] == (int)g_shape.len;
+		q->sh.shaped = shaped && sp->n == 1 && !sp->parse_error &&
+			       sp->off[0] == (int)q->sh.off && sp->len[0] == (int)q->sh.len;
 	}
 	/* Sized by the statements there are, not the most there could be. */
-	v = calloc((size_t)(sp->n ? sp->n : 1), sizeof(*v));
-	rules = calloc((size_t)(sp->n ? sp->n : 1), sizeof(*rules));
-	plans = calloc((size_t)(sp->n ? sp->n : 1), sizeof(*plans));
-	ns = calloc((size_t)(sp->n ? sp->n : 1), sizeof(*ns));
-	if (!v || !rules || !plans || !ns) {
-		mplan_put(hit.plan);
-		goto out;
-	}
-	if (cached) {
-		plans[0] = hit.plan;
-		if (mk && !plans[0])
-			goto out;
+	n = sp->n ? sp->n : 1;
+	q->st = calloc((size_t)n, sizeof(*q->st));
+	q->ns = calloc((size_t)n, sizeof(*q->ns));
+	if (!q->st || !q->ns) {
+		mplan_put(hit);
+		return -1;
 	}
 	for (int i = 0; i < sp->n; i++) {
+		struct gate_stmt *t = &q->st[i];
+
+		t->text = sql + sp->off[i];
+		t->len = (size_t)sp->len[i];
+		if (q->sh.cached) {
+			t->plan = hit;
+			if (q->mk && !hit)
+				return -1;
+			continue;
+		}
 		/* The provenance plan first: the verdict reads its inference facts too. */
-		struct mplan *vp;
-
-		if (mk && !cached &&
-		    !(plans[i] = plan_stmt(p, mk, sql + sp->off[i], (size_t)sp->len[i])))
-			goto out;
-		if (!cached)
-			sql_names(sql + sp->off[i], (size_t)sp->len[i], &ns[i]);
-		copy_cand |= !cached && (may_copy_in(sql + sp->off[i], (size_t)sp->len[i]) ||
-					 (ns[i].kind == NK_EXECUTE &&
-					  text_may_copy_in(p, sql + sp->off[i], (size_t)sp->len[i], 0)));
-		vp = verdict_plan(p, mk, plans[i]);
-		v[i] = forced ? fv
-			      : judge_facts(p, "simple", sql + sp->off[i], (size_t)sp->len[i],
-					    sp->parse_error, vp, cached ? hit.facts : NULL,
-					    shaped && !cached, &j);
-		mplan_put(vp);
-		if (!forced && ns[i].kind == NK_EXECUTE)
-			v[i] = judge_execute(p, mk, sql + sp->off[i], (size_t)sp->len[i], &ns[i], sql,
-					     sp, ns, i, v[i], &j);
-		str_copy(rules[i], sizeof(rules[i]), forced ? "" : j.rule);
-		if (!forced && shaped && !cached)
-			shape_keep(p, &gens, &j, plans[i]);
-		/* deny over hold over allow */
-		if (v[i] == VERDICT_DENY) {
-			if (worst != VERDICT_DENY)
-				deny_j = j;
-			worst = VERDICT_DENY;
-		} else if (v[i] == VERDICT_HOLD && worst == VERDICT_ALLOW) {
-			worst = VERDICT_HOLD;
-			hold_j = j;
-		}
+		if (q->mk && !(t->plan = gate_plan(&p->g, q->mk, t->text, t->len)))
+			return -1;
+		sql_names(t->text, t->len, &q->ns[i]);
+		if (q->ns[i].kind == NK_EXECUTE)
+			t->execute = q->ns[i].name;
+		q->copy_cand |= may_copy_in(t->text, t->len) ||
+				(q->ns[i].kind == NK_EXECUTE && text_may_copy_in(p, t->text, t->len, 0));
 	}
-	if (worst == VERDICT_HOLD && !hold_ops)
-		worst = VERDICT_DENY; /* nobody could decide it */
-	if (worst == VERDICT_HOLD) {
-		char id[32], note[512];
+	return 0;
+}
 
-		/* Park the whole message: nothing of it runs until it is decided. */
-		int hr = hold_ops->open(s, hold_j.rule, hold_j.message, sql, len, id, sizeof(id));
+static void query_batch(struct query *q, struct gate_batch *b)
+{
+	memset(b, 0, sizeof(*b));
+	b->protocol = "simple";
+	b->text = q->sql;
+	b->len = q->len;
+	b->parse_error = q->sp->parse_error;
+	b->may_hold = 1;
+	b->mk = q->mk;
+	b->shape = &q->sh;
+	b->st = q->st;
+	b->n = q->sp->n;
+}
 
-		if (hr) {
-			r = refuse(p, 'Q', NULL, hr == -EDQUOT ? "53400" : "42501",
-				   hr == -EDQUOT
-					   ? "hoop: this statement needs approval, and too many "
-					     "statements from this agent are already waiting for "
-					     "one: refused (retry once approvers have decided)"
-					   : "hoop: this statement needs approval, and no request "
-					     "could be opened",
-				   &e);
-			goto out;
-		}
-		snprintf(note, sizeof(note),
-			 "hoop: waiting for approval %s: %s; ask an approver to run `hoopctl approve %s`",
-			 id, hold_j.rule[0] ? hold_j.rule : "policy", id);
-		if (pgw_put_notice(&s->a.out, note))
-			goto out;
-		p->held = malloc(m->total);
-		if (!p->held)
-			goto out;
-		memcpy(p->held, m->body - 5, m->total);
-		p->held_len = m->total;
-		for (int i = 0; i < sp->n; i++) {
-			struct ev_statement es = {.db_user = p->user, .database = p->database, .seq = p->seq + 1 + (uint64_t)i, .protocol = "simple",
-						  .text = sql + sp->off[i],
-						  .text_len = (size_t)sp->len[i], .verdict = "hold",
-						  .parse_error = sp->parse_error};
+/* The Query is on record: forward it, with one track per statement for its results. */
+static int query_forward(struct pg *p, const struct pgw_msg *m, struct query *q)
+{
+	int n = q->sp->n;
+	struct pend *e = pend_push(p, 'Q', n ? n : 1);
 
-			ev_statement(s, &es);
-		}
-		sess_hold(s);
-		r = 0;
-		goto out;
-	}
-	for (int i = 0; i < sp->n; i++) {
-		/* Any deny: none of them runs, and every one is on record as not run. */
-		int rec;
-		char *ptext = ns[i].kind == NK_EXECUTE
-				      ? prepared_ahead(p, ns[i].name, sql, sp, ns, i)
-				      : NULL;
-		struct ev_statement es = {.db_user = p->user, .database = p->database, .seq = ++p->seq, .protocol = "simple",
-					  .text = sql + sp->off[i], .text_len = (size_t)sp->len[i],
-					  .verdict = worst == VERDICT_DENY
-							     ? (v[i] == VERDICT_DENY ? "deny"
-										      : "not_run")
-							     : "allow",
-					  .reason = v[i] == VERDICT_DENY && deny_j.rule[0]
-							    ? deny_j.rule
-							    : rules[i][0] ? rules[i] : NULL,
-					  .parse_error = sp->parse_error};
-
-		if (ns[i].kind == NK_EXECUTE) {
-			es.prepared = ns[i].name;
-			es.prepared_text = ptext;
-		}
-		rec = ev_statement(s, &es);
-		free(ptext);
-		if (rec)
-			unrecorded = rec;
-	}
-	if (unrecorded && worst != VERDICT_DENY) {
-		/* No statement reaches the database without its record. */
-		r = refuse(p, 'Q', NULL, UNRECORDED_STATE, UNRECORDED_MSG, &e);
-		goto out;
-	}
-	if (worst == VERDICT_DENY) {
-		const char *msg = deny_j.message[0] ? deny_j.message
-						    : "hoop: statement denied by policy";
-
-		r = refuse(p, 'Q', NULL, "42501", msg, &e);
-		goto out;
-	}
-	e = pend_push(p, 'Q', sp->n ? sp->n : 1);
 	if (!e)
-		goto out;
+		return -1;
 	for (int i = 0; i < e->nst; i++) {
-		e->st[i].seq = p->seq - (uint64_t)(sp->n ? sp->n : 1) + 1 + (uint64_t)i;
+		e->st[i].seq = p->g.seq - (uint64_t)(n ? n : 1) + 1 + (uint64_t)i;
 		e->st[i].start_us = now_us();
-		if (i < sp->n && ns[i].kind != NK_NONE &&
-		    (!(e->st[i].text = strndup(sql + sp->off[i], (size_t)sp->len[i])) ||
-		     !(e->st[i].ns = malloc(sizeof(ns[i])))))
-			goto out;
-		if (i < sp->n && e->st[i].ns)
-			*e->st[i].ns = ns[i];
-		if (i < sp->n && mk) {
+		if (i < n && q->ns[i].kind != NK_NONE &&
+		    (!(e->st[i].text = strndup(q->st[i].text, q->st[i].len)) ||
+		     !(e->st[i].ns = malloc(sizeof(q->ns[i])))))
+			return -1;
+		if (i < n && e->st[i].ns)
+			*e->st[i].ns = q->ns[i];
+		if (i < n && q->mk) {
 			e->st[i].mk = masking_get();
-			e->st[i].plan = plans[i];
-			plans[i] = NULL;
+			e->st[i].plan = q->st[i].plan;
+			q->st[i].plan = NULL;
 		}
 	}
-	if (copy_cand) {
+	if (q->copy_cand) {
 		/* Nothing more is read from the agent until the server says whether a COPY FROM
 		 * STDIN started (CopyInResponse) or this Query is answered. */
 		e->copy_cand = 1;
 		p->copy_wait = e;
 	}
-	r = fwd(&s->s.out, m);
-out:
-	if (plans)
-		for (int i = 0; i < (sp ? sp->n : 0); i++)
-			mplan_put(plans[i]);
-	free(plans);
-	free(ns);
-	masking_put(mk);
-	free(rules);
-	free(v);
+	return fwd(&p->s->s.out, m);
+}
+
+/* The gate opened an approval request for this Query: park it until it is decided. */
+static int park(struct pg *p, const struct pgw_msg *m, const struct gate_batch *b)
+{
+	char note[512];
+
+	snprintf(note, sizeof(note),
+		 "hoop: waiting for approval %s: %s; ask an approver to run `hoopctl approve %s`",
+		 b->hold_id, b->rule[0] ? b->rule : "policy", b->hold_id);
+	if (pgw_put_notice(&p->s->a.out, note) || !(p->held = malloc(m->total))) {
+		hold_ops->forget(p->s, "out of memory");
+		return -1;
+	}
+	memcpy(p->held, m->body - 5, m->total);
+	p->held_len = m->total;
+	sess_hold(p->s);
+	return 0;
+}
+
+/* Do what the gate said of a Query (outcome: gate_commit's). */
+static int query_act(struct pg *p, const struct pgw_msg *m, struct query *q,
+		     const struct gate_batch *b, int outcome)
+{
+	struct pend *e;
+
+	switch (outcome) {
+	case GATE_FORWARD:
+		return query_forward(p, m, q);
+	case GATE_REFUSE:
+		return refuse(p, 'Q', NULL, b->sqlstate, b->message, &e);
+	case GATE_HOLD:
+		return park(p, m, b);
+	default:
+		return -1;
+	}
+}
+
+static int on_query(struct pg *p, const struct pgw_msg *m)
+{
+	const char *sql = (const char *)m->body;
+	size_t len = m->len ? m->len - 1 : 0;
+	struct query q;
+	struct gate_batch b;
+	int r;
+
+	if (!m->len || memchr(sql, 0, m->len) != sql + len)
+		return protocol_violation(p, "agent", "Query text is not NUL-terminated");
+	if ((r = check_size(p, 'Q', NULL, sql, len)) != 0)
+		return r < 0 ? -1 : 0;
+	r = query_prepare(p, &q, sql, len, 1);
+	if (!r) {
+		query_batch(&q, &b);
+		p->q = &q;
+		gate_judge(&p->g, &b);
+		r = gate_commit(&p->g, &b);
+		p->q = NULL;
+		r = query_act(p, m, &q, &b, r);
+	}
+	query_free(&q);
 	return r;
 }
+
+/* An approver allowed the Query parked by park(): it runs as it was judged, and its records
+ * say so (the gate judges nothing again). */
+static int run_held_query(struct pg *p, const struct pgw_msg *m)
+{
+	const char *sql = (const char *)m->body;
+	struct query q;
+	struct gate_batch b;
+	int r;
+
+	r = query_prepare(p, &q, sql, m->len - 1, 0);
+	if (!r) {
+		query_batch(&q, &b);
+		for (int i = 0; i < b.n; i++)
+			b.st[i].v = VERDICT_ALLOW;
+		b.v = VERDICT_ALLOW;
+		p->q = &q;
+		r = gate_commit(&p->g, &b);
+		p->q = NULL;
+		r = query_act(p, m, &q, &b, r);
+	}
+	query_free(&q);
+	return r;
+}
+
+/* ---- Parse ---- */
 
 static int on_parse(struct pg *p, const struct pgw_msg *m)
 {
 	struct pgw_rd rd;
 	const char *name, *sql;
 	size_t sql_len;
-	struct judgement j;
-	enum verdict v;
 	struct pend *e;
-	struct split *sp;
+	struct split *sp = &g_split;
 	struct masking *mk;
-	struct mplan *pl = NULL, *vp;
-	struct stmtcache_gens gens;
-	struct stmtcache_hit hit = {0};
+	struct mplan *pl = NULL;
+	struct gate_shape sh;
+	struct gate_stmt st = {0};
+	struct gate_batch b = {.protocol = "extended", .quiet_allow = 1, .shape = &sh, .st = &st,
+			       .n = 1};
 	struct names ns = {0};
-	int shaped, cached;
+	int r;
 
 	pgw_rd_init(&rd, m);
 	name = pgw_str(&rd, NULL);
 	sql = pgw_str(&rd, &sql_len);
 	if (!name || !sql)
 		return protocol_violation(p, "agent", "malformed Parse message");
-	if ((shaped = check_size(p, 'P', name, sql, sql_len)) != 0)
-		return shaped < 0 ? -1 : 0;
-	sp = &g_split;
+	if ((r = check_size(p, 'P', name, sql, sql_len)) != 0)
+		return r < 0 ? -1 : 0;
 	mk = masking_get();
-	shaped = shape_find(p, mk, 'P', sql, sql_len, &gens, &hit, &cached);
-	if (cached) {
+	r = gate_shape_find(&p->g, mk, 'P', sql, sql_len, &sh);
+	if (sh.cached) {
 		sp->parse_error = 0;
-		if (mk && !hit.plan) {
+		if (mk && !sh.hit.plan) {
 			masking_put(mk);
 			return -1;
 		}
-		pl = hit.plan; /* the entry's reference */
+		pl = sh.hit.plan; /* the entry's reference */
 	} else {
 		split_sql(sql, sql_len, sp);
-		shaped = shaped && sp->n == 1 && !sp->parse_error;
-		if (mk && !(pl = plan_stmt(p, mk, sql, sql_len))) {
+		sh.shaped = r && sp->n == 1 && !sp->parse_error;
+		if (mk && !(pl = gate_plan(&p->g, mk, sql, sql_len))) {
 			masking_put(mk);
 			return -1;
 		}
 		sql_names(sql, sql_len, &ns);
 	}
 	/* The extended protocol takes one statement; judge the whole text as the server will. */
-	vp = verdict_plan(p, mk, pl);
-	v = judge_facts(p, "extended", sql, sql_len, sp->parse_error, vp, cached ? hit.facts : NULL,
-			shaped && !cached, &j);
-	mplan_put(vp);
-	if (ns.kind == NK_EXECUTE)
-		v = judge_execute(p, mk, sql, sql_len, &ns, NULL, NULL, NULL, 0, v, &j);
-	if (shaped && !cached)
-		shape_keep(p, &gens, &j, pl);
-	if (v == VERDICT_HOLD)
-		v = VERDICT_DENY; /* approvals for the extended protocol: see docs/events.md */
-	if (v == VERDICT_DENY) {
-		struct ev_statement es = {.db_user = p->user, .database = p->database, .seq = ++p->seq, .protocol = "extended", .text = sql,
-					  .text_len = sql_len, .prepared = name, .verdict = "deny",
-					  .reason = j.rule[0] ? j.rule : NULL};
-
+	st.text = sql;
+	st.len = sql_len;
+	st.plan = pl;
+	st.prepared = name;
+	st.execute = ns.kind == NK_EXECUTE ? ns.name : NULL;
+	b.text = sql;
+	b.len = sql_len;
+	b.parse_error = sp->parse_error;
+	b.mk = mk;
+	if (gate_run(&p->g, &b) != GATE_FORWARD) {
 		mplan_put(pl);
 		masking_put(mk);
-		ev_statement(p->s, &es);
 		/* The poison fails in its place: the server keeps what it had under this name
 		 * (nothing, for the unnamed statement), and so does hoopd. */
-		return refuse(p, 'P', name, "42501",
-			      j.message[0] ? j.message : "hoop: statement denied by policy", &e);
+		return refuse(p, 'P', name, b.sqlstate, b.message, &e);
 	}
 	/* Recorded as name's definition when the server says ParseComplete. */
 	if (!(e = pend_push(p, 'P', 0)) || !(e->name = strdup(name)) || !(e->text = strdup(sql))) {
@@ -2029,27 +1838,27 @@ static int portal_may_copy_in(struct pg *p, const char *portal)
 static int on_execute(struct pg *p, const struct pgw_msg *m)
 {
 	struct pgw_rd rd;
-	const char *portal, *params = NULL;
+	const char *portal;
 	struct pend *e;
 	struct masking *mk;
-	struct ev_statement es = {.db_user = p->user, .database = p->database, .protocol = "extended", .verdict = "allow"};
+	struct gate_stmt st = {.v = VERDICT_ALLOW};
+	struct gate_batch b = {.protocol = "extended", .v = VERDICT_ALLOW, .st = &st, .n = 1};
 
 	pgw_rd_init(&rd, m);
 	portal = pgw_str(&rd, NULL);
 	pgw_i32(&rd);
 	if (!portal || !pgw_done(&rd))
 		return protocol_violation(p, "agent", "malformed Execute message");
-	es.seq = ++p->seq;
-	es.text = portal_text_ahead(p, portal, &params);
-	if (!es.text)
-		es.text = "";
-	es.text_len = strlen(es.text);
-	es.portal = portal;
-	es.params_json = params;
-	if (ev_statement(p->s, &es))
+	/* Its statement was judged at Parse; what runs is on record now, with its parameters. */
+	st.text = portal_text_ahead(p, portal, &st.params_json);
+	if (!st.text)
+		st.text = "";
+	st.len = strlen(st.text);
+	st.portal = portal;
+	if (gate_commit(&p->g, &b) != GATE_FORWARD)
 		/* In place of the Execute: a poisoned Parse, so the server errors right here and
 		 * skips to Sync like for any error. */
-		return refuse(p, 'P', "hoop: unrecorded", UNRECORDED_STATE, UNRECORDED_MSG, &e);
+		return refuse(p, 'P', "hoop: unrecorded", b.sqlstate, b.message, &e);
 	if ((mk = masking_get()) && !described(p, portal)) {
 		/* The agent did not ask for the result's columns: hoopd does, for itself, so
 		 * that it knows what to mask. */
@@ -2073,7 +1882,7 @@ static int on_execute(struct pg *p, const struct pgw_msg *m)
 		masking_put(mk);
 		return -1;
 	}
-	e->st[0].seq = p->seq;
+	e->st[0].seq = st.seq;
 	e->st[0].start_us = now_us();
 	e->st[0].mk = mk; /* the plan and description are the portal's when it runs */
 	if (fwd(&p->s->s.out, m))
@@ -2093,41 +1902,32 @@ static int on_function(struct pg *p, const struct pgw_msg *m)
 {
 	struct pgw_rd rd;
 	char desc[64];
-	struct judgement j;
-	enum verdict v;
 	struct pend *e;
 	int32_t oid;
+	struct gate_stmt st = {.text = desc};
+	struct gate_batch b = {.protocol = "function", .what = "function call", .text = desc,
+			       .st = &st, .n = 1};
 
 	pgw_rd_init(&rd, m);
 	oid = pgw_i32(&rd);
 	if (rd.bad)
 		return protocol_violation(p, "agent", "malformed FunctionCall message");
 	snprintf(desc, sizeof(desc), "FunctionCall oid %u", (unsigned)oid);
-	v = judge(p, "function", desc, strlen(desc), 0, NULL, &j);
-	if (v == VERDICT_HOLD)
-		v = VERDICT_DENY;
-	if (v == VERDICT_ALLOW && masking_enabled()) {
+	st.len = b.len = strlen(desc);
+	gate_judge(&p->g, &b);
+	if (b.v == VERDICT_ALLOW && masking_enabled()) {
 		/* Its result has no column description to mask by. */
-		v = VERDICT_DENY;
-		snprintf(j.rule, sizeof(j.rule), "masking");
-		snprintf(j.message, sizeof(j.message),
+		b.v = st.v = VERDICT_DENY;
+		snprintf(b.rule, sizeof(b.rule), "masking");
+		snprintf(b.message, sizeof(b.message),
 			 "hoop: FunctionCall results cannot be masked; call the function from SQL");
 	}
-	{
-		struct ev_statement es = {.db_user = p->user, .database = p->database, .seq = ++p->seq, .protocol = "function", .text = desc,
-					  .text_len = strlen(desc), .verdict = verdict_name(v),
-					  .reason = j.rule[0] ? j.rule : NULL};
-
-		if (ev_statement(p->s, &es) && v != VERDICT_DENY)
-			return refuse(p, 'F', NULL, UNRECORDED_STATE, UNRECORDED_MSG, &e);
-	}
-	if (v == VERDICT_DENY)
-		return refuse(p, 'F', NULL, "42501",
-			      j.message[0] ? j.message : "hoop: function call denied by policy", &e);
+	if (gate_commit(&p->g, &b) != GATE_FORWARD)
+		return refuse(p, 'F', NULL, b.sqlstate, b.message, &e);
 	e = pend_push(p, 'F', 1);
 	if (!e)
 		return -1;
-	e->st[0].seq = p->seq;
+	e->st[0].seq = st.seq;
 	e->st[0].start_us = now_us();
 	return fwd(&p->s->s.out, m);
 }
@@ -2183,7 +1983,7 @@ static int agent_ready(struct pg *p, const struct pgw_msg *m)
 	}
 	switch (m->type) {
 	case 'Q':
-		return on_query(p, m, 0, VERDICT_ALLOW);
+		return on_query(p, m);
 	case 'P':
 		return on_parse(p, m);
 	case 'B':
@@ -2249,7 +2049,7 @@ static int match_backend(struct session *s, void *arg)
 	return s->eng == &pg_engine && p && p->backend_pid == k->pid && p->backend_key == k->key;
 }
 
-int pg_cancel_held(struct session *s);
+static int pg_cancel_held(void *st);
 
 static int on_cancel(struct pg *p, const struct pgw_msg *m)
 {
@@ -2267,7 +2067,7 @@ static int on_cancel(struct pg *p, const struct pgw_msg *m)
 	t = sess_find(match_backend, &k);
 	if (t && t->held) {
 		/* The statement never reached the server: answer it here. */
-		pg_cancel_held(t);
+		pg_cancel_held(t->est);
 		ev_cancel(p->s, "held statement cancelled by hoopd", k.pid);
 		sess_close(p->s, "cancel handled");
 		return 0;
@@ -2569,7 +2369,7 @@ static int server_auth(struct pg *p, const struct pgw_msg *m)
 /* The server answered a poisoned request: tell the agent why its statement did not run. */
 static int poisoned_error(struct pg *p, struct pend *e)
 {
-	struct ev_error ee = {.seq = p->seq, .severity = "ERROR", .sqlstate = e->sqlstate,
+	struct ev_error ee = {.seq = p->g.seq, .severity = "ERROR", .sqlstate = e->sqlstate,
 			      .message = e->deny, .from_hoopd = 1};
 
 	e->err_seen = 1;
@@ -2874,6 +2674,9 @@ static void *pg_open(struct session *s)
 	p->s = s;
 	p->phase = PH_STARTUP;
 	p->tx = 'I';
+	gate_init(&p->g, s, &pg_gate_ops, p);
+	p->g.user = p->user; /* filled in at startup */
+	p->g.database = p->database;
 	return p;
 }
 
@@ -2882,7 +2685,7 @@ static void pg_close(void *st, const char *why)
 	struct pg *p = st;
 	struct session *s = p->s;
 	struct ev_session_end e = {.reason = p->end_reason ? p->end_reason : why,
-				   .statements = p->seq,
+				   .statements = p->g.seq,
 				   .bytes_agent_to_db = s->bytes_up,
 				   .bytes_db_to_agent = s->bytes_down,
 				   .duration_ms = now_ms() - s->started_ms};
@@ -2908,7 +2711,7 @@ static void pg_close(void *st, const char *why)
 	named_prune(&p->described, NULL);
 	catbox_put(p->cat);
 	big_free(p->big);
-	free(p->made);
+	gate_free(&p->g);
 	free(p->params_json);
 	free(p->startup);
 	free(p->held);
@@ -2927,6 +2730,7 @@ static int pg_catalog_ready(struct pg *p)
 	}
 	catbox_put(p->cat);
 	p->cat = b;
+	p->g.cat = pg_cat(p);
 	return 0;
 }
 
@@ -3106,7 +2910,7 @@ static void pg_status(void *st, struct jbuf *j)
 	jb_kv_str(j, "database", p->database);
 	jb_kv_str(j, "application_name", p->app);
 	jb_kv_str(j, "transaction", tx);
-	jb_kv_uint(j, "statements", p->seq);
+	jb_kv_uint(j, "statements", p->g.seq);
 	jb_kv_int(j, "pending_responses", p->npend);
 }
 
@@ -3139,9 +2943,11 @@ static int pg_partial(void *st, const struct buf *in, int agent_side)
 	return pgw_frame(buf_head(in), in->len, 0, UINT32_MAX, &m, &why) == PGW_MORE;
 }
 
-int pg_fail_held(struct session *s, const char *sqlstate, const char *message)
+/* ---- held statements (engine_ops) ---- */
+
+static int pg_fail_held(void *st, const char *sqlstate, const char *message)
 {
-	struct pg *p = s->est;
+	struct pg *p = st;
 	struct pend *e;
 	int r;
 
@@ -3152,20 +2958,22 @@ int pg_fail_held(struct session *s, const char *sqlstate, const char *message)
 	/* An extended-protocol error arrived while it waited: the server would have ignored
 	 * it, and answers nothing for it. */
 	r = p->skip ? 0 : refuse(p, 'Q', NULL, sqlstate, message, &e);
-	sess_resume(s);
+	sess_resume(p->s);
 	return r;
 }
 
-int pg_cancel_held(struct session *s)
+static int pg_cancel_held(void *st)
 {
+	struct pg *p = st;
+
 	if (hold_ops)
-		hold_ops->forget(s, "cancelled by the client");
-	return pg_fail_held(s, "57014", "canceling statement due to user request");
+		hold_ops->forget(p->s, "cancelled by the client");
+	return pg_fail_held(p, "57014", "canceling statement due to user request");
 }
 
-int pg_resume_held(struct session *s, enum verdict v, const char *message)
+static int pg_resume_held(void *st, enum verdict v, const char *message)
 {
-	struct pg *p = s->est;
+	struct pg *p = st;
 	struct pgw_msg m;
 	const char *why;
 	uint8_t *msg;
@@ -3179,7 +2987,7 @@ int pg_resume_held(struct session *s, enum verdict v, const char *message)
 		free(msg);
 		return -1;
 	}
-	s->held = 0;
+	p->s->held = 0;
 	if (p->skip) {
 		r = 0; /* the server ignores it (see pg_fail_held) */
 	} else if (v == VERDICT_DENY) {
@@ -3187,11 +2995,75 @@ int pg_resume_held(struct session *s, enum verdict v, const char *message)
 
 		r = refuse(p, 'Q', NULL, "42501", message ? message : "hoop: statement denied", &e);
 	} else {
-		r = on_query(p, &m, 1, VERDICT_ALLOW);
+		r = run_held_query(p, &m);
 	}
 	free(msg);
-	sess_resume(s);
+	sess_resume(p->s);
 	return r;
+}
+
+/*
+ * What the held text runs that its own words do not show: for each EXECUTE, the prepared
+ * statement's text, and for each FETCH/MOVE, the cursor's, as this session recorded them (what
+ * hoopd masks and judges by). A JSON array, or NULL when there is none.
+ */
+static char *pg_held_runs(void *st, const char *text, size_t len)
+{
+	struct pg *p = st;
+	char *t = strndup(text, len);
+	PgQuerySplitResult sp;
+	struct jbuf j;
+	int n = 0;
+	char *out = NULL;
+
+	if (!t)
+		return NULL;
+	sp = pg_query_split_with_parser(t);
+	jb_init(&j);
+	jb_arr_open(&j);
+	for (int i = 0; !sp.error && i < sp.n_stmts; i++) {
+		int off = sp.stmts[i]->stmt_location;
+		int l = sp.stmts[i]->stmt_len ? sp.stmts[i]->stmt_len : (int)len - off;
+		struct sqlfacts *f = calloc(1, sizeof(*f));
+		struct maskplan mp;
+		const char *kind = NULL, *name = NULL, *ran = NULL;
+
+		if (!f)
+			break;
+		memset(&mp, 0, sizeof(mp));
+		sqlfacts_analyze(t + off, (size_t)l, f);
+		if (f->execute_name[0]) {
+			kind = "prepared statement";
+			name = f->execute_name;
+			ran = named_text(p, 0, name);
+		} else if (!maskplan_build(t + off, (size_t)l, NULL, &G.pol->masking, &mp) &&
+			   mp.fetch_cursor[0]) {
+			kind = "cursor";
+			name = mp.fetch_cursor;
+			ran = named_text(p, 1, name);
+		}
+		if (kind) {
+			jb_obj_open(&j);
+			jb_kv_str(&j, "what", kind);
+			jb_kv_str(&j, "name", name);
+			if (ran && *ran)
+				jb_kv_str(&j, "text", ran);
+			else
+				jb_kv_str(&j, "unknown", ran ? "hoopd did not record its text"
+							     : "no such name in this session");
+			jb_obj_close(&j);
+			n++;
+		}
+		maskplan_free(&mp);
+		free(f);
+	}
+	jb_arr_close(&j);
+	pg_query_free_split_result(sp);
+	free(t);
+	if (n && !j.oom)
+		out = strdup(jb_str(&j));
+	jb_free(&j);
+	return out;
 }
 
 const struct engine_ops pg_engine = {
@@ -3205,4 +3077,8 @@ const struct engine_ops pg_engine = {
 	.status = pg_status,
 	.agent_cap = pg_agent_cap,
 	.partial = pg_partial,
+	.resume_held = pg_resume_held,
+	.fail_held = pg_fail_held,
+	.cancel_held = pg_cancel_held,
+	.held_runs = pg_held_runs,
 };
