@@ -128,6 +128,9 @@ struct pend {
 	int err_seen;
 	char sqlstate[6];
 	char *deny;	/* message for the agent */
+	/* ...and, for text the grammar rejects, what the server would have said besides */
+	char *detail, *hint;
+	int position;
 	struct track *st; /* statements whose results this entry carries */
 	int nst, cur;
 	char dkind;    /* Describe and Close: 'S' or 'P' */
@@ -351,6 +354,8 @@ static void pend_pop(struct pg *p)
 	for (int i = 0; i < e->nst; i++)
 		track_free(&e->st[i]);
 	free(e->deny);
+	free(e->detail);
+	free(e->hint);
 	free(e->name);
 	free(e->stmt);
 	free(e->text);
@@ -401,38 +406,57 @@ static char *hexdup(const uint8_t *p, size_t n)
 
 /* ---- refusals ---- */
 
+/* What the agent is told of a refused request: sqlstate and message, and for text the server's
+ * grammar rejects the rest of what the server would have said (NULL and 0 when none). */
+struct refusal {
+	const char *sqlstate, *message, *detail, *hint;
+	int position;
+};
+
 /*
  * Answer a denied (or cancelled) request. Alone, outside a transaction, hoopd answers;
  * otherwise the poison goes to the server in its place (see the top of this file).
  */
-static int refuse(struct pg *p, char kind, const char *stmt_name, const char *sqlstate,
-		  const char *msg, struct pend **out)
+static int refuse_as(struct pg *p, char kind, const char *stmt_name, const struct refusal *rf,
+		     struct pend **out)
 {
 	struct session *s = p->s;
 	struct pend *e;
 
 	if (kind == 'Q' && !p->head && p->tx == 'I') {
-		struct ev_error ee = {.seq = p->g.seq, .severity = "ERROR", .sqlstate = sqlstate,
-				      .message = msg, .from_hoopd = 1};
+		struct ev_error ee = {.seq = p->g.seq, .severity = "ERROR", .sqlstate = rf->sqlstate,
+				      .message = rf->message, .from_hoopd = 1};
 
 		ev_error(s, &ee);
-		if (pgw_put_error(&s->a.out, "ERROR", sqlstate, msg, NULL, NULL) ||
+		if (pgw_put_error_at(&s->a.out, "ERROR", rf->sqlstate, rf->message, rf->detail,
+				     rf->hint, rf->position) ||
 		    pgw_put_ready(&s->a.out, 'I'))
 			return -1;
 		*out = NULL;
 		return 0;
 	}
 	e = pend_push(p, kind, 0);
-	if (!e || !(e->deny = strdup(msg)))
+	if (!e || !(e->deny = strdup(rf->message)) ||
+	    (rf->detail && !(e->detail = strdup(rf->detail))) ||
+	    (rf->hint && !(e->hint = strdup(rf->hint))))
 		return -1;
+	e->position = rf->position;
 	e->poisoned = 1;
-	snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", sqlstate);
+	snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", rf->sqlstate);
 	*out = e;
 	if (kind == 'P' && !(e->name = strdup(stmt_name ? stmt_name : "")))
 		return -1;
 	if (kind == 'P')
 		return pgw_put_parse(&s->s.out, stmt_name ? stmt_name : "", POISON_SQL);
 	return pgw_put_query(&s->s.out, POISON_SQL); /* Q and F: answered by E + Z */
+}
+
+static int refuse(struct pg *p, char kind, const char *stmt_name, const char *sqlstate,
+		  const char *msg, struct pend **out)
+{
+	struct refusal rf = {.sqlstate = sqlstate, .message = msg};
+
+	return refuse_as(p, kind, stmt_name, &rf, out);
 }
 
 /* ---- limits: statements too large to judge on the event loop (issue 14 point 10) ---- */
@@ -2374,7 +2398,8 @@ static int poisoned_error(struct pg *p, struct pend *e)
 
 	e->err_seen = 1;
 	ev_error(p->s, &ee);
-	return pgw_put_error(&p->s->a.out, "ERROR", e->sqlstate, e->deny, NULL, NULL);
+	return pgw_put_error_at(&p->s->a.out, "ERROR", e->sqlstate, e->deny, e->detail, e->hint,
+				e->position);
 }
 
 /* The database answered something the queue does not expect: hoopd no longer knows which
