@@ -138,7 +138,8 @@ unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey
 PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/pgwire.c user/hoopd/events.c user/hoopd/audit.c \
 	       user/common/buf.c $(wildcard user/hoopd/mask*.c) user/hoopd/catalog.c \
 	       user/hoopd/sqlshape.c user/hoopd/sqlsize.c user/hoopd/stmtcache.c user/common/json.c \
-	       user/common/log.c user/hoopd/pgerrcodes.c user/hoopd/sqlfacts.c
+	       user/common/log.c user/hoopd/pgerrcodes.c user/hoopd/sqlfacts.c \
+	       user/hoopd/dialect_pg.c user/hoopd/grantkey.c
 
 $(OUT)/unit/test_pg: tests/unit/test_pg.c tests/unit/harness.h $(PG_UNIT_SRC) $(HEADERS) \
 		     $(wildcard user/hoopd/*.h)

@@ -49,7 +49,9 @@
 #include "pgerrcodes.h"
 #include "pgwire.h"
 #include "catalog_fetch.h"
+#include "dialect.h"
 #include "masking.h"
+#include "pglex.h"
 #include "sqlfacts.h"
 #include "sqlshape.h"
 #include "sqlsize.h"
@@ -199,6 +201,9 @@ struct pg {
 	int made_overflow;     /* more than hoop keeps: every plan is unknown from then on */
 	int withhold;	       /* a result could not be masked: drop all but Z, N, A, S until Z */
 	struct big *big;       /* an oversized Query or Parse being read past (PG_BIG_SLACK) */
+	/* how the server lexes this session's text (its ParameterStatus): every parse of the
+	 * session's statements runs under it (pg_lexed) */
+	struct dialect_settings lex;
 };
 
 /* An oversized Query or Parse read past without being kept: what its record needs. */
@@ -553,7 +558,8 @@ static int check_size(struct pg *p, char kind, const char *name, const char *sql
 			 "hoop: statement of %zu bytes is over the limit of %u bytes "
 			 "(limits.statement_bytes)",
 			 len, l->statement_bytes);
-	} else if (sqlsize(sql, len, l->statement_tokens, l->statement_depth, &z)) {
+	} else if (dialect_pg.size(&p->lex, sql, len, l->statement_tokens, l->statement_depth,
+				   &z)) {
 		if (z.tokens > l->statement_tokens) {
 			limit = "limits.statement_tokens";
 			snprintf(msg, sizeof(msg),
@@ -1143,10 +1149,19 @@ static int blank(const char *s, size_t n)
 
 /* Statements of a Query as PostgreSQL's grammar splits them; what it cannot split is one
  * statement marked parse_error (so the verdict can refuse it: nothing goes unjudged). */
-static void split_sql(const char *sql, size_t len, struct split *sp)
+static void split_sql(const struct pg *p, const char *sql, size_t len, struct split *sp)
 {
-	PgQuerySplitResult r = pg_query_split_with_parser(sql);
+	PgQuerySplitResult r;
 
+	if (p->lex.unsure && dialect_pg.depends_on_settings(sql, len)) {
+		/* read differently under a setting a statement in flight may change (settle) */
+		sp->parse_error = 1;
+		sp->n = 1;
+		sp->off[0] = 0;
+		sp->len[0] = (int)len;
+		return;
+	}
+	r = pg_query_split_with_parser(sql);
 	sp->n = 0;
 	sp->parse_error = 0;
 	/* If the grammar cannot split it, the server rejects the whole Query before running any
@@ -1401,7 +1416,7 @@ static int shape_find(const struct pg *p, const struct masking *mk, char protoco
 	g->catalog = mk ? cat_gen(pg_cat(p)) : 0;
 	g->protocol = (uint64_t)protocol;
 	*cached = 0;
-	if (p->nmade || p->made_overflow || sqlshape(sql, len, &g_shape))
+	if (p->nmade || p->made_overflow || dialect_pg.shape(&p->lex, sql, len, &g_shape))
 		return 0;
 	*cached = stmtcache_get(g_shape.key, g_shape.klen, g, hit);
 	return 1;
@@ -1625,7 +1640,7 @@ static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verd
 		sp->off[0] = (int)g_shape.off;
 		sp->len[0] = (int)g_shape.len;
 	} else {
-		split_sql(sql, len, sp);
+		split_sql(p, sql, len, sp);
 		shaped = shaped && sp->n == 1 && !sp->parse_error &&
 			 sp->off[0] == (int)g_shape.off && sp->len[0] == (int)g_shape.len;
 	}
@@ -1827,7 +1842,7 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 		}
 		pl = hit.plan; /* the entry's reference */
 	} else {
-		split_sql(sql, sql_len, sp);
+		split_sql(p, sql, sql_len, sp);
 		shaped = shaped && sp->n == 1 && !sp->parse_error;
 		if (mk && !(pl = plan_stmt(p, mk, sql, sql_len))) {
 			masking_put(mk);
@@ -2493,6 +2508,22 @@ static void complete(struct pg *p, struct track *t, const char *tag)
 	free(masked);
 }
 
+/* standard_conforming_strings as the server reports it (at login and after each change,
+ * before ReadyForQuery): the one authority on how it lexes what the agent sends next. */
+static void param_status(struct pg *p, const struct pgw_msg *m)
+{
+	const char *k = (const char *)m->body, *v;
+	size_t kl = strnlen(k, m->len);
+
+	if (kl + 1 >= m->len)
+		return;
+	v = k + kl + 1;
+	if (!strnlen(v, m->len - kl - 1) || strnlen(v, m->len - kl - 1) == m->len - kl - 1)
+		return;
+	if (!strcmp(k, "standard_conforming_strings"))
+		p->lex.pg_escape_strings = strcmp(v, "on") != 0;
+}
+
 static int server_auth(struct pg *p, const struct pgw_msg *m)
 {
 	struct session *s = p->s;
@@ -2562,6 +2593,8 @@ static int server_auth(struct pg *p, const struct pgw_msg *m)
 	case 'N':
 		return masking_enabled() ? mask_notice(p, m) : fwd(&s->a.out, m);
 	default: /* ParameterStatus, NegotiateProtocolVersion */
+		if (m->type == 'S')
+			param_status(p, m);
 		return fwd(&s->a.out, m);
 	}
 }
@@ -2859,6 +2892,8 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 	case 'A':
 		return masking_enabled() ? mask_notification(p, m) : to_agent(p, m);
 	default: /* S K v c: parameter status, COPY framing */
+		if (m->type == 'S')
+			param_status(p, m);
 		return to_agent(p, m);
 	}
 }
@@ -2930,7 +2965,40 @@ static int pg_catalog_ready(struct pg *p)
 	return 0;
 }
 
-static int pg_agent_data(void *st, struct buf *in)
+/*
+ * A statement in flight may change standard_conforming_strings (a SET, set_config, a trigger
+ * or function running either), and the server reports the new value only before its next
+ * ReadyForQuery. A text that reads differently under the two values (dialect.h) waits for the
+ * server to settle when it will without more input (the last message sent is a Query or a
+ * Sync); in the middle of an extended-protocol batch it cannot, and is judged unsure: refused
+ * as a parse error (split_sql). 0: judge it now; 1: wait.
+ */
+static int settle_lexing(struct pg *p, const struct pgw_msg *m)
+{
+	const char *sql = (const char *)m->body;
+	size_t n = m->len;
+
+	p->lex.unsure = 0;
+	if (!p->npend)
+		return 0;
+	if (m->type == 'P') {
+		size_t k = strnlen(sql, n);
+
+		if (k >= n)
+			return 0; /* malformed: on_parse says so */
+		sql += k + 1;
+		n -= k + 1;
+	}
+	n = strnlen(sql, n);
+	if (!dialect_pg.depends_on_settings(sql, n))
+		return 0;
+	if (p->tail && (p->tail->kind == 'Q' || p->tail->kind == 'S'))
+		return 1;
+	p->lex.unsure = 1;
+	return 0;
+}
+
+static int agent_data(void *st, struct buf *in)
 {
 	struct pg *p = st;
 	size_t judged = 0; /* statement text this turn */
@@ -3001,6 +3069,8 @@ static int pg_agent_data(void *st, struct buf *in)
 		else if ((m.type == 'Q' || m.type == 'P') && masking_enabled() &&
 			 (r = pg_catalog_ready(p)) != 0)
 			return r < 0 ? -1 : 0; /* waiting for the catalog: resumed when it is read */
+		else if ((m.type == 'Q' || m.type == 'P') && settle_lexing(p, &m))
+			return 0; /* resumed when the server has answered what is in flight */
 		else
 			r = agent_ready(p, &m);
 		if (r < 0)
@@ -3020,7 +3090,7 @@ static int pg_agent_data(void *st, struct buf *in)
 	return 0;
 }
 
-static int pg_server_data(void *st, struct buf *in)
+static int server_data(void *st, struct buf *in)
 {
 	struct pg *p = st;
 	struct session *s = p->s;
@@ -3069,6 +3139,35 @@ static int pg_server_data(void *st, struct buf *in)
 		buf_consume(in, m.total);
 	}
 	return 0;
+}
+
+/*
+ * Every parse of this session's text (split, facts, plans, names, grants) reads it as the
+ * server does: libpg_query's lexer settings are set from the session's for the duration of
+ * each entry point and restored after (pglex.h). dialect.h's calls take them explicitly.
+ */
+static int pg_agent_data(void *st, struct buf *in)
+{
+	struct pg *p = st;
+	struct pglex_saved sv;
+	int r;
+
+	pglex_set(p->lex.pg_escape_strings, &sv);
+	r = agent_data(st, in);
+	pglex_restore(&sv);
+	return r;
+}
+
+static int pg_server_data(void *st, struct buf *in)
+{
+	struct pg *p = st;
+	struct pglex_saved sv;
+	int r;
+
+	pglex_set(p->lex.pg_escape_strings, &sv);
+	r = server_data(st, in);
+	pglex_restore(&sv);
+	return r;
 }
 
 /* PostgreSQL 17's sslnegotiation=direct: TLS from the first byte, ALPN "postgresql". */
@@ -3187,7 +3286,11 @@ int pg_resume_held(struct session *s, enum verdict v, const char *message)
 
 		r = refuse(p, 'Q', NULL, "42501", message ? message : "hoop: statement denied", &e);
 	} else {
+		struct pglex_saved sv;
+
+		pglex_set(p->lex.pg_escape_strings, &sv);
 		r = on_query(p, &m, 1, VERDICT_ALLOW);
+		pglex_restore(&sv);
 	}
 	free(msg);
 	sess_resume(s);
