@@ -78,9 +78,15 @@ $(OUT)/hoopd: $(HOOPD_OBJ) $(COMMON_OBJ)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-# hoopctl's `policy check|test` run hoopd's own loader and rules.
-HOOPCTL_SHARED := $(OUT)/obj/hoopd/policy.o $(OUT)/obj/hoopd/sqlfacts.o $(OUT)/obj/hoopd/rules.o \
-		  $(OUT)/obj/hoopd/maskplan.o $(OUT)/obj/hoopd/catalog.o $(OUT)/obj/hoopd/judge.o
+# The SQL dialect (dialect.h: PostgreSQL's, dialect_pg.c) and the modules it is made of: what
+# hoopd, hoopctl and the unit tests split, judge and plan statements with.
+DIALECT_SRC := user/hoopd/dialect_pg.c user/hoopd/sqlfacts.c user/hoopd/maskplan.c \
+	       user/hoopd/catalog.c user/hoopd/sqlshape.c user/hoopd/sqlsize.c user/hoopd/grantkey.c
+DIALECT_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(DIALECT_SRC))
+
+# hoopctl's `policy check|test` run hoopd's own loader, rules and dialect.
+HOOPCTL_SHARED := $(OUT)/obj/hoopd/policy.o $(OUT)/obj/hoopd/rules.o $(OUT)/obj/hoopd/judge.o \
+		  $(DIALECT_OBJ)
 
 $(OUT)/hoopctl: $(HOOPCTL_OBJ) $(COMMON_OBJ) $(HOOPCTL_SHARED)
 	$(call msg,LINK,$@)
@@ -129,10 +135,12 @@ unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey
 	$(Q)$< tests/unit/policy
 
 # The PostgreSQL engine's mechanics, with a test verdict callback and the relay stubbed out.
-PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/gate.c user/hoopd/pgwire.c user/hoopd/events.c user/hoopd/audit.c \
+PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/gate.c user/hoopd/pgwire.c user/hoopd/events.c \
+	       user/hoopd/audit.c \
 	       user/common/buf.c $(wildcard user/hoopd/mask*.c) user/hoopd/catalog.c \
 	       user/hoopd/sqlshape.c user/hoopd/sqlsize.c user/hoopd/stmtcache.c user/common/json.c \
-	       user/common/log.c user/hoopd/pgerrcodes.c user/hoopd/sqlfacts.c
+	       user/common/log.c user/hoopd/pgerrcodes.c user/hoopd/sqlfacts.c \
+	       user/hoopd/dialect_pg.c user/hoopd/grantkey.c
 
 $(OUT)/unit/test_pg: tests/unit/test_pg.c tests/unit/harness.h $(PG_UNIT_SRC) $(HEADERS) \
 		     $(wildcard user/hoopd/*.h)
@@ -160,12 +168,13 @@ unit-gate: $(OUT)/unit/test_gate
 # Policy rules on PostgreSQL's parse tree, case by case: each tests/unit/rules/*.cases file is
 # judged against its policy (the default policy, and a small one for when, default and
 # precedence) with the same split, facts and rules as hoopd.
-RULES_UNIT_SRC := user/hoopd/policy.c user/hoopd/sqlfacts.c user/hoopd/rules.c user/common/json.c
+RULES_UNIT_SRC := user/hoopd/policy.c user/hoopd/rules.c user/common/json.c $(DIALECT_SRC)
 
 $(OUT)/unit/test_rules: tests/unit/test_rules.c tests/unit/harness.h $(RULES_UNIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(RULES_UNIT_SRC) -lyaml -ljson-c -lpg_query -lhs -o $@
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(RULES_UNIT_SRC) -lyaml -ljson-c -lpg_query -lhs \
+		-lcrypto -o $@
 
 # Each cases file with the policy it is written for.
 RULES_CASES := policies/hipaa-agents.yaml tests/unit/rules/hipaa.cases \
@@ -174,9 +183,7 @@ RULES_CASES := policies/hipaa-agents.yaml tests/unit/rules/hipaa.cases \
 # `hoopctl policy test` and hoopd's verdict point give every case of every cases file the same
 # verdict, rule and message (with the policy's approvers, and without).
 VERDICT_UNIT_SRC := $(RULES_UNIT_SRC) user/hoopd/verdict.c user/hoopd/judge.c \
-		    user/hoopd/maskplan.c user/hoopd/catalog.c user/hoopd/grants.c \
-		    user/hoopd/grantkey.c user/hoopctl/policy.c \
-		    user/hoopctl/disp.c
+		    user/hoopd/grants.c user/hoopctl/policy.c user/hoopctl/disp.c
 
 $(OUT)/unit/test_verdict: tests/unit/test_verdict.c tests/unit/test_rules.c tests/unit/harness.h \
 			  $(VERDICT_UNIT_SRC) $(HEADERS)

@@ -309,6 +309,66 @@ def test_hot_reload_under_load(ctx):
     check(st["connections_upstream_failed"] == 0, st)
 
 
+def test_standard_conforming_strings_off_judged_as_the_server_reads_it(ctx):
+    # With standard_conforming_strings off the server reads '...' strings with backslash
+    # escapes: 'a\' || '; drop table x; --' is one string and then a DROP TABLE to it. hoopd
+    # follows the session's setting (the server's ParameterStatus), so such a statement is
+    # judged by what it does: allowed like its standard-strings twin, denied when it drops a
+    # table, masked when it reads a masked column. (Before the dialect seam hoopd read every
+    # text with standard strings: the first was refused as unparseable, the DROP ran.)
+    direct(ctx, "create table if not exists scs_victim (id int)")
+    r = agent_psql(ctx, "set standard_conforming_strings = off",
+                   r"select 'it\'s ' || id from notes where id = 1",
+                   r"select 'a\' || '; drop table scs_victim; --'",
+                   r"select 'x\'y' as t, ssn from patients where id = 1 limit 1",
+                   r"select 'back\\slash\'s'")
+    out = r.stdout.splitlines()
+    check("it's 1" in out, "an escaped string was not judged as the server reads it: %r %s"
+          % (out, r.stderr))
+    check("destructive DDL" in r.stderr, "the hidden DROP TABLE was not denied: " + r.stderr)
+    check(direct(ctx, "select count(*) from pg_tables where tablename = 'scs_victim'") == "1",
+          "the DROP TABLE hidden in an escaped string ran")
+    masked = [l for l in out if l.startswith("x'y|")]
+    check(masked and masked[0] != "x'y|000000001" and masked[0].endswith("0001"),
+          "ssn not masked (partial) under escape strings: %r" % out)
+    check("back\\slash's" in out, "escaped backslash: %r" % out)
+    ev = [e for e in events(ctx) if e["kind"] == "statement" and "scs_victim" in e.get("text", "")]
+    check(ev and ev[-1]["verdict"] == "deny" and ev[-1]["reason"] == "no-destructive-ddl", ev)
+
+    # Pipelined behind the SET that turns escapes on or off, a text that reads differently
+    # under the two values waits for the server's answer (its new ParameterStatus) first.
+    code = r"""
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+body = struct.pack("!i", 196608) + b"user\0postgres\0database\0clinical\0\0"
+s.sendall(struct.pack("!i", len(body) + 4) + body)
+def until(n):
+    buf = b""
+    while buf.count(b"Z\x00\x00\x00\x05") < n:
+        d = s.recv(65536)
+        if not d: break
+        buf += d
+    return buf
+until(1)
+def q(t):
+    t = t.encode() + b"\0"
+    return b"Q" + struct.pack("!i", len(t) + 4) + t
+s.sendall(q("set standard_conforming_strings = off") +
+          q("select 'a\\' || '; drop table scs_victim; --'"))
+r = until(2)
+print(b"destructive DDL" in r)
+# and back: the same text after SET ... = on is two string constants, allowed
+s.sendall(q("set standard_conforming_strings = on") +
+          q("select 'a\\' || '; drop table scs_victim; --'"))
+r = until(2)
+print(b"destructive DDL" in r, b"; drop table scs_victim; --" in r)
+"""
+    r = ctx.cg.run([PY, "-c", code, str(ctx.pg.port)])
+    check(r.stdout.split() == ["True", "False", "True"], r.stdout + r.stderr)
+    check(direct(ctx, "select count(*) from pg_tables where tablename = 'scs_victim'") == "1",
+          "the pipelined DROP TABLE hidden in an escaped string ran")
+
+
 def test_hoopd_stops_cleanly_without_sanitizer_reports(ctx):
     check_clean_stop(ctx.hd, ctx.cg.path)
 
@@ -325,6 +385,7 @@ TESTS = [
     test_approval_rules_refuse_at_once_without_approvers,
     test_bypass_attempts_found_in_review,
     test_hot_reload_under_load,
+    test_standard_conforming_strings_off_judged_as_the_server_reads_it,
     test_hoopd_stops_cleanly_without_sanitizer_reports,
 ]
 

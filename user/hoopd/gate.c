@@ -74,13 +74,20 @@ int gate_shape_find(struct gate *g, const struct masking *mk, char protocol, con
 	sh->gens.masking = mk ? mk->gen : 0;
 	sh->gens.catalog = mk ? cat_gen(g->cat) : 0;
 	sh->gens.protocol = (uint64_t)protocol;
-	if (g->nmade || g->made_overflow || sqlshape(sql, len, &g_shape))
+	if (g->nmade || g->made_overflow || !g->dialect || !g->dialect->shape ||
+	    g->dialect->shape(g->ds, sql, len, &g_shape))
 		return 0;
 	sh->shaped = 1;
 	sh->off = g_shape.off;
 	sh->len = g_shape.len;
 	sh->cached = stmtcache_get(g_shape.key, g_shape.klen, &sh->gens, &sh->hit);
 	return 1;
+}
+
+int gate_split(struct gate *g, const char *sql, size_t len, struct dialect_split *out,
+	       struct sql_error *err)
+{
+	return g->dialect->split(g->ds, sql, len, out, err);
 }
 
 /* After the verdict on a shaped text that was not kept: keep its facts (j->facts_out, taken)
@@ -253,6 +260,7 @@ void gate_judge(struct gate *g, struct gate_batch *b)
 	memset(&deny_j, 0, sizeof(deny_j));
 	memset(&hold_j, 0, sizeof(hold_j));
 	b->v = VERDICT_ALLOW;
+	b->unparsed = 0;
 	for (int i = 0; i < b->n; i++) {
 		struct gate_stmt *t = &b->st[i];
 		struct mplan *vp = resolve(g, b->mk, t->plan);
@@ -284,6 +292,10 @@ void gate_judge(struct gate *g, struct gate_batch *b)
 	j = b->v == VERDICT_DENY ? deny_j : hold_j;
 	str_copy(b->rule, sizeof(b->rule), j.rule);
 	str_copy(b->message, sizeof(b->message), j.message);
+	/* refused because the grammar rejects the text itself: the server's own answer says
+	 * more to the agent than a rule's (a rule never sees such text) */
+	b->unparsed = b->v == VERDICT_DENY && j.unparsed && b->parse_error &&
+		      b->err.kind == SQL_ERR_GRAMMAR;
 }
 
 /* ---- acting on the verdict ---- */
@@ -344,7 +356,8 @@ static int record(struct gate *g, struct gate_batch *b, int i)
 				  .prepared_text = ptext,
 				  .portal = t->portal,
 				  .params_json = t->params_json,
-				  .parse_error = b->parse_error};
+				  .parse_error = b->parse_error,
+				  .refused = b->unparsed && b->v == VERDICT_DENY ? "unparsed" : NULL};
 	int r;
 
 	/* Any deny: none of them runs, and every one is on record as not run. */
@@ -381,6 +394,8 @@ int gate_commit(struct gate *g, struct gate_batch *b)
 	}
 	if (unrecorded && b->v != VERDICT_DENY) /* no statement runs without its record */
 		return refused(b, GATE_UNRECORDED_STATE, GATE_UNRECORDED_MSG);
+	if (b->v == VERDICT_DENY && b->unparsed)
+		return refused(b, b->err.sqlstate, b->message);
 	if (b->v == VERDICT_DENY) {
 		if (b->message[0])
 			return refused(b, "42501", b->message);

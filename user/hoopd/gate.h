@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dialect.h"
 #include "stmtcache.h"
 #include "verdict.h"
 
@@ -70,6 +71,11 @@ struct gate_ops {
 struct gate {
 	struct session *s;
 	const char *user, *database; /* the session's login (the engine's strings) */
+	/* the session's SQL dialect and its lexing settings now (the engine follows what the
+	 * server reports): every split and shape of this session's text is read under them.
+	 * NULL dialect: the engine splits on its own and nothing is kept by shape */
+	const struct dialect *dialect;
+	const struct dialect_settings *ds;
 	const struct catalog *cat;   /* masking: the session's catalog, or NULL */
 	uint64_t seq;		     /* statements on record so far (the records' "seq") */
 	/* relations this session created or renamed: never trusted to the catalog (a temp view
@@ -123,6 +129,9 @@ struct gate_batch {
 	int quiet_allow;       /* an allowed statement is recorded later (when it runs) */
 	struct masking *mk;    /* the masking engine its plans are by, or NULL */
 	struct gate_shape *shape; /* st[0]'s shape lookup, or NULL */
+	/* parse_error: why the text could not be split (gate_split's); kind SQL_ERR_GRAMMAR is
+	 * what the server itself would answer */
+	struct sql_error err;
 	struct gate_stmt *st;
 	int n;
 	/* in for gate_commit, out of gate_judge */
@@ -131,11 +140,20 @@ struct gate_batch {
 	char message[256]; /* what the agent is told on deny, or why it is held */
 	/* out of gate_commit */
 	const char *sqlstate; /* GATE_REFUSE */
+	/* GATE_REFUSE of text the grammar rejects (the policy's on_parse_error: deny): answer
+	 * with err's fields (sqlstate, message, detail, hint, position), as the server would; the
+	 * records say "refused": "unparsed" */
+	int unparsed;
 	char hold_id[32];     /* GATE_HOLD */
 };
 
 void gate_init(struct gate *g, struct session *s, const struct gate_ops *ops, void *ctx);
 void gate_free(struct gate *g);
+
+/* Cut a message's text into statements with the session's dialect (dialect.h: split). 0, or
+ * -1 with out->parse_error (one statement, the whole text) and err saying why. */
+int gate_split(struct gate *g, const char *sql, size_t len, struct dialect_split *out,
+	       struct sql_error *err);
 
 /* Look sql's shape up (one Query's or Parse's text; protocol 'Q' or 'P'): 1 with sh filled,
  * 0 when it has none this session may use. */

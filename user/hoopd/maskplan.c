@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pglex.h"
 #include "strutil.h"
 
 #define MP_MAX_TEXT	  (1 << 20) /* longer statements are not parsed: all unknown */
@@ -2739,7 +2740,15 @@ static void view_cols(struct ctx *c, const struct cat_rel *r, struct colset *out
 		cs_unknown(c, out, &u);
 		return;
 	}
-	pr = parse(r->viewdef, &raw, err, sizeof(err));
+	{
+		/* pg_get_viewdef's text, from hoopd's catalog connection (standard strings):
+		 * read as it was written, whatever the session's statement was lexed under */
+		struct pglex_saved sv;
+
+		pglex_set(0, &sv);
+		pr = parse(r->viewdef, &raw, err, sizeof(err));
+		pglex_restore(&sv);
+	}
 	if (!pr) {
 		cs_unknown(c, out, &u);
 		return;

@@ -51,7 +51,9 @@
 #include "pgwire.h"
 #include "catalog_fetch.h"
 #include "maskplan.h"
+#include "dialect.h"
 #include "masking.h"
+#include "pglex.h"
 #include "sqlfacts.h"
 #include "sqlshape.h"
 #include "sqlsize.h"
@@ -63,8 +65,6 @@
 /* Fails in parse analysis (no such function; only a superuser could create one in pg_catalog)
  * and so has no effect. */
 #define POISON_SQL "SELECT pg_catalog.\"hoop: statement denied by policy\"()"
-
-#define PG_MAX_STMTS 4096
 
 /* Before login an agent sends a startup packet (PostgreSQL takes 10000 bytes at most) and
  * short authentication answers (a password, SCRAM messages): no message, and no buffer, needs
@@ -198,6 +198,9 @@ struct pg {
 	struct catbox *cat;
 	int withhold;	       /* a result could not be masked: drop all but Z, N, A, S until Z */
 	struct big *big;       /* an oversized Query or Parse being read past (PG_BIG_SLACK) */
+	/* how the server lexes this session's text (its ParameterStatus): every parse of the
+	 * session's statements runs under it (pg_lexed) */
+	struct dialect_settings lex;
 };
 
 /* An oversized Query or Parse read past without being kept: what its record needs. */
@@ -459,6 +462,23 @@ static int refuse(struct pg *p, char kind, const char *stmt_name, const char *sq
 	return refuse_as(p, kind, stmt_name, &rf, out);
 }
 
+/* The refusal the gate decided on (gate_commit's GATE_REFUSE): text the grammar rejects is
+ * answered with what the server itself would say of it (docs/audit.md, Refused unparsed). */
+static int refuse_batch(struct pg *p, char kind, const char *stmt_name,
+			const struct gate_batch *b, struct pend **out)
+{
+	struct refusal rf = {.sqlstate = b->sqlstate, .message = b->message};
+
+	if (b->unparsed) {
+		rf.sqlstate = b->err.sqlstate;
+		rf.message = b->err.message;
+		rf.detail = b->err.detail[0] ? b->err.detail : NULL;
+		rf.hint = b->err.hint[0] ? b->err.hint : NULL;
+		rf.position = b->err.position;
+	}
+	return refuse_as(p, kind, stmt_name, &rf, out);
+}
+
 /* ---- limits: statements too large to judge on the event loop (issue 14 point 10) ---- */
 
 static const struct policy_limits *limits(void)
@@ -518,7 +538,8 @@ static int check_size(struct pg *p, char kind, const char *name, const char *sql
 			 "hoop: statement of %zu bytes is over the limit of %u bytes "
 			 "(limits.statement_bytes)",
 			 len, l->statement_bytes);
-	} else if (sqlsize(sql, len, l->statement_tokens, l->statement_depth, &z)) {
+	} else if (dialect_pg.size(&p->lex, sql, len, l->statement_tokens, l->statement_depth,
+				   &z)) {
 		if (z.tokens > l->statement_tokens) {
 			limit = "limits.statement_tokens";
 			snprintf(msg, sizeof(msg),
@@ -1052,57 +1073,6 @@ static int mask_notification(struct pg *p, const struct pgw_msg *m)
 
 /* ---- frontend messages in the ready phase ---- */
 
-struct split {
-	int n;
-	int parse_error;
-	int off[PG_MAX_STMTS];
-	int len[PG_MAX_STMTS];
-};
-
-static int blank(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!isspace((unsigned char)s[i]) && s[i] != ';')
-			return 0;
-	return 1;
-}
-
-/* Statements of a Query as PostgreSQL's grammar splits them; what it cannot split is one
- * statement marked parse_error (so the verdict can refuse it: nothing goes unjudged). */
-static void split_sql(const char *sql, size_t len, struct split *sp)
-{
-	PgQuerySplitResult r = pg_query_split_with_parser(sql);
-
-	sp->n = 0;
-	sp->parse_error = 0;
-	/* If the grammar cannot split it, the server rejects the whole Query before running any
-	 * of it; judge it whole (the scanner's split drops pieces it does not understand). */
-	if (r.error || r.n_stmts > PG_MAX_STMTS || (r.n_stmts == 0 && !blank(sql, len))) {
-		sp->parse_error = 1;
-		sp->n = 1;
-		sp->off[0] = 0;
-		sp->len[0] = (int)len;
-	} else {
-		for (int i = 0; i < r.n_stmts; i++) {
-			int o = r.stmts[i]->stmt_location, l = r.stmts[i]->stmt_len;
-
-			if (o < 0 || (size_t)o > len)
-				continue;
-			if (l == 0 || (size_t)(o + l) > len)
-				l = (int)len - o; /* the last statement runs to the end */
-			while (l > 0 && (sql[o] == ' ' || sql[o] == '\n' || sql[o] == '\t' ||
-					 sql[o] == '\r')) {
-				o++;
-				l--;
-			}
-			sp->off[sp->n] = o;
-			sp->len[sp->n] = l;
-			sp->n++;
-		}
-	}
-	pg_query_free_split_result(r);
-}
-
 /* Could this statement define, use or drop a name (PREPARE, EXECUTE, DEALLOCATE, DECLARE,
  * CLOSE, DISCARD)? Only "no" is sure: it starts with a word that is none of them (keywords are
  * ASCII, any case; quoting makes an identifier). */
@@ -1293,7 +1263,7 @@ static void names_done(struct pg *p, const char *text, const char *tag, struct m
 
 /* The loop thread's scratch for a Query's split (not on the stack, and not malloc'd per
  * statement: a 32 KiB malloc makes glibc consolidate its free lists every time). */
-static struct split g_split;
+static struct dialect_split g_split;
 
 /* ---- what the gate asks the engine (struct gate_ops) ---- */
 
@@ -1332,7 +1302,8 @@ static const char *named_text(struct pg *p, int cursor, const char *name)
 struct query {
 	const char *sql;
 	size_t len;
-	struct split *sp;
+	struct dialect_split *sp;
+	struct sql_error err; /* why it could not be split */
 	struct gate_stmt *st;
 	struct names *ns; /* what each does to the session's names */
 	struct masking *mk;
@@ -1448,7 +1419,7 @@ static void query_free(struct query *q)
  * 0, or -1 without memory (q is to be freed either way). */
 static int query_prepare(struct pg *p, struct query *q, const char *sql, size_t len, int shape)
 {
-	struct split *sp = &g_split;
+	struct dialect_split *sp = &g_split;
 	struct mplan *hit = NULL;
 	int shaped = 0, n;
 
@@ -1466,7 +1437,7 @@ static int query_prepare(struct pg *p, struct query *q, const char *sql, size_t 
 		sp->len[0] = (int)q->sh.len;
 		hit = q->sh.hit.plan; /* the entry's reference: ours now */
 	} else {
-		split_sql(sql, len, sp);
+		gate_split(&p->g, sql, len, sp, &q->err);
 		q->sh.shaped = shaped && sp->n == 1 && !sp->parse_error &&
 			       sp->off[0] == (int)q->sh.off && sp->len[0] == (int)q->sh.len;
 	}
@@ -1508,6 +1479,7 @@ static void query_batch(struct query *q, struct gate_batch *b)
 	b->text = q->sql;
 	b->len = q->len;
 	b->parse_error = q->sp->parse_error;
+	b->err = q->err;
 	b->may_hold = 1;
 	b->mk = q->mk;
 	b->shape = &q->sh;
@@ -1575,7 +1547,7 @@ static int query_act(struct pg *p, const struct pgw_msg *m, struct query *q,
 	case GATE_FORWARD:
 		return query_forward(p, m, q);
 	case GATE_REFUSE:
-		return refuse(p, 'Q', NULL, b->sqlstate, b->message, &e);
+		return refuse_batch(p, 'Q', NULL, b, &e);
 	case GATE_HOLD:
 		return park(p, m, b);
 	default:
@@ -1640,7 +1612,7 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 	const char *name, *sql;
 	size_t sql_len;
 	struct pend *e;
-	struct split *sp = &g_split;
+	struct dialect_split *sp = &g_split;
 	struct masking *mk;
 	struct mplan *pl = NULL;
 	struct gate_shape sh;
@@ -1667,7 +1639,7 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 		}
 		pl = sh.hit.plan; /* the entry's reference */
 	} else {
-		split_sql(sql, sql_len, sp);
+		gate_split(&p->g, sql, sql_len, sp, &b.err);
 		sh.shaped = r && sp->n == 1 && !sp->parse_error;
 		if (mk && !(pl = gate_plan(&p->g, mk, sql, sql_len))) {
 			masking_put(mk);
@@ -1690,7 +1662,7 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 		masking_put(mk);
 		/* The poison fails in its place: the server keeps what it had under this name
 		 * (nothing, for the unnamed statement), and so does hoopd. */
-		return refuse(p, 'P', name, b.sqlstate, b.message, &e);
+		return refuse_batch(p, 'P', name, &b, &e);
 	}
 	/* Recorded as name's definition when the server says ParseComplete. */
 	if (!(e = pend_push(p, 'P', 0)) || !(e->name = strdup(name)) || !(e->text = strdup(sql))) {
@@ -2317,6 +2289,22 @@ static void complete(struct pg *p, struct track *t, const char *tag)
 	free(masked);
 }
 
+/* standard_conforming_strings as the server reports it (at login and after each change,
+ * before ReadyForQuery): the one authority on how it lexes what the agent sends next. */
+static void param_status(struct pg *p, const struct pgw_msg *m)
+{
+	const char *k = (const char *)m->body, *v;
+	size_t kl = strnlen(k, m->len);
+
+	if (kl + 1 >= m->len)
+		return;
+	v = k + kl + 1;
+	if (!strnlen(v, m->len - kl - 1) || strnlen(v, m->len - kl - 1) == m->len - kl - 1)
+		return;
+	if (!strcmp(k, "standard_conforming_strings"))
+		p->lex.pg_escape_strings = strcmp(v, "on") != 0;
+}
+
 static int server_auth(struct pg *p, const struct pgw_msg *m)
 {
 	struct session *s = p->s;
@@ -2386,6 +2374,8 @@ static int server_auth(struct pg *p, const struct pgw_msg *m)
 	case 'N':
 		return masking_enabled() ? mask_notice(p, m) : fwd(&s->a.out, m);
 	default: /* ParameterStatus, NegotiateProtocolVersion */
+		if (m->type == 'S')
+			param_status(p, m);
 		return fwd(&s->a.out, m);
 	}
 }
@@ -2684,6 +2674,8 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 	case 'A':
 		return masking_enabled() ? mask_notification(p, m) : to_agent(p, m);
 	default: /* S K v c: parameter status, COPY framing */
+		if (m->type == 'S')
+			param_status(p, m);
 		return to_agent(p, m);
 	}
 }
@@ -2702,6 +2694,8 @@ static void *pg_open(struct session *s)
 	gate_init(&p->g, s, &pg_gate_ops, p);
 	p->g.user = p->user; /* filled in at startup */
 	p->g.database = p->database;
+	p->g.dialect = &dialect_pg;
+	p->g.ds = &p->lex; /* followed from the server's ParameterStatus */
 	return p;
 }
 
@@ -2759,7 +2753,40 @@ static int pg_catalog_ready(struct pg *p)
 	return 0;
 }
 
-static int pg_agent_data(void *st, struct buf *in)
+/*
+ * A statement in flight may change standard_conforming_strings (a SET, set_config, a trigger
+ * or function running either), and the server reports the new value only before its next
+ * ReadyForQuery. A text that reads differently under the two values (dialect.h) waits for the
+ * server to settle when it will without more input (the last message sent is a Query or a
+ * Sync); in the middle of an extended-protocol batch it cannot, and is judged unsure: refused
+ * as a parse error (the dialect's split). 0: judge it now; 1: wait.
+ */
+static int settle_lexing(struct pg *p, const struct pgw_msg *m)
+{
+	const char *sql = (const char *)m->body;
+	size_t n = m->len;
+
+	p->lex.unsure = 0;
+	if (!p->npend)
+		return 0;
+	if (m->type == 'P') {
+		size_t k = strnlen(sql, n);
+
+		if (k >= n)
+			return 0; /* malformed: on_parse says so */
+		sql += k + 1;
+		n -= k + 1;
+	}
+	n = strnlen(sql, n);
+	if (!dialect_pg.depends_on_settings(sql, n))
+		return 0;
+	if (p->tail && (p->tail->kind == 'Q' || p->tail->kind == 'S'))
+		return 1;
+	p->lex.unsure = 1;
+	return 0;
+}
+
+static int agent_data(void *st, struct buf *in)
 {
 	struct pg *p = st;
 	size_t judged = 0; /* statement text this turn */
@@ -2830,6 +2857,8 @@ static int pg_agent_data(void *st, struct buf *in)
 		else if ((m.type == 'Q' || m.type == 'P') && masking_enabled() &&
 			 (r = pg_catalog_ready(p)) != 0)
 			return r < 0 ? -1 : 0; /* waiting for the catalog: resumed when it is read */
+		else if ((m.type == 'Q' || m.type == 'P') && settle_lexing(p, &m))
+			return 0; /* resumed when the server has answered what is in flight */
 		else
 			r = agent_ready(p, &m);
 		if (r < 0)
@@ -2849,7 +2878,7 @@ static int pg_agent_data(void *st, struct buf *in)
 	return 0;
 }
 
-static int pg_server_data(void *st, struct buf *in)
+static int server_data(void *st, struct buf *in)
 {
 	struct pg *p = st;
 	struct session *s = p->s;
@@ -2898,6 +2927,35 @@ static int pg_server_data(void *st, struct buf *in)
 		buf_consume(in, m.total);
 	}
 	return 0;
+}
+
+/*
+ * Every parse of this session's text (split, facts, plans, names, grants) reads it as the
+ * server does: libpg_query's lexer settings are set from the session's for the duration of
+ * each entry point and restored after (pglex.h). dialect.h's calls take them explicitly.
+ */
+static int pg_agent_data(void *st, struct buf *in)
+{
+	struct pg *p = st;
+	struct pglex_saved sv;
+	int r;
+
+	pglex_set(p->lex.pg_escape_strings, &sv);
+	r = agent_data(st, in);
+	pglex_restore(&sv);
+	return r;
+}
+
+static int pg_server_data(void *st, struct buf *in)
+{
+	struct pg *p = st;
+	struct pglex_saved sv;
+	int r;
+
+	pglex_set(p->lex.pg_escape_strings, &sv);
+	r = server_data(st, in);
+	pglex_restore(&sv);
+	return r;
 }
 
 /* PostgreSQL 17's sslnegotiation=direct: TLS from the first byte, ALPN "postgresql". */
@@ -3020,7 +3078,11 @@ static int pg_resume_held(void *st, enum verdict v, const char *message)
 
 		r = refuse(p, 'Q', NULL, "42501", message ? message : "hoop: statement denied", &e);
 	} else {
+		struct pglex_saved sv;
+
+		pglex_set(p->lex.pg_escape_strings, &sv);
 		r = run_held_query(p, &m);
+		pglex_restore(&sv);
 	}
 	free(msg);
 	sess_resume(p->s);

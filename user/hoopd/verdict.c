@@ -102,6 +102,7 @@ enum verdict policy_verdict(struct judgement *j)
 	j->parse_error = cf->parse_error || (pf && pf->parse_error);
 	str_copy(j->rule, sizeof(j->rule), out.rule);
 	str_copy(j->message, sizeof(j->message), out.message);
+	j->unparsed = v == VERDICT_DENY && out.unparsed;
 	free(pf);
 	if (f && j->want_facts)
 		j->facts_out = f;

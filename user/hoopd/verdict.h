@@ -39,6 +39,7 @@ struct judgement {
 	struct sqlfacts *facts_out;
 	char rule[64];	   /* the rule that decided, for the record */
 	char message[256]; /* what the agent is told on deny */
+	int unparsed;	   /* denied because the grammar rejects the text (on_parse_error) */
 };
 
 typedef enum verdict (*verdict_fn)(struct judgement *j);
