@@ -89,10 +89,12 @@ def test_evasive_spellings_are_denied(ctx):
                 "select pg_catalog.pg_read_file('/etc/hostname')",
                 "select * from notes, lateral (select pg_ls_dir('.')) d",
                 "set role postgres",
-                "prepare p1 as delete from patients",
-                "selec * fro patients"):
+                "prepare p1 as delete from patients"):
         r = agent_psql(ctx, sql)
         check("ERROR:  hoop:" in r.stderr, "not denied: %s\n%s" % (sql, r.stderr + r.stdout))
+    # text the grammar rejects is refused with the grammar's own error (see below)
+    r = agent_psql(ctx, "selec * fro patients")
+    check("ERROR:  syntax error at or near" in r.stderr, r.stderr + r.stdout)
     check(direct(ctx, "select count(*), count(ssn) from patients") == "50|50", "a denied statement ran")
 
 
@@ -369,6 +371,62 @@ print(b"destructive DDL" in r, b"; drop table scs_victim; --" in r)
           "the pipelined DROP TABLE hidden in an escaped string ran")
 
 
+def test_syntax_error_answered_as_the_server_would(ctx):
+    # Text PostgreSQL's grammar rejects is refused (on_parse_error: deny), and the agent gets
+    # what the server would have said: SQLSTATE 42601, the grammar's message and the position
+    # psql draws as LINE n: ... ^, so an agent can correct its query. Same bytes on stderr as
+    # psql connected directly; the record says hoop refused it unparsed.
+    def psql(run, sql=None, script=None):
+        argv = ["psql", "-h", "127.0.0.1", "-p", str(ctx.pg.port), "-U", "postgres", "-d",
+                "clinical", "-X"]
+        argv += ["-c", sql] if sql is not None else ["-f", "-"]
+        if run is None:
+            return subprocess.run(argv, input=script, capture_output=True, text=True)
+        return run(argv, input=script)
+
+    for sql in ("selec * fro patients",
+                "select * from patients where",
+                "select id, name from notes order by id collate",
+                "select 1 +",
+                "select * from patients\nwhere id = 1 and and ssn = 'x'",
+                "select 'é' || 'ü', * fro notes",
+                "select 1; selec 2"):
+        direct_r = psql(None, sql)
+        agent_r = psql(ctx.cg.run, sql)
+        check("ERROR:  syntax error" in direct_r.stderr and "LINE" in direct_r.stderr,
+              direct_r.stderr)
+        check(agent_r.stderr == direct_r.stderr,
+              "%r: through hoopd\n%s\ndirectly\n%s" % (sql, agent_r.stderr, direct_r.stderr))
+    ev = [e for e in events(ctx) if e["kind"] == "statement" and e.get("text") == "select 1 +"]
+    check(ev and ev[-1]["verdict"] == "deny" and ev[-1].get("refused") == "unparsed" and
+          ev[-1].get("parse_error") is True and ev[-1].get("reason") == "on_parse_error", ev)
+    # inside a transaction (hoopd's poison answers in its place) and after it
+    script = "begin;\nselect 1;\nselec 2 from notes;\nselect 3;\nrollback;\n"
+    direct_r = psql(None, script=script)
+    agent_r = psql(ctx.cg.run, script=script)
+    check(agent_r.stderr == direct_r.stderr and agent_r.stdout == direct_r.stdout,
+          "in a transaction, through hoopd\n%s%s\ndirectly\n%s%s"
+          % (agent_r.stdout, agent_r.stderr, direct_r.stdout, direct_r.stderr))
+    # the extended protocol: the same error fields for a Parse
+    code = r"""
+import psycopg, sys
+c = psycopg.connect(sys.argv[1], autocommit=True)
+try:
+    c.execute("select %s as x fro notes", (1,))
+except psycopg.Error as e:
+    print(e.sqlstate, e.diag.message_primary, e.diag.statement_position)
+"""
+    dsn = "host=127.0.0.1 port=%d user=postgres dbname=clinical" % ctx.pg.port
+    direct_r = subprocess.run([PY, "-c", code, dsn], capture_output=True, text=True)
+    agent_r = ctx.cg.run([PY, "-c", code, dsn])
+    check(direct_r.stdout.startswith("42601 syntax error") and agent_r.stdout == direct_r.stdout,
+          "Parse: through hoopd %r, directly %r %s" % (agent_r.stdout, direct_r.stdout,
+                                                      agent_r.stderr))
+    # a rule's refusal keeps hoop's message
+    r = agent_psql(ctx, "drop table notes")
+    check("ERROR:  hoop: destructive DDL" in r.stderr and "LINE" not in r.stderr, r.stderr)
+
+
 def test_hoopd_stops_cleanly_without_sanitizer_reports(ctx):
     check_clean_stop(ctx.hd, ctx.cg.path)
 
@@ -386,6 +444,7 @@ TESTS = [
     test_bypass_attempts_found_in_review,
     test_hot_reload_under_load,
     test_standard_conforming_strings_off_judged_as_the_server_reads_it,
+    test_syntax_error_answered_as_the_server_would,
     test_hoopd_stops_cleanly_without_sanitizer_reports,
 ]
 
