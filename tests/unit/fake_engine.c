@@ -5,7 +5,8 @@
  * Its wire: the agent sends lines of SQL, one message per line, statements separated by ';'.
  * The database gets the lines the gate let through; the agent gets "ERROR <sqlstate> <text>"
  * for a refusal and "WAIT <approval id>" while a line waits for an approver. A line with an
- * odd number of quotes is one the "grammar" cannot split: one statement, a parse error.
+ * odd number of quotes is one the "grammar" cannot split: one statement, a parse error, which
+ * the "server" would answer "ERROR 42601 unterminated quoted string at <position>".
  *
  * What it does that every engine must:
  * 1. open: gate_init (and, after login, set g.user and g.database);
@@ -15,6 +16,7 @@
  *    alone) or refuse it;
  * 4. close: hold_ops->forget a parked message, gate_free.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,16 +33,25 @@ struct fake {
 };
 
 /* The engine's own splitter (a dialect's job for SQL engines). */
-static int fake_split(const char *line, size_t len, struct gate_stmt *st, int *parse_error)
+static int fake_split(const char *line, size_t len, struct gate_stmt *st, int *parse_error,
+		      struct sql_error *err)
 {
-	size_t quotes = 0, start = 0;
+	size_t quotes = 0, start = 0, last = 0;
 	int n = 0;
 
 	memset(st, 0, FAKE_MAX_STMTS * sizeof(*st));
 	for (size_t i = 0; i < len; i++)
-		quotes += line[i] == '\'';
+		if (line[i] == '\'') {
+			quotes++;
+			last = i;
+		}
 	*parse_error = quotes % 2;
 	if (*parse_error) {
+		/* what the server would say of it */
+		err->kind = SQL_ERR_GRAMMAR;
+		snprintf(err->sqlstate, sizeof(err->sqlstate), "42601");
+		snprintf(err->message, sizeof(err->message), "unterminated quoted string");
+		err->position = (int)last + 1;
 		st[0].text = line;
 		st[0].len = len;
 		return 1;
@@ -74,6 +85,12 @@ static int fake_act(struct fake *f, const char *line, size_t len, struct gate_ba
 	case GATE_FORWARD:
 		return buf_append(&f->s->s.out, line, len) || buf_append(&f->s->s.out, "\n", 1);
 	case GATE_REFUSE:
+		if (b->unparsed) { /* the grammar's error, as the server would send it */
+			char msg[sizeof(b->err.message) + 16];
+
+			snprintf(msg, sizeof(msg), "%s at %d", b->err.message, b->err.position);
+			return fake_refuse(f, b->err.sqlstate, msg);
+		}
 		return fake_refuse(f, b->sqlstate, b->message);
 	case GATE_HOLD:
 		if (!(f->held = strndup(line, len))) {
@@ -96,7 +113,7 @@ static int fake_message(struct fake *f, const char *line, size_t len, int judge)
 	struct gate_batch b = {.protocol = "simple", .text = line, .len = len, .may_hold = 1,
 			       .st = st};
 
-	b.n = fake_split(line, len, st, &b.parse_error);
+	b.n = fake_split(line, len, st, &b.parse_error, &b.err);
 	if (judge) {
 		gate_judge(&f->g, &b);
 	} else {

@@ -67,7 +67,7 @@ void mplan_put(struct mplan *p)
 /* Every statement record, with what the database had been sent when it was written. */
 struct rec {
 	uint64_t seq;
-	char verdict[16], text[128], reason[64], prepared[64];
+	char verdict[16], text[128], reason[64], prepared[64], refused[16];
 	int parse_error;
 	size_t forwarded; /* bytes for the database when it was written */
 };
@@ -88,6 +88,7 @@ int ev_statement(const struct session *s, const struct ev_statement *e)
 	snprintf(r->reason, sizeof(r->reason), "%s", e->reason ? e->reason : "");
 	snprintf(r->prepared, sizeof(r->prepared), "%s", e->prepared ? e->prepared : "");
 	r->parse_error = e->parse_error;
+	snprintf(r->refused, sizeof(r->refused), "%s", e->refused ? e->refused : "");
 	r->forwarded = S.s.out.len;
 	return records_fail ? -EIO : 0;
 }
@@ -96,6 +97,8 @@ int ev_statement(const struct session *s, const struct ev_statement *e)
 
 static int parse_errors_judged;
 
+static int on_parse_error_deny; /* as the policy's on_parse_error: deny (judge_out.unparsed) */
+
 /* drop: deny; approve: hold; a text the grammar rejected: deny (as hoopd's rules do). */
 static enum verdict test_verdict(struct judgement *j)
 {
@@ -103,6 +106,7 @@ static enum verdict test_verdict(struct judgement *j)
 		parse_errors_judged++;
 		snprintf(j->rule, sizeof(j->rule), "parse_error");
 		snprintf(j->message, sizeof(j->message), "hoop: cannot parse this");
+		j->unparsed = on_parse_error_deny;
 		return VERDICT_DENY;
 	}
 	if (memmem(j->text, j->len, "drop", 4)) {
@@ -147,7 +151,7 @@ static void start(void)
 {
 	memset(&S, 0, sizeof(S));
 	memset(recs, 0, sizeof(recs));
-	nrecs = records_fail = hold_result = parse_errors_judged = 0;
+	nrecs = records_fail = hold_result = parse_errors_judged = on_parse_error_deny = 0;
 	holds_opened = holds_forgotten = 0;
 	hold_ops = &test_hold_ops;
 	S.eng = &fake_engine;
@@ -338,6 +342,16 @@ static void test_parse_error_judged(void)
 	check_rec(0, 1, "deny", "select 'a; select 2", "parse_error");
 	CHECK_EQ_INT(recs[0].parse_error, 1);
 	CHECK_STREQ(sent(&S.a.out), "ERROR 42501 hoop: cannot parse this\n");
+	CHECK_STREQ(recs[0].refused, "");
+	CHECK_STREQ(sent(&S.s.out), "");
+	/* refused because the grammar rejects it (on_parse_error): the grammar's own error goes
+	 * to the agent, and the record says so */
+	on_parse_error_deny = 1;
+	S.a.out.len = 0;
+	send_line("select 1; select 'x\n");
+	CHECK_STREQ(sent(&S.a.out), "ERROR 42601 unterminated quoted string at 18\n");
+	check_rec(1, 2, "deny", "select 1; select 'x", "parse_error");
+	CHECK_STREQ(recs[1].refused, "unparsed");
 	CHECK_STREQ(sent(&S.s.out), "");
 	finish();
 }
