@@ -2455,78 +2455,219 @@ static void xact_end(struct pg *p)
 	p->xact_failed = 0;
 }
 
-static int server_ready(struct pg *p, const struct pgw_msg *m)
+/* DataRow, CopyData (COPY TO STDOUT) and CopyOutResponse: rows of the statement being
+ * answered, through its masking plan. */
+static int server_rows(struct pg *p, const struct pgw_msg *m)
 {
-	struct session *s = p->s;
 	struct pend *e = p->head;
 	struct track *t;
+
+	if (m->type == 'D' && e && e->poisoned)
+		return 0;
+	t = cur_track_r(p);
+	if (m->type == 'H') {
+		if (t && t->mk && mask_copy_start(p, t, m))
+			return -1;
+		return to_agent(p, m);
+	}
+	if (t) {
+		t->rows++;
+		t->bytes += m->len;
+		if (t->mk)
+			return m->type == 'D' ? mask_row(p, t, m) : mask_copy_data(p, t, m);
+		if (masking_enabled()) /* it started before a reload turned masking on */
+			return withhold(p, t, "masking was turned on while it ran");
+	} else if (masking_enabled()) {
+		return withhold(p, NULL, m->type == 'D' ? "rows hoop cannot tie to a statement"
+							: "COPY data hoop cannot tie to a statement");
+	}
+	return to_agent(p, m);
+}
+
+/* RowDescription: of a Describe (the portal's, kept for its Execute), or of the statement
+ * being answered (its columns on record, its per-column masking plan). */
+static int server_rowdesc(struct pg *p, const struct pgw_msg *m)
+{
+	struct pend *e = p->head;
+	struct pgw_field f[64];
+	int n = pgw_row_description(m, f, 64);
+	struct track *t;
+
+	if (n < 0)
+		return protocol_violation(p, "database", "malformed RowDescription");
+	if (e && e->poisoned)
+		return 0;
+	if (e && e->kind == 'D') {
+		int internal = e->internal;
+		struct named *po;
+
+		/* Every earlier request is answered: this describes the portal hoopd has on record
+		 * under that name now. */
+		if (e->dkind == 'P' && (po = named_find(p->portals, e->name))) {
+			uint8_t *rdc = malloc(m->total);
+
+			if (!rdc)
+				return -1;
+			memcpy(rdc, m->body - 5, m->total);
+			free(po->rd);
+			po->rd = rdc;
+			po->rdlen = m->total;
+		}
+		pend_pop(p);
+		return internal ? 0 : to_agent(p, m);
+	}
+	if ((t = cur_track_r(p))) {
+		ev_columns(p->s, t->seq, f, n < 64 ? n : 64);
+		if (t->mk && !t->mr && track_plan_rows(p, t, m) == -ENOMEM)
+			return -1;
+	}
+	return to_agent(p, m);
+}
+
+/* ParseComplete, BindComplete, CloseComplete: the name is the server's now (or gone). */
+static int server_named(struct pg *p, const struct pgw_msg *m)
+{
+	struct pend *e = p->head;
+	struct named *ps, *po;
+
+	if (!e || e->kind != (m->type == '1' ? 'P' : m->type == '2' ? 'B' : 'C'))
+		return out_of_step(p, m);
+	switch (m->type) {
+	case '1': /* ParseComplete: the statement is the server's now */
+		if (e->poisoned) {
+			named_drop(&p->preps, e->name); /* cannot happen: the poison fails */
+			pend_pop(p);
+			return 0;
+		}
+		if (!named_set(&p->preps, e->name, e->text, NULL, e->plan, e->plan_gen))
+			return -1;
+		break;
+	case '2': /* BindComplete: the portal, of the statement as it is now */
+		ps = named_find(p->preps, e->stmt);
+		po = named_set(&p->portals, e->name, ps ? ps->text : "", e->params,
+			       ps ? ps->plan : NULL, ps ? ps->plan_gen : 0);
+		e->params = NULL;
+		if (!po)
+			return -1;
+		po->this_xact = 1;
+		break;
+	default: /* CloseComplete: the name is gone (closing a missing one is no error) */
+		named_drop(e->dkind == 'S' ? &p->preps : &p->portals, e->name);
+	}
+	pend_pop(p);
+	return to_agent(p, m);
+}
+
+/* CommandComplete, EmptyQueryResponse, PortalSuspended: the statement being answered ends. */
+static int server_complete(struct pg *p, const struct pgw_msg *m)
+{
+	struct pend *e = p->head;
+	struct track *t;
+	char tag[64];
+
+	if (e && e->poisoned)
+		return 0;
+	if (m->type == 'C')
+		snprintf(tag, sizeof(tag), "%.*s", (int)(m->len ? m->len - 1 : 0),
+			 (const char *)m->body);
+	else
+		snprintf(tag, sizeof(tag), "%s", m->type == 'I' ? "EMPTY" : "SUSPENDED");
+	if ((t = cur_track_r(p))) {
+		complete(p, t, p->withhold ? "WITHHELD" : tag);
+		if (m->type == 'C')
+			names_done(p, t->text, tag, t->plan, t->mk ? t->mk->gen : 0);
+		e->cur++;
+	}
+	if (!strcmp(tag, "ROLLBACK"))
+		p->xact_failed = 1;
+	if (e && e->kind == 'E')
+		pend_pop(p);
+	return to_agent(p, m);
+}
+
+/* ErrorResponse in the ready phase: the poison's becomes the refusal; any other is on record
+ * and goes to the agent (through masking); the extended protocol then skips to Sync. */
+static int server_error(struct pg *p, const struct pgw_msg *m)
+{
+	struct pend *e = p->head;
+	struct pgw_err_fields f;
+	struct track *t;
+
+	if (pgw_error_fields(m, &f))
+		return protocol_violation(p, "database", "malformed ErrorResponse");
+	p->xact_failed = 1;
+	if (e && e->poisoned) {
+		if (!p->withhold && poisoned_error(p, e))
+			return -1;
+	} else {
+		struct ev_error ee = {.severity = f.severity, .sqlstate = f.sqlstate,
+				      .message = f.message};
+
+		if ((t = cur_track(p))) {
+			ee.seq = t->seq;
+			e->cur = e->nst; /* the rest of a multi-statement Query is skipped */
+		}
+		ev_error(p->s, &ee);
+		if (p->withhold)
+			;
+		else if (masking_enabled() ? mask_notice(p, m) : to_agent(p, m))
+			return -1;
+	}
+	/* A failed Parse or Bind of the unnamed statement or portal has already dropped the old
+	 * one. */
+	if (e && e->kind == 'P' && e->name && !e->name[0])
+		named_drop(&p->preps, "");
+	if (e && e->kind == 'B' && e->name && !e->name[0])
+		named_drop(&p->portals, "");
+	/* Extended protocol: the server skips everything up to Sync, and until one comes,
+	 * whatever the agent sends. */
+	if (e && strchr("PBDEC", e->kind)) {
+		while (p->head && p->head->kind != 'S')
+			pend_pop(p);
+		if (!p->head)
+			p->skip = 1;
+	}
+	return 0;
+}
+
+/* ReadyForQuery: a Query, FunctionCall or Sync is answered; the transaction status. */
+static int server_idle(struct pg *p, const struct pgw_msg *m)
+{
+	struct pend *e = p->head;
 	struct pgw_rd rd;
+
+	if (!e || (e->kind != 'Q' && e->kind != 'F' && e->kind != 'S'))
+		return out_of_step(p, m);
+	pgw_rd_init(&rd, m);
+	p->tx = pgw_u8(&rd);
+	if (e->poisoned && !e->err_seen && !p->withhold && poisoned_error(p, e))
+		return -1;
+	if (e->kind == 'Q' || e->poisoned) {
+		/* A simple Query (the poison in place of a FunctionCall is one too) replaces the
+		 * unnamed statement and portal */
+		named_drop(&p->preps, "");
+		named_drop(&p->portals, "");
+	}
+	pend_pop(p);
+	if (p->tx == 'I')
+		xact_end(p);
+	p->withhold = 0;
+	return to_agent(p, m);
+}
+
+/* Everything the database sends once the session is ready, by message type. */
+static int server_ready(struct pg *p, const struct pgw_msg *m)
+{
+	struct pend *e = p->head;
+	struct track *t;
 
 	switch (m->type) {
 	case 'D': /* DataRow */
-		if (e && e->poisoned)
-			return 0;
-		if ((t = cur_track_r(p))) {
-			t->rows++;
-			t->bytes += m->len;
-			if (t->mk)
-				return mask_row(p, t, m);
-			if (masking_enabled()) /* it started before a reload turned masking on */
-				return withhold(p, t, "masking was turned on while it ran");
-		} else if (masking_enabled()) {
-			return withhold(p, NULL, "rows hoop cannot tie to a statement");
-		}
-		return to_agent(p, m);
 	case 'd': /* CopyData (COPY TO STDOUT) */
-		if ((t = cur_track_r(p))) {
-			t->rows++;
-			t->bytes += m->len;
-			if (t->mk)
-				return mask_copy_data(p, t, m);
-			if (masking_enabled())
-				return withhold(p, t, "masking was turned on while it ran");
-		} else if (masking_enabled()) {
-			return withhold(p, NULL, "COPY data hoop cannot tie to a statement");
-		}
-		return to_agent(p, m);
 	case 'H': /* CopyOutResponse */
-		if ((t = cur_track_r(p)) && t->mk && mask_copy_start(p, t, m))
-			return -1;
-		return to_agent(p, m);
-	case 'T': {
-		struct pgw_field f[64];
-		int n = pgw_row_description(m, f, 64);
-
-		if (n < 0)
-			return protocol_violation(p, "database", "malformed RowDescription");
-		if (e && e->poisoned)
-			return 0;
-		if (e && e->kind == 'D') {
-			int internal = e->internal;
-			struct named *po;
-
-			/* Every earlier request is answered: this describes the portal hoopd has
-			 * on record under that name now. */
-			if (e->dkind == 'P' && (po = named_find(p->portals, e->name))) {
-				uint8_t *rdc = malloc(m->total);
-
-				if (!rdc)
-					return -1;
-				memcpy(rdc, m->body - 5, m->total);
-				free(po->rd);
-				po->rd = rdc;
-				po->rdlen = m->total;
-			}
-			pend_pop(p);
-			return internal ? 0 : to_agent(p, m);
-		}
-		if ((t = cur_track_r(p))) {
-			ev_columns(s, t->seq, f, n < 64 ? n : 64);
-			if (t->mk && !t->mr && track_plan_rows(p, t, m) == -ENOMEM)
-				return -1;
-		}
-		return to_agent(p, m);
-	}
+		return server_rows(p, m);
+	case 'T':
+		return server_rowdesc(p, m);
 	case 'n': /* NoData */
 		if (e && e->kind == 'D') {
 			int internal = e->internal;
@@ -2538,121 +2679,18 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 		return to_agent(p, m);
 	case 't': /* ParameterDescription */
 		return to_agent(p, m);
-	case '1': /* ParseComplete: the statement is the server's now */
-		if (!e || e->kind != 'P')
-			return out_of_step(p, m);
-		if (e->poisoned) {
-			named_drop(&p->preps, e->name); /* cannot happen: the poison fails */
-			pend_pop(p);
-			return 0;
-		}
-		if (!named_set(&p->preps, e->name, e->text, NULL, e->plan, e->plan_gen))
-			return -1;
-		pend_pop(p);
-		return to_agent(p, m);
-	case '2': { /* BindComplete: the portal, of the statement as it is now */
-		struct named *ps, *po;
-
-		if (!e || e->kind != 'B')
-			return out_of_step(p, m);
-		ps = named_find(p->preps, e->stmt);
-		po = named_set(&p->portals, e->name, ps ? ps->text : "", e->params,
-			       ps ? ps->plan : NULL, ps ? ps->plan_gen : 0);
-		e->params = NULL;
-		if (!po)
-			return -1;
-		po->this_xact = 1;
-		pend_pop(p);
-		return to_agent(p, m);
-	}
-	case '3': /* CloseComplete: the name is gone (closing a missing one is no error) */
-		if (!e || e->kind != 'C')
-			return out_of_step(p, m);
-		named_drop(e->dkind == 'S' ? &p->preps : &p->portals, e->name);
-		pend_pop(p);
-		return to_agent(p, m);
+	case '1':
+	case '2':
+	case '3':
+		return server_named(p, m);
 	case 'C':
 	case 'I':
-	case 's': {
-		char tag[64];
-
-		if (e && e->poisoned)
-			return 0;
-		if (m->type == 'C') {
-			snprintf(tag, sizeof(tag), "%.*s", (int)(m->len ? m->len - 1 : 0),
-				 (const char *)m->body);
-		} else {
-			snprintf(tag, sizeof(tag), "%s", m->type == 'I' ? "EMPTY" : "SUSPENDED");
-		}
-		if ((t = cur_track_r(p))) {
-			complete(p, t, p->withhold ? "WITHHELD" : tag);
-			if (m->type == 'C')
-				names_done(p, t->text, tag, t->plan, t->mk ? t->mk->gen : 0);
-			e->cur++;
-		}
-		if (!strcmp(tag, "ROLLBACK"))
-			p->xact_failed = 1;
-		if (e && e->kind == 'E')
-			pend_pop(p);
-		return to_agent(p, m);
-	}
-	case 'E': {
-		struct pgw_err_fields f;
-
-		if (pgw_error_fields(m, &f))
-			return protocol_violation(p, "database", "malformed ErrorResponse");
-		p->xact_failed = 1;
-		if (e && e->poisoned) {
-			if (!p->withhold && poisoned_error(p, e))
-				return -1;
-		} else {
-			struct ev_error ee = {.severity = f.severity, .sqlstate = f.sqlstate,
-					      .message = f.message};
-
-			if ((t = cur_track(p))) {
-				ee.seq = t->seq;
-				e->cur = e->nst; /* the rest of a multi-statement Query is skipped */
-			}
-			ev_error(s, &ee);
-			if (p->withhold)
-				;
-			else if (masking_enabled() ? mask_notice(p, m) : to_agent(p, m))
-				return -1;
-		}
-		/* A failed Parse or Bind of the unnamed statement or portal has already dropped
-		 * the old one. */
-		if (e && e->kind == 'P' && e->name && !e->name[0])
-			named_drop(&p->preps, "");
-		if (e && e->kind == 'B' && e->name && !e->name[0])
-			named_drop(&p->portals, "");
-		/* Extended protocol: the server skips everything up to Sync, and until one comes,
-		 * whatever the agent sends. */
-		if (e && strchr("PBDEC", e->kind)) {
-			while (p->head && p->head->kind != 'S')
-				pend_pop(p);
-			if (!p->head)
-				p->skip = 1;
-		}
-		return 0;
-	}
+	case 's':
+		return server_complete(p, m);
+	case 'E':
+		return server_error(p, m);
 	case 'Z':
-		if (!e || (e->kind != 'Q' && e->kind != 'F' && e->kind != 'S'))
-			return out_of_step(p, m);
-		pgw_rd_init(&rd, m);
-		p->tx = pgw_u8(&rd);
-		if (e->poisoned && !e->err_seen && !p->withhold && poisoned_error(p, e))
-			return -1;
-		if (e->kind == 'Q' || e->poisoned) {
-			/* A simple Query (the poison in place of a FunctionCall is one too) replaces
-			 * the unnamed statement and portal */
-			named_drop(&p->preps, "");
-			named_drop(&p->portals, "");
-		}
-		pend_pop(p);
-		if (p->tx == 'I')
-			xact_end(p);
-		p->withhold = 0;
-		return to_agent(p, m);
+		return server_idle(p, m);
 	case 'G': /* CopyInResponse: the server reads CopyData now */
 		if (!e || e != p->copy_wait || p->copy_in)
 			return out_of_step(p, m);
