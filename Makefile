@@ -126,8 +126,19 @@ $(OUT)/unit/test_grantkey: tests/unit/test_grantkey.c tests/unit/harness.h user/
 	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< user/hoopd/grantkey.c user/hoopd/sqlfacts.c \
 		-ljson-c -lpg_query -lcrypto -o $@
 
+# The SQL dialect (dialect.h): splitting, lexing under the session's settings, and grammar
+# errors as a real PostgreSQL 15 words them (tests/unit/sqlerror.cases, recorded from one by
+# tests/unit/sqlerror_record.py).
+$(OUT)/unit/test_dialect: tests/unit/test_dialect.c tests/unit/harness.h $(DIALECT_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(DIALECT_SRC) -ljson-c -lpg_query -lcrypto -o $@
+
 # One summary line for all (tests/run.sh reads the last "unit: N passed, M failed").
-unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey
+unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey \
+      $(OUT)/unit/test_dialect
+	$(Q)$(OUT)/unit/test_dialect tests/unit/sqlerror.cases >$(OUT)/unit/test_dialect.log 2>&1 || \
+		{ cat $(OUT)/unit/test_dialect.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$(OUT)/unit/test_sqlsize >/dev/null 2>$(OUT)/unit/test_sqlsize.log || \
 		{ cat $(OUT)/unit/test_sqlsize.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$(OUT)/unit/test_grantkey >$(OUT)/unit/test_grantkey.log 2>&1 || \
