@@ -71,8 +71,10 @@ static int pg_depends_on_settings(const char *sql, size_t len)
 
 	if (!memchr(sql, '\\', len))
 		return 0; /* nothing the setting changes */
-	if (memchr(sql, '\0', len) || !(t = strndup(sql, len)))
-		return 1; /* refused anyway; say so rather than guess */
+	if (memchr(sql, '\0', len))
+		return 0; /* refused whatever the setting (split, facts) */
+	if (!(t = strndup(sql, len)))
+		return 1; /* cannot tell: say it depends rather than guess */
 	on = plain_backslash(t, 0);
 	off = plain_backslash(t, 1);
 	free(t);
@@ -310,10 +312,8 @@ static int pg_split(const struct dialect_settings *ds, const char *sql, size_t l
 	pglex_restore(&sv);
 	if (r.error || r.n_stmts > DIALECT_MAX_STMTS || (r.n_stmts == 0 && !blank(sql, len))) {
 		whole(out, len);
-		if (r.error && err) {
-			fill_error(err, r.error);
-			whole_junk(err, t, len);
-		}
+		if (r.error && err)
+			pg_error(ds, sql, len, err); /* the parser's error, as error() words it */
 		else if (r.n_stmts > DIALECT_MAX_STMTS)
 			limit_error(err, SQL_ERR_LIMIT, "54000",
 				    "more statements in one message than hoop judges");
