@@ -126,8 +126,19 @@ $(OUT)/unit/test_grantkey: tests/unit/test_grantkey.c tests/unit/harness.h user/
 	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< user/hoopd/grantkey.c user/hoopd/sqlfacts.c \
 		-ljson-c -lpg_query -lcrypto -o $@
 
+# The SQL dialect (dialect.h): splitting, lexing under the session's settings, and grammar
+# errors as a real PostgreSQL 15 words them (tests/unit/sqlerror.cases, recorded from one by
+# tests/unit/sqlerror_record.py).
+$(OUT)/unit/test_dialect: tests/unit/test_dialect.c tests/unit/harness.h $(DIALECT_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(DIALECT_SRC) -ljson-c -lpg_query -lcrypto -o $@
+
 # One summary line for all (tests/run.sh reads the last "unit: N passed, M failed").
-unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey
+unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey \
+      $(OUT)/unit/test_dialect
+	$(Q)$(OUT)/unit/test_dialect tests/unit/sqlerror.cases >$(OUT)/unit/test_dialect.log 2>&1 || \
+		{ cat $(OUT)/unit/test_dialect.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$(OUT)/unit/test_sqlsize >/dev/null 2>$(OUT)/unit/test_sqlsize.log || \
 		{ cat $(OUT)/unit/test_sqlsize.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$(OUT)/unit/test_grantkey >$(OUT)/unit/test_grantkey.log 2>&1 || \
@@ -289,6 +300,13 @@ $(FUZZ_OUT)/fuzz_sqlsize: fuzz/fuzz_sqlsize.c fuzz/fuzz_require.h user/hoopd/sql
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/sqlsize.c -lpg_query -o $@
 
+# The SQL dialect on any text: settings restored, texts that do not depend on them read alike
+# under both, the split and the grammar error agreeing (fuzz/fuzz_dialect.c).
+$(FUZZ_OUT)/fuzz_dialect: fuzz/fuzz_dialect.c fuzz/fuzz_require.h $(DIALECT_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CLANG,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(DIALECT_SRC) -ljson-c -lpg_query -lcrypto -o $@
+
 # The PostgreSQL engine, one target per direction (pg_agent, pg_server), built from the unit
 # test's sources; the harness (fuzz/pg_fuzz.c) stands in for the relay and the audit trail.
 FUZZ_PG_SRC := fuzz/pg_fuzz.c $(filter-out user/hoopd/audit.c,$(PG_UNIT_SRC))
@@ -334,7 +352,7 @@ endef
 fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agent \
       $(FUZZ_OUT)/fuzz_pg_server $(FUZZ_OUT)/fuzz_pg_states $(FUZZ_OUT)/fuzz_maskplan \
       $(FUZZ_OUT)/fuzz_mask_datarow $(FUZZ_OUT)/fuzz_sqlshape $(FUZZ_OUT)/fuzz_audit_record \
-      $(FUZZ_OUT)/fuzz_sqlsize
+      $(FUZZ_OUT)/fuzz_sqlsize $(FUZZ_OUT)/fuzz_dialect
 	$(call fuzz_run,policy,-artifact_prefix=$(FUZZ_OUT)/ -dict=fuzz/policy.dict)
 	$(call fuzz_run,sqlfacts,-artifact_prefix=$(FUZZ_OUT)/sqlfacts- -max_len=4096)
 	$(call fuzz_run,pg_agent,-artifact_prefix=$(FUZZ_OUT)/pg_agent- -dict=fuzz/pg.dict)
@@ -345,6 +363,7 @@ fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agen
 	$(call fuzz_run,sqlshape,-artifact_prefix=$(FUZZ_OUT)/sqlshape- -dict=fuzz/maskplan.dict -max_len=1024)
 	$(call fuzz_run,audit_record,-artifact_prefix=$(FUZZ_OUT)/audit_record- -dict=fuzz/audit.dict -max_len=4096)
 	$(call fuzz_run,sqlsize,-artifact_prefix=$(FUZZ_OUT)/sqlsize- -dict=fuzz/maskplan.dict -max_len=2048)
+	$(call fuzz_run,dialect,-artifact_prefix=$(FUZZ_OUT)/dialect- -dict=fuzz/maskplan.dict -max_len=1024)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(TOOLS)

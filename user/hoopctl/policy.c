@@ -111,6 +111,7 @@ static int test(int argc, char **argv)
 	int c, json = 0, fcall = 0, rc = 0, unsplittable = 0;
 	enum verdict worst = VERDICT_ALLOW;
 	struct dialect_split *sp = NULL;
+	struct sql_error gerr; /* what the server says of text its grammar rejects */
 
 	jb_init(&labels);
 	jb_obj_open(&labels);
@@ -196,7 +197,7 @@ static int test(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	unsplittable = dialect_pg.split(&policy_test_lexing, sql, strlen(sql), sp, NULL) != 0;
+	unsplittable = dialect_pg.split(&policy_test_lexing, sql, strlen(sql), sp, &gerr) != 0;
 	if (!sp->n)
 		printf("no statement: the server answers an empty query\n");
 	for (int i = 0; i < sp->n; i++) {
@@ -233,6 +234,16 @@ static int test(int argc, char **argv)
 			jb_kv_str(&j, "why", rules_why(&out.res));
 			jb_kv_str(&j, "message", v == VERDICT_ALLOW ? "" : out.message);
 			jb_kv_str(&j, "facts", facts);
+			if (unsplittable && gerr.kind == SQL_ERR_GRAMMAR) {
+				jb_key(&j, "server_error");
+				jb_obj_open(&j);
+				jb_kv_str(&j, "sqlstate", gerr.sqlstate);
+				jb_kv_str(&j, "message", gerr.message);
+				jb_kv_int(&j, "position", gerr.position);
+				jb_kv_str(&j, "detail", gerr.detail);
+				jb_kv_str(&j, "hint", gerr.hint);
+				jb_obj_close(&j);
+			}
 			jb_obj_close(&j);
 			printf("%s\n", jb_str(&j));
 			jb_free(&j);
@@ -243,6 +254,14 @@ static int test(int argc, char **argv)
 			if (v != VERDICT_ALLOW && out.message[0])
 				printf("  message: %s\n", disp(out.message));
 			printf("  facts:   %s\n", disp(f->parse_error ? f->error : facts));
+			if (unsplittable && gerr.kind == SQL_ERR_GRAMMAR) {
+				printf("  server:  ERROR %s: %s", gerr.sqlstate, disp(gerr.message));
+				if (gerr.position)
+					printf(" (at character %d)", gerr.position);
+				printf("\n");
+				if (gerr.hint[0])
+					printf("  hint:    %s\n", disp(gerr.hint));
+			}
 		}
 		free(f);
 	}

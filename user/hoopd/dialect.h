@@ -27,20 +27,36 @@
  * the unit tests and the fuzz targets call the same ones. For PostgreSQL, libpg_query's lexer
  * settings are thread-local globals: each call sets them from ds and restores what was there.
  *
- * For the engine (what the PostgreSQL engine must do, pg.c):
+ * For the engine (what the PostgreSQL engine does, pg.c; the statement gate takes it over):
  * - Keep a struct dialect_settings per session. pg_escape_strings = 1 when the server's
- *   ParameterStatus says standard_conforming_strings is "off" (0 for "on"; the server reports it
- *   at login and after every change, before ReadyForQuery). Never take it from the agent's own
- *   SET statements: the server is the authority (a SET can fail, be rolled back, come from a
- *   trigger or a function).
- * - unsure = 1 while any message forwarded to the server is unanswered (ReadyForQuery not yet
- *   received for it): any statement in flight may change the setting. Before judging a Query or
- *   Parse while unsure, call depends_on_settings(): if it says 1, either stop reading from the
- *   agent until nothing is in flight (as pg.c already does for COPY FROM STDIN) and judge with
- *   unsure = 0, or judge with unsure = 1 (the dialect then refuses the text as a parse error:
- *   fail closed, but an honest pipelined `'\d+'` regex would be refused).
- * - Pass the same settings to split, facts, plan, shape, size, names and fingerprint of one
- *   statement: all of them must read the same text the same way.
+ *   ParameterStatus says standard_conforming_strings is not "on" (the server reports it at
+ *   login and after every change, before ReadyForQuery: pg.c param_status). Never take it from
+ *   the agent's own SET statements: the server is the authority (a SET can fail, be rolled
+ *   back, come from set_config, a trigger or a function; a Query is lexed whole before any of
+ *   its statements runs, so a SET does not change how the rest of its own Query reads).
+ * - Pass those settings to every dialect call for the session's text (split, facts, plan,
+ *   shape, size, names, fingerprint, error). Until every call site takes them explicitly,
+ *   pg.c sets libpg_query's lexer settings for the duration of each engine entry point
+ *   (pg_agent_data, pg_server_data, pg_resume_held: pglex_set/pglex_restore), so the modules
+ *   that still parse directly (verdict.c's facts, judge.c's probes, masking.c's plans,
+ *   approvals.c) read under the session's setting too. A call with explicit settings (NULL
+ *   included: the defaults) overrides that for its own duration, so inside the engine pass
+ *   &session settings, never NULL.
+ * - A statement in flight may change the setting, and the server reports the new value only
+ *   before its next ReadyForQuery. Before judging a Query or Parse while anything is in flight,
+ *   call depends_on_settings(): if 1 and the last message forwarded is a Query or a Sync (the
+ *   server will reach ReadyForQuery without more input), stop reading from the agent until
+ *   nothing is in flight and judge then (pg.c settle_lexing); in the middle of an
+ *   extended-protocol batch (no Sync yet: waiting could deadlock) judge with unsure = 1, which
+ *   makes split and facts refuse the text as a parse error (fail closed).
+ * - Texts kept for later (named prepared statements, cursors, what EXECUTE runs) were read by
+ *   the server under the setting of their own Parse/PREPARE/DECLARE. A later re-parse (facts of
+ *   a prepared text for EXECUTE, a plan rebuilt after a masking reload) must use the settings
+ *   stored with the text, not the session's current ones: NOT DONE YET in pg.c (it re-parses
+ *   under the current setting; see the report of issue 16's dialect work).
+ * - Grammar errors: when split says parse_error with err->kind == SQL_ERR_GRAMMAR, the fields
+ *   of err are what the server would answer (message, sqlstate, position, detail, hint); for
+ *   a single statement (Parse) error() gives the same.
  */
 #ifndef HOOP_DIALECT_H
 #define HOOP_DIALECT_H

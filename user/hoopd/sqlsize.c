@@ -157,12 +157,19 @@ int sqlsize_ex(const char *s, size_t n, int escape, size_t max_tokens, size_t ma
 			 * with standard_conforming_strings off, any string but B'' and X''
 			 * does (N'...' and an identifier followed by a string too) */
 			if (i < n && s[i] == '\'') {
-				int bs = word_is(s + w, i - w, "e") ||
-					 (escape && !word_is(s + w, i - w, "b") &&
-					  !word_is(s + w, i - w, "x"));
+				int bits = word_is(s + w, i - w, "b") || word_is(s + w, i - w, "x");
+				int bs = word_is(s + w, i - w, "e") || (escape && !bits);
 
 				out->tokens++; /* one token with its prefix (E'', X''), or two */
-				i = skip_quoted(s, n, i, '\'', bs);
+				if (bits) {
+					/* B'' and X'' end at the next quote: '' is no quote in
+					 * them (the quotes after it start a string) */
+					const char *q = memchr(s + i + 1, '\'', n - i - 1);
+
+					i = q ? (size_t)(q - s) + 1 : n;
+				} else {
+					i = skip_quoted(s, n, i, '\'', bs);
+				}
 			} else if (word_is(s + w, i - w, "case")) {
 				if (++level < SQLSIZE_LEVELS)
 					chain[level] = 0;
