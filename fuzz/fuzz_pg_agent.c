@@ -5,9 +5,9 @@
  * forwards (startup, trust, password or SCRAM authentication, queries, the extended protocol,
  * COPY, FunctionCall, the poison), and its answers reach pg_engine.server_data sooner or later.
  * Statements are judged by the test verdict (pg_fuzz.h), so denials, poisons and holds happen;
- * a hold ends by approval, refusal, pg_fail_held, pg_cancel_held or a CancelRequest on a second
- * connection. The audit trail refuses records by decision. Besides crashes, leaks and sanitizer
- * reports, these are bugs:
+ * a hold ends by approval, refusal, pg_engine.fail_held or .cancel_held, or a CancelRequest on a
+ * second connection. The audit trail refuses records by decision. Besides crashes, leaks and
+ * sanitizer reports, these are bugs:
  *   - anything queued for either peer that does not frame, or an ill-formed message that hoopd
  *     or the model vouches for; an audit record that is not strict JSON;
  *   - a Query, Parse or FunctionCall reaching a ready database that the verdict did not allow
