@@ -100,8 +100,11 @@ static int parse_errors_judged;
 static int on_parse_error_deny; /* as the policy's on_parse_error: deny (judge_out.unparsed) */
 
 /* drop: deny; approve: hold; a text the grammar rejected: deny (as hoopd's rules do). */
+static const struct sqlfacts *facts_seen;
+
 static enum verdict test_verdict(struct judgement *j)
 {
+	facts_seen = j->facts;
 	if (j->parse_error) {
 		parse_errors_judged++;
 		snprintf(j->rule, sizeof(j->rule), "parse_error");
@@ -380,6 +383,10 @@ static void test_engine_stricter_and_no_hold(void)
 	CHECK_EQ_INT(gate_commit(&g, &b), GATE_REFUSE);
 	CHECK_STREQ(b.message, "an approver decides");
 	CHECK_EQ_INT(holds_opened, 0);
+	/* an engine that knows what its statement does hands the verdict its facts */
+	st.facts = (const struct sqlfacts *)&g;
+	gate_judge(&g, &b);
+	CHECK(facts_seen == st.facts);
 	gate_free(&g);
 	finish();
 }

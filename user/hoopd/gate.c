@@ -266,7 +266,8 @@ void gate_judge(struct gate *g, struct gate_batch *b)
 		struct mplan *vp = resolve(g, b->mk, t->plan);
 
 		t->v = judge(g, b->protocol, t->text, t->len, b->parse_error, vp,
-			     sh && sh->cached ? sh->hit.facts : NULL, sh && !sh->cached, &j);
+			     t->facts ? t->facts : sh && sh->cached ? sh->hit.facts : NULL,
+			     sh && !sh->cached && !t->facts, &j);
 		mplan_put(vp);
 		if (t->execute)
 			t->v = judge_execute(g, b, i, t->v, &j);

@@ -106,6 +106,9 @@ struct gate_stmt {
 	const char *execute; /* SQL EXECUTE name: judged again by each text name may run */
 	const char *prepared; /* the record's prepared statement name (a Parse's), or NULL */
 	const char *portal, *params_json; /* the record's (an Execute's), or NULL */
+	/* what the statement does, when the engine knows it without the dialect (a protocol's
+	 * own commands: Redis, MySQL's COM_INIT_DB...); NULL: the verdict reads the text */
+	const struct sqlfacts *facts;
 	/* out */
 	enum verdict v;
 	char rule[64];
