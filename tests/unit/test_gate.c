@@ -17,6 +17,7 @@
 #include "hoopd.h"
 #include "masking.h"
 #include "session.h"
+#include "sqlfacts.h"
 #include "verdict.h"
 
 extern const struct engine_ops fake_engine;
@@ -384,7 +385,9 @@ static void test_engine_stricter_and_no_hold(void)
 	CHECK_STREQ(b.message, "an approver decides");
 	CHECK_EQ_INT(holds_opened, 0);
 	/* an engine that knows what its statement does hands the verdict its facts */
-	st.facts = (const struct sqlfacts *)&g;
+	static struct sqlfacts own;
+
+	st.facts = &own;
 	gate_judge(&g, &b);
 	CHECK(facts_seen == st.facts);
 	gate_free(&g);
