@@ -7,6 +7,7 @@
 #   make unit-maskplan             masking provenance cases (tests/unit/maskplan/)
 #   make unit-sqlshape             statement shapes: same shape, same facts and plan
 #   make unit-mask                 the masking unit tests (with SANITIZE= too)
+#   make unit-events               the session records over a real audit trail (SANITIZE= too)
 #   make bench-mask                masking throughput: MB/s per core and instructions per byte
 #   make fuzz FUZZ_SECONDS=20      run each libFuzzer target that long (clang, ASan+UBSan)
 #   make demo                      install, build, show an agent going through hoop (as root)
@@ -81,12 +82,13 @@ $(OUT)/hoopd: $(HOOPD_OBJ) $(COMMON_OBJ)
 # The SQL dialect (dialect.h: PostgreSQL's, dialect_pg.c) and the modules it is made of: what
 # hoopd, hoopctl and the unit tests split, judge and plan statements with.
 DIALECT_SRC := user/hoopd/dialect_pg.c user/hoopd/sqlfacts.c user/hoopd/maskplan.c \
+	       user/hoopd/maskplan_scope.c user/hoopd/maskplan_expr.c user/hoopd/maskplan_stmt.c \
 	       user/hoopd/catalog.c user/hoopd/sqlshape.c user/hoopd/sqlsize.c user/hoopd/grantkey.c
 DIALECT_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(DIALECT_SRC))
 
 # hoopctl's `policy check|test` run hoopd's own loader, rules and dialect.
 HOOPCTL_SHARED := $(OUT)/obj/hoopd/policy.o $(OUT)/obj/hoopd/rules.o $(OUT)/obj/hoopd/judge.o \
-		  $(DIALECT_OBJ)
+		  $(OUT)/obj/hoopd/policy_yaml.o $(DIALECT_OBJ)
 
 $(OUT)/hoopctl: $(HOOPCTL_OBJ) $(COMMON_OBJ) $(HOOPCTL_SHARED)
 	$(call msg,LINK,$@)
@@ -105,7 +107,7 @@ TOOLS := $(patsubst tests/tools/%.c,$(OUT)/tools/%,$(wildcard tests/tools/*.c))
 
 # Unit tests (tests/unit/): built straight from the sources they test, so they need neither the
 # BPF toolchain nor the skeleton. Cases for the policy loader are files in tests/unit/policy/.
-UNIT_SRC := user/hoopd/policy.c user/hoopd/sqlfacts.c user/common/json.c
+UNIT_SRC := user/hoopd/policy.c user/hoopd/policy_yaml.c user/hoopd/sqlfacts.c user/common/json.c
 
 $(OUT)/unit/test_policy: tests/unit/test_policy.c tests/unit/harness.h $(UNIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -134,20 +136,49 @@ $(OUT)/unit/test_dialect: tests/unit/test_dialect.c tests/unit/harness.h $(DIALE
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(DIALECT_SRC) -ljson-c -lpg_query -lcrypto -o $@
 
+# The audit trail's format (trail.h): names, chain, checkpoint MAC, key, line reader; and the
+# records' timestamp (isotime.h).
+TRAIL_UNIT_SRC := user/common/trail.c user/common/isotime.c
+
+$(OUT)/unit/test_trail: tests/unit/test_trail.c tests/unit/harness.h $(TRAIL_UNIT_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(TRAIL_UNIT_SRC) -lssl -lcrypto -lz -o $@
+
 # One summary line for all (tests/run.sh reads the last "unit: N passed, M failed").
 unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey \
-      $(OUT)/unit/test_dialect
+      $(OUT)/unit/test_dialect $(OUT)/unit/test_trail
 	$(Q)$(OUT)/unit/test_dialect tests/unit/sqlerror.cases >$(OUT)/unit/test_dialect.log 2>&1 || \
 		{ cat $(OUT)/unit/test_dialect.log; echo "unit: 0 passed, 1 failed"; exit 1; }
+	$(Q)rm -rf $(OUT)/unit/trail-scratch
+	$(Q)$(OUT)/unit/test_trail $(OUT)/unit/trail-scratch >$(OUT)/unit/test_trail.log 2>&1 || \
+		{ cat $(OUT)/unit/test_trail.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$(OUT)/unit/test_sqlsize >/dev/null 2>$(OUT)/unit/test_sqlsize.log || \
 		{ cat $(OUT)/unit/test_sqlsize.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$(OUT)/unit/test_grantkey >$(OUT)/unit/test_grantkey.log 2>&1 || \
 		{ cat $(OUT)/unit/test_grantkey.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$< tests/unit/policy
 
+# The session records (events.c) over a real audit trail: "who" once per session and segment.
+AUDIT_SRC := user/hoopd/audit.c user/hoopd/audit_compress.c user/hoopd/audit_sync.c \
+	     user/common/trail.c
+EVENTS_UNIT_SRC := user/hoopd/events.c $(AUDIT_SRC) user/common/isotime.c user/common/json.c \
+		   user/common/log.c
+
+$(OUT)/unit/test_events: tests/unit/test_events.c tests/unit/harness.h $(EVENTS_UNIT_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(EVENTS_UNIT_SRC) -ljson-c -lssl -lcrypto -lz \
+		-ldeflate -lpthread -o $@
+
+.PHONY: unit-events
+unit-events: $(OUT)/unit/test_events
+	$(Q)rm -rf $(OUT)/unit/events-state && $< $(OUT)/unit/events-state
+
 # The PostgreSQL engine's mechanics, with a test verdict callback and the relay stubbed out.
 PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/gate.c user/hoopd/pgwire.c user/hoopd/events.c \
-	       user/hoopd/audit.c \
+	       $(AUDIT_SRC) \
+	       user/common/isotime.c \
 	       user/common/buf.c $(wildcard user/hoopd/mask*.c) user/hoopd/catalog.c \
 	       user/hoopd/sqlshape.c user/hoopd/sqlsize.c user/hoopd/stmtcache.c user/common/json.c \
 	       user/common/log.c user/hoopd/pgerrcodes.c user/hoopd/sqlfacts.c \
@@ -179,7 +210,8 @@ unit-gate: $(OUT)/unit/test_gate
 # Policy rules on PostgreSQL's parse tree, case by case: each tests/unit/rules/*.cases file is
 # judged against its policy (the default policy, and a small one for when, default and
 # precedence) with the same split, facts and rules as hoopd.
-RULES_UNIT_SRC := user/hoopd/policy.c user/hoopd/rules.c user/common/json.c $(DIALECT_SRC)
+RULES_UNIT_SRC := user/hoopd/policy.c user/hoopd/policy_yaml.c user/hoopd/rules.c \
+		  user/common/json.c $(DIALECT_SRC)
 
 $(OUT)/unit/test_rules: tests/unit/test_rules.c tests/unit/harness.h $(RULES_UNIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -214,7 +246,9 @@ unit-rules: $(OUT)/unit/test_rules $(OUT)/unit/test_verdict
 
 # Masking provenance on PostgreSQL's parse tree, case by case: each tests/unit/maskplan/*.cases
 # file is planned against the fixed catalog and masking policy of tests/unit/maskplan_fixture.h.
-MASKPLAN_UNIT_SRC := user/hoopd/maskplan.c user/hoopd/catalog.c
+MASKPLAN_SRC := user/hoopd/maskplan.c user/hoopd/maskplan_scope.c user/hoopd/maskplan_expr.c \
+		user/hoopd/maskplan_stmt.c
+MASKPLAN_UNIT_SRC := $(MASKPLAN_SRC) user/hoopd/catalog.c
 
 $(OUT)/unit/test_maskplan: tests/unit/test_maskplan.c tests/unit/harness.h \
 			   tests/unit/maskplan_fixture.h $(MASKPLAN_UNIT_SRC) $(HEADERS)
@@ -243,7 +277,8 @@ unit-sqlshape: $(OUT)/unit/test_sqlshape
 
 # Masking of result values (user/hoopd/mask*.c), with its value and detector cases in
 # tests/unit/mask/*.cases.
-MASK_SRC := user/hoopd/mask.c user/hoopd/mask_value.c user/hoopd/mask_array.c \
+MASK_SRC := user/hoopd/mask.c user/hoopd/mask_value.c user/hoopd/mask_num.c user/hoopd/mask_time.c \
+	    user/hoopd/mask_array.c \
 	    user/hoopd/mask_detect.c user/hoopd/mask_row.c
 MASK_UNIT_SRC := $(MASK_SRC) user/common/buf.c user/common/json.c
 
@@ -275,10 +310,11 @@ $(FUZZ_OUT)/fuzz_maskplan: fuzz/fuzz_maskplan.c fuzz/fuzz_require.h tests/unit/m
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(MASKPLAN_UNIT_SRC) -lpg_query -o $@
 
-$(FUZZ_OUT)/fuzz_policy: fuzz/fuzz_policy.c fuzz/fuzz_require.h user/hoopd/policy.c user/hoopd/sqlfacts.c $(HEADERS)
+POLICY_SRC := user/hoopd/policy.c user/hoopd/policy_yaml.c
+$(FUZZ_OUT)/fuzz_policy: fuzz/fuzz_policy.c fuzz/fuzz_require.h $(POLICY_SRC) user/hoopd/sqlfacts.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/policy.c user/hoopd/sqlfacts.c -lyaml -ljson-c \
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(POLICY_SRC) user/hoopd/sqlfacts.c -lyaml -ljson-c \
 		-lpg_query -lhs -o $@
 
 # Statement shapes: what the shaper accepts keeps its facts and plan with other constants.
@@ -309,7 +345,7 @@ $(FUZZ_OUT)/fuzz_dialect: fuzz/fuzz_dialect.c fuzz/fuzz_require.h $(DIALECT_SRC)
 
 # The PostgreSQL engine, one target per direction (pg_agent, pg_server), built from the unit
 # test's sources; the harness (fuzz/pg_fuzz.c) stands in for the relay and the audit trail.
-FUZZ_PG_SRC := fuzz/pg_fuzz.c $(filter-out user/hoopd/audit.c,$(PG_UNIT_SRC))
+FUZZ_PG_SRC := fuzz/pg_fuzz.c $(filter-out $(AUDIT_SRC),$(PG_UNIT_SRC))
 
 # Rewritten only when FUZZ_KNOWN_BUGS changes, so that the targets are rebuilt then.
 $(FUZZ_OUT)/known-bugs: FORCE
@@ -330,12 +366,16 @@ $(FUZZ_OUT)/fuzz_mask_datarow: fuzz/fuzz_mask_datarow.c fuzz/fuzz_require.h $(MA
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(MASK_UNIT_SRC) -lhs -ljson-c -lssl -lcrypto -lm -o $@
 
 # hoopctl's audit-trail reader (verify, replay) over any record line.
-$(FUZZ_OUT)/fuzz_audit_record: fuzz/fuzz_audit_record.c fuzz/fuzz_require.h user/hoopctl/audit.c \
-			       user/hoopctl/disp.c user/common/json.c $(HEADERS)
+FUZZ_AUDIT_SRC := user/hoopctl/trailread.c user/hoopctl/disp.c user/common/trail.c \
+		  user/common/json.c
+
+$(FUZZ_OUT)/fuzz_audit_record: fuzz/fuzz_audit_record.c fuzz/fuzz_require.h \
+			       user/hoopctl/verify.c user/hoopctl/replay.c user/hoopctl/trailread.h \
+			       $(FUZZ_AUDIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) -Iuser/hoopctl $< user/hoopctl/disp.c user/common/json.c \
-		-ljson-c -lssl -lcrypto -lz -o $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -Iuser/hoopctl $< $(FUZZ_AUDIT_SRC) -ljson-c -lssl -lcrypto -lz \
+		-o $@
 
 # $(call fuzz_run,NAME,FLAGS): build/fuzz/fuzz_NAME for FUZZ_SECONDS over its corpus copy.
 define fuzz_run

@@ -1,5 +1,6 @@
 /*
- * libFuzzer target for hoopctl's audit-trail reader (user/hoopctl/audit.c): the bytes are the
+ * libFuzzer target for hoopctl's audit-trail reader (user/hoopctl/verify.c and replay.c, over
+ * trailread.c and user/common/trail.c): the bytes are the
  * body of one record line, after the {"seq":1,"prev":"<zeros>", head hoopd writes in front of
  * every record. Invariants, each checked on every input:
  *  - verify accepts the line exactly when it is one JSON object (and, for a checkpoint, its
@@ -12,6 +13,7 @@
  * Seeds: fuzz/corpus/audit_record/.
  */
 #include <openssl/hmac.h>
+#include <openssl/sha.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,12 +21,15 @@
 
 #include "fuzz_require.h"
 
+#include "hex.h"
+
 /* The reader's static functions are what is fuzzed: take them in whole. */
-#include "../user/hoopctl/audit.c"
+#include "../user/hoopctl/verify.c"
+#include "../user/hoopctl/replay.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define HEAD "{\"seq\":1,\"prev\":\"" ZERO_HASH "\","
+#define HEAD "{\"seq\":1,\"prev\":\"" TRAIL_ZERO_HASH "\","
 
 /* Is the text a terminal would show, as text: UTF-8 with no control or bidi code point? */
 static int clean_for_terminal(const unsigned char *s, size_t n)

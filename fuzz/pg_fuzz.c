@@ -18,6 +18,7 @@
 
 #include "audit.h"
 #include "catalog_fetch.h"
+#include "events.h"
 #include "hoopd.h"
 #include "json.h"
 #include "log.h"
@@ -113,6 +114,17 @@ int sess_reconnect_server(struct session *s)
 	return 0;
 }
 
+/* As the relay: the login is the session's, and the relay writes session_start. */
+void sess_set_login(struct session *s, const char *user, const char *database)
+{
+	snprintf(s->user, sizeof(s->user), "%s", user);
+	snprintf(s->database, sizeof(s->database), "%s", database);
+}
+void sess_record_start(struct session *s, const struct ev_session_start *e)
+{
+	s->recorded = 1;
+	ev_session_start(s, e);
+}
 void sess_hold(struct session *s)
 {
 	REQUIRE(!s->held);
@@ -210,7 +222,16 @@ void fz_close(struct fz_sess *f)
 	REQUIRE(!j.oom);
 	check_json(j.s, j.len, NULL);
 	jb_free(&j);
-	pg_engine.close(f->e, "fuzz input done");
+	{
+		/* As the relay ends a session: the engine's part of session_end, close, record. */
+		struct ev_session_end e = {.reason = "fuzz input done"};
+
+		if (f->s.recorded)
+			pg_engine.end_info(f->e, &e);
+		pg_engine.close(f->e, "fuzz input done");
+		if (f->s.recorded)
+			ev_session_end(&f->s, &e);
+	}
 	f->e = NULL;
 	buf_free(&f->s.a.in);
 	buf_free(&f->s.a.out);

@@ -148,6 +148,20 @@ def test_non_approver_and_self_approval_refused(ctx):
     wait_for(lambda: not pending(ctx), 10, "the request to close with its session")
 
 
+def test_approver_may_not_run_operator_commands(ctx):
+    # Each command says who may run it (control.c's table): an approver may ping, list and
+    # decide approvals, and nothing of the operator's.
+    r = as_user(ctx, APPROVER, "ping")
+    check(r.returncode == 0, "approver ping: " + r.stderr)
+    for args in (["status"], ["reload"], ["detach", "--cgroup", ctx.cg.path],
+                 ["attach", "--cgroup", ctx.cg.path, "--owner", "mallory@example.org"]):
+        r = as_user(ctx, APPROVER, *args)
+        check(r.returncode == 1 and "permission denied: uid" in r.stderr and "may not %s" % args[0] in r.stderr,
+              "approver %s: %s" % (args[0], r.stderr))
+    att = [a for a in ctx.hd.status()["attachments"] if a["cgroup"] == ctx.cg.path]
+    check(len(att) == 1 and att[0]["owner"] == "erin@example.org", "attachments after the refusals: %r" % att)
+
+
 def test_timeout_answers_57014(ctx):
     ctx.hd.write_policy(policy(ctx, timeout="2s"))
     ctx.hd.ctl("reload")
@@ -267,6 +281,7 @@ TESTS = [
     test_approve_runs_the_statement_once,
     test_deny_refuses_with_the_reason,
     test_non_approver_and_self_approval_refused,
+    test_approver_may_not_run_operator_commands,
     test_timeout_answers_57014,
     test_cancel_ends_the_request,
     test_fingerprint_scope,

@@ -13,7 +13,9 @@ export on the state directory.
     never saw; the chain still verifies (the open segment closed, a torn tail removed);
   - a full disk refuses statements (ERROR 58030, not run) and service resumes once space frees;
   - fsync durability carries a pgbench run;
-  - retention removes old segments on record, and verify tells that from a deleted segment.
+  - retention removes old segments on record, and verify tells that from a deleted segment;
+  - an opaque tcp target's sessions are on record too (session_start, session_end with the bytes
+    each way): sessions lists them, replay shows them, verify covers them.
 
 Usage (as root): tests/e2e/test_audit.py [NAME-SUBSTRING ...]
 """
@@ -34,11 +36,12 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hooptest import (attach_agents, teardown, HOOPCTL, Cgroup, Cleanup, Hoopd, Postgres, check, log,  # noqa: E402
-                      run_tests, wait_for)
+from hooptest import (attach_agents, teardown, HOOPCTL, Cgroup, Cleanup, Hoopd, Postgres, check, free_port,  # noqa: E402
+                      log, run_tests, wait_for)
 
 OWNER = "dana@example.org"
 DENY_MSG = "hoop: agents may not drop tables"
+ECHO_PORT = free_port()  # an opaque tcp target: a server of the test's own (ECHO_SERVER)
 
 
 class Ctx:
@@ -52,13 +55,54 @@ targets:
   - name: pg
     protocol: postgres
     ports: [%d]
+  - name: echo
+    protocol: tcp
+    ports: [%d]
 rules:
   - name: no-drops
     action: deny
     match: {statements: [drop_table]}
     message: "%s"
 audit: %s
-""" % (port, DENY_MSG, audit)
+""" % (port, ECHO_PORT, DENY_MSG, audit)
+
+
+# The tcp target's server: reads what the client sends up to its EOF, answers with it twice, and
+# closes. The bytes each way are known exactly: the session_end record must say them.
+ECHO_SERVER = r"""
+import socket, sys, threading
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(16)
+print("ready", flush=True)
+def serve(c):
+    got = b""
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        got += b
+    c.sendall(got * 2)
+    c.close()
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+ECHO_CLIENT = r"""
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"u" * int(sys.argv[2]))
+s.shutdown(socket.SHUT_WR)
+n = 0
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    n += len(b)
+print(n)
+"""
 
 
 def setup():
@@ -80,6 +124,10 @@ def setup():
                     "postgres", "clinical"], check=True, capture_output=True)
     ctx.tmp = tempfile.mkdtemp(prefix="hoop-audit-")
     ctx.cleanup.push(shutil.rmtree, ctx.tmp, True)
+    ctx.echo = subprocess.Popen(["/usr/bin/python3", "-c", ECHO_SERVER, str(ECHO_PORT)],
+                                stdout=subprocess.PIPE, text=True)
+    ctx.cleanup.push(lambda: (ctx.echo.kill(), ctx.echo.wait()))
+    check(ctx.echo.stdout.readline().strip() == "ready", "the echo server did not start")
     ctx.hd = Hoopd(ctx.cleanup, policy(ctx.pg.port))
     ctx.hoopds = [ctx.hd]
     ctx.hd.start()
@@ -241,7 +289,7 @@ def fresh_hoopd(ctx, cl, tag, audit, state_mount=None):
 def statement_records(events, apps):
     """{(application_name, normalized text): count} of statement records of sessions whose
     application_name is in apps, and the same for their "complete" records."""
-    app_of = {e["session"]: e["application_name"] for e in events if e["kind"] == "session_start"}
+    app_of = {e["session"]: e.get("application_name") for e in events if e["kind"] == "session_start"}
     text_of = {}
     stmts = collections.Counter()
     complete = collections.Counter()
@@ -417,6 +465,9 @@ def test_verify_ok_after_psql_and_pgbench(ctx):
         len(ev), len(segs), sum(e["kind"] == "checkpoint" for e in ev), ev[-1]["seq"])
     check(rc == 0 and out.splitlines()[0] == want, "verify said %r, want %r" % (out, want))
     check(ev[-1]["kind"] == "checkpoint" and ev[-1]["reason"] == "hoopd stopped", ev[-1])
+    # Every record's ts, the trail's own (audit_open, checkpoint) as well, has microseconds.
+    odd = [e for e in ev if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", e["ts"])]
+    check(not odd, "records whose ts is not RFC 3339 with microseconds: %r" % odd[:3])
     # The key matters: another key fails the first checkpoint.
     ctx.sealed = os.path.join(ctx.tmp, "sealed")
     shutil.copytree(ctx.hd.state, ctx.sealed)
@@ -432,6 +483,69 @@ def test_verify_ok_after_psql_and_pgbench(ctx):
     r = subprocess.run(["runuser", "-u", "nobody", "--", HOOPCTL, "verify", "--state-dir", ctx.sealed],
                        capture_output=True, text=True)
     check(r.returncode == 2 and "audit.key" in r.stderr, "verify as nobody: %d %s" % (r.returncode, r.stderr))
+
+
+# ---- opaque tcp sessions -------------------------------------------------------------------------
+
+TCP_UP = 3000  # bytes the agent sends to the echo target; it answers with twice as many
+
+
+def test_tcp_session_is_listed_with_its_bytes(ctx):
+    r = ctx.cg.run(["/usr/bin/python3", "-c", ECHO_CLIENT, str(ECHO_PORT), str(TCP_UP)])
+    check(r.returncode == 0 and r.stdout.strip() == str(2 * TCP_UP), "echo client: %r %r" % (r.stdout, r.stderr))
+
+    def listed():
+        s = hoopctl("sessions", "--state-dir", ctx.hd.state, "--json")
+        check(s.returncode == 0, s.stderr)
+        mine = [json.loads(l) for l in s.stdout.splitlines()]
+        mine = [m for m in mine if m.get("target") == "echo" and m["end"] != "(open)"]
+        return mine or None
+    mine = wait_for(listed, 10, "the tcp session, ended, in hoopctl sessions --json")
+    check(len(mine) == 1, "sessions --json: %r" % mine)
+    m = mine[0]
+    ctx.tcp_session = sid = m["session"]
+    check(m["protocol"] == "tcp" and m["owner"] == OWNER and m["comm"] == "python3", m)
+    check(m["bytes_agent_to_db"] == TCP_UP and m["bytes_db_to_agent"] == 2 * TCP_UP, m)
+    check(m["end"] == "both sides done" and m["statements"] == 0, m)
+    t = hoopctl("sessions", "--state-dir", ctx.hd.state)
+    row = [l for l in t.stdout.splitlines() if l.startswith(sid)]
+    check(len(row) == 1 and "(tcp echo: %d B up, %d B down)" % (TCP_UP, 2 * TCP_UP) in row[0],
+          "sessions table: %r" % t.stdout)
+    r = hoopctl("replay", sid, "--state-dir", ctx.hd.state)
+    check(r.returncode == 0, r.stderr)
+    check("(target echo)" in r.stdout and "relayed as opaque bytes" in r.stdout, r.stdout)
+    check("session end: both sides done; 0 statement(s), %d bytes up, %d bytes down" % (TCP_UP, 2 * TCP_UP)
+          in r.stdout, r.stdout)
+    recs = [e for e in ctx.hd.events() if e.get("session") == sid]
+    check([e["kind"] for e in recs] == ["session_start", "session_end"], recs)
+    check(recs[0]["agent"]["pid"] > 0 and recs[0]["destination"] == "127.0.0.1:%d" % ECHO_PORT, recs[0])
+
+
+def test_verify_covers_tcp_sessions(ctx):
+    d = sealed_copy(ctx, "tcp-find")
+    recs = [json.loads(l) for name in segments(d) for l in read_lines(d, name)]
+    sids = {e["session"] for e in recs if e.get("target") == "echo" and e["kind"] == "session_start"}
+    check(len(sids) == 1, "the echo target's sessions in the sealed trail: %r (run "
+          "test_tcp_session_is_listed_with_its_bytes first)" % sids)
+    sid = sids.pop()
+    rc, rep = verify(ctx.sealed)
+    check(rc == 0 and rep["ok"], "verify on the sealed trail: %r" % rep)
+    for kind in ("session_start", "session_end"):
+        d = sealed_copy(ctx, "tcp-" + kind)
+        at = [(name, i) for name in segments(d) for i, l in enumerate(read_lines(d, name))
+              if json.loads(l).get("session") == sid and json.loads(l)["kind"] == kind]
+        check(len(at) == 1, "the tcp session's %s in the sealed trail: %r" % (kind, at))
+        name, i = at[0]
+        lines = read_lines(d, name)
+        was = lines[i]
+        if kind == "session_end":
+            lines[i] = was.replace(b'"bytes_db_to_agent":%d' % (2 * TCP_UP), b'"bytes_db_to_agent":%d' % TCP_UP)
+        else:
+            lines[i] = was.replace(b'"target":"echo"', b'"target":"ecko"')
+        check(lines[i] != was, "nothing altered in %r" % was)
+        write_lines(d, name, lines)
+        expect_tamper(d, "hash_mismatch", name, i + 2, record_seq(lines[i + 1]),
+                      says="line %d, seq %d" % (i + 1, record_seq(was)))
 
 
 # ---- tamper evidence (each on a copy of the sealed trail) -----------------------------------
@@ -756,7 +870,7 @@ def test_fsync_durability_carries_pgbench(ctx):
         check(hd.stop() == 0, "hoopd did not stop cleanly")
         rc, rep = verify(hd.state)
         check(rc == 0, "verify after stop: %r" % rep)
-        # Segments of over a MiB are compressed as one gzip member per MiB (user/hoopd/audit.c):
+        # Segments of over a MiB are compressed as one gzip member per MiB (user/hoopd/audit_compress.c):
         # hoopctl and Python's gzip read every member, every record.
         gz = [s for s in segments(hd.state) if s.endswith(".gz")]
         members = [gzip_members(os.path.join(hd.state, "audit", s)) for s in gz]
@@ -828,7 +942,9 @@ TESTS = [
     test_replay_matches_what_psql_saw,
     test_sessions_lists_it_with_owner_and_filters,
     test_export_csv_has_header_and_the_statements,
+    test_tcp_session_is_listed_with_its_bytes,
     test_verify_ok_after_psql_and_pgbench,
+    test_verify_covers_tcp_sessions,
     test_tamper_flipped_byte_is_found,
     test_tamper_deleted_record_is_found,
     test_tamper_deleted_segment_is_found,

@@ -46,6 +46,17 @@ int sess_reconnect_server(struct session *s)
 {
 	return -1;
 }
+/* As the relay: the login is the session's, and the relay writes session_start. */
+void sess_set_login(struct session *s, const char *user, const char *database)
+{
+	snprintf(s->user, sizeof(s->user), "%s", user);
+	snprintf(s->database, sizeof(s->database), "%s", database);
+}
+void sess_record_start(struct session *s, const struct ev_session_start *e)
+{
+	s->recorded = 1;
+	ev_session_start(s, e);
+}
 void sess_hold(struct session *s)
 {
 	s->held = 1;

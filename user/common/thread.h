@@ -2,6 +2,7 @@
 #ifndef HOOP_THREAD_H
 #define HOOP_THREAD_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -22,6 +23,72 @@ static inline int thread_start(pthread_t *t, void *(*fn)(void *), const char *na
 	if (!r)
 		pthread_setname_np(*t, name);
 	return r;
+}
+
+/*
+ * A worker: threads that sleep on cv until their owner hands them work or stops them. The
+ * owner keeps the work beside it, guarded by mu, and wakes a thread with worker_wake; a thread
+ * waits while there is no work and !stop, and returns once it sees stop with nothing it must
+ * still do. One thread (the audit trail's compressor and syncer) or a pool of up to
+ * WORKER_MAX, each started with worker_start (the catalog fetcher's shape: it writes its
+ * stop eventfd between worker_stop_begin and worker_join, so that running jobs give up).
+ */
+#define WORKER_MAX 8
+
+struct worker {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stop; /* under mu */
+	int nthreads;
+	pthread_t tid[WORKER_MAX];
+};
+
+#define WORKER_INIT {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER}
+
+/* One more thread running fn (thread_start's rules). 0, or an errno. */
+static inline int worker_start(struct worker *w, void *(*fn)(void *), const char *name)
+{
+	int r;
+
+	if (w->nthreads == WORKER_MAX)
+		return EAGAIN;
+	if (!w->nthreads)
+		w->stop = 0;
+	r = thread_start(&w->tid[w->nthreads], fn, name);
+	if (!r)
+		w->nthreads++;
+	return r;
+}
+
+/* There is work: wake a waiting thread (mu held). */
+static inline void worker_wake(struct worker *w)
+{
+	pthread_cond_signal(&w->cv);
+}
+
+/* Tell every thread to stop (mu held). */
+static inline void worker_stop_begin(struct worker *w)
+{
+	w->stop = 1;
+	pthread_cond_broadcast(&w->cv);
+}
+
+/* Wait for every thread to return (mu not held). */
+static inline void worker_join(struct worker *w)
+{
+	for (int i = 0; i < w->nthreads; i++)
+		pthread_join(w->tid[i], NULL);
+	w->nthreads = 0;
+}
+
+static inline void worker_stop(struct worker *w)
+{
+	if (!w->nthreads)
+		return;
+	pthread_mutex_lock(&w->mu);
+	worker_stop_begin(w);
+	pthread_mutex_unlock(&w->mu);
+	worker_join(w);
 }
 
 #endif

@@ -1,4 +1,5 @@
-/* hoopctl's shared pieces: the control-socket call and JSON field helpers (main.c). */
+/* hoopctl's shared pieces: the commands, the control-socket call (main.c), policy test's
+ * judgement and the capability warning. The audit trail's reading is trailread.h's. */
 #ifndef HOOPCTL_H
 #define HOOPCTL_H
 
@@ -11,7 +12,17 @@ struct json_object *ctl_call(const char *req);
 /* 0 if the answer says ok; otherwise prints hoopd's error and returns 1. */
 int ctl_check_ok(struct json_object *r);
 
-int cmd_approvals(int argc, char **argv);
+/*
+ * The commands: argv[0] is the command's name; the exit code (0 done, 1 refused or, for the
+ * trail commands, what was asked for is not there or not intact, 2 usage or I/O error).
+ */
+int cmd_approvals(int argc, char **argv); /* approvals.c */
+int cmd_decide(int argc, char **argv);	  /* approvals.c: approve, deny */
+int cmd_policy(int argc, char **argv);	  /* policy.c: policy check, policy test */
+int cmd_verify(int argc, char **argv);	  /* verify.c */
+int cmd_sessions(int argc, char **argv);  /* sessions.c */
+int cmd_replay(int argc, char **argv);	  /* replay.c */
+int cmd_export(int argc, char **argv);	  /* export.c */
 
 struct policy;
 struct rules_session;
@@ -30,6 +41,5 @@ extern struct dialect_settings policy_test_lexing;
 /* netcaps.c: warn (stderr) about processes of the cgroup that hold CAP_NET_RAW or
  * CAP_NET_ADMIN; how many there are. */
 int netcaps_warn(const char *cg_path);
-int cmd_decide(int argc, char **argv);
 
 #endif

@@ -15,12 +15,6 @@
 #include "json.h"
 #include "k8s.h"
 
-int cmd_policy(int argc, char **argv);
-int cmd_verify(int argc, char **argv);
-int cmd_sessions(int argc, char **argv);
-int cmd_replay(int argc, char **argv);
-int cmd_export(int argc, char **argv);
-
 static const char *g_control = "/run/hoop/hoopd.sock";
 
 static const char usage[] =

@@ -30,7 +30,6 @@
 #include "log.h"
 #include "loop.h"
 #include "policy.h"
-#include "session.h"
 #include "thread.h"
 #include "tls.h"
 
@@ -58,6 +57,7 @@ struct centry {
 	int agent_only; /* the destination exists only in the agent's namespace: never loaded */
 	int64_t first_ms; /* the first load was asked for then: sessions wait for it, not for ever */
 	struct catbox *box; /* current catalog (this entry's reference), NULL before the first */
+	struct cat_waiter *waiters; /* for the first load */
 	int loading;
 	int64_t loaded_ms, used_ms, stale_ms;
 	struct centry *next;
@@ -87,7 +87,7 @@ static struct {
 	int efd;
 	struct loop_watch w;
 	struct centry *entries;
-} C = {.mu = PTHREAD_MUTEX_INITIALIZER,
+} loader = {.mu = PTHREAD_MUTEX_INITIALIZER,
        .cv = PTHREAD_COND_INITIALIZER,
        .efd = -1,
        .stopfd = -1};
@@ -176,7 +176,7 @@ static int wait_fd(int fd, short events, int64_t deadline)
 {
 	for (;;) {
 		struct pollfd pf[2] = {{.fd = fd, .events = events},
-				       {.fd = C.stopfd, .events = POLLIN}};
+				       {.fd = loader.stopfd, .events = POLLIN}};
 		int ms = ms_left(deadline), r;
 
 		if (ms == 0)
@@ -219,7 +219,8 @@ static PGconn *connect_by(const char *const *kw, const char *const *val, int64_t
 /*
  * One query without blocking past the deadline. Its rows go one at a time to row_fn (libpq's
  * single-row mode), at most CAT_MAX_ROWS of them and CAT_MAX_BYTES of values per load (*bytes
- * counts): a server that is not what it claims cannot make hoopd hold an endless catalog. 0, or -1 with the reason in err.
+ * counts): a server that is not what it claims cannot make hoopd hold an endless catalog.
+ * 0, or -1 with the reason in err.
  */
 static int query_rows(PGconn *c, const char *sql, int64_t deadline,
 		      int (*row_fn)(const PGresult *x, void *arg), void *arg, long *bytes,
@@ -446,14 +447,14 @@ static int same_dst(const struct job *a, const struct job *b)
 }
 
 /* The oldest queued job whose destination has no job running (one server that never answers
- * holds at most one worker). Called with C.mu held. */
+ * holds at most one worker). Called with loader.mu held. */
 static struct job *pick(void)
 {
-	for (struct job **pp = &C.todo; *pp; pp = &(*pp)->next) {
+	for (struct job **pp = &loader.todo; *pp; pp = &(*pp)->next) {
 		int busy = 0;
 
 		for (int i = 0; i < WORKERS && !busy; i++)
-			busy = C.running[i] && same_dst(C.running[i], *pp);
+			busy = loader.running[i] && same_dst(loader.running[i], *pp);
 		if (!busy) {
 			struct job *j = *pp;
 
@@ -468,33 +469,33 @@ static void *worker(void *arg)
 {
 	int me;
 
-	pthread_mutex_lock(&C.mu);
-	me = C.nworkers++; /* its slot in C.running */
-	pthread_mutex_unlock(&C.mu);
+	pthread_mutex_lock(&loader.mu);
+	me = loader.nworkers++; /* its slot in loader.running */
+	pthread_mutex_unlock(&loader.mu);
 	for (;;) {
 		struct job *j;
 		int64_t t0;
 		uint64_t one = 1;
 
-		pthread_mutex_lock(&C.mu);
-		while (!C.stop && !(j = pick()))
-			pthread_cond_wait(&C.cv, &C.mu);
-		if (C.stop) {
-			pthread_mutex_unlock(&C.mu);
+		pthread_mutex_lock(&loader.mu);
+		while (!loader.stop && !(j = pick()))
+			pthread_cond_wait(&loader.cv, &loader.mu);
+		if (loader.stop) {
+			pthread_mutex_unlock(&loader.mu);
 			return NULL;
 		}
-		C.running[me] = j;
-		pthread_mutex_unlock(&C.mu);
+		loader.running[me] = j;
+		pthread_mutex_unlock(&loader.mu);
 		t0 = now_ms();
 		j->cat = load(j);
 		j->ms = now_ms() - t0;
-		pthread_mutex_lock(&C.mu);
-		C.running[me] = NULL;
-		j->next = C.done;
-		C.done = j;
-		pthread_cond_broadcast(&C.cv); /* a job for the same destination may go now */
-		pthread_mutex_unlock(&C.mu);
-		if (write(C.efd, &one, sizeof(one)) < 0) {
+		pthread_mutex_lock(&loader.mu);
+		loader.running[me] = NULL;
+		j->next = loader.done;
+		loader.done = j;
+		pthread_cond_broadcast(&loader.cv); /* a job for the same destination may go now */
+		pthread_mutex_unlock(&loader.mu);
+		if (write(loader.efd, &one, sizeof(one)) < 0) {
 			/* the counter cannot overflow in practice; the loop reads it */
 		}
 	}
@@ -502,9 +503,33 @@ static void *worker(void *arg)
 
 /* ---- the event loop's side ---- */
 
-static int waiting_on(struct session *s, void *arg)
+/* The first load is done, or waited for long enough: its waiters go on. */
+static void wake_waiters(struct centry *e)
 {
-	return s->cat_wait == arg;
+	struct cat_waiter *w = e->waiters, *n;
+
+	e->waiters = NULL;
+	for (; w; w = n) {
+		n = w->next;
+		w->next = NULL;
+		w->entry = NULL;
+		w->ready(w);
+	}
+}
+
+void catalog_unwait(struct cat_waiter *w)
+{
+	struct centry *e = w->entry;
+
+	if (!e)
+		return;
+	for (struct cat_waiter **pp = &e->waiters; *pp; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	w->entry = NULL;
+	w->next = NULL;
 }
 
 static void publish(struct job *j)
@@ -547,10 +572,7 @@ static void publish(struct job *j)
 		log_warn("catalog of %s/%s cannot be read (%s): masking fails closed, every "
 			 "column of unknown provenance is masked",
 			 e->dst, e->database, j->error);
-	for (struct session *s; (s = sess_find(waiting_on, e));) {
-		s->cat_wait = NULL;
-		sess_resume(s);
-	}
+	wake_waiters(e);
 }
 
 static void on_done(struct loop_watch *w, uint32_t events)
@@ -558,12 +580,12 @@ static void on_done(struct loop_watch *w, uint32_t events)
 	uint64_t v;
 	struct job *list;
 
-	if (read(C.efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+	if (read(loader.efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		log_warn("catalog eventfd: %s", strerror(errno));
-	pthread_mutex_lock(&C.mu);
-	list = C.done;
-	C.done = NULL;
-	pthread_mutex_unlock(&C.mu);
+	pthread_mutex_lock(&loader.mu);
+	list = loader.done;
+	loader.done = NULL;
+	pthread_mutex_unlock(&loader.mu);
 	while (list) {
 		struct job *j = list;
 
@@ -577,18 +599,18 @@ int catalog_fetch_init(void)
 {
 	int e;
 
-	C.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	C.stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (C.efd < 0 || C.stopfd < 0)
+	loader.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	loader.stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (loader.efd < 0 || loader.stopfd < 0)
 		return -errno;
-	if (loop_add(&C.w, C.efd, EPOLLIN, on_done))
+	if (loop_add(&loader.w, loader.efd, EPOLLIN, on_done))
 		return -errno;
 	for (int i = 0; i < WORKERS; i++) {
-		if ((e = thread_start(&C.th[i], worker, "hoop-catalog"))) {
+		if ((e = thread_start(&loader.th[i], worker, "hoop-catalog"))) {
 			catalog_fetch_stop();
 			return -e;
 		}
-		C.started++;
+		loader.started++;
 	}
 	return 0;
 }
@@ -597,35 +619,37 @@ void catalog_fetch_stop(void)
 {
 	uint64_t one = 1;
 
-	if (C.started) {
-		pthread_mutex_lock(&C.mu);
-		C.stop = 1;
-		pthread_cond_broadcast(&C.cv);
-		pthread_mutex_unlock(&C.mu);
+	if (loader.started) {
+		pthread_mutex_lock(&loader.mu);
+		loader.stop = 1;
+		pthread_cond_broadcast(&loader.cv);
+		pthread_mutex_unlock(&loader.mu);
 		/* Running loads see it in their poll and give up at once. */
-		if (write(C.stopfd, &one, sizeof(one)) < 0)
+		if (write(loader.stopfd, &one, sizeof(one)) < 0)
 			log_warn("catalog stop: %s", strerror(errno));
-		for (int i = 0; i < C.started; i++)
-			pthread_join(C.th[i], NULL);
-		C.started = 0;
+		for (int i = 0; i < loader.started; i++)
+			pthread_join(loader.th[i], NULL);
+		loader.started = 0;
 	}
-	while (C.todo) {
-		struct job *j = C.todo;
+	while (loader.todo) {
+		struct job *j = loader.todo;
 
-		C.todo = j->next;
+		loader.todo = j->next;
 		free(j);
 	}
-	while (C.done) {
-		struct job *j = C.done;
+	while (loader.done) {
+		struct job *j = loader.done;
 
-		C.done = j->next;
+		loader.done = j->next;
 		cat_free(j->cat);
 		free(j);
 	}
-	while (C.entries) {
-		struct centry *e = C.entries;
+	while (loader.entries) {
+		struct centry *e = loader.entries;
 
-		C.entries = e->next;
+		loader.entries = e->next;
+		for (struct cat_waiter *w = e->waiters; w; w = w->next)
+			w->entry = NULL;
 		catbox_put(e->box);
 		free(e);
 	}
@@ -644,14 +668,13 @@ static int pinned(const struct policy_target *t)
 	       t->tls_server_name[0];
 }
 
-static void submit(struct centry *e, struct session *s)
+static void submit(struct centry *e)
 {
 	struct job *j;
 	const struct policy_target *t =
 	    e->target_id < G.pol->ntargets ? &G.pol->targets[e->target_id] : NULL;
 	static const char *const modes[] = {"disable", "prefer", "require", "verify-ca",
 					    "verify-full"};
-	(void)s;
 	/* Only what a target names, and only a server hoopd reaches from its own namespace: one
 	 * that exists only in the agent's is the agent's to fake. */
 	if (!t || e->agent_only)
@@ -681,39 +704,39 @@ static void submit(struct centry *e, struct session *s)
 	e->loading = 1;
 	if (!e->box && !e->first_ms)
 		e->first_ms = now_ms();
-	pthread_mutex_lock(&C.mu);
+	pthread_mutex_lock(&loader.mu);
 	{
-		struct job **pp = &C.todo;
+		struct job **pp = &loader.todo;
 
 		while (*pp)
 			pp = &(*pp)->next;
 		*pp = j; /* oldest first */
 	}
-	pthread_cond_signal(&C.cv);
-	pthread_mutex_unlock(&C.mu);
+	pthread_cond_signal(&loader.cv);
+	pthread_mutex_unlock(&loader.mu);
 }
 
-static struct centry *entry_for(struct session *s, const char *db_user, const char *database)
+static struct centry *entry_for(const struct cat_dest *d, const char *db_user,
+				 const char *database)
 {
-	uint64_t ino = s->ln ? netns_ino(s->ln) : 0;
-
-	for (struct centry *e = C.entries; e; e = e->next)
-		if (e->ino == ino && !strcmp(e->dst, s->dst) && !strcmp(e->database, database) &&
+	for (struct centry *e = loader.entries; e; e = e->next)
+		if (e->ino == d->netns_ino && !strcmp(e->dst, d->dst) &&
+		    !strcmp(e->database, database) &&
 		    (G.pol->catalog.user[0] || !strcmp(e->user, db_user)))
 			return e;
 	struct centry *e = calloc(1, sizeof(*e));
 
 	if (!e)
 		return NULL;
-	e->ino = ino;
-	snprintf(e->dst, sizeof(e->dst), "%s", s->dst);
+	e->ino = d->netns_ino;
+	snprintf(e->dst, sizeof(e->dst), "%s", d->dst);
 	snprintf(e->database, sizeof(e->database), "%s", database);
 	snprintf(e->user, sizeof(e->user), "%s", db_user);
-	e->family = s->o.orig_family;
-	memcpy(e->addr, s->o.orig_addr, sizeof(e->addr));
-	e->port = s->o.orig_port;
-	e->target_id = (int)s->o.target_id;
-	e->agent_only = s->up_netns == NETNS_DIAL_AGENT;
+	e->family = d->family;
+	memcpy(e->addr, d->addr, sizeof(e->addr));
+	e->port = d->port;
+	e->target_id = d->target_id;
+	e->agent_only = d->agent_only;
 	if (e->agent_only) {
 		/* Never loaded: masking fails closed for it, and says why. */
 		e->box = calloc(1, sizeof(*e->box));
@@ -728,15 +751,15 @@ static struct centry *entry_for(struct session *s, const char *db_user, const ch
 			 "network namespace (masking fails closed there)",
 			 e->dst, e->database);
 	}
-	e->next = C.entries;
-	C.entries = e;
+	e->next = loader.entries;
+	loader.entries = e;
 	return e;
 }
 
-int catalog_for(struct session *s, const char *db_user, const char *database,
-		struct catbox **out)
+int catalog_get(const struct cat_dest *d, const char *db_user, const char *database,
+		struct cat_waiter *w, struct catbox **out)
 {
-	struct centry *e = entry_for(s, db_user, database);
+	struct centry *e = entry_for(d, db_user, database);
 
 	*out = NULL;
 	if (!e)
@@ -744,31 +767,34 @@ int catalog_for(struct session *s, const char *db_user, const char *database,
 	e->used_ms = now_ms();
 	if (!e->box) {
 		if (!e->loading)
-			submit(e, s);
+			submit(e);
 		if (!e->loading || e->used_ms - e->first_ms >= WAIT_DEADLINE_MS)
 			return 0; /* nothing to wait for, or waited long enough: no catalog,
 				   * masking fails closed */
-		s->cat_wait = e;
+		catalog_unwait(w);
+		w->entry = e;
+		w->next = e->waiters;
+		e->waiters = w;
 		return 1;
 	}
 	if (!e->loading && !e->box->cat && e->used_ms - e->loaded_ms > RETRY_FAILED_MS)
-		submit(e, s);
+		submit(e);
 	e->box->refs++;
 	*out = e->box;
 	return 0;
 }
 
-void catalog_stale(struct session *s, const char *database)
+void catalog_reload(const char *dst, const char *database)
 {
 	int64_t now = now_ms();
 
-	for (struct centry *e = C.entries; e; e = e->next) {
-		if (strcmp(e->dst, s->dst) || strcmp(e->database, database) || e->loading)
+	for (struct centry *e = loader.entries; e; e = e->next) {
+		if (strcmp(e->dst, dst) || strcmp(e->database, database) || e->loading)
 			continue;
 		if (now - e->stale_ms < STALE_MIN_MS || now - e->loaded_ms < STALE_MIN_MS)
 			continue;
 		e->stale_ms = now;
-		submit(e, s);
+		submit(e);
 	}
 }
 
@@ -776,34 +802,30 @@ void catalog_tick(void)
 {
 	int64_t now = now_ms();
 
-	for (struct centry **pp = &C.entries; *pp;) {
+	for (struct centry **pp = &loader.entries; *pp;) {
 		struct centry *e = *pp;
 
-		if (!e->loading && now - e->used_ms > IDLE_DROP_MS && !sess_find(waiting_on, e)) {
+		if (!e->loading && now - e->used_ms > IDLE_DROP_MS && !e->waiters) {
 			*pp = e->next;
 			catbox_put(e->box);
 			free(e);
 			continue;
 		}
-		if (e->loading && !e->box && now - e->first_ms >= WAIT_DEADLINE_MS &&
-		    sess_find(waiting_on, e)) {
+		if (e->loading && !e->box && now - e->first_ms >= WAIT_DEADLINE_MS && e->waiters) {
 			log_warn("catalog of %s/%s: no answer in %d s; its sessions go on "
 				 "without it (masking fails closed) while the load goes on",
 				 e->dst, e->database, WAIT_DEADLINE_MS / 1000);
-			for (struct session *s; (s = sess_find(waiting_on, e));) {
-				s->cat_wait = NULL;
-				sess_resume(s);
-			}
+			wake_waiters(e);
 		}
 		if (!e->loading && e->box && now - e->loaded_ms > G.pol->catalog.refresh_s * 1000)
-			submit(e, NULL);
+			submit(e);
 		pp = &e->next;
 	}
 }
 
 void catalog_policy_changed(void)
 {
-	for (struct centry *e = C.entries; e; e = e->next)
+	for (struct centry *e = loader.entries; e; e = e->next)
 		if (!e->loading && e->box)
-			submit(e, NULL);
+			submit(e);
 }

@@ -10,9 +10,9 @@
 #ifndef HOOP_CATALOG_FETCH_H
 #define HOOP_CATALOG_FETCH_H
 
-#include "catalog.h"
+#include <stdint.h>
 
-struct session;
+#include "catalog.h"
 
 /* A catalog shared by sessions (refcounted on the event loop's thread). */
 struct catbox {
@@ -24,14 +24,39 @@ struct catbox {
 int catalog_fetch_init(void);
 void catalog_fetch_stop(void);
 
-/* The catalog for session s's database: 0 with *out set (a reference: catbox_put it; NULL when
- * there is none to be had, e.g. the first load outlived the wait deadline), or 1 while the first
- * load runs (s is resumed with sess_resume() when it is done or the deadline passes). */
-int catalog_for(struct session *s, const char *db_user, const char *database,
-		struct catbox **out);
+/* Where a catalog is read: the server the agent dialled, as the loader needs it to dial. */
+struct cat_dest {
+	uint64_t netns_ino; /* the agent's network namespace (entries are per namespace) */
+	int agent_only;	    /* the address exists only there: never read (the agent's to fake) */
+	uint8_t family;	    /* HOOP_AF_* */
+	uint8_t addr[16];
+	uint16_t port; /* network order */
+	char dst[64];  /* "addr:port", for entries and log lines */
+	/* The policy target whose TLS settings (upstream_tls, ca_file, tls_server_name) the
+	 * connection uses, looked up at each load so that a new policy applies. */
+	int target_id;
+};
+
+/* One party waiting for a first load (the relay's, in each session): ready is called once,
+ * on the event loop's thread, when the load is done or the wait deadline passes. The loader
+ * keeps its waiters on the entry they wait for; entry is the loader's (NULL: not waiting). */
+struct cat_waiter {
+	void (*ready)(struct cat_waiter *w);
+	void *entry;
+	struct cat_waiter *next;
+};
+
+/* The catalog of database at d: 0 with *out set (a reference: catbox_put it; NULL when there
+ * is none to be had, e.g. the first load outlived the wait deadline), or 1 while the first load
+ * runs: w is then on its list until ready or catalog_unwait. */
+int catalog_get(const struct cat_dest *d, const char *db_user, const char *database,
+		struct cat_waiter *w, struct catbox **out);
+/* w waits no more (its session ended). */
+void catalog_unwait(struct cat_waiter *w);
 void catbox_put(struct catbox *b);
-/* A statement named a relation the catalog lacks: reload soon (at most once a second). */
-void catalog_stale(struct session *s, const char *database);
+/* A statement named a relation the catalog of database at dst lacks: reload soon (at most once
+ * a second). */
+void catalog_reload(const char *dst, const char *database);
 /* Periodic refresh; drop entries nobody used for a while. */
 void catalog_tick(void);
 /* A new policy: every catalog is re-read (the catalog user may have changed). */

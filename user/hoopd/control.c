@@ -286,10 +286,97 @@ static void do_status(struct jbuf *j)
 	jb_obj_close(j);
 }
 
+static void reply_ok(struct jbuf *j)
+{
+	jb_obj_open(j);
+	jb_kv_bool(j, "ok", 1);
+	jb_obj_close(j);
+}
+
+static void do_ping(struct json_object *req, struct jbuf *j, struct ctl_client *cl)
+{
+	jb_obj_open(j);
+	jb_kv_bool(j, "ok", 1);
+	jb_kv_str(j, "version", HOOPD_VERSION);
+	jb_obj_close(j);
+}
+
+static void do_status_cmd(struct json_object *req, struct jbuf *j, struct ctl_client *cl)
+{
+	do_status(j);
+}
+
+static void do_approvals(struct json_object *req, struct jbuf *j, struct ctl_client *cl)
+{
+	jb_obj_open(j);
+	jb_kv_bool(j, "ok", 1);
+	approvals_list(j);
+	jb_obj_close(j);
+}
+
+/* approve or deny: the decision is the command's name */
+static void do_decide(struct json_object *req, struct jbuf *j, struct ctl_client *cl)
+{
+	char err[512];
+	struct json_object *fo;
+	long long for_s = 0;
+
+	if (json_object_object_get_ex(req, "for_s", &fo))
+		for_s = json_object_get_int64(fo);
+	if (!jstr(req, "id"))
+		reply_err(j, "missing approval id");
+	else if (approvals_decide(jstr(req, "id"), jstr(req, "cmd"), jstr(req, "reason"),
+				  jstr(req, "scope"), jstr(req, "sha256"), for_s, cl->uid, cl->pid,
+				  err, sizeof(err)))
+		reply_err(j, err);
+	else
+		reply_ok(j);
+}
+
+static void do_reload(struct json_object *req, struct jbuf *j, struct ctl_client *cl)
+{
+	char err[1024];
+
+	if (hoopd_reload_policy(err, sizeof(err)))
+		reply_err(j, err);
+	else
+		reply_ok(j);
+}
+
+/* Who may run a command: root (or hoopd's own uid) may run every one; an approver named in the
+ * policy only those marked CTL_APPROVERS. */
+enum ctl_who { CTL_ROOT, CTL_APPROVERS };
+
+static const struct ctl_cmd {
+	const char *name;
+	enum ctl_who who;
+	void (*run)(struct json_object *req, struct jbuf *j, struct ctl_client *cl);
+} ctl_cmds[] = {
+    /* clang-format off */
+    {"ping", CTL_APPROVERS, do_ping},
+    {"approvals", CTL_APPROVERS, do_approvals},
+    {"approve", CTL_APPROVERS, do_decide},
+    {"deny", CTL_APPROVERS, do_decide},
+    {"status", CTL_ROOT, do_status_cmd},
+    {"attach", CTL_ROOT, do_attach},
+    {"detach", CTL_ROOT, do_detach},
+    {"reload", CTL_ROOT, do_reload},
+    /* clang-format on */
+};
+
+static const struct ctl_cmd *ctl_cmd_find(const char *name)
+{
+	for (size_t i = 0; name && i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++)
+		if (!strcmp(ctl_cmds[i].name, name))
+			return &ctl_cmds[i];
+	return NULL;
+}
+
 static void handle(struct ctl_client *cl, struct jbuf *j)
 {
 	struct json_tokener *tok = json_tokener_new();
 	struct json_object *req = json_tokener_parse_ex(tok, cl->buf, (int)cl->len);
+	const struct ctl_cmd *c;
 	const char *cmd;
 
 	G.st.control_requests++;
@@ -298,12 +385,10 @@ static void handle(struct ctl_client *cl, struct jbuf *j)
 		goto out;
 	}
 	cmd = jstr(req, "cmd");
-	/* Approvers (named in the policy) may list and decide approvals; everything else is
-	 * root's (or hoopd's own uid's). */
-	if (cl->uid != 0 && cl->uid != geteuid() &&
-	    !(cmd && (!strcmp(cmd, "approvals") || !strcmp(cmd, "approve") ||
-		      !strcmp(cmd, "deny") || !strcmp(cmd, "ping")) &&
-	      approvals_is_approver(cl->uid))) {
+	c = ctl_cmd_find(cmd);
+	/* An unknown command is root's too: anyone else learns nothing of which exist. */
+	if (!privileged(cl->uid) &&
+	    !(c && c->who == CTL_APPROVERS && approvals_is_approver(cl->uid))) {
 		char m[160];
 
 		G.st.control_denied++;
@@ -315,57 +400,15 @@ static void handle(struct ctl_client *cl, struct jbuf *j)
 		reply_err(j, m);
 		goto out;
 	}
-	if (!cmd)
+	if (!cmd) {
 		reply_err(j, "request has no \"cmd\"");
-	else if (!strcmp(cmd, "ping")) {
-		jb_obj_open(j);
-		jb_kv_bool(j, "ok", 1);
-		jb_kv_str(j, "version", HOOPD_VERSION);
-		jb_obj_close(j);
-	} else if (!strcmp(cmd, "status"))
-		do_status(j);
-	else if (!strcmp(cmd, "approvals")) {
-		jb_obj_open(j);
-		jb_kv_bool(j, "ok", 1);
-		approvals_list(j);
-		jb_obj_close(j);
-	} else if (!strcmp(cmd, "approve") || !strcmp(cmd, "deny")) {
-		char err[512];
-		struct json_object *fo;
-		long long for_s = 0;
-
-		if (json_object_object_get_ex(req, "for_s", &fo))
-			for_s = json_object_get_int64(fo);
-		if (!jstr(req, "id"))
-			reply_err(j, "missing approval id");
-		else if (approvals_decide(jstr(req, "id"), cmd, jstr(req, "reason"),
-					  jstr(req, "scope"), jstr(req, "sha256"), for_s, cl->uid,
-					  cl->pid, err, sizeof(err)))
-			reply_err(j, err);
-		else {
-			jb_obj_open(j);
-			jb_kv_bool(j, "ok", 1);
-			jb_obj_close(j);
-		}
-	} else if (!strcmp(cmd, "attach"))
-		do_attach(req, j, cl);
-	else if (!strcmp(cmd, "detach"))
-		do_detach(req, j, cl);
-	else if (!strcmp(cmd, "reload")) {
-		char err[1024];
-
-		if (hoopd_reload_policy(err, sizeof(err)))
-			reply_err(j, err);
-		else {
-			jb_obj_open(j);
-			jb_kv_bool(j, "ok", 1);
-			jb_obj_close(j);
-		}
-	} else {
+	} else if (!c) {
 		char m[128];
 
 		snprintf(m, sizeof(m), "unknown command '%.40s'", cmd);
 		reply_err(j, m);
+	} else {
+		c->run(req, j, cl);
 	}
 out:
 	if (req)

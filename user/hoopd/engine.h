@@ -12,11 +12,20 @@
 #include "session.h"
 #include "verdict.h"
 
+struct ev_session_end;
+
 struct engine_ops {
 	const char *name;
 	/* Per-session state; NULL on failure (the session closes). */
 	void *(*open)(struct session *s);
 	void (*close)(void *st, const char *why);
+	/* The protocol has a login: the engine calls sess_set_login and sess_record_start when it
+	 * has it, and the session_start record waits for that. 0: the relay writes it at accept
+	 * (an opaque relay has no login to wait for). */
+	int login;
+	/* The session ends: add what the engine knows to its session_end record (statements,
+	 * a more precise reason than the relay's). Called before close. May be NULL. */
+	void (*end_info)(void *st, struct ev_session_end *e);
 	/* Bytes from the agent / the database. Return 0, or -1 after sess_close(). */
 	int (*agent_data)(void *st, struct buf *in);
 	int (*server_data)(void *st, struct buf *in);
@@ -58,5 +67,8 @@ struct engine_ops {
 
 extern const struct engine_ops tcp_engine;
 extern const struct engine_ops pg_engine;
+
+/* The engine for a target's protocol (enum hoop_protocol); engines.c is the table. */
+const struct engine_ops *engine_for(int protocol);
 
 #endif

@@ -1,4 +1,10 @@
-/* Event sink: JSON Lines in <state dir>/events.jsonl, one write(2) per event. */
+/*
+ * Session records: each event (events.h) becomes one JSON object appended to the audit trail
+ * (audit.h). Records read who the agent is through the session's const identity (sess_agent);
+ * what this module remembers between records (a result's columns waiting for their
+ * completion, the sessions whose "who" this segment has said) it keeps here, never in the
+ * session.
+ */
 #include "events.h"
 
 #include "audit.h"
@@ -7,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -31,7 +38,7 @@ static struct {
 	uint64_t seq;	  /* the statement's number */
 	char ts[32];	  /* when the columns arrived */
 	struct jbuf cols; /* the "columns" array */
-} P;
+} pending_cols;
 
 int events_open(const char *state_dir, const struct audit_cfg *cfg)
 {
@@ -78,12 +85,98 @@ static void begin_at(struct jbuf *j, const char *kind, const char *session, cons
 	jb_kv_str(j, "session", session);
 }
 
-static void begin(struct jbuf *j, const char *kind, const struct session *s)
+static void begin(struct jbuf *j, const char *kind, const struct agent *a)
 {
 	char ts[32];
 
 	stamp(ts);
-	begin_at(j, kind, s->id, ts);
+	begin_at(j, kind, a->id, ts);
+}
+
+/*
+ * The sessions whose "who" the current audit segment has said (ev_statement), by id: an open
+ * addressing set (linear probing, "" = free), emptied when the segment changes; a session
+ * leaves it at its session_end.
+ */
+static struct {
+	uint32_t segment;
+	char (*ids)[20];
+	size_t cap, n; /* cap: 0 or a power of two */
+} said_who;
+
+static size_t who_slot(const char *id)
+{
+	uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+
+	for (const char *c = id; *c; c++)
+		h = (h ^ (uint8_t)*c) * 1099511628211ULL;
+	return (size_t)h & (said_who.cap - 1);
+}
+
+/* The slot holding id, or the free slot where it would go. said_who.cap is not 0. */
+static size_t who_find(const char *id)
+{
+	size_t i = who_slot(id);
+
+	while (said_who.ids[i][0] && strcmp(said_who.ids[i], id))
+		i = (i + 1) & (said_who.cap - 1);
+	return i;
+}
+
+static int who_said(const char *id, uint32_t segment)
+{
+	if (said_who.segment != segment) {
+		said_who.segment = segment;
+		if (said_who.n)
+			memset(said_who.ids, 0, said_who.cap * sizeof(*said_who.ids));
+		said_who.n = 0;
+	}
+	return said_who.n && said_who.ids[who_find(id)][0];
+}
+
+/* Not remembering only costs a repeated "who" in a later record. */
+static void who_remember(const char *id)
+{
+	if ((said_who.n + 1) * 4 > said_who.cap * 3) {
+		size_t cap = said_who.cap ? 2 * said_who.cap : 64, old = said_who.cap;
+		char(*ids)[20] = calloc(cap, sizeof(*ids)), (*was)[20] = said_who.ids;
+
+		if (!ids)
+			return;
+		said_who.ids = ids;
+		said_who.cap = cap;
+		for (size_t i = 0; i < old; i++)
+			if (was[i][0])
+				memcpy(said_who.ids[who_find(was[i])], was[i], sizeof(*was));
+		free(was);
+	}
+	snprintf(said_who.ids[who_find(id)], sizeof(*said_who.ids), "%s", id);
+	said_who.n++;
+}
+
+/* The session ended: its id leaves the set (later entries of its run shift back). */
+static void who_forget(const char *id)
+{
+	size_t i, j;
+
+	if (!said_who.n || !said_who.ids[i = who_find(id)][0])
+		return;
+	said_who.ids[i][0] = '\0';
+	said_who.n--;
+	for (j = (i + 1) & (said_who.cap - 1); said_who.ids[j][0];
+	     j = (j + 1) & (said_who.cap - 1)) {
+		size_t home = who_slot(said_who.ids[j]);
+
+		/* j's entry stays when its home lies cyclically in (i, j]: the hole does not
+		 * cut its probe run */
+		int stays = i <= j ? i < home && home <= j : i < home || home <= j;
+
+		if (!stays) {
+			memcpy(said_who.ids[i], said_who.ids[j], sizeof(said_who.ids[i]));
+			said_who.ids[j][0] = '\0';
+			i = j;
+		}
+	}
 }
 
 /* Into the audit trail, after pending columns. 0, or a negative errno: what the event
@@ -103,14 +196,14 @@ void events_flush(void)
 {
 	struct jbuf j;
 
-	if (!P.on)
+	if (!pending_cols.on)
 		return;
-	P.on = 0;
-	begin_at(&j, "result_columns", P.session, P.ts);
-	jb_kv_uint(&j, "stmt", P.seq);
+	pending_cols.on = 0;
+	begin_at(&j, "result_columns", pending_cols.session, pending_cols.ts);
+	jb_kv_uint(&j, "stmt", pending_cols.seq);
 	jb_key(&j, "columns");
-	jb_raw(&j, jb_str(&P.cols));
-	jb_free(&P.cols);
+	jb_raw(&j, jb_str(&pending_cols.cols));
+	jb_free(&pending_cols.cols);
 	jb_obj_close(&j);
 	if (!j.oom)
 		audit_append(j.s, j.len);
@@ -172,47 +265,52 @@ static void k8s_ids(const char *cg, char *pod, size_t pn, char *ctr, size_t cn)
 
 void ev_session_start(const struct session *s, const struct ev_session_start *e)
 {
+	const struct agent *a = sess_agent(s);
 	struct jbuf j;
 	char comm[17];
 
-	memcpy(comm, s->o.comm, 16);
+	memcpy(comm, a->o.comm, 16);
 	comm[16] = '\0';
-	begin(&j, "session_start", s);
+	begin(&j, "session_start", a);
 	jb_key(&j, "agent");
 	jb_obj_open(&j);
-	jb_kv_int(&j, "pid", s->o.tgid);
-	jb_kv_int(&j, "tid", s->o.pid);
-	jb_kv_int(&j, "uid", s->o.uid);
-	jb_kv_int(&j, "gid", s->o.gid);
+	jb_kv_int(&j, "pid", a->o.tgid);
+	jb_kv_int(&j, "tid", a->o.pid);
+	jb_kv_int(&j, "uid", a->o.uid);
+	jb_kv_int(&j, "gid", a->o.gid);
 	jb_kv_str(&j, "comm", comm);
-	jb_kv_str(&j, "exe", s->exe);
+	jb_kv_str(&j, "exe", a->exe);
 	jb_kv_str(&j, "exe_observed", "accept"); /* read from /proc at accept, not at connect */
-	jb_kv_str(&j, "cgroup", s->cgroup); /* the connect-time cgroup (BPF), named as it is now */
-	jb_kv_uint(&j, "cgroup_id", s->o.cgroup_id);
+	jb_kv_str(&j, "cgroup", a->cgroup); /* the connect-time cgroup (BPF), named as it is now */
+	jb_kv_uint(&j, "cgroup_id", a->o.cgroup_id);
 	{
 		char pod[64], ctr[65];
 
-		k8s_ids(s->cgroup, pod, sizeof(pod), ctr, sizeof(ctr));
+		k8s_ids(a->cgroup, pod, sizeof(pod), ctr, sizeof(ctr));
 		if (pod[0])
 			jb_kv_str(&j, "pod_uid", pod);
 		if (ctr[0])
 			jb_kv_str(&j, "container_id", ctr);
 	}
-	jb_kv_str(&j, "owner", s->owner);
+	jb_kv_str(&j, "owner", a->owner);
 	jb_key(&j, "labels");
-	jb_raw(&j, s->labels_json[0] ? s->labels_json : "{}");
-	jb_kv_str(&j, "address", s->peer);
+	jb_raw(&j, a->labels_json[0] ? a->labels_json : "{}");
+	jb_kv_str(&j, "address", a->peer);
 	jb_obj_close(&j);
-	jb_kv_str(&j, "destination", s->dst);
-	jb_kv_str(&j, "upstream_netns", s->up_netns == NETNS_DIAL_AGENT ? "agent" : "hoopd");
-	jb_kv_str(&j, "target", s->target);
-	jb_kv_str(&j, "user", e->user);
-	jb_kv_str(&j, "database", e->database);
-	jb_kv_str(&j, "application_name", e->application_name);
-	jb_key(&j, "params");
-	jb_raw(&j, e->params_json ? e->params_json : "{}");
-	jb_kv_bool(&j, "agent_tls", e->agent_tls);
-	jb_kv_bool(&j, "server_tls", e->server_tls);
+	jb_kv_str(&j, "destination", a->dst);
+	jb_kv_str(&j, "upstream_netns", a->up_netns == NETNS_DIAL_AGENT ? "agent" : "hoopd");
+	jb_kv_str(&j, "target", a->target);
+	if (a->protocol_name[0])
+		jb_kv_str(&j, "protocol", a->protocol_name);
+	if (e) {
+		jb_kv_str(&j, "user", a->user);
+		jb_kv_str(&j, "database", a->database);
+		jb_kv_str(&j, "application_name", e->application_name);
+		jb_key(&j, "params");
+		jb_raw(&j, e->params_json ? e->params_json : "{}");
+	}
+	jb_kv_bool(&j, "agent_tls", e && e->agent_tls);
+	jb_kv_bool(&j, "server_tls", e && e->server_tls);
 	finish(&j);
 }
 
@@ -220,7 +318,8 @@ void ev_session_end(const struct session *s, const struct ev_session_end *e)
 {
 	struct jbuf j;
 
-	begin(&j, "session_end", s);
+	who_forget(sess_agent(s)->id);
+	begin(&j, "session_end", sess_agent(s));
 	jb_kv_str(&j, "reason", e->reason);
 	jb_kv_uint(&j, "statements", e->statements);
 	jb_kv_uint(&j, "bytes_agent_to_db", e->bytes_agent_to_db);
@@ -231,11 +330,13 @@ void ev_session_end(const struct session *s, const struct ev_session_end *e)
 
 int ev_statement(const struct session *s, const struct ev_statement *e)
 {
-	uint32_t seg = audit_segment();
-	int r, who = s->who_segment != seg;
+	const struct agent *a = sess_agent(s);
+	int r, who = !who_said(a->id, audit_segment());
+	const char *user = e->db_user ? e->db_user : a->user[0] ? a->user : NULL;
+	const char *database = e->database ? e->database : a->database[0] ? a->database : NULL;
 	struct jbuf j;
 
-	begin(&j, "statement", s);
+	begin(&j, "statement", a);
 	/*
 	 * Who, in the session's first statement record of every segment: its statements stay
 	 * attributable when retention has removed the segment with its session_start, without
@@ -244,17 +345,17 @@ int ev_statement(const struct session *s, const struct ev_statement *e)
 	if (who) {
 		jb_key(&j, "who");
 		jb_obj_open(&j);
-		jb_kv_int(&j, "pid", s->o.tgid);
-		jb_kv_int(&j, "uid", s->o.uid);
-		jb_kv_str(&j, "exe", s->exe);
+		jb_kv_int(&j, "pid", a->o.tgid);
+		jb_kv_int(&j, "uid", a->o.uid);
+		jb_kv_str(&j, "exe", a->exe);
 		jb_kv_str(&j, "exe_observed", "accept");
-		jb_kv_str(&j, "cgroup", s->cgroup);
-		jb_kv_str(&j, "owner", s->owner);
-		if (e->db_user)
-			jb_kv_str(&j, "user", e->db_user);
-		if (e->database)
-			jb_kv_str(&j, "database", e->database);
-		jb_kv_str(&j, "address", s->peer);
+		jb_kv_str(&j, "cgroup", a->cgroup);
+		jb_kv_str(&j, "owner", a->owner);
+		if (user)
+			jb_kv_str(&j, "user", user);
+		if (database)
+			jb_kv_str(&j, "database", database);
+		jb_kv_str(&j, "address", a->peer);
 		jb_obj_close(&j);
 	}
 	jb_kv_uint(&j, "stmt", e->seq);
@@ -284,12 +385,13 @@ int ev_statement(const struct session *s, const struct ev_statement *e)
 		jb_kv_str(&j, "refused", e->refused);
 	r = finish(&j);
 	if (r == 0 && who)
-		((struct session *)s)->who_segment = seg; /* events' own mark on the session */
+		who_remember(a->id);
 	return r;
 }
 
 void ev_conn_refused(const struct session *s, const char *sqlstate, const char *message)
 {
+	const struct agent *a = sess_agent(s);
 	struct jbuf j;
 	char ts[32];
 
@@ -297,19 +399,19 @@ void ev_conn_refused(const struct session *s, const char *sqlstate, const char *
 	 * id in the log lines about this connection is "connection". */
 	stamp(ts);
 	begin_at(&j, "connection_refused", "", ts);
-	jb_kv_str(&j, "connection", s->id);
+	jb_kv_str(&j, "connection", a->id);
 	jb_key(&j, "agent");
 	jb_obj_open(&j);
-	jb_kv_int(&j, "pid", s->o.tgid);
-	jb_kv_int(&j, "uid", s->o.uid);
-	jb_kv_str(&j, "exe", s->exe);
-	jb_kv_str(&j, "cgroup", s->cgroup);
-	jb_kv_uint(&j, "cgroup_id", s->o.cgroup_id);
-	jb_kv_str(&j, "owner", s->owner);
-	jb_kv_str(&j, "address", s->peer);
+	jb_kv_int(&j, "pid", a->o.tgid);
+	jb_kv_int(&j, "uid", a->o.uid);
+	jb_kv_str(&j, "exe", a->exe);
+	jb_kv_str(&j, "cgroup", a->cgroup);
+	jb_kv_uint(&j, "cgroup_id", a->o.cgroup_id);
+	jb_kv_str(&j, "owner", a->owner);
+	jb_kv_str(&j, "address", a->peer);
 	jb_obj_close(&j);
-	jb_kv_str(&j, "destination", s->dst);
-	jb_kv_str(&j, "target", s->target);
+	jb_kv_str(&j, "destination", a->dst);
+	jb_kv_str(&j, "target", a->target);
 	jb_kv_str(&j, "sqlstate", sqlstate);
 	jb_kv_str(&j, "message", message);
 	finish(&j);
@@ -318,29 +420,29 @@ void ev_conn_refused(const struct session *s, const char *sqlstate, const char *
 void ev_columns(const struct session *s, uint64_t seq, const struct pgw_field *f, int n)
 {
 	events_flush();
-	P.on = 1;
-	snprintf(P.session, sizeof(P.session), "%s", s->id);
-	P.seq = seq;
-	stamp(P.ts);
-	jb_init(&P.cols);
-	jb_arr_open(&P.cols);
+	pending_cols.on = 1;
+	snprintf(pending_cols.session, sizeof(pending_cols.session), "%s", sess_agent(s)->id);
+	pending_cols.seq = seq;
+	stamp(pending_cols.ts);
+	jb_init(&pending_cols.cols);
+	jb_arr_open(&pending_cols.cols);
 	for (int i = 0; i < n; i++) {
-		jb_obj_open(&P.cols);
-		jb_kv_str(&P.cols, "name", f[i].name);
-		jb_kv_uint(&P.cols, "table_oid", f[i].table_oid);
-		jb_kv_int(&P.cols, "attnum", f[i].attnum);
-		jb_kv_uint(&P.cols, "type_oid", f[i].type_oid);
-		jb_kv_int(&P.cols, "format", f[i].format);
-		jb_obj_close(&P.cols);
+		jb_obj_open(&pending_cols.cols);
+		jb_kv_str(&pending_cols.cols, "name", f[i].name);
+		jb_kv_uint(&pending_cols.cols, "table_oid", f[i].table_oid);
+		jb_kv_int(&pending_cols.cols, "attnum", f[i].attnum);
+		jb_kv_uint(&pending_cols.cols, "type_oid", f[i].type_oid);
+		jb_kv_int(&pending_cols.cols, "format", f[i].format);
+		jb_obj_close(&pending_cols.cols);
 	}
-	jb_arr_close(&P.cols);
+	jb_arr_close(&pending_cols.cols);
 }
 
 void ev_complete(const struct session *s, const struct ev_complete *e)
 {
 	struct jbuf j;
 
-	begin(&j, "complete", s);
+	begin(&j, "complete", sess_agent(s));
 	jb_kv_uint(&j, "stmt", e->seq);
 	jb_kv_str(&j, "tag", e->tag);
 	jb_kv_uint(&j, "rows", e->rows);
@@ -350,12 +452,13 @@ void ev_complete(const struct session *s, const struct ev_complete *e)
 		jb_key(&j, "masked");
 		jb_raw(&j, e->masked_json);
 	}
-	if (P.on && P.seq == e->seq && !strcmp(P.session, s->id)) {
-		/* Its result's columns, recorded with it (see P). */
-		P.on = 0;
+	if (pending_cols.on && pending_cols.seq == e->seq &&
+	    !strcmp(pending_cols.session, sess_agent(s)->id)) {
+		/* Its result's columns, recorded with it (see pending_cols). */
+		pending_cols.on = 0;
 		jb_key(&j, "columns");
-		jb_raw(&j, jb_str(&P.cols));
-		jb_free(&P.cols);
+		jb_raw(&j, jb_str(&pending_cols.cols));
+		jb_free(&pending_cols.cols);
 	}
 	finish(&j);
 }
@@ -364,7 +467,7 @@ void ev_error(const struct session *s, const struct ev_error *e)
 {
 	struct jbuf j;
 
-	begin(&j, "error", s);
+	begin(&j, "error", sess_agent(s));
 	if (e->seq)
 		jb_kv_uint(&j, "stmt", e->seq);
 	jb_kv_str(&j, "severity", e->severity ? e->severity : "");
@@ -378,7 +481,7 @@ void ev_protocol_error(const struct session *s, const char *direction, const cha
 {
 	struct jbuf j;
 
-	begin(&j, "protocol_error", s);
+	begin(&j, "protocol_error", sess_agent(s));
 	jb_kv_str(&j, "direction", direction);
 	jb_kv_str(&j, "message", message);
 	finish(&j);
@@ -388,7 +491,7 @@ void ev_cancel(const struct session *s, const char *outcome, int backend_pid)
 {
 	struct jbuf j;
 
-	begin(&j, "cancel", s);
+	begin(&j, "cancel", sess_agent(s));
 	jb_kv_str(&j, "outcome", outcome);
 	jb_kv_int(&j, "backend_pid", backend_pid);
 	finish(&j);

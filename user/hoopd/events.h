@@ -19,16 +19,22 @@ void events_close(void);
  * loop round, and before any record written other than through these events. */
 void events_flush(void);
 
-/* kind "session_start": identity from the BPF stash and /proc, and the startup parameters. */
+/*
+ * kind "session_start", written by the relay for every session (sess_record_start): who the
+ * agent is (the BPF stash, /proc, its attachment), where it went, the target and its protocol;
+ * for an engine with a login, the login (the agent's user and database, from sess_set_login)
+ * and what the engine adds here. e is NULL for engines without a login (opaque tcp).
+ */
 struct ev_session_start {
-	const char *user, *database, *application_name;
+	const char *application_name;
 	const char *params_json; /* every startup parameter as a JSON object */
 	int agent_tls;		 /* the agent leg is TLS (terminated by hoopd) */
 	int server_tls;
 };
 void ev_session_start(const struct session *s, const struct ev_session_start *e);
 
-/* kind "session_end" */
+/* kind "session_end", written by the relay for every session whose session_start was: the
+ * engine may say more (engine_ops.end_info). */
 struct ev_session_end {
 	const char *reason;
 	uint64_t statements;
@@ -39,7 +45,8 @@ void ev_session_end(const struct session *s, const struct ev_session_end *e);
 
 /* kind "statement": emitted before the statement is forwarded. Returns 0, or a negative errno
  * when the record could not be written: then the statement must not be forwarded. The session's
- * first statement record in each audit segment also says who (its "who" object). */
+ * first statement record in each audit segment also says who (its "who" object), with the
+ * session's login (sess_set_login) where db_user and database are NULL. */
 struct ev_statement {
 	uint64_t seq;	      /* statement number within the session, from 1 */
 	const char *protocol; /* simple | extended | function | prepare */

@@ -7,10 +7,10 @@
 #include <string.h>
 
 #include "catalog.h"
-#include "catalog_fetch.h"
 #include "events.h"
 #include "hoopd.h"
 #include "masking.h"
+#include "session.h"
 #include "sqlfacts.h"
 #include "sqlshape.h"
 #include "strutil.h"

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "clock.h"
 #include "hoop_bpf.h"
 #include "loop.h"
 #include "json.h"

@@ -751,14 +751,11 @@ static int json_number_char(int c)
 	return mask_isdigit(c) || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E';
 }
 
-int mask_detect_apply(const struct mask_engine *me, struct mask_tls *w, int kind, unsigned ctx,
-		      const uint8_t *v, size_t n, size_t shift, size_t t0, size_t t1,
-		      struct buf *dst, uint64_t det[DET_COUNT])
+/* The triggers t0..t1 that validate, as spans of v in w->spans: 0 or -1 (ENOMEM). */
+static int detect_spans(struct mask_tls *w, unsigned ctx, const uint8_t *v, size_t n, size_t shift,
+			size_t t0, size_t t1)
 {
-	size_t card_done = 0, e164_done = 0, nm = 0, pos = 0, jpos = 0;
-	size_t start = dst->len;
-	int json = kind == MT_JSON || kind == MT_JSONB, in_str = 0;
-	enum mask_style st = me->mp.detector_style;
+	size_t card_done = 0, e164_done = 0;
 
 	w->nspans = 0;
 	for (size_t k = t0; k < t1; k++) {
@@ -820,8 +817,14 @@ int mask_detect_apply(const struct mask_engine *me, struct mask_tls *w, int kind
 		if (ok && add_span(w, s, end, pats[t->pat].det))
 			return -1;
 	}
-	if (!w->nspans)
-		return MV_KEEP;
+	return 0;
+}
+
+/* Sorts and merges overlapping spans, counting each merged span once per detector in det. */
+static void merge_spans(struct mask_tls *w, uint64_t det[DET_COUNT])
+{
+	size_t nm = 0;
+
 	qsort(w->spans, w->nspans, sizeof(*w->spans), span_cmp);
 	for (size_t i = 0; i < w->nspans; i++) {
 		if (nm && w->spans[i].s < w->spans[nm - 1].e) {
@@ -837,8 +840,17 @@ int mask_detect_apply(const struct mask_engine *me, struct mask_tls *w, int kind
 		for (int d = 0; d < DET_COUNT; d++)
 			if (det && (w->spans[i].dets & 1u << d))
 				det[d]++;
-	if (st == MASK_NULL)
-		return MV_NULL;
+}
+
+/* v with every span of w replaced, appended to dst: MV_VALUE or -1 (dst as it was). */
+static int replace_spans(const struct mask_engine *me, const struct mask_tls *w, int json,
+			 const uint8_t *v, size_t n, struct buf *dst)
+{
+	size_t pos = 0, jpos = 0, nm = w->nspans;
+	size_t start = dst->len;
+	int in_str = 0;
+	enum mask_style st = me->mp.detector_style;
+
 	for (size_t i = 0; i < nm; i++) {
 		size_t a = w->spans[i].s, b = w->spans[i].e;
 		int mode = REPL_PLAIN;
@@ -889,6 +901,20 @@ int mask_detect_apply(const struct mask_engine *me, struct mask_tls *w, int kind
 		return -1;
 	}
 	return MV_VALUE;
+}
+
+int mask_detect_apply(const struct mask_engine *me, struct mask_tls *w, int kind, unsigned ctx,
+		      const uint8_t *v, size_t n, size_t shift, size_t t0, size_t t1,
+		      struct buf *dst, uint64_t det[DET_COUNT])
+{
+	if (detect_spans(w, ctx, v, n, shift, t0, t1))
+		return -1;
+	if (!w->nspans)
+		return MV_KEEP;
+	merge_spans(w, det);
+	if (me->mp.detector_style == MASK_NULL)
+		return MV_NULL;
+	return replace_spans(me, w, kind == MT_JSON || kind == MT_JSONB, v, n, dst);
 }
 
 int mask_detect_value(const struct mask_engine *me, struct mask_tls *w, int kind, unsigned ctx,

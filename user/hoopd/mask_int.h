@@ -1,6 +1,7 @@
 /*
- * Inside the masking module (mask.c, mask_value.c, mask_array.c, mask_detect.c, mask_row.c):
- * the engine, the per-thread workspace, the type table and the calls between those files.
+ * Inside the masking module (mask.c, mask_value.c, mask_num.c, mask_time.c, mask_array.c,
+ * mask_detect.c, mask_row.c): the engine, the per-thread workspace, the type table and the
+ * calls between those files.
  * Nothing outside user/hoopd/mask*.c includes this.
  */
 #ifndef HOOP_MASK_INT_H
@@ -9,6 +10,7 @@
 #include <hs/hs.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "buf.h"
 #include "mask.h"
@@ -187,6 +189,22 @@ typedef int (*mask_elem_fn)(void *ctx, const uint8_t *v, size_t n, struct buf *o
 int mask_array_map(const struct mtype *at, int format, const uint8_t *v, size_t n, mask_elem_fn fn,
 		   void *ctx, struct mask_tls *w, struct buf *dst);
 
+/* ---- one value's types, by family (mask_num.c, mask_time.c; mask_value.c dispatches) ---- */
+
+/* Each masks v[0..n) in format (0 text, 1 binary) with style st into dst, like mask_value
+ * (canon: scratch for the value's canonical text). */
+int mask_int(const struct mask_engine *me, enum mask_style st, int kind, int format,
+	     const uint8_t *v, size_t n, struct buf *dst);
+int mask_numeric(const struct mask_engine *me, enum mask_style st, int format, const uint8_t *v,
+		 size_t n, struct buf *dst, struct buf *canon);
+int mask_float(const struct mask_engine *me, enum mask_style st, int kind, int format,
+	       const uint8_t *v, size_t n, struct buf *dst);
+int mask_datetime(const struct mask_engine *me, enum mask_style st, int kind, int format,
+		  const uint8_t *v, size_t n, struct buf *dst);
+int mask_interval(const struct mask_engine *me, enum mask_style st, int format, const uint8_t *v,
+		  size_t n, struct buf *dst);
+uint64_t mask_pow10_u64(int d); /* 10^d for d in 0..19 */
+
 /* ---- detectors (mask_detect.c) ---- */
 
 int mask_detect_compile(struct mask_engine *me, char *err, size_t errn);
@@ -260,6 +278,56 @@ static inline uint64_t mask_u64(const uint8_t *h)
 	for (int i = 0; i < 8; i++)
 		v = v << 8 | h[i];
 	return v;
+}
+
+/* ---- output of one value (mask_value.c, mask_num.c, mask_time.c) ---- */
+
+/* 0 or -1 (ENOMEM) */
+static inline int mask_put(struct buf *b, const void *p, size_t n)
+{
+	return n && buf_append(b, p, n) ? -1 : 0;
+}
+
+static inline int mask_put_str(struct buf *b, const char *s)
+{
+	return mask_put(b, s, strlen(s));
+}
+
+static inline int mask_put_be(struct buf *b, uint64_t v, int width)
+{
+	uint8_t o[8];
+
+	for (int i = 0; i < width; i++)
+		o[i] = (uint8_t)(v >> (8 * (width - 1 - i)));
+	return mask_put(b, o, (size_t)width);
+}
+
+static inline uint64_t mask_get_be(const uint8_t *p, int width)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < width; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Either text or binary for one value: ret is MV_VALUE or -1. */
+#define MV_PUT(expr) ((expr) ? -1 : MV_VALUE)
+
+/* Keys of the hash and format-preserving styles: over the value's canonical text. */
+static inline void mask_hash_of(const struct mask_engine *me, const void *v, size_t n,
+				uint8_t h[32])
+{
+	mask_hmac(me, v, n, NULL, 0, h);
+}
+
+static inline void mask_fp_seed_of(const struct mask_engine *me, const void *v, size_t n,
+				   uint64_t *seed)
+{
+	uint8_t h[32];
+
+	mask_hmac(me, "fp:", 3, v, n, h);
+	*seed = mask_u64(h) ^ mask_u64(h + 8);
 }
 
 #endif

@@ -2238,13 +2238,13 @@ static int agent_startup(struct pg *p, const struct pgw_msg *m, struct buf *in)
 	if (!p->params_json)
 		return protocol_violation(p, "agent", "malformed startup packet");
 	{
-		struct ev_session_start e = {.user = p->user, .database = p->database,
-					     .application_name = p->app,
+		struct ev_session_start e = {.application_name = p->app,
 					     .params_json = p->params_json,
 					     .agent_tls = s->a.ssl != NULL,
 					     .server_tls = tls_upstream_mode(s) != UPSTREAM_TLS_DISABLE};
 
-		ev_session_start(s, &e);
+		sess_set_login(s, p->user, p->database);
+		sess_record_start(s, &e); /* the relay writes session_start, and session_end */
 	}
 	if (refused[0]) {
 		/* Before anything reaches the database: the session never starts. */
@@ -2737,20 +2737,24 @@ static void *pg_open(struct session *s)
 	return p;
 }
 
+/* What the session_end record (the relay's) has from the engine: its statements, and why it
+ * ended when the engine knows better than the relay's close. */
+static void pg_end_info(void *st, struct ev_session_end *e)
+{
+	struct pg *p = st;
+
+	if (p->end_reason)
+		e->reason = p->end_reason;
+	e->statements = p->g.seq;
+}
+
 static void pg_close(void *st, const char *why)
 {
 	struct pg *p = st;
 	struct session *s = p->s;
-	struct ev_session_end e = {.reason = p->end_reason ? p->end_reason : why,
-				   .statements = p->g.seq,
-				   .bytes_agent_to_db = s->bytes_up,
-				   .bytes_db_to_agent = s->bytes_down,
-				   .duration_ms = now_ms() - s->started_ms};
 
 	if (p->held && hold_ops)
 		hold_ops->forget(s, "session ended");
-	if (p->params_json)
-		ev_session_end(s, &e);
 	while (p->head)
 		pend_pop(p);
 	while (p->preps) {
@@ -3195,6 +3199,8 @@ const struct engine_ops pg_engine = {
 	.name = "postgres",
 	.open = pg_open,
 	.close = pg_close,
+	.login = 1,
+	.end_info = pg_end_info,
 	.agent_data = pg_agent_data,
 	.server_data = pg_server_data,
 	.tls_done = pg_tls_done,

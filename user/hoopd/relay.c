@@ -1,13 +1,15 @@
 /*
- * Accepted agent connections: find where the agent meant to go and who it is (the BPF stash),
- * connect upstream (from hoopd's namespace unless the destination exists only in the agent's:
- * netns.c), and move bytes through the target's protocol
- * engine with back-pressure: a side is read only while the engine keeps up and what waits for
- * the other side stays under the high-water mark. Owns sockets and TLS; engines see buffers.
+ * Accepted agent connections: find where the agent meant to go and who it is (the BPF stash,
+ * identity.c), connect upstream (from hoopd's namespace unless the destination exists only in
+ * the agent's: netns.c), and move bytes through the target's protocol engine (engines.c) with
+ * back-pressure: a side is read only while the engine keeps up and what waits for the other
+ * side stays under the high-water mark. Bytes for the database wait for the records that
+ * describe them to be durable (barrier.h). Owns sockets and TLS; engines see buffers. Writes
+ * every session's session_start (at accept, or at the engine's login) and session_end, so that
+ * every target's sessions are in the trail.
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -16,17 +18,15 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/random.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "cgroup.h"
+#include "barrier.h"
 #include "engine.h"
-#include "hoopd.h"
-#include "log.h"
-#include "audit.h"
 #include "events.h"
+#include "hoopd.h"
+#include "identity.h"
+#include "log.h"
 #include "pgwire.h"
 #include "tls.h"
 
@@ -67,37 +67,6 @@ static int g_starved, g_budget_freed;
 
 static int kick(void);
 static int g_waiting; /* sessions whose bytes wait for their records to be durable */
-static uint64_t g_session_seq;
-
-int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void new_session_id(char *out, size_t n)
-{
-	if (!g_session_seq) {
-		if (getrandom(&g_session_seq, sizeof(g_session_seq), 0) != sizeof(g_session_seq))
-			g_session_seq = (uint64_t)now_ms() << 20;
-		g_session_seq &= 0x0000ffffffffffffULL;
-		g_session_seq |= 1;
-	}
-	snprintf(out, n, "s%012llx", (unsigned long long)(g_session_seq++ & 0xffffffffffffULL));
-}
-
-static void fmt_addr(int family, const uint8_t *addr, uint16_t port_be, char *out, size_t n)
-{
-	char a[INET6_ADDRSTRLEN] = "?";
-
-	inet_ntop(family == HOOP_AF_INET ? AF_INET : AF_INET6, addr, a, sizeof(a));
-	if (family == HOOP_AF_INET)
-		snprintf(out, n, "%s:%u", a, ntohs(port_be));
-	else
-		snprintf(out, n, "[%s]:%u", a, ntohs(port_be));
-}
 
 static struct cg_use *cg_use_get(uint64_t id)
 {
@@ -201,6 +170,26 @@ static void unyield(struct session *s)
 	s->yielded = 0;
 }
 
+/* The engine closes; then the session's session_end goes on record (for every session whose
+ * session_start did), with what the engine adds: records it writes as it closes (an approval
+ * forgotten) come before it. */
+static void record_end(struct session *s, const char *why)
+{
+	struct ev_session_end e = {.reason = why,
+				   .bytes_agent_to_db = s->bytes_up,
+				   .bytes_db_to_agent = s->bytes_down,
+				   .duration_ms = now_ms() - s->started_ms};
+
+	if (s->eng && s->est) {
+		if (s->recorded && s->eng->end_info)
+			s->eng->end_info(s->est, &e);
+		s->eng->close(s->est, why);
+	}
+	s->est = NULL;
+	if (s->recorded)
+		ev_session_end(s, &e);
+}
+
 static void sess_kill(struct session *s, const char *why)
 {
 	if (s->dead)
@@ -216,9 +205,8 @@ static void sess_kill(struct session *s, const char *why)
 	if (why)
 		hlog_conn(HLOG_INFO, s->id, s->peer, "closed (%s) after %llu bytes up, %llu down", why,
 			  (unsigned long long)s->bytes_up, (unsigned long long)s->bytes_down);
-	if (s->eng && s->est)
-		s->eng->close(s->est, why ? why : "hoopd stopping");
-	s->est = NULL;
+	catalog_unwait(&s->cat_wait);
+	record_end(s, why ? why : "hoopd stopping");
 	account(s); /* dead: to zero */
 	if (s->cgu) {
 		s->cgu->conns--;
@@ -642,6 +630,172 @@ static void fail(struct session *s, const char *side, int err)
 	sess_kill(s, why);
 }
 
+/* Drive TLS handshakes in progress, and look at the agent's first byte for a ClientHello
+ * sent without negotiation. 0: go on; 1: a handshake comes first (next round); -1: the session
+ * died. */
+static int pump_tls(struct session *s)
+{
+	int r;
+
+	if (s->a.handshaking) {
+		r = side_handshake(s, &s->a);
+		if (r < 0) {
+			sess_kill(s, "agent TLS handshake failed");
+			return -1;
+		}
+		if (r > 0 && s->eng->tls_done)
+			s->eng->tls_done(s->est, 1, 1);
+	}
+	if (s->s.handshaking && !s->connecting) {
+		r = side_handshake(s, &s->s);
+		if (r != 0 && s->eng->tls_done)
+			s->eng->tls_done(s->est, 0, r > 0);
+		if (r < 0 && !s->closing) {
+			sess_kill(s, "database TLS handshake failed");
+			return -1;
+		}
+	}
+	if (s->dead)
+		return -1;
+	if (!s->peeked && s->eng->direct_tls && !s->a.ssl) {
+		uint8_t c;
+		ssize_t n = recv(s->a.fd, &c, 1, MSG_PEEK);
+
+		if (n == 1) {
+			s->peeked = 1;
+			if (c == 0x16 && s->eng->direct_tls(s->est) == 0 && sess_tls_agent(s)) {
+				sess_kill(s, "cannot start TLS");
+				return -1;
+			}
+			if (s->a.handshaking)
+				return 1;
+		} else if (n == 0) {
+			s->peeked = 1;
+		}
+	}
+	return 0;
+}
+
+/* Read side d (when epoll said it is readable and no read found it empty since; TLS may hold
+ * decrypted bytes whatever the socket says), counting what came into *count and hoopd's
+ * total. 0, or -1 when the session died. */
+static int pump_read(struct session *s, struct side *d, uint64_t *count, uint64_t *total)
+{
+	size_t before = d->in.len;
+
+	if (!(d->readable || d->ssl || d->unwatched))
+		return 0;
+	if (side_read(d, side_cap(s, d)) < 0) {
+		fail(s, d == &s->a ? "agent" : "database", errno);
+		return -1;
+	}
+	*count += d->in.len - before;
+	*total += d->in.len - before;
+	account(s);
+	return 0;
+}
+
+/* The agent's bytes: read them and hand them to the engine. 0, or -1 when the session died. */
+static int pump_agent(struct session *s)
+{
+	if (!s->a.handshaking && !s->closing && !s->held && s->s.out.len < G.o.relay_buf &&
+	    pump_read(s, &s->a, &s->bytes_up, &G.st.bytes_agent_to_db))
+		return -1;
+	if (s->a.in.len && !s->held && !s->closing && !s->yielded) {
+		size_t before = s->a.in.len;
+
+		if (s->eng->agent_data(s->est, &s->a.in) && s->dead)
+			return -1;
+		s->consumed += before - s->a.in.len;
+		account(s);
+		if (s->more)
+			yield(s);
+	}
+	if (!s->held && !s->closing && !s->yielded && cut_unfinished(s, &s->a))
+		return -1;
+	return 0;
+}
+
+/* The database's bytes: read them and hand them to the engine. 0, or -1 when the session
+ * died. */
+static int pump_server(struct session *s)
+{
+	if (!s->connecting && !s->s.handshaking && s->a.out.len < G.o.relay_buf &&
+	    pump_read(s, &s->s, &s->bytes_down, &G.st.bytes_db_to_agent))
+		return -1;
+	if (s->s.in.len && !s->s.handshaking) {
+		size_t before = s->s.in.len;
+
+		if (s->eng->server_data(s->est, &s->s.in) && s->dead)
+			return -1;
+		s->consumed += before - s->s.in.len;
+		account(s);
+	}
+	if (!s->closing && !s->s.handshaking && cut_unfinished(s, &s->s))
+		return -1;
+	return 0;
+}
+
+/* Send what is queued each way, pass EOFs on, and end a session that is done. 0, or -1 when
+ * the session died. */
+static int pump_send(struct session *s)
+{
+	/* Nothing reaches the database before its record is durable: bytes queued for it
+	 * since we last looked are described by records written before, up to now. */
+	if (s->s.out.len > s->out_seen)
+		s->need_seq = barrier_mark();
+	if (s->s.out.len && !barrier_passed(s->need_seq)) {
+		if (!s->wait_sync)
+			g_waiting++;
+		s->wait_sync = 1;
+	} else if (!s->connecting && !s->s.handshaking) {
+		size_t before = s->s.out.len;
+
+		if (s->wait_sync)
+			g_waiting--;
+		s->wait_sync = 0;
+		if (side_flush(&s->s) < 0) {
+			fail(s, "database", errno);
+			return -1;
+		}
+		s->flushed += before - s->s.out.len;
+	}
+	s->out_seen = s->s.out.len;
+	if (!s->a.handshaking) {
+		size_t before = s->a.out.len;
+
+		if (side_flush(&s->a) < 0) {
+			fail(s, "agent", errno);
+			return -1;
+		}
+		s->flushed += before - s->a.out.len;
+	}
+	/* Half-close: pass an EOF on once everything before it is delivered. */
+	if (s->a.eof && !s->a.in.len && !s->s.out.len && !s->s.shut && !s->connecting) {
+		shutdown(s->s.fd, SHUT_WR);
+		s->s.shut = 1;
+	}
+	if (s->s.eof && !s->s.in.len && !s->a.out.len && !s->a.shut) {
+		shutdown(s->a.fd, SHUT_WR);
+		s->a.shut = 1;
+	}
+	if (s->closing && !s->a.out.len) {
+		sess_kill(s, s->close_why);
+		return -1;
+	}
+	/* Done when each side's EOF has been passed on, i.e. after everything before it was
+	 * delivered. (Both peers having sent EOF is not enough: bytes may still wait for
+	 * either.) */
+	if ((s->a.shut && s->s.shut) ||
+	    (s->a.eof && s->s.eof && !s->a.out.len && !s->s.out.len && !s->a.in.len &&
+	     !s->s.in.len)) {
+		sess_kill(s, "both sides done");
+		return -1;
+	}
+	return 0;
+}
+
+/* Move what can move for s, a few rounds while there is progress and its turn lasts. */
 static void pump(struct session *s)
 {
 	for (int round = 0; round < 8 && !s->dead; round++) {
@@ -649,146 +803,14 @@ static void pump(struct session *s)
 		 * buffer lengths is not enough (read, consumed and sent in one round leaves them
 		 * as they were, while an engine may now take input it had to leave waiting). */
 		uint64_t moved = s->bytes_up + s->bytes_down + s->consumed + s->flushed;
-		int r;
+		int r = pump_tls(s);
 
-		if (s->a.handshaking) {
-			r = side_handshake(s, &s->a);
-			if (r < 0) {
-				sess_kill(s, "agent TLS handshake failed");
-				return;
-			}
-			if (r > 0 && s->eng->tls_done)
-				s->eng->tls_done(s->est, 1, 1);
-		}
-		if (s->s.handshaking && !s->connecting) {
-			r = side_handshake(s, &s->s);
-			if (r != 0 && s->eng->tls_done)
-				s->eng->tls_done(s->est, 0, r > 0);
-			if (r < 0 && !s->closing) {
-				sess_kill(s, "database TLS handshake failed");
-				return;
-			}
-		}
-		if (s->dead)
+		if (r < 0)
 			return;
-		if (!s->peeked && s->eng->direct_tls && !s->a.ssl) {
-			uint8_t c;
-			ssize_t n = recv(s->a.fd, &c, 1, MSG_PEEK);
-
-			if (n == 1) {
-				s->peeked = 1;
-				if (c == 0x16 && s->eng->direct_tls(s->est) == 0 && sess_tls_agent(s)) {
-					sess_kill(s, "cannot start TLS");
-					return;
-				}
-				if (s->a.handshaking)
-					continue; /* the handshake comes first */
-			} else if (n == 0) {
-				s->peeked = 1;
-			}
-		}
-		/* A side is read when epoll said it is readable (and no read found it empty
-		 * since); TLS may hold decrypted bytes whatever the socket says. */
-		if (!s->a.handshaking && !s->closing && !s->held &&
-		    (s->a.readable || s->a.ssl || s->a.unwatched) &&
-		    s->s.out.len < G.o.relay_buf) {
-			size_t before = s->a.in.len;
-
-			if (side_read(&s->a, side_cap(s, &s->a)) < 0) {
-				fail(s, "agent", errno);
-				return;
-			}
-			s->bytes_up += s->a.in.len - before;
-			G.st.bytes_agent_to_db += s->a.in.len - before;
-			account(s);
-		}
-		if (s->a.in.len && !s->held && !s->closing && !s->yielded) {
-			size_t before = s->a.in.len;
-
-			if (s->eng->agent_data(s->est, &s->a.in) && s->dead)
-				return;
-			s->consumed += before - s->a.in.len;
-			account(s);
-			if (s->more)
-				yield(s);
-		}
-		if (!s->held && !s->closing && !s->yielded && cut_unfinished(s, &s->a))
+		if (r > 0)
+			continue; /* the handshake comes first */
+		if (pump_agent(s) || pump_server(s) || pump_send(s))
 			return;
-		if (!s->connecting && !s->s.handshaking &&
-		    (s->s.readable || s->s.ssl || s->s.unwatched) &&
-		    s->a.out.len < G.o.relay_buf) {
-			size_t before = s->s.in.len;
-
-			if (side_read(&s->s, side_cap(s, &s->s)) < 0) {
-				fail(s, "database", errno);
-				return;
-			}
-			s->bytes_down += s->s.in.len - before;
-			G.st.bytes_db_to_agent += s->s.in.len - before;
-			account(s);
-		}
-		if (s->s.in.len && !s->s.handshaking) {
-			size_t before = s->s.in.len;
-
-			if (s->eng->server_data(s->est, &s->s.in) && s->dead)
-				return;
-			s->consumed += before - s->s.in.len;
-			account(s);
-		}
-		if (!s->closing && !s->s.handshaking && cut_unfinished(s, &s->s))
-			return;
-		/* Nothing reaches the database before its record is durable: bytes queued for it
-		 * since we last looked are described by records written before, up to now. */
-		if (s->s.out.len > s->out_seen)
-			s->need_seq = audit_last_seq();
-		if (s->s.out.len && audit_durable() < s->need_seq) {
-			if (!s->wait_sync)
-				g_waiting++;
-			s->wait_sync = 1;
-		} else if (!s->connecting && !s->s.handshaking) {
-			size_t before = s->s.out.len;
-
-			if (s->wait_sync)
-				g_waiting--;
-			s->wait_sync = 0;
-			if (side_flush(&s->s) < 0) {
-				fail(s, "database", errno);
-				return;
-			}
-			s->flushed += before - s->s.out.len;
-		}
-		s->out_seen = s->s.out.len;
-		if (!s->a.handshaking) {
-			size_t before = s->a.out.len;
-
-			if (side_flush(&s->a) < 0) {
-				fail(s, "agent", errno);
-				return;
-			}
-			s->flushed += before - s->a.out.len;
-		}
-		/* Half-close: pass an EOF on once everything before it is delivered. */
-		if (s->a.eof && !s->a.in.len && !s->s.out.len && !s->s.shut && !s->connecting) {
-			shutdown(s->s.fd, SHUT_WR);
-			s->s.shut = 1;
-		}
-		if (s->s.eof && !s->s.in.len && !s->a.out.len && !s->a.shut) {
-			shutdown(s->a.fd, SHUT_WR);
-			s->a.shut = 1;
-		}
-		if (s->closing && !s->a.out.len) {
-			sess_kill(s, s->close_why);
-			return;
-		}
-		/* Done when each side's EOF has been passed on, i.e. after everything before it
-		 * was delivered. (Both peers having sent EOF is not enough: bytes may still wait
-		 * for either.) */
-		if ((s->a.shut && s->s.shut) ||
-		    (s->a.eof && s->s.eof && !s->a.out.len && !s->s.out.len && !s->a.in.len &&
-		     !s->s.in.len)) {
-			sess_kill(s, "both sides done");
-			return;
-		}
 		account(s);
 		if (s->bytes_up + s->bytes_down + s->consumed + s->flushed == moved || s->yielded)
 			break; /* no progress this round, or its turn is over */
@@ -887,69 +909,6 @@ static void on_server(struct loop_watch *w, uint32_t events)
 		hung_up(s, &s->s, events);
 }
 
-/* Without CAP_DAC_READ_SEARCH (the DaemonSet does not grant it) cgroups cannot be opened by
- * id: look for the id under the attached cgroups, where every agent's cgroup is. Its path
- * relative to the cgroup2 mount, as /proc/PID/cgroup spells it. */
-static int cgroup_under_attachments(uint64_t id, char *out, size_t n)
-{
-	char mnt[PATH_MAX], abs[PATH_MAX];
-	size_t ml;
-
-	if (cg_v2_mount(mnt, sizeof(mnt)))
-		return -ENOENT;
-	ml = strlen(mnt);
-	for (struct attachment *a = G.attachments; a; a = a->next) {
-		if (cg_find_id_under(a->path, id, abs, sizeof(abs)))
-			continue;
-		if (strncmp(abs, mnt, ml) || (abs[ml] != '/' && abs[ml] != '\0'))
-			return -ENOENT;
-		snprintf(out, n, "%s", abs[ml] ? abs + ml : "/");
-		return 0;
-	}
-	return -ENOENT;
-}
-
-/*
- * Who the agent is. The cgroup (and so the owner and labels) is the one the connect hook saw in
- * the agent's own context (o.cgroup_id), never /proc read now: by accept the process may have
- * moved cgroup, exec'd another binary or exited and had its pid reused. exe can only be read
- * now, so records say it was observed at accept ("exe_observed": "accept") and rules on exe
- * are advisory.
- */
-static void read_identity(struct session *s)
-{
-	char p[64];
-	ssize_t n;
-	struct attachment *a = NULL;
-
-	snprintf(p, sizeof(p), "/proc/%u/exe", s->o.tgid);
-	n = readlink(p, s->exe, sizeof(s->exe) - 1);
-	s->exe[n > 0 ? n : 0] = '\0';
-	if (cg_path_of_id(s->o.cgroup_id, s->cgroup, sizeof(s->cgroup)) == 0 ||
-	    cgroup_under_attachments(s->o.cgroup_id, s->cgroup, sizeof(s->cgroup)) == 0)
-		a = attach_find_for_pid(0, s->cgroup);
-	else
-		s->cgroup[0] = '\0'; /* gone since the connect: the id alone names it */
-	if (!a)
-		a = attach_find_id(s->o.cgroup_id);
-	snprintf(s->owner, sizeof(s->owner), "%s", a ? a->owner : "");
-	s->cap_cgid = a ? a->cgroup_id : 0;
-	snprintf(s->labels_json, sizeof(s->labels_json), "%s",
-		 a && a->labels_json[0] ? a->labels_json : "{}");
-	s->protocol = HOOP_PROTO_TCP;
-	if ((int)s->o.target_id < G.pol->ntargets) {
-		snprintf(s->target, sizeof(s->target), "%s", G.pol->targets[s->o.target_id].name);
-		s->protocol = (int)G.pol->targets[s->o.target_id].protocol;
-	}
-}
-
-static const struct engine_ops *engine_for(int protocol)
-{
-	/* MySQL and Redis engines are not written yet: their targets are relayed and recorded
-	 * as opaque TCP. */
-	return protocol == HOOP_PROTO_POSTGRES ? &pg_engine : &tcp_engine;
-}
-
 /* The agent's cgroup has limits.connections_per_cgroup sessions open: say so (a PostgreSQL
  * client reads an ErrorResponse even in answer to its SSLRequest, as from a server that
  * cannot start a backend), put it on record, and close. */
@@ -977,37 +936,47 @@ static void refuse_over_cap(struct session *s, int fd)
 	close(fd);
 }
 
-void relay_accept(struct listener *ln, int fd)
+/* The key the connect hook stashed the agent's origin under: its namespace and its address
+ * as hoopd sees it. 0, or -1 when the peer is gone. */
+static int origin_key(struct listener *ln, int fd, struct hoop_sock_key *key)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl))
+		return -1;
+	key->netns_cookie = netns_cookie(ln);
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		key->family = HOOP_AF_INET;
+		memcpy(key->addr, &a->sin_addr, 4);
+		key->port = a->sin_port;
+	} else {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+			key->family = HOOP_AF_INET;
+			memcpy(key->addr, &a->sin6_addr.s6_addr[12], 4);
+		} else {
+			key->family = HOOP_AF_INET6;
+			memcpy(key->addr, &a->sin6_addr, 16);
+		}
+		key->port = a->sin6_port;
+	}
+	return 0;
+}
+
+void relay_accept(struct listener *ln, int fd)
+{
 	struct hoop_sock_key key = {0};
 	struct session *s;
 	int r, one = 1;
 
 	G.st.conns_accepted++;
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl)) {
+	if (origin_key(ln, fd, &key)) {
 		close(fd);
 		return;
-	}
-	key.netns_cookie = netns_cookie(ln);
-	if (ss.ss_family == AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-
-		key.family = HOOP_AF_INET;
-		memcpy(key.addr, &a->sin_addr, 4);
-		key.port = a->sin_port;
-	} else {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-
-		if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
-			key.family = HOOP_AF_INET;
-			memcpy(key.addr, &a->sin6_addr.s6_addr[12], 4);
-		} else {
-			key.family = HOOP_AF_INET6;
-			memcpy(key.addr, &a->sin6_addr, 16);
-		}
-		key.port = a->sin6_port;
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {
@@ -1019,8 +988,8 @@ void relay_accept(struct listener *ln, int fd)
 	s->s.fd = -1;
 	s->ln = ln;
 	s->started_ms = now_ms();
-	new_session_id(s->id, sizeof(s->id));
-	fmt_addr(key.family, key.addr, key.port, s->peer, sizeof(s->peer));
+	identity_new_id(s->id, sizeof(s->id));
+	identity_fmt_addr(key.family, key.addr, key.port, s->peer, sizeof(s->peer));
 	if (bpfctl_take_origin(&key, &s->o)) {
 		/* Not a connection the kernel redirected (or its stash is gone): we do not know
 		 * where it wanted to go, so it goes nowhere. */
@@ -1032,8 +1001,9 @@ void relay_accept(struct listener *ln, int fd)
 		free(s);
 		return;
 	}
-	fmt_addr(s->o.orig_family, s->o.orig_addr, s->o.orig_port, s->dst, sizeof(s->dst));
-	read_identity(s);
+	identity_fmt_addr(s->o.orig_family, s->o.orig_addr, s->o.orig_port, s->dst,
+			  sizeof(s->dst));
+	identity_read(&s->agent);
 	s->cgu = cg_use_get(s->cap_cgid);
 	if (!s->cgu) {
 		close(fd);
@@ -1084,8 +1054,12 @@ void relay_accept(struct listener *ln, int fd)
 		  s->owner[0] ? s->owner : "-", s->dst, s->target, s->eng->name,
 		  netns_dial_name((enum netns_dial)s->up_netns), s->accel ? " [accel]" : "");
 	s->est = s->eng->open(s);
-	if (!s->est)
+	if (!s->est) {
 		sess_kill(s, "engine could not start");
+		return;
+	}
+	if (!s->eng->login)
+		sess_record_start(s, NULL); /* no login to wait for: the session begins now */
 	return;
 fail:
 	close(s->a.fd);
@@ -1175,12 +1149,10 @@ int relay_waiting_sync(void)
 
 void relay_release_synced(void)
 {
-	uint64_t durable = audit_durable();
-
 	if (!g_waiting)
 		return;
 	for (struct session *s = g_sessions; s; s = s->next) {
-		if (s->wait_sync && !s->dead && s->need_seq <= durable) {
+		if (s->wait_sync && !s->dead && barrier_passed(s->need_seq)) {
 			s->wait_sync = 0;
 			g_waiting--;
 			s->a.readable = s->s.readable = 1;
@@ -1203,41 +1175,3 @@ void relay_close_all(void)
 		g_kick_fd = -1;
 	}
 }
-
-/* The opaque engine: bytes pass unchanged, each way. */
-static void *tcp_open(struct session *s)
-{
-	return s;
-}
-
-static void tcp_close(void *st, const char *why)
-{
-}
-
-static int tcp_agent(void *st, struct buf *in)
-{
-	struct session *s = st;
-
-	if (buf_append(&s->s.out, buf_head(in), in->len))
-		return -1;
-	buf_consume(in, in->len);
-	return 0;
-}
-
-static int tcp_server(void *st, struct buf *in)
-{
-	struct session *s = st;
-
-	if (buf_append(&s->a.out, buf_head(in), in->len))
-		return -1;
-	buf_consume(in, in->len);
-	return 0;
-}
-
-const struct engine_ops tcp_engine = {
-	.name = "tcp",
-	.open = tcp_open,
-	.close = tcp_close,
-	.agent_data = tcp_agent,
-	.server_data = tcp_server,
-};

@@ -1,7 +1,13 @@
 /*
  * One agent connection and its upstream leg, as the relay and the protocol engines see it.
- * The relay (relay.c) owns sockets, TLS and buffers; an engine (engine.h) only reads `in`
- * buffers and writes `out` buffers, and asks the relay for TLS, holds and closes through the
+ *
+ * A session is two parts. `struct agent` says who the agent is and where it meant to go: the
+ * relay fills it once at accept (identity.c) and the engine adds the login once
+ * (sess_set_login); after that it is read-only, and whoever only needs to know who (the
+ * verdict, approvals, the records in events.c) reads it through a `const struct agent *`
+ * (sess_agent). Everything else is the relay's (relay.c): sockets, TLS, buffers, back-pressure,
+ * the durability barrier, the catalog wait. An engine (engine.h) only reads `in` buffers and
+ * writes `out` buffers, and asks the relay for TLS, holds, closes and records through the
  * sess_* calls below.
  */
 #ifndef HOOP_SESSION_H
@@ -12,11 +18,14 @@
 #include <sys/socket.h>
 
 #include "buf.h"
+#include "catalog_fetch.h"
 #include "hoop_bpf.h"
 #include "loop.h"
 
 struct listener;
 struct engine_ops;
+struct catbox;
+struct ev_session_start;
 
 struct side {
 	int fd;
@@ -34,10 +43,44 @@ struct side {
 
 struct cg_use; /* relay.c: what one agent cgroup holds */
 
+/*
+ * Who the agent is. The members are written once, at accept (identity.c) and at login
+ * (sess_set_login), and only read after. They are declared through AGENT_MEMBERS so that a
+ * session carries them both as `s->agent` (the const view handed to readers) and, for the code
+ * that names them directly, as `s->owner`, `s->o`, ... (the same bytes: struct_group in Linux).
+ */
+#define AGENT_MEMBERS                                                                          \
+	char id[20];   /* the session's id in logs and records */                              \
+	char peer[64]; /* the agent's address as hoopd sees it */                              \
+	char dst[64];  /* where the agent meant to go */                                       \
+	struct hoop_origin o; /* the connect hook's stash: pid, uid, comm, cgroup id, target */ \
+	char exe[256];	      /* /proc/PID/exe at accept (advisory: the pid may be reused) */ \
+	char cgroup[512];     /* the connect-time cgroup, named as it is at accept */          \
+	char owner[256];      /* the attachment's owner */                                     \
+	/* The attached cgroup the connect-time cgroup falls under (0: none found, e.g. the    \
+	 * leaf was removed before accept; such sessions share one budget). Per-cgroup caps    \
+	 * count against it: the hook covers every descendant, which the agent can create. */  \
+	uint64_t cap_cgid;                                                                     \
+	char labels_json[512];                                                                 \
+	char target[64]; /* the policy target's name ("" when the policy no longer has it) */  \
+	int protocol;	 /* enum hoop_protocol of the target */                                \
+	char protocol_name[16]; /* ...as the policy spells it (records say it) */             \
+	int up_netns;	 /* enum netns_dial: whose namespace the database leg is in */         \
+	int64_t started_ms;                                                                    \
+	/* The login, once the engine has it (sess_set_login); "" before and for engines      \
+	 * without one (tcp). */                                                               \
+	char user[128];                                                                        \
+	char database[128];
+
 struct session {
-	char id[20];
-	char peer[64]; /* the agent's address as hoopd sees it */
-	char dst[64];  /* where the agent meant to go */
+	union {
+		struct {
+			AGENT_MEMBERS
+		};
+		struct agent {
+			AGENT_MEMBERS
+		} agent;
+	};
 	struct listener *ln;
 	struct side a; /* agent */
 	struct side s; /* server (database) */
@@ -53,31 +96,24 @@ struct session {
 	int accel;
 	int peeked;    /* the agent's first byte was looked at (direct TLS detection) */
 	int wait_sync; /* audit fsync durability: forwarding waits for the group sync */
-	uint64_t need_seq; /* ...until the records up to this one are durable */
+	uint64_t need_seq; /* ...until the records up to this one are durable (barrier.h) */
 	size_t out_seen;   /* s.out's length when the relay last looked (what is new since) */
-	void *cat_wait; /* masking: waiting for this database's catalog (catalog_fetch.c) */
+	struct cat_waiter cat_wait; /* masking: waiting for this database's catalog */
+	int recorded;		    /* its session_start is in the trail: session_end goes too */
 	const struct engine_ops *eng;
 	void *est;
-	struct hoop_origin o;
-	char exe[256];
-	char cgroup[512];
-	char owner[256];
-	/* The attached cgroup the connect-time cgroup falls under (0: none found, e.g. the leaf
-	 * was removed before accept; such sessions share one budget). Per-cgroup caps count
-	 * against it: the hook covers every descendant, which the agent can create at will. */
-	uint64_t cap_cgid;
-	char labels_json[512];
-	char target[64];
-	int protocol;
-	int64_t started_ms;
 	uint64_t bytes_up, bytes_down;
 	uint64_t consumed, flushed; /* bytes engines took in and the relay sent: progress */
-	uint32_t who_segment;	    /* events: the audit segment whose records last said who */
 	struct cg_use *cgu;	    /* the attached cgroup (cap_cgid): sessions, buffered bytes */
 	size_t counted;		    /* a.in + s.in bytes in cgu's and hoopd's buffered totals */
-	int up_netns;		    /* enum netns_dial: whose namespace the database leg is in */
 	struct session *prev, *next, *next_dead, *next_yield;
 };
+
+/* Who the agent is, for readers. */
+static inline const struct agent *sess_agent(const struct session *s)
+{
+	return &s->agent;
+}
 
 /* Close the session once what is queued for the agent is sent. why goes to the log. */
 void sess_close(struct session *s, const char *why);
@@ -89,5 +125,23 @@ void sess_hold(struct session *s);
 void sess_resume(struct session *s);
 /* Find a live session by predicate (for CancelRequest routing). */
 struct session *sess_find(int (*pred)(struct session *s, void *arg), void *arg);
+
+/* The engine's login: the database user and database the agent logs in as, for every record
+ * after (a statement record's "who"). Once: later calls change nothing. */
+void sess_set_login(struct session *s, const char *user, const char *database);
+/* The session begins for the record: the relay writes its session_start with the agent's
+ * identity, the login, and what the engine adds in e (application name, parameters, TLS).
+ * Engines with a login (engine_ops.login) call it when they have it; for the others the
+ * relay writes it at accept. Once; its session_end follows when the session ends. */
+void sess_record_start(struct session *s, const struct ev_session_start *e);
+
+/* The catalog for the session's database (catalog_fetch.h's catalog_get, with the session's
+ * destination): 0 with *out set (a reference, or NULL when there is none to be had), or 1
+ * while the first load runs (the session is resumed with sess_resume() when it is done or the
+ * wait deadline passes). */
+int catalog_for(struct session *s, const char *db_user, const char *database,
+		struct catbox **out);
+/* A statement named a relation the session's catalog lacks: reload it soon. */
+void catalog_stale(struct session *s, const char *database);
 
 #endif
