@@ -9,7 +9,8 @@
  * the "server" would answer "ERROR 42601 unterminated quoted string at <position>".
  *
  * What it does that every engine must:
- * 1. open: gate_init (and, after login, set g.user and g.database);
+ * 1. open: gate_init (and, after its login, sess_set_login once: the session's user and
+ *    database are every statement's);
  * 2. for each message: split it, fill a gate_batch, gate_judge + gate_commit, and act on the
  *    outcome: forward (the records are written already), refuse, or park;
  * 3. resume_held / fail_held: replay a parked message with the verdict given (gate_commit
@@ -132,8 +133,7 @@ static void *fake_open(struct session *s)
 		return NULL;
 	f->s = s;
 	gate_init(&f->g, s, NULL, f); /* no named statements: no gate_ops */
-	f->g.user = "fake_user";
-	f->g.database = "fake_db";
+	sess_set_login(s, "fake_user", "fake_db"); /* a protocol with a login: after it */
 	return f;
 }
 

@@ -36,6 +36,12 @@ void sess_resume(struct session *s)
 	s->held = 0;
 }
 
+void sess_set_login(struct session *s, const char *user, const char *database)
+{
+	snprintf(s->user, sizeof(s->user), "%s", user);
+	snprintf(s->database, sizeof(s->database), "%s", database);
+}
+
 void catalog_stale(struct session *s, const char *database)
 {
 }
@@ -102,10 +108,12 @@ static int on_parse_error_deny; /* as the policy's on_parse_error: deny (judge_o
 
 /* drop: deny; approve: hold; a text the grammar rejected: deny (as hoopd's rules do). */
 static const struct sqlfacts *facts_seen;
+static char user_seen[64];
 
 static enum verdict test_verdict(struct judgement *j)
 {
 	facts_seen = j->facts;
+	snprintf(user_seen, sizeof(user_seen), "%s@%s", j->user, j->database);
 	if (j->parse_error) {
 		parse_errors_judged++;
 		snprintf(j->rule, sizeof(j->rule), "parse_error");
@@ -214,6 +222,7 @@ static void test_allow_records_before_forward(void)
 	check_rec(1, 2, "allow", "select 2", "reads");
 	CHECK_EQ_INT(recs[0].forwarded, 0);
 	CHECK_EQ_INT(recs[1].forwarded, 0);
+	CHECK_STREQ(user_seen, "fake_user@fake_db"); /* the session's login, set once */
 	send_line("select 3\n");
 	check_rec(2, 3, "allow", "select 3", "reads");
 	CHECK_EQ_INT(recs[2].forwarded, strlen("select 1; select 2\n"));

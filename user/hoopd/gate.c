@@ -32,7 +32,6 @@ void gate_init(struct gate *g, struct session *s, const struct gate_ops *ops, vo
 {
 	memset(g, 0, sizeof(*g));
 	g->s = s;
-	g->user = g->database = "";
 	g->ops = ops;
 	g->ctx = ctx;
 }
@@ -126,7 +125,7 @@ struct mplan *gate_plan(struct gate *g, struct masking *mk, const char *sql, siz
 		} else if (!known) {
 			g->made_overflow = 1;
 		}
-		catalog_stale(g->s, g->database); /* other sessions see it at the next read */
+		catalog_stale(g->s, g->s->database); /* other sessions see it at the next read */
 	}
 	if (g->made_overflow && !pl->p.execute_name[0] && !pl->p.fetch_cursor[0]) {
 		/* more relation names than hoop keeps: nothing is trusted from now on */
@@ -136,7 +135,7 @@ struct mplan *gate_plan(struct gate *g, struct masking *mk, const char *sql, siz
 			return NULL;
 	}
 	if (pl->p.unknown_rel[0])
-		catalog_stale(g->s, g->database);
+		catalog_stale(g->s, g->s->database);
 	return pl;
 }
 
@@ -173,8 +172,8 @@ static enum verdict judge(struct gate *g, const char *protocol, const char *text
 	j->text = text;
 	j->len = len;
 	j->parse_error = parse_error;
-	j->user = g->user;
-	j->database = g->database;
+	j->user = g->s->user; /* the login (sess_set_login) */
+	j->database = g->s->database;
 	j->prepared = prepared_text;
 	j->prepared_ctx = g;
 	j->cat = g->cat;
@@ -325,9 +324,7 @@ static int hold(struct gate *g, struct gate_batch *b)
 			       "hoop: this statement needs approval, and no request could be opened");
 	for (int i = 0; i < b->n; i++) {
 		/* numbered as they will be when they run (the replay records them again) */
-		struct ev_statement es = {.db_user = g->user,
-					  .database = g->database,
-					  .seq = g->seq + 1 + (uint64_t)i,
+		struct ev_statement es = {.seq = g->seq + 1 + (uint64_t)i,
 					  .protocol = b->protocol,
 					  .text = b->st[i].text,
 					  .text_len = b->st[i].len,
@@ -347,9 +344,7 @@ static int record(struct gate *g, struct gate_batch *b, int i)
 	char *ptext = t->execute && !t->prepared && g->ops && g->ops->prepared_ahead
 			      ? g->ops->prepared_ahead(g->ctx, i, t->execute)
 			      : NULL;
-	struct ev_statement es = {.db_user = g->user,
-				  .database = g->database,
-				  .seq = ++g->seq,
+	struct ev_statement es = {.seq = ++g->seq,
 				  .protocol = b->protocol,
 				  .text = t->text,
 				  .text_len = t->len,
@@ -417,9 +412,7 @@ int gate_record_oversized(struct gate *g, const char *protocol, const char *prep
 			  const char *prefix, size_t plen, size_t total, const char *sha256,
 			  const char *limit)
 {
-	struct ev_statement es = {.db_user = g->user,
-				  .database = g->database,
-				  .seq = ++g->seq,
+	struct ev_statement es = {.seq = ++g->seq,
 				  .protocol = protocol,
 				  .text = prefix,
 				  .text_len = plen,

@@ -18,7 +18,8 @@
  * - what was worked out about a one-statement text is kept by its shape (stmtcache.h) only
  *   when it depends on the text alone.
  *
- * What a new engine implements for the gate: a struct gate per session (gate_init), and for
+ * What a new engine implements for the gate: a struct gate per session (gate_init; the login
+ * goes to the session once, sess_set_login, not to every statement), and for
  * each message that carries statements: split it, fill a gate_batch, gate_judge + gate_commit
  * (or gate_run), and act on GATE_FORWARD / GATE_REFUSE / GATE_HOLD. The gate_ops callbacks are
  * only for engines with named statements (SQL PREPARE/EXECUTE, a protocol's own prepared
@@ -69,8 +70,7 @@ struct gate_ops {
 
 /* Per session: what the gate knows of it. The engine embeds one and keeps it up to date. */
 struct gate {
-	struct session *s;
-	const char *user, *database; /* the session's login (the engine's strings) */
+	struct session *s; /* its login (sess_set_login) is every statement's user and database */
 	/* the session's SQL dialect and its lexing settings now (the engine follows what the
 	 * server reports): every split and shape of this session's text is read under them.
 	 * NULL dialect: the engine splits on its own and nothing is kept by shape */

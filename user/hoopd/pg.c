@@ -2730,8 +2730,6 @@ static void *pg_open(struct session *s)
 	p->phase = PH_STARTUP;
 	p->tx = 'I';
 	gate_init(&p->g, s, &pg_gate_ops, p);
-	p->g.user = p->user; /* filled in at startup */
-	p->g.database = p->database;
 	p->g.dialect = &dialect_pg;
 	p->g.ds = &p->lex; /* followed from the server's ParameterStatus */
 	return p;
