@@ -4,6 +4,7 @@
 #   make deps                      install missing Debian packages (idempotent, silent if none)
 #   make test                      install, build, run every test (as root)
 #   make unit                      build and run the unit tests (with SANITIZE= too)
+#   make check-includes            no include cycle between modules (tests/check_includes.py)
 #   make unit-maskplan             masking provenance cases (tests/unit/maskplan/)
 #   make unit-sqlshape             statement shapes: same shape, same facts and plan
 #   make unit-mask                 the masking unit tests (with SANITIZE= too)
@@ -26,8 +27,15 @@ ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 
 CFLAGS ?= -O2 -g
+# hoopd's modules are the folders under user/hoopd/ (docs/architecture.md): every folder that
+# holds sources is one, gets one -I, and is compiled whole, so moving or adding a file needs no
+# edit here. Sources say #include "name.h", never a path.
+HOOPD_DIRS := $(sort $(patsubst %/,%,$(dir $(wildcard user/hoopd/*.[ch] user/hoopd/*/*.[ch] \
+		user/hoopd/*/*/*.[ch]))))
+HOOPD_INC := $(addprefix -I,$(HOOPD_DIRS))
+
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation -D_GNU_SOURCE \
-	  -Iinclude -Iuser/common -Iuser/hoopd -I$(OUT) $(SAN_FLAGS)
+	  -Iinclude -Iuser/common $(HOOPD_INC) -I$(OUT) $(SAN_FLAGS)
 LDFLAGS += $(SAN_FLAGS)
 LDLIBS := -lbpf -lelf -lz -ldeflate -lyaml -ljson-c -lpg_query -lpq -lhs -lssl -lcrypto -lpthread $(shell pkg-config --libs libnl-3.0 2>/dev/null || echo -lnl-3)
 CFLAGS += $(shell pkg-config --cflags libnl-3.0 2>/dev/null || echo -I/usr/include/libnl3)
@@ -44,15 +52,29 @@ Q := @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
+# libhoop.a: what hoopd and hoopctl share, so that `hoopctl policy check|test` loads, judges
+# and plans with hoopd's own code (the policy loader, rules, the verdict, SQL facts, masking
+# plans and the catalog model). It is made of whole module folders (LIB_DIRS); a binary takes
+# from it only the objects it calls.
+LIB_DIRS := user/hoopd/sql user/hoopd/policy user/hoopd/mask
+LIB_SRC := $(wildcard $(addsuffix /*.c,$(LIB_DIRS)))
+# relayout: flat begin (the flat tree names them; relayout.sh deletes this once there are folders)
+ifeq ($(LIB_SRC),)
+LIB_SRC := $(addprefix user/hoopd/,policy.c sqlfacts.c rules.c maskplan.c catalog.c judge.c)
+endif
+# relayout: flat end
+
 COMMON_SRC := $(wildcard user/common/*.c)
-HOOPD_SRC := $(wildcard user/hoopd/*.c)
+HOOPD_SRC := $(filter-out $(LIB_SRC),$(wildcard $(addsuffix /*.c,$(HOOPD_DIRS))))
 HOOPCTL_SRC := $(wildcard user/hoopctl/*.c)
 COMMON_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(COMMON_SRC))
 HOOPD_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(HOOPD_SRC))
 HOOPCTL_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(HOOPCTL_SRC))
-HEADERS := $(wildcard include/*.h user/common/*.h user/hoopd/*.h)
+LIB_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(LIB_SRC))
+LIB := $(OUT)/libhoop.a
+HEADERS := $(wildcard include/*.h user/common/*.h $(addsuffix /*.h,$(HOOPD_DIRS)))
 
-.PHONY: all deps test test-unit test-e2e unit unit-pg unit-mask fuzz demo clean fmt
+.PHONY: all deps test test-unit test-e2e unit unit-pg unit-mask fuzz demo clean fmt check-includes
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -69,20 +91,23 @@ $(OUT)/hoop.skel.h: $(OUT)/hoop.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name hoop_bpf > $@
 
-$(OUT)/obj/%.o: user/%.c $(HEADERS) $(OUT)/hoop.skel.h
+$(OUT)/obj/%.o: user/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-$(OUT)/hoopd: $(HOOPD_OBJ) $(COMMON_OBJ)
+# Only the BPF loader includes the generated skeleton.
+$(filter %/bpfctl.o,$(HOOPD_OBJ)): $(OUT)/hoop.skel.h
+
+$(LIB): $(LIB_OBJ)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(OUT)/hoopd: $(HOOPD_OBJ) $(COMMON_OBJ) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-# hoopctl's `policy check|test` run hoopd's own loader and rules.
-HOOPCTL_SHARED := $(OUT)/obj/hoopd/policy.o $(OUT)/obj/hoopd/sqlfacts.o $(OUT)/obj/hoopd/rules.o \
-		  $(OUT)/obj/hoopd/maskplan.o $(OUT)/obj/hoopd/catalog.o $(OUT)/obj/hoopd/judge.o
-
-$(OUT)/hoopctl: $(HOOPCTL_OBJ) $(COMMON_OBJ) $(HOOPCTL_SHARED)
+$(OUT)/hoopctl: $(HOOPCTL_OBJ) $(COMMON_OBJ) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
@@ -119,6 +144,11 @@ $(OUT)/unit/test_grantkey: tests/unit/test_grantkey.c tests/unit/harness.h user/
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< user/hoopd/grantkey.c user/hoopd/sqlfacts.c \
 		-ljson-c -lpg_query -lcrypto -o $@
+
+# Modules (folders) include each other's headers in one direction only: the script prints a
+# cycle with the includes that make it, and "includes: N passed, M failed".
+check-includes:
+	$(Q)/usr/bin/python3 tests/check_includes.py
 
 # One summary line for all (tests/run.sh reads the last "unit: N passed, M failed").
 unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey
@@ -232,7 +262,7 @@ FUZZ_SECONDS ?= 20
 FUZZ_KNOWN_BUGS ?= 0
 FUZZ_OUT := build/fuzz
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
-	       -Iinclude -Iuser/common -Iuser/hoopd \
+	       -Iinclude -Iuser/common $(HOOPD_INC) \
 	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 # Masking provenance over any SQL text, with the unit test's catalog and policy.
