@@ -340,7 +340,7 @@ int main(int argc, char **argv)
 	}
 	if (cg_of_pid(getpid(), G.self_cgroup, sizeof(G.self_cgroup)))
 		G.self_cgroup[0] = '\0';
-	if ((r = loop_init()) || (r = netns_init())) {
+	if ((r = loop_init()) || (r = netns_init(relay_accept))) {
 		log_error("start-up: %s", strerror(-r));
 		return 1;
 	}

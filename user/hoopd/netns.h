@@ -8,7 +8,9 @@
 struct listener;
 struct jbuf;
 
-int netns_init(void);
+/* Accepted agent connections go to on_accept (the relay's; main.c hands it over, so that the
+ * listeners, a kernel-side module, need not include the relay above them). */
+int netns_init(void (*on_accept)(struct listener *ln, int fd));
 int netns_ensure_pid(int pid, char *err, size_t errn);
 int netns_socket(struct listener *ln, int family);
 /* Which namespace dials a database leg to addr (HOOP_AF_* family as AF_*, network order). */
