@@ -106,9 +106,10 @@ $(OUT)/obj/%.o: user/%.c $(HEADERS)
 # Only the BPF loader includes the generated skeleton.
 $(filter %/bpfctl.o,$(HOOPD_OBJ)): $(OUT)/hoop.skel.h
 
-$(LIB): $(LIB_OBJ)
+# Remade when the Makefile changes too: that is where its list of objects can change.
+$(LIB): $(LIB_OBJ) Makefile
 	$(call msg,AR,$@)
-	$(Q)rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $(LIB_OBJ)
 
 $(OUT)/hoopd: $(HOOPD_OBJ) $(COMMON_OBJ) $(LIB)
 	$(call msg,LINK,$@)
