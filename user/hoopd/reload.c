@@ -54,7 +54,7 @@ int hoopd_reload_policy(char *err, size_t errn)
 		policy_free(np);
 		return -errno;
 	}
-	if ((r = masking_load(np, G.o.state_dir, err, errn))) {
+	if ((r = masking_load(&np->masking, G.o.state_dir, err, errn))) {
 		G.st.policy_reload_failures++;
 		log_error("policy reload refused, the running policy stays: %s", err);
 		policy_free(np);
