@@ -168,6 +168,10 @@ def main():
 		rest = sorted(set(comp) - set(path))
 		if rest:
 			print("  and, in the same knot: " + " ".join(rest))
+			print("  every include between them (one per pair):")
+			for (s, d), why in sorted(edges.items()):
+				if s in comp and d in comp:
+					print(f"    {s} -> {d}: {why}")
 	failed = len(bad) + len(problems)
 	print(f"includes: {len(modules) - len(bad)} passed, {failed} failed")
 	return 1 if failed else 0
