@@ -38,8 +38,8 @@ static const char usage[] =
 	"  -p, --policy FILE        policy YAML (targets: which ports and CIDRs are intercepted).\n"
 	"                           Reloaded on SIGHUP or `hoopctl reload`; a bad file is refused\n"
 	"                           with its line and column and the running policy stays.\n"
-	"  -s, --state-dir DIR      state directory (attachment records, later the audit trail)\n"
-	"                           [default /var/lib/hoop]\n"
+	"  -s, --state-dir DIR      state directory: attachment records, the audit trail, the\n"
+	"                           masking and audit keys, the agent TLS CA [default /var/lib/hoop]\n"
 	"  -c, --control PATH       control socket for hoopctl [default /run/hoop/hoopd.sock];\n"
 	"                           mode 0666, each request authorised by the caller's uid:\n"
 	"                           root everything, approvers approvals/approve/deny/ping\n"
@@ -147,7 +147,8 @@ static void on_synced(struct loop_watch *w, uint32_t events)
 }
 
 /* hoopd's options, one row each: the long name, the short letter (0: none) and how the argument
- * sets G.o. Every row is also a getopt_long entry (options[] below, in this order). */
+ * sets G.o (or, for the log and the words of --accel and --agent-tls, a variable main applies).
+ * parse_options makes the getopt_long table and the short options from it. */
 enum opt_kind {
 	OPT_STRING, /* *str = the argument */
 	OPT_FLAG,   /* *flag = 1, no argument */
@@ -173,7 +174,7 @@ static int log_json, log_level = HLOG_INFO, accel, agent_tls = 1;
 static const char *const on_off[] = {"off", "on", NULL};
 static const char *const accel_words[] = {"off", "sockmap", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
-static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL}; /* hlog_level */
 
 #define O_STR(n, l, field) {n, l, OPT_STRING, .str = &G.o.field}
 #define O_FLAG(n, field) {n, 0, OPT_FLAG, .flag = &G.o.field}
