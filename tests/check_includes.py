@@ -12,12 +12,16 @@ it, then "includes: N passed, M failed" (N modules outside any cycle, M in one).
 --map FILE takes a module for files that are not in their folder yet: lines "OLD NEW" (paths
 from the repository root; blank lines and # comments ignored), as relayout.sh's table has them.
 A file listed there counts in NEW's folder, so the flat tree can be checked against the cut
-before it is moved. --graph prints the module graph, edge by edge, with one include per edge.
+before it is moved. --graph prints the module graph, edge by edge, with one include per edge. --self-test checks the
+checker on two small trees of its own: one without a cycle (must pass), one with (must fail).
 """
 import argparse
+import contextlib
+import io
 import os
 import re
 import sys
+import tempfile
 
 ROOTS = ("user", "bpf", "include")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
@@ -144,17 +148,58 @@ def cycles(modules, edges):
 	return out
 
 
+def self_test():
+	"""The checker fails a tree with a cycle and passes one without: a check that cannot fail
+	would prove nothing."""
+	tree = {
+		"user/common/buf.h": "",
+		"user/hoopd/core/daemon.h": '#include "buf.h"\n',
+		"user/hoopd/relay/relay.c": '#include "daemon.h"\n#include "netns.h"\n',
+		"user/hoopd/kernel/netns.c": '#include "daemon.h"\n',
+		"user/hoopd/kernel/netns.h": "",
+		"user/hoopd/main.c": '#include "relay.h"\n',
+		"user/hoopd/relay/relay.h": "",
+	}
+	ok = True
+	for cyclic in (False, True):
+		with tempfile.TemporaryDirectory() as d:
+			for path, text in tree.items():
+				os.makedirs(os.path.join(d, os.path.dirname(path)), exist_ok=True)
+				with open(os.path.join(d, path), "w") as fh:
+					fh.write(text)
+			if cyclic:  # the listeners call the relay by name
+				with open(os.path.join(d, "user/hoopd/kernel/netns.c"), "a") as fh:
+					fh.write('#include "relay.h"\n')
+			out = io.StringIO()
+			with contextlib.redirect_stdout(out):
+				rc = check(d, {}, False)
+			want = 1 if cyclic else 0
+			if rc != want or (cyclic and "user/hoopd/kernel -> user/hoopd/relay" not in
+					   out.getvalue()):
+				print(f"self-test: {'cyclic' if cyclic else 'acyclic'} tree gave {rc}:")
+				print(out.getvalue(), end="")
+				ok = False
+	print(f"self-test: {2 if ok else 0} passed, {0 if ok else 2} failed")
+	return 0 if ok else 1
+
+
 def main():
 	ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 	ap.add_argument("--map", help="OLD NEW lines: the module of files not moved yet")
 	ap.add_argument("--graph", action="store_true", help="print the module graph")
+	ap.add_argument("--self-test", action="store_true", help="check the checker")
 	ap.add_argument("repo", nargs="?", default=os.path.join(os.path.dirname(__file__), ".."))
 	a = ap.parse_args()
-	moved = read_map(a.map) if a.map else {}
-	modules, edges, problems = build(a.repo, moved)
+	if a.self_test:
+		return self_test()
+	return check(a.repo, read_map(a.map) if a.map else {}, a.graph)
+
+
+def check(repo, moved, graph):
+	modules, edges, problems = build(repo, moved)
 	for p in problems:
 		print(p)
-	if a.graph:
+	if graph:
 		for (s, d), why in sorted(edges.items()):
 			print(f"{s} -> {d}    ({why})")
 	found = cycles(modules, edges)
