@@ -60,8 +60,8 @@ LIB_DIRS := user/hoopd/sql user/hoopd/policy user/hoopd/mask
 LIB_SRC := $(wildcard $(addsuffix /*.c,$(LIB_DIRS)))
 # relayout: flat begin (the flat tree names them; relayout.sh deletes this once there are folders)
 ifeq ($(LIB_SRC),)
-LIB_SRC := $(addprefix user/hoopd/,policy.c rules.c judge.c sqlfacts.c sqlshape.c sqlsize.c \
-	   grantkey.c catalog.c) $(wildcard user/hoopd/maskplan*.c user/hoopd/dialect*.c)
+LIB_SRC := $(wildcard $(addprefix user/hoopd/,policy*.c rules*.c judge*.c sql*.c dialect*.c \
+	   maskplan*.c grantkey.c catalog.c))
 endif
 # relayout: flat end
 
