@@ -1,6 +1,6 @@
 /* hoopd's state: its options, the policy in force, the BPF skeleton, counters and attachments,
- * in one global that every module of the daemon reads (G). Nothing but state lives here: each
- * module's functions are in its own header. */
+ * in one global (G) that every module of the daemon reads.
+ * Nothing but state lives here: each module's functions are in its own header. */
 #ifndef HOOPD_H
 #define HOOPD_H
 
