@@ -4,6 +4,7 @@
 #   make deps                      install missing Debian packages (idempotent, silent if none)
 #   make test                      install, build, run every test (as root)
 #   make unit                      build and run the unit tests (with SANITIZE= too)
+#   make check-includes            no include cycle between modules (tests/check_includes.py)
 #   make unit-maskplan             masking provenance cases (tests/unit/maskplan/)
 #   make unit-sqlshape             statement shapes: same shape, same facts and plan
 #   make unit-mask                 the masking unit tests (with SANITIZE= too)
@@ -27,8 +28,15 @@ ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 
 CFLAGS ?= -O2 -g
+# hoopd's modules are the folders under user/hoopd/ (docs/architecture.md): every folder that
+# holds sources is one, gets one -I, and is compiled whole, so moving or adding a file needs no
+# edit here. Sources say #include "name.h", never a path.
+HOOPD_DIRS := $(sort $(patsubst %/,%,$(dir $(wildcard user/hoopd/*.[ch] user/hoopd/*/*.[ch] \
+		user/hoopd/*/*/*.[ch]))))
+HOOPD_INC := $(addprefix -I,$(HOOPD_DIRS))
+
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation -D_GNU_SOURCE \
-	  -Iinclude -Iuser/common -Iuser/hoopd -I$(OUT) $(SAN_FLAGS)
+	  -Iinclude -Iuser/common $(HOOPD_INC) -I$(OUT) $(SAN_FLAGS)
 LDFLAGS += $(SAN_FLAGS)
 LDLIBS := -lbpf -lelf -lz -ldeflate -lyaml -ljson-c -lpg_query -lpq -lhs -lssl -lcrypto -lpthread $(shell pkg-config --libs libnl-3.0 2>/dev/null || echo -lnl-3)
 CFLAGS += $(shell pkg-config --cflags libnl-3.0 2>/dev/null || echo -I/usr/include/libnl3)
@@ -45,13 +53,28 @@ Q := @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
+# libhoop.a: what hoopd and hoopctl share, so that `hoopctl policy check|test` loads, judges
+# and plans with hoopd's own code (the policy loader, rules, the verdict, SQL facts, masking
+# plans and the catalog model). It is made of whole module folders (LIB_DIRS); a binary takes
+# from it only the objects it calls.
+LIB_DIRS := user/hoopd/sql user/hoopd/policy user/hoopd/mask
+LIB_SRC := $(wildcard $(addsuffix /*.c,$(LIB_DIRS)))
+# relayout: flat begin (the flat tree names them; relayout.sh deletes this once there are folders)
+ifeq ($(LIB_SRC),)
+LIB_SRC := $(wildcard $(addprefix user/hoopd/,policy*.c rules*.c judge*.c sql*.c dialect*.c \
+	   maskplan*.c grantkey.c catalog.c))
+endif
+# relayout: flat end
+
 COMMON_SRC := $(wildcard user/common/*.c)
-HOOPD_SRC := $(wildcard user/hoopd/*.c)
+HOOPD_SRC := $(filter-out $(LIB_SRC),$(wildcard $(addsuffix /*.c,$(HOOPD_DIRS))))
 HOOPCTL_SRC := $(wildcard user/hoopctl/*.c)
 COMMON_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(COMMON_SRC))
 HOOPD_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(HOOPD_SRC))
 HOOPCTL_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(HOOPCTL_SRC))
-HEADERS := $(wildcard include/*.h user/common/*.h user/hoopd/*.h)
+LIB_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(LIB_SRC))
+LIB := $(OUT)/libhoop.a
+HEADERS := $(wildcard include/*.h user/common/*.h $(addsuffix /*.h,$(HOOPD_DIRS)))
 
 .PHONY: all deps test test-unit test-e2e unit unit-pg unit-gate unit-mask fuzz demo clean fmt
 .DELETE_ON_ERROR:
@@ -62,6 +85,14 @@ all: $(OUT)/hoopd $(OUT)/hoopctl $(OUT)/hoop.bpf.o
 deps:
 	$(Q)scripts/deps.sh all
 
+# Modules (folders) include each other's headers in one direction only: the script prints a
+# cycle with the includes that make it, and "includes: N passed, M failed".
+.PHONY: check-includes
+check-includes:
+	$(Q)/usr/bin/python3 tests/check_includes.py --self-test >/dev/null || \
+		/usr/bin/python3 tests/check_includes.py --self-test
+	$(Q)/usr/bin/python3 tests/check_includes.py
+
 $(OUT)/hoop.bpf.o: bpf/hoop.bpf.c $(wildcard bpf/lib/*.h) include/hoop_bpf.h | $(OUT)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
@@ -70,27 +101,24 @@ $(OUT)/hoop.skel.h: $(OUT)/hoop.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name hoop_bpf > $@
 
-$(OUT)/obj/%.o: user/%.c $(HEADERS) $(OUT)/hoop.skel.h
+$(OUT)/obj/%.o: user/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-$(OUT)/hoopd: $(HOOPD_OBJ) $(COMMON_OBJ)
+# Only the BPF loader includes the generated skeleton.
+$(filter %/bpfctl.o,$(HOOPD_OBJ)): $(OUT)/hoop.skel.h
+
+# Remade when the Makefile changes too: that is where its list of objects can change.
+$(LIB): $(LIB_OBJ) Makefile
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $(LIB_OBJ)
+
+$(OUT)/hoopd: $(HOOPD_OBJ) $(COMMON_OBJ) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-# The SQL dialect (dialect.h: PostgreSQL's, dialect_pg.c) and the modules it is made of: what
-# hoopd, hoopctl and the unit tests split, judge and plan statements with.
-DIALECT_SRC := user/hoopd/dialect_pg.c user/hoopd/sqlfacts.c user/hoopd/maskplan.c \
-	       user/hoopd/maskplan_scope.c user/hoopd/maskplan_expr.c user/hoopd/maskplan_stmt.c \
-	       user/hoopd/catalog.c user/hoopd/sqlshape.c user/hoopd/sqlsize.c user/hoopd/grantkey.c
-DIALECT_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(DIALECT_SRC))
-
-# hoopctl's `policy check|test` run hoopd's own loader, rules and dialect.
-HOOPCTL_SHARED := $(OUT)/obj/hoopd/policy.o $(OUT)/obj/hoopd/rules.o $(OUT)/obj/hoopd/judge.o \
-		  $(OUT)/obj/hoopd/policy_yaml.o $(DIALECT_OBJ)
-
-$(OUT)/hoopctl: $(HOOPCTL_OBJ) $(COMMON_OBJ) $(HOOPCTL_SHARED)
+$(OUT)/hoopctl: $(HOOPCTL_OBJ) $(COMMON_OBJ) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
@@ -104,6 +132,12 @@ $(OUT)/tools/%: tests/tools/%.c
 	$(Q)$(CC) $(CFLAGS) $< -lcrypto -o $@
 
 TOOLS := $(patsubst tests/tools/%.c,$(OUT)/tools/%,$(wildcard tests/tools/*.c))
+
+# The SQL dialect (dialect.h: PostgreSQL's, dialect_pg.c) and the modules it is made of: what
+# hoopd, hoopctl and the unit tests split, judge and plan statements with.
+DIALECT_SRC := user/hoopd/dialect_pg.c user/hoopd/sqlfacts.c user/hoopd/maskplan.c \
+	       user/hoopd/maskplan_scope.c user/hoopd/maskplan_expr.c user/hoopd/maskplan_stmt.c \
+	       user/hoopd/catalog.c user/hoopd/sqlshape.c user/hoopd/sqlsize.c user/hoopd/grantkey.c
 
 # Unit tests (tests/unit/): built straight from the sources they test, so they need neither the
 # BPF toolchain nor the skeleton. Cases for the policy loader are files in tests/unit/policy/.
@@ -300,7 +334,7 @@ FUZZ_SECONDS ?= 20
 FUZZ_KNOWN_BUGS ?= 0
 FUZZ_OUT := build/fuzz
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
-	       -Iinclude -Iuser/common -Iuser/hoopd \
+	       -Iinclude -Iuser/common $(HOOPD_INC) \
 	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 # Masking provenance over any SQL text, with the unit test's catalog and policy.

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Run every test hoop has, as root: unit tests (plain and with ASan+UBSan), bounded fuzzing of
+# Run every test hoop has, as root: the include graph between modules (no cycles), unit tests (plain and with ASan+UBSan), bounded fuzzing of
 # every parser, and the end-to-end suites with real BPF, real cgroups, real PostgreSQL (plain
 # build, then the sanitizer build), the node image with the pod and the spine and PostgreSQL
 # suites run from it (tests/image/), then the BPF end-to-end suite again in a VM on Linux 6.1
@@ -39,6 +39,7 @@ suite() {
 	total_fail=$((total_fail + f))
 }
 
+suite includes make --no-print-directory check-includes
 suite unit make --no-print-directory unit
 suite unit-sanitizers make --no-print-directory SANITIZE=address,undefined unit
 suite unit-pg make --no-print-directory unit-pg

@@ -536,7 +536,7 @@ static void masking_on(void)
 	r->style = MASK_PARTIAL;
 	r->keep_last = 4;
 	pol.masking.nrules = 1;
-	if (masking_load(&pol, g_state_dir, err, sizeof(err)))
+	if (masking_load(&pol.masking, g_state_dir, err, sizeof(err)))
 		fprintf(stderr, "masking_load: %s\n", err);
 	CHECK(masking_enabled());
 }
@@ -1234,7 +1234,7 @@ static void test_reload_replans_a_kept_statement(void)
 	pol.masking.rules[1].style = MASK_PARTIAL;
 	pol.masking.rules[1].keep_last = 4;
 	pol.masking.nrules = 2;
-	CHECK_EQ_INT(masking_load(&pol, g_state_dir, err, sizeof(err)), 0);
+	CHECK_EQ_INT(masking_load(&pol.masking, g_state_dir, err, sizeof(err)), 0);
 	bind0(&b, "", "s");
 	execute(&b, "");
 	sync_msg(&b);

@@ -9,6 +9,7 @@
  * matter: the same depth cap (every value one level below its container) and the same values.
  */
 #include "sqlfacts.h"
+#include "hex.h"
 
 #include <ctype.h>
 #include <pg_query.h>
@@ -187,14 +188,6 @@ static void jskip(struct jdoc *d)
 		d->pos++;
 }
 
-static int hexval(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0'
-	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
-	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
-				      : -1;
-}
-
 static size_t put_utf8(char *o, unsigned cp)
 {
 	if (cp < 0x80) {
@@ -221,7 +214,7 @@ static size_t put_utf8(char *o, unsigned cp)
 
 static int u4(const char *p, unsigned *cp)
 {
-	int a = hexval(p[0]), b = hexval(p[1]), c = hexval(p[2]), e = hexval(p[3]);
+	int a = hex_digit(p[0]), b = hex_digit(p[1]), c = hex_digit(p[2]), e = hex_digit(p[3]);
 
 	if (a < 0 || b < 0 || c < 0 || e < 0)
 		return -1;
