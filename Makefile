@@ -213,7 +213,8 @@ unit-events: $(OUT)/unit/test_events
 PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/gate.c user/hoopd/pgwire.c user/hoopd/events.c \
 	       $(AUDIT_SRC) \
 	       user/common/isotime.c \
-	       user/common/buf.c $(wildcard user/hoopd/mask*.c) user/hoopd/catalog.c \
+	       user/common/buf.c $(wildcard user/hoopd/mask*.c) user/hoopd/pgrow.c \
+	       user/hoopd/catalog.c \
 	       user/hoopd/sqlshape.c user/hoopd/sqlsize.c user/hoopd/stmtcache.c user/common/json.c \
 	       user/common/log.c user/hoopd/pgerrcodes.c user/hoopd/sqlfacts.c \
 	       user/hoopd/dialect_pg.c user/hoopd/grantkey.c
@@ -312,8 +313,8 @@ unit-sqlshape: $(OUT)/unit/test_sqlshape
 # Masking of result values (user/hoopd/mask*.c), with its value and detector cases in
 # tests/unit/mask/*.cases.
 MASK_SRC := user/hoopd/mask.c user/hoopd/mask_value.c user/hoopd/mask_num.c user/hoopd/mask_time.c \
-	    user/hoopd/mask_array.c \
-	    user/hoopd/mask_detect.c user/hoopd/mask_row.c
+	    user/hoopd/mask_array.c user/hoopd/mask_detect.c user/hoopd/mask_cells.c \
+	    user/hoopd/pgrow.c
 MASK_UNIT_SRC := $(MASK_SRC) user/common/buf.c user/common/json.c
 
 $(OUT)/unit/test_mask: tests/unit/test_mask.c tests/unit/harness.h $(MASK_UNIT_SRC) $(HEADERS)
@@ -322,8 +323,19 @@ $(OUT)/unit/test_mask: tests/unit/test_mask.c tests/unit/harness.h $(MASK_UNIT_S
 	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(MASK_UNIT_SRC) -lhs -ljson-c -lssl -lcrypto \
 		-lm -o $@
 
+# The row codec interface (rowcodec.h) through a MySQL-style test codec and PostgreSQL's.
+$(OUT)/unit/test_rowcodec: tests/unit/test_rowcodec.c tests/unit/harness.h $(MASK_UNIT_SRC) \
+			   $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(MASK_UNIT_SRC) -lhs -ljson-c -lssl -lcrypto \
+		-lm -o $@
+
+# One summary line (tests/run.sh reads the last): the codec tests must pass first.
 .PHONY: unit-mask
-unit-mask: $(OUT)/unit/test_mask
+unit-mask: $(OUT)/unit/test_mask $(OUT)/unit/test_rowcodec
+	$(Q)$(OUT)/unit/test_rowcodec >$(OUT)/unit/test_rowcodec.log 2>&1 || \
+		{ cat $(OUT)/unit/test_rowcodec.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$< tests/unit/mask
 
 # libFuzzer targets (fuzz/): always clang with ASan+UBSan into build/fuzz, whatever SANITIZE says.

@@ -22,6 +22,7 @@
 
 #include "buf.h"
 #include "mask.h"
+#include "pgrow.h"
 
 extern char **environ;
 

@@ -25,6 +25,7 @@
 #include "fuzz_require.h"
 #include "buf.h"
 #include "mask.h"
+#include "pgrow.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -41,6 +41,7 @@
 #include "harness.h"
 #include "mask.h"
 #include "mask_int.h"
+#include "pgrow.h"
 
 static const uint8_t KEY[32] = {1,  2,	3,  4,	5,  6,	7,  8,	9,  10, 11, 12, 13, 14, 15, 16,
 				17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
@@ -152,7 +153,7 @@ static int parse_datarow(const uint8_t *m, size_t n, int ncols, struct val *out)
 	return off == n ? 0 : -1;
 }
 
-/* ---- COPY decoding, written apart from mask_row.c's ---- */
+/* ---- COPY decoding, written apart from pgrow.c's ---- */
 
 static int ishex(int c)
 {

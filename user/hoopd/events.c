@@ -22,7 +22,6 @@
 #include "hoopd.h"
 #include "json.h"
 #include "log.h"
-#include "pgwire.h"
 #include "session.h"
 
 /*
@@ -417,7 +416,7 @@ void ev_conn_refused(const struct session *s, const char *sqlstate, const char *
 	finish(&j);
 }
 
-void ev_columns(const struct session *s, uint64_t seq, const struct pgw_field *f, int n)
+void ev_columns(const struct session *s, uint64_t seq, const struct col_desc *c, int n)
 {
 	events_flush();
 	pending_cols.on = 1;
@@ -428,11 +427,22 @@ void ev_columns(const struct session *s, uint64_t seq, const struct pgw_field *f
 	jb_arr_open(&pending_cols.cols);
 	for (int i = 0; i < n; i++) {
 		jb_obj_open(&pending_cols.cols);
-		jb_kv_str(&pending_cols.cols, "name", f[i].name);
-		jb_kv_uint(&pending_cols.cols, "table_oid", f[i].table_oid);
-		jb_kv_int(&pending_cols.cols, "attnum", f[i].attnum);
-		jb_kv_uint(&pending_cols.cols, "type_oid", f[i].type_oid);
-		jb_kv_int(&pending_cols.cols, "format", f[i].format);
+		jb_kv_str(&pending_cols.cols, "name", c[i].name);
+		if (c[i].engine == COL_ENGINE_PG) {
+			jb_kv_uint(&pending_cols.cols, "table_oid", c[i].table_id);
+			jb_kv_int(&pending_cols.cols, "attnum", c[i].column_no);
+			jb_kv_uint(&pending_cols.cols, "type_oid", c[i].type);
+		} else {
+			/* engines that name a column's source instead of numbering it */
+			if (c[i].schema)
+				jb_kv_str(&pending_cols.cols, "schema", c[i].schema);
+			if (c[i].table)
+				jb_kv_str(&pending_cols.cols, "table", c[i].table);
+			if (c[i].column)
+				jb_kv_str(&pending_cols.cols, "column", c[i].column);
+			jb_kv_uint(&pending_cols.cols, "type", c[i].type);
+		}
+		jb_kv_int(&pending_cols.cols, "format", c[i].format);
 		jb_obj_close(&pending_cols.cols);
 	}
 	jb_arr_close(&pending_cols.cols);

@@ -9,8 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "coldesc.h"
+
 struct session;
-struct pgw_field;
 
 struct audit_cfg;
 int events_open(const char *state_dir, const struct audit_cfg *cfg);
@@ -71,9 +72,10 @@ struct ev_statement {
 int ev_statement(const struct session *s, const struct ev_statement *e);
 
 
-/* The RowDescription of a statement's result: its "columns" go into the statement's complete
- * record when that is recorded next; otherwise into a record of kind "result_columns". */
-void ev_columns(const struct session *s, uint64_t seq, const struct pgw_field *f, int n);
+/* The columns of a statement's result (PostgreSQL's RowDescription, MySQL's column
+ * definitions): its "columns" go into the statement's complete record when that is recorded
+ * next; otherwise into a record of kind "result_columns". */
+void ev_columns(const struct session *s, uint64_t seq, const struct col_desc *c, int n);
 
 /* kind "complete": CommandComplete (or EmptyQuery / PortalSuspended) of a statement. */
 struct ev_complete {

@@ -2,7 +2,8 @@
  * Masking, the module's frame: names of styles and detectors, column context from names, the
  * engine's life (a copy of the policy, the HMAC key's states, the compiled detectors), each
  * thread's workspace, and the counts as JSON. Whole values: mask_value.c; arrays:
- * mask_array.c; detectors: mask_detect.c; DataRow and CopyData: mask_row.c.
+ * mask_array.c; detectors: mask_detect.c; a row's cells: mask_cells.c (PostgreSQL's rows:
+ * pgrow.c, a row codec).
  */
 /* SHA256_Init and friends: deprecated in OpenSSL 3 but kept, and the only way to copy a
  * keyed state without EVP allocating a context per value. */
@@ -247,8 +248,8 @@ int mask_tls_cells(struct mask_tls *w, size_t n)
 		return 0;
 	{
 		size_t cap = w->capcells ? w->capcells : 64;
-		struct mask_cell *c;
-		struct mask_out *o;
+		struct row_cell *c;
+		struct row_out *o;
 		uint8_t *k;
 
 		while (cap < n)

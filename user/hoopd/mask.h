@@ -1,8 +1,10 @@
 /*
  * PHI masking of result values: the policy's masking section, the value-level engine (column
- * styles, content detectors, type-valid encodings in text and binary formats) and the DataRow /
- * CopyData rewriters. Which result column derives from which masked column is maskplan.h's job;
- * this module only applies a per-column plan to the bytes. It never parses SQL.
+ * styles, content detectors, type-valid encodings in text and binary formats) and mask_rows,
+ * which masks the cells a row codec (rowcodec.h) splits a result message into. Which result
+ * column derives from which masked column is maskplan.h's job; how an engine's rows are laid
+ * out is its codec's (PostgreSQL's: pgrow.h). This module only applies a per-column plan to
+ * cell values. It never parses SQL and never reads a wire format.
  */
 #ifndef HOOP_MASK_H
 #define HOOP_MASK_H
@@ -11,6 +13,7 @@
 #include <stdint.h>
 
 struct buf;
+struct row_codec;
 
 enum mask_style {
 	MASK_REDACT = 0,	 /* a fixed, type-valid placeholder */
@@ -110,8 +113,11 @@ struct mask_colplan {
 			    * format_preserving become redact (a substr() window must not reveal
 			    * what partial hides) */
 	unsigned context;  /* mask_context_from_name() bits for the detectors */
-	uint32_t type_oid; /* from RowDescription */
-	int16_t format;	   /* 0 text, 1 binary (from Bind's result formats, or COPY's) */
+	/* the value's type in masking's vocabulary, PostgreSQL's type OIDs (whose text and binary
+	 * encodings mask_value.c knows): PostgreSQL's own from its columns (col_desc.type);
+	 * another engine's columns by the PostgreSQL type of the same text (rowcodec.h) */
+	uint32_t type_oid;
+	int16_t format;	   /* the cells' format, 0 text, 1 binary (col_desc.format; COPY's) */
 	char label[130];   /* "patients.ssn": counts are reported under this name */
 };
 
@@ -127,17 +133,20 @@ struct mask_counts {
 };
 
 /*
- * Rewrite one DataRow body (int16 count, then per column int32 length (-1 NULL) and bytes)
- * by the plan: column rules first, then detectors on every text-like value not already masked.
- * Appends the whole new message ('D', int32 length, body) to out.
- * Returns 0; 1 when a value cannot be masked validly for its type and mp->on_unmaskable is
- * withhold (nothing appended; counts->why says which); -1 on a malformed row or no memory.
- * A row whose column count differs from ncols is malformed.
+ * Mask one result message through its engine's row codec: every row the codec splits out of
+ * msg[0..len) has its cells masked by the plan (column rules first, then the detectors on
+ * every text-like value not already masked) and is written again by the codec; the whole new
+ * message is appended to out. Returns 0; 1 when a value cannot be masked validly for its type
+ * and mp->on_unmaskable is withhold, or the codec cannot write a masked row (nothing appended;
+ * counts->why says why); -1 on a malformed message (as the codec reads it: a row whose column
+ * count differs from ncols is malformed) or no memory. counts may be NULL.
  */
-int mask_datarow(const struct mask_engine *me, const struct mask_colplan *cols, int ncols,
-		 const uint8_t *body, size_t len, struct buf *out, struct mask_counts *counts);
+int mask_rows(const struct mask_engine *me, struct row_codec *codec,
+	      const struct mask_colplan *cols, int ncols, const uint8_t *msg, size_t len,
+	      struct buf *out, struct mask_counts *counts);
 
-/* COPY ... TO STDOUT: the format and options the statement gave (maskplan.h fills them). */
+/* PostgreSQL's COPY ... TO STDOUT: the format and options the statement gave (maskplan.h
+ * fills them), for its codec (pgrow.h). */
 struct mask_copy {
 	int format; /* 0 text, 1 csv, 2 binary */
 	char delim; /* text: '\t', csv: ',' unless given */
@@ -147,16 +156,6 @@ struct mask_copy {
 	/* state across messages */
 	int header_done;    /* text/csv: header line passed; binary: signature read */
 };
-
-/*
- * Rewrite one CopyData payload of COPY TO STDOUT (PostgreSQL sends whole rows per message;
- * binary's signature rides with the first row and its trailer alone). Appends the whole new
- * message ('d', length, payload) to out. Same returns as mask_datarow; a payload that ends
- * inside a row is malformed (-1): the caller fails the statement rather than guess.
- */
-int mask_copydata(const struct mask_engine *me, const struct mask_colplan *cols, int ncols,
-		  struct mask_copy *cp, const uint8_t *data, size_t len, struct buf *out,
-		  struct mask_counts *counts);
 
 /* The counts as the "masked" JSON object of the statement's complete record
  * ({"columns": {label: n}, "detectors": {name: n}}), appended to out as text; nothing appended

@@ -1,6 +1,6 @@
 /*
  * Inside the masking module (mask.c, mask_value.c, mask_num.c, mask_time.c, mask_array.c,
- * mask_detect.c, mask_row.c): the engine, the per-thread workspace, the type table and the
+ * mask_detect.c, mask_cells.c): the engine, the per-thread workspace, the type table and the
  * calls between those files.
  * Nothing outside user/hoopd/mask*.c includes this.
  */
@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "mask.h"
+#include "rowcodec.h"
 
 /* ---- types ---- */
 
@@ -120,20 +121,6 @@ struct mask_span {
 	uint16_t dets; /* 1 << enum mask_detector of every match merged into it */
 };
 
-struct mask_cell {
-	const uint8_t *p;
-	int32_t len;		   /* -1: NULL */
-	uint32_t raw_off, raw_len; /* COPY text/csv: the field as it was on the wire */
-};
-
-enum { CELL_KEEP = 0, CELL_NULL, CELL_NEW };
-
-struct mask_out {
-	uint8_t kind;
-	uint32_t off; /* CELL_NEW: in vals */
-	int32_t len;
-};
-
 struct mask_tls {
 	hs_scratch_t *scratch;
 	uint64_t gen;
@@ -142,12 +129,12 @@ struct mask_tls {
 	int64_t last[PAT_COUNT]; /* index of each pattern's last trigger, for merging runs */
 	struct mask_span *spans;
 	size_t nspans, capspans;
-	struct mask_cell *cells;
-	struct mask_out *outs;
+	struct row_cell *cells; /* the row being masked, as its codec split it */
+	struct row_out *outs;
 	uint8_t *cand;
 	size_t capcells;
 	struct buf vals;  /* new cell values of the row */
-	struct buf dec;	  /* COPY text/csv: decoded fields */
+	struct buf dec;	  /* the codec's scratch: decoded cells (COPY text/csv) */
 	struct buf el;	  /* arrays: one masked element */
 	struct buf eldec; /* arrays: one decoded element */
 	struct buf canon; /* canonical text of a value for hashing */

@@ -11,7 +11,6 @@
 
 #include "buf.h"
 #include "log.h"
-#include "pgwire.h"
 #include "policy.h"
 
 #define TEXT_OID 25
@@ -276,37 +275,66 @@ static int relcol_rule(const struct masking *m, const struct catalog *cat,
 	return e->rule;
 }
 
+/* A column's type as masking knows types (PostgreSQL's OIDs, see mask_colplan): another
+ * engine's by its class, as the PostgreSQL type whose text reads the same (0: none, so a
+ * masked value of it is unmaskable and the detectors pass it by). */
+static uint32_t col_mask_type(const struct col_desc *c)
+{
+	static const uint32_t by_class[] = {
+	    [COL_TEXT] = TEXT_OID,
+	    [COL_JSON] = 114,
+	    [COL_XML] = 142,
+	    [COL_BYTES] = 17,
+	    [COL_BOOL] = 16,
+	    [COL_INT] = 20,
+	    [COL_NUMERIC] = 1700,
+	    [COL_FLOAT] = 701,
+	    [COL_DATE] = 1082,
+	    [COL_TIMESTAMP] = 1114,
+	    [COL_TIME] = 1083,
+	    [COL_INET] = 869,
+	    [COL_UUID] = 2950,
+	};
+
+	if (c->engine == COL_ENGINE_PG)
+		return c->type;
+	return (size_t)c->cls < sizeof(by_class) / sizeof(by_class[0]) ? by_class[c->cls] : 0;
+}
+
 int masking_plan_rows(struct mask_result *r, const struct masking *m, const struct catalog *cat,
-		      const struct maskplan *sql, const struct pgw_field *f, int n)
+		      const struct maskplan *sql, const struct col_desc *f, int n,
+		      const struct row_codec *codec)
 {
 	const struct mask_policy *mp = &m->mp;
 	int by_position = sql && !sql->all_unknown && sql->ncols == n;
 
 	if (result_alloc(r, n))
 		return -ENOMEM;
+	if (codec)
+		r->codec = *codec;
 	for (int i = 0; i < n; i++) {
 		struct mask_colplan *c = &r->cols[i];
 		int rule = MASK_RULE_UNKNOWN, derived = 0, direct = 0;
 		const char *srccol = NULL;
 
-		c->type_oid = f[i].type_oid;
+		c->type_oid = col_mask_type(&f[i]);
 		c->format = f[i].format;
-		if (f[i].table_oid) {
+		if (f[i].table_id) {
 			/* The server says the value is this table's (or view's) column itself:
 			 * authoritative whatever the statement called it. */
-			const struct cat_rel *rel = cat ? cat_rel_by_oid(cat, f[i].table_oid) : NULL;
-			const struct cat_col *col = rel ? cat_col_by_attnum(rel, f[i].attnum) : NULL;
+			const struct cat_rel *rel = cat ? cat_rel_by_oid(cat, f[i].table_id) : NULL;
+			const struct cat_col *col = rel ? cat_col_by_attnum(rel, f[i].column_no) : NULL;
 
 			if (col) {
-				rule = relcol_rule(m, cat, rel, f[i].attnum, &derived);
+				rule = relcol_rule(m, cat, rel, f[i].column_no, &derived);
 				set_label(c, rel->name, col->name);
 				srccol = col->name;
 				direct = 1;
-			} else if (f[i].table_oid < 16384) {
+			} else if (f[i].table_id < 16384) {
 				rule = MASK_RULE_NONE; /* a system catalog's column */
 				direct = 1;
 			} else {
-				r->unknown_oid = f[i].table_oid;
+				r->unknown_oid = f[i].table_id;
 			}
 		}
 		if (!direct && by_position) {
@@ -334,7 +362,7 @@ int masking_plan_rows(struct mask_result *r, const struct masking *m, const stru
 		 * a value computed from it */
 		if ((rule == MASK_RULE_FREE ||
 		     (rule >= 0 && rule < mp->nrules && mp->rules[rule].free_text)) &&
-		    !derived && !mask_type_detectable(f[i].type_oid)) {
+		    !derived && !mask_type_detectable(c->type_oid)) {
 			if (f[i].format == 0)
 				c->type_oid = TEXT_OID;
 			else
@@ -399,30 +427,71 @@ int masking_plan_copy(struct mask_result *r, const struct masking *m, const stru
 	return 0;
 }
 
+/* ---- one text value: a row codec of one cell, the whole message ---- */
+
+static int text_begin(struct row_codec *c, const uint8_t *msg, size_t len, size_t *off,
+		      struct buf *out)
+{
+	*off = len > INT32_MAX ? 1 : 0;
+	return len > INT32_MAX ? -1 : 0;
+}
+
+static int text_split(struct row_codec *c, const uint8_t *msg, size_t len, size_t *off,
+		      struct row *r)
+{
+	if (*off)
+		return 0;
+	r->cells[0] = (struct row_cell){.p = msg, .len = (int32_t)len};
+	r->base = msg;
+	r->start = 0;
+	r->end = len;
+	*off = 1;
+	return 1;
+}
+
+static int text_put_row(struct row_codec *c, const uint8_t *msg, const struct row *r,
+			struct buf *out)
+{
+	const struct row_out *x = &r->outs[0];
+
+	if (x->kind == ROW_NEW)
+		return buf_append(out, r->vals + x->off, (size_t)x->len) ? -1 : 0;
+	return x->kind == ROW_NULL ? 0 : -1; /* a NULL (detector style null): nothing left */
+}
+
+static int text_end(struct row_codec *c, const uint8_t *msg, size_t len, size_t off,
+		    size_t start, struct buf *out, char *why, size_t whyn)
+{
+	return 0;
+}
+
+static const struct row_codec_ops text_ops = {
+	.name = "text",
+	.begin = text_begin,
+	.split = text_split,
+	.put_row = text_put_row,
+	.end = text_end,
+};
+
 int masking_text(const struct masking *m, const char *s, size_t n, struct buf *out)
 {
 	/* One text column of one row through the same path as results. */
 	struct mask_colplan c = {.rule = MASK_RULE_NONE, .type_oid = TEXT_OID};
+	struct row_codec codec = {.ops = &text_ops, .cell_format = 0};
 	uint64_t cnt = 0;
 	struct mask_counts counts = {.ncols = 1, .cols = &cnt};
-	struct buf row = {0}, msg = {0};
-	uint8_t hdr[6] = {0, 1};
-	int r = -ENOMEM;
+	int r;
 
 	if (n > INT32_MAX)
 		return -EINVAL;
-	pgw_set_be32(hdr + 2, (uint32_t)n);
-	if (buf_append(&row, hdr, 6) || buf_append(&row, s, n))
-		goto out;
-	r = mask_datarow(m->me, &c, 1, buf_head(&row), row.len, &msg, &counts);
-	if (r == 0 && msg.len >= 11)
-		r = buf_append(out, buf_head(&msg) + 11, msg.len - 11);
-	else if (r == 0)
-		r = -EINVAL;
-out:
-	buf_free(&row);
-	buf_free(&msg);
-	return r;
+	r = mask_rows(m->me, &codec, &c, 1, (const uint8_t *)s, n, out, &counts);
+	return r == 0 ? 0 : r == 1 ? -EINVAL : -ENOMEM;
+}
+
+int masking_rows(struct mask_result *r, const struct masking *m, const uint8_t *msg, size_t len,
+		 struct buf *out)
+{
+	return mask_rows(m->me, &r->codec, r->cols, r->ncols, msg, len, out, &r->counts);
 }
 
 void mask_result_free(struct mask_result *r)

@@ -1,19 +1,20 @@
 /*
  * Masking in the daemon: the running policy's masking engine (rebuilt on reload, refcounted so a
  * statement finishes under the engine it started with), the HMAC key, and the per-result column
- * plans that join what the server says of each column (RowDescription's table OID and attnum,
- * type, format) with what the statement's parse tree says (maskplan.h). Engines call this;
- * it never touches wire bytes beyond handing a message to mask.h's rewriters.
+ * plans that join what the server says of each column (coldesc.h: the table and column it
+ * comes from, type, format) with what the statement's parse tree says (maskplan.h). Engines
+ * call this with their columns and their row codec (rowcodec.h); it never reads wire bytes.
  */
 #ifndef HOOP_MASKING_H
 #define HOOP_MASKING_H
 
 #include "catalog.h"
+#include "coldesc.h"
 #include "mask.h"
 #include "maskplan.h"
+#include "rowcodec.h"
 
 struct policy;
-struct pgw_field;
 
 struct masking {
 	int refs;
@@ -51,20 +52,28 @@ struct mask_result {
 	struct mask_colplan *cols;
 	int ncols;
 	struct mask_counts counts;
+	struct row_codec codec; /* how its messages are laid out (ops NULL: none yet) */
 	int copy;
 	struct mask_copy copy_opts;
 	uint32_t unknown_oid; /* a table OID the catalog does not know (it may be stale) */
 };
 
-/* Plans for a row result from its RowDescription (fields f[0..n)) and the statement's plan
- * (NULL: none). 0, or -ENOMEM. */
+/* Plans for a row result from its columns c[0..n) and the statement's plan (NULL: none); its
+ * rows are read with codec (copied: a stateless one, or one whose state outlives r). 0, or
+ * -ENOMEM. */
 int masking_plan_rows(struct mask_result *r, const struct masking *m, const struct catalog *cat,
-		      const struct maskplan *sql, const struct pgw_field *f, int n);
-/* Plans for COPY TO STDOUT from CopyOutResponse's formats and the statement's plan. 0; -EINVAL
- * when the plan does not describe this COPY (the caller withholds). */
+		      const struct maskplan *sql, const struct col_desc *c, int n,
+		      const struct row_codec *codec);
+/* PostgreSQL's COPY TO STDOUT: plans from CopyOutResponse's formats and the statement's plan,
+ * with r->copy_opts from the statement; the caller then sets r->codec to its COPY codec over
+ * r->copy_opts. 0; -EINVAL when the plan does not describe this COPY (the caller withholds). */
 int masking_plan_copy(struct mask_result *r, const struct masking *m, const struct catalog *cat,
 		      const struct maskplan *sql, int overall_format, const int16_t *formats,
 		      int n);
+/* One message of the result through its codec and plans into out: mask_rows' returns (1: the
+ * result must be withheld, r->counts.why says why). */
+int masking_rows(struct mask_result *r, const struct masking *m, const uint8_t *msg, size_t len,
+		 struct buf *out);
 void mask_result_free(struct mask_result *r);
 /* The detectors over one piece of text (an error message): appends the masked text to out. */
 int masking_text(const struct masking *m, const char *s, size_t n, struct buf *out);

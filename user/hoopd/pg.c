@@ -48,6 +48,7 @@
 #include "log.h"
 #include "pg.h"
 #include "pgerrcodes.h"
+#include "pgrow.h"
 #include "pgwire.h"
 #include "catalog_fetch.h"
 #include "maskplan.h"
@@ -741,8 +742,8 @@ static int withhold(struct pg *p, struct track *t, const char *why)
 /* The per-column plan of a row result, from its RowDescription. */
 static int track_plan_rows(struct pg *p, struct track *t, const struct pgw_msg *m)
 {
-	int n = pgw_row_description(m, NULL, 0), r;
-	struct pgw_field *f;
+	int n = pgw_row_columns(m, NULL, 0), r;
+	struct col_desc *f;
 
 	if (n < 0)
 		return -EINVAL;
@@ -754,8 +755,9 @@ static int track_plan_rows(struct pg *p, struct track *t, const struct pgw_msg *
 		t->mr = NULL;
 		return -ENOMEM;
 	}
-	pgw_row_description(m, f, n);
-	r = masking_plan_rows(t->mr, t->mk, pg_cat(p), t->plan ? &t->plan->p : NULL, f, n);
+	pgw_row_columns(m, f, n);
+	r = masking_plan_rows(t->mr, t->mk, pg_cat(p), t->plan ? &t->plan->p : NULL, f, n,
+			      &pgrow_datarow);
 	free(f);
 	if (r) {
 		free(t->mr);
@@ -784,8 +786,7 @@ static int mask_row(struct pg *p, struct track *t, const struct pgw_msg *m)
 	if (!t->mr || t->mr->copy)
 		return withhold(p, t, "hoop did not see the result's column description, so it "
 				      "cannot tell which columns to mask");
-	r = mask_datarow(t->mk->me, t->mr->cols, t->mr->ncols, m->body, m->len, &p->s->a.out,
-			 &t->mr->counts);
+	r = masking_rows(t->mr, t->mk, m->body, m->len, &p->s->a.out);
 	if (r == 0)
 		return 0;
 	if (r == 1)
@@ -823,6 +824,7 @@ static int mask_copy_start(struct pg *p, struct track *t, const struct pgw_msg *
 	if (r)
 		return withhold(p, t, "hoop cannot tell which columns this COPY carries, so it "
 				      "cannot mask them");
+	pgrow_copy_codec(&t->mr->codec, &t->mr->copy_opts);
 	return 0;
 }
 
@@ -834,8 +836,7 @@ static int mask_copy_data(struct pg *p, struct track *t, const struct pgw_msg *m
 		return 0;
 	if (!t->mr || !t->mr->copy)
 		return withhold(p, t, "COPY data without a COPY header");
-	r = mask_copydata(t->mk->me, t->mr->cols, t->mr->ncols, &t->mr->copy_opts, m->body, m->len,
-			  &p->s->a.out, &t->mr->counts);
+	r = masking_rows(t->mr, t->mk, m->body, m->len, &p->s->a.out);
 	if (r == 0)
 		return 0;
 	if (r == 1)
@@ -2489,8 +2490,8 @@ static int server_rows(struct pg *p, const struct pgw_msg *m)
 static int server_rowdesc(struct pg *p, const struct pgw_msg *m)
 {
 	struct pend *e = p->head;
-	struct pgw_field f[64];
-	int n = pgw_row_description(m, f, 64);
+	struct col_desc f[64];
+	int n = pgw_row_columns(m, f, 64);
 	struct track *t;
 
 	if (n < 0)

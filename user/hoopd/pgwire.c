@@ -153,6 +153,98 @@ int pgw_row_description(const struct pgw_msg *m, struct pgw_field *f, int max)
 	return pgw_done(&r) ? n : -1;
 }
 
+enum col_class pgw_type_class(uint32_t oid)
+{
+	switch (oid) {
+	case 18: /* "char" */
+	case 19: /* name */
+	case 25: /* text */
+	case 705: /* unknown */
+	case 1042: /* bpchar */
+	case 1043: /* varchar */
+		return COL_TEXT;
+	case 114: /* json */
+	case 3802: /* jsonb */
+		return COL_JSON;
+	case 142:
+		return COL_XML;
+	case 17:
+		return COL_BYTES;
+	case 16:
+		return COL_BOOL;
+	case 20: /* int8 */
+	case 21: /* int2 */
+	case 23: /* int4 */
+	case 26: /* oid */
+		return COL_INT;
+	case 1700:
+		return COL_NUMERIC;
+	case 700:
+	case 701:
+		return COL_FLOAT;
+	case 1082:
+		return COL_DATE;
+	case 1114:
+	case 1184:
+		return COL_TIMESTAMP;
+	case 1083:
+	case 1266:
+		return COL_TIME;
+	case 1186:
+		return COL_INTERVAL;
+	case 650: /* cidr */
+	case 869: /* inet */
+		return COL_INET;
+	case 2950:
+		return COL_UUID;
+	case 143: /* _xml */
+	case 199: /* _json */
+	case 1000 ... 1017: /* _bool ... _point */
+	case 1021 ... 1022: /* _float4, _float8 */
+	case 1028: /* _oid */
+	case 1040 ... 1041: /* _macaddr, _inet */
+	case 1115: /* _timestamp */
+	case 1182 ... 1183: /* _date, _time */
+	case 1185: /* _timestamptz */
+	case 1187: /* _interval */
+	case 1231: /* _numeric */
+	case 1270: /* _timetz */
+	case 2951: /* _uuid */
+	case 3807: /* _jsonb */
+		return COL_ARRAY;
+	default:
+		return COL_OTHER;
+	}
+}
+
+int pgw_row_columns(const struct pgw_msg *m, struct col_desc *c, int max)
+{
+	struct pgw_rd r;
+	int n;
+
+	pgw_rd_init(&r, m);
+	n = pgw_i16(&r);
+	if (r.bad || n < 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		struct col_desc x = {.engine = COL_ENGINE_PG};
+
+		x.name = pgw_str(&r, NULL);
+		x.table_id = (uint32_t)pgw_i32(&r);
+		x.column_no = pgw_i16(&r);
+		x.type = (uint32_t)pgw_i32(&r);
+		x.length = pgw_i16(&r);
+		x.type_mod = pgw_i32(&r);
+		x.format = pgw_i16(&r);
+		if (r.bad)
+			return -1;
+		x.cls = pgw_type_class(x.type);
+		if (i < max)
+			c[i] = x;
+	}
+	return pgw_done(&r) ? n : -1;
+}
+
 int pgw_error_fields(const struct pgw_msg *m, struct pgw_err_fields *e)
 {
 	struct pgw_rd r;

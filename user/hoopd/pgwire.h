@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "coldesc.h"
 
 #define PG_SSLREQUEST 80877103
 #define PG_GSSENCREQUEST 80877104
@@ -63,6 +64,10 @@ struct pgw_field {
 
 /* RowDescription: fills up to max fields; returns the count or -1 when malformed. */
 int pgw_row_description(const struct pgw_msg *m, struct pgw_field *f, int max);
+/* The same as the engine-neutral columns the record and masking APIs take (coldesc.h). */
+int pgw_row_columns(const struct pgw_msg *m, struct col_desc *c, int max);
+/* The class of a PostgreSQL type OID (COL_OTHER for one hoop does not classify). */
+enum col_class pgw_type_class(uint32_t type_oid);
 
 /* ErrorResponse / NoticeResponse: the fields hoopd reports. */
 struct pgw_err_fields {
