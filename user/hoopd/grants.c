@@ -70,13 +70,3 @@ void grants_expire(void)
 		}
 	}
 }
-
-void grants_clear(void)
-{
-	while (g_grants) {
-		struct grant *g = g_grants;
-
-		g_grants = g->next;
-		free(g);
-	}
-}

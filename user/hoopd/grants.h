@@ -20,7 +20,5 @@ int grants_covers(const char *owner, const char *text, size_t len);
 int grants_add(const char *key, const char *owner, int64_t for_ms);
 /* Drop expired grants (on the daemon's tick). */
 void grants_expire(void);
-/* Drop every grant (tests, shutdown). */
-void grants_clear(void);
 
 #endif
