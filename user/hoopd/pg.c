@@ -428,8 +428,11 @@ static int refuse_as(struct pg *p, char kind, const char *stmt_name, const struc
 	struct pend *e;
 
 	if (kind == 'Q' && !p->head && p->tx == 'I') {
-		struct ev_error ee = {.seq = p->g.seq, .severity = "ERROR", .sqlstate = rf->sqlstate,
-				      .message = rf->message, .from_hoopd = 1};
+		struct ev_error ee = {.seq = p->g.seq,
+				      .severity = "ERROR",
+				      .sqlstate = rf->sqlstate,
+				      .message = rf->message,
+				      .from_hoopd = 1};
 
 		ev_error(s, &ee);
 		if (pgw_put_error_at(&s->a.out, "ERROR", rf->sqlstate, rf->message, rf->detail,
@@ -1467,8 +1470,9 @@ static int query_prepare(struct pg *p, struct query *q, const char *sql, size_t 
 		sql_names(t->text, t->len, &q->ns[i]);
 		if (q->ns[i].kind == NK_EXECUTE)
 			t->execute = q->ns[i].name;
-		q->copy_cand |= may_copy_in(t->text, t->len) ||
-				(q->ns[i].kind == NK_EXECUTE && text_may_copy_in(p, t->text, t->len, 0));
+		if (may_copy_in(t->text, t->len) ||
+		    (q->ns[i].kind == NK_EXECUTE && text_may_copy_in(p, t->text, t->len, 0)))
+			q->copy_cand = 1;
 	}
 	return 0;
 }
@@ -2479,8 +2483,9 @@ static int server_rows(struct pg *p, const struct pgw_msg *m)
 		if (masking_enabled()) /* it started before a reload turned masking on */
 			return withhold(p, t, "masking was turned on while it ran");
 	} else if (masking_enabled()) {
-		return withhold(p, NULL, m->type == 'D' ? "rows hoop cannot tie to a statement"
-							: "COPY data hoop cannot tie to a statement");
+		return withhold(p, NULL,
+				m->type == 'D' ? "rows hoop cannot tie to a statement"
+					       : "COPY data hoop cannot tie to a statement");
 	}
 	return to_agent(p, m);
 }
