@@ -4,6 +4,7 @@
 #   make deps                      install missing Debian packages (idempotent, silent if none)
 #   make test                      install, build, run every test (as root)
 #   make unit                      build and run the unit tests (with SANITIZE= too)
+#   make check-includes            no include cycle between modules (tests/check_includes.py)
 #   make unit-maskplan             masking provenance cases (tests/unit/maskplan/)
 #   make unit-sqlshape             statement shapes: same shape, same facts and plan
 #   make unit-mask                 the masking unit tests (with SANITIZE= too)
@@ -27,8 +28,15 @@ ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 
 CFLAGS ?= -O2 -g
+# hoopd's modules are the folders under user/hoopd/ (docs/architecture.md): every folder that
+# holds sources is one, gets one -I, and is compiled whole, so moving or adding a file needs no
+# edit here. Sources say #include "name.h", never a path.
+HOOPD_DIRS := $(sort $(patsubst %/,%,$(dir $(wildcard user/hoopd/*.[ch] user/hoopd/*/*.[ch] \
+		user/hoopd/*/*/*.[ch]))))
+HOOPD_INC := $(addprefix -I,$(HOOPD_DIRS))
+
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation -D_GNU_SOURCE \
-	  -Iinclude -Iuser/common -Iuser/hoopd -I$(OUT) $(SAN_FLAGS)
+	  -Iinclude -Iuser/common $(HOOPD_INC) -I$(OUT) $(SAN_FLAGS)
 LDFLAGS += $(SAN_FLAGS)
 LDLIBS := -lbpf -lelf -lz -ldeflate -lyaml -ljson-c -lpg_query -lpq -lhs -lssl -lcrypto -lpthread $(shell pkg-config --libs libnl-3.0 2>/dev/null || echo -lnl-3)
 CFLAGS += $(shell pkg-config --cflags libnl-3.0 2>/dev/null || echo -I/usr/include/libnl3)
@@ -45,15 +53,30 @@ Q := @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
+# libhoop.a: what hoopd and hoopctl share, so that `hoopctl policy check|test` loads, judges
+# and plans with hoopd's own code (the policy loader, rules, the verdict, SQL facts, masking
+# plans and the catalog model). It is made of whole module folders (LIB_DIRS); a binary takes
+# from it only the objects it calls.
+LIB_DIRS := user/hoopd/sql user/hoopd/policy user/hoopd/mask
+LIB_SRC := $(wildcard $(addsuffix /*.c,$(LIB_DIRS)))
+# relayout: flat begin (the flat tree names them; relayout.sh deletes this once there are folders)
+ifeq ($(LIB_SRC),)
+LIB_SRC := $(wildcard $(addprefix user/hoopd/,policy*.c rules*.c judge*.c sql*.c dialect*.c \
+	   maskplan*.c grantkey.c catalog.c))
+endif
+# relayout: flat end
+
 COMMON_SRC := $(wildcard user/common/*.c)
-HOOPD_SRC := $(wildcard user/hoopd/*.c)
+HOOPD_SRC := $(filter-out $(LIB_SRC),$(wildcard $(addsuffix /*.c,$(HOOPD_DIRS))))
 HOOPCTL_SRC := $(wildcard user/hoopctl/*.c)
 COMMON_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(COMMON_SRC))
 HOOPD_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(HOOPD_SRC))
 HOOPCTL_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(HOOPCTL_SRC))
-HEADERS := $(wildcard include/*.h user/common/*.h user/hoopd/*.h)
+LIB_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(LIB_SRC))
+LIB := $(OUT)/libhoop.a
+HEADERS := $(wildcard include/*.h user/common/*.h $(addsuffix /*.h,$(HOOPD_DIRS)))
 
-.PHONY: all deps test test-unit test-e2e unit unit-pg unit-mask fuzz demo clean fmt
+.PHONY: all deps test test-unit test-e2e unit unit-pg unit-gate unit-mask fuzz demo clean fmt
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -61,6 +84,14 @@ all: $(OUT)/hoopd $(OUT)/hoopctl $(OUT)/hoop.bpf.o
 
 deps:
 	$(Q)scripts/deps.sh all
+
+# Modules (folders) include each other's headers in one direction only: the script prints a
+# cycle with the includes that make it, and "includes: N passed, M failed".
+.PHONY: check-includes
+check-includes:
+	$(Q)/usr/bin/python3 tests/check_includes.py --self-test >/dev/null || \
+		/usr/bin/python3 tests/check_includes.py --self-test
+	$(Q)/usr/bin/python3 tests/check_includes.py
 
 $(OUT)/hoop.bpf.o: bpf/hoop.bpf.c $(wildcard bpf/lib/*.h) include/hoop_bpf.h | $(OUT)
 	$(call msg,BPF,$@)
@@ -70,23 +101,24 @@ $(OUT)/hoop.skel.h: $(OUT)/hoop.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name hoop_bpf > $@
 
-$(OUT)/obj/%.o: user/%.c $(HEADERS) $(OUT)/hoop.skel.h
+$(OUT)/obj/%.o: user/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-$(OUT)/hoopd: $(HOOPD_OBJ) $(COMMON_OBJ)
+# Only the BPF loader includes the generated skeleton.
+$(filter %/bpfctl.o,$(HOOPD_OBJ)): $(OUT)/hoop.skel.h
+
+# Remade when the Makefile changes too: that is where its list of objects can change.
+$(LIB): $(LIB_OBJ) Makefile
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $(LIB_OBJ)
+
+$(OUT)/hoopd: $(HOOPD_OBJ) $(COMMON_OBJ) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-# hoopctl's `policy check|test` run hoopd's own loader and rules.
-HOOPCTL_SHARED := $(OUT)/obj/hoopd/policy.o $(OUT)/obj/hoopd/sqlfacts.o $(OUT)/obj/hoopd/rules.o \
-		  $(OUT)/obj/hoopd/policy_yaml.o \
-		  $(OUT)/obj/hoopd/maskplan.o $(OUT)/obj/hoopd/catalog.o $(OUT)/obj/hoopd/judge.o \
-		  $(OUT)/obj/hoopd/maskplan_scope.o $(OUT)/obj/hoopd/maskplan_expr.o \
-		  $(OUT)/obj/hoopd/maskplan_stmt.o
-
-$(OUT)/hoopctl: $(HOOPCTL_OBJ) $(COMMON_OBJ) $(HOOPCTL_SHARED)
+$(OUT)/hoopctl: $(HOOPCTL_OBJ) $(COMMON_OBJ) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
@@ -100,6 +132,12 @@ $(OUT)/tools/%: tests/tools/%.c
 	$(Q)$(CC) $(CFLAGS) $< -lcrypto -o $@
 
 TOOLS := $(patsubst tests/tools/%.c,$(OUT)/tools/%,$(wildcard tests/tools/*.c))
+
+# The SQL dialect (dialect.h: PostgreSQL's, dialect_pg.c) and the modules it is made of: what
+# hoopd, hoopctl and the unit tests split, judge and plan statements with.
+DIALECT_SRC := user/hoopd/dialect_pg.c user/hoopd/sqlfacts.c user/hoopd/maskplan.c \
+	       user/hoopd/maskplan_scope.c user/hoopd/maskplan_expr.c user/hoopd/maskplan_stmt.c \
+	       user/hoopd/catalog.c user/hoopd/sqlshape.c user/hoopd/sqlsize.c user/hoopd/grantkey.c
 
 # Unit tests (tests/unit/): built straight from the sources they test, so they need neither the
 # BPF toolchain nor the skeleton. Cases for the policy loader are files in tests/unit/policy/.
@@ -124,6 +162,14 @@ $(OUT)/unit/test_grantkey: tests/unit/test_grantkey.c tests/unit/harness.h user/
 	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< user/hoopd/grantkey.c user/hoopd/sqlfacts.c \
 		-ljson-c -lpg_query -lcrypto -o $@
 
+# The SQL dialect (dialect.h): splitting, lexing under the session's settings, and grammar
+# errors as a real PostgreSQL 15 words them (tests/unit/sqlerror.cases, recorded from one by
+# tests/unit/sqlerror_record.py).
+$(OUT)/unit/test_dialect: tests/unit/test_dialect.c tests/unit/harness.h $(DIALECT_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(DIALECT_SRC) -ljson-c -lpg_query -lcrypto -o $@
+
 # The audit trail's format (trail.h): names, chain, checkpoint MAC, key, line reader; and the
 # records' timestamp (isotime.h).
 TRAIL_UNIT_SRC := user/common/trail.c user/common/isotime.c
@@ -135,7 +181,9 @@ $(OUT)/unit/test_trail: tests/unit/test_trail.c tests/unit/harness.h $(TRAIL_UNI
 
 # One summary line for all (tests/run.sh reads the last "unit: N passed, M failed").
 unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey \
-      $(OUT)/unit/test_trail
+      $(OUT)/unit/test_dialect $(OUT)/unit/test_trail
+	$(Q)$(OUT)/unit/test_dialect tests/unit/sqlerror.cases >$(OUT)/unit/test_dialect.log 2>&1 || \
+		{ cat $(OUT)/unit/test_dialect.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)rm -rf $(OUT)/unit/trail-scratch
 	$(Q)$(OUT)/unit/test_trail $(OUT)/unit/trail-scratch >$(OUT)/unit/test_trail.log 2>&1 || \
 		{ cat $(OUT)/unit/test_trail.log; echo "unit: 0 passed, 1 failed"; exit 1; }
@@ -162,11 +210,14 @@ unit-events: $(OUT)/unit/test_events
 	$(Q)rm -rf $(OUT)/unit/events-state && $< $(OUT)/unit/events-state
 
 # The PostgreSQL engine's mechanics, with a test verdict callback and the relay stubbed out.
-PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/pgwire.c user/hoopd/events.c $(AUDIT_SRC) \
+PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/gate.c user/hoopd/pgwire.c user/hoopd/events.c \
+	       $(AUDIT_SRC) \
 	       user/common/isotime.c \
-	       user/common/buf.c $(wildcard user/hoopd/mask*.c) user/hoopd/pgrow.c user/hoopd/catalog.c \
+	       user/common/buf.c $(wildcard user/hoopd/mask*.c) user/hoopd/pgrow.c \
+	       user/hoopd/catalog.c \
 	       user/hoopd/sqlshape.c user/hoopd/sqlsize.c user/hoopd/stmtcache.c user/common/json.c \
-	       user/common/log.c user/hoopd/pgerrcodes.c user/hoopd/sqlfacts.c
+	       user/common/log.c user/hoopd/pgerrcodes.c user/hoopd/sqlfacts.c \
+	       user/hoopd/dialect_pg.c user/hoopd/grantkey.c
 
 $(OUT)/unit/test_pg: tests/unit/test_pg.c tests/unit/harness.h $(PG_UNIT_SRC) $(HEADERS) \
 		     $(wildcard user/hoopd/*.h)
@@ -177,16 +228,31 @@ $(OUT)/unit/test_pg: tests/unit/test_pg.c tests/unit/harness.h $(PG_UNIT_SRC) $(
 unit-pg: $(OUT)/unit/test_pg
 	$(Q)rm -rf $(OUT)/unit/pg-state && $< $(OUT)/unit/pg-state
 
+# The statement gate, driven by the smallest engine there is (tests/unit/fake_engine.c: what a
+# new protocol must implement); the verdict, the trail and masking are the test's stand-ins.
+GATE_UNIT_SRC := user/hoopd/gate.c user/hoopd/stmtcache.c user/hoopd/sqlshape.c \
+		 user/common/buf.c tests/unit/fake_engine.c
+
+$(OUT)/unit/test_gate: tests/unit/test_gate.c tests/unit/harness.h $(GATE_UNIT_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(GATE_UNIT_SRC) -lpg_query -o $@
+
+.PHONY: unit-gate
+unit-gate: $(OUT)/unit/test_gate
+	$(Q)$<
+
 # Policy rules on PostgreSQL's parse tree, case by case: each tests/unit/rules/*.cases file is
 # judged against its policy (the default policy, and a small one for when, default and
 # precedence) with the same split, facts and rules as hoopd.
-RULES_UNIT_SRC := user/hoopd/policy.c user/hoopd/policy_yaml.c user/hoopd/sqlfacts.c user/hoopd/rules.c \
-		  user/common/json.c
+RULES_UNIT_SRC := user/hoopd/policy.c user/hoopd/policy_yaml.c user/hoopd/rules.c \
+		  user/common/json.c $(DIALECT_SRC)
 
 $(OUT)/unit/test_rules: tests/unit/test_rules.c tests/unit/harness.h $(RULES_UNIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(RULES_UNIT_SRC) -lyaml -ljson-c -lpg_query -lhs -o $@
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(RULES_UNIT_SRC) -lyaml -ljson-c -lpg_query -lhs \
+		-lcrypto -o $@
 
 # Each cases file with the policy it is written for.
 RULES_CASES := policies/hipaa-agents.yaml tests/unit/rules/hipaa.cases \
@@ -195,9 +261,7 @@ RULES_CASES := policies/hipaa-agents.yaml tests/unit/rules/hipaa.cases \
 # `hoopctl policy test` and hoopd's verdict point give every case of every cases file the same
 # verdict, rule and message (with the policy's approvers, and without).
 VERDICT_UNIT_SRC := $(RULES_UNIT_SRC) user/hoopd/verdict.c user/hoopd/judge.c \
-		    user/hoopd/maskplan.c user/hoopd/maskplan_scope.c user/hoopd/maskplan_expr.c \
-		    user/hoopd/maskplan_stmt.c user/hoopd/catalog.c user/hoopctl/policy.c \
-		    user/hoopctl/disp.c
+		    user/hoopd/grants.c user/hoopctl/policy.c user/hoopctl/disp.c
 
 $(OUT)/unit/test_verdict: tests/unit/test_verdict.c tests/unit/test_rules.c tests/unit/harness.h \
 			  $(VERDICT_UNIT_SRC) $(HEADERS)
@@ -282,7 +346,7 @@ FUZZ_SECONDS ?= 20
 FUZZ_KNOWN_BUGS ?= 0
 FUZZ_OUT := build/fuzz
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
-	       -Iinclude -Iuser/common -Iuser/hoopd \
+	       -Iinclude -Iuser/common $(HOOPD_INC) \
 	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 # Masking provenance over any SQL text, with the unit test's catalog and policy.
@@ -317,6 +381,13 @@ $(FUZZ_OUT)/fuzz_sqlsize: fuzz/fuzz_sqlsize.c fuzz/fuzz_require.h user/hoopd/sql
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/sqlsize.c -lpg_query -o $@
+
+# The SQL dialect on any text: settings restored, texts that do not depend on them read alike
+# under both, the split and the grammar error agreeing (fuzz/fuzz_dialect.c).
+$(FUZZ_OUT)/fuzz_dialect: fuzz/fuzz_dialect.c fuzz/fuzz_require.h $(DIALECT_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CLANG,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(DIALECT_SRC) -ljson-c -lpg_query -lcrypto -o $@
 
 # The PostgreSQL engine, one target per direction (pg_agent, pg_server), built from the unit
 # test's sources; the harness (fuzz/pg_fuzz.c) stands in for the relay and the audit trail.
@@ -367,7 +438,7 @@ endef
 fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agent \
       $(FUZZ_OUT)/fuzz_pg_server $(FUZZ_OUT)/fuzz_pg_states $(FUZZ_OUT)/fuzz_maskplan \
       $(FUZZ_OUT)/fuzz_mask_datarow $(FUZZ_OUT)/fuzz_sqlshape $(FUZZ_OUT)/fuzz_audit_record \
-      $(FUZZ_OUT)/fuzz_sqlsize
+      $(FUZZ_OUT)/fuzz_sqlsize $(FUZZ_OUT)/fuzz_dialect
 	$(call fuzz_run,policy,-artifact_prefix=$(FUZZ_OUT)/ -dict=fuzz/policy.dict)
 	$(call fuzz_run,sqlfacts,-artifact_prefix=$(FUZZ_OUT)/sqlfacts- -max_len=4096)
 	$(call fuzz_run,pg_agent,-artifact_prefix=$(FUZZ_OUT)/pg_agent- -dict=fuzz/pg.dict)
@@ -378,6 +449,7 @@ fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agen
 	$(call fuzz_run,sqlshape,-artifact_prefix=$(FUZZ_OUT)/sqlshape- -dict=fuzz/maskplan.dict -max_len=1024)
 	$(call fuzz_run,audit_record,-artifact_prefix=$(FUZZ_OUT)/audit_record- -dict=fuzz/audit.dict -max_len=4096)
 	$(call fuzz_run,sqlsize,-artifact_prefix=$(FUZZ_OUT)/sqlsize- -dict=fuzz/maskplan.dict -max_len=2048)
+	$(call fuzz_run,dialect,-artifact_prefix=$(FUZZ_OUT)/dialect- -dict=fuzz/maskplan.dict -max_len=1024)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(TOOLS)

@@ -5,9 +5,9 @@
  * forwards (startup, trust, password or SCRAM authentication, queries, the extended protocol,
  * COPY, FunctionCall, the poison), and its answers reach pg_engine.server_data sooner or later.
  * Statements are judged by the test verdict (pg_fuzz.h), so denials, poisons and holds happen;
- * a hold ends by approval, refusal, pg_fail_held, pg_cancel_held or a CancelRequest on a second
- * connection. The audit trail refuses records by decision. Besides crashes, leaks and sanitizer
- * reports, these are bugs:
+ * a hold ends by approval, refusal, pg_engine.fail_held or .cancel_held, or a CancelRequest on a
+ * second connection. The audit trail refuses records by decision. Besides crashes, leaks and
+ * sanitizer reports, these are bugs:
  *   - anything queued for either peer that does not frame, or an ill-formed message that hoopd
  *     or the model vouches for; an audit record that is not strict JSON;
  *   - a Query, Parse or FunctionCall reaching a ready database that the verdict did not allow
@@ -667,15 +667,15 @@ static void decide_hold(uint8_t d, int may_wait)
 	if (d < 64 && may_wait)
 		return;
 	if (d < 128)
-		r = pg_resume_held(&A.s, VERDICT_ALLOW, NULL);
+		r = pg_engine.resume_held(A.s.est, VERDICT_ALLOW, NULL);
 	else if (d < 160)
-		r = pg_resume_held(&A.s, VERDICT_DENY, NULL);
+		r = pg_engine.resume_held(A.s.est, VERDICT_DENY, NULL);
 	else if (d < 176)
-		r = pg_resume_held(&A.s, VERDICT_DENY, "an approver said no \xff\xfe");
+		r = pg_engine.resume_held(A.s.est, VERDICT_DENY, "an approver said no \xff\xfe");
 	else if (d < 192)
-		r = pg_fail_held(&A.s, "57P01", "terminating connection due to shutdown");
+		r = pg_engine.fail_held(A.s.est, "57P01", "terminating connection due to shutdown");
 	else if (d < 224)
-		r = pg_cancel_held(&A.s);
+		r = pg_engine.cancel_held(A.s.est);
 	else
 		cancel_from_elsewhere();
 	REQUIRE(r == 0);

@@ -196,13 +196,13 @@ static void decide_hold(uint8_t d)
 	if (d < 64)
 		return; /* still waiting for an approver */
 	if (d < 128)
-		r = pg_resume_held(&S.s, VERDICT_ALLOW, NULL);
+		r = pg_engine.resume_held(S.s.est, VERDICT_ALLOW, NULL);
 	else if (d < 160)
-		r = pg_resume_held(&S.s, VERDICT_DENY, NULL);
+		r = pg_engine.resume_held(S.s.est, VERDICT_DENY, NULL);
 	else if (d < 192)
-		r = pg_fail_held(&S.s, "57014", "canceling statement due to statement timeout");
+		r = pg_engine.fail_held(S.s.est, "57014", "canceling statement due to statement timeout");
 	else
-		r = pg_cancel_held(&S.s);
+		r = pg_engine.cancel_held(S.s.est);
 	REQUIRE(r == 0);
 	REQUIRE(!S.s.held);
 }

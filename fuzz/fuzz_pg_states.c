@@ -831,7 +831,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	r->style = MASK_PARTIAL;
 	r->keep_last = 4;
 	pol.masking.nrules = 1;
-	if (masking_load(&pol, g_dir, err, sizeof(err))) {
+	if (masking_load(&pol.masking, g_dir, err, sizeof(err))) {
 		fprintf(stderr, "masking_load: %s\n", err);
 		abort();
 	}

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Run every test hoop has, as root: unit tests (plain and with ASan+UBSan), bounded fuzzing of
+# Run every test hoop has, as root: the include graph between modules (no cycles), unit tests (plain and with ASan+UBSan), bounded fuzzing of
 # every parser, and the end-to-end suites with real BPF, real cgroups, real PostgreSQL (plain
 # build, then the sanitizer build), the node image with the pod and the spine and PostgreSQL
 # suites run from it (tests/image/), then the BPF end-to-end suite again in a VM on Linux 6.1
@@ -39,9 +39,11 @@ suite() {
 	total_fail=$((total_fail + f))
 }
 
+suite includes make --no-print-directory check-includes
 suite unit make --no-print-directory unit
 suite unit-sanitizers make --no-print-directory SANITIZE=address,undefined unit
 suite unit-pg make --no-print-directory unit-pg
+suite unit-gate make --no-print-directory unit-gate
 suite unit-rules make --no-print-directory unit-rules
 suite unit-events make --no-print-directory unit-events
 suite unit-events-sanitizers make --no-print-directory SANITIZE=address,undefined unit-events
@@ -53,6 +55,7 @@ suite unit-maskplan-sanitizers make --no-print-directory SANITIZE=address,undefi
 suite unit-sqlshape make --no-print-directory unit-sqlshape
 suite unit-sqlshape-sanitizers make --no-print-directory SANITIZE=address,undefined unit-sqlshape
 suite unit-pg-sanitizers make --no-print-directory SANITIZE=address,undefined unit-pg
+suite unit-gate-sanitizers make --no-print-directory SANITIZE=address,undefined unit-gate
 # Each libFuzzer target runs FUZZ_SECONDS over its corpus; any crash fails make fuzz.
 suite fuzz bash -c 'n=$(ls fuzz/fuzz_*.c | wc -l)
 	if make --no-print-directory fuzz; then echo "fuzz: $n passed, 0 failed"

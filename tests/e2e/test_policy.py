@@ -89,10 +89,12 @@ def test_evasive_spellings_are_denied(ctx):
                 "select pg_catalog.pg_read_file('/etc/hostname')",
                 "select * from notes, lateral (select pg_ls_dir('.')) d",
                 "set role postgres",
-                "prepare p1 as delete from patients",
-                "selec * fro patients"):
+                "prepare p1 as delete from patients"):
         r = agent_psql(ctx, sql)
         check("ERROR:  hoop:" in r.stderr, "not denied: %s\n%s" % (sql, r.stderr + r.stdout))
+    # text the grammar rejects is refused with the grammar's own error (see below)
+    r = agent_psql(ctx, "selec * fro patients")
+    check("ERROR:  syntax error at or near" in r.stderr, r.stderr + r.stdout)
     check(direct(ctx, "select count(*), count(ssn) from patients") == "50|50", "a denied statement ran")
 
 
@@ -274,7 +276,9 @@ def bypass_attempts(ctx):
                 "select max((select string_agg(ssn, ',') from patients))",
                 "select 1; selec 2; drop table patients"):
         r = agent_psql(ctx, "begin", sql, "rollback")
-        check("ERROR:  hoop:" in r.stderr, "not refused: %s\n%s%s" % (sql[:80], r.stdout, r.stderr))
+        # (text the grammar rejects is refused with the grammar's own error)
+        check("ERROR:  hoop:" in r.stderr or "ERROR:  syntax error" in r.stderr,
+              "not refused: %s\n%s%s" % (sql[:80], r.stdout, r.stderr))
         check("P1" not in r.stdout and "localhost" not in r.stdout, "data came back: " + r.stdout[:200])
 
 
@@ -309,6 +313,122 @@ def test_hot_reload_under_load(ctx):
     check(st["connections_upstream_failed"] == 0, st)
 
 
+def test_standard_conforming_strings_off_judged_as_the_server_reads_it(ctx):
+    # With standard_conforming_strings off the server reads '...' strings with backslash
+    # escapes: 'a\' || '; drop table x; --' is one string and then a DROP TABLE to it. hoopd
+    # follows the session's setting (the server's ParameterStatus), so such a statement is
+    # judged by what it does: allowed like its standard-strings twin, denied when it drops a
+    # table, masked when it reads a masked column. (Before the dialect seam hoopd read every
+    # text with standard strings: the first was refused as unparseable, the DROP ran.)
+    direct(ctx, "create table if not exists scs_victim (id int)")
+    r = agent_psql(ctx, "set standard_conforming_strings = off",
+                   r"select 'it\'s ' || id from notes where id = 1",
+                   r"select 'a\' || '; drop table scs_victim; --'",
+                   r"select 'x\'y' as t, ssn from patients where id = 1 limit 1",
+                   r"select 'back\\slash\'s'")
+    out = r.stdout.splitlines()
+    check("it's 1" in out, "an escaped string was not judged as the server reads it: %r %s"
+          % (out, r.stderr))
+    check("destructive DDL" in r.stderr, "the hidden DROP TABLE was not denied: " + r.stderr)
+    check(direct(ctx, "select count(*) from pg_tables where tablename = 'scs_victim'") == "1",
+          "the DROP TABLE hidden in an escaped string ran")
+    masked = [l for l in out if l.startswith("x'y|")]
+    check(masked and masked[0] != "x'y|000000001" and masked[0].endswith("0001"),
+          "ssn not masked (partial) under escape strings: %r" % out)
+    check("back\\slash's" in out, "escaped backslash: %r" % out)
+    ev = [e for e in events(ctx) if e["kind"] == "statement" and "scs_victim" in e.get("text", "")]
+    check(ev and ev[-1]["verdict"] == "deny" and ev[-1]["reason"] == "no-destructive-ddl", ev)
+
+    # Pipelined behind the SET that turns escapes on or off, a text that reads differently
+    # under the two values waits for the server's answer (its new ParameterStatus) first.
+    code = r"""
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+body = struct.pack("!i", 196608) + b"user\0postgres\0database\0clinical\0\0"
+s.sendall(struct.pack("!i", len(body) + 4) + body)
+def until(n):
+    buf = b""
+    while buf.count(b"Z\x00\x00\x00\x05") < n:
+        d = s.recv(65536)
+        if not d: break
+        buf += d
+    return buf
+until(1)
+def q(t):
+    t = t.encode() + b"\0"
+    return b"Q" + struct.pack("!i", len(t) + 4) + t
+s.sendall(q("set standard_conforming_strings = off") +
+          q("select 'a\\' || '; drop table scs_victim; --'"))
+r = until(2)
+print(b"destructive DDL" in r)
+# and back: the same text after SET ... = on is two string constants, allowed
+s.sendall(q("set standard_conforming_strings = on") +
+          q("select 'a\\' || '; drop table scs_victim; --'"))
+r = until(2)
+print(b"destructive DDL" in r, b"; drop table scs_victim; --" in r)
+"""
+    r = ctx.cg.run([PY, "-c", code, str(ctx.pg.port)])
+    check(r.stdout.split() == ["True", "False", "True"], r.stdout + r.stderr)
+    check(direct(ctx, "select count(*) from pg_tables where tablename = 'scs_victim'") == "1",
+          "the pipelined DROP TABLE hidden in an escaped string ran")
+
+
+def test_syntax_error_answered_as_the_server_would(ctx):
+    # Text PostgreSQL's grammar rejects is refused (on_parse_error: deny), and the agent gets
+    # what the server would have said: SQLSTATE 42601, the grammar's message and the position
+    # psql draws as LINE n: ... ^, so an agent can correct its query. Same bytes on stderr as
+    # psql connected directly; the record says hoop refused it unparsed.
+    def psql(run, sql=None, script=None):
+        argv = ["psql", "-h", "127.0.0.1", "-p", str(ctx.pg.port), "-U", "postgres", "-d",
+                "clinical", "-X"]
+        argv += ["-c", sql] if sql is not None else ["-f", "-"]
+        if run is None:
+            return subprocess.run(argv, input=script, capture_output=True, text=True)
+        return run(argv, input=script)
+
+    for sql in ("selec * fro patients",
+                "select * from patients where",
+                "select id, name from notes order by id collate",
+                "select 1 +",
+                "select * from patients\nwhere id = 1 and and ssn = 'x'",
+                "select 'é' || 'ü', * fro notes",
+                "select 1; selec 2"):
+        direct_r = psql(None, sql)
+        agent_r = psql(ctx.cg.run, sql)
+        check("ERROR:  syntax error" in direct_r.stderr and "LINE" in direct_r.stderr,
+              direct_r.stderr)
+        check(agent_r.stderr == direct_r.stderr,
+              "%r: through hoopd\n%s\ndirectly\n%s" % (sql, agent_r.stderr, direct_r.stderr))
+    ev = [e for e in events(ctx) if e["kind"] == "statement" and e.get("text") == "select 1 +"]
+    check(ev and ev[-1]["verdict"] == "deny" and ev[-1].get("refused") == "unparsed" and
+          ev[-1].get("parse_error") is True and ev[-1].get("reason") == "on_parse_error", ev)
+    # inside a transaction (hoopd's poison answers in its place) and after it
+    script = "begin;\nselect 1;\nselec 2 from notes;\nselect 3;\nrollback;\n"
+    direct_r = psql(None, script=script)
+    agent_r = psql(ctx.cg.run, script=script)
+    check(agent_r.stderr == direct_r.stderr and agent_r.stdout == direct_r.stdout,
+          "in a transaction, through hoopd\n%s%s\ndirectly\n%s%s"
+          % (agent_r.stdout, agent_r.stderr, direct_r.stdout, direct_r.stderr))
+    # the extended protocol: the same error fields for a Parse
+    code = r"""
+import psycopg, sys
+c = psycopg.connect(sys.argv[1], autocommit=True)
+try:
+    c.execute("select %s as x fro notes", (1,))
+except psycopg.Error as e:
+    print(e.sqlstate, e.diag.message_primary, e.diag.statement_position)
+"""
+    dsn = "host=127.0.0.1 port=%d user=postgres dbname=clinical" % ctx.pg.port
+    direct_r = subprocess.run([PY, "-c", code, dsn], capture_output=True, text=True)
+    agent_r = ctx.cg.run([PY, "-c", code, dsn])
+    check(direct_r.stdout.startswith("42601 syntax error") and agent_r.stdout == direct_r.stdout,
+          "Parse: through hoopd %r, directly %r %s" % (agent_r.stdout, direct_r.stdout,
+                                                      agent_r.stderr))
+    # a rule's refusal keeps hoop's message
+    r = agent_psql(ctx, "drop table notes")
+    check("ERROR:  hoop: destructive DDL" in r.stderr and "LINE" not in r.stderr, r.stderr)
+
+
 def test_hoopd_stops_cleanly_without_sanitizer_reports(ctx):
     check_clean_stop(ctx.hd, ctx.cg.path)
 
@@ -325,6 +445,8 @@ TESTS = [
     test_approval_rules_refuse_at_once_without_approvers,
     test_bypass_attempts_found_in_review,
     test_hot_reload_under_load,
+    test_standard_conforming_strings_off_judged_as_the_server_reads_it,
+    test_syntax_error_answered_as_the_server_would,
     test_hoopd_stops_cleanly_without_sanitizer_reports,
 ]
 

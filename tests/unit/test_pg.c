@@ -536,7 +536,7 @@ static void masking_on(void)
 	r->style = MASK_PARTIAL;
 	r->keep_last = 4;
 	pol.masking.nrules = 1;
-	if (masking_load(&pol, g_state_dir, err, sizeof(err)))
+	if (masking_load(&pol.masking, g_state_dir, err, sizeof(err)))
 		fprintf(stderr, "masking_load: %s\n", err);
 	CHECK(masking_enabled());
 }
@@ -1234,7 +1234,7 @@ static void test_reload_replans_a_kept_statement(void)
 	pol.masking.rules[1].style = MASK_PARTIAL;
 	pol.masking.rules[1].keep_last = 4;
 	pol.masking.nrules = 2;
-	CHECK_EQ_INT(masking_load(&pol, g_state_dir, err, sizeof(err)), 0);
+	CHECK_EQ_INT(masking_load(&pol.masking, g_state_dir, err, sizeof(err)), 0);
 	bind0(&b, "", "s");
 	execute(&b, "");
 	sync_msg(&b);
@@ -1323,7 +1323,7 @@ static void test_hold_parks_then_runs_once_allowed(void)
 	CHECK_EQ_INT(pgw_frame(buf_head(&S.a.out), S.a.out.len, 0, 1 << 20, &m, &why), PGW_OK);
 	CHECK(m.type == 'N' && memmem(m.body, m.len, "waiting for approval a-test-", 28));
 	CHECK_STREQ(types(&S.a.out, 0), "N");
-	CHECK_EQ_INT(pg_resume_held(&S, VERDICT_ALLOW, NULL), 0);
+	CHECK_EQ_INT(pg_engine.resume_held(S.est, VERDICT_ALLOW, NULL), 0);
 	CHECK(!S.held);
 	CHECK_STREQ(types(&S.s.out, 0), "Q");
 }
@@ -1333,7 +1333,7 @@ static void test_hold_denied(void)
 	to_ready();
 	agent(q_hold);
 	CHECK_STREQ(types(&S.a.out, 0), "N");
-	CHECK_EQ_INT(pg_resume_held(&S, VERDICT_DENY, "an approver said no"), 0);
+	CHECK_EQ_INT(pg_engine.resume_held(S.est, VERDICT_DENY, "an approver said no"), 0);
 	CHECK_STREQ(types(&S.s.out, 0), "");
 	CHECK_STREQ(types(&S.a.out, 0), "EZ");
 	CHECK_STREQ(err_state, "42501");
@@ -1401,7 +1401,7 @@ static void test_poison_query_in_a_failed_batch_is_not_answered(void)
 	agent(q_hold);
 	CHECK(S.held);
 	CHECK_STREQ(types(&S.a.out, 0), "N");
-	CHECK_EQ_INT(pg_cancel_held(&S), 0);
+	CHECK_EQ_INT(pg_engine.cancel_held(S.est), 0);
 	CHECK_STREQ(types(&S.s.out, 0), "Q"); /* the poison, in the Query's place */
 	err_msg_b(&b, "42883"); /* the poisoned Parse fails; B and Q are ignored */
 	from_server(&b);

@@ -1,9 +1,9 @@
 /*
  * Policy rules judged on PostgreSQL's parse tree, case by case: each case is one SQL string, the
- * verdict and the deciding rule a policy must give it. The string is split into statements as
- * hoopctl's `policy test` and hoopd split a simple Query (libpg_query's parser, falling back to
- * the whole text as one statement when the grammar rejects it), and each
- * statement goes through sqlfacts_analyze and rules_evaluate, exactly what hoopd runs.
+ * verdict and the deciding rule a policy must give it. The string is split into statements by
+ * the dialect's split (dialect.h), as hoopctl's `policy test` and hoopd split a simple Query
+ * (the whole text is one statement when the grammar rejects it), and each statement goes
+ * through the dialect's facts and rules_evaluate, exactly what hoopd runs.
  *
  * Usage: test_rules POLICY_FILE CASES_FILE [POLICY_FILE CASES_FILE ...]
  *
@@ -14,8 +14,9 @@
  *   VERDICT   allow, audit, approve or deny
  *   RULE      the name of the deciding rule, "-" when the policy's default decided, or
  *             "on_parse_error" when the grammar (or hoop's size or depth cap) refused it
- *   @ATTR     the session: @owner=, @user=, @database=, @exe= (each "" when not given), and
- *             @label=KEY=VALUE (repeatable; the labels are {} when none is given)
+ *   @ATTR     the session: @owner=, @user=, @database=, @exe= (each "" when not given),
+ *             @label=KEY=VALUE (repeatable; the labels are {} when none is given), and
+ *             @standard_conforming_strings=off (the server's setting the text is lexed under)
  *   known-bug the case shows a reported, unfixed bug: the expectation stays the correct one, a
  *             failure is printed but not counted, and a pass fails until the marker goes
  *   SQL       everything after the first '|' and the blanks after it. Inside it, {{nl}},
@@ -33,12 +34,12 @@
  * statement's verdict and facts.
  */
 #include <errno.h>
-#include <pg_query.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dialect.h"
 #include "harness.h"
 #include "json.h"
 #include "policy.h"
@@ -54,6 +55,7 @@ struct rcase {
 	struct rules_session s;
 	char owner[128], user[128], database[128], exe[256];
 	struct jbuf labels;
+	struct dialect_settings ds; /* how the session's server lexes (dialect.h) */
 	enum policy_action verdict;
 	char rule[64];
 	char known_bug[384]; /* "" or what unit_known_bug says */
@@ -178,6 +180,11 @@ static int session_attr(struct rcase *c, const char *tok, char *err, size_t errn
 			memcpy((char *)c + attrs[i].off, v, strlen(v) + 1);
 			return 0;
 		}
+	if (!strcmp(tok, "@standard_conforming_strings=off") ||
+	    !strcmp(tok, "@standard_conforming_strings=on")) {
+		c->ds.pg_escape_strings = !strcmp(tok + 29, "off");
+		return 0;
+	}
 	if (!strncmp(tok, "@label=", 7) && (eq = strchr(tok + 7, '=')) && eq > tok + 7) {
 		char key[128];
 
@@ -187,7 +194,7 @@ static int session_attr(struct rcase *c, const char *tok, char *err, size_t errn
 	}
 	snprintf(err, errn,
 		 "unknown session attribute '%s' (@owner=, @user=, @database=, @exe=, "
-		 "@label=KEY=VALUE)",
+		 "@label=KEY=VALUE, @standard_conforming_strings=on|off)",
 		 tok);
 	return -1;
 }
@@ -303,28 +310,29 @@ static const char *show_sql(const char *s, size_t len, char *buf, size_t n)
 	return buf;
 }
 
+/* hoopd's split of a case's text (dialect.h): 32 KiB, so not on the stack. */
+static struct dialect_split g_split;
+
 /* Judges c->sql statement by statement; the report says what each statement got. */
 static void __attribute__((unused)) case_run(const struct policy *pol, const struct rcase *c)
 {
 	const char *sql = c->sql;
 	size_t total = c->sql_len;
-	PgQuerySplitResult sp = pg_query_split_with_parser(sql);
+	struct dialect_split *sp = &g_split;
 	enum policy_action worst = ACTION_ALLOW;
 	const char *decider = NULL;
 	char report[4096], shown[4 * SHOW_SQL + 64];
 	size_t ro = 0;
-	int n;
+	/* what the grammar cannot split is one statement, the whole text, judged as a parse
+	 * error (judge_unsplittable); a blank text has none: nothing is judged, the server
+	 * answers an empty query */
+	int unsplittable = dialect_pg.split(&c->ds, sql, total, sp, NULL) != 0;
 
-	if (sp.error || sp.n_stmts == 0) {
-		/* One statement the grammar rejects (or none at all): judge the text whole. */
-		pg_query_free_split_result(sp);
-		sp = (PgQuerySplitResult){0};
-	}
-	n = sp.n_stmts ? sp.n_stmts : 1;
+	if (!sp->n)
+		decider = "-";
 	report[0] = '\0';
-	for (int i = 0; i < n; i++) {
-		long off = sp.n_stmts ? sp.stmts[i]->stmt_location : 0;
-		long len = sp.n_stmts ? sp.stmts[i]->stmt_len : (long)total;
+	for (int i = 0; i < sp->n; i++) {
+		long off = sp->off[i], len = sp->len[i];
 		struct sqlfacts *f = calloc(1, sizeof(*f));
 		struct rules_result res;
 		const char *rule;
@@ -334,16 +342,12 @@ static void __attribute__((unused)) case_run(const struct policy *pol, const str
 			unit_fail(__FILE__, __LINE__, "out of memory");
 			break;
 		}
-		if (off < 0 || (size_t)off > total)
-			off = (long)total;
-		if (len == 0 || (size_t)(off + len) > total)
-			len = (long)total - off; /* the last statement runs to the end */
-		while (len > 0 && (sql[off] == ' ' || sql[off] == '\n' || sql[off] == '\t' ||
-				   sql[off] == '\r')) {
-			off++;
-			len--;
+		if (unsplittable) {
+			f->parse_error = 1;
+			snprintf(f->error, sizeof(f->error), "PostgreSQL's grammar rejects the query");
+		} else {
+			dialect_pg.facts(&c->ds, sql + off, (size_t)len, f);
 		}
-		sqlfacts_analyze(sql + off, (size_t)len, f);
 		rules_evaluate(pol, f, &c->s, &res);
 		rule = res.rule ? res.rule->name : f->parse_error ? "on_parse_error" : "-";
 		if (!decider || res.action > worst) {
@@ -359,7 +363,6 @@ static void __attribute__((unused)) case_run(const struct policy *pol, const str
 			    policy_action_name(res.action), rule, rules_why(&res), facts);
 		free(f);
 	}
-	pg_query_free_split_result(sp);
 	if (!decider)
 		return;
 	if (worst != c->verdict || strcmp(decider, c->rule))

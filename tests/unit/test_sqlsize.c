@@ -88,8 +88,38 @@ static void test_costly_texts_are_over(void)
 	free(s);
 }
 
+/* With standard_conforming_strings off '...' takes backslash escapes (sqlsize_ex): what a
+ * standard-strings count would hide inside a string is code then, and counted. B'' and X''
+ * end at their next quote either way (a doubled quote is no quote in them). */
+static void test_escape_strings(void)
+{
+	static const struct {
+		const char *sql;
+		size_t on_tokens, off_tokens, off_depth;
+	} c[] = {
+	    {"select '\\'' , 1+1+1 --'", 2, 9, 2},
+	    {"select 'a\\' || ' , 1+1 --'", 5, 7, 1},
+	    {"select N'\\'' , 1+1", 3, 7, 1},
+	    {"select E'\\'' , 1", 5, 5, 0},
+	    {"select x'''' , 1", 6, 6, 0},
+	    {"select b'01''x' , 1", 6, 6, 0},
+	};
+
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		struct sqlsize z;
+
+		unit_where("%s", c[i].sql);
+		CHECK_EQ_INT(sqlsize_ex(c[i].sql, strlen(c[i].sql), 0, 1000, 1000, &z), 0);
+		CHECK_EQ_INT(z.tokens, c[i].on_tokens);
+		CHECK_EQ_INT(sqlsize_ex(c[i].sql, strlen(c[i].sql), 1, 1000, 1000, &z), 0);
+		CHECK_EQ_INT(z.tokens, c[i].off_tokens);
+		CHECK_EQ_INT(z.depth, c[i].off_depth);
+	}
+}
+
 int main(void)
 {
+	UNIT_RUN(test_escape_strings);
 	UNIT_RUN(test_counts);
 	UNIT_RUN(test_costly_texts_are_over);
 	return unit_report();

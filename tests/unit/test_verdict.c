@@ -3,7 +3,10 @@
  * tests/unit/rules/ cases file is judged by hoopctl's policy_test_stmt (user/hoopctl/policy.c)
  * and by hoopd's verdict point, policy_verdict (user/hoopd/verdict.c), for the same session,
  * and the verdicts, deciding rules and messages must agree: with the policy as written, and
- * again with its approvers removed (hoopd then refuses what an approve rule would hold).
+ * again with its approvers removed (hoopd then refuses what an approve rule would hold). Both
+ * get the text cut by the dialect's split and lexed under the case's session settings
+ * (@standard_conforming_strings=off): hoopctl through --standard-conforming-strings, hoopd
+ * under libpg_query's lexer settings as its engine sets them for the session (pglex.h).
  *
  * Usage: test_verdict POLICY_FILE CASES_FILE [POLICY_FILE CASES_FILE ...]  (as test_rules)
  */
@@ -19,6 +22,7 @@ static void agree_run(const struct policy *pol, const struct rcase *c);
 #include "hoopctl.h"
 #include "hoopd.h"
 #include "judge.h"
+#include "pglex.h"
 #include "session.h"
 #include "verdict.h"
 
@@ -48,6 +52,7 @@ static void agree_one(const struct policy *pol, const struct rcase *c, const cha
 		free(s);
 		return;
 	}
+	policy_test_lexing = c->ds;
 	ctl = policy_test_stmt(pol, &c->s, sql, len, split_failed, f, &out);
 	snprintf(s->owner, sizeof(s->owner), "%s", c->s.owner);
 	snprintf(s->exe, sizeof(s->exe), "%s", c->s.exe);
@@ -61,7 +66,13 @@ static void agree_one(const struct policy *pol, const struct rcase *c, const cha
 	j.parse_error = split_failed;
 	j.user = c->s.user;
 	j.database = c->s.database;
-	hd = policy_verdict(&j);
+	{
+		struct pglex_saved sv;
+
+		pglex_set(c->ds.pg_escape_strings, &sv);
+		hd = policy_verdict(&j);
+		pglex_restore(&sv);
+	}
 	free(j.facts_out);
 	if (ctl != hd || strcmp(out.rule, j.rule) ||
 	    (hd != VERDICT_ALLOW && strcmp(out.message, j.message)))
@@ -80,39 +91,19 @@ static void agree_run(const struct policy *cpol, const struct rcase *c)
 {
 	struct policy *pol = (struct policy *)cpol;
 	int napprovers = pol->approvals.approvers.n;
-	PgQuerySplitResult sp = pg_query_split_with_parser(c->sql);
-	int split_failed = 0, n;
+	struct dialect_split *sp = &g_split;
+	/* hoopd judges text the grammar cannot split whole, as a parse error */
+	int split_failed = dialect_pg.split(&c->ds, c->sql, c->sql_len, sp, NULL) != 0;
 
-	if (sp.error || sp.n_stmts == 0) {
-		/* hoopd judges text the grammar cannot split whole, as a parse error */
-		pg_query_free_split_result(sp);
-		sp = (PgQuerySplitResult){0};
-		split_failed = 1;
-	}
-	n = sp.n_stmts ? sp.n_stmts : 1;
 	for (int pass = 0; pass < 2; pass++) {
 		if (pass == 1 && !napprovers)
 			break; /* the policy names none: the first pass was that */
 		pol->approvals.approvers.n = pass ? 0 : napprovers;
-		for (int i = 0; i < n; i++) {
-			long off = sp.n_stmts ? sp.stmts[i]->stmt_location : 0;
-			long len = sp.n_stmts ? sp.stmts[i]->stmt_len : (long)c->sql_len;
-
-			if (off < 0 || (size_t)off > c->sql_len)
-				off = (long)c->sql_len;
-			if (len == 0 || (size_t)(off + len) > c->sql_len)
-				len = (long)c->sql_len - off;
-			while (len > 0 && (c->sql[off] == ' ' || c->sql[off] == '\n' ||
-					   c->sql[off] == '\t' || c->sql[off] == '\r')) {
-				off++;
-				len--;
-			}
-			agree_one(pol, c, c->sql + off, (size_t)len, split_failed,
+		for (int i = 0; i < sp->n; i++)
+			agree_one(pol, c, c->sql + sp->off[i], (size_t)sp->len[i], split_failed,
 				  pass ? "approvers removed" : "policy as written");
-		}
 	}
 	pol->approvals.approvers.n = napprovers;
-	pg_query_free_split_result(sp);
 }
 
 int main(int argc, char **argv)

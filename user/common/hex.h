@@ -1,4 +1,5 @@
-/* Lower-case hex encoding, the one spelling of bytes as text in the audit trail and events. */
+/* Lower-case hex encoding, the one spelling of bytes as text in the audit trail and events, and
+ * the one hex digit reader (bytea, COPY escapes, JSON \u escapes). */
 #ifndef HOOP_HEX_H
 #define HOOP_HEX_H
 
@@ -15,6 +16,18 @@ static inline void hex_encode(const uint8_t *d, size_t n, char *out)
 		out[2 * i + 1] = digits[d[i] & 15];
 	}
 	out[2 * n] = '\0';
+}
+
+/* The value of hex digit c (either case), or -1. */
+static inline int hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
 }
 
 #endif

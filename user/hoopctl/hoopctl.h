@@ -28,6 +28,7 @@ struct policy;
 struct rules_session;
 struct sqlfacts;
 struct judge_out;
+struct dialect_settings;
 /* `policy test`'s judgement of one statement (policy.c): facts from its text, then hoopd's own
  * verdict function (judge.h); unsplittable: the grammar could not split the text
  * (judged whole as a parse error, as hoopd does). f is filled; the verdict is hoopd's for
@@ -35,6 +36,8 @@ struct judge_out;
 enum verdict policy_test_stmt(const struct policy *pol, const struct rules_session *rs,
 			      const char *sql, size_t len, int unsplittable, struct sqlfacts *f,
 			      struct judge_out *out);
+/* The session settings policy_test_stmt lexes under (dialect.h; --standard-conforming-strings). */
+extern struct dialect_settings policy_test_lexing;
 /* netcaps.c: warn (stderr) about processes of the cgroup that hold CAP_NET_RAW or
  * CAP_NET_ADMIN; how many there are. */
 int netcaps_warn(const char *cg_path);

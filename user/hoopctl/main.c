@@ -73,7 +73,7 @@ static const char usage[] =
 	"        Load a policy the way hoopd would; print a summary, or the first error with\n"
 	"        its line and column (exit 1). Needs no running hoopd.\n"
 	"  policy test FILE --sql SQL [--user U] [--database D] [--owner O] [--exe PATH]\n"
-	"                  [--label K=V ...] [--json]\n"
+	"                  [--label K=V ...] [--json] [--standard-conforming-strings on|off]\n"
 	"  policy test FILE --function-call\n"
 	"        Judge SQL (each statement of it) against FILE as hoopd would for a session\n"
 	"        with those attributes: the verdict, the rule that decided, its message, and\n"

@@ -1,14 +1,16 @@
-/* hoopctl policy check / policy test: the policy loader and the rules, run locally. */
+/* hoopctl policy check / policy test: the policy loader, the SQL dialect (dialect.h) and the
+ * rules, run locally: the same split, facts and verdict (judge.h) as hoopd's. */
 #include <getopt.h>
-#include <pg_query.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dialect.h"
 #include "disp.h"
 #include "hoopctl.h"
 #include "judge.h"
 #include "json.h"
+#include "pglex.h"
 #include "policy.h"
 #include "rules.h"
 #include "sqlfacts.h"
@@ -65,6 +67,8 @@ static const char *shown_verdict(enum verdict v, const struct judge_out *out)
 								      : judge_verdict_name(v);
 }
 
+struct dialect_settings policy_test_lexing;
+
 enum verdict policy_test_stmt(const struct policy *pol, const struct rules_session *rs,
 			      const char *sql, size_t len, int unsplittable, struct sqlfacts *f,
 			      struct judge_out *out)
@@ -74,8 +78,14 @@ enum verdict policy_test_stmt(const struct policy *pol, const struct rules_sessi
 	if (unsplittable) {
 		judge_unsplittable(f);
 	} else {
-		sqlfacts_analyze(sql, len, f);
-		judge_probes(pol, sql, len, NULL, f); /* as hoopd does, but with no catalog */
+		struct pglex_saved sv;
+
+		dialect_pg.facts(&policy_test_lexing, sql, len, f);
+		/* as hoopd does, but with no catalog; judge_probes parses under libpg_query's
+		 * current lexer settings, which hoopd's engine sets per session (pglex.h) */
+		pglex_set(policy_test_lexing.pg_escape_strings, &sv);
+		judge_probes(pol, sql, len, NULL, f);
+		pglex_restore(&sv);
 	}
 	return judge_statement(&in, out);
 }
@@ -90,6 +100,8 @@ static int test(int argc, char **argv)
 					     {"label", required_argument, 0, 'l'},
 					     {"function-call", no_argument, 0, 'f'},
 					     {"json", no_argument, 0, 'j'},
+					     {"standard-conforming-strings", required_argument, 0,
+					      'c'},
 					     {0}};
 	const char *sql = NULL, *file;
 	struct rules_session rs = {.owner = "", .user = "", .database = "", .exe = ""};
@@ -98,7 +110,8 @@ static int test(int argc, char **argv)
 	char err[1024];
 	int c, json = 0, fcall = 0, rc = 0, unsplittable = 0;
 	enum verdict worst = VERDICT_ALLOW;
-	PgQuerySplitResult sp;
+	struct dialect_split *sp = NULL;
+	struct sql_error gerr; /* what the server says of text its grammar rejects */
 
 	jb_init(&labels);
 	jb_obj_open(&labels);
@@ -136,6 +149,14 @@ static int test(int argc, char **argv)
 		case 'j':
 			json = 1;
 			break;
+		case 'c':
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				fprintf(stderr, "hoopctl: --standard-conforming-strings wants on or "
+						"off\n");
+				return 2;
+			}
+			policy_test_lexing.pg_escape_strings = !strcmp(optarg, "off");
+			break;
 		default:
 			return 2;
 		}
@@ -145,6 +166,7 @@ static int test(int argc, char **argv)
 	if (optind >= argc || (!sql && !fcall)) {
 		fprintf(stderr, "usage: hoopctl policy test FILE --sql \"...\" [--user U] [--database D] "
 				"[--owner O] [--exe PATH] [--label K=V] [--json]\n"
+				"       [--standard-conforming-strings on|off]\n"
 				"       hoopctl policy test FILE --function-call\n");
 		return 2;
 	}
@@ -168,28 +190,26 @@ static int test(int argc, char **argv)
 		jb_free(&labels);
 		return 0;
 	}
-	sp = pg_query_split_with_parser(sql);
-	if (sp.error || sp.n_stmts == 0) {
-		/* One statement the grammar rejects: judge it whole (on_parse_error). */
-		pg_query_free_split_result(sp);
-		sp = (PgQuerySplitResult){0};
-		unsplittable = 1;
+	/* hoopd's split: what the grammar rejects is one statement judged whole
+	 * (on_parse_error), and a blank text has none */
+	if (!(sp = malloc(sizeof(*sp)))) {
+		fprintf(stderr, "hoopctl: out of memory\n");
+		rc = 1;
+		goto out;
 	}
-	for (int i = 0; i < (sp.n_stmts ? sp.n_stmts : 1); i++) {
-		int off = sp.n_stmts ? sp.stmts[i]->stmt_location : 0;
-		int len = sp.n_stmts ? sp.stmts[i]->stmt_len : (int)strlen(sql);
+	unsplittable = dialect_pg.split(&policy_test_lexing, sql, strlen(sql), sp, &gerr) != 0;
+	if (!sp->n)
+		printf("no statement: the server answers an empty query\n");
+	for (int i = 0; i < sp->n; i++) {
+		int off = sp->off[i], len = sp->len[i];
 		struct sqlfacts *f = calloc(1, sizeof(*f));
 		struct judge_out out;
 		enum verdict v;
 		char facts[1024];
 
-		if (!f)
-			return 1;
-		if (len == 0)
-			len = (int)strlen(sql) - off;
-		while (len > 0 && (sql[off] == ' ' || sql[off] == '\n' || sql[off] == '\t')) {
-			off++;
-			len--;
+		if (!f) {
+			rc = 1;
+			break;
 		}
 		v = policy_test_stmt(pol, &rs, sql + off, (size_t)len, unsplittable, f, &out);
 		facts_line(f, facts, sizeof(facts));
@@ -214,6 +234,16 @@ static int test(int argc, char **argv)
 			jb_kv_str(&j, "why", rules_why(&out.res));
 			jb_kv_str(&j, "message", v == VERDICT_ALLOW ? "" : out.message);
 			jb_kv_str(&j, "facts", facts);
+			if (unsplittable && gerr.kind == SQL_ERR_GRAMMAR) {
+				jb_key(&j, "server_error");
+				jb_obj_open(&j);
+				jb_kv_str(&j, "sqlstate", gerr.sqlstate);
+				jb_kv_str(&j, "message", gerr.message);
+				jb_kv_int(&j, "position", gerr.position);
+				jb_kv_str(&j, "detail", gerr.detail);
+				jb_kv_str(&j, "hint", gerr.hint);
+				jb_obj_close(&j);
+			}
 			jb_obj_close(&j);
 			printf("%s\n", jb_str(&j));
 			jb_free(&j);
@@ -224,13 +254,22 @@ static int test(int argc, char **argv)
 			if (v != VERDICT_ALLOW && out.message[0])
 				printf("  message: %s\n", disp(out.message));
 			printf("  facts:   %s\n", disp(f->parse_error ? f->error : facts));
+			if (unsplittable && gerr.kind == SQL_ERR_GRAMMAR) {
+				printf("  server:  ERROR %s: %s", gerr.sqlstate, disp(gerr.message));
+				if (gerr.position)
+					printf(" (at character %d)", gerr.position);
+				printf("\n");
+				if (gerr.hint[0])
+					printf("  hint:    %s\n", disp(gerr.hint));
+			}
 		}
 		free(f);
 	}
-	if (!json && (sp.n_stmts > 1))
+	if (!json && sp->n > 1)
 		printf("overall: %s (any deny: none of the statements runs)\n",
 		       judge_verdict_name(worst));
-	pg_query_free_split_result(sp);
+out:
+	free(sp);
 	policy_free(pol);
 	jb_free(&labels);
 	return rc;

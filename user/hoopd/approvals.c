@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <openssl/sha.h>
-#include <pg_query.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,15 +16,14 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "engine.h"
 #include "events.h"
 #include "grantkey.h"
+#include "grants.h"
 #include "hex.h"
 #include "hoopd.h"
 #include "log.h"
-#include "maskplan.h"
-#include "pg.h"
 #include "session.h"
-#include "sqlfacts.h"
 #include "verdict.h"
 
 struct request {
@@ -43,15 +41,7 @@ struct request {
 	struct request *next;
 };
 
-struct grant {
-	char fingerprint[GRANTKEY_LEN + 1];
-	char owner[256];
-	int64_t expires;
-	struct grant *next;
-};
-
 static struct request *g_reqs;
-static struct grant *g_grants;
 
 /*
  * Held statements are capped per attached agent cgroup, its descendants included (cap_cgid:
@@ -193,67 +183,15 @@ static void notify(const struct request *q)
 	jb_free(&j);
 }
 
-/*
- * What the held text runs that its own words do not show: for each EXECUTE, the prepared
- * statement's text, and for each FETCH/MOVE, the cursor's, as this session's engine recorded
- * them (what hoopd masks and judges by). A JSON array, or NULL when there is none.
- */
-static char *what_runs(struct session *s, const char *text, size_t len)
+/* The held statement's engine: run it or refuse it (engine.h). */
+static int resume(struct session *s, enum verdict v, const char *message)
 {
-	char *t = strndup(text, len);
-	PgQuerySplitResult sp;
-	struct jbuf j;
-	int n = 0;
-	char *out = NULL;
+	return s->eng && s->eng->resume_held ? s->eng->resume_held(s->est, v, message) : -1;
+}
 
-	if (!t)
-		return NULL;
-	sp = pg_query_split_with_parser(t);
-	jb_init(&j);
-	jb_arr_open(&j);
-	for (int i = 0; !sp.error && i < sp.n_stmts; i++) {
-		int off = sp.stmts[i]->stmt_location;
-		int l = sp.stmts[i]->stmt_len ? sp.stmts[i]->stmt_len : (int)len - off;
-		struct sqlfacts *f = calloc(1, sizeof(*f));
-		struct maskplan mp;
-		const char *kind = NULL, *name = NULL, *ran;
-
-		if (!f)
-			break;
-		memset(&mp, 0, sizeof(mp));
-		sqlfacts_analyze(t + off, (size_t)l, f);
-		if (f->execute_name[0]) {
-			kind = "prepared statement";
-			name = f->execute_name;
-			ran = pg_named_text(s, 0, name);
-		} else if (!maskplan_build(t + off, (size_t)l, NULL, &G.pol->masking, &mp) &&
-			   mp.fetch_cursor[0]) {
-			kind = "cursor";
-			name = mp.fetch_cursor;
-			ran = pg_named_text(s, 1, name);
-		}
-		if (kind) {
-			jb_obj_open(&j);
-			jb_kv_str(&j, "what", kind);
-			jb_kv_str(&j, "name", name);
-			if (ran && *ran)
-				jb_kv_str(&j, "text", ran);
-			else
-				jb_kv_str(&j, "unknown", ran ? "hoopd did not record its text"
-							     : "no such name in this session");
-			jb_obj_close(&j);
-			n++;
-		}
-		maskplan_free(&mp);
-		free(f);
-	}
-	jb_arr_close(&j);
-	pg_query_free_split_result(sp);
-	free(t);
-	if (n && !j.oom)
-		out = strdup(jb_str(&j));
-	jb_free(&j);
-	return out;
+static int fail(struct session *s, const char *sqlstate, const char *message)
+{
+	return s->eng && s->eng->fail_held ? s->eng->fail_held(s->est, sqlstate, message) : -1;
 }
 
 static int open_request(struct session *s, const char *rule, const char *message,
@@ -293,7 +231,7 @@ static int open_request(struct session *s, const char *rule, const char *message
 	q->len = len;
 	SHA256((const unsigned char *)text, len, md);
 	hex_encode(md, sizeof(md), q->sha256);
-	q->runs = what_runs(s, text, len);
+	q->runs = s->eng && s->eng->held_runs ? s->eng->held_runs(s->est, text, len) : NULL;
 	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 		rnd = (uint32_t)now_ms();
 	snprintf(q->id, sizeof(q->id), "a%08x", rnd);
@@ -380,22 +318,6 @@ static const struct hold_ops ops = {.open = open_request, .forget = forget};
 void approvals_init(void)
 {
 	hold_ops = &ops;
-}
-
-int approvals_granted(const struct session *s, const char *text, size_t len)
-{
-	char fp[GRANTKEY_LEN + 1], why[192];
-	int64_t now = now_ms();
-
-	/* grants are never made for these; checked again here so that no statement a grant may
-	 * not cover can match one by its key (the key of `f(1)` is not that of `f('sql')`, but
-	 * the same rule decides both sides) */
-	if (!g_grants || !s->owner[0] || grantkey_for(text, len, fp, why, sizeof(why)))
-		return 0;
-	for (struct grant *g = g_grants; g; g = g->next)
-		if (g->expires > now && !strcmp(g->fingerprint, fp) && !strcmp(g->owner, s->owner))
-			return 1;
-	return 0;
 }
 
 static int user_of(uid_t uid, char *name, size_t n, gid_t *gid)
@@ -581,25 +503,16 @@ int approvals_decide(const char *id, const char *decision, const char *reason, c
 		char msg[512];
 
 		if (approve) {
-			if (!strcmp(scope, "fingerprint") && q->fingerprint[0]) {
-				struct grant *g = calloc(1, sizeof(*g));
-
-				if (g) {
-					snprintf(g->fingerprint, sizeof(g->fingerprint), "%s",
-						 q->fingerprint);
-					snprintf(g->owner, sizeof(g->owner), "%s", s->owner);
-					g->expires = now_ms() + (for_s > 0 ? for_s : 600) * 1000;
-					g->next = g_grants;
-					g_grants = g;
-				}
-			}
+			if (!strcmp(scope, "fingerprint") && q->fingerprint[0] &&
+			    grants_add(q->fingerprint, s->owner, (for_s > 0 ? for_s : 600) * 1000))
+				log_error("approval %s: out of memory keeping its grant", id);
 			unlink_req(q);
-			pg_resume_held(s, VERDICT_ALLOW, NULL);
+			resume(s, VERDICT_ALLOW, NULL);
 		} else {
 			snprintf(msg, sizeof(msg), "hoop: denied by %s%s%.400s", name,
 				 reason && *reason ? ": " : "", reason ? reason : "");
 			unlink_req(q);
-			pg_resume_held(s, VERDICT_DENY, msg);
+			resume(s, VERDICT_DENY, msg);
 		}
 	}
 	return 0;
@@ -616,19 +529,10 @@ void approvals_tick(void)
 
 			record(s, "approval_decision", q, ",\"decision\":\"timed_out\"");
 			unlink_req(q);
-			pg_fail_held(s, "57014", "hoop: canceling statement: no approver decided in time");
+			fail(s, "57014", "hoop: canceling statement: no approver decided in time");
 		}
 	}
-	for (struct grant **pp = &g_grants; *pp;) {
-		if ((*pp)->expires <= now) {
-			struct grant *g = *pp;
-
-			*pp = g->next;
-			free(g);
-		} else {
-			pp = &(*pp)->next;
-		}
-	}
+	grants_expire();
 }
 
 void approvals_reap(void)
@@ -651,7 +555,7 @@ void approvals_fail_all(const char *why)
 		record_fields(s, "approval_decision", q, &e);
 		jb_free(&e);
 		unlink_req(q);
-		pg_fail_held(s, "57P01", "hoop: hoopd is stopping; the statement waiting for approval "
-					 "was not run");
+		fail(s, "57P01", "hoop: hoopd is stopping; the statement waiting for approval was not "
+				 "run");
 	}
 }

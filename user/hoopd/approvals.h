@@ -3,7 +3,9 @@
  * an approver named in the policy decides it with hoopctl (or it times out, or the client
  * cancels). Approvers are identified by SO_PEERCRED on the control socket; nobody approves a
  * request from their own uid or that names them as owner. Every request, notification,
- * decision and refused attempt goes into the audit trail.
+ * decision and refused attempt goes into the audit trail. A held statement is the session's
+ * engine's (engine.h: resume_held, fail_held, held_runs); a fingerprint grant goes to the grant
+ * store (grants.h), which the verdict reads.
  */
 #ifndef HOOP_APPROVALS_H
 #define HOOP_APPROVALS_H
@@ -16,8 +18,6 @@
 struct session;
 
 void approvals_init(void);
-/* A fingerprint grant covers this statement for this session's owner. */
-int approvals_granted(const struct session *s, const char *text, size_t len);
 /* Pending requests for `hoopctl approvals`. */
 void approvals_list(struct jbuf *j);
 /* approve/deny from the control socket. decision: "approve" or "deny"; scope: "once" or

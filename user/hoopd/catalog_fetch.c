@@ -358,7 +358,8 @@ static struct catalog *load(struct job *j)
 	KV("gssencmode", "disable");
 	KV("connect_timeout", "10");
 	KV("application_name", "hoop-catalog");
-	KV("options", "-c statement_timeout=30000 -c default_transaction_read_only=on");
+	KV("options", "-c statement_timeout=30000 -c default_transaction_read_only=on "
+			"-c standard_conforming_strings=on"); /* view definitions: pglex.h */
 	kw[n] = NULL;
 	val[n] = NULL;
 	/* First without a password: trust, peer or a client certificate need none, and no

@@ -10,6 +10,7 @@
 
 #include "json.h"
 #include "session.h"
+#include "verdict.h"
 
 struct ev_session_end;
 
@@ -44,6 +45,24 @@ struct engine_ops {
 	 * its sender has hung up it never will be finished: the relay ends the session. May be
 	 * NULL (the engine always consumes everything). */
 	int (*partial)(void *st, const struct buf *in, int agent_side);
+
+	/*
+	 * Statements held for approval (hold_ops in verdict.h: the engine parked them when the
+	 * gate said hold). approvals.c decides them through these, knowing no engine. NULL in an
+	 * engine that never holds. Each returns 0, or -1 when there is no held statement or the
+	 * session failed.
+	 */
+	/* Decided: run it (VERDICT_ALLOW, through the engine's own replay) or refuse it with
+	 * message (VERDICT_DENY). */
+	int (*resume_held)(void *st, enum verdict v, const char *message);
+	/* Refuse it with sqlstate and message (no decision in time: 57014; hoopd stops: 57P01). */
+	int (*fail_held)(void *st, const char *sqlstate, const char *message);
+	/* The client cancelled it: refuse it as the server would (57014) and close its request. */
+	int (*cancel_held)(void *st);
+	/* What the held text runs that its own words do not show (an EXECUTE's prepared text, a
+	 * FETCH's cursor), as this session recorded it: a JSON array of {"what","name","text"} for
+	 * the approver (malloc'd), or NULL when there is none. */
+	char *(*held_runs)(void *st, const char *text, size_t len);
 };
 
 extern const struct engine_ops tcp_engine;

@@ -380,6 +380,8 @@ int ev_statement(const struct session *s, const struct ev_statement *e)
 		jb_kv_str(&j, "reason", e->reason);
 	if (e->parse_error)
 		jb_kv_bool(&j, "parse_error", 1);
+	if (e->refused)
+		jb_kv_str(&j, "refused", e->refused);
 	r = finish(&j);
 	if (r == 0 && who)
 		who_remember(a->id);

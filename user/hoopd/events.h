@@ -60,6 +60,9 @@ struct ev_statement {
 	const char *verdict;	 /* allow | deny | hold */
 	const char *reason;	 /* why (rule name or message), or NULL */
 	int parse_error;	 /* PostgreSQL's grammar could not parse it */
+	/* "unparsed": refused with the grammar's own error (what the server would say), not
+	 * judged by a rule; NULL otherwise */
+	const char *refused;
 	const char *db_user, *database; /* the session's, for "who" */
 	/* text is only a prefix of a longer one (refused as too large): its whole length and
 	 * SHA-256 (hex), so the record stays small and still names exactly what was sent */

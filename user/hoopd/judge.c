@@ -56,6 +56,7 @@ enum verdict judge_statement(const struct judge_in *in, struct judge_out *out)
 
 	out->rule[0] = '\0';
 	out->message[0] = '\0';
+	out->unparsed = 0;
 	rules_evaluate(pol, in->f, in->rs, res);
 	if (in->prepared && !parse_error) {
 		/* EXECUTE runs what its PREPARE said: judge that too; the stronger verdict wins. */
@@ -93,6 +94,7 @@ enum verdict judge_statement(const struct judge_in *in, struct judge_out *out)
 		else
 			snprintf(out->message, sizeof(out->message), "hoop: statement denied by %s",
 				 res->rule ? res->rule->name : "the policy's default");
+		out->unparsed = !res->rule && in->f->parse_error;
 		break;
 	case ACTION_APPROVE:
 		if (in->granted) {

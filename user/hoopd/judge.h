@@ -30,6 +30,9 @@ struct judge_out {
 	char rule[64];		 /* the rule that decided, for the record */
 	char message[256];	 /* what the agent is told on deny, or why it is held */
 	struct rules_result res; /* the rules' answer (before approvers and grants count) */
+	/* denied by on_parse_error because the grammar rejects the statement's own text (not
+	 * what an EXECUTE in it runs): the agent may be told the grammar's error */
+	int unparsed;
 };
 
 /* ALLOW, DENY or HOLD, as hoopd acts on it; out says why. */

@@ -38,8 +38,8 @@ static const char usage[] =
 	"  -p, --policy FILE        policy YAML (targets: which ports and CIDRs are intercepted).\n"
 	"                           Reloaded on SIGHUP or `hoopctl reload`; a bad file is refused\n"
 	"                           with its line and column and the running policy stays.\n"
-	"  -s, --state-dir DIR      state directory (attachment records, later the audit trail)\n"
-	"                           [default /var/lib/hoop]\n"
+	"  -s, --state-dir DIR      state directory: attachment records, the audit trail, the\n"
+	"                           masking and audit keys, the agent TLS CA [default /var/lib/hoop]\n"
 	"  -c, --control PATH       control socket for hoopctl [default /run/hoop/hoopd.sock];\n"
 	"                           mode 0666, each request authorised by the caller's uid:\n"
 	"                           root everything, approvers approvals/approve/deny/ping\n"
@@ -78,78 +78,6 @@ static const char usage[] =
 	"Signals: SIGHUP reloads the policy; SIGTERM/SIGINT stop hoopd. Attachments survive a\n"
 	"stop: agents stay fail-closed until hoopd is back, and need no re-attach.\n"
 	"Exit status: 0 on a clean stop, 1 on a start-up error, 2 on a usage error.\n";
-
-static void audit_cfg_from(const struct policy *pol, struct audit_cfg *ac)
-{
-	memset(ac, 0, sizeof(*ac));
-	ac->durability = pol->audit.durability ? AUDIT_FSYNC : AUDIT_FLUSH;
-	ac->checkpoint_every = pol->audit.checkpoint_every;
-	ac->segment_bytes = pol->audit.segment_bytes;
-	ac->retention_s = pol->audit.retention_s;
-	ac->stream = pol->audit.stream[0] ? pol->audit.stream : NULL;
-}
-
-int hoopd_reload_policy(char *err, size_t errn)
-{
-	struct policy *np;
-	int r;
-
-	r = policy_load(G.o.policy_path, &np, err, errn);
-	if (r) {
-		G.st.policy_reload_failures++;
-		log_error("policy reload refused, the running policy stays: %s", err);
-		return r;
-	}
-	for (int i = 0; i < np->ntargets; i++)
-		for (int p = 0; p < np->targets[i].nports; p++)
-			if (np->targets[i].ports[p] == G.o.listen_port) {
-				snprintf(err, errn, "%s: target %s uses port %u, hoopd's own listen "
-						    "port; refused",
-					 G.o.policy_path, np->targets[i].name, G.o.listen_port);
-				log_error("policy reload refused: %s", err);
-				policy_free(np);
-				G.st.policy_reload_failures++;
-				return -EINVAL;
-			}
-	if (mkdir(G.o.state_dir, 0700) && errno != EEXIST) {
-		snprintf(err, errn, "cannot create state dir %s: %s", G.o.state_dir, strerror(errno));
-		policy_free(np);
-		return -errno;
-	}
-	if ((r = masking_load(np, G.o.state_dir, err, errn))) {
-		G.st.policy_reload_failures++;
-		log_error("policy reload refused, the running policy stays: %s", err);
-		policy_free(np);
-		return r;
-	}
-	if (G.skel && (r = bpfctl_sync_targets(np))) {
-		snprintf(err, errn, "cannot update the kernel's target map: %s", strerror(-r));
-		policy_free(np);
-		G.st.policy_reload_failures++;
-		return r;
-	}
-	policy_free(G.pol);
-	G.pol = np;
-	G.pol_gen++;
-	tls_policy_changed();
-	catalog_policy_changed();
-	if (G.st.policy_reloads || G.skel) {
-		struct audit_cfg ac;
-
-		audit_cfg_from(np, &ac);
-		audit_configure(&ac);
-	}
-	G.st.policy_reloads++;
-	log_info("policy %s loaded: %d target(s)", G.o.policy_path, np->ntargets);
-	for (int i = 0; i < np->ntargets; i++)
-		if (np->targets[i].protocol == HOOP_PROTO_POSTGRES &&
-		    np->targets[i].upstream_tls < UPSTREAM_TLS_VERIFY_FULL)
-			log_warn("target %s: upstream_tls is not verify-full, so whoever is on the path "
-				 "to the database (or impersonates it) can read or change what hoopd "
-				 "and the database say to each other",
-				 np->targets[i].name);
-	return 0;
-}
 
 static struct loop_watch g_sigw, g_rbw, g_syncw;
 
@@ -218,152 +146,155 @@ static void on_synced(struct loop_watch *w, uint32_t events)
 		relay_release_synced();
 }
 
-static int parse_u(const char *s, long lo, long hi, long *out)
+/* hoopd's options, one row each: the long name, the short letter (0: none) and how the argument
+ * sets G.o (or, for the log and the words of --accel and --agent-tls, a variable main applies).
+ * parse_options makes the getopt_long table and the short options from it. */
+enum opt_kind {
+	OPT_STRING, /* *str = the argument */
+	OPT_FLAG,   /* *flag = 1, no argument */
+	OPT_NUMBER, /* a decimal in lo..hi, stored by size into num */
+	OPT_WORD,   /* one of words[] (NULL-terminated): *flag = its index */
+	OPT_EXIT,   /* -V and -h: print and exit 0 */
+};
+
+struct hoopd_opt {
+	const char *name;
+	char letter;
+	enum opt_kind kind;
+	const char **str;
+	int *flag;
+	void *num;
+	size_t num_size; /* sizeof the number's field */
+	long lo, hi;
+	const char *const *words;
+	const char *wants; /* the usage error's "--NAME wants ..." */
+};
+
+static int log_json, log_level = HLOG_INFO, accel, agent_tls = 1;
+static const char *const on_off[] = {"off", "on", NULL};
+static const char *const accel_words[] = {"off", "sockmap", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL}; /* hlog_level */
+
+#define O_STR(n, l, field) {n, l, OPT_STRING, .str = &G.o.field}
+#define O_FLAG(n, field) {n, 0, OPT_FLAG, .flag = &G.o.field}
+#define O_NUM(n, l, field, min, max, w) \
+	{n, l, OPT_NUMBER, .num = &G.o.field, .num_size = sizeof(G.o.field), .lo = min, .hi = max, \
+	 .wants = w}
+#define O_WORD(n, var, w, text) {n, 0, OPT_WORD, .flag = &var, .words = w, .wants = text}
+
+static const struct hoopd_opt hoopd_opts[] = {
+	O_STR("policy", 'p', policy_path),
+	O_STR("state-dir", 's', state_dir),
+	O_STR("control", 'c', control_path),
+	O_STR("metrics", 'm', metrics_addr),
+	O_FLAG("metrics-public", metrics_public),
+	O_NUM("listen-port", 'l', listen_port, 1, 65535, "1..65535, got '%s'"),
+	O_FLAG("fail-open", fail_open),
+	O_WORD("accel", accel, accel_words, "sockmap or off, got '%s'"),
+	O_STR("pin-root", 0, pin_root),
+	O_FLAG("keep-pins", keep_pins),
+	O_NUM("relay-buffer", 0, relay_buf, 4096, 16 << 20, "4096..16777216"),
+	O_NUM("max-message", 0, max_message, 4096, 1L << 30, "4096..1073741824"),
+	O_WORD("agent-tls", agent_tls, on_off, "on or off"),
+	O_STR("tls-cert", 0, tls_cert),
+	O_STR("tls-key", 0, tls_key),
+	O_WORD("log-format", log_json, log_formats, "text or json"),
+	O_WORD("log-level", log_level, log_levels, "debug, info, warn or error"),
+	{"version", 'V', OPT_EXIT, .str = NULL},
+	{"help", 'h', OPT_EXIT, .str = NULL},
+};
+
+#define NOPTS (sizeof(hoopd_opts) / sizeof(hoopd_opts[0]))
+
+/* Apply one option's argument. 0, or -EINVAL after saying why on stderr. */
+static int set_option(const struct hoopd_opt *o, const char *arg)
 {
 	char *end;
 	long v;
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || !*s || *end || v < lo || v > hi)
-		return -1;
-	*out = v;
-	return 0;
+	switch (o->kind) {
+	case OPT_STRING:
+		*o->str = arg;
+		return 0;
+	case OPT_FLAG:
+		*o->flag = 1;
+		return 0;
+	case OPT_NUMBER:
+		errno = 0;
+		v = strtol(arg, &end, 10);
+		if (errno || !*arg || *end || v < o->lo || v > o->hi)
+			break;
+		if (o->num_size == sizeof(uint16_t))
+			*(uint16_t *)o->num = (uint16_t)v;
+		else
+			*(size_t *)o->num = (size_t)v;
+		return 0;
+	case OPT_WORD:
+		for (int i = 0; o->words[i]; i++)
+			if (!strcmp(arg, o->words[i])) {
+				*o->flag = i;
+				return 0;
+			}
+		break;
+	case OPT_EXIT:
+		break;
+	}
+	fprintf(stderr, "hoopd: --%s wants ", o->name);
+	fprintf(stderr, o->wants, arg);
+	fputc('\n', stderr);
+	return -EINVAL;
 }
 
-int main(int argc, char **argv)
+/* The command line into G.o and the log settings: -1 to go on, else the exit status. */
+static int parse_options(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"policy", required_argument, 0, 'p'},
-		{"state-dir", required_argument, 0, 's'},
-		{"control", required_argument, 0, 'c'},
-		{"metrics", required_argument, 0, 'm'},
-		{"metrics-public", no_argument, 0, 12},
-		{"listen-port", required_argument, 0, 'l'},
-		{"fail-open", no_argument, 0, 1},
-		{"accel", required_argument, 0, 2},
-		{"pin-root", required_argument, 0, 3},
-		{"keep-pins", no_argument, 0, 4},
-		{"relay-buffer", required_argument, 0, 5},
-		{"max-message", required_argument, 0, 8},
-		{"agent-tls", required_argument, 0, 9},
-		{"tls-cert", required_argument, 0, 10},
-		{"tls-key", required_argument, 0, 11},
-		{"log-format", required_argument, 0, 6},
-		{"log-level", required_argument, 0, 7},
-		{"version", no_argument, 0, 'V'},
-		{"help", no_argument, 0, 'h'},
-		{0},
-	};
-	enum hlog_level lvl = HLOG_INFO;
-	int json = 0, c, sfd, r, accel_ok;
-	char err[1024];
-	sigset_t mask;
-	long v;
+	struct option longopts[NOPTS + 1] = {{0}};
+	char shortopts[2 * NOPTS + 1], *sp = shortopts;
+	int c;
 
+	for (size_t i = 0; i < NOPTS; i++) {
+		const struct hoopd_opt *o = &hoopd_opts[i];
+		int arg = o->kind == OPT_FLAG || o->kind == OPT_EXIT ? no_argument
+								     : required_argument;
+
+		/* getopt_long returns the short letter, or 256 + the row for a long-only option */
+		longopts[i] = (struct option){o->name, arg, 0, o->letter ? o->letter : 256 + (int)i};
+		if (o->letter) {
+			*sp++ = o->letter;
+			if (arg == required_argument)
+				*sp++ = ':';
+		}
+	}
+	*sp = '\0';
 	G.o.state_dir = "/var/lib/hoop";
 	G.o.control_path = "/run/hoop/hoopd.sock";
 	G.o.pin_root = HOOP_PIN_ROOT;
 	G.o.listen_port = 15432;
 	G.o.relay_buf = 256 * 1024;
 	G.o.max_message = 64 << 20;
-	G.o.agent_tls = 1;
-	while ((c = getopt_long(argc, argv, "p:s:c:m:l:Vh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'p':
-			G.o.policy_path = optarg;
-			break;
-		case 's':
-			G.o.state_dir = optarg;
-			break;
-		case 'c':
-			G.o.control_path = optarg;
-			break;
-		case 'm':
-			G.o.metrics_addr = optarg;
-			break;
-		case 'l':
-			if (parse_u(optarg, 1, 65535, &v)) {
-				fprintf(stderr, "hoopd: --listen-port wants 1..65535, got '%s'\n",
-					optarg);
-				return 2;
-			}
-			G.o.listen_port = (uint16_t)v;
-			break;
-		case 1:
-			G.o.fail_open = 1;
-			break;
-		case 2:
-			if (!strcmp(optarg, "sockmap"))
-				G.o.accel = ACCEL_SOCKMAP;
-			else if (!strcmp(optarg, "off"))
-				G.o.accel = ACCEL_OFF;
-			else {
-				fprintf(stderr, "hoopd: --accel wants sockmap or off, got '%s'\n",
-					optarg);
-				return 2;
-			}
-			break;
-		case 3:
-			G.o.pin_root = optarg;
-			break;
-		case 4:
-			G.o.keep_pins = 1;
-			break;
-		case 5:
-			if (parse_u(optarg, 4096, 16 << 20, &v)) {
-				fprintf(stderr, "hoopd: --relay-buffer wants 4096..16777216\n");
-				return 2;
-			}
-			G.o.relay_buf = (size_t)v;
-			break;
-		case 6:
-			if (!strcmp(optarg, "json"))
-				json = 1;
-			else if (strcmp(optarg, "text")) {
-				fprintf(stderr, "hoopd: --log-format wants text or json\n");
-				return 2;
-			}
-			break;
-		case 7:
-			if (hlog_parse_level(optarg, &lvl)) {
-				fprintf(stderr, "hoopd: --log-level wants debug, info, warn or error\n");
-				return 2;
-			}
-			break;
-		case 8:
-			if (parse_u(optarg, 4096, 1L << 30, &v)) {
-				fprintf(stderr, "hoopd: --max-message wants 4096..1073741824\n");
-				return 2;
-			}
-			G.o.max_message = (size_t)v;
-			break;
-		case 9:
-			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
-				fprintf(stderr, "hoopd: --agent-tls wants on or off\n");
-				return 2;
-			}
-			G.o.agent_tls = !strcmp(optarg, "on");
-			break;
-		case 10:
-			G.o.tls_cert = optarg;
-			break;
-		case 12:
-			G.o.metrics_public = 1;
-			break;
-		case 11:
-			G.o.tls_key = optarg;
-			break;
-		case 'V':
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		const struct hoopd_opt *o = NULL;
+
+		if (c == 'V') {
 			printf("hoopd %s\n", HOOPD_VERSION);
 			return 0;
-		case 'h':
+		}
+		if (c == 'h') {
 			fputs(usage, stdout);
 			return 0;
-		default:
+		}
+		if (c >= 256 && c < 256 + (int)NOPTS)
+			o = &hoopd_opts[c - 256];
+		for (size_t i = 0; !o && i < NOPTS; i++)
+			if (hoopd_opts[i].letter && hoopd_opts[i].letter == c)
+				o = &hoopd_opts[i];
+		if (!o) {
 			fputs(usage, stderr);
 			return 2;
 		}
+		if (set_option(o, optarg))
+			return 2;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "hoopd: unexpected argument '%s'\n%s", argv[optind], usage);
@@ -373,7 +304,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hoopd: --policy FILE is required\n\n%s", usage);
 		return 2;
 	}
-	hlog_setup("hoopd", json, lvl);
+	G.o.accel = accel ? ACCEL_SOCKMAP : ACCEL_OFF;
+	G.o.agent_tls = agent_tls;
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	int c, sfd, r, accel_ok;
+	char err[1024];
+	sigset_t mask;
+
+	if ((c = parse_options(argc, argv)) >= 0)
+		return c;
+	hlog_setup("hoopd", log_json, (enum hlog_level)log_level);
 	verdict_hook = policy_verdict;
 	approvals_init();
 	signal(SIGPIPE, SIG_IGN);
@@ -397,7 +341,7 @@ int main(int argc, char **argv)
 	}
 	if (cg_of_pid(getpid(), G.self_cgroup, sizeof(G.self_cgroup)))
 		G.self_cgroup[0] = '\0';
-	if ((r = loop_init()) || (r = netns_init())) {
+	if ((r = loop_init()) || (r = netns_init(relay_accept))) {
 		log_error("start-up: %s", strerror(-r));
 		return 1;
 	}

@@ -246,17 +246,6 @@ static int mask_text_kind(const struct mask_engine *me, enum mask_style st, int 
 
 /* ---- bytea ---- */
 
-static int unhex(int c)
-{
-	if (mask_isdigit(c))
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* bytea's text form (hex "\x..." or the escape format) decoded into out; -1 if malformed. */
 static int bytea_decode(const uint8_t *v, size_t n, struct buf *out)
 {
@@ -270,7 +259,7 @@ static int bytea_decode(const uint8_t *v, size_t n, struct buf *out)
 				i++;
 				continue;
 			}
-			if (i + 1 >= n || (hi = unhex(v[i])) < 0 || (lo = unhex(v[i + 1])) < 0)
+			if (i + 1 >= n || (hi = hex_digit(v[i])) < 0 || (lo = hex_digit(v[i + 1])) < 0)
 				return -1;
 			b = (uint8_t)(hi << 4 | lo);
 			if (mask_put(out, &b, 1))

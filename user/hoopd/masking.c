@@ -56,23 +56,23 @@ static int load_key(const char *path, int make, uint8_t key[32], char *err, size
 	return 0;
 }
 
-int masking_load(const struct policy *pol, const char *state_dir, char *err, size_t errn)
+int masking_load(const struct mask_policy *mp, const char *state_dir, char *err, size_t errn)
 {
 	struct masking *m;
 	uint8_t key[32];
 	char path[600];
 	int r;
 
-	if (!pol->masking.enabled) {
+	if (!mp->enabled) {
 		masking_put(g_cur);
 		g_cur = NULL;
 		return 0;
 	}
-	if (pol->masking.hmac_key_file[0])
-		snprintf(path, sizeof(path), "%s", pol->masking.hmac_key_file);
+	if (mp->hmac_key_file[0])
+		snprintf(path, sizeof(path), "%s", mp->hmac_key_file);
 	else
 		snprintf(path, sizeof(path), "%s/mask.key", state_dir);
-	r = load_key(path, !pol->masking.hmac_key_file[0], key, err, errn);
+	r = load_key(path, !mp->hmac_key_file[0], key, err, errn);
 	if (r)
 		return r;
 	m = calloc(1, sizeof(*m));
@@ -84,7 +84,7 @@ int masking_load(const struct policy *pol, const char *state_dir, char *err, siz
 
 	m->refs = 1;
 	m->gen = ++gens;
-	m->mp = pol->masking;
+	m->mp = *mp;
 	r = mask_engine_new(&m->mp, key, &m->me, err, errn);
 	explicit_bzero(key, sizeof(key));
 	if (r) {

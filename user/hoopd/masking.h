@@ -23,9 +23,10 @@ struct masking {
 	struct mask_engine *me;
 };
 
-/* Build the masking of policy pol (key from mp.hmac_key_file or <state>/mask.key, made on first
- * use). On failure the running masking stays and err says why. */
-int masking_load(const struct policy *pol, const char *state_dir, char *err, size_t errn);
+/* Build the masking of a policy's masking section mp (key from mp->hmac_key_file or
+ * <state>/mask.key, made on first use). On failure the running masking stays and err says why.
+ * It takes the section, not the policy, so that masking stays below the policy loader. */
+int masking_load(const struct mask_policy *mp, const char *state_dir, char *err, size_t errn);
 void masking_stop(void);
 /* The running masking with a reference, or NULL when the policy masks nothing. */
 struct masking *masking_get(void);

@@ -4,6 +4,7 @@
  * catalog, and the dispatch over statement kinds.
  */
 #include "maskplan_int.h"
+#include "pglex.h"
 
 /* ---- queries ---- */
 
@@ -595,7 +596,15 @@ static void view_cols(struct ctx *c, const struct cat_rel *r, struct colset *out
 		mp_cs_unknown(c, out, &u);
 		return;
 	}
-	pr = mp_parse(r->viewdef, &raw, err, sizeof(err));
+	{
+		/* pg_get_viewdef's text, from hoopd's catalog connection (standard strings):
+		 * read as it was written, whatever the session's statement was lexed under */
+		struct pglex_saved sv;
+
+		pglex_set(0, &sv);
+		pr = mp_parse(r->viewdef, &raw, err, sizeof(err));
+		pglex_restore(&sv);
+	}
 	if (!pr) {
 		mp_cs_unknown(c, out, &u);
 		return;

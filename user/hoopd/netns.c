@@ -39,11 +39,13 @@ struct listener {
 };
 
 static struct listener *g_listeners;
+static void (*g_on_accept)(struct listener *ln, int fd);
 
-int netns_init(void)
+int netns_init(void (*on_accept)(struct listener *ln, int fd))
 {
 	struct stat st;
 
+	g_on_accept = on_accept;
 	G.host_netns_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (G.host_netns_fd < 0 || fstat(G.host_netns_fd, &st))
 		return -errno;
@@ -223,7 +225,7 @@ static void accept_ready(struct listener *ln, int lfd)
 			}
 			return;
 		}
-		relay_accept(ln, fd);
+		g_on_accept(ln, fd);
 	}
 }
 

@@ -42,6 +42,7 @@
 
 #include "engine.h"
 #include "events.h"
+#include "gate.h"
 #include "hex.h"
 #include "hoopd.h"
 #include "log.h"
@@ -50,7 +51,10 @@
 #include "pgrow.h"
 #include "pgwire.h"
 #include "catalog_fetch.h"
+#include "maskplan.h"
+#include "dialect.h"
 #include "masking.h"
+#include "pglex.h"
 #include "sqlfacts.h"
 #include "sqlshape.h"
 #include "sqlsize.h"
@@ -62,8 +66,6 @@
 /* Fails in parse analysis (no such function; only a superuser could create one in pg_catalog)
  * and so has no effect. */
 #define POISON_SQL "SELECT pg_catalog.\"hoop: statement denied by policy\"()"
-
-#define PG_MAX_STMTS 4096
 
 /* Before login an agent sends a startup packet (PostgreSQL takes 10000 bytes at most) and
  * short authentication answers (a password, SCRAM messages): no message, and no buffer, needs
@@ -90,10 +92,6 @@
 /* PostgreSQL's NAMEDATALEN: SQL identifiers are truncated to 63 bytes. */
 #define PG_NAMEDATALEN 64
 
-/* What the agent is told when its statement cannot be put on record (disk full, I/O error). */
-#define UNRECORDED_MSG "hoop: the audit trail cannot be written; the statement was not forwarded"
-#define UNRECORDED_STATE "58030"
-
 enum phase {
 	PH_STARTUP,
 	PH_SERVER_TLS, /* waiting for the server's answer to our SSLRequest, then its handshake */
@@ -103,6 +101,7 @@ enum phase {
 };
 
 struct names;
+struct query;
 
 struct track {
 	uint64_t seq;
@@ -130,6 +129,9 @@ struct pend {
 	int err_seen;
 	char sqlstate[6];
 	char *deny;	/* message for the agent */
+	/* ...and, for text the grammar rejects, what the server would have said besides */
+	char *detail, *hint;
+	int position;
 	struct track *st; /* statements whose results this entry carries */
 	int nst, cur;
 	char dkind;    /* Describe and Close: 'S' or 'P' */
@@ -166,7 +168,10 @@ struct pg {
 	struct pend *head, *tail;
 	int npend;
 	struct named *preps, *portals;
-	uint64_t seq;
+	/* the statement gate's view of this session: statements on record (g.seq), relations
+	 * it made, its catalog */
+	struct gate g;
+	struct query *q; /* the Query being judged, for the gate's callbacks */
 	char user[128], database[128], app[128];
 	char *params_json;
 	uint8_t *startup; /* the startup message, held while we negotiate TLS upstream */
@@ -184,8 +189,6 @@ struct pg {
 	int xact_failed; /* an error or ROLLBACK since the last ReadyForQuery 'I' */
 	struct named *described; /* portals Described since their last Bind, as forwarded */
 	int ndescribed;
-	/* verdicts on EXECUTE name: the text prepared_text gives for name (a candidate) */
-	const char *cand_name, *cand_text;
 	int sasl;	    /* the server asked for SASL */
 	int sasl_client_first; /* the agent's SASLInitialResponse was looked at */
 	/* a message parked for a verdict (hold) */
@@ -194,12 +197,11 @@ struct pg {
 	const char *end_reason;
 	/* masking */
 	struct catbox *cat;
-	char (*made)[64];      /* relations this session created or renamed: never trusted to
-				* the catalog (a temp view shadows a table of the same name) */
-	int nmade;
-	int made_overflow;     /* more than hoop keeps: every plan is unknown from then on */
 	int withhold;	       /* a result could not be masked: drop all but Z, N, A, S until Z */
 	struct big *big;       /* an oversized Query or Parse being read past (PG_BIG_SLACK) */
+	/* how the server lexes this session's text (its ParameterStatus): every parse of the
+	 * session's statements runs under it (pg_lexed) */
+	struct dialect_settings lex;
 };
 
 /* An oversized Query or Parse read past without being kept: what its record needs. */
@@ -224,14 +226,6 @@ static int64_t now_us(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
-
-static enum verdict allow_all(struct judgement *j)
-{
-	return VERDICT_ALLOW;
-}
-
-verdict_fn verdict_hook = allow_all;
-const struct hold_ops *hold_ops;
 
 /* ---- small helpers ---- */
 
@@ -364,6 +358,8 @@ static void pend_pop(struct pg *p)
 	for (int i = 0; i < e->nst; i++)
 		track_free(&e->st[i]);
 	free(e->deny);
+	free(e->detail);
+	free(e->hint);
 	free(e->name);
 	free(e->stmt);
 	free(e->text);
@@ -412,78 +408,79 @@ static char *hexdup(const uint8_t *p, size_t n)
 	return s;
 }
 
-/* ---- verdicts ---- */
+/* ---- refusals ---- */
 
-static const char *prepared_text(void *ctx, const char *name)
-{
-	struct pg *p = ctx;
-	struct named *n;
-
-	if (p->cand_name && !strcmp(p->cand_name, name))
-		return p->cand_text;
-	n = named_find(p->preps, name);
-	return n ? n->text : NULL;
-}
-
-static enum verdict judge_facts(struct pg *p, const char *protocol, const char *text, size_t len,
-				int parse_error, const struct mplan *plan,
-				const struct sqlfacts *facts, int want_facts, struct judgement *j)
-{
-	memset(j, 0, sizeof(*j));
-	j->facts = facts;
-	j->want_facts = want_facts;
-	j->s = p->s;
-	j->protocol = protocol;
-	j->text = text;
-	j->len = len;
-	j->parse_error = parse_error;
-	j->user = p->user;
-	j->database = p->database;
-	j->prepared = prepared_text;
-	j->prepared_ctx = p;
-	j->cat = p->cat ? p->cat->cat : NULL;
-	j->plan = plan ? &plan->p : NULL;
-	return verdict_hook(j);
-}
-
-static enum verdict judge(struct pg *p, const char *protocol, const char *text, size_t len,
-			  int parse_error, const struct mplan *plan, struct judgement *j)
-{
-	return judge_facts(p, protocol, text, len, parse_error, plan, NULL, 0, j);
-}
+/* What the agent is told of a refused request: sqlstate and message, and for text the server's
+ * grammar rejects the rest of what the server would have said (NULL and 0 when none). */
+struct refusal {
+	const char *sqlstate, *message, *detail, *hint;
+	int position;
+};
 
 /*
  * Answer a denied (or cancelled) request. Alone, outside a transaction, hoopd answers;
  * otherwise the poison goes to the server in its place (see the top of this file).
  */
-static int refuse(struct pg *p, char kind, const char *stmt_name, const char *sqlstate,
-		  const char *msg, struct pend **out)
+static int refuse_as(struct pg *p, char kind, const char *stmt_name, const struct refusal *rf,
+		     struct pend **out)
 {
 	struct session *s = p->s;
 	struct pend *e;
 
 	if (kind == 'Q' && !p->head && p->tx == 'I') {
-		struct ev_error ee = {.seq = p->seq, .severity = "ERROR", .sqlstate = sqlstate,
-				      .message = msg, .from_hoopd = 1};
+		struct ev_error ee = {.seq = p->g.seq,
+				      .severity = "ERROR",
+				      .sqlstate = rf->sqlstate,
+				      .message = rf->message,
+				      .from_hoopd = 1};
 
 		ev_error(s, &ee);
-		if (pgw_put_error(&s->a.out, "ERROR", sqlstate, msg, NULL, NULL) ||
+		if (pgw_put_error_at(&s->a.out, "ERROR", rf->sqlstate, rf->message, rf->detail,
+				     rf->hint, rf->position) ||
 		    pgw_put_ready(&s->a.out, 'I'))
 			return -1;
 		*out = NULL;
 		return 0;
 	}
 	e = pend_push(p, kind, 0);
-	if (!e || !(e->deny = strdup(msg)))
+	if (!e || !(e->deny = strdup(rf->message)) ||
+	    (rf->detail && !(e->detail = strdup(rf->detail))) ||
+	    (rf->hint && !(e->hint = strdup(rf->hint))))
 		return -1;
+	e->position = rf->position;
 	e->poisoned = 1;
-	snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", sqlstate);
+	snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", rf->sqlstate);
 	*out = e;
 	if (kind == 'P' && !(e->name = strdup(stmt_name ? stmt_name : "")))
 		return -1;
 	if (kind == 'P')
 		return pgw_put_parse(&s->s.out, stmt_name ? stmt_name : "", POISON_SQL);
 	return pgw_put_query(&s->s.out, POISON_SQL); /* Q and F: answered by E + Z */
+}
+
+static int refuse(struct pg *p, char kind, const char *stmt_name, const char *sqlstate,
+		  const char *msg, struct pend **out)
+{
+	struct refusal rf = {.sqlstate = sqlstate, .message = msg};
+
+	return refuse_as(p, kind, stmt_name, &rf, out);
+}
+
+/* The refusal the gate decided on (gate_commit's GATE_REFUSE): text the grammar rejects is
+ * answered with what the server itself would say of it (docs/audit.md, Refused unparsed). */
+static int refuse_batch(struct pg *p, char kind, const char *stmt_name,
+			const struct gate_batch *b, struct pend **out)
+{
+	struct refusal rf = {.sqlstate = b->sqlstate, .message = b->message};
+
+	if (b->unparsed) {
+		rf.sqlstate = b->err.sqlstate;
+		rf.message = b->err.message;
+		rf.detail = b->err.detail[0] ? b->err.detail : NULL;
+		rf.hint = b->err.hint[0] ? b->err.hint : NULL;
+		rf.position = b->err.position;
+	}
+	return refuse_as(p, kind, stmt_name, &rf, out);
 }
 
 /* ---- limits: statements too large to judge on the event loop (issue 14 point 10) ---- */
@@ -507,22 +504,13 @@ static int refuse_oversized(struct pg *p, char kind, const char *name, const cha
 			    const char *msg)
 {
 	struct pend *e;
-	struct ev_statement es = {.db_user = p->user,
-				  .database = p->database,
-				  .seq = ++p->seq,
-				  .protocol = kind == 'Q' ? "simple" : "extended",
-				  .text = prefix,
-				  .text_len = plen,
-				  .prepared = kind == 'P' ? name : NULL,
-				  .verdict = "deny",
-				  .reason = limit,
-				  .text_bytes = total,
-				  .text_sha256 = sha};
 
 	G.st.statements_oversized++;
 	hlog_conn(HLOG_WARN, p->s->id, p->s->peer, "statement of %zu bytes refused: %s", total,
 		  msg);
-	ev_statement(p->s, &es); /* refused either way: a failed write cannot let it through */
+	/* refused either way: a failed write cannot let it through */
+	gate_record_oversized(&p->g, kind == 'Q' ? "simple" : "extended", kind == 'P' ? name : NULL,
+			      prefix, plen, total, sha, limit);
 	return refuse(p, kind, name, "54000", msg, &e);
 }
 
@@ -554,7 +542,8 @@ static int check_size(struct pg *p, char kind, const char *name, const char *sql
 			 "hoop: statement of %zu bytes is over the limit of %u bytes "
 			 "(limits.statement_bytes)",
 			 len, l->statement_bytes);
-	} else if (sqlsize(sql, len, l->statement_tokens, l->statement_depth, &z)) {
+	} else if (dialect_pg.size(&p->lex, sql, len, l->statement_tokens, l->statement_depth,
+				   &z)) {
 		if (z.tokens > l->statement_tokens) {
 			limit = "limits.statement_tokens";
 			snprintf(msg, sizeof(msg),
@@ -686,45 +675,6 @@ static const struct catalog *pg_cat(const struct pg *p)
 	return p->cat ? p->cat->cat : NULL;
 }
 
-/* The provenance plan of one statement. EXECUTE and FETCH are resolved by plan_indirect. */
-static struct mplan *plan_stmt(struct pg *p, struct masking *mk, const char *sql, size_t len)
-{
-	struct mplan *pl = mplan_build(mk, pg_cat(p), sql, len, (const char (*)[64])p->made,
-				       p->nmade);
-
-	if (!pl)
-		return NULL;
-	if (pl->p.created_rel[0]) {
-		int known = 0;
-
-		for (int i = 0; i < p->nmade && !known; i++)
-			known = !strcmp(p->made[i], pl->p.created_rel);
-		if (!known && p->nmade < 1024) {
-			char (*m)[64] = realloc(p->made, (size_t)(p->nmade + 1) * sizeof(*m));
-
-			if (!m) {
-				mplan_put(pl);
-				return NULL;
-			}
-			p->made = m;
-			snprintf(p->made[p->nmade++], 64, "%s", pl->p.created_rel);
-		} else if (!known) {
-			p->made_overflow = 1;
-		}
-		catalog_stale(p->s, p->database); /* other sessions see it at the next read */
-	}
-	if (p->made_overflow && !pl->p.execute_name[0] && !pl->p.fetch_cursor[0]) {
-		/* more relation names than hoop keeps: nothing is trusted from now on */
-		mplan_put(pl);
-		pl = mplan_unknown();
-		if (!pl)
-			return NULL;
-	}
-	if (pl->p.unknown_rel[0])
-		catalog_stale(p->s, p->database);
-	return pl;
-}
-
 /* The plan of a recorded statement, portal or cursor (a reference), built from its text by mk
  * when it has none or one of another masking engine (a reload renumbers the rules). */
 static struct mplan *named_plan(struct pg *p, struct masking *mk, struct named *n)
@@ -732,7 +682,7 @@ static struct mplan *named_plan(struct pg *p, struct masking *mk, struct named *
 	if (!n->text[0])
 		return mplan_unknown(); /* bound from a statement hoopd does not know */
 	if (!n->plan || n->plan_gen != mk->gen) {
-		struct mplan *pl = plan_stmt(p, mk, n->text, strlen(n->text));
+		struct mplan *pl = gate_plan(&p->g, mk, n->text, strlen(n->text));
 
 		if (!pl)
 			return NULL;
@@ -1127,57 +1077,6 @@ static int mask_notification(struct pg *p, const struct pgw_msg *m)
 
 /* ---- frontend messages in the ready phase ---- */
 
-struct split {
-	int n;
-	int parse_error;
-	int off[PG_MAX_STMTS];
-	int len[PG_MAX_STMTS];
-};
-
-static int blank(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!isspace((unsigned char)s[i]) && s[i] != ';')
-			return 0;
-	return 1;
-}
-
-/* Statements of a Query as PostgreSQL's grammar splits them; what it cannot split is one
- * statement marked parse_error (so the verdict can refuse it: nothing goes unjudged). */
-static void split_sql(const char *sql, size_t len, struct split *sp)
-{
-	PgQuerySplitResult r = pg_query_split_with_parser(sql);
-
-	sp->n = 0;
-	sp->parse_error = 0;
-	/* If the grammar cannot split it, the server rejects the whole Query before running any
-	 * of it; judge it whole (the scanner's split drops pieces it does not understand). */
-	if (r.error || r.n_stmts > PG_MAX_STMTS || (r.n_stmts == 0 && !blank(sql, len))) {
-		sp->parse_error = 1;
-		sp->n = 1;
-		sp->off[0] = 0;
-		sp->len[0] = (int)len;
-	} else {
-		for (int i = 0; i < r.n_stmts; i++) {
-			int o = r.stmts[i]->stmt_location, l = r.stmts[i]->stmt_len;
-
-			if (o < 0 || (size_t)o > len)
-				continue;
-			if (l == 0 || (size_t)(o + l) > len)
-				l = (int)len - o; /* the last statement runs to the end */
-			while (l > 0 && (sql[o] == ' ' || sql[o] == '\n' || sql[o] == '\t' ||
-					 sql[o] == '\r')) {
-				o++;
-				l--;
-			}
-			sp->off[sp->n] = o;
-			sp->len[sp->n] = l;
-			sp->n++;
-		}
-	}
-	pg_query_free_split_result(r);
-}
-
 /* Could this statement define, use or drop a name (PREPARE, EXECUTE, DEALLOCATE, DECLARE,
  * CLOSE, DISCARD)? Only "no" is sure: it starts with a word that is none of them (keywords are
  * ASCII, any case; quoting makes an identifier). */
@@ -1366,77 +1265,12 @@ static void names_done(struct pg *p, const char *text, const char *tag, struct m
 	}
 }
 
-/* The loop thread's scratch for on_query and on_parse (not on the stack, and not malloc'd per
+/* The loop thread's scratch for a Query's split (not on the stack, and not malloc'd per
  * statement: a 32 KiB malloc makes glibc consolidate its free lists every time). */
-static struct sqlshape g_shape;
-static struct split g_split;
+static struct dialect_split g_split;
 
-/* May what was worked out about this one-statement text be kept by its shape? Only when it
- * depends on the text alone (stmtcache.h): plain reads and writes, transaction control and
- * SHOW, with a plan that names no relation the catalog lacks, makes none, runs nothing of the
- * session's (EXECUTE, cursors) and reads no constant's value. */
-static int keep_shape(const struct pg *p, const struct sqlfacts *f, const struct mplan *pl)
-{
-	const uint64_t plain = 1ULL << SK_SELECT | 1ULL << SK_INSERT | 1ULL << SK_UPDATE |
-			       1ULL << SK_DELETE | 1ULL << SK_MERGE | 1ULL << SK_TRANSACTION |
-			       1ULL << SK_SHOW;
+/* ---- what the gate asks the engine (struct gate_ops) ---- */
 
-	if (!f->kinds || (f->kinds & ~plain) || f->parse_error || f->too_many ||
-	    f->execute_name[0] || p->nmade || p->made_overflow)
-		return 0;
-	if (!pl)
-		return 1;
-	return !pl->p.created_rel[0] && !pl->p.unknown_rel[0] && !pl->p.execute_name[0] &&
-	       !pl->p.fetch_cursor[0] && !pl->p.declare_cursor[0] && !pl->p.prepare_name[0] &&
-	       !pl->p.copy && !pl->p.const_sensitive && !pl->p.error[0];
-}
-
-/* Does sql (one Query's or Parse's text) have a shape this session may use (no relations of
- * its own)? 1 with g_shape and *g filled, and *hit when a kept one matches (cached 1). */
-static int shape_find(const struct pg *p, const struct masking *mk, char protocol,
-		      const char *sql, size_t len, struct stmtcache_gens *g,
-		      struct stmtcache_hit *hit, int *cached)
-{
-	g->policy = G.pol_gen;
-	g->masking = mk ? mk->gen : 0;
-	g->catalog = mk ? cat_gen(pg_cat(p)) : 0;
-	g->protocol = (uint64_t)protocol;
-	*cached = 0;
-	if (p->nmade || p->made_overflow || sqlshape(sql, len, &g_shape))
-		return 0;
-	*cached = stmtcache_get(g_shape.key, g_shape.klen, g, hit);
-	return 1;
-}
-
-/* After the verdict on a shaped text that was not kept: keep its facts (j->facts_out, taken)
- * and plan when keep_shape says they may be. */
-static void shape_keep(const struct pg *p, const struct stmtcache_gens *g, struct judgement *j,
-		       struct mplan *pl)
-{
-	if (j->facts_out && keep_shape(p, j->facts_out, pl))
-		stmtcache_put(g_shape.key, g_shape.klen, g, j->facts_out, pl);
-	else
-		free(j->facts_out);
-	j->facts_out = NULL;
-}
-
-static int stricter(enum verdict a, enum verdict b)
-{
-	static const int rank[] = {[VERDICT_ALLOW] = 0, [VERDICT_HOLD] = 1, [VERDICT_DENY] = 2};
-
-	return rank[a] > rank[b];
-}
-
-/* The verdict on a plan: EXECUTE and FETCH judged by what their name is now (a reference). */
-static struct mplan *verdict_plan(struct pg *p, struct masking *mk, struct mplan *pl)
-{
-	return mk && pl ? plan_indirect(p, mk, pl, 0) : NULL;
-}
-
-/* EXECUTE name is judged (verdict.c) by the text name has. Until the server acknowledges them,
- * definitions in flight (a Parse or a PREPARE forwarded earlier, a PREPARE earlier in this
- * Query) may change that text before the EXECUTE runs: each text it may then have is judged
- * too, and the strictest verdict stands. */
 /* The text of the latest definition of prepared statement name still waiting for the
  * server's answer (a Parse, or a PREPARE inside a Query), or NULL. */
 static const char *inflight_text(const struct pg *p, const char *name)
@@ -1457,91 +1291,97 @@ static const char *inflight_text(const struct pg *p, const char *name)
 }
 
 /* What approvers are shown for EXECUTE/FETCH name: the definition the server has, or, when the
- * only one is still on its way (judge_execute holds only when every candidate is this text),
- * that one. */
-const char *pg_named_text(struct session *s, int cursor, const char *name)
+ * only one is still on its way (the gate holds only when every candidate is this text), that
+ * one. */
+static const char *named_text(struct pg *p, int cursor, const char *name)
 {
-	struct pg *p = s->est;
-	struct named *n;
+	struct named *n = named_find(cursor ? p->portals : p->preps, name); /* cursors: portals */
 
-	if (!p || s->eng != &pg_engine)
-		return NULL;
-	n = named_find(cursor ? p->portals : p->preps, name); /* cursors are portals */
 	if (n)
 		return n->text;
 	return cursor ? NULL : inflight_text(p, name);
 }
 
-/* Every text EXECUTE name may run (the recorded definition, if any, and those in flight) is
- * one and the same, and it is the one approvers are shown (pg_named_text). */
-static int one_text(const struct pg *p, const char *name, char *const *alt, int nalt)
-{
-	const struct named *n = named_find(p->preps, name);
-	const char *shown = n ? n->text : inflight_text(p, name);
+/* One Query's statements as the gate sees them, and what the engine keeps of them. */
+struct query {
+	const char *sql;
+	size_t len;
+	struct dialect_split *sp;
+	struct sql_error err; /* why it could not be split */
+	struct gate_stmt *st;
+	struct names *ns; /* what each does to the session's names */
+	struct masking *mk;
+	struct gate_shape sh;
+	int copy_cand; /* one may start a COPY FROM STDIN */
+};
 
-	if (!shown)
-		return 0;
-	for (int a = 0; a < nalt; a++)
-		if (!alt[a] || strcmp(alt[a], shown))
-			return 0;
-	return 1;
+static const char *gate_prepared_text(void *ctx, const char *name)
+{
+	struct named *n = named_find(((struct pg *)ctx)->preps, name);
+
+	return n ? n->text : NULL;
 }
 
-static enum verdict judge_execute(struct pg *p, struct masking *mk, const char *stmt, size_t len,
-				  const struct names *ns, const char *q, const struct split *sp,
-				  const struct names *qns, int upto, enum verdict v,
-				  struct judgement *j)
+static struct mplan *gate_resolve_plan(void *ctx, struct masking *mk, struct mplan *pl)
 {
-	char *alt[16];
+	return plan_indirect(ctx, mk, pl, 0);
+}
+
+/* Definitions of name in flight, and (in a Query) earlier in it than statement i. */
+static int gate_execute_texts(void *ctx, int i, const char *name, char **alt, int max)
+{
+	struct pg *p = ctx;
+	const struct query *q = p->q;
 	int nalt = 0;
 
-	for (struct pend *e = p->head; e && nalt < 16; e = e->next) {
-		if (e->kind == 'P' && !e->poisoned && e->text && !strcmp(e->name, ns->name))
+	for (struct pend *e = p->head; e && nalt < max; e = e->next) {
+		if (e->kind == 'P' && !e->poisoned && e->text && !strcmp(e->name, name))
 			alt[nalt++] = strdup(e->text);
-		for (int i = 0; i < e->nst && nalt < 16; i++) {
-			const struct names *tn = e->st[i].ns;
+		for (int k = 0; k < e->nst && nalt < max; k++) {
+			const struct names *tn = e->st[k].ns;
 
-			if (tn && tn->kind == NK_PREPARE && !strcmp(tn->name, ns->name))
-				alt[nalt++] = strdup(e->st[i].text + tn->body);
+			if (tn && tn->kind == NK_PREPARE && !strcmp(tn->name, name))
+				alt[nalt++] = strdup(e->st[k].text + tn->body);
 		}
 	}
-	for (int k = 0; k < upto && nalt < 16; k++)
-		if (qns[k].kind == NK_PREPARE && !strcmp(qns[k].name, ns->name))
-			alt[nalt++] = strndup(q + sp->off[k] + qns[k].body,
-					      (size_t)sp->len[k] - qns[k].body);
-	for (int a = 0; a < nalt; a++) {
-		struct judgement ja;
-		struct mplan *pl = NULL, *vp = NULL;
-		enum verdict va;
-
-		if (!alt[a])
-			continue;
-		if (mk && (pl = plan_stmt(p, mk, alt[a], strlen(alt[a]))))
-			vp = verdict_plan(p, mk, pl);
-		p->cand_name = ns->name;
-		p->cand_text = alt[a];
-		va = judge(p, "simple", stmt, len, 0, vp, &ja);
-		p->cand_name = p->cand_text = NULL;
-		mplan_put(vp);
-		mplan_put(pl);
-		if (stricter(va, v)) {
-			v = va;
-			*j = ja;
-		}
-	}
-	if (nalt && v == VERDICT_HOLD && !one_text(p, ns->name, alt, nalt)) {
-		/* An approver is shown one text (pg_named_text) while another may be the one that
-		 * runs: no hold while the name has definitions in flight that differ. */
-		v = VERDICT_DENY;
-		snprintf(j->message, sizeof(j->message),
-			 "hoop: EXECUTE of %.63s cannot wait for approval while %.63s is being "
-			 "redefined; send it once the new definition is answered",
-			 ns->name, ns->name);
-	}
-	for (int a = 0; a < nalt; a++)
-		free(alt[a]);
-	return v;
+	for (int k = 0; q && k < i && nalt < max; k++)
+		if (q->ns[k].kind == NK_PREPARE && !strcmp(q->ns[k].name, name))
+			alt[nalt++] = strndup(q->sql + q->sp->off[k] + q->ns[k].body,
+					      (size_t)q->sp->len[k] - q->ns[k].body);
+	return nalt;
 }
+
+static const char *gate_shown_text(void *ctx, const char *name)
+{
+	return named_text(ctx, 0, name);
+}
+
+/* For the record of EXECUTE name: the text name will most likely have when it runs (the last
+ * definition forwarded before it: earlier in this Query, in flight, or recorded). malloc'd. */
+static char *gate_prepared_ahead(void *ctx, int i, const char *name)
+{
+	struct pg *p = ctx;
+	const struct query *q = p->q;
+	const char *t;
+	struct named *n;
+
+	for (int k = (q ? i : 0) - 1; k >= 0; k--)
+		if (q->ns[k].kind == NK_PREPARE && !strcmp(q->ns[k].name, name))
+			return strndup(q->sql + q->sp->off[k] + q->ns[k].body,
+				       (size_t)q->sp->len[k] - q->ns[k].body);
+	if ((t = inflight_text(p, name)))
+		return strdup(t);
+	n = named_find(p->preps, name);
+	return n ? strdup(n->text) : NULL;
+}
+
+static const struct gate_ops pg_gate_ops = {
+	.prepared_text = gate_prepared_text,
+	.resolve_plan = gate_resolve_plan,
+	.execute_texts = gate_execute_texts,
+	.shown_text = gate_shown_text,
+	.prepared_ahead = gate_prepared_ahead,
+};
 
 /* Could this text, run when every request before it is answered, start a COPY FROM STDIN?
  * EXECUTE name runs what name is then (a Parse may have made it a COPY): recorded or in
@@ -1567,298 +1407,267 @@ static int text_may_copy_in(struct pg *p, const char *text, size_t len, int dept
 	return 0;
 }
 
-/* For the record of EXECUTE name: the text name will most likely have when it runs (the last
- * definition forwarded before it: earlier in this Query, in flight, or recorded). malloc'd. */
-static char *prepared_ahead(struct pg *p, const char *name, const char *q, const struct split *sp,
-			    const struct names *qns, int upto)
+/* ---- Query ---- */
+
+static void query_free(struct query *q)
 {
-	const char *t = NULL;
-	struct named *n;
-
-	for (int k = upto - 1; k >= 0; k--)
-		if (qns[k].kind == NK_PREPARE && !strcmp(qns[k].name, name))
-			return strndup(q + sp->off[k] + qns[k].body,
-				       (size_t)sp->len[k] - qns[k].body);
-	for (struct pend *e = p->head; e; e = e->next) {
-		if (e->kind == 'P' && !e->poisoned && e->text && !strcmp(e->name, name))
-			t = e->text;
-		for (int i = 0; i < e->nst; i++) {
-			const struct names *tn = e->st[i].ns;
-
-			if (tn && tn->kind == NK_PREPARE && !strcmp(tn->name, name))
-				t = e->st[i].text + tn->body;
-		}
-	}
-	if (t)
-		return strdup(t);
-	n = named_find(p->preps, name);
-	return n ? strdup(n->text) : NULL;
+	for (int i = 0; q->st && i < q->sp->n; i++)
+		mplan_put(q->st[i].plan);
+	free(q->st);
+	free(q->ns);
+	masking_put(q->mk);
 }
 
-static int on_query(struct pg *p, const struct pgw_msg *m, int forced, enum verdict fv)
+/* Split a Query into statements, plan them and read what they do to names (shape: look its
+ * shape up first; a statement of a shape seen before is not parsed again, stmtcache.h).
+ * 0, or -1 without memory (q is to be freed either way). */
+static int query_prepare(struct pg *p, struct query *q, const char *sql, size_t len, int shape)
 {
-	struct session *s = p->s;
-	const char *sql = (const char *)m->body;
-	size_t len = m->len ? m->len - 1 : 0;
-	struct split *sp;
-	enum verdict worst = VERDICT_ALLOW, *v = NULL;
-	char (*rules)[64] = NULL;
-	struct judgement j, deny_j = {0}, hold_j = {0};
-	struct pend *e;
-	struct masking *mk = NULL;
-	struct mplan **plans = NULL;
-	struct stmtcache_gens gens;
-	struct stmtcache_hit hit = {0};
-	struct names *ns = NULL;
-	int r = -1, unrecorded = 0, shaped, cached = 0, copy_cand = 0;
+	struct dialect_split *sp = &g_split;
+	struct mplan *hit = NULL;
+	int shaped = 0, n;
 
-	if (!m->len || memchr(sql, 0, m->len) != sql + len)
-		return protocol_violation(p, "agent", "Query text is not NUL-terminated");
-	if (!forced && (r = check_size(p, 'Q', NULL, sql, len)) != 0)
-		return r < 0 ? -1 : 0;
-	sp = &g_split;
-	mk = masking_get();
-	/* A statement of a shape seen before is not parsed again (stmtcache.h). */
-	shaped = !forced && shape_find(p, mk, 'Q', sql, len, &gens, &hit, &cached);
-	if (cached) {
+	memset(q, 0, sizeof(*q));
+	q->sql = sql;
+	q->len = len;
+	q->sp = sp;
+	q->mk = masking_get();
+	if (shape)
+		shaped = gate_shape_find(&p->g, q->mk, 'Q', sql, len, &q->sh);
+	if (q->sh.cached) {
 		sp->n = 1;
 		sp->parse_error = 0;
-		sp->off[0] = (int)g_shape.off;
-		sp->len[0] = (int)g_shape.len;
+		sp->off[0] = (int)q->sh.off;
+		sp->len[0] = (int)q->sh.len;
+		hit = q->sh.hit.plan; /* the entry's reference: ours now */
 	} else {
-		split_sql(sql, len, sp);
-		shaped = shaped && sp->n == 1 && !sp->parse_error &&
-			 sp->off[0] == (int)g_shape.off && sp->len[0] == (int)g_shape.len;
+		gate_split(&p->g, sql, len, sp, &q->err);
+		q->sh.shaped = shaped && sp->n == 1 && !sp->parse_error &&
+			       sp->off[0] == (int)q->sh.off && sp->len[0] == (int)q->sh.len;
 	}
 	/* Sized by the statements there are, not the most there could be. */
-	v = calloc((size_t)(sp->n ? sp->n : 1), sizeof(*v));
-	rules = calloc((size_t)(sp->n ? sp->n : 1), sizeof(*rules));
-	plans = calloc((size_t)(sp->n ? sp->n : 1), sizeof(*plans));
-	ns = calloc((size_t)(sp->n ? sp->n : 1), sizeof(*ns));
-	if (!v || !rules || !plans || !ns) {
-		mplan_put(hit.plan);
-		goto out;
-	}
-	if (cached) {
-		plans[0] = hit.plan;
-		if (mk && !plans[0])
-			goto out;
+	n = sp->n ? sp->n : 1;
+	q->st = calloc((size_t)n, sizeof(*q->st));
+	q->ns = calloc((size_t)n, sizeof(*q->ns));
+	if (!q->st || !q->ns) {
+		mplan_put(hit);
+		return -1;
 	}
 	for (int i = 0; i < sp->n; i++) {
+		struct gate_stmt *t = &q->st[i];
+
+		t->text = sql + sp->off[i];
+		t->len = (size_t)sp->len[i];
+		if (q->sh.cached) {
+			t->plan = hit;
+			if (q->mk && !hit)
+				return -1;
+			continue;
+		}
 		/* The provenance plan first: the verdict reads its inference facts too. */
-		struct mplan *vp;
-
-		if (mk && !cached &&
-		    !(plans[i] = plan_stmt(p, mk, sql + sp->off[i], (size_t)sp->len[i])))
-			goto out;
-		if (!cached)
-			sql_names(sql + sp->off[i], (size_t)sp->len[i], &ns[i]);
-		copy_cand |= !cached && (may_copy_in(sql + sp->off[i], (size_t)sp->len[i]) ||
-					 (ns[i].kind == NK_EXECUTE &&
-					  text_may_copy_in(p, sql + sp->off[i], (size_t)sp->len[i], 0)));
-		vp = verdict_plan(p, mk, plans[i]);
-		v[i] = forced ? fv
-			      : judge_facts(p, "simple", sql + sp->off[i], (size_t)sp->len[i],
-					    sp->parse_error, vp, cached ? hit.facts : NULL,
-					    shaped && !cached, &j);
-		mplan_put(vp);
-		if (!forced && ns[i].kind == NK_EXECUTE)
-			v[i] = judge_execute(p, mk, sql + sp->off[i], (size_t)sp->len[i], &ns[i], sql,
-					     sp, ns, i, v[i], &j);
-		str_copy(rules[i], sizeof(rules[i]), forced ? "" : j.rule);
-		if (!forced && shaped && !cached)
-			shape_keep(p, &gens, &j, plans[i]);
-		/* deny over hold over allow */
-		if (v[i] == VERDICT_DENY) {
-			if (worst != VERDICT_DENY)
-				deny_j = j;
-			worst = VERDICT_DENY;
-		} else if (v[i] == VERDICT_HOLD && worst == VERDICT_ALLOW) {
-			worst = VERDICT_HOLD;
-			hold_j = j;
-		}
+		if (q->mk && !(t->plan = gate_plan(&p->g, q->mk, t->text, t->len)))
+			return -1;
+		sql_names(t->text, t->len, &q->ns[i]);
+		if (q->ns[i].kind == NK_EXECUTE)
+			t->execute = q->ns[i].name;
+		if (may_copy_in(t->text, t->len) ||
+		    (q->ns[i].kind == NK_EXECUTE && text_may_copy_in(p, t->text, t->len, 0)))
+			q->copy_cand = 1;
 	}
-	if (worst == VERDICT_HOLD && !hold_ops)
-		worst = VERDICT_DENY; /* nobody could decide it */
-	if (worst == VERDICT_HOLD) {
-		char id[32], note[512];
+	return 0;
+}
 
-		/* Park the whole message: nothing of it runs until it is decided. */
-		int hr = hold_ops->open(s, hold_j.rule, hold_j.message, sql, len, id, sizeof(id));
+static void query_batch(struct query *q, struct gate_batch *b)
+{
+	memset(b, 0, sizeof(*b));
+	b->protocol = "simple";
+	b->text = q->sql;
+	b->len = q->len;
+	b->parse_error = q->sp->parse_error;
+	b->err = q->err;
+	b->may_hold = 1;
+	b->mk = q->mk;
+	b->shape = &q->sh;
+	b->st = q->st;
+	b->n = q->sp->n;
+}
 
-		if (hr) {
-			r = refuse(p, 'Q', NULL, hr == -EDQUOT ? "53400" : "42501",
-				   hr == -EDQUOT
-					   ? "hoop: this statement needs approval, and too many "
-					     "statements from this agent are already waiting for "
-					     "one: refused (retry once approvers have decided)"
-					   : "hoop: this statement needs approval, and no request "
-					     "could be opened",
-				   &e);
-			goto out;
-		}
-		snprintf(note, sizeof(note),
-			 "hoop: waiting for approval %s: %s; ask an approver to run `hoopctl approve %s`",
-			 id, hold_j.rule[0] ? hold_j.rule : "policy", id);
-		if (pgw_put_notice(&s->a.out, note))
-			goto out;
-		p->held = malloc(m->total);
-		if (!p->held)
-			goto out;
-		memcpy(p->held, m->body - 5, m->total);
-		p->held_len = m->total;
-		for (int i = 0; i < sp->n; i++) {
-			struct ev_statement es = {.db_user = p->user, .database = p->database, .seq = p->seq + 1 + (uint64_t)i, .protocol = "simple",
-						  .text = sql + sp->off[i],
-						  .text_len = (size_t)sp->len[i], .verdict = "hold",
-						  .parse_error = sp->parse_error};
+/* The Query is on record: forward it, with one track per statement for its results. */
+static int query_forward(struct pg *p, const struct pgw_msg *m, struct query *q)
+{
+	int n = q->sp->n;
+	struct pend *e = pend_push(p, 'Q', n ? n : 1);
 
-			ev_statement(s, &es);
-		}
-		sess_hold(s);
-		r = 0;
-		goto out;
-	}
-	for (int i = 0; i < sp->n; i++) {
-		/* Any deny: none of them runs, and every one is on record as not run. */
-		int rec;
-		char *ptext = ns[i].kind == NK_EXECUTE
-				      ? prepared_ahead(p, ns[i].name, sql, sp, ns, i)
-				      : NULL;
-		struct ev_statement es = {.db_user = p->user, .database = p->database, .seq = ++p->seq, .protocol = "simple",
-					  .text = sql + sp->off[i], .text_len = (size_t)sp->len[i],
-					  .verdict = worst == VERDICT_DENY
-							     ? (v[i] == VERDICT_DENY ? "deny"
-										      : "not_run")
-							     : "allow",
-					  .reason = v[i] == VERDICT_DENY && deny_j.rule[0]
-							    ? deny_j.rule
-							    : rules[i][0] ? rules[i] : NULL,
-					  .parse_error = sp->parse_error};
-
-		if (ns[i].kind == NK_EXECUTE) {
-			es.prepared = ns[i].name;
-			es.prepared_text = ptext;
-		}
-		rec = ev_statement(s, &es);
-		free(ptext);
-		if (rec)
-			unrecorded = rec;
-	}
-	if (unrecorded && worst != VERDICT_DENY) {
-		/* No statement reaches the database without its record. */
-		r = refuse(p, 'Q', NULL, UNRECORDED_STATE, UNRECORDED_MSG, &e);
-		goto out;
-	}
-	if (worst == VERDICT_DENY) {
-		const char *msg = deny_j.message[0] ? deny_j.message
-						    : "hoop: statement denied by policy";
-
-		r = refuse(p, 'Q', NULL, "42501", msg, &e);
-		goto out;
-	}
-	e = pend_push(p, 'Q', sp->n ? sp->n : 1);
 	if (!e)
-		goto out;
+		return -1;
 	for (int i = 0; i < e->nst; i++) {
-		e->st[i].seq = p->seq - (uint64_t)(sp->n ? sp->n : 1) + 1 + (uint64_t)i;
+		e->st[i].seq = p->g.seq - (uint64_t)(n ? n : 1) + 1 + (uint64_t)i;
 		e->st[i].start_us = now_us();
-		if (i < sp->n && ns[i].kind != NK_NONE &&
-		    (!(e->st[i].text = strndup(sql + sp->off[i], (size_t)sp->len[i])) ||
-		     !(e->st[i].ns = malloc(sizeof(ns[i])))))
-			goto out;
-		if (i < sp->n && e->st[i].ns)
-			*e->st[i].ns = ns[i];
-		if (i < sp->n && mk) {
+		if (i < n && q->ns[i].kind != NK_NONE &&
+		    (!(e->st[i].text = strndup(q->st[i].text, q->st[i].len)) ||
+		     !(e->st[i].ns = malloc(sizeof(q->ns[i])))))
+			return -1;
+		if (i < n && e->st[i].ns)
+			*e->st[i].ns = q->ns[i];
+		if (i < n && q->mk) {
 			e->st[i].mk = masking_get();
-			e->st[i].plan = plans[i];
-			plans[i] = NULL;
+			e->st[i].plan = q->st[i].plan;
+			q->st[i].plan = NULL;
 		}
 	}
-	if (copy_cand) {
+	if (q->copy_cand) {
 		/* Nothing more is read from the agent until the server says whether a COPY FROM
 		 * STDIN started (CopyInResponse) or this Query is answered. */
 		e->copy_cand = 1;
 		p->copy_wait = e;
 	}
-	r = fwd(&s->s.out, m);
-out:
-	if (plans)
-		for (int i = 0; i < (sp ? sp->n : 0); i++)
-			mplan_put(plans[i]);
-	free(plans);
-	free(ns);
-	masking_put(mk);
-	free(rules);
-	free(v);
+	return fwd(&p->s->s.out, m);
+}
+
+/* The gate opened an approval request for this Query: park it until it is decided. */
+static int park(struct pg *p, const struct pgw_msg *m, const struct gate_batch *b)
+{
+	char note[512];
+
+	snprintf(note, sizeof(note),
+		 "hoop: waiting for approval %s: %s; ask an approver to run `hoopctl approve %s`",
+		 b->hold_id, b->rule[0] ? b->rule : "policy", b->hold_id);
+	if (pgw_put_notice(&p->s->a.out, note) || !(p->held = malloc(m->total))) {
+		hold_ops->forget(p->s, "out of memory");
+		return -1;
+	}
+	memcpy(p->held, m->body - 5, m->total);
+	p->held_len = m->total;
+	sess_hold(p->s);
+	return 0;
+}
+
+/* Do what the gate said of a Query (outcome: gate_commit's). */
+static int query_act(struct pg *p, const struct pgw_msg *m, struct query *q,
+		     const struct gate_batch *b, int outcome)
+{
+	struct pend *e;
+
+	switch (outcome) {
+	case GATE_FORWARD:
+		return query_forward(p, m, q);
+	case GATE_REFUSE:
+		return refuse_batch(p, 'Q', NULL, b, &e);
+	case GATE_HOLD:
+		return park(p, m, b);
+	default:
+		return -1;
+	}
+}
+
+static int on_query(struct pg *p, const struct pgw_msg *m)
+{
+	const char *sql = (const char *)m->body;
+	size_t len = m->len ? m->len - 1 : 0;
+	struct query q;
+	struct gate_batch b;
+	int r;
+
+	if (!m->len || memchr(sql, 0, m->len) != sql + len)
+		return protocol_violation(p, "agent", "Query text is not NUL-terminated");
+	if ((r = check_size(p, 'Q', NULL, sql, len)) != 0)
+		return r < 0 ? -1 : 0;
+	r = query_prepare(p, &q, sql, len, 1);
+	if (!r) {
+		query_batch(&q, &b);
+		p->q = &q;
+		gate_judge(&p->g, &b);
+		r = gate_commit(&p->g, &b);
+		p->q = NULL;
+		r = query_act(p, m, &q, &b, r);
+	}
+	query_free(&q);
 	return r;
 }
+
+/* An approver allowed the Query parked by park(): it runs as it was judged, and its records
+ * say so (the gate judges nothing again). */
+static int run_held_query(struct pg *p, const struct pgw_msg *m)
+{
+	const char *sql = (const char *)m->body;
+	struct query q;
+	struct gate_batch b;
+	int r;
+
+	r = query_prepare(p, &q, sql, m->len - 1, 0);
+	if (!r) {
+		query_batch(&q, &b);
+		for (int i = 0; i < b.n; i++)
+			b.st[i].v = VERDICT_ALLOW;
+		b.v = VERDICT_ALLOW;
+		p->q = &q;
+		r = gate_commit(&p->g, &b);
+		p->q = NULL;
+		r = query_act(p, m, &q, &b, r);
+	}
+	query_free(&q);
+	return r;
+}
+
+/* ---- Parse ---- */
 
 static int on_parse(struct pg *p, const struct pgw_msg *m)
 {
 	struct pgw_rd rd;
 	const char *name, *sql;
 	size_t sql_len;
-	struct judgement j;
-	enum verdict v;
 	struct pend *e;
-	struct split *sp;
+	struct dialect_split *sp = &g_split;
 	struct masking *mk;
-	struct mplan *pl = NULL, *vp;
-	struct stmtcache_gens gens;
-	struct stmtcache_hit hit = {0};
+	struct mplan *pl = NULL;
+	struct gate_shape sh;
+	struct gate_stmt st = {0};
+	struct gate_batch b = {.protocol = "extended", .quiet_allow = 1, .shape = &sh, .st = &st,
+			       .n = 1};
 	struct names ns = {0};
-	int shaped, cached;
+	int r;
 
 	pgw_rd_init(&rd, m);
 	name = pgw_str(&rd, NULL);
 	sql = pgw_str(&rd, &sql_len);
 	if (!name || !sql)
 		return protocol_violation(p, "agent", "malformed Parse message");
-	if ((shaped = check_size(p, 'P', name, sql, sql_len)) != 0)
-		return shaped < 0 ? -1 : 0;
-	sp = &g_split;
+	if ((r = check_size(p, 'P', name, sql, sql_len)) != 0)
+		return r < 0 ? -1 : 0;
 	mk = masking_get();
-	shaped = shape_find(p, mk, 'P', sql, sql_len, &gens, &hit, &cached);
-	if (cached) {
+	r = gate_shape_find(&p->g, mk, 'P', sql, sql_len, &sh);
+	if (sh.cached) {
 		sp->parse_error = 0;
-		if (mk && !hit.plan) {
+		if (mk && !sh.hit.plan) {
 			masking_put(mk);
 			return -1;
 		}
-		pl = hit.plan; /* the entry's reference */
+		pl = sh.hit.plan; /* the entry's reference */
 	} else {
-		split_sql(sql, sql_len, sp);
-		shaped = shaped && sp->n == 1 && !sp->parse_error;
-		if (mk && !(pl = plan_stmt(p, mk, sql, sql_len))) {
+		gate_split(&p->g, sql, sql_len, sp, &b.err);
+		sh.shaped = r && sp->n == 1 && !sp->parse_error;
+		if (mk && !(pl = gate_plan(&p->g, mk, sql, sql_len))) {
 			masking_put(mk);
 			return -1;
 		}
 		sql_names(sql, sql_len, &ns);
 	}
 	/* The extended protocol takes one statement; judge the whole text as the server will. */
-	vp = verdict_plan(p, mk, pl);
-	v = judge_facts(p, "extended", sql, sql_len, sp->parse_error, vp, cached ? hit.facts : NULL,
-			shaped && !cached, &j);
-	mplan_put(vp);
-	if (ns.kind == NK_EXECUTE)
-		v = judge_execute(p, mk, sql, sql_len, &ns, NULL, NULL, NULL, 0, v, &j);
-	if (shaped && !cached)
-		shape_keep(p, &gens, &j, pl);
-	if (v == VERDICT_HOLD)
-		v = VERDICT_DENY; /* approvals for the extended protocol: see docs/events.md */
-	if (v == VERDICT_DENY) {
-		struct ev_statement es = {.db_user = p->user, .database = p->database, .seq = ++p->seq, .protocol = "extended", .text = sql,
-					  .text_len = sql_len, .prepared = name, .verdict = "deny",
-					  .reason = j.rule[0] ? j.rule : NULL};
-
+	st.text = sql;
+	st.len = sql_len;
+	st.plan = pl;
+	st.prepared = name;
+	st.execute = ns.kind == NK_EXECUTE ? ns.name : NULL;
+	b.text = sql;
+	b.len = sql_len;
+	b.parse_error = sp->parse_error;
+	b.mk = mk;
+	if (gate_run(&p->g, &b) != GATE_FORWARD) {
 		mplan_put(pl);
 		masking_put(mk);
-		ev_statement(p->s, &es);
 		/* The poison fails in its place: the server keeps what it had under this name
 		 * (nothing, for the unnamed statement), and so does hoopd. */
-		return refuse(p, 'P', name, "42501",
-			      j.message[0] ? j.message : "hoop: statement denied by policy", &e);
+		return refuse_batch(p, 'P', name, &b, &e);
 	}
 	/* Recorded as name's definition when the server says ParseComplete. */
 	if (!(e = pend_push(p, 'P', 0)) || !(e->name = strdup(name)) || !(e->text = strdup(sql))) {
@@ -2030,27 +1839,27 @@ static int portal_may_copy_in(struct pg *p, const char *portal)
 static int on_execute(struct pg *p, const struct pgw_msg *m)
 {
 	struct pgw_rd rd;
-	const char *portal, *params = NULL;
+	const char *portal;
 	struct pend *e;
 	struct masking *mk;
-	struct ev_statement es = {.db_user = p->user, .database = p->database, .protocol = "extended", .verdict = "allow"};
+	struct gate_stmt st = {.v = VERDICT_ALLOW};
+	struct gate_batch b = {.protocol = "extended", .v = VERDICT_ALLOW, .st = &st, .n = 1};
 
 	pgw_rd_init(&rd, m);
 	portal = pgw_str(&rd, NULL);
 	pgw_i32(&rd);
 	if (!portal || !pgw_done(&rd))
 		return protocol_violation(p, "agent", "malformed Execute message");
-	es.seq = ++p->seq;
-	es.text = portal_text_ahead(p, portal, &params);
-	if (!es.text)
-		es.text = "";
-	es.text_len = strlen(es.text);
-	es.portal = portal;
-	es.params_json = params;
-	if (ev_statement(p->s, &es))
+	/* Its statement was judged at Parse; what runs is on record now, with its parameters. */
+	st.text = portal_text_ahead(p, portal, &st.params_json);
+	if (!st.text)
+		st.text = "";
+	st.len = strlen(st.text);
+	st.portal = portal;
+	if (gate_commit(&p->g, &b) != GATE_FORWARD)
 		/* In place of the Execute: a poisoned Parse, so the server errors right here and
 		 * skips to Sync like for any error. */
-		return refuse(p, 'P', "hoop: unrecorded", UNRECORDED_STATE, UNRECORDED_MSG, &e);
+		return refuse(p, 'P', "hoop: unrecorded", b.sqlstate, b.message, &e);
 	if ((mk = masking_get()) && !described(p, portal)) {
 		/* The agent did not ask for the result's columns: hoopd does, for itself, so
 		 * that it knows what to mask. */
@@ -2074,7 +1883,7 @@ static int on_execute(struct pg *p, const struct pgw_msg *m)
 		masking_put(mk);
 		return -1;
 	}
-	e->st[0].seq = p->seq;
+	e->st[0].seq = st.seq;
 	e->st[0].start_us = now_us();
 	e->st[0].mk = mk; /* the plan and description are the portal's when it runs */
 	if (fwd(&p->s->s.out, m))
@@ -2094,41 +1903,32 @@ static int on_function(struct pg *p, const struct pgw_msg *m)
 {
 	struct pgw_rd rd;
 	char desc[64];
-	struct judgement j;
-	enum verdict v;
 	struct pend *e;
 	int32_t oid;
+	struct gate_stmt st = {.text = desc};
+	struct gate_batch b = {.protocol = "function", .what = "function call", .text = desc,
+			       .st = &st, .n = 1};
 
 	pgw_rd_init(&rd, m);
 	oid = pgw_i32(&rd);
 	if (rd.bad)
 		return protocol_violation(p, "agent", "malformed FunctionCall message");
 	snprintf(desc, sizeof(desc), "FunctionCall oid %u", (unsigned)oid);
-	v = judge(p, "function", desc, strlen(desc), 0, NULL, &j);
-	if (v == VERDICT_HOLD)
-		v = VERDICT_DENY;
-	if (v == VERDICT_ALLOW && masking_enabled()) {
+	st.len = b.len = strlen(desc);
+	gate_judge(&p->g, &b);
+	if (b.v == VERDICT_ALLOW && masking_enabled()) {
 		/* Its result has no column description to mask by. */
-		v = VERDICT_DENY;
-		snprintf(j.rule, sizeof(j.rule), "masking");
-		snprintf(j.message, sizeof(j.message),
+		b.v = st.v = VERDICT_DENY;
+		snprintf(b.rule, sizeof(b.rule), "masking");
+		snprintf(b.message, sizeof(b.message),
 			 "hoop: FunctionCall results cannot be masked; call the function from SQL");
 	}
-	{
-		struct ev_statement es = {.db_user = p->user, .database = p->database, .seq = ++p->seq, .protocol = "function", .text = desc,
-					  .text_len = strlen(desc), .verdict = verdict_name(v),
-					  .reason = j.rule[0] ? j.rule : NULL};
-
-		if (ev_statement(p->s, &es) && v != VERDICT_DENY)
-			return refuse(p, 'F', NULL, UNRECORDED_STATE, UNRECORDED_MSG, &e);
-	}
-	if (v == VERDICT_DENY)
-		return refuse(p, 'F', NULL, "42501",
-			      j.message[0] ? j.message : "hoop: function call denied by policy", &e);
+	if (gate_commit(&p->g, &b) != GATE_FORWARD)
+		return refuse(p, 'F', NULL, b.sqlstate, b.message, &e);
 	e = pend_push(p, 'F', 1);
 	if (!e)
 		return -1;
-	e->st[0].seq = p->seq;
+	e->st[0].seq = st.seq;
 	e->st[0].start_us = now_us();
 	return fwd(&p->s->s.out, m);
 }
@@ -2184,7 +1984,7 @@ static int agent_ready(struct pg *p, const struct pgw_msg *m)
 	}
 	switch (m->type) {
 	case 'Q':
-		return on_query(p, m, 0, VERDICT_ALLOW);
+		return on_query(p, m);
 	case 'P':
 		return on_parse(p, m);
 	case 'B':
@@ -2250,7 +2050,7 @@ static int match_backend(struct session *s, void *arg)
 	return s->eng == &pg_engine && p && p->backend_pid == k->pid && p->backend_key == k->key;
 }
 
-int pg_cancel_held(struct session *s);
+static int pg_cancel_held(void *st);
 
 static int on_cancel(struct pg *p, const struct pgw_msg *m)
 {
@@ -2268,7 +2068,7 @@ static int on_cancel(struct pg *p, const struct pgw_msg *m)
 	t = sess_find(match_backend, &k);
 	if (t && t->held) {
 		/* The statement never reached the server: answer it here. */
-		pg_cancel_held(t);
+		pg_cancel_held(t->est);
 		ev_cancel(p->s, "held statement cancelled by hoopd", k.pid);
 		sess_close(p->s, "cancel handled");
 		return 0;
@@ -2494,6 +2294,22 @@ static void complete(struct pg *p, struct track *t, const char *tag)
 	free(masked);
 }
 
+/* standard_conforming_strings as the server reports it (at login and after each change,
+ * before ReadyForQuery): the one authority on how it lexes what the agent sends next. */
+static void param_status(struct pg *p, const struct pgw_msg *m)
+{
+	const char *k = (const char *)m->body, *v;
+	size_t kl = strnlen(k, m->len);
+
+	if (kl + 1 >= m->len)
+		return;
+	v = k + kl + 1;
+	if (!strnlen(v, m->len - kl - 1) || strnlen(v, m->len - kl - 1) == m->len - kl - 1)
+		return;
+	if (!strcmp(k, "standard_conforming_strings"))
+		p->lex.pg_escape_strings = strcmp(v, "on") != 0;
+}
+
 static int server_auth(struct pg *p, const struct pgw_msg *m)
 {
 	struct session *s = p->s;
@@ -2563,6 +2379,8 @@ static int server_auth(struct pg *p, const struct pgw_msg *m)
 	case 'N':
 		return masking_enabled() ? mask_notice(p, m) : fwd(&s->a.out, m);
 	default: /* ParameterStatus, NegotiateProtocolVersion */
+		if (m->type == 'S')
+			param_status(p, m);
 		return fwd(&s->a.out, m);
 	}
 }
@@ -2570,12 +2388,13 @@ static int server_auth(struct pg *p, const struct pgw_msg *m)
 /* The server answered a poisoned request: tell the agent why its statement did not run. */
 static int poisoned_error(struct pg *p, struct pend *e)
 {
-	struct ev_error ee = {.seq = p->seq, .severity = "ERROR", .sqlstate = e->sqlstate,
+	struct ev_error ee = {.seq = p->g.seq, .severity = "ERROR", .sqlstate = e->sqlstate,
 			      .message = e->deny, .from_hoopd = 1};
 
 	e->err_seen = 1;
 	ev_error(p->s, &ee);
-	return pgw_put_error(&p->s->a.out, "ERROR", e->sqlstate, e->deny, NULL, NULL);
+	return pgw_put_error_at(&p->s->a.out, "ERROR", e->sqlstate, e->deny, e->detail, e->hint,
+				e->position);
 }
 
 /* The database answered something the queue does not expect: hoopd no longer knows which
@@ -2641,78 +2460,220 @@ static void xact_end(struct pg *p)
 	p->xact_failed = 0;
 }
 
-static int server_ready(struct pg *p, const struct pgw_msg *m)
+/* DataRow, CopyData (COPY TO STDOUT) and CopyOutResponse: rows of the statement being
+ * answered, through its masking plan. */
+static int server_rows(struct pg *p, const struct pgw_msg *m)
 {
-	struct session *s = p->s;
 	struct pend *e = p->head;
 	struct track *t;
+
+	if (m->type == 'D' && e && e->poisoned)
+		return 0;
+	t = cur_track_r(p);
+	if (m->type == 'H') {
+		if (t && t->mk && mask_copy_start(p, t, m))
+			return -1;
+		return to_agent(p, m);
+	}
+	if (t) {
+		t->rows++;
+		t->bytes += m->len;
+		if (t->mk)
+			return m->type == 'D' ? mask_row(p, t, m) : mask_copy_data(p, t, m);
+		if (masking_enabled()) /* it started before a reload turned masking on */
+			return withhold(p, t, "masking was turned on while it ran");
+	} else if (masking_enabled()) {
+		return withhold(p, NULL,
+				m->type == 'D' ? "rows hoop cannot tie to a statement"
+					       : "COPY data hoop cannot tie to a statement");
+	}
+	return to_agent(p, m);
+}
+
+/* RowDescription: of a Describe (the portal's, kept for its Execute), or of the statement
+ * being answered (its columns on record, its per-column masking plan). */
+static int server_rowdesc(struct pg *p, const struct pgw_msg *m)
+{
+	struct pend *e = p->head;
+	struct col_desc f[64];
+	int n = pgw_row_columns(m, f, 64);
+	struct track *t;
+
+	if (n < 0)
+		return protocol_violation(p, "database", "malformed RowDescription");
+	if (e && e->poisoned)
+		return 0;
+	if (e && e->kind == 'D') {
+		int internal = e->internal;
+		struct named *po;
+
+		/* Every earlier request is answered: this describes the portal hoopd has on record
+		 * under that name now. */
+		if (e->dkind == 'P' && (po = named_find(p->portals, e->name))) {
+			uint8_t *rdc = malloc(m->total);
+
+			if (!rdc)
+				return -1;
+			memcpy(rdc, m->body - 5, m->total);
+			free(po->rd);
+			po->rd = rdc;
+			po->rdlen = m->total;
+		}
+		pend_pop(p);
+		return internal ? 0 : to_agent(p, m);
+	}
+	if ((t = cur_track_r(p))) {
+		ev_columns(p->s, t->seq, f, n < 64 ? n : 64);
+		if (t->mk && !t->mr && track_plan_rows(p, t, m) == -ENOMEM)
+			return -1;
+	}
+	return to_agent(p, m);
+}
+
+/* ParseComplete, BindComplete, CloseComplete: the name is the server's now (or gone). */
+static int server_named(struct pg *p, const struct pgw_msg *m)
+{
+	struct pend *e = p->head;
+	struct named *ps, *po;
+
+	if (!e || e->kind != (m->type == '1' ? 'P' : m->type == '2' ? 'B' : 'C'))
+		return out_of_step(p, m);
+	switch (m->type) {
+	case '1': /* ParseComplete: the statement is the server's now */
+		if (e->poisoned) {
+			named_drop(&p->preps, e->name); /* cannot happen: the poison fails */
+			pend_pop(p);
+			return 0;
+		}
+		if (!named_set(&p->preps, e->name, e->text, NULL, e->plan, e->plan_gen))
+			return -1;
+		break;
+	case '2': /* BindComplete: the portal, of the statement as it is now */
+		ps = named_find(p->preps, e->stmt);
+		po = named_set(&p->portals, e->name, ps ? ps->text : "", e->params,
+			       ps ? ps->plan : NULL, ps ? ps->plan_gen : 0);
+		e->params = NULL;
+		if (!po)
+			return -1;
+		po->this_xact = 1;
+		break;
+	default: /* CloseComplete: the name is gone (closing a missing one is no error) */
+		named_drop(e->dkind == 'S' ? &p->preps : &p->portals, e->name);
+	}
+	pend_pop(p);
+	return to_agent(p, m);
+}
+
+/* CommandComplete, EmptyQueryResponse, PortalSuspended: the statement being answered ends. */
+static int server_complete(struct pg *p, const struct pgw_msg *m)
+{
+	struct pend *e = p->head;
+	struct track *t;
+	char tag[64];
+
+	if (e && e->poisoned)
+		return 0;
+	if (m->type == 'C')
+		snprintf(tag, sizeof(tag), "%.*s", (int)(m->len ? m->len - 1 : 0),
+			 (const char *)m->body);
+	else
+		snprintf(tag, sizeof(tag), "%s", m->type == 'I' ? "EMPTY" : "SUSPENDED");
+	if ((t = cur_track_r(p))) {
+		complete(p, t, p->withhold ? "WITHHELD" : tag);
+		if (m->type == 'C')
+			names_done(p, t->text, tag, t->plan, t->mk ? t->mk->gen : 0);
+		e->cur++;
+	}
+	if (!strcmp(tag, "ROLLBACK"))
+		p->xact_failed = 1;
+	if (e && e->kind == 'E')
+		pend_pop(p);
+	return to_agent(p, m);
+}
+
+/* ErrorResponse in the ready phase: the poison's becomes the refusal; any other is on record
+ * and goes to the agent (through masking); the extended protocol then skips to Sync. */
+static int server_error(struct pg *p, const struct pgw_msg *m)
+{
+	struct pend *e = p->head;
+	struct pgw_err_fields f;
+	struct track *t;
+
+	if (pgw_error_fields(m, &f))
+		return protocol_violation(p, "database", "malformed ErrorResponse");
+	p->xact_failed = 1;
+	if (e && e->poisoned) {
+		if (!p->withhold && poisoned_error(p, e))
+			return -1;
+	} else {
+		struct ev_error ee = {.severity = f.severity, .sqlstate = f.sqlstate,
+				      .message = f.message};
+
+		if ((t = cur_track(p))) {
+			ee.seq = t->seq;
+			e->cur = e->nst; /* the rest of a multi-statement Query is skipped */
+		}
+		ev_error(p->s, &ee);
+		if (p->withhold)
+			;
+		else if (masking_enabled() ? mask_notice(p, m) : to_agent(p, m))
+			return -1;
+	}
+	/* A failed Parse or Bind of the unnamed statement or portal has already dropped the old
+	 * one. */
+	if (e && e->kind == 'P' && e->name && !e->name[0])
+		named_drop(&p->preps, "");
+	if (e && e->kind == 'B' && e->name && !e->name[0])
+		named_drop(&p->portals, "");
+	/* Extended protocol: the server skips everything up to Sync, and until one comes,
+	 * whatever the agent sends. */
+	if (e && strchr("PBDEC", e->kind)) {
+		while (p->head && p->head->kind != 'S')
+			pend_pop(p);
+		if (!p->head)
+			p->skip = 1;
+	}
+	return 0;
+}
+
+/* ReadyForQuery: a Query, FunctionCall or Sync is answered; the transaction status. */
+static int server_idle(struct pg *p, const struct pgw_msg *m)
+{
+	struct pend *e = p->head;
 	struct pgw_rd rd;
+
+	if (!e || (e->kind != 'Q' && e->kind != 'F' && e->kind != 'S'))
+		return out_of_step(p, m);
+	pgw_rd_init(&rd, m);
+	p->tx = pgw_u8(&rd);
+	if (e->poisoned && !e->err_seen && !p->withhold && poisoned_error(p, e))
+		return -1;
+	if (e->kind == 'Q' || e->poisoned) {
+		/* A simple Query (the poison in place of a FunctionCall is one too) replaces the
+		 * unnamed statement and portal */
+		named_drop(&p->preps, "");
+		named_drop(&p->portals, "");
+	}
+	pend_pop(p);
+	if (p->tx == 'I')
+		xact_end(p);
+	p->withhold = 0;
+	return to_agent(p, m);
+}
+
+/* Everything the database sends once the session is ready, by message type. */
+static int server_ready(struct pg *p, const struct pgw_msg *m)
+{
+	struct pend *e = p->head;
+	struct track *t;
 
 	switch (m->type) {
 	case 'D': /* DataRow */
-		if (e && e->poisoned)
-			return 0;
-		if ((t = cur_track_r(p))) {
-			t->rows++;
-			t->bytes += m->len;
-			if (t->mk)
-				return mask_row(p, t, m);
-			if (masking_enabled()) /* it started before a reload turned masking on */
-				return withhold(p, t, "masking was turned on while it ran");
-		} else if (masking_enabled()) {
-			return withhold(p, NULL, "rows hoop cannot tie to a statement");
-		}
-		return to_agent(p, m);
 	case 'd': /* CopyData (COPY TO STDOUT) */
-		if ((t = cur_track_r(p))) {
-			t->rows++;
-			t->bytes += m->len;
-			if (t->mk)
-				return mask_copy_data(p, t, m);
-			if (masking_enabled())
-				return withhold(p, t, "masking was turned on while it ran");
-		} else if (masking_enabled()) {
-			return withhold(p, NULL, "COPY data hoop cannot tie to a statement");
-		}
-		return to_agent(p, m);
 	case 'H': /* CopyOutResponse */
-		if ((t = cur_track_r(p)) && t->mk && mask_copy_start(p, t, m))
-			return -1;
-		return to_agent(p, m);
-	case 'T': {
-		struct col_desc f[64];
-		int n = pgw_row_columns(m, f, 64);
-
-		if (n < 0)
-			return protocol_violation(p, "database", "malformed RowDescription");
-		if (e && e->poisoned)
-			return 0;
-		if (e && e->kind == 'D') {
-			int internal = e->internal;
-			struct named *po;
-
-			/* Every earlier request is answered: this describes the portal hoopd has
-			 * on record under that name now. */
-			if (e->dkind == 'P' && (po = named_find(p->portals, e->name))) {
-				uint8_t *rdc = malloc(m->total);
-
-				if (!rdc)
-					return -1;
-				memcpy(rdc, m->body - 5, m->total);
-				free(po->rd);
-				po->rd = rdc;
-				po->rdlen = m->total;
-			}
-			pend_pop(p);
-			return internal ? 0 : to_agent(p, m);
-		}
-		if ((t = cur_track_r(p))) {
-			ev_columns(s, t->seq, f, n < 64 ? n : 64);
-			if (t->mk && !t->mr && track_plan_rows(p, t, m) == -ENOMEM)
-				return -1;
-		}
-		return to_agent(p, m);
-	}
+		return server_rows(p, m);
+	case 'T':
+		return server_rowdesc(p, m);
 	case 'n': /* NoData */
 		if (e && e->kind == 'D') {
 			int internal = e->internal;
@@ -2724,121 +2685,18 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 		return to_agent(p, m);
 	case 't': /* ParameterDescription */
 		return to_agent(p, m);
-	case '1': /* ParseComplete: the statement is the server's now */
-		if (!e || e->kind != 'P')
-			return out_of_step(p, m);
-		if (e->poisoned) {
-			named_drop(&p->preps, e->name); /* cannot happen: the poison fails */
-			pend_pop(p);
-			return 0;
-		}
-		if (!named_set(&p->preps, e->name, e->text, NULL, e->plan, e->plan_gen))
-			return -1;
-		pend_pop(p);
-		return to_agent(p, m);
-	case '2': { /* BindComplete: the portal, of the statement as it is now */
-		struct named *ps, *po;
-
-		if (!e || e->kind != 'B')
-			return out_of_step(p, m);
-		ps = named_find(p->preps, e->stmt);
-		po = named_set(&p->portals, e->name, ps ? ps->text : "", e->params,
-			       ps ? ps->plan : NULL, ps ? ps->plan_gen : 0);
-		e->params = NULL;
-		if (!po)
-			return -1;
-		po->this_xact = 1;
-		pend_pop(p);
-		return to_agent(p, m);
-	}
-	case '3': /* CloseComplete: the name is gone (closing a missing one is no error) */
-		if (!e || e->kind != 'C')
-			return out_of_step(p, m);
-		named_drop(e->dkind == 'S' ? &p->preps : &p->portals, e->name);
-		pend_pop(p);
-		return to_agent(p, m);
+	case '1':
+	case '2':
+	case '3':
+		return server_named(p, m);
 	case 'C':
 	case 'I':
-	case 's': {
-		char tag[64];
-
-		if (e && e->poisoned)
-			return 0;
-		if (m->type == 'C') {
-			snprintf(tag, sizeof(tag), "%.*s", (int)(m->len ? m->len - 1 : 0),
-				 (const char *)m->body);
-		} else {
-			snprintf(tag, sizeof(tag), "%s", m->type == 'I' ? "EMPTY" : "SUSPENDED");
-		}
-		if ((t = cur_track_r(p))) {
-			complete(p, t, p->withhold ? "WITHHELD" : tag);
-			if (m->type == 'C')
-				names_done(p, t->text, tag, t->plan, t->mk ? t->mk->gen : 0);
-			e->cur++;
-		}
-		if (!strcmp(tag, "ROLLBACK"))
-			p->xact_failed = 1;
-		if (e && e->kind == 'E')
-			pend_pop(p);
-		return to_agent(p, m);
-	}
-	case 'E': {
-		struct pgw_err_fields f;
-
-		if (pgw_error_fields(m, &f))
-			return protocol_violation(p, "database", "malformed ErrorResponse");
-		p->xact_failed = 1;
-		if (e && e->poisoned) {
-			if (!p->withhold && poisoned_error(p, e))
-				return -1;
-		} else {
-			struct ev_error ee = {.severity = f.severity, .sqlstate = f.sqlstate,
-					      .message = f.message};
-
-			if ((t = cur_track(p))) {
-				ee.seq = t->seq;
-				e->cur = e->nst; /* the rest of a multi-statement Query is skipped */
-			}
-			ev_error(s, &ee);
-			if (p->withhold)
-				;
-			else if (masking_enabled() ? mask_notice(p, m) : to_agent(p, m))
-				return -1;
-		}
-		/* A failed Parse or Bind of the unnamed statement or portal has already dropped
-		 * the old one. */
-		if (e && e->kind == 'P' && e->name && !e->name[0])
-			named_drop(&p->preps, "");
-		if (e && e->kind == 'B' && e->name && !e->name[0])
-			named_drop(&p->portals, "");
-		/* Extended protocol: the server skips everything up to Sync, and until one comes,
-		 * whatever the agent sends. */
-		if (e && strchr("PBDEC", e->kind)) {
-			while (p->head && p->head->kind != 'S')
-				pend_pop(p);
-			if (!p->head)
-				p->skip = 1;
-		}
-		return 0;
-	}
+	case 's':
+		return server_complete(p, m);
+	case 'E':
+		return server_error(p, m);
 	case 'Z':
-		if (!e || (e->kind != 'Q' && e->kind != 'F' && e->kind != 'S'))
-			return out_of_step(p, m);
-		pgw_rd_init(&rd, m);
-		p->tx = pgw_u8(&rd);
-		if (e->poisoned && !e->err_seen && !p->withhold && poisoned_error(p, e))
-			return -1;
-		if (e->kind == 'Q' || e->poisoned) {
-			/* A simple Query (the poison in place of a FunctionCall is one too) replaces
-			 * the unnamed statement and portal */
-			named_drop(&p->preps, "");
-			named_drop(&p->portals, "");
-		}
-		pend_pop(p);
-		if (p->tx == 'I')
-			xact_end(p);
-		p->withhold = 0;
-		return to_agent(p, m);
+		return server_idle(p, m);
 	case 'G': /* CopyInResponse: the server reads CopyData now */
 		if (!e || e != p->copy_wait || p->copy_in)
 			return out_of_step(p, m);
@@ -2860,6 +2718,8 @@ static int server_ready(struct pg *p, const struct pgw_msg *m)
 	case 'A':
 		return masking_enabled() ? mask_notification(p, m) : to_agent(p, m);
 	default: /* S K v c: parameter status, COPY framing */
+		if (m->type == 'S')
+			param_status(p, m);
 		return to_agent(p, m);
 	}
 }
@@ -2875,6 +2735,9 @@ static void *pg_open(struct session *s)
 	p->s = s;
 	p->phase = PH_STARTUP;
 	p->tx = 'I';
+	gate_init(&p->g, s, &pg_gate_ops, p);
+	p->g.dialect = &dialect_pg;
+	p->g.ds = &p->lex; /* followed from the server's ParameterStatus */
 	return p;
 }
 
@@ -2886,7 +2749,7 @@ static void pg_end_info(void *st, struct ev_session_end *e)
 
 	if (p->end_reason)
 		e->reason = p->end_reason;
-	e->statements = p->seq;
+	e->statements = p->g.seq;
 }
 
 static void pg_close(void *st, const char *why)
@@ -2913,7 +2776,7 @@ static void pg_close(void *st, const char *why)
 	named_prune(&p->described, NULL);
 	catbox_put(p->cat);
 	big_free(p->big);
-	free(p->made);
+	gate_free(&p->g);
 	free(p->params_json);
 	free(p->startup);
 	free(p->held);
@@ -2932,10 +2795,44 @@ static int pg_catalog_ready(struct pg *p)
 	}
 	catbox_put(p->cat);
 	p->cat = b;
+	p->g.cat = pg_cat(p);
 	return 0;
 }
 
-static int pg_agent_data(void *st, struct buf *in)
+/*
+ * A statement in flight may change standard_conforming_strings (a SET, set_config, a trigger
+ * or function running either), and the server reports the new value only before its next
+ * ReadyForQuery. A text that reads differently under the two values (dialect.h) waits for the
+ * server to settle when it will without more input (the last message sent is a Query or a
+ * Sync); in the middle of an extended-protocol batch it cannot, and is judged unsure: refused
+ * as a parse error (the dialect's split). 0: judge it now; 1: wait.
+ */
+static int settle_lexing(struct pg *p, const struct pgw_msg *m)
+{
+	const char *sql = (const char *)m->body;
+	size_t n = m->len;
+
+	p->lex.unsure = 0;
+	if (!p->npend)
+		return 0;
+	if (m->type == 'P') {
+		size_t k = strnlen(sql, n);
+
+		if (k >= n)
+			return 0; /* malformed: on_parse says so */
+		sql += k + 1;
+		n -= k + 1;
+	}
+	n = strnlen(sql, n);
+	if (!dialect_pg.depends_on_settings(sql, n))
+		return 0;
+	if (p->tail && (p->tail->kind == 'Q' || p->tail->kind == 'S'))
+		return 1;
+	p->lex.unsure = 1;
+	return 0;
+}
+
+static int agent_data(void *st, struct buf *in)
 {
 	struct pg *p = st;
 	size_t judged = 0; /* statement text this turn */
@@ -3006,6 +2903,8 @@ static int pg_agent_data(void *st, struct buf *in)
 		else if ((m.type == 'Q' || m.type == 'P') && masking_enabled() &&
 			 (r = pg_catalog_ready(p)) != 0)
 			return r < 0 ? -1 : 0; /* waiting for the catalog: resumed when it is read */
+		else if ((m.type == 'Q' || m.type == 'P') && settle_lexing(p, &m))
+			return 0; /* resumed when the server has answered what is in flight */
 		else
 			r = agent_ready(p, &m);
 		if (r < 0)
@@ -3025,7 +2924,7 @@ static int pg_agent_data(void *st, struct buf *in)
 	return 0;
 }
 
-static int pg_server_data(void *st, struct buf *in)
+static int server_data(void *st, struct buf *in)
 {
 	struct pg *p = st;
 	struct session *s = p->s;
@@ -3076,6 +2975,35 @@ static int pg_server_data(void *st, struct buf *in)
 	return 0;
 }
 
+/*
+ * Every parse of this session's text (split, facts, plans, names, grants) reads it as the
+ * server does: libpg_query's lexer settings are set from the session's for the duration of
+ * each entry point and restored after (pglex.h). dialect.h's calls take them explicitly.
+ */
+static int pg_agent_data(void *st, struct buf *in)
+{
+	struct pg *p = st;
+	struct pglex_saved sv;
+	int r;
+
+	pglex_set(p->lex.pg_escape_strings, &sv);
+	r = agent_data(st, in);
+	pglex_restore(&sv);
+	return r;
+}
+
+static int pg_server_data(void *st, struct buf *in)
+{
+	struct pg *p = st;
+	struct pglex_saved sv;
+	int r;
+
+	pglex_set(p->lex.pg_escape_strings, &sv);
+	r = server_data(st, in);
+	pglex_restore(&sv);
+	return r;
+}
+
 /* PostgreSQL 17's sslnegotiation=direct: TLS from the first byte, ALPN "postgresql". */
 static int pg_direct_tls(void *st)
 {
@@ -3111,7 +3039,7 @@ static void pg_status(void *st, struct jbuf *j)
 	jb_kv_str(j, "database", p->database);
 	jb_kv_str(j, "application_name", p->app);
 	jb_kv_str(j, "transaction", tx);
-	jb_kv_uint(j, "statements", p->seq);
+	jb_kv_uint(j, "statements", p->g.seq);
 	jb_kv_int(j, "pending_responses", p->npend);
 }
 
@@ -3144,9 +3072,11 @@ static int pg_partial(void *st, const struct buf *in, int agent_side)
 	return pgw_frame(buf_head(in), in->len, 0, UINT32_MAX, &m, &why) == PGW_MORE;
 }
 
-int pg_fail_held(struct session *s, const char *sqlstate, const char *message)
+/* ---- held statements (engine_ops) ---- */
+
+static int pg_fail_held(void *st, const char *sqlstate, const char *message)
 {
-	struct pg *p = s->est;
+	struct pg *p = st;
 	struct pend *e;
 	int r;
 
@@ -3157,20 +3087,22 @@ int pg_fail_held(struct session *s, const char *sqlstate, const char *message)
 	/* An extended-protocol error arrived while it waited: the server would have ignored
 	 * it, and answers nothing for it. */
 	r = p->skip ? 0 : refuse(p, 'Q', NULL, sqlstate, message, &e);
-	sess_resume(s);
+	sess_resume(p->s);
 	return r;
 }
 
-int pg_cancel_held(struct session *s)
+static int pg_cancel_held(void *st)
 {
+	struct pg *p = st;
+
 	if (hold_ops)
-		hold_ops->forget(s, "cancelled by the client");
-	return pg_fail_held(s, "57014", "canceling statement due to user request");
+		hold_ops->forget(p->s, "cancelled by the client");
+	return pg_fail_held(p, "57014", "canceling statement due to user request");
 }
 
-int pg_resume_held(struct session *s, enum verdict v, const char *message)
+static int pg_resume_held(void *st, enum verdict v, const char *message)
 {
-	struct pg *p = s->est;
+	struct pg *p = st;
 	struct pgw_msg m;
 	const char *why;
 	uint8_t *msg;
@@ -3184,7 +3116,7 @@ int pg_resume_held(struct session *s, enum verdict v, const char *message)
 		free(msg);
 		return -1;
 	}
-	s->held = 0;
+	p->s->held = 0;
 	if (p->skip) {
 		r = 0; /* the server ignores it (see pg_fail_held) */
 	} else if (v == VERDICT_DENY) {
@@ -3192,11 +3124,79 @@ int pg_resume_held(struct session *s, enum verdict v, const char *message)
 
 		r = refuse(p, 'Q', NULL, "42501", message ? message : "hoop: statement denied", &e);
 	} else {
-		r = on_query(p, &m, 1, VERDICT_ALLOW);
+		struct pglex_saved sv;
+
+		pglex_set(p->lex.pg_escape_strings, &sv);
+		r = run_held_query(p, &m);
+		pglex_restore(&sv);
 	}
 	free(msg);
-	sess_resume(s);
+	sess_resume(p->s);
 	return r;
+}
+
+/*
+ * What the held text runs that its own words do not show: for each EXECUTE, the prepared
+ * statement's text, and for each FETCH/MOVE, the cursor's, as this session recorded them (what
+ * hoopd masks and judges by). A JSON array, or NULL when there is none.
+ */
+static char *pg_held_runs(void *st, const char *text, size_t len)
+{
+	struct pg *p = st;
+	char *t = strndup(text, len);
+	PgQuerySplitResult sp;
+	struct jbuf j;
+	int n = 0;
+	char *out = NULL;
+
+	if (!t)
+		return NULL;
+	sp = pg_query_split_with_parser(t);
+	jb_init(&j);
+	jb_arr_open(&j);
+	for (int i = 0; !sp.error && i < sp.n_stmts; i++) {
+		int off = sp.stmts[i]->stmt_location;
+		int l = sp.stmts[i]->stmt_len ? sp.stmts[i]->stmt_len : (int)len - off;
+		struct sqlfacts *f = calloc(1, sizeof(*f));
+		struct maskplan mp;
+		const char *kind = NULL, *name = NULL, *ran = NULL;
+
+		if (!f)
+			break;
+		memset(&mp, 0, sizeof(mp));
+		sqlfacts_analyze(t + off, (size_t)l, f);
+		if (f->execute_name[0]) {
+			kind = "prepared statement";
+			name = f->execute_name;
+			ran = named_text(p, 0, name);
+		} else if (!maskplan_build(t + off, (size_t)l, NULL, &G.pol->masking, &mp) &&
+			   mp.fetch_cursor[0]) {
+			kind = "cursor";
+			name = mp.fetch_cursor;
+			ran = named_text(p, 1, name);
+		}
+		if (kind) {
+			jb_obj_open(&j);
+			jb_kv_str(&j, "what", kind);
+			jb_kv_str(&j, "name", name);
+			if (ran && *ran)
+				jb_kv_str(&j, "text", ran);
+			else
+				jb_kv_str(&j, "unknown", ran ? "hoopd did not record its text"
+							     : "no such name in this session");
+			jb_obj_close(&j);
+			n++;
+		}
+		maskplan_free(&mp);
+		free(f);
+	}
+	jb_arr_close(&j);
+	pg_query_free_split_result(sp);
+	free(t);
+	if (n && !j.oom)
+		out = strdup(jb_str(&j));
+	jb_free(&j);
+	return out;
 }
 
 const struct engine_ops pg_engine = {
@@ -3212,4 +3212,8 @@ const struct engine_ops pg_engine = {
 	.status = pg_status,
 	.agent_cap = pg_agent_cap,
 	.partial = pg_partial,
+	.resume_held = pg_resume_held,
+	.fail_held = pg_fail_held,
+	.cancel_held = pg_cancel_held,
+	.held_runs = pg_held_runs,
 };

@@ -2,6 +2,7 @@
 #include "pgwire.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 uint32_t pgw_be32(const uint8_t *p)
@@ -307,13 +308,17 @@ static size_t put_field(uint8_t *p, uint8_t code, const char *v)
 }
 
 static int put_fields(struct buf *out, uint8_t type, const char *severity, const char *sqlstate,
-		      const char *msg, const char *detail, const char *hint)
+		      const char *msg, const char *detail, const char *hint, int position)
 {
-	size_t need = 5 + 3 * (strlen(severity) + 2) + strlen(sqlstate) + 2 + strlen(msg) + 2 +
-		      (detail ? strlen(detail) + 2 : 0) + (hint ? strlen(hint) + 2 : 0) + 1;
-	uint8_t *t = buf_reserve(out, need);
-	size_t o = 5;
+	char pos[16];
+	size_t need, o = 5;
+	uint8_t *t;
 
+	snprintf(pos, sizeof(pos), "%d", position);
+	need = 5 + 3 * (strlen(severity) + 2) + strlen(sqlstate) + 2 + strlen(msg) + 2 +
+	       (detail ? strlen(detail) + 2 : 0) + (hint ? strlen(hint) + 2 : 0) +
+	       (position > 0 ? strlen(pos) + 2 : 0) + 1;
+	t = buf_reserve(out, need);
 	if (!t)
 		return -ENOMEM;
 	t[0] = type;
@@ -325,6 +330,8 @@ static int put_fields(struct buf *out, uint8_t type, const char *severity, const
 		o += put_field(t + o, 'D', detail);
 	if (hint)
 		o += put_field(t + o, 'H', hint);
+	if (position > 0)
+		o += put_field(t + o, 'P', pos);
 	t[o++] = 0;
 	pgw_set_be32(t + 1, (uint32_t)(o - 1));
 	buf_commit(out, o);
@@ -334,12 +341,18 @@ static int put_fields(struct buf *out, uint8_t type, const char *severity, const
 int pgw_put_error(struct buf *out, const char *severity, const char *sqlstate, const char *msg,
 		  const char *detail, const char *hint)
 {
-	return put_fields(out, 'E', severity, sqlstate, msg, detail, hint);
+	return put_fields(out, 'E', severity, sqlstate, msg, detail, hint, 0);
+}
+
+int pgw_put_error_at(struct buf *out, const char *severity, const char *sqlstate,
+		     const char *msg, const char *detail, const char *hint, int position)
+{
+	return put_fields(out, 'E', severity, sqlstate, msg, detail, hint, position);
 }
 
 int pgw_put_notice(struct buf *out, const char *msg)
 {
-	return put_fields(out, 'N', "NOTICE", "00000", msg, NULL, NULL);
+	return put_fields(out, 'N', "NOTICE", "00000", msg, NULL, NULL, 0);
 }
 
 int pgw_put_ready(struct buf *out, uint8_t status)

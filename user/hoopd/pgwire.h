@@ -79,6 +79,10 @@ int pgw_error_fields(const struct pgw_msg *m, struct pgw_err_fields *e);
 int pgw_put(struct buf *out, uint8_t type, const void *body, size_t len);
 int pgw_put_error(struct buf *out, const char *severity, const char *sqlstate, const char *msg,
 		  const char *detail, const char *hint);
+/* ... with the position (1-based, in characters) in the statement text the error is at, as the
+ * server's 'P' field: psql draws its LINE 1: ... ^ from it. 0: none. */
+int pgw_put_error_at(struct buf *out, const char *severity, const char *sqlstate,
+		     const char *msg, const char *detail, const char *hint, int position);
 int pgw_put_notice(struct buf *out, const char *msg);
 int pgw_put_ready(struct buf *out, uint8_t status);
 int pgw_put_query(struct buf *out, const char *sql);

@@ -9,6 +9,7 @@
  * matter: the same depth cap (every value one level below its container) and the same values.
  */
 #include "sqlfacts.h"
+#include "hex.h"
 
 #include <ctype.h>
 #include <pg_query.h>
@@ -187,14 +188,6 @@ static void jskip(struct jdoc *d)
 		d->pos++;
 }
 
-static int hexval(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0'
-	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
-	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
-				      : -1;
-}
-
 static size_t put_utf8(char *o, unsigned cp)
 {
 	if (cp < 0x80) {
@@ -221,7 +214,7 @@ static size_t put_utf8(char *o, unsigned cp)
 
 static int u4(const char *p, unsigned *cp)
 {
-	int a = hexval(p[0]), b = hexval(p[1]), c = hexval(p[2]), e = hexval(p[3]);
+	int a = hex_digit(p[0]), b = hex_digit(p[1]), c = hex_digit(p[2]), e = hex_digit(p[3]);
 
 	if (a < 0 || b < 0 || c < 0 || e < 0)
 		return -1;
@@ -749,39 +742,26 @@ static void search_path_set(const struct jdoc *d, jv *v, const char *name, struc
 }
 
 /*
- * A SET that would make the server read later statements differently from hoop, which parses
- * the bytes as PostgreSQL 15 does by default: a client encoding whose multibyte characters can
- * hold a quote or a backslash, or standard_conforming_strings off (backslashes then escape in
- * '...' strings, so a comment or a statement can hide in what hoop reads as a string). Such a
- * SET cannot be judged with what follows it, so it is judged as text hoop cannot parse
- * (on_parse_error). A number for standard_conforming_strings is refused whatever it is: only
- * the words say on, and numbers share a statement's shape (sqlshape.h), words do not.
+ * A SET that would make the server read later statements differently from hoop: a client
+ * encoding whose multibyte characters can hold a quote or a backslash (the server converts
+ * before it lexes, hoop lexes the bytes). Such a SET cannot be judged with what follows it, so
+ * it is judged as text hoop cannot parse (on_parse_error). standard_conforming_strings is not
+ * here: the engine follows the server's value of it (ParameterStatus) and the dialect lexes
+ * each statement under it (dialect.h).
  */
 static void lexing_set(const struct jdoc *d, jv *v, const char *name, struct sqlfacts *f)
 {
 	const char *kind = jstr(d, v, "kind"), *val = NULL;
 	jv *arg = jfirst(d, jget(d, v, "args")), *c, *sv;
-	int number = 0;
 
 	if (!name || !kind || strcmp(kind, "VAR_SET_VALUE") || f->parse_error)
 		return;
-	if (strcmp(name, "client_encoding") && strcmp(name, "standard_conforming_strings"))
+	if (strcmp(name, "client_encoding"))
 		return;
-	if ((c = jget(d, arg, "A_Const"))) {
-		if ((sv = jget(d, c, "sval")))
-			val = jstr(d, sv, "sval");
-		number = !val;
-	}
-	if (!strcmp(name, "client_encoding")) {
-		if (val && sqlfacts_encoding_safe(val))
-			return;
-	} else if (val && !number) {
-		size_t l = strlen(val);
-
-		if (l && (!strncasecmp(val, "true", l) || !strncasecmp(val, "yes", l) ||
-			  (l >= 2 && !strncasecmp(val, "on", l))))
-			return;
-	}
+	if ((c = jget(d, arg, "A_Const")) && (sv = jget(d, c, "sval")))
+		val = jstr(d, sv, "sval");
+	if (val && sqlfacts_encoding_safe(val))
+		return;
 	f->parse_error = 1;
 	snprintf(f->error, sizeof(f->error),
 		 "SET %s to %s would make the server read statements differently from hoop", name,

@@ -89,6 +89,12 @@ static int chain_word(const char *w, size_t l)
 
 int sqlsize(const char *s, size_t n, size_t max_tokens, size_t max_depth, struct sqlsize *out)
 {
+	return sqlsize_ex(s, n, 0, max_tokens, max_depth, out);
+}
+
+int sqlsize_ex(const char *s, size_t n, int escape, size_t max_tokens, size_t max_depth,
+	       struct sqlsize *out)
+{
 	size_t chain[SQLSIZE_LEVELS], chained = 0, level = 0, i = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -126,7 +132,7 @@ int sqlsize(const char *s, size_t n, size_t max_tokens, size_t max_depth, struct
 		}
 		out->tokens++;
 		if (c == '\'') {
-			i = skip_quoted(s, n, i, '\'', 0);
+			i = skip_quoted(s, n, i, '\'', escape);
 		} else if (c == '"') {
 			i = skip_quoted(s, n, i, '"', 0);
 		} else if (c == '$' && (d = skip_dollar(s, n, i))) {
@@ -147,10 +153,23 @@ int sqlsize(const char *s, size_t n, size_t max_tokens, size_t max_depth, struct
 
 			while (i < n && ident_char((unsigned char)s[i]))
 				i++;
-			/* E'...' (and e'...') takes backslash escapes; U&'...', B'', X'' do not */
+			/* E'...' (and e'...') takes backslash escapes; U&'...', B'', X'' do not;
+			 * with standard_conforming_strings off, any string but B'' and X''
+			 * does (N'...' and an identifier followed by a string too) */
 			if (i < n && s[i] == '\'') {
+				int bits = word_is(s + w, i - w, "b") || word_is(s + w, i - w, "x");
+				int bs = word_is(s + w, i - w, "e") || (escape && !bits);
+
 				out->tokens++; /* one token with its prefix (E'', X''), or two */
-				i = skip_quoted(s, n, i, '\'', word_is(s + w, i - w, "e"));
+				if (bits) {
+					/* B'' and X'' end at the next quote: '' is no quote in
+					 * them (the quotes after it start a string) */
+					const char *q = memchr(s + i + 1, '\'', n - i - 1);
+
+					i = q ? (size_t)(q - s) + 1 : n;
+				} else {
+					i = skip_quoted(s, n, i, '\'', bs);
+				}
 			} else if (word_is(s + w, i - w, "case")) {
 				if (++level < SQLSIZE_LEVELS)
 					chain[level] = 0;

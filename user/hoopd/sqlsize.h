@@ -19,5 +19,9 @@ struct sqlsize {
 /* Scan s[0..n) (PostgreSQL lexical rules, standard_conforming_strings on, as libpg_query).
  * Stops early once a limit is passed. 0 within both limits, 1 over one (out says which). */
 int sqlsize(const char *s, size_t n, size_t max_tokens, size_t max_depth, struct sqlsize *out);
+/* The same with standard_conforming_strings off when escape is set: '...' strings then take
+ * backslash escapes as E'...' strings do (dialect.h, dialect_pg.c's size). */
+int sqlsize_ex(const char *s, size_t n, int escape, size_t max_tokens, size_t max_depth,
+	       struct sqlsize *out);
 
 #endif

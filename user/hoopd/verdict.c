@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "approvals.h"
-#include "strutil.h"
+#include "grants.h"
 #include "hoopd.h"
+#include "strutil.h"
 #include "judge.h"
 #include "maskplan.h"
 #include "rules.h"
@@ -95,13 +95,14 @@ enum verdict policy_verdict(struct judgement *j)
 	in.rs = &rs;
 	in.function_call = !strcmp(j->protocol, "function");
 	v = judge_statement(&in, &out);
-	if (v == VERDICT_HOLD && j->s && approvals_granted(j->s, j->text, j->len)) {
+	if (v == VERDICT_HOLD && j->s && grants_covers(j->s->owner, j->text, j->len)) {
 		in.granted = 1;
 		v = judge_statement(&in, &out);
 	}
 	j->parse_error = cf->parse_error || (pf && pf->parse_error);
 	str_copy(j->rule, sizeof(j->rule), out.rule);
 	str_copy(j->message, sizeof(j->message), out.message);
+	j->unparsed = v == VERDICT_DENY && out.unparsed;
 	free(pf);
 	if (f && j->want_facts)
 		j->facts_out = f;

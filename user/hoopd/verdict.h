@@ -1,6 +1,8 @@
 /*
- * The verdict point: engines ask before a statement is forwarded. The policy issue plugs its
- * rule engine in here; until then every statement is allowed. Tests install their own.
+ * The verdict point: the statement gate (gate.h) asks it about every statement before it is
+ * forwarded. hoopd installs the policy's rules (policy_verdict) as verdict_hook; tests install
+ * their own; with none, every statement is allowed. The hook and hold_ops are defined with the
+ * gate (gate.c), which is what calls them.
  */
 #ifndef HOOP_VERDICT_H
 #define HOOP_VERDICT_H
@@ -37,6 +39,7 @@ struct judgement {
 	struct sqlfacts *facts_out;
 	char rule[64];	   /* the rule that decided, for the record */
 	char message[256]; /* what the agent is told on deny */
+	int unparsed;	   /* denied because the grammar rejects the text (on_parse_error) */
 };
 
 typedef enum verdict (*verdict_fn)(struct judgement *j);
