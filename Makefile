@@ -124,14 +124,6 @@ $(OUT)/hoopctl: $(HOOPCTL_OBJ) $(COMMON_OBJ) $(LIB)
 $(OUT):
 	@mkdir -p $@
 
-# Test helpers written in C (tests/tools/*.c) build beside the binaries.
-$(OUT)/tools/%: tests/tools/%.c
-	@mkdir -p $(dir $@)
-	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $< -lcrypto -o $@
-
-TOOLS := $(patsubst tests/tools/%.c,$(OUT)/tools/%,$(wildcard tests/tools/*.c))
-
 # Unit tests (tests/unit/): built straight from the sources they test, so they need neither the
 # BPF toolchain nor the skeleton. Cases for the policy loader are files in tests/unit/policy/.
 UNIT_SRC := user/hoopd/policy.c user/hoopd/sqlfacts.c user/common/json.c
@@ -360,7 +352,7 @@ fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agen
 	$(call fuzz_run,sqlsize,-artifact_prefix=$(FUZZ_OUT)/sqlsize- -dict=fuzz/maskplan.dict -max_len=2048)
 
 test: deps
-	$(Q)$(MAKE) --no-print-directory all $(TOOLS)
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tests/run.sh
 
 demo: deps
