@@ -125,14 +125,6 @@ $(OUT)/hoopctl: $(HOOPCTL_OBJ) $(COMMON_OBJ) $(LIB)
 $(OUT):
 	@mkdir -p $@
 
-# Test helpers written in C (tests/tools/*.c) build beside the binaries.
-$(OUT)/tools/%: tests/tools/%.c
-	@mkdir -p $(dir $@)
-	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $< -lcrypto -o $@
-
-TOOLS := $(patsubst tests/tools/%.c,$(OUT)/tools/%,$(wildcard tests/tools/*.c))
-
 # The SQL dialect (dialect.h: PostgreSQL's, dialect_pg.c) and the modules it is made of: what
 # hoopd, hoopctl and the unit tests split, judge and plan statements with.
 DIALECT_SRC := user/hoopd/dialect_pg.c user/hoopd/sqlfacts.c user/hoopd/maskplan.c \
@@ -452,7 +444,7 @@ fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agen
 	$(call fuzz_run,dialect,-artifact_prefix=$(FUZZ_OUT)/dialect- -dict=fuzz/maskplan.dict -max_len=1024)
 
 test: deps
-	$(Q)$(MAKE) --no-print-directory all $(TOOLS)
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tests/run.sh
 
 demo: deps
