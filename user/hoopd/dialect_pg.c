@@ -185,6 +185,9 @@ static void whole_junk(struct sql_error *err, const char *t, size_t n)
 	if (!tl || tok[tl - 1] != '"')
 		return;
 	tl--;
+	/* only a junk rule ends at a letter; realfail's "1e+" ends at its sign, in both */
+	if (!tl || !ident_cont((unsigned char)tok[tl - 1]) || isdigit((unsigned char)tok[tl - 1]))
+		return;
 	b = char_to_byte(t, n, err->position);
 	if (b < 0 || (size_t)b + tl > n || memcmp(t + b, tok, tl))
 		return;
@@ -261,14 +264,6 @@ static int pg_error(const struct dialect_settings *ds, const char *sql, size_t l
 
 /* ---- split ---- */
 
-static int blank(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!isspace((unsigned char)s[i]) && s[i] != ';')
-			return 0;
-	return 1;
-}
-
 static void whole(struct dialect_split *out, size_t len)
 {
 	out->parse_error = 1;
@@ -310,15 +305,15 @@ static int pg_split(const struct dialect_settings *ds, const char *sql, size_t l
 	pglex_set(ds->pg_escape_strings, &sv);
 	r = pg_query_split_with_parser(t);
 	pglex_restore(&sv);
-	if (r.error || r.n_stmts > DIALECT_MAX_STMTS || (r.n_stmts == 0 && !blank(sql, len))) {
+	/* No statement and no error (blanks, semicolons, comments): the server answers
+	 * EmptyQueryResponse, and so the text is forwarded as blank. */
+	if (r.error || r.n_stmts > DIALECT_MAX_STMTS) {
 		whole(out, len);
 		if (r.error && err)
 			pg_error(ds, sql, len, err); /* the parser's error, as error() words it */
-		else if (r.n_stmts > DIALECT_MAX_STMTS)
+		else
 			limit_error(err, SQL_ERR_LIMIT, "54000",
 				    "more statements in one message than hoop judges");
-		else /* only comments: nothing the grammar calls a statement */
-			limit_error(err, SQL_ERR_LIMIT, "42601", "no statement in the text");
 	} else {
 		for (int i = 0; i < r.n_stmts; i++) {
 			int o = r.stmts[i]->stmt_location, l = r.stmts[i]->stmt_len;

@@ -1099,22 +1099,22 @@ static int may_name(const char *s, size_t n)
 	return 0;
 }
 
-/* Could this text run COPY ... FROM STDIN? Its grammar needs both keywords, which cannot be
- * quoted or escaped, so a text without both words cannot. */
+/* Could this text run COPY ... FROM STDIN? Its grammar needs COPY and STDIN or STDOUT (the
+ * grammar takes COPY t FROM STDOUT as FROM STDIN), keywords that cannot be quoted or escaped,
+ * so a text without them cannot. */
+static int has_word(const char *s, size_t n, const char *w)
+{
+	size_t l = strlen(w);
+
+	for (size_t i = 0; i + l <= n; i++)
+		if (!strncasecmp(s + i, w, l))
+			return 1;
+	return 0;
+}
+
 static int may_copy_in(const char *s, size_t n)
 {
-	static const char *const w[] = {"copy", "stdin"};
-
-	for (int k = 0; k < 2; k++) {
-		size_t l = strlen(w[k]), i;
-
-		for (i = 0; i + l <= n; i++)
-			if (!strncasecmp(s + i, w[k], l))
-				break;
-		if (i + l > n)
-			return 0;
-	}
-	return 1;
+	return has_word(s, n, "copy") && (has_word(s, n, "stdin") || has_word(s, n, "stdout"));
 }
 
 enum nkind {
