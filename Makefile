@@ -59,12 +59,6 @@ endif
 # from it only the objects it calls.
 LIB_DIRS := user/hoopd/sql user/hoopd/policy user/hoopd/mask
 LIB_SRC := $(wildcard $(addsuffix /*.c,$(LIB_DIRS)))
-# relayout: flat begin (the flat tree names them; relayout.sh deletes this once there are folders)
-ifeq ($(LIB_SRC),)
-LIB_SRC := $(wildcard $(addprefix user/hoopd/,policy*.c rules*.c judge*.c sql*.c dialect*.c \
-	   maskplan*.c grantkey.c catalog.c))
-endif
-# relayout: flat end
 
 COMMON_SRC := $(wildcard user/common/*.c)
 HOOPD_SRC := $(filter-out $(LIB_SRC),$(wildcard $(addsuffix /*.c,$(HOOPD_DIRS))))
@@ -127,31 +121,31 @@ $(OUT):
 
 # The SQL dialect (dialect.h: PostgreSQL's, dialect_pg.c) and the modules it is made of: what
 # hoopd, hoopctl and the unit tests split, judge and plan statements with.
-DIALECT_SRC := user/hoopd/dialect_pg.c user/hoopd/sqlfacts.c user/hoopd/maskplan.c \
-	       user/hoopd/maskplan_scope.c user/hoopd/maskplan_expr.c user/hoopd/maskplan_stmt.c \
-	       user/hoopd/catalog.c user/hoopd/sqlshape.c user/hoopd/sqlsize.c user/hoopd/grantkey.c
+DIALECT_SRC := user/hoopd/sql/dialect_pg.c user/hoopd/sql/sqlfacts.c user/hoopd/mask/maskplan.c \
+	       user/hoopd/mask/maskplan_scope.c user/hoopd/mask/maskplan_expr.c user/hoopd/mask/maskplan_stmt.c \
+	       user/hoopd/mask/catalog.c user/hoopd/sql/sqlshape.c user/hoopd/sql/sqlsize.c user/hoopd/sql/grantkey.c
 
 # Unit tests (tests/unit/): built straight from the sources they test, so they need neither the
 # BPF toolchain nor the skeleton. Cases for the policy loader are files in tests/unit/policy/.
-UNIT_SRC := user/hoopd/policy.c user/hoopd/policy_yaml.c user/hoopd/sqlfacts.c user/common/json.c
+UNIT_SRC := user/hoopd/policy/policy.c user/hoopd/policy/policy_yaml.c user/hoopd/sql/sqlfacts.c user/common/json.c
 
 $(OUT)/unit/test_policy: tests/unit/test_policy.c tests/unit/harness.h $(UNIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(UNIT_SRC) -lyaml -ljson-c -lpg_query -lhs -o $@
 
-$(OUT)/unit/test_sqlsize: tests/unit/test_sqlsize.c tests/unit/harness.h user/hoopd/sqlsize.c \
-			 user/hoopd/sqlsize.h
+$(OUT)/unit/test_sqlsize: tests/unit/test_sqlsize.c tests/unit/harness.h user/hoopd/sql/sqlsize.c \
+			 user/hoopd/sql/sqlsize.h
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< user/hoopd/sqlsize.c -o $@
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< user/hoopd/sql/sqlsize.c -o $@
 
 # What a fingerprint grant is keyed on, and which statements get no key (grantkey.h).
-$(OUT)/unit/test_grantkey: tests/unit/test_grantkey.c tests/unit/harness.h user/hoopd/grantkey.c \
-			  user/hoopd/sqlfacts.c $(HEADERS)
+$(OUT)/unit/test_grantkey: tests/unit/test_grantkey.c tests/unit/harness.h user/hoopd/sql/grantkey.c \
+			  user/hoopd/sql/sqlfacts.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< user/hoopd/grantkey.c user/hoopd/sqlfacts.c \
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< user/hoopd/sql/grantkey.c user/hoopd/sql/sqlfacts.c \
 		-ljson-c -lpg_query -lcrypto -o $@
 
 # The SQL dialect (dialect.h): splitting, lexing under the session's settings, and grammar
@@ -186,9 +180,9 @@ unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey
 	$(Q)$< tests/unit/policy
 
 # The session records (events.c) over a real audit trail: "who" once per session and segment.
-AUDIT_SRC := user/hoopd/audit.c user/hoopd/audit_compress.c user/hoopd/audit_sync.c \
+AUDIT_SRC := user/hoopd/audit/audit_store.c user/hoopd/audit/audit_compress.c user/hoopd/audit/audit_sync.c \
 	     user/common/trail.c
-EVENTS_UNIT_SRC := user/hoopd/events.c $(AUDIT_SRC) user/common/isotime.c user/common/json.c \
+EVENTS_UNIT_SRC := user/hoopd/audit/record.c $(AUDIT_SRC) user/common/isotime.c user/common/json.c \
 		   user/common/log.c
 
 $(OUT)/unit/test_events: tests/unit/test_events.c tests/unit/harness.h $(EVENTS_UNIT_SRC) $(HEADERS)
@@ -202,17 +196,17 @@ unit-events: $(OUT)/unit/test_events
 	$(Q)rm -rf $(OUT)/unit/events-state && $< $(OUT)/unit/events-state
 
 # The PostgreSQL engine's mechanics, with a test verdict callback and the relay stubbed out.
-PG_UNIT_SRC := user/hoopd/pg.c user/hoopd/gate.c user/hoopd/pgwire.c user/hoopd/events.c \
+PG_UNIT_SRC := user/hoopd/engines/pg/pg.c user/hoopd/gate/gate.c user/hoopd/engines/pg/pgwire.c user/hoopd/audit/record.c \
 	       $(AUDIT_SRC) \
 	       user/common/isotime.c \
-	       user/common/buf.c $(wildcard user/hoopd/mask*.c) user/hoopd/pgrow.c \
-	       user/hoopd/catalog.c \
-	       user/hoopd/sqlshape.c user/hoopd/sqlsize.c user/hoopd/stmtcache.c user/common/json.c \
-	       user/common/log.c user/hoopd/pgerrcodes.c user/hoopd/sqlfacts.c \
-	       user/hoopd/dialect_pg.c user/hoopd/grantkey.c
+	       user/common/buf.c $(wildcard user/hoopd/mask/mask*.c) user/hoopd/engines/pg/pgrow.c \
+	       user/hoopd/mask/catalog.c \
+	       user/hoopd/sql/sqlshape.c user/hoopd/sql/sqlsize.c user/hoopd/gate/stmtcache.c user/common/json.c \
+	       user/common/log.c user/hoopd/engines/pg/pgerrcodes.c user/hoopd/sql/sqlfacts.c \
+	       user/hoopd/sql/dialect_pg.c user/hoopd/sql/grantkey.c
 
 $(OUT)/unit/test_pg: tests/unit/test_pg.c tests/unit/harness.h $(PG_UNIT_SRC) $(HEADERS) \
-		     $(wildcard user/hoopd/*.h)
+		     $(wildcard user/hoopd/*/*.h user/hoopd/*/*/*.h)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(PG_UNIT_SRC) -lpg_query -ljson-c -lhs -lssl -lcrypto -lz -ldeflate -o $@
@@ -222,7 +216,7 @@ unit-pg: $(OUT)/unit/test_pg
 
 # The statement gate, driven by the smallest engine there is (tests/unit/fake_engine.c: what a
 # new protocol must implement); the verdict, the trail and masking are the test's stand-ins.
-GATE_UNIT_SRC := user/hoopd/gate.c user/hoopd/stmtcache.c user/hoopd/sqlshape.c \
+GATE_UNIT_SRC := user/hoopd/gate/gate.c user/hoopd/gate/stmtcache.c user/hoopd/sql/sqlshape.c \
 		 user/common/buf.c tests/unit/fake_engine.c
 
 $(OUT)/unit/test_gate: tests/unit/test_gate.c tests/unit/harness.h $(GATE_UNIT_SRC) $(HEADERS)
@@ -237,7 +231,7 @@ unit-gate: $(OUT)/unit/test_gate
 # Policy rules on PostgreSQL's parse tree, case by case: each tests/unit/rules/*.cases file is
 # judged against its policy (the default policy, and a small one for when, default and
 # precedence) with the same split, facts and rules as hoopd.
-RULES_UNIT_SRC := user/hoopd/policy.c user/hoopd/policy_yaml.c user/hoopd/rules.c \
+RULES_UNIT_SRC := user/hoopd/policy/policy.c user/hoopd/policy/policy_yaml.c user/hoopd/policy/rules.c \
 		  user/common/json.c $(DIALECT_SRC)
 
 $(OUT)/unit/test_rules: tests/unit/test_rules.c tests/unit/harness.h $(RULES_UNIT_SRC) $(HEADERS)
@@ -252,8 +246,8 @@ RULES_CASES := policies/hipaa-agents.yaml tests/unit/rules/hipaa.cases \
 
 # `hoopctl policy test` and hoopd's verdict point give every case of every cases file the same
 # verdict, rule and message (with the policy's approvers, and without).
-VERDICT_UNIT_SRC := $(RULES_UNIT_SRC) user/hoopd/verdict.c user/hoopd/judge.c \
-		    user/hoopd/grants.c user/hoopctl/policy.c user/hoopctl/disp.c
+VERDICT_UNIT_SRC := $(RULES_UNIT_SRC) user/hoopd/gate/verdict.c user/hoopd/policy/judge.c \
+		    user/hoopd/gate/grants.c user/hoopctl/policy.c user/hoopctl/disp.c
 
 $(OUT)/unit/test_verdict: tests/unit/test_verdict.c tests/unit/test_rules.c tests/unit/harness.h \
 			  $(VERDICT_UNIT_SRC) $(HEADERS)
@@ -273,9 +267,9 @@ unit-rules: $(OUT)/unit/test_rules $(OUT)/unit/test_verdict
 
 # Masking provenance on PostgreSQL's parse tree, case by case: each tests/unit/maskplan/*.cases
 # file is planned against the fixed catalog and masking policy of tests/unit/maskplan_fixture.h.
-MASKPLAN_SRC := user/hoopd/maskplan.c user/hoopd/maskplan_scope.c user/hoopd/maskplan_expr.c \
-		user/hoopd/maskplan_stmt.c
-MASKPLAN_UNIT_SRC := $(MASKPLAN_SRC) user/hoopd/catalog.c
+MASKPLAN_SRC := user/hoopd/mask/maskplan.c user/hoopd/mask/maskplan_scope.c user/hoopd/mask/maskplan_expr.c \
+		user/hoopd/mask/maskplan_stmt.c
+MASKPLAN_UNIT_SRC := $(MASKPLAN_SRC) user/hoopd/mask/catalog.c
 
 $(OUT)/unit/test_maskplan: tests/unit/test_maskplan.c tests/unit/harness.h \
 			   tests/unit/maskplan_fixture.h $(MASKPLAN_UNIT_SRC) $(HEADERS)
@@ -288,7 +282,7 @@ unit-maskplan: $(OUT)/unit/test_maskplan
 	$(Q)$< $(sort $(wildcard tests/unit/maskplan/*.cases))
 
 # Statement shapes (stmtcache's key): same shape, same facts and plan, over every SQL corpus.
-SQLSHAPE_UNIT_SRC := user/hoopd/sqlshape.c user/hoopd/sqlfacts.c $(MASKPLAN_UNIT_SRC)
+SQLSHAPE_UNIT_SRC := user/hoopd/sql/sqlshape.c user/hoopd/sql/sqlfacts.c $(MASKPLAN_UNIT_SRC)
 SQLSHAPE_CORPORA := $(sort $(wildcard tests/unit/rules/*.cases tests/unit/maskplan/*.cases \
 		      tests/e2e/masking/*.sql))
 
@@ -302,11 +296,11 @@ $(OUT)/unit/test_sqlshape: tests/unit/test_sqlshape.c tests/unit/harness.h tests
 unit-sqlshape: $(OUT)/unit/test_sqlshape
 	$(Q)$< $(SQLSHAPE_CORPORA)
 
-# Masking of result values (user/hoopd/mask*.c), with its value and detector cases in
+# Masking of result values (user/hoopd/mask/mask*.c), with its value and detector cases in
 # tests/unit/mask/*.cases.
-MASK_SRC := user/hoopd/mask.c user/hoopd/mask_value.c user/hoopd/mask_num.c user/hoopd/mask_time.c \
-	    user/hoopd/mask_array.c user/hoopd/mask_detect.c user/hoopd/mask_cells.c \
-	    user/hoopd/pgrow.c
+MASK_SRC := user/hoopd/mask/mask.c user/hoopd/mask/mask_value.c user/hoopd/mask/mask_num.c user/hoopd/mask/mask_time.c \
+	    user/hoopd/mask/mask_array.c user/hoopd/mask/mask_detect.c user/hoopd/mask/mask_cells.c \
+	    user/hoopd/engines/pg/pgrow.c
 MASK_UNIT_SRC := $(MASK_SRC) user/common/buf.c user/common/json.c
 
 $(OUT)/unit/test_mask: tests/unit/test_mask.c tests/unit/harness.h $(MASK_UNIT_SRC) $(HEADERS)
@@ -348,11 +342,11 @@ $(FUZZ_OUT)/fuzz_maskplan: fuzz/fuzz_maskplan.c fuzz/fuzz_require.h tests/unit/m
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(MASKPLAN_UNIT_SRC) -lpg_query -o $@
 
-POLICY_SRC := user/hoopd/policy.c user/hoopd/policy_yaml.c
-$(FUZZ_OUT)/fuzz_policy: fuzz/fuzz_policy.c fuzz/fuzz_require.h $(POLICY_SRC) user/hoopd/sqlfacts.c $(HEADERS)
+POLICY_SRC := user/hoopd/policy/policy.c user/hoopd/policy/policy_yaml.c
+$(FUZZ_OUT)/fuzz_policy: fuzz/fuzz_policy.c fuzz/fuzz_require.h $(POLICY_SRC) user/hoopd/sql/sqlfacts.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(POLICY_SRC) user/hoopd/sqlfacts.c -lyaml -ljson-c \
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(POLICY_SRC) user/hoopd/sql/sqlfacts.c -lyaml -ljson-c \
 		-lpg_query -lhs -o $@
 
 # Statement shapes: what the shaper accepts keeps its facts and plan with other constants.
@@ -363,16 +357,16 @@ $(FUZZ_OUT)/fuzz_sqlshape: fuzz/fuzz_sqlshape.c fuzz/fuzz_require.h tests/unit/s
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(SQLSHAPE_UNIT_SRC) -lpg_query -o $@
 
 # SQL facts from any text (libpg_query's parse, then sqlfacts' reader of its tree).
-$(FUZZ_OUT)/fuzz_sqlfacts: fuzz/fuzz_sqlfacts.c fuzz/fuzz_require.h user/hoopd/sqlfacts.c $(HEADERS)
+$(FUZZ_OUT)/fuzz_sqlfacts: fuzz/fuzz_sqlfacts.c fuzz/fuzz_require.h user/hoopd/sql/sqlfacts.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/sqlfacts.c -lpg_query -o $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/sql/sqlfacts.c -lpg_query -o $@
 
 # Pre-parse bounds (sqlsize.c) against libpg_query's own scanner and parse tree.
-$(FUZZ_OUT)/fuzz_sqlsize: fuzz/fuzz_sqlsize.c fuzz/fuzz_require.h user/hoopd/sqlsize.c $(HEADERS)
+$(FUZZ_OUT)/fuzz_sqlsize: fuzz/fuzz_sqlsize.c fuzz/fuzz_require.h user/hoopd/sql/sqlsize.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/sqlsize.c -lpg_query -o $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/sql/sqlsize.c -lpg_query -o $@
 
 # The SQL dialect on any text: settings restored, texts that do not depend on them read alike
 # under both, the split and the grammar error agreeing (fuzz/fuzz_dialect.c).
@@ -510,5 +504,5 @@ clean:
 	rm -rf build
 
 fmt:
-	clang-format -i $(wildcard user/*/*.c user/*/*.h include/*.h bpf/*.c bpf/lib/*.h \
+	clang-format -i $(wildcard user/*/*.c user/*/*.h user/hoopd/*/*.[ch] user/hoopd/*/*/*.[ch] include/*.h bpf/*.c bpf/lib/*.h \
 		tests/unit/*.c tests/unit/*.h fuzz/*.c)

@@ -1,4 +1,4 @@
-/* libFuzzer target for masking provenance (user/hoopd/maskplan.c): any bytes as one SQL
+/* libFuzzer target for masking provenance (user/hoopd/mask/maskplan.c): any bytes as one SQL
  * statement, planned against the unit test's catalog and policy (tests/unit/maskplan_fixture.h)
  * and without a catalog, give a plan that keeps maskplan.h's promises; nothing crashes, leaks,
  * recurses past the stack or trips a sanitizer. Seeds: fuzz/corpus/maskplan/ (the unit cases'

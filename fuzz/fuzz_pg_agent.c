@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hoopd.h"
+#include "daemon.h"
 #include "pg.h"
 #include "pg_fuzz.h"
 
@@ -584,7 +584,7 @@ static size_t message_cap(const struct fz_in *in, size_t want)
 	size_t have = A.s.a.in.len;
 	uint32_t len;
 
-	if (peek(in, 0) < 0 || peek32(in, 1, &len) || len < 4 || len > G.o.max_message ||
+	if (peek(in, 0) < 0 || peek32(in, 1, &len) || len < 4 || len > hoopd.o.max_message ||
 	    (size_t)len + 1 <= have)
 		return want;
 	return want < (size_t)len + 1 - have ? want : (size_t)len + 1 - have;

@@ -25,7 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "masking.h"
+#include "mask_live.h"
 #include "pg.h"
 #include "pg_fuzz.h"
 #include "policy.h"

@@ -1,4 +1,4 @@
-/* libFuzzer target for statement shapes (user/hoopd/sqlshape.c): any bytes as a Query's text.
+/* libFuzzer target for statement shapes (user/hoopd/sql/sqlshape.c): any bytes as a Query's text.
  * Whatever the shaper accepts must be safe to keep by shape (stmtcache.h): the same text with
  * other constants has the same shape, the same policy facts (sqlfacts) and the same masking
  * plan (maskplan, with the unit test's catalog and policy) unless the plan says it depends on a

@@ -16,14 +16,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "audit.h"
+#include "audit_store.h"
 #include "catalog_fetch.h"
-#include "events.h"
-#include "hoopd.h"
+#include "record.h"
+#include "daemon.h"
 #include "json.h"
 #include "log.h"
 
-struct hoopd G;
+struct hoopd hoopd;
 struct fz_stubs fz;
 struct fz_events fz_events;
 
@@ -123,7 +123,7 @@ void sess_set_login(struct session *s, const char *user, const char *database)
 void sess_record_start(struct session *s, const struct ev_session_start *e)
 {
 	s->recorded = 1;
-	ev_session_start(s, e);
+	ev_session_start(sess_agent(s), e);
 }
 void sess_hold(struct session *s)
 {
@@ -230,7 +230,7 @@ void fz_close(struct fz_sess *f)
 			pg_engine.end_info(f->e, &e);
 		pg_engine.close(f->e, "fuzz input done");
 		if (f->s.recorded)
-			ev_session_end(&f->s, &e);
+			ev_session_end(sess_agent(&f->s), &e);
 	}
 	f->e = NULL;
 	buf_free(&f->s.a.in);
@@ -293,7 +293,7 @@ int fz_check_agent_out(struct fz_sess *f, int *answers, int trusted)
 			buf_consume(b, 1);
 			continue;
 		}
-		r = pgw_frame(buf_head(b), b->len, 0, (uint32_t)G.o.max_message, &m, &why);
+		r = pgw_frame(buf_head(b), b->len, 0, (uint32_t)hoopd.o.max_message, &m, &why);
 		if (r != PGW_OK)
 			fprintf(stderr, "pg fuzz: to the agent: %s at 0x%02x, %zu bytes left\n",
 				r == PGW_MORE ? "partial message" : why, buf_head(b)[0], b->len);
@@ -324,7 +324,7 @@ int fz_check_server_out(struct fz_sess *f, void (*fn)(void *arg, const struct pg
 	while (b->len) {
 		struct pgw_msg m;
 		const char *why = NULL;
-		int r = pgw_frame(buf_head(b), b->len, f->untyped_out, (uint32_t)G.o.max_message,
+		int r = pgw_frame(buf_head(b), b->len, f->untyped_out, (uint32_t)hoopd.o.max_message,
 				  &m, &why);
 
 		if (r != PGW_OK)
@@ -524,7 +524,7 @@ enum verdict fz_verdict(struct judgement *j)
 
 void fz_init(void)
 {
-	G.o.max_message = 1 << 20;
+	hoopd.o.max_message = 1 << 20;
 	/* Warnings for every protocol error the fuzzer provokes would drown libFuzzer's output. */
 	hlog_setup("hoop-fuzz", 0, HLOG_ERROR);
 	verdict_hook = fz_verdict;

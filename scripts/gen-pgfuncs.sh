@@ -1,9 +1,9 @@
 #!/bin/sh
-# Regenerates user/hoopd/pgfuncs.h, the built-in functions maskplan.c knows, from a real
+# Regenerates user/hoopd/mask/pgfuncs.h, the built-in functions maskplan.c knows, from a real
 # PostgreSQL server's catalog (pg_proc) and the reviewed exceptions in scripts/pgfuncs-reviewed.txt.
 #
-# Usage: scripts/gen-pgfuncs.sh [psql connection options] > user/hoopd/pgfuncs.h
-#        scripts/gen-pgfuncs.sh --operators [psql connection options] > user/hoopd/pgops.h
+# Usage: scripts/gen-pgfuncs.sh [psql connection options] > user/hoopd/mask/pgfuncs.h
+#        scripts/gen-pgfuncs.sh --operators [psql connection options] > user/hoopd/mask/pgops.h
 #   e.g. scripts/gen-pgfuncs.sh -h /tmp/pg -p 5432 -U postgres
 # --operators: every operator name in pg_catalog instead, classed by the functions that run it
 # (pg_operator.oprcode): pure when every one of them is IMMUTABLE or STABLE and the reviewed

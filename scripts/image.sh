@@ -7,7 +7,7 @@
 #
 # The engine is docker when its daemon answers, else podman, else buildah (installed from
 # Debian when none is there); IMAGE_ENGINE=docker|podman|buildah chooses. The image is tagged
-# hoop:VERSION-COMMIT (VERSION from user/hoopd/hoopd.h, COMMIT the tree's, "-dirty" when the
+# hoop:VERSION-COMMIT (VERSION from user/hoopd/core/daemon.h, COMMIT the tree's, "-dirty" when the
 # tree has changes) and hoop:VERSION, the name deploy/daemonset.yaml uses; older
 # hoop:VERSION-* tags are removed. An image already built from a clean tree's commit is kept,
 # not rebuilt (IMAGE_REBUILD=1 rebuilds it).
@@ -21,8 +21,8 @@ set -eu
 cd "$(dirname "$0")/.."
 OUT=build/image
 BASE_TAR=$OUT/debian-12-minbase.tar
-VERSION=$(sed -n 's/^#define HOOPD_VERSION "\(.*\)"$/\1/p' user/hoopd/hoopd.h)
-[ -n "$VERSION" ] || { echo "image: no HOOPD_VERSION in user/hoopd/hoopd.h" >&2; exit 1; }
+VERSION=$(sed -n 's/^#define HOOPD_VERSION "\(.*\)"$/\1/p' user/hoopd/core/daemon.h)
+[ -n "$VERSION" ] || { echo "image: no HOOPD_VERSION in user/hoopd/core/daemon.h" >&2; exit 1; }
 
 tag() {
 	c=$(git rev-parse --short=12 HEAD 2>/dev/null) || c=nogit

@@ -870,7 +870,7 @@ def test_fsync_durability_carries_pgbench(ctx):
         check(hd.stop() == 0, "hoopd did not stop cleanly")
         rc, rep = verify(hd.state)
         check(rc == 0, "verify after stop: %r" % rep)
-        # Segments of over a MiB are compressed as one gzip member per MiB (user/hoopd/audit_compress.c):
+        # Segments of over a MiB are compressed as one gzip member per MiB (user/hoopd/audit/audit_compress.c):
         # hoopctl and Python's gzip read every member, every record.
         gz = [s for s in segments(hd.state) if s.endswith(".gz")]
         members = [gzip_members(os.path.join(hd.state, "audit", s)) for s in gz]

@@ -51,7 +51,7 @@ def container(ds, name):
 
 
 def version():
-    with open(os.path.join(ROOT, "user", "hoopd", "hoopd.h")) as f:
+    with open(os.path.join(ROOT, "user", "hoopd", "core", "daemon.h")) as f:
         return re.search(r'#define HOOPD_VERSION "([^"]+)"', f.read()).group(1)
 
 

@@ -1,5 +1,5 @@
 /*
- * What makes two SQL texts "the same" for hoopd's statement shapes (user/hoopd/sqlshape.h),
+ * What makes two SQL texts "the same" for hoopd's statement shapes (user/hoopd/sql/sqlshape.h),
  * shared by tests/unit/test_sqlshape.c and fuzz/fuzz_sqlshape.c: a text with its numeric
  * literals replaced, identical policy facts, identical masking plans, PostgreSQL's split.
  * Include after pg_query.h, maskplan.h, sqlfacts.h and sqlshape.h.

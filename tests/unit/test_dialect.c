@@ -57,9 +57,15 @@ static void test_split_as_hoopd_always_did(void)
 	CHECK_EQ_INT(sp.n, 0);
 	CHECK_EQ_INT(split(NULL, "", &e), 0);
 	CHECK_EQ_INT(sp.n, 0);
-	/* only a comment: no statement the grammar finds, and hoopd never judged it empty */
-	CHECK_EQ_INT(split(NULL, "-- hi", &e), -1);
-	CHECK(sp.n == 1 && sp.parse_error && sp.off[0] == 0 && sp.len[0] == 5);
+	/* only comments: no statement the grammar finds, and no error: blank, as the server
+	 * answers it (EmptyQueryResponse) */
+	CHECK_EQ_INT(split(NULL, "-- hi", &e), 0);
+	CHECK(sp.n == 0 && !sp.parse_error);
+	CHECK_EQ_INT(split(NULL, "/* a /* b */ c */ ; -- d", &e), 0);
+	CHECK(sp.n == 0 && !sp.parse_error);
+	/* ...but an unterminated one is the grammar's error */
+	CHECK_EQ_INT(split(NULL, "/* a /* b */", &e), -1);
+	CHECK(sp.n == 1 && sp.parse_error && e.kind == SQL_ERR_GRAMMAR);
 	s = "SELECT 1; SELEC 2";
 	CHECK_EQ_INT(split(NULL, s, &e), -1);
 	CHECK(sp.n == 1 && sp.parse_error && sp.len[0] == (int)strlen(s));

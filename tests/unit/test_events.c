@@ -1,6 +1,6 @@
 /*
- * Unit tests of the session records (user/hoopd/events.c) over a real audit trail
- * (user/hoopd/audit.c) with small segments: the identity records carry comes from the session's
+ * Unit tests of the session records (user/hoopd/audit/record.c) over a real audit trail
+ * (user/hoopd/audit/audit_store.c) with small segments: the identity records carry comes from the session's
  * const identity, and "who" is said in each session's first statement record of every segment
  * and in no other, over many sessions that start and end in any order (events.c keeps that set
  * itself, not in the sessions).
@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-#include "audit.h"
-#include "events.h"
+#include "audit_store.h"
+#include "record.h"
 #include "harness.h"
 #include "session.h"
 
@@ -151,12 +151,12 @@ static void write_statements(void)
 		rnd = rnd * 1103515245 + 12345;
 		i = (int)((rnd >> 8) % NSESS);
 		e.seq = ++seq[i];
-		CHECK_EQ_INT(ev_statement(live[i], &e), 0);
+		CHECK_EQ_INT(ev_statement(sess_agent(live[i]), &e), 0);
 		if ((rnd >> 20) % 9 == 0) {
 			/* It ends (its id leaves events' set), and a new session takes its place. */
 			struct ev_session_end end = {.reason = "test"};
 
-			ev_session_end(live[i], &end);
+			ev_session_end(sess_agent(live[i]), &end);
 			free(live[i]);
 			live[i] = sess_new(next++);
 			seq[i] = 0;
@@ -206,8 +206,8 @@ static void write_starts(void)
 	tcp->user[0] = tcp->database[0] = '\0';
 	snprintf(tcp->target, sizeof(tcp->target), "raw");
 	snprintf(tcp->protocol_name, sizeof(tcp->protocol_name), "tcp");
-	ev_session_start(tcp, NULL);
-	ev_session_start(pg, &login);
+	ev_session_start(sess_agent(tcp), NULL);
+	ev_session_start(sess_agent(pg), &login);
 	free(tcp);
 	free(pg);
 }

@@ -1,5 +1,5 @@
 /*
- * The statement gate (user/hoopd/gate.c), driven through the smallest engine there is
+ * The statement gate (user/hoopd/gate/gate.c), driven through the smallest engine there is
  * (tests/unit/fake_engine.c): what every engine gets from the gate, whatever its protocol.
  * The verdict is a test hook, the records are caught before the audit trail, and the relay is
  * the few sess_* calls an engine makes.
@@ -11,18 +11,18 @@
 #include "catalog.h"
 #include "catalog_fetch.h"
 #include "engine.h"
-#include "events.h"
+#include "record.h"
 #include "gate.h"
 #include "harness.h"
-#include "hoopd.h"
-#include "masking.h"
+#include "daemon.h"
+#include "mask_live.h"
 #include "session.h"
 #include "sqlfacts.h"
 #include "verdict.h"
 
 extern const struct engine_ops fake_engine;
 
-struct hoopd G;
+struct hoopd hoopd;
 
 /* ---- the relay, the trail, masking: stand-ins ---- */
 
@@ -84,7 +84,7 @@ static int nrecs;
 static int records_fail; /* the trail cannot be written */
 static struct session S;
 
-int ev_statement(const struct session *s, const struct ev_statement *e)
+int ev_statement(const struct agent *a, const struct ev_statement *e)
 {
 	struct rec *r = &recs[nrecs < 63 ? nrecs++ : 63];
 

@@ -1,5 +1,5 @@
 /*
- * PHI masking (user/hoopd/mask*.c): the value and detector cases in tests/unit/mask/ (.cases),
+ * PHI masking (user/hoopd/mask/mask*.c): the value and detector cases in tests/unit/mask/ (.cases),
  * then the row and COPY rewriters, arrays, the unmaskable paths, counts and names.
  *
  * Usage: test_mask CASES_DIR

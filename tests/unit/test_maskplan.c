@@ -1,6 +1,6 @@
 /*
- * Provenance (user/hoopd/maskplan.c) against a fixed catalog and masking policy, case by case,
- * plus the catalog model (user/hoopd/catalog.c), rule matching, view columns and hoop's caps.
+ * Provenance (user/hoopd/mask/maskplan.c) against a fixed catalog and masking policy, case by case,
+ * plus the catalog model (user/hoopd/mask/catalog.c), rule matching, view columns and hoop's caps.
  *
  * Usage: test_maskplan CASES_FILE...
  *        test_maskplan --show SQL...   print each statement's plan (to write cases)

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the PostgreSQL engine's mechanics (user/hoopd/pg.c) with a test verdict
+ * Unit tests of the PostgreSQL engine's mechanics (user/hoopd/engines/pg/pg.c) with a test verdict
  * callback: what is forwarded, what the agent is told, in which order, with which transaction
  * status, for allowed, denied and held statements, pipelines, partial input and bad input.
  * The relay is replaced by the few sess_* calls the engine makes; the bytes are real protocol.
@@ -14,18 +14,18 @@
 #include <time.h>
 
 #include "engine.h"
-#include "audit.h"
-#include "events.h"
+#include "audit_store.h"
+#include "record.h"
 #include "harness.h"
 #include "catalog_fetch.h"
-#include "hoopd.h"
-#include "masking.h"
+#include "daemon.h"
+#include "mask_live.h"
 #include "policy.h"
 #include "pg.h"
 #include "pgwire.h"
 #include "tls.h"
 
-struct hoopd G;
+struct hoopd hoopd;
 
 /* ---- the relay, reduced to what the engine calls ---- */
 
@@ -55,7 +55,7 @@ void sess_set_login(struct session *s, const char *user, const char *database)
 void sess_record_start(struct session *s, const struct ev_session_start *e)
 {
 	s->recorded = 1;
-	ev_session_start(s, e);
+	ev_session_start(sess_agent(s), e);
 }
 void sess_hold(struct session *s)
 {
@@ -1766,7 +1766,7 @@ int main(int argc, char **argv)
 
 	mkdir(dir, 0700);
 	g_state_dir = dir;
-	G.o.max_message = 1 << 20;
+	hoopd.o.max_message = 1 << 20;
 	verdict_hook = test_verdict;
 	hold_ops = &test_hold_ops;
 	{

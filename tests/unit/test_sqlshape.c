@@ -1,5 +1,5 @@
 /*
- * Statement shapes (user/hoopd/sqlshape.c), which let hoopd keep a statement's policy facts and
+ * Statement shapes (user/hoopd/sql/sqlshape.c), which let hoopd keep a statement's policy facts and
  * masking plan and reuse them for the next statement of the same shape (stmtcache.h). What
  * must hold for that to be safe is checked here, not assumed:
  *

@@ -1,7 +1,7 @@
 /*
  * `hoopctl policy test` and hoopd must give a statement the same verdict: every case of every
  * tests/unit/rules/ cases file is judged by hoopctl's policy_test_stmt (user/hoopctl/policy.c)
- * and by hoopd's verdict point, policy_verdict (user/hoopd/verdict.c), for the same session,
+ * and by hoopd's verdict point, policy_verdict (user/hoopd/gate/verdict.c), for the same session,
  * and the verdicts, deciding rules and messages must agree: with the policy as written, and
  * again with its approvers removed (hoopd then refuses what an approve rule would hold). Both
  * get the text cut by the dialect's split and lexed under the case's session settings
@@ -20,13 +20,14 @@ static void agree_run(const struct policy *pol, const struct rcase *c);
 
 #include "approvals.h"
 #include "hoopctl.h"
-#include "hoopd.h"
+#include "daemon.h"
+#include "policy.h"
 #include "judge.h"
 #include "pglex.h"
 #include "session.h"
 #include "verdict.h"
 
-struct hoopd G;
+struct hoopd hoopd;
 
 /* hoopd's fingerprint grants: none in this test. */
 int approvals_granted(const struct session *s, const char *text, size_t len)
@@ -57,7 +58,7 @@ static void agree_one(const struct policy *pol, const struct rcase *c, const cha
 	snprintf(s->owner, sizeof(s->owner), "%s", c->s.owner);
 	snprintf(s->exe, sizeof(s->exe), "%s", c->s.exe);
 	snprintf(s->labels_json, sizeof(s->labels_json), "%s", c->s.labels_json);
-	G.pol = (struct policy *)pol;
+	hoopd.pol = (struct policy *)pol;
 	memset(&j, 0, sizeof(j));
 	j.s = s;
 	j.protocol = "simple";

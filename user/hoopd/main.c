@@ -14,17 +14,24 @@
 
 #include "cgroup.h"
 #include "approvals.h"
-#include "audit.h"
-#include "events.h"
+#include "audit_store.h"
+#include "record.h"
 #include "tls.h"
 #include "verdict.h"
 #include "catalog_fetch.h"
-#include "hoopd.h"
-#include "masking.h"
+#include "daemon.h"
+#include "attach.h"
+#include "bpfctl.h"
+#include "control.h"
+#include "netns.h"
+#include "relay.h"
+#include "reload.h"
+#include "policy.h"
+#include "mask_live.h"
 #include "log.h"
 #include "probe.h"
 
-struct hoopd G;
+struct hoopd hoopd;
 
 static const char usage[] =
 	"Usage: hoopd --policy FILE [options]\n"
@@ -126,7 +133,7 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 		if (si.ssi_signo == SIGCHLD) {
 			approvals_reap(); /* notification commands (signals coalesce: reap all) */
 		} else if (si.ssi_signo == SIGHUP) {
-			log_info("SIGHUP: reloading %s", G.o.policy_path);
+			log_info("SIGHUP: reloading %s", hoopd.o.policy_path);
 			hoopd_reload_policy(err, sizeof(err));
 		} else {
 			log_info("signal %d: stopping", si.ssi_signo);
@@ -147,7 +154,7 @@ static void on_synced(struct loop_watch *w, uint32_t events)
 }
 
 /* hoopd's options, one row each: the long name, the short letter (0: none) and how the argument
- * sets G.o (or, for the log and the words of --accel and --agent-tls, a variable main applies).
+ * sets hoopd.o (or, for the log and the words of --accel and --agent-tls, a variable main applies).
  * parse_options makes the getopt_long table and the short options from it. */
 enum opt_kind {
 	OPT_STRING, /* *str = the argument */
@@ -176,10 +183,10 @@ static const char *const accel_words[] = {"off", "sockmap", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL}; /* hlog_level */
 
-#define O_STR(n, l, field) {n, l, OPT_STRING, .str = &G.o.field}
-#define O_FLAG(n, field) {n, 0, OPT_FLAG, .flag = &G.o.field}
+#define O_STR(n, l, field) {n, l, OPT_STRING, .str = &hoopd.o.field}
+#define O_FLAG(n, field) {n, 0, OPT_FLAG, .flag = &hoopd.o.field}
 #define O_NUM(n, l, field, min, max, w) \
-	{n, l, OPT_NUMBER, .num = &G.o.field, .num_size = sizeof(G.o.field), .lo = min, .hi = max, \
+	{n, l, OPT_NUMBER, .num = &hoopd.o.field, .num_size = sizeof(hoopd.o.field), .lo = min, .hi = max, \
 	 .wants = w}
 #define O_WORD(n, var, w, text) {n, 0, OPT_WORD, .flag = &var, .words = w, .wants = text}
 
@@ -246,7 +253,7 @@ static int set_option(const struct hoopd_opt *o, const char *arg)
 	return -EINVAL;
 }
 
-/* The command line into G.o and the log settings: -1 to go on, else the exit status. */
+/* The command line into hoopd.o and the log settings: -1 to go on, else the exit status. */
 static int parse_options(int argc, char **argv)
 {
 	struct option longopts[NOPTS + 1] = {{0}};
@@ -267,12 +274,12 @@ static int parse_options(int argc, char **argv)
 		}
 	}
 	*sp = '\0';
-	G.o.state_dir = "/var/lib/hoop";
-	G.o.control_path = "/run/hoop/hoopd.sock";
-	G.o.pin_root = HOOP_PIN_ROOT;
-	G.o.listen_port = 15432;
-	G.o.relay_buf = 256 * 1024;
-	G.o.max_message = 64 << 20;
+	hoopd.o.state_dir = "/var/lib/hoop";
+	hoopd.o.control_path = "/run/hoop/hoopd.sock";
+	hoopd.o.pin_root = HOOP_PIN_ROOT;
+	hoopd.o.listen_port = 15432;
+	hoopd.o.relay_buf = 256 * 1024;
+	hoopd.o.max_message = 64 << 20;
 	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
 		const struct hoopd_opt *o = NULL;
 
@@ -300,12 +307,12 @@ static int parse_options(int argc, char **argv)
 		fprintf(stderr, "hoopd: unexpected argument '%s'\n%s", argv[optind], usage);
 		return 2;
 	}
-	if (!G.o.policy_path) {
+	if (!hoopd.o.policy_path) {
 		fprintf(stderr, "hoopd: --policy FILE is required\n\n%s", usage);
 		return 2;
 	}
-	G.o.accel = accel ? ACCEL_SOCKMAP : ACCEL_OFF;
-	G.o.agent_tls = agent_tls;
+	hoopd.o.accel = accel ? ACCEL_SOCKMAP : ACCEL_OFF;
+	hoopd.o.agent_tls = agent_tls;
 	return -1;
 }
 
@@ -323,24 +330,24 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 
-	if (policy_load(G.o.policy_path, &G.pol, err, sizeof(err))) {
+	if (policy_load(hoopd.o.policy_path, &hoopd.pol, err, sizeof(err))) {
 		log_error("%s", err);
 		return 1;
 	}
-	if (mkdir(G.o.state_dir, 0700) && errno != EEXIST) {
-		log_error("cannot create state dir %s: %s", G.o.state_dir, strerror(errno));
+	if (mkdir(hoopd.o.state_dir, 0700) && errno != EEXIST) {
+		log_error("cannot create state dir %s: %s", hoopd.o.state_dir, strerror(errno));
 		return 1;
 	}
 	{
 		struct audit_cfg ac;
 
-		audit_cfg_from(G.pol, &ac);
-		if (tls_init(G.o.state_dir, G.o.tls_cert, G.o.tls_key, G.o.agent_tls) ||
-		    events_open(G.o.state_dir, &ac))
+		audit_cfg_from(hoopd.pol, &ac);
+		if (tls_init(hoopd.o.state_dir, hoopd.o.tls_cert, hoopd.o.tls_key, hoopd.o.agent_tls) ||
+		    events_open(hoopd.o.state_dir, &ac))
 			return 1;
 	}
-	if (cg_of_pid(getpid(), G.self_cgroup, sizeof(G.self_cgroup)))
-		G.self_cgroup[0] = '\0';
+	if (cg_of_pid(getpid(), hoopd.self_cgroup, sizeof(hoopd.self_cgroup)))
+		hoopd.self_cgroup[0] = '\0';
 	if ((r = loop_init()) || (r = netns_init(relay_accept))) {
 		log_error("start-up: %s", strerror(-r));
 		return 1;
@@ -353,9 +360,9 @@ int main(int argc, char **argv)
 		control_close();
 		return 1;
 	}
-	if (!accel_ok && G.o.accel == ACCEL_SOCKMAP) {
+	if (!accel_ok && hoopd.o.accel == ACCEL_SOCKMAP) {
 		log_warn("--accel sockmap turned off: %s", err);
-		G.o.accel = ACCEL_OFF;
+		hoopd.o.accel = ACCEL_OFF;
 	}
 	if ((r = catalog_fetch_init())) {
 		log_error("cannot start the catalog reader: %s", strerror(-r));
@@ -368,7 +375,7 @@ int main(int argc, char **argv)
 	}
 	if (hoopd_reload_policy(err, sizeof(err)))
 		goto fail;
-	G.st.policy_reloads = 0;
+	hoopd.st.policy_reloads = 0;
 	if (attach_load())
 		goto fail;
 	if (metrics_init())
@@ -388,9 +395,9 @@ int main(int argc, char **argv)
 		goto fail;
 	log_info("hoopd %s ready: policy %s, %d target(s), listen port %u, accel %s, %s, "
 		 "control %s",
-		 HOOPD_VERSION, G.o.policy_path, G.pol->ntargets, G.o.listen_port,
-		 G.o.accel == ACCEL_SOCKMAP ? "sockmap" : "off",
-		 G.o.fail_open ? "FAIL-OPEN" : "fail-closed", G.o.control_path);
+		 HOOPD_VERSION, hoopd.o.policy_path, hoopd.pol->ntargets, hoopd.o.listen_port,
+		 hoopd.o.accel == ACCEL_SOCKMAP ? "sockmap" : "off",
+		 hoopd.o.fail_open ? "FAIL-OPEN" : "fail-closed", hoopd.o.control_path);
 	r = loop_run(1000, tick);
 	approvals_fail_all("hoopd stopped");
 	relay_close_all();
@@ -402,7 +409,7 @@ int main(int argc, char **argv)
 	bpfctl_close();
 	events_close();
 	tls_fini();
-	policy_free(G.pol);
+	policy_free(hoopd.pol);
 	return r ? 1 : 0;
 fail:
 	control_close();

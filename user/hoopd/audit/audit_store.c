@@ -1,0 +1,725 @@
+/*
+ * The audit store: the open segment, the hash chain, HMAC checkpoints, recovery at start,
+ * retention. Its workers are apart: the compressor of closed segments (audit_compress.c) and
+ * the fsync durability syncer (audit_sync.c). The format itself (names, record head, chain
+ * hash, checkpoint MAC, key, line reader) is trail.h's, shared with hoopctl's readers.
+ */
+#include "audit_store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit_int.h"
+#include "isotime.h"
+#include "json.h"
+#include "log.h"
+#include "trail.h"
+
+/* The trail being written (the event loop's alone). */
+static struct {
+	char dir[4096];
+	int dfd; /* dir, opened once: every file in it is made and opened through it */
+	struct audit_cfg cfg;
+	int fd;			    /* open segment */
+	uint32_t segno;		    /* its number */
+	uint64_t size;		    /* its size */
+	uint64_t seq;		    /* last sequence number written */
+	char prev[TRAIL_HASH_HEX];  /* chain hash of the last record */
+	uint8_t key[TRAIL_KEY_LEN]; /* checkpoint HMAC key */
+	uint32_t since_cp;	    /* records since the last checkpoint */
+	int failing; /* the last append failed: say so once, and again when it recovers */
+	FILE *stream;
+	time_t last_retention;
+	/* the next checkpoint closes a recovered segment whose records from this seq on no
+	 * checkpoint covered before the unclean stop */
+	uint64_t unvouched_from;
+} store = {.fd = -1, .dfd = -1};
+
+/* A segment's file name, relative to store.dfd (gz: the compressed one). */
+static void seg_name(uint32_t n, int gz, char *out, size_t len)
+{
+	trail_seg_name(out, len, n, gz ? TRAIL_SEG_GZ : TRAIL_SEG_PLAIN);
+}
+
+/*
+ * The state directory is writable by whoever escaped into it, so no file there is opened
+ * through a symbolic link (a planted one would make root write wherever it points) and none
+ * is created except new: O_NOFOLLOW | O_EXCL, relative to a directory fd that was itself
+ * opened without following one.
+ */
+static int open_dir_nofollow(const char *path)
+{
+	return open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+static int load_key(const char *state_dir)
+{
+	char err[4400];
+	int r = trail_key_load(state_dir, 1, store.key, err, sizeof(err));
+
+	if (r == 1)
+		log_info("generated the audit checkpoint key %s/audit.key (mode 0400: keep agents "
+			 "away from it)",
+			 state_dir);
+	else if (r)
+		log_error("%s; refusing to start the audit trail", err);
+	return r < 0 ? r : 0;
+}
+
+/* Write one line (obj without its leading '{' gets seq and prev in front). */
+static int write_record(const char *obj, size_t len)
+{
+	static char *line; /* reused: records are written one at a time, by the loop */
+	static size_t cap;
+	char head[TRAIL_HEAD_MAX];
+	size_t hl, total;
+	ssize_t w;
+
+	if (len < 2 || obj[0] != '{')
+		return -EINVAL;
+	hl = trail_format_head(head, store.seq + 1, store.prev);
+	total = hl + len - 1;
+	if (total + 1 > cap) {
+		size_t nc = total + 1 > 4096 ? total + 1 : 4096;
+		char *x = malloc(nc);
+
+		if (!x)
+			return -ENOMEM;
+		free(line);
+		line = x;
+		cap = nc;
+	}
+	memcpy(line, head, hl);
+	memcpy(line + hl, obj + 1, len - 1);
+	if (len == 2) /* "{}": no trailing comma before the brace */
+		line[hl - 1] = '}', total = hl;
+	line[total] = '\n';
+	w = write(store.fd, line, total + 1);
+	if (w != (ssize_t)(total + 1)) {
+		int e = w < 0 ? errno : ENOSPC;
+
+		/* A torn line would break the chain for whoever reads it: take it back. */
+		if (w > 0 && ftruncate(store.fd, (off_t)store.size))
+			log_error("audit: cannot take back a partial record: %s", strerror(errno));
+		if (w > 0)
+			lseek(store.fd, (off_t)store.size, SEEK_SET);
+		return -e;
+	}
+	trail_chain_hash(line, total, store.prev);
+	store.seq++;
+	store.size += total + 1;
+	if (store.stream) {
+		fwrite(line, 1, total + 1, store.stream);
+		fflush(store.stream);
+	}
+	if (cap > (1 << 20)) { /* after a huge record, do not keep its buffer */
+		free(line);
+		line = NULL;
+		cap = 0;
+	}
+	return 0;
+}
+
+static int checkpoint(const char *why)
+{
+	char machex[TRAIL_HASH_HEX], obj[512], ts[TS_ISO_US_LEN];
+
+	/* The HMAC covers the hash of everything before it and its own sequence number. */
+	trail_checkpoint_mac(store.key, store.seq + 1, store.prev, machex);
+	ts_iso_us(ts);
+	if (store.unvouched_from)
+		/* The HMAC below is made now, over whatever the records since the last checkpoint
+		 * say: it cannot vouch for them (they may have been changed while hoopd was down),
+		 * and says so for verify. */
+		snprintf(obj, sizeof(obj),
+			 "{\"ts\":\"%s\",\"kind\":\"checkpoint\",\"reason\":\"%s\","
+			 "\"segment\":%u,\"unvouched_from\":%llu,\"hmac\":\"%s\"}",
+			 ts, why, store.segno, (unsigned long long)store.unvouched_from, machex);
+	else
+		snprintf(obj, sizeof(obj),
+			 "{\"ts\":\"%s\",\"kind\":\"checkpoint\",\"reason\":\"%s\","
+			 "\"segment\":%u,\"hmac\":\"%s\"}",
+			 ts, why, store.segno, machex);
+	/* A checkpoint that could not be written (disk full) is owed: the next append retries. */
+	if (write_record(obj, strlen(obj)))
+		return -EIO;
+	store.since_cp = 0;
+	store.unvouched_from = 0;
+	return 0;
+}
+
+static int open_segment(uint32_t n)
+{
+	char p[4200];
+
+	seg_name(n, 0, p, sizeof(p));
+	store.fd = openat(store.dfd, p,
+			  O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (store.fd < 0) {
+		log_error("audit: cannot create %s/%s: %s", store.dir, p, strerror(errno));
+		return -errno;
+	}
+	store.segno = n;
+	store.size = 0;
+	return 0;
+}
+
+/*
+ * Close the open segment: a checkpoint as its last record, fsync, and hand it to the
+ * compressor (audit_compress.c). A closed segment must end with its checkpoint (verify reads
+ * anything else as a truncated segment), so when the checkpoint cannot be written the segment
+ * stays open and the caller goes on writing to it, unless `force` (hoopd stopping): then it is
+ * left uncompressed and without the checkpoint, which the next start treats as an unclean stop
+ * and repairs.
+ */
+static int close_segment(const char *why, int force)
+{
+	int r;
+
+	if (store.fd < 0)
+		return 0;
+	r = checkpoint(why);
+	if (r && !force)
+		return r;
+	if (fsync(store.fd))
+		log_warn("audit: fsync of segment %u: %s", store.segno, strerror(errno));
+	else
+		audit_syncer_synced_to(store.seq);
+	close(store.fd);
+	store.fd = -1;
+	if (r == 0)
+		audit_compressor_closed_below(store.segno + 1);
+	return r;
+}
+
+/*
+ * What reading a segment found: its last whole record (seq and hash continue the chain), the
+ * times of its first and last records (retention goes by these, not by file times), and
+ * whether its chain holds: every record names the hash of the one before it and the next seq,
+ * and every checkpoint's HMAC is right. A segment is checked from its own start (its first
+ * record's prev is taken on trust: it joins the segment before, which verify checks).
+ */
+struct seg_scan {
+	int records;
+	uint64_t seq, first_seq;
+	char prev[TRAIL_HASH_HEX]; /* hash of the last whole record */
+	char first_ts[40], last_ts[40];
+	int bad;	      /* the chain does not hold */
+	char why[256];	      /* where and how */
+	uint64_t good_seq;    /* the last record up to which it holds */
+	uint64_t last_cp_seq; /* its last checkpoint (0: none) */
+};
+
+/* The value of "key":"..." at the top of a record, into out (or ""). */
+static void rec_str(const char *line, size_t len, const char *key, char *out, size_t n)
+{
+	char pat[48];
+	const char *p, *e;
+	size_t pl = (size_t)snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+
+	out[0] = '\0';
+	p = memmem(line, len, pat, pl);
+	if (!p)
+		return;
+	p += pl;
+	e = memchr(p, '"', len - (size_t)(p - line));
+	if (!e || (size_t)(e - p) >= n)
+		return;
+	memcpy(out, p, (size_t)(e - p));
+	out[e - p] = '\0';
+}
+
+/* One record's chain link and, for a checkpoint, its MAC; sc->bad with why at the first
+ * failure (later lines are still read: the last one continues the chain). */
+static void scan_check(struct seg_scan *sc, const char *line, size_t len, unsigned lineno,
+		       uint64_t seq, const char *prev)
+{
+	char kind[32];
+
+	if (sc->records && !sc->bad && (seq != sc->seq + 1 || strcmp(prev, sc->prev))) {
+		snprintf(sc->why, sizeof(sc->why),
+			 "line %u (seq %llu) does not follow the record before it (%s)", lineno,
+			 (unsigned long long)seq,
+			 seq != sc->seq + 1 ? "sequence" : "hash: that record was changed");
+		sc->bad = 1;
+	}
+	rec_str(line, len, "kind", kind, sizeof(kind));
+	if (!strcmp(kind, "checkpoint") && !sc->bad) {
+		char mac_hex[TRAIL_HASH_HEX], want[TRAIL_HASH_HEX];
+
+		rec_str(line, len, "hmac", mac_hex, sizeof(mac_hex));
+		trail_checkpoint_mac(store.key, seq, prev, want);
+		if (strcmp(mac_hex, want)) {
+			snprintf(sc->why, sizeof(sc->why),
+				 "the checkpoint at line %u (seq %llu) does not verify", lineno,
+				 (unsigned long long)seq);
+			sc->bad = 1;
+		} else {
+			sc->last_cp_seq = seq;
+		}
+	}
+	if (!sc->bad)
+		sc->good_seq = seq;
+}
+
+static void scan_line(struct seg_scan *sc, const char *line, size_t len, unsigned lineno)
+{
+	char prev[TRAIL_HASH_HEX], ts[40];
+	uint64_t seq;
+
+	if (trail_parse_head(line, len, &seq, prev)) {
+		if (!sc->bad)
+			snprintf(sc->why, sizeof(sc->why),
+				 "line %u is not a record (no seq and prev hash)", lineno);
+		sc->bad = 1;
+		return;
+	}
+	scan_check(sc, line, len, lineno, seq, prev);
+	rec_str(line, len, "ts", ts, sizeof(ts));
+	if (!sc->records) {
+		sc->first_seq = seq;
+		snprintf(sc->first_ts, sizeof(sc->first_ts), "%s", ts);
+	}
+	if (ts[0])
+		snprintf(sc->last_ts, sizeof(sc->last_ts), "%s", ts);
+	trail_chain_hash(line, len, sc->prev);
+	sc->seq = seq;
+	sc->records++;
+}
+
+/* Cut a plain segment back to its last newline: what a crash left after it was never
+ * acknowledged, and is not part of the chain. */
+static int drop_torn(const char *name, uint64_t whole, size_t torn)
+{
+	int r = 0, wfd = openat(store.dfd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	log_warn("audit: %s/%s ends with a torn record (%zu bytes); removed", store.dir, name,
+		 torn);
+	if (wfd < 0 || ftruncate(wfd, (off_t)whole)) {
+		log_error("audit: cannot remove the torn record from %s/%s: %s", store.dir, name,
+			  strerror(errno));
+		r = -EIO;
+	}
+	if (wfd >= 0)
+		close(wfd);
+	return r;
+}
+
+/*
+ * Read segment n (plain, or gzip'd when gz) through store.dfd into sc, lines of any length
+ * (hoopd wrote them: no limit but memory). In a plain segment left by a crash, bytes after the
+ * last newline are a record cut short (power loss); with `repair` they are removed. 0, or a
+ * negative errno.
+ */
+static int scan_segment(uint32_t n, int gz, int repair, struct seg_scan *sc)
+{
+	struct trail_lines l;
+	char name[40];
+	int r;
+
+	memset(sc, 0, sizeof(*sc));
+	seg_name(n, gz, name, sizeof(name));
+	if (trail_lines_open(&l, store.dfd, name, SIZE_MAX)) {
+		r = -errno;
+		trail_lines_close(&l);
+		return r;
+	}
+	while ((r = trail_lines_next(&l)) == 1 && !l.torn)
+		scan_line(sc, l.line, l.len, l.lineno);
+	if (r < 0)
+		r = -EIO;
+	else if (r == 1 && !gz && repair)
+		r = drop_torn(name, l.whole, l.len);
+	else
+		r = 0;
+	trail_lines_close(&l);
+	return r;
+}
+
+/*
+ * Find the last whole record of segment n and continue the chain from it: 1 when found, 0
+ * when the segment holds no whole record, or a negative errno. *bad says whether the
+ * segment's own chain failed verification (why in why).
+ */
+static int recover_tail(uint32_t n, int gz, int *bad, char *why, size_t whyn)
+{
+	struct seg_scan sc;
+	int r = scan_segment(n, gz, 1, &sc);
+
+	*bad = 0;
+	if (r < 0)
+		return r;
+	if (!sc.records)
+		return 0;
+	memcpy(store.prev, sc.prev, sizeof(store.prev));
+	store.seq = sc.seq;
+	/* Records after the segment's last checkpoint are vouched for by nothing: anyone who
+	 * could write the file could have rewritten them, chain and all. */
+	if (!gz && sc.seq != sc.last_cp_seq)
+		store.unvouched_from = sc.last_cp_seq ? sc.last_cp_seq + 1 : sc.first_seq;
+	if (sc.bad) {
+		*bad = 1;
+		snprintf(why, whyn, "%s", sc.why);
+	}
+	return 1;
+}
+
+/* Does segment n exist, plain (gz 0) or compressed (gz 1)? */
+static int seg_exists(uint32_t n, int gz)
+{
+	char name[40];
+
+	seg_name(n, gz, name, sizeof(name));
+	struct stat st;
+
+	return fstatat(store.dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* <state dir>/audit, made if missing, and store.dfd on it. 0, or a negative errno. */
+static int store_dir_open(const char *state_dir)
+{
+	int r;
+
+	snprintf(store.dir, sizeof(store.dir), "%s/audit", state_dir);
+	if (mkdir(store.dir, 0700) && errno != EEXIST) {
+		r = -errno;
+		log_error("cannot create %s: %s", store.dir, strerror(errno));
+		return r;
+	}
+	if (store.dfd < 0 && (store.dfd = open_dir_nofollow(store.dir)) < 0) {
+		r = -errno;
+		log_error("cannot open %s: %s%s", store.dir, strerror(errno),
+			  errno == ELOOP || errno == ENOTDIR ? " (it must be a directory, not a "
+							       "symbolic link)"
+							     : "");
+		return r;
+	}
+	return 0;
+}
+
+/* The highest segment number (0: none) and whether that segment is plain (open when hoopd
+ * stopped); compressions cut short by a crash are cleared away (their plain segment is
+ * still there). 0, or a negative errno. */
+static int last_segment(uint32_t *maxseg, int *open_seg)
+{
+	DIR *d = opendir(store.dir);
+	struct dirent *de;
+
+	*maxseg = 0;
+	*open_seg = 0;
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		uint32_t n;
+		enum trail_seg_kind kind;
+
+		if (!trail_seg_parse(de->d_name, &n, &kind))
+			continue;
+		if (kind == TRAIL_SEG_GZ_TMP) {
+			if (unlinkat(store.dfd, de->d_name, 0) && errno != ENOENT)
+				log_warn("audit: cannot remove %s/%s: %s", store.dir, de->d_name,
+					 strerror(errno));
+			continue;
+		}
+		if (n >= *maxseg) {
+			if (n > *maxseg || !*open_seg)
+				*open_seg = kind == TRAIL_SEG_PLAIN;
+			*maxseg = n;
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+/* Reopen the segment hoopd had open when it stopped uncleanly, and close it with a
+ * checkpoint. 0, or a negative errno. */
+static int close_recovered(uint32_t n)
+{
+	char name[40];
+	struct stat st;
+	int r;
+
+	seg_name(n, 0, name, sizeof(name));
+	store.fd = openat(store.dfd, name, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	if (store.fd < 0 || fstat(store.fd, &st)) {
+		r = -errno;
+		log_error("audit: cannot reopen %s/%s to close it: %s", store.dir, name,
+			  strerror(errno));
+		return r;
+	}
+	store.segno = n;
+	store.size = (uint64_t)st.st_size;
+	/* Stays open if its checkpoint cannot be written: records go on into it. */
+	close_segment("recovered after an unclean stop", 0);
+	return 0;
+}
+
+/*
+ * Continue the chain from where the last hoopd stopped (or crashed). A crash right after a
+ * segment was created leaves it empty: the chain then ends in the segment before it (or, with
+ * none left, nothing was ever written). *bad_seg: the segment whose chain failed (why in
+ * bad_why), else 0. 0, or a negative errno.
+ */
+static int recover(uint32_t maxseg, int open_seg, uint32_t *bad_seg, char *bad_why, size_t whyn)
+{
+	uint32_t n = maxseg;
+	int gz = !open_seg, bad = 0, r;
+
+	while ((r = recover_tail(n, gz, &bad, bad_why, whyn)) == 0 && n > 1) {
+		n--;
+		gz = !seg_exists(n, 0);
+		/* Removed by retention: the chain starts in its successor. */
+		if (gz && !seg_exists(n, 1))
+			break;
+	}
+	if (r < 0) {
+		log_error("audit: cannot read the end of the trail in %s: %s; refusing to start a "
+			  "chain that would not join it",
+			  store.dir, strerror(-r));
+		return r;
+	}
+	if (bad) {
+		/* The tail was changed while hoopd was down. Sealing it with a checkpoint would
+		 * vouch for the change: it stays as found (verify shows where), and the chain goes
+		 * on in a new segment whose first records say so. */
+		*bad_seg = n;
+		store.unvouched_from = 0; /* it is not sealed: no checkpoint speaks for it */
+		log_error("audit: segment %u failed verification at start: %s; it is left "
+			  "unsealed, and a new segment records the failure",
+			  n, bad_why);
+		return 0;
+	}
+	return open_seg ? close_recovered(maxseg) : 0;
+}
+
+/* The records a start begins with: audit_open, and audit_tail_unverified after a tail that
+ * failed (bad_seg). 0, or a negative errno. */
+static int write_start_records(uint32_t bad_seg, const char *bad_why)
+{
+	char ts[TS_ISO_US_LEN], obj[256];
+	struct jbuf j;
+	int r;
+
+	ts_iso_us(ts);
+	snprintf(obj, sizeof(obj),
+		 "{\"ts\":\"%s\",\"kind\":\"audit_open\",\"segment\":%u,\"pid\":%d}", ts,
+		 store.segno, (int)getpid());
+	if ((r = write_record(obj, strlen(obj))) || !bad_seg)
+		return r;
+	jb_init(&j);
+	jb_obj_open(&j);
+	jb_kv_str(&j, "ts", ts);
+	jb_kv_str(&j, "kind", "audit_tail_unverified");
+	jb_kv_int(&j, "segment", bad_seg);
+	jb_kv_str(&j, "problem", bad_why);
+	jb_kv_str(&j, "note",
+		  "the end of the trail failed verification when hoopd started; it was not "
+		  "sealed, and the chain continues from its last line as found");
+	jb_obj_close(&j);
+	r = j.oom ? -ENOMEM : write_record(jb_str(&j), j.len);
+	jb_free(&j);
+	return r;
+}
+
+int audit_open(const char *state_dir, const struct audit_cfg *cfg)
+{
+	uint32_t maxseg, bad_seg = 0;
+	int open_seg, r;
+	char bad_why[256] = "";
+
+	store.cfg = *cfg;
+	memcpy(store.prev, TRAIL_ZERO_HASH, sizeof(store.prev));
+	if ((r = store_dir_open(state_dir)) || (r = load_key(state_dir)) ||
+	    (r = last_segment(&maxseg, &open_seg)))
+		return r;
+	if (maxseg && (r = recover(maxseg, open_seg, &bad_seg, bad_why, sizeof(bad_why))))
+		return r;
+	if (store.fd < 0 && (r = open_segment(maxseg + 1)))
+		return r;
+	/* Segments an earlier hoopd closed but did not get to compress are compressed now. */
+	audit_compressor_closed_below(store.segno);
+	if ((r = audit_compressor_start(store.dir, store.dfd)))
+		return r;
+	audit_configure(cfg);
+	if ((r = write_start_records(bad_seg, bad_why)))
+		return r;
+	log_info("audit trail in %s, segment %u, next record %llu, durability %s", store.dir,
+		 store.segno, (unsigned long long)store.seq + 1,
+		 store.cfg.durability == AUDIT_FSYNC ? "fsync" : "flush");
+	return 0;
+}
+
+void audit_configure(const struct audit_cfg *cfg)
+{
+	const char *old = store.cfg.stream;
+
+	store.cfg = *cfg;
+	if (!store.cfg.checkpoint_every)
+		store.cfg.checkpoint_every = 1000;
+	if (!store.cfg.segment_bytes)
+		store.cfg.segment_bytes = 64ULL << 20;
+	if (store.stream && store.stream != stdout &&
+	    (!cfg->stream || !old || strcmp(old, cfg->stream))) {
+		fclose(store.stream);
+		store.stream = NULL;
+	}
+	if (cfg->stream && !store.stream) {
+		store.stream = !strcmp(cfg->stream, "stdout") ? stdout : fopen(cfg->stream, "ae");
+		if (!store.stream)
+			log_warn("audit: cannot open the stream %s: %s", cfg->stream,
+				 strerror(errno));
+	}
+}
+
+int audit_append(const char *obj, size_t len)
+{
+	int r;
+
+	/* A segment that could not be created at the last rollover (disk full): try again. */
+	if (store.fd < 0)
+		r = store.segno ? open_segment(store.segno + 1) : -EBADF;
+	else
+		r = 0;
+	if (r == 0)
+		r = write_record(obj, len);
+	if (r) {
+		if (!store.failing)
+			log_error(
+			    "AUDIT TRAIL CANNOT BE WRITTEN (%s): statements are refused until "
+			    "records can be written again",
+			    strerror(-r));
+		store.failing = 1;
+		return r;
+	}
+	if (store.failing) {
+		log_warn("audit trail writable again: statements flow again");
+		store.failing = 0;
+	}
+	if (++store.since_cp >= store.cfg.checkpoint_every)
+		checkpoint("interval");
+	/* Rolled over only once the closing checkpoint is written; until then records go on
+	 * into this segment, and the next append tries again. */
+	if (store.size >= store.cfg.segment_bytes) {
+		close_segment("segment full", 0);
+		if (store.fd < 0)
+			open_segment(store.segno + 1);
+	}
+	return 0;
+}
+
+uint64_t audit_durable(void)
+{
+	return store.cfg.durability == AUDIT_FSYNC ? audit_syncer_durable() : store.seq;
+}
+
+void audit_sync_start(int waiting)
+{
+	if (store.cfg.durability == AUDIT_FSYNC && store.fd >= 0)
+		audit_syncer_submit(store.fd, store.seq, waiting);
+}
+
+/* "YYYY-MM-DDTHH:MM:SS..." (UTC, as records carry it) as a time, or -1. */
+static time_t ts_time(const char *ts)
+{
+	struct tm tm;
+	const char *e;
+
+	memset(&tm, 0, sizeof(tm));
+	e = strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm);
+	return e ? timegm(&tm) : (time_t)-1;
+}
+
+/*
+ * Retention goes by the trail's own clock: a closed segment goes once its last record is older
+ * than retention_s, oldest segment first, and only when its chain verifies (a segment made to
+ * look old by editing it is kept, and said so). File times are not looked at: anyone who can
+ * write the directory can set them. Reading a segment costs its decompression, so what was
+ * found is kept (the oldest segment waits, usually, for a while), and a round reads one
+ * segment, and more only while it has taken under 100 ms: this runs on the event loop (a
+ * 64 MiB segment is a fraction of a second, once in its life).
+ */
+void audit_tick(void)
+{
+	static uint32_t known_n; /* the oldest segment read, and when its last record was */
+	static time_t known_last;
+	static int known_bad;
+	time_t now = time(NULL);
+	int64_t t0;
+	uint32_t *ns;
+	ssize_t got;
+	size_t n;
+
+	if (!store.cfg.retention_s || now - store.last_retention < 60)
+		return;
+	store.last_retention = now;
+	got = audit_segments_below(store.dir, TRAIL_SEG_GZ, store.segno, &ns);
+	if (got < 0)
+		return;
+	n = (size_t)got;
+	t0 = audit_mono_ms();
+	for (size_t i = 0, reads = 0; i < n; i++) {
+		struct seg_scan sc;
+		char obj[512], ts[TS_ISO_US_LEN], name[40];
+
+		if (ns[i] != known_n) {
+			if ((reads++ && audit_mono_ms() - t0 > 100) ||
+			    scan_segment(ns[i], 1, 0, &sc))
+				break;
+			known_n = ns[i];
+			known_last = ts_time(sc.last_ts);
+			known_bad = sc.bad;
+			if (sc.bad)
+				log_error("audit retention: segment %u fails verification (%s); "
+					  "it is kept, and so is every segment after it",
+					  ns[i], sc.why);
+		}
+		if (known_bad || known_last < 0 || now - known_last < store.cfg.retention_s)
+			break; /* in trail order: nothing after it is older */
+		/* Whole segments only, and the removal is itself on record. */
+		ts_iso_us(ts);
+		snprintf(obj, sizeof(obj),
+			 "{\"ts\":\"%s\",\"kind\":\"retention\",\"removed_segment\":%u,"
+			 "\"last_record_at\":%lld,\"retention_s\":%lld}",
+			 ts, ns[i], (long long)known_last, (long long)store.cfg.retention_s);
+		seg_name(ns[i], 1, name, sizeof(name));
+		if (audit_append(obj, strlen(obj)) || unlinkat(store.dfd, name, 0))
+			break;
+		log_info("audit retention: removed %s/%s (its last record is from %lld)", store.dir,
+			 name, (long long)known_last);
+	}
+	free(ns);
+}
+
+void audit_close(void)
+{
+	audit_syncer_stop();
+	if (store.fd >= 0) {
+		close_segment("hoopd stopped", 1);
+	}
+	audit_compressor_stop();
+	if (store.stream && store.stream != stdout)
+		fclose(store.stream);
+	store.stream = NULL;
+}
+
+uint64_t audit_last_seq(void)
+{
+	return store.seq;
+}
+
+uint32_t audit_segment(void)
+{
+	return store.segno;
+}
+
+int audit_healthy(void)
+{
+	return store.fd >= 0 && !store.failing;
+}

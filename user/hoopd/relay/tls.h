@@ -1,0 +1,31 @@
+/*
+ * TLS for both legs. Agent leg: hoopd terminates the agent's TLS with a configured certificate,
+ * or with a node CA and leaf generated once and kept in <state dir>/tls. Database leg: per
+ * target, disable | prefer | require | verify-ca | verify-full, like libpq's sslmode.
+ */
+#ifndef HOOP_TLS_H
+#define HOOP_TLS_H
+
+#include "policy.h"
+
+#include <openssl/ssl.h>
+
+struct session;
+
+
+int tls_init(const char *state_dir, const char *cert, const char *key, int agent_tls);
+void tls_fini(void);
+int tls_agent_enabled(void);
+SSL *tls_agent_new(int fd, const char *dialled_ip);
+void tls_policy_changed(void);
+SSL *tls_server_new(SSL_CTX *ctx, int fd, const char *sni);
+enum upstream_tls tls_upstream_mode(const struct session *s);
+SSL_CTX *tls_upstream_ctx(const struct session *s);
+const char *tls_upstream_sni(const struct session *s);
+/* Is n a host name (RFC 1123 labels, at most 253 bytes)? */
+int tls_valid_host_name(const char *n);
+/* The agent-side leaf certificate cache, for `hoopctl status`. */
+struct jbuf;
+void tls_status(struct jbuf *j);
+
+#endif
