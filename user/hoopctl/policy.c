@@ -15,8 +15,6 @@
 #include "rules.h"
 #include "sqlfacts.h"
 
-int cmd_policy(int argc, char **argv);
-
 static int check(const char *file)
 {
 	struct policy *pol;
@@ -90,7 +88,16 @@ enum verdict policy_test_stmt(const struct policy *pol, const struct rules_sessi
 	return judge_statement(&in, out);
 }
 
-static int test(int argc, char **argv)
+/* What `hoopctl policy test` was asked. */
+struct test_args {
+	const char *sql, *file;
+	struct rules_session rs;
+	struct jbuf labels;
+	int json, fcall;
+};
+
+/* 0, or 2 after saying what is wrong with the command line. */
+static int test_opts(int argc, char **argv, struct test_args *a)
 {
 	static const struct option opts[] = {{"sql", required_argument, 0, 's'},
 					     {"user", required_argument, 0, 'u'},
@@ -103,34 +110,24 @@ static int test(int argc, char **argv)
 					     {"standard-conforming-strings", required_argument, 0,
 					      'c'},
 					     {0}};
-	const char *sql = NULL, *file;
-	struct rules_session rs = {.owner = "", .user = "", .database = "", .exe = ""};
-	struct jbuf labels;
-	struct policy *pol;
-	char err[1024];
-	int c, json = 0, fcall = 0, rc = 0, unsplittable = 0;
-	enum verdict worst = VERDICT_ALLOW;
-	struct dialect_split *sp = NULL;
-	struct sql_error gerr; /* what the server says of text its grammar rejects */
+	int c;
 
-	jb_init(&labels);
-	jb_obj_open(&labels);
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			sql = optarg;
+			a->sql = optarg;
 			break;
 		case 'u':
-			rs.user = optarg;
+			a->rs.user = optarg;
 			break;
 		case 'd':
-			rs.database = optarg;
+			a->rs.database = optarg;
 			break;
 		case 'o':
-			rs.owner = optarg;
+			a->rs.owner = optarg;
 			break;
 		case 'e':
-			rs.exe = optarg;
+			a->rs.exe = optarg;
 			break;
 		case 'l': {
 			char *eq = strchr(optarg, '=');
@@ -140,14 +137,14 @@ static int test(int argc, char **argv)
 				return 2;
 			}
 			*eq = '\0';
-			jb_kv_str(&labels, optarg, eq + 1);
+			jb_kv_str(&a->labels, optarg, eq + 1);
 			break;
 		}
 		case 'f':
-			fcall = 1;
+			a->fcall = 1;
 			break;
 		case 'j':
-			json = 1;
+			a->json = 1;
 			break;
 		case 'c':
 			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
@@ -161,47 +158,105 @@ static int test(int argc, char **argv)
 			return 2;
 		}
 	}
-	jb_obj_close(&labels);
-	rs.labels_json = jb_str(&labels);
-	if (optind >= argc || (!sql && !fcall)) {
+	if (optind >= argc || (!a->sql && !a->fcall)) {
 		fprintf(stderr, "usage: hoopctl policy test FILE --sql \"...\" [--user U] [--database D] "
 				"[--owner O] [--exe PATH] [--label K=V] [--json]\n"
 				"       [--standard-conforming-strings on|off]\n"
 				"       hoopctl policy test FILE --function-call\n");
 		return 2;
 	}
-	file = argv[optind];
-	if (policy_load(file, &pol, err, sizeof(err))) {
-		fprintf(stderr, "%s\n", err);
-		return 1;
-	}
-	if (fcall) {
-		struct sqlfacts f = {.kinds = 1ULL << SK_FUNCTION_CALL};
-		struct judge_in in = {.pol = pol, .f = &f, .rs = &rs, .function_call = 1};
-		struct judge_out out;
-		enum verdict v = judge_statement(&in, &out);
+	a->file = argv[optind];
+	return 0;
+}
 
-		printf("FunctionCall: %s (%s)\n", judge_verdict_name(v),
-		       out.res.rule ? rules_why(&out.res)
-				    : "FunctionCall messages are denied unless a rule allows them");
-		if (out.message[0] && (v != VERDICT_ALLOW))
-			printf("  message: %s\n", out.message);
-		policy_free(pol);
-		jb_free(&labels);
-		return 0;
+static void test_function_call(const struct policy *pol, const struct rules_session *rs)
+{
+	struct sqlfacts f = {.kinds = 1ULL << SK_FUNCTION_CALL};
+	struct judge_in in = {.pol = pol, .f = &f, .rs = rs, .function_call = 1};
+	struct judge_out out;
+	enum verdict v = judge_statement(&in, &out);
+
+	printf("FunctionCall: %s (%s)\n", judge_verdict_name(v),
+	       out.res.rule ? rules_why(&out.res)
+			    : "FunctionCall messages are denied unless a rule allows them");
+	if (out.message[0] && (v != VERDICT_ALLOW))
+		printf("  message: %s\n", out.message);
+}
+
+/* One statement's verdict as a JSON line; gerr when the grammar rejected the text. */
+static void show_json(int i, const char *text, size_t len, enum verdict v, struct judge_out *out,
+		      const char *facts, const struct sql_error *gerr)
+{
+	struct jbuf j;
+	char *t = strndup(text, len);
+
+	jb_init(&j);
+	jb_obj_open(&j);
+	jb_kv_int(&j, "statement", i + 1);
+	jb_key(&j, "text");
+	jb_str_val(&j, t ? t : "");
+	free(t);
+	jb_kv_str(&j, "verdict", shown_verdict(v, out));
+	jb_kv_str(&j, "rule", out->rule);
+	jb_kv_str(&j, "why", rules_why(&out->res));
+	jb_kv_str(&j, "message", v == VERDICT_ALLOW ? "" : out->message);
+	jb_kv_str(&j, "facts", facts);
+	if (gerr) {
+		jb_key(&j, "server_error");
+		jb_obj_open(&j);
+		jb_kv_str(&j, "sqlstate", gerr->sqlstate);
+		jb_kv_str(&j, "message", gerr->message);
+		jb_kv_int(&j, "position", gerr->position);
+		jb_kv_str(&j, "detail", gerr->detail);
+		jb_kv_str(&j, "hint", gerr->hint);
+		jb_obj_close(&j);
 	}
-	/* hoopd's split: what the grammar rejects is one statement judged whole
-	 * (on_parse_error), and a blank text has none */
-	if (!(sp = malloc(sizeof(*sp)))) {
+	jb_obj_close(&j);
+	printf("%s\n", jb_str(&j));
+	jb_free(&j);
+}
+
+/* ...and for a person. */
+static void show_text(int i, const char *text, size_t len, enum verdict v, struct judge_out *out,
+		      const struct sqlfacts *f, const char *facts, const struct sql_error *gerr)
+{
+	printf("statement %d: %s\n  verdict: %s (%s)\n", i + 1, disp_n(text, len),
+	       shown_verdict(v, out), rules_why(&out->res));
+	if (v != VERDICT_ALLOW && out->message[0])
+		printf("  message: %s\n", disp(out->message));
+	printf("  facts:   %s\n", disp(f->parse_error ? f->error : facts));
+	if (gerr) {
+		printf("  server:  ERROR %s: %s", gerr->sqlstate, disp(gerr->message));
+		if (gerr->position)
+			printf(" (at character %d)", gerr->position);
+		printf("\n");
+		if (gerr->hint[0])
+			printf("  hint:    %s\n", disp(gerr->hint));
+	}
+}
+
+/* Every statement of the text, cut by hoopd's split: what the grammar rejects is one statement
+ * judged whole (on_parse_error), and a blank text has none. 0, or 1. */
+static int test_text(const struct policy *pol, const struct test_args *a)
+{
+	const char *sql = a->sql;
+	enum verdict worst = VERDICT_ALLOW;
+	struct sql_error gerr; /* what the server says of text its grammar rejects */
+	struct dialect_split *sp = malloc(sizeof(*sp));
+	int unsplittable, rc = 0;
+
+	if (!sp) {
 		fprintf(stderr, "hoopctl: out of memory\n");
-		rc = 1;
-		goto out;
+		return 1;
 	}
 	unsplittable = dialect_pg.split(&policy_test_lexing, sql, strlen(sql), sp, &gerr) != 0;
 	if (!sp->n)
 		printf("no statement: the server answers an empty query\n");
 	for (int i = 0; i < sp->n; i++) {
-		int off = sp->off[i], len = sp->len[i];
+		const char *text = sql + sp->off[i];
+		size_t len = (size_t)sp->len[i];
+		const struct sql_error *ge =
+			unsplittable && gerr.kind == SQL_ERR_GRAMMAR ? &gerr : NULL;
 		struct sqlfacts *f = calloc(1, sizeof(*f));
 		struct judge_out out;
 		enum verdict v;
@@ -211,67 +266,51 @@ static int test(int argc, char **argv)
 			rc = 1;
 			break;
 		}
-		v = policy_test_stmt(pol, &rs, sql + off, (size_t)len, unsplittable, f, &out);
+		v = policy_test_stmt(pol, &a->rs, text, len, unsplittable, f, &out);
 		facts_line(f, facts, sizeof(facts));
 		/* deny over hold over allow, as hoopd judges a simple Query */
 		if (worst != VERDICT_DENY && (v == VERDICT_DENY || v == VERDICT_HOLD))
 			worst = v;
-		if (json) {
-			struct jbuf j;
-
-			jb_init(&j);
-			jb_obj_open(&j);
-			jb_kv_int(&j, "statement", i + 1);
-			jb_key(&j, "text");
-			{
-				char *t = strndup(sql + off, (size_t)len);
-
-				jb_str_val(&j, t ? t : "");
-				free(t);
-			}
-			jb_kv_str(&j, "verdict", shown_verdict(v, &out));
-			jb_kv_str(&j, "rule", out.rule);
-			jb_kv_str(&j, "why", rules_why(&out.res));
-			jb_kv_str(&j, "message", v == VERDICT_ALLOW ? "" : out.message);
-			jb_kv_str(&j, "facts", facts);
-			if (unsplittable && gerr.kind == SQL_ERR_GRAMMAR) {
-				jb_key(&j, "server_error");
-				jb_obj_open(&j);
-				jb_kv_str(&j, "sqlstate", gerr.sqlstate);
-				jb_kv_str(&j, "message", gerr.message);
-				jb_kv_int(&j, "position", gerr.position);
-				jb_kv_str(&j, "detail", gerr.detail);
-				jb_kv_str(&j, "hint", gerr.hint);
-				jb_obj_close(&j);
-			}
-			jb_obj_close(&j);
-			printf("%s\n", jb_str(&j));
-			jb_free(&j);
-		} else {
-			printf("statement %d: %s\n  verdict: %s (%s)\n", i + 1,
-			       disp_n(sql + off, (size_t)len), shown_verdict(v, &out),
-			       rules_why(&out.res));
-			if (v != VERDICT_ALLOW && out.message[0])
-				printf("  message: %s\n", disp(out.message));
-			printf("  facts:   %s\n", disp(f->parse_error ? f->error : facts));
-			if (unsplittable && gerr.kind == SQL_ERR_GRAMMAR) {
-				printf("  server:  ERROR %s: %s", gerr.sqlstate, disp(gerr.message));
-				if (gerr.position)
-					printf(" (at character %d)", gerr.position);
-				printf("\n");
-				if (gerr.hint[0])
-					printf("  hint:    %s\n", disp(gerr.hint));
-			}
-		}
+		if (a->json)
+			show_json(i, text, len, v, &out, facts, ge);
+		else
+			show_text(i, text, len, v, &out, f, facts, ge);
 		free(f);
 	}
-	if (!json && sp->n > 1)
+	if (!a->json && sp->n > 1)
 		printf("overall: %s (any deny: none of the statements runs)\n",
 		       judge_verdict_name(worst));
-out:
 	free(sp);
+	return rc;
+}
+
+static int test(int argc, char **argv)
+{
+	struct test_args a = {.rs = {.owner = "", .user = "", .database = "", .exe = ""}};
+	struct policy *pol;
+	char err[1024];
+	int rc;
+
+	jb_init(&a.labels);
+	jb_obj_open(&a.labels);
+	rc = test_opts(argc, argv, &a);
+	jb_obj_close(&a.labels);
+	a.rs.labels_json = jb_str(&a.labels);
+	if (rc) {
+		jb_free(&a.labels);
+		return rc;
+	}
+	if (policy_load(a.file, &pol, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		jb_free(&a.labels);
+		return 1;
+	}
+	if (a.fcall)
+		test_function_call(pol, &a.rs);
+	else
+		rc = test_text(pol, &a);
 	policy_free(pol);
-	jb_free(&labels);
+	jb_free(&a.labels);
 	return rc;
 }
 

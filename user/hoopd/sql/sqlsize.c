@@ -87,6 +87,48 @@ static int chain_word(const char *w, size_t l)
 	return 0;
 }
 
+/* Past the comment at i (a line comment, or a block comment with its nested ones), or 0 if
+ * none starts there. */
+static size_t skip_comment(const char *s, size_t n, size_t i)
+{
+	int nest = 1;
+
+	if (s[i] == '-' && i + 1 < n && s[i + 1] == '-') {
+		while (i < n && s[i] != '\n' && s[i] != '\r')
+			i++;
+		return i;
+	}
+	if (s[i] != '/' || i + 1 >= n || s[i + 1] != '*')
+		return 0;
+	for (i += 2; i < n && nest; i++) {
+		if (s[i] == '/' && i + 1 < n && s[i + 1] == '*') {
+			nest++;
+			i++;
+		} else if (s[i] == '*' && i + 1 < n && s[i + 1] == '/') {
+			nest--;
+			i++;
+		}
+	}
+	return i;
+}
+
+/* Past the number or parameter ($1) at i: it ends where its digits do ("1abc" is two tokens
+ * to PostgreSQL, so it is two here), with an exponent (1e5, 1e-5: one token). */
+static size_t skip_number(const char *s, size_t n, size_t i)
+{
+	char c = s[i];
+
+	for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+		;
+	if (c != '$' && i + 1 < n && (s[i] == 'e' || s[i] == 'E') &&
+	    ((s[i + 1] >= '0' && s[i + 1] <= '9') ||
+	     ((s[i + 1] == '+' || s[i + 1] == '-') && i + 2 < n && s[i + 2] >= '0' &&
+	      s[i + 2] <= '9')))
+		for (i += 2; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+			;
+	return i;
+}
+
 int sqlsize(const char *s, size_t n, size_t max_tokens, size_t max_depth, struct sqlsize *out)
 {
 	return sqlsize_ex(s, n, 0, max_tokens, max_depth, out);
@@ -109,25 +151,9 @@ int sqlsize_ex(const char *s, size_t n, int escape, size_t max_tokens, size_t ma
 		}
 		/* Comments count as tokens: libpg_query's scanner reports them (and they cost a
 		 * little); they are never part of the tree. */
-		if (c == '-' && i + 1 < n && s[i + 1] == '-') {
+		if ((d = skip_comment(s, n, i))) {
 			out->tokens++;
-			while (i < n && s[i] != '\n' && s[i] != '\r')
-				i++;
-			continue;
-		}
-		if (c == '/' && i + 1 < n && s[i + 1] == '*') {
-			int nest = 1;
-
-			out->tokens++;
-			for (i += 2; i < n && nest; i++) {
-				if (s[i] == '/' && i + 1 < n && s[i + 1] == '*') {
-					nest++;
-					i++;
-				} else if (s[i] == '*' && i + 1 < n && s[i + 1] == '/') {
-					nest--;
-					i++;
-				}
-			}
+			i = d;
 			continue;
 		}
 		out->tokens++;
@@ -138,16 +164,7 @@ int sqlsize_ex(const char *s, size_t n, int escape, size_t max_tokens, size_t ma
 		} else if (c == '$' && (d = skip_dollar(s, n, i))) {
 			i = d;
 		} else if ((c >= '0' && c <= '9') || c == '$') {
-			/* A number or a parameter ($1) ends where its digits do: "1abc" is two
-			 * tokens to PostgreSQL, so it is two here. */
-			for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++)
-				;
-			if (c != '$' && i + 1 < n && (s[i] == 'e' || s[i] == 'E') &&
-			    ((s[i + 1] >= '0' && s[i + 1] <= '9') ||
-			     ((s[i + 1] == '+' || s[i + 1] == '-') && i + 2 < n &&
-			      s[i + 2] >= '0' && s[i + 2] <= '9')))
-				for (i += 2; i < n && s[i] >= '0' && s[i] <= '9'; i++)
-					; /* 1e5, 1e-5: one token */
+			i = skip_number(s, n, i);
 		} else if (ident_char(c)) {
 			size_t w = i;
 
