@@ -68,7 +68,7 @@ HOOPD_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(HOOPD_SRC))
 HOOPCTL_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(HOOPCTL_SRC))
 LIB_OBJ := $(patsubst user/%.c,$(OUT)/obj/%.o,$(LIB_SRC))
 LIB := $(OUT)/libhoop.a
-HEADERS := $(wildcard include/*.h user/common/*.h $(addsuffix /*.h,$(HOOPD_DIRS)))
+HEADERS := $(wildcard include/*.h user/common/*.h user/hoopctl/*.h $(addsuffix /*.h,$(HOOPD_DIRS)))
 
 .PHONY: all deps test test-unit test-e2e unit unit-pg unit-gate unit-mask fuzz demo clean fmt
 .DELETE_ON_ERROR:

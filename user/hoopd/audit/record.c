@@ -21,6 +21,7 @@
 
 #include "daemon.h"
 #include "netns.h"
+#include "isotime.h"
 #include "json.h"
 #include "log.h"
 #include "identity.h"
@@ -36,7 +37,7 @@ static struct {
 	int on;
 	char session[20]; /* the session's id */
 	uint64_t seq;	  /* the statement's number */
-	char ts[32];	  /* when the columns arrived */
+	char ts[TS_ISO_US_LEN];	  /* when the columns arrived */
 	struct jbuf cols; /* the "columns" array */
 } pending_cols;
 
@@ -51,31 +52,6 @@ void events_close(void)
 	audit_close();
 }
 
-/* RFC 3339 UTC with microseconds; the part to the second is formatted once a second. */
-static void stamp(char out[32])
-{
-	static time_t last = (time_t)-1;
-	static char head[24]; /* "2026-11-26T14:38:51." */
-	struct timeval tv;
-	long us;
-
-	gettimeofday(&tv, NULL);
-	if (tv.tv_sec != last) {
-		struct tm tm;
-
-		gmtime_r(&tv.tv_sec, &tm);
-		snprintf(head, sizeof(head), "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
-			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-		last = tv.tv_sec;
-	}
-	memcpy(out, head, 20);
-	us = (long)tv.tv_usec;
-	for (int i = 25; i >= 20; i--, us /= 10)
-		out[i] = (char)('0' + us % 10);
-	out[26] = 'Z';
-	out[27] = '\0';
-}
-
 static void begin_at(struct jbuf *j, const char *kind, const char *session, const char *ts)
 {
 	jb_init(j);
@@ -87,9 +63,9 @@ static void begin_at(struct jbuf *j, const char *kind, const char *session, cons
 
 static void begin(struct jbuf *j, const char *kind, const struct agent *a)
 {
-	char ts[32];
+	char ts[TS_ISO_US_LEN];
 
-	stamp(ts);
+	ts_iso_us(ts);
 	begin_at(j, kind, a->id, ts);
 }
 
@@ -390,11 +366,11 @@ int ev_statement(const struct agent *a, const struct ev_statement *e)
 void ev_conn_refused(const struct agent *a, const char *sqlstate, const char *message)
 {
 	struct jbuf j;
-	char ts[32];
+	char ts[TS_ISO_US_LEN];
 
 	/* No session began: "session" stays empty (session listings skip the record), and the
 	 * id in the log lines about this connection is "connection". */
-	stamp(ts);
+	ts_iso_us(ts);
 	begin_at(&j, "connection_refused", "", ts);
 	jb_kv_str(&j, "connection", a->id);
 	jb_key(&j, "agent");
@@ -420,7 +396,7 @@ void ev_columns(const struct agent *a, uint64_t seq, const struct col_desc *c, i
 	pending_cols.on = 1;
 	snprintf(pending_cols.session, sizeof(pending_cols.session), "%s", a->id);
 	pending_cols.seq = seq;
-	stamp(pending_cols.ts);
+	ts_iso_us(pending_cols.ts);
 	jb_init(&pending_cols.cols);
 	jb_arr_open(&pending_cols.cols);
 	for (int i = 0; i < n; i++) {

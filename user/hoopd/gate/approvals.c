@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "audit_store.h"
+#include "isotime.h"
 #include "engine.h"
 #include "record.h"
 #include "grantkey.h"
@@ -60,14 +61,9 @@ static void record(const struct session *s, const char *kind, const struct reque
 		   const char *extra_json)
 {
 	struct jbuf j;
-	struct timespec ts;
-	char t[48];
-	struct tm tm;
+	char t[TS_ISO_US_LEN];
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(t, sizeof(t), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000);
+	ts_iso_us(t);
 	jb_init(&j);
 	jb_obj_open(&j);
 	jb_kv_str(&j, "ts", t);
