@@ -201,6 +201,8 @@ CASES = [
     ("GRANT ALL ON ALL TABLES TO r", False),
     ("SELECT '1'::int[1", False),
     ("DO $$ $$ LANGUAGE", False),
+    ("SELECT E'\\xff'", False),
+    ("SELECT 'ok', E'\\303'", False),
     ("SELECT 'a\\'b", True),
     ("SELECT U&'a'", True),
     ("SELECT 'a\\' || ' ,, 1 --'", True),

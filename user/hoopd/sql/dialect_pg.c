@@ -126,6 +126,9 @@ static const struct {
 	 "Unicode escapes must be \\uXXXX or \\UXXXXXXXX.", NULL},
 	{"str_udeescape", "invalid Unicode escape", "42601", NULL,
 	 "Unicode escapes must be \\XXXX or \\+XXXXXX.", NULL},
+	/* scan.l checks an escape string's bytes (E'\xff') with mbutils.c's pg_verifymbstr */
+	{"report_invalid_encoding", "invalid byte sequence for encoding ", "22021", NULL, NULL,
+	 NULL},
 
 	/* gram.y: ERRCODE_FEATURE_NOT_SUPPORTED */
 	{NULL, "UNENCRYPTED PASSWORD is no longer supported", "0A000", NULL,
