@@ -196,7 +196,8 @@ unit-events: $(OUT)/unit/test_events
 	$(Q)rm -rf $(OUT)/unit/events-state && $< $(OUT)/unit/events-state
 
 # The PostgreSQL engine's mechanics, with a test verdict callback and the relay stubbed out.
-PG_UNIT_SRC := user/hoopd/engines/pg/pg.c user/hoopd/gate/gate.c user/hoopd/engines/pg/pgwire.c user/hoopd/audit/record.c \
+PG_UNIT_SRC := user/hoopd/engines/pg/pg.c $(wildcard user/hoopd/engines/pg/pg_*.c) \
+	       user/hoopd/gate/gate.c user/hoopd/engines/pg/pgwire.c user/hoopd/audit/record.c \
 	       $(AUDIT_SRC) \
 	       user/common/isotime.c \
 	       user/common/buf.c $(wildcard user/hoopd/mask/mask*.c) user/hoopd/engines/pg/pgrow.c \

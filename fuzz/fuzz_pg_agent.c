@@ -32,7 +32,7 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* What pg.c sends in place of a denied statement when the server must answer it. */
+/* What pg_front.c sends in place of a denied statement when the server must answer it. */
 #define POISON_SQL  "SELECT pg_catalog.\"hoop: statement denied by policy\"()"
 #define BACKEND_PID 4242
 #define BACKEND_KEY 99

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the PostgreSQL engine's mechanics (user/hoopd/engines/pg/pg.c) with a test verdict
+ * Unit tests of the PostgreSQL engine's mechanics (user/hoopd/engines/pg/pg*.c) with a test verdict
  * callback: what is forwarded, what the agent is told, in which order, with which transaction
  * status, for allowed, denied and held statements, pipelines, partial input and bad input.
  * The relay is replaced by the few sess_* calls the engine makes; the bytes are real protocol.

@@ -10,7 +10,7 @@
  * generations); anything else is a miss, and the entry goes. Statements whose meaning depends
  * on the session (PREPARE/EXECUTE/DEALLOCATE, cursors, relations the session made, DDL that
  * changes the catalog) or on a constant's value (ORDER BY 2, COPY option values) are not kept:
- * the caller decides that (pg.c) and asks only for what it may keep.
+ * the caller decides that (pg_front.c) and asks only for what it may keep.
  *
  * The loop thread's only. Bounded: STMTCACHE_ENTRIES shapes, least recently used goes first.
  */

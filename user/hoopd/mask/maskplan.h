@@ -41,7 +41,7 @@ struct maskplan {
 	/* a column reference anywhere in the statement (a CTE's body, a subquery whose output is
 	 * discarded, an aggregate's argument) is masked or of unknown provenance: the statement
 	 * computes over such values even where no result column shows them, and the server's
-	 * error and notice messages can quote them (pg.c mask_notice) */
+	 * error and notice messages can quote them (pg_rows.c pg_mask_notice) */
 	int reads_masked;
 	/* an operator that may run SQL given as a string (a user operator over ts_rewrite or
 	 * query_to_xml, or one hoop knows nothing of): the statement is opaque_sql (sqlfacts.h) */

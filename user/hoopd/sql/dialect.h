@@ -27,21 +27,22 @@
  * the unit tests and the fuzz targets call the same ones. For PostgreSQL, libpg_query's lexer
  * settings are thread-local globals: each call sets them from ds and restores what was there.
  *
- * For the engine (what the PostgreSQL engine does, pg.c; the statement gate takes it over):
+ * For the engine (what the PostgreSQL engine, engines/pg/, does; the statement gate takes it
+ * over):
  * - Keep a struct dialect_settings per session. pg_escape_strings = 1 when the server's
  *   ParameterStatus says standard_conforming_strings is not "on" (the server reports it at
- *   login and after every change, before ReadyForQuery: pg.c param_status). Never take it from
- *   the agent's own SET statements: the server is the authority (a SET can fail, be rolled
- *   back, come from set_config, a trigger or a function; a Query is lexed whole before any of
- *   its statements runs, so a SET does not change how the rest of its own Query reads).
+ *   login and after every change, before ReadyForQuery: pg_back.c param_status). Never take it
+ *   from the agent's own SET statements: the server is the authority (a SET can fail, be
+ *   rolled back, come from set_config, a trigger or a function; a Query is lexed whole before
+ *   any of its statements runs, so a SET does not change how the rest of its own Query reads).
  * - Pass those settings to every dialect call for the session's text (split, facts, plan,
  *   shape, size, names, fingerprint, error). Until every call site takes them explicitly,
- *   pg.c sets libpg_query's lexer settings for the duration of each engine entry point
- *   (pg_agent_data, pg_server_data, pg_resume_held: pglex_set/pglex_restore), so the modules
- *   that still parse directly (verdict.c's facts, judge.c's probes, mask_live.c's plans,
- *   approvals.c) read under the session's setting too. A call with explicit settings (NULL
- *   included: the defaults) overrides that for its own duration, so inside the engine pass
- *   &session settings, never NULL.
+ *   the engine sets libpg_query's lexer settings for the duration of each entry point
+ *   (pg.c pg_agent_data, pg_server_data; pg_held.c pg_resume_held: pglex_set/pglex_restore),
+ *   so the modules that still parse directly (verdict.c's facts, judge.c's probes,
+ *   mask_live.c's plans, approvals.c) read under the session's setting too. A call with
+ *   explicit settings (NULL included: the defaults) overrides that for its own duration, so
+ *   inside the engine pass &session settings, never NULL.
  * - A statement in flight may change the setting, and the server reports the new value only
  *   before its next ReadyForQuery. Before judging a Query or Parse while anything is in flight,
  *   call depends_on_settings(): if 1 and the last message forwarded is a Query or a Sync (the
@@ -52,8 +53,8 @@
  * - Texts kept for later (named prepared statements, cursors, what EXECUTE runs) were read by
  *   the server under the setting of their own Parse/PREPARE/DECLARE. A later re-parse (facts of
  *   a prepared text for EXECUTE, a plan rebuilt after a masking reload) must use the settings
- *   stored with the text, not the session's current ones: NOT DONE YET in pg.c (it re-parses
- *   under the current setting; see the report of issue 16's dialect work).
+ *   stored with the text, not the session's current ones: NOT DONE YET in engines/pg/ (it
+ *   re-parses under the current setting; see the report of issue 16's dialect work).
  * - Grammar errors: when split says parse_error with err->kind == SQL_ERR_GRAMMAR, the fields
  *   of err are what the server would answer (message, sqlstate, position, detail, hint); for
  *   a single statement (Parse) error() gives the same.

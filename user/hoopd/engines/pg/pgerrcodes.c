@@ -1,6 +1,7 @@
 /*
  * PostgreSQL's SQLSTATE codes and their condition names (PostgreSQL 15's errcodes.txt), for the
- * fixed text that replaces a server message while masking is on (pg.c mask_notice). Generated:
+ * fixed text that replaces a server message while masking is on (pg_rows.c pg_mask_notice).
+ * Generated:
  *   the lines "CODE E|W|S ERRCODE_... condition_name" of errcodes.txt
  * and the class headers of the same file.
  */

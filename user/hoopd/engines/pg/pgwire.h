@@ -1,7 +1,7 @@
 /*
  * PostgreSQL v3 wire format: message framing and field decoding for both directions, and
  * builders for the messages hoopd synthesizes. Pure functions over bytes: no sockets, no
- * state, no allocation while decoding (results point into the input). The engine (pg.c) and
+ * state, no allocation while decoding (results point into the input). The engine (pg.c, pg_*.c) and
  * the fuzz targets build on this.
  */
 #ifndef HOOP_PGWIRE_H

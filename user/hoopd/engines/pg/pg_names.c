@@ -1,0 +1,433 @@
+/*
+ * The PostgreSQL engine's names: prepared statements, portals and cursors as the server has
+ * them (struct named), what one statement does to them read from PostgreSQL's parse tree
+ * (PREPARE, EXECUTE, DEALLOCATE, DECLARE, CLOSE, DISCARD ALL), the masking plans of what a
+ * name runs, and what the statement gate asks the engine about them (struct gate_ops),
+ * definitions still in flight included. Names are recorded only when the server acknowledges
+ * them (pg_back.c); see the top of pg.c.
+ */
+#include <ctype.h>
+#include <pg_query.h>
+#include <pg_query/pg_query.pb-c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "pg_int.h"
+
+/* ---- the names the server has ---- */
+
+struct named *pg_named_find(struct named *l, const char *name)
+{
+	for (; l; l = l->next)
+		if (!strcmp(l->name, name))
+			return l;
+	return NULL;
+}
+
+void pg_named_free(struct named *n)
+{
+	mplan_put(n->plan);
+	free(n->rd);
+	free(n->name);
+	free(n->text);
+	free(n->params);
+	free(n);
+}
+
+/* Record name as the server now has it: text, params (taken) and plan (a reference taken). */
+struct named *pg_named_set(struct named **l, const char *name, const char *text, char *params,
+			   struct mplan *plan, uint64_t plan_gen)
+{
+	struct named *n = pg_named_find(*l, name);
+
+	if (!n) {
+		n = calloc(1, sizeof(*n));
+		if (!n || !(n->name = strdup(name))) {
+			free(n);
+			free(params);
+			return NULL;
+		}
+		n->next = *l;
+		*l = n;
+	}
+	free(n->text);
+	free(n->params);
+	mplan_put(n->plan);
+	free(n->rd);
+	n->rd = NULL;
+	n->rdlen = 0;
+	n->holdable = 0;
+	n->this_xact = 0;
+	n->text = strdup(text ? text : "");
+	n->params = params;
+	n->plan = mplan_ref(plan);
+	n->plan_gen = plan_gen;
+	return n;
+}
+
+void pg_named_drop(struct named **l, const char *name)
+{
+	for (struct named **pp = l; *pp; pp = &(*pp)->next) {
+		if (!strcmp((*pp)->name, name)) {
+			struct named *n = *pp;
+
+			*pp = n->next;
+			pg_named_free(n);
+			return;
+		}
+	}
+}
+
+/* Drop every entry for which keep() says no (NULL: all). */
+void pg_named_prune(struct named **l, int (*keep)(const struct named *n))
+{
+	for (struct named **pp = l; *pp;) {
+		struct named *n = *pp;
+
+		if (keep && keep(n)) {
+			pp = &n->next;
+			continue;
+		}
+		*pp = n->next;
+		pg_named_free(n);
+	}
+}
+
+/* ---- the plans of names ---- */
+
+/* The plan of a recorded statement, portal or cursor (a reference), built from its text by mk
+ * when it has none or one of another masking engine (a reload renumbers the rules). */
+struct mplan *pg_named_plan(struct pg *p, struct masking *mk, struct named *n)
+{
+	if (!n->text[0])
+		return mplan_unknown(); /* bound from a statement hoopd does not know */
+	if (!n->plan || n->plan_gen != mk->gen) {
+		struct mplan *pl = gate_plan(&p->g, mk, n->text, strlen(n->text));
+
+		if (!pl)
+			return NULL;
+		mplan_put(n->plan);
+		n->plan = pl;
+		n->plan_gen = mk->gen;
+	}
+	return mplan_ref(n->plan);
+}
+
+/* EXECUTE name and FETCH name take the plan of what the name is now (a reference). Called when
+ * the server answers such a statement (so "now" is when it ran), or for a verdict before. */
+struct mplan *pg_plan_indirect(struct pg *p, struct masking *mk, struct mplan *pl, int depth)
+{
+	struct named *n = NULL;
+	struct mplan *r, *q;
+
+	if (pl->p.execute_name[0])
+		n = pg_named_find(p->preps, pl->p.execute_name);
+	else if (pl->p.fetch_cursor[0])
+		n = pg_named_find(p->portals, pl->p.fetch_cursor);
+	else
+		return mplan_ref(pl);
+	if (!n || depth >= 4 || !(q = pg_named_plan(p, mk, n)))
+		return mplan_unknown();
+	r = pg_plan_indirect(p, mk, q, depth + 1);
+	mplan_put(q);
+	return r;
+}
+
+/* ---- what a statement does to names ---- */
+
+/* Could this statement define, use or drop a name (PREPARE, EXECUTE, DEALLOCATE, DECLARE,
+ * CLOSE, DISCARD)? Only "no" is sure: it starts with a word that is none of them (keywords are
+ * ASCII, any case; quoting makes an identifier). */
+int pg_may_name(const char *s, size_t n)
+{
+	static const char *const kw[] = {"prepare", "execute", "deallocate",
+					 "declare", "close",   "discard"};
+	size_t i = 0, w;
+
+	while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+		i++;
+	for (w = i; w < n && isalpha((unsigned char)s[w]) && !(s[w] & 0x80); w++)
+		;
+	if (w == i || (w < n && (isalnum((unsigned char)s[w]) || s[w] == '_' || s[w] == '$' ||
+				 (s[w] & 0x80))))
+		return 1; /* no plain word first (a comment, a parenthesis...): look closer */
+	for (size_t k = 0; k < sizeof(kw) / sizeof(kw[0]); k++)
+		if (w - i == strlen(kw[k]) && !strncasecmp(s + i, kw[k], w - i))
+			return 1;
+	return 0;
+}
+
+/* Could this text run COPY ... FROM STDIN? Its grammar needs COPY and STDIN or STDOUT (the
+ * grammar takes COPY t FROM STDOUT as FROM STDIN), keywords that cannot be quoted or escaped,
+ * so a text without them cannot. */
+static int has_word(const char *s, size_t n, const char *w)
+{
+	size_t l = strlen(w);
+
+	for (size_t i = 0; i + l <= n; i++)
+		if (!strncasecmp(s + i, w, l))
+			return 1;
+	return 0;
+}
+
+int pg_may_copy_in(const char *s, size_t n)
+{
+	return has_word(s, n, "copy") && (has_word(s, n, "stdin") || has_word(s, n, "stdout"));
+}
+
+/* Where PREPARE's statement starts: after the first AS outside parentheses (tokens from
+ * PostgreSQL's scanner). 0 when there is none. */
+static size_t prepare_body(const char *sql)
+{
+	PgQueryScanResult sr = pg_query_scan(sql);
+	PgQuery__ScanResult *r = NULL;
+	size_t at = 0;
+	int depth = 0;
+
+	if (!sr.error)
+		r = pg_query__scan_result__unpack(NULL, sr.pbuf.len, (const uint8_t *)sr.pbuf.data);
+	for (size_t i = 2; r && i + 1 < r->n_tokens; i++) {
+		if (r->tokens[i]->token == '(') {
+			depth++;
+		} else if (r->tokens[i]->token == ')') {
+			depth--;
+		} else if (!depth && r->tokens[i]->token == PG_QUERY__TOKEN__AS) {
+			at = (size_t)r->tokens[i + 1]->start;
+			break;
+		}
+	}
+	if (r)
+		pg_query__scan_result__free_unpacked(r, NULL);
+	pg_query_free_scan_result(sr);
+	return at;
+}
+
+void pg_sql_names(const char *stmt, size_t len, struct names *ns)
+{
+	PgQueryProtobufParseResult pr;
+	PgQuery__ParseResult *r = NULL;
+	const PgQuery__Node *n;
+	const char *name = NULL;
+	char *sql;
+
+	memset(ns, 0, sizeof(*ns));
+	if (!pg_may_name(stmt, len) || !(sql = strndup(stmt, len)))
+		return;
+	pr = pg_query_parse_protobuf(sql);
+	if (!pr.error)
+		r = pg_query__parse_result__unpack(NULL, pr.parse_tree.len,
+						   (const uint8_t *)pr.parse_tree.data);
+	if (!r || r->n_stmts != 1 || !r->stmts[0]->stmt)
+		goto out;
+	n = r->stmts[0]->stmt;
+	switch (n->node_case) {
+	case PG_QUERY__NODE__NODE_PREPARE_STMT:
+		ns->body = prepare_body(sql);
+		if (ns->body) {
+			ns->kind = NK_PREPARE;
+			name = n->prepare_stmt->name;
+		}
+		break;
+	case PG_QUERY__NODE__NODE_EXECUTE_STMT:
+		ns->kind = NK_EXECUTE;
+		name = n->execute_stmt->name;
+		break;
+	case PG_QUERY__NODE__NODE_DEALLOCATE_STMT:
+		ns->kind = NK_DEALLOCATE;
+		name = n->deallocate_stmt->name;
+		break;
+	case PG_QUERY__NODE__NODE_DECLARE_CURSOR_STMT:
+		ns->kind = NK_DECLARE;
+		name = n->declare_cursor_stmt->portalname;
+		ns->holdable = !!(n->declare_cursor_stmt->options & 0x0020); /* CURSOR_OPT_HOLD */
+		break;
+	case PG_QUERY__NODE__NODE_CLOSE_PORTAL_STMT:
+		ns->kind = NK_CLOSE;
+		name = n->close_portal_stmt->portalname;
+		break;
+	case PG_QUERY__NODE__NODE_DISCARD_STMT:
+		if (n->discard_stmt->target == PG_QUERY__DISCARD_MODE__DISCARD_ALL)
+			ns->kind = NK_DISCARD_ALL;
+		break;
+	default:
+		break;
+	}
+	snprintf(ns->name, sizeof(ns->name), "%s", name ? name : "");
+out:
+	if (r)
+		pg_query__parse_result__free_unpacked(r, NULL);
+	pg_query_free_protobuf_parse_result(pr);
+	free(sql);
+}
+
+/* A statement's command tag says it ran: record what it did to the session's names. text is
+ * the statement, plan (may be NULL) its plan by the engine of gen. */
+void pg_names_done(struct pg *p, const char *text, const char *tag, struct mplan *plan,
+		   uint64_t gen)
+{
+	struct names ns;
+	struct named *n;
+	int depth = 0;
+
+	if (strcmp(tag, "PREPARE") && strncmp(tag, "DEALLOCATE", 10) &&
+	    strcmp(tag, "DECLARE CURSOR") && strncmp(tag, "CLOSE CURSOR", 12) &&
+	    strcmp(tag, "DISCARD ALL"))
+		return;
+	if (!strcmp(tag, "DEALLOCATE ALL") || !strcmp(tag, "DISCARD ALL"))
+		pg_named_prune(&p->preps, NULL);
+	if (!strcmp(tag, "CLOSE CURSOR ALL") || !strcmp(tag, "DISCARD ALL"))
+		pg_named_prune(&p->portals, NULL);
+	if (!text)
+		return;
+	pg_sql_names(text, strlen(text), &ns);
+	/* EXECUTE of a statement made by Parse may run any statement: it is that one that ran */
+	while (ns.kind == NK_EXECUTE && depth++ < 4) {
+		if (!(n = pg_named_find(p->preps, ns.name)))
+			return;
+		text = n->text;
+		plan = NULL;
+		pg_sql_names(text, strlen(text), &ns);
+	}
+	if (!strcmp(tag, "PREPARE") && ns.kind == NK_PREPARE) {
+		pg_named_set(&p->preps, ns.name, text + ns.body, NULL, NULL, 0);
+	} else if (!strcmp(tag, "DEALLOCATE") && ns.kind == NK_DEALLOCATE && ns.name[0]) {
+		pg_named_drop(&p->preps, ns.name);
+	} else if (!strcmp(tag, "DECLARE CURSOR") && ns.kind == NK_DECLARE) {
+		n = pg_named_set(&p->portals, ns.name, text, NULL,
+				 plan && plan->p.declare_cursor[0] ? plan : NULL, gen);
+		if (n) {
+			n->holdable = ns.holdable;
+			n->this_xact = 1;
+		}
+	} else if (!strcmp(tag, "CLOSE CURSOR") && ns.kind == NK_CLOSE && ns.name[0]) {
+		pg_named_drop(&p->portals, ns.name);
+	}
+}
+
+/* ---- what the gate asks the engine (struct gate_ops) ---- */
+
+/* The text of the latest definition of prepared statement name still waiting for the
+ * server's answer (a Parse, or a PREPARE inside a Query), or NULL. */
+static const char *inflight_text(const struct pg *p, const char *name)
+{
+	const char *t = NULL;
+
+	for (const struct pend *e = p->head; e; e = e->next) {
+		if (e->kind == 'P' && !e->poisoned && e->text && e->name && !strcmp(e->name, name))
+			t = e->text;
+		for (int i = 0; i < e->nst; i++) {
+			const struct names *tn = e->st[i].ns;
+
+			if (tn && tn->kind == NK_PREPARE && !strcmp(tn->name, name))
+				t = e->st[i].text + tn->body;
+		}
+	}
+	return t;
+}
+
+/* What approvers are shown for EXECUTE/FETCH name: the definition the server has, or, when the
+ * only one is still on its way (the gate holds only when every candidate is this text), that
+ * one. */
+const char *pg_named_text(struct pg *p, int cursor, const char *name)
+{
+	struct named *n =
+	    pg_named_find(cursor ? p->portals : p->preps, name); /* cursors: portals */
+
+	if (n)
+		return n->text;
+	return cursor ? NULL : inflight_text(p, name);
+}
+
+static const char *gate_prepared_text(void *ctx, const char *name)
+{
+	struct named *n = pg_named_find(((struct pg *)ctx)->preps, name);
+
+	return n ? n->text : NULL;
+}
+
+static struct mplan *gate_resolve_plan(void *ctx, struct masking *mk, struct mplan *pl)
+{
+	return pg_plan_indirect(ctx, mk, pl, 0);
+}
+
+/* Definitions of name in flight, and (in a Query) earlier in it than statement i. */
+static int gate_execute_texts(void *ctx, int i, const char *name, char **alt, int max)
+{
+	struct pg *p = ctx;
+	const struct query *q = p->q;
+	int nalt = 0;
+
+	for (struct pend *e = p->head; e && nalt < max; e = e->next) {
+		if (e->kind == 'P' && !e->poisoned && e->text && !strcmp(e->name, name))
+			alt[nalt++] = strdup(e->text);
+		for (int k = 0; k < e->nst && nalt < max; k++) {
+			const struct names *tn = e->st[k].ns;
+
+			if (tn && tn->kind == NK_PREPARE && !strcmp(tn->name, name))
+				alt[nalt++] = strdup(e->st[k].text + tn->body);
+		}
+	}
+	for (int k = 0; q && k < i && nalt < max; k++)
+		if (q->ns[k].kind == NK_PREPARE && !strcmp(q->ns[k].name, name))
+			alt[nalt++] = strndup(q->sql + q->sp->off[k] + q->ns[k].body,
+					      (size_t)q->sp->len[k] - q->ns[k].body);
+	return nalt;
+}
+
+static const char *gate_shown_text(void *ctx, const char *name)
+{
+	return pg_named_text(ctx, 0, name);
+}
+
+/* For the record of EXECUTE name: the text name will most likely have when it runs (the last
+ * definition forwarded before it: earlier in this Query, in flight, or recorded). malloc'd. */
+static char *gate_prepared_ahead(void *ctx, int i, const char *name)
+{
+	struct pg *p = ctx;
+	const struct query *q = p->q;
+	const char *t;
+	struct named *n;
+
+	for (int k = (q ? i : 0) - 1; k >= 0; k--)
+		if (q->ns[k].kind == NK_PREPARE && !strcmp(q->ns[k].name, name))
+			return strndup(q->sql + q->sp->off[k] + q->ns[k].body,
+				       (size_t)q->sp->len[k] - q->ns[k].body);
+	if ((t = inflight_text(p, name)))
+		return strdup(t);
+	n = pg_named_find(p->preps, name);
+	return n ? strdup(n->text) : NULL;
+}
+
+const struct gate_ops pg_gate_ops = {
+	.prepared_text = gate_prepared_text,
+	.resolve_plan = gate_resolve_plan,
+	.execute_texts = gate_execute_texts,
+	.shown_text = gate_shown_text,
+	.prepared_ahead = gate_prepared_ahead,
+};
+
+/* Could this text, run when every request before it is answered, start a COPY FROM STDIN?
+ * EXECUTE name runs what name is then (a Parse may have made it a COPY): recorded or in
+ * flight. */
+int pg_text_may_copy_in(struct pg *p, const char *text, size_t len, int depth)
+{
+	struct names ns;
+	const struct named *n;
+
+	if (pg_may_copy_in(text, len))
+		return 1;
+	if (depth >= 4 || !pg_may_name(text, len))
+		return depth >= 4;
+	pg_sql_names(text, len, &ns);
+	if (ns.kind != NK_EXECUTE)
+		return 0;
+	if ((n = pg_named_find(p->preps, ns.name)) &&
+	    pg_text_may_copy_in(p, n->text, strlen(n->text), depth + 1))
+		return 1;
+	for (const struct pend *e = p->head; e; e = e->next)
+		if (e->kind == 'P' && e->may_copy && !strcmp(e->name, ns.name))
+			return 1;
+	return 0;
+}
