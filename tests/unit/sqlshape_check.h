@@ -83,7 +83,7 @@ static int same_plan(const struct maskplan *a, const struct maskplan *b)
 	return 1;
 }
 
-/* Where pg.c's split_sql puts the only statement of sql, or -1 when it is not exactly one. */
+/* Where libpg_query's split (the dialect's) puts the only statement of sql, or -1 when it is not exactly one. */
 static int split_one(const char *sql, size_t len, size_t *off, size_t *slen)
 {
 	PgQuerySplitResult r = pg_query_split_with_parser(sql);

@@ -38,7 +38,7 @@ static int stmt_is(int i, const char *sql, const char *want)
 									   strlen(want));
 }
 
-/* pg.c's split_sql, kept: statements without their leading blanks (\r too) or semicolon, the
+/* the split pg.c had (split_sql), kept: statements without their leading blanks (\r too) or semicolon, the
  * last one running to the end, blank text none, text the grammar rejects one whole statement. */
 static void test_split_as_hoopd_always_did(void)
 {

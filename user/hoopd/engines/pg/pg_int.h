@@ -151,7 +151,8 @@ struct pg {
 	int withhold;	       /* a result could not be masked: drop all but Z, N, A, S until Z */
 	struct big *big;       /* an oversized Query or Parse being read past (PG_BIG_SLACK) */
 	/* how the server lexes this session's text (its ParameterStatus): every parse of the
-	 * session's statements runs under it (pg_lexed) */
+	 * session's statements runs under it (the gate's dialect settings, and pglex_set
+	 * around the engine's own parses) */
 	struct dialect_settings lex;
 };
 
