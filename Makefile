@@ -9,6 +9,7 @@
 #   make unit-sqlshape             statement shapes: same shape, same facts and plan
 #   make unit-mask                 the masking unit tests (with SANITIZE= too)
 #   make unit-events               the session records over a real audit trail (SANITIZE= too)
+#   make unit-audit-ipc            workers' records through the broker into one chain (SANITIZE= too)
 #   make bench-mask                masking throughput: MB/s per core and instructions per byte
 #   make fuzz FUZZ_SECONDS=20      run each libFuzzer target that long (clang, ASan+UBSan)
 #   make demo                      install, build, show an agent going through hoop (as root)
@@ -181,7 +182,7 @@ unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey
 
 # The session records (events.c) over a real audit trail: "who" once per session and segment.
 AUDIT_SRC := user/hoopd/audit/audit_store.c user/hoopd/audit/audit_compress.c user/hoopd/audit/audit_sync.c \
-	     user/common/trail.c
+	     user/common/trail.c user/hoopd/audit/audit_remote.c user/hoopd/core/loop.c
 EVENTS_UNIT_SRC := user/hoopd/audit/record.c $(AUDIT_SRC) user/common/isotime.c user/common/json.c \
 		   user/common/log.c
 
@@ -194,6 +195,22 @@ $(OUT)/unit/test_events: tests/unit/test_events.c tests/unit/harness.h $(EVENTS_
 .PHONY: unit-events
 unit-events: $(OUT)/unit/test_events
 	$(Q)rm -rf $(OUT)/unit/events-state && $< $(OUT)/unit/events-state
+
+# The audit channel: a broker process with the real store serves forked workers; hoopctl verify
+# reads the one chain they wrote.
+AUDIT_IPC_UNIT_SRC := $(AUDIT_SRC) user/hoopd/audit/audit_serve.c user/common/isotime.c \
+		      user/common/json.c user/common/log.c
+
+$(OUT)/unit/test_audit_ipc: tests/unit/test_audit_ipc.c tests/unit/harness.h $(AUDIT_IPC_UNIT_SRC) \
+			    $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(AUDIT_IPC_UNIT_SRC) -ljson-c -lssl -lcrypto \
+		-lz -ldeflate -lpthread -o $@
+
+.PHONY: unit-audit-ipc
+unit-audit-ipc: $(OUT)/unit/test_audit_ipc $(OUT)/hoopctl
+	$(Q)rm -rf $(OUT)/unit/audit-ipc-state && $< $(OUT)/unit/audit-ipc-state $(OUT)/hoopctl
 
 # The PostgreSQL engine's mechanics, with a test verdict callback and the relay stubbed out.
 PG_UNIT_SRC := user/hoopd/engines/pg/pg.c $(wildcard user/hoopd/engines/pg/pg_*.c) \

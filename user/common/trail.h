@@ -20,6 +20,9 @@
 #define TRAIL_ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
 /* The longest record head, {"seq":<20 digits>,"prev":"<64 hex>", (102 bytes) */
 #define TRAIL_HEAD_MAX 104
+/* The longest record hoopctl reads, and hoopd's workers send (audit_ipc.h): hoopd records
+ * statements of up to 64 MiB (--max-message), and escaped as JSON they grow. */
+#define TRAIL_RECORD_MAX (512u << 20)
 
 /* ---- segment names ---------------------------------------------------------------------- */
 

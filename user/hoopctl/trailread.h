@@ -15,8 +15,7 @@
 #include "trail.h"
 
 #define DEFAULT_STATE_DIR "/var/lib/hoop"
-/* hoopd records statements of up to 64 MiB (--max-message); escaped as JSON they grow. */
-#define MAX_RECORD (512u << 20)
+#define MAX_RECORD TRAIL_RECORD_MAX
 
 /* ---- the segments (trailread.c) ----------------------------------------------------------- */
 

@@ -1,7 +1,8 @@
 /*
  * Inside the audit store (audit_store.c, the store and its recovery and retention), shared with its
  * two workers: the compressor of closed segments (audit_compress.c) and the fsync durability
- * syncer (audit_sync.c). Not for other modules: audit_store.h is the store's interface.
+ * syncer (audit_sync.c), and with the channel that replaces the store in an engine worker
+ * (audit_remote.c). Not for other modules: audit_store.h is the store's interface.
  */
 #ifndef HOOP_AUDIT_INT_H
 #define HOOP_AUDIT_INT_H
@@ -32,6 +33,27 @@ uint64_t audit_syncer_durable(void);
 /* Records up to seq are on disk (synced by the store itself, when it closes a segment). */
 void audit_syncer_synced_to(uint64_t seq);
 void audit_syncer_stop(void);
+/* audit_sync_fd and audit_sync_done of the local store. */
+int audit_syncer_fd(void);
+int audit_syncer_done(void);
+
+/*
+ * Where audit_store.h's calls go in this process: the local store (the default) or another
+ * writer (audit_remote.c: the broker's, over a socket). Calls the table lacks (NULL) do nothing
+ * (audit_tick, audit_configure: retention and settings are the store owner's).
+ */
+struct audit_ops {
+	int (*append)(const char *obj, size_t len);
+	uint64_t (*durable)(void);
+	void (*sync_start)(int waiting);
+	int (*sync_fd)(void);
+	int (*sync_done)(void);
+	uint64_t (*last_seq)(void);
+	uint32_t (*segment)(void);
+	int (*healthy)(void);
+	void (*close)(void);
+};
+void audit_use_ops(const struct audit_ops *ops);
 
 static inline int64_t audit_mono_ms(void)
 {

@@ -42,6 +42,14 @@ static struct {
 	uint64_t unvouched_from;
 } store = {.fd = -1, .dfd = -1};
 
+/* Another writer of this process's records (audit_remote.c), or NULL: this store. */
+static const struct audit_ops *other;
+
+void audit_use_ops(const struct audit_ops *ops)
+{
+	other = ops;
+}
+
 /* A segment's file name, relative to store.dfd (gz: the compressed one). */
 static void seg_name(uint32_t n, int gz, char *out, size_t len)
 {
@@ -560,6 +568,9 @@ void audit_configure(const struct audit_cfg *cfg)
 {
 	const char *old = store.cfg.stream;
 
+	if (other)
+		return; /* the broker's settings rule its store */
+
 	store.cfg = *cfg;
 	if (!store.cfg.checkpoint_every)
 		store.cfg.checkpoint_every = 1000;
@@ -581,6 +592,9 @@ void audit_configure(const struct audit_cfg *cfg)
 int audit_append(const char *obj, size_t len)
 {
 	int r;
+
+	if (other)
+		return other->append(obj, len);
 
 	/* A segment that could not be created at the last rollover (disk full): try again. */
 	if (store.fd < 0)
@@ -616,11 +630,17 @@ int audit_append(const char *obj, size_t len)
 
 uint64_t audit_durable(void)
 {
+	if (other)
+		return other->durable();
 	return store.cfg.durability == AUDIT_FSYNC ? audit_syncer_durable() : store.seq;
 }
 
 void audit_sync_start(int waiting)
 {
+	if (other) {
+		other->sync_start(waiting);
+		return;
+	}
 	if (store.cfg.durability == AUDIT_FSYNC && store.fd >= 0)
 		audit_syncer_submit(store.fd, store.seq, waiting);
 }
@@ -656,7 +676,7 @@ void audit_tick(void)
 	ssize_t got;
 	size_t n;
 
-	if (!store.cfg.retention_s || now - store.last_retention < 60)
+	if (other || !store.cfg.retention_s || now - store.last_retention < 60)
 		return;
 	store.last_retention = now;
 	got = audit_segments_below(store.dir, TRAIL_SEG_GZ, store.segno, &ns);
@@ -699,6 +719,10 @@ void audit_tick(void)
 
 void audit_close(void)
 {
+	if (other) {
+		other->close();
+		return;
+	}
 	audit_syncer_stop();
 	if (store.fd >= 0) {
 		close_segment("hoopd stopped", 1);
@@ -709,17 +733,29 @@ void audit_close(void)
 	store.stream = NULL;
 }
 
+int audit_sync_fd(void)
+{
+	return other ? other->sync_fd() : audit_syncer_fd();
+}
+
+int audit_sync_done(void)
+{
+	return other ? other->sync_done() : audit_syncer_done();
+}
+
 uint64_t audit_last_seq(void)
 {
-	return store.seq;
+	return other ? other->last_seq() : store.seq;
 }
 
 uint32_t audit_segment(void)
 {
-	return store.segno;
+	return other ? other->segment() : store.segno;
 }
 
 int audit_healthy(void)
 {
+	if (other)
+		return other->healthy();
 	return store.fd >= 0 && !store.failing;
 }

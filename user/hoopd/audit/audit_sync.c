@@ -1,6 +1,7 @@
 /*
  * The audit store's syncer: fsync durability's group commit on a worker thread of its own
- * (audit_int.h), and the event loop's side of it (audit_sync_fd, audit_sync_done: audit_store.h).
+ * (audit_int.h), and the event loop's side of it (audit_syncer_fd, audit_syncer_done: behind
+ * audit_store.h's audit_sync_fd and audit_sync_done).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -132,14 +133,14 @@ void audit_syncer_submit(int seg_fd, uint64_t seq, int waiting)
 	pthread_mutex_unlock(&syncer.w.mu);
 }
 
-int audit_sync_fd(void)
+int audit_syncer_fd(void)
 {
 	if (syncer.efd < 0)
 		syncer.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	return syncer.efd;
 }
 
-int audit_sync_done(void)
+int audit_syncer_done(void)
 {
 	uint64_t n;
 	int r;
