@@ -80,8 +80,8 @@ static int rec(char *out, size_t n, int w, int i, size_t pad)
 	int l;
 
 	ts_iso_us(ts);
-	l = snprintf(out, n, "{\"ts\":\"%s\",\"kind\":\"ipc_test\",\"w\":%d,\"i\":%d,\"pad\":\"", ts,
-		     w, i);
+	l = snprintf(out, n, "{\"ts\":\"%s\",\"kind\":\"ipc_test\",\"w\":%d,\"i\":%d,\"pad\":\"",
+		     ts, w, i);
 	while (pad-- && (size_t)l < n - 3)
 		out[l++] = 'x';
 	out[l++] = '"';
@@ -175,8 +175,8 @@ static int fill(int id, int go_fd)
 	int len, e = 0, ok = 0;
 	int64_t t0 = now_ms();
 
-	while (ok < 1000000 && (e = audit_append(r, (size_t)(len = rec(r, sizeof(r), id, ok + 1,
-									     1000)))) == 0)
+	while (ok < 1000000 &&
+	       (e = audit_append(r, (size_t)(len = rec(r, sizeof(r), id, ok + 1, 1000)))) == 0)
 		ok++;
 	if (e != -ENOBUFS)
 		WFAIL(30, "the append after %d records returned %d, not -ENOBUFS", ok, e);
@@ -318,8 +318,8 @@ static void broker_tick(void)
 
 static void broker(const struct tcase *c, const char *dir)
 {
-	struct audit_cfg cfg = {.durability = c->dur, .checkpoint_every = 50,
-				.segment_bytes = 48 << 10};
+	struct audit_cfg cfg = {
+	    .durability = c->dur, .checkpoint_every = 50, .segment_bytes = 48 << 10};
 	int ends[MAXW], go[2] = {-1, -1};
 
 	B.c = c;
@@ -504,7 +504,10 @@ static void run_case(const struct tcase *c, struct seen *s)
 
 static void test_three_workers_one_chain(void)
 {
-	static const struct tcase c = {.name = "flush", .dur = AUDIT_FLUSH, .nw = 3, .n = 1500,
+	static const struct tcase c = {.name = "flush",
+				       .dur = AUDIT_FLUSH,
+				       .nw = 3,
+				       .n = 1500,
 				       .mode = {W_NORMAL, W_NORMAL, W_NORMAL}};
 	struct seen s;
 
@@ -515,7 +518,10 @@ static void test_three_workers_one_chain(void)
 
 static void test_fsync_acks_after_sync(void)
 {
-	static const struct tcase c = {.name = "fsync", .dur = AUDIT_FSYNC, .nw = 2, .n = 400,
+	static const struct tcase c = {.name = "fsync",
+				       .dur = AUDIT_FSYNC,
+				       .nw = 2,
+				       .n = 400,
 				       .mode = {W_FSYNC_WAIT, W_FSYNC_WAIT}};
 	struct seen s;
 
@@ -524,8 +530,8 @@ static void test_fsync_acks_after_sync(void)
 
 static void test_fsync_ack_waits_for_sync(void)
 {
-	static const struct tcase c = {.name = "fsync-lazy", .dur = AUDIT_FSYNC, .nw = 1,
-				       .mode = {W_LAZY}};
+	static const struct tcase c = {
+	    .name = "fsync-lazy", .dur = AUDIT_FSYNC, .nw = 1, .mode = {W_LAZY}};
 	struct seen s;
 
 	run_case(&c, &s);
@@ -534,9 +540,13 @@ static void test_fsync_ack_waits_for_sync(void)
 
 static void test_killed_worker(void)
 {
-	static const struct tcase c = {.name = "kill", .dur = AUDIT_FLUSH, .nw = 3, .n = 2000,
+	static const struct tcase c = {.name = "kill",
+				       .dur = AUDIT_FLUSH,
+				       .nw = 3,
+				       .n = 2000,
 				       .mode = {W_NORMAL, W_ENDLESS, W_NORMAL},
-				       .kill_idx = 1, .kill_ms = 300};
+				       .kill_idx = 1,
+				       .kill_ms = 300};
 	struct seen s;
 
 	run_case(&c, &s);
@@ -545,10 +555,13 @@ static void test_killed_worker(void)
 
 static void test_bad_frames_cut_off(void)
 {
-	static const struct tcase c = {.name = "bad", .dur = AUDIT_FLUSH, .nw = 5, .n = 1000,
-				       .mode = {W_NORMAL, W_BAD_NEWLINE, W_BAD_NOTOBJ, W_BAD_FRAME,
-						W_BAD_BIGREC},
-				       .record_max = 256 << 10};
+	static const struct tcase c = {
+	    .name = "bad",
+	    .dur = AUDIT_FLUSH,
+	    .nw = 5,
+	    .n = 1000,
+	    .mode = {W_NORMAL, W_BAD_NEWLINE, W_BAD_NOTOBJ, W_BAD_FRAME, W_BAD_BIGREC},
+	    .record_max = 256 << 10};
 	struct seen s;
 
 	run_case(&c, &s);
@@ -556,8 +569,8 @@ static void test_bad_frames_cut_off(void)
 
 static void test_full_socket_refuses(void)
 {
-	static const struct tcase c = {.name = "full", .dur = AUDIT_FSYNC, .nw = 1,
-				       .mode = {W_FILL}};
+	static const struct tcase c = {
+	    .name = "full", .dur = AUDIT_FSYNC, .nw = 1, .mode = {W_FILL}};
 	struct seen s;
 
 	run_case(&c, &s);

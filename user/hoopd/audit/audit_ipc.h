@@ -54,7 +54,7 @@ enum audit_ipc_type {
 /* Broker -> worker: this worker's records up to `durable` are written (flush durability) or on
  * disk (fsync), and records go into segment `segment` now. */
 struct audit_ipc_ack {
-	uint8_t type; /* AUDIT_IPC_ACK */
+	uint8_t type;	 /* AUDIT_IPC_ACK */
 	uint8_t failing; /* 1: the broker cannot write the trail now (records wait, then refuse) */
 	uint8_t pad[2];
 	uint32_t segment;

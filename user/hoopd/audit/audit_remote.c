@@ -34,12 +34,12 @@ static struct {
 	int fd; /* -1: not attached, or the broker is gone */
 	void (*on_lost)(void);
 	int lost;
-	uint64_t n;	  /* this worker's records taken so far: 1..n */
-	uint64_t durable; /* acknowledged: written (flush) or on disk (fsync) */
+	uint64_t n;	   /* this worker's records taken so far: 1..n */
+	uint64_t durable;  /* acknowledged: written (flush) or on disk (fsync) */
 	uint64_t reported; /* durable when audit_sync_done last said so */
 	uint32_t segment;
-	int failing;	  /* the broker says it cannot write the trail */
-	int sync_asked;	  /* a sync request is out, not answered yet */
+	int failing;	/* the broker says it cannot write the trail */
+	int sync_asked; /* a sync request is out, not answered yet */
 	struct qrec *head, *tail;
 	size_t qbytes;
 	int refusing; /* the queue is full: said once */
@@ -331,15 +331,15 @@ static void remote_close(void)
 }
 
 static const struct audit_ops remote_ops = {
-	.append = remote_append,
-	.durable = remote_durable,
-	.sync_start = remote_sync_start,
-	.sync_fd = remote_sync_fd,
-	.sync_done = remote_sync_done,
-	.last_seq = remote_last_seq,
-	.segment = remote_segment,
-	.healthy = remote_healthy,
-	.close = remote_close,
+    .append = remote_append,
+    .durable = remote_durable,
+    .sync_start = remote_sync_start,
+    .sync_fd = remote_sync_fd,
+    .sync_done = remote_sync_done,
+    .last_seq = remote_last_seq,
+    .segment = remote_segment,
+    .healthy = remote_healthy,
+    .close = remote_close,
 };
 
 int audit_remote_attach(int fd, void (*on_lost)(void))

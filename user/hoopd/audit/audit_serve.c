@@ -36,7 +36,7 @@ struct served {
 	struct loop_watch w;
 	struct served *next;
 	uint32_t id;
-	int dead; /* cut off or deleted: freed by audit_serve_tick, after the loop's batch */
+	int dead;  /* cut off or deleted: freed by audit_serve_tick, after the loop's batch */
 	char *rec; /* the record being put together from its pieces */
 	size_t len, cap;
 	int stuck; /* rec is whole but the store refused it: tried again, nothing read meanwhile */
