@@ -6,6 +6,10 @@
  * <state dir>/audit.key (root only), over the hash it follows and its sequence number; one is
  * written every `checkpoint_every` records and as the last record of every segment. Closed
  * segments are compressed (seg-NNNNNNNN.jsonl.gz). docs/audit.md has the full format.
+ *
+ * In an engine worker, which opens no files, audit_remote_attach (audit_ipc.h) sends these calls
+ * to the broker's store instead: sequence numbers, durability and the segment are then the
+ * worker's own records' (1..n), as the broker acknowledges them.
  */
 #ifndef HOOP_AUDIT_H
 #define HOOP_AUDIT_H
