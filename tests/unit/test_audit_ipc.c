@@ -44,6 +44,7 @@ enum wmode {
 	W_BAD_BIGREC,  /* 5 records, then one over the broker's record bound, in pieces */
 	W_FILL,	       /* against a broker that does not read yet: until -ENOBUFS */
 	W_LAZY,	       /* fsync: a record nobody asks a sync for is not acknowledged early */
+	W_UNTIL_DEL,   /* 5 records, then until the broker stops serving it */
 };
 
 struct tcase {
@@ -52,6 +53,7 @@ struct tcase {
 	int nw, n;
 	enum wmode mode[MAXW];
 	int kill_idx, kill_ms; /* kill_ms 0: nobody is killed */
+	int del_ms;	       /* the last worker is deleted (audit_serve_del) after del_ms */
 	size_t record_max;
 };
 
@@ -243,7 +245,7 @@ static int worker(int fd, int id, const struct tcase *c, enum wmode m, int go_fd
 		return fill(id, go_fd);
 	if (m == W_LAZY)
 		return lazy(id);
-	if (m >= W_BAD_NEWLINE)
+	if (m >= W_BAD_NEWLINE || m == W_UNTIL_DEL)
 		n = 5;
 	for (int i = 1; m == W_ENDLESS || i <= n; i++) {
 		int len = rec(r, sizeof(r), id, i, (size_t)(i * 7 % 200));
@@ -262,8 +264,14 @@ static int worker(int fd, int id, const struct tcase *c, enum wmode m, int go_fd
 	if (audit_last_seq() != (uint64_t)n || audit_segment() == 0)
 		WFAIL(7, "last_seq %llu, segment %u", (unsigned long long)audit_last_seq(),
 		      audit_segment());
-	if (m >= W_BAD_NEWLINE)
+	if (m >= W_BAD_NEWLINE && m <= W_BAD_BIGREC)
 		return bad_frame(fd, id, m);
+	if (m == W_UNTIL_DEL) {
+		for (int64_t until = now_ms() + 10000; !g_lost && now_ms() < until;)
+			pump(20);
+		if (!g_lost)
+			WFAIL(50, "still served");
+	}
 	audit_close();
 	return 0;
 }
@@ -273,7 +281,7 @@ static int worker(int fd, int id, const struct tcase *c, enum wmode m, int go_fd
 static struct {
 	const struct tcase *c;
 	pid_t pid[MAXW];
-	int status[MAXW], reaped, nlost;
+	int status[MAXW], reaped, nlost, deleted;
 	enum audit_lost_why why[MAXW];
 	int64_t t0;
 	struct loop_watch syncw;
@@ -312,7 +320,11 @@ static void broker_tick(void)
 			}
 	if (c->kill_ms && B.pid[c->kill_idx] && now_ms() - B.t0 > c->kill_ms)
 		kill(B.pid[c->kill_idx], SIGKILL);
-	if ((B.reaped == c->nw && B.nlost == c->nw) || now_ms() - B.t0 > 90000)
+	if (c->del_ms && !B.deleted && now_ms() - B.t0 > c->del_ms) {
+		CHECK_EQ_INT(audit_serve_del((uint32_t)c->nw), 0);
+		B.deleted = 1;
+	}
+	if ((B.reaped == c->nw && B.nlost == c->nw - B.deleted) || now_ms() - B.t0 > 90000)
 		loop_stop();
 }
 
@@ -356,6 +368,7 @@ static void broker(const struct tcase *c, const char *dir)
 		CHECK_EQ_INT(audit_serve_add(sv[0], (uint32_t)i + 1), 0);
 	}
 	CHECK_EQ_INT(audit_serve_add(ends[0], 1), -EEXIST);
+	CHECK_EQ_INT(audit_serve_del(99), -ENOENT);
 	B.t0 = now_ms();
 	loop_run(20, broker_tick);
 	CHECK(now_ms() - B.t0 <= 90000);
@@ -372,7 +385,8 @@ static void broker(const struct tcase *c, const char *dir)
 			CHECK(WIFEXITED(B.status[i]));
 			CHECK_EQ_INT(WEXITSTATUS(B.status[i]), 0);
 		}
-		CHECK_EQ_INT(B.why[i], m >= W_BAD_NEWLINE && m <= W_BAD_BIGREC
+		CHECK_EQ_INT(B.why[i], m == W_UNTIL_DEL ? 0
+				       : m >= W_BAD_NEWLINE && m <= W_BAD_BIGREC
 					   ? AUDIT_LOST_BAD_FRAME
 					   : AUDIT_LOST_CLOSED);
 	}
@@ -496,7 +510,7 @@ static void run_case(const struct tcase *c, struct seen *s)
 		unit_where("%s, worker %d", c->name, w);
 		if (m == W_NORMAL || m == W_FSYNC_WAIT)
 			CHECK_EQ_INT(s->count[w], c->n);
-		else if (m >= W_BAD_NEWLINE && m <= W_BAD_BIGREC)
+		else if ((m >= W_BAD_NEWLINE && m <= W_BAD_BIGREC) || m == W_UNTIL_DEL)
 			CHECK_EQ_INT(s->count[w], 5);
 		CHECK_EQ_INT(s->cuts[w], m >= W_BAD_NEWLINE && m <= W_BAD_BIGREC);
 	}
@@ -536,6 +550,20 @@ static void test_fsync_ack_waits_for_sync(void)
 
 	run_case(&c, &s);
 	CHECK_EQ_INT(s.count[1], 2);
+}
+
+/* An orderly stop of a worker's channel: no lost callback, its records kept, others go on. */
+static void test_serve_del(void)
+{
+	static const struct tcase c = {.name = "del",
+				       .dur = AUDIT_FLUSH,
+				       .nw = 2,
+				       .n = 500,
+				       .mode = {W_NORMAL, W_UNTIL_DEL},
+				       .del_ms = 200};
+	struct seen s;
+
+	run_case(&c, &s);
 }
 
 static void test_killed_worker(void)
@@ -590,6 +618,7 @@ int main(int argc, char **argv)
 	UNIT_RUN(test_fsync_acks_after_sync);
 	UNIT_RUN(test_fsync_ack_waits_for_sync);
 	UNIT_RUN(test_killed_worker);
+	UNIT_RUN(test_serve_del);
 	UNIT_RUN(test_bad_frames_cut_off);
 	UNIT_RUN(test_full_socket_refuses);
 	return unit_report();
