@@ -165,9 +165,16 @@ $(OUT)/unit/test_trail: tests/unit/test_trail.c tests/unit/harness.h $(TRAIL_UNI
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(TRAIL_UNIT_SRC) -lssl -lcrypto -lz -o $@
 
+# Messages with descriptors over a Unix socket (fdpass.h): the broker's hand-off to workers.
+$(OUT)/unit/test_fdpass: tests/unit/test_fdpass.c tests/unit/harness.h user/common/fdpass.c \
+			 $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< user/common/fdpass.c -o $@
+
 # One summary line for all (tests/run.sh reads the last "unit: N passed, M failed").
 unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey \
-      $(OUT)/unit/test_dialect $(OUT)/unit/test_trail
+      $(OUT)/unit/test_dialect $(OUT)/unit/test_trail $(OUT)/unit/test_fdpass
 	$(Q)$(OUT)/unit/test_dialect tests/unit/sqlerror.cases >$(OUT)/unit/test_dialect.log 2>&1 || \
 		{ cat $(OUT)/unit/test_dialect.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)rm -rf $(OUT)/unit/trail-scratch
@@ -177,6 +184,8 @@ unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey
 		{ cat $(OUT)/unit/test_sqlsize.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$(OUT)/unit/test_grantkey >$(OUT)/unit/test_grantkey.log 2>&1 || \
 		{ cat $(OUT)/unit/test_grantkey.log; echo "unit: 0 passed, 1 failed"; exit 1; }
+	$(Q)$(OUT)/unit/test_fdpass >$(OUT)/unit/test_fdpass.log 2>&1 || \
+		{ cat $(OUT)/unit/test_fdpass.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$< tests/unit/policy
 
 # The session records (events.c) over a real audit trail: "who" once per session and segment.
