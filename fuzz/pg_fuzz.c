@@ -490,6 +490,7 @@ static const char *executed(const struct judgement *j)
 {
 	char name[64];
 	size_t i = 0, k = 0;
+	int esc = -1;
 
 	while (i < j->len && (j->text[i] == ' ' || j->text[i] == '\n'))
 		i++;
@@ -498,7 +499,7 @@ static const char *executed(const struct judgement *j)
 	for (i += 8; i < j->len && j->text[i] != '(' && j->text[i] != ' ' && k + 1 < sizeof(name);)
 		name[k++] = (char)tolower((unsigned char)j->text[i++]);
 	name[k] = '\0';
-	return j->prepared(j->prepared_ctx, name);
+	return j->prepared(j->prepared_ctx, name, &esc);
 }
 
 enum verdict fz_verdict(struct judgement *j)

@@ -2888,6 +2888,54 @@ def test_baseline_masks_through_the_shipped_policy(ctx):
     check(not leaked(all_bytes(msgs)), "raw read leaked")
 
 
+def test_prepared_text_is_masked_as_the_server_read_it(ctx):
+    """A prepared statement runs what the server lexed at PREPARE. hoopd plans its result from
+    the stored text: read under the standard_conforming_strings of that moment, not of the
+    EXECUTE's, both ways round (the text's meaning flips between a column and a constant)."""
+    body_on = ("select '\\' as a, last_name || '' as b -- ' as a, 'x' as b\n"
+               " from patients limit 100")
+    out = raw_staged(ctx, [([Q("prepare leak_on as " + body_on)], "Z", 1),
+                           ([Q("set standard_conforming_strings = off")], "Z", 1),
+                           ([Q("execute leak_on")], "Z", 1)])
+    msgs = sum(out.values(), [])
+    check(data_rows(msgs), "the EXECUTE returned no rows: %r" % msgs[-6:])
+    check(not leaked(all_bytes(msgs)), "PHI through a PREPARE read under 'on', run under 'off': %r"
+          % leaked(all_bytes(msgs)))
+    body_off = ("select '\\' as a, 1::text as b -- ' as a, last_name || '' as b\n"
+                " from patients limit 100")
+    out = raw_staged(ctx, [([Q("set standard_conforming_strings = off")], "Z", 1),
+                           ([Q("prepare leak_off as " + body_off)], "Z", 1),
+                           ([Q("set standard_conforming_strings = on")], "Z", 1),
+                           ([Q("execute leak_off")], "Z", 1)])
+    msgs = sum(out.values(), [])
+    check(data_rows(msgs), "the EXECUTE returned no rows: %r" % msgs[-6:])
+    check(not leaked(all_bytes(msgs)), "PHI through a PREPARE read under 'off', run under 'on': %r"
+          % leaked(all_bytes(msgs)))
+
+
+def test_a_text_without_statements_is_recorded_under_its_own_number(ctx):
+    """A Query of only comments is forwarded (the server answers it empty), so it is on record,
+    and its completion is filed under its own statement number, never under the statement
+    before it (which here was denied: it must not read as if it completed)."""
+    mark = "/* nothing here %d */" % os.getpid()
+    msgs = raw(ctx, [Q("drop table patients"), Q(mark), Q("-- nothing\n;;")], ready=3)
+    check(sum(1 for t, _ in msgs if t == "I") == 2, "two empty answers: %r" % msgs)
+    time.sleep(1.5)
+    ev = ctx.hd.events()
+    blank = [e for e in ev if e.get("kind") == "statement" and e.get("text") == mark]
+    check(len(blank) == 1 and blank[0].get("verdict") == "allow",
+          "the comment-only Query on record once, allowed: %r" % blank)
+    sess = blank[0]["session"]
+    stmts = {e["stmt"]: e for e in ev if e.get("kind") == "statement" and e.get("session") == sess}
+    denied = [n for n, e in stmts.items() if e.get("verdict") == "deny"]
+    check(denied, "the DROP denied on record: %r" % stmts)
+    done = [e for e in ev if e.get("kind") == "complete" and e.get("session") == sess]
+    check(done and all(e.get("stmt") in stmts and stmts[e["stmt"]].get("verdict") == "allow"
+                       for e in done),
+          "every completion under an allowed statement of its own: %r" % done)
+    check(not any(e.get("stmt") in denied for e in done), "a denied statement reads as completed")
+
+
 def test_hoopd_stops_cleanly(ctx):
     check_clean_stop(ctx.hd, ctx.cg.path)
 

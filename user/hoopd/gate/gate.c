@@ -151,13 +151,14 @@ static struct mplan *resolve(struct gate *g, struct masking *mk, struct mplan *p
 
 /* ---- verdicts ---- */
 
-static const char *prepared_text(void *ctx, const char *name)
+static const char *prepared_text(void *ctx, const char *name, int *escape)
 {
 	struct gate *g = ctx;
 
 	if (g->cand_name && !strcmp(g->cand_name, name))
-		return g->cand_text;
-	return g->ops && g->ops->prepared_text ? g->ops->prepared_text(g->ctx, name) : NULL;
+		return g->cand_text; /* not yet sent: the server will read it as it lexes now */
+	return g->ops && g->ops->prepared_text ? g->ops->prepared_text(g->ctx, name, escape)
+					       : NULL;
 }
 
 static enum verdict judge(struct gate *g, const char *protocol, const char *text, size_t len,
@@ -371,6 +372,24 @@ static int record(struct gate *g, struct gate_batch *b, int i)
 	return r;
 }
 
+/*
+ * A text with no statement (blanks, semicolons, comments only): the server answers it empty,
+ * and it is forwarded as it came, so it is on record like any statement, under a number of its
+ * own (its answer is filed under that number, not the statement before). 0, or what
+ * ev_statement said.
+ */
+static int record_blank(struct gate *g, struct gate_batch *b)
+{
+	struct ev_statement es = {.seq = ++g->seq,
+				  .protocol = b->protocol,
+				  .text = b->text ? b->text : "",
+				  .text_len = b->text ? b->len : 0,
+				  .verdict = "allow",
+				  .reason = "no statement: only blanks, semicolons or comments"};
+
+	return ev_statement(sess_agent(g->s), &es);
+}
+
 int gate_commit(struct gate *g, struct gate_batch *b)
 {
 	int unrecorded = 0;
@@ -382,6 +401,8 @@ int gate_commit(struct gate *g, struct gate_batch *b)
 		b->v = VERDICT_DENY; /* made a hold after gate_judge, where none may wait */
 	if (b->v == VERDICT_HOLD)
 		return hold(g, b);
+	if (!b->n && b->v != VERDICT_DENY && !b->quiet_allow && record_blank(g, b))
+		return refused(b, GATE_UNRECORDED_STATE, GATE_UNRECORDED_MSG);
 	for (int i = 0; i < b->n; i++) {
 		if (b->quiet_allow && b->v != VERDICT_DENY)
 			continue;

@@ -23,8 +23,10 @@ struct judgement {
 	size_t len;
 	int parse_error; /* PostgreSQL's grammar rejected it */
 	const char *user, *database; /* the session's database user and database */
-	/* The text of a prepared statement by name, for EXECUTE (may be NULL). */
-	const char *(*prepared)(void *ctx, const char *name);
+	/* The text of a prepared statement by name, for EXECUTE (may be NULL), and in *escape
+	 * how the server lexed it when it was prepared (standard_conforming_strings off: 1, on:
+	 * 0; left as it is, -1, for "as the session lexes now"): it is read that way again. */
+	const char *(*prepared)(void *ctx, const char *name, int *escape);
 	void *prepared_ctx;
 	/* masking: the session's catalog (may be NULL), for rules on probes_masked */
 	const struct catalog *cat;
