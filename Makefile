@@ -19,7 +19,8 @@
 OUT := build
 ifneq ($(SANITIZE),)
 OUT := build/san
-SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+# HOOP_SANITIZE: the worker's sandbox lets a sanitizer's report through (kernel/sandbox.h).
+SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all -DHOOP_SANITIZE
 endif
 
 CC ?= gcc

@@ -29,15 +29,23 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SANDBOX_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANDBOX_SANITIZER 1
-#endif
-#endif
 #ifdef SANDBOX_SANITIZER
 #include <sanitizer/common_interface_defs.h>
+#include <sanitizer/lsan_interface.h>
+
+/* Set once the process is sandboxed (sanitizer builds only). */
+static volatile int sb_entered;
+
+/*
+ * LeakSanitizer's check at exit stops the world with a ptrace()ing clone and reads
+ * /proc/self/task: both killed in the sandbox, so a sandboxed process's exit would die of SIGSYS.
+ * LSan asks this hook (its documented opt-out, <sanitizer/lsan_interface.h>) before it starts;
+ * a sandboxed process answers "off", the broker and every other process keep their leak check.
+ */
+int __lsan_is_turned_off(void)
+{
+	return sb_entered;
+}
 #endif
 
 #define SB_ARG_NONE 0xff
@@ -100,10 +108,11 @@ static const struct sb_rule sandbox_rules[] = {
 
 	/* Threads (the audit fsync and compression threads, the catalog pool): glibc's
 	 * pthread_create and its locks. clone only with CLONE_THREAD and no namespace flag;
-	 * clone3 passes its flags in memory, which a filter cannot read, so it answers ENOSYS
-	 * (see sandbox_load) and glibc falls back to clone. */
+	 * clone3 fails with ENOSYS (sandbox_errors) and glibc falls back to clone. */
 	ALLOW_IF(clone, 0, SB_CLONE_MASK, CLONE_THREAD), ALLOW(futex), ALLOW(set_robust_list),
 	ALLOW(rseq), ALLOW(sched_yield), ALLOW(exit), ALLOW(exit_group),
+	/* pthread_getattr_np (a thread's own stack; the sanitizers ask it for every thread). */
+	ALLOW(sched_getaffinity),
 	/* Thread names (pthread_setname_np on itself). */
 	ALLOW_IF(prctl, 0, INT_ARG, PR_SET_NAME), ALLOW_IF(prctl, 0, INT_ARG, PR_GET_NAME),
 
@@ -123,6 +132,29 @@ static const struct sb_rule sandbox_rules[] = {
 	 * address (hostaddr, no resolver) and waits with poll. */
 	ALLOW_CONNECT_IF(socket, 0, INT_ARG, AF_INET), ALLOW_CONNECT_IF(socket, 0, INT_ARG, AF_INET6),
 	ALLOW_CONNECT(connect), ALLOW_CONNECT(poll), ALLOW_CONNECT(ppoll),
+};
+
+/* Calls that fail with an errno instead of killing: what a caller handles, where a kill would
+ * lose more than the call gives. */
+struct sb_error {
+	int nr;
+	int err;
+	uint8_t arg; /* SB_ARG_NONE: always */
+	uint64_t mask, value;
+};
+
+static const struct sb_error sandbox_errors[] = {
+	/* clone3 passes its flags in memory, which a filter cannot read: glibc then uses clone. */
+	{ SCMP_SYS(clone3), ENOSYS, SB_ARG_NONE, 0, 0 },
+#ifdef SANDBOX_SANITIZER
+	/* Sanitizer builds only: a report reads /proc/self/exe, /proc/self/cmdline and environ
+	 * (with the legacy open call, which glibc never makes) and asks whether stderr is a
+	 * terminal. Failing them still prints the report; killing would lose it. openat still
+	 * kills, and nothing here opens a file. */
+	{ SCMP_SYS(open), EACCES, SB_ARG_NONE, 0, 0 },
+	{ SCMP_SYS(readlink), EACCES, SB_ARG_NONE, 0, 0 },
+	{ SCMP_SYS(ioctl), ENOTTY, 1, INT_ARG, TCGETS },
+#endif
 };
 
 static int sb_fail(char *err, size_t n, int rc, const char *fmt, ...)
@@ -229,10 +261,18 @@ static int sb_load(unsigned flags, char *err, size_t n)
 			goto cleanup;
 		}
 	}
-	rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-	if (rc) {
-		sb_fail(err, n, rc, "sandbox: seccomp rule for clone3: %s", strerror(-rc));
-		goto cleanup;
+	for (size_t i = 0; i < sizeof(sandbox_errors) / sizeof(sandbox_errors[0]); i++) {
+		const struct sb_error *e = &sandbox_errors[i];
+
+		if (e->arg == SB_ARG_NONE)
+			rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(e->err), e->nr, 0);
+		else
+			rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(e->err), e->nr, 1,
+					      SCMP_CMP(e->arg, SCMP_CMP_MASKED_EQ, e->mask, e->value));
+		if (rc) {
+			sb_fail(err, n, rc, "sandbox: seccomp error rule %zu: %s", i, strerror(-rc));
+			goto cleanup;
+		}
 	}
 	rc = seccomp_load(ctx);
 	if (rc)
@@ -306,6 +346,13 @@ int sandbox_enter(const struct sandbox_id *id, unsigned flags, char *err, size_t
 	/* The sanitizers read /proc/self/maps and the binary's symbols when they report; this
 	 * has them do it now, while opening still works. */
 	__sanitizer_sandbox_on_notify(NULL);
+	{
+		/* and GCC's symbolizer (libbacktrace) opens the binary on first use: use it now */
+		char sym[256];
+
+		__sanitizer_symbolize_pc(__builtin_return_address(0), "%p %F %L", sym, sizeof(sym));
+	}
+	sb_entered = 1;
 #endif
 	return sb_load(flags, err, n);
 }

@@ -7,6 +7,13 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* Sanitizer builds (make SANITIZE=..., which defines HOOP_SANITIZE): the few calls a
+ * sanitizer's report makes fail instead of killing, LeakSanitizer's exit check is off in a
+ * sandboxed process, and the symbolizer is readied before the filter (sandbox.c). */
+#if defined(__SANITIZE_ADDRESS__) || defined(HOOP_SANITIZE)
+#define SANDBOX_SANITIZER 1
+#endif
+
 /* The unprivileged identity a worker becomes: the user's uid and primary gid; supplementary
  * groups are never kept. */
 struct sandbox_id {
