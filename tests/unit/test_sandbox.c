@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -40,7 +41,7 @@
 static struct sandbox_id g_id;
 
 /* Made before the child enters (the worker's descriptors), used after. */
-static int g_sock = -1, g_pipe[2] = { -1, -1 };
+static int g_sock = -1, g_pipe[2] = {-1, -1};
 static pid_t g_ppid; /* getppid is not allowed in the sandbox */
 
 /* Forks a child that runs before(), enters the sandbox with flags, runs after() and exits with
@@ -122,8 +123,8 @@ static int call_socketpair(void)
 
 static int call_connect(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(9),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = {
+	    .sin_family = AF_INET, .sin_port = htons(9), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 
 	connect(g_sock, (struct sockaddr *)&a, sizeof(a));
 	return 1;
@@ -131,7 +132,7 @@ static int call_connect(void)
 
 static int call_bind_listen(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 
 	bind(g_sock, (struct sockaddr *)&a, sizeof(a));
 	return 1;
@@ -177,7 +178,7 @@ static int call_openat2(void)
 
 static int call_execve(void)
 {
-	char *argv[] = { "/bin/true", NULL };
+	char *argv[] = {"/bin/true", NULL};
 
 	execve("/bin/true", argv, NULL);
 	return 1;
@@ -288,7 +289,7 @@ static int call_prctl_caps(void)
 
 static int call_prlimit_set(void)
 {
-	struct rlimit r = { 1 << 20, 1 << 20 };
+	struct rlimit r = {1 << 20, 1 << 20};
 
 	prlimit(0, RLIMIT_NOFILE, &r, NULL);
 	return 1;
@@ -345,43 +346,43 @@ struct forbidden {
 };
 
 static const struct forbidden forbidden[] = {
-	{ "socket", NULL, call_socket, 0 },
-	{ "socketpair", NULL, call_socketpair, 0 },
-	{ "socket(AF_NETLINK) with SANDBOX_ALLOW_CONNECT", NULL, call_socket_netlink,
-	  SANDBOX_ALLOW_CONNECT },
-	{ "connect on a socket made before entering", make_sock, call_connect, 0 },
-	{ "bind", make_sock, call_bind_listen, 0 },
-	{ "accept4", make_sock, call_accept, 0 },
-	{ "openat of a new path", NULL, call_openat_new, 0 },
-	{ "open of /proc/1/status", NULL, call_open_proc1, 0 },
+    {"socket", NULL, call_socket, 0},
+    {"socketpair", NULL, call_socketpair, 0},
+    {"socket(AF_NETLINK) with SANDBOX_ALLOW_CONNECT", NULL, call_socket_netlink,
+     SANDBOX_ALLOW_CONNECT},
+    {"connect on a socket made before entering", make_sock, call_connect, 0},
+    {"bind", make_sock, call_bind_listen, 0},
+    {"accept4", make_sock, call_accept, 0},
+    {"openat of a new path", NULL, call_openat_new, 0},
+    {"open of /proc/1/status", NULL, call_open_proc1, 0},
 #if defined(SYS_open) && !defined(SANDBOX_SANITIZER)
-	{ "the open system call", NULL, call_sys_open, 0 },
+    {"the open system call", NULL, call_sys_open, 0},
 #endif
-	{ "openat2", NULL, call_openat2, 0 },
-	{ "execve", NULL, call_execve, 0 },
-	{ "bpf", NULL, call_bpf, 0 },
-	{ "setns", NULL, call_setns, 0 },
-	{ "ptrace", NULL, call_ptrace, 0 },
-	{ "unshare", NULL, call_unshare, 0 },
-	{ "mount", NULL, call_mount, 0 },
-	{ "setuid(0)", NULL, call_setuid0, 0 },
-	{ "setresuid(0)", NULL, call_setresuid0, 0 },
-	{ "fork", NULL, call_fork, 0 },
-	{ "clone of a thread in a new namespace", NULL, call_clone_newns_thread, 0 },
-	{ "kill of another process", NULL, call_kill_parent, 0 },
-	{ "tgkill of another process", NULL, call_tgkill_parent, 0 },
-	{ "mmap PROT_EXEC", NULL, call_mmap_exec, 0 },
-	{ "mprotect PROT_EXEC", NULL, call_mprotect_exec, 0 },
-	{ "ioctl other than FIONREAD", NULL, call_ioctl_tty, 0 },
-	{ "prctl other than thread names", NULL, call_prctl_caps, 0 },
-	{ "prlimit64 that sets a limit", NULL, call_prlimit_set, 0 },
-	{ "process_vm_readv", NULL, call_process_vm, 0 },
-	{ "keyctl", NULL, call_keyctl, 0 },
-	{ "perf_event_open", NULL, call_perf_event_open, 0 },
-	{ "io_uring_setup", NULL, call_io_uring, 0 },
-	{ "chroot", NULL, call_chroot, 0 },
-	{ "pivot_root", NULL, call_pivot_root, 0 },
-	{ "an x32 system call", NULL, call_x32, 0 },
+    {"openat2", NULL, call_openat2, 0},
+    {"execve", NULL, call_execve, 0},
+    {"bpf", NULL, call_bpf, 0},
+    {"setns", NULL, call_setns, 0},
+    {"ptrace", NULL, call_ptrace, 0},
+    {"unshare", NULL, call_unshare, 0},
+    {"mount", NULL, call_mount, 0},
+    {"setuid(0)", NULL, call_setuid0, 0},
+    {"setresuid(0)", NULL, call_setresuid0, 0},
+    {"fork", NULL, call_fork, 0},
+    {"clone of a thread in a new namespace", NULL, call_clone_newns_thread, 0},
+    {"kill of another process", NULL, call_kill_parent, 0},
+    {"tgkill of another process", NULL, call_tgkill_parent, 0},
+    {"mmap PROT_EXEC", NULL, call_mmap_exec, 0},
+    {"mprotect PROT_EXEC", NULL, call_mprotect_exec, 0},
+    {"ioctl other than FIONREAD", NULL, call_ioctl_tty, 0},
+    {"prctl other than thread names", NULL, call_prctl_caps, 0},
+    {"prlimit64 that sets a limit", NULL, call_prlimit_set, 0},
+    {"process_vm_readv", NULL, call_process_vm, 0},
+    {"keyctl", NULL, call_keyctl, 0},
+    {"perf_event_open", NULL, call_perf_event_open, 0},
+    {"io_uring_setup", NULL, call_io_uring, 0},
+    {"chroot", NULL, call_chroot, 0},
+    {"pivot_root", NULL, call_pivot_root, 0},
+    {"an x32 system call", NULL, call_x32, 0},
 };
 
 static void test_forbidden_calls_kill(void)
@@ -420,9 +421,9 @@ static int recv_fd(int sock)
 {
 	char b;
 	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { &b, 1 };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			    .msg_controllen = sizeof(cbuf) };
+	struct iovec iov = {&b, 1};
+	struct msghdr m = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
 	struct cmsghdr *c;
 	int fd;
 
@@ -439,9 +440,9 @@ static int send_fd(int sock, int fd)
 {
 	char b = 'f';
 	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { &b, 1 };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			    .msg_controllen = sizeof(cbuf) };
+	struct iovec iov = {&b, 1};
+	struct msghdr m = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
 
 	memset(cbuf, 0, sizeof(cbuf));
@@ -453,11 +454,11 @@ static int send_fd(int sock, int fd)
 }
 
 /* The pipe whose write end the parent (the broker) hands the child over their socketpair. */
-static int g_session[2] = { -1, -1 };
+static int g_session[2] = {-1, -1};
 
 static int allowed_work(void)
 {
-	struct epoll_event ev = { .events = EPOLLIN }, out;
+	struct epoll_event ev = {.events = EPOLLIN}, out;
 	struct timespec ts;
 	struct stat st;
 	uint64_t one = 1;
@@ -479,6 +480,9 @@ static int allowed_work(void)
 		return 13;
 	if (fstat(g_pipe[0], &st) || !S_ISFIFO(st.st_mode))
 		return 14;
+	/* isatty answers "no" (ENOTTY) rather than killing */
+	if (isatty(g_pipe[0]) || errno != ENOTTY)
+		return 15;
 
 	/* a session's descriptor, sent by the broker after we entered: write through it */
 	fd = recv_fd(g_sock);
@@ -514,7 +518,7 @@ static int allowed_work(void)
 	/* clocks, timers, randomness */
 	if (clock_gettime(CLOCK_MONOTONIC, &ts) || clock_gettime(CLOCK_REALTIME, &ts))
 		return 50;
-	ts = (struct timespec){ 0, 1000 };
+	ts = (struct timespec){0, 1000};
 	if (nanosleep(&ts, NULL))
 		return 51;
 	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
@@ -522,6 +526,13 @@ static int allowed_work(void)
 		return 52;
 	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
 		return 53;
+	{
+		/* qsort of a large array asks for the physical memory (sysinfo) */
+		struct sysinfo si;
+
+		if (sysinfo(&si))
+			return 55;
+	}
 	/* clone3 answers ENOSYS (glibc then uses clone, which the filter can read) */
 	if (syscall(SYS_clone3, NULL, 0) != -1 || errno != ENOSYS)
 		return 54;
@@ -532,7 +543,7 @@ static void test_allowed_work(void)
 {
 	int sv[2], st;
 	pid_t pid;
-	char b[8] = { 0 };
+	char b[8] = {0};
 
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
 	CHECK(pipe2(g_session, O_CLOEXEC) == 0);
@@ -635,7 +646,7 @@ static void test_proc_status(void)
 	status[len > 0 ? len : 0] = '\0';
 	if (fd >= 0)
 		close(fd);
-	const char *zero_keys[] = { "CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:" };
+	const char *zero_keys[] = {"CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"};
 	for (size_t i = 0; i < sizeof(zero_keys) / sizeof(zero_keys[0]); i++) {
 		status_line(status, zero_keys[i], v, sizeof(v));
 		unit_where("%s", zero_keys[i]);
@@ -682,7 +693,7 @@ static void test_user(void)
 
 static int zero_id_refused(void)
 {
-	struct sandbox_id root = { 0 };
+	struct sandbox_id root = {0};
 	char err[256];
 
 	return sandbox_enter(&root, 0, err, sizeof(err)) == -EINVAL ? 0 : 1;
@@ -756,11 +767,11 @@ static void test_allow_connect(void)
 {
 	socklen_t len = sizeof(g_listen_addr);
 	int ls, c, st;
-	char b[4] = { 0 };
+	char b[4] = {0};
 
 	ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	g_listen_addr = (struct sockaddr_in){ .sin_family = AF_INET,
-					      .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	g_listen_addr =
+	    (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	CHECK(ls >= 0);
 	CHECK(bind(ls, (struct sockaddr *)&g_listen_addr, sizeof(g_listen_addr)) == 0);
 	CHECK(listen(ls, 4) == 0);

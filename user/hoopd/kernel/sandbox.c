@@ -60,10 +60,22 @@ struct sb_rule {
 	uint64_t mask, value;
 };
 
-#define ALLOW(name) { SCMP_SYS(name), 0, SB_ARG_NONE, 0, 0, 0 }
-#define ALLOW_IF(name, a, m, v) { SCMP_SYS(name), 0, a, 0, m, v }
-#define ALLOW_CONNECT(name) { SCMP_SYS(name), SANDBOX_ALLOW_CONNECT, SB_ARG_NONE, 0, 0, 0 }
-#define ALLOW_CONNECT_IF(name, a, m, v) { SCMP_SYS(name), SANDBOX_ALLOW_CONNECT, a, 0, m, v }
+#define ALLOW(name)                                                                                \
+	{                                                                                          \
+		SCMP_SYS(name), 0, SB_ARG_NONE, 0, 0, 0                                            \
+	}
+#define ALLOW_IF(name, a, m, v)                                                                    \
+	{                                                                                          \
+		SCMP_SYS(name), 0, a, 0, m, v                                                      \
+	}
+#define ALLOW_CONNECT(name)                                                                        \
+	{                                                                                          \
+		SCMP_SYS(name), SANDBOX_ALLOW_CONNECT, SB_ARG_NONE, 0, 0, 0                        \
+	}
+#define ALLOW_CONNECT_IF(name, a, m, v)                                                            \
+	{                                                                                          \
+		SCMP_SYS(name), SANDBOX_ALLOW_CONNECT, a, 0, m, v                                  \
+	}
 #define INT_ARG 0xffffffffull /* int arguments: the register's upper half is not defined */
 
 /* A thread may be made, nothing else: no fork, no new namespace. */
@@ -81,57 +93,105 @@ struct sb_rule {
  * the setuid/setgid family, prctl beyond thread names, capset.
  */
 static const struct sb_rule sandbox_rules[] = {
-	/* The event loop. */
-	ALLOW(epoll_create1), ALLOW(epoll_ctl), ALLOW(epoll_wait), ALLOW(epoll_pwait),
-	ALLOW(eventfd2), ALLOW(timerfd_create), ALLOW(timerfd_settime), ALLOW(timerfd_gettime),
-	ALLOW(signalfd4), ALLOW(pipe2),
+    /* The event loop. */
+    ALLOW(epoll_create1),
+    ALLOW(epoll_ctl),
+    ALLOW(epoll_wait),
+    ALLOW(epoll_pwait),
+    ALLOW(eventfd2),
+    ALLOW(timerfd_create),
+    ALLOW(timerfd_settime),
+    ALLOW(timerfd_gettime),
+    ALLOW(signalfd4),
+    ALLOW(pipe2),
 
-	/* Bytes on descriptors it holds: sessions (handed over with SCM_RIGHTS on recvmsg), the
-	 * broker's socket, audit segments. OpenSSL's socket BIO uses recvfrom/sendto. */
-	ALLOW(read), ALLOW(write), ALLOW(readv), ALLOW(writev), ALLOW(recvfrom), ALLOW(sendto),
-	ALLOW(recvmsg), ALLOW(sendmsg), ALLOW(close), ALLOW(shutdown), ALLOW(getsockopt),
-	ALLOW(setsockopt), ALLOW(getsockname), ALLOW(getpeername), ALLOW(fcntl), ALLOW(lseek),
-	/* Unread bytes on a socket; any other ioctl (terminals, network devices) is killed. */
-	ALLOW_IF(ioctl, 1, INT_ARG, FIONREAD),
+    /* Bytes on descriptors it holds: sessions (handed over with SCM_RIGHTS on recvmsg), the
+     * broker's socket, audit segments. OpenSSL's socket BIO uses recvfrom/sendto. */
+    ALLOW(read),
+    ALLOW(write),
+    ALLOW(readv),
+    ALLOW(writev),
+    ALLOW(recvfrom),
+    ALLOW(sendto),
+    ALLOW(recvmsg),
+    ALLOW(sendmsg),
+    ALLOW(close),
+    ALLOW(shutdown),
+    ALLOW(getsockopt),
+    ALLOW(setsockopt),
+    ALLOW(getsockname),
+    ALLOW(getpeername),
+    ALLOW(fcntl),
+    ALLOW(lseek),
+    /* Unread bytes on a socket; any other ioctl (terminals, network devices) is killed. */
+    ALLOW_IF(ioctl, 1, INT_ARG, FIONREAD),
 
-	/* Audit segments passed as descriptors: durability (group commit) and their size. glibc's
-	 * fstat is newfstatat(fd, "", AT_EMPTY_PATH); without AT_EMPTY_PATH it would be a path
-	 * lookup. (With it and a non-empty path it still is one: a compromised worker can learn a
-	 * path's metadata, never its content or a descriptor.) */
-	ALLOW(fsync), ALLOW(fdatasync), ALLOW(fstat),
-	ALLOW_IF(newfstatat, 3, AT_EMPTY_PATH, AT_EMPTY_PATH),
+    /* Audit segments passed as descriptors: durability (group commit) and their size. glibc's
+     * fstat is newfstatat(fd, "", AT_EMPTY_PATH); without AT_EMPTY_PATH it would be a path
+     * lookup. (With it and a non-empty path it still is one: a compromised worker can learn a
+     * path's metadata, never its content or a descriptor.) */
+    ALLOW(fsync),
+    ALLOW(fdatasync),
+    ALLOW(fstat),
+    ALLOW_IF(newfstatat, 3, AT_EMPTY_PATH, AT_EMPTY_PATH),
 
-	/* Memory: malloc, thread stacks, Hyperscan's scratch. Never executable: nothing the engine
-	 * runs generates code, so a mapping made executable is an exploit's. */
-	ALLOW_IF(mmap, 2, PROT_EXEC, 0), ALLOW_IF(mprotect, 2, PROT_EXEC, 0), ALLOW(munmap),
-	ALLOW(mremap), ALLOW(madvise), ALLOW(brk),
+    /* Memory: malloc, thread stacks, Hyperscan's scratch. Never executable: nothing the engine
+     * runs generates code, so a mapping made executable is an exploit's. */
+    ALLOW_IF(mmap, 2, PROT_EXEC, 0),
+    ALLOW_IF(mprotect, 2, PROT_EXEC, 0),
+    ALLOW(munmap),
+    ALLOW(mremap),
+    ALLOW(madvise),
+    ALLOW(brk),
 
-	/* Threads (the audit fsync and compression threads, the catalog pool): glibc's
-	 * pthread_create and its locks. clone only with CLONE_THREAD and no namespace flag;
-	 * clone3 fails with ENOSYS (sandbox_errors) and glibc falls back to clone. */
-	ALLOW_IF(clone, 0, SB_CLONE_MASK, CLONE_THREAD), ALLOW(futex), ALLOW(set_robust_list),
-	ALLOW(rseq), ALLOW(sched_yield), ALLOW(exit), ALLOW(exit_group),
-	/* pthread_getattr_np (a thread's own stack; the sanitizers ask it for every thread). */
-	ALLOW(sched_getaffinity),
-	/* Thread names (pthread_setname_np on itself). */
-	ALLOW_IF(prctl, 0, INT_ARG, PR_SET_NAME), ALLOW_IF(prctl, 0, INT_ARG, PR_GET_NAME),
+    /* Threads (the audit fsync and compression threads, the catalog pool): glibc's
+     * pthread_create and its locks. clone only with CLONE_THREAD and no namespace flag;
+     * clone3 fails with ENOSYS (sandbox_errors) and glibc falls back to clone. */
+    ALLOW_IF(clone, 0, SB_CLONE_MASK, CLONE_THREAD),
+    ALLOW(futex),
+    ALLOW(set_robust_list),
+    ALLOW(rseq),
+    ALLOW(sched_yield),
+    ALLOW(exit),
+    ALLOW(exit_group),
+    /* pthread_getattr_np (a thread's own stack; the sanitizers ask it for every thread). */
+    ALLOW(sched_getaffinity),
+    /* Thread names (pthread_setname_np on itself). */
+    ALLOW_IF(prctl, 0, INT_ARG, PR_SET_NAME),
+    ALLOW_IF(prctl, 0, INT_ARG, PR_GET_NAME),
 
-	/* Time, randomness (OpenSSL's DRBG seeds from getrandom), who am I. */
-	ALLOW(clock_gettime), ALLOW(clock_getres), ALLOW(clock_nanosleep), ALLOW(nanosleep),
-	ALLOW(gettimeofday), ALLOW(getrandom), ALLOW(getpid), ALLOW(gettid),
+    /* Time, randomness (OpenSSL's DRBG seeds from getrandom), who am I. */
+    ALLOW(clock_gettime),
+    ALLOW(clock_getres),
+    ALLOW(clock_nanosleep),
+    ALLOW(nanosleep),
+    ALLOW(gettimeofday),
+    ALLOW(getrandom),
+    ALLOW(getpid),
+    ALLOW(gettid),
+    /* Physical memory: glibc's qsort sizes its buffer by it, OpenSSL's first init asks. */
+    ALLOW(sysinfo),
 
-	/* Signals: handlers, masks, the alternate stack; abort() and pthread_kill signal this
-	 * process's own threads (tgkill with our pid; any other process is killed). */
-	ALLOW(rt_sigaction), ALLOW(rt_sigprocmask), ALLOW(rt_sigreturn), ALLOW(sigaltstack),
-	ALLOW(restart_syscall), { SCMP_SYS(tgkill), 0, 0, SB_SELF_PID, INT_ARG, 0 },
+    /* Signals: handlers, masks, the alternate stack; abort() and pthread_kill signal this
+     * process's own threads (tgkill with our pid; any other process is killed). */
+    ALLOW(rt_sigaction),
+    ALLOW(rt_sigprocmask),
+    ALLOW(rt_sigreturn),
+    ALLOW(sigaltstack),
+    ALLOW(restart_syscall),
+    {SCMP_SYS(tgkill), 0, 0, SB_SELF_PID, INT_ARG, 0},
 
-	/* Limits, read only (glibc and the sanitizers size stacks with them). */
-	ALLOW(getrlimit), ALLOW_IF(prlimit64, 2, ~0ull, 0),
+    /* Limits, read only (glibc and the sanitizers size stacks with them). */
+    ALLOW(getrlimit),
+    ALLOW_IF(prlimit64, 2, ~0ull, 0),
 
-	/* SANDBOX_ALLOW_CONNECT, the catalog loader's process: libpq dials an IPv4 or IPv6
-	 * address (hostaddr, no resolver) and waits with poll. */
-	ALLOW_CONNECT_IF(socket, 0, INT_ARG, AF_INET), ALLOW_CONNECT_IF(socket, 0, INT_ARG, AF_INET6),
-	ALLOW_CONNECT(connect), ALLOW_CONNECT(poll), ALLOW_CONNECT(ppoll),
+    /* SANDBOX_ALLOW_CONNECT, the catalog loader's process: libpq dials an IPv4 or IPv6
+     * address (hostaddr, no resolver) and waits with poll. */
+    ALLOW_CONNECT_IF(socket, 0, INT_ARG, AF_INET),
+    ALLOW_CONNECT_IF(socket, 0, INT_ARG, AF_INET6),
+    ALLOW_CONNECT(connect),
+    ALLOW_CONNECT(poll),
+    ALLOW_CONNECT(ppoll),
 };
 
 /* Calls that fail with an errno instead of killing: what a caller handles, where a kill would
@@ -144,16 +204,17 @@ struct sb_error {
 };
 
 static const struct sb_error sandbox_errors[] = {
-	/* clone3 passes its flags in memory, which a filter cannot read: glibc then uses clone. */
-	{ SCMP_SYS(clone3), ENOSYS, SB_ARG_NONE, 0, 0 },
+    /* clone3 passes its flags in memory, which a filter cannot read: glibc then uses clone. */
+    {SCMP_SYS(clone3), ENOSYS, SB_ARG_NONE, 0, 0},
+    /* isatty(): stdio asks it of a stream's first write, the sanitizers of every report line.
+     * "Not a terminal" is a fine answer; a kill for it is not. */
+    {SCMP_SYS(ioctl), ENOTTY, 1, INT_ARG, TCGETS},
 #ifdef SANDBOX_SANITIZER
-	/* Sanitizer builds only: a report reads /proc/self/exe, /proc/self/cmdline and environ
-	 * (with the legacy open call, which glibc never makes) and asks whether stderr is a
-	 * terminal. Failing them still prints the report; killing would lose it. openat still
-	 * kills, and nothing here opens a file. */
-	{ SCMP_SYS(open), EACCES, SB_ARG_NONE, 0, 0 },
-	{ SCMP_SYS(readlink), EACCES, SB_ARG_NONE, 0, 0 },
-	{ SCMP_SYS(ioctl), ENOTTY, 1, INT_ARG, TCGETS },
+    /* Sanitizer builds only: a report reads /proc/self/exe, /proc/self/cmdline and environ
+     * (with the legacy open call, which glibc never makes). Failing them still prints the
+     * report; killing would lose it. openat still kills, and nothing here opens a file. */
+    {SCMP_SYS(open), EACCES, SB_ARG_NONE, 0, 0},
+    {SCMP_SYS(readlink), EACCES, SB_ARG_NONE, 0, 0},
 #endif
 };
 
@@ -189,8 +250,8 @@ int sandbox_user(const char *name, struct sandbox_id *id, char *err, size_t n)
 			       name);
 	if (pw.pw_uid == 0 || pw.pw_gid == 0)
 		return sb_fail(err, n, -EPERM,
-			       "worker user %s: uid %u gid %u: a worker must not run as root",
-			       name, (unsigned)pw.pw_uid, (unsigned)pw.pw_gid);
+			       "worker user %s: uid %u gid %u: a worker must not run as root", name,
+			       (unsigned)pw.pw_uid, (unsigned)pw.pw_gid);
 	id->uid = pw.pw_uid;
 	id->gid = pw.pw_gid;
 	snprintf(id->name, sizeof(id->name), "%s", name);
@@ -267,10 +328,12 @@ static int sb_load(unsigned flags, char *err, size_t n)
 		if (e->arg == SB_ARG_NONE)
 			rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(e->err), e->nr, 0);
 		else
-			rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(e->err), e->nr, 1,
-					      SCMP_CMP(e->arg, SCMP_CMP_MASKED_EQ, e->mask, e->value));
+			rc = seccomp_rule_add(
+			    ctx, SCMP_ACT_ERRNO(e->err), e->nr, 1,
+			    SCMP_CMP(e->arg, SCMP_CMP_MASKED_EQ, e->mask, e->value));
 		if (rc) {
-			sb_fail(err, n, rc, "sandbox: seccomp error rule %zu: %s", i, strerror(-rc));
+			sb_fail(err, n, rc, "sandbox: seccomp error rule %zu: %s", i,
+				strerror(-rc));
 			goto cleanup;
 		}
 	}
@@ -284,7 +347,7 @@ cleanup:
 
 int sandbox_enter(const struct sandbox_id *id, unsigned flags, char *err, size_t n)
 {
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
 	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
 	int last, threads;
 
@@ -333,9 +396,11 @@ int sandbox_enter(const struct sandbox_id *id, unsigned flags, char *err, size_t
 		return sb_fail(err, n, -errno, "sandbox: capset to nothing: %s", strerror(errno));
 	/* Regaining root must be impossible; if it worked, we are root again and must not run. */
 	if (setresuid(0, 0, 0) == 0 || errno != EPERM)
-		return sb_fail(err, n, -EPERM, "sandbox: setresuid(0) still succeeds after the drop");
+		return sb_fail(err, n, -EPERM,
+			       "sandbox: setresuid(0) still succeeds after the drop");
 	if (setresgid(0, 0, 0) == 0 || errno != EPERM)
-		return sb_fail(err, n, -EPERM, "sandbox: setresgid(0) still succeeds after the drop");
+		return sb_fail(err, n, -EPERM,
+			       "sandbox: setresgid(0) still succeeds after the drop");
 
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		return sb_fail(err, n, -errno, "sandbox: no_new_privs: %s", strerror(errno));
