@@ -281,6 +281,16 @@ static int call_ioctl_tty(void)
 	return 1;
 }
 
+static int call_fcntl_setown(void)
+{
+	int p[2];
+
+	if (pipe2(p, 0))
+		return 2;
+	fcntl(p[0], F_SETOWN, g_ppid);
+	return 1;
+}
+
 static int call_prctl_caps(void)
 {
 	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
@@ -374,6 +384,7 @@ static const struct forbidden forbidden[] = {
     {"mmap PROT_EXEC", NULL, call_mmap_exec, 0},
     {"mprotect PROT_EXEC", NULL, call_mprotect_exec, 0},
     {"ioctl other than FIONREAD", NULL, call_ioctl_tty, 0},
+    {"fcntl(F_SETOWN)", NULL, call_fcntl_setown, 0},
     {"prctl other than thread names", NULL, call_prctl_caps, 0},
     {"prlimit64 that sets a limit", NULL, call_prlimit_set, 0},
     {"process_vm_readv", NULL, call_process_vm, 0},
@@ -480,6 +491,14 @@ static int allowed_work(void)
 		return 13;
 	if (fstat(g_pipe[0], &st) || !S_ISFIFO(st.st_mode))
 		return 14;
+	/* the flags a worker sets on its descriptors, and a close-on-exec copy */
+	n = fcntl(g_pipe[0], F_GETFL);
+	if (n < 0 || fcntl(g_pipe[0], F_SETFL, n | O_NONBLOCK) || fcntl(g_pipe[0], F_GETFD) < 0 ||
+	    fcntl(g_pipe[0], F_SETFD, FD_CLOEXEC))
+		return 16;
+	fd = fcntl(g_pipe[0], F_DUPFD_CLOEXEC, 0);
+	if (fd < 0 || close(fd))
+		return 17;
 	/* isatty answers "no" (ENOTTY) rather than killing */
 	if (isatty(g_pipe[0]) || errno != ENOTTY)
 		return 15;

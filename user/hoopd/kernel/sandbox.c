@@ -90,7 +90,7 @@ struct sb_rule {
  * from the broker over its Unix socket, so it makes and accepts none), open, openat, openat2,
  * creat, execve, execveat, fork, vfork, clone without CLONE_THREAD, ptrace, process_vm_*,
  * bpf, setns, unshare, mount, chroot, pivot_root, kill, keyctl, perf_event_open, io_uring_*,
- * the setuid/setgid family, prctl beyond thread names, capset.
+ * the setuid/setgid family, prctl beyond thread names, fcntl beyond flags (F_SETOWN), capset.
  */
 static const struct sb_rule sandbox_rules[] = {
     /* The event loop. */
@@ -121,7 +121,13 @@ static const struct sb_rule sandbox_rules[] = {
     ALLOW(setsockopt),
     ALLOW(getsockname),
     ALLOW(getpeername),
-    ALLOW(fcntl),
+    /* Descriptor and status flags, and a close-on-exec copy; not F_SETOWN/F_SETSIG, with which
+     * a worker could aim SIGIO at another process of its uid (another worker). */
+    ALLOW_IF(fcntl, 1, INT_ARG, F_GETFD),
+    ALLOW_IF(fcntl, 1, INT_ARG, F_SETFD),
+    ALLOW_IF(fcntl, 1, INT_ARG, F_GETFL),
+    ALLOW_IF(fcntl, 1, INT_ARG, F_SETFL),
+    ALLOW_IF(fcntl, 1, INT_ARG, F_DUPFD_CLOEXEC),
     ALLOW(lseek),
     /* Unread bytes on a socket; any other ioctl (terminals, network devices) is killed. */
     ALLOW_IF(ioctl, 1, INT_ARG, FIONREAD),
