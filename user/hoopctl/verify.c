@@ -30,7 +30,7 @@ struct verify {
 	int npubs;
 	char pub_err[512]; /* why there is none */
 	int signed_seen;   /* a signed checkpoint was met: an HMAC one after it is forged */
-	uint64_t signed_cps, hmac_cps;
+	uint64_t signed_cps, hmac_cps, last_hmac_seq;
 	int cannot; /* a checkpoint this verify has no key for: exit 2, msg says which */
 	int from; /* --from: the first record is taken on trust */
 	int json;
@@ -245,6 +245,7 @@ static int verify_hmac(struct verify *v, const struct seg *s, unsigned lineno, u
 	}
 	v->cp_problem = 0;
 	v->hmac_cps++;
+	v->last_hmac_seq = seq;
 	return 0;
 }
 
@@ -710,11 +711,14 @@ static int verify_trail(struct verify *v, const char *state, const char *from)
 		}
 	if (!v->bad && v->from)
 		verify_trusted_start(v, &t, from, first);
-	if (!v->bad && v->hmac_cps && v->signed_cps)
+	/* Whoever holds audit.key can make HMAC checkpoints: the auditor sees where they end */
+	if (!v->bad && v->hmac_cps)
 		vnote(v,
-		      "%llu checkpoint(s) carry an HMAC under audit.key (written before hoopd signed "
-		      "checkpoints), %llu an Ed25519 signature",
-		      (unsigned long long)v->hmac_cps, (unsigned long long)v->signed_cps);
+		      "%llu checkpoint(s), up to seq %llu, carry an HMAC under audit.key (written "
+		      "before hoopd signed checkpoints: whoever holds audit.key could have made "
+		      "them); %llu carry an Ed25519 signature",
+		      (unsigned long long)v->hmac_cps, (unsigned long long)v->last_hmac_seq,
+		      (unsigned long long)v->signed_cps);
 	if (v->cannot) {
 		fprintf(stderr, "hoopctl verify: cannot check %s line %u (seq %llu): %s\n",
 			v->where_seg, v->where_line, (unsigned long long)v->where_seq, v->msg);
