@@ -1,6 +1,6 @@
 /* The audit trail's on-disk format: segment names, record heads, the chain hash, checkpoint
- * signatures (and the MACs of older checkpoints), the keys and the line reader (trail.h). No policy here: what a bad line means is the
- * caller's to say. */
+ * signatures (and the MACs of older checkpoints), the keys and the line reader (trail.h). No policy
+ * here: what a bad line means is the caller's to say. */
 #include "trail.h"
 
 #include <ctype.h>
@@ -427,8 +427,7 @@ static int sign_key_create(int sdfd, const char *p, EVP_PKEY **key, char *err, s
 	return 1;
 }
 
-int trail_sign_key_load(const char *state_dir, int create, EVP_PKEY **key, char *err,
-			size_t errn)
+int trail_sign_key_load(const char *state_dir, int create, EVP_PKEY **key, char *err, size_t errn)
 {
 	char p[4200], pem[PEM_MAX + 1];
 	size_t n;
@@ -469,9 +468,10 @@ int trail_sign_key_load(const char *state_dir, int create, EVP_PKEY **key, char 
 			*key = NULL;
 			r = pr;
 		} else if (pr == 1 && r == 0) {
-			snprintf(err, errn,
-				 "%s/audit.pub did not hold audit.ed25519's public key: written anew",
-				 state_dir);
+			snprintf(
+			    err, errn,
+			    "%s/audit.pub did not hold audit.ed25519's public key: written anew",
+			    state_dir);
 		} else {
 			err[0] = '\0';
 		}

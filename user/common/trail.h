@@ -92,8 +92,7 @@ int trail_key_load(const char *state_dir, int create, uint8_t key[TRAIL_KEY_LEN]
  * public key (mode 0444), replaced when it holds anything else. 0 loaded, 1 created, or a
  * negative errno with the reason in err; *key is the caller's to EVP_PKEY_free.
  */
-int trail_sign_key_load(const char *state_dir, int create, EVP_PKEY **key, char *err,
-			size_t errn);
+int trail_sign_key_load(const char *state_dir, int create, EVP_PKEY **key, char *err, size_t errn);
 /*
  * Load an Ed25519 public key (PEM SubjectPublicKeyInfo, at most 4 KiB) from path; nofollow:
  * not through a symbolic link (a file in the state directory). 0, or a negative errno with the

@@ -32,7 +32,7 @@ struct verify {
 	int signed_seen;   /* a signed checkpoint was met: an HMAC one after it is forged */
 	uint64_t signed_cps, hmac_cps, last_hmac_seq;
 	int cannot; /* a checkpoint this verify has no key for: exit 2, msg says which */
-	int from; /* --from: the first record is taken on trust */
+	int from;   /* --from: the first record is taken on trust */
 	int json;
 	/* the chain so far */
 	int started;
@@ -228,12 +228,13 @@ static int verify_hmac(struct verify *v, const struct seg *s, unsigned lineno, u
 	}
 	if (!v->have_key) {
 		v->cannot = 1;
-		vfail(v, s->name, lineno, 1, seq, "no_hmac_key",
-		      "the checkpoint carries an HMAC (written before hoopd signed checkpoints) and "
-		      "checking it needs audit.key (%s): run verify as root on a state directory "
-		      "that has it, or start with --from at the first segment whose checkpoints "
-		      "are signed (taking its first record on trust)",
-		      v->key_err);
+		vfail(
+		    v, s->name, lineno, 1, seq, "no_hmac_key",
+		    "the checkpoint carries an HMAC (written before hoopd signed checkpoints) and "
+		    "checking it needs audit.key (%s): run verify as root on a state directory "
+		    "that has it, or start with --from at the first segment whose checkpoints "
+		    "are signed (taking its first record on trust)",
+		    v->key_err);
 		return 1;
 	}
 	trail_checkpoint_mac(v->key, seq, prev, mac_hex);

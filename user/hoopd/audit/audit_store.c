@@ -28,19 +28,19 @@ static struct {
 	char dir[4096];
 	int dfd; /* dir, opened once: every file in it is made and opened through it */
 	struct audit_cfg cfg;
-	int fd;			    /* open segment */
-	uint32_t segno;		    /* its number */
-	uint64_t size;		    /* its size */
-	uint64_t seq;		    /* last sequence number written */
-	char prev[TRAIL_HASH_HEX];  /* chain hash of the last record */
-	EVP_PKEY *sign;		    /* the checkpoint signing key (audit.ed25519) */
+	int fd;			   /* open segment */
+	uint32_t segno;		   /* its number */
+	uint64_t size;		   /* its size */
+	uint64_t seq;		   /* last sequence number written */
+	char prev[TRAIL_HASH_HEX]; /* chain hash of the last record */
+	EVP_PKEY *sign;		   /* the checkpoint signing key (audit.ed25519) */
 	char key_id[TRAIL_KEYID_HEX];
 	/* audit.key, when there is one: the HMAC of checkpoints written before hoopd signed them,
 	 * which a start's and retention's checks still meet */
 	uint8_t hmac_key[TRAIL_KEY_LEN];
 	int have_hmac_key;
-	uint32_t since_cp;	    /* records since the last checkpoint */
-	int failing; /* the last append failed: say so once, and again when it recovers */
+	uint32_t since_cp; /* records since the last checkpoint */
+	int failing;	   /* the last append failed: say so once, and again when it recovers */
 	FILE *stream;
 	time_t last_retention;
 	/* the next checkpoint closes a recovered segment whose records from this seq on no
@@ -287,8 +287,9 @@ static int scan_checkpoint(struct seg_scan *sc, const char *line, size_t len, ui
 		return 1;
 	}
 	if (sc->signed_cp) {
-		snprintf(why, whyn, "carries an HMAC after signed checkpoints (hoopd signs every "
-				    "checkpoint once it has begun)");
+		snprintf(why, whyn,
+			 "carries an HMAC after signed checkpoints (hoopd signs every "
+			 "checkpoint once it has begun)");
 		return 1;
 	}
 	if (!store.have_hmac_key) {
@@ -322,8 +323,9 @@ static void scan_check(struct seg_scan *sc, const char *line, size_t len, unsign
 		char why[160];
 
 		if (scan_checkpoint(sc, line, len, seq, prev, why, sizeof(why))) {
-			snprintf(sc->why, sizeof(sc->why), "the checkpoint at line %u (seq %llu) %s",
-				 lineno, (unsigned long long)seq, why);
+			snprintf(sc->why, sizeof(sc->why),
+				 "the checkpoint at line %u (seq %llu) %s", lineno,
+				 (unsigned long long)seq, why);
 			sc->bad = 1;
 		} else {
 			sc->last_cp_seq = seq;
