@@ -2727,8 +2727,9 @@ def read_segment(path):
 
 
 def test_symlinks_in_the_state_directory_are_not_followed(ctx):
-    """Point 15: a symlink planted at the attachment record's .tmp name and at the next
-    compressed segment's .gz.tmp name is not followed: the files they point to stay intact."""
+    """Point 15: a symlink planted at the attachment record's .tmp name, at the next
+    compressed segment's .gz.tmp name and at audit.pub is not followed: the files they point to
+    stay intact."""
     victim = os.path.join(ctx.tmp, "victim-attach")
     with open(victim, "w") as f:
         f.write("precious\n")
@@ -2746,10 +2747,21 @@ def test_symlinks_in_the_state_directory_are_not_followed(ctx):
     d = os.path.join(ctx.hd.state, "audit")
     seg = sorted(n for n in os.listdir(d) if re.fullmatch(r"seg-\d{8}\.jsonl", n))[-1]
     os.symlink(victim2, os.path.join(d, seg + ".gz.tmp"))
+    # audit.pub, which hoopd rewrites at start when it is not the public key: replaced by a
+    # file of its own, the link's target untouched.
+    victim3 = os.path.join(ctx.tmp, "victim-pub")
+    with open(victim3, "w") as f:
+        f.write("precious\n")
+    pub = os.path.join(ctx.hd.state, "audit.pub")
+    os.unlink(pub)
+    os.symlink(victim3, pub)
     restart(ctx)
     wait_for(lambda: os.path.exists(os.path.join(d, seg + ".gz")), 15, "the segment compressed")
     with open(victim2) as f:
         check(f.read() == "precious\n", "the .gz.tmp symlink was followed")
+    with open(victim3) as f:
+        check(f.read() == "precious\n", "the audit.pub symlink was followed")
+    check(not os.path.islink(pub) and "BEGIN PUBLIC KEY" in open(pub).read(), "audit.pub was not rewritten")
     r = subprocess.run([HOOPCTL, "verify", "--state-dir", ctx.hd.state], capture_output=True, text=True)
     check(r.returncode == 0, "the trail does not verify after the restart: %s" % r.stdout)
 
