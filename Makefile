@@ -241,7 +241,7 @@ unit-pg: $(OUT)/unit/test_pg
 # The statement gate, driven by the smallest engine there is (tests/unit/fake_engine.c: what a
 # new protocol must implement); the verdict, the trail and masking are the test's stand-ins.
 GATE_UNIT_SRC := user/hoopd/gate/gate.c user/hoopd/gate/stmtcache.c user/hoopd/sql/sqlshape.c \
-		 user/common/buf.c tests/unit/fake_engine.c
+		 user/common/buf.c user/common/json.c tests/unit/fake_engine.c
 
 $(OUT)/unit/test_gate: tests/unit/test_gate.c tests/unit/harness.h $(GATE_UNIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)

@@ -389,7 +389,7 @@ size_t fz_agent_socket_drain(void)
 /* ---- approvals: a request opens (or not) and is forgotten ---- */
 
 static int hold_open(struct session *s, const char *rule, const char *message, const char *text,
-		     size_t len, char *id, size_t idn)
+		     size_t len, const char *split, char *id, size_t idn)
 {
 	REQUIRE(s->eng == &pg_engine && !s->held);
 	if (fz.hold_open_result)

@@ -2528,6 +2528,32 @@ def test_approvals_show_what_an_execute_runs(ctx):
     p.wait(timeout=30)
 
 
+def test_approvals_show_how_hoopd_splits_the_held_text(ctx):
+    """An approver reads SQL as it is usually lexed; with standard_conforming_strings off the
+    session reads '\\' -- ' differently, and what looks like a comment is a second statement.
+    The request says how hoopd split the text, which statement is held by which rule, and the
+    setting the reading depends on."""
+    text = ("select count(*) from patients where ssn like '123%' and notes <> '\\' -- '; "
+            "do $$begin perform pg_sleep(0); end$$; --'")
+    p = raw_agent(ctx, [Q("set standard_conforming_strings = off"), Q(text)], ready=2)
+    a = wait_held(ctx, text)
+    ra = a.get("read_as") or {}
+    stmts = ra.get("statements") or []
+    check(ra.get("standard_conforming_strings") == "off" and len(stmts) == 2,
+          "the request does not say how hoopd reads the text: %r" % a)
+    check(stmts[1]["text"].startswith("do $$") and stmts[1]["held"],
+          "the DO block is not shown as a statement of its own: %r" % stmts)
+    out = ctx.hd.ctl("approvals").stdout
+    check("hoopd reads it as 2 statements (the session has standard_conforming_strings off"
+          in out and "2. HELD by" in out and "do $$begin" in out,
+          "hoopctl approvals does not show the split: %r" % out)
+    ctx.hd.ctl("deny", a["id"], "--reason", "test over")
+    p.wait(timeout=30)
+    ev = [e for e in ctx.hd.events() if e.get("kind") == "approval_request"]
+    check(ev and (ev[-1].get("read_as") or {}).get("statements"),
+          "the approval_request record lacks the split: %r" % ev[-1:])
+
+
 def test_approve_with_a_wrong_hash_is_refused_by_hoopd(ctx):
     """Point 13: hoopd itself refuses an approval whose SHA-256 does not match the held text (a
     request straight on the control socket, not only hoopctl), and runs it with the right one."""

@@ -111,7 +111,7 @@ void catalog_stale(struct session *s, const char *database)
 static int g_opened, g_forgotten;
 
 static int test_hold_open(struct session *s, const char *rule, const char *message,
-			  const char *text, size_t len, char *id, size_t idn)
+			  const char *text, size_t len, const char *split, char *id, size_t idn)
 {
 	g_opened++;
 	snprintf(id, idn, "a-test-%d", g_opened);

@@ -9,6 +9,7 @@
 #include "catalog.h"
 #include "record.h"
 #include "daemon.h"
+#include "json.h"
 #include "mask_live.h"
 #include "session.h"
 #include "sqlfacts.h"
@@ -309,11 +310,48 @@ static int refused(struct gate_batch *b, const char *sqlstate, const char *messa
 	return GATE_REFUSE;
 }
 
+/* How hoopd reads a held text, for the approver: NULL when it is one statement read as it is
+ * written under the server's defaults (there is nothing to add then), else malloc'd JSON. */
+static char *held_split(const struct gate *g, const struct gate_batch *b)
+{
+	int escape = g->ds && g->ds->pg_escape_strings;
+	struct jbuf j;
+	char *out;
+
+	if (b->n <= 1 && !escape)
+		return NULL;
+	jb_init(&j);
+	jb_obj_open(&j);
+	jb_key(&j, "statements");
+	jb_arr_open(&j);
+	for (int i = 0; i < b->n; i++) {
+		char *t = strndup(b->st[i].text, b->st[i].len);
+
+		jb_obj_open(&j);
+		jb_key(&j, "text");
+		jb_str_val(&j, t ? t : "");
+		jb_kv_bool(&j, "held", b->st[i].v == VERDICT_HOLD);
+		jb_kv_str(&j, "rule", b->st[i].rule);
+		jb_obj_close(&j);
+		free(t);
+	}
+	jb_arr_close(&j);
+	if (escape)
+		jb_kv_str(&j, "standard_conforming_strings", "off");
+	jb_obj_close(&j);
+	out = j.oom ? NULL : strdup(jb_str(&j));
+	jb_free(&j);
+	return out;
+}
+
 /* Park the whole batch: nothing of it runs until it is decided. */
 static int hold(struct gate *g, struct gate_batch *b)
 {
-	int hr = hold_ops->open(g->s, b->rule, b->message, b->text, b->len, b->hold_id,
+	char *split = held_split(g, b);
+	int hr = hold_ops->open(g->s, b->rule, b->message, b->text, b->len, split, b->hold_id,
 				sizeof(b->hold_id));
+
+	free(split);
 
 	if (hr == -EDQUOT)
 		return refused(b, "53400",
