@@ -1,6 +1,7 @@
 /* hoopd: command line, start-up order, signals, reload, shut-down. */
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "tls.h"
 #include "verdict.h"
 #include "catalog_fetch.h"
+#include "catalog_loader.h"
 #include "daemon.h"
 #include "attach.h"
 #include "bpfctl.h"
@@ -77,6 +79,10 @@ static const char usage[] =
 	"                           certificates minted per name by a node CA kept in\n"
 	"                           <state-dir>/tls/ca.crt (give agents that file to verify)\n"
 	"      --tls-key FILE       the key of --tls-cert [default: the --tls-cert file]\n"
+	"  -u, --user NAME          the unprivileged user hoopd's sandboxed processes run as:\n"
+	"                           the catalog loader, which reads masking catalogs over libpq\n"
+	"                           from servers the agent may have picked [default hoop, or\n"
+	"                           nobody where there is no hoop user; never root]\n"
 	"      --log-format FMT     text or json [default text]\n"
 	"      --log-level LEVEL    debug, info, warn, error [default info]\n"
 	"  -V, --version            print the version and exit\n"
@@ -206,6 +212,7 @@ static const struct hoopd_opt hoopd_opts[] = {
 	O_WORD("agent-tls", agent_tls, on_off, "on or off"),
 	O_STR("tls-cert", 0, tls_cert),
 	O_STR("tls-key", 0, tls_key),
+	O_STR("user", 'u', user),
 	O_WORD("log-format", log_json, log_formats, "text or json"),
 	O_WORD("log-level", log_level, log_levels, "debug, info, warn or error"),
 	{"version", 'V', OPT_EXIT, .str = NULL},
@@ -316,15 +323,48 @@ static int parse_options(int argc, char **argv)
 	return -1;
 }
 
+/* --user as ids: the named user, or (by default) hoop, else nobody. 0, or -1 after saying why. */
+static int resolve_user(void)
+{
+	const char *names[] = {hoopd.o.user ? hoopd.o.user : "hoop", hoopd.o.user ? NULL : "nobody"};
+	char buf[4096];
+
+	for (int i = 0; i < 2 && names[i]; i++) {
+		struct passwd pw, *res = NULL;
+
+		if (getpwnam_r(names[i], &pw, buf, sizeof(buf), &res) || !res)
+			continue;
+		if (!pw.pw_uid || !pw.pw_gid) {
+			log_error("--user %s is root (uid %u, gid %u): hoopd's sandboxed processes "
+				  "must not be", names[i], (unsigned)pw.pw_uid, (unsigned)pw.pw_gid);
+			return -1;
+		}
+		if (i)
+			log_warn("no user 'hoop': the catalog loader runs as 'nobody' (create a "
+				 "system user hoop, or name one with --user)");
+		hoopd.o.run_uid = pw.pw_uid;
+		hoopd.o.run_gid = pw.pw_gid;
+		return 0;
+	}
+	log_error("no such user: %s%s", names[0],
+		  hoopd.o.user ? "" : " (nor nobody): name an unprivileged one with --user");
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
 	int c, sfd, r, accel_ok;
 	char err[1024];
 	sigset_t mask;
 
+	/* hoopd's own catalog threads run this, never a person (catalog_loader.c) */
+	if (argc >= 2 && !strcmp(argv[1], "--catalog-loader"))
+		return catalog_loader_main(argc, argv);
 	if ((c = parse_options(argc, argv)) >= 0)
 		return c;
 	hlog_setup("hoopd", log_json, (enum hlog_level)log_level);
+	if (resolve_user())
+		return 1;
 	verdict_hook = policy_verdict;
 	approvals_init();
 	signal(SIGPIPE, SIG_IGN);
