@@ -9,6 +9,7 @@
 #   make unit-sqlshape             statement shapes: same shape, same facts and plan
 #   make unit-mask                 the masking unit tests (with SANITIZE= too)
 #   make unit-events               the session records over a real audit trail (SANITIZE= too)
+#   make unit-sandbox              the engine worker's sandbox, as root (SANITIZE= too)
 #   make bench-mask                masking throughput: MB/s per core and instructions per byte
 #   make fuzz FUZZ_SECONDS=20      run each libFuzzer target that long (clang, ASan+UBSan)
 #   make demo                      install, build, show an agent going through hoop (as root)
@@ -18,7 +19,8 @@
 OUT := build
 ifneq ($(SANITIZE),)
 OUT := build/san
-SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+# HOOP_SANITIZE: the worker's sandbox lets a sanitizer's report through (kernel/sandbox.h).
+SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all -DHOOP_SANITIZE
 endif
 
 CC ?= gcc
@@ -38,7 +40,7 @@ HOOPD_INC := $(addprefix -I,$(HOOPD_DIRS))
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation -D_GNU_SOURCE \
 	  -Iinclude -Iuser/common $(HOOPD_INC) -I$(OUT) $(SAN_FLAGS)
 LDFLAGS += $(SAN_FLAGS)
-LDLIBS := -lbpf -lelf -lz -ldeflate -lyaml -ljson-c -lpg_query -lpq -lhs -lssl -lcrypto -lpthread $(shell pkg-config --libs libnl-3.0 2>/dev/null || echo -lnl-3)
+LDLIBS := -lbpf -lelf -lz -ldeflate -lyaml -ljson-c -lpg_query -lpq -lhs -lssl -lcrypto -lseccomp -lpthread $(shell pkg-config --libs libnl-3.0 2>/dev/null || echo -lnl-3)
 CFLAGS += $(shell pkg-config --cflags libnl-3.0 2>/dev/null || echo -I/usr/include/libnl3)
 CFLAGS += -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 
@@ -188,6 +190,18 @@ unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey
 		{ cat $(OUT)/unit/test_fdpass.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$< tests/unit/policy
 
+# The engine worker's sandbox (kernel/sandbox.c), as root: forbidden calls kill a sandboxed
+# child, a worker's real work runs, /proc/PID/status shows no privilege.
+$(OUT)/unit/test_sandbox: tests/unit/test_sandbox.c tests/unit/harness.h user/hoopd/kernel/sandbox.c \
+			 user/hoopd/kernel/sandbox.h
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< user/hoopd/kernel/sandbox.c -lseccomp -lpthread -o $@
+
+.PHONY: unit-sandbox
+unit-sandbox: $(OUT)/unit/test_sandbox
+	$(Q)$<
+
 # The session records (events.c) over a real audit trail: "who" once per session and segment.
 AUDIT_SRC := user/hoopd/audit/audit_store.c user/hoopd/audit/audit_compress.c user/hoopd/audit/audit_sync.c \
 	     user/common/trail.c
@@ -227,7 +241,7 @@ unit-pg: $(OUT)/unit/test_pg
 # The statement gate, driven by the smallest engine there is (tests/unit/fake_engine.c: what a
 # new protocol must implement); the verdict, the trail and masking are the test's stand-ins.
 GATE_UNIT_SRC := user/hoopd/gate/gate.c user/hoopd/gate/stmtcache.c user/hoopd/sql/sqlshape.c \
-		 user/common/buf.c tests/unit/fake_engine.c
+		 user/common/buf.c user/common/json.c tests/unit/fake_engine.c
 
 $(OUT)/unit/test_gate: tests/unit/test_gate.c tests/unit/harness.h $(GATE_UNIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)

@@ -47,6 +47,8 @@ suite unit-gate make --no-print-directory unit-gate
 suite unit-rules make --no-print-directory unit-rules
 suite unit-events make --no-print-directory unit-events
 suite unit-events-sanitizers make --no-print-directory SANITIZE=address,undefined unit-events
+suite unit-sandbox make --no-print-directory unit-sandbox
+suite unit-sandbox-sanitizers make --no-print-directory SANITIZE=address,undefined unit-sandbox
 suite unit-mask make --no-print-directory unit-mask
 suite unit-mask-sanitizers make --no-print-directory SANITIZE=address,undefined unit-mask
 suite unit-rules-sanitizers make --no-print-directory SANITIZE=address,undefined unit-rules
