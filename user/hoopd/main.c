@@ -1,7 +1,6 @@
 /* hoopd: command line, start-up order, signals, reload, shut-down. */
 #include <errno.h>
 #include <getopt.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +31,7 @@
 #include "mask_live.h"
 #include "log.h"
 #include "probe.h"
+#include "sandbox.h"
 
 struct hoopd hoopd;
 
@@ -323,32 +323,29 @@ static int parse_options(int argc, char **argv)
 	return -1;
 }
 
-/* --user as ids: the named user, or (by default) hoop, else nobody. 0, or -1 after saying why. */
+/* --user as ids (sandbox_user): the named user, or by default hoop, else nobody. 0, or -1 after
+ * saying why. */
 static int resolve_user(void)
 {
-	const char *names[] = {hoopd.o.user ? hoopd.o.user : "hoop", hoopd.o.user ? NULL : "nobody"};
-	char buf[4096];
+	struct sandbox_id id;
+	char err[256];
 
-	for (int i = 0; i < 2 && names[i]; i++) {
-		struct passwd pw, *res = NULL;
-
-		if (getpwnam_r(names[i], &pw, buf, sizeof(buf), &res) || !res)
-			continue;
-		if (!pw.pw_uid || !pw.pw_gid) {
-			log_error("--user %s is root (uid %u, gid %u): hoopd's sandboxed processes "
-				  "must not be", names[i], (unsigned)pw.pw_uid, (unsigned)pw.pw_gid);
+	if (hoopd.o.user) {
+		if (sandbox_user(hoopd.o.user, &id, err, sizeof(err))) {
+			log_error("--user %s: %s", hoopd.o.user, err);
 			return -1;
 		}
-		if (i)
-			log_warn("no user 'hoop': the catalog loader runs as 'nobody' (create a "
-				 "system user hoop, or name one with --user)");
-		hoopd.o.run_uid = pw.pw_uid;
-		hoopd.o.run_gid = pw.pw_gid;
-		return 0;
+	} else if (sandbox_user("hoop", &id, err, sizeof(err))) {
+		if (sandbox_user("nobody", &id, err, sizeof(err))) {
+			log_error("no user hoop (nor nobody): name an unprivileged one with --user");
+			return -1;
+		}
+		log_warn("no user 'hoop': the catalog loader runs as 'nobody' (create a system "
+			 "user hoop, or name one with --user)");
 	}
-	log_error("no such user: %s%s", names[0],
-		  hoopd.o.user ? "" : " (nor nobody): name an unprivileged one with --user");
-	return -1;
+	hoopd.o.run_uid = id.uid;
+	hoopd.o.run_gid = id.gid;
+	return 0;
 }
 
 int main(int argc, char **argv)

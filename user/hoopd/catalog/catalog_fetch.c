@@ -244,10 +244,12 @@ static int loader_spawn(struct loader_proc *lp, char *err, size_t errn)
 	return 0;
 }
 
-/* Read n bytes by the deadline, or until hoopd stops. 0, or -1. */
+/* Read n bytes by the deadline, or until hoopd stops. 0; -1 (deadline, stop, error); -EPIPE
+ * when the peer closed before the first byte. */
 static int read_by(int fd, void *buf, size_t n, int64_t deadline)
 {
 	uint8_t *b = buf;
+	size_t want = n;
 
 	while (n) {
 		ssize_t r;
@@ -258,56 +260,81 @@ static int read_by(int fd, void *buf, size_t n, int64_t deadline)
 		if (r < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (r <= 0)
-			return -1;
+			return r == 0 && n == want ? -EPIPE : -1;
 		b += r;
 		n -= (size_t)r;
 	}
 	return 0;
 }
 
+/* One job through the loader: 0 when it answered (a catalog in *cat, or its error in j), -1
+ * when it broke (deadline, nonsense, hoopd stopping), -EPIPE when it was gone before
+ * answering (killed between jobs: the caller may try a new one). */
+static int exchange(struct loader_proc *lp, struct job *j, const struct catwire_req *q,
+		    struct catalog **cat)
+{
+	struct catwire_ans_head h;
+	int64_t deadline = now_ms() + CATWIRE_JOB_MS + 5000;
+	uint32_t len;
+	uint8_t *ops;
+	int r;
+
+	*cat = NULL;
+	r = catwire_send(lp->fd, q, sizeof(*q), NULL, 0);
+	if (r)
+		return r == -EPIPE || r == -ECONNRESET ? -EPIPE : -1;
+	if ((r = read_by(lp->fd, &len, 4, deadline)))
+		return r;
+	if (len < sizeof(h) || read_by(lp->fd, &h, sizeof(h), deadline) ||
+	    h.ops_len != len - sizeof(h) || h.ops_len > CATWIRE_MAX_FRAME ||
+	    !memchr(h.error, 0, sizeof(h.error)))
+		return -1;
+	if (!h.ok) {
+		snprintf(j->error, sizeof(j->error), "%s", h.error);
+		return 0;
+	}
+	if (!(ops = malloc(h.ops_len ? h.ops_len : 1)))
+		return -1;
+	if (read_by(lp->fd, ops, h.ops_len, deadline)) {
+		free(ops);
+		return -1;
+	}
+	*cat = catwire_build(ops, h.ops_len, j->error, sizeof(j->error));
+	free(ops);
+	return *cat ? 0 : -1; /* what is not a catalog: the loader is not trusted again */
+}
+
 /*
  * The job's catalog, from this thread's loader process (spawned when there is none). Whatever
  * goes wrong with the process (it died, missed the deadline, answered what is not a catalog),
- * it is killed, and the next job has a new one.
+ * it is killed; one that was gone before it answered is replaced and asked again, once.
  */
 static struct catalog *ask_loader(struct loader_proc *lp, struct job *j)
 {
 	static _Thread_local struct catwire_req q; /* 64 KiB of CA: not on the stack */
-	struct catwire_ans_head h;
-	int64_t deadline = now_ms() + CATWIRE_JOB_MS + 5000;
-	uint32_t len;
-	uint8_t *ops = NULL;
 	struct catalog *cat = NULL;
-	const char *broke = "the catalog loader process failed or missed its deadline";
 
 	if (fill_request(j, &q, j->error, sizeof(j->error)))
 		return NULL;
-	if (lp->pid <= 0 && loader_spawn(lp, j->error, sizeof(j->error)))
-		goto out;
-	if (catwire_send(lp->fd, &q, sizeof(q), NULL, 0) || read_by(lp->fd, &len, 4, deadline) ||
-	    len < sizeof(h) || read_by(lp->fd, &h, sizeof(h), deadline) ||
-	    h.ops_len != len - sizeof(h) || h.ops_len > CATWIRE_MAX_FRAME ||
-	    !memchr(h.error, 0, sizeof(h.error))) {
-		snprintf(j->error, sizeof(j->error), "%s", loader.stop ? "hoopd is stopping" : broke);
+	for (int tries = 0; tries < 2; tries++) {
+		int fresh = lp->pid <= 0, r;
+
+		if (fresh && loader_spawn(lp, j->error, sizeof(j->error)))
+			break;
+		r = exchange(lp, j, &q, &cat);
+		if (r == 0)
+			break;
+		if (!j->error[0] || r == -EPIPE)
+			snprintf(j->error, sizeof(j->error), "%s",
+				 loader.stop ? "hoopd is stopping"
+					     : "the catalog loader process failed or missed its "
+					       "deadline");
 		loader_kill(lp);
-		goto out;
+		if (r != -EPIPE || fresh || loader.stop)
+			break;
+		j->error[0] = '\0';
 	}
-	if (!h.ok) {
-		snprintf(j->error, sizeof(j->error), "%s", h.error);
-		goto out;
-	}
-	if (!(ops = malloc(h.ops_len ? h.ops_len : 1)) ||
-	    read_by(lp->fd, ops, h.ops_len, deadline)) {
-		snprintf(j->error, sizeof(j->error), "%s",
-			 ops ? broke : "out of memory reading the catalog");
-		loader_kill(lp);
-		goto out;
-	}
-	if (!(cat = catwire_build(ops, h.ops_len, j->error, sizeof(j->error))))
-		loader_kill(lp); /* it answered what is not a catalog: not trusted again */
-out:
 	explicit_bzero(q.password, sizeof(q.password));
-	free(ops);
 	return cat;
 }
 

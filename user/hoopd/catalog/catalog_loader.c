@@ -13,8 +13,8 @@
  * (catalog_fetch.c pinned()), by SCRAM with channel binding.
  */
 #include <errno.h>
-#include <grp.h>
 #include <libpq-fe.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <poll.h>
 #include <stdint.h>
@@ -22,12 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "catalog_loader.h"
 #include "catalog_wire.h"
 #include "clock.h"
+#include "sandbox.h"
 
 #define CAT_MAX_ROWS 1000000	  /* rows per catalog query: more is no catalog, but a flood */
 #define CAT_MAX_BYTES (64L << 20) /* values' bytes per load, for the same reason */
@@ -370,26 +370,31 @@ out:
 	return rc;
 }
 
-/* Give up root for good before reading a byte from any server. */
-static int drop(const char *ids)
+/* Give up root for good before reading a byte from any server (sandbox.h): the --user's ids,
+ * no capability, no_new_privs, and a seccomp filter that allows dialling and reading files by
+ * name (libpq's CA and its look for client certificates) on top of an engine worker's calls. */
+static int drop(const char *ids, char *err, size_t n)
 {
+	struct sandbox_id id = {0};
 	unsigned long uid, gid;
 	char *e;
 
 	uid = strtoul(ids, &e, 10);
-	if (*e != ':' || !uid)
+	if (*e != ':' || !uid) {
+		snprintf(err, n, "bad UID:GID '%s'", ids);
 		return -1;
+	}
 	gid = strtoul(e + 1, &e, 10);
-	if (*e)
+	if (*e || !gid) {
+		snprintf(err, n, "bad UID:GID '%s'", ids);
 		return -1;
-	if (setgroups(0, NULL) || setresgid((gid_t)gid, (gid_t)gid, (gid_t)gid) ||
-	    setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid))
-		return -1;
-	if (!setresuid(0, 0, 0))
-		return -1; /* root must be out of reach */
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
-		return -1;
-	return 0;
+	}
+	id.uid = (uid_t)uid;
+	id.gid = (gid_t)gid;
+	snprintf(id.name, sizeof(id.name), "%lu", uid);
+	/* what libpq would otherwise load lazily, once the filter is on */
+	OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, NULL);
+	return sandbox_enter(&id, SANDBOX_ALLOW_CONNECT | SANDBOX_ALLOW_READ, err, n) ? -1 : 0;
 }
 
 int catalog_loader_main(int argc, char **argv)
@@ -397,10 +402,14 @@ int catalog_loader_main(int argc, char **argv)
 	static struct catwire_req q; /* 64 KiB of CA: not on the stack */
 	const int fd = 3;
 
-	if (argc != 3 || drop(argv[2])) {
-		fprintf(stderr, "hoopd --catalog-loader: %s\n",
-			argc != 3 ? "usage: hoopd --catalog-loader UID:GID (hoopd runs it)"
-				  : "cannot give up root");
+	char err[256];
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: hoopd --catalog-loader UID:GID (hoopd runs it)\n");
+		return 2;
+	}
+	if (drop(argv[2], err, sizeof(err))) {
+		fprintf(stderr, "hoopd --catalog-loader: cannot give up root: %s\n", err);
 		return 2;
 	}
 	for (;;) {

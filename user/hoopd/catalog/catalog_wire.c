@@ -12,7 +12,7 @@
 
 static void put(struct catwire_buf *b, const void *p, size_t n)
 {
-	if (b->oom)
+	if (b->oom || !n)
 		return;
 	if (b->len + n > b->cap) {
 		size_t cap = b->cap ? b->cap : 4096;
@@ -155,9 +155,9 @@ static char *get_lstr(struct rd *r)
 }
 
 /* One operation; 0, or -1 (bad bytes or the catalog refused it). */
-static int replay_one(struct rd *r, struct catalog *c, struct cat_rel **rel)
+static int replay_one(struct rd *r, struct catalog *c, struct cat_rel **rel, uint8_t *opc)
 {
-	uint8_t op, kind, sh;
+	uint8_t op = 0, kind, sh;
 	uint32_t oid, parent, type;
 	int16_t attnum;
 	char *a = NULL, *b = NULL, *v = NULL;
@@ -165,6 +165,7 @@ static int replay_one(struct rd *r, struct catalog *c, struct cat_rel **rel)
 
 	if (get(r, &op, 1))
 		return -1;
+	*opc = op;
 	switch (op) {
 	case 'R':
 		if (get(r, &oid, 4) || !(a = get_str(r)) || !(b = get_str(r)) || get(r, &kind, 1) ||
@@ -206,6 +207,7 @@ struct catalog *catwire_build(const uint8_t *ops, size_t n, char *err, size_t er
 {
 	struct rd r = {.p = ops, .n = n};
 	struct cat_rel *rel = NULL;
+	uint8_t op = 0;
 	struct catalog *c = cat_new();
 
 	if (!c) {
@@ -213,10 +215,11 @@ struct catalog *catwire_build(const uint8_t *ops, size_t n, char *err, size_t er
 		return NULL;
 	}
 	while (r.off < r.n)
-		if (replay_one(&r, c, &rel)) {
+		if (replay_one(&r, c, &rel, &op)) {
 			snprintf(err, errn,
-				 "the catalog loader's answer is not a catalog (byte %zu of %zu)",
-				 r.off, r.n);
+				 "the catalog loader's answer is not a catalog (operation 0x%02x, "
+				 "byte %zu of %zu%s)",
+				 op, r.off, r.n, r.bad ? ", malformed" : ", refused by the catalog");
 			cat_free(c);
 			return NULL;
 		}
