@@ -387,6 +387,14 @@ $(FUZZ_OUT)/fuzz_sqlfacts: fuzz/fuzz_sqlfacts.c fuzz/fuzz_require.h user/hoopd/s
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/sql/sqlfacts.c -lpg_query -o $@
 
 # Pre-parse bounds (sqlsize.c) against libpg_query's own scanner and parse tree.
+# What hoopd reads back from its catalog loader process (catalog_wire.c), and the round trip.
+$(FUZZ_OUT)/fuzz_catwire: fuzz/fuzz_catwire.c fuzz/fuzz_require.h \
+			  user/hoopd/catalog/catalog_wire.c user/hoopd/mask/catalog.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CLANG,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/catalog/catalog_wire.c user/hoopd/mask/catalog.c \
+		-o $@
+
 $(FUZZ_OUT)/fuzz_sqlsize: fuzz/fuzz_sqlsize.c fuzz/fuzz_require.h user/hoopd/sql/sqlsize.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
@@ -448,7 +456,7 @@ endef
 fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agent \
       $(FUZZ_OUT)/fuzz_pg_server $(FUZZ_OUT)/fuzz_pg_states $(FUZZ_OUT)/fuzz_maskplan \
       $(FUZZ_OUT)/fuzz_mask_datarow $(FUZZ_OUT)/fuzz_sqlshape $(FUZZ_OUT)/fuzz_audit_record \
-      $(FUZZ_OUT)/fuzz_sqlsize $(FUZZ_OUT)/fuzz_dialect
+      $(FUZZ_OUT)/fuzz_sqlsize $(FUZZ_OUT)/fuzz_dialect $(FUZZ_OUT)/fuzz_catwire
 	$(call fuzz_run,policy,-artifact_prefix=$(FUZZ_OUT)/ -dict=fuzz/policy.dict)
 	$(call fuzz_run,sqlfacts,-artifact_prefix=$(FUZZ_OUT)/sqlfacts- -max_len=4096)
 	$(call fuzz_run,pg_agent,-artifact_prefix=$(FUZZ_OUT)/pg_agent- -dict=fuzz/pg.dict)
@@ -460,6 +468,7 @@ fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agen
 	$(call fuzz_run,audit_record,-artifact_prefix=$(FUZZ_OUT)/audit_record- -dict=fuzz/audit.dict -max_len=4096)
 	$(call fuzz_run,sqlsize,-artifact_prefix=$(FUZZ_OUT)/sqlsize- -dict=fuzz/maskplan.dict -max_len=2048)
 	$(call fuzz_run,dialect,-artifact_prefix=$(FUZZ_OUT)/dialect- -dict=fuzz/maskplan.dict -max_len=1024)
+	$(call fuzz_run,catwire,-artifact_prefix=$(FUZZ_OUT)/catwire- -max_len=4096)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -2928,6 +2928,63 @@ def test_baseline_masks_through_the_shipped_policy(ctx):
     check(not leaked(all_bytes(msgs)), "raw read leaked")
 
 
+def catalog_loaders(ctx):
+    """hoopd's catalog loader processes: pid -> /proc/PID/status as a dict."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().split(b"\0")
+            if ppid != ctx.hd.proc.pid or b"--catalog-loader" not in argv:
+                continue
+            with open("/proc/%s/status" % d) as f:
+                out[int(d)] = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+        except (OSError, ValueError, IndexError):
+            continue
+    return {k: {a: b.strip() for a, b in v.items()} for k, v in out.items()}
+
+
+def test_catalog_is_read_by_an_unprivileged_process_of_its_own(ctx):
+    """Issue 15: libpq parses what a server the agent may have picked answers, so it runs in a
+    process of its own, exec'd fresh (no key, no descriptor of hoopd's), as an unprivileged
+    user with no capability, no_new_privs and a seccomp filter; the catalog connection is that
+    process's, not hoopd's. Killed, it is replaced at the next load, and masking goes on."""
+    rc, out, err = agent_psql(ctx, "select id, ssn from patients order by id limit 3")
+    check(rc == 0 and not leaked(out), "masked read: %r %r" % (out, err))
+    loaders = catalog_loaders(ctx)
+    check(loaders, "no catalog loader process under hoopd (pid %d)" % ctx.hd.proc.pid)
+    for pid, st in loaders.items():
+        uids = st["Uid"].split()
+        check(all(u != "0" for u in uids) and all(g != "0" for g in st["Gid"].split()),
+              "loader %d runs as root: %r %r" % (pid, st["Uid"], st["Gid"]))
+        for cap in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"):
+            check(int(st[cap], 16) == 0, "loader %d %s is %s" % (pid, cap, st[cap]))
+        check(st["NoNewPrivs"] == "1" and st["Seccomp"] == "2",
+              "loader %d: NoNewPrivs %s Seccomp %s" % (pid, st["NoNewPrivs"], st["Seccomp"]))
+        fds = os.listdir("/proc/%d/fd" % pid)
+        check(len(fds) <= 6, "loader %d holds %d descriptors: %r" % (pid, len(fds), fds))
+    for pid in loaders:
+        os.kill(pid, signal.SIGKILL)
+    # a database hoopd has not read yet: a new load, by a new loader
+    direct(ctx, "select 1")
+    rc, out, err = agent_psql(ctx, "select 1 as one", db="postgres")
+    check(rc == 0, "a session to another database after the loaders died: %r" % err)
+    try:
+        wait_for(lambda: "catalog of 127.0.0.1:%d/postgres read as" % ctx.pg.port
+                 in ctx.hd.log_text(), 30, "the new database's catalog to be read by a new loader")
+    except AssertionError:
+        raise AssertionError("no new catalog read; hoopd's catalog lines:\n" + "\n".join(
+            l for l in ctx.hd.log_text().splitlines() if "catalog" in l))
+    fresh = catalog_loaders(ctx)
+    check(fresh and not set(fresh) & set(loaders), "loaders not replaced: %r %r" % (loaders, fresh))
+    rc, out, err = agent_psql(ctx, "select id, ssn from patients order by id limit 3")
+    check(rc == 0 and not leaked(out), "masked read after the loaders died: %r %r" % (out, err))
+
+
 def test_prepared_text_is_masked_as_the_server_read_it(ctx):
     """A prepared statement runs what the server lexed at PREPARE. hoopd plans its result from
     the stored text: read under the standard_conforming_strings of that moment, not of the

@@ -808,6 +808,53 @@ static void test_allow_connect(void)
 	close(ls);
 }
 
+/* ---- SANDBOX_ALLOW_READ: the catalog loader reads files by name, and writes none ---- */
+
+static int read_by_name(void)
+{
+	char b[16];
+	struct stat st;
+	int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC), mfd;
+
+	if (fd < 0 || read(fd, b, sizeof(b)) <= 0)
+		return 20;
+	close(fd);
+	if (stat("/dev/null/none", &st) == 0 || errno != ENOTDIR)
+		return 21; /* libpq's look for a client certificate that is not there */
+	mfd = memfd_create("ca", MFD_CLOEXEC);
+	if (mfd < 0 || write(mfd, "pem", 3) != 3)
+		return 22;
+	snprintf(b, sizeof(b), "/proc/self/fd/%d", mfd);
+	fd = open(b, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || read(fd, b, 3) != 3 || memcmp(b, "pem", 3))
+		return 23;
+	return 0;
+}
+
+static int write_by_name(void)
+{
+	open("/tmp/hoop-sandbox-test-write", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	return 30;
+}
+
+static int read_write_by_name(void)
+{
+	open("/etc/passwd", O_RDWR | O_CLOEXEC);
+	return 31;
+}
+
+static void test_allow_read(void)
+{
+	check_exit0("reading by name with SANDBOX_ALLOW_READ",
+		    sandboxed(NULL, read_by_name, SANDBOX_ALLOW_READ));
+	check_killed("O_WRONLY|O_CREAT with SANDBOX_ALLOW_READ",
+		     sandboxed(NULL, write_by_name, SANDBOX_ALLOW_READ));
+	check_killed("O_RDWR with SANDBOX_ALLOW_READ",
+		     sandboxed(NULL, read_write_by_name, SANDBOX_ALLOW_READ));
+	check_killed("reading by name without it", sandboxed(NULL, read_by_name, 0));
+	unlink("/tmp/hoop-sandbox-test-write");
+}
+
 #ifdef __SANITIZE_ADDRESS__
 /* ---- sanitizer builds: a report made in the sandbox is printed whole ---- */
 
@@ -879,6 +926,7 @@ int main(void)
 	UNIT_RUN(test_allowed_work);
 	UNIT_RUN(test_proc_status);
 	UNIT_RUN(test_allow_connect);
+	UNIT_RUN(test_allow_read);
 #ifdef __SANITIZE_ADDRESS__
 	UNIT_RUN(test_sanitizer_report);
 #endif

@@ -198,6 +198,18 @@ static const struct sb_rule sandbox_rules[] = {
     ALLOW_CONNECT(connect),
     ALLOW_CONNECT(poll),
     ALLOW_CONNECT(ppoll),
+
+    /* SANDBOX_ALLOW_READ, the catalog loader's process too: files by name, for reading. */
+    {SCMP_SYS(openat), SANDBOX_ALLOW_READ, 2, 0, O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND,
+     O_RDONLY},
+    {SCMP_SYS(newfstatat), SANDBOX_ALLOW_READ, SB_ARG_NONE, 0, 0, 0},
+    {SCMP_SYS(faccessat), SANDBOX_ALLOW_READ, SB_ARG_NONE, 0, 0, 0},
+    {SCMP_SYS(faccessat2), SANDBOX_ALLOW_READ, SB_ARG_NONE, 0, 0, 0},
+    {SCMP_SYS(access), SANDBOX_ALLOW_READ, SB_ARG_NONE, 0, 0, 0},
+    {SCMP_SYS(stat), SANDBOX_ALLOW_READ, SB_ARG_NONE, 0, 0, 0},
+    {SCMP_SYS(readlink), SANDBOX_ALLOW_READ, SB_ARG_NONE, 0, 0, 0},
+    /* the CA hoopd sends, as a file libpq can name (/proc/self/fd/N of a memfd) */
+    {SCMP_SYS(memfd_create), SANDBOX_ALLOW_READ, SB_ARG_NONE, 0, 0, 0},
 };
 
 /* Calls that fail with an errno instead of killing: what a caller handles, where a kill would
@@ -359,7 +371,7 @@ int sandbox_enter(const struct sandbox_id *id, unsigned flags, char *err, size_t
 
 	if (!id || id->uid == 0 || id->gid == 0)
 		return sb_fail(err, n, -EINVAL, "sandbox: refusing to run a worker as root");
-	if (flags & ~SANDBOX_ALLOW_CONNECT)
+	if (flags & ~(SANDBOX_ALLOW_CONNECT | SANDBOX_ALLOW_READ))
 		return sb_fail(err, n, -EINVAL, "sandbox: unknown flags %#x", flags);
 	threads = sb_threads();
 	if (threads != 1)

@@ -25,6 +25,11 @@ struct sandbox_id {
 /* The catalog loader's process: it dials databases (socket(AF_INET/AF_INET6), connect, poll,
  * getsockname/getpeername) but never sees agent bytes. No engine worker may set it. */
 #define SANDBOX_ALLOW_CONNECT 0x1u
+/* ...and it reads files by name: libpq opens the CA it is given and looks for client
+ * certificates at the paths it is told (which do not exist). Opening for reading only
+ * (O_RDONLY, no O_CREAT, O_TRUNC or O_APPEND), stat and access by path; with the process's
+ * unprivileged uid, that is what any user may read. No engine worker may set it. */
+#define SANDBOX_ALLOW_READ 0x2u
 
 /*
  * Resolves the worker's user (getpwnam_r): uid and primary gid. Returns 0; -ENOENT when there is
