@@ -10,6 +10,7 @@
 #   make unit-mask                 the masking unit tests (with SANITIZE= too)
 #   make unit-events               the session records over a real audit trail (SANITIZE= too)
 #   make unit-audit-ipc            workers' records through the broker into one chain (SANITIZE= too)
+#   make unit-sandbox              the engine worker's sandbox, as root (SANITIZE= too)
 #   make bench-mask                masking throughput: MB/s per core and instructions per byte
 #   make fuzz FUZZ_SECONDS=20      run each libFuzzer target that long (clang, ASan+UBSan)
 #   make demo                      install, build, show an agent going through hoop (as root)
@@ -19,7 +20,8 @@
 OUT := build
 ifneq ($(SANITIZE),)
 OUT := build/san
-SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+# HOOP_SANITIZE: the worker's sandbox lets a sanitizer's report through (kernel/sandbox.h).
+SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all -DHOOP_SANITIZE
 endif
 
 CC ?= gcc
@@ -39,7 +41,7 @@ HOOPD_INC := $(addprefix -I,$(HOOPD_DIRS))
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation -D_GNU_SOURCE \
 	  -Iinclude -Iuser/common $(HOOPD_INC) -I$(OUT) $(SAN_FLAGS)
 LDFLAGS += $(SAN_FLAGS)
-LDLIBS := -lbpf -lelf -lz -ldeflate -lyaml -ljson-c -lpg_query -lpq -lhs -lssl -lcrypto -lpthread $(shell pkg-config --libs libnl-3.0 2>/dev/null || echo -lnl-3)
+LDLIBS := -lbpf -lelf -lz -ldeflate -lyaml -ljson-c -lpg_query -lpq -lhs -lssl -lcrypto -lseccomp -lpthread $(shell pkg-config --libs libnl-3.0 2>/dev/null || echo -lnl-3)
 CFLAGS += $(shell pkg-config --cflags libnl-3.0 2>/dev/null || echo -I/usr/include/libnl3)
 CFLAGS += -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 
@@ -166,9 +168,16 @@ $(OUT)/unit/test_trail: tests/unit/test_trail.c tests/unit/harness.h $(TRAIL_UNI
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(TRAIL_UNIT_SRC) -lssl -lcrypto -lz -o $@
 
+# Messages with descriptors over a Unix socket (fdpass.h): the broker's hand-off to workers.
+$(OUT)/unit/test_fdpass: tests/unit/test_fdpass.c tests/unit/harness.h user/common/fdpass.c \
+			 $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< user/common/fdpass.c -o $@
+
 # One summary line for all (tests/run.sh reads the last "unit: N passed, M failed").
 unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey \
-      $(OUT)/unit/test_dialect $(OUT)/unit/test_trail
+      $(OUT)/unit/test_dialect $(OUT)/unit/test_trail $(OUT)/unit/test_fdpass
 	$(Q)$(OUT)/unit/test_dialect tests/unit/sqlerror.cases >$(OUT)/unit/test_dialect.log 2>&1 || \
 		{ cat $(OUT)/unit/test_dialect.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)rm -rf $(OUT)/unit/trail-scratch
@@ -178,7 +187,21 @@ unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey
 		{ cat $(OUT)/unit/test_sqlsize.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$(OUT)/unit/test_grantkey >$(OUT)/unit/test_grantkey.log 2>&1 || \
 		{ cat $(OUT)/unit/test_grantkey.log; echo "unit: 0 passed, 1 failed"; exit 1; }
+	$(Q)$(OUT)/unit/test_fdpass >$(OUT)/unit/test_fdpass.log 2>&1 || \
+		{ cat $(OUT)/unit/test_fdpass.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$< tests/unit/policy
+
+# The engine worker's sandbox (kernel/sandbox.c), as root: forbidden calls kill a sandboxed
+# child, a worker's real work runs, /proc/PID/status shows no privilege.
+$(OUT)/unit/test_sandbox: tests/unit/test_sandbox.c tests/unit/harness.h user/hoopd/kernel/sandbox.c \
+			 user/hoopd/kernel/sandbox.h
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< user/hoopd/kernel/sandbox.c -lseccomp -lpthread -o $@
+
+.PHONY: unit-sandbox
+unit-sandbox: $(OUT)/unit/test_sandbox
+	$(Q)$<
 
 # The session records (events.c) over a real audit trail: "who" once per session and segment.
 AUDIT_SRC := user/hoopd/audit/audit_store.c user/hoopd/audit/audit_compress.c user/hoopd/audit/audit_sync.c \
@@ -235,7 +258,7 @@ unit-pg: $(OUT)/unit/test_pg
 # The statement gate, driven by the smallest engine there is (tests/unit/fake_engine.c: what a
 # new protocol must implement); the verdict, the trail and masking are the test's stand-ins.
 GATE_UNIT_SRC := user/hoopd/gate/gate.c user/hoopd/gate/stmtcache.c user/hoopd/sql/sqlshape.c \
-		 user/common/buf.c tests/unit/fake_engine.c
+		 user/common/buf.c user/common/json.c tests/unit/fake_engine.c
 
 $(OUT)/unit/test_gate: tests/unit/test_gate.c tests/unit/harness.h $(GATE_UNIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -381,6 +404,14 @@ $(FUZZ_OUT)/fuzz_sqlfacts: fuzz/fuzz_sqlfacts.c fuzz/fuzz_require.h user/hoopd/s
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/sql/sqlfacts.c -lpg_query -o $@
 
 # Pre-parse bounds (sqlsize.c) against libpg_query's own scanner and parse tree.
+# What hoopd reads back from its catalog loader process (catalog_wire.c), and the round trip.
+$(FUZZ_OUT)/fuzz_catwire: fuzz/fuzz_catwire.c fuzz/fuzz_require.h \
+			  user/hoopd/catalog/catalog_wire.c user/hoopd/mask/catalog.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CLANG,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/catalog/catalog_wire.c user/hoopd/mask/catalog.c \
+		-o $@
+
 $(FUZZ_OUT)/fuzz_sqlsize: fuzz/fuzz_sqlsize.c fuzz/fuzz_require.h user/hoopd/sql/sqlsize.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
@@ -442,7 +473,7 @@ endef
 fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agent \
       $(FUZZ_OUT)/fuzz_pg_server $(FUZZ_OUT)/fuzz_pg_states $(FUZZ_OUT)/fuzz_maskplan \
       $(FUZZ_OUT)/fuzz_mask_datarow $(FUZZ_OUT)/fuzz_sqlshape $(FUZZ_OUT)/fuzz_audit_record \
-      $(FUZZ_OUT)/fuzz_sqlsize $(FUZZ_OUT)/fuzz_dialect
+      $(FUZZ_OUT)/fuzz_sqlsize $(FUZZ_OUT)/fuzz_dialect $(FUZZ_OUT)/fuzz_catwire
 	$(call fuzz_run,policy,-artifact_prefix=$(FUZZ_OUT)/ -dict=fuzz/policy.dict)
 	$(call fuzz_run,sqlfacts,-artifact_prefix=$(FUZZ_OUT)/sqlfacts- -max_len=4096)
 	$(call fuzz_run,pg_agent,-artifact_prefix=$(FUZZ_OUT)/pg_agent- -dict=fuzz/pg.dict)
@@ -454,6 +485,7 @@ fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agen
 	$(call fuzz_run,audit_record,-artifact_prefix=$(FUZZ_OUT)/audit_record- -dict=fuzz/audit.dict -max_len=4096)
 	$(call fuzz_run,sqlsize,-artifact_prefix=$(FUZZ_OUT)/sqlsize- -dict=fuzz/maskplan.dict -max_len=2048)
 	$(call fuzz_run,dialect,-artifact_prefix=$(FUZZ_OUT)/dialect- -dict=fuzz/maskplan.dict -max_len=1024)
+	$(call fuzz_run,catwire,-artifact_prefix=$(FUZZ_OUT)/catwire- -max_len=4096)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -389,7 +389,7 @@ size_t fz_agent_socket_drain(void)
 /* ---- approvals: a request opens (or not) and is forgotten ---- */
 
 static int hold_open(struct session *s, const char *rule, const char *message, const char *text,
-		     size_t len, char *id, size_t idn)
+		     size_t len, const char *split, char *id, size_t idn)
 {
 	REQUIRE(s->eng == &pg_engine && !s->held);
 	if (fz.hold_open_result)
@@ -490,6 +490,7 @@ static const char *executed(const struct judgement *j)
 {
 	char name[64];
 	size_t i = 0, k = 0;
+	int esc = -1;
 
 	while (i < j->len && (j->text[i] == ' ' || j->text[i] == '\n'))
 		i++;
@@ -498,7 +499,7 @@ static const char *executed(const struct judgement *j)
 	for (i += 8; i < j->len && j->text[i] != '(' && j->text[i] != ' ' && k + 1 < sizeof(name);)
 		name[k++] = (char)tolower((unsigned char)j->text[i++]);
 	name[k] = '\0';
-	return j->prepared(j->prepared_ctx, name);
+	return j->prepared(j->prepared_ctx, name, &esc);
 }
 
 enum verdict fz_verdict(struct judgement *j)

@@ -11,7 +11,7 @@
 set -eu
 BUILD="make gcc clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libdeflate-dev libyaml-dev libjson-c-dev
 libnl-3-dev libssl-dev libpg-query-dev libprotobuf-c-dev pkg-config linux-libc-dev libhyperscan-dev
-libpq-dev"
+libpq-dev libseccomp-dev"
 TEST="postgresql postgresql-client postgresql-contrib iproute2 procps python3 python3-psycopg openssl
 libclang-rt-14-dev python3-yaml buildah mmdebstrap"
 BENCH="haproxy pgbouncer linux-perf valgrind"

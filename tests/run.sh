@@ -49,6 +49,8 @@ suite unit-events make --no-print-directory unit-events
 suite unit-events-sanitizers make --no-print-directory SANITIZE=address,undefined unit-events
 suite unit-audit-ipc make --no-print-directory unit-audit-ipc
 suite unit-audit-ipc-sanitizers make --no-print-directory SANITIZE=address,undefined unit-audit-ipc
+suite unit-sandbox make --no-print-directory unit-sandbox
+suite unit-sandbox-sanitizers make --no-print-directory SANITIZE=address,undefined unit-sandbox
 suite unit-mask make --no-print-directory unit-mask
 suite unit-mask-sanitizers make --no-print-directory SANITIZE=address,undefined unit-mask
 suite unit-rules-sanitizers make --no-print-directory SANITIZE=address,undefined unit-rules

@@ -7,7 +7,11 @@ export on the state directory.
   - the trail verifies after real traffic; replay, sessions and export agree with what the
     client saw;
   - tampering is detected and placed: a flipped byte, a deleted record, two swapped records, a
-    truncated segment, a deleted segment, a segment re-chained without the key, a wrong key;
+    truncated segment, a deleted segment, a segment re-chained without the key, a wrong key, a
+    checkpoint forged with another Ed25519 key, an HMAC checkpoint after signed ones;
+  - an auditor given only audit.pub verifies the trail (no private key anywhere near it); a trail
+    whose older segments carry HMAC checkpoints (hoopd before it signed them) and newer ones
+    signed checkpoints verifies, and without audit.key verify says it cannot check the old ones;
   - nothing is lost when hoopd is SIGKILLed under load: every statement PostgreSQL logged from
     an agent has a statement record, and no "complete" record claims a statement PostgreSQL
     never saw; the chain still verifies (the open segment closed, a torn tail removed);
@@ -202,13 +206,52 @@ def write_lines(state, name, lines):
         f.write(b"".join(l + b"\n" for l in lines))
 
 
-def reseal(state, change):
-    """Rewrite the whole trail with the key, as only someone holding audit.key could: change(n,
-    record) edits segment n's records (dicts, in order), then every prev hash and checkpoint HMAC
-    is recomputed so that the trail verifies again."""
+def ed25519_sign(keyfile, text):
+    """The hex Ed25519 signature of text (bytes) by the PEM private key in keyfile: openssl, an
+    implementation other than the one hoopd calls into the same way."""
+    with tempfile.NamedTemporaryFile() as m:
+        m.write(text)
+        m.flush()
+        r = subprocess.run(["openssl", "pkeyutl", "-sign", "-rawin", "-inkey", keyfile, "-in", m.name],
+                           capture_output=True)
+    check(r.returncode == 0 and len(r.stdout) == 64, "openssl pkeyutl -sign: %r" % r.stderr)
+    return r.stdout.hex()
+
+
+def ed25519_key_id(keyfile):
+    """A checkpoint's "key" for the PEM key (private or public) in keyfile: hex of the first 16
+    bytes of SHA-256 of the raw 32-byte public key (the last 32 bytes of its DER SPKI)."""
+    args = ["openssl", "pkey", "-in", keyfile, "-pubout", "-outform", "DER"]
+    if "PUBLIC" in open(keyfile).read():
+        args[2:2] = ["-pubin"]
+    der = subprocess.run(args, capture_output=True, check=True).stdout
+    return hashlib.sha256(der[-32:]).hexdigest()[:32]
+
+
+def new_ed25519_key(path):
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ED25519", "-out", path], check=True,
+                   capture_output=True)
+    return path
+
+
+def checkpoint_seal(keyfile, seq, prev, key_id=None):
+    """The "key" and "sig" of a checkpoint with this seq and prev, signed with keyfile."""
+    return {"key": key_id or ed25519_key_id(keyfile),
+            "sig": ed25519_sign(keyfile, ("hoop-checkpoint-v2:%d:%s" % (seq, prev)).encode())}
+
+
+def hmac_seal(key, seq, prev):
+    """The "hmac" of a checkpoint as hoopd wrote it before it signed them (audit.key)."""
     import hmac
-    with open(os.path.join(state, "audit.key"), "rb") as f:
-        key = f.read()
+    return {"hmac": hmac.new(key, ("%d:%s" % (seq, prev)).encode(), hashlib.sha256).hexdigest()}
+
+
+def reseal(state, change):
+    """Rewrite the whole trail with the signing key, as only someone holding audit.ed25519 could:
+    change(n, record) edits segment n's records (dicts, in order), then every prev hash and
+    checkpoint signature is recomputed so that the trail verifies again."""
+    keyfile = os.path.join(state, "audit.ed25519")
+    key_id = ed25519_key_id(keyfile)
     prev = "0" * 64
     for name in segments(state):
         n = int(name[4:12])
@@ -216,10 +259,9 @@ def reseal(state, change):
         for line in read_lines(state, name):
             rec = json.loads(line)
             change(n, rec)
-            body = {k: v for k, v in rec.items() if k not in ("seq", "prev", "hmac")}
+            body = {k: v for k, v in rec.items() if k not in ("seq", "prev", "hmac", "key", "sig")}
             if rec.get("kind") == "checkpoint":
-                body["hmac"] = hmac.new(key, ("%d:%s" % (rec["seq"], prev)).encode(),
-                                        hashlib.sha256).hexdigest()
+                body.update(checkpoint_seal(keyfile, rec["seq"], prev, key_id))
             full = {"seq": rec["seq"], "prev": prev}
             full.update(body)
             raw = json.dumps(full, separators=(",", ":")).encode()
@@ -256,9 +298,9 @@ def middle_segment(state):
     return name, lines
 
 
-def expect_tamper(state, problem, seg, line, seq=None, says=None):
+def expect_tamper(state, problem, seg, line, seq=None, says=None, extra=()):
     """verify must exit 1 and name this place; the text output must name it too."""
-    rc, rep = verify(state)
+    rc, rep = verify(state, *extra)
     check(rc == 1, "verify exit %d (want 1): %r" % (rc, rep))
     check(rep.get("problem") == problem, "problem %r, want %r: %r" % (rep.get("problem"), problem, rep))
     check(rep.get("segment") == seg and rep.get("line") == line,
@@ -267,7 +309,7 @@ def expect_tamper(state, problem, seg, line, seq=None, says=None):
         check(rep.get("seq") == seq, "seq %r, want %d: %r" % (rep.get("seq"), seq, rep))
     if says:
         check(says in rep.get("message", ""), "message %r lacks %r" % (rep.get("message"), says))
-    rc, out = verify_text(state)
+    rc, out = verify_text(state, *extra)
     want = "TAMPERED: %s line %d" % (seg, line) if line else "TAMPERED: %s:" % seg
     check(rc == 1 and out.startswith(want), "text output %r does not start with %r" % (out, want))
     return rep
@@ -468,21 +510,28 @@ def test_verify_ok_after_psql_and_pgbench(ctx):
     # Every record's ts, the trail's own (audit_open, checkpoint) as well, has microseconds.
     odd = [e for e in ev if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", e["ts"])]
     check(not odd, "records whose ts is not RFC 3339 with microseconds: %r" % odd[:3])
-    # The key matters: another key fails the first checkpoint.
+    # Every checkpoint is signed (no HMAC beside it), by the key audit.pub holds.
+    key_id = ed25519_key_id(os.path.join(ctx.hd.state, "audit.pub"))
+    cps = [e for e in ev if e["kind"] == "checkpoint"]
+    check(all(e.get("key") == key_id and len(e.get("sig", "")) == 128 and "hmac" not in e for e in cps),
+          "checkpoints not signed with audit.pub's key %s: %r" % (key_id, cps[:2]))
+    # The key matters: another public key fails the first checkpoint.
     ctx.sealed = os.path.join(ctx.tmp, "sealed")
     shutil.copytree(ctx.hd.state, ctx.sealed)
     other = sealed_copy(ctx, "otherkey")
-    os.chmod(os.path.join(other, "audit.key"), 0o600)
-    with open(os.path.join(other, "audit.key"), "wb") as f:
-        f.write(os.urandom(32))
+    otherpub = os.path.join(ctx.tmp, "other.pub")
+    subprocess.run(["openssl", "pkey", "-in", new_ed25519_key(os.path.join(ctx.tmp, "other.pem")), "-pubout",
+                    "-out", otherpub], check=True)
     first_cp = next(i for i, e in enumerate(ev) if e["kind"] == "checkpoint")
     lines1 = read_lines(other, segs[0])
     check(first_cp < len(lines1), "first checkpoint not in the first segment")
-    expect_tamper(other, "bad_hmac", segs[0], first_cp + 1, first_cp + 1)
-    # Without the key (not root) verify cannot vouch for anything: a usage/IO error, not "ok".
+    expect_tamper(other, "unknown_key", segs[0], first_cp + 1, first_cp + 1, says=key_id,
+                  extra=("--public-key", otherpub))
+    # Without any key verify cannot vouch for anything: a usage/IO error, not "ok".
     r = subprocess.run(["runuser", "-u", "nobody", "--", HOOPCTL, "verify", "--state-dir", ctx.sealed],
                        capture_output=True, text=True)
-    check(r.returncode == 2 and "audit.key" in r.stderr, "verify as nobody: %d %s" % (r.returncode, r.stderr))
+    check(r.returncode == 2 and "no key to check checkpoints" in r.stderr,
+          "verify as nobody: %d %s" % (r.returncode, r.stderr))
 
 
 # ---- opaque tcp sessions -------------------------------------------------------------------------
@@ -632,10 +681,177 @@ def test_tamper_rechained_segment_is_found(ctx):
                    lambda m: m.group(1) + hashlib.sha256(lines[-1]).hexdigest().encode(), nl[0])
     write_lines(d, nxt, nl)
     cp = next(k for k in range(i, len(lines)) if b'"kind":"checkpoint"' in lines[k])
-    expect_tamper(d, "bad_hmac", name, cp + 1, record_seq(lines[cp]), says="re-chained without the key")
+    expect_tamper(d, "bad_signature", name, cp + 1, record_seq(lines[cp]),
+                  says="re-chained without the signing key")
     # --from past the damage vouches for the rest, and says what it took on trust.
     rc, out = verify_text(d, "--from", segs[segs.index(name) + 2])
     check(rc == 0 and "taken on trust" in out, out)
+
+
+# ---- signed checkpoints: what an auditor holds, forgeries, the HMAC trails before them ----------
+
+def rechain_after(d, name, lines, i):
+    """Recompute the prev of every line after lines[i] (and of the next segment's first line),
+    as trail.c does (hex SHA-256 of the line before), so that only what was changed at i is
+    wrong; write the segment back."""
+    for k in range(i + 1, len(lines)):
+        h = hashlib.sha256(lines[k - 1]).hexdigest().encode()
+        lines[k] = re.sub(rb'^(\{"seq":\d+,"prev":")[0-9a-f]{64}', lambda m: m.group(1) + h, lines[k])
+    write_lines(d, name, lines)
+    segs = segments(d)
+    if segs.index(name) + 1 < len(segs):
+        nxt = segs[segs.index(name) + 1]
+        nl = read_lines(d, nxt)
+        h = hashlib.sha256(lines[-1]).hexdigest().encode()
+        nl[0] = re.sub(rb'^(\{"seq":\d+,"prev":")[0-9a-f]{64}', lambda m: m.group(1) + h, nl[0])
+        write_lines(d, nxt, nl)
+
+
+def reseal_line(line, fields):
+    """The checkpoint line with its seal ("key", "sig", "hmac") replaced by fields."""
+    rec = json.loads(line)
+    for k in ("key", "sig", "hmac"):
+        rec.pop(k, None)
+    rec.update(fields)
+    return json.dumps(rec, separators=(",", ":")).encode()
+
+
+def test_auditor_verifies_with_only_the_public_key(ctx):
+    sealed = sealed_copy(ctx, "modes")
+    modes = {n: os.stat(os.path.join(sealed, n)).st_mode & 0o7777 for n in ("audit.ed25519", "audit.pub")}
+    check(modes == {"audit.ed25519": 0o400, "audit.pub": 0o444}, "key file modes: %r" % modes)
+    check(not os.path.exists(os.path.join(sealed, "audit.key")), "hoopd made an HMAC key it no longer uses")
+    rc, want = verify_text(sealed)
+    check(rc == 0, want)
+    # The auditor's copy: the segments only, readable by anyone, and audit.pub kept apart. verify
+    # runs as nobody: it cannot have read a private key.
+    aud = tempfile.mkdtemp(prefix="hoop-auditor-")
+    ctx.cleanup.push(shutil.rmtree, aud, True)
+    os.chmod(aud, 0o755)
+    trail = os.path.join(aud, "trail")
+    shutil.copytree(os.path.join(sealed, "audit"), os.path.join(trail, "audit"))
+    pub = os.path.join(aud, "node.pub")
+    shutil.copy(os.path.join(sealed, "audit.pub"), pub)
+    for root, dirs, files in os.walk(aud):
+        for x in dirs:
+            os.chmod(os.path.join(root, x), 0o755)
+        for x in files:
+            os.chmod(os.path.join(root, x), 0o644)
+    check(sorted(os.listdir(trail)) == ["audit"], os.listdir(trail))
+
+    def as_nobody(*args):
+        return subprocess.run(["runuser", "-u", "nobody", "--", HOOPCTL, "verify", "--state-dir", trail] +
+                              list(args), capture_output=True, text=True)
+    r = as_nobody("--public-key", pub)
+    check(r.returncode == 0 and r.stdout.splitlines()[0] == want.splitlines()[0],
+          "verify with only audit.pub: %d %r (as root with the state dir: %r)" % (r.returncode, r.stdout + r.stderr,
+                                                                                want))
+    r = as_nobody("--public-key", pub, "--json")
+    rep = json.loads(r.stdout)
+    check(rep["ok"] and rep["signed_checkpoints"] == rep["checkpoints"] > 0 and rep["hmac_checkpoints"] == 0, rep)
+    # Without a key it cannot vouch for anything, and says what to give it.
+    r = as_nobody()
+    check(r.returncode == 2 and "--public-key" in r.stderr and not r.stdout.startswith("ok"),
+          "verify without a key: %d %r" % (r.returncode, r.stdout + r.stderr))
+
+
+def test_checkpoint_forged_with_another_key_is_found(ctx):
+    forger = new_ed25519_key(os.path.join(ctx.tmp, "forger.pem"))
+    node_id = ed25519_key_id(os.path.join(ctx.sealed, "audit.pub"))
+    for tag, key_id, problem, says in (
+            ("forged-same-id", node_id, "bad_signature", "does not verify with public key " + node_id),
+            ("forged-own-id", None, "unknown_key", ed25519_key_id(forger)),
+            ("forged-unsealed", "", "unsealed_checkpoint", "neither a signature")):
+        d = sealed_copy(ctx, tag)
+        name, lines = middle_segment(d)
+        cp = next(k for k in range(len(lines)) if b'"kind":"checkpoint"' in lines[k])
+        rec = json.loads(lines[cp])
+        seal = {} if key_id == "" else checkpoint_seal(forger, rec["seq"], rec["prev"], key_id)
+        lines[cp] = reseal_line(lines[cp], seal)
+        rechain_after(d, name, lines, cp)  # only the seal is wrong: the chain holds
+        log("%s: %s line %d (seq %d)" % (tag, name, cp + 1, rec["seq"]))
+        expect_tamper(d, problem, name, cp + 1, rec["seq"], says=says)
+
+
+def old_hmac_trail(state, key, nrec=10, every=4):
+    """A trail as hoopd wrote it before it signed checkpoints: audit.key, and one closed segment
+    whose checkpoints carry an HMAC under it. Its last line, for the test to compare."""
+    os.makedirs(os.path.join(state, "audit"), mode=0o700)
+    kp = os.path.join(state, "audit.key")
+    with open(os.open(kp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400), "wb") as f:
+        f.write(key)
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    prev, lines, since = "0" * 64, [], 0
+    for seq in range(1, nrec + 1):
+        last = seq == nrec
+        if last or since == every:
+            body = {"ts": ts, "kind": "checkpoint", "reason": "hoopd stopped" if last else "interval",
+                    "segment": 1}
+            body.update(hmac_seal(key, seq, prev))
+            since = 0
+        elif seq == 1:
+            body = {"ts": ts, "kind": "audit_open", "segment": 1, "pid": 1}
+            since += 1
+        else:
+            body = {"ts": ts, "kind": "retention", "removed_segment": 0, "last_record_at": 0,
+                    "retention_s": seq}
+            since += 1
+        full = {"seq": seq, "prev": prev}
+        full.update(body)
+        raw = json.dumps(full, separators=(",", ":")).encode()
+        lines.append(raw)
+        prev = hashlib.sha256(raw).hexdigest()
+    write_lines(state, "seg-00000001.jsonl.gz", lines)
+    return lines
+
+
+def test_hmac_checkpoints_then_signed_ones_verify(ctx):
+    # A node upgraded: its older segments carry HMAC checkpoints, the newer ones signatures.
+    key = os.urandom(32)
+    cl = Cleanup()
+    try:
+        hd, cg = fresh_hoopd(ctx, cl, "upg", "{checkpoint_every: 3, segment_bytes: 65536}",
+                             state_mount=lambda h: old_hmac_trail(h.state, key))
+        r = cg.run(psql_argv(ctx) + ["-tAc", "select count(*) from patients"])
+        check(r.returncode == 0 and r.stdout.strip() == "50", r.stdout + r.stderr)
+        hd.ctl("detach", "--cgroup", cg.path)
+        check(hd.stop() == 0, "hoopd did not stop cleanly")
+        ev = hd.events()
+        check(not [e for e in ev if e["kind"] == "audit_tail_unverified"],
+              "hoopd did not accept the HMAC tail at start: %r" % ev[10:13])
+        old = [e for e in ev if e["kind"] == "checkpoint" and e["segment"] == 1]
+        new = [e for e in ev if e["kind"] == "checkpoint" and e["segment"] > 1]
+        check(len(old) == 2 and all("hmac" in e and "sig" not in e for e in old), old)
+        check(len(new) >= 2 and all("sig" in e and "hmac" not in e for e in new), new)
+        rc, rep = verify(hd.state)
+        check(rc == 0 and rep["hmac_checkpoints"] == 2 and rep["signed_checkpoints"] == len(new),
+              "verify of an HMAC-then-signed trail: %r" % rep)
+        check(any("2 checkpoint(s), up to seq 10, carry an HMAC" in n for n in rep["notes"]), rep["notes"])
+        # With only the public key the HMAC checkpoints cannot be checked: not "ok", and it says
+        # which record and what it needs.
+        d = os.path.join(ctx.tmp, "upg-nokey")
+        shutil.rmtree(d, True)
+        shutil.copytree(hd.state, d)
+        for f in ("audit.key", "audit.ed25519"):
+            os.unlink(os.path.join(d, f))
+        r = hoopctl("verify", "--state-dir", d)
+        check(r.returncode == 2 and "seg-00000001.jsonl.gz line 5 (seq 5)" in r.stderr and "audit.key" in r.stderr
+              and not r.stdout.startswith("ok"), "verify without audit.key: %d %r" % (r.returncode, r.stdout + r.stderr))
+        # Whoever holds audit.key (every verifier, before) cannot seal new records with it: an
+        # HMAC checkpoint after signed ones is a forgery (the closing one here; an interval one,
+        # signed, is before it).
+        d = os.path.join(ctx.tmp, "upg-downgrade")
+        shutil.rmtree(d, True)
+        shutil.copytree(hd.state, d)
+        name = segments(d)[-1]
+        lines = read_lines(d, name)
+        rec = json.loads(lines[-1])
+        check(rec["kind"] == "checkpoint", rec)
+        lines[-1] = reseal_line(lines[-1], hmac_seal(key, rec["seq"], rec["prev"]))
+        write_lines(d, name, lines)
+        expect_tamper(d, "hmac_after_signed", name, len(lines), rec["seq"], says="audit.key")
+    finally:
+        cl.run()
 
 
 # ---- nothing lost when hoopd dies --------------------------------------------------------------
@@ -951,6 +1167,9 @@ TESTS = [
     test_tamper_swapped_records_are_found,
     test_tamper_truncated_segment_is_found,
     test_tamper_rechained_segment_is_found,
+    test_auditor_verifies_with_only_the_public_key,
+    test_checkpoint_forged_with_another_key_is_found,
+    test_hmac_checkpoints_then_signed_ones_verify,
     test_nothing_lost_when_hoopd_is_killed,
     test_crash_right_after_a_rollover_keeps_the_chain,
     test_crash_during_compression_keeps_the_trail,

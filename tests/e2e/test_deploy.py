@@ -250,7 +250,8 @@ def test_daemonset_grants_exactly_what_hoopd_needs(ctx):
     check(not spec.get("hostNetwork"), "hostNetwork is not needed (hoopd setns()s into each pod)")
     check(not sc.get("privileged"), "the hoopd container must not be privileged")
     check(caps_of(c).get("drop") == ["ALL"], "capabilities.drop must be [ALL]: %r" % caps_of(c))
-    check(sorted(caps_of(c).get("add", [])) == ["BPF", "NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"],
+    check(sorted(caps_of(c).get("add", [])) == ["BPF", "NET_ADMIN", "SETGID", "SETPCAP", "SETUID",
+                                                 "SYS_ADMIN", "SYS_PTRACE"],
           "capabilities.add %r" % caps_of(c).get("add"))
     check(sc.get("runAsUser") == 0, "hoopd's control socket answers uid 0: runAsUser must be 0")
     check(sc.get("readOnlyRootFilesystem") is True, "readOnlyRootFilesystem")
@@ -543,6 +544,13 @@ def test_each_granted_capability_is_needed(ctx):
         hd = Hoopd(cl, policy_text(ctx.pg.port), tag="nosa")
         rc = capped_start(hd, [c for c in full if c != "sys_admin"], expect_fail=True)
         check(rc == 1 and "lacks CAP_SYS_ADMIN" in hd.log_text(), "without SYS_ADMIN: %r\n%s" % (rc, hd.log_text()))
+        # Without CAP_SETUID, CAP_SETGID or CAP_SETPCAP the catalog loader could not give up
+        # root: refused at start, by name.
+        for cap in ("setuid", "setgid", "setpcap"):
+            hd = Hoopd(cl, policy_text(ctx.pg.port), tag="no" + cap)
+            rc = capped_start(hd, [c for c in full if c != cap], expect_fail=True)
+            check(rc == 1 and "lacks CAP_%s" % cap.upper() in hd.log_text(),
+                  "without %s: %r\n%s" % (cap, rc, hd.log_text()))
         # The DaemonSet's nsenter needs CAP_SYS_PTRACE (and CAP_SYS_ADMIN) to reach pid 1's namespace.
         hd = Hoopd(cl, policy_text(ctx.pg.port), tag="nopt")
         rc = capped_start(hd, [c for c in full if c != "sys_ptrace"], wrapper=manifest_wrapper(ctx),

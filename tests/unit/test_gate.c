@@ -136,15 +136,16 @@ static enum verdict test_verdict(struct judgement *j)
 }
 
 static int holds_opened, holds_forgotten, hold_result;
-static char held_text[128];
+static char held_text[128], held_split[512];
 
 static int test_hold_open(struct session *s, const char *rule, const char *message,
-			  const char *text, size_t len, char *id, size_t idn)
+			  const char *text, size_t len, const char *split, char *id, size_t idn)
 {
 	if (hold_result)
 		return hold_result;
 	holds_opened++;
 	snprintf(held_text, sizeof(held_text), "%.*s", (int)len, text);
+	snprintf(held_split, sizeof(held_split), "%s", split ? split : "");
 	snprintf(id, idn, "a%d", holds_opened);
 	return 0;
 }
@@ -259,6 +260,11 @@ static void test_hold_then_resume_or_fail(void)
 	send_line("approve me; select 1\nselect 2\n");
 	CHECK_EQ_INT(holds_opened, 1);
 	CHECK_STREQ(held_text, "approve me; select 1");
+	/* the approver is shown how hoopd split it: which statement is held, by what rule */
+	CHECK_STREQ(held_split,
+		    "{\"statements\":[{\"text\":\"approve me\",\"held\":true,"
+		    "\"rule\":\"needs_approval\"},{\"text\":\"select 1\",\"held\":false,"
+		    "\"rule\":\"reads\"}]}");
 	CHECK_EQ_INT(S.held, 1);
 	CHECK_STREQ(sent(&S.a.out), "WAIT a1\n");
 	CHECK_STREQ(sent(&S.s.out), "");

@@ -111,7 +111,7 @@ void catalog_stale(struct session *s, const char *database)
 static int g_opened, g_forgotten;
 
 static int test_hold_open(struct session *s, const char *rule, const char *message,
-			  const char *text, size_t len, char *id, size_t idn)
+			  const char *text, size_t len, const char *split, char *id, size_t idn)
 {
 	g_opened++;
 	snprintf(id, idn, "a-test-%d", g_opened);
@@ -143,7 +143,8 @@ static enum verdict test_verdict(struct judgement *j)
 		return VERDICT_HOLD;
 	/* EXECUTE name is held when what name runs says so (as a policy's rule on a table would) */
 	if (!strncmp(t, "execute ", 8) && j->prepared) {
-		const char *pt = j->prepared(j->prepared_ctx, t + 8);
+		int esc = -1;
+		const char *pt = j->prepared(j->prepared_ctx, t + 8, &esc);
 
 		if (pt && strstr(pt, "hold_on_execute"))
 			return VERDICT_HOLD;

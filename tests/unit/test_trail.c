@@ -1,14 +1,17 @@
 /*
  * Unit tests for the audit trail's format (user/common/trail.c), which hoopd writes and hoopctl
- * reads: segment names both ways, the record head, the chain hash and the checkpoint MAC
- * against values computed by an independent implementation (Python's hashlib and hmac; the
- * commands are beside the values), the key file's rules, and the line reader over plain and
+ * reads: segment names both ways, the record head, the chain hash, the checkpoint MAC and the
+ * checkpoint signature against values computed by an independent implementation (Python's
+ * hashlib, hmac and cryptography; the commands are beside the values), that a signature fails
+ * on any flipped bit and under another key, the key files' rules (audit.key, audit.ed25519 and
+ * audit.pub), and the line reader over plain and
  * gzip segments (several gzip members, a torn last line, an oversized line); and the records'
  * timestamp (isotime.h).
  * Usage: test_trail SCRATCH-DIR (created; its contents are replaced).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +141,91 @@ static void test_checkpoint_mac(void)
 	CHECK_STREQ(mac, "19c6607a3f93089573ee47c77f61e468d28ea1acbe16b77ba8995e595a576cc4");
 }
 
+/* RFC 8032's test 1 key: its public key is d75a9801...f707511a */
+static EVP_PKEY *rfc8032_key(void)
+{
+	static const uint8_t sk[32] = {
+	    0x9d, 0x61, 0xb1, 0x9d, 0xef, 0xfd, 0x5a, 0x60, 0xba, 0x84, 0x4a,
+	    0xf4, 0x92, 0xec, 0x2c, 0xc4, 0x44, 0x49, 0xc5, 0x69, 0x7b, 0x32,
+	    0x69, 0x19, 0x70, 0x3b, 0xac, 0x03, 0x1c, 0xae, 0x7f, 0x60,
+	};
+
+	return EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, sk, sizeof(sk));
+}
+
+/*
+ * python3 -c 'from cryptography.hazmat.primitives.asymmetric.ed25519 import *; k =
+ *   Ed25519PrivateKey.from_private_bytes(bytes.fromhex("9d61...7f60")); print(k.sign(
+ *   b"hoop-checkpoint-v2:2:<REC1_HASH>").hex())': the checkpoint after record 1
+ */
+#define REC1_CP_SIG                                                                                \
+	"764fd9c99f7fea3afc3d0aaa760291b198cc2728146ee49ae7801f6aae46322a53af5268c2b7de8a278f6edf" \
+	"06e8a3ea7810e24cbbfabaf221b12f6154a1d505"
+
+static void test_checkpoint_sig(void)
+{
+	EVP_PKEY *k = rfc8032_key(), *other = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	char sig[TRAIL_SIG_HEX], bad[TRAIL_SIG_HEX], prev[TRAIL_HASH_HEX], id[TRAIL_KEYID_HEX];
+	char text[128];
+
+	CHECK(k && other);
+	if (!k || !other)
+		return;
+	CHECK_EQ_INT(trail_checkpoint_text(2, REC1_HASH, text, sizeof(text)),
+		     strlen("hoop-checkpoint-v2:2:" REC1_HASH));
+	CHECK_STREQ(text, "hoop-checkpoint-v2:2:" REC1_HASH);
+	/* Ed25519 is deterministic: the same bytes as another implementation makes */
+	CHECK_EQ_INT(trail_checkpoint_sign(k, 2, REC1_HASH, sig), 0);
+	CHECK_STREQ(sig, REC1_CP_SIG);
+	CHECK_EQ_INT(trail_checkpoint_verify(k, 2, REC1_HASH, sig), 1);
+	/* python3 -c 'import hashlib; print(hashlib.sha256(bytes.fromhex("d75a...511a"))
+	 *   .hexdigest()[:32])' */
+	CHECK_EQ_INT(trail_key_id(k, id), 0);
+	CHECK_STREQ(id, "21fe31dfa154a261626bf854046fd227");
+
+	/* every bit of the seq, the prev and the signature counts */
+	for (int b = 0; b < 64; b++) {
+		unit_where("seq bit %d", b);
+		CHECK_EQ_INT(trail_checkpoint_verify(k, 2 ^ (1ULL << b), REC1_HASH, sig), 0);
+	}
+	for (int i = 0; i < 64; i++) {
+		unit_where("prev digit %d", i);
+		memcpy(prev, REC1_HASH, sizeof(prev));
+		prev[i] = prev[i] == '0' ? '1' : '0';
+		CHECK_EQ_INT(trail_checkpoint_verify(k, 2, prev, sig), 0);
+	}
+	for (int bit = 0; bit < 512; bit++) {
+		static const char digits[] = "0123456789abcdef";
+		int i = bit / 4, v;
+
+		unit_where("signature bit %d", bit);
+		memcpy(bad, sig, sizeof(bad));
+		v = bad[i] <= '9' ? bad[i] - '0' : bad[i] - 'a' + 10;
+		bad[i] = digits[v ^ (1 << (bit % 4))];
+		CHECK_EQ_INT(trail_checkpoint_verify(k, 2, REC1_HASH, bad), 0);
+	}
+	unit_where("spelling");
+	/* only as hoopd writes it: lower-case, exactly 128 digits */
+	memcpy(bad, sig, sizeof(bad));
+	for (int i = 0; bad[i]; i++)
+		if (bad[i] >= 'a')
+			bad[i] = (char)(bad[i] - 'a' + 'A');
+	CHECK_EQ_INT(trail_checkpoint_verify(k, 2, REC1_HASH, bad), 0);
+	bad[126] = '\0';
+	CHECK_EQ_INT(trail_checkpoint_verify(k, 2, REC1_HASH, bad), 0);
+	CHECK_EQ_INT(trail_checkpoint_verify(k, 2, REC1_HASH, ""), 0);
+	/* another key: its signature does not verify under k, and its id is not k's */
+	unit_where("another key");
+	CHECK_EQ_INT(trail_checkpoint_sign(other, 2, REC1_HASH, bad), 0);
+	CHECK_EQ_INT(trail_checkpoint_verify(other, 2, REC1_HASH, bad), 1);
+	CHECK_EQ_INT(trail_checkpoint_verify(k, 2, REC1_HASH, bad), 0);
+	CHECK_EQ_INT(trail_checkpoint_verify(other, 2, REC1_HASH, sig), 0);
+	CHECK_EQ_INT(trail_key_id(other, prev), 0);
+	CHECK(strcmp(prev, id) != 0);
+	EVP_PKEY_free(other);
+	EVP_PKEY_free(k);
+}
+
 static void write_file(const char *name, const void *p, size_t n, mode_t mode)
 {
 	char path[4200];
@@ -185,6 +273,82 @@ static void test_key(void)
 	CHECK_EQ_INT(trail_key_load(scratch, 1, k2, err, sizeof(err)), -ELOOP);
 	CHECK(strstr(err, "symbolic link") != NULL);
 	unlink(path);
+}
+
+static void test_sign_key(void)
+{
+	EVP_PKEY *k1 = NULL, *k2 = NULL, *pub = NULL;
+	char err[512], path[4200], pubpath[4200], id1[TRAIL_KEYID_HEX], id2[TRAIL_KEYID_HEX];
+	char sig[TRAIL_SIG_HEX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/audit.ed25519", scratch);
+	snprintf(pubpath, sizeof(pubpath), "%s/audit.pub", scratch);
+	unlink(path);
+	unlink(pubpath);
+	/* the verifier never makes one */
+	CHECK_EQ_INT(trail_sign_key_load(scratch, 0, &k1, err, sizeof(err)), -ENOENT);
+	CHECK(strstr(err, "audit.ed25519") != NULL && k1 == NULL);
+	CHECK(stat(path, &st) < 0 && stat(pubpath, &st) < 0);
+	/* hoopd does: the private key 0400, the public one 0444 (whatever the umask) */
+	umask(077);
+	CHECK_EQ_INT(trail_sign_key_load(scratch, 1, &k1, err, sizeof(err)), 1);
+	umask(022);
+	CHECK(stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0400);
+	CHECK(stat(pubpath, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0444);
+	CHECK_EQ_INT(trail_sign_key_load(scratch, 1, &k2, err, sizeof(err)), 0);
+	CHECK_STREQ(err, "");
+	CHECK(k1 && k2 && EVP_PKEY_eq(k1, k2) == 1);
+	EVP_PKEY_free(k2);
+	k2 = NULL;
+	/* audit.pub is the public half: what it verifies, k1 signed */
+	CHECK_EQ_INT(trail_pub_load(pubpath, 1, &pub, err, sizeof(err)), 0);
+	CHECK(pub && !trail_key_id(pub, id2) && !trail_key_id(k1, id1));
+	CHECK_STREQ(id1, id2);
+	CHECK(!trail_checkpoint_sign(k1, 9, REC1_HASH, sig) &&
+	      trail_checkpoint_verify(pub, 9, REC1_HASH, sig) == 1);
+	EVP_PKEY_free(pub);
+	pub = NULL;
+	/* an audit.pub that holds anything else is written anew */
+	unlink(pubpath);
+	write_file("audit.pub", "not a key\n", 10, 0644);
+	CHECK_EQ_INT(trail_sign_key_load(scratch, 1, &k2, err, sizeof(err)), 0);
+	CHECK(strstr(err, "written anew") != NULL);
+	CHECK(stat(pubpath, &st) == 0 && (st.st_mode & 07777) == 0444);
+	CHECK_EQ_INT(trail_pub_load(pubpath, 1, &pub, err, sizeof(err)), 0);
+	CHECK(pub && !trail_key_id(pub, id2));
+	CHECK_STREQ(id1, id2);
+	EVP_PKEY_free(pub);
+	pub = NULL;
+	EVP_PKEY_free(k2);
+	k2 = NULL;
+	/* a public key is not a private key, nor a private key a public one */
+	CHECK_EQ_INT(trail_pub_load(path, 1, &pub, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "not an Ed25519 public key") != NULL);
+	/* not PEM, too long, a symbolic link: refused, by either side */
+	unlink(path);
+	write_file("audit.ed25519", "-----BEGIN PRIVATE KEY-----\nAAAA\n", 33, 0400);
+	CHECK_EQ_INT(trail_sign_key_load(scratch, 1, &k2, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "not an Ed25519 private key") != NULL && k2 == NULL);
+	{
+		static char big[8192];
+
+		memset(big, 'A', sizeof(big));
+		unlink(path);
+		write_file("audit.ed25519", big, sizeof(big), 0400);
+		CHECK_EQ_INT(trail_sign_key_load(scratch, 1, &k2, err, sizeof(err)), -EINVAL);
+		CHECK(strstr(err, "longer") != NULL);
+	}
+	unlink(path);
+	CHECK(symlink("elsewhere", path) == 0);
+	CHECK_EQ_INT(trail_sign_key_load(scratch, 1, &k2, err, sizeof(err)), -ELOOP);
+	CHECK(strstr(err, "symbolic link") != NULL);
+	unlink(pubpath);
+	CHECK(symlink("audit.ed25519", pubpath) == 0);
+	CHECK_EQ_INT(trail_pub_load(pubpath, 1, &pub, err, sizeof(err)), -ELOOP);
+	unlink(path);
+	unlink(pubpath);
+	EVP_PKEY_free(k1);
 }
 
 /* The lines of a segment, "|"-separated, torn ones marked with a trailing "~". */
@@ -283,7 +447,9 @@ int main(int argc, char **argv)
 	UNIT_RUN(test_head);
 	UNIT_RUN(test_chain_hash);
 	UNIT_RUN(test_checkpoint_mac);
+	UNIT_RUN(test_checkpoint_sig);
 	UNIT_RUN(test_key);
+	UNIT_RUN(test_sign_key);
 	UNIT_RUN(test_lines);
 	UNIT_RUN(test_ts_iso_us);
 	return unit_report();

@@ -36,6 +36,34 @@ static void show_text(const char *label, const char *t)
 	printf("\n");
 }
 
+/* How hoopd reads the held text (read_as): its statements, which of them is held and why, and
+ * the session setting the reading depends on. An approver must not have to split it by eye. */
+static void show_read_as(struct json_object *a)
+{
+	struct json_object *ra, *st;
+	size_t n;
+
+	if (!json_object_object_get_ex(a, "read_as", &ra) ||
+	    !json_object_object_get_ex(ra, "statements", &st) ||
+	    !json_object_is_type(st, json_type_array))
+		return;
+	n = json_object_array_length(st);
+	printf("  hoopd reads it as %zu statement%s%s:\n", n, n == 1 ? "" : "s",
+	       *gs(ra, "standard_conforming_strings")
+		   ? " (the session has standard_conforming_strings off: a backslash escapes a "
+		     "quote in '...')"
+		   : "");
+	for (size_t k = 0; k < n; k++) {
+		struct json_object *t = json_object_array_get_idx(st, k), *held;
+		char label[160];
+		int h = json_object_object_get_ex(t, "held", &held) && json_object_get_boolean(held);
+
+		snprintf(label, sizeof(label), "%zu. %s %s: ", k + 1, h ? "HELD by" : "then",
+			 *gs(t, "rule") ? disp(gs(t, "rule")) : "-");
+		show_text(label, gs(t, "text"));
+	}
+}
+
 static void show_one(struct json_object *a)
 {
 	struct json_object *runs;
@@ -47,6 +75,7 @@ static void show_one(struct json_object *a)
 	       *gs(a, "owner") ? disp(gs(a, "owner")) : "-", disp(gs(a, "session")));
 	printf("  statement: %lld bytes, sha256 %s\n", gi(a, "bytes"), disp(gs(a, "sha256")));
 	show_text("", gs(a, "statement"));
+	show_read_as(a);
 	if (json_object_object_get_ex(a, "runs", &runs) &&
 	    json_object_is_type(runs, json_type_array)) {
 		for (size_t k = 0; k < json_object_array_length(runs); k++) {

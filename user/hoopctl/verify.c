@@ -1,10 +1,12 @@
 /*
- * hoopctl verify: recompute the audit trail's hash chain and every checkpoint HMAC, and say
- * where it first fails (segment, line, seq, what is wrong) or that it holds. The chain, the
- * MAC and the key are trail.h's, the same code hoopd writes them with; docs/audit.md lists the
- * problems verify names.
+ * hoopctl verify: recompute the audit trail's hash chain and check every checkpoint's Ed25519
+ * signature (with public keys only) or, for checkpoints written before hoopd signed them, its
+ * HMAC (with audit.key), and say where it first fails (segment, line, seq, what is wrong) or
+ * that it holds. The chain, the signature, the MAC and the keys are trail.h's, the same code
+ * hoopd writes them with; docs/audit.md lists the problems verify names.
  */
 #include <errno.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,9 +18,21 @@
 #include "json.h"
 #include "trailread.h"
 
+#define VERIFY_MAX_PUBS 16
+
 struct verify {
-	uint8_t key[TRAIL_KEY_LEN];
-	int from; /* --from: the first record is taken on trust */
+	uint8_t key[TRAIL_KEY_LEN]; /* audit.key, for HMAC checkpoints (have_key) */
+	int have_key;
+	char key_err[512]; /* why there is none */
+	/* public keys for signed checkpoints: --public-key, or <state dir>/audit.pub */
+	EVP_PKEY *pubs[VERIFY_MAX_PUBS];
+	char pub_ids[VERIFY_MAX_PUBS][TRAIL_KEYID_HEX];
+	int npubs;
+	char pub_err[512]; /* why there is none */
+	int signed_seen;   /* a signed checkpoint was met: an HMAC one after it is forged */
+	uint64_t signed_cps, hmac_cps, last_hmac_seq;
+	int cannot; /* a checkpoint this verify has no key for: exit 2, msg says which */
+	int from;   /* --from: the first record is taken on trust */
 	int json;
 	/* the chain so far */
 	int started;
@@ -41,6 +55,7 @@ struct verify {
 	size_t nremoved, capremoved;
 	/* the verdict */
 	int bad;
+	int cp_problem; /* the problem is a checkpoint's: what precedes it is suspect */
 	const char *problem;
 	char where_seg[40];
 	unsigned where_line;
@@ -150,12 +165,78 @@ static int verify_link(struct verify *v, const struct seg *s, unsigned lineno, u
 	return 0;
 }
 
-/* A checkpoint: its HMAC. 0, or 1 with v->bad. */
-static int verify_checkpoint(struct verify *v, const struct seg *s, unsigned lineno, uint64_t seq,
-			     const char *prev, struct json_object *o)
+/* A signed checkpoint: one of the public keys, by its id, and the signature. 0, or 1 with
+ * v->bad (or v->cannot: no public key at all). */
+static int verify_signature(struct verify *v, const struct seg *s, unsigned lineno, uint64_t seq,
+			    const char *prev, struct json_object *o)
+{
+	const char *id = js(o, "key");
+	char ids[VERIFY_MAX_PUBS * (TRAIL_KEYID_HEX + 2)] = "";
+	int k;
+
+	if (!v->npubs) {
+		v->cannot = 1;
+		vfail(v, s->name, lineno, 1, seq, "no_public_key",
+		      "the checkpoint is signed (key %.40s) and verify has no public key to check "
+		      "it with (%s): give the node's audit.pub with --public-key FILE",
+		      id, v->pub_err);
+		return 1;
+	}
+	for (k = 0; k < v->npubs && strcmp(v->pub_ids[k], id); k++)
+		snprintf(ids + strlen(ids), sizeof(ids) - strlen(ids), "%s%s", k ? ", " : "",
+			 v->pub_ids[k]);
+	v->cp_problem = 1;
+	if (k == v->npubs) {
+		vfail(v, s->name, lineno, 1, seq, "unknown_key",
+		      "checkpoint signed by key \"%.40s\", which is not the id of any public key "
+		      "given (%s): the checkpoint was forged with another key, or signed by a key "
+		      "that was since replaced (give that key's audit.pub with another "
+		      "--public-key)",
+		      id, ids);
+		return 1;
+	}
+	if (!trail_checkpoint_verify(v->pubs[k], seq, prev, js(o, "sig"))) {
+		vfail(v, s->name, lineno, 1, seq, "bad_signature",
+		      "checkpoint signature does not verify with public key %s: the checkpoint was "
+		      "forged, or the records before it were replaced and re-chained without the "
+		      "signing key",
+		      v->pub_ids[k]);
+		return 1;
+	}
+	v->cp_problem = 0;
+	v->signed_seen = 1;
+	v->signed_cps++;
+	return 0;
+}
+
+/* A checkpoint written before hoopd signed them: its HMAC under audit.key. 0, or 1 with
+ * v->bad (or v->cannot: no audit.key). */
+static int verify_hmac(struct verify *v, const struct seg *s, unsigned lineno, uint64_t seq,
+		       const char *prev, struct json_object *o)
 {
 	char mac_hex[TRAIL_HASH_HEX];
 
+	v->cp_problem = 1;
+	if (v->signed_seen) {
+		/* hoopd never goes back: an HMAC here was made by whoever holds audit.key, which
+		 * every verifier of the old trail did */
+		vfail(v, s->name, lineno, 1, seq, "hmac_after_signed",
+		      "checkpoint carries an HMAC after signed checkpoints: hoopd signs every "
+		      "checkpoint once it has begun to, so whoever holds audit.key forged it (or "
+		      "an older hoopd was started on this trail again)");
+		return 1;
+	}
+	if (!v->have_key) {
+		v->cannot = 1;
+		vfail(
+		    v, s->name, lineno, 1, seq, "no_hmac_key",
+		    "the checkpoint carries an HMAC (written before hoopd signed checkpoints) and "
+		    "checking it needs audit.key (%s): run verify as root on a state directory "
+		    "that has it, or start with --from at the first segment whose checkpoints "
+		    "are signed (taking its first record on trust)",
+		    v->key_err);
+		return 1;
+	}
 	trail_checkpoint_mac(v->key, seq, prev, mac_hex);
 	if (strcmp(mac_hex, js(o, "hmac"))) {
 		vfail(v, s->name, lineno, 1, seq, "bad_hmac",
@@ -163,6 +244,31 @@ static int verify_checkpoint(struct verify *v, const struct seg *s, unsigned lin
 		      "or the records before it were replaced and re-chained without the key");
 		return 1;
 	}
+	v->cp_problem = 0;
+	v->hmac_cps++;
+	v->last_hmac_seq = seq;
+	return 0;
+}
+
+/* A checkpoint: its signature, or its HMAC. 0, or 1 with v->bad. */
+static int verify_checkpoint(struct verify *v, const struct seg *s, unsigned lineno, uint64_t seq,
+			     const char *prev, struct json_object *o)
+{
+	int r;
+
+	if (has(o, "sig"))
+		r = verify_signature(v, s, lineno, seq, prev, o);
+	else if (has(o, "hmac"))
+		r = verify_hmac(v, s, lineno, seq, prev, o);
+	else {
+		v->cp_problem = 1;
+		vfail(v, s->name, lineno, 1, seq, "unsealed_checkpoint",
+		      "checkpoint carries neither a signature (\"sig\") nor an HMAC: it was "
+		      "forged, or its seal removed");
+		r = 1;
+	}
+	if (r)
+		return 1;
 	if (has(o, "unvouched_from"))
 		vnote(v,
 		      "%s: records seq %lld..%llu were covered by no checkpoint when hoopd stopped "
@@ -278,7 +384,7 @@ static uint64_t intact_seq(const struct verify *v)
 {
 	if (!strcmp(v->problem, "hash_mismatch"))
 		return v->prev_seq ? v->prev_seq - 1 : 0;
-	if (!strcmp(v->problem, "bad_hmac"))
+	if (v->cp_problem)
 		return v->good_cp_seq;
 	return v->prev_seq;
 }
@@ -446,6 +552,8 @@ static void verify_print_json(const struct verify *v)
 	jb_kv_uint(&j, "records", v->records);
 	jb_kv_uint(&j, "segments", v->segments);
 	jb_kv_uint(&j, "checkpoints", v->checkpoints);
+	jb_kv_uint(&j, "signed_checkpoints", v->signed_cps);
+	jb_kv_uint(&j, "hmac_checkpoints", v->hmac_cps);
 	jb_kv_uint(&j, "last_seq", v->prev_seq);
 	if (v->bad) {
 		jb_kv_uint(&j, "intact_seq", v->start_unaccounted ? 0 : intact_seq(v));
@@ -522,18 +630,58 @@ static int verify_from(const struct trail_list *t, const char *from, int *first)
 }
 
 static const char verify_usage[] =
-    "usage: hoopctl verify [--state-dir DIR] [--from SEGMENT] [--json]\n";
+    "usage: hoopctl verify [--state-dir DIR] [--public-key FILE ...] [--from SEGMENT] [--json]\n";
 
-/* The key and the segments. 0, or 2 with a message. */
+/* One public key into v (path: --public-key FILE, or NULL for <state>/audit.pub, which may be
+ * missing or unreadable: v->pub_err says so). 0, or 2 with a message. */
+static int verify_add_pub(struct verify *v, const char *state, const char *path)
+{
+	char err[4400], p[4200];
+	int r;
+
+	if (v->npubs == VERIFY_MAX_PUBS) {
+		fprintf(stderr, "hoopctl verify: at most %d --public-key\n", VERIFY_MAX_PUBS);
+		return 2;
+	}
+	snprintf(p, sizeof(p), "%s/audit.pub", state);
+	r = trail_pub_load(path ? path : p, !path, &v->pubs[v->npubs], err, sizeof(err));
+	if (!path && (r == -ENOENT || r == -EACCES)) {
+		snprintf(v->pub_err, sizeof(v->pub_err), "%s", err);
+		return 0;
+	}
+	if (r < 0) {
+		fprintf(stderr, "hoopctl verify: %s\n", err);
+		return 2;
+	}
+	trail_key_id(v->pubs[v->npubs], v->pub_ids[v->npubs]);
+	v->npubs++;
+	return 0;
+}
+
+/* The keys and the segments. 0, or 2 with a message. */
 static int verify_open(struct verify *v, const char *state, struct trail_list *t)
 {
 	char err[4400];
-	int r = trail_key_load(state, 0, v->key, err, sizeof(err));
+	int r;
 
-	if (r < 0) {
-		fprintf(stderr, "hoopctl verify: %s%s\n", err,
-			r == -EACCES ? " (audit.key is root's, mode 0400: run verify as root)"
-				     : "");
+	/* Public keys given replace audit.pub: the auditor's copy, not whatever sits beside the
+	 * trail (whoever can write the trail can write that too). */
+	if (!v->npubs && (r = verify_add_pub(v, state, NULL)))
+		return r;
+	r = trail_key_load(state, 0, v->key, err, sizeof(err));
+	if (r < 0 && r != -ENOENT && r != -EACCES) {
+		fprintf(stderr, "hoopctl verify: %s\n", err);
+		return 2;
+	}
+	v->have_key = r == 0;
+	if (r < 0)
+		snprintf(v->key_err, sizeof(v->key_err), "%s%s", err,
+			 r == -EACCES ? " (audit.key is root's, mode 0400)" : "");
+	if (!v->npubs && !v->have_key) {
+		fprintf(stderr,
+			"hoopctl verify: no key to check checkpoints with: no public key (%s; "
+			"give one with --public-key FILE) and no audit.key (%s)\n",
+			v->pub_err, v->key_err);
 		return 2;
 	}
 	if (trail_list_open(state, t))
@@ -564,6 +712,19 @@ static int verify_trail(struct verify *v, const char *state, const char *from)
 		}
 	if (!v->bad && v->from)
 		verify_trusted_start(v, &t, from, first);
+	/* Whoever holds audit.key can make HMAC checkpoints: the auditor sees where they end */
+	if (!v->bad && v->hmac_cps)
+		vnote(v,
+		      "%llu checkpoint(s), up to seq %llu, carry an HMAC under audit.key (written "
+		      "before hoopd signed checkpoints: whoever holds audit.key could have made "
+		      "them); %llu carry an Ed25519 signature",
+		      (unsigned long long)v->hmac_cps, (unsigned long long)v->last_hmac_seq,
+		      (unsigned long long)v->signed_cps);
+	if (v->cannot) {
+		fprintf(stderr, "hoopctl verify: cannot check %s line %u (seq %llu): %s\n",
+			v->where_seg, v->where_line, (unsigned long long)v->where_seq, v->msg);
+		rc = 2;
+	}
 out:
 	trail_list_free(&t);
 	return rc;
@@ -573,6 +734,7 @@ int cmd_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {{"state-dir", required_argument, 0, 'd'},
 					     {"from", required_argument, 0, 'f'},
+					     {"public-key", required_argument, 0, 'k'},
 					     {"json", no_argument, 0, 'j'},
 					     {"help", no_argument, 0, 'h'},
 					     {0}};
@@ -590,6 +752,8 @@ int cmd_verify(int argc, char **argv)
 			from = optarg;
 		else if (c == 'j')
 			v->json = 1;
+		else if (c == 'k' && verify_add_pub(v, state, optarg))
+			rc = 2;
 	}
 	if (rc < 0 && !(rc = trail_cmd_args(&cmd, argc, argv, 0)) &&
 	    !(rc = verify_trail(v, state, from))) {
@@ -599,6 +763,8 @@ int cmd_verify(int argc, char **argv)
 			verify_print_text(v);
 		rc = v->bad ? 1 : 0;
 	}
+	for (int i = 0; i < v->npubs; i++)
+		EVP_PKEY_free(v->pubs[i]);
 	free(v->removed);
 	free(v);
 	return rc;

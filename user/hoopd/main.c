@@ -19,6 +19,7 @@
 #include "tls.h"
 #include "verdict.h"
 #include "catalog_fetch.h"
+#include "catalog_loader.h"
 #include "daemon.h"
 #include "attach.h"
 #include "bpfctl.h"
@@ -30,6 +31,7 @@
 #include "mask_live.h"
 #include "log.h"
 #include "probe.h"
+#include "sandbox.h"
 
 struct hoopd hoopd;
 
@@ -77,6 +79,10 @@ static const char usage[] =
 	"                           certificates minted per name by a node CA kept in\n"
 	"                           <state-dir>/tls/ca.crt (give agents that file to verify)\n"
 	"      --tls-key FILE       the key of --tls-cert [default: the --tls-cert file]\n"
+	"  -u, --user NAME          the unprivileged user hoopd's sandboxed processes run as:\n"
+	"                           the catalog loader, which reads masking catalogs over libpq\n"
+	"                           from servers the agent may have picked [default hoop, or\n"
+	"                           nobody where there is no hoop user; never root]\n"
 	"      --log-format FMT     text or json [default text]\n"
 	"      --log-level LEVEL    debug, info, warn, error [default info]\n"
 	"  -V, --version            print the version and exit\n"
@@ -206,6 +212,7 @@ static const struct hoopd_opt hoopd_opts[] = {
 	O_WORD("agent-tls", agent_tls, on_off, "on or off"),
 	O_STR("tls-cert", 0, tls_cert),
 	O_STR("tls-key", 0, tls_key),
+	O_STR("user", 'u', user),
 	O_WORD("log-format", log_json, log_formats, "text or json"),
 	O_WORD("log-level", log_level, log_levels, "debug, info, warn or error"),
 	{"version", 'V', OPT_EXIT, .str = NULL},
@@ -316,15 +323,45 @@ static int parse_options(int argc, char **argv)
 	return -1;
 }
 
+/* --user as ids (sandbox_user): the named user, or by default hoop, else nobody. 0, or -1 after
+ * saying why. */
+static int resolve_user(void)
+{
+	struct sandbox_id id;
+	char err[256];
+
+	if (hoopd.o.user) {
+		if (sandbox_user(hoopd.o.user, &id, err, sizeof(err))) {
+			log_error("--user %s: %s", hoopd.o.user, err);
+			return -1;
+		}
+	} else if (sandbox_user("hoop", &id, err, sizeof(err))) {
+		if (sandbox_user("nobody", &id, err, sizeof(err))) {
+			log_error("no user hoop (nor nobody): name an unprivileged one with --user");
+			return -1;
+		}
+		log_warn("no user 'hoop': the catalog loader runs as 'nobody' (create a system "
+			 "user hoop, or name one with --user)");
+	}
+	hoopd.o.run_uid = id.uid;
+	hoopd.o.run_gid = id.gid;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int c, sfd, r, accel_ok;
 	char err[1024];
 	sigset_t mask;
 
+	/* hoopd's own catalog threads run this, never a person (catalog_loader.c) */
+	if (argc >= 2 && !strcmp(argv[1], "--catalog-loader"))
+		return catalog_loader_main(argc, argv);
 	if ((c = parse_options(argc, argv)) >= 0)
 		return c;
 	hlog_setup("hoopd", log_json, (enum hlog_level)log_level);
+	if (resolve_user())
+		return 1;
 	verdict_hook = policy_verdict;
 	approvals_init();
 	signal(SIGPIPE, SIG_IGN);

@@ -1,14 +1,15 @@
 /*
- * The audit store: the open segment, the hash chain, HMAC checkpoints, recovery at start,
+ * The audit store: the open segment, the hash chain, signed checkpoints, recovery at start,
  * retention. Its workers are apart: the compressor of closed segments (audit_compress.c) and
  * the fsync durability syncer (audit_sync.c). The format itself (names, record head, chain
- * hash, checkpoint MAC, key, line reader) is trail.h's, shared with hoopctl's readers.
+ * hash, checkpoint signature, keys, line reader) is trail.h's, shared with hoopctl's readers.
  */
 #include "audit_store.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,14 +28,19 @@ static struct {
 	char dir[4096];
 	int dfd; /* dir, opened once: every file in it is made and opened through it */
 	struct audit_cfg cfg;
-	int fd;			    /* open segment */
-	uint32_t segno;		    /* its number */
-	uint64_t size;		    /* its size */
-	uint64_t seq;		    /* last sequence number written */
-	char prev[TRAIL_HASH_HEX];  /* chain hash of the last record */
-	uint8_t key[TRAIL_KEY_LEN]; /* checkpoint HMAC key */
-	uint32_t since_cp;	    /* records since the last checkpoint */
-	int failing; /* the last append failed: say so once, and again when it recovers */
+	int fd;			   /* open segment */
+	uint32_t segno;		   /* its number */
+	uint64_t size;		   /* its size */
+	uint64_t seq;		   /* last sequence number written */
+	char prev[TRAIL_HASH_HEX]; /* chain hash of the last record */
+	EVP_PKEY *sign;		   /* the checkpoint signing key (audit.ed25519) */
+	char key_id[TRAIL_KEYID_HEX];
+	/* audit.key, when there is one: the HMAC of checkpoints written before hoopd signed them,
+	 * which a start's and retention's checks still meet */
+	uint8_t hmac_key[TRAIL_KEY_LEN];
+	int have_hmac_key;
+	uint32_t since_cp; /* records since the last checkpoint */
+	int failing;	   /* the last append failed: say so once, and again when it recovers */
 	FILE *stream;
 	time_t last_retention;
 	/* the next checkpoint closes a recovered segment whose records from this seq on no
@@ -70,15 +76,28 @@ static int open_dir_nofollow(const char *path)
 static int load_key(const char *state_dir)
 {
 	char err[4400];
-	int r = trail_key_load(state_dir, 1, store.key, err, sizeof(err));
+	int r = trail_sign_key_load(state_dir, 1, &store.sign, err, sizeof(err));
 
-	if (r == 1)
-		log_info("generated the audit checkpoint key %s/audit.key (mode 0400: keep agents "
-			 "away from it)",
-			 state_dir);
-	else if (r)
+	if (r < 0) {
 		log_error("%s; refusing to start the audit trail", err);
-	return r < 0 ? r : 0;
+		return r;
+	}
+	if (err[0])
+		log_warn("audit: %s", err);
+	trail_key_id(store.sign, store.key_id);
+	if (r == 1)
+		log_info("generated the audit checkpoint signing key %s/audit.ed25519 (mode 0400: "
+			 "keep agents away from it), key id %s; its public key, for auditors, is "
+			 "%s/audit.pub",
+			 state_dir, store.key_id, state_dir);
+	/* Never made any more; read when an older hoopd left one, for its checkpoints. */
+	r = trail_key_load(state_dir, 0, store.hmac_key, err, sizeof(err));
+	store.have_hmac_key = r == 0;
+	if (r < 0 && r != -ENOENT)
+		log_warn("audit: %s: checkpoints written before hoopd signed them cannot be "
+			 "checked at start",
+			 err);
+	return 0;
 }
 
 /* Write one line (obj without its leading '{' gets seq and prev in front). */
@@ -137,24 +156,26 @@ static int write_record(const char *obj, size_t len)
 
 static int checkpoint(const char *why)
 {
-	char machex[TRAIL_HASH_HEX], obj[512], ts[TS_ISO_US_LEN];
+	char sig[TRAIL_SIG_HEX], obj[512], ts[TS_ISO_US_LEN], unvouched[48] = "";
 
-	/* The HMAC covers the hash of everything before it and its own sequence number. */
-	trail_checkpoint_mac(store.key, store.seq + 1, store.prev, machex);
+	/* The signature covers the hash of everything before it and its own sequence number.
+	 * Signed only, no HMAC beside it: whoever holds audit.key (every verifier, until now)
+	 * could otherwise make a checkpoint a verifier accepts. */
+	if (trail_checkpoint_sign(store.sign, store.seq + 1, store.prev, sig)) {
+		log_error("audit: cannot sign a checkpoint (OpenSSL failed); it is owed");
+		return -EIO;
+	}
 	ts_iso_us(ts);
 	if (store.unvouched_from)
-		/* The HMAC below is made now, over whatever the records since the last checkpoint
-		 * say: it cannot vouch for them (they may have been changed while hoopd was down),
-		 * and says so for verify. */
-		snprintf(obj, sizeof(obj),
-			 "{\"ts\":\"%s\",\"kind\":\"checkpoint\",\"reason\":\"%s\","
-			 "\"segment\":%u,\"unvouched_from\":%llu,\"hmac\":\"%s\"}",
-			 ts, why, store.segno, (unsigned long long)store.unvouched_from, machex);
-	else
-		snprintf(obj, sizeof(obj),
-			 "{\"ts\":\"%s\",\"kind\":\"checkpoint\",\"reason\":\"%s\","
-			 "\"segment\":%u,\"hmac\":\"%s\"}",
-			 ts, why, store.segno, machex);
+		/* The signature below is made now, over whatever the records since the last
+		 * checkpoint say: it cannot vouch for them (they may have been changed while hoopd
+		 * was down), and says so for verify. */
+		snprintf(unvouched, sizeof(unvouched), ",\"unvouched_from\":%llu",
+			 (unsigned long long)store.unvouched_from);
+	snprintf(obj, sizeof(obj),
+		 "{\"ts\":\"%s\",\"kind\":\"checkpoint\",\"reason\":\"%s\",\"segment\":%u%s,"
+		 "\"key\":\"%s\",\"sig\":\"%s\"}",
+		 ts, why, store.segno, unvouched, store.key_id, sig);
 	/* A checkpoint that could not be written (disk full) is owed: the next append retries. */
 	if (write_record(obj, strlen(obj)))
 		return -EIO;
@@ -223,6 +244,7 @@ struct seg_scan {
 	char why[256];	      /* where and how */
 	uint64_t good_seq;    /* the last record up to which it holds */
 	uint64_t last_cp_seq; /* its last checkpoint (0: none) */
+	int signed_cp;	      /* a signed checkpoint was met: no HMAC one may follow */
 };
 
 /* The value of "key":"..." at the top of a record, into out (or ""). */
@@ -244,7 +266,53 @@ static void rec_str(const char *line, size_t len, const char *key, char *out, si
 	out[e - p] = '\0';
 }
 
-/* One record's chain link and, for a checkpoint, its MAC; sc->bad with why at the first
+/* Does the checkpoint at this line hold: signed with this hoopd's key, or (written before hoopd
+ * signed them, so never after a signed one) with the HMAC under audit.key? 0, or 1 with why. */
+static int scan_checkpoint(struct seg_scan *sc, const char *line, size_t len, uint64_t seq,
+			   const char *prev, char *why, size_t whyn)
+{
+	char sig[TRAIL_SIG_HEX + 1], key[TRAIL_KEYID_HEX + 1];
+	char mac_hex[TRAIL_HASH_HEX], want[TRAIL_HASH_HEX];
+
+	rec_str(line, len, "sig", sig, sizeof(sig));
+	if (sig[0]) {
+		sc->signed_cp = 1;
+		rec_str(line, len, "key", key, sizeof(key));
+		if (strcmp(key, store.key_id)) {
+			snprintf(why, whyn, "is signed by key %.32s, not this hoopd's %s",
+				 key[0] ? key : "(none)", store.key_id);
+			return 1;
+		}
+		if (!trail_checkpoint_verify(store.sign, seq, prev, sig)) {
+			snprintf(why, whyn, "does not verify");
+			return 1;
+		}
+		return 0;
+	}
+	rec_str(line, len, "hmac", mac_hex, sizeof(mac_hex));
+	if (!mac_hex[0]) {
+		snprintf(why, whyn, "carries neither a signature nor an HMAC");
+		return 1;
+	}
+	if (sc->signed_cp) {
+		snprintf(why, whyn,
+			 "carries an HMAC after signed checkpoints (hoopd signs every "
+			 "checkpoint once it has begun)");
+		return 1;
+	}
+	if (!store.have_hmac_key) {
+		snprintf(why, whyn, "carries an HMAC and audit.key cannot be read");
+		return 1;
+	}
+	trail_checkpoint_mac(store.hmac_key, seq, prev, want);
+	if (strcmp(mac_hex, want)) {
+		snprintf(why, whyn, "does not verify");
+		return 1;
+	}
+	return 0;
+}
+
+/* One record's chain link and, for a checkpoint, its signature; sc->bad with why at the first
  * failure (later lines are still read: the last one continues the chain). */
 static void scan_check(struct seg_scan *sc, const char *line, size_t len, unsigned lineno,
 		       uint64_t seq, const char *prev)
@@ -260,14 +328,12 @@ static void scan_check(struct seg_scan *sc, const char *line, size_t len, unsign
 	}
 	rec_str(line, len, "kind", kind, sizeof(kind));
 	if (!strcmp(kind, "checkpoint") && !sc->bad) {
-		char mac_hex[TRAIL_HASH_HEX], want[TRAIL_HASH_HEX];
+		char why[160];
 
-		rec_str(line, len, "hmac", mac_hex, sizeof(mac_hex));
-		trail_checkpoint_mac(store.key, seq, prev, want);
-		if (strcmp(mac_hex, want)) {
+		if (scan_checkpoint(sc, line, len, seq, prev, why, sizeof(why))) {
 			snprintf(sc->why, sizeof(sc->why),
-				 "the checkpoint at line %u (seq %llu) does not verify", lineno,
-				 (unsigned long long)seq);
+				 "the checkpoint at line %u (seq %llu) %s", lineno,
+				 (unsigned long long)seq, why);
 			sc->bad = 1;
 		} else {
 			sc->last_cp_seq = seq;
@@ -731,6 +797,9 @@ void audit_close(void)
 	if (store.stream && store.stream != stdout)
 		fclose(store.stream);
 	store.stream = NULL;
+	EVP_PKEY_free(store.sign);
+	store.sign = NULL;
+	OPENSSL_cleanse(store.hmac_key, sizeof(store.hmac_key));
 }
 
 int audit_sync_fd(void)

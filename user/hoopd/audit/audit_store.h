@@ -1,10 +1,11 @@
 /*
- * The audit trail: an append-only, hash-chained, HMAC-checkpointed store of every event, in
+ * The audit trail: an append-only, hash-chained, signed-checkpointed store of every event, in
  * <state dir>/audit/. Each record is one JSON line whose first fields are
  *   {"seq":N,"prev":"<SHA-256 of the previous record's line>", ...the event...}
- * The chain runs across segments. A checkpoint record carries an HMAC-SHA-256, keyed by
- * <state dir>/audit.key (root only), over the hash it follows and its sequence number; one is
- * written every `checkpoint_every` records and as the last record of every segment. Closed
+ * The chain runs across segments. A checkpoint record carries an Ed25519 signature, by
+ * <state dir>/audit.ed25519 (root only; its public key is audit.pub), over the hash it follows
+ * and its sequence number; one is written every `checkpoint_every` records and as the last
+ * record of every segment. (Checkpoints an older hoopd wrote carry an HMAC under audit.key.) Closed
  * segments are compressed (seg-NNNNNNNN.jsonl.gz). docs/audit.md has the full format.
  *
  * In an engine worker, which opens no files, audit_remote_attach (audit_ipc.h) sends these calls

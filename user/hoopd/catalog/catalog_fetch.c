@@ -1,20 +1,21 @@
 /*
- * Catalog loading for masking (see catalog_fetch.h). A small pool of worker threads runs libpq
- * without blocking (every job has a deadline, enforced with poll); the event loop hands them jobs
- * and learns of results through an eventfd. The destination is the one the agent dialled, so an
- * agent can point a job at a server of its own: hence the deadline per job, one running job per
- * destination, a deadline for every session that waits, catalogs only for destinations hoopd
- * dials from its own namespace, and a connection that picks up nothing from root's home
- * (.pgpass, client certificates) and offers its password only to a server the operator pinned
- * (see pinned()), by SCRAM with channel binding.
+ * Catalog loading for masking (see catalog_fetch.h). The event loop hands jobs to a small pool
+ * of threads and learns of results through an eventfd; each thread has a loader process of its
+ * own (catalog_loader.c: libpq, as an unprivileged user, exec'd fresh), sends it the job and
+ * rebuilds the catalog from its answer, checking every byte (catalog_wire.c). The destination
+ * is the one the agent dialled, so an agent can point a job at a server of its own: hence the
+ * loader's separate, unprivileged process, the deadline per job (a loader past it is killed),
+ * one running job per destination, a deadline for every session that waits, catalogs only for
+ * destinations hoopd dials from its own namespace, and a connection that picks up nothing from
+ * anyone's home (.pgpass, client certificates) and is offered the password only for a server
+ * the operator pinned (see pinned()), by SCRAM with channel binding. The CA file and the
+ * password file are read here, by root, and sent with the job.
  */
 #include "catalog_fetch.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libpq-fe.h>
-#include <openssl/x509.h>
 #include <stdint.h>
 #include <poll.h>
 #include <pthread.h>
@@ -24,8 +25,13 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include "catalog_wire.h"
 #include "daemon.h"
 #include "log.h"
 #include "loop.h"
@@ -36,13 +42,7 @@
 #define STALE_MIN_MS 1000     /* on-demand reloads at most this often */
 #define IDLE_DROP_MS 600000   /* entries nobody used for this long are dropped */
 #define WORKERS 3	      /* catalog loads that run at once */
-#define JOB_DEADLINE_MS 20000 /* one load: connect and both queries (a server may never answer) */
-#define CAT_MAX_ROWS 1000000   /* rows per catalog query: more is no catalog, but a flood */
-#define CAT_MAX_BYTES (64L << 20) /* values' bytes per load, for the same reason */
 #define WAIT_DEADLINE_MS 10000 /* a session waits this long for a first catalog, then has none */
-/* A path that can never exist (/dev/null is no directory): libpq then loads no client
- * certificate or key, whatever root's ~/.postgresql holds. */
-#define NO_FILE "/dev/null/none"
 
 struct centry {
 	uint64_t ino;
@@ -68,6 +68,7 @@ struct job {
 	char hostaddr[INET6_ADDRSTRLEN], host[256], port[8], dbname[128], user[64];
 	char password_file[512], sslmode[16], sslrootcert[512];
 	int pinned; /* the password may be offered (pinned()) */
+	int ca_system; /* verify against OpenSSL's default bundle */
 	struct catalog *cat; /* result */
 	char error[256];
 	int64_t ms; /* how long the load took */
@@ -97,69 +98,6 @@ void catbox_put(struct catbox *b)
 		return;
 	cat_free(b->cat);
 	free(b);
-}
-
-/* ---- the worker ---- */
-
-static const char REL_SQL[] =
-    "SELECT c.oid, n.nspname, c.relname, c.relkind, a.attnum, a.attname, a.atttypid, "
-    "CASE WHEN c.relkind IN ('v','m') AND a.attnum = 1 THEN pg_catalog.pg_get_viewdef(c.oid) "
-    "END, (SELECT min(i.inhparent) FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid) "
-    "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT "
-    "a.attisdropped "
-    "WHERE c.relkind IN ('r','v','m','p','f') AND n.nspname NOT IN ('pg_catalog', "
-    "'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' "
-    "ORDER BY c.oid, a.attnum";
-
-static const char FUNC_SQL[] =
-    "SELECT DISTINCT n.nspname, p.proname FROM pg_catalog.pg_proc p "
-    "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
-    "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')";
-
-/* Operators defined outside pg_catalog (extensions' too), with the function each runs, and
- * whether the server can pick one for operands of built-in types: every operand type is
- * pg_catalog's, a domain, or has an implicit cast from a pg_catalog type (citext's = on citext
- * cannot be picked for text = text; a user's || on text, text can). */
-static const char OP_SQL[] =
-    "SELECT o.oprname, p.proname, NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type t "
-    "WHERE t.oid IN (o.oprleft, o.oprright) AND t.typtype <> 'd' "
-    "AND t.typnamespace <> 'pg_catalog'::pg_catalog.regnamespace "
-    "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_cast c "
-    "JOIN pg_catalog.pg_type s ON s.oid = c.castsource WHERE c.casttarget = t.oid "
-    "AND c.castcontext = 'i' AND s.typnamespace = 'pg_catalog'::pg_catalog.regnamespace)) "
-    "FROM pg_catalog.pg_operator o LEFT JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode "
-    "WHERE o.oprnamespace <> 'pg_catalog'::pg_catalog.regnamespace";
-
-/* Types a conversion into runs user code (cat_add_code_type): `x::t` then calls it. */
-static const char CAST_SQL[] =
-    "SELECT t.typname, p.proname FROM pg_catalog.pg_cast c "
-    "JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc "
-    "JOIN pg_catalog.pg_type t ON t.oid = c.casttarget "
-    "WHERE p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace "
-    "UNION ALL SELECT t.typname, '' FROM pg_catalog.pg_type t WHERE t.typtype = 'd' "
-    "AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contypid = t.oid) "
-    "UNION ALL SELECT t.typname, p.proname FROM pg_catalog.pg_type t "
-    "JOIN pg_catalog.pg_proc p ON p.oid = t.typinput "
-    "WHERE p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace";
-
-static int read_password(const char *path, char *out, size_t n, char *err, size_t errn)
-{
-	FILE *f = fopen(path, "re");
-	size_t l;
-
-	if (!f) {
-		snprintf(err, errn, "cannot read catalog.password_file %s: %s", path,
-			 strerror(errno));
-		return -1;
-	}
-	if (!fgets(out, (int)n, f))
-		out[0] = 0;
-	fclose(f);
-	l = strlen(out);
-	while (l && (out[l - 1] == '\n' || out[l - 1] == '\r'))
-		out[--l] = 0;
-	return 0;
 }
 
 static int ms_left(int64_t deadline)
@@ -192,252 +130,253 @@ static int wait_fd(int fd, short events, int64_t deadline)
 	}
 }
 
-/* PQconnectdbParams, but never past the deadline. The result's status says how it went;
- * *timed_out is set when the deadline cut it short. */
-static PGconn *connect_by(const char *const *kw, const char *const *val, int64_t deadline,
-			  int *timed_out)
+/* ---- the worker: one thread, one loader process ---- */
+
+/* A file of root's (the CA, the password) read for the loader, which cannot. 0, or -1. */
+static int read_file(const char *path, char *out, size_t n, size_t *len, char *err, size_t errn,
+		     const char *what)
 {
-	PGconn *c = PQconnectStartParams(kw, val, 0);
-	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	FILE *f = fopen(path, "re");
+	size_t l;
 
-	if (!c || PQstatus(c) == CONNECTION_BAD)
-		return c;
-	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
-		int r = wait_fd(PQsocket(c), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
-				deadline);
-
-		if (r <= 0) {
-			*timed_out = r == 0;
-			break;
-		}
-		st = PQconnectPoll(c);
+	if (!f) {
+		snprintf(err, errn, "cannot read %s %s: %s", what, path, strerror(errno));
+		return -1;
 	}
-	return c;
+	l = fread(out, 1, n, f);
+	if (l == n && fgetc(f) != EOF) {
+		fclose(f);
+		snprintf(err, errn, "%s %s is over %zu bytes", what, path, n - 1);
+		return -1;
+	}
+	fclose(f);
+	*len = l;
+	return 0;
+}
+
+static int fill_request(const struct job *j, struct catwire_req *q, char *err, size_t errn)
+{
+	size_t l = 0;
+
+	memset(q, 0, sizeof(*q));
+	snprintf(q->hostaddr, sizeof(q->hostaddr), "%s", j->hostaddr);
+	snprintf(q->host, sizeof(q->host), "%s", j->host);
+	snprintf(q->port, sizeof(q->port), "%s", j->port);
+	snprintf(q->dbname, sizeof(q->dbname), "%s", j->dbname);
+	snprintf(q->user, sizeof(q->user), "%s", j->user);
+	snprintf(q->sslmode, sizeof(q->sslmode), "%s", j->sslmode);
+	q->ca_system = (uint8_t)j->ca_system;
+	if (j->sslrootcert[0]) {
+		if (read_file(j->sslrootcert, q->ca_pem, sizeof(q->ca_pem), &l, err, errn,
+			      "ca_file"))
+			return -1;
+		q->ca_len = (uint32_t)l;
+	}
+	q->pinned = (uint8_t)j->pinned;
+	q->password_file_set = j->password_file[0] != 0;
+	if (j->password_file[0] && j->pinned) {
+		/* its first line; offered only to a pinned server */
+		if (read_file(j->password_file, q->password, sizeof(q->password) - 1, &l,
+			      q->password_error, sizeof(q->password_error),
+			      "catalog.password_file")) {
+			q->password[0] = 0;
+		} else {
+			q->password[l] = 0;
+			q->password[strcspn(q->password, "\r\n")] = 0;
+			q->has_password = 1;
+		}
+	}
+	return 0;
+}
+
+struct loader_proc {
+	pid_t pid;
+	int fd;
+};
+
+static void loader_kill(struct loader_proc *lp)
+{
+	if (lp->fd >= 0)
+		close(lp->fd);
+	if (lp->pid > 0) {
+		kill(lp->pid, SIGKILL);
+		while (waitpid(lp->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	lp->fd = -1;
+	lp->pid = 0;
+}
+
+/* fork and exec `hoopd --catalog-loader UID:GID` with its end of a socket pair as descriptor
+ * 3 and no other; between fork and exec only async-signal-safe calls (hoopd has threads). */
+static int loader_spawn(struct loader_proc *lp, char *err, size_t errn)
+{
+	int sv[2];
+	char ids[48];
+	sigset_t none;
+	char *argv[] = {"hoopd", "--catalog-loader", ids, NULL};
+
+	snprintf(ids, sizeof(ids), "%u:%u", (unsigned)hoopd.o.run_uid, (unsigned)hoopd.o.run_gid);
+	sigemptyset(&none);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+		snprintf(err, errn, "catalog loader: socketpair: %s", strerror(errno));
+		return -1;
+	}
+	lp->pid = fork();
+	if (lp->pid < 0) {
+		snprintf(err, errn, "catalog loader: fork: %s", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		lp->pid = 0;
+		return -1;
+	}
+	if (lp->pid == 0) {
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (sv[1] == 3 ? fcntl(3, F_SETFD, 0) != 0 : dup2(sv[1], 3) != 3)
+			_exit(127);
+		close_range(4, ~0U, 0);
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	close(sv[1]);
+	lp->fd = sv[0];
+	return 0;
+}
+
+/* Read n bytes by the deadline, or until hoopd stops. 0; -1 (deadline, stop, error); -EPIPE
+ * when the peer closed before the first byte. */
+static int read_by(int fd, void *buf, size_t n, int64_t deadline)
+{
+	uint8_t *b = buf;
+	size_t want = n;
+
+	while (n) {
+		ssize_t r;
+
+		if (wait_fd(fd, POLLIN, deadline) <= 0)
+			return -1;
+		r = read(fd, b, n);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (r <= 0)
+			return r == 0 && n == want ? -EPIPE : -1;
+		b += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* One job through the loader: 0 when it answered (a catalog in *cat, or its error in j), -1
+ * when it broke (deadline, nonsense, hoopd stopping), -EPIPE when it was gone before
+ * answering (killed between jobs: the caller may try a new one). */
+static int exchange(struct loader_proc *lp, struct job *j, const struct catwire_req *q,
+		    struct catalog **cat)
+{
+	struct catwire_ans_head h;
+	int64_t deadline = now_ms() + CATWIRE_JOB_MS + 5000;
+	uint32_t len;
+	uint8_t *ops;
+	int r;
+
+	*cat = NULL;
+	r = catwire_send(lp->fd, q, sizeof(*q), NULL, 0);
+	if (r)
+		return r == -EPIPE || r == -ECONNRESET ? -EPIPE : -1;
+	if ((r = read_by(lp->fd, &len, 4, deadline)))
+		return r;
+	if (len < sizeof(h) || read_by(lp->fd, &h, sizeof(h), deadline) ||
+	    h.ops_len != len - sizeof(h) || h.ops_len > CATWIRE_MAX_FRAME ||
+	    !memchr(h.error, 0, sizeof(h.error)))
+		return -1;
+	if (!h.ok) {
+		snprintf(j->error, sizeof(j->error), "%s", h.error);
+		return 0;
+	}
+	if (!(ops = malloc(h.ops_len ? h.ops_len : 1)))
+		return -1;
+	if (read_by(lp->fd, ops, h.ops_len, deadline)) {
+		free(ops);
+		return -1;
+	}
+	*cat = catwire_build(ops, h.ops_len, j->error, sizeof(j->error));
+	free(ops);
+	return *cat ? 0 : -1; /* what is not a catalog: the loader is not trusted again */
 }
 
 /*
- * One query without blocking past the deadline. Its rows go one at a time to row_fn (libpq's
- * single-row mode), at most CAT_MAX_ROWS of them and CAT_MAX_BYTES of values per load (*bytes
- * counts): a server that is not what it claims cannot make hoopd hold an endless catalog.
- * 0, or -1 with the reason in err.
+ * The job's catalog, from this thread's loader process (spawned when there is none). Whatever
+ * goes wrong with the process (it died, missed the deadline, answered what is not a catalog),
+ * it is killed; one that was gone before it answered is replaced and asked again, once.
  */
-static int query_rows(PGconn *c, const char *sql, int64_t deadline,
-		      int (*row_fn)(const PGresult *x, void *arg), void *arg, long *bytes,
-		      char *err, size_t errn)
+static struct catalog *ask_loader(struct loader_proc *lp, struct job *j)
 {
-	long rows = 0;
-
-	if (PQsetnonblocking(c, 1) || !PQsendQueryParams(c, sql, 0, NULL, NULL, NULL, NULL, 0) ||
-	    !PQsetSingleRowMode(c)) {
-		snprintf(err, errn, "%s", PQerrorMessage(c));
-		return -1;
-	}
-	for (;;) {
-		int f = PQflush(c), r;
-
-		if (f < 0)
-			break;
-		if (!f && !PQisBusy(c)) {
-			PGresult *x = PQgetResult(c);
-			int bad = 0;
-
-			if (!x)
-				return 0;
-			if (PQresultStatus(x) == PGRES_SINGLE_TUPLE) {
-				for (int i = 0; i < PQnfields(x); i++)
-					*bytes += PQgetlength(x, 0, i);
-				if (++rows > CAT_MAX_ROWS || *bytes > CAT_MAX_BYTES)
-					bad = snprintf(err, errn,
-						       "more than %d rows or %ld MiB: not a catalog",
-						       CAT_MAX_ROWS, CAT_MAX_BYTES >> 20);
-				else if (PQnfields(x) < 2 || row_fn(x, arg))
-					bad = snprintf(err, errn, "%s",
-						       PQnfields(x) < 2 ? "not the columns asked for"
-									: "a row that does not fit (columns or memory)");
-			} else if (PQresultStatus(x) != PGRES_TUPLES_OK) {
-				bad = snprintf(err, errn, "%s", PQresultErrorMessage(x));
-			}
-			PQclear(x);
-			if (bad)
-				return -1; /* the connection is dropped with what is left */
-			continue;
-		}
-		r = wait_fd(PQsocket(c), POLLIN | (f ? POLLOUT : 0), deadline);
-		if (r == 0) {
-			snprintf(err, errn, "no answer within the catalog deadline");
-			return -1;
-		}
-		if (r < 0 || !PQconsumeInput(c))
-			break;
-	}
-	snprintf(err, errn, "%s", PQerrorMessage(c));
-	return -1;
-}
-
-struct rel_rows {
-	struct catalog *cat;
-	struct cat_rel *rel;
-	uint32_t last;
-};
-
-static int rel_row(const PGresult *x, void *arg)
-{
-	struct rel_rows *rr = arg;
-	uint32_t oid = (uint32_t)strtoul(PQgetvalue(x, 0, 0), NULL, 10);
-
-	if (PQnfields(x) < 9)
-		return -1;
-	if (!rr->rel || oid != rr->last) {
-		rr->rel = cat_add_rel(rr->cat, oid, PQgetvalue(x, 0, 1), PQgetvalue(x, 0, 2),
-				      PQgetvalue(x, 0, 3)[0],
-				      PQgetisnull(x, 0, 7) ? NULL : PQgetvalue(x, 0, 7));
-		if (!rr->rel)
-			return -1;
-		if (!PQgetisnull(x, 0, 8))
-			rr->rel->parent_oid = (uint32_t)strtoul(PQgetvalue(x, 0, 8), NULL, 10);
-		rr->last = oid;
-	}
-	return cat_add_col(rr->rel, (int16_t)atoi(PQgetvalue(x, 0, 4)), PQgetvalue(x, 0, 5),
-			   (uint32_t)strtoul(PQgetvalue(x, 0, 6), NULL, 10))
-		   ? -1
-		   : 0;
-}
-
-static int func_row(const PGresult *x, void *arg)
-{
-	return cat_add_function(arg, PQgetvalue(x, 0, 0), PQgetvalue(x, 0, 1)) ? -1 : 0;
-}
-
-static int op_row(const PGresult *x, void *arg)
-{
-	if (PQnfields(x) < 3)
-		return -1;
-	return cat_add_operator(arg, PQgetvalue(x, 0, 0), PQgetvalue(x, 0, 1),
-				PQgetvalue(x, 0, 2)[0] == 't')
-		   ? -1
-		   : 0;
-}
-
-static int cast_row(const PGresult *x, void *arg)
-{
-	return cat_add_code_type(arg, PQgetvalue(x, 0, 0), PQgetvalue(x, 0, 1)) ? -1 : 0;
-}
-
-static struct catalog *load(struct job *j)
-{
-	char password[256] = "";
-	const char *kw[24], *val[24];
-	int n = 0, timed_out = 0;
-	int64_t deadline = now_ms() + JOB_DEADLINE_MS;
-	PGconn *conn;
+	static _Thread_local struct catwire_req q; /* 64 KiB of CA: not on the stack */
 	struct catalog *cat = NULL;
-	struct rel_rows rr = {0};
-	char qerr[200];
-	long bytes = 0;
 
-#define KV(k, v)                                                                               \
-	do {                                                                                   \
-		kw[n] = k;                                                                     \
-		val[n++] = v;                                                                  \
-	} while (0)
-	KV("hostaddr", j->hostaddr);
-	if (j->host[0])
-		KV("host", j->host);
-	KV("port", j->port);
-	KV("dbname", j->dbname);
-	KV("user", j->user);
-	/* Nothing from root's home or the environment's files: no .pgpass, no client certificate
-	 * or key, no service file (the server may be the agent's). */
-	KV("passfile", NO_FILE);
-	KV("sslcert", NO_FILE);
-	KV("sslkey", NO_FILE);
-	KV("sslmode", j->sslmode); /* the target's upstream_tls, never weaker */
-	KV("sslrootcert", j->sslrootcert[0] ? j->sslrootcert : NO_FILE);
-	KV("sslcrl", NO_FILE);
-	KV("gssencmode", "disable");
-	KV("connect_timeout", "10");
-	KV("application_name", "hoop-catalog");
-	KV("options", "-c statement_timeout=30000 -c default_transaction_read_only=on "
-			"-c standard_conforming_strings=on"); /* view definitions: pglex.h */
-	kw[n] = NULL;
-	val[n] = NULL;
-	/* First without a password: trust, peer or a client certificate need none, and no
-	 * server can then ask for one. */
-	conn = connect_by(kw, val, deadline, &timed_out);
-	if (conn && PQstatus(conn) != CONNECTION_OK && !timed_out &&
-	    PQconnectionNeedsPassword(conn) && j->password_file[0] && !j->pinned) {
-		snprintf(j->error, sizeof(j->error),
-			 "%s:%s asks for a password, and hoopd offers catalog.password_file "
-			 "only to a target pinned by upstream_tls: verify-full with ca_file and "
-			 "tls_server_name (masking fails closed here)",
-			 j->hostaddr, j->port);
-		goto out;
+	if (fill_request(j, &q, j->error, sizeof(j->error)))
+		return NULL;
+	for (int tries = 0; tries < 2; tries++) {
+		int fresh = lp->pid <= 0, r;
+
+		if (fresh && loader_spawn(lp, j->error, sizeof(j->error)))
+			break;
+		r = exchange(lp, j, &q, &cat);
+		if (r == 0)
+			break;
+		if (!j->error[0] || r == -EPIPE)
+			snprintf(j->error, sizeof(j->error), "%s",
+				 loader.stop ? "hoopd is stopping"
+					     : "the catalog loader process failed or missed its "
+					       "deadline");
+		loader_kill(lp);
+		if (r != -EPIPE || fresh || loader.stop)
+			break;
+		j->error[0] = '\0';
 	}
-	if (conn && PQstatus(conn) != CONNECTION_OK && !timed_out &&
-	    PQconnectionNeedsPassword(conn) && j->password_file[0]) {
-		/* libpq 15 has no require_auth: channel_binding=require is how it refuses to answer
-		 * anything but SCRAM-SHA-256-PLUS (no cleartext, no MD5), and only over TLS. That
-		 * does not make the server prove anything first: the client's proof goes out
-		 * before the server's signature, so a server that chose the salt and an iteration
-		 * count of 1 can guess the password offline. What keeps the proof from an impostor
-		 * is the pin: this server presented a certificate for tls_server_name from the
-		 * operator's own CA (pinned()), which an address the agent names does not have. */
-		PQfinish(conn);
-		conn = NULL;
-		if (read_password(j->password_file, password, sizeof(password), j->error,
-				  sizeof(j->error)))
-			goto out;
-		KV("password", password); /* over the terminator */
-		KV("channel_binding", "require");
-		kw[n] = NULL;
-		val[n] = NULL;
-		conn = connect_by(kw, val, deadline, &timed_out);
-		explicit_bzero(password, sizeof(password));
-	}
-#undef KV
-	if (!conn || PQstatus(conn) != CONNECTION_OK) {
-		snprintf(j->error, sizeof(j->error), "cannot connect as %s to %s:%s/%s: %s",
-			 j->user, j->hostaddr, j->port, j->dbname,
-			 timed_out ? "no answer within the catalog deadline"
-			 : conn	   ? PQerrorMessage(conn)
-				   : "out of memory");
-		goto out;
-	}
-	cat = cat_new();
-	if (!cat)
-		goto oom;
-	rr.cat = cat;
-	if (query_rows(conn, REL_SQL, deadline, rel_row, &rr, &bytes, qerr, sizeof(qerr))) {
-		snprintf(j->error, sizeof(j->error), "reading pg_class as %s: %s", j->user, qerr);
-		goto fail;
-	}
-	if (query_rows(conn, FUNC_SQL, deadline, func_row, cat, &bytes, qerr, sizeof(qerr))) {
-		snprintf(j->error, sizeof(j->error), "reading pg_proc as %s: %s", j->user, qerr);
-		goto fail;
-	}
-	if (query_rows(conn, OP_SQL, deadline, op_row, cat, &bytes, qerr, sizeof(qerr))) {
-		snprintf(j->error, sizeof(j->error), "reading pg_operator as %s: %s", j->user,
-			 qerr);
-		goto fail;
-	}
-	if (query_rows(conn, CAST_SQL, deadline, cast_row, cat, &bytes, qerr, sizeof(qerr))) {
-		snprintf(j->error, sizeof(j->error), "reading pg_cast as %s: %s", j->user, qerr);
-		goto fail;
-	}
-	if (cat_index(cat))
-		goto oom;
-	goto out;
-oom:
-	snprintf(j->error, sizeof(j->error), "out of memory reading the catalog");
-fail:
-	cat_free(cat);
-	cat = NULL;
-out:
-	PQfinish(conn);
-	/* libpq's messages end in a newline; the log line should not */
-	for (size_t l = strlen(j->error); l && j->error[l - 1] == '\n'; l--)
-		j->error[l - 1] = 0;
+	explicit_bzero(q.password, sizeof(q.password));
 	return cat;
+}
+
+static struct job *pick(void);
+
+static void *worker(void *arg)
+{
+	struct loader_proc lp = {.fd = -1};
+	int me;
+
+	(void)arg;
+	pthread_mutex_lock(&loader.mu);
+	me = loader.nworkers++; /* its slot in loader.running */
+	pthread_mutex_unlock(&loader.mu);
+	for (;;) {
+		struct job *j;
+		int64_t t0;
+		uint64_t one = 1;
+
+		pthread_mutex_lock(&loader.mu);
+		while (!loader.stop && !(j = pick()))
+			pthread_cond_wait(&loader.cv, &loader.mu);
+		if (loader.stop) {
+			pthread_mutex_unlock(&loader.mu);
+			loader_kill(&lp);
+			return NULL;
+		}
+		loader.running[me] = j;
+		pthread_mutex_unlock(&loader.mu);
+		t0 = now_ms();
+		j->cat = ask_loader(&lp, j);
+		j->ms = now_ms() - t0;
+		pthread_mutex_lock(&loader.mu);
+		loader.running[me] = NULL;
+		j->next = loader.done;
+		loader.done = j;
+		pthread_cond_broadcast(&loader.cv); /* a job for the same destination may go now */
+		pthread_mutex_unlock(&loader.mu);
+		if (write(loader.efd, &one, sizeof(one)) < 0) {
+			/* the counter cannot overflow in practice; the loop reads it */
+		}
+	}
 }
 
 static int same_dst(const struct job *a, const struct job *b)
@@ -462,42 +401,6 @@ static struct job *pick(void)
 		}
 	}
 	return NULL;
-}
-
-static void *worker(void *arg)
-{
-	int me;
-
-	pthread_mutex_lock(&loader.mu);
-	me = loader.nworkers++; /* its slot in loader.running */
-	pthread_mutex_unlock(&loader.mu);
-	for (;;) {
-		struct job *j;
-		int64_t t0;
-		uint64_t one = 1;
-
-		pthread_mutex_lock(&loader.mu);
-		while (!loader.stop && !(j = pick()))
-			pthread_cond_wait(&loader.cv, &loader.mu);
-		if (loader.stop) {
-			pthread_mutex_unlock(&loader.mu);
-			return NULL;
-		}
-		loader.running[me] = j;
-		pthread_mutex_unlock(&loader.mu);
-		t0 = now_ms();
-		j->cat = load(j);
-		j->ms = now_ms() - t0;
-		pthread_mutex_lock(&loader.mu);
-		loader.running[me] = NULL;
-		j->next = loader.done;
-		loader.done = j;
-		pthread_cond_broadcast(&loader.cv); /* a job for the same destination may go now */
-		pthread_mutex_unlock(&loader.mu);
-		if (write(loader.efd, &one, sizeof(one)) < 0) {
-			/* the counter cannot overflow in practice; the loop reads it */
-		}
-	}
 }
 
 /* ---- the event loop's side ---- */
@@ -695,11 +598,9 @@ static void submit(struct centry *e)
 	snprintf(j->sslrootcert, sizeof(j->sslrootcert), "%s", t->ca_file);
 	snprintf(j->host, sizeof(j->host), "%s", t->tls_server_name);
 	j->pinned = pinned(t);
-	/* libpq 15 knows no sslrootcert=system: name OpenSSL's own bundle, as the relay's leg
-	 * uses (SSL_CTX_set_default_verify_paths). */
-	if (t->upstream_tls >= UPSTREAM_TLS_VERIFY_CA && !t->ca_file[0])
-		snprintf(j->sslrootcert, sizeof(j->sslrootcert), "%s",
-			 X509_get_default_cert_file());
+	/* libpq 15 knows no sslrootcert=system: the loader names OpenSSL's own bundle, as the
+	 * relay's leg uses (SSL_CTX_set_default_verify_paths). */
+	j->ca_system = t->upstream_tls >= UPSTREAM_TLS_VERIFY_CA && !t->ca_file[0];
 	e->loading = 1;
 	if (!e->box && !e->first_ms)
 		e->first_ms = now_ms();

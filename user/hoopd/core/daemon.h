@@ -31,6 +31,9 @@ struct hoopd_opts {
 	size_t max_message; /* largest protocol message accepted, either direction */
 	const char *tls_cert, *tls_key;
 	int agent_tls; /* answer SSLRequest with S and terminate TLS */
+	/* --user: who hoopd's unprivileged processes run as (the catalog loader now) */
+	const char *user;
+	unsigned run_uid, run_gid;
 };
 
 struct hoopd_stats {

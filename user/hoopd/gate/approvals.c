@@ -37,6 +37,7 @@ struct request {
 	size_t len;
 	char sha256[SHA256_DIGEST_LENGTH * 2 + 1]; /* of the held text: what an approver names */
 	char *runs; /* JSON array: what EXECUTE/FETCH in the text run, as hoopd recorded them */
+	char *split; /* JSON object: how hoopd reads the text (hold_ops open), or NULL */
 	char fingerprint[GRANTKEY_LEN + 1]; /* grantkey_for: what a fingerprint grant covers */
 	char no_grant[192];		    /* or why no fingerprint grant may cover it */
 	int64_t created;
@@ -192,7 +193,7 @@ static int fail(struct session *s, const char *sqlstate, const char *message)
 }
 
 static int open_request(struct session *s, const char *rule, const char *message,
-			const char *text, size_t len, char *id, size_t idn)
+			const char *text, size_t len, const char *split, char *id, size_t idn)
 {
 	struct request *q;
 	uint32_t rnd;
@@ -229,6 +230,7 @@ static int open_request(struct session *s, const char *rule, const char *message
 	SHA256((const unsigned char *)text, len, md);
 	hex_encode(md, sizeof(md), q->sha256);
 	q->runs = s->eng && s->eng->held_runs ? s->eng->held_runs(s->est, text, len) : NULL;
+	q->split = split ? strdup(split) : NULL;
 	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 		rnd = (uint32_t)now_ms();
 	snprintf(q->id, sizeof(q->id), "a%08x", rnd);
@@ -257,6 +259,10 @@ static int open_request(struct session *s, const char *rule, const char *message
 		if (q->runs) {
 			jb_key(&e2, "runs");
 			jb_raw(&e2, q->runs);
+		}
+		if (q->split) {
+			jb_key(&e2, "read_as");
+			jb_raw(&e2, q->split);
 		}
 		jb_kv_str(&e2, "fingerprint", q->fingerprint);
 		if (q->no_grant[0])
@@ -289,6 +295,7 @@ static void unlink_req(struct request *q)
 		}
 	free(q->text);
 	free(q->runs);
+	free(q->split);
 	free(q);
 }
 
@@ -382,6 +389,10 @@ void approvals_list(struct jbuf *j)
 		if (q->runs) {
 			jb_key(j, "runs");
 			jb_raw(j, q->runs);
+		}
+		if (q->split) {
+			jb_key(j, "read_as");
+			jb_raw(j, q->split);
 		}
 		if (q->no_grant[0]) /* --scope fingerprint will be refused, and why */
 			jb_kv_str(j, "fingerprint_refused", q->no_grant);

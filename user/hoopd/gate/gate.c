@@ -9,6 +9,7 @@
 #include "catalog.h"
 #include "record.h"
 #include "daemon.h"
+#include "json.h"
 #include "mask_live.h"
 #include "session.h"
 #include "sqlfacts.h"
@@ -151,13 +152,14 @@ static struct mplan *resolve(struct gate *g, struct masking *mk, struct mplan *p
 
 /* ---- verdicts ---- */
 
-static const char *prepared_text(void *ctx, const char *name)
+static const char *prepared_text(void *ctx, const char *name, int *escape)
 {
 	struct gate *g = ctx;
 
 	if (g->cand_name && !strcmp(g->cand_name, name))
-		return g->cand_text;
-	return g->ops && g->ops->prepared_text ? g->ops->prepared_text(g->ctx, name) : NULL;
+		return g->cand_text; /* not yet sent: the server will read it as it lexes now */
+	return g->ops && g->ops->prepared_text ? g->ops->prepared_text(g->ctx, name, escape)
+					       : NULL;
 }
 
 static enum verdict judge(struct gate *g, const char *protocol, const char *text, size_t len,
@@ -308,11 +310,48 @@ static int refused(struct gate_batch *b, const char *sqlstate, const char *messa
 	return GATE_REFUSE;
 }
 
+/* How hoopd reads a held text, for the approver: NULL when it is one statement read as it is
+ * written under the server's defaults (there is nothing to add then), else malloc'd JSON. */
+static char *held_split(const struct gate *g, const struct gate_batch *b)
+{
+	int escape = g->ds && g->ds->pg_escape_strings;
+	struct jbuf j;
+	char *out;
+
+	if (b->n <= 1 && !escape)
+		return NULL;
+	jb_init(&j);
+	jb_obj_open(&j);
+	jb_key(&j, "statements");
+	jb_arr_open(&j);
+	for (int i = 0; i < b->n; i++) {
+		char *t = strndup(b->st[i].text, b->st[i].len);
+
+		jb_obj_open(&j);
+		jb_key(&j, "text");
+		jb_str_val(&j, t ? t : "");
+		jb_kv_bool(&j, "held", b->st[i].v == VERDICT_HOLD);
+		jb_kv_str(&j, "rule", b->st[i].rule);
+		jb_obj_close(&j);
+		free(t);
+	}
+	jb_arr_close(&j);
+	if (escape)
+		jb_kv_str(&j, "standard_conforming_strings", "off");
+	jb_obj_close(&j);
+	out = j.oom ? NULL : strdup(jb_str(&j));
+	jb_free(&j);
+	return out;
+}
+
 /* Park the whole batch: nothing of it runs until it is decided. */
 static int hold(struct gate *g, struct gate_batch *b)
 {
-	int hr = hold_ops->open(g->s, b->rule, b->message, b->text, b->len, b->hold_id,
+	char *split = held_split(g, b);
+	int hr = hold_ops->open(g->s, b->rule, b->message, b->text, b->len, split, b->hold_id,
 				sizeof(b->hold_id));
+
+	free(split);
 
 	if (hr == -EDQUOT)
 		return refused(b, "53400",
@@ -371,6 +410,24 @@ static int record(struct gate *g, struct gate_batch *b, int i)
 	return r;
 }
 
+/*
+ * A text with no statement (blanks, semicolons, comments only): the server answers it empty,
+ * and it is forwarded as it came, so it is on record like any statement, under a number of its
+ * own (its answer is filed under that number, not the statement before). 0, or what
+ * ev_statement said.
+ */
+static int record_blank(struct gate *g, struct gate_batch *b)
+{
+	struct ev_statement es = {.seq = ++g->seq,
+				  .protocol = b->protocol,
+				  .text = b->text ? b->text : "",
+				  .text_len = b->text ? b->len : 0,
+				  .verdict = "allow",
+				  .reason = "no statement: only blanks, semicolons or comments"};
+
+	return ev_statement(sess_agent(g->s), &es);
+}
+
 int gate_commit(struct gate *g, struct gate_batch *b)
 {
 	int unrecorded = 0;
@@ -382,6 +439,8 @@ int gate_commit(struct gate *g, struct gate_batch *b)
 		b->v = VERDICT_DENY; /* made a hold after gate_judge, where none may wait */
 	if (b->v == VERDICT_HOLD)
 		return hold(g, b);
+	if (!b->n && b->v != VERDICT_DENY && !b->quiet_allow && record_blank(g, b))
+		return refused(b, GATE_UNRECORDED_STATE, GATE_UNRECORDED_MSG);
 	for (int i = 0; i < b->n; i++) {
 		if (b->quiet_allow && b->v != VERDICT_DENY)
 			continue;

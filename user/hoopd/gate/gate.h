@@ -53,8 +53,9 @@ struct sqlfacts;
 /* The engine's answers about names the session defined (all may be NULL). i is a statement of
  * the batch being judged, name the prepared statement an EXECUTE in it runs. */
 struct gate_ops {
-	/* The text prepared statement name has in this session now, or NULL. */
-	const char *(*prepared_text)(void *ctx, const char *name);
+	/* The text prepared statement name has in this session now, or NULL; in *escape the
+	 * lexing the server read it under (dialect_settings.pg_escape_strings), when known. */
+	const char *(*prepared_text)(void *ctx, const char *name, int *escape);
 	/* The plan the verdict reads for pl: an EXECUTE's or FETCH's is that of what the name
 	 * runs now (a reference; NULL without memory). NULL: pl itself. */
 	struct mplan *(*resolve_plan)(void *ctx, struct masking *mk, struct mplan *pl);

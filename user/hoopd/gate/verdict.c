@@ -13,6 +13,7 @@
 #include "maskplan.h"
 #include "rules.h"
 #include "session.h"
+#include "pglex.h"
 #include "sqlfacts.h"
 
 /* Facts about masked columns (maskplan.h): does a predicate read one (inference), are their
@@ -83,11 +84,19 @@ enum verdict policy_verdict(struct judgement *j)
 		j->want_facts = 0; /* what an EXECUTE runs is the session's, not the text's */
 	if (cf->execute_name[0] && j->prepared && !cf->parse_error) {
 		/* EXECUTE runs what its PREPARE said: that is judged too (judge_statement). */
-		const char *text = j->prepared(j->prepared_ctx, cf->execute_name);
+		int escape = -1;
+		const char *text = j->prepared(j->prepared_ctx, cf->execute_name, &escape);
 
 		if (text && (pf = calloc(1, sizeof(*pf)))) {
+			struct pglex_saved sv = {0};
+
+			/* read as the server read it at PREPARE, not as the session lexes now */
+			if (escape >= 0)
+				pglex_set(escape, &sv);
 			sqlfacts_analyze(text, strlen(text), pf);
 			probes(j, text, strlen(text), pf);
+			if (escape >= 0)
+				pglex_restore(&sv);
 		}
 	}
 	in.pol = hoopd.pol;

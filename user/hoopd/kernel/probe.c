@@ -166,6 +166,16 @@ static int check_caps(char *err, size_t errn)
 		    "CAP_SYS_ADMIN and CAP_SYS_PTRACE (docs/deploy.md)");
 		return -EPERM;
 	}
+	if (!has_cap(CAP_SETUID) || !has_cap(CAP_SETGID) || !has_cap(CAP_SETPCAP)) {
+		snprintf(err, errn,
+			 "hoopd lacks CAP_%s: its sandboxed processes (the catalog loader, which "
+			 "reads masking catalogs over libpq) start as root and give it up for "
+			 "--user: setgroups/setresgid (CAP_SETGID), setresuid (CAP_SETUID) and "
+			 "emptying their bounding set (CAP_SETPCAP). Grant them with the others "
+			 "(docs/deploy.md)",
+			 !has_cap(CAP_SETUID) ? "SETUID" : !has_cap(CAP_SETGID) ? "SETGID" : "SETPCAP");
+		return -EPERM;
+	}
 	if (!has_cap(CAP_NET_ADMIN))
 		log_warn("hoopd lacks CAP_NET_ADMIN: `hoopctl attach --reset-existing` cannot end "
 			 "connections that predate an attach (SOCK_DESTROY)");

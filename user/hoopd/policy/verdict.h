@@ -23,8 +23,10 @@ struct judgement {
 	size_t len;
 	int parse_error; /* PostgreSQL's grammar rejected it */
 	const char *user, *database; /* the session's database user and database */
-	/* The text of a prepared statement by name, for EXECUTE (may be NULL). */
-	const char *(*prepared)(void *ctx, const char *name);
+	/* The text of a prepared statement by name, for EXECUTE (may be NULL), and in *escape
+	 * how the server lexed it when it was prepared (standard_conforming_strings off: 1, on:
+	 * 0; left as it is, -1, for "as the session lexes now"): it is read that way again. */
+	const char *(*prepared)(void *ctx, const char *name, int *escape);
 	void *prepared_ctx;
 	/* masking: the session's catalog (may be NULL), for rules on probes_masked */
 	const struct catalog *cat;
@@ -50,9 +52,14 @@ extern verdict_fn verdict_hook;
  * installed (tests, tools), a hold is refused instead.
  */
 struct hold_ops {
-	/* Open a request for session s's held statement; its id goes to id. 0 or -errno. */
+	/* Open a request for session s's held statement; its id goes to id. 0 or -errno.
+	 * split_json, when not NULL, is a JSON object saying how hoopd reads the text: its
+	 * statements as the dialect split them, each held or not with its rule, and the session
+	 * setting the reading depends on ({"statements":[{"text","held","rule"}...],
+	 * "standard_conforming_strings":"off"}), so that an approver never has to guess how a
+	 * text with several statements, or read under other lexing, splits. */
 	int (*open)(struct session *s, const char *rule, const char *message, const char *text,
-		    size_t len, char *id, size_t idn);
+		    size_t len, const char *split_json, char *id, size_t idn);
 	/* The session ends or its statement was cancelled: close its request. */
 	void (*forget)(struct session *s, const char *why);
 };

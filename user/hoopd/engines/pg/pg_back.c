@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "pg_int.h"
+#include "pglex.h"
 #include "record.h"
 
 /* ---- server messages ---- */
@@ -40,8 +41,14 @@ static void param_status(struct pg *p, const struct pgw_msg *m)
 	v = k + kl + 1;
 	if (!strnlen(v, m->len - kl - 1) || strnlen(v, m->len - kl - 1) == m->len - kl - 1)
 		return;
-	if (!strcmp(k, "standard_conforming_strings"))
+	if (!strcmp(k, "standard_conforming_strings")) {
+		struct pglex_saved entry;
+
 		p->lex.pg_escape_strings = strcmp(v, "on") != 0;
+		/* and at once for what the rest of this read parses (acknowledged names, their
+		 * plans): the entry point restores what it saved at its exit */
+		pglex_set(p->lex.pg_escape_strings, &entry);
+	}
 }
 
 int pg_server_auth(struct pg *p, const struct pgw_msg *m)
@@ -188,6 +195,8 @@ static int server_named(struct pg *p, const struct pgw_msg *m)
 		e->params = NULL;
 		if (!po)
 			return -1;
+		if (ps)
+			po->lex_escape = ps->lex_escape; /* the statement's text, as it was read */
 		po->this_xact = 1;
 		break;
 	default: /* CloseComplete: the name is gone (closing a missing one is no error) */

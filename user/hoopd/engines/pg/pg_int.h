@@ -108,6 +108,8 @@ struct named {
 	uint8_t *rd;	    /* portal: its RowDescription, once a Describe answered */
 	size_t rdlen;
 	int holdable;	    /* cursor WITH HOLD: outlives its transaction */
+	int lex_escape;	    /* standard_conforming_strings was off when the server read text:
+			     * every later reading of text (plans, facts, names) lexes so */
 	int this_xact;	    /* made in the transaction now open */
 	struct named *next;
 };

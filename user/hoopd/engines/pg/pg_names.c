@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "pg_int.h"
+#include "pglex.h"
 
 /* ---- the names the server has ---- */
 
@@ -61,6 +62,9 @@ struct named *pg_named_set(struct named **l, const char *name, const char *text,
 	n->holdable = 0;
 	n->this_xact = 0;
 	n->text = strdup(text ? text : "");
+	/* the server has just acknowledged it, so it read it as the session lexes now (the
+	 * engine keeps libpg_query's settings in step with every ParameterStatus) */
+	n->lex_escape = !standard_conforming_strings;
 	n->params = params;
 	n->plan = mplan_ref(plan);
 	n->plan_gen = plan_gen;
@@ -104,8 +108,14 @@ struct mplan *pg_named_plan(struct pg *p, struct masking *mk, struct named *n)
 	if (!n->text[0])
 		return mplan_unknown(); /* bound from a statement hoopd does not know */
 	if (!n->plan || n->plan_gen != mk->gen) {
-		struct mplan *pl = gate_plan(&p->g, mk, n->text, strlen(n->text));
+		struct pglex_saved sv;
+		struct mplan *pl;
 
+		/* read as the server read it when the name was made, not as the session lexes
+		 * now (a SET standard_conforming_strings since cannot change what it runs) */
+		pglex_set(n->lex_escape, &sv);
+		pl = gate_plan(&p->g, mk, n->text, strlen(n->text));
+		pglex_restore(&sv);
 		if (!pl)
 			return NULL;
 		mplan_put(n->plan);
@@ -284,11 +294,15 @@ void pg_names_done(struct pg *p, const char *text, const char *tag, struct mplan
 	pg_sql_names(text, strlen(text), &ns);
 	/* EXECUTE of a statement made by Parse may run any statement: it is that one that ran */
 	while (ns.kind == NK_EXECUTE && depth++ < 4) {
+		struct pglex_saved sv;
+
 		if (!(n = pg_named_find(p->preps, ns.name)))
 			return;
 		text = n->text;
 		plan = NULL;
+		pglex_set(n->lex_escape, &sv); /* as the server read it at PREPARE */
 		pg_sql_names(text, strlen(text), &ns);
+		pglex_restore(&sv);
 	}
 	if (!strcmp(tag, "PREPARE") && ns.kind == NK_PREPARE) {
 		pg_named_set(&p->preps, ns.name, text + ns.body, NULL, NULL, 0);
@@ -340,10 +354,12 @@ const char *pg_named_text(struct pg *p, int cursor, const char *name)
 	return cursor ? NULL : inflight_text(p, name);
 }
 
-static const char *gate_prepared_text(void *ctx, const char *name)
+static const char *gate_prepared_text(void *ctx, const char *name, int *escape)
 {
 	struct named *n = pg_named_find(((struct pg *)ctx)->preps, name);
 
+	if (n)
+		*escape = n->lex_escape;
 	return n ? n->text : NULL;
 }
 
