@@ -903,7 +903,7 @@ static int replace_spans(const struct mask_engine *me, const struct mask_tls *w,
 	return MV_VALUE;
 }
 
-int mask_detect_apply(const struct mask_engine *me, struct mask_tls *w, int kind, unsigned ctx,
+static int apply_once(const struct mask_engine *me, struct mask_tls *w, int kind, unsigned ctx,
 		      const uint8_t *v, size_t n, size_t shift, size_t t0, size_t t1,
 		      struct buf *dst, uint64_t det[DET_COUNT])
 {
@@ -917,7 +917,8 @@ int mask_detect_apply(const struct mask_engine *me, struct mask_tls *w, int kind
 	return replace_spans(me, w, kind == MT_JSON || kind == MT_JSONB, v, n, dst);
 }
 
-int mask_detect_value(const struct mask_engine *me, struct mask_tls *w, int kind, unsigned ctx,
+/* One scan and one round of replacement of v (mask_detect_value without settle). */
+static int value_once(const struct mask_engine *me, struct mask_tls *w, int kind, unsigned ctx,
 		      const uint8_t *v, size_t n, struct buf *dst, uint64_t det[DET_COUNT])
 {
 	size_t t0 = w->ntrig;
@@ -930,7 +931,66 @@ int mask_detect_value(const struct mask_engine *me, struct mask_tls *w, int kind
 	if (w->ntrig == t0)
 		return MV_KEEP;
 	mask_detect_sort(w, t0);
-	r = mask_detect_apply(me, w, kind, ctx, v, n, 0, t0, w->ntrig, dst, det);
+	r = apply_once(me, w, kind, ctx, v, n, 0, t0, w->ntrig, dst, det);
 	w->ntrig = t0;
+	return r;
+}
+
+/*
+ * What redact and partial leave of a match can make a new one with what was around it: a
+ * partially masked phone number "+*******6" before ".1.1.1" reads as an IPv4 address that was
+ * none in the value. The replaced value (dst from start) is scanned again until nothing is
+ * found, so that no value leaves with something the detectors would find in it. (The other
+ * styles write values of the detected kind on purpose: format-preserving and hashed forms of
+ * a phone number look like one, and stay as they are.) At most a few rounds: each one only
+ * turns characters into '*'. 0, or -1 (out of memory; dst as it was).
+ */
+static int settle(const struct mask_engine *me, struct mask_tls *w, int kind, unsigned ctx,
+		  struct buf *dst, size_t start)
+{
+	enum mask_style st = me->mp.detector_style;
+
+	if (st != MASK_REDACT && st != MASK_PARTIAL)
+		return 0;
+	for (int round = 0; round < 8; round++) {
+		struct buf again = {0};
+		int r = value_once(me, w, kind, ctx, dst->data + start, dst->len - start, &again,
+				   NULL);
+
+		if (r == MV_VALUE) {
+			dst->len = start;
+			r = put(dst, again.data, again.len) ? -1 : MV_VALUE;
+		}
+		buf_free(&again);
+		if (r != MV_VALUE)
+			return r == MV_KEEP ? 0 : -1;
+	}
+	return 0;
+}
+
+int mask_detect_apply(const struct mask_engine *me, struct mask_tls *w, int kind, unsigned ctx,
+		      const uint8_t *v, size_t n, size_t shift, size_t t0, size_t t1,
+		      struct buf *dst, uint64_t det[DET_COUNT])
+{
+	size_t start = dst->len;
+	int r = apply_once(me, w, kind, ctx, v, n, shift, t0, t1, dst, det);
+
+	if (r == MV_VALUE && settle(me, w, kind, ctx, dst, start)) {
+		dst->len = start;
+		return -1;
+	}
+	return r;
+}
+
+int mask_detect_value(const struct mask_engine *me, struct mask_tls *w, int kind, unsigned ctx,
+		      const uint8_t *v, size_t n, struct buf *dst, uint64_t det[DET_COUNT])
+{
+	size_t start = dst->len;
+	int r = value_once(me, w, kind, ctx, v, n, dst, det);
+
+	if (r == MV_VALUE && settle(me, w, kind, ctx, dst, start)) {
+		dst->len = start;
+		return -1;
+	}
 	return r;
 }
