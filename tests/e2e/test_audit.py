@@ -850,6 +850,15 @@ def test_hmac_checkpoints_then_signed_ones_verify(ctx):
         lines[-1] = reseal_line(lines[-1], hmac_seal(key, rec["seq"], rec["prev"]))
         write_lines(d, name, lines)
         expect_tamper(d, "hmac_after_signed", name, len(lines), rec["seq"], says="audit.key")
+        # ...nor pass off a trail sealed by HMACs alone (everything since the upgrade cut, or
+        # rewritten and sealed with audit.key) where a signing key exists
+        d = os.path.join(ctx.tmp, "upg-unsigned")
+        shutil.rmtree(d, True)
+        shutil.copytree(hd.state, d)
+        first = segments(d)[0]
+        for n in segments(d)[1:]:
+            os.unlink(os.path.join(d, "audit", n))
+        expect_tamper(d, "unsigned_trail", first, 0, 10, says="audit.key")
     finally:
         cl.run()
 

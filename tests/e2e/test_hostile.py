@@ -2928,7 +2928,7 @@ def test_baseline_masks_through_the_shipped_policy(ctx):
     check(not leaked(all_bytes(msgs)), "raw read leaked")
 
 
-def catalog_loaders(ctx):
+def catalog_loaders(hd):
     """hoopd's catalog loader processes: pid -> /proc/PID/status as a dict."""
     out = {}
     for d in os.listdir("/proc"):
@@ -2939,7 +2939,7 @@ def catalog_loaders(ctx):
                 ppid = int(f.read().rsplit(")", 1)[1].split()[1])
             with open("/proc/%s/cmdline" % d, "rb") as f:
                 argv = f.read().split(b"\0")
-            if ppid != ctx.hd.proc.pid or b"--catalog-loader" not in argv:
+            if ppid != hd.proc.pid or b"--catalog-loader" not in argv:
                 continue
             with open("/proc/%s/status" % d) as f:
                 out[int(d)] = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
@@ -2950,39 +2950,49 @@ def catalog_loaders(ctx):
 
 def test_catalog_is_read_by_an_unprivileged_process_of_its_own(ctx):
     """Issue 15: libpq parses what a server the agent may have picked answers, so it runs in a
-    process of its own, exec'd fresh (no key, no descriptor of hoopd's), as an unprivileged
-    user with no capability, no_new_privs and a seccomp filter; the catalog connection is that
-    process's, not hoopd's. Killed, it is replaced at the next load, and masking goes on."""
-    rc, out, err = agent_psql(ctx, "select id, ssn from patients order by id limit 3")
-    check(rc == 0 and not leaked(out), "masked read: %r %r" % (out, err))
-    loaders = catalog_loaders(ctx)
-    check(loaders, "no catalog loader process under hoopd (pid %d)" % ctx.hd.proc.pid)
-    for pid, st in loaders.items():
-        uids = st["Uid"].split()
-        check(all(u != "0" for u in uids) and all(g != "0" for g in st["Gid"].split()),
-              "loader %d runs as root: %r %r" % (pid, st["Uid"], st["Gid"]))
-        for cap in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"):
-            check(int(st[cap], 16) == 0, "loader %d %s is %s" % (pid, cap, st[cap]))
-        check(st["NoNewPrivs"] == "1" and st["Seccomp"] == "2",
-              "loader %d: NoNewPrivs %s Seccomp %s" % (pid, st["NoNewPrivs"], st["Seccomp"]))
-        fds = os.listdir("/proc/%d/fd" % pid)
-        check(len(fds) <= 6, "loader %d holds %d descriptors: %r" % (pid, len(fds), fds))
-    for pid in loaders:
-        os.kill(pid, signal.SIGKILL)
-    # a database hoopd has not read yet: a new load, by a new loader
-    direct(ctx, "select 1")
-    rc, out, err = agent_psql(ctx, "select 1 as one", db="postgres")
-    check(rc == 0, "a session to another database after the loaders died: %r" % err)
+    process of its own, exec'd fresh for each load (no key, no descriptor of hoopd's, nothing
+    left from another server's job), as an unprivileged user with no capability, no_new_privs
+    and a seccomp filter. Seen while it waits on an impostor that never answers; killed, its
+    job fails alone, and the real database's catalog is read by a new one, which does not
+    outlive its job."""
+    cl = Cleanup()
     try:
-        wait_for(lambda: "catalog of 127.0.0.1:%d/postgres read as" % ctx.pg.port
-                 in ctx.hd.log_text(), 30, "the new database's catalog to be read by a new loader")
-    except AssertionError:
-        raise AssertionError("no new catalog read; hoopd's catalog lines:\n" + "\n".join(
-            l for l in ctx.hd.log_text().splitlines() if "catalog" in l))
-    fresh = catalog_loaders(ctx)
-    check(fresh and not set(fresh) & set(loaders), "loaders not replaced: %r %r" % (loaders, fresh))
-    rc, out, err = agent_psql(ctx, "select id, ssn from patients order by id limit 3")
-    check(rc == 0 and not leaked(out), "masked read after the loaders died: %r %r" % (out, err))
+        fakelog = os.path.join(ctx.tmp, "fake-hang-loader.log")
+        _server(cl, [PY, "-c", FAKE_PG, "hang", "127.0.0.3", str(ctx.pg.port), fakelog])
+        hd, cg = _own_hoopd(cl, shipped_policy(ctx, upstream_tls="prefer"), "ldr")
+        hd.ctl("attach", "--cgroup", cg.path, "--owner", OWNER)
+        fake = cg.popen(["psql", "host=127.0.0.3 port=%d user=postgres dbname=clinical "
+                         "sslmode=disable" % ctx.pg.port, "-XAtc", "select 1"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cl.push(lambda: (fake.kill(), fake.wait()))
+        wait_for(lambda: os.path.exists(fakelog) and b"catalog=1" in open(fakelog, "rb").read(),
+                 15, "hoopd's catalog load to reach the impostor")
+        loaders = wait_for(lambda: catalog_loaders(hd), 5, "the loader of that load")
+        for pid, st in loaders.items():
+            check(all(u != "0" for u in st["Uid"].split()) and
+                  all(g != "0" for g in st["Gid"].split()),
+                  "loader %d runs as root: %r %r" % (pid, st["Uid"], st["Gid"]))
+            for cap in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"):
+                check(int(st[cap], 16) == 0, "loader %d %s is %s" % (pid, cap, st[cap]))
+            check(st["NoNewPrivs"] == "1" and st["Seccomp"] == "2",
+                  "loader %d: NoNewPrivs %s Seccomp %s" % (pid, st["NoNewPrivs"], st["Seccomp"]))
+            fds = os.listdir("/proc/%d/fd" % pid)
+            check(len(fds) <= 6, "loader %d holds %d descriptors: %r" % (pid, len(fds), fds))
+            os.kill(pid, signal.SIGKILL)
+        r = cg.run(["psql", "-X", "-tA", dsn(ctx), "-c",
+                    "select id, ssn from patients order by id limit 3"], timeout=40)
+        check(r.returncode == 0 and not leaked(r.stdout), "masked read: %r %r" % (r.stdout, r.stderr))
+        wait_for(lambda: "catalog of 127.0.0.1:%d/clinical read as" % ctx.pg.port in hd.log_text(),
+                 20, "the real database's catalog, read by a new loader")
+        wait_for(lambda: not (set(catalog_loaders(hd)) - set(loaders)), 10,
+                 "the new loader to end with its job")
+        check(hd.stop() == 0, "hoopd did not stop cleanly")
+        _stop_clean(cl)
+    except BaseException:
+        _show_logs(cl)
+        raise
+    finally:
+        cl.run()
 
 
 def test_prepared_text_is_masked_as_the_server_read_it(ctx):

@@ -712,6 +712,18 @@ static int verify_trail(struct verify *v, const char *state, const char *from)
 		}
 	if (!v->bad && v->from)
 		verify_trusted_start(v, &t, from, first);
+	/* A trail sealed only by HMACs while a signing key exists is what whoever holds
+	 * audit.key can write after rewriting everything since the upgrade: hoopd signs every
+	 * checkpoint once it has the key, so a trail it kept writing ends with a signed one. */
+	if (!v->bad && !v->cannot && v->npubs && v->hmac_cps && !v->signed_cps)
+		vfail(v, v->where_seg[0] ? v->where_seg : t.segs[t.nsegs - 1].name, 0, 1,
+		      v->last_hmac_seq, "unsigned_trail",
+		      "no checkpoint of this trail is signed, though a public key is given: a "
+		      "hoopd that has its signing key signs every checkpoint, so these HMAC "
+		      "checkpoints (the last at seq %llu) may have been made by whoever holds "
+		      "audit.key; verify without --public-key (and without audit.pub in the "
+		      "directory) only a trail that ends before the upgrade",
+		      (unsigned long long)v->last_hmac_seq);
 	/* Whoever holds audit.key can make HMAC checkpoints: the auditor sees where they end */
 	if (!v->bad && v->hmac_cps)
 		vnote(v,

@@ -305,9 +305,9 @@ static int exchange(struct loader_proc *lp, struct job *j, const struct catwire_
 }
 
 /*
- * The job's catalog, from this thread's loader process (spawned when there is none). Whatever
- * goes wrong with the process (it died, missed the deadline, answered what is not a catalog),
- * it is killed; one that was gone before it answered is replaced and asked again, once.
+ * The job's catalog, from a loader process of its own (spawned for it; the caller kills it
+ * after, whatever happened). One that was gone before it answered (it could not start) is
+ * replaced and asked again, once.
  */
 static struct catalog *ask_loader(struct loader_proc *lp, struct job *j)
 {
@@ -366,6 +366,9 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&loader.mu);
 		t0 = now_ms();
 		j->cat = ask_loader(&lp, j);
+		/* One process per job: a loader a server of the agent's has taken over must not
+		 * serve the next job (another destination's catalog, a pinned target's password). */
+		loader_kill(&lp);
 		j->ms = now_ms() - t0;
 		pthread_mutex_lock(&loader.mu);
 		loader.running[me] = NULL;

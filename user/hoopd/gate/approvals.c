@@ -118,6 +118,25 @@ static void record_fields(struct session *s, const char *kind, const struct requ
 	}
 }
 
+/* notify_command's children, reaped by pid: hoopd has other children (the catalog loaders,
+ * which their threads wait for), and reaping one of those here would free its pid for
+ * reuse while its thread may still signal it. */
+static pid_t *g_notify;
+static size_t g_nnotify;
+
+static void notify_track(pid_t pid)
+{
+	pid_t *n = realloc(g_notify, (g_nnotify + 1) * sizeof(*n));
+
+	if (!n) {
+		/* untracked: reaped when hoopd exits; a zombie until then, never a reused pid */
+		log_warn("approvals: out of memory tracking notify_command pid %d", (int)pid);
+		return;
+	}
+	g_notify = n;
+	g_notify[g_nnotify++] = pid;
+}
+
 static void notify(const struct request *q)
 {
 	const char *cmd = hoopd.pol->approvals.notify_command;
@@ -164,6 +183,7 @@ static void notify(const struct request *q)
 	}
 	close(fds[0]);
 	if (pid > 0) {
+		notify_track(pid);
 		fcntl(fds[1], F_SETFL, O_NONBLOCK);
 		if (write(fds[1], j.s, j.len) < 0 || write(fds[1], "\n", 1) < 0)
 			log_warn("approvals: notify_command did not take the request: %s",
@@ -545,8 +565,13 @@ void approvals_tick(void)
 
 void approvals_reap(void)
 {
-	while (waitpid(-1, NULL, WNOHANG) > 0)
-		;
+	for (size_t i = 0; i < g_nnotify;) {
+		if (waitpid(g_notify[i], NULL, WNOHANG) == 0) {
+			i++;
+			continue;
+		}
+		g_notify[i] = g_notify[--g_nnotify]; /* reaped (or not ours any more) */
+	}
 }
 
 void approvals_fail_all(const char *why)
