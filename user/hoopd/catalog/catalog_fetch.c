@@ -26,6 +26,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <signal.h>
@@ -215,6 +216,9 @@ static int loader_spawn(struct loader_proc *lp, char *err, size_t errn)
 	char ids[48];
 	sigset_t none;
 	char *argv[] = {"hoopd", "--catalog-loader", ids, NULL};
+	struct rlimit rl;
+	int maxfd = getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur > 1 << 20 ? 1 << 20
+									   : (int)rl.rlim_cur;
 
 	snprintf(ids, sizeof(ids), "%u:%u", (unsigned)hoopd.o.run_uid, (unsigned)hoopd.o.run_gid);
 	sigemptyset(&none);
@@ -235,7 +239,10 @@ static int loader_spawn(struct loader_proc *lp, char *err, size_t errn)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (sv[1] == 3 ? fcntl(3, F_SETFD, 0) != 0 : dup2(sv[1], 3) != 3)
 			_exit(127);
-		close_range(4, ~0U, 0);
+		if (close_range(4, ~0U, 0))
+			/* an older kernel, or a runtime's filter: one by one, up to the limit */
+			for (int fd = 4; fd < maxfd; fd++)
+				close(fd);
 		execv("/proc/self/exe", argv);
 		_exit(127);
 	}
