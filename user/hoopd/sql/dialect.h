@@ -179,6 +179,9 @@ struct dialect {
 	/* What one statement does to named objects (engines that track them). */
 	int (*names)(const struct dialect_settings *ds, const char *sql, size_t len,
 		     struct dialect_names *out);
+	/* Could the text define, use or drop a name at all? 0 only when it surely cannot: a cheap
+	 * look at its first word, before names() parses it. */
+	int (*may_name)(const char *sql, size_t len);
 	/* 1 when the text would lex differently under another value of a setting that
 	 * ds->unsure says may have changed (PostgreSQL: a backslash inside a '...' string). */
 	int (*depends_on_settings)(const char *sql, size_t len);

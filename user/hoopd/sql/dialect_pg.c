@@ -624,6 +624,7 @@ const struct dialect dialect_pg = {
 	.size = pg_size,
 	.error = pg_error,
 	.names = pg_names,
+	.may_name = may_name,
 	.depends_on_settings = pg_depends_on_settings,
 	.encoding_safe = sqlfacts_encoding_safe,
 };

@@ -383,10 +383,10 @@ static int query_prepare(struct pg *p, struct query *q, const char *sql, size_t 
 		if (q->mk && !(t->plan = gate_plan(&p->g, q->mk, t->text, t->len)))
 			return -1;
 		pg_sql_names(t->text, t->len, &q->ns[i]);
-		if (q->ns[i].kind == NK_EXECUTE)
+		if (q->ns[i].kind == DIALECT_NAME_EXECUTE)
 			t->execute = q->ns[i].name;
 		if (pg_may_copy_in(t->text, t->len) ||
-		    (q->ns[i].kind == NK_EXECUTE && pg_text_may_copy_in(p, t->text, t->len, 0)))
+		    (q->ns[i].kind == DIALECT_NAME_EXECUTE && pg_text_may_copy_in(p, t->text, t->len, 0)))
 			q->copy_cand = 1;
 	}
 	return 0;
@@ -418,7 +418,7 @@ static int query_forward(struct pg *p, const struct pgw_msg *m, struct query *q)
 	for (int i = 0; i < e->nst; i++) {
 		e->st[i].seq = p->g.seq - (uint64_t)(n ? n : 1) + 1 + (uint64_t)i;
 		e->st[i].start_us = pg_now_us();
-		if (i < n && q->ns[i].kind != NK_NONE &&
+		if (i < n && q->ns[i].kind != DIALECT_NAME_NONE &&
 		    (!(e->st[i].text = strndup(q->st[i].text, q->st[i].len)) ||
 		     !(e->st[i].ns = malloc(sizeof(q->ns[i])))))
 			return -1;
@@ -539,7 +539,7 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 	struct gate_stmt st = {0};
 	struct gate_batch b = {.protocol = "extended", .quiet_allow = 1, .shape = &sh, .st = &st,
 			       .n = 1};
-	struct names ns = {0};
+	struct dialect_names ns = {0};
 	int r;
 
 	pgw_rd_init(&rd, m);
@@ -572,7 +572,7 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 	st.len = sql_len;
 	st.plan = pl;
 	st.prepared = name;
-	st.execute = ns.kind == NK_EXECUTE ? ns.name : NULL;
+	st.execute = ns.kind == DIALECT_NAME_EXECUTE ? ns.name : NULL;
 	b.text = sql;
 	b.len = sql_len;
 	b.parse_error = sp->parse_error;
@@ -593,7 +593,7 @@ static int on_parse(struct pg *p, const struct pgw_msg *m)
 	}
 	e->plan = pl;
 	e->plan_gen = mk ? mk->gen : 0;
-	e->may_copy = pg_may_copy_in(sql, sql_len) || ns.kind == NK_EXECUTE;
+	e->may_copy = pg_may_copy_in(sql, sql_len) || ns.kind == DIALECT_NAME_EXECUTE;
 	masking_put(mk);
 	return pg_fwd(&p->s->s.out, m);
 }

@@ -21,9 +21,6 @@
  * whole and refused by check_size (Parse carries a name and parameter types beside its text). */
 #define PG_BIG_SLACK (300 * 1024)
 
-/* PostgreSQL's NAMEDATALEN: SQL identifiers are truncated to 63 bytes. */
-#define PG_NAMEDATALEN 64
-
 enum phase {
 	PH_STARTUP,
 	PH_SERVER_TLS, /* waiting for the server's answer to our SSLRequest, then its handshake */
@@ -34,25 +31,6 @@ enum phase {
 
 struct big;
 struct query;
-
-enum nkind {
-	NK_NONE,
-	NK_PREPARE,
-	NK_EXECUTE,
-	NK_DEALLOCATE, /* name "": ALL */
-	NK_DECLARE,
-	NK_CLOSE, /* name "": ALL */
-	NK_DISCARD_ALL,
-};
-
-/* What one statement does to the session's names, read from PostgreSQL's parse tree: names
- * are as the server resolves them (case folded, quoted, U&"..." decoded, truncated to 63). */
-struct names {
-	enum nkind kind;
-	char name[PG_NAMEDATALEN];
-	int holdable;
-	size_t body; /* PREPARE: where the prepared statement's text starts */
-};
 
 struct track {
 	uint64_t seq;
@@ -69,9 +47,9 @@ struct track {
 	int resolved;
 	/* a statement that defines or drops a name (PREPARE, DECLARE, DEALLOCATE, CLOSE,
 	 * DISCARD): its text, applied when its command tag says it ran, and (a Query's) what
-	 * its parse tree says of names (struct names) */
+	 * its parse tree says of names (struct dialect_names) */
 	char *text;
-	struct names *ns;
+	struct dialect_names *ns;
 };
 
 struct pend {
@@ -165,7 +143,7 @@ struct query {
 	struct dialect_split *sp;
 	struct sql_error err; /* why it could not be split */
 	struct gate_stmt *st;
-	struct names *ns; /* what each does to the session's names */
+	struct dialect_names *ns; /* what each does to the session's names */
 	struct masking *mk;
 	struct gate_shape sh;
 	int copy_cand; /* one may start a COPY FROM STDIN */
@@ -221,7 +199,7 @@ struct mplan *pg_named_plan(struct pg *p, struct masking *mk, struct named *n);
 struct mplan *pg_plan_indirect(struct pg *p, struct masking *mk, struct mplan *pl, int depth);
 int pg_may_name(const char *s, size_t n);
 int pg_may_copy_in(const char *s, size_t n);
-void pg_sql_names(const char *stmt, size_t len, struct names *ns);
+void pg_sql_names(const char *stmt, size_t len, struct dialect_names *ns);
 void pg_names_done(struct pg *p, const char *text, const char *tag, struct mplan *plan,
 		   uint64_t gen);
 const char *pg_named_text(struct pg *p, int cursor, const char *name);

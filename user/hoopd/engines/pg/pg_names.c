@@ -6,9 +6,6 @@
  * definitions still in flight included. Names are recorded only when the server acknowledges
  * them (pg_back.c); see the top of pg.c.
  */
-#include <ctype.h>
-#include <pg_query.h>
-#include <pg_query/pg_query.pb-c.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,26 +144,11 @@ struct mplan *pg_plan_indirect(struct pg *p, struct masking *mk, struct mplan *p
 
 /* ---- what a statement does to names ---- */
 
-/* Could this statement define, use or drop a name (PREPARE, EXECUTE, DEALLOCATE, DECLARE,
- * CLOSE, DISCARD)? Only "no" is sure: it starts with a word that is none of them (keywords are
- * ASCII, any case; quoting makes an identifier). */
+/* Could this statement define, use or drop a name? The dialect's cheap look (only "no" is
+ * sure). */
 int pg_may_name(const char *s, size_t n)
 {
-	static const char *const kw[] = {"prepare", "execute", "deallocate",
-					 "declare", "close",   "discard"};
-	size_t i = 0, w;
-
-	while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
-		i++;
-	for (w = i; w < n && isalpha((unsigned char)s[w]) && !(s[w] & 0x80); w++)
-		;
-	if (w == i || (w < n && (isalnum((unsigned char)s[w]) || s[w] == '_' || s[w] == '$' ||
-				 (s[w] & 0x80))))
-		return 1; /* no plain word first (a comment, a parenthesis...): look closer */
-	for (size_t k = 0; k < sizeof(kw) / sizeof(kw[0]); k++)
-		if (w - i == strlen(kw[k]) && !strncasecmp(s + i, kw[k], w - i))
-			return 1;
-	return 0;
+	return dialect_pg.may_name(s, n);
 }
 
 /* Could this text run COPY ... FROM STDIN? Its grammar needs COPY and STDIN or STDOUT (the
@@ -187,89 +169,14 @@ int pg_may_copy_in(const char *s, size_t n)
 	return has_word(s, n, "copy") && (has_word(s, n, "stdin") || has_word(s, n, "stdout"));
 }
 
-/* Where PREPARE's statement starts: after the first AS outside parentheses (tokens from
- * PostgreSQL's scanner). 0 when there is none. */
-static size_t prepare_body(const char *sql)
+/* What one statement does to the session's names (the dialect's reading), lexed as libpg_query
+ * is set now: the session's setting at the engine's entry points, a name's own where its kept
+ * text is read again (pglex_set around the call). */
+void pg_sql_names(const char *stmt, size_t len, struct dialect_names *ns)
 {
-	PgQueryScanResult sr = pg_query_scan(sql);
-	PgQuery__ScanResult *r = NULL;
-	size_t at = 0;
-	int depth = 0;
+	struct dialect_settings ds = {.pg_escape_strings = !standard_conforming_strings};
 
-	if (!sr.error)
-		r = pg_query__scan_result__unpack(NULL, sr.pbuf.len, (const uint8_t *)sr.pbuf.data);
-	for (size_t i = 2; r && i + 1 < r->n_tokens; i++) {
-		if (r->tokens[i]->token == '(') {
-			depth++;
-		} else if (r->tokens[i]->token == ')') {
-			depth--;
-		} else if (!depth && r->tokens[i]->token == PG_QUERY__TOKEN__AS) {
-			at = (size_t)r->tokens[i + 1]->start;
-			break;
-		}
-	}
-	if (r)
-		pg_query__scan_result__free_unpacked(r, NULL);
-	pg_query_free_scan_result(sr);
-	return at;
-}
-
-void pg_sql_names(const char *stmt, size_t len, struct names *ns)
-{
-	PgQueryProtobufParseResult pr;
-	PgQuery__ParseResult *r = NULL;
-	const PgQuery__Node *n;
-	const char *name = NULL;
-	char *sql;
-
-	memset(ns, 0, sizeof(*ns));
-	if (!pg_may_name(stmt, len) || !(sql = strndup(stmt, len)))
-		return;
-	pr = pg_query_parse_protobuf(sql);
-	if (!pr.error)
-		r = pg_query__parse_result__unpack(NULL, pr.parse_tree.len,
-						   (const uint8_t *)pr.parse_tree.data);
-	if (!r || r->n_stmts != 1 || !r->stmts[0]->stmt)
-		goto out;
-	n = r->stmts[0]->stmt;
-	switch (n->node_case) {
-	case PG_QUERY__NODE__NODE_PREPARE_STMT:
-		ns->body = prepare_body(sql);
-		if (ns->body) {
-			ns->kind = NK_PREPARE;
-			name = n->prepare_stmt->name;
-		}
-		break;
-	case PG_QUERY__NODE__NODE_EXECUTE_STMT:
-		ns->kind = NK_EXECUTE;
-		name = n->execute_stmt->name;
-		break;
-	case PG_QUERY__NODE__NODE_DEALLOCATE_STMT:
-		ns->kind = NK_DEALLOCATE;
-		name = n->deallocate_stmt->name;
-		break;
-	case PG_QUERY__NODE__NODE_DECLARE_CURSOR_STMT:
-		ns->kind = NK_DECLARE;
-		name = n->declare_cursor_stmt->portalname;
-		ns->holdable = !!(n->declare_cursor_stmt->options & 0x0020); /* CURSOR_OPT_HOLD */
-		break;
-	case PG_QUERY__NODE__NODE_CLOSE_PORTAL_STMT:
-		ns->kind = NK_CLOSE;
-		name = n->close_portal_stmt->portalname;
-		break;
-	case PG_QUERY__NODE__NODE_DISCARD_STMT:
-		if (n->discard_stmt->target == PG_QUERY__DISCARD_MODE__DISCARD_ALL)
-			ns->kind = NK_DISCARD_ALL;
-		break;
-	default:
-		break;
-	}
-	snprintf(ns->name, sizeof(ns->name), "%s", name ? name : "");
-out:
-	if (r)
-		pg_query__parse_result__free_unpacked(r, NULL);
-	pg_query_free_protobuf_parse_result(pr);
-	free(sql);
+	dialect_pg.names(&ds, stmt, len, ns);
 }
 
 /* A statement's command tag says it ran: record what it did to the session's names. text is
@@ -277,7 +184,7 @@ out:
 void pg_names_done(struct pg *p, const char *text, const char *tag, struct mplan *plan,
 		   uint64_t gen)
 {
-	struct names ns;
+	struct dialect_names ns;
 	struct named *n;
 	int depth = 0;
 
@@ -293,7 +200,7 @@ void pg_names_done(struct pg *p, const char *text, const char *tag, struct mplan
 		return;
 	pg_sql_names(text, strlen(text), &ns);
 	/* EXECUTE of a statement made by Parse may run any statement: it is that one that ran */
-	while (ns.kind == NK_EXECUTE && depth++ < 4) {
+	while (ns.kind == DIALECT_NAME_EXECUTE && depth++ < 4) {
 		struct pglex_saved sv;
 
 		if (!(n = pg_named_find(p->preps, ns.name)))
@@ -304,18 +211,18 @@ void pg_names_done(struct pg *p, const char *text, const char *tag, struct mplan
 		pg_sql_names(text, strlen(text), &ns);
 		pglex_restore(&sv);
 	}
-	if (!strcmp(tag, "PREPARE") && ns.kind == NK_PREPARE) {
+	if (!strcmp(tag, "PREPARE") && ns.kind == DIALECT_NAME_PREPARE) {
 		pg_named_set(&p->preps, ns.name, text + ns.body, NULL, NULL, 0);
-	} else if (!strcmp(tag, "DEALLOCATE") && ns.kind == NK_DEALLOCATE && ns.name[0]) {
+	} else if (!strcmp(tag, "DEALLOCATE") && ns.kind == DIALECT_NAME_DEALLOCATE && ns.name[0]) {
 		pg_named_drop(&p->preps, ns.name);
-	} else if (!strcmp(tag, "DECLARE CURSOR") && ns.kind == NK_DECLARE) {
+	} else if (!strcmp(tag, "DECLARE CURSOR") && ns.kind == DIALECT_NAME_DECLARE) {
 		n = pg_named_set(&p->portals, ns.name, text, NULL,
 				 plan && plan->p.declare_cursor[0] ? plan : NULL, gen);
 		if (n) {
 			n->holdable = ns.holdable;
 			n->this_xact = 1;
 		}
-	} else if (!strcmp(tag, "CLOSE CURSOR") && ns.kind == NK_CLOSE && ns.name[0]) {
+	} else if (!strcmp(tag, "CLOSE CURSOR") && ns.kind == DIALECT_NAME_CLOSE && ns.name[0]) {
 		pg_named_drop(&p->portals, ns.name);
 	}
 }
@@ -332,9 +239,9 @@ static const char *inflight_text(const struct pg *p, const char *name)
 		if (e->kind == 'P' && !e->poisoned && e->text && e->name && !strcmp(e->name, name))
 			t = e->text;
 		for (int i = 0; i < e->nst; i++) {
-			const struct names *tn = e->st[i].ns;
+			const struct dialect_names *tn = e->st[i].ns;
 
-			if (tn && tn->kind == NK_PREPARE && !strcmp(tn->name, name))
+			if (tn && tn->kind == DIALECT_NAME_PREPARE && !strcmp(tn->name, name))
 				t = e->st[i].text + tn->body;
 		}
 	}
@@ -379,14 +286,14 @@ static int gate_execute_texts(void *ctx, int i, const char *name, char **alt, in
 		if (e->kind == 'P' && !e->poisoned && e->text && !strcmp(e->name, name))
 			alt[nalt++] = strdup(e->text);
 		for (int k = 0; k < e->nst && nalt < max; k++) {
-			const struct names *tn = e->st[k].ns;
+			const struct dialect_names *tn = e->st[k].ns;
 
-			if (tn && tn->kind == NK_PREPARE && !strcmp(tn->name, name))
+			if (tn && tn->kind == DIALECT_NAME_PREPARE && !strcmp(tn->name, name))
 				alt[nalt++] = strdup(e->st[k].text + tn->body);
 		}
 	}
 	for (int k = 0; q && k < i && nalt < max; k++)
-		if (q->ns[k].kind == NK_PREPARE && !strcmp(q->ns[k].name, name))
+		if (q->ns[k].kind == DIALECT_NAME_PREPARE && !strcmp(q->ns[k].name, name))
 			alt[nalt++] = strndup(q->sql + q->sp->off[k] + q->ns[k].body,
 					      (size_t)q->sp->len[k] - q->ns[k].body);
 	return nalt;
@@ -407,7 +314,7 @@ static char *gate_prepared_ahead(void *ctx, int i, const char *name)
 	struct named *n;
 
 	for (int k = (q ? i : 0) - 1; k >= 0; k--)
-		if (q->ns[k].kind == NK_PREPARE && !strcmp(q->ns[k].name, name))
+		if (q->ns[k].kind == DIALECT_NAME_PREPARE && !strcmp(q->ns[k].name, name))
 			return strndup(q->sql + q->sp->off[k] + q->ns[k].body,
 				       (size_t)q->sp->len[k] - q->ns[k].body);
 	if ((t = inflight_text(p, name)))
@@ -429,7 +336,7 @@ const struct gate_ops pg_gate_ops = {
  * flight. */
 int pg_text_may_copy_in(struct pg *p, const char *text, size_t len, int depth)
 {
-	struct names ns;
+	struct dialect_names ns;
 	const struct named *n;
 
 	if (pg_may_copy_in(text, len))
@@ -437,7 +344,7 @@ int pg_text_may_copy_in(struct pg *p, const char *text, size_t len, int depth)
 	if (depth >= 4 || !pg_may_name(text, len))
 		return depth >= 4;
 	pg_sql_names(text, len, &ns);
-	if (ns.kind != NK_EXECUTE)
+	if (ns.kind != DIALECT_NAME_EXECUTE)
 		return 0;
 	if ((n = pg_named_find(p->preps, ns.name)) &&
 	    pg_text_may_copy_in(p, n->text, strlen(n->text), depth + 1))
