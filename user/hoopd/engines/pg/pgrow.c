@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hex.h"
+
 static int put(struct buf *b, const void *p, size_t n)
 {
 	return n && buf_append(b, p, n) ? -1 : 0;
@@ -184,17 +186,6 @@ static int octal(int c)
 	return c >= '0' && c <= '7';
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* COPY text's backslash escapes, undone into dec; -1 for a trailing lone backslash. */
 static int text_decode(const uint8_t *p, size_t n, struct buf *dec)
 {
@@ -231,10 +222,10 @@ static int text_decode(const uint8_t *p, size_t n, struct buf *dec)
 			b = '\v';
 			break;
 		case 'x':
-			if (i < n && hexval(p[i]) >= 0) {
-				b = (uint8_t)hexval(p[i++]);
-				if (i < n && hexval(p[i]) >= 0)
-					b = (uint8_t)(b << 4 | hexval(p[i++]));
+			if (i < n && hex_digit(p[i]) >= 0) {
+				b = (uint8_t)hex_digit(p[i++]);
+				if (i < n && hex_digit(p[i]) >= 0)
+					b = (uint8_t)(b << 4 | hex_digit(p[i++]));
 			}
 			break;
 		default:
