@@ -90,7 +90,8 @@ static void test_costly_texts_are_over(void)
 
 /* With standard_conforming_strings off '...' takes backslash escapes (sqlsize_ex): what a
  * standard-strings count would hide inside a string is code then, and counted. B'' and X''
- * end at their next quote either way (a doubled quote is no quote in them). */
+ * end at their next quote either way (a doubled quote is no quote in them). A string's
+ * continuation (a newline, then a quote) keeps the mode of its first part. */
 static void test_escape_strings(void)
 {
 	static const struct {
@@ -103,6 +104,10 @@ static void test_escape_strings(void)
 	    {"select E'\\'' , 1", 5, 5, 0},
 	    {"select x'''' , 1", 6, 6, 0},
 	    {"select b'01''x' , 1", 6, 6, 0},
+	    /* a newline and a quote continue a string in its mode (scan.l's xqs) */
+	    {"select E'\\''\n'\\'' , 1+1", 7, 7, 1},
+	    {"select e'x' \n '\\' , 1+1 --'", 3, 3, 0},
+	    {"select x'ab' -- c\n'cd''+1'", 4, 4, 0},
 	};
 
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {

@@ -21,7 +21,45 @@ static int op_char(unsigned char c)
 	return c && strchr("+-*/<>=~!@#%^&|`?", c) != NULL;
 }
 
-/* Past a '...' string starting at s[i] == '\''; backslash escapes in E'...' strings. */
+/* scan.l's quote continuation: a string's closing quote at s[j - 1], then whitespace holding
+ * a newline (comments allowed, one before the newline running up to it, those after it ended
+ * by one) and a quote, go on with the same string in the same mode: E'\'' <LF> '\'' is one
+ * string with two escaped quotes, where reading the second part as a new plain string would
+ * end it early and count the rest as hidden. Past that quote, or 0 when the string ends. */
+static size_t quote_continues(const char *s, size_t n, size_t j)
+{
+	size_t k = j;
+
+	for (;;) { /* {horiz_whitespace}* */
+		if (k < n && (s[k] == ' ' || s[k] == '\t' || s[k] == '\f'))
+			k++;
+		else if (k + 1 < n && s[k] == '-' && s[k + 1] == '-')
+			while (k < n && s[k] != '\n' && s[k] != '\r')
+				k++;
+		else
+			break;
+	}
+	if (k >= n || (s[k] != '\n' && s[k] != '\r'))
+		return 0;
+	for (k++;;) { /* {special_whitespace}* */
+		if (k < n && strchr(" \t\n\r\f", s[k]) && s[k]) {
+			k++;
+		} else if (k + 1 < n && s[k] == '-' && s[k + 1] == '-') {
+			while (k < n && s[k] != '\n' && s[k] != '\r')
+				k++;
+			if (k >= n)
+				return 0;
+			k++;
+		} else {
+			break;
+		}
+	}
+	return k < n && s[k] == '\'' ? k + 1 : 0;
+}
+
+/* Past a quoted token starting at s[i] == q: doubled quotes inside, backslash escapes in
+ * E'...' strings (and every string but B'' and X'' with standard_conforming_strings off), a
+ * string's continuations (above) in the same mode. */
 static size_t skip_quoted(const char *s, size_t n, size_t i, char q, int backslash)
 {
 	for (i++; i < n; i++) {
@@ -30,14 +68,37 @@ static size_t skip_quoted(const char *s, size_t n, size_t i, char q, int backsla
 			continue;
 		}
 		if (s[i] == q) {
+			size_t c;
+
 			if (i + 1 < n && s[i + 1] == q) {
 				i++;
+				continue;
+			}
+			if (q == '\'' && (c = quote_continues(s, n, i + 1))) {
+				i = c - 1;
 				continue;
 			}
 			return i + 1;
 		}
 	}
 	return n;
+}
+
+/* Past a B'...' or X'...' string at s[i] == '\'': it ends at the next quote ('' is no quote in
+ * it: the quote after it starts a string), or goes on after a continuation (above). */
+static size_t skip_bits(const char *s, size_t n, size_t i)
+{
+	for (;;) {
+		const char *q = memchr(s + i + 1, '\'', n - i - 1);
+		size_t c;
+
+		if (!q)
+			return n;
+		i = (size_t)(q - s);
+		if (!(c = quote_continues(s, n, i + 1)))
+			return i + 1;
+		i = c - 1;
+	}
 }
 
 /* $tag$...$tag$ at s[i] == '$': past its end, or 0 when s[i] does not open one. */
@@ -179,11 +240,7 @@ int sqlsize_ex(const char *s, size_t n, int escape, size_t max_tokens, size_t ma
 
 				out->tokens++; /* one token with its prefix (E'', X''), or two */
 				if (bits) {
-					/* B'' and X'' end at the next quote: '' is no quote in
-					 * them (the quotes after it start a string) */
-					const char *q = memchr(s + i + 1, '\'', n - i - 1);
-
-					i = q ? (size_t)(q - s) + 1 : n;
+					i = skip_bits(s, n, i);
 				} else {
 					i = skip_quoted(s, n, i, '\'', bs);
 				}
