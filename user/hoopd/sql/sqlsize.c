@@ -21,39 +21,24 @@ static int op_char(unsigned char c)
 	return c && strchr("+-*/<>=~!@#%^&|`?", c) != NULL;
 }
 
-/* scan.l's quote continuation: a string's closing quote at s[j - 1], then whitespace holding
- * a newline (comments allowed, one before the newline running up to it, those after it ended
- * by one) and a quote, go on with the same string in the same mode: E'\'' <LF> '\'' is one
- * string with two escaped quotes, where reading the second part as a new plain string would
- * end it early and count the rest as hidden. Past that quote, or 0 when the string ends. */
+/* The scanner's quote continuation: a string's closing quote at s[j - 1], then blanks holding a
+ * newline and a quote, go on with the same string in the same mode: E'\'' <LF> '\'' is one
+ * string with two escaped quotes, where reading the second part as a new plain string would end
+ * it early and count the rest as hidden. libpg_query's scan.l (whose cost this bounds) allows no
+ * comment in those blanks: it returns comments as tokens, where the server's scan.l takes them
+ * as blanks; a text the two read differently then fails to parse in hoopd and is refused. Past
+ * the continuing quote, or 0 when the string ends. */
 static size_t quote_continues(const char *s, size_t n, size_t j)
 {
 	size_t k = j;
 
-	for (;;) { /* {horiz_whitespace}* */
-		if (k < n && (s[k] == ' ' || s[k] == '\t' || s[k] == '\f'))
-			k++;
-		else if (k + 1 < n && s[k] == '-' && s[k + 1] == '-')
-			while (k < n && s[k] != '\n' && s[k] != '\r')
-				k++;
-		else
-			break;
-	}
+	while (k < n && (s[k] == ' ' || s[k] == '\t' || s[k] == '\f'))
+		k++;
 	if (k >= n || (s[k] != '\n' && s[k] != '\r'))
 		return 0;
-	for (k++;;) { /* {special_whitespace}* */
-		if (k < n && strchr(" \t\n\r\f", s[k]) && s[k]) {
-			k++;
-		} else if (k + 1 < n && s[k] == '-' && s[k + 1] == '-') {
-			while (k < n && s[k] != '\n' && s[k] != '\r')
-				k++;
-			if (k >= n)
-				return 0;
-			k++;
-		} else {
-			break;
-		}
-	}
+	while (k < n && (s[k] == ' ' || s[k] == '\t' || s[k] == '\f' || s[k] == '\n' ||
+			 s[k] == '\r'))
+		k++;
 	return k < n && s[k] == '\'' ? k + 1 : 0;
 }
 
