@@ -164,6 +164,10 @@ class Hoopd:
         args = [HOOPD, "--policy", self.policy, "--state-dir", self.state, "--control",
                 self.control, "--pin-root", self.pin_root, "--listen-port", str(self.listen_port),
                 "--metrics", "127.0.0.1:%d" % self.metrics_port, "--log-level", "debug"] + list(extra)
+        # HOOPD_WORKERS=N runs a suite against the split hoopd with N engine workers
+        if os.environ.get("HOOPD_WORKERS") is not None and not any(
+                a == "--workers" or a.startswith("--workers=") for a in extra):
+            args += ["--workers", os.environ["HOOPD_WORKERS"]]
         logf = open(self.logf, "a")
         self.proc = subprocess.Popen(args, stdout=logf, stderr=logf, start_new_session=True)
         logf.close()

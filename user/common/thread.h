@@ -5,23 +5,47 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
 
 /*
  * Start fn on a thread of its own that takes no signals (SIGTERM and friends belong to the
  * event loop's signalfd, which only sees signals blocked in every thread), named name for
  * ps -L, top -H and perf (at most 15 characters). 0, or the error pthread_create returned.
  */
+struct thread_start_arg {
+	void *(*fn)(void *);
+	char name[16];
+};
+
+/* The thread names itself (a sandboxed engine worker may not open /proc/self/task/N/comm,
+ * which naming another thread takes). */
+static inline void *thread_trampoline(void *p)
+{
+	struct thread_start_arg a = *(struct thread_start_arg *)p;
+
+	free(p);
+	prctl(PR_SET_NAME, a.name);
+	return a.fn(NULL);
+}
+
 static inline int thread_start(pthread_t *t, void *(*fn)(void *), const char *name)
 {
+	struct thread_start_arg *a = malloc(sizeof(*a));
 	sigset_t all, old;
 	int r;
 
+	if (!a)
+		return ENOMEM;
+	a->fn = fn;
+	snprintf(a->name, sizeof(a->name), "%s", name);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = pthread_create(t, NULL, fn, NULL);
+	r = pthread_create(t, NULL, thread_trampoline, a);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (!r)
-		pthread_setname_np(*t, name);
+	if (r)
+		free(a);
 	return r;
 }
 

@@ -32,6 +32,8 @@
 #include "log.h"
 #include "probe.h"
 #include "sandbox.h"
+#include "audit_ipc.h"
+#include "workers.h"
 
 struct hoopd hoopd;
 
@@ -79,10 +81,17 @@ static const char usage[] =
 	"                           certificates minted per name by a node CA kept in\n"
 	"                           <state-dir>/tls/ca.crt (give agents that file to verify)\n"
 	"      --tls-key FILE       the key of --tls-cert [default: the --tls-cert file]\n"
+	"  -w, --workers N          engine worker processes that run the sessions (TLS, SQL,\n"
+	"                           verdicts, masking), each unprivileged and sandboxed, while\n"
+	"                           this process keeps the kernel, the trail and the control\n"
+	"                           socket; a lost worker's sessions end (worker_lost) and a new\n"
+	"                           one starts. 0: run sessions in this process, privileged\n"
+	"                           (debugging only) [default 0]\n"
 	"  -u, --user NAME          the unprivileged user hoopd's sandboxed processes run as:\n"
-	"                           the catalog loader, which reads masking catalogs over libpq\n"
-	"                           from servers the agent may have picked [default hoop, or\n"
-	"                           nobody where there is no hoop user; never root]\n"
+	"                           the engine workers and the catalog loader, which reads\n"
+	"                           masking catalogs over libpq from servers the agent may have\n"
+	"                           picked [default hoop, or nobody where there is no hoop user;\n"
+	"                           never root]\n"
 	"      --log-format FMT     text or json [default text]\n"
 	"      --log-level LEVEL    debug, info, warn, error [default info]\n"
 	"  -V, --version            print the version and exit\n"
@@ -104,7 +113,9 @@ static void tick(void)
 	/* fsync durability, group commit: the records of this loop round go to disk together
 	 * (on the audit's sync thread), then the statements they describe may go. */
 	relay_release_synced(); /* those a finished sync covers (or after a reload to flush) */
-	audit_sync_start(relay_waiting_sync());
+	audit_serve_tick();
+	audit_sync_start(relay_waiting_sync() || audit_serve_waiting());
+	workers_tick();
 	relay_reap();
 	audit_tick();
 	approvals_tick();
@@ -138,6 +149,7 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 	while (read(w->fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGCHLD) {
 			approvals_reap(); /* notification commands (signals coalesce: reap all) */
+			workers_reap();
 		} else if (si.ssi_signo == SIGHUP) {
 			log_info("SIGHUP: reloading %s", hoopd.o.policy_path);
 			hoopd_reload_policy(err, sizeof(err));
@@ -155,8 +167,10 @@ static void on_ring(struct loop_watch *w, uint32_t events)
 
 static void on_synced(struct loop_watch *w, uint32_t events)
 {
-	if (audit_sync_done())
+	if (audit_sync_done()) {
 		relay_release_synced();
+		audit_serve_synced(); /* the engine workers' records on disk */
+	}
 }
 
 /* hoopd's options, one row each: the long name, the short letter (0: none) and how the argument
@@ -213,6 +227,7 @@ static const struct hoopd_opt hoopd_opts[] = {
 	O_STR("tls-cert", 0, tls_cert),
 	O_STR("tls-key", 0, tls_key),
 	O_STR("user", 'u', user),
+	O_NUM("workers", 'w', workers, 0, 64, "0..64, got '%s'"),
 	O_WORD("log-format", log_json, log_formats, "text or json"),
 	O_WORD("log-level", log_level, log_levels, "debug, info, warn or error"),
 	{"version", 'V', OPT_EXIT, .str = NULL},
@@ -241,6 +256,8 @@ static int set_option(const struct hoopd_opt *o, const char *arg)
 			break;
 		if (o->num_size == sizeof(uint16_t))
 			*(uint16_t *)o->num = (uint16_t)v;
+		else if (o->num_size == sizeof(int))
+			*(int *)o->num = (int)v;
 		else
 			*(size_t *)o->num = (size_t)v;
 		return 0;
@@ -357,11 +374,27 @@ int main(int argc, char **argv)
 	/* hoopd's own catalog threads run this, never a person (catalog_loader.c) */
 	if (argc >= 2 && !strcmp(argv[1], "--catalog-loader"))
 		return catalog_loader_main(argc, argv);
+	/* ...and the broker this: `hoopd --worker N <its own options>` (workers.h) */
+	if (argc >= 3 && !strcmp(argv[1], "--worker")) {
+		int idx = atoi(argv[2]);
+		char name[32];
+
+		argv[2] = argv[0];
+		if ((c = parse_options(argc - 2, argv + 2)) >= 0)
+			return c;
+		snprintf(name, sizeof(name), "hoopd-worker%d", idx);
+		hlog_setup(strdup(name), log_json, (enum hlog_level)log_level);
+		if (resolve_user())
+			return 1;
+		return worker_main(idx);
+	}
 	if ((c = parse_options(argc, argv)) >= 0)
 		return c;
 	hlog_setup("hoopd", log_json, (enum hlog_level)log_level);
 	if (resolve_user())
 		return 1;
+	workers_answer = ctl_answer;
+	workers_status_json = control_status_json;
 	verdict_hook = policy_verdict;
 	approvals_init();
 	signal(SIGPIPE, SIG_IGN);
@@ -421,6 +454,8 @@ int main(int argc, char **argv)
 		goto fail;
 	if (audit_sync_fd() < 0 || loop_add(&g_syncw, audit_sync_fd(), EPOLLIN, on_synced))
 		goto fail;
+	if (hoopd.o.workers && workers_start(hoopd.o.workers, argc, argv))
+		goto fail;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
@@ -436,6 +471,7 @@ int main(int argc, char **argv)
 		 hoopd.o.accel == ACCEL_SOCKMAP ? "sockmap" : "off",
 		 hoopd.o.fail_open ? "FAIL-OPEN" : "fail-closed", hoopd.o.control_path);
 	r = loop_run(1000, tick);
+	workers_stop(); /* their sessions end and are recorded first */
 	approvals_fail_all("hoopd stopped");
 	relay_close_all();
 	catalog_fetch_stop();

@@ -68,6 +68,8 @@ struct job {
 	uint64_t ino; /* with hostaddr and port: the destination, one running job each */
 	char hostaddr[INET6_ADDRSTRLEN], host[256], port[8], dbname[128], user[64];
 	char password_file[512], sslmode[16], sslrootcert[512];
+	int target_id;
+	char login_user[64]; /* the session's login (catalog.user, when set, wins in j->user) */
 	int pinned; /* the password may be offered (pinned()) */
 	int ca_system; /* verify against OpenSSL's default bundle */
 	struct catalog *cat; /* result */
@@ -274,11 +276,10 @@ static int read_by(int fd, void *buf, size_t n, int64_t deadline)
 	return 0;
 }
 
-/* One job through the loader: 0 when it answered (a catalog in *cat, or its error in j), -1
+/* The loader's answer on fd: 0 when it answered (a catalog in *cat, or its error in j), -1
  * when it broke (deadline, nonsense, hoopd stopping), -EPIPE when it was gone before
- * answering (killed between jobs: the caller may try a new one). */
-static int exchange(struct loader_proc *lp, struct job *j, const struct catwire_req *q,
-		    struct catalog **cat)
+ * answering. */
+static int read_answer(int fd, struct job *j, struct catalog **cat)
 {
 	struct catwire_ans_head h;
 	int64_t deadline = now_ms() + CATWIRE_JOB_MS + 5000;
@@ -287,12 +288,9 @@ static int exchange(struct loader_proc *lp, struct job *j, const struct catwire_
 	int r;
 
 	*cat = NULL;
-	r = catwire_send(lp->fd, q, sizeof(*q), NULL, 0);
-	if (r)
-		return r == -EPIPE || r == -ECONNRESET ? -EPIPE : -1;
-	if ((r = read_by(lp->fd, &len, 4, deadline)))
+	if ((r = read_by(fd, &len, 4, deadline)))
 		return r;
-	if (len < sizeof(h) || read_by(lp->fd, &h, sizeof(h), deadline) ||
+	if (len < sizeof(h) || read_by(fd, &h, sizeof(h), deadline) ||
 	    h.ops_len != len - sizeof(h) || h.ops_len > CATWIRE_MAX_FRAME ||
 	    !memchr(h.error, 0, sizeof(h.error)))
 		return -1;
@@ -302,13 +300,49 @@ static int exchange(struct loader_proc *lp, struct job *j, const struct catwire_
 	}
 	if (!(ops = malloc(h.ops_len ? h.ops_len : 1)))
 		return -1;
-	if (read_by(lp->fd, ops, h.ops_len, deadline)) {
+	if (read_by(fd, ops, h.ops_len, deadline)) {
 		free(ops);
 		return -1;
 	}
 	*cat = catwire_build(ops, h.ops_len, j->error, sizeof(j->error));
 	free(ops);
 	return *cat ? 0 : -1; /* what is not a catalog: the loader is not trusted again */
+}
+
+/* One job through the loader: as read_answer, after sending it the job. */
+static int exchange(struct loader_proc *lp, struct job *j, const struct catwire_req *q,
+		    struct catalog **cat)
+{
+	int r;
+
+	*cat = NULL;
+	r = catwire_send(lp->fd, q, sizeof(*q), NULL, 0);
+	if (r)
+		return r == -EPIPE || r == -ECONNRESET ? -EPIPE : -1;
+	return read_answer(lp->fd, j, cat);
+}
+
+int (*catalog_remote)(const struct catalog_remote_req *r, int *fd, char *err, size_t errn);
+
+/* In a worker: the broker spawns the loader and sends the job; this reads the answer. */
+static struct catalog *ask_broker(struct job *j)
+{
+	struct catalog_remote_req r = {.target_id = (uint32_t)j->target_id};
+	struct catalog *cat = NULL;
+	int fd;
+
+	snprintf(r.hostaddr, sizeof(r.hostaddr), "%s", j->hostaddr);
+	snprintf(r.port, sizeof(r.port), "%s", j->port);
+	snprintf(r.dbname, sizeof(r.dbname), "%s", j->dbname);
+	snprintf(r.user, sizeof(r.user), "%s", j->login_user);
+	if (catalog_remote(&r, &fd, j->error, sizeof(j->error)))
+		return NULL;
+	if (read_answer(fd, j, &cat) && !j->error[0])
+		snprintf(j->error, sizeof(j->error), "%s",
+			 loader.stop ? "hoopd is stopping"
+				     : "the catalog loader process failed or missed its deadline");
+	close(fd);
+	return cat;
 }
 
 /*
@@ -372,7 +406,7 @@ static void *worker(void *arg)
 		loader.running[me] = j;
 		pthread_mutex_unlock(&loader.mu);
 		t0 = now_ms();
-		j->cat = ask_loader(&lp, j);
+		j->cat = catalog_remote ? ask_broker(j) : ask_loader(&lp, j);
 		/* One process per job: a loader a server of the agent's has taken over must not
 		 * serve the next job (another destination's catalog, a pinned target's password). */
 		loader_kill(&lp);
@@ -580,13 +614,37 @@ static int pinned(const struct policy_target *t)
 	       t->tls_server_name[0];
 }
 
+/* The job for target t, destination hostaddr/port, database and login: what the loader is
+ * told (TLS mode, CA, password file), all from the policy. */
+static void job_fill(struct job *j, const struct policy_target *t, int target_id,
+		     const char *dbname, const char *login_user)
+{
+	static const char *const modes[] = {"disable", "prefer", "require", "verify-ca",
+					    "verify-full"};
+
+	j->target_id = target_id;
+	snprintf(j->dbname, sizeof(j->dbname), "%s", dbname);
+	snprintf(j->login_user, sizeof(j->login_user), "%s", login_user);
+	snprintf(j->user, sizeof(j->user), "%s",
+		 hoopd.pol->catalog.user[0] ? hoopd.pol->catalog.user : login_user);
+	snprintf(j->password_file, sizeof(j->password_file), "%s", hoopd.pol->catalog.password_file);
+	snprintf(j->sslmode, sizeof(j->sslmode), "%s",
+		 t->upstream_tls >= 0 && t->upstream_tls <= 4 ? modes[t->upstream_tls]
+							     : "verify-full");
+	snprintf(j->sslrootcert, sizeof(j->sslrootcert), "%s", t->ca_file);
+	snprintf(j->host, sizeof(j->host), "%s", t->tls_server_name);
+	j->pinned = pinned(t);
+	/* libpq 15 knows no sslrootcert=system: the loader names OpenSSL's own bundle, as the
+	 * relay's leg uses (SSL_CTX_set_default_verify_paths). */
+	j->ca_system = t->upstream_tls >= UPSTREAM_TLS_VERIFY_CA && !t->ca_file[0];
+}
+
 static void submit(struct centry *e)
 {
 	struct job *j;
 	const struct policy_target *t =
 	    e->target_id < hoopd.pol->ntargets ? &hoopd.pol->targets[e->target_id] : NULL;
-	static const char *const modes[] = {"disable", "prefer", "require", "verify-ca",
-					    "verify-full"};
+
 	/* Only what a target names, and only a server hoopd reaches from its own namespace: one
 	 * that exists only in the agent's is the agent's to fake. */
 	if (!t || e->agent_only)
@@ -599,18 +657,7 @@ static void submit(struct centry *e)
 	inet_ntop(e->family == HOOP_AF_INET ? AF_INET : AF_INET6, e->addr, j->hostaddr,
 		  sizeof(j->hostaddr));
 	snprintf(j->port, sizeof(j->port), "%u", ntohs(e->port));
-	snprintf(j->dbname, sizeof(j->dbname), "%s", e->database);
-	snprintf(j->user, sizeof(j->user), "%s", hoopd.pol->catalog.user[0] ? hoopd.pol->catalog.user : e->user);
-	snprintf(j->password_file, sizeof(j->password_file), "%s", hoopd.pol->catalog.password_file);
-	snprintf(j->sslmode, sizeof(j->sslmode), "%s",
-		 t->upstream_tls >= 0 && t->upstream_tls <= 4 ? modes[t->upstream_tls]
-							     : "verify-full");
-	snprintf(j->sslrootcert, sizeof(j->sslrootcert), "%s", t->ca_file);
-	snprintf(j->host, sizeof(j->host), "%s", t->tls_server_name);
-	j->pinned = pinned(t);
-	/* libpq 15 knows no sslrootcert=system: the loader names OpenSSL's own bundle, as the
-	 * relay's leg uses (SSL_CTX_set_default_verify_paths). */
-	j->ca_system = t->upstream_tls >= UPSTREAM_TLS_VERIFY_CA && !t->ca_file[0];
+	job_fill(j, t, e->target_id, e->database, e->user);
 	e->loading = 1;
 	if (!e->box && !e->first_ms)
 		e->first_ms = now_ms();
@@ -624,6 +671,56 @@ static void submit(struct centry *e)
 	}
 	pthread_cond_signal(&loader.cv);
 	pthread_mutex_unlock(&loader.mu);
+}
+
+int catalog_spawn_for(const struct catalog_remote_req *r, int *fd, pid_t *pid, char *err,
+		      size_t errn)
+{
+	static struct catwire_req q; /* the broker's loop thread only */
+	struct loader_proc lp = {.fd = -1};
+	struct job j = {0};
+	const struct policy_target *t;
+	uint8_t addr[16] = {0};
+	int family, port, rc;
+	char *end;
+
+	if (!memchr(r->hostaddr, 0, sizeof(r->hostaddr)) || !memchr(r->port, 0, sizeof(r->port)) ||
+	    !memchr(r->dbname, 0, sizeof(r->dbname)) || !memchr(r->user, 0, sizeof(r->user))) {
+		snprintf(err, errn, "a catalog request with an unterminated field");
+		return -1;
+	}
+	t = r->target_id < (uint32_t)hoopd.pol->ntargets ? &hoopd.pol->targets[r->target_id]
+							: NULL;
+	family = inet_pton(AF_INET, r->hostaddr, addr) == 1	  ? AF_INET
+		 : inet_pton(AF_INET6, r->hostaddr, addr) == 1 ? AF_INET6
+							       : 0;
+	port = (int)strtol(r->port, &end, 10);
+	/* What the worker names must be what its target intercepts: a worker cannot point
+	 * loaders (and a pinned target's password) anywhere else. */
+	if (!t || t->protocol != HOOP_PROTO_POSTGRES || !family || *end || port <= 0 ||
+	    port > 65535 ||
+	    policy_match(hoopd.pol, family == AF_INET ? HOOP_AF_INET : HOOP_AF_INET6, addr,
+			 (uint16_t)port) != (int)r->target_id) {
+		snprintf(err, errn, "no target of the policy covers %s:%s", r->hostaddr, r->port);
+		return -1;
+	}
+	snprintf(j.hostaddr, sizeof(j.hostaddr), "%s", r->hostaddr);
+	snprintf(j.port, sizeof(j.port), "%s", r->port);
+	job_fill(&j, t, (int)r->target_id, r->dbname, r->user);
+	if (fill_request(&j, &q, err, errn))
+		return -1;
+	rc = loader_spawn(&lp, err, errn);
+	if (!rc && catwire_send(lp.fd, &q, sizeof(q), NULL, 0)) {
+		snprintf(err, errn, "the catalog loader did not take its job");
+		loader_kill(&lp);
+		rc = -1;
+	}
+	explicit_bzero(q.password, sizeof(q.password));
+	if (rc)
+		return -1;
+	*fd = lp.fd;
+	*pid = lp.pid;
+	return 0;
 }
 
 static struct centry *entry_for(const struct cat_dest *d, const char *db_user,

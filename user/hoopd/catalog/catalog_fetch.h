@@ -10,6 +10,9 @@
 #ifndef HOOP_CATALOG_FETCH_H
 #define HOOP_CATALOG_FETCH_H
 
+#include <stddef.h>
+#include <sys/types.h>
+
 #include <stdint.h>
 
 #include "catalog.h"
@@ -61,5 +64,26 @@ void catalog_reload(const char *dst, const char *database);
 void catalog_tick(void);
 /* A new policy: every catalog is re-read (the catalog user may have changed). */
 void catalog_policy_changed(void);
+
+/*
+ * The process split (docs/architecture.md). An engine worker may not start processes nor read
+ * files: its loader threads ask the broker instead (catalog_remote), which checks the
+ * destination against its own policy, spawns the loader, sends it the job (CA, password: the
+ * broker reads them) and hands the worker the loader's socket, from which the worker reads
+ * and checks the answer as before. The broker never reads a loader's answer.
+ */
+struct catalog_remote_req {
+	uint32_t target_id;
+	char hostaddr[48], port[8], dbname[128], user[64];
+};
+/* In a worker: how its threads get a loader's socket with the job sent (0 and *fd, or -1 with
+ * err). Set before catalog_fetch_init. */
+extern int (*catalog_remote)(const struct catalog_remote_req *r, int *fd, char *err,
+			     size_t errn);
+/* In the broker: spawn a loader for r, send it the job; 0 with its socket and pid (kill it
+ * after CATALOG_REMOTE_MS, reap it by pid), or -1 with err. */
+#define CATALOG_REMOTE_MS 25000
+int catalog_spawn_for(const struct catalog_remote_req *r, int *fd, pid_t *pid, char *err,
+		      size_t errn);
 
 #endif

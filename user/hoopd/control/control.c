@@ -32,6 +32,8 @@
 #include "policy.h"
 #include "log.h"
 #include "stmtcache.h"
+#include "tls.h"
+#include "workers.h"
 
 #define CTL_MAX_REQ 65536
 
@@ -45,6 +47,7 @@ struct ctl_client {
 	size_t out_len, out_off;
 	int64_t since;
 	int other; /* neither root nor an approver: may only be refused */
+	uint64_t handle; /* deferred: the workers answer (ctl_answer) */
 	struct ctl_client *prev, *next;
 };
 
@@ -226,8 +229,9 @@ static void do_detach(struct json_object *req, struct jbuf *j, struct ctl_client
 	jb_obj_close(j);
 }
 
-static void do_status(struct jbuf *j)
+void control_status_json(struct jbuf *j, const char *conns_json)
 {
+	struct hoopd_stats st = hoopd.st;
 	struct stmtcache_stats sc;
 	uint64_t k[HOOP_ERR_MAX] = {0};
 	static const char *const names[HOOP_ERR_MAX] = {
@@ -270,16 +274,23 @@ static void do_status(struct jbuf *j)
 	}
 	jb_arr_close(j);
 	netns_status(j);
-	relay_status(j);
+	stmtcache_stats(&sc);
+	workers_add_stats(&st, &sc);
+	jb_key(j, "connections");
+	if (conns_json)
+		jb_raw(j, conns_json); /* the workers' (broker.c checks and rebuilds them) */
+	else
+		relay_status_conns(j);
+	relay_status_limits(j, &st);
+	tls_status(j);
 	jb_key(j, "stats");
 	jb_obj_open(j);
-	jb_kv_uint(j, "connections_accepted", hoopd.st.conns_accepted);
-	jb_kv_uint(j, "connections_active", hoopd.st.conns_active);
-	jb_kv_uint(j, "connections_refused_no_stash", hoopd.st.conns_refused_nostash);
-	jb_kv_uint(j, "connections_upstream_failed", hoopd.st.conns_upstream_failed);
-	jb_kv_uint(j, "bytes_agent_to_db", hoopd.st.bytes_agent_to_db);
-	jb_kv_uint(j, "bytes_db_to_agent", hoopd.st.bytes_db_to_agent);
-	stmtcache_stats(&sc);
+	jb_kv_uint(j, "connections_accepted", st.conns_accepted);
+	jb_kv_uint(j, "connections_active", st.conns_active);
+	jb_kv_uint(j, "connections_refused_no_stash", st.conns_refused_nostash);
+	jb_kv_uint(j, "connections_upstream_failed", st.conns_upstream_failed);
+	jb_kv_uint(j, "bytes_agent_to_db", st.bytes_agent_to_db);
+	jb_kv_uint(j, "bytes_db_to_agent", st.bytes_db_to_agent);
 	jb_kv_uint(j, "statement_shapes_kept", sc.entries);
 	jb_kv_uint(j, "statement_shape_hits", sc.hits);
 	jb_kv_uint(j, "statement_shape_misses", sc.misses);
@@ -309,13 +320,29 @@ static void do_ping(struct json_object *req, struct jbuf *j, struct ctl_client *
 	jb_obj_close(j);
 }
 
+static uint64_t g_handles;
+
+/* The answer comes later, from the engine workers (ctl_answer). */
+static uint64_t defer(struct ctl_client *cl)
+{
+	cl->handle = ++g_handles;
+	return cl->handle;
+}
+
 static void do_status_cmd(struct json_object *req, struct jbuf *j, struct ctl_client *cl)
 {
-	do_status(j);
+	if (workers_count())
+		workers_ask_status(defer(cl));
+	else
+		control_status_json(j, NULL);
 }
 
 static void do_approvals(struct json_object *req, struct jbuf *j, struct ctl_client *cl)
 {
+	if (workers_count()) {
+		workers_ask_approvals(defer(cl));
+		return;
+	}
 	jb_obj_open(j);
 	jb_kv_bool(j, "ok", 1);
 	approvals_list(j);
@@ -331,14 +358,21 @@ static void do_decide(struct json_object *req, struct jbuf *j, struct ctl_client
 
 	if (json_object_object_get_ex(req, "for_s", &fo))
 		for_s = json_object_get_int64(fo);
-	if (!jstr(req, "id"))
+	if (!jstr(req, "id")) {
 		reply_err(j, "missing approval id");
-	else if (approvals_decide(jstr(req, "id"), jstr(req, "cmd"), jstr(req, "reason"),
+	} else if (workers_count()) {
+		struct approver who;
+
+		approvals_who(cl->uid, cl->pid, &who);
+		workers_decide(defer(cl), jstr(req, "id"), jstr(req, "cmd"), jstr(req, "reason"),
+			       jstr(req, "scope"), jstr(req, "sha256"), for_s, &who);
+	} else if (approvals_decide(jstr(req, "id"), jstr(req, "cmd"), jstr(req, "reason"),
 				  jstr(req, "scope"), jstr(req, "sha256"), for_s, cl->uid, cl->pid,
-				  err, sizeof(err)))
+				  err, sizeof(err))) {
 		reply_err(j, err);
-	else
+	} else {
 		reply_ok(j);
+	}
 }
 
 static void do_reload(struct json_object *req, struct jbuf *j, struct ctl_client *cl)
@@ -465,6 +499,11 @@ static void on_client(struct loop_watch *w, uint32_t events)
 
 		jb_init(&j);
 		handle(cl, &j);
+		if (cl->handle) {
+			jb_free(&j); /* ctl_answer sends it */
+			loop_mod(&cl->w, 0);
+			return;
+		}
 		cl->out_len = strlen(jb_str(&j)) + 1;
 		cl->out = malloc(cl->out_len);
 		if (!cl->out) {
@@ -534,6 +573,27 @@ static void on_ctl_accept(struct loop_watch *w, uint32_t events)
 			g_clients->prev = cl;
 		g_clients = cl;
 	}
+}
+
+void ctl_answer(uint64_t handle, const char *json)
+{
+	struct ctl_client *cl;
+
+	for (cl = g_clients; cl; cl = cl->next)
+		if (cl->handle == handle && !cl->out)
+			break;
+	if (!cl)
+		return; /* gone meanwhile */
+	cl->out_len = strlen(json) + 1;
+	cl->out = malloc(cl->out_len);
+	if (!cl->out) {
+		client_free(cl);
+		return;
+	}
+	memcpy(cl->out, json, cl->out_len - 1);
+	cl->out[cl->out_len - 1] = '\n';
+	loop_mod(&cl->w, EPOLLOUT);
+	on_client(&cl->w, EPOLLOUT);
 }
 
 /* A client gets a moment to send its request and a little more to take its answer. */

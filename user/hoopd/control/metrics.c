@@ -23,6 +23,7 @@
 #include "control.h"
 #include "log.h"
 #include "stmtcache.h"
+#include "workers.h"
 
 #define METRICS_MAX_CONNS  16
 #define METRICS_TIMEOUT_MS 5000
@@ -59,44 +60,47 @@ static char *render(size_t *len)
 	char body[12288], hdr[256], *out;
 	uint64_t k[HOOP_ERR_MAX] = {0};
 	struct stmtcache_stats sc;
+	struct hoopd_stats st = hoopd.st;
 	size_t o = 0;
 	int hl;
 
 	bpfctl_counters(k);
+	stmtcache_stats(&sc);
+	workers_add_stats(&st, &sc); /* the engine workers' counters, as they last said */
 #define M(name, type, help, v) o += put_metric(body + o, sizeof(body) - o, name, type, help, v)
 	M("hoop_connections_accepted_total", "counter", "Agent connections accepted.",
-	  hoopd.st.conns_accepted);
-	M("hoop_connections_active", "gauge", "Agent connections open now.", hoopd.st.conns_active);
+	  st.conns_accepted);
+	M("hoop_connections_active", "gauge", "Agent connections open now.", st.conns_active);
 	M("hoop_connections_closed_total", "counter", "Agent connections closed.",
-	  hoopd.st.conns_closed);
+	  st.conns_closed);
 	M("hoop_connections_refused_total", "counter",
 	  "Accepted connections refused for want of a redirect record.",
-	  hoopd.st.conns_refused_nostash);
+	  st.conns_refused_nostash);
 	M("hoop_connections_refused_cgroup_limit_total", "counter",
 	  "Agent connections refused: their cgroup had limits.connections_per_cgroup open.",
-	  hoopd.st.conns_refused_cgroup);
+	  st.conns_refused_cgroup);
 	M("hoop_connections_cut_mid_message_total", "counter",
 	  "Sessions ended because a side hung up in the middle of a message.",
-	  hoopd.st.conns_cut_midmessage);
+	  st.conns_cut_midmessage);
 	M("hoop_statements_refused_size_limit_total", "counter",
 	  "Statements refused by limits.statement_bytes, _tokens or _depth.",
-	  hoopd.st.statements_oversized);
+	  st.statements_oversized);
 	M("hoop_bytes_buffered", "gauge",
 	  "Bytes held for sessions: from agents and databases, not yet consumed or delivered.",
-	  hoopd.st.buffered);
+	  st.buffered);
 	M("hoop_upstream_connect_errors_total", "counter", "Upstream connects that failed.",
-	  hoopd.st.conns_upstream_failed);
+	  st.conns_upstream_failed);
 	M("hoop_bytes_agent_to_db_total", "counter", "Bytes relayed from agents to databases.",
-	  hoopd.st.bytes_agent_to_db);
+	  st.bytes_agent_to_db);
 	M("hoop_bytes_db_to_agent_total", "counter", "Bytes relayed from databases to agents.",
-	  hoopd.st.bytes_db_to_agent);
+	  st.bytes_db_to_agent);
 	M("hoop_listener_errors_total", "counter", "Listeners that could not be opened.",
-	  hoopd.st.listener_errors);
-	M("hoop_policy_reloads_total", "counter", "Policy reloads applied.", hoopd.st.policy_reloads);
+	  st.listener_errors);
+	M("hoop_policy_reloads_total", "counter", "Policy reloads applied.", st.policy_reloads);
 	M("hoop_policy_reload_failures_total", "counter", "Policy reloads refused.",
-	  hoopd.st.policy_reload_failures);
+	  st.policy_reload_failures);
 	M("hoop_control_requests_total", "counter", "Control socket requests.",
-	  hoopd.st.control_requests);
+	  st.control_requests);
 	M("hoop_metrics_connections_refused_total", "counter",
 	  "Metrics connections closed unanswered: too many open at once.", g_refused);
 	M("hoop_metrics_connections_timed_out_total", "counter",
@@ -111,7 +115,6 @@ static char *render(size_t *len)
 	  k[HOOP_ERR_STASH_FULL] + k[HOOP_ERR_REKEY] + k[HOOP_ERR_SOCKHASH]);
 	M("hoop_bpf_accel_sends_total", "counter", "hoopd sends short-circuited by sk_msg.",
 	  k[HOOP_ERR_ACCEL_HIT]);
-	stmtcache_stats(&sc);
 	M("hoop_statement_shape_hits_total", "counter",
 	  "Statements judged and planned from an earlier statement of the same shape.", sc.hits);
 	M("hoop_statement_shape_misses_total", "counter",

@@ -16,6 +16,7 @@
 #include "policy.h"
 #include "reload.h"
 #include "tls.h"
+#include "workers.h"
 
 void audit_cfg_from(const struct policy *pol, struct audit_cfg *ac)
 {
@@ -71,6 +72,7 @@ int hoopd_reload_policy(char *err, size_t errn)
 	hoopd.pol_gen++;
 	tls_policy_changed();
 	catalog_policy_changed();
+	workers_policy_changed(); /* the engine workers run it */
 	if (hoopd.st.policy_reloads || hoopd.skel) {
 		struct audit_cfg ac;
 

@@ -34,6 +34,7 @@ struct hoopd_opts {
 	/* --user: who hoopd's unprivileged processes run as (the catalog loader now) */
 	const char *user;
 	unsigned run_uid, run_gid;
+	int workers; /* --workers: engine worker processes (0: sessions in this process) */
 };
 
 struct hoopd_stats {

@@ -50,6 +50,7 @@ int loop_run(int timeout_ms, void (*tick)(void))
 {
 	struct epoll_event evs[256];
 
+	g_stop = 0; /* a second run (hoopd's stop waits for its workers in one) */
 	while (!g_stop) {
 		int n = epoll_wait(g_epfd, evs, 256, timeout_ms);
 

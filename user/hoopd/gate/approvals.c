@@ -137,15 +137,52 @@ static void notify_track(pid_t pid)
 	g_notify[g_nnotify++] = pid;
 }
 
-static void notify(const struct request *q)
+pid_t approvals_run_notify(const char *line, size_t len)
 {
 	const char *cmd = hoopd.pol->approvals.notify_command;
-	struct jbuf j;
 	int fds[2];
 	pid_t pid;
-	char comm[17];
 
 	if (!cmd[0])
+		return 0;
+	/* The command runs on its own; a failure or a hang never holds up a decision. */
+	if (pipe2(fds, O_CLOEXEC))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		sigset_t none;
+
+		/* hoopd's signals are blocked for its signalfd; the command gets them back */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		dup2(fds[0], 0);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[0]);
+	if (pid > 0) {
+		notify_track(pid);
+		fcntl(fds[1], F_SETFL, O_NONBLOCK);
+		if (write(fds[1], line, len) < 0 || write(fds[1], "\n", 1) < 0)
+			log_warn("approvals: notify_command did not take the request: %s",
+				 strerror(errno));
+	} else {
+		log_warn("approvals: cannot run notify_command: %s", strerror(errno));
+	}
+	close(fds[1]);
+	return pid;
+}
+
+void (*approvals_notify_hook)(const char *line, size_t len);
+void (*approvals_grant_hook)(const char *key, const char *owner, int64_t for_ms);
+void (*approvals_held_hook)(const char *id, const char *session, const char *rule, int open);
+
+static void notify(const struct request *q)
+{
+	struct jbuf j;
+	char comm[17];
+
+	if (!hoopd.pol->approvals.notify_command[0])
 		return;
 	memcpy(comm, q->s->o.comm, 16);
 	comm[16] = '\0';
@@ -165,39 +202,24 @@ static void notify(const struct request *q)
 	jb_kv_str(&j, "exe", q->s->exe);
 	jb_kv_str(&j, "approve", "hoopctl approve ID");
 	jb_obj_close(&j);
-	/* The command runs on its own; a failure or a hang never holds up a decision. */
-	if (pipe2(fds, O_CLOEXEC)) {
+	if (j.oom) {
 		jb_free(&j);
 		return;
 	}
-	pid = fork();
-	if (pid == 0) {
-		sigset_t none;
+	if (approvals_notify_hook) {
+		/* an engine worker starts no process: the broker runs the command */
+		approvals_notify_hook(j.s, j.len);
+		record(q->s, "approval_notified", q, ",\"command_pid\":null,\"run_by\":\"broker\"");
+	} else {
+		pid_t pid = approvals_run_notify(j.s, j.len);
 
-		/* hoopd's signals are blocked for its signalfd; the command gets them back */
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		dup2(fds[0], 0);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	close(fds[0]);
-	if (pid > 0) {
-		notify_track(pid);
-		fcntl(fds[1], F_SETFL, O_NONBLOCK);
-		if (write(fds[1], j.s, j.len) < 0 || write(fds[1], "\n", 1) < 0)
-			log_warn("approvals: notify_command did not take the request: %s",
-				 strerror(errno));
-		{
+		if (pid > 0) {
 			char extra[128];
 
 			snprintf(extra, sizeof(extra), ",\"command_pid\":%d", (int)pid);
 			record(q->s, "approval_notified", q, extra);
 		}
-	} else {
-		log_warn("approvals: cannot run notify_command: %s", strerror(errno));
 	}
-	close(fds[1]);
 	jb_free(&j);
 }
 
@@ -266,6 +288,8 @@ static int open_request(struct session *s, const char *rule, const char *message
 	q->next = g_reqs;
 	g_reqs = q;
 	snprintf(id, idn, "%s", q->id);
+	if (approvals_held_hook)
+		approvals_held_hook(q->id, s->id, q->rule, 1);
 	jb_init(&ex);
 	jb_raw(&ex, "");
 	{
@@ -308,6 +332,8 @@ static int open_request(struct session *s, const char *rule, const char *message
 
 static void unlink_req(struct request *q)
 {
+	if (approvals_held_hook)
+		approvals_held_hook(q->id, q->s->id, q->rule, 0);
 	for (struct request **pp = &g_reqs; *pp; pp = &(*pp)->next)
 		if (*pp == q) {
 			*pp = q->next;
@@ -359,6 +385,17 @@ static int user_of(uid_t uid, char *name, size_t n, gid_t *gid)
 	return 0;
 }
 
+void approvals_who(uid_t uid, pid_t pid, struct approver *a)
+{
+	gid_t gid;
+
+	memset(a, 0, sizeof(*a));
+	a->uid = uid;
+	a->pid = pid;
+	user_of(uid, a->name, sizeof(a->name), &gid);
+	a->is_approver = approvals_is_approver(uid);
+}
+
 int approvals_is_approver(uid_t uid)
 {
 	const struct policy_list *l = &hoopd.pol->approvals.approvers;
@@ -390,9 +427,14 @@ int approvals_is_approver(uid_t uid)
 
 void approvals_list(struct jbuf *j)
 {
+	jb_key(j, "approvals");
+	approvals_list_array(j);
+}
+
+void approvals_list_array(struct jbuf *j)
+{
 	int64_t now = now_ms();
 
-	jb_key(j, "approvals");
 	jb_arr_open(j);
 	for (struct request *q = g_reqs; q; q = q->next) {
 		char comm[17];
@@ -456,28 +498,39 @@ int approvals_decide(const char *id, const char *decision, const char *reason, c
 		     const char *sha256, long long for_s, uid_t uid, pid_t pid, char *err,
 		     size_t errn)
 {
+	struct approver a;
+
+	approvals_who(uid, pid, &a);
+	return approvals_decide_as(id, decision, reason, scope, sha256, for_s, &a, err, errn) ? -1
+												: 0;
+}
+
+int approvals_decide_as(const char *id, const char *decision, const char *reason,
+			const char *scope, const char *sha256, long long for_s,
+			const struct approver *who, char *err, size_t errn)
+{
 	struct request *q;
-	char name[256];
+	const char *name = who->name;
+	uid_t uid = who->uid;
+	pid_t pid = who->pid;
 	const char *why = NULL;
 	char nogrant[256];
 	int approve = !strcmp(decision, "approve");
-	gid_t gid;
 	size_t nl;
 	struct jbuf e;
 
-	user_of(uid, name, sizeof(name), &gid);
 	for (q = g_reqs; q; q = q->next)
 		if (!strcmp(q->id, id))
 			break;
 	if (!q) {
 		snprintf(err, errn, "no pending approval %.40s (decided, timed out, or cancelled?)",
 			 id);
-		return -1;
+		return -ENOENT;
 	}
 	if (!scope)
 		scope = "once";
 	nl = strlen(name);
-	if (!approvals_is_approver(uid))
+	if (!who->is_approver)
 		why = "not an approver named in the policy";
 	else if (q->s->o.uid == uid || !strcmp(q->s->owner, name) ||
 		 (!strncmp(q->s->owner, name, nl) && q->s->owner[nl] == '@'))
@@ -531,9 +584,14 @@ int approvals_decide(const char *id, const char *decision, const char *reason, c
 		char msg[512];
 
 		if (approve) {
-			if (!strcmp(scope, "fingerprint") && q->fingerprint[0] &&
-			    grants_add(q->fingerprint, s->owner, (for_s > 0 ? for_s : 600) * 1000))
-				log_error("approval %s: out of memory keeping its grant", id);
+			if (!strcmp(scope, "fingerprint") && q->fingerprint[0]) {
+				int64_t ms = (for_s > 0 ? for_s : 600) * 1000;
+
+				if (grants_add(q->fingerprint, s->owner, ms))
+					log_error("approval %s: out of memory keeping its grant", id);
+				else if (approvals_grant_hook) /* the other workers' agents too */
+					approvals_grant_hook(q->fingerprint, s->owner, ms);
+			}
 			unlink_req(q);
 			resume(s, VERDICT_ALLOW, NULL);
 		} else {

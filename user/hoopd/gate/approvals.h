@@ -11,6 +11,7 @@
 #define HOOP_APPROVALS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "json.h"
@@ -29,6 +30,34 @@ int approvals_decide(const char *id, const char *decision, const char *reason, c
 		     size_t errn);
 /* May this uid list or decide requests? */
 int approvals_is_approver(uid_t uid);
+
+/* The process split (docs/architecture.md): the broker resolves who asks (the user database
+ * is a file a sandboxed worker may not open), the worker holding the statement decides. */
+struct approver {
+	uid_t uid;
+	pid_t pid;
+	char name[256];
+	int is_approver;
+};
+void approvals_who(uid_t uid, pid_t pid, struct approver *a);
+/* approvals_decide for an approver already resolved: 0, -ENOENT when no such request is held
+ * here (err says so), another negative value when refused (err says why, and it is on
+ * record). */
+int approvals_decide_as(const char *id, const char *decision, const char *reason,
+			const char *scope, const char *sha256, long long for_s,
+			const struct approver *who, char *err, size_t errn);
+/* The pending requests as a JSON array (approvals_list without its key). */
+void approvals_list_array(struct jbuf *j);
+/* Run approvals.notify_command with line on its stdin: its pid (reaped by approvals_reap),
+ * 0 when the policy names none, -1 when it could not start. */
+pid_t approvals_run_notify(const char *line, size_t len);
+/* Set in an engine worker: the notification goes to the broker, a fingerprint grant to the
+ * other workers, and the broker learns which requests are open (to record them failed if
+ * the worker is lost). */
+extern void (*approvals_notify_hook)(const char *line, size_t len);
+extern void (*approvals_grant_hook)(const char *key, const char *owner, int64_t for_ms);
+extern void (*approvals_held_hook)(const char *id, const char *session, const char *rule,
+				   int open);
 /* Timeouts and expired grants. */
 void approvals_tick(void);
 /* Notification commands that ended (on SIGCHLD). */

@@ -33,6 +33,7 @@
 	int protocol;	 /* enum hoop_protocol of the target */                                \
 	char protocol_name[16]; /* ...as the policy spells it (records say it) */             \
 	int up_netns;	 /* enum netns_dial: whose namespace the database leg is in */         \
+	uint64_t netns_ino; /* the agent's network namespace (its listener's)  */            \
 	int64_t started_ms;                                                                    \
 	/* The login, once the engine has it (sess_set_login); "" before and for engines      \
 	 * without one (tcp). */                                                               \

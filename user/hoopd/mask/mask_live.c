@@ -55,11 +55,22 @@ static int load_key(const char *path, int make, uint8_t key[32], char *err, size
 	return 0;
 }
 
-int masking_load(const struct mask_policy *mp, const char *state_dir, char *err, size_t errn)
+int masking_read_key(const struct mask_policy *mp, const char *state_dir, uint8_t key[32],
+		     char *err, size_t errn)
 {
-	struct masking *m;
-	uint8_t key[32];
 	char path[600];
+
+	if (mp->hmac_key_file[0])
+		snprintf(path, sizeof(path), "%s", mp->hmac_key_file);
+	else
+		snprintf(path, sizeof(path), "%s/mask.key", state_dir);
+	return load_key(path, !mp->hmac_key_file[0], key, err, errn);
+}
+
+int masking_install(const struct mask_policy *mp, const uint8_t key[32], char *err, size_t errn)
+{
+	static uint64_t gens;
+	struct masking *m;
 	int r;
 
 	if (!mp->enabled) {
@@ -67,25 +78,15 @@ int masking_load(const struct mask_policy *mp, const char *state_dir, char *err,
 		g_cur = NULL;
 		return 0;
 	}
-	if (mp->hmac_key_file[0])
-		snprintf(path, sizeof(path), "%s", mp->hmac_key_file);
-	else
-		snprintf(path, sizeof(path), "%s/mask.key", state_dir);
-	r = load_key(path, !mp->hmac_key_file[0], key, err, errn);
-	if (r)
-		return r;
 	m = calloc(1, sizeof(*m));
 	if (!m) {
 		snprintf(err, errn, "out of memory");
 		return -ENOMEM;
 	}
-	static uint64_t gens;
-
 	m->refs = 1;
 	m->gen = ++gens;
 	m->mp = *mp;
 	r = mask_engine_new(&m->mp, key, &m->me, err, errn);
-	explicit_bzero(key, sizeof(key));
 	if (r) {
 		free(m);
 		return -EINVAL;
@@ -93,6 +94,20 @@ int masking_load(const struct mask_policy *mp, const char *state_dir, char *err,
 	masking_put(g_cur);
 	g_cur = m;
 	return 0;
+}
+
+int masking_load(const struct mask_policy *mp, const char *state_dir, char *err, size_t errn)
+{
+	uint8_t key[32];
+	int r;
+
+	if (!mp->enabled)
+		return masking_install(mp, NULL, err, errn);
+	r = masking_read_key(mp, state_dir, key, err, errn);
+	if (!r)
+		r = masking_install(mp, key, err, errn);
+	explicit_bzero(key, sizeof(key));
+	return r;
 }
 
 void masking_stop(void)

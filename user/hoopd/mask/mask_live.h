@@ -27,6 +27,11 @@ struct masking {
  * <state>/mask.key, made on first use). On failure the running masking stays and err says why.
  * It takes the section, not the policy, so that masking stays below the policy loader. */
 int masking_load(const struct mask_policy *mp, const char *state_dir, char *err, size_t errn);
+/* masking_load's two halves: the broker reads the key (making it on first use), an engine
+ * worker, which opens no file, is sent it and installs the engine with it. */
+int masking_read_key(const struct mask_policy *mp, const char *state_dir, uint8_t key[32],
+		     char *err, size_t errn);
+int masking_install(const struct mask_policy *mp, const uint8_t key[32], char *err, size_t errn);
 void masking_stop(void);
 /* The running masking with a reference, or NULL when the policy masks nothing. */
 struct masking *masking_get(void);

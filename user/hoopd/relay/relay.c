@@ -224,7 +224,10 @@ static void sess_kill(struct session *s, const char *why)
 	g_dead = s;
 	hoopd.st.conns_active--;
 	hoopd.st.conns_closed++;
-	netns_conn_ref(s->ln, -1);
+	if (s->ln)
+		netns_conn_ref(s->ln, -1);
+	if (relay_on_end)
+		relay_on_end(s);
 }
 
 void relay_reap(void)
@@ -972,6 +975,52 @@ static int origin_key(struct listener *ln, int fd, struct hoop_sock_key *key)
 	return 0;
 }
 
+void (*relay_on_end)(const struct session *s);
+int (*relay_handoff)(const struct session *s, struct cg_use *cgu);
+
+/* The session, its sockets and identity ready, starts: into the loop and the lists, the
+ * engine opened. 0, or -1 when it could not (s is freed, its descriptors closed, unless it is
+ * on the lists already: then it is killed as any session). */
+static int start_session(struct session *s)
+{
+	s->eng = engine_for(s->protocol);
+	if (!s->eng || loop_add(&s->a.w, s->a.fd, EPOLLIN, on_agent))
+		goto fail;
+	if (loop_add(&s->s.w, s->s.fd, s->connecting ? EPOLLOUT : EPOLLIN, on_server)) {
+		loop_del(&s->a.w);
+		goto fail;
+	}
+	s->next = g_sessions;
+	if (g_sessions)
+		g_sessions->prev = s;
+	g_sessions = s;
+	hoopd.st.conns_active++;
+	s->cgu->conns++;
+	if (s->ln)
+		netns_conn_ref(s->ln, 1);
+	hlog_conn(HLOG_INFO, s->id, s->peer,
+		  "agent pid=%u uid=%u comm=%.16s exe=%s cgroup=%s owner=%s -> %s (target %s, %s, "
+		  "dialled from %s's netns)%s",
+		  s->o.tgid, s->o.uid, s->o.comm, s->exe[0] ? s->exe : "?", s->cgroup,
+		  s->owner[0] ? s->owner : "-", s->dst, s->target, s->eng->name,
+		  netns_dial_name((enum netns_dial)s->up_netns), s->accel ? " [accel]" : "");
+	s->est = s->eng->open(s);
+	if (!s->est) {
+		sess_kill(s, "engine could not start");
+		return -1;
+	}
+	if (!s->eng->login)
+		sess_record_start(s, NULL); /* no login to wait for: the session begins now */
+	return 0;
+fail:
+	close(s->a.fd);
+	if (s->s.fd >= 0)
+		close(s->s.fd);
+	cg_use_put(s->cgu);
+	free(s);
+	return -1;
+}
+
 void relay_accept(struct listener *ln, int fd)
 {
 	struct hoop_sock_key key = {0};
@@ -992,6 +1041,7 @@ void relay_accept(struct listener *ln, int fd)
 	s->a.readable = 1; /* the agent may have written already */
 	s->s.fd = -1;
 	s->ln = ln;
+	s->netns_ino = netns_ino(ln);
 	s->started_ms = now_ms();
 	identity_new_id(s->id, sizeof(s->id));
 	identity_fmt_addr(key.family, key.addr, key.port, s->peer, sizeof(s->peer));
@@ -1036,47 +1086,73 @@ void relay_accept(struct listener *ln, int fd)
 	if ((r = dial_upstream(s))) {
 		hlog_conn(HLOG_WARN, s->id, s->peer, "cannot reach %s: %s", s->dst, strerror(-r));
 		hoopd.st.conns_upstream_failed++;
-		goto fail;
-	}
-	s->eng = engine_for(s->protocol);
-	if (loop_add(&s->a.w, s->a.fd, EPOLLIN, on_agent))
-		goto fail;
-	if (loop_add(&s->s.w, s->s.fd, EPOLLOUT, on_server)) {
-		loop_del(&s->a.w);
-		goto fail;
-	}
-	s->next = g_sessions;
-	if (g_sessions)
-		g_sessions->prev = s;
-	g_sessions = s;
-	hoopd.st.conns_active++;
-	s->cgu->conns++;
-	netns_conn_ref(ln, 1);
-	hlog_conn(HLOG_INFO, s->id, s->peer,
-		  "agent pid=%u uid=%u comm=%.16s exe=%s cgroup=%s owner=%s -> %s (target %s, %s, "
-		  "dialled from %s's netns)%s",
-		  s->o.tgid, s->o.uid, s->o.comm, s->exe[0] ? s->exe : "?", s->cgroup,
-		  s->owner[0] ? s->owner : "-", s->dst, s->target, s->eng->name,
-		  netns_dial_name((enum netns_dial)s->up_netns), s->accel ? " [accel]" : "");
-	s->est = s->eng->open(s);
-	if (!s->est) {
-		sess_kill(s, "engine could not start");
+		close(s->a.fd);
+		if (s->s.fd >= 0)
+			close(s->s.fd);
+		cg_use_put(s->cgu);
+		free(s);
 		return;
 	}
-	if (!s->eng->login)
-		sess_record_start(s, NULL); /* no login to wait for: the session begins now */
-	return;
-fail:
-	close(s->a.fd);
-	if (s->s.fd >= 0)
+	if (relay_handoff) {
+		/* The process split: an engine worker runs the session; the broker keeps its
+		 * count against the cgroup's cap and its namespace's reference until it ends. */
+		if (relay_handoff(s, s->cgu) == 0) {
+			s->cgu->conns++;
+			netns_conn_ref(ln, 1);
+		} else {
+			hlog_conn(HLOG_WARN, s->id, s->peer, "refused: no engine worker to run it");
+		}
+		close(s->a.fd);
 		close(s->s.fd);
-	cg_use_put(s->cgu);
-	free(s);
+		cg_use_put(s->cgu);
+		free(s);
+		return;
+	}
+	(void)start_session(s);
+}
+
+void relay_remote_end(struct cg_use *cgu, struct listener *ln)
+{
+	cgu->conns--;
+	cg_use_put(cgu);
+	netns_conn_ref(ln, -1);
+}
+
+void relay_adopt(const struct agent *a, int afd, int sfd, int accel, int connecting)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		close(afd);
+		close(sfd);
+		return;
+	}
+	s->agent = *a;
+	s->a.fd = afd;
+	s->a.readable = 1;
+	s->s.fd = sfd;
+	s->accel = accel;
+	s->connecting = connecting;
+	s->cgu = cg_use_get(s->cap_cgid);
+	if (!s->cgu) {
+		close(afd);
+		close(sfd);
+		free(s);
+		return;
+	}
+	(void)start_session(s);
 }
 
 void relay_status(struct jbuf *j)
 {
 	jb_key(j, "connections");
+	relay_status_conns(j);
+	relay_status_limits(j, &hoopd.st);
+	tls_status(j);
+}
+
+void relay_status_conns(struct jbuf *j)
+{
 	jb_arr_open(j);
 	for (struct session *s = g_sessions; s; s = s->next) {
 		char comm[17];
@@ -1100,7 +1176,7 @@ void relay_status(struct jbuf *j)
 		jb_kv_str(j, "destination", s->dst);
 		jb_kv_str(j, "target", s->target);
 		jb_kv_str(j, "protocol", policy_protocol_name((enum hoop_protocol)s->protocol));
-		jb_kv_uint(j, "netns_inode", netns_ino(s->ln));
+		jb_kv_uint(j, "netns_inode", s->netns_ino);
 		jb_kv_str(j, "upstream_netns", netns_dial_name((enum netns_dial)s->up_netns));
 		jb_kv_bool(j, "accelerated", s->accel);
 		jb_kv_bool(j, "connecting", s->connecting);
@@ -1116,6 +1192,10 @@ void relay_status(struct jbuf *j)
 		jb_obj_close(j);
 	}
 	jb_arr_close(j);
+}
+
+void relay_status_limits(struct jbuf *j, const struct hoopd_stats *st)
+{
 	{
 		const struct policy_limits *l = relay_limits();
 
@@ -1128,10 +1208,10 @@ void relay_status(struct jbuf *j)
 		jb_kv_uint(j, "cgroup_buffer_bytes", l->cgroup_buffer_bytes);
 		jb_kv_uint(j, "buffer_bytes", l->buffer_bytes);
 		jb_kv_uint(j, "max_message", hoopd.o.max_message);
-		jb_kv_uint(j, "bytes_buffered", hoopd.st.buffered);
-		jb_kv_uint(j, "connections_refused_cgroup_limit", hoopd.st.conns_refused_cgroup);
-		jb_kv_uint(j, "statements_refused_size_limit", hoopd.st.statements_oversized);
-		jb_kv_uint(j, "connections_cut_mid_message", hoopd.st.conns_cut_midmessage);
+		jb_kv_uint(j, "bytes_buffered", st->buffered);
+		jb_kv_uint(j, "connections_refused_cgroup_limit", st->conns_refused_cgroup);
+		jb_kv_uint(j, "statements_refused_size_limit", st->statements_oversized);
+		jb_kv_uint(j, "connections_cut_mid_message", st->conns_cut_midmessage);
 		jb_key(j, "cgroups");
 		jb_arr_open(j);
 		for (struct cg_use *c = g_cgs; c; c = c->next) {
@@ -1144,7 +1224,6 @@ void relay_status(struct jbuf *j)
 		jb_arr_close(j);
 		jb_obj_close(j);
 	}
-	tls_status(j);
 }
 
 int relay_waiting_sync(void)

@@ -20,11 +20,15 @@ void sess_set_login(struct session *s, const char *user, const char *database)
 	snprintf(s->database, sizeof(s->database), "%s", database ? database : "");
 }
 
+void (*sess_on_record_start)(const struct session *s);
+
 void sess_record_start(struct session *s, const struct ev_session_start *e)
 {
 	if (s->recorded)
 		return;
 	s->recorded = 1;
+	if (sess_on_record_start)
+		sess_on_record_start(s);
 	ev_session_start(sess_agent(s), e);
 }
 
@@ -39,7 +43,7 @@ static void catalog_ready(struct cat_waiter *w)
 static void dest_of(const struct session *s, struct cat_dest *d)
 {
 	memset(d, 0, sizeof(*d));
-	d->netns_ino = s->ln ? netns_ino(s->ln) : 0;
+	d->netns_ino = s->netns_ino;
 	d->agent_only = s->up_netns == NETNS_DIAL_AGENT;
 	d->family = s->o.orig_family;
 	memcpy(d->addr, s->o.orig_addr, sizeof(d->addr));

@@ -483,6 +483,57 @@ SSL *tls_server_new(SSL_CTX *ctx, int fd, const char *sni)
 
 /* Upstream contexts, one per target, rebuilt when the policy changes. */
 static SSL_CTX *g_up[POLICY_MAX_TARGETS];
+/* In an engine worker, which opens no file: each target's CA as the broker read it (PEM), or
+ * NULL; g_ca_given says the worker's contexts take them and nothing from the file system. */
+static char *g_ca_pem[POLICY_MAX_TARGETS];
+static size_t g_ca_pem_len[POLICY_MAX_TARGETS];
+static int g_ca_given;
+
+void tls_upstream_ca_given(int target, const char *pem, size_t len)
+{
+	g_ca_given = 1;
+	if (target < 0 || target >= POLICY_MAX_TARGETS)
+		return;
+	free(g_ca_pem[target]);
+	g_ca_pem[target] = NULL;
+	g_ca_pem_len[target] = 0;
+	if (len && (g_ca_pem[target] = malloc(len))) {
+		memcpy(g_ca_pem[target], pem, len);
+		g_ca_pem_len[target] = len;
+	}
+}
+
+const char *tls_upstream_ca_path(int target)
+{
+	const struct policy_target *t =
+	    target >= 0 && target < hoopd.pol->ntargets ? &hoopd.pol->targets[target] : NULL;
+
+	if (!t || t->upstream_tls < UPSTREAM_TLS_VERIFY_CA)
+		return NULL;
+	return t->ca_file[0] ? t->ca_file : X509_get_default_cert_file();
+}
+
+/* The CA the broker sent, into c's store: 0, or -1. */
+static int load_ca_pem(SSL_CTX *c, int target)
+{
+	X509_STORE *st = SSL_CTX_get_cert_store(c);
+	BIO *b;
+	X509 *x;
+	int n = 0;
+
+	if (target < 0 || target >= POLICY_MAX_TARGETS || !g_ca_pem[target])
+		return -1;
+	b = BIO_new_mem_buf(g_ca_pem[target], (int)g_ca_pem_len[target]);
+	if (!b)
+		return -1;
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL))) {
+		n += X509_STORE_add_cert(st, x) == 1;
+		X509_free(x);
+	}
+	ERR_clear_error(); /* the end of the PEM text */
+	BIO_free(b);
+	return n ? 0 : -1;
+}
 
 static const struct policy_target *target_of(const struct session *s)
 {
@@ -522,8 +573,9 @@ SSL_CTX *tls_upstream_ctx(const struct session *s)
 	SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				SSL_MODE_RELEASE_BUFFERS);
 	if (t->upstream_tls >= UPSTREAM_TLS_VERIFY_CA) {
-		if (t->ca_file[0] ? SSL_CTX_load_verify_locations(c, t->ca_file, NULL) != 1
-				  : SSL_CTX_set_default_verify_paths(c) != 1) {
+		if (g_ca_given ? load_ca_pem(c, i) != 0
+		    : t->ca_file[0] ? SSL_CTX_load_verify_locations(c, t->ca_file, NULL) != 1
+				    : SSL_CTX_set_default_verify_paths(c) != 1) {
 			log_ssl(t->ca_file[0] ? t->ca_file : "system CA store");
 			SSL_CTX_free(c);
 			return NULL;

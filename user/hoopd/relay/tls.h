@@ -28,4 +28,11 @@ int tls_valid_host_name(const char *n);
 struct jbuf;
 void tls_status(struct jbuf *j);
 
+/* The process split: the file whose PEM an engine worker needs for target's upstream leg
+ * (its ca_file, or OpenSSL's default bundle), NULL when it verifies nothing; the broker reads
+ * it, and the worker is given its text (tls_upstream_ca_given: from then on its contexts take
+ * only what it was given). */
+const char *tls_upstream_ca_path(int target);
+void tls_upstream_ca_given(int target, const char *pem, size_t len);
+
 #endif
