@@ -128,7 +128,7 @@ static int cat_remote(const struct catalog_remote_req *r, int *fd, char *err, si
 	pthread_mutex_lock(&g_cat_mu);
 	req.h.type = WM_CATREQ;
 	req.h.token = ++g_cat_tokens;
-	if (fdpass_send(CAT_FD, &req, sizeof(req), NULL, 0)) {
+	if (fdpass_send(CAT_FD, &req, sizeof(req.h) + sizeof(req.q), NULL, 0)) {
 		snprintf(err, errn, "cannot ask the broker for a catalog loader");
 		goto out;
 	}
@@ -144,7 +144,7 @@ static int cat_remote(const struct catalog_remote_req *r, int *fd, char *err, si
 		n = fdpass_recv(CAT_FD, &ans, sizeof(ans), fds, 1, &nfds);
 		if (n == -EAGAIN)
 			continue;
-		if (n != (ssize_t)sizeof(ans) || ans.h.type != WM_CATFD ||
+		if (n != (ssize_t)(sizeof(ans.h) + sizeof(ans.a)) || ans.h.type != WM_CATFD ||
 		    !memchr(ans.a.error, 0, sizeof(ans.a.error))) {
 			for (int i = 0; i < nfds; i++)
 				close(fds[i]);
