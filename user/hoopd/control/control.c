@@ -232,6 +232,7 @@ static void do_detach(struct json_object *req, struct jbuf *j, struct ctl_client
 void control_status_json(struct jbuf *j, const char *conns_json)
 {
 	struct hoopd_stats st = hoopd.st;
+	struct tls_counters tc;
 	struct stmtcache_stats sc;
 	uint64_t k[HOOP_ERR_MAX] = {0};
 	static const char *const names[HOOP_ERR_MAX] = {
@@ -275,14 +276,15 @@ void control_status_json(struct jbuf *j, const char *conns_json)
 	jb_arr_close(j);
 	netns_status(j);
 	stmtcache_stats(&sc);
-	workers_add_stats(&st, &sc);
+	memset(&tc, 0, sizeof(tc));
+	workers_add_stats(&st, &sc, &tc);
 	jb_key(j, "connections");
 	if (conns_json)
 		jb_raw(j, conns_json); /* the workers' (broker.c checks and rebuilds them) */
 	else
 		relay_status_conns(j);
 	relay_status_limits(j, &st);
-	tls_status(j);
+	tls_status_with(j, &tc, workers_count() ? workers_count() : 1);
 	jb_key(j, "stats");
 	jb_obj_open(j);
 	jb_kv_uint(j, "connections_accepted", st.conns_accepted);

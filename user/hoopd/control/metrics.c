@@ -66,7 +66,7 @@ static char *render(size_t *len)
 
 	bpfctl_counters(k);
 	stmtcache_stats(&sc);
-	workers_add_stats(&st, &sc); /* the engine workers' counters, as they last said */
+	workers_add_stats(&st, &sc, NULL); /* the engine workers' counters, as they last said */
 #define M(name, type, help, v) o += put_metric(body + o, sizeof(body) - o, name, type, help, v)
 	M("hoop_connections_accepted_total", "counter", "Agent connections accepted.",
 	  st.conns_accepted);

@@ -373,14 +373,34 @@ static int sni_cb(SSL *ssl, int *al, void *arg)
 	return SSL_TLSEXT_ERR_OK;
 }
 
+void tls_counters_get(struct tls_counters *c)
+{
+	c->kept = (uint64_t)g_nleaves;
+	c->minted = g_minted;
+	c->refused = g_bad_sni;
+}
+
 void tls_status(struct jbuf *j)
 {
+	tls_status_with(j, NULL, 1);
+}
+
+void tls_status_with(struct jbuf *j, const struct tls_counters *add, int procs)
+{
+	struct tls_counters c;
+
+	tls_counters_get(&c);
+	if (add) {
+		c.kept += add->kept;
+		c.minted += add->minted;
+		c.refused += add->refused;
+	}
 	jb_key(j, "tls_leaf_certificates");
 	jb_obj_open(j);
-	jb_kv_int(j, "kept", g_nleaves);
-	jb_kv_int(j, "limit", TLS_LEAVES);
-	jb_kv_uint(j, "minted", g_minted);
-	jb_kv_uint(j, "server_names_refused", g_bad_sni);
+	jb_kv_uint(j, "kept", c.kept);
+	jb_kv_int(j, "limit", TLS_LEAVES * procs); /* each process keeps its own */
+	jb_kv_uint(j, "minted", c.minted);
+	jb_kv_uint(j, "server_names_refused", c.refused);
 	jb_obj_close(j);
 }
 

@@ -28,6 +28,14 @@ int tls_valid_host_name(const char *n);
 struct jbuf;
 void tls_status(struct jbuf *j);
 
+/* The leaf certificate cache's counters, and the status object with another's added (the
+ * engine workers'; procs: how many processes keep a cache). */
+struct tls_counters {
+	uint64_t kept, minted, refused;
+};
+void tls_counters_get(struct tls_counters *c);
+void tls_status_with(struct jbuf *j, const struct tls_counters *add, int procs);
+
 /* The process split: the file whose PEM an engine worker needs for target's upstream leg
  * (its ca_file, or OpenSSL's default bundle), NULL when it verifies nothing; the broker reads
  * it, and the worker is given its text (tls_upstream_ca_given: from then on its contexts take

@@ -462,13 +462,27 @@ void workers_decide(uint64_t handle, const char *id, const char *decision, const
 	snprintf(d.id, sizeof(d.id), "%s", id);
 	snprintf(d.decision, sizeof(d.decision), "%s", decision);
 	snprintf(d.name, sizeof(d.name), "%s", who->name);
-	if ((d.has_reason = reason != NULL))
-		snprintf(d.reason, sizeof(d.reason), "%s", reason);
+	d.has_reason = reason != NULL;
 	if ((d.has_scope = scope != NULL))
 		snprintf(d.scope, sizeof(d.scope), "%s", scope);
 	if ((d.has_sha256 = sha256 != NULL))
 		snprintf(d.sha256, sizeof(d.sha256), "%s", sha256);
-	ask_all(a, WM_DECIDE, &d, sizeof(d));
+	{
+		size_t rl = reason ? strlen(reason) : 0;
+		uint8_t *m = malloc(sizeof(d) + rl);
+
+		if (!m) {
+			a->want = 0;
+			snprintf(a->error, sizeof(a->error), "out of memory");
+			ask_check(a);
+			return;
+		}
+		memcpy(m, &d, sizeof(d));
+		if (rl)
+			memcpy(m + sizeof(d), reason, rl);
+		ask_all(a, WM_DECIDE, m, sizeof(d) + rl);
+		free(m);
+	}
 }
 
 static struct ask *ask_by_token(uint32_t token, int idx)
@@ -879,7 +893,8 @@ int workers_count(void)
 	return g_n;
 }
 
-void workers_add_stats(struct hoopd_stats *st, struct stmtcache_stats *sc)
+void workers_add_stats(struct hoopd_stats *st, struct stmtcache_stats *sc,
+		       struct tls_counters *tls)
 {
 	for (int i = 0; i < g_n; i++) {
 		const struct hoopd_stats *w = &g_w[i].stats.st;
@@ -888,8 +903,13 @@ void workers_add_stats(struct hoopd_stats *st, struct stmtcache_stats *sc)
 
 		_Static_assert(sizeof(struct hoopd_stats) % sizeof(uint64_t) == 0,
 			       "hoopd_stats is counters only");
-		for (size_t k = 0; k < sizeof(*st) / sizeof(uint64_t); k++)
+		for (size_t k = 0; st && k < sizeof(*st) / sizeof(uint64_t); k++)
 			d[k] += s[k];
+		if (tls) {
+			tls->kept += g_w[i].stats.tls.kept;
+			tls->minted += g_w[i].stats.tls.minted;
+			tls->refused += g_w[i].stats.tls.refused;
+		}
 		if (sc) {
 			sc->entries += g_w[i].stats.sc.entries;
 			sc->hits += g_w[i].stats.sc.hits;

@@ -13,6 +13,7 @@
 #include "identity.h"
 #include "policy.h"
 #include "stmtcache.h"
+#include "tls.h"
 
 enum wmsg {
 	/* broker -> worker */
@@ -63,9 +64,9 @@ struct wm_ended {
 	uint64_t bytes_up, bytes_down;
 };
 
+/* ...followed by the approver's reason, its bytes (has_reason: given at all) */
 struct wm_decide {
 	char id[64], decision[16], scope[16], sha256[80];
-	char reason[1024];
 	int64_t for_s;
 	uint32_t uid;
 	int32_t pid;
@@ -83,6 +84,7 @@ struct wm_decided {
 struct wm_stats {
 	struct hoopd_stats st;
 	struct stmtcache_stats sc;
+	struct tls_counters tls;
 };
 
 struct wm_grant {

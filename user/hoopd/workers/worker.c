@@ -248,21 +248,26 @@ static int take_decide(uint32_t token, const uint8_t *body, size_t len)
 	struct wm_decide d;
 	struct wm_decided a = {0};
 	struct approver who = {0};
+	char *reason;
 	int r;
 
-	if (len != sizeof(d))
+	if (len < sizeof(d))
 		return -1;
 	memcpy(&d, body, sizeof(d));
 	d.id[sizeof(d.id) - 1] = d.decision[sizeof(d.decision) - 1] = 0;
 	d.scope[sizeof(d.scope) - 1] = d.sha256[sizeof(d.sha256) - 1] = 0;
-	d.reason[sizeof(d.reason) - 1] = d.name[sizeof(d.name) - 1] = 0;
+	d.name[sizeof(d.name) - 1] = 0;
+	reason = strndup((const char *)body + sizeof(d), len - sizeof(d));
+	if (!reason)
+		return -1;
 	who.uid = d.uid;
 	who.pid = d.pid;
 	who.is_approver = d.is_approver;
 	snprintf(who.name, sizeof(who.name), "%s", d.name);
-	r = approvals_decide_as(d.id, d.decision, d.has_reason ? d.reason : NULL,
+	r = approvals_decide_as(d.id, d.decision, d.has_reason ? reason : NULL,
 				d.has_scope ? d.scope : NULL, d.has_sha256 ? d.sha256 : NULL,
 				d.for_s, &who, a.error, sizeof(a.error));
+	free(reason);
 	a.found = r != -ENOENT;
 	a.ok = r == 0;
 	send_ctl(WM_DECIDED, token, &a, sizeof(a));
@@ -276,6 +281,7 @@ static void take_status(uint32_t token)
 	uint8_t *m;
 
 	stmtcache_stats(&st.sc);
+	tls_counters_get(&st.tls);
 	jb_init(&j);
 	relay_status_conns(&j);
 	m = j.oom ? NULL : malloc(sizeof(st) + j.len);
@@ -400,6 +406,7 @@ static void tick(void)
 
 		last_stats = t;
 		stmtcache_stats(&st.sc);
+		tls_counters_get(&st.tls);
 		send_ctl(WM_STATS, 0, &st, sizeof(st));
 	}
 }

@@ -29,8 +29,11 @@ void workers_tick(void);
  * waited for (killed after a grace time). */
 void workers_stop(void);
 
-/* Counters summed over the workers (their last report, each second) into st and sc. */
-void workers_add_stats(struct hoopd_stats *st, struct stmtcache_stats *sc);
+/* Counters summed over the workers (their last report, each second) into st, sc and tls (each
+ * may be NULL). */
+struct tls_counters;
+void workers_add_stats(struct hoopd_stats *st, struct stmtcache_stats *sc,
+		       struct tls_counters *tls);
 
 /* Control requests the workers answer (control.c defers the client's answer): status (the
  * connections, fresh from each worker), approvals (the pending requests of every worker), a
