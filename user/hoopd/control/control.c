@@ -284,6 +284,8 @@ void control_status_json(struct jbuf *j, const char *conns_json)
 	else
 		relay_status_conns(j);
 	relay_status_limits(j, &st);
+	if (workers_count())
+		workers_status(j);
 	tls_status_with(j, &tc, workers_count() ? workers_count() : 1);
 	jb_key(j, "stats");
 	jb_obj_open(j);

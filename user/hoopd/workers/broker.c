@@ -80,6 +80,7 @@ struct worker {
 	int audit_gone;	 /* its audit channel is closed */
 	int64_t spawned_ms, died_ms, respawn_at;
 	int quick_deaths; /* lost soon after it started, in a row: respawns back off */
+	uint64_t started, lost; /* how many times it was started, and lost */
 	struct wm_stats stats;
 	struct stub *stubs;
 	struct held *held;
@@ -300,6 +301,8 @@ static void worker_lost(struct worker *w, const char *why)
 	w->up = 0;
 	w->ready = 0;
 	w->dying = 1;
+	if (!g_stopping)
+		w->lost++;
 	w->died_ms = now();
 	snprintf(w->why, sizeof(w->why), "%s", why);
 	if (w->pid > 0) {
@@ -493,8 +496,9 @@ static struct ask *ask_by_token(uint32_t token, int idx)
 	return NULL;
 }
 
-/* A worker's JSON array, checked and appended to the answer's: 0, or -1 (not an array). */
-static int take_array(struct ask *a, const uint8_t *p, size_t len)
+/* A worker's JSON array, checked and appended to the answer's, each object marked with the
+ * worker's index: 0, or -1 (not an array of objects). */
+static int take_array(struct ask *a, int idx, const uint8_t *p, size_t len)
 {
 	struct json_tokener *tok = json_tokener_new_ex(32);
 	struct json_object *arr;
@@ -507,10 +511,17 @@ static int take_array(struct ask *a, const uint8_t *p, size_t len)
 	    json_object_is_type(arr, json_type_array)) {
 		size_t n = json_object_array_length(arr);
 
-		for (size_t i = 0; i < n; i++)
-			json_object_array_add(a->items,
-					      json_object_get(json_object_array_get_idx(arr, i)));
 		r = 0;
+		for (size_t i = 0; i < n; i++) {
+			struct json_object *o = json_object_array_get_idx(arr, i);
+
+			if (!json_object_is_type(o, json_type_object)) {
+				r = -1;
+				break;
+			}
+			json_object_object_add(o, "worker", json_object_new_int(idx));
+			json_object_array_add(a->items, json_object_get(o));
+		}
 	}
 	json_object_put(arr);
 	json_tokener_free(tok);
@@ -614,10 +625,10 @@ static int on_answer(struct worker *w, uint8_t type, uint32_t token, const uint8
 		if (a->kind != ASK_STATUS || len < sizeof(struct wm_stats))
 			return bad(w, "status");
 		memcpy(&w->stats, body, sizeof(w->stats));
-		if (take_array(a, body + sizeof(struct wm_stats), len - sizeof(struct wm_stats)))
+		if (take_array(a, w->idx, body + sizeof(struct wm_stats), len - sizeof(struct wm_stats)))
 			return bad(w, "status connections");
 	} else {
-		if (a->kind != ASK_APPROVALS || take_array(a, body, len))
+		if (a->kind != ASK_APPROVALS || take_array(a, w->idx, body, len))
 			return bad(w, "approvals");
 	}
 	ask_check(a);
@@ -786,6 +797,7 @@ static int spawn(struct worker *w)
 	close(aud[1]);
 	close(cat[1]);
 	w->spawned_ms = now();
+	w->started++;
 	w->audit_id = ++g_audit_ids;
 	w->audit_gone = 0;
 	memset(&w->stats, 0, sizeof(w->stats));
@@ -891,6 +903,29 @@ int workers_start(int n, int argc, char **argv)
 int workers_count(void)
 {
 	return g_n;
+}
+
+void workers_status(struct jbuf *j)
+{
+	jb_key(j, "workers");
+	jb_arr_open(j);
+	for (int i = 0; i < g_n; i++) {
+		const struct worker *w = &g_w[i];
+		int n = 0;
+
+		for (const struct stub *s = w->stubs; s; s = s->next)
+			n++;
+		jb_obj_open(j);
+		jb_kv_int(j, "worker", i);
+		jb_kv_int(j, "pid", w->up ? w->pid : 0);
+		jb_kv_bool(j, "ready", w->ready);
+		jb_kv_int(j, "sessions", n);
+		jb_kv_int(j, "held", w->nheld);
+		jb_kv_uint(j, "started", w->started);
+		jb_kv_uint(j, "lost", w->lost);
+		jb_obj_close(j);
+	}
+	jb_arr_close(j);
 }
 
 void workers_add_stats(struct hoopd_stats *st, struct stmtcache_stats *sc,

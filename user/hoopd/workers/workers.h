@@ -19,6 +19,9 @@ struct approver;
  * saying why. */
 int workers_start(int n, int argc, char **argv);
 int workers_count(void);
+/* "workers": each one's index, pid, readiness, sessions, held requests, starts and losses. */
+struct jbuf;
+void workers_status(struct jbuf *j);
 /* The policy in force changed (after a reload): every worker gets it. */
 void workers_policy_changed(void);
 /* SIGCHLD: workers that died, catalog loaders that ended. */
