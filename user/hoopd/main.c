@@ -1,6 +1,7 @@
 /* hoopd: command line, start-up order, signals, reload, shut-down. */
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,7 +87,7 @@ static const char usage[] =
 	"                           this process keeps the kernel, the trail and the control\n"
 	"                           socket; a lost worker's sessions end (worker_lost) and a new\n"
 	"                           one starts. 0: run sessions in this process, privileged\n"
-	"                           (debugging only) [default 0]\n"
+	"                           (debugging only) [default: one per CPU hoopd may run on]\n"
 	"  -u, --user NAME          the unprivileged user hoopd's sandboxed processes run as:\n"
 	"                           the engine workers and the catalog loader, which reads\n"
 	"                           masking catalogs over libpq from servers the agent may have\n"
@@ -304,6 +305,7 @@ static int parse_options(int argc, char **argv)
 	hoopd.o.listen_port = 15432;
 	hoopd.o.relay_buf = 256 * 1024;
 	hoopd.o.max_message = 64 << 20;
+	hoopd.o.workers = -1; /* one per CPU, below */
 	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
 		const struct hoopd_opt *o = NULL;
 
@@ -337,6 +339,13 @@ static int parse_options(int argc, char **argv)
 	}
 	hoopd.o.accel = accel ? ACCEL_SOCKMAP : ACCEL_OFF;
 	hoopd.o.agent_tls = agent_tls;
+	if (hoopd.o.workers < 0) {
+		cpu_set_t cs;
+
+		hoopd.o.workers = sched_getaffinity(0, sizeof(cs), &cs) ? 1 : CPU_COUNT(&cs);
+		if (hoopd.o.workers > 64)
+			hoopd.o.workers = 64;
+	}
 	return -1;
 }
 
