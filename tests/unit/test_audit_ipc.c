@@ -4,9 +4,16 @@
  * (audit_serve.c) from its event loop; each worker attaches its end of a socketpair
  * (audit_remote.c) and writes records through audit_store.h's API. Then `hoopctl verify` checks
  * the one chain, and the trail is read back: every worker's records present exactly once, in
- * its order. Also: a worker killed mid-stream, workers that send bad frames (cut off, others go
- * on), and a broker that does not read (audit_append refuses beyond the queue bound, without
- * blocking, and everything queued arrives once it reads).
+ * its order. Also: a worker killed mid-stream, one killed with an acknowledgement unread (what it
+ * had sent is recorded all the same), workers that send bad frames (cut off, others go on), and
+ * a broker that does not read (audit_append refuses beyond the queue bound, without blocking,
+ * and everything queued arrives once it reads).
+ *
+ * The broker forks its workers before it opens the store (audit_ipc.h: a child forked while the
+ * store's threads run can block forever on a lock one of them held), and no case leaves a
+ * process behind: workers die with their broker (PR_SET_PDEATHSIG), the broker kills and reaps
+ * its workers by pid on every way out, a watchdog of its own included (SIGALRM), and the test
+ * kills a broker that overruns even that, and reaps what was its (a child subreaper).
  *
  * Usage: test_audit_ipc STATE_BASE HOOPCTL
  */
@@ -19,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -34,6 +42,13 @@
 
 #define MAXW 5
 
+/* Bounds on a case, past which it fails instead of hanging: the broker's loop stops itself
+ * after LOOP_MS, its watchdog kills its workers after BROKER_S seconds, and the test's kills
+ * the broker after CASE_S. */
+#define LOOP_MS	 90000
+#define BROKER_S 110
+#define CASE_S	 130
+
 enum wmode {
 	W_NORMAL,      /* n records, then wait until all are acknowledged */
 	W_FSYNC_WAIT,  /* n records, waiting for acknowledgements every 10 */
@@ -45,6 +60,7 @@ enum wmode {
 	W_FILL,	       /* against a broker that does not read yet: until -ENOBUFS */
 	W_LAZY,	       /* fsync: a record nobody asks a sync for is not acknowledged early */
 	W_UNTIL_DEL,   /* 5 records, then until the broker stops serving it */
+	W_DIE_UNREAD,  /* n records, reading no acknowledgement, then until killed */
 };
 
 struct tcase {
@@ -232,6 +248,21 @@ static int lazy(int id)
 	return 0;
 }
 
+/* Records into the socket, none of the broker's acknowledgements read (not even its first, in
+ * the socket since audit_serve_add): the broker kills this worker once it says so. */
+static int die_unread(int id, int n, int go_fd)
+{
+	char r[512];
+
+	for (int i = 1; i <= n; i++)
+		if (audit_append(r, (size_t)rec(r, sizeof(r), id, i, 100)))
+			WFAIL(60, "append %d refused", i);
+	if (write(go_fd, "g", 1) != 1)
+		WFAIL(61, "write: %s", strerror(errno));
+	for (;;)
+		pause();
+}
+
 static int worker(int fd, int id, const struct tcase *c, enum wmode m, int go_fd)
 {
 	char r[512];
@@ -245,6 +276,8 @@ static int worker(int fd, int id, const struct tcase *c, enum wmode m, int go_fd
 		return fill(id, go_fd);
 	if (m == W_LAZY)
 		return lazy(id);
+	if (m == W_DIE_UNREAD)
+		return die_unread(id, n, go_fd);
 	if (m >= W_BAD_NEWLINE || m == W_UNTIL_DEL)
 		n = 5;
 	for (int i = 1; m == W_ENDLESS || i <= n; i++) {
@@ -280,7 +313,7 @@ static int worker(int fd, int id, const struct tcase *c, enum wmode m, int go_fd
 
 static struct {
 	const struct tcase *c;
-	pid_t pid[MAXW];
+	volatile pid_t pid[MAXW]; /* 0 once reaped; the watchdog reads it */
 	int status[MAXW], reaped, nlost, deleted;
 	enum audit_lost_why why[MAXW];
 	int64_t t0;
@@ -297,6 +330,60 @@ static void on_lost(uint32_t id, enum audit_lost_why why, const char *detail, vo
 	B.nlost++;
 }
 
+/* Wait for worker i (flags 0 or WNOHANG), by its pid: 1 when it was reaped. SIGALRM waits
+ * meanwhile, so that the watchdog never kills a pid already reaped (and perhaps reused). */
+static int reap(int i, int flags)
+{
+	sigset_t alrm, old;
+	int st, r = 0;
+
+	if (B.pid[i] <= 0)
+		return 0;
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	sigprocmask(SIG_BLOCK, &alrm, &old);
+	if (waitpid(B.pid[i], &st, flags) == B.pid[i]) {
+		B.status[i] = st;
+		B.pid[i] = 0;
+		B.reaped++;
+		r = 1;
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return r;
+}
+
+/* SIGALRM in the broker: a case that hangs (a worker that never ends, a loop that never stops,
+ * a read that never returns) fails and leaves no worker behind. Async-signal-safe calls only. */
+static void broker_watchdog(int sig)
+{
+	static const char m[] = "test_audit_ipc: the broker ran out of time: its workers killed\n";
+	ssize_t w;
+
+	for (int i = 0; i < MAXW; i++)
+		if (B.pid[i] > 0) {
+			kill(B.pid[i], SIGKILL);
+			waitpid(B.pid[i], NULL, 0);
+		}
+	w = write(STDERR_FILENO, m, sizeof(m) - 1);
+	(void)w;
+	_exit(3);
+}
+
+/* Threads of this process, from /proc/self/status; -1 when unknown. */
+static int threads(void)
+{
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "r");
+	int n = -1;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Threads: %d", &n) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return n;
+}
+
 static void on_synced(struct loop_watch *w, uint32_t events)
 {
 	if (audit_sync_done())
@@ -306,25 +393,18 @@ static void on_synced(struct loop_watch *w, uint32_t events)
 static void broker_tick(void)
 {
 	const struct tcase *c = B.c;
-	int st;
-	pid_t p;
 
 	audit_serve_tick();
 	audit_sync_start(audit_serve_waiting());
-	while ((p = waitpid(-1, &st, WNOHANG)) > 0)
-		for (int i = 0; i < c->nw; i++)
-			if (B.pid[i] == p) {
-				B.status[i] = st;
-				B.pid[i] = 0;
-				B.reaped++;
-			}
+	for (int i = 0; i < c->nw; i++)
+		reap(i, WNOHANG);
 	if (c->kill_ms && B.pid[c->kill_idx] && now_ms() - B.t0 > c->kill_ms)
 		kill(B.pid[c->kill_idx], SIGKILL);
 	if (c->del_ms && !B.deleted && now_ms() - B.t0 > c->del_ms) {
 		CHECK_EQ_INT(audit_serve_del((uint32_t)c->nw), 0);
 		B.deleted = 1;
 	}
-	if ((B.reaped == c->nw && B.nlost == c->nw - B.deleted) || now_ms() - B.t0 > 90000)
+	if ((B.reaped == c->nw && B.nlost == c->nw - B.deleted) || now_ms() - B.t0 > LOOP_MS)
 		loop_stop();
 }
 
@@ -333,15 +413,18 @@ static void broker(const struct tcase *c, const char *dir)
 	struct audit_cfg cfg = {
 	    .durability = c->dur, .checkpoint_every = 50, .segment_bytes = 48 << 10};
 	int ends[MAXW], go[2] = {-1, -1};
+	pid_t self = getpid();
+	char b;
 
 	B.c = c;
-	CHECK_EQ_INT(audit_open(dir, &cfg), 0);
-	CHECK_EQ_INT(loop_init(), 0);
-	CHECK_EQ_INT(loop_add(&B.syncw, audit_sync_fd(), EPOLLIN, on_synced), 0);
-	audit_serve_on_lost(on_lost, NULL);
-	if (c->record_max)
-		audit_serve_record_max(c->record_max);
+	signal(SIGALRM, broker_watchdog);
+	alarm(BROKER_S);
 	CHECK(pipe(go) == 0);
+	/* Every worker first, while this process has one thread: audit_open starts the store's
+	 * (the compressor at once), and a worker forked while one of them held an allocator lock
+	 * blocked on it for good in its next malloc (ASan's allocator, GCC 12), so that it stopped
+	 * sending and the case waited for it. */
+	CHECK_EQ_INT(threads(), 1);
 	for (int i = 0; i < c->nw; i++) {
 		int sv[2];
 
@@ -349,34 +432,60 @@ static void broker(const struct tcase *c, const char *dir)
 		fflush(NULL);
 		B.pid[i] = fork();
 		if (B.pid[i] == 0) {
+			/* it dies with the broker, whatever ends the broker */
+			if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != self)
+				_exit(8);
 			for (int j = 0; j < i; j++)
 				close(ends[j]);
 			close(sv[0]);
 			close(go[0]);
+			if (c->mode[i] != W_FILL && c->mode[i] != W_DIE_UNREAD)
+				close(go[1]);
 			_exit(worker(sv[1], i + 1, c, c->mode[i], go[1]));
 		}
+		CHECK(B.pid[i] > 0);
 		close(sv[1]);
 		ends[i] = sv[0];
+	}
+	close(go[1]); /* a worker that fails is an end of file, not a hang */
+	CHECK_EQ_INT(audit_open(dir, &cfg), 0);
+	CHECK_EQ_INT(loop_init(), 0);
+	CHECK_EQ_INT(loop_add(&B.syncw, audit_sync_fd(), EPOLLIN, on_synced), 0);
+	audit_serve_on_lost(on_lost, NULL);
+	if (c->record_max)
+		audit_serve_record_max(c->record_max);
+	for (int i = 0; i < c->nw; i++) {
 		/* A broker that does not read yet: the worker says when its queue is full. */
-		if (c->mode[i] == W_FILL) {
-			char b;
-
-			close(go[1]); /* a worker that fails is an end of file, not a hang */
-			go[1] = -1;
+		if (c->mode[i] == W_FILL)
 			CHECK(read(go[0], &b, 1) == 1);
+		CHECK_EQ_INT(audit_serve_add(ends[i], (uint32_t)i + 1), 0);
+		/* Its first acknowledgement is in its socket now, unread: once its records are
+		 * there too, it dies, and its end of the channel reports a reset before them. */
+		if (c->mode[i] == W_DIE_UNREAD) {
+			CHECK(read(go[0], &b, 1) == 1);
+			kill(B.pid[i], SIGKILL);
+			CHECK(reap(i, 0));
 		}
-		CHECK_EQ_INT(audit_serve_add(sv[0], (uint32_t)i + 1), 0);
 	}
 	CHECK_EQ_INT(audit_serve_add(ends[0], 1), -EEXIST);
 	CHECK_EQ_INT(audit_serve_del(99), -ENOENT);
 	B.t0 = now_ms();
 	loop_run(20, broker_tick);
-	CHECK(now_ms() - B.t0 <= 90000);
+	CHECK(now_ms() - B.t0 <= LOOP_MS);
+	/* None outlives the case: a worker still running after the loop's bound is killed. */
+	for (int i = 0; i < c->nw; i++)
+		if (B.pid[i] > 0) {
+			unit_fail(__FILE__, __LINE__, "%s: worker %d still runs: killed", c->name,
+				  i + 1);
+			kill(B.pid[i], SIGKILL);
+			reap(i, 0);
+		}
+	alarm(0);
 	audit_serve_close_all();
 	audit_close();
 	for (int i = 0; i < c->nw; i++) {
 		enum wmode m = c->mode[i];
-		int killed = c->kill_ms && i == c->kill_idx;
+		int killed = (c->kill_ms && i == c->kill_idx) || m == W_DIE_UNREAD;
 
 		unit_where("%s, worker %d", c->name, i + 1);
 		if (killed) {
@@ -480,12 +589,28 @@ static int verify(const char *dir)
 	return 0;
 }
 
+static volatile pid_t g_broker;
+
+/* SIGALRM in the test: the broker overran even its own watchdog. Killed; its workers die with
+ * it (PR_SET_PDEATHSIG) and are reaped here. */
+static void case_watchdog(int sig)
+{
+	static const char m[] = "test_audit_ipc: the broker overran its own watchdog: killed\n";
+	ssize_t w;
+
+	if (g_broker > 0)
+		kill(g_broker, SIGKILL);
+	w = write(STDERR_FILENO, m, sizeof(m) - 1);
+	(void)w;
+}
+
 /* Run the case: the broker in a process of its own (its store and loop are process-wide),
  * then the trail as hoopctl and a reader see it. */
 static void run_case(const struct tcase *c, struct seen *s)
 {
 	char dir[1024];
-	pid_t p;
+	pid_t p, self = getpid();
+	siginfo_t si;
 	int st = 0;
 
 	snprintf(dir, sizeof(dir), "%s/%s", g_base, c->name);
@@ -494,11 +619,27 @@ static void run_case(const struct tcase *c, struct seen *s)
 	fflush(NULL);
 	p = fork();
 	if (p == 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != self)
+			_exit(8);
 		broker(c, dir);
 		fflush(NULL);
 		_exit(unit_state.test_failed ? 1 : 0);
 	}
-	CHECK(p > 0 && waitpid(p, &st, 0) == p);
+	CHECK(p > 0);
+	if (p < 0)
+		return;
+	g_broker = p;
+	alarm(CASE_S);
+	/* WNOWAIT: the broker stays a zombie, its pid not free for reuse, until the alarm that
+	 * would kill it is off */
+	while (waitid(P_PID, (id_t)p, &si, WEXITED | WNOWAIT) && errno == EINTR)
+		;
+	alarm(0);
+	g_broker = 0;
+	CHECK(waitpid(p, &st, 0) == p);
+	/* What was the broker's and outlived it came here (a subreaper), killed by then: reaped. */
+	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+		;
 	unit_where("%s", c->name);
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	CHECK_EQ_INT(verify(dir), 0);
@@ -508,7 +649,7 @@ static void run_case(const struct tcase *c, struct seen *s)
 		enum wmode m = c->mode[w - 1];
 
 		unit_where("%s, worker %d", c->name, w);
-		if (m == W_NORMAL || m == W_FSYNC_WAIT)
+		if (m == W_NORMAL || m == W_FSYNC_WAIT || m == W_DIE_UNREAD)
 			CHECK_EQ_INT(s->count[w], c->n);
 		else if ((m >= W_BAD_NEWLINE && m <= W_BAD_BIGREC) || m == W_UNTIL_DEL)
 			CHECK_EQ_INT(s->count[w], 5);
@@ -581,6 +722,21 @@ static void test_killed_worker(void)
 	CHECK(s.count[2] > 0); /* what it sent before it died, in order (order_bad) */
 }
 
+/* Killed with the broker's acknowledgement unread, its records sent: its end of the channel
+ * reports a reset before those records, and they are in the trail all the same (they were
+ * lost when the broker took the reset for the end). */
+static void test_killed_acks_unread(void)
+{
+	static const struct tcase c = {.name = "kill-unread",
+				       .dur = AUDIT_FLUSH,
+				       .nw = 2,
+				       .n = 50,
+				       .mode = {W_NORMAL, W_DIE_UNREAD}};
+	struct seen s;
+
+	run_case(&c, &s);
+}
+
 static void test_bad_frames_cut_off(void)
 {
 	static const struct tcase c = {
@@ -614,10 +770,15 @@ int main(int argc, char **argv)
 	g_base = argv[1];
 	g_hoopctl = argv[2];
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGALRM, case_watchdog);
+	/* a broker's workers that outlive it are re-parented here, to be reaped */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1))
+		fprintf(stderr, "test_audit_ipc: PR_SET_CHILD_SUBREAPER: %s\n", strerror(errno));
 	UNIT_RUN(test_three_workers_one_chain);
 	UNIT_RUN(test_fsync_acks_after_sync);
 	UNIT_RUN(test_fsync_ack_waits_for_sync);
 	UNIT_RUN(test_killed_worker);
+	UNIT_RUN(test_killed_acks_unread);
 	UNIT_RUN(test_serve_del);
 	UNIT_RUN(test_bad_frames_cut_off);
 	UNIT_RUN(test_full_socket_refuses);

@@ -65,6 +65,10 @@ _Static_assert(sizeof(struct audit_ipc_ack) == 16, "audit_ipc_ack is 16 bytes on
 /* ---- worker ---------------------------------------------------------------------------- */
 
 /*
+ * A worker is forked before audit_open in its parent (or exec'd): the store runs threads (the
+ * compressor, the syncer), and a child forked while one of them holds an allocator lock can
+ * block on that lock forever (GCC 12's ASan allocator takes no fork handler).
+ *
  * Send this process's records over fd (a connected SOCK_SEQPACKET socket; made non-blocking
  * here; owned from now on) instead of writing a store. Call it instead of audit_open (or
  * events_open), before the loop registers audit_sync_fd(). on_lost, if not NULL, is called
@@ -81,8 +85,9 @@ enum audit_lost_why {
 	AUDIT_LOST_IO,	       /* the channel failed (an errno other than EAGAIN) */
 };
 
-/* A worker's channel is gone (its descriptor is closed and forgotten by then). Its records
- * acknowledged so far are in the trail; a record it was still sending is not. */
+/* A worker's channel is gone (its descriptor is closed and forgotten by then). The whole
+ * records it sent before that (before the frame it was cut off for) are in the trail, a crashed
+ * worker's too, unless the store refused them; a record it was still sending is not. */
 typedef void (*audit_lost_cb)(uint32_t worker_id, enum audit_lost_why why, const char *detail,
 			      void *arg);
 

@@ -40,6 +40,7 @@ struct served {
 	char *rec; /* the record being put together from its pieces */
 	size_t len, cap;
 	int stuck; /* rec is whole but the store refused it: tried again, nothing read meanwhile */
+	int reset; /* it died with acknowledgements unread: what it sent is read to the end */
 	uint64_t got;	/* records of this worker appended: its local numbering */
 	uint64_t acked; /* last number sent in an acknowledgement */
 	uint32_t seg_sent;
@@ -273,13 +274,23 @@ static void on_readable(struct loop_watch *w, uint32_t events)
 
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			break;
-		if (r < 0 && errno != ECONNRESET) {
+		/*
+		 * ECONNRESET: it died with acknowledgements unread. The kernel reports that
+		 * once, before the frames still queued (sock_error() comes first in
+		 * __skb_try_recv_datagram), so those whole records are read and appended as
+		 * a live worker's are; the end of file follows them. Taking the error for
+		 * the end lost what a crashed worker had sent last.
+		 */
+		if (r < 0 && errno == ECONNRESET) {
+			s->reset = 1;
+			continue;
+		}
+		if (r < 0) {
 			lose(s, AUDIT_LOST_IO, strerror(errno));
 			return;
 		}
-		/* ECONNRESET: it died with acknowledgements unread */
-		if (r <= 0) {
-			lose(s, AUDIT_LOST_CLOSED, r ? "reset" : "closed");
+		if (r == 0) {
+			lose(s, AUDIT_LOST_CLOSED, s->reset ? "reset" : "closed");
 			return;
 		}
 		if ((size_t)r > sizeof(srv.frame)) {
