@@ -13,6 +13,10 @@ What it measures, all in one process so every ratio compares numbers from the sa
     per-round ratios), the proxy's CPU seconds per 100k statements (/proc/PID/stat). Every
     pgbench run must end with status 0 and 0 failed transactions, or the benchmark stops.
   - Connection setup rate: pgbench -C -S -c 8 through every configuration, in the same rounds.
+  - The process split: hoopd allow/off with one engine worker (w1) and with none (w0, the single
+    process before the split) beside the default (one per CPU): the hand-off's cost per new
+    connection (-C) and per statement, and what a second worker gives at -c 64. hoopd's CPU
+    time and RSS count its workers.
   - hoopd's RSS per idle agent connection: 1,000 through hoopd to the real PostgreSQL, 1,000 and
     10,000 to a stub server (bench/pgstub.py; PostgreSQL would need 10,000 backends), each on a
     fresh hoopd, held by bench/idle_agents.py in the agent cgroup; and pgbench -S -c 1 through
@@ -77,8 +81,9 @@ class BenchHoopd(Hoopd):
     """hooptest's Hoopd with bench pins, info logging (the default, as in production) and
     --accel; attached to a cgroup of its own."""
 
-    def __init__(self, cleanup, policy_text, tag, accel):
+    def __init__(self, cleanup, policy_text, tag, accel, workers=None):
         super().__init__(cleanup, policy_text, tag)
+        self.workers = workers
         self.pin_root = "/sys/fs/bpf/hoop-bench-%d-%s" % (os.getpid(), tag)
         self.accel = accel
         self.tag = tag
@@ -88,6 +93,8 @@ class BenchHoopd(Hoopd):
         args = [BIN["hoopd"], "--policy", self.policy, "--state-dir", self.state, "--control",
                 self.control, "--pin-root", self.pin_root, "--listen-port", str(self.listen_port),
                 "--accel", self.accel, "--log-level", "info"]
+        if self.workers is not None:
+            args += ["--workers", str(self.workers)]
         with open(self.logf, "a") as logf:
             self.proc = subprocess.Popen(args, stdout=logf, stderr=logf, start_new_session=True)
         wait_for(lambda: self.proc.poll() is not None or self.ctl_ok("ping"), 10, "hoopd to answer")
@@ -207,11 +214,21 @@ def copy_binaries(work):
 
 
 def cpu_ticks(pid):
+    """CPU time of pid and of its live children (hoopd's engine workers and catalog loaders)."""
     if not pid:
         return 0
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    total = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(d) == pid or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total
 
 
 def nofile_limit(pid):
@@ -244,11 +261,26 @@ def audit_bytes(state):
 
 
 def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS for %d" % pid)
+    """RSS of pid and of its live children (hoopd's engine workers hold the sessions)."""
+    total, found = 0, False
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if int(d) != pid and ppid != pid:
+                continue
+            with open("/proc/%s/status" % d) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        found = found or int(d) == pid
+        except OSError:
+            continue
+    if not found:
+        raise RuntimeError("no VmRSS for %d" % pid)
+    return total
 
 
 def pctl(sorted_vals, q):
@@ -844,6 +876,15 @@ def run(cleanup, work, t_start, started, cmd):
             hd.start()
             hd.attach(cleanup)
             configs.append(Config("hoopd %s/%s" % (kind, accel), pg.port, hd.proc.pid, hd.cg, hd))
+    # The process split (docs/architecture.md): the configurations above run the default, one
+    # engine worker per CPU; these the same allow policy with one worker, and with none (the
+    # single privileged process hoopd was before the split): what the hand-off costs and what
+    # more workers give.
+    for w in (0, 1):
+        hd = BenchHoopd(cleanup, policy_text("allow", pg.port), "allow-w%d" % w, "off", workers=w)
+        hd.start()
+        hd.attach(cleanup)
+        configs.append(Config("hoopd allow/off w%d" % w, pg.port, hd.proc.pid, hd.cg, hd))
     if ONLY:
         configs = [c for c in configs if c.name in ONLY or c.name == "direct"]
     workloads = [Workload(s, m, c) for s in ("S", "tpcb") for m in ("simple", "prepared")

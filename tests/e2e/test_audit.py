@@ -1052,7 +1052,12 @@ def test_full_disk_refuses_statements_until_space_frees(ctx):
                 break
             check("INSERT 0 1" in r.stdout, "insert %d: %s" % (k, r.stderr))
         check(refused, "no statement was refused with the disk full")
-        check("ERROR:  58030: hoop: the audit trail cannot be written" in r.stderr, r.stderr)
+        # ERROR from a single hoopd process; FATAL from an engine worker, whose statement's
+        # record the broker's store refused after the worker had passed the statement on to
+        # be sent once the record was written: it is dropped and the session ends
+        # (docs/audit.md)
+        check(re.search(r"(ERROR|FATAL):  58030: hoop: the audit trail cannot be written", r.stderr),
+              r.stderr)
         check(direct(ctx, "select count(*) from diskfull where id = %d" % refused) == "0",
               "the refused statement ran")
         check(direct(ctx, "select count(*) from diskfull") == str(refused - 1), "an earlier insert is missing")

@@ -52,6 +52,8 @@ struct audit_ops {
 	uint32_t (*segment)(void);
 	int (*healthy)(void);
 	void (*close)(void);
+	int (*refused_in)(uint64_t after, uint64_t upto);
+	void (*mark_critical)(void);
 };
 void audit_use_ops(const struct audit_ops *ops);
 

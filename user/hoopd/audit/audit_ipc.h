@@ -52,15 +52,20 @@ enum audit_ipc_type {
 };
 
 /* Broker -> worker: this worker's records up to `durable` are written (flush durability) or on
- * disk (fsync), and records go into segment `segment` now. */
+ * disk (fsync), and records go into segment `segment` now. Records the store refused (disk
+ * full) are dropped, never tried again: refused_lo..refused_hi (0..0: none since the last
+ * acknowledgement) names them, and the worker refuses what waited for them. A range may cover
+ * a record that was written after all (two refusals with a write between): a statement then
+ * fails that could have gone, never the other way round. */
 struct audit_ipc_ack {
 	uint8_t type;	 /* AUDIT_IPC_ACK */
-	uint8_t failing; /* 1: the broker cannot write the trail now (records wait, then refuse) */
+	uint8_t failing; /* 1: the broker cannot write the trail now (new records are refused) */
 	uint8_t pad[2];
 	uint32_t segment;
 	uint64_t durable;
+	uint64_t refused_lo, refused_hi;
 };
-_Static_assert(sizeof(struct audit_ipc_ack) == 16, "audit_ipc_ack is 16 bytes on the wire");
+_Static_assert(sizeof(struct audit_ipc_ack) == 32, "audit_ipc_ack is 32 bytes on the wire");
 
 /* ---- worker ---------------------------------------------------------------------------- */
 

@@ -21,6 +21,9 @@
 #include "loop.h"
 #include "trail.h"
 
+#define REFUSED_RANGES 64
+#define CRITICAL_KEPT 4096 /* the latest statement records' numbers */
+
 /* A record (or a sync request) waiting for room in the socket; off: how much of it has gone. */
 struct qrec {
 	struct qrec *next;
@@ -43,6 +46,14 @@ static struct {
 	struct qrec *head, *tail;
 	size_t qbytes;
 	int refusing; /* the queue is full: said once */
+	/* Records the broker's store refused (audit_ipc_ack): the last REFUSED_RANGES ranges;
+	 * older ones have been looked at by every session that waited on them. */
+	struct {
+		uint64_t lo, hi;
+	} refused[REFUSED_RANGES];
+	unsigned nrefused, refused_next;
+	uint64_t critical[CRITICAL_KEPT]; /* numbers of statement records, a ring, ascending */
+	unsigned ncritical, critical_next;
 	/* EPOLLOUT while the queue waits, on a dup of fd: main watches fd itself for EPOLLIN
 	 * (audit_sync_fd), and one descriptor cannot be in one epoll set twice */
 	struct loop_watch outw;
@@ -251,7 +262,7 @@ static int remote_sync_done(void)
 {
 	struct audit_ipc_ack a;
 	ssize_t r;
-	int moved;
+	int moved = 0;
 
 	while (!rem.lost) {
 		r = recv(rem.fd, &a, sizeof(a), MSG_DONTWAIT);
@@ -273,9 +284,17 @@ static int remote_sync_done(void)
 		rem.segment = a.segment;
 		rem.failing = a.failing;
 		rem.sync_asked = 0;
+		if (a.refused_hi && a.refused_lo <= a.refused_hi && a.refused_hi <= rem.n) {
+			rem.refused[rem.refused_next].lo = a.refused_lo;
+			rem.refused[rem.refused_next].hi = a.refused_hi;
+			rem.refused_next = (rem.refused_next + 1) % REFUSED_RANGES;
+			if (rem.nrefused < REFUSED_RANGES)
+				rem.nrefused++;
+			moved = 1; /* sessions waiting on them are refused now */
+		}
 	}
 	flush(); /* an acknowledgement means the broker read: room, likely */
-	moved = rem.durable > rem.reported;
+	moved |= rem.durable > rem.reported;
 	rem.reported = rem.durable;
 	return moved;
 }
@@ -330,6 +349,35 @@ static void remote_close(void)
 	rem.lost = 1;
 }
 
+static void remote_mark_critical(void)
+{
+	rem.critical[rem.critical_next] = rem.n;
+	rem.critical_next = (rem.critical_next + 1) % CRITICAL_KEPT;
+	if (rem.ncritical < CRITICAL_KEPT)
+		rem.ncritical++;
+}
+
+/* A refused range meets (after, upto] at a statement record. With more statement records in
+ * flight than the ring keeps, any refusal in the range counts (refuse rather than guess). */
+static int remote_refused_in(uint64_t after, uint64_t upto)
+{
+	uint64_t oldest = rem.ncritical < CRITICAL_KEPT ? 0 : rem.critical[rem.critical_next];
+
+	for (unsigned i = 0; i < rem.nrefused; i++) {
+		uint64_t lo = rem.refused[i].lo > after + 1 ? rem.refused[i].lo : after + 1;
+		uint64_t hi = rem.refused[i].hi < upto ? rem.refused[i].hi : upto;
+
+		if (lo > hi)
+			continue;
+		if (lo < oldest)
+			return 1;
+		for (unsigned k = 0; k < rem.ncritical; k++)
+			if (rem.critical[k] >= lo && rem.critical[k] <= hi)
+				return 1;
+	}
+	return 0;
+}
+
 static const struct audit_ops remote_ops = {
     .append = remote_append,
     .durable = remote_durable,
@@ -340,6 +388,8 @@ static const struct audit_ops remote_ops = {
     .segment = remote_segment,
     .healthy = remote_healthy,
     .close = remote_close,
+    .refused_in = remote_refused_in,
+    .mark_critical = remote_mark_critical,
 };
 
 int audit_remote_attach(int fd, void (*on_lost)(void))

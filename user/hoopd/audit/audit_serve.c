@@ -39,7 +39,7 @@ struct served {
 	int dead;  /* cut off or deleted: freed by audit_serve_tick, after the loop's batch */
 	char *rec; /* the record being put together from its pieces */
 	size_t len, cap;
-	int stuck; /* rec is whole but the store refused it: tried again, nothing read meanwhile */
+	uint64_t refused_lo, refused_hi; /* records the store refused since the last ack */
 	int reset; /* it died with acknowledgements unread: what it sent is read to the end */
 	uint64_t got;	/* records of this worker appended: its local numbering */
 	uint64_t acked; /* last number sent in an acknowledgement */
@@ -164,36 +164,40 @@ static void ack(struct served *s)
 		s->wants_sync = 0;
 	a.durable = upto;
 	a.segment = audit_segment();
-	a.failing = s->stuck || !audit_healthy();
-	if (upto == s->acked && a.segment == s->seg_sent && a.failing == s->failing_sent)
+	a.failing = !audit_healthy();
+	a.refused_lo = s->refused_lo;
+	a.refused_hi = s->refused_hi;
+	if (upto == s->acked && a.segment == s->seg_sent && a.failing == s->failing_sent &&
+	    !a.refused_hi)
 		return;
 	if (send(s->w.fd, &a, sizeof(a), MSG_DONTWAIT | MSG_NOSIGNAL) != sizeof(a))
 		return; /* full, or gone: the read side finds out which */
+	s->refused_lo = s->refused_hi = 0;
 	s->acked = upto;
 	s->seg_sent = a.segment;
 	s->failing_sent = a.failing;
 }
 
-/* Append the whole record in s->rec. 0, or -EAGAIN: the store refused it (disk full), and it
- * is tried again at the next tick, with nothing more read from this worker meanwhile: its
- * socket fills, then its queue, then its statements are refused. */
+/* Append the whole record in s->rec. A record the store refuses (disk full) is dropped and
+ * named in the next acknowledgement: the worker refuses the statement that waited for it, as
+ * the single process refused a statement whose record it could not write. Nothing waits in
+ * the broker for space, and the next record is tried as it comes. 0. */
 static int put(struct served *s)
 {
 	int r = audit_append(s->rec, s->len);
 
-	if (r) {
-		if (!s->stuck)
-			loop_mod(&s->w, 0);
-		s->stuck = 1;
-		return -EAGAIN;
-	}
-	if (s->stuck)
-		loop_mod(&s->w, EPOLLIN);
-	s->stuck = 0;
 	s->got++;
-	if (map_push(s, s->got, audit_last_seq()))
+	if (r) {
+		if (!s->refused_lo)
+			s->refused_lo = s->got;
+		s->refused_hi = s->got;
+	}
+	/* A refused record is settled at once (seq 0): what waits for it learns it was refused,
+	 * not that it is still to come. */
+	if (map_push(s, s->got, r ? 0 : audit_last_seq())) {
 		log_error("audit: out of memory: worker %u's record %llu is acknowledged late",
 			  s->id, (unsigned long long)s->got);
+	}
 	s->len = 0;
 	if (s->cap > (1u << 20)) { /* after a huge record, do not keep its buffer */
 		free(s->rec);
@@ -203,7 +207,7 @@ static int put(struct served *s)
 	return 0;
 }
 
-/* One frame: 0, -EAGAIN (the store refused the record), or -EPROTO with why (cut it off). */
+/* One frame: 0, or -EPROTO with why (cut it off). */
 static int take(struct served *s, const char *f, size_t n, char *why, size_t whyn)
 {
 	const char *p = f + 1;
@@ -261,12 +265,6 @@ static void on_readable(struct loop_watch *w, uint32_t events)
 
 	if (s->dead)
 		return;
-	if (s->stuck) {
-		/* Only a hang-up wakes a worker whose record waits: it is gone, and so are the
-		 * records behind it (never acknowledged). */
-		lose(s, AUDIT_LOST_CLOSED, "closed while its record waited for the store");
-		return;
-	}
 	for (int i = 0; i < SERVE_BATCH; i++) {
 		/* MSG_TRUNC: the frame's real length, to refuse one over the bound */
 		ssize_t r = recv(w->fd, srv.frame, sizeof(srv.frame), MSG_DONTWAIT | MSG_TRUNC);
@@ -369,11 +367,8 @@ void audit_serve_tick(void)
 		free(s->map);
 		free(s);
 	}
-	for (struct served *s = srv.list; s; s = s->next) {
-		if (s->stuck)
-			put(s); /* once taken, the loop reads what waited behind it */
+	for (struct served *s = srv.list; s; s = s->next)
 		ack(s);
-	}
 }
 
 void audit_serve_close_all(void)

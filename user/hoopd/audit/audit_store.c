@@ -828,3 +828,14 @@ int audit_healthy(void)
 		return other->healthy();
 	return store.fd >= 0 && !store.failing;
 }
+
+void audit_mark_critical(void)
+{
+	if (other && other->mark_critical)
+		other->mark_critical();
+}
+
+int audit_refused_in(uint64_t after, uint64_t upto)
+{
+	return other && other->refused_in ? other->refused_in(after, upto) : 0;
+}

@@ -58,5 +58,14 @@ uint64_t audit_last_seq(void);
 /* The number of the segment records go into now (it changes when one fills). */
 uint32_t audit_segment(void);
 int audit_healthy(void);
+/* The record just appended is one a statement must not go without (a statement record):
+ * critical. Other records are kept as well as can be, as in a process with its own store,
+ * where a record it cannot write is lost and said so, and only a statement is refused. */
+void audit_mark_critical(void);
+/* Was a critical record numbered in (after, upto] refused after audit_append took it? Only in
+ * an engine worker (audit_ipc.h: the broker's store refused it, disk full): the bytes that
+ * waited for it must not go. 0 in a process with its own store, where audit_append says so at
+ * once. */
+int audit_refused_in(uint64_t after, uint64_t upto);
 
 #endif

@@ -358,6 +358,8 @@ int ev_statement(const struct agent *a, const struct ev_statement *e)
 	if (e->refused)
 		jb_kv_str(&j, "refused", e->refused);
 	r = finish(&j);
+	if (r == 0)
+		audit_mark_critical(); /* a statement goes only with it (engine workers) */
 	if (r == 0 && who)
 		who_remember(a->id);
 	return r;

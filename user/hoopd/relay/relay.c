@@ -742,6 +742,32 @@ static int pump_server(struct session *s)
 	return 0;
 }
 
+/* In an engine worker, the broker's store refused a record the bytes queued for the database
+ * wait for (disk full: audit_refused_in): they never go. The statement was judged and is
+ * refused as the single process refuses one it cannot record (58030), but the engine has
+ * passed it on already, so the session ends with it. 1 when so. */
+static int refuse_unrecorded(struct session *s)
+{
+	static const char msg[] = "hoop: the audit trail cannot be written; the statement was not "
+				  "forwarded";
+	struct buf b = {0};
+
+	if (!s->s.out.len || !audit_refused_in(s->passed_seq, s->need_seq))
+		return 0;
+	buf_consume(&s->s.out, s->s.out.len);
+	s->out_seen = 0;
+	if (s->wait_sync)
+		g_waiting--;
+	s->wait_sync = 0;
+	if (s->eng && s->eng->refuse_conn && !s->eng->refuse_conn(&b, "58030", msg))
+		buf_append(&s->a.out, buf_head(&b), b.len);
+	buf_free(&b);
+	hlog_conn(HLOG_ERROR, s->id, s->peer, "a record of this session could not be written "
+		  "(audit trail): what it sent is not forwarded, and it ends");
+	sess_close(s, "audit trail cannot be written");
+	return 1;
+}
+
 /* Send what is queued each way, pass EOFs on, and end a session that is done. 0, or -1 when
  * the session died. */
 static int pump_send(struct session *s)
@@ -750,7 +776,9 @@ static int pump_send(struct session *s)
 	 * since we last looked are described by records written before, up to now. */
 	if (s->s.out.len > s->out_seen)
 		s->need_seq = barrier_mark();
-	if (s->s.out.len && !barrier_passed(s->need_seq)) {
+	if (refuse_unrecorded(s)) {
+		/* what is queued for the agent (the refusal) goes, then the session ends */
+	} else if (s->s.out.len && !barrier_passed(s->need_seq)) {
 		if (!s->wait_sync)
 			g_waiting++;
 		s->wait_sync = 1;
@@ -765,6 +793,8 @@ static int pump_send(struct session *s)
 			return -1;
 		}
 		s->flushed += before - s->s.out.len;
+		if (s->s.out.len < before)
+			s->passed_seq = s->need_seq;
 	}
 	s->out_seen = s->s.out.len;
 	if (!s->a.handshaking) {
@@ -983,6 +1013,7 @@ int (*relay_handoff)(const struct session *s, struct cg_use *cgu);
  * on the lists already: then it is killed as any session). */
 static int start_session(struct session *s)
 {
+	s->passed_seq = barrier_mark(); /* records before it are not its own */
 	s->eng = engine_for(s->protocol);
 	if (!s->eng || loop_add(&s->a.w, s->a.fd, EPOLLIN, on_agent))
 		goto fail;
@@ -1236,7 +1267,8 @@ void relay_release_synced(void)
 	if (!g_waiting)
 		return;
 	for (struct session *s = g_sessions; s; s = s->next) {
-		if (s->wait_sync && !s->dead && barrier_passed(s->need_seq)) {
+		if (s->wait_sync && !s->dead &&
+		    (barrier_passed(s->need_seq) || audit_refused_in(s->passed_seq, s->need_seq))) {
 			s->wait_sync = 0;
 			g_waiting--;
 			s->a.readable = s->s.readable = 1;

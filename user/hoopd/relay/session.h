@@ -67,6 +67,7 @@ struct session {
 	int peeked;    /* the agent's first byte was looked at (direct TLS detection) */
 	int wait_sync; /* audit fsync durability: forwarding waits for the group sync */
 	uint64_t need_seq; /* ...until the records up to this one are durable (barrier.h) */
+	uint64_t passed_seq; /* the mark its last bytes to the database passed */
 	size_t out_seen;   /* s.out's length when the relay last looked (what is new since) */
 	struct cat_waiter cat_wait; /* masking: waiting for this database's catalog */
 	int recorded;		    /* its session_start is in the trail: session_end goes too */
