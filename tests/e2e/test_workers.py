@@ -228,16 +228,20 @@ def test_sigkill_of_a_worker_loses_only_its_sessions(ctx):
     check(now[wa]["lost"] == old[wa]["lost"] + 1 and now[wb]["pid"] == old[wb]["pid"], "workers: %r" % now)
     r = cga.run(["psql", "-X", "-tA", dsn(ctx), "-c", "select count(*) from patients limit 1"])
     check(r.returncode == 0 and r.stdout.strip() == "50", "after the loss: %r %r" % (r.stdout, r.stderr))
-    recs = trail(ctx)[before:]
-    started = {r["session"] for r in recs if r["kind"] == "session_start" and r["agent"]["cgroup"].endswith(
-        os.path.basename(cga.path))}
+    allrecs = trail(ctx)
+    recs = allrecs[before:]
+
+    def sessions_of(cg, rs):
+        return {r["session"] for r in rs if r["kind"] == "session_start" and
+                r["agent"]["cgroup"].endswith("/" + os.path.basename(cg.path))}
+    a_all, b_all = sessions_of(cga, allrecs), sessions_of(cgb, allrecs)
+    started = sessions_of(cga, recs)
     lost = {r["session"] for r in recs if r["kind"] == "session_end" and r.get("reason") == "worker_lost"}
     ended = {r["session"] for r in recs if r["kind"] == "session_end"}
-    check(len(lost) >= 4 and lost <= started, "worker_lost ends %r of started %r" % (sorted(lost), sorted(started)))
+    check(len(lost) >= 4 and lost <= a_all, "worker_lost ends %r, the lost worker's sessions %r" % (
+        sorted(lost), sorted(a_all)))
     check(started <= ended, "sessions of the lost worker without an end: %r" % sorted(started - ended))
-    b_lost = {r["session"] for r in recs if r["kind"] == "session_start" and r["agent"]["cgroup"].endswith(
-        os.path.basename(cgb.path))} & lost
-    check(not b_lost, "the other worker's sessions were ended as lost: %r" % sorted(b_lost))
+    check(not (b_all & lost), "the other worker's sessions were ended as lost: %r" % sorted(b_all & lost))
     rc, rep = verify(ctx)
     check(rc == 0, "hoopctl verify after the loss: %s" % rep[-800:])
     check("engine worker %d lost" % wa in ctx.hd.log_text(), "the broker did not say so")

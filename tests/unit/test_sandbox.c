@@ -130,6 +130,28 @@ static int call_connect(void)
 	return 1;
 }
 
+/* TCP Fast Open connects: sendto/sendmsg with MSG_FASTOPEN on a socket made before entering
+ * (as a worker holds its sessions' upstream sockets) would be a connect in disguise. */
+static int call_sendto_fastopen(void)
+{
+	struct sockaddr_in a = {
+	    .sin_family = AF_INET, .sin_port = htons(9), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+
+	sendto(g_sock, "x", 1, MSG_FASTOPEN, (struct sockaddr *)&a, sizeof(a));
+	return 1;
+}
+
+static int call_sendmsg_fastopen(void)
+{
+	struct sockaddr_in a = {
+	    .sin_family = AF_INET, .sin_port = htons(9), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct iovec iov = {.iov_base = "x", .iov_len = 1};
+	struct msghdr m = {.msg_name = &a, .msg_namelen = sizeof(a), .msg_iov = &iov, .msg_iovlen = 1};
+
+	sendmsg(g_sock, &m, MSG_FASTOPEN);
+	return 1;
+}
+
 static int call_bind_listen(void)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -361,6 +383,8 @@ static const struct forbidden forbidden[] = {
     {"socket(AF_NETLINK) with SANDBOX_ALLOW_CONNECT", NULL, call_socket_netlink,
      SANDBOX_ALLOW_CONNECT},
     {"connect on a socket made before entering", make_sock, call_connect, 0},
+    {"sendto(MSG_FASTOPEN), a connect in disguise", make_sock, call_sendto_fastopen, 0},
+    {"sendmsg(MSG_FASTOPEN)", make_sock, call_sendmsg_fastopen, 0},
     {"bind", make_sock, call_bind_listen, 0},
     {"accept4", make_sock, call_accept, 0},
     {"openat of a new path", NULL, call_openat_new, 0},

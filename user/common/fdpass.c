@@ -98,6 +98,11 @@ ssize_t fdpass_recv(int sock, void *buf, size_t cap, int *fds, int maxfds, int *
 	}
 	if (r == 0 && !got)
 		return 0; /* SEQPACKET: a zero-length read is the peer's close */
+	if (r == 0) {
+		/* descriptors with no message: not what this channel carries (and not its end) */
+		close_all(&mh);
+		return -EMSGSIZE;
+	}
 	*nfds = got;
 	return r;
 }

@@ -285,11 +285,20 @@ static int remote_sync_done(void)
 		rem.failing = a.failing;
 		rem.sync_asked = 0;
 		if (a.refused_hi && a.refused_lo <= a.refused_hi && a.refused_hi <= rem.n) {
-			rem.refused[rem.refused_next].lo = a.refused_lo;
-			rem.refused[rem.refused_next].hi = a.refused_hi;
-			rem.refused_next = (rem.refused_next + 1) % REFUSED_RANGES;
-			if (rem.nrefused < REFUSED_RANGES)
+			if (rem.nrefused < REFUSED_RANGES) {
+				rem.refused[rem.refused_next].lo = a.refused_lo;
+				rem.refused[rem.refused_next].hi = a.refused_hi;
+				rem.refused_next = (rem.refused_next + 1) % REFUSED_RANGES;
 				rem.nrefused++;
+			} else {
+				/* full: merged into the newest, wider (more refused, never less) */
+				unsigned k = (rem.refused_next + REFUSED_RANGES - 1) % REFUSED_RANGES;
+
+				if (a.refused_lo < rem.refused[k].lo)
+					rem.refused[k].lo = a.refused_lo;
+				if (a.refused_hi > rem.refused[k].hi)
+					rem.refused[k].hi = a.refused_hi;
+			}
 			moved = 1; /* sessions waiting on them are refused now */
 		}
 	}

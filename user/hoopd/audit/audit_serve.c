@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,6 +208,58 @@ static int put(struct served *s)
 	return 0;
 }
 
+/*
+ * What a worker's record may not be, checked before it joins the chain (a compromised worker
+ * must not make `hoopctl verify` fail for the whole node, nor speak as the store): one JSON
+ * object, parsed whole (json-c, bounded depth), with "ts" and "kind" as every record builder
+ * writes them, no key the store itself writes on a line ("seq", "prev") or in a checkpoint
+ * ("sig", "hmac", "key"), and no kind that is the store's or the broker's. 1 with why when so.
+ */
+static int record_forged(const char *rec, size_t len, char *why, size_t whyn)
+{
+	static const char *const store_keys[] = {"seq", "prev", "sig", "hmac", "key", NULL};
+	static const char *const store_kinds[] = {"checkpoint", "audit_open", "retention",
+						  "audit_tail_unverified", "audit_channel_cut",
+						  NULL};
+	struct json_tokener *tok = json_tokener_new_ex(64);
+	struct json_object *o = NULL, *v;
+	const char *kind;
+	int bad = 1;
+
+	if (!tok || len > INT32_MAX) {
+		snprintf(why, whyn, "no memory to check it");
+		goto out;
+	}
+	o = json_tokener_parse_ex(tok, rec, (int)len);
+	if (!o || json_tokener_get_parse_end(tok) != len ||
+	    !json_object_is_type(o, json_type_object)) {
+		snprintf(why, whyn, "not one JSON object");
+		goto out;
+	}
+	for (int i = 0; store_keys[i]; i++)
+		if (json_object_object_get_ex(o, store_keys[i], NULL)) {
+			snprintf(why, whyn, "it has the store's key \"%s\"", store_keys[i]);
+			goto out;
+		}
+	if (!json_object_object_get_ex(o, "ts", &v) || !json_object_is_type(v, json_type_string) ||
+	    !json_object_object_get_ex(o, "kind", &v) || !json_object_is_type(v, json_type_string)) {
+		snprintf(why, whyn, "no \"ts\" and \"kind\"");
+		goto out;
+	}
+	kind = json_object_get_string(v);
+	for (int i = 0; store_kinds[i]; i++)
+		if (!strcmp(kind, store_kinds[i])) {
+			snprintf(why, whyn, "a record of the store's kind \"%s\"", kind);
+			goto out;
+		}
+	bad = 0;
+out:
+	json_object_put(o);
+	if (tok)
+		json_tokener_free(tok);
+	return bad;
+}
+
 /* One frame: 0, or -EPROTO with why (cut it off). */
 static int take(struct served *s, const char *f, size_t n, char *why, size_t whyn)
 {
@@ -253,6 +306,13 @@ static int take(struct served *s, const char *f, size_t n, char *why, size_t why
 	if (s->len < 2 || s->rec[0] != '{' || s->rec[s->len - 1] != '}') {
 		snprintf(why, whyn, "record %llu is not a JSON object text (%zu bytes)",
 			 (unsigned long long)s->got + 1, s->len);
+		return -EPROTO;
+	}
+	if (record_forged(s->rec, s->len, why, whyn)) {
+		char w2[160];
+
+		snprintf(w2, sizeof(w2), "record %llu: %s", (unsigned long long)s->got + 1, why);
+		snprintf(why, whyn, "%s", w2);
 		return -EPROTO;
 	}
 	return put(s);

@@ -710,7 +710,10 @@ int catalog_spawn_for(const struct catalog_remote_req *r, int *fd, pid_t *pid, c
 	if (fill_request(&j, &q, err, errn))
 		return -1;
 	rc = loader_spawn(&lp, err, errn);
-	if (!rc && catwire_send(lp.fd, &q, sizeof(q), NULL, 0)) {
+	/* One job: the worker gets the socket, and must not be able to send the loader a job of
+	 * its own (another address, no TLS) past the check above; the loader sees its end of
+	 * file after this one and exits once it has answered. */
+	if (!rc && (catwire_send(lp.fd, &q, sizeof(q), NULL, 0) || shutdown(lp.fd, SHUT_WR))) {
 		snprintf(err, errn, "the catalog loader did not take its job");
 		loader_kill(&lp);
 		rc = -1;

@@ -504,8 +504,14 @@ static void on_client(struct loop_watch *w, uint32_t events)
 		jb_init(&j);
 		handle(cl, &j);
 		if (cl->handle) {
-			jb_free(&j); /* ctl_answer sends it */
-			loop_mod(&cl->w, 0);
+			/* ctl_answer sends it: later, or already (no worker was up), and then
+			 * the client may be gone: look it up, never touch cl */
+			uint64_t h = cl->handle;
+
+			jb_free(&j);
+			for (struct ctl_client *c = g_clients; c; c = c->next)
+				if (c->handle == h && !c->out)
+					loop_mod(&c->w, 0);
 			return;
 		}
 		cl->out_len = strlen(jb_str(&j)) + 1;

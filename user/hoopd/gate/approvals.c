@@ -173,6 +173,11 @@ pid_t approvals_run_notify(const char *line, size_t len)
 	return pid;
 }
 
+int approvals_notify_running(void)
+{
+	return (int)g_nnotify;
+}
+
 void (*approvals_notify_hook)(const char *line, size_t len);
 void (*approvals_grant_hook)(const char *key, const char *owner, int64_t for_ms);
 void (*approvals_held_hook)(const char *id, const char *session, const char *rule, int open);

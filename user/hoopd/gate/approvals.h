@@ -51,6 +51,8 @@ void approvals_list_array(struct jbuf *j);
 /* Run approvals.notify_command with line on its stdin: its pid (reaped by approvals_reap),
  * 0 when the policy names none, -1 when it could not start. */
 pid_t approvals_run_notify(const char *line, size_t len);
+/* How many notify commands run now (not yet reaped). */
+int approvals_notify_running(void);
 /* Set in an engine worker: the notification goes to the broker, a fingerprint grant to the
  * other workers, and the broker learns which requests are open (to record them failed if
  * the worker is lost). */

@@ -1044,6 +1044,8 @@ static int start_session(struct session *s)
 		sess_record_start(s, NULL); /* no login to wait for: the session begins now */
 	return 0;
 fail:
+	if (relay_on_end)
+		relay_on_end(s); /* the broker counts it until told */
 	close(s->a.fd);
 	if (s->s.fd >= 0)
 		close(s->s.fd);
@@ -1154,6 +1156,12 @@ void relay_adopt(const struct agent *a, int afd, int sfd, int accel, int connect
 	struct session *s = calloc(1, sizeof(*s));
 
 	if (!s) {
+		struct session t; /* only its id and counters, for the broker */
+
+		memset(&t, 0, sizeof(t));
+		memcpy(t.id, a->id, sizeof(t.id));
+		if (relay_on_end)
+			relay_on_end(&t);
 		close(afd);
 		close(sfd);
 		return;
@@ -1166,6 +1174,8 @@ void relay_adopt(const struct agent *a, int afd, int sfd, int accel, int connect
 	s->connecting = connecting;
 	s->cgu = cg_use_get(s->cap_cgid);
 	if (!s->cgu) {
+		if (relay_on_end)
+			relay_on_end(s);
 		close(afd);
 		close(sfd);
 		free(s);

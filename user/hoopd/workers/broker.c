@@ -55,6 +55,9 @@
 #define STOP_MS 5000	     /* at stop, workers end their sessions within this, or are killed */
 #define CA_MAX (4u << 20)    /* an upstream CA file sent to workers */
 #define HELD_MAX 100000	     /* open approval requests the broker keeps per worker */
+#define LOADERS_MAX 3	     /* catalog loaders at once per worker (its threads' number) */
+#define NOTIFY_MAX 32	     /* notify commands running at once, all workers together */
+#define CONN_JSON_MAX 16384  /* a connection object in a worker's status answer */
 
 struct stub {
 	struct agent a;
@@ -85,6 +88,13 @@ struct worker {
 	struct stub *stubs;
 	struct held *held;
 	int nheld;
+	int notify_credit; /* requests opened and not yet notified: one notify command each */
+	int loaders;	   /* catalog loaders running for it */
+	/* The one fingerprint grant its answer to a decision may make: for the owner of the
+	 * held request's session, for the time the approver gave (and nothing else). */
+	int grant_ok;
+	char grant_owner[256];
+	int64_t grant_ms;
 	char why[200];
 };
 
@@ -105,6 +115,7 @@ struct ask {
 struct loader {
 	pid_t pid;
 	int64_t deadline;
+	int worker; /* whose: counted against its LOADERS_MAX until reaped */
 	struct loader *next;
 };
 
@@ -232,6 +243,7 @@ void workers_policy_changed(void)
 /* ---- losing a worker ------------------------------------------------------------------ */
 
 static void ask_drop_worker(int idx);
+static struct stub **stub_find(struct worker *w, const char *id);
 
 /* Its channels are drained: record the end of its sessions and its held requests, start a
  * new one (soon, or later if it keeps dying). */
@@ -450,6 +462,23 @@ void workers_ask_approvals(uint64_t handle)
 	ask_all(a, WM_APPROVALS, NULL, 0);
 }
 
+/* The worker holding approval id, with its session's stub (for the owner), or NULL. */
+static struct worker *holder(const char *id, struct stub **st)
+{
+	for (int i = 0; i < g_n; i++) {
+		if (!g_w[i].up)
+			continue;
+		for (struct held *h = g_w[i].held; h; h = h->next)
+			if (!strcmp(h->h.id, id)) {
+				struct stub **pp = stub_find(&g_w[i], h->h.session);
+
+				*st = pp ? *pp : NULL;
+				return &g_w[i];
+			}
+	}
+	return NULL;
+}
+
 void workers_decide(uint64_t handle, const char *id, const char *decision, const char *reason,
 		    const char *scope, const char *sha256, long long for_s,
 		    const struct approver *who)
@@ -457,9 +486,19 @@ void workers_decide(uint64_t handle, const char *id, const char *decision, const
 	struct ask *a = ask_new(handle, ASK_DECIDE);
 	struct wm_decide d = {.for_s = for_s, .uid = who->uid, .pid = who->pid,
 			      .is_approver = (uint8_t)who->is_approver};
+	struct stub *st = NULL;
+	struct worker *w;
 
 	if (!a) {
 		workers_answer(handle, "{\"ok\":false,\"error\":\"out of memory\"}");
+		return;
+	}
+	/* Only the worker that holds it hears of it (who decides, and why, is nobody else's). */
+	w = holder(id, &st);
+	if (!w) {
+		snprintf(a->error, sizeof(a->error),
+			 "no pending approval %.40s (decided, timed out, or cancelled?)", id);
+		ask_check(a);
 		return;
 	}
 	snprintf(d.id, sizeof(d.id), "%s", id);
@@ -470,12 +509,18 @@ void workers_decide(uint64_t handle, const char *id, const char *decision, const
 		snprintf(d.scope, sizeof(d.scope), "%s", scope);
 	if ((d.has_sha256 = sha256 != NULL))
 		snprintf(d.sha256, sizeof(d.sha256), "%s", sha256);
+	w->grant_ok = 0;
+	if (st && scope && !strcmp(scope, "fingerprint") && !strcmp(decision, "approve") &&
+	    st->a.owner[0]) {
+		w->grant_ok = 1;
+		snprintf(w->grant_owner, sizeof(w->grant_owner), "%s", st->a.owner);
+		w->grant_ms = (for_s > 0 ? (int64_t)for_s : 600) * 1000;
+	}
 	{
 		size_t rl = reason ? strlen(reason) : 0;
 		uint8_t *m = malloc(sizeof(d) + rl);
 
 		if (!m) {
-			a->want = 0;
 			snprintf(a->error, sizeof(a->error), "out of memory");
 			ask_check(a);
 			return;
@@ -483,9 +528,11 @@ void workers_decide(uint64_t handle, const char *id, const char *decision, const
 		memcpy(m, &d, sizeof(d));
 		if (rl)
 			memcpy(m + sizeof(d), reason, rl);
-		ask_all(a, WM_DECIDE, m, sizeof(d) + rl);
+		if (!wchan_send(&w->ctl, WM_DECIDE, a->token, m, sizeof(d) + rl, NULL, 0))
+			a->want |= 1ULL << w->idx;
 		free(m);
 	}
+	ask_check(a);
 }
 
 static struct ask *ask_by_token(uint32_t token, int idx)
@@ -496,9 +543,40 @@ static struct ask *ask_by_token(uint32_t token, int idx)
 	return NULL;
 }
 
+/* The elements of a JSON array text, counted without parsing it (commas at depth 1 outside
+ * strings), so that a worker cannot make json-c build millions of tiny objects. */
+static size_t array_elements(const uint8_t *p, size_t len)
+{
+	size_t n = 0, depth = 0;
+	int str = 0, any = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		uint8_t c = p[i];
+
+		if (str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				str = 0;
+			continue;
+		}
+		if (c == '"')
+			str = 1;
+		else if (c == '[' || c == '{')
+			depth++;
+		else if ((c == ']' || c == '}') && depth)
+			depth--;
+		else if (c == ',' && depth == 1)
+			n++;
+		if (depth >= 1 && c != ' ' && !(depth == 1 && (c == '[' || c == ']')))
+			any = 1;
+	}
+	return any ? n + 1 : 0;
+}
+
 /* A worker's JSON array, checked and appended to the answer's, each object marked with the
- * worker's index: 0, or -1 (not an array of objects). */
-static int take_array(struct ask *a, int idx, const uint8_t *p, size_t len)
+ * worker's index: 0, or -1 (not an array of objects, or more than max of them). */
+static int take_array(struct ask *a, int idx, const uint8_t *p, size_t len, size_t max)
 {
 	struct json_tokener *tok = json_tokener_new_ex(32);
 	struct json_object *arr;
@@ -506,6 +584,10 @@ static int take_array(struct ask *a, int idx, const uint8_t *p, size_t len)
 
 	if (!tok)
 		return -1;
+	if (array_elements(p, len) > max) {
+		json_tokener_free(tok);
+		return -1;
+	}
 	arr = len < INT32_MAX ? json_tokener_parse_ex(tok, (const char *)p, (int)len) : NULL;
 	if (arr && json_tokener_get_parse_end(tok) == len &&
 	    json_object_is_type(arr, json_type_array)) {
@@ -556,9 +638,13 @@ static int on_grant(struct worker *w, const uint8_t *body, size_t len)
 	if (len != sizeof(g))
 		return bad(w, "grant size");
 	memcpy(&g, body, sizeof(g));
-	if (!terminated(g.key, sizeof(g.key)) || !terminated(g.owner, sizeof(g.owner)) ||
-	    g.for_ms <= 0)
+	if (!terminated(g.key, sizeof(g.key)) || !terminated(g.owner, sizeof(g.owner)))
 		return bad(w, "grant");
+	/* A worker's grant covers the other workers' agents only as the approver gave it: the
+	 * owner of the request's session, the time asked for, once per decision. */
+	if (!w->grant_ok || strcmp(g.owner, w->grant_owner) || g.for_ms != w->grant_ms)
+		return bad(w, "a grant no decision asked for");
+	w->grant_ok = 0;
 	for (int i = 0; i < g_n; i++)
 		if (&g_w[i] != w && g_w[i].up)
 			(void)wchan_send(&g_w[i].ctl, WM_GRANT, 0, &g, sizeof(g), NULL, 0);
@@ -578,6 +664,9 @@ static int on_held(struct worker *w, int open, const uint8_t *body, size_t len)
 	if (open) {
 		struct held *n;
 
+		if (!stub_find(w, h.session))
+			return bad(w, "a held request of a session it does not run");
+		w->notify_credit++;
 		if (w->nheld >= HELD_MAX || !(n = calloc(1, sizeof(*n))))
 			return 0; /* only the worker_lost record of it is lost */
 		n->h = h;
@@ -614,6 +703,7 @@ static int on_answer(struct worker *w, uint8_t type, uint32_t token, const uint8
 		memcpy(&d, body, sizeof(d));
 		if (!terminated(d.error, sizeof(d.error)))
 			return bad(w, "decided error");
+		w->grant_ok = 0; /* its grant came before its answer, or never */
 		if (d.found) {
 			a->found = 1;
 			a->ok = d.ok;
@@ -624,11 +714,18 @@ static int on_answer(struct worker *w, uint8_t type, uint32_t token, const uint8
 	} else if (type == WM_STATUS_REPLY) {
 		if (a->kind != ASK_STATUS || len < sizeof(struct wm_stats))
 			return bad(w, "status");
+		size_t nst = 0;
+
+		for (struct stub *st = w->stubs; st; st = st->next)
+			nst++;
+		if (len - sizeof(struct wm_stats) > (nst + 1) * CONN_JSON_MAX)
+			return bad(w, "a status answer larger than its sessions");
 		memcpy(&w->stats, body, sizeof(w->stats));
-		if (take_array(a, w->idx, body + sizeof(struct wm_stats), len - sizeof(struct wm_stats)))
+		if (take_array(a, w->idx, body + sizeof(struct wm_stats), len - sizeof(struct wm_stats),
+			       nst + 1))
 			return bad(w, "status connections");
 	} else {
-		if (a->kind != ASK_APPROVALS || take_array(a, w->idx, body, len))
+		if (a->kind != ASK_APPROVALS || take_array(a, w->idx, body, len, (size_t)w->nheld + 1))
 			return bad(w, "approvals");
 	}
 	ask_check(a);
@@ -678,7 +775,15 @@ static int on_ctl_msg(struct wchan *c, uint8_t type, uint32_t token, const uint8
 		/* one JSON line for the command's stdin, which reads it as the agent's data */
 		if (!len || len > (1u << 20) || memchr(body, '\n', len))
 			return bad(w, "notify");
-		(void)approvals_run_notify((const char *)body, len);
+		/* one command per request it opened, and only so many at once */
+		if (w->notify_credit <= 0)
+			return bad(w, "a notification for no request");
+		w->notify_credit--;
+		if (approvals_notify_running() >= NOTIFY_MAX)
+			log_warn("approvals: %d notify commands still run; this one is skipped",
+				 NOTIFY_MAX);
+		else
+			(void)approvals_run_notify((const char *)body, len);
 		return 0;
 	case WM_GRANT_MADE:
 		return on_grant(w, body, len);
@@ -716,10 +821,15 @@ static int on_cat_msg(struct wchan *c, uint8_t type, uint32_t token, const uint8
 		return bad(w, "catalog request");
 	_Static_assert(sizeof(r) == sizeof(struct wm_catreq), "one request, two names");
 	memcpy(&r, body, sizeof(r));
-	if (catalog_spawn_for(&r, &fd, &pid, ans.error, sizeof(ans.error)) == 0) {
+	if (w->loaders >= LOADERS_MAX) {
+		snprintf(ans.error, sizeof(ans.error), "%d catalog loads run for this worker already",
+			 LOADERS_MAX);
+	} else if (catalog_spawn_for(&r, &fd, &pid, ans.error, sizeof(ans.error)) == 0) {
 		ans.ok = 1;
 		if ((l = calloc(1, sizeof(*l)))) {
 			l->pid = pid;
+			l->worker = w->idx;
+			w->loaders++;
 			l->deadline = now() + CATALOG_REMOTE_MS;
 			l->next = g_loaders;
 			g_loaders = l;
@@ -974,6 +1084,8 @@ void workers_reap(void)
 
 		if (waitpid(l->pid, NULL, WNOHANG) == l->pid) {
 			*pp = l->next;
+			if (l->worker >= 0 && l->worker < g_n && g_w[l->worker].loaders > 0)
+				g_w[l->worker].loaders--;
 			free(l);
 		} else {
 			pp = &l->next;

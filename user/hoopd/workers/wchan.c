@@ -59,13 +59,12 @@ static int drain(struct wchan *c)
 static int deliver(struct wchan *c, const struct wchan_hdr *h, const uint8_t *body, size_t len,
 		   int *fds, int nfds)
 {
-	if (c->rx_open) {
-		if (h->type != c->rx_type || h->token != c->rx_token || nfds) {
-			end(c, "a frame of another message in the middle of one");
-			return -1;
-		}
-	} else if (h->more && nfds) {
-		end(c, "descriptors with a message of several frames");
+	if ((c->rx_open && (h->type != c->rx_type || h->token != c->rx_token || nfds)) ||
+	    (!c->rx_open && h->more && nfds)) {
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
+		end(c, c->rx_open ? "a frame of another message in the middle of one"
+				  : "descriptors with a message of several frames");
 		return -1;
 	}
 	if (!h->more && !c->rx_open)
