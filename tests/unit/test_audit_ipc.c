@@ -55,6 +55,9 @@ enum wmode {
 	W_ENDLESS,     /* records until killed */
 	W_BAD_NEWLINE, /* 5 records, then a frame with a newline inside a record */
 	W_BAD_NOTOBJ,  /* 5 records, then "[1,2]" */
+	W_BAD_FORGED,  /* 5 records, then one with the store's "seq" key */
+	W_BAD_KIND,    /* 5 records, then a "checkpoint" of its own */
+	W_BAD_JSON,    /* 5 records, then {...} that is not JSON */
 	W_BAD_FRAME,   /* 5 records, then a frame over AUDIT_IPC_FRAME_MAX */
 	W_BAD_BIGREC,  /* 5 records, then one over the broker's record bound, in pieces */
 	W_FILL,	       /* against a broker that does not read yet: until -ENOBUFS */
@@ -157,6 +160,13 @@ static int bad_frame(int fd, int id, enum wmode m)
 			WFAIL(20, "a record with a newline was not refused locally");
 	} else if (m == W_BAD_NOTOBJ) {
 		f = "R[1,2]";
+	} else if (m == W_BAD_FORGED) {
+		f = "R{\"ts\":\"2026-01-01T00:00:00.000000Z\",\"kind\":\"statement\",\"seq\":1}";
+	} else if (m == W_BAD_KIND) {
+		f = "R{\"ts\":\"2026-01-01T00:00:00.000000Z\",\"kind\":\"checkpoint\","
+		    "\"reason\":\"interval\"}";
+	} else if (m == W_BAD_JSON) {
+		f = "R{\"ts\":\"2026-01-01T00:00:00.000000Z\",\"kind\":\"x\",\"y\":}";
 	} else if (m == W_BAD_FRAME) {
 		big[0] = 'R';
 		fl = (size_t)rec(big + 1, sizeof(big) - 1, id, 6, sizeof(big) - 200) + 1;
@@ -751,6 +761,22 @@ static void test_bad_frames_cut_off(void)
 	run_case(&c, &s);
 }
 
+/* A compromised worker may not write what only the store writes (a line's seq and prev, a
+ * checkpoint), nor a line that is not JSON (hoopctl verify would stop there for the whole
+ * node): cut off, the others go on. */
+static void test_forged_records_cut_off(void)
+{
+	static const struct tcase c = {
+	    .name = "forged",
+	    .dur = AUDIT_FLUSH,
+	    .nw = 4,
+	    .n = 500,
+	    .mode = {W_NORMAL, W_BAD_FORGED, W_BAD_KIND, W_BAD_JSON}};
+	struct seen s;
+
+	run_case(&c, &s);
+}
+
 static void test_full_socket_refuses(void)
 {
 	static const struct tcase c = {
@@ -781,6 +807,7 @@ int main(int argc, char **argv)
 	UNIT_RUN(test_killed_acks_unread);
 	UNIT_RUN(test_serve_del);
 	UNIT_RUN(test_bad_frames_cut_off);
+	UNIT_RUN(test_forged_records_cut_off);
 	UNIT_RUN(test_full_socket_refuses);
 	return unit_report();
 }
