@@ -135,6 +135,19 @@ BOOKKEEPING = re.compile(r"^(/var/lib/dpkg/(status|status-old|available|diversio
                          r"|lock.*|info/[^/]+)|/var/lib/apt/extended_states|/etc/ld\.so\.cache"
                          r"|/var/cache/ldconfig/aux-cache|/var/cache/debconf/(config|templates)\.dat(-old)?"
                          r"|/etc/alternatives/[^/]+|/var/lib/dpkg/alternatives/[^/]+)$")
+# The hoop system user the engine workers run as (deploy/Dockerfile): the base's lines and one more.
+USER_FILES = {"/etc/passwd": "hoop:x:999:999:hoop engine workers:/nonexistent:/usr/sbin/nologin",
+              "/etc/group": "hoop:x:999:"}
+
+
+def user_added(base, p):
+    with open(os.path.join(BASE, p.lstrip("/"))) as f:
+        before = f.read().splitlines()
+    with open(os.path.join(ROOTFS, p.lstrip("/"))) as f:
+        after = f.read().splitlines()
+    return after == before + [USER_FILES[p]]
+
+
 # Left empty by buildah's RUN (it mounts its own there); a runtime mounts the pod's over them.
 ENGINE_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
 # What a runtime image never needs; named so that a failure says what it is.
@@ -180,6 +193,8 @@ def test_image_holds_only_what_it_needs(ctx):
                 why[p] = what
         if p in why:
             unexpected.append(p)
+        elif p in USER_FILES and p in changed and user_added(base, p):
+            continue
         elif p in ENGINE_FILES and img[p][0] == stat.S_IFREG and img[p][4] == 0:
             continue
         elif p in copied or p in owned or BOOKKEEPING.match(p) or (p in parents and img[p][0] == stat.S_IFDIR):
@@ -340,6 +355,24 @@ def agent_psql(ctx, cg, sql):
     return cg.run(["psql", "-h", "127.0.0.1", "-p", str(ctx.pg.port), "-U", "postgres", "-tAX", "-c", sql], timeout=20)
 
 
+def worker_pids(ppid):
+    """hoopd's engine worker processes (hoopd --worker N ...)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                pp = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if pp == ppid and b"--worker" in argv:
+            out.append(int(d))
+    return out
+
+
 def test_daemonset_pod_runs_as_written(ctx):
     ds, cl = ctx.ds, Cleanup()
     spec = ds["spec"]["template"]["spec"]
@@ -370,6 +403,14 @@ def test_daemonset_pod_runs_as_written(ctx):
         check(int(caps, 16) == want, "hoopd runs with capabilities %s, the manifest grants %x" % (caps, want))
         check(os.stat("/proc/%d/ns/net" % hd.pid).st_ino == os.stat("/run/netns/" + pod.netns).st_ino,
               "hoopd is not in the pod's network namespace")
+        # Its engine workers: the image's hoop user, no capability, a seccomp filter.
+        workers = wait_for(lambda: worker_pids(hd.pid), 10, "hoopd's engine workers")
+        for w in workers:
+            st = dict(l.split(":", 1) for l in open("/proc/%d/status" % w) if ":" in l)
+            check(st["Uid"].split() == ["999"] * 4 and int(st["CapEff"], 16) == 0 and
+                  int(st["CapBnd"], 16) == 0 and st["Seccomp"].strip() == "2",
+                  "worker %d: uid %s CapEff %s CapBnd %s Seccomp %s" % (
+                      w, st["Uid"].strip(), st["CapEff"].strip(), st["CapBnd"].strip(), st["Seccomp"].strip()))
         check(pod.probe("hoopd", "livenessProbe").returncode == 0, "the liveness probe fails")
         # Where the manifest says: the control socket, the state, the pins.
         check(os.path.exists(os.path.join(pod.vol["run"], "hoopd.sock")), "no control socket in the run volume")
