@@ -101,6 +101,8 @@ static void on_io(struct loop_watch *w, uint32_t events)
 	struct wchan *c = container_of(w, struct wchan, w);
 	static uint8_t frame[WCHAN_FRAME];
 
+	if (c->ended)
+		return; /* closed earlier in this batch of events */
 	if ((events & EPOLLOUT) && drain(c)) {
 		end(c, "the channel broke");
 		return;

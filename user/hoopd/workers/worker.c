@@ -296,13 +296,11 @@ static void take_status(uint32_t token)
 	jb_free(&j);
 }
 
+/* The broker said stop: the sessions end once the loop has left this batch of events (freed
+ * now, an event later in the batch could still name one). */
 static void stop(void)
 {
-	if (g_stopping)
-		return;
 	g_stopping = 1;
-	approvals_fail_all("hoopd stopped");
-	relay_close_all();
 	loop_stop();
 }
 
@@ -460,12 +458,21 @@ int worker_main(int idx)
 		return 1;
 	}
 	r = loop_run(1000, tick);
-	/* stopping: what the sessions' ends wrote goes to the broker, then the channels close */
+	/* stopping: held statements fail, sessions end; what that wrote (records, ENDED) goes to
+	 * the broker, then the channels close */
+	approvals_fail_all("hoopd stopped");
+	relay_close_all();
 	relay_reap();
 	catalog_fetch_stop();
 	masking_stop();
 	events_close();
-	wchan_flush(&g_ctl);
+	for (int64_t until = now_ms() + 1000; g_ctl.q && !g_ctl.ended && now_ms() < until;) {
+		struct pollfd p = {.fd = g_ctl.fd, .events = POLLOUT};
+
+		if (poll(&p, 1, 100) < 0 && errno != EINTR)
+			break;
+		wchan_flush(&g_ctl);
+	}
 	wchan_close(&g_ctl);
 	return r ? 1 : 0;
 }
