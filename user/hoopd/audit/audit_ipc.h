@@ -97,6 +97,10 @@ typedef void (*audit_lost_cb)(uint32_t worker_id, enum audit_lost_why why, const
 			      void *arg);
 
 void audit_serve_on_lost(audit_lost_cb cb, void *arg);
+/* A worker's session_start record for session is in the chain now (written, not only sent):
+ * the broker records that session's end itself if the worker is lost. arg is the lost
+ * callback's. */
+void audit_serve_on_started(void (*cb)(uint32_t worker_id, const char *session, void *arg));
 /* Serve worker_id's records on fd (owned from now on; the loop must be up). -EEXIST when that
  * id is served already. */
 int audit_serve_add(int fd, uint32_t worker_id);

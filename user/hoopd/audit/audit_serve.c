@@ -55,6 +55,7 @@ static struct {
 	struct served *list, *graveyard;
 	audit_lost_cb cb;
 	void *cb_arg;
+	void (*started_cb)(uint32_t worker_id, const char *session, void *arg);
 	size_t record_max;
 	char frame[AUDIT_IPC_FRAME_MAX];
 } srv = {.record_max = TRAIL_RECORD_MAX};
@@ -63,6 +64,11 @@ void audit_serve_on_lost(audit_lost_cb cb, void *arg)
 {
 	srv.cb = cb;
 	srv.cb_arg = arg;
+}
+
+void audit_serve_on_started(void (*cb)(uint32_t worker_id, const char *session, void *arg))
+{
+	srv.started_cb = cb;
 }
 
 void audit_serve_record_max(size_t max)
@@ -182,7 +188,8 @@ static void ack(struct served *s)
 /* Append the whole record in s->rec. A record the store refuses (disk full) is dropped and
  * named in the next acknowledgement: the worker refuses the statement that waited for it, as
  * the single process refused a statement whose record it could not write. Nothing waits in
- * the broker for space, and the next record is tried as it comes. 0. */
+ * the broker for space, and the next record is tried as it comes. 0 when written, 1 when
+ * refused. */
 static int put(struct served *s)
 {
 	int r = audit_append(s->rec, s->len);
@@ -205,7 +212,7 @@ static int put(struct served *s)
 		s->rec = NULL;
 		s->cap = 0;
 	}
-	return 0;
+	return r ? 1 : 0;
 }
 
 /*
@@ -215,7 +222,8 @@ static int put(struct served *s)
  * writes them, no key the store itself writes on a line ("seq", "prev") or in a checkpoint
  * ("sig", "hmac", "key"), and no kind that is the store's or the broker's. 1 with why when so.
  */
-static int record_forged(const char *rec, size_t len, char *why, size_t whyn)
+static int record_forged(const char *rec, size_t len, char *why, size_t whyn, char *started,
+			 size_t startedn)
 {
 	static const char *const store_keys[] = {"seq", "prev", "sig", "hmac", "key", NULL};
 	static const char *const store_kinds[] = {"checkpoint", "audit_open", "retention",
@@ -252,6 +260,10 @@ static int record_forged(const char *rec, size_t len, char *why, size_t whyn)
 			snprintf(why, whyn, "a record of the store's kind \"%s\"", kind);
 			goto out;
 		}
+	started[0] = '\0';
+	if (!strcmp(kind, "session_start") && json_object_object_get_ex(o, "session", &v) &&
+	    json_object_is_type(v, json_type_string))
+		snprintf(started, startedn, "%s", json_object_get_string(v));
 	bad = 0;
 out:
 	json_object_put(o);
@@ -263,6 +275,7 @@ out:
 /* One frame: 0, or -EPROTO with why (cut it off). */
 static int take(struct served *s, const char *f, size_t n, char *why, size_t whyn)
 {
+	char started[64];
 	const char *p = f + 1;
 	size_t pl = n - 1;
 
@@ -308,14 +321,16 @@ static int take(struct served *s, const char *f, size_t n, char *why, size_t why
 			 (unsigned long long)s->got + 1, s->len);
 		return -EPROTO;
 	}
-	if (record_forged(s->rec, s->len, why, whyn)) {
+	if (record_forged(s->rec, s->len, why, whyn, started, sizeof(started))) {
 		char w2[160];
 
 		snprintf(w2, sizeof(w2), "record %llu: %s", (unsigned long long)s->got + 1, why);
 		snprintf(why, whyn, "%s", w2);
 		return -EPROTO;
 	}
-	return put(s);
+	if (put(s) == 0 && started[0] && srv.started_cb)
+		srv.started_cb(s->id, started, srv.cb_arg);
+	return 0;
 }
 
 static void on_readable(struct loop_watch *w, uint32_t events)

@@ -20,15 +20,11 @@ void sess_set_login(struct session *s, const char *user, const char *database)
 	snprintf(s->database, sizeof(s->database), "%s", database ? database : "");
 }
 
-void (*sess_on_record_start)(const struct session *s);
-
 void sess_record_start(struct session *s, const struct ev_session_start *e)
 {
 	if (s->recorded)
 		return;
 	s->recorded = 1;
-	if (sess_on_record_start)
-		sess_on_record_start(s);
 	ev_session_start(sess_agent(s), e);
 }
 

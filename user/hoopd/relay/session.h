@@ -105,9 +105,7 @@ void sess_set_login(struct session *s, const char *user, const char *database);
  * Engines with a login (engine_ops.login) call it when they have it; for the others the
  * relay writes it at accept. Once; its session_end follows when the session ends. */
 void sess_record_start(struct session *s, const struct ev_session_start *e);
-/* In an engine worker: told before a session_start goes on record (the broker then records
- * the session's end itself if the worker is lost). */
-extern void (*sess_on_record_start)(const struct session *s);
+
 
 /* The catalog for the session's database (catalog_fetch.h's catalog_get, with the session's
  * destination): 0 with *out set (a reference, or NULL when there is none to be had), or 1

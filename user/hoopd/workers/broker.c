@@ -63,7 +63,7 @@ struct stub {
 	struct agent a;
 	struct listener *ln;
 	struct cg_use *cgu;
-	int started; /* its session_start went (or is going) on record */
+	int started; /* its session_start is in the chain (the broker appended it) */
 	struct stub *next;
 };
 
@@ -339,6 +339,17 @@ static void worker_lost(struct worker *w, const char *why)
 	ask_drop_worker(w->idx);
 	if (w->audit_gone)
 		finish(w);
+}
+
+/* A session's start is in the chain: if its worker is lost, its end goes there too. Known from
+ * the record itself as the broker appends it, not from what the worker says. */
+static void on_audit_started(uint32_t id, const char *session, void *arg)
+{
+	struct worker *w = by_audit(id);
+	struct stub **pp = w ? stub_find(w, session) : NULL;
+
+	if (pp)
+		(*pp)->started = 1;
 }
 
 static void on_audit_lost(uint32_t id, enum audit_lost_why why, const char *detail, void *arg)
@@ -748,12 +759,6 @@ static int on_ctl_msg(struct wchan *c, uint8_t type, uint32_t token, const uint8
 		w->ready = 1;
 		log_info("engine worker %d ready (pid %d)", w->idx, (int)w->pid);
 		return 0;
-	case WM_STARTED:
-		if (len != sizeof(struct wm_sid))
-			return bad(w, "started");
-		if ((pp = stub_find(w, (const char *)body)))
-			(*pp)->started = 1;
-		return 0;
 	case WM_ENDED:
 		if (len != sizeof(e))
 			return bad(w, "ended");
@@ -999,6 +1004,7 @@ int workers_start(int n, int argc, char **argv)
 		g_argv[i + 2] = argv[i];
 	g_argc = argc + 2;
 	audit_serve_on_lost(on_audit_lost, NULL);
+	audit_serve_on_started(on_audit_started);
 	audit_serve_record_max(hoopd.o.max_message + (1u << 20));
 	g_n = n;
 	for (int i = 0; i < n; i++) {

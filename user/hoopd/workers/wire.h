@@ -28,7 +28,7 @@ enum wmsg {
 			* loader's socket when ok */
 	/* worker -> broker */
 	WM_READY = 32,	    /* (empty): sandboxed, serving */
-	WM_STARTED,	    /* struct wm_sid: its session_start goes on record now */
+	WM_STARTED,	    /* unused: the broker learns a session began from its record */
 	WM_ENDED,	    /* struct wm_ended */
 	WM_DECIDED,	    /* struct wm_decided */
 	WM_STATUS_REPLY,    /* struct wm_stats, then a JSON array of connection objects */

@@ -74,14 +74,6 @@ static void on_session_end(const struct session *s)
 	send_ctl(WM_ENDED, 0, &e, sizeof(e));
 }
 
-static void on_record_start(const struct session *s)
-{
-	struct wm_sid m;
-
-	memcpy(m.id, s->id, sizeof(m.id));
-	send_ctl(WM_STARTED, 0, &m, sizeof(m));
-}
-
 static void on_notify(const char *line, size_t len)
 {
 	send_ctl(WM_NOTIFY, 0, line, len);
@@ -448,7 +440,6 @@ int worker_main(int idx)
 		return 1;
 	}
 	relay_on_end = on_session_end;
-	sess_on_record_start = on_record_start;
 	approvals_notify_hook = on_notify;
 	approvals_grant_hook = on_grant;
 	approvals_held_hook = on_held;
