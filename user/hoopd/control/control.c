@@ -324,12 +324,14 @@ static void do_ping(struct json_object *req, struct jbuf *j, struct ctl_client *
 	jb_obj_close(j);
 }
 
-static uint64_t g_handles;
+static uint64_t g_handles, g_deferred;
 
-/* The answer comes later, from the engine workers (ctl_answer). */
+/* The answer comes later, from the engine workers (ctl_answer); it may also come at once,
+ * before handle() returns, and free the client: on_client learns the handle from g_deferred. */
 static uint64_t defer(struct ctl_client *cl)
 {
 	cl->handle = ++g_handles;
+	g_deferred = cl->handle;
 	return cl->handle;
 }
 
@@ -502,11 +504,12 @@ static void on_client(struct loop_watch *w, uint32_t events)
 		struct jbuf j;
 
 		jb_init(&j);
+		g_deferred = 0;
 		handle(cl, &j);
-		if (cl->handle) {
-			/* ctl_answer sends it: later, or already (no worker was up), and then
-			 * the client may be gone: look it up, never touch cl */
-			uint64_t h = cl->handle;
+		if (g_deferred) {
+			/* ctl_answer sends it: later, or already (no worker was up, no worker held
+			 * the request), and then cl may be freed: looked up, never touched */
+			uint64_t h = g_deferred;
 
 			jb_free(&j);
 			for (struct ctl_client *c = g_clients; c; c = c->next)
