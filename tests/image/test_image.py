@@ -403,8 +403,14 @@ def test_daemonset_pod_runs_as_written(ctx):
         check(int(caps, 16) == want, "hoopd runs with capabilities %s, the manifest grants %x" % (caps, want))
         check(os.stat("/proc/%d/ns/net" % hd.pid).st_ino == os.stat("/run/netns/" + pod.netns).st_ino,
               "hoopd is not in the pod's network namespace")
-        # Its engine workers: the image's hoop user, no capability, a seccomp filter.
-        workers = wait_for(lambda: worker_pids(hd.pid), 10, "hoopd's engine workers")
+        # Its engine workers, once ready (a worker enters its sandbox before it takes its first
+        # session, right after its first policy): the image's hoop user, no capability, a
+        # seccomp filter.
+        wait_for(lambda: pod.status().get("workers") and all(w["ready"] for w in pod.status()["workers"]),
+                 20, "hoopd's engine workers to be ready")
+        workers = worker_pids(hd.pid)
+        check(sorted(workers) == sorted(w["pid"] for w in pod.status()["workers"]),
+              "worker processes %r, status says %r" % (workers, pod.status()["workers"]))
         for w in workers:
             st = dict(l.split(":", 1) for l in open("/proc/%d/status" % w) if ":" in l)
             check(st["Uid"].split() == ["999"] * 4 and int(st["CapEff"], 16) == 0 and
