@@ -286,7 +286,7 @@ void control_status_json(struct jbuf *j, const char *conns_json)
 	relay_status_limits(j, &st);
 	if (workers_count())
 		workers_status(j);
-	tls_status_with(j, &tc, workers_count() ? workers_count() : 1);
+	tls_status(j, &tc, workers_count() ? workers_count() : 1);
 	jb_key(j, "stats");
 	jb_obj_open(j);
 	jb_kv_uint(j, "connections_accepted", st.conns_accepted);

@@ -1184,14 +1184,6 @@ void relay_adopt(const struct agent *a, int afd, int sfd, int accel, int connect
 	(void)start_session(s);
 }
 
-void relay_status(struct jbuf *j)
-{
-	jb_key(j, "connections");
-	relay_status_conns(j);
-	relay_status_limits(j, &hoopd.st);
-	tls_status(j);
-}
-
 void relay_status_conns(struct jbuf *j)
 {
 	jb_arr_open(j);

@@ -7,7 +7,6 @@ struct jbuf;
 
 void relay_accept(struct listener *ln, int fd);
 void relay_reap(void);
-void relay_status(struct jbuf *j);
 void relay_close_all(void);
 void relay_release_synced(void); /* audit records synced: waiting sessions may forward */
 int relay_waiting_sync(void);	 /* how many sessions wait for records to be durable */
@@ -24,9 +23,9 @@ extern int (*relay_handoff)(const struct session *s, struct cg_use *cgu);
 extern void (*relay_on_end)(const struct session *s);
 void relay_remote_end(struct cg_use *cgu, struct listener *ln);
 void relay_adopt(const struct agent *a, int afd, int sfd, int accel, int connecting);
-/* Only the connection objects of relay_status, as a JSON array. */
+/* For `hoopctl status`: this process's connections, as a JSON array, and the "limits" object
+ * with the counters st (the broker's, summed over the workers). */
 void relay_status_conns(struct jbuf *j);
-/* ...and its "limits" object (the broker's, with counters summed over the workers). */
 struct hoopd_stats;
 void relay_status_limits(struct jbuf *j, const struct hoopd_stats *st);
 

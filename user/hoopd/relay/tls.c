@@ -380,12 +380,7 @@ void tls_counters_get(struct tls_counters *c)
 	c->refused = g_bad_sni;
 }
 
-void tls_status(struct jbuf *j)
-{
-	tls_status_with(j, NULL, 1);
-}
-
-void tls_status_with(struct jbuf *j, const struct tls_counters *add, int procs)
+void tls_status(struct jbuf *j, const struct tls_counters *add, int procs)
 {
 	struct tls_counters c;
 

@@ -24,17 +24,15 @@ SSL_CTX *tls_upstream_ctx(const struct session *s);
 const char *tls_upstream_sni(const struct session *s);
 /* Is n a host name (RFC 1123 labels, at most 253 bytes)? */
 int tls_valid_host_name(const char *n);
-/* The agent-side leaf certificate cache, for `hoopctl status`. */
+/* The agent-side leaf certificate cache: its counters, and its object for `hoopctl status`
+ * with another's counters added (the engine workers', or NULL; procs: how many processes
+ * keep a cache). */
 struct jbuf;
-void tls_status(struct jbuf *j);
-
-/* The leaf certificate cache's counters, and the status object with another's added (the
- * engine workers'; procs: how many processes keep a cache). */
 struct tls_counters {
 	uint64_t kept, minted, refused;
 };
 void tls_counters_get(struct tls_counters *c);
-void tls_status_with(struct jbuf *j, const struct tls_counters *add, int procs);
+void tls_status(struct jbuf *j, const struct tls_counters *add, int procs);
 
 /* The process split: the file whose PEM an engine worker needs for target's upstream leg
  * (its ca_file, or OpenSSL's default bundle), NULL when it verifies nothing; the broker reads

@@ -822,9 +822,8 @@ static int on_cat_msg(struct wchan *c, uint8_t type, uint32_t token, const uint8
 
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
-	if (nfds || type != WM_CATREQ || len != sizeof(struct wm_catreq))
+	if (nfds || type != WM_CATREQ || len != sizeof(r))
 		return bad(w, "catalog request");
-	_Static_assert(sizeof(r) == sizeof(struct wm_catreq), "one request, two names");
 	memcpy(&r, body, sizeof(r));
 	if (w->loaders >= LOADERS_MAX) {
 		snprintf(ans.error, sizeof(ans.error), "%d catalog loads run for this worker already",

@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "catalog_fetch.h"
 #include "daemon.h"
 #include "identity.h"
 #include "policy.h"
@@ -28,7 +29,6 @@ enum wmsg {
 			* loader's socket when ok */
 	/* worker -> broker */
 	WM_READY = 32,	    /* (empty): sandboxed, serving */
-	WM_STARTED,	    /* unused: the broker learns a session began from its record */
 	WM_ENDED,	    /* struct wm_ended */
 	WM_DECIDED,	    /* struct wm_decided */
 	WM_STATUS_REPLY,    /* struct wm_stats, then a JSON array of connection objects */
@@ -38,7 +38,7 @@ enum wmsg {
 	WM_GRANT_MADE,	    /* struct wm_grant */
 	WM_HELD,	    /* struct wm_held: an approval request is open */
 	WM_UNHELD,	    /* struct wm_held: ...and closed (decided, timed out, forgotten) */
-	WM_CATREQ,	    /* catalog channel: struct wm_catreq */
+	WM_CATREQ,	    /* catalog channel: struct catalog_remote_req (catalog_fetch.h) */
 };
 
 struct wm_policy {
@@ -53,10 +53,6 @@ struct wm_session {
 	struct agent agent;
 	uint8_t accel;
 	uint8_t connecting;
-};
-
-struct wm_sid {
-	char id[20];
 };
 
 struct wm_ended {
@@ -97,14 +93,6 @@ struct wm_held {
 	char id[16];
 	char session[20];
 	char rule[64];
-};
-
-/* A catalog load a worker asks for: the destination and login as its session saw them. The
- * broker checks them against its own policy (a target's address and port), and takes
- * everything else (TLS mode, CA, password) from it. */
-struct wm_catreq {
-	uint32_t target_id;
-	char hostaddr[48], port[8], dbname[128], user[64];
 };
 
 struct wm_catfd {

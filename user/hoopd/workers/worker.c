@@ -105,7 +105,7 @@ static int cat_remote(const struct catalog_remote_req *r, int *fd, char *err, si
 {
 	struct {
 		struct wchan_hdr h;
-		struct wm_catreq q;
+		struct catalog_remote_req q;
 	} req;
 	struct {
 		struct wchan_hdr h;
@@ -114,7 +114,6 @@ static int cat_remote(const struct catalog_remote_req *r, int *fd, char *err, si
 	int fds[1], nfds = 0, rc = -1;
 	int64_t deadline = now_ms() + CAT_ASK_MS;
 
-	_Static_assert(sizeof(req.q) == sizeof(*r), "one request, two names");
 	memset(&req, 0, sizeof(req));
 	memcpy(&req.q, r, sizeof(*r));
 	pthread_mutex_lock(&g_cat_mu);
@@ -266,14 +265,22 @@ static int take_decide(uint32_t token, const uint8_t *body, size_t len)
 	return 0;
 }
 
+/* This worker's counters, as the broker sums them. */
+static void stats(struct wm_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st = hoopd.st;
+	stmtcache_stats(&st->sc);
+	tls_counters_get(&st->tls);
+}
+
 static void take_status(uint32_t token)
 {
-	struct wm_stats st = {.st = hoopd.st};
+	struct wm_stats st;
 	struct jbuf j;
 	uint8_t *m;
 
-	stmtcache_stats(&st.sc);
-	tls_counters_get(&st.tls);
+	stats(&st);
 	jb_init(&j);
 	relay_status_conns(&j);
 	m = j.oom ? NULL : malloc(sizeof(st) + j.len);
@@ -392,11 +399,10 @@ static void tick(void)
 	approvals_tick();
 	catalog_tick();
 	if (t - last_stats >= 1000) {
-		struct wm_stats st = {.st = hoopd.st};
+		struct wm_stats st;
 
 		last_stats = t;
-		stmtcache_stats(&st.sc);
-		tls_counters_get(&st.tls);
+		stats(&st);
 		send_ctl(WM_STATS, 0, &st, sizeof(st));
 	}
 }
