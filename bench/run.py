@@ -218,16 +218,13 @@ def cpu_ticks(pid):
     if not pid:
         return 0
     total = 0
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
+    for p in [pid] + hooptest.children(pid):
         try:
-            with open("/proc/%s/stat" % d) as f:
+            with open("/proc/%d/stat" % p) as f:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(d) == pid or int(fields[1]) == pid:
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
     return total
 
 
@@ -262,24 +259,12 @@ def audit_bytes(state):
 
 def rss_kib(pid):
     """RSS of pid and of its live children (hoopd's engine workers hold the sessions)."""
-    total, found = 0, False
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
+    total = int(hooptest.proc_status(pid)["VmRSS"].split()[0])
+    for p in hooptest.children(pid):
         try:
-            with open("/proc/%s/stat" % d) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            if int(d) != pid and ppid != pid:
-                continue
-            with open("/proc/%s/status" % d) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-                        found = found or int(d) == pid
+            total += int(hooptest.proc_status(p).get("VmRSS", "0 kB").split()[0])
         except OSError:
             continue
-    if not found:
-        raise RuntimeError("no VmRSS for %d" % pid)
     return total
 
 

@@ -46,6 +46,34 @@ def cgroup2_mount():
     raise RuntimeError("no cgroup2 mount")
 
 
+def children(ppid, marker=None):
+    """The live processes whose parent is ppid (with marker, only those whose argv holds that
+    word, e.g. b"--worker": hoopd's engine workers), as pids."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                pp = int(f.read().rsplit(")", 1)[1].split()[1])
+            if pp != ppid:
+                continue
+            if marker is not None:
+                with open("/proc/%s/cmdline" % d, "rb") as f:
+                    if marker not in f.read().split(b"\0"):
+                        continue
+        except (OSError, ValueError, IndexError):
+            continue
+        out.append(int(d))
+    return sorted(out)
+
+
+def proc_status(pid):
+    """/proc/PID/status as a dict, values stripped (OSError when the process is gone)."""
+    with open("/proc/%d/status" % pid) as f:
+        return {k: v.strip() for k, v in (l.split(":", 1) for l in f.read().splitlines() if ":" in l)}
+
+
 def wait_for(pred, timeout=10.0, what="condition"):
     end = time.time() + timeout
     while time.time() < end:

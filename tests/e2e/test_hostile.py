@@ -26,7 +26,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
-from hooptest import (attach_agents, teardown, check_clean_stop, Cgroup, Cleanup, Hoopd, Netns,  # noqa: E402
+from hooptest import (attach_agents, children, proc_status, teardown, check_clean_stop, Cgroup, Cleanup, Hoopd, Netns,  # noqa: E402
                       Postgres, check, free_port, log, run_tests, wait_for, HOOPCTL)
 
 PY = "/usr/bin/python3"
@@ -2931,21 +2931,12 @@ def test_baseline_masks_through_the_shipped_policy(ctx):
 def catalog_loaders(hd):
     """hoopd's catalog loader processes: pid -> /proc/PID/status as a dict."""
     out = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
+    for pid in children(hd.proc.pid, b"--catalog-loader"):
         try:
-            with open("/proc/%s/stat" % d) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                argv = f.read().split(b"\0")
-            if ppid != hd.proc.pid or b"--catalog-loader" not in argv:
-                continue
-            with open("/proc/%s/status" % d) as f:
-                out[int(d)] = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
-        except (OSError, ValueError, IndexError):
+            out[pid] = proc_status(pid)
+        except OSError:
             continue
-    return {k: {a: b.strip() for a, b in v.items()} for k, v in out.items()}
+    return out
 
 
 def test_catalog_is_read_by_an_unprivileged_process_of_its_own(ctx):

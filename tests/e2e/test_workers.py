@@ -14,8 +14,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hooptest import (Cgroup, Cleanup, Hoopd, Postgres, check, check_clean_stop, run_tests,  # noqa: E402
-                      teardown, wait_for, ROOT, HOOPCTL)
+from hooptest import (Cgroup, Cleanup, Hoopd, Postgres, check, check_clean_stop, children,  # noqa: E402
+                      proc_status, run_tests, teardown, wait_for, ROOT, HOOPCTL)
 
 WORKERS = 2
 OWNER = "dana@example.org"
@@ -88,28 +88,6 @@ def worker_of(ctx, cg):
     finally:
         p.kill()
         p.wait()
-
-
-def proc_status(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
-
-
-def children(pid, marker):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                argv = f.read().split(b"\0")
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == pid and marker in argv:
-            out.append(int(d))
-    return sorted(out)
 
 
 def trail(ctx):
@@ -290,11 +268,14 @@ def test_metrics_and_status_sum_the_workers(ctx):
 
 
 def test_stop_is_clean(ctx):
+    """hoopd stops with its workers: none is left, and the trail verifies."""
+    pids = [w["pid"] for w in workers(ctx).values()]
+    broker = ctx.hd.proc.pid
     for cg in ctx.cgs.values():
         ctx.hd.ctl("detach", "--cgroup", cg.path, check=False)
     check_clean_stop(ctx.hd, list(ctx.cgs.values())[0].path)
-    check(not children(0, b"--worker") and all(not os.path.exists("/proc/%d" % w["pid"]) for w in []),
-          "workers left")
+    check(pids and not children(broker, b"--worker") and
+          all(not os.path.exists("/proc/%d" % p) for p in pids), "workers left: %r" % pids)
     rc, rep = verify(ctx)
     check(rc == 0, "verify after the stop: %s" % rep[-400:])
 

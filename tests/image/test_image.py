@@ -23,7 +23,7 @@ import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
-from hooptest import (ROOT, Cgroup, Cleanup, Postgres, check, log, run_tests, sh,  # noqa: E402
+from hooptest import (ROOT, Cgroup, Cleanup, Postgres, check, children, log, proc_status, run_tests, sh,  # noqa: E402
                       wait_for)
 sys.path.insert(0, HERE)
 from pod import CAP_NUMBERS  # noqa: E402
@@ -355,24 +355,6 @@ def agent_psql(ctx, cg, sql):
     return cg.run(["psql", "-h", "127.0.0.1", "-p", str(ctx.pg.port), "-U", "postgres", "-tAX", "-c", sql], timeout=20)
 
 
-def worker_pids(ppid):
-    """hoopd's engine worker processes (hoopd --worker N ...)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                pp = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                argv = f.read().split(b"\0")
-        except (OSError, ValueError, IndexError):
-            continue
-        if pp == ppid and b"--worker" in argv:
-            out.append(int(d))
-    return out
-
-
 def test_daemonset_pod_runs_as_written(ctx):
     ds, cl = ctx.ds, Cleanup()
     spec = ds["spec"]["template"]["spec"]
@@ -408,11 +390,11 @@ def test_daemonset_pod_runs_as_written(ctx):
         # seccomp filter.
         wait_for(lambda: pod.status().get("workers") and all(w["ready"] for w in pod.status()["workers"]),
                  20, "hoopd's engine workers to be ready")
-        workers = worker_pids(hd.pid)
+        workers = children(hd.pid, b"--worker")
         check(sorted(workers) == sorted(w["pid"] for w in pod.status()["workers"]),
               "worker processes %r, status says %r" % (workers, pod.status()["workers"]))
         for w in workers:
-            st = dict(l.split(":", 1) for l in open("/proc/%d/status" % w) if ":" in l)
+            st = proc_status(w)
             check(st["Uid"].split() == ["999"] * 4 and int(st["CapEff"], 16) == 0 and
                   int(st["CapBnd"], 16) == 0 and st["Seccomp"].strip() == "2",
                   "worker %d: uid %s CapEff %s CapBnd %s Seccomp %s" % (
