@@ -26,10 +26,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -40,7 +42,7 @@
 #include "isotime.h"
 #include "loop.h"
 
-#define MAXW 5
+#define MAXW 8
 
 /* Bounds on a case, past which it fails instead of hanging: the broker's loop stops itself
  * after LOOP_MS, its watchdog kills its workers after BROKER_S seconds, and the test's kills
@@ -58,6 +60,9 @@ enum wmode {
 	W_BAD_FORGED,  /* 5 records, then one with the store's "seq" key */
 	W_BAD_KIND,    /* 5 records, then a "checkpoint" of its own */
 	W_BAD_JSON,    /* 5 records, then {...} that is not JSON */
+	W_BAD_BATCH_NL,	    /* 5 records, then a batch that ends with a newline */
+	W_BAD_BATCH_FORGED, /* 5 records, then a batch whose second record has "seq" */
+	W_BAD_BATCH_EMPTY,  /* 5 records, then an empty batch */
 	W_BAD_FRAME,   /* 5 records, then a frame over AUDIT_IPC_FRAME_MAX */
 	W_BAD_BIGREC,  /* 5 records, then one over the broker's record bound, in pieces */
 	W_FILL,	       /* against a broker that does not read yet: until -ENOBUFS */
@@ -167,6 +172,13 @@ static int bad_frame(int fd, int id, enum wmode m)
 		    "\"reason\":\"interval\"}";
 	} else if (m == W_BAD_JSON) {
 		f = "R{\"ts\":\"2026-01-01T00:00:00.000000Z\",\"kind\":\"x\",\"y\":}";
+	} else if (m == W_BAD_BATCH_NL) {
+		f = "B{\"ts\":\"2026-01-01T00:00:00.000000Z\",\"kind\":\"x\"}\n";
+	} else if (m == W_BAD_BATCH_FORGED) {
+		f = "B{\"ts\":\"2026-01-01T00:00:00.000000Z\",\"kind\":\"x\"}\n"
+		    "{\"ts\":\"2026-01-01T00:00:00.000000Z\",\"kind\":\"x\",\"prev\":\"00\"}";
+	} else if (m == W_BAD_BATCH_EMPTY) {
+		f = "B";
 	} else if (m == W_BAD_FRAME) {
 		big[0] = 'R';
 		fl = (size_t)rec(big + 1, sizeof(big) - 1, id, 6, sizeof(big) - 200) + 1;
@@ -267,6 +279,7 @@ static int die_unread(int id, int n, int go_fd)
 	for (int i = 1; i <= n; i++)
 		if (audit_append(r, (size_t)rec(r, sizeof(r), id, i, 100)))
 			WFAIL(60, "append %d refused", i);
+	audit_remote_flush(); /* what a worker's loop does after each round */
 	if (write(go_fd, "g", 1) != 1)
 		WFAIL(61, "write: %s", strerror(errno));
 	for (;;)
@@ -769,9 +782,10 @@ static void test_forged_records_cut_off(void)
 	static const struct tcase c = {
 	    .name = "forged",
 	    .dur = AUDIT_FLUSH,
-	    .nw = 4,
+	    .nw = 7,
 	    .n = 500,
-	    .mode = {W_NORMAL, W_BAD_FORGED, W_BAD_KIND, W_BAD_JSON}};
+	    .mode = {W_NORMAL, W_BAD_FORGED, W_BAD_KIND, W_BAD_JSON, W_BAD_BATCH_NL,
+		     W_BAD_BATCH_FORGED, W_BAD_BATCH_EMPTY}};
 	struct seen s;
 
 	run_case(&c, &s);
@@ -785,6 +799,81 @@ static void test_full_socket_refuses(void)
 
 	run_case(&c, &s);
 	CHECK(s.count[1] * 1200 >= (int)AUDIT_IPC_QUEUE_MAX); /* records of ~1100 bytes */
+}
+
+/* The broker writes what one wake-up read in one write (audit_batch_begin/_end). On a full
+ * disk that write takes part of a batch: the whole lines it took stay, the torn one is cut
+ * off, the records after it are dropped (audit_batch_end fails, audit_last_seq() is the last
+ * line on disk), the trail verifies, and once there is room the chain goes on from there.
+ * The store is on a 256 KiB tmpfs of the child's own mount namespace. */
+static void batch_disk_full(const char *dir)
+{
+	struct audit_cfg cfg = {.durability = AUDIT_FLUSH, .checkpoint_every = 100,
+				.segment_bytes = 1 << 20};
+	char r[1100];
+	struct seen s;
+	uint64_t before;
+	int failed = 0, i = 0;
+
+	CHECK(unshare(CLONE_NEWNS) == 0);
+	CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0);
+	CHECK(mount("tmpfs", dir, "tmpfs", 0, "size=256k,mode=0700") == 0);
+	CHECK_EQ_INT(audit_open(dir, &cfg), 0);
+	while (!failed && i < 100000) {
+		audit_batch_begin();
+		for (int k = 0; k < 37; k++, i++) {
+			int len = rec(r, sizeof(r), 1, i + 1, 1000);
+
+			CHECK_EQ_INT(audit_append(r, (size_t)len), 0);
+		}
+		before = audit_last_seq();
+		failed = audit_batch_end() != 0;
+	}
+	CHECK(failed);
+	CHECK(!audit_healthy());
+	CHECK(audit_last_seq() < before); /* part of the batch went, not all of it */
+	CHECK_EQ_INT(audit_durable(), audit_last_seq());
+	CHECK_EQ_INT(verify(dir), 0);
+	read_trail(dir, &s);
+	CHECK_EQ_INT(s.records, (int)audit_last_seq()); /* one chain from 1: every line counted */
+	CHECK_EQ_INT(s.order_bad, 0);
+	/* Room again: the chain goes on, from the last line on disk. */
+	CHECK(mount("tmpfs", dir, "tmpfs", MS_REMOUNT, "size=4m,mode=0700") == 0);
+	audit_batch_begin();
+	for (int k = 0; k < 5; k++) {
+		int len = rec(r, sizeof(r), 2, k + 1, 100);
+
+		CHECK_EQ_INT(audit_append(r, (size_t)len), 0);
+	}
+	CHECK_EQ_INT(audit_batch_end(), 0);
+	CHECK(audit_healthy());
+	audit_close();
+	CHECK_EQ_INT(verify(dir), 0);
+	read_trail(dir, &s);
+	CHECK_EQ_INT(s.count[2], 5);
+	CHECK_EQ_INT(s.order_bad, 0);
+	umount2(dir, MNT_DETACH);
+}
+
+static void test_batch_disk_full(void)
+{
+	char dir[1024];
+	pid_t p;
+	int st = 0;
+
+	snprintf(dir, sizeof(dir), "%s/batch-full", g_base);
+	mkdir(g_base, 0700);
+	CHECK(mkdir(dir, 0700) == 0);
+	fflush(NULL);
+	p = fork();
+	if (p == 0) {
+		batch_disk_full(dir);
+		fflush(NULL);
+		_exit(unit_state.test_failed ? 1 : 0);
+	}
+	CHECK(p > 0);
+	CHECK(waitpid(p, &st, 0) == p);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
 int main(int argc, char **argv)
@@ -809,5 +898,6 @@ int main(int argc, char **argv)
 	UNIT_RUN(test_bad_frames_cut_off);
 	UNIT_RUN(test_forged_records_cut_off);
 	UNIT_RUN(test_full_socket_refuses);
+	UNIT_RUN(test_batch_disk_full);
 	return unit_report();
 }

@@ -4,8 +4,9 @@
  * chain, checkpoints, fsync, retention) and appends them to its one chain.
  *
  * Worker side (audit_remote.c): audit_remote_attach(fd) switches audit_store.h's API in this
- * process to the channel. From then on audit_append() sends the record to the broker (queued,
- * bounded, when the socket is full: the event loop never blocks), and audit_last_seq(),
+ * process to the channel. From then on audit_append() queues the record for the broker (in a
+ * bounded queue; audit_remote_flush() sends what the socket has room for, the records of one
+ * loop round in one frame: the event loop never blocks), and audit_last_seq(),
  * audit_durable(), audit_segment() and audit_healthy() speak of this worker's own records,
  * numbered 1..n here: the broker acknowledges "your records up to n are written" (flush
  * durability) or "... are on disk" (fsync), and audit_durable() is that n. audit_sync_fd() is
@@ -24,8 +25,10 @@
  *
  * The wire (SOCK_SEQPACKET, from socketpair(AF_UNIX, SOCK_SEQPACKET)): each message is a frame
  * of at most AUDIT_IPC_FRAME_MAX bytes, its first byte its type.
- *   worker -> broker  'M' + bytes   a piece of a record, more of it follows
- *                     'R' + bytes   the last (or only) piece of a record
+ *   worker -> broker  'B' + bytes   whole records, joined by newline bytes (a batch: the
+ *                                   records one round of the worker's loop made)
+ *                     'M' + bytes   a piece of a record too long for a frame, more follows
+ *                     'R' + bytes   the last (or only) piece of such a record
  *                     'S'           please sync: this worker waits for its records on disk
  *   broker -> worker  struct audit_ipc_ack
  * A record travels in pieces because a datagram on a Unix socket is bounded by the socket's
@@ -45,6 +48,7 @@
 #define AUDIT_IPC_QUEUE_MAX (16u << 20)
 
 enum audit_ipc_type {
+	AUDIT_IPC_BATCH = 'B',
 	AUDIT_IPC_MORE = 'M',
 	AUDIT_IPC_RECORD = 'R',
 	AUDIT_IPC_SYNC = 'S',
@@ -81,6 +85,11 @@ _Static_assert(sizeof(struct audit_ipc_ack) == 32, "audit_ipc_ack is 32 bytes on
  * are refused; the worker should stop. 0, or a negative errno.
  */
 int audit_remote_attach(int fd, void (*on_lost)(void));
+/* Send the records appended so far (those the socket has room for; the rest go when it has).
+ * audit_append only queues them: the worker calls this after each round of its loop, so the
+ * records of one round travel in one frame, and before a control message that speaks of a
+ * record (ENDED after a session's end), to keep their order. */
+void audit_remote_flush(void);
 
 /* ---- broker ---------------------------------------------------------------------------- */
 

@@ -24,11 +24,16 @@
 #define REFUSED_RANGES 64
 #define CRITICAL_KEPT 4096 /* the latest statement records' numbers */
 
-/* A record (or a sync request) waiting for room in the socket; off: how much of it has gone. */
+/*
+ * What waits to go, in order: a batch (whole records joined by newlines, sent as one
+ * AUDIT_IPC_BATCH frame: cap is its room), a record too long for a frame (sent in pieces), or
+ * a sync request. off: how much of it has gone (a batch goes whole or not at all).
+ */
+enum qkind { Q_BATCH, Q_LONG, Q_SYNC };
 struct qrec {
 	struct qrec *next;
-	size_t len, off;
-	int sync; /* a sync request, no record */
+	size_t len, off, cap;
+	enum qkind kind;
 	char data[];
 };
 
@@ -79,32 +84,37 @@ static void lost(const char *why)
 		rem.on_lost();
 }
 
-/* Send what is left of p[0..len) from *off, in frames. 0 when all of it went, -EAGAIN when the
+/* Send what is left of q from q->off, in frames. 0 when all of it went, -EAGAIN when the
  * socket is full, or another negative errno (the channel is lost). */
-static int send_frames(const char *p, size_t len, size_t *off, int sync)
+static int send_frames(struct qrec *q)
 {
 	for (;;) {
-		size_t chunk = len - *off;
+		size_t chunk = q->len - q->off;
 		uint8_t type;
 		struct iovec iov[2];
 		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
 
-		if (sync) {
+		switch (q->kind) {
+		case Q_SYNC:
 			type = AUDIT_IPC_SYNC;
 			chunk = 0;
-		} else {
+			break;
+		case Q_BATCH:
+			type = AUDIT_IPC_BATCH;
+			break;
+		default:
 			if (chunk > AUDIT_IPC_FRAME_MAX - 1)
 				chunk = AUDIT_IPC_FRAME_MAX - 1;
-			type = *off + chunk == len ? AUDIT_IPC_RECORD : AUDIT_IPC_MORE;
+			type = q->off + chunk == q->len ? AUDIT_IPC_RECORD : AUDIT_IPC_MORE;
 		}
 		iov[0].iov_base = &type;
 		iov[0].iov_len = 1;
-		iov[1].iov_base = (char *)p + *off;
+		iov[1].iov_base = q->data + q->off;
 		iov[1].iov_len = chunk;
 		if (sendmsg(rem.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 			return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
-		*off += chunk;
-		if (*off == len)
+		q->off += chunk;
+		if (q->off == q->len)
 			return 0;
 	}
 }
@@ -137,7 +147,7 @@ static void flush(void)
 {
 	while (rem.head && !rem.lost) {
 		struct qrec *q = rem.head;
-		int r = send_frames(q->data, q->len, &q->off, q->sync);
+		int r = send_frames(q);
 
 		if (r == -EAGAIN)
 			break;
@@ -163,16 +173,32 @@ static void on_writable(struct loop_watch *w, uint32_t events)
 	flush();
 }
 
-static int enqueue(const char *p, size_t len, size_t off, int sync)
+/* Put p[0..len) at the end of what waits: into the open batch when it has room, else as a new
+ * element. It goes at the next flush (the worker's tick, after each round of its loop: the
+ * records of one round travel together). */
+static int enqueue(const char *p, size_t len, enum qkind kind)
 {
-	struct qrec *q = malloc(sizeof(*q) + len);
+	struct qrec *q = rem.tail;
+	size_t cap;
 
+	if (kind == Q_BATCH && q && q->kind == Q_BATCH && !q->off && q->len + 1 + len <= q->cap) {
+		q->data[q->len++] = '\n';
+		memcpy(q->data + q->len, p, len);
+		q->len += len;
+		rem.qbytes += len + 1;
+		return 0;
+	}
+	if (kind == Q_BATCH && len > AUDIT_IPC_FRAME_MAX - 1)
+		kind = Q_LONG;
+	cap = kind == Q_BATCH ? AUDIT_IPC_FRAME_MAX - 1 : len;
+	q = malloc(sizeof(*q) + cap);
 	if (!q)
 		return -ENOMEM;
 	q->next = NULL;
 	q->len = len;
-	q->off = off;
-	q->sync = sync;
+	q->off = 0;
+	q->cap = cap;
+	q->kind = kind;
 	memcpy(q->data, p, len);
 	if (rem.tail)
 		rem.tail->next = q;
@@ -180,13 +206,11 @@ static int enqueue(const char *p, size_t len, size_t off, int sync)
 		rem.head = q;
 	rem.tail = q;
 	rem.qbytes += len;
-	want_out(1);
 	return 0;
 }
 
 static int remote_append(const char *obj, size_t len)
 {
-	size_t off = 0;
 	int r;
 
 	if (rem.lost)
@@ -196,36 +220,32 @@ static int remote_append(const char *obj, size_t len)
 		return -EINVAL;
 	if (len > TRAIL_RECORD_MAX)
 		return -EMSGSIZE;
-	if (rem.head)
+	/* Order is kept: behind what waits, as long as the queue has room (a record is always
+	 * taken when nothing waits). */
+	if (rem.head && rem.qbytes + len > AUDIT_IPC_QUEUE_MAX) {
 		flush();
-	if (rem.lost)
-		return -EPIPE;
-	if (rem.head) {
-		/* Order is kept: behind what waits, as long as the queue has room. */
-		if (rem.qbytes + len > AUDIT_IPC_QUEUE_MAX) {
-			if (!rem.refusing)
-				log_error("audit: the broker does not keep up (%zu bytes wait for "
-					  "it): statements are refused until they have gone",
-					  rem.qbytes);
-			rem.refusing = 1;
-			return -ENOBUFS;
-		}
-		r = enqueue(obj, len, 0, 0);
-	} else {
-		r = send_frames(obj, len, &off, 0);
-		/* Part of it may have gone: the rest must follow, so it is taken whatever its
-		 * size (the queue was empty). */
-		if (r == -EAGAIN)
-			r = enqueue(obj, len, off, 0);
-		else if (r && r != -ENOMEM) {
-			lost(strerror(-r));
+		if (rem.lost)
 			return -EPIPE;
-		}
 	}
+	if (rem.head && rem.qbytes + len > AUDIT_IPC_QUEUE_MAX) {
+		if (!rem.refusing)
+			log_error("audit: the broker does not keep up (%zu bytes wait for it): "
+				  "statements are refused until they have gone",
+				  rem.qbytes);
+		rem.refusing = 1;
+		return -ENOBUFS;
+	}
+	r = enqueue(obj, len, Q_BATCH);
 	if (r)
 		return r;
 	rem.n++;
 	return 0;
+}
+
+void audit_remote_flush(void)
+{
+	if (rem.head && !rem.lost)
+		flush();
 }
 
 static uint64_t remote_durable(void)
@@ -237,20 +257,16 @@ static uint64_t remote_durable(void)
  * those records: the broker has them all when it reads the request). */
 static void remote_sync_start(int waiting)
 {
-	size_t off = 0;
-
 	if (rem.lost)
 		return;
 	flush();
 	if (!waiting || rem.durable >= rem.n || rem.sync_asked)
 		return;
 	rem.sync_asked = 1;
-	if (rem.head) {
-		if (enqueue("", 0, 0, 1))
-			rem.sync_asked = 0;
-	} else if (send_frames("", 0, &off, 1)) {
-		rem.sync_asked = 0; /* full: the next round asks again */
-	}
+	if (enqueue("", 0, Q_SYNC))
+		rem.sync_asked = 0; /* no memory: the next round asks again */
+	else
+		flush();
 }
 
 static int remote_sync_fd(void)

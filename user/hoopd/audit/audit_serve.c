@@ -272,26 +272,31 @@ out:
 	return bad;
 }
 
-/* One frame: 0, or -EPROTO with why (cut it off). */
-static int take(struct served *s, const char *f, size_t n, char *why, size_t whyn)
+/* The whole record in s->rec: checked, then appended. 0, or -EPROTO with why. */
+static int take_record(struct served *s, char *why, size_t whyn)
 {
 	char started[64];
-	const char *p = f + 1;
-	size_t pl = n - 1;
 
-	if (f[0] == AUDIT_IPC_SYNC && n == 1) {
-		s->wants_sync = 1;
-		return 0;
-	}
-	if (f[0] != AUDIT_IPC_MORE && f[0] != AUDIT_IPC_RECORD) {
-		snprintf(why, whyn, "a frame of unknown type 0x%02x (%zu bytes)",
-			 (unsigned char)f[0], n);
+	if (s->len < 2 || s->rec[0] != '{' || s->rec[s->len - 1] != '}') {
+		snprintf(why, whyn, "record %llu is not a JSON object text (%zu bytes)",
+			 (unsigned long long)s->got + 1, s->len);
 		return -EPROTO;
 	}
-	if (memchr(p, '\n', pl)) {
-		snprintf(why, whyn, "a newline inside record %llu", (unsigned long long)s->got + 1);
+	if (record_forged(s->rec, s->len, why, whyn, started, sizeof(started))) {
+		char w2[160];
+
+		snprintf(w2, sizeof(w2), "record %llu: %s", (unsigned long long)s->got + 1, why);
+		snprintf(why, whyn, "%s", w2);
 		return -EPROTO;
 	}
+	if (put(s) == 0 && started[0] && srv.started_cb)
+		srv.started_cb(s->id, started, srv.cb_arg);
+	return 0;
+}
+
+/* Add p[0..pl) to the record being put together. 0, or -EPROTO with why. */
+static int gather(struct served *s, const char *p, size_t pl, char *why, size_t whyn)
+{
 	if (pl > srv.record_max - s->len) {
 		snprintf(why, whyn, "record %llu is over %zu bytes", (unsigned long long)s->got + 1,
 			 srv.record_max);
@@ -314,33 +319,92 @@ static int take(struct served *s, const char *f, size_t n, char *why, size_t why
 	}
 	memcpy(s->rec + s->len, p, pl);
 	s->len += pl;
+	return 0;
+}
+
+/* One frame: 0, or -EPROTO with why (cut it off). */
+static int take(struct served *s, const char *f, size_t n, char *why, size_t whyn)
+{
+	const char *p = f + 1;
+	size_t pl = n - 1;
+
+	if (f[0] == AUDIT_IPC_SYNC && n == 1) {
+		s->wants_sync = 1;
+		return 0;
+	}
+	if (f[0] == AUDIT_IPC_BATCH) {
+		/* Whole records, one per line; not in the middle of a record in pieces. */
+		if (s->len) {
+			snprintf(why, whyn, "a batch inside record %llu",
+				 (unsigned long long)s->got + 1);
+			return -EPROTO;
+		}
+		while (pl) {
+			const char *nl = memchr(p, '\n', pl);
+			size_t rl = nl ? (size_t)(nl - p) : pl;
+
+			if (gather(s, p, rl, why, whyn) || take_record(s, why, whyn))
+				return -EPROTO;
+			if (!nl)
+				return 0;
+			p = nl + 1;
+			pl -= rl + 1;
+			if (!pl) {
+				snprintf(why, whyn, "a batch that ends with a newline");
+				return -EPROTO;
+			}
+		}
+		snprintf(why, whyn, "an empty batch");
+		return -EPROTO;
+	}
+	if (f[0] != AUDIT_IPC_MORE && f[0] != AUDIT_IPC_RECORD) {
+		snprintf(why, whyn, "a frame of unknown type 0x%02x (%zu bytes)",
+			 (unsigned char)f[0], n);
+		return -EPROTO;
+	}
+	if (memchr(p, '\n', pl)) {
+		snprintf(why, whyn, "a newline inside record %llu", (unsigned long long)s->got + 1);
+		return -EPROTO;
+	}
+	if (gather(s, p, pl, why, whyn))
+		return -EPROTO;
 	if (f[0] == AUDIT_IPC_MORE)
 		return 0;
-	if (s->len < 2 || s->rec[0] != '{' || s->rec[s->len - 1] != '}') {
-		snprintf(why, whyn, "record %llu is not a JSON object text (%zu bytes)",
-			 (unsigned long long)s->got + 1, s->len);
-		return -EPROTO;
-	}
-	if (record_forged(s->rec, s->len, why, whyn, started, sizeof(started))) {
-		char w2[160];
+	return take_record(s, why, whyn);
+}
 
-		snprintf(w2, sizeof(w2), "record %llu: %s", (unsigned long long)s->got + 1, why);
-		snprintf(why, whyn, "%s", w2);
-		return -EPROTO;
+/* After a batch the store could not write whole: this worker's records past what it wrote
+ * (the newest of its map) are refused, as if the store had refused each. */
+static void batch_refused(struct served *s)
+{
+	uint64_t written = audit_last_seq();
+
+	for (size_t i = s->map_len; i-- > 0;) {
+		struct seqmap *m = &s->map[(s->map_head + i) % s->map_cap];
+
+		if (!m->seq)
+			continue; /* refused already */
+		if (m->seq <= written)
+			break;
+		m->seq = 0;
+		if (!s->refused_lo || m->n < s->refused_lo)
+			s->refused_lo = m->n;
+		if (m->n > s->refused_hi)
+			s->refused_hi = m->n;
 	}
-	if (put(s) == 0 && started[0] && srv.started_cb)
-		srv.started_cb(s->id, started, srv.cb_arg);
-	return 0;
 }
 
 static void on_readable(struct loop_watch *w, uint32_t events)
 {
 	struct served *s = container_of(w, struct served, w);
 	char why[160];
+	int gone = 0;
 
 	if (s->dead)
 		return;
-	for (int i = 0; i < SERVE_BATCH; i++) {
+	/* What this wake-up reads is written in one go (audit_batch_begin). */
+	audit_batch_begin();
+	for (int i = 0; i < SERVE_BATCH && !gone; i++) {
 		/* MSG_TRUNC: the frame's real length, to refuse one over the bound */
 		ssize_t r = recv(w->fd, srv.frame, sizeof(srv.frame), MSG_DONTWAIT | MSG_TRUNC);
 		int t;
@@ -359,28 +423,29 @@ static void on_readable(struct loop_watch *w, uint32_t events)
 			continue;
 		}
 		if (r < 0) {
-			lose(s, AUDIT_LOST_IO, strerror(errno));
-			return;
-		}
-		if (r == 0) {
-			lose(s, AUDIT_LOST_CLOSED, s->reset ? "reset" : "closed");
-			return;
-		}
-		if ((size_t)r > sizeof(srv.frame)) {
+			snprintf(why, sizeof(why), "%s", strerror(errno));
+			gone = AUDIT_LOST_IO;
+		} else if (r == 0) {
+			snprintf(why, sizeof(why), "%s", s->reset ? "reset" : "closed");
+			gone = AUDIT_LOST_CLOSED;
+		} else if ((size_t)r > sizeof(srv.frame)) {
 			snprintf(why, sizeof(why), "a frame of %zd bytes, over %u", r,
 				 AUDIT_IPC_FRAME_MAX);
-			lose(s, AUDIT_LOST_BAD_FRAME, why);
-			return;
-		}
-		t = take(s, srv.frame, (size_t)r, why, sizeof(why));
-		if (t == -EPROTO) {
-			lose(s, AUDIT_LOST_BAD_FRAME, why);
-			return;
-		}
-		if (t)
+			gone = AUDIT_LOST_BAD_FRAME;
+		} else if ((t = take(s, srv.frame, (size_t)r, why, sizeof(why))) == -EPROTO) {
+			gone = AUDIT_LOST_BAD_FRAME;
+		} else if (t) {
 			break;
+		}
 	}
-	ack(s);
+	/* The records read are written before anything is said about them: the worker's
+	 * acknowledgement, or its loss (whose records follow these). */
+	if (audit_batch_end())
+		batch_refused(s);
+	if (gone)
+		lose(s, (enum audit_lost_why)gone, why);
+	else
+		ack(s);
 }
 
 int audit_serve_add(int fd, uint32_t worker_id)

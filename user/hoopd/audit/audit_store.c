@@ -100,7 +100,153 @@ static int load_key(const char *state_dir)
 	return 0;
 }
 
-/* Write one line (obj without its leading '{' gets seq and prev in front). */
+/*
+ * A batch (audit_batch_begin/_end): the lines formatted and chained but not written yet, one
+ * write for all of them. Each line keeps the store's state from before it, so that a write
+ * that takes only part of the batch (disk full) leaves the whole lines it took and the store
+ * goes on from there, as if the rest had never been appended.
+ */
+#define BATCH_MAX (1u << 20)
+struct bline {
+	size_t end; /* where the line ends in batch.buf */
+	uint64_t seq, size, unvouched_from;
+	uint32_t since_cp;
+	char prev[TRAIL_HASH_HEX];
+};
+static struct {
+	int on;
+	char *buf;
+	size_t len, cap;
+	struct bline *l;
+	size_t n, lcap;
+	uint64_t written; /* the last seq written to the segment (== store.seq outside a batch) */
+} batch;
+
+static int batch_flush(void);
+
+static int batch_add(const char *line, size_t n)
+{
+	struct bline *b;
+
+	if (batch.len && batch.len + n > BATCH_MAX) {
+		int r = batch_flush();
+
+		if (r)
+			return r;
+	}
+	if (batch.len + n > batch.cap) {
+		size_t nc = batch.cap ? batch.cap : 64 << 10;
+		char *x;
+
+		while (nc < batch.len + n)
+			nc *= 2;
+		if (!(x = realloc(batch.buf, nc)))
+			return -ENOMEM;
+		batch.buf = x;
+		batch.cap = nc;
+	}
+	if (batch.n == batch.lcap) {
+		size_t nc = batch.lcap ? batch.lcap * 2 : 256;
+
+		if (!(b = realloc(batch.l, nc * sizeof(*b))))
+			return -ENOMEM;
+		batch.l = b;
+		batch.lcap = nc;
+	}
+	b = &batch.l[batch.n++];
+	memcpy(batch.buf + batch.len, line, n);
+	batch.len += n;
+	b->end = batch.len;
+	b->seq = store.seq;
+	b->size = store.size;
+	b->unvouched_from = store.unvouched_from;
+	b->since_cp = store.since_cp;
+	memcpy(b->prev, store.prev, sizeof(b->prev));
+	return 0;
+}
+
+/* Write the batch's lines. 0, or a negative errno: the lines from the first one not written
+ * whole are taken back (a torn line is cut off the segment) and the store's state is as it
+ * was before that line. */
+static int batch_flush(void)
+{
+	size_t done = 0, k = 0;
+	int e = 0;
+
+	while (done < batch.len) {
+		ssize_t w = write(store.fd, batch.buf + done, batch.len - done);
+
+		if (w <= 0) {
+			e = w < 0 ? errno : ENOSPC;
+			if (e == EINTR)
+				continue;
+			break;
+		}
+		done += (size_t)w;
+	}
+	if (store.stream && done) {
+		while (k < batch.n && batch.l[k].end <= done)
+			k++;
+		if (k) {
+			fwrite(batch.buf, 1, batch.l[k - 1].end, store.stream);
+			fflush(store.stream);
+		}
+	}
+	if (e) {
+		const struct bline *b;
+
+		for (k = 0; k < batch.n && batch.l[k].end <= done; k++)
+			;
+		b = &batch.l[k]; /* the first line not written whole: back to before it */
+		if (done > (k ? batch.l[k - 1].end : 0) && ftruncate(store.fd, (off_t)b->size))
+			log_error("audit: cannot take back a partial record: %s", strerror(errno));
+		lseek(store.fd, (off_t)b->size, SEEK_SET);
+		store.seq = b->seq;
+		store.size = b->size;
+		store.unvouched_from = b->unvouched_from;
+		store.since_cp = b->since_cp;
+		memcpy(store.prev, b->prev, sizeof(store.prev));
+	}
+	batch.written = store.seq;
+	batch.len = batch.n = 0;
+	return -e;
+}
+
+void audit_batch_begin(void)
+{
+	if (other)
+		return;
+	batch.on = 1;
+}
+
+int audit_batch_end(void)
+{
+	int r;
+
+	if (other || !batch.on)
+		return 0;
+	batch.on = 0;
+	r = store.fd >= 0 ? batch_flush() : 0;
+	if (r) {
+		if (!store.failing)
+			log_error("AUDIT TRAIL CANNOT BE WRITTEN (%s): statements are refused until "
+				  "records can be written again",
+				  strerror(-r));
+		store.failing = 1;
+	} else if (store.failing && store.fd >= 0) {
+		log_warn("audit trail writable again: statements flow again");
+		store.failing = 0;
+	}
+	if (batch.cap > (4u << 20)) { /* after huge records, do not keep their room */
+		free(batch.buf);
+		batch.buf = NULL;
+		batch.cap = 0;
+	}
+	return r;
+}
+
+/* Write one line (obj without its leading '{' gets seq and prev in front); in a batch, into
+ * the batch. */
 static int write_record(const char *obj, size_t len)
 {
 	static char *line; /* reused: records are written one at a time, by the loop */
@@ -128,6 +274,16 @@ static int write_record(const char *obj, size_t len)
 	if (len == 2) /* "{}": no trailing comma before the brace */
 		line[hl - 1] = '}', total = hl;
 	line[total] = '\n';
+	if (batch.on) {
+		int r = batch_add(line, total + 1);
+
+		if (r)
+			return r;
+		trail_chain_hash(line, total, store.prev);
+		store.seq++;
+		store.size += total + 1;
+		return 0;
+	}
 	w = write(store.fd, line, total + 1);
 	if (w != (ssize_t)(total + 1)) {
 		int e = w < 0 ? errno : ENOSPC;
@@ -141,6 +297,7 @@ static int write_record(const char *obj, size_t len)
 	}
 	trail_chain_hash(line, total, store.prev);
 	store.seq++;
+	batch.written = store.seq;
 	store.size += total + 1;
 	if (store.stream) {
 		fwrite(line, 1, total + 1, store.stream);
@@ -214,7 +371,12 @@ static int close_segment(const char *why, int force)
 
 	if (store.fd < 0)
 		return 0;
+	/* What a batch holds goes into this segment, before its closing checkpoint. */
+	if (batch.len && (r = batch_flush()) && !force)
+		return r;
 	r = checkpoint(why);
+	if (!r && batch.len)
+		r = batch_flush();
 	if (r && !force)
 		return r;
 	if (fsync(store.fd))
@@ -433,7 +595,7 @@ static int recover_tail(uint32_t n, int gz, int *bad, char *why, size_t whyn)
 	if (!sc.records)
 		return 0;
 	memcpy(store.prev, sc.prev, sizeof(store.prev));
-	store.seq = sc.seq;
+	store.seq = batch.written = sc.seq;
 	/* Records after the segment's last checkpoint are vouched for by nothing: anyone who
 	 * could write the file could have rewritten them, chain and all. */
 	if (!gz && sc.seq != sc.last_cp_seq)
@@ -679,8 +841,10 @@ int audit_append(const char *obj, size_t len)
 		return r;
 	}
 	if (store.failing) {
-		log_warn("audit trail writable again: statements flow again");
-		store.failing = 0;
+		if (!batch.on) { /* a batch says so once it is written */
+			log_warn("audit trail writable again: statements flow again");
+			store.failing = 0;
+		}
 	}
 	if (++store.since_cp >= store.cfg.checkpoint_every)
 		checkpoint("interval");
@@ -698,7 +862,7 @@ uint64_t audit_durable(void)
 {
 	if (other)
 		return other->durable();
-	return store.cfg.durability == AUDIT_FSYNC ? audit_syncer_durable() : store.seq;
+	return store.cfg.durability == AUDIT_FSYNC ? audit_syncer_durable() : batch.written;
 }
 
 void audit_sync_start(int waiting)

@@ -55,6 +55,18 @@ int audit_sync_done(void);
 void audit_tick(void);
 
 uint64_t audit_last_seq(void);
+/*
+ * The broker's batches (audit_serve.c: the records a worker sent in one go): between
+ * audit_batch_begin() and audit_batch_end(), audit_append() formats and chains each record
+ * (audit_last_seq() counts it) but writes it with the others, in one write at the end (or
+ * earlier, before a rollover, or when the batch holds 1 MiB). audit_batch_end() returns 0
+ * when every record is written, or a negative errno when the store could not write them all:
+ * the records after audit_last_seq() (as it is then) were not written and are dropped, the
+ * chain going on from the last whole line on disk. Nothing counts as durable before it is
+ * written. No batch in an engine worker (audit_remote.c batches itself).
+ */
+void audit_batch_begin(void);
+int audit_batch_end(void);
 /* The number of the segment records go into now (it changes when one fills). */
 uint32_t audit_segment(void);
 int audit_healthy(void);

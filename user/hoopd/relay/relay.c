@@ -478,6 +478,7 @@ static int side_read(struct side *d, size_t cap)
 			switch (SSL_get_error(d->ssl, r)) {
 			case SSL_ERROR_WANT_READ:
 				d->ssl_wants_write = 0;
+				d->readable = 0; /* the socket is drained: epoll says when not */
 				return progress;
 			case SSL_ERROR_WANT_WRITE:
 				d->ssl_wants_write = 1;
@@ -683,13 +684,14 @@ static int pump_tls(struct session *s)
 }
 
 /* Read side d (when epoll said it is readable and no read found it empty since; TLS may hold
- * decrypted bytes whatever the socket says), counting what came into *count and hoopd's
- * total. 0, or -1 when the session died. */
+ * bytes it read ahead, or want to write before it reads, whatever the socket says), counting
+ * what came into *count and hoopd's total. 0, or -1 when the session died. */
 static int pump_read(struct session *s, struct side *d, uint64_t *count, uint64_t *total)
 {
 	size_t before = d->in.len;
 
-	if (!(d->readable || d->ssl || d->unwatched))
+	if (!(d->readable || d->unwatched ||
+	      (d->ssl && (d->ssl_wants_write || SSL_has_pending(d->ssl)))))
 		return 0;
 	if (side_read(d, side_cap(s, d)) < 0) {
 		fail(s, d == &s->a ? "agent" : "database", errno);

@@ -60,6 +60,9 @@ static uint32_t g_cat_tokens;
 
 static void send_ctl(uint8_t type, uint32_t token, const void *body, size_t len)
 {
+	/* Records before the message about them (a session's end before ENDED, a request's
+	 * record before HELD), as when each record went at once. */
+	audit_remote_flush();
 	if (!g_ctl.ended && wchan_send(&g_ctl, type, token, body, len, NULL, 0))
 		log_error("engine worker %d: cannot reach the broker", g_idx);
 }
@@ -405,6 +408,7 @@ static void tick(void)
 		stats(&st);
 		send_ctl(WM_STATS, 0, &st, sizeof(st));
 	}
+	audit_remote_flush(); /* the records of this round, together */
 }
 
 int worker_main(int idx)
