@@ -15,8 +15,11 @@ What it measures, all in one process so every ratio compares numbers from the sa
   - Connection setup rate: pgbench -C -S -c 8 through every configuration, in the same rounds.
   - The process split: hoopd allow/off with one engine worker (w1) and with none (w0, the single
     process before the split) beside the default (one per CPU): the hand-off's cost per new
-    connection (-C) and per statement, and what a second worker gives at -c 64. hoopd's CPU
-    time and RSS count its workers.
+    connection (-C) and per statement. hoopd's CPU time and RSS count its workers.
+  - Worker scaling: pgbench -S -M simple -c 64 as AGENTS pgbench processes at once, each in an
+    agent cgroup of its own (AGENTS = 4 where the machine has 4 CPUs, else 2; hoopd places one
+    agent's sessions on one worker), direct and through hoopd allow/off with 1, 2 (and 4)
+    workers, in the same rounds: total TPS and its ratio to direct.
   - hoopd's RSS per idle agent connection: 1,000 through hoopd to the real PostgreSQL, 1,000 and
     10,000 to a stub server (bench/pgstub.py; PostgreSQL would need 10,000 backends), each on a
     fresh hoopd, held by bench/idle_agents.py in the agent cgroup; and pgbench -S -c 1 through
@@ -27,7 +30,7 @@ What it measures, all in one process so every ratio compares numbers from the sa
 Environment: BENCH_SECONDS (per pgbench run, default 3), BENCH_ROUNDS (default 3), BENCH_SCALE
 (pgbench scale, default 10), BENCH_ONLY (comma-separated configuration names) and
 BENCH_WORKLOADS (comma-separated workload names as in the table), for quick looks (RESULTS.md is
-then not written), BENCH_NO_PERF=1, BENCH_NO_IDLE=1.
+then not written), BENCH_NO_PERF=1, BENCH_NO_IDLE=1, BENCH_NO_SCALING=1.
 Everything started is stopped and removed on exit, also on failure or Ctrl-C.
 """
 import datetime
@@ -578,6 +581,68 @@ def perf_report(data, args, limit, lines=40):
 
 # ---- the report --------------------------------------------------------------------------------
 
+# ---- worker scaling ----------------------------------------------------------------------------
+
+SCALING_CLIENTS = 64
+
+
+def scaling_pgbench(work, port, cgroups, pids, seconds):
+    """pgbench -S -M simple with SCALING_CLIENTS clients split over one pgbench per cgroup (None:
+    direct, outside any), all at once: their total TPS and the proxy's CPU seconds."""
+    env = dict(os.environ, PGSSLMODE="disable")
+    per = SCALING_CLIENTS // len(cgroups)
+    c0 = sum(cpu_ticks(p) for p in pids)
+    procs = []
+    for cg in cgroups:
+        argv = [PGBENCH, "-n", "-S", "-M", "simple", "-T", str(seconds), "-c", str(per), "-j", "1",
+                "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "bench"]
+        procs.append(subprocess.Popen(cg.cmd(argv) if cg else argv, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, env=env))
+    tps = 0.0
+    for p in procs:
+        out = p.communicate(timeout=seconds + 120)[0]
+        m_tps = re.search(r"^tps = ([0-9.]+) \(without initial connection time\)", out, re.M)
+        m_f = re.search(r"^number of failed transactions: (\d+)", out, re.M)
+        if p.returncode != 0 or not m_tps or not m_f or int(m_f.group(1)) != 0:
+            raise RuntimeError("scaling pgbench failed (exit %d):\n%s" % (p.returncode, out[-3000:]))
+        tps += float(m_tps.group(1))
+    return {"tps": tps, "cpu_s": (sum(cpu_ticks(p) for p in pids) - c0) / CLK_TCK}
+
+
+def scaling_case(cleanup, work, pg):
+    """Direct and hoopd allow/off with 1, 2 (and 4) workers, AGENTS agents at once."""
+    ncpu = len(os.sched_getaffinity(0))
+    counts = [1, 2, 4] if ncpu >= 4 else [1, 2]
+    agents = max(counts)
+    cases = [("direct", None, [None] * agents)]
+    for n in counts:
+        hd = BenchHoopd(cleanup, policy_text("allow", pg.port), "scale-w%d" % n, "off", workers=n)
+        hd.start()
+        cgs = []
+        for a in range(agents):
+            cg = Cgroup(cleanup, "scale-w%d-a%d" % (n, a))
+            cleanup.push(lambda h=hd, c=cg: h.proc and h.ctl("detach", "--cgroup", c.path, check=False))
+            hd.ctl("attach", "--cgroup", cg.path, "--owner", "agent%d@example.org" % a)
+            cgs.append(cg)
+        cases.append(("hoopd allow/off, %d worker%s" % (n, "" if n == 1 else "s"), hd, cgs))
+    res = {}
+    for rnd in range(ROUNDS):
+        order = cases[rnd % len(cases):] + cases[:rnd % len(cases)]
+        for name, hd, cgs in order:
+            r = scaling_pgbench(work, pg.port, cgs, [hd.proc.pid] if hd else [], SECONDS)
+            res.setdefault(name, []).append(r)
+        log("scaling round %d/%d  %s" % (rnd + 1, ROUNDS, "  ".join(
+            "%s %.0f" % (n, res[n][-1]["tps"]) for n, _, _ in cases)))
+    for name, hd, cgs in cases:
+        if hd:
+            if hd.proc.poll() is not None:
+                raise RuntimeError("%s died during the run:\n%s" % (name, hd.log_text()[-3000:]))
+            for cg in cgs:
+                hd.ctl("detach", "--cgroup", cg.path, check=False)
+            hd.stop()
+    return {"agents": agents, "ncpu": ncpu, "names": [n for n, _, _ in cases], "res": res}
+
+
 def write_results(text):
     notes = ""
     if os.path.exists(RESULTS):
@@ -614,7 +679,8 @@ def mask_bench():
     return out
 
 
-def report(facts, cmd, started, elapsed, configs, workloads, res, idle, perf, audit, mask=None):
+def report(facts, cmd, started, elapsed, configs, workloads, res, idle, perf, audit, mask=None,
+           scaling=None):
     names = [c.name for c in configs]
     L = []
     L.append("# hoop benchmark results\n")
@@ -750,6 +816,34 @@ def report(facts, cmd, started, elapsed, configs, workloads, res, idle, perf, au
     L.append("")
     L.append("*other load*: the largest share of the machine's CPU that work outside the benchmark "
              "took during one of the case's runs.\n")
+
+    if scaling:
+        sr = scaling["res"]
+        L.append("## Worker scaling\n")
+        L.append("pgbench -S -M simple with %d clients in all, as %d pgbench processes run at once "
+                 "(%d clients each, -j 1), each in an agent cgroup of its own (hoopd runs one "
+                 "agent's sessions on one worker, and spreads agents over the workers); direct "
+                 "runs the same %d processes outside any cgroup. hoopd: the allow policy, --accel "
+                 "off. %d CPUs, shared with PostgreSQL and pgbench. Medians over %d rounds; ratios "
+                 "per round, then the median.\n" % (
+                     SCALING_CLIENTS, scaling["agents"], SCALING_CLIENTS // scaling["agents"],
+                     scaling["agents"], scaling["ncpu"], ROUNDS))
+        L.append("| configuration | total TPS | ×direct | ×1 worker | hoopd CPU s/100k statements |")
+        L.append("|---|---:|---:|---:|---:|")
+        one = [n for n in scaling["names"] if n.endswith(", 1 worker")]
+
+        def sratio(n, base):
+            if not base or base not in sr:
+                return None
+            return med([a["tps"] / b["tps"] for a, b in zip(sr[n], sr[base]) if b["tps"]])
+        for n in scaling["names"]:
+            cpu = med([r["cpu_s"] / max(1.0, r["tps"] * SECONDS) * 1e5 for r in sr[n]]) \
+                if n != "direct" else None
+            L.append("| %s | %s | %s | %s | %s |" % (
+                n, fmt(med([r["tps"] for r in sr[n]]), ".0f"), fmt(sratio(n, "direct"), ".3f"),
+                fmt(sratio(n, one[0] if one else None), ".3f") if n != "direct" else "—",
+                fmt(cpu, ".2f") if cpu is not None else "—"))
+        L.append("")
 
     if audit:
         L.append("## Audit trail written by each hoopd over the matrix\n")
@@ -929,9 +1023,14 @@ def run(cleanup, work, t_start, started, cmd):
             log("  RSS %d -> %d KiB: %.1f KiB per connection" % (i["before_kib"], i["held_kib"],
                                                                   i["per_conn_kib"]))
 
+    scaling = None
+    if os.environ.get("BENCH_NO_SCALING") != "1":
+        log("bench: worker scaling ...")
+        scaling = scaling_case(cleanup, work, pg)
     mask = mask_bench()
     elapsed = time.time() - t_start
-    text = report(facts, cmd, started, elapsed, configs, workloads, res, idle, perf, audit, mask)
+    text = report(facts, cmd, started, elapsed, configs, workloads, res, idle, perf, audit, mask,
+                  scaling)
     print(text)
     if ONLY or os.environ.get("BENCH_WORKLOADS"):
         log("bench: BENCH_ONLY or BENCH_WORKLOADS set: %s not written" % RESULTS)

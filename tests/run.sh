@@ -73,6 +73,7 @@ suite e2e-masking /usr/bin/python3 tests/e2e/test_masking.py
 suite e2e-deploy /usr/bin/python3 tests/e2e/test_deploy.py
 suite e2e-hostile /usr/bin/python3 tests/e2e/test_hostile.py
 suite e2e-workers /usr/bin/python3 tests/e2e/test_workers.py
+suite e2e-hostile-worker /usr/bin/python3 tests/e2e/test_hostile_worker.py
 # PostgreSQL 15's regression SQL directly and through hoopd, output against output, with psql
 # and again over the extended protocol (three to eight minutes on two shared cores, by their load).
 suite e2e-transparency /usr/bin/python3 tests/e2e/test_transparency.py
@@ -101,6 +102,8 @@ suite e2e-hostile-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect_leaks=
 	/usr/bin/python3 tests/e2e/test_hostile.py
 suite e2e-workers-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect_leaks=1 \
 	/usr/bin/python3 tests/e2e/test_workers.py
+suite e2e-hostile-worker-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect_leaks=1 \
+	/usr/bin/python3 tests/e2e/test_hostile_worker.py
 suite vmtest make --no-print-directory vmtest
 
 echo

@@ -254,6 +254,45 @@ def test_held_statement_on_a_lost_worker_is_recorded_failed(ctx):
     check(p.returncode != 0, "the agent's psql did not see its session end")
 
 
+def test_agents_spread_over_the_workers(ctx):
+    """An agent cgroup's first session goes to the worker with the fewest sessions, its later
+    ones to the worker that runs the others (its budget and caps are counted in one process):
+    a cgroup that alone lands on the busy worker goes to the idle one, and a busy cgroup's new
+    session joins its own worker even when the other has fewer."""
+    (wa, cga), (wb, cgb) = sorted(ctx.cgs.items())
+    extra = None
+    for i in range(16):
+        cg = Cgroup(ctx.cleanup, "spread%d" % i)
+        ctx.cleanup.push(lambda p=cg.path: ctx.hd.proc and ctx.hd.ctl("detach", "--cgroup", p, check=False))
+        ctx.hd.ctl("attach", "--cgroup", cg.path, "--owner", OWNER)
+        if worker_of(ctx, cg) == wa:
+            extra = cg
+            break
+    check(extra is not None, "no cgroup that alone lands on worker %d" % wa)
+
+    def on(cg):
+        return [c["worker"] for c in status(ctx)["connections"]
+                if c["cgroup"].endswith("/" + os.path.basename(cg.path))]
+    sleep = ["psql", "-X", dsn(ctx), "-c", "select pg_sleep(6)"]
+    wait_for(lambda: not status(ctx)["connections"], 10, "the probes' sessions to end")
+    held = []
+    try:
+        held += [cga.popen(sleep, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+        wait_for(lambda: len(on(cga)) == 2, 10, "two sessions of the first agent")
+        check(on(cga) == [wa, wa], "one agent's sessions on two workers: %r" % on(cga))
+        held.append(extra.popen(sleep, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_for(lambda: len(on(extra)) == 1, 10, "the second agent's session")
+        check(on(extra) == [wb], "the second agent went to worker %r, not to the idle %d" % (on(extra), wb))
+        held.append(cga.popen(sleep, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_for(lambda: len(on(cga)) == 3, 10, "a third session of the first agent")
+        check(on(cga) == [wa] * 3, "the first agent's new session left its worker: %r" % on(cga))
+    finally:
+        for p in held:
+            p.kill()
+            p.wait()
+    ctx.hd.ctl("detach", "--cgroup", extra.path)
+
+
 def test_metrics_and_status_sum_the_workers(ctx):
     """Counters a worker keeps (bytes relayed, connections closed) reach the broker's metrics
     and status within a couple of seconds."""
@@ -283,7 +322,7 @@ def test_stop_is_clean(ctx):
 TESTS = [test_workers_hold_no_privilege, test_sessions_run_in_workers_and_are_recorded_once,
          test_decisions_and_reloads_reach_the_worker_holding_the_session,
          test_sigkill_of_a_worker_loses_only_its_sessions, test_held_statement_on_a_lost_worker_is_recorded_failed,
-         test_metrics_and_status_sum_the_workers, test_stop_is_clean]
+         test_agents_spread_over_the_workers, test_metrics_and_status_sum_the_workers, test_stop_is_clean]
 
 if __name__ == "__main__":
     sys.exit(run_tests(TESTS, setup, teardown, sys.argv[1:]))

@@ -49,6 +49,7 @@ static struct {
 	int failing;	/* the broker says it cannot write the trail */
 	int sync_asked; /* a sync request is out, not answered yet */
 	struct qrec *head, *tail;
+	struct qrec *spare; /* a batch's room, kept for the next one */
 	size_t qbytes;
 	int refusing; /* the queue is full: said once */
 	/* Records the broker's store refused (audit_ipc_ack): the last REFUSED_RANGES ranges;
@@ -159,7 +160,10 @@ static void flush(void)
 		if (!rem.head)
 			rem.tail = NULL;
 		rem.qbytes -= q->len;
-		free(q);
+		if (q->kind == Q_BATCH && !rem.spare)
+			rem.spare = q; /* the next round's batch */
+		else
+			free(q);
 	}
 	if (!rem.head && rem.refusing) {
 		log_warn("audit: the channel to the broker has room again: statements flow again");
@@ -191,9 +195,12 @@ static int enqueue(const char *p, size_t len, enum qkind kind)
 	if (kind == Q_BATCH && len > AUDIT_IPC_FRAME_MAX - 1)
 		kind = Q_LONG;
 	cap = kind == Q_BATCH ? AUDIT_IPC_FRAME_MAX - 1 : len;
-	q = malloc(sizeof(*q) + cap);
-	if (!q)
+	if (kind == Q_BATCH && rem.spare) {
+		q = rem.spare;
+		rem.spare = NULL;
+	} else if (!(q = malloc(sizeof(*q) + cap))) {
 		return -ENOMEM;
+	}
 	q->next = NULL;
 	q->len = len;
 	q->off = 0;
@@ -362,6 +369,8 @@ static void remote_close(void)
 	}
 	rem.tail = NULL;
 	rem.qbytes = 0;
+	free(rem.spare);
+	rem.spare = NULL;
 	if (rem.out_fd >= 0) {
 		loop_del(&rem.outw);
 		close(rem.out_fd);

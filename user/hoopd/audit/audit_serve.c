@@ -57,6 +57,7 @@ static struct {
 	void *cb_arg;
 	void (*started_cb)(uint32_t worker_id, const char *session, void *arg);
 	size_t record_max;
+	struct json_tokener *tok; /* record_forged's, reset for each record */
 	char frame[AUDIT_IPC_FRAME_MAX];
 } srv = {.record_max = TRAIL_RECORD_MAX};
 
@@ -229,11 +230,15 @@ static int record_forged(const char *rec, size_t len, char *why, size_t whyn, ch
 	static const char *const store_kinds[] = {"checkpoint", "audit_open", "retention",
 						  "audit_tail_unverified", "audit_channel_cut",
 						  NULL};
-	struct json_tokener *tok = json_tokener_new_ex(64);
+	struct json_tokener *tok = srv.tok;
 	struct json_object *o = NULL, *v;
 	const char *kind;
 	int bad = 1;
 
+	if (!tok)
+		tok = srv.tok = json_tokener_new_ex(64);
+	else
+		json_tokener_reset(tok);
 	if (!tok || len > INT32_MAX) {
 		snprintf(why, whyn, "no memory to check it");
 		goto out;
@@ -267,8 +272,6 @@ static int record_forged(const char *rec, size_t len, char *why, size_t whyn, ch
 	bad = 0;
 out:
 	json_object_put(o);
-	if (tok)
-		json_tokener_free(tok);
 	return bad;
 }
 
@@ -516,4 +519,7 @@ void audit_serve_close_all(void)
 	while (srv.list)
 		drop(srv.list);
 	audit_serve_tick();
+	if (srv.tok)
+		json_tokener_free(srv.tok);
+	srv.tok = NULL;
 }

@@ -66,9 +66,11 @@ static int g_ctl_fd = -1;
 #define CTL_MAX_OTHERS 16
 /* hoopctl sends its request at once and reads the answer at once: a client that has not sent
  * a whole request in CTL_REQ_MS, or is still there after CTL_LIFE_MS, is dropped (root gets
- * the longer CTL_ROOT_LIFE_MS). */
+ * the longer CTL_ROOT_LIFE_MS). A request the engine workers answer (defer) waits for them:
+ * the broker answers without a worker that is silent for 1.5 s (ASK_MS, broker.c), well
+ * inside CTL_LIFE_MS. */
 #define CTL_REQ_MS 1000
-#define CTL_LIFE_MS 2000
+#define CTL_LIFE_MS 3000
 #define CTL_ROOT_LIFE_MS 5000
 static int g_nclients;
 
@@ -618,7 +620,7 @@ void control_tick(void)
 		int64_t age = now - c->since;
 
 		n = c->next;
-		if ((!c->out && age > CTL_REQ_MS) ||
+		if ((!c->out && !c->handle && age > CTL_REQ_MS) ||
 		    age > (privileged(c->uid) ? CTL_ROOT_LIFE_MS : CTL_LIFE_MS))
 			client_free(c);
 	}

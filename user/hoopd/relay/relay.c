@@ -1275,7 +1275,7 @@ void relay_release_synced(void)
 		    (barrier_passed(s->need_seq) || audit_refused_in(s->passed_seq, s->need_seq))) {
 			s->wait_sync = 0;
 			g_waiting--;
-			s->a.readable = s->s.readable = 1;
+			/* Both sides stayed polled while it waited: their readable flags hold. */
 			pump(s);
 		}
 	}

@@ -9,9 +9,10 @@
  * notifications and grants. Records go over the audit channel (audit_ipc.h) into the broker's
  * one chain.
  *
- * Placement: a session goes to the worker its attached cgroup hashes to, so that the cgroup's
- * buffer budget and caps are counted in one process; while that worker is being replaced, to
- * the next one that is up.
+ * Placement (place()): a session goes to the worker that runs its attached cgroup's other
+ * sessions, so that the cgroup's buffer budget and caps are counted in one process; the first
+ * session of a cgroup goes to the worker with the fewest sessions. Agents spread over the
+ * workers; one agent's sessions share one.
  *
  * A worker is not trusted: the broker reads only fixed-size structs whose strings it checks,
  * and JSON arrays it parses with json-c before it passes them on; anything else ends the
@@ -265,6 +266,10 @@ static void finish(struct worker *w)
 		nsess++;
 	}
 	w->stubs = NULL;
+	/* Its catalog loaders serve no one now (reaped by the tick). */
+	for (struct loader *l = g_loaders; l; l = l->next)
+		if (l->worker == w->idx && l->pid > 0)
+			kill(l->pid, SIGKILL);
 	for (struct held *h = w->held, *n; h; h = n) {
 		struct jbuf j;
 		char ts[TS_ISO_US_LEN];
@@ -958,20 +963,51 @@ fail:
 	return -1;
 }
 
+/*
+ * Placement: the worker that runs the cgroup's other sessions, so that its buffer budget,
+ * held-statement cap and grants are counted in one process; a cgroup with none goes to the
+ * worker with the fewest sessions (of those, the first from where its cap_cgid hashes), so that
+ * agents spread over the workers, each agent on one.
+ */
+static struct worker *place(const struct session *s, const struct cg_use *cgu)
+{
+	uint64_t h = s->cap_cgid * 0x9E3779B97F4A7C15ULL;
+	int base = (int)((h >> 32) % (uint64_t)g_n);
+	struct worker *best = NULL;
+	size_t best_n = SIZE_MAX;
+
+	for (int k = 0; k < g_n; k++) {
+		struct worker *w = &g_w[(base + k) % g_n];
+		size_t n = 0;
+
+		if (!w->up)
+			continue;
+		for (const struct stub *st = w->stubs; st; st = st->next, n++)
+			if (st->cgu == cgu)
+				return w;
+		if (n < best_n) {
+			best = w;
+			best_n = n;
+		}
+	}
+	return best;
+}
+
 static int handoff(const struct session *s, struct cg_use *cgu)
 {
 	struct wm_session m = {.agent = s->agent, .accel = (uint8_t)s->accel,
 			       .connecting = (uint8_t)s->connecting};
 	int fds[2] = {s->a.fd, s->s.fd};
-	uint64_t h = s->cap_cgid * 0x9E3779B97F4A7C15ULL;
+	struct worker *first = place(s, cgu);
 	struct stub *st;
 
-	int base = (int)((h >> 32) % (uint64_t)g_n);
+	if (!first)
+		return -1;
+	/* The placed worker; if its channel fails (it is being lost), any other that is up. */
+	for (int k = -1; k < g_n; k++) {
+		struct worker *w = k < 0 ? first : &g_w[k];
 
-	for (int k = 0; k < g_n; k++) {
-		struct worker *w = &g_w[(base + k) % g_n];
-
-		if (!w->up)
+		if (!w->up || (k >= 0 && w == first))
 			continue;
 		if (!(st = calloc(1, sizeof(*st))))
 			return -1;
