@@ -350,8 +350,8 @@ static int parse_options(int argc, char **argv)
 }
 
 /* --user as ids (sandbox_user): the named user, or by default hoop, else nobody. 0, or -1 after
- * saying why. */
-static int resolve_user(void)
+ * saying why. quiet: an engine worker, whose broker has said it already. */
+static int resolve_user(int quiet)
 {
 	struct sandbox_id id;
 	char err[256];
@@ -366,8 +366,9 @@ static int resolve_user(void)
 			log_error("no user hoop (nor nobody): name an unprivileged one with --user");
 			return -1;
 		}
-		log_warn("no user 'hoop': the catalog loader runs as 'nobody' (create a system "
-			 "user hoop, or name one with --user)");
+		if (!quiet)
+			log_warn("no user 'hoop': engine workers and catalog loaders run as "
+				 "'nobody' (create a system user hoop, or name one with --user)");
 	}
 	hoopd.o.run_uid = id.uid;
 	hoopd.o.run_gid = id.gid;
@@ -393,14 +394,14 @@ int main(int argc, char **argv)
 			return c;
 		snprintf(name, sizeof(name), "hoopd-worker%d", idx);
 		hlog_setup(strdup(name), log_json, (enum hlog_level)log_level);
-		if (resolve_user())
+		if (resolve_user(1))
 			return 1;
 		return worker_main(idx);
 	}
 	if ((c = parse_options(argc, argv)) >= 0)
 		return c;
 	hlog_setup("hoopd", log_json, (enum hlog_level)log_level);
-	if (resolve_user())
+	if (resolve_user(0))
 		return 1;
 	workers_answer = ctl_answer;
 	workers_status_json = control_status_json;
