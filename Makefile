@@ -175,6 +175,16 @@ $(OUT)/unit/test_fdpass: tests/unit/test_fdpass.c tests/unit/harness.h user/comm
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< user/common/fdpass.c -o $@
 
+# The MySQL/MariaDB dialect's parts: lexer, classifier (and sqlfacts.c for the kinds' names).
+MYSQL_SQL_SRC := user/hoopd/sql/mysqllex.c user/hoopd/sql/mysqlclass.c user/hoopd/sql/sqlfacts.c
+
+# The MySQL/MariaDB classifier (sql/mysqlclass.h): facts, the split, and its refusals.
+$(OUT)/unit/test_mysqlclass: tests/unit/test_mysqlclass.c tests/unit/harness.h $(MYSQL_SQL_SRC) \
+			     $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd/sql $(LDFLAGS) $< $(MYSQL_SQL_SRC) -ljson-c -lpg_query -o $@
+
 # The MySQL/MariaDB lexer (sql/mysqllex.h): tokens as the server cuts them, under each setting.
 $(OUT)/unit/test_mysqllex: tests/unit/test_mysqllex.c tests/unit/harness.h user/hoopd/sql/mysqllex.c \
 			   user/hoopd/sql/mysqllex.h
@@ -185,7 +195,7 @@ $(OUT)/unit/test_mysqllex: tests/unit/test_mysqllex.c tests/unit/harness.h user/
 # One summary line for all (tests/run.sh reads the last "unit: N passed, M failed").
 unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey \
       $(OUT)/unit/test_dialect $(OUT)/unit/test_trail $(OUT)/unit/test_fdpass \
-      $(OUT)/unit/test_mysqllex
+      $(OUT)/unit/test_mysqllex $(OUT)/unit/test_mysqlclass
 	$(Q)$(OUT)/unit/test_dialect tests/unit/sqlerror.cases >$(OUT)/unit/test_dialect.log 2>&1 || \
 		{ cat $(OUT)/unit/test_dialect.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)rm -rf $(OUT)/unit/trail-scratch
@@ -199,6 +209,8 @@ unit: $(OUT)/unit/test_policy $(OUT)/unit/test_sqlsize $(OUT)/unit/test_grantkey
 		{ cat $(OUT)/unit/test_fdpass.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$(OUT)/unit/test_mysqllex >$(OUT)/unit/test_mysqllex.log 2>&1 || \
 		{ cat $(OUT)/unit/test_mysqllex.log; echo "unit: 0 passed, 1 failed"; exit 1; }
+	$(Q)$(OUT)/unit/test_mysqlclass >$(OUT)/unit/test_mysqlclass.log 2>&1 || \
+		{ cat $(OUT)/unit/test_mysqlclass.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$< tests/unit/policy
 
 # The engine worker's sandbox (kernel/sandbox.c), as root: forbidden calls kill a sandboxed
@@ -428,6 +440,11 @@ $(FUZZ_OUT)/fuzz_mysqllex: fuzz/fuzz_mysqllex.c fuzz/fuzz_require.h user/hoopd/s
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -Iuser/hoopd/sql $< user/hoopd/sql/mysqllex.c -o $@
 
+$(FUZZ_OUT)/fuzz_mysqlclass: fuzz/fuzz_mysqlclass.c fuzz/fuzz_require.h $(MYSQL_SQL_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CLANG,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -Iuser/hoopd/sql $< $(MYSQL_SQL_SRC) -ljson-c -lpg_query -o $@
+
 $(FUZZ_OUT)/fuzz_sqlsize: fuzz/fuzz_sqlsize.c fuzz/fuzz_require.h user/hoopd/sql/sqlsize.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
@@ -490,7 +507,7 @@ fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agen
       $(FUZZ_OUT)/fuzz_pg_server $(FUZZ_OUT)/fuzz_pg_states $(FUZZ_OUT)/fuzz_maskplan \
       $(FUZZ_OUT)/fuzz_mask_datarow $(FUZZ_OUT)/fuzz_sqlshape $(FUZZ_OUT)/fuzz_audit_record \
       $(FUZZ_OUT)/fuzz_sqlsize $(FUZZ_OUT)/fuzz_dialect $(FUZZ_OUT)/fuzz_catwire \
-      $(FUZZ_OUT)/fuzz_mysqllex
+      $(FUZZ_OUT)/fuzz_mysqllex $(FUZZ_OUT)/fuzz_mysqlclass
 	$(call fuzz_run,policy,-artifact_prefix=$(FUZZ_OUT)/ -dict=fuzz/policy.dict)
 	$(call fuzz_run,sqlfacts,-artifact_prefix=$(FUZZ_OUT)/sqlfacts- -max_len=4096)
 	$(call fuzz_run,pg_agent,-artifact_prefix=$(FUZZ_OUT)/pg_agent- -dict=fuzz/pg.dict)
@@ -504,6 +521,7 @@ fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agen
 	$(call fuzz_run,dialect,-artifact_prefix=$(FUZZ_OUT)/dialect- -dict=fuzz/maskplan.dict -max_len=1024)
 	$(call fuzz_run,catwire,-artifact_prefix=$(FUZZ_OUT)/catwire- -max_len=4096)
 	$(call fuzz_run,mysqllex,-artifact_prefix=$(FUZZ_OUT)/mysqllex- -dict=fuzz/mysql.dict -max_len=2048)
+	$(call fuzz_run,mysqlclass,-artifact_prefix=$(FUZZ_OUT)/mysqlclass- -dict=fuzz/mysql.dict -max_len=2048)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
