@@ -234,16 +234,25 @@ static void test_split(void)
 	if (sp.n == 3) {
 		CHECK(sp.len[0] == 8 && !strncmp(t + sp.off[0], "select 1", 8));
 		CHECK(sp.len[1] == 12 && !strncmp(t + sp.off[1], "select 'a;b'", 12));
-		CHECK(!strncmp(t + sp.off[2], "select 2", sp.len[2]));
+		CHECK(sp.len[2] == 13 && !strncmp(t + sp.off[2], "select 2 -- ;", 13));
 	}
 	t = "/*!40101 SET NAMES utf8 */; select 1";
 	CHECK_EQ_INT(mysql_split(&st, t, strlen(t), &sp, why, sizeof(why)), 0);
 	CHECK_EQ_INT(sp.n, 2);
 	/* a statement that reads differently out of its executable comment */
-	t = "/*! select 1 */ , ssn from patients";
-	CHECK_EQ_INT(mysql_split(&st, t, strlen(t), &sp, why, sizeof(why)), -1);
+	/* executable comments around or inside one statement: the piece holds them whole */
+	t = "/*! select 1 */ , ssn from patients; select 2 /*!50100 , 3 */";
+	CHECK_EQ_INT(mysql_split(&st, t, strlen(t), &sp, why, sizeof(why)), 0);
+	CHECK_EQ_INT(sp.n, 2);
+	if (sp.n == 2) {
+		CHECK(sp.off[0] == 0 && sp.len[0] == 35);
+		CHECK(!strncmp(t + sp.off[1], "select 2 /*!50100 , 3 */", sp.len[1]) && sp.len[1] == 24);
+	}
 	t = "select 1 /*! , ssn */ from patients";
 	CHECK_EQ_INT(mysql_split(&st, t, strlen(t), &sp, why, sizeof(why)), 0);
+	/* one that spans two statements holds the ';' */
+	t = "select 1 /*! ; select ssn from patients */";
+	CHECK_EQ_INT(mysql_split(&st, t, strlen(t), &sp, why, sizeof(why)), -1);
 	t = "/*! select 1; select ssn from patients */";
 	CHECK_EQ_INT(mysql_split(&st, t, strlen(t), &sp, why, sizeof(why)), -1);
 	t = "begin not atomic select 1; select 2; end";

@@ -1482,7 +1482,7 @@ int mysql_split(const struct myl_settings *st, const char *text, size_t len,
 		struct mysql_split *out, char *why, size_t whyn)
 {
 	struct myl_result r;
-	size_t first = 0;
+	size_t first = 0, from = 0; /* the piece's first token, and where its text starts */
 
 	out->n = 0;
 	if (myl_lex(st, text, len, &r)) {
@@ -1492,6 +1492,7 @@ int mysql_split(const struct myl_settings *st, const char *text, size_t len,
 	}
 	for (size_t k = 0; k <= r.n; k++) {
 		int end = k == r.n || (r.tok[k].kind == MYL_OP && !strcmp(r.tok[k].op, ";"));
+		size_t to = k == r.n ? len : r.tok[k].off; /* the text up to the ';' */
 
 		if (!end)
 			continue;
@@ -1500,6 +1501,13 @@ int mysql_split(const struct myl_settings *st, const char *text, size_t len,
 			goto fail;
 		}
 		if (k > first) {
+			size_t off = from, l;
+
+			while (off < to && isspace((unsigned char)text[off]))
+				off++;
+			while (to > off && isspace((unsigned char)text[to - 1]))
+				to--;
+			l = to - off;
 			if (compound(text, r.tok, r.n, first)) {
 				snprintf(why, whyn, "a compound statement (its body holds statements "
 						    "hoop cannot judge one at a time)");
@@ -1509,19 +1517,20 @@ int mysql_split(const struct myl_settings *st, const char *text, size_t len,
 				snprintf(why, whyn, "more than %d statements", MYSQL_MAX_STMTS);
 				goto fail;
 			}
-			out->off[out->n] = r.tok[first].off;
-			out->len[out->n] = r.tok[k - 1].off + r.tok[k - 1].len - r.tok[first].off;
 			/* a statement is judged on its own text: it must read the same there
-			 * (an executable comment around part of it would not) */
-			if (!same_alone(st, text, &r, first, k, out->off[out->n],
-					out->len[out->n])) {
+			 * (an executable comment that opens in one statement and closes in
+			 * another would not) */
+			if (!same_alone(st, text, &r, first, k, off, l)) {
 				snprintf(why, whyn, "a statement that reads differently on its own "
-						    "(an executable comment across part of it)");
+						    "(an executable comment across statements)");
 				goto fail;
 			}
+			out->off[out->n] = off;
+			out->len[out->n] = l;
 			out->n++;
 		}
 		first = k + 1;
+		from = k < r.n ? r.tok[k].off + 1 : len;
 	}
 	myl_free(&r);
 	return 0;
