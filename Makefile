@@ -178,6 +178,12 @@ $(OUT)/unit/test_fdpass: tests/unit/test_fdpass.c tests/unit/harness.h user/comm
 # The MySQL/MariaDB dialect's parts: lexer, classifier (and sqlfacts.c for the kinds' names).
 MYSQL_SQL_SRC := user/hoopd/sql/mysqllex.c user/hoopd/sql/mysqlclass.c user/hoopd/sql/sqlfacts.c
 
+# The classifier as a line tool, for the differential tests against MariaDB (tests/mysql/).
+$(OUT)/tools/mysqlfacts: tests/mysql/mysqlfacts.c $(MYSQL_SQL_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd/sql $(LDFLAGS) $< $(MYSQL_SQL_SRC) -ljson-c -lpg_query -o $@
+
 # The MySQL/MariaDB classifier (sql/mysqlclass.h): facts, the split, and its refusals.
 $(OUT)/unit/test_mysqlclass: tests/unit/test_mysqlclass.c tests/unit/harness.h $(MYSQL_SQL_SRC) \
 			     $(HEADERS)

@@ -74,6 +74,9 @@ suite e2e-deploy /usr/bin/python3 tests/e2e/test_deploy.py
 suite e2e-hostile /usr/bin/python3 tests/e2e/test_hostile.py
 suite e2e-workers /usr/bin/python3 tests/e2e/test_workers.py
 suite e2e-hostile-worker /usr/bin/python3 tests/e2e/test_hostile_worker.py
+# The MySQL/MariaDB classifier against a real MariaDB 10.11 (grammar and table privileges).
+make --no-print-directory build/tools/mysqlfacts >/dev/null || total_fail=$((total_fail + 1))
+suite mysql-dialect /usr/bin/python3 tests/mysql/test_dialect.py
 # PostgreSQL 15's regression SQL directly and through hoopd, output against output, with psql
 # and again over the extended protocol (three to eight minutes on two shared cores, by their load).
 suite e2e-transparency /usr/bin/python3 tests/e2e/test_transparency.py
