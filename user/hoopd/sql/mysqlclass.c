@@ -259,8 +259,33 @@ static int not_a_call(const struct p *p)
  * a ')' closing an outer level, the end, or a word in `stop` at this level. Subqueries are read
  * as queries, calls recorded as functions. 0, or -1.
  */
+/* Does an expression that ends with token t lack its last operand ("1 +", "a and")? */
+static int dangling(const struct p *p, const struct myl_token *t)
+{
+	static const char *const ops[] = {"+", "-", "/", "%", "=", "<", ">", "<=", ">=", "<>",
+					  "!=", "<=>", "&&", "||", "!", "~", "^", "&", "|", "<<",
+					  ">>", ":=", "->", "->>", ".", ",", NULL};
+	static const char *const words[] = {"and", "or", "not", "xor", "is", "like", "between",
+					    "in", "div", "mod", "regexp", "rlike", "escape",
+					    "collate", "interval", "binary", "case", "when", "then",
+					    "else", NULL};
+
+	if (t->kind == MYL_OP) {
+		for (int i = 0; ops[i]; i++)
+			if (!strcmp(t->op, ops[i]))
+				return 1;
+		return 0;
+	}
+	for (int i = 0; words[i]; i++)
+		if (myl_is(p->s, t, words[i]))
+			return 1;
+	return 0;
+}
+
 static int expr(struct p *p, int comma_ends, const char *const *stop)
 {
+	size_t first = p->i;
+
 	if (++p->depth > MAX_DEPTH)
 		return fail(p, "nested too deep");
 	for (;;) {
@@ -323,15 +348,35 @@ static int expr(struct p *p, int comma_ends, const char *const *stop)
 			return fail(p, "a query where an expression goes");
 		p->i++;
 	}
+	if (p->i > first && dangling(p, &p->t[p->i - 1]))
+		return fail(p, "an expression that ends early");
 	p->depth--;
+	return 0;
+}
+
+/* A condition (WHERE, HAVING, ON): one expression, not empty, not a list. */
+static int cond(struct p *p, const char *const *stop)
+{
+	size_t first = p->i;
+
+	if (expr(p, 1, stop))
+		return -1;
+	if (p->i == first)
+		return fail(p, "a condition expected");
+	if (op(p, ","))
+		return fail(p, "a list where a condition goes");
 	return 0;
 }
 
 static int expr_list(struct p *p, const char *const *stop)
 {
 	do {
+		size_t first = p->i;
+
 		if (expr(p, 1, stop))
 			return -1;
+		if (p->i == first)
+			return fail(p, "an expression expected");
 	} while (accept_op(p, ","));
 	return 0;
 }
@@ -497,7 +542,7 @@ static int join_tail(struct p *p, int written)
 			    "intersect", "into", "for", "lock", "window", "join", "inner", "left",
 			    "right", "cross", "natural", "straight_join", "set", "returning", NULL};
 
-			if (expr(p, 1, on_stop))
+			if (cond(p, on_stop))
 				return -1;
 		} else if (!natural && !straight && accept_kw(p, "using")) {
 			if (column_list(p))
@@ -636,7 +681,7 @@ static int select_block(struct p *p, int *limited)
 		if (table_refs(p, 0))
 			return -1;
 	}
-	if (accept_kw(p, "where") && expr(p, 0, where_stop))
+	if (accept_kw(p, "where") && cond(p, where_stop))
 		return -1;
 	if (accept_kw(p, "group")) {
 		if (expect_kw(p, "by") || expr_list(p, group_stop))
@@ -644,7 +689,7 @@ static int select_block(struct p *p, int *limited)
 		if (kw(p, "with") && kw_at(p, 1, "rollup"))
 			p->i += 2;
 	}
-	if (accept_kw(p, "having") && expr(p, 0, where_stop))
+	if (accept_kw(p, "having") && cond(p, where_stop))
 		return -1;
 	if (accept_kw(p, "window")) {
 		static const char *const wstop[] = {"order", "limit", "union", "except",
@@ -664,6 +709,8 @@ static int query_term(struct p *p, int *limited)
 	if (accept_kw(p, "table")) {
 		char name[SQLFACTS_NAME];
 
+		if (p->st->mariadb)
+			return fail(p, "TABLE is MySQL's, not MariaDB's");
 		kind(p, SK_SELECT);
 		if (qname(p, name))
 			return -1;
@@ -672,7 +719,9 @@ static int query_term(struct p *p, int *limited)
 	}
 	if (accept_kw(p, "values")) {
 		do {
-			accept_kw(p, "row");
+			/* MySQL writes each row ROW(...); MariaDB's value constructor has no ROW */
+			if (p->st->mariadb ? kw(p, "row") : !accept_kw(p, "row"))
+				return fail(p, "VALUES rows as the server does not write them");
 			if (expect_op(p, "(") || expr_list(p, NULL) || expect_op(p, ")"))
 				return -1;
 		} while (accept_op(p, ","));
@@ -820,7 +869,7 @@ static int update_stmt(struct p *p)
 	if (table_refs(p, 1) || expect_kw(p, "set") || assignments(p, set_stop))
 		return -1;
 	if (accept_kw(p, "where")) {
-		if (expr(p, 0, where_stop))
+		if (cond(p, where_stop))
 			return -1;
 	} else {
 		p->f->write_without_where = 1;
@@ -878,7 +927,7 @@ static int delete_stmt(struct p *p)
 			return -1;
 	}
 	if (accept_kw(p, "where")) {
-		if (expr(p, 0, where_stop))
+		if (cond(p, where_stop))
 			return -1;
 	} else {
 		p->f->write_without_where = 1;
