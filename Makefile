@@ -440,13 +440,14 @@ $(FUZZ_OUT)/fuzz_catwire: fuzz/fuzz_catwire.c fuzz/fuzz_require.h \
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< user/hoopd/catalog/catalog_wire.c user/hoopd/mask/catalog.c \
 		-o $@
 
-$(FUZZ_OUT)/fuzz_mysqllex: fuzz/fuzz_mysqllex.c fuzz/fuzz_require.h user/hoopd/sql/mysqllex.c \
-			   user/hoopd/sql/mysqllex.h
+$(FUZZ_OUT)/fuzz_mysqllex: fuzz/fuzz_mysqllex.c fuzz/fuzz_require.h fuzz/mysql_fuzz.h \
+			   user/hoopd/sql/mysqllex.c user/hoopd/sql/mysqllex.h
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -Iuser/hoopd/sql $< user/hoopd/sql/mysqllex.c -o $@
 
-$(FUZZ_OUT)/fuzz_mysqlclass: fuzz/fuzz_mysqlclass.c fuzz/fuzz_require.h $(MYSQL_SQL_SRC) $(HEADERS)
+$(FUZZ_OUT)/fuzz_mysqlclass: fuzz/fuzz_mysqlclass.c fuzz/fuzz_require.h fuzz/mysql_fuzz.h $(MYSQL_SQL_SRC) \
+			     $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -Iuser/hoopd/sql $< $(MYSQL_SQL_SRC) -ljson-c -lpg_query -o $@

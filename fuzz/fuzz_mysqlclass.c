@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "fuzz_require.h"
+#include "mysql_fuzz.h"
 #include "mysqlclass.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -50,10 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!size)
 		return 0;
-	st.mariadb = !(data[0] & 1);
-	st.ansi_quotes = !!(data[0] & 2);
-	st.no_backslash_escapes = !!(data[0] & 4);
-	st.version = data[0] & 8 ? 0 : st.mariadb ? 101106 : 80036;
+	mysql_fuzz_settings(data[0], &st);
 	text = (const char *)data + 1;
 	len = size - 1;
 	fr = mysql_facts(&st, text, len, &whole);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "fuzz_require.h"
+#include "mysql_fuzz.h"
 #include "mysqllex.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -30,10 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!size)
 		return 0;
-	st.mariadb = !(data[0] & 1);
-	st.ansi_quotes = !!(data[0] & 2);
-	st.no_backslash_escapes = !!(data[0] & 4);
-	st.version = data[0] & 8 ? 0 : st.mariadb ? 101106 : 80036;
+	mysql_fuzz_settings(data[0], &st);
 	text = (const char *)data + 1;
 	len = size - 1;
 	if (myl_lex(&st, text, len, &r)) {
@@ -53,7 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (t->kind == MYL_OP)
 			REQUIRE(strlen(t->op) == t->len && !memcmp(p, t->op, t->len));
 		if (t->kind == MYL_QIDENT)
-			REQUIRE(t->len >= 2 && (p[0] == '`' || p[0] == '"') && p[t->len - 1] == p[0]);
+			REQUIRE(t->len >= 2 && (p[0] == '`' || p[0] == '"') &&
+				p[t->len - 1] == p[0]);
 		if (t->kind == MYL_STRING)
 			REQUIRE(t->len >= 2 && (p[t->len - 1] == '\'' || p[t->len - 1] == '"'));
 		if (i && t->off > prev_end) {

@@ -39,7 +39,8 @@ int main(void)
 		for (ssize_t i = 0; i < n; i++) {
 			if (line[i] == '\n')
 				break;
-			if (line[i] == '\\' && i + 1 < n && (line[i + 1] == 'n' || line[i + 1] == '\\')) {
+			if (line[i] == '\\' && i + 1 < n &&
+			    (line[i + 1] == 'n' || line[i + 1] == '\\')) {
 				line[len++] = line[i + 1] == 'n' ? '\n' : '\\';
 				i++;
 				continue;
@@ -54,14 +55,17 @@ int main(void)
 
 			for (int i = 0; i < SK_COUNT; i++)
 				if (f.kinds & (1ULL << i))
-					json_object_array_add(k, json_object_new_string(sqlfacts_kind_name(i)));
+					json_object_array_add(
+					    k, json_object_new_string(sqlfacts_kind_name(i)));
 			json_object_object_add(o, "ok", json_object_new_boolean(1));
 			json_object_object_add(o, "kinds", k);
 			json_object_object_add(o, "read", list(f.read, f.nread));
 			json_object_object_add(o, "written", list(f.written, f.nwritten));
 			json_object_object_add(o, "functions", list(f.functions, f.nfunctions));
 			json_object_object_add(o, "too_many", json_object_new_boolean(f.too_many));
-			json_object_object_add(o, "pieces", json_object_new_int(
+			json_object_object_add(
+			    o, "pieces",
+			    json_object_new_int(
 				mysql_split(&st, line, len, &sp, why, sizeof(why)) ? -1 : sp.n));
 		}
 		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));

@@ -20,8 +20,7 @@ struct ccase {
 static const struct ccase cases[] = {
     {"select 1", "K:select +nolimit"},
     {"select * from patients limit 10", "K:select R:patients"},
-    {"SELECT name FROM `Clinic`.`Patients` p WHERE p.id = 1 LIMIT 1",
-     "K:select R:clinic.patients"},
+    {"SELECT name FROM `Clinic`.`Patients` p WHERE p.id = 1 LIMIT 1", "K:select R:clinic.patients"},
     {"select a from t1, t2 join t3 on t2.x = t3.x left join t4 using (y) limit 1",
      "K:select R:t1,t2,t3,t4"},
     {"select (select ssn from patients limit 1) limit 1", "K:select R:patients"},
@@ -41,7 +40,8 @@ static const struct ccase cases[] = {
     {"select 1 /*!99999 , (select ssn from patients) */ limit 1", "K:select"},
     {"select count(*), load_file('/etc/passwd'), db1.f(2) from t limit 1",
      "K:select R:t F:count,db1.f,load_file"},
-    {"select a from t order by (select max(ssn) from patients) limit 1", "K:select R:patients,t F:max"},
+    {"select a from t order by (select max(ssn) from patients) limit 1",
+     "K:select R:patients,t F:max"},
     {"select a from t group by a having max(b) > (select 1 from patients) limit 1",
      "K:select R:patients,t F:max"},
     {"select a from t1 join t2 on t2.id = (select id from patients limit 1) limit 1",
@@ -72,7 +72,8 @@ static const struct ccase cases[] = {
     {"update t1 join t2 on t1.id = t2.id set t1.a = t2.b where t2.c = 1",
      "K:update R:t1,t2 W:t1,t2"},
     {"delete from patients", "K:delete R:patients W:patients +nowhere"},
-    {"delete from patients where id in (select id from t)", "K:delete,select R:patients,t W:patients"},
+    {"delete from patients where id in (select id from t)",
+     "K:delete,select R:patients,t W:patients"},
     {"delete t1 from t1 join t2 on t1.id = t2.id where t2.x = 1", "K:delete R:t1,t2 W:t1"},
     {"delete from t1, t2 using t1 join t2 join t3 where t1.id = t3.id",
      "K:delete R:t1,t2,t3 W:t1,t2"},
@@ -113,7 +114,8 @@ static const struct ccase cases[] = {
     {"create table t3 (id int primary key, b text default 'x')", "K:create_table R:t3 W:t3"},
     {"create table t4 like patients", "K:create_table R:patients,t4 W:t4"},
     {"create view v as select ssn from patients", "K:create_view,select R:patients"},
-    {"alter table patients drop column ssn", "K:alter_table,alter_table_drop_column R:patients W:patients"},
+    {"alter table patients drop column ssn",
+     "K:alter_table,alter_table_drop_column R:patients W:patients"},
     {"alter table patients add index i (a)", "K:alter_table R:patients W:patients F:i"},
     {"rename table a to b", "K:rename R:a,b W:a,b"},
     {"lock tables patients read, t write", "K:lock R:patients,t"},
@@ -184,7 +186,8 @@ static void render(const struct sqlfacts *f, char *out, size_t n)
 				names[j - 1] = x;
 			}
 		for (int i = 0; i < cnt; i++) {
-			snprintf(out + strlen(out), n - strlen(out), "%s%s", first ? "" : ",", names[i]);
+			snprintf(out + strlen(out), n - strlen(out), "%s%s", first ? "" : ",",
+				 names[i]);
 			first = 0;
 		}
 	}
@@ -250,7 +253,8 @@ static void test_split(void)
 	CHECK_EQ_INT(sp.n, 2);
 	if (sp.n == 2) {
 		CHECK(sp.off[0] == 0 && sp.len[0] == 35);
-		CHECK(!strncmp(t + sp.off[1], "select 2 /*!50100 , 3 */", sp.len[1]) && sp.len[1] == 24);
+		CHECK(!strncmp(t + sp.off[1], "select 2 /*!50100 , 3 */", sp.len[1]) &&
+		      sp.len[1] == 24);
 	}
 	t = "select 1 /*! , ssn */ from patients";
 	CHECK_EQ_INT(mysql_split(&st, t, strlen(t), &sp, why, sizeof(why)), 0);

@@ -11,10 +11,10 @@
 #include "harness.h"
 #include "mysqllex.h"
 
-#define MARIA 1
-#define ANSI 2
-#define NOBS 4
-#define MYSQL80 8
+#define MARIA	  1
+#define ANSI	  2
+#define NOBS	  4
+#define MYSQL80	  8
 #define NOVERSION 16
 
 struct lcase {
@@ -26,12 +26,14 @@ struct lcase {
 static const struct lcase cases[] = {
     /* plain statements */
     {MARIA, "select 1", "I:select N:1"},
-    {MARIA, "SELECT a,b FROM t WHERE x<=>y;", "I:SELECT I:a O:, I:b I:FROM I:t I:WHERE I:x O:<=> I:y O:;"},
+    {MARIA, "SELECT a,b FROM t WHERE x<=>y;",
+     "I:SELECT I:a O:, I:b I:FROM I:t I:WHERE I:x O:<=> I:y O:;"},
     {MARIA, "select `a``b`, `t`.`c` from `d`.`t`",
      "I:select Q:`a``b` O:, Q:`t` O:. Q:`c` I:from Q:`d` O:. Q:`t`"},
     {MARIA, "select t.1a, t.5 from t", "I:select I:t O:. I:1a O:, I:t O:. I:5 I:from I:t"},
     {MARIA, "select .5, 1.5e3, 1e5, 1e+5, 12., 0x1F, 0b101, 0xZZ, 1abc",
-     "I:select N:.5 O:, N:1.5e3 O:, N:1e5 O:, N:1e+5 O:, N:12. O:, H:0x1F O:, B:0b101 O:, I:0xZZ O:, I:1abc"},
+     "I:select N:.5 O:, N:1.5e3 O:, N:1e5 O:, N:1e+5 O:, N:12. O:, H:0x1F O:, B:0b101 O:, I:0xZZ "
+     "O:, I:1abc"},
     {MARIA, "select 1e5x", "ERR"},
     {MARIA, "select 1.5x", "ERR"},
     {MARIA, "select X'4a', b'01', N'abc', _utf8mb4'x', _latin1\"y\"",
@@ -43,7 +45,8 @@ static const struct lcase cases[] = {
      "I:select I:a O:-> S:'$.x' O:, I:a O:->> S:'$.y' O:, I:a O::= N:1 O:, I:a O:|| I:b O:, "
      "I:a O:&& I:b O:, N:1 O:<< N:2 O:, N:3 O:!= N:4 O:, N:5 O:<> N:6"},
     /* strings: doubled quotes, backslashes, and sql_mode */
-    {MARIA, "select 'a''b', 'c\\'d', \"e\"\"f\"", "I:select S:'a''b' O:, S:'c\\'d' O:, S:\"e\"\"f\""},
+    {MARIA, "select 'a''b', 'c\\'d', \"e\"\"f\"",
+     "I:select S:'a''b' O:, S:'c\\'d' O:, S:\"e\"\"f\""},
     {MARIA, "select 'a\\' from patients -- '", "I:select S:'a\\' from patients -- '"},
     {MARIA | NOBS, "select 'a\\' from patients -- '", "I:select S:'a\\' I:from I:patients"},
     {MARIA, "select \"a\" from t", "I:select S:\"a\" I:from I:t"},
@@ -67,15 +70,19 @@ static const struct lcase cases[] = {
     {MARIA, "select 1 /*!999999 , ssn */ from patients", "I:select N:1 I:from I:patients"},
     /* MariaDB skips MySQL 5.7+ versions unless marked M */
     {MARIA, "select 1 /*!80000 , ssn */ from patients", "I:select N:1 I:from I:patients"},
-    {MARIA, "select 1 /*M!80000 , ssn */ from patients", "I:select N:1 O:, I:ssn I:from I:patients"},
-    {MARIA, "select 1 /*M!100100 , ssn */ from patients", "I:select N:1 O:, I:ssn I:from I:patients"},
+    {MARIA, "select 1 /*M!80000 , ssn */ from patients",
+     "I:select N:1 O:, I:ssn I:from I:patients"},
+    {MARIA, "select 1 /*M!100100 , ssn */ from patients",
+     "I:select N:1 O:, I:ssn I:from I:patients"},
     {MARIA, "select 1 /*M!110000 , ssn */ from patients", "I:select N:1 I:from I:patients"},
     /* MySQL: runs 5.7+ versions; slash-star-M-bang is a plain comment there */
-    {MYSQL80, "select 1 /*!80000 , ssn */ from patients", "I:select N:1 O:, I:ssn I:from I:patients"},
+    {MYSQL80, "select 1 /*!80000 , ssn */ from patients",
+     "I:select N:1 O:, I:ssn I:from I:patients"},
     {MYSQL80, "select 1 /*M!80000 , ssn */ from patients", "I:select N:1 I:from I:patients"},
     {MYSQL80, "select 1 /*!800000 , ssn */ from patients", "ERR"},
     {MARIA | NOVERSION, "select 1 /*!50100 , ssn */ from patients", "ERR"},
-    {MARIA | NOVERSION, "select 1 /*! , ssn */ from patients", "I:select N:1 O:, I:ssn I:from I:patients"},
+    {MARIA | NOVERSION, "select 1 /*! , ssn */ from patients",
+     "I:select N:1 O:, I:ssn I:from I:patients"},
     {MARIA, "select 1 /*! , '*/' */ from t", "I:select N:1 O:, S:'*/' I:from I:t"},
     {MARIA, "select 1 /*! # a */ , ssn */ from t", "ERR"},
     {MARIA, "select 1 /*! # a */\n , ssn */ from t", "I:select N:1 O:, I:ssn I:from I:t"},
@@ -124,7 +131,7 @@ static void test_cases(void)
 					  .no_backslash_escapes = !!(c->flags & NOBS),
 					  .version = c->flags & NOVERSION ? 0
 						     : c->flags & MYSQL80 ? 80036
-									    : 101106};
+									  : 101106};
 		struct myl_result r;
 		int rc = myl_lex(&st, c->text, strlen(c->text), &r);
 

@@ -14,7 +14,7 @@
 #include <strings.h>
 
 #define MAX_DEPTH 64
-#define MAX_CTES 32
+#define MAX_CTES  32
 
 struct p {
 	const struct myl_settings *st;
@@ -40,7 +40,8 @@ static const struct myl_token *tk(const struct p *p, size_t k)
 
 static int at_end(const struct p *p)
 {
-	return tk(p, 0)->kind == MYL_END || (tk(p, 0)->kind == MYL_OP && !strcmp(tk(p, 0)->op, ";"));
+	return tk(p, 0)->kind == MYL_END ||
+	       (tk(p, 0)->kind == MYL_OP && !strcmp(tk(p, 0)->op, ";"));
 }
 
 /* Where the statement at p->i ends: its ';' or the end of the text. */
@@ -128,17 +129,87 @@ static void kind(struct p *p, enum sql_kind k)
 /* Words that end a clause or cannot be a name or alias where one is read. */
 static int reserved(const struct p *p, size_t k)
 {
-	static const char *const words[] = {
-	    "select", "from", "where", "group", "having", "order", "limit", "union", "except",
-	    "intersect", "on", "using", "join", "inner", "left", "right", "cross", "natural",
-	    "straight_join", "for", "lock", "into", "window", "set", "values", "value", "returning",
-	    "partition", "as", "and", "or", "not", "is", "in", "like", "between", "when", "then",
-	    "else", "end", "case", "with", "outer", "full", "procedure", "use", "force", "ignore",
-	    "key", "index", "by", "asc", "desc", "distinct", "all", "exists", "interval", "xor",
-	    "div", "mod", "regexp", "rlike", "escape", "collate", "binary", "null", "table",
-	    "lateral", "recursive", "duplicate", "offset", "fetch", "high_priority",
-	    "low_priority", "delayed", "quick", "sql_calc_found_rows", "window", "row", "over",
-	    NULL};
+	static const char *const words[] = {"select",
+					    "from",
+					    "where",
+					    "group",
+					    "having",
+					    "order",
+					    "limit",
+					    "union",
+					    "except",
+					    "intersect",
+					    "on",
+					    "using",
+					    "join",
+					    "inner",
+					    "left",
+					    "right",
+					    "cross",
+					    "natural",
+					    "straight_join",
+					    "for",
+					    "lock",
+					    "into",
+					    "window",
+					    "set",
+					    "values",
+					    "value",
+					    "returning",
+					    "partition",
+					    "as",
+					    "and",
+					    "or",
+					    "not",
+					    "is",
+					    "in",
+					    "like",
+					    "between",
+					    "when",
+					    "then",
+					    "else",
+					    "end",
+					    "case",
+					    "with",
+					    "outer",
+					    "full",
+					    "procedure",
+					    "use",
+					    "force",
+					    "ignore",
+					    "key",
+					    "index",
+					    "by",
+					    "asc",
+					    "desc",
+					    "distinct",
+					    "all",
+					    "exists",
+					    "interval",
+					    "xor",
+					    "div",
+					    "mod",
+					    "regexp",
+					    "rlike",
+					    "escape",
+					    "collate",
+					    "binary",
+					    "null",
+					    "table",
+					    "lateral",
+					    "recursive",
+					    "duplicate",
+					    "offset",
+					    "fetch",
+					    "high_priority",
+					    "low_priority",
+					    "delayed",
+					    "quick",
+					    "sql_calc_found_rows",
+					    "window",
+					    "row",
+					    "over",
+					    NULL};
 	const struct myl_token *t = tk(p, k);
 
 	if (t->kind != MYL_IDENT)
@@ -241,12 +312,12 @@ static int query_start(const struct p *p, size_t k)
 /* Words after which '(' is not a function call. */
 static int not_a_call(const struct p *p)
 {
-	static const char *const words[] = {"in", "exists", "not", "and", "or", "xor", "any",
-					    "some", "all", "row", "values", "value", "interval",
-					    "when", "then", "else", "case", "using", "over", "as",
-					    "on", "is", "like", "between", "div", "mod", "by",
-					    "returning", "set", "partition", "columns", "nested",
-					    NULL};
+	static const char *const words[] = {
+	    "in",   "exists",	 "not",	    "and",    "or",    "xor",	   "any",
+	    "some", "all",	 "row",	    "values", "value", "interval", "when",
+	    "then", "else",	 "case",    "using",  "over",  "as",	   "on",
+	    "is",   "like",	 "between", "div",    "mod",   "by",	   "returning",
+	    "set",  "partition", "columns", "nested", NULL};
 
 	for (int i = 0; words[i]; i++)
 		if (kw(p, words[i]))
@@ -262,13 +333,13 @@ static int not_a_call(const struct p *p)
 /* Does an expression that ends with token t lack its last operand ("1 +", "a and")? */
 static int dangling(const struct p *p, const struct myl_token *t)
 {
-	static const char *const ops[] = {"+", "-", "/", "%", "=", "<", ">", "<=", ">=", "<>",
-					  "!=", "<=>", "&&", "||", "!", "~", "^", "&", "|", "<<",
-					  ">>", ":=", "->", "->>", ".", ",", NULL};
-	static const char *const words[] = {"and", "or", "not", "xor", "is", "like", "between",
-					    "in", "div", "mod", "regexp", "rlike", "escape",
-					    "collate", "interval", "binary", "case", "when", "then",
-					    "else", NULL};
+	static const char *const ops[] = {
+	    "+", "-", "/", "%", "=", "<",  ">",	 "<=", ">=", "<>",  "!=", "<=>", "&&", "||",
+	    "!", "~", "^", "&", "|", "<<", ">>", ":=", "->", "->>", ".",  ",",	 NULL};
+	static const char *const words[] = {
+	    "and",	"or",	  "not",  "xor",    "is",    "like",   "between",
+	    "in",	"div",	  "mod",  "regexp", "rlike", "escape", "collate",
+	    "interval", "binary", "case", "when",   "then",  "else",   NULL};
 
 	if (t->kind == MYL_OP) {
 		for (int i = 0; ops[i]; i++)
@@ -325,7 +396,8 @@ static int expr(struct p *p, int comma_ends, const char *const *stop)
 
 				if (t->kind == MYL_IDENT && reserved(p, 0)) {
 					p->i++;
-					continue; /* a keyword with parentheses (CAST, CONVERT...) */
+					continue; /* a keyword with parentheses (CAST, CONVERT...)
+						   */
 				}
 				if (qname(p, fn))
 					return -1;
@@ -344,7 +416,8 @@ static int expr(struct p *p, int comma_ends, const char *const *stop)
 				continue;
 			}
 		}
-		if (t->kind == MYL_IDENT && (kw(p, "values") || kw(p, "table")) && !op_at(p, 1, "("))
+		if (t->kind == MYL_IDENT && (kw(p, "values") || kw(p, "table")) &&
+		    !op_at(p, 1, "("))
 			return fail(p, "a query where an expression goes");
 		p->i++;
 	}
@@ -382,31 +455,38 @@ static int expr_list(struct p *p, const char *const *stop)
 }
 
 /* What ends each clause of a query. */
-static const char *const q_stop[] = {"from", "where", "group", "having", "order", "limit",
-				     "union", "except", "intersect", "into", "for", "lock",
-				     "window", "on", "using", "join", "inner", "left", "right",
-				     "cross", "natural", "straight_join", "returning", NULL};
+static const char *const q_stop[] = {"from",	"where",	 "group",     "having",	   "order",
+				     "limit",	"union",	 "except",    "intersect", "into",
+				     "for",	"lock",		 "window",    "on",	   "using",
+				     "join",	"inner",	 "left",      "right",	   "cross",
+				     "natural", "straight_join", "returning", NULL};
 
 /* ---- queries ------------------------------------------------------------------------------ */
 
 static int table_refs(struct p *p, int written);
 
-/* PARTITION (p1, p2) */
-static int partition_list(struct p *p)
+/* ( name, name ... ); primary: PRIMARY counts as a name (index hints) */
+static int paren_names(struct p *p, int primary)
 {
-	if (!accept_kw(p, "partition"))
-		return 0;
 	if (expect_op(p, "("))
 		return -1;
 	while (!op(p, ")")) {
 		char x[72];
 
-		if (name_part(p, x, sizeof(x)))
+		if (primary && kw(p, "primary"))
+			p->i++;
+		else if (name_part(p, x, sizeof(x)))
 			return -1;
 		if (!accept_op(p, ","))
 			break;
 	}
 	return expect_op(p, ")");
+}
+
+/* PARTITION (p1, p2) */
+static int partition_list(struct p *p)
+{
+	return accept_kw(p, "partition") ? paren_names(p, 0) : 0;
 }
 
 /* [AS] alias, when there is one */
@@ -424,17 +504,7 @@ static int alias(struct p *p)
 /* (col, col) after a derived table's alias or an INSERT's table */
 static int column_list(struct p *p)
 {
-	if (!accept_op(p, "("))
-		return 0;
-	while (!op(p, ")")) {
-		char x[72];
-
-		if (name_part(p, x, sizeof(x)))
-			return -1;
-		if (!accept_op(p, ","))
-			break;
-	}
-	return expect_op(p, ")");
+	return op(p, "(") ? paren_names(p, 0) : 0;
 }
 
 static int index_hints(struct p *p)
@@ -451,19 +521,7 @@ static int index_hints(struct p *p)
 					return -1;
 			}
 		}
-		if (expect_op(p, "("))
-			return -1;
-		while (!op(p, ")")) {
-			char x[72];
-
-			if (kw(p, "primary"))
-				p->i++;
-			else if (name_part(p, x, sizeof(x)))
-				return -1;
-			if (!accept_op(p, ","))
-				break;
-		}
-		if (expect_op(p, ")"))
+		if (paren_names(p, 1))
 			return -1;
 	}
 	return 0;
@@ -538,9 +596,10 @@ static int join_tail(struct p *p, int written)
 			return -1;
 		if (accept_kw(p, "on")) {
 			static const char *const on_stop[] = {
-			    "where", "group", "having", "order", "limit", "union", "except",
-			    "intersect", "into", "for", "lock", "window", "join", "inner", "left",
-			    "right", "cross", "natural", "straight_join", "set", "returning", NULL};
+			    "where",	     "group",	  "having",    "order", "limit", "union",
+			    "except",	     "intersect", "into",      "for",	"lock",	 "window",
+			    "join",	     "inner",	  "left",      "right", "cross", "natural",
+			    "straight_join", "set",	  "returning", NULL};
 
 			if (cond(p, on_stop))
 				return -1;
@@ -601,10 +660,10 @@ static int into(struct p *p)
 
 static int order_limit(struct p *p, int *limited)
 {
-	static const char *const stop[] = {"limit", "into", "for", "lock", "union", "except",
-					   "intersect", "returning", NULL};
-	static const char *const lstop[] = {"into", "for", "lock", "union", "except",
-					    "intersect", "returning", NULL};
+	static const char *const stop[] = {"limit",  "into",	  "for",       "lock", "union",
+					   "except", "intersect", "returning", NULL};
+	static const char *const lstop[] = {"into",   "for",	   "lock",	"union",
+					    "except", "intersect", "returning", NULL};
 
 	if (accept_kw(p, "order")) {
 		if (expect_kw(p, "by") || expr_list(p, stop))
@@ -656,16 +715,16 @@ static int locking(struct p *p)
 /* SELECT ... (one query block) */
 static int select_block(struct p *p, int *limited)
 {
-	static const char *const opts[] = {"all", "distinct", "distinctrow", "high_priority",
-					   "straight_join", "sql_small_result", "sql_big_result",
-					   "sql_buffer_result", "sql_cache", "sql_no_cache",
-					   "sql_calc_found_rows", NULL};
-	static const char *const where_stop[] = {"group", "having", "order", "limit", "union",
-						 "except", "intersect", "into", "for", "lock",
+	static const char *const opts[] = {
+	    "all",	     "distinct",	 "distinctrow",		"high_priority",
+	    "straight_join", "sql_small_result", "sql_big_result",	"sql_buffer_result",
+	    "sql_cache",     "sql_no_cache",	 "sql_calc_found_rows", NULL};
+	static const char *const where_stop[] = {"group",  "having",	"order", "limit", "union",
+						 "except", "intersect", "into",	 "for",	  "lock",
 						 "window", "returning", NULL};
-	static const char *const group_stop[] = {"having", "order", "limit", "union", "except",
-						 "intersect", "into", "for", "lock", "window",
-						 "with", "returning", NULL};
+	static const char *const group_stop[] = {
+	    "having", "order", "limit",	 "union", "except",    "intersect", "into",
+	    "for",    "lock",  "window", "with",  "returning", NULL};
 
 	if (expect_kw(p, "select"))
 		return -1;
@@ -692,8 +751,8 @@ static int select_block(struct p *p, int *limited)
 	if (accept_kw(p, "having") && cond(p, where_stop))
 		return -1;
 	if (accept_kw(p, "window")) {
-		static const char *const wstop[] = {"order", "limit", "union", "except",
-						    "intersect", "into", "for", "lock", NULL};
+		static const char *const wstop[] = {
+		    "order", "limit", "union", "except", "intersect", "into", "for", "lock", NULL};
 
 		if (expr_list(p, wstop))
 			return -1;
@@ -899,8 +958,8 @@ static int delete_stmt(struct p *p)
 
 	kind(p, SK_DELETE);
 	for (int again = 1; again;)
-		again = accept_kw(p, "low_priority") || accept_kw(p, "quick") ||
-			accept_kw(p, "ignore");
+		again =
+		    accept_kw(p, "low_priority") || accept_kw(p, "quick") || accept_kw(p, "ignore");
 	if (accept_kw(p, "from")) {
 		size_t save = p->i;
 
@@ -992,7 +1051,8 @@ static int explain_stmt(struct p *p)
 {
 	/* EXPLAIN [EXTENDED|PARTITIONS|FORMAT=x|ANALYZE] stmt, or DESCRIBE t [col] */
 	for (;;) {
-		if (accept_kw(p, "extended") || accept_kw(p, "partitions") || accept_kw(p, "analyze"))
+		if (accept_kw(p, "extended") || accept_kw(p, "partitions") ||
+		    accept_kw(p, "analyze"))
 			continue;
 		if (kw(p, "format") && op_at(p, 1, "=")) {
 			p->i += 3;
@@ -1137,8 +1197,9 @@ static int alter_stmt(struct p *p)
 			if (myl_is(p->s, t, "drop") && k + 1 < p->n) {
 				const struct myl_token *u = &p->t[k + 1];
 				static const char *const notcol[] = {
-				    "index", "key", "primary", "foreign", "partition", "constraint",
-				    "check", "default", "system", "period", NULL};
+				    "index",	 "key",	       "primary", "foreign",
+				    "partition", "constraint", "check",	  "default",
+				    "system",	 "period",     NULL};
 				int col = 1;
 
 				for (int i = 0; notcol[i]; i++)
@@ -1444,8 +1505,7 @@ static int stmt(struct p *p)
 		if (rest(p))
 			return -1;
 	} else if (kw(p, "flush") || kw(p, "reset") || kw(p, "purge") || kw(p, "change") ||
-		   kw(p, "install") || kw(p, "uninstall") || kw(p, "shutdown") ||
-		   kw(p, "stop")) {
+		   kw(p, "install") || kw(p, "uninstall") || kw(p, "shutdown") || kw(p, "stop")) {
 		/* the server's state, its replication, its plugins, other sessions */
 		kind(p, SK_ALTER_SYSTEM);
 		p->i++;
@@ -1487,8 +1547,8 @@ static int compound(const char *s, const struct myl_token *t, size_t n, size_t k
 		return !(k + 1 >= n || (t[k + 1].kind == MYL_OP && !strcmp(t[k + 1].op, ";")) ||
 			 myl_is(s, &t[k + 1], "work"));
 	if (myl_is(s, &t[k], "if") || myl_is(s, &t[k], "while") || myl_is(s, &t[k], "loop") ||
-	    myl_is(s, &t[k], "repeat") || myl_is(s, &t[k], "case") ||
-	    myl_is(s, &t[k], "declare") || myl_is(s, &t[k], "for"))
+	    myl_is(s, &t[k], "repeat") || myl_is(s, &t[k], "case") || myl_is(s, &t[k], "declare") ||
+	    myl_is(s, &t[k], "for"))
 		return 1;
 	/* a label: name ':' */
 	if ((t[k].kind == MYL_IDENT || t[k].kind == MYL_QIDENT) && k + 1 < n &&
@@ -1508,8 +1568,8 @@ static int compound(const char *s, const struct myl_token *t, size_t n, size_t k
 }
 
 /* Do tokens [a, b) of r, lexed again from text[off..off+len) alone, come out the same? */
-static int same_alone(const struct myl_settings *st, const char *text,
-		      const struct myl_result *r, size_t a, size_t b, size_t off, size_t len)
+static int same_alone(const struct myl_settings *st, const char *text, const struct myl_result *r,
+		      size_t a, size_t b, size_t off, size_t len)
 {
 	struct myl_result r2;
 	int same;
@@ -1558,8 +1618,9 @@ int mysql_split(const struct myl_settings *st, const char *text, size_t len,
 				to--;
 			l = to - off;
 			if (compound(text, r.tok, r.n, first)) {
-				snprintf(why, whyn, "a compound statement (its body holds statements "
-						    "hoop cannot judge one at a time)");
+				snprintf(why, whyn,
+					 "a compound statement (its body holds statements "
+					 "hoop cannot judge one at a time)");
 				goto fail;
 			}
 			if (out->n == MYSQL_MAX_STMTS) {
@@ -1570,8 +1631,9 @@ int mysql_split(const struct myl_settings *st, const char *text, size_t len,
 			 * (an executable comment that opens in one statement and closes in
 			 * another would not) */
 			if (!same_alone(st, text, &r, first, k, off, l)) {
-				snprintf(why, whyn, "a statement that reads differently on its own "
-						    "(an executable comment across statements)");
+				snprintf(why, whyn,
+					 "a statement that reads differently on its own "
+					 "(an executable comment across statements)");
 				goto fail;
 			}
 			out->off[out->n] = off;
@@ -1589,8 +1651,7 @@ fail:
 	return -1;
 }
 
-int mysql_facts(const struct myl_settings *st, const char *text, size_t len,
-		struct sqlfacts *f)
+int mysql_facts(const struct myl_settings *st, const char *text, size_t len, struct sqlfacts *f)
 {
 	struct myl_result r;
 	struct p p = {0};
@@ -1614,8 +1675,9 @@ int mysql_facts(const struct myl_settings *st, const char *text, size_t len,
 			continue;
 		}
 		if (compound(text, r.tok, r.n, p.i)) {
-			fail(&p, "a compound statement (its body holds statements hoop cannot judge "
-				 "one at a time)");
+			fail(&p,
+			     "a compound statement (its body holds statements hoop cannot judge "
+			     "one at a time)");
 			break;
 		}
 		p.depth = 0;

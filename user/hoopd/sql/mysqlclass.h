@@ -40,7 +40,6 @@ int mysql_split(const struct myl_settings *st, const char *text, size_t len,
 		struct mysql_split *out, char *why, size_t whyn);
 
 /* Facts of a text (its statements merged). 0, or -1 with f->parse_error and f->error. */
-int mysql_facts(const struct myl_settings *st, const char *text, size_t len,
-		struct sqlfacts *f);
+int mysql_facts(const struct myl_settings *st, const char *text, size_t len, struct sqlfacts *f);
 
 #endif

@@ -149,9 +149,9 @@ static int long_comment(struct lx *x)
 	if (x->in_exec)
 		return fail(x, start, "an executable comment inside an executable comment");
 	x->r->has_exec_comment = 1;
-	if (p + 4 < x->n && isdigit((unsigned char)x->s[p]) && isdigit((unsigned char)x->s[p + 1]) &&
-	    isdigit((unsigned char)x->s[p + 2]) && isdigit((unsigned char)x->s[p + 3]) &&
-	    isdigit((unsigned char)x->s[p + 4])) {
+	if (p + 4 < x->n && isdigit((unsigned char)x->s[p]) &&
+	    isdigit((unsigned char)x->s[p + 1]) && isdigit((unsigned char)x->s[p + 2]) &&
+	    isdigit((unsigned char)x->s[p + 3]) && isdigit((unsigned char)x->s[p + 4])) {
 		uint32_t v = 0;
 		size_t digits = p + 5 < x->n && isdigit((unsigned char)x->s[p + 5]) ? 6 : 5;
 		int runs;
@@ -159,11 +159,13 @@ static int long_comment(struct lx *x)
 		for (size_t k = 0; k < digits; k++)
 			v = v * 10 + (uint32_t)(x->s[p + k] - '0');
 		if (!x->st->version)
-			return fail(x, start, "a versioned comment, and the server's version unknown");
+			return fail(x, start,
+				    "a versioned comment, and the server's version unknown");
 		if (x->st->mariadb)
 			runs = v <= x->st->version && (v < 50700 || v > 99999 || maria);
 		else if (digits == 6)
-			/* MySQL reads five digits; what it makes of a sixth is not hoop's to guess */
+			/* MySQL reads five digits; what it makes of a sixth is not hoop's to guess
+			 */
 			return fail(x, start, "a six-digit versioned comment on MySQL");
 		else
 			runs = v <= x->st->version;
@@ -194,11 +196,13 @@ static int word(struct lx *x, int after_dot)
 			d++;
 		all_digits = d == e;
 		/* 0x.., 0b.. that the run is made of */
-		if (e - start > 2 && s[start] == '0' && (s[start + 1] == 'x' || s[start + 1] == 'b')) {
+		if (e - start > 2 && s[start] == '0' &&
+		    (s[start + 1] == 'x' || s[start + 1] == 'b')) {
 			int hex = s[start + 1] == 'x', ok = 1;
 
 			for (size_t k = start + 2; k < e; k++)
-				if (hex ? !isxdigit((unsigned char)s[k]) : (s[k] != '0' && s[k] != '1'))
+				if (hex ? !isxdigit((unsigned char)s[k])
+					: (s[k] != '0' && s[k] != '1'))
 					ok = 0;
 			if (ok) {
 				x->i = e;
@@ -260,15 +264,16 @@ static int word(struct lx *x, int after_dot)
 	if (e < x->n && s[e] == '\'') {
 		size_t wl = e - start;
 
-		if (wl == 1 && (s[start] == 'x' || s[start] == 'X' || s[start] == 'b' ||
-				s[start] == 'B')) {
+		if (wl == 1 &&
+		    (s[start] == 'x' || s[start] == 'X' || s[start] == 'b' || s[start] == 'B')) {
 			int hex = s[start] == 'x' || s[start] == 'X';
 
 			x->i = e;
 			if (quoted(x, '\'', 0, "an unterminated literal"))
 				return -1;
 			for (size_t k = e + 1; k + 1 < x->i; k++)
-				if (hex ? !isxdigit((unsigned char)s[k]) : (s[k] != '0' && s[k] != '1'))
+				if (hex ? !isxdigit((unsigned char)s[k])
+					: (s[k] != '0' && s[k] != '1'))
 					return fail(x, start, "a bad hex or bit literal");
 			return push(x, hex ? MYL_HEX : MYL_BIT, start, x->i - start, NULL);
 		}
@@ -318,8 +323,8 @@ static int variable(struct lx *x)
 static int op(struct lx *x)
 {
 	static const char *const ops3[] = {"<=>", "->>", NULL};
-	static const char *const ops2[] = {"<=", ">=", "<>", "!=", "<<", ">>", "&&", "||",
-					   ":=", "->", NULL};
+	static const char *const ops2[] = {"<=", ">=", "<>", "!=", "<<", ">>",
+					   "&&", "||", ":=", "->", NULL};
 	static const char singles[] = "()[],;.+-*/%=<>!~^&|{}:";
 	size_t start = x->i;
 	char buf[4] = {0};
@@ -347,8 +352,9 @@ int myl_lex(const struct myl_settings *st, const char *text, size_t len, struct 
 
 	memset(r, 0, sizeof(*r));
 	if (x.st->unsafe_charset)
-		return fail(&x, 0, "a client character set whose characters can hold a quote "
-				   "or backslash byte");
+		return fail(&x, 0,
+			    "a client character set whose characters can hold a quote "
+			    "or backslash byte");
 	if (memchr(text, 0, len))
 		return fail(&x, (size_t)((const char *)memchr(text, 0, len) - text), "a NUL byte");
 	while (x.i < x.n) {
@@ -406,14 +412,14 @@ int myl_lex(const struct myl_settings *st, const char *text, size_t len, struct 
 			x.i++;
 			continue;
 		}
-		after_dot = r->n >= 2 && r->tok[r->n - 1].kind == MYL_OP &&
-			    !strcmp(r->tok[r->n - 1].op, ".") &&
-			    r->tok[r->n - 1].off == x.i - 1 &&
-			    (r->tok[r->n - 2].kind == MYL_IDENT || r->tok[r->n - 2].kind == MYL_QIDENT) &&
-			    r->tok[r->n - 2].off + r->tok[r->n - 2].len == x.i - 1;
+		after_dot =
+		    r->n >= 2 && r->tok[r->n - 1].kind == MYL_OP &&
+		    !strcmp(r->tok[r->n - 1].op, ".") && r->tok[r->n - 1].off == x.i - 1 &&
+		    (r->tok[r->n - 2].kind == MYL_IDENT || r->tok[r->n - 2].kind == MYL_QIDENT) &&
+		    r->tok[r->n - 2].off + r->tok[r->n - 2].len == x.i - 1;
 		if (c == '.' && peek(&x, 1) >= 0 && isdigit(peek(&x, 1)) &&
-		    !(r->n && (r->tok[r->n - 1].kind == MYL_IDENT ||
-			       r->tok[r->n - 1].kind == MYL_QIDENT) &&
+		    !(r->n &&
+		      (r->tok[r->n - 1].kind == MYL_IDENT || r->tok[r->n - 1].kind == MYL_QIDENT) &&
 		      r->tok[r->n - 1].off + r->tok[r->n - 1].len == x.i)) {
 			/* .5, .5e3 */
 			size_t s0 = x.i++;

@@ -75,10 +75,10 @@ struct myl_token {
 struct myl_result {
 	struct myl_token *tok; /* n tokens, then MYL_END (caller frees: myl_free) */
 	size_t n;
-	int error;		/* 1: refused; why says why, at says where (byte offset) */
+	int error; /* 1: refused; why says why, at says where (byte offset) */
 	char why[160];
 	size_t at;
-	int has_exec_comment;	/* an executable comment ran (or was skipped by version) */
+	int has_exec_comment; /* an executable comment ran (or was skipped by version) */
 };
 
 /* Lex text[0..len). 0, or -1 with r->error set (r->tok may hold the tokens before it).
