@@ -25,7 +25,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from hooptest import Cleanup, check, run_tests, wait_for, ROOT  # noqa: E402
+from hooptest import Cleanup, check, run_tests, wait_for, ROOT, HOOPCTL  # noqa: E402
 
 import pymysql  # noqa: E402
 
@@ -254,8 +254,37 @@ def test_reported_tables_cover_every_table_the_server_checks(ctx):
     check(not missed, "%d statements read a table hoop did not report:\n%s" % (len(missed), "\n".join(missed[:20])))
 
 
+def test_hoopctl_policy_test_reads_mysql(ctx):
+    """`hoopctl policy test --protocol mysql` judges MySQL text with the shipped policy: the
+    statements of a multi-statement text each, a table named only inside an executable
+    comment, the sql_mode that makes "..." a name, and a compound statement refused whole."""
+    pol = os.path.join(ROOT, "policies", "hipaa-agents.yaml")
+
+    def judge(sql, *extra):
+        r = subprocess.run([HOOPCTL, "policy", "test", pol, "--protocol", "mysql", "--json",
+                            "--server-version", "%d.%d.%d-MariaDB" % (ctx.version // 10000,
+                                                                     ctx.version // 100 % 100,
+                                                                     ctx.version % 100),
+                            "--sql", sql] + list(extra), capture_output=True, text=True, timeout=30)
+        check(r.returncode == 0, "policy test failed: %s" % r.stderr)
+        return [json.loads(l) for l in r.stdout.splitlines()]
+    out = judge("select id from visits limit 1; delete from patients")
+    check(len(out) == 2 and out[0]["verdict"] == "allow" and out[1]["verdict"] == "deny" and
+          out[1]["rule"] == "no-unbounded-writes", "multi-statement: %r" % out)
+    out = judge("select id from visits /*!50100 , patients */")
+    check(out[0]["verdict"] == "approve" and "read=patients" in out[0]["facts"],
+          "a PHI table named in an executable comment: %r" % out)
+    out = judge("select id from visits /*!999999 , patients */ limit 1")
+    check(out[0]["verdict"] == "allow" and "patients" not in out[0]["facts"], "a later version's comment: %r" % out)
+    out = judge('select "ssn" from patients limit 1', "--sql-mode", "STRICT_TRANS_TABLES,ANSI_QUOTES")
+    check(out[0]["facts"] == "kinds=select, read=patients", "ANSI_QUOTES: %r" % out)
+    out = judge("begin not atomic delete from patients; end")
+    check(len(out) == 1 and out[0]["verdict"] == "deny" and "compound" in out[0]["why"], "compound: %r" % out)
+
+
 TESTS = [test_every_statement_read_is_accepted_by_the_server,
-         test_reported_tables_cover_every_table_the_server_checks]
+         test_reported_tables_cover_every_table_the_server_checks,
+         test_hoopctl_policy_test_reads_mysql]
 
 if __name__ == "__main__":
     sys.exit(run_tests(TESTS, setup, teardown, sys.argv[1:]))

@@ -10,6 +10,7 @@
 #include "hoopctl.h"
 #include "judge.h"
 #include "json.h"
+#include "mysqlclass.h"
 #include "pglex.h"
 #include "policy.h"
 #include "rules.h"
@@ -66,6 +67,11 @@ static const char *shown_verdict(enum verdict v, const struct judge_out *out)
 }
 
 struct dialect_settings policy_test_lexing;
+/* --protocol mysql: the MySQL/MariaDB classifier (mysqlclass.h), under these settings
+ * (--sql-mode, --server-version; default MariaDB 10.11 with the server's default sql_mode) */
+static int g_mysql;
+static struct myl_settings g_mysql_st = {.mariadb = 1, .version = 101106};
+static char g_mysql_why[200]; /* why the text was not cut into statements */
 
 enum verdict policy_test_stmt(const struct policy *pol, const struct rules_session *rs,
 			      const char *sql, size_t len, int unsplittable, struct sqlfacts *f,
@@ -73,8 +79,14 @@ enum verdict policy_test_stmt(const struct policy *pol, const struct rules_sessi
 {
 	struct judge_in in = {.pol = pol, .f = f, .rs = rs};
 
-	if (unsplittable) {
+	if (unsplittable && g_mysql) {
+		f->parse_error = 1;
+		snprintf(f->error, sizeof(f->error), "%s", g_mysql_why);
+	} else if (unsplittable) {
 		judge_unsplittable(f);
+	} else if (g_mysql) {
+		/* no masked-column probes: MySQL's masking lineage is not read yet */
+		mysql_facts(&g_mysql_st, sql, len, f);
 	} else {
 		struct pglex_saved sv;
 
@@ -109,6 +121,9 @@ static int test_opts(int argc, char **argv, struct test_args *a)
 					     {"json", no_argument, 0, 'j'},
 					     {"standard-conforming-strings", required_argument, 0,
 					      'c'},
+					     {"protocol", required_argument, 0, 'p'},
+					     {"sql-mode", required_argument, 0, 'm'},
+					     {"server-version", required_argument, 0, 'v'},
 					     {0}};
 	int c;
 
@@ -154,6 +169,45 @@ static int test_opts(int argc, char **argv, struct test_args *a)
 			}
 			policy_test_lexing.pg_escape_strings = !strcmp(optarg, "off");
 			break;
+		case 'p':
+			if (!strcmp(optarg, "mysql") || !strcmp(optarg, "mariadb")) {
+				g_mysql = 1;
+			} else if (strcmp(optarg, "postgres") && strcmp(optarg, "postgresql")) {
+				fprintf(stderr, "hoopctl: --protocol wants postgres or mysql\n");
+				return 2;
+			}
+			break;
+		case 'm': {
+			/* sql_mode as SELECT @@sql_mode shows it: names, comma-separated */
+			char *m = strdup(optarg), *save = NULL;
+
+			if (!m)
+				return 2;
+			g_mysql_st.ansi_quotes = g_mysql_st.no_backslash_escapes = 0;
+			for (char *t = strtok_r(m, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+				if (!strcasecmp(t, "ANSI_QUOTES") || !strcasecmp(t, "ANSI"))
+					g_mysql_st.ansi_quotes = 1;
+				else if (!strcasecmp(t, "NO_BACKSLASH_ESCAPES"))
+					g_mysql_st.no_backslash_escapes = 1;
+			}
+			free(m);
+			break;
+		}
+		case 'v': {
+			/* "10.11.6-MariaDB", "5.5.5-10.11.6-MariaDB" (as a greeting says it), "8.0.36" */
+			const char *v = optarg;
+			unsigned a, b, c;
+
+			if (!strncmp(v, "5.5.5-", 6))
+				v += 6;
+			if (sscanf(v, "%u.%u.%u", &a, &b, &c) != 3 || a > 99 || b > 99 || c > 99) {
+				fprintf(stderr, "hoopctl: --server-version wants X.Y.Z[-MariaDB]\n");
+				return 2;
+			}
+			g_mysql_st.version = a * 10000 + b * 100 + c;
+			g_mysql_st.mariadb = strcasestr(v, "mariadb") != NULL;
+			break;
+		}
 		default:
 			return 2;
 		}
@@ -162,6 +216,8 @@ static int test_opts(int argc, char **argv, struct test_args *a)
 		fprintf(stderr, "usage: hoopctl policy test FILE --sql \"...\" [--user U] [--database D] "
 				"[--owner O] [--exe PATH] [--label K=V] [--json]\n"
 				"       [--standard-conforming-strings on|off]\n"
+				"       [--protocol postgres|mysql] [--sql-mode MODE] "
+				"[--server-version VERSION]\n"
 				"       hoopctl policy test FILE --function-call\n");
 		return 2;
 	}
@@ -249,7 +305,34 @@ static int test_text(const struct policy *pol, const struct test_args *a)
 		fprintf(stderr, "hoopctl: out of memory\n");
 		return 1;
 	}
-	unsplittable = dialect_pg.split(&policy_test_lexing, sql, strlen(sql), sp, &gerr) != 0;
+	if (g_mysql) {
+		struct mysql_split *ms = malloc(sizeof(*ms));
+		char *why = g_mysql_why;
+
+		memset(&gerr, 0, sizeof(gerr));
+		if (!ms) {
+			free(sp);
+			fprintf(stderr, "hoopctl: out of memory\n");
+			return 1;
+		}
+		unsplittable =
+			mysql_split(&g_mysql_st, sql, strlen(sql), ms, why, sizeof(g_mysql_why)) != 0;
+		if (unsplittable) {
+			/* judged whole, as a parse error (on_parse_error) */
+			sp->n = 1;
+			sp->off[0] = 0;
+			sp->len[0] = (int)strlen(sql);
+		} else {
+			sp->n = ms->n < DIALECT_MAX_STMTS ? ms->n : DIALECT_MAX_STMTS;
+			for (int i = 0; i < sp->n; i++) {
+				sp->off[i] = (int)ms->off[i];
+				sp->len[i] = (int)ms->len[i];
+			}
+		}
+		free(ms);
+	} else {
+		unsplittable = dialect_pg.split(&policy_test_lexing, sql, strlen(sql), sp, &gerr) != 0;
+	}
 	if (!sp->n)
 		printf("no statement: the server answers an empty query\n");
 	for (int i = 0; i < sp->n; i++) {
