@@ -92,6 +92,13 @@ static const struct lcase cases[] = {
     {MARIA, "select 1 /*!99999 x /* y */ */", "ERR"},
     {MARIA, "select 1 /*! x", "ERR"},
     {MARIA, "select 1 */", "I:select N:1 O:* O:/"},
+    /* under ANSI_QUOTES @"..." is a quoted name: no escapes (the server's reading) */
+    {MARIA | ANSI, "select @\"\\\" as x, (select 1) as \" -- \"",
+     "I:select V:@\"\\\" I:as I:x O:, O:( I:select N:1 O:) I:as Q:\" -- \""},
+    {MARIA, "select @\"\\\" as x\"", "I:select V:@\"\\\" as x\""},
+    /* after a quoted name ".5" is a number; after an unquoted one a name */
+    {MARIA, "select `t`.5", "I:select Q:`t` N:.5"},
+    {MARIA, "select @@ version", "ERR"},
     /* refused outright */
     {MARIA, "select \\N", "ERR"},
     {MARIA, "select 1\x01", "ERR"},
@@ -162,6 +169,19 @@ static void test_settings(void)
 	CHECK_EQ_INT(myl_lex(&st, "select 1", 8, &r), -1);
 	CHECK(r.error);
 	myl_free(&r);
+	CHECK(myl_charset_unsafe("latin1"));
+	CHECK(myl_charset_unsafe("latin1_swedish_ci"));
+	CHECK(myl_charset_unsafe("swe7"));
+	CHECK(myl_charset_unsafe("ucs2"));
+	CHECK(myl_charset_unsafe("utf16"));
+	CHECK(!myl_charset_unsafe("ascii"));
+	CHECK(!myl_charset_unsafe("binary"));
+	CHECK(!myl_charset_unsafe("utf8mb3_general_ci"));
+	CHECK(!myl_charset_unsafe("utf8"));
+	st.unsafe_charset = 0;
+	st.unread_mode = 1;
+	CHECK_EQ_INT(myl_lex(&st, "select 1", 8, &r), -1);
+	myl_free(&r);
 	CHECK(myl_charset_unsafe("gbk"));
 	CHECK(myl_charset_unsafe("SJIS"));
 	CHECK(myl_charset_unsafe("big5_chinese_ci"));
@@ -169,8 +189,8 @@ static void test_settings(void)
 	CHECK(myl_charset_unsafe("cp932_japanese_ci"));
 	CHECK(!myl_charset_unsafe("utf8mb4"));
 	CHECK(!myl_charset_unsafe("utf8mb4_general_ci"));
-	CHECK(!myl_charset_unsafe("latin1"));
-	CHECK(!myl_charset_unsafe("gbkx"));
+	CHECK(myl_charset_unsafe("gbkx"));
+	CHECK(myl_charset_unsafe("utf8mb4x"));
 	/* a NUL byte inside */
 	CHECK_EQ_INT(myl_lex(NULL, "select 1\0", 9, &r), -1);
 	myl_free(&r);

@@ -184,11 +184,18 @@ static int test_opts(int argc, char **argv, struct test_args *a)
 			if (!m)
 				return 2;
 			g_mysql_st.ansi_quotes = g_mysql_st.no_backslash_escapes = 0;
+			g_mysql_st.unread_mode = 0;
 			for (char *t = strtok_r(m, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-				if (!strcasecmp(t, "ANSI_QUOTES") || !strcasecmp(t, "ANSI"))
+				/* the modes that change reading; ANSI, DB2, MAXDB and POSTGRESQL
+				 * include ANSI_QUOTES; MSSQL and ORACLE are not read */
+				if (!strcasecmp(t, "ANSI_QUOTES") || !strcasecmp(t, "ANSI") ||
+				    !strcasecmp(t, "DB2") || !strcasecmp(t, "MAXDB") ||
+				    !strcasecmp(t, "POSTGRESQL"))
 					g_mysql_st.ansi_quotes = 1;
 				else if (!strcasecmp(t, "NO_BACKSLASH_ESCAPES"))
 					g_mysql_st.no_backslash_escapes = 1;
+				else if (!strcasecmp(t, "MSSQL") || !strcasecmp(t, "ORACLE"))
+					g_mysql_st.unread_mode = 1;
 			}
 			free(m);
 			break;

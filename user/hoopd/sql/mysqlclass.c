@@ -249,6 +249,11 @@ static int name_part(struct p *p, char *out, size_t outn)
 		return fail(p, "a name expected");
 	}
 	out[o] = '\0';
+	/* Folded to lower case as ASCII: a server with lower_case_table_names folds other
+	 * letters too (PATİENTS is patients there), so a name with other bytes is refused. */
+	for (size_t k = 0; k < o; k++)
+		if ((unsigned char)out[k] >= 0x80)
+			return fail(p, "a name with a byte beyond ASCII");
 	p->i++;
 	return 0;
 }
@@ -388,6 +393,16 @@ static int expr(struct p *p, int comma_ends, const char *const *stop)
 			return fail(p, "a query where an expression goes");
 		if (t->kind == MYL_OP && !strcmp(t->op, ":="))
 			kind(p, SK_SET); /* a user variable assigned inside a statement */
+		if (kw(p, "references")) {
+			/* a foreign key: the server checks the referenced table */
+			char ref[SQLFACTS_NAME];
+
+			p->i++;
+			if (qname(p, ref))
+				return -1;
+			table(p, ref, 0);
+			continue;
+		}
 		if ((t->kind == MYL_IDENT || t->kind == MYL_QIDENT) && !not_a_call(p)) {
 			/* name( or db.name( : a function */
 			if (op_at(p, 1, "(")) {
@@ -802,20 +817,24 @@ static int query_expr(struct p *p, int top)
 		return fail(p, "nested too deep");
 	kind(p, SK_SELECT);
 	if (accept_kw(p, "with")) {
-		accept_kw(p, "recursive");
+		int recursive = accept_kw(p, "recursive");
+
 		do {
 			char name[72];
 
 			if (name_part(p, name, sizeof(name)))
 				return -1;
-			/* the name is a query's from here on (in its own body too, RECURSIVE) */
-			if (p->ncte < MAX_CTES)
-				snprintf(p->cte[p->ncte++], SQLFACTS_NAME, "%s", name);
-			else
+			if (p->ncte >= MAX_CTES)
 				return fail(p, "more WITH queries than hoop reads");
+			/* The name is a query's after its body; inside its own body only with
+			 * RECURSIVE (WITH patients AS (SELECT * FROM patients) reads the table). */
+			if (recursive)
+				snprintf(p->cte[p->ncte++], SQLFACTS_NAME, "%s", name);
 			if (column_list(p) || expect_kw(p, "as") || expect_op(p, "(") ||
 			    query_expr(p, 0) || expect_op(p, ")"))
 				return -1;
+			if (!recursive)
+				snprintf(p->cte[p->ncte++], SQLFACTS_NAME, "%s", name);
 		} while (accept_op(p, ","));
 	}
 	if (query_term(p, &limited))
@@ -1018,6 +1037,19 @@ static int rest(struct p *p)
 
 static int set_stmt(struct p *p)
 {
+	if (accept_kw(p, "statement")) {
+		/* SET STATEMENT var = value [, ...] FOR statement: the statement's own facts */
+		static const char *const stop[] = {"for", NULL};
+
+		kind(p, SK_SET);
+		if (expr_list(p, stop) || expect_kw(p, "for"))
+			return -1;
+		for (size_t k = p->i; k < stmt_end(p); k++)
+			if (myl_is(p->s, &p->t[k], "sql_mode") || myl_is(p->s, &p->t[k], "names"))
+				return fail(p,
+					    "SET STATEMENT that changes how its statement reads");
+		return stmt(p);
+	}
 	if (kw(p, "password")) {
 		kind(p, SK_ALTER_ROLE);
 		return rest(p);
@@ -1071,6 +1103,63 @@ static int explain_stmt(struct p *p)
 
 		if (qname(p, name))
 			return -1;
+		table(p, name, 0); /* its columns: the server checks a privilege on it */
+	}
+	return rest(p);
+}
+
+/* ON t (CREATE INDEX i ON t, DROP INDEX i ON t): the table, written; then the rest. */
+static int index_on(struct p *p)
+{
+	for (size_t k = p->i; k + 1 < stmt_end(p); k++)
+		if (myl_is(p->s, &p->t[k], "on")) {
+			char name[SQLFACTS_NAME];
+			size_t save = p->i;
+
+			p->i = k + 1;
+			if (qname(p, name))
+				return -1;
+			table(p, name, 1);
+			p->i = save;
+			break;
+		}
+	return rest(p);
+}
+
+/* SHOW ...: the tables it names (COLUMNS/INDEX FROM t [FROM db], CREATE TABLE/VIEW t) are
+ * read (the server checks a privilege on them); the rest is read as expressions. */
+static int show_stmt(struct p *p)
+{
+	char name[SQLFACTS_NAME], db[72];
+
+	kind(p, SK_SHOW);
+	accept_kw(p, "full");
+	accept_kw(p, "extended");
+	if (kw(p, "columns") || kw(p, "fields") || kw(p, "index") || kw(p, "indexes") ||
+	    kw(p, "keys")) {
+		p->i++;
+		if (!accept_kw(p, "from") && !accept_kw(p, "in"))
+			return fail(p, "FROM expected");
+		if (qname(p, name))
+			return -1;
+		if ((kw(p, "from") || kw(p, "in")) && !strchr(name, '.')) {
+			char full[SQLFACTS_NAME];
+
+			p->i++;
+			if (name_part(p, db, sizeof(db)))
+				return -1;
+			snprintf(full, sizeof(full), "%.64s.%.64s", db, name);
+			snprintf(name, sizeof(name), "%s", full);
+		}
+		table(p, name, 0);
+		return rest(p);
+	}
+	if (kw(p, "create") && (kw_at(p, 1, "table") || kw_at(p, 1, "view"))) {
+		p->i += 2;
+		if (qname(p, name))
+			return -1;
+		table(p, name, 0);
+		return rest(p);
 	}
 	return rest(p);
 }
@@ -1097,9 +1186,10 @@ static int drop_stmt(struct p *p)
 		kind(p, SK_DROP_DATABASE);
 	else if (accept_kw(p, "view"))
 		kind(p, SK_DROP_VIEW);
-	else if (accept_kw(p, "index"))
+	else if (accept_kw(p, "index")) {
 		kind(p, SK_DROP_INDEX);
-	else if (accept_kw(p, "user") || accept_kw(p, "role"))
+		return index_on(p);
+	} else if (accept_kw(p, "user") || accept_kw(p, "role"))
 		kind(p, SK_DROP_ROLE);
 	else if (accept_kw(p, "function") || accept_kw(p, "procedure"))
 		kind(p, SK_DROP_FUNCTION);
@@ -1155,7 +1245,7 @@ static int create_stmt(struct p *p)
 	}
 	if (kw(p, "index") || kw_at(p, 1, "index")) {
 		kind(p, SK_CREATE_INDEX);
-		return rest(p);
+		return index_on(p);
 	}
 	if (accept_kw(p, "user") || accept_kw(p, "role")) {
 		kind(p, SK_CREATE_ROLE);
@@ -1192,8 +1282,23 @@ static int alter_stmt(struct p *p)
 		for (size_t k = p->i; k < stmt_end(p); k++) {
 			const struct myl_token *t = &p->t[k];
 
-			if (myl_is(p->s, t, "rename"))
+			if (myl_is(p->s, t, "rename")) {
 				kind(p, SK_RENAME);
+				/* RENAME [TO|AS] name: the new name is written */
+				if (k + 1 < p->n && (myl_is(p->s, &p->t[k + 1], "to") ||
+						     myl_is(p->s, &p->t[k + 1], "as"))) {
+					size_t save = p->i;
+					char to[SQLFACTS_NAME];
+
+					p->i = k + 2;
+					if (qname(p, to))
+						return -1;
+					table(p, to, 1);
+					p->i = save;
+				}
+			}
+			if (myl_is(p->s, t, "union"))
+				return fail(p, "ALTER TABLE ... UNION (a MERGE table's tables)");
 			if (myl_is(p->s, t, "drop") && k + 1 < p->n) {
 				const struct myl_token *u = &p->t[k + 1];
 				static const char *const notcol[] = {
@@ -1251,6 +1356,18 @@ static int prepare_stmt(struct p *p)
 			start++; /* N'...', _cs'...' */
 		if (start + 2 > ql)
 			return fail(p, "a statement text expected");
+		if (start > 1 || (start == 1 && (q[0] | 0x20) != 'n')) {
+			/* the server converts the text from the introducer's character set before
+			 * it lexes it: only sets whose bytes read the same are taken */
+			static const char *const same[] = {"_utf8mb4", "_utf8mb3", "_utf8",
+							   "_ascii",   "_binary",  NULL};
+			int ok = 0;
+
+			for (int i = 0; same[i]; i++)
+				ok |= strlen(same[i]) == start && !strncasecmp(q, same[i], start);
+			if (!ok)
+				return fail(p, "a prepared text in another character set");
+		}
 		qc = q[start];
 		buf = malloc(2 * ql);
 		inner = calloc(1, sizeof(*inner));
@@ -1343,8 +1460,7 @@ static int stmt(struct p *p)
 		if (set_stmt(p))
 			return -1;
 	} else if (accept_kw(p, "show")) {
-		kind(p, SK_SHOW);
-		if (rest(p))
+		if (show_stmt(p))
 			return -1;
 	} else if (accept_kw(p, "describe") || accept_kw(p, "desc") || accept_kw(p, "explain")) {
 		if (explain_stmt(p))
@@ -1537,6 +1653,40 @@ static int stmt(struct p *p)
 
 /* ---- entry points ------------------------------------------------------------------------- */
 
+/* Does the SET statement in tokens [a, b) change how the server reads what follows it
+ * (sql_mode, the client character set)? The statements after it in the same text would be
+ * read under settings hoop has not seen the server take. */
+static int changes_lexing(const char *s, const struct myl_token *t, size_t a, size_t b)
+{
+	static const char *const words[] = {"sql_mode",
+					    "names",
+					    "character",
+					    "charset",
+					    "character_set_client",
+					    "character_set_connection",
+					    "collation_connection",
+					    NULL};
+
+	if (a >= b || !myl_is(s, &t[a], "set") || (a + 1 < b && myl_is(s, &t[a + 1], "statement")))
+		return 0;
+	for (size_t k = a + 1; k < b; k++) {
+		for (int i = 0; words[i]; i++)
+			if (myl_is(s, &t[k], words[i]))
+				return 1;
+		if (t[k].kind == MYL_SYSVAR || t[k].kind == MYL_QIDENT) {
+			/* @@session.sql_mode, `sql_mode` */
+			for (int i = 0; words[i]; i++) {
+				size_t l = strlen(words[i]);
+
+				for (size_t j = 0; j + l <= t[k].len; j++)
+					if (!strncasecmp(s + t[k].off + j, words[i], l))
+						return 1;
+			}
+		}
+	}
+	return 0;
+}
+
 /* Is the statement from token k a compound statement (its body holds ';')? */
 static int compound(const char *s, const struct myl_token *t, size_t n, size_t k)
 {
@@ -1623,6 +1773,19 @@ int mysql_split(const struct myl_settings *st, const char *text, size_t len,
 					 "hoop cannot judge one at a time)");
 				goto fail;
 			}
+			if (k < r.n && changes_lexing(text, r.tok, first, k)) {
+				size_t j = k + 1;
+
+				while (j < r.n && r.tok[j].kind == MYL_OP &&
+				       !strcmp(r.tok[j].op, ";"))
+					j++;
+				if (j < r.n) {
+					snprintf(why, whyn,
+						 "a SET of sql_mode or the character set "
+						 "before other statements in one query");
+					goto fail;
+				}
+			}
 			if (out->n == MYSQL_MAX_STMTS) {
 				snprintf(why, whyn, "more than %d statements", MYSQL_MAX_STMTS);
 				goto fail;
@@ -1682,6 +1845,21 @@ int mysql_facts(const struct myl_settings *st, const char *text, size_t len, str
 		}
 		p.depth = 0;
 		p.ncte = 0;
+		{
+			size_t b = p.i, j;
+
+			while (b < p.n && !(r.tok[b].kind == MYL_OP && !strcmp(r.tok[b].op, ";")))
+				b++;
+			for (j = b;
+			     j < p.n && r.tok[j].kind == MYL_OP && !strcmp(r.tok[j].op, ";");)
+				j++;
+			if (j < p.n && changes_lexing(text, r.tok, p.i, b)) {
+				fail(&p, "a SET of sql_mode or the character set before other "
+					 "statements "
+					 "in one query");
+				break;
+			}
+		}
 		if (stmt(&p))
 			break;
 		k++;

@@ -303,8 +303,13 @@ static int variable(struct lx *x)
 
 	x->i += sys ? 2 : 1;
 	if (!sys && x->i < x->n && (x->s[x->i] == '\'' || x->s[x->i] == '"' || x->s[x->i] == '`')) {
-		if (quoted(x, x->s[x->i], x->s[x->i] != '`' && !x->st->no_backslash_escapes,
-			   "an unterminated variable name"))
+		char q = x->s[x->i];
+		/* a string's escapes in '...', and in "..." unless ANSI_QUOTES makes it a quoted
+		 * name (which has none) */
+		int esc = !x->st->no_backslash_escapes &&
+			  (q == '\'' || (q == '"' && !x->st->ansi_quotes));
+
+		if (quoted(x, q, esc, "an unterminated variable name"))
 			return -1;
 		return push(x, MYL_VAR, start, x->i - start, NULL);
 	}
@@ -315,8 +320,11 @@ static int variable(struct lx *x)
 		while (x->i < x->n && (identc((unsigned char)x->s[x->i]) || x->s[x->i] == '.'))
 			x->i++;
 	}
-	if (x->i == start + (sys ? 2 : 1) && !sys)
+	if (x->i == start + (sys ? 2 : 1)) {
+		if (sys)
+			return fail(x, start, "@@ without a variable name");
 		return push(x, MYL_VAR, start, 1, NULL); /* a lone @: the classifier refuses it */
+	}
 	return push(x, sys ? MYL_SYSVAR : MYL_VAR, start, x->i - start, NULL);
 }
 
@@ -353,8 +361,12 @@ int myl_lex(const struct myl_settings *st, const char *text, size_t len, struct 
 	memset(r, 0, sizeof(*r));
 	if (x.st->unsafe_charset)
 		return fail(&x, 0,
-			    "a client character set whose characters can hold a quote "
-			    "or backslash byte");
+			    "a client character set hoop does not read exactly (only utf8, "
+			    "utf8mb4, ascii and binary)");
+	if (x.st->unread_mode)
+		return fail(&x, 0,
+			    "an sql_mode that changes the grammar in ways hoop does not read "
+			    "(MSSQL, ORACLE)");
 	if (memchr(text, 0, len))
 		return fail(&x, (size_t)((const char *)memchr(text, 0, len) - text), "a NUL byte");
 	while (x.i < x.n) {
@@ -412,14 +424,14 @@ int myl_lex(const struct myl_settings *st, const char *text, size_t len, struct 
 			x.i++;
 			continue;
 		}
-		after_dot =
-		    r->n >= 2 && r->tok[r->n - 1].kind == MYL_OP &&
-		    !strcmp(r->tok[r->n - 1].op, ".") && r->tok[r->n - 1].off == x.i - 1 &&
-		    (r->tok[r->n - 2].kind == MYL_IDENT || r->tok[r->n - 2].kind == MYL_QIDENT) &&
-		    r->tok[r->n - 2].off + r->tok[r->n - 2].len == x.i - 1;
+		/* Only after an unquoted name (sql_lex.cc's IDENT_SEP): after a quoted one the
+		 * server starts afresh, and ".5" is a number. */
+		after_dot = r->n >= 2 && r->tok[r->n - 1].kind == MYL_OP &&
+			    !strcmp(r->tok[r->n - 1].op, ".") && r->tok[r->n - 1].off == x.i - 1 &&
+			    r->tok[r->n - 2].kind == MYL_IDENT &&
+			    r->tok[r->n - 2].off + r->tok[r->n - 2].len == x.i - 1;
 		if (c == '.' && peek(&x, 1) >= 0 && isdigit(peek(&x, 1)) &&
-		    !(r->n &&
-		      (r->tok[r->n - 1].kind == MYL_IDENT || r->tok[r->n - 1].kind == MYL_QIDENT) &&
+		    !(r->n && r->tok[r->n - 1].kind == MYL_IDENT &&
 		      r->tok[r->n - 1].off + r->tok[r->n - 1].len == x.i)) {
 			/* .5, .5e3 */
 			size_t s0 = x.i++;
@@ -475,14 +487,18 @@ int myl_is(const char *text, const struct myl_token *t, const char *kw)
 
 int myl_charset_unsafe(const char *name)
 {
-	static const char *const bad[] = {"big5", "sjis", "cp932", "gbk", "gb18030", NULL};
+	/* Read exactly: bytes below 0x80 are ASCII and never part of a multibyte character,
+	 * and no byte above is a blank to the server. Not so in the multibyte Asian sets (a
+	 * quote or backslash byte inside a character), nor in latin1, latin2 and greek (0xA0 is
+	 * a blank to the server, part of a name to hoop), nor in ucs2/utf16/utf32 or swe7. */
+	static const char *const good[] = {"utf8mb4", "utf8mb3", "utf8", "ascii", "binary", NULL};
 
-	for (int i = 0; bad[i]; i++) {
-		size_t l = strlen(bad[i]);
+	for (int i = 0; good[i]; i++) {
+		size_t l = strlen(good[i]);
 
-		/* the character set itself, or one of its collations (gbk_chinese_ci) */
-		if (!strncasecmp(name, bad[i], l) && (!name[l] || name[l] == '_'))
-			return 1;
+		/* the character set itself, or one of its collations (utf8mb4_general_ci) */
+		if (!strncasecmp(name, good[i], l) && (!name[l] || name[l] == '_'))
+			return 0;
 	}
-	return 0;
+	return 1;
 }

@@ -29,8 +29,9 @@
  * - Placeholders `?`, operators (<=>, <=, >=, <>, !=, <<, >>, &&, ||, :=, ->, ->>) and single
  *   characters.
  * Refused (MYL_ERR): a NUL byte, an unterminated string, quoted name or comment, a nested
- * (executable) comment, a client character set whose multibyte characters can hold a byte
- * that is a quote or backslash in ASCII (settings), a byte the server's lexer has no token for.
+ * (executable) comment, a client character set other than utf8mb4, utf8, ascii and binary
+ * (settings: in others a byte can be a quote, a backslash or a blank to the server and not to
+ * hoop), an sql_mode with MSSQL or ORACLE, a byte the server's lexer has no token for.
  */
 #ifndef HOOP_MYSQLLEX_H
 #define HOOP_MYSQLLEX_H
@@ -58,7 +59,8 @@ struct myl_settings {
 	int no_backslash_escapes; /* sql_mode has NO_BACKSLASH_ESCAPES */
 	int mariadb;		  /* the server is MariaDB (its greeting says so) */
 	uint32_t version;	  /* the server's version as NNNNNN (10.11.6: 101106); 0: unknown */
-	int unsafe_charset;	  /* the client character set is big5, sjis, cp932, gbk, gb18030 */
+	int unsafe_charset; /* the client character set is not one myl_charset_unsafe accepts */
+	int unread_mode;    /* sql_mode has MSSQL or ORACLE (other quoting, another grammar) */
 };
 
 struct myl_token {
@@ -88,8 +90,8 @@ void myl_free(struct myl_result *r);
 
 /* Is the unquoted token t the keyword kw (ASCII, any case)? */
 int myl_is(const char *text, const struct myl_token *t, const char *kw);
-/* Is the character set name (as in SET NAMES, or the greeting's collation) one whose
- * multibyte characters may contain 0x5c or a quote byte? */
+/* Is the character set name (as in SET NAMES, or the greeting's collation) one hoop does not
+ * read exactly? Only utf8mb4, utf8mb3/utf8, ascii and binary are read exactly (see the .c). */
 int myl_charset_unsafe(const char *name);
 
 #endif
