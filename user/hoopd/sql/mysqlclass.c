@@ -865,6 +865,24 @@ static int assignments(struct p *p, const char *const *stop)
 	return expr_list(p, stop);
 }
 
+/* MariaDB's RETURNING select list (INSERT, REPLACE, DELETE): a read. */
+static int returning(struct p *p)
+{
+	if (!accept_kw(p, "returning"))
+		return 0;
+	kind(p, SK_SELECT);
+	return expr_list(p, NULL);
+}
+
+/* WHERE of an UPDATE or DELETE, or the fact that there is none (every row). */
+static int where_or_all(struct p *p, const char *const *stop)
+{
+	if (accept_kw(p, "where"))
+		return cond(p, stop);
+	p->f->write_without_where = 1;
+	return 0;
+}
+
 static int insert_stmt(struct p *p, int replace)
 {
 	static const char *const opts[] = {"low_priority", "delayed", "high_priority", "ignore",
@@ -927,12 +945,7 @@ static int insert_stmt(struct p *p, int replace)
 			return -1;
 		kind(p, SK_UPDATE);
 	}
-	if (accept_kw(p, "returning")) {
-		kind(p, SK_SELECT);
-		if (expr_list(p, NULL))
-			return -1;
-	}
-	return 0;
+	return returning(p);
 }
 
 static int update_stmt(struct p *p)
@@ -946,12 +959,8 @@ static int update_stmt(struct p *p)
 	accept_kw(p, "ignore");
 	if (table_refs(p, 1) || expect_kw(p, "set") || assignments(p, set_stop))
 		return -1;
-	if (accept_kw(p, "where")) {
-		if (cond(p, where_stop))
-			return -1;
-	} else {
-		p->f->write_without_where = 1;
-	}
+	if (where_or_all(p, where_stop))
+		return -1;
 	return order_limit(p, &limited);
 }
 
@@ -1004,20 +1013,11 @@ static int delete_stmt(struct p *p)
 		if (delete_targets(p) || expect_kw(p, "from") || table_refs(p, 0))
 			return -1;
 	}
-	if (accept_kw(p, "where")) {
-		if (cond(p, where_stop))
-			return -1;
-	} else {
-		p->f->write_without_where = 1;
-	}
+	if (where_or_all(p, where_stop))
+		return -1;
 	if (order_limit(p, &limited))
 		return -1;
-	if (accept_kw(p, "returning")) {
-		kind(p, SK_SELECT);
-		if (expr_list(p, NULL))
-			return -1;
-	}
-	return 0;
+	return returning(p);
 }
 
 /* The rest of a statement whose details carry no table: its expressions still get read
