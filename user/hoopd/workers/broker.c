@@ -11,8 +11,9 @@
  *
  * Placement (place()): a session goes to the worker that runs its attached cgroup's other
  * sessions, so that the cgroup's buffer budget and caps are counted in one process; the first
- * session of a cgroup goes to the worker with the fewest sessions. Agents spread over the
- * workers; one agent's sessions share one.
+ * session of a cgroup goes to its home worker (by hash), or to the least busy one when the home
+ * runs two or more sessions more. Agents spread over the workers; one agent's sessions share
+ * one.
  *
  * A worker is not trusted: the broker reads only fixed-size structs whose strings it checks,
  * and JSON arrays it parses with json-c before it passes them on; anything else ends the
@@ -965,16 +966,19 @@ fail:
 
 /*
  * Placement: the worker that runs the cgroup's other sessions, so that its buffer budget,
- * held-statement cap and grants are counted in one process; a cgroup with none goes to the
- * worker with the fewest sessions (of those, the first from where its cap_cgid hashes), so that
- * agents spread over the workers, each agent on one.
+ * held-statement cap and grants are counted in one process. A cgroup with none goes to its
+ * home worker (where its cap_cgid hashes: the worker whose statement cache has its shapes),
+ * unless that one runs PLACE_SLACK or more sessions beyond the least busy worker: then to that
+ * one. Agents spread over the workers when the load is uneven, and keep their worker when not.
  */
+#define PLACE_SLACK 2
+
 static struct worker *place(const struct session *s, const struct cg_use *cgu)
 {
 	uint64_t h = s->cap_cgid * 0x9E3779B97F4A7C15ULL;
 	int base = (int)((h >> 32) % (uint64_t)g_n);
-	struct worker *best = NULL;
-	size_t best_n = SIZE_MAX;
+	struct worker *best = NULL, *home = NULL;
+	size_t best_n = SIZE_MAX, home_n = 0;
 
 	for (int k = 0; k < g_n; k++) {
 		struct worker *w = &g_w[(base + k) % g_n];
@@ -985,12 +989,16 @@ static struct worker *place(const struct session *s, const struct cg_use *cgu)
 		for (const struct stub *st = w->stubs; st; st = st->next, n++)
 			if (st->cgu == cgu)
 				return w;
+		if (!home) {
+			home = w;
+			home_n = n;
+		}
 		if (n < best_n) {
 			best = w;
 			best_n = n;
 		}
 	}
-	return best;
+	return home && home_n < best_n + PLACE_SLACK ? home : best;
 }
 
 static int handoff(const struct session *s, struct cg_use *cgu)
