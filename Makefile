@@ -316,7 +316,8 @@ RULES_CASES := policies/hipaa-agents.yaml tests/unit/rules/hipaa.cases \
 # `hoopctl policy test` and hoopd's verdict point give every case of every cases file the same
 # verdict, rule and message (with the policy's approvers, and without).
 VERDICT_UNIT_SRC := $(RULES_UNIT_SRC) user/hoopd/gate/verdict.c user/hoopd/policy/judge.c \
-		    user/hoopd/gate/grants.c user/hoopctl/policy.c user/hoopctl/disp.c
+		    user/hoopd/gate/grants.c user/hoopctl/policy.c user/hoopctl/disp.c \
+		    user/hoopd/sql/mysqllex.c user/hoopd/sql/mysqlclass.c
 
 $(OUT)/unit/test_verdict: tests/unit/test_verdict.c tests/unit/test_rules.c tests/unit/harness.h \
 			  $(VERDICT_UNIT_SRC) $(HEADERS)
