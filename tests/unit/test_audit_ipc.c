@@ -28,6 +28,7 @@
 #include <sys/epoll.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -855,6 +856,75 @@ static void batch_disk_full(const char *dir)
 	umount2(dir, MNT_DETACH);
 }
 
+/* A batch over 1 MiB is written in parts: when a part fails (here the file-size limit) and the
+ * rollback leaves room, later records of the same batch must not be written into the seqs of
+ * the dropped ones (they would be acknowledged in their place): the batch fails, the store's
+ * last seq is the last line on disk, and the trail verifies. */
+static void batch_part_fails(const char *dir)
+{
+	struct audit_cfg cfg = {.durability = AUDIT_FLUSH, .checkpoint_every = 100000,
+				.segment_bytes = 64 << 20};
+	char r[1200], seg[1200];
+	struct stat sb;
+	struct rlimit rl;
+	struct seen s;
+	int len;
+
+	signal(SIGXFSZ, SIG_IGN);
+	CHECK_EQ_INT(audit_open(dir, &cfg), 0);
+	snprintf(seg, sizeof(seg), "%s/audit/seg-00000001.jsonl", dir);
+	CHECK(stat(seg, &sb) == 0);
+	/* room for one more line of ~1100 bytes and a bit: the first part of the batch takes it
+	 * and is cut back to that line, leaving a few hundred bytes */
+	CHECK(getrlimit(RLIMIT_FSIZE, &rl) == 0);
+	rl.rlim_cur = (rlim_t)sb.st_size + 1500;
+	CHECK(setrlimit(RLIMIT_FSIZE, &rl) == 0);
+	audit_batch_begin();
+	/* big records until a part of the batch has gone to the file (> 1 MiB), then one small */
+	for (int i = 0; i < 2000; i++) {
+		struct stat now;
+
+		len = rec(r, sizeof(r), 1, i + 1, 1000);
+		(void)audit_append(r, (size_t)len); /* the one whose part fails is refused */
+		if (stat(seg, &now) == 0 && now.st_size != sb.st_size)
+			break;
+	}
+	len = rec(r, sizeof(r), 2, 1, 0); /* small: would fit in what the rollback left */
+	audit_append(r, (size_t)len);
+	CHECK(audit_batch_end() != 0);
+	CHECK(!audit_healthy());
+	CHECK_EQ_INT(audit_durable(), audit_last_seq());
+	read_trail(dir, &s);
+	CHECK_EQ_INT(s.records, (int)audit_last_seq());
+	CHECK_EQ_INT(s.count[2], 0);
+	CHECK_EQ_INT(s.order_bad, 0);
+	rl.rlim_cur = rl.rlim_max;
+	CHECK(setrlimit(RLIMIT_FSIZE, &rl) == 0);
+	audit_close();
+	CHECK_EQ_INT(verify(dir), 0);
+}
+
+static void test_batch_part_fails(void)
+{
+	char dir[1024];
+	pid_t p;
+	int st = 0;
+
+	snprintf(dir, sizeof(dir), "%s/batch-part", g_base);
+	mkdir(g_base, 0700);
+	CHECK(mkdir(dir, 0700) == 0);
+	fflush(NULL);
+	p = fork();
+	if (p == 0) {
+		batch_part_fails(dir);
+		fflush(NULL);
+		_exit(unit_state.test_failed ? 1 : 0);
+	}
+	CHECK(p > 0);
+	CHECK(waitpid(p, &st, 0) == p);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 static void test_batch_disk_full(void)
 {
 	char dir[1024];
@@ -899,5 +969,6 @@ int main(int argc, char **argv)
 	UNIT_RUN(test_forged_records_cut_off);
 	UNIT_RUN(test_full_socket_refuses);
 	UNIT_RUN(test_batch_disk_full);
+	UNIT_RUN(test_batch_part_fails);
 	return unit_report();
 }

@@ -120,6 +120,10 @@ static struct {
 	struct bline *l;
 	size_t n, lcap;
 	uint64_t written; /* the last seq written to the segment (== store.seq outside a batch) */
+	/* a write inside this batch failed (it held 1 MiB, or a rollover came): the records after
+	 * it are refused too, so that no later record takes the seq of one that was dropped and
+	 * is acknowledged in its place; audit_batch_end fails with this errno */
+	int failed;
 } batch;
 
 static int batch_flush(void);
@@ -209,6 +213,8 @@ static int batch_flush(void)
 	}
 	batch.written = store.seq;
 	batch.len = batch.n = 0;
+	if (e && batch.on)
+		batch.failed = e;
 	return -e;
 }
 
@@ -217,6 +223,7 @@ void audit_batch_begin(void)
 	if (other)
 		return;
 	batch.on = 1;
+	batch.failed = 0;
 }
 
 int audit_batch_end(void)
@@ -227,6 +234,8 @@ int audit_batch_end(void)
 		return 0;
 	batch.on = 0;
 	r = store.fd >= 0 ? batch_flush() : 0;
+	if (!r && batch.failed)
+		r = -batch.failed;
 	if (r) {
 		if (!store.failing)
 			log_error("AUDIT TRAIL CANNOT BE WRITTEN (%s): statements are refused until "
@@ -275,7 +284,7 @@ static int write_record(const char *obj, size_t len)
 		line[hl - 1] = '}', total = hl;
 	line[total] = '\n';
 	if (batch.on) {
-		int r = batch_add(line, total + 1);
+		int r = batch.failed ? -batch.failed : batch_add(line, total + 1);
 
 		if (r)
 			return r;
