@@ -78,7 +78,9 @@ def workers(ctx):
 
 
 def worker_of(ctx, cg):
-    """The worker that runs cg's sessions: one held open while status says where it is."""
+    """The worker that runs cg's sessions: one held open while status says where it is (after
+    the earlier probes' sessions ended, so that it goes to its home worker)."""
+    settle(ctx)
     p = cg.popen(["psql", "-X", dsn(ctx), "-c", "select pg_sleep(3)"], stdout=subprocess.DEVNULL,
                  stderr=subprocess.DEVNULL)
     try:
@@ -88,6 +90,21 @@ def worker_of(ctx, cg):
     finally:
         p.kill()
         p.wait()
+
+
+def settle(ctx):
+    """Wait until no session is open: a cgroup's first session goes to its home worker only when
+    that one is not busier than the others (docs/architecture.md), and sessions of an earlier
+    step may still be ending (slowly under the sanitizers)."""
+    wait_for(lambda: not status(ctx)["connections"], 15, "the earlier sessions to end")
+
+
+def where(ctx, cg):
+    """The worker running cg's one open session, as status reports it."""
+    conns = wait_for(lambda: [c for c in status(ctx)["connections"]
+                              if c["cgroup"].endswith("/" + os.path.basename(cg.path))], 10, "the session in status")
+    check(len(conns) == 1, "one session of %s expected in status: %r" % (cg.path, conns))
+    return conns[0]["worker"]
 
 
 def trail(ctx):
@@ -154,6 +171,7 @@ def test_decisions_and_reloads_reach_the_worker_holding_the_session(ctx):
         check(r.returncode != 0 and "not here" in r.stderr, "worker %d after the reload: %r" % (w, r.stderr))
     ctx.hd.write_policy(policy(ctx))
     ctx.hd.ctl("reload")
+    settle(ctx)
     # a statement the shipped policy holds for approval (PHI read without a LIMIT), on one worker
     w, cg = sorted(ctx.cgs.items())[-1]
     # the agent is not root, who decides (an agent's own uid may not)
@@ -163,6 +181,7 @@ def test_decisions_and_reloads_reach_the_worker_holding_the_session(ctx):
     try:
         pend = wait_for(lambda: json.loads(ctx.hd.ctl("approvals", "--json").stdout)["approvals"], 15,
                         "the held statement in the broker's list")
+        check(where(ctx, cg) == w, "the session runs on worker %r, expected %d" % (where(ctx, cg), w))
         check(pend[0].get("worker") == w, "held on worker %r, expected %d" % (pend[0].get("worker"), w))
         ctx.hd.ctl("deny", pend[0]["id"], "--reason", "not today")
         out, err = p.communicate(timeout=20)
@@ -180,6 +199,7 @@ def test_sigkill_of_a_worker_loses_only_its_sessions(ctx):
     to the end, a new worker takes the index, new sessions are served, and the trail verifies
     with a session_end (reason worker_lost) for every session the lost worker had started."""
     (wa, cga), (wb, cgb) = sorted(ctx.cgs.items())
+    settle(ctx)
     before = len(trail(ctx))
     old = workers(ctx)
     bench = ["pgbench", "-n", "-S", "-c", "4", "-j", "2", "-T", "8", "-h", "127.0.0.1", "-p",
@@ -234,12 +254,14 @@ def test_held_statement_on_a_lost_worker_is_recorded_failed(ctx):
     """A statement waiting for approval on a worker that is lost: its request is recorded as
     failed (worker_lost), its session's end too, and the broker's list forgets it."""
     w, cg = sorted(ctx.cgs.items())[0]
+    settle(ctx)
     p = cg.popen(["runuser", "-u", "nobody", "--", "psql", "-X", "-tA", dsn(ctx), "-c",
                   "select name from patients where id > 1"],
                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         pend = wait_for(lambda: json.loads(ctx.hd.ctl("approvals", "--json").stdout)["approvals"], 15,
                         "the held statement")
+        check(where(ctx, cg) == w, "the session runs on worker %r, expected %d" % (where(ctx, cg), w))
         os.kill(workers(ctx)[w]["pid"], signal.SIGKILL)
         p.communicate(timeout=20)
     finally:
