@@ -13,7 +13,7 @@ BUILD="make gcc clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libdeflate-d
 libnl-3-dev libssl-dev libpg-query-dev libprotobuf-c-dev pkg-config linux-libc-dev libhyperscan-dev
 libpq-dev libseccomp-dev"
 TEST="postgresql postgresql-client postgresql-contrib iproute2 procps python3 python3-psycopg openssl
-libclang-rt-14-dev python3-yaml buildah mmdebstrap mariadb-server-core mariadb-client-core python3-pymysql"
+libclang-rt-14-dev python3-yaml buildah mmdebstrap mariadb-server-core mariadb-client-core python3-pymysql python3-mysqldb sysbench"
 BENCH="haproxy pgbouncer linux-perf valgrind"
 VM="qemu-system-x86 busybox-static cpio kmod"
 IMAGE="buildah mmdebstrap"

@@ -71,6 +71,7 @@ struct engine_ops {
 
 extern const struct engine_ops tcp_engine;
 extern const struct engine_ops pg_engine;
+extern const struct engine_ops mysql_engine;
 
 /* The engine for a target's protocol (enum hoop_protocol); engines.c is the table. */
 const struct engine_ops *engine_for(int protocol);

@@ -8,6 +8,7 @@
 
 static const struct engine_ops *const engines[] = {
 	[HOOP_PROTO_POSTGRES] = &pg_engine,
+	[HOOP_PROTO_MYSQL] = &mysql_engine,
 	[HOOP_PROTO_TCP] = &tcp_engine,
 };
 

@@ -1,0 +1,133 @@
+/*
+ * The MySQL engine's private state and what its pieces share (mysql.c: login, commands,
+ * judging; mysql_answer.c: the server's answers and their records; mysql_mask.c: masking of
+ * result rows). Other modules see only engine.h's mysql_engine.
+ */
+#ifndef HOOP_MYSQL_INT_H
+#define HOOP_MYSQL_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "gate.h"
+#include "mysqlclass.h"
+#include "mywire.h"
+
+#define MY_MAX_PREPARED 4096 /* prepared statements one session may hold */
+#define MY_MAX_COLS 4096     /* columns of one result hoopd follows */
+
+enum my_phase {
+	MP_GREET, /* waiting for the server's greeting */
+	MP_LOGIN, /* waiting for the agent's handshake response */
+	MP_AUTH,  /* authentication packets relayed */
+	MP_READY, /* commands */
+	MP_QUIT,  /* COM_QUIT sent */
+};
+
+/* What the command in flight gets back. */
+enum my_resp {
+	MR_NONE = 0,
+	MR_OK,	     /* one OK or ERR (COM_PING, COM_INIT_DB, COM_STMT_RESET, KILL...) */
+	MR_ONE,	     /* one packet of any kind (COM_STATISTICS, COM_SET_OPTION's EOF) */
+	MR_RESULT,   /* OK, ERR or result sets, with more results (COM_QUERY, COM_STMT_EXECUTE) */
+	MR_PREPARE,  /* COM_STMT_PREPARE's OK and its parameter and column definitions, or ERR */
+	MR_FIELDS,   /* COM_FIELD_LIST: column definitions until EOF, or ERR */
+	MR_SETTINGS, /* hoopd's own settings query: not forwarded */
+};
+
+/* Where in a result set the answer is. */
+enum my_rs { RS_FIRST = 0, RS_COLS, RS_COLEOF, RS_ROWS };
+
+struct my_stmt {
+	uint32_t id;
+	char *text;
+	struct sqlfacts *facts; /* what it does, read when it was prepared */
+	uint16_t ncols, nparams;
+	struct my_stmt *next;
+};
+
+struct my_mask; /* mysql_mask.c */
+
+struct my {
+	struct session *s;
+	enum my_phase phase;
+	uint32_t srv_caps; /* the greeting's, as the agent saw it (cut) */
+	uint32_t caps;	   /* agreed: what the server was sent */
+	int deprecate_eof;
+	uint32_t conn_id;
+	char server_version[96];
+	char user[128], db[128], plugin[64], app[128];
+	char *params_json;
+	int agent_turn; /* authentication: the server asked the agent for a packet */
+	/* the server's OK to the login, held while hoopd reads the settings */
+	uint8_t *held_ok;
+	size_t held_ok_len;
+	uint8_t held_ok_seq;
+	struct gate g;
+	struct myl_settings lex;
+	int settings_known;
+	int resettle;	   /* read the settings again once this answer is done */
+	int reset_pending; /* COM_RESET_CONNECTION in flight: prepared statements go with it */
+	/* the answer in flight */
+	enum my_resp resp;
+	enum my_rs rs;
+	int internal;
+	int binary;	 /* rows in the binary protocol (COM_STMT_EXECUTE) */
+	uint8_t out_seq; /* the sequence id of hoopd's next packet to the agent */
+	uint64_t first_seq; /* records: the first statement this answer is for */
+	int nseq, cur;	    /* statements in the command, the result being read */
+	uint64_t ncols, coli;
+	uint64_t rows, bytes;
+	int64_t start_us;
+	uint32_t prep_skip; /* definitions after a PREPARE's OK still to pass */
+	int prep_ok;
+	/* prepared statements */
+	char *prep_text; /* the PREPARE in flight */
+	struct sqlfacts *prep_facts;
+	struct my_stmt *stmts;
+	int nstmts;
+	uint32_t last_stmt;
+	/* a COM_QUERY parked for an approver */
+	uint8_t *held;
+	size_t held_len;
+	const char *end_reason;
+	struct my_mask *mk;
+};
+
+extern const struct engine_ops mysql_engine;
+
+/* mysql.c */
+int64_t my_now_us(void);
+int my_violation(struct my *m, const char *dir, const char *why);
+int my_refuse(struct my *m, uint64_t seq, const char *sqlstate, const char *message);
+int my_query(struct my *m, const uint8_t *pkt, size_t plen, int judge);
+int my_prepare(struct my *m, const uint8_t *p, size_t len);
+int my_prepared(struct my *m, uint32_t id, uint16_t ncols, uint16_t nparams);
+int my_execute(struct my *m, const uint8_t *p, size_t len);
+struct my_stmt *my_stmt_find(struct my *m, uint32_t id);
+int my_settings_row(struct my *m, const uint8_t *p, size_t len);
+int my_settings_done(struct my *m, int ok);
+int my_resp_done(struct my *m);
+int my_fail_held(void *st, const char *sqlstate, const char *message);
+int my_cancel_held(void *st);
+
+/* mysql_answer.c */
+void my_resp_begin(struct my *m, int resp, uint64_t seq);
+int my_server_answer(struct my *m, const uint8_t *p, size_t len);
+int my_forward(struct my *m, const uint8_t *p, size_t len);
+
+/* mysql_mask.c: masking of one command's result rows. begin: before the command is sent,
+ * with its text and facts (of its first statement; n statements); coldef: each column
+ * definition as it passes; plan: once the result's columns are all there; row: one row, which
+ * it forwards (masked) or withholds; end: the answer is done. */
+void my_mask_begin(struct my *m, const char *sql, size_t len, const struct sqlfacts *f, int n);
+int my_mask_coldef(struct my *m, const uint8_t *p, size_t len, uint64_t i);
+int my_mask_plan(struct my *m);
+int my_mask_row(struct my *m, const uint8_t *p, size_t len);
+int my_mask_err(struct my *m, const uint8_t *p, size_t len);
+char *my_mask_json(struct my *m);
+void my_mask_result_end(struct my *m);
+void my_mask_end(struct my *m);
+
+#endif
