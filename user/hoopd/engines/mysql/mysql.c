@@ -32,11 +32,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "mysql_int.h"
 #include "daemon.h"
 #include "log.h"
+#include "mask_live.h"
 #include "policy.h"
 #include "record.h"
 #include "tls.h"
@@ -48,6 +50,13 @@
 #define MY_MAX_STMTS 64
 
 static const char SETTINGS_SQL[] = "SELECT @@session.sql_mode, @@session.character_set_client";
+/* ...and, while masking is on, the base tables the agent's user can see (mysql_mask.c): their
+ * count, then schema 0x1f name, separated by 0x1e */
+static const char SETTINGS_CAT_SQL[] =
+    "SELECT @@session.sql_mode, @@session.character_set_client, (SELECT CONCAT(COUNT(*), "
+    "x'1d', IFNULL(GROUP_CONCAT(CONCAT(LOWER(table_schema), x'1f', LOWER(table_name)) "
+    "SEPARATOR x'1e'), '')) FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+    "AND table_schema NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys'))";
 
 int64_t my_now_us(void)
 {
@@ -146,14 +155,61 @@ static void stmts_clear(struct my *m)
 
 static int send_settings_query(struct my *m)
 {
-	uint8_t q[sizeof(SETTINGS_SQL)];
+	int cat = masking_enabled();
+	const char *sql = cat ? SETTINGS_CAT_SQL : SETTINGS_SQL;
+	size_t n = strlen(sql);
+	uint8_t q[sizeof(SETTINGS_CAT_SQL) + 1];
 	uint8_t seq = 0;
 
 	q[0] = MY_COM_QUERY;
-	memcpy(q + 1, SETTINGS_SQL, sizeof(SETTINGS_SQL) - 1);
+	memcpy(q + 1, sql, n);
 	my_resp_begin(m, MR_SETTINGS, 0);
 	m->internal = 1;
-	return my_put_packet(&m->s->s.out, q, sizeof(q), &seq);
+	m->settings_cols = cat ? 3 : 2;
+	return my_put_packet(&m->s->s.out, q, n + 1, &seq);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int my_catalog_has(const struct my *m, const char *key)
+{
+	return m->ncat && bsearch(&key, m->cat, m->ncat, sizeof(*m->cat), cmp_str) != NULL;
+}
+
+/* The settings query's third column: "count 0x1d a 0x1f b 0x1e ...". A list that does not hold
+ * the count it says (cut at group_concat_max_len) is dropped: no column is trusted then. */
+static void read_catalog(struct my *m, const uint8_t *s, size_t n)
+{
+	char *buf = strndup((const char *)s, n), *list, *save = NULL;
+	unsigned long want = strtoul(buf ? buf : "0", &list, 10);
+	size_t k = 0;
+
+	free(m->cat);
+	free(m->cat_buf);
+	m->cat = NULL;
+	m->cat_buf = NULL;
+	m->ncat = 0;
+	if (!buf || *list != 0x1d || want > 1000000 || strlen(buf) != n) {
+		free(buf);
+		return;
+	}
+	list++;
+	m->cat = calloc(want ? want : 1, sizeof(*m->cat));
+	for (char *t = strtok_r(list, "\x1e", &save); m->cat && t && k < want;
+	     t = strtok_r(NULL, "\x1e", &save))
+		m->cat[k++] = t;
+	if (!m->cat || k != want) {
+		free(m->cat);
+		free(buf);
+		m->cat = NULL;
+		return;
+	}
+	qsort(m->cat, k, sizeof(*m->cat), cmp_str);
+	m->cat_buf = buf;
+	m->ncat = k;
 }
 
 /* The row of the settings query: sql_mode and character_set_client. */
@@ -165,7 +221,17 @@ int my_settings_row(struct my *m, const uint8_t *p, size_t len)
 	char mode[2048], cs[64];
 
 	if (my_lenenc_str(p, len, &off, &a, &al) || my_lenenc_str(p, len, &off, &b, &bl) ||
-	    off != len || al >= sizeof(mode) || bl >= sizeof(cs))
+	    al >= sizeof(mode) || bl >= sizeof(cs))
+		return -1;
+	if (m->settings_cols == 3) {
+		const uint8_t *c;
+		uint64_t cl;
+
+		if (my_lenenc_str(p, len, &off, &c, &cl))
+			return -1;
+		read_catalog(m, c, (size_t)cl);
+	}
+	if (off != len)
 		return -1;
 	memcpy(mode, a, al);
 	mode[al] = '\0';
@@ -217,15 +283,6 @@ static int server_greeting(struct my *m, uint8_t *p, size_t len, uint8_t seq)
 	}
 	if (len < 1 || p[0] != 10)
 		return my_violation(m, "database", "not a protocol 10 greeting");
-	if (tls_upstream_mode(m->s) >= UPSTREAM_TLS_REQUIRE) {
-		/* fail closed: the policy asks for a TLS leg this engine cannot make yet */
-		my_put_err(&m->s->a.out, 0, MY_ER_NOT_SUPPORTED_YET, "08004",
-			   "hoop: this target's upstream_tls requires TLS to the database, which "
-			   "hoopd's MySQL engine does not speak yet (docs/mysql.md)");
-		m->end_reason = "upstream TLS not available";
-		sess_close(m->s, "upstream_tls require on a MySQL target");
-		return -1;
-	}
 	vlen = strnlen((const char *)p + 1, len - 1);
 	if (vlen >= len - 1 || vlen >= sizeof(m->server_version))
 		return my_violation(m, "database", "malformed greeting");
@@ -241,12 +298,33 @@ static int server_greeting(struct my *m, uint8_t *p, size_t len, uint8_t seq)
 	if (!(caps & MY_CLIENT_PROTOCOL_41))
 		return my_violation(m, "database", "server without protocol 4.1");
 	m->srv_caps = caps & MY_CAPS_ALLOWED;
+	m->charset = p[off + 2];
+	/* the database leg: TLS when the target asks and the server offers it */
+	switch (tls_upstream_mode(m->s)) {
+	case UPSTREAM_TLS_DISABLE:
+		m->server_tls = 0;
+		break;
+	case UPSTREAM_TLS_PREFER:
+		m->server_tls = (caps & MY_CLIENT_SSL) != 0;
+		break;
+	default:
+		if (!(caps & MY_CLIENT_SSL)) {
+			my_put_err(&m->s->a.out, 0, MY_ER_HANDSHAKE_ERROR, "08004",
+				   "hoop: the database does not offer TLS, which the policy requires "
+				   "for this target (upstream_tls)");
+			m->end_reason = "upstream TLS refused";
+			sess_close(m->s, "upstream TLS refused");
+			return -1;
+		}
+		m->server_tls = 1;
+	}
 	if (!(caps & MY_CLIENT_LONG_PASSWORD)) /* MariaDB: its extended capabilities */
 		memset(p + off + 2 + 1 + 2 + 2 + 1 + 6, 0, 4);
-	p[off] = (uint8_t)m->srv_caps;
-	p[off + 1] = (uint8_t)(m->srv_caps >> 8);
-	p[off + 5] = (uint8_t)(m->srv_caps >> 16);
-	p[off + 6] = (uint8_t)(m->srv_caps >> 24);
+	caps = m->srv_caps | (tls_agent_enabled() ? MY_CLIENT_SSL : 0); /* hoopd's TLS */
+	p[off] = (uint8_t)caps;
+	p[off + 1] = (uint8_t)(caps >> 8);
+	p[off + 5] = (uint8_t)(caps >> 16);
+	p[off + 6] = (uint8_t)(caps >> 24);
 	m->phase = MP_LOGIN;
 	return my_put_packet(&m->s->a.out, p, len, &seq);
 }
@@ -296,6 +374,35 @@ static void connect_attrs(struct my *m, const uint8_t *p, size_t len, size_t off
 	jb_free(&j);
 }
 
+/*
+ * With the agent on TLS and the database leg not, an agent sends what some plugins send in the
+ * clear (mysql_clear_password, dialog/PAM, sha256_password and caching_sha2_password's full
+ * authentication, which send the password itself over a connection the client believes
+ * secure): hoopd would carry it over the plain leg. Only plugins whose answer is not the
+ * password pass then.
+ */
+static int plugin_safe_in_clear(const char *plugin)
+{
+	return !plugin[0] || !strcmp(plugin, "mysql_native_password") ||
+	       !strcmp(plugin, "client_ed25519") || !strcmp(plugin, "caching_sha2_password");
+}
+
+static int refuse_cleartext(struct my *m, const char *plugin, uint8_t seq)
+{
+	char msg[320];
+
+	snprintf(msg, sizeof(msg),
+		 "hoop: authentication with %s would send the password in the clear on hoopd's "
+		 "leg to the database, which is not TLS: set the target's upstream_tls to "
+		 "require (or verify-full), or use mysql_native_password or ed25519",
+		 plugin[0] ? plugin : "this method");
+	m->out_seq = (uint8_t)(seq + 1);
+	refuse_errno(m, MY_ER_HANDSHAKE_ERROR, "08004", msg);
+	m->end_reason = "cleartext password refused";
+	sess_close(m->s, "cleartext password over a plain database leg");
+	return -1;
+}
+
 /* The agent's HandshakeResponse41: the login; capabilities cleared; on to the server. */
 static int agent_login(struct my *m, uint8_t *p, size_t len, uint8_t seq)
 {
@@ -307,17 +414,25 @@ static int agent_login(struct my *m, uint8_t *p, size_t len, uint8_t seq)
 	if (len < 4)
 		return my_violation(m, "agent", "short handshake response");
 	caps = my_le32(p);
-	if (caps & MY_CLIENT_SSL) {
-		/* hoopd cleared SSL in the greeting: a client that asks anyway gets a clear no */
-		m->out_seq = (uint8_t)(seq + 1);
-		refuse_errno(m, MY_ER_NOT_SUPPORTED_YET, "08004",
-			     "hoop: TLS between the agent and hoopd is not available for MySQL "
-			     "targets yet (connect without --ssl; hoopd's leg to the database "
-			     "follows the target's upstream_tls)");
-		m->end_reason = "agent asked for TLS";
-		sess_close(s, "agent asked for TLS");
-		return -1;
+	if ((caps & MY_CLIENT_SSL) && !m->agent_tls) {
+		/* an SSLRequest: hoopd terminates the agent's TLS, then the login comes again */
+		if (!tls_agent_enabled()) {
+			m->out_seq = (uint8_t)(seq + 1);
+			refuse_errno(m, MY_ER_HANDSHAKE_ERROR, "08004",
+				     "hoop: this hoopd does not terminate agent TLS (it runs with "
+				     "agent TLS off): connect without TLS");
+			m->end_reason = "agent asked for TLS";
+			sess_close(s, "agent asked for TLS");
+			return -1;
+		}
+		if (len != 32 || m->agent_in_left)
+			return my_violation(m, "agent", len != 32 ? "malformed SSL request"
+								   : "data after the SSL request");
+		m->agent_tls = 1;
+		return sess_tls_agent(s) ? my_violation(m, "agent", "cannot start TLS") : 0;
 	}
+	if (!(caps & MY_CLIENT_SSL) && m->agent_tls)
+		return my_violation(m, "agent", "login without TLS after the SSL request");
 	if (!(caps & MY_CLIENT_PROTOCOL_41) || len < 33)
 		return my_violation(m, "agent", "handshake response without protocol 4.1");
 	if (read_cstr(p, len, &off, m->user, sizeof(m->user)))
@@ -345,8 +460,13 @@ static int agent_login(struct my *m, uint8_t *p, size_t len, uint8_t seq)
 		return my_violation(m, "agent", "malformed auth plugin name");
 	if ((caps & MY_CLIENT_CONNECT_ATTRS) && off < len)
 		connect_attrs(m, p, len, off);
-	/* what the two sides may agree on: the greeting's (already cut) and hoopd's */
+	if (m->agent_tls && !m->server_tls && !plugin_safe_in_clear(m->plugin))
+		return refuse_cleartext(m, m->plugin, seq);
+	/* what the two sides may agree on: the greeting's (already cut) and hoopd's, and TLS
+	 * where hoopd's leg to the server has it */
 	caps &= m->srv_caps;
+	if (m->server_tls)
+		caps |= MY_CLIENT_SSL;
 	m->caps = caps;
 	m->deprecate_eof = (caps & MY_CLIENT_DEPRECATE_EOF) != 0;
 	p[0] = (uint8_t)caps;
@@ -357,15 +477,53 @@ static int agent_login(struct my *m, uint8_t *p, size_t len, uint8_t seq)
 	{
 		struct ev_session_start e = {.application_name = m->app,
 					     .params_json = m->params_json,
-					     .agent_tls = 0,
-					     .server_tls = 0};
+					     .agent_tls = m->agent_tls,
+					     .server_tls = m->server_tls};
 
 		sess_set_login(s, m->user, m->db);
 		sess_record_start(s, &e);
 	}
 	m->phase = MP_AUTH;
 	m->agent_turn = 0;
+	m->seq_shift = (int8_t)(m->server_tls - m->agent_tls);
+	if (m->server_tls) {
+		/* an SSLRequest of our own (the login's first 32 bytes), TLS, then the login */
+		uint8_t req[32] = {0};
+		uint8_t one = 1;
+
+		struct buf b = {0};
+		ssize_t w;
+
+		memcpy(req, p, 9);
+		if (!(m->login = malloc(len)))
+			return -1;
+		memcpy(m->login, p, len);
+		m->login_len = len;
+		/* on the socket itself, before TLS takes it (nothing else is queued for the
+		 * server during the login) */
+		if (s->s.out.len || my_put_packet(&b, req, sizeof(req), &one)) {
+			buf_free(&b);
+			return my_violation(m, "database", "cannot start TLS");
+		}
+		w = send(s->s.fd, buf_head(&b), b.len, MSG_NOSIGNAL);
+		buf_free(&b);
+		if (w != 36 || sess_tls_server(s, tls_upstream_ctx(s), tls_upstream_sni(s)))
+			return my_violation(m, "database", "cannot start TLS");
+		return 0;
+	}
+	seq = (uint8_t)(seq + m->seq_shift);
 	return my_put_packet(&s->s.out, p, len, &seq);
+}
+
+/* The server's TLS is up (my_tls_done): the login, numbered after the SSLRequest. */
+static int send_login(struct my *m)
+{
+	uint8_t seq = 2;
+	int r = my_put_packet(&m->s->s.out, m->login, m->login_len, &seq);
+
+	free(m->login);
+	m->login = NULL;
+	return r;
 }
 
 /* The server during authentication: OK ends it (then the settings query), ERR ends the
@@ -374,6 +532,7 @@ static int server_auth(struct my *m, const uint8_t *p, size_t len, uint8_t seq)
 {
 	if (!len)
 		return my_violation(m, "database", "empty packet during authentication");
+	seq = (uint8_t)(seq - m->seq_shift);
 	if (p[0] == 0x00) {
 		if (!(m->held_ok = malloc(len)))
 			return -1;
@@ -388,6 +547,19 @@ static int server_auth(struct my *m, const uint8_t *p, size_t len, uint8_t seq)
 		my_put_packet(&m->s->a.out, p, len, &seq);
 		sess_close(m->s, "authentication failed");
 		return -1;
+	}
+	if (m->agent_tls && !m->server_tls) {
+		char plugin[64] = "";
+
+		if (p[0] == 0xfe && len > 1)
+			snprintf(plugin, sizeof(plugin), "%.*s", (int)strnlen((const char *)p + 1,
+									   len - 1 < 63 ? len - 1 : 63),
+				 (const char *)p + 1);
+		if (p[0] == 0xfe && !plugin_safe_in_clear(plugin))
+			return refuse_cleartext(m, plugin, (uint8_t)(seq - 1));
+		if (p[0] == 0x01 && len == 2 && p[1] == 0x04) /* caching_sha2: full auth */
+			return refuse_cleartext(m, "caching_sha2_password's full authentication",
+						(uint8_t)(seq - 1));
 	}
 	/* 0xfe auth switch, 0x01 more data: the agent answers, except fast-auth success */
 	m->agent_turn = !(p[0] == 0x01 && len == 2 && p[1] == 0x03);
@@ -955,8 +1127,11 @@ static void my_close(void *st, const char *why)
 	free(m->prep_text);
 	free(m->prep_facts);
 	free(m->held_ok);
+	free(m->login);
 	free(m->held);
 	free(m->params_json);
+	free(m->cat);
+	free(m->cat_buf);
 	free(m);
 }
 
@@ -978,7 +1153,7 @@ static int agent_data(void *st, struct buf *in)
 		}
 		/* the agent speaks when it is its turn: after the greeting, when authentication
 		 * asks, and when the server has answered its last command */
-		if (m->phase == MP_GREET || (m->phase == MP_AUTH && !m->agent_turn) ||
+		if (m->phase == MP_GREET || (m->phase == MP_AUTH && !m->agent_turn) || s->a.handshaking ||
 		    (m->phase == MP_READY && m->resp != MR_NONE))
 			return 0;
 		r = my_packet(buf_head(in), in->len,
@@ -996,9 +1171,11 @@ static int agent_data(void *st, struct buf *in)
 			my_join(buf_head(in), total, pl);
 		}
 		if (m->phase == MP_LOGIN) {
+			m->agent_in_left = in->len > total;
 			r = agent_login(m, pl, plen, seq);
 		} else if (m->phase == MP_AUTH) {
 			m->agent_turn = 0;
+			seq = (uint8_t)(seq + m->seq_shift);
 			r = my_put_packet(&s->s.out, pl, plen, &seq); /* relayed, never kept */
 		} else if (seq != 0) {
 			r = my_violation(m, "agent", "command packet with a sequence id other than 0");
@@ -1105,6 +1282,24 @@ int my_resp_done(struct my *m)
 	return 0;
 }
 
+static void my_tls_done(void *st, int agent_side, int ok)
+{
+	struct my *m = st;
+
+	if (ok && !agent_side && m->login) {
+		if (send_login(m))
+			sess_close(m->s, "out of memory");
+		return;
+	}
+	if (ok)
+		return; /* the agent's TLS is up: its login comes next */
+	if (!agent_side)
+		my_put_err(&m->s->a.out, (uint8_t)(2 + m->agent_tls), MY_ER_HANDSHAKE_ERROR, "08S01",
+			   "hoop: TLS handshake with the database failed");
+	m->end_reason = agent_side ? "agent TLS handshake failed" : "upstream TLS handshake failed";
+	sess_close(m->s, m->end_reason);
+}
+
 static void my_status(void *st, struct jbuf *j)
 {
 	struct my *m = st;
@@ -1164,6 +1359,7 @@ const struct engine_ops mysql_engine = {
 	.end_info = my_end_info,
 	.agent_data = agent_data,
 	.server_data = server_data,
+	.tls_done = my_tls_done,
 	.status = my_status,
 	.agent_cap = my_agent_cap,
 	.partial = my_partial,

@@ -31,8 +31,8 @@ void my_resp_begin(struct my *m, int resp, uint64_t seq)
 
 int my_forward(struct my *m, const uint8_t *p, size_t len)
 {
-	if (m->internal)
-		return 0;
+	if (m->internal || my_mask_withheld(m))
+		return 0; /* hoopd's own query; or a result cut off with an ERR */
 	return my_put_packet(&m->s->a.out, p, len, &m->out_seq);
 }
 
@@ -81,7 +81,7 @@ static int server_error(struct my *m, const uint8_t *p, size_t len)
 static int done(struct my *m)
 {
 	if (m->resp == MR_SETTINGS) {
-		int ok = m->rs == RS_FIRST && m->coli == 2 && m->rows == 1;
+		int ok = m->rs == RS_FIRST && m->coli == (uint64_t)m->settings_cols && m->rows == 1;
 
 		m->resp = MR_NONE;
 		m->internal = 0;

@@ -60,6 +60,12 @@ struct my {
 	char user[128], db[128], plugin[64], app[128];
 	char *params_json;
 	int agent_turn; /* authentication: the server asked the agent for a packet */
+	int agent_tls, server_tls; /* each leg is TLS (hoopd terminates the agent's) */
+	int agent_in_left;	   /* more agent bytes behind its login packet */
+	int8_t seq_shift;	   /* login: server's sequence ids minus the agent's */
+	uint8_t charset;	   /* the greeting's collation */
+	uint8_t *login;		   /* the agent's login, held while the server's TLS starts */
+	size_t login_len;
 	/* the server's OK to the login, held while hoopd reads the settings */
 	uint8_t *held_ok;
 	size_t held_ok_len;
@@ -67,6 +73,11 @@ struct my {
 	struct gate g;
 	struct myl_settings lex;
 	int settings_known;
+	int settings_cols; /* the settings query's columns: 3 with the base tables (masking) */
+	/* masking: "schema\x1ftable" of the base tables the login could see, sorted */
+	char **cat;
+	char *cat_buf;
+	size_t ncat;
 	int resettle;	   /* read the settings again once this answer is done */
 	int reset_pending; /* COM_RESET_CONNECTION in flight: prepared statements go with it */
 	/* the answer in flight */
@@ -129,5 +140,8 @@ int my_mask_err(struct my *m, const uint8_t *p, size_t len);
 char *my_mask_json(struct my *m);
 void my_mask_result_end(struct my *m);
 void my_mask_end(struct my *m);
+int my_mask_withheld(const struct my *m);
+/* mysql.c: is "schema\x1ftable" (lower case) a base table of the list read at login? */
+int my_catalog_has(const struct my *m, const char *key);
 
 #endif
