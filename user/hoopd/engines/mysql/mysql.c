@@ -122,6 +122,7 @@ struct my_stmt *my_stmt_find(struct my *m, uint32_t id)
 
 static void stmt_free(struct my_stmt *t)
 {
+	free(t->types);
 	free(t->text);
 	free(t->facts);
 	free(t);
@@ -1005,6 +1006,165 @@ int my_prepared(struct my *m, uint32_t id, uint16_t ncols, uint16_t nparams)
 	return 0;
 }
 
+/* One binary parameter of type t at p[*off..n) as JSON into j (strings for every value, as
+ * PostgreSQL's text parameters are recorded; {"binary": hex} for bytes that are not text).
+ * 0, or -1 when it overruns. */
+static int param_json(struct jbuf *j, uint8_t t, int unsig, const uint8_t *p, size_t n,
+		      size_t *off)
+{
+	char v[128];
+	size_t o = *off, w = 0;
+
+	switch (t) {
+	case 0x06: /* MYSQL_TYPE_NULL */
+		jb_raw(j, "null");
+		return 0;
+	case 0x01:
+		w = 1;
+		break;
+	case 0x02:
+	case 0x0d:
+		w = 2;
+		break;
+	case 0x03:
+	case 0x09:
+	case 0x04:
+		w = 4;
+		break;
+	case 0x08:
+	case 0x05:
+		w = 8;
+		break;
+	case 0x07:
+	case 0x0a:
+	case 0x0c:
+	case 0x0b: { /* a length byte, then its fields */
+		uint8_t l;
+
+		if (o >= n || (l = p[o]) > n - o - 1 || l > 12)
+			return -1;
+		if (t == 0x0b) {
+			uint32_t days = l >= 8 ? my_le32(p + o + 2) : 0;
+
+			snprintf(v, sizeof(v), "%s%u:%02u:%02u", l >= 8 && p[o + 1] ? "-" : "",
+				 days * 24 + (l >= 8 ? p[o + 6] : 0), l >= 8 ? p[o + 7] : 0,
+				 l >= 8 ? p[o + 8] : 0);
+		} else {
+			snprintf(v, sizeof(v), "%04u-%02u-%02u", l >= 4 ? my_le16(p + o + 1) : 0,
+				 l >= 4 ? p[o + 3] : 0, l >= 4 ? p[o + 4] : 0);
+			if (l >= 7)
+				snprintf(v + 10, sizeof(v) - 10, " %02u:%02u:%02u", p[o + 5], p[o + 6],
+					 p[o + 7]);
+		}
+		if (l >= 11 || (t == 0x0b && l >= 12))
+			snprintf(v + strlen(v), sizeof(v) - strlen(v), ".%06u",
+				 my_le32(p + o + 1 + l - 4));
+		*off = o + 1 + l;
+		jb_str_val(j, v);
+		return 0;
+	}
+	default: { /* strings, decimals, blobs, JSON, ... */
+		const uint8_t *sv;
+		uint64_t sl;
+		int text = 1;
+
+		if (my_lenenc_str(p, n, &o, &sv, &sl))
+			return -1;
+		for (uint64_t i = 0; i < sl && text; i++)
+			text = sv[i] != 0;
+		if (text) {
+			char *c = strndup((const char *)sv, (size_t)sl);
+
+			if (!c)
+				return -1;
+			jb_str_val(j, c);
+			free(c);
+		} else {
+			char *h = malloc((size_t)sl * 2 + 1);
+
+			if (!h)
+				return -1;
+			for (uint64_t i = 0; i < sl; i++)
+				snprintf(h + 2 * i, 3, "%02x", sv[i]);
+			jb_obj_open(j);
+			jb_kv_str(j, "binary", h);
+			jb_obj_close(j);
+			free(h);
+		}
+		*off = o;
+		return 0;
+	}
+	}
+	if (n - o < w)
+		return -1;
+	if (t == 0x04) {
+		float f;
+
+		memcpy(&f, p + o, 4);
+		snprintf(v, sizeof(v), "%.9g", (double)f);
+	} else if (t == 0x05) {
+		double d;
+
+		memcpy(&d, p + o, 8);
+		snprintf(v, sizeof(v), "%.17g", d);
+	} else {
+		uint64_t u = 0;
+
+		for (size_t i = 0; i < w; i++)
+			u |= (uint64_t)p[o + i] << (8 * i);
+		if (unsig)
+			snprintf(v, sizeof(v), "%llu", (unsigned long long)u);
+		else if (w == 8)
+			snprintf(v, sizeof(v), "%lld", (long long)u);
+		else
+			snprintf(v, sizeof(v), "%lld",
+				 (long long)((int64_t)(u << (64 - 8 * w)) >> (64 - 8 * w)));
+	}
+	*off = o + w;
+	jb_str_val(j, v);
+	return 0;
+}
+
+/* COM_STMT_EXECUTE's parameters as a JSON array for the record (malloc'd), or NULL when
+ * there are none or they cannot be read. The types come with the packet when it says so, and
+ * are kept for the executions that do not repeat them. */
+static char *exec_params(struct my_stmt *t, const uint8_t *p, size_t n)
+{
+	size_t off = 10, nb = ((size_t)t->nparams + 7) / 8;
+	struct jbuf j;
+	char *out = NULL;
+
+	if (!t->nparams || n - off < nb + 1)
+		return NULL;
+	if (p[off + nb]) {
+		if (n - off - nb - 1 < 2u * t->nparams)
+			return NULL;
+		free(t->types);
+		if (!(t->types = malloc(2u * t->nparams)))
+			return NULL;
+		memcpy(t->types, p + off + nb + 1, 2u * t->nparams);
+		off += nb + 1 + 2u * t->nparams;
+	} else {
+		off += nb + 1;
+	}
+	if (!t->types)
+		return NULL;
+	jb_init(&j);
+	jb_arr_open(&j);
+	for (unsigned i = 0; i < t->nparams; i++) {
+		if (p[10 + i / 8] & (1u << (i % 8)))
+			jb_raw(&j, "null");
+		else if (param_json(&j, t->types[2 * i], t->types[2 * i + 1] & 0x80, p, n, &off))
+			goto bad;
+	}
+	jb_arr_close(&j);
+	if (!j.oom)
+		out = strdup(jb_str(&j));
+bad:
+	jb_free(&j);
+	return out;
+}
+
 int my_execute(struct my *m, const uint8_t *p, size_t len)
 {
 	struct my_stmt *t;
@@ -1012,6 +1172,7 @@ int my_execute(struct my *m, const uint8_t *p, size_t len)
 	struct gate_stmt st = {0};
 	struct gate_batch b = {.protocol = "extended", .st = &st, .n = 1};
 	uint8_t seq = 0;
+	char *params;
 	int r;
 
 	if (len < 10)
@@ -1029,9 +1190,11 @@ int my_execute(struct my *m, const uint8_t *p, size_t len)
 	st.len = strlen(t->text);
 	st.prepared = name;
 	st.facts = t->facts;
+	st.params_json = params = exec_params(t, p, len);
 	b.text = st.text;
 	b.len = st.len;
 	r = gate_run(&m->g, &b);
+	free(params);
 	if (r == GATE_REFUSE)
 		return my_refuse(m, m->g.seq, b.sqlstate, b.message);
 	if (r != GATE_FORWARD)

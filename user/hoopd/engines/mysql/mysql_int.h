@@ -44,6 +44,7 @@ struct my_stmt {
 	char *text;
 	struct sqlfacts *facts; /* what it does, read when it was prepared */
 	uint16_t ncols, nparams;
+	uint8_t *types; /* the parameters' types, as the last execution that sent them said */
 	struct my_stmt *next;
 };
 
