@@ -112,8 +112,11 @@ static int refuse_errno(struct my *m, unsigned err, const char *state, const cha
 
 struct my_stmt *my_stmt_find(struct my *m, uint32_t id)
 {
-	if (id == 0xffffffffu)
+	if (id == 0xffffffffu) {
+		if (!m->last_stmt)
+			return NULL;
 		id = m->last_stmt; /* MariaDB: the statement prepared last */
+	}
 	for (struct my_stmt *t = m->stmts; t; t = t->next)
 		if (t->id == id)
 			return t;

@@ -236,6 +236,9 @@ int my_server_answer(struct my *m, const uint8_t *p, size_t len)
 			return --m->prep_skip ? 0 : done(m);
 		}
 		if (len && p[0] == 0xff) {
+			/* hoopd keeps no definition; an EXECUTE of "the last prepared" (id
+			 * 0xffffffff, MariaDB) after a failed PREPARE is refused by hoopd */
+			m->last_stmt = 0;
 			if (server_error(m, p, len))
 				return -1;
 			return done(m);
