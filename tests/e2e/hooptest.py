@@ -164,6 +164,77 @@ class Postgres:
                               text=True).stdout.strip()
 
 
+class MariaDB:
+    """A throwaway MariaDB server (mariadbd from Debian's mariadb-server-core) in a temporary
+    directory, on a Unix socket where root logs in without a password, and with port= also on
+    TCP 127.0.0.1:port, where only the accounts a test makes log in (root is the socket's
+    alone). Removed at clean-up."""
+
+    def __init__(self, cleanup, port=None, extra=()):
+        self.dir = tempfile.mkdtemp(prefix="hoop-maria-")
+        cleanup.push(shutil.rmtree, self.dir, True)
+        data = os.path.join(self.dir, "data")
+        self.sock = os.path.join(self.dir, "sock")
+        self.port = port
+        r = subprocess.run(["mariadb-install-db", "--no-defaults", "--datadir=" + data, "--user=root",
+                            "--auth-root-authentication-method=normal", "--skip-test-db"],
+                           capture_output=True, text=True)
+        if r.returncode:
+            raise RuntimeError("mariadb-install-db failed:\n" + r.stdout + r.stderr)
+        self.log = os.path.join(self.dir, "err.log")
+        net = ["--skip-networking"] if port is None else [
+            "--port=%d" % port, "--bind-address=127.0.0.1", "--skip-name-resolve"]
+        self.proc = subprocess.Popen(["/usr/sbin/mariadbd", "--no-defaults", "--datadir=" + data,
+                                      "--socket=" + self.sock, "--user=root",
+                                      "--pid-file=" + os.path.join(self.dir, "pid"),
+                                      "--log-error=" + self.log, "--innodb-buffer-pool-size=32M"]
+                                     + net + list(extra),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        cleanup.push(self.stop)
+        wait_for(lambda: self.proc.poll() is not None or self._up(), 60, "mariadbd to answer")
+        if self.proc.poll() is not None:
+            raise RuntimeError("mariadbd exited %d:\n%s" % (self.proc.returncode, open(self.log).read()[-2000:]))
+        if port is not None:
+            # root over TCP (install-db makes root@127.0.0.1, ::1 and the host name, without a
+            # password) would let any agent that reaches the port log in as root
+            self.sql("delete from mysql.global_priv where user = 'root' and host <> 'localhost'")
+            self.sql("flush privileges")
+
+    def _up(self):
+        import pymysql
+        try:
+            self.connect().close()
+            return True
+        except pymysql.MySQLError:
+            return False
+
+    def connect(self, user="root", password="", db=None, **kw):
+        """A pymysql connection over the Unix socket (root by default), autocommit."""
+        import pymysql
+        return pymysql.connect(unix_socket=self.sock, user=user, password=password, database=db,
+                               autocommit=True, read_timeout=30, write_timeout=30, **kw)
+
+    def sql(self, query, args=None, db=None):
+        """query as root over the socket; its rows as a list of tuples."""
+        c = self.connect(db=db)
+        try:
+            cur = c.cursor()
+            cur.execute(query, args)
+            return list(cur.fetchall())
+        finally:
+            c.close()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 class Hoopd:
     """One hoopd with its own pin root, state dir, control socket and ports."""
 

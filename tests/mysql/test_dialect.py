@@ -19,13 +19,11 @@ Usage (as root): tests/mysql/test_dialect.py [NAME-SUBSTRING ...]
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from hooptest import Cleanup, check, run_tests, wait_for, ROOT, HOOPCTL  # noqa: E402
+from hooptest import Cleanup, MariaDB, check, run_tests, ROOT, HOOPCTL  # noqa: E402
 
 import pymysql  # noqa: E402
 
@@ -36,52 +34,6 @@ TABLES = ["patients", "visits", "t", "t1", "t2", "t3", "t4", "archive", "a", "b"
 
 class Ctx:
     pass
-
-
-class MariaDB:
-    """A throwaway MariaDB server on a Unix socket; removed at clean-up."""
-
-    def __init__(self, cleanup):
-        self.dir = tempfile.mkdtemp(prefix="hoop-maria-")
-        cleanup.push(shutil.rmtree, self.dir, True)
-        data = os.path.join(self.dir, "data")
-        self.sock = os.path.join(self.dir, "sock")
-        r = subprocess.run(["mariadb-install-db", "--no-defaults", "--datadir=" + data, "--user=root",
-                            "--auth-root-authentication-method=normal", "--skip-test-db"],
-                           capture_output=True, text=True)
-        if r.returncode:
-            raise RuntimeError("mariadb-install-db failed:\n" + r.stdout + r.stderr)
-        self.log = os.path.join(self.dir, "err.log")
-        self.proc = subprocess.Popen(["/usr/sbin/mariadbd", "--no-defaults", "--datadir=" + data,
-                                      "--socket=" + self.sock, "--skip-networking", "--user=root",
-                                      "--pid-file=" + os.path.join(self.dir, "pid"),
-                                      "--log-error=" + self.log, "--innodb-buffer-pool-size=32M"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
-        cleanup.push(self.stop)
-        wait_for(lambda: self.proc.poll() is not None or self._up(), 60, "mariadbd to answer")
-        if self.proc.poll() is not None:
-            raise RuntimeError("mariadbd exited %d:\n%s" % (self.proc.returncode, open(self.log).read()[-2000:]))
-
-    def _up(self):
-        try:
-            self.connect().close()
-            return True
-        except pymysql.MySQLError:
-            return False
-
-    def connect(self, user="root", password="", db=None):
-        return pymysql.connect(unix_socket=self.sock, user=user, password=password, database=db,
-                               autocommit=True, read_timeout=30, write_timeout=30)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def facts(ctx, statements):
