@@ -49,11 +49,12 @@
 /* The most statements one COM_QUERY may carry (each is judged with its own facts). */
 #define MY_MAX_STMTS 64
 
-static const char SETTINGS_SQL[] = "SELECT @@session.sql_mode, @@session.character_set_client";
+static const char SETTINGS_SQL[] =
+    "SELECT @@session.sql_mode, @@session.character_set_client, DATABASE()";
 /* ...and, while masking is on, the base tables the agent's user can see (mysql_mask.c): their
  * count, then schema 0x1f name, separated by 0x1e */
 static const char SETTINGS_CAT_SQL[] =
-    "SELECT @@session.sql_mode, @@session.character_set_client, (SELECT CONCAT(COUNT(*), "
+    "SELECT @@session.sql_mode, @@session.character_set_client, DATABASE(), (SELECT CONCAT(COUNT(*), "
     "x'1d', IFNULL(GROUP_CONCAT(CONCAT(LOWER(table_schema), x'1f', LOWER(table_name)) "
     "SEPARATOR x'1e'), '')) FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
     "AND table_schema NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys'))";
@@ -169,7 +170,7 @@ static int send_settings_query(struct my *m)
 	memcpy(q + 1, sql, n);
 	my_resp_begin(m, MR_SETTINGS, 0);
 	m->internal = 1;
-	m->settings_cols = cat ? 3 : 2;
+	m->settings_cols = cat ? 4 : 3;
 	return my_put_packet(&m->s->s.out, q, n + 1, &seq);
 }
 
@@ -227,7 +228,20 @@ int my_settings_row(struct my *m, const uint8_t *p, size_t len)
 	if (my_lenenc_str(p, len, &off, &a, &al) || my_lenenc_str(p, len, &off, &b, &bl) ||
 	    al >= sizeof(mode) || bl >= sizeof(cs))
 		return -1;
-	if (m->settings_cols == 3) {
+	if (off < len && p[off] == 0xfb) { /* no database */
+		off++;
+		m->curdb[0] = '\0';
+	} else {
+		const uint8_t *d;
+		uint64_t dl;
+
+		if (my_lenenc_str(p, len, &off, &d, &dl) || dl >= sizeof(m->curdb))
+			return -1;
+		for (uint64_t i = 0; i < dl; i++)
+			m->curdb[i] = (char)(d[i] >= 'A' && d[i] <= 'Z' ? d[i] + 32 : d[i]);
+		m->curdb[dl] = '\0';
+	}
+	if (m->settings_cols == 4) {
 		const uint8_t *c;
 		uint64_t cl;
 
@@ -639,6 +653,7 @@ static int agent_command(struct my *m, const uint8_t *p, size_t len)
 			return refuse_errno(m, MY_ER_PARSE_ERROR, "42000",
 					    "hoop: database name hoopd cannot read");
 		memcpy(text, "USE ", 4);
+		m->resettle = 1; /* the current database, for masking's base-table test */
 		return judge_as(m, text, strlen(text), MR_OK, p, len);
 	case MY_COM_FIELD_LIST: {
 		size_t n = strnlen((const char *)p + 1, len - 1);

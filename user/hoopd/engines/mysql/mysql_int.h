@@ -74,7 +74,8 @@ struct my {
 	struct gate g;
 	struct myl_settings lex;
 	int settings_known;
-	int settings_cols; /* the settings query's columns: 3 with the base tables (masking) */
+	int settings_cols; /* the settings query's columns: 4 with the base tables (masking) */
+	char curdb[257];   /* DATABASE(), lower case ("" none), as the server last said */
 	/* masking: "schema\x1ftable" of the base tables the login could see, sorted */
 	char **cat;
 	char *cat_buf;

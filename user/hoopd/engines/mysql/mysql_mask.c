@@ -1,39 +1,402 @@
-/* Interim: masking of MySQL rows is not wired yet; with masking on, rows are withheld. */
+/*
+ * Masking of MySQL/MariaDB result rows (issue 17, docs/mysql.md "Masking").
+ *
+ * The server's column metadata (org_table, org_name) is not provenance: MariaDB reports a
+ * view's column as the view's own (`v`.`alias`), a derived table's or CTE's by its alias, a
+ * TEMPTABLE view's by the base table and the view's alias, and a derived table may be aliased
+ * with the name of a real table. So a column is taken as a table's column itself only when the
+ * statement cannot have renamed it:
+ *   - the text is one plain SELECT (one SELECT keyword: no subquery, derived table, CTE,
+ *     UNION, VALUES, TABLE, JSON_TABLE, user variable) reading exactly one table T;
+ *   - the column's org_table is T, its schema is given, and T is a base table of that schema
+ *     in the list hoopd read from information_schema at login (a view, or a table made
+ *     since, is not in it);
+ * and then the policy's rule for schema.T.org_name applies. A statement that reads no table,
+ * calls no function and names no user variable returns nothing derived from user data (its
+ * columns are clean, the detectors still read them). Every other column is of unknown
+ * provenance: masked by the policy's unknown_style. Text and binary rows go through the row
+ * codecs (myrow.h); a value that cannot be masked validly in its type withholds the rest of
+ * the result (an ERR in place of the rows, the session goes on once the server's answer is
+ * read to its end). Server error messages have their quoted parts replaced while masking is
+ * on (a value can ride in "Truncated incorrect INTEGER value: '...'").
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
 #include "mysql_int.h"
 #include "mask_live.h"
+#include "myrow.h"
+#include "mysqllex.h"
+#include "record.h"
+
+struct my_mask {
+	struct masking *mg;
+	/* the statement is one plain SELECT whose every table is a base table: a column's
+	 * org_table among them names where its value comes from */
+	int trust;
+	char tables[SQLFACTS_MAX_NAMES][65]; /* ...those tables (name part, lower case) */
+	char schemas[SQLFACTS_MAX_NAMES][130];
+	int ntables;
+	int clean; /* reads nothing derived from user data */
+	/* trusted, and no name in the text is a masked (or free-text) column of its tables: a
+	 * computed column cannot derive from a masked value */
+	int names_clean;
+	struct mycol *cols;
+	struct col_desc *cd;
+	uint64_t ncols;
+	struct mask_result mr;
+	struct myrow_cols rc; /* the codecs read the columns' types from here */
+	int planned;
+	int withheld; /* this result's rows are dropped from here on */
+	struct buf out;
+};
+
+/*
+ * Built-in functions that compute from their arguments and the session alone (no table, no
+ * stored routine): a statement that reads no table and calls only these returns nothing
+ * derived from user data. A stored function cannot take one of these names unqualified (the
+ * built-in wins), and any other name may be one that reads tables.
+ */
+static const char *const builtins[] = {
+    "abs", "ascii", "avg", "benchmark", "bin", "bit_length", "ceil", "ceiling", "char",
+    "char_length", "character_length", "charset", "coalesce", "collation", "concat",
+    "concat_ws", "connection_id", "conv", "convert", "cos", "count", "curdate",
+    "current_date", "current_role", "current_time", "current_timestamp", "current_user",
+    "curtime", "database", "date", "date_add", "date_format", "date_sub", "datediff", "day",
+    "dayname", "dayofmonth", "dayofweek", "dayofyear", "degrees", "elt", "exp", "field",
+    "find_in_set", "floor", "format", "found_rows", "from_days", "from_unixtime", "greatest",
+    "hex", "hour", "if", "ifnull", "inet_aton", "inet_ntoa", "insert", "instr", "isnull",
+    "last_day", "last_insert_id", "lcase", "least", "left", "length", "ln", "localtime",
+    "localtimestamp", "locate", "log", "log10", "log2", "lower", "lpad", "ltrim", "makedate",
+    "maketime", "max", "md5", "microsecond", "mid", "min", "minute", "mod", "month",
+    "monthname", "now", "nullif", "oct", "ord", "pi", "position", "pow", "power", "quarter",
+    "quote", "radians", "rand", "repeat", "replace", "reverse", "right", "round",
+    "row_count", "rpad", "rtrim", "schema", "sec_to_time", "second", "session_user", "sha",
+    "sha1", "sha2", "sign", "sin", "space", "sqrt", "str_to_date", "strcmp", "subdate",
+    "substr", "substring", "substring_index", "sum", "sysdate", "system_user", "tan", "time",
+    "time_format", "time_to_sec", "timediff", "timestamp", "timestampadd", "timestampdiff",
+    "to_days", "trim", "truncate", "ucase", "unhex", "unix_timestamp", "upper", "user",
+    "utc_date", "utc_time", "utc_timestamp", "uuid", "uuid_short", "version", "week",
+    "weekday", "weekofyear", "year", "yearweek", "cast", "sleep", "octet_length", "crc32",
+    "to_base64", "from_base64", "json_object", "json_array", "json_extract", "json_unquote",
+    "json_value", "json_length", "json_valid", "json_type", "json_quote", "regexp_replace",
+    "regexp_substr", "regexp_instr", "nvl", "nvl2", "decode_histogram", "inet6_aton",
+    "inet6_ntoa", "is_ipv4", "is_ipv6", "last_value", "master_pos_wait", "get_lock",
+    "release_lock", "is_free_lock", "is_used_lock", NULL};
+
+static int builtin(const char *name)
+{
+	const char *dot = strrchr(name, '.');
+
+	if (dot)
+		return 0; /* db.f: a stored function */
+	for (int i = 0; builtins[i]; i++)
+		if (!strcmp(name, builtins[i]))
+			return 1;
+	return 0;
+}
+
+static int base_table(const struct my *m, const char *schema, const char *table);
+
+/* Words of the text as the server lexes it: selects counts SELECT keywords; 0 when a word
+ * that brings rows in under another name, or a user variable, is there (or it cannot be
+ * lexed). *warn: SHOW WARNINGS / ERRORS (they quote values of the last statement). */
+static int plain_select(const struct myl_settings *ls, const char *sql, size_t len, int *warn)
+{
+	static const char *const other[] = {"union", "with", "values", "table", "json_table",
+					     "except", "intersect", "into", NULL};
+	struct myl_result r = {0};
+	int selects = 0, ok = 1;
+
+	*warn = 0;
+	if (myl_lex(ls, sql, len, &r)) {
+		myl_free(&r);
+		return 0;
+	}
+	for (size_t i = 0; i < r.n && ok; i++) {
+		const struct myl_token *t = &r.tok[i];
+
+		if (t->kind == MYL_VAR)
+			ok = 0;
+		if (t->kind != MYL_IDENT)
+			continue;
+		if (myl_is(sql, t, "select"))
+			selects++;
+		if (myl_is(sql, t, "warnings") || myl_is(sql, t, "errors"))
+			*warn = 1;
+		for (int w = 0; other[w]; w++)
+			if (myl_is(sql, t, other[w]))
+				ok = 0;
+	}
+	myl_free(&r);
+	return ok ? selects : -1;
+}
+
+/* Does any name in the text (unquoted or in backticks) name a column a masking rule covers in
+ * one of the tables (schemas[i].tables[i])? 1 also when the text cannot be lexed. */
+static int names_masked(const struct my *m, const struct mask_policy *mp, const char *sql,
+			size_t len, char (*schemas)[130], char (*tables)[65], int nt)
+{
+	struct myl_result r = {0};
+	int hit = 0;
+
+	if (myl_lex(&m->lex, sql, len, &r)) {
+		myl_free(&r);
+		return 1;
+	}
+	for (size_t i = 0; i < r.n && !hit; i++) {
+		const struct myl_token *t = &r.tok[i];
+		char name[130];
+		size_t o = 0;
+
+		if (t->kind != MYL_IDENT && t->kind != MYL_QIDENT)
+			continue;
+		for (uint32_t k = 0; k < t->len && o < sizeof(name) - 1; k++) {
+			char c = sql[t->off + k];
+
+			if (t->kind == MYL_QIDENT && (k == 0 || k == t->len - 1))
+				continue; /* the quotes (a doubled one inside stays: no rule names it) */
+			name[o++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+		}
+		name[o] = '\0';
+		for (int k = 0; k < nt && !hit; k++)
+			hit = mask_rule_match(mp, schemas[k], tables[k], name) != MASK_RULE_NONE;
+	}
+	myl_free(&r);
+	return hit;
+}
 
 void my_mask_begin(struct my *m, const char *sql, size_t len, const struct sqlfacts *f, int n)
 {
+	struct my_mask *k;
+
+	my_mask_end(m);
+	if (m->internal || !masking_enabled())
+		return;
+	if (!(k = calloc(1, sizeof(*k))))
+		return; /* my_mask_row withholds without it */
+	k->mg = masking_get();
+	if (f && n == 1 && !f->parse_error) {
+		int warn, sel = plain_select(&m->lex, sql, len, &warn), fns = 1;
+
+		for (int i = 0; i < f->nfunctions; i++)
+			fns &= builtin(f->functions[i]);
+		/* clean: nothing read from a table, only built-in functions, no user variable
+		 * (what an earlier statement put there), not SHOW WARNINGS */
+		k->clean = f->nread == 0 && fns && !f->too_many && sel >= 0 && !warn &&
+			   !(f->kinds & ~(1ULL << SK_SELECT | 1ULL << SK_SHOW | 1ULL << SK_SET));
+		k->trust = f->kinds == 1ULL << SK_SELECT && f->nread >= 1 && !f->too_many &&
+			   sel == 1 && m->ncat;
+		for (int i = 0; k->trust && i < f->nread; i++) {
+			const char *dot = strrchr(f->read[i], '.');
+			char schema[130];
+
+			/* every table is a base table: a view's columns are named by the view */
+			if (dot)
+				snprintf(schema, sizeof(schema), "%.*s", (int)(dot - f->read[i]),
+					 f->read[i]);
+			else
+				snprintf(schema, sizeof(schema), "%s", m->curdb);
+			snprintf(k->tables[i], sizeof(k->tables[i]), "%s", dot ? dot + 1 : f->read[i]);
+			k->ntables = i + 1;
+			snprintf(k->schemas[i], sizeof(k->schemas[i]), "%s", schema);
+			if (!schema[0] || !base_table(m, schema, k->tables[i]))
+				k->trust = 0;
+		}
+		k->names_clean = k->trust && k->mg && fns &&
+				 !names_masked(m, &k->mg->mp, sql, len, k->schemas, k->tables,
+					       k->ntables);
+	}
+	m->mk = k;
 }
+
 int my_mask_coldef(struct my *m, const uint8_t *p, size_t len, uint64_t i)
 {
+	struct my_mask *k = m->mk;
+
+	if (!k)
+		return masking_enabled() && !m->internal
+			       ? my_violation(m, "database", "no memory to mask a result")
+			       : 0;
+	if (i == 0) {
+		free(k->cols);
+		free(k->cd);
+		mask_result_free(&k->mr);
+		k->planned = 0; /* withheld stays: the command's answer is cut off */
+		k->ncols = m->ncols;
+		k->cols = calloc(m->ncols, sizeof(*k->cols));
+		k->cd = calloc(m->ncols, sizeof(*k->cd));
+		if (!k->cols || !k->cd)
+			return -1;
+	}
+	if (i >= k->ncols || mycol_parse(p, len, &k->cols[i]))
+		return my_violation(m, "database", "malformed column definition");
 	return 0;
 }
+
+/* Is schema.table a base table of the list read at login? */
+static int base_table(const struct my *m, const char *schema, const char *table)
+{
+	char key[300];
+
+	snprintf(key, sizeof(key), "%s\x1f%s", schema, table);
+	for (char *q = key; *q; q++)
+		*q = (char)(*q >= 'A' && *q <= 'Z' ? *q + 32 : *q);
+	return my_catalog_has(m, key);
+}
+
 int my_mask_plan(struct my *m)
 {
+	struct my_mask *k = m->mk;
+	struct maskplan sp = {0};
+	struct row_codec codec;
+	int r;
+
+	if (!k)
+		return 0;
+	if (!k->mg)
+		return 0; /* masking was turned off since: nothing to mask */
+	sp.ncols = (int)k->ncols;
+	sp.returns_rows = 1;
+	if (!(sp.cols = calloc(k->ncols, sizeof(*sp.cols))))
+		return -1;
+	for (uint64_t i = 0; i < k->ncols; i++) {
+		const struct mycol *c = &k->cols[i];
+		struct col_desc *d = &k->cd[i];
+		int direct = k->trust && c->org_name[0] && c->schema[0] &&
+			     base_table(m, c->schema, c->org_table);
+
+		for (int t = 0; direct && t < k->ntables; t++)
+			if (!strcasecmp(c->org_table, k->tables[t]))
+				break;
+			else if (t == k->ntables - 1)
+				direct = 0;
+
+		d->name = c->name;
+		d->schema = c->schema;
+		d->engine = COL_ENGINE_MYSQL;
+		d->type = c->type;
+		d->type_mod = c->decimals;
+		d->length = (int32_t)c->length;
+		d->charset = c->charset;
+		d->flags = c->flags;
+		d->format = 0; /* the codecs present every cell as its text */
+		if (direct) {
+			sp.cols[i].rule = mask_rule_match(&k->mg->mp, c->schema, c->org_table,
+							  c->org_name);
+			snprintf(sp.cols[i].source, sizeof(sp.cols[i].source), "%s.%s",
+				 c->org_table, c->org_name);
+		} else {
+			sp.cols[i].rule = k->clean || k->names_clean ? MASK_RULE_NONE
+								     : MASK_RULE_UNKNOWN;
+		}
+	}
+	k->rc.ncols = (int)k->ncols;
+	k->rc.cols = k->cols;
+	if (m->binary)
+		myrow_bin_codec(&codec, &k->rc);
+	else
+		myrow_text_codec(&codec, &k->rc);
+	r = masking_plan_rows(&k->mr, k->mg, NULL, &sp, k->cd, (int)k->ncols, &codec);
+	free(sp.cols);
+	if (r)
+		return -1;
+	for (uint64_t i = 0; i < k->ncols; i++)
+		k->mr.cols[i].type_oid = mycol_pg_type(&k->cols[i]);
+	k->planned = 1;
+	if (!m->internal && m->first_seq)
+		ev_columns(sess_agent(m->s), m->first_seq + (uint64_t)(m->cur < m->nseq ? m->cur : 0),
+			   k->cd, (int)k->ncols);
 	return 0;
 }
+
 int my_mask_row(struct my *m, const uint8_t *p, size_t len)
 {
-	if (masking_enabled())
-		return my_violation(m, "database", "masking of MySQL rows is not built yet");
-	return my_forward(m, p, len);
+	struct my_mask *k = m->mk;
+	int r;
+
+	if (!k) {
+		if (masking_enabled() && !m->internal)
+			return my_violation(m, "database", "no memory to mask a result");
+		return my_forward(m, p, len);
+	}
+	if (!k->mg)
+		return my_forward(m, p, len);
+	if (k->withheld)
+		return 0;
+	if (!k->planned)
+		return my_violation(m, "database", "a row before its columns");
+	k->out.len = 0;
+	r = masking_rows(&k->mr, k->mg, p, len, &k->out);
+	if (r < 0)
+		return my_violation(m, "database", "a row hoopd cannot read");
+	if (r == 1) {
+		char msg[400];
+
+		/* what cannot be masked is not sent: an ERR ends the result for the agent */
+		snprintf(msg, sizeof(msg),
+			 "hoop: a value in this result cannot be masked validly (%s); the rest of "
+			 "the result is withheld",
+			 k->mr.counts.why[0] ? k->mr.counts.why : "unmaskable value");
+		k->withheld = 1;
+		return my_put_err(&m->s->a.out, m->out_seq++, MY_ER_UNKNOWN_ERROR, "HY000", msg);
+	}
+	return my_forward(m, buf_head(&k->out), k->out.len);
 }
+
+/* An ERR from the server: its quoted parts replaced while masking is on. */
 int my_mask_err(struct my *m, const uint8_t *p, size_t len)
 {
-	return my_forward(m, p, len);
+	uint8_t b[1024];
+	size_t o = 0;
+	int quote = 0;
+
+	if (!masking_enabled() || m->internal || len > sizeof(b) || (m->mk && m->mk->withheld))
+		return m->mk && m->mk->withheld ? 0 : my_forward(m, p, len);
+	for (size_t i = 0; i < len; i++) {
+		if (i >= 9 && (p[i] == '\'' || p[i] == '"')) {
+			quote = !quote;
+			b[o++] = p[i];
+			if (quote && o + 3 <= sizeof(b)) {
+				memcpy(b + o, "***", 3);
+				o += 3;
+			}
+			continue;
+		}
+		if (!quote || i < 9)
+			b[o++] = p[i];
+	}
+	return my_forward(m, b, o);
 }
+
 char *my_mask_json(struct my *m)
 {
-	return NULL;
+	return m->mk && m->mk->planned ? mask_result_json(&m->mk->mr) : NULL;
 }
+
 void my_mask_result_end(struct my *m)
 {
+	(void)m; /* a withheld result stays so to the end of the command's answer */
 }
-void my_mask_end(struct my *m)
-{
-}
+
 int my_mask_withheld(const struct my *m)
 {
-	return 0;
+	return m->mk && m->mk->withheld;
+}
+
+void my_mask_end(struct my *m)
+{
+	struct my_mask *k = m->mk;
+
+	if (!k)
+		return;
+	masking_put(k->mg);
+	mask_result_free(&k->mr);
+	free(k->cols);
+	free(k->cd);
+	buf_free(&k->out);
+	free(k);
+	m->mk = NULL;
 }
