@@ -77,6 +77,9 @@ suite e2e-hostile-worker /usr/bin/python3 tests/e2e/test_hostile_worker.py
 # The MySQL/MariaDB classifier against a real MariaDB 10.11 (grammar and table privileges).
 make --no-print-directory build/tools/mysqlfacts >/dev/null || total_fail=$((total_fail + 1))
 suite mysql-dialect /usr/bin/python3 tests/mysql/test_dialect.py
+# The MySQL/MariaDB engine: a throwaway MariaDB 10.11, the mariadb CLI, pymysql, MySQLdb,
+# sysbench and a protocol client of the test's own, through real BPF redirection.
+suite e2e-mysql /usr/bin/python3 tests/e2e/test_mysql.py
 # PostgreSQL 15's regression SQL directly and through hoopd, output against output, with psql
 # and again over the extended protocol (three to eight minutes on two shared cores, by their load).
 suite e2e-transparency /usr/bin/python3 tests/e2e/test_transparency.py
@@ -97,6 +100,8 @@ suite e2e-sanitizers env HOOP_BUILD=build/san HOOP_BLAST_BYTES=$((64 << 20)) \
 	/usr/bin/python3 tests/e2e/test_spine.py
 suite e2e-pg-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect_leaks=1 \
 	/usr/bin/python3 tests/e2e/test_pg.py
+suite e2e-mysql-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect_leaks=1 \
+	/usr/bin/python3 tests/e2e/test_mysql.py
 suite e2e-policy-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect_leaks=1 \
 	/usr/bin/python3 tests/e2e/test_policy.py
 suite e2e-approvals-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect_leaks=1 \

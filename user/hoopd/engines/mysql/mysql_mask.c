@@ -84,7 +84,10 @@ static const char *const builtins[] = {
     "json_value", "json_length", "json_valid", "json_type", "json_quote", "regexp_replace",
     "regexp_substr", "regexp_instr", "nvl", "nvl2", "decode_histogram", "inet6_aton",
     "inet6_ntoa", "is_ipv4", "is_ipv6", "last_value", "master_pos_wait", "get_lock",
-    "release_lock", "is_free_lock", "is_used_lock", NULL};
+    "release_lock", "is_free_lock", "is_used_lock",
+    /* CAST and CONVERT target types, which the classifier lists with the functions */
+    "decimal", "signed", "unsigned", "datetime", "binary", "double", "float", "integer", "int",
+    "nchar", "json", NULL};
 
 static int builtin(const char *name)
 {
