@@ -1,7 +1,7 @@
 #!/bin/bash
-# `make demo`: hoop's main job on an embedded default. A throwaway PostgreSQL with synthetic
-# patient data, an "agent" (psql) in a cgroup of its own, hoopd in the path, and what an operator
-# sees. Everything it starts is removed at the end, also on Ctrl-C or failure.
+# `make demo`: hoop's main job on an embedded default. A throwaway PostgreSQL and a throwaway
+# MariaDB with synthetic patient data, an "agent" (psql, then the mariadb client) in a cgroup of
+# its own, hoopd in the path, and what an operator sees. Everything it starts is removed at the end, also on Ctrl-C or failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "make demo needs root (BPF programs, cgroups)" >&2; exit 1; }
@@ -15,6 +15,7 @@ PIN=/sys/fs/bpf/hoop-demo-$$
 CTL="$WORK/hoopd.sock"
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PGPORT=$(free_port)
+MYPORT=$(free_port)
 LPORT=$(free_port)
 HOOPD_PID=""
 APPROVER=hoopdemo$$
@@ -34,6 +35,7 @@ cleanup() {
 	rmdir "$CG" "$(dirname "$CG")" 2>/dev/null
 	rm -rf "$PIN"
 	[ -f "$WORK/pg/postmaster.pid" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast -w stop >/dev/null
+	[ -n "${MYPID:-}" ] && kill "$MYPID" 2>/dev/null && wait "$MYPID" 2>/dev/null
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -75,14 +77,51 @@ CREATE VIEW patient_contacts AS SELECT id, email AS contact, upper(last_name) AS
 SQL
 echo "clinical: $(psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d clinical -tAX -c 'select count(*) from patients') patients"
 
-say "2. hoopd with a policy that targets the database port"
+say "1b. A throwaway MariaDB 10.11 with the same kind of patients (port $MYPORT)"
+mariadb-install-db --no-defaults --datadir="$WORK/maria" --user=root \
+	--auth-root-authentication-method=normal --skip-test-db >/dev/null
+/usr/sbin/mariadbd --no-defaults --datadir="$WORK/maria" --socket="$WORK/maria.sock" --user=root \
+	--port="$MYPORT" --bind-address=127.0.0.1 --skip-name-resolve --log-error="$WORK/maria.log" \
+	--pid-file="$WORK/maria.pid" --innodb-buffer-pool-size=32M >/dev/null 2>&1 &
+MYPID=$!
+for _ in $(seq 200); do mariadb --no-defaults -S "$WORK/maria.sock" -e 'select 1' >/dev/null 2>&1 && break; sleep 0.1; done
+mariadb --no-defaults -S "$WORK/maria.sock" <<'SQL'
+DELETE FROM mysql.global_priv WHERE user = 'root' AND host <> 'localhost';
+FLUSH PRIVILEGES;
+CREATE DATABASE clinical;
+CREATE USER 'agent'@'127.0.0.1' IDENTIFIED BY 'agentpw';
+GRANT ALL ON clinical.* TO 'agent'@'127.0.0.1';
+USE clinical;
+CREATE TABLE patients (id int PRIMARY KEY, first_name varchar(32), last_name varchar(32),
+                       ssn char(11), dob date, email varchar(64), city varchar(32));
+INSERT INTO patients
+SELECT seq, ELT(1 + seq % 6, 'Ada', 'Ben', 'Cleo', 'Dev', 'Eli', 'Fay'),
+       CONCAT(ELT(1 + seq % 5, 'Okafor', 'Lindqvist', 'Moreau', 'Tanaka', 'Novak'), seq),
+       CONCAT(LPAD(101 + seq % 500, 3, '0'), '-', LPAD(10 + seq % 89, 2, '0'), '-', LPAD(1000 + seq * 7, 4, '0')),
+       DATE '1950-01-01' + INTERVAL seq * 97 DAY, CONCAT('patient', seq, '@example.org'),
+       ELT(1 + seq % 3, 'Oakland', 'Fresno', 'Eureka')
+FROM seq_1_to_500;
+SQL
+echo "clinical (MariaDB): $(mariadb --no-defaults -S "$WORK/maria.sock" -N -e 'select count(*) from clinical.patients') patients"
+
+say "2. hoopd with a policy that targets the database ports"
 # A throwaway approver: a local user in the group the policy names.
 groupadd "$APPROVER-grp" && useradd -M -s /usr/sbin/nologin -G "$APPROVER-grp" "$APPROVER"
 # The demo's database has no TLS: its policy says so (the shipped one verifies the server).
 sed -e "s/ports: \[5432\]/ports: [$PGPORT]/" -e "s/upstream_tls: verify-full/upstream_tls: disable/" \
 	-e "s/group:hoop-approvers/group:$APPROVER-grp/" policies/hipaa-agents.yaml >"$WORK/policy.yaml"
+# ...and a second target: the MariaDB, judged and masked by the same rules
+/usr/bin/python3 - "$WORK/policy.yaml" "$MYPORT" <<'PY'
+import sys
+p, port = sys.argv[1], sys.argv[2]
+t = open(p).read()
+t = t.replace("\n\n# What the grammar", "\n  - name: clinical-mariadb\n    protocol: mysql\n    ports: [%s]\n"
+              "    upstream_tls: disable\n\n# What the grammar" % port, 1)
+open(p, "w").write(t)
+PY
 chmod 755 "$WORK"
-grep -A4 '^targets:' "$WORK/policy.yaml"
+grep -A10 '^targets:' "$WORK/policy.yaml" | grep -v '^ *#'
+
 start_hoopd
 echo "hoopd is running (pid $HOOPD_PID); its own connections are never redirected"
 
@@ -175,6 +214,37 @@ runuser -u "$APPROVER" -- "$B/hoopctl" --control "$CTL" approve "$ID" --reason "
 wait $HELD
 echo "  agent: got $(wc -l <"$WORK/held.out") rows, once, masked: $(head -1 "$WORK/held.out")"
 
+say "7b. The same policy for a MySQL agent: the mariadb client against MariaDB"
+M() { agent mariadb --no-defaults -h 127.0.0.1 -P "$MYPORT" -u agent -pagentpw clinical --table "$@"; }
+for sql in "DROP TABLE /*!50000 patients */" "DELETE FROM \`clinical\`.\`patients\`"; do
+	printf '$ agent mariadb -e "%s"\n' "$sql"
+	M -e "$sql" 2>&1 | sed 's/^/  /' || true
+done
+Q2="select id, first_name, last_name, ssn, dob, email, city from patients order by id limit 3"
+echo "what MariaDB holds (a direct connection, not through hoop):"
+mariadb --no-defaults -S "$WORK/maria.sock" clinical --table -e "$Q2" | sed 's/^/  /'
+echo "what the agent gets for the same query, and for values computed from masked columns:"
+printf '$ agent mariadb -e "%s"\n' "$Q2"
+M -e "$Q2" 2>&1 | sed 's/^/  /'
+agent /usr/bin/python3 - "$MYPORT" <<'PY' 2>&1 | sed 's/^/  /'
+import sys, MySQLdb
+c = MySQLdb.connect(host="127.0.0.1", port=int(sys.argv[1]), user="agent", passwd="agentpw", db="clinical")
+cur = c.cursor()
+cur.execute("select upper(first_name), concat(ssn, '') as s, city from patients where id = %s limit 1", (2,))
+print("computed from masked columns:", cur.fetchall())
+PY
+MSID=$(/usr/bin/python3 - "$WORK/state/audit" <<'PY'
+import glob, gzip, json, sys
+sid = ""
+for p in sorted(glob.glob(sys.argv[1] + "/seg-*.jsonl*")):
+    for line in (gzip.open if p.endswith(".gz") else open)(p, "rt"):
+        e = json.loads(line)
+        if e["kind"] == "session_start" and e.get("protocol") == "mysql":
+            sid = e["session"]
+print(sid)
+PY
+)
+
 say "8. The agent still sees the database as its peer (getpeername)"
 agent /usr/bin/python3 -c "
 import socket; s = socket.create_connection(('127.0.0.1', $PGPORT)); print('  agent connected to', s.getpeername())"
@@ -195,6 +265,8 @@ say "11. The audit trail: replay a session, then prove nothing was changed"
 run "$B/hoopctl" sessions --state-dir "$WORK/state"
 echo "the session whose statement was approved, as it happened:"
 run "$B/hoopctl" replay "$SID" --state-dir "$WORK/state"
+echo "a MySQL session, the same way:"
+[ -n "$MSID" ] && run "$B/hoopctl" replay "$MSID" --state-dir "$WORK/state"
 run "$B/hoopctl" verify --state-dir "$WORK/state"
 echo "flip one byte of the trail and verify again:"
 /usr/bin/python3 - "$WORK/state/audit" <<'PY'

@@ -32,8 +32,17 @@ static void print_columns(struct json_object *cols)
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *c = json_object_array_get_idx(cols, i);
 
-		printf("%s%s (type %lld%s)", i ? ", " : "", jd(c, "name"),
-		       (long long)ji(c, "type_oid"), ji(c, "format") ? ", binary" : "");
+		struct json_object *t;
+		int pg = json_object_object_get_ex(c, "type_oid", &t);
+
+		/* PostgreSQL's columns carry a type OID, MySQL's their table.column and type code */
+		if (pg || !json_object_object_get_ex(c, "table", &t))
+			printf("%s%s (type %lld%s)", i ? ", " : "", jd(c, "name"),
+			       (long long)ji(c, pg ? "type_oid" : "type"),
+			       ji(c, "format") ? ", binary" : "");
+		else
+			printf("%s%s (%s.%s, type %lld)", i ? ", " : "", jd(c, "name"), jd(c, "table"),
+			       jd(c, "column"), (long long)ji(c, "type"));
 	}
 	printf("\n");
 }

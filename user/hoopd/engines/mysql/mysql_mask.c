@@ -279,6 +279,9 @@ int my_mask_plan(struct my *m)
 
 		d->name = c->name;
 		d->schema = c->schema;
+		/* what the server said the column is (the records'); masking goes by sp below */
+		d->table = c->org_table[0] ? c->org_table : NULL;
+		d->column = c->org_name[0] ? c->org_name : NULL;
 		d->engine = COL_ENGINE_MYSQL;
 		d->type = c->type;
 		d->type_mod = c->decimals;
