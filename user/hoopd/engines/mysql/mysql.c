@@ -887,6 +887,7 @@ int my_query(struct my *m, const uint8_t *pkt, size_t plen, int judge)
 			if (!(f[i] = calloc(1, sizeof(*f[i]))))
 				goto out;
 			mysql_facts(&m->lex, st[i].text, st[i].len, f[i]);
+			my_mask_probes(m, st[i].text, st[i].len, f[i]);
 			st[i].facts = f[i];
 			if (!keeps_settings(f[i]))
 				resettle = 1;
@@ -980,6 +981,7 @@ int my_prepare(struct my *m, const uint8_t *p, size_t len)
 			 why[0] ? why : "a prepared statement is exactly one statement");
 	} else {
 		mysql_facts(&m->lex, sql + sp->off[0], sp->len[0], f);
+		my_mask_probes(m, sql + sp->off[0], sp->len[0], f);
 	}
 	free(sp);
 	st.facts = f;

@@ -143,6 +143,8 @@ char *my_mask_json(struct my *m);
 void my_mask_result_end(struct my *m);
 void my_mask_end(struct my *m);
 int my_mask_withheld(const struct my *m);
+/* The facts on masked columns of a statement (probes_masked, writes_masked) into f. */
+void my_mask_probes(const struct my *m, const char *sql, size_t len, struct sqlfacts *f);
 /* mysql.c: is "schema\x1ftable" (lower case) a base table of the list read at login? */
 int my_catalog_has(const struct my *m, const char *key);
 

@@ -406,3 +406,163 @@ void my_mask_end(struct my *m)
 	free(k);
 	m->mk = NULL;
 }
+
+/* A token's name, unquoted and folded to lower case, into name (n bytes). */
+static void tok_name(const char *sql, const struct myl_token *t, char *name, size_t n)
+{
+	size_t o = 0;
+
+	for (uint32_t k = 0; k < t->len && o < n - 1; k++) {
+		char c = sql[t->off + k];
+
+		if (t->kind == MYL_QIDENT && (k == 0 || k == t->len - 1))
+			continue;
+		name[o++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+	}
+	name[o] = '\0';
+}
+
+/* Is name a column a (non free-text) masking rule covers in one of f's tables? */
+static int masked_name(const struct mask_policy *mp, const struct sqlfacts *f, const char *name,
+		       char *hit, size_t hitn)
+{
+	for (int k = 0; k < f->nread; k++) {
+		const char *dot = strrchr(f->read[k], '.');
+		int rule = mask_rule_match(mp, NULL, dot ? dot + 1 : f->read[k], name);
+
+		/* free text is masked by the detectors, not as a whole: not a probe */
+		if (rule >= 0 && rule < mp->nrules && !mp->rules[rule].free_text) {
+			snprintf(hit, hitn, "%s.%s", dot ? dot + 1 : f->read[k], name);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int is_any(const char *sql, const struct myl_token *t, const char *const *words)
+{
+	for (int i = 0; words[i]; i++)
+		if (myl_is(sql, t, words[i]))
+			return 1;
+	return 0;
+}
+
+/*
+ * The facts rules on masked columns match (sqlfacts probes_masked, writes_masked), worked out
+ * from the names in the text, since MySQL text has no provenance plan here. A "masked name" is
+ * a name a masking rule covers in one of the statement's tables (any name: a column is not told
+ * from an alias). probes_masked when the statement decides something by a masked value:
+ *  (a) a masked name after WHERE, ON, USING, HAVING, ORDER or GROUP;
+ *  (b) a masked name inside a derived table or a WITH body, when the statement filters, joins,
+ *      groups or sorts anywhere (the outer query reads it under an alias);
+ *  (c) a select list item with a masked name whose alias (a name of the item outside its
+ *      parentheses) or position is what ORDER BY, GROUP BY or HAVING names;
+ *  (d) a table that is not a base table hoopd knows (a view, one made since login), when the
+ *      statement filters, joins, groups or sorts (its columns' sources are not known);
+ *  (e) an UPDATE or DELETE naming a masked name anywhere (affected rows answer the predicate).
+ * writes_masked when a statement that writes (INSERT, REPLACE, UPDATE, CREATE TABLE, ALTER,
+ * SELECT ... INTO a variable or a file) names a masked name anywhere (conservative: an UPDATE
+ * that sets a masked column to a constant is one too).
+ */
+void my_mask_probes(const struct my *m, const char *sql, size_t len, struct sqlfacts *f)
+{
+	static const char *const pred_words[] = {"where", "on", "using", "having", "order", "group",
+						 NULL};
+	static const char *const sort_words[] = {"order", "group", "having", NULL};
+	const uint64_t writes = 1ULL << SK_INSERT | 1ULL << SK_UPDATE | 1ULL << SK_CREATE_TABLE |
+				1ULL << SK_SET | 1ULL << SK_COPY_TO | 1ULL << SK_ALTER_TABLE;
+	struct masking *mg;
+	struct myl_result r = {0};
+	int dml = (f->kinds & (1ULL << SK_UPDATE | 1ULL << SK_DELETE)) != 0;
+	int any_pred = 0, seen_pred = 0, seen_from = 0, with = 0, depth = 0, any_masked = 0;
+	int in_sort = 0, in_order = 0, item_masked = 0, pos_masked = 0, item_no = 1, sorted_pos = 0;
+	int derived_masked = 0, unknown_table = 0;
+	char alias[16][130];
+	int nalias = 0;
+	char hit[130] = "", name[130];
+
+	if (f->parse_error || !f->nread || !masking_enabled() || !(mg = masking_get()))
+		return;
+	if (myl_lex(&m->lex, sql, len, &r)) {
+		myl_free(&r);
+		masking_put(mg);
+		return; /* the classifier read it, so the lexer does: not reached */
+	}
+	for (int k = 0; k < f->nread; k++) {
+		const char *dot = strrchr(f->read[k], '.');
+		char schema[130];
+
+		snprintf(schema, sizeof(schema), "%.*s", dot ? (int)(dot - f->read[k]) : 0, f->read[k]);
+		if (!base_table(m, dot ? schema : m->curdb, dot ? dot + 1 : f->read[k]))
+			unknown_table = 1;
+	}
+	for (size_t i = 0; i < r.n; i++)
+		if (r.tok[i].kind == MYL_IDENT && is_any(sql, &r.tok[i], pred_words))
+			any_pred = 1;
+	for (size_t i = 0; i < r.n; i++) {
+		const struct myl_token *t = &r.tok[i];
+		int is_masked = 0;
+
+		if (t->kind == MYL_OP && t->op[0] == '(') {
+			depth++;
+			continue;
+		}
+		if (t->kind == MYL_OP && t->op[0] == ')') {
+			depth -= depth > 0;
+			continue;
+		}
+		if (t->kind == MYL_OP && t->op[0] == ',' && depth == 0 && !seen_from) {
+			pos_masked |= item_masked << (item_no < 31 ? item_no : 31);
+			item_no++;
+			item_masked = 0;
+			continue;
+		}
+		/* ORDER BY 2 / GROUP BY 1, 2: by position */
+		if (in_order && t->kind == MYL_NUMBER && i &&
+		    ((r.tok[i - 1].kind == MYL_IDENT && myl_is(sql, &r.tok[i - 1], "by")) ||
+		     (r.tok[i - 1].kind == MYL_OP && r.tok[i - 1].op[0] == ',')))
+			sorted_pos = 1;
+		if (t->kind != MYL_IDENT && t->kind != MYL_QIDENT)
+			continue;
+		if (t->kind == MYL_IDENT && (myl_is(sql, t, "order") || myl_is(sql, t, "group")))
+			in_order = 1;
+		else if (t->kind == MYL_IDENT && (myl_is(sql, t, "limit") || myl_is(sql, t, "having")))
+			in_order = 0;
+		if (t->kind == MYL_IDENT && myl_is(sql, t, "with"))
+			with = 1;
+		if (t->kind == MYL_IDENT && myl_is(sql, t, "from") && depth == 0) {
+			if (!seen_from)
+				pos_masked |= item_masked << (item_no < 31 ? item_no : 31);
+			seen_from = 1;
+		}
+		if (t->kind == MYL_IDENT && is_any(sql, t, pred_words))
+			seen_pred = 1;
+		if (t->kind == MYL_IDENT && is_any(sql, t, sort_words))
+			in_sort = 1;
+		tok_name(sql, t, name, sizeof(name));
+		is_masked = masked_name(&mg->mp, f, name, hit, sizeof(hit));
+		any_masked |= is_masked;
+		if (is_masked && (seen_pred || dml))
+			f->probes_masked = 1; /* (a), (e) */
+		if (is_masked && depth > 0 && (seen_from || with))
+			derived_masked = 1; /* (b) */
+		if (!seen_from)
+			item_masked |= is_masked;
+		if (!seen_from && item_masked && depth == 0 && nalias < 16)
+			snprintf(alias[nalias++], sizeof(alias[0]), "%s", name);
+		if (in_sort) /* (c): sorted by an alias of a masked item */
+			for (int a = 0; a < nalias; a++)
+				if (!strcmp(alias[a], name))
+					f->probes_masked = 1;
+	}
+	if (!seen_from)
+		pos_masked |= item_masked << (item_no < 31 ? item_no : 31);
+	if ((derived_masked && any_pred) || (unknown_table && any_pred) || (sorted_pos && pos_masked))
+		f->probes_masked = 1; /* (b), (d), (c) by position */
+	if (f->probes_masked && !f->probe[0])
+		snprintf(f->probe, sizeof(f->probe), "%s", hit[0] ? hit : "a column of unknown source");
+	if (any_masked && (f->kinds & writes))
+		f->writes_masked = 1;
+	myl_free(&r);
+	masking_put(mg);
+}
