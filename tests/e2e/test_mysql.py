@@ -1274,6 +1274,42 @@ def test_approval_denied_gets_1227_with_the_reason(ctx):
     check(visits_of(ctx, 9) == before, "the denied update ran: visits %d -> %d" % (before, visits_of(ctx, 9)))
 
 
+def test_probes_and_laundering_of_masked_columns(ctx):
+    """The shipped policy's inference and laundering rules hold on MySQL targets: a statement
+    that filters or sorts by a masked column (directly, through an alias, a position, a derived
+    table or a CTE) waits for approval; one that copies masked values where they can be read
+    back (into a user variable, another table) is refused; reading a masked column filtered
+    by an unmasked one runs (masked)."""
+    probes = ["select id from patients where ssn like '1%' limit 5",
+              "select ssn as x from patients order by x limit 5",
+              "select id, ssn from patients order by 2 limit 5",
+              "select x from (select ssn x from patients) d where x like '1%' limit 5",
+              "with c as (select ssn x from patients) select x from c where x like '1%' limit 5",
+              "select a.id from patients a join patients b on a.dob = b.dob limit 1"]
+    for sql in probes:
+        a = Agent(ctx, held(ctx, sql), uid=NOBODY)
+        a.note()
+        req = wait_request(ctx, sql, a)
+        check(req["rule"] == "phi-probe-needs-approval", "%s: the request %r" % (sql, req))
+        ctx.hd.ctl("deny", req["id"], "--reason", "no probing")
+        r, _ = a.result()
+        check(r[:2] == ("err", 1227), "%s: %r" % (sql, r))
+
+    def run():
+        c = connect(ctx)
+        cur = c.cursor()
+        return [attempt(cur, q) for q in (
+            "select ssn into @v from patients limit 1",
+            "create temporary table t_copy as select ssn from patients limit 3",
+            "select ssn, id from patients where id = 3 order by id limit 1")]
+    into_var, copy, plain = as_agent(ctx, run)
+    for r in (into_var, copy):
+        check(r[:2] == ("err", 1227) and "copying masked PHI" in r[2], "laundering: %r" % (r,))
+    p3 = next(p for p in ctx.patients if p["id"] == 3)
+    check(plain[0] == "ok" and plain[1][0][1] == 3 and plain[1][0][0] != p3["ssn"] and
+          plain[1][0][0].endswith(p3["ssn"][-4:]), "a masked read filtered by id: %r" % (plain,))
+
+
 def test_kill_query_ends_a_held_statement(ctx):
     before = visits_of(ctx, 11)
     sql = "update patients set visits = visits + 1000 where id = 11"
@@ -1469,6 +1505,7 @@ TESTS = [
     test_masking_computed_columns,
     test_approval_runs_the_held_statement,
     test_approval_denied_gets_1227_with_the_reason,
+    test_probes_and_laundering_of_masked_columns,
     test_kill_query_ends_a_held_statement,
     test_commands_hoopd_does_not_allow_get_1047,
     test_change_user_is_refused,
