@@ -701,6 +701,33 @@ def test_clients_get_the_same_rows_as_direct(ctx):
           "aggregates and expressions: %r" % rows[-2:])
 
 
+def node_modules():
+    """mysql2 from the npm registry, installed once under build/npm (beside node-postgres)."""
+    root = os.path.abspath(os.path.join(ROOT, "build", "npm"))
+    if not os.path.isdir(os.path.join(root, "node_modules", "mysql2")):
+        os.makedirs(root, exist_ok=True)
+        subprocess.run(["npm", "install", "--prefix", root, "--no-audit", "--no-fund", "--silent",
+                        "mysql2@3"], check=True, capture_output=True, timeout=300)
+    return os.path.join(root, "node_modules")
+
+
+def test_node_mysql2_same_as_direct(ctx):
+    """Node's mysql2 (text queries, and execute(): prepared statements with binary rows) gets
+    through hoopd exactly what it gets directly, for tables and columns no rule masks."""
+    env = dict(os.environ, NODE_PATH=node_modules())
+    argv = ["node", os.path.join(ROOT, "tests", "e2e", "node", "mysql_queries.js"), str(ctx.db.port), AGENT,
+            AGENT_PW, "clinical"]
+    direct = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
+    via = ctx.cg.run(argv, env=env, timeout=120)
+    check(direct.returncode == 0, "mysql2 direct: " + direct.stderr[-800:])
+    check(via.returncode == 0, "mysql2 through hoopd: " + via.stderr[-800:])
+    d, v = json.loads(direct.stdout), json.loads(via.stdout)
+    check(v == d, "mysql2 results differ:\n%s\n%s" % (v, d))
+    check(len(v["visits"]) == 50 and v["prepared"] == [{"id": i, "result": ("negative", "positive", "4.2 mmol/L",
+                                                                              "pending")[i % 4]} for i in range(3, 7)]
+          and v["error"] == [1146, "42S02"] and v["nulls"][0]["d"] == "2024-02-29", v)
+
+
 def test_authentication_through_hoopd(ctx):
     def login(user, password):
         try:
@@ -1487,6 +1514,7 @@ def test_hoopd_stops_cleanly_without_sanitizer_reports(ctx):
 TESTS = [
     # through any relay
     test_clients_get_the_same_rows_as_direct,
+    test_node_mysql2_same_as_direct,
     test_authentication_through_hoopd,
     test_status_shows_the_live_session,
     test_bad_bytes_close_only_that_connection,
