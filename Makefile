@@ -387,11 +387,21 @@ $(OUT)/unit/test_rowcodec: tests/unit/test_rowcodec.c tests/unit/harness.h $(MAS
 	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(MASK_UNIT_SRC) -lhs -ljson-c -lssl -lcrypto \
 		-lm -o $@
 
+# MySQL's row codecs and column definitions (engines/mysql/myrow.c), over MariaDB's bytes.
+$(OUT)/unit/test_myrow: tests/unit/test_myrow.c tests/unit/harness.h $(MASK_UNIT_SRC) \
+			user/hoopd/engines/mysql/myrow.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser/hoopd $(LDFLAGS) $< $(MASK_UNIT_SRC) user/hoopd/engines/mysql/myrow.c \
+		-lhs -ljson-c -lssl -lcrypto -lm -o $@
+
 # One summary line (tests/run.sh reads the last): the codec tests must pass first.
 .PHONY: unit-mask
-unit-mask: $(OUT)/unit/test_mask $(OUT)/unit/test_rowcodec
+unit-mask: $(OUT)/unit/test_mask $(OUT)/unit/test_rowcodec $(OUT)/unit/test_myrow
 	$(Q)$(OUT)/unit/test_rowcodec >$(OUT)/unit/test_rowcodec.log 2>&1 || \
 		{ cat $(OUT)/unit/test_rowcodec.log; echo "unit: 0 passed, 1 failed"; exit 1; }
+	$(Q)$(OUT)/unit/test_myrow >$(OUT)/unit/test_myrow.log 2>&1 || \
+		{ cat $(OUT)/unit/test_myrow.log; echo "unit: 0 passed, 1 failed"; exit 1; }
 	$(Q)$< tests/unit/mask
 
 # libFuzzer targets (fuzz/): always clang with ASan+UBSan into build/fuzz, whatever SANITIZE says.
@@ -487,6 +497,14 @@ $(FUZZ_OUT)/fuzz_mask_datarow: fuzz/fuzz_mask_datarow.c fuzz/fuzz_require.h $(MA
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(MASK_UNIT_SRC) -lhs -ljson-c -lssl -lcrypto -lm -o $@
 
+# MySQL's text and binary row codecs and column definitions (engines/mysql/myrow.c).
+$(FUZZ_OUT)/fuzz_myrow: fuzz/fuzz_myrow.c fuzz/fuzz_require.h $(MASK_UNIT_SRC) \
+			user/hoopd/engines/mysql/myrow.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CLANG,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(MASK_UNIT_SRC) user/hoopd/engines/mysql/myrow.c -lhs \
+		-ljson-c -lssl -lcrypto -lm -o $@
+
 # hoopctl's audit-trail reader (verify, replay) over any record line.
 FUZZ_AUDIT_SRC := user/hoopctl/trailread.c user/hoopctl/disp.c user/common/trail.c \
 		  user/common/json.c
@@ -515,7 +533,7 @@ fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agen
       $(FUZZ_OUT)/fuzz_pg_server $(FUZZ_OUT)/fuzz_pg_states $(FUZZ_OUT)/fuzz_maskplan \
       $(FUZZ_OUT)/fuzz_mask_datarow $(FUZZ_OUT)/fuzz_sqlshape $(FUZZ_OUT)/fuzz_audit_record \
       $(FUZZ_OUT)/fuzz_sqlsize $(FUZZ_OUT)/fuzz_dialect $(FUZZ_OUT)/fuzz_catwire \
-      $(FUZZ_OUT)/fuzz_mysqllex $(FUZZ_OUT)/fuzz_mysqlclass
+      $(FUZZ_OUT)/fuzz_mysqllex $(FUZZ_OUT)/fuzz_mysqlclass $(FUZZ_OUT)/fuzz_myrow
 	$(call fuzz_run,policy,-artifact_prefix=$(FUZZ_OUT)/ -dict=fuzz/policy.dict)
 	$(call fuzz_run,sqlfacts,-artifact_prefix=$(FUZZ_OUT)/sqlfacts- -max_len=4096)
 	$(call fuzz_run,pg_agent,-artifact_prefix=$(FUZZ_OUT)/pg_agent- -dict=fuzz/pg.dict)
@@ -530,6 +548,7 @@ fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agen
 	$(call fuzz_run,catwire,-artifact_prefix=$(FUZZ_OUT)/catwire- -max_len=4096)
 	$(call fuzz_run,mysqllex,-artifact_prefix=$(FUZZ_OUT)/mysqllex- -dict=fuzz/mysql.dict -max_len=2048)
 	$(call fuzz_run,mysqlclass,-artifact_prefix=$(FUZZ_OUT)/mysqlclass- -dict=fuzz/mysql.dict -max_len=2048)
+	$(call fuzz_run,myrow,-artifact_prefix=$(FUZZ_OUT)/myrow- -max_len=4096)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all

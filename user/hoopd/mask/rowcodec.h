@@ -26,21 +26,23 @@
  * column order, not overlapping, and bytes between them must not join two cells' text into one
  * identifier: a length field or a separator byte between cells is enough.
  *
- * PostgreSQL's codecs are pgrow.h. MySQL's will be two more:
+ * PostgreSQL's codecs are pgrow.h; MySQL's are myrow.h, two more. Each sees one row packet's
+ * payload: the engine joins a row sent over 16 MB continuation packets first and writes the
+ * 4-byte packet header(s) of what the codec appended itself, so their begin and end write
+ * nothing.
  *  - text rows (COM_QUERY): each cell a length-encoded string or 0xFB for NULL. split reads the
- *    lengths and points cells into the packet (the length prefix separates them); cell_format
- *    0 (every value is its text); put_row writes the new length-encoded strings; begin/end
- *    keep the 4-byte packet header (3-byte length, sequence id) and refuse (-1) a row spread
- *    over 16 MB continuation packets unless the engine joins them first.
+ *    lengths and points cells into the payload (the length prefix separates them); cell_format
+ *    0 (every value is its text); put_row writes the new length-encoded strings.
  *  - binary rows (COM_STMT_EXECUTE, COM_STMT_FETCH): 0x00, a NULL bitmap offset by 2 bits, then
  *    each non-NULL value in its type's binary form. split takes NULLs from the bitmap; string,
- *    decimal, JSON and BLOB values are length-encoded text and point into the packet;
- *    integers, floats, dates and times are fixed little-endian or length-prefixed structs that
- *    masking does not know: the codec decodes them to their text into row.scratch and presents
- *    the row with cell_format 0 and column types mapped to the PostgreSQL type of the same
- *    text (masking's types are PostgreSQL's OIDs: COL_INT → int8, COL_DATE → date...);
- *    put_row encodes a masked value back into the binary form (NULL: set its bitmap bit),
- *    and a masked value it cannot encode in the type is unmaskable: put_row returns 1.
+ *    decimal, JSON and BLOB values are length-encoded text; integers, floats, dates and times
+ *    are fixed little-endian or length-prefixed structs that masking does not know: the codec
+ *    decodes them to their text into row.scratch (and copies the row's strings there too, all
+ *    cells in one buffer) and presents the row with cell_format 0 and column types mapped to
+ *    the PostgreSQL type of the same text (masking's types are PostgreSQL's OIDs:
+ *    mycol_pg_type); put_row encodes a masked value back into the binary form (NULL: set its
+ *    bitmap bit), and a masked value it cannot encode in the type is unmaskable: put_row
+ *    returns 1.
  */
 #ifndef HOOP_ROWCODEC_H
 #define HOOP_ROWCODEC_H
