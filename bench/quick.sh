@@ -12,5 +12,6 @@ export BENCH_SECONDS="${QUICK_SECONDS:-10}"
 export BENCH_ROUNDS="${QUICK_ROUNDS:-2}"
 export BENCH_NO_IDLE=1
 export BENCH_NO_MASK=1
+export BENCH_NO_MARIADB=1
 [ "${QUICK_PERF:-0}" = 1 ] || export BENCH_NO_PERF=1
 exec /usr/bin/python3 bench/run.py

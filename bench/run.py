@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """hoop's benchmark (`make bench`, as root; not part of `make test`): hoopd against a direct
 connection, haproxy (tcp) and pgbouncer (session pooling) in front of one throwaway PostgreSQL 15,
-in one run, and bench/RESULTS.md from it.
+and against a direct connection and haproxy in front of one throwaway MariaDB 10.11, in one run,
+and bench/RESULTS.md from it.
 
 What it measures, all in one process so every ratio compares numbers from the same run:
   - pgbench -S and TPC-B, -M simple and -M prepared, 1, 8 and 64 clients, through: direct,
@@ -26,11 +27,22 @@ What it measures, all in one process so every ratio compares numbers from the sa
     hoopd while the 10,000 are held.
   - perf: a call-graph profile of hoopd and a system-wide profile (by command) during
     pgbench -S -c 8 -M simple through hoopd with the HIPAA policy.
+  - MariaDB (after the PostgreSQL cases): sysbench oltp_point_select and oltp_read_only
+    (--db-ps-mode=auto: server-side prepared statements) at 8 and 1 threads over MARIA_TABLES
+    tables of MARIA_ROWS rows, direct, through haproxy (tcp), and through hoopd (--accel off) with
+    an allow-all mysql target and with policies/hipaa-agents.yaml turned into a mysql target, in
+    rounds as above: TPS, QPS, p50/p99 per transaction (sysbench's histogram), every ratio against
+    direct and hoopd's against haproxy, the proxy's CPU per 100k statements. A run through hoopd
+    counts only when sysbench ends clean (exit 0, no FATAL, no reconnect; "ignored errors" are
+    shown, not counted) and hoopd's trail holds a `statement` record, verdict allow, for each of
+    sysbench's queries and no `error` record; otherwise its row says FAILED and the benchmark
+    exits 1 after writing the report.
 
 Environment: BENCH_SECONDS (per pgbench run, default 3), BENCH_ROUNDS (default 3), BENCH_SCALE
 (pgbench scale, default 10), BENCH_ONLY (comma-separated configuration names) and
 BENCH_WORKLOADS (comma-separated workload names as in the table), for quick looks (RESULTS.md is
-then not written), BENCH_NO_PERF=1, BENCH_NO_IDLE=1, BENCH_NO_SCALING=1.
+then not written), BENCH_NO_PERF=1, BENCH_NO_IDLE=1, BENCH_NO_SCALING=1, BENCH_NO_MARIADB=1;
+BENCH_ONLY_MARIADB=1 runs the MariaDB cases alone (RESULTS.md is then not written).
 Everything started is stopped and removed on exit, also on failure or Ctrl-C.
 """
 import datetime
@@ -339,18 +351,20 @@ def pgbench(work, cfg, w, seconds):
     return res
 
 
-def start_haproxy(cleanup, work, pgport):
+def start_haproxy(cleanup, work, dbport, name="pg"):
+    """haproxy in tcp mode on a free port in front of 127.0.0.1:dbport; name tells its files
+    apart (one for PostgreSQL, one for MariaDB)."""
     port = free_port()
-    cfgf = os.path.join(work, "haproxy.cfg")
+    cfgf = os.path.join(work, "haproxy-%s.cfg" % name)
     with open(cfgf, "w") as f:
         # haproxy wants two descriptors per connection under its limit.
         maxconn = min(20000, (resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 100) // 2)
         f.write("global\n    maxconn %d\n"
                 "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 1h\n"
                 "    timeout server 1h\n"
-                "frontend pg\n    bind 127.0.0.1:%d\n    default_backend pg\n"
-                "backend pg\n    server pg 127.0.0.1:%d\n" % (maxconn, port, pgport))
-    logf = os.path.join(work, "haproxy.log")
+                "frontend db\n    bind 127.0.0.1:%d\n    default_backend db\n"
+                "backend db\n    server db 127.0.0.1:%d\n" % (maxconn, port, dbport))
+    logf = os.path.join(work, "haproxy-%s.log" % name)
     with open(logf, "w") as lf:
         proc = subprocess.Popen(["haproxy", "-db", "-f", cfgf], stdout=lf, stderr=lf,
                                 start_new_session=True)
@@ -451,6 +465,8 @@ def machine_facts():
         ("hoopd", "%s, tree %s (uncommitted changes of the working tree included), binary sha256 %s"
          % (sh_out([BIN["hoopd"], "--version"]), git, BIN["sha256"][:16])),
         ("perf", sh_out(["perf", "--version"])),
+        ("MariaDB", sh_out(["/usr/sbin/mariadbd", "--version"])),
+        ("sysbench", sh_out(["sysbench", "--version"])),
     ]
 
 
@@ -648,6 +664,376 @@ def scaling_case(cleanup, work, pg):
     return {"agents": agents, "ncpu": ncpu, "names": [n for n, _, _ in cases], "res": res}
 
 
+# ---- MariaDB (sysbench) ------------------------------------------------------------------------
+
+MARIA_WORKLOADS = ("oltp_point_select", "oltp_read_only")
+MARIA_THREADS = (8, 1)
+MARIA_TABLES, MARIA_ROWS = 4, 10000
+MARIA_USER, MARIA_PW, MARIA_DB = "sbtest", "sbtestpw", "sbtest"
+# What sysbench sends for MARIA_WORKLOADS (oltp_common.lua, 1.0.20), prepared: checked against
+# the HIPAA policy before the runs, so that a policy change that holds or refuses them is named
+# as such rather than read as a slow or failed run.
+SYSBENCH_STATEMENTS = ("SELECT c FROM sbtest1 WHERE id=?",
+                       "SELECT c FROM sbtest1 WHERE id BETWEEN ? AND ?",
+                       "SELECT SUM(k) FROM sbtest1 WHERE id BETWEEN ? AND ?",
+                       "SELECT c FROM sbtest1 WHERE id BETWEEN ? AND ? ORDER BY c",
+                       "SELECT DISTINCT c FROM sbtest1 WHERE id BETWEEN ? AND ? ORDER BY c",
+                       "BEGIN", "COMMIT")
+
+
+def maria_policy_text(kind, port):
+    """allow: a mysql target and nothing else; hipaa: the shipped policy with its target turned
+    into this MariaDB the way tests/e2e/test_mysql.py's policy() does (without the tests' own
+    rules): every rule, masking with every detector and `durability: flush` stay in force."""
+    if kind == "allow":
+        return ("version: 1\ntargets:\n  - name: bench-mariadb\n    protocol: mysql\n"
+                "    ports: [%d]\n    upstream_tls: disable\ndefault: allow\n" % port)
+    with open(os.path.join(ROOT, "policies", "hipaa-agents.yaml")) as f:
+        text = f.read()
+    for old, new in (("name: clinical-pg", "name: bench-mariadb"),
+                     ("protocol: postgres ", "protocol: mysql "),
+                     ("ports: [5432]", "ports: [%d]" % port),
+                     ("upstream_tls: verify-full ", "upstream_tls: disable ")):
+        if old not in text:
+            raise RuntimeError("policies/hipaa-agents.yaml no longer has %r" % old)
+        text = text.replace(old, new, 1)
+    return text
+
+
+def maria_policy_check(work, text):
+    """hoopctl policy test --protocol mysql on sysbench's statements: those the policy does not
+    allow, each with its verdict line. An allow rule for the sbtest tables would not help if
+    there were any: deny and approve win over allow whatever the order (docs/policy.md,
+    Precedence); their runs fail (a hold through the binary protocol is refused at once) and
+    their rows say FAILED, and the report says why."""
+    path = os.path.join(work, "maria-hipaa-check.yaml")
+    with open(path, "w") as f:
+        f.write(text)
+    out = []
+    for sql in SYSBENCH_STATEMENTS:
+        r = subprocess.run([BIN["hoopctl"], "policy", "test", path, "--protocol", "mysql", "--sql", sql],
+                           capture_output=True, text=True, timeout=30)
+        m = re.search(r"^\s*verdict: (.*)$", r.stdout, re.M)
+        if r.returncode or not m or not m.group(1).startswith("allow"):
+            out.append((sql, m.group(1) if m else "hoopctl exit %d: %s" % (
+                r.returncode, (r.stdout + r.stderr).strip()[-300:])))
+    return out
+
+
+class Trail:
+    """The records a hoopd wrote to its audit trail since the last look. Closed segments are
+    gzip'd by hoopd's compressor in the background: the plain file is read while it is there,
+    else its .gz (as hooptest's Hoopd.events does), from where the last look stopped."""
+
+    def __init__(self, state):
+        self.dir = os.path.join(state, "audit")
+        self.seg, self.off = 0, 0
+
+    def read(self):
+        import gzip
+        import json
+        out = []
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return out
+        nums = sorted({int(m.group(1)) for m in (re.fullmatch(r"seg-(\d{8})\.jsonl(\.gz)?", n)
+                                                 for n in names) if m})
+        for n in nums:
+            if n < self.seg:
+                continue
+            if n > self.seg:
+                self.seg, self.off = n, 0
+            p = os.path.join(self.dir, "seg-%08d.jsonl" % n)
+            try:
+                f = open(p, "rb")
+            except FileNotFoundError:
+                f = gzip.open(p + ".gz", "rb")
+            with f:
+                f.seek(self.off)
+                data = f.read()
+            end = data.rfind(b"\n") + 1  # a record still being written waits for the next look
+            self.off += end
+            out += [json.loads(l) for l in data[:end].splitlines() if l.strip()]
+        return out
+
+
+def trail_counts(records):
+    c = {"statements": 0, "not_allowed": 0, "errors": 0, "masked": 0}
+    for r in records:
+        k = r.get("kind")
+        if k == "statement":
+            c["statements"] += 1
+            if r.get("verdict") != "allow":
+                c["not_allowed"] += 1
+        elif k == "error":
+            c["errors"] += 1
+        if r.get("masked"):
+            c["masked"] += 1
+    return c
+
+
+def sysbench_argv(test, port, action, threads=1, seconds=0):
+    argv = ["sysbench", test, "--mysql-host=127.0.0.1", "--mysql-port=%d" % port,
+            "--mysql-user=" + MARIA_USER, "--mysql-password=" + MARIA_PW, "--mysql-db=" + MARIA_DB,
+            "--tables=%d" % MARIA_TABLES, "--table-size=%d" % MARIA_ROWS, "--threads=%d" % threads]
+    if action == "run":
+        argv += ["--time=%d" % seconds, "--db-ps-mode=auto", "--histogram=on", "--percentile=99"]
+    return argv + [action]
+
+
+def sysbench_run(cfg, test, threads, seconds, trail):
+    """One sysbench run through cfg; a dict of its numbers, or {"failed": why} (with what was
+    measured) when sysbench or hoopd's trail says it did not run clean."""
+    argv = sysbench_argv(test, cfg.port, "run", threads, seconds)
+    if cfg.cgroup:
+        argv = cfg.cgroup.cmd(argv)
+    c0 = cpu_ticks(cfg.pid)
+    u0 = USAGE.sample()
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120)
+        rc, out = r.returncode, r.stdout + r.stderr
+    except subprocess.TimeoutExpired as e:  # a stall: the row says so
+        rc = "timeout"
+        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+    u1 = USAGE.sample()
+    c1 = cpu_ticks(cfg.pid)
+    foreign, _ = Usage.foreign_pct(u0, u1)
+    res = {"foreign": foreign}
+    why = []
+
+    def num(pat, conv=float):
+        m = re.search(pat, out, re.M)
+        return conv(m.group(1)) if m else None
+    res["xacts"] = num(r"^\s*transactions:\s+(\d+)", int)
+    res["tps"] = num(r"^\s*transactions:\s+\d+\s+\(([0-9.]+) per sec")
+    res["queries"] = num(r"^\s*queries:\s+(\d+)", int)
+    res["qps"] = num(r"^\s*queries:\s+\d+\s+\(([0-9.]+) per sec")
+    res["ignored"] = num(r"^\s*ignored errors:\s+(\d+)", int)
+    res["reconnects"] = num(r"^\s*reconnects:\s+(\d+)", int)
+    res["max"] = num(r"^\s*max:\s+([0-9.]+)")
+    hist = [(float(v), int(n)) for v, n in re.findall(r"^\s*([0-9.]+) \|\**\s+(\d+)\s*$", out, re.M)]
+    total = sum(n for _, n in hist)
+
+    def hpct(q):
+        seen = 0
+        for v, n in hist:
+            seen += n
+            if seen >= q * total:
+                return v
+        return None
+    res["p50"], res["p99"] = (hpct(0.50), hpct(0.99)) if total else (None, None)
+    if rc != 0:
+        why.append("sysbench exit %s" % rc)
+    if "FATAL" in out:
+        why.append(re.search(r"^.*FATAL.*$", out, re.M).group(0).strip()[:160])
+    if None in (res["xacts"], res["tps"], res["queries"], res["ignored"], res["reconnects"]) or not total:
+        why.append("sysbench printed no statistics")
+    elif not res["xacts"]:
+        why.append("no transaction completed")
+    if res["reconnects"]:
+        why.append("%d reconnects" % res["reconnects"])
+    if cfg.pid and res["queries"]:
+        res["cpu_per_100k"] = (c1 - c0) / CLK_TCK / res["queries"] * 1e5
+    if cfg.hoopd:
+        # hoopd writes a statement's record before it forwards it; the wait is for the records
+        # of statements still in flight when sysbench stopped the clock.
+        t = trail_counts(trail.read())
+        deadline = time.time() + 10
+        while res["queries"] and t["statements"] < res["queries"] and time.time() < deadline:
+            time.sleep(0.2)
+            for k, v in trail_counts(trail.read()).items():
+                t[k] += v
+        res["trail"] = t
+        if cfg.hoopd.proc.poll() is not None:
+            why.append("hoopd exited %d" % cfg.hoopd.proc.returncode)
+        if res["queries"] and t["statements"] < res["queries"]:
+            why.append("trail: %d statement records for %d queries" % (t["statements"], res["queries"]))
+        if t["not_allowed"]:
+            why.append("trail: %d statements not allowed" % t["not_allowed"])
+        if t["errors"]:
+            why.append("trail: %d error records" % t["errors"])
+    if why:
+        res["failed"] = "; ".join(why)
+        log("  FAILED: %s t%d through %s: %s\n    %s" % (test, threads, cfg.name, res["failed"],
+                                                        "\n    ".join(out.strip().splitlines()[-12:])))
+    return res
+
+
+def start_mariadb(cleanup):
+    """The throwaway MariaDB of the tests (hooptest.MariaDB) with room for the data set, the
+    sbtest database and its user (mysql_native_password, from 127.0.0.1 only, the address
+    haproxy and hoopd connect from), and the tables filled by sysbench directly."""
+    db = hooptest.MariaDB(cleanup, port=free_port(),
+                          extra=("--max-connections=300", "--innodb-buffer-pool-size=256M"))
+    db.sql("create database %s" % MARIA_DB)
+    db.sql("create user '%s'@'127.0.0.1' identified via mysql_native_password using password('%s')"
+           % (MARIA_USER, MARIA_PW))
+    db.sql("grant all on %s.* to '%s'@'127.0.0.1'" % (MARIA_DB, MARIA_USER))
+    r = subprocess.run(sysbench_argv("oltp_read_only", db.port, "prepare", threads=MARIA_TABLES),
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode:
+        raise RuntimeError("sysbench prepare failed:\n%s%s" % (r.stdout[-2000:], r.stderr[-2000:]))
+    for i in range(1, MARIA_TABLES + 1):
+        db.sql("analyze table %s.sbtest%d" % (MARIA_DB, i))
+    return db
+
+
+def mariadb_case(cleanup, work):
+    """sysbench's MARIA_WORKLOADS at MARIA_THREADS direct, through haproxy and through hoopd
+    (allow, hipaa; accel off) in ROUNDS rounds, the order rotated by one each round."""
+    db = start_mariadb(cleanup)
+    hipaa = maria_policy_text("hipaa", db.port)
+    held = maria_policy_check(work, hipaa)
+    for sql, verdict in held:
+        log("  the HIPAA policy does not allow sysbench's %r: %s" % (sql, verdict))
+    configs = [Config("direct", db.port)]
+    hport, hproc = start_haproxy(cleanup, work, db.port, "mariadb")
+    configs.append(Config("haproxy", hport, hproc.pid))
+    for kind, text in (("allow", maria_policy_text("allow", db.port)), ("hipaa", hipaa)):
+        hd = BenchHoopd(cleanup, text, "maria-%s" % kind, "off")
+        hd.start()
+        hd.attach(cleanup)
+        configs.append(Config("hoopd %s/off" % kind, db.port, hd.proc.pid, hd.cg, hd))
+    trails = {c.name: Trail(c.hoopd.state) for c in configs if c.hoopd}
+    cases = [(w, t) for t in MARIA_THREADS for w in MARIA_WORKLOADS]
+    log("bench: MariaDB: %d paths x %d workloads x %d rounds = %d sysbench runs of %d s" % (
+        len(configs), len(cases), ROUNDS, len(configs) * len(cases) * ROUNDS, SECONDS))
+    res = {}
+    for rnd in range(ROUNDS):
+        order = configs[rnd % len(configs):] + configs[:rnd % len(configs)]
+        for w, t in cases:
+            for c in order:
+                res.setdefault((w, t, c.name), []).append(
+                    sysbench_run(c, w, t, SECONDS, trails.get(c.name)))
+            log("mariadb round %d/%d %-17s t%d  %s" % (rnd + 1, ROUNDS, w, t, "  ".join(
+                "%s %s" % (c.name, "FAILED" if "failed" in res[(w, t, c.name)][-1]
+                           else "%.0f" % res[(w, t, c.name)][-1]["tps"]) for c in configs)))
+    for c in configs:
+        if c.hoopd:
+            c.hoopd.ctl("detach", "--cgroup", c.hoopd.cg.path, check=False)
+            c.hoopd.stop()
+    stop_proc(hproc)
+    db.stop()
+    return {"names": [c.name for c in configs], "cases": cases, "res": res, "held": held}
+
+
+def mariadb_report(maria):
+    """The report's MariaDB section: a table and sentences computed from it."""
+    L = []
+    if "error" in maria:
+        L.append("## MariaDB (sysbench)\n")
+        L.append("**FAILED** before its runs: %s\n" % maria["error"])
+        return L
+    res, names = maria["res"], maria["names"]
+
+    def failed(w, t, n):
+        return [r["failed"] for r in res.get((w, t, n), []) if "failed" in r]
+
+    def get(w, t, n, field):
+        if failed(w, t, n):
+            return None
+        return med([r.get(field) for r in res.get((w, t, n), [])])
+
+    def ratio(w, t, n, field, base="direct"):
+        if failed(w, t, n) or failed(w, t, base):
+            return None
+        rs = [x[field] / y[field] for x, y in zip(res.get((w, t, n), []), res.get((w, t, base), []))
+              if x.get(field) and y.get(field)]
+        return med(rs)
+
+    if maria["held"]:
+        held_text = (". **`hoopctl policy test --protocol mysql` does not allow sysbench's** " + "; ".join(
+            "`%s`: %s" % (sql, v.replace("|", "/")) for sql, v in maria["held"]) +
+            " (an allow rule cannot override deny or approve; those runs fail).")
+    else:
+        held_text = (": `hoopctl policy test --protocol mysql` allows each of sysbench's statements "
+                     "as they are (its rules on bulk reads name the PHI tables, not sbtest, and "
+                     "sbtest has no masked column), so no rule was added.")
+    L.append("## MariaDB (sysbench)\n")
+    L.append("One MariaDB 10.11 (hooptest.MariaDB, innodb_buffer_pool_size 256M) on 127.0.0.1, "
+             "sysbench 1.0 over %d tables of %d rows (made by `sysbench oltp_read_only prepare`, "
+             "directly), --db-ps-mode=auto (server-side prepared statements, the binary protocol), "
+             "%d s per run, %d rounds, the order of the paths rotated by one each round. haproxy: "
+             "mode tcp. hoopd: --accel off, sysbench in an attached agent cgroup; `allow` is a mysql "
+             "target and nothing else, `hipaa` is policies/hipaa-agents.yaml with its target turned "
+             "into this MariaDB (`protocol: mysql`, `upstream_tls: disable`), all its rules, masking "
+             "and audit settings unchanged%s A transaction is one SELECT in oltp_point_select "
+             "and 16 statements (BEGIN, 14 SELECTs, COMMIT) in oltp_read_only. Medians over the "
+             "rounds; ratios per round, then the median. p50 and p99 are per transaction, from "
+             "sysbench's latency histogram; max is a run's slowest transaction (the median "
+             "over the rounds). CPU: the proxy's user+system seconds per 100k statements.\n"
+             % (MARIA_TABLES, MARIA_ROWS, SECONDS, ROUNDS, held_text))
+    L.append("| workload | threads | path | TPS | QPS | ×direct | ×haproxy | p50 ms | p99 ms | max ms | proxy CPU s/100k | other load |")
+    L.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for w, t in maria["cases"]:
+        for n in names:
+            rs = res.get((w, t, n), [])
+            if not rs:
+                continue
+            bad = failed(w, t, n)
+            if bad:
+                L.append("| %s | %d | %s | **FAILED** (%d of %d runs: %s) | | | | | | | | |" % (
+                    w, t, n, len(bad), len(rs), bad[0].replace("|", "/")))
+                continue
+            L.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                w, t, n, fmt(get(w, t, n, "tps"), ".0f"), fmt(get(w, t, n, "qps"), ".0f"),
+                fmt(ratio(w, t, n, "qps"), ".3f") if n != "direct" else "—",
+                fmt(ratio(w, t, n, "qps", "haproxy"), ".3f") if n.startswith("hoopd") else "—",
+                fmt(get(w, t, n, "p50"), ".3f"), fmt(get(w, t, n, "p99"), ".3f"),
+                fmt(get(w, t, n, "max"), ".1f"),
+                fmt(get(w, t, n, "cpu_per_100k"), ".2f") if n != "direct" else "—",
+                fmt(max(r["foreign"] for r in rs), ".0f") + "%"))
+    L.append("")
+    L.append("*×direct*, *×haproxy*: QPS against that path in the same round (for a workload, TPS "
+             "and QPS give the same ratio). *other load*: the largest share of the machine's CPU "
+             "that work outside the benchmark took during one of the row's runs. A FAILED row "
+             "names its first failure; the end of each failed run's output is in the benchmark's "
+             "console output.\n")
+    # What the trail held: every hoopd run's statements were on record, allowed, without errors
+    # (or the row above says FAILED); masked values are counted here.
+    for n in names:
+        if not n.startswith("hoopd"):
+            continue
+        runs = [r for (w, t, m), rs in res.items() if m == n for r in rs if "trail" in r]
+        if runs:
+            stm = sum(r["trail"]["statements"] for r in runs)
+            q = sum(r["queries"] or 0 for r in runs)
+            ign = sum(r["ignored"] or 0 for r in runs)
+            L.append("- %s: %d statement records in its trail for %d sysbench queries over %d runs; "
+                     "records with masked values: %d; sysbench's ignored errors: %d." % (
+                         n, stm, q, len(runs), sum(r["trail"]["masked"] for r in runs), ign))
+    L.append("")
+    # Sentences from the numbers, not about them.
+    S = []
+    for w, t in maria["cases"]:
+        h, a, hp = (ratio(w, t, "hoopd hipaa/off", "qps"), ratio(w, t, "hoopd allow/off", "qps"),
+                    ratio(w, t, "haproxy", "qps"))
+        hh = ratio(w, t, "hoopd hipaa/off", "qps", "haproxy")
+        if h is None or a is None or hp is None:
+            S.append("%s at %d thread%s: not comparable (a path FAILED)." % (w, t, "" if t == 1 else "s"))
+            continue
+        stm = 1 if w == "oltp_point_select" else 16
+        d50, h50 = get(w, t, "direct", "p50"), get(w, t, "hoopd hipaa/off", "p50")
+        add = (h50 - d50) * 1000 / stm if d50 is not None and h50 is not None else None
+        ca, ch = get(w, t, "hoopd allow/off", "cpu_per_100k"), get(w, t, "hoopd hipaa/off", "cpu_per_100k")
+        cx = get(w, t, "haproxy", "cpu_per_100k")
+        S.append("%s at %d thread%s: hoopd kept %.0f%% of direct QPS with the HIPAA policy and "
+                 "%.0f%% with allow-all, haproxy %.0f%% (HIPAA hoopd %.2f× haproxy); the HIPAA "
+                 "policy added %s µs of p50 per statement over direct; hoopd's CPU per 100k "
+                 "statements was %s s (HIPAA) and %s s (allow), %s× haproxy's %s s." % (
+                     w, t, "" if t == 1 else "s", h * 100, a * 100, hp * 100, hh or 0,
+                     fmt(add, ".0f"), fmt(ch, ".2f"), fmt(ca, ".2f"),
+                     fmt(ch / cx if ch and cx else None, ".1f"), fmt(cx, ".2f")))
+    L.append("Computed from the table: " + " ".join(S) + "\n")
+    return L
+
+
+def mariadb_failed(maria):
+    return bool(maria) and ("error" in maria or any("failed" in r for rs in maria["res"].values()
+                                                      for r in rs))
+
+
 def write_results(text):
     notes = ""
     if os.path.exists(RESULTS):
@@ -685,7 +1071,7 @@ def mask_bench():
 
 
 def report(facts, cmd, started, elapsed, configs, workloads, res, idle, perf, audit, mask=None,
-           scaling=None):
+           scaling=None, maria=None):
     names = [c.name for c in configs]
     L = []
     L.append("# hoop benchmark results\n")
@@ -882,6 +1268,9 @@ def report(facts, cmd, started, elapsed, configs, workloads, res, idle, perf, au
                              fmt(get(Workload("S", "simple", 1).key, "hoopd hipaa/off", "p50"), ".3f")))
         L.append("")
 
+    if maria:
+        L += mariadb_report(maria)
+
     if perf:
         L.append("## perf: what hoopd spends its time on (HIPAA policy, accel off)\n")
         L.append("During pgbench -S -M simple -c 8; the whole machine by command "
@@ -939,8 +1328,25 @@ def main():
         cleanup.run()
 
 
+def run_mariadb_only(cleanup, work, t_start, started, cmd, facts):
+    """BENCH_ONLY_MARIADB=1: the MariaDB cases alone, for work on the MySQL engine."""
+    maria = mariadb_case(cleanup, work)
+    elapsed = time.time() - t_start
+    L = ["# hoop benchmark results (MariaDB only)\n",
+         "- command: `%s`" % cmd,
+         "- started %s, took %.1f min; %d rounds of %d s per sysbench run" % (
+             started, elapsed / 60, ROUNDS, SECONDS)]
+    L += ["- %s: %s" % (k, v) for k, v in facts if k not in ("PostgreSQL", "pgbench", "pgbouncer")]
+    L.append("")
+    print("\n".join(L + mariadb_report(maria)))
+    log("bench: BENCH_ONLY_MARIADB set: %s not written (%.1f min)" % (RESULTS, elapsed / 60))
+    return 1 if mariadb_failed(maria) else 0
+
+
 def run(cleanup, work, t_start, started, cmd):
     facts = machine_facts()
+    if os.environ.get("BENCH_ONLY_MARIADB") == "1":
+        return run_mariadb_only(cleanup, work, t_start, started, cmd, facts)
     log("bench: PostgreSQL, pgbench -i -s %d ..." % SCALE)
     pg = Postgres(cleanup, listen="127.0.0.1",
                   extra=("max_connections=1100", "shared_buffers=512MB", "fsync=off"))
@@ -1032,16 +1438,27 @@ def run(cleanup, work, t_start, started, cmd):
     if os.environ.get("BENCH_NO_SCALING") != "1":
         log("bench: worker scaling ...")
         scaling = scaling_case(cleanup, work, pg)
+    maria = None
+    if os.environ.get("BENCH_NO_MARIADB") != "1":
+        log("bench: MariaDB (sysbench) ...")
+        try:
+            maria = mariadb_case(cleanup, work)
+        except Exception as e:  # the PostgreSQL results are still written, the section says why
+            log("bench: MariaDB FAILED: %s" % e)
+            maria = {"error": str(e).splitlines()[0] if str(e) else repr(e)}
     mask = mask_bench()
     elapsed = time.time() - t_start
     text = report(facts, cmd, started, elapsed, configs, workloads, res, idle, perf, audit, mask,
-                  scaling)
+                  scaling, maria)
     print(text)
     if ONLY or os.environ.get("BENCH_WORKLOADS"):
         log("bench: BENCH_ONLY or BENCH_WORKLOADS set: %s not written" % RESULTS)
     else:
         write_results(text)
         log("bench: wrote %s (%.1f min)" % (RESULTS, elapsed / 60))
+    if mariadb_failed(maria):
+        log("bench: MariaDB runs FAILED (the report's MariaDB table names them)")
+        return 1
     return 0
 
 
