@@ -164,6 +164,10 @@ static const struct ccase cases[] = {
     {"create procedure p() begin select ssn from patients; end", "ERR"},
     {"create trigger tr before insert on t for each row set @a = 1", "ERR"},
     {"if 1 then select 1; end if", "ERR"},
+    /* EXPLAIN FORMAT= took the next token whatever it was: here the ';', so the whole text
+     * read as one statement that its pieces do not (found by fuzz_mysqlclass) */
+    {"explain format=;json de", "ERR"},
+    {"explain format=", "ERR"},
     {"select 1 +", "ERR"},
     {"select 1 from t where a and", "ERR"},
     {"select 1 from t where a = 1, b = 2", "ERR"},

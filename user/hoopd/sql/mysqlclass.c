@@ -1086,7 +1086,10 @@ static int explain_stmt(struct p *p)
 		if (accept_kw(p, "extended") || accept_kw(p, "partitions") ||
 		    accept_kw(p, "analyze"))
 			continue;
-		if (kw(p, "format") && op_at(p, 1, "=")) {
+		/* FORMAT=name: the name a word of this statement (not its ';', not the end) */
+		if (kw(p, "format") && op_at(p, 1, "=") && p->i + 2 < stmt_end(p) &&
+		    (p->t[p->i + 2].kind == MYL_IDENT || p->t[p->i + 2].kind == MYL_QIDENT ||
+		     p->t[p->i + 2].kind == MYL_STRING)) {
 			p->i += 3;
 			continue;
 		}
