@@ -80,6 +80,8 @@ suite mysql-dialect /usr/bin/python3 tests/mysql/test_dialect.py
 # The MySQL/MariaDB engine: a throwaway MariaDB 10.11, the mariadb CLI, pymysql, MySQLdb,
 # sysbench and a protocol client of the test's own, through real BPF redirection.
 suite e2e-mysql /usr/bin/python3 tests/e2e/test_mysql.py
+# ...as a hostile agent: 197 evasions of deny rules, 93 exfiltration queries over both protocols.
+suite e2e-mysql-hostile /usr/bin/python3 tests/e2e/test_mysql_hostile.py
 # PostgreSQL 15's regression SQL directly and through hoopd, output against output, with psql
 # and again over the extended protocol (three to eight minutes on two shared cores, by their load).
 suite e2e-transparency /usr/bin/python3 tests/e2e/test_transparency.py

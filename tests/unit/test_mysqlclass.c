@@ -164,6 +164,24 @@ static const struct ccase cases[] = {
     {"create procedure p() begin select ssn from patients; end", "ERR"},
     {"create trigger tr before insert on t for each row set @a = 1", "ERR"},
     {"if 1 then select 1; end if", "ERR"},
+    /* found by the hostile corpus (tests/e2e/test_mysql_hostile.py): every assignment of a
+     * SET list, CREATE OR REPLACE's drop, ALTER TABLE's destructive forms */
+    {"set @a = 1, password = password('x')", "K:alter_role,set F:password"},
+    {"set @a = 1, password for 'analyst'@'%' = password('x')", "K:alter_role,set F:password"},
+    {"set @a = 1, global max_connections = 77", "K:alter_system,set"},
+    {"set @@global . max_connections = 77", "K:alter_system,set"},
+    {"set @@global/**/.max_connections = 77", "K:alter_system,set"},
+    {"set statement sql_mode = 'NO_BACKSLASH_ESCAPES' for prepare s from 'select 1'", "ERR"},
+    {"set statement character_set_client = latin1 for select 1", "ERR"},
+    {"create or replace table labs (id int)", "K:create_table,drop_table R:labs W:labs"},
+    {"create or replace database x", "K:create_database,drop_database"},
+    {"alter table labs truncate partition all", "K:alter_table,truncate R:labs W:labs"},
+    {"alter table labs drop partition p0", "K:alter_table,truncate R:labs W:labs"},
+    {"alter table labs discard tablespace", "K:alter_table,truncate R:labs W:labs"},
+    {"alter table labs exchange partition p0 with table t2", "ERR"}, /* not read: refused */
+    {"alter table labs drop index ix_res", "K:alter_table,drop_index R:labs W:labs"},
+    {"alter table labs drop foreign key fk", "K:alter_table,drop_index R:labs W:labs"},
+    {"alter table labs change result r varchar(32)", "K:alter_table,rename R:labs W:labs F:varchar"},
     /* EXPLAIN FORMAT= took the next token whatever it was: here the ';', so the whole text
      * read as one statement that its pieces do not (found by fuzz_mysqlclass) */
     {"explain format=;json de", "ERR"},

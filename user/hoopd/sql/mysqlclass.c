@@ -1035,40 +1035,78 @@ static int rest(struct p *p)
 	return 0;
 }
 
+/* Is token k a variable whose value changes how text reads (SET STATEMENT's list)? */
+static int lexing_var(const struct p *p, size_t k)
+{
+	static const char *const vars[] = {"sql_mode", "names", "character_set_client",
+					   "character_set_connection", "charset", "character",
+					   NULL};
+
+	for (int i = 0; vars[i]; i++)
+		if (myl_is(p->s, &p->t[k], vars[i]))
+			return 1;
+	if (p->t[k].kind == MYL_SYSVAR) { /* @@sql_mode, @@session.character_set_client */
+		char v[96];
+
+		snprintf(v, sizeof(v), "%.*s", (int)(p->t[k].len < 95 ? p->t[k].len : 95),
+			 p->s + p->t[k].off);
+		return strcasestr(v, "sql_mode") || strcasestr(v, "character_set");
+	}
+	return 0;
+}
+
 static int set_stmt(struct p *p)
 {
+	size_t end = stmt_end(p);
+	int depth = 0;
+
 	if (accept_kw(p, "statement")) {
-		/* SET STATEMENT var = value [, ...] FOR statement: the statement's own facts */
+		/* SET STATEMENT var = value [, ...] FOR statement: the statement's own facts; the
+		 * statement is read under the variables it sets, which hoop does not follow */
 		static const char *const stop[] = {"for", NULL};
+		size_t from = p->i;
 
 		kind(p, SK_SET);
 		if (expr_list(p, stop) || expect_kw(p, "for"))
 			return -1;
-		for (size_t k = p->i; k < stmt_end(p); k++)
-			if (myl_is(p->s, &p->t[k], "sql_mode") || myl_is(p->s, &p->t[k], "names"))
+		for (size_t k = from; k < p->i; k++)
+			if (lexing_var(p, k))
 				return fail(p,
 					    "SET STATEMENT that changes how its statement reads");
 		return stmt(p);
 	}
-	if (kw(p, "password")) {
-		kind(p, SK_ALTER_ROLE);
-		return rest(p);
+	/* every assignment of the list, not only the first: SET @a = 1, PASSWORD = ...,
+	 * GLOBAL x = ..., @@global . x = ... */
+	for (size_t k = p->i; k < end; k++) {
+		const struct myl_token *t = &p->t[k];
+		int first = k == p->i || (p->t[k - 1].kind == MYL_OP && !strcmp(p->t[k - 1].op, ",") &&
+					  depth == 0);
+
+		if (t->kind == MYL_OP && !strcmp(t->op, "("))
+			depth++;
+		else if (t->kind == MYL_OP && !strcmp(t->op, ")"))
+			depth -= depth > 0;
+		if (t->kind == MYL_SYSVAR && t->len >= 8 &&
+		    (!strncasecmp(p->s + t->off, "@@global", 8) ||
+		     !strncasecmp(p->s + t->off, "@@persist", 9)))
+			kind(p, SK_ALTER_SYSTEM);
+		if (!first || t->kind != MYL_IDENT)
+			continue;
+		if (myl_is(p->s, t, "password"))
+			kind(p, SK_ALTER_ROLE);
+		else if (myl_is(p->s, t, "global") || myl_is(p->s, t, "persist") ||
+			 myl_is(p->s, t, "persist_only"))
+			kind(p, SK_ALTER_SYSTEM);
+		else if (myl_is(p->s, t, "role") ||
+			 (myl_is(p->s, t, "default") && k + 1 < end && myl_is(p->s, &p->t[k + 1], "role")))
+			kind(p, SK_SET_ROLE);
 	}
-	if (kw(p, "role") || (kw(p, "default") && kw_at(p, 1, "role"))) {
-		kind(p, SK_SET_ROLE);
+	if (kw(p, "password") || kw(p, "role") || (kw(p, "default") && kw_at(p, 1, "role")))
 		return rest(p);
-	}
 	if (kw(p, "transaction") || (kw(p, "session") && kw_at(p, 1, "transaction"))) {
 		kind(p, SK_TRANSACTION);
 		return rest(p);
 	}
-	if (kw(p, "global") || kw(p, "persist") || kw(p, "persist_only"))
-		kind(p, SK_ALTER_SYSTEM);
-	for (size_t k = p->i; k < stmt_end(p); k++)
-		if (p->t[k].kind == MYL_SYSVAR && p->t[k].len >= 9 &&
-		    (!strncasecmp(p->s + p->t[k].off, "@@global.", 9) ||
-		     !strncasecmp(p->s + p->t[k].off, "@@persist", 9)))
-			kind(p, SK_ALTER_SYSTEM);
 	kind(p, SK_SET);
 	return expr_list(p, NULL);
 }
@@ -1205,8 +1243,20 @@ static int drop_stmt(struct p *p)
 
 static int create_stmt(struct p *p)
 {
-	if (kw(p, "or") && kw_at(p, 1, "replace"))
+	if (kw(p, "or") && kw_at(p, 1, "replace")) {
+		/* MariaDB's CREATE OR REPLACE drops what has the name first */
 		p->i += 2;
+		if (kw(p, "table") || (kw(p, "temporary") && kw_at(p, 1, "table")))
+			kind(p, SK_DROP_TABLE);
+		else if (kw(p, "database") || kw(p, "schema"))
+			kind(p, SK_DROP_DATABASE);
+		else if (kw(p, "user") || kw(p, "role"))
+			kind(p, SK_DROP_ROLE);
+		else if (kw(p, "index") || kw_at(p, 1, "index"))
+			kind(p, SK_DROP_INDEX);
+		else if (!kw(p, "view") && !kw_at(p, 2, "view") && !kw_at(p, 4, "view"))
+			kind(p, SK_DROP_OTHER);
+	}
 	accept_kw(p, "temporary");
 	if (accept_kw(p, "table")) {
 		char name[SQLFACTS_NAME];
@@ -1315,7 +1365,27 @@ static int alter_stmt(struct p *p)
 						col = 0;
 				if (col)
 					kind(p, SK_ALTER_TABLE_DROP_COLUMN);
+				else if (myl_is(p->s, u, "partition"))
+					kind(p, SK_TRUNCATE); /* its rows go with it */
+				else if (myl_is(p->s, u, "default") || myl_is(p->s, u, "system") ||
+					 myl_is(p->s, u, "period"))
+					kind(p, SK_DROP_OTHER);
+				else
+					kind(p, SK_DROP_INDEX); /* index, key, constraint, check */
 			}
+			/* rows or data files gone, or moved to another table */
+			if ((myl_is(p->s, t, "truncate") || myl_is(p->s, t, "exchange")) &&
+			    k + 1 < p->n && myl_is(p->s, &p->t[k + 1], "partition"))
+				kind(p, SK_TRUNCATE);
+			if ((myl_is(p->s, t, "discard") || myl_is(p->s, t, "import")) && k + 1 < p->n &&
+			    myl_is(p->s, &p->t[k + 1], "tablespace"))
+				kind(p, SK_TRUNCATE);
+			if (myl_is(p->s, t, "remove") && k + 1 < p->n &&
+			    myl_is(p->s, &p->t[k + 1], "partitioning"))
+				kind(p, SK_ALTER_TABLE);
+			/* CHANGE [COLUMN] old new ...: a rename of the column, whatever else */
+			if (myl_is(p->s, t, "change") && t->kind == MYL_IDENT)
+				kind(p, SK_RENAME);
 		}
 		return rest(p);
 	}
@@ -1776,7 +1846,12 @@ int mysql_split(const struct myl_settings *st, const char *text, size_t len,
 					 "hoop cannot judge one at a time)");
 				goto fail;
 			}
-			if (k < r.n && changes_lexing(text, r.tok, first, k)) {
+			/* a statement that may change how the rest of the text reads, before other
+			 * statements: a SET of the settings, and EXECUTE and CALL, which run text
+			 * that may be such a SET (PREPARE s FROM 'SET sql_mode = ...') */
+			if (k < r.n && (changes_lexing(text, r.tok, first, k) ||
+					myl_is(text, &r.tok[first], "execute") ||
+					myl_is(text, &r.tok[first], "call"))) {
 				size_t j = k + 1;
 
 				while (j < r.n && r.tok[j].kind == MYL_OP &&
@@ -1784,8 +1859,9 @@ int mysql_split(const struct myl_settings *st, const char *text, size_t len,
 					j++;
 				if (j < r.n) {
 					snprintf(why, whyn,
-						 "a SET of sql_mode or the character set "
-						 "before other statements in one query");
+						 "a SET of sql_mode or the character set, an "
+						 "EXECUTE or a CALL before other statements in "
+						 "one query (send them separately)");
 					goto fail;
 				}
 			}

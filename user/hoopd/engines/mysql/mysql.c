@@ -179,6 +179,44 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+int my_made(const struct my *m, const char *table)
+{
+	if (m->made_overflow)
+		return 1;
+	for (int i = 0; i < m->nmade; i++)
+		if (!strcasecmp(m->made[i], table))
+			return 1;
+	return 0;
+}
+
+/* A statement that makes, changes or renames tables: their names are this session's. */
+static void note_made(struct my *m, const struct sqlfacts *f)
+{
+	const uint64_t ddl = 1ULL << SK_CREATE_TABLE | 1ULL << SK_CREATE_VIEW |
+			     1ULL << SK_ALTER_TABLE | 1ULL << SK_RENAME | 1ULL << SK_DROP_TABLE;
+
+	if (!f || !(f->kinds & ddl))
+		return;
+	for (int i = 0; i < f->nwritten; i++) {
+		const char *dot = strrchr(f->written[i], '.');
+
+		if (my_made(m, dot ? dot + 1 : f->written[i]))
+			continue;
+		if (m->nmade >= 1024) {
+			m->made_overflow = 1;
+			return;
+		}
+		char(*nm)[65] = realloc(m->made, (size_t)(m->nmade + 1) * sizeof(*nm));
+
+		if (!nm) {
+			m->made_overflow = 1;
+			return;
+		}
+		m->made = nm;
+		snprintf(m->made[m->nmade++], 65, "%s", dot ? dot + 1 : f->written[i]);
+	}
+}
+
 int my_catalog_has(const struct my *m, const char *key)
 {
 	return m->ncat && bsearch(&key, m->cat, m->ncat, sizeof(*m->cat), cmp_str) != NULL;
@@ -887,6 +925,7 @@ int my_query(struct my *m, const uint8_t *pkt, size_t plen, int judge)
 			if (!(f[i] = calloc(1, sizeof(*f[i]))))
 				goto out;
 			mysql_facts(&m->lex, st[i].text, st[i].len, f[i]);
+			note_made(m, f[i]);
 			my_mask_probes(m, st[i].text, st[i].len, f[i]);
 			st[i].facts = f[i];
 			if (!keeps_settings(f[i]))
@@ -981,6 +1020,7 @@ int my_prepare(struct my *m, const uint8_t *p, size_t len)
 			 why[0] ? why : "a prepared statement is exactly one statement");
 	} else {
 		mysql_facts(&m->lex, sql + sp->off[0], sp->len[0], f);
+		note_made(m, f);
 		my_mask_probes(m, sql + sp->off[0], sp->len[0], f);
 	}
 	free(sp);
@@ -1315,6 +1355,7 @@ static void my_close(void *st, const char *why)
 	free(m->params_json);
 	free(m->cat);
 	free(m->cat_buf);
+	free(m->made);
 	free(m);
 }
 

@@ -80,6 +80,10 @@ struct my {
 	char **cat;
 	char *cat_buf;
 	size_t ncat;
+	/* tables this session created, altered or renamed (names, lower case): never taken for
+	 * the base tables of the list (a temporary table shadows one of the same name) */
+	char (*made)[65];
+	int nmade, made_overflow;
 	int resettle;	   /* read the settings again once this answer is done */
 	int reset_pending; /* COM_RESET_CONNECTION in flight: prepared statements go with it */
 	/* the answer in flight */
@@ -145,6 +149,8 @@ void my_mask_end(struct my *m);
 int my_mask_withheld(const struct my *m);
 /* The facts on masked columns of a statement (probes_masked, writes_masked) into f. */
 void my_mask_probes(const struct my *m, const char *sql, size_t len, struct sqlfacts *f);
+/* mysql.c: did this session make or change a table of that name (any schema)? */
+int my_made(const struct my *m, const char *table);
 /* mysql.c: is "schema\x1ftable" (lower case) a base table of the list read at login? */
 int my_catalog_has(const struct my *m, const char *key);
 

@@ -68,7 +68,7 @@ static const char *const builtins[] = {
     "dayname", "dayofmonth", "dayofweek", "dayofyear", "degrees", "elt", "exp", "field",
     "find_in_set", "floor", "format", "found_rows", "from_days", "from_unixtime", "greatest",
     "hex", "hour", "if", "ifnull", "inet_aton", "inet_ntoa", "insert", "instr", "isnull",
-    "last_day", "last_insert_id", "lcase", "least", "left", "length", "ln", "localtime",
+    "last_day", "lcase", "least", "left", "length", "ln", "localtime",
     "localtimestamp", "locate", "log", "log10", "log2", "lower", "lpad", "ltrim", "makedate",
     "maketime", "max", "md5", "microsecond", "mid", "min", "minute", "mod", "month",
     "monthname", "now", "nullif", "oct", "ord", "pi", "position", "pow", "power", "quarter",
@@ -83,8 +83,7 @@ static const char *const builtins[] = {
     "to_base64", "from_base64", "json_object", "json_array", "json_extract", "json_unquote",
     "json_value", "json_length", "json_valid", "json_type", "json_quote", "regexp_replace",
     "regexp_substr", "regexp_instr", "nvl", "nvl2", "decode_histogram", "inet6_aton",
-    "inet6_ntoa", "is_ipv4", "is_ipv6", "last_value", "master_pos_wait", "get_lock",
-    "release_lock", "is_free_lock", "is_used_lock",
+    "inet6_ntoa", "is_ipv4", "is_ipv6", "last_value",
     /* CAST and CONVERT target types, which the classifier lists with the functions */
     "decimal", "signed", "unsigned", "datetime", "binary", "double", "float", "integer", "int",
     "nchar", "json", NULL};
@@ -242,6 +241,8 @@ int my_mask_coldef(struct my *m, const uint8_t *p, size_t len, uint64_t i)
 /* Is schema.table a base table of the list read at login? */
 static int base_table(const struct my *m, const char *schema, const char *table)
 {
+	if (my_made(m, table))
+		return 0; /* this session made or changed a table of that name: not trusted */
 	char key[300];
 
 	snprintf(key, sizeof(key), "%s\x1f%s", schema, table);
@@ -352,29 +353,41 @@ int my_mask_row(struct my *m, const uint8_t *p, size_t len)
 	return my_forward(m, buf_head(&k->out), k->out.len);
 }
 
-/* An ERR from the server: its quoted parts replaced while masking is on. */
+/*
+ * An ERR from the server while masking is on: its message up to the first quote (the server's
+ * own words: "Duplicate entry ", "Truncated incorrect INTEGER value: ") and no further, since
+ * MySQL quotes values in its messages and an agent can put a quote inside a value to end a
+ * redacted part early; a message with a run of digits before that (an unquoted number) is
+ * withheld whole. Code and SQLSTATE are kept.
+ */
 int my_mask_err(struct my *m, const uint8_t *p, size_t len)
 {
-	uint8_t b[1024];
-	size_t o = 0;
-	int quote = 0;
+	static const char tail[] = " ... (hoop: the rest of the server's message is withheld while "
+				   "masking is on)";
+	uint8_t b[9 + 256 + sizeof(tail)];
+	size_t n = 9, digits = 0, maxdigits = 0;
 
-	if (!masking_enabled() || m->internal || len > sizeof(b) || (m->mk && m->mk->withheld))
-		return m->mk && m->mk->withheld ? 0 : my_forward(m, p, len);
-	for (size_t i = 0; i < len; i++) {
-		if (i >= 9 && (p[i] == '\'' || p[i] == '"')) {
-			quote = !quote;
-			b[o++] = p[i];
-			if (quote && o + 3 <= sizeof(b)) {
-				memcpy(b + o, "***", 3);
-				o += 3;
-			}
-			continue;
-		}
-		if (!quote || i < 9)
-			b[o++] = p[i];
+	if (my_mask_withheld(m))
+		return 0;
+	if (!masking_enabled() || m->internal || len < 9 || p[3] != '#')
+		return my_forward(m, p, len);
+	memcpy(b, p, 9);
+	for (size_t i = 9; i < len && n < 9 + 256; i++) {
+		if (p[i] == '\'' || p[i] == '"' || p[i] == '`')
+			break;
+		digits = p[i] >= '0' && p[i] <= '9' ? digits + 1 : 0;
+		if (digits > maxdigits)
+			maxdigits = digits;
+		b[n++] = p[i];
 	}
-	return my_forward(m, b, o);
+	if (maxdigits >= 4)
+		n = 9 + (size_t)snprintf((char *)b + 9, sizeof(b) - 9,
+					 "hoop: the server's message is withheld while masking is on");
+	else if (n < len) {
+		memcpy(b + n, tail, sizeof(tail) - 1);
+		n += sizeof(tail) - 1;
+	}
+	return my_forward(m, b, n);
 }
 
 char *my_mask_json(struct my *m)
@@ -476,7 +489,7 @@ void my_mask_probes(const struct my *m, const char *sql, size_t len, struct sqlf
 	int dml = (f->kinds & (1ULL << SK_UPDATE | 1ULL << SK_DELETE)) != 0;
 	int any_pred = 0, seen_pred = 0, seen_from = 0, with = 0, depth = 0, any_masked = 0;
 	int in_sort = 0, in_order = 0, item_masked = 0, pos_masked = 0, item_no = 1, sorted_pos = 0;
-	int derived_masked = 0, unknown_table = 0;
+	int derived_masked = 0, unknown_table = 0, unknown_read = 0;
 	char alias[16][130];
 	int nalias = 0;
 	char hit[130] = "", name[130];
@@ -491,10 +504,15 @@ void my_mask_probes(const struct my *m, const char *sql, size_t len, struct sqlf
 	for (int k = 0; k < f->nread; k++) {
 		const char *dot = strrchr(f->read[k], '.');
 		char schema[130];
+		int written = 0;
 
 		snprintf(schema, sizeof(schema), "%.*s", dot ? (int)(dot - f->read[k]) : 0, f->read[k]);
-		if (!base_table(m, dot ? schema : m->curdb, dot ? dot + 1 : f->read[k]))
+		if (!base_table(m, dot ? schema : m->curdb, dot ? dot + 1 : f->read[k])) {
 			unknown_table = 1;
+			for (int w = 0; w < f->nwritten; w++)
+				written |= !strcmp(f->written[w], f->read[k]);
+			unknown_read |= !written; /* read from, not only written to */
+		}
 	}
 	for (size_t i = 0; i < r.n; i++)
 		if (r.tok[i].kind == MYL_IDENT && is_any(sql, &r.tok[i], pred_words))
@@ -562,6 +580,20 @@ void my_mask_probes(const struct my *m, const char *sql, size_t len, struct sqlf
 	if (f->probes_masked && !f->probe[0])
 		snprintf(f->probe, sizeof(f->probe), "%s", hit[0] ? hit : "a column of unknown source");
 	if (any_masked && (f->kinds & writes))
+		f->writes_masked = 1;
+	/* a value from a table into a variable (SELECT ... INTO @v, SET @v = (SELECT ...), @v :=
+	 * in a query): read back later by a statement that reads no table */
+	if ((f->kinds & (1ULL << SK_SET)) && f->nread &&
+	    !(r.n >= 2 && myl_is(sql, &r.tok[0], "set") && myl_is(sql, &r.tok[1], "statement")))
+		f->writes_masked = 1; /* (SET STATEMENT ... FOR: settings for one statement) */
+	/* into session state a later statement reads back: LAST_INSERT_ID(expr), lock names */
+	for (int k = 0; k < f->nfunctions; k++)
+		if (!strcmp(f->functions[k], "last_insert_id") || !strcmp(f->functions[k], "get_lock") ||
+		    !strcmp(f->functions[k], "setval"))
+			f->writes_masked = 1;
+	/* a write from a table whose columns' sources hoop does not know (a view, a table made
+	 * since login): its renamed columns are not masked names */
+	if ((f->kinds & writes) && unknown_read)
 		f->writes_masked = 1;
 	myl_free(&r);
 	masking_put(mg);
