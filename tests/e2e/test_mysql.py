@@ -1337,6 +1337,80 @@ def test_probes_and_laundering_of_masked_columns(ctx):
           plain[1][0][0].endswith(p3["ssn"][-4:]), "a masked read filtered by id: %r" % (plain,))
 
 
+def test_review_findings_stay_closed(ctx):
+    """What a hostile review of the engine found, each fixed:
+    1. table names holding the base-table list's separators cannot forge it: a view is never
+       taken for a base table (its renamed columns would be read as unmasked ones);
+    2. a prepared statement is masked as the server read it at PREPARE, whatever sql_mode the
+       session has at EXECUTE;
+    3. an SQL PREPARE of a statement that needs approval is refused, not held (its EXECUTEs
+       would run without one);
+    4. a parameter sent by COM_STMT_SEND_LONG_DATA is recorded as such, not as the bytes an
+       EXECUTE packet carries after its values;
+    5. one session's prepared statements are bounded (16 MiB of text): beyond, PREPARE is
+       refused and the session goes on."""
+    ctx.db.sql("create or replace view clinical.rv_names as select id, first_name as nm, dob as bd from clinical.patients")
+    ctx.cleanup.push(ctx.db.sql, "drop view if exists clinical.rv_names")
+    names = ["t%d\x1eclinical\x1frv_names" % i for i in range(3)]
+    for n in names:
+        ctx.db.sql("create table clinical.`%s` (a int)" % n)
+        ctx.cleanup.push(ctx.db.sql, "drop table if exists clinical.`%s`" % n)
+    p1 = next(p for p in ctx.patients if p["id"] == 1)
+
+    def forged():
+        c = connect(ctx)
+        cur = c.cursor()
+        return attempt(cur, "select id, nm, bd from rv_names limit 5")
+    r = as_agent(ctx, forged)
+    check(r[0] == "ok" and len(r[1]) == 5 and not any(p["first_name"] in repr(r) or str(p["dob"]) in repr(r)
+                                                      for p in ctx.patients),
+          "1. a view behind forged base-table names: %r" % (r,))
+
+    def prepared_modes():
+        c = MyClient(ctx.db.port)
+        c.query("set sql_mode = 'ANSI_QUOTES'")
+        sid, _, _ = c.prepare("select id, concat(\"first_name\", '') as x from patients where id = 1 limit 1")
+        first = c.execute(sid)
+        c.query("set sql_mode = default")
+        return first, c.execute(sid)
+    a, b = as_agent(ctx, prepared_modes)
+    check(p1["first_name"] not in repr(a) + repr(b), "2. prepared under ANSI_QUOTES: %r %r" % (a, b))
+
+    def sql_prepare():
+        c = connect(ctx)
+        cur = c.cursor()
+        return attempt(cur, "prepare s from 'update patients set visits = visits + 1 where id = 9'")
+    r = as_agent(ctx, sql_prepare)
+    check(r[:2] == ("err", 1227) and "PREPARE cannot wait" in r[2], "3. SQL PREPARE of a held statement: %r" % (r,))
+
+    def long_data():
+        c = MyClient(ctx.db.port)
+        sid, _, _ = c.prepare("select ? as v from labs limit 1")
+        c.command(0x18, struct.pack("<IH", sid, 0) + b"REAL-LONG-DATA")   # COM_STMT_SEND_LONG_DATA
+        c.command(COM_STMT_EXECUTE, struct.pack("<IBI", sid, 0, 1) + b"\x00\x01\xfe\x00" + lenenc(b"decoy-value"))
+        return c.results(binary=True)
+    before = len(trail(ctx))
+    r = as_agent(ctx, long_data)
+    recs = [x for x in trail(ctx)[before:] if x["kind"] == "statement" and x.get("protocol") == "extended"
+            and x["text"].startswith("select ? as v")]
+    check(recs and "decoy-value" not in json.dumps(recs[-1]) and "REAL-LONG-DATA" in repr(r),
+          "4. long data: %r, record %r" % (r, recs[-1:]))
+
+    def many():
+        c = MyClient(ctx.db.port)
+        out = []
+        for i in range(18):
+            try:
+                c.prepare("select %d /* %s */" % (i, "x" * 1000000))
+                out.append("ok")
+            except ServerError as e:
+                out.append(e.code)
+        return out, c.query("select 'usable'")
+    out, after = as_agent(ctx, many, timeout=120)
+    check(out[:16] == ["ok"] * 16 and 1461 in out[16:], "5. prepared budget: %r" % out)
+    check(after[0][1] == [["usable"]], "5. the session after: %r" % (after,))
+
+
 def test_kill_query_ends_a_held_statement(ctx):
     before = visits_of(ctx, 11)
     sql = "update patients set visits = visits + 1000 where id = 11"
@@ -1534,6 +1608,7 @@ TESTS = [
     test_approval_runs_the_held_statement,
     test_approval_denied_gets_1227_with_the_reason,
     test_probes_and_laundering_of_masked_columns,
+    test_review_findings_stay_closed,
     test_kill_query_ends_a_held_statement,
     test_commands_hoopd_does_not_allow_get_1047,
     test_change_user_is_refused,

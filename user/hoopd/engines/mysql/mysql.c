@@ -55,8 +55,8 @@ static const char SETTINGS_SQL[] =
  * count, then schema 0x1f name, separated by 0x1e */
 static const char SETTINGS_CAT_SQL[] =
     "SELECT @@session.sql_mode, @@session.character_set_client, DATABASE(), (SELECT CONCAT(COUNT(*), "
-    "x'1d', IFNULL(GROUP_CONCAT(CONCAT(LOWER(table_schema), x'1f', LOWER(table_name)) "
-    "SEPARATOR x'1e'), '')) FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+    "':', IFNULL(GROUP_CONCAT(HEX(CONCAT(LOWER(table_schema), x'1f', LOWER(table_name))) "
+    "SEPARATOR ','), '')) FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
     "AND table_schema NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys'))";
 
 int64_t my_now_us(void)
@@ -126,6 +126,7 @@ struct my_stmt *my_stmt_find(struct my *m, uint32_t id)
 
 static void stmt_free(struct my_stmt *t)
 {
+	free(t->long_data);
 	free(t->types);
 	free(t->text);
 	free(t->facts);
@@ -139,6 +140,7 @@ static void stmt_drop(struct my *m, uint32_t id)
 			struct my_stmt *t = *pp;
 
 			*pp = t->next;
+			m->prep_bytes -= strlen(t->text);
 			stmt_free(t);
 			m->nstmts--;
 			return;
@@ -154,6 +156,7 @@ static void stmts_clear(struct my *m)
 		stmt_free(t);
 	}
 	m->nstmts = 0;
+	m->prep_bytes = 0;
 }
 
 /* ---- the lexer's settings, from the server ---- */
@@ -222,29 +225,51 @@ int my_catalog_has(const struct my *m, const char *key)
 	return m->ncat && bsearch(&key, m->cat, m->ncat, sizeof(*m->cat), cmp_str) != NULL;
 }
 
-/* The settings query's third column: "count 0x1d a 0x1f b 0x1e ...". A list that does not hold
- * the count it says (cut at group_concat_max_len) is dropped: no column is trusted then. */
+/* The settings query's base tables: "count:hex,hex,..." where each hex is the bytes of
+ * "schema 0x1f name" (hex: a name may hold any byte, a separator too). A list that does not
+ * hold exactly the count it says (cut at group_concat_max_len, or malformed) is dropped: no
+ * column is trusted then. */
 static void read_catalog(struct my *m, const uint8_t *s, size_t n)
 {
 	char *buf = strndup((const char *)s, n), *list, *save = NULL;
 	unsigned long want = strtoul(buf ? buf : "0", &list, 10);
 	size_t k = 0;
+	int bad = 0;
 
 	free(m->cat);
 	free(m->cat_buf);
 	m->cat = NULL;
 	m->cat_buf = NULL;
 	m->ncat = 0;
-	if (!buf || *list != 0x1d || want > 1000000 || strlen(buf) != n) {
+	if (!buf || *list != ':' || want > 1000000 || strlen(buf) != n) {
 		free(buf);
 		return;
 	}
 	list++;
 	m->cat = calloc(want ? want : 1, sizeof(*m->cat));
-	for (char *t = strtok_r(list, "\x1e", &save); m->cat && t && k < want;
-	     t = strtok_r(NULL, "\x1e", &save))
+	for (char *t = strtok_r(list, ",", &save); m->cat && t && !bad;
+	     t = strtok_r(NULL, ",", &save)) {
+		size_t l = strlen(t);
+		char *o = t;
+
+		if (k >= want || l % 2) {
+			bad = 1;
+			break;
+		}
+		/* decode in place: the text is half as long */
+		for (size_t i = 0; i < l; i += 2) {
+			unsigned v;
+
+			if (sscanf(t + i, "%2x", &v) != 1 || !v) {
+				bad = 1;
+				break;
+			}
+			*o++ = (char)v;
+		}
+		*o = '\0';
 		m->cat[k++] = t;
-	if (!m->cat || k != want) {
+	}
+	if (!m->cat || bad || k != want) {
 		free(m->cat);
 		free(buf);
 		m->cat = NULL;
@@ -740,14 +765,26 @@ static int agent_command(struct my *m, const uint8_t *p, size_t len)
 	case MY_COM_STMT_RESET:
 		if (len != 5)
 			return my_violation(m, "agent", "malformed COM_STMT_RESET");
+		{
+			struct my_stmt *t = my_stmt_find(m, my_le32(p + 1));
+
+			if (t && t->long_data)
+				memset(t->long_data, 0, t->nparams);
+		}
 		my_resp_begin(m, MR_OK, 0);
 		return my_put_packet(&s->s.out, p, len, &seq);
 	case MY_COM_STMT_SEND_LONG_DATA:
 		/* a parameter's value in pieces (no answer); the statement was judged at
 		 * PREPARE and is judged again at EXECUTE */
-		if (len < 7 || !my_stmt_find(m, my_le32(p + 1)))
+	{
+		struct my_stmt *t = len >= 7 ? my_stmt_find(m, my_le32(p + 1)) : NULL;
+		uint16_t param = len >= 7 ? (uint16_t)my_le16(p + 5) : 0;
+
+		if (!t || param >= t->nparams)
 			return 0; /* the server would ignore it too: dropped */
+		t->long_data[param] = 1; /* recorded as such at EXECUTE, not decoded from it */
 		return my_put_packet(&s->s.out, p, len, &seq);
+	}
 	case MY_COM_STMT_FETCH:
 		return refuse_errno(m, MY_ER_NOT_SUPPORTED_YET, "42000",
 				    "hoop: cursor fetch (COM_STMT_FETCH) is not supported through "
@@ -937,6 +974,17 @@ int my_query(struct my *m, const uint8_t *pkt, size_t plen, int judge)
 			goto out; /* out of memory */
 	if (judge) {
 		gate_judge(&m->g, &b);
+		/* An SQL PREPARE held for approval would, once approved, let every later EXECUTE
+		 * of it run unheld (EXECUTE is judged as itself, not by the text it runs): it is
+		 * refused instead, as the binary protocol's are. */
+		for (int i = 0; b.v == VERDICT_HOLD && i < b.n; i++)
+			if (st[i].v == VERDICT_HOLD && f[i] && (f[i]->kinds & (1ULL << SK_PREPARE))) {
+				st[i].v = VERDICT_DENY;
+				b.v = VERDICT_DENY;
+				snprintf(b.message, sizeof(b.message),
+					 "hoop: a PREPARE cannot wait for approval (its EXECUTEs would "
+					 "then run without one): send the statement itself");
+			}
 	} else {
 		for (int i = 0; i < b.n; i++)
 			st[i].v = VERDICT_ALLOW;
@@ -1012,6 +1060,12 @@ int my_prepare(struct my *m, const uint8_t *p, size_t len)
 		return my_refuse(m, m->g.seq, "54000",
 				 "hoop: statement over the policy's limits.statement_bytes");
 	}
+	if (m->prep_bytes + n > MY_PREPARED_BYTES) {
+		free(f);
+		return refuse_errno(m, 1461, "42000",
+				    "hoop: this session keeps too many prepared statements' text "
+				    "(16 MiB); close some (COM_STMT_CLOSE) before preparing more");
+	}
 	/* one statement only: the server refuses more, and so does hoopd, before judging */
 	if (!m->settings_known || !(sp = malloc(sizeof(*sp))) ||
 	    mysql_split(&m->lex, sql, n, sp, why, sizeof(why)) || sp->n != 1) {
@@ -1031,6 +1085,7 @@ int my_prepare(struct my *m, const uint8_t *p, size_t len)
 		free(m->prep_facts);
 		m->prep_text = strndup(sql, n);
 		m->prep_facts = f;
+		m->prep_lex = m->lex;
 		if (!m->prep_text)
 			return -1;
 		my_resp_begin(m, MR_PREPARE, st.seq);
@@ -1053,6 +1108,12 @@ int my_prepared(struct my *m, uint32_t id, uint16_t ncols, uint16_t nparams)
 		return -1;
 	stmt_drop(m, id);
 	t->id = id;
+	t->lex = m->prep_lex;
+	if (nparams && !(t->long_data = calloc(nparams, 1))) {
+		free(t);
+		return -1;
+	}
+	m->prep_bytes += strlen(m->prep_text);
 	t->text = m->prep_text;
 	t->facts = m->prep_facts;
 	t->ncols = ncols;
@@ -1212,11 +1273,19 @@ static char *exec_params(struct my_stmt *t, const uint8_t *p, size_t n)
 	jb_init(&j);
 	jb_arr_open(&j);
 	for (unsigned i = 0; i < t->nparams; i++) {
-		if (p[10 + i / 8] & (1u << (i % 8)))
+		if (p[10 + i / 8] & (1u << (i % 8))) {
 			jb_raw(&j, "null");
-		else if (param_json(&j, t->types[2 * i], t->types[2 * i + 1] & 0x80, p, n, &off))
+		} else if (t->long_data && t->long_data[i]) {
+			/* sent before in pieces (COM_STMT_SEND_LONG_DATA): not in this packet */
+			jb_obj_open(&j);
+			jb_kv_bool(&j, "long_data", 1);
+			jb_obj_close(&j);
+		} else if (param_json(&j, t->types[2 * i], t->types[2 * i + 1] & 0x80, p, n, &off)) {
 			goto bad;
+		}
 	}
+	if (off != n)
+		goto bad; /* bytes the server does not read: no record says they were values */
 	jb_arr_close(&j);
 	if (!j.oom)
 		out = strdup(jb_str(&j));
@@ -1265,7 +1334,16 @@ int my_execute(struct my *m, const uint8_t *p, size_t len)
 	m->binary = 1;
 	if (!keeps_settings(t->facts))
 		m->resettle = 1;
-	my_mask_begin(m, t->text, st.len, t->facts, 1);
+	{
+		/* read as the server read it: under the settings of its PREPARE */
+		struct myl_settings now = m->lex;
+
+		m->lex = t->lex;
+		my_mask_begin(m, t->text, st.len, t->facts, 1);
+		m->lex = now;
+	}
+	if (t->long_data)
+		memset(t->long_data, 0, t->nparams); /* the server forgets them after EXECUTE */
 	return my_put_packet(&m->s->s.out, p, len, &seq);
 }
 

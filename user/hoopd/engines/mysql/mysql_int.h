@@ -16,6 +16,9 @@
 
 #define MY_MAX_PREPARED 4096 /* prepared statements one session may hold */
 #define MY_MAX_COLS 4096     /* columns of one result hoopd follows */
+/* prepared statements' texts one session may keep: beyond, a PREPARE is refused (an ERR the
+ * client reads; the session goes on), so that one agent cannot grow a worker shared by others */
+#define MY_PREPARED_BYTES (16u << 20)
 
 enum my_phase {
 	MP_GREET, /* waiting for the server's greeting */
@@ -45,6 +48,8 @@ struct my_stmt {
 	struct sqlfacts *facts; /* what it does, read when it was prepared */
 	uint16_t ncols, nparams;
 	uint8_t *types; /* the parameters' types, as the last execution that sent them said */
+	uint8_t *long_data; /* [nparams]: the parameter's value came by COM_STMT_SEND_LONG_DATA */
+	struct myl_settings lex; /* how the server read its text (the settings at PREPARE) */
 	struct my_stmt *next;
 };
 
@@ -101,6 +106,8 @@ struct my {
 	int prep_ok;
 	/* prepared statements */
 	char *prep_text; /* the PREPARE in flight */
+	struct myl_settings prep_lex;
+	size_t prep_bytes; /* prepared texts kept, for MY_PREPARED_BYTES */
 	struct sqlfacts *prep_facts;
 	struct my_stmt *stmts;
 	int nstmts;
