@@ -97,7 +97,7 @@ int my_refuse(struct my *m, uint64_t seq, const char *sqlstate, const char *mess
 			      .from_hoopd = 1};
 
 	ev_error(sess_agent(m->s), &ee);
-	return my_put_err(&m->s->a.out, 1, e, ms, message);
+	return my_put_err(&m->s->a.out, m->out_seq, e, ms, message);
 }
 
 static int refuse_errno(struct my *m, unsigned err, const char *state, const char *message)
@@ -106,7 +106,7 @@ static int refuse_errno(struct my *m, unsigned err, const char *state, const cha
 			      .from_hoopd = 1};
 
 	ev_error(sess_agent(m->s), &ee);
-	return my_put_err(&m->s->a.out, 1, err, state, message);
+	return my_put_err(&m->s->a.out, m->out_seq, err, state, message);
 }
 
 /* ---- prepared statements ---- */
@@ -356,6 +356,13 @@ static int server_greeting(struct my *m, uint8_t *p, size_t len, uint8_t seq)
 	uint32_t caps;
 
 	if (len && p[0] == 0xff) {
+		unsigned e;
+		char st[6];
+		const char *msg;
+		size_t ml;
+
+		if (my_err_fields(p, len, &e, st, &msg, &ml) || len > 1024)
+			return my_violation(m, "database", "malformed ERR in place of the greeting");
 		/* refused before any login (too many connections, host blocked): as it is */
 		m->end_reason = "refused by the server";
 		my_put_packet(&m->s->a.out, p, len, &seq);
@@ -614,7 +621,12 @@ static int server_auth(struct my *m, const uint8_t *p, size_t len, uint8_t seq)
 	if (!len)
 		return my_violation(m, "database", "empty packet during authentication");
 	seq = (uint8_t)(seq - m->seq_shift);
+	m->out_seq = seq; /* an ERR of hoopd's in place of this packet */
 	if (p[0] == 0x00) {
+		uint16_t st;
+
+		if (my_ok_parse(p, len, 0, &st, NULL))
+			return my_violation(m, "database", "malformed OK packet ending the login");
 		if (!(m->held_ok = malloc(len)))
 			return -1;
 		memcpy(m->held_ok, p, len);
@@ -747,6 +759,7 @@ static int agent_command(struct my *m, const uint8_t *p, size_t len)
 		if (len != 3)
 			return my_violation(m, "agent", "malformed COM_SET_OPTION");
 		my_resp_begin(m, MR_ONE, 0);
+		m->setopt = 1;
 		return my_put_packet(&s->s.out, p, len, &seq);
 	case MY_COM_RESET_CONNECTION:
 		my_resp_begin(m, MR_OK, 0);
@@ -1012,7 +1025,7 @@ int my_query(struct my *m, const uint8_t *pkt, size_t plen, int judge)
 			if (why[0] && !strstr(msg, why) && strlen(msg) + strlen(why) + 4 < sizeof(msg))
 				snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), " (%s)", why);
 			ev_error(sess_agent(m->s), &ee);
-			r = my_put_err(&m->s->a.out, 1, MY_ER_PARSE_ERROR, "42000", msg);
+			r = my_put_err(&m->s->a.out, m->out_seq, MY_ER_PARSE_ERROR, "42000", msg);
 		} else {
 			r = my_refuse(m, m->g.seq, b.sqlstate, b.message);
 		}
@@ -1358,6 +1371,7 @@ int my_fail_held(void *st, const char *sqlstate, const char *message)
 		return -1;
 	free(m->held);
 	m->held = NULL;
+	m->out_seq = 1;
 	r = my_refuse(m, 0, sqlstate, message);
 	sess_resume(m->s);
 	return r;
@@ -1472,6 +1486,8 @@ static int agent_data(void *st, struct buf *in)
 		} else {
 			my_join(buf_head(in), total, pl);
 		}
+		if (m->phase == MP_LOGIN || m->phase == MP_AUTH)
+			m->out_seq = (uint8_t)(seq + 1); /* what the agent reads next, were it hoopd's */
 		if (m->phase == MP_LOGIN) {
 			m->agent_in_left = in->len > total;
 			r = agent_login(m, pl, plen, seq);

@@ -18,6 +18,7 @@ void my_resp_begin(struct my *m, int resp, uint64_t seq)
 	m->rs = RS_FIRST;
 	m->internal = 0;
 	m->binary = 0;
+	m->setopt = 0;
 	m->out_seq = 1;
 	m->first_seq = seq;
 	m->nseq = 1;
@@ -103,7 +104,8 @@ static int result_packet(struct my *m, const uint8_t *p, size_t len)
 		if (!len)
 			return my_violation(m, "database", "empty packet where a result begins");
 		if (p[0] == 0x00) {
-			status = my_ok_status(p, len, 0, &affected);
+			if (my_ok_parse(p, len, 0, &status, &affected))
+				return my_violation(m, "database", "malformed OK packet");
 			snprintf(tag, sizeof(tag), "OK %llu", (unsigned long long)affected);
 			m->rows = affected;
 			record_complete(m, tag);
@@ -137,6 +139,12 @@ static int result_packet(struct my *m, const uint8_t *p, size_t len)
 		m->rs = RS_COLS;
 		return my_forward(m, p, len);
 	case RS_COLS:
+		if (len && p[0] == 0xff) { /* the server gave up mid-result: the answer ends */
+			if (server_error(m, p, len))
+				return -1;
+			m->rs = RS_FIRST;
+			return done(m);
+		}
 		if (my_mask_coldef(m, p, len, m->coli))
 			return -1;
 		if (my_forward(m, p, len))
@@ -163,7 +171,8 @@ static int result_packet(struct my *m, const uint8_t *p, size_t len)
 			return done(m);
 		}
 		if (my_is_eof(p, len, m->deprecate_eof)) {
-			status = my_ok_status(p, len, !m->deprecate_eof, NULL);
+			if (my_ok_parse(p, len, !m->deprecate_eof, &status, NULL))
+				return my_violation(m, "database", "malformed end of rows");
 			snprintf(tag, sizeof(tag), "SELECT %llu", (unsigned long long)m->rows);
 			record_complete(m, tag);
 			my_mask_result_end(m);
@@ -202,8 +211,10 @@ int my_server_answer(struct my *m, const uint8_t *p, size_t len)
 				return -1;
 		} else if (len && p[0] == 0x00) {
 			uint64_t affected = 0;
+			uint16_t st;
 
-			my_ok_status(p, len, 0, &affected);
+			if (my_ok_parse(p, len, 0, &st, &affected))
+				return my_violation(m, "database", "malformed OK packet");
 			snprintf(tag, sizeof(tag), "OK %llu", (unsigned long long)affected);
 			record_complete(m, tag);
 			if (my_forward(m, p, len))
@@ -213,6 +224,14 @@ int my_server_answer(struct my *m, const uint8_t *p, size_t len)
 		}
 		return done(m);
 	case MR_ONE:
+		if (len && p[0] == 0xff) {
+			if (server_error(m, p, len))
+				return -1;
+			return done(m);
+		}
+		if (m->setopt && !my_is_eof(p, len, 0))
+			return my_violation(m, "database", "COM_SET_OPTION answered with neither EOF "
+							   "nor ERR");
 		if (my_forward(m, p, len))
 			return -1;
 		return done(m);
@@ -231,6 +250,11 @@ int my_server_answer(struct my *m, const uint8_t *p, size_t len)
 		return 0;
 	case MR_PREPARE:
 		if (m->prep_ok) {
+			if (len && p[0] == 0xff) { /* in place of a definition: the answer ends */
+				if (server_error(m, p, len))
+					return -1;
+				return done(m);
+			}
 			if (my_forward(m, p, len))
 				return -1;
 			return --m->prep_skip ? 0 : done(m);

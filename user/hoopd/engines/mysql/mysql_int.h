@@ -96,6 +96,7 @@ struct my {
 	enum my_rs rs;
 	int internal;
 	int binary;	 /* rows in the binary protocol (COM_STMT_EXECUTE) */
+	int setopt;	 /* MR_ONE is COM_SET_OPTION's answer: an EOF or an ERR */
 	uint8_t out_seq; /* the sequence id of hoopd's next packet to the agent */
 	uint64_t first_seq; /* records: the first statement this answer is for */
 	int nseq, cur;	    /* statements in the command, the result being read */

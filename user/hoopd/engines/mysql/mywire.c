@@ -135,24 +135,29 @@ int my_lenenc_str(const uint8_t *p, size_t n, size_t *off, const uint8_t **s, ui
 	return 0;
 }
 
-uint16_t my_ok_status(const uint8_t *p, size_t len, int eof_form, uint64_t *rows)
+int my_ok_parse(const uint8_t *p, size_t len, int eof_form, uint16_t *status, uint64_t *rows)
 {
 	size_t off = 1;
 	uint64_t a, id;
 
 	if (!len)
-		return 0;
-	if (p[0] == 0xfe && len < 9 && eof_form) {
-		/* EOF: warnings, status */
+		return -1;
+	if (eof_form) {
+		/* EOF: 0xfe, warnings, status */
+		if (p[0] != 0xfe || len != 5)
+			return -1;
 		if (rows)
 			*rows = 0;
-		return len >= 5 ? (uint16_t)my_le16(p + 3) : 0;
-	}
-	if (my_lenenc(p, len, &off, &a) || my_lenenc(p, len, &off, &id) || len - off < 2)
+		*status = (uint16_t)my_le16(p + 3);
 		return 0;
+	}
+	if ((p[0] != 0x00 && p[0] != 0xfe) || my_lenenc(p, len, &off, &a) ||
+	    my_lenenc(p, len, &off, &id) || len - off < 4)
+		return -1; /* status and warnings, then an optional message */
 	if (rows)
 		*rows = a;
-	return (uint16_t)my_le16(p + off);
+	*status = (uint16_t)my_le16(p + off);
+	return 0;
 }
 
 int my_err_fields(const uint8_t *p, size_t len, unsigned *err, char sqlstate[6],
@@ -161,6 +166,8 @@ int my_err_fields(const uint8_t *p, size_t len, unsigned *err, char sqlstate[6],
 	if (len < 3 || p[0] != 0xff)
 		return -1;
 	*err = my_le16(p + 1);
+	if (p[3 < len ? 3 : 0] == '#' && len < 9)
+		return -1; /* a SQLSTATE marker without its SQLSTATE */
 	if (len >= 9 && p[3] == '#') {
 		memcpy(sqlstate, p + 4, 5);
 		sqlstate[5] = '\0';

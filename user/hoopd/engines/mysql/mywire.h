@@ -132,9 +132,10 @@ static inline int my_is_eof(const uint8_t *p, size_t len, int deprecate_eof)
 	return len > 0 && p[0] == 0xfe && (deprecate_eof ? len < MY_FRAME_MAX : len < 9);
 }
 
-/* Status flags of an OK packet (0x00 or, at the end of rows, 0xfe) or an EOF packet; 0 when
- * they cannot be read. Affected rows into *rows when not NULL. */
-uint16_t my_ok_status(const uint8_t *p, size_t len, int eof_form, uint64_t *rows);
+/* An OK packet (0x00 or, at the end of rows, 0xfe: affected rows, last insert id, status,
+ * warnings) or, with eof_form, an EOF packet (0xfe, warnings, status): 0 with *status (and
+ * affected rows into *rows when not NULL), or -1 when it does not read as one. */
+int my_ok_parse(const uint8_t *p, size_t len, int eof_form, uint16_t *status, uint64_t *rows);
 
 /* An ERR packet's fields: errno, sqlstate ("HY000" when the packet has none) and message
  * (not NUL-terminated). 0, or -1 when malformed. */
