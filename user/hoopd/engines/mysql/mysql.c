@@ -1451,6 +1451,26 @@ static void my_close(void *st, const char *why)
 	free(m);
 }
 
+/* The logical packet at the head of in: its payload in *pl (in the buffer itself when it is one
+ * frame; else joined into memory the caller frees when *frames != 1). MYW_OK, MYW_MORE,
+ * MYW_BAD (why says), or -1 without memory. */
+static int take_packet(struct buf *in, size_t max, size_t *total, size_t *plen, uint8_t *seq,
+		       unsigned *frames, uint8_t **pl, const char **why)
+{
+	int r = my_packet(buf_head(in), in->len, max, total, plen, seq, frames, why);
+
+	if (r != MYW_OK)
+		return r;
+	if (*frames == 1) {
+		*pl = buf_head(in) + 4;
+		return MYW_OK;
+	}
+	if (!(*pl = malloc(*plen ? *plen : 1)))
+		return -1;
+	my_join(buf_head(in), *total, *pl);
+	return MYW_OK;
+}
+
 static int agent_data(void *st, struct buf *in)
 {
 	struct my *m = st;
@@ -1458,7 +1478,7 @@ static int agent_data(void *st, struct buf *in)
 
 	while (in->len && !s->closing && !s->held) {
 		size_t total, plen;
-		uint8_t seq, *pl;
+		uint8_t seq, *pl = NULL;
 		unsigned frames;
 		const char *why = "";
 		int r;
@@ -1472,20 +1492,14 @@ static int agent_data(void *st, struct buf *in)
 		if (m->phase == MP_GREET || (m->phase == MP_AUTH && !m->agent_turn) || s->a.handshaking ||
 		    (m->phase == MP_READY && m->resp != MR_NONE))
 			return 0;
-		r = my_packet(buf_head(in), in->len,
-			      m->phase == MP_READY ? hoopd.o.max_message : MY_PRELOGIN_MAX, &total,
-			      &plen, &seq, &frames, &why);
+		r = take_packet(in, m->phase == MP_READY ? hoopd.o.max_message : MY_PRELOGIN_MAX,
+				&total, &plen, &seq, &frames, &pl, &why);
 		if (r == MYW_MORE)
 			return 0;
 		if (r == MYW_BAD)
 			return my_violation(m, "agent", why);
-		if (frames == 1) {
-			pl = buf_head(in) + 4;
-		} else if (!(pl = malloc(plen ? plen : 1))) {
+		if (r < 0)
 			return -1;
-		} else {
-			my_join(buf_head(in), total, pl);
-		}
 		if (m->phase == MP_LOGIN || m->phase == MP_AUTH)
 			m->out_seq = (uint8_t)(seq + 1); /* what the agent reads next, were it hoopd's */
 		if (m->phase == MP_LOGIN) {
@@ -1516,24 +1530,18 @@ static int server_data(void *st, struct buf *in)
 
 	while (in->len && !s->closing) {
 		size_t total, plen;
-		uint8_t seq, *pl;
+		uint8_t seq, *pl = NULL;
 		unsigned frames;
 		const char *why = "";
 		int r;
 
-		r = my_packet(buf_head(in), in->len, hoopd.o.max_message, &total, &plen, &seq,
-			      &frames, &why);
+		r = take_packet(in, hoopd.o.max_message, &total, &plen, &seq, &frames, &pl, &why);
 		if (r == MYW_MORE)
 			return 0;
 		if (r == MYW_BAD)
 			return my_violation(m, "database", why);
-		if (frames == 1) {
-			pl = buf_head(in) + 4;
-		} else if (!(pl = malloc(plen ? plen : 1))) {
+		if (r < 0)
 			return -1;
-		} else {
-			my_join(buf_head(in), total, pl);
-		}
 		switch (m->phase) {
 		case MP_GREET:
 			r = server_greeting(m, pl, plen, seq);

@@ -1,5 +1,6 @@
 /* MySQL/MariaDB packet framing and the packets hoopd writes (mywire.h). */
 #include "mywire.h"
+#include "myrow.h"
 
 #include <string.h>
 
@@ -93,35 +94,7 @@ int my_put_ok(struct buf *out, uint8_t seq, uint16_t status)
 
 int my_lenenc(const uint8_t *p, size_t n, size_t *off, uint64_t *v)
 {
-	size_t o = *off, w;
-
-	if (o >= n)
-		return -1;
-	switch (p[o]) {
-	case 0xfb:
-	case 0xff:
-		return -1;
-	case 0xfc:
-		w = 2;
-		break;
-	case 0xfd:
-		w = 3;
-		break;
-	case 0xfe:
-		w = 8;
-		break;
-	default:
-		*v = p[o];
-		*off = o + 1;
-		return 0;
-	}
-	if (n - o - 1 < w)
-		return -1;
-	*v = 0;
-	for (size_t i = 0; i < w; i++)
-		*v |= (uint64_t)p[o + 1 + i] << (8 * i);
-	*off = o + 1 + w;
-	return 0;
+	return my_lenenc_int(p, n, off, v); /* the row codecs' reader (myrow.c) */
 }
 
 int my_lenenc_str(const uint8_t *p, size_t n, size_t *off, const uint8_t **s, uint64_t *len)
