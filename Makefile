@@ -491,6 +491,26 @@ $(FUZZ_OUT)/fuzz_pg_%: fuzz/fuzz_pg_%.c fuzz/pg_fuzz.h $(FUZZ_PG_SRC) $(HEADERS)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -DFZ_KNOWN_BUGS=$(FUZZ_KNOWN_BUGS) $< $(FUZZ_PG_SRC) \
 		-lpg_query -ljson-c -lhs -lssl -lcrypto -o $@
 
+# The MySQL engine, one target per direction (mysql_agent, mysql_server), with the engine's
+# whole folder; the harness (fuzz/my_fuzz.c) stands in for the relay and the audit trail.
+# FUZZ_KNOWN_BUGS=1 steers them around the engine's open bugs they found (fuzz/my_fuzz.h).
+FUZZ_MYSQL_SRC := fuzz/my_fuzz.c $(wildcard user/hoopd/engines/mysql/*.c) $(MYSQL_SQL_SRC) \
+		  user/hoopd/gate/gate.c user/hoopd/gate/stmtcache.c user/hoopd/audit/record.c \
+		  $(wildcard user/hoopd/mask/mask*.c) user/hoopd/mask/catalog.c \
+		  user/hoopd/sql/sqlshape.c user/hoopd/sql/sqlsize.c user/hoopd/sql/dialect_pg.c \
+		  user/hoopd/sql/grantkey.c user/common/isotime.c user/common/buf.c \
+		  user/common/json.c user/common/log.c
+
+$(FUZZ_OUT)/fuzz_mysql_%: fuzz/fuzz_mysql_%.c fuzz/my_fuzz.h fuzz/fuzz_require.h $(FUZZ_MYSQL_SRC) \
+			  $(HEADERS) $(FUZZ_OUT)/known-bugs
+	@mkdir -p $(dir $@)
+	$(call msg,CLANG,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -DFZ_KNOWN_BUGS=$(FUZZ_KNOWN_BUGS) $< $(FUZZ_MYSQL_SRC) \
+		-lpg_query -ljson-c -lhs -lssl -lcrypto -o $@
+
+# `make fuzz` runs them too (their fuzz_run lines are in the fuzz rule below).
+fuzz: $(FUZZ_OUT)/fuzz_mysql_agent $(FUZZ_OUT)/fuzz_mysql_server
+
 # The DataRow and CopyData rewriters, from the masking unit test's sources.
 $(FUZZ_OUT)/fuzz_mask_datarow: fuzz/fuzz_mask_datarow.c fuzz/fuzz_require.h $(MASK_UNIT_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -548,6 +568,8 @@ fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agen
 	$(call fuzz_run,catwire,-artifact_prefix=$(FUZZ_OUT)/catwire- -max_len=4096)
 	$(call fuzz_run,mysqllex,-artifact_prefix=$(FUZZ_OUT)/mysqllex- -dict=fuzz/mysql.dict -max_len=2048)
 	$(call fuzz_run,mysqlclass,-artifact_prefix=$(FUZZ_OUT)/mysqlclass- -dict=fuzz/mysql.dict -max_len=2048)
+	$(call fuzz_run,mysql_agent,-artifact_prefix=$(FUZZ_OUT)/mysql_agent- -dict=fuzz/mysql_wire.dict)
+	$(call fuzz_run,mysql_server,-artifact_prefix=$(FUZZ_OUT)/mysql_server- -dict=fuzz/mysql_wire.dict)
 	$(call fuzz_run,myrow,-artifact_prefix=$(FUZZ_OUT)/myrow- -max_len=4096)
 
 test: deps
