@@ -581,8 +581,10 @@ demo: deps
 	$(Q)scripts/demo.sh
 
 # Benchmarks (bench/run.py, as root; not part of `make test`): hoopd against a direct connection,
-# haproxy and pgbouncer, in one run, into bench/RESULTS.md. About 20 minutes on two CPUs;
-# BENCH_SECONDS and BENCH_ROUNDS (3 and 3) set its length. Needs the `bench` package set.
+# haproxy and pgbouncer (PostgreSQL, pgbench) and against direct and haproxy (MariaDB, sysbench),
+# in one run, into bench/RESULTS.md. About 27 minutes on two CPUs; BENCH_SECONDS and
+# BENCH_ROUNDS (3 and 3) set its length, BENCH_NO_MARIADB=1 leaves MariaDB out. Needs the
+# `bench` package set.
 .PHONY: bench
 bench:
 	$(Q)scripts/deps.sh bench

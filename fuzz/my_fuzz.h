@@ -39,25 +39,11 @@
  *     answer to nothing.
  * Open (`make fuzz FUZZ_KNOWN_BUGS=1` steers around them; the default, 0, fuzzes straight at
  * them):
- *  6. Masking matches the policy's rules against the server's org_table and org_name as they
- *     come (mysql_mask.c my_mask_plan: mask_rule_match(..., c->org_table, c->org_name), a
- *     case-sensitive comparison), while MySQL column names are case-insensitive and the
- *     server reports them as declared: `select ssn from Patients` on a table declared with a
- *     column `SSN` is answered with org_table "Patients", org_name "SSN", the plan trusts it
- *     (the table test is strcasecmp, base_table folds), and the rule patients.ssn does not
- *     match it: the ssn reaches the agent unmasked. Steer: the client's marker check names
- *     the column patients.ssn only in lower case.
- *  7. hoopd's ERR refusing a packet it cannot take at all (larger than it accepts, a
- *     continuation out of sequence: mysql.c agent_data's MYW_BAD; a command numbered other
- *     than 0) is numbered m->out_seq as the last answer or authentication packet left it:
- *     0 during the login, the server's last number during authentication, one past the last
- *     answer's packets after it, where the agent expects its packet's number plus one (bug 3
- *     fixed for the login and authentication packets hoopd reads, not for these). Steer: no
- *     ERR ending a session has its number checked.
- *  8. The packet ending COM_FIELD_LIST's answer is passed on unread (mysql_answer.c
- *     my_server_answer MR_FIELDS: my_is_eof, no my_ok_parse): under CLIENT_DEPRECATE_EOF an
- *     OK that does not read (bug 1 fixed for the other answers, not this one). Steer: the
- *     client does not read it.
+ *  6-8 (fixed since, like 1-5): masking matched the rules against org_table/org_name as the
+ *     server spells them (a column declared SSN went unmasked; now folded to lower case);
+ *     hoopd's ERR for a packet it cannot take was numbered as the last answer left it (now
+ *     the refused packet's number plus one); COM_FIELD_LIST's closing OK passed unread (now
+ *     read as any other). Their steers stay for bisecting older trees.
  */
 #ifndef FZ_KNOWN_BUGS
 #define FZ_KNOWN_BUGS 0

@@ -1496,8 +1496,10 @@ static int agent_data(void *st, struct buf *in)
 				&total, &plen, &seq, &frames, &pl, &why);
 		if (r == MYW_MORE)
 			return 0;
-		if (r == MYW_BAD)
+		if (r == MYW_BAD) {
+			m->out_seq = (uint8_t)(buf_head(in)[3] + 1); /* after the packet refused */
 			return my_violation(m, "agent", why);
+		}
 		if (r < 0)
 			return -1;
 		if (m->phase == MP_LOGIN || m->phase == MP_AUTH)
@@ -1510,6 +1512,7 @@ static int agent_data(void *st, struct buf *in)
 			seq = (uint8_t)(seq + m->seq_shift);
 			r = my_put_packet(&s->s.out, pl, plen, &seq); /* relayed, never kept */
 		} else if (seq != 0) {
+			m->out_seq = (uint8_t)(seq + 1);
 			r = my_violation(m, "agent", "command packet with a sequence id other than 0");
 		} else {
 			r = agent_command(m, pl, plen);

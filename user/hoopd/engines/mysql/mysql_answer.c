@@ -241,13 +241,15 @@ int my_server_answer(struct my *m, const uint8_t *p, size_t len)
 				return -1;
 			return done(m);
 		}
-		if (my_forward(m, p, len))
-			return -1;
 		if (my_is_eof(p, len, m->deprecate_eof)) {
+			uint16_t st;
+
+			if (my_ok_parse(p, len, !m->deprecate_eof, &st, NULL))
+				return my_violation(m, "database", "malformed end of COM_FIELD_LIST");
 			record_complete(m, "SHOW");
-			return done(m);
+			return my_forward(m, p, len) ? -1 : done(m);
 		}
-		return 0;
+		return my_forward(m, p, len);
 	case MR_PREPARE:
 		if (m->prep_ok) {
 			if (len && p[0] == 0xff) { /* in place of a definition: the answer ends */

@@ -238,6 +238,16 @@ int my_mask_coldef(struct my *m, const uint8_t *p, size_t len, uint64_t i)
 	return 0;
 }
 
+/* s folded to lower case (ASCII) into out. */
+static void fold(char *out, const char *s, size_t n)
+{
+	size_t i = 0;
+
+	for (; s[i] && i < n - 1; i++)
+		out[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+	out[i] = '\0';
+}
+
 /* Is schema.table a base table of the list read at login? */
 static int base_table(const struct my *m, const char *schema, const char *table)
 {
@@ -291,10 +301,15 @@ int my_mask_plan(struct my *m)
 		d->flags = c->flags;
 		d->format = 0; /* the codecs present every cell as its text */
 		if (direct) {
-			sp.cols[i].rule = mask_rule_match(&k->mg->mp, c->schema, c->org_table,
-							  c->org_name);
-			snprintf(sp.cols[i].source, sizeof(sp.cols[i].source), "%s.%s",
-				 c->org_table, c->org_name);
+			/* names as the rules write them: MySQL's column names are not case
+			 * sensitive, and the server reports them as declared (SSN) */
+			char sc[MYCOL_NAME], tb[MYCOL_NAME], co[MYCOL_NAME];
+
+			fold(sc, c->schema, sizeof(sc));
+			fold(tb, c->org_table, sizeof(tb));
+			fold(co, c->org_name, sizeof(co));
+			sp.cols[i].rule = mask_rule_match(&k->mg->mp, sc, tb, co);
+			snprintf(sp.cols[i].source, sizeof(sp.cols[i].source), "%s.%s", tb, co);
 		} else {
 			sp.cols[i].rule = k->clean || k->names_clean ? MASK_RULE_NONE
 								     : MASK_RULE_UNKNOWN;
