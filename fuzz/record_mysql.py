@@ -406,6 +406,9 @@ def crash_seeds(out, port, settings):
     # 2. the server's refusal in place of the greeting, one byte long, passed on
     write(out, "mysql_server", "crash-err-greeting-short",
           pkt(b"\xff", 0) + bytes(reversed([0, 0, 0x41, 0])))
+    # 9. ...and one byte "\xff" in place of the login's OK: passed on
+    write(out, "mysql_server", "crash-err-auth-short",
+          prefix + pkt(b"\xff", 2) + bytes(reversed([0, 0, 0x41, 0, 0, 0x41, 0])))
     # ...and an ERR whose '#' promises a SQLSTATE it does not hold
     seed("err-sqlstate-short", pkt(b"\xff\x10\x04#ab", 1), 10)
     # 4. COM_SET_OPTION answered with a row: passed on as its answer
