@@ -636,6 +636,13 @@ static int server_auth(struct my *m, const uint8_t *p, size_t len, uint8_t seq)
 		return send_settings_query(m);
 	}
 	if (p[0] == 0xff) {
+		unsigned e;
+		char st[6];
+		const char *msg;
+		size_t ml;
+
+		if (my_err_fields(p, len, &e, st, &msg, &ml))
+			return my_violation(m, "database", "malformed ERR ending the login");
 		m->end_reason = "authentication failed";
 		my_put_packet(&m->s->a.out, p, len, &seq);
 		sess_close(m->s, "authentication failed");
