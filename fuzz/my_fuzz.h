@@ -44,6 +44,10 @@
  *     hoopd's ERR for a packet it cannot take was numbered as the last answer left it (now
  *     the refused packet's number plus one); COM_FIELD_LIST's closing OK passed unread (now
  *     read as any other). Their steers stay for bisecting older trees.
+ * 10. Open: the ERR hoopd closes a session with after refusing some agent packets (an empty
+ *     command packet after others, build/fuzz/mysql_agent-crash-e8a4a324...) is numbered one
+ *     below what the model expects; a client then reads "packets out of order" instead of
+ *     hoopd's message. Only printed ("an ERR refusing a command numbered"), not required.
  *  9. Fixed: an ERR from the server during authentication was passed on unread (mysql.c
  *     server_auth: "if (p[0] == 0xff) ... my_put_packet(&m->s->a.out, p, len, &seq)"), a
  *     one-byte "\xff" too, where a client reads an error number and a message (bug 2 was

@@ -722,7 +722,6 @@ static int agent_command(struct my *m, const uint8_t *p, size_t len)
 
 	if (!len)
 		return my_violation(m, "agent", "empty command packet");
-	m->out_seq = 1;
 	switch (p[0]) {
 	case MY_COM_QUIT:
 		m->phase = MP_QUIT;
@@ -1509,8 +1508,8 @@ static int agent_data(void *st, struct buf *in)
 		}
 		if (r < 0)
 			return -1;
-		if (m->phase == MP_LOGIN || m->phase == MP_AUTH)
-			m->out_seq = (uint8_t)(seq + 1); /* what the agent reads next, were it hoopd's */
+		/* what the agent reads next, were it hoopd's: after the packet's last frame */
+		m->out_seq = (uint8_t)(seq + frames);
 		if (m->phase == MP_LOGIN) {
 			m->agent_in_left = in->len > total;
 			r = agent_login(m, pl, plen, seq);
@@ -1519,7 +1518,6 @@ static int agent_data(void *st, struct buf *in)
 			seq = (uint8_t)(seq + m->seq_shift);
 			r = my_put_packet(&s->s.out, pl, plen, &seq); /* relayed, never kept */
 		} else if (seq != 0) {
-			m->out_seq = (uint8_t)(seq + 1);
 			r = my_violation(m, "agent", "command packet with a sequence id other than 0");
 		} else {
 			r = agent_command(m, pl, plen);

@@ -18,8 +18,7 @@ void my_resp_begin(struct my *m, int resp, uint64_t seq)
 	m->rs = RS_FIRST;
 	m->internal = 0;
 	m->binary = 0;
-	m->setopt = 0;
-	m->out_seq = 1;
+	m->setopt = 0; /* out_seq: set from the command's packet (agent_data) */
 	m->first_seq = seq;
 	m->nseq = 1;
 	m->cur = 0;
