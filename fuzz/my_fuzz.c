@@ -480,7 +480,7 @@ static int coldef(const uint8_t *p, size_t len, int field_list, uint8_t *type, u
 	*type = p[off + 6];
 	*flags = (uint16_t)(p[off + 7] | p[off + 8] << 8);
 	/* patients.ssn by its definition (any case: MySQL's column names are case-insensitive;
-	 * known bug 6), or computed (no origin): masked either way */
+	 * fixed bug 6), or computed (no origin): masked either way */
 	if (FZ_KNOWN_BUGS)
 		*phi = (l[3] == 8 && !memcmp(s[3], "patients", 8) && l[5] == 3 &&
 			!memcmp(s[5], "ssn", 3)) ||
@@ -667,7 +667,7 @@ static void answer_packet(struct mf_client *c, const uint8_t *p, size_t len)
 	case MW_FIELDS:
 		if (c->deprecate_eof ? (len && p[0] == 0xfe && len < MY_FRAME_MAX)
 				     : is_eof(p, len)) {
-			if (c->deprecate_eof && !FZ_KNOWN_BUGS) /* known bug 8 */
+			if (c->deprecate_eof && !FZ_KNOWN_BUGS) /* fixed bug 8 */
 				ok_read(p, len, "a malformed OK ending COM_FIELD_LIST");
 			answer_done(c);
 			return;
@@ -823,9 +823,9 @@ static void client_recv(void *arg, const uint8_t *p, size_t len, uint8_t seq)
 	case MC_AUTH:
 		/* hoopd's own refusal of the login, or the server's answers relayed: numbered
 		 * after the agent's last packet, or a client reads "packets out of order" in place
-		 * of it (fixed bug 3; known bug 7) */
+		 * of it (fixed bugs 3 and 7) */
 		if (is_err(p, len)) {
-			if (!(FZ_KNOWN_BUGS && c->phase == MC_AUTH)) /* known bug 9 */
+			if (!(FZ_KNOWN_BUGS && c->phase == MC_AUTH)) /* fixed bug 9 */
 				check_err(p, len);
 			if (seq != c->next_seq && c->seq_sane && c->trusted && !FZ_KNOWN_BUGS)
 				fprintf(stderr,
@@ -867,15 +867,14 @@ static void client_recv(void *arg, const uint8_t *p, size_t len, uint8_t seq)
 				len ? p[0] : 0, len);
 		REQUIRE(x->closing && is_err(p, len) && x->left == 0);
 		check_err(p, len);
-		/* hoopd's ERR refusing a command it could not take (known bug 7) */
-		if (c->refused && seq != c->next_seq && c->seq_sane && c->trusted && !FZ_KNOWN_BUGS)
+		/* hoopd's ERR refusing a command it could not take (fixed bug 7) */
+		if (c->refused && seq != c->refused_seq && c->refused_sane && c->trusted &&
+		    !FZ_KNOWN_BUGS)
 			fprintf(stderr,
 				"my fuzz: an ERR refusing a command numbered %u, not %u: %.*s\n",
-				seq, c->next_seq, (int)len, (const char *)p);
-		/* Open (bug 10, fuzz/my_fuzz.h): for some refused packets (an empty command
-		 * after others) hoopd's closing ERR is numbered one below what this model
-		 * expects; the session ends either way. Reported above, not required, until the
-		 * model and the engine agree. */
+				seq, c->refused_seq, (int)len, (const char *)p);
+		REQUIRE(!c->refused || seq == c->refused_seq || !c->refused_sane || !c->trusted ||
+			FZ_KNOWN_BUGS);
 		c->phase = MC_GONE;
 		return;
 	}
@@ -1010,21 +1009,6 @@ void mf_agent_taken(struct mf_taken *t, const struct buf *in, struct mf_client *
 
 	REQUIRE(in->len <= t->len);
 	used = t->len - in->len;
-	if (closing && in->len >= 4) {
-		/* hoopd refused the packet at the head of what is left: its ERR is numbered after
-		 * it (when the agent numbered it as a client does) */
-		uint8_t seq = buf_head(in)[3];
-
-		if (c->phase == MC_LOGIN) {
-			c->seq_sane = seq == 1 + c->tls;
-		} else if (c->phase == MC_AUTH) {
-			c->seq_sane &= seq == c->next_seq;
-		} else if (c->phase == MC_READY && !c->qn) {
-			c->seq_sane = seq == 0;
-			c->refused = 1;
-		}
-		c->next_seq = (uint8_t)(seq + 1);
-	}
 	/* what is left is what was there, minus what was taken from its front (a login hoopd
 	 * rewrote and then failed on stays, rewritten, in a closing session) */
 	if (in->len && memcmp(buf_head(in), t->copy + used, in->len) && !closing)
@@ -1044,6 +1028,24 @@ void mf_agent_taken(struct mf_taken *t, const struct buf *in, struct mf_client *
 			REQUIRE(buf_append(&b, t->copy + off, 4 + (size_t)l) == 0);
 			mf_packets(&b, taken_packet, &x);
 			off += 4 + (size_t)l;
+		}
+	}
+	if (closing && in->len >= 4) {
+		/* hoopd refused the packet at the head of what is left: its ERR, after the answers
+		 * to what it took before, is numbered after that packet (when the agent numbered it
+		 * as a client does) */
+		uint8_t seq = buf_head(in)[3];
+
+		if (c->phase == MC_LOGIN) {
+			c->seq_sane = seq == 1 + c->tls;
+			c->next_seq = (uint8_t)(seq + 1);
+		} else if (c->phase == MC_AUTH) {
+			c->seq_sane &= seq == c->next_seq;
+			c->next_seq = (uint8_t)(seq + 1);
+		} else if (c->phase == MC_READY) {
+			c->refused = 1;
+			c->refused_sane = seq == 0;
+			c->refused_seq = (uint8_t)(seq + 1);
 		}
 	}
 	buf_free(&b);

@@ -37,22 +37,18 @@
  *     while masking is off, COM_STMT_PREPARE's), an ERR passed as one: the client's answer
  *     ended there, hoopd's did not, and the server's next packets reached the agent as the
  *     answer to nothing.
- * Open (`make fuzz FUZZ_KNOWN_BUGS=1` steers around them; the default, 0, fuzzes straight at
- * them):
- *  6-8 (fixed since, like 1-5): masking matched the rules against org_table/org_name as the
- *     server spells them (a column declared SSN went unmasked; now folded to lower case);
- *     hoopd's ERR for a packet it cannot take was numbered as the last answer left it (now
- *     the refused packet's number plus one); COM_FIELD_LIST's closing OK passed unread (now
- *     read as any other). Their steers stay for bisecting older trees.
- * 10. Open: the ERR hoopd closes a session with after refusing some agent packets (an empty
- *     command packet after others, build/fuzz/mysql_agent-crash-e8a4a324...) is numbered one
- *     below what the model expects; a client then reads "packets out of order" instead of
- *     hoopd's message. Only printed ("an ERR refusing a command numbered"), not required.
- *  9. Fixed: an ERR from the server during authentication was passed on unread (mysql.c
- *     server_auth: "if (p[0] == 0xff) ... my_put_packet(&m->s->a.out, p, len, &seq)"), a
- *     one-byte "\xff" too, where a client reads an error number and a message (bug 2 was
- *     fixed for the greeting, not for authentication). Steer: an ERR during authentication
- *     is not checked.
+ * Fixed (666b924, 3f475f3); `make fuzz FUZZ_KNOWN_BUGS=1` steers around these, for bisecting
+ * older trees (the default, 0, fuzzes straight at them):
+ *  6. Masking matched the rules against org_table/org_name as the server spells them: a
+ *     column declared SSN went unmasked. Steer: the marker check names patients.ssn in lower
+ *     case only.
+ *  7. hoopd's ERR for a packet it cannot take (too large, a continuation out of sequence)
+ *     was numbered as the last answer left m->out_seq. Steer: no ERR ending a session has
+ *     its number checked.
+ *  8. COM_FIELD_LIST's closing OK (CLIENT_DEPRECATE_EOF) was passed on unread. Steer: the
+ *     client does not read it.
+ *  9. An ERR from the server during authentication was passed on unread, a one-byte "\xff"
+ *     too. Steer: an ERR during authentication is not checked.
  */
 #ifndef FZ_KNOWN_BUGS
 #define FZ_KNOWN_BUGS 0
@@ -173,8 +169,11 @@ struct mf_client {
 	/* counts */
 	unsigned answers, rows, errs;
 	int got_greeting, logged_in;
-	int quit;    /* COM_QUIT sent */
-	int refused; /* hoopd refused a command it could not take: its ERR is the last packet */
+	int quit; /* COM_QUIT sent */
+	/* hoopd refused a command it could not take: its ERR is the session's last packet,
+	 * numbered refused_seq when the agent numbered the command as clients do */
+	int refused, refused_sane;
+	uint8_t refused_seq;
 	unsigned auth_turns; /* authentication packets that ask the agent for one */
 };
 
