@@ -17,7 +17,8 @@
  *     put on record as allowed just before (each record's text that of the statement the
  *     server reads, in order), nor one of the text-free commands hoopd forwards by design
  *     (COM_PING, COM_STATISTICS, COM_SET_OPTION, COM_RESET_CONNECTION, COM_STMT_CLOSE,
- *     COM_STMT_RESET, COM_STMT_SEND_LONG_DATA of a statement the server knows, COM_QUIT), nor
+ *     COM_STMT_RESET, COM_STMT_SEND_LONG_DATA of a statement the server knows, COM_QUIT,
+ *     COM_CHANGE_USER, whose answer here is an OK or, for a user beginning with 'x', an ERR), nor
  *     hoopd's own settings query; anything reaching it before the login is done or after
  *     COM_QUIT; a text the server would read under its current sql_mode as a statement
  *     hoopd cannot have allowed (a DELETE, or text hoopd's classifier cannot read);
@@ -796,6 +797,19 @@ static void command(const uint8_t *p, size_t len, uint8_t seq)
 			fprintf(stderr, "my fuzz: COM_STMT_SEND_LONG_DATA of no known statement\n");
 		REQUIRE(len >= 7);
 		REQUIRE(stmt_find(p[1] | p[2] << 8 | p[3] << 16 | (uint32_t)p[4] << 24));
+		return;
+	case MY_COM_CHANGE_USER:
+		/* a new login (mysql.c change_user): not a statement; the server drops the
+		 * session's prepared statements and settings whatever it answers, and refuses a
+		 * user whose name begins with 'x' */
+		mf_records_clear();
+		stmts_clear();
+		M.ansi = M.ansi0, M.nbe = M.nbe0, M.unread = 0;
+		relex();
+		if (len > 1 && p[1] == 'x')
+			say_err(1045, "28000", "Access denied for user");
+		else
+			say_ok(0, 2);
 		return;
 	case MY_COM_QUIT:
 		M.phase = M_GONE;

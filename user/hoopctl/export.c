@@ -189,8 +189,11 @@ static void export_one(struct exporter *x, size_t i, int csv)
 	vals[k++] = js(ag, "exe");
 	vals[k++] = js(ag, "cgroup");
 	vals[k++] = js(ag, "address");
-	vals[k++] = start ? js(start, "user") : js(who, "user");
-	vals[k++] = start ? js(start, "database") : js(who, "database");
+	/* after a change of login (MySQL's COM_CHANGE_USER) the statement says its own */
+	vals[k++] = has(st, "db_user") ? js(st, "db_user") : start ? js(start, "user") : js(who, "user");
+	vals[k++] = has(st, "db_user")	 ? js(st, "database")
+		    : start		 ? js(start, "database")
+					 : js(who, "database");
 	vals[k++] = js(start, "application_name");
 	vals[k++] = js(st, "protocol");
 	vals[k++] = vd;

@@ -147,6 +147,11 @@ static void show_other(struct json_object *o, const char *kind, const char *ts)
 	} else if (!strcmp(kind, "protocol_error")) {
 		printf("%s  protocol error from the %s: %s\n", clock_of(ts), jd(o, "direction"),
 		       jd(o, "message"));
+	} else if (!strcmp(kind, "change_user")) {
+		printf("%s  change user: %s%s%s -> %s%s%s (COM_CHANGE_USER, %s)\n", clock_of(ts),
+		       jd(o, "from_user"), *jd(o, "from_database") ? "/" : "", jd(o, "from_database"),
+		       jd(o, "user"), *jd(o, "database") ? "/" : "", jd(o, "database"),
+		       *jd(o, "plugin") ? jd(o, "plugin") : "default plugin");
 	} else if (!strcmp(kind, "approval_request")) {
 		printf("%s  approval %s requested (rule %s), times out in %llds\n", clock_of(ts),
 		       jd(o, "approval"), jd(o, "rule"), (long long)ji(o, "timeout_s"));

@@ -333,6 +333,10 @@ int ev_statement(const struct agent *a, const struct ev_statement *e)
 		jb_obj_close(&j);
 	}
 	jb_kv_uint(&j, "stmt", e->seq);
+	if (a->login_changed) { /* not session_start's login (ev_change_user) */
+		jb_kv_str(&j, "db_user", user ? user : "");
+		jb_kv_str(&j, "database", database ? database : "");
+	}
 	jb_kv_str(&j, "protocol", e->protocol);
 	put_text(&j, "text", e->text ? e->text : "", e->text ? e->text_len : 0);
 	if (e->text_sha256) {
@@ -362,6 +366,24 @@ int ev_statement(const struct agent *a, const struct ev_statement *e)
 		audit_mark_critical(); /* a statement goes only with it (engine workers) */
 	if (r == 0 && who)
 		who_remember(a->id);
+	return r;
+}
+
+int ev_change_user(const struct agent *a, const char *user, const char *database,
+		   const char *plugin)
+{
+	struct jbuf j;
+	int r;
+
+	begin(&j, "change_user", a);
+	jb_kv_str(&j, "user", user);
+	jb_kv_str(&j, "database", database);
+	jb_kv_str(&j, "plugin", plugin);
+	jb_kv_str(&j, "from_user", a->user);
+	jb_kv_str(&j, "from_database", a->database);
+	r = finish(&j);
+	if (r == 0)
+		audit_mark_critical(); /* the request goes only with it */
 	return r;
 }
 

@@ -72,6 +72,14 @@ struct ev_statement {
 int ev_statement(const struct agent *a, const struct ev_statement *e);
 
 
+/* kind "change_user": the agent asks for a new login on its session (MySQL's
+ * COM_CHANGE_USER), written before the request goes to the server: the user, database and
+ * auth plugin asked for, and the login until then. The server's refusal follows as an
+ * "error" record; after its OK, statement records carry "db_user" and "database". Returns 0,
+ * or a negative errno (the request must not go). */
+int ev_change_user(const struct agent *a, const char *user, const char *database,
+		   const char *plugin);
+
 /* The columns of a statement's result (PostgreSQL's RowDescription, MySQL's column
  * definitions): its "columns" go into the statement's complete record when that is recorded
  * next; otherwise into a record of kind "result_columns". */

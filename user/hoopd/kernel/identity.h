@@ -38,7 +38,10 @@
 	/* The login, once the engine has it (sess_set_login); "" before and for engines      \
 	 * without one (tcp). */                                                               \
 	char user[128];                                                                        \
-	char database[128];
+	char database[128];                                                                    \
+	/* The login changed since session_start (MySQL's COM_CHANGE_USER): statement        \
+	 * records say the user and database they ran as. */                                 \
+	int login_changed;
 
 struct agent {
 	AGENT_MEMBERS

@@ -20,6 +20,19 @@ void sess_set_login(struct session *s, const char *user, const char *database)
 	snprintf(s->database, sizeof(s->database), "%s", database ? database : "");
 }
 
+int sess_record_change_user(struct session *s, const char *user, const char *database,
+			    const char *plugin)
+{
+	return ev_change_user(sess_agent(s), user, database, plugin);
+}
+
+void sess_change_login(struct session *s, const char *user, const char *database)
+{
+	snprintf(s->user, sizeof(s->user), "%s", user ? user : "");
+	snprintf(s->database, sizeof(s->database), "%s", database ? database : "");
+	s->login_changed = 1;
+}
+
 void sess_record_start(struct session *s, const struct ev_session_start *e)
 {
 	if (s->recorded)

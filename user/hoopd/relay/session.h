@@ -100,6 +100,14 @@ struct session *sess_find(int (*pred)(struct session *s, void *arg), void *arg);
 /* The engine's login: the database user and database the agent logs in as, for every record
  * after (a statement record's "who"). Once: later calls change nothing. */
 void sess_set_login(struct session *s, const char *user, const char *database);
+/* A new login on the same session (MySQL's COM_CHANGE_USER), asked for: its "change_user"
+ * record, written before the request goes to the server (0, or a negative errno: then it must
+ * not go). */
+int sess_record_change_user(struct session *s, const char *user, const char *database,
+			    const char *plugin);
+/* ...and granted by the server: the one change to the login after sess_set_login. Every
+ * statement record after it names the user and database it ran as. */
+void sess_change_login(struct session *s, const char *user, const char *database);
 /* The session begins for the record: the relay writes its session_start with the agent's
  * identity, the login, and what the engine adds in e (application name, parameters, TLS).
  * Engines with a login (engine_ops.login) call it when they have it; for the others the

@@ -633,6 +633,15 @@ static int server_auth(struct my *m, const uint8_t *p, size_t len, uint8_t seq)
 		m->held_ok_len = len;
 		m->held_ok_seq = seq;
 		m->phase = MP_READY;
+		if (m->changing) {
+			/* the session is the new login's from here: its statements, rules and
+			 * records (a statement record says the user it ran as) */
+			m->changing = 0;
+			snprintf(m->user, sizeof(m->user), "%s", m->cu_user);
+			snprintf(m->db, sizeof(m->db), "%s", m->cu_db);
+			sess_change_login(m->s, m->user, m->db);
+			hlog_conn(HLOG_INFO, m->s->id, m->s->peer, "COM_CHANGE_USER: now %s", m->user);
+		}
 		return send_settings_query(m);
 	}
 	if (p[0] == 0xff) {
@@ -643,6 +652,21 @@ static int server_auth(struct my *m, const uint8_t *p, size_t len, uint8_t seq)
 
 		if (my_err_fields(p, len, &e, st, &msg, &ml))
 			return my_violation(m, "database", "malformed ERR ending the login");
+		if (m->changing) {
+			/* COM_CHANGE_USER refused: the server keeps the session as the old login
+			 * (MariaDB restores it), its session state gone either way; the settings
+			 * are read again before the next command */
+			char text[512];
+			struct ev_error ev = {.severity = "ERROR", .sqlstate = st, .message = text};
+
+			snprintf(text, sizeof(text), "%.*s", (int)(ml < 511 ? ml : 511), msg);
+			ev_error(sess_agent(m->s), &ev);
+			m->changing = 0;
+			m->phase = MP_READY;
+			if (my_put_packet(&m->s->a.out, p, len, &seq))
+				return -1;
+			return send_settings_query(m);
+		}
 		m->end_reason = "authentication failed";
 		my_put_packet(&m->s->a.out, p, len, &seq);
 		sess_close(m->s, "authentication failed");
@@ -713,6 +737,73 @@ static int quote_ident(const uint8_t *s, size_t n, char *out, size_t outn)
 }
 
 static int kill_held(struct my *m, uint32_t id, int *answered);
+
+/*
+ * COM_CHANGE_USER: a new login on the same connection. Read whole (a packet hoopd cannot read
+ * is refused, not passed on), recorded before it goes, then relayed like the login's
+ * authentication (auth switch, more data), with the same refusal of passwords in the clear
+ * over a plain database leg. The server drops the session's prepared statements, temporary
+ * tables and variables whatever the outcome; on its OK the session's login is the new one and
+ * the settings are read again before the agent sees the OK.
+ */
+static int change_user(struct my *m, const uint8_t *p, size_t len)
+{
+	char user[128], db[128] = "", plugin[64] = "";
+	size_t off = 1;
+	uint8_t seq = 0;
+
+	if (read_cstr(p, len, &off, user, sizeof(user)))
+		return refuse_errno(m, MY_ER_HANDSHAKE_ERROR, "08S01",
+				    "hoop: COM_CHANGE_USER with a user name hoopd cannot read");
+	if (m->caps & MY_CLIENT_SECURE_CONNECTION) {
+		if (off >= len || p[off] > len - off - 1)
+			return refuse_errno(m, MY_ER_HANDSHAKE_ERROR, "08S01",
+					    "hoop: COM_CHANGE_USER with malformed auth data");
+		off += 1 + p[off];
+	} else {
+		char skip[256];
+
+		if (read_cstr(p, len, &off, skip, sizeof(skip)))
+			return refuse_errno(m, MY_ER_HANDSHAKE_ERROR, "08S01",
+					    "hoop: COM_CHANGE_USER with malformed auth data");
+	}
+	if (off < len && read_cstr(p, len, &off, db, sizeof(db)))
+		return refuse_errno(m, MY_ER_HANDSHAKE_ERROR, "08S01",
+				    "hoop: COM_CHANGE_USER with a database name hoopd cannot read");
+	if (off < len) {
+		if (len - off < 2)
+			return refuse_errno(m, MY_ER_HANDSHAKE_ERROR, "08S01",
+					    "hoop: COM_CHANGE_USER with a malformed character set");
+		off += 2;
+	}
+	if ((m->caps & MY_CLIENT_PLUGIN_AUTH) && off < len &&
+	    read_cstr(p, len, &off, plugin, sizeof(plugin)))
+		return refuse_errno(m, MY_ER_HANDSHAKE_ERROR, "08S01",
+				    "hoop: COM_CHANGE_USER with a plugin name hoopd cannot read");
+	if (m->agent_tls && !m->server_tls && !plugin_safe_in_clear(plugin)) {
+		char msg[320];
+
+		snprintf(msg, sizeof(msg),
+			 "hoop: COM_CHANGE_USER with %s would send the password in the clear on "
+			 "hoopd's leg to the database, which is not TLS: set the target's "
+			 "upstream_tls to require (or verify-full), or use mysql_native_password or "
+			 "ed25519",
+			 plugin);
+		return refuse_errno(m, MY_ER_HANDSHAKE_ERROR, "08004", msg);
+	}
+	if (sess_record_change_user(m->s, user, db, plugin))
+		return refuse_errno(m, MY_ER_UNKNOWN_ERROR, "HY000",
+				    "hoop: the audit trail cannot take the record of this "
+				    "COM_CHANGE_USER; it was not sent");
+	snprintf(m->cu_user, sizeof(m->cu_user), "%s", user);
+	snprintf(m->cu_db, sizeof(m->cu_db), "%s", db);
+	m->changing = 1;
+	m->phase = MP_AUTH;
+	m->agent_turn = 0;
+	m->seq_shift = 0;
+	stmts_clear(m); /* the server drops them, whatever it answers */
+	return my_put_packet(&m->s->s.out, p, len, &seq);
+}
 
 static int agent_command(struct my *m, const uint8_t *p, size_t len)
 {
@@ -804,6 +895,8 @@ static int agent_command(struct my *m, const uint8_t *p, size_t len)
 		t->long_data[param] = 1; /* recorded as such at EXECUTE, not decoded from it */
 		return my_put_packet(&s->s.out, p, len, &seq);
 	}
+	case MY_COM_CHANGE_USER:
+		return change_user(m, p, len);
 	case MY_COM_STMT_FETCH:
 		return refuse_errno(m, MY_ER_NOT_SUPPORTED_YET, "42000",
 				    "hoop: cursor fetch (COM_STMT_FETCH) is not supported through "
@@ -815,7 +908,7 @@ static int agent_command(struct my *m, const uint8_t *p, size_t len)
 		    [0x08] = "COM_SHUTDOWN",	  [0x0a] = "COM_PROCESS_INFO",
 		    [0x0b] = "COM_CONNECT",	  [0x0d] = "COM_DEBUG",
 		    [0x0f] = "COM_TIME",	  [0x10] = "COM_DELAYED_INSERT",
-		    [0x11] = "COM_CHANGE_USER",	  [0x12] = "COM_BINLOG_DUMP",
+		    [0x12] = "COM_BINLOG_DUMP",
 		    [0x13] = "COM_TABLE_DUMP",	  [0x14] = "COM_CONNECT_OUT",
 		    [0x15] = "COM_REGISTER_SLAVE", [0x1d] = "COM_DAEMON",
 		    [0x1e] = "COM_BINLOG_DUMP_GTID",
@@ -824,10 +917,8 @@ static int agent_command(struct my *m, const uint8_t *p, size_t len)
 					? names[p[0]]
 					: "unknown";
 
-		snprintf(text, sizeof(text),
-			 "hoop: command 0x%02x (%s) is not allowed through hoopd%s", p[0], n,
-			 p[0] == MY_COM_CHANGE_USER ? " yet; open a new connection as that user"
-						    : "");
+		snprintf(text, sizeof(text), "hoop: command 0x%02x (%s) is not allowed through hoopd",
+			 p[0], n);
 		hlog_conn(HLOG_INFO, s->id, s->peer, "%s", text);
 		return refuse_errno(m, MY_ER_UNKNOWN_COM_ERROR, "08S01", text);
 	}

@@ -66,6 +66,10 @@ struct my {
 	char user[128], db[128], plugin[64], app[128];
 	char *params_json;
 	int agent_turn; /* authentication: the server asked the agent for a packet */
+	/* COM_CHANGE_USER in flight (phase MP_AUTH): the login it asks for, taken on the
+	 * server's OK */
+	int changing;
+	char cu_user[128], cu_db[128];
 	int agent_tls, server_tls; /* each leg is TLS (hoopd terminates the agent's) */
 	int agent_in_left;	   /* more agent bytes behind its login packet */
 	int8_t seq_shift;	   /* login: server's sequence ids minus the agent's */
