@@ -1307,6 +1307,71 @@ def test_approval_denied_gets_1227_with_the_reason(ctx):
     check(visits_of(ctx, 9) == before, "the denied update ran: visits %d -> %d" % (before, visits_of(ctx, 9)))
 
 
+def test_approval_mode_retry(ctx):
+    """A target with approval_mode: retry: the held statement is refused at once with its
+    request's id (no connection waits); sent again before a decision, it is refused with the
+    same id; approved, the identical statement runs once (the next time it needs approval
+    again); denied, the retry gets the denial; a different text or another database user does
+    not use the approval; all of it on record."""
+    sql = "select id, visits from patients order by id"   # no LIMIT: phi-export-needs-approval
+    upd = "update patients set visits = visits + 100 where id = 11"   # patient-updates-need-approval
+    before_visits = visits_of(ctx, 11)
+    ctx.hd.write_policy(policy(ctx).replace("upstream_tls: disable ", "approval_mode: retry\n    upstream_tls: disable ", 1))
+    ctx.hd.ctl("reload")
+    try:
+        def once(text, user=AGENT, pw=AGENT_PW):
+            def run():
+                c = connect(ctx, user=user, password=pw)
+                r = attempt(c.cursor(), text)
+                c.close()
+                return r
+            return as_agent(ctx, run, uid=NOBODY)
+
+        mark = len(trail(ctx))
+        r1 = once(sql)
+        check(r1[:2] == ("err", 1227) and "hoopctl approve" in r1[2], "the first try: %r" % (r1,))
+        rid = re.search(r"request (a[0-9a-f]{8}) is open", r1[2])
+        check(rid, "no request id in %r" % r1[2])
+        rid = rid.group(1)
+        req = [a for a in pending(ctx) if a["id"] == rid]
+        check(req and req[0]["statement"] == sql and req[0].get("mode") == "retry", "hoopctl approvals: %r" % pending(ctx))
+        r2 = once(sql)
+        check(r2[:2] == ("err", 1227) and rid in r2[2], "a retry before the decision: %r" % (r2,))
+        check(len([a for a in pending(ctx) if a["statement"] == sql]) == 1, "a second request: %r" % pending(ctx))
+        ctx.hd.ctl("approve", rid, "--yes", "--reason", "ticket 9")
+        check(not [a for a in pending(ctx) if a["id"] == rid], "still listed after approval: %r" % pending(ctx))
+        other = once(sql + " limit 1000")      # not the approved text (and not held: it has a LIMIT)
+        check(other[0] == "ok", "another text: %r" % (other,))
+        analyst = once(sql, "analyst", "analystpw")
+        check(analyst[:2] == ("err", 1227) and rid not in analyst[2], "another database user used the approval: %r" % (analyst,))
+        r3 = once(sql)
+        check(r3 == ("ok", [(p["id"], p["visits"]) for p in ctx.patients]), "the approved retry: %r" % (r3,))
+        r4 = once(sql)
+        check(r4[:2] == ("err", 1227) and rid not in r4[2], "the approval ran twice: %r" % (r4,))
+        # denied: the retry hears it, the update never ran
+        u1 = once(upd)
+        uid_ = re.search(r"request (a[0-9a-f]{8}) is open", u1[2]).group(1)
+        ctx.hd.ctl("deny", uid_, "--reason", "no ticket")
+        u2 = once(upd)
+        check(u2[:2] == ("err", 1227) and "no ticket" in u2[2] and uid_ in u2[2], "the denied retry: %r" % (u2,))
+        check(visits_of(ctx, 11) == before_visits, "the denied update ran")
+        ev = trail(ctx)[mark:]
+        used = [e for e in ev if e["kind"] == "approval_used"]
+        check([(e["approval"], e["decision"]) for e in used] == [(rid, "approved"), (uid_, "denied")],
+              "approval_used records: %r" % used)
+        st = [e for e in ev if e["kind"] == "statement" and e.get("text") == sql]
+        check([(e["verdict"], e.get("refused"), e.get("approval")) for e in st][:2] ==
+              [("deny", "approval_pending", rid)] * 2, "the refused tries' records: %r" % st[:2])
+        ran = [e for e in st if e["verdict"] == "allow"]
+        check(len(ran) == 1 and ran[0].get("reason") == "approved " + rid, "the approved run's record: %r" % ran)
+        check(not server_saw(ctx, "visits + 100 where id = 11"), "the update reached the server")
+    finally:
+        ctx.hd.write_policy(policy(ctx))
+        ctx.hd.ctl("reload")
+        for a in pending(ctx):
+            ctx.hd.ctl("deny", a["id"], "--reason", "test cleanup")
+
+
 def test_probes_and_laundering_of_masked_columns(ctx):
     """The shipped policy's inference and laundering rules hold on MySQL targets: a statement
     that filters or sorts by a masked column (directly, through an alias, a position, a derived
@@ -1690,6 +1755,7 @@ TESTS = [
     test_masking_computed_columns,
     test_approval_runs_the_held_statement,
     test_approval_denied_gets_1227_with_the_reason,
+    test_approval_mode_retry,
     test_probes_and_laundering_of_masked_columns,
     test_review_findings_stay_closed,
     test_kill_query_ends_a_held_statement,

@@ -361,6 +361,8 @@ int ev_statement(const struct agent *a, const struct ev_statement *e)
 		jb_kv_bool(&j, "parse_error", 1);
 	if (e->refused)
 		jb_kv_str(&j, "refused", e->refused);
+	if (e->approval)
+		jb_kv_str(&j, "approval", e->approval);
 	r = finish(&j);
 	if (r == 0)
 		audit_mark_critical(); /* a statement goes only with it (engine workers) */

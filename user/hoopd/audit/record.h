@@ -63,6 +63,8 @@ struct ev_statement {
 	/* "unparsed": refused with the grammar's own error (what the server would say), not
 	 * judged by a rule; NULL otherwise */
 	const char *refused;
+	/* approval_mode: retry: the approval request the statement was refused for, or NULL */
+	const char *approval;
 	const char *db_user, *database; /* the session's, for "who" */
 	/* text is only a prefix of a longer one (refused as too large): its whole length and
 	 * SHA-256 (hex), so the record stays small and still names exactly what was sent */

@@ -41,6 +41,15 @@ struct request {
 	char fingerprint[GRANTKEY_LEN + 1]; /* grantkey_for: what a fingerprint grant covers */
 	char no_grant[192];		    /* or why no fingerprint grant may cover it */
 	int64_t created;
+	/* who asked, as at the request (a retry request outlives its session) */
+	struct agent who;
+	/* approval_mode: retry: no session waits (s is NULL); once decided, the request stays
+	 * (state approved or denied, decided at) until the same text comes again or it expires */
+	int retry;
+	enum { RQ_PENDING = 0, RQ_APPROVED, RQ_DENIED } state;
+	int64_t decided;
+	char denial[512];
+	int hooked; /* approvals_held_hook said it open and not yet closed */
 	struct request *next;
 };
 
@@ -58,7 +67,7 @@ static struct request *g_reqs;
 #define APPROVALS_MAX_REASON 512
 
 /* One audit record about an approval; jb holds the kind-specific fields (or NULL). */
-static void record(const struct session *s, const char *kind, const struct request *q,
+static void record(const char *sid, const char *kind, const struct request *q,
 		   const char *extra_json)
 {
 	struct jbuf j;
@@ -69,8 +78,8 @@ static void record(const struct session *s, const char *kind, const struct reque
 	jb_obj_open(&j);
 	jb_kv_str(&j, "ts", t);
 	jb_kv_str(&j, "kind", kind);
-	if (s)
-		jb_kv_str(&j, "session", s->id);
+	if (sid)
+		jb_kv_str(&j, "session", sid);
 	if (q) {
 		jb_kv_str(&j, "approval", q->id);
 		jb_kv_str(&j, "rule", q->rule);
@@ -105,14 +114,14 @@ static void decision_fields(struct jbuf *j, const char *reason)
 }
 
 /* A record about request q whose extra fields are in the open object e (its '{' is dropped). */
-static void record_fields(struct session *s, const char *kind, const struct request *q,
+static void record_fields(const char *sid, const char *kind, const struct request *q,
 			  struct jbuf *e)
 {
 	jb_obj_close(e);
 	if (!e->oom) {
 		e->s[e->len - 1] = '\0';
 		e->s[0] = ',';
-		record(s, kind, q, e->len > 2 ? e->s : NULL);
+		record(sid, kind, q, e->len > 2 ? e->s : NULL);
 	} else {
 		log_error("approvals: out of memory recording %s", kind);
 	}
@@ -189,7 +198,7 @@ static void notify(const struct request *q)
 
 	if (!hoopd.pol->approvals.notify_command[0])
 		return;
-	memcpy(comm, q->s->o.comm, 16);
+	memcpy(comm, q->who.o.comm, 16);
 	comm[16] = '\0';
 	jb_init(&j);
 	jb_obj_open(&j);
@@ -199,12 +208,12 @@ static void notify(const struct request *q)
 	jb_kv_str(&j, "statement", q->text);
 	jb_kv_int(&j, "bytes", (long long)q->len);
 	jb_kv_str(&j, "sha256", q->sha256);
-	jb_kv_str(&j, "session", q->s->id);
-	jb_kv_str(&j, "owner", q->s->owner);
-	jb_kv_int(&j, "pid", q->s->o.tgid);
-	jb_kv_int(&j, "uid", q->s->o.uid);
+	jb_kv_str(&j, "session", q->who.id);
+	jb_kv_str(&j, "owner", q->who.owner);
+	jb_kv_int(&j, "pid", q->who.o.tgid);
+	jb_kv_int(&j, "uid", q->who.o.uid);
 	jb_kv_str(&j, "comm", comm);
-	jb_kv_str(&j, "exe", q->s->exe);
+	jb_kv_str(&j, "exe", q->who.exe);
 	jb_kv_str(&j, "approve", "hoopctl approve ID");
 	jb_obj_close(&j);
 	if (j.oom) {
@@ -214,7 +223,7 @@ static void notify(const struct request *q)
 	if (approvals_notify_hook) {
 		/* an engine worker starts no process: the broker runs the command */
 		approvals_notify_hook(j.s, j.len);
-		record(q->s, "approval_notified", q, ",\"command_pid\":null,\"run_by\":\"broker\"");
+		record(q->who.id, "approval_notified", q, ",\"command_pid\":null,\"run_by\":\"broker\"");
 	} else {
 		pid_t pid = approvals_run_notify(j.s, j.len);
 
@@ -222,7 +231,7 @@ static void notify(const struct request *q)
 			char extra[128];
 
 			snprintf(extra, sizeof(extra), ",\"command_pid\":%d", (int)pid);
-			record(q->s, "approval_notified", q, extra);
+			record(q->who.id, "approval_notified", q, extra);
 		}
 	}
 	jb_free(&j);
@@ -239,8 +248,9 @@ static int fail(struct session *s, const char *sqlstate, const char *message)
 	return s->eng && s->eng->fail_held ? s->eng->fail_held(s->est, sqlstate, message) : -1;
 }
 
-static int open_request(struct session *s, const char *rule, const char *message,
-			const char *text, size_t len, const char *split, char *id, size_t idn)
+static int open_request_as(struct session *s, const char *rule, const char *message,
+			   const char *text, size_t len, const char *split, char *id, size_t idn,
+			   int retry)
 {
 	struct request *q;
 	uint32_t rnd;
@@ -249,8 +259,10 @@ static int open_request(struct session *s, const char *rule, const char *message
 	int same_cg = 0, same_owner = 0;
 
 	for (struct request *o = g_reqs; o; o = o->next) {
-		same_cg += o->s->cap_cgid == s->cap_cgid; /* the attachment, children included */
-		same_owner += s->owner[0] && !strcmp(o->s->owner, s->owner);
+		if (o->state != RQ_PENDING)
+			continue;
+		same_cg += o->who.cap_cgid == s->cap_cgid; /* the attachment, children included */
+		same_owner += s->owner[0] && !strcmp(o->who.owner, s->owner);
 	}
 	int max_cg = hoopd.pol->approvals.max_waiting, max_owner = 4 * max_cg;
 
@@ -261,7 +273,7 @@ static int open_request(struct session *s, const char *rule, const char *message
 			 ",\"refused\":\"too many statements waiting\",\"waiting_cgroup\":%d,"
 			 "\"waiting_owner\":%d,\"max_cgroup\":%d,\"max_owner\":%d",
 			 same_cg, same_owner, max_cg, max_owner);
-		record(s, "approval_not_opened", NULL, extra);
+		record(s->id, "approval_not_opened", NULL, extra);
 		hlog_conn(HLOG_WARN, s->id, s->peer,
 			  "not holding a statement for approval (%s): %d already wait from this "
 			  "cgroup, %d from this owner",
@@ -281,7 +293,9 @@ static int open_request(struct session *s, const char *rule, const char *message
 	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 		rnd = (uint32_t)now_ms();
 	snprintf(q->id, sizeof(q->id), "a%08x", rnd);
-	q->s = s;
+	q->s = retry ? NULL : s;
+	q->retry = retry;
+	q->who = s->agent;
 	snprintf(q->rule, sizeof(q->rule), "%s", rule);
 	snprintf(q->message, sizeof(q->message), "%s", message);
 	if (grantkey_for(text, len, q->fingerprint, q->no_grant, sizeof(q->no_grant)))
@@ -295,6 +309,7 @@ static int open_request(struct session *s, const char *rule, const char *message
 	snprintf(id, idn, "%s", q->id);
 	if (approvals_held_hook)
 		approvals_held_hook(q->id, s->id, q->rule, 1);
+	q->hooked = 1;
 	jb_init(&ex);
 	jb_raw(&ex, "");
 	{
@@ -325,7 +340,7 @@ static int open_request(struct session *s, const char *rule, const char *message
 		if (!e2.oom) {
 			e2.s[e2.len - 1] = '\0';
 			e2.s[0] = ',';
-			record(s, "approval_request", q, e2.s);
+			record(s->id, "approval_request", q, e2.s);
 		}
 		jb_free(&e2);
 	}
@@ -335,10 +350,17 @@ static int open_request(struct session *s, const char *rule, const char *message
 	return 0;
 }
 
+/* The broker's list of open requests (which worker decides which) loses q. */
+static void unhook(struct request *q)
+{
+	if (q->hooked && approvals_held_hook)
+		approvals_held_hook(q->id, q->who.id, q->rule, 0);
+	q->hooked = 0;
+}
+
 static void unlink_req(struct request *q)
 {
-	if (approvals_held_hook)
-		approvals_held_hook(q->id, q->s->id, q->rule, 0);
+	unhook(q);
 	for (struct request **pp = &g_reqs; *pp; pp = &(*pp)->next)
 		if (*pp == q) {
 			*pp = q->next;
@@ -361,14 +383,64 @@ static void forget(struct session *s, const char *why)
 			jb_obj_open(&e);
 			jb_kv_str(&e, "decision", "closed");
 			jb_kv_str(&e, "why", why);
-			record_fields(s, "approval_decision", q, &e);
+			record_fields(s->id, "approval_decision", q, &e);
 			jb_free(&e);
 			unlink_req(q);
 		}
 	}
 }
 
-static const struct hold_ops ops = {.open = open_request, .forget = forget};
+static int open_request(struct session *s, const char *rule, const char *message,
+			const char *text, size_t len, const char *split, char *id, size_t idn)
+{
+	return open_request_as(s, rule, message, text, len, split, id, idn, 0);
+}
+
+/*
+ * approval_mode: retry (verdict.h hold_ops.retry). The request a text matches is one from the
+ * same attachment, target and database user for the same bytes: an approval covers that
+ * statement, sent again by that agent, once.
+ */
+static int retry(struct session *s, const char *rule, const char *message, const char *text,
+		 size_t len, const char *split, char *id, size_t idn, char *msg, size_t msgn)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char sha[SHA256_DIGEST_LENGTH * 2 + 1];
+	struct request *q;
+	int r;
+
+	SHA256((const unsigned char *)text, len, md);
+	hex_encode(md, sizeof(md), sha);
+	for (q = g_reqs; q; q = q->next)
+		if (q->retry && q->who.cap_cgid == s->cap_cgid && !strcmp(q->who.target, s->target) &&
+		    !strcmp(q->who.user, s->user) && !strcmp(q->sha256, sha) && q->len == len &&
+		    !memcmp(q->text, text, len))
+			break;
+	if (!q) {
+		int e = open_request_as(s, rule, message, text, len, split, id, idn, 1);
+
+		return e ? e : HOLD_RETRY_WAIT;
+	}
+	snprintf(id, idn, "%s", q->id);
+	if (q->state == RQ_PENDING)
+		return HOLD_RETRY_WAIT;
+	{
+		char extra[160];
+
+		/* the session that uses the decision (the request names the one that asked) */
+		snprintf(extra, sizeof(extra), ",\"decision\":\"%s\",\"used_by\":\"%s\"",
+			 q->state == RQ_APPROVED ? "approved" : "denied", s->id);
+		record(s->id, "approval_used", q, extra);
+	}
+	r = q->state == RQ_APPROVED ? HOLD_RETRY_RUN : HOLD_RETRY_DENIED;
+	snprintf(msg, msgn, "%s", q->denial);
+	hlog_conn(HLOG_INFO, s->id, s->peer, "approval %s used: the statement %s", q->id,
+		  r == HOLD_RETRY_RUN ? "runs" : "stays denied");
+	unlink_req(q);
+	return r;
+}
+
+static const struct hold_ops ops = {.open = open_request, .forget = forget, .retry = retry};
 
 void approvals_init(void)
 {
@@ -444,10 +516,14 @@ void approvals_list_array(struct jbuf *j)
 	for (struct request *q = g_reqs; q; q = q->next) {
 		char comm[17];
 
-		memcpy(comm, q->s->o.comm, 16);
+		if (q->state != RQ_PENDING)
+			continue; /* decided, waiting for its retry */
+		memcpy(comm, q->who.o.comm, 16);
 		comm[16] = '\0';
 		jb_obj_open(j);
 		jb_kv_str(j, "id", q->id);
+		if (q->retry)
+			jb_kv_str(j, "mode", "retry");
 		jb_kv_str(j, "rule", q->rule);
 		jb_kv_str(j, "message", q->message);
 		jb_kv_str(j, "statement", q->text);
@@ -463,12 +539,12 @@ void approvals_list_array(struct jbuf *j)
 		}
 		if (q->no_grant[0]) /* --scope fingerprint will be refused, and why */
 			jb_kv_str(j, "fingerprint_refused", q->no_grant);
-		jb_kv_str(j, "session", q->s->id);
-		jb_kv_str(j, "owner", q->s->owner);
-		jb_kv_int(j, "pid", q->s->o.tgid);
-		jb_kv_int(j, "uid", q->s->o.uid);
+		jb_kv_str(j, "session", q->who.id);
+		jb_kv_str(j, "owner", q->who.owner);
+		jb_kv_int(j, "pid", q->who.o.tgid);
+		jb_kv_int(j, "uid", q->who.o.uid);
 		jb_kv_str(j, "comm", comm);
-		jb_kv_str(j, "exe", q->s->exe);
+		jb_kv_str(j, "exe", q->who.exe);
 		jb_kv_int(j, "age_s", (now - q->created) / 1000);
 		jb_kv_int(j, "expires_in_s",
 			  hoopd.pol->approvals.timeout_s - (now - q->created) / 1000);
@@ -525,7 +601,7 @@ int approvals_decide_as(const char *id, const char *decision, const char *reason
 	struct jbuf e;
 
 	for (q = g_reqs; q; q = q->next)
-		if (!strcmp(q->id, id))
+		if (!strcmp(q->id, id) && q->state == RQ_PENDING)
 			break;
 	if (!q) {
 		snprintf(err, errn, "no pending approval %.40s (decided, timed out, or cancelled?)",
@@ -537,8 +613,8 @@ int approvals_decide_as(const char *id, const char *decision, const char *reason
 	nl = strlen(name);
 	if (!who->is_approver)
 		why = "not an approver named in the policy";
-	else if (q->s->o.uid == uid || !strcmp(q->s->owner, name) ||
-		 (!strncmp(q->s->owner, name, nl) && q->s->owner[nl] == '@'))
+	else if (q->who.o.uid == uid || !strcmp(q->who.owner, name) ||
+		 (!strncmp(q->who.owner, name, nl) && q->who.owner[nl] == '@'))
 		why = "an agent's own uid or owner may not approve its request";
 	else if (strcmp(scope, "once") && strcmp(scope, "fingerprint"))
 		why = "scope is once or fingerprint";
@@ -567,7 +643,7 @@ int approvals_decide_as(const char *id, const char *decision, const char *reason
 		jb_kv_str(&e, "refused", why);
 		if (sha256 && *sha256)
 			jb_kv_str(&e, "sha256_given", sha256);
-		record_fields(q->s, "approval_refused", q, &e);
+		record_fields(q->who.id, "approval_refused", q, &e);
 		log_warn("approval %s: %s", id, err);
 		jb_free(&e);
 		return -1;
@@ -580,9 +656,9 @@ int approvals_decide_as(const char *id, const char *decision, const char *reason
 	jb_kv_str(&e, "scope", scope);
 	jb_kv_int(&e, "for_s", for_s);
 	jb_kv_str(&e, "sha256", q->sha256);
-	record_fields(q->s, "approval_decision", q, &e);
+	record_fields(q->who.id, "approval_decision", q, &e);
 	jb_free(&e);
-	hlog_conn(HLOG_INFO, q->s->id, q->s->peer, "approval %s %s by %s", id,
+	hlog_conn(HLOG_INFO, q->who.id, q->who.peer, "approval %s %s by %s", id,
 		  approve ? "approved" : "denied", name);
 	{
 		struct session *s = q->s;
@@ -592,18 +668,25 @@ int approvals_decide_as(const char *id, const char *decision, const char *reason
 			if (!strcmp(scope, "fingerprint") && q->fingerprint[0]) {
 				int64_t ms = (for_s > 0 ? for_s : 600) * 1000;
 
-				if (grants_add(q->fingerprint, s->owner, ms))
+				if (grants_add(q->fingerprint, q->who.owner, ms))
 					log_error("approval %s: out of memory keeping its grant", id);
 				else if (approvals_grant_hook) /* the other workers' agents too */
-					approvals_grant_hook(q->fingerprint, s->owner, ms);
+					approvals_grant_hook(q->fingerprint, q->who.owner, ms);
 			}
-			unlink_req(q);
-			resume(s, VERDICT_ALLOW, NULL);
 		} else {
 			snprintf(msg, sizeof(msg), "hoop: denied by %s%s%.400s", name,
 				 reason && *reason ? ": " : "", reason ? reason : "");
+		}
+		if (q->retry) {
+			/* nobody waits: the decision waits for the statement to come again */
+			q->state = approve ? RQ_APPROVED : RQ_DENIED;
+			q->decided = now_ms();
+			if (!approve)
+				snprintf(q->denial, sizeof(q->denial), "%s", msg);
+			unhook(q);
+		} else {
 			unlink_req(q);
-			resume(s, VERDICT_DENY, msg);
+			resume(s, approve ? VERDICT_ALLOW : VERDICT_DENY, approve ? NULL : msg);
 		}
 	}
 	return 0;
@@ -615,12 +698,22 @@ void approvals_tick(void)
 
 	for (struct request *q = g_reqs, *n; q; q = n) {
 		n = q->next;
-		if (now - q->created >= limit) {
+		if (q->state != RQ_PENDING) {
+			/* a retry's decision nobody came back for */
+			if (now - q->decided >= limit) {
+				record(q->who.id, "approval_decision", q,
+				       q->state == RQ_APPROVED
+					   ? ",\"decision\":\"expired\",\"was\":\"approved\""
+					   : ",\"decision\":\"expired\",\"was\":\"denied\"");
+				unlink_req(q);
+			}
+		} else if (now - q->created >= limit) {
 			struct session *s = q->s;
 
-			record(s, "approval_decision", q, ",\"decision\":\"timed_out\"");
+			record(q->who.id, "approval_decision", q, ",\"decision\":\"timed_out\"");
 			unlink_req(q);
-			fail(s, "57014", "hoop: canceling statement: no approver decided in time");
+			if (s)
+				fail(s, "57014", "hoop: canceling statement: no approver decided in time");
 		}
 	}
 	grants_expire();
@@ -648,10 +741,11 @@ void approvals_fail_all(const char *why)
 		jb_obj_open(&e);
 		jb_kv_str(&e, "decision", "failed");
 		jb_kv_str(&e, "why", why);
-		record_fields(s, "approval_decision", q, &e);
+		record_fields(q->who.id, "approval_decision", q, &e);
 		jb_free(&e);
 		unlink_req(q);
-		fail(s, "57P01", "hoop: hoopd is stopping; the statement waiting for approval was not "
-				 "run");
+		if (s)
+			fail(s, "57P01", "hoop: hoopd is stopping; the statement waiting for approval "
+					 "was not run");
 	}
 }

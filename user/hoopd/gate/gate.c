@@ -11,6 +11,7 @@
 #include "daemon.h"
 #include "json.h"
 #include "mask_live.h"
+#include "policy.h"
 #include "session.h"
 #include "sqlfacts.h"
 #include "sqlshape.h"
@@ -375,6 +376,77 @@ static int hold(struct gate *g, struct gate_batch *b)
 	return GATE_HOLD;
 }
 
+/* Does the session's target take approvals by retry (policy approval_mode)? */
+static int retry_mode(const struct gate *g)
+{
+	const struct policy *pol = hoopd.pol;
+
+	if (!pol || !g->s->target[0])
+		return 0;
+	for (int i = 0; i < pol->ntargets; i++)
+		if (!strcmp(pol->targets[i].name, g->s->target))
+			return pol->targets[i].approval_retry;
+	return 0;
+}
+
+/*
+ * approval_mode: retry: nothing is parked. The batch runs (GATE_FORWARD, its held statements
+ * now allowed by the approval) when an approver approved this text's request, else it is
+ * refused with the request's id and on record as refused for it.
+ */
+static int retry(struct gate *g, struct gate_batch *b)
+{
+	char *split = held_split(g, b);
+	char denial[512] = "", msg[256];
+	int r = hold_ops->retry(g->s, b->rule, b->message, b->text, b->len, split, b->hold_id,
+				sizeof(b->hold_id), denial, sizeof(denial));
+
+	free(split);
+	if (r == -EDQUOT)
+		return refused(b, "53400",
+			       "hoop: this statement needs approval, and too many statements from "
+			       "this agent are already waiting for one: refused (retry once "
+			       "approvers have decided)");
+	if (r < 0)
+		return refused(b, "42501",
+			       "hoop: this statement needs approval, and no request could be opened");
+	if (r == HOLD_RETRY_RUN) {
+		for (int i = 0; i < b->n; i++)
+			if (b->st[i].v == VERDICT_HOLD) {
+				b->st[i].v = VERDICT_ALLOW;
+				snprintf(b->st[i].rule, sizeof(b->st[i].rule), "approved %s",
+					 b->hold_id);
+			}
+		b->v = VERDICT_ALLOW;
+		return GATE_FORWARD;
+	}
+	if (r == HOLD_RETRY_DENIED)
+		snprintf(msg, sizeof(msg), "%.200s (approval %s)", denial, b->hold_id);
+	else
+		snprintf(msg, sizeof(msg),
+			 "hoop: this statement needs approval (%.60s): request %s is open; send "
+			 "the same statement again once an approver has run hoopctl approve %s",
+			 b->rule, b->hold_id, b->hold_id);
+	for (int i = 0; i < b->n; i++) {
+		const struct gate_stmt *t = &b->st[i];
+		struct ev_statement es = {.seq = ++g->seq,
+					  .protocol = b->protocol,
+					  .text = t->text,
+					  .text_len = t->len,
+					  .verdict = t->v == VERDICT_HOLD ? "deny" : "not_run",
+					  .reason = t->rule[0] ? t->rule : b->rule,
+					  .parse_error = b->parse_error,
+					  .refused = r == HOLD_RETRY_DENIED ? "approval_denied"
+									    : "approval_pending",
+					  .approval = b->hold_id};
+
+		b->st[i].seq = es.seq;
+		ev_statement(sess_agent(g->s), &es); /* nothing runs: refused either way */
+	}
+	b->v = VERDICT_DENY;
+	return refused(b, "42501", msg);
+}
+
 /* Statement i's record; 0, or what ev_statement said. */
 static int record(struct gate *g, struct gate_batch *b, int i)
 {
@@ -437,6 +509,12 @@ int gate_commit(struct gate *g, struct gate_batch *b)
 	b->hold_id[0] = '\0';
 	if (b->v == VERDICT_HOLD && (!b->may_hold || !hold_ops))
 		b->v = VERDICT_DENY; /* made a hold after gate_judge, where none may wait */
+	if (b->v == VERDICT_HOLD && retry_mode(g) && hold_ops->retry) {
+		int r = retry(g, b);
+
+		if (r != GATE_FORWARD)
+			return r;
+	}
 	if (b->v == VERDICT_HOLD)
 		return hold(g, b);
 	if (!b->n && b->v != VERDICT_DENY && !b->quiet_allow && record_blank(g, b))

@@ -140,7 +140,18 @@ static int parse_cidrs(struct pctx *c, yaml_node_t *v, void *obj)
 	return 0;
 }
 
-enum { TK_NAME, TK_PROTOCOL, TK_PORTS, TK_CIDRS, TK_UPSTREAM_TLS, TK_CA_FILE, TK_SERVER_NAME };
+static const char *const approval_mode_names[] = {"hold", "retry", NULL};
+
+enum {
+	TK_NAME,
+	TK_PROTOCOL,
+	TK_PORTS,
+	TK_CIDRS,
+	TK_UPSTREAM_TLS,
+	TK_CA_FILE,
+	TK_SERVER_NAME,
+	TK_APPROVAL_MODE
+};
 
 #define T struct policy_target
 static const struct pkey target_keys[] = {
@@ -155,6 +166,10 @@ static const struct pkey target_keys[] = {
 			"%s must be a non-empty string shorter than %zu bytes"),
     [TK_SERVER_NAME] = KSTR("tls_server_name", T, tls_server_name, PK_NONEMPTY,
 			    "%s must be a non-empty string shorter than %zu bytes"),
+    [TK_APPROVAL_MODE] = KENUM("approval_mode", T, approval_retry, approval_mode_names, NULL,
+			       "approval_mode must be hold (the statement waits for the approver) "
+			       "or retry (refused with its request id; sent again after approval, "
+			       "it runs once)"),
 };
 #undef T
 

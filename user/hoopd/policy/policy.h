@@ -38,6 +38,10 @@ struct policy_target {
 	int upstream_tls;	   /* enum upstream_tls; default prefer */
 	char ca_file[512];	   /* CA bundle for verify-ca / verify-full */
 	char tls_server_name[256]; /* name the database certificate must carry */
+	/* approval_mode: retry (1): a statement an approve rule holds is refused at once with
+	 * its request's id, and runs once when the agent sends it again after approval; hold
+	 * (0, the default): it waits in its session */
+	int approval_retry;
 };
 
 #define POLICY_MAX_RULES 128

@@ -62,7 +62,17 @@ struct hold_ops {
 		    size_t len, const char *split_json, char *id, size_t idn);
 	/* The session ends or its statement was cancelled: close its request. */
 	void (*forget)(struct session *s, const char *why);
+	/* A target with approval_mode: retry: the statement is not parked. For the same text
+	 * from the same attachment (cap_cgid), target and database user: HOLD_RETRY_RUN when an
+	 * approver approved its request (used up: it runs once), HOLD_RETRY_DENIED when one
+	 * denied it (msg says so; used up too), HOLD_RETRY_WAIT when its request is open (a new
+	 * one is opened when there is none); id says which request. Or -errno (-EDQUOT: too
+	 * many waiting). */
+	int (*retry)(struct session *s, const char *rule, const char *message, const char *text,
+		     size_t len, const char *split_json, char *id, size_t idn, char *msg,
+		     size_t msgn);
 };
+enum { HOLD_RETRY_WAIT = 0, HOLD_RETRY_RUN = 1, HOLD_RETRY_DENIED = 2 };
 extern const struct hold_ops *hold_ops;
 
 /* The policy's rules (verdict.c): what hoopd installs as verdict_hook. */
