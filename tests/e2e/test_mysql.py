@@ -1319,9 +1319,11 @@ def test_approval_mode_retry(ctx):
     ctx.hd.write_policy(policy(ctx).replace("upstream_tls: disable ", "approval_mode: retry\n    upstream_tls: disable ", 1))
     ctx.hd.ctl("reload")
     try:
-        def once(text, user=AGENT, pw=AGENT_PW):
+        def once(text, user=AGENT, pw=AGENT_PW, mode=None):
             def run():
                 c = connect(ctx, user=user, password=pw)
+                if mode:
+                    c.cursor().execute("set session sql_mode = '%s'" % mode)
                 r = attempt(c.cursor(), text)
                 c.close()
                 return r
@@ -1344,6 +1346,8 @@ def test_approval_mode_retry(ctx):
         check(other[0] == "ok", "another text: %r" % (other,))
         analyst = once(sql, "analyst", "analystpw")
         check(analyst[:2] == ("err", 1227) and rid not in analyst[2], "another database user used the approval: %r" % (analyst,))
+        ansi = once(sql, mode="ANSI_QUOTES")      # the same bytes read under other quoting
+        check(ansi[:2] == ("err", 1227) and rid not in ansi[2], "the approval covered another reading: %r" % (ansi,))
         r3 = once(sql)
         check(r3 == ("ok", [(p["id"], p["visits"]) for p in ctx.patients]), "the approved retry: %r" % (r3,))
         r4 = once(sql)

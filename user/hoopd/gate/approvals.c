@@ -414,7 +414,9 @@ static int retry(struct session *s, const char *rule, const char *message, const
 	for (q = g_reqs; q; q = q->next)
 		if (q->retry && q->who.cap_cgid == s->cap_cgid && !strcmp(q->who.target, s->target) &&
 		    !strcmp(q->who.user, s->user) && !strcmp(q->sha256, sha) && q->len == len &&
-		    !memcmp(q->text, text, len))
+		    !memcmp(q->text, text, len) &&
+		    /* read the same way (the split, the settings it was read under) */
+		    !strcmp(q->split ? q->split : "", split ? split : ""))
 			break;
 	if (!q) {
 		int e = open_request_as(s, rule, message, text, len, split, id, idn, 1);

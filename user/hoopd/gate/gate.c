@@ -319,7 +319,7 @@ static char *held_split(const struct gate *g, const struct gate_batch *b)
 	struct jbuf j;
 	char *out;
 
-	if (b->n <= 1 && !escape)
+	if (b->n <= 1 && !escape && !(b->reading && b->reading[0]))
 		return NULL;
 	jb_init(&j);
 	jb_obj_open(&j);
@@ -339,6 +339,8 @@ static char *held_split(const struct gate *g, const struct gate_batch *b)
 	jb_arr_close(&j);
 	if (escape)
 		jb_kv_str(&j, "standard_conforming_strings", "off");
+	if (b->reading && b->reading[0])
+		jb_kv_str(&j, "sql_mode", b->reading);
 	jb_obj_close(&j);
 	out = j.oom ? NULL : strdup(jb_str(&j));
 	jb_free(&j);

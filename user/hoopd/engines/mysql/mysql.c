@@ -1024,6 +1024,11 @@ int my_query(struct my *m, const uint8_t *pkt, size_t plen, int judge)
 	int r = -1, resettle = 0;
 
 	memset(st, 0, sizeof(st));
+	b.reading = m->lex.ansi_quotes && m->lex.no_backslash_escapes
+			    ? "ANSI_QUOTES,NO_BACKSLASH_ESCAPES"
+		    : m->lex.ansi_quotes	      ? "ANSI_QUOTES"
+		    : m->lex.no_backslash_escapes ? "NO_BACKSLASH_ESCAPES"
+						  : NULL;
 	if (judge && is_kill(sql, len, &kid)) {
 		int answered = 0;
 
