@@ -1307,6 +1307,37 @@ def test_approval_denied_gets_1227_with_the_reason(ctx):
     check(visits_of(ctx, 9) == before, "the denied update ran: visits %d -> %d" % (before, visits_of(ctx, 9)))
 
 
+def test_fingerprint_grants_do_not_cover_mysql_text(ctx):
+    """A fingerprint grant (hoopctl approve --scope fingerprint) covers statements of the same
+    shape by PostgreSQL's grammar; MySQL text does not read the same (an executable comment
+    /*!50000 ... */ is code to MariaDB and a comment to PostgreSQL). So for a MySQL target the
+    grant is refused with a reason, nothing of the same 'shape' runs unasked, and the request
+    can still be approved once."""
+    # the same shape to PostgreSQL (constants aside); to MariaDB the second updates every row
+    one = "update patients set visits = visits + 0 where id = 1"
+    wider = "update patients set visits = visits + 1000 where id = 2 /*!50000 or id > 0 */"
+    before = [visits_of(ctx, i) for i in (1, 2, 3)]
+    a = Agent(ctx, held(ctx, one), uid=NOBODY)
+    a.note()
+    req = wait_request(ctx, one, a)
+    check(req.get("fingerprint_refused"), "a MySQL request may be granted by fingerprint: %r" % req)
+    r = ctx.hd.ctl("approve", req["id"], "--yes", "--scope", "fingerprint", "--for", "60s", check=False)
+    check(r.returncode != 0, "a fingerprint grant on MySQL text was accepted: %s" % r.stdout)
+    pend = [x for x in pending(ctx) if x["id"] == req["id"]]
+    check(pend, "the request is gone after the refused grant")
+    ctx.hd.ctl("approve", req["id"], "--yes")
+    ra = a.result()
+    check(ra[0][0] == "ok", "the approved update: %r" % (ra,))
+    b = Agent(ctx, held(ctx, wider), uid=NOBODY)
+    b.note()
+    req2 = wait_request(ctx, "or id > 0", b)
+    ctx.hd.ctl("deny", req2["id"], "--reason", "test")
+    rb = b.result()
+    check(rb[0][:2] == ("err", 1227), "the wider update: %r" % (rb,))
+    check([visits_of(ctx, i) for i in (1, 2, 3)] == before, "visits changed: %r -> %r" %
+          (before, [visits_of(ctx, i) for i in (1, 2, 3)]))
+
+
 def test_approval_mode_retry(ctx):
     """A target with approval_mode: retry: the held statement is refused at once with its
     request's id (no connection waits); sent again before a decision, it is refused with the
@@ -1760,6 +1791,7 @@ TESTS = [
     test_approval_runs_the_held_statement,
     test_approval_denied_gets_1227_with_the_reason,
     test_approval_mode_retry,
+    test_fingerprint_grants_do_not_cover_mysql_text,
     test_probes_and_laundering_of_masked_columns,
     test_review_findings_stay_closed,
     test_kill_query_ends_a_held_statement,

@@ -298,7 +298,15 @@ static int open_request_as(struct session *s, const char *rule, const char *mess
 	q->who = s->agent;
 	snprintf(q->rule, sizeof(q->rule), "%s", rule);
 	snprintf(q->message, sizeof(q->message), "%s", message);
-	if (grantkey_for(text, len, q->fingerprint, q->no_grant, sizeof(q->no_grant)))
+	if (s->protocol != HOOP_PROTO_POSTGRES) {
+		/* the key is PostgreSQL's parse tree: other SQL does not read the same (MySQL's
+		 * executable comments are code to it, comments to PostgreSQL) */
+		q->fingerprint[0] = '\0';
+		snprintf(q->no_grant, sizeof(q->no_grant),
+			 "fingerprint grants read PostgreSQL's grammar, and this is %s text: "
+			 "approve it with --scope once",
+			 s->protocol_name[0] ? s->protocol_name : "other");
+	} else if (grantkey_for(text, len, q->fingerprint, q->no_grant, sizeof(q->no_grant)))
 		q->fingerprint[0] = '\0';
 	else if (!s->owner[0])
 		snprintf(q->no_grant, sizeof(q->no_grant),

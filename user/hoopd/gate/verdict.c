@@ -105,7 +105,9 @@ enum verdict policy_verdict(struct judgement *j)
 	in.rs = &rs;
 	in.function_call = !strcmp(j->protocol, "function");
 	v = judge_statement(&in, &out);
-	if (v == VERDICT_HOLD && j->s && grants_covers(j->s->owner, j->text, j->len)) {
+	/* grants are keyed by PostgreSQL's grammar: they cover PostgreSQL text only */
+	if (v == VERDICT_HOLD && j->s && j->s->protocol == HOOP_PROTO_POSTGRES &&
+	    grants_covers(j->s->owner, j->text, j->len)) {
 		in.granted = 1;
 		v = judge_statement(&in, &out);
 	}
