@@ -380,6 +380,61 @@ def is_eof(p):
     return p[0] == 0xfe and len(p) < 9
 
 
+class BioSocket:
+    """A TLS client over a socket through memory BIOs, whose first write carries `first` and the
+    ClientHello together; sendall/recv/settimeout/close as MyClient uses them."""
+
+    def __init__(self, sock, ctx, first):
+        import ssl
+        self.sock, self.inb, self.outb = sock, ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.inb, self.outb)
+        try:
+            self.obj.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        self.sock.sendall(first + self.outb.read())
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                d = self.sock.recv(65536)
+                if not d:
+                    raise ConnectionError("connection closed during the TLS handshake")
+                self.inb.write(d)
+        self._flush()
+
+    def _flush(self):
+        out = self.outb.read()
+        if out:
+            self.sock.sendall(out)
+
+    def sendall(self, data):
+        self.obj.write(data)
+        self._flush()
+
+    def recv(self, n):
+        import ssl
+        while True:
+            try:
+                return self.obj.read(n)
+            except ssl.SSLWantReadError:
+                self._flush()
+                d = self.sock.recv(65536)
+                if not d:
+                    return b""
+                self.inb.write(d)
+            except ssl.SSLZeroReturnError:
+                return b""
+
+    def settimeout(self, t):
+        self.sock.settimeout(t)
+
+    def close(self):
+        self.sock.close()
+
+
 class MyClient:
     """Just enough of the client side of the MySQL protocol (mysql_native_password, text and
     binary results, COM_STMT_*) for what pymysql and MySQLdb never send: server-side prepared
@@ -413,7 +468,18 @@ class MyClient:
         self.password = password
         if user is None:
             return
-        if tls:  # an SSLRequest, then TLS (no verification: hoopd's node CA is not the test's)
+        if tls == "together":
+            # the SSLRequest and the TLS ClientHello in one write, as clients may send them (they
+            # do not wait for an answer to the SSLRequest): both reach hoopd in one read
+            import ssl
+            self.caps |= CLIENT_SSL
+            c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            c.check_hostname = False
+            c.verify_mode = ssl.CERT_NONE
+            self.s = BioSocket(self.s, c, first=struct.pack("<I", 32)[:3] + bytes([self.seq]) +
+                               struct.pack("<IIB23x", self.caps, 1 << 24, 45))
+            self.seq += 1
+        elif tls:  # an SSLRequest, then TLS (no verification: hoopd's node CA is not the test's)
             import ssl
             self.caps |= CLIENT_SSL
             self.write(struct.pack("<IIB23x", self.caps, 1 << 24, 45))
@@ -1724,6 +1790,22 @@ def test_tls_on_both_legs(ctx):
         ctx.hd.ctl("reload")
 
 
+def test_ssl_request_and_client_hello_in_one_write(ctx):
+    """A client that sends its TLS ClientHello right behind the SSLRequest (no answer comes to
+    wait for): hoopd reads the SSLRequest alone and leaves the ClientHello to TLS. Before the
+    fix, both came in one read and the session was closed as 'data after the SSL request'."""
+    def run():
+        out = []
+        for _ in range(5):
+            c = MyClient(ctx.db.port, tls="together")
+            out.append(err_of(c.query, "select 'over tls', 1 + 1"))
+            c.close()
+        return out
+
+    for r in as_agent(ctx, run):
+        check(r[0] == "ok" and r[1][0][1] == [["over tls", "2"]], "a login with the ClientHello behind the SSLRequest: %r" % (r,))
+
+
 def test_cleartext_password_never_crosses_a_plain_leg(ctx):
     """An agent on TLS to hoopd that logs in with mysql_clear_password (its password in the
     packet) while the database leg is plain: hoopd refuses before anything of the login goes
@@ -1799,6 +1881,7 @@ TESTS = [
     test_change_user,
     test_sysbench_statements_are_recorded,
     test_tls_on_both_legs,
+    test_ssl_request_and_client_hello_in_one_write,
     test_cleartext_password_never_crosses_a_plain_leg,
     test_prepared_statement_parameters_are_recorded,
     test_hoopd_stops_cleanly_without_sanitizer_reports,

@@ -1746,6 +1746,22 @@ static size_t my_agent_cap(void *st)
 {
 	struct my *m = st;
 
+	if (m->phase == MP_LOGIN && !m->agent_tls) {
+		/*
+		 * The first packet exactly, not a byte more: after an SSLRequest a client sends
+		 * its TLS ClientHello at once, without waiting for an answer, and those bytes must
+		 * stay in the socket for the TLS layer (read here, they would be lost to it). The
+		 * header first, then its payload.
+		 */
+		const struct buf *in = &m->s->a.in;
+		const uint8_t *h = buf_head(in);
+		size_t n;
+
+		if (in->len < 4)
+			return 4;
+		n = (size_t)h[0] | (size_t)h[1] << 8 | (size_t)h[2] << 16;
+		return n > MY_PRELOGIN_MAX ? MY_PRELOGIN_MAX + 4 : n + 4;
+	}
 	return m->phase == MP_READY ? 0 : MY_PRELOGIN_MAX + 4;
 }
 
