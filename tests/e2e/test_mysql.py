@@ -12,11 +12,13 @@ trail, masking, approvals, the command table.
 
 Usage (as root): tests/e2e/test_mysql.py [NAME-SUBSTRING ...]
 """
+import collections
 import datetime
 import hashlib
 import json
 import os
 import pickle
+import random
 import re
 import select
 import shutil
@@ -30,7 +32,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hooptest import (attach_agents, check, check_clean_stop, teardown, Cleanup, Hoopd,  # noqa: E402
+from hooptest import (attach_agents, check, check_clean_stop, children, teardown, Cleanup, Hoopd,  # noqa: E402
                       MariaDB, free_port, log, run_tests, wait_for, ROOT, HOOPCTL)
 
 import pymysql  # noqa: E402
@@ -1501,6 +1503,140 @@ def test_sysbench_statements_are_recorded(ctx):
         ctx.db.sql("set global general_log = 1")
 
 
+# --- SIGKILL under sysbench load: nothing MariaDB ran is missing from the trail ---------------------
+
+KILL_USER, KILL_PW = "sbkill", "sbkillpw"   # this test's sysbench alone: its rows of the general log
+# hoopd's own query on each session (mysql.c SETTINGS_SQL, SETTINGS_CAT_SQL): not an agent's
+SETTINGS_PREFIX = "SELECT @@session.sql_mode, @@session.character_set_client, DATABASE()"
+
+
+def unquote_literals(text):
+    """text with each '...' literal replaced by its contents: MariaDB's general log shows an
+    Execute with its parameters in the text (strings quoted, numbers bare), the trail the
+    prepared text and the parameters, all as strings."""
+    return re.sub(r"'((?:[^'\\]|\\.|'')*)'", lambda m: m.group(1).replace("''", "'"), text)
+
+
+def with_params(text, params):
+    """The prepared text with each ? replaced by its parameter, as the general log shows it
+    after unquote_literals (sysbench's prepared texts hold no ? other than placeholders)."""
+    parts = text.split("?")
+    if len(parts) != len(params) + 1:
+        return None
+    out = parts[0]
+    for p, rest in zip(params, parts[1:]):
+        out += ("NULL" if p is None else str(p)) + rest
+    return out
+
+
+def kill_logged_count(ctx):
+    return ctx.db.sql("select count(*) from mysql.general_log where user_host like %s", (KILL_USER + "[%",))[0][0]
+
+
+def kill_logged(ctx):
+    """What MariaDB's general log shows of KILL_USER's sessions: [(command_type, text)]."""
+    rows = ctx.db.sql("select command_type, argument from mysql.general_log where user_host like %s "
+                      "and command_type in ('Query', 'Prepare', 'Execute')", (KILL_USER + "[%",))
+    return [(c, a.decode(errors="replace") if isinstance(a, bytes) else a) for c, a in rows]
+
+
+def test_sigkill_under_sysbench_loses_no_statement(ctx):
+    """hoopd (broker and engine workers) SIGKILLed under sysbench oltp_read_write load, once
+    with the text protocol and once with server-side prepared statements: the agents fail
+    closed while it is down; restarted on the same state dir, the trail has a statement record
+    for every statement MariaDB's general log shows from the sessions (Query, Prepare, Execute
+    with its parameters), nothing more of hoopd's own settings query than none, and hoopctl
+    verify passes. hoopd writes each record before it forwards the statement (relay/barrier.h),
+    so a kill at any moment can lose at most statements that never reached the server."""
+    sysbench_ready(ctx)
+    ctx.db.sql("create user if not exists '%s'@'127.0.0.1' identified via mysql_native_password "
+               "using password('%s')" % (KILL_USER, KILL_PW))
+    ctx.db.sql("grant all on clinical.* to '%s'@'127.0.0.1'" % KILL_USER)
+    check(ctx.db.sql("select @@global.general_log, @@global.log_output") == [(1, "TABLE")],
+          "the general log is not on, into mysql.general_log")
+    if ctx.hd.proc is None:
+        ctx.hd.start()
+    ev0 = len(trail(ctx))
+    logged0 = len(kill_logged(ctx))  # a test run again on this server: only its own rows
+    rnd = random.Random(os.getpid())
+    for rnum, mode in enumerate(("disable", "auto")):
+        argv = ["sysbench", "oltp_read_write", "--mysql-host=127.0.0.1", "--mysql-port=%d" % ctx.db.port,
+                "--mysql-user=" + KILL_USER, "--mysql-password=" + KILL_PW, "--mysql-db=clinical",
+                "--tables=1", "--table-size=1000", "--threads=2", "--time=60", "--db-ps-mode=" + mode, "run"]
+        before = kill_logged_count(ctx)
+        bench = ctx.cg.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        ctx.cleanup.push(lambda p=bench: p.poll() is None and (p.kill(), p.wait()))
+        try:
+            # under load: a few hundred statements on the server, then a moment more
+            wait_for(lambda: bench.poll() is not None or kill_logged_count(ctx) >= before + 400, 60,
+                     "sysbench's statements in the general log")
+            if bench.poll() is not None:
+                raise AssertionError("sysbench %s ended before the kill:\n%s" % (
+                    mode, bench.stdout.read().decode(errors="replace")[-1500:]))
+            time.sleep(rnd.uniform(0, 1.0))
+            broker = ctx.hd.proc.pid
+            workers = children(broker, b"--worker")
+            if rnum == 0:
+                os.killpg(broker, signal.SIGKILL)   # the whole process group at once
+            else:
+                os.kill(broker, signal.SIGKILL)     # the broker; its workers die with it (PDEATHSIG)
+            ctx.hd.proc.wait()
+            ctx.hd.proc = None  # an expected death: not one of hoopd's exit statuses
+            wait_for(lambda: not [p for p in workers if os.path.exists("/proc/%d" % p)], 10,
+                     "hoopd's engine workers %r to die" % workers)
+            log("  %s: hoopd (broker %d, workers %r) SIGKILLed under load" % (mode, broker, workers))
+            # hoopd down: the agents fail closed; what they had open is cut, new connects refused
+            out = bench.communicate(timeout=60)[0].decode(errors="replace")
+            check(bench.returncode != 0, "sysbench %s carried on with hoopd dead:\n%s" % (mode, out[-1500:]))
+            n_down = kill_logged_count(ctx)
+            r = ctx.cg.run(["/usr/bin/python3", "-c", PROBE, str(ctx.db.port)])
+            check(r.stdout.strip() == "ECONNREFUSED", "with hoopd killed an agent's connect got %r %s" % (
+                r.stdout, r.stderr))
+            check(kill_logged_count(ctx) == n_down, "statements reached MariaDB with hoopd dead")
+        finally:
+            if ctx.hd.proc is None:
+                ctx.hd.start()
+        check(kill_logged_count(ctx) - before >= 400, "%s: too little traffic to prove anything" % mode)
+
+    # MariaDB's account of the sessions, against the trail's (sessions of KILL_USER only)
+    logged = kill_logged(ctx)[logged0:]
+    ev = trail(ctx)[ev0:]
+    mine = {e["session"] for e in ev if e["kind"] == "session_start" and e.get("user") == KILL_USER}
+    st = [e for e in ev if e["kind"] == "statement" and e["session"] in mine]
+    check(not [e for e in st if e["text"].startswith(SETTINGS_PREFIX)],
+          "hoopd's own settings query is on record as an agent's statement")
+    recorded = collections.Counter()
+    for e in st:
+        if e.get("protocol") == "extended" and e.get("prepared") not in (None, "?"):
+            # an execution: the prepared text with its parameters, as the general log shows it
+            t = with_params(e["text"], e.get("params") or [])
+            recorded[("Execute", unquote_literals(t) if t is not None else e["text"])] += 1
+        elif e.get("protocol") == "extended":
+            recorded[("Prepare", e["text"])] += 1
+        else:
+            recorded[("Query", e["text"].strip())] += 1
+    want = collections.Counter()
+    own = 0
+    for c, a in logged:
+        if c == "Query" and a.startswith(SETTINGS_PREFIX):
+            own += 1
+            continue
+        want[(c, unquote_literals(a) if c == "Execute" else a.strip())] += 1
+    kinds = collections.Counter(c for c, _ in want.elements())
+    log("  MariaDB logged %s (and %d settings queries of hoopd's own) from the sysbench sessions; "
+        "the trail has %d statement records of theirs" % (dict(kinds), own, len(st)))
+    check(kinds["Query"] >= 400 and kinds["Execute"] >= 400,
+          "the runs did not cover both protocols: %r" % dict(kinds))
+    missing = [(k, n - recorded[k]) for k, n in want.items() if recorded[k] < n]
+    check(not missing, "%d statements MariaDB ran have no statement record, e.g. %r" % (
+        sum(n for _, n in missing), missing[:5]))
+    rc = subprocess.run([HOOPCTL, "verify", "--state-dir", ctx.hd.state, "--json"], capture_output=True,
+                        text=True, timeout=300)
+    check(rc.returncode == 0, "hoopctl verify after the kills: %d %s%s" % (rc.returncode, rc.stdout, rc.stderr))
+    rec = [e for e in trail(ctx)[ev0:] if e["kind"] == "checkpoint" and e["reason"].startswith("recovered")]
+    check(len(rec) >= 1, "no segment was closed as recovered after the kills")
+
+
 def session_starts(ctx, before):
     return [r for r in trail(ctx)[before:] if r["kind"] == "session_start"]
 
@@ -1613,6 +1749,7 @@ TESTS = [
     test_commands_hoopd_does_not_allow_get_1047,
     test_change_user_is_refused,
     test_sysbench_statements_are_recorded,
+    test_sigkill_under_sysbench_loses_no_statement,
     test_tls_on_both_legs,
     test_cleartext_password_never_crosses_a_plain_leg,
     test_prepared_statement_parameters_are_recorded,
