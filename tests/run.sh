@@ -3,7 +3,8 @@
 # every parser, and the end-to-end suites with real BPF, real cgroups, real PostgreSQL (plain
 # build, then the sanitizer build), the node image with the pod and the spine and PostgreSQL
 # suites run from it (tests/image/), then the BPF end-to-end suite again in a VM on Linux 6.1
-# (make vmtest, vmtests/). Prints one closing line: "tests: N passed, M failed".
+# (make vmtest, vmtests/). Each suite's closing "=== name" line says how many seconds it took,
+# a table of the slowest suites follows them all, then one closing line: "tests: N passed, M failed".
 set -u
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "tests: must run as root (BPF, cgroups, netns)" >&2; exit 1; }
@@ -11,26 +12,50 @@ export PYTHONDONTWRITEBYTECODE=1
 total_pass=0
 total_fail=0
 log=$(mktemp /tmp/hoop-tests.XXXXXX)
-trap 'rm -f "$log"' EXIT
+times=$(mktemp /tmp/hoop-tests-times.XXXXXX)
+trap 'rm -f "$log" "$times"' EXIT
+start=$SECONDS
+
+# took NAME SECS: note that NAME ran SECS seconds, for the table at the end.
+took() {
+	echo "$2 $1" >>"$times"
+}
+
+# step NAME COMMAND...: a build step that is not a suite (its output hidden), timed; failing, it
+# counts as one failure.
+step() {
+	local name=$1 t0=$SECONDS how=done
+	shift
+	if ! "$@" >/dev/null; then
+		how="failed: counted as one failure"
+		total_fail=$((total_fail + 1))
+	fi
+	local secs=$((SECONDS - t0))
+	took "$name" "$secs"
+	echo "=== $name: $secs s, $how"
+}
 
 # suite NAME COMMAND...: run it, echo its output, add its "N passed, M failed" to the totals.
 # A suite that prints no such line counts as one failure.
+# Its closing "=== NAME: S s, ..." line says how long it took.
 suite() {
-	local name=$1
+	local name=$1 t0=$SECONDS
 	shift
 	echo "=== $name: $*"
 	"$@" 2>&1 | tee "$log"
 	local rc=${PIPESTATUS[0]}
-	local line
+	local line secs=$((SECONDS - t0))
+	took "$name" "$secs"
 	line=$(grep -E '^[a-z0-9_-]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
 	if [ -z "$line" ]; then
-		echo "=== $name: no result line (exit $rc): counted as failed"
+		echo "=== $name: $secs s, no result line (exit $rc): counted as failed"
 		total_fail=$((total_fail + 1))
 		return
 	fi
 	local p f
 	p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')
 	f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+	echo "=== $name: $secs s, $p passed, $f failed"
 	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
 		echo "=== $name: exit $rc with no failed test: counted as failed"
 		f=1
@@ -75,7 +100,7 @@ suite e2e-hostile /usr/bin/python3 tests/e2e/test_hostile.py
 suite e2e-workers /usr/bin/python3 tests/e2e/test_workers.py
 suite e2e-hostile-worker /usr/bin/python3 tests/e2e/test_hostile_worker.py
 # The MySQL/MariaDB classifier against a real MariaDB 10.11 (grammar and table privileges).
-make --no-print-directory build/tools/mysqlfacts >/dev/null || total_fail=$((total_fail + 1))
+step build-mysqlfacts make --no-print-directory build/tools/mysqlfacts
 suite mysql-dialect /usr/bin/python3 tests/mysql/test_dialect.py
 # The MySQL/MariaDB engine: a throwaway MariaDB 10.11, the mariadb CLI, pymysql, MySQLdb,
 # sysbench and a protocol client of the test's own, through real BPF redirection.
@@ -96,7 +121,7 @@ suite e2e-image tests/image/with-rootfs.sh "$image" env HOOP_BUILD=tests/image/b
 	/usr/bin/python3 tests/e2e/test_spine.py
 suite e2e-pg-image tests/image/with-rootfs.sh "$image" env HOOP_BUILD=tests/image/bin \
 	/usr/bin/python3 tests/e2e/test_pg.py
-make --no-print-directory SANITIZE=address,undefined all >/dev/null || total_fail=$((total_fail + 1))
+step build-sanitizers make --no-print-directory SANITIZE=address,undefined all
 suite e2e-sanitizers env HOOP_BUILD=build/san HOOP_BLAST_BYTES=$((64 << 20)) \
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	/usr/bin/python3 tests/e2e/test_spine.py
@@ -116,6 +141,10 @@ suite e2e-hostile-worker-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect
 	/usr/bin/python3 tests/e2e/test_hostile_worker.py
 suite vmtest make --no-print-directory vmtest
 
+# Where the time went: the slowest suites and steps, and the whole run.
+echo
+echo "=== time: the 15 slowest of $(wc -l <"$times") suites and steps, $(($SECONDS - start)) s in all"
+sort -rn "$times" | head -n 15 | awk '{ printf "%6d s  %s\n", $1, $2 }'
 echo
 echo "tests: $total_pass passed, $total_fail failed"
 [ "$total_fail" = 0 ]

@@ -99,12 +99,13 @@ def restore(ctx):
     cur = c.cursor()
     try:
         cur.execute("set foreign_key_checks = 0")
-        for t in AGENT_LEFTOVERS:
-            for kind in ("view", "table"):
-                try:
-                    cur.execute("drop %s if exists `%s`" % (kind, t))
-                except pymysql.MySQLError:
-                    pass  # a table where a view was looked for, or the other way round
+        # one look at what is there (most cases leave nothing), then drop only that
+        cur.execute("select table_name, table_type from information_schema.tables where table_schema = "
+                    "'clinical' and table_name in (%s)" % ", ".join(["%s"] * len(AGENT_LEFTOVERS)),
+                    AGENT_LEFTOVERS)
+        for t, typ in cur.fetchall():
+            if t in AGENT_LEFTOVERS:
+                cur.execute("drop %s if exists `%s`" % ("view" if typ == "VIEW" else "table", t))
         if labs_state(ctx) != (ctx.labs_ddl, ctx.labs_rows):
             cur.execute("drop table if exists labs")
             cur.execute(ctx.labs_ddl)
