@@ -176,7 +176,8 @@ $(OUT)/unit/test_fdpass: tests/unit/test_fdpass.c tests/unit/harness.h user/comm
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< user/common/fdpass.c -o $@
 
 # The MySQL/MariaDB dialect's parts: lexer, classifier (and sqlfacts.c for the kinds' names).
-MYSQL_SQL_SRC := user/hoopd/sql/mysqllex.c user/hoopd/sql/mysqlclass.c user/hoopd/sql/sqlfacts.c
+MYSQL_SQL_SRC := user/hoopd/sql/mysqllex.c user/hoopd/sql/mysqlclass.c user/hoopd/sql/sqlfacts.c \
+		 user/hoopd/sql/dialect_mysql.c
 
 # The classifier as a line tool, for the differential tests against MariaDB (tests/mysql/).
 $(OUT)/tools/mysqlfacts: tests/mysql/mysqlfacts.c $(MYSQL_SQL_SRC) $(HEADERS)

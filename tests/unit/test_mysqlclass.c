@@ -10,8 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dialect.h"
 #include "harness.h"
+#include "maskplan.h"
 #include "mysqlclass.h"
+#include "sqlsize.h"
 
 struct ccase {
 	const char *text, *want;
@@ -336,9 +339,58 @@ static void test_split(void)
 	CHECK_EQ_INT(sp.n, 0);
 }
 
+/* The same reader behind the dialect seam (dialect_mysql.c): settings in, split, facts, size. */
+static void test_dialect(void)
+{
+	static struct dialect_split sp;
+	struct dialect_settings dflt = {.my_mariadb = 1, .my_version = 101106}, nbe = dflt,
+				unsure = dflt;
+	struct sql_error err;
+	struct sqlfacts *f = calloc(1, sizeof(*f));
+	struct maskplan mp;
+	struct sqlsize z;
+	const char *t = "select 'a\\';' ; select 1";
+
+	nbe.my_no_backslash_escapes = 1;
+	unsure.unsure = 1;
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	/* a backslash escapes the quote by default: one string, then a second statement */
+	CHECK_EQ_INT(dialect_mysql.split(&dflt, t, strlen(t), &sp, &err), 0);
+	CHECK_EQ_INT(sp.n, 2);
+	/* under NO_BACKSLASH_ESCAPES the string ends at the backslash: the rest is unterminated */
+	CHECK_EQ_INT(dialect_mysql.split(&nbe, t, strlen(t), &sp, &err), -1);
+	CHECK_EQ_INT(sp.parse_error, 1);
+	CHECK_EQ_INT(sp.n, 1);
+	CHECK(err.message[0] != '\0');
+	/* settings not known: nothing is read, whatever the text */
+	CHECK_EQ_INT(dialect_mysql.split(&unsure, "select 1", 8, &sp, &err), -1);
+	CHECK_EQ_INT(err.kind, SQL_ERR_UNSURE);
+	CHECK_EQ_INT(dialect_mysql.facts(&unsure, "select 1", 8, f), -1);
+	CHECK_EQ_INT(f->parse_error, 1);
+	memset(f, 0, sizeof(*f));
+	CHECK_EQ_INT(dialect_mysql.facts(&dflt, "delete from labs /*!50000 where 1 */", 36, f), 0);
+	CHECK(f->kinds & (1ULL << SK_DELETE));
+	/* no plan from the text: the engine masks by the server's metadata */
+	CHECK_EQ_INT(dialect_mysql.plan(&dflt, "select 1", 8, NULL, NULL, NULL, 0, &mp), -1);
+	CHECK_EQ_INT(mp.all_unknown, 1);
+	CHECK_EQ_INT(dialect_mysql.size(&dflt, "select ((1)), 2", 15, 100, 100, &z), 0);
+	CHECK_EQ_INT((int)z.depth, 2);
+	CHECK_EQ_INT((int)z.tokens, 8);
+	CHECK_EQ_INT(dialect_mysql.size(&dflt, "select ((1)), 2", 15, 100, 1, &z), 1);
+	CHECK_EQ_INT(dialect_mysql.depends_on_settings("select 1", 8), 0);
+	CHECK_EQ_INT(dialect_mysql.depends_on_settings("select \"a\"", 10), 1);
+	CHECK_EQ_INT(dialect_mysql.encoding_safe("utf8mb4"), 1);
+	CHECK_EQ_INT(dialect_mysql.encoding_safe("sjis"), 0);
+	CHECK(dialect_mysql.fingerprint == NULL); /* no fingerprint grants for MySQL text */
+	free(f);
+}
+
 int main(void)
 {
 	UNIT_RUN(test_facts);
 	UNIT_RUN(test_split);
+	UNIT_RUN(test_dialect);
 	return unit_report();
 }

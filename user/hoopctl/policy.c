@@ -10,7 +10,6 @@
 #include "hoopctl.h"
 #include "judge.h"
 #include "json.h"
-#include "mysqlclass.h"
 #include "pglex.h"
 #include "policy.h"
 #include "rules.h"
@@ -66,11 +65,11 @@ static const char *shown_verdict(enum verdict v, const struct judge_out *out)
 								      : judge_verdict_name(v);
 }
 
-struct dialect_settings policy_test_lexing;
-/* --protocol mysql: the MySQL/MariaDB classifier (mysqlclass.h), under these settings
- * (--sql-mode, --server-version; default MariaDB 10.11 with the server's default sql_mode) */
+/* How the text is read: --standard-conforming-strings (PostgreSQL); --sql-mode and
+ * --server-version (MySQL; default MariaDB 10.11 with the server's default sql_mode). */
+struct dialect_settings policy_test_lexing = {.my_mariadb = 1, .my_version = 101106};
+/* --protocol mysql: the MySQL/MariaDB dialect (dialect_mysql.c) instead of PostgreSQL's */
 static int g_mysql;
-static struct myl_settings g_mysql_st = {.mariadb = 1, .version = 101106};
 static char g_mysql_why[200]; /* why the text was not cut into statements */
 
 enum verdict policy_test_stmt(const struct policy *pol, const struct rules_session *rs,
@@ -86,7 +85,7 @@ enum verdict policy_test_stmt(const struct policy *pol, const struct rules_sessi
 		judge_unsplittable(f);
 	} else if (g_mysql) {
 		/* no masked-column probes: MySQL's masking lineage is not read yet */
-		mysql_facts(&g_mysql_st, sql, len, f);
+		dialect_mysql.facts(&policy_test_lexing, sql, len, f);
 	} else {
 		struct pglex_saved sv;
 
@@ -183,19 +182,20 @@ static int test_opts(int argc, char **argv, struct test_args *a)
 
 			if (!m)
 				return 2;
-			g_mysql_st.ansi_quotes = g_mysql_st.no_backslash_escapes = 0;
-			g_mysql_st.unread_mode = 0;
+			policy_test_lexing.my_ansi_quotes = 0;
+			policy_test_lexing.my_no_backslash_escapes = 0;
+			policy_test_lexing.my_unread_mode = 0;
 			for (char *t = strtok_r(m, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 				/* the modes that change reading; ANSI, DB2, MAXDB and POSTGRESQL
 				 * include ANSI_QUOTES; MSSQL and ORACLE are not read */
 				if (!strcasecmp(t, "ANSI_QUOTES") || !strcasecmp(t, "ANSI") ||
 				    !strcasecmp(t, "DB2") || !strcasecmp(t, "MAXDB") ||
 				    !strcasecmp(t, "POSTGRESQL"))
-					g_mysql_st.ansi_quotes = 1;
+					policy_test_lexing.my_ansi_quotes = 1;
 				else if (!strcasecmp(t, "NO_BACKSLASH_ESCAPES"))
-					g_mysql_st.no_backslash_escapes = 1;
+					policy_test_lexing.my_no_backslash_escapes = 1;
 				else if (!strcasecmp(t, "MSSQL") || !strcasecmp(t, "ORACLE"))
-					g_mysql_st.unread_mode = 1;
+					policy_test_lexing.my_unread_mode = 1;
 			}
 			free(m);
 			break;
@@ -211,8 +211,8 @@ static int test_opts(int argc, char **argv, struct test_args *a)
 				fprintf(stderr, "hoopctl: --server-version wants X.Y.Z[-MariaDB]\n");
 				return 2;
 			}
-			g_mysql_st.version = a * 10000 + b * 100 + c;
-			g_mysql_st.mariadb = strcasestr(v, "mariadb") != NULL;
+			policy_test_lexing.my_version = a * 10000 + b * 100 + c;
+			policy_test_lexing.my_mariadb = strcasestr(v, "mariadb") != NULL;
 			break;
 		}
 		default:
@@ -313,30 +313,10 @@ static int test_text(const struct policy *pol, const struct test_args *a)
 		return 1;
 	}
 	if (g_mysql) {
-		struct mysql_split *ms = malloc(sizeof(*ms));
-		char *why = g_mysql_why;
-
 		memset(&gerr, 0, sizeof(gerr));
-		if (!ms) {
-			free(sp);
-			fprintf(stderr, "hoopctl: out of memory\n");
-			return 1;
-		}
-		unsplittable =
-			mysql_split(&g_mysql_st, sql, strlen(sql), ms, why, sizeof(g_mysql_why)) != 0;
-		if (unsplittable) {
-			/* judged whole, as a parse error (on_parse_error) */
-			sp->n = 1;
-			sp->off[0] = 0;
-			sp->len[0] = (int)strlen(sql);
-		} else {
-			sp->n = ms->n < DIALECT_MAX_STMTS ? ms->n : DIALECT_MAX_STMTS;
-			for (int i = 0; i < sp->n; i++) {
-				sp->off[i] = (int)ms->off[i];
-				sp->len[i] = (int)ms->len[i];
-			}
-		}
-		free(ms);
+		unsplittable = dialect_mysql.split(&policy_test_lexing, sql, strlen(sql), sp, &gerr) != 0;
+		/* judged whole, as a parse error (on_parse_error), saying why */
+		snprintf(g_mysql_why, sizeof(g_mysql_why), "%s", gerr.message);
 	} else {
 		unsplittable = dialect_pg.split(&policy_test_lexing, sql, strlen(sql), sp, &gerr) != 0;
 	}

@@ -81,8 +81,14 @@ struct dialect_settings {
 	int pg_escape_strings;
 	/* The settings above may have changed since the server last reported them. */
 	int unsure;
-	/* MySQL will add here: sql_mode's ANSI_QUOTES and NO_BACKSLASH_ESCAPES, the server
-	 * version that decides which executable comments run, the client character set. */
+	/* MySQL (dialect_mysql.c; mysqllex.h's struct myl_settings, field for field): sql_mode
+	 * has ANSI_QUOTES, NO_BACKSLASH_ESCAPES, MSSQL or ORACLE (unread); the server is
+	 * MariaDB, its version as NNNNNN (which executable comments run); the client character
+	 * set is one whose bytes hoop does not read exactly. */
+	int my_ansi_quotes, my_no_backslash_escapes, my_unread_mode;
+	int my_mariadb;
+	unsigned my_version;
+	int my_unsafe_charset;
 };
 
 /* Statements of one message, as the server will cut them. */
@@ -145,7 +151,7 @@ struct dialect_names {
  * that need not be NUL-terminated; a text with a NUL byte in it is a parse error.
  */
 struct dialect {
-	const char *name; /* "postgresql" */
+	const char *name; /* "postgresql", "mysql" */
 
 	/* Cut a message into statements as the server will: 0, or -1 with out->parse_error set
 	 * (one statement, the whole text) and err (may be NULL) saying why. Blank text (only
@@ -173,14 +179,15 @@ struct dialect {
 	int (*size)(const struct dialect_settings *ds, const char *sql, size_t len,
 		    size_t max_tokens, size_t max_depth, struct sqlsize *out);
 	/* What the server would answer for text its grammar rejects: 1 with err filled
-	 * (SQL_ERR_GRAMMAR), 0 when the grammar accepts it. position counts from sql[0]. */
+	 * (SQL_ERR_GRAMMAR), 0 when the grammar accepts it. position counts from sql[0].
+	 * May be NULL: the dialect does not know what the server would answer. */
 	int (*error)(const struct dialect_settings *ds, const char *sql, size_t len,
 		     struct sql_error *err);
-	/* What one statement does to named objects (engines that track them). */
+	/* What one statement does to named objects (engines that track them; may be NULL). */
 	int (*names)(const struct dialect_settings *ds, const char *sql, size_t len,
 		     struct dialect_names *out);
 	/* Could the text define, use or drop a name at all? 0 only when it surely cannot: a cheap
-	 * look at its first word, before names() parses it. */
+	 * look at its first word, before names() parses it. NULL with names. */
 	int (*may_name)(const char *sql, size_t len);
 	/* 1 when the text would lex differently under another value of a setting that
 	 * ds->unsure says may have changed (PostgreSQL: a backslash inside a '...' string). */
@@ -190,8 +197,15 @@ struct dialect {
 };
 
 extern const struct dialect dialect_pg;
+/* MySQL and MariaDB (dialect_mysql.c: mysqllex and mysqlclass). Its masking provenance comes
+ * from the server's column metadata in the engine (engines/mysql/mysql_mask.c), so plan says
+ * all_unknown; it has no shapes (each statement is lexed and classified: no facts cache), no
+ * fingerprint (no fingerprint grants: approvals.md), no error (what MariaDB would answer is
+ * not modelled: unread text is refused with hoop's own 1064) and no names (the engine tracks
+ * prepared statements by the server's ids). */
+extern const struct dialect dialect_mysql;
 
-/* The dialect of a target's protocol ("postgres"; later "mysql"), or NULL. */
+/* The dialect of a target's protocol ("postgres", "mysql"), or NULL (dialect.c). */
 const struct dialect *dialect_for(const char *protocol);
 
 #endif

@@ -628,10 +628,3 @@ const struct dialect dialect_pg = {
 	.depends_on_settings = pg_depends_on_settings,
 	.encoding_safe = sqlfacts_encoding_safe,
 };
-
-const struct dialect *dialect_for(const char *protocol)
-{
-	if (protocol && (!strcmp(protocol, "postgres") || !strcmp(protocol, "postgresql")))
-		return &dialect_pg;
-	return NULL;
-}

@@ -111,6 +111,21 @@ static int refuse_errno(struct my *m, unsigned err, const char *state, const cha
 
 /* ---- prepared statements ---- */
 
+/* The dialect's settings (dialect.h) from the lexer's, as the server last said them; unsure
+ * until the settings query has answered. */
+static void my_ds(const struct my *m, const struct myl_settings *lex,
+		  struct dialect_settings *ds)
+{
+	memset(ds, 0, sizeof(*ds));
+	ds->my_ansi_quotes = lex->ansi_quotes;
+	ds->my_no_backslash_escapes = lex->no_backslash_escapes;
+	ds->my_unread_mode = lex->unread_mode;
+	ds->my_mariadb = lex->mariadb;
+	ds->my_version = lex->version;
+	ds->my_unsafe_charset = lex->unsafe_charset;
+	ds->unsure = !m->settings_known;
+}
+
 struct my_stmt *my_stmt_find(struct my *m, uint32_t id)
 {
 	if (id == 0xffffffffu) {
@@ -699,12 +714,14 @@ static int judge_as(struct my *m, const char *text, size_t len, int resp, const 
 	struct sqlfacts *f = calloc(1, sizeof(*f));
 	struct gate_stmt st = {.text = text, .len = len};
 	struct gate_batch b = {.protocol = "simple", .text = text, .len = len, .st = &st, .n = 1};
+	struct dialect_settings ds;
 	uint8_t seq = 0;
 	int r;
 
 	if (!f)
 		return -1;
-	mysql_facts(&m->lex, text, len, f);
+	my_ds(m, &m->lex, &ds);
+	m->g.dialect->facts(&ds, text, len, f);
 	st.facts = f;
 	r = gate_run(&m->g, &b);
 	free(f);
@@ -1013,7 +1030,9 @@ int my_query(struct my *m, const uint8_t *pkt, size_t plen, int judge)
 {
 	const char *sql = (const char *)pkt + 1;
 	size_t len = plen - 1;
-	struct mysql_split *sp = NULL;
+	struct dialect_split *sp = NULL;
+	struct dialect_settings ds;
+	struct sql_error err;
 	struct gate_stmt st[MY_MAX_STMTS];
 	struct sqlfacts *f[MY_MAX_STMTS] = {0};
 	struct gate_batch b = {.protocol = "simple", .text = sql, .len = len, .may_hold = 1,
@@ -1050,11 +1069,10 @@ int my_query(struct my *m, const uint8_t *pkt, size_t plen, int judge)
 	}
 	if (!(sp = malloc(sizeof(*sp))))
 		return -1;
-	if (!m->settings_known) {
+	my_ds(m, &m->lex, &ds);
+	if (m->g.dialect->split(&ds, sql, len, sp, &err)) {
 		b.parse_error = 1;
-		snprintf(why, sizeof(why), "the session's sql_mode is not known");
-	} else if (mysql_split(&m->lex, sql, len, sp, why, sizeof(why))) {
-		b.parse_error = 1;
+		snprintf(why, sizeof(why), "%s", err.message);
 	} else if (sp->n > MY_MAX_STMTS) {
 		b.parse_error = 1;
 		snprintf(why, sizeof(why), "more than %d statements in one query", MY_MAX_STMTS);
@@ -1076,7 +1094,7 @@ int my_query(struct my *m, const uint8_t *pkt, size_t plen, int judge)
 			st[i].len = sp->len[i];
 			if (!(f[i] = calloc(1, sizeof(*f[i]))))
 				goto out;
-			mysql_facts(&m->lex, st[i].text, st[i].len, f[i]);
+			m->g.dialect->facts(&ds, st[i].text, st[i].len, f[i]);
 			note_made(m, f[i]);
 			my_mask_probes(m, st[i].text, st[i].len, f[i]);
 			st[i].facts = f[i];
@@ -1161,8 +1179,9 @@ int my_prepare(struct my *m, const uint8_t *p, size_t len)
 	struct sqlfacts *f = calloc(1, sizeof(*f));
 	struct gate_stmt st = {.text = sql, .len = n, .prepared = "?"};
 	struct gate_batch b = {.protocol = "extended", .text = sql, .len = n, .st = &st, .n = 1};
-	struct mysql_split *sp = NULL;
-	char why[200] = "";
+	struct dialect_split *sp = NULL;
+	struct dialect_settings ds;
+	struct sql_error err = {0};
 	uint8_t seq = 0;
 	int r;
 
@@ -1182,13 +1201,15 @@ int my_prepare(struct my *m, const uint8_t *p, size_t len)
 				    "(16 MiB); close some (COM_STMT_CLOSE) before preparing more");
 	}
 	/* one statement only: the server refuses more, and so does hoopd, before judging */
-	if (!m->settings_known || !(sp = malloc(sizeof(*sp))) ||
-	    mysql_split(&m->lex, sql, n, sp, why, sizeof(why)) || sp->n != 1) {
+	my_ds(m, &m->lex, &ds);
+	if (!(sp = malloc(sizeof(*sp))) || m->g.dialect->split(&ds, sql, n, sp, &err) ||
+	    sp->n != 1) {
 		f->parse_error = 1;
 		snprintf(f->error, sizeof(f->error), "%s",
-			 why[0] ? why : "a prepared statement is exactly one statement");
+			 sp && err.message[0] ? err.message
+					      : "a prepared statement is exactly one statement");
 	} else {
-		mysql_facts(&m->lex, sql + sp->off[0], sp->len[0], f);
+		m->g.dialect->facts(&ds, sql + sp->off[0], sp->len[0], f);
 		note_made(m, f);
 		my_mask_probes(m, sql + sp->off[0], sp->len[0], f);
 	}
@@ -1520,6 +1541,7 @@ static void *my_open(struct session *s)
 	m->s = s;
 	m->phase = MP_GREET;
 	gate_init(&m->g, s, NULL, m);
+	m->g.dialect = &dialect_mysql; /* its settings go with every call (my_ds) */
 	return m;
 }
 
