@@ -1340,6 +1340,11 @@ int my_execute(struct my *m, const uint8_t *p, size_t len)
 		return refuse_errno(m, 1243, "HY000",
 				    "hoop: unknown prepared statement handler given to "
 				    "mysqld_stmt_execute");
+	/* any execution closes the statement's cursor for hoopd, as for the client (libmariadb
+	 * and libmysqlclient forget theirs when they send one), refused or not: a fetch hoopd
+	 * then refuses is one the client would not send */
+	my_cursor_close(t);
+	t->cursor_withheld = 0;
 	/* a read-only cursor, or none: clients send no other cursor type (libmysqlclient and
 	 * libmariadb refuse to set one), MariaDB ignores FOR_UPDATE and SCROLLABLE without
 	 * READ_ONLY, and the other bits mean nothing here (MySQL's PARAMETER_COUNT_AVAILABLE
@@ -1366,11 +1371,8 @@ int my_execute(struct my *m, const uint8_t *p, size_t len)
 	m->first_seq = st.seq;
 	m->nseq = 1;
 	m->binary = 1;
-	/* a new execution closes the statement's cursor; it may open another */
-	m->cursor_req = p[5] & MY_CURSOR_TYPE_READ_ONLY;
+	m->cursor_req = p[5] & MY_CURSOR_TYPE_READ_ONLY; /* it may open another */
 	m->exec_stmt = t->id;
-	my_cursor_close(t);
-	t->cursor_withheld = 0;
 	if (!keeps_settings(t->facts))
 		m->resettle = 1;
 	{
