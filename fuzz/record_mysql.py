@@ -294,8 +294,9 @@ SERVER_SCENARIOS = {
     "prepared": [6, 7, 8, 7, 9, 0x1e, 6, 7],
     "commands": [12, 9, 13, 10, 0x1f, 0x1e, 2, 11],
     "hold": [1, HOLD, 0x40, 3],
-    # a read-only cursor: opened, fetched a row at a time and all at once, reset, opened again
-    "cursor": [6, 0x17, 0x18, 0x18, 0x38, 0x18, 0x17, 8, 0x18, 0x17, 0x38, 0x18],
+    # a read-only cursor (of one row): fetched a row at a time to its end, all at once, reset
+    # while open; never a fetch hoopd answers itself (the recording would hold the server's)
+    "cursor": [6, 0x17, 0x18, 0x18, 0x17, 0x38, 0x17, 0x18, 8, 0x17, 0x38, 3],
     "everything": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 0x1e, 0x1f, HOLD, 0x40, 1],
 }
 
