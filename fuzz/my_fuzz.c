@@ -777,8 +777,9 @@ static void answer_packet(struct mf_client *c, const uint8_t *p, size_t len)
 
 		if (c->deprecate_eof ? (len && p[0] == 0xfe && len < MY_FRAME_MAX)
 				     : is_eof(p, len)) {
-			st = c->deprecate_eof ? ok_read(p, len, "a malformed OK ending fetched rows")
-					      : eof_status(p, len);
+			st = c->deprecate_eof
+				 ? ok_read(p, len, "a malformed OK ending fetched rows")
+				 : eof_status(p, len);
 			if (!(st & 0x40) || (st & 0x80)) /* CURSOR_EXISTS, LAST_ROW_SENT */
 				cursor_forget(c, a->stmt);
 			answer_done(c);
@@ -839,7 +840,8 @@ static void answer_packet(struct mf_client *c, const uint8_t *p, size_t len)
 				 ? ok_read(p, len, "a malformed OK ending a result set")
 				 : eof_status(p, len);
 			c->rs = CR_FIRST;
-			if (a->binary && (st & 0x40)) /* DEPRECATE_EOF: a cursor, in place of rows */
+			if (a->binary &&
+			    (st & 0x40)) /* DEPRECATE_EOF: a cursor, in place of rows */
 				cursor_keep(c, a->stmt);
 			if (!(st & MY_SERVER_MORE_RESULTS))
 				answer_done(c);
@@ -1045,9 +1047,8 @@ void mf_client_sent(struct mf_client *c, const uint8_t *p, size_t len, uint8_t s
 		return;
 	case MY_COM_STMT_EXECUTE:
 	case MY_COM_STMT_FETCH: {
-		uint32_t id = len >= 5 ? (uint32_t)(p[1] | p[2] << 8 | p[3] << 16) |
-					     (uint32_t)p[4] << 24
-				       : 0;
+		uint32_t id =
+		    len >= 5 ? (uint32_t)(p[1] | p[2] << 8 | p[3] << 16) | (uint32_t)p[4] << 24 : 0;
 
 		/* a client forgets its cursor when it executes; MariaDB's "prepared last" (~0)
 		 * may be no statement for hoopd (after a failed PREPARE): forgetting nothing
@@ -1063,8 +1064,8 @@ void mf_client_sent(struct mf_client *c, const uint8_t *p, size_t len, uint8_t s
 	case MY_COM_STMT_RESET:
 	case MY_COM_STMT_CLOSE:
 		if (len >= 5 && (p[1] & p[2] & p[3] & p[4]) != 0xff)
-			cursor_forget(c, (uint32_t)(p[1] | p[2] << 8 | p[3] << 16) |
-						 (uint32_t)p[4] << 24);
+			cursor_forget(c, (uint32_t)(p[1] | p[2] << 8 | p[3] << 16) | (uint32_t)p[4]
+											 << 24);
 		if (p[0] == MY_COM_STMT_RESET)
 			expect(c, MW_OK, 0, 0);
 		return; /* COM_STMT_CLOSE: no answer */

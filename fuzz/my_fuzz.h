@@ -172,7 +172,7 @@ struct mf_client {
 	uint16_t prep_np, prep_nc;
 	uint8_t *types; /* the result's column types (ncols) */
 	uint16_t *flags;
-	uint8_t *phi; /* the column is patients.ssn by its definition, or computed */
+	uint8_t *phi;		   /* the column is patients.ssn by its definition, or computed */
 	struct mf_cursor *cursors; /* open, as the client reads them */
 	int ncursors;
 	/* what the last PREPARE's OK said */

@@ -202,9 +202,9 @@ static int result_packet(struct my *m, const uint8_t *p, size_t len)
 			if (my_ok_parse(p, len, !m->deprecate_eof, &status, NULL))
 				return my_violation(m, "database", "malformed end of rows");
 			if (m->binary && (status & MY_SERVER_CURSOR_EXISTS))
-				return m->deprecate_eof ? cursor_opened(m, p, len, status)
-							: my_violation(m, "database",
-								       "a cursor after rows");
+				return m->deprecate_eof
+					   ? cursor_opened(m, p, len, status)
+					   : my_violation(m, "database", "a cursor after rows");
 			snprintf(tag, sizeof(tag), "SELECT %llu", (unsigned long long)m->rows);
 			record_complete(m, tag);
 			my_mask_result_end(m);
@@ -270,7 +270,8 @@ static int fetch_packet(struct my *m, const uint8_t *p, size_t len)
 		else if (open)
 			snprintf(tag, sizeof(tag), "FETCH");
 		else
-			snprintf(tag, sizeof(tag), "SELECT %llu", (unsigned long long)t->cursor_rows);
+			snprintf(tag, sizeof(tag), "SELECT %llu",
+				 (unsigned long long)t->cursor_rows);
 		record_complete(m, tag);
 		if (my_forward(m, p, len))
 			return -1;
