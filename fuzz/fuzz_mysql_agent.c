@@ -19,6 +19,8 @@
  *     (COM_PING, COM_STATISTICS, COM_SET_OPTION, COM_RESET_CONNECTION, COM_STMT_CLOSE,
  *     COM_STMT_RESET, COM_STMT_SEND_LONG_DATA of a statement the server knows, COM_QUIT,
  *     COM_CHANGE_USER, whose answer here is an OK or, for a user beginning with 'x', an ERR), nor
+ *     a COM_STMT_FETCH of a cursor the server has open (an EXECUTE with CURSOR_TYPE_READ_ONLY
+ *     opened it, no EXECUTE, RESET, CLOSE or COM_RESET_CONNECTION of it since, rows left), nor
  *     hoopd's own settings query; anything reaching it before the login is done or after
  *     COM_QUIT; a text the server would read under its current sql_mode as a statement
  *     hoopd cannot have allowed (a DELETE, or text hoopd's classifier cannot read);
@@ -95,6 +97,7 @@ struct stmt {
 	char *text;
 	struct shape shape; /* of EXECUTE's result */
 	uint16_t params;
+	int cursor_left; /* rows left in the cursor its last execution opened; -1: none open */
 };
 
 static struct {
@@ -275,6 +278,23 @@ static void say_result(const struct shape *sh, int binary, uint16_t status)
 	}
 	say(b, o);
 	say_end(status);
+}
+
+/* One binary row of a cursor's result (as say_result's). */
+static void say_binary_row(const struct shape *sh)
+{
+	uint8_t b[32];
+	size_t o = 0;
+
+	b[o++] = 0x00;
+	b[o++] = 0x00;
+	if (sh->kind == 1) {
+		o += put_lstr(b + o, "Ada");
+		o += put_lstr(b + o, MF_MARKER);
+	} else {
+		o += put_lstr(b + o, sh->kind == 2 ? "v" : "1");
+	}
+	say(b, o);
 }
 
 /* The one-character literal (x'1d' or ':') after the first `after` in s[0..n), or 0. */
@@ -662,6 +682,7 @@ static void prepare(const uint8_t *p, size_t len)
 	REQUIRE(s->text != NULL);
 	shape_of(f, &s->shape);
 	s->params = params;
+	s->cursor_left = -1;
 	M.last_id = s->id;
 	ok[1] = (uint8_t)s->id;
 	ok[2] = (uint8_t)(s->id >> 8);
@@ -702,11 +723,49 @@ static void execute(const uint8_t *p, size_t len)
 	}
 	server_runs(s->text, strlen(s->text), f);
 	free(f);
-	if (s->shape.kind) {
+	/* hoopd forwards no cursor type but READ_ONLY, nor another flag */
+	REQUIRE(!(p[5] & ~1u));
+	s->cursor_left = -1; /* an execution closes the cursor */
+	if (s->shape.kind && (p[5] & 1)) {
+		/* MariaDB 10.11: a cursor, its rows materialized; definitions, then the EOF (or
+		 * the OK in place of rows) with SERVER_STATUS_CURSOR_EXISTS */
+		uint8_t nc = s->shape.kind == 1 ? 2 : 1;
+
+		say(&nc, 1);
+		say_defs(&s->shape);
+		say_end(0x42);
+		s->cursor_left = 3;
+	} else if (s->shape.kind) {
 		say_result(&s->shape, 1, 2);
 	} else {
 		say_ok(1, 2);
 	}
+}
+
+/* COM_STMT_FETCH: hoopd forwards it only for a cursor the server has open. Rows up to the
+ * number asked; reaching the end sends LAST_ROW_SENT and closes the cursor (exactly the rows
+ * left keep it open: the next fetch finds the end), as MariaDB's Materialized_cursor. */
+static void fetch(const uint8_t *p, size_t len)
+{
+	struct stmt *s;
+	uint32_t want;
+
+	REQUIRE(len == 9); /* hoopd refuses other lengths */
+	s = stmt_find(p[1] | p[2] << 8 | p[3] << 16 | (uint32_t)p[4] << 24);
+	if (!s || s->cursor_left < 0)
+		fprintf(stderr, "my fuzz: COM_STMT_FETCH of a statement with no open cursor\n");
+	REQUIRE(s && s->cursor_left >= 0);
+	want = p[5] | p[6] << 8 | p[7] << 16 | (uint32_t)p[8] << 24;
+	for (uint32_t i = 0; i < want; i++) {
+		if (!s->cursor_left) {
+			s->cursor_left = -1;
+			say_end(0x82);
+			return;
+		}
+		say_binary_row(&s->shape);
+		s->cursor_left--;
+	}
+	say_end(0x42);
 }
 
 /* "USE `db`", "SHOW COLUMNS FROM `t`": the text hoopd judges a command by (mysql.c judge_as) */
@@ -744,6 +803,9 @@ static void command(const uint8_t *p, size_t len, uint8_t seq)
 	case MY_COM_STMT_EXECUTE:
 		execute(p, len);
 		return;
+	case MY_COM_STMT_FETCH:
+		fetch(p, len);
+		return;
 	case MY_COM_INIT_DB:
 		quoted(text, sizeof(text), "USE ", p + 1, len - 1);
 		tl = strlen(text);
@@ -768,8 +830,13 @@ static void command(const uint8_t *p, size_t len, uint8_t seq)
 		records_say("COM_PROCESS_KILL", &t, &tl, 1, NULL);
 		say_err(1094, "HY000", "Unknown thread id");
 		return;
-	case MY_COM_PING:
 	case MY_COM_STMT_RESET:
+		if (len == 5 && stmt_find(p[1] | p[2] << 8 | p[3] << 16 | (uint32_t)p[4] << 24))
+			stmt_find(p[1] | p[2] << 8 | p[3] << 16 | (uint32_t)p[4] << 24)
+			    ->cursor_left = -1;
+		say_ok(0, 2);
+		return;
+	case MY_COM_PING:
 		say_ok(0, 2);
 		return;
 	case MY_COM_RESET_CONNECTION:

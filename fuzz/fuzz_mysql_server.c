@@ -4,7 +4,8 @@
  * bytes, whole packets, or all); a canned agent logs in as soon as it has the greeting
  * (answering an auth switch when asked), and between chunks sends canned commands: text
  * queries of patients' ssn, a multi-statement query, a SET that makes hoopd read the
- * settings again, prepared statements, COM_FIELD_LIST, COM_PING, COM_STATISTICS,
+ * settings again, prepared statements (executed with a read-only cursor too, and fetched:
+ * COM_STMT_FETCH), COM_FIELD_LIST, COM_PING, COM_STATISTICS,
  * COM_INIT_DB, COM_SET_OPTION, COM_RESET_CONNECTION, a denied DELETE and a held statement.
  * The relay's TLS handshake with the server and the audit trail succeed or fail by
  * decision; masking (the rule patients.ssn) is on or off by decision. Besides crashes, leaks
@@ -134,13 +135,24 @@ static void agent_sends(uint8_t g)
 		put_cmd(MY_COM_STMT_PREPARE, "select ssn from patients where id = ?", 37);
 		break;
 	case 7:
-		/* the last prepared statement, no cursor, once, one LONG parameter: 1 */
+		/* the last prepared statement, no cursor (a read-only cursor with 0x10), once,
+		 * one LONG parameter: 1 */
 		memcpy(b, &id, 4);
 		memcpy(b + 4, "\x00\x01\x00\x00\x00\x00\x01\x03\x00\x01\x00\x00\x00", 13);
+		b[4] = g & 0x10 ? 0x01 : 0x00;
 		put_cmd(MY_COM_STMT_EXECUTE, b, 17);
 		break;
 	case 8:
-		put_cmd(MY_COM_STMT_RESET, &id, 4);
+		if (g & 0x10) {
+			/* COM_STMT_FETCH of 1 row (of all with 0x20) */
+			uint32_t n = g & 0x20 ? 0xffffffffu : 1;
+
+			memcpy(b, &id, 4);
+			memcpy(b + 4, &n, 4);
+			put_cmd(MY_COM_STMT_FETCH, b, 8);
+		} else {
+			put_cmd(MY_COM_STMT_RESET, &id, 4);
+		}
 		break;
 	case 9:
 		put_cmd(MY_COM_FIELD_LIST, "patients\0", 9);
@@ -175,8 +187,9 @@ static void agent_sends(uint8_t g)
 /* A command whose answer has patients' rows: the client checks it for the marker. */
 static int reads_patients(const uint8_t *p, size_t len)
 {
-	return len > 1 && (p[0] == MY_COM_QUERY || p[0] == MY_COM_STMT_EXECUTE) &&
-	       (p[0] == MY_COM_STMT_EXECUTE || memmem(p, len, "patients", 8));
+	return len > 1 &&
+	       (p[0] == MY_COM_QUERY || p[0] == MY_COM_STMT_EXECUTE || p[0] == MY_COM_STMT_FETCH) &&
+	       (p[0] != MY_COM_QUERY || memmem(p, len, "patients", 8));
 }
 
 /* ---- the server side of hoopd ---- */

@@ -345,7 +345,7 @@ void mf_client_init(struct mf_client *c, int trusted, int strict, int marker)
 	c->marker = marker;
 }
 
-void mf_client_free(struct mf_client *c)
+static void columns_free(struct mf_client *c)
 {
 	free(c->types);
 	free(c->flags);
@@ -353,6 +353,60 @@ void mf_client_free(struct mf_client *c)
 	c->types = NULL;
 	c->flags = NULL;
 	c->phi = NULL;
+}
+
+/* The client forgets the statement's cursor (an execution, COM_STMT_RESET or CLOSE, its last
+ * row; id ~0: every one, COM_RESET_CONNECTION). */
+static void cursor_forget(struct mf_client *c, uint32_t id)
+{
+	for (int i = 0; i < c->ncursors; i++) {
+		struct mf_cursor *k = &c->cursors[i];
+
+		if (id != ~0u && k->id != id)
+			continue;
+		free(k->types);
+		free(k->flags);
+		free(k->phi);
+		*k = c->cursors[--c->ncursors];
+		i--;
+	}
+}
+
+static struct mf_cursor *cursor_find(struct mf_client *c, uint32_t id)
+{
+	for (int i = 0; i < c->ncursors; i++)
+		if (c->cursors[i].id == id)
+			return &c->cursors[i];
+	return NULL;
+}
+
+/* The result just read opened a cursor: its columns are the cursor's now. */
+static void cursor_keep(struct mf_client *c, uint32_t id)
+{
+	struct mf_cursor *k;
+
+	cursor_forget(c, id);
+	k = realloc(c->cursors, (size_t)(c->ncursors + 1) * sizeof(*k));
+	REQUIRE(k != NULL);
+	c->cursors = k;
+	k = &c->cursors[c->ncursors++];
+	k->id = id;
+	k->ncols = c->ncols;
+	k->types = c->types;
+	k->flags = c->flags;
+	k->phi = c->phi;
+	c->types = NULL;
+	c->flags = NULL;
+	c->phi = NULL;
+	c->ncols = 0;
+}
+
+void mf_client_free(struct mf_client *c)
+{
+	columns_free(c);
+	cursor_forget(c, ~0u);
+	free(c->cursors);
+	c->cursors = NULL;
 }
 
 int mf_client_idle(const struct mf_client *c)
@@ -627,7 +681,7 @@ static void answer_done(struct mf_client *c)
 
 static void columns_begin(struct mf_client *c, uint64_t n)
 {
-	mf_client_free(c);
+	columns_free(c);
 	c->ncols = n;
 	c->coli = 0;
 	c->types = calloc(n ? n : 1, 1);
@@ -728,6 +782,33 @@ static void answer_packet(struct mf_client *c, const uint8_t *p, size_t len)
 		return;
 	case MW_RESULT:
 		break;
+	case MW_FETCH: {
+		struct mf_cursor *k = cursor_find(c, a->stmt);
+		uint64_t nc = c->ncols;
+		uint8_t *ty = c->types, *phi = c->phi;
+		int bad;
+
+		if (c->deprecate_eof ? (len && p[0] == 0xfe && len < MY_FRAME_MAX)
+				     : is_eof(p, len)) {
+			st = c->deprecate_eof
+				 ? ok_read(p, len, "a malformed OK ending fetched rows")
+				 : eof_status(p, len);
+			if (!(st & 0x40) || (st & 0x80)) /* CURSOR_EXISTS, LAST_ROW_SENT */
+				cursor_forget(c, a->stmt);
+			answer_done(c);
+			return;
+		}
+		if (!k)
+			BAD("fetched rows of a statement without an open cursor");
+		c->rows++;
+		/* read with the cursor's columns */
+		c->ncols = k->ncols, c->types = k->types, c->phi = k->phi;
+		bad = binary_row(c, a, p, len);
+		c->ncols = nc, c->types = ty, c->phi = phi;
+		if (bad && c->strict)
+			BAD("a malformed fetched row");
+		return;
+	}
 	default:
 		REQUIRE(!"an answer of a known kind");
 	}
@@ -759,6 +840,11 @@ static void answer_packet(struct mf_client *c, const uint8_t *p, size_t len)
 		if (!is_eof(p, len))
 			BAD("no EOF after the column definitions");
 		c->rs = CR_ROWS;
+		if (a->binary && (eof_status(p, len) & 0x40)) { /* a cursor: no rows now */
+			cursor_keep(c, a->stmt);
+			c->rs = CR_FIRST;
+			answer_done(c);
+		}
 		return;
 	case CR_ROWS:
 		if (c->deprecate_eof ? (len && p[0] == 0xfe && len < MY_FRAME_MAX)
@@ -767,6 +853,9 @@ static void answer_packet(struct mf_client *c, const uint8_t *p, size_t len)
 				 ? ok_read(p, len, "a malformed OK ending a result set")
 				 : eof_status(p, len);
 			c->rs = CR_FIRST;
+			if (a->binary &&
+			    (st & 0x40)) /* DEPRECATE_EOF: a cursor, in place of rows */
+				cursor_keep(c, a->stmt);
 			if (!(st & MY_SERVER_MORE_RESULTS))
 				answer_done(c);
 			return;
@@ -970,7 +1059,32 @@ void mf_client_sent(struct mf_client *c, const uint8_t *p, size_t len, uint8_t s
 		expect(c, MW_RESULT, 0, 1);
 		return;
 	case MY_COM_STMT_EXECUTE:
-		expect(c, MW_RESULT, 1, 1);
+	case MY_COM_STMT_FETCH: {
+		uint32_t id =
+		    len >= 5 ? (uint32_t)(p[1] | p[2] << 8 | p[3] << 16) | (uint32_t)p[4] << 24 : 0;
+
+		/* a client forgets its cursor when it executes; MariaDB's "prepared last" (~0)
+		 * may be no statement for hoopd (after a failed PREPARE): forgetting nothing
+		 * then only keeps the client readier for rows than hoopd */
+		if (p[0] == MY_COM_STMT_EXECUTE && id != ~0u)
+			cursor_forget(c, id);
+		if (id == ~0u)
+			id = c->stmt_id;
+		expect(c, p[0] == MY_COM_STMT_EXECUTE ? MW_RESULT : MW_FETCH, 1, 1);
+		c->q[(c->qh + c->qn - 1) % MF_MAX_PENDING].stmt = id;
+		return;
+	}
+	case MY_COM_STMT_RESET:
+	case MY_COM_STMT_CLOSE:
+		if (len >= 5 && (p[1] & p[2] & p[3] & p[4]) != 0xff)
+			cursor_forget(c, (uint32_t)(p[1] | p[2] << 8 | p[3] << 16) | (uint32_t)p[4]
+											 << 24);
+		if (p[0] == MY_COM_STMT_RESET)
+			expect(c, MW_OK, 0, 0);
+		return; /* COM_STMT_CLOSE: no answer */
+	case MY_COM_RESET_CONNECTION:
+		cursor_forget(c, ~0u);
+		expect(c, MW_OK, 0, 0);
 		return;
 	case MY_COM_STMT_PREPARE:
 		expect(c, MW_PREPARE, 0, 0);
@@ -984,7 +1098,6 @@ void mf_client_sent(struct mf_client *c, const uint8_t *p, size_t len, uint8_t s
 	case MY_COM_SET_OPTION:
 		expect(c, MW_EOF, 0, 0);
 		return;
-	case MY_COM_STMT_CLOSE:
 	case MY_COM_STMT_SEND_LONG_DATA:
 		return; /* no answer */
 	default:

@@ -122,6 +122,7 @@ enum mf_want {
 	MW_RESULT, /* OK, ERR or result sets, more results while the status says so */
 	MW_PREPARE,
 	MW_FIELDS,
+	MW_FETCH, /* COM_STMT_FETCH: binary rows of the statement's cursor, EOF (or its OK form) */
 };
 
 struct mf_answer {
@@ -130,6 +131,16 @@ struct mf_answer {
 	/* the statement reads patients: no value of a column that says it is patients.ssn, or
 	 * that is computed, may carry the marker */
 	uint8_t reads_phi;
+	uint32_t stmt; /* COM_STMT_EXECUTE, COM_STMT_FETCH: the statement id */
+};
+
+/* A cursor the client saw the server open (a binary result whose column definitions' EOF, or
+ * the OK in its place, says SERVER_STATUS_CURSOR_EXISTS): its columns, for its fetches. */
+struct mf_cursor {
+	uint32_t id;
+	uint64_t ncols;
+	uint8_t *types, *phi;
+	uint16_t *flags;
 };
 
 #define MF_MAX_PENDING 256
@@ -161,7 +172,9 @@ struct mf_client {
 	uint16_t prep_np, prep_nc;
 	uint8_t *types; /* the result's column types (ncols) */
 	uint16_t *flags;
-	uint8_t *phi; /* the column is patients.ssn by its definition, or computed */
+	uint8_t *phi;		   /* the column is patients.ssn by its definition, or computed */
+	struct mf_cursor *cursors; /* open, as the client reads them */
+	int ncursors;
 	/* what the last PREPARE's OK said */
 	uint32_t stmt_id;
 	uint16_t stmt_params;

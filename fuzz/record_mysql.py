@@ -197,6 +197,17 @@ class Client:
                 for _ in range(n):
                     self.read()
                 self.stmt_id = struct.unpack("<I", p[1:5])[0]
+        elif kind == "cursor":  # COM_STMT_EXECUTE with a cursor: definitions, EOF (CURSOR_EXISTS)
+            _, p = self.read()
+            if p[0] not in (0x00, 0xff):
+                n, _ = lenenc(p, 0)
+                for _ in range(n + 1):
+                    self.read()
+        elif kind == "fetch":  # COM_STMT_FETCH: rows, then the end (or an ERR)
+            while True:
+                _, p = self.read()
+                if p[0] == 0xff or self.end(p):
+                    break
         elif kind == "result":
             while True:
                 _, p = self.read()
@@ -241,10 +252,10 @@ class Client:
 
 # ---- fuzz_mysql_server.c's canned agent ----
 
-def execute(stmt_id):
-    # no cursor, one iteration, a NULL bitmap of 0, types sent: LONG, the value 1
-    return (b"\x17" + struct.pack("<I", stmt_id) + b"\x00\x01\x00\x00\x00\x00\x01\x03\x00" +
-            b"\x01\x00\x00\x00")
+def execute(stmt_id, cursor=False):
+    # no cursor (or a read-only one), one iteration, a NULL bitmap of 0, types sent: LONG, 1
+    return (b"\x17" + struct.pack("<IB", stmt_id, 1 if cursor else 0) +
+            b"\x01\x00\x00\x00\x00\x01\x03\x00\x01\x00\x00\x00")
 
 
 # agent_sends(g): g -> (what it sends, the answer's kind, hoopd reads the settings again
@@ -259,8 +270,10 @@ def step_command(g, stmt_id):
         4: q(b"select name from patients; select ssn from patients"),
         5: (b"\x03set autocommit = 1", "result", True, False),
         6: (b"\x16select ssn from patients where id = ?", "prepare", False, False),
-        7: (execute(stmt_id), "result", False, False),
-        8: (b"\x1a" + struct.pack("<I", stmt_id), "ok", False, False),
+        7: (execute(stmt_id, True), "cursor", False, False) if v else
+        (execute(stmt_id), "result", False, False),
+        8: (b"\x1c" + struct.pack("<II", stmt_id, 0xffffffff if g & 0x20 else 1), "fetch", False,
+            False) if v else (b"\x1a" + struct.pack("<I", stmt_id), "ok", False, False),
         9: (b"\x04patients\0", "fields", False, False),
         10: (b"\x0e", "ok", False, False),
         11: (b"\x09", "one", False, False),
@@ -281,6 +294,9 @@ SERVER_SCENARIOS = {
     "prepared": [6, 7, 8, 7, 9, 0x1e, 6, 7],
     "commands": [12, 9, 13, 10, 0x1f, 0x1e, 2, 11],
     "hold": [1, HOLD, 0x40, 3],
+    # a read-only cursor (of one row): fetched a row at a time to its end, all at once, reset
+    # while open; never a fetch hoopd answers itself (the recording would hold the server's)
+    "cursor": [6, 0x17, 0x18, 0x18, 0x17, 0x38, 0x17, 0x18, 8, 0x17, 0x38, 3],
     "everything": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 0x1e, 0x1f, HOLD, 0x40, 1],
 }
 
@@ -555,6 +571,20 @@ def handmade(out):
     write(out, "mysql_agent", "hand-audit-full",
           login_packet(caps) + body + agent_decisions(0, 0, [(0xff, 0, 0, 0xff)]))
     # a statement of more than 64 statements, KILL of its own connection, COM_CHANGE_USER
+    # a read-only cursor: opened, fetched (1, 0, all, after the last), opened again, reset,
+    # fetched; a FETCH of no statement, and one pipelined behind its EXECUTE
+    ex = pkt(b"\x17\x01\x00\x00\x00\x01\x01\x00\x00\x00\x00\x01\x03\x00\x07\x00\x00\x00", 0)
+    fetch = lambda n, sid=1: pkt(b"\x1c" + struct.pack("<II", sid, n), 0)  # noqa: E731
+    cursor = (login_packet(caps) + pkt(b"\x16select ssn from patients where id = ?", 0) + ex +
+              fetch(1) + fetch(0) + fetch(0xffffffff) + fetch(1) + ex + pkt(b"\x1a\x01\x00\x00\x00", 0) +
+              fetch(1) + fetch(1, 9) + ex + fetch(2) + q(b"select 2") + fetch(5) + ex + fetch(1))
+    write(out, "mysql_agent", "hand-cursor", cursor + agent_decisions(0))
+    write(out, "mysql_agent", "hand-cursor-mask", cursor + agent_decisions(0x10))
+    write(out, "mysql_agent", "hand-cursor-stepwise",
+          cursor + agent_decisions(0x10, 0, per_packet(cursor)))
+    write(out, "mysql_agent", "hand-cursor-deprecate-eof",
+          login_packet(caps | DEPRECATE_EOF) + cursor[len(login_packet(caps)):] +
+          agent_decisions(0x10))
     write(out, "mysql_agent", "hand-many",
           login_packet(caps) + q(b"select 1;" * 70) + pkt(b"\x0c\x07\x00\x00\x00", 0) +
           q(b"kill query 7") + pkt(b"\x11agent\0\0clinical\0", 0) + pkt(b"\x12", 0) +

@@ -1322,6 +1322,240 @@ def test_masking_binary_protocol(ctx):
     leak(ctx, three, "prepared statement, second execution")
 
 
+# --- server-side cursors (COM_STMT_EXECUTE with a cursor type, COM_STMT_FETCH) -----------------
+
+COM_STMT_RESET, COM_STMT_FETCH, COM_RESET_CONNECTION = 0x1a, 0x1c, 0x1f
+CURSOR_EXISTS, LAST_ROW_SENT = 0x40, 0x80
+CLIENT_DEPRECATE_EOF = 1 << 24
+
+
+def end_status(c, p):
+    """The status of an EOF, or of the OK that ends rows under CLIENT_DEPRECATE_EOF."""
+    if c.caps & CLIENT_DEPRECATE_EOF:
+        _, i = lenenc_int(p, 1)
+        _, i = lenenc_int(p, i)
+        return struct.unpack_from("<H", p, i)[0]
+    return struct.unpack_from("<H", p, 3)[0]
+
+
+def prepare_any(c, sql):
+    """COM_STMT_PREPARE under either EOF convention: the statement id."""
+    c.command(COM_STMT_PREPARE, sql.encode())
+    p = c.read()
+    if p[0] == 0xff:
+        raise parse_err(p)
+    sid, ncols, nparams = struct.unpack_from("<IHH", p, 1)
+    eofs = 0 if c.caps & CLIENT_DEPRECATE_EOF else (nparams > 0) + (ncols > 0)
+    for _ in range(nparams + ncols + eofs):
+        c.read()
+    return sid
+
+
+def query_any(c, sql):
+    """COM_QUERY of one statement under either EOF convention: its text rows."""
+    c.command(COM_QUERY, sql.encode())
+    p = c.read()
+    if p[0] == 0xff:
+        raise parse_err(p)
+    n, _ = lenenc_int(p, 0)
+    for _ in range(n):
+        c.read()
+    if not c.caps & CLIENT_DEPRECATE_EOF:
+        c.read_eof()
+    rows = []
+    while True:
+        p = c.read()
+        if p[0] == 0xfe and len(p) < 0xffffff:
+            return rows
+        rows.append(c.text_row(p, n))
+
+
+def cursor_execute(c, sid, params=(), flags=1):
+    """COM_STMT_EXECUTE with a cursor type (integer parameters): ('cursor', columns) when the
+    server opened a cursor, ('rows', columns, rows) when it sent the result at once, ('ok',)."""
+    p = struct.pack("<IBI", sid, flags, 1)
+    if params:
+        p += bytes((len(params) + 7) // 8) + b"\x01" + b"\x08\x00" * len(params)
+        p += b"".join(struct.pack("<q", v) for v in params)
+    c.command(COM_STMT_EXECUTE, p)
+    p = c.read()
+    if p[0] == 0xff:
+        raise parse_err(p)
+    if p[0] == 0x00:
+        return ("ok",)
+    n, _ = lenenc_int(p, 0)
+    cols = [c.column_def(c.read()) for _ in range(n)]
+    p = c.read()
+    if p[0] == 0xfe and len(p) < 0xffffff:   # the definitions' EOF, or (DEPRECATE_EOF) the end
+        if end_status(c, p) & CURSOR_EXISTS:
+            return ("cursor", cols)
+        if c.caps & CLIENT_DEPRECATE_EOF:
+            return ("rows", cols, [])
+        p = c.read()
+    rows = []
+    while not (p[0] == 0xfe and len(p) < 0xffffff):
+        if p[0] == 0xff:
+            raise parse_err(p)
+        if p[0] == 0x00:
+            rows.append(c.binary_row(p, cols))
+        p = c.read()
+    return ("rows", cols, rows)
+
+
+def fetch(c, sid, n, cols):
+    """COM_STMT_FETCH: (rows, the status of the EOF that ends them)."""
+    c.command(COM_STMT_FETCH, struct.pack("<II", sid, n))
+    rows = []
+    while True:
+        p = c.read()
+        if p[0] == 0xff:
+            raise parse_err(p)
+        if p[0] == 0xfe and len(p) < 0xffffff:
+            return rows, end_status(c, p)
+        rows.append(c.binary_row(p, cols))
+
+
+def fetch_all(c, sid, cols, step):
+    """Every row of the cursor, step at a time, with the statuses seen: until LAST_ROW_SENT."""
+    rows, statuses = [], []
+    for _ in range(1000):
+        r, st = fetch(c, sid, step, cols)
+        rows += r
+        statuses.append(st & (CURSOR_EXISTS | LAST_ROW_SENT))
+        if st & LAST_ROW_SENT or not st & CURSOR_EXISTS:
+            return rows, statuses
+    raise RuntimeError("the cursor never ended")
+
+
+def cursor_session(port, deprecate):
+    """What a client that uses cursors sees, for the same steps through hoopd or directly:
+    every answer, and the errors of the hostile steps (the session goes on after each)."""
+    c = MyClient(port, flags=CLIENT_DEPRECATE_EOF if deprecate else 0)
+    out = {}
+    sid = prepare_any(c, "select id, patient_id, result from labs where id <= ? order by id")
+    kind, cols = cursor_execute(c, sid, [40])
+    out["opened"] = kind
+    out["zero"] = fetch(c, sid, 0, cols)            # no rows, the cursor stays open
+    out["rows"], out["statuses"] = fetch_all(c, sid, cols, 7)
+    out["after_last"] = err_of(fetch, c, sid, 1, cols)
+    cursor_execute(c, sid, [40])
+    out["huge"] = fetch(c, sid, 0xffffffff, cols)   # all of it at once
+    # two cursors at once, fetched in turns, a query between
+    s2 = prepare_any(c, "select id from labs where id > ? order by id")
+    cursor_execute(c, sid, [40])
+    _, cols2 = cursor_execute(c, s2, [35])
+    out["interleaved"] = [fetch(c, sid, 2, cols)[0], query_any(c, "select 'between'"),
+                          fetch(c, s2, 2, cols2)[0], fetch(c, sid, 1, cols)[0], fetch(c, s2, 10, cols2)]
+    # what ends a cursor
+    out["reset"] = (c.command(COM_STMT_RESET, struct.pack("<I", sid)), c.reply())[1], err_of(fetch, c, sid, 1, cols)
+    cursor_execute(c, sid, [40])
+    out["reexecuted"] = cursor_execute(c, sid, [2], flags=0), err_of(fetch, c, sid, 1, cols)
+    out["never"] = err_of(fetch, c, s2, 1, cols2)  # s2's cursor ended with its last row
+    s3 = prepare_any(c, "select id from labs where id = ?")
+    out["never_executed"] = err_of(fetch, c, s3, 1, cols2)
+    out["unknown"] = err_of(fetch, c, 0x7ffffff0, 1, cols)
+    cursor_execute(c, s3, [3])
+    c.command(COM_STMT_CLOSE, struct.pack("<I", s3))
+    out["closed"] = err_of(fetch, c, s3, 1, cols2)
+    # a FETCH sent right behind the EXECUTE that opens its cursor, before any answer
+    c.command(COM_STMT_EXECUTE, struct.pack("<IBI", sid, 1, 1) + b"\x00\x01\x08\x00" + struct.pack("<q", 3))
+    c.command(COM_STMT_FETCH, struct.pack("<II", sid, 5))
+    p = c.read()
+    n, _ = lenenc_int(p, 0)
+    pcols = [c.column_def(c.read()) for _ in range(n)]
+    st = end_status(c, c.read())
+    rows = []
+    while True:
+        p = c.read()
+        if p[0] == 0xfe:
+            break
+        rows.append(c.binary_row(p, pcols))
+    out["pipelined"] = (bool(st & CURSOR_EXISTS), rows, bool(end_status(c, p) & LAST_ROW_SENT))
+    cursor_execute(c, sid, [40])
+    c.command(COM_RESET_CONNECTION)
+    c.reply()
+    out["after_reset_connection"] = err_of(fetch, c, sid, 1, cols)
+    out["usable"] = query_any(c, "select 'usable'")
+    c.close()
+    return out
+
+
+def test_cursors_fetch_what_the_server_sends(ctx):
+    """COM_STMT_EXECUTE with CURSOR_TYPE_READ_ONLY and COM_STMT_FETCH through hoopd: the same
+    answers as from MariaDB directly, with and without CLIENT_DEPRECATE_EOF: rows in any step
+    (0 and 2^32-1 too), cursors of two statements in turns, what closes a cursor (its last row,
+    COM_STMT_RESET, executing again, COM_STMT_CLOSE, COM_RESET_CONNECTION), a FETCH pipelined
+    behind its EXECUTE, and the errors of a FETCH without a cursor (1421) or of an unknown
+    statement (1243), after which the session goes on."""
+    want = [list(r) for r in ctx.db.sql("select id, patient_id, result from clinical.labs where id <= 40 order by id")]
+    for deprecate in (False, True):
+        direct = cursor_session(ctx.db.port, deprecate)
+        mark = len(trail(ctx))
+        via = as_agent(ctx, cursor_session, ctx.db.port, deprecate)
+        how = "DEPRECATE_EOF" if deprecate else "classic EOF"
+        check(direct["rows"] == want and direct["statuses"][-1] == LAST_ROW_SENT,
+              "%s: the direct session itself: %r" % (how, direct["rows"][:3]))
+        for k in direct:
+            # errors by code and SQLSTATE (their messages name statement ids, which differ)
+            def norm(v):
+                if isinstance(v, tuple) and v[:1] == ("err",):
+                    return v[:3]
+                return tuple(norm(x) for x in v) if isinstance(v, tuple) else v
+            check(norm(via[k]) == norm(direct[k]), "%s, %s: through hoopd %r, directly %r" % (how, k, via[k], direct[k]))
+        check(via["after_last"][:3] == ("err", 1421, "HY000") and via["unknown"][:3] == ("err", 1243, "HY000")
+              and via["never_executed"][:2] == ("err", 1421) and via["closed"][:2] == ("err", 1243)
+              and via["usable"] == [["usable"]], "%s: the hostile steps: %r" % (how, via))
+        check(via["statuses"][-1] == LAST_ROW_SENT and set(via["statuses"][:-1]) == {CURSOR_EXISTS}
+              and via["rows"] == want, "%s: statuses %r" % (how, via["statuses"]))
+        # the trail: the cursor's rows are counted against the execution that opened it
+        recs = trail(ctx)[mark:]
+        first = next(e for e in recs if e["kind"] == "statement" and e.get("prepared") not in (None, "?")
+                     and e["text"].startswith("select id, patient_id, result from labs where id <= ?"))
+        mine = [e for e in recs if e["kind"] == "complete" and e.get("session") == first["session"]
+                and e["stmt"] == first["stmt"]]
+        tags = [e["tag"] for e in mine]
+        check(tags[:1] == ["CURSOR"] and tags[-1] == "SELECT %d" % len(want) and set(tags[1:-1]) == {"FETCH"}
+              and sum(e["rows"] for e in mine) == len(want), "%s: the first cursor's records: %r" % (how, tags))
+
+
+def test_cursors_never_let_a_masked_value_out(ctx):
+    """Every row fetched from a cursor of a masked result is masked as the execution's rows are
+    (binary protocol), a fetch of 1 row and one of all of them alike; the trail counts the
+    masked cells of each fetch against the statement; a COM_STMT_EXECUTE with another cursor
+    type is refused (1235) and the session goes on."""
+    def run():
+        c = MyClient(ctx.db.port)
+        sid, _, _ = c.prepare(MASKED_QUERY.replace("from patients", "from patients where id <= ?"))
+        kind, cols = cursor_execute(c, sid, [50])
+        rows, st = fetch(c, sid, 1, cols)
+        r, statuses = fetch_all(c, sid, cols, 8)
+        rows += r
+        kind2, cols = cursor_execute(c, sid, [50])
+        rest = fetch(c, sid, 0xffffffff, cols)
+        others = [err_of(cursor_execute, c, sid, [50], f) for f in (2, 4, 3, 0x81)]
+        return kind, kind2, rows, st, statuses, rest, others, c.query("select 'usable'")[0][1]
+
+    mark = len(trail(ctx))
+    kind, kind2, rows, st, statuses, rest, others, usable = as_agent(ctx, run)
+    check(kind == kind2 == "cursor" and st & CURSOR_EXISTS and statuses[-1] == LAST_ROW_SENT,
+          "the cursor: %r %r %r" % (kind, st, statuses))
+    check_masked_rows(ctx, rows, "fetched from a cursor in steps")
+    check_masked_rows(ctx, rest[0], "fetched from a cursor at once")
+    check(all(o[:3] == ("err", 1235, "42000") for o in others) and usable == [["usable"]],
+          "other cursor types: %r, then %r" % (others, usable))
+    recs = trail(ctx)[mark:]
+    ex = [e for e in recs if e["kind"] == "statement" and e.get("prepared") not in (None, "?")
+          and e["text"].startswith(MASKED_QUERY[:30])]
+    check(ex, "no statement record of the cursor's execution")
+    mine = [e for e in recs if e["kind"] == "complete" and e.get("session") == ex[0]["session"]
+            and e["stmt"] == ex[0]["stmt"]]
+    ssn = sum(e.get("masked", {}).get("detectors", {}).get("us_ssn", 0) for e in mine)
+    cols = sum(e.get("masked", {}).get("columns", {}).get("patients.ssn", 0) for e in mine)
+    check([e["tag"] for e in mine][0] == "CURSOR" and mine[-1]["tag"] == "SELECT 50"
+          and sum(e["rows"] for e in mine) == 50 and ssn == 10 and cols == 50,
+          "the trail of the cursor: %r" % [(e["tag"], e["rows"], e.get("masked")) for e in mine])
+
+
 def test_masking_computed_columns(ctx):
     queries = [
         "select concat(ssn, '') from patients order by id limit 100",
@@ -2040,6 +2274,8 @@ TESTS = [
     test_prepared_statements_over_the_binary_protocol,
     test_masking_text_protocol,
     test_masking_binary_protocol,
+    test_cursors_fetch_what_the_server_sends,
+    test_cursors_never_let_a_masked_value_out,
     test_masking_computed_columns,
     test_approval_runs_the_held_statement,
     test_approval_denied_gets_1227_with_the_reason,

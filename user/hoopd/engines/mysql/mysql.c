@@ -139,8 +139,16 @@ struct my_stmt *my_stmt_find(struct my *m, uint32_t id)
 	return NULL;
 }
 
+void my_cursor_close(struct my_stmt *t)
+{
+	my_mask_free(t->cursor_mk);
+	t->cursor_mk = NULL;
+	t->cursor = 0;
+}
+
 static void stmt_free(struct my_stmt *t)
 {
+	my_cursor_close(t);
 	free(t->long_data);
 	free(t->types);
 	free(t->text);
@@ -897,6 +905,11 @@ static int agent_command(struct my *m, const uint8_t *p, size_t len)
 
 			if (t && t->long_data)
 				memset(t->long_data, 0, t->nparams);
+			if (t) {
+				/* the server closes the statement's cursor */
+				my_cursor_close(t);
+				t->cursor_withheld = 0;
+			}
 		}
 		my_resp_begin(m, MR_OK, 0);
 		return my_put_packet(&s->s.out, p, len, &seq);
@@ -915,9 +928,7 @@ static int agent_command(struct my *m, const uint8_t *p, size_t len)
 	case MY_COM_CHANGE_USER:
 		return change_user(m, p, len);
 	case MY_COM_STMT_FETCH:
-		return refuse_errno(m, MY_ER_NOT_SUPPORTED_YET, "42000",
-				    "hoop: cursor fetch (COM_STMT_FETCH) is not supported through "
-				    "hoopd yet");
+		return my_fetch(m, p, len);
 	default: {
 		static const char *const names[] = {
 		    [0x00] = "COM_SLEEP",	  [0x05] = "COM_CREATE_DB",
@@ -1446,10 +1457,19 @@ int my_execute(struct my *m, const uint8_t *p, size_t len)
 		return refuse_errno(m, 1243, "HY000",
 				    "hoop: unknown prepared statement handler given to "
 				    "mysqld_stmt_execute");
-	if (p[5] & 0x07)
+	/* any execution closes the statement's cursor for hoopd, as for the client (libmariadb
+	 * and libmysqlclient forget theirs when they send one), refused or not: a fetch hoopd
+	 * then refuses is one the client would not send */
+	my_cursor_close(t);
+	t->cursor_withheld = 0;
+	/* a read-only cursor, or none: clients send no other cursor type (libmysqlclient and
+	 * libmariadb refuse to set one), MariaDB ignores FOR_UPDATE and SCROLLABLE without
+	 * READ_ONLY, and the other bits mean nothing here (MySQL's PARAMETER_COUNT_AVAILABLE
+	 * needs CLIENT_QUERY_ATTRIBUTES, which hoopd clears): what hoopd cannot name is refused */
+	if (p[5] & ~MY_CURSOR_TYPE_READ_ONLY)
 		return refuse_errno(m, MY_ER_NOT_SUPPORTED_YET, "42000",
-				    "hoop: server-side cursors (COM_STMT_EXECUTE with a cursor "
-				    "type) are not supported through hoopd yet");
+				    "hoop: COM_STMT_EXECUTE flags other than a read-only cursor "
+				    "(FOR_UPDATE, SCROLLABLE, ...) are not supported through hoopd");
 	snprintf(name, sizeof(name), "%u", t->id);
 	st.text = t->text;
 	st.len = strlen(t->text);
@@ -1468,6 +1488,8 @@ int my_execute(struct my *m, const uint8_t *p, size_t len)
 	m->first_seq = st.seq;
 	m->nseq = 1;
 	m->binary = 1;
+	m->cursor_req = p[5] & MY_CURSOR_TYPE_READ_ONLY; /* it may open another */
+	m->exec_stmt = t->id;
 	if (!keeps_settings(t->facts))
 		m->resettle = 1;
 	{
@@ -1480,6 +1502,51 @@ int my_execute(struct my *m, const uint8_t *p, size_t len)
 	}
 	if (t->long_data)
 		memset(t->long_data, 0, t->nparams); /* the server forgets them after EXECUTE */
+	return my_put_packet(&m->s->s.out, p, len, &seq);
+}
+
+/*
+ * COM_STMT_FETCH: more rows of the cursor the statement's last execution opened. Not judged
+ * again: it continues that execution, whose statement record allowed it, and its rows are
+ * masked by the plan that execution made (kept with the statement) and recorded against it
+ * (fetch_packet). hoopd answers alone, as the server would, for a statement it does not know
+ * (1243) or one without a cursor open as hoopd followed it (1421: never executed with one,
+ * its last row sent, closed, reset, executed again since), and when the rest of the cursor's
+ * result is withheld: what is forwarded is always a fetch whose rows hoopd can read and mask.
+ */
+int my_fetch(struct my *m, const uint8_t *p, size_t len)
+{
+	struct my_stmt *t;
+	char msg[200];
+	uint8_t seq = 0;
+
+	if (len != 9)
+		return my_violation(m, "agent", "malformed COM_STMT_FETCH");
+	if (!(t = my_stmt_find(m, my_le32(p + 1)))) {
+		snprintf(msg, sizeof(msg),
+			 "hoop: unknown prepared statement handler (%u) given to mysqld_stmt_fetch",
+			 my_le32(p + 1));
+		return refuse_errno(m, MY_ER_UNKNOWN_STMT_HANDLER, "HY000", msg);
+	}
+	if (t->cursor && !my_mask_usable(t->cursor_mk)) {
+		/* opened while masking was off: its rows were never planned for masking */
+		my_cursor_close(t);
+		t->cursor_withheld = 1;
+	}
+	if (t->cursor_withheld)
+		return refuse_errno(m, MY_ER_UNKNOWN_ERROR, "HY000",
+				    "hoop: the rest of this cursor's result is withheld (a value "
+				    "could not be masked, or masking was turned on since it was "
+				    "opened); execute the statement again");
+	if (!t->cursor) {
+		snprintf(msg, sizeof(msg), "The statement (%u) has no open cursor", t->id);
+		return refuse_errno(m, MY_ER_STMT_HAS_NO_OPEN_CURSOR, "HY000", msg);
+	}
+	my_resp_begin(m, MR_FETCH, t->cursor_seq);
+	m->binary = 1;
+	m->exec_stmt = t->id;
+	my_mask_attach(m, t->cursor_mk);
+	t->cursor_mk = NULL;
 	return my_put_packet(&m->s->s.out, p, len, &seq);
 }
 

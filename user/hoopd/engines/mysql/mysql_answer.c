@@ -19,6 +19,7 @@ void my_resp_begin(struct my *m, int resp, uint64_t seq)
 	m->internal = 0;
 	m->binary = 0;
 	m->setopt = 0; /* out_seq: set from the command's packet (agent_data) */
+	m->cursor_req = 0;
 	m->first_seq = seq;
 	m->nseq = 1;
 	m->cur = 0;
@@ -88,6 +89,31 @@ static int done(struct my *m)
 		return my_settings_done(m, ok);
 	}
 	return my_resp_done(m);
+}
+
+/*
+ * The server opened the cursor the COM_STMT_EXECUTE in flight asked for: the column
+ * definitions' EOF (under CLIENT_DEPRECATE_EOF, an OK in the EOF's form in place of rows)
+ * says so, and no rows follow. The statement keeps the result's masking plan for its fetches
+ * (my_fetch, fetch_packet). A server that says it opened a cursor nobody asked for, after
+ * rows, or with more results, is not followed.
+ */
+static int cursor_opened(struct my *m, const uint8_t *p, size_t len, uint16_t status)
+{
+	struct my_stmt *t = my_stmt_find(m, m->exec_stmt);
+
+	if (!m->cursor_req || !t || m->rows || (status & MY_SERVER_MORE_RESULTS))
+		return my_violation(m, "database", "a cursor the command did not ask for");
+	record_complete(m, "CURSOR");
+	if (my_forward(m, p, len))
+		return -1;
+	my_cursor_close(t);
+	t->cursor = 1;
+	t->cursor_seq = cur_seq(m);
+	t->cursor_rows = t->cursor_bytes = 0;
+	t->cursor_mk = my_mask_detach(m);
+	m->rs = RS_FIRST;
+	return done(m);
 }
 
 /* A result set, an OK or an ERR of COM_QUERY / COM_STMT_EXECUTE (and hoopd's own query). */
@@ -160,6 +186,9 @@ static int result_packet(struct my *m, const uint8_t *p, size_t len)
 		m->rs = RS_ROWS;
 		if (my_mask_plan(m))
 			return -1;
+		if (m->binary && !my_ok_parse(p, len, 1, &status, NULL) &&
+		    (status & MY_SERVER_CURSOR_EXISTS))
+			return cursor_opened(m, p, len, status);
 		return my_forward(m, p, len);
 	case RS_ROWS:
 		if (len && p[0] == 0xff) {
@@ -172,6 +201,10 @@ static int result_packet(struct my *m, const uint8_t *p, size_t len)
 		if (my_is_eof(p, len, m->deprecate_eof)) {
 			if (my_ok_parse(p, len, !m->deprecate_eof, &status, NULL))
 				return my_violation(m, "database", "malformed end of rows");
+			if (m->binary && (status & MY_SERVER_CURSOR_EXISTS))
+				return m->deprecate_eof
+					   ? cursor_opened(m, p, len, status)
+					   : my_violation(m, "database", "a cursor after rows");
 			snprintf(tag, sizeof(tag), "SELECT %llu", (unsigned long long)m->rows);
 			record_complete(m, tag);
 			my_mask_result_end(m);
@@ -195,6 +228,67 @@ static int result_packet(struct my *m, const uint8_t *p, size_t len)
 		return my_mask_row(m, p, len);
 	}
 	return -1;
+}
+
+/*
+ * The answer to COM_STMT_FETCH: binary rows of the statement's cursor, masked by the plan its
+ * execution made, then an EOF (its OK form under CLIENT_DEPRECATE_EOF) whose status says
+ * whether the cursor stays open; or an ERR (the server closes the cursor). Each fetch is a
+ * complete record of the statement record that opened the cursor: tag FETCH while it stays
+ * open, SELECT and the rows of all its fetches once the last row was sent, WITHHELD when a
+ * row could not be masked (the agent got an ERR in place of the rest; hoopd refuses further
+ * fetches); rows, bytes and masked counts of this fetch alone.
+ */
+static int fetch_packet(struct my *m, const uint8_t *p, size_t len)
+{
+	struct my_stmt *t = my_stmt_find(m, m->exec_stmt);
+	uint16_t status;
+	char tag[64];
+	int open, withheld;
+
+	if (!t)
+		return -1; /* not reached: no statement goes while its fetch is in flight */
+	if (len && p[0] == 0xff) {
+		if (server_error(m, p, len))
+			return -1;
+		my_cursor_close(t);
+		return done(m);
+	}
+	if (my_is_eof(p, len, m->deprecate_eof)) {
+		if (my_ok_parse(p, len, !m->deprecate_eof, &status, NULL))
+			return my_violation(m, "database", "malformed end of fetched rows");
+		if (status & MY_SERVER_MORE_RESULTS)
+			return my_violation(m, "database", "more results after fetched rows");
+		withheld = my_mask_withheld(m);
+		/* only a cursor the server says is open stays so for hoopd */
+		open = (status & MY_SERVER_CURSOR_EXISTS) && !(status & MY_SERVER_LAST_ROW_SENT) &&
+		       !withheld;
+		t->cursor_rows += m->rows;
+		t->cursor_bytes += m->bytes;
+		if (withheld)
+			snprintf(tag, sizeof(tag), "WITHHELD");
+		else if (open)
+			snprintf(tag, sizeof(tag), "FETCH");
+		else
+			snprintf(tag, sizeof(tag), "SELECT %llu",
+				 (unsigned long long)t->cursor_rows);
+		record_complete(m, tag);
+		if (my_forward(m, p, len))
+			return -1;
+		if (open) {
+			my_mask_counts_clear(m);
+			t->cursor_mk = my_mask_detach(m);
+		} else {
+			my_cursor_close(t);
+			t->cursor_withheld = withheld;
+		}
+		return done(m);
+	}
+	if (!len || p[0] != 0x00)
+		return my_violation(m, "database", "malformed binary row");
+	m->rows++;
+	m->bytes += len;
+	return my_mask_row(m, p, len);
 }
 
 int my_server_answer(struct my *m, const uint8_t *p, size_t len)
@@ -288,6 +382,8 @@ int my_server_answer(struct my *m, const uint8_t *p, size_t len)
 	case MR_RESULT:
 	case MR_SETTINGS:
 		return result_packet(m, p, len);
+	case MR_FETCH:
+		return fetch_packet(m, p, len);
 	}
 	return -1;
 }

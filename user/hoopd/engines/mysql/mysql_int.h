@@ -37,6 +37,7 @@ enum my_resp {
 	MR_PREPARE,  /* COM_STMT_PREPARE's OK and its parameter and column definitions, or ERR */
 	MR_FIELDS,   /* COM_FIELD_LIST: column definitions until EOF, or ERR */
 	MR_SETTINGS, /* hoopd's own settings query: not forwarded */
+	MR_FETCH,    /* COM_STMT_FETCH: binary rows of the statement's open cursor, then EOF; or ERR */
 };
 
 /* Where in a result set the answer is. */
@@ -50,6 +51,14 @@ struct my_stmt {
 	uint8_t *types; /* the parameters' types, as the last execution that sent them said */
 	uint8_t *long_data; /* [nparams]: the parameter's value came by COM_STMT_SEND_LONG_DATA */
 	struct myl_settings lex; /* how the server read its text (the settings at PREPARE) */
+	/* a cursor the server opened on its last execution (COM_STMT_FETCH reads it): the
+	 * masking plan of that result (NULL when masking was off), the statement record it
+	 * continues, the rows and bytes fetched so far */
+	int cursor;
+	int cursor_withheld; /* a fetch's row could not be masked: the rest is not sent */
+	struct my_mask *cursor_mk;
+	uint64_t cursor_seq;
+	uint64_t cursor_rows, cursor_bytes;
 	struct my_stmt *next;
 };
 
@@ -101,6 +110,8 @@ struct my {
 	int internal;
 	int binary;	 /* rows in the binary protocol (COM_STMT_EXECUTE) */
 	int setopt;	 /* MR_ONE is COM_SET_OPTION's answer: an EOF or an ERR */
+	int cursor_req;	 /* the COM_STMT_EXECUTE in flight asked for a cursor */
+	uint32_t exec_stmt; /* the statement the COM_STMT_EXECUTE or FETCH in flight is for */
 	uint8_t out_seq; /* the sequence id of hoopd's next packet to the agent */
 	uint64_t first_seq; /* records: the first statement this answer is for */
 	int nseq, cur;	    /* statements in the command, the result being read */
@@ -134,6 +145,9 @@ int my_query(struct my *m, const uint8_t *pkt, size_t plen, int judge);
 int my_prepare(struct my *m, const uint8_t *p, size_t len);
 int my_prepared(struct my *m, uint32_t id, uint16_t ncols, uint16_t nparams);
 int my_execute(struct my *m, const uint8_t *p, size_t len);
+int my_fetch(struct my *m, const uint8_t *p, size_t len);
+/* The statement's cursor is closed (hoopd's view): its kept plan goes. */
+void my_cursor_close(struct my_stmt *t);
 struct my_stmt *my_stmt_find(struct my *m, uint32_t id);
 int my_settings_row(struct my *m, const uint8_t *p, size_t len);
 int my_settings_done(struct my *m, int ok);
@@ -159,6 +173,16 @@ char *my_mask_json(struct my *m);
 void my_mask_result_end(struct my *m);
 void my_mask_end(struct my *m);
 int my_mask_withheld(const struct my *m);
+/* Cursors: the plan of the result in flight leaves m (the statement keeps it for its
+ * fetches); attach gives a kept plan back to m for a fetch (my_mask_end frees it unless it is
+ * detached again); counts_clear starts the next record's counts; usable: rows may be fetched
+ * under the kept plan k with masking as it is now (not when masking is on and k masks
+ * nothing). */
+struct my_mask *my_mask_detach(struct my *m);
+void my_mask_attach(struct my *m, struct my_mask *k);
+void my_mask_counts_clear(struct my *m);
+int my_mask_usable(const struct my_mask *k);
+void my_mask_free(struct my_mask *k);
 /* The facts on masked columns of a statement (probes_masked, writes_masked) into f. */
 void my_mask_probes(const struct my *m, const char *sql, size_t len, struct sqlfacts *f);
 /* mysql.c: did this session make or change a table of that name (any schema)? */

@@ -422,8 +422,12 @@ int my_mask_withheld(const struct my *m)
 
 void my_mask_end(struct my *m)
 {
-	struct my_mask *k = m->mk;
+	my_mask_free(m->mk);
+	m->mk = NULL;
+}
 
+void my_mask_free(struct my_mask *k)
+{
 	if (!k)
 		return;
 	masking_put(k->mg);
@@ -432,7 +436,39 @@ void my_mask_end(struct my *m)
 	free(k->cd);
 	buf_free(&k->out);
 	free(k);
+}
+
+struct my_mask *my_mask_detach(struct my *m)
+{
+	struct my_mask *k = m->mk;
+
 	m->mk = NULL;
+	return k;
+}
+
+void my_mask_attach(struct my *m, struct my_mask *k)
+{
+	my_mask_end(m);
+	m->mk = k;
+}
+
+void my_mask_counts_clear(struct my *m)
+{
+	struct mask_counts *c = m->mk ? &m->mk->mr.counts : NULL;
+
+	if (!c)
+		return;
+	if (c->cols)
+		memset(c->cols, 0, (size_t)(c->ncols ? c->ncols : 1) * sizeof(*c->cols));
+	memset(c->det, 0, sizeof(c->det));
+	c->withheld = 0;
+}
+
+int my_mask_usable(const struct my_mask *k)
+{
+	/* a plan made while masking was on masks by it still; rows the execution would have
+	 * sent unmasked are not fetched once masking is on */
+	return !masking_enabled() || (k && k->mg && k->planned && !k->withheld);
 }
 
 /* A token's name, unquoted and folded to lower case, into name (n bytes). */

@@ -50,6 +50,13 @@
 
 /* Server status flags. */
 #define MY_SERVER_MORE_RESULTS 0x0008u
+#define MY_SERVER_CURSOR_EXISTS 0x0040u /* a cursor was opened, or stays open after a fetch */
+#define MY_SERVER_LAST_ROW_SENT 0x0080u /* a fetch read the cursor's last row: it is closed */
+
+/* COM_STMT_EXECUTE's flags byte: the cursor types (include/mysql_com.h enum_cursor_type) */
+#define MY_CURSOR_TYPE_READ_ONLY 0x01u
+#define MY_CURSOR_TYPE_FOR_UPDATE 0x02u
+#define MY_CURSOR_TYPE_SCROLLABLE 0x04u
 
 /* Commands (the first byte of a command packet). */
 enum my_cmd {
@@ -83,6 +90,8 @@ enum my_cmd {
 #define MY_ER_HANDSHAKE_ERROR 1043	    /* 08S01 */
 #define MY_ER_NOT_SUPPORTED_YET 1235	    /* 42000 */
 #define MY_ER_CON_COUNT_ERROR 1040	    /* 08004 */
+#define MY_ER_UNKNOWN_STMT_HANDLER 1243	    /* HY000 */
+#define MY_ER_STMT_HAS_NO_OPEN_CURSOR 1421  /* HY000 */
 
 static inline uint32_t my_le16(const uint8_t *p)
 {
