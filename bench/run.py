@@ -549,9 +549,13 @@ def perf_profiles(work, cfg):
     command during -S -M simple -c 8, and hoopd's call graph during -C -S -c 8. Returns report
     texts and the TPS pgbench reached under perf."""
     out = {}
-    runs = (("s", ["-S"], ["-p", str(cfg.pid), "--call-graph", "dwarf,16384", "-F", "999"]),
+    # hoopd is a broker and its engine workers (hoopd --worker I, its children): every one of
+    # them, or the profile shows only the broker's accept and audit work
+    kids = subprocess.run(["pgrep", "-P", str(cfg.pid)], capture_output=True, text=True).stdout.split()
+    pids = ",".join([str(cfg.pid)] + kids)
+    runs = (("s", ["-S"], ["-p", pids, "--call-graph", "dwarf,16384", "-F", "999"]),
             ("system", ["-S"], ["-a", "-F", "999"]),
-            ("c", ["-S", "-C"], ["-p", str(cfg.pid), "--call-graph", "dwarf,16384", "-F", "999"]))
+            ("c", ["-S", "-C"], ["-p", pids, "--call-graph", "dwarf,16384", "-F", "999"]))
     for kind, flags, rec in runs:
         data = os.path.join(work, "perf-%s.data" % kind)
         mode = os.environ.get("BENCH_PERF_MODE", "simple")  # a closer look at -M prepared
