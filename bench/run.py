@@ -1286,7 +1286,7 @@ def report(facts, cmd, started, elapsed, configs, workloads, res, idle, perf, au
         for kind, what in (("s", "pgbench -S -M simple -c 8"),
                            ("c", "pgbench -C -S -M simple -c 8 (a new connection per transaction)")):
             L.append("### hoopd during %s\n" % what)
-            L.append("`perf record -p HOOPD --call-graph dwarf -F 999`, %d s; pgbench ran at %s TPS "
+            L.append("`perf record -p HOOPD,WORKERS --call-graph dwarf -F 999`, %d s; pgbench ran at %s TPS "
                      "under it. Self time by object:\n" % (PERF_SECONDS, fmt(perf.get(kind + "_tps"), ".0f")))
             L.append("```\n" + perf[kind + "_dso"] + "\n```\n")
             L.append("Self time by symbol (≥ 1%):\n")
