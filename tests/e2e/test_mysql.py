@@ -1139,6 +1139,103 @@ def test_caching_sha2_password_through_hoopd(ctx):
         cl.run()
 
 
+ED_USER, ED_PW = "edagent", "ed25519-secret-pw"
+
+
+def ed25519_plugin_dir():
+    """Where scripts/deps.sh unpacked the server plugins of the installed mariadbd's version
+    (auth_ed25519.so ships in mariadb-server, which the tests do not install: it would set up
+    and start a system MariaDB)."""
+    ver = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "mariadb-server-core"], capture_output=True,
+                         text=True).stdout
+    d = "/var/cache/hoop/mariadb-server-%s/usr/lib/mysql/plugin" % ver
+    check(ver and os.path.isfile(os.path.join(d, "auth_ed25519.so")),
+          "MariaDB's server plugin auth_ed25519.so is not in %s: scripts/deps.sh unpacks it there (make deps)" % d)
+    return d
+
+
+def test_ed25519_through_hoopd(ctx):
+    """MariaDB's ed25519 authentication through hoopd, with the mariadb CLI and MySQLdb
+    (libmariadb's client_ed25519) against a MariaDB of its own that loads auth_ed25519: the
+    agent plain, and on TLS with the database leg plain (the answer is a signature of the
+    server's nonce, not the password: it passes); a wrong password refused by the server; and
+    COM_CHANGE_USER from a mysql_native_password login to the ed25519 account over the agent's
+    TLS (the server switches the client to client_ed25519, which hoopd lets through)."""
+    cl = Cleanup()
+    try:
+        db = MariaDB(cl, port=free_port(), extra=("--plugin-dir=" + ed25519_plugin_dir(),))
+        db.sql("install soname 'auth_ed25519'")
+        db.sql("create database clinical")
+        db.sql("create user %s@'127.0.0.1' identified via ed25519 using password(%s)", (ED_USER, ED_PW))
+        db.sql("create user %s@'127.0.0.1' identified via mysql_native_password using password(%s)", (AGENT, AGENT_PW))
+        for u in (ED_USER, AGENT):
+            db.sql("grant select on clinical.* to %s@'127.0.0.1'", (u,))
+        plugin = db.sql("select json_value(priv, '$.plugin') from mysql.global_priv where user = %s", (ED_USER,))
+        check(plugin == [("ed25519",)], "the account's plugin: %r" % (plugin,))
+        ctx.hd.write_policy(policy_with_port(ctx, db.port))
+        ctx.hd.ctl("reload")
+        q = "select substring_index(current_user(), '@', 1); show session status like 'Ssl_cipher'"
+
+        def cli_ed(extra, password=ED_PW, cg=True):
+            argv = ["mariadb", "--no-defaults", "-h", "127.0.0.1", "-P", str(db.port), "-u", ED_USER,
+                    "-p" + password, "clinical", "--batch", "--skip-column-names"] + extra + ["-e", q]
+            if cg:
+                return ctx.cg.run(argv, timeout=60)
+            return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+        def ends_plain(out):  # the database leg: the server's own session is not TLS
+            return re.search(r"^Ssl_cipher\t\s*$", out, re.M)
+
+        r = cli_ed(["--skip-ssl"], cg=False)
+        check(r.returncode == 0 and r.stdout.startswith(ED_USER + "\n"), "ed25519 without hoopd: %r %r" % (r.stdout, r.stderr))
+        for extra, tls in ((["--skip-ssl"], False), (["--ssl"], True)):
+            before = len(trail(ctx))
+            r = cli_ed(extra)
+            check(r.returncode == 0 and r.stdout.startswith(ED_USER + "\n") and ends_plain(r.stdout),
+                  "the CLI through hoopd %r: %r %r" % (extra, r.stdout, r.stderr))
+            st = session_starts(ctx, before)
+            check(len(st) == 1 and st[0].get("agent_tls") is tls and st[0].get("server_tls") is False,
+                  "hoopd's session record for the CLI %r: %r" % (extra, st))
+        r = cli_ed(["--ssl"], password="wrong-ed-pw")
+        check(r.returncode == 1 and "ERROR 1045 (28000)" in r.stderr, "a wrong password: %r" % r.stderr)
+
+        def with_mysqldb(tls):
+            kw = {"ssl": {"cipher": "DEFAULT"}} if tls else {}
+            out = {}
+            c = MySQLdb.connect(host="127.0.0.1", port=db.port, user=ED_USER, password=ED_PW, database="clinical",
+                                connect_timeout=10, **kw)
+            cur = c.cursor()
+            cur.execute(q.split(";")[0])
+            out["login"] = cur.fetchall()
+            c.close()
+            # a mysql_native_password login that becomes the ed25519 account
+            c = MySQLdb.connect(host="127.0.0.1", port=db.port, user=AGENT, password=AGENT_PW, database="clinical",
+                                connect_timeout=10, **kw)
+            c.change_user(ED_USER, ED_PW, "clinical")
+            cur = c.cursor()
+            cur.execute(q.split(";")[0])
+            out["changed"] = cur.fetchall()
+            c.close()
+            return out
+
+        for tls in (False, True):
+            before = len(trail(ctx))
+            out = as_agent(ctx, with_mysqldb, tls)
+            check(out == {"login": ((ED_USER,),), "changed": ((ED_USER,),)},
+                  "MySQLdb through hoopd, agent TLS %s: %r" % (tls, out))
+            st = session_starts(ctx, before)
+            check(len(st) == 2 and all(s.get("agent_tls") is tls and s.get("server_tls") is False for s in st),
+                  "hoopd's session records for MySQLdb: %r" % st)
+            changes = [(e["from_user"], e["user"]) for e in trail(ctx)[before:] if e["kind"] == "change_user"]
+            check(changes == [(AGENT, ED_USER)], "change_user records: %r" % changes)
+        t = json.dumps(trail(ctx))
+        check(ED_PW not in t and ED_PW not in ctx.hd.log_text(), "the password was recorded")
+    finally:
+        ctx.hd.write_policy(policy(ctx))
+        ctx.hd.ctl("reload")
+        cl.run()
+
+
 def held_lock(ctx, name):
     """A direct connection holding GET_LOCK(name): an agent's `select get_lock(name, 60)` waits
     in the server, its session open mid-statement, until the test closes this connection."""
@@ -2573,6 +2670,7 @@ TESTS = [
     test_node_mysql2_same_as_direct,
     test_authentication_through_hoopd,
     test_caching_sha2_password_through_hoopd,
+    test_ed25519_through_hoopd,
     test_status_shows_the_live_session,
     test_bad_bytes_close_only_that_connection,
     test_sysbench_runs_without_errors,
