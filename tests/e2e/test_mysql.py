@@ -853,12 +853,12 @@ class Sha2Server:
     for: a thread listening on 127.0.0.1 that speaks Handshake v10 naming the plugin and
     checks what clients send as a MySQL 8 server does. Fast authentication (the scramble
     XOR(SHA256(pw), SHA256(SHA256(SHA256(pw)) + nonce)) checked) while the password is in its
-    cache, which a successful full authentication fills; full authentication (0x01 0x04) on a
-    plain connection: the client asks for the public key (0x02), gets it, and sends
-    RSA-OAEP(XOR(password + NUL, nonce)). No TLS: a password sent as it is fails, as on a real
-    server's plain connection. Then `select 1`, hoopd's settings query, OK for other queries.
-    Sequence ids are checked both ways; each connection's received bytes and events are kept
-    (conns), protocol faults go to errors."""
+    cache, which a successful full authentication fills; full authentication (0x01 0x04): on a
+    plain connection the client asks for the public key (0x02), gets it, and sends
+    RSA-OAEP(XOR(password + NUL, nonce)); on TLS (tls=(cert, key) offers it) the client sends
+    the password as it is, which a plain connection refuses. Then `select 1`, hoopd's settings
+    query, OK for other queries. Sequence ids are checked both ways; each connection's
+    received bytes (after TLS) and events are kept (conns), protocol faults go to errors."""
 
     CAPS = (CLIENT_LONG_PASSWORD | 0x2 | CLIENT_LONG_FLAG | CLIENT_CONNECT_WITH_DB | CLIENT_PROTOCOL_41
             | CLIENT_TRANSACTIONS | CLIENT_SECURE_CONNECTION | CLIENT_MULTI_STATEMENTS | CLIENT_MULTI_RESULTS
@@ -866,7 +866,7 @@ class Sha2Server:
     OK = b"\x00\x00\x00\x02\x00\x00\x00"   # status: autocommit
     EOF = b"\xfe\x00\x00\x02\x00"
 
-    def __init__(self, cleanup, user, password):
+    def __init__(self, cleanup, user, password, tls=None):
         # (imported here, in the test's own thread: agents are forked while this one's threads run)
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -876,6 +876,11 @@ class Sha2Server:
         self.pem = self.key.public_key().public_bytes(serialization.Encoding.PEM,
                                                       serialization.PublicFormat.SubjectPublicKeyInfo)
         self.cached = False
+        self.tls = None
+        if tls:
+            import ssl
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(*tls)
         self.conns, self.errors, self.socks, self.threads = [], [], [], []
         self.stopping = False
         self.lsock = socket.socket()
@@ -910,7 +915,7 @@ class Sha2Server:
             except OSError:
                 return
             s.settimeout(30)
-            rec = {"received": b"", "events": []}
+            rec = {"received": b"", "events": [], "tls": False}
             self.conns.append(rec)
             self.socks.append(s)
             t = threading.Thread(target=self._serve, args=(s, rec), daemon=True)
@@ -971,14 +976,20 @@ class Sha2Server:
 
     def _session(self, s, rec, ev):
         nonce = bytes(random.randrange(1, 128) for _ in range(20))
-        caps = self.CAPS
+        caps = self.CAPS | (CLIENT_SSL if self.tls else 0)
         self._write(s, b"\x0a8.0.36\0" + struct.pack("<I", 4242) + nonce[:8] + b"\0"
                     + struct.pack("<HBHHB", caps & 0xffff, 255, 2, caps >> 16, 21) + b"\0" * 10
                     + nonce[8:] + b"\0caching_sha2_password\0", 0)
-        p = self._read(s, rec, 1)
+        p, seq = self._read(s, rec, 1), 2
         ccaps = struct.unpack_from("<I", p)[0]
         if ccaps & CLIENT_SSL:
-            raise ValueError("an SSLRequest to a server that offers no TLS")
+            if not self.tls or len(p) != 32:
+                raise ValueError("an SSLRequest to a server that offers no TLS, or a malformed one")
+            s = self.tls.wrap_socket(s, server_side=True)
+            self.socks.append(s)
+            rec["tls"] = True
+            ev.append("tls")
+            p, seq = self._read(s, rec, 2), 3
         i = p.index(b"\0", 32)
         user, i = p[32:i], i + 1
         if ccaps & 0x200000:
@@ -995,32 +1006,33 @@ class Sha2Server:
         ev.append("login")
         if plugin != b"caching_sha2_password":
             raise ValueError("the client answered with %r" % plugin)
+        denied = self._err(1045, "28000", "Access denied for user '%s'" % user.decode())
         if user != self.user:
-            self._write(s, self._err(1045, "28000", "Access denied for user '%s'" % user.decode()), 2)
+            self._write(s, denied, seq)
             return
         if self.cached:
             if not self._scramble_ok(auth, nonce):
                 ev.append("fast: denied")
-                self._write(s, self._err(1045, "28000", "Access denied for user '%s'" % user.decode()), 2)
+                self._write(s, denied, seq)
                 return
             ev.append("fast")
-            self._write(s, b"\x01\x03", 2)
-            self._write(s, self.OK, 3)
+            self._write(s, b"\x01\x03", seq)
+            self._write(s, self.OK, seq + 1)
         else:
             ev.append("full")
-            self._write(s, b"\x01\x04", 2)
-            p, seq = self._read(s, rec, 3), 4
+            self._write(s, b"\x01\x04", seq)
+            p, seq = self._read(s, rec, seq + 1), seq + 2
             if p == b"\x02":
                 ev.append("public key")
-                self._write(s, b"\x01" + self.pem, 4)
-                p, seq = self._read(s, rec, 5), 6
+                self._write(s, b"\x01" + self.pem, seq)
+                p, seq = self._read(s, rec, seq + 1), seq + 2
             if p == self.password + b"\0":
-                ev.append("password in clear")
-            if not self._rsa_ok(p, nonce):
+                ev.append("password over TLS" if rec["tls"] else "password in clear")
+            if not (rec["tls"] and p == self.password + b"\0") and not self._rsa_ok(p, nonce):
                 ev.append("full: denied")
-                self._write(s, self._err(1045, "28000", "Access denied for user '%s'" % user.decode()), seq)
+                self._write(s, denied, seq)
                 return
-            ev.append("rsa")
+            ev.append("rsa" if "public key" in ev else "accepted")
             self.cached = True
             self._write(s, self.OK, seq)
         while True:
@@ -1067,9 +1079,10 @@ def test_caching_sha2_password_through_hoopd(ctx):
     the agent plain and on TLS, a wrong password refused by the server. With the agent on TLS
     and the database leg plain, full authentication (where the agent would send the password
     itself) is refused by hoopd with an error that names upstream_tls, and the server never
-    gets the password."""
+    gets the password; with both legs on TLS it goes through."""
     cl = Cleanup()
-    srv = Sha2Server(cl, SHA2_USER, SHA2_PW)
+    srv = Sha2Server(cl, SHA2_USER, SHA2_PW, tls=(os.path.join(ctx.tlsdir, "cert.pem"),
+                                                  os.path.join(ctx.tlsdir, "key.pem")))
 
     def login(password, tls):
         try:
@@ -1084,7 +1097,7 @@ def test_caching_sha2_password_through_hoopd(ctx):
         except pymysql.MySQLError as e:
             return ("err", e.args[0], str(e.args[1]) if len(e.args) > 1 else "")
 
-    def attempt_login(password, tls):
+    def attempt_login(password, tls, server_tls=False):
         """What the login did, the server's events for its connection, hoopd's session record."""
         before_conns, before_trail = len(srv.conns), len(trail(ctx))
         r = as_agent(ctx, login, password, tls)
@@ -1094,8 +1107,9 @@ def test_caching_sha2_password_through_hoopd(ctx):
         conns = srv.conns[before_conns:]
         check(len(conns) == 1, "the server saw %d connections for one login: %r" % (len(conns), conns))
         st = session_starts(ctx, before_trail)
-        check(len(st) == 1 and st[0].get("agent_tls") is tls and st[0].get("server_tls") is False,
-              "hoopd's session record (the login went through hoopd, TLS on the agent leg only when asked): %r" % st)
+        check(len(st) == 1 and st[0].get("agent_tls") is tls and st[0].get("server_tls") is server_tls
+              and conns[0]["tls"] is server_tls,
+              "hoopd's session record (the login went through hoopd, TLS where asked): %r" % st)
         return r, conns[0]
 
     try:
@@ -1127,9 +1141,17 @@ def test_caching_sha2_password_through_hoopd(ctx):
               "full authentication with the agent on TLS and the database leg plain: %r" % (r,))
         check(c["events"] == ["login", "full", "closed"],
               "the server got something after asking for full authentication: %r" % c["events"])
+        # (d) both legs on TLS: the password goes as it is, as between the agent and the server
+        ctx.hd.write_policy(policy_with_port(ctx, srv.port).replace(
+            "upstream_tls: disable ", "upstream_tls: verify-full\n    ca_file: %s\n    #" %
+            os.path.join(ctx.tlsdir, "cert.pem"), 1))
+        ctx.hd.ctl("reload")
+        r, c = attempt_login(SHA2_PW, True, server_tls=True)
+        check(r == ("ok", ((1,),)) and c["events"][:5] == ["tls", "login", "full", "password over TLS", "accepted"],
+              "full authentication on TLS legs: %r (server: %r)" % (r, c["events"]))
         check(not srv.errors, "protocol faults at the scripted server: %r" % srv.errors)
         for c in srv.conns:
-            check(SHA2_PW.encode() not in c["received"] and "password in clear" not in c["events"],
+            check(c["tls"] or (SHA2_PW.encode() not in c["received"] and "password in clear" not in c["events"]),
                   "the password reached the server in the clear: %r" % c["events"])
         t = json.dumps(trail(ctx))
         check(SHA2_PW not in t and SHA2_PW not in ctx.hd.log_text(), "the password was recorded")
