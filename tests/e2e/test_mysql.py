@@ -1209,7 +1209,8 @@ def test_ed25519_through_hoopd(ctx):
             return re.search(r"^Ssl_cipher\t\s*$", out, re.M)
 
         r = cli_ed(["--skip-ssl"], cg=False)
-        check(r.returncode == 0 and r.stdout.startswith(ED_USER + "\n"), "ed25519 without hoopd: %r %r" % (r.stdout, r.stderr))
+        check(r.returncode == 0 and r.stdout.startswith(ED_USER + "\n"),
+              "ed25519 without hoopd: %r %r" % (r.stdout, r.stderr))
         for extra, tls in ((["--skip-ssl"], False), (["--ssl"], True)):
             before = len(trail(ctx))
             r = cli_ed(extra)
