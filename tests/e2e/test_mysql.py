@@ -28,6 +28,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -825,6 +826,437 @@ def test_authentication_through_hoopd(ctx):
     t = json.dumps(trail(ctx))
     for secret in (AGENT_PW, "agent2pw", "wrong-password"):
         check(secret not in t and secret not in ctx.hd.log_text(), "the password %r was recorded" % secret)
+
+
+# --- more authentication methods: caching_sha2_password (a scripted MySQL 8), ed25519 -----------
+
+def policy_with_port(ctx, port):
+    """policy(ctx) with port also among the target's ports (the agent's connections to it are
+    redirected to hoopd, as to the MariaDB)."""
+    old = "ports: [%d]" % ctx.db.port
+    text = policy(ctx)
+    check(old in text, "the test policy has no %r" % old)
+    return text.replace(old, "ports: [%d, %d]" % (ctx.db.port, port), 1)
+
+
+def no_verify_tls():
+    """A client TLS context that does not check the peer: hoopd's node CA is not the test's."""
+    import ssl
+    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    c.check_hostname = False
+    c.verify_mode = ssl.CERT_NONE
+    return c
+
+
+class Sha2Server:
+    """A scripted MySQL 8 server for caching_sha2_password, which MariaDB has no server side
+    for: a thread listening on 127.0.0.1 that speaks Handshake v10 naming the plugin and
+    checks what clients send as a MySQL 8 server does. Fast authentication (the scramble
+    XOR(SHA256(pw), SHA256(SHA256(SHA256(pw)) + nonce)) checked) while the password is in its
+    cache, which a successful full authentication fills; full authentication (0x01 0x04): on a
+    plain connection the client asks for the public key (0x02), gets it, and sends
+    RSA-OAEP(XOR(password + NUL, nonce)); on TLS (tls=(cert, key) offers it) the client sends
+    the password as it is, which a plain connection refuses. Then `select 1`, hoopd's settings
+    query, OK for other queries. Sequence ids are checked both ways; each connection's
+    received bytes (after TLS) and events are kept (conns), protocol faults go to errors."""
+
+    CAPS = (CLIENT_LONG_PASSWORD | 0x2 | CLIENT_LONG_FLAG | CLIENT_CONNECT_WITH_DB | CLIENT_PROTOCOL_41
+            | CLIENT_TRANSACTIONS | CLIENT_SECURE_CONNECTION | CLIENT_MULTI_STATEMENTS | CLIENT_MULTI_RESULTS
+            | CLIENT_PS_MULTI_RESULTS | CLIENT_PLUGIN_AUTH | 0x100000 | 0x200000)  # connect attrs, lenenc auth
+    OK = b"\x00\x00\x00\x02\x00\x00\x00"   # status: autocommit
+    EOF = b"\xfe\x00\x00\x02\x00"
+
+    def __init__(self, cleanup, user, password, tls=None):
+        # (imported here, in the test's own thread: agents are forked while this one's threads run)
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa
+        self.oaep = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
+        self.user, self.password = user.encode(), password.encode()
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.pem = self.key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                      serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.cached = False
+        self.tls = None
+        if tls:
+            import ssl
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(*tls)
+        self.conns, self.errors, self.socks, self.threads = [], [], [], []
+        self.stopping = False
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.lsock.settimeout(0.2)
+        self.port = self.lsock.getsockname()[1]
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+        cleanup.push(self.stop)
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(10)
+        self.lsock.close()
+        for s in self.socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in self.threads:
+            t.join(10)
+        for s in self.socks:
+            s.close()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                s, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            s.settimeout(30)
+            rec = {"received": b"", "events": [], "tls": False}
+            self.conns.append(rec)
+            self.socks.append(s)
+            t = threading.Thread(target=self._serve, args=(s, rec), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    # packets: (payload, seq); the connection's bytes kept as they came
+    def _read(self, s, rec, want_seq):
+        def exact(n):
+            out = b""
+            while len(out) < n:
+                d = s.recv(n - len(out))
+                if not d:
+                    raise EOFError
+                out += d
+            return out
+        h = exact(4)
+        n, seq = int.from_bytes(h[:3], "little"), h[3]
+        p = exact(n)
+        rec["received"] += h + p
+        if n == 0xffffff:
+            raise ValueError("a 16 MiB frame: not in this server's script")
+        if seq != want_seq:
+            raise ValueError("sequence id %d where %d was due" % (seq, want_seq))
+        return p
+
+    @staticmethod
+    def _write(s, payload, seq):
+        s.sendall(len(payload).to_bytes(3, "little") + bytes([seq & 0xff]) + payload)
+
+    @staticmethod
+    def _err(code, state, msg):
+        return b"\xff" + struct.pack("<H", code) + b"#" + state.encode() + msg.encode()
+
+    def _scramble_ok(self, auth, nonce):
+        h1 = hashlib.sha256(self.password).digest()
+        h3 = hashlib.sha256(hashlib.sha256(h1).digest() + nonce).digest()
+        return auth == bytes(a ^ b for a, b in zip(h1, h3))
+
+    def _rsa_ok(self, data, nonce):
+        try:
+            plain = self.key.decrypt(data, self.oaep)
+        except ValueError:
+            return False
+        return bytes(c ^ nonce[i % len(nonce)] for i, c in enumerate(plain)) == self.password + b"\0"
+
+    def _serve(self, s, rec):
+        ev = rec["events"]
+        try:
+            self._session(s, rec, ev)
+        except EOFError:
+            ev.append("closed")
+        except OSError as e:
+            ev.append("closed: %s" % e)
+        except Exception as e:  # a fault of the client (or of hoopd) in the protocol
+            self.errors.append("%s (events %r)" % (e, ev))
+            ev.append("fault")
+
+    def _session(self, s, rec, ev):
+        nonce = bytes(random.randrange(1, 128) for _ in range(20))
+        caps = self.CAPS | (CLIENT_SSL if self.tls else 0)
+        self._write(s, b"\x0a8.0.36\0" + struct.pack("<I", 4242) + nonce[:8] + b"\0"
+                    + struct.pack("<HBHHB", caps & 0xffff, 255, 2, caps >> 16, 21) + b"\0" * 10
+                    + nonce[8:] + b"\0caching_sha2_password\0", 0)
+        p, seq = self._read(s, rec, 1), 2
+        ccaps = struct.unpack_from("<I", p)[0]
+        if ccaps & CLIENT_SSL:
+            if not self.tls or len(p) != 32:
+                raise ValueError("an SSLRequest to a server that offers no TLS, or a malformed one")
+            s = self.tls.wrap_socket(s, server_side=True)
+            self.socks.append(s)
+            rec["tls"] = True
+            ev.append("tls")
+            p, seq = self._read(s, rec, 2), 3
+        i = p.index(b"\0", 32)
+        user, i = p[32:i], i + 1
+        if ccaps & 0x200000:
+            n, i = lenenc_int(p, i)
+        else:
+            n, i = p[i], i + 1
+        auth, i = p[i:i + n], i + n
+        db = plugin = b""
+        if ccaps & CLIENT_CONNECT_WITH_DB and i < len(p):
+            j = p.index(b"\0", i)
+            db, i = p[i:j], j + 1
+        if ccaps & CLIENT_PLUGIN_AUTH and i < len(p):
+            plugin = p[i:p.index(b"\0", i)]
+        ev.append("login")
+        if plugin != b"caching_sha2_password":
+            raise ValueError("the client answered with %r" % plugin)
+        denied = self._err(1045, "28000", "Access denied for user '%s'" % user.decode())
+        if user != self.user:
+            self._write(s, denied, seq)
+            return
+        if self.cached:
+            if not self._scramble_ok(auth, nonce):
+                ev.append("fast: denied")
+                self._write(s, denied, seq)
+                return
+            ev.append("fast")
+            self._write(s, b"\x01\x03", seq)
+            self._write(s, self.OK, seq + 1)
+        else:
+            ev.append("full")
+            self._write(s, b"\x01\x04", seq)
+            p, seq = self._read(s, rec, seq + 1), seq + 2
+            if p == b"\x02":
+                ev.append("public key")
+                self._write(s, b"\x01" + self.pem, seq)
+                p, seq = self._read(s, rec, seq + 1), seq + 2
+            if p == self.password + b"\0":
+                ev.append("password over TLS" if rec["tls"] else "password in clear")
+            if not (rec["tls"] and p == self.password + b"\0") and not self._rsa_ok(p, nonce):
+                ev.append("full: denied")
+                self._write(s, denied, seq)
+                return
+            ev.append("rsa" if "public key" in ev else "accepted")
+            self.cached = True
+            self._write(s, self.OK, seq)
+        while True:
+            p = self._read(s, rec, 0)
+            if p[0] == COM_QUIT:
+                ev.append("quit")
+                return
+            if p[0] != COM_QUERY:
+                self._write(s, self._err(1047, "08S01", "Unknown command"), 1)
+                continue
+            q = p[1:].decode()
+            ev.append(q)
+            if q.startswith("SELECT @@session.sql_mode"):
+                n = 4 if "information_schema" in q else 3
+                self._rows(s, ["@@session.sql_mode", "@@session.character_set_client", "DATABASE()", "catalog"][:n],
+                           [[b"STRICT_TRANS_TABLES", b"utf8mb4", db or None, b"0:"][:n]], 253)
+            elif q.strip().lower() == "select 1":
+                self._rows(s, ["1"], [[b"1"]], T_LONGLONG)
+            else:
+                self._write(s, self.OK, 1)
+
+    def _rows(self, s, names, rows, typ):
+        """A text result set, with EOF packets (the greeting offers no CLIENT_DEPRECATE_EOF)."""
+        seq = 1
+        out = [bytes([len(names)])]
+        for name in names:
+            out.append(lenenc(b"def") + lenenc(b"") * 3 + lenenc(name.encode()) + lenenc(b"") + b"\x0c"
+                       + struct.pack("<HIBHB", 63 if typ == T_LONGLONG else 45, 64, typ, 0, 0) + b"\0\0")
+        out.append(self.EOF)
+        out += [b"".join(b"\xfb" if v is None else lenenc(v) for v in row) for row in rows]
+        out.append(self.EOF)
+        for p in out:
+            self._write(s, p, seq)
+            seq += 1
+
+
+SHA2_USER, SHA2_PW = "mysql8agent", "sha2-secret-pw"
+
+
+def test_caching_sha2_password_through_hoopd(ctx):
+    """caching_sha2_password (MySQL 8's default) through hoopd, pymysql as the agent against
+    Sha2Server: full authentication over plain legs (the password crosses RSA-encrypted with
+    the server's public key, never in the clear), then fast authentication (the scramble) with
+    the agent plain and on TLS, a wrong password refused by the server. With the agent on TLS
+    and the database leg plain, full authentication (where the agent would send the password
+    itself) is refused by hoopd with an error that names upstream_tls, and the server never
+    gets the password; with both legs on TLS it goes through."""
+    cl = Cleanup()
+    srv = Sha2Server(cl, SHA2_USER, SHA2_PW, tls=(os.path.join(ctx.tlsdir, "cert.pem"),
+                                                  os.path.join(ctx.tlsdir, "key.pem")))
+
+    def login(password, tls):
+        try:
+            c = pymysql.connect(host="127.0.0.1", port=srv.port, user=SHA2_USER, password=password,
+                                database="clinical", connect_timeout=10, read_timeout=30,
+                                ssl=no_verify_tls() if tls else None)
+            cur = c.cursor()
+            cur.execute("select 1")
+            rows = cur.fetchall()
+            c.close()
+            return ("ok", rows)
+        except pymysql.MySQLError as e:
+            return ("err", e.args[0], str(e.args[1]) if len(e.args) > 1 else "")
+
+    def attempt_login(password, tls, server_tls=False):
+        """What the login did, the server's events for its connection, hoopd's session record."""
+        before_conns, before_trail = len(srv.conns), len(trail(ctx))
+        r = as_agent(ctx, login, password, tls)
+        ended = lambda c: c["events"] and (c["events"][-1] in ("quit", "closed", "fault")  # noqa: E731
+                                           or c["events"][-1].endswith("denied"))
+        wait_for(lambda: all(ended(c) for c in srv.conns[before_conns:]), 10, "the scripted server's sessions to end")
+        conns = srv.conns[before_conns:]
+        check(len(conns) == 1, "the server saw %d connections for one login: %r" % (len(conns), conns))
+        st = session_starts(ctx, before_trail)
+        check(len(st) == 1 and st[0].get("agent_tls") is tls and st[0].get("server_tls") is server_tls
+              and conns[0]["tls"] is server_tls,
+              "hoopd's session record (the login went through hoopd, TLS where asked): %r" % st)
+        return r, conns[0]
+
+    try:
+        ctx.hd.write_policy(policy_with_port(ctx, srv.port))
+        ctx.hd.ctl("reload")
+        # (a) full authentication over plain legs: the public key asked for, the password RSA-encrypted
+        r, c = attempt_login(SHA2_PW, False)
+        check(r == ("ok", ((1,),)), "full authentication, plain legs: %r (server: %r)" % (r, c["events"]))
+        check(c["events"][:4] == ["login", "full", "public key", "rsa"] and "select 1" in c["events"],
+              "the server's view of the full authentication: %r" % c["events"])
+        check(any(e.startswith("SELECT @@session.sql_mode") for e in c["events"]),
+              "hoopd's settings query did not reach the server: %r" % c["events"])
+        # (b) fast authentication, now that the server has the password in its cache
+        r, c = attempt_login(SHA2_PW, False)
+        check(r == ("ok", ((1,),)) and c["events"][:2] == ["login", "fast"],
+              "fast authentication, plain legs: %r (server: %r)" % (r, c["events"]))
+        r, c = attempt_login("wrong-sha2-pw", False)
+        check(r[:2] == ("err", 1045) and "Access denied" in r[2] and c["events"] == ["login", "fast: denied"],
+              "a wrong password: %r (server: %r)" % (r, c["events"]))
+        # (c) the agent on TLS, the database leg plain: the scramble is no password, fast works
+        r, c = attempt_login(SHA2_PW, True)
+        check(r == ("ok", ((1,),)) and c["events"][:2] == ["login", "fast"],
+              "fast authentication, agent on TLS: %r (server: %r)" % (r, c["events"]))
+        # ...full authentication would have the agent send its password as it is (its leg is
+        # TLS): hoopd refuses in place of the server's request, naming the fix
+        srv.cached = False
+        r, c = attempt_login(SHA2_PW, True)
+        check(r[:2] == ("err", 1043) and "upstream_tls" in r[2] and "caching_sha2_password" in r[2],
+              "full authentication with the agent on TLS and the database leg plain: %r" % (r,))
+        check(c["events"] == ["login", "full", "closed"],
+              "the server got something after asking for full authentication: %r" % c["events"])
+        # (d) both legs on TLS: the password goes as it is, as between the agent and the server
+        ctx.hd.write_policy(policy_with_port(ctx, srv.port).replace(
+            "upstream_tls: disable ", "upstream_tls: verify-full\n    ca_file: %s\n    #" %
+            os.path.join(ctx.tlsdir, "cert.pem"), 1))
+        ctx.hd.ctl("reload")
+        r, c = attempt_login(SHA2_PW, True, server_tls=True)
+        check(r == ("ok", ((1,),)) and c["events"][:5] == ["tls", "login", "full", "password over TLS", "accepted"],
+              "full authentication on TLS legs: %r (server: %r)" % (r, c["events"]))
+        check(not srv.errors, "protocol faults at the scripted server: %r" % srv.errors)
+        for c in srv.conns:
+            check(c["tls"] or (SHA2_PW.encode() not in c["received"] and "password in clear" not in c["events"]),
+                  "the password reached the server in the clear: %r" % c["events"])
+        t = json.dumps(trail(ctx))
+        check(SHA2_PW not in t and SHA2_PW not in ctx.hd.log_text(), "the password was recorded")
+    finally:
+        ctx.hd.write_policy(policy(ctx))
+        ctx.hd.ctl("reload")
+        cl.run()
+
+
+ED_USER, ED_PW = "edagent", "ed25519-secret-pw"
+
+
+def ed25519_plugin_dir():
+    """Where scripts/deps.sh unpacked the server plugins of the installed mariadbd's version
+    (auth_ed25519.so ships in mariadb-server, which the tests do not install: it would set up
+    and start a system MariaDB)."""
+    ver = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "mariadb-server-core"], capture_output=True,
+                         text=True).stdout
+    d = "/var/cache/hoop/mariadb-server-%s/usr/lib/mysql/plugin" % ver
+    check(ver and os.path.isfile(os.path.join(d, "auth_ed25519.so")),
+          "MariaDB's server plugin auth_ed25519.so is not in %s: scripts/deps.sh unpacks it there (make deps)" % d)
+    return d
+
+
+def test_ed25519_through_hoopd(ctx):
+    """MariaDB's ed25519 authentication through hoopd, with the mariadb CLI and MySQLdb
+    (libmariadb's client_ed25519) against a MariaDB of its own that loads auth_ed25519: the
+    agent plain, and on TLS with the database leg plain (the answer is a signature of the
+    server's nonce, not the password: it passes); a wrong password refused by the server; and
+    COM_CHANGE_USER from a mysql_native_password login to the ed25519 account over the agent's
+    TLS (the server switches the client to client_ed25519, which hoopd lets through)."""
+    cl = Cleanup()
+    try:
+        db = MariaDB(cl, port=free_port(), extra=("--plugin-dir=" + ed25519_plugin_dir(),))
+        db.sql("install soname 'auth_ed25519'")
+        db.sql("create database clinical")
+        db.sql("create user %s@'127.0.0.1' identified via ed25519 using password(%s)", (ED_USER, ED_PW))
+        db.sql("create user %s@'127.0.0.1' identified via mysql_native_password using password(%s)", (AGENT, AGENT_PW))
+        for u in (ED_USER, AGENT):
+            db.sql("grant select on clinical.* to %s@'127.0.0.1'", (u,))
+        plugin = db.sql("select json_value(priv, '$.plugin') from mysql.global_priv where user = %s", (ED_USER,))
+        check(plugin == [("ed25519",)], "the account's plugin: %r" % (plugin,))
+        ctx.hd.write_policy(policy_with_port(ctx, db.port))
+        ctx.hd.ctl("reload")
+        q = "select substring_index(current_user(), '@', 1); show session status like 'Ssl_cipher'"
+
+        def cli_ed(extra, password=ED_PW, cg=True):
+            argv = ["mariadb", "--no-defaults", "-h", "127.0.0.1", "-P", str(db.port), "-u", ED_USER,
+                    "-p" + password, "clinical", "--batch", "--skip-column-names"] + extra + ["-e", q]
+            if cg:
+                return ctx.cg.run(argv, timeout=60)
+            return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+        def ends_plain(out):  # the database leg: the server's own session is not TLS
+            return re.search(r"^Ssl_cipher\t\s*$", out, re.M)
+
+        r = cli_ed(["--skip-ssl"], cg=False)
+        check(r.returncode == 0 and r.stdout.startswith(ED_USER + "\n"),
+              "ed25519 without hoopd: %r %r" % (r.stdout, r.stderr))
+        for extra, tls in ((["--skip-ssl"], False), (["--ssl"], True)):
+            before = len(trail(ctx))
+            r = cli_ed(extra)
+            check(r.returncode == 0 and r.stdout.startswith(ED_USER + "\n") and ends_plain(r.stdout),
+                  "the CLI through hoopd %r: %r %r" % (extra, r.stdout, r.stderr))
+            st = session_starts(ctx, before)
+            check(len(st) == 1 and st[0].get("agent_tls") is tls and st[0].get("server_tls") is False,
+                  "hoopd's session record for the CLI %r: %r" % (extra, st))
+        r = cli_ed(["--ssl"], password="wrong-ed-pw")
+        check(r.returncode == 1 and "ERROR 1045 (28000)" in r.stderr, "a wrong password: %r" % r.stderr)
+
+        def with_mysqldb(tls):
+            kw = {"ssl": {"cipher": "DEFAULT"}} if tls else {}
+            out = {}
+            c = MySQLdb.connect(host="127.0.0.1", port=db.port, user=ED_USER, password=ED_PW, database="clinical",
+                                connect_timeout=10, **kw)
+            cur = c.cursor()
+            cur.execute(q.split(";")[0])
+            out["login"] = cur.fetchall()
+            c.close()
+            # a mysql_native_password login that becomes the ed25519 account
+            c = MySQLdb.connect(host="127.0.0.1", port=db.port, user=AGENT, password=AGENT_PW, database="clinical",
+                                connect_timeout=10, **kw)
+            c.change_user(ED_USER, ED_PW, "clinical")
+            cur = c.cursor()
+            cur.execute(q.split(";")[0])
+            out["changed"] = cur.fetchall()
+            c.close()
+            return out
+
+        for tls in (False, True):
+            before = len(trail(ctx))
+            out = as_agent(ctx, with_mysqldb, tls)
+            check(out == {"login": ((ED_USER,),), "changed": ((ED_USER,),)},
+                  "MySQLdb through hoopd, agent TLS %s: %r" % (tls, out))
+            st = session_starts(ctx, before)
+            check(len(st) == 2 and all(s.get("agent_tls") is tls and s.get("server_tls") is False for s in st),
+                  "hoopd's session records for MySQLdb: %r" % st)
+            changes = [(e["from_user"], e["user"]) for e in trail(ctx)[before:] if e["kind"] == "change_user"]
+            check(changes == [(AGENT, ED_USER)], "change_user records: %r" % changes)
+        t = json.dumps(trail(ctx))
+        check(ED_PW not in t and ED_PW not in ctx.hd.log_text(), "the password was recorded")
+    finally:
+        ctx.hd.write_policy(policy(ctx))
+        ctx.hd.ctl("reload")
+        cl.run()
 
 
 def held_lock(ctx, name):
@@ -2260,6 +2692,8 @@ TESTS = [
     test_clients_get_the_same_rows_as_direct,
     test_node_mysql2_same_as_direct,
     test_authentication_through_hoopd,
+    test_caching_sha2_password_through_hoopd,
+    test_ed25519_through_hoopd,
     test_status_shows_the_live_session,
     test_bad_bytes_close_only_that_connection,
     test_sysbench_runs_without_errors,
