@@ -1988,6 +1988,28 @@ def test_cursors_never_let_a_masked_value_out(ctx):
           "the trail of the cursor: %r" % [(e["tag"], e["rows"], e.get("masked")) for e in mine])
 
 
+def test_cursor_does_not_outlive_its_policy(ctx):
+    """A cursor opened under one policy is not fetched under the next: after a reload (which
+    may add a masking or deny rule) the fetch is refused (1105, execute again) and a new
+    execution, judged and planned under the policy in force, fetches. Found by a hostile review:
+    the kept plan was used after a reload that added a masking rule."""
+    def run():
+        c = MyClient(ctx.db.port)
+        sid, _, _ = c.prepare("select id, visits from patients where id <= ? order by id limit 50")
+        kind, cols = cursor_execute(c, sid, [50])
+        first, _ = fetch(c, sid, 2, cols)
+        ctx.hd.ctl("reload")
+        after = err_of(fetch, c, sid, 5, cols)
+        kind2, cols = cursor_execute(c, sid, [50])
+        again, _ = fetch(c, sid, 3, cols)
+        return kind, first, after, kind2, again
+
+    kind, first, after, kind2, again = as_agent(ctx, run)
+    check(kind == kind2 == "cursor" and len(first) == 2 and len(again) == 3, "the cursors: %r %r %r" % (first, kind2, again))
+    check(after[:3] == ("err", 1105, "HY000") and "policy changed" in after[3],
+          "a fetch after a reload: %r" % (after,))
+
+
 def test_masking_computed_columns(ctx):
     queries = [
         "select concat(ssn, '') from patients order by id limit 100",
@@ -2710,6 +2732,7 @@ TESTS = [
     test_masking_binary_protocol,
     test_cursors_fetch_what_the_server_sends,
     test_cursors_never_let_a_masked_value_out,
+    test_cursor_does_not_outlive_its_policy,
     test_masking_computed_columns,
     test_approval_runs_the_held_statement,
     test_approval_denied_gets_1227_with_the_reason,

@@ -1489,6 +1489,7 @@ int my_execute(struct my *m, const uint8_t *p, size_t len)
 	m->nseq = 1;
 	m->binary = 1;
 	m->cursor_req = p[5] & MY_CURSOR_TYPE_READ_ONLY; /* it may open another */
+	m->exec_pol_gen = hoopd.pol_gen;
 	m->exec_stmt = t->id;
 	if (!keeps_settings(t->facts))
 		m->resettle = 1;
@@ -1528,15 +1529,18 @@ int my_fetch(struct my *m, const uint8_t *p, size_t len)
 			 my_le32(p + 1));
 		return refuse_errno(m, MY_ER_UNKNOWN_STMT_HANDLER, "HY000", msg);
 	}
-	if (t->cursor && !my_mask_usable(t->cursor_mk)) {
-		/* opened while masking was off: its rows were never planned for masking */
+	if (t->cursor &&
+	    (!my_mask_usable(t->cursor_mk) || t->cursor_pol_gen != hoopd.pol_gen)) {
+		/* opened while masking was off (its rows were never planned for masking), or
+		 * under a policy since replaced: what the new one denies or masks would come
+		 * out of a cursor the old one judged and planned */
 		my_cursor_close(t);
 		t->cursor_withheld = 1;
 	}
 	if (t->cursor_withheld)
 		return refuse_errno(m, MY_ER_UNKNOWN_ERROR, "HY000",
 				    "hoop: the rest of this cursor's result is withheld (a value "
-				    "could not be masked, or masking was turned on since it was "
+				    "could not be masked, or the policy changed since it was "
 				    "opened); execute the statement again");
 	if (!t->cursor) {
 		snprintf(msg, sizeof(msg), "The statement (%u) has no open cursor", t->id);

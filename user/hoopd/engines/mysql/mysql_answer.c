@@ -110,6 +110,7 @@ static int cursor_opened(struct my *m, const uint8_t *p, size_t len, uint16_t st
 	my_cursor_close(t);
 	t->cursor = 1;
 	t->cursor_seq = cur_seq(m);
+	t->cursor_pol_gen = m->exec_pol_gen;
 	t->cursor_rows = t->cursor_bytes = 0;
 	t->cursor_mk = my_mask_detach(m);
 	m->rs = RS_FIRST;

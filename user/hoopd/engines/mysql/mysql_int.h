@@ -58,6 +58,7 @@ struct my_stmt {
 	int cursor_withheld; /* a fetch's row could not be masked: the rest is not sent */
 	struct my_mask *cursor_mk;
 	uint64_t cursor_seq;
+	uint64_t cursor_pol_gen; /* the policy its execution was judged and planned under */
 	uint64_t cursor_rows, cursor_bytes;
 	struct my_stmt *next;
 };
@@ -111,6 +112,7 @@ struct my {
 	int binary;	 /* rows in the binary protocol (COM_STMT_EXECUTE) */
 	int setopt;	 /* MR_ONE is COM_SET_OPTION's answer: an EOF or an ERR */
 	int cursor_req;	 /* the COM_STMT_EXECUTE in flight asked for a cursor */
+	uint64_t exec_pol_gen; /* ...judged under this policy (hoopd.pol_gen) */
 	uint32_t exec_stmt; /* the statement the COM_STMT_EXECUTE or FETCH in flight is for */
 	uint8_t out_seq; /* the sequence id of hoopd's next packet to the agent */
 	uint64_t first_seq; /* records: the first statement this answer is for */
