@@ -2129,73 +2129,144 @@ def test_fingerprint_grants_do_not_cover_mysql_text(ctx):
           (before, [visits_of(ctx, i) for i in (1, 2, 3)]))
 
 
+def test_approver_sees_the_sql_mode_and_database(ctx):
+    """A held statement's request shows the approver the session's whole sql_mode, with a note
+    for each flag that changes what a text does, and the database its unqualified names resolve
+    in, in `hoopctl approvals` and its JSON. Found by a hostile review: under PIPES_AS_CONCAT
+    `where id = 5 || 3 < 2` updates every row, and the request showed only the text."""
+    sql = "update patients set visits = visits + 1000 where id = 5 || 3 < 2"
+
+    def run():
+        c = connect(ctx)
+        note(c.thread_id())
+        cur = c.cursor()
+        cur.execute("set session sql_mode = 'PIPES_AS_CONCAT,STRICT_TRANS_TABLES'")
+        return attempt(cur, sql)
+
+    before = visits_of(ctx, 5)
+    a = Agent(ctx, run, uid=NOBODY)
+    a.note()
+    req = wait_request(ctx, "where id = 5 ||", a)
+    ra = req.get("read_as", {})
+    check(ra.get("sql_mode") == "PIPES_AS_CONCAT,STRICT_TRANS_TABLES" and ra.get("database") == "clinical",
+          "the request's read_as: %r" % ra)
+    check(req.get("target") == TARGET and req.get("db_user") == AGENT, "where it would run: %r" % req)
+    text = ctx.hd.ctl("approvals").stdout
+    check("under sql_mode: PIPES_AS_CONCAT,STRICT_TRANS_TABLES" in text and "NOTE PIPES_AS_CONCAT" in text
+          and "in database: clinical" in text and "as database user agent" in text,
+          "hoopctl approvals does not show the reading:\n" + text)
+    ctx.hd.ctl("deny", req["id"], "--reason", "reads differently")
+    r = a.result()
+    check(r[:2] == ("err", 1227) and visits_of(ctx, 5) == before, "the denied update: %r" % (r,))
+
+
 def test_approval_mode_retry(ctx):
     """A target with approval_mode: retry: the held statement is refused at once with its
-    request's id (no connection waits); sent again before a decision, it is refused with the
-    same id; approved, the identical statement runs once (the next time it needs approval
-    again); denied, the retry gets the denial; a different text or another database user does
-    not use the approval; all of it on record."""
+    request's id (no connection waits); sent again before a decision, the same id; approved,
+    the identical statement sent again as the connection's next statement runs once; anything
+    else judged on the connection in between (a SET of sql_mode that would change how the text
+    reads, any other statement) voids the request, so a text runs only as the approver was
+    shown it; another connection never uses it; denied, the retry hears it; all on record."""
     sql = "select id, visits from patients order by id"   # no LIMIT: phi-export-needs-approval
     upd = "update patients set visits = visits + 100 where id = 11"   # patient-updates-need-approval
     before_visits = visits_of(ctx, 11)
+    go = tempfile.mkdtemp(prefix="hoop-retry-")
+    os.chmod(go, 0o755)
     ctx.hd.write_policy(policy(ctx).replace("upstream_tls: disable ", "approval_mode: retry\n    upstream_tls: disable ", 1))
     ctx.hd.ctl("reload")
-    try:
-        def once(text, user=AGENT, pw=AGENT_PW, mode=None):
-            def run():
-                c = connect(ctx, user=user, password=pw)
-                if mode:
-                    c.cursor().execute("set session sql_mode = '%s'" % mode)
-                r = attempt(c.cursor(), text)
-                c.close()
-                return r
-            return as_agent(ctx, run, uid=NOBODY)
 
+    def wait_go(name):
+        wait_for(lambda: os.path.exists(os.path.join(go, name)), 30, "the test's go " + name)
+
+    def rid_of(r):
+        m = re.search(r"request (a[0-9a-f]{8}) is open", r[3] if len(r) > 3 else "")
+        return m.group(1) if m else None
+
+    def agent():
+        c = MyClient(ctx.db.port)
+        out = {}
+        out["r1"] = err_of(c.query, sql)
+        out["r2"] = err_of(c.query, sql)
+        note(("asked", rid_of(out["r1"])))
+        wait_go("approved-1")
+        out["r3"] = err_of(c.query, sql)               # approved: runs once
+        out["r4"] = err_of(c.query, sql)               # asks again
+        note(("asked", rid_of(out["r4"])))
+        wait_go("approved-2")
+        other = MyClient(ctx.db.port)                  # another connection: not its approval
+        out["other"] = err_of(other.query, sql)
+        other.close()
+        out["between"] = err_of(c.query, "set session sql_mode = 'PIPES_AS_CONCAT'")
+        out["r5"] = err_of(c.query, sql)               # the approval is void now
+        note(("asked", rid_of(out["r5"])))
+        wait_go("denied")
+        out["r6"] = err_of(c.query, sql)               # the denial
+        out["u1"] = err_of(c.query, upd)
+        note(("asked", rid_of(out["u1"])))
+        wait_go("approved-3")
+        out["u2"] = err_of(c.query, upd)
+        c.close()
+        return out
+
+    def listed(rid):
+        return wait_for(lambda: [x for x in pending(ctx) if x["id"] == rid], 10, "request %s listed" % rid)[0]
+
+    try:
         mark = len(trail(ctx))
-        r1 = once(sql)
-        check(r1[:2] == ("err", 1227) and "hoopctl approve" in r1[2], "the first try: %r" % (r1,))
-        rid = re.search(r"request (a[0-9a-f]{8}) is open", r1[2])
-        check(rid, "no request id in %r" % r1[2])
-        rid = rid.group(1)
-        req = [a for a in pending(ctx) if a["id"] == rid]
-        check(req and req[0]["statement"] == sql and req[0].get("mode") == "retry", "hoopctl approvals: %r" % pending(ctx))
-        r2 = once(sql)
-        check(r2[:2] == ("err", 1227) and rid in r2[2], "a retry before the decision: %r" % (r2,))
-        check(len([a for a in pending(ctx) if a["statement"] == sql]) == 1, "a second request: %r" % pending(ctx))
+        a = Agent(ctx, agent, uid=NOBODY)
+        _, rid = a.note()
+        check(rid, "no request id in the first refusal")
+        req = listed(rid)
+        check(req["statement"] == sql and req.get("mode") == "retry", "hoopctl approvals: %r" % req)
+        check(len([x for x in pending(ctx) if x["statement"] == sql]) == 1, "a second request: %r" % pending(ctx))
         ctx.hd.ctl("approve", rid, "--yes", "--reason", "ticket 9")
-        check(not [a for a in pending(ctx) if a["id"] == rid], "still listed after approval: %r" % pending(ctx))
-        other = once(sql + " limit 1000")      # not the approved text (and not held: it has a LIMIT)
-        check(other[0] == "ok", "another text: %r" % (other,))
-        analyst = once(sql, "analyst", "analystpw")
-        check(analyst[:2] == ("err", 1227) and rid not in analyst[2], "another database user used the approval: %r" % (analyst,))
-        ansi = once(sql, mode="ANSI_QUOTES")      # the same bytes read under other quoting
-        check(ansi[:2] == ("err", 1227) and rid not in ansi[2], "the approval covered another reading: %r" % (ansi,))
-        r3 = once(sql)
-        check(r3 == ("ok", [(p["id"], p["visits"]) for p in ctx.patients]), "the approved retry: %r" % (r3,))
-        r4 = once(sql)
-        check(r4[:2] == ("err", 1227) and rid not in r4[2], "the approval ran twice: %r" % (r4,))
-        # denied: the retry hears it, the update never ran
-        u1 = once(upd)
-        uid_ = re.search(r"request (a[0-9a-f]{8}) is open", u1[2]).group(1)
-        ctx.hd.ctl("deny", uid_, "--reason", "no ticket")
-        u2 = once(upd)
-        check(u2[:2] == ("err", 1227) and "no ticket" in u2[2] and uid_ in u2[2], "the denied retry: %r" % (u2,))
-        check(visits_of(ctx, 11) == before_visits, "the denied update ran")
+        open(os.path.join(go, "approved-1"), "w").close()
+        _, rid2 = a.note()
+        check(rid2 and rid2 != rid, "the statement after the approved run: %r" % rid2)
+        listed(rid2)
+        ctx.hd.ctl("approve", rid2, "--yes")
+        open(os.path.join(go, "approved-2"), "w").close()
+        _, rid3 = a.note()
+        listed(rid3)
+        ctx.hd.ctl("deny", rid3, "--reason", "no ticket")
+        open(os.path.join(go, "denied"), "w").close()
+        _, urid = a.note()
+        listed(urid)
+        ctx.hd.ctl("approve", urid, "--yes")
+        open(os.path.join(go, "approved-3"), "w").close()
+        out = a.result()
+        rows = [[str(p["id"]), str(p["visits"])] for p in ctx.patients]
+        for k in ("r1", "r2"):
+            check(out[k][:2] == ("err", 1227) and rid in out[k][3] and "hoopctl approve" in out[k][3], "%s: %r" % (k, out[k]))
+        check(out["r3"][0] == "ok" and out["r3"][1][0][1] == rows, "the approved retry: %r" % (out["r3"][:1],))
+        check(out["r4"][:2] == ("err", 1227), "the approval ran twice: %r" % (out["r4"],))
+        check(out["other"][:2] == ("err", 1227) and rid2 not in out["other"][3],
+              "another connection used the approval: %r" % (out["other"],))
+        check(out["between"][0] == "ok", "the SET: %r" % (out["between"],))
+        check(out["r5"][:2] == ("err", 1227) and rid2 not in out["r5"][3],
+              "an approval used after another statement on the connection: %r" % (out["r5"],))
+        check(out["r6"][:2] == ("err", 1227) and "no ticket" in out["r6"][3] and rid3 in out["r6"][3],
+              "the denied retry: %r" % (out["r6"],))
+        check(out["u2"][0] == "ok" and visits_of(ctx, 11) == before_visits + 100, "the approved update: %r" % (out["u2"],))
         ev = trail(ctx)[mark:]
-        used = [e for e in ev if e["kind"] == "approval_used"]
-        check([(e["approval"], e["decision"]) for e in used] == [(rid, "approved"), (uid_, "denied")],
-              "approval_used records: %r" % used)
+        used = [(e["approval"], e["decision"]) for e in ev if e["kind"] == "approval_used"]
+        check(used == [(rid, "approved"), (rid3, "denied"), (urid, "approved")], "approval_used records: %r" % used)
+        void = [e["approval"] for e in ev if e["kind"] == "approval_decision" and e.get("decision") == "void"]
+        check(rid2 in void, "the voided approval is not on record: %r" % void)
         st = [e for e in ev if e["kind"] == "statement" and e.get("text") == sql]
         check([(e["verdict"], e.get("refused"), e.get("approval")) for e in st][:2] ==
               [("deny", "approval_pending", rid)] * 2, "the refused tries' records: %r" % st[:2])
         ran = [e for e in st if e["verdict"] == "allow"]
         check(len(ran) == 1 and ran[0].get("reason") == "approved " + rid, "the approved run's record: %r" % ran)
-        check(not server_saw(ctx, "visits + 100 where id = 11"), "the update reached the server")
     finally:
         ctx.hd.write_policy(policy(ctx))
         ctx.hd.ctl("reload")
-        for a in pending(ctx):
-            ctx.hd.ctl("deny", a["id"], "--reason", "test cleanup")
+        for x in pending(ctx):
+            ctx.hd.ctl("deny", x["id"], "--reason", "test cleanup", check=False)
+        shutil.rmtree(go, ignore_errors=True)
+        db = ctx.db.connect(db="clinical")
+        db.cursor().execute("update patients set visits = %s where id = 11", (before_visits,))
+        db.close()
 
 
 def test_probes_and_laundering_of_masked_columns(ctx):
@@ -2736,6 +2807,7 @@ TESTS = [
     test_masking_computed_columns,
     test_approval_runs_the_held_statement,
     test_approval_denied_gets_1227_with_the_reason,
+    test_approver_sees_the_sql_mode_and_database,
     test_approval_mode_retry,
     test_fingerprint_grants_do_not_cover_mysql_text,
     test_probes_and_laundering_of_masked_columns,

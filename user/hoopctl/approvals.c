@@ -36,6 +36,41 @@ static void show_text(const char *label, const char *t)
 	printf("\n");
 }
 
+/* MySQL's sql_mode, and what in it changes what a text does: an approver reading `a || b` as
+ * OR approves something else under PIPES_AS_CONCAT, `"x"` as a string under ANSI_QUOTES. */
+static void show_sql_mode(const char *mode)
+{
+	static const struct {
+		const char *flag, *means;
+	} warn[] = {
+	    {"ANSI_QUOTES", "\"...\" is a NAME, not a string"},
+	    {"PIPES_AS_CONCAT", "|| joins strings, it is not OR"},
+	    {"NO_BACKSLASH_ESCAPES", "a backslash in '...' is an ordinary character"},
+	    {"HIGH_NOT_PRECEDENCE", "NOT a BETWEEN b AND c is (NOT a) BETWEEN ..."},
+	    {"IGNORE_SPACE", "a space may follow a function name; function names are keywords"},
+	    {"NO_UNSIGNED_SUBTRACTION", "unsigned subtraction gives a signed result"},
+	    {"EMPTY_STRING_IS_NULL", "'' is NULL"},
+	    {"SIMULTANEOUS_ASSIGNMENT", "UPDATE ... SET a = b, b = a swaps (reads old values)"},
+	    {"ANSI", "ANSI_QUOTES, PIPES_AS_CONCAT, IGNORE_SPACE and more"},
+	    {"ORACLE", "Oracle's syntax"},
+	    {"MSSQL", "SQL Server's quoting"},
+	    {"POSTGRESQL", "ANSI_QUOTES, PIPES_AS_CONCAT and more"},
+	    {"DB2", "ANSI_QUOTES, PIPES_AS_CONCAT and more"},
+	    {"MAXDB", "ANSI_QUOTES, PIPES_AS_CONCAT and more"},
+	};
+	char buf[1100];
+
+	printf("  under sql_mode: %s\n", *mode ? disp(mode) : "(empty)");
+	snprintf(buf, sizeof(buf), ",%s,", mode);
+	for (size_t i = 0; i < sizeof(warn) / sizeof(warn[0]); i++) {
+		char f[40];
+
+		snprintf(f, sizeof(f), ",%s,", warn[i].flag);
+		if (strstr(buf, f))
+			printf("    NOTE %s: %s\n", warn[i].flag, warn[i].means);
+	}
+}
+
 /* How hoopd reads the held text (read_as): its statements, which of them is held and why, and
  * the session setting the reading depends on. An approver must not have to split it by eye. */
 static void show_read_as(struct json_object *a)
@@ -53,6 +88,10 @@ static void show_read_as(struct json_object *a)
 		   ? " (the session has standard_conforming_strings off: a backslash escapes a "
 		     "quote in '...')"
 		   : "");
+	if (json_object_object_get_ex(ra, "database", NULL))
+		printf("  in database: %s\n", *gs(ra, "database") ? disp(gs(ra, "database")) : "(none)");
+	if (json_object_object_get_ex(ra, "sql_mode", NULL))
+		show_sql_mode(gs(ra, "sql_mode"));
 	for (size_t k = 0; k < n; k++) {
 		struct json_object *t = json_object_array_get_idx(st, k), *held;
 		char label[160];
@@ -73,6 +112,12 @@ static void show_one(struct json_object *a)
 	printf("  agent pid %lld uid %lld %s (%s), owner %s, session %s\n", gi(a, "pid"),
 	       gi(a, "uid"), disp(gs(a, "comm")), disp(gs(a, "exe")),
 	       *gs(a, "owner") ? disp(gs(a, "owner")) : "-", disp(gs(a, "session")));
+	if (*gs(a, "target"))
+		printf("  to %s (%s) as database user %s%s%s%s\n", disp(gs(a, "target")),
+		       disp(gs(a, "destination")), disp(gs(a, "db_user")),
+		       *gs(a, "login_database") ? ", logged in to " : "",
+		       *gs(a, "login_database") ? disp(gs(a, "login_database")) : "",
+		       !strcmp(gs(a, "mode"), "retry") ? "; approval_mode retry" : "");
 	printf("  statement: %lld bytes, sha256 %s\n", gi(a, "bytes"), disp(gs(a, "sha256")));
 	show_text("", gs(a, "statement"));
 	show_read_as(a);

@@ -43,13 +43,17 @@ struct request {
 	int64_t created;
 	/* who asked, as at the request (a retry request outlives its session) */
 	struct agent who;
-	/* approval_mode: retry: no session waits (s is NULL); once decided, the request stays
-	 * (state approved or denied, decided at) until the same text comes again or it expires */
+	/* approval_mode: retry: the session does not wait (s is the session that asked, not
+	 * parked); once decided, the request stays (state approved or denied, decided at) until
+	 * the same text comes again on that session, the session ends, or it expires */
 	int retry;
 	enum { RQ_PENDING = 0, RQ_APPROVED, RQ_DENIED } state;
 	int64_t decided;
 	char denial[512];
 	int hooked; /* approvals_held_hook said it open and not yet closed */
+	/* retry: the session's statement count after its last refusal; the retry must come
+	 * next (nothing judged in between) */
+	uint64_t pos;
 	struct request *next;
 };
 
@@ -250,7 +254,7 @@ static int fail(struct session *s, const char *sqlstate, const char *message)
 
 static int open_request_as(struct session *s, const char *rule, const char *message,
 			   const char *text, size_t len, const char *split, char *id, size_t idn,
-			   int retry)
+			   int retry, uint64_t pos)
 {
 	struct request *q;
 	uint32_t rnd;
@@ -293,8 +297,9 @@ static int open_request_as(struct session *s, const char *rule, const char *mess
 	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 		rnd = (uint32_t)now_ms();
 	snprintf(q->id, sizeof(q->id), "a%08x", rnd);
-	q->s = retry ? NULL : s;
+	q->s = s;
 	q->retry = retry;
+	q->pos = pos;
 	q->who = s->agent;
 	snprintf(q->rule, sizeof(q->rule), "%s", rule);
 	snprintf(q->message, sizeof(q->message), "%s", message);
@@ -401,47 +406,52 @@ static void forget(struct session *s, const char *why)
 static int open_request(struct session *s, const char *rule, const char *message,
 			const char *text, size_t len, const char *split, char *id, size_t idn)
 {
-	return open_request_as(s, rule, message, text, len, split, id, idn, 0);
+	return open_request_as(s, rule, message, text, len, split, id, idn, 0, 0);
 }
 
 /*
- * approval_mode: retry (verdict.h hold_ops.retry). The request a text matches is one from the
- * same attachment, target and database user for the same bytes: an approval covers that
- * statement, sent again by that agent, once.
+ * approval_mode: retry (verdict.h hold_ops.retry). An approval covers the text as the approver
+ * was shown it, on the session that asked, sent again as the session's next statement: nothing
+ * can have changed what it means in between (a temporary table shadowing a name, search_path,
+ * sql_mode, a variable), just as nothing can while a held statement waits. Anything judged in
+ * between voids the request.
  */
 static int retry(struct session *s, const char *rule, const char *message, const char *text,
-		 size_t len, const char *split, char *id, size_t idn, char *msg, size_t msgn)
+		 size_t len, const char *split, uint64_t pos, int n, char *id, size_t idn, char *msg,
+		 size_t msgn)
 {
-	unsigned char md[SHA256_DIGEST_LENGTH];
-	char sha[SHA256_DIGEST_LENGTH * 2 + 1];
-	struct request *q;
+	struct request *q, *next;
 	int r;
 
-	SHA256((const unsigned char *)text, len, md);
-	hex_encode(md, sizeof(md), sha);
-	for (q = g_reqs; q; q = q->next)
-		if (q->retry && q->who.cap_cgid == s->cap_cgid && !strcmp(q->who.target, s->target) &&
-		    !strcmp(q->who.user, s->user) && !strcmp(q->sha256, sha) && q->len == len &&
-		    !memcmp(q->text, text, len) &&
+	for (q = g_reqs; q; q = next) {
+		next = q->next;
+		if (!q->retry || q->s != s)
+			continue;
+		if (q->pos == pos && q->len == len && !memcmp(q->text, text, len) &&
 		    /* read the same way (the split, the settings it was read under) */
 		    !strcmp(q->split ? q->split : "", split ? split : ""))
 			break;
+		/* another statement came first: this session's earlier request is void */
+		record(s->id, "approval_decision", q,
+		       q->state == RQ_PENDING
+			   ? ",\"decision\":\"void\",\"why\":\"another statement ran on the session first\""
+			   : ",\"decision\":\"void\",\"why\":\"another statement ran on the session "
+			     "before the retry\"");
+		unlink_req(q);
+	}
 	if (!q) {
-		int e = open_request_as(s, rule, message, text, len, split, id, idn, 1);
+		int e = open_request_as(s, rule, message, text, len, split, id, idn, 1,
+					pos + (uint64_t)n);
 
 		return e ? e : HOLD_RETRY_WAIT;
 	}
 	snprintf(id, idn, "%s", q->id);
-	if (q->state == RQ_PENDING)
+	if (q->state == RQ_PENDING) {
+		q->pos = pos + (uint64_t)n; /* sent again before a decision: still next */
 		return HOLD_RETRY_WAIT;
-	{
-		char extra[160];
-
-		/* the session that uses the decision (the request names the one that asked) */
-		snprintf(extra, sizeof(extra), ",\"decision\":\"%s\",\"used_by\":\"%s\"",
-			 q->state == RQ_APPROVED ? "approved" : "denied", s->id);
-		record(s->id, "approval_used", q, extra);
 	}
+	record(s->id, "approval_used", q,
+	       q->state == RQ_APPROVED ? ",\"decision\":\"approved\"" : ",\"decision\":\"denied\"");
 	r = q->state == RQ_APPROVED ? HOLD_RETRY_RUN : HOLD_RETRY_DENIED;
 	snprintf(msg, msgn, "%s", q->denial);
 	hlog_conn(HLOG_INFO, s->id, s->peer, "approval %s used: the statement %s", q->id,
@@ -550,6 +560,11 @@ void approvals_list_array(struct jbuf *j)
 		if (q->no_grant[0]) /* --scope fingerprint will be refused, and why */
 			jb_kv_str(j, "fingerprint_refused", q->no_grant);
 		jb_kv_str(j, "session", q->who.id);
+		/* where it would run, and as whom */
+		jb_kv_str(j, "target", q->who.target);
+		jb_kv_str(j, "destination", q->who.dst);
+		jb_kv_str(j, "db_user", q->who.user);
+		jb_kv_str(j, "login_database", q->who.database);
 		jb_kv_str(j, "owner", q->who.owner);
 		jb_kv_int(j, "pid", q->who.o.tgid);
 		jb_kv_int(j, "uid", q->who.o.uid);
@@ -719,10 +734,11 @@ void approvals_tick(void)
 			}
 		} else if (now - q->created >= limit) {
 			struct session *s = q->s;
+			int parked = !q->retry;
 
 			record(q->who.id, "approval_decision", q, ",\"decision\":\"timed_out\"");
 			unlink_req(q);
-			if (s)
+			if (parked)
 				fail(s, "57014", "hoop: canceling statement: no approver decided in time");
 		}
 	}
@@ -745,6 +761,7 @@ void approvals_fail_all(const char *why)
 	while (g_reqs) {
 		struct request *q = g_reqs;
 		struct session *s = q->s;
+		int parked = !q->retry;
 		struct jbuf e;
 
 		jb_init(&e);
@@ -754,7 +771,7 @@ void approvals_fail_all(const char *why)
 		record_fields(q->who.id, "approval_decision", q, &e);
 		jb_free(&e);
 		unlink_req(q);
-		if (s)
+		if (parked)
 			fail(s, "57P01", "hoop: hoopd is stopping; the statement waiting for approval "
 					 "was not run");
 	}

@@ -40,6 +40,10 @@ void gate_init(struct gate *g, struct session *s, const struct gate_ops *ops, vo
 
 void gate_free(struct gate *g)
 {
+	/* the session ends: approval_mode: retry requests it asked go with it (a held
+	 * statement's engine has said so already) */
+	if (hold_ops && hold_ops->forget && g->s)
+		hold_ops->forget(g->s, "session ended");
 	free(g->made);
 	g->made = NULL;
 	g->nmade = 0;
@@ -319,7 +323,7 @@ static char *held_split(const struct gate *g, const struct gate_batch *b)
 	struct jbuf j;
 	char *out;
 
-	if (b->n <= 1 && !escape && !(b->reading && b->reading[0]))
+	if (b->n <= 1 && !escape && !b->reading && !b->schema)
 		return NULL;
 	jb_init(&j);
 	jb_obj_open(&j);
@@ -339,8 +343,10 @@ static char *held_split(const struct gate *g, const struct gate_batch *b)
 	jb_arr_close(&j);
 	if (escape)
 		jb_kv_str(&j, "standard_conforming_strings", "off");
-	if (b->reading && b->reading[0])
+	if (b->reading)
 		jb_kv_str(&j, "sql_mode", b->reading);
+	if (b->schema)
+		jb_kv_str(&j, "database", b->schema);
 	jb_obj_close(&j);
 	out = j.oom ? NULL : strdup(jb_str(&j));
 	jb_free(&j);
@@ -400,8 +406,8 @@ static int retry(struct gate *g, struct gate_batch *b)
 {
 	char *split = held_split(g, b);
 	char denial[512] = "", msg[256];
-	int r = hold_ops->retry(g->s, b->rule, b->message, b->text, b->len, split, b->hold_id,
-				sizeof(b->hold_id), denial, sizeof(denial));
+	int r = hold_ops->retry(g->s, b->rule, b->message, b->text, b->len, split, g->seq, b->n,
+				b->hold_id, sizeof(b->hold_id), denial, sizeof(denial));
 
 	free(split);
 	if (r == -EDQUOT)
@@ -426,8 +432,9 @@ static int retry(struct gate *g, struct gate_batch *b)
 		snprintf(msg, sizeof(msg), "%.200s (approval %s)", denial, b->hold_id);
 	else
 		snprintf(msg, sizeof(msg),
-			 "hoop: this statement needs approval (%.60s): request %s is open; send "
-			 "the same statement again once an approver has run hoopctl approve %s",
+			 "hoop: this statement needs approval (%.60s): request %s is open; once an "
+			 "approver has run hoopctl approve %s, send the same statement again as "
+			 "this connection's next statement",
 			 b->rule, b->hold_id, b->hold_id);
 	for (int i = 0; i < b->n; i++) {
 		const struct gate_stmt *t = &b->st[i];

@@ -133,10 +133,13 @@ struct gate_batch {
 	int quiet_allow;       /* an allowed statement is recorded later (when it runs) */
 	struct masking *mk;    /* the masking engine its plans are by, or NULL */
 	struct gate_shape *shape; /* st[0]'s shape lookup, or NULL */
-	/* settings the engine read the text under beyond the dialect's (MySQL: the sql_mode
-	 * flags that change quoting), or NULL for the server's defaults: shown to an approver
-	 * with a held text, and part of what an approval_mode: retry approval matches */
+	/* settings the engine read the text under beyond the dialect's (MySQL: the session's
+	 * whole sql_mode), or NULL: shown to an approver with a held text, and part of what an
+	 * approval_mode: retry approval matches */
 	const char *reading;
+	/* the database the text's unqualified names resolve in (MySQL's DATABASE()), or NULL:
+	 * shown with a held text, bound like reading */
+	const char *schema;
 	/* parse_error: why the text could not be split (gate_split's); kind SQL_ERR_GRAMMAR is
 	 * what the server itself would answer */
 	struct sql_error err;

@@ -8,6 +8,7 @@
 #define HOOP_VERDICT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct session;
 struct catalog;
@@ -62,15 +63,17 @@ struct hold_ops {
 		    size_t len, const char *split_json, char *id, size_t idn);
 	/* The session ends or its statement was cancelled: close its request. */
 	void (*forget)(struct session *s, const char *why);
-	/* A target with approval_mode: retry: the statement is not parked. For the same text
-	 * from the same attachment (cap_cgid), target and database user: HOLD_RETRY_RUN when an
-	 * approver approved its request (used up: it runs once), HOLD_RETRY_DENIED when one
-	 * denied it (msg says so; used up too), HOLD_RETRY_WAIT when its request is open (a new
-	 * one is opened when there is none); id says which request. Or -errno (-EDQUOT: too
-	 * many waiting). */
+	/* A target with approval_mode: retry: the statement is not parked. pos is how many
+	 * statements the session has had judged before this one, n how many this text holds.
+	 * For the same text, read the same way (split_json), sent again on the same session
+	 * with no statement in between (so that nothing can have changed what it means):
+	 * HOLD_RETRY_RUN when an approver approved its request (used up: it runs once),
+	 * HOLD_RETRY_DENIED when one denied it (msg says so; used up too), HOLD_RETRY_WAIT when
+	 * its request is open (a new one is opened when there is none); id says which
+	 * request. Or -errno (-EDQUOT: too many waiting). */
 	int (*retry)(struct session *s, const char *rule, const char *message, const char *text,
-		     size_t len, const char *split_json, char *id, size_t idn, char *msg,
-		     size_t msgn);
+		     size_t len, const char *split_json, uint64_t pos, int n, char *id, size_t idn,
+		     char *msg, size_t msgn);
 };
 enum { HOLD_RETRY_WAIT = 0, HOLD_RETRY_RUN = 1, HOLD_RETRY_DENIED = 2 };
 extern const struct hold_ops *hold_ops;

@@ -339,6 +339,7 @@ int my_settings_row(struct my *m, const uint8_t *p, size_t len)
 		return -1;
 	memcpy(mode, a, al);
 	mode[al] = '\0';
+	snprintf(m->sql_mode, sizeof(m->sql_mode), "%s", mode);
 	memcpy(cs, b, bl);
 	cs[bl] = '\0';
 	m->lex.ansi_quotes = m->lex.no_backslash_escapes = m->lex.unread_mode = 0;
@@ -1054,11 +1055,11 @@ int my_query(struct my *m, const uint8_t *pkt, size_t plen, int judge)
 	int r = -1, resettle = 0;
 
 	memset(st, 0, sizeof(st));
-	b.reading = m->lex.ansi_quotes && m->lex.no_backslash_escapes
-			    ? "ANSI_QUOTES,NO_BACKSLASH_ESCAPES"
-		    : m->lex.ansi_quotes	      ? "ANSI_QUOTES"
-		    : m->lex.no_backslash_escapes ? "NO_BACKSLASH_ESCAPES"
-						  : NULL;
+	/* an approver sees the whole sql_mode and the current database: PIPES_AS_CONCAT,
+	 * HIGH_NOT_PRECEDENCE and others change what a text does, the database what its
+	 * unqualified names are */
+	b.reading = m->sql_mode;
+	b.schema = m->curdb;
 	if (judge && is_kill(sql, len, &kid)) {
 		int answered = 0;
 

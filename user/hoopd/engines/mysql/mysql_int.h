@@ -95,6 +95,7 @@ struct my {
 	int settings_known;
 	int settings_cols; /* the settings query's columns: 4 with the base tables (masking) */
 	char curdb[257];   /* DATABASE(), lower case ("" none), as the server last said */
+	char sql_mode[1024]; /* @@session.sql_mode as the server last said it (approvers see it) */
 	/* masking: "schema\x1ftable" of the base tables the login could see, sorted */
 	char **cat;
 	char *cat_buf;
