@@ -43,6 +43,18 @@ static void unsure_error(struct sql_error *err)
 		 "the session's sql_mode may have changed and is not known yet");
 }
 
+void mysql_dialect_settings(const struct myl_settings *st, int unsure, struct dialect_settings *ds)
+{
+	memset(ds, 0, sizeof(*ds));
+	ds->my_ansi_quotes = st->ansi_quotes;
+	ds->my_no_backslash_escapes = st->no_backslash_escapes;
+	ds->my_unread_mode = st->unread_mode;
+	ds->my_mariadb = st->mariadb;
+	ds->my_version = st->version;
+	ds->my_unsafe_charset = st->unsafe_charset;
+	ds->unsure = unsure;
+}
+
 static int my_dsplit(const struct dialect_settings *ds, const char *sql, size_t len,
 		     struct dialect_split *out, struct sql_error *err)
 {

@@ -39,6 +39,11 @@ struct mysql_split {
 int mysql_split(const struct myl_settings *st, const char *text, size_t len,
 		struct mysql_split *out, char *why, size_t whyn);
 
+/* The dialect seam's settings (dialect.h; dialect_mysql.c) from the lexer's, with unsure set
+ * while the engine does not know them. */
+struct dialect_settings;
+void mysql_dialect_settings(const struct myl_settings *st, int unsure, struct dialect_settings *ds);
+
 /* Facts of a text (its statements merged). 0, or -1 with f->parse_error and f->error. */
 int mysql_facts(const struct myl_settings *st, const char *text, size_t len, struct sqlfacts *f);
 

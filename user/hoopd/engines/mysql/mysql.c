@@ -116,14 +116,7 @@ static int refuse_errno(struct my *m, unsigned err, const char *state, const cha
 static void my_ds(const struct my *m, const struct myl_settings *lex,
 		  struct dialect_settings *ds)
 {
-	memset(ds, 0, sizeof(*ds));
-	ds->my_ansi_quotes = lex->ansi_quotes;
-	ds->my_no_backslash_escapes = lex->no_backslash_escapes;
-	ds->my_unread_mode = lex->unread_mode;
-	ds->my_mariadb = lex->mariadb;
-	ds->my_version = lex->version;
-	ds->my_unsafe_charset = lex->unsafe_charset;
-	ds->unsure = !m->settings_known;
+	mysql_dialect_settings(lex, !m->settings_known, ds);
 }
 
 struct my_stmt *my_stmt_find(struct my *m, uint32_t id)
