@@ -23,104 +23,103 @@
 #include "hoopctl.h"
 #include "trailread.h"
 
-#define CENTRAL_DSN_MAX	   4096
-#define CENTRAL_PUB_MAX	   4096
-#define CENTRAL_NODE_MAX   63
-#define BATCH_RECORDS	   1000
-#define BATCH_BYTES	   (1 << 20)
-#define POLL_MS		   200
-#define HEARTBEAT_S	   10
-#define BACKOFF_MIN_MS	   200
-#define BACKOFF_MAX_MS	   10000
-#define STATUS_FILE	   "central-shipped"
-#define PARTITIONS_AHEAD   3 /* this month and the next two */
+#define CENTRAL_DSN_MAX	 4096
+#define CENTRAL_PUB_MAX	 4096
+#define CENTRAL_NODE_MAX 63
+#define BATCH_RECORDS	 1000
+#define BATCH_BYTES	 (1 << 20)
+#define POLL_MS		 200
+#define HEARTBEAT_S	 10
+#define BACKOFF_MIN_MS	 200
+#define BACKOFF_MAX_MS	 10000
+#define STATUS_FILE	 "central-shipped"
 
 /* ---- the schema, one migration per entry; never edit one that has shipped, add the next ---- */
 
 static const char mig1[] =
-	/* records: partitioned by the record's own time; the primary key must hold the partition
-	 * key, so the deduplication key is (node, seq, ts): a record sent again has the same ts.
-	 * Its index also serves (node, seq) (the shipper's max(seq), verify's order): no second
-	 * index. */
-	"create table hoop.nodes ("
-	"  node text primary key,"
-	"  audit_pub text,"
-	"  first_seen timestamptz not null default now(),"
-	"  last_seen timestamptz not null default now(),"
-	"  shipped_seq bigint not null default 0);"
-	"create table hoop.records ("
-	"  node text not null,"
-	"  seq bigint not null,"
-	"  seg integer not null,"
-	"  ts timestamptz not null,"
-	"  kind text not null,"
-	"  session text,"
-	"  line text not null,"
-	"  primary key (node, seq, ts)"
-	") partition by range (ts);"
-	"create table hoop.records_default partition of hoop.records default;"
-	/* The node's name for row-level security: its login role's name (docs/fleet.md). */
-	"create function hoop.node_name() returns text language sql stable"
-	"  as $$ select current_user::text $$;"
-	/* Monthly partitions from this month on, made when missing; rows already in the default
-	 * partition for such a month move into it. */
-	"create function hoop.ensure_partitions(months int) returns int"
-	"  language plpgsql security definer set search_path = pg_catalog, pg_temp as $f$\n"
-	"declare\n"
-	"  first date := date_trunc('month', now() at time zone 'UTC')::date;\n"
-	"  lo text; hi text; part text; made int := 0;\n"
-	"begin\n"
-	"  if months is null or months < 1 or months > 120 then\n"
-	"    raise exception 'hoop.ensure_partitions: months must be 1..120, not %', months;\n"
-	"  end if;\n"
-	"  for i in 0 .. months - 1 loop\n"
-	"    part := 'records_' || to_char(first + make_interval(months => i), 'YYYYMM');\n"
-	"    continue when to_regclass('hoop.' || part) is not null;\n"
-	"    lo := to_char(first + make_interval(months => i), 'YYYY-MM-DD') || ' 00:00:00+00';\n"
-	"    hi := to_char(first + make_interval(months => i + 1), 'YYYY-MM-DD') || ' 00:00:00+00';\n"
-	"    lock table hoop.records_default in exclusive mode;\n"
-	"    execute format('create table hoop.%I (like hoop.records including defaults)', part);\n"
-	"    execute format('insert into hoop.%I select * from hoop.records_default"
-	" where ts >= %L and ts < %L', part, lo, hi);\n"
-	"    execute format('delete from hoop.records_default where ts >= %L and ts < %L', lo, hi);\n"
-	"    execute format('alter table hoop.records attach partition hoop.%I"
-	" for values from (%L) to (%L)', part, lo, hi);\n"
-	"    made := made + 1;\n"
-	"  end loop;\n"
-	"  return made;\n"
-	"end $f$;"
-	/* Roles: groups the operator grants to login roles. Cluster-wide, so made only if
-	 * missing. */
-	"do $$ begin"
-	"  if not exists (select from pg_roles where rolname = 'hoop_node') then"
-	"    create role hoop_node nologin; end if;"
-	"  if not exists (select from pg_roles where rolname = 'hoop_auditor') then"
-	"    create role hoop_auditor nologin; end if;"
-	"  if not exists (select from pg_roles where rolname = 'hoop_approver') then"
-	"    create role hoop_approver nologin; end if;"
-	"end $$;"
-	"revoke all on schema hoop from public;"
-	"revoke all on all tables in schema hoop from public;"
-	"revoke all on all functions in schema hoop from public;"
-	"grant usage on schema hoop to hoop_node, hoop_auditor, hoop_approver;"
-	"grant execute on function hoop.node_name() to hoop_node, hoop_auditor, hoop_approver;"
-	"grant execute on function hoop.ensure_partitions(int) to hoop_node;"
-	"grant select, insert on hoop.records to hoop_node;"
-	"grant select, insert, update on hoop.nodes to hoop_node;"
-	"grant select on hoop.schema_version to hoop_node, hoop_auditor, hoop_approver;"
-	"grant select on hoop.records, hoop.nodes to hoop_auditor, hoop_approver;"
-	"alter table hoop.records enable row level security;"
-	"alter table hoop.nodes enable row level security;"
-	"create policy node_insert on hoop.records for insert to hoop_node"
-	"  with check (node = hoop.node_name());"
-	"create policy node_read on hoop.records for select to hoop_node"
-	"  using (node = hoop.node_name());"
-	"create policy readers on hoop.records for select to hoop_auditor, hoop_approver"
-	"  using (true);"
-	"create policy node_own on hoop.nodes for all to hoop_node"
-	"  using (node = hoop.node_name()) with check (node = hoop.node_name());"
-	"create policy readers on hoop.nodes for select to hoop_auditor, hoop_approver"
-	"  using (true);";
+    /* records: partitioned by the record's own time; the primary key must hold the partition
+     * key, so the deduplication key is (node, seq, ts): a record sent again has the same ts.
+     * Its index also serves (node, seq) (the shipper's max(seq), verify's order): no second
+     * index. */
+    "create table hoop.nodes ("
+    "  node text primary key,"
+    "  audit_pub text,"
+    "  first_seen timestamptz not null default now(),"
+    "  last_seen timestamptz not null default now(),"
+    "  shipped_seq bigint not null default 0);"
+    "create table hoop.records ("
+    "  node text not null,"
+    "  seq bigint not null,"
+    "  seg integer not null,"
+    "  ts timestamptz not null,"
+    "  kind text not null,"
+    "  session text,"
+    "  line text not null,"
+    "  primary key (node, seq, ts)"
+    ") partition by range (ts);"
+    "create table hoop.records_default partition of hoop.records default;"
+    /* The node's name for row-level security: its login role's name (docs/fleet.md). */
+    "create function hoop.node_name() returns text language sql stable"
+    "  as $$ select current_user::text $$;"
+    /* Monthly partitions from this month on, made when missing; rows already in the default
+     * partition for such a month move into it. */
+    "create function hoop.ensure_partitions(months int) returns int"
+    "  language plpgsql security definer set search_path = pg_catalog, pg_temp as $f$\n"
+    "declare\n"
+    "  first date := date_trunc('month', now() at time zone 'UTC')::date;\n"
+    "  lo text; hi text; part text; made int := 0;\n"
+    "begin\n"
+    "  if months is null or months < 1 or months > 120 then\n"
+    "    raise exception 'hoop.ensure_partitions: months must be 1..120, not %', months;\n"
+    "  end if;\n"
+    "  for i in 0 .. months - 1 loop\n"
+    "    part := 'records_' || to_char(first + make_interval(months => i), 'YYYYMM');\n"
+    "    continue when to_regclass('hoop.' || part) is not null;\n"
+    "    lo := to_char(first + make_interval(months => i), 'YYYY-MM-DD') || ' 00:00:00+00';\n"
+    "    hi := to_char(first + make_interval(months => i + 1), 'YYYY-MM-DD') || ' 00:00:00+00';\n"
+    "    lock table hoop.records_default in exclusive mode;\n"
+    "    execute format('create table hoop.%I (like hoop.records including defaults)', part);\n"
+    "    execute format('insert into hoop.%I select * from hoop.records_default"
+    " where ts >= %L and ts < %L', part, lo, hi);\n"
+    "    execute format('delete from hoop.records_default where ts >= %L and ts < %L', lo, hi);\n"
+    "    execute format('alter table hoop.records attach partition hoop.%I"
+    " for values from (%L) to (%L)', part, lo, hi);\n"
+    "    made := made + 1;\n"
+    "  end loop;\n"
+    "  return made;\n"
+    "end $f$;"
+    /* Roles: groups the operator grants to login roles. Cluster-wide, so made only if
+     * missing. */
+    "do $$ begin"
+    "  if not exists (select from pg_roles where rolname = 'hoop_node') then"
+    "    create role hoop_node nologin; end if;"
+    "  if not exists (select from pg_roles where rolname = 'hoop_auditor') then"
+    "    create role hoop_auditor nologin; end if;"
+    "  if not exists (select from pg_roles where rolname = 'hoop_approver') then"
+    "    create role hoop_approver nologin; end if;"
+    "end $$;"
+    "revoke all on schema hoop from public;"
+    "revoke all on all tables in schema hoop from public;"
+    "revoke all on all functions in schema hoop from public;"
+    "grant usage on schema hoop to hoop_node, hoop_auditor, hoop_approver;"
+    "grant execute on function hoop.node_name() to hoop_node, hoop_auditor, hoop_approver;"
+    "grant execute on function hoop.ensure_partitions(int) to hoop_node;"
+    "grant select, insert on hoop.records to hoop_node;"
+    "grant select, insert, update on hoop.nodes to hoop_node;"
+    "grant select on hoop.schema_version to hoop_node, hoop_auditor, hoop_approver;"
+    "grant select on hoop.records, hoop.nodes to hoop_auditor, hoop_approver;"
+    "alter table hoop.records enable row level security;"
+    "alter table hoop.nodes enable row level security;"
+    "create policy node_insert on hoop.records for insert to hoop_node"
+    "  with check (node = hoop.node_name());"
+    "create policy node_read on hoop.records for select to hoop_node"
+    "  using (node = hoop.node_name());"
+    "create policy readers on hoop.records for select to hoop_auditor, hoop_approver"
+    "  using (true);"
+    "create policy node_own on hoop.nodes for all to hoop_node"
+    "  using (node = hoop.node_name()) with check (node = hoop.node_name());"
+    "create policy readers on hoop.nodes for select to hoop_auditor, hoop_approver"
+    "  using (true);";
 
 static const char *const migrations[] = {mig1};
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -135,8 +134,8 @@ static int dsn_get(const char *cmd, const char *dsn, const char *file, char *out
 		dsn = getenv("HOOP_CENTRAL_DSN");
 	if (dsn) {
 		if (strlen(dsn) >= n) {
-			fprintf(stderr, "hoopctl central %s: the DSN is longer than %zu bytes\n", cmd,
-				n - 1);
+			fprintf(stderr, "hoopctl central %s: the DSN is longer than %zu bytes\n",
+				cmd, n - 1);
 			return 2;
 		}
 		snprintf(out, n, "%s", dsn);
@@ -147,8 +146,8 @@ static int dsn_get(const char *cmd, const char *dsn, const char *file, char *out
 		size_t len;
 
 		if (!f) {
-			fprintf(stderr, "hoopctl central %s: cannot read the DSN file %s: %s\n", cmd,
-				file, strerror(errno));
+			fprintf(stderr, "hoopctl central %s: cannot read the DSN file %s: %s\n",
+				cmd, file, strerror(errno));
 			return 2;
 		}
 		if (!fgets(out, (int)n, f))
@@ -159,20 +158,27 @@ static int dsn_get(const char *cmd, const char *dsn, const char *file, char *out
 			       out[len - 1] == ' ' || out[len - 1] == '\t'))
 			out[--len] = '\0';
 		if (!len) {
-			fprintf(stderr, "hoopctl central %s: the DSN file %s is empty\n", cmd, file);
+			fprintf(stderr, "hoopctl central %s: the DSN file %s is empty\n", cmd,
+				file);
 			return 2;
 		}
 		return 0;
 	}
-	fprintf(stderr, "hoopctl central %s: no database: give --dsn DSN or --dsn-file FILE\n", cmd);
+	fprintf(stderr, "hoopctl central %s: no database: give --dsn DSN or --dsn-file FILE\n",
+		cmd);
 	return 2;
 }
 
 /* A connection, or NULL with why in err. The DSN's own settings win over these defaults. */
 static PGconn *central_connect(const char *dsn, char *err, size_t errn)
 {
-	const char *kw[] = {"application_name", "connect_timeout", "keepalives_idle",
-			    "keepalives_interval", "keepalives_count", "dbname", NULL};
+	const char *kw[] = {"application_name",
+			    "connect_timeout",
+			    "keepalives_idle",
+			    "keepalives_interval",
+			    "keepalives_count",
+			    "dbname",
+			    NULL};
 	const char *val[] = {"hoop-central", "10", "10", "5", "3", dsn, NULL};
 	PGconn *c = PQconnectdbParams(kw, val, 1);
 	PGresult *r;
@@ -188,7 +194,8 @@ static PGconn *central_connect(const char *dsn, char *err, size_t errn)
 		PQfinish(c);
 		return NULL;
 	}
-	r = PQexec(c, "set client_encoding = 'UTF8'; set client_min_messages = warning; set search_path = pg_catalog");
+	r = PQexec(c, "set client_encoding = 'UTF8'; set client_min_messages = warning; set "
+		      "search_path = pg_catalog");
 	PQclear(r);
 	return c;
 }
@@ -209,8 +216,8 @@ static const char *pg_err(PGconn *c, char *buf, size_t n)
 static int pg_do(PGconn *c, const char *sql, char *err, size_t errn)
 {
 	PGresult *r = PQexec(c, sql);
-	int ok = r && (PQresultStatus(r) == PGRES_COMMAND_OK ||
-		       PQresultStatus(r) == PGRES_TUPLES_OK);
+	int ok =
+	    r && (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK);
 
 	if (!ok)
 		pg_err(c, err, errn);
@@ -226,12 +233,12 @@ static void pg_rollback(PGconn *c)
 /* ---- options shared by the three commands ------------------------------------------------- */
 
 static const char central_usage[] =
-	"usage: hoopctl central init --dsn DSN | --dsn-file FILE\n"
-	"       hoopctl central ship (--dsn DSN | --dsn-file FILE) --node NAME [--state-dir DIR]\n"
-	"                            [--once]\n"
-	"       hoopctl central verify (--dsn DSN | --dsn-file FILE) [--node NAME] [--pub FILE]\n"
-	"                              [--json]\n"
-	"See hoopctl --help and docs/fleet.md.\n";
+    "usage: hoopctl central init --dsn DSN | --dsn-file FILE\n"
+    "       hoopctl central ship (--dsn DSN | --dsn-file FILE) --node NAME [--state-dir DIR]\n"
+    "                            [--once]\n"
+    "       hoopctl central verify (--dsn DSN | --dsn-file FILE) [--node NAME] [--pub FILE]\n"
+    "                              [--json]\n"
+    "See hoopctl --help and docs/fleet.md.\n";
 
 struct central_args {
 	const char *dsn, *dsn_file, *node, *state, *pub;
@@ -256,20 +263,38 @@ static int central_opts(const char *cmd, int argc, char **argv, struct central_a
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'D': a->dsn = optarg; break;
-		case 'F': a->dsn_file = optarg; break;
-		case 'n': a->node = optarg; break;
-		case 'd': a->state = optarg; break;
-		case 'p': a->pub = optarg; break;
-		case 'o': a->once = 1; break;
-		case 'j': a->json = 1; break;
-		case 'h': fputs(central_usage, stdout); return 0;
-		default: fputs(central_usage, stderr); return 2;
+		case 'D':
+			a->dsn = optarg;
+			break;
+		case 'F':
+			a->dsn_file = optarg;
+			break;
+		case 'n':
+			a->node = optarg;
+			break;
+		case 'd':
+			a->state = optarg;
+			break;
+		case 'p':
+			a->pub = optarg;
+			break;
+		case 'o':
+			a->once = 1;
+			break;
+		case 'j':
+			a->json = 1;
+			break;
+		case 'h':
+			fputs(central_usage, stdout);
+			return 0;
+		default:
+			fputs(central_usage, stderr);
+			return 2;
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "hoopctl central %s: unexpected argument '%s'\n%s", cmd, argv[optind],
-			central_usage);
+		fprintf(stderr, "hoopctl central %s: unexpected argument '%s'\n%s", cmd,
+			argv[optind], central_usage);
 		return 2;
 	}
 	return -1;
@@ -299,17 +324,19 @@ static int central_init(PGconn *c)
 	int have, applied = 0;
 
 	if (PQserverVersion(c) < 110000) {
-		fprintf(stderr, "hoopctl central init: PostgreSQL %d is too old: 11 or newer needed "
-				"(partitioned tables with a default partition)\n",
+		fprintf(stderr,
+			"hoopctl central init: PostgreSQL %d is too old: 11 or newer needed "
+			"(partitioned tables with a default partition)\n",
 			PQserverVersion(c) / 10000);
 		return 2;
 	}
 	if (strcmp(PQparameterStatus(c, "server_encoding") ? PQparameterStatus(c, "server_encoding")
-							     : "",
+							   : "",
 		   "UTF8")) {
-		fprintf(stderr, "hoopctl central init: the database's encoding is %s; the records are "
-				"UTF-8 and must be kept byte for byte: create the database with "
-				"ENCODING 'UTF8'\n",
+		fprintf(stderr,
+			"hoopctl central init: the database's encoding is %s; the records are "
+			"UTF-8 and must be kept byte for byte: create the database with "
+			"ENCODING 'UTF8'\n",
 			PQparameterStatus(c, "server_encoding"));
 		return 2;
 	}
@@ -332,17 +359,19 @@ static int central_init(PGconn *c)
 	PQclear(r);
 	if (have > NMIGRATIONS) {
 		pg_rollback(c);
-		fprintf(stderr, "hoopctl central init: the central schema is at version %d, newer "
-				"than this hoopctl knows (%d): use a newer hoopctl\n",
+		fprintf(stderr,
+			"hoopctl central init: the central schema is at version %d, newer "
+			"than this hoopctl knows (%d): use a newer hoopctl\n",
 			have, NMIGRATIONS);
 		return 2;
 	}
 	for (int v = have + 1; v <= NMIGRATIONS; v++) {
 		if (pg_do(c, migrations[v - 1], err, sizeof(err)))
 			goto fail;
-		snprintf(q, sizeof(q),
-			 "insert into hoop.schema_version (version, what) values (%d, 'migration %d')",
-			 v, v);
+		snprintf(
+		    q, sizeof(q),
+		    "insert into hoop.schema_version (version, what) values (%d, 'migration %d')",
+		    v, v);
 		if (pg_do(c, q, err, sizeof(err)))
 			goto fail;
 		applied++;
@@ -384,8 +413,8 @@ struct ship {
 	size_t len, cap, nrec;
 	uint64_t batch_last;
 	/* status */
-	uint64_t local_seq;	  /* the newest record seen in the local trail */
-	uint32_t peek_seg;	  /* local_peek's place while the central is away */
+	uint64_t local_seq; /* the newest record seen in the local trail */
+	uint32_t peek_seg;  /* local_peek's place while the central is away */
 	uint64_t peek_off;
 	char last_error[512];
 	time_t last_status, last_beat;
@@ -467,7 +496,8 @@ static void ship_status(struct ship *s, int force)
 	json_object_object_add(o, "node", json_object_new_string(s->node));
 	json_object_object_add(o, "shipped_seq", json_object_new_int64((int64_t)s->shipped));
 	json_object_object_add(o, "local_seq", json_object_new_int64((int64_t)local));
-	json_object_object_add(o, "lag_records", json_object_new_int64((int64_t)(local - s->shipped)));
+	json_object_object_add(o, "lag_records",
+			       json_object_new_int64((int64_t)(local - s->shipped)));
 	json_object_object_add(o, "connected", json_object_new_boolean(connected));
 	json_object_object_add(o, "last_error", json_object_new_string(s->last_error));
 	json_object_object_add(o, "updated", json_object_new_string(now));
@@ -476,8 +506,8 @@ static void ship_status(struct ship *s, int force)
 	snprintf(path, sizeof(path), "%s/%s", s->state, STATUS_FILE);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, txt, strlen(txt)) != (ssize_t)strlen(txt) || write(fd, "\n", 1) != 1 ||
-	    close(fd) || rename(tmp, path)) {
+	if (fd < 0 || write(fd, txt, strlen(txt)) != (ssize_t)strlen(txt) ||
+	    write(fd, "\n", 1) != 1 || close(fd) || rename(tmp, path)) {
 		if (fd >= 0)
 			close(fd);
 		ship_log("cannot write %s: %s", path, strerror(errno));
@@ -521,9 +551,11 @@ static int seg_open_at(struct trail_lines *l, const struct trail_list *t, struct
 	if (!off)
 		return 0;
 	c = gzgetc(l->f);
-	if (c < 0 || gzungetc(c, l->f) < 0 || gzseek(l->f, (z_off_t)off, SEEK_SET) != (z_off_t)off) {
-		snprintf(l->err, sizeof(l->err), "cannot go to byte %llu of %s/%s (shorter than "
-						  "what was read of it before)",
+	if (c < 0 || gzungetc(c, l->f) < 0 ||
+	    gzseek(l->f, (z_off_t)off, SEEK_SET) != (z_off_t)off) {
+		snprintf(l->err, sizeof(l->err),
+			 "cannot go to byte %llu of %s/%s (shorter than "
+			 "what was read of it before)",
 			 (unsigned long long)off, t->dir, sg->name);
 		return -1;
 	}
@@ -550,8 +582,9 @@ static uint64_t seg_first_seq(const struct trail_list *t, struct seg *sg)
 static int batch_put(struct ship *s, const char *v, size_t n, char end)
 {
 	if (!v) /* a string of no bytes ending in '\\', then one ending in 'N', then the end */
-		return batch_put(s, "", 0, '\\') || batch_put(s, "", 0, 'N') ? -ENOMEM
-									: batch_put(s, "", 0, end);
+		return batch_put(s, "", 0, '\\') || batch_put(s, "", 0, 'N')
+			   ? -ENOMEM
+			   : batch_put(s, "", 0, end);
 	if (s->cap - s->len < 2 * n + 2) {
 		size_t nc = s->cap ? s->cap : 1 << 16;
 		char *nb;
@@ -622,12 +655,13 @@ static int node_upsert(struct ship *s, char *err, size_t errn)
 	int ok;
 
 	snprintf(seq, sizeof(seq), "%llu", (unsigned long long)s->shipped);
-	r = PQexecParams(s->pg,
-			 "insert into hoop.nodes (node, audit_pub, first_seen, last_seen, shipped_seq)"
-			 " values ($1, $2, now(), now(), $3::bigint) on conflict (node) do update set"
-			 " audit_pub = excluded.audit_pub, last_seen = now(), shipped_seq ="
-			 " greatest(hoop.nodes.shipped_seq, excluded.shipped_seq)",
-			 3, NULL, v, NULL, NULL, 0);
+	r = PQexecParams(
+	    s->pg,
+	    "insert into hoop.nodes (node, audit_pub, first_seen, last_seen, shipped_seq)"
+	    " values ($1, $2, now(), now(), $3::bigint) on conflict (node) do update set"
+	    " audit_pub = excluded.audit_pub, last_seen = now(), shipped_seq ="
+	    " greatest(hoop.nodes.shipped_seq, excluded.shipped_seq)",
+	    3, NULL, v, NULL, NULL, 0);
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 	if (!ok)
 		pg_err(s->pg, err, errn);
@@ -747,11 +781,12 @@ static int ship_connect(struct ship *s)
 		uint64_t first = seg_first_seq(&t, &t.segs[start]);
 
 		if (first > s->shipped + 1)
-			ship_log("the local trail starts at seq %llu but the central copy of node %s "
-				 "ends at %llu: records %llu to %llu are no longer here (retention?) "
-				 "and will be missing centrally",
-				 (unsigned long long)first, s->node, (unsigned long long)s->shipped,
-				 (unsigned long long)(s->shipped + 1), (unsigned long long)(first - 1));
+			ship_log(
+			    "the local trail starts at seq %llu but the central copy of node %s "
+			    "ends at %llu: records %llu to %llu are no longer here (retention?) "
+			    "and will be missing centrally",
+			    (unsigned long long)first, s->node, (unsigned long long)s->shipped,
+			    (unsigned long long)(s->shipped + 1), (unsigned long long)(first - 1));
 		s->seg = t.segs[start].n;
 	} else {
 		s->seg = 1;
@@ -842,7 +877,8 @@ static int ship_pass(struct ship *s)
 			break; /* not there yet */
 		if (t.segs[i].n != s->seg) {
 			if (s->off)
-				ship_log("segment %u vanished before all of it was shipped", s->seg);
+				ship_log("segment %u vanished before all of it was shipped",
+					 s->seg);
 			s->seg = t.segs[i].n;
 			s->off = 0;
 		}
@@ -1029,20 +1065,26 @@ static int materialise(PGconn *c, const char *node, const char *dir, uint64_t *n
 				snprintf(path, sizeof(path), "%s/audit/seg-%08ld.jsonl", dir, seg);
 				f = seg > 0 && seg <= 99999999 ? fopen(path, "wxe") : NULL;
 				if (!f) {
-					fprintf(stderr, "hoopctl central verify: node %s: cannot write "
-							"%s: %s\n",
+					fprintf(stderr,
+						"hoopctl central verify: node %s: cannot write "
+						"%s: %s\n",
 						node, path, seg > 0 ? strerror(errno) : "bad seg");
 					rc = 2;
 				}
 				cur = seg;
 			}
-			if (f && (fwrite(line, 1, (size_t)len, f) != (size_t)len || fputc('\n', f) == EOF))
+			if (f && (fwrite(line, 1, (size_t)len, f) != (size_t)len ||
+				  fputc('\n', f) == EOF))
 				rc = 2;
-			if (!rc && (trail_parse_head(line, (size_t)len, &own, prev) || own != seq)) {
-				printf("node %s: TAMPERED: the central row with seq %llu (seg %ld) holds "
+			if (!rc &&
+			    (trail_parse_head(line, (size_t)len, &own, prev) || own != seq)) {
+				printf("node %s: TAMPERED: the central row with seq %llu (seg %ld) "
+				       "holds "
 				       "a record whose own seq is %s\n",
 				       node, (unsigned long long)seq, seg,
-				       trail_parse_head(line, (size_t)len, &own, prev) ? "unreadable" : "different");
+				       trail_parse_head(line, (size_t)len, &own, prev)
+					   ? "unreadable"
+					   : "different");
 				rc = 1;
 			}
 			(*n)++;
@@ -1071,7 +1113,8 @@ static int verify_node(PGconn *c, const char *node, const char *pub_db, const ch
 
 		snprintf(d2, sizeof(d2), "%s/hoop-central-verify-XXXXXX", getenv("TMPDIR"));
 		if (!mkdtemp(d2)) {
-			fprintf(stderr, "hoopctl central verify: mkdtemp %s: %s\n", d2, strerror(errno));
+			fprintf(stderr, "hoopctl central verify: mkdtemp %s: %s\n", d2,
+				strerror(errno));
 			return 2;
 		}
 		snprintf(dir, sizeof(dir), "%s", d2);
@@ -1087,8 +1130,9 @@ static int verify_node(PGconn *c, const char *node, const char *pub_db, const ch
 	}
 	if (!pub_file) {
 		if (!pub_db || !*pub_db) {
-			fprintf(stderr, "hoopctl central verify: node %s has no audit_pub in "
-					"hoop.nodes: give the node's audit.pub with --pub FILE\n",
+			fprintf(stderr,
+				"hoopctl central verify: node %s has no audit_pub in "
+				"hoop.nodes: give the node's audit.pub with --pub FILE\n",
 				node);
 			rm_tree(dir);
 			return 2;
@@ -1096,7 +1140,8 @@ static int verify_node(PGconn *c, const char *node, const char *pub_db, const ch
 		snprintf(p, sizeof(p), "%s/audit.pub", dir);
 		fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 		if (fd < 0 || write(fd, pub_db, strlen(pub_db)) != (ssize_t)strlen(pub_db)) {
-			fprintf(stderr, "hoopctl central verify: writing %s: %s\n", p, strerror(errno));
+			fprintf(stderr, "hoopctl central verify: writing %s: %s\n", p,
+				strerror(errno));
 			if (fd >= 0)
 				close(fd);
 			rm_tree(dir);
@@ -1140,8 +1185,9 @@ static int central_verify(PGconn *c, const struct central_args *a)
 	rows = PQntuples(r);
 	if (a->node && !rows) {
 		if (!a->pub) {
-			fprintf(stderr, "hoopctl central verify: node %s is not in hoop.nodes (give "
-					"its audit.pub with --pub to check its records anyway)\n",
+			fprintf(stderr,
+				"hoopctl central verify: node %s is not in hoop.nodes (give "
+				"its audit.pub with --pub to check its records anyway)\n",
 				a->node);
 			PQclear(r);
 			return 2;
@@ -1151,8 +1197,9 @@ static int central_verify(PGconn *c, const struct central_args *a)
 	if (!a->node && !rows)
 		printf("no nodes in the central store\n");
 	for (int i = 0; i < rows; i++) {
-		int nr = verify_node(c, PQgetvalue(r, i, 0),
-				     PQgetisnull(r, i, 1) ? NULL : PQgetvalue(r, i, 1), a->pub, a->json);
+		int nr =
+		    verify_node(c, PQgetvalue(r, i, 0),
+				PQgetisnull(r, i, 1) ? NULL : PQgetvalue(r, i, 1), a->pub, a->json);
 
 		if (nr > rc)
 			rc = nr;
@@ -1188,8 +1235,9 @@ int cmd_central(int argc, char **argv)
 		struct ship *s;
 
 		if (!a.node || !node_name_ok(a.node)) {
-			fprintf(stderr, "hoopctl central ship: --node NAME is required: 1 to %d of "
-					"A-Z a-z 0-9 . _ - (the name of its login role)\n",
+			fprintf(stderr,
+				"hoopctl central ship: --node NAME is required: 1 to %d of "
+				"A-Z a-z 0-9 . _ - (the name of its login role)\n",
 				CENTRAL_NODE_MAX);
 			return 2;
 		}

@@ -28,11 +28,11 @@
 #include "json.h"
 #include "log.h"
 
-#define RESPAWN_MIN_MS	1000
-#define RESPAWN_MAX_MS	60000
-#define YOUNG_MS	60000
-#define STOP_WAIT_MS	3000
-#define STATUS_MAX	4096
+#define RESPAWN_MIN_MS 1000
+#define RESPAWN_MAX_MS 60000
+#define YOUNG_MS       60000
+#define STOP_WAIT_MS   3000
+#define STATUS_MAX     4096
 
 extern char **environ;
 
@@ -206,8 +206,7 @@ void central_reap(void)
 			 WTERMSIG(st), (long long)g_backoff);
 	else
 		log_warn("central shipper exited with status %d%s; starting it again in %lld ms",
-			 WEXITSTATUS(st),
-			 WEXITSTATUS(st) == 127 ? " (could not be executed)" : "",
+			 WEXITSTATUS(st), WEXITSTATUS(st) == 127 ? " (could not be executed)" : "",
 			 (long long)g_backoff);
 	g_respawn_at = now_ms() + g_backoff;
 	g_backoff = g_backoff * 2 > RESPAWN_MAX_MS ? RESPAWN_MAX_MS : g_backoff * 2;
@@ -230,8 +229,8 @@ void central_stop(void)
 		struct timespec ts = {0, 20 * 1000000L};
 
 		if (now_ms() >= deadline) {
-			log_warn("central shipper (pid %d) did not stop in %d ms: killed", (int)g_pid,
-				 STOP_WAIT_MS);
+			log_warn("central shipper (pid %d) did not stop in %d ms: killed",
+				 (int)g_pid, STOP_WAIT_MS);
 			kill(g_pid, SIGKILL);
 			waitpid(g_pid, NULL, 0);
 			break;
