@@ -23,6 +23,10 @@ int cmd_verify(int argc, char **argv);	  /* verify.c */
 int cmd_sessions(int argc, char **argv);  /* sessions.c */
 int cmd_replay(int argc, char **argv);	  /* replay.c */
 int cmd_export(int argc, char **argv);	  /* export.c */
+int cmd_central(int argc, char **argv);	  /* central.c: central init, ship, verify */
+/* verify.c: `hoopctl verify --state-dir state --public-key pubs[i]...` (none: state/audit.pub),
+ * printed as verify prints it; its exit code. */
+int verify_run(const char *state, const char *const *pubs, int npubs, int json);
 
 struct policy;
 struct rules_session;

@@ -108,6 +108,28 @@ static const char usage[] =
 	"        Every statement since T with the identity of its session and its outcome,\n"
 	"        as JSON Lines or CSV with a header.\n"
 	"\n"
+	"Fleet: the central PostgreSQL (docs/fleet.md). DSN is a libpq connection string or URI;\n"
+	"--dsn-file FILE reads it from the first line of FILE instead (keep the password there, in\n"
+	"a file only root reads, not on a command line every user can see in ps):\n"
+	"  central init --dsn DSN\n"
+	"        Create the schema hoop in the database, or migrate it to this version: tables\n"
+	"        nodes and records (partitioned by month; this month and the next two made),\n"
+	"        the roles hoop_node, hoop_auditor, hoop_approver (NOLOGIN groups: grant them to\n"
+	"        login roles) and row-level security. Idempotent. Run it as the database owner.\n"
+	"  central ship --dsn DSN --node NAME [--state-dir DIR] [--once]\n"
+	"        Copy this node's audit trail (DIR/audit) into the central database, from where\n"
+	"        the central copy ends, in batches (COPY, at least once, deduplicated by node,\n"
+	"        seq and ts), and keep following it; when the database is away, retry with\n"
+	"        backoff and catch up. NAME must be the login role's name (row-level security).\n"
+	"        Progress in DIR/central-shipped. --once: ship what is there, then exit (1 if\n"
+	"        the database could not be reached). hoopd --central runs this for you.\n"
+	"  central verify --dsn DSN [--node NAME] [--pub FILE] [--json]\n"
+	"        Prove each node's chain (or NAME's) from the central copy alone: its records\n"
+	"        are written out as segments by their seg column in a temporary directory and\n"
+	"        checked as verify checks a trail, with FILE (the node's audit.pub as you got it\n"
+	"        from the node: prefer it) or else the key the node registered. Exit 0 intact,\n"
+	"        1 tampered (node, segment, line and seq named) or no records, 2 an error.\n"
+	"\n"
 	"Global options:\n"
 	"  --control PATH   hoopd's control socket [default /run/hoop/hoopd.sock]\n"
 	"  -h, --help       this help\n"
@@ -446,6 +468,17 @@ static int cmd_status(int argc, char **argv)
 		       gd(cn, "comm"), *gs(cn, "owner") ? gd(cn, "owner") : "-", gd(cn, "cgroup"),
 		       gd(cn, "destination"), gd(cn, "target"), up, down);
 	}
+	arr = json_object_object_get(resp, "central");
+	if (arr) {
+		printf("\nCENTRAL (node %s)\n  shipper %s, %s; local seq %lld, shipped seq %lld, "
+		       "lag %lld record(s)\n",
+		       gd(arr, "node"), gi(arr, "shipper_running") ? "running" : "not running",
+		       gi(arr, "connected") ? "connected" : "NOT CONNECTED",
+		       (long long)gi(arr, "local_seq"), (long long)gi(arr, "shipped_seq"),
+		       (long long)gi(arr, "lag_records"));
+		if (*gs(arr, "last_error"))
+			printf("  last error: %s\n", gd(arr, "last_error"));
+	}
 	json_object_put(resp);
 	return 0;
 }
@@ -513,6 +546,8 @@ int main(int argc, char **argv)
 		return cmd_replay(argc, argv);
 	if (!strcmp(argv[0], "export"))
 		return cmd_export(argc, argv);
+	if (!strcmp(argv[0], "central"))
+		return cmd_central(argc, argv);
 	if (!strcmp(argv[0], "approvals"))
 		return cmd_approvals(argc, argv);
 	if (!strcmp(argv[0], "approve") || !strcmp(argv[0], "deny"))

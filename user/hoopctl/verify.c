@@ -742,6 +742,31 @@ out:
 	return rc;
 }
 
+int verify_run(const char *state, const char *const *pubs, int npubs, int json)
+{
+	struct verify *v = calloc(1, sizeof(*v));
+	int rc = 0;
+
+	if (!v)
+		return 2;
+	v->json = json;
+	for (int i = 0; i < npubs && !rc; i++)
+		if (verify_add_pub(v, state, pubs[i]))
+			rc = 2;
+	if (!rc && !(rc = verify_trail(v, state, NULL))) {
+		if (v->json)
+			verify_print_json(v);
+		else
+			verify_print_text(v);
+		rc = v->bad ? 1 : 0;
+	}
+	for (int i = 0; i < v->npubs; i++)
+		EVP_PKEY_free(v->pubs[i]);
+	free(v->removed);
+	free(v);
+	return rc;
+}
+
 int cmd_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {{"state-dir", required_argument, 0, 'd'},

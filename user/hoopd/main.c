@@ -35,6 +35,7 @@
 #include "sandbox.h"
 #include "audit_ipc.h"
 #include "workers.h"
+#include "central_child.h"
 
 struct hoopd hoopd;
 
@@ -93,6 +94,18 @@ static const char usage[] =
 	"                           masking catalogs over libpq from servers the agent may have\n"
 	"                           picked [default hoop, or nobody where there is no hoop user;\n"
 	"                           never root]\n"
+	"      --central-dsn-file FILE\n"
+	"                           join the fleet's central PostgreSQL (docs/fleet.md): FILE\n"
+	"                           holds its DSN (libpq connection string or URI, with the\n"
+	"                           password: make it root's, mode 0600). hoopd runs `hoopctl\n"
+	"                           central ship` as a child that copies the audit trail there\n"
+	"                           and restarts it if it dies; the local trail stays the\n"
+	"                           source of truth. The lag is in status and the metrics\n"
+	"      --central DSN        the same with the DSN on the command line (tests: everyone\n"
+	"                           on the host can read a command line)\n"
+	"      --node NAME          this node's name in the central database, which must be the\n"
+	"                           name of its login role there [default: the host name]\n"
+	"      --hoopctl PATH       the hoopctl that ships [default: the one beside hoopd]\n"
 	"      --log-format FMT     text or json [default text]\n"
 	"      --log-level LEVEL    debug, info, warn, error [default info]\n"
 	"  -V, --version            print the version and exit\n"
@@ -117,6 +130,7 @@ static void tick(void)
 	audit_serve_tick();
 	audit_sync_start(relay_waiting_sync() || audit_serve_waiting());
 	workers_tick();
+	central_tick();
 	relay_reap();
 	audit_tick();
 	approvals_tick();
@@ -151,6 +165,7 @@ static void on_signal(struct loop_watch *w, uint32_t events)
 		if (si.ssi_signo == SIGCHLD) {
 			approvals_reap(); /* notification commands (signals coalesce: reap all) */
 			workers_reap();
+			central_reap();
 		} else if (si.ssi_signo == SIGHUP) {
 			log_info("SIGHUP: reloading %s", hoopd.o.policy_path);
 			hoopd_reload_policy(err, sizeof(err));
@@ -229,6 +244,10 @@ static const struct hoopd_opt hoopd_opts[] = {
 	O_STR("tls-key", 0, tls_key),
 	O_STR("user", 'u', user),
 	O_NUM("workers", 'w', workers, 0, 64, "0..64, got '%s'"),
+	O_STR("central", 0, central_dsn),
+	O_STR("central-dsn-file", 0, central_dsn_file),
+	O_STR("node", 0, node),
+	O_STR("hoopctl", 0, hoopctl),
 	O_WORD("log-format", log_json, log_formats, "text or json"),
 	O_WORD("log-level", log_level, log_levels, "debug, info, warn or error"),
 	{"version", 'V', OPT_EXIT, .str = NULL},
@@ -466,6 +485,8 @@ int main(int argc, char **argv)
 		goto fail;
 	if (hoopd.o.workers && workers_start(hoopd.o.workers, argc, argv))
 		goto fail;
+	if (central_start())
+		goto fail;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
@@ -481,6 +502,7 @@ int main(int argc, char **argv)
 		 hoopd.o.accel == ACCEL_SOCKMAP ? "sockmap" : "off",
 		 hoopd.o.fail_open ? "FAIL-OPEN" : "fail-closed", hoopd.o.control_path);
 	r = loop_run(1000, tick);
+	central_stop(); /* what it had not shipped it ships after the next start */
 	workers_stop(); /* their sessions end and are recorded first */
 	approvals_fail_all("hoopd stopped");
 	relay_close_all();

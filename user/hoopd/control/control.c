@@ -25,6 +25,7 @@
 #include "attach.h"
 #include "bpfctl.h"
 #include "control.h"
+#include "central_child.h"
 #include "netns.h"
 #include "relay.h"
 #include "reload.h"
@@ -289,6 +290,7 @@ void control_status_json(struct jbuf *j, const char *conns_json)
 	if (workers_count())
 		workers_status(j);
 	tls_status(j, &tc, workers_count() ? workers_count() : 1);
+	central_status_json(j);
 	jb_key(j, "stats");
 	jb_obj_open(j);
 	jb_kv_uint(j, "connections_accepted", st.conns_accepted);

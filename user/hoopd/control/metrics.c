@@ -21,6 +21,7 @@
 #include "daemon.h"
 #include "bpfctl.h"
 #include "control.h"
+#include "central_child.h"
 #include "log.h"
 #include "stmtcache.h"
 #include "workers.h"
@@ -61,6 +62,7 @@ static char *render(size_t *len)
 	uint64_t k[HOOP_ERR_MAX] = {0};
 	struct stmtcache_stats sc;
 	struct hoopd_stats st = hoopd.st;
+	struct central_state cs;
 	size_t o = 0;
 	int hl;
 
@@ -120,6 +122,20 @@ static char *render(size_t *len)
 	M("hoop_statement_shape_misses_total", "counter",
 	  "Statements with a shape parsed because none was kept (or it was stale).", sc.misses);
 	M("hoop_statement_shapes_kept", "gauge", "Statement shapes kept.", sc.entries);
+	central_state(&cs);
+	if (cs.configured) {
+		M("hoop_central_local_seq", "gauge", "The newest record of the local audit trail.",
+		  cs.local_seq);
+		M("hoop_central_shipped_seq", "gauge",
+		  "The newest record of this node in the central database.", cs.shipped_seq);
+		M("hoop_central_lag_records", "gauge",
+		  "Records of the local audit trail not yet in the central database.",
+		  cs.lag_records);
+		M("hoop_central_connected", "gauge",
+		  "1 while the shipper is connected to the central database.", cs.connected);
+		M("hoop_central_shipper_restarts_total", "counter",
+		  "Times the central shipper child died and was started again.", cs.restarts);
+	}
 #undef M
 	hl = snprintf(hdr, sizeof(hdr),
 		      "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"

@@ -35,6 +35,11 @@ struct hoopd_opts {
 	const char *user;
 	unsigned run_uid, run_gid;
 	int workers; /* --workers: engine worker processes (0: sessions in this process) */
+	/* the fleet's central database (central_child.h): the shipper child gets one of these */
+	const char *central_dsn;      /* --central DSN (tests; the DSN shows in ps) */
+	const char *central_dsn_file; /* --central-dsn-file FILE: the DSN, root-only */
+	const char *node;	      /* --node NAME [default: the host name] */
+	const char *hoopctl;	      /* --hoopctl PATH [default: beside hoopd] */
 };
 
 struct hoopd_stats {
