@@ -11,9 +11,11 @@ mariadb-server-core, on a Unix socket in a temporary directory).
   server must never answer "command denied ... for table". A table hoop does not see is one a
   deny rule or a masking rule would miss; this is that check, with the server as the judge.
 
-Statements: tests/unit/test_mysqlclass.c's cases, and a generated set that puts a table in
-every place a query reads one, each under every hiding construct (executable and versioned
-comments, quoting, case, subqueries in every clause, derived tables, UNION, WITH, joins).
+Statements (a few thousand): tests/unit/test_mysqlclass.c's cases, the hostile corpus of
+tests/e2e/test_mysql_hostile.py, and a generated set that puts a table in every place a query
+reads one, each under every hiding construct (executable and versioned comments, quoting, case,
+subqueries in every clause, derived tables, UNION, WITH, joins) and dressed four more ways (upper
+case, comments and line breaks between words, trailing comments).
 
 Usage (as root): tests/mysql/test_dialect.py [NAME-SUBSTRING ...]
 """
@@ -116,6 +118,34 @@ def generated():
     return out
 
 
+def variants(stmts):
+    """Each statement also as an agent may dress it: upper case (the views here are the tables'
+    names upper-cased), with comments and line breaks between its words, and with a trailing
+    comment of each kind."""
+    out = []
+    for st in stmts:
+        out.append(st)
+        out.append(st.upper().replace("CLINIC.", "clinic.").replace("`CLINIC`", "`clinic`"))
+        out.append(re.sub(r" (from|where|limit|set|join) ", r" /* c */ \1\n ", st, count=3))
+        out.append(st + " -- trailing")
+        out.append(st + " # trailing")
+    return out
+
+
+def corpora():
+    """The hostile corpus's texts (tests/e2e/test_mysql_hostile.py: evasions, harmless look-alikes,
+    exfiltration queries, and what runs before them): read against this server's grammar."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+    import test_mysql_hostile as H
+    out = []
+    for e in H.EVASIONS:
+        out += [x.replace("{m}", "m") for x in (e.sql,) + e.pre if isinstance(x, str)]
+    out += list(H.HARMLESS)
+    for q in H.MASKING:
+        out += [sql for how, sql in q.steps if isinstance(sql, str)]
+    return [x for x in out if x and "\0" not in x]
+
+
 def setup():
     ctx = Ctx()
     ctx.cleanup = Cleanup()
@@ -135,7 +165,7 @@ def setup():
         # the names the agent may write in any case (lower_case_table_names is 0 here)
         cur.execute("create view `%s` as select * from %s" % (t.upper(), t))
     c.close()
-    ctx.statements = unit_cases() + generated()
+    ctx.statements = unit_cases() + variants(generated()) + corpora()
     ctx.facts = facts(ctx, ctx.statements)
     return ctx
 

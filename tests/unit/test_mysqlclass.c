@@ -295,8 +295,15 @@ static void test_split(void)
 	static struct mysql_split sp;
 	struct myl_settings st = {.mariadb = 1, .version = 101106};
 	char why[200];
-	const char *t = "select 1; ; select 'a;b' ;select 2 -- ;\n";
+	const char *t = "select 1; select 'a;b' ;select 2 -- ;\n";
 
+	/* an empty statement before another is the server's syntax error from there (MariaDB
+	 * 10.11: "select 1; ; select 2" runs select 1, then 1064), refused whole; empty ones at
+	 * the end are skipped, as the server skips them */
+	CHECK_EQ_INT(mysql_split(&st, "select 1; ; select 2", 20, &sp, why, sizeof(why)), -1);
+	CHECK_EQ_INT(mysql_split(&st, ";select 1", 9, &sp, why, sizeof(why)), -1);
+	CHECK_EQ_INT(mysql_split(&st, "select 1; /* c */ ;", 19, &sp, why, sizeof(why)), 0);
+	CHECK_EQ_INT(sp.n, 1);
 	CHECK_EQ_INT(mysql_split(&st, t, strlen(t), &sp, why, sizeof(why)), 0);
 	CHECK_EQ_INT(sp.n, 3);
 	if (sp.n == 3) {

@@ -1005,7 +1005,13 @@ static int delete_stmt(struct p *p)
 				if (qname(p, name))
 					return -1;
 				table(p, name, 1);
-				if (partition_list(p) || alias(p))
+				if (partition_list(p))
+					return -1;
+				/* an alias of a single-table DELETE: MySQL from 8.0.16, MariaDB from
+				 * 11.6; before, the server's grammar refuses it (and so does hoop) */
+				if ((p->st->mariadb ? p->st->version >= 110600
+						    : p->st->version >= 80016) &&
+				    alias(p))
 					return -1;
 			}
 		}
@@ -1086,9 +1092,9 @@ static int set_stmt(struct p *p)
 			depth++;
 		else if (t->kind == MYL_OP && !strcmp(t->op, ")"))
 			depth -= depth > 0;
-		if (t->kind == MYL_SYSVAR && t->len >= 8 &&
-		    (!strncasecmp(p->s + t->off, "@@global", 8) ||
-		     !strncasecmp(p->s + t->off, "@@persist", 9)))
+		if (t->kind == MYL_SYSVAR &&
+		    ((t->len >= 8 && !strncasecmp(p->s + t->off, "@@global", 8)) ||
+		     (t->len >= 9 && !strncasecmp(p->s + t->off, "@@persist", 9))))
 			kind(p, SK_ALTER_SYSTEM);
 		if (!first || t->kind != MYL_IDENT)
 			continue;
@@ -1810,6 +1816,15 @@ static int same_alone(const struct myl_settings *st, const char *text, const str
 	return same;
 }
 
+/* Does a statement follow the ';' at token k (another token that is not a ';')? */
+static int empty_before(const struct myl_result *r, size_t k)
+{
+	for (size_t j = k + 1; j < r->n; j++)
+		if (!(r->tok[j].kind == MYL_OP && !strcmp(r->tok[j].op, ";")))
+			return 1;
+	return 0;
+}
+
 int mysql_split(const struct myl_settings *st, const char *text, size_t len,
 		struct mysql_split *out, char *why, size_t whyn)
 {
@@ -1830,6 +1845,13 @@ int mysql_split(const struct myl_settings *st, const char *text, size_t len,
 			continue;
 		if (k < r.n && r.tok[k].in_exec_comment) {
 			snprintf(why, whyn, "a ';' inside an executable comment");
+			goto fail;
+		}
+		if (k == first && k < r.n && empty_before(&r, k)) {
+			/* ";" with nothing before it and a statement after it: the server's parser
+			 * refuses the text from there (";select 1", "select 1;;select 2"); only
+			 * empty pieces at the end are skipped */
+			snprintf(why, whyn, "an empty statement before another (\";;\" or a leading \";\")");
 			goto fail;
 		}
 		if (k > first) {
