@@ -318,7 +318,7 @@ RULES_CASES := policies/hipaa-agents.yaml tests/unit/rules/hipaa.cases \
 # verdict, rule and message (with the policy's approvers, and without).
 VERDICT_UNIT_SRC := $(RULES_UNIT_SRC) user/hoopd/gate/verdict.c user/hoopd/policy/judge.c \
 		    user/hoopd/gate/grants.c user/hoopctl/policy.c user/hoopctl/disp.c \
-		    user/hoopd/sql/mysqllex.c user/hoopd/sql/mysqlclass.c
+		    user/hoopd/sql/mysqllex.c user/hoopd/sql/mysqlclass.c user/hoopd/sql/dialect_mysql.c
 
 $(OUT)/unit/test_verdict: tests/unit/test_verdict.c tests/unit/test_rules.c tests/unit/harness.h \
 			  $(VERDICT_UNIT_SRC) $(HEADERS)

@@ -306,9 +306,7 @@ static void test_hold_then_resume_or_fail(void)
 	send_line("approve and leave\n");
 	CHECK_EQ_INT(S.held, 1);
 	finish();
-	/* the engine forgets its parked statement, and gate_free forgets whatever else the
-	 * session asked (approval_mode: retry requests): a second forget finds nothing */
-	CHECK_EQ_INT(holds_forgotten, 3);
+	CHECK_EQ_INT(holds_forgotten, 2);
 }
 
 /* A hold nobody can decide (no approvals, or too many waiting) is refused. */

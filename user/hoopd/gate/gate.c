@@ -42,7 +42,7 @@ void gate_free(struct gate *g)
 {
 	/* the session ends: approval_mode: retry requests it asked go with it (a held
 	 * statement's engine has said so already) */
-	if (hold_ops && hold_ops->forget && g->s)
+	if (g->retried && hold_ops && hold_ops->forget && g->s)
 		hold_ops->forget(g->s, "session ended");
 	free(g->made);
 	g->made = NULL;
@@ -406,8 +406,11 @@ static int retry(struct gate *g, struct gate_batch *b)
 {
 	char *split = held_split(g, b);
 	char denial[512] = "", msg[256];
-	int r = hold_ops->retry(g->s, b->rule, b->message, b->text, b->len, split, g->seq, b->n,
-				b->hold_id, sizeof(b->hold_id), denial, sizeof(denial));
+	int r;
+
+	g->retried = 1; /* gate_free closes what it asked */
+	r = hold_ops->retry(g->s, b->rule, b->message, b->text, b->len, split, g->seq, b->n,
+			    b->hold_id, sizeof(b->hold_id), denial, sizeof(denial));
 
 	free(split);
 	if (r == -EDQUOT)

@@ -84,6 +84,7 @@ struct gate {
 	char (*made)[64];
 	int nmade;
 	int made_overflow; /* more than GATE_MAX_MADE: every plan is unknown from then on */
+	int retried;	   /* approval_mode: retry asked for requests (gate_free closes them) */
 	const struct gate_ops *ops;
 	void *ctx;
 	/* EXECUTE's candidate text being judged (gate.c) */
