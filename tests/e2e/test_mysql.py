@@ -2763,6 +2763,37 @@ def test_cleartext_password_never_crosses_a_plain_leg(ctx):
     check(not server_saw(ctx, "mysql_clear_password"), "the login reached the server")
 
 
+def test_session_tracking_passes_as_the_server_sends_it(ctx):
+    """CLIENT_SESSION_TRACK is agreed through hoopd (libmariadb clients ask for it): the OK
+    packets that carry the session's changes (schema, tracked system variables, state) reach
+    the agent byte for byte as the server sends them directly; hoopd reads each whole (a tail
+    that does not parse would close the session) and its settings follow the changes."""
+    stmts = ["set session session_track_system_variables = 'autocommit,time_zone,sql_mode'",
+             "use clinical", "set autocommit = 0", "set time_zone = '+01:00'", "set autocommit = 1",
+             "set session session_track_state_change = 1", "set session sql_mode = 'ANSI_QUOTES'",
+             "select \"ssn\" from patients where id = 1 limit 1"]
+
+    def oks(port):
+        c = MyClient(port, flags=1 << 23)
+        check(c.server_caps & (1 << 23), "the greeting through %d does not offer session tracking" % port)
+        out = []
+        for q in stmts[:-1]:
+            c.command(COM_QUERY, q.encode())
+            out.append(c.read())
+        out.append(c.query(stmts[-1])[0][1])
+        c.close()
+        return out
+
+    direct = oks(ctx.db.port)
+    through = as_agent(ctx, oks, ctx.db.port)
+    check(any(p[0] == 0 and struct.unpack_from("<H", p, 3)[0] & 0x4000 for p in direct[:-1]),
+          "MariaDB sent no session state change: %r" % direct)
+    check(through[:-1] == direct[:-1], "OK packets through hoopd differ:\n%r\n%r" % (through, direct))
+    # under ANSI_QUOTES (tracked and read by hoopd) "ssn" is the column: masked through hoopd
+    check(direct[-1] == [[ctx.patients[0]["ssn"]]] and through[-1] != direct[-1] and
+          ctx.patients[0]["ssn"] not in repr(through[-1]), "the column under ANSI_QUOTES: %r" % (through[-1],))
+
+
 def test_packets_over_16_mib_both_ways(ctx):
     """MySQL packets of more than 16 MiB (a frame of 0xffffff bytes, then the rest) through hoopd
     with a real MariaDB: a prepared statement's 17 MiB parameter (agent to server, re-framed by
@@ -2868,6 +2899,7 @@ TESTS = [
     test_tls_on_both_legs,
     test_ssl_request_and_client_hello_in_one_write,
     test_cleartext_password_never_crosses_a_plain_leg,
+    test_session_tracking_passes_as_the_server_sends_it,
     test_packets_over_16_mib_both_ways,
     test_prepared_statement_parameters_are_recorded,
     test_hoopd_stops_cleanly_without_sanitizer_reports,

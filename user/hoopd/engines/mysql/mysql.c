@@ -642,7 +642,7 @@ static int server_auth(struct my *m, const uint8_t *p, size_t len, uint8_t seq)
 	if (p[0] == 0x00) {
 		uint16_t st;
 
-		if (my_ok_parse(p, len, 0, &st, NULL))
+		if (my_ok_read(m, p, len, 0, &st, NULL))
 			return my_violation(m, "database", "malformed OK packet ending the login");
 		if (!(m->held_ok = malloc(len)))
 			return -1;

@@ -12,6 +12,18 @@
 #include "log.h"
 #include "record.h"
 
+int my_ok_read(const struct my *m, const uint8_t *p, size_t len, int eof_form, uint16_t *status,
+	       uint64_t *rows)
+{
+	if (my_ok_parse(p, len, eof_form, status, rows))
+		return -1;
+	/* the EOF form (0xfe, 5 bytes) has no tail */
+	if ((m->caps & MY_CLIENT_SESSION_TRACK) && !(p[0] == 0xfe && len == 5) &&
+	    my_ok_track_valid(p, len))
+		return -1;
+	return 0;
+}
+
 void my_resp_begin(struct my *m, int resp, uint64_t seq)
 {
 	m->resp = (enum my_resp)resp;
@@ -130,7 +142,7 @@ static int result_packet(struct my *m, const uint8_t *p, size_t len)
 		if (!len)
 			return my_violation(m, "database", "empty packet where a result begins");
 		if (p[0] == 0x00) {
-			if (my_ok_parse(p, len, 0, &status, &affected))
+			if (my_ok_read(m, p, len, 0, &status, &affected))
 				return my_violation(m, "database", "malformed OK packet");
 			snprintf(tag, sizeof(tag), "OK %llu", (unsigned long long)affected);
 			m->rows = affected;
@@ -187,7 +199,7 @@ static int result_packet(struct my *m, const uint8_t *p, size_t len)
 		m->rs = RS_ROWS;
 		if (my_mask_plan(m))
 			return -1;
-		if (m->binary && !my_ok_parse(p, len, 1, &status, NULL) &&
+		if (m->binary && !my_ok_read(m, p, len, 1, &status, NULL) &&
 		    (status & MY_SERVER_CURSOR_EXISTS))
 			return cursor_opened(m, p, len, status);
 		return my_forward(m, p, len);
@@ -200,7 +212,7 @@ static int result_packet(struct my *m, const uint8_t *p, size_t len)
 			return done(m);
 		}
 		if (my_is_eof(p, len, m->deprecate_eof)) {
-			if (my_ok_parse(p, len, !m->deprecate_eof, &status, NULL))
+			if (my_ok_read(m, p, len, !m->deprecate_eof, &status, NULL))
 				return my_violation(m, "database", "malformed end of rows");
 			if (m->binary && (status & MY_SERVER_CURSOR_EXISTS))
 				return m->deprecate_eof
@@ -256,7 +268,7 @@ static int fetch_packet(struct my *m, const uint8_t *p, size_t len)
 		return done(m);
 	}
 	if (my_is_eof(p, len, m->deprecate_eof)) {
-		if (my_ok_parse(p, len, !m->deprecate_eof, &status, NULL))
+		if (my_ok_read(m, p, len, !m->deprecate_eof, &status, NULL))
 			return my_violation(m, "database", "malformed end of fetched rows");
 		if (status & MY_SERVER_MORE_RESULTS)
 			return my_violation(m, "database", "more results after fetched rows");
@@ -307,7 +319,7 @@ int my_server_answer(struct my *m, const uint8_t *p, size_t len)
 			uint64_t affected = 0;
 			uint16_t st;
 
-			if (my_ok_parse(p, len, 0, &st, &affected))
+			if (my_ok_read(m, p, len, 0, &st, &affected))
 				return my_violation(m, "database", "malformed OK packet");
 			snprintf(tag, sizeof(tag), "OK %llu", (unsigned long long)affected);
 			record_complete(m, tag);
@@ -338,7 +350,7 @@ int my_server_answer(struct my *m, const uint8_t *p, size_t len)
 		if (my_is_eof(p, len, m->deprecate_eof)) {
 			uint16_t st;
 
-			if (my_ok_parse(p, len, !m->deprecate_eof, &st, NULL))
+			if (my_ok_read(m, p, len, !m->deprecate_eof, &st, NULL))
 				return my_violation(m, "database", "malformed end of COM_FIELD_LIST");
 			record_complete(m, "SHOW");
 			return my_forward(m, p, len) ? -1 : done(m);

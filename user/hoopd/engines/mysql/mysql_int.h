@@ -159,6 +159,10 @@ int my_fail_held(void *st, const char *sqlstate, const char *message);
 int my_cancel_held(void *st);
 
 /* mysql_answer.c */
+/* my_ok_parse, and with session tracking agreed the OK's tail read whole too (my_ok_track_valid):
+ * 0, or -1 for a packet hoopd does not pass on. */
+int my_ok_read(const struct my *m, const uint8_t *p, size_t len, int eof_form, uint16_t *status,
+	       uint64_t *rows);
 void my_resp_begin(struct my *m, int resp, uint64_t seq);
 int my_server_answer(struct my *m, const uint8_t *p, size_t len);
 int my_forward(struct my *m, const uint8_t *p, size_t len);

@@ -133,6 +133,35 @@ int my_ok_parse(const uint8_t *p, size_t len, int eof_form, uint16_t *status, ui
 	return 0;
 }
 
+int my_ok_track_valid(const uint8_t *p, size_t len)
+{
+	size_t off = 1, end;
+	uint64_t a, n;
+	uint16_t status;
+
+	if (my_lenenc(p, len, &off, &a) || my_lenenc(p, len, &off, &a) || len - off < 4)
+		return -1;
+	status = (uint16_t)my_le16(p + off);
+	off += 4;
+	if (off == len) /* no info, no changes */
+		return status & MY_SERVER_SESSION_STATE_CHANGED ? -1 : 0;
+	if (my_lenenc(p, len, &off, &n) || n > len - off)
+		return -1; /* the info */
+	off += (size_t)n;
+	if (!(status & MY_SERVER_SESSION_STATE_CHANGED))
+		return off == len ? 0 : -1;
+	if (my_lenenc(p, len, &off, &n) || n != len - off)
+		return -1; /* the changes, to the end */
+	end = len;
+	while (off < end) {
+		off++; /* the type */
+		if (off >= end || my_lenenc(p, end, &off, &n) || n > end - off)
+			return -1;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
 int my_err_fields(const uint8_t *p, size_t len, unsigned *err, char sqlstate[6],
 		  const char **msg, size_t *msglen)
 {

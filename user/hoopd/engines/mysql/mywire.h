@@ -36,7 +36,7 @@
  * sees and in the answer the server gets. Cleared: COMPRESS (hoopd would read compressed
  * packets), LOCAL_FILES (LOAD DATA LOCAL: the server asks the client for any file it names),
  * IGNORE_SPACE (function names become reserved words: the classifier reads the default),
- * SSL (not terminated by this engine yet), SESSION_TRACK, OPTIONAL_RESULTSET_METADATA, ZSTD,
+ * SSL (not terminated by this engine yet), OPTIONAL_RESULTSET_METADATA, ZSTD,
  * QUERY_ATTRIBUTES, MULTI_FACTOR_AUTH, CAPABILITY_EXTENSION, SSL_VERIFY_SERVER_CERT,
  * REMEMBER_OPTIONS, and all of MariaDB's extended capabilities (progress reports, COM_MULTI,
  * bulk execute, extended type info, metadata caching).
@@ -46,10 +46,11 @@
 	 0x400u | 0x1000u | 0x2000u | 0x4000u | MY_CLIENT_SECURE_CONNECTION |                   \
 	 MY_CLIENT_MULTI_STATEMENTS | (1u << 17) | (1u << 18) | MY_CLIENT_PLUGIN_AUTH |          \
 	 MY_CLIENT_CONNECT_ATTRS | MY_CLIENT_PLUGIN_AUTH_LENENC | (1u << 22) |                   \
-	 MY_CLIENT_DEPRECATE_EOF)
+	 MY_CLIENT_SESSION_TRACK | MY_CLIENT_DEPRECATE_EOF)
 
 /* Server status flags. */
 #define MY_SERVER_MORE_RESULTS 0x0008u
+#define MY_SERVER_SESSION_STATE_CHANGED 0x4000u
 #define MY_SERVER_CURSOR_EXISTS 0x0040u /* a cursor was opened, or stays open after a fetch */
 #define MY_SERVER_LAST_ROW_SENT 0x0080u /* a fetch read the cursor's last row: it is closed */
 
@@ -145,6 +146,11 @@ static inline int my_is_eof(const uint8_t *p, size_t len, int deprecate_eof)
  * warnings) or, with eof_form, an EOF packet (0xfe, warnings, status): 0 with *status (and
  * affected rows into *rows when not NULL), or -1 when it does not read as one. */
 int my_ok_parse(const uint8_t *p, size_t len, int eof_form, uint16_t *status, uint64_t *rows);
+/* With CLIENT_SESSION_TRACK agreed, an OK's tail (after status and warnings) is its info as a
+ * length-encoded string and, when the status says SESSION_STATE_CHANGED, the session state
+ * changes (entries of a type byte and a length-encoded value): 0 when p (an OK that
+ * my_ok_parse read) is exactly that, -1 otherwise. */
+int my_ok_track_valid(const uint8_t *p, size_t len);
 
 /* An ERR packet's fields: errno, sqlstate ("HY000" when the packet has none) and message
  * (not NUL-terminated). 0, or -1 when malformed. */
