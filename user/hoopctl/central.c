@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cdecision.h"
+#include "disp.h"
 #include "hoopctl.h"
 #include "trailread.h"
 
@@ -33,6 +35,10 @@
 #define BACKOFF_MIN_MS	 200
 #define BACKOFF_MAX_MS	 10000
 #define STATUS_FILE	 "central-shipped"
+#define PUBLISH_MS	 500  /* the node's pending requests into hoop.approvals */
+#define REPUBLISH_MS	 10000 /* the same list again (rows removed centrally come back) */
+#define DECISIONS_MS	 1000 /* decisions polled when no NOTIFY came */
+#define SHOW_MAX_BYTES	 2048
 
 /* ---- the schema, one migration per entry; never edit one that has shipped, add the next ---- */
 
@@ -121,7 +127,106 @@ static const char mig1[] =
     "create policy readers on hoop.nodes for select to hoop_auditor, hoop_approver"
     "  using (true);";
 
-static const char *const migrations[] = {mig1};
+static const char mig2[] =
+    /* approvals across nodes: a node publishes its pending requests and closes them; approvers
+     * decide only through hoop.decide (SECURITY DEFINER), which records session_user and
+     * decides a pending row only (compare-and-swap); the node applies what was decided and
+     * says so in applied_at and outcome. A decided row must name who decided: a node's role
+     * may set state but never decided_by, so it cannot forge a decision by someone. */
+    "create table hoop.approvals ("
+    "  node text not null,"
+    "  id text not null,"
+    "  session text,"
+    "  rule text,"
+    "  statement text,"
+    "  sha256 text not null,"
+    "  owner text,"
+    "  agent_uid int,"
+    "  requested timestamptz not null default now(),"
+    "  state text not null default 'pending'"
+    "    check (state in ('pending', 'approved', 'denied', 'closed')),"
+    "  decided_by text,"
+    "  decided_at timestamptz,"
+    "  reason text,"
+    "  applied_at timestamptz,"
+    "  outcome text,"
+    "  primary key (node, id),"
+    "  check (state in ('pending', 'closed') or decided_by is not null));"
+    "create index approvals_pending on hoop.approvals (node) where state <> 'closed';"
+    "create function hoop.decide(p_node text, p_id text, p_decision text, p_sha256 text,"
+    "  p_reason text) returns text"
+    "  language plpgsql security definer set search_path = pg_catalog, pg_temp as $f$\n"
+    "declare\n"
+    "  r hoop.approvals;\n"
+    "  who text := session_user;\n"
+    "  st text;\n"
+    "begin\n"
+    "  if p_decision is null or p_decision not in ('approve', 'deny') then\n"
+    "    raise exception 'hoop.decide: the decision is approve or deny, not %', p_decision\n"
+    "      using errcode = '22023';\n"
+    "  end if;\n"
+    "  if length(coalesce(p_reason, '')) > 2048 then\n"
+    "    raise exception 'hoop.decide: the reason is longer than 2048 characters'"
+    "      using errcode = '22023';\n"
+    "  end if;\n"
+    "  if p_decision = 'deny' and coalesce(p_reason, '') = '' then\n"
+    "    raise exception 'hoop.decide: a denial needs a reason (the agent is told it)'"
+    "      using errcode = '22023';\n"
+    "  end if;\n"
+    "  select * into r from hoop.approvals where node = p_node and id = p_id;\n"
+    "  if not found then\n"
+    "    raise exception 'hoop.decide: no request %/% in the central queue', p_node, p_id"
+    "      using errcode = 'P0002';\n"
+    "  end if;\n"
+    "  if r.state <> 'pending' then\n"
+    "    raise exception 'hoop.decide: request %/% was already %', p_node, p_id,"
+    "      case when r.state = 'closed' and r.decided_by is null"
+    "        then 'closed on the node: ' || coalesce(r.outcome, 'no longer pending there')"
+    "        else r.state || ' by ' || coalesce(r.decided_by, '?') || ' at ' ||"
+    "          coalesce(r.decided_at::text, '?') ||"
+    "          coalesce(' (' || r.outcome || ')', '') end"
+    "      using errcode = '55000';\n"
+    "  end if;\n"
+    /* self-approval, by the rule hoopd applies locally: the agent's owner, or its name
+     * before '@' */
+    "  if who = r.owner or who = split_part(coalesce(r.owner, ''), '@', 1) then\n"
+    "    raise exception 'hoop.decide: % may not decide request %/%: an agent''s owner may"
+    " not decide its own request', who, p_node, p_id using errcode = '42501';\n"
+    "  end if;\n"
+    "  if p_decision = 'approve' then\n"
+    "    if p_sha256 is null or length(p_sha256) < 16 or lower(p_sha256) !~ '^[0-9a-f]+$' then\n"
+    "      raise exception 'hoop.decide: approve needs the sha256 of the statement, 16 or"
+    " more hex digits (as hoopctl central approvals shows)' using errcode = '22023';\n"
+    "    end if;\n"
+    "    if left(r.sha256, length(p_sha256)) <> lower(p_sha256) then\n"
+    "      raise exception 'hoop.decide: the sha256 given does not match request %/% (it is"
+    " not the text the approver was shown)', p_node, p_id using errcode = '22023';\n"
+    "    end if;\n"
+    "  end if;\n"
+    /* compare-and-swap: of two decisions at once, the second finds the row decided */
+    "  update hoop.approvals set state = case p_decision when 'approve' then 'approved'"
+    "    else 'denied' end, decided_by = who, decided_at = now(), reason = p_reason"
+    "    where node = p_node and id = p_id and state = 'pending' returning state into st;\n"
+    "  if st is null then\n"
+    "    select * into r from hoop.approvals where node = p_node and id = p_id;\n"
+    "    raise exception 'hoop.decide: request %/% was already % by % meanwhile', p_node, p_id,"
+    "      r.state, coalesce(r.decided_by, 'the node') using errcode = '40001';\n"
+    "  end if;\n"
+    "  perform pg_notify('hoop_decisions', p_node);\n"
+    "  return st;\n"
+    "end $f$;"
+    "revoke all on function hoop.decide(text, text, text, text, text) from public;"
+    "grant execute on function hoop.decide(text, text, text, text, text) to hoop_approver;"
+    "grant select, insert on hoop.approvals to hoop_node;"
+    "grant update (state, applied_at, outcome) on hoop.approvals to hoop_node;"
+    "grant select on hoop.approvals to hoop_auditor, hoop_approver;"
+    "alter table hoop.approvals enable row level security;"
+    "create policy node_own on hoop.approvals for all to hoop_node"
+    "  using (node = hoop.node_name()) with check (node = hoop.node_name());"
+    "create policy readers on hoop.approvals for select to hoop_auditor, hoop_approver"
+    "  using (true);";
+
+static const char *const migrations[] = {mig1, mig2};
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 /* ---- connecting ------------------------------------------------------------------------------ */
@@ -235,14 +340,20 @@ static void pg_rollback(PGconn *c)
 static const char central_usage[] =
     "usage: hoopctl central init --dsn DSN | --dsn-file FILE\n"
     "       hoopctl central ship (--dsn DSN | --dsn-file FILE) --node NAME [--state-dir DIR]\n"
-    "                            [--once]\n"
+    "                            [--once] [--no-approvals]\n"
     "       hoopctl central verify (--dsn DSN | --dsn-file FILE) [--node NAME] [--pub FILE]\n"
     "                              [--json]\n"
+    "       hoopctl central approvals (--dsn DSN | --dsn-file FILE) [--node NAME] [--json]\n"
+    "       hoopctl central approve (--dsn DSN | --dsn-file FILE) NODE ID --sha256 PREFIX\n"
+    "                               [--reason TEXT] [--wait SECONDS]\n"
+    "       hoopctl central deny (--dsn DSN | --dsn-file FILE) NODE ID --reason TEXT\n"
+    "                            [--wait SECONDS]\n"
     "See hoopctl --help and docs/fleet.md.\n";
 
 struct central_args {
-	const char *dsn, *dsn_file, *node, *state, *pub;
-	int once, json;
+	const char *dsn, *dsn_file, *node, *state, *pub, *sha256, *reason;
+	const char *pos[2]; /* approve, deny: NODE ID */
+	int once, json, no_approvals, wait_s;
 };
 
 /* 0 to go on, else the exit code. */
@@ -255,11 +366,19 @@ static int central_opts(const char *cmd, int argc, char **argv, struct central_a
 					     {"pub", required_argument, 0, 'p'},
 					     {"once", no_argument, 0, 'o'},
 					     {"json", no_argument, 0, 'j'},
+					     {"no-approvals", no_argument, 0, 'A'},
+					     {"sha256", required_argument, 0, 'S'},
+					     {"reason", required_argument, 0, 'r'},
+					     {"wait", required_argument, 0, 'w'},
 					     {"help", no_argument, 0, 'h'},
 					     {0}};
 	int c;
 
+	int npos = !strcmp(cmd, "approve") || !strcmp(cmd, "deny") ? 2 : 0;
+	char *end;
+
 	a->state = DEFAULT_STATE_DIR;
+	a->wait_s = 5;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -284,6 +403,23 @@ static int central_opts(const char *cmd, int argc, char **argv, struct central_a
 		case 'j':
 			a->json = 1;
 			break;
+		case 'A':
+			a->no_approvals = 1;
+			break;
+		case 'S':
+			a->sha256 = optarg;
+			break;
+		case 'r':
+			a->reason = optarg;
+			break;
+		case 'w':
+			a->wait_s = (int)strtol(optarg, &end, 10);
+			if (end == optarg || *end || a->wait_s < 0 || a->wait_s > 3600) {
+				fprintf(stderr, "hoopctl central %s: --wait takes 0 to 3600 seconds\n",
+					cmd);
+				return 2;
+			}
+			break;
 		case 'h':
 			fputs(central_usage, stdout);
 			return 0;
@@ -291,6 +427,13 @@ static int central_opts(const char *cmd, int argc, char **argv, struct central_a
 			fputs(central_usage, stderr);
 			return 2;
 		}
+	}
+	for (int i = 0; i < npos && optind < argc; i++)
+		a->pos[i] = argv[optind++];
+	if (npos && !a->pos[1]) {
+		fprintf(stderr, "hoopctl central %s: NODE and ID are required\n%s", cmd,
+			central_usage);
+		return 2;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "hoopctl central %s: unexpected argument '%s'\n%s", cmd,
@@ -422,6 +565,10 @@ struct ship {
 	char st_error[512];
 	int st_connected;
 	uint64_t shipped_records; /* by this process, for --once's summary */
+	/* approvals across nodes (not with --once): what was last published, and when */
+	int relay;
+	char *pub_sig;
+	int64_t pub_ms, pub_full_ms, dec_ms;
 };
 
 static volatile sig_atomic_t g_stop;
@@ -762,6 +909,12 @@ static int ship_connect(struct ship *s)
 	PQclear(r);
 	if (node_upsert(s, err, sizeof(err)))
 		goto fail;
+	/* Decisions for this node wake the shipper (hoop.decide notifies with the node's name);
+	 * it also polls, in case a notification was lost with a connection. */
+	if (s->relay && pg_do(s->pg, "listen hoop_decisions", err, sizeof(err)))
+		goto fail;
+	free(s->pub_sig);
+	s->pub_sig = NULL; /* publish again over this connection */
 	/* The last segment whose first record is at or before the next one to ship. */
 	if (trail_list_open(s->state, &t)) {
 		ship_error(s, "cannot list the audit trail in %s/audit", s->state);
@@ -938,6 +1091,240 @@ static void local_peek(struct ship *s)
 	trail_list_free(&t);
 }
 
+/* ---- approvals across nodes: the node's side ------------------------------------------------ */
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *jget(struct json_object *o, const char *k)
+{
+	struct json_object *v;
+
+	return o && json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
+		   ? json_object_get_string(v)
+		   : NULL;
+}
+
+/* hoopd's pending requests (hoopctl approvals --json over the control socket): the answer, with
+ * *arr its array, or NULL (hoopd did not answer: try again later). */
+static struct json_object *local_pending(struct json_object **arr)
+{
+	struct json_object *r = ctl_call("{\"cmd\":\"approvals\"}"), *ok;
+
+	*arr = NULL;
+	if (!r)
+		return NULL;
+	if (!json_object_object_get_ex(r, "ok", &ok) || !json_object_get_boolean(ok) ||
+	    !json_object_object_get_ex(r, "approvals", arr) ||
+	    !json_object_is_type(*arr, json_type_array)) {
+		json_object_put(r);
+		*arr = NULL;
+		return NULL;
+	}
+	return r;
+}
+
+/* The node's pending requests into hoop.approvals (new ones inserted, known ones left as they
+ * are), and the central rows still pending that are no longer pending here closed. Sent when
+ * the set of ids changed, and every REPUBLISH_MS. */
+static void publish(struct ship *s)
+{
+	struct json_object *r, *arr;
+	char *sig = NULL, err[1024];
+	size_t sl = 0;
+	FILE *m;
+	const char *v[2];
+	PGresult *res;
+	int64_t now = mono_ms();
+
+	if (!(r = local_pending(&arr)))
+		return;
+	if (!(m = open_memstream(&sig, &sl))) {
+		json_object_put(r);
+		return;
+	}
+	for (size_t i = 0; i < json_object_array_length(arr); i++)
+		fprintf(m, "%s,", jget(json_object_array_get_idx(arr, i), "id") ?: "");
+	fclose(m);
+	if (s->pub_sig && !strcmp(s->pub_sig, sig) && now - s->pub_full_ms < REPUBLISH_MS) {
+		free(sig);
+		json_object_put(r);
+		return;
+	}
+	v[0] = s->node;
+	v[1] = json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN);
+	res = PQexecParams(
+	    s->pg,
+	    "with l as (select * from json_to_recordset($2::json) as x(id text, session text,"
+	    " rule text, statement text, sha256 text, owner text, uid int, age_s bigint)),"
+	    " ins as (insert into hoop.approvals (node, id, session, rule, statement, sha256,"
+	    " owner, agent_uid, requested) select $1, id, session, rule, statement, sha256, owner,"
+	    " uid, now() - make_interval(secs => age_s) from l on conflict (node, id) do nothing)"
+	    " update hoop.approvals a set state = 'closed', outcome = 'closed on the node: no"
+	    " longer pending there (decided there, timed out, or cancelled: its audit trail says"
+	    " which)' where a.node = $1 and a.state = 'pending' and a.id not in (select id from l)",
+	    2, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		ship_error(s, "publishing the pending approvals: %s", pg_err(s->pg, err, sizeof(err)));
+		free(sig);
+	} else {
+		free(s->pub_sig);
+		s->pub_sig = sig;
+		s->pub_full_ms = now;
+	}
+	PQclear(res);
+	json_object_put(r);
+}
+
+/* Mark row id of this node: applied (outcome), or closed (why it was not applied). */
+static void decision_done(struct ship *s, const char *id, int applied, const char *outcome)
+{
+	const char *v[3] = {s->node, id, outcome};
+	char err[1024];
+	PGresult *r = PQexecParams(
+	    s->pg,
+	    applied ? "update hoop.approvals set applied_at = now(), outcome = $3 where node = $1"
+		      " and id = $2 and applied_at is null"
+		    : "update hoop.approvals set state = 'closed', outcome = $3 where node = $1"
+		      " and id = $2 and state in ('approved', 'denied') and applied_at is null",
+	    3, NULL, v, NULL, NULL, 0);
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		ship_error(s, "marking central decision %s/%s: %s", s->node, id,
+			   pg_err(s->pg, err, sizeof(err)));
+	PQclear(r);
+}
+
+/* Relay one decision to hoopd as central:BY. 1 applied, 0 refused or gone (why set), -1 hoopd
+ * did not answer (tried again later). */
+static int decision_apply(const struct cdec_row *row, const char *decision, char *why, size_t n)
+{
+	struct json_object *req = json_object_new_object(), *r, *v;
+	int ok, found;
+
+	json_object_object_add(req, "cmd", json_object_new_string(decision));
+	json_object_object_add(req, "id", json_object_new_string(row->id));
+	json_object_object_add(req, "sha256", json_object_new_string(row->sha256));
+	json_object_object_add(req, "reason", json_object_new_string(row->reason ?: ""));
+	json_object_object_add(req, "scope", json_object_new_string("once"));
+	json_object_object_add(req, "for_s", json_object_new_int64(0));
+	json_object_object_add(req, "central_by", json_object_new_string(row->decided_by));
+	r = ctl_call(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
+	json_object_put(req);
+	if (!r)
+		return -1;
+	ok = json_object_object_get_ex(r, "ok", &v) && json_object_get_boolean(v);
+	found = !json_object_object_get_ex(r, "found", &v) || json_object_get_boolean(v);
+	if (!ok)
+		snprintf(why, n, "%s: %s",
+			 found ? "refused by the node"
+			       : "not applied: the request was no longer pending on the node",
+			 jget(r, "error") ?: "no reason given");
+	json_object_put(r);
+	return ok;
+}
+
+/* Decisions taken centrally for this node and not yet applied: each judged (cdecision.h) and
+ * relayed to hoopd, then marked applied or closed. */
+static void apply_decisions(struct ship *s)
+{
+	const char *v[1] = {s->node};
+	struct json_object *loc = NULL, *arr = NULL;
+	struct cdec_pending *p = NULL;
+	size_t np = 0;
+	char err[1024];
+	PGresult *r;
+
+	r = PQexecParams(s->pg,
+			 "select id, state, sha256, decided_by, reason from hoop.approvals where"
+			 " node = $1 and state in ('approved', 'denied') and applied_at is null"
+			 " order by decided_at",
+			 1, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		ship_error(s, "reading central decisions: %s", pg_err(s->pg, err, sizeof(err)));
+		PQclear(r);
+		return;
+	}
+	if (!PQntuples(r) || !(loc = local_pending(&arr))) {
+		PQclear(r);
+		return;
+	}
+	np = json_object_array_length(arr);
+	p = calloc(np ? np : 1, sizeof(*p));
+	for (size_t i = 0; p && i < np; i++) {
+		p[i].id = jget(json_object_array_get_idx(arr, i), "id");
+		p[i].sha256 = jget(json_object_array_get_idx(arr, i), "sha256");
+	}
+	for (int i = 0; p && i < PQntuples(r); i++) {
+		struct cdec_row row;
+		struct cdec_out out;
+		char why[1024];
+		int k;
+
+#define COL(c) (PQgetisnull(r, i, c) ? NULL : PQgetvalue(r, i, c))
+		row.id = COL(0);
+		row.state = COL(1);
+		row.sha256 = COL(2);
+		row.decided_by = COL(3);
+		row.reason = COL(4);
+#undef COL
+		if (cdec_judge(&row, p, np, &out) != CDEC_APPLY) {
+			ship_log("central decision %s/%s by %s not applied: %s", s->node,
+				 row.id ? disp(row.id) : "?",
+				 row.decided_by ? disp(row.decided_by) : "?", out.why);
+			decision_done(s, row.id ? row.id : "", 0, out.why);
+			continue;
+		}
+		k = decision_apply(&row, out.decision, why, sizeof(why));
+		if (k < 0)
+			break; /* hoopd did not answer: the next poll tries again */
+		if (k)
+			ship_log("central decision applied: %s %s by central:%s", row.id,
+				 out.decision, disp(row.decided_by));
+		else
+			ship_log("central decision %s/%s by %s: %s", s->node, row.id,
+				 disp(row.decided_by), why);
+		decision_done(s, row.id, k,
+			      k ? (!strcmp(out.decision, "approve") ? "applied: approved on the node"
+								    : "applied: denied on the node")
+				: why);
+	}
+	free(p);
+	json_object_put(loc);
+	PQclear(r);
+}
+
+/* Between two shipping passes: notifications read, requests published, decisions applied. */
+static void relay_approvals(struct ship *s)
+{
+	int64_t now = mono_ms();
+	int notified = 0;
+	PGnotify *n;
+
+	if (!s->relay || !s->pg || PQstatus(s->pg) != CONNECTION_OK)
+		return;
+	if (!PQconsumeInput(s->pg))
+		return; /* the connection broke: the next pass finds it */
+	while ((n = PQnotifies(s->pg))) {
+		if (!strcmp(n->relname, "hoop_decisions") && cdec_notify_for(n->extra, s->node))
+			notified = 1;
+		PQfreemem(n);
+	}
+	if (now - s->pub_ms >= PUBLISH_MS) {
+		publish(s);
+		s->pub_ms = now;
+	}
+	if (notified || now - s->dec_ms >= DECISIONS_MS) {
+		apply_decisions(s);
+		s->dec_ms = mono_ms();
+	}
+}
+
 static void sleep_ms(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -994,6 +1381,7 @@ static int central_ship(struct ship *s, int once)
 			rc = r ? 1 : 0;
 			break;
 		}
+		relay_approvals(s);
 		sleep_ms(POLL_MS);
 	}
 	ship_status(s, 1);
@@ -1005,6 +1393,7 @@ static int central_ship(struct ship *s, int once)
 	PQfinish(s->pg);
 	s->pg = NULL;
 	free(s->buf);
+	free(s->pub_sig);
 	return rc;
 }
 
@@ -1208,6 +1597,155 @@ static int central_verify(PGconn *c, const struct central_args *a)
 	return rc;
 }
 
+/* ---- central approvals, approve, deny: the approver's side --------------------------------- */
+
+/* Text an agent chose, escaped and capped, on one line (as hoopctl approvals shows it). */
+static void show_text(const char *label, const char *t)
+{
+	size_t n = strlen(t), cut = disp_cut(t, n, SHOW_MAX_BYTES);
+
+	printf("  %s%s", label, disp_n(t, cut));
+	if (cut < n)
+		printf(" \u2026 %zu more bytes (not shown; the sha256 covers them)", n - cut);
+	printf("\n");
+}
+
+static int central_approvals(PGconn *c, const struct central_args *a)
+{
+	const char *v[1] = {a->node};
+	char err[1024];
+	PGresult *r;
+	int n;
+
+	r = PQexecParams(c,
+			 "select node, id, coalesce(rule, ''), coalesce(statement, ''), sha256,"
+			 " coalesce(owner, ''), coalesce(session, ''), coalesce(agent_uid, -1),"
+			 " floor(extract(epoch from now() - requested))::bigint from hoop.approvals"
+			 " where state = 'pending' and ($1::text is null or node = $1)"
+			 " order by requested, node, id",
+			 1, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "hoopctl central approvals: %s\n", pg_err(c, err, sizeof(err)));
+		PQclear(r);
+		return 2;
+	}
+	n = PQntuples(r);
+	if (a->json) {
+		struct json_object *o = json_object_new_object(), *arr = json_object_new_array();
+
+		for (int i = 0; i < n; i++) {
+			struct json_object *e = json_object_new_object();
+
+			json_object_object_add(e, "node", json_object_new_string(PQgetvalue(r, i, 0)));
+			json_object_object_add(e, "id", json_object_new_string(PQgetvalue(r, i, 1)));
+			json_object_object_add(e, "rule", json_object_new_string(PQgetvalue(r, i, 2)));
+			json_object_object_add(e, "statement",
+					       json_object_new_string(PQgetvalue(r, i, 3)));
+			json_object_object_add(e, "sha256",
+					       json_object_new_string(PQgetvalue(r, i, 4)));
+			json_object_object_add(e, "owner", json_object_new_string(PQgetvalue(r, i, 5)));
+			json_object_object_add(e, "session",
+					       json_object_new_string(PQgetvalue(r, i, 6)));
+			json_object_object_add(e, "agent_uid",
+					       json_object_new_int(atoi(PQgetvalue(r, i, 7))));
+			json_object_object_add(
+			    e, "age_s", json_object_new_int64(strtoll(PQgetvalue(r, i, 8), NULL, 10)));
+			json_object_array_add(arr, e);
+		}
+		json_object_object_add(o, "approvals", arr);
+		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		json_object_put(o);
+		PQclear(r);
+		return 0;
+	}
+	if (!n)
+		printf("no statement is waiting for approval in the central queue\n");
+	for (int i = 0; i < n; i++) {
+		const char *st = PQgetvalue(r, i, 3);
+
+		printf("%s %s  waiting %ss  rule %s\n", disp(PQgetvalue(r, i, 0)),
+		       disp(PQgetvalue(r, i, 1)), PQgetvalue(r, i, 8), disp(PQgetvalue(r, i, 2)));
+		printf("  owner %s, agent uid %s, session %s\n",
+		       *PQgetvalue(r, i, 5) ? disp(PQgetvalue(r, i, 5)) : "-", PQgetvalue(r, i, 7),
+		       disp(PQgetvalue(r, i, 6)));
+		printf("  statement: %zu bytes, sha256 %s\n", strlen(st), disp(PQgetvalue(r, i, 4)));
+		show_text("", st);
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* hoop.decide, then (--wait) whether the node applied it. 0 decided (and applied, or not
+ * known yet), 1 refused or not applied, 2 an error. */
+static int central_decide(PGconn *c, const char *cmd, const struct central_args *a)
+{
+	const char *v[5] = {a->pos[0], a->pos[1], cmd, a->sha256, a->reason};
+	const char *past = !strcmp(cmd, "approve") ? "approved" : "denied";
+	char err[1024];
+	PGresult *r;
+	int64_t end;
+
+	if (!strcmp(cmd, "deny") && (!a->reason || !*a->reason)) {
+		fprintf(stderr, "hoopctl central deny: --reason TEXT is required (the agent is "
+				"told it)\n");
+		return 2;
+	}
+	if (!strcmp(cmd, "approve") && !a->sha256) {
+		fprintf(stderr,
+			"hoopctl central approve: --sha256 PREFIX is required: 16 or more hex "
+			"digits of the sha256 `hoopctl central approvals` shows (what you approve "
+			"is the text you read)\n");
+		return 2;
+	}
+	r = PQexecParams(c, "select hoop.decide($1, $2, $3, $4, $5)", 5, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+
+		fprintf(stderr, "hoopctl central %s: %s\n", cmd,
+			m ? disp(m) : disp(pg_err(c, err, sizeof(err))));
+		PQclear(r);
+		return 1;
+	}
+	PQclear(r);
+	printf("%s %s/%s\n", past, disp(a->pos[0]), disp(a->pos[1]));
+	fflush(stdout);
+	end = mono_ms() + (int64_t)a->wait_s * 1000;
+	while (a->wait_s) {
+		const char *q[2] = {a->pos[0], a->pos[1]};
+
+		r = PQexecParams(c,
+				 "select state, applied_at is not null, coalesce(outcome, '') from"
+				 " hoop.approvals where node = $1 and id = $2",
+				 2, NULL, q, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+			PQclear(r);
+			break;
+		}
+		if (!strcmp(PQgetvalue(r, 0, 1), "t")) {
+			printf("node %s %s it (%s)\n", disp(a->pos[0]),
+			       !strcmp(cmd, "approve") ? "ran" : "refused", disp(PQgetvalue(r, 0, 2)));
+			PQclear(r);
+			return 0;
+		}
+		if (!strcmp(PQgetvalue(r, 0, 0), "closed")) {
+			fprintf(stderr, "hoopctl central %s: node %s did not apply it: %s\n", cmd,
+				disp(a->pos[0]), disp(PQgetvalue(r, 0, 2)));
+			PQclear(r);
+			return 1;
+		}
+		PQclear(r);
+		if (mono_ms() >= end) {
+			printf("node %s has not applied it yet: it will when its shipper next reads "
+			       "the central database, if the request is still pending there "
+			       "(see hoop.approvals.outcome)\n",
+			       disp(a->pos[0]));
+			break;
+		}
+		sleep_ms(200);
+	}
+	return 0;
+}
+
 /* ---- the command -------------------------------------------------------------------------- */
 
 int cmd_central(int argc, char **argv)
@@ -1223,7 +1761,8 @@ int cmd_central(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	sub = argv[1];
-	if (strcmp(sub, "init") && strcmp(sub, "ship") && strcmp(sub, "verify")) {
+	if (strcmp(sub, "init") && strcmp(sub, "ship") && strcmp(sub, "verify") &&
+	    strcmp(sub, "approvals") && strcmp(sub, "approve") && strcmp(sub, "deny")) {
 		fprintf(stderr, "hoopctl central: unknown command '%s'\n%s", sub, central_usage);
 		return 2;
 	}
@@ -1246,6 +1785,7 @@ int cmd_central(int argc, char **argv)
 		s->state = a.state;
 		s->node = a.node;
 		s->dsn = dsn;
+		s->relay = !a.once && !a.no_approvals;
 		rc = central_ship(s, a.once);
 		explicit_bzero(dsn, sizeof(dsn));
 		free(s);
@@ -1261,7 +1801,14 @@ int cmd_central(int argc, char **argv)
 		fprintf(stderr, "hoopctl central %s: %s\n", sub, err);
 		return 2;
 	}
-	rc = !strcmp(sub, "init") ? central_init(c) : central_verify(c, &a);
+	if (!strcmp(sub, "init"))
+		rc = central_init(c);
+	else if (!strcmp(sub, "verify"))
+		rc = central_verify(c, &a);
+	else if (!strcmp(sub, "approvals"))
+		rc = central_approvals(c, &a);
+	else
+		rc = central_decide(c, sub, &a);
 	PQfinish(c);
 	return rc;
 }

@@ -41,7 +41,7 @@ static int g_configured;
 static int64_t g_started_ms, g_respawn_at, g_backoff = RESPAWN_MIN_MS;
 static uint64_t g_restarts;
 static char g_hoopctl[PATH_MAX], g_node[64];
-static char *g_argv[12];
+static char *g_argv[16];
 static char **g_envp;
 
 static int node_ok(const char *s)
@@ -173,6 +173,9 @@ int central_start(void)
 	if (make_env())
 		return -1;
 	g_argv[k++] = g_hoopctl;
+	/* the shipper also relays approvals both ways, over this hoopd's control socket */
+	g_argv[k++] = "--control";
+	g_argv[k++] = (char *)hoopd.o.control_path;
 	g_argv[k++] = "central";
 	g_argv[k++] = "ship";
 	g_argv[k++] = "--state-dir";

@@ -359,27 +359,70 @@ static void do_approvals(struct json_object *req, struct jbuf *j, struct ctl_cli
 	jb_obj_close(j);
 }
 
+/*
+ * The central shipper relays a decision taken in the fleet's central database
+ * (docs/fleet.md): "central_by" names the database role that decided, which the database's own
+ * authentication proved and hoop.decide checked (membership of hoop_approver, not self, the
+ * sha256). Only root (the shipper runs as root, hoopd's child) may speak for someone else; the
+ * sha256 and the owner rule are checked here again as for any decision.
+ */
+static int central_by_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > 63)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x21 || s[i] == 0x7f || s[i] == '"' || s[i] == '\\')
+			return 0;
+	return 1;
+}
+
 /* approve or deny: the decision is the command's name */
 static void do_decide(struct json_object *req, struct jbuf *j, struct ctl_client *cl)
 {
 	char err[512];
 	struct json_object *fo;
 	long long for_s = 0;
+	const char *central = jstr(req, "central_by");
+	struct approver who;
+	int r;
 
 	if (json_object_object_get_ex(req, "for_s", &fo))
 		for_s = json_object_get_int64(fo);
 	if (!jstr(req, "id")) {
 		reply_err(j, "missing approval id");
-	} else if (workers_count()) {
-		struct approver who;
-
-		approvals_who(cl->uid, cl->pid, &who);
+		return;
+	}
+	approvals_who(cl->uid, cl->pid, &who);
+	if (json_object_object_get_ex(req, "central_by", NULL)) {
+		if (!privileged(cl->uid)) {
+			reply_err(j, "permission denied: only root relays central decisions");
+			return;
+		}
+		if (!central || !central_by_ok(central)) {
+			reply_err(j, "central_by is not a database role name (1 to 63 printable "
+				     "characters)");
+			return;
+		}
+		snprintf(who.name, sizeof(who.name), "%s", central);
+		who.is_approver = 1; /* hoop.decide runs for members of hoop_approver only */
+		who.central = 1;
+	}
+	if (workers_count()) {
 		workers_decide(defer(cl), jstr(req, "id"), jstr(req, "cmd"), jstr(req, "reason"),
 			       jstr(req, "scope"), jstr(req, "sha256"), for_s, &who);
-	} else if (approvals_decide(jstr(req, "id"), jstr(req, "cmd"), jstr(req, "reason"),
-				  jstr(req, "scope"), jstr(req, "sha256"), for_s, cl->uid, cl->pid,
-				  err, sizeof(err))) {
-		reply_err(j, err);
+		return;
+	}
+	r = approvals_decide_as(jstr(req, "id"), jstr(req, "cmd"), jstr(req, "reason"),
+				jstr(req, "scope"), jstr(req, "sha256"), for_s, &who, err,
+				sizeof(err));
+	if (r) {
+		jb_obj_open(j);
+		jb_kv_bool(j, "ok", 0);
+		jb_kv_bool(j, "found", r != -ENOENT);
+		jb_kv_str(j, "error", err);
+		jb_obj_close(j);
 	} else {
 		reply_ok(j);
 	}

@@ -616,7 +616,8 @@ int approvals_decide_as(const char *id, const char *decision, const char *reason
 			const struct approver *who, char *err, size_t errn)
 {
 	struct request *q;
-	const char *name = who->name;
+	const char *self = who->name; /* compared with the agent's owner */
+	char name[sizeof(who->name) + 8];
 	uid_t uid = who->uid;
 	pid_t pid = who->pid;
 	const char *why = NULL;
@@ -635,11 +636,12 @@ int approvals_decide_as(const char *id, const char *decision, const char *reason
 	}
 	if (!scope)
 		scope = "once";
-	nl = strlen(name);
+	snprintf(name, sizeof(name), "%s%s", who->central ? "central:" : "", who->name);
+	nl = strlen(self);
 	if (!who->is_approver)
 		why = "not an approver named in the policy";
-	else if (q->who.o.uid == uid || !strcmp(q->who.owner, name) ||
-		 (!strncmp(q->who.owner, name, nl) && q->who.owner[nl] == '@'))
+	else if ((!who->central && q->who.o.uid == uid) || !strcmp(q->who.owner, self) ||
+		 (!strncmp(q->who.owner, self, nl) && q->who.owner[nl] == '@'))
 		why = "an agent's own uid or owner may not approve its request";
 	else if (strcmp(scope, "once") && strcmp(scope, "fingerprint"))
 		why = "scope is once or fingerprint";
@@ -665,6 +667,8 @@ int approvals_decide_as(const char *id, const char *decision, const char *reason
 		jb_kv_str(&e, "by", name);
 		jb_kv_int(&e, "by_uid", uid);
 		jb_kv_int(&e, "by_pid", pid);
+		if (who->central)
+			jb_kv_str(&e, "via", "central");
 		jb_kv_str(&e, "refused", why);
 		if (sha256 && *sha256)
 			jb_kv_str(&e, "sha256_given", sha256);
@@ -677,6 +681,8 @@ int approvals_decide_as(const char *id, const char *decision, const char *reason
 	jb_kv_str(&e, "by", name);
 	jb_kv_int(&e, "by_uid", uid);
 	jb_kv_int(&e, "by_pid", pid);
+	if (who->central) /* by_uid and by_pid are the shipper's that relayed it */
+		jb_kv_str(&e, "via", "central");
 	decision_fields(&e, reason);
 	jb_kv_str(&e, "scope", scope);
 	jb_kv_int(&e, "for_s", for_s);

@@ -38,6 +38,10 @@ struct approver {
 	pid_t pid;
 	char name[256];
 	int is_approver;
+	/* decided in the fleet's central database (docs/fleet.md): name is the database role
+	 * that decided, relayed by the root-owned shipper; recorded as central:NAME. uid and pid
+	 * are the shipper's, so the own-uid rule does not apply; the owner rule does */
+	int central;
 };
 void approvals_who(uid_t uid, pid_t pid, struct approver *a);
 /* approvals_decide for an approver already resolved: 0, -ENOENT when no such request is held

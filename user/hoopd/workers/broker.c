@@ -409,6 +409,9 @@ static void ask_answer(struct ask *a)
 	case ASK_DECIDE:
 		jb_obj_open(&j);
 		jb_kv_bool(&j, "ok", a->found && a->ok);
+		/* found: the request was pending here (a refusal), or not (gone): the central
+		 * shipper tells the two apart */
+		jb_kv_bool(&j, "found", a->found);
 		if (!(a->found && a->ok))
 			jb_kv_str(&j, "error", a->error[0] ? a->error
 							   : "no pending approval by that id");
@@ -502,7 +505,8 @@ void workers_decide(uint64_t handle, const char *id, const char *decision, const
 {
 	struct ask *a = ask_new(handle, ASK_DECIDE);
 	struct wm_decide d = {.for_s = for_s, .uid = who->uid, .pid = who->pid,
-			      .is_approver = (uint8_t)who->is_approver};
+			      .is_approver = (uint8_t)who->is_approver,
+			      .central = (uint8_t)who->central};
 	struct stub *st = NULL;
 	struct worker *w;
 

@@ -69,6 +69,7 @@ struct wm_decide {
 	char name[256]; /* the approver, as the broker resolved the uid */
 	uint8_t is_approver;
 	uint8_t has_reason, has_sha256, has_scope;
+	uint8_t central; /* name decided in the central database (struct approver) */
 };
 
 struct wm_decided {

@@ -257,6 +257,7 @@ static int take_decide(uint32_t token, const uint8_t *body, size_t len)
 	who.uid = d.uid;
 	who.pid = d.pid;
 	who.is_approver = d.is_approver;
+	who.central = d.central;
 	snprintf(who.name, sizeof(who.name), "%s", d.name);
 	r = approvals_decide_as(d.id, d.decision, d.has_reason ? reason : NULL,
 				d.has_scope ? d.scope : NULL, d.has_sha256 ? d.sha256 : NULL,
