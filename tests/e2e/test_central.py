@@ -173,7 +173,7 @@ def central_verify(ctx, *extra):
 def test_init_is_idempotent_and_makes_partitions(ctx):
     r = hoopctl("central", "init", "--dsn", su_dsn(ctx))
     check(r.returncode == 0 and "0 migration(s) applied now" in r.stdout, r.stdout + r.stderr)
-    check(central_sql(ctx, "select max(version) from hoop.schema_version")[0][0] == 1, "schema version")
+    check(central_sql(ctx, "select max(version) from hoop.schema_version")[0][0] == 2, "schema version")
     parts = [p for (p,) in central_sql(ctx, "select c.relname from pg_inherits i join pg_class c "
                                             "on c.oid = i.inhrelid where i.inhparent = 'hoop.records'::regclass "
                                             "order by 1")]
