@@ -538,6 +538,13 @@ $(FUZZ_OUT)/fuzz_audit_record: fuzz/fuzz_audit_record.c fuzz/fuzz_require.h \
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -Iuser/hoopctl $< $(FUZZ_AUDIT_SRC) -ljson-c -lssl -lcrypto -lz \
 		-o $@
 
+# What a node reads from the central database about approvals: NOTIFY payloads, decision rows.
+$(FUZZ_OUT)/fuzz_central_decision: fuzz/fuzz_central_decision.c fuzz/fuzz_require.h \
+				   user/hoopctl/cdecision.c user/hoopctl/cdecision.h
+	@mkdir -p $(dir $@)
+	$(call msg,CLANG,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -Iuser/hoopctl $< user/hoopctl/cdecision.c -o $@
+
 # $(call fuzz_run,NAME,FLAGS): build/fuzz/fuzz_NAME for FUZZ_SECONDS over its corpus copy.
 define fuzz_run
 	@mkdir -p $(FUZZ_OUT)/corpus/$(1)
@@ -554,7 +561,8 @@ fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agen
       $(FUZZ_OUT)/fuzz_pg_server $(FUZZ_OUT)/fuzz_pg_states $(FUZZ_OUT)/fuzz_maskplan \
       $(FUZZ_OUT)/fuzz_mask_datarow $(FUZZ_OUT)/fuzz_sqlshape $(FUZZ_OUT)/fuzz_audit_record \
       $(FUZZ_OUT)/fuzz_sqlsize $(FUZZ_OUT)/fuzz_dialect $(FUZZ_OUT)/fuzz_catwire \
-      $(FUZZ_OUT)/fuzz_mysqllex $(FUZZ_OUT)/fuzz_mysqlclass $(FUZZ_OUT)/fuzz_myrow
+      $(FUZZ_OUT)/fuzz_mysqllex $(FUZZ_OUT)/fuzz_mysqlclass $(FUZZ_OUT)/fuzz_myrow \
+      $(FUZZ_OUT)/fuzz_central_decision
 	$(call fuzz_run,policy,-artifact_prefix=$(FUZZ_OUT)/ -dict=fuzz/policy.dict)
 	$(call fuzz_run,sqlfacts,-artifact_prefix=$(FUZZ_OUT)/sqlfacts- -max_len=4096)
 	$(call fuzz_run,pg_agent,-artifact_prefix=$(FUZZ_OUT)/pg_agent- -dict=fuzz/pg.dict)
@@ -572,6 +580,7 @@ fuzz: $(FUZZ_OUT)/fuzz_policy $(FUZZ_OUT)/fuzz_sqlfacts $(FUZZ_OUT)/fuzz_pg_agen
 	$(call fuzz_run,mysql_agent,-artifact_prefix=$(FUZZ_OUT)/mysql_agent- -dict=fuzz/mysql_wire.dict)
 	$(call fuzz_run,mysql_server,-artifact_prefix=$(FUZZ_OUT)/mysql_server- -dict=fuzz/mysql_wire.dict)
 	$(call fuzz_run,myrow,-artifact_prefix=$(FUZZ_OUT)/myrow- -max_len=4096)
+	$(call fuzz_run,central_decision,-artifact_prefix=$(FUZZ_OUT)/central_decision- -max_len=4096)
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -97,6 +97,7 @@ suite e2e-policy /usr/bin/python3 tests/e2e/test_policy.py
 suite e2e-approvals /usr/bin/python3 tests/e2e/test_approvals.py
 suite e2e-audit /usr/bin/python3 tests/e2e/test_audit.py
 suite e2e-central /usr/bin/python3 tests/e2e/test_central.py
+suite e2e-central-approvals /usr/bin/python3 tests/e2e/test_central_approvals.py
 suite e2e-masking /usr/bin/python3 tests/e2e/test_masking.py
 suite e2e-deploy /usr/bin/python3 tests/e2e/test_deploy.py
 suite e2e-hostile /usr/bin/python3 tests/e2e/test_hostile.py
@@ -132,6 +133,8 @@ suite e2e-pg-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect_leaks=1 \
 	/usr/bin/python3 tests/e2e/test_pg.py
 suite e2e-central-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect_leaks=1 \
 	/usr/bin/python3 tests/e2e/test_central.py
+suite e2e-central-approvals-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect_leaks=1 \
+	/usr/bin/python3 tests/e2e/test_central_approvals.py
 suite e2e-mysql-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect_leaks=1 \
 	/usr/bin/python3 tests/e2e/test_mysql.py
 suite e2e-policy-sanitizers env HOOP_BUILD=build/san ASAN_OPTIONS=detect_leaks=1 \
