@@ -182,7 +182,8 @@ def test_held_on_a_approved_centrally_runs_once(ctx):
     check(out.strip().endswith("|50|t-once"), "psql after the central approval: %r %r" % (out, err))
     check(took < 4, "the node took %.1f s to apply the decision" % took)
     check(ran(ctx) == before + 1, "ran %d time(s)" % (ran(ctx) - before))
-    dec = local_records(ctx, "nodea", "approval_decision", a["id"])
+    dec = wait_for(lambda: local_records(ctx, "nodea", "approval_decision", a["id"]), 10,
+                   "the local decision record")
     check(len(dec) == 1 and dec[0]["decision"] == "approved" and dec[0]["by"] == "central:appr1" and
           dec[0]["via"] == "central" and dec[0]["reason"] == "ticket 7" and dec[0]["sha256"] == a["sha256"],
           "local record: %s" % dec)
@@ -216,7 +217,10 @@ def race_once(ctx, node, tag):
     lost = [v for k, v in res.items() if k not in won][0]
     check(lost.returncode == 1 and "already" in lost.stderr, "the loser's answer: %s" % lost.stderr)
     out, err = p.communicate(timeout=30)
-    dec = local_records(ctx, node, "approval_decision", a["id"])
+    # the decision's record reaches the trail through the broker's store, which may be a
+    # moment behind the agent's answer (the worker answers once it has handed it over)
+    dec = wait_for(lambda: local_records(ctx, node, "approval_decision", a["id"]), 10,
+                   "%s: the local decision record" % tag)
     check(len(dec) == 1, "%s: %d local decisions" % (tag, len(dec)))
     if won == ["appr1"]:
         check(out.strip().endswith("|50|" + tag) and ran(ctx) == before + 1 and
@@ -321,7 +325,8 @@ def test_central_decision_for_a_timed_out_request_not_applied(ctx):
         st = row(ctx, node, a["id"])
         check(st[0] == "closed" and st[1] == "appr1" and not st[2], "central row: %s" % (st,))
         check(ran(ctx) == before, "the timed-out statement ran")
-        dec = local_records(ctx, node, "approval_decision", a["id"])
+        dec = wait_for(lambda: local_records(ctx, node, "approval_decision", a["id"]), 10,
+                       "the local decision record")
         check([d["decision"] for d in dec] == ["timed_out"], "local decisions: %s" % dec)
         r = central(ctx, "appr2", "deny", node, a["id"], "--reason", "x")
         check(r.returncode == 1 and "already closed" in r.stderr, r.stderr)
@@ -348,7 +353,8 @@ def test_local_approve_still_works_and_closes_the_central_row(ctx):
     check(st[1] is None and "closed on the node" in st[3], "central row: %s" % (st,))
     r = central(ctx, "appr1", "approve", node, a["id"], "--sha256", a["sha256"][:16])
     check(r.returncode == 1 and "already closed on the node" in r.stderr, r.stderr)
-    dec = local_records(ctx, node, "approval_decision", a["id"])
+    dec = wait_for(lambda: local_records(ctx, node, "approval_decision", a["id"]), 10,
+                   "the local decision record")
     check(len(dec) == 1 and dec[0]["by"] == LOCAL_APPR and "via" not in dec[0], dec)
 
 
