@@ -1998,18 +1998,30 @@ def test_cursor_does_not_outlive_its_policy(ctx):
     may add a masking or deny rule) the fetch is refused (1105, execute again) and a new
     execution, judged and planned under the policy in force, fetches. Found by a hostile review:
     the kept plan was used after a reload that added a masking rule."""
+    probe_rule = ("rules:\n  - name: reload-probe\n    action: deny\n    match: {tables: [reload_probe]}\n"
+                  "    message: \"hoop: the new policy is in force\"\n")
+
     def run():
         c = MyClient(ctx.db.port)
         sid, _, _ = c.prepare("select id, visits from patients where id <= ? order by id limit 50")
         kind, cols = cursor_execute(c, sid, [50])
         first, _ = fetch(c, sid, 2, cols)
+        ctx.hd.write_policy(policy(ctx).replace("rules:\n", probe_rule, 1))
         ctx.hd.ctl("reload")
+        # the engine worker takes the new policy a moment after hoopctl reload returns: wait
+        # until this session is judged by it (a statement in between leaves the cursor open)
+        wait_for(lambda: err_of(c.query, "select 1 from reload_probe")[:2] == ("err", 1227), 10,
+                 "the worker to run the reloaded policy")
         after = err_of(fetch, c, sid, 5, cols)
         kind2, cols = cursor_execute(c, sid, [50])
         again, _ = fetch(c, sid, 3, cols)
         return kind, first, after, kind2, again
 
-    kind, first, after, kind2, again = as_agent(ctx, run)
+    try:
+        kind, first, after, kind2, again = as_agent(ctx, run)
+    finally:
+        ctx.hd.write_policy(policy(ctx))
+        ctx.hd.ctl("reload")
     check(kind == kind2 == "cursor" and len(first) == 2 and len(again) == 3, "the cursors: %r %r %r" % (first, kind2, again))
     check(after[:3] == ("err", 1105, "HY000") and "policy changed" in after[3],
           "a fetch after a reload: %r" % (after,))

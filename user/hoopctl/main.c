@@ -47,7 +47,8 @@ static const char usage[] =
 	"        (pid, uid, comm, exe, cgroup, owner), and counters.\n"
 	"  reload\n"
 	"        Re-read hoopd's policy file. A bad file is refused with its line and column and\n"
-	"        the running policy stays in force.\n"
+	"        the running policy stays in force. Returns once every engine worker runs the\n"
+	"        new policy (statements judged after it are judged by it).\n"
 	"  ping  Check that hoopd answers.\n"
 	"  approvals [--watch] [--json]\n"
 	"        Statements held for approval: id, age, the agent (pid, uid, comm, owner), the\n"
@@ -546,8 +547,20 @@ int main(int argc, char **argv)
 		return cmd_detach(argc, argv);
 	if (!strcmp(argv[0], "status"))
 		return cmd_status(argc, argv);
-	if (!strcmp(argv[0], "reload"))
-		return cmd_simple("reload", "policy reloaded");
+	if (!strcmp(argv[0], "reload")) {
+		int rc = cmd_simple("reload", "policy reloaded");
+
+		if (!rc) {
+			/* The engine workers take the new policy from the broker's channel to each
+			 * of them, in order: a status round trip through every worker returns after
+			 * each has taken it, so that reload returns once the policy is in force. */
+			struct json_object *st = ctl_call("{\"cmd\":\"status\"}");
+
+			if (st)
+				json_object_put(st);
+		}
+		return rc;
+	}
 	if (!strcmp(argv[0], "ping"))
 		return cmd_simple("ping", "hoopd answers, version ");
 	if (!strcmp(argv[0], "policy"))
