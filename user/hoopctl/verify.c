@@ -742,29 +742,44 @@ out:
 	return rc;
 }
 
-int verify_run(const char *state, const char *const *pubs, int npubs, int json)
+static void verify_free(struct verify *v)
 {
-	struct verify *v = calloc(1, sizeof(*v));
-	int rc = 0;
+	for (int i = 0; i < v->npubs; i++)
+		EVP_PKEY_free(v->pubs[i]);
+	free(v->removed);
+	free(v);
+}
 
-	if (!v)
-		return 2;
-	v->json = json;
-	for (int i = 0; i < npubs && !rc; i++)
-		if (verify_add_pub(v, state, pubs[i]))
-			rc = 2;
-	if (!rc && !(rc = verify_trail(v, state, NULL))) {
+/* Verify the trail under state (from a segment, or NULL), print, free v: 0 intact, 1 not,
+ * 2 when it could not be read. */
+static int verify_report(struct verify *v, const char *state, const char *from)
+{
+	int rc = verify_trail(v, state, from);
+
+	if (!rc) {
 		if (v->json)
 			verify_print_json(v);
 		else
 			verify_print_text(v);
 		rc = v->bad ? 1 : 0;
 	}
-	for (int i = 0; i < v->npubs; i++)
-		EVP_PKEY_free(v->pubs[i]);
-	free(v->removed);
-	free(v);
+	verify_free(v);
 	return rc;
+}
+
+int verify_run(const char *state, const char *const *pubs, int npubs, int json)
+{
+	struct verify *v = calloc(1, sizeof(*v));
+
+	if (!v)
+		return 2;
+	v->json = json;
+	for (int i = 0; i < npubs; i++)
+		if (verify_add_pub(v, state, pubs[i])) {
+			verify_free(v);
+			return 2;
+		}
+	return verify_report(v, state, NULL);
 }
 
 int cmd_verify(int argc, char **argv)
@@ -792,17 +807,8 @@ int cmd_verify(int argc, char **argv)
 		else if (c == 'k' && verify_add_pub(v, state, optarg))
 			rc = 2;
 	}
-	if (rc < 0 && !(rc = trail_cmd_args(&cmd, argc, argv, 0)) &&
-	    !(rc = verify_trail(v, state, from))) {
-		if (v->json)
-			verify_print_json(v);
-		else
-			verify_print_text(v);
-		rc = v->bad ? 1 : 0;
-	}
-	for (int i = 0; i < v->npubs; i++)
-		EVP_PKEY_free(v->pubs[i]);
-	free(v->removed);
-	free(v);
+	if (rc < 0 && !(rc = trail_cmd_args(&cmd, argc, argv, 0)))
+		return verify_report(v, state, from);
+	verify_free(v);
 	return rc;
 }
