@@ -86,10 +86,10 @@ suite unit-sqlshape-sanitizers make --no-print-directory SANITIZE=address,undefi
 suite unit-pg-sanitizers make --no-print-directory SANITIZE=address,undefined unit-pg
 suite unit-gate-sanitizers make --no-print-directory SANITIZE=address,undefined unit-gate
 # Each libFuzzer target runs FUZZ_SECONDS over its corpus; any crash fails make fuzz.
-# 12 s per target here (make fuzz alone: 20): every seed and crash reproducer runs, and a short
+# 8 s per target here (make fuzz alone: 20): every seed and crash reproducer runs, and a short
 # search beyond them; longer searches by hand: make fuzz FUZZ_SECONDS=600 (the Makefile header).
 suite fuzz bash -c 'n=$(ls fuzz/fuzz_*.c | wc -l)
-	if make --no-print-directory fuzz FUZZ_SECONDS=${FUZZ_SECONDS:-12}; then echo "fuzz: $n passed, 0 failed"
+	if make --no-print-directory fuzz FUZZ_SECONDS=${FUZZ_SECONDS:-8}; then echo "fuzz: $n passed, 0 failed"
 	else echo "fuzz: 0 passed, $n failed"; exit 1; fi'
 suite e2e /usr/bin/python3 tests/e2e/test_spine.py
 suite e2e-pg /usr/bin/python3 tests/e2e/test_pg.py
