@@ -22,19 +22,6 @@ static long long gi(struct json_object *o, const char *k)
 	return o && json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0;
 }
 
-/* How much of a held statement is shown: the rest is counted, and named by the hash. */
-#define SHOW_MAX_BYTES 2048
-
-/* Text an agent chose, escaped and capped, on one line. */
-static void show_text(const char *label, const char *t)
-{
-	size_t n = strlen(t), cut = disp_cut(t, n, SHOW_MAX_BYTES);
-
-	printf("  %s%s", label, disp_n(t, cut));
-	if (cut < n)
-		printf(" \u2026 %zu more bytes (not shown; the sha256 covers them)", n - cut);
-	printf("\n");
-}
 
 /* MySQL's sql_mode, and what in it changes what a text does: an approver reading `a || b` as
  * OR approves something else under PIPES_AS_CONCAT, `"x"` as a string under ANSI_QUOTES. */
@@ -99,7 +86,7 @@ static void show_read_as(struct json_object *a)
 
 		snprintf(label, sizeof(label), "%zu. %s %s: ", k + 1, h ? "HELD by" : "then",
 			 *gs(t, "rule") ? disp(gs(t, "rule")) : "-");
-		show_text(label, gs(t, "text"));
+		disp_show_text(label, gs(t, "text"));
 	}
 }
 
@@ -119,7 +106,7 @@ static void show_one(struct json_object *a)
 		       *gs(a, "login_database") ? disp(gs(a, "login_database")) : "",
 		       !strcmp(gs(a, "mode"), "retry") ? "; approval_mode retry" : "");
 	printf("  statement: %lld bytes, sha256 %s\n", gi(a, "bytes"), disp(gs(a, "sha256")));
-	show_text("", gs(a, "statement"));
+	disp_show_text("", gs(a, "statement"));
 	show_read_as(a);
 	if (json_object_object_get_ex(a, "runs", &runs) &&
 	    json_object_is_type(runs, json_type_array)) {
@@ -130,7 +117,7 @@ static void show_one(struct json_object *a)
 			snprintf(label, sizeof(label), "which runs %s %s: ", gs(r, "what"),
 				 disp(gs(r, "name")));
 			if (*gs(r, "text"))
-				show_text(label, gs(r, "text"));
+				disp_show_text(label, gs(r, "text"));
 			else
 				printf("  %s(%s)\n", label, disp(gs(r, "unknown")));
 		}

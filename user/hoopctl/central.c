@@ -23,11 +23,11 @@
 #include "cdecision.h"
 #include "disp.h"
 #include "hoopctl.h"
+#include "nodename.h"
 #include "trailread.h"
 
 #define CENTRAL_DSN_MAX	 4096
 #define CENTRAL_PUB_MAX	 4096
-#define CENTRAL_NODE_MAX 63
 #define BATCH_RECORDS	 1000
 #define BATCH_BYTES	 (1 << 20)
 #define POLL_MS		 200
@@ -38,7 +38,6 @@
 #define PUBLISH_MS	 500  /* the node's pending requests into hoop.approvals */
 #define REPUBLISH_MS	 10000 /* the same list again (rows removed centrally come back) */
 #define DECISIONS_MS	 1000 /* decisions polled when no NOTIFY came */
-#define SHOW_MAX_BYTES	 2048
 
 /* ---- the schema, one migration per entry; never edit one that has shipped, add the next ---- */
 
@@ -441,21 +440,6 @@ static int central_opts(const char *cmd, int argc, char **argv, struct central_a
 		return 2;
 	}
 	return -1;
-}
-
-/* A node name: what hoopd records under and RLS compares with the login role: 1..63 of
- * [A-Za-z0-9._-]. */
-static int node_name_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (!n || n > CENTRAL_NODE_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
-			return 0;
-	return 1;
 }
 
 /* ---- central init ------------------------------------------------------------------------ */
@@ -1599,16 +1583,6 @@ static int central_verify(PGconn *c, const struct central_args *a)
 
 /* ---- central approvals, approve, deny: the approver's side --------------------------------- */
 
-/* Text an agent chose, escaped and capped, on one line (as hoopctl approvals shows it). */
-static void show_text(const char *label, const char *t)
-{
-	size_t n = strlen(t), cut = disp_cut(t, n, SHOW_MAX_BYTES);
-
-	printf("  %s%s", label, disp_n(t, cut));
-	if (cut < n)
-		printf(" \u2026 %zu more bytes (not shown; the sha256 covers them)", n - cut);
-	printf("\n");
-}
 
 static int central_approvals(PGconn *c, const struct central_args *a)
 {
@@ -1669,7 +1643,7 @@ static int central_approvals(PGconn *c, const struct central_args *a)
 		       *PQgetvalue(r, i, 5) ? disp(PQgetvalue(r, i, 5)) : "-", PQgetvalue(r, i, 7),
 		       disp(PQgetvalue(r, i, 6)));
 		printf("  statement: %zu bytes, sha256 %s\n", strlen(st), disp(PQgetvalue(r, i, 4)));
-		show_text("", st);
+		disp_show_text("", st);
 	}
 	PQclear(r);
 	return 0;
@@ -1777,7 +1751,7 @@ int cmd_central(int argc, char **argv)
 			fprintf(stderr,
 				"hoopctl central ship: --node NAME is required: 1 to %d of "
 				"A-Z a-z 0-9 . _ - (the name of its login role)\n",
-				CENTRAL_NODE_MAX);
+				NODE_NAME_MAX);
 			return 2;
 		}
 		if (!(s = calloc(1, sizeof(*s))))

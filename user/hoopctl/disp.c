@@ -151,3 +151,13 @@ const char *disp(const char *s)
 {
 	return s ? disp_n(s, strlen(s)) : "";
 }
+
+void disp_show_text(const char *label, const char *t)
+{
+	size_t n = strlen(t), cut = disp_cut(t, n, DISP_SHOW_MAX_BYTES);
+
+	printf("  %s%s", label, disp_n(t, cut));
+	if (cut < n)
+		printf(" \u2026 %zu more bytes (not shown; the sha256 covers them)", n - cut);
+	printf("\n");
+}

@@ -24,4 +24,12 @@ int disp_is_plain(const char *s, size_t n);
  * sequence. */
 size_t disp_cut(const char *s, size_t n, size_t max);
 
+/* How much of a held statement an approver is shown: the rest is counted, and named by the
+ * statement's SHA-256. */
+#define DISP_SHOW_MAX_BYTES 2048
+/* "  LABEL<text>" on one line, escaped (disp) and cut at DISP_SHOW_MAX_BYTES, saying how many
+ * bytes were not shown: text an agent chose, as hoopctl approvals and central approvals show
+ * it. */
+void disp_show_text(const char *label, const char *t);
+
 #endif

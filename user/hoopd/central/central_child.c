@@ -25,6 +25,7 @@
 
 #include "audit_store.h"
 #include "daemon.h"
+#include "nodename.h"
 #include "json.h"
 #include "log.h"
 
@@ -43,19 +44,6 @@ static uint64_t g_restarts;
 static char g_hoopctl[PATH_MAX], g_node[64];
 static char *g_argv[16];
 static char **g_envp;
-
-static int node_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (!n || n > 63)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
-			return 0;
-	return 1;
-}
 
 /* hoopctl beside /proc/self/exe. 0, or -1. */
 static int find_hoopctl(void)
@@ -146,7 +134,7 @@ int central_start(void)
 		snprintf(g_node, sizeof(g_node), "%s", hoopd.o.node);
 	else if (gethostname(g_node, sizeof(g_node) - 1))
 		g_node[0] = '\0';
-	if (!node_ok(g_node)) {
+	if (!node_name_ok(g_node)) {
 		log_error("node name '%s' (--node, default the host name) must be 1 to 63 of "
 			  "A-Z a-z 0-9 . _ -: it is the login role of this node in the central "
 			  "database",
