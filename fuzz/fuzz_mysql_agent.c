@@ -258,14 +258,12 @@ static void say_defs(const struct shape *sh)
 	}
 }
 
-static void say_result(const struct shape *sh, int binary, uint16_t status)
+/* The shape's one row, in the text or the binary protocol (a cursor's fetch sends it too). */
+static void say_row(const struct shape *sh, int binary)
 {
-	uint8_t n = sh->kind == 1 ? 2 : 1, b[32];
+	uint8_t b[32];
 	size_t o = 0;
 
-	say(&n, 1);
-	say_defs(sh);
-	say_eof_cols();
 	if (binary) {
 		b[o++] = 0x00;
 		b[o++] = 0x00; /* no NULLs */
@@ -277,24 +275,17 @@ static void say_result(const struct shape *sh, int binary, uint16_t status)
 		o += put_lstr(b + o, sh->kind == 2 ? "v" : "1");
 	}
 	say(b, o);
-	say_end(status);
 }
 
-/* One binary row of a cursor's result (as say_result's). */
-static void say_binary_row(const struct shape *sh)
+static void say_result(const struct shape *sh, int binary, uint16_t status)
 {
-	uint8_t b[32];
-	size_t o = 0;
+	uint8_t n = sh->kind == 1 ? 2 : 1;
 
-	b[o++] = 0x00;
-	b[o++] = 0x00;
-	if (sh->kind == 1) {
-		o += put_lstr(b + o, "Ada");
-		o += put_lstr(b + o, MF_MARKER);
-	} else {
-		o += put_lstr(b + o, sh->kind == 2 ? "v" : "1");
-	}
-	say(b, o);
+	say(&n, 1);
+	say_defs(sh);
+	say_eof_cols();
+	say_row(sh, binary);
+	say_end(status);
 }
 
 /* The one-character literal (x'1d' or ':') after the first `after` in s[0..n), or 0. */
@@ -762,7 +753,7 @@ static void fetch(const uint8_t *p, size_t len)
 			say_end(0x82);
 			return;
 		}
-		say_binary_row(&s->shape);
+		say_row(&s->shape, 1);
 		s->cursor_left--;
 	}
 	say_end(0x42);
